@@ -1,0 +1,46 @@
+"""Arrow-owned pixel memory: aligned allocation and read-only numpy views over it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["ALIGNMENT", "arrow_empty", "to_arrow_memory", "view_buffer", "arrow_base"]
+
+#: Byte alignment of every buffer we allocate (Arrow's default pool; JAX needs >= 64 to not copy).
+ALIGNMENT = 64
+
+
+def arrow_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, pa.Buffer]:
+    """A writable C-contiguous array living in a fresh 64-byte aligned Arrow buffer."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = pa.allocate_buffer(max(nbytes, 1))
+    arr = np.frombuffer(buf, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
+    return arr, buf
+
+
+def view_buffer(
+    buf: pa.Buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0
+) -> np.ndarray:
+    """A read-only C-order view of ``buf`` (no copy); the view keeps ``buf`` alive."""
+    count = int(np.prod(shape, dtype=np.int64))
+    arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)
+    arr.flags.writeable = False
+    return arr
+
+
+def to_arrow_memory(arr: np.ndarray) -> np.ndarray:
+    """Copy ``arr`` into Arrow memory (C order, aligned); the result is read-only."""
+    out, buf = arrow_empty(arr.shape, arr.dtype)
+    np.copyto(out, arr, casting="no")
+    return view_buffer(buf, arr.dtype, arr.shape)
+
+
+def arrow_base(arr: np.ndarray) -> pa.Buffer | None:
+    """The Arrow buffer ``arr`` is a view of, or None when numpy owns the memory."""
+    base: object = arr
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return base if isinstance(base, pa.Buffer) else None

@@ -1,0 +1,1 @@
+"""Built-in plugins: numpy ingest, Parquet reader/writer, CPU exporters."""

@@ -1,0 +1,37 @@
+"""Built-in CPU exporters: ``mode="arrow"`` (zero-copy, read-only) and ``mode="numpy"`` (a copy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..buffers import arrow_base, to_arrow_memory
+from ..dlpack import DLPackTensor
+from ..handlers import Exporter
+from ..hookspecs import hookimpl
+from ..view import TensorView
+
+
+def export_arrow(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:
+    """Zero-copy from the Arrow buffer behind ``view``; other data is copied into Arrow memory once."""
+    arr = view.to_numpy(contiguous=contiguous)
+    if arrow_base(arr) is None:
+        arr = to_arrow_memory(arr)
+    return DLPackTensor(arr)
+
+
+def export_numpy(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:
+    """A writable numpy copy of ``view`` (C order when ``contiguous``)."""
+    return DLPackTensor(np.array(view.to_numpy(), order="C" if contiguous else "K"))
+
+
+@hookimpl
+def ome_arrow_exporters() -> Sequence[Exporter]:
+    return [
+        Exporter(name="arrow", devices=("cpu",), modes=("arrow",), export=export_arrow,
+                 description="zero-copy DLPack from Arrow memory"),
+        Exporter(name="numpy", devices=("cpu",), modes=("numpy",), export=export_numpy,
+                 description="writable numpy copy"),
+    ]

@@ -1,0 +1,1 @@
+"""Built-in Parquet reader and writer (placeholder until the format lands)."""

@@ -1,0 +1,137 @@
+"""Handler descriptors that plugins return from their hooks.
+
+A handler names what it handles and how to check its libraries are importable, without
+importing them. The callables it carries import their framework on first call.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .errors import BackendUnavailableError
+
+if TYPE_CHECKING:
+    from .meta import ImageMeta
+    from .selection import Selection
+    from .view import TensorView
+
+__all__ = ["Handler", "Ingester", "Reader", "Writer", "Exporter", "PixelSource", "install_hint"]
+
+
+def install_hint(extra: str | None, requires: Sequence[str]) -> str:
+    """The pip command that makes a handler available."""
+    if extra:
+        return f'pip install "ome-arrow-core[{extra}]"'
+    return "pip install " + " ".join(requires)
+
+
+@dataclass(frozen=True)
+class Handler:
+    """Common fields: a name, a priority (higher wins) and the modules it needs."""
+
+    name: str
+    priority: int = 0
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+
+    @cached_property
+    def available(self) -> bool:
+        """True when every required module can be imported (checked without importing)."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    @property
+    def install(self) -> str:
+        """The pip command that installs what this handler needs."""
+        return install_hint(self.extra, self.requires)
+
+    def ensure_available(self) -> None:
+        """Raise BackendUnavailableError naming the extra to install when a library is missing."""
+        if not self.available:
+            missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+            raise BackendUnavailableError(
+                f"the {self.name!r} backend needs {', '.join(missing)}, which is not installed; "
+                f"install it with: {self.install}"
+            )
+
+
+class PixelSource(Protocol):
+    """An opened image: metadata at once, pixels on request."""
+
+    meta: ImageMeta
+
+    def read(self, sel: Selection) -> np.ndarray:
+        """Pixels of ``sel`` as a ``TZCYX`` array of shape ``sel.shape`` (may be read-only)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ingester(Handler):
+    """Turns an in-memory object into a numpy array (host memory).
+
+    ``matches(obj)`` must be cheap and must not import frameworks (check ``sys.modules``).
+    """
+
+    matches: Callable[[object], bool] = lambda obj: False
+    to_numpy: Callable[[object], np.ndarray] = np.asarray
+
+
+@dataclass(frozen=True)
+class Reader(Handler):
+    """Opens paths with one of ``suffixes`` (or accepted by ``sniff``) as a PixelSource."""
+
+    suffixes: tuple[str, ...] = ()
+    open: Callable[..., PixelSource] | None = None
+    sniff: Callable[[Path], bool] | None = None
+
+    def accepts(self, path: Path) -> bool:
+        """True when this reader claims ``path`` by suffix or by sniffing."""
+        name = path.name.lower()
+        if any(name.endswith(s) for s in self.suffixes):
+            return True
+        return bool(self.sniff and self.sniff(path))
+
+
+@dataclass(frozen=True)
+class Writer(Handler):
+    """Writes an image for ``export(how=...)`` with one of ``formats``."""
+
+    formats: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    write: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class Exporter(Handler):
+    """Hands a TensorView to ``devices`` in ``modes`` for ``dtypes`` (None: every dtype)."""
+
+    devices: tuple[str, ...] = ("cpu",)
+    modes: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] | None = None
+    export: Callable[..., Any] | None = None
+
+    def handles(self, device: str, dtype: np.dtype, mode: str | None) -> bool:
+        """True when this exporter serves ``device``, ``dtype`` and ``mode`` (None: any)."""
+        return (
+            device in self.devices
+            and (self.dtypes is None or dtype.name in self.dtypes)
+            and (mode is None or mode in self.modes or "*" in self.modes)
+        )
+
+
+def call(handler: Handler, fn: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
+    """Call one of a handler's callables after checking its libraries are installed."""
+    handler.ensure_available()
+    if fn is None:
+        raise BackendUnavailableError(f"handler {handler.name!r} does not implement this operation")
+    return fn(*args, **kwargs)
+
+

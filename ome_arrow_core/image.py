@@ -1,0 +1,281 @@
+"""OMEArrow: one image, eager (pixels in memory) or lazy (a scanned file and a selection)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .buffers import to_arrow_memory
+from .dtypes import check_dtype
+from .errors import OMEArrowError
+from .handlers import PixelSource
+from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
+from .lazy import LazyTensorView, materialize
+from .meta import ImageMeta
+from .record import as_struct_array, pixels_to_record, record_to_pixels
+from .registry import Registry, default_registry
+from .selection import IndexSpec, RoiType, Selection, parse_regions
+from .sources import ArraySource
+from .view import TensorView
+
+__all__ = ["OMEArrow", "resolve_selection"]
+
+_RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
+
+
+def resolve_selection(
+    base: Selection,
+    meta: ImageMeta,
+    *,
+    t: IndexSpec = None,
+    z: IndexSpec = None,
+    c: IndexSpec = None,
+    roi: Sequence[int] | None = None,
+    roi3d: Sequence[int] | None = None,
+    roi_nd: Sequence[int] | None = None,
+    roi_type: RoiType | None = None,
+    tile: Sequence[int] | None = None,
+) -> Selection:
+    """Narrow ``base`` by tensor_view arguments; every index is relative to ``base``."""
+    sizes = dict(zip(AXES, base.shape))
+    tile_shape = meta.chunk_shape[1:] if meta.chunk_shape else (256, 256)
+    regions = parse_regions(
+        sizes, t=t, z=z, roi=roi, roi3d=roi3d, roi_nd=roi_nd, roi_type=roi_type, tile=tile,
+        tile_shape=tile_shape,  # type: ignore[arg-type]
+    )
+    return base.select(c=c, **regions)  # type: ignore[arg-type]
+
+
+def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
+    sizes = dict(zip(AXES, sel.shape))
+    out = meta.select_channels(list(sel.c)) if tuple(sel.c) != tuple(range(meta.sizes["C"])) else meta
+    return replace(out, sizes=sizes, channels=out.channels)
+
+
+class OMEArrow:
+    """An OME-Arrow image.
+
+    ``OMEArrow(source)`` accepts a path (read by the plugin for its format), a numpy array
+    or any object an ingest plugin handles (``__dlpack__`` / ``__array__``), a pyarrow
+    StructScalar / StructArray / Table, or a dict record. Arrays are read with
+    ``dim_order`` (default by ndim: YX, ZYX, TCYX, TCZYX). Pixels keep their dtype.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        dim_order: str | None = None,
+        *,
+        column: str | None = None,
+        row: int = 0,
+        format: str | None = None,
+        registry: Registry | None = None,
+        name: str | None = None,
+        _lazy: bool = False,
+    ) -> None:
+        self._registry = registry
+        reg = registry or default_registry()
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.exists():
+                raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+            reader = reg.resolve_reader(path, format)
+            reader.ensure_available()
+            assert reader.open is not None
+            src: PixelSource = reader.open(path, column=column, row=row)
+        elif isinstance(source, (Mapping, *_RECORD_TYPES)):
+            meta, pixels = record_to_pixels(as_struct_array(source, column), row)
+            src = ArraySource(meta, pixels, "arrow record")
+        else:
+            src = self._ingest(source, dim_order, reg, name)
+        self._source = src
+        self._sel = Selection.full(src.meta.sizes)
+        self._lazy = _lazy
+        if not _lazy and not isinstance(src, ArraySource):
+            self._source = ArraySource(src.meta, src.read(self._sel), "file")
+
+    @staticmethod
+    def _ingest(obj: Any, dim_order: str | None, reg: Registry, name: str | None) -> ArraySource:
+        ingester = reg.resolve_ingester(obj)
+        ingester.ensure_available()
+        arr = ingester.to_numpy(obj)
+        if not isinstance(arr, np.ndarray):
+            raise OMEArrowError(f"ingester {ingester.name!r} returned {type(arr).__name__}, not ndarray")
+        dtype = check_dtype(arr.dtype)
+        canonical = to_canonical(arr.astype(dtype, copy=False), dim_order)
+        pixels = to_arrow_memory(canonical)
+        sizes = dict(zip(AXES, pixels.shape))
+        meta = ImageMeta(sizes=sizes, dtype=dtype, name=name or "image")
+        return ArraySource(meta, pixels, f"ingested {ingester.name}")
+
+    @classmethod
+    def _from_parts(cls, source: PixelSource, sel: Selection, lazy: bool, registry: Registry | None) -> OMEArrow:
+        obj = cls.__new__(cls)
+        obj._registry = registry
+        obj._source = source
+        obj._sel = sel
+        obj._lazy = lazy
+        return obj
+
+    @classmethod
+    def scan(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        column: str | None = None,
+        row: int = 0,
+        format: str | None = None,
+        registry: Registry | None = None,
+    ) -> OMEArrow:
+        """Open ``path`` lazily: metadata only; pixels are read when a view is executed."""
+        return cls(path, column=column, row=row, format=format, registry=registry, _lazy=True)
+
+    @classmethod
+    def from_numpy(cls, arr: np.ndarray, dim_order: str | None = None, **kwargs: Any) -> OMEArrow:
+        """Ingest a numpy array (same as ``OMEArrow(arr, dim_order)``)."""
+        return cls(arr, dim_order, **kwargs)
+
+    # -- description ----------------------------------------------------------------------
+    @property
+    def is_lazy(self) -> bool:
+        """True for a scanned image whose pixels have not been read."""
+        return self._lazy
+
+    @property
+    def meta(self) -> ImageMeta:
+        """Metadata of this image (of the current selection, for a sliced one)."""
+        return _sub_meta(self._source.meta, self._sel)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Length of each of T, Z, C, Y, X."""
+        return dict(zip(AXES, self._sel.shape))
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        """Shape in canonical TZCYX order."""
+        return self._sel.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Pixel dtype (exactly as stored)."""
+        return self._source.meta.dtype
+
+    def info(self) -> dict[str, Any]:
+        """A summary: shape per axis, dtype, physical sizes, channels, storage."""
+        out = self.meta.to_dict()
+        out["lazy"] = self._lazy
+        describe = getattr(self._source, "describe", None)
+        if callable(describe):
+            out.update(describe())
+        return out
+
+    def __repr__(self) -> str:
+        kind = "lazy" if self._lazy else "eager"
+        return f"OMEArrow({kind}, shape={self.sizes}, dtype={self.dtype})"
+
+    # -- slicing --------------------------------------------------------------------------
+    def slice_lazy(
+        self,
+        x_min: int,
+        x_max: int,
+        y_min: int,
+        y_max: int,
+        t_indices: IndexSpec = None,
+        c_indices: IndexSpec = None,
+        z_indices: IndexSpec = None,
+    ) -> OMEArrow:
+        """A lazy crop ``[y_min:y_max, x_min:x_max]`` (and t/c/z indices) of this image.
+
+        Coordinates are relative to this image, so chained calls compose.
+        """
+        sel = self._sel.select(
+            t=t_indices, c=c_indices, z=z_indices,
+            y=range(y_min, y_max), x=range(x_min, x_max),
+        )
+        return OMEArrow._from_parts(self._source, sel, True, self._registry)
+
+    def slice(self, *args: Any, **kwargs: Any) -> OMEArrow:
+        """An eager crop (``slice_lazy(...).collect()``)."""
+        return self.slice_lazy(*args, **kwargs).collect()
+
+    def collect(self) -> OMEArrow:
+        """Read the current selection into memory; an eager image is returned as is."""
+        if not self._lazy:
+            return self
+        pixels = self._source.read(self._sel)
+        meta = self.meta
+        return OMEArrow._from_parts(ArraySource(meta, pixels, "collected"), Selection.full(meta.sizes), False, self._registry)
+
+    def to_numpy(self) -> np.ndarray:
+        """All pixels of this image as a read-only ``TZCYX`` numpy array."""
+        eager = self.collect()
+        return eager._source.read(eager._sel)
+
+    # -- views ----------------------------------------------------------------------------
+    def tensor_view(
+        self,
+        t: IndexSpec = None,
+        z: IndexSpec = None,
+        c: IndexSpec = None,
+        *,
+        roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: RoiType | None = None,
+        tile: Sequence[int] | None = None,
+        layout: str | None = None,
+        dtype: Any = None,
+        channel_policy: ChannelPolicy = "error",
+    ) -> TensorView | LazyTensorView:
+        """A view of a selection in a layout (a LazyTensorView on a scanned image).
+
+        ``t``, ``z`` and ``c`` take an int, a slice or a sequence; ``roi=(x, y, w, h)``,
+        ``roi3d=(x, y, z, w, h, d)``, ``roi_nd`` with ``roi_type`` and ``tile=(ty, tx)``
+        crop. The default layout is CYX for one T and one Z, else TZCYX. ``dtype`` casts
+        explicitly (a copy); without it the stored dtype is kept.
+        """
+        sel = resolve_selection(
+            self._sel, self._source.meta, t=t, z=z, c=c, roi=roi, roi3d=roi3d, roi_nd=roi_nd,
+            roi_type=roi_type, tile=tile,
+        )
+        out_layout = layout if layout is not None else default_layout(len(sel.t), len(sel.z))
+        normalize_axes(out_layout)
+        cast = None if dtype is None else check_dtype(dtype)
+        if self._lazy:
+            return LazyTensorView(
+                self._source, sel, out_layout, dtype=cast, channel_policy=channel_policy,
+                registry=self._registry,
+            )
+        return materialize(self._source, sel, out_layout, cast, channel_policy, self._registry)
+
+    # -- export ---------------------------------------------------------------------------
+    def export(self, how: str = "numpy", out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
+        """Export as ``"numpy"`` (TZCYX array), ``"dict"``, ``"scalar"``, ``"arrow"`` or to a file.
+
+        File formats (``"parquet"``, ``"vortex"``, ``"ome-tiff"``...) are written by writer
+        plugins to ``out`` atomically. Every dtype is kept.
+        """
+        how = how.lower()
+        if how == "numpy":
+            return self.to_numpy()
+        if how in ("dict", "scalar", "arrow"):
+            pixels = self.to_numpy()
+            arr = pixels_to_record(self.meta, pixels, **options)
+            if how == "arrow":
+                return arr
+            return arr[0] if how == "scalar" else arr[0].as_py()
+        if out is None:
+            raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
+        writer = (self._registry or default_registry()).resolve_writer(how)
+        writer.ensure_available()
+        assert writer.write is not None
+        return writer.write(self, Path(out), **options)
+
+

@@ -1,0 +1,86 @@
+"""Batches and tiles: the windows a view is streamed in, and background prefetch."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+from .errors import SelectionError
+from .selection import AxisIndex
+
+__all__ = ["Window", "windows", "prefetched"]
+
+#: One item: for some axes of a view, the indices it takes (other axes: all).
+Window = dict[str, AxisIndex]
+T = TypeVar("T")
+
+
+def _spans(n: int, step: int) -> list[range]:
+    return [range(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def windows(
+    sizes: Mapping[str, int],
+    *,
+    batch_size: int | None = None,
+    tiles: Mapping[str, int] | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> list[Window]:
+    """The windows of a view with axis ``sizes`` (layout axes only).
+
+    Batches of ``batch_size`` run over T (the whole T axis per item when None). ``tiles``
+    maps axes to tile lengths; edge tiles are smaller, never padded. With ``shuffle`` the
+    T indices are permuted before batching (gathered batches) and tile order is permuted.
+    """
+    rng = np.random.default_rng(seed)
+    per_axis: list[list[tuple[str, AxisIndex]]] = []
+    if "T" in sizes:
+        n_t = sizes["T"]
+        if batch_size is not None and batch_size < 1:
+            raise SelectionError(f"batch_size must be >= 1, got {batch_size}")
+        step = batch_size or n_t
+        if shuffle:
+            order = [int(i) for i in rng.permutation(n_t)]
+            per_axis.append([("T", tuple(order[i : i + step])) for i in range(0, n_t, step)])
+        else:
+            per_axis.append([("T", r) for r in _spans(n_t, step)])
+    for ax, size in (tiles or {}).items():
+        if ax not in sizes:
+            raise SelectionError(f"cannot tile over {ax}: the view's layout has no {ax} axis")
+        if size < 1:
+            raise SelectionError(f"tile size along {ax} must be >= 1, got {size}")
+        per_axis.append([(ax, r) for r in _spans(sizes[ax], size)])
+    items = [dict(combo) for combo in itertools.product(*per_axis)]
+    if shuffle and tiles:
+        items = [items[i] for i in rng.permutation(len(items))]
+    return items
+
+
+def prefetched(tasks: Sequence[Callable[[], T]], prefetch: int) -> Iterator[T]:
+    """Run ``tasks`` in order, keeping up to ``prefetch`` of them running ahead in threads."""
+    if prefetch <= 0:
+        for task in tasks:
+            yield task()
+        return
+    pool = ThreadPoolExecutor(max_workers=min(prefetch, 4), thread_name_prefix="ome-arrow-prefetch")
+    pending: deque[Future[T]] = deque()
+    it = iter(tasks)
+    try:
+        for task in itertools.islice(it, prefetch):
+            pending.append(pool.submit(task))
+        while pending:
+            fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(nxt))
+            yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,121 @@
+"""Layout algebra over the axes T, Z, C, Y, X.
+
+Storage order is canonical ``TZCYX``. A *layout* is any permutation of any subset of
+those axes (``"YXC"``, ``"ZCYX"``, ``"CYX"``); ``H`` and ``W`` are aliases of ``Y`` and
+``X``. Going from storage to a layout is a strided numpy view, never a copy.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import numpy as np
+
+from .errors import LayoutError
+
+__all__ = [
+    "AXES",
+    "ALIASES",
+    "normalize_axes",
+    "default_dim_order",
+    "to_canonical",
+    "default_layout",
+    "apply_layout",
+]
+
+#: Canonical storage order, slowest axis first.
+AXES: Final[str] = "TZCYX"
+#: Accepted aliases and the axis each stands for.
+ALIASES: Final[dict[str, str]] = {"H": "Y", "W": "X"}
+
+ChannelPolicy = Literal["error", "first"]
+
+_DEFAULT_DIM_ORDER: Final[dict[int, str]] = {2: "YX", 3: "ZYX", 4: "TCYX", 5: "TCZYX"}
+
+
+def normalize_axes(order: str, *, what: str = "layout") -> str:
+    """Return ``order`` upper-cased with aliases resolved; raise LayoutError if invalid.
+
+    >>> normalize_axes("hwc")
+    'YXC'
+    """
+    if not isinstance(order, str) or not order:
+        raise LayoutError(f"{what} must be a non-empty string of axes from TZCYX, got {order!r}")
+    out = "".join(ALIASES.get(ch, ch) for ch in order.upper())
+    bad = sorted(set(out) - set(AXES))
+    if bad:
+        raise LayoutError(
+            f"{what} {order!r} has unknown axes {''.join(bad)!r}; use letters from TZCYX "
+            "(H and W are aliases of Y and X)"
+        )
+    if len(set(out)) != len(out):
+        raise LayoutError(f"{what} {order!r} repeats an axis; each of TZCYX may appear once")
+    return out
+
+
+def default_dim_order(ndim: int) -> str:
+    """Axis order assumed for an ingested array of ``ndim`` dimensions without ``dim_order``."""
+    try:
+        return _DEFAULT_DIM_ORDER[ndim]
+    except KeyError:
+        raise LayoutError(
+            f"cannot infer the axes of a {ndim}-D array; expected 2-D (YX), 3-D (ZYX), "
+            "4-D (TCYX) or 5-D (TCZYX), or pass dim_order= (e.g. dim_order='TYXC')"
+        ) from None
+
+
+def to_canonical(arr: np.ndarray, dim_order: str | None = None) -> np.ndarray:
+    """View ``arr`` as 5-D ``TZCYX`` (missing axes become length 1); no copy.
+
+    ``dim_order`` names the axes of ``arr`` (default by ndim: YX, ZYX, TCYX, TCZYX).
+    A batch axis has no letter of its own: name it ``T``.
+    """
+    order = default_dim_order(arr.ndim) if dim_order is None else normalize_axes(
+        dim_order, what="dim_order"
+    )
+    if len(order) != arr.ndim:
+        raise LayoutError(
+            f"dim_order {dim_order!r} names {len(order)} axes but the array has {arr.ndim} "
+            f"(shape {tuple(arr.shape)}); give one letter per axis"
+        )
+    if "Y" not in order or "X" not in order:
+        raise LayoutError(f"dim_order {dim_order!r} must contain Y and X")
+    missing = [ax for ax in AXES if ax not in order]
+    full = arr.reshape(arr.shape + (1,) * len(missing))
+    return full.transpose([(order + "".join(missing)).index(ax) for ax in AXES])
+
+
+def default_layout(n_t: int, n_z: int) -> str:
+    """``CYX`` when one T and one Z are selected, otherwise ``TZCYX``."""
+    return "CYX" if n_t == 1 and n_z == 1 else AXES
+
+
+def apply_layout(
+    canonical: np.ndarray, layout: str, *, channel_policy: ChannelPolicy = "error"
+) -> np.ndarray:
+    """View a 5-D ``TZCYX`` array in ``layout``; dropped axes must have length 1.
+
+    With ``channel_policy="first"`` a dropped C axis of several channels keeps channel 0.
+    """
+    order = normalize_axes(layout)
+    if canonical.ndim != 5:
+        raise LayoutError(f"expected a 5-D TZCYX array, got {canonical.ndim}-D")
+    index: list[int | slice] = []
+    for ax, n in zip(AXES, canonical.shape):
+        if ax in order:
+            index.append(slice(None))
+        elif n == 1 or (ax == "C" and channel_policy == "first"):
+            index.append(0)
+        else:
+            hint = (
+                " or pass channel_policy='first'" if ax == "C" else ""
+            )
+            raise LayoutError(
+                f"layout {layout!r} drops non-singleton axis {ax} (size {n}); select one "
+                f"{ax.lower()} (e.g. {ax.lower()}=0), keep {ax} in the layout{hint}"
+            )
+    if channel_policy not in ("error", "first"):
+        raise LayoutError(f"channel_policy must be 'error' or 'first', got {channel_policy!r}")
+    kept = "".join(ax for ax in AXES if ax in order)
+    view = canonical[tuple(index)]
+    return view.transpose([kept.index(ax) for ax in order])

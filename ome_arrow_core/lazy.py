@@ -1,0 +1,143 @@
+"""LazyTensorView: a tensor view of a scanned source that reads nothing until executed."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .handlers import PixelSource
+from .iteration import Window
+from .layout import ChannelPolicy, apply_layout, normalize_axes
+from .selection import Selection
+from .view import Streamable, TensorView
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["LazyTensorView", "materialize"]
+
+
+def materialize(
+    source: PixelSource,
+    sel: Selection,
+    layout: str,
+    dtype: np.dtype | None,
+    channel_policy: ChannelPolicy,
+    registry: Registry | None,
+) -> TensorView:
+    """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks)."""
+    if channel_policy == "first" and "C" not in normalize_axes(layout) and len(sel.c) > 1:
+        sel = sel.select(c=0)
+    pixels = source.read(sel)
+    if dtype is not None and pixels.dtype != dtype:
+        pixels = pixels.astype(dtype)
+    return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
+
+
+class LazyTensorView(Streamable):
+    """A planned read: ``collect()`` executes it once (thread-safe) and returns a TensorView.
+
+    Shape, dtype and layout are known without reading. ``select`` and ``with_layout``
+    return new lazy views; iteration reads each batch or tile on its own.
+    """
+
+    def __init__(
+        self,
+        source: PixelSource,
+        sel: Selection,
+        layout: str,
+        *,
+        dtype: np.dtype | None = None,
+        channel_policy: ChannelPolicy = "error",
+        registry: Registry | None = None,
+    ) -> None:
+        self._source = source
+        self._sel = sel
+        self.layout = layout
+        self._dtype = dtype
+        self._policy: ChannelPolicy = channel_policy
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._result: TensorView | None = None
+        # Validate the layout now, against a zero-stride stand-in of the selection's shape.
+        probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), sel.shape, (0,) * 5)
+        self._shape = apply_layout(probe, layout, channel_policy=channel_policy).shape
+
+    @property
+    def selection(self) -> Selection:
+        """The storage indices this view will read."""
+        return self._sel
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape in layout order (known without reading)."""
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the result."""
+        return self._dtype or self._source.meta.dtype
+
+    @property
+    def is_collected(self) -> bool:
+        """True once :meth:`collect` has run."""
+        return self._result is not None
+
+    @property
+    def _sizes(self) -> dict[str, int]:
+        return dict(zip(normalize_axes(self.layout), self._shape))
+
+    def __repr__(self) -> str:
+        return f"LazyTensorView(layout={self.layout!r}, shape={self.shape}, dtype={self.dtype})"
+
+    def collect(self) -> TensorView:
+        """Execute the plan (once; later calls return the same view)."""
+        if self._result is None:
+            with self._lock:
+                if self._result is None:
+                    self._result = materialize(
+                        self._source, self._sel, self.layout, self._dtype, self._policy, self._registry
+                    )
+        return self._result
+
+    def _derive(self, sel: Selection, layout: str | None = None) -> LazyTensorView:
+        return LazyTensorView(
+            self._source, sel, layout or self.layout, dtype=self._dtype,
+            channel_policy=self._policy, registry=self._registry,
+        )
+
+    def select(self, **kwargs: Any) -> LazyTensorView:
+        """Narrow the selection (t, z, c, roi, roi3d, roi_nd, tile), relative to this view."""
+        from .image import resolve_selection
+
+        sel = resolve_selection(self._sel, self._source.meta, **kwargs)
+        return self._derive(sel)
+
+    def with_layout(self, layout: str) -> LazyTensorView:
+        """The same selection in another layout."""
+        return self._derive(self._sel, layout)
+
+    def _window(self, window: Window) -> TensorView:
+        sel = self._sel.select(**{ax.lower(): idx for ax, idx in window.items()})  # type: ignore[arg-type]
+        return self._derive(sel).collect()
+
+    # Conveniences that execute the plan.
+    def to_numpy(self, contiguous: bool = False) -> np.ndarray:
+        """Execute and return the pixels as numpy."""
+        return self.collect().to_numpy(contiguous=contiguous)
+
+    def to_dlpack(self, *args: Any, **kwargs: Any) -> Any:
+        """Execute and export through DLPack (see :meth:`TensorView.to_dlpack`)."""
+        return self.collect().to_dlpack(*args, **kwargs)
+
+    def to_torch(self, *args: Any, **kwargs: Any) -> Any:
+        """Execute and return a torch tensor."""
+        return self.collect().to_torch(*args, **kwargs)
+
+    def to_jax(self, *args: Any, **kwargs: Any) -> Any:
+        """Execute and return a jax array."""
+        return self.collect().to_jax(*args, **kwargs)
+
+

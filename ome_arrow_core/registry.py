@@ -1,0 +1,304 @@
+"""The plugin registry: discovery, listing and resolution of handlers.
+
+A :class:`Registry` owns one pluggy PluginManager. Hosts may build their own (no hidden
+global state is needed), register plugins in code and turn entry-point loading off;
+:func:`default_registry` is simply the shared instance the user API uses by default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import pluggy
+
+from . import hookspecs
+from .errors import BackendUnavailableError, DeviceError, PluginError
+from .handlers import Exporter, Handler, Ingester, Reader, Writer
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BLOCK_ENV",
+    "BUILTINS",
+    "PluginInfo",
+    "Registry",
+    "default_registry",
+    "plugins",
+]
+
+#: Entry-point group scanned for plugins.
+ENTRY_POINT_GROUP: Final[str] = "ome_arrow_core.plugins"
+#: Comma-separated plugin names in this variable are never loaded.
+BLOCK_ENV: Final[str] = "OME_ARROW_CORE_BLOCK_PLUGINS"
+#: Built-in plugins: name -> module. Registered like any other plugin.
+BUILTINS: Final[dict[str, str]] = {
+    "numpy": "ome_arrow_core.builtins.numpy_ingest",
+    "parquet": "ome_arrow_core.builtins.parquet_io",
+    "cpu": "ome_arrow_core.builtins.cpu_export",
+}
+
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One row of :func:`plugins`: a handler, where it comes from and whether it works here."""
+
+    plugin: str
+    version: str
+    kind: str
+    name: str
+    handles: str
+    available: bool
+    install: str
+    error: str = ""
+
+
+def _blocked_from_env() -> frozenset[str]:
+    return frozenset(n.strip() for n in os.environ.get(BLOCK_ENV, "").split(",") if n.strip())
+
+
+class Registry:
+    """Plugins and the handlers they provide, resolved by type, path, format and device."""
+
+    def __init__(
+        self,
+        *,
+        autoload: bool = True,
+        builtins: bool = True,
+        blocked: Iterable[str] | None = None,
+        group: str = ENTRY_POINT_GROUP,
+    ) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._blocked = frozenset(blocked) if blocked is not None else _blocked_from_env()
+        self._group = group
+        self._versions: dict[str, str] = {}
+        self._failures: dict[str, str] = {}
+        self._cache: dict[str, tuple[Handler, ...]] = {}
+        self._resolved: dict[tuple[Any, ...], Handler] = {}
+        self._lock = threading.RLock()
+        if autoload:
+            self.load_entry_points()
+        if builtins:
+            for name, module in BUILTINS.items():
+                if name not in self._blocked and not self._pm.has_plugin(name):
+                    self.register(importlib.import_module(module), name=name)
+
+    # -- registration -------------------------------------------------------------------
+    def register(self, plugin: ModuleType | object, name: str | None = None, version: str = "") -> str:
+        """Register a plugin object or module; return its name. Blocked names are skipped."""
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in self._blocked:
+            return name
+        with self._lock:
+            if self._pm.has_plugin(name):
+                raise PluginError(f"a plugin named {name!r} is already registered")
+            self._pm.register(plugin, name=name)
+            self._versions[name] = version or str(getattr(plugin, "__version__", ""))
+            self._cache.clear()
+            self._resolved.clear()
+        return name
+
+    def unregister(self, name: str) -> None:
+        """Remove a registered plugin by name."""
+        with self._lock:
+            self._pm.unregister(name=name)
+            self._cache.clear()
+            self._resolved.clear()
+
+    def load_entry_points(self) -> None:
+        """Load every plugin of the entry-point group; failures are recorded, not raised."""
+        for ep in md.entry_points(group=self._group):
+            if ep.name in self._blocked or self._pm.has_plugin(ep.name):
+                continue
+            dist = getattr(ep, "dist", None)
+            version = dist.version if dist is not None else ""
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken plugin must not take the host down
+                self._failures[ep.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            self.register(plugin, name=ep.name, version=version)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Plugins that failed to load: name -> error."""
+        return dict(self._failures)
+
+    @property
+    def blocked(self) -> frozenset[str]:
+        """Names that are never registered."""
+        return self._blocked
+
+    # -- handlers -----------------------------------------------------------------------
+    def _collect(self, hook: str, kind: type[H]) -> tuple[H, ...]:
+        with self._lock:
+            if hook not in self._cache:
+                found: list[Handler] = []
+                caller = getattr(self._pm.hook, hook)
+                for impl in caller.get_hookimpls():
+                    try:
+                        items = impl.function()
+                    except Exception as exc:
+                        self._failures[impl.plugin_name] = f"{hook}: {type(exc).__name__}: {exc}"
+                        continue
+                    for h in items or ():
+                        if not isinstance(h, kind):
+                            self._failures[impl.plugin_name] = (
+                                f"{hook} returned {type(h).__name__}, expected {kind.__name__}"
+                            )
+                            continue
+                        object.__setattr__(h, "plugin", impl.plugin_name)
+                        found.append(h)
+                found.sort(key=lambda h: -h.priority)  # stable: registration order breaks ties
+                self._cache[hook] = tuple(found)
+            return self._cache[hook]  # type: ignore[return-value]
+
+    def ingesters(self) -> tuple[Ingester, ...]:
+        """All ingesters, highest priority first."""
+        return self._collect("ome_arrow_ingesters", Ingester)
+
+    def readers(self) -> tuple[Reader, ...]:
+        """All readers, highest priority first."""
+        return self._collect("ome_arrow_readers", Reader)
+
+    def writers(self) -> tuple[Writer, ...]:
+        """All writers, highest priority first."""
+        return self._collect("ome_arrow_writers", Writer)
+
+    def exporters(self) -> tuple[Exporter, ...]:
+        """All exporters, highest priority first."""
+        return self._collect("ome_arrow_exporters", Exporter)
+
+    # -- resolution -----------------------------------------------------------------------
+    @staticmethod
+    def _first_available(matching: Sequence[H], what: str) -> H:
+        for h in matching:
+            if h.available:
+                return h
+        if matching:
+            hints = sorted({h.install for h in matching})
+            raise BackendUnavailableError(
+                f"{what} needs a backend that is not installed; install one with: {' or '.join(hints)}"
+            )
+        raise PluginError(f"no plugin handles {what}; run `ome-arrow-core plugins` to list them")
+
+    def resolve_ingester(self, obj: object) -> Ingester:
+        """The highest-priority available ingester whose ``matches(obj)`` is true."""
+        key = ("ingest", type(obj))
+        with self._lock:
+            hit = self._resolved.get(key)
+        if hit is not None and isinstance(hit, Ingester):
+            return hit
+        matching = [h for h in self.ingesters() if h.matches(obj)]
+        found = self._first_available(matching, f"input of type {type(obj).__module__}.{type(obj).__qualname__}")
+        with self._lock:
+            self._resolved[key] = found
+        return found
+
+    def resolve_reader(self, path: str | os.PathLike[str], format: str | None = None) -> Reader:
+        """The reader for ``path``: by ``format`` name when given, else by suffix or sniffing."""
+        p = Path(path)
+        if format is not None:
+            matching = [h for h in self.readers() if h.name == format or format in h.suffixes]
+            return self._first_available(matching, f"format {format!r}")
+        matching = [h for h in self.readers() if h.accepts(p)]
+        return self._first_available(matching, f"path {str(p)!r} (unknown suffix)")
+
+    def resolve_writer(self, how: str) -> Writer:
+        """The writer for ``export(how=...)``."""
+        matching = [h for h in self.writers() if how in h.formats]
+        if not matching:
+            known = sorted({f for h in self.writers() for f in h.formats})
+            raise PluginError(f"no writer for how={how!r}; known formats: {', '.join(known)}")
+        return self._first_available(matching, f"export(how={how!r})")
+
+    def resolve_exporter(self, device: str, dtype: np.dtype, mode: str | None = None) -> Exporter:
+        """The exporter for ``device`` ('cpu', 'cuda'), ``dtype`` and ``mode`` (None: any)."""
+        key = ("export", device, dtype.name, mode)
+        with self._lock:
+            hit = self._resolved.get(key)
+        if hit is not None and isinstance(hit, Exporter):
+            return hit
+        exporters = self.exporters()
+        matching = [h for h in exporters if h.handles(device, dtype, mode)]
+        if not matching:
+            devices = sorted({d for h in exporters for d in h.devices})
+            if device not in devices:
+                raise DeviceError(
+                    f"Unsupported device {device!r}; known devices: {', '.join(devices)}"
+                )
+            modes = sorted({m for h in exporters if device in h.devices for m in h.modes})
+            raise PluginError(
+                f"no exporter for device={device!r}, dtype={dtype.name}, mode={mode!r}; "
+                f"modes for {device}: {', '.join(modes)}"
+            )
+        found = self._first_available(matching, f"device {device!r}")
+        with self._lock:
+            self._resolved[key] = found
+        return found
+
+    # -- listing --------------------------------------------------------------------------
+    def plugins(self) -> list[PluginInfo]:
+        """Every handler with its plugin, version, what it handles and availability."""
+        rows: list[PluginInfo] = []
+        groups: list[tuple[str, Sequence[Handler]]] = [
+            ("ingest", self.ingesters()),
+            ("reader", self.readers()),
+            ("writer", self.writers()),
+            ("exporter", self.exporters()),
+        ]
+        for kind, handlers in groups:
+            for h in handlers:
+                rows.append(
+                    PluginInfo(
+                        plugin=h.plugin,
+                        version=self._versions.get(h.plugin, ""),
+                        kind=kind,
+                        name=h.name,
+                        handles=_describe(h),
+                        available=h.available,
+                        install="" if h.available else h.install,
+                    )
+                )
+        for name, err in sorted(self._failures.items()):
+            rows.append(PluginInfo(name, "", "failed", name, "", False, "", err))
+        return rows
+
+
+def _describe(h: Handler) -> str:
+    if isinstance(h, Reader) or (isinstance(h, Writer) and not h.formats):
+        return " ".join(h.suffixes) or h.description
+    if isinstance(h, Writer):
+        return "how=" + "|".join(h.formats)
+    if isinstance(h, Exporter):
+        return f"device={'|'.join(h.devices)} mode={'|'.join(h.modes)}"
+    return h.description
+
+
+_default: Registry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """The shared registry (entry points autoloaded), created on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Registry()
+    return _default
+
+
+def plugins(registry: Registry | None = None) -> list[PluginInfo]:
+    """List every handler of ``registry`` (default: the shared one)."""
+    return (registry or default_registry()).plugins()

@@ -1,0 +1,255 @@
+"""TensorView: a selection of an image in a layout, as a strided view of its pixels."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .buffers import arrow_base
+from .devices import parse_device
+from .errors import SelectionError
+from .iteration import Window, prefetched, windows
+from .layout import normalize_axes
+from .selection import AxisIndex
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+__all__ = ["TensorView", "Streamable"]
+
+
+class Streamable(ABC):
+    """Batch and tile iteration shared by eager and lazy views."""
+
+    layout: str
+
+    @property
+    @abstractmethod
+    def _sizes(self) -> dict[str, int]:
+        """Length of each layout axis (canonical letters)."""
+
+    @abstractmethod
+    def _window(self, window: Window) -> TensorView:
+        """The part of this view inside ``window`` (indices relative to this view)."""
+
+    def _stream(
+        self,
+        *,
+        batch_size: int | None,
+        tiles: Mapping[str, int] | None,
+        shuffle: bool,
+        seed: int | None,
+        prefetch: int,
+        mode: str | None,
+        device: str | None,
+        contiguous: bool,
+    ) -> Iterator[Any]:
+        items = windows(self._sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
+
+        def task(w: Window) -> Any:
+            return self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
+
+        return prefetched([lambda w=w: task(w) for w in items], prefetch)
+
+    def iter_dlpack(
+        self,
+        batch_size: int | None = 1,
+        tile_size: tuple[int, int] | None = None,
+        *,
+        shuffle: bool = False,
+        seed: int | None = None,
+        prefetch: int = 0,
+        mode: str | None = None,
+        device: str | None = "cpu",
+        contiguous: bool = False,
+    ) -> Iterator[Any]:
+        """Yield DLPack-capable tensors: batches over T, and tiles over Y and X.
+
+        ``batch_size`` T indices go in each item (layouts without T: one item per tile).
+        ``tile_size=(h, w)`` also splits Y and X; edge tiles are smaller (not padded), so
+        every pixel is yielded exactly once. ``shuffle`` with ``seed`` permutes T indices
+        (gathered) and tile order reproducibly. ``prefetch=N`` prepares the next N items
+        in background threads while the current one is consumed.
+        """
+        tiles = None
+        if tile_size is not None:
+            h, w = (int(v) for v in tile_size)
+            tiles = {"Y": h, "X": w}
+        return self._stream(
+            batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed, prefetch=prefetch,
+            mode=mode, device=device, contiguous=contiguous,
+        )
+
+    def iter_tiles_3d(
+        self,
+        tile_size: tuple[int, int, int],
+        *,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        seed: int | None = None,
+        prefetch: int = 0,
+        mode: str | None = None,
+        device: str | None = "cpu",
+        contiguous: bool = False,
+    ) -> Iterator[Any]:
+        """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X."""
+        d, h, w = (int(v) for v in tile_size)
+        return self._stream(
+            batch_size=batch_size, tiles={"Z": d, "Y": h, "X": w}, shuffle=shuffle, seed=seed,
+            prefetch=prefetch, mode=mode, device=device, contiguous=contiguous,
+        )
+
+
+class TensorView(Streamable):
+    """Pixels of a selection in a layout: a numpy view over Arrow memory where possible.
+
+    ``shape``, ``strides`` (in elements) and ``dtype`` describe the tensor exactly as it is
+    exported. Exports go through the registry's exporters, chosen by device, dtype and mode.
+    """
+
+    __slots__ = ("_array", "layout", "_registry")
+
+    def __init__(self, array: np.ndarray, layout: str, registry: Registry | None = None) -> None:
+        if array.ndim != len(layout):
+            raise ValueError(f"layout {layout!r} has {len(layout)} axes, array has {array.ndim}")
+        if array.flags.writeable:
+            array = array.view()
+            array.flags.writeable = False
+        self._array = array
+        self.layout = layout
+        self._registry = registry
+
+    # -- description ----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape in :attr:`layout` order."""
+        return self._array.shape
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides in elements (not bytes), as DLPack and torch report them."""
+        return tuple(s // self._array.itemsize for s in self._array.strides)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Pixel dtype, exactly as stored (never cast unless ``dtype=`` asked for it)."""
+        return self._array.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+        return self._array.ndim
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the selected pixels occupy."""
+        return int(self._array.nbytes)
+
+    @property
+    def device(self) -> str:
+        """Where the pixels live (always ``"cpu"`` for a view of host memory)."""
+        return "cpu"
+
+    @property
+    def is_contiguous(self) -> bool:
+        """True when the view is C-contiguous."""
+        return bool(self._array.flags.c_contiguous)
+
+    @property
+    def is_arrow_backed(self) -> bool:
+        """True when the pixels are a view of an Arrow buffer (zero-copy exports)."""
+        return arrow_base(self._array) is not None
+
+    @property
+    def _sizes(self) -> dict[str, int]:
+        return dict(zip(normalize_axes(self.layout), self.shape))
+
+    def __repr__(self) -> str:
+        return (
+            f"TensorView(layout={self.layout!r}, shape={self.shape}, dtype={self.dtype}, "
+            f"device='cpu', arrow_backed={self.is_arrow_backed})"
+        )
+
+    # -- conversion -----------------------------------------------------------------------
+    def to_numpy(self, contiguous: bool = False) -> np.ndarray:
+        """The pixels as a read-only numpy array; ``contiguous=True`` copies only if needed."""
+        if contiguous and not self._array.flags.c_contiguous:
+            out = np.ascontiguousarray(self._array)
+            out.flags.writeable = False
+            return out
+        return self._array
+
+    def to_dlpack(
+        self, mode: str | None = None, device: str | None = "cpu", contiguous: bool = False, **options: Any
+    ) -> Any:
+        """An object with ``__dlpack__`` / ``__dlpack_device__`` holding this view.
+
+        On the CPU, ``mode="arrow"`` (default) is zero-copy from Arrow memory, read-only,
+        and keeps that memory alive; ``mode="numpy"`` hands over a writable numpy copy.
+        ``device="cuda"`` copies to the GPU through the best installed backend.
+        """
+        kind, index = parse_device(device)
+        if mode is None and kind == "cpu":
+            mode = "arrow"
+        return self._export(kind, index, mode, contiguous, **options)
+
+    def _export(self, kind: str, index: int, mode: str | None, contiguous: bool, **options: Any) -> Any:
+        from .registry import default_registry
+
+        registry = self._registry or default_registry()
+        exporter = registry.resolve_exporter(kind, self.dtype, mode)
+        exporter.ensure_available()
+        assert exporter.export is not None
+        return exporter.export(self, contiguous=contiguous, device_index=index, **options)
+
+    def to_torch(self, device: str | None = "cpu", contiguous: bool = False, mode: str | None = None) -> Any:
+        """A torch.Tensor shaped like this view (needs ``ome-arrow-core[torch]``)."""
+        kind, index = parse_device(device)
+        return self._export(kind, index, "torch", contiguous, source_mode=mode)
+
+    def to_jax(self, device: str | None = None, contiguous: bool = False) -> Any:
+        """A jax.Array shaped like this view (needs ``ome-arrow-core[jax]``)."""
+        kind, index = parse_device(device)
+        return self._export(kind, index, "jax", contiguous)
+
+    def to_cupy(self, device: str | None = "cuda", contiguous: bool = False) -> Any:
+        """A cupy.ndarray on the GPU shaped like this view (needs ``ome-arrow-core[cupy]``)."""
+        kind, index = parse_device(device)
+        return self._export(kind, index, "cupy", contiguous)
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        return self.to_dlpack().__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy or dtype is not None:
+            return np.array(self._array, dtype=dtype)
+        return self._array
+
+    # -- windows --------------------------------------------------------------------------
+    def _window(self, window: Window) -> TensorView:
+        order = normalize_axes(self.layout)
+        arr = self._array
+        index: list[slice] = []
+        for ax in order:
+            sel: AxisIndex | None = window.get(ax)
+            index.append(slice(sel.start, sel.stop, sel.step) if isinstance(sel, range) else slice(None))
+        arr = arr[tuple(index)]
+        for dim, ax in enumerate(order):
+            sel = window.get(ax)
+            if sel is not None and not isinstance(sel, range):
+                arr = np.take(arr, sel, axis=dim)
+        return TensorView(arr, self.layout, self._registry)
+
+    def select_window(self, **axes: range) -> TensorView:
+        """Sub-view by axis letter, e.g. ``view.select_window(Y=range(0, 64))`` (a view)."""
+        order = normalize_axes(self.layout)
+        bad = [k for k in axes if normalize_axes(k) not in order]
+        if bad:
+            raise SelectionError(f"axes {bad} are not in layout {self.layout!r}")
+        return self._window({normalize_axes(k): v for k, v in axes.items()})
