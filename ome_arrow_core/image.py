@@ -78,6 +78,7 @@ class OMEArrow:
         registry: Registry | None = None,
         name: str | None = None,
         _lazy: bool = False,
+        **options: Any,
     ) -> None:
         self._registry = registry
         reg = registry or default_registry()
@@ -88,7 +89,7 @@ class OMEArrow:
             reader = reg.resolve_reader(path, format)
             reader.ensure_available()
             assert reader.open is not None
-            src: PixelSource = reader.open(path, column=column, row=row)
+            src: PixelSource = reader.open(path, column=column, row=row, **options)
         elif isinstance(source, (Mapping, *_RECORD_TYPES)):
             meta, pixels = record_to_pixels(as_struct_array(source, column), row)
             src = ArraySource(meta, pixels, "arrow record")
@@ -98,7 +99,9 @@ class OMEArrow:
         self._sel = Selection.full(src.meta.sizes)
         self._lazy = _lazy
         if not _lazy and not isinstance(src, ArraySource):
-            self._source = ArraySource(src.meta, src.read(self._sel), "file")
+            describe = getattr(src, "describe", None)
+            facts = describe() if callable(describe) else {}
+            self._source = ArraySource(src.meta, src.read(self._sel), str(facts.pop("storage", "file")), facts)
 
     @staticmethod
     def _ingest(obj: Any, dim_order: str | None, reg: Registry, name: str | None) -> ArraySource:
@@ -132,9 +135,13 @@ class OMEArrow:
         row: int = 0,
         format: str | None = None,
         registry: Registry | None = None,
+        **options: Any,
     ) -> OMEArrow:
-        """Open ``path`` lazily: metadata only; pixels are read when a view is executed."""
-        return cls(path, column=column, row=row, format=format, registry=registry, _lazy=True)
+        """Open ``path`` lazily: metadata only; pixels are read when a view is executed.
+
+        ``options`` go to the reader (e.g. ``image_id=`` for a multi-image dataset).
+        """
+        return cls(path, column=column, row=row, format=format, registry=registry, _lazy=True, **options)
 
     @classmethod
     def from_numpy(cls, arr: np.ndarray, dim_order: str | None = None, **kwargs: Any) -> OMEArrow:

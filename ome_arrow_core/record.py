@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .buffers import arrow_empty, view_buffer
 from .errors import SchemaError
@@ -74,23 +73,33 @@ def _row_items(records: pa.StructArray, field: str, row: int) -> pa.StructArray 
     return lists.values.slice(start, stop - start)  # type: ignore[no-any-return]
 
 
-def _values(items: pa.StructArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Flat pixel values of every item and each item's start offset."""
+def _list_values(items: pa.StructArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Flat ``pixels`` list values of every item (cast exactly) and each item's offsets."""
+    lists = items.field("pixels")
+    offsets = np.asarray(lists.offsets) - lists.offsets[0].as_py()
+    flat = lists.flatten().to_numpy(zero_copy_only=False)
+    return _exact_cast(flat, dtype), offsets
+
+
+def _byte_blocks(items: pa.StructArray, dtype: np.dtype) -> list[np.ndarray]:
+    """Decode typed ``pixel_bytes`` items (per-item dtype and zstd/lz4 compression)."""
     names = {items.type.field(i).name for i in range(items.type.num_fields)}
-    if "pixels" in names and items.field("pixels").null_count < len(items):
-        lists = items.field("pixels")
-        offsets = np.asarray(lists.offsets) - lists.offsets[0].as_py()
-        flat = lists.flatten().to_numpy(zero_copy_only=False)
-        return _exact_cast(flat, dtype), offsets
-    if "pixel_bytes" in names:
-        blobs = items.field("pixel_bytes")
-        if pa.types.is_large_binary(blobs.type):
-            blobs = blobs.cast(pa.binary())
-        raw = b"".join(b.as_py() or b"" for b in blobs)
-        flat = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
-        lens = [len(b.as_py() or b"") // dtype.itemsize for b in blobs]
-        return flat, np.concatenate([[0], np.cumsum(lens)])
-    raise SchemaError("record items have neither 'pixels' nor 'pixel_bytes'")
+    dtypes = items.field("dtype").to_pylist() if "dtype" in names else [None] * len(items)
+    codecs = items.field("compression").to_pylist() if "compression" in names else [None] * len(items)
+    shapes = [items.field(f"shape_{a}").to_numpy(zero_copy_only=False) for a in "zyx"]
+    blobs = items.field("pixel_bytes")
+    out = []
+    for i in range(len(items)):
+        dt = np.dtype(dtypes[i]).newbyteorder("<") if dtypes[i] else dtype.newbyteorder("<")
+        n = int(shapes[0][i]) * int(shapes[1][i]) * int(shapes[2][i])
+        buf = blobs[i].as_buffer()
+        if buf is None:
+            raise SchemaError(f"chunk {i} has no pixel_bytes")
+        if codecs[i]:
+            buf = pa.Codec(str(codecs[i])).decompress(buf, decompressed_size=n * dt.itemsize)
+        block = np.frombuffer(buf, dtype=dt, count=n)
+        out.append(_exact_cast(block.astype(dt.newbyteorder("="), copy=False), dtype))
+    return out
 
 
 def record_to_pixels(records: pa.StructArray, row: int = 0) -> tuple[ImageMeta, np.ndarray]:
@@ -101,18 +110,21 @@ def record_to_pixels(records: pa.StructArray, row: int = 0) -> tuple[ImageMeta, 
     chunks = _row_items(records, "chunks", row)
     planes = _row_items(records, "planes", row)
     if chunks is not None:
-        flat, offs = _values(chunks, meta.dtype)
         cols = {n: chunks.field(n).to_numpy(zero_copy_only=False) for n in ("t", "c", "z", "y", "x")}
         shp = {n: chunks.field(f"shape_{n}").to_numpy(zero_copy_only=False) for n in ("z", "y", "x")}
-        for i in range(len(chunks)):
+        if chunks.type.get_field_index("pixel_bytes") >= 0:
+            blocks = _byte_blocks(chunks, meta.dtype)
+        else:
+            flat, offs = _list_values(chunks, meta.dtype)
+            blocks = [flat[offs[i] : offs[i + 1]] for i in range(len(chunks))]
+        for i, block in enumerate(blocks):
             t, c, z, y, x = (int(cols[n][i]) for n in ("t", "c", "z", "y", "x"))
             sz, sy, sx = (int(shp[n][i]) for n in ("z", "y", "x"))
-            block = flat[offs[i] : offs[i + 1]]
             if block.size != sz * sy * sx:
                 raise SchemaError(f"chunk {i} holds {block.size} values, its shape says {sz * sy * sx}")
             out[t, z : z + sz, c, y : y + sy, x : x + sx] = block.reshape(sz, sy, sx)
     elif planes is not None:
-        flat, offs = _values(planes, meta.dtype)
+        flat, _ = _list_values(planes, meta.dtype)
         if flat.size != len(planes) * Y * X:
             raise SchemaError(
                 f"planes hold {flat.size} values; expected {len(planes)} planes of {Y}x{X}"

@@ -15,12 +15,15 @@ __all__ = ["ArraySource"]
 class ArraySource:
     """Pixels already in memory as a ``TZCYX`` array (usually a view of Arrow memory)."""
 
-    def __init__(self, meta: ImageMeta, pixels: np.ndarray, description: str = "memory") -> None:
+    def __init__(
+        self, meta: ImageMeta, pixels: np.ndarray, description: str = "memory", facts: dict[str, Any] | None = None
+    ) -> None:
         if pixels.shape != meta.shape:
             raise ValueError(f"pixels shape {pixels.shape} does not match metadata {meta.shape}")
         self.meta = meta
         self.pixels = pixels
         self.description = description
+        self.facts = dict(facts or {})
 
     def read(self, sel: Selection) -> np.ndarray:
         """A view of ``sel`` when it is strided, else a gathered copy."""
@@ -28,4 +31,4 @@ class ArraySource:
 
     def describe(self) -> dict[str, Any]:
         """Storage facts for ``info()``."""
-        return {"storage": self.description, "in_memory_bytes": int(self.pixels.nbytes)}
+        return {"storage": self.description, **self.facts, "in_memory_bytes": int(self.pixels.nbytes)}

@@ -1,1 +1,91 @@
-"""Built-in Parquet reader and writer (placeholder until the format lands)."""
+"""Built-in Parquet reader and writer.
+
+Reads typed-chunk dataset directories (ours and ``ome-arrow``'s) and Parquet files with
+OME-Arrow struct columns. Writes the dataset layout by default, or with
+``layout="record"`` a one-row struct file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ..errors import SchemaError
+from ..handlers import PixelSource, Reader, Writer
+from ..hookspecs import hookimpl
+from ..parquet_dataset import DatasetSource, is_dataset_dir, write_dataset
+from ..parquet_record import RecordSource, write_record_file
+
+
+def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: str | None = None, **_: Any) -> PixelSource:
+    """Open a dataset directory or a struct-column Parquet file as a pixel source."""
+    if path.is_dir():
+        if not is_dataset_dir(path):
+            raise SchemaError(
+                f"{path} is a directory but not an OME-Arrow dataset: expected "
+                "_ome_arrow_dataset.json, images.parquet and chunks.parquet inside"
+            )
+        return DatasetSource(path, row=row, image_id=image_id)
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:
+        raise SchemaError(f"{path} is not a readable Parquet file: {exc}") from exc
+    names = set(pf.schema_arrow.names)
+    if {"pixel_bytes", "chunk_id"} <= names:
+        raise SchemaError(
+            f"{path} is the chunks file of an OME-Arrow dataset; open its directory {path.parent} instead"
+        )
+    return RecordSource(path, column=column, row=row)
+
+
+def _sniff(path: Path) -> bool:
+    return is_dataset_dir(path)
+
+
+def write_parquet(
+    image: Any,
+    out: Path,
+    *,
+    layout: str = "dataset",
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "zstd",
+    compression_level: int | None = 1,
+    rows_per_group: int = 1,
+    column: str = "ome_arrow",
+) -> Path:
+    """Write ``image`` (an OMEArrow or a sequence of them) to ``out``.
+
+    ``layout="dataset"`` (default): the typed-chunk dataset directory, one chunk per row;
+    ``layout="record"``: one Parquet file, one row, an OME-Arrow struct column.
+    """
+    images = list(image) if isinstance(image, (list, tuple)) else [image]
+    if layout == "record":
+        if len(images) != 1:
+            raise SchemaError("layout='record' writes one image; use layout='dataset' for several")
+        return write_record_file(images[0].meta, images[0].to_numpy(), out, column=column,
+                                 compression=compression or "none")
+    if layout != "dataset":
+        raise SchemaError(f"layout must be 'dataset' or 'record', got {layout!r}")
+    return write_dataset(
+        [(im.meta, im.to_numpy()) for im in images], out, chunk_shape=chunk_shape,
+        compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
+    )
+
+
+@hookimpl
+def ome_arrow_readers() -> Sequence[Reader]:
+    return [
+        Reader(name="parquet", suffixes=(".parquet", ".pq", ".ome-arrow"), open=open_parquet, sniff=_sniff,
+               description="OME-Arrow Parquet: typed-chunk datasets and struct-column files"),
+    ]
+
+
+@hookimpl
+def ome_arrow_writers() -> Sequence[Writer]:
+    return [
+        Writer(name="parquet", formats=("parquet", "ome-parquet"), suffixes=(".ome.parquet", ".parquet"),
+               write=write_parquet, description="OME-Arrow Parquet dataset (default) or one-row record file"),
+    ]

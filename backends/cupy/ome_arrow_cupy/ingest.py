@@ -1,0 +1,26 @@
+"""CuPy arrays in: a host copy with the dtype kept."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ome_arrow_core.dtypes import check_dtype
+
+from .devices import import_cupy
+
+__all__ = ["is_cupy_array", "cupy_to_numpy"]
+
+
+def is_cupy_array(obj: object) -> bool:
+    """True for a ``cupy.ndarray``; never imports CuPy (looks in ``sys.modules`` first)."""
+    cp = sys.modules.get("cupy")
+    return cp is not None and isinstance(obj, cp.ndarray)
+
+
+def cupy_to_numpy(obj: object) -> np.ndarray:
+    """Copy a ``cupy.ndarray`` to the host; raise DTypeError for dtypes OME-Arrow cannot store."""
+    check_dtype(obj.dtype)  # type: ignore[attr-defined]  # before the device-to-host copy
+    cp = import_cupy()
+    return np.asarray(cp.asnumpy(obj))

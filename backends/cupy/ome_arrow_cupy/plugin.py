@@ -1,0 +1,40 @@
+"""The ome-arrow-core plugin: a CUDA exporter and an ingester, both built on CuPy.
+
+Loading this module never imports CuPy; ``requires=("cupy",)`` is checked with find_spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ome_arrow_core import Exporter, Ingester, hookimpl
+
+from .export import export_cupy
+from .ingest import cupy_to_numpy, is_cupy_array
+
+__all__ = ["ome_arrow_exporters", "ome_arrow_ingesters", "PRIORITY"]
+
+#: Above the torch backend's CUDA fallback (0): ``to_dlpack(device="cuda")`` (mode None, any
+#: exporter) lands here. Only mode "cupy" is named, so ``to_torch``/``to_jax`` are never taken.
+PRIORITY = 10
+
+
+@hookimpl
+def ome_arrow_exporters() -> Sequence[Exporter]:
+    return [
+        Exporter(
+            name="cupy", devices=("cuda",), modes=("cupy",), priority=PRIORITY,
+            requires=("cupy",), extra="cupy", export=export_cupy,
+            description="cupy.ndarray on the GPU (pinned staging, async copy)",
+        )
+    ]
+
+
+@hookimpl
+def ome_arrow_ingesters() -> Sequence[Ingester]:
+    return [
+        Ingester(
+            name="cupy", priority=PRIORITY, requires=("cupy",), extra="cupy",
+            matches=is_cupy_array, to_numpy=cupy_to_numpy, description="cupy.ndarray (copied to host)",
+        )
+    ]

@@ -1,0 +1,126 @@
+"""Mapping between a tifffile series' axes and canonical TZCYX.
+
+tifffile names each series dimension with a letter (``series.axes``, length-1 axes
+squeezed). They map to TZCYX as follows:
+
+- ``T``, ``Z``, ``C``, ``Y`` and ``X`` keep their meaning;
+- ``S`` (samples, e.g. RGB) belongs to C;
+- any other letter (``I`` sequence, ``Q`` other, ``E`` lambda, ``A`` angle, ...) takes the
+  first of T, Z, C that no axis above uses, in the order the letters appear; when all
+  three are taken it folds into T.
+
+Several series axes mapped to one canonical axis are flattened in C order, e.g. ``CYXS``
+with 2 channels of 3 samples gives C = 6 with index ``c * 3 + s``. The series is a stack
+of pages: the leading axes index pages (row-major), the trailing axes are one page.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Final
+
+from ome_arrow_core import SchemaError
+
+__all__ = ["AxisMap", "canonical_targets"]
+
+_KNOWN: Final[dict[str, str]] = {"T": "T", "Z": "Z", "C": "C", "S": "C", "Y": "Y", "X": "X"}
+_SPARE: Final[str] = "TZC"
+
+
+def canonical_targets(axes: str) -> str:
+    """The canonical axis each letter of ``axes`` maps to (same length as ``axes``).
+
+    >>> canonical_targets("QQYX"), canonical_targets("TIYX"), canonical_targets("YXS")
+    ('TZYX', 'TZYX', 'YXC')
+    """
+    used = {_KNOWN[a] for a in axes if a in _KNOWN}
+    out = []
+    for a in axes:
+        if a in _KNOWN:
+            out.append(_KNOWN[a])
+            continue
+        free = next((t for t in _SPARE if t not in used), "T")
+        used.add(free)
+        out.append(free)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class AxisMap:
+    """Where each canonical (t, z, c) index lies in a page stack.
+
+    ``axes``/``shape`` are the series' axes and shape; the last ``len(axes) - n_stack``
+    axes are one page (``page_axes``/``page_shape``).
+    """
+
+    axes: str
+    shape: tuple[int, ...]
+    n_stack: int
+
+    @classmethod
+    def from_series(cls, axes: str, shape: Sequence[int], page_size: int) -> AxisMap:
+        """Split ``axes`` into stack and page axes, the page holding ``page_size`` elements."""
+        shape = tuple(int(n) for n in shape)
+        if len(axes) != len(shape):
+            raise SchemaError(f"series axes {axes!r} do not match its shape {shape}")
+        if "Y" not in axes or "X" not in axes:
+            raise SchemaError(
+                f"series axes {axes!r} lack Y or X; expected a TIFF image with rows and columns"
+            )
+        k, size = len(shape), 1
+        while k > 0 and size < page_size:
+            k -= 1
+            size *= shape[k]
+        if size != page_size or axes.index("Y") < k:
+            raise SchemaError(
+                f"cannot split series axes {axes!r} (shape {shape}) into pages of "
+                f"{page_size} elements; the file's series metadata looks inconsistent"
+            )
+        return cls(axes, shape, k)
+
+    @cached_property
+    def targets(self) -> str:
+        """Canonical axis of each series axis."""
+        return canonical_targets(self.axes)
+
+    @property
+    def page_axes(self) -> str:
+        """Axes of one page (always ending in Y, X or Y, X, S)."""
+        return self.axes[self.n_stack :]
+
+    @property
+    def page_shape(self) -> tuple[int, ...]:
+        """Shape of one page."""
+        return self.shape[self.n_stack :]
+
+    @property
+    def n_pages(self) -> int:
+        """Pages in the stack."""
+        return math.prod(self.shape[: self.n_stack])
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Length of each canonical axis."""
+        out = dict.fromkeys("TZCYX", 1)
+        for target, n in zip(self.targets, self.shape):
+            out[target] *= n
+        return out
+
+    def locate(self, t: int, z: int, c: int) -> tuple[int, tuple[int | slice, ...]]:
+        """Page number of canonical ``(t, z, c)`` and the index of its YX plane in that page."""
+        index = [0] * len(self.axes)
+        for ax, value in zip("TZC", (t, z, c)):
+            positions = [i for i, tg in enumerate(self.targets) if tg == ax]
+            for i in reversed(positions):
+                value, index[i] = divmod(value, self.shape[i])
+        page = 0
+        for i in range(self.n_stack):
+            page = page * self.shape[i] + index[i]
+        plane = tuple(
+            slice(None) if self.axes[i] in "YX" else index[i]
+            for i in range(self.n_stack, len(self.axes))
+        )
+        return page, plane

@@ -1,0 +1,173 @@
+"""The ``ome-arrow-core.vortex/1`` layout: columns, chunk grid arithmetic and metadata JSON.
+
+Nothing here imports vortex.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from ome_arrow_core import Channel, FormatVersionError, ImageMeta, LayoutError, SchemaError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "FORMAT_NAME",
+    "INDEX_COLUMNS",
+    "PIXELS",
+    "META",
+    "COLUMNS",
+    "DEFAULT_TILE",
+    "Grid",
+    "chunk_shape_for",
+    "meta_to_json",
+    "meta_from_json",
+]
+
+#: Format name written to and required in the metadata JSON.
+FORMAT_VERSION: Final[str] = "ome-arrow-core.vortex/1"
+FORMAT_NAME: Final[str] = FORMAT_VERSION.rsplit("/", 1)[0]
+#: Integer columns, in row order significance (t slowest).
+INDEX_COLUMNS: Final[tuple[str, ...]] = ("t", "z", "c", "y", "x", "h", "w")
+PIXELS: Final[str] = "pixels"
+META: Final[str] = "meta"
+COLUMNS: Final[tuple[str, ...]] = (*INDEX_COLUMNS, PIXELS, META)
+#: Planes larger than this (either side) are stored as tiles of this size.
+DEFAULT_TILE: Final[int] = 512
+
+
+def chunk_shape_for(ny: int, nx: int, chunk_shape: Sequence[int] | None = None) -> tuple[int, int]:
+    """The (h, w) chunk for a ``ny x nx`` plane: the plane up to 512x512, else 512x512 tiles.
+
+    A given ``chunk_shape=(h, w)`` is clipped to the plane.
+    """
+    if chunk_shape is None:
+        if ny <= DEFAULT_TILE and nx <= DEFAULT_TILE:
+            return ny, nx
+        return min(ny, DEFAULT_TILE), min(nx, DEFAULT_TILE)
+    try:
+        h, w = (int(v) for v in chunk_shape)
+        ok = all(float(a) == int(a) for a in chunk_shape)
+    except (TypeError, ValueError):
+        ok, h, w = False, 0, 0
+    if not ok or h < 1 or w < 1:
+        raise LayoutError(
+            f"chunk_shape must be two positive integers (h, w), got {chunk_shape!r}; "
+            "e.g. chunk_shape=(256, 256), or None for the default (plane up to 512x512, else 512x512 tiles)"
+        )
+    return min(h, ny), min(w, nx)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The dense chunk grid of an image: sizes T, Z, C and (GY, GX) chunks of (h0, w0) per plane."""
+
+    sizes: Mapping[str, int]
+    chunk: tuple[int, int]
+
+    @property
+    def gy(self) -> int:
+        """Chunks along Y."""
+        return -(-self.sizes["Y"] // self.chunk[0])
+
+    @property
+    def gx(self) -> int:
+        """Chunks along X."""
+        return -(-self.sizes["X"] // self.chunk[1])
+
+    @property
+    def n_rows(self) -> int:
+        """Rows of a file holding this grid."""
+        s = self.sizes
+        return s["T"] * s["Z"] * s["C"] * self.gy * self.gx
+
+    def rows(self, t: Sequence[int], z: Sequence[int], c: Sequence[int],
+             ty: Sequence[int], tx: Sequence[int]) -> np.ndarray:
+        """Row index of every (t, z, c, ty, tx) combination, in nested order (int64, 1-D).
+
+        Ascending when each argument is.
+        """
+        s = self.sizes
+        T, Z, C, TY, TX = np.ix_(*(np.asarray(v, dtype=np.int64) for v in (t, z, c, ty, tx)))
+        rows = (((T * s["Z"] + Z) * s["C"] + C) * self.gy + TY) * self.gx + TX
+        return rows.ravel()
+
+    def chunk_at(self, row: int) -> tuple[int, int, int, int, int, int, int]:
+        """(t, z, c, y, x, h, w) of the chunk stored at ``row``."""
+        s = self.sizes
+        t, z, c, ty, tx = np.unravel_index(row, (s["T"], s["Z"], s["C"], self.gy, self.gx))
+        h0, w0 = self.chunk
+        y, x = int(ty) * h0, int(tx) * w0
+        return (int(t), int(z), int(c), y, x, min(h0, s["Y"] - y), min(w0, s["X"] - x))
+
+
+def _channel_dict(ch: Channel) -> dict[str, Any]:
+    return {
+        "id": ch.id, "name": ch.name, "emission_um": ch.emission_um,
+        "excitation_um": ch.excitation_um, "illumination": ch.illumination,
+        "color_rgba": ch.color_rgba,
+    }
+
+
+def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
+    """The metadata JSON of a file storing ``meta`` in chunks of ``chunk`` = (h, w)."""
+    image = {
+        "id": meta.id,
+        "name": meta.name,
+        "image_type": meta.image_type,
+        "acquisition_datetime": meta.acquisition_datetime,
+        "sizes": dict(meta.sizes),
+        "dtype": meta.dtype.name,
+        "physical_size": dict(meta.physical_size),
+        "physical_unit": dict(meta.physical_unit),
+        "channels": [_channel_dict(ch) for ch in meta.channels],
+    }
+    return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image})
+
+
+def meta_from_json(text: str | None, where: str) -> tuple[ImageMeta, tuple[int, int]]:
+    """Parse the metadata JSON of the file at ``where``; SchemaError if it is not ours."""
+    hint = "expected a file written by OMEArrow.export(how='vortex')"
+    if not text:
+        raise SchemaError(f"{where}: the 'meta' column is empty in row 0; {hint}")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{where}: the 'meta' column is not JSON ({exc}); {hint}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("format"), str):
+        raise SchemaError(f"{where}: the metadata has no 'format' field; {hint}")
+    fmt = doc["format"]
+    if fmt != FORMAT_VERSION:
+        if fmt.startswith(FORMAT_NAME + "/"):
+            raise FormatVersionError(
+                f"{where} was written in format {fmt!r}; this reader knows {FORMAT_VERSION!r}. "
+                "Upgrade ome-arrow-vortex to read it."
+            )
+        raise SchemaError(f"{where}: metadata format is {fmt!r}, not {FORMAT_VERSION!r}; {hint}")
+    try:
+        img = doc["image"]
+        h, w = (int(v) for v in doc["chunk_shape"])
+        channels = tuple(Channel(**ch) for ch in img["channels"])
+        meta = ImageMeta(
+            sizes={k: int(v) for k, v in img["sizes"].items()},
+            dtype=np.dtype(img["dtype"]),
+            id=img["id"],
+            name=img["name"],
+            image_type=img.get("image_type", "image"),
+            acquisition_datetime=img.get("acquisition_datetime"),
+            physical_size=dict(img["physical_size"]),
+            physical_unit=dict(img["physical_unit"]),
+            channels=channels,
+            chunk_shape=(1, h, w),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SchemaError(
+            f"{where}: the metadata JSON is incomplete or invalid ({type(exc).__name__}: {exc}); {hint}"
+        ) from None
+    if h < 1 or w < 1:
+        raise SchemaError(f"{where}: chunk_shape {[h, w]} must be positive; {hint}")
+    return meta, (h, w)

@@ -1,0 +1,297 @@
+"""The CuPy backend: discovery without CuPy, and GPU exports/ingest where a CUDA GPU exists."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import importlib.util
+import itertools
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ome_arrow_core
+from ome_arrow_core import (
+    BackendUnavailableError,
+    DeviceError,
+    DTypeError,
+    OMEArrow,
+    Registry,
+    TensorView,
+)
+from ome_arrow_core.dtypes import SUPPORTED
+from ome_arrow_cupy import plugin
+from ome_arrow_cupy.devices import device_count
+from ome_arrow_cupy.ingest import is_cupy_array
+
+HAS_CUPY = importlib.util.find_spec("cupy") is not None
+HINT = 'pip install "ome-arrow-core[cupy]"'
+U16 = np.dtype("uint16")
+
+
+def _entry_point() -> md.EntryPoint | None:
+    found = md.entry_points(group="ome_arrow_core.plugins", name="cupy")
+    return next(iter(found), None)
+
+
+needs_install = pytest.mark.skipif(
+    _entry_point() is None,
+    reason="ome-arrow-cupy is not installed: pip install --no-deps -e backends/cupy",
+)
+
+
+def _registry() -> Registry:
+    """A registry with the built-ins and this plugin only (no other installed backends)."""
+    reg = Registry(autoload=False)
+    reg.register(plugin, name="cupy")
+    return reg
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return _registry()
+
+
+@pytest.fixture(scope="module")
+def pixels() -> np.ndarray:
+    """Distinct values in TCZYX order (2, 3, 4, 37, 53): every crop is distinguishable."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 60000, size=(2, 3, 4, 37, 53), dtype=np.uint16)
+
+
+@pytest.fixture
+def image(pixels: np.ndarray, registry: Registry) -> OMEArrow:
+    return OMEArrow(pixels, "TCZYX", registry=registry)
+
+
+# -- without CuPy: discovery, laziness, routing ------------------------------------------------
+
+
+def test_plugin_import_does_not_import_cupy() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import ome_arrow_cupy.plugin as p
+        import ome_arrow_core
+        ome_arrow_core.plugins()
+        p.ome_arrow_exporters(); p.ome_arrow_ingesters()
+        from ome_arrow_cupy.ingest import is_cupy_array
+        import numpy as np
+        assert not is_cupy_array(np.zeros(3))
+        print("cupy" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@needs_install
+def test_entry_point_names_the_plugin_module() -> None:
+    ep = _entry_point()
+    assert ep is not None and ep.value == "ome_arrow_cupy.plugin"
+    assert ep.load() is plugin
+
+
+@needs_install
+def test_plugins_lists_handlers_with_availability() -> None:
+    rows = [r for r in ome_arrow_core.plugins(Registry()) if r.plugin == "cupy"]
+    assert {(r.kind, r.name) for r in rows} == {("exporter", "cupy"), ("ingest", "cupy")}
+    for r in rows:
+        assert r.available is HAS_CUPY
+        assert r.install == ("" if HAS_CUPY else HINT)
+        assert r.version == "0.1.0"
+    exporter = next(r for r in rows if r.kind == "exporter")
+    assert exporter.handles == "device=cuda mode=cupy"
+
+
+def test_handlers_describe_what_they_need(registry: Registry) -> None:
+    (exp,) = [h for h in registry.exporters() if h.plugin == "cupy"]
+    (ing,) = [h for h in registry.ingesters() if h.plugin == "cupy"]
+    for h in (exp, ing):
+        assert h.requires == ("cupy",) and h.extra == "cupy" and h.install == HINT
+    assert exp.priority == 10 and exp.devices == ("cuda",)
+
+
+@pytest.mark.parametrize("dtype", SUPPORTED)
+def test_exporter_serves_cupy_and_any_mode_on_cuda_only(registry: Registry, dtype: str) -> None:
+    (exp,) = [h for h in registry.exporters() if h.plugin == "cupy"]
+    dt = np.dtype(dtype)
+    assert exp.handles("cuda", dt, "cupy")
+    assert exp.handles("cuda", dt, None)  # to_dlpack(device="cuda")
+    assert not exp.handles("cpu", dt, "cupy")
+    assert not exp.handles("cuda", dt, "torch")  # to_torch(device="cuda") stays with torch
+    assert not exp.handles("cuda", dt, "jax")
+
+
+def test_cupy_outranks_a_priority_zero_cuda_fallback() -> None:
+    registry = _registry()
+    fallback = ome_arrow_core.Exporter(name="fallback", devices=("cuda",), modes=("torch",), priority=0)
+
+    class Fallback:
+        @ome_arrow_core.hookimpl
+        def ome_arrow_exporters(self) -> list[ome_arrow_core.Exporter]:
+            return [fallback]
+
+    registry.register(Fallback(), name="fallback")
+    cuda = [h.name for h in registry.exporters() if h.handles("cuda", U16, None)]
+    assert cuda == ["cupy", "fallback"]
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="cupy is installed")
+@pytest.mark.parametrize("call", ["to_cupy", "to_dlpack", "iter_dlpack"])
+def test_without_cupy_exports_name_the_extra(image: OMEArrow, call: str) -> None:
+    view = image.tensor_view(t=0, z=0)
+    with pytest.raises(BackendUnavailableError, match=r'ome-arrow-core\[cupy\]'):
+        if call == "to_cupy":
+            view.to_cupy()
+        elif call == "to_dlpack":
+            view.to_dlpack(device="cuda")
+        else:
+            next(iter(view.iter_dlpack(device="cuda", tile_size=(16, 16))))
+
+
+@needs_install
+@pytest.mark.skipif(HAS_CUPY, reason="cupy is installed")
+def test_without_cupy_default_registry_names_the_extra(pixels: np.ndarray) -> None:
+    view = OMEArrow(pixels, "TCZYX").tensor_view(t=0, z=0)
+    with pytest.raises(BackendUnavailableError, match=r'ome-arrow-core\[cupy\]'):
+        view.to_cupy()
+
+
+# -- with CuPy: a CUDA GPU is needed ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cp() -> Any:
+    cupy = pytest.importorskip("cupy")
+    if device_count(cupy)[0] == 0:
+        pytest.skip("needs a CUDA GPU")
+    return cupy
+
+
+def test_cupy_without_gpu_raises_device_error(image: OMEArrow) -> None:
+    cupy = pytest.importorskip("cupy")
+    n, why = device_count(cupy)
+    if n:
+        pytest.skip("a CUDA GPU is present")
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        image.tensor_view(t=0, z=0).to_cupy()
+
+
+VIEWS: dict[str, dict[str, Any]] = {
+    "TZCYX": {},
+    "CYX one plane": {"t": 1, "z": 2},
+    "YXC strided": {"t": 0, "z": 1, "layout": "YXC"},
+    "roi": {"t": 0, "z": 3, "roi": (5, 7, 20, 11)},
+    "gathered channels": {"c": [2, 0], "z": slice(0, 4, 2)},
+    "ZCYX roi3d": {"t": 1, "roi3d": (3, 4, 1, 17, 9, 2), "layout": "ZCYX"},
+    "HWC": {"t": 1, "z": 0, "layout": "HWC"},
+}
+
+
+def _assert_same(cp: Any, got: Any, view: TensorView) -> None:
+    assert isinstance(got, cp.ndarray)
+    assert got.shape == view.shape and got.dtype == view.dtype
+    np.testing.assert_array_equal(cp.asnumpy(got), view.to_numpy())
+
+
+@pytest.mark.parametrize("kwargs", VIEWS.values(), ids=VIEWS.keys())
+def test_to_cupy_matches_the_view(cp: Any, image: OMEArrow, kwargs: dict[str, Any]) -> None:
+    view = image.tensor_view(**kwargs)
+    got = view.to_cupy()
+    _assert_same(cp, got, view)
+    assert got.device.id == 0 and got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("dtype", SUPPORTED)
+def test_to_cupy_keeps_every_dtype(cp: Any, registry: Registry, dtype: str) -> None:
+    arr = (np.arange(3 * 5 * 7) % 2 if dtype == "bool" else np.arange(3 * 5 * 7) - 50).astype(dtype)
+    view = OMEArrow(arr.reshape(3, 5, 7), registry=registry).tensor_view(layout="ZYX")
+    _assert_same(cp, view.to_cupy(device="cuda:0"), view)
+
+
+def test_to_dlpack_cuda_resolves_to_cupy(cp: Any, image: OMEArrow) -> None:
+    view = image.tensor_view(t=0, z=1, roi=(1, 2, 30, 20))
+    got = view.to_dlpack(device="cuda")
+    _assert_same(cp, got, view)
+    assert got.__dlpack_device__() == (2, 0)  # kDLCUDA, device 0
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_iter_dlpack_tiles_reassemble(cp: Any, image: OMEArrow, prefetch: int) -> None:
+    view = image.tensor_view(t=1, z=2)  # CYX, 3 x 37 x 53
+    out = np.zeros(view.shape, view.dtype)
+    tiles = list(view.iter_dlpack(device="cuda", tile_size=(16, 20), prefetch=prefetch))
+    corners = list(itertools.product(range(0, 37, 16), range(0, 53, 20)))
+    assert len(tiles) == len(corners)
+    for (y, x), tile in zip(corners, tiles):
+        assert isinstance(tile, cp.ndarray)
+        out[:, y : y + tile.shape[1], x : x + tile.shape[2]] = cp.asnumpy(tile)
+    np.testing.assert_array_equal(out, view.to_numpy())
+
+
+def test_export_on_a_non_default_current_stream(cp: Any, image: OMEArrow) -> None:
+    view = image.tensor_view(layout="TZCYX")
+    with cp.cuda.Stream(non_blocking=True) as s:
+        got = view.to_cupy()
+        host = cp.asnumpy(got, stream=s)
+        s.synchronize()
+    np.testing.assert_array_equal(host, view.to_numpy())
+
+
+def test_missing_device_index_raises(cp: Any, image: OMEArrow) -> None:
+    with pytest.raises(DeviceError, match="cuda:99 does not exist"):
+        image.tensor_view(t=0, z=0).to_cupy(device="cuda:99")
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_roi_crops_match(cp: Any, pixels: np.ndarray, registry: Registry, data: st.DataObject) -> None:
+    image = OMEArrow(pixels, "TCZYX", registry=registry)
+    x = data.draw(st.integers(0, 52))
+    y = data.draw(st.integers(0, 36))
+    w = data.draw(st.integers(1, 53 - x))
+    h = data.draw(st.integers(1, 37 - y))
+    layout = data.draw(st.sampled_from(["CYX", "YXC", "XYC"]))
+    view = image.tensor_view(t=data.draw(st.integers(0, 1)), z=data.draw(st.integers(0, 3)),
+                             roi=(x, y, w, h), layout=layout)
+    _assert_same(cp, view.to_cupy(), view)
+
+
+def test_ingest_round_trip(cp: Any, pixels: np.ndarray, registry: Registry) -> None:
+    gpu = cp.asarray(pixels)
+    assert is_cupy_array(gpu) and not is_cupy_array(pixels)
+    img = OMEArrow(gpu, "TCZYX", registry=registry)
+    assert img.dtype == pixels.dtype
+    np.testing.assert_array_equal(img.to_numpy(), OMEArrow(pixels, "TCZYX").to_numpy())
+    back = img.tensor_view().to_cupy()
+    np.testing.assert_array_equal(cp.asnumpy(back), img.to_numpy())
+
+
+def test_ingest_strided_cupy_array(cp: Any, registry: Registry) -> None:
+    host = np.arange(40 * 30, dtype=np.float32).reshape(40, 30)
+    img = OMEArrow(cp.asarray(host)[::2, 1::3], registry=registry)
+    np.testing.assert_array_equal(img.to_numpy()[0, 0, 0], host[::2, 1::3])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "complex64", "uint64"])
+def test_ingest_unsupported_dtype(cp: Any, registry: Registry, dtype: str) -> None:
+    with pytest.raises(DTypeError, match="uint16"):
+        OMEArrow(cp.zeros((4, 4), dtype=dtype), registry=registry)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int16", "uint8"])
+def test_torch_reads_the_cupy_result(cp: Any, registry: Registry, dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs torch with CUDA")
+    host = (np.arange(2 * 9 * 11) - 40).astype(dtype).reshape(2, 9, 11)
+    view = OMEArrow(host, "ZYX", registry=registry).tensor_view(layout="YXZ")
+    t = torch.from_dlpack(view.to_cupy())
+    assert t.device.type == "cuda" and tuple(t.shape) == view.shape
+    np.testing.assert_array_equal(t.cpu().numpy(), view.to_numpy())
