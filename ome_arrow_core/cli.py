@@ -1,0 +1,170 @@
+"""The ``ome-arrow-core`` command: convert, info, plugins.
+
+Exit codes: 0 success, 1 error (one clear line; ``--debug`` shows the traceback), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import OMEArrowError
+from .image import OMEArrow
+from .progress import Progress
+from .registry import default_registry
+
+__all__ = ["main"]
+
+
+def _load(path: Path) -> OMEArrow:
+    if path.suffix.lower() == ".npy":
+        return OMEArrow(np.load(path, mmap_mode="r"), name=path.stem)
+    return OMEArrow(path)
+
+
+def _out_format(out: Path, how: str | None) -> str:
+    if how:
+        return how
+    name = out.name.lower()
+    for writer in default_registry().writers():
+        if any(name.endswith(s) for s in writer.suffixes) and writer.formats:
+            return writer.formats[0]
+    raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff")
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert inputs to one OME-Arrow output; a failed input is reported and skipped."""
+    out = Path(args.output)
+    how = _out_format(out, args.to)
+    inputs = [Path(p) for p in args.inputs]
+    total = sum(p.stat().st_size if p.is_file() else 0 for p in inputs)
+    failed: list[str] = []
+    images: list[OMEArrow] = []
+    with Progress(total, desc="convert", disable=args.quiet) as bar:
+        for p in inputs:
+            try:
+                img = _load(p)
+                if len(inputs) > 1:
+                    img._source.meta = replace(img._source.meta, id=p.name, name=p.stem)  # type: ignore[attr-defined]
+                images.append(img)
+            except (OMEArrowError, OSError, ValueError) as exc:
+                failed.append(f"{p}: {exc}")
+                print(f"error: {p}: {exc}", file=sys.stderr)
+            bar.update(p.stat().st_size if p.is_file() else 0, p.name)
+    if not images:
+        print("error: no input could be read; nothing written", file=sys.stderr)
+        return 1
+    opts: dict[str, Any] = {}
+    if args.chunk_shape:
+        opts["chunk_shape"] = tuple(int(v) for v in args.chunk_shape.split(","))
+    if args.compression:
+        opts["compression"] = None if args.compression == "none" else args.compression
+    if len(images) > 1:
+        if how != "parquet":
+            print(f"error: several inputs make one multi-image Parquet dataset; {how} holds one image", file=sys.stderr)
+            return 1
+        _write_many(images, out, opts)
+    else:
+        images[0].export(how, out, **opts)
+    if not args.quiet:
+        print(f"wrote {out} ({len(images)} image(s), {how})")
+    return 1 if failed else 0
+
+
+def _write_many(images: list[OMEArrow], out: Path, opts: dict[str, Any]) -> None:
+    from .builtins.parquet_io import write_parquet
+
+    write_parquet(images, out, **opts)
+
+
+def _rows(info: dict[str, Any]) -> Iterator[str]:
+    shape = info.pop("shape")
+    yield "shape     " + "  ".join(f"{k}={v}" for k, v in shape.items())
+    yield f"dtype     {info.pop('dtype')}"
+    ps, pu = info.pop("physical_size"), info.pop("physical_unit")
+    yield "physical  " + "  ".join(f"{a}={ps[a]:g} {pu[a]}" for a in "XYZ")
+    yield "channels  " + ", ".join(info.pop("channels"))
+    for k, v in info.items():
+        yield f"{k:<9} {v}"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print shape per axis, dtype, physical sizes, channels and storage of an image."""
+    img = OMEArrow.scan(args.path)
+    info = img.info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(f"{args.path}")
+        for line in _rows(info):
+            print("  " + line)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List every backend: version, what it handles, availability, how to install."""
+    rows = default_registry().plugins()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return 0
+    head = ("plugin", "version", "kind", "name", "handles", "status")
+    table = [head] + [
+        (r.plugin, r.version or "-", r.kind, r.name, r.handles,
+         "available" if r.available else (f"unavailable: {r.install}" if r.install else f"failed: {r.error}"))
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table[:]) for i in range(len(head) - 1)]
+    for row in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    parser = argparse.ArgumentParser(prog="ome-arrow-core", description="OME-Arrow images as tensors.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert", help="convert TIFF / OME-TIFF / .npy / OME-Arrow to OME-Arrow Parquet or Vortex")
+    p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
+    p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
+    p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
+    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: whole planes up to 512x512)")
+    p.add_argument("--compression", help="zstd (default), lz4, snappy or none")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("info", help="shape, dtype, physical sizes, channels and storage of an image")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="list backends, what they handle and how to install missing ones")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (OMEArrowError, OSError, ValueError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (or update) .venv with ome-arrow-core and its backends. Idempotent.
+#   bash scripts/setup.sh          everything: every backend, test and docs tools, the reference package
+#   bash scripts/setup.sh minimal  what the demo needs: core + TIFF + torch backends
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+# torch==2.13.0 is the CPU wheel on this machine; an unpinned torch would pull a multi-GB CUDA build.
+if [ "${1:-}" = "minimal" ]; then
+  pip_install "torch==2.13.0" -e . -e backends/tiff -e backends/torch
+  exit 0
+fi
+pip_install "torch==2.13.0" -e ".[test,docs]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
+  -e tests/plugins/example_plugin
+# The CuPy backend installs without CuPy (no GPU here): it must then list itself as unavailable.
+pip_install --no-deps -e backends/cupy
+# The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
+pip_install "ome-arrow==0.1.0"

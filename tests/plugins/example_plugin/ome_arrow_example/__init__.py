@@ -1,0 +1,3 @@
+"""An example third-party plugin for ome-arrow-core (test fixture)."""
+
+__version__ = "0.0.1"
