@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
     p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: whole planes up to 512x512)")
-    p.add_argument("--compression", help="zstd (default), lz4, snappy or none")
+    p.add_argument("--compression", help="lz4 (default), zstd, snappy or none")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -116,8 +118,8 @@ def write_dataset(
     out: Path,
     *,
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "zstd",
-    compression_level: int | None = 1,
+    compression: str | None = "lz4",
+    compression_level: int | None = None,
     rows_per_group: int = 1,
     image_ids: Sequence[str] | None = None,
 ) -> Path:
@@ -201,24 +203,89 @@ def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
     )
 
 
+@dataclass
+class _Opened:
+    """What opening a dataset parses once: manifest, image rows, index, chunk-file footer."""
+
+    manifest: dict[str, Any]
+    images: list[dict[str, Any]]
+    index: pa.Table
+    pf: pq.ParquetFile
+    group_rows: np.ndarray
+    lock: threading.Lock
+
+
+def _stamp(path: Path) -> tuple[Any, ...]:
+    """Identity of a dataset's files on disk (path, sizes, mtimes): a changed file misses the cache."""
+    out: list[Any] = [str(path.resolve())]
+    for name in (MANIFEST, "images.parquet", "index.parquet", "chunks.parquet"):
+        try:
+            st = (path / name).stat()
+            out += [st.st_size, st.st_mtime_ns]
+        except FileNotFoundError:
+            out += [None, None]
+    return tuple(out)
+
+
+_cache: OrderedDict[tuple[Any, ...], _Opened] = OrderedDict()
+_cache_lock = threading.Lock()
+#: How many opened datasets are kept (footer and index parsed) for repeated scans of the same files.
+CACHE_SIZE = 32
+
+
+def _open(path: Path) -> _Opened:
+    key = _stamp(path)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    manifest_path = path / MANIFEST
+    manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    ours = manifest.get("ome_arrow_core") or {}
+    version = int(ours.get("format_version", FORMAT_VERSION))
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{path} was written in ome-arrow-core dataset format {version}; this reader knows "
+            f"up to {FORMAT_VERSION}. Upgrade: pip install -U ome-arrow-core"
+        )
+    for need in ("images.parquet", "chunks.parquet"):
+        if not (path / need).exists():
+            raise SchemaError(f"{path} is not an OME-Arrow dataset: {need} is missing")
+    images = pq.read_table(path / "images.parquet").to_pylist()
+    pf = pq.ParquetFile(path / "chunks.parquet")
+    group_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], dtype=np.int64)
+    index_path = path / "index.parquet"
+    cols = ["image_id", "chunk_id", "t", "c", "z", "y", "x", *[f"shape_{a}" for a in "tczyx"]]
+    if index_path.exists():
+        index = pq.read_table(index_path, columns=[*cols, "row_group_id", "row_index_in_group"])
+    else:  # no index: derive row positions from the chunk file's own order (coordinates only)
+        index = pf.read(columns=cols)
+        rows = np.arange(index.num_rows)
+        starts = np.concatenate([[0], np.cumsum(group_rows)])
+        rg = np.searchsorted(starts, rows, side="right") - 1
+        index = index.append_column("row_group_id", pa.array(rg.astype(np.int32))).append_column(
+            "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32)))
+    opened = _Opened(manifest, images, index, pf, group_rows, threading.Lock())
+    with _cache_lock:
+        _cache[key] = opened
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return opened
+
+
 class DatasetSource:
-    """One image of a typed-chunk dataset; reads only the row groups a selection touches."""
+    """One image of a typed-chunk dataset; reads only the row groups a selection touches.
+
+    Opening parses the manifest, images, index and the chunk file's footer once per process
+    and file version (a small cache keyed by path, size and mtime), so repeated scans are cheap.
+    """
 
     def __init__(self, path: Path, row: int = 0, image_id: str | None = None) -> None:
         self.path = path
-        manifest_path = path / MANIFEST
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-        ours = self.manifest.get("ome_arrow_core") or {}
-        version = int(ours.get("format_version", FORMAT_VERSION))
-        if version > FORMAT_VERSION:
-            raise FormatVersionError(
-                f"{path} was written in ome-arrow-core dataset format {version}; this reader knows "
-                f"up to {FORMAT_VERSION}. Upgrade: pip install -U ome-arrow-core"
-            )
-        for need in ("images.parquet", "chunks.parquet"):
-            if not (path / need).exists():
-                raise SchemaError(f"{path} is not an OME-Arrow dataset: {need} is missing")
-        images = pq.read_table(path / "images.parquet").to_pylist()
+        opened = _open(path)
+        self.manifest = opened.manifest
+        images = opened.images
         if image_id is not None:
             match = [r for r in images if str(r["image_id"]) == image_id]
             if not match:
@@ -230,28 +297,22 @@ class DatasetSource:
             info = images[row]
         self.image_count = len(images)
         self.meta = _meta_from_row(info)
-        self._pf = pq.ParquetFile(path / "chunks.parquet")
-        self._lock = threading.Lock()
-        index_path = path / "index.parquet"
-        cols = ["image_id", "chunk_id", "t", "c", "z", "y", "x", *[f"shape_{a}" for a in "tczyx"]]
-        if index_path.exists():
-            idx = pq.read_table(index_path, columns=[*cols, "row_group_id", "row_index_in_group"])
-        else:  # no index: derive row positions from the chunk file's own order (coordinates only)
-            idx = self._pf.read(columns=cols)
-            rows = np.arange(idx.num_rows)
-            starts = np.cumsum([0] + [self._pf.metadata.row_group(i).num_rows for i in range(self._pf.num_row_groups)])
-            rg = np.searchsorted(starts, rows, side="right") - 1
-            idx = idx.append_column("row_group_id", pa.array(rg.astype(np.int32))).append_column(
-                "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32)))
-        mine = np.asarray(idx.column("image_id").to_numpy(zero_copy_only=False) == self.meta.id)
-        col = {n: np.asarray(idx.column(n).to_numpy(zero_copy_only=False))[mine] for n in idx.column_names if n != "image_id"}
+        self._pf = opened.pf
+        self._lock = opened.lock
+        self._group_rows = opened.group_rows
+        idx = opened.index
+        ids = idx.column("image_id")
+        if self.image_count == 1:
+            col = {n: idx.column(n).to_numpy() for n in idx.column_names if n != "image_id"}
+        else:
+            mine = np.asarray(ids.to_numpy(zero_copy_only=False) == self.meta.id)
+            col = {n: idx.column(n).to_numpy()[mine] for n in idx.column_names if n != "image_id"}
         self._chunks = ChunkTable(
             np.stack([col[a] for a in "tczyx"], axis=1).astype(np.int64),
             np.stack([col[f"shape_{a}"] for a in "tczyx"], axis=1).astype(np.int64),
         )
         self._rg = col["row_group_id"].astype(np.int64)
         self._rig = col["row_index_in_group"].astype(np.int64)
-        self._group_rows = np.array([self._pf.metadata.row_group(i).num_rows for i in range(self._pf.num_row_groups)])
         self.chunks_read = 0
         self.row_groups_read = 0
 

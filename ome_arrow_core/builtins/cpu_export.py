@@ -16,9 +16,9 @@ from ..view import TensorView
 
 def export_arrow(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:
     """Zero-copy from the Arrow buffer behind ``view``; other data is copied into Arrow memory once."""
-    arr = view.to_numpy(contiguous=contiguous)
-    if arrow_base(arr) is None:
-        arr = to_arrow_memory(arr)
+    arr = view.to_numpy()
+    if arrow_base(arr) is None or (contiguous and not arr.flags.c_contiguous):
+        arr = to_arrow_memory(arr)  # one copy, straight into aligned Arrow memory
     return DLPackTensor(arr)
 
 

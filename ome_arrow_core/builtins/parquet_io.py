@@ -51,8 +51,8 @@ def write_parquet(
     *,
     layout: str = "dataset",
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "zstd",
-    compression_level: int | None = 1,
+    compression: str | None = "lz4",
+    compression_level: int | None = None,
     rows_per_group: int = 1,
     column: str = "ome_arrow",
 ) -> Path:

@@ -1,0 +1,43 @@
+"""Shared helpers for the benchmarks: timing, temporary files, peak RSS."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def measure(fn: Callable[[], Any], repeats: int, warmup: int) -> dict[str, float]:
+    """Run ``fn`` warmup + repeats times; milliseconds (median, min, max) of the timed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "repeats": repeats}
+
+
+def per_call(fn: Callable[[], Any], number: int, repeats: int) -> dict[str, float]:
+    """Median over ``repeats`` of the mean time of ``number`` back-to-back calls (for µs-scale work)."""
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        runs.append((time.perf_counter() - t0) * 1e3 / number)
+    return {"median_ms": statistics.median(runs), "min_ms": min(runs), "max_ms": max(runs), "repeats": repeats}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned text table."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
