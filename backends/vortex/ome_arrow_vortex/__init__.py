@@ -21,7 +21,9 @@ Reads push projection and row selection into Vortex: the reader computes the row
 a selection intersects and scans only those (``VortexFile.to_arrow(indices=...)``). Vortex 0.93
 packs up to 8192 rows into one block, so the pixel column of an image is usually one segment;
 the file is therefore memory-mapped (``vortex.open(path, memory_map=True)``) so that taking a
-few rows touches only their pages.
+few rows touches only their pages (``open_vortex(path, memory_map=False)`` turns that off). A
+mapped file must not be truncated while a lazy image reads it; export(how="vortex") replaces
+files atomically, so rewriting an image never does that.
 """
 
 from __future__ import annotations

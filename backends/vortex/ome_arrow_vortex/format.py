@@ -43,23 +43,25 @@ DEFAULT_TILE: Final[int] = 512
 def chunk_shape_for(ny: int, nx: int, chunk_shape: Sequence[int] | None = None) -> tuple[int, int]:
     """The (h, w) chunk for a ``ny x nx`` plane: the plane up to 512x512, else 512x512 tiles.
 
-    A given ``chunk_shape=(h, w)`` is clipped to the plane.
+    A given ``chunk_shape`` is ``(h, w)``, ``(1, h, w)`` (z, y, x) or ``(1, 1, 1, h, w)``
+    (t, c, z, y, x), clipped to the plane: chunks are 2-D.
     """
     if chunk_shape is None:
         if ny <= DEFAULT_TILE and nx <= DEFAULT_TILE:
             return ny, nx
         return min(ny, DEFAULT_TILE), min(nx, DEFAULT_TILE)
     try:
-        h, w = (int(v) for v in chunk_shape)
-        ok = all(float(a) == int(a) for a in chunk_shape)
+        vals = [int(v) for v in chunk_shape]
+        ok = all(float(a) == int(a) for a in chunk_shape) and len(vals) in (2, 3, 5)
     except (TypeError, ValueError):
-        ok, h, w = False, 0, 0
-    if not ok or h < 1 or w < 1:
+        vals, ok = [], False
+    if not ok or min(vals) < 1 or any(v != 1 for v in vals[:-2]):
         raise LayoutError(
-            f"chunk_shape must be two positive integers (h, w), got {chunk_shape!r}; "
-            "e.g. chunk_shape=(256, 256), or None for the default (plane up to 512x512, else 512x512 tiles)"
+            f"chunk_shape must be (h, w) of positive ints (or (1, h, w), (1, 1, 1, h, w): Vortex "
+            f"chunks are 2-D), got {chunk_shape!r}; e.g. chunk_shape=(256, 256), or None for the "
+            "default (the plane up to 512x512, else 512x512 tiles)"
         )
-    return min(h, ny), min(w, nx)
+    return min(vals[-2], ny), min(vals[-1], nx)
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,15 @@ class Grid:
         rows = (((T * s["Z"] + Z) * s["C"] + C) * self.gy + TY) * self.gx + TX
         return rows.ravel()
 
-    def chunk_at(self, row: int) -> tuple[int, int, int, int, int, int, int]:
-        """(t, z, c, y, x, h, w) of the chunk stored at ``row``."""
+    def chunks(self, rows: np.ndarray) -> np.ndarray:
+        """(t, z, c, y, x, h, w) of the chunk stored at each of ``rows``, as an (n, 7) int32 array."""
         s = self.sizes
-        t, z, c, ty, tx = np.unravel_index(row, (s["T"], s["Z"], s["C"], self.gy, self.gx))
+        t, z, c, ty, tx = np.unravel_index(np.asarray(rows, dtype=np.int64),
+                                           (s["T"], s["Z"], s["C"], self.gy, self.gx))
         h0, w0 = self.chunk
-        y, x = int(ty) * h0, int(tx) * w0
-        return (int(t), int(z), int(c), y, x, min(h0, s["Y"] - y), min(w0, s["X"] - x))
+        y, x = ty * h0, tx * w0
+        h, w = np.minimum(h0, s["Y"] - y), np.minimum(w0, s["X"] - x)
+        return np.stack([t, z, c, y, x, h, w], axis=1).astype(np.int32)
 
 
 def _channel_dict(ch: Channel) -> dict[str, Any]:

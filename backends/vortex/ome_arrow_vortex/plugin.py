@@ -1,0 +1,47 @@
+"""ome-arrow-core plugin: the Vortex reader and writer (vortex is imported only when they run)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ome_arrow_core import PixelSource, Reader, Writer, hookimpl
+
+__all__ = ["ome_arrow_readers", "ome_arrow_writers"]
+
+
+def _open(path: Path, column: str | None = None, row: int = 0, **kw: Any) -> PixelSource:
+    from .reader import open_vortex
+
+    return open_vortex(path, column, row, **kw)
+
+
+def _sniff(path: Path) -> bool:
+    from .reader import sniff_vortex
+
+    return sniff_vortex(path)
+
+
+def _write(image: Any, out: Path, **options: Any) -> Any:
+    from .writer import write_vortex
+
+    return write_vortex(image, out, **options)
+
+
+@hookimpl
+def ome_arrow_readers() -> Sequence[Reader]:
+    return [
+        Reader(name="vortex", requires=("vortex",), extra="vortex", suffixes=(".vortex",),
+               open=_open, sniff=_sniff,
+               description="Vortex files (ome-arrow-core.vortex/1), lazy reads push row selection down"),
+    ]
+
+
+@hookimpl
+def ome_arrow_writers() -> Sequence[Writer]:
+    return [
+        Writer(name="vortex", requires=("vortex",), extra="vortex", formats=("vortex",),
+               suffixes=(".vortex",), write=_write,
+               description="Vortex file, one row per 2-D chunk (ome-arrow-core.vortex/1)"),
+    ]
