@@ -263,7 +263,8 @@ def test_generic_cuda_dlpack_resolves_to_torch() -> None:
 
 @no_cuda
 def test_cuda_without_a_gpu_is_a_device_error() -> None:
-    view = _image().tensor_view(t=0, z=0)
+    img = OMEArrow(_pixels((2, 16, 16), "uint16"), registry=_torch_registry())
+    view = img.tensor_view(z=0)
     with pytest.raises(DeviceError, match="CUDA is not available"):
         view.to_torch(device="cuda")
     with pytest.raises(DeviceError, match="CUDA is not available"):
@@ -312,6 +313,14 @@ def test_iter_dlpack_cuda_tiles() -> None:
     assert seen == int(np.prod(view.shape))
     np.testing.assert_array_equal(out.cpu().numpy(), view.to_numpy().astype(np.int32))
 
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ingest_cuda_tensor(dtype: str) -> None:
+    arr = _pixels((2, 3, 16, 20), dtype)
+    img = OMEArrow(torch.from_numpy(arr).cuda(), "TCYX")
+    assert img.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(img.to_numpy()[:, 0], arr)
 
 
 @needs_cuda

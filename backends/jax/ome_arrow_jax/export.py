@@ -1,0 +1,92 @@
+"""Exports of a TensorView to JAX: zero-copy on the CPU when the strides allow, else a copy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from ome_arrow_core import DeviceError, DTypeError
+from ome_arrow_core.buffers import to_arrow_memory
+from ome_arrow_core.dlpack import DLPackTensor
+
+if TYPE_CHECKING:
+    import jax
+    from ome_arrow_core import TensorView
+
+__all__ = ["is_compact", "export_cpu", "export_gpu"]
+
+
+def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:
+    """True when JAX can import these element strides without a copy.
+
+    JAX accepts a transposition of a dense buffer (no gaps, no broadcasting); axes of
+    length 1 may have any stride. This mirrors XLA's ``StridesToLayout`` check.
+    """
+    order = sorted(range(len(shape)), key=lambda i: (strides[i], -i))
+    expected = 1
+    for i in order:
+        if shape[i] > 1 and strides[i] != expected:
+            return False
+        expected *= shape[i]
+    return True
+
+
+def export_cpu(view: TensorView, *, contiguous: bool = False, **_: Any) -> jax.Array:
+    """A jax.Array on the CPU shaped like ``view``.
+
+    Zero-copy from Arrow memory when the view is C-contiguous or a transposition of a
+    dense block and its first pixel is 64-byte aligned (true of whole images and of
+    most planes); JAX copies an unaligned compact view itself. ROI crops and other
+    strided views are copied once into aligned memory, as is every view that is not
+    C-contiguous when ``contiguous=True`` asks for C order.
+    """
+    import jax.numpy as jnp
+
+    check_x64(view.dtype)
+    if (contiguous and not view.is_contiguous) or not is_compact(view.shape, view.strides):
+        # One copy into aligned C-order Arrow memory, which JAX then imports without copying.
+        return jnp.from_dlpack(DLPackTensor(to_arrow_memory(view.to_numpy())))
+    return jnp.from_dlpack(view.to_dlpack(mode="arrow"))
+
+
+def export_gpu(view: TensorView, *, device_index: int = 0, **_: Any) -> jax.Array:
+    """A jax.Array on GPU ``device_index`` (an asynchronous host-to-device copy)."""
+    import jax
+
+    check_x64(view.dtype)
+    gpus = gpu_devices()
+    if not gpus:
+        raise DeviceError(
+            f"JAX {jax.__version__} sees no GPU (devices: {', '.join(map(str, jax.devices()))}); "
+            'install a CUDA build (pip install "jax[cuda12]") on a machine with an NVIDIA GPU, '
+            "or use device='cpu'"
+        )
+    if device_index >= len(gpus):
+        raise DeviceError(
+            f"device 'cuda:{device_index}' does not exist; JAX sees {len(gpus)} GPU(s): "
+            f"use cuda:0 to cuda:{len(gpus) - 1}"
+        )
+    return jax.device_put(view.to_numpy(contiguous=True), gpus[device_index])
+
+
+def gpu_devices() -> list[Any]:
+    """JAX's GPU devices, or an empty list when it has no GPU backend."""
+    import jax
+
+    try:
+        return list(jax.devices("gpu"))
+    except RuntimeError:
+        return []
+
+
+def check_x64(dtype: np.dtype) -> None:
+    """Raise DTypeError for float64 while JAX's 64-bit mode is off (JAX would cast it)."""
+    import jax
+
+    if dtype == np.float64 and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+        raise DTypeError(
+            "float64 pixels would be cast to float32 by JAX, whose 64-bit mode is off; enable it "
+            "(jax.config.update('jax_enable_x64', True) or `with jax.enable_x64(True):`) "
+            "or ask for float32 explicitly with tensor_view(..., dtype='float32')"
+        )
