@@ -122,7 +122,9 @@ class Selection:
         def sub(cur: AxisIndex, spec: IndexSpec, ax: str) -> AxisIndex:
             rel = normalize_index(spec, len(cur), ax)
             if isinstance(cur, range) and isinstance(rel, range):
-                return cur[rel.start : rel.stop : rel.step]
+                step = cur.step * rel.step
+                start = cur[rel.start]
+                return range(start, start + len(rel) * step, step)
             return _as_range(tuple(cur[i] for i in rel))
 
         def sub_span(cur: range, span: range | None, ax: str) -> range:
