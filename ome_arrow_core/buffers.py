@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 
@@ -13,7 +15,7 @@ ALIGNMENT = 64
 
 def arrow_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, pa.Buffer]:
     """A writable C-contiguous array living in a fresh 64-byte aligned Arrow buffer."""
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     buf = pa.allocate_buffer(max(nbytes, 1))
     arr = np.frombuffer(buf, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
     return arr, buf
@@ -23,7 +25,7 @@ def view_buffer(
     buf: pa.Buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0
 ) -> np.ndarray:
     """A read-only C-order view of ``buf`` (no copy); the view keeps ``buf`` alive."""
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)
     arr.flags.writeable = False
     return arr

@@ -7,6 +7,7 @@ those axes (``"YXC"``, ``"ZCYX"``, ``"CYX"``); ``H`` and ``W`` are aliases of ``
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final, Literal
 
 import numpy as np
@@ -41,6 +42,11 @@ def normalize_axes(order: str, *, what: str = "layout") -> str:
     """
     if not isinstance(order, str) or not order:
         raise LayoutError(f"{what} must be a non-empty string of axes from TZCYX, got {order!r}")
+    return _normalize(order, what)
+
+
+@lru_cache(maxsize=256)
+def _normalize(order: str, what: str) -> str:
     out = "".join(ALIASES.get(ch, ch) for ch in order.upper())
     bad = sorted(set(out) - set(AXES))
     if bad:

@@ -224,7 +224,7 @@ class Registry:
 
     def resolve_exporter(self, device: str, dtype: np.dtype, mode: str | None = None) -> Exporter:
         """The exporter for ``device`` ('cpu', 'cuda'), ``dtype`` and ``mode`` (None: any)."""
-        key = ("export", device, dtype.name, mode)
+        key = ("export", device, dtype, mode)
         with self._lock:
             hit = self._resolved.get(key)
         if hit is not None and isinstance(hit, Exporter):
