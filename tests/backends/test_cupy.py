@@ -27,6 +27,7 @@ from ome_arrow_core import (
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_cupy import plugin
 from ome_arrow_cupy.devices import device_count
+from ome_arrow_cupy.export import blocks
 from ome_arrow_cupy.ingest import is_cupy_array
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
@@ -142,6 +143,23 @@ def test_cupy_outranks_a_priority_zero_cuda_fallback() -> None:
     assert cuda == ["cupy", "fallback"]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=5).map(tuple),
+    itemsize=st.sampled_from([1, 2, 4, 8]),
+    block_bytes=st.integers(1, 400),
+)
+def test_blocks_tile_the_array_in_contiguous_runs(
+    shape: tuple[int, ...], itemsize: int, block_bytes: int
+) -> None:
+    arr = np.arange(int(np.prod(shape)), dtype=f"u{itemsize}").reshape(shape)
+    parts = list(blocks(shape, itemsize, block_bytes))
+    for idx in parts:
+        assert arr[idx].flags.c_contiguous
+        assert arr[idx].nbytes <= max(block_bytes, itemsize)
+    np.testing.assert_array_equal(np.concatenate([arr[idx].ravel() for idx in parts]), arr.ravel())
+
+
 @pytest.mark.skipif(HAS_CUPY, reason="cupy is installed")
 @pytest.mark.parametrize("call", ["to_cupy", "to_dlpack", "iter_dlpack"])
 def test_without_cupy_exports_name_the_extra(image: OMEArrow, call: str) -> None:
@@ -206,6 +224,19 @@ def test_to_cupy_matches_the_view(cp: Any, image: OMEArrow, kwargs: dict[str, An
     got = view.to_cupy()
     _assert_same(cp, got, view)
     assert got.device.id == 0 and got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("block_bytes", [64, 5000])
+@pytest.mark.parametrize("kwargs", VIEWS.values(), ids=VIEWS.keys())
+def test_to_cupy_in_many_blocks(
+    cp: Any, image: OMEArrow, kwargs: dict[str, Any], block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ome_arrow_cupy import export
+
+    monkeypatch.setattr(export, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(export, "BUFFERS", 2)
+    view = image.tensor_view(**kwargs)
+    _assert_same(cp, view.to_cupy(), view)
 
 
 @pytest.mark.parametrize("dtype", SUPPORTED)

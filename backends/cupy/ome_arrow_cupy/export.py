@@ -1,8 +1,17 @@
-"""Tensor views to CUDA: pinned host staging, an async copy on a non-blocking stream."""
+"""Tensor views to CUDA: pinned host staging, async copies on a non-blocking stream.
+
+Large views are copied in blocks through rotating pinned buffers: a few threads gather
+blocks from the (possibly strided) host view while earlier blocks are being copied.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -11,9 +20,47 @@ from ome_arrow_core import TensorView
 
 from .devices import check_device, import_cupy
 
-__all__ = ["export_cupy"]
+__all__ = ["export_cupy", "blocks", "BLOCK_BYTES", "BUFFERS", "GATHER_THREADS"]
 
+#: Bytes staged per block, how many pinned blocks rotate, and threads gathering them.
+BLOCK_BYTES = 8 * 2**20
+GATHER_THREADS = min(4, os.cpu_count() or 1)
+BUFFERS = GATHER_THREADS + 2
+
+Index = tuple[int | slice, ...]
 _local = threading.local()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _gather_pool() -> ThreadPoolExecutor:
+    """The shared threads that gather host blocks into pinned memory (numpy drops the GIL)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(GATHER_THREADS, thread_name_prefix="ome-arrow-cupy-gather")
+        return _pool
+
+
+def blocks(shape: tuple[int, ...], itemsize: int, block_bytes: int = BLOCK_BYTES) -> Iterator[Index]:
+    """Indices that cut a C-order array of ``shape`` into contiguous runs of <= ``block_bytes``.
+
+    Each index is leading ints then one slice, so it selects a C-contiguous part of a
+    C-contiguous array; in order, the parts tile it exactly once. Runs are never shorter
+    than one row of the last axis.
+    """
+    if not shape:
+        yield ()
+        return
+    row = itemsize * math.prod(shape[1:])
+    if len(shape) == 1 or row <= block_bytes:
+        step = max(1, block_bytes // max(row, 1))
+        for i in range(0, shape[0], step):
+            yield (slice(i, min(i + step, shape[0])),)
+        return
+    for i in range(shape[0]):
+        for sub in blocks(shape[1:], itemsize, block_bytes):
+            yield (i, *sub)
 
 
 def _stream(cp: Any, index: int) -> Any:
@@ -27,20 +74,53 @@ def _stream(cp: Any, index: int) -> Any:
     return stream
 
 
-def _pinned_copy(cp: Any, host: np.ndarray) -> tuple[np.ndarray, Any]:
-    """A C-contiguous copy of ``host`` in page-locked memory, and the memory that owns it."""
-    mem = cp.cuda.alloc_pinned_memory(host.nbytes)
-    staging = np.frombuffer(mem, dtype=host.dtype, count=host.size).reshape(host.shape)
-    np.copyto(staging, host, casting="no")
-    return staging, mem
+def _stage(buf: Any, src: np.ndarray) -> np.ndarray:
+    """Copy ``src`` into the pinned buffer ``buf``; return the staged C-contiguous array."""
+    staging = np.frombuffer(buf, dtype=src.dtype, count=src.size).reshape(src.shape)
+    np.copyto(staging, src, casting="no")
+    return staging
+
+
+def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any) -> None:
+    """Copy ``host`` into ``out`` on ``stream`` through rotating pinned buffers; wait for it.
+
+    Block ``k`` is gathered into buffer ``k % n`` by the thread pool once the copy that last
+    read that buffer has finished; copies are queued in order as their blocks are ready.
+    """
+    parts = list(blocks(host.shape, host.itemsize, BLOCK_BYTES))
+    size = max(host[idx].nbytes for idx in parts)
+    n = min(max(BUFFERS, 2), len(parts))
+    pinned = [cp.cuda.alloc_pinned_memory(size) for _ in range(n)]
+    if n == 1:
+        out.set(_stage(pinned[0], host), stream=stream)
+        stream.synchronize()
+        return
+    pool = _gather_pool()
+    pending: deque[Future[np.ndarray]] = deque(
+        pool.submit(_stage, pinned[k], host[parts[k]]) for k in range(n)
+    )
+    try:
+        for k, idx in enumerate(parts):
+            out[idx].set(pending.popleft().result(), stream=stream)
+            if k + n < len(parts):
+                stream.synchronize()  # buffer k % n is free again
+                pending.append(pool.submit(_stage, pinned[k % n], host[parts[k + n]]))
+    finally:
+        for fut in pending:  # on error: no thread may still write into buffers we drop
+            fut.cancel()
+        for fut in pending:
+            if not fut.cancelled():
+                fut.exception()
+        stream.synchronize()
 
 
 def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int = 0, **_: Any) -> Any:
     """Copy ``view`` to ``cuda:{device_index}`` and return a C-contiguous ``cupy.ndarray``.
 
-    The host pixels are gathered once into pinned memory and copied asynchronously on a
-    non-blocking stream that first waits for the current stream's queued work. The copy
-    stream is synchronised before returning, so the array is complete on any stream.
+    Host pixels are gathered straight from the (possibly strided) view into pinned memory
+    and copied asynchronously on a non-blocking stream that first waits for the current
+    stream's queued work (the memory pool may hand back memory that work still uses). The
+    copy stream is synchronised before returning, so the array is complete on any stream.
     ``contiguous`` is accepted for the exporter protocol: the result is always a C-order copy.
     Raises DeviceError when the device does not exist.
     """
@@ -51,10 +131,7 @@ def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int
         out = cp.empty(host.shape, dtype=host.dtype)  # from the current stream's pool arena
         if out.size == 0:
             return out
-        staging, mem = _pinned_copy(cp, host)
         stream = _stream(cp, device_index)
-        stream.wait_event(cp.cuda.get_current_stream().record())  # the pool may reuse freed memory
-        out.set(staging, stream=stream)
-        stream.synchronize()
-        del staging, mem  # safe to release: the copy has finished
+        stream.wait_event(cp.cuda.get_current_stream().record())
+        _copy(cp, host, out, stream)
     return out
