@@ -140,4 +140,8 @@ class LazyTensorView(Streamable):
         """Execute and return a jax array."""
         return self.collect().to_jax(*args, **kwargs)
 
+    def to_cupy(self, *args: Any, **kwargs: Any) -> Any:
+        """Execute and return a cupy array on the GPU."""
+        return self.collect().to_cupy(*args, **kwargs)
+
 
