@@ -20,7 +20,6 @@ from .errors import BackendUnavailableError
 if TYPE_CHECKING:
     from .meta import ImageMeta
     from .selection import Selection
-    from .view import TensorView
 
 __all__ = ["Handler", "Ingester", "Reader", "Writer", "Exporter", "PixelSource", "install_hint"]
 
@@ -125,13 +124,3 @@ class Exporter(Handler):
             and (self.dtypes is None or dtype.name in self.dtypes)
             and (mode is None or mode in self.modes or "*" in self.modes)
         )
-
-
-def call(handler: Handler, fn: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
-    """Call one of a handler's callables after checking its libraries are installed."""
-    handler.ensure_available()
-    if fn is None:
-        raise BackendUnavailableError(f"handler {handler.name!r} does not implement this operation")
-    return fn(*args, **kwargs)
-
-

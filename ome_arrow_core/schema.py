@@ -79,9 +79,9 @@ CHUNK_GRID_TYPE: Final = pa.struct(
 )
 
 
-def ome_arrow_struct(pixel_type: pa.DataType = pa.uint16()) -> pa.StructType:
-    """The OME-Arrow record type with ``pixel_type`` pixel lists (uint16 in the public format)."""
-    pixels = pa.list_(pixel_type)
+def ome_arrow_struct(pixel_type: pa.DataType | None = None) -> pa.StructType:
+    """The OME-Arrow record type with ``pixel_type`` pixel lists (default uint16, as the public format)."""
+    pixels = pa.list_(pixel_type or pa.uint16())
     chunk = pa.struct(
         [("t", pa.int32()), ("c", pa.int16()), ("z", pa.int32()), ("y", pa.int32()), ("x", pa.int32()),
          ("shape_z", pa.int32()), ("shape_y", pa.int32()), ("shape_x", pa.int32()), ("pixels", pixels)]
