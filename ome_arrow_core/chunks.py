@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +17,7 @@ DEFAULT_TILE = 512
 
 
 def normalize_chunk_shape(
-    chunk_shape: Sequence[int] | None, sizes: dict[str, int]
+    chunk_shape: Sequence[int] | None, sizes: Mapping[str, int]
 ) -> tuple[int, int, int, int, int]:
     """A TCZYX chunk shape from (y, x), (z, y, x) or (t, c, z, y, x); clipped to the image.
 
@@ -51,7 +51,7 @@ class ChunkTable:
     shape: np.ndarray  # (n, 5)
 
     @classmethod
-    def regular(cls, sizes: dict[str, int], chunk: tuple[int, int, int, int, int]) -> ChunkTable:
+    def regular(cls, sizes: Mapping[str, int], chunk: tuple[int, int, int, int, int]) -> ChunkTable:
         """The regular grid of ``chunk`` over an image, ordered t, c, z, y, x."""
         full = [sizes[a] for a in "TCZYX"]
         axes = [np.arange(0, n, c) for n, c in zip(full, chunk)]

@@ -27,7 +27,7 @@ def _writable_alias(arr: np.ndarray) -> np.ndarray:
     lo = addr + sum(s * (n - 1) for s, n in zip(arr.strides, arr.shape) if s < 0)
     hi = addr + sum(s * (n - 1) for s, n in zip(arr.strides, arr.shape) if s > 0) + itemsize
     raw = (ctypes.c_char * (hi - lo)).from_address(lo)
-    raw._owner = arr  # type: ignore[attr-defined]  # keeps the memory alive
+    raw._owner = arr  # keeps the memory alive
     return np.ndarray(arr.shape, arr.dtype, buffer=raw, offset=addr - lo, strides=arr.strides)
 
 

@@ -43,7 +43,8 @@ def check_dtype(dtype: object) -> np.dtype:
             f"pixel dtype {dt.name} cannot be stored as OME-Arrow; supported dtypes are "
             f"{', '.join(SUPPORTED)}. Convert explicitly first, e.g. arr.astype('float32')."
         )
-    return dt.newbyteorder("=")
+    out: np.dtype = dt.newbyteorder("=")
+    return out
 
 
 def to_ome_type(dtype: object) -> str:

@@ -47,7 +47,7 @@ def resolve_selection(
     tile_shape = meta.chunk_shape[1:] if meta.chunk_shape else (256, 256)
     regions = parse_regions(
         sizes, t=t, z=z, roi=roi, roi3d=roi3d, roi_nd=roi_nd, roi_type=roi_type, tile=tile,
-        tile_shape=tile_shape,  # type: ignore[arg-type]
+        tile_shape=tile_shape,
     )
     return base.select(c=c, **regions)  # type: ignore[arg-type]
 

@@ -49,7 +49,7 @@ class RecordSource:
             group += 1
         table = pf.read_row_group(group, columns=[self.column])
         col = table.column(self.column).combine_chunks()
-        self._records: pa.StructArray = col.slice(at, 1)  # type: ignore[assignment]
+        self._records: pa.StructArray = col.slice(at, 1)
         self.meta: ImageMeta = record_meta(self._records, 0)
         self._pixels: np.ndarray | None = None
         self._rows = n

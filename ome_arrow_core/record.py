@@ -25,13 +25,13 @@ _PAYLOAD = ("planes", "chunks", "masks")
 def as_struct_array(obj: Any, column: str | None = None) -> pa.StructArray:
     """A StructArray of OME-Arrow records from a scalar, array, table or dict record."""
     if isinstance(obj, Mapping):
-        return pa.array([dict(obj)])  # type: ignore[return-value]
+        return pa.array([dict(obj)])
     if isinstance(obj, pa.StructScalar):
-        return pa.array([obj], type=obj.type)  # type: ignore[return-value]
+        return pa.array([obj], type=obj.type)
     if isinstance(obj, (pa.Table, pa.RecordBatch)):
         name = find_ome_column(obj.schema, column)
         col = obj.column(name)
-        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col  # type: ignore[return-value]
+        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if isinstance(obj, pa.ChunkedArray):
         obj = obj.combine_chunks()
     if isinstance(obj, pa.StructArray):
@@ -65,12 +65,12 @@ def _row_items(records: pa.StructArray, field: str, row: int) -> pa.StructArray 
     if records.type.get_field_index(field) < 0:
         return None
     lists = records.field(field)
-    if not lists.is_valid()[row].as_py():  # type: ignore[union-attr]
+    if not lists.is_valid()[row].as_py():
         return None
     start, stop = lists.offsets[row].as_py(), lists.offsets[row + 1].as_py()
     if stop == start:
         return None
-    return lists.values.slice(start, stop - start)  # type: ignore[no-any-return]
+    return lists.values.slice(start, stop - start)
 
 
 def _list_values(items: pa.StructArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -118,7 +118,7 @@ def find_ome_column(schema: pa.Schema, column: str | None = None) -> str:
     Raises SchemaError naming what is missing, or listing the candidates when several
     columns are OME-Arrow records and ``column`` was not given.
     """
-    candidates = [f.name for f in schema if is_ome_arrow_type(f.type)]
+    candidates: list[str] = [str(f.name) for f in schema if is_ome_arrow_type(f.type)]
     if column is not None:
         if column not in schema.names:
             raise SchemaError(
@@ -129,7 +129,7 @@ def find_ome_column(schema: pa.Schema, column: str | None = None) -> str:
                 f"column {column!r} is not an OME-Arrow record: expected a struct with fields "
                 f"{sorted(REQUIRED_FIELDS)} and planes or chunks, got {schema.field(column).type}"
             )
-        return column
+        return str(column)
     if not candidates:
         raise SchemaError(
             "no OME-Arrow column found: expected a struct column with fields "

@@ -93,7 +93,7 @@ class Selection:
     @classmethod
     def full(cls, sizes: Mapping[str, int]) -> Selection:
         """Everything of an image whose sizes map axis letters to lengths."""
-        return cls(*(range(sizes[ax]) for ax in AXES))  # type: ignore[arg-type]
+        return cls(*(range(sizes[ax]) for ax in AXES))
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:
@@ -143,7 +143,7 @@ class Selection:
 
     def with_axis(self, ax: str, idx: AxisIndex) -> Selection:
         """This selection with axis ``ax`` replaced by absolute indices ``idx``."""
-        return replace(self, **{ax.lower(): idx})
+        return replace(self, **{ax.lower(): idx})  # type: ignore[arg-type]
 
     def apply(self, canonical: np.ndarray) -> np.ndarray:
         """Index a ``TZCYX`` array; a view when :attr:`is_strided`, else a gathered copy."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,10 +49,10 @@ class Streamable(ABC):
     ) -> Iterator[Any]:
         items = windows(self._sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
 
-        def task(w: Window) -> Any:
-            return self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
+        def task(w: Window) -> Callable[[], Any]:
+            return lambda: self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
 
-        return prefetched([lambda w=w: task(w) for w in items], prefetch)
+        return prefetched([task(w) for w in items], prefetch)
 
     def iter_dlpack(
         self,
