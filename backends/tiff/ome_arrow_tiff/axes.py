@@ -105,14 +105,14 @@ class AxisMap:
     def sizes(self) -> dict[str, int]:
         """Length of each canonical axis."""
         out = dict.fromkeys("TZCYX", 1)
-        for target, n in zip(self.targets, self.shape):
+        for target, n in zip(self.targets, self.shape, strict=True):
             out[target] *= n
         return out
 
     def locate(self, t: int, z: int, c: int) -> tuple[int, tuple[int | slice, ...]]:
         """Page number of canonical ``(t, z, c)`` and the index of its YX plane in that page."""
         index = [0] * len(self.axes)
-        for ax, value in zip("TZC", (t, z, c)):
+        for ax, value in zip("TZC", (t, z, c), strict=True):
             positions = [i for i, tg in enumerate(self.targets) if tg == ax]
             for i in reversed(positions):
                 value, index[i] = divmod(value, self.shape[i])

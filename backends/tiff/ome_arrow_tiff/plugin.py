@@ -1,0 +1,65 @@
+"""Plugin hooks: a TIFF / OME-TIFF reader and an OME-TIFF writer (tifffile, imported lazily)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
+
+if TYPE_CHECKING:
+    from ome_arrow_core import OMEArrow
+
+    from .source import TiffSource
+
+#: TIFF magic numbers: classic and BigTIFF, little- and big-endian.
+_MAGIC: Final[tuple[bytes, ...]] = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+SUFFIXES: Final[tuple[str, ...]] = (
+    ".ome.tiff", ".ome.tif", ".ome.btf", ".tiff", ".tif", ".btf", ".tf8", ".tf2",
+)
+
+
+def is_tiff(path: Path) -> bool:
+    """True when ``path`` is a file starting with a TIFF or BigTIFF header."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in _MAGIC
+    except OSError:
+        return False
+
+
+def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> TiffSource:
+    """Open series ``row`` of a TIFF file (metadata now, pixels on ``read``)."""
+    if column is not None:
+        raise SchemaError(
+            f"column={column!r} does not apply to TIFF files, which have no columns; "
+            "pick an image series with row= instead"
+        )
+    from .source import TiffSource
+
+    return TiffSource(path, series=row)
+
+
+def write(image: OMEArrow, out: Path, **options: Any) -> Path:
+    """Write ``image`` as OME-TIFF (see :func:`ome_arrow_tiff.writer.write_tiff`)."""
+    from .writer import write_tiff
+
+    return write_tiff(image, out, **options)
+
+
+@hookimpl
+def ome_arrow_readers() -> Sequence[Reader]:
+    return [
+        Reader(name="tiff", priority=10, requires=("tifffile",), extra="tiff", suffixes=SUFFIXES,
+               open=open_tiff, sniff=is_tiff, description="TIFF and OME-TIFF (tifffile)"),
+    ]
+
+
+@hookimpl
+def ome_arrow_writers() -> Sequence[Writer]:
+    return [
+        Writer(name="ome-tiff", priority=10, requires=("tifffile",), extra="tiff",
+               formats=("ome-tiff", "tiff"), suffixes=(".ome.tiff", ".ome.tif"), write=write,
+               description="OME-TIFF, TZCYX (tifffile)"),
+    ]

@@ -1,0 +1,96 @@
+"""Write an image as OME-TIFF (or plain TIFF) with tifffile, atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ome_arrow_core import BackendUnavailableError
+from ome_arrow_core.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from ome_arrow_core import ImageMeta, OMEArrow
+
+__all__ = ["write_tiff", "ome_metadata"]
+
+_ILLUMINATION: Final[frozenset[str]] = frozenset(
+    {"Transmitted", "Epifluorescence", "Oblique", "NonLinear", "Other"}
+)
+
+
+def _signed32(v: int) -> int:
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def ome_metadata(meta: ImageMeta) -> dict[str, Any]:
+    """tifffile ``metadata=`` for an OME-TIFF of ``meta`` (axes TZCYX)."""
+    md: dict[str, Any] = {"axes": "TZCYX", "Name": meta.name}
+    for ax in "XYZ":
+        if ax in meta.physical_size:
+            md[f"PhysicalSize{ax}"] = float(meta.physical_size[ax])
+            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
+    if meta.acquisition_datetime:
+        md["AcquisitionDate"] = meta.acquisition_datetime
+    chans = meta.channels
+    channel: dict[str, list[Any]] = {"Name": [c.name or c.id for c in chans]}
+    if all(c.emission_um is not None for c in chans):
+        channel["EmissionWavelength"] = [round(c.emission_um * 1000, 6) for c in chans]  # type: ignore[operator]
+    if all(c.excitation_um is not None for c in chans):
+        channel["ExcitationWavelength"] = [round(c.excitation_um * 1000, 6) for c in chans]  # type: ignore[operator]
+    if all(c.color_rgba is not None for c in chans):
+        channel["Color"] = [_signed32(int(c.color_rgba)) for c in chans]  # type: ignore[arg-type]
+    if all(c.illumination in _ILLUMINATION for c in chans):
+        channel["IlluminationType"] = [c.illumination for c in chans]
+    md["Channel"] = channel
+    return md
+
+
+def _resolution(meta: ImageMeta) -> dict[str, Any]:
+    """Resolution tags (pixels per centimetre) for a plain TIFF with µm pixel sizes."""
+    px, py = meta.physical_size.get("X"), meta.physical_size.get("Y")
+    if not px or not py or any(meta.physical_unit.get(a) not in ("µm", "um") for a in "XY"):
+        return {}
+    return {"resolution": (1e4 / px, 1e4 / py), "resolutionunit": "CENTIMETER"}
+
+
+def write_tiff(
+    image: OMEArrow,
+    out: Path,
+    *,
+    ome: bool = True,
+    tile: Sequence[int] | None = None,
+    compression: str | None = None,
+    **options: Any,
+) -> Path:
+    """Write ``image`` to ``out`` as a TZCYX OME-TIFF (``ome=False``: plain TIFF), atomically.
+
+    ``tile=(h, w)`` (multiples of 16) writes tiles instead of strips; ``compression``
+    (e.g. ``"zlib"``; others may need imagecodecs) and other ``options`` go to
+    ``tifffile.imwrite``. A plain TIFF keeps the axes in tifffile's shaped metadata and
+    µm pixel sizes in its resolution tags. On failure nothing is left at ``out``.
+    """
+    import tifffile
+
+    meta = image.meta
+    data = image.to_numpy()
+    if ome:
+        kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta)}
+    else:
+        kwargs = {"ome": False, "metadata": {"axes": "TZCYX"}, **_resolution(meta)}
+    if tile is not None:
+        kwargs["tile"] = tuple(int(v) for v in tile)
+    if compression is not None:
+        kwargs["compression"] = compression
+    out = Path(out)
+    try:
+        with atomic_path(out) as tmp:
+            tifffile.imwrite(tmp, data, photometric="minisblack", **kwargs, **options)
+    except (KeyError, ImportError, ValueError) as exc:
+        if "imagecodecs" in str(exc) or isinstance(exc, ImportError):
+            raise BackendUnavailableError(
+                f"writing TIFF with compression={compression!r} needs the imagecodecs package "
+                f"({exc}); install it with: pip install imagecodecs, or use compression='zlib'"
+            ) from exc
+        raise
+    return out
