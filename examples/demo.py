@@ -41,9 +41,9 @@ def main(argv: list[str]) -> int:
     import torch
 
     lazy = scanned.tensor_view(t=0, z=2, roi=(32, 16, 128, 96))
-    print(f"4. lazy view {lazy}; chunks read so far: {scanned._source.chunks_read}")  # noqa: SLF001
+    print(f"4. lazy view {lazy}; chunks read so far: {scanned.source.chunks_read}")
     view = lazy.collect()
-    print(f"   collected: read {scanned._source.chunks_read} of {info['chunks']} chunks")  # noqa: SLF001
+    print(f"   collected: read {scanned.source.chunks_read} of {info['chunks']} chunks")
     t0 = time.perf_counter()
     n = 1000
     for _ in range(n):

@@ -53,7 +53,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             try:
                 img = _load(p)
                 if len(inputs) > 1:
-                    img._source.meta = replace(img._source.meta, id=p.name, name=p.stem)
+                    img.source.meta = replace(img.source.meta, id=p.name, name=p.stem)
                 images.append(img)
             except (OMEArrowError, OSError, ValueError) as exc:
                 failed.append(f"{p}: {exc}")

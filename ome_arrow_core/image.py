@@ -150,6 +150,14 @@ class OMEArrow:
 
     # -- description ----------------------------------------------------------------------
     @property
+    def source(self) -> PixelSource:
+        """The pixel source behind this image (a reader's source, or an in-memory array).
+
+        Read-only access for inspection: readers expose I/O counters here (e.g. ``chunks_read``).
+        """
+        return self._source
+
+    @property
     def is_lazy(self) -> bool:
         """True for a scanned image whose pixels have not been read."""
         return self._lazy
