@@ -70,16 +70,20 @@ def dlpack_cases(repeats: int) -> dict[str, dict[str, Any]]:
 
 
 def stream_cases(repeats: int, warmup: int) -> dict[str, dict[str, Any]]:
-    """256x256 tiles over a 2048x2048 uint16 plane through iter_dlpack vs a memcpy of the plane."""
+    """256x256 tiles over a 2048x2048 uint16 plane through iter_dlpack vs a memcpy of the plane.
+
+    Default tiles are zero-copy strided views; ``_contiguous`` copies each into C order first.
+    """
     plane = _image((2048, 2048))
     view = OMEArrow(plane).tensor_view(layout="YX")
 
-    def stream() -> None:
-        for cap in view.iter_dlpack(tile_size=(256, 256), contiguous=True):
+    def stream(contiguous: bool) -> None:
+        for cap in view.iter_dlpack(tile_size=(256, 256), contiguous=contiguous):
             np.from_dlpack(cap)
 
     dst = np.empty_like(plane)
-    out = {"tiles_256_stream_2048": measure(stream, repeats, warmup),
+    out = {"tiles_256_stream_2048": measure(lambda: stream(False), repeats, warmup),
+           "tiles_256_stream_2048_contiguous": measure(lambda: stream(True), repeats, warmup),
            "memcpy_8MiB": measure(lambda: np.copyto(dst, plane), repeats, warmup)}
     mib = plane.nbytes / 2**20
     for k in out:
