@@ -54,7 +54,7 @@ fi
 
 # 2. The core and the GPU backends (built from source, offline: setuptools comes from $WHEELS).
 projects=(.)
-for b in backends/cupy backends/torch; do [[ -f "$b/pyproject.toml" ]] && projects+=("$b"); done
+for b in backends/cupy backends/torch backends/jax; do [[ -f "$b/pyproject.toml" ]] && projects+=("$b"); done
 echo "installing: ${projects[*]}"
 "${PIP[@]}" "${projects[@]}"
 
@@ -81,5 +81,5 @@ for row in ome_arrow_core.plugins():
 EOF
 
 tests=()
-for t in tests/backends/test_cupy.py tests/backends/test_torch.py; do [[ -f "$t" ]] && tests+=("$t"); done
+for t in tests/backends/test_cupy.py tests/backends/test_torch.py tests/backends/test_jax.py tests/core; do [[ -f "$t" ]] && tests+=("$t"); done
 exec "$PY" -m pytest "${tests[@]}" -q -rs "$@"
