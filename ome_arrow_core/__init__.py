@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BackendUnavailableError,
     DeviceError,
@@ -29,10 +31,15 @@ from .registry import PluginInfo, Registry, default_registry, plugins
 from .selection import Selection
 from .view import TensorView
 
+if TYPE_CHECKING:
+    from .dataset import OMEArrowDataset, write_dataset
+
 __version__ = "0.1.0"
 
 __all__ = [
     "OMEArrow",
+    "OMEArrowDataset",
+    "write_dataset",
     "TensorView",
     "LazyTensorView",
     "ImageMeta",
@@ -58,3 +65,12 @@ __all__ = [
     "BackendUnavailableError",
     "DeviceError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """OMEArrowDataset and write_dataset load on first use (they import pyarrow.parquet)."""
+    if name in ("OMEArrowDataset", "write_dataset"):
+        from . import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'ome_arrow_core' has no attribute {name!r}")

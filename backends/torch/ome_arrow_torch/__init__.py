@@ -7,8 +7,28 @@ Importing this package does not import torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .ingest import is_torch_tensor, tensor_to_numpy
 
 __version__ = "0.1.0"
 
-__all__ = ["is_torch_tensor", "tensor_to_numpy", "__version__"]
+__all__ = [
+    "is_torch_tensor",
+    "tensor_to_numpy",
+    "OMEArrowTorchDataset",
+    "OMEArrowIterableDataset",
+    "shard_indices",
+    "__version__",
+]
+
+_DATA = ("OMEArrowTorchDataset", "OMEArrowIterableDataset", "shard_indices")
+
+
+def __getattr__(name: str) -> Any:
+    """The datasets (``ome_arrow_torch.data``) import torch, so they load on first use."""
+    if name in _DATA:
+        from . import data
+
+        return getattr(data, name)
+    raise AttributeError(f"module 'ome_arrow_torch' has no attribute {name!r}")

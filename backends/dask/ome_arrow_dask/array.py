@@ -1,0 +1,188 @@
+"""Build dask arrays whose blocks are reads through ome-arrow-core's lazy views."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError, Selection, TensorView
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+    from ome_arrow_core.dataset import DatasetViews
+
+__all__ = ["to_dask", "storage_chunks"]
+
+
+def storage_chunks(sel: Selection, layout: str, chunk_tczyx: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """Dask chunks of a selection in ``layout``: a block boundary wherever the storage chunk changes.
+
+    ``chunk_tczyx`` is the storage chunk (t, c, z, y, x); ``sel`` holds absolute storage
+    indices (``LazyTensorView.selection``).
+    """
+    size = dict(zip("TCZYX", (int(v) for v in chunk_tczyx)))
+    out = []
+    for ax in layout:
+        idx = np.asarray(list(sel.axis(ax)), dtype=np.int64)
+        ids = idx // max(1, size[ax])
+        cuts = np.nonzero(np.diff(ids))[0] + 1
+        edges = [0, *cuts.tolist(), len(idx)]
+        out.append(tuple(b - a for a, b in zip(edges[:-1], edges[1:])))
+    return tuple(out)
+
+
+def _chunk_of(meta_chunk: tuple[int, int, int] | None, sizes: dict[str, int], t_c: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
+    if meta_chunk is None:  # unknown: one plane per block, as the core writes by default
+        return (t_c[0], t_c[1], 1, sizes["Y"], sizes["X"])
+    z, y, x = meta_chunk
+    return (t_c[0], t_c[1], z, y, x)
+
+
+def _window(sel: Selection, layout: str, starts: Sequence[int], stops: Sequence[int]) -> dict[str, Any]:
+    """tensor_view arguments (absolute, for a whole image) of the part of ``sel`` in one block."""
+    part: dict[str, Any] = {}
+    for ax, a, b in zip(layout, starts, stops):
+        part[ax] = list(sel.axis(ax))[a:b]
+    y = part.get("Y", list(sel.y))
+    x = part.get("X", list(sel.x))
+    return {
+        "t": part.get("T", list(sel.t)),
+        "z": part.get("Z", list(sel.z)),
+        "c": part.get("C", list(sel.c)),
+        "roi": (x[0], y[0], len(x), len(y)),
+    }
+
+
+def _read_dataset_block(ds: OMEArrowDataset, first: int, last: int, window: dict[str, Any], layout: str,
+                        policy: str) -> np.ndarray:
+    return ds.read(range(first, last), layout=layout, channel_policy=policy, **window)  # type: ignore[arg-type]
+
+
+def _read_view_block(view: LazyTensorView | TensorView, window: dict[str, int | tuple[int, int]]) -> np.ndarray:
+    if isinstance(view, TensorView):
+        return np.asarray(view.select_window(**{ax: range(a, b) for ax, (a, b) in window.items()}))  # type: ignore[misc]
+    args: dict[str, Any] = {}
+    for ax in "TZC":
+        if ax in window:
+            a, b = window[ax]  # type: ignore[misc]
+            args[ax.lower()] = slice(a, b)
+    if "Y" in window or "X" in window:
+        ny, nx = view.shape[view.layout.index("Y")], view.shape[view.layout.index("X")]
+        y0, y1 = window.get("Y", (0, ny))  # type: ignore[misc]
+        x0, x1 = window.get("X", (0, nx))  # type: ignore[misc]
+        args["roi"] = (x0, y0, x1 - x0, y1 - y0)
+    return view.select(**args).to_numpy()
+
+
+def _array(graph: dict[Any, Any], name: str, chunks: tuple[tuple[int, ...], ...], dtype: np.dtype) -> da.Array:
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=dtype)
+
+
+def _edges(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    ends = np.cumsum(sizes).tolist()
+    return list(zip([0, *ends[:-1]], ends))
+
+
+def _dataset_to_dask(views: DatasetViews, images_per_chunk: int) -> da.Array:
+    ds = views.dataset
+    if len(ds) == 0:
+        raise SchemaError("the dataset has no images; nothing to make a dask array of")
+    cols = ds.column_names
+    first = views[0]
+    if all(f"size_{a}" in cols for a in "tczyx"):  # one image per distinct size: do their views agree?
+        sizes = ds.table.select([f"size_{a}" for a in "tczyx"]).to_pylist()
+        seen: dict[tuple[Any, ...], int] = {}
+        for i, row in enumerate(sizes):
+            seen.setdefault(tuple(row.values()), i)
+        shapes = {views[i].selection.shape for i in seen.values()}
+        if len(shapes) > 1:
+            raise SchemaError(
+                f"to_dask needs one shape for every image; this selection gives {sorted(shapes)} (TZCYX). "
+                "Filter to images of one size, or crop all to a common one with roi="
+            )
+    sel, layout = first.selection, first.layout
+    image = ds[0]
+    t_c = (1, 1)
+    if "chunk_t" in cols and "chunk_c" in cols:
+        row = ds.metadata(0)
+        t_c = (int(row.get("chunk_t") or 1), int(row.get("chunk_c") or 1))
+    inner = storage_chunks(sel, layout, _chunk_of(image.meta.chunk_shape, image.sizes, t_c))
+    step = max(1, int(images_per_chunk))
+    n = len(ds)
+    outer = tuple(min(step, n - i) for i in range(0, n, step))
+    name = f"ome-arrow-dataset-{uuid.uuid4().hex}"
+    ds_key = f"ome-arrow-source-{uuid.uuid4().hex}"
+    policy = views.selection["channel_policy"]
+    graph: dict[Any, Any] = {ds_key: ds}
+    for bi, (a, b) in enumerate(_edges(outer)):
+        for cell in itertools.product(*(list(enumerate(_edges(c))) for c in inner)):
+            starts = [lo for _, (lo, _) in cell]
+            stops = [hi for _, (_, hi) in cell]
+            window = _window(sel, layout, starts, stops)
+            graph[(name, bi, *(j for j, _ in cell))] = (_read_dataset_block, ds_key, a, b, window, layout, policy)
+    arr = _array(graph, name, (outer, *inner), np.dtype(first.dtype))
+    dtype = views.selection["dtype"]
+    return arr if dtype is None else arr.astype(dtype)
+
+
+def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None) -> da.Array:
+    layout = view.layout
+    if isinstance(view, LazyTensorView):
+        sel = view.selection
+        shape_chunk = getattr(view, "chunk_shape", None)
+        if chunk_tczyx is None and shape_chunk is not None:
+            chunk_tczyx = (1, 1, *shape_chunk)
+        sizes = {ax: n for ax, n in zip(layout, view.shape)}
+        chunk = chunk_tczyx or (1, 1, 1, sel.shape[3], sel.shape[4])
+        inner = storage_chunks(sel, layout, chunk)
+    else:
+        sizes = dict(zip(layout, view.shape))
+        inner = tuple((n,) for n in view.shape)
+    del sizes
+    name = f"ome-arrow-view-{uuid.uuid4().hex}"
+    view_key = f"ome-arrow-source-{uuid.uuid4().hex}"
+    graph: dict[Any, Any] = {view_key: view}
+    for cell in itertools.product(*(list(enumerate(_edges(c))) for c in inner)):
+        window = {ax: (lo, hi) for ax, (_, (lo, hi)) in zip(layout, cell)}
+        graph[(name, *(j for j, _ in cell))] = (_read_view_block, view_key, window)
+    return _array(graph, name, inner, np.dtype(view.dtype))
+
+
+def to_dask(obj: Any, *, images_per_chunk: int = 1, **view_options: Any) -> da.Array:
+    """A dask array of a dataset, its ``tensor_views(...)``, an image or one lazy view.
+
+    - ``OMEArrowDataset`` or ``DatasetViews``: shape ``(images, *layout)``; ``view_options``
+      (``t``, ``z``, ``c``, ``roi``, ``layout``...) select the same part of every image (for
+      a dataset). ``images_per_chunk`` images go in each block along the first axis.
+    - ``OMEArrow``: ``image.tensor_view(**view_options)``, chunked like its storage.
+    - ``LazyTensorView`` / ``TensorView``: that view (blocks of one plane for a lazy view,
+      one block for an eager one).
+
+    Nothing is read until dask computes; each block then reads only its own chunks, in
+    whatever process runs it (the graph holds the dataset's picklable description).
+    """
+    from ome_arrow_core.dataset import DatasetViews
+
+    if isinstance(obj, OMEArrowDataset):
+        return _dataset_to_dask(obj.tensor_views(**view_options), images_per_chunk)
+    if view_options and not isinstance(obj, OMEArrow):
+        raise TypeError(f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}")
+    if isinstance(obj, DatasetViews):
+        return _dataset_to_dask(obj, images_per_chunk)
+    if isinstance(obj, OMEArrow):
+        view = obj.tensor_view(**view_options)
+        meta = obj.meta
+        return _view_to_dask(view, _chunk_of(meta.chunk_shape, meta.sizes) if meta.chunk_shape else None)
+    if isinstance(obj, (LazyTensorView, TensorView)):
+        return _view_to_dask(obj, None)
+    raise TypeError(
+        f"to_dask takes an OMEArrowDataset, ds.tensor_views(...), an OMEArrow or a tensor view; got {type(obj).__name__}"
+    )

@@ -1,0 +1,328 @@
+"""PyTorch datasets over OME-Arrow datasets: map-style (random access) and iterable (sharded).
+
+Both read through :meth:`ome_arrow_core.OMEArrowDataset.read`, so a batch of images of a
+chunk dataset costs one Parquet read and one copy per chunk; the dtype is kept (uint16
+stays ``torch.uint16``). Neither holds open files: each DataLoader worker (and each DDP
+rank) opens its own on first read.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.context import get_spawning_popen
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, default_collate, get_worker_info
+
+from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError
+
+__all__ = ["OMEArrowTorchDataset", "OMEArrowIterableDataset", "shard_indices"]
+
+Transform = Callable[[torch.Tensor], Any]
+
+
+def _as_dataset(source: OMEArrowDataset | str | os.PathLike[str], filter: Any) -> OMEArrowDataset:
+    if isinstance(source, OMEArrowDataset):
+        return source.filter(filter) if filter is not None else source
+    return OMEArrowDataset.scan(source, filter=filter)
+
+
+class _Epoch:
+    """An epoch counter shared with DataLoader workers, persistent ones included."""
+
+    def __init__(self, value: int = 0) -> None:
+        self.shared: Any = multiprocessing.RawValue("q", value)
+
+    @property
+    def value(self) -> int:
+        return int(self.shared.value)
+
+    @value.setter
+    def value(self, epoch: int) -> None:
+        self.shared.value = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Handed to a starting worker process: share the memory. Otherwise (deepcopy,
+        # pickling to disk) take a snapshot of the value.
+        return {"shared": self.shared} if get_spawning_popen() is not None else {"value": self.value}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.shared = state["shared"] if "shared" in state else multiprocessing.RawValue("q", state["value"])
+
+
+class _Samples:
+    """What both datasets share: samples (images, or tiles of images), crops, targets, reads."""
+
+    def __init__(
+        self,
+        source: OMEArrowDataset | str | os.PathLike[str],
+        *,
+        filter: Any = None,
+        t: Any = None,
+        z: Any = None,
+        c: Any = None,
+        roi: Sequence[int] | None = None,
+        layout: str | None = None,
+        channel_policy: str = "error",
+        tile: tuple[int, int] | None = None,
+        crop: tuple[int, int] | None = None,
+        random_crop: bool = False,
+        seed: int = 0,
+        transform: Transform | None = None,
+        target: str | Sequence[str] | None = None,
+    ) -> None:
+        self.dataset = _as_dataset(source, filter)
+        given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
+        if len(given) > 1:
+            raise SelectionError(f"pass only one of roi, tile and crop; got {', '.join(given)}")
+        self.view = {"t": t, "z": z, "c": c, "layout": layout, "channel_policy": channel_policy}
+        self.roi = None if roi is None else tuple(int(v) for v in roi)
+        self.tile = None if tile is None else _pair(tile, "tile")
+        self.crop = None if crop is None else _pair(crop, "crop")
+        self.random_crop = bool(random_crop)
+        self.seed = int(seed)
+        self.transform = transform
+        self._epoch = _Epoch()
+        self._target_names = [target] if isinstance(target, str) else list(target or [])
+        missing = [n for n in self._target_names if n not in self.dataset.column_names]
+        if missing:
+            raise SchemaError(f"target columns {missing} are not in the dataset; columns: {self.dataset.column_names}")
+        self._targets = {n: self.dataset.table.column(n).to_pylist() for n in self._target_names}
+        self._target: str | Sequence[str] | None = target
+        self._yx = self._image_sizes() if (self.tile or self.crop) else None
+        if self.tile is not None:
+            assert self._yx is not None
+            th, tw = self.tile
+            per = (self._yx[:, 0] // th) * (self._yx[:, 1] // tw)
+            self._grid_x = self._yx[:, 1] // tw
+            self._starts = np.concatenate([[0], np.cumsum(per)])
+        else:
+            self._starts = np.arange(len(self.dataset) + 1)
+        if self.crop is not None:
+            assert self._yx is not None
+            small = np.nonzero((self._yx[:, 0] < self.crop[0]) | (self._yx[:, 1] < self.crop[1]))[0]
+            if len(small):
+                raise SelectionError(
+                    f"crop {self.crop} (h, w) is larger than image {int(small[0])} "
+                    f"({int(self._yx[small[0], 0])}x{int(self._yx[small[0], 1])}); use a smaller crop"
+                )
+
+    # -- epochs and sizes ---------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch: it seeds shuffling and random crops, in every worker (persistent ones too)."""
+        self._epoch.value = epoch
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (see :meth:`set_epoch`)."""
+        return self._epoch.value
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in the dataset: images, or full tiles of images with ``tile=``."""
+        return int(self._starts[-1])
+
+    def _image_sizes(self) -> np.ndarray:
+        """(Y, X) of each image: from the table when it has size columns, else from each image."""
+        ds = self.dataset
+        if {"size_y", "size_x"} <= set(ds.column_names):
+            y = ds.table.column("size_y").to_numpy(zero_copy_only=False)
+            x = ds.table.column("size_x").to_numpy(zero_copy_only=False)
+            if not (np.isnan(y.astype(float)).any() or np.isnan(x.astype(float)).any()):
+                return np.stack([y, x], axis=1).astype(np.int64)
+        return np.array([[img.sizes["Y"], img.sizes["X"]] for img in ds], dtype=np.int64)
+
+    # -- samples ------------------------------------------------------------------------------
+    def _locate(self, sample: int) -> tuple[int, tuple[int, int, int, int] | None]:
+        """(image index, roi (x, y, w, h) or None) of ``sample``."""
+        n = self.num_samples
+        if not -n <= sample < n:
+            raise IndexError(f"sample {sample} is out of range; there are {n} samples")
+        sample %= n
+        if self.tile is not None:
+            k = int(np.searchsorted(self._starts, sample, side="right")) - 1
+            ty, tx = divmod(sample - int(self._starts[k]), int(self._grid_x[k]))
+            th, tw = self.tile
+            return k, (tx * tw, ty * th, tw, th)
+        if self.crop is not None:
+            assert self._yx is not None
+            (h, w), (ny, nx) = self.crop, (int(v) for v in self._yx[sample])
+            if self.random_crop:
+                rng = np.random.default_rng([self.seed, self.epoch, sample])
+                y0, x0 = int(rng.integers(0, ny - h + 1)), int(rng.integers(0, nx - w + 1))
+            else:
+                y0, x0 = (ny - h) // 2, (nx - w) // 2
+            return sample, (x0, y0, w, h)
+        return sample, self.roi
+
+    def _target_of(self, k: int) -> Any:
+        if isinstance(self._target, str):
+            return self._targets[self._target][k]
+        return {n: v[k] for n, v in self._targets.items()}
+
+    def _read(self, samples: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
+        where = [self._locate(int(s)) for s in samples]
+        rois = [r for _, r in where]
+        return self.dataset.read(
+            [k for k, _ in where], rois=rois if any(r is not None for r in rois) else None, out=out, **self.view
+        )
+
+    def _items(self, samples: Sequence[int]) -> list[Any]:
+        """Samples as (tensor[, target]) items, read together."""
+        batch = torch.from_numpy(self._read(samples))
+        items: list[Any] = []
+        for s, x in zip(samples, batch):
+            x = self.transform(x) if self.transform is not None else x
+            items.append(x if self._target is None else (x, self._target_of(self._locate(int(s))[0])))
+        return items
+
+
+def _pair(v: Sequence[int], what: str) -> tuple[int, int]:
+    vals = tuple(int(i) for i in v)
+    if len(vals) != 2 or min(vals) < 1:
+        raise SelectionError(f"{what} must be (h, w) of positive ints, got {tuple(v)!r}")
+    return vals  # type: ignore[return-value]
+
+
+class OMEArrowTorchDataset(_Samples, Dataset):  # type: ignore[type-arg]
+    """Map-style dataset: sample ``i`` is image ``i`` (or a tile of one), read on access.
+
+    ``t``, ``z``, ``c``, ``roi=(x, y, w, h)`` and ``layout`` select the same part of every
+    image; ``tile=(h, w)`` makes each full tile of each image a sample (edge remainders are
+    left out); ``crop=(h, w)`` takes a centre crop, or with ``random_crop=True`` one at a
+    position drawn from ``(seed, epoch, sample)``. ``transform`` is applied to each sample
+    tensor; ``target`` names metadata column(s) returned next to it: ``(tensor, target)``.
+    Batches from a DataLoader are read together (``__getitems__``).
+    """
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, i: int) -> Any:
+        return self._items([int(i)])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """Many samples with one read (the DataLoader calls this for each batch)."""
+        return self._items([int(i) for i in indices])
+
+
+def shard_indices(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int, world_size: int,
+                  drop_last: bool = False) -> np.ndarray:
+    """The sample indices one rank reads in one epoch: a permutation (or 0..n-1) split by rank.
+
+    Ranks take every ``world_size``-th sample, so together they read each exactly once;
+    their counts differ by at most one unless ``drop_last`` trims all to the same count.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in 0..world_size-1 and world_size >= 1, got rank={rank}, world_size={world_size}")
+    order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    if drop_last:
+        order = order[: n - n % world_size]
+    return order[rank::world_size]
+
+
+class OMEArrowIterableDataset(_Samples, IterableDataset):  # type: ignore[type-arg]
+    """Iterable dataset sharded by DDP rank and DataLoader worker: no sample read twice or skipped.
+
+    Every epoch the samples are put in one order (a permutation from ``(seed, epoch)`` with
+    ``shuffle=True``: call :meth:`set_epoch` each epoch), split between ranks (``rank`` and
+    ``world_size``, or ``torch.distributed`` when it is initialised), then between the
+    DataLoader workers of each rank. With ``batch_size`` the dataset yields whole batches
+    (use ``DataLoader(ds, batch_size=None)``), each read with one pass over the files
+    straight into shared memory; without it, single samples read ``read_size`` at a time.
+    Other arguments are those of :class:`OMEArrowTorchDataset`.
+    """
+
+    def __init__(
+        self,
+        source: OMEArrowDataset | str | os.PathLike[str],
+        *,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        drop_last: bool = False,
+        read_size: int = 32,
+        **options: Any,
+    ) -> None:
+        super().__init__(source, **options)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        if (rank is None) != (world_size is None):
+            raise ValueError("pass both rank and world_size, or neither (then torch.distributed decides)")
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.rank, self.world_size = rank, world_size
+        self.drop_last = bool(drop_last)
+        self.read_size = max(1, int(read_size))
+
+    def _dist(self) -> tuple[int, int]:
+        if self.rank is not None and self.world_size is not None:
+            return int(self.rank), int(self.world_size)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def shard(self) -> np.ndarray:
+        """The samples this rank reads this epoch, in order (all of its workers together)."""
+        rank, world = self._dist()
+        return shard_indices(self.num_samples, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
+                             rank=rank, world_size=world, drop_last=self.drop_last)
+
+    def __len__(self) -> int:
+        """Items this rank yields per epoch: samples, or batches with ``batch_size``."""
+        n = len(self.shard())
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _groups(self) -> list[np.ndarray]:
+        mine = self.shard()
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        if self.batch_size is None:
+            mine = mine[wid::nw]
+            return [mine[i : i + self.read_size] for i in range(0, len(mine), self.read_size)]
+        b = self.batch_size
+        batches = [mine[i : i + b] for i in range(0, len(mine), b)]
+        if self.drop_last and batches and len(batches[-1]) < b:
+            batches.pop()
+        return batches[wid::nw]  # batch j comes from worker j % nw: the DataLoader keeps the order
+
+    def __iter__(self) -> Iterator[Any]:
+        for group in self._groups():
+            samples = [int(s) for s in group]
+            if self.batch_size is None:
+                yield from self._items(samples)
+            elif self.transform is not None:
+                yield default_collate(self._items(samples))
+            else:
+                yield self._batch(samples)
+
+    def _batch(self, samples: list[int]) -> Any:
+        k, roi = self._locate(samples[0])
+        view = self.dataset[k].tensor_view(roi=roi, **self.view)  # shape and dtype, nothing read
+        dtype = torch.from_numpy(np.empty(0, dtype=view.dtype)).dtype
+        out = _empty((len(samples), *view.shape), dtype)
+        self._read(samples, out=out.numpy())
+        if self._target is None:
+            return out
+        return out, default_collate([self._target_of(self._locate(s)[0]) for s in samples])
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor; in shared memory inside a DataLoader worker (no copy to send it)."""
+    if get_worker_info() is None:
+        # numpy's allocations reuse freed pages; torch.empty's fault in fresh ones for every
+        # batch (measured: ~1.5x slower batch reads on a 2-core machine)
+        return torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
+    proto = torch.empty(0, dtype=dtype)
+    storage = proto._typed_storage()._new_shared(int(np.prod(shape)), device="cpu")
+    return proto.new(storage).resize_(*shape)
+

@@ -1,0 +1,229 @@
+"""Loading many images into torch tensors: our DataLoaders and engines next to raw pyarrow reads.
+
+    python benchmarks/benchmark_loading.py                      # 2,000 images of 2x256x256 uint16
+    python benchmarks/benchmark_loading.py --images 200 --cases raw core iter-w0 iter-w2
+    python benchmarks/benchmark_loading.py --json-out out.json --fail-under 0.5
+
+A synthetic plate (``--images`` images of ``--channels`` x ``--size`` x ``--size`` uint16, with
+well and site columns) is streamed into a dataset with ``write_dataset``; then every case
+runs in a fresh process (so its peak RSS is its own) and streams all images into torch
+batches of ``--batch-size`` for ``--epochs`` epochs:
+
+- ``raw``: the physical reference, pyarrow reading the same bytes: ``ParquetFile.read_row_groups``
+  over the chunk file, one call per batch of row groups (pixel column only), no decoding;
+- ``core``: ``OMEArrowDataset.read`` batches wrapped by ``torch.from_numpy`` (no DataLoader);
+- ``iter-wN``: ``OMEArrowIterableDataset(batch_size=B)`` in ``DataLoader(num_workers=N)``;
+- ``map-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(batch_size=B, num_workers=N)``;
+- ``dask``: ``to_dask(ds, images_per_chunk=B)`` computed block by block (threaded scheduler);
+- ``ray``: ``ome_arrow_ray.iter_torch_batches`` on a local Ray (its start is in epoch 1).
+
+Rates are bytes of pixels delivered per second; ``first`` is epoch 1 (workers starting and
+opening files), ``best`` the fastest later epoch (persistent workers). The target: the
+DataLoader path delivers at least half of the raw pyarrow rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table  # noqa: E402
+
+CASES = ("raw", "core", "iter-w0", "iter-w2", "map-w0", "map-w2", "dask", "ray")
+
+
+def make_plate(out: Path, images: int, channels: int, size: int) -> dict[str, Any]:
+    """Stream a synthetic plate into ``out``; returns write rate and peak RSS."""
+    from ome_arrow_core import write_dataset
+
+    rng = np.random.default_rng(0)
+    rows = "ABCDEFGHIJKLMNOP"
+
+    def gen() -> Any:
+        for _ in range(images):
+            yield rng.integers(0, 4096, (channels, size, size), dtype=np.uint16)
+
+    meta = ({"well": f"{rows[(i // 90) % 16]}{(i // 9) % 24 + 1:02d}", "site": i % 9} for i in range(images))
+    t0 = time.perf_counter()
+    write_dataset(gen(), out, dim_order="CYX", metadata=meta, progress=False)
+    dt = time.perf_counter() - t0
+    nbytes = images * channels * size * size * 2
+    return {"seconds": dt, "MB_per_s": nbytes / dt / 1e6, "peak_rss_mib": _rss()}
+
+
+def _rss(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def _epochs(run: Any, epochs: int) -> list[tuple[float, int, int]]:
+    out = []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        n, nbytes = run(epoch)
+        out.append((time.perf_counter() - t0, n, nbytes))
+    return out
+
+
+def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
+    """One case in this process: time per epoch, images and bytes delivered."""
+    import torch
+
+    from ome_arrow_core import OMEArrowDataset
+
+    ds = OMEArrowDataset.scan(path)
+    if case == "raw":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path / "chunks.parquet")
+        per_image = pf.num_row_groups // len(ds)
+        step = per_image * batch
+
+        def run(_: int) -> tuple[int, int]:
+            nbytes = 0
+            for g in range(0, pf.num_row_groups, step):
+                t = pf.read_row_groups(list(range(g, min(g + step, pf.num_row_groups))), columns=["pixel_bytes"],
+                                       use_threads=False)
+                nbytes += t.column(0).nbytes - 8 * (t.num_rows + t.column(0).num_chunks)  # minus offsets
+            return len(ds), nbytes
+    elif case == "core":
+        def run(_: int) -> tuple[int, int]:
+            n = nbytes = 0
+            for i in range(0, len(ds), batch):
+                x = torch.from_numpy(ds.read(range(i, min(len(ds), i + batch))))
+                n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
+            return n, nbytes
+    elif case.startswith(("iter-", "map-")):
+        from torch.utils.data import DataLoader
+
+        from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset
+
+        workers = int(case.split("-w")[1])
+        if case.startswith("iter-"):
+            data: Any = OMEArrowIterableDataset(ds, batch_size=batch)
+            loader = DataLoader(data, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+        else:
+            data = OMEArrowTorchDataset(ds)
+            loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
+
+        def run(epoch: int) -> tuple[int, int]:
+            data.set_epoch(epoch)
+            n = nbytes = 0
+            for x in loader:
+                assert x.dtype == torch.uint16
+                n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
+            return n, nbytes
+    elif case == "dask":
+        from ome_arrow_dask import to_dask
+
+        arr = to_dask(ds, images_per_chunk=batch)
+
+        def run(_: int) -> tuple[int, int]:
+            n = nbytes = 0
+            for i in range(0, len(ds), batch):
+                x = torch.from_numpy(arr[i : i + batch].compute(scheduler="threads"))
+                n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
+            return n, nbytes
+    elif case == "ray":
+        import ray
+
+        from ome_arrow_ray import read_dataset
+
+        def run(_: int) -> tuple[int, int]:
+            if not ray.is_initialized():
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+                ray.data.DataContext.get_current().enable_progress_bars = False
+            n = nbytes = 0
+            for b in read_dataset(ds, images_per_block=batch, columns=[]).iter_torch_batches(batch_size=batch):
+                x = b["image"]
+                n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
+            return n, nbytes
+    else:
+        raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
+    times = _epochs(run, epochs)
+    if case.startswith(("iter-", "map-")):
+        del loader  # persistent workers exit: their peak RSS is then counted
+    first, later = times[0], times[1:] or times[:1]
+    best = min(later, key=lambda r: r[0])
+    return {
+        "case": case,
+        "images": best[1],
+        "bytes": best[2],
+        "first_s": first[0],
+        "best_s": best[0],
+        "images_per_s": best[1] / best[0],
+        "MB_per_s": best[2] / best[0] / 1e6,
+        "first_MB_per_s": first[2] / first[0] / 1e6,
+        "peak_rss_mib": _rss(),
+        "peak_rss_workers_mib": _rss(resource.RUSAGE_CHILDREN),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=2000)
+    ap.add_argument("--channels", type=int, default=2)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per case; the first counts as 'first'")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), help=f"from {', '.join(CASES)}")
+    ap.add_argument("--dir", type=Path, help="where the plate is written (default: a temporary directory)")
+    ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--fail-under", type=float, help="exit 1 if the best DataLoader rate / raw rate is below this")
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.case:  # child process: one case, one JSON line
+        print(json.dumps(run_case(args.case, args.dir, args.batch_size, args.epochs)))
+        return
+    with tempfile.TemporaryDirectory(prefix="ome-arrow-bench-") as tmp:
+        path = (args.dir or Path(tmp)) / "plate.ome-arrow"
+        if not path.exists():
+            write = make_plate(path, args.images, args.channels, args.size)
+            print(f"wrote {args.images} images ({args.images * args.channels * args.size**2 * 2 / 1e6:.0f} MB) in "
+                  f"{write['seconds']:.2f} s: {write['MB_per_s']:.0f} MB/s, peak RSS {write['peak_rss_mib']:.0f} MiB",
+                  file=sys.stderr)
+        else:
+            write = {}
+        results = []
+        for case in args.cases:
+            cmd = [sys.executable, __file__, "--case", case, "--dir", str(path), "--batch-size", str(args.batch_size),
+                   "--epochs", str(args.epochs)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"{case}: skipped ({tail})", file=sys.stderr)
+                continue
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    raw = next((r["MB_per_s"] for r in results if r["case"] == "raw"), None)
+    rows = [("case", "images/s", "MB/s", "first epoch MB/s", "x raw", "peak RSS MiB", "workers MiB")]
+    for r in results:
+        ratio = f"{r['MB_per_s'] / raw:.2f}" if raw else "-"
+        rows.append((r["case"], f"{r['images_per_s']:.0f}", f"{r['MB_per_s']:.0f}", f"{r['first_MB_per_s']:.0f}",
+                     ratio, f"{r['peak_rss_mib']:.0f}", f"{r['peak_rss_workers_mib']:.0f}"))
+    print(f"{os.cpu_count()} CPUs, {args.images} images of {args.channels}x{args.size}x{args.size} uint16, "
+          f"batch {args.batch_size}, best of epochs 2..{args.epochs}")
+    print(table(rows))
+    loaders = [r["MB_per_s"] for r in results if r["case"].startswith(("iter-", "map-"))]
+    verdict: dict[str, Any] = {}
+    if raw and loaders:
+        best = max(loaders)
+        verdict = {"raw_MB_per_s": raw, "best_dataloader_MB_per_s": best, "ratio": best / raw, "target": 0.5}
+        print(f"best DataLoader path / raw pyarrow = {best / raw:.2f} (target >= 0.5)")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"write": write, "results": results, "verdict": verdict}, indent=2))
+    if args.fail_under is not None and verdict and verdict["ratio"] < args.fail_under:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

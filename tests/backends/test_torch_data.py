@@ -1,0 +1,208 @@
+"""PyTorch data loading (ome_arrow_torch.data): map-style and sharded iterable datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ome_arrow_torch")
+
+from torch.utils.data import DataLoader  # noqa: E402
+
+from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
+from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+N = 22
+# DataLoader workers are forked; JAX, when an earlier test imported it, warns at every fork.
+pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    rng = np.random.default_rng(0)
+    arrs = rng.integers(0, 65535, (N, 2, 20, 24), dtype=np.uint16)
+    meta = {"label": list(range(N)), "well": [f"W{i % 4}" for i in range(N)]}
+    out = write_dataset(list(arrs), tmp_path_factory.mktemp("torch") / "plate", dim_order="CYX", metadata=meta,
+                        chunk_shape=(10, 12), progress=False)
+    return out, arrs
+
+
+def _loader(ds: object, **kw: object) -> DataLoader:  # type: ignore[type-arg]
+    if kw.get("num_workers"):
+        kw.setdefault("multiprocessing_context", "fork")
+    return DataLoader(ds, **kw)  # type: ignore[arg-type]
+
+
+def test_import_does_not_load_torch_data_module() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ome_arrow_torch; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+# -- map-style ------------------------------------------------------------------------------------
+def test_map_style_items_keep_dtype_and_targets(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, target="label")
+    assert len(ds) == N
+    x, y = ds[5]
+    assert x.dtype == torch.uint16 and tuple(x.shape) == (2, 20, 24) and y == 5
+    np.testing.assert_array_equal(x.numpy(), arrs[5])
+    both = OMEArrowTorchDataset(OMEArrowDataset.scan(path), target=["label", "well"], c=1, layout="YX")
+    assert both[3][1] == {"label": 3, "well": "W3"} and tuple(both[3][0].shape) == (20, 24)
+    assert len(OMEArrowTorchDataset(path, filter={"well": "W1"})) == 6
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_map_style_dataloader(plate: tuple[Path, np.ndarray], workers: int) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, target="label")
+    loader = _loader(ds, batch_size=4, num_workers=workers, persistent_workers=workers > 0,
+                     shuffle=True, generator=torch.Generator().manual_seed(3))
+    for _ in range(2):  # persistent workers serve a second epoch
+        seen = []
+        for xb, yb in loader:
+            assert xb.dtype == torch.uint16 and xb.shape[1:] == (2, 20, 24)
+            for x, y in zip(xb, yb.tolist()):
+                np.testing.assert_array_equal(x.numpy(), arrs[y])
+                seen.append(y)
+        assert sorted(seen) == list(range(N))
+
+
+def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    tiles = OMEArrowTorchDataset(path, tile=(8, 10), c=0, layout="YX")
+    assert len(tiles) == N * 2 * 2  # full 8x10 tiles of 20x24; the remainders are left out
+    np.testing.assert_array_equal(tiles[4 * 7 + 3].numpy(), arrs[7][0, 8:16, 10:20])
+    centre = OMEArrowTorchDataset(path, crop=(10, 10))
+    np.testing.assert_array_equal(centre[1].numpy(), arrs[1][:, 5:15, 7:17])
+    rnd = OMEArrowTorchDataset(path, crop=(6, 6), random_crop=True, seed=1)
+    a = rnd[2]
+    assert torch.equal(a, rnd[2])  # the same (seed, epoch, sample): the same crop
+    rnd.set_epoch(1)
+    other = [rnd[i] for i in range(N)]
+    rnd.set_epoch(0)
+    assert any(not torch.equal(o, rnd[i]) for i, o in enumerate(other))
+    scaled = OMEArrowTorchDataset(path, transform=lambda x: x.float() / 65535.0)
+    assert scaled[0].dtype == torch.float32 and float(scaled[0].max()) <= 1.0
+    batch = DataLoader(tiles, batch_size=5)
+    assert next(iter(batch)).shape == (5, 8, 10)
+    with pytest.raises(SelectionError, match="only one of"):
+        OMEArrowTorchDataset(path, tile=(4, 4), crop=(4, 4))
+    with pytest.raises(SelectionError, match="larger than image"):
+        OMEArrowTorchDataset(path, crop=(40, 4))
+    with pytest.raises(SchemaError, match="target"):
+        OMEArrowTorchDataset(path, target="nope")
+
+
+# -- iterable, sharded --------------------------------------------------------------------------------
+def test_shard_indices_partition() -> None:
+    for n, world in ((10, 3), (7, 7), (5, 8)):
+        parts = [shard_indices(n, shuffle=True, seed=4, epoch=2, rank=r, world_size=world) for r in range(world)]
+        flat = np.concatenate(parts)
+        assert sorted(flat.tolist()) == list(range(n))
+    even = [shard_indices(10, shuffle=False, seed=0, epoch=0, rank=r, world_size=3, drop_last=True) for r in range(3)]
+    assert {len(p) for p in even} == {3}
+    with pytest.raises(ValueError):
+        shard_indices(4, shuffle=False, seed=0, epoch=0, rank=3, world_size=3)
+
+
+def _labels(ds: OMEArrowIterableDataset, workers: int, **kw: object) -> list[int]:
+    loader = _loader(ds, batch_size=None if ds.batch_size else 3, num_workers=workers, **kw)
+    out: list[int] = []
+    for xb, yb in loader:
+        assert xb.dtype == torch.uint16
+        out += yb.tolist()
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_ranks_and_workers_read_every_sample_once(plate: tuple[Path, np.ndarray], workers: int,
+                                                  batch_size: int | None) -> None:
+    path, arrs = plate
+    seen: list[int] = []
+    for rank in range(3):
+        ds = OMEArrowIterableDataset(path, target="label", shuffle=True, seed=7, rank=rank, world_size=3,
+                                     batch_size=batch_size, read_size=5)
+        got = _labels(ds, workers)
+        assert len(got) == len(ds.shard())
+        seen += got
+    assert sorted(seen) == list(range(N))
+
+
+def test_batches_are_tensors_with_dtype_and_values(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowIterableDataset(path, batch_size=5, c=1, roi=(2, 3, 8, 6), layout="YX")
+    assert len(ds) == 5
+    batches = list(_loader(ds, batch_size=None, num_workers=2))
+    assert [b.shape[0] for b in batches] == [5, 5, 5, 5, 2]
+    np.testing.assert_array_equal(torch.cat(batches).numpy(), arrs[:, 1, 3:9, 2:10])
+    assert all(b.dtype == torch.uint16 for b in batches)
+    last = OMEArrowIterableDataset(path, batch_size=5, drop_last=True)
+    assert len(last) == 4 and len(list(last)) == 4
+
+
+def test_shuffle_is_seeded_and_follows_set_epoch_in_persistent_workers(plate: tuple[Path, np.ndarray]) -> None:
+    path, _ = plate
+    ds = OMEArrowIterableDataset(path, target="label", shuffle=True, seed=11, batch_size=4)
+    loader = _loader(ds, batch_size=None, num_workers=2, persistent_workers=True)
+    orders = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        orders.append([y for _, yb in loader for y in yb.tolist()])
+    assert all(sorted(o) == list(range(N)) for o in orders)
+    assert orders[0] != orders[1] != orders[2]
+    single = OMEArrowIterableDataset(path, target="label", shuffle=True, seed=11, batch_size=4)
+    single.set_epoch(1)
+    assert _labels(single, 0) == orders[1]  # the same order whatever the number of workers
+    again = OMEArrowIterableDataset(path, target="label", shuffle=True, seed=11, batch_size=4)
+    again.set_epoch(1)
+    assert _labels(again, 0) == orders[1]
+
+
+def test_rank_from_torch_distributed(plate: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        pytest.skip("this torch build has no torch.distributed")
+    path, _ = plate
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        ds = OMEArrowIterableDataset(path)
+        assert ds._dist() == (0, 1) and len(ds) == N
+    finally:
+        dist.destroy_process_group()
+    with pytest.raises(ValueError, match="both rank and world_size"):
+        OMEArrowIterableDataset(path, rank=0)
+
+
+def test_workers_open_their_own_files(plate: tuple[Path, np.ndarray]) -> None:
+    path, _ = plate
+    from ome_arrow_core import parquet_dataset as pqd
+
+    parent = pqd._open(path)
+
+    class Probe(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            OMEArrowDataset.scan(path).read([0])
+            yield (os.getpid(), pqd._open(path) is parent)
+
+    got = list(_loader(Probe(), batch_size=None, num_workers=2))
+    assert len({pid for pid, _ in got}) == 2 and not any(shared for _, shared in got)
+
+
+@pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")
+def test_pin_memory(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    for ds, bs in ((OMEArrowIterableDataset(path, batch_size=4), None), (OMEArrowTorchDataset(path), 4)):
+        batches = list(_loader(ds, batch_size=bs, num_workers=2, pin_memory=True))
+        np.testing.assert_array_equal(torch.cat(batches).numpy(), arrs)
+        if CUDA:
+            assert all(b.is_pinned() for b in batches)
