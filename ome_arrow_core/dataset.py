@@ -214,7 +214,8 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         expr = as_filter(filter)
         tables, part_of, rows = [], [], []
         scanned = total = 0
-        for k, part in enumerate(_parts_of(Path(path), column, reg)):
+        parts = _parts_of(Path(path), column, reg)
+        for k, part in enumerate(parts):
             table, read, count = _part_table(part, expr)
             scanned, total = scanned + read, total + count
             rows.append(table.column(_ROW).to_numpy())
@@ -224,7 +225,6 @@ class OMEArrowDataset(Sequence[OMEArrow]):
             table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SchemaError(f"the metadata columns of the files under {path} do not agree: {exc}") from exc
-        parts = _parts_of(Path(path), column, reg)
         return cls(parts, table, np.concatenate(part_of), np.concatenate(rows), registry=registry,
                    row_groups=(scanned, total))
 
@@ -353,12 +353,17 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         uniform = self._uniform_parts()
         bases: dict[tuple[int, int], tuple[Selection, str, np.dtype]] = {}
         sels: list[Selection] = []
+        images: dict[int, OMEArrow] = {}  # images of other storages, opened once
         for n, k in enumerate(idx):
             part = int(self._part_of[k])
             key = (part, -1) if part in uniform else (part, int(self._rows[k]))
             base = bases.get(key)
             if base is None:
-                meta = self._meta(k)
+                if self._parts[part].kind == "chunks":
+                    meta = self._meta(k)
+                else:
+                    images[k] = self[k]
+                    meta = images[k].meta
                 sel0 = resolve_selection(Selection.full(meta.sizes), meta, t=t, z=z, c=c, roi=roi)
                 lay = normalize_axes(layout) if layout is not None else default_layout(len(sel0.t), len(sel0.z))
                 if channel_policy == "first" and "C" not in lay and len(sel0.c) > 1:
@@ -399,17 +404,16 @@ class OMEArrowDataset(Sequence[OMEArrow]):
                           [sels[n] for n in members], [canon[n] for n in members])
             else:
                 for n in members:
-                    canon[n][...] = self[idx[n]].source.read(sels[n])
+                    image = images.pop(idx[n], None) or self[idx[n]]
+                    canon[n][...] = image.source.read(sels[n])
         return out
 
     def _meta(self, k: int) -> ImageMeta:
-        part = self._parts[int(self._part_of[k])]
-        if part.kind == "chunks":
-            from .parquet_dataset import _meta_from_row, _open
+        """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
+        from .parquet_dataset import _meta_from_row, _open
 
-            opened = _open(Path(part.path))
-            return _meta_from_row(opened.row(int(self._rows[k])))
-        return self[k].meta
+        opened = _open(Path(self._parts[int(self._part_of[k])].path))
+        return _meta_from_row(opened.row(int(self._rows[k])))
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""
