@@ -97,4 +97,5 @@ class ChunkTable:
 
 
 def _is_run(a: np.ndarray) -> bool:
-    return len(a) > 0 and int(a[-1]) - int(a[0]) + 1 == len(a)
+    """True for consecutive ascending indices (so a slice can stand for them)."""
+    return len(a) > 0 and bool(np.all(np.diff(a) == 1))

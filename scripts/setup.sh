@@ -16,5 +16,8 @@ pip_install "torch==2.13.0" -e ".[test,docs]" -e backends/tiff -e backends/torch
   -e tests/plugins/example_plugin
 # The CuPy backend installs without CuPy (no GPU here): it must then list itself as unavailable.
 pip_install --no-deps -e backends/cupy
+# Engines for many images: Dask and Ray Data (local mode in the tests).
+pip_install --no-deps -e backends/dask -e backends/ray
+pip_install "dask[array]>=2024.1" "ray[data]==2.60.0"
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
 pip_install "ome-arrow==0.1.0"
