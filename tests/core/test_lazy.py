@@ -99,3 +99,11 @@ def test_scanned_tiff_and_eager_agree() -> None:
     eager = OMEArrow(path)
     lazy = OMEArrow.scan(path).tensor_view(z=3, roi=(100, 50, 64, 32))
     np.testing.assert_array_equal(lazy.to_numpy(), eager.tensor_view(z=3, roi=(100, 50, 64, 32)).to_numpy())
+
+
+def test_repeated_indices_inside_a_multi_plane_chunk(tmp_path: Path) -> None:
+    a = np.arange(1 * 2 * 3 * 8 * 10, dtype=np.uint16).reshape(1, 2, 3, 8, 10)  # TCZYX
+    path = tmp_path / "z.ome.parquet"
+    OMEArrow(a).export("parquet", path, chunk_shape=(3, 4, 5))  # chunks span all three planes
+    got = OMEArrow.scan(path).tensor_view(z=[0, 0, 2], c=[1, 1], layout="ZCYX").to_numpy()
+    np.testing.assert_array_equal(got, a[0][[1, 1]][:, [0, 0, 2]].transpose(1, 0, 2, 3))
