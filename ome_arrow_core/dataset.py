@@ -33,12 +33,17 @@ from .image import OMEArrow, resolve_selection
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
 from .lazy import LazyTensorView
 from .meta import ImageMeta
-from .parquet_dataset import IMAGES_SCHEMA, DatasetSource, is_dataset_dir, read_rows, stream_dataset
+from .parquet_dataset import (
+    IMAGES_SCHEMA,
+    DatasetSource,
+    is_dataset_dir,
+    read_rows,
+    stream_dataset,
+)
 from .parquet_record import RecordSource
 from .registry import Registry, default_registry
 from .schema import find_ome_column, is_ome_arrow_type
 from .selection import IndexSpec, Selection
-from .view import TensorView
 
 __all__ = ["OMEArrowDataset", "DatasetViews", "ImageLocation", "write_dataset", "as_filter"]
 
@@ -410,7 +415,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
 
     def _meta(self, k: int) -> ImageMeta:
         """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
-        from .parquet_dataset import _meta_from_row, _open
+        from .dataset_reader import _meta_from_row, _open
 
         opened = _open(Path(self._parts[int(self._part_of[k])].path))
         return _meta_from_row(opened.row(int(self._rows[k])))

@@ -25,6 +25,8 @@ from ome_arrow_core import (
     OMEArrow,
     OMEArrowDataset,
     SchemaError,
+    dataset_reader,
+    dataset_writer,
     write_dataset,
 )
 from ome_arrow_core import parquet_dataset as pqd
@@ -146,7 +148,7 @@ def test_random_access_reads_only_that_images_row_groups(tmp_path: Path) -> None
     assert isinstance(crop, LazyTensorView)
     np.testing.assert_array_equal(crop.to_numpy(), arrs[3][1, :12, :16])
     # finding an image is a lookup in a per-process index, not a scan of the files
-    opened = pqd._open(out)
+    opened = dataset_reader._open(out)
     assert opened.chunk_rows("image-00009").tolist() == list(range(72, 80))
 
 
@@ -312,7 +314,7 @@ def test_streaming_holds_one_image_at_a_time(tmp_path: Path) -> None:
 
 
 def test_large_images_are_written_band_by_band(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pqd, "BAND_BYTES", 1000)
+    monkeypatch.setattr(dataset_writer, "BAND_BYTES", 1000)
     shapes: list[tuple[int, ...]] = []
     img = OMEArrow(_pixels(1, (2, 3, 2, 20, 20))[0], "TZCYX")
     real = img.tensor_view
@@ -392,8 +394,8 @@ def test_dataset_pickles_and_locations_open_anywhere(tmp_path: Path) -> None:
 
 
 def _child(path: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    opened = pqd._open(Path(path))
-    queue.put((opened is _PARENT.get("opened"), os.getpid(), pqd._open(Path(path)) is opened))
+    opened = dataset_reader._open(Path(path))
+    queue.put((opened is _PARENT.get("opened"), os.getpid(), dataset_reader._open(Path(path)) is opened))
 
 
 _PARENT: dict[str, object] = {}
@@ -403,7 +405,7 @@ _PARENT: dict[str, object] = {}
 @pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported, warns
 def test_each_process_opens_its_own_files(tmp_path: Path) -> None:
     out, _ = _plate(tmp_path, n=2)
-    _PARENT["opened"] = pqd._open(out)
+    _PARENT["opened"] = dataset_reader._open(out)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(str(out), queue))

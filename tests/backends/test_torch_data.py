@@ -11,10 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ome_arrow_torch")
 
+from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
-from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 N = 22
@@ -185,14 +185,14 @@ def test_rank_from_torch_distributed(plate: tuple[Path, np.ndarray], tmp_path: P
 
 def test_workers_open_their_own_files(plate: tuple[Path, np.ndarray]) -> None:
     path, _ = plate
-    from ome_arrow_core import parquet_dataset as pqd
+    from ome_arrow_core import dataset_reader
 
-    parent = pqd._open(path)
+    parent = dataset_reader._open(path)
 
     class Probe(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         def __iter__(self):  # type: ignore[no-untyped-def]
             OMEArrowDataset.scan(path).read([0])
-            yield (os.getpid(), pqd._open(path) is parent)
+            yield (os.getpid(), dataset_reader._open(path) is parent)
 
     got = list(_loader(Probe(), batch_size=None, num_workers=2))
     assert len({pid for pid, _ in got}) == 2 and not any(shared for _, shared in got)

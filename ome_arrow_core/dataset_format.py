@@ -1,0 +1,53 @@
+"""The typed-chunk Parquet dataset layout: file names, schemas, format version.
+
+The public OME-Arrow dataset (``layout: typed-chunk-dataset``) that ``ome-arrow`` 0.1.0 writes
+and reads: a directory of images.parquet (one row per image), chunks.parquet (one row per chunk,
+raw little-endian C-order TCZYX bytes in ``pixel_bytes``) and index.parquet (chunk -> row group).
+ome-arrow-core adds physical sizes and a format version of its own (see docs/format.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+
+MANIFEST: Final[str] = "_ome_arrow_dataset.json"
+#: Version of ome-arrow-core's additions; readers refuse newer major versions.
+FORMAT_VERSION: Final[int] = 1
+_LAYOUT: Final[str] = "typed-chunk-dataset"
+_KV: Final[dict[bytes, bytes]] = {
+    b"ome.arrow.type": b"ome.arrow",
+    b"ome.arrow.version": b"0.1.0",
+    b"ome.arrow.layout": _LAYOUT.encode(),
+}
+_I32 = pa.int32()
+_COORDS = [(a, _I32) for a in ("t", "c", "z", "y", "x")]
+_SHAPES = [(f"shape_{a}", _I32) for a in ("t", "c", "z", "y", "x")]
+
+IMAGES_SCHEMA: Final = pa.schema(
+    [("image_id", pa.string()), ("name", pa.string()), ("image_type", pa.string()), ("dtype", pa.string()),
+     *[(f"size_{a}", _I32) for a in ("t", "c", "z", "y", "x")], ("layout", pa.string()),
+     *[(f"chunk_{a}", _I32) for a in ("t", "c", "z", "y", "x")], ("compression", pa.string()),
+     ("channels_json", pa.string()),
+     # ome-arrow-core additions (ignored by readers that do not know them)
+     *[(f"physical_size_{a}", pa.float64()) for a in "xyz"],
+     *[(f"physical_size_{a}_unit", pa.string()) for a in "xyz"],
+     ("acquisition_datetime", pa.string())]
+)
+CHUNKS_SCHEMA: Final = pa.schema(
+    [("image_id", pa.string()), ("chunk_id", pa.int64()), *_COORDS, *_SHAPES, ("dtype", pa.string()),
+     ("pixel_bytes", pa.large_binary())]
+)
+INDEX_SCHEMA: Final = pa.schema(
+    [("image_id", pa.string()), ("chunk_id", pa.int64()), ("row_group_id", _I32),
+     ("row_index_in_group", _I32), ("fragment_path", pa.string()), *_COORDS, *_SHAPES]
+)
+
+
+def is_dataset_dir(path: Path) -> bool:
+    """True for a directory holding a typed-chunk dataset."""
+    return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists())
+
+

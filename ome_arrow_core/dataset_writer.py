@@ -1,0 +1,417 @@
+"""Writing typed-chunk Parquet datasets: whole images, streamed images, appends (atomic)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .buffers import arrow_empty
+from .chunks import ChunkTable, normalize_chunk_shape
+from .dataset_format import (
+    _KV,
+    _LAYOUT,
+    CHUNKS_SCHEMA,
+    FORMAT_VERSION,
+    IMAGES_SCHEMA,
+    INDEX_SCHEMA,
+    MANIFEST,
+    is_dataset_dir,
+)
+from .dataset_reader import read_index
+from .errors import SchemaError
+from .meta import ImageMeta
+from .selection import Selection
+
+
+def _chunk_payload(
+    pixels: np.ndarray, table: ChunkTable
+) -> tuple[pa.LargeBinaryArray, int]:
+    """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array."""
+    tczyx = pixels.transpose(0, 2, 1, 3, 4)
+    sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
+    offsets = np.zeros(len(table) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data, buf = arrow_empty((int(offsets[-1]),), np.dtype(np.uint8))
+    for i in range(len(table)):
+        (t, c, z, y, x), (st, sc, sz, sy, sx) = table.origin[i], table.shape[i]
+        dst = data[offsets[i] : offsets[i + 1]].view(pixels.dtype).reshape(st, sc, sz, sy, sx)
+        np.copyto(dst, tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx])
+    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(table), [None, pa.py_buffer(offsets), buf])
+    return arr, int(offsets[-1])
+
+
+def _image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression: str | None) -> dict[str, Any]:
+    chans = [
+        {"id": c.id, "name": c.name, "emission_um": c.emission_um, "excitation_um": c.excitation_um,
+         "illumination": c.illumination, "color_rgba": c.color_rgba}
+        for c in meta.channels
+    ]
+    row: dict[str, Any] = {
+        "image_id": image_id, "name": meta.name, "image_type": meta.image_type,
+        "dtype": meta.dtype.name, "layout": "tile", "compression": compression or "none",
+        "channels_json": json.dumps(chans), "acquisition_datetime": meta.acquisition_datetime,
+    }
+    row.update({f"size_{a.lower()}": meta.sizes[a] for a in "TCZYX"})
+    row.update({f"chunk_{a}": int(v) for a, v in zip("tczyx", chunk)})
+    row.update({f"physical_size_{a.lower()}": float(meta.physical_size.get(a, 1.0)) for a in "XYZ"})
+    row.update({f"physical_size_{a.lower()}_unit": meta.physical_unit.get(a, "µm") for a in "XYZ"})
+    return row
+
+
+def write_dataset(
+    images: Sequence[tuple[ImageMeta, np.ndarray]],
+    out: Path,
+    *,
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "lz4",
+    compression_level: int | None = None,
+    rows_per_group: int = 1,
+    image_ids: Sequence[str] | None = None,
+) -> Path:
+    """Write (meta, TZCYX pixels) images as a typed-chunk dataset directory at ``out``, atomically."""
+    codec = None if compression in (None, "none") else compression
+    ids = list(image_ids) if image_ids else [m.id if len(images) == 1 else f"image-{i:05d}" for i, (m, _) in enumerate(images)]
+    if len(set(ids)) != len(ids):
+        raise SchemaError(f"image ids must be unique, got {ids}")
+    with atomic_path(out, directory=True) as tmp:
+        image_rows, index_parts = [], []
+        writer: pq.ParquetWriter | None = None
+        next_id, n_rows = 0, 0
+        try:
+            for (meta, pixels), image_id in zip(images, ids):
+                chunk = normalize_chunk_shape(chunk_shape, meta.sizes)
+                table = ChunkTable.regular(meta.sizes, chunk)
+                payload, _ = _chunk_payload(np.asarray(pixels), table)
+                n = len(table)
+                cols: dict[str, Any] = {
+                    "image_id": pa.array([image_id] * n, pa.string()),
+                    "chunk_id": pa.array(np.arange(next_id, next_id + n, dtype=np.int64)),
+                }
+                for k, a in enumerate("tczyx"):
+                    cols[a] = pa.array(table.origin[:, k].astype(np.int32))
+                for k, a in enumerate("tczyx"):
+                    cols[f"shape_{a}"] = pa.array(table.shape[:, k].astype(np.int32))
+                cols["dtype"] = pa.array([meta.dtype.name] * n, pa.string())
+                cols["pixel_bytes"] = payload
+                chunk_tab = pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV))
+                if writer is None:
+                    writer = pq.ParquetWriter(
+                        tmp / "chunks.parquet", CHUNKS_SCHEMA.with_metadata(_KV), compression=codec or "none",
+                        compression_level=compression_level if codec else None, use_dictionary=["image_id", "dtype"],
+                        write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"],
+                        data_page_size=1 << 20,
+                    )
+                writer.write_table(chunk_tab, row_group_size=rows_per_group)
+                rows = np.arange(n_rows, n_rows + n)
+                idx = {k: v for k, v in cols.items() if k not in ("dtype", "pixel_bytes")}
+                idx["row_group_id"] = pa.array((rows // rows_per_group).astype(np.int32))
+                idx["row_index_in_group"] = pa.array((rows % rows_per_group).astype(np.int32))
+                idx["fragment_path"] = pa.array(["chunks.parquet"] * n, pa.string())
+                index_parts.append(pa.table(idx).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
+                image_rows.append(_image_row(meta, image_id, chunk, codec))
+                next_id += n
+                n_rows += n + (-n % rows_per_group)  # each image starts a fresh row group
+        finally:
+            if writer is not None:
+                writer.close()
+        pq.write_table(pa.Table.from_pylist(image_rows, schema=IMAGES_SCHEMA.with_metadata(_KV)), tmp / "images.parquet")
+        pq.write_table(pa.concat_tables(index_parts).replace_schema_metadata(_KV), tmp / "index.parquet")
+        first = image_rows[0]
+        manifest = {
+            "type": "ome.arrow", "version": "0.1.0", "layout": _LAYOUT,
+            "image_count": len(image_rows), "chunk_count": next_id,
+            "choice": {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
+                       "compression": codec, "rationale": "ome-arrow-core default: see docs/format.md"},
+            "ome_arrow_core": {"format_version": FORMAT_VERSION, "rows_per_group": rows_per_group},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+# -- streaming writes and appends -----------------------------------------------------------
+#: Reads a selection (absolute TZCYX storage indices) of one image being written.
+BandReader = Callable[[Selection], np.ndarray]
+#: One image to stream: (image_id or None for the next free ``image-NNNNN``, meta, reader, extra columns).
+StreamItem = tuple["str | None", ImageMeta, BandReader, Mapping[str, Any]]
+#: Images up to this many bytes are read whole; larger ones one band of chunks (t, c, z) at a time.
+BAND_BYTES = 64 << 20
+
+
+class FragmentWriter:
+    """Streams images into one chunks file (a fragment of a dataset), one band at a time.
+
+    Memory stays bounded by one image (or, for images over :data:`BAND_BYTES`, one band of
+    planes): pixels are read, packed into chunk rows and written before the next band.
+    """
+
+    def __init__(
+        self,
+        file: Path,
+        fragment: str,
+        *,
+        first_chunk_id: int = 0,
+        chunk_shape: Sequence[int] | None = None,
+        compression: str | None = "lz4",
+        compression_level: int | None = None,
+        rows_per_group: int = 1,
+    ) -> None:
+        self.codec = None if compression in (None, "none") else compression
+        self.fragment = fragment
+        self.chunk_shape = chunk_shape
+        self.rows_per_group = int(rows_per_group)
+        if self.rows_per_group < 1:
+            raise SchemaError(f"rows_per_group must be >= 1, got {rows_per_group}")
+        self.next_id = first_chunk_id
+        self.row_groups = 0
+        self.bytes = 0
+        self._index: list[pa.Table] = []
+        self._writer = pq.ParquetWriter(
+            file, CHUNKS_SCHEMA.with_metadata(_KV), compression=self.codec or "none",
+            compression_level=compression_level if self.codec else None, use_dictionary=["image_id", "dtype"],
+            write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"], data_page_size=1 << 20,
+        )
+
+    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> dict[str, Any]:
+        """Write one image's chunks; returns its images.parquet row (core columns)."""
+        chunk = normalize_chunk_shape(self.chunk_shape, meta.sizes)
+        table = ChunkTable.regular(meta.sizes, chunk)
+        if meta.nbytes <= BAND_BYTES:
+            bands = [(0, len(table))]
+        else:  # runs of chunks sharing their (t, c, z) origin: one band of planes each
+            key = table.origin[:, :3]
+            cut = np.nonzero(np.any(key[1:] != key[:-1], axis=1))[0] + 1
+            edges = [0, *cut.tolist(), len(table)]
+            bands = list(zip(edges[:-1], edges[1:]))
+        full = Selection.full(meta.sizes)
+        for a, b in bands:
+            if (a, b) == (0, len(table)):
+                sel, base = full, np.zeros(5, dtype=np.int64)
+            else:
+                (t, c, z), (st, sc, sz) = table.origin[a, :3], table.shape[a, :3]
+                sel = Selection(t=range(t, t + st), z=range(z, z + sz), c=range(c, c + sc), y=full.y, x=full.x)
+                base = np.array([t, c, z, 0, 0], dtype=np.int64)
+            pixels = np.asarray(read(sel))
+            if pixels.shape != sel.shape or pixels.dtype != meta.dtype:
+                raise SchemaError(
+                    f"image {image_id!r}: read {pixels.shape} {pixels.dtype} for a selection of "
+                    f"{sel.shape} {meta.dtype}; the image's metadata and pixels disagree"
+                )
+            local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
+            payload, nbytes = _chunk_payload(pixels, local)
+            self._write(image_id, meta, table.origin[a:b], table.shape[a:b], payload)
+            self.bytes += nbytes
+        return _image_row(meta, image_id, chunk, self.codec)
+
+    def _write(self, image_id: str, meta: ImageMeta, origin: np.ndarray, shape: np.ndarray, payload: pa.Array) -> None:
+        n = len(origin)
+        cols: dict[str, Any] = {
+            "image_id": pa.array([image_id] * n, pa.string()),
+            "chunk_id": pa.array(np.arange(self.next_id, self.next_id + n, dtype=np.int64)),
+        }
+        for k, a in enumerate("tczyx"):
+            cols[a] = pa.array(origin[:, k].astype(np.int32))
+        for k, a in enumerate("tczyx"):
+            cols[f"shape_{a}"] = pa.array(shape[:, k].astype(np.int32))
+        cols["dtype"] = pa.array([meta.dtype.name] * n, pa.string())
+        cols["pixel_bytes"] = payload
+        self._writer.write_table(pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV)), row_group_size=self.rows_per_group)
+        local = np.arange(n)
+        idx = {k: v for k, v in cols.items() if k not in ("dtype", "pixel_bytes")}
+        idx["row_group_id"] = pa.array((self.row_groups + local // self.rows_per_group).astype(np.int32))
+        idx["row_index_in_group"] = pa.array((local % self.rows_per_group).astype(np.int32))
+        idx["fragment_path"] = pa.array([self.fragment] * n, pa.string())
+        self._index.append(pa.table(idx).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
+        self.row_groups += -(-n // self.rows_per_group)  # each write starts a fresh row group
+        self.next_id += n
+
+    def close(self) -> pa.Table:
+        """Finish the file; returns the index rows of everything written."""
+        self._writer.close()
+        return pa.concat_tables(self._index) if self._index else INDEX_SCHEMA.empty_table()
+
+
+def _images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], old: pa.Table | None,
+                  images_per_group: int) -> pa.Table:
+    """images.parquet: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns."""
+    table = pa.Table.from_pylist(core, schema=IMAGES_SCHEMA)
+    names: list[str] = []
+    for row in extra:
+        names += [k for k in row if k not in names]
+    clash = sorted(set(names) & set(IMAGES_SCHEMA.names))
+    if clash:
+        raise SchemaError(
+            f"metadata columns {clash} collide with the dataset's own columns; rename them "
+            f"(reserved: {', '.join(IMAGES_SCHEMA.names)})"
+        )
+    if names:
+        try:
+            extras = pa.Table.from_pylist([{k: r.get(k) for k in names} for r in extra])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(f"metadata values do not form columns of one type each: {exc}") from exc
+        for name in names:
+            table = table.append_column(name, extras.column(name))
+    if old is not None:
+        try:
+            table = pa.concat_tables([old.replace_schema_metadata(None), table], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(
+                f"the new images' metadata columns do not match the dataset's ({old.schema}): {exc}"
+            ) from exc
+    order = [n for n in IMAGES_SCHEMA.names if n in table.column_names]
+    order += [n for n in table.column_names if n not in order]
+    return table.select(order).replace_schema_metadata(_KV)
+
+
+def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp, **options)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on directory ``path`` (POSIX), so appends do not interleave."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def stream_dataset(
+    items: Iterable[StreamItem],
+    out: Path,
+    *,
+    mode: str = "create",
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "lz4",
+    compression_level: int | None = None,
+    rows_per_group: int = 1,
+    images_per_group: int = 1024,
+    on_image: Callable[[str, int], None] | None = None,
+) -> Path:
+    """Write images one at a time into a typed-chunk dataset at ``out``.
+
+    ``mode="create"`` refuses an existing ``out``; ``"overwrite"`` replaces it; both write a
+    fresh directory and rename it into place. ``"append"`` adds the images to an existing
+    dataset (or creates it): their chunks go to a new file ``chunks-NNNNN.parquet`` (named by
+    ``fragment_path`` in index.parquet), then index.parquet, images.parquet and the manifest
+    are each replaced atomically, in that order, so a reader sees the old or the new images,
+    never a mix. ``on_image(image_id, nbytes)`` is called after each image.
+    """
+    if mode not in ("create", "append", "overwrite"):
+        raise SchemaError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
+    if out.exists() and mode == "create":
+        raise FileExistsError(f"{out} exists; pass mode='append' to add images to it or mode='overwrite' to replace it")
+    opts = {"chunk_shape": chunk_shape, "compression": compression, "compression_level": compression_level,
+            "rows_per_group": rows_per_group}
+    if mode == "append" and out.exists():
+        if not is_dataset_dir(out):
+            raise SchemaError(f"cannot append to {out}: it is not an OME-Arrow dataset directory")
+        with _locked(out):
+            return _append(items, out, opts, images_per_group, on_image)
+    with atomic_path(out, directory=True) as tmp:
+        fw = FragmentWriter(tmp / "chunks.parquet", "chunks.parquet", **opts)  # type: ignore[arg-type]
+        try:
+            core, extra = _stream(fw, items, set(), 0, on_image)
+        finally:
+            index = fw.close()
+        _write_tables(tmp, core, extra, None, index, images_per_group)
+        _write_manifest(tmp, {}, core, fw, ["chunks.parquet"], rows_per_group)
+    return out
+
+
+def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], start: int,
+            on_image: Callable[[str, int], None] | None) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+    core: list[dict[str, Any]] = []
+    extra: list[Mapping[str, Any]] = []
+    n = start
+    for image_id, meta, read, more in items:
+        if image_id is None:
+            while f"image-{n:05d}" in taken:
+                n += 1
+            image_id = f"image-{n:05d}"
+        if image_id in taken:
+            raise SchemaError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
+        taken.add(image_id)
+        n += 1
+        before = fw.bytes
+        core.append(fw.add(image_id, meta, read))
+        extra.append(dict(more))
+        if on_image is not None:
+            on_image(image_id, fw.bytes - before)
+    return core, extra
+
+
+def _write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], old_images: pa.Table | None,
+                  index: pa.Table, images_per_group: int) -> None:
+    images = _images_table(core, extra, old_images, images_per_group)
+    # index first, images second: a reader (which reads images, then index) never sees an image without chunks
+    _write_parquet(index.replace_schema_metadata(_KV), root / "index.parquet")
+    _write_parquet(images, root / "images.parquet", row_group_size=max(1, images_per_group))
+
+
+def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, Any]], fw: FragmentWriter,
+                    fragments: list[str], rows_per_group: int) -> None:
+    manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": _LAYOUT}
+    images = pq.read_metadata(root / "images.parquet").num_rows
+    manifest["image_count"] = images
+    manifest["chunk_count"] = fw.next_id
+    if "choice" not in manifest and core:
+        first = core[0]
+        manifest["choice"] = {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
+                              "compression": fw.codec, "rationale": "ome-arrow-core default: see docs/format.md"}
+    ours = dict(manifest.get("ome_arrow_core") or {})
+    ours.update({"format_version": FORMAT_VERSION, "rows_per_group": ours.get("rows_per_group", rows_per_group),
+                 "fragments": fragments})
+    manifest["ome_arrow_core"] = ours
+    with atomic_path(root / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
+
+
+def _append(items: Iterable[StreamItem], out: Path, opts: dict[str, Any], images_per_group: int,
+            on_image: Callable[[str, int], None] | None) -> Path:
+    old_images = pq.read_table(out / "images.parquet")
+    old_index = read_index(out).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+    ids = old_images.column("image_id")
+    # drop index rows of images that are not in images.parquet (left by an interrupted append)
+    old_index = old_index.filter(pc.is_in(old_index.column("image_id"), value_set=ids.combine_chunks()))
+    first_id = int(pc.max(old_index.column("chunk_id")).as_py() or -1) + 1 if old_index.num_rows else 0
+    used = {str(v) for v in old_index.column("fragment_path").unique().to_pylist()}
+    used |= {p.name for p in out.glob("chunks-*.parquet")}
+    k = 1
+    while f"chunks-{k:05d}.parquet" in used:
+        k += 1
+    fragment = f"chunks-{k:05d}.parquet"
+    previous: dict[str, Any] = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
+    with atomic_path(out / fragment) as tmp:
+        fw = FragmentWriter(tmp, fragment, first_chunk_id=first_id, **opts)
+        try:
+            core, extra = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image)
+        finally:
+            new_index = fw.close()
+    if not core:
+        (out / fragment).unlink()
+        return out
+    index = pa.concat_tables([old_index, new_index])
+    _write_tables(out, core, extra, old_images, index, images_per_group)
+    fragments = sorted({str(v) for v in index.column("fragment_path").unique().to_pylist()})
+    _write_manifest(out, previous, core, fw, fragments, int(opts["rows_per_group"]))
+    return out
+
+
