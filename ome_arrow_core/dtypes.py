@@ -24,7 +24,7 @@ OME_TYPES: Final[dict[str, str]] = {
 }
 
 _FROM_OME: Final[dict[str, str]] = {v: k for k, v in OME_TYPES.items()}
-_FROM_OME.update({"float32": "float32", "float64": "float64"})
+_FROM_OME.update({name: name for name in OME_TYPES})  # numpy names are accepted too
 
 #: Supported numpy dtype names, in a stable order for messages.
 SUPPORTED: Final[tuple[str, ...]] = tuple(OME_TYPES)

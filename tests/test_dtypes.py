@@ -1,0 +1,159 @@
+"""Every supported dtype survives every storage path bit for bit; other dtypes are refused clearly."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from ome_arrow_core import DTypeError, ImageMeta, OMEArrow
+from ome_arrow_core.dtypes import SUPPORTED, check_dtype, from_ome_type, to_ome_type
+
+DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")
+OME_NAMES = {"float32": "float", "float64": "double", "bool": "bit"}
+SUPPORTED_TEXT = "uint8, int8, uint16, int16, uint32, int32, float32, float64, bool"
+
+
+def same_bits(expected: np.ndarray, got: np.ndarray) -> None:
+    """Equal dtype, shape and bytes (NaN payloads and the sign of zero included)."""
+    assert got.dtype == expected.dtype, (got.dtype, expected.dtype)
+    assert got.shape == expected.shape
+    assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(expected).tobytes()
+
+
+def tricky(dtype: str, make_pixels: Callable[..., np.ndarray]) -> np.ndarray:
+    """TCZYX pixels with odd sizes and the dtype's special values (NaN payloads, -0.0, negatives)."""
+    a = make_pixels((2, 3, 2, 19, 23), dtype, seed=5)
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        bits = a.view(np.uint32 if dt.itemsize == 4 else np.uint64).reshape(-1)
+        quiet_nan_with_payload = 0x7FC0_1234 if dt.itemsize == 4 else 0x7FF8_0000_0000_1234
+        bits[6:9] = [quiet_nan_with_payload, quiet_nan_with_payload | (1 << (8 * dt.itemsize - 1)), 0]
+        a.reshape(-1)[9] = -0.0
+    elif dt.kind == "i":
+        a.reshape(-1)[2:6] = [-1, -2, -100, np.iinfo(dt).min + 1]
+    return a
+
+
+def canonical(arr: np.ndarray) -> np.ndarray:
+    """``arr`` (default axes for its ndim) as TZCYX, computed by hand."""
+    if arr.ndim == 5:
+        return arr.transpose(0, 2, 1, 3, 4)
+    if arr.ndim == 4:
+        return arr[:, None]
+    return arr.reshape((1,) * (5 - arr.ndim) + arr.shape) if arr.ndim == 2 else arr[None, :, None]
+
+
+ROUTES: dict[str, Callable[[OMEArrow, Path], OMEArrow]] = {
+    "memory": lambda img, _: img,
+    "dict": lambda img, _: OMEArrow(img.export("dict")),
+    "scalar": lambda img, _: OMEArrow(img.export("scalar")),
+    "arrow-table": lambda img, _: OMEArrow(pa.table({"px": img.export("arrow")})),
+    "parquet-dataset": lambda img, d: OMEArrow(img.export("parquet", d / "x.ome.parquet")),
+    "parquet-dataset-chunked": lambda img, d: OMEArrow(
+        img.export("parquet", d / "x.ome.parquet", chunk_shape=(2, 8, 16), compression="zstd", rows_per_group=4)
+    ),
+    "parquet-record": lambda img, d: OMEArrow(img.export("parquet", d / "x.parquet", layout="record")),
+}
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_round_trip_is_bit_exact(dtype: str, route: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:
+    a = tricky(dtype, make_pixels)
+    img = OMEArrow(a)  # 5-D arrays are TCZYX
+    back = ROUTES[route](img, tmp_path)
+    assert back.dtype == np.dtype(dtype)
+    assert back.info()["dtype"] == dtype
+    same_bits(a.transpose(0, 2, 1, 3, 4), back.to_numpy())
+    same_bits(a[1, :, 0], np.asarray(back.tensor_view(t=1, z=0).to_numpy()))
+
+
+@pytest.mark.parametrize("layout", ["dataset", "record"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lazy_crops_keep_the_bits(dtype: str, layout: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:
+    a = tricky(dtype, make_pixels)
+    out = tmp_path / "x.ome.parquet"
+    OMEArrow(a).export("parquet", out, layout=layout, chunk_shape=(1, 7, 9)) if layout == "dataset" else \
+        OMEArrow(a).export("parquet", out, layout=layout)
+    view = OMEArrow.scan(out).tensor_view(t=0, z=1, c=[2, 0], roi=(3, 0, 17, 12), layout="YXC")
+    assert view.dtype == np.dtype(dtype)
+    same_bits(a[0, [2, 0], 1, 0:12, 3:20].transpose(1, 2, 0), view.to_numpy())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arr=hnp.arrays(
+        dtype=st.sampled_from(DTYPES).map(np.dtype),
+        shape=hnp.array_shapes(min_dims=2, max_dims=5, min_side=1, max_side=5),
+        elements={"allow_nan": True, "allow_infinity": True, "allow_subnormal": True},
+    ),
+)
+def test_random_arrays_round_trip(arr: np.ndarray) -> None:
+    img = OMEArrow(arr)  # default axes: YX, ZYX, TCYX, TCZYX
+    expected = img.to_numpy()
+    same_bits(canonical(arr), expected)
+    same_bits(expected, OMEArrow(img.export("scalar")).to_numpy())
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "r.ome.parquet"
+        img.export("parquet", out, chunk_shape=(2, 3))
+        same_bits(expected, OMEArrow(out).to_numpy())
+        same_bits(expected, OMEArrow.scan(out).tensor_view(layout="TZCYX").to_numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ome_pixel_type_names(dtype: str) -> None:
+    record = OMEArrow(np.zeros((2, 2), dtype)).export("dict")
+    assert record["pixels_meta"]["type"] == OME_NAMES.get(dtype, dtype)
+    assert to_ome_type(dtype) == OME_NAMES.get(dtype, dtype)
+    assert from_ome_type(OME_NAMES.get(dtype, dtype)) == np.dtype(dtype)
+    assert from_ome_type(dtype) == np.dtype(dtype)  # numpy names are accepted too
+    assert SUPPORTED == DTYPES
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">i4", ">f8", "<f4"])
+def test_byte_order_is_normalised_values_kept(dtype: str) -> None:
+    a = np.array([[0, 1, 2], [300, 4, 5]], dtype=dtype)
+    img = OMEArrow(a)
+    assert img.dtype.isnative and img.dtype == np.dtype(dtype).newbyteorder("=")
+    np.testing.assert_array_equal(img.tensor_view(layout="YX").to_numpy(), a)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "float16", "complex64", "complex128", "datetime64[s]", "U3", "O"])
+def test_unsupported_dtypes_name_the_supported_ones(dtype: str) -> None:
+    arr = np.zeros((4, 4), dtype=dtype)
+    with pytest.raises(DTypeError, match=f"pixel dtype .* cannot be stored as OME-Arrow; supported dtypes are {SUPPORTED_TEXT}"):
+        OMEArrow(arr)
+    with pytest.raises(TypeError):  # DTypeError is also a TypeError
+        OMEArrow(arr)
+    with pytest.raises(DTypeError, match="astype"):  # and says how to fix it
+        check_dtype(dtype)
+
+
+def test_unsupported_cast_and_metadata_are_refused() -> None:
+    img = OMEArrow(np.zeros((4, 4), np.uint16))
+    with pytest.raises(DTypeError, match=f"float16 cannot be stored.*{SUPPORTED_TEXT}"):
+        img.tensor_view(dtype="float16")
+    with pytest.raises(DTypeError, match="int64"):
+        ImageMeta(sizes={"Y": 2, "X": 2}, dtype=np.dtype("int64"))
+    with pytest.raises(DTypeError, match="is not a dtype"):
+        check_dtype(object())
+    with pytest.raises(DTypeError, match="unknown OME pixel type 'half'"):
+        from_ome_type("half")
+
+
+def test_explicit_cast_only_when_asked() -> None:
+    a = np.array([[0, 255], [128, 7]], np.uint8)
+    img = OMEArrow(a)
+    assert img.tensor_view().dtype == np.uint8
+    view = img.tensor_view(layout="YX", dtype="float64")
+    assert view.dtype == np.float64 and not np.shares_memory(view.to_numpy(), img.to_numpy())
+    np.testing.assert_array_equal(view.to_numpy(), a.astype(np.float64))
+    assert img.dtype == np.uint8 and img.to_numpy().dtype == np.uint8
