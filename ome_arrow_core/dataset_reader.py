@@ -94,7 +94,7 @@ class _Opened:
         try:
             return self._positions[image_id]
         except KeyError:
-            ids = list(self._positions)
+            ids = [str(v) for v in self.table.column("image_id").to_pylist()]  # in file order
             shown = ids if len(ids) <= 10 else [*ids[:10], "..."]
             raise SchemaError(f"image_id {image_id!r} not in {self.path}; ids: {shown}") from None
 
