@@ -15,9 +15,12 @@ from ..view import TensorView
 
 
 def export_arrow(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:
-    """Zero-copy from the Arrow buffer behind ``view``; other data is copied into Arrow memory once."""
+    """Zero-copy from the Arrow buffer behind ``view``; other data is copied into Arrow memory once.
+
+    Negative strides (reversed selections) are copied too: torch aborts the process on them.
+    """
     arr = view.to_numpy()
-    if arrow_base(arr) is None or (contiguous and not arr.flags.c_contiguous):
+    if arrow_base(arr) is None or (contiguous and not arr.flags.c_contiguous) or min(arr.strides, default=0) < 0:
         arr = to_arrow_memory(arr)  # one copy, straight into aligned Arrow memory
     return DLPackTensor(arr)
 
