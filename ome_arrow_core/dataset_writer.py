@@ -83,6 +83,8 @@ def write_dataset(
     ids = list(image_ids) if image_ids else [m.id if len(images) == 1 else f"image-{i:05d}" for i, (m, _) in enumerate(images)]
     if len(set(ids)) != len(ids):
         raise SchemaError(f"image ids must be unique, got {ids}")
+    if int(rows_per_group) < 1:  # a negative size wrote negative row group ids: a damaged dataset
+        raise SchemaError(f"rows_per_group must be >= 1, got {rows_per_group}")
     with atomic_path(out, directory=True) as tmp:
         image_rows, index_parts = [], []
         writer: pq.ParquetWriter | None = None
