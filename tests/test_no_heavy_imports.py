@@ -1,0 +1,69 @@
+"""Importing the core, loading every installed plugin and CPU work never import a framework.
+
+Each case runs in a fresh interpreter, so modules imported by other tests do not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "dask", "ray", "tensorflow", "ome_arrow", "tqdm")
+
+REPORT = textwrap.dedent("""
+    import importlib.metadata as md, json, sys
+    import ome_arrow_core
+    reg = ome_arrow_core.default_registry() if "ome_arrow_core.registry" in sys.modules else None
+    print(json.dumps({
+        "heavy": [m for m in HEAVY if m in sys.modules],
+        "entry_points": sorted(ep.name for ep in md.entry_points(group="ome_arrow_core.plugins")),
+        "plugins": sorted({r.plugin for r in ome_arrow_core.plugins()}) if LISTED else [],
+        "failures": reg.failures if LISTED else {},
+    }))
+""")
+
+CASES = {
+    "import": "import ome_arrow_core",
+    "plugins-and-dlpack": """
+        import numpy as np
+        import ome_arrow_core
+        from ome_arrow_core import OMEArrow
+        ome_arrow_core.plugins()
+        OMEArrow(np.zeros((4, 4))).tensor_view().to_dlpack()
+    """,
+    "cpu-workflow": """
+        import pathlib, tempfile
+        import numpy as np
+        import ome_arrow_core
+        from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
+        d = pathlib.Path(tempfile.mkdtemp())
+        img = OMEArrow(np.arange(2 * 3 * 16 * 16, dtype=np.uint16).reshape(2, 3, 16, 16), "TCYX")
+        img.export("parquet", d / "a.ome.parquet", chunk_shape=(8, 8))
+        img.export("parquet", d / "r.parquet", layout="record")
+        img.export("dict"); img.export("scalar")
+        view = OMEArrow.scan(d / "a.ome.parquet").tensor_view(t=1, roi=(2, 2, 9, 9))
+        np.from_dlpack(view.to_dlpack()); np.from_dlpack(view.collect().to_dlpack(mode="numpy"))
+        list(view.iter_dlpack(tile_size=(4, 4), prefetch=2, shuffle=True, seed=0))
+        OMEArrow(d / "r.parquet").tensor_view(t=0, z=0, layout="CYX").to_numpy()
+        write_dataset([np.zeros((3, 5, 5), np.uint8)] * 2, d / "ds", dim_order="CYX", progress=False)
+        len(OMEArrowDataset.scan(d / "ds"))
+        ome_arrow_core.plugins()
+    """,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_framework_is_imported(case: str) -> None:
+    listed = case != "import"
+    code = f"HEAVY = {HEAVY!r}\nLISTED = {listed}\n" + textwrap.dedent(CASES[case]) + REPORT
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == [], f"importing/using the core pulled in {report['heavy']}"
+    if listed:  # every installed plugin really was loaded (so the check above covers them)
+        assert set(report["entry_points"]) <= set(report["plugins"]) | set(report["failures"])
+        assert report["failures"] == {}
