@@ -230,7 +230,7 @@ def crop_step(draw: st.DrawFn, sizes: dict[str, int]) -> tuple[dict[str, Any], L
     return args, pos
 
 
-def run_chain(data: st.DataObject, img: OMEArrow, arr: np.ndarray) -> None:
+def run_chain(data: st.DataObject, img: OMEArrow, arr: np.ndarray, tile: tuple[int, int] = (256, 256)) -> None:
     lists: Lists = {a.lower(): list(range(n)) for a, n in zip(AXES, arr.shape)}
     for _ in range(data.draw(st.integers(1, 3), label="steps")):
         args, pos = data.draw(crop_step(img.sizes), label="step")
@@ -242,7 +242,7 @@ def run_chain(data: st.DataObject, img: OMEArrow, arr: np.ndarray) -> None:
     np.testing.assert_array_equal(img.collect().to_numpy(), expected)
     assert not img.collect().is_lazy
     # a view of the crop is relative to it too
-    kwargs, rel, layout = draw_request(data, expected.shape)
+    kwargs, rel, layout = draw_request(data, expected.shape, tile)  # the tile grid starts at the crop
     check_view(img, expected, kwargs, rel, layout)
 
 
@@ -256,8 +256,8 @@ def test_chained_slice_lazy_composes_in_memory(data: st.DataObject, shape: tuple
 @FEW
 @given(data=st.data())
 def test_chained_slice_lazy_composes_on_scans(data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]) -> None:
-    arr, path, _ = data.draw(st.sampled_from(datasets), label="dataset")
-    run_chain(data, OMEArrow.scan(path), arr)
+    arr, path, tile = data.draw(st.sampled_from(datasets), label="dataset")
+    run_chain(data, OMEArrow.scan(path), arr, tile)
 
 
 @FEW
