@@ -157,3 +157,38 @@ def test_explicit_cast_only_when_asked() -> None:
     assert view.dtype == np.float64 and not np.shares_memory(view.to_numpy(), img.to_numpy())
     np.testing.assert_array_equal(view.to_numpy(), a.astype(np.float64))
     assert img.dtype == np.uint8 and img.to_numpy().dtype == np.uint8
+
+
+def annotated_record() -> dict[str, object]:
+    """A record with every piece of metadata set, built through the public dict export."""
+    rec: dict[str, object] = OMEArrow(np.arange(3 * 2 * 4 * 5, dtype=np.uint16).reshape(1, 2, 3, 4, 5)).export("dict")
+    pm = dict(rec["pixels_meta"])  # type: ignore[call-overload]
+    pm.update(physical_size_x=0.65, physical_size_y=0.7, physical_size_z=2.5, physical_size_x_unit="nm",
+              physical_size_y_unit="nm", physical_size_z_unit="µm", channels=[
+                  {"id": "Channel:0:0", "name": "DAPI", "emission_um": 0.461, "excitation_um": 0.358,
+                   "illumination": "Epifluorescence", "color_rgba": 0xFF0000FF},
+                  {"id": "Channel:0:1", "name": "GFP", "emission_um": 0.509, "excitation_um": 0.488,
+                   "illumination": "Unknown", "color_rgba": 0x00FF00FF}])
+    rec.update(pixels_meta=pm, id="img-7", name="cells", acquisition_datetime="2024-01-02T03:04:05")
+    return rec
+
+
+@pytest.mark.parametrize("route", ["dict", "scalar", "parquet-dataset", "parquet-record"])
+def test_metadata_round_trips(route: str, tmp_path: Path) -> None:
+    img = OMEArrow(annotated_record())
+    back = ROUTES[route](img, tmp_path)
+    f32 = np.float32  # record fields are float32 in the public schema; datasets keep float64
+    meta = back.meta
+    assert (meta.id, meta.name, meta.image_type) == ("img-7", "cells", "image")
+    assert str(meta.acquisition_datetime).startswith("2024-01-02T03:04:05")
+    assert {k: f32(v) for k, v in meta.physical_size.items()} == {"X": f32(0.65), "Y": f32(0.7), "Z": f32(2.5)}
+    assert dict(meta.physical_unit) == {"X": "nm", "Y": "nm", "Z": "µm"}
+    assert [(c.id, c.name, c.illumination, c.color_rgba) for c in meta.channels] == [
+        ("Channel:0:0", "DAPI", "Epifluorescence", 0xFF0000FF), ("Channel:0:1", "GFP", "Unknown", 0x00FF00FF)]
+    assert [f32(c.emission_um) for c in meta.channels] == [f32(0.461), f32(0.509)]
+    # a channel selection keeps its channels' metadata, through a crop and a write
+    crop = back.slice_lazy(1, 4, 0, 3, c_indices=[1]).collect()
+    assert [c.name for c in crop.meta.channels] == ["GFP"]
+    again = OMEArrow(crop.export("parquet", tmp_path / "crop.ome.parquet"))
+    assert [c.name for c in again.meta.channels] == ["GFP"] and again.sizes["X"] == 3
+    assert dict(again.meta.physical_unit) == {"X": "nm", "Y": "nm", "Z": "µm"}
