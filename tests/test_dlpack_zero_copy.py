@@ -253,3 +253,19 @@ def test_whole_chunk_scans_are_zero_copy_views(compression: str | None, tmp_path
     assert np.from_dlpack(cap).ctypes.data == cap.data_ptr
     np.testing.assert_array_equal(np.from_dlpack(cap), a[1, 1])
     assert not np.from_dlpack(cap).flags.writeable
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"])
+def test_every_dtype_exports_zero_copy(dtype: str) -> None:
+    a = (np.arange(2 * 12 * 10) % 7 - 3).astype(dtype).reshape(2, 12, 10)
+    view = OMEArrow(a, "CYX").tensor_view(roi=(1, 2, 8, 9), layout="YXC")
+    cap = view.to_dlpack()
+    out = np.from_dlpack(cap)
+    assert out.dtype == np.dtype(dtype) and out.ctypes.data == view.to_numpy().ctypes.data
+    np.testing.assert_array_equal(out, a[:, 2:11, 1:9].transpose(1, 2, 0))
+    legacy = np.from_dlpack(LegacyOnly(view.to_dlpack()))
+    assert legacy.dtype == np.dtype(dtype) and legacy.ctypes.data == cap.data_ptr
+    torch = pytest.importorskip("torch")
+    t = torch.from_dlpack(view.to_dlpack())
+    assert t.data_ptr() == cap.data_ptr
+    np.testing.assert_array_equal(t.numpy(), out)

@@ -192,3 +192,36 @@ def test_metadata_round_trips(route: str, tmp_path: Path) -> None:
     again = OMEArrow(crop.export("parquet", tmp_path / "crop.ome.parquet"))
     assert [c.name for c in again.meta.channels] == ["GFP"] and again.sizes["X"] == 3
     assert dict(again.meta.physical_unit) == {"X": "nm", "Y": "nm", "Z": "µm"}
+
+
+class ArrayOnly:
+    """Has ``__array__`` and nothing else."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return self.a
+
+
+class DLPackOnly:
+    """Has ``__dlpack__`` and nothing else."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+
+    def __dlpack__(self, **kwargs: object) -> object:
+        return self.a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_array_likes_and_odd_memory_layouts_keep_dtype_and_values(dtype: str, make_pixels: Callable[..., np.ndarray]) -> None:
+    a = make_pixels((3, 8, 10), dtype, seed=8)  # ZYX
+    for obj, expected in ((ArrayOnly(a), a), (DLPackOnly(a), a), (a[::-1, :, ::2], a[::-1, :, ::2]),
+                          (np.asfortranarray(a), a)):
+        img = OMEArrow(obj)
+        assert img.dtype == np.dtype(dtype)
+        same_bits(expected, np.asarray(img.tensor_view(layout="ZYX").to_numpy()))
