@@ -284,6 +284,12 @@ class DatasetSource:
             np.stack([col[a][mine] for a in "tczyx"], axis=1).astype(np.int64),
             np.stack([col[f"shape_{a}"][mine] for a in "tczyx"], axis=1).astype(np.int64),
         )
+        covered, total = int(self._chunks.shape.prod(axis=1).sum()), int(np.prod(self.meta.shape, dtype=np.int64))
+        if covered != total:  # a missing chunk would read as whatever memory held before
+            raise SchemaError(
+                f"the chunks of image {self.meta.id!r} of {path} cover {covered} pixels, its sizes "
+                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
+            )
         self._rg = col["row_group_id"][mine].astype(np.int64)
         self._rig = col["row_index_in_group"][mine].astype(np.int64)
         assert opened.fragment_code is not None

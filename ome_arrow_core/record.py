@@ -117,6 +117,9 @@ def record_to_pixels(records: pa.StructArray, row: int = 0) -> tuple[ImageMeta, 
         else:
             flat, offs = _list_values(chunks, meta.dtype)
             blocks = [flat[offs[i] : offs[i + 1]] for i in range(len(chunks))]
+        covered = sum(int(shp["z"][i]) * int(shp["y"][i]) * int(shp["x"][i]) for i in range(len(chunks)))
+        if covered < T * Z * C * Y * X:  # a missing chunk would read as whatever memory held before
+            raise SchemaError(f"the record's chunks cover {covered} pixels; its sizes need {T * Z * C * Y * X}")
         for i, block in enumerate(blocks):
             t, c, z, y, x = (int(cols[n][i]) for n in ("t", "c", "z", "y", "x"))
             sz, sy, sx = (int(shp[n][i]) for n in ("z", "y", "x"))
@@ -135,9 +138,15 @@ def record_to_pixels(records: pa.StructArray, row: int = 0) -> tuple[ImageMeta, 
         for ax, idx, n in (("t", t, T), ("z", z, Z), ("c", c, C)):
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise SchemaError(f"a plane has {ax} outside 0..{n - 1}")
+        seen = np.zeros((T, Z, C), dtype=bool)
+        seen[t, z, c] = True
+        if not seen.all():  # a missing plane would read as whatever memory held before
+            t0, z0, c0 = (int(v) for v in np.argwhere(~seen)[0])
+            raise SchemaError(
+                f"record has {len(planes)} planes but none for t={t0}, z={z0}, c={c0}; "
+                f"expected all {T * Z * C} (T*Z*C)"
+            )
         out[t, z, c] = flat.reshape(len(planes), Y, X)
-        if len(planes) < T * Z * C:
-            raise SchemaError(f"record has {len(planes)} planes; expected {T * Z * C} (T*Z*C)")
     else:
         raise SchemaError("OME-Arrow record has no planes and no chunks: there are no pixels")
     return meta, view_buffer(buf, meta.dtype, meta.shape)

@@ -141,7 +141,7 @@ def test_bad_record_planes_and_sizes() -> None:
         OMEArrow(rec)
     rec = record()
     rec["pixels_meta"] = {**rec["pixels_meta"], "size_t": 2}  # one plane for T=2
-    with pytest.raises(SchemaError, match=r"record has 1 planes; expected 2 \(T\*Z\*C\)"):
+    with pytest.raises(SchemaError, match=r"record has 1 planes but none for t=1, z=0, c=0; expected all 2 \(T\*Z\*C\)"):
         OMEArrow(rec)
     rec = record()
     rec["planes"] = [{**rec["planes"][0], "c": 5}]
@@ -151,6 +151,35 @@ def test_bad_record_planes_and_sizes() -> None:
     rec["planes"] = [{**rec["planes"][0], "pixels": rec["planes"][0]["pixels"][:5]}]
     with pytest.raises(SchemaError, match=r"planes hold 5 values; expected 1 planes of 3x4"):
         OMEArrow(rec)
+
+
+def test_missing_planes_are_refused_not_read_as_stale_memory() -> None:
+    rec = OMEArrow(np.full((2, 30, 40), 7, np.uint16), "CYX").export("dict")
+    rec["planes"] = [rec["planes"][0], rec["planes"][0]]  # two planes, both c=0: c=1 is missing
+    with pytest.raises(SchemaError, match=r"record has 2 planes but none for t=0, z=0, c=1"):
+        OMEArrow(rec)
+
+
+def test_missing_record_chunks_are_refused() -> None:
+    a = np.arange(2 * 4 * 6, dtype=np.uint16).reshape(1, 1, 2, 4, 6)  # TCZYX
+    rec = OMEArrow(a).export("dict")
+    chunk = {"t": 0, "c": 0, "z": 0, "y": 0, "x": 0, "shape_z": 1, "shape_y": 4, "shape_x": 6,
+             "pixels": a[0, 0, 0].reshape(-1).tolist()}
+    rec["chunks"] = [chunk, {**chunk, "z": 1, "pixels": a[0, 0, 1].reshape(-1).tolist()}]
+    rec["planes"] = []
+    np.testing.assert_array_equal(OMEArrow(rec).to_numpy()[0, :, 0], a[0, 0])  # chunks alone are enough
+    rec["chunks"] = rec["chunks"][:1]
+    with pytest.raises(SchemaError, match="the record's chunks cover 24 pixels; its sizes need 48"):
+        OMEArrow(rec)
+
+
+def test_a_dataset_index_missing_a_chunk_is_damaged(tmp_path: Path) -> None:
+    out = tmp_path / "d.ome.parquet"
+    OMEArrow(np.ones((2, 64, 64), np.uint16), "CYX").export("parquet", out, chunk_shape=(32, 32))
+    index = pq.read_table(out / "index.parquet")
+    pq.write_table(index.slice(1), out / "index.parquet")
+    with pytest.raises(SchemaError, match="cover 7168 pixels, its sizes need 8192; the dataset is damaged"):
+        OMEArrow.scan(out)
 
 
 def test_bad_metadata() -> None:
