@@ -68,6 +68,7 @@ class _Opened:
     _rows: list[dict[str, Any]] | None = None
     _values: dict[str, list[Any]] | None = None
     _files: dict[int, tuple[pq.ParquetFile, np.ndarray]] = field(default_factory=dict)
+    _verified: set[int] = field(default_factory=set)
 
     @property
     def images(self) -> list[dict[str, Any]]:
@@ -119,6 +120,24 @@ class _Opened:
             np.cumsum(np.bincount(codes, minlength=len(names)), out=starts[1:])
             self._groups = {n: order[starts[k] : starts[k + 1]] for k, n in enumerate(names)}
         return self._groups.get(image_id, np.zeros(0, dtype=np.int64))
+
+    def verify(self, pos: int, rows: np.ndarray) -> None:
+        """Raise SchemaError unless chunk ``rows`` cover image row ``pos`` (checked once per image).
+
+        A chunk missing from the index would otherwise read as whatever memory held before.
+        """
+        if pos in self._verified:
+            return
+        row = self.row(pos)
+        total = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
+        shapes = np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
+        covered = int(shapes.prod(axis=1).sum())
+        if covered != total:
+            raise SchemaError(
+                f"the chunks of image {row['image_id']!r} of {self.path} cover {covered} pixels, its sizes "
+                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
+            )
+        self._verified.add(pos)
 
     def fragment(self, code: int) -> tuple[pq.ParquetFile, np.ndarray]:
         """The chunks file ``fragment_names[code]`` (opened once) and its rows per row group."""
@@ -284,12 +303,7 @@ class DatasetSource:
             np.stack([col[a][mine] for a in "tczyx"], axis=1).astype(np.int64),
             np.stack([col[f"shape_{a}"][mine] for a in "tczyx"], axis=1).astype(np.int64),
         )
-        covered, total = int(self._chunks.shape.prod(axis=1).sum()), int(np.prod(self.meta.shape, dtype=np.int64))
-        if covered != total:  # a missing chunk would read as whatever memory held before
-            raise SchemaError(
-                f"the chunks of image {self.meta.id!r} of {path} cover {covered} pixels, its sizes "
-                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
-            )
+        opened.verify(pos, mine)
         self._rg = col["row_group_id"][mine].astype(np.int64)
         self._rig = col["row_index_in_group"][mine].astype(np.int64)
         assert opened.fragment_code is not None
@@ -430,6 +444,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
         if out.shape != sel.shape:
             raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
         picked.append(opened.chunk_rows(str(ids[pos])))
+        opened.verify(pos, picked[-1])
     rows = np.concatenate(picked)
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
     origin = np.stack([col[a][rows] for a in "tczyx"], axis=1).astype(np.int64)

@@ -20,6 +20,7 @@ from ome_arrow_core import (
     ImageMeta,
     LayoutError,
     OMEArrow,
+    OMEArrowDataset,
     OMEArrowError,
     PluginError,
     Registry,
@@ -180,6 +181,8 @@ def test_a_dataset_index_missing_a_chunk_is_damaged(tmp_path: Path) -> None:
     pq.write_table(index.slice(1), out / "index.parquet")
     with pytest.raises(SchemaError, match="cover 7168 pixels, its sizes need 8192; the dataset is damaged"):
         OMEArrow.scan(out)
+    with pytest.raises(SchemaError, match="cover 7168 pixels, its sizes need 8192; the dataset is damaged"):
+        OMEArrowDataset.scan(out).read([0])  # the batched reader checks too
 
 
 def test_bad_metadata() -> None:
