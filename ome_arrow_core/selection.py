@@ -59,6 +59,11 @@ def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
         raise SelectionError(
             f"{name} must be an int, a slice or a sequence of ints, got {type(spec).__name__}"
         )
+    wrong = [v for v in spec if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))]
+    if wrong:  # int() would quietly turn a boolean mask into indices 0/1 and truncate floats
+        raise SelectionError(
+            f"{name} indices must be ints, got {wrong[0]!r}; for a boolean mask pass np.flatnonzero(mask)"
+        )
     items = [int(v) for v in spec]
     if not items:
         raise SelectionError(f"{name}=[] selects nothing; valid {name} indices are 0..{n - 1}")

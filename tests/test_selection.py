@@ -373,3 +373,13 @@ def test_tile_grid_follows_the_storage_chunks(tmp_path: Path) -> None:
     np.testing.assert_array_equal(scan.tensor_view(tile=(2, 2), layout="YX").to_numpy(), arr[200:300, 400:520])
     with pytest.raises(SelectionError, match=r"outside the 3x3 grid of 100x200 tiles; valid ty is 0..2, tx is 0..2"):
         scan.tensor_view(tile=(3, 0))
+
+
+@pytest.mark.parametrize("spec", [np.array([True, False, True]), [True, False, True], [0.0, 2.0], np.array([0.5, 1.7]),
+                                  ["0"], [1, None]])
+def test_index_sequences_must_hold_ints(spec: Any) -> None:
+    img = OMEArrow(np.zeros((3, 4, 5), np.uint8), "CYX")
+    with pytest.raises(SelectionError, match="c indices must be ints, got .*; for a boolean mask pass np.flatnonzero"):
+        img.tensor_view(c=spec)
+    np.testing.assert_array_equal(  # what the message suggests works
+        img.tensor_view(c=np.flatnonzero([True, False, True])).shape, (2, 4, 5))
