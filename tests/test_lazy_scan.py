@@ -191,3 +191,14 @@ def test_scanned_record_files_are_lazy_too(tmp_path: Path) -> None:
     view = img.tensor_view(z=2, c=1, roi=(4, 5, 6, 7), layout="YX")
     assert isinstance(view, LazyTensorView)
     np.testing.assert_array_equal(view.to_numpy(), a[0, 1, 2, 5:12, 4:10])
+
+
+def test_channel_policy_first_reads_only_the_first_selected_channel(stack: tuple[np.ndarray, Path]) -> None:
+    a, path = stack
+    img = OMEArrow.scan(path)
+    view = img.tensor_view(t=1, z=0, c=[2, 1], layout="YX", channel_policy="first")
+    assert isinstance(view, LazyTensorView) and view.shape == (50, 70)
+    np.testing.assert_array_equal(view.to_numpy(), a[1, 2, 0])
+    assert counters(img)[0] == 4 * 3  # one plane of one channel
+    eager = OMEArrow(path).tensor_view(t=1, z=0, c=[2, 1], layout="YX", channel_policy="first")
+    np.testing.assert_array_equal(eager.to_numpy(), a[1, 2, 0])

@@ -188,3 +188,24 @@ def test_values_that_do_not_fit_the_declared_type_are_refused(tmp_path: Path) ->
     record = legacy_record(np.full((1, 1, 1, 2, 2), 300, np.uint16), "uint8", "bad", rng)
     with pytest.raises(SchemaError, match="do not fit the declared pixel type uint8"):
         OMEArrow(record)
+
+
+# -- records in memory ---------------------------------------------------------------------------
+def test_in_memory_arrow_records_of_every_container() -> None:
+    a = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    parts = [OMEArrow(a[i : i + 1], "CYX").export("arrow") for i in range(3)]  # one-row StructArrays
+    flat = pa.concat_arrays(parts)
+    batch = pa.RecordBatch.from_arrays([pa.array(["x", "y", "z"]), flat], names=["well", "img"])
+    sources = {
+        "StructArray": flat,
+        "ChunkedArray": pa.chunked_array([parts[0], pa.concat_arrays(parts[1:])]),
+        "RecordBatch": batch,
+        "Table": pa.Table.from_batches([batch, batch]).slice(0, 3),
+    }
+    for name, src in sources.items():
+        for row in range(3):
+            got = OMEArrow(src, row=row).tensor_view(layout="YX").to_numpy()
+            np.testing.assert_array_equal(got, a[row], err_msg=f"{name} row {row}")
+    np.testing.assert_array_equal(OMEArrow(flat[2]).tensor_view(layout="YX").to_numpy(), a[2])  # a StructScalar
+    with pytest.raises(SchemaError, match=r"row 3 is out of range; the table has rows 0..2"):
+        OMEArrow(flat, row=3)
