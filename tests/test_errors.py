@@ -299,10 +299,9 @@ def test_atomic_path_even_on_keyboard_interrupt(directory: bool, tmp_path: Path)
     target = tmp_path / "t"
     with atomic_path(target, directory=directory) as tmp:
         (tmp / "f").write_text("v1") if directory else tmp.write_text("v1")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(target, directory=directory) as tmp:
-            (tmp / "f").write_text("v2") if directory else tmp.write_text("v2")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(target, directory=directory) as tmp:
+        (tmp / "f").write_text("v2") if directory else tmp.write_text("v2")
+        raise KeyboardInterrupt
     assert listing(tmp_path) == ["t"]
     assert ((target / "f") if directory else target).read_text() == "v1"
     with atomic_path(target, directory=directory) as tmp:

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
 
 pytest.importorskip("ome_arrow", reason="needs the reference package: pip install ome-arrow==0.1.0")
-from ome_arrow.dataset import OMEArrowDataset as RefDataset  # noqa: E402
-from ome_arrow.export import to_numpy as ref_to_numpy  # noqa: E402
-from ome_arrow.ingest import from_ome_parquet  # noqa: E402
+from ome_arrow.dataset import OMEArrowDataset as RefDataset
+from ome_arrow.export import to_numpy as ref_to_numpy
+from ome_arrow.ingest import from_ome_parquet
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")
 

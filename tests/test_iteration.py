@@ -49,7 +49,7 @@ def stream_case(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=100, deadline=None)
 @given(case=stream_case())
 def test_every_pixel_is_streamed_exactly_once(case: dict[str, Any]) -> None:
-    layout, sizes, tile = case["layout"], case["sizes"], case["tile"]
+    layout, sizes = case["layout"], case["sizes"]
     dims = "".join(a for a in "TZCYX" if a in sizes or a in layout)
     shape = tuple(sizes.get(a, 1) for a in dims)
     arr = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
@@ -192,5 +192,5 @@ def test_select_window() -> None:
 def test_windows_cover_the_product_of_batches_and_tiles() -> None:
     got = windows({"T": 3, "Y": 5, "X": 4}, batch_size=2, tiles={"Y": 2, "X": 3})
     expected = [{"T": t, "Y": y, "X": x} for t, y, x in itertools.product(
-        [range(0, 2), range(2, 3)], [range(0, 2), range(2, 4), range(4, 5)], [range(0, 3), range(3, 4)])]
+        [range(2), range(2, 3)], [range(2), range(2, 4), range(4, 5)], [range(3), range(3, 4)])]
     assert got == expected

@@ -56,9 +56,9 @@ def index_spec(draw: st.DrawFn, n: int, allow_empty: bool = True) -> tuple[Any, 
             spec: Any = slice(draw(bound), draw(bound), step)
         else:
             spec = range(draw(st.integers(0, n - 1)), draw(st.integers(-1, n)), step or 1)
-        if not list(range(n))[spec] if isinstance(spec, slice) else not spec:
-            if not allow_empty or draw(st.integers(0, 5)):
-                spec = slice(None, None, step) if kind == "slice" else range(n)[::step or 1]
+        empty = not (list(range(n))[spec] if isinstance(spec, slice) else spec)
+        if empty and (not allow_empty or draw(st.integers(0, 5))):
+            spec = slice(None, None, step) if kind == "slice" else range(n)[::step or 1]
         return spec, list(range(n))[spec] if isinstance(spec, slice) else list(spec)
     vals = draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=5))  # duplicates and any order
     spec = {"list": vals, "tuple": tuple(vals), "ndarray": np.asarray(vals, dtype=np.int32)}[kind]
