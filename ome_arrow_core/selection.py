@@ -21,7 +21,7 @@ __all__ = ["AxisIndex", "IndexSpec", "Selection", "normalize_index", "parse_regi
 #: One axis: a range (view) or explicit indices (gather).
 AxisIndex = Union[range, tuple[int, ...]]
 #: What a user may pass for t, z or c.
-IndexSpec = Union[int, slice, Sequence[int], range, None]
+IndexSpec = Union[int, slice, Sequence[int], range, np.ndarray, None]
 RoiType = Literal["2d", "2d_timelapse", "3d", "4d"]
 
 
