@@ -231,6 +231,11 @@ class Registry:
             return hit
         exporters = self.exporters()
         matching = [h for h in exporters if h.handles(device, dtype, mode)]
+        if not exporters:
+            raise PluginError(
+                f"no exporter plugin is loaded, so nothing can export to {device!r}; is the built-in "
+                f"'cpu' plugin blocked by {BLOCK_ENV}? Run `ome-arrow-core plugins` to list them"
+            )
         if not matching:
             devices = sorted({d for h in exporters for d in h.devices})
             if device not in devices:

@@ -226,10 +226,15 @@ def test_bad_device_strings(device: str, match: str) -> None:
 
 def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
     code = "import json, ome_arrow_core as o; print(json.dumps(sorted({r.plugin for r in o.plugins()})))"
-    env = {**os.environ, BLOCK_ENV: "parquet, cpu ,"}
+    env = {**os.environ, BLOCK_ENV: "parquet, cpu ,"}  # spaces and empty names are fine
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     plugins = json.loads(out)
     assert "parquet" not in plugins and "cpu" not in plugins and "numpy" in plugins
+    # block every installed plugin but numpy: nothing can export, and the error says why
+    others = {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} | {"parquet", "cpu"}
+    env = {**os.environ, BLOCK_ENV: ",".join(sorted(others - {"numpy"}))}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == ["numpy"]
     code = textwrap.dedent("""
         import numpy as np, ome_arrow_core as o
         try:
@@ -238,7 +243,8 @@ def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
             print("refused:", e)
     """)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.startswith("refused: ") and "device='cpu', dtype=float64, mode='arrow'" in out
+    assert out.startswith("refused: no exporter plugin is loaded, so nothing can export to 'cpu'")
+    assert BLOCK_ENV in out
 
 
 # -- entry points ---------------------------------------------------------------------------------
