@@ -181,9 +181,14 @@ def test_legacy_capsules_alias_the_same_memory() -> None:
     })()))
     assert copied.ctypes.data != cap.data_ptr
     np.testing.assert_array_equal(copied, view.to_numpy())
+
+
+def test_torch_takes_legacy_capsules_zero_copy() -> None:
     torch = pytest.importorskip("torch")
+    view = image().tensor_view(t=1, z=1, roi=(2, 2, 10, 10))
     t = torch.utils.dlpack.from_dlpack(view.to_dlpack().__dlpack__())
-    assert t.data_ptr() == cap.data_ptr
+    assert t.data_ptr() == view.to_numpy().ctypes.data
+    np.testing.assert_array_equal(t.numpy(), view.to_numpy())
 
 
 def test_other_devices_are_refused_by_the_cpu_capsule() -> None:
@@ -265,7 +270,13 @@ def test_every_dtype_exports_zero_copy(dtype: str) -> None:
     np.testing.assert_array_equal(out, a[:, 2:11, 1:9].transpose(1, 2, 0))
     legacy = np.from_dlpack(LegacyOnly(view.to_dlpack()))
     assert legacy.dtype == np.dtype(dtype) and legacy.ctypes.data == cap.data_ptr
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"])
+def test_every_dtype_reaches_torch_zero_copy(dtype: str) -> None:
     torch = pytest.importorskip("torch")
+    a = (np.arange(2 * 12 * 10) % 7 - 3).astype(dtype).reshape(2, 12, 10)
+    view = OMEArrow(a, "CYX").tensor_view(roi=(1, 2, 8, 9), layout="YXC")
     t = torch.from_dlpack(view.to_dlpack())
-    assert t.data_ptr() == cap.data_ptr
-    np.testing.assert_array_equal(t.numpy(), out)
+    assert t.data_ptr() == view.to_numpy().ctypes.data
+    np.testing.assert_array_equal(t.numpy(), a[:, 2:11, 1:9].transpose(1, 2, 0))
