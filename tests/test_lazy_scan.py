@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ome_arrow_core import LayoutError, LazyTensorView, OMEArrow, TensorView
+from ome_arrow_core import LayoutError, LazyTensorView, OMEArrow, SchemaError, TensorView
 from ome_arrow_core.layout import AXES
 
 SHAPE = (2, 3, 4, 50, 70)  # TCZYX
@@ -202,3 +202,33 @@ def test_channel_policy_first_reads_only_the_first_selected_channel(stack: tuple
     assert counters(img)[0] == 4 * 3  # one plane of one channel
     eager = OMEArrow(path).tensor_view(t=1, z=0, c=[2, 1], layout="YX", channel_policy="first")
     np.testing.assert_array_equal(eager.to_numpy(), a[1, 2, 0])
+
+
+def test_lazy_casts_know_their_dtype(stack: tuple[np.ndarray, Path]) -> None:
+    a, path = stack
+    img = OMEArrow.scan(path)
+    view = img.tensor_view(t=0, z=0, dtype="float32")
+    assert isinstance(view, LazyTensorView) and view.dtype == np.float32 and counters(img) == (0, 0)
+    assert view.select(c=1).dtype == np.float32 and view.with_layout("YXC").dtype == np.float32
+    out = view.to_numpy()
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, a[0, :, 0].astype(np.float32))
+
+
+def test_read_errors_surface_through_prefetching_iterators(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "bad.ome.parquet"
+    OMEArrow(np.zeros((1, 40, 40), np.uint16), "CYX").export("parquet", out, chunk_shape=(10, 10))
+    table = pq.read_table(out / "chunks.parquet")
+    blobs = table.column("pixel_bytes").to_pylist()
+    blobs[9] = blobs[9][:7]  # chunk 9 is damaged
+    table = table.set_column(table.schema.get_field_index("pixel_bytes"), "pixel_bytes", pa.array(blobs, pa.large_binary()))
+    pq.write_table(table, out / "chunks.parquet", row_group_size=1)
+    view = OMEArrow.scan(out).tensor_view(layout="YX")
+    got = []
+    with pytest.raises(SchemaError, match="holds 7 bytes"):
+        for cap in view.iter_dlpack(tile_size=(10, 10), prefetch=3):
+            got.append(np.from_dlpack(cap))
+    assert len(got) == 9  # the tiles before the damaged one arrive, in order
