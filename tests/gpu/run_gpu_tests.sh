@@ -81,5 +81,5 @@ for row in ome_arrow_core.plugins():
 EOF
 
 tests=()
-for t in tests/backends/test_cupy.py tests/backends/test_torch.py tests/backends/test_jax.py tests/core; do [[ -e "$t" ]] && tests+=("$t"); done
+for t in tests/backends/test_cupy.py tests/backends/test_torch.py tests/backends/test_jax.py tests/test_dlpack_zero_copy.py; do [[ -e "$t" ]] && tests+=("$t"); done
 exec "$PY" -m pytest "${tests[@]}" -q -rs "$@"

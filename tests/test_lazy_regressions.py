@@ -94,7 +94,7 @@ def test_iter_tiles_3d() -> None:
 
 
 def test_scanned_tiff_and_eager_agree() -> None:
-    path = Path(__file__).resolve().parent.parent / "data" / "ome-artificial" / "multi-channel-z-series.ome.tiff"
+    path = Path(__file__).resolve().parent / "data" / "ome-artificial" / "multi-channel-z-series.ome.tiff"
     pytest.importorskip("ome_arrow_tiff", reason="TIFF backend not installed")
     eager = OMEArrow(path)
     lazy = OMEArrow.scan(path).tensor_view(z=3, roi=(100, 50, 64, 32))

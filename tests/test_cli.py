@@ -15,7 +15,7 @@ import pytest
 from ome_arrow_core import OMEArrow, SchemaError
 from ome_arrow_core.cli import main
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def test_non_ome_parquet_says_what_is_missing(tmp_path: Path) -> None:
