@@ -192,8 +192,14 @@ def parse_regions(
     out: dict[str, IndexSpec | range] = {"t": t, "z": z}
     ny, nx = sizes["Y"], sizes["X"]
 
+    def ints(vals: Sequence[int], what: str) -> list[int]:
+        bad = [i for i in vals if isinstance(i, bool) or not isinstance(i, (int, np.integer))]
+        if bad:
+            raise SelectionError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}; round them first")
+        return [int(i) for i in vals]
+
     def need(vals: Sequence[int], k: int, what: str) -> list[int]:
-        v = [int(i) for i in vals]
+        v = ints(vals, what)
         if len(v) != k:
             raise SelectionError(f"{what} needs {k} integers, got {len(v)}: {tuple(vals)!r}")
         return v
@@ -208,7 +214,7 @@ def parse_regions(
         out["y"], out["x"] = _span(y0, h, ny, "y"), _span(x0, w, nx, "x")
         out["z"] = _span(z0, d, sizes["Z"], "z")
     elif roi_nd is not None:
-        vals = [int(v) for v in roi_nd]
+        vals = ints(roi_nd, "roi_nd")
         kind = roi_type or {4: "2d", 8: "4d"}.get(len(vals))
         if kind is None:
             raise SelectionError(

@@ -107,3 +107,13 @@ def test_repeated_indices_inside_a_multi_plane_chunk(tmp_path: Path) -> None:
     OMEArrow(a).export("parquet", path, chunk_shape=(3, 4, 5))  # chunks span all three planes
     got = OMEArrow.scan(path).tensor_view(z=[0, 0, 2], c=[1, 1], layout="ZCYX").to_numpy()
     np.testing.assert_array_equal(got, a[0][[1, 1]][:, [0, 0, 2]].transpose(1, 0, 2, 3))
+
+
+@pytest.mark.parametrize("kwargs", [{"roi": (0.5, 0, 2, 2)}, {"roi3d": (0, 0, 0, 2, 2, 1.0)},
+                                    {"roi_nd": (0, 0, 2.7, 2)}, {"tile": (True, 0)}])
+def test_non_integer_regions_are_refused(kwargs: dict[str, object]) -> None:
+    from ome_arrow_core import SelectionError
+
+    img = OMEArrow(np.zeros((4, 4), np.uint8))
+    with pytest.raises(SelectionError, match="takes integers"):
+        img.tensor_view(**kwargs)  # type: ignore[arg-type]
