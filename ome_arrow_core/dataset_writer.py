@@ -68,6 +68,11 @@ def _image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression
     return row
 
 
+def _array_reader(pixels: np.ndarray) -> BandReader:
+    """A band reader over an in-memory TZCYX array (views where the selection allows)."""
+    return lambda sel: sel.apply(pixels)
+
+
 def write_dataset(
     images: Sequence[tuple[ImageMeta, np.ndarray]],
     out: Path,
@@ -78,66 +83,21 @@ def write_dataset(
     rows_per_group: int = 1,
     image_ids: Sequence[str] | None = None,
 ) -> Path:
-    """Write (meta, TZCYX pixels) images as a typed-chunk dataset directory at ``out``, atomically."""
-    codec = None if compression in (None, "none") else compression
+    """Write in-memory (meta, TZCYX pixels) images as a typed-chunk dataset at ``out``, atomically.
+
+    Replaces ``out`` if it exists; the work is :func:`stream_dataset`'s.
+    """
     ids = list(image_ids) if image_ids else [m.id if len(images) == 1 else f"image-{i:05d}" for i, (m, _) in enumerate(images)]
     if len(set(ids)) != len(ids):
         raise SchemaError(f"image ids must be unique, got {ids}")
-    if int(rows_per_group) < 1:  # a negative size wrote negative row group ids: a damaged dataset
-        raise SchemaError(f"rows_per_group must be >= 1, got {rows_per_group}")
-    with atomic_path(out, directory=True) as tmp:
-        image_rows, index_parts = [], []
-        writer: pq.ParquetWriter | None = None
-        next_id, n_rows = 0, 0
-        try:
-            for (meta, pixels), image_id in zip(images, ids):
-                chunk = normalize_chunk_shape(chunk_shape, meta.sizes)
-                table = ChunkTable.regular(meta.sizes, chunk)
-                payload, _ = _chunk_payload(np.asarray(pixels), table)
-                n = len(table)
-                cols: dict[str, Any] = {
-                    "image_id": pa.array([image_id] * n, pa.string()),
-                    "chunk_id": pa.array(np.arange(next_id, next_id + n, dtype=np.int64)),
-                }
-                for k, a in enumerate("tczyx"):
-                    cols[a] = pa.array(table.origin[:, k].astype(np.int32))
-                for k, a in enumerate("tczyx"):
-                    cols[f"shape_{a}"] = pa.array(table.shape[:, k].astype(np.int32))
-                cols["dtype"] = pa.array([meta.dtype.name] * n, pa.string())
-                cols["pixel_bytes"] = payload
-                chunk_tab = pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV))
-                if writer is None:
-                    writer = pq.ParquetWriter(
-                        tmp / "chunks.parquet", CHUNKS_SCHEMA.with_metadata(_KV), compression=codec or "none",
-                        compression_level=compression_level if codec else None, use_dictionary=["image_id", "dtype"],
-                        write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"],
-                        data_page_size=1 << 20,
-                    )
-                writer.write_table(chunk_tab, row_group_size=rows_per_group)
-                rows = np.arange(n_rows, n_rows + n)
-                idx = {k: v for k, v in cols.items() if k not in ("dtype", "pixel_bytes")}
-                idx["row_group_id"] = pa.array((rows // rows_per_group).astype(np.int32))
-                idx["row_index_in_group"] = pa.array((rows % rows_per_group).astype(np.int32))
-                idx["fragment_path"] = pa.array(["chunks.parquet"] * n, pa.string())
-                index_parts.append(pa.table(idx).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
-                image_rows.append(_image_row(meta, image_id, chunk, codec))
-                next_id += n
-                n_rows += n + (-n % rows_per_group)  # each image starts a fresh row group
-        finally:
-            if writer is not None:
-                writer.close()
-        pq.write_table(pa.Table.from_pylist(image_rows, schema=IMAGES_SCHEMA.with_metadata(_KV)), tmp / "images.parquet")
-        pq.write_table(pa.concat_tables(index_parts).replace_schema_metadata(_KV), tmp / "index.parquet")
-        first = image_rows[0]
-        manifest = {
-            "type": "ome.arrow", "version": "0.1.0", "layout": _LAYOUT,
-            "image_count": len(image_rows), "chunk_count": next_id,
-            "choice": {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
-                       "compression": codec, "rationale": "ome-arrow-core default: see docs/format.md"},
-            "ome_arrow_core": {"format_version": FORMAT_VERSION, "rows_per_group": rows_per_group},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return out
+    items: list[StreamItem] = [
+        (image_id, meta, _array_reader(np.asarray(pixels)), {})
+        for (meta, pixels), image_id in zip(images, ids)
+    ]
+    return stream_dataset(
+        items, out, mode="overwrite", chunk_shape=chunk_shape, compression=compression,
+        compression_level=compression_level, rows_per_group=rows_per_group,
+    )
 
 
 # -- streaming writes and appends -----------------------------------------------------------
