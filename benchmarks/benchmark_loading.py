@@ -14,6 +14,8 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``core``: ``OMEArrowDataset.read`` batches wrapped by ``torch.from_numpy`` (no DataLoader);
 - ``iter-wN``: ``OMEArrowIterableDataset(batch_size=B)`` in ``DataLoader(num_workers=N)``;
 - ``map-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(batch_size=B, num_workers=N)``;
+- ``mapb-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(sampler=BatchSampler(..., B), batch_size=None,
+  num_workers=N)``: whole batches per worker, read into reused shared memory;
 - ``dask``: ``to_dask(ds, images_per_chunk=B)`` computed block by block (threaded scheduler);
 - ``ray``: ``ome_arrow_ray.iter_torch_batches`` on a local Ray (its start is in epoch 1).
 
@@ -40,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table  # noqa: E402
 
-CASES = ("raw", "core", "iter-w0", "iter-w2", "map-w0", "map-w2", "dask", "ray")
+CASES = ("raw", "core", "iter-w0", "iter-w2", "map-w0", "map-w2", "mapb-w0", "mapb-w2", "dask", "ray")
 
 
 def make_plate(out: Path, images: int, channels: int, size: int) -> dict[str, Any]:
@@ -103,8 +105,8 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
                 x = torch.from_numpy(ds.read(range(i, min(len(ds), i + batch))))
                 n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
             return n, nbytes
-    elif case.startswith(("iter-", "map-")):
-        from torch.utils.data import DataLoader
+    elif case.startswith(("iter-", "map-", "mapb-")):
+        from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
         from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset
 
@@ -112,9 +114,13 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
         if case.startswith("iter-"):
             data: Any = OMEArrowIterableDataset(ds, batch_size=batch)
             loader = DataLoader(data, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-        else:
+        elif case.startswith("map-"):
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
+        else:
+            data = OMEArrowTorchDataset(ds)
+            loader = DataLoader(data, sampler=BatchSampler(SequentialSampler(data), batch, drop_last=False),
+                                batch_size=None, num_workers=workers, persistent_workers=workers > 0)
 
         def run(epoch: int) -> tuple[int, int]:
             data.set_epoch(epoch)
@@ -151,7 +157,7 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
     times = _epochs(run, epochs)
-    if case.startswith(("iter-", "map-")):
+    if case.startswith(("iter-", "map-", "mapb-")):
         del loader  # persistent workers exit: their peak RSS is then counted
     first, later = times[0], times[1:] or times[:1]
     best = min(later, key=lambda r: r[0])
@@ -213,7 +219,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, {args.images} images of {args.channels}x{args.size}x{args.size} uint16, "
           f"batch {args.batch_size}, best of epochs 2..{args.epochs}")
     print(table(rows))
-    loaders = [r["MB_per_s"] for r in results if r["case"].startswith(("iter-", "map-"))]
+    loaders = [r["MB_per_s"] for r in results if r["case"].startswith(("iter-", "map-", "mapb-"))]
     verdict: dict[str, Any] = {}
     if raw and loaders:
         best = max(loaders)

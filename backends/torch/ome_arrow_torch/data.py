@@ -20,6 +20,8 @@ from torch.utils.data import Dataset, IterableDataset, default_collate, get_work
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError
 
+from .pool import BatchPool
+
 __all__ = ["OMEArrowTorchDataset", "OMEArrowIterableDataset", "shard_indices"]
 
 Transform = Callable[[torch.Tensor], Any]
@@ -180,6 +182,46 @@ class _Samples:
             items.append(x if self._target is None else (x, self._target_of(self._locate(int(s))[0])))
         return items
 
+    def _batch(self, samples: list[int]) -> Any:
+        """Samples read as one batch tensor (``(batch, targets)`` with ``target``).
+
+        In a DataLoader worker the batch is read straight into a pooled shared-memory
+        buffer (see :mod:`ome_arrow_torch.pool`); with a ``transform`` the transformed
+        samples are collated instead.
+        """
+        if self.transform is not None:
+            return default_collate(self._items(samples))
+        k, roi = self._locate(samples[0])
+        view = self.dataset[k].tensor_view(roi=roi, **self.view)  # shape and dtype, nothing read
+        dtype = torch.from_numpy(np.empty(0, dtype=view.dtype)).dtype
+        shape = (len(samples), *view.shape)
+        if get_worker_info() is None:
+            # numpy's allocations reuse freed pages; torch.empty's fault in fresh ones for every
+            # batch (measured: ~1.5x slower batch reads on a 2-core machine)
+            out = torch.from_numpy(np.empty(shape, dtype=view.dtype))
+            self._read(samples, out=out.numpy())
+            batch: Any = out
+        else:
+            pool = self._worker_pool()
+            out, slot = pool.empty(shape, dtype)
+            self._read(samples, out=out.numpy())
+            batch = pool.lease(out, slot)
+        if self._target is None:
+            return batch
+        return batch, default_collate([self._target_of(self._locate(s)[0]) for s in samples])
+
+    def _worker_pool(self) -> BatchPool:
+        """This worker process's shared-memory buffers (made on first use in each process)."""
+        pool = self.__dict__.get("_pool")
+        if pool is None or pool[0] != os.getpid():
+            pool = self.__dict__["_pool"] = (os.getpid(), BatchPool())
+        return pool[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_pool", None)  # buffers belong to the process that made them
+        return state
+
 
 def _pair(v: Sequence[int], what: str) -> tuple[int, int]:
     vals = tuple(int(i) for i in v)
@@ -196,14 +238,23 @@ class OMEArrowTorchDataset(_Samples, Dataset):  # type: ignore[type-arg]
     left out); ``crop=(h, w)`` takes a centre crop, or with ``random_crop=True`` one at a
     position drawn from ``(seed, epoch, sample)``. ``transform`` is applied to each sample
     tensor; ``target`` names metadata column(s) returned next to it: ``(tensor, target)``.
-    Batches from a DataLoader are read together (``__getitems__``).
+    Batches from a DataLoader are read together (``__getitems__``). ``ds[[i, j, ...]]``
+    reads samples as one batch tensor, so ``DataLoader(ds, sampler=BatchSampler(...),
+    batch_size=None)`` has each worker read whole batches straight into reused shared
+    memory: the fastest way to use workers (``default_collate`` copies every batch once
+    more, into fresh shared memory).
     """
 
     def __len__(self) -> int:
         return self.num_samples
 
-    def __getitem__(self, i: int) -> Any:
-        return self._items([int(i)])[0]
+    def __getitem__(self, i: int | Sequence[int]) -> Any:
+        """Sample ``i``; or, for a sequence of indices, those samples as one batch (see below)."""
+        if isinstance(i, (int, np.integer)):
+            return self._items([int(i)])[0]
+        if isinstance(i, torch.Tensor):
+            i = i.tolist()
+        return self._batch([int(s) for s in i])
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """Many samples with one read (the DataLoader calls this for each batch)."""
@@ -300,29 +351,6 @@ class OMEArrowIterableDataset(_Samples, IterableDataset):  # type: ignore[type-a
             samples = [int(s) for s in group]
             if self.batch_size is None:
                 yield from self._items(samples)
-            elif self.transform is not None:
-                yield default_collate(self._items(samples))
             else:
                 yield self._batch(samples)
-
-    def _batch(self, samples: list[int]) -> Any:
-        k, roi = self._locate(samples[0])
-        view = self.dataset[k].tensor_view(roi=roi, **self.view)  # shape and dtype, nothing read
-        dtype = torch.from_numpy(np.empty(0, dtype=view.dtype)).dtype
-        out = _empty((len(samples), *view.shape), dtype)
-        self._read(samples, out=out.numpy())
-        if self._target is None:
-            return out
-        return out, default_collate([self._target_of(self._locate(s)[0]) for s in samples])
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised tensor; in shared memory inside a DataLoader worker (no copy to send it)."""
-    if get_worker_info() is None:
-        # numpy's allocations reuse freed pages; torch.empty's fault in fresh ones for every
-        # batch (measured: ~1.5x slower batch reads on a 2-core machine)
-        return torch.from_numpy(np.empty(shape, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
-    proto = torch.empty(0, dtype=dtype)
-    storage = proto._typed_storage()._new_shared(int(np.prod(shape)), device="cpu")
-    return proto.new(storage).resize_(*shape)
 

@@ -1,0 +1,137 @@
+"""Pooled shared-memory batches (ome_arrow_torch.pool): reused only once the main process lets go."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ome_arrow_torch")
+
+from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset  # noqa: E402
+from ome_arrow_torch.pool import MAX_SLOTS, BatchPool, Lease, _received, release  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
+
+from ome_arrow_core import write_dataset  # noqa: E402
+
+N = 22
+pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    arrs = np.random.default_rng(1).integers(0, 65535, (N, 2, 16, 12), dtype=np.uint16)
+    out = write_dataset(list(arrs), tmp_path_factory.mktemp("pool") / "plate", dim_order="CYX",
+                        metadata={"label": list(range(N))}, progress=False)
+    return out, arrs
+
+
+def _loader(ds: object, **kw: object) -> DataLoader:  # type: ignore[type-arg]
+    return DataLoader(ds, num_workers=2, multiprocessing_context="fork", **kw)  # type: ignore[arg-type]
+
+
+def _inode(x: torch.Tensor) -> int:
+    """The shared-memory segment under ``x`` (its inode in /dev/shm)."""
+    fd, _ = x.untyped_storage()._share_fd_cpu_()
+    return os.fstat(fd).st_ino
+
+
+def _mapped_again(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as the main process sees it: the same segment, mapped again (another storage)."""
+    fd, size = x.untyped_storage()._share_fd_cpu_()
+    storage = torch.UntypedStorage._new_shared_fd_cpu(fd, size)
+    return torch.empty(0, dtype=x.dtype).set_(storage, 0, tuple(x.shape))
+
+
+def test_a_slot_is_refilled_only_after_every_view_of_it_is_gone() -> None:
+    pool = BatchPool(max_slots=2)
+    x, slot = pool.empty((4, 3), torch.int16)
+    assert slot == 0 and x.is_shared() and pool.fresh == 1
+    lease = pool.lease(x, slot)
+    assert isinstance(lease, Lease) and int(pool.flags[0]) == 1
+    got = _received(_mapped_again(lease.tensor), lease.flags, lease.slot)  # what the main process gets
+    got[0, 0] = 7
+    assert int(x[0, 0]) == 7  # one segment, two mappings
+    del lease, x
+    view = got[1:, 2]
+    del got
+    gc.collect()
+    assert release() == 1 and int(pool.flags[0]) == 1  # a view still holds the storage
+    y, other = pool.empty((4, 3), torch.int16)
+    assert other == 1  # so a second buffer is made
+    del view
+    gc.collect()
+    assert release() == 0 and int(pool.flags[0]) == 0
+    z, again = pool.empty((2, 3), torch.int16)  # a smaller batch fits the freed buffer
+    assert again == 0 and pool.reused == 1 and tuple(z.shape) == (2, 3)
+    assert pool.lease(y, None) is y  # unpooled tensors go as they are
+
+
+def test_a_full_pool_falls_back_to_fresh_segments() -> None:
+    pool = BatchPool(max_slots=1, max_bytes=1 << 20)
+    a, sa = pool.empty((8,), torch.float32)
+    pool.lease(a, sa)
+    b, sb = pool.empty((8,), torch.float32)  # slot 0 is busy, the pool is full
+    big, sbig = BatchPool(max_bytes=16).empty((8,), torch.float32)  # over the byte budget
+    assert sa == 0 and sb is None and sbig is None and b.is_shared() and big.is_shared()
+
+
+def test_held_batches_are_never_overwritten(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowIterableDataset(path, target="label", batch_size=1, shuffle=True, seed=3)
+    loader = _loader(ds, batch_size=None, persistent_workers=True)
+    kept = []
+    for epoch in range(3):  # 66 batches, all held: far more than the pools' slots
+        ds.set_epoch(epoch)
+        kept += list(loader)
+    assert len(kept) == 3 * N
+    for xb, yb in kept:
+        np.testing.assert_array_equal(xb[0].numpy(), arrs[int(yb[0])])
+
+
+def test_views_outliving_their_batch_keep_their_values(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowIterableDataset(path, target="label", batch_size=2, shuffle=True, seed=5)
+    loader = _loader(ds, batch_size=None, persistent_workers=True)
+    views = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        for xb, yb in loader:
+            views.append((xb[1, 0, 3:9], int(yb[1])))  # the batch itself is dropped
+    for view, label in views:
+        np.testing.assert_array_equal(view.numpy(), arrs[label][0, 3:9])
+
+
+def test_freed_batches_reuse_their_shared_memory(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowIterableDataset(path, target="label", batch_size=1)
+    loader = _loader(ds, batch_size=None, persistent_workers=True)
+    segments, count = set(), 0
+    for _ in range(3):
+        for xb, yb in loader:
+            np.testing.assert_array_equal(xb[0].numpy(), arrs[int(yb[0])])
+            segments.add(_inode(xb))
+            count += 1
+    # a fresh segment per batch would give 66; each worker keeps at most MAX_SLOTS
+    assert count == 3 * N and len(segments) <= 2 * MAX_SLOTS
+
+
+def test_map_style_batches_through_a_batch_sampler(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, target="label", c=1, layout="YX")
+    xb, yb = ds[[4, 0, 9]]
+    assert xb.dtype == torch.uint16 and tuple(xb.shape) == (3, 16, 12) and yb.tolist() == [4, 0, 9]
+    np.testing.assert_array_equal(xb.numpy(), arrs[[4, 0, 9], 1])
+    sampler = BatchSampler(RandomSampler(ds, generator=torch.Generator().manual_seed(2)), 5, drop_last=False)
+    seen = []
+    for xb, yb in _loader(ds, sampler=sampler, batch_size=None, persistent_workers=True):
+        assert xb.dtype == torch.uint16
+        np.testing.assert_array_equal(xb.numpy(), arrs[yb.numpy(), 1])
+        seen += yb.tolist()
+    assert sorted(seen) == list(range(N))
+    scaled = OMEArrowTorchDataset(path, transform=lambda x: x.float())
+    assert scaled[torch.tensor([1, 2])].dtype == torch.float32  # transforms: collated samples
