@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ome_arrow_core import PixelSource, Reader, Writer, hookimpl
+from ome_arrow_core import ChunkFile, ChunkStore, PixelSource, Reader, Writer, hookimpl
 
-__all__ = ["ome_arrow_readers", "ome_arrow_writers"]
+__all__ = ["ome_arrow_readers", "ome_arrow_writers", "ome_arrow_chunk_stores"]
 
 
 def _open(path: Path, column: str | None = None, row: int = 0, **kw: Any) -> PixelSource:
@@ -29,6 +29,18 @@ def _write(image: Any, out: Path, **options: Any) -> Any:
     return write_vortex(image, out, **options)
 
 
+def _write_chunks(batches: Any, schema: Any, path: Path, **options: Any) -> None:
+    from .chunk_store import write_chunks
+
+    write_chunks(batches, schema, path, **options)
+
+
+def _open_chunks(path: Path) -> ChunkFile:
+    from .chunk_store import open_chunks
+
+    return open_chunks(path)
+
+
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
@@ -44,4 +56,13 @@ def ome_arrow_writers() -> Sequence[Writer]:
         Writer(name="vortex", requires=("vortex",), extra="vortex", formats=("vortex",),
                suffixes=(".vortex",), write=_write,
                description="Vortex file, one row per 2-D chunk (ome-arrow-core.vortex/1)"),
+    ]
+
+
+@hookimpl
+def ome_arrow_chunk_stores() -> Sequence[ChunkStore]:
+    return [
+        ChunkStore(name="vortex", requires=("vortex",), extra="vortex", suffix=".vortex",
+                   compressions=("none", "zstd"), write=_write_chunks, open=_open_chunks,
+                   description="dataset chunk files in Vortex (chunks.vortex), rows taken by number"),
     ]
