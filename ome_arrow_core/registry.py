@@ -264,7 +264,7 @@ class Registry:
         stores = self.chunk_stores()
         matching = [h for h in stores if h.name == name or h.accepts(name)]
         if matching:
-            return self._first_available(matching, f"chunk format {name!r}")
+            return self._first_available(matching, f"chunk format {matching[0].name!r}")
         fmt = next((f for f, extra in KNOWN_CHUNK_STORES.items() if name == f or name.lower().endswith("." + f)), None)
         if fmt is not None:
             raise BackendUnavailableError(
