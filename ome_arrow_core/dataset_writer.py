@@ -29,6 +29,7 @@ from .dataset_format import (
 from .dataset_fragments import (
     DEFAULT_COMPRESSION,
     PARQUET,
+    chunk_store,
     format_version_for,
     fragment_codec,
     suffix_of,
@@ -124,7 +125,8 @@ class FragmentWriter:
     the file (:func:`~.dataset_fragments.write_fragment`) pulls them, so memory stays bounded by
     one image (or, for images over :data:`BAND_BYTES`, one band of planes). The index rows of
     everything packed are returned by :meth:`index`. A chunk-store fragment is packed with
-    ``rows_per_group=1``: its ``row_group_id`` is the row number.
+    ``rows_per_group=1``: its ``row_group_id`` is the row number. :meth:`start` moves on to
+    another chunks file: the tables pulled after it are indexed as that file's.
     """
 
     def __init__(
@@ -145,7 +147,14 @@ class FragmentWriter:
         self.next_id = first_chunk_id
         self.row_groups = 0
         self.bytes = 0
+        self.file_bytes = 0
         self._index: list[pa.Table] = []
+
+    def start(self, fragment: str) -> None:
+        """Index the tables pulled from now on as rows of a new chunks file called ``fragment``."""
+        self.fragment = fragment
+        self.row_groups = 0
+        self.file_bytes = 0
 
     def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[pa.Table]]:
         """One image: its images.parquet row (core columns) and its chunk tables, made as they are pulled."""
@@ -178,6 +187,7 @@ class FragmentWriter:
                 )
             local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
             payload, nbytes = _chunk_payload(pixels, local)
+            self.file_bytes += nbytes
             yield self._pack(image_id, meta, table.origin[a:b], table.shape[a:b], payload)
             self.bytes += nbytes
 
@@ -306,11 +316,63 @@ def stream_dataset(
         fw = FragmentWriter(name, chunk_shape=chunk_shape, compression=codec, rows_per_group=rows_per_group)
         core: list[dict[str, Any]] = []
         extra: list[Mapping[str, Any]] = []
-        write_fragment(_stream(fw, items, set(), 0, on_image, core, extra), tmp / name, fmt, compression=codec,
-                       compression_level=compression_level, rows_per_group=rows_per_group)
+        names = _fragment_names(set(), suffix_of(fmt), first=name)
+        written = _write_fragments(_stream(fw, items, set(), 0, on_image, core, extra), fw, names, fmt,
+                                   lambda n: contextlib.nullcontext(tmp / n), compression=codec,
+                                   compression_level=compression_level, rows_per_group=rows_per_group)
+        if not written:  # no images: an empty chunks file, so the dataset is still complete
+            write_fragment([], tmp / name, fmt, compression=codec, compression_level=compression_level,
+                           rows_per_group=rows_per_group)
         _write_tables(tmp, core, extra, None, fw.index(), images_per_group)
-        _write_manifest(tmp, {}, core, fw, [name], rows_per_group, fmt)
+        _write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt)
     return out
+
+
+def _fragment_names(used: set[str], suffix: str, first: str | None = None) -> Iterator[str]:
+    """Names for new chunks files: ``first`` if given, then ``chunks-NNNNN<suffix>`` with NNNNN not in ``used``."""
+    if first is not None:
+        yield first
+    taken = {Path(n).name.split(".", 1)[0] for n in used}
+    k = 1
+    while True:
+        if f"chunks-{k:05d}" not in taken:
+            yield f"chunks-{k:05d}{suffix}"
+        k += 1
+
+
+def _write_fragments(tables: Iterator[pa.Table], fw: FragmentWriter, names: Iterator[str], chunk_format: str,
+                     place: Callable[[str], contextlib.AbstractContextManager[Path]], **options: Any) -> list[str]:
+    """Write ``tables`` into chunks files named from ``names``; returns the names written.
+
+    A chunk store with ``max_file_bytes`` gets a new file once a file holds that many pixel
+    bytes (its writer's memory grows with the file); Parquet gets one file. ``place(name)``
+    gives the path to write each file to.
+    """
+    limit = None if chunk_format == PARQUET else chunk_store(chunk_format).max_file_bytes
+    written: list[str] = []
+    done = False
+    while not done:
+        name = next(names)
+        fw.start(name)
+        first = next(tables, None)
+        if first is None:
+            break
+        done = True
+
+        def until_full(head: pa.Table = first) -> Iterator[pa.Table]:
+            nonlocal done
+            yield head
+            while limit is None or fw.file_bytes < limit:
+                table = next(tables, None)
+                if table is None:
+                    return
+                yield table
+            done = False
+
+        with place(name) as path:
+            write_fragment(until_full(), path, chunk_format, **options)
+        written.append(name)
+    return written
 
 
 def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], start: int,
@@ -377,20 +439,26 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
     first_id = int(pc.max(old_index.column("chunk_id")).as_py() or -1) + 1 if old_index.num_rows else 0
     used = {str(v) for v in old_index.column("fragment_path").unique().to_pylist()}
     used |= {p.name for p in out.glob("chunks-*")}
-    k = 1
-    while any(f"chunks-{k:05d}" == Path(name).name.split(".", 1)[0] for name in used):
-        k += 1
-    fragment = f"chunks-{k:05d}{suffix}"
-    fw = FragmentWriter(fragment, first_chunk_id=first_id, chunk_shape=opts["chunk_shape"], compression=codec,
+    names = _fragment_names(used, suffix)
+    fw = FragmentWriter("", first_chunk_id=first_id, chunk_shape=opts["chunk_shape"], compression=codec,
                         rows_per_group=opts["rows_per_group"])
     core: list[dict[str, Any]] = []
     extra: list[Mapping[str, Any]] = []
-    with atomic_path(out / fragment) as tmp:
-        tables = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image, core, extra)
-        write_fragment(tables, tmp, fmt, compression=codec, compression_level=opts["compression_level"],
-                       rows_per_group=opts["rows_per_group"])
+    tables = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image, core, extra)
+    new: list[str] = []
+
+    def place(name: str) -> contextlib.AbstractContextManager[Path]:
+        new.append(name)
+        return atomic_path(out / name)
+
+    try:
+        _write_fragments(tables, fw, names, fmt, place, compression=codec,
+                         compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
+    except BaseException:
+        for name in new:  # files of this append that were finished before the failure
+            (out / name).unlink(missing_ok=True)
+        raise
     if not core:
-        (out / fragment).unlink()
         return out
     index = pa.concat_tables([old_index, fw.index()])
     _write_tables(out, core, extra, old_images, index, images_per_group)

@@ -148,10 +148,13 @@ class ChunkStore(Handler):
     (the dataset's chunk schema) to ``path``, in order, one row per chunk;
     ``open(path)`` returns a :class:`ChunkFile` that reads ``pixel_bytes`` by row number.
     ``compressions`` lists the accepted ``compression`` values, the default first.
+    ``max_file_bytes`` (None: no limit) starts a new file once one holds that many pixel
+    bytes, for writers whose memory grows with the file.
     """
 
     suffix: str = ""
     compressions: tuple[str, ...] = ("none",)
+    max_file_bytes: int | None = None
     write: Callable[..., None] | None = None
     open: Callable[[Path], ChunkFile] | None = None
 

@@ -258,3 +258,25 @@ def test_blocked_vortex_plugin_says_what_to_install(plate: tuple[Path, np.ndarra
     assert len(lines) == 2 and all(line.startswith("refused: chunk format 'vortex'") for line in lines)
     assert all(line.endswith(f"install it with: {HINT}") for line in lines)
     assert not (tmp_path / "w").exists()
+
+
+def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from ome_arrow_core import dataset_writer
+
+    real = dataset_writer.chunk_store
+    small = lambda name: dataclasses.replace(real(name), max_file_bytes=3 * 2 * 20 * 20 * 2)  # noqa: E731
+    monkeypatch.setattr(dataset_writer, "chunk_store", small)
+    arrs = random_pixels((8, 2, 20, 20), "uint16")
+    out = write_dataset(list(arrs[:7]), tmp_path / "r", dim_order="CYX", chunk_format="vortex", progress=False)
+    assert sorted(p.name for p in out.glob("chunks*")) == ["chunks-00001.vortex", "chunks-00002.vortex", "chunks.vortex"]
+    write_dataset([arrs[7]], out, dim_order="CYX", mode="append", progress=False)
+    ours = json.loads((out / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
+    assert ours["fragments"] == ["chunks-00001.vortex", "chunks-00002.vortex", "chunks-00003.vortex", "chunks.vortex"]
+    index = pq.read_table(out / "index.parquet").to_pydict()
+    per_file = {f: [r for r, g in zip(index["row_group_id"], index["fragment_path"]) if g == f] for f in ours["fragments"]}
+    assert per_file["chunks.vortex"] == list(range(6)) and per_file["chunks-00002.vortex"] == [0, 1]
+    ds = OMEArrowDataset.scan(out)
+    np.testing.assert_array_equal(ds.read(range(8)), arrs)
+    assert same_bits(ds[4].tensor_view(layout="CYX").to_numpy(), arrs[4])

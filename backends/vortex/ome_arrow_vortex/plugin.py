@@ -8,7 +8,11 @@ from typing import Any
 
 from ome_arrow_core import ChunkFile, ChunkStore, PixelSource, Reader, Writer, hookimpl
 
-__all__ = ["ome_arrow_readers", "ome_arrow_writers", "ome_arrow_chunk_stores"]
+__all__ = ["ome_arrow_readers", "ome_arrow_writers", "ome_arrow_chunk_stores", "MAX_FILE_BYTES"]
+
+#: Pixel bytes per dataset chunk file: vortex-data 0.93's writer holds a file's data in memory
+#: until it ends (peak ~1.3-3x the file), so a dataset's chunks roll over to a new file here.
+MAX_FILE_BYTES = 64 << 20
 
 
 def _open(path: Path, column: str | None = None, row: int = 0, **kw: Any) -> PixelSource:
@@ -63,6 +67,7 @@ def ome_arrow_writers() -> Sequence[Writer]:
 def ome_arrow_chunk_stores() -> Sequence[ChunkStore]:
     return [
         ChunkStore(name="vortex", requires=("vortex",), extra="vortex", suffix=".vortex",
-                   compressions=("none", "zstd"), write=_write_chunks, open=_open_chunks,
+                   compressions=("none", "zstd"), max_file_bytes=MAX_FILE_BYTES, write=_write_chunks,
+                   open=_open_chunks,
                    description="dataset chunk files in Vortex (chunks.vortex), rows taken by number"),
     ]
