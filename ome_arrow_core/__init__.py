@@ -22,7 +22,7 @@ from .errors import (
     SchemaError,
     SelectionError,
 )
-from .handlers import Exporter, Ingester, PixelSource, Reader, Writer
+from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
 from .image import OMEArrow
 from .lazy import LazyTensorView
@@ -55,6 +55,8 @@ __all__ = [
     "Reader",
     "Writer",
     "Exporter",
+    "ChunkStore",
+    "ChunkFile",
     "OMEArrowError",
     "SchemaError",
     "FormatVersionError",

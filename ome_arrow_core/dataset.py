@@ -634,8 +634,9 @@ def write_dataset(
     metadata: Any = None,
     mode: Literal["create", "append", "overwrite"] = "create",
     image_ids: Iterable[str] | None = None,
+    chunk_format: str | None = None,
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "lz4",
+    compression: str | None = "default",
     compression_level: int | None = None,
     rows_per_group: int = 1,
     images_per_group: int = 1024,
@@ -656,6 +657,13 @@ def write_dataset(
     and index tables); ``"overwrite"`` replaces it. Every mode is atomic: a failure leaves
     the previous dataset as it was. ``progress`` shows a bar (default: when stderr is a
     terminal). Image ids default to ``image-00000``, ``image-00001``... continuing on append.
+
+    ``chunk_format`` picks the chunk files' format: ``"parquet"`` (built in; readable by
+    ome-arrow 0.1.0) or a chunk store's, such as ``"vortex"`` (``pip install
+    "ome-arrow-core[vortex]"``); the images table and index stay Parquet either way, so
+    filters are still pushed down. None (default) is Parquet for a new dataset and the
+    dataset's own format on append. ``compression="default"`` is lz4 for Parquet and the
+    store's default for others (Vortex: ``None`` or ``"zstd"``).
     """
     target = Path(out)
     count = len(images) if isinstance(images, Sized) else None
@@ -682,8 +690,8 @@ def write_dataset(
             yield (None if image_id is None else str(image_id)), img.meta, _band_reader(img), extra
 
     try:
-        stream_dataset(items(), target, mode=mode, chunk_shape=chunk_shape, compression=compression,
-                       compression_level=compression_level, rows_per_group=rows_per_group,
+        stream_dataset(items(), target, mode=mode, chunk_format=chunk_format, chunk_shape=chunk_shape,
+                       compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
                        images_per_group=images_per_group, on_image=bar.update)
     finally:
         bar.close()

@@ -14,8 +14,9 @@ from typing import Final
 import pyarrow as pa
 
 MANIFEST: Final[str] = "_ome_arrow_dataset.json"
-#: Version of ome-arrow-core's additions; readers refuse newer major versions.
-FORMAT_VERSION: Final[int] = 1
+#: Version of ome-arrow-core's additions; readers refuse newer versions. A dataset whose chunk
+#: files are all Parquet is written as version 1; one with chunk-store files (``.vortex``) as 2.
+FORMAT_VERSION: Final[int] = 2
 _LAYOUT: Final[str] = "typed-chunk-dataset"
 _KV: Final[dict[bytes, bytes]] = {
     b"ome.arrow.type": b"ome.arrow",

@@ -1,4 +1,4 @@
-"""Reading typed-chunk Parquet datasets: only the row groups a selection touches."""
+"""Reading typed-chunk datasets: only the row groups (or chunk rows) a selection touches."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .dataset_format import (
     FORMAT_VERSION,
     MANIFEST,
 )
+from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .errors import FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
@@ -47,7 +48,7 @@ def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
 
 @dataclass
 class _Opened:
-    """What opening a dataset parses once per process: manifest, images, index, chunk-file footers.
+    """What opening a dataset parses once per process: manifest, images, index, chunk files (on first use).
 
     Per-image lookups (an image's row, its chunk rows) are built on first use, so finding
     one image among many costs a dictionary lookup, not a scan.
@@ -56,8 +57,6 @@ class _Opened:
     manifest: dict[str, Any]
     table: pa.Table
     index: pa.Table
-    pf: pq.ParquetFile
-    group_rows: np.ndarray
     lock: threading.Lock
     path: Path = Path(".")
     fragment_names: list[str] = field(default_factory=lambda: ["chunks.parquet"])
@@ -67,7 +66,7 @@ class _Opened:
     _groups: dict[str, np.ndarray] | None = None
     _rows: list[dict[str, Any]] | None = None
     _values: dict[str, list[Any]] | None = None
-    _files: dict[int, tuple[pq.ParquetFile, np.ndarray]] = field(default_factory=dict)
+    _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
 
     @property
@@ -139,36 +138,27 @@ class _Opened:
             )
         self._verified.add(pos)
 
-    def fragment(self, code: int) -> tuple[pq.ParquetFile, np.ndarray]:
-        """The chunks file ``fragment_names[code]`` (opened once) and its rows per row group."""
+    def fragment(self, code: int) -> Fragment:
+        """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
         hit = self._files.get(code)
         if hit is None:
-            name = self.fragment_names[code]
-            if name == "chunks.parquet":
-                hit = (self.pf, self.group_rows)
-            else:
-                file = self.path / name
-                if not file.exists():
-                    raise SchemaError(f"{self.path} lists chunk fragment {name!r} in index.parquet, but it is missing")
-                pf = pq.ParquetFile(file)
-                rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], dtype=np.int64)
-                hit = (pf, rows)
-            self._files[code] = hit
+            hit = self._files[code] = open_fragment(self.path, self.fragment_names[code])
         return hit
 
     def read_groups(self, code: int, groups: np.ndarray) -> tuple[pa.ChunkedArray, dict[int, int], np.ndarray]:
-        """``pixel_bytes`` of row groups ``groups`` of one fragment (one read), the first row
-        of each group in the result, and the start of each Arrow chunk of the result."""
-        pf, group_rows = self.fragment(code)
+        """``pixel_bytes`` of row groups ``groups`` (ascending) of one fragment (one read), the first
+        row of each group in the result, and the start of each Arrow chunk of the result."""
+        frag = self.fragment(code)
+        group_rows = frag.group_rows
         bad = groups[(groups < 0) | (groups >= len(group_rows))]
         if len(bad):
+            unit = "row groups" if isinstance(frag, ParquetFragment) else "rows"
             raise SchemaError(
-                f"index.parquet of {self.path} points at row groups {bad.tolist()[:5]} of "
+                f"index.parquet of {self.path} points at {unit} {bad.tolist()[:5]} of "
                 f"{self.fragment_names[code]}, which has {len(group_rows)}; the dataset is damaged"
             )
         with self.lock:
-            table = pf.read_row_groups([int(g) for g in groups], columns=["pixel_bytes"], use_threads=False)
-        col = table.column("pixel_bytes")
+            col = frag.read(groups)
         base = dict(zip(groups.tolist(), np.cumsum(np.r_[0, group_rows[groups][:-1]]).tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
@@ -215,18 +205,17 @@ def _open(path: Path) -> _Opened:
             f"{path} was written in ome-arrow-core dataset format {version}; this reader knows "
             f"up to {FORMAT_VERSION}. Upgrade: pip install -U ome-arrow-core"
         )
-    for need in ("images.parquet", "chunks.parquet"):
-        if not (path / need).exists():
-            raise SchemaError(f"{path} is not an OME-Arrow dataset: {need} is missing")
+    if not (path / "images.parquet").exists():
+        raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
+    if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
+        raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
     # images before index: an append replaces the index first, so these two always agree
     images = pq.read_table(path / "images.parquet")
-    pf = pq.ParquetFile(path / "chunks.parquet")
-    group_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], dtype=np.int64)
-    index = read_index(path, pf, group_rows)
+    index = read_index(path)
     frag = index.column("fragment_path").dictionary_encode().combine_chunks()
     names = [str(v or "chunks.parquet") for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]
     codes = frag.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-    opened = _Opened(manifest, images, index, pf, group_rows, threading.Lock(), path, names, codes)
+    opened = _Opened(manifest, images, index, threading.Lock(), path, names, codes)
     with _cache_lock:
         _cache[key] = opened
         while len(_cache) > CACHE_SIZE:
@@ -263,10 +252,11 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
 class DatasetSource:
     """One image of a typed-chunk dataset; reads only the row groups a selection touches.
 
-    Opening parses the manifest, images, index and the chunk file's footer once per process
-    and file version (a small cache keyed by path, size and mtime), so repeated scans are cheap,
-    and finding one image among many is a lookup. Chunks may live in several files
-    (``fragment_path`` of index.parquet: appends add ``chunks-00001.parquet``...).
+    Opening parses the manifest, images and index once per process and file version (a small
+    cache keyed by path, size and mtime), and each chunk file on first use, so repeated scans
+    are cheap and finding one image among many is a lookup. Chunks may live in several files
+    (``fragment_path`` of index.parquet: appends add ``chunks-00001.parquet``...), Parquet or
+    a chunk store's format (``chunks.vortex``).
     """
 
     def __init__(self, path: Path, row: int = 0, image_id: str | None = None) -> None:
@@ -292,9 +282,7 @@ class DatasetSource:
             pos = row
         self.position = pos
         self.meta = _meta_from_row(opened.row(pos))
-        self._pf = opened.pf
         self._lock = opened.lock
-        self._group_rows = opened.group_rows
         mine = opened.chunk_rows(self.meta.id)
         if len(mine) == 0:
             raise SchemaError(f"image {self.meta.id!r} of {path} has no chunks in the index; the dataset is damaged")
@@ -316,20 +304,28 @@ class DatasetSource:
         return (DatasetSource, (self.path, self.position))
 
     def describe(self) -> dict[str, Any]:
-        """Storage facts for ``info()``."""
+        """Storage facts for ``info()`` (row groups and codec of this image's first chunk file)."""
         nbytes = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
-        md = self._pf.metadata
-        return {
-            "storage": "parquet typed-chunk dataset",
+        frag = self._opened.fragment(int(self._frag[0]))
+        facts: dict[str, Any] = {
+            "storage": f"{frag.format} typed-chunk dataset",
             "path": str(self.path),
             "file_bytes": nbytes,
             "images_in_file": self.image_count,
             "chunks": len(self._chunks),
             "chunk_shape_tczyx": [int(v) for v in self._chunks.shape.max(axis=0)] if len(self._chunks) else [],
-            "row_groups": md.num_row_groups,
-            "compression": md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression if md.num_row_groups else None,
+            "chunk_format": frag.format,
             "format_version": (self.manifest.get("ome_arrow_core") or {}).get("format_version"),
         }
+        if isinstance(frag, ParquetFragment):
+            md = frag.file.metadata
+            facts["row_groups"] = md.num_row_groups
+            facts["compression"] = (md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression
+                                    if md.num_row_groups else None)
+        else:
+            facts["rows"] = len(frag.group_rows)
+            facts["compression"] = self._opened.row(self.position).get("compression")
+        return facts
 
     def _fetch(self, rows: np.ndarray) -> list[np.ndarray]:
         """Pixel blocks (TCZYX views of the read buffers) of chunk rows, reading their row groups once."""

@@ -1,4 +1,4 @@
-"""Writing typed-chunk Parquet datasets: whole images, streamed images, appends (atomic)."""
+"""Writing typed-chunk datasets: whole images, streamed images, appends (atomic)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,19 @@ from .dataset_format import (
     _KV,
     _LAYOUT,
     CHUNKS_SCHEMA,
-    FORMAT_VERSION,
     IMAGES_SCHEMA,
     INDEX_SCHEMA,
     MANIFEST,
     is_dataset_dir,
+)
+from .dataset_fragments import (
+    DEFAULT_COMPRESSION,
+    PARQUET,
+    chunk_store,
+    format_version_for,
+    fragment_codec,
+    suffix_of,
+    write_fragment,
 )
 from .dataset_reader import read_index
 from .errors import SchemaError
@@ -78,10 +86,11 @@ def write_dataset(
     out: Path,
     *,
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "lz4",
+    compression: str | None = DEFAULT_COMPRESSION,
     compression_level: int | None = None,
     rows_per_group: int = 1,
     image_ids: Sequence[str] | None = None,
+    chunk_format: str = PARQUET,
 ) -> Path:
     """Write in-memory (meta, TZCYX pixels) images as a typed-chunk dataset at ``out``, atomically.
 
@@ -95,7 +104,7 @@ def write_dataset(
         for (meta, pixels), image_id in zip(images, ids)
     ]
     return stream_dataset(
-        items, out, mode="overwrite", chunk_shape=chunk_shape, compression=compression,
+        items, out, mode="overwrite", chunk_format=chunk_format, chunk_shape=chunk_shape, compression=compression,
         compression_level=compression_level, rows_per_group=rows_per_group,
     )
 
@@ -110,21 +119,23 @@ BAND_BYTES = 64 << 20
 
 
 class FragmentWriter:
-    """Streams images into one chunks file (a fragment of a dataset), one band at a time.
+    """Packs images into the chunk tables of one chunks file (a fragment of a dataset), one band at a time.
 
-    Memory stays bounded by one image (or, for images over :data:`BAND_BYTES`, one band of
-    planes): pixels are read, packed into chunk rows and written before the next band.
+    :meth:`add` returns an image's row and a lazy iterator of its chunk tables; whoever writes
+    the file (:func:`~.dataset_fragments.write_fragment`) pulls them, so memory stays bounded by
+    one image (or, for images over :data:`BAND_BYTES`, one band of planes). The index rows of
+    everything packed are returned by :meth:`index`. A chunk-store fragment is packed with
+    ``rows_per_group=1``: its ``row_group_id`` is the row number. :meth:`start` moves on to
+    another chunks file: the tables pulled after it are indexed as that file's.
     """
 
     def __init__(
         self,
-        file: Path,
         fragment: str,
         *,
         first_chunk_id: int = 0,
         chunk_shape: Sequence[int] | None = None,
         compression: str | None = "lz4",
-        compression_level: int | None = None,
         rows_per_group: int = 1,
     ) -> None:
         self.codec = None if compression in (None, "none") else compression
@@ -136,16 +147,22 @@ class FragmentWriter:
         self.next_id = first_chunk_id
         self.row_groups = 0
         self.bytes = 0
+        self.file_bytes = 0
         self._index: list[pa.Table] = []
-        self._writer = pq.ParquetWriter(
-            file, CHUNKS_SCHEMA.with_metadata(_KV), compression=self.codec or "none",
-            compression_level=compression_level if self.codec else None, use_dictionary=["image_id", "dtype"],
-            write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"], data_page_size=1 << 20,
-        )
 
-    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> dict[str, Any]:
-        """Write one image's chunks; returns its images.parquet row (core columns)."""
+    def start(self, fragment: str) -> None:
+        """Index the tables pulled from now on as rows of a new chunks file called ``fragment``."""
+        self.fragment = fragment
+        self.row_groups = 0
+        self.file_bytes = 0
+
+    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[pa.Table]]:
+        """One image: its images.parquet row (core columns) and its chunk tables, made as they are pulled."""
         chunk = normalize_chunk_shape(self.chunk_shape, meta.sizes)
+        return _image_row(meta, image_id, chunk, self.codec), self._tables(image_id, meta, read, chunk)
+
+    def _tables(self, image_id: str, meta: ImageMeta, read: BandReader,
+                chunk: tuple[int, int, int, int, int]) -> Iterator[pa.Table]:
         table = ChunkTable.regular(meta.sizes, chunk)
         if meta.nbytes <= BAND_BYTES:
             bands = [(0, len(table))]
@@ -170,11 +187,12 @@ class FragmentWriter:
                 )
             local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
             payload, nbytes = _chunk_payload(pixels, local)
-            self._write(image_id, meta, table.origin[a:b], table.shape[a:b], payload)
+            self.file_bytes += nbytes
+            yield self._pack(image_id, meta, table.origin[a:b], table.shape[a:b], payload)
             self.bytes += nbytes
-        return _image_row(meta, image_id, chunk, self.codec)
 
-    def _write(self, image_id: str, meta: ImageMeta, origin: np.ndarray, shape: np.ndarray, payload: pa.Array) -> None:
+    def _pack(self, image_id: str, meta: ImageMeta, origin: np.ndarray, shape: np.ndarray,
+              payload: pa.Array) -> pa.Table:
         n = len(origin)
         cols: dict[str, Any] = {
             "image_id": pa.array([image_id] * n, pa.string()),
@@ -186,19 +204,18 @@ class FragmentWriter:
             cols[f"shape_{a}"] = pa.array(shape[:, k].astype(np.int32))
         cols["dtype"] = pa.array([meta.dtype.name] * n, pa.string())
         cols["pixel_bytes"] = payload
-        self._writer.write_table(pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV)), row_group_size=self.rows_per_group)
         local = np.arange(n)
         idx = {k: v for k, v in cols.items() if k not in ("dtype", "pixel_bytes")}
         idx["row_group_id"] = pa.array((self.row_groups + local // self.rows_per_group).astype(np.int32))
         idx["row_index_in_group"] = pa.array((local % self.rows_per_group).astype(np.int32))
         idx["fragment_path"] = pa.array([self.fragment] * n, pa.string())
         self._index.append(pa.table(idx).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
-        self.row_groups += -(-n // self.rows_per_group)  # each write starts a fresh row group
+        self.row_groups += -(-n // self.rows_per_group)  # each table starts a fresh row group
         self.next_id += n
+        return pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV))
 
-    def close(self) -> pa.Table:
-        """Finish the file; returns the index rows of everything written."""
-        self._writer.close()
+    def index(self) -> pa.Table:
+        """The index rows of everything packed so far."""
         return pa.concat_tables(self._index) if self._index else INDEX_SCHEMA.empty_table()
 
 
@@ -260,8 +277,9 @@ def stream_dataset(
     out: Path,
     *,
     mode: str = "create",
+    chunk_format: str | None = None,
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "lz4",
+    compression: str | None = DEFAULT_COMPRESSION,
     compression_level: int | None = None,
     rows_per_group: int = 1,
     images_per_group: int = 1024,
@@ -275,6 +293,10 @@ def stream_dataset(
     ``fragment_path`` in index.parquet), then index.parquet, images.parquet and the manifest
     are each replaced atomically, in that order, so a reader sees the old or the new images,
     never a mix. ``on_image(image_id, nbytes)`` is called after each image.
+
+    ``chunk_format`` is ``"parquet"`` (built in) or a chunk store's format (``"vortex"``);
+    None means Parquet for a new dataset and the dataset's own format for an append.
+    ``compression="default"`` is lz4 for Parquet and the store's first listed codec otherwise.
     """
     if mode not in ("create", "append", "overwrite"):
         raise SchemaError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
@@ -286,22 +308,77 @@ def stream_dataset(
         if not is_dataset_dir(out):
             raise SchemaError(f"cannot append to {out}: it is not an OME-Arrow dataset directory")
         with _locked(out):
-            return _append(items, out, opts, images_per_group, on_image)
+            return _append(items, out, chunk_format, opts, images_per_group, on_image)
+    fmt = chunk_format or PARQUET
+    codec = fragment_codec(fmt, compression, compression_level, rows_per_group)
+    name = "chunks" + suffix_of(fmt)
     with atomic_path(out, directory=True) as tmp:
-        fw = FragmentWriter(tmp / "chunks.parquet", "chunks.parquet", **opts)  # type: ignore[arg-type]
-        try:
-            core, extra = _stream(fw, items, set(), 0, on_image)
-        finally:
-            index = fw.close()
-        _write_tables(tmp, core, extra, None, index, images_per_group)
-        _write_manifest(tmp, {}, core, fw, ["chunks.parquet"], rows_per_group)
+        fw = FragmentWriter(name, chunk_shape=chunk_shape, compression=codec, rows_per_group=rows_per_group)
+        core: list[dict[str, Any]] = []
+        extra: list[Mapping[str, Any]] = []
+        names = _fragment_names(set(), suffix_of(fmt), first=name)
+        written = _write_fragments(_stream(fw, items, set(), 0, on_image, core, extra), fw, names, fmt,
+                                   lambda n: contextlib.nullcontext(tmp / n), compression=codec,
+                                   compression_level=compression_level, rows_per_group=rows_per_group)
+        if not written:  # no images: an empty chunks file, so the dataset is still complete
+            write_fragment([], tmp / name, fmt, compression=codec, compression_level=compression_level,
+                           rows_per_group=rows_per_group)
+        _write_tables(tmp, core, extra, None, fw.index(), images_per_group)
+        _write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt)
     return out
 
 
+def _fragment_names(used: set[str], suffix: str, first: str | None = None) -> Iterator[str]:
+    """Names for new chunks files: ``first`` if given, then ``chunks-NNNNN<suffix>`` with NNNNN not in ``used``."""
+    if first is not None:
+        yield first
+    taken = {Path(n).name.split(".", 1)[0] for n in used}
+    k = 1
+    while True:
+        if f"chunks-{k:05d}" not in taken:
+            yield f"chunks-{k:05d}{suffix}"
+        k += 1
+
+
+def _write_fragments(tables: Iterator[pa.Table], fw: FragmentWriter, names: Iterator[str], chunk_format: str,
+                     place: Callable[[str], contextlib.AbstractContextManager[Path]], **options: Any) -> list[str]:
+    """Write ``tables`` into chunks files named from ``names``; returns the names written.
+
+    A chunk store with ``max_file_bytes`` gets a new file once a file holds that many pixel
+    bytes (its writer's memory grows with the file); Parquet gets one file. ``place(name)``
+    gives the path to write each file to.
+    """
+    limit = None if chunk_format == PARQUET else chunk_store(chunk_format).max_file_bytes
+    written: list[str] = []
+    done = False
+    while not done:
+        name = next(names)
+        fw.start(name)
+        first = next(tables, None)
+        if first is None:
+            break
+        done = True
+
+        def until_full(head: pa.Table = first) -> Iterator[pa.Table]:
+            nonlocal done
+            yield head
+            while limit is None or fw.file_bytes < limit:
+                table = next(tables, None)
+                if table is None:
+                    return
+                yield table
+            done = False
+
+        with place(name) as path:
+            write_fragment(until_full(), path, chunk_format, **options)
+        written.append(name)
+    return written
+
+
 def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], start: int,
-            on_image: Callable[[str, int], None] | None) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
-    core: list[dict[str, Any]] = []
-    extra: list[Mapping[str, Any]] = []
+            on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
+            extra: list[Mapping[str, Any]]) -> Iterator[pa.Table]:
+    """The chunk tables of ``items``, in order; each image's rows go to ``core`` and ``extra`` once it is packed."""
     n = start
     for image_id, meta, read, more in items:
         if image_id is None:
@@ -313,11 +390,12 @@ def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], st
         taken.add(image_id)
         n += 1
         before = fw.bytes
-        core.append(fw.add(image_id, meta, read))
+        row, tables = fw.add(image_id, meta, read)
+        yield from tables
+        core.append(row)
         extra.append(dict(more))
         if on_image is not None:
             on_image(image_id, fw.bytes - before)
-    return core, extra
 
 
 def _write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], old_images: pa.Table | None,
@@ -329,7 +407,7 @@ def _write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[st
 
 
 def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, Any]], fw: FragmentWriter,
-                    fragments: list[str], rows_per_group: int) -> None:
+                    fragments: list[str], rows_per_group: int, chunk_format: str) -> None:
     manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": _LAYOUT}
     images = pq.read_metadata(root / "images.parquet").num_rows
     manifest["image_count"] = images
@@ -339,15 +417,20 @@ def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, A
         manifest["choice"] = {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
                               "compression": fw.codec, "rationale": "ome-arrow-core default: see docs/format.md"}
     ours = dict(manifest.get("ome_arrow_core") or {})
-    ours.update({"format_version": FORMAT_VERSION, "rows_per_group": ours.get("rows_per_group", rows_per_group),
-                 "fragments": fragments})
+    ours.update({"format_version": format_version_for(fragments),
+                 "rows_per_group": ours.get("rows_per_group", rows_per_group),
+                 "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
     manifest["ome_arrow_core"] = ours
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
 
 
-def _append(items: Iterable[StreamItem], out: Path, opts: dict[str, Any], images_per_group: int,
-            on_image: Callable[[str, int], None] | None) -> Path:
+def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, opts: dict[str, Any],
+            images_per_group: int, on_image: Callable[[str, int], None] | None) -> Path:
+    previous: dict[str, Any] = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
+    fmt = chunk_format or str((previous.get("ome_arrow_core") or {}).get("chunk_format") or PARQUET)
+    codec = fragment_codec(fmt, opts["compression"], opts["compression_level"], opts["rows_per_group"])
+    suffix = suffix_of(fmt)
     old_images = pq.read_table(out / "images.parquet")
     old_index = read_index(out).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
     ids = old_images.column("image_id")
@@ -355,25 +438,30 @@ def _append(items: Iterable[StreamItem], out: Path, opts: dict[str, Any], images
     old_index = old_index.filter(pc.is_in(old_index.column("image_id"), value_set=ids.combine_chunks()))
     first_id = int(pc.max(old_index.column("chunk_id")).as_py() or -1) + 1 if old_index.num_rows else 0
     used = {str(v) for v in old_index.column("fragment_path").unique().to_pylist()}
-    used |= {p.name for p in out.glob("chunks-*.parquet")}
-    k = 1
-    while f"chunks-{k:05d}.parquet" in used:
-        k += 1
-    fragment = f"chunks-{k:05d}.parquet"
-    previous: dict[str, Any] = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
-    with atomic_path(out / fragment) as tmp:
-        fw = FragmentWriter(tmp, fragment, first_chunk_id=first_id, **opts)
-        try:
-            core, extra = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image)
-        finally:
-            new_index = fw.close()
+    used |= {p.name for p in out.glob("chunks-*")}
+    names = _fragment_names(used, suffix)
+    fw = FragmentWriter("", first_chunk_id=first_id, chunk_shape=opts["chunk_shape"], compression=codec,
+                        rows_per_group=opts["rows_per_group"])
+    core: list[dict[str, Any]] = []
+    extra: list[Mapping[str, Any]] = []
+    tables = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image, core, extra)
+    new: list[str] = []
+
+    def place(name: str) -> contextlib.AbstractContextManager[Path]:
+        new.append(name)
+        return atomic_path(out / name)
+
+    try:
+        _write_fragments(tables, fw, names, fmt, place, compression=codec,
+                         compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
+    except BaseException:
+        for name in new:  # files of this append that were finished before the failure
+            (out / name).unlink(missing_ok=True)
+        raise
     if not core:
-        (out / fragment).unlink()
         return out
-    index = pa.concat_tables([old_index, new_index])
+    index = pa.concat_tables([old_index, fw.index()])
     _write_tables(out, core, extra, old_images, index, images_per_group)
     fragments = sorted({str(v) for v in index.column("fragment_path").unique().to_pylist()})
-    _write_manifest(out, previous, core, fw, fragments, int(opts["rows_per_group"]))
+    _write_manifest(out, previous, core, fw, fragments, int(opts["rows_per_group"]), fmt)
     return out
-
-

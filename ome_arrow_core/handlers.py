@@ -18,10 +18,14 @@ import numpy as np
 from .errors import BackendUnavailableError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .meta import ImageMeta
     from .selection import Selection
 
-__all__ = ["Handler", "Ingester", "Reader", "Writer", "Exporter", "PixelSource", "install_hint"]
+__all__ = [
+    "Handler", "Ingester", "Reader", "Writer", "Exporter", "ChunkStore", "ChunkFile", "PixelSource", "install_hint",
+]
 
 
 def install_hint(extra: str | None, requires: Sequence[str]) -> str:
@@ -124,3 +128,36 @@ class Exporter(Handler):
             and (self.dtypes is None or dtype.name in self.dtypes)
             and (mode is None or mode in self.modes or "*" in self.modes)
         )
+
+
+class ChunkFile(Protocol):
+    """An opened chunk fragment of a dataset: its row count, and ``pixel_bytes`` of given rows."""
+
+    num_rows: int
+
+    def take(self, rows: np.ndarray) -> pa.ChunkedArray:
+        """``pixel_bytes`` (large_binary) of ``rows`` (strictly increasing int64), in that order."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChunkStore(Handler):
+    """Stores a dataset's chunk rows in files ending in ``suffix`` (Parquet is built in).
+
+    ``write(batches, schema, path, compression=...)`` writes record batches of ``schema``
+    (the dataset's chunk schema) to ``path``, in order, one row per chunk;
+    ``open(path)`` returns a :class:`ChunkFile` that reads ``pixel_bytes`` by row number.
+    ``compressions`` lists the accepted ``compression`` values, the default first.
+    ``max_file_bytes`` (None: no limit) starts a new file once one holds that many pixel
+    bytes, for writers whose memory grows with the file.
+    """
+
+    suffix: str = ""
+    compressions: tuple[str, ...] = ("none",)
+    max_file_bytes: int | None = None
+    write: Callable[..., None] | None = None
+    open: Callable[[Path], ChunkFile] | None = None
+
+    def accepts(self, name: str) -> bool:
+        """True when a fragment called ``name`` is one of this store's files."""
+        return bool(self.suffix) and name.lower().endswith(self.suffix)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .handlers import Exporter, Ingester, Reader, Writer
+    from .handlers import ChunkStore, Exporter, Ingester, Reader, Writer
 
 __all__ = ["PROJECT", "hookspec", "hookimpl"]
 
@@ -43,4 +43,10 @@ def ome_arrow_writers() -> Sequence[Writer]:
 @hookspec
 def ome_arrow_exporters() -> Sequence[Exporter]:
     """Exporters: hand a tensor view to a device as a DLPack-capable object."""
+    raise NotImplementedError
+
+
+@hookspec
+def ome_arrow_chunk_stores() -> Sequence[ChunkStore]:
+    """Chunk stores: file formats (other than Parquet) for the chunk files of a dataset."""
     raise NotImplementedError

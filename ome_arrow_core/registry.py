@@ -22,7 +22,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import BackendUnavailableError, DeviceError, PluginError
-from .handlers import Exporter, Handler, Ingester, Reader, Writer
+from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -44,6 +44,9 @@ BUILTINS: Final[dict[str, str]] = {
     "parquet": "ome_arrow_core.builtins.parquet_io",
     "cpu": "ome_arrow_core.builtins.cpu_export",
 }
+
+#: Chunk formats with a plugin of their own: format -> the ome-arrow-core extra that installs it.
+KNOWN_CHUNK_STORES: Final[dict[str, str]] = {"vortex": "vortex"}
 
 H = TypeVar("H", bound=Handler)
 
@@ -179,6 +182,10 @@ class Registry:
         """All exporters, highest priority first."""
         return self._collect("ome_arrow_exporters", Exporter)
 
+    def chunk_stores(self) -> tuple[ChunkStore, ...]:
+        """All chunk stores, highest priority first."""
+        return self._collect("ome_arrow_chunk_stores", ChunkStore)
+
     # -- resolution -----------------------------------------------------------------------
     @staticmethod
     def _first_available(matching: Sequence[H], what: str) -> H:
@@ -252,6 +259,21 @@ class Registry:
             self._resolved[key] = found
         return found
 
+    def resolve_chunk_store(self, name: str) -> ChunkStore:
+        """The chunk store for ``name``: a format (``"vortex"``) or a fragment file name (``chunks.vortex``)."""
+        stores = self.chunk_stores()
+        matching = [h for h in stores if h.name == name or h.accepts(name)]
+        if matching:
+            return self._first_available(matching, f"chunk format {matching[0].name!r}")
+        fmt = next((f for f, extra in KNOWN_CHUNK_STORES.items() if name == f or name.lower().endswith("." + f)), None)
+        if fmt is not None:
+            raise BackendUnavailableError(
+                f"chunk format {fmt!r} ({name!r}) needs the {fmt} plugin, which is not installed (or is blocked "
+                f"by {BLOCK_ENV}); install it with: {install_hint(KNOWN_CHUNK_STORES[fmt], ())}"
+            )
+        known = ", ".join(["parquet (built in)", *sorted({h.name for h in stores})])
+        raise PluginError(f"no chunk store handles {name!r}; known chunk formats: {known}")
+
     # -- listing --------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
         """Every handler with its plugin, version, what it handles and availability."""
@@ -261,6 +283,7 @@ class Registry:
             ("reader", self.readers()),
             ("writer", self.writers()),
             ("exporter", self.exporters()),
+            ("chunk store", self.chunk_stores()),
         ]
         for kind, handlers in groups:
             for h in handlers:
@@ -285,6 +308,8 @@ def _describe(h: Handler) -> str:
         return " ".join(h.suffixes) or h.description
     if isinstance(h, Writer):
         return "how=" + "|".join(h.formats)
+    if isinstance(h, ChunkStore):
+        return f"dataset chunks {h.suffix}"
     if isinstance(h, Exporter):
         return f"device={'|'.join(h.devices)} mode={'|'.join(h.modes)}"
     return h.description

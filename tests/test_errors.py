@@ -107,7 +107,7 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     manifest = json.loads((out / "_ome_arrow_dataset.json").read_text())
     manifest["ome_arrow_core"]["format_version"] = 99
     (out / "_ome_arrow_dataset.json").write_text(json.dumps(manifest))
-    with pytest.raises(FormatVersionError, match="format 99; this reader knows up to 1. Upgrade: pip install -U ome-arrow-core"):
+    with pytest.raises(FormatVersionError, match="format 99; this reader knows up to 2. Upgrade: pip install -U ome-arrow-core"):
         OMEArrow(out)
 
 

@@ -6,9 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ome_arrow_core import PixelSource, Reader, Writer, hookimpl
+from ome_arrow_core import ChunkFile, ChunkStore, PixelSource, Reader, Writer, hookimpl
 
-__all__ = ["ome_arrow_readers", "ome_arrow_writers"]
+__all__ = ["ome_arrow_readers", "ome_arrow_writers", "ome_arrow_chunk_stores", "MAX_FILE_BYTES"]
+
+#: Pixel bytes per dataset chunk file: vortex-data 0.93's writer holds a file's data in memory
+#: until it ends (peak ~1.3-3x the file), so a dataset's chunks roll over to a new file here.
+MAX_FILE_BYTES = 64 << 20
 
 
 def _open(path: Path, column: str | None = None, row: int = 0, **kw: Any) -> PixelSource:
@@ -29,6 +33,18 @@ def _write(image: Any, out: Path, **options: Any) -> Any:
     return write_vortex(image, out, **options)
 
 
+def _write_chunks(batches: Any, schema: Any, path: Path, **options: Any) -> None:
+    from .chunk_store import write_chunks
+
+    write_chunks(batches, schema, path, **options)
+
+
+def _open_chunks(path: Path) -> ChunkFile:
+    from .chunk_store import open_chunks
+
+    return open_chunks(path)
+
+
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
@@ -44,4 +60,14 @@ def ome_arrow_writers() -> Sequence[Writer]:
         Writer(name="vortex", requires=("vortex",), extra="vortex", formats=("vortex",),
                suffixes=(".vortex",), write=_write,
                description="Vortex file, one row per 2-D chunk (ome-arrow-core.vortex/1)"),
+    ]
+
+
+@hookimpl
+def ome_arrow_chunk_stores() -> Sequence[ChunkStore]:
+    return [
+        ChunkStore(name="vortex", requires=("vortex",), extra="vortex", suffix=".vortex",
+                   compressions=("none", "zstd"), max_file_bytes=MAX_FILE_BYTES, write=_write_chunks,
+                   open=_open_chunks,
+                   description="dataset chunk files in Vortex (chunks.vortex), rows taken by number"),
     ]

@@ -1,0 +1,177 @@
+"""The chunk files (fragments) of a typed-chunk dataset: Parquet built in, other formats through chunk stores.
+
+To the reader a fragment is a sequence of row groups: it knows how many rows each holds and
+reads the ``pixel_bytes`` of given groups in one call. A chunk-store fragment (``chunks.vortex``)
+has one group per row: index.parquet's ``row_group_id`` is the row number and
+``row_index_in_group`` is 0, so reading an image's chunks takes exactly its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Final, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .dataset_format import _KV, CHUNKS_SCHEMA
+from .errors import SchemaError
+from .handlers import ChunkFile, ChunkStore
+
+__all__ = [
+    "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "write_fragment", "chunk_store", "suffix_of",
+    "fragment_codec", "format_version_for",
+]
+
+#: The built-in chunk format.
+PARQUET: Final[str] = "parquet"
+#: ``compression`` value meaning "this chunk format's default" (lz4 for Parquet).
+DEFAULT_COMPRESSION: Final[str] = "default"
+
+
+class Fragment(Protocol):
+    """One chunks file, as row groups."""
+
+    #: Rows of each row group.
+    group_rows: np.ndarray
+    #: What the file is, for ``info()`` (``"parquet"``, ``"vortex"``...).
+    format: str
+
+    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
+        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order."""
+        ...
+
+
+class ParquetFragment:
+    """A Parquet chunks file: its footer parsed once, row groups read by number."""
+
+    format = PARQUET
+
+    def __init__(self, file: Path) -> None:
+        self.file = pq.ParquetFile(file)
+        md = self.file.metadata
+        self.group_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
+
+    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
+        """``pixel_bytes`` of row groups ``groups`` (one Parquet read)."""
+        table = self.file.read_row_groups([int(g) for g in groups], columns=["pixel_bytes"], use_threads=False)
+        return table.column("pixel_bytes")
+
+
+class StoreFragment:
+    """A chunk-store file (Vortex...): one group per row, rows taken by number."""
+
+    def __init__(self, file: ChunkFile, format: str, path: Path) -> None:
+        self.file = file
+        self.format = format
+        self.path = path
+        self.group_rows = np.ones(int(file.num_rows), dtype=np.int64)
+
+    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
+        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows)."""
+        col = self.file.take(np.asarray(groups, dtype=np.int64))
+        if len(col) != len(groups):
+            raise SchemaError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is damaged")
+        return col
+
+
+def chunk_store(name: str) -> ChunkStore:
+    """The available chunk store for format or file name ``name`` (BackendUnavailableError naming the pip install)."""
+    from .registry import default_registry
+
+    return default_registry().resolve_chunk_store(name)
+
+
+def suffix_of(chunk_format: str) -> str:
+    """The file suffix of chunk files in ``chunk_format`` (``.parquet``, ``.vortex``...)."""
+    return ".parquet" if chunk_format == PARQUET else chunk_store(chunk_format).suffix
+
+
+def format_version_for(fragments: Iterable[str]) -> int:
+    """The format_version a dataset with chunk files ``fragments`` is written as: 1 if all are Parquet, else 2.
+
+    Version 1 readers (and ome-arrow 0.1.0) can read only Parquet chunks; 2 makes older
+    ome-arrow-core versions refuse a Vortex-chunked dataset with an upgrade hint.
+    """
+    return 1 if all(str(f).lower().endswith(".parquet") for f in fragments) else 2
+
+
+def fragment_codec(chunk_format: str, compression: str | None, compression_level: int | None,
+                   rows_per_group: int) -> str | None:
+    """The codec chunk files in ``chunk_format`` get (None: none), checking the options suit the format."""
+    if chunk_format == PARQUET:
+        codec = "lz4" if compression == DEFAULT_COMPRESSION else compression
+        return None if codec in (None, "none") else codec
+    store = chunk_store(chunk_format)
+    codec = store.compressions[0] if compression == DEFAULT_COMPRESSION else (compression or "none")
+    if codec not in store.compressions:
+        raise SchemaError(
+            f"chunk_format={chunk_format!r} takes compression in {list(store.compressions)}, got {compression!r}; "
+            f"pass one of those (or leave the default, {store.compressions[0]!r})"
+        )
+    if compression_level is not None:
+        raise SchemaError(f"compression_level applies to Parquet chunks; chunk_format={chunk_format!r} takes none")
+    if rows_per_group != 1:
+        raise SchemaError(
+            f"rows_per_group applies to Parquet chunks; chunk_format={chunk_format!r} addresses each chunk row "
+            "by its number, so leave rows_per_group=1"
+        )
+    return None if codec == "none" else codec
+
+
+def open_fragment(root: Path, name: str) -> Fragment:
+    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix."""
+    file = root / name
+    if not file.exists():
+        raise SchemaError(f"{root} lists chunk fragment {name!r} in index.parquet, but it is missing")
+    if name.lower().endswith(".parquet"):
+        return ParquetFragment(file)
+    store = chunk_store(name)
+    if store.open is None:
+        raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot open files (no open=)")
+    return StoreFragment(store.open(file), store.name, file)
+
+
+def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *, compression: str | None,
+                   compression_level: int | None, rows_per_group: int) -> None:
+    """Write chunk tables (CHUNKS_SCHEMA, in order) to ``file`` in ``chunk_format``.
+
+    Parquet starts a row group at each table and cuts it every ``rows_per_group`` rows; a
+    chunk store consumes the tables as one stream of record batches. An exception raised
+    while producing the tables reaches the caller as itself, not wrapped by the store.
+    """
+    if chunk_format == PARQUET:
+        writer = pq.ParquetWriter(
+            file, CHUNKS_SCHEMA.with_metadata(_KV), compression=compression or "none",
+            compression_level=compression_level if compression else None, use_dictionary=["image_id", "dtype"],
+            write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"], data_page_size=1 << 20,
+        )
+        try:
+            for table in tables:
+                writer.write_table(table, row_group_size=rows_per_group)
+        finally:
+            writer.close()
+        return
+    store = chunk_store(chunk_format)
+    if store.write is None:
+        raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot write files (no write=)")
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for table in tables:
+                yield from table.to_batches()
+        except BaseException as exc:
+            failure.append(exc)
+            raise
+
+    try:
+        store.write(batches(), CHUNKS_SCHEMA.with_metadata(_KV), file, compression=compression)
+    except Exception:
+        if failure:
+            raise failure[0] from None
+        raise
+    if failure:  # the store swallowed it
+        raise failure[0]
