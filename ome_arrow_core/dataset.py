@@ -643,7 +643,8 @@ def write_dataset(
     progress: bool | None = None,
     registry: Registry | None = None,
 ) -> Path:
-    """Stream images into a typed-chunk dataset directory at ``out``; memory holds one image.
+    """Stream images into a typed-chunk dataset directory at ``out``; memory holds one image,
+    plus up to 16 MiB of packed chunk rows waiting to be written together.
 
     ``images`` is any iterable (a generator is fine) of OMEArrow images, numpy arrays (axes
     from ``dim_order``), paths of image files (read lazily, one at a time), ``(ImageMeta,

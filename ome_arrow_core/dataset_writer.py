@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,13 +108,30 @@ BandReader = Callable[[Selection], np.ndarray]
 StreamItem = tuple["str | None", ImageMeta, BandReader, Mapping[str, Any]]
 #: Images up to this many bytes are read whole; larger ones one band of chunks (t, c, z) at a time.
 BAND_BYTES = 64 << 20
+#: Packed chunk rows wait in memory until this many bytes of them are ready, then go out in one write...
+BATCH_BYTES = 16 << 20
+#: ...or until this many images (or bands) wait, so tiny images do not pile up Python objects.
+BATCH_PIECES = 1024
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Packed chunk rows of one image (or one band of it), waiting to be written."""
+
+    image_id: str
+    dtype: str
+    origin: np.ndarray  # (n, 5) TCZYX
+    shape: np.ndarray  # (n, 5)
+    payload: pa.LargeBinaryArray
 
 
 class FragmentWriter:
     """Streams images into one chunks file (a fragment of a dataset), one band at a time.
 
     Memory stays bounded by one image (or, for images over :data:`BAND_BYTES`, one band of
-    planes): pixels are read, packed into chunk rows and written before the next band.
+    planes) plus up to :data:`BATCH_BYTES` of packed chunk rows: small images' rows are
+    buffered and written together, in the row groups they would get one by one (each image,
+    or band, starts a fresh row group of at most ``rows_per_group`` rows).
     """
 
     def __init__(
@@ -137,16 +155,28 @@ class FragmentWriter:
         self.row_groups = 0
         self.bytes = 0
         self._index: list[pa.Table] = []
+        self._pending: list[_Piece] = []
+        self._pending_bytes = 0
+        self._first_pending = first_chunk_id
+        self._grid: tuple[tuple[tuple[int, ...], tuple[int, ...]], ChunkTable] | None = None
+        self._schema = CHUNKS_SCHEMA.with_metadata(_KV)
         self._writer = pq.ParquetWriter(
-            file, CHUNKS_SCHEMA.with_metadata(_KV), compression=self.codec or "none",
+            file, self._schema, compression=self.codec or "none",
             compression_level=compression_level if self.codec else None, use_dictionary=["image_id", "dtype"],
             write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"], data_page_size=1 << 20,
         )
 
-    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> dict[str, Any]:
-        """Write one image's chunks; returns its images.parquet row (core columns)."""
+    def _chunks(self, meta: ImageMeta) -> tuple[tuple[int, int, int, int, int], ChunkTable]:
+        """The chunk shape and grid of ``meta`` (the last grid is reused: plates repeat one shape)."""
         chunk = normalize_chunk_shape(self.chunk_shape, meta.sizes)
-        table = ChunkTable.regular(meta.sizes, chunk)
+        key = (tuple(meta.sizes[a] for a in "TCZYX"), chunk)
+        if self._grid is None or self._grid[0] != key:
+            self._grid = (key, ChunkTable.regular(meta.sizes, chunk))
+        return chunk, self._grid[1]
+
+    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> dict[str, Any]:
+        """Pack one image's chunks (written now or with the next batch); returns its images.parquet row."""
+        chunk, table = self._chunks(meta)
         if meta.nbytes <= BAND_BYTES:
             bands = [(0, len(table))]
         else:  # runs of chunks sharing their (t, c, z) origin: one band of planes each
@@ -170,34 +200,66 @@ class FragmentWriter:
                 )
             local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
             payload, nbytes = _chunk_payload(pixels, local)
-            self._write(image_id, meta, table.origin[a:b], table.shape[a:b], payload)
+            del pixels
+            if self._pending and self._pending_bytes + nbytes > BATCH_BYTES:
+                self._flush()
+            self._pending.append(_Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload))
+            self._pending_bytes += nbytes
+            self.next_id += b - a
             self.bytes += nbytes
+            if self._pending_bytes >= BATCH_BYTES or len(self._pending) >= BATCH_PIECES:
+                self._flush()
         return _image_row(meta, image_id, chunk, self.codec)
 
-    def _write(self, image_id: str, meta: ImageMeta, origin: np.ndarray, shape: np.ndarray, payload: pa.Array) -> None:
-        n = len(origin)
-        cols: dict[str, Any] = {
-            "image_id": pa.array([image_id] * n, pa.string()),
-            "chunk_id": pa.array(np.arange(self.next_id, self.next_id + n, dtype=np.int64)),
-        }
-        for k, a in enumerate("tczyx"):
-            cols[a] = pa.array(origin[:, k].astype(np.int32))
-        for k, a in enumerate("tczyx"):
-            cols[f"shape_{a}"] = pa.array(shape[:, k].astype(np.int32))
-        cols["dtype"] = pa.array([meta.dtype.name] * n, pa.string())
-        cols["pixel_bytes"] = payload
-        self._writer.write_table(pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV)), row_group_size=self.rows_per_group)
-        local = np.arange(n)
-        idx = {k: v for k, v in cols.items() if k not in ("dtype", "pixel_bytes")}
-        idx["row_group_id"] = pa.array((self.row_groups + local // self.rows_per_group).astype(np.int32))
-        idx["row_index_in_group"] = pa.array((local % self.rows_per_group).astype(np.int32))
-        idx["fragment_path"] = pa.array([self.fragment] * n, pa.string())
-        self._index.append(pa.table(idx).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
-        self.row_groups += -(-n // self.rows_per_group)  # each write starts a fresh row group
-        self.next_id += n
+    def _flush(self) -> None:
+        """Write the pending pieces: one table, one write per run of whole row groups."""
+        pieces, first = self._pending, self._first_pending
+        self._pending, self._pending_bytes, self._first_pending = [], 0, self.next_id
+        counts = np.array([len(p.origin) for p in pieces], dtype=np.int64)
+        total = int(counts.sum())
+        if total == 0:
+            return
+        k = self.rows_per_group
+        owner = np.repeat(np.arange(len(pieces)), counts)
+        starts = np.zeros(len(pieces), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        groups = -(-counts // k)  # each piece starts a fresh row group
+        group0 = self.row_groups + np.cumsum(groups) - groups
+        local = np.arange(total, dtype=np.int64) - starts[owner]
+        origin = np.concatenate([p.origin for p in pieces]).astype(np.int32)
+        shape = np.concatenate([p.shape for p in pieces]).astype(np.int32)
+        take = pa.array(owner)
+        image_id = pa.array([p.image_id for p in pieces], pa.string()).take(take)
+        chunk_id = pa.array(np.arange(first, first + total, dtype=np.int64))
+        coords = [pa.array(origin[:, j]) for j in range(5)]
+        shapes = [pa.array(shape[:, j]) for j in range(5)]
+        dtype = pa.array([p.dtype for p in pieces], pa.string()).take(take)
+        pixels = pa.chunked_array([p.payload for p in pieces], pa.large_binary())
+        chunks = pa.Table.from_arrays([image_id, chunk_id, *coords, *shapes, dtype, pixels], schema=self._schema)
+        a = 0
+        for i, n in enumerate(counts.tolist()):  # a partial row group ends a write, so the next piece starts afresh
+            if n % k or i == len(pieces) - 1:
+                b = int(starts[i]) + n
+                self._writer.write_table(chunks.slice(a, b - a), row_group_size=k)
+                a = b
+        self._index.append(pa.Table.from_arrays(
+            [image_id, chunk_id, pa.array((group0[owner] + local // k).astype(np.int32)),
+             pa.array((local % k).astype(np.int32)), pa.array([self.fragment] * total, pa.string()), *coords, *shapes],
+            schema=INDEX_SCHEMA,
+        ))
+        self.row_groups += int(groups.sum())
 
-    def close(self) -> pa.Table:
-        """Finish the file; returns the index rows of everything written."""
+    def close(self, *, discard: bool = False) -> pa.Table:
+        """Write what is pending and finish the file; returns the index rows written.
+
+        ``discard=True`` (after a failure) drops what is pending and returns no rows.
+        """
+        if discard:  # the file is being dropped: an error closing it must not hide the one that stopped us
+            self._pending, self._pending_bytes = [], 0
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            return INDEX_SCHEMA.empty_table()
+        self._flush()
         self._writer.close()
         return pa.concat_tables(self._index) if self._index else INDEX_SCHEMA.empty_table()
 
@@ -289,35 +351,38 @@ def stream_dataset(
             return _append(items, out, opts, images_per_group, on_image)
     with atomic_path(out, directory=True) as tmp:
         fw = FragmentWriter(tmp / "chunks.parquet", "chunks.parquet", **opts)  # type: ignore[arg-type]
-        try:
-            core, extra = _stream(fw, items, set(), 0, on_image)
-        finally:
-            index = fw.close()
+        core, extra, index = _stream(fw, items, set(), 0, on_image)
         _write_tables(tmp, core, extra, None, index, images_per_group)
         _write_manifest(tmp, {}, core, fw, ["chunks.parquet"], rows_per_group)
     return out
 
 
 def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], start: int,
-            on_image: Callable[[str, int], None] | None) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+            on_image: Callable[[str, int], None] | None
+            ) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]], pa.Table]:
+    """Write ``items`` through ``fw`` and close it; returns image rows, extra columns, index rows."""
     core: list[dict[str, Any]] = []
     extra: list[Mapping[str, Any]] = []
     n = start
-    for image_id, meta, read, more in items:
-        if image_id is None:
-            while f"image-{n:05d}" in taken:
-                n += 1
-            image_id = f"image-{n:05d}"
-        if image_id in taken:
-            raise SchemaError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
-        taken.add(image_id)
-        n += 1
-        before = fw.bytes
-        core.append(fw.add(image_id, meta, read))
-        extra.append(dict(more))
-        if on_image is not None:
-            on_image(image_id, fw.bytes - before)
-    return core, extra
+    try:
+        for image_id, meta, read, more in items:
+            if image_id is None:
+                while f"image-{n:05d}" in taken:
+                    n += 1
+                image_id = f"image-{n:05d}"
+            if image_id in taken:
+                raise SchemaError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
+            taken.add(image_id)
+            n += 1
+            before = fw.bytes
+            core.append(fw.add(image_id, meta, read))
+            extra.append(dict(more))
+            if on_image is not None:
+                on_image(image_id, fw.bytes - before)
+    except BaseException:
+        fw.close(discard=True)  # the caller drops the file; pending rows need not be written
+        raise
+    return core, extra, fw.close()
 
 
 def _write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], old_images: pa.Table | None,
@@ -363,10 +428,7 @@ def _append(items: Iterable[StreamItem], out: Path, opts: dict[str, Any], images
     previous: dict[str, Any] = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
     with atomic_path(out / fragment) as tmp:
         fw = FragmentWriter(tmp, fragment, first_chunk_id=first_id, **opts)
-        try:
-            core, extra = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image)
-        finally:
-            new_index = fw.close()
+        core, extra, new_index = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image)
     if not core:
         (out / fragment).unlink()
         return out
