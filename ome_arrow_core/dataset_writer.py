@@ -114,6 +114,16 @@ BATCH_BYTES = 16 << 20
 BATCH_PIECES = 1024
 
 
+def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | None = None) -> pq.ParquetWriter:
+    """A Parquet writer for a chunks file: ``codec`` (None: uncompressed), dictionary-encoded ids
+    and dtypes, statistics for every column but the pixels (they keep the footer small)."""
+    return pq.ParquetWriter(
+        file, schema, compression=codec or "none", compression_level=level if codec else None,
+        use_dictionary=["image_id", "dtype"], write_statistics=[c for c in schema.names if c != "pixel_bytes"],
+        data_page_size=1 << 20,
+    )
+
+
 @dataclass(frozen=True)
 class _Piece:
     """Packed chunk rows of one image (or one band of it), waiting to be written."""
@@ -160,11 +170,7 @@ class FragmentWriter:
         self._first_pending = first_chunk_id
         self._grid: tuple[tuple[tuple[int, ...], tuple[int, ...]], ChunkTable] | None = None
         self._schema = CHUNKS_SCHEMA.with_metadata(_KV)
-        self._writer = pq.ParquetWriter(
-            file, self._schema, compression=self.codec or "none",
-            compression_level=compression_level if self.codec else None, use_dictionary=["image_id", "dtype"],
-            write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"], data_page_size=1 << 20,
-        )
+        self._writer = chunk_writer(file, self._schema, self.codec, compression_level)
 
     def _chunks(self, meta: ImageMeta) -> tuple[tuple[int, int, int, int, int], ChunkTable]:
         """The chunk shape and grid of ``meta`` (the last grid is reused: plates repeat one shape)."""
