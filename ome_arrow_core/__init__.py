@@ -33,6 +33,7 @@ from .view import TensorView
 
 if TYPE_CHECKING:
     from .dataset import OMEArrowDataset, write_dataset
+    from .dataset_compact import compact_dataset
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "OMEArrow",
     "OMEArrowDataset",
     "write_dataset",
+    "compact_dataset",
     "TensorView",
     "LazyTensorView",
     "ImageMeta",
@@ -70,9 +72,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """OMEArrowDataset and write_dataset load on first use (they import pyarrow.parquet)."""
+    """OMEArrowDataset, write_dataset and compact_dataset load on first use (they import pyarrow.parquet)."""
     if name in ("OMEArrowDataset", "write_dataset"):
         from . import dataset
 
         return getattr(dataset, name)
+    if name == "compact_dataset":
+        from .dataset_compact import compact_dataset
+
+        return compact_dataset
     raise AttributeError(f"module 'ome_arrow_core' has no attribute {name!r}")

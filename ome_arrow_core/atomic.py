@@ -6,10 +6,10 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_path", "replace_all"]
 
 
 @contextlib.contextmanager
@@ -34,3 +34,35 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move(src: Path, dst: Path) -> None:
+    os.replace(src, dst)
+
+
+def replace_all(moves: Sequence[tuple[Path, Path]], backups: Path) -> None:
+    """Move each ``(new, target)`` pair's file over its target, in order; all or none.
+
+    Each target is first kept in directory ``backups`` (a hard link, or a copy where links are
+    not supported); if a move fails, the targets already replaced are put back. The caller
+    removes ``backups``. Each move is one rename, so a reader sees every file whole.
+    """
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for k, (new, target) in enumerate(moves):
+            kept: Path | None = None
+            if target.exists():
+                kept = backups / f"{k}-{target.name}"
+                try:
+                    os.link(target, kept)
+                except OSError:
+                    shutil.copy2(target, kept)
+            _move(new, target)
+            done.append((target, kept))
+    except BaseException:
+        for target, kept in reversed(done):
+            if kept is None:
+                target.unlink(missing_ok=True)
+            else:
+                os.replace(kept, target)
+        raise

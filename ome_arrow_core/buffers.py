@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["ALIGNMENT", "arrow_empty", "to_arrow_memory", "view_buffer", "arrow_base"]
+__all__ = ["ALIGNMENT", "arrow_empty", "to_arrow_memory", "read_only", "view_buffer", "arrow_base"]
 
 #: Byte alignment of every buffer we allocate (Arrow's default pool; JAX needs >= 64 to not copy).
 ALIGNMENT = 64
@@ -36,6 +36,13 @@ def to_arrow_memory(arr: np.ndarray) -> np.ndarray:
     out, buf = arrow_empty(arr.shape, arr.dtype)
     np.copyto(out, arr, casting="no")
     return view_buffer(buf, arr.dtype, arr.shape)
+
+
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """A read-only view of ``arr`` (no copy: the caller must not change ``arr`` while it is used)."""
+    view = arr.view()
+    view.flags.writeable = False
+    return view
 
 
 def arrow_base(arr: np.ndarray) -> pa.Buffer | None:

@@ -1,4 +1,4 @@
-"""The ``ome-arrow-core`` command: convert, info, plugins.
+"""The ``ome-arrow-core`` command: convert, info, compact, plugins.
 
 Exit codes: 0 success, 1 error (one clear line; ``--debug`` shows the traceback), 2 usage.
 """
@@ -109,6 +109,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Merge a dataset's appended chunk files into one chunks.parquet (what ome-arrow 0.1.0 reads)."""
+    from .dataset_compact import compact_dataset
+
+    merged = compact_dataset(args.path)
+    if not args.quiet:
+        if merged:
+            print(f"compacted {args.path}: {', '.join(merged)} -> chunks.parquet")
+        else:
+            print(f"{args.path} is already one chunk file (chunks.parquet); nothing to do")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List every backend: version, what it handles, availability, how to install."""
     rows = default_registry().plugins()
@@ -146,6 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "compact", help="merge a dataset's appended chunk files into one chunks.parquet (ome-arrow 0.1.0 reads it)",
+        description="Merge the chunk files appends add (chunks-NNNNN.parquet) into one chunks.parquet, atomically, "
+                    "so ome-arrow 0.1.0 reads every image. A dataset already in one file is left untouched.",
+    )
+    p.add_argument("path", help="dataset directory")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser("plugins", help="list backends, what they handle and how to install missing ones")
     p.add_argument("--json", action="store_true", help="machine-readable output")

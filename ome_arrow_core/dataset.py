@@ -539,14 +539,15 @@ def _as_image(item: Any, dim_order: str | None, registry: Registry | None) -> OM
         return item
     if isinstance(item, (str, os.PathLike)):
         return OMEArrow.scan(item, registry=registry)
+    # arrays are not copied into Arrow memory: the writer reads each one at once, copying it chunk by chunk
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ImageMeta):
-        from .buffers import to_arrow_memory
+        from .buffers import read_only
         from .sources import ArraySource
 
         meta, pixels = item
-        src = ArraySource(meta, to_arrow_memory(np.asarray(pixels)), "memory")
+        src = ArraySource(meta, read_only(np.asarray(pixels)), "memory")
         return OMEArrow._from_parts(src, Selection.full(meta.sizes), False, registry)
-    return OMEArrow(item, dim_order, registry=registry)
+    return OMEArrow(item, dim_order, registry=registry, _copy=False)
 
 
 def _band_reader(img: OMEArrow) -> Any:
@@ -644,7 +645,8 @@ def write_dataset(
     progress: bool | None = None,
     registry: Registry | None = None,
 ) -> Path:
-    """Stream images into a typed-chunk dataset directory at ``out``; memory holds one image.
+    """Stream images into a typed-chunk dataset directory at ``out``; memory holds one image,
+    plus up to 16 MiB of packed chunk rows waiting to be written together.
 
     ``images`` is any iterable (a generator is fine) of OMEArrow images, numpy arrays (axes
     from ``dim_order``), paths of image files (read lazily, one at a time), ``(ImageMeta,

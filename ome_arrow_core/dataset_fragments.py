@@ -21,7 +21,8 @@ from .errors import SchemaError
 from .handlers import ChunkFile, ChunkStore
 
 __all__ = [
-    "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "write_fragment", "chunk_store", "suffix_of",
+    "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "chunk_writer", "write_fragment", "chunk_store",
+    "suffix_of",
     "fragment_codec", "format_version_for",
 ]
 
@@ -134,6 +135,16 @@ def open_fragment(root: Path, name: str) -> Fragment:
     return StoreFragment(store.open(file), store.name, file)
 
 
+def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | None = None) -> pq.ParquetWriter:
+    """A Parquet writer for a chunks file: ``codec`` (None: uncompressed), dictionary-encoded ids
+    and dtypes, statistics for every column but the pixels (they keep the footer small)."""
+    return pq.ParquetWriter(
+        file, schema, compression=codec or "none", compression_level=level if codec else None,
+        use_dictionary=["image_id", "dtype"], write_statistics=[c for c in schema.names if c != "pixel_bytes"],
+        data_page_size=1 << 20,
+    )
+
+
 def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *, compression: str | None,
                    compression_level: int | None, rows_per_group: int) -> None:
     """Write chunk tables (CHUNKS_SCHEMA, in order) to ``file`` in ``chunk_format``.
@@ -143,11 +154,7 @@ def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *,
     while producing the tables reaches the caller as itself, not wrapped by the store.
     """
     if chunk_format == PARQUET:
-        writer = pq.ParquetWriter(
-            file, CHUNKS_SCHEMA.with_metadata(_KV), compression=compression or "none",
-            compression_level=compression_level if compression else None, use_dictionary=["image_id", "dtype"],
-            write_statistics=[c for c in CHUNKS_SCHEMA.names if c != "pixel_bytes"], data_page_size=1 << 20,
-        )
+        writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(_KV), compression, compression_level)
         try:
             for table in tables:
                 writer.write_table(table, row_group_size=rows_per_group)

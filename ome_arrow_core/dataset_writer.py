@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +117,36 @@ BandReader = Callable[[Selection], np.ndarray]
 StreamItem = tuple["str | None", ImageMeta, BandReader, Mapping[str, Any]]
 #: Images up to this many bytes are read whole; larger ones one band of chunks (t, c, z) at a time.
 BAND_BYTES = 64 << 20
+#: Packed chunk rows wait in memory until this many bytes of them are ready, then go out as one table...
+BATCH_BYTES = 16 << 20
+#: ...or until this many images (or bands) wait, so tiny images do not pile up Python objects.
+BATCH_PIECES = 1024
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Packed chunk rows of one image (or one band of it), waiting to be written."""
+
+    image_id: str
+    dtype: str
+    origin: np.ndarray  # (n, 5) TCZYX
+    shape: np.ndarray  # (n, 5)
+    payload: pa.LargeBinaryArray
+    nbytes: int
 
 
 class FragmentWriter:
-    """Packs images into the chunk tables of one chunks file (a fragment of a dataset), one band at a time.
+    """Packs images into the chunk tables of chunks files (fragments of a dataset), one band at a time.
 
-    :meth:`add` returns an image's row and a lazy iterator of its chunk tables; whoever writes
-    the file (:func:`~.dataset_fragments.write_fragment`) pulls them, so memory stays bounded by
-    one image (or, for images over :data:`BAND_BYTES`, one band of planes). The index rows of
-    everything packed are returned by :meth:`index`. A chunk-store fragment is packed with
-    ``rows_per_group=1``: its ``row_group_id`` is the row number. :meth:`start` moves on to
-    another chunks file: the tables pulled after it are indexed as that file's.
+    :meth:`add` returns an image's row and a lazy iterator of its packed pieces (one per band);
+    :meth:`tables` batches pieces into chunk tables of up to :data:`BATCH_BYTES`, and whoever
+    writes the file (:func:`~.dataset_fragments.write_fragment`) pulls them, so memory stays
+    bounded by one image (or, for images over :data:`BAND_BYTES`, one band of planes) plus one
+    batch. Each image (or band) starts a fresh row group of at most ``rows_per_group`` rows, as
+    if written alone. The index rows of everything packed are returned by :meth:`index`. A
+    chunk-store fragment is packed with ``rows_per_group=1``: its ``row_group_id`` is the row
+    number. :meth:`start` moves on to another chunks file: the tables packed after it are
+    indexed as that file's.
     """
 
     def __init__(
@@ -148,22 +168,32 @@ class FragmentWriter:
         self.row_groups = 0
         self.bytes = 0
         self.file_bytes = 0
+        #: Pixel bytes after which the current file is full (None: no limit); a batch ends there.
+        self.max_file_bytes: int | None = None
         self._index: list[pa.Table] = []
+        self._grid: tuple[tuple[tuple[int, ...], tuple[int, ...]], ChunkTable] | None = None
+        self._schema = CHUNKS_SCHEMA.with_metadata(_KV)
 
     def start(self, fragment: str) -> None:
-        """Index the tables pulled from now on as rows of a new chunks file called ``fragment``."""
+        """Index the tables packed from now on as rows of a new chunks file called ``fragment``."""
         self.fragment = fragment
         self.row_groups = 0
         self.file_bytes = 0
 
-    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[pa.Table]]:
-        """One image: its images.parquet row (core columns) and its chunk tables, made as they are pulled."""
+    def _chunks(self, meta: ImageMeta) -> tuple[tuple[int, int, int, int, int], ChunkTable]:
+        """The chunk shape and grid of ``meta`` (the last grid is reused: plates repeat one shape)."""
         chunk = normalize_chunk_shape(self.chunk_shape, meta.sizes)
-        return _image_row(meta, image_id, chunk, self.codec), self._tables(image_id, meta, read, chunk)
+        key = (tuple(meta.sizes[a] for a in "TCZYX"), chunk)
+        if self._grid is None or self._grid[0] != key:
+            self._grid = (key, ChunkTable.regular(meta.sizes, chunk))
+        return chunk, self._grid[1]
 
-    def _tables(self, image_id: str, meta: ImageMeta, read: BandReader,
-                chunk: tuple[int, int, int, int, int]) -> Iterator[pa.Table]:
-        table = ChunkTable.regular(meta.sizes, chunk)
+    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[_Piece]]:
+        """One image: its images.parquet row (core columns) and its packed pieces, made as they are pulled."""
+        chunk, table = self._chunks(meta)
+        return _image_row(meta, image_id, chunk, self.codec), self._pieces(image_id, meta, read, table)
+
+    def _pieces(self, image_id: str, meta: ImageMeta, read: BandReader, table: ChunkTable) -> Iterator[_Piece]:
         if meta.nbytes <= BAND_BYTES:
             bands = [(0, len(table))]
         else:  # runs of chunks sharing their (t, c, z) origin: one band of planes each
@@ -187,32 +217,73 @@ class FragmentWriter:
                 )
             local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
             payload, nbytes = _chunk_payload(pixels, local)
-            self.file_bytes += nbytes
-            yield self._pack(image_id, meta, table.origin[a:b], table.shape[a:b], payload)
+            del pixels
             self.bytes += nbytes
+            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes)
 
-    def _pack(self, image_id: str, meta: ImageMeta, origin: np.ndarray, shape: np.ndarray,
-              payload: pa.Array) -> pa.Table:
-        n = len(origin)
-        cols: dict[str, Any] = {
-            "image_id": pa.array([image_id] * n, pa.string()),
-            "chunk_id": pa.array(np.arange(self.next_id, self.next_id + n, dtype=np.int64)),
-        }
-        for k, a in enumerate("tczyx"):
-            cols[a] = pa.array(origin[:, k].astype(np.int32))
-        for k, a in enumerate("tczyx"):
-            cols[f"shape_{a}"] = pa.array(shape[:, k].astype(np.int32))
-        cols["dtype"] = pa.array([meta.dtype.name] * n, pa.string())
-        cols["pixel_bytes"] = payload
-        local = np.arange(n)
-        idx = {k: v for k, v in cols.items() if k not in ("dtype", "pixel_bytes")}
-        idx["row_group_id"] = pa.array((self.row_groups + local // self.rows_per_group).astype(np.int32))
-        idx["row_index_in_group"] = pa.array((local % self.rows_per_group).astype(np.int32))
-        idx["fragment_path"] = pa.array([self.fragment] * n, pa.string())
-        self._index.append(pa.table(idx).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
-        self.row_groups += -(-n // self.rows_per_group)  # each table starts a fresh row group
-        self.next_id += n
-        return pa.table(cols, schema=CHUNKS_SCHEMA.with_metadata(_KV))
+    def tables(self, pieces: Iterable[_Piece]) -> Iterator[pa.Table]:
+        """Chunk tables of ``pieces``, packed a batch (:data:`BATCH_BYTES`, :data:`BATCH_PIECES`) at a time.
+
+        Each table starts a fresh row group in its file; a piece that leaves a partial row
+        group ends its table, so the next piece starts afresh. A batch also ends where the
+        current file reaches ``max_file_bytes``.
+        """
+        batch: list[_Piece] = []
+        size = 0
+        for piece in pieces:
+            if batch and size + piece.nbytes > BATCH_BYTES:
+                yield from self._pack(batch)
+                batch, size = [], 0
+            batch.append(piece)
+            size += piece.nbytes
+            full = self.max_file_bytes is not None and self.file_bytes + size >= self.max_file_bytes
+            if size >= BATCH_BYTES or len(batch) >= BATCH_PIECES or full:
+                yield from self._pack(batch)
+                batch, size = [], 0
+        if batch:
+            yield from self._pack(batch)
+
+    def _pack(self, pieces: list[_Piece]) -> Iterator[pa.Table]:
+        """One batch as chunk tables (one per run of whole row groups), its index rows recorded.
+
+        The index rows are those of the current file: with ``rows_per_group=1`` (the only
+        value chunk stores, which roll over to new files, take) a batch is one table.
+        """
+        counts = np.array([len(p.origin) for p in pieces], dtype=np.int64)
+        total = int(counts.sum())
+        if total == 0:
+            return
+        first, k = self.next_id, self.rows_per_group
+        owner = np.repeat(np.arange(len(pieces)), counts)
+        starts = np.zeros(len(pieces), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        groups = -(-counts // k)  # each piece starts a fresh row group
+        group0 = self.row_groups + np.cumsum(groups) - groups
+        local = np.arange(total, dtype=np.int64) - starts[owner]
+        origin = np.concatenate([p.origin for p in pieces]).astype(np.int32)
+        shape = np.concatenate([p.shape for p in pieces]).astype(np.int32)
+        take = pa.array(owner)
+        image_id = pa.array([p.image_id for p in pieces], pa.string()).take(take)
+        chunk_id = pa.array(np.arange(first, first + total, dtype=np.int64))
+        coords = [pa.array(origin[:, j]) for j in range(5)]
+        shapes = [pa.array(shape[:, j]) for j in range(5)]
+        dtype = pa.array([p.dtype for p in pieces], pa.string()).take(take)
+        pixels = pa.chunked_array([p.payload for p in pieces], pa.large_binary())
+        chunks = pa.Table.from_arrays([image_id, chunk_id, *coords, *shapes, dtype, pixels], schema=self._schema)
+        self._index.append(pa.Table.from_arrays(
+            [image_id, chunk_id, pa.array((group0[owner] + local // k).astype(np.int32)),
+             pa.array((local % k).astype(np.int32)), pa.array([self.fragment] * total, pa.string()), *coords, *shapes],
+            schema=INDEX_SCHEMA,
+        ))
+        self.row_groups += int(groups.sum())
+        self.next_id += total
+        self.file_bytes += sum(p.nbytes for p in pieces)
+        a = 0
+        for i, n in enumerate(counts.tolist()):
+            if n % k or i == len(pieces) - 1:
+                b = int(starts[i]) + n
+                yield chunks.slice(a, b - a)
+                a = b
 
     def index(self) -> pa.Table:
         """The index rows of everything packed so far."""
@@ -349,6 +420,7 @@ def _write_fragments(tables: Iterator[pa.Table], fw: FragmentWriter, names: Iter
     gives the path to write each file to.
     """
     limit = None if chunk_format == PARQUET else chunk_store(chunk_format).max_file_bytes
+    fw.max_file_bytes = limit
     written: list[str] = []
     done = False
     while not done:
@@ -379,6 +451,12 @@ def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], st
             on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
             extra: list[Mapping[str, Any]]) -> Iterator[pa.Table]:
     """The chunk tables of ``items``, in order; each image's rows go to ``core`` and ``extra`` once it is packed."""
+    return fw.tables(_image_pieces(fw, items, taken, start, on_image, core, extra))
+
+
+def _image_pieces(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], start: int,
+            on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
+            extra: list[Mapping[str, Any]]) -> Iterator[_Piece]:
     n = start
     for image_id, meta, read, more in items:
         if image_id is None:
@@ -390,8 +468,8 @@ def _stream(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[str], st
         taken.add(image_id)
         n += 1
         before = fw.bytes
-        row, tables = fw.add(image_id, meta, read)
-        yield from tables
+        row, pieces = fw.add(image_id, meta, read)
+        yield from pieces
         core.append(row)
         extra.append(dict(more))
         if on_image is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .buffers import to_arrow_memory
+from .buffers import read_only, to_arrow_memory
 from .dtypes import check_dtype
 from .errors import OMEArrowError
 from .handlers import PixelSource
@@ -78,6 +78,7 @@ class OMEArrow:
         registry: Registry | None = None,
         name: str | None = None,
         _lazy: bool = False,
+        _copy: bool = True,
         **options: Any,
     ) -> None:
         self._registry = registry
@@ -94,7 +95,7 @@ class OMEArrow:
             meta, pixels = record_to_pixels(as_struct_array(source, column), row)
             src = ArraySource(meta, pixels, "arrow record")
         else:
-            src = self._ingest(source, dim_order, reg, name)
+            src = self._ingest(source, dim_order, reg, name, _copy)
         self._source = src
         self._sel = Selection.full(src.meta.sizes)
         self._lazy = _lazy
@@ -104,7 +105,8 @@ class OMEArrow:
             self._source = ArraySource(src.meta, src.read(self._sel), str(facts.pop("storage", "file")), facts)
 
     @staticmethod
-    def _ingest(obj: Any, dim_order: str | None, reg: Registry, name: str | None) -> ArraySource:
+    def _ingest(obj: Any, dim_order: str | None, reg: Registry, name: str | None, copy: bool = True) -> ArraySource:
+        """Pixels of ``obj`` in Arrow memory, or (``copy=False``) a read-only view of them."""
         ingester = reg.resolve_ingester(obj)
         ingester.ensure_available()
         arr = ingester.to_numpy(obj)
@@ -112,7 +114,7 @@ class OMEArrow:
             raise OMEArrowError(f"ingester {ingester.name!r} returned {type(arr).__name__}, not ndarray")
         dtype = check_dtype(arr.dtype)
         canonical = to_canonical(arr.astype(dtype, copy=False), dim_order)
-        pixels = to_arrow_memory(canonical)
+        pixels = to_arrow_memory(canonical) if copy else read_only(canonical)
         sizes = dict(zip(AXES, pixels.shape))
         meta = ImageMeta(sizes=sizes, dtype=dtype, name=name or "image")
         return ArraySource(meta, pixels, f"ingested {ingester.name}")

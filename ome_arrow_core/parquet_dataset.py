@@ -2,7 +2,8 @@
 
 - :mod:`.dataset_format`: file names, schemas, format version (what the layout is);
 - :mod:`.dataset_writer`: writing whole images, streaming images, appending (atomic);
-- :mod:`.dataset_reader`: reading only the row groups a selection touches.
+- :mod:`.dataset_reader`: reading only the row groups a selection touches;
+- :mod:`.dataset_compact`: merging appended chunk files into one chunks.parquet.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .dataset_format import (
     MANIFEST,
     is_dataset_dir,
 )
+from .dataset_compact import compact_dataset
 from .dataset_reader import DatasetSource, read_index, read_many, read_rows
 from .dataset_writer import FragmentWriter, stream_dataset, write_dataset
 
@@ -32,4 +34,5 @@ __all__ = [
     "read_rows",
     "stream_dataset",
     "FragmentWriter",
+    "compact_dataset",
 ]

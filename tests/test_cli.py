@@ -1,4 +1,4 @@
-"""The command line: convert, info, plugins; exit codes and one-line errors."""
+"""The command line: convert, info, compact, plugins; exit codes and one-line errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ome_arrow_core import OMEArrow
+from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
 from ome_arrow_core.cli import main
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -42,6 +42,27 @@ def test_cli_failed_input_and_usage(tmp_path: Path) -> None:
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "convert"], capture_output=True, text=True)
     assert proc.returncode == 2
+
+
+def test_cli_compact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arrs = [np.full((2, 8, 8), i, np.uint16) for i in range(3)]
+    out = write_dataset(arrs[:1], tmp_path / "d", dim_order="CYX", progress=False)
+    write_dataset(arrs[1:], out, dim_order="CYX", mode="append", progress=False)
+    assert main(["compact", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"compacted {out}: chunks.parquet, chunks-00001.parquet -> chunks.parquet"
+    assert sorted(p.name for p in out.glob("chunks*")) == ["chunks.parquet"]
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
+    assert main(["compact", str(out)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert main(["compact", "-q", str(out)]) == 0 and capsys.readouterr().out == ""
+    for argv, code in ((["compact", str(tmp_path)], 1), (["compact", str(tmp_path / "nope")], 1), (["compact"], 2)):
+        proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", *argv], capture_output=True, text=True)
+        assert proc.returncode == code, proc.stderr
+        if code == 1:
+            assert proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "compact", "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "chunks.parquet" in proc.stdout
 
 
 def test_cli_converts_the_sample_tiffs_into_one_dataset(tmp_path: Path) -> None:

@@ -330,6 +330,48 @@ def test_large_images_are_written_band_by_band(tmp_path: Path, monkeypatch: pyte
     np.testing.assert_array_equal(OMEArrowDataset.scan(out)[0].to_numpy(), img.to_numpy())
 
 
+def _row_groups(path: Path) -> list[list[tuple[str, int]]]:
+    """(image_id, chunk_id) of each row of each row group of a chunks file."""
+    pf = pq.ParquetFile(path)
+    return [list(zip(*(pf.read_row_group(g, columns=["image_id", "chunk_id"]).column(c).to_pylist()
+                       for c in ("image_id", "chunk_id")))) for g in range(pf.num_row_groups)]
+
+
+@pytest.mark.parametrize("rows_per_group", [1, 2, 3])
+def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_group: int
+) -> None:
+    """Chunk rows of several images go out in one write; each image (or band) still starts its own row groups."""
+    monkeypatch.setattr(dataset_writer, "BAND_BYTES", 4000)  # the 6 KiB image goes band by band
+    arrs = [*_pixels(3, (1, 1, 2, 24, 32)), *_pixels(1, (2, 1, 2, 24, 32), seed=1), *_pixels(3, (1, 1, 2, 24, 32), seed=2)]
+    images = [OMEArrow(a, "TZCYX") for a in arrs]  # 3 KiB each but the 4th: 8 chunks of 16x16 per plane pair
+    outs = {}
+    for name, batch in {"one-by-one": {"BATCH_BYTES": 0}, "straddling": {"BATCH_BYTES": 5000},
+                        "few-pieces": {"BATCH_PIECES": 2}, "default": {}}.items():
+        with monkeypatch.context() as m:
+            for k, v in batch.items():
+                m.setattr(dataset_writer, k, v)
+            outs[name] = write_dataset(images[:5], tmp_path / name, chunk_shape=(16, 16), rows_per_group=rows_per_group,
+                                       progress=False)
+            write_dataset(images[5:], outs[name], mode="append", chunk_shape=(16, 16), rows_per_group=rows_per_group,
+                          progress=False)
+    ref = outs.pop("one-by-one")
+    for name in ("chunks.parquet", "chunks-00001.parquet"):
+        groups = _row_groups(ref / name)
+        assert all(len(g) <= rows_per_group and len({i for i, _ in g}) == 1 for g in groups)
+        index = pq.read_table(ref / "index.parquet").to_pylist()
+        at = {(r["fragment_path"], r["row_group_id"], r["row_index_in_group"]): r["chunk_id"] for r in index}
+        assert all(at[(name, g, r)] == c for g, rows in enumerate(groups) for r, (_, c) in enumerate(rows))
+        for out in outs.values():
+            assert _row_groups(out / name) == groups
+            assert pq.read_table(out / name).equals(pq.read_table(ref / name))
+    for out in [ref, *outs.values()]:
+        assert pq.read_table(out / "index.parquet").equals(pq.read_table(ref / "index.parquet"))
+        ds = OMEArrowDataset.scan(out)
+        for i, a in enumerate(arrs):
+            np.testing.assert_array_equal(ds[i].to_numpy(), a)
+
+
 # -- other storages -----------------------------------------------------------------------------------
 def _record_table(arrs: list[np.ndarray], wells: list[str]) -> pa.Table:
     recs = []

@@ -8,13 +8,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
+from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, write_dataset
 
 pytest.importorskip("ome_arrow", reason="needs the reference package: pip install ome-arrow==0.1.0")
 from ome_arrow.dataset import OMEArrowDataset as RefDataset
@@ -91,6 +92,25 @@ def test_appended_images_need_compaction_for_the_reference(tmp_path: Path) -> No
     compact = write_dataset(OMEArrowDataset.scan(path), tmp_path / "compact.ome-arrow", progress=False)
     for i, a in enumerate(arrays):
         same_bits(a[None, :, None], RefDataset(compact).read_image(f"image-{i:05d}"))
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_reference_reads_every_image_after_compact_dataset(dtype: str, tmp_path: Path,
+                                                            make_pixels: Callable[..., np.ndarray]) -> None:
+    arrays = [make_pixels((2, 19, 23), dtype, seed=s) for s in range(6)]  # CYX
+    opts: dict[str, Any] = {"dim_order": "CYX", "chunk_shape": (8, 16), "rows_per_group": 5, "progress": False}
+    path = write_dataset(arrays[:2], tmp_path / f"{dtype}.ome-arrow", **opts)
+    write_dataset(arrays[2:4], path, mode="append", **opts)
+    write_dataset(arrays[4:], path, mode="append", **opts)
+    with pytest.raises(ValueError, match="Chunk not found"):
+        RefDataset(path).read_image("image-00004")
+    assert compact_dataset(path) == ["chunks.parquet", "chunks-00001.parquet", "chunks-00002.parquet"]
+    ref = RefDataset(path)
+    assert list(ref.image_ids) == [f"image-{i:05d}" for i in range(6)]
+    for i, a in enumerate(arrays):
+        same_bits(a[None, :, None], ref.read_image(f"image-{i:05d}"))
+    region = ref.read_region(image_id="image-00005", y=slice(3, 17), x=slice(2, 21), t=0, c=1, z=0)
+    same_bits(arrays[5][1, 3:17, 2:21], np.asarray(region).reshape(14, 19))
 
 
 def test_reference_reads_our_record_file(tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:

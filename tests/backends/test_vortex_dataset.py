@@ -280,3 +280,17 @@ def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytes
     ds = OMEArrowDataset.scan(out)
     np.testing.assert_array_equal(ds.read(range(8)), arrs)
     assert same_bits(ds[4].tensor_view(layout="CYX").to_numpy(), arrs[4])
+
+
+def test_compaction_refuses_vortex_chunks_and_names_the_rewrite(tmp_path: Path) -> None:
+    from ome_arrow_core import SchemaError, compact_dataset
+
+    arrs = random_pixels((3, 2, 8, 8), "uint16")
+    out = write_dataset(list(arrs[:2]), tmp_path / "v", dim_order="CYX", chunk_format="vortex", progress=False)
+    write_dataset([arrs[2]], out, dim_order="CYX", mode="append", progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(SchemaError, match=r"not Parquet.*chunk_format='parquet'"):
+        compact_dataset(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    back = write_dataset(OMEArrowDataset.scan(out), tmp_path / "p", chunk_format="parquet", progress=False)
+    np.testing.assert_array_equal(OMEArrowDataset.scan(back).read(range(3)), arrs)

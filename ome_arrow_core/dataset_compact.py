@@ -1,0 +1,189 @@
+"""Compacting a typed-chunk dataset: its appended chunk files merged into one chunks.parquet.
+
+ome-arrow 0.1.0 reads only chunks.parquet, so images appended into ``chunks-NNNNN.parquet``
+fragments are invisible to it until the dataset is compacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import dataset_writer
+from .atomic import replace_all
+from .dataset_format import _KV, INDEX_SCHEMA, MANIFEST, is_dataset_dir
+from .dataset_reader import read_index
+from .dataset_fragments import chunk_writer
+from .dataset_writer import _locked
+from .errors import SchemaError
+
+__all__ = ["compact_dataset"]
+
+_MAIN = "chunks.parquet"
+#: Parquet's codec names -> the ``compression`` option that writes them.
+_CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli", "ZSTD": "zstd",
+           "LZ4": "lz4", "LZ4_RAW": "lz4"}
+
+
+def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
+    """Merge the chunk files of the dataset at ``path`` into one chunks.parquet, atomically.
+
+    Row groups are copied in order, a batch at a time (memory holds one batch of pixels, not
+    the dataset), so chunk ids, row groups (``rows_per_group``) and compression are kept (the
+    codec, at its default level); images.parquet is not touched. The new chunks.parquet,
+    index.parquet and manifest are written beside the old ones and swapped in; a failure
+    leaves the dataset as it was. Returns the chunk files merged, in order; a dataset held
+    in chunks.parquet alone is left untouched (returns ``[]``).
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"no such dataset directory: {str(root)!r}")
+    if not is_dataset_dir(root):
+        raise SchemaError(
+            f"cannot compact {root}: it is not an OME-Arrow dataset directory (it has neither {MANIFEST} "
+            f"nor {_MAIN})"
+        )
+    with _locked(root):  # appends wait; they would write into files being merged
+        ids = pq.read_table(root / "images.parquet", columns=["image_id"]).column("image_id")
+        index = read_index(root).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+        at = INDEX_SCHEMA.get_field_index("fragment_path")
+        index = index.set_column(at, INDEX_SCHEMA.field(at), pc.fill_null(index.column(at), _MAIN))
+        listed = sorted({str(v) for v in index.column("fragment_path").unique().to_pylist()})
+        # index rows of images not in images.parquet were left by an interrupted append
+        index = index.filter(pc.is_in(index.column("image_id"), value_set=ids.combine_chunks()))
+        frag = index.column("fragment_path").dictionary_encode().combine_chunks()
+        names = [str(v) for v in frag.dictionary.to_pylist()]
+        if names in ([], [_MAIN]):
+            return []
+        other = [n for n in names if not n.lower().endswith(".parquet")]
+        if other:
+            raise SchemaError(
+                f"cannot compact {root}: chunk files {other} are not Parquet, and compaction copies Parquet row "
+                "groups; rewrite the dataset with Parquet chunks instead: "
+                "write_dataset(OMEArrowDataset.scan(path), new_path, chunk_format='parquet')"
+            )
+        order = sorted(names, key=lambda n: (n != _MAIN, n))  # chunks.parquet first: its row groups keep their ids
+        codes = frag.indices.to_numpy(zero_copy_only=False)
+        groups = index.column("row_group_id").to_numpy()
+        # row groups after the last one the index uses (left by an interrupted compaction) are dropped
+        keep = {n: int(groups[codes == names.index(n)].max()) + 1 for n in order}
+        tmp = Path(tempfile.mkdtemp(prefix=".compact.", suffix=".tmp", dir=root))
+        try:
+            offsets = _merge(root, order, keep, tmp / _MAIN)
+            shift = np.array([offsets[n] for n in names], dtype=np.int64)[codes]
+            new_index = index.set_column(
+                INDEX_SCHEMA.get_field_index("row_group_id"), INDEX_SCHEMA.field("row_group_id"),
+                pa.array((groups + shift).astype(np.int32)),
+            ).set_column(at, INDEX_SCHEMA.field(at), pa.array([_MAIN] * index.num_rows, pa.string()))
+            pq.write_table(new_index.replace_schema_metadata(_KV), tmp / "index.parquet")
+            moves = [(tmp / _MAIN, root / _MAIN), (tmp / "index.parquet", root / "index.parquet")]
+            if (root / MANIFEST).exists():
+                manifest: dict[str, Any] = json.loads((root / MANIFEST).read_text())
+                manifest["ome_arrow_core"] = {**(manifest.get("ome_arrow_core") or {}), "fragments": [_MAIN]}
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+                moves.append((tmp / MANIFEST, root / MANIFEST))
+            # chunks.parquet first: until index.parquet is replaced, the old index still finds every
+            # chunk (the old chunks.parquet's row groups lead the new one, the fragments still exist)
+            replace_all(moves, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for name in listed:  # the dataset is compacted; a fragment that cannot be removed is only dead weight
+            if name != _MAIN:
+                with contextlib.suppress(OSError):
+                    (root / name).unlink(missing_ok=True)
+    return order
+
+
+def _merge(root: Path, order: list[str], keep: dict[str, int], out: Path) -> dict[str, int]:
+    """Copy the first ``keep[name]`` row groups of each file into ``out``; returns each file's first row group there.
+
+    The files are opened one at a time (each footer holds metadata for every row group).
+    """
+    codecs: dict[str, str | None] = {}
+    for name in order:
+        md = pq.read_metadata(root / name)
+        if keep[name] > md.num_row_groups:
+            raise SchemaError(
+                f"index.parquet of {root} points at row group {keep[name] - 1} of {name}, which has "
+                f"{md.num_row_groups}; the dataset is damaged"
+            )
+        codecs[name] = _codec(md, name)
+    if len(set(codecs.values())) > 1:
+        shown = ", ".join(f"{n}: {c or 'none'}" for n, c in codecs.items())
+        raise SchemaError(
+            f"cannot compact {root}: its chunk files use different compressions ({shown}), and the merged "
+            "file can have only one; rewrite the dataset instead: "
+            "write_dataset(OMEArrowDataset.scan(path), new_path, compression=...)"
+        )
+    schema = pq.read_schema(root / order[0])
+    offsets: dict[str, int] = {}
+    written = 0
+    writer = chunk_writer(out, schema, codecs[order[0]])
+    try:
+        for name in order:
+            offsets[name] = written
+            with pq.ParquetFile(root / name) as pf:
+                _copy(pf, keep[name], schema, writer)
+            written += keep[name]
+    finally:
+        writer.close()
+    del writer
+    got = pq.read_metadata(out).num_row_groups
+    if got != written:  # the index's row group ids rely on this
+        raise SchemaError(f"compacting {root} wrote {got} row groups, expected {written}; nothing was changed")
+    return offsets
+
+
+def _codec(md: pq.FileMetaData, name: str) -> str | None:
+    """The compression of a chunks file's pixels (as the ``compression`` option names it)."""
+    if md.num_row_groups == 0:
+        return None
+    col = md.schema.to_arrow_schema().get_field_index("pixel_bytes")
+    codec = str(md.row_group(0).column(col).compression)
+    if codec not in _CODECS:
+        raise SchemaError(f"{name} uses compression {codec}, which compaction cannot write; rewrite the dataset")
+    return _CODECS[codec]
+
+
+def _copy(pf: pq.ParquetFile, count: int, schema: pa.Schema, writer: pq.ParquetWriter) -> None:
+    """Append row groups ``0..count-1`` of ``pf`` to ``writer``, each still a row group of its own.
+
+    Row groups are read in batches of up to ``dataset_writer.BATCH_BYTES`` (uncompressed).
+    """
+    md = pf.metadata
+    batch: list[int] = []
+    size = 0
+    for g in range(count):
+        batch.append(g)
+        size += md.row_group(g).total_byte_size
+        if size >= dataset_writer.BATCH_BYTES or g == count - 1:
+            _write_groups(pf.read_row_groups(batch, use_threads=False), [md.row_group(i).num_rows for i in batch],
+                          schema, writer)
+            batch, size = [], 0
+
+
+def _write_groups(table: pa.Table, rows: list[int], schema: pa.Schema, writer: pq.ParquetWriter) -> None:
+    """Write ``table`` as row groups of ``rows`` rows each: one write per run of equal groups."""
+    if table.schema.remove_metadata() != schema.remove_metadata():
+        try:
+            table = table.cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise SchemaError(f"a chunk file's columns ({table.schema}) do not match chunks.parquet's: {exc}") from exc
+    start = i = 0
+    while i < len(rows):
+        j = i + 1
+        while j < len(rows) and rows[j - 1] == rows[i] and rows[j] <= rows[i]:  # full groups, then one shorter
+            j += 1
+        n = sum(rows[i:j])
+        writer.write_table(table.slice(start, n), row_group_size=max(rows[i], 1))
+        start, i = start + n, j
