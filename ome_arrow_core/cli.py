@@ -25,9 +25,10 @@ __all__ = ["main"]
 
 
 def _load(path: Path) -> OMEArrow:
+    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream."""
     if path.suffix.lower() == ".npy":
         return OMEArrow(np.load(path, mmap_mode="r"), name=path.stem)
-    return OMEArrow(path)
+    return OMEArrow.scan(path)
 
 
 def _out_format(out: Path, how: str | None) -> str:
@@ -67,11 +68,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         opts["chunk_shape"] = tuple(int(v) for v in args.chunk_shape.split(","))
     if args.compression:
         opts["compression"] = None if args.compression == "none" else args.compression
-    if len(images) > 1:
-        if how != "parquet":
-            print(f"error: several inputs make one multi-image Parquet dataset; {how} holds one image", file=sys.stderr)
-            return 1
-        _write_many(images, out, opts)
+    if how == "parquet":
+        _write_many(images, out, opts, args.chunk_format, args.quiet)
+    elif len(images) > 1:
+        print(f"error: several inputs make one multi-image dataset directory; {how} holds one image", file=sys.stderr)
+        return 1
     else:
         images[0].export(how, out, **opts)
     if not args.quiet:
@@ -79,10 +80,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _write_many(images: list[OMEArrow], out: Path, opts: dict[str, Any]) -> None:
-    from .builtins.parquet_io import write_parquet
+def _write_many(images: list[OMEArrow], out: Path, opts: dict[str, Any], chunk_format: str | None,
+                quiet: bool) -> None:
+    """Stream ``images`` (read one at a time) into one dataset directory, replacing ``out``."""
+    from .dataset import write_dataset
 
-    write_parquet(images, out, **opts)
+    ids = [images[0].meta.id] if len(images) == 1 else None  # one image keeps its own id
+    write_dataset(images, out, mode="overwrite", image_ids=ids, chunk_format=chunk_format,
+                  progress=False if quiet else None, **opts)
 
 
 def _rows(info: dict[str, Any]) -> Iterator[str]:
@@ -151,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
     p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: whole planes up to 512x512)")
-    p.add_argument("--compression", help="lz4 (default), zstd, snappy or none")
+    p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
+    p.add_argument("--chunk-format", choices=("parquet", "vortex"),
+                   help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
 

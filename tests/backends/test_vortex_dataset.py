@@ -294,3 +294,18 @@ def test_compaction_refuses_vortex_chunks_and_names_the_rewrite(tmp_path: Path) 
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     back = write_dataset(OMEArrowDataset.scan(out), tmp_path / "p", chunk_format="parquet", progress=False)
     np.testing.assert_array_equal(OMEArrowDataset.scan(back).read(range(3)), arrs)
+
+
+def test_cli_converts_tiffs_into_a_vortex_chunked_dataset(tmp_path: Path) -> None:
+    pytest.importorskip("ome_arrow_tiff", reason="TIFF backend not installed")
+    from ome_arrow_core import OMEArrow
+    from ome_arrow_core.cli import main
+
+    inputs = sorted((Path(__file__).parents[1] / "data" / "ome-artificial").glob("*.ome.tif*"))
+    out = tmp_path / "plate.ome.parquet"
+    assert main(["convert", *map(str, inputs), "-o", str(out), "-q", "--chunk-format", "vortex"]) == 0
+    assert (out / "chunks.vortex").exists() and not (out / "chunks.parquet").exists()
+    ds = OMEArrowDataset.scan(out)
+    assert ds.table.column("name").to_pylist() == [p.stem for p in inputs]
+    for i, path in enumerate(inputs):
+        np.testing.assert_array_equal(ds[i].to_numpy(), OMEArrow(path).to_numpy())
