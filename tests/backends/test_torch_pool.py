@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("ome_arrow_torch")
 
 from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset  # noqa: E402
-from ome_arrow_torch.pool import MAX_SLOTS, BatchPool, Lease, _received, release  # noqa: E402
+from ome_arrow_torch.pool import MAX_SLOTS, BatchPool, PooledTensor, _received, release  # noqa: E402
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
 
 from ome_arrow_core import write_dataset  # noqa: E402
@@ -51,12 +51,15 @@ def test_a_slot_is_refilled_only_after_every_view_of_it_is_gone() -> None:
     pool = BatchPool(max_slots=2)
     x, slot = pool.empty((4, 3), torch.int16)
     assert slot == 0 and x.is_shared() and pool.fresh == 1
-    lease = pool.lease(x, slot)
-    assert isinstance(lease, Lease) and int(pool.flags[0]) == 1
-    got = _received(_mapped_again(lease.tensor), lease.flags, lease.slot)  # what the main process gets
+    lent = pool.lease(x, slot)
+    assert isinstance(lent, PooledTensor) and int(pool.flags[0]) == 1
+    assert type(lent + 1) is torch.Tensor and lent.data_ptr() == x.data_ptr()  # a tensor to code in the worker
+    rebuild, (plain, flags, at) = lent.__reduce_ex__(2)
+    assert rebuild is _received and type(plain) is torch.Tensor and at == 0
+    got = _received(_mapped_again(plain), flags, at)  # what unpickling gives the main process
     got[0, 0] = 7
     assert int(x[0, 0]) == 7  # one segment, two mappings
-    del lease, x
+    del lent, plain, x
     view = got[1:, 2]
     del got
     gc.collect()
@@ -135,3 +138,30 @@ def test_map_style_batches_through_a_batch_sampler(plate: tuple[Path, np.ndarray
     assert sorted(seen) == list(range(N))
     scaled = OMEArrowTorchDataset(path, transform=lambda x: x.float())
     assert scaled[torch.tensor([1, 2])].dtype == torch.float32  # transforms: collated samples
+
+
+def _scaled(batch: list[object]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    x, y = batch
+    assert isinstance(x, torch.Tensor)
+    return x.float() * 2, y, isinstance(x, PooledTensor)  # type: ignore[return-value]
+
+
+def _first_channel(batch: list[object]) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = batch
+    return x[:, 0], y  # type: ignore[index, return-value]
+
+
+def test_code_in_the_worker_sees_a_tensor(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowIterableDataset(path, target="label", batch_size=3)
+    pooled = []
+    for xb, yb, lent in _loader(ds, batch_size=None, collate_fn=_scaled):
+        assert xb.dtype == torch.float32 and type(xb) is torch.Tensor
+        np.testing.assert_array_equal(xb.numpy(), arrs[yb.numpy()].astype(np.float32) * 2)
+        pooled.append(lent)
+    assert any(pooled)
+    # a view taken in the worker reaches the main process untracked: its slot is never refilled
+    views = list(_loader(ds, batch_size=None, collate_fn=_first_channel, persistent_workers=True))
+    views += list(_loader(ds, batch_size=None, collate_fn=_first_channel))
+    for xb, yb in views:
+        np.testing.assert_array_equal(xb.numpy(), arrs[yb.numpy(), 0])

@@ -6,12 +6,15 @@ the main process) costs more than reading the pixels. A worker's :class:`BatchPo
 a few segments and refills one only once the main process has let go of every tensor
 that used it, so a steady stream of batches maps no new memory at all.
 
-The hand-over: a batch leaves the worker as a :class:`Lease` (the tensor, the worker's
-flag array and the slot number). Unpickled in the main process it becomes the plain
-tensor again, and the main process records a weak reference to its storage. Each later
-arrival checks those references; a slot whose storage is gone (every tensor and view of
-it freed) gets its flag cleared, and only then may its worker fill it again. A worker
-never waits: with no free slot it uses a fresh segment, as torch does.
+The hand-over: a pooled batch is a :class:`PooledTensor`, a tensor that also carries the
+worker's flag array and its slot number, so code in the worker (a ``collate_fn``) can
+use it as any tensor. Pickled to the main process it arrives as a plain tensor, and the
+main process records a weak reference to its storage. Each later arrival checks those
+references; a slot whose storage is gone (every tensor and view of it freed) gets its
+flag cleared, and only then may its worker fill it again. A slot whose batch reaches the
+main process some other way (say, as a view a ``collate_fn`` took of it) is never
+cleared, so never refilled. A worker never waits: with no free slot it uses a fresh
+segment, as torch does.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-__all__ = ["BatchPool", "Lease", "MAX_SLOTS", "MAX_BYTES"]
+__all__ = ["BatchPool", "PooledTensor", "MAX_SLOTS", "MAX_BYTES"]
 
 #: Buffers one worker keeps at most (prefetched batches, the one in use, and slack).
 MAX_SLOTS = 8
@@ -62,28 +65,35 @@ class BatchPool:
         self.fresh += 1
         return _on(torch.UntypedStorage._new_shared(nbytes), shape, dtype), None
 
-    def lease(self, tensor: torch.Tensor, slot: int | None) -> Any:
-        """What the worker yields for ``tensor``: a Lease on a pooled slot, else the tensor itself."""
+    def lease(self, tensor: torch.Tensor, slot: int | None) -> torch.Tensor:
+        """What the worker yields for ``tensor``: a PooledTensor on a pooled slot, else the tensor itself.
+
+        The slot counts as in use from now until the main process has received and freed it.
+        """
         if slot is None:
             return tensor
         self.flags[slot] = _BUSY
-        return Lease(tensor, self.flags, slot)
+        lent = tensor.as_subclass(PooledTensor)
+        lent._pool = (self.flags, slot)
+        return lent
 
 
 def _on(storage: torch.UntypedStorage, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
-class Lease:
-    """A pooled batch on its way to the main process; it unpickles as the plain tensor."""
+class PooledTensor(torch.Tensor):
+    """A batch in a worker's pooled buffer; pickled to the main process it arrives as a plain tensor.
 
-    __slots__ = ("tensor", "flags", "slot")
+    Operations on it give plain tensors (``__torch_function__`` is disabled for the subclass).
+    """
 
-    def __init__(self, tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> None:
-        self.tensor, self.flags, self.slot = tensor, flags, slot
+    __torch_function__ = torch._C._disabled_torch_function_impl
+    _pool: tuple[torch.Tensor, int]
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_received, (self.tensor, self.flags, self.slot))
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        flags, slot = self._pool
+        return (_received, (self.as_subclass(torch.Tensor), flags, slot))
 
 
 _held: list[tuple[StorageWeakRef, torch.Tensor, int]] = []
@@ -91,7 +101,7 @@ _held_lock = threading.Lock()
 
 
 def _received(tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> torch.Tensor:
-    """Unpickling a Lease (main process): free the slots nobody holds any more, keep watch on this one."""
+    """Unpickling a PooledTensor (main process): free the slots nobody holds any more, watch this one."""
     release()
     with _held_lock:
         _held.append((StorageWeakRef(tensor.untyped_storage()), flags, slot))
