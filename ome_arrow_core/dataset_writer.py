@@ -536,7 +536,7 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
     fmt = chunk_format or str(ours.get("chunk_format") or PARQUET)
     codec = fragment_codec(fmt, opts["compression"], opts["compression_level"], opts["rows_per_group"])
     parts = parts_of(out, previous)
-    ids = [str(v) for v in read_images(out, parts, ["image_id"])[0].column("image_id").to_pylist()]
+    ids = read_images(out, parts, ["image_id"])[0].column("image_id").to_pylist()
     fragments = [str(f) for f in ours["fragments"]] if "fragments" in ours else _indexed_fragments(out)
     k = _append_number(out, fragments, parts)
     part = Part(f"images-{k:05d}.parquet", f"index-{k:05d}.parquet")
