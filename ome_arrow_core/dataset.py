@@ -4,7 +4,8 @@ A dataset is one image per row of a table plus any metadata columns (plate, well
 labels...). Three storages are read:
 
 - a typed-chunk dataset directory (what :func:`write_dataset` writes): ``images.parquet``
-  is the table, pixels are chunk rows found through ``index.parquet``;
+  (then each append's ``images-NNNNN.parquet``) is the table, pixels are chunk rows found
+  through ``index.parquet`` (and each append's ``index-NNNNN.parquet``);
 - a Parquet file with an OME-Arrow struct column, one image per row (CytoDataFrame-style):
   the other columns are the table; opening an image reads the row group holding it;
 - single-image files any reader plugin opens (``.vortex``, ``.ome.tiff``...): the table
@@ -28,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .dataset_format import read_manifest
+from .dataset_tables import images_schema, parts_of
 from .errors import LayoutError, SchemaError
 from .image import OMEArrow, resolve_selection
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
@@ -101,38 +104,57 @@ class _Part:
     column: str | None = None
 
 
-def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None) -> tuple[pa.Table, int, int]:
+def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
+                  schema: pa.Schema | None = None, first_row: int = 0) -> tuple[pa.Table, int, int]:
     """Rows of ``file`` matching ``expr`` (``columns`` only) with their row numbers in column ``_ROW``.
 
     The filter is pushed down: row groups whose statistics rule it out are not read.
-    Returns (table, row groups read, row groups in the file).
+    ``schema`` (columns of several files together) makes a column the file lacks null for
+    the filter; row numbers start at ``first_row``. Returns (table, row groups read, row
+    groups in the file).
     """
     import pyarrow.dataset as pads
 
     md = pq.read_metadata(file)
     starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
     np.cumsum([md.row_group(i).num_rows for i in range(md.num_row_groups)], out=starts[1:])
+    starts += first_row
     if expr is None:
         table = pq.read_table(file, columns=columns)
-        return table.append_column(_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64))), md.num_row_groups, md.num_row_groups
+        rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+        return table.append_column(_ROW, pa.array(rows)), md.num_row_groups, md.num_row_groups
     fragment = next(iter(pads.dataset(file, format="parquet").get_fragments()))
     try:
-        pieces = fragment.split_by_row_group(expr)
+        pieces = fragment.split_by_row_group(expr, schema=schema)
         parts = []
         for piece in pieces:
             rg = piece.row_groups[0].id
-            t = piece.to_table(columns=columns)
+            t = piece.to_table(schema=schema, columns=columns)
             t = t.append_column(_ROW, pa.array(np.arange(starts[rg], starts[rg] + t.num_rows, dtype=np.int64)))
             parts.append(t.filter(expr))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        names = pq.read_schema(file).names
+        names = (schema or pq.read_schema(file)).names
         raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {names}): {exc}") from exc
     if not parts:
-        schema = pq.read_schema(file)
+        schema = schema or pq.read_schema(file)
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
         return schema.append(pa.field(_ROW, pa.int64())).empty_table(), 0, md.num_row_groups
     return pa.concat_tables(parts), len(pieces), md.num_row_groups
+
+
+def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
+    """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered across them."""
+    parts = parts_of(path, read_manifest(path))
+    if len(parts) == 1:
+        return _scan_parquet(path / parts[0].images, expr, None)
+    schema = images_schema(path, parts)
+    tables, read, total, first = [], 0, 0, 0
+    for part in parts:
+        table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first)
+        tables.append(table)
+        read, total, first = read + r, total + n, first + pq.read_metadata(path / part.images).num_rows
+    return pa.concat_tables(tables, promote_options="permissive"), read, total
 
 
 def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]:
@@ -170,7 +192,7 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
 def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
     path = Path(part.path)
     if part.kind == "chunks":
-        return _scan_parquet(path / "images.parquet", expr, None)
+        return _scan_images(path, expr)
     if part.kind == "records":
         schema = pq.read_schema(path)
         find_ome_column(schema, part.column)  # a clear error when there is none, or several

@@ -1,7 +1,8 @@
-"""Compacting a typed-chunk dataset: its appended chunk files merged into one chunks.parquet.
+"""Compacting a typed-chunk dataset: its appended files merged into chunks.parquet, images.parquet, index.parquet.
 
-ome-arrow 0.1.0 reads only chunks.parquet, so images appended into ``chunks-NNNNN.parquet``
-fragments are invisible to it until the dataset is compacted.
+ome-arrow 0.1.0 reads only those three, so images appended into ``chunks-NNNNN.parquet``,
+``images-NNNNN.parquet`` and ``index-NNNNN.parquet`` are invisible to it until the dataset
+is compacted.
 """
 
 from __future__ import annotations
@@ -21,29 +22,33 @@ import pyarrow.parquet as pq
 
 from . import dataset_writer
 from .atomic import replace_all
-from .dataset_format import _KV, INDEX_SCHEMA, MANIFEST, is_dataset_dir
-from .dataset_reader import read_index
-from .dataset_fragments import chunk_writer
+from .dataset_format import _KV, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
+from .dataset_fragments import chunk_writer, format_version_for
+from .dataset_tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
 from .dataset_writer import _locked
 from .errors import SchemaError
 
 __all__ = ["compact_dataset"]
 
 _MAIN = "chunks.parquet"
+#: Images per row group of a merged images.parquet when the tables do not show theirs (write_dataset's default).
+_IMAGES_PER_GROUP = 1024
 #: Parquet's codec names -> the ``compression`` option that writes them.
 _CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli", "ZSTD": "zstd",
            "LZ4": "lz4", "LZ4_RAW": "lz4"}
 
 
 def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
-    """Merge the chunk files of the dataset at ``path`` into one chunks.parquet, atomically.
+    """Merge the chunk files of the dataset at ``path`` into one chunks.parquet, and its tables into
+    images.parquet and index.parquet, atomically.
 
     Row groups are copied in order, a batch at a time (memory holds one batch of pixels, not
     the dataset), so chunk ids, row groups (``rows_per_group``) and compression are kept (the
-    codec, at its default level); images.parquet is not touched. The new chunks.parquet,
-    index.parquet and manifest are written beside the old ones and swapped in; a failure
-    leaves the dataset as it was. Returns the chunk files merged, in order; a dataset held
-    in chunks.parquet alone is left untouched (returns ``[]``).
+    codec, at its default level); the images tables of appends are joined, in order, after
+    images.parquet. The new chunks.parquet, index.parquet, images.parquet and manifest
+    (format_version 1) are written beside the old ones and swapped in, in that order; a
+    failure leaves the dataset as it was. Returns the chunk files merged, in order; a dataset
+    held in chunks.parquet alone, without appended tables, is left untouched (returns ``[]``).
     """
     root = Path(path)
     if not root.exists():
@@ -54,16 +59,20 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             f"nor {_MAIN})"
         )
     with _locked(root):  # appends wait; they would write into files being merged
-        ids = pq.read_table(root / "images.parquet", columns=["image_id"]).column("image_id")
-        index = read_index(root).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+        manifest = read_manifest(root)
+        appended = appends_of(manifest)
+        parts = parts_of(root, manifest)
+        images, image_part = read_images(root, parts)
+        index, index_part = read_indexes(root, parts)
+        index = index.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
         at = INDEX_SCHEMA.get_field_index("fragment_path")
         index = index.set_column(at, INDEX_SCHEMA.field(at), pc.fill_null(index.column(at), _MAIN))
         listed = sorted({str(v) for v in index.column("fragment_path").unique().to_pylist()})
-        # index rows of images not in images.parquet were left by an interrupted append
-        index = index.filter(pc.is_in(index.column("image_id"), value_set=ids.combine_chunks()))
+        # index rows of images not in their own part's images were left by an interrupted append
+        index = own_rows(images, image_part, index, index_part)
         frag = index.column("fragment_path").dictionary_encode().combine_chunks()
         names = [str(v) for v in frag.dictionary.to_pylist()]
-        if names in ([], [_MAIN]):
+        if names in ([], [_MAIN]) and not appended:
             return []
         other = [n for n in names if not n.lower().endswith(".parquet")]
         if other:
@@ -85,23 +94,46 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 INDEX_SCHEMA.get_field_index("row_group_id"), INDEX_SCHEMA.field("row_group_id"),
                 pa.array((groups + shift).astype(np.int32)),
             ).set_column(at, INDEX_SCHEMA.field(at), pa.array([_MAIN] * index.num_rows, pa.string()))
-            pq.write_table(new_index.replace_schema_metadata(_KV), tmp / "index.parquet")
-            moves = [(tmp / _MAIN, root / _MAIN), (tmp / "index.parquet", root / "index.parquet")]
+            pq.write_table(new_index.replace_schema_metadata(_KV), tmp / BASE.index)
+            moves = [(tmp / _MAIN, root / _MAIN), (tmp / BASE.index, root / BASE.index)]
+            if len(parts) > 1:
+                pq.write_table(_merged_images(images), tmp / BASE.images, row_group_size=_images_per_group(root, parts))
+                moves.append((tmp / BASE.images, root / BASE.images))
             if (root / MANIFEST).exists():
-                manifest: dict[str, Any] = json.loads((root / MANIFEST).read_text())
-                manifest["ome_arrow_core"] = {**(manifest.get("ome_arrow_core") or {}), "fragments": [_MAIN]}
-                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+                ours = {k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k != "appends"}
+                ours.update({"fragments": [_MAIN], "format_version": format_version_for([_MAIN])})
+                new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
+                (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
             # chunks.parquet first: until index.parquet is replaced, the old index still finds every
-            # chunk (the old chunks.parquet's row groups lead the new one, the fragments still exist)
+            # chunk (the old chunks.parquet's row groups lead the new one, the fragments still exist);
+            # once images.parquet holds every image, readers skip the appends the old manifest lists
             replace_all(moves, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        for name in listed:  # the dataset is compacted; a fragment that cannot be removed is only dead weight
-            if name != _MAIN:
+        # the dataset is compacted; a file that cannot be removed is only dead weight
+        old_fragments = [str(f) for f in (manifest.get("ome_arrow_core") or {}).get("fragments") or []]
+        for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index))]:
+            if name not in (_MAIN, BASE.images, BASE.index):
                 with contextlib.suppress(OSError):
                     (root / name).unlink(missing_ok=True)
     return order
+
+
+def _merged_images(images: pa.Table) -> pa.Table:
+    """The images of all parts as one images.parquet table: the IMAGES_SCHEMA columns first, then the others."""
+    order = [n for n in IMAGES_SCHEMA.names if n in images.column_names]
+    order += [n for n in images.column_names if n not in order]
+    return images.select(order).replace_schema_metadata(_KV)
+
+
+def _images_per_group(root: Path, parts: list[Part]) -> int:
+    """Row-group size of the merged images.parquet: that of the first images table with several, else 1024."""
+    for part in parts:
+        md = pq.read_metadata(root / part.images)
+        if md.num_row_groups > 1:
+            return int(md.row_group(0).num_rows)
+    return _IMAGES_PER_GROUP
 
 
 def _merge(root: Path, order: list[str], keep: dict[str, int], out: Path) -> dict[str, int]:

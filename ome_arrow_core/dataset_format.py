@@ -8,14 +8,18 @@ ome-arrow-core adds physical sizes and a format version of its own (see docs/for
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 
+from .errors import SchemaError
+
 MANIFEST: Final[str] = "_ome_arrow_dataset.json"
 #: Version of ome-arrow-core's additions; readers refuse newer versions. A dataset whose chunk
-#: files are all Parquet is written as version 1; one with chunk-store files (``.vortex``) as 2.
+#: files are all Parquet and that has no append tables is written as version 1; one with
+#: chunk-store files (``.vortex``) or with append tables (``images-NNNNN.parquet``) as 2.
 FORMAT_VERSION: Final[int] = 2
 _LAYOUT: Final[str] = "typed-chunk-dataset"
 _KV: Final[dict[bytes, bytes]] = {
@@ -52,3 +56,19 @@ def is_dataset_dir(path: Path) -> bool:
     return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists())
 
 
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the dataset at ``path`` ({} when it has none, as some ome-arrow 0.1.0 datasets)."""
+    file = path / MANIFEST
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise SchemaError(f"{file} is not valid JSON ({exc}); the dataset is damaged: restore the file") from exc
+    if not isinstance(manifest, dict):
+        raise SchemaError(f"{file} holds a {type(manifest).__name__}, expected a JSON object; the dataset is damaged")
+    return manifest

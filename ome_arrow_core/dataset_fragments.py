@@ -90,13 +90,14 @@ def suffix_of(chunk_format: str) -> str:
     return ".parquet" if chunk_format == PARQUET else chunk_store(chunk_format).suffix
 
 
-def format_version_for(fragments: Iterable[str]) -> int:
-    """The format_version a dataset with chunk files ``fragments`` is written as: 1 if all are Parquet, else 2.
+def format_version_for(fragments: Iterable[str], appends: int = 0) -> int:
+    """The format_version of a dataset with chunk files ``fragments`` and ``appends`` append tables.
 
-    Version 1 readers (and ome-arrow 0.1.0) can read only Parquet chunks; 2 makes older
-    ome-arrow-core versions refuse a Vortex-chunked dataset with an upgrade hint.
+    1 if all chunk files are Parquet and there are no append tables, else 2: version 1
+    readers (and ome-arrow 0.1.0) read only Parquet chunks and the base images and index
+    tables, and 2 makes older ome-arrow-core versions refuse the dataset with an upgrade hint.
     """
-    return 1 if all(str(f).lower().endswith(".parquet") for f in fragments) else 2
+    return 1 if appends == 0 and all(str(f).lower().endswith(".parquet") for f in fragments) else 2
 
 
 def fragment_codec(chunk_format: str, compression: str | None, compression_level: int | None,

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 
 from .buffers import arrow_empty, view_buffer
 from .chunks import ChunkTable
-from .dataset_format import (
-    FORMAT_VERSION,
-    MANIFEST,
-)
+from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
+from .dataset_tables import parts_of, read_images, read_index, read_indexes
 from .errors import FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
+
+__all__ = ["DatasetSource", "read_many", "read_rows", "read_index"]
 
 
 def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
@@ -50,8 +50,10 @@ def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
 class _Opened:
     """What opening a dataset parses once per process: manifest, images, index, chunk files (on first use).
 
-    Per-image lookups (an image's row, its chunk rows) are built on first use, so finding
-    one image among many costs a dictionary lookup, not a scan.
+    ``table`` and ``index`` are the images and index tables of every part (the base, then each
+    append's), with the part of each row in ``image_part`` and ``index_part``. Per-image
+    lookups (an image's row, its chunk rows) are built on first use, so finding one image
+    among many costs a dictionary lookup, not a scan.
     """
 
     manifest: dict[str, Any]
@@ -59,11 +61,14 @@ class _Opened:
     index: pa.Table
     lock: threading.Lock
     path: Path = Path(".")
+    image_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    index_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     fragment_names: list[str] = field(default_factory=lambda: ["chunks.parquet"])
     fragment_code: np.ndarray | None = None
     _columns: dict[str, np.ndarray] | None = None
     _positions: dict[str, int] | None = None
-    _groups: dict[str, np.ndarray] | None = None
+    _groups: dict[tuple[int, str], np.ndarray] | None = None
+    _ids: list[str] | None = None
     _rows: list[dict[str, Any]] | None = None
     _values: dict[str, list[Any]] | None = None
     _files: dict[int, Fragment] = field(default_factory=dict)
@@ -86,16 +91,21 @@ class _Opened:
             }
         return self._columns
 
+    @property
+    def ids(self) -> list[str]:
+        """The image_id of every image row (built once, on first use)."""
+        if self._ids is None:
+            self._ids = [str(v) for v in self.table.column("image_id").to_pylist()]
+        return self._ids
+
     def position(self, image_id: str) -> int:
-        """Row of ``image_id`` in images.parquet (the first, should ids repeat)."""
+        """Row of ``image_id`` among the images (the first, should ids repeat)."""
         if self._positions is None:
-            ids = self.table.column("image_id").to_pylist()
-            self._positions = {str(v): i for i, v in reversed(list(enumerate(ids)))}
+            self._positions = {v: i for i, v in reversed(list(enumerate(self.ids)))}
         try:
             return self._positions[image_id]
         except KeyError:
-            ids = [str(v) for v in self.table.column("image_id").to_pylist()]  # in file order
-            shown = ids if len(ids) <= 10 else [*ids[:10], "..."]
+            shown = self.ids if len(self.ids) <= 10 else [*self.ids[:10], "..."]
             raise SchemaError(f"image_id {image_id!r} not in {self.path}; ids: {shown}") from None
 
     def row(self, pos: int) -> dict[str, Any]:
@@ -106,19 +116,23 @@ class _Opened:
             self._values = {n: self.table.column(n).to_pylist() for n in self.table.column_names}
         return {n: v[pos] for n, v in self._values.items()}
 
-    def chunk_rows(self, image_id: str) -> np.ndarray:
-        """Index rows holding the chunks of ``image_id`` (all rows for a one-image dataset)."""
+    def chunk_rows(self, pos: int) -> np.ndarray:
+        """Index rows holding the chunks of image row ``pos``: its part's rows with its image_id.
+
+        A one-image dataset takes every index row.
+        """
         if self.table.num_rows == 1:
             return np.arange(self.index.num_rows)
         if self._groups is None:
             enc = self.index.column("image_id").dictionary_encode().combine_chunks()
-            codes = enc.indices.to_numpy(zero_copy_only=False)
             names = [str(v) for v in enc.dictionary.to_pylist()]
-            order = np.argsort(codes, kind="stable")
-            starts = np.zeros(len(names) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(codes, minlength=len(names)), out=starts[1:])
-            self._groups = {n: order[starts[k] : starts[k + 1]] for k, n in enumerate(names)}
-        return self._groups.get(image_id, np.zeros(0, dtype=np.int64))
+            n = max(len(names), 1)
+            key = self.index_part.astype(np.int64) * n + enc.indices.to_numpy(zero_copy_only=False)
+            order = np.argsort(key, kind="stable")
+            keys, starts = np.unique(key[order], return_index=True)
+            stops = [*starts[1:].tolist(), len(order)]
+            self._groups = {(k // n, names[k % n]): order[a:b] for k, a, b in zip(keys.tolist(), starts.tolist(), stops)}
+        return self._groups.get((int(self.image_part[pos]), self.ids[pos]), np.zeros(0, dtype=np.int64))
 
     def verify(self, pos: int, rows: np.ndarray) -> None:
         """Raise SchemaError unless chunk ``rows`` cover image row ``pos`` (checked once per image).
@@ -165,18 +179,19 @@ class _Opened:
 
 
 def _stamp(path: Path) -> tuple[Any, ...]:
-    """Identity of a dataset's files on disk (path, sizes, mtimes) in this process.
+    """Identity of a dataset's files on disk (path, inodes, sizes, mtimes) in this process.
 
-    A changed file misses the cache; so does a new process (a forked DataLoader worker
-    opens its own file handles instead of sharing its parent's).
+    A changed file misses the cache (an append replaces the manifest; listed append tables
+    never change); so does a new process (a forked DataLoader worker opens its own file
+    handles instead of sharing its parent's).
     """
     out: list[Any] = [str(path.resolve()), os.getpid()]
     for name in (MANIFEST, "images.parquet", "index.parquet", "chunks.parquet"):
         try:
             st = (path / name).stat()
-            out += [st.st_size, st.st_mtime_ns]
+            out += [st.st_ino, st.st_size, st.st_mtime_ns]
         except FileNotFoundError:
-            out += [None, None]
+            out += [None, None, None]
     return tuple(out)
 
 
@@ -184,7 +199,6 @@ _cache: OrderedDict[tuple[Any, ...], _Opened] = OrderedDict()
 _cache_lock = threading.Lock()
 #: How many opened datasets are kept (footer and index parsed) for repeated scans of the same files.
 CACHE_SIZE = 32
-_INDEX_COLS: Final = ["image_id", "chunk_id", "t", "c", "z", "y", "x", *[f"shape_{a}" for a in "tczyx"]]
 
 
 def _open(path: Path) -> _Opened:
@@ -196,8 +210,7 @@ def _open(path: Path) -> _Opened:
             return hit
         for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
             del _cache[old]
-    manifest_path = path / MANIFEST
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = read_manifest(path)
     ours = manifest.get("ome_arrow_core") or {}
     version = int(ours.get("format_version", FORMAT_VERSION))
     if version > FORMAT_VERSION:
@@ -209,13 +222,13 @@ def _open(path: Path) -> _Opened:
         raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
     if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
         raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
-    # images before index: an append replaces the index first, so these two always agree
-    images = pq.read_table(path / "images.parquet")
-    index = read_index(path)
+    parts = parts_of(path, manifest)  # only the tables the manifest lists: the old images or the new, never a mix
+    images, image_part = read_images(path, parts)
+    index, index_part = read_indexes(path, parts)
     frag = index.column("fragment_path").dictionary_encode().combine_chunks()
     names = [str(v or "chunks.parquet") for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]
     codes = frag.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-    opened = _Opened(manifest, images, index, threading.Lock(), path, names, codes)
+    opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes)
     with _cache_lock:
         _cache[key] = opened
         while len(_cache) > CACHE_SIZE:
@@ -223,39 +236,14 @@ def _open(path: Path) -> _Opened:
     return opened
 
 
-def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndarray | None = None) -> pa.Table:
-    """The index of a dataset (derived from chunks.parquet's own order when there is no index.parquet).
-
-    Columns: the INDEX_SCHEMA ones but ``row_index_in_group``'s neighbours in the same order;
-    ``fragment_path`` is filled with ``chunks.parquet`` where absent.
-    """
-    index_path = path / "index.parquet"
-    if index_path.exists():
-        have = pq.read_schema(index_path).names
-        cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-        index = pq.read_table(index_path, columns=[*cols, *(["fragment_path"] if "fragment_path" in have else [])])
-    else:  # no index: derive row positions from the chunk file's own order (coordinates only)
-        pf = pf or pq.ParquetFile(path / "chunks.parquet")
-        if group_rows is None:
-            group_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], dtype=np.int64)
-        index = pf.read(columns=_INDEX_COLS)
-        rows = np.arange(index.num_rows)
-        starts = np.concatenate([[0], np.cumsum(group_rows)])
-        rg = np.searchsorted(starts, rows, side="right") - 1
-        index = index.append_column("row_group_id", pa.array(rg.astype(np.int32))).append_column(
-            "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32)))
-    if "fragment_path" not in index.column_names:
-        index = index.append_column("fragment_path", pa.array(["chunks.parquet"] * index.num_rows, pa.string()))
-    return index
-
-
 class DatasetSource:
     """One image of a typed-chunk dataset; reads only the row groups a selection touches.
 
-    Opening parses the manifest, images and index once per process and file version (a small
-    cache keyed by path, size and mtime), and each chunk file on first use, so repeated scans
-    are cheap and finding one image among many is a lookup. Chunks may live in several files
-    (``fragment_path`` of index.parquet: appends add ``chunks-00001.parquet``...), Parquet or
+    Opening parses the manifest, the images and index tables it lists (the base ones, then
+    each append's) once per process and file version (a small cache keyed by path, inode,
+    size and mtime), and each chunk file on first use, so repeated scans are cheap and
+    finding one image among many is a lookup. Chunks may live in several files
+    (``fragment_path`` of the index: appends add ``chunks-00001.parquet``...), Parquet or
     a chunk store's format (``chunks.vortex``).
     """
 
@@ -283,7 +271,7 @@ class DatasetSource:
         self.position = pos
         self.meta = _meta_from_row(opened.row(pos))
         self._lock = opened.lock
-        mine = opened.chunk_rows(self.meta.id)
+        mine = opened.chunk_rows(pos)
         if len(mine) == 0:
             raise SchemaError(f"image {self.meta.id!r} of {path} has no chunks in the index; the dataset is damaged")
         col = opened.columns
@@ -431,7 +419,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     assert opened.fragment_code is not None
     if opened._values is None:
         opened._values = {n: opened.table.column(n).to_pylist() for n in opened.table.column_names}
-    ids, dtypes = opened._values["image_id"], opened._values["dtype"]
+    dtypes = opened._values["dtype"]
     boxes = [_contiguous(s) for s in sels]
     picked: list[np.ndarray] = []
     for pos, sel, out in zip(positions, sels, outs):
@@ -439,7 +427,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
             raise SchemaError(f"row {pos} out of range; {path} holds images 0..{n_images - 1}")
         if out.shape != sel.shape:
             raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
-        picked.append(opened.chunk_rows(str(ids[pos])))
+        picked.append(opened.chunk_rows(pos))
         opened.verify(pos, picked[-1])
     rows = np.concatenate(picked)
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])

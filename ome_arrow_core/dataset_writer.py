@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
@@ -26,6 +25,7 @@ from .dataset_format import (
     INDEX_SCHEMA,
     MANIFEST,
     is_dataset_dir,
+    read_manifest,
 )
 from .dataset_fragments import (
     DEFAULT_COMPRESSION,
@@ -36,7 +36,7 @@ from .dataset_fragments import (
     suffix_of,
     write_fragment,
 )
-from .dataset_reader import read_index
+from .dataset_tables import BASE, Part, images_schema, max_chunk_id, parts_of, read_images
 from .errors import SchemaError
 from .meta import ImageMeta
 from .selection import Selection
@@ -290,9 +290,12 @@ class FragmentWriter:
         return pa.concat_tables(self._index) if self._index else INDEX_SCHEMA.empty_table()
 
 
-def _images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], old: pa.Table | None,
-                  images_per_group: int) -> pa.Table:
-    """images.parquet: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns."""
+def _images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], existing: pa.Schema | None) -> pa.Table:
+    """An images table: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns.
+
+    ``existing`` (the dataset's columns, for an append) must agree with the new columns: a
+    column takes the dataset's type where its values allow, and one of another type is refused.
+    """
     table = pa.Table.from_pylist(core, schema=IMAGES_SCHEMA)
     names: list[str] = []
     for row in extra:
@@ -310,16 +313,30 @@ def _images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], ol
             raise SchemaError(f"metadata values do not form columns of one type each: {exc}") from exc
         for name in names:
             table = table.append_column(name, extras.column(name))
-    if old is not None:
-        try:
-            table = pa.concat_tables([old.replace_schema_metadata(None), table], promote_options="permissive")
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SchemaError(
-                f"the new images' metadata columns do not match the dataset's ({old.schema}): {exc}"
-            ) from exc
+    if existing is not None:
+        table = _conform(table, existing)
     order = [n for n in IMAGES_SCHEMA.names if n in table.column_names]
     order += [n for n in table.column_names if n not in order]
     return table.select(order).replace_schema_metadata(_KV)
+
+
+def _conform(table: pa.Table, existing: pa.Schema) -> pa.Table:
+    """``table`` with each column the dataset already has cast to its type where the values allow (else refused)."""
+    for i, name in enumerate(table.column_names):
+        if name not in existing.names:
+            continue
+        want = existing.field(name).type
+        if table.schema.field(name).type != want and want != pa.null():
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                table = table.set_column(i, pa.field(name, want), table.column(name).cast(want))
+    try:
+        pa.unify_schemas([existing.remove_metadata(), table.schema.remove_metadata()], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(
+            f"the new images' metadata columns do not match the dataset's ({existing.remove_metadata()}): {exc}; "
+            "pass values of the dataset's column types (or new column names)"
+        ) from exc
+    return table
 
 
 def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
@@ -360,10 +377,11 @@ def stream_dataset(
 
     ``mode="create"`` refuses an existing ``out``; ``"overwrite"`` replaces it; both write a
     fresh directory and rename it into place. ``"append"`` adds the images to an existing
-    dataset (or creates it): their chunks go to a new file ``chunks-NNNNN.parquet`` (named by
-    ``fragment_path`` in index.parquet), then index.parquet, images.parquet and the manifest
-    are each replaced atomically, in that order, so a reader sees the old or the new images,
-    never a mix. ``on_image(image_id, nbytes)`` is called after each image.
+    dataset (or creates it) without reading or rewriting its tables: their chunks go to a new
+    file ``chunks-NNNNN.parquet`` (named by ``fragment_path`` in the index), their rows to new
+    ``images-NNNNN.parquet`` and ``index-NNNNN.parquet``, and then the manifest, which lists
+    them, is replaced atomically, so a reader sees the old or the new images, never a mix.
+    ``on_image(image_id, nbytes)`` is called after each image.
 
     ``chunk_format`` is ``"parquet"`` (built in) or a chunk store's format (``"vortex"``);
     None means Parquet for a new dataset and the dataset's own format for an append.
@@ -394,8 +412,8 @@ def stream_dataset(
         if not written:  # no images: an empty chunks file, so the dataset is still complete
             write_fragment([], tmp / name, fmt, compression=codec, compression_level=compression_level,
                            rows_per_group=rows_per_group)
-        _write_tables(tmp, core, extra, None, fw.index(), images_per_group)
-        _write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt)
+        _write_tables(tmp, core, extra, fw.index(), images_per_group)
+        _write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt, len(core))
     return out
 
 
@@ -403,7 +421,7 @@ def _fragment_names(used: set[str], suffix: str, first: str | None = None) -> It
     """Names for new chunks files: ``first`` if given, then ``chunks-NNNNN<suffix>`` with NNNNN not in ``used``."""
     if first is not None:
         yield first
-    taken = {Path(n).name.split(".", 1)[0] for n in used}
+    taken = {Path(n).name.split(".", 1)[0] for n in [*used, *([first] if first else [])]}
     k = 1
     while True:
         if f"chunks-{k:05d}" not in taken:
@@ -476,28 +494,32 @@ def _image_pieces(fw: FragmentWriter, items: Iterable[StreamItem], taken: set[st
             on_image(image_id, fw.bytes - before)
 
 
-def _write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], old_images: pa.Table | None,
-                  index: pa.Table, images_per_group: int) -> None:
-    images = _images_table(core, extra, old_images, images_per_group)
-    # index first, images second: a reader (which reads images, then index) never sees an image without chunks
-    _write_parquet(index.replace_schema_metadata(_KV), root / "index.parquet")
-    _write_parquet(images, root / "images.parquet", row_group_size=max(1, images_per_group))
+def _write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], index: pa.Table,
+                  images_per_group: int, part: Part = BASE, existing: pa.Schema | None = None) -> None:
+    """Write the images and index tables of ``part`` (index first: no image is listed without its chunks)."""
+    images = _images_table(core, extra, existing)
+    _write_parquet(index.replace_schema_metadata(_KV), root / part.index)
+    _write_parquet(images, root / part.images, row_group_size=max(1, images_per_group))
 
 
 def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, Any]], fw: FragmentWriter,
-                    fragments: list[str], rows_per_group: int, chunk_format: str) -> None:
+                    fragments: list[str], rows_per_group: int, chunk_format: str, image_count: int,
+                    appends: Sequence[Part] = ()) -> None:
+    """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables."""
     manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": _LAYOUT}
-    images = pq.read_metadata(root / "images.parquet").num_rows
-    manifest["image_count"] = images
+    manifest["image_count"] = image_count
     manifest["chunk_count"] = fw.next_id
     if "choice" not in manifest and core:
         first = core[0]
         manifest["choice"] = {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
                               "compression": fw.codec, "rationale": "ome-arrow-core default: see docs/format.md"}
     ours = dict(manifest.get("ome_arrow_core") or {})
-    ours.update({"format_version": format_version_for(fragments),
+    ours.update({"format_version": format_version_for(fragments, len(appends)),
                  "rows_per_group": ours.get("rows_per_group", rows_per_group),
                  "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
+    ours.pop("appends", None)
+    if appends:
+        ours["appends"] = [p.to_json() for p in appends]
     manifest["ome_arrow_core"] = ours
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
@@ -505,24 +527,26 @@ def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, A
 
 def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, opts: dict[str, Any],
             images_per_group: int, on_image: Callable[[str, int], None] | None) -> Path:
-    previous: dict[str, Any] = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
-    fmt = chunk_format or str((previous.get("ome_arrow_core") or {}).get("chunk_format") or PARQUET)
+    """Add ``items`` to the dataset at ``out``: new chunk, images and index files, then the manifest.
+
+    Reads only the old tables' footers and image ids, never their rows: an append costs the new images.
+    """
+    previous = read_manifest(out)
+    ours = previous.get("ome_arrow_core") or {}
+    fmt = chunk_format or str(ours.get("chunk_format") or PARQUET)
     codec = fragment_codec(fmt, opts["compression"], opts["compression_level"], opts["rows_per_group"])
-    suffix = suffix_of(fmt)
-    old_images = pq.read_table(out / "images.parquet")
-    old_index = read_index(out).select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
-    ids = old_images.column("image_id")
-    # drop index rows of images that are not in images.parquet (left by an interrupted append)
-    old_index = old_index.filter(pc.is_in(old_index.column("image_id"), value_set=ids.combine_chunks()))
-    first_id = int(pc.max(old_index.column("chunk_id")).as_py() or -1) + 1 if old_index.num_rows else 0
-    used = {str(v) for v in old_index.column("fragment_path").unique().to_pylist()}
-    used |= {p.name for p in out.glob("chunks-*")}
-    names = _fragment_names(used, suffix)
-    fw = FragmentWriter("", first_chunk_id=first_id, chunk_shape=opts["chunk_shape"], compression=codec,
-                        rows_per_group=opts["rows_per_group"])
+    parts = parts_of(out, previous)
+    ids = read_images(out, parts, ["image_id"])[0].column("image_id").to_pylist()
+    fragments = [str(f) for f in ours["fragments"]] if "fragments" in ours else _indexed_fragments(out)
+    k = _append_number(out, fragments, parts)
+    part = Part(f"images-{k:05d}.parquet", f"index-{k:05d}.parquet")
+    names = _fragment_names({*fragments, *(p.name for p in out.iterdir())}, suffix_of(fmt),
+                            first=f"chunks-{k:05d}{suffix_of(fmt)}")
+    fw = FragmentWriter("", first_chunk_id=max_chunk_id(out, parts) + 1, chunk_shape=opts["chunk_shape"],
+                        compression=codec, rows_per_group=opts["rows_per_group"])
     core: list[dict[str, Any]] = []
     extra: list[Mapping[str, Any]] = []
-    tables = _stream(fw, items, {str(v) for v in ids.to_pylist()}, old_images.num_rows, on_image, core, extra)
+    tables = _stream(fw, items, set(ids), len(ids), on_image, core, extra)
     new: list[str] = []
 
     def place(name: str) -> contextlib.AbstractContextManager[Path]:
@@ -530,16 +554,36 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
         return atomic_path(out / name)
 
     try:
-        _write_fragments(tables, fw, names, fmt, place, compression=codec,
-                         compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
+        written = _write_fragments(tables, fw, names, fmt, place, compression=codec,
+                                   compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
+        if not core:
+            return out
+        new += [part.index, part.images]
+        _write_tables(out, core, extra, fw.index(), images_per_group, part, images_schema(out, parts))
+        _write_manifest(out, previous, core, fw, sorted({*fragments, *written}), int(opts["rows_per_group"]), fmt,
+                        len(ids) + len(core), [*parts[1:], part])
     except BaseException:
-        for name in new:  # files of this append that were finished before the failure
+        for name in new:  # files of this append: no manifest lists them
             (out / name).unlink(missing_ok=True)
         raise
-    if not core:
-        return out
-    index = pa.concat_tables([old_index, fw.index()])
-    _write_tables(out, core, extra, old_images, index, images_per_group)
-    fragments = sorted({str(v) for v in index.column("fragment_path").unique().to_pylist()})
-    _write_manifest(out, previous, core, fw, fragments, int(opts["rows_per_group"]), fmt)
     return out
+
+
+def _indexed_fragments(root: Path) -> list[str]:
+    """The chunk files the base index names (a dataset whose manifest does not list them: ome-arrow 0.1.0's)."""
+    if not (root / BASE.index).exists():
+        return ["chunks.parquet"]
+    if "fragment_path" not in pq.read_schema(root / BASE.index).names:
+        return ["chunks.parquet"]
+    column = pq.read_table(root / BASE.index, columns=["fragment_path"]).column("fragment_path")
+    return sorted({str(v or "chunks.parquet") for v in column.unique().to_pylist()})
+
+
+def _append_number(root: Path, fragments: Iterable[str], parts: Iterable[Part]) -> int:
+    """The first NNNNN that no ``chunks-``, ``images-`` or ``index-`` file uses, listed or left on disk."""
+    used = {*fragments, *(p.name for p in root.iterdir()), *(n for p in parts for n in (p.images, p.index))}
+    stems = {Path(n).name.split(".", 1)[0] for n in used}
+    k = 1
+    while any(f"{kind}-{k:05d}" in stems for kind in ("chunks", "images", "index")):
+        k += 1
+    return k

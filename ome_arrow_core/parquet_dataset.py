@@ -2,8 +2,9 @@
 
 - :mod:`.dataset_format`: file names, schemas, format version (what the layout is);
 - :mod:`.dataset_writer`: writing whole images, streaming images, appending (atomic);
+- :mod:`.dataset_tables`: the images and index tables (the base pair, then one per append);
 - :mod:`.dataset_reader`: reading only the row groups a selection touches;
-- :mod:`.dataset_compact`: merging appended chunk files into one chunks.parquet.
+- :mod:`.dataset_compact`: merging appended files into chunks.parquet, images.parquet, index.parquet.
 """
 
 from __future__ import annotations

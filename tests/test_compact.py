@@ -1,4 +1,4 @@
-"""compact_dataset: appended chunk files merged into one chunks.parquet, streamed and atomic."""
+"""compact_dataset: appended chunk files and tables merged into chunks/images/index.parquet, streamed and atomic."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -54,8 +55,7 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
     out, arrs = _appended(tmp_path, **opts)
     ds = OMEArrowDataset.scan(out)
     table, metas = ds.table, [ds[i].meta for i in range(len(ds))]
-    images = (out / "images.parquet").read_bytes()
-    index = pq.read_table(out / "index.parquet")
+    index = pa.concat_tables(pq.read_table(out / n) for n in ["index.parquet", "index-00001.parquet", "index-00002.parquet"])
     names = ["chunks.parquet", "chunks-00001.parquet", "chunks-00002.parquet"]
     groups = [g for n in names for g in _groups(out / n)]
     codec = pq.ParquetFile(out / "chunks.parquet").metadata.row_group(0).column(13).compression
@@ -64,7 +64,7 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
     assert compact_dataset(out) == names
     assert sorted(p.name for p in out.iterdir()) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet",
                                                      "index.parquet"]
-    assert (out / "images.parquet").read_bytes() == images
+    assert pq.read_table(out / "images.parquet").column("well").to_pylist() == ["A1", "A2", "A3", "B1", "B2", "C1", "C2"]
     ds = OMEArrowDataset.scan(out)
     assert ds.table.equals(table) and [ds[i].meta for i in range(len(ds))] == metas
     np.testing.assert_array_equal(ds.read(), np.stack(arrs))
@@ -78,7 +78,8 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
         group = pf.read_row_group(row["row_group_id"], columns=["chunk_id"]).column(0).to_pylist()
         assert group[row["row_index_in_group"]] == row["chunk_id"]
     manifest = json.loads((out / "_ome_arrow_dataset.json").read_text())
-    assert manifest["ome_arrow_core"]["fragments"] == ["chunks.parquet"]
+    assert manifest["ome_arrow_core"]["fragments"] == ["chunks.parquet"] and "appends" not in manifest["ome_arrow_core"]
+    assert manifest["ome_arrow_core"]["format_version"] == 1 and manifest["image_count"] == 7
     assert manifest["ome_arrow_core"]["rows_per_group"] == opts.get("rows_per_group", 1)
 
     write_dataset(_images(1, seed=9), out, dim_order="CYX", mode="append", progress=False, **opts)  # appends go on
@@ -153,6 +154,23 @@ def test_a_compaction_killed_between_renames_leaves_a_readable_dataset(tmp_path:
     compact_dataset(out)  # again: the copies the new chunks.parquet already holds are not merged twice
     assert _groups(out / "chunks.parquet") == _groups(done / "chunks.parquet")
     assert pq.read_table(out / "index.parquet").equals(pq.read_table(done / "index.parquet"))
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
+
+
+@pytest.mark.parametrize("replaced", [["index.parquet"], ["index.parquet", "images.parquet"]])
+def test_a_compaction_killed_before_its_manifest_leaves_each_image_once(tmp_path: Path, replaced: list[str]) -> None:
+    out, arrs = _appended(tmp_path, rows_per_group=5)
+    table = OMEArrowDataset.scan(out).table
+    done = shutil.copytree(out, tmp_path / "done")
+    compact_dataset(done)
+    for name in ["chunks.parquet", *replaced]:  # killed after these renames, before the manifest's
+        shutil.copy2(done / name, out / name)
+    ds = OMEArrowDataset.scan(out)  # the appended tables the old manifest lists are read once (or not at all)
+    assert ds.table.equals(table)
+    np.testing.assert_array_equal(ds.read(), np.stack(arrs))
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out, filter={"well": "C2"}).read(), arrs[6][None])
+    compact_dataset(out)  # finishes the job
+    assert _files(out) == _files(done)
     np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
 
 

@@ -5,6 +5,7 @@ Skipped unless ``ome-arrow==0.1.0`` is installed in the test environment (CI ins
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,18 +81,22 @@ def test_reference_reads_several_images_by_id(tmp_path: Path, make_pixels: Calla
 
 
 def test_appended_images_need_compaction_for_the_reference(tmp_path: Path) -> None:
-    """As docs/datasets.md says: 0.1.0 reads only chunks.parquet, so appended images need a compaction."""
+    """As docs/datasets.md says: 0.1.0 reads only the base files, so appended images need a compaction."""
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 65535, size=(2, 9, 10), dtype=np.uint16) for _ in range(3)]
     path = write_dataset(arrays[:2], tmp_path / "a.ome-arrow", dim_order="CYX", progress=False)
     write_dataset(arrays[2:], path, dim_order="CYX", mode="append", progress=False)
     ref = RefDataset(path)
     same_bits(arrays[0][None, :, None], ref.read_image("image-00000"))
-    with pytest.raises(ValueError, match="Chunk not found"):
+    with pytest.raises(KeyError, match="image_id not found"):  # it reads images.parquet, not images-00001.parquet
         ref.read_image("image-00002")
     compact = write_dataset(OMEArrowDataset.scan(path), tmp_path / "compact.ome-arrow", progress=False)
     for i, a in enumerate(arrays):
         same_bits(a[None, :, None], RefDataset(compact).read_image(f"image-{i:05d}"))
+
+
+def _format_version(path: Path) -> int:
+    return int(json.loads((path / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]["format_version"])
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
@@ -102,9 +107,11 @@ def test_reference_reads_every_image_after_compact_dataset(dtype: str, tmp_path:
     path = write_dataset(arrays[:2], tmp_path / f"{dtype}.ome-arrow", **opts)
     write_dataset(arrays[2:4], path, mode="append", **opts)
     write_dataset(arrays[4:], path, mode="append", **opts)
-    with pytest.raises(ValueError, match="Chunk not found"):
+    with pytest.raises(KeyError, match="image_id not found"):
         RefDataset(path).read_image("image-00004")
+    assert _format_version(path) == 2  # so older ome-arrow-core refuses it rather than miss the appended images
     assert compact_dataset(path) == ["chunks.parquet", "chunks-00001.parquet", "chunks-00002.parquet"]
+    assert _format_version(path) == 1
     ref = RefDataset(path)
     assert list(ref.image_ids) == [f"image-{i:05d}" for i in range(6)]
     for i, a in enumerate(arrays):
