@@ -90,13 +90,7 @@ def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
 def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = None) -> tuple[pa.Table, np.ndarray]:
     """The images tables of ``parts`` as one table (rows in part order) and the part of each row."""
     tables = [pq.read_table(_file(root, p.images, "images table"), columns=columns) for p in parts]
-    part = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
-    if len(tables) == 1:
-        return tables[0], part
-    try:
-        return pa.concat_tables(tables, promote_options="permissive"), part
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(f"the images tables of {root} have columns of different types: {exc}") from exc
+    return _concat(tables, root, "images")
 
 
 def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndarray | None = None, *,
@@ -129,13 +123,18 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
 def read_indexes(root: Path, parts: Sequence[Part]) -> tuple[pa.Table, np.ndarray]:
     """The index tables of ``parts`` as one table (rows in part order) and the part of each row."""
     tables = [read_index(root, name=p.index) for p in parts]
+    return _concat(tables, root, "index")
+
+
+def _concat(tables: list[pa.Table], root: Path, what: str) -> tuple[pa.Table, np.ndarray]:
+    """``tables`` (one per part) as one table, and the part of each row."""
     part = np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables])
     if len(tables) == 1:
         return tables[0], part
     try:
         return pa.concat_tables(tables, promote_options="permissive"), part
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(f"the index tables of {root} have columns of different types: {exc}") from exc
+        raise SchemaError(f"the {what} tables of {root} have columns of different types: {exc}") from exc
 
 
 def own_rows(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray) -> pa.Table:
