@@ -105,17 +105,18 @@ class _Part:
 
 
 def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
-                  schema: pa.Schema | None = None, first_row: int = 0) -> tuple[pa.Table, int, int]:
+                  schema: pa.Schema | None = None, first_row: int = 0,
+                  metadata: pq.FileMetaData | None = None) -> tuple[pa.Table, int, int]:
     """Rows of ``file`` matching ``expr`` (``columns`` only) with their row numbers in column ``_ROW``.
 
     The filter is pushed down: row groups whose statistics rule it out are not read.
     ``schema`` (columns of several files together) makes a column the file lacks null for
     the filter; row numbers start at ``first_row``. Returns (table, row groups read, row
-    groups in the file).
+    groups in the file). ``metadata`` is the file's footer, when the caller has read it.
     """
     import pyarrow.dataset as pads
 
-    md = pq.read_metadata(file)
+    md = metadata or pq.read_metadata(file)
     starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
     np.cumsum([md.row_group(i).num_rows for i in range(md.num_row_groups)], out=starts[1:])
     starts += first_row
@@ -151,9 +152,10 @@ def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int,
     schema = images_schema(path, parts)
     tables, read, total, first = [], 0, 0, 0
     for part in parts:
-        table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first)
+        md = pq.read_metadata(path / part.images)
+        table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first, metadata=md)
         tables.append(table)
-        read, total, first = read + r, total + n, first + pq.read_metadata(path / part.images).num_rows
+        read, total, first = read + r, total + n, first + md.num_rows
     return pa.concat_tables(tables, promote_options="permissive"), read, total
 
 

@@ -56,8 +56,6 @@ def is_dataset_dir(path: Path) -> bool:
     return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists())
 
 
-
-
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of the dataset at ``path`` ({} when it has none, as some ome-arrow 0.1.0 datasets)."""
     file = path / MANIFEST
