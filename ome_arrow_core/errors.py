@@ -18,6 +18,11 @@ __all__ = [
     "PluginError",
     "BackendUnavailableError",
     "DeviceError",
+    "ArgumentError",
+    "DamagedFileError",
+    "ChecksumError",
+    "StorageError",
+    "UnsafeOverwriteError",
 ]
 
 
@@ -55,3 +60,23 @@ class BackendUnavailableError(PluginError, ImportError):
 
 class DeviceError(OMEArrowError, ValueError):
     """A device is unknown or cannot be reached from this process."""
+
+
+class ArgumentError(OMEArrowError, ValueError):
+    """An argument passed to a function is invalid (a wrong value, not a damaged file)."""
+
+
+class DamagedFileError(SchemaError):
+    """A file's bytes or metadata are damaged: truncated, flipped, or disagreeing with each other."""
+
+
+class ChecksumError(DamagedFileError):
+    """Stored bytes do not match the checksum written with them."""
+
+
+class StorageError(OMEArrowError, OSError):
+    """The operating system refused a read or write (missing, not a regular file, no permission, disk full)."""
+
+
+class UnsafeOverwriteError(OMEArrowError, FileExistsError):
+    """An output exists and is not recognisably ours to replace (it is kept as it is)."""

@@ -1,0 +1,103 @@
+"""Where foreign code meets ours: its exceptions become ours, naming the file and member.
+
+pyarrow, tifffile, vortex and the OS raise their own exceptions with messages that name no
+file. Every call into them that reads or writes a user's file runs inside :func:`reading` or
+:func:`writing`, which re-raise what escapes as :class:`~.errors.DamagedFileError` (the bytes
+are wrong) or :class:`~.errors.StorageError` (the OS refused), with the file, the member and
+what was being done in the message. Our own errors pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import DamagedFileError, OMEArrowError, StorageError
+
+__all__ = ["reading", "writing", "where", "require_regular_file", "is_within"]
+
+#: Exceptions that decoding damaged bytes raises in the libraries we call (pyarrow's derive
+#: from these builtins; tifffile and vortex raise these or RuntimeError).
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, TypeError, KeyError, IndexError, EOFError, struct.error, UnicodeDecodeError,
+    RuntimeError, AssertionError, OverflowError, ZeroDivisionError, MemoryError,
+)
+
+
+def where(path: str | os.PathLike[str], member: str | None = None) -> str:
+    """``path`` or ``path [member]``, as messages name a place."""
+    return f"{os.fspath(path)} [{member}]" if member else os.fspath(path)
+
+
+def _foreign_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike[str], member: str | None = None, what: str = "reading") -> Iterator[None]:
+    """Re-raise foreign exceptions from reading ``path`` (``member`` inside it) as ours."""
+    try:
+        yield
+    except OMEArrowError:
+        raise
+    except MemoryError as exc:
+        raise DamagedFileError(
+            f"{where(path, member)}: {what} needed more memory than is free; the file claims sizes it "
+            "cannot hold (damaged or lying metadata)"
+        ) from exc
+    except OSError as exc:
+        raise _storage_error(exc, path, member, what) from exc
+    except _DECODE_ERRORS as exc:
+        raise DamagedFileError(
+            f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
+            "what its name says"
+        ) from exc
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str], member: str | None = None, what: str = "writing") -> Iterator[None]:
+    """Re-raise OS errors from writing ``path`` as :class:`StorageError` naming it."""
+    try:
+        yield
+    except OMEArrowError:
+        raise
+    except OSError as exc:
+        raise _storage_error(exc, path, member, what) from exc
+
+
+def _storage_error(exc: OSError, path: str | os.PathLike[str], member: str | None, what: str) -> StorageError:
+    reason = exc.strerror or _foreign_message(exc)
+    err = StorageError(f"{where(path, member)}: {what} failed: {reason}")
+    err.errno = exc.errno
+    return err
+
+
+def require_regular_file(path: str | os.PathLike[str], member: str | None = None) -> os.stat_result:
+    """``stat`` of ``path``, refusing anything but a regular file (a FIFO would block a read forever)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise _storage_error(exc, path, member, "opening") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise StorageError(
+            f"{where(path, member)} is {kind}; expected a regular file. Point at the file itself"
+        )
+    return st
+
+
+def is_within(root: Path, name: str) -> bool:
+    """True when ``name`` is a plain relative path that stays inside directory ``root``."""
+    if not name or os.path.isabs(name) or "\\" in name:
+        return False
+    parts = Path(name).parts
+    if any(p in ("..", "") for p in parts):
+        return False
+    resolved = (root / name).resolve()
+    return resolved == root.resolve() or root.resolve() in resolved.parents
