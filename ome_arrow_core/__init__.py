@@ -32,6 +32,7 @@ from .selection import Selection
 from .view import TensorView
 
 if TYPE_CHECKING:
+    from .cleanup import cleanup_dataset
     from .dataset import OMEArrowDataset, write_dataset
     from .dataset_compact import compact_dataset
 
@@ -42,6 +43,7 @@ __all__ = [
     "OMEArrowDataset",
     "write_dataset",
     "compact_dataset",
+    "cleanup_dataset",
     "TensorView",
     "LazyTensorView",
     "ImageMeta",
@@ -72,7 +74,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """OMEArrowDataset, write_dataset and compact_dataset load on first use (they import pyarrow.parquet)."""
+    """OMEArrowDataset, write_dataset, compact_dataset and cleanup_dataset load on first use."""
     if name in ("OMEArrowDataset", "write_dataset"):
         from . import dataset
 
@@ -81,4 +83,8 @@ def __getattr__(name: str) -> Any:
         from .dataset_compact import compact_dataset
 
         return compact_dataset
+    if name == "cleanup_dataset":
+        from .cleanup import cleanup_dataset
+
+        return cleanup_dataset
     raise AttributeError(f"module 'ome_arrow_core' has no attribute {name!r}")
