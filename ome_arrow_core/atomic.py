@@ -34,6 +34,8 @@ EXCHANGE = True
 #: OS errors inside a write that are about the output's storage (the rest propagate as they are).
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 _STORAGE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "File too large")
+#: Free bytes under which a failed write is taken to have filled the disk.
+_FULL = 256 << 10
 
 
 def make_temp(parent: Path, name: str, kind: str = "tmp") -> tuple[Path, int]:
@@ -52,8 +54,28 @@ def make_temp(parent: Path, name: str, kind: str = "tmp") -> tuple[Path, int]:
     return tmp, fd
 
 
-def _storage(exc: OSError) -> bool:
-    return exc.errno in _STORAGE_ERRNOS or any(w in str(exc) for w in _STORAGE_WORDS)
+def _storage_reason(exc: BaseException, parent: Path) -> str | None:
+    """Why a write failed, where the output's storage is the cause (full or read-only), else None.
+
+    Writers report a full disk in their own ways (vortex: RuntimeError; tifffile: a short
+    write), so the file system is asked too.
+    """
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        return exc.strerror or os.strerror(exc.errno or 0)
+    for word in _STORAGE_WORDS:
+        if word in str(exc):
+            return word
+    if not isinstance(exc, (OSError, RuntimeError)):  # a bug elsewhere is not a full disk
+        return None
+    try:
+        fs = os.statvfs(parent)
+    except (OSError, AttributeError):
+        return None
+    if fs.f_flag & getattr(os, "ST_RDONLY", 1):
+        return "Read-only file system"
+    if fs.f_bavail * fs.f_frsize < _FULL:
+        return "No space left on device"
+    return None
 
 
 @contextlib.contextmanager
@@ -82,11 +104,15 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False, repl
             yield tmp if directory else tmp / target.name
         except OMEArrowError:
             raise
-        except OSError as exc:
-            if _storage(exc):
-                with writing(target):
-                    raise
-            raise
+        except Exception as exc:
+            reason = _storage_reason(exc, target.parent)
+            if reason is None:
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            err = StorageError(f"{target}: writing failed: {reason} ({type(exc).__name__}: {first}); "
+                               "nothing was changed")
+            err.errno = getattr(exc, "errno", None)
+            raise err from exc
         with writing(target, what="moving the new copy into place"):
             if directory:
                 _replace_dir(tmp, target, replace)

@@ -23,6 +23,8 @@ from ome_arrow_core import OMEArrow, atomic, cleanup_dataset, compact_dataset, f
 from ome_arrow_core.cleanup import recover
 
 SWAPS = ["exchange", "fallback"]
+#: The SIGKILL sweeps of create, record export and compaction take minutes: run them with OME_ARROW_LONG_TESTS=1.
+LONG = os.environ.get("OME_ARROW_LONG_TESTS") == "1"
 #: Number of kill points each writer was found to have (a change here is worth a look, not a failure).
 STEPS: dict[str, int] = {}
 
@@ -90,7 +92,10 @@ def _after(target: Path, op: str, old: list[np.ndarray], new: list[np.ndarray], 
     shutil.copytree(parent, copy, symlinks=True)
     try:
         report = cleanup_dataset(target)
-        assert not report.kept, f"step {k}: cleanup kept {report.kept}"
+        if report.kept:  # only an append killed between its images table and its commit, and only unmarked
+            assert op == "append" and not _append_marks(parent.parent) and len(report.kept) == 1, report.kept
+            assert "images-00001.parquet" in report.kept[0]
+            KEPT.append(k)
         got = _reads(target, op)
         assert ws.same(got, old) or ws.same(got, new)
         assert ws.litter(parent, target, allowed) == [], f"step {k}: litter after cleanup ({report})"
@@ -106,6 +111,37 @@ def _after(target: Path, op: str, old: list[np.ndarray], new: list[np.ndarray], 
         shutil.rmtree(copy)
 
 
+#: Kill points after which cleanup kept an unlisted append (appends without an in-progress marker).
+KEPT: list[int] = []
+_MARKS: list[bool] = []
+
+
+def _append_marks(tmp: Path) -> bool:
+    """Whether an append marks itself in progress (``.append-NNNNN.pending``) while it writes its files.
+
+    Without the marker, cleanup cannot tell an append killed after writing its images table
+    from one whose manifest entry was lost, so it keeps it (and says so).
+    """
+    if not _MARKS:
+        ds = tmp / "marks-probe"
+        ws.write(ds, 1)
+        seen: list[bool] = []
+        real = os.replace
+
+        def spy(*a: Any, **kw: Any) -> Any:
+            seen.append(any(n.endswith(".pending") for n in os.listdir(ds)))
+            return real(*a, **kw)
+
+        os.replace = spy
+        try:
+            ws.write(ds, 2, mode="append", n=1)
+        finally:
+            os.replace = real
+        shutil.rmtree(ds)
+        _MARKS.append(any(seen))
+    return _MARKS[0]
+
+
 def _steps(tmp: Path, op: str, swap: str) -> int:
     target, *_ = _setup(tmp / "count", op)
     proc = ws.run_child(op, target, 0, swap)
@@ -119,6 +155,8 @@ CASES = [(op, swap) for op in OPS for swap in (SWAPS if op in ("overwrite", "cre
 
 @pytest.mark.parametrize(("op", "swap"), CASES)
 def test_sigkill_at_every_step(tmp_path: Path, op: str, swap: str) -> None:
+    if op not in ("overwrite", "append") and not LONG:
+        pytest.skip("a sweep of minutes: run with OME_ARROW_LONG_TESTS=1 (overwrite and append always run)")
     n = _steps(tmp_path, op, swap)
     assert n >= 3
     STEPS[f"{op}/{swap}"] = n
