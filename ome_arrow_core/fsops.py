@@ -76,29 +76,36 @@ def rename_noreplace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back until the block ends (main thread; other threads never get them)."""
+    """Hold SIGINT and SIGTERM back until the block ends, then act on them as their handlers would.
+
+    Python runs signal handlers in the main thread only, between bytecodes, whichever thread
+    the signal reached (pyarrow's threads included): a handler that only records the signal
+    holds it back, where blocking it in one thread would not. From another thread nothing is
+    held (its code is never interrupted by them; SIGTERM's default action is the system's).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = {signal.SIGINT, getattr(signal, "SIGTERM", signal.SIGINT)}
-    if hasattr(signal, "pthread_sigmask"):
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
-        try:
-            yield
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        return
-    got: list[tuple[int, Any]] = []  # pragma: no cover - not POSIX
-    previous = {s: signal.signal(s, lambda n, f: got.append((n, f))) for s in wanted}
+    got: list[tuple[int, Any]] = []
+    previous: dict[int, Any] = {}
+
+    def hold(signum: int, frame: Any) -> None:
+        got.append((signum, frame))
+
     try:
+        for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if s is not None:
+                previous[s] = signal.signal(s, hold)
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for n, frame in got:
-            handler = previous[n]
+        for signum, frame in got:
+            handler = previous.get(signum)
             if callable(handler):
-                handler(n, frame)
+                handler(signum, frame)  # SIGINT's default raises KeyboardInterrupt here, after the block
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _flock(fd: int, blocking: bool) -> bool:

@@ -235,3 +235,26 @@ def test_keyboard_interrupt_at_every_step(tmp_path: Path, op: str, swap: str, af
         _check_state(target, op, old, new, swap, k)
         _after(target, op, old, new, allowed, k)
         shutil.rmtree(parent)
+
+
+@pytest.mark.parametrize("swap", SWAPS)
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_swap_arrives_after_it(tmp_path: Path, sig: str, swap: str) -> None:
+    """SIGINT / SIGTERM sent just before the step that swaps the new dataset in (a real signal, not a
+    patched exception) is held back: the swap completes, then the process stops."""
+    target, _, new, allowed = _setup(tmp_path / "count", "overwrite")
+    proc = ws.run_child("overwrite", target, 0, swap)
+    lines = [line.split() for line in proc.stderr.splitlines() if line.startswith("STEP ")]
+    if swap == "exchange":  # renameat2(tmp, target, RENAME_EXCHANGE)
+        k = next(int(w[1]) for w in lines if w[2] == "renameat2" and w[4:] == [target.name, "2"])
+    else:  # os.rename(target, old): the first of the two renames
+        k = next(int(w[1]) for w in lines if w[2] == "rename" and w[3] == target.name)
+    parent = tmp_path / "run"
+    target, old, new, allowed = _setup(parent, "overwrite")
+    proc = ws.run_child("overwrite", target, k, swap, sig)
+    assert proc.returncode != 0, "the signal did not stop the writer"
+    if sig == "SIGINT":
+        assert "KeyboardInterrupt" in proc.stderr
+    assert ws.same(ws.read(target), new), "the signal arrived before the swap completed"
+    cleanup_dataset(target)
+    assert ws.litter(parent, target, allowed) == []

@@ -66,6 +66,7 @@ import os, shutil, signal, sys
 import numpy as np
 from ome_arrow_core import atomic, fsops
 op, target, kill_at, swap = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+how = getattr(signal, sys.argv[6]) if len(sys.argv) > 6 else signal.SIGKILL
 atomic.EXCHANGE = swap == "exchange"
 count = 0
 def wrap(mod, name):
@@ -73,8 +74,10 @@ def wrap(mod, name):
     def step(*a, **k):
         global count
         count += 1
+        if kill_at == 0:
+            print("STEP", count, name, *(os.path.basename(str(v)) for v in a), file=sys.stderr)
         if count == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), how)
         return real(*a, **k)
     setattr(mod, name, step)
 for name in ("rename", "replace", "unlink", "rmdir"):
@@ -96,6 +99,9 @@ print(count)
 '''
 
 
-def run_child(op: str, target: Path, kill_at: int, swap: str) -> subprocess.CompletedProcess[str]:
+def run_child(op: str, target: Path, kill_at: int, swap: str,
+              signal: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the writer; ``kill_at=0`` counts its steps (printed last on stdout; each step on stderr)."""
     return subprocess.run([sys.executable, "-c", CHILD, op, str(target), str(kill_at), swap,
-                           str(Path(__file__).parent)], capture_output=True, text=True, timeout=120)
+                           str(Path(__file__).parent), *([signal] if signal else [])],
+                          capture_output=True, text=True, timeout=120)
