@@ -3,8 +3,8 @@
 Only our own names are touched (:mod:`.ownership`), and only when their writer is gone: a
 temporary is stale when no process holds its ``flock`` and the process that made it (its
 name records the pid) no longer runs on this host. Inside a dataset, files an interrupted
-append left (``chunks-``/``images-``/``index-NNNNN`` files the manifest does not list) are
-removed only while no writer holds the dataset's lock, and only when they cannot hold
+append left (``chunks-``/``images-``/``index-NNNNN`` files the manifest does not list) and
+earlier versions' temporaries (``.NAME.XXXXXXXX.tmp``) are removed only while no writer holds the dataset's lock, and only when they cannot hold
 images the dataset lacks: those of an append that never wrote its images table, and those of
 an append whose ``.append-NNNNN.pending`` marker is still there (an append killed before its
 commit, or one a compaction merged). An unlisted images table without a marker is kept (and
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import fsops
-from .ownership import MANIFEST, OLD, PENDING, is_dataset, parse_temp
+from .ownership import MANIFEST, OLD, PENDING, is_dataset, is_legacy_temp, parse_temp
 
 __all__ = ["Cleanup", "recover", "remove_stale", "cleanup_dataset"]
 
@@ -106,7 +106,9 @@ def cleanup_dataset(path: str | os.PathLike[str]) -> Cleanup:
     try:
         for entry in os.scandir(root):
             tn = parse_temp(entry.name)
-            if tn is not None and _stale(Path(entry.path), tn.pid):
+            # earlier versions' temporaries inside a dataset were an append's or a compaction's, which
+            # held the dataset's lock: now that it is ours, their writers are gone
+            if (tn is not None and _stale(Path(entry.path), tn.pid)) or is_legacy_temp(entry.name):
                 _remove(Path(entry.path))
                 report.removed.append(entry.path)
         _unlisted(root, report)

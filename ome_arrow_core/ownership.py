@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import UnsafeOverwriteError
 
-__all__ = ["TempName", "temp_name", "pending_name", "parse_temp", "is_dataset", "foreign_members", "check_replaceable"]
+__all__ = ["TempName", "temp_name", "pending_name", "is_legacy_temp", "parse_temp", "is_dataset", "foreign_members", "check_replaceable"]
 
 MANIFEST = "_ome_arrow_dataset.json"
 TMP, OLD = "tmp", "old"
@@ -69,6 +69,11 @@ def _store_suffixes() -> set[str]:
     except Exception:  # noqa: BLE001 - a broken plugin must not make a dataset look foreign
         pass
     return suffixes
+
+
+def is_legacy_temp(entry: str) -> bool:
+    """True for a temporary name of ome-arrow-core before these names (``.index.parquet.k3j_x9ab.tmp``)."""
+    return _LEGACY.match(entry) is not None
 
 
 def is_dataset(path: Path) -> bool:

@@ -197,6 +197,9 @@ def test_cleanup_removes_only_stale_temporaries_of_ours(tmp_path: Path) -> None:
     (stale / "chunks.parquet").write_bytes(b"x" * 100)
     stale_inside = target / f".index-00001.parquet.ome-arrow-tmp.{dead}.89abcdef"
     stale_inside.mkdir()
+    legacy = target / ".index-00001.parquet.k3j_x9ab.tmp"  # an earlier version's, inside the dataset
+    legacy.mkdir()
+    (legacy / "index-00001.parquet").write_bytes(b"x")
     live, fd = make_temp(tmp_path, "ds")  # a writer of this process at work
     other = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.read()"], stdin=subprocess.PIPE)
     alive = tmp_path / f".ds.ome-arrow-tmp.{other.pid}.00000000"  # a live process's, unlocked for a moment
@@ -206,7 +209,7 @@ def test_cleanup_removes_only_stale_temporaries_of_ours(tmp_path: Path) -> None:
         f.write_text("user's")
     try:
         report = cleanup_dataset(target)
-        assert sorted(report.removed) == sorted([str(stale), str(stale_inside)])
+        assert sorted(report.removed) == sorted([str(stale), str(stale_inside), str(legacy)])
         assert live.is_dir() and alive.is_dir() and all(f.read_text() == "user's" for f in foreign)
     finally:
         os.close(fd)
