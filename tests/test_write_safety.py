@@ -243,6 +243,11 @@ def test_a_killed_overwrite_moved_aside_is_put_back(tmp_path: Path) -> None:
     ws.write(tmp_path / "ds", 2, mode="append", n=1)  # the next write puts it back first, then appends
     assert ws.same(ws.read(tmp_path / "ds"), ws.images(1) + ws.images(2, 1))
     assert os.listdir(tmp_path) == ["ds"]
+    os.rename(tmp_path / "ds", aside)
+    assert len(OMEArrowDataset.scan(tmp_path / "ds")) == 4  # so does the next read
+    os.rename(tmp_path / "ds", aside)
+    assert OMEArrow.scan(tmp_path / "ds").meta.id == "image-00000"
+    assert os.listdir(tmp_path) == ["ds"]
 
 
 def _killed_append(root: Path, k: int, with_images: bool, marker: bool) -> list[str]:
