@@ -193,11 +193,12 @@ class _Interrupt:
             if hit and not self.after:
                 self.fired = True
                 raise KeyboardInterrupt
-            out = real(*a, **kw)
-            if hit:
-                self.fired = True
-                raise KeyboardInterrupt
-            return out
+            try:
+                return real(*a, **kw)
+            finally:
+                if hit:  # whether the step succeeded or raised, the interrupt comes just after it
+                    self.fired = True
+                    raise KeyboardInterrupt  # noqa: B012
         return step
 
     def __exit__(self, *exc: object) -> None:
