@@ -131,12 +131,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     """List every backend: version, what it handles, availability, how to install."""
     rows = default_registry().plugins()
     if args.json:
-        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        print(json.dumps([{**r.__dict__, "status": r.status} for r in rows], indent=2))
         return 0
     head = ("plugin", "version", "kind", "name", "handles", "status")
     table = [head] + [
-        (r.plugin, r.version or "-", r.kind, r.name, r.handles,
-         "available" if r.available else (f"unavailable: {r.install}" if r.install else f"failed: {r.error}"))
+        (r.plugin, r.version or "-", r.kind, r.name, r.handles, r.status)
         for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table[:]) for i in range(len(head) - 1)]

@@ -32,8 +32,20 @@ OMEArrow(a, dim_order="CZYX").export("parquet", out)
 back = OMEArrow.scan(out).tensor_view(layout="CZYX").to_numpy()
 assert np.array_equal(back, a), "round trip differs"
 assert not {"torch", "jax", "tifffile", "vortex"} & set(sys.modules), "core imported a backend library"
+from ome_arrow_core import BackendUnavailableError
+try:
+    OMEArrow.scan("tests/data/ome-artificial/multi-channel-z-series.ome.tiff")
+except BackendUnavailableError as exc:
+    assert 'pip install "ome-arrow-core[tiff]"' in str(exc), exc
+else:
+    raise AssertionError("a .ome.tiff opened without the TIFF backend")
 print("core alone: ok")
 PY
+listing=$("$env/bin/ome-arrow-core" plugins)
+for extra in tiff vortex torch jax cupy dask ray; do
+  grep -q "unavailable: pip install \"ome-arrow-core\[$extra\]\"" <<<"$listing" \
+    || { echo "error: 'plugins' does not list the missing $extra backend with its install command" >&2; exit 1; }
+done
 
 env=$(fresh tiff "ome-arrow-core[tiff]")
 ! "$env/bin/python" -c "import torch" 2>/dev/null || { echo "error: [tiff] installed torch" >&2; exit 1; }
