@@ -99,15 +99,19 @@ class ChunkChecksums:
             self.present = column.is_valid().to_numpy(zero_copy_only=False)
             self._fn = checker(algorithm, where)
 
+    def compare(self, row: int, data: Any, start: int, nbytes: int) -> tuple[int, int] | None:
+        """(stored, computed) checksum of bytes ``start:start + nbytes`` of buffer ``data`` for index row
+        ``row`` (no copy); None when the row has no checksum."""
+        if self.values is None or self.present is None or self._fn is None or not self.present[row]:
+            return None
+        return int(self.values[row]), self._fn(memoryview(data)[start : start + nbytes])
+
     def check(self, row: int, data: Any, start: int, nbytes: int, what: Callable[[], tuple[str, str]]) -> None:
         """Raise ChecksumError unless bytes ``start:start + nbytes`` of buffer ``data`` match index row ``row``.
 
         ``what()`` names the damaged chunk as (file, description), built only on a mismatch.
         """
-        if self.values is None or self.present is None or self._fn is None or not self.present[row]:
-            return
-        actual = self._fn(memoryview(data)[start : start + nbytes])
-        stored = int(self.values[row])
-        if actual != stored:
+        pair = self.compare(row, data, start, nbytes)
+        if pair is not None and pair[0] != pair[1]:
             where, desc = what()
-            raise mismatch(where, desc, stored, actual)
+            raise mismatch(where, desc, *pair)

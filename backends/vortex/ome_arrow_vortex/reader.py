@@ -110,8 +110,8 @@ class VortexSource:
                 f"{', '.join(missing)} (has {', '.join(names) or 'none'}); {_HINT} "
                 f"(format {FORMAT_VERSION!r})"
             )
-        self._has_sums = CHECKSUM in names
-        self._schema = arrow_schema(self._file.dtype, [*INDEX_COLUMNS, PIXELS, *([CHECKSUM] if self._has_sums else [])])
+        self.has_checksums = CHECKSUM in names
+        self._schema = arrow_schema(self._file.dtype, [*INDEX_COLUMNS, PIXELS, *([CHECKSUM] if self.has_checksums else [])])
         for name in INDEX_COLUMNS:
             if not pa.types.is_integer(self._schema.field(name).type):
                 raise SchemaError(f"{where}: column {name!r} must be an integer column; {_HINT}")
@@ -179,7 +179,7 @@ class VortexSource:
         expected = self.grid.chunks(rows)
         whole = len(rows) == self.n_rows  # every row, in file order: no take needed
         indices = None if whole else vx.array(pa.array(rows, pa.uint64()))
-        check = self._has_sums and verify_enabled(self.verify)
+        check = self.has_checksums and verify_enabled(self.verify)
         reader = self._file.to_arrow(self._schema.names, indices=indices, schema=self._schema)
         h0, w0 = self.chunk
         k = 0
