@@ -145,7 +145,13 @@ def test_batched_dataset_reads_are_checked(tmp_path: Path, monkeypatch: pytest.M
     ds = OMEArrowDataset.scan(out)
     with pytest.raises(ChecksumError, match="image-00001"):
         ds.read()
+    with pytest.raises(ChecksumError, match="image-00001"):
+        ds[1].to_numpy()
+    with pytest.raises(ChecksumError, match="image-00001"):
+        ds.select([1]).read()
     ds[0].to_numpy()  # the other image is intact
+    unchecked = OMEArrowDataset.scan(out, verify=False)
+    assert unchecked.read().shape[0] == 2 and unchecked.select([1])[0].to_numpy() is not None
     monkeypatch.setenv(ENV, "0")
     assert ds.read() is not None
 
@@ -245,3 +251,27 @@ def test_reference_reads_our_checksummed_output(tmp_path: Path, make_pixels: Cal
     OMEArrow(a).export("parquet", tmp_path / "r.parquet", layout="record")
     assert b"ome_arrow_core.checksums" in pq.read_schema(tmp_path / "r.parquet").metadata
     assert from_ome_parquet(str(tmp_path / "r.parquet")) is not None
+
+
+def test_appends_to_a_dataset_without_checksums_and_compaction_keep_them(tmp_path: Path) -> None:
+    from ome_arrow_core import compact_dataset
+
+    a = pixels()
+    img = OMEArrow(a, "ZCYX")
+    out = tmp_path / "d.ome.parquet"
+    write("dataset", out, a, compression=None)
+    index = pq.read_table(out / "index.parquet")
+    pq.write_table(index.drop_columns(["checksum"]), out / "index.parquet")  # as written before checksums
+    write_dataset([(img.meta, img.to_numpy())], out, mode="append", compression=None)
+    report = verify(out)
+    assert report.ok and report.checksummed == report.unchecked == 6
+    compact_dataset(out)
+    assert pq.read_table(out / "index.parquet").column("checksum").null_count == 6
+    flip_pattern_at = out / "chunks.parquet"
+    raw = bytearray(flip_pattern_at.read_bytes())
+    pattern = pattern_of(a)
+    second = raw.find(pattern, raw.find(pattern) + 1)  # the appended image's copy of the plane
+    raw[second + 3] ^= 0x10
+    flip_pattern_at.write_bytes(bytes(raw))
+    with pytest.raises(ChecksumError, match="image-00001"):
+        OMEArrowDataset.scan(out).read()
