@@ -95,7 +95,8 @@ class ImageLocation:
         elif self.kind == "records":
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
-            return OMEArrow.scan(path, registry=registry, **({} if self.verify is None else {"verify": self.verify}))
+            options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
+            return OMEArrow.scan(path, registry=registry, **options)
         return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
 
 
