@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, Selection, verify, write_dataset
+from ome_arrow_core.buffers import arrow_base
 from ome_arrow_core.checksums import ENV
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 
@@ -122,7 +123,9 @@ def test_zero_copy_whole_chunk_read_is_checked(tmp_path: Path) -> None:
     src = OMEArrow.scan(out).source
     whole = Selection(range(0, 1), range(1, 2), range(2, 3), range(40), range(48))
     view = src.read(whole)
-    assert view.base is not None  # a view of the read buffer, not a copy
+    buf = arrow_base(view)  # a view of the Parquet read buffer: checking the checksum copied nothing
+    assert buf is not None and buf.address <= view.ctypes.data < buf.address + buf.size
+    assert np.array_equal(view[0, 0, 0], a[1, 2])
     damage_dataset(out, a, "flip")
     with pytest.raises(ChecksumError):
         OMEArrow.scan(out).source.read(whole)
@@ -275,3 +278,24 @@ def test_appends_to_a_dataset_without_checksums_and_compaction_keep_them(tmp_pat
     flip_pattern_at.write_bytes(bytes(raw))
     with pytest.raises(ChecksumError, match="image-00001"):
         OMEArrowDataset.scan(out).read()
+
+
+def test_each_chunk_is_checked_once_per_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ome_arrow_core.checksums import ChunkChecksums
+
+    a = pixels()
+    out = tmp_path / "d.ome.parquet"
+    write("dataset", out, a, compression="lz4")
+    calls: list[int] = []
+    real = ChunkChecksums.compare
+
+    def counted(self: ChunkChecksums, row: int, *args: Any) -> Any:
+        calls.append(row)
+        return real(self, row, *args)
+
+    monkeypatch.setattr(ChunkChecksums, "compare", counted)
+    OMEArrowDataset.scan(out).read([0, 0, 0])  # the same image three times: its 6 chunks placed 3 times each
+    assert sorted(calls) == list(range(6))
+    calls.clear()
+    OMEArrow.scan(out).tensor_view(z=[1, 1, 0], c=2).to_numpy()  # z=1 placed twice
+    assert sorted(calls) == [4, 5]  # chunks are stored in TCZYX order: c=2 holds rows 4 (z=0) and 5 (z=1)
