@@ -73,7 +73,8 @@ def page_checksums(plane: np.ndarray, root: Path, repeats: int) -> None:
             w = best(write, max(3, repeats // 10))
             pf = pq.ParquetFile(file, page_checksum_verification=on)
             r = best(lambda: pf.read_row_groups(list(range(16)), columns=["pixel_bytes"], use_threads=False), repeats)
-            print(f"parquet {codec:4s} page checksums {'on ' if on else 'off'}: write {w:7.2f} ms, read plane {r:7.2f} ms")
+            state = "on " if on else "off"
+            print(f"parquet {codec:4s} page checksums {state}: write {w:7.2f} ms, read plane {r:7.2f} ms")
 
 
 def reads(plane: np.ndarray, root: Path, repeats: int) -> None:

@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import ChecksumError, SchemaError
 
-__all__ = ["ALGORITHM", "ENV", "FIX", "ChunkChecksums", "checksum", "checksums_of", "checker", "mismatch", "verify_enabled"]
+__all__ = ["ALGORITHM", "ENV", "FIX", "ChunkChecksums", "checksum", "checksums_of", "checker", "mismatch",
+           "verify_enabled"]
 
 #: The algorithm ome-arrow-core writes (its name is stored with the checksums).
 ALGORITHM: Final[str] = "xxh3_64"
@@ -67,7 +68,7 @@ def checksums_of(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def verify_enabled(verify: bool | None = None) -> bool:
-    """Whether reads check checksums: ``verify`` when given, else not when ``OME_ARROW_CORE_VERIFY`` is 0/false/no/off."""
+    """Whether reads check checksums: ``verify`` when given, else unless ``OME_ARROW_CORE_VERIFY`` is 0/false/no/off."""
     if verify is not None:
         return bool(verify)
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")

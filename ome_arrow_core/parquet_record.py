@@ -61,13 +61,15 @@ class RecordSource:
         self._pixels: np.ndarray | None = None
         self._rows = n
         self._row = row
-        self._sums = stored_checksums(pf.schema_arrow.metadata, self.column, row, str(path))
+        self._kv = pf.schema_arrow.metadata  # the plane checksums, parsed when a read checks them
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
-            if self._sums is not None and verify_enabled(self.verify):
-                verify_record(self._records, 0, self._sums, str(self.path), self._row)
+            if verify_enabled(self.verify):
+                stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
+                if stored is not None:
+                    verify_record(self._records, 0, stored, str(self.path), self._row)
             self.meta, self._pixels = record_to_pixels(self._records, 0)
         return sel.apply(self._pixels)
 

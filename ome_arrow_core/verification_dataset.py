@@ -78,7 +78,8 @@ def _image_facts(images: pa.Table, image_part: np.ndarray, index: pa.Table, inde
         if key in facts:
             report.add(root, "the image id appears twice in one images table", image_id=image_id)
         try:
-            facts[key] = (np.dtype(str(row["dtype"])).itemsize, int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64)))
+            need = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
+            facts[key] = (np.dtype(str(row["dtype"])).itemsize, need)
         except Exception as exc:
             report.add(root, f"its images row is damaged: {describe_error(exc)}", image_id=image_id)
     index_ids = [str(v) for v in index.column("image_id").to_pylist()]

@@ -43,7 +43,8 @@ def test_damaged_dataset_names_file_image_and_chunk(tmp_path: Path, capsys: pyte
     assert "chunks.parquet" in lines[0] and "image " in lines[0] and "chunk 3" in lines[0]
     assert main(["verify", "--json", str(out)]) == 1
     doc = json.loads(capsys.readouterr().out)
-    assert doc["ok"] is False and doc["damage"][0]["chunk_id"] == 3 and doc["damage"][0]["file"].endswith("chunks.parquet")
+    assert doc["ok"] is False and doc["damage"][0]["chunk_id"] == 3
+    assert doc["damage"][0]["file"].endswith("chunks.parquet")
 
 
 def test_missing_chunk_file_and_rows_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,17 @@ from ome_arrow_core import ImageMeta, SchemaError, Selection, SelectionError
 from ome_arrow_core.buffers import arrow_empty, view_buffer
 from ome_arrow_core.checksums import ChunkChecksums, verify_enabled
 
-from .format import CHECKSUM, COLUMNS, FORMAT_VERSION, INDEX_COLUMNS, META, PIXELS, Grid, checksum_algorithm, meta_from_json
+from .format import (
+    CHECKSUM,
+    COLUMNS,
+    FORMAT_VERSION,
+    INDEX_COLUMNS,
+    META,
+    PIXELS,
+    Grid,
+    checksum_algorithm,
+    meta_from_json,
+)
 
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
@@ -111,7 +121,8 @@ class VortexSource:
                 f"(format {FORMAT_VERSION!r})"
             )
         self.has_checksums = CHECKSUM in names
-        self._schema = arrow_schema(self._file.dtype, [*INDEX_COLUMNS, PIXELS, *([CHECKSUM] if self.has_checksums else [])])
+        columns = [*INDEX_COLUMNS, PIXELS, *([CHECKSUM] if self.has_checksums else [])]
+        self._schema = arrow_schema(self._file.dtype, columns)
         for name in INDEX_COLUMNS:
             if not pa.types.is_integer(self._schema.field(name).type):
                 raise SchemaError(f"{where}: column {name!r} must be an integer column; {_HINT}")
@@ -205,8 +216,9 @@ class VortexSource:
                         f"bytes, expected {h}x{w}x{le.itemsize} = {nbytes}; {_HINT}"
                     )
                 if sums is not None:
+                    at = int(rows[k + i])
                     sums.check(i, data, int(offsets[i]), nbytes,
-                               lambda: (str(self.path), f"the chunk at row {int(rows[k + i])} (t={t}, z={z}, c={c}, y={y}, x={x})"))
+                               lambda: (str(self.path), f"the chunk at row {at} (t={t}, z={z}, c={c}, y={y}, x={x})"))
                 tile = np.frombuffer(data, dtype=le, count=h * w, offset=int(offsets[i])).reshape(h, w)
                 oy, iy = ys[y // h0]
                 ox, ix = xs[x // w0]
