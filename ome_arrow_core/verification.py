@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Damage", "VerifyReport", "verify", "describe_error"]
+__all__ = ["Damage", "VerifyReport", "verify", "describe_error", "regular"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,18 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def regular(report: VerifyReport, path: Path) -> bool:
+    """True when ``path`` is a regular file; else it is reported (a FIFO or device is never opened: it could block)."""
+    from .boundary import require_regular_file
+
+    try:
+        require_regular_file(path)
+    except Exception as exc:
+        report.add(path, f"cannot be checked: {describe_error(exc)}")
+        return False
+    return True
+
+
 def verify(path: str | Path) -> VerifyReport:
     """Check everything stored at ``path`` and report what is damaged (never raises for a damaged file)."""
     p = Path(path)
@@ -103,6 +115,8 @@ def verify(path: str | Path) -> VerifyReport:
             report.add(p, f"cannot be checked: {describe_error(exc)}")
             return report
     report = VerifyReport(str(p), "file")
+    if not regular(report, p):
+        return report
     try:
         with open(p, "rb") as fh:
             magic = fh.read(4)

@@ -14,7 +14,7 @@ from .checksums import ChunkChecksums
 from .dataset_format import MANIFEST, is_dataset_dir, read_manifest
 from .dataset_fragments import open_fragment
 from .dataset_tables import BASE, parts_of, read_images, read_indexes
-from .verification import VerifyReport, describe_error
+from .verification import VerifyReport, describe_error, regular
 
 __all__ = ["verify_dataset"]
 
@@ -31,7 +31,7 @@ def verify_dataset(root: Path) -> VerifyReport:
         report.add(root, f"is a directory but not an OME-Arrow dataset (no {MANIFEST} and no chunks.parquet)")
         return report
     try:
-        manifest = read_manifest(root)
+        manifest = read_manifest(root) if not (root / MANIFEST).exists() or regular(report, root / MANIFEST) else {}
     except Exception as exc:
         report.add(root / MANIFEST, describe_error(exc))
         manifest = {}
@@ -40,6 +40,8 @@ def verify_dataset(root: Path) -> VerifyReport:
         for part in parts:
             for name in (part.images, part.index):
                 if (root / name).exists():
+                    if not regular(report, root / name):
+                        return report
                     pq.read_table(root / name, page_checksum_verification=True)
                 elif name != BASE.index:  # an ome-arrow 0.1.0 dataset may lack index.parquet
                     report.add(root / name, "is listed but missing")

@@ -88,3 +88,18 @@ def test_ome_tiff_every_page_decodes(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["verify", str(out)]) == 0
     text = capsys.readouterr().out
     assert "3 chunk(s) read" in text and "stores no checksums" in text
+
+
+def test_fifos_are_reported_not_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.parquet")
+    assert main(["verify", str(tmp_path / "pipe.parquet")]) == 1
+    out, _ = dataset(tmp_path)
+    (out / "chunks.parquet").unlink()
+    os.mkfifo(out / "chunks.parquet")
+    assert main(["verify", str(out)]) == 1
+    (out / "images.parquet").unlink()
+    os.mkfifo(out / "images.parquet")
+    assert main(["verify", str(out)]) == 1
+    assert "DAMAGED" in capsys.readouterr().out
