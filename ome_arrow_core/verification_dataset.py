@@ -187,7 +187,7 @@ def _check_batch(file: Path, groups: np.ndarray, read: Callable[[np.ndarray], tu
         at = first[int(rg[j])] + int(rig[j])
         report.chunks += 1
         start, n = int(offsets[at]), int(offsets[at + 1] - offsets[at])
-        if stored_ids is not None and int(stored_ids[at]) != int(index.column("chunk_id")[r].as_py()):
+        if stored_ids is not None and int(stored_ids[at]) != where(r)["chunk_id"]:
             report.add(file, f"the index row points at chunk {int(stored_ids[at])} instead", **where(r))
             continue
         if nbytes[r] and n != int(nbytes[r]):

@@ -103,3 +103,19 @@ def test_fifos_are_reported_not_opened(tmp_path: Path, capsys: pytest.CaptureFix
     os.mkfifo(out / "images.parquet")
     assert main(["verify", str(out)]) == 1
     assert "DAMAGED" in capsys.readouterr().out
+
+
+def test_index_rows_pointing_nowhere_or_at_other_chunks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out, _ = dataset(tmp_path)
+    index = pq.read_table(out / "index.parquet")
+    groups = index.column("row_group_id").to_numpy().copy()
+    groups[1], groups[2] = 99, groups[3]  # row 1 points past the file, row 2 at chunk 3's row group
+    at = index.schema.get_field_index("row_group_id")
+    pq.write_table(index.set_column(at, index.schema.field(at), pa.array(groups, pa.int32())), out / "index.parquet")
+    assert main(["verify", "--json", str(out)]) == 1
+    damage = json.loads(capsys.readouterr().out)["damage"]
+    assert any(d["chunk_id"] == 1 and "row group 99" in d["problem"] for d in damage)
+    assert any(d["chunk_id"] == 2 and "points at chunk 3" in d["problem"] for d in damage)
