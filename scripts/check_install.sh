@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prove the wheelhouse installs like a released package, in fresh virtual environments:
-#   core alone -> exactly numpy, pyarrow, pluggy, array-api-compat, and Parquet works;
+#   core alone -> exactly numpy, pyarrow, pluggy, array-api-compat, xxhash, and Parquet works;
 #   [tiff]     -> converts a TIFF with no torch installed;
 #   [torch]    -> with the pinned CPU wheel, to_torch() works.
 # Builds dist/ first (scripts/build.sh) unless SKIP_BUILD=1.
@@ -21,7 +21,7 @@ sample=tests/data/ome-artificial/multi-channel-z-series.ome.tiff
 env=$(fresh core ome-arrow-core)
 got=$("$env/bin/python" -m pip list --format freeze 2>/dev/null | cut -d= -f1 | tr 'A-Z_' 'a-z-' \
       | grep -v -x -E 'pip|setuptools|wheel' | sort | tr '\n' ' ')  # what venv itself ships is not ours
-want="array-api-compat numpy ome-arrow-core pluggy pyarrow "
+want="array-api-compat numpy ome-arrow-core pluggy pyarrow xxhash "
 [ "$got" = "$want" ] || { echo "error: core alone installed: $got; expected: $want" >&2; exit 1; }
 "$env/bin/python" - <<'PY'
 import sys, tempfile, numpy as np
