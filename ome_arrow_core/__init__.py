@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .cleanup import cleanup_dataset
     from .dataset import OMEArrowDataset, write_dataset
     from .dataset_compact import compact_dataset
+    from .verification import VerifyReport, verify
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,8 @@ __all__ = [
     "write_dataset",
     "compact_dataset",
     "cleanup_dataset",
+    "verify",
+    "VerifyReport",
     "TensorView",
     "LazyTensorView",
     "ImageMeta",
@@ -74,7 +77,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """OMEArrowDataset, write_dataset, compact_dataset and cleanup_dataset load on first use."""
+    """OMEArrowDataset, write_dataset, compact_dataset, cleanup_dataset and verify load on first use."""
     if name in ("OMEArrowDataset", "write_dataset"):
         from . import dataset
 
@@ -87,4 +90,8 @@ def __getattr__(name: str) -> Any:
         from .cleanup import cleanup_dataset
 
         return cleanup_dataset
+    if name in ("verify", "VerifyReport"):
+        from . import verification
+
+        return getattr(verification, name)
     raise AttributeError(f"module 'ome_arrow_core' has no attribute {name!r}")
