@@ -277,6 +277,8 @@ def test_cleanup_removes_what_a_killed_append_left_and_keeps_what_may_be_data(tm
     assert sorted(report.removed) == sorted(str(root / n) for n in partial + marked)
     assert len(report.kept) == 1 and "images-00004.parquet" in report.kept[0]
     assert all((root / n).exists() for n in unknown)
+    for n in unknown:  # (a reader may refuse a dataset whose manifest lost an append: set it aside)
+        (root / n).unlink()
     assert ws.same(ws.read(root), want)
 
 
