@@ -27,7 +27,7 @@ from .cleanup import recover, remove_stale
 from .errors import OMEArrowError, StorageError, UnsafeOverwriteError
 from .ownership import OLD, check_replaceable, temp_name
 
-__all__ = ["atomic_path", "replace_all", "make_temp"]
+__all__ = ["atomic_path", "replace_all", "make_temp", "storage_errors"]
 
 #: Swap directories in one step where the system can; tests set False to exercise the fallback.
 EXCHANGE = True
@@ -76,6 +76,20 @@ def _storage_reason(exc: BaseException, parent: Path) -> str | None:
     if fs.f_bavail * fs.f_frsize < _FULL:
         return "No space left on device"
     return None
+
+
+@contextlib.contextmanager
+def storage_errors(target: Path) -> Iterator[None]:
+    """Re-raise an OSError of a full or read-only disk (raised anywhere in the block) as StorageError naming
+    ``target``; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, OMEArrowError) or exc.errno not in _STORAGE_ERRNOS:
+            raise
+        err = StorageError(f"{target}: writing failed: {exc.strerror or exc}; nothing was changed")
+        err.errno = exc.errno
+        raise err from exc
 
 
 @contextlib.contextmanager

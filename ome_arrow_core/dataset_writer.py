@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import fsops
-from .atomic import atomic_path
+from .atomic import atomic_path, storage_errors
 from .buffers import arrow_empty
 from .checksums import ALGORITHM as CHECKSUM
 from .checksums import checksums_of
@@ -397,7 +397,7 @@ def stream_dataset(
     if mode == "append" and out.exists():
         if not is_dataset_dir(out):
             raise SchemaError(f"cannot append to {out}: it is not an OME-Arrow dataset directory")
-        with _locked(out):
+        with storage_errors(out), _locked(out):
             return _append(items, out, chunk_format, opts, images_per_group, on_image)
     fmt = chunk_format or PARQUET
     codec = fragment_codec(fmt, compression, compression_level, rows_per_group)
