@@ -284,6 +284,23 @@ def markdown(cells: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
+def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
+    """Print the table (and Markdown), write the JSON report."""
+    cells = rows_of(bench)
+    print(table([("case", *LIBS, *RATIOS), *(tuple(r) for r in cells)]))
+    if args.markdown:
+        print(markdown(cells))
+    missing = [lib for lib, ok in bench.installed.items() if not ok]
+    if missing:
+        print(f"not installed: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
+    print(f"done in {time.perf_counter() - started:.0f} s; pixels of every library checked against numpy", flush=True)
+    if args.json_out:
+        meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "argv": sys.argv[1:], "python": platform.python_version(), "cpus": os.cpu_count(),
+                "loadavg": os.getloadavg(), "versions": _versions(), "shape": [1, args.c, args.z, args.size, args.size]}
+        args.json_out.write_text(json.dumps({"meta": meta, "rows": bench.rows}, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=2048, help="Y and X (a multiple of 512, at least 1024)")
@@ -307,20 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--size must be a multiple of 512 and at least 1024; --c at least 2")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compare_peers_") as d:
-        bench = run(args, Path(d))
-    cells = rows_of(bench)
-    print(table([("case", *LIBS, *RATIOS), *(tuple(r) for r in cells)]))
-    if args.markdown:
-        print(markdown(cells))
-    missing = [lib for lib, ok in bench.installed.items() if not ok]
-    if missing:
-        print(f"not installed: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
-    print(f"done in {time.perf_counter() - started:.0f} s; pixels of every library checked against numpy", flush=True)
-    if args.json_out:
-        meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "argv": sys.argv[1:], "python": platform.python_version(), "cpus": os.cpu_count(),
-                "loadavg": os.getloadavg(), "versions": _versions(), "shape": [1, args.c, args.z, args.size, args.size]}
-        args.json_out.write_text(json.dumps({"meta": meta, "rows": bench.rows}, indent=2, default=str))
+        publish(run(args, Path(d)), args, started)  # before the (slow) removal of the files
     return 0
 
 

@@ -13,8 +13,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -151,7 +149,3 @@ def first_plane_cases(paths: dict[str, Path], shape: tuple[int, ...], expected_s
         out[lib] = float(np.median([_child(code, str(path))["ms"] for _ in range(repeats)]))
     return out
 
-
-def summary(results: dict[str, Any]) -> str:
-    """One line per library, for progress output."""
-    return ", ".join(f"{k}: {v}" for k, v in results.items())
