@@ -12,7 +12,7 @@ if [ "${1:-}" = "minimal" ]; then
   pip_install "torch==2.13.0" -e . -e backends/tiff -e backends/torch
   exit 0
 fi
-pip_install "torch==2.13.0" -e ".[test,docs]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
+pip_install "torch==2.13.0" -e ".[test,docs,bench]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
   -e tests/plugins/example_plugin
 # The CuPy backend installs without CuPy (no GPU here): it must then list itself as unavailable.
 pip_install --no-deps -e backends/cupy
