@@ -21,7 +21,7 @@ from .chunks import ChunkTable
 from .dataset_bounds import check_table_rows
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
-from .dataset_tables import parts_of, read_images, read_index, read_indexes
+from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
 from .errors import FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
@@ -249,7 +249,9 @@ def _open(path: Path) -> _Opened:
         return int(fragments[name].group_rows.sum())
 
     check_table_rows(path, parts, fragment_rows)  # footers only: lying row counts fail before any table is read
-    images, image_part = read_images(path, parts)
+    schema = images_schema(path, parts)
+    repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
+    images, image_part = read_images(path, parts, dictionary=repeated)  # a plate repeats its channels and units
     index, index_part = read_indexes(path, parts)
     frag = index.column("fragment_path").dictionary_encode().combine_chunks()
     names = [str(v or "chunks.parquet") for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]

@@ -87,9 +87,14 @@ def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
         raise SchemaError(f"the images tables of {root} have columns of different types: {exc}") from exc
 
 
-def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = None) -> tuple[pa.Table, np.ndarray]:
-    """The images tables of ``parts`` as one table (rows in part order) and the part of each row."""
-    tables = [pq.read_table(_file(root, p.images, "images table"), columns=columns) for p in parts]
+def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = None, *,
+                dictionary: Sequence[str] = ()) -> tuple[pa.Table, np.ndarray]:
+    """The images tables of ``parts`` as one table (rows in part order) and the part of each row.
+
+    Columns named in ``dictionary`` are read dictionary-encoded (repeated strings stored once).
+    """
+    tables = [pq.ParquetFile(_file(root, p.images, "images table"), read_dictionary=list(dictionary) or None)
+              .read(columns=columns, use_threads=False) for p in parts]
     return _concat(tables, root, "images")
 
 
@@ -104,7 +109,8 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
     if index_path.exists():
         have = pq.read_schema(index_path).names
         cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-        index = pq.read_table(index_path, columns=[*cols, *(["fragment_path"] if "fragment_path" in have else [])])
+        index = pq.ParquetFile(index_path).read(columns=[*cols, *(["fragment_path"] if "fragment_path" in have else [])],
+                                                use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
         pf = pf or pq.ParquetFile(path / "chunks.parquet")
         if group_rows is None:
