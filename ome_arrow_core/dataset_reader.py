@@ -32,7 +32,7 @@ __all__ = ["DatasetSource", "read_many", "read_rows", "read_index", "ROW_BLOCK",
 ROW_BLOCK = 1024
 ROW_BLOCKS_KEPT = 4
 #: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
-READ_BATCH_BYTES = 32 << 20
+READ_BATCH_BYTES = 16 << 20
 
 
 def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
