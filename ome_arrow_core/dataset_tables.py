@@ -93,8 +93,16 @@ def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = N
 
     Columns named in ``dictionary`` are read dictionary-encoded (repeated strings stored once).
     """
-    tables = [pq.ParquetFile(_file(root, p.images, "images table"), read_dictionary=list(dictionary) or None)
-              .read(columns=columns, use_threads=False) for p in parts]
+    tables = []
+    for p in parts:
+        file = _file(root, p.images, "images table")
+        if not dictionary:
+            tables.append(pq.read_table(file, columns=columns))
+            continue
+        pf = pq.ParquetFile(file)  # not read_table: that imports pyarrow.dataset (54 MiB resident)
+        have = set(pf.schema_arrow.names)
+        pf = pq.ParquetFile(file, read_dictionary=[n for n in dictionary if n in have] or None)
+        tables.append(pf.read(columns=columns, use_threads=False))
     return _concat(tables, root, "images")
 
 
