@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -21,7 +22,7 @@ from .boundary import reading
 from .dataset_tables import BASE, Part
 from .errors import DamagedFileError
 
-__all__ = ["footer_rows", "check_table_rows"]
+__all__ = ["footer_rows", "check_table_rows", "dictionary_codes"]
 
 #: Rows of ``fragment_path`` read at a time when counting the chunk rows an index names.
 _BATCH = 1 << 16
@@ -46,6 +47,38 @@ def footer_rows(file: Path) -> int:
     return int(md.num_rows)
 
 
+def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[list[str], np.ndarray]:
+    """The distinct strings of a dictionary-encoded ``column`` (nulls read as ``null``) and each row's code.
+
+    Numpy only (no pyarrow compute kernel: loading those costs ~50 MiB resident); a column
+    that is not dictionary-encoded is encoded first.
+    """
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    names: list[str] = []
+    where: dict[str, int] = {}
+    codes = []
+    for chunk in chunks:
+        if not isinstance(chunk, pa.DictionaryArray):
+            chunk = chunk.dictionary_encode()
+        local = np.array([where.setdefault(str(v if v is not None else null), len(where))
+                          for v in chunk.dictionary.to_pylist()] + [where.setdefault(null, len(where))], dtype=np.int32)
+        codes.append(local[_indices(chunk, len(local) - 1)])
+    names = sorted(where, key=where.__getitem__)
+    return names, (np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32))
+
+
+def _indices(array: pa.DictionaryArray, null: int) -> np.ndarray:
+    """The indices of ``array`` as int64 (``null`` where null), straight from its buffers."""
+    ind = array.indices
+    width = ind.type.bit_width // 8
+    kind = np.dtype(f"{'i' if pa.types.is_signed_integer(ind.type) else 'u'}{width}")
+    values = np.frombuffer(ind.buffers()[1], dtype=kind, count=len(ind), offset=ind.offset * width).astype(np.int64)
+    if array.null_count:
+        bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
+        values[~bits[array.offset : array.offset + len(array)].astype(bool)] = null
+    return values
+
+
 def _named_chunks(file: Path) -> Counter[str]:
     """How many rows of index table ``file`` name each chunks file (``fragment_path``; chunks.parquet if none)."""
     with reading(file, None, "reading fragment_path"):
@@ -54,17 +87,10 @@ def _named_chunks(file: Path) -> Counter[str]:
             return Counter({"chunks.parquet": pf.metadata.num_rows})
         out: Counter[str] = Counter()
         for batch in pf.iter_batches(batch_size=_BATCH, columns=["fragment_path"], use_threads=False):
-            col = batch.column(0)
-            nulls = col.null_count
-            if nulls:
-                out["chunks.parquet"] += nulls
-            if not isinstance(col, pa.DictionaryArray):
-                col = col.dictionary_encode()
-            counts = col.indices.value_counts()
-            names = col.dictionary.to_pylist()
-            for code, n in zip(counts.field(0).to_pylist(), counts.field(1).to_pylist()):
-                if code is not None:
-                    out[str(names[code] or "chunks.parquet")] += int(n)
+            names, codes = dictionary_codes(batch.column(0), "chunks.parquet")
+            for name, n in zip(names, np.bincount(codes, minlength=len(names)).tolist()):
+                if n:
+                    out[name] += int(n)
         return out
 
 

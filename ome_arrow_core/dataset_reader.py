@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from .buffers import arrow_empty, view_buffer
 from .chunks import ChunkTable
-from .dataset_bounds import check_table_rows
+from .dataset_bounds import check_table_rows, dictionary_codes
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
@@ -54,6 +54,19 @@ def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
     )
 
 
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """An integer column as numpy, straight from its buffers (pyarrow's to_numpy imports pandas: ~36 MiB resident)."""
+    parts = [
+        np.frombuffer(c.buffers()[1], dtype=c.type.to_pandas_dtype(), count=len(c),
+                      offset=c.offset * c.type.bit_width // 8)
+        if pa.types.is_integer(c.type) and not c.null_count else c.to_numpy(zero_copy_only=False)
+        for c in column.chunks
+    ]
+    if not parts:
+        return np.zeros(0, dtype=column.type.to_pandas_dtype())
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 @dataclass
 class _Opened:
     """What opening a dataset parses once per process: manifest, images, index, chunk files (on first use).
@@ -87,7 +100,7 @@ class _Opened:
         """Index columns (all but image_id and fragment_path) as numpy arrays."""
         if self._columns is None:
             self._columns = {
-                n: self.index.column(n).to_numpy() for n in self.index.column_names
+                n: _numpy(self.index.column(n)) for n in self.index.column_names
                 if n not in ("image_id", "fragment_path")
             }
         return self._columns
@@ -252,10 +265,8 @@ def _open(path: Path) -> _Opened:
     schema = images_schema(path, parts)
     repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
     images, image_part = read_images(path, parts, dictionary=repeated)  # a plate repeats its channels and units
-    index, index_part = read_indexes(path, parts)
-    frag = index.column("fragment_path").dictionary_encode().combine_chunks()
-    names = [str(v or "chunks.parquet") for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]
-    codes = frag.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    index, index_part = read_indexes(path, parts, dictionary=True)
+    names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
     opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes)
     opened._files.update({names.index(n): f for n, f in fragments.items() if n in names})
     with _cache_lock:
