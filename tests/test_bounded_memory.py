@@ -118,3 +118,19 @@ def test_a_footer_claiming_more_bytes_than_the_file_has_is_refused(tmp_path: Pat
     file.write_bytes(data[:4] + data[len(data) // 2 :])  # column bytes cut out, footer kept
     with pytest.raises(DamagedFileError, match=str(file)):
         footer_rows(file)
+
+
+def test_reads_in_small_batches_equal_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ome_arrow_core.dataset_reader as reader
+    from ome_arrow_core import OMEArrowDataset, write_dataset
+
+    arrs = [np.random.default_rng(k).integers(0, 60000, size=(1, 3, 2, 40, 50), dtype=np.uint16) for k in range(3)]
+    out = write_dataset(arrs, tmp_path / "d", chunk_shape=(1, 16, 16), rows_per_group=2)
+    whole = OMEArrowDataset.scan(out).read()
+    crop = OMEArrow.scan(out, row=1).tensor_view(z=slice(0, 2), roi=(5, 3, 30, 30)).to_numpy()
+    monkeypatch.setattr(reader, "READ_BATCH_BYTES", 1)  # every row group its own batch
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), whole)
+    np.testing.assert_array_equal(whole, np.stack(arrs).transpose(0, 1, 3, 2, 4, 5))  # TCZYX in, TZCYX out
+    np.testing.assert_array_equal(OMEArrow.scan(out, row=1).tensor_view(z=slice(0, 2), roi=(5, 3, 30, 30)).to_numpy(),
+                                  crop)
+    np.testing.assert_array_equal(crop.reshape(2, 3, 30, 30), whole[1][0, 0:2, :, 3:33, 5:35])
