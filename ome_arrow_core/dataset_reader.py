@@ -129,13 +129,17 @@ class _Opened:
         kept), never whole columns: a table of a million images costs one block of dicts.
         """
         k = pos // ROW_BLOCK
-        block = self._blocks.get(k)
-        if block is None:
-            block = self._blocks[k] = self.table.slice(k * ROW_BLOCK, ROW_BLOCK).to_pylist()
-            while len(self._blocks) > ROW_BLOCKS_KEPT:
-                self._blocks.popitem(last=False)
-        else:
-            self._blocks.move_to_end(k)
+        hit = self._blocks.get(k)
+        block = hit if hit is not None else self.table.slice(k * ROW_BLOCK, ROW_BLOCK).to_pylist()
+        try:  # threads share this cache: another may have dropped a block meanwhile
+            if hit is None:
+                self._blocks[k] = block
+                while len(self._blocks) > ROW_BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+            else:
+                self._blocks.move_to_end(k)
+        except KeyError:
+            pass
         return block[pos - k * ROW_BLOCK]
 
     def chunk_rows(self, pos: int) -> np.ndarray:
@@ -149,7 +153,7 @@ class _Opened:
             # (part, image id) of every index row and image row as one integer key, all in numpy
             enc = self.index.column("image_id").dictionary_encode().combine_chunks()
             n = max(len(enc.dictionary), 1)
-            key = self.index_part.astype(np.int64) * n + enc.indices.to_numpy(zero_copy_only=False)
+            key = self.index_part.astype(np.int64) * n + _numpy(pa.chunked_array([enc.indices]))
             order = np.argsort(key, kind="stable")
             keys, starts = np.unique(key[order], return_index=True)
             codes = pc.index_in(self.table.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
