@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -22,7 +23,7 @@ from .dataset_bounds import check_table_rows, dictionary_codes
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
-from .errors import FormatVersionError, SchemaError
+from .errors import DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
 
@@ -94,6 +95,7 @@ class _Opened:
     _blocks: OrderedDict[int, list[dict[str, Any]]] = field(default_factory=OrderedDict)
     _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
+    _bounded: set[int] = field(default_factory=set)
 
     @property
     def columns(self) -> dict[str, np.ndarray]:
@@ -186,6 +188,31 @@ class _Opened:
                 f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
             )
         self._verified.add(pos)
+
+    def bound(self, pos: int, rows: np.ndarray) -> None:
+        """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold.
+
+        Checked once per image, from the chunk files' footers, before any output is allocated.
+        """
+        if pos in self._bounded or self.fragment_code is None:
+            return
+        row = self.row(pos)
+        declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
+        held = 0
+        codes = self.fragment_code[rows]
+        groups = self.columns["row_group_id"][rows].astype(np.int64)
+        for code in np.unique(codes).tolist():
+            sizes = self.fragment(code).group_bytes
+            mine = np.unique(groups[codes == code])
+            if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
+                return  # unknown (or out of range: reading says so)
+            held += int(sizes[mine].sum())
+        if declared > held:
+            raise DamagedFileError(
+                f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups of "
+                f"its chunks hold at most {held}; images.parquet or index.parquet is damaged or lying"
+            )
+        self._bounded.add(pos)
 
     def fragment(self, code: int) -> Fragment:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
@@ -324,6 +351,7 @@ class DatasetSource:
             np.stack([col[f"shape_{a}"][mine] for a in "tczyx"], axis=1).astype(np.int64),
         )
         opened.verify(pos, mine)
+        opened.bound(pos, mine)
         self._rg = col["row_group_id"][mine].astype(np.int64)
         self._rig = col["row_index_in_group"][mine].astype(np.int64)
         assert opened.fragment_code is not None
@@ -492,6 +520,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
             raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
         picked.append(opened.chunk_rows(pos))
         opened.verify(pos, picked[-1])
+        opened.bound(pos, picked[-1])
     rows = np.concatenate(picked)
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
     origin = np.stack([col[a][rows] for a in "tczyx"], axis=1).astype(np.int64)

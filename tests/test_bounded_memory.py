@@ -138,3 +138,35 @@ def test_reads_in_small_batches_equal_one_read(tmp_path: Path, monkeypatch: pyte
     np.testing.assert_array_equal(OMEArrow.scan(out, row=1).tensor_view(z=slice(0, 2), roi=(5, 3, 30, 30)).to_numpy(),
                                   crop)
     np.testing.assert_array_equal(crop.reshape(2, 3, 30, 30), whole[1][0, 0:2, :, 3:33, 5:35])
+
+
+def test_a_dataset_image_claiming_60000x60000_fails_before_allocating(tmp_path: Path) -> None:
+    path = lying_files.small_dataset(tmp_path / "d.ome.parquet")  # one 16x16 chunk
+    images = pq.read_table(path / "images.parquet")
+    for name in ("size_y", "size_x", "chunk_y", "chunk_x"):
+        images = images.set_column(images.schema.get_field_index(name), name, pa.array([60_000], pa.int32()))
+    pq.write_table(images, path / "images.parquet")
+    index = pq.read_table(path / "index.parquet")
+    for name in ("shape_y", "shape_x"):  # the index agrees: coverage checks pass
+        index = index.set_column(index.schema.get_field_index(name), name, pa.array([60_000], pa.int32()))
+    pq.write_table(index, path / "index.parquet")
+    got = probe(path, "OMEArrow.scan(path).to_numpy().sum()")
+    assert got["error"] == "DamagedFileError", got
+    assert "declares 7200000000 bytes" in str(got["message"]), got
+    assert float(got["arrow_peak_mib"]) < 200, got  # 6.7 GiB allocated before the chunk's size was checked
+
+
+def test_repeated_chunks_of_a_dictionary_encoded_file_still_read(tmp_path: Path) -> None:
+    """ome-arrow 0.1.0 dictionary-encodes pixel_bytes: equal chunks are stored once, so bytes bound nothing there."""
+    path = tmp_path / "d.ome.parquet"
+    OMEArrow(np.zeros((4, 64, 64), np.uint16), "ZYX").export("parquet", path, chunk_shape=(1, 32, 32))
+    chunks = pq.read_table(path / "chunks.parquet")
+    pq.write_table(chunks, path / "chunks.parquet", row_group_size=chunks.num_rows)  # dictionary pages, one group
+    assert pq.read_metadata(path / "chunks.parquet").row_group(0).column(13).has_dictionary_page
+    index = pq.read_table(path / "index.parquet")
+    index = index.set_column(index.schema.get_field_index("row_group_id"), "row_group_id",
+                             pa.array(np.zeros(index.num_rows, np.int32)))
+    index = index.set_column(index.schema.get_field_index("row_index_in_group"), "row_index_in_group",
+                             pa.array(np.arange(index.num_rows, dtype=np.int32)))
+    pq.write_table(index, path / "index.parquet")
+    np.testing.assert_array_equal(OMEArrow.scan(path).to_numpy(), np.zeros((1, 4, 1, 64, 64), np.uint16))
