@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .dataset_bounds import footer_rows
 from .errors import SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
@@ -38,6 +39,7 @@ class RecordSource:
 
     def __init__(self, path: Path, column: str | None = None, row: int = 0) -> None:
         self.path = path
+        footer_rows(path)  # a footer claiming more bytes than the file has is refused before any read
         pf = pq.ParquetFile(path)
         self.column = find_ome_column(pf.schema_arrow, column)
         n = pf.metadata.num_rows
