@@ -27,13 +27,9 @@ def lying_index(path: Path, rows: int = 8_000_000) -> Path:
     """A one-chunk dataset whose index.parquet lists ``rows`` chunks (all copies of the real one)."""
     small_dataset(path)
     real = pq.read_table(path / "index.parquet")
-    cols = {}
-    for name in real.column_names:
-        value = real.column(name)[0]
-        cols[name] = pa.repeat(value, rows) if name in ("image_id", "fragment_path") else \
-            pa.array(np.full(rows, value.as_py(), dtype=real.schema.field(name).type.to_pandas_dtype()))
+    cols = {name: pa.repeat(real.column(name)[0], rows) for name in real.column_names}
     pq.write_table(pa.table(cols, schema=real.schema), path / "index.parquet", compression="zstd",
-                   row_group_size=1 << 20)
+                   row_group_size=1 << 21)
     return path
 
 
