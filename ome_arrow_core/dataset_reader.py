@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .buffers import arrow_empty, view_buffer
+from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
 from .dataset_bounds import check_table_rows, dictionary_codes
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
@@ -96,6 +97,23 @@ class _Opened:
     _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
     _bounded: set[int] = field(default_factory=set)
+    _sums: ChunkChecksums | None = None
+
+    @property
+    def sums(self) -> ChunkChecksums:
+        """The index's chunk checksums (built once, on first use)."""
+        if self._sums is None:
+            col = self.index.column("checksum") if "checksum" in self.index.column_names else None
+            algorithm = (self.manifest.get("ome_arrow_core") or {}).get("checksum")
+            self._sums = ChunkChecksums(col, algorithm, str(self.path))
+        return self._sums
+
+    def where(self, row: int) -> tuple[str, str]:
+        """(chunk file, "chunk N of image ID") of index row ``row``, for error messages."""
+        assert self.fragment_code is not None
+        file = self.path / self.fragment_names[int(self.fragment_code[row])]
+        image = self.index.column("image_id")[row].as_py()
+        return str(file), f"chunk {int(self.columns['chunk_id'][row])} of image {image!r} (index row {row})"
 
     @property
     def columns(self) -> dict[str, np.ndarray]:
@@ -103,7 +121,7 @@ class _Opened:
         if self._columns is None:
             self._columns = {
                 n: _numpy(self.index.column(n)) for n in self.index.column_names
-                if n not in ("image_id", "fragment_path")
+                if n not in ("image_id", "fragment_path", "checksum")
             }
         return self._columns
 
@@ -318,13 +336,17 @@ class DatasetSource:
     a chunk store's format (``chunks.vortex``).
     """
 
-    def __init__(self, path: Path, row: int = 0, image_id: str | None = None) -> None:
+    def __init__(self, path: Path, row: int = 0, image_id: str | None = None, *, verify: bool | None = None) -> None:
+        """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
+        on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
+        self.verify = verify
         self._init(path, _open(path), row, image_id)
 
     @classmethod
     def _at(cls, opened: _Opened, row: int) -> DatasetSource:
         """Image ``row`` of an already opened dataset (no file-stamp check)."""
         src = cls.__new__(cls)
+        src.verify = None
         src._init(opened.path, opened, row, None)
         return src
 
@@ -352,6 +374,7 @@ class DatasetSource:
         )
         opened.verify(pos, mine)
         opened.bound(pos, mine)
+        self._index_rows = mine
         self._rg = col["row_group_id"][mine].astype(np.int64)
         self._rig = col["row_index_in_group"][mine].astype(np.int64)
         assert opened.fragment_code is not None
@@ -361,7 +384,7 @@ class DatasetSource:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache)."""
-        return (DatasetSource, (self.path, self.position))
+        return (_reopen, (self.path, self.position, self.verify))
 
     def describe(self) -> dict[str, Any]:
         """Storage facts for ``info()`` (row groups and codec of this image's first chunk file)."""
@@ -397,12 +420,14 @@ class DatasetSource:
             col, base, starts = self._opened.read_groups(int(code), groups)
             self.row_groups_read += len(groups)
             for k in at:
-                out[k] = self._block(int(rows[k]), col, base, starts)
+                out[k] = self._block(int(rows[k]), col, base, starts, set())
         self.chunks_read += len(rows)
         return out
 
-    def _block(self, r: int, col: pa.ChunkedArray, base: dict[int, int], starts: np.ndarray) -> np.ndarray:
-        """Chunk row ``r`` (TCZYX) as a view of the ``pixel_bytes`` read into ``col``."""
+    def _block(self, r: int, col: pa.ChunkedArray, base: dict[int, int], starts: np.ndarray,
+               checked: set[int]) -> np.ndarray:
+        """Chunk row ``r`` (TCZYX) as a view of the ``pixel_bytes`` read into ``col``, its checksum checked
+        unless verification is off or ``checked`` (index rows checked in this read) holds it."""
         pos = base[int(self._rg[r])] + int(self._rig[r])
         chunk_i = int(np.searchsorted(starts, pos, side="right")) - 1
         arr = col.chunk(chunk_i)
@@ -414,6 +439,10 @@ class DatasetSource:
         nbytes = int(offsets[at + 1]) - start
         if nbytes != int(np.prod(shape)) * dt.itemsize:
             raise SchemaError(f"chunk {r} of {self.path} holds {nbytes} bytes; its shape {shape} needs more")
+        row = int(self._index_rows[r])
+        if row not in checked and verify_enabled(self.verify):
+            self._opened.sums.check(row, arr.buffers()[2], start, nbytes, lambda: self._opened.where(row))
+            checked.add(row)
         block = view_buffer(arr.buffers()[2], dt, shape, offset=start)
         return block if dt.isnative else block.astype(dt.newbyteorder("="))
 
@@ -462,13 +491,14 @@ def read_many(requests: Sequence[tuple[DatasetSource, Selection, np.ndarray]]) -
             g = int(src._rg[r])
             users.setdefault(g, []).append((k, r))
             sizes[g] = sizes.get(g, 0) + int(size)
+    checked: dict[int, set[int]] = {id(src._opened): set() for src, _, _ in requests}  # each chunk once per read
     for (_, code), (opened, users, sizes) in plan.items():
         for groups in _batches(sorted(users), sizes):
             col, base, starts = opened.read_groups(code, np.array(groups, dtype=np.int64))
             for g in groups:
                 for k, r in users[g]:
                     src, sel, out = requests[k]
-                    src._chunks.place(r, src._block(r, col, base, starts), sel, out)
+                    src._chunks.place(r, src._block(r, col, base, starts, checked[id(src._opened)]), sel, out)
             del col
     for (src, _, _), rows in zip(requests, rows_of):
         src.chunks_read += len(rows)
@@ -488,6 +518,11 @@ def _batches(groups: list[int], sizes: dict[int, int]) -> list[list[int]]:
     return out
 
 
+def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
+    """A DatasetSource unpickled: image row ``position`` of ``path`` reopened (through the per-process cache)."""
+    return DatasetSource(path, position, verify=verify)
+
+
 def _contiguous(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
     """(start, stop) per TCZYX axis when every axis of ``sel`` is a step-1 range, else None."""
     axes = [sel.t, sel.c, sel.z, sel.y, sel.x]
@@ -497,12 +532,14 @@ def _contiguous(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
             np.array([a.stop for a in axes], dtype=np.int64))  # type: ignore[union-attr]
 
 
-def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray]) -> None:
+def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray], *,
+              verify: bool | None = None) -> None:
     """Read image rows ``positions`` of the dataset at ``path`` into ``outs`` (writable TZCYX arrays).
 
     ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
     ``outs[k]`` has its shape. The batch costs one Parquet read per chunk file and one copy
-    per chunk from the read buffer into ``outs``; no per-image objects are built.
+    per chunk from the read buffer into ``outs``; no per-image objects are built. Each chunk's
+    checksum is checked once unless ``verify=False`` (None: unless ``OME_ARROW_CORE_VERIFY=0``).
     """
     if not positions:
         return
@@ -581,6 +618,11 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
                 j = int(bad[0])
                 raise SchemaError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} "
                                   f"bytes; its shape {tuple(shape[j].tolist())} needs {int(nbytes[j])}")
+            if verify_enabled(verify):  # each chunk once (a chunk row lies in one batch)
+                sums = opened.sums
+                for j in mine[np.unique(every[mine], return_index=True)[1]].tolist():
+                    row = int(every[j])
+                    sums.check(row, data[j], int(start[j]), int(stop[j] - start[j]), lambda: opened.where(row))
             start_l = start.tolist()
             for j in mine.tolist():
                 k = o_list[j]

@@ -118,8 +118,9 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
     if index_path.exists():
         have = pq.read_schema(index_path).names
         cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
+        optional = [c for c in ("fragment_path", "checksum") if c in have]
         index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
-            columns=[*cols, *(["fragment_path"] if "fragment_path" in have else [])], use_threads=False)
+            columns=[*cols, *optional], use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
         pf = pf or pq.ParquetFile(path / "chunks.parquet")
         if group_rows is None:
@@ -134,6 +135,8 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
         main = (pa.DictionaryArray.from_arrays(pa.array(np.zeros(index.num_rows, np.int32)), pa.array(["chunks.parquet"]))
                 if dictionary else pa.array(["chunks.parquet"] * index.num_rows, pa.string()))
         index = index.append_column("fragment_path", main)
+    if "checksum" not in index.column_names:  # written before checksums: nothing to check
+        index = index.append_column("checksum", pa.nulls(index.num_rows, pa.uint64()))
     return index
 
 

@@ -61,14 +61,15 @@ def images_table(path: Path, rows: int, chunks: int) -> Path:
                   **{a: zeros for a in "tczyx"}, **{f"shape_{a}": ones for a in "tczyx"},
                   "dtype": pa.repeat(pa.scalar("uint16"), n),
                   "pixel_bytes": pa.repeat(pa.scalar(b"\x07\x00", pa.large_binary()), n)}
-    pq.write_table(pa.table(chunk_cols, schema=real_chunks), path / "chunks.parquet", row_group_size=n)
+    pq.write_table(pa.table({f.name: chunk_cols.get(f.name, pa.nulls(n, f.type)) for f in real_chunks},
+                            schema=real_chunks), path / "chunks.parquet", row_group_size=n)
     real_index = pq.read_schema(path / "index.parquet")
     index_cols = {"image_id": chunk_ids, "chunk_id": np.arange(n, dtype=np.int64),
                   "row_group_id": zeros, "row_index_in_group": np.arange(n, dtype=np.int32),
                   "fragment_path": pa.repeat(pa.scalar("chunks.parquet"), n),
                   **{a: zeros for a in "tczyx"}, **{f"shape_{a}": ones for a in "tczyx"}}
-    pq.write_table(pa.table({k: index_cols[k] for k in real_index.names}, schema=real_index),
-                   path / "index.parquet")
+    pq.write_table(pa.table({f.name: index_cols.get(f.name, pa.nulls(n, f.type)) for f in real_index},  # checksum
+                            schema=real_index), path / "index.parquet")
     return path
 
 
