@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .arrow_numpy import int_values
 from .boundary import reading
 from .dataset_tables import BASE, Part
 from .errors import DamagedFileError
@@ -62,21 +63,9 @@ def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[lis
             chunk = chunk.dictionary_encode()
         local = np.array([where.setdefault(str(v if v is not None else null), len(where))
                           for v in chunk.dictionary.to_pylist()] + [where.setdefault(null, len(where))], dtype=np.int32)
-        codes.append(local[_indices(chunk, len(local) - 1)])
+        codes.append(local[int_values(chunk.indices, len(local) - 1).astype(np.int64)])
     names = sorted(where, key=where.__getitem__)
     return names, (np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32))
-
-
-def _indices(array: pa.DictionaryArray, null: int) -> np.ndarray:
-    """The indices of ``array`` as int64 (``null`` where null), straight from its buffers."""
-    ind = array.indices
-    width = ind.type.bit_width // 8
-    kind = np.dtype(f"{'i' if pa.types.is_signed_integer(ind.type) else 'u'}{width}")
-    values = np.frombuffer(ind.buffers()[1], dtype=kind, count=len(ind), offset=ind.offset * width).astype(np.int64)
-    if array.null_count:
-        bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
-        values[~bits[array.offset : array.offset + len(array)].astype(bool)] = null
-    return values
 
 
 def _named_chunks(file: Path) -> Counter[str]:

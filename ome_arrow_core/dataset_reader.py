@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arrow_numpy import int_values
 from .buffers import arrow_empty, view_buffer
 from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
@@ -54,19 +55,6 @@ def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
         channels=chans if len(chans) == sizes["C"] else (),
         chunk_shape=tuple(int(row.get(f"chunk_{a}") or 1) for a in "zyx"),  # type: ignore[arg-type]
     )
-
-
-def _numpy(column: pa.ChunkedArray) -> np.ndarray:
-    """An integer column as numpy, straight from its buffers (pyarrow's to_numpy imports pandas: ~36 MiB resident)."""
-    parts = [
-        np.frombuffer(c.buffers()[1], dtype=c.type.to_pandas_dtype(), count=len(c),
-                      offset=c.offset * c.type.bit_width // 8)
-        if pa.types.is_integer(c.type) and not c.null_count else c.to_numpy(zero_copy_only=False)
-        for c in column.chunks
-    ]
-    if not parts:
-        return np.zeros(0, dtype=column.type.to_pandas_dtype())
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 @dataclass
@@ -120,7 +108,7 @@ class _Opened:
         """Index columns (all but image_id and fragment_path) as numpy arrays."""
         if self._columns is None:
             self._columns = {
-                n: _numpy(self.index.column(n)) for n in self.index.column_names
+                n: int_values(self.index.column(n)) for n in self.index.column_names
                 if n not in ("image_id", "fragment_path", "checksum")
             }
         return self._columns
@@ -173,7 +161,7 @@ class _Opened:
             # (part, image id) of every index row and image row as one integer key, all in numpy
             enc = self.index.column("image_id").dictionary_encode().combine_chunks()
             n = max(len(enc.dictionary), 1)
-            key = self.index_part.astype(np.int64) * n + _numpy(pa.chunked_array([enc.indices]))
+            key = self.index_part.astype(np.int64) * n + int_values(enc.indices)
             order = np.argsort(key, kind="stable")
             keys, starts = np.unique(key[order], return_index=True)
             codes = pc.index_in(self.table.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)

@@ -181,3 +181,21 @@ def test_a_record_file_whose_footer_claims_more_bytes_than_it_has_is_refused(tmp
     file.write_bytes(data[:4] + data[len(data) // 2 :])  # column bytes cut out, footer kept
     with pytest.raises(DamagedFileError, match=f"{file}.*bytes of column data"):
         OMEArrow(file)
+
+
+def test_reading_a_crop_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Path) -> None:
+    """Each costs 36-54 MiB resident when imported; a crop needs neither (it added +131 MiB, now ~+84)."""
+    path = tmp_path / "d.ome.parquet"
+    OMEArrow(np.arange(2 * 3 * 64 * 64, dtype=np.uint16).reshape(2, 3, 64, 64), "ZCYX").export(
+        "parquet", path, chunk_shape=(1, 32, 32))
+    code = (
+        "import sys, json; import pyarrow as pa; from ome_arrow_core import OMEArrow\n"
+        f"crop = OMEArrow.scan({str(path)!r}).tensor_view(z=1, c=2, roi=(10, 20, 30, 30), layout='YX').to_numpy()\n"
+        "print(json.dumps({'sum': int(crop.sum()), 'modules': [m for m in ('pandas', 'pyarrow.dataset') "
+        "if m in sys.modules]}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    want = np.arange(2 * 3 * 64 * 64, dtype=np.uint16).reshape(2, 3, 64, 64)[1, 2, 20:50, 10:40]
+    assert got == {"sum": int(want.sum()), "modules": []}
