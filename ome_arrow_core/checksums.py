@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from .arrow_numpy import int_values, valid_mask
 from .errors import ChecksumError, SchemaError
 
 __all__ = ["ALGORITHM", "ENV", "FIX", "ChunkChecksums", "checksum", "checksums_of", "checker", "mismatch",
@@ -96,8 +97,8 @@ class ChunkChecksums:
         self.present: np.ndarray | None = None
         self._fn: Callable[[Any], int] | None = None
         if column is not None and len(column) and column.null_count < len(column):
-            self.values = column.fill_null(0).to_numpy().astype(np.uint64, copy=False)
-            self.present = column.is_valid().to_numpy(zero_copy_only=False)
+            self.values = int_values(column).astype(np.uint64, copy=False)  # no pandas, no compute kernels
+            self.present = valid_mask(column)
             self._fn = checker(algorithm, where)
 
     def compare(self, row: int, data: Any, start: int, nbytes: int) -> tuple[int, int] | None:

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .cleanup import recover
+from .dataset_bounds import check_image_rows
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
 from .errors import LayoutError, SchemaError
@@ -151,6 +152,7 @@ def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | N
 def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
     """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered across them."""
     parts = parts_of(path, read_manifest(path))
+    check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
     if len(parts) == 1:
         return _scan_parquet(path / parts[0].images, expr, None)
     schema = images_schema(path, parts)

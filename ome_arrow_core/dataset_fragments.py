@@ -37,6 +37,8 @@ class Fragment(Protocol):
 
     #: Rows of each row group.
     group_rows: np.ndarray
+    #: Most pixel bytes each row group can hold (None or -1: unknown), to refuse lying sizes before allocating.
+    group_bytes: np.ndarray | None
     #: What the file is, for ``info()`` (``"parquet"``, ``"vortex"``...).
     format: str
 
@@ -53,7 +55,13 @@ class ParquetFragment:
     def __init__(self, file: Path) -> None:
         self.file = pq.ParquetFile(file)
         md = self.file.metadata
-        self.group_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
+        groups = [md.row_group(i) for i in range(md.num_row_groups)]
+        self.group_rows = np.array([g.num_rows for g in groups], dtype=np.int64)
+        at = md.schema.to_arrow_schema().get_field_index("pixel_bytes")
+        # pixel_bytes values are at most their column chunk's uncompressed bytes (pages, lengths and all);
+        # -1 where a dictionary page may hold repeated values once (ome-arrow 0.1.0 writes those)
+        self.group_bytes = (np.array([-1 if g.column(at).has_dictionary_page else g.column(at).total_uncompressed_size
+                                      for g in groups], dtype=np.int64) if at >= 0 else None)
 
     def read(self, groups: np.ndarray) -> pa.ChunkedArray:
         """``pixel_bytes`` of row groups ``groups`` (one Parquet read)."""
@@ -69,6 +77,7 @@ class StoreFragment:
         self.format = format
         self.path = path
         self.group_rows = np.ones(int(file.num_rows), dtype=np.int64)
+        self.group_bytes: np.ndarray | None = None
 
     def read(self, groups: np.ndarray) -> pa.ChunkedArray:
         """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -13,19 +14,28 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arrow_numpy import int_values
 from .buffers import arrow_empty, view_buffer
 from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
+from .dataset_bounds import check_table_rows, dictionary_codes
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
-from .dataset_tables import parts_of, read_images, read_index, read_indexes
-from .errors import FormatVersionError, SchemaError
+from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
+from .errors import DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
 
-__all__ = ["DatasetSource", "read_many", "read_rows", "read_index"]
+__all__ = ["DatasetSource", "read_many", "read_rows", "read_index", "ROW_BLOCK", "READ_BATCH_BYTES"]
+
+#: Image rows converted to dicts at a time (and blocks kept): never whole columns.
+ROW_BLOCK = 1024
+ROW_BLOCKS_KEPT = 4
+#: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
+READ_BATCH_BYTES = 16 << 20
 
 
 def _meta_from_row(row: dict[str, Any]) -> ImageMeta:
@@ -68,12 +78,13 @@ class _Opened:
     fragment_code: np.ndarray | None = None
     _columns: dict[str, np.ndarray] | None = None
     _positions: dict[str, int] | None = None
-    _groups: dict[tuple[int, str], np.ndarray] | None = None
+    _groups: dict[str, np.ndarray] | None = None
     _ids: list[str] | None = None
-    _rows: list[dict[str, Any]] | None = None
-    _values: dict[str, list[Any]] | None = None
+    _image_keys: np.ndarray | None = None
+    _blocks: OrderedDict[int, list[dict[str, Any]]] = field(default_factory=OrderedDict)
     _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
+    _bounded: set[int] = field(default_factory=set)
     _sums: ChunkChecksums | None = None
 
     @property
@@ -93,18 +104,11 @@ class _Opened:
         return str(file), f"chunk {int(self.columns['chunk_id'][row])} of image {image!r} (index row {row})"
 
     @property
-    def images(self) -> list[dict[str, Any]]:
-        """Every image row as a dict (built once, on first use)."""
-        if self._rows is None:
-            self._rows = self.table.to_pylist()
-        return self._rows
-
-    @property
     def columns(self) -> dict[str, np.ndarray]:
         """Index columns (all but image_id and fragment_path) as numpy arrays."""
         if self._columns is None:
             self._columns = {
-                n: self.index.column(n).to_numpy() for n in self.index.column_names
+                n: int_values(self.index.column(n)) for n in self.index.column_names
                 if n not in ("image_id", "fragment_path", "checksum")
             }
         return self._columns
@@ -127,12 +131,24 @@ class _Opened:
             raise SchemaError(f"image_id {image_id!r} not in {self.path}; ids: {shown}") from None
 
     def row(self, pos: int) -> dict[str, Any]:
-        """Image row ``pos`` as a dict (column values are converted once, on first use)."""
-        if self._rows is not None:
-            return self._rows[pos]
-        if self._values is None:
-            self._values = {n: self.table.column(n).to_pylist() for n in self.table.column_names}
-        return {n: v[pos] for n, v in self._values.items()}
+        """Image row ``pos`` as a dict.
+
+        Rows are converted a block of :data:`ROW_BLOCK` at a time (the last few blocks are
+        kept), never whole columns: a table of a million images costs one block of dicts.
+        """
+        k = pos // ROW_BLOCK
+        hit = self._blocks.get(k)
+        block = hit if hit is not None else self.table.slice(k * ROW_BLOCK, ROW_BLOCK).to_pylist()
+        try:  # threads share this cache: another may have dropped a block meanwhile
+            if hit is None:
+                self._blocks[k] = block
+                while len(self._blocks) > ROW_BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+            else:
+                self._blocks.move_to_end(k)
+        except KeyError:
+            pass
+        return block[pos - k * ROW_BLOCK]
 
     def chunk_rows(self, pos: int) -> np.ndarray:
         """Index rows holding the chunks of image row ``pos``: its part's rows with its image_id.
@@ -141,16 +157,25 @@ class _Opened:
         """
         if self.table.num_rows == 1:
             return np.arange(self.index.num_rows)
-        if self._groups is None:
+        if self._groups is None or self._image_keys is None:
+            # (part, image id) of every index row and image row as one integer key, all in numpy
             enc = self.index.column("image_id").dictionary_encode().combine_chunks()
-            names = [str(v) for v in enc.dictionary.to_pylist()]
-            n = max(len(names), 1)
-            key = self.index_part.astype(np.int64) * n + enc.indices.to_numpy(zero_copy_only=False)
+            n = max(len(enc.dictionary), 1)
+            key = self.index_part.astype(np.int64) * n + int_values(enc.indices)
             order = np.argsort(key, kind="stable")
             keys, starts = np.unique(key[order], return_index=True)
-            stops = [*starts[1:].tolist(), len(order)]
-            self._groups = {(k // n, names[k % n]): order[a:b] for k, a, b in zip(keys.tolist(), starts.tolist(), stops)}
-        return self._groups.get((int(self.image_part[pos]), self.ids[pos]), np.zeros(0, dtype=np.int64))
+            codes = pc.index_in(self.table.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
+            found = codes.is_valid().to_numpy(zero_copy_only=False)
+            own = self.image_part.astype(np.int64) * n + codes.fill_null(0).to_numpy(zero_copy_only=False)
+            self._image_keys = np.where(found, own, -1)
+            self._groups = {"keys": keys, "starts": np.r_[starts, len(order)], "order": order}
+        key = int(self._image_keys[pos])
+        keys = self._groups["keys"]
+        at = int(np.searchsorted(keys, key))
+        if key < 0 or at >= len(keys) or int(keys[at]) != key:
+            return np.zeros(0, dtype=np.int64)
+        starts = self._groups["starts"]
+        return self._groups["order"][int(starts[at]) : int(starts[at + 1])]
 
     def verify(self, pos: int, rows: np.ndarray) -> None:
         """Raise SchemaError unless chunk ``rows`` cover image row ``pos`` (checked once per image).
@@ -169,6 +194,31 @@ class _Opened:
                 f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
             )
         self._verified.add(pos)
+
+    def bound(self, pos: int, rows: np.ndarray) -> None:
+        """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold.
+
+        Checked once per image, from the chunk files' footers, before any output is allocated.
+        """
+        if pos in self._bounded or self.fragment_code is None:
+            return
+        row = self.row(pos)
+        declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
+        held = 0
+        codes = self.fragment_code[rows]
+        groups = self.columns["row_group_id"][rows].astype(np.int64)
+        for code in np.unique(codes).tolist():
+            sizes = self.fragment(code).group_bytes
+            mine = np.unique(groups[codes == code])
+            if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
+                return  # unknown (or out of range: reading says so)
+            held += int(sizes[mine].sum())
+        if declared > held:
+            raise DamagedFileError(
+                f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups of "
+                f"its chunks hold at most {held}; images.parquet or index.parquet is damaged or lying"
+            )
+        self._bounded.add(pos)
 
     def fragment(self, code: int) -> Fragment:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
@@ -241,12 +291,21 @@ def _open(path: Path) -> _Opened:
     if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
         raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
     parts = parts_of(path, manifest)  # only the tables the manifest lists: the old images or the new, never a mix
-    images, image_part = read_images(path, parts)
-    index, index_part = read_indexes(path, parts)
-    frag = index.column("fragment_path").dictionary_encode().combine_chunks()
-    names = [str(v or "chunks.parquet") for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]
-    codes = frag.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    fragments: dict[str, Fragment] = {}
+
+    def fragment_rows(name: str) -> int:
+        if name not in fragments:
+            fragments[name] = open_fragment(path, name)
+        return int(fragments[name].group_rows.sum())
+
+    check_table_rows(path, parts, fragment_rows)  # footers only: lying row counts fail before any table is read
+    schema = images_schema(path, parts)
+    repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
+    images, image_part = read_images(path, parts, dictionary=repeated)  # a plate repeats its channels and units
+    index, index_part = read_indexes(path, parts, dictionary=True)
+    names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
     opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes)
+    opened._files.update({names.index(n): f for n, f in fragments.items() if n in names})
     with _cache_lock:
         _cache[key] = opened
         while len(_cache) > CACHE_SIZE:
@@ -302,6 +361,7 @@ class DatasetSource:
             np.stack([col[f"shape_{a}"][mine] for a in "tczyx"], axis=1).astype(np.int64),
         )
         opened.verify(pos, mine)
+        opened.bound(pos, mine)
         self._index_rows = mine
         self._rg = col["row_group_id"][mine].astype(np.int64)
         self._rig = col["row_index_in_group"][mine].astype(np.int64)
@@ -398,31 +458,52 @@ class DatasetSource:
 def read_many(requests: Sequence[tuple[DatasetSource, Selection, np.ndarray]]) -> None:
     """Read several (source, selection) pairs into their ``out`` arrays (TZCYX, writable).
 
-    The row groups all of them need are read with one call per chunk file, so a batch of
-    small images costs one Parquet read, not one per image.
+    The row groups all of them need are read with one call per chunk file and batch of
+    about :data:`READ_BATCH_BYTES`, each batch placed into the outputs before the next is
+    read: a batch of small images costs one Parquet read, a large selection about its own
+    size plus one batch.
     """
     if not requests:
         return
     rows_of = [src._chunks.intersecting(sel) for src, sel, _ in requests]
-    plan: dict[tuple[int, int], tuple[_Opened, set[int]]] = {}
-    for (src, _, _), rows in zip(requests, rows_of):
-        for code in np.unique(src._frag[rows]):
-            key = (id(src._opened), int(code))
-            entry = plan.setdefault(key, (src._opened, set()))
-            entry[1].update(src._rg[rows[src._frag[rows] == code]].tolist())
-    fetched = {
-        key: opened.read_groups(key[1], np.array(sorted(groups), dtype=np.int64))
-        for key, (opened, groups) in plan.items()
-    }
-    checked: dict[int, set[int]] = {id(src._opened): set() for src, _, _ in requests}  # each chunk once per read
     for (src, sel, out), rows in zip(requests, rows_of):
         if out.shape != sel.shape:
             raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
-        for r in rows:
-            col, base, starts = fetched[(id(src._opened), int(src._frag[r]))]
-            src._chunks.place(int(r), src._block(int(r), col, base, starts, checked[id(src._opened)]), sel, out)
+    # per chunk file: (request, chunk row) of each row group, and the pixel bytes of each group
+    plan: dict[tuple[int, int], tuple[_Opened, dict[int, list[tuple[int, int]]], dict[int, int]]] = {}
+    for k, ((src, _, _), rows) in enumerate(zip(requests, rows_of)):
+        nbytes = src._chunks.shape[rows].prod(axis=1) * src.meta.dtype.itemsize
+        for r, size in zip(rows.tolist(), nbytes.tolist()):
+            key = (id(src._opened), int(src._frag[r]))
+            opened, users, sizes = plan.setdefault(key, (src._opened, {}, {}))
+            g = int(src._rg[r])
+            users.setdefault(g, []).append((k, r))
+            sizes[g] = sizes.get(g, 0) + int(size)
+    checked: dict[int, set[int]] = {id(src._opened): set() for src, _, _ in requests}  # each chunk once per read
+    for (_, code), (opened, users, sizes) in plan.items():
+        for groups in _batches(sorted(users), sizes):
+            col, base, starts = opened.read_groups(code, np.array(groups, dtype=np.int64))
+            for g in groups:
+                for k, r in users[g]:
+                    src, sel, out = requests[k]
+                    src._chunks.place(r, src._block(r, col, base, starts, checked[id(src._opened)]), sel, out)
+            del col
+    for (src, _, _), rows in zip(requests, rows_of):
         src.chunks_read += len(rows)
         src.row_groups_read += len({(int(src._frag[r]), int(src._rg[r])) for r in rows})
+
+
+def _batches(groups: list[int], sizes: dict[int, int]) -> list[list[int]]:
+    """``groups`` (ascending) cut into runs of about :data:`READ_BATCH_BYTES` pixel bytes (at least one group each)."""
+    out: list[list[int]] = [[]]
+    total = 0
+    for g in groups:
+        if out[-1] and total + sizes.get(g, 0) > READ_BATCH_BYTES:
+            out.append([])
+            total = 0
+        out[-1].append(g)
+        total += sizes.get(g, 0)
+    return out
 
 
 def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
@@ -454,9 +535,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     n_images = opened.table.num_rows
     col = opened.columns
     assert opened.fragment_code is not None
-    if opened._values is None:
-        opened._values = {n: opened.table.column(n).to_pylist() for n in opened.table.column_names}
-    dtypes = opened._values["dtype"]
+    dtypes = {p: opened.row(p)["dtype"] for p in positions if 0 <= p < n_images}
     boxes = [_contiguous(s) for s in sels]
     picked: list[np.ndarray] = []
     for pos, sel, out in zip(positions, sels, outs):
@@ -466,6 +545,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
             raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
         picked.append(opened.chunk_rows(pos))
         opened.verify(pos, picked[-1])
+        opened.bound(pos, picked[-1])
     rows = np.concatenate(picked)
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
     origin = np.stack([col[a][rows] for a in "tczyx"], axis=1).astype(np.int64)
@@ -488,53 +568,60 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     codes = opened.fragment_code[every]
     rg = col["row_group_id"][every].astype(np.int64)
     rig = col["row_index_in_group"][every].astype(np.int64)
-    # where each chunk row lies in what one read per fragment returns: (arrow chunk, row in it)
-    data: list[pa.Buffer] = [pa.py_buffer(b"")] * len(every)
-    start = np.zeros(len(every), dtype=np.int64)
-    stop = np.zeros(len(every), dtype=np.int64)
-    for code in np.unique(codes).tolist():
-        mine = np.nonzero(codes == code)[0]
-        groups = np.unique(rg[mine])
-        arrow_col, base, starts = opened.read_groups(int(code), groups)
-        first = np.array([base[g] for g in groups.tolist()], dtype=np.int64)
-        at = first[np.searchsorted(groups, rg[mine])] + rig[mine]
-        ci = np.searchsorted(starts, at, side="right") - 1
-        for c in np.unique(ci).tolist():
-            chunk = arrow_col.chunk(c)
-            offs = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
-            sub = mine[ci == c]
-            i = at[ci == c] - starts[c]
-            start[sub], stop[sub] = offs[i], offs[i + 1]
-            buf = chunk.buffers()[2]
-            for j in sub.tolist():
-                data[j] = buf
     item = np.array([np.dtype(dtypes[p]).itemsize for p in positions], dtype=np.int64)[owner]
-    bad = np.nonzero(stop - start != np.prod(shape, axis=1) * item)[0]
-    if len(bad):
-        j = int(bad[0])
-        raise SchemaError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} bytes; "
-                          f"its shape {tuple(shape[j].tolist())} needs {int(np.prod(shape[j]) * item[j])}")
-    if verify_enabled(verify):
-        sums = opened.sums
-        for j in np.unique(every, return_index=True)[1].tolist():
-            row = int(every[j])
-            sums.check(row, data[j], int(start[j]), int(stop[j] - start[j]), lambda: opened.where(row))
     lo_box = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes], dtype=np.int64)[owner]
     hi_box = np.array([b[1] if b is not None else np.zeros(5, np.int64) for b in boxes], dtype=np.int64)[owner]
     lo = np.maximum(origin, lo_box)
     hi = np.minimum(origin + shape, hi_box)
     src_lo, src_hi, dst_lo, dst_hi = (lo - origin).tolist(), (hi - origin).tolist(), (lo - lo_box).tolist(), (hi - lo_box).tolist()
     dts = [np.dtype(dtypes[p]).newbyteorder("<") for p in positions]
-    o_list, s_list, start_l = owner.tolist(), shape.tolist(), start.tolist()
-    for j in range(len(every)):
-        k = o_list[j]
-        dt, out, box = dts[k], outs[k], boxes[k]
-        s = s_list[j]
-        block = np.frombuffer(data[j], dtype=dt, count=s[0] * s[1] * s[2] * s[3] * s[4], offset=start_l[j]).reshape(s)
-        if box is None:
-            ChunkTable(origin[j : j + 1], shape[j : j + 1]).place(0, block, sels[k], out)
-            continue
-        a, b, c, d = src_lo[j], src_hi[j], dst_lo[j], dst_hi[j]
-        src = block[a[0] : b[0], a[1] : b[1], a[2] : b[2], a[3] : b[3], a[4] : b[4]]
-        out[c[0] : d[0], c[2] : d[2], c[1] : d[1], c[3] : d[3], c[4] : d[4]] = src.transpose(0, 2, 1, 3, 4)
-
+    o_list, s_list = owner.tolist(), shape.tolist()
+    nbytes = np.prod(shape, axis=1) * item
+    # one read per chunk file and batch of row groups; each batch is placed into outs before the next is read
+    for code in np.unique(codes).tolist():
+        in_file = np.nonzero(codes == code)[0]
+        groups = np.unique(rg[in_file])
+        sizes = dict(zip(groups.tolist(), np.bincount(np.searchsorted(groups, rg[in_file]), weights=nbytes[in_file],
+                                                      minlength=len(groups)).astype(np.int64).tolist()))
+        for batch in _batches(groups.tolist(), sizes):
+            mine = in_file[np.isin(rg[in_file], batch)]
+            data: dict[int, pa.Buffer] = {}
+            start = np.zeros(len(every), dtype=np.int64)
+            stop = np.zeros(len(every), dtype=np.int64)
+            arrow_col, base, starts = opened.read_groups(int(code), np.array(batch, dtype=np.int64))
+            first = np.array([base[g] for g in batch], dtype=np.int64)
+            at = first[np.searchsorted(np.array(batch), rg[mine])] + rig[mine]
+            ci = np.searchsorted(starts, at, side="right") - 1
+            for c in np.unique(ci).tolist():
+                chunk = arrow_col.chunk(c)
+                offs = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=len(chunk) + 1, offset=chunk.offset * 8)
+                sub = mine[ci == c]
+                i = at[ci == c] - starts[c]
+                start[sub], stop[sub] = offs[i], offs[i + 1]
+                buf = chunk.buffers()[2]
+                for j in sub.tolist():
+                    data[j] = buf
+            bad = mine[stop[mine] - start[mine] != nbytes[mine]]
+            if len(bad):
+                j = int(bad[0])
+                raise SchemaError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} "
+                                  f"bytes; its shape {tuple(shape[j].tolist())} needs {int(nbytes[j])}")
+            if verify_enabled(verify):  # each chunk once (a chunk row lies in one batch)
+                sums = opened.sums
+                for j in mine[np.unique(every[mine], return_index=True)[1]].tolist():
+                    row = int(every[j])
+                    sums.check(row, data[j], int(start[j]), int(stop[j] - start[j]), lambda: opened.where(row))
+            start_l = start.tolist()
+            for j in mine.tolist():
+                k = o_list[j]
+                dt, out, box = dts[k], outs[k], boxes[k]
+                s = s_list[j]
+                block = np.frombuffer(data[j], dtype=dt, count=s[0] * s[1] * s[2] * s[3] * s[4],
+                                      offset=start_l[j]).reshape(s)
+                if box is None:
+                    ChunkTable(origin[j : j + 1], shape[j : j + 1]).place(0, block, sels[k], out)
+                    continue
+                a, b, c, d = src_lo[j], src_hi[j], dst_lo[j], dst_hi[j]
+                src = block[a[0] : b[0], a[1] : b[1], a[2] : b[2], a[3] : b[3], a[4] : b[4]]
+                out[c[0] : d[0], c[2] : d[2], c[1] : d[1], c[3] : d[3], c[4] : d[4]] = src.transpose(0, 2, 1, 3, 4)
+            del arrow_col, data

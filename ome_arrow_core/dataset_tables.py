@@ -87,25 +87,40 @@ def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
         raise SchemaError(f"the images tables of {root} have columns of different types: {exc}") from exc
 
 
-def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = None) -> tuple[pa.Table, np.ndarray]:
-    """The images tables of ``parts`` as one table (rows in part order) and the part of each row."""
-    tables = [pq.read_table(_file(root, p.images, "images table"), columns=columns) for p in parts]
+def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = None, *,
+                dictionary: Sequence[str] = ()) -> tuple[pa.Table, np.ndarray]:
+    """The images tables of ``parts`` as one table (rows in part order) and the part of each row.
+
+    Columns named in ``dictionary`` are read dictionary-encoded (repeated strings stored once).
+    """
+    tables = []
+    for p in parts:
+        file = _file(root, p.images, "images table")
+        if not dictionary:
+            tables.append(pq.read_table(file, columns=columns))
+            continue
+        pf = pq.ParquetFile(file)  # not read_table: that imports pyarrow.dataset (54 MiB resident)
+        have = set(pf.schema_arrow.names)
+        pf = pq.ParquetFile(file, read_dictionary=[n for n in dictionary if n in have] or None)
+        tables.append(pf.read(columns=columns, use_threads=False))
     return _concat(tables, root, "images")
 
 
 def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndarray | None = None, *,
-               name: str = BASE.index) -> pa.Table:
+               name: str = BASE.index, dictionary: bool = False) -> pa.Table:
     """Index table ``name`` of a dataset (the base one derived from chunks.parquet's own order when absent).
 
     Columns: the INDEX_SCHEMA ones but ``row_index_in_group``'s neighbours in the same order;
-    ``fragment_path`` is filled with ``chunks.parquet`` where absent.
+    ``fragment_path`` is filled with ``chunks.parquet`` where absent (dictionary-encoded with
+    ``dictionary``: then reading it needs no pyarrow compute kernel).
     """
     index_path = path / name if name == BASE.index else _file(path, name, "index table")
     if index_path.exists():
         have = pq.read_schema(index_path).names
         cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
         optional = [c for c in ("fragment_path", "checksum") if c in have]
-        index = pq.read_table(index_path, columns=[*cols, *optional])
+        index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
+            columns=[*cols, *optional], use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
         pf = pf or pq.ParquetFile(path / "chunks.parquet")
         if group_rows is None:
@@ -117,15 +132,18 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
         index = index.append_column("row_group_id", pa.array(rg.astype(np.int32))).append_column(
             "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32)))
     if "fragment_path" not in index.column_names:
-        index = index.append_column("fragment_path", pa.array(["chunks.parquet"] * index.num_rows, pa.string()))
+        main = (pa.DictionaryArray.from_arrays(pa.array(np.zeros(index.num_rows, np.int32)), pa.array(["chunks.parquet"]))
+                if dictionary else pa.array(["chunks.parquet"] * index.num_rows, pa.string()))
+        index = index.append_column("fragment_path", main)
     if "checksum" not in index.column_names:  # written before checksums: nothing to check
         index = index.append_column("checksum", pa.nulls(index.num_rows, pa.uint64()))
     return index
 
 
-def read_indexes(root: Path, parts: Sequence[Part]) -> tuple[pa.Table, np.ndarray]:
-    """The index tables of ``parts`` as one table (rows in part order) and the part of each row."""
-    tables = [read_index(root, name=p.index) for p in parts]
+def read_indexes(root: Path, parts: Sequence[Part], *, dictionary: bool = False) -> tuple[pa.Table, np.ndarray]:
+    """The index tables of ``parts`` as one table (rows in part order) and the part of each row
+    (``dictionary``: ``fragment_path`` dictionary-encoded, see :func:`read_index`)."""
+    tables = [read_index(root, name=p.index, dictionary=dictionary) for p in parts]
     return _concat(tables, root, "index")
 
 

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_path
 from .checksums import verify_enabled
+from .dataset_bounds import footer_rows
 from .errors import SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
@@ -44,6 +45,7 @@ class RecordSource:
 
     def __init__(self, path: Path, column: str | None = None, row: int = 0, *, verify: bool | None = None) -> None:
         self.path = path
+        footer_rows(path)  # a footer claiming more bytes than the file has is refused before any read
         self.verify = verify
         pf = pq.ParquetFile(path)
         self.column = find_ome_column(pf.schema_arrow, column)

@@ -15,6 +15,7 @@ import pyarrow as pa
 from .buffers import arrow_empty, view_buffer
 from .errors import SchemaError
 from .meta import ImageMeta
+from .record_bounds import check_record_sizes
 from .schema import find_ome_column, meta_from_record, ome_arrow_struct, record_header
 
 __all__ = ["record_to_pixels", "pixels_to_record", "as_struct_array", "record_meta"]
@@ -106,9 +107,10 @@ def record_to_pixels(records: pa.StructArray, row: int = 0) -> tuple[ImageMeta, 
     """Decode record ``row`` into (meta, ``TZCYX`` array) with the declared dtype."""
     meta = record_meta(records, row)
     T, Z, C, Y, X = meta.shape
-    out, buf = arrow_empty(meta.shape, meta.dtype)
     chunks = _row_items(records, "chunks", row)
     planes = _row_items(records, "planes", row)
+    check_record_sizes(meta, planes, chunks)  # before the output is allocated
+    out, buf = arrow_empty(meta.shape, meta.dtype)
     if chunks is not None:
         cols = {n: chunks.field(n).to_numpy(zero_copy_only=False) for n in ("t", "c", "z", "y", "x")}
         shp = {n: chunks.field(f"shape_{n}").to_numpy(zero_copy_only=False) for n in ("z", "y", "x")}
