@@ -23,6 +23,7 @@ from . import dataset_writer, fsops
 from .atomic import make_temp, replace_all
 from .dataset_format import _KV, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .dataset_fragments import chunk_writer, format_version_for
+from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .dataset_tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
 from .dataset_writer import _locked
 from .errors import SchemaError
@@ -102,7 +103,8 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 pq.write_table(_merged_images(images), tmp / BASE.images, row_group_size=_images_per_group(root, parts))
                 moves.append((tmp / BASE.images, root / BASE.images))
             if (root / MANIFEST).exists():
-                ours = {k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k != "appends"}
+                # row groups move: the merged file is read through its footer (the index keeps no page ranges)
+                ours = {k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k not in ("appends", PAGES_KEY)}
                 ours.update({"fragments": [_MAIN], "format_version": format_version_for([_MAIN])})
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))

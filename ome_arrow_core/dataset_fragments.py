@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from .dataset_format import _KV, CHUNKS_SCHEMA
 from .errors import SchemaError
 from .handlers import ChunkFile, ChunkStore
+from .parquet_pages import PageRanges, page_ranges
 
 __all__ = [
     "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "chunk_writer", "write_fragment", "chunk_store",
@@ -156,12 +157,14 @@ def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | 
 
 
 def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *, compression: str | None,
-                   compression_level: int | None, rows_per_group: int) -> None:
+                   compression_level: int | None, rows_per_group: int) -> PageRanges | None:
     """Write chunk tables (CHUNKS_SCHEMA, in order) to ``file`` in ``chunk_format``.
 
     Parquet starts a row group at each table and cuts it every ``rows_per_group`` rows; a
     chunk store consumes the tables as one stream of record batches. An exception raised
     while producing the tables reaches the caller as itself, not wrapped by the store.
+    Returns where each row group's ``pixel_bytes`` page lies (Parquet with one chunk per
+    row group, each in one page; else None), read from the file's footer once.
     """
     if chunk_format == PARQUET:
         writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(_KV), compression, compression_level)
@@ -170,7 +173,7 @@ def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *,
                 writer.write_table(table, row_group_size=rows_per_group)
         finally:
             writer.close()
-        return
+        return page_ranges(file) if rows_per_group == 1 else None
     store = chunk_store(chunk_format)
     if store.write is None:
         raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot write files (no write=)")
@@ -192,3 +195,4 @@ def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *,
         raise
     if failure:  # the store swallowed it
         raise failure[0]
+    return None

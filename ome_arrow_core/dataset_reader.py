@@ -27,6 +27,7 @@ from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
 from .errors import DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
+from .page_reads import RANGE_COLUMNS, listed_codec, paged_fragment, ranged_rows_bound
 from .selection import Selection
 
 __all__ = ["DatasetSource", "read_many", "read_rows", "read_index", "ROW_BLOCK", "READ_BATCH_BYTES"]
@@ -109,7 +110,7 @@ class _Opened:
         if self._columns is None:
             self._columns = {
                 n: int_values(self.index.column(n)) for n in self.index.column_names
-                if n not in ("image_id", "fragment_path", "checksum")
+                if n not in ("image_id", "fragment_path", "checksum", *RANGE_COLUMNS)
             }
         return self._columns
 
@@ -224,8 +225,17 @@ class _Opened:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
         hit = self._files.get(code)
         if hit is None:
-            hit = self._files[code] = open_fragment(self.path, self.fragment_names[code])
+            hit = self._files[code] = self._paged(code) or open_fragment(self.path, self.fragment_names[code])
         return hit
+
+    def _paged(self, code: int) -> Fragment | None:
+        """Chunks file ``code`` read by the page ranges its index rows give (None: it has none; read its footer)."""
+        assert self.fragment_code is not None
+        rows = np.nonzero(self.fragment_code == code)[0]
+        pixels = np.ones(len(rows), dtype=np.int64)
+        for a in "tczyx":
+            pixels *= self.columns[f"shape_{a}"][rows].astype(np.int64)
+        return paged_fragment(self.path, self.fragment_names[code], self.manifest, self.index, rows, pixels)
 
     def read_groups(self, code: int, groups: np.ndarray) -> tuple[pa.ChunkedArray, dict[int, int], np.ndarray]:
         """``pixel_bytes`` of row groups ``groups`` (ascending) of one fragment (one read), the first
@@ -294,6 +304,8 @@ def _open(path: Path) -> _Opened:
     fragments: dict[str, Fragment] = {}
 
     def fragment_rows(name: str) -> int:
+        if listed_codec(manifest, name)[0]:  # read by page ranges: bounded by its size, its footer never parsed
+            return ranged_rows_bound(path / name)
         if name not in fragments:
             fragments[name] = open_fragment(path, name)
         return int(fragments[name].group_rows.sum())

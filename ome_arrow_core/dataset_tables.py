@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .page_reads import RANGE_COLUMNS
 from .errors import SchemaError
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
@@ -118,7 +119,7 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
     if index_path.exists():
         have = pq.read_schema(index_path).names
         cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-        optional = [c for c in ("fragment_path", "checksum") if c in have]
+        optional = [c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have]
         index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
             columns=[*cols, *optional], use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from . import fsops
 from .atomic import atomic_path, storage_errors
+from .arrow_numpy import int_values
 from .buffers import arrow_empty
 from .checksums import ALGORITHM as CHECKSUM
 from .checksums import checksums_of
@@ -43,6 +44,9 @@ from .dataset_fragments import (
 from .dataset_tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
 from .errors import SchemaError, UnsafeOverwriteError
 from .meta import ImageMeta
+from .page_reads import MANIFEST_KEY as PAGES_KEY
+from .page_reads import RANGE_FIELDS, range_columns
+from .parquet_pages import PageRanges
 from .selection import Selection
 
 
@@ -176,6 +180,9 @@ class FragmentWriter:
         #: Pixel bytes after which the current file is full (None: no limit); a batch ends there.
         self.max_file_bytes: int | None = None
         self._index: list[pa.Table] = []
+        self._index_files: list[str] = []
+        #: Page ranges of each chunks file written (by name), recorded in the index (see ``page_reads``).
+        self.pages: dict[str, PageRanges] = {}
         self._grid: tuple[tuple[tuple[int, ...], tuple[int, ...]], ChunkTable] | None = None
         self._schema = CHUNKS_SCHEMA.with_metadata(_KV)
 
@@ -281,6 +288,7 @@ class FragmentWriter:
              pa.array(np.concatenate([p.checksum for p in pieces]))],
             schema=INDEX_SCHEMA,
         ))
+        self._index_files.append(self.fragment)
         self.row_groups += int(groups.sum())
         self.next_id += total
         self.file_bytes += sum(p.nbytes for p in pieces)
@@ -292,8 +300,14 @@ class FragmentWriter:
                 a = b
 
     def index(self) -> pa.Table:
-        """The index rows of everything packed so far."""
-        return pa.concat_tables(self._index) if self._index else INDEX_SCHEMA.empty_table()
+        """The index rows of everything packed so far, with the page range of each chunk where known."""
+        tables = []
+        for name, table in zip(self._index_files, self._index):
+            cols = range_columns(int_values(table.column("row_group_id")).astype(np.int64), self.pages.get(name))
+            for f, col in zip(RANGE_FIELDS, cols):
+                table = table.append_column(f, col)
+            tables.append(table)
+        return pa.concat_tables(tables) if tables else pa.schema([*INDEX_SCHEMA, *RANGE_FIELDS]).empty_table()
 
 
 def _images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], existing: pa.Schema | None) -> pa.Table:
@@ -461,7 +475,9 @@ def _write_fragments(tables: Iterator[pa.Table], fw: FragmentWriter, names: Iter
             done = False
 
         with place(name) as path:
-            write_fragment(until_full(), path, chunk_format, **options)
+            ranges = write_fragment(until_full(), path, chunk_format, **options)
+        if ranges is not None:
+            fw.pages[name] = ranges
         written.append(name)
     return written
 
@@ -518,6 +534,9 @@ def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, A
     ours.update({"format_version": format_version_for(fragments, len(appends)), "checksum": CHECKSUM,
                  "rows_per_group": ours.get("rows_per_group", rows_per_group),
                  "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
+    pages = {**(ours.get(PAGES_KEY) or {}), **{n: r.codec or "none" for n, r in fw.pages.items() if n in fragments}}
+    if pages:
+        ours[PAGES_KEY] = pages
     ours.pop("appends", None)
     if appends:
         ours["appends"] = [p.to_json() for p in appends]
