@@ -45,7 +45,7 @@ from .dataset_tables import BASE, Part, appends_of, images_schema, max_chunk_id,
 from .errors import SchemaError, UnsafeOverwriteError
 from .meta import ImageMeta
 from .page_reads import MANIFEST_KEY as PAGES_KEY
-from .page_reads import RANGE_FIELDS, range_columns
+from .page_reads import RANGE_FIELDS, manifest_entry, range_columns
 from .parquet_pages import PageRanges
 from .selection import Selection
 
@@ -183,6 +183,8 @@ class FragmentWriter:
         self._index_files: list[str] = []
         #: Page ranges of each chunks file written (by name), recorded in the index (see ``page_reads``).
         self.pages: dict[str, PageRanges] = {}
+        #: What the manifest records of each such file (codec, size).
+        self.page_files: dict[str, dict[str, Any]] = {}
         self._grid: tuple[tuple[tuple[int, ...], tuple[int, ...]], ChunkTable] | None = None
         self._schema = CHUNKS_SCHEMA.with_metadata(_KV)
 
@@ -478,6 +480,7 @@ def _write_fragments(tables: Iterator[pa.Table], fw: FragmentWriter, names: Iter
             ranges = write_fragment(until_full(), path, chunk_format, **options)
         if ranges is not None:
             fw.pages[name] = ranges
+            fw.page_files[name] = manifest_entry(ranges)
         written.append(name)
     return written
 
@@ -534,7 +537,7 @@ def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, A
     ours.update({"format_version": format_version_for(fragments, len(appends)), "checksum": CHECKSUM,
                  "rows_per_group": ours.get("rows_per_group", rows_per_group),
                  "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
-    pages = {**(ours.get(PAGES_KEY) or {}), **{n: r.codec or "none" for n, r in fw.pages.items() if n in fragments}}
+    pages = {**(ours.get(PAGES_KEY) or {}), **{n: e for n, e in fw.page_files.items() if n in fragments}}
     if pages:
         ours[PAGES_KEY] = pages
     ours.pop("appends", None)

@@ -13,6 +13,7 @@ files, other layouts) are read through the footer, as before.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,12 +25,14 @@ from .errors import DamagedFileError
 from .parquet_pages import PageRanges
 
 __all__ = ["RANGE_COLUMNS", "RANGE_FIELDS", "MANIFEST_KEY", "PageFragment", "range_columns", "listed_codec",
+           "manifest_entry",
            "ranged_rows_bound", "paged_fragment"]
 
 #: Index columns locating each chunk's page (null: read through the Parquet footer).
 RANGE_COLUMNS: Final[tuple[str, str, str]] = ("page_offset", "page_compressed_size", "page_uncompressed_size")
 RANGE_FIELDS: Final[list[pa.Field]] = [pa.field(n, pa.int64()) for n in RANGE_COLUMNS]
-#: Manifest key (under ``ome_arrow_core``): chunks file name -> pyarrow codec of its pages ("none": uncompressed).
+#: Manifest key (under ``ome_arrow_core``): chunks file name -> {"codec": pyarrow codec of its pages ("none":
+#: uncompressed), "bytes": the file's size}.
 MANIFEST_KEY: Final[str] = "page_ranges"
 #: Pages closer than this are fetched in one read (the gap, other columns' pages, is read and dropped).
 GAP_BYTES: Final[int] = 64 << 10
@@ -48,15 +51,31 @@ def range_columns(row_group_id: np.ndarray, ranges: PageRanges | None) -> list[p
     return [pa.array(a[row_group_id]) for a in (ranges.offset, ranges.compressed, ranges.uncompressed)]
 
 
-def listed_codec(manifest: dict[str, Any], name: str) -> tuple[bool, str | None]:
-    """(whether the manifest lists chunks file ``name`` as read by ranges, the pyarrow codec of its pages)."""
+def listed_codec(root: Path, manifest: dict[str, Any], name: str) -> tuple[bool, str | None]:
+    """(whether chunks file ``name`` of the dataset at ``root`` is read by page ranges, the pyarrow codec of its pages).
+
+    The manifest lists each such file with its codec and size in bytes; a file of another size
+    (rewritten by another tool, truncated) is not the one the ranges describe, and is read
+    through its footer (which says what is wrong with it, if anything).
+    """
     listed = (manifest.get("ome_arrow_core") or {}).get(MANIFEST_KEY)
-    if not isinstance(listed, dict) or name not in listed:
+    entry = listed.get(name) if isinstance(listed, dict) else None
+    if entry is None:
         return False, None
-    codec = listed[name]
-    if not isinstance(codec, str) or (codec != "none" and not pa.Codec.is_available(codec)):
-        raise DamagedFileError(f"the manifest lists codec {codec!r} for the pages of {name}; it is damaged")
+    codec, size = (entry.get("codec"), entry.get("bytes")) if isinstance(entry, dict) else (None, None)
+    if not isinstance(codec, str) or not isinstance(size, int) or (codec != "none" and not pa.Codec.is_available(codec)):
+        raise DamagedFileError(f"the manifest of {root} lists {entry!r} for the pages of {name}; it is damaged")
+    try:
+        if (root / name).stat().st_size != size:
+            return False, None
+    except OSError:
+        return False, None  # opening it through its footer says what is wrong
     return True, None if codec == "none" else codec
+
+
+def manifest_entry(ranges: PageRanges) -> dict[str, Any]:
+    """What the manifest records of a chunks file with page ranges ``ranges`` (see :func:`listed_codec`)."""
+    return {"codec": ranges.codec or "none", "bytes": ranges.file_bytes}
 
 
 def ranged_rows_bound(file: Path) -> int:
@@ -65,11 +84,12 @@ def ranged_rows_bound(file: Path) -> int:
         return int(require_regular_file(file).st_size) // MIN_ROW_BYTES
 
 
-def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index: pa.Table,
-                   rows: np.ndarray, pixels: np.ndarray) -> PageFragment | None:
-    """A :class:`PageFragment` for chunks file ``name`` (index ``rows`` name it; ``pixels``: their pixel counts),
-    or None when the manifest does not list it or an index row lacks its range (then the footer is read)."""
-    listed, codec = listed_codec(manifest, name)
+def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index: pa.Table, rows: np.ndarray,
+                   pixels: np.ndarray, where: Callable[[int], str] | None = None) -> PageFragment | None:
+    """A :class:`PageFragment` for chunks file ``name`` (index ``rows`` name it; ``pixels``: their pixel counts;
+    ``where(row)`` names index row ``row`` in messages), or None when the manifest does not list it, an index
+    row lacks its range or the rows are not one per row group (then the footer is read)."""
+    listed, codec = listed_codec(root, manifest, name)
     if not listed or not all(c in index.column_names for c in RANGE_COLUMNS):
         return None
     from .arrow_numpy import int_values
@@ -83,14 +103,22 @@ def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index: pa.Ta
     groups = int_values(index.column("row_group_id")).astype(np.int64)[rows]
     within = int_values(index.column("row_index_in_group")).astype(np.int64)[rows]
     file = root / name
-    n = len(rows)
-    if (within != 0).any() or (groups < 0).any() or (groups >= n).any() or len(np.unique(groups)) != n:
-        raise DamagedFileError(
-            f"index.parquet of {root} gives {name} page ranges but its chunk rows are not one per row group "
-            f"(row_group_id 0..{n - 1}, row_index_in_group 0); the index is damaged"
-        )
-    order = np.argsort(groups)
-    return PageFragment(file, codec, *(c[order] for c in cols), limit=pixels[order] * _MAX_ITEMSIZE + _PAGE_OVERHEAD)
+    n = int(groups.max(initial=-1)) + 1
+    # ranges describe one chunk per row group; an index that says otherwise (rewritten by another tool, damaged)
+    # is read through the footer, whose reader checks the row groups and the checksums the pixels
+    if (within != 0).any() or (groups < 0).any() or n > ranged_rows_bound(file):
+        return None
+    # stray rows (left by an interrupted write of older versions) may name a row group again: with the same range
+    at = np.full(n, -1, dtype=np.int64)
+    at[groups] = np.arange(len(rows))
+    if any((c[at[groups]] != c).any() for c in cols):
+        return None
+    limit = np.zeros(n, dtype=np.int64)
+    np.maximum.at(limit, groups, pixels * _MAX_ITEMSIZE + _PAGE_OVERHEAD)
+    owner = np.where(at >= 0, rows[np.maximum(at, 0)], -1)
+    label = (lambda g: where(int(owner[g]))) if where is not None else None
+    offset, compressed, uncompressed = (np.where(at >= 0, c[np.maximum(at, 0)], -1) for c in cols)
+    return PageFragment(file, codec, offset, compressed, uncompressed, limit=limit, label=label)
 
 
 class PageFragment:
@@ -99,8 +127,10 @@ class PageFragment:
     format = "parquet"
 
     def __init__(self, file: Path, codec: str | None, offset: np.ndarray, compressed: np.ndarray,
-                 uncompressed: np.ndarray, *, limit: np.ndarray | None = None) -> None:
+                 uncompressed: np.ndarray, *, limit: np.ndarray | None = None,
+                 label: Callable[[int], str] | None = None) -> None:
         self.path = file
+        self._label = label
         self.codec = codec
         self._codec = pa.Codec(codec) if codec else None
         self.offset, self.compressed, self.uncompressed = offset, compressed, uncompressed
@@ -113,14 +143,19 @@ class PageFragment:
         self._check(limit)
 
     def _check(self, limit: np.ndarray | None) -> None:
-        """Raise DamagedFileError unless every range lies inside the file's column data, apart from the others."""
+        """Raise DamagedFileError unless every range lies inside the file's column data, apart from the others.
+
+        Row groups no index row names (offset -1) are left out: nothing reads them.
+        """
         o, c, u = self.offset, self.compressed, self.uncompressed
-        bad = (o < 4) | (c < 1) | (u < 0) | (o + c > self.size - 8) | ((u == 0) & (self._codec is None))
+        known = o != -1
+        bad = known & ((o < 4) | (c < 1) | (u < 0) | (o + c > self.size - 8))
         if self._codec is None:
-            bad |= c != u
+            bad |= known & (c != u)
         if limit is not None:
-            bad |= u > limit
-        order = np.argsort(o, kind="stable")
+            bad |= known & (u > limit)
+        order = np.nonzero(known)[0]
+        order = order[np.argsort(o[order], kind="stable")]
         ends = (o + c)[order]
         overlap = np.zeros(len(o), dtype=bool)
         overlap[order[1:]] = o[order[1:]] < ends[:-1]
@@ -128,10 +163,14 @@ class PageFragment:
         if bad.any():
             g = int(np.nonzero(bad)[0][0])
             raise DamagedFileError(
-                f"{self.path}: index.parquet places the page of row group {g} at bytes {int(o[g])}..{int(o[g] + c[g])} "
+                f"{self.path}: index.parquet places the page of {self.what(g)} at bytes {int(o[g])}..{int(o[g] + c[g])} "
                 f"({int(u[g])} bytes uncompressed) of a {self.size}-byte file"
                 f"{', overlapping another chunk' if overlap[g] else ''}; the index or the chunks file is damaged"
             )
+
+    def what(self, g: int) -> str:
+        """Row group ``g`` as messages name it (its chunk and image where known)."""
+        return f"row group {g}" + (f" ({self._label(g)})" if self._label is not None else "")
 
     def __del__(self) -> None:
         fd = getattr(self, "_fd", None)
@@ -153,12 +192,16 @@ class PageFragment:
     def read(self, groups: np.ndarray) -> pa.ChunkedArray:
         """``pixel_bytes`` of row groups ``groups`` (ascending): one value per group, one chunk per value."""
         out: dict[int, pa.Array] = {}
-        for start, stop, members in self._spans(np.asarray(groups, dtype=np.int64)):
+        groups = np.asarray(groups, dtype=np.int64)
+        if (self.offset[groups] < 0).any():
+            g = int(groups[self.offset[groups] < 0][0])
+            raise DamagedFileError(f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged")
+        for start, stop, members in self._spans(groups):
             with reading(self.path, None, "reading chunk pages"):
                 raw = os.pread(self._fd, stop - start, start) if self._fd is not None else b""
             if len(raw) != stop - start:
                 raise DamagedFileError(
-                    f"{self.path}: bytes {start}..{stop} hold row groups {members[:5]}, but the file ends at "
+                    f"{self.path}: bytes {start}..{stop} hold {self.what(members[0])}, but the file ends at "
                     f"{start + len(raw)}; the file is truncated"
                 )
             span = pa.py_buffer(raw)
@@ -175,14 +218,14 @@ class PageFragment:
             try:
                 page = self._codec.decompress(page, decompressed_size=size)
             except (OSError, pa.ArrowException, ValueError) as exc:
-                raise DamagedFileError(f"{self.path}: the page of row group {g} does not decompress ({exc}); "
+                raise DamagedFileError(f"{self.path}: the page of {self.what(g)} does not decompress ({exc}); "
                                        "the file or index.parquet is damaged") from exc
         if page.size != size:
-            raise DamagedFileError(f"{self.path}: the page of row group {g} holds {page.size} bytes, the index says {size}")
+            raise DamagedFileError(f"{self.path}: the page of {self.what(g)} holds {page.size} bytes, the index says {size}")
         start, length = _plain_value(memoryview(page), size)
         if start < 0:
             raise DamagedFileError(
-                f"{self.path}: the page of row group {g} is not one defined PLAIN value filling {size} bytes; "
+                f"{self.path}: the page of {self.what(g)} is not one defined PLAIN value filling {size} bytes; "
                 "the file or index.parquet is damaged"
             )
         offsets = pa.py_buffer(np.array([0, length], dtype=np.int64))

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import DamagedFileError
 
-__all__ = ["PageHeader", "PageRanges", "page_header", "page_ranges", "CODECS", "DATA_PAGE", "DATA_PAGE_V2",
+__all__ = ["PageHeader", "ShortHeader", "PageRanges", "page_header", "page_ranges", "CODECS", "DATA_PAGE", "DATA_PAGE_V2",
            "DICTIONARY_PAGE", "PLAIN", "RLE"]
 
 DATA_PAGE: Final[int] = 0
@@ -59,6 +59,10 @@ class PageHeader:
     size: int = 0
 
 
+class ShortHeader(ValueError):
+    """The header runs past the bytes given."""
+
+
 class _Reader:
     """Thrift compact protocol over bytes, with bounds checks."""
 
@@ -68,7 +72,7 @@ class _Reader:
 
     def byte(self) -> int:
         if self.at >= len(self.data):
-            raise ValueError("page header runs past the bytes read")
+            raise ShortHeader("page header runs past the bytes read")
         b = self.data[self.at]
         self.at += 1
         return b
@@ -122,7 +126,7 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.at + n > len(self.data):
-            raise ValueError("page header runs past the bytes read")
+            raise ShortHeader("page header runs past the bytes read")
         out = self.data[self.at : self.at + n]
         self.at += n
         return out
@@ -202,6 +206,8 @@ class PageRanges:
     offset: np.ndarray
     compressed: np.ndarray
     uncompressed: np.ndarray
+    #: Size of the file they were read from.
+    file_bytes: int
 
 
 def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
@@ -218,6 +224,7 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
     codec: str | None = None
     fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
+        size = os.fstat(fd).st_size
         for g in range(n):
             group = md.row_group(g)
             chunk = group.column(at)
@@ -227,9 +234,12 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
             if g and name != codec:
                 return None
             codec = name
-            raw = os.pread(fd, min(_HEADER_BYTES, int(chunk.total_compressed_size)), int(chunk.data_page_offset))
+            total = int(chunk.total_compressed_size)
             try:
-                head = page_header(raw)
+                try:
+                    head = page_header(os.pread(fd, min(_HEADER_BYTES, total), int(chunk.data_page_offset)))
+                except ShortHeader:  # statistics in the header: read the whole column chunk
+                    head = page_header(os.pread(fd, total, int(chunk.data_page_offset)))
             except ValueError as exc:
                 raise DamagedFileError(f"{file}: the page header of row group {g} of {column!r} is damaged ({exc})") from exc
             if (head.type != DATA_PAGE or head.num_values != 1 or head.encoding != PLAIN
@@ -241,4 +251,4 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
             uncompressed[g] = head.uncompressed_size
     finally:
         os.close(fd)
-    return PageRanges(codec, offset, compressed, uncompressed)
+    return PageRanges(codec, offset, compressed, uncompressed, size)
