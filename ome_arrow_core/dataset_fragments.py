@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .dataset_format import _KV, CHUNKS_SCHEMA
-from .errors import SchemaError
+from .dataset_checks import check_member
+from .errors import DamagedFileError, SchemaError
 from .handlers import ChunkFile, ChunkStore
 
 __all__ = [
@@ -40,8 +41,9 @@ class Fragment(Protocol):
     #: What the file is, for ``info()`` (``"parquet"``, ``"vortex"``...).
     format: str
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order."""
+    def read(self, groups: np.ndarray) -> pa.Table:
+        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order, and the
+        ``chunk_id`` and ``dtype`` of those rows where the format reads them cheaply (to check them)."""
         ...
 
 
@@ -54,11 +56,12 @@ class ParquetFragment:
         self.file = pq.ParquetFile(file)
         md = self.file.metadata
         self.group_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
+        names = set(self.file.schema_arrow.names)
+        self._columns = [c for c in ("chunk_id", "dtype") if c in names] + ["pixel_bytes"]
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (one Parquet read)."""
-        table = self.file.read_row_groups([int(g) for g in groups], columns=["pixel_bytes"], use_threads=False)
-        return table.column("pixel_bytes")
+    def read(self, groups: np.ndarray) -> pa.Table:
+        """``pixel_bytes``, ``chunk_id`` and ``dtype`` of row groups ``groups`` (one Parquet read)."""
+        return self.file.read_row_groups([int(g) for g in groups], columns=self._columns, use_threads=False)
 
 
 class StoreFragment:
@@ -70,12 +73,13 @@ class StoreFragment:
         self.path = path
         self.group_rows = np.ones(int(file.num_rows), dtype=np.int64)
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
+    def read(self, groups: np.ndarray) -> pa.Table:
         """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows)."""
         col = self.file.take(np.asarray(groups, dtype=np.int64))
         if len(col) != len(groups):
-            raise SchemaError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is damaged")
-        return col
+            raise DamagedFileError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is "
+                                   "damaged")
+        return pa.table({"pixel_bytes": col})
 
 
 def chunk_store(name: str) -> ChunkStore:
@@ -124,8 +128,11 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
 
 
 def open_fragment(root: Path, name: str) -> Fragment:
-    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix."""
-    file = root / name
+    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix.
+
+    ``name`` must be a plain file name inside ``root`` (DamagedFileError otherwise).
+    """
+    file = root / check_member(root, name, f"the index of {root}", "chunk file")
     if not file.exists():
         raise SchemaError(f"{root} lists chunk fragment {name!r} in index.parquet, but it is missing")
     if name.lower().endswith(".parquet"):

@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 
 from .buffers import arrow_empty, view_buffer
 from .chunks import ChunkTable
+from .coverage import check_coverage
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
+from .dataset_checks import ReadCheck, check_manifest_members, check_member, check_unique
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import parts_of, read_images, read_index, read_indexes
 from .errors import FormatVersionError, SchemaError
@@ -73,6 +75,9 @@ class _Opened:
     _values: dict[str, list[Any]] | None = None
     _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
+    index_names: list[str] = field(default_factory=lambda: ["index.parquet"])
+    _checks: dict[int, ReadCheck] = field(default_factory=dict)
+    _row_images: np.ndarray | None = None
 
     @property
     def images(self) -> list[dict[str, Any]]:
@@ -135,22 +140,52 @@ class _Opened:
         return self._groups.get((int(self.image_part[pos]), self.ids[pos]), np.zeros(0, dtype=np.int64))
 
     def verify(self, pos: int, rows: np.ndarray) -> None:
-        """Raise SchemaError unless chunk ``rows`` cover image row ``pos`` (checked once per image).
+        """Raise DamagedFileError unless chunk ``rows`` write every pixel of image row ``pos`` exactly once
+        (checked once per image; chunk ids are checked unique across the index on the first call).
 
-        A chunk missing from the index would otherwise read as whatever memory held before.
+        A chunk missing, repeated, overlapping or outside the image would otherwise read as
+        whatever memory held before.
         """
         if pos in self._verified:
             return
+        if not self._verified:
+            owned = pa.array(self.row_images() >= 0)
+            check_unique(self.index.column("chunk_id").filter(owned), f"the index tables of {self.path}", "chunk_id")
         row = self.row(pos)
-        total = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
-        shapes = np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
-        covered = int(shapes.prod(axis=1).sum())
-        if covered != total:
-            raise SchemaError(
-                f"the chunks of image {row['image_id']!r} of {self.path} cover {covered} pixels, its sizes "
-                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
-            )
+        col = self.columns
+        first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
+        check_coverage(
+            np.stack([col[a][rows] for a in "tczyx"], axis=1), np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1),
+            [int(row[f"size_{a}"]) for a in "tczyx"],
+            f"{self.path} [{self.index_names[int(self.image_part[pos])]}], image {row['image_id']!r}",
+            rows=rows - first,
+        )
         self._verified.add(pos)
+
+    def read_check(self, code: int) -> ReadCheck:
+        """What the index says about the rows of chunk file ``code`` (built on first use)."""
+        hit = self._checks.get(code)
+        if hit is None:
+            assert self.fragment_code is not None
+            mine = np.nonzero(self.fragment_code == code)[0]
+            hit = self._checks[code] = ReadCheck(
+                f"the index tables of {self.path}", str(self.path / self.fragment_names[code]),
+                self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
+                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine].tolist(),
+            )
+        return hit
+
+    def row_images(self) -> np.ndarray:
+        """The image row of each index row (-1 for rows of no image of their part: left by an interrupted write)."""
+        if self._row_images is None:
+            self._row_images = _row_images(self.table, self.image_part, self.index, self.index_part)
+        return self._row_images
+
+    def row_dtypes(self) -> np.ndarray:
+        """The dtype name of the image of each index row (None for rows of no image)."""
+        names = np.array([np.dtype(str(v)).name for v in self.table.column("dtype").to_pylist()] + [None], dtype=object)
+        picked: np.ndarray = names[self.row_images()]  # -1 picks the trailing None
+        return picked
 
     def fragment(self, code: int) -> Fragment:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
@@ -172,10 +207,31 @@ class _Opened:
                 f"{self.fragment_names[code]}, which has {len(group_rows)}; the dataset is damaged"
             )
         with self.lock:
-            col = frag.read(groups)
-        base = dict(zip(groups.tolist(), np.cumsum(np.r_[0, group_rows[groups][:-1]]).tolist()))
+            table = frag.read(groups)
+        first = np.cumsum(np.r_[0, group_rows[groups][:-1]]).astype(np.int64)
+        self.read_check(code).check(groups, group_rows, first, table)
+        col = table.column("pixel_bytes")
+        base = dict(zip(groups.tolist(), first.tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
+
+
+def _row_images(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray) -> np.ndarray:
+    """The image row of each index row: the one of its part with its image_id (-1 if none; a one-image dataset's all 0)."""
+    n = index.num_rows
+    if images.num_rows == 1:
+        return np.zeros(n, dtype=np.int64)
+    both = pa.concat_arrays([index.column("image_id").combine_chunks().cast(pa.string()),
+                             images.column("image_id").combine_chunks().cast(pa.string())]).dictionary_encode()
+    codes = both.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    width = max(len(both.dictionary), 1)
+    row_key = index_part.astype(np.int64) * width + codes[:n]
+    image_key = image_part.astype(np.int64) * width + codes[n:]
+    order = np.argsort(image_key, kind="stable")
+    if not len(order):
+        return np.full(n, -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(image_key[order], row_key), len(order) - 1)
+    return np.where(image_key[order][at] == row_key, order[at], -1).astype(np.int64)
 
 
 def _stamp(path: Path) -> tuple[Any, ...]:
@@ -211,6 +267,7 @@ def _open(path: Path) -> _Opened:
         for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
             del _cache[old]
     manifest = read_manifest(path)
+    check_manifest_members(path, manifest, MANIFEST)
     ours = manifest.get("ome_arrow_core") or {}
     version = int(ours.get("format_version", FORMAT_VERSION))
     if version > FORMAT_VERSION:
@@ -224,11 +281,14 @@ def _open(path: Path) -> _Opened:
         raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
     parts = parts_of(path, manifest)  # only the tables the manifest lists: the old images or the new, never a mix
     images, image_part = read_images(path, parts)
+    check_unique(images.column("image_id"), f"the images tables of {path}", "image_id")
     index, index_part = read_indexes(path, parts)
     frag = index.column("fragment_path").dictionary_encode().combine_chunks()
-    names = [str(v or "chunks.parquet") for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]
+    names = [check_member(path, str(v or "chunks.parquet"), f"the index tables of {path}", "chunk file")
+             for v in frag.dictionary.to_pylist()] or ["chunks.parquet"]
     codes = frag.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-    opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes)
+    opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes,
+                     index_names=[p.index for p in parts])
     with _cache_lock:
         _cache[key] = opened
         while len(_cache) > CACHE_SIZE:

@@ -27,6 +27,7 @@ from .dataset_format import (
     is_dataset_dir,
     read_manifest,
 )
+from .dataset_checks import pending_marker
 from .dataset_fragments import (
     DEFAULT_COMPRESSION,
     PARQUET,
@@ -553,7 +554,9 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
         new.append(name)
         return atomic_path(out / name)
 
+    marker = out / pending_marker(k)  # unlisted files of this append are a killed append's, not a lost manifest's
     try:
+        marker.touch()
         written = _write_fragments(tables, fw, names, fmt, place, compression=codec,
                                    compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
         if not core:
@@ -566,6 +569,8 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
         for name in new:  # files of this append: no manifest lists them
             (out / name).unlink(missing_ok=True)
         raise
+    finally:
+        marker.unlink(missing_ok=True)
     return out
 
 
