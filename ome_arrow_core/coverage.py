@@ -65,19 +65,24 @@ def check_coverage(origin: np.ndarray, shape: np.ndarray, sizes: Sequence[int], 
                              minlength=int(np.prod(cells_per_axis))).reshape(cells_per_axis)
     else:
         counts = _counts(lo, hi, grid)
-    wrong = np.argwhere(counts != 1)
+    wrong = np.argwhere(counts == 0)  # a gap first: it names what is missing
+    if not len(wrong):
+        wrong = np.argwhere(counts > 1)
     if len(wrong):
         cell = wrong[0]
         pixel = np.array([edges[k][cell[k]] for k in range(len(full))], dtype=np.int64)
         n = int(counts[tuple(cell)])
         spot = ", ".join(f"{a.lower()}={int(v)}" for a, v in zip(axes, pixel))
         if n == 0:
-            raise DamagedFileError(f"{where}: no {unit} holds the pixel at {spot}; a chunk is missing, the file "
-                                   "is damaged")
-        over = np.nonzero(((origin <= pixel) & (pixel < origin + shape)).all(axis=1))[0][:2]
-        raise DamagedFileError(f"{where}: the pixel at {spot} is written by {n} {unit}s (rows "
-                               f"{[int(label[i]) for i in over]}{', ...' if n > 2 else ''}); chunks repeat or "
-                               "overlap, the file is damaged")
+            exc = DamagedFileError(f"{where}: no {unit} holds the pixel at {spot}; a {unit} is missing, the "
+                                   "file is damaged")
+        else:
+            over = np.nonzero(((origin <= pixel) & (pixel < origin + shape)).all(axis=1))[0][:2]
+            exc = DamagedFileError(f"{where}: the pixel at {spot} is written by {n} {unit}s (rows "
+                                   f"{[int(label[i]) for i in over]}{', ...' if n > 2 else ''}); they repeat or "
+                                   "overlap, the file is damaged")
+        exc.pixel, exc.writers = tuple(int(v) for v in pixel), n  # type: ignore[attr-defined]
+        raise exc
 
 
 def _counts(lo: np.ndarray, hi: np.ndarray, grid: list[int]) -> np.ndarray:

@@ -22,7 +22,7 @@ from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_checks import ReadCheck, check_manifest_members, check_member, check_unique
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import parts_of, read_images, read_index, read_indexes
-from .errors import FormatVersionError, SchemaError
+from .errors import DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
 
@@ -153,6 +153,13 @@ class _Opened:
             check_unique(self.index.column("chunk_id").filter(owned), f"the index tables of {self.path}", "chunk_id")
         row = self.row(pos)
         col = self.columns
+        total = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
+        covered = int(np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64).prod(axis=1).sum())
+        if covered != total:
+            raise DamagedFileError(
+                f"the chunks of image {row['image_id']!r} of {self.path} cover {covered} pixels, its sizes "
+                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
+            )
         first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
         check_coverage(
             np.stack([col[a][rows] for a in "tczyx"], axis=1), np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1),

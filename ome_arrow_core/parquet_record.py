@@ -53,11 +53,13 @@ class RecordSource:
         self.meta: ImageMeta = record_meta(self._records, 0)
         self._pixels: np.ndarray | None = None
         self._rows = n
+        self._row = row
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
-            self.meta, self._pixels = record_to_pixels(self._records, 0)
+            self.meta, self._pixels = record_to_pixels(
+                self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}")
         return sel.apply(self._pixels)
 
     def describe(self) -> dict[str, Any]:
