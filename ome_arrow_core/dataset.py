@@ -102,6 +102,19 @@ class _Part:
     kind: Kind
     path: str
     column: str | None = None
+    #: Records without metadata columns: the table names them (``image_id``, ``path``).
+    named: bool = False
+
+
+def _records_part(path: Path, column: str | None) -> _Part:
+    """A Parquet file of records; one record alone, without metadata columns, is an image file like any."""
+    schema = pq.read_schema(path)
+    find_ome_column(schema, column)  # a clear error when there is none, or several
+    if any(not is_ome_arrow_type(f.type) for f in schema):
+        return _Part("records", str(path), column)
+    if pq.read_metadata(path).num_rows == 1:
+        return _Part("file", str(path))
+    return _Part("records", str(path), column, named=True)
 
 
 def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
@@ -164,7 +177,7 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
         return [_Part("chunks", str(path))]
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
-            return [_Part("records", str(path), column)]
+            return [_records_part(path, column)]
         registry.resolve_reader(path)  # raises naming the formats that are known
         return [_Part("file", str(path))]
     if not path.is_dir():
@@ -176,7 +189,7 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
         if child.is_dir() and is_dataset_dir(child):
             parts.append(_Part("chunks", str(child)))
         elif child.is_file() and child.suffix in (".parquet", ".pq"):
-            parts.append(_Part("records", str(child), column))
+            parts.append(_records_part(child, column))
         elif child.is_file():
             try:
                 registry.resolve_reader(child)
@@ -191,6 +204,23 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
     return parts
 
 
+def _named_records(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
+    """The table of a Parquet file of records without metadata columns: ``image_id`` (``name#row``) and ``path``."""
+    md = pq.read_metadata(path)
+    table = pa.table({"image_id": [f"{path.name}#{i}" for i in range(md.num_rows)], "path": [str(path)] * md.num_rows,
+                      _ROW: pa.array(np.arange(md.num_rows, dtype=np.int64))})
+    return _filtered(table, expr, "records without metadata columns"), md.num_row_groups, md.num_row_groups
+
+
+def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Table:
+    if expr is None:
+        return table
+    try:
+        return table.filter(expr)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
+
+
 def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
     path = Path(part.path)
     if part.kind == "chunks":
@@ -198,15 +228,12 @@ def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int,
     if part.kind == "records":
         schema = pq.read_schema(path)
         find_ome_column(schema, part.column)  # a clear error when there is none, or several
+        if part.named:
+            return _named_records(path, expr)
         meta_cols = [f.name for f in schema if not is_ome_arrow_type(f.type)]
         return _scan_parquet(path, expr, meta_cols)
     table = pa.table({"image_id": [path.name], "path": [str(path)], _ROW: pa.array([0], pa.int64())})
-    if expr is not None:
-        try:
-            table = table.filter(expr)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SchemaError(f"filter {expr} cannot be applied to image files (columns: image_id, path): {exc}") from exc
-    return table, 1, 1
+    return _filtered(table, expr, "image files"), 1, 1
 
 
 class OMEArrowDataset(Sequence[OMEArrow]):
@@ -273,7 +300,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Columns other than the dataset's own (for a chunk dataset: those beyond IMAGES_SCHEMA)."""
         own = set(IMAGES_SCHEMA.names) if all(p.kind == "chunks" for p in self._parts) else {"image_id", "path"}
         if any(p.kind == "records" for p in self._parts):
-            own = set()
+            own = {"image_id", "path"} if all(p.named for p in self._parts if p.kind == "records") else set()
         return [n for n in self._table.column_names if n not in own]
 
     def metadata(self, i: int) -> dict[str, Any]:
