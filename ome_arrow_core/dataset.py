@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .casting import Casting, cast_pixels, check_casting, copy_cast
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
 from .errors import LayoutError, SchemaError
@@ -372,13 +373,16 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         layout: str | None = None,
         dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
     ) -> DatasetViews:
         """One selection (``t``, ``z``, ``c``, ``roi=(x, y, w, h)``, ``layout``) for every image.
 
         Nothing is read: items are :class:`LazyTensorView` objects, and
-        :meth:`DatasetViews.read` reads many of them as one stacked array.
+        :meth:`DatasetViews.read` reads many of them as one stacked array. ``dtype`` casts
+        as :meth:`OMEArrow.tensor_view` does (``casting="checked"`` refuses values it
+        cannot hold; ``"unsafe"`` converts as numpy does).
         """
-        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy)
+        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy, check_casting(casting))
 
     def read(
         self,
@@ -524,19 +528,20 @@ class DatasetViews(Sequence[LazyTensorView]):
     """The same selection of every image of a dataset: lazy views, and stacked reads."""
 
     def __init__(self, dataset: OMEArrowDataset, select: dict[str, Any], layout: str | None, dtype: Any,
-                 channel_policy: ChannelPolicy) -> None:
+                 channel_policy: ChannelPolicy, casting: Casting = "checked") -> None:
         self.dataset = dataset
         self._select = select
         self._layout = layout
         self._dtype = dtype
         self._policy: ChannelPolicy = channel_policy
+        self._casting: Casting = casting
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> LazyTensorView:  # type: ignore[override]
         view = self.dataset[i].tensor_view(**self._select, layout=self._layout, dtype=self._dtype,
-                                           channel_policy=self._policy)
+                                           channel_policy=self._policy, casting=self._casting)
         assert isinstance(view, LazyTensorView)
         return view
 
@@ -561,8 +566,9 @@ class DatasetViews(Sequence[LazyTensorView]):
 
     @property
     def selection(self) -> dict[str, Any]:
-        """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy)."""
-        return {**self._select, "layout": self._layout, "dtype": self._dtype, "channel_policy": self._policy}
+        """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy, casting)."""
+        return {**self._select, "layout": self._layout, "dtype": self._dtype, "channel_policy": self._policy,
+                "casting": self._casting}
 
     def read(self, indices: Sequence[int] | np.ndarray | range | None = None, *,
              out: np.ndarray | None = None) -> np.ndarray:
@@ -571,9 +577,9 @@ class DatasetViews(Sequence[LazyTensorView]):
                                 out=None if self._dtype is not None else out)
         if self._dtype is not None and arr.dtype != np.dtype(self._dtype):
             if out is not None:
-                np.copyto(out, arr, casting="unsafe")
+                copy_cast(out, arr, self._casting)
                 return out
-            return arr.astype(self._dtype)
+            return cast_pixels(arr, np.dtype(self._dtype), self._casting)
         return arr
 
     def __repr__(self) -> str:
