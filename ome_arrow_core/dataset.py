@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arguments import whole_numbers
 from .casting import Casting, cast_pixels, check_casting, copy_cast
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
@@ -342,7 +343,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
 
     def select(self, indices: Sequence[int] | np.ndarray | range) -> OMEArrowDataset:
         """The images at ``indices`` (in that order) as a dataset."""
-        idx = np.array([self._index(int(i)) for i in indices], dtype=np.int64)
+        idx = np.array([self._index(i) for i in indices], dtype=np.int64)
         return OMEArrowDataset(self._parts, self._table.take(pa.array(idx, pa.int64())), self._part_of[idx],
                                self._rows[idx], registry=self._registry)
 
@@ -405,7 +406,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         file for the whole batch, then one copy per chunk into the result (or ``out``, a
         writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
         """
-        idx = [self._index(int(i)) for i in (range(len(self)) if indices is None else indices)]
+        idx = [self._index(i) for i in (range(len(self)) if indices is None else indices)]
         if not idx:
             raise SchemaError("read() got no indices; pass at least one image")
         if rois is not None and len(rois) != len(idx):
@@ -433,7 +434,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
             if crop is None:
                 sels.append(base[0])
             else:
-                x0, y0, w, h = (int(v) for v in crop)
+                x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
                 sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
         layouts = {b[1] for b in bases.values()}
         dtypes = {b[2] for b in bases.values()}
