@@ -115,12 +115,17 @@ def check_unlisted_appends(root: Path, listed: Iterable[str], ids: Callable[[], 
 class ReadCheck:
     """Index rows of one chunk file by row group, to check what a read of some row groups returned."""
 
-    def __init__(self, source: str, file: str, groups: np.ndarray, within: np.ndarray, chunk_ids: np.ndarray,
-                 dtypes: Sequence[str | None]) -> None:
+    def __init__(self, root: Path, file: str, groups: np.ndarray, within: np.ndarray, chunk_ids: np.ndarray,
+                 dtypes: Sequence[str | None], parts: np.ndarray, index_names: Sequence[str]) -> None:
+        """Index rows of chunk file ``file``: row group, row in it, chunk id, image dtype, part (of ``index_names``)."""
         order = np.argsort(groups, kind="stable")
-        self.source, self.file = source, file
+        self.root, self.file, self.index_names = root, file, list(index_names)
         self.groups, self.within, self.chunk_ids = groups[order], within[order], chunk_ids[order]
         self.dtypes = np.asarray(dtypes, dtype=object)[order]
+        self.parts = parts[order]
+
+    def _source(self, row: int) -> str:
+        return f"{self.root} [{self.index_names[int(self.parts[row])]}]"
 
     def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
         """Compare rows read from row groups ``groups`` (ascending; ``first[k]``: row of group k in ``table``)."""
@@ -133,7 +138,7 @@ class ReadCheck:
         if len(bad):
             j = int(bad[0])
             raise DamagedFileError(
-                f"{self.source}: chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of row group "
+                f"{self._source(int(mine[j]))}: chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of row group "
                 f"{int(groups[which[j]])} of {self.file}, which has {int(group_rows[groups[which[j]]])} rows; the "
                 "dataset is damaged"
             )
@@ -144,7 +149,7 @@ class ReadCheck:
             if len(bad):
                 j = int(bad[0])
                 raise DamagedFileError(
-                    f"{self.source} says chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of row group "
+                    f"{self._source(int(mine[j]))} says chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of row group "
                     f"{int(groups[which[j]])} of {self.file}, but that row holds chunk {int(found[j])}; the index "
                     "and the chunk file disagree, the dataset is damaged"
                 )

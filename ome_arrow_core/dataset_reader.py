@@ -148,25 +148,27 @@ class _Opened:
         """
         if pos in self._verified:
             return
-        if not self._verified:
-            owned = pa.array(self.row_images() >= 0)
-            check_unique(self.index.column("chunk_id").filter(owned), f"the index tables of {self.path}", "chunk_id")
         row = self.row(pos)
         col = self.columns
         total = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
         covered = int(np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64).prod(axis=1).sum())
+        member = self.index_names[int(self.image_part[pos])]
         if covered != total:
             raise DamagedFileError(
-                f"the chunks of image {row['image_id']!r} of {self.path} cover {covered} pixels, its sizes "
-                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
+                f"{self.path} [{member}]: the chunks of image {row['image_id']!r} cover {covered} pixels, its sizes "
+                f"need {total}; the dataset is damaged (the index lacks or repeats chunks)"
             )
         first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
         check_coverage(
             np.stack([col[a][rows] for a in "tczyx"], axis=1), np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1),
             [int(row[f"size_{a}"]) for a in "tczyx"],
-            f"{self.path} [{self.index_names[int(self.image_part[pos])]}], image {row['image_id']!r}",
+            f"{self.path} [{member}], image {row['image_id']!r}",
             rows=rows - first,
         )
+        if not self._verified:
+            owned = pa.array(self.row_images() >= 0)
+            check_unique(self.index.column("chunk_id").filter(owned), f"{self.path} [{', '.join(self.index_names)}]",
+                         "chunk_id")
         self._verified.add(pos)
 
     def read_check(self, code: int) -> ReadCheck:
@@ -176,9 +178,10 @@ class _Opened:
             assert self.fragment_code is not None
             mine = np.nonzero(self.fragment_code == code)[0]
             hit = self._checks[code] = ReadCheck(
-                f"the index tables of {self.path}", str(self.path / self.fragment_names[code]),
+                self.path, str(self.path / self.fragment_names[code]),
                 self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
                 self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine].tolist(),
+                self.index_part[mine], self.index_names,
             )
         return hit
 
@@ -209,8 +212,8 @@ class _Opened:
         bad = groups[(groups < 0) | (groups >= len(group_rows))]
         if len(bad):
             unit = "row groups" if isinstance(frag, ParquetFragment) else "rows"
-            raise SchemaError(
-                f"index.parquet of {self.path} points at {unit} {bad.tolist()[:5]} of "
+            raise DamagedFileError(
+                f"the index of {self.path} points at {unit} {bad.tolist()[:5]} of "
                 f"{self.fragment_names[code]}, which has {len(group_rows)}; the dataset is damaged"
             )
         with self.lock:
@@ -408,7 +411,8 @@ class DatasetSource:
         start = int(offsets[at])
         nbytes = int(offsets[at + 1]) - start
         if nbytes != int(np.prod(shape)) * dt.itemsize:
-            raise SchemaError(f"chunk {r} of {self.path} holds {nbytes} bytes; its shape {shape} needs more")
+            raise DamagedFileError(f"chunk {r} of {self.path} holds {nbytes} bytes; its shape {shape} needs "
+                                   f"{int(np.prod(shape)) * dt.itemsize}")
         block = view_buffer(arr.buffers()[2], dt, shape, offset=start)
         return block if dt.isnative else block.astype(dt.newbyteorder("="))
 
@@ -542,7 +546,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     bad = np.nonzero(stop - start != np.prod(shape, axis=1) * item)[0]
     if len(bad):
         j = int(bad[0])
-        raise SchemaError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} bytes; "
+        raise DamagedFileError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} bytes; "
                           f"its shape {tuple(shape[j].tolist())} needs {int(np.prod(shape[j]) * item[j])}")
     lo_box = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes], dtype=np.int64)[owner]
     hi_box = np.array([b[1] if b is not None else np.zeros(5, np.int64) for b in boxes], dtype=np.int64)[owner]
