@@ -7,7 +7,11 @@ edited with pyarrow as a damaged disk, a buggy tool or a hostile sender would.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -369,3 +373,21 @@ def test_the_image_ids_of_chunk_rows_are_their_own_images(tmp_path: Path) -> Non
     _refused(root, "chunks.parquet")
     table = pq.read_table(root / "index.parquet")
     assert pc.count_distinct(table.column("chunk_id")).as_py() == table.num_rows  # ids themselves unique
+
+
+def test_an_append_killed_before_its_manifest_leaves_a_readable_dataset(tmp_path: Path) -> None:
+    """SIGKILL at the commit point: the append's files and its pending marker stay; readers ignore both."""
+    root, arrs = _write(tmp_path / "d", n=2)
+    script = f"""
+import os, signal, numpy as np
+from ome_arrow_core import dataset_writer, write_dataset
+dataset_writer._write_manifest = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+write_dataset([np.ones({SHAPE}, np.uint16)], {str(root)!r}, mode="append", chunk_shape=(16, 16), dim_order="CYX")
+"""
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ}, capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    assert (root / "images-00001.parquet").exists() and (root / ".append-00001.pending").exists()
+    np.testing.assert_array_equal(OMEArrowDataset.scan(root).read(layout="CYX"), np.stack(arrs))
+    (root / ".append-00001.pending").unlink()  # without its marker, the same files mean a lost manifest
+    with pytest.raises(DamagedFileError, match="does not list"):
+        OMEArrowDataset.scan(root)
