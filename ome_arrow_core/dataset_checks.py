@@ -7,15 +7,14 @@
   ``.append-NNNNN.pending`` marker says a killed append left them (an append writes the
   marker first and removes it after committing the manifest) or their images are already
   in the listed tables (a compaction merged them).
-- The rows a read returns are the ones the index names: ``chunk_id`` read alongside
-  ``pixel_bytes`` matches, ``row_index_in_group`` is inside its row group, and the chunks'
-  ``dtype`` is their image's.
+
+What a read returns is checked against the index in :mod:`.dataset_readcheck`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,7 +27,7 @@ from .boundary import is_within, reading
 from .errors import DamagedFileError
 
 __all__ = ["PENDING", "pending_marker", "check_member", "check_manifest_members", "check_unique",
-           "check_unlisted_appends", "ReadCheck"]
+           "check_unlisted_appends", "row_images"]
 
 #: Name of the marker an append writes before its first file and removes after its manifest commit.
 PENDING: Final[str] = ".append-{:05d}.pending"
@@ -112,64 +111,22 @@ def check_unlisted_appends(root: Path, listed: Iterable[str], ids: Callable[[], 
         )
 
 
-class ReadCheck:
-    """Index rows of one chunk file by row group, to check what a read of some row groups returned."""
+def row_images(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray) -> np.ndarray:
+    """The image row of each index row: the one of its part with its image_id (-1 if none).
 
-    def __init__(self, root: Path, file: str, groups: np.ndarray, within: np.ndarray, chunk_ids: np.ndarray,
-                 dtypes: Sequence[str | None], parts: np.ndarray, index_names: Sequence[str]) -> None:
-        """Index rows of chunk file ``file``: row group, row in it, chunk id, image dtype, part (of ``index_names``)."""
-        order = np.argsort(groups, kind="stable")
-        self.root, self.file, self.index_names = root, file, list(index_names)
-        self.groups, self.within, self.chunk_ids = groups[order], within[order], chunk_ids[order]
-        self.dtypes = np.asarray(dtypes, dtype=object)[order]
-        self.parts = parts[order]
-
-    def _source(self, row: int) -> str:
-        return f"{self.root} [{self.index_names[int(self.parts[row])]}]"
-
-    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
-        """Compare rows read from row groups ``groups`` (ascending; ``first[k]``: row of group k in ``table``)."""
-        lo = np.searchsorted(self.groups, groups, side="left")
-        hi = np.searchsorted(self.groups, groups, side="right")
-        mine = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())]) if len(groups) else lo
-        which = np.repeat(np.arange(len(groups)), hi - lo)
-        within = self.within[mine]
-        bad = np.nonzero((within < 0) | (within >= group_rows[groups[which]]))[0]
-        if len(bad):
-            j = int(bad[0])
-            raise DamagedFileError(
-                f"{self._source(int(mine[j]))}: chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of row group "
-                f"{int(groups[which[j]])} of {self.file}, which has {int(group_rows[groups[which[j]]])} rows; the "
-                "dataset is damaged"
-            )
-        at = first[which] + within
-        if "chunk_id" in table.column_names:
-            found = table.column("chunk_id").to_numpy()[at]
-            bad = np.nonzero(found != self.chunk_ids[mine])[0]
-            if len(bad):
-                j = int(bad[0])
-                raise DamagedFileError(
-                    f"{self._source(int(mine[j]))} says chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of row group "
-                    f"{int(groups[which[j]])} of {self.file}, but that row holds chunk {int(found[j])}; the index "
-                    "and the chunk file disagree, the dataset is damaged"
-                )
-        if "dtype" in table.column_names:
-            enc = table.column("dtype").combine_chunks().dictionary_encode()
-            names = np.array([_name(v) for v in enc.dictionary.to_pylist()], dtype=object)
-            found_dt = names[enc.indices.to_numpy(zero_copy_only=False)][at] if len(names) else names[:0]
-            want = self.dtypes[mine]
-            bad = np.nonzero((want != None) & (found_dt != want))[0]  # noqa: E711 (element-wise)
-            if len(bad):
-                j = int(bad[0])
-                raise DamagedFileError(
-                    f"{self.file}: chunk {int(self.chunk_ids[mine[j]])} holds {found_dt[j]} pixels, but the images "
-                    f"table says its image is {want[j]}; the dataset is damaged"
-                )
-
-
-def _name(dtype: object) -> str | None:
-    """The numpy name of dtype string ``dtype`` (None when it names none)."""
-    try:
-        return np.dtype(str(dtype)).name
-    except TypeError:
-        return None
+    A one-image dataset's rows are all its image's.
+    """
+    n = index.num_rows
+    if images.num_rows == 1:
+        return np.zeros(n, dtype=np.int64)
+    both = pa.concat_arrays([index.column("image_id").combine_chunks().cast(pa.string()),
+                             images.column("image_id").combine_chunks().cast(pa.string())]).dictionary_encode()
+    codes = both.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    width = max(len(both.dictionary), 1)
+    row_key = index_part.astype(np.int64) * width + codes[:n]
+    image_key = image_part.astype(np.int64) * width + codes[n:]
+    order = np.argsort(image_key, kind="stable")
+    if not len(order):
+        return np.full(n, -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(image_key[order], row_key), len(order) - 1)
+    return np.where(image_key[order][at] == row_key, order[at], -1).astype(np.int64)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from .dataset_format import _KV, CHUNKS_SCHEMA
 from .dataset_checks import check_member
+from .dataset_readcheck import AUDITED
 from .errors import DamagedFileError, SchemaError
 from .handlers import ChunkFile, ChunkStore
 
@@ -41,9 +42,10 @@ class Fragment(Protocol):
     #: What the file is, for ``info()`` (``"parquet"``, ``"vortex"``...).
     format: str
 
-    def read(self, groups: np.ndarray) -> pa.Table:
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
         """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order, and the
-        ``chunk_id`` and ``dtype`` of those rows where the format reads them cheaply (to check them)."""
+        ``chunk_id`` and ``dtype`` of those rows where the format reads them cheaply (with ``audit``,
+        also their image id, coordinates and shapes), to check them against the index."""
         ...
 
 
@@ -58,10 +60,13 @@ class ParquetFragment:
         self.group_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
         names = set(self.file.schema_arrow.names)
         self._columns = [c for c in ("chunk_id", "dtype") if c in names] + ["pixel_bytes"]
+        self._audited = [c for c in AUDITED if c in names] + self._columns
 
-    def read(self, groups: np.ndarray) -> pa.Table:
-        """``pixel_bytes``, ``chunk_id`` and ``dtype`` of row groups ``groups`` (one Parquet read)."""
-        return self.file.read_row_groups([int(g) for g in groups], columns=self._columns, use_threads=False)
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes``, ``chunk_id`` and ``dtype`` of row groups ``groups`` (one Parquet read; with
+        ``audit`` also ``image_id``, the coordinates and the shapes)."""
+        return self.file.read_row_groups([int(g) for g in groups], columns=self._audited if audit else self._columns,
+                                         use_threads=False)
 
 
 class StoreFragment:
@@ -73,8 +78,8 @@ class StoreFragment:
         self.path = path
         self.group_rows = np.ones(int(file.num_rows), dtype=np.int64)
 
-    def read(self, groups: np.ndarray) -> pa.Table:
-        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows)."""
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows; nothing else to audit)."""
         col = self.file.take(np.asarray(groups, dtype=np.int64))
         if len(col) != len(groups):
             raise DamagedFileError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is "

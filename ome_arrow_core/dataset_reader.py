@@ -19,7 +19,8 @@ from .buffers import arrow_empty, view_buffer
 from .chunks import ChunkTable
 from .coverage import check_coverage
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
-from .dataset_checks import ReadCheck, check_manifest_members, check_member, check_unique
+from .dataset_checks import check_manifest_members, check_member, check_unique, row_images
+from .dataset_readcheck import ReadCheck
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import parts_of, read_images, read_index, read_indexes
 from .errors import DamagedFileError, FormatVersionError, SchemaError
@@ -182,13 +183,16 @@ class _Opened:
                 self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
                 self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine].tolist(),
                 self.index_part[mine], self.index_names,
+                np.stack([self.columns[c][mine] for c in ("t", "c", "z", "y", "x", *(f"shape_{a}" for a in "tczyx"))],
+                         axis=1),
+                self.index.column("image_id").take(pa.array(mine)).to_pylist(),
             )
         return hit
 
     def row_images(self) -> np.ndarray:
         """The image row of each index row (-1 for rows of no image of their part: left by an interrupted write)."""
         if self._row_images is None:
-            self._row_images = _row_images(self.table, self.image_part, self.index, self.index_part)
+            self._row_images = row_images(self.table, self.image_part, self.index, self.index_part)
         return self._row_images
 
     def row_dtypes(self) -> np.ndarray:
@@ -216,32 +220,15 @@ class _Opened:
                 f"the index of {self.path} points at {unit} {bad.tolist()[:5]} of "
                 f"{self.fragment_names[code]}, which has {len(group_rows)}; the dataset is damaged"
             )
+        check = self.read_check(code)
         with self.lock:
-            table = frag.read(groups)
+            table = frag.read(groups, audit=check.unaudited(groups))
         first = np.cumsum(np.r_[0, group_rows[groups][:-1]]).astype(np.int64)
-        self.read_check(code).check(groups, group_rows, first, table)
+        check.check(groups, group_rows, first, table)
         col = table.column("pixel_bytes")
         base = dict(zip(groups.tolist(), first.tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
-
-
-def _row_images(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray) -> np.ndarray:
-    """The image row of each index row: the one of its part with its image_id (-1 if none; a one-image dataset's all 0)."""
-    n = index.num_rows
-    if images.num_rows == 1:
-        return np.zeros(n, dtype=np.int64)
-    both = pa.concat_arrays([index.column("image_id").combine_chunks().cast(pa.string()),
-                             images.column("image_id").combine_chunks().cast(pa.string())]).dictionary_encode()
-    codes = both.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    width = max(len(both.dictionary), 1)
-    row_key = index_part.astype(np.int64) * width + codes[:n]
-    image_key = image_part.astype(np.int64) * width + codes[n:]
-    order = np.argsort(image_key, kind="stable")
-    if not len(order):
-        return np.full(n, -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(image_key[order], row_key), len(order) - 1)
-    return np.where(image_key[order][at] == row_key, order[at], -1).astype(np.int64)
 
 
 def _stamp(path: Path) -> tuple[Any, ...]:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
+from ome_arrow_core.dataset_audit import audit_chunk_files
 from ome_arrow_core.errors import DamagedFileError
 
 MANIFEST = "_ome_arrow_dataset.json"
@@ -391,3 +392,49 @@ write_dataset([np.ones({SHAPE}, np.uint16)], {str(root)!r}, mode="append", chunk
     (root / ".append-00001.pending").unlink()  # without its marker, the same files mean a lost manifest
     with pytest.raises(DamagedFileError, match="does not list"):
         OMEArrowDataset.scan(root)
+
+
+def test_coordinates_swapped_between_two_chunks_are_refused(tmp_path: Path) -> None:
+    """Coverage and chunk ids agree; only the chunk rows' own coordinates tell where their pixels belong."""
+    root, _ = _write(tmp_path / "d")
+
+    def swap(cols: dict[str, list[Any]]) -> None:
+        for a in "tczyx":
+            cols[a][0], cols[a][1] = cols[a][1], cols[a][0]
+
+    _edit(root / "index.parquet", swap)
+    assert "lies at (t, c, z, y, x, shape_t..shape_x) (0, 0, 0, 0, 16, 1, 1, 1, 16, 16)" in _refused(
+        root, "chunks.parquet", "index.parquet")
+    with pytest.raises(DamagedFileError, match="says x 16, but the chunk row it points at"):
+        audit_chunk_files(root)
+
+
+def test_an_image_id_lie_in_the_index_is_refused(tmp_path: Path) -> None:
+    root, _ = _write(tmp_path / "d", n=1)
+
+    def rename(cols: dict[str, list[Any]]) -> None:  # a one-image dataset takes every index row
+        cols["image_id"][3] = "someone-else"
+
+    _edit(root / "index.parquet", rename)
+    assert "chunk of image 'someone-else'" in _refused(root, "chunks.parquet")
+
+
+def test_the_audit_passes_intact_datasets_and_counts_their_chunks(tmp_path: Path) -> None:
+    root, _, _ = _appended(tmp_path)
+    assert audit_chunk_files(root) == 4 * 18
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("chunk_id", 99, "says chunk_id 99"), ("shape_y", 9, "says shape_y 9"), ("image_id", "image-00002", "image_id"),
+    ("row_index_in_group", 3, "which is not there"),
+])
+def test_the_audit_finds_each_kind_of_lie(tmp_path: Path, column: str, value: Any, message: str) -> None:
+    root, _ = _write(tmp_path / "d")
+
+    def lie(cols: dict[str, list[Any]]) -> None:
+        cols[column][5] = value
+
+    _edit(root / "index.parquet", lie)
+    with pytest.raises(DamagedFileError, match=message) as err:
+        audit_chunk_files(root)
+    assert f"{root} [index.parquet] row 5" in str(err.value)
