@@ -177,7 +177,7 @@ class _Opened:
         hit = self._checks.get(code)
         if hit is None:
             assert self.fragment_code is not None
-            mine = np.nonzero(self.fragment_code == code)[0]
+            mine = np.nonzero((self.fragment_code == code) & (self.row_images() >= 0))[0]  # rows some image reads
             hit = self._checks[code] = ReadCheck(
                 self.path, str(self.path / self.fragment_names[code]),
                 self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
