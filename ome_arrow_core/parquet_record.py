@@ -15,9 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .checksums import verify_enabled
 from .errors import SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
+from .record_checksums import checksum_metadata, plane_checksums, stored_checksums, verify_record
 from .schema import find_ome_column
 from .selection import Selection
 
@@ -34,10 +36,15 @@ def has_ome_column(pf: pq.ParquetFile) -> bool:
 
 
 class RecordSource:
-    """One record of a struct-column Parquet file; decoded once, on first read."""
+    """One record of a struct-column Parquet file; decoded once, on first read.
 
-    def __init__(self, path: Path, column: str | None = None, row: int = 0) -> None:
+    The planes' checksums (written by :func:`write_record_file`) are checked before decoding
+    unless ``verify=False`` (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``).
+    """
+
+    def __init__(self, path: Path, column: str | None = None, row: int = 0, *, verify: bool | None = None) -> None:
         self.path = path
+        self.verify = verify
         pf = pq.ParquetFile(path)
         self.column = find_ome_column(pf.schema_arrow, column)
         n = pf.metadata.num_rows
@@ -54,10 +61,15 @@ class RecordSource:
         self._pixels: np.ndarray | None = None
         self._rows = n
         self._row = row
+        self._kv = pf.schema_arrow.metadata  # the plane checksums, parsed when a read checks them
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
+            if verify_enabled(self.verify):
+                stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
+                if stored is not None:
+                    verify_record(self._records, 0, stored, str(self.path), self._row)
             self.meta, self._pixels = record_to_pixels(
                 self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}")
         return sel.apply(self._pixels)
@@ -78,12 +90,14 @@ def write_record_file(
 ) -> Path:
     """Write a one-row Parquet file with an OME-Arrow struct column (planes), atomically.
 
-    uint16 images get the public format's exact schema, so ``ome-arrow`` reads them.
+    uint16 images get the public format's exact schema, so ``ome-arrow`` reads them. Each
+    plane's checksum goes to the file's key-value metadata (ome_arrow_core.record_checksums).
     """
     record = pixels_to_record(meta, pixels)
     table = pa.table({column: record}).replace_schema_metadata(
-        {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0"}
+        {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0",
+         **checksum_metadata(column, [plane_checksums(record, 0)])}
     )
     with atomic_path(out) as tmp:
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(table, tmp, compression=compression, write_page_checksum=True)
     return out
