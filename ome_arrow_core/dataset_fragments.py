@@ -44,8 +44,8 @@ class Fragment(Protocol):
 
     def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
         """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order, and the
-        ``chunk_id`` and ``dtype`` of those rows where the format reads them cheaply (with ``audit``,
-        also their image id, coordinates and shapes), to check them against the index."""
+        ``chunk_id`` of those rows where the format reads it cheaply (with ``audit``, also their
+        dtype, image id, coordinates and shapes), to check them against the index."""
         ...
 
 
@@ -59,12 +59,12 @@ class ParquetFragment:
         md = self.file.metadata
         self.group_rows = np.array([md.row_group(i).num_rows for i in range(md.num_row_groups)], dtype=np.int64)
         names = set(self.file.schema_arrow.names)
-        self._columns = [c for c in ("chunk_id", "dtype") if c in names] + ["pixel_bytes"]
+        self._columns = [c for c in ("chunk_id",) if c in names] + ["pixel_bytes"]
         self._audited = [c for c in AUDITED if c in names] + self._columns
 
     def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
-        """``pixel_bytes``, ``chunk_id`` and ``dtype`` of row groups ``groups`` (one Parquet read; with
-        ``audit`` also ``image_id``, the coordinates and the shapes)."""
+        """``pixel_bytes`` and ``chunk_id`` of row groups ``groups`` (one Parquet read; with ``audit``
+        also ``dtype``, ``image_id``, the coordinates and the shapes)."""
         return self.file.read_row_groups([int(g) for g in groups], columns=self._audited if audit else self._columns,
                                          use_threads=False)
 

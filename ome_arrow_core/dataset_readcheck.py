@@ -1,11 +1,11 @@
 """What a read of a chunk file returned, checked against what the index says about those rows.
 
-Every read takes ``chunk_id`` and ``dtype`` with ``pixel_bytes`` (measured: about 0.2 ms on
-a 2048x2048 uint16 plane of 16 chunks): the row an index entry points at must hold its
-chunk id, lie inside its row group, and hold its image's dtype. The first read of each
-chunk row in a process also takes ``image_id``, the coordinates and the shapes, which must
-be the index's (two chunks whose coordinates were swapped in the index would otherwise be
-placed at each other's positions); later reads of the same rows skip those columns.
+Every read takes ``chunk_id`` with ``pixel_bytes``: the row an index entry points at must
+hold its chunk id and lie inside its row group. The first read of each chunk row in a
+process also takes its ``dtype``, ``image_id``, coordinates and shape, which must be the
+index's and its image's (two chunks whose coordinates were swapped in the index would
+otherwise be placed at each other's positions); later reads of the same rows (the chunk
+file stays open, so its rows cannot change under the reader) skip those columns.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from .errors import DamagedFileError
 
 __all__ = ["ReadCheck", "AUDITED"]
 
-#: Columns a first read of a chunk row also takes, to compare with the index (beyond chunk_id and dtype).
-AUDITED: Final[tuple[str, ...]] = ("image_id", "t", "c", "z", "y", "x", *(f"shape_{a}" for a in "tczyx"))
-_GEOMETRY: Final = AUDITED[1:]
+#: Columns a first read of a chunk row also takes, to compare with the index (beyond chunk_id).
+AUDITED: Final[tuple[str, ...]] = ("dtype", "image_id", "t", "c", "z", "y", "x", *(f"shape_{a}" for a in "tczyx"))
+_GEOMETRY: Final = AUDITED[2:]
 
 
 class ReadCheck:
@@ -42,6 +42,7 @@ class ReadCheck:
         self.geometry = np.asarray(geometry, dtype=np.int64)[order]
         self.image_ids = np.asarray(image_ids, dtype=object)[order]
         self.audited = np.zeros(len(order), dtype=bool)
+        self.complete = False  # every row audited
 
     def _source(self, row: int) -> str:
         return f"{self.root} [{self.index_names[int(self.parts[row])]}]"
@@ -49,12 +50,15 @@ class ReadCheck:
     def _rows(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """This check's rows in row groups ``groups`` (ascending), and the position in ``groups`` of each."""
         lo = np.searchsorted(self.groups, groups, side="left")
-        hi = np.searchsorted(self.groups, groups, side="right")
-        mine = np.concatenate([np.arange(a, b) for a, b in zip(lo.tolist(), hi.tolist())]) if len(groups) else lo
-        return mine.astype(np.int64), np.repeat(np.arange(len(groups)), hi - lo)
+        counts = np.searchsorted(self.groups, groups, side="right") - lo
+        ends = np.cumsum(counts)
+        mine = np.repeat(lo - ends + counts, counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+        return mine.astype(np.int64), np.repeat(np.arange(len(groups)), counts)
 
     def unaudited(self, groups: np.ndarray) -> bool:
         """True when a row of ``groups`` has not been compared with the index in full yet."""
+        if self.complete:
+            return False
         mine, _ = self._rows(groups)
         return not bool(self.audited[mine].all())
 
@@ -76,7 +80,7 @@ class ReadCheck:
         if "chunk_id" in names:
             found_ids = table.column("chunk_id").to_numpy()[at]
             self._same(mine, groups[which], within, "chunk", self.chunk_ids[mine], found_ids)
-        if "dtype" in names:
+        if "dtype" in names and set(_GEOMETRY) <= names:
             enc = table.column("dtype").combine_chunks().dictionary_encode()
             known = np.array([_name(v) for v in enc.dictionary.to_pylist()], dtype=object)
             found_dt = known[enc.indices.to_numpy(zero_copy_only=False)][at] if len(known) else known[:0]
@@ -103,6 +107,7 @@ class ReadCheck:
                 ids = np.asarray(table.column("image_id").take(pa.array(at)).to_pylist(), dtype=object)
                 self._same(mine, groups[which], within, "chunk of image", self.image_ids[mine], ids)
             self.audited[mine] = True
+            self.complete = bool(self.audited.all())
 
     def _same(self, mine: np.ndarray, groups: np.ndarray, within: np.ndarray, what: str, want: np.ndarray,
               found: np.ndarray) -> None:
