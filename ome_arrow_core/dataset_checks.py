@@ -2,7 +2,8 @@
 
 - Member names read from files (``fragment_path``, the manifest's ``appends`` and
   ``fragments``) are plain file names inside the dataset directory.
-- Image ids are unique across all images tables; chunk ids across all index tables.
+- An image's chunks cover it exactly once (:mod:`.coverage`); image ids are unique across
+  all images tables, chunk ids across all index tables.
 - Append tables on disk that the manifest does not list are refused, unless an
   ``.append-NNNNN.pending`` marker says a killed append left them (an append writes the
   marker first and removes it after committing the manifest) or their images are already
@@ -14,7 +15,7 @@ What a read returns is checked against the index in :mod:`.dataset_readcheck`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,9 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .boundary import is_within, reading
+from .coverage import check_coverage
 from .errors import DamagedFileError
 
-__all__ = ["PENDING", "pending_marker", "check_member", "check_manifest_members", "check_unique",
+__all__ = ["PENDING", "pending_marker", "check_member", "check_image_chunks", "check_manifest_members", "check_unique",
            "check_unlisted_appends", "row_images"]
 
 #: Name of the marker an append writes before its first file and removes after its manifest commit.
@@ -68,6 +70,18 @@ def check_manifest_members(root: Path, manifest: Mapping[str, Any], manifest_nam
                                "names; the dataset is damaged")
     for name in fragments:
         check_member(root, name, source, "chunk file")
+
+
+def check_image_chunks(where: str, image_id: str, sizes: Sequence[int], columns: Mapping[str, np.ndarray],
+                       rows: np.ndarray, numbers: np.ndarray) -> None:
+    """Raise DamagedFileError unless index ``rows`` (of ``columns``; ``numbers`` in ``where``) cover the image once."""
+    shape = np.stack([columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
+    total, covered = int(np.prod(sizes, dtype=np.int64)), int(shape.prod(axis=1).sum())
+    if covered != total:
+        raise DamagedFileError(f"{where}: the chunks of image {image_id!r} cover {covered} pixels, its sizes need "
+                               f"{total}; the dataset is damaged (the index lacks or repeats chunks)")
+    check_coverage(np.stack([columns[a][rows] for a in "tczyx"], axis=1), shape, sizes,
+                   f"{where}, image {image_id!r}", rows=numbers)
 
 
 def check_unique(values: pa.ChunkedArray | pa.Array, where: str, what: str) -> None:

@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 from .buffers import arrow_empty, view_buffer
 from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
-from .coverage import check_coverage
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
-from .dataset_checks import check_manifest_members, check_member, check_unique, row_images
+from .dataset_checks import check_image_chunks, check_manifest_members, check_member, check_unique, row_images
 from .dataset_readcheck import ReadCheck
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import parts_of, read_images, read_index, read_indexes
@@ -168,22 +167,9 @@ class _Opened:
         if pos in self._verified:
             return
         row = self.row(pos)
-        col = self.columns
-        total = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
-        covered = int(np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64).prod(axis=1).sum())
-        member = self.index_names[int(self.image_part[pos])]
-        if covered != total:
-            raise DamagedFileError(
-                f"{self.path} [{member}]: the chunks of image {row['image_id']!r} cover {covered} pixels, its sizes "
-                f"need {total}; the dataset is damaged (the index lacks or repeats chunks)"
-            )
         first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
-        check_coverage(
-            np.stack([col[a][rows] for a in "tczyx"], axis=1), np.stack([col[f"shape_{a}"][rows] for a in "tczyx"], axis=1),
-            [int(row[f"size_{a}"]) for a in "tczyx"],
-            f"{self.path} [{member}], image {row['image_id']!r}",
-            rows=rows - first,
-        )
+        check_image_chunks(f"{self.path} [{self.index_names[int(self.image_part[pos])]}]", str(row["image_id"]),
+                           [int(row[f"size_{a}"]) for a in "tczyx"], self.columns, rows, rows - first)
         if not self._verified:
             owned = pa.array(self.row_images() >= 0)
             check_unique(self.index.column("chunk_id").filter(owned), f"{self.path} [{', '.join(self.index_names)}]",
