@@ -139,7 +139,8 @@ def open_fragment(root: Path, name: str) -> Fragment:
     """
     file = root / check_member(root, name, f"the index of {root}", "chunk file")
     if not file.exists():
-        raise SchemaError(f"{root} lists chunk fragment {name!r} in index.parquet, but it is missing")
+        raise DamagedFileError(f"{root} lists chunk fragment {name!r} in its index, but it is missing; the dataset "
+                               "is damaged")
     if name.lower().endswith(".parquet"):
         return ParquetFragment(file)
     store = chunk_store(name)

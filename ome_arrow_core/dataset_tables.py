@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from .dataset_checks import check_member, check_unlisted_appends
 from .dataset_format import MANIFEST
-from .errors import SchemaError
+from .errors import DamagedFileError, SchemaError
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
            "own_rows", "max_chunk_id"]
@@ -56,8 +56,8 @@ def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part
     for entry in listed:
         if not (isinstance(entry, Mapping) and isinstance(entry.get("images"), str)
                 and isinstance(entry.get("index"), str)):
-            raise SchemaError(
-                f"the manifest lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
+            raise DamagedFileError(
+                f"{source} lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
                 "'index': 'index-NNNNN.parquet'}: the manifest is damaged"
             )
         out.append(Part(check_member(root, entry["images"], source, "an append's images table"),
@@ -85,7 +85,8 @@ def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
 def _file(root: Path, name: str, what: str) -> Path:
     file = root / name
     if not file.exists():
-        raise SchemaError(f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is damaged")
+        raise DamagedFileError(f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is "
+                               "damaged")
     return file
 
 

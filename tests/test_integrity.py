@@ -438,3 +438,14 @@ def test_the_audit_finds_each_kind_of_lie(tmp_path: Path, column: str, value: An
     with pytest.raises(DamagedFileError, match=message) as err:
         audit_chunk_files(root)
     assert f"{root} [index.parquet] row 5" in str(err.value)
+
+
+def test_a_listed_member_that_is_missing_is_damage(tmp_path: Path) -> None:
+    root, _, _ = _appended(tmp_path)
+    (root / "chunks-00001.parquet").unlink()
+    with pytest.raises(DamagedFileError, match="chunks-00001.parquet' in its index, but it is missing"):
+        OMEArrowDataset.scan(root).read()
+    other, _, _ = _appended(tmp_path / "other")
+    (other / "index-00001.parquet").unlink()
+    with pytest.raises(DamagedFileError, match="lists index table 'index-00001.parquet', but it is missing"):
+        OMEArrowDataset.scan(other).read()
