@@ -449,3 +449,19 @@ def test_a_listed_member_that_is_missing_is_damage(tmp_path: Path) -> None:
     (other / "index-00001.parquet").unlink()
     with pytest.raises(DamagedFileError, match="lists index table 'index-00001.parquet', but it is missing"):
         OMEArrowDataset.scan(other).read()
+
+
+def test_verify_reports_coordinates_swapped_in_the_index(tmp_path: Path) -> None:
+    from ome_arrow_core import verify
+
+    root, _ = _write(tmp_path / "d")
+    assert verify(root).ok
+
+    def swap(cols: dict[str, list[Any]]) -> None:
+        for a in "tczyx":
+            cols[a][0], cols[a][1] = cols[a][1], cols[a][0]
+
+    _edit(root / "index.parquet", swap)
+    report = verify(root)
+    assert not report.ok
+    assert "says x 16, but the chunk row it points at" in str(report.damage)
