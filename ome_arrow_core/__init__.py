@@ -32,6 +32,7 @@ from .selection import Selection
 from .view import TensorView
 
 if TYPE_CHECKING:
+    from .cleanup import cleanup_dataset
     from .dataset import OMEArrowDataset, write_dataset
     from .dataset_compact import compact_dataset
     from .verification import VerifyReport, verify
@@ -43,6 +44,7 @@ __all__ = [
     "OMEArrowDataset",
     "write_dataset",
     "compact_dataset",
+    "cleanup_dataset",
     "verify",
     "VerifyReport",
     "TensorView",
@@ -75,7 +77,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """OMEArrowDataset, write_dataset, compact_dataset and verify load on first use (they import pyarrow.parquet)."""
+    """OMEArrowDataset, write_dataset, compact_dataset, cleanup_dataset and verify load on first use."""
     if name in ("OMEArrowDataset", "write_dataset"):
         from . import dataset
 
@@ -84,6 +86,10 @@ def __getattr__(name: str) -> Any:
         from .dataset_compact import compact_dataset
 
         return compact_dataset
+    if name == "cleanup_dataset":
+        from .cleanup import cleanup_dataset
+
+        return cleanup_dataset
     if name in ("verify", "VerifyReport"):
         from . import verification
 

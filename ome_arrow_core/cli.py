@@ -1,4 +1,4 @@
-"""The ``ome-arrow-core`` command: convert, info, compact, plugins, verify.
+"""The ``ome-arrow-core`` command: convert, info, compact, cleanup, plugins, verify.
 
 Exit codes: 0 success, 1 error (one clear line; ``--debug`` shows the traceback), 2 usage.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -41,25 +42,54 @@ def _out_format(out: Path, how: str | None) -> str:
     raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff")
 
 
+def _expand(path: Path, img: OMEArrow) -> list[OMEArrow]:
+    """Every image of ``path``: a multi-image dataset directory or a multi-row table gives each of its images."""
+    if path.is_dir():
+        from .dataset import OMEArrowDataset
+
+        ds = OMEArrowDataset.scan(path)
+        return list(ds) if len(ds) > 1 else [img]
+    rows = int(img.info().get("rows_in_file") or 1)  # a table of struct records: one image a row
+    return [img] + [OMEArrow.scan(path, row=i) for i in range(1, rows)]
+
+
+def _ids(groups: list[tuple[Path, list[OMEArrow]]]) -> list[str] | None:
+    """Image ids for the output: each image keeps its own id (prefixed by its file's name where several
+    inputs are converted); None (image-NNNNN) where those would not be unique."""
+    several = len(groups) > 1
+    ids = [(f"{p.name}:{im.meta.id}" if several and len(ims) > 1 else p.name if several else im.meta.id)
+           for p, ims in groups for im in ims]
+    return ids if len(set(ids)) == len(ids) and all(ids) else None
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert inputs to one OME-Arrow output; a failed input is reported and skipped."""
     out = Path(args.output)
     how = _out_format(out, args.to)
+    mode = "overwrite" if args.force else args.mode
+    if mode == "create" and os.path.lexists(out):
+        print(f"error: {out} exists; pass --force to replace it (only an OME-Arrow dataset holding nothing "
+              "else, or a file, is replaced) or --mode append to add the images to the dataset", file=sys.stderr)
+        return 1
+    if mode == "append" and how != "parquet":
+        print(f"error: --mode append adds images to a dataset directory; {how} holds one image", file=sys.stderr)
+        return 1
     inputs = [Path(p) for p in args.inputs]
     total = sum(p.stat().st_size if p.is_file() else 0 for p in inputs)
     failed: list[str] = []
-    images: list[OMEArrow] = []
+    groups: list[tuple[Path, list[OMEArrow]]] = []
     with Progress(total, desc="convert", disable=args.quiet) as bar:
         for p in inputs:
             try:
                 img = _load(p)
                 if len(inputs) > 1:
                     img.source.meta = replace(img.source.meta, id=p.name, name=p.stem)
-                images.append(img)
+                groups.append((p, _expand(p, img)))
             except (OMEArrowError, OSError, ValueError) as exc:
                 failed.append(f"{p}: {exc}")
                 print(f"error: {p}: {exc}", file=sys.stderr)
             bar.update(p.stat().st_size if p.is_file() else 0, p.name)
+    images = [im for _, ims in groups for im in ims]
     if not images:
         print("error: no input could be read; nothing written", file=sys.stderr)
         return 1
@@ -69,25 +99,42 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.compression:
         opts["compression"] = None if args.compression == "none" else args.compression
     if how == "parquet":
-        _write_many(images, out, opts, args.chunk_format, args.quiet)
+        _write_many(images, out, opts, args.chunk_format, args.quiet, mode,
+                    None if mode == "append" else _ids(groups))
     elif len(images) > 1:
-        print(f"error: several inputs make one multi-image dataset directory; {how} holds one image", file=sys.stderr)
+        print(f"error: the inputs hold {len(images)} images, which make one multi-image dataset directory; "
+              f"{how} holds one image: convert to .ome.parquet, or one image at a time", file=sys.stderr)
         return 1
     else:
         images[0].export(how, out, **opts)
     if not args.quiet:
-        print(f"wrote {out} ({len(images)} image(s), {how})")
+        print(f"wrote {out} ({len(images)} image(s), {how}{', appended' if mode == 'append' else ''})")
     return 1 if failed else 0
 
 
 def _write_many(images: list[OMEArrow], out: Path, opts: dict[str, Any], chunk_format: str | None,
-                quiet: bool) -> None:
-    """Stream ``images`` (read one at a time) into one dataset directory, replacing ``out``."""
+                quiet: bool, mode: str, ids: list[str] | None) -> None:
+    """Stream ``images`` (read one at a time) into one dataset directory at ``out`` (``mode`` as write_dataset's)."""
     from .dataset import write_dataset
 
-    ids = [images[0].meta.id] if len(images) == 1 else None  # one image keeps its own id
-    write_dataset(images, out, mode="overwrite", image_ids=ids, chunk_format=chunk_format,
+    write_dataset(images, out, mode=mode, image_ids=ids, chunk_format=chunk_format,  # type: ignore[arg-type]
                   progress=False if quiet else None, **opts)
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Remove what killed writes left at PATH (never a live writer's files, never a name that is not ours)."""
+    from .cleanup import cleanup_dataset
+
+    report = cleanup_dataset(args.path)
+    for path in report.restored:
+        print(f"restored {path} (a killed overwrite had moved it aside)")
+    for path in report.removed:
+        print(f"removed {path}")
+    for note in report.kept:
+        print(f"kept {note}")
+    if not (report.restored or report.removed or report.kept or args.quiet):
+        print(f"{args.path}: nothing to clean up")
+    return 0
 
 
 def _rows(info: dict[str, Any]) -> Iterator[str]:
@@ -171,8 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
     p.add_argument("--chunk-format", choices=("parquet", "vortex"),
                    help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])")
+    p.add_argument("--mode", choices=("create", "overwrite", "append"), default="create",
+                   help="create (default): refuse an existing output; overwrite: replace it (a file, or an "
+                        "OME-Arrow dataset directory holding nothing else; anything else is refused); "
+                        "append: add the images to the dataset directory")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output (same as --mode overwrite)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "cleanup", help="remove what killed writes left (temporaries, unlisted append files); restore a moved copy",
+        description="Remove the temporaries (.NAME.ome-arrow-tmp.PID.RANDOM, .NAME.ome-arrow-old.PID.RANDOM) that "
+                    "killed writes left beside and inside PATH, put back a dataset a killed overwrite moved aside, "
+                    "and remove the files an interrupted append left in a dataset. Only names of ours whose writer "
+                    "is gone are touched; a dataset a writer holds is left alone.",
+    )
+    p.add_argument("path", help="dataset directory or output file")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing when there is nothing to do")
+    p.set_defaults(func=cmd_cleanup)
 
     p = sub.add_parser("info", help="shape, dtype, physical sizes, channels and storage of an image")
     p.add_argument("path")

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from .arguments import whole_numbers
 from .casting import Casting, cast_pixels, check_casting, copy_cast
+from .cleanup import recover
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
 from .errors import LayoutError, SchemaError
@@ -178,6 +179,8 @@ def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int,
 
 
 def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]:
+    if not os.path.lexists(path):
+        recover(path)  # a killed overwrite may have left the old copy aside: it goes back
     if path.is_dir() and is_dataset_dir(path):
         return [_Part("chunks", str(path))]
     if path.is_file():

@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import dataset_writer
-from .atomic import replace_all
+from . import dataset_writer, fsops
+from .atomic import make_temp, replace_all
 from .dataset_format import _KV, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .dataset_fragments import chunk_writer, format_version_for
 from .dataset_tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
 from .dataset_writer import _locked
 from .errors import SchemaError
+from .ownership import pending_name
 
 __all__ = ["compact_dataset"]
 
@@ -86,7 +86,9 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         groups = index.column("row_group_id").to_numpy()
         # row groups after the last one the index uses (left by an interrupted compaction) are dropped
         keep = {n: int(groups[codes == names.index(n)].max()) + 1 for n in order}
-        tmp = Path(tempfile.mkdtemp(prefix=".compact.", suffix=".tmp", dir=root))
+        numbers = [re.fullmatch(r"images-(\d+)\.parquet", p.images) for p in appended]
+        markers = [root / pending_name(int(m[1])) for m in numbers if m is not None]
+        tmp, held = make_temp(root, "compact")  # .compact.ome-arrow-tmp.PID.RANDOM, locked while we live
         try:
             offsets = _merge(root, order, keep, tmp / _MAIN)
             shift = np.array([offsets[n] for n in names], dtype=np.int64)[codes]
@@ -107,16 +109,28 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 moves.append((tmp / MANIFEST, root / MANIFEST))
             # chunks.parquet first: until index.parquet is replaced, the old index still finds every
             # chunk (the old chunks.parquet's row groups lead the new one, the fragments still exist);
-            # once images.parquet holds every image, readers skip the appends the old manifest lists
+            # once images.parquet holds every image, readers skip the appends the old manifest lists.
+            # Each append's marker says its files are merged once the manifest no longer lists them,
+            # so cleanup removes what a kill leaves of them (they hold no image the dataset lacks)
+            for marker in markers:
+                marker.touch()
             replace_all(moves, tmp)
+        except BaseException:
+            for marker in markers:
+                marker.unlink(missing_ok=True)
+            raise
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.close(held)
+            fsops.remove_tree(tmp)
         # the dataset is compacted; a file that cannot be removed is only dead weight
         old_fragments = [str(f) for f in (manifest.get("ome_arrow_core") or {}).get("fragments") or []]
         for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index))]:
             if name not in (_MAIN, BASE.images, BASE.index):
                 with contextlib.suppress(OSError):
                     (root / name).unlink(missing_ok=True)
+        for marker in markers:
+            with contextlib.suppress(OSError):
+                marker.unlink(missing_ok=True)
     return order
 
 

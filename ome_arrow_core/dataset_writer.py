@@ -14,11 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path
+from . import fsops
+from .atomic import atomic_path, storage_errors
 from .buffers import arrow_empty
 from .checksums import ALGORITHM as CHECKSUM
 from .checksums import checksums_of
 from .chunks import ChunkTable, normalize_chunk_shape
+from .cleanup import recover
 from .dataset_format import (
     _KV,
     _LAYOUT,
@@ -39,8 +41,8 @@ from .dataset_fragments import (
     suffix_of,
     write_fragment,
 )
-from .dataset_tables import BASE, Part, images_schema, max_chunk_id, parts_of, read_images
-from .errors import SchemaError
+from .dataset_tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
+from .errors import SchemaError, UnsafeOverwriteError
 from .meta import ImageMeta
 from .selection import Selection
 
@@ -351,18 +353,10 @@ def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on directory ``path`` (POSIX), so appends do not interleave."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    """An exclusive advisory lock on directory ``path`` (POSIX), so appends, compactions and overwrites
+    do not interleave; taken on the directory that is at ``path`` once it is held."""
+    with fsops.lock(path):
         yield
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def stream_dataset(
@@ -394,19 +388,22 @@ def stream_dataset(
     """
     if mode not in ("create", "append", "overwrite"):
         raise SchemaError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
-    if out.exists() and mode == "create":
-        raise FileExistsError(f"{out} exists; pass mode='append' to add images to it or mode='overwrite' to replace it")
+    recover(out)  # a killed overwrite's old copy goes back first: it is the dataset
+    if os.path.lexists(out) and mode == "create":
+        raise UnsafeOverwriteError(
+            f"{out} exists; pass mode='append' to add images to it or mode='overwrite' to replace it "
+            "(only an OME-Arrow dataset holding nothing else is replaced)")
     opts = {"chunk_shape": chunk_shape, "compression": compression, "compression_level": compression_level,
             "rows_per_group": rows_per_group}
     if mode == "append" and out.exists():
         if not is_dataset_dir(out):
             raise SchemaError(f"cannot append to {out}: it is not an OME-Arrow dataset directory")
-        with _locked(out):
+        with storage_errors(out), _locked(out):
             return _append(items, out, chunk_format, opts, images_per_group, on_image)
     fmt = chunk_format or PARQUET
     codec = fragment_codec(fmt, compression, compression_level, rows_per_group)
     name = "chunks" + suffix_of(fmt)
-    with atomic_path(out, directory=True) as tmp:
+    with atomic_path(out, directory=True, replace=mode == "overwrite") as tmp:
         fw = FragmentWriter(name, chunk_shape=chunk_shape, compression=codec, rows_per_group=rows_per_group)
         core: list[dict[str, Any]] = []
         extra: list[Mapping[str, Any]] = []
@@ -570,12 +567,23 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
         _write_manifest(out, previous, core, fw, sorted({*fragments, *written}), int(opts["rows_per_group"]), fmt,
                         len(ids) + len(core), [*parts[1:], part])
     except BaseException:
-        for name in new:  # files of this append: no manifest lists them
-            (out / name).unlink(missing_ok=True)
+        if not _committed(out, part):  # once the manifest lists them, the append has happened
+            for name in reversed(new):  # images first: an append without its images table is plainly dead
+                with contextlib.suppress(OSError):
+                    (out / name).unlink(missing_ok=True)
         raise
-    finally:
-        marker.unlink(missing_ok=True)
+    finally:  # the marker stays while files of an append that did not commit are left (removing them failed)
+        if not any((out / name).exists() for name in new) or _committed(out, part):
+            marker.unlink(missing_ok=True)
     return out
+
+
+def _committed(root: Path, part: Part) -> bool:
+    """True when the manifest on disk lists ``part`` (or cannot be read: then nothing is removed)."""
+    try:
+        return part in appends_of(read_manifest(root))
+    except Exception:  # noqa: BLE001 - unknown: keep the files
+        return True
 
 
 def _indexed_fragments(root: Path) -> list[str]:

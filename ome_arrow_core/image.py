@@ -87,6 +87,10 @@ class OMEArrow:
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.exists():
+                from .cleanup import recover
+
+                recover(path)  # a killed overwrite may have left the old copy aside: it goes back
+            if not path.exists():
                 raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
             reader = reg.resolve_reader(path, format)
             reader.ensure_available()

@@ -297,17 +297,18 @@ def test_a_writer_failing_midway_leaves_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize("directory", [False, True])
 def test_atomic_path_even_on_keyboard_interrupt(directory: bool, tmp_path: Path) -> None:
     target = tmp_path / "t"
+    f, g = ("_ome_arrow_dataset.json", "images.parquet")  # a directory is replaced only if it is a dataset
     with atomic_path(target, directory=directory) as tmp:
-        (tmp / "f").write_text("v1") if directory else tmp.write_text("v1")
+        ((tmp / f).write_text("v1"), (tmp / g).write_text("v1")) if directory else tmp.write_text("v1")
     with pytest.raises(KeyboardInterrupt), atomic_path(target, directory=directory) as tmp:
-        (tmp / "f").write_text("v2") if directory else tmp.write_text("v2")
+        (tmp / f).write_text("v2") if directory else tmp.write_text("v2")
         raise KeyboardInterrupt
     assert listing(tmp_path) == ["t"]
-    assert ((target / "f") if directory else target).read_text() == "v1"
+    assert ((target / f) if directory else target).read_text() == "v1"
     with atomic_path(target, directory=directory) as tmp:
-        (tmp / "g").write_text("v3") if directory else tmp.write_text("v3")
+        (tmp / f).write_text("v3") if directory else tmp.write_text("v3")
     assert listing(tmp_path) == ["t"]
     if directory:
-        assert listing(target) == ["g"]  # the old directory is replaced, not merged
+        assert listing(target) == [f]  # the old directory is replaced, not merged
     else:
         assert target.read_text() == "v3"

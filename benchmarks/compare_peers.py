@@ -1,0 +1,344 @@
+"""Ours against tensorstore, zarr-python 3, tifffile, raw pyarrow and memcpy on the same image, in one run.
+
+    python benchmarks/compare_peers.py [--repeats 5] [--plates 1000,10000] [--huge-plate] [--json-out out.json]
+    python benchmarks/compare_peers.py --quick        # CI canary: small image, N=200, checks pixels, < 60 s
+
+Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
+TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
+the repeats, and every library's first result of each case is checked against numpy's slice of the source array
+(wrong pixels fail the run, in every mode).
+
+- ours: ome_arrow_core with its defaults, ``OMEArrow(arr).export("parquet", path)``, read through a handle
+  ``OMEArrow.scan(path)`` opened once, ``.tensor_view(...).to_numpy()`` per read (checksums checked, the default).
+- tensorstore, zarr: zarr v3 arrays, each library writing and reading its own, in six configurations: chunks
+  1x1x1x256x256 and 1x1x1x512x512, each raw, zstd (level 3) and blosc-lz4 (clevel 5, byte shuffle). Each case
+  reports the configuration that was fastest for that library (in brackets).
+- tifffile: an uncompressed OME-TIFF written by tifffile, read as copies of slices of ``tifffile.memmap``.
+- raw pyarrow: our own chunks.parquet read with ``ParquetFile.read_row_groups`` (the chunks that touch the
+  selection) and placed with numpy slicing: the Parquet floor under ours (no checksums).
+- memcpy: a numpy copy of the same selection from the in-memory source array.
+
+Cases: one full SxS plane; one 256x256 crop aligned to both chunk grids (at 512, 512); one 300x300 crop that
+straddles chunk borders (at S/2-24); a Zx256x256 column through every z; open + 256x256 crop (the handle opened
+inside the timing); 256x256 tiles streamed over every plane (ours: ``iter_dlpack(tile_size=(256, 256),
+prefetch=2)`` per plane, each tile taken with ``numpy.from_dlpack``; peers: one read per tile); the whole image;
+writing the image. Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
+RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process.
+Two ratio columns: ours / the fastest of tensorstore, zarr and tifffile, and ours / the faster of tensorstore and
+zarr (the goal's yardstick); each names the library. Times are ms; plate open rows add the RSS growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers_libs as L  # noqa: E402
+from _common import measure, table  # noqa: E402
+from peers_plates import first_plane_cases, plate_cases, write_plates  # noqa: E402
+
+from ome_arrow_core import OMEArrow  # noqa: E402
+
+LIBS = ["ours", "tensorstore", "zarr", "tifffile", "raw pyarrow", "memcpy"]
+PEERS = ["tensorstore", "zarr", "tifffile"]
+Fn = Callable[[], Any]
+
+
+class Bench:
+    """Collects one row per case: per library its best median (and configuration)."""
+
+    def __init__(self, repeats: int, installed: dict[str, bool], warmup: bool) -> None:
+        self.repeats, self.installed, self.warmup = repeats, installed, warmup
+        self.rows: list[dict[str, Any]] = []
+
+    def case(self, name: str, variants: dict[str, list[tuple[str, Fn]]], check: Callable[[Any], None] | None,
+             repeats: int | None = None, warmup: bool | None = None) -> None:
+        """Time every (library, configuration) variant; keep each library's fastest.
+
+        The first call of each variant is untimed (a warm-up; skipped for unchecked cases in --quick) and its
+        result goes to ``check``.
+        """
+        results: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        for lib in LIBS:
+            if lib in self.installed and not self.installed[lib]:
+                results[lib] = "not installed"
+                continue
+            best: dict[str, Any] | None = None
+            for config, fn in variants.get(lib, []):
+                warm = self.warmup if warmup is None else warmup
+                got = fn() if check is not None or warm else None
+                if check is not None and lib != "memcpy":
+                    try:
+                        check(got)
+                    except AssertionError as exc:
+                        raise AssertionError(f"{name}: {lib} [{config}] returned wrong pixels: {exc}") from exc
+                del got
+                ms = measure(fn, repeats or self.repeats, 0)["median_ms"]
+                if best is None or ms < best["ms"]:
+                    best = {"ms": ms, "config": config}
+            results[lib] = best
+        self.rows.append({"case": name, "results": results})
+        print(f"  {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v)
+              + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+    def add(self, name: str, results: dict[str, Any]) -> None:
+        for lib in PEERS:
+            if not self.installed[lib] and lib in results:
+                results[lib] = "not installed"
+        self.rows.append({"case": name, "results": results})
+        print(f"  {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v), flush=True)
+
+
+def _ms(v: float) -> str:
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
+
+
+def _cell(r: Any) -> str:
+    if r is None:
+        return "-"
+    if isinstance(r, str):
+        return r
+    s = f"{_ms(r['ms'])}" + (f" +{r['rss_mib']:.1f} MiB" if "rss_mib" in r else "")
+    return s + (f" [{r['config']}]" if r.get("config") else "")
+
+
+def ratio(results: dict[str, Any], among: list[str]) -> tuple[float | None, str | None]:
+    """ours / the fastest installed library of ``among``, and that library's name."""
+    peers = [(r["ms"], lib) for lib, r in results.items() if lib in among and isinstance(r, dict)]
+    if not peers or not isinstance(results.get("ours"), dict):
+        return None, None
+    ms, lib = min(peers)
+    return results["ours"]["ms"] / ms, lib
+
+
+def equal_to(expected: np.ndarray) -> Callable[[Any], None]:
+    def check(got: Any) -> None:
+        got = np.asarray(got)
+        assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
+        assert np.array_equal(got, expected), "pixels differ from numpy's slice of the source"
+    return check
+
+
+def open_and_read(open_: Callable[[Path], Any], reader: Callable[[Any], L.Reader], path: Path, idx: L.Index) -> Any:
+    """Open ``path`` and read ``idx`` (the open is part of the timing)."""
+    return reader(open_(path))(idx)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> Bench:
+    installed = {"tensorstore": L.available("tensorstore"), "zarr": L.available("zarr"),
+                 "tifffile": L.available("tifffile")}
+    bench = Bench(args.repeats, installed, warmup=not args.quick)
+    shape = (1, args.c, args.z, args.size, args.size)
+    t0 = time.perf_counter()
+    arr = L.camera_image(shape)
+    print(f"image {'x'.join(map(str, shape))} uint16 ({arr.nbytes / 2**20:.0f} MiB) made in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    ours_p, tiff_p = tmp / "ours.ome.parquet", tmp / "image.ome.tif"
+    stores = {(lib, cfg): tmp / f"{lib}-{cfg[0]}-{cfg[1]}.zarr" for lib in ("tensorstore", "zarr") for cfg in L.CONFIGS}
+    writers = {"tensorstore": L.ts_write, "zarr": L.zarr_write}
+    openers: dict[str, tuple[Callable[[Path], Any], Callable[[Any], L.Reader]]] = {
+        "tensorstore": (L.ts_open, L.ts_reader), "zarr": (L.zarr_open, L.zarr_reader)}
+
+    def cfg(c: tuple[int, str]) -> str:
+        return f"{c[0]} {c[1]}"
+
+    # -- writing (also makes every file the reads below use, so the read checks cover the writes)
+    wr: dict[str, list[tuple[str, Fn]]] = {
+        "ours": [("", lambda: OMEArrow(arr).export("parquet", ours_p))],
+        "tifffile": [("", lambda: L.tiff_write(arr, tiff_p))],
+        "memcpy": [("", lambda: arr.copy())]}
+    for lib, write in writers.items():
+        wr[lib] = [(cfg(c), partial(write, arr, stores[lib, c], c[0], c[1])) for c in L.CONFIGS]
+    bench.case("writing the image", wr, None, repeats=args.write_repeats)
+
+    img = OMEArrow.scan(ours_p)
+    raw = L.RawParquet(ours_p)
+    readers: dict[str, list[tuple[str, L.Reader]]] = {
+        "ours": [("", lambda idx: L.ours_read(img, idx))],
+        "raw pyarrow": [("", lambda idx: raw.read(idx, shape))],
+        "memcpy": [("", lambda idx: arr[idx].copy())]}
+    if installed["tifffile"]:
+        readers["tifffile"] = [("", L.tiff_reader(tiff_p, shape))]
+    for lib, (open_, reader) in openers.items():
+        if installed[lib]:
+            readers[lib] = [(cfg(c), reader(open_(stores[lib, c]))) for c in L.CONFIGS]
+
+    def read_case(name: str, idx: L.Index, repeats: int | None = None) -> None:
+        variants: dict[str, list[tuple[str, Fn]]] = {lib: [(c, partial(r, idx)) for c, r in rs]
+                                                     for lib, rs in readers.items()}
+        bench.case(name, variants, equal_to(arr[idx]), repeats)
+
+    s, zm, o = args.size, args.z // 2, args.size // 2 - 24
+    crop = (0, 1, zm, slice(512, 768), slice(512, 768))
+    read_case(f"one full {s}x{s} plane", (0, 1, zm, slice(None), slice(None)))
+    read_case("one 256x256 aligned crop", crop)
+    read_case("one 300x300 unaligned crop", (0, 1, zm, slice(o, o + 300), slice(o, o + 300)))
+    read_case(f"a {args.z}x256x256 Z column", (0, 1, slice(None), slice(512, 768), slice(512, 768)))
+
+    opened: dict[str, list[tuple[str, Fn]]] = {
+        "ours": [("", lambda: OMEArrow.scan(ours_p).tensor_view(t=0, c=1, z=zm, roi=(512, 512, 256, 256),
+                                                                  layout="YX").to_numpy())],
+        "raw pyarrow": [("", lambda: L.RawParquet(ours_p).read(crop, shape))],
+        "tifffile": [("", lambda: L.tiff_reader(tiff_p, shape)(crop))]}
+    for lib, (open_, reader) in openers.items():
+        opened[lib] = [(cfg(c), partial(open_and_read, open_, reader, stores[lib, c], crop)) for c in L.CONFIGS]
+    bench.case("open + one 256x256 aligned crop", opened, equal_to(arr[crop]))
+
+    planes = [(0, c, z) for c in range(args.c) for z in range(args.z)]
+    tiles = [(t, c, z, slice(y, y + 256), slice(x, x + 256)) for t, c, z in planes
+             for y in range(0, s, 256) for x in range(0, s, 256)]
+
+    def drain(make: Callable[[], Iterator[np.ndarray]]) -> Fn:
+        return lambda: collections.deque(make(), maxlen=0)
+
+    def check_tiles(make: Callable[[], Iterator[np.ndarray]]) -> Fn:
+        def run_and_check() -> None:
+            n = 0
+            for n, (got, idx) in enumerate(zip(make(), tiles, strict=True), 1):
+                equal_to(arr[idx])(got)
+            assert n == len(tiles)
+        return run_and_check
+
+    makers: dict[str, list[tuple[str, Callable[[], Iterator[np.ndarray]]]]] = {
+        "ours": [("", lambda: L.ours_tiles(img, planes, 256))],
+        "memcpy": [("", lambda: (arr[idx].copy() for idx in tiles))]}
+    for lib, rs in readers.items():
+        if lib not in makers:
+            makers[lib] = [(c, partial(L.peer_tiles, r, planes, s, s, 256)) for c, r in rs]
+    for lib, ms in makers.items():  # check every tile of every library once (untimed), then time the stream
+        for _, make in ms:
+            if lib != "memcpy":
+                try:
+                    check_tiles(make)()
+                except AssertionError as exc:
+                    raise AssertionError(f"tiles: {lib} returned wrong pixels: {exc}") from exc
+    bench.case(f"256x256 tiles over every plane ({len(tiles)} tiles)",
+               {lib: [(c, drain(m)) for c, m in ms] for lib, ms in makers.items()}, None, args.heavy_repeats,
+               warmup=False)  # the check above was the warm-up
+    read_case("the whole image", (slice(None),) * 5, args.heavy_repeats)
+    expected = int(arr[0, 0, 0].sum(dtype=np.int64))
+    del arr
+
+    # -- fresh processes: import + first plane, then plates
+    first_paths = {"ours": ours_p, "raw pyarrow": ours_p}
+    if installed["tifffile"]:
+        first_paths["tifffile"] = tiff_p
+    for lib in ("tensorstore", "zarr"):
+        if installed[lib]:
+            first_paths[lib] = stores[lib, (512, "raw")]
+    firsts = first_plane_cases(first_paths, shape, expected, args.process_repeats)
+    bench.add("import + first plane, fresh process (peers: 512 raw)",
+              {lib: ({"ms": firsts[lib]} if lib in firsts else None) for lib in LIBS})
+    for n in args.plates:
+        t0 = time.perf_counter()
+        paths = write_plates(tmp, n, installed)
+        print(f"plate N={n} written in {time.perf_counter() - t0:.1f} s", flush=True)
+        got = plate_cases(paths, n, args.process_repeats)
+        for key, label in (("first", "open + first image, fresh process"), ("get", "ds[i] steady state"),
+                           ("read32", "read 32 random images")):
+            res: dict[str, Any] = {lib: None for lib in LIBS}
+            for lib, r in got.items():
+                res[lib] = {"ms": r[f"{key}_ms"]} | ({"rss_mib": r["first_rss_mib"]} if key == "first" else {})
+            bench.add(f"plate N={n}: {label}", res)
+        for p in paths.values():
+            shutil.rmtree(p, ignore_errors=True)
+    return bench
+
+
+RATIOS = {"ours / best peer": PEERS, "ours / best of tensorstore, zarr": ["tensorstore", "zarr"]}
+
+
+def rows_of(bench: Bench) -> list[list[str]]:
+    """Table cells, one list per case; stores each row's ratios in ``bench.rows`` for the JSON report."""
+    out = []
+    for row in bench.rows:
+        cells = [row["case"], *(_cell(row["results"].get(lib)) for lib in LIBS)]
+        for label, among in RATIOS.items():
+            r, peer = ratio(row["results"], among)
+            row[label] = {"ratio": r, "peer": peer}
+            cells.append(f"{r:.2f}x ({peer})" if r is not None else "-")
+        out.append(cells)
+    return out
+
+
+def markdown(cells: list[list[str]]) -> str:
+    """The table as Markdown (for docs/benchmarks.md)."""
+    head = ["case (ms)", *LIBS, *RATIOS]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
+    """Print the table (and Markdown), write the JSON report."""
+    cells = rows_of(bench)
+    print(table([("case", *LIBS, *RATIOS), *(tuple(r) for r in cells)]))
+    if args.markdown:
+        print(markdown(cells))
+    missing = [lib for lib, ok in bench.installed.items() if not ok]
+    if missing:
+        print(f"not installed: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
+    print(f"done in {time.perf_counter() - started:.0f} s; pixels of every library checked against numpy", flush=True)
+    if args.json_out:
+        meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "argv": sys.argv[1:], "python": platform.python_version(), "cpus": os.cpu_count(),
+                "loadavg": os.getloadavg(), "versions": _versions(), "shape": [1, args.c, args.z, args.size, args.size]}
+        args.json_out.write_text(json.dumps({"meta": meta, "rows": bench.rows}, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=2048, help="Y and X (a multiple of 512, at least 1024)")
+    p.add_argument("--z", type=int, default=16)
+    p.add_argument("--c", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=7, help="repeats of each read (median reported)")
+    p.add_argument("--heavy-repeats", type=int, default=3, help="repeats of the tile stream and the whole image")
+    p.add_argument("--write-repeats", type=int, default=2)
+    p.add_argument("--process-repeats", type=int, default=3, help="fresh processes per plate/import case")
+    p.add_argument("--plates", default="1000,10000", help="comma-separated plate sizes N")
+    p.add_argument("--huge-plate", action="store_true", help="add N=100000 (zarr writes 100000 arrays: slow)")
+    p.add_argument("--quick", action="store_true", help="CI canary: 1x2x4x1024x1024, N=200, few repeats")
+    p.add_argument("--json-out", type=Path)
+    p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.size, args.z, args.repeats, args.heavy_repeats, args.write_repeats, args.process_repeats = 1024, 4, 2, 1, 1, 1
+        args.plates = "200"
+    args.plates = [int(n) for n in str(args.plates).split(",") if n] + ([100_000] if args.huge_plate else [])
+    if args.size % 512 or args.size < 1024 or args.c < 2:
+        p.error("--size must be a multiple of 512 and at least 1024; --c at least 2")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="compare_peers_") as d:
+        publish(run(args, Path(d)), args, started)  # before the (slow) removal of the files
+    return 0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("ome-arrow-core", "numpy", "pyarrow", "tensorstore", "zarr", "tifffile"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

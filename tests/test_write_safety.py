@@ -1,0 +1,352 @@
+"""Writes replace only what is ours, follow the umask, keep committed appends, and clean up after killed writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import writes_support as ws
+
+from ome_arrow_core import OMEArrow, OMEArrowDataset, cleanup_dataset, dataset_writer, fsops, write_dataset
+from ome_arrow_core.atomic import make_temp
+from ome_arrow_core.cli import main
+from ome_arrow_core.errors import UnsafeOverwriteError
+from ome_arrow_core.ownership import temp_name
+
+IMG = ws.images(7, 1)[0]
+
+
+def _writers(target: Path) -> dict[str, object]:
+    """Every way of replacing a directory with a dataset; each returns what it raised (or None)."""
+    def export() -> None:
+        OMEArrow(IMG, dim_order="CYX").export("parquet", target)
+
+    def overwrite() -> None:
+        ws.write(target, 3, mode="overwrite")
+
+    def cli() -> None:
+        npy = target.parent / "in.npy"
+        np.save(npy, IMG)
+        assert main(["convert", str(npy), "-o", str(target), "--to", "parquet", "-q", "--force"]) == 1
+        raise UnsafeOverwriteError("the CLI refused")  # it prints one line and exits 1
+
+    return {"export": export, "overwrite": overwrite, "cli": cli}
+
+
+def _foreign(tmp: Path, kind: str) -> Path:
+    """A target that is not ours to replace."""
+    if kind == "plain-dir":
+        (tmp / "out").mkdir()
+        (tmp / "out" / "thesis.docx").write_text("years of work")
+        return tmp / "out"
+    if kind == "empty-dir":
+        (tmp / "out").mkdir()
+        return tmp / "out"
+    if kind == "dataset-with-user-file":
+        ws.write(tmp / "out", 1)
+        (tmp / "out" / "notes.txt").write_text("mine")
+        return tmp / "out"
+    if kind == "dataset-with-subdir":
+        ws.write(tmp / "out", 1)
+        (tmp / "out" / "images.parquet.d").mkdir()
+        return tmp / "out"
+    if kind == "symlink-to-dataset":
+        ws.write(tmp / "elsewhere", 1)
+        (tmp / "out").symlink_to(tmp / "elsewhere")
+        return tmp / "out"
+    assert kind == "file"
+    (tmp / "out").write_text("a file")
+    return tmp / "out"
+
+
+KINDS = ["plain-dir", "empty-dir", "dataset-with-user-file", "dataset-with-subdir", "symlink-to-dataset", "file"]
+
+
+@pytest.mark.parametrize("how", ["export", "overwrite", "cli"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_overwrite_refuses_what_is_not_ours(tmp_path: Path, kind: str, how: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    target = _foreign(tmp_path, kind)
+    before = ws.tree(tmp_path)
+    with pytest.raises(UnsafeOverwriteError) as err:
+        _writers(target)[how]()  # type: ignore[operator]
+    if how == "cli":
+        message = capsys.readouterr().err
+        assert message.count("\n") == 1 and message.startswith("error: ")
+    else:
+        message = str(err.value)
+    assert str(target) in message and "nothing was changed" in message
+    after = ws.tree(tmp_path)
+    after.pop("in.npy", None)
+    assert after == before
+
+
+@pytest.mark.parametrize("how", ["export", "overwrite"])
+def test_overwrite_refuses_the_current_directory(tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.write(tmp_path / "ds", 1)
+    for here, target in [(tmp_path / "ds", Path(".")), (tmp_path / "ds", tmp_path / "ds"), (tmp_path, Path("."))]:
+        monkeypatch.chdir(here)
+        before = ws.tree(tmp_path)
+        with pytest.raises(UnsafeOverwriteError, match="current directory|not an OME-Arrow dataset"):
+            _writers(target)[how]()  # type: ignore[operator]
+        assert ws.tree(tmp_path) == before
+
+
+def test_overwrite_replaces_our_datasets(tmp_path: Path) -> None:
+    ours = tmp_path / "ours"
+    ws.write(ours, 1)
+    ws.write(ours, 1, mode="append", n=2)
+    (ours / ".append-00009.pending").touch()  # an append's marker
+    stale = ours / temp_name("index-00003.parquet")  # a killed write's temporary
+    stale.mkdir()
+    ws.write(ours, 2, mode="overwrite", n=1)
+    assert ws.same(ws.read(ours), ws.images(2, 1))
+    assert sorted(os.listdir(ours)) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet",
+                                        "index.parquet"]
+    reference = tmp_path / "reference"  # ome-arrow 0.1.0's layout: no manifest
+    ws.write(reference, 1)
+    (reference / "_ome_arrow_dataset.json").unlink()
+    OMEArrow(IMG, dim_order="CYX").export("parquet", reference)
+    assert ws.same(ws.read(reference), [IMG])
+    assert os.listdir(tmp_path) == sorted(os.listdir(tmp_path), key=lambda n: n) or True
+    assert sorted(os.listdir(tmp_path)) == ["ours", "reference"]
+
+
+def test_files_replace_files_never_directories(tmp_path: Path) -> None:
+    record = tmp_path / "img.parquet"
+    OMEArrow(IMG, dim_order="CYX").export("parquet", record, layout="record")
+    OMEArrow(IMG + 1, dim_order="CYX").export("parquet", record, layout="record")
+    assert np.array_equal(OMEArrow.scan(record).to_numpy()[0, 0], IMG + 1)
+    ws.write(tmp_path / "ds.parquet", 1)
+    before = ws.tree(tmp_path)
+    with pytest.raises(UnsafeOverwriteError, match="is a directory"):
+        OMEArrow(IMG, dim_order="CYX").export("parquet", tmp_path / "ds.parquet", layout="record")
+    assert ws.tree(tmp_path) == before
+    assert sorted(os.listdir(tmp_path)) == ["ds.parquet", "img.parquet"]
+
+
+def test_create_refuses_anything_existing(tmp_path: Path) -> None:
+    ws.write(tmp_path / "ds", 1)
+    with pytest.raises(UnsafeOverwriteError, match="mode='overwrite'"):
+        ws.write(tmp_path / "ds", 2)
+    assert ws.same(ws.read(tmp_path / "ds"), ws.images(1))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_directories_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        ws.write(tmp_path / "ds", 1)
+        ws.write(tmp_path / "ds", 1, mode="overwrite")
+        OMEArrow(IMG, dim_order="CYX").export("parquet", tmp_path / "img.parquet", layout="record")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "ds").st_mode & 0o777 == 0o777 & ~umask
+    for name in os.listdir(tmp_path / "ds"):
+        assert os.stat(tmp_path / "ds" / name).st_mode & 0o777 == 0o666 & ~umask, name
+    assert os.stat(tmp_path / "img.parquet").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_an_append_committed_before_a_failure_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.write(tmp_path / "ds", 1)
+    real = dataset_writer._write_manifest
+
+    def commit_then_fail(*a: object, **kw: object) -> None:
+        real(*a, **kw)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # after the commit point
+
+    monkeypatch.setattr(dataset_writer, "_write_manifest", commit_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        ws.write(tmp_path / "ds", 2, mode="append", n=2)
+    monkeypatch.undo()
+    assert ws.same(ws.read(tmp_path / "ds"), ws.images(1) + ws.images(2, 2))
+
+
+def test_an_append_failing_before_its_commit_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.write(tmp_path / "ds", 1)
+    before = ws.tree(tmp_path)
+
+    def fail(*a: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset_writer, "_write_manifest", fail)
+    with pytest.raises(KeyboardInterrupt):
+        ws.write(tmp_path / "ds", 2, mode="append", n=2)
+    assert ws.tree(tmp_path) == before
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_cleanup_removes_only_stale_temporaries_of_ours(tmp_path: Path) -> None:
+    target = tmp_path / "ds"
+    ws.write(target, 1)
+    dead = _dead_pid()
+    stale = tmp_path / f".ds.ome-arrow-tmp.{dead}.0123abcd"
+    stale.mkdir()
+    (stale / "chunks.parquet").write_bytes(b"x" * 100)
+    stale_inside = target / f".index-00001.parquet.ome-arrow-tmp.{dead}.89abcdef"
+    stale_inside.mkdir()
+    legacy = target / ".index-00001.parquet.k3j_x9ab.tmp"  # an earlier version's, inside the dataset
+    legacy.mkdir()
+    (legacy / "index-00001.parquet").write_bytes(b"x")
+    live, fd = make_temp(tmp_path, "ds")  # a writer of this process at work
+    other = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.read()"], stdin=subprocess.PIPE)
+    alive = tmp_path / f".ds.ome-arrow-tmp.{other.pid}.00000000"  # a live process's, unlocked for a moment
+    alive.mkdir()
+    foreign = [tmp_path / ".ds.backup.tmp", tmp_path / f".ds.ome-arrow-tmp.{dead}.not-hex", tmp_path / "ds.old"]
+    for f in foreign:
+        f.write_text("user's")
+    try:
+        report = cleanup_dataset(target)
+        assert sorted(report.removed) == sorted([str(stale), str(stale_inside), str(legacy)])
+        assert live.is_dir() and alive.is_dir() and all(f.read_text() == "user's" for f in foreign)
+    finally:
+        os.close(fd)
+        other.communicate(b"")
+    report = cleanup_dataset(target)  # the writer of this process let go of its temporary; the other process ended
+    assert sorted(report.removed) == sorted([str(live), str(alive)])
+    assert ws.same(ws.read(target), ws.images(1))
+
+
+def test_the_next_write_removes_stale_temporaries_of_its_target(tmp_path: Path) -> None:
+    dead = _dead_pid()
+    names = [f".ds.ome-arrow-tmp.{dead}.0123abcd", f".ds.ome-arrow-old.{dead}.0123abce",
+             f".other.ome-arrow-tmp.{dead}.0123abcf"]
+    ws.write(tmp_path / "ds", 1)
+    for n in names:
+        (tmp_path / n).mkdir()
+    ws.write(tmp_path / "ds", 2, mode="overwrite")
+    assert sorted(os.listdir(tmp_path)) == sorted(["ds", names[2]])  # another target's are left to it
+
+
+def test_a_killed_overwrite_moved_aside_is_put_back(tmp_path: Path) -> None:
+    ws.write(tmp_path / "ds", 1)
+    aside = tmp_path / f".ds.ome-arrow-old.{_dead_pid()}.0123abcd"
+    os.rename(tmp_path / "ds", aside)
+    half = tmp_path / f".ds.ome-arrow-tmp.{_dead_pid()}.0123abce"
+    half.mkdir()
+    report = cleanup_dataset(tmp_path / "ds")
+    assert report.restored == [str(tmp_path / "ds")] and report.removed == [str(half)]
+    assert ws.same(ws.read(tmp_path / "ds"), ws.images(1))
+    os.rename(tmp_path / "ds", aside)
+    ws.write(tmp_path / "ds", 2, mode="append", n=1)  # the next write puts it back first, then appends
+    assert ws.same(ws.read(tmp_path / "ds"), ws.images(1) + ws.images(2, 1))
+    assert os.listdir(tmp_path) == ["ds"]
+    os.rename(tmp_path / "ds", aside)
+    assert len(OMEArrowDataset.scan(tmp_path / "ds")) == 4  # so does the next read
+    os.rename(tmp_path / "ds", aside)
+    assert OMEArrow.scan(tmp_path / "ds").meta.id == "image-00000"
+    assert os.listdir(tmp_path) == ["ds"]
+
+
+def _killed_append(root: Path, k: int, with_images: bool, marker: bool) -> list[str]:
+    """Files append ``k`` leaves when killed before its manifest commit (a real append, its commit undone)."""
+    manifest = (root / "_ome_arrow_dataset.json").read_bytes()
+    ws.write(root, 40 + k, mode="append", n=1)
+    (root / "_ome_arrow_dataset.json").write_bytes(manifest)
+    names = [f"chunks-{k:05d}.parquet", f"index-{k:05d}.parquet", f"images-{k:05d}.parquet"]
+    assert all((root / n).is_file() for n in names)
+    if not with_images:
+        (root / names.pop()).unlink()
+    if marker:
+        (root / f".append-{k:05d}.pending").touch()
+        names.append(f".append-{k:05d}.pending")
+    return names
+
+
+def test_cleanup_removes_what_a_killed_append_left_and_keeps_what_may_be_data(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    ws.write(root, 1)
+    ws.write(root, 2, mode="append", n=1)  # images-00001...: listed
+    partial = _killed_append(root, 2, with_images=False, marker=False)  # no images table: never committed
+    marked = _killed_append(root, 3, with_images=True, marker=True)  # its marker says it was killed
+    unknown = _killed_append(root, 4, with_images=True, marker=False)  # a lost manifest entry? keep it
+    want = ws.images(1) + ws.images(2, 1)
+    report = cleanup_dataset(root)
+    assert sorted(report.removed) == sorted(str(root / n) for n in partial + marked)
+    assert len(report.kept) == 1 and "images-00004.parquet" in report.kept[0]
+    assert all((root / n).exists() for n in unknown)
+    for n in unknown:  # (a reader may refuse a dataset whose manifest lost an append: set it aside)
+        (root / n).unlink()
+    assert ws.same(ws.read(root), want)
+
+
+def test_cleanup_leaves_a_dataset_a_writer_holds(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    ws.write(root, 1)
+    partial = _killed_append(root, 1, with_images=False, marker=False)
+    held = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with fsops.lock(root):
+            held.set()
+            release.wait()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    held.wait()
+    try:
+        report = cleanup_dataset(root)
+        assert report.removed == [] and "a writer holds" in report.kept[0]
+        assert all((root / n).exists() for n in partial)
+    finally:
+        release.set()
+        t.join()
+    assert sorted(cleanup_dataset(root).removed) == sorted(str(root / n) for n in partial)
+
+
+def test_cli_cleanup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write(tmp_path / "ds", 1)
+    stale = tmp_path / f".ds.ome-arrow-tmp.{_dead_pid()}.0123abcd"
+    stale.mkdir()
+    assert main(["cleanup", str(tmp_path / "ds")]) == 0
+    assert capsys.readouterr().out == f"removed {stale}\n"
+    assert main(["cleanup", str(tmp_path / "ds")]) == 0
+    assert "nothing to clean up" in capsys.readouterr().out
+
+
+def _multirow_table(path: Path, arrs: list[np.ndarray]) -> None:
+    records = [OMEArrow(a, dim_order="CYX").export("arrow") for a in arrs]
+    pq.write_table(pa.table({"ome_arrow": pa.concat_arrays(records)}), path)
+
+
+def test_cli_convert_writes_every_image_and_refuses_existing_outputs(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "src.ome.parquet"
+    ws.write(src, 1)
+    out = tmp_path / "out.ome.parquet"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert "(3 image(s)" in capsys.readouterr().out
+    assert ws.same(ws.read(out), ws.images(1))
+    assert OMEArrowDataset.scan(out).table.column("image_id").to_pylist() == ["image-00000", "image-00001",
+                                                                              "image-00002"]
+    assert main(["convert", str(src), "-o", str(out)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["convert", str(src), "-o", str(out), "--mode", "append", "-q"]) == 0
+    assert ws.same(ws.read(out), ws.images(1) * 2)
+    table = tmp_path / "table.parquet"
+    _multirow_table(table, ws.images(5, 2))
+    assert main(["convert", str(table), "-o", str(out), "--force"]) == 0
+    assert "(2 image(s)" in capsys.readouterr().out
+    assert ws.same(ws.read(out), ws.images(5, 2))
+    assert main(["convert", str(src), "-o", str(tmp_path / "one.vortex"), "-q"]) == 1
+    assert "3 images" in capsys.readouterr().err and not (tmp_path / "one.vortex").exists()
+
+
+def test_manifest_of_a_dataset_stays_json_after_overwrites(tmp_path: Path) -> None:
+    ws.write(tmp_path / "ds", 1)
+    write_dataset([IMG], tmp_path / "ds", mode="overwrite", dim_order="CYX", progress=False)
+    manifest = json.loads((tmp_path / "ds" / "_ome_arrow_dataset.json").read_text())
+    assert manifest["image_count"] == 1
