@@ -61,7 +61,7 @@ def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[lis
     for chunk in chunks:
         if not isinstance(chunk, pa.DictionaryArray):
             chunk = chunk.dictionary_encode()
-        local = np.array([where.setdefault(str(v if v is not None else null), len(where))
+        local = np.array([where.setdefault(str(v or null), len(where))
                           for v in chunk.dictionary.to_pylist()] + [where.setdefault(null, len(where))], dtype=np.int32)
         codes.append(local[int_values(chunk.indices, len(local) - 1).astype(np.int64)])
     names = sorted(where, key=where.__getitem__)

@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .dataset_format import _KV, CHUNKS_SCHEMA
-from .errors import SchemaError
+from .dataset_checks import check_member
+from .dataset_readcheck import AUDITED
+from .errors import DamagedFileError, SchemaError
 from .handlers import ChunkFile, ChunkStore
 
 __all__ = [
@@ -42,8 +44,10 @@ class Fragment(Protocol):
     #: What the file is, for ``info()`` (``"parquet"``, ``"vortex"``...).
     format: str
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order."""
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order, and the
+        ``chunk_id`` of those rows where the format reads it cheaply (with ``audit``, also their
+        dtype, image id, coordinates and shapes), to check them against the index."""
         ...
 
 
@@ -62,11 +66,15 @@ class ParquetFragment:
         # -1 where a dictionary page may hold repeated values once (ome-arrow 0.1.0 writes those)
         self.group_bytes = (np.array([-1 if g.column(at).has_dictionary_page else g.column(at).total_uncompressed_size
                                       for g in groups], dtype=np.int64) if at >= 0 else None)
+        names = set(self.file.schema_arrow.names)
+        self._columns = [c for c in ("chunk_id",) if c in names] + ["pixel_bytes"]
+        self._audited = [c for c in AUDITED if c in names] + self._columns
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (one Parquet read)."""
-        table = self.file.read_row_groups([int(g) for g in groups], columns=["pixel_bytes"], use_threads=False)
-        return table.column("pixel_bytes")
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` and ``chunk_id`` of row groups ``groups`` (one Parquet read; with ``audit``
+        also ``dtype``, ``image_id``, the coordinates and the shapes)."""
+        return self.file.read_row_groups([int(g) for g in groups], columns=self._audited if audit else self._columns,
+                                         use_threads=False)
 
 
 class StoreFragment:
@@ -79,12 +87,13 @@ class StoreFragment:
         self.group_rows = np.ones(int(file.num_rows), dtype=np.int64)
         self.group_bytes: np.ndarray | None = None
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows)."""
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows; nothing else to audit)."""
         col = self.file.take(np.asarray(groups, dtype=np.int64))
         if len(col) != len(groups):
-            raise SchemaError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is damaged")
-        return col
+            raise DamagedFileError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is "
+                                   "damaged")
+        return pa.table({"pixel_bytes": col})
 
 
 def chunk_store(name: str) -> ChunkStore:
@@ -133,10 +142,14 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
 
 
 def open_fragment(root: Path, name: str) -> Fragment:
-    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix."""
-    file = root / name
+    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix.
+
+    ``name`` must be a plain file name inside ``root`` (DamagedFileError otherwise).
+    """
+    file = root / check_member(root, name, f"the index of {root}", "chunk file")
     if not file.exists():
-        raise SchemaError(f"{root} lists chunk fragment {name!r} in index.parquet, but it is missing")
+        raise DamagedFileError(f"{root} lists chunk fragment {name!r} in its index, but it is missing; the dataset "
+                               "is damaged")
     if name.lower().endswith(".parquet"):
         return ParquetFragment(file)
     store = chunk_store(name)

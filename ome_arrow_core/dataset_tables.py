@@ -20,7 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import SchemaError
+from .dataset_checks import check_member, check_unlisted_appends
+from .dataset_format import MANIFEST
+from .errors import DamagedFileError, SchemaError
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
            "own_rows", "max_chunk_id"]
@@ -43,18 +45,23 @@ BASE: Final = Part("images.parquet", "index.parquet")
 _INDEX_COLS: Final = ["image_id", "chunk_id", "t", "c", "z", "y", "x", *[f"shape_{a}" for a in "tczyx"]]
 
 
-def appends_of(manifest: Mapping[str, Any]) -> list[Part]:
-    """The append tables the manifest lists (``ome_arrow_core.appends``), in append order."""
+def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part]:
+    """The append tables the manifest lists (``ome_arrow_core.appends``), in append order.
+
+    Their names must be plain file names inside ``root`` (DamagedFileError otherwise).
+    """
+    source = str(root / MANIFEST)
     listed = (manifest.get("ome_arrow_core") or {}).get("appends") or []
     out = []
     for entry in listed:
         if not (isinstance(entry, Mapping) and isinstance(entry.get("images"), str)
                 and isinstance(entry.get("index"), str)):
-            raise SchemaError(
-                f"the manifest lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
+            raise DamagedFileError(
+                f"{source} lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
                 "'index': 'index-NNNNN.parquet'}: the manifest is damaged"
             )
-        out.append(Part(str(entry["images"]), str(entry["index"])))
+        out.append(Part(check_member(root, entry["images"], source, "an append's images table"),
+                        check_member(root, entry["index"], source, "an append's index table")))
     return out
 
 
@@ -63,18 +70,23 @@ def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
 
     When images.parquet alone holds the manifest's ``image_count`` images, a compaction merged
     the appends into the base tables and was stopped before it replaced the manifest: the
-    listed appends are already there, so they are not read again.
+    listed appends are already there, so they are not read again. Append tables the manifest
+    does not list are refused (see :func:`~.dataset_checks.check_unlisted_appends`).
     """
-    listed = appends_of(manifest)
+    listed = appends_of(manifest, root)
+    parts = [BASE, *listed]
     if listed and pq.read_metadata(root / BASE.images).num_rows == int(manifest.get("image_count", -1)):
-        return [BASE]
-    return [BASE, *listed]
+        parts = [BASE]
+    check_unlisted_appends(root, [p.images for p in listed], lambda: read_images(root, parts, ["image_id"])[0]
+                           .column("image_id"), MANIFEST)
+    return parts
 
 
 def _file(root: Path, name: str, what: str) -> Path:
     file = root / name
     if not file.exists():
-        raise SchemaError(f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is damaged")
+        raise DamagedFileError(f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is "
+                               "damaged")
     return file
 
 

@@ -31,6 +31,7 @@ from .dataset_format import (
     is_dataset_dir,
     read_manifest,
 )
+from .dataset_checks import pending_marker
 from .dataset_fragments import (
     DEFAULT_COMPRESSION,
     PARQUET,
@@ -554,7 +555,9 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
         new.append(name)
         return atomic_path(out / name)
 
+    marker = out / pending_marker(k)  # unlisted files of this append are a killed append's, not a lost manifest's
     try:
+        marker.touch()
         written = _write_fragments(tables, fw, names, fmt, place, compression=codec,
                                    compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
         if not core:
@@ -569,6 +572,9 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
                 with contextlib.suppress(OSError):
                     (out / name).unlink(missing_ok=True)
         raise
+    finally:  # the marker stays while files of an append that did not commit are left (removing them failed)
+        if not any((out / name).exists() for name in new) or _committed(out, part):
+            marker.unlink(missing_ok=True)
     return out
 
 

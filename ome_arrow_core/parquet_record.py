@@ -72,7 +72,8 @@ class RecordSource:
                 stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
                 if stored is not None:
                     verify_record(self._records, 0, stored, str(self.path), self._row)
-            self.meta, self._pixels = record_to_pixels(self._records, 0)
+            self.meta, self._pixels = record_to_pixels(
+                self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}")
         return sel.apply(self._pixels)
 
     def describe(self) -> dict[str, Any]:
