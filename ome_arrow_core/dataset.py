@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .boundary import reading, require_member, require_regular_file
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
 from .errors import LayoutError, SchemaError
@@ -114,6 +115,14 @@ def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | N
     the filter; row numbers start at ``first_row``. Returns (table, row groups read, row
     groups in the file). ``metadata`` is the file's footer, when the caller has read it.
     """
+    require_member(file.parent, file.name)
+    with reading(file.parent, file.name, "scanning the table"):
+        return _scan_parquet_file(file, expr, columns, schema=schema, first_row=first_row, metadata=metadata)
+
+
+def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
+                       schema: pa.Schema | None, first_row: int,
+                       metadata: pq.FileMetaData | None) -> tuple[pa.Table, int, int]:
     import pyarrow.dataset as pads
 
     md = metadata or pq.read_metadata(file)
@@ -152,7 +161,8 @@ def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int,
     schema = images_schema(path, parts)
     tables, read, total, first = [], 0, 0, 0
     for part in parts:
-        md = pq.read_metadata(path / part.images)
+        with reading(path, part.images, "reading the images table's footer"):
+            md = pq.read_metadata(require_member(path, part.images))
         table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first, metadata=md)
         tables.append(table)
         read, total, first = read + r, total + n, first + md.num_rows
@@ -167,6 +177,8 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
             return [_Part("records", str(path), column)]
         registry.resolve_reader(path)  # raises naming the formats that are known
         return [_Part("file", str(path))]
+    if os.path.lexists(path) and not path.is_dir():
+        require_regular_file(path)  # a FIFO or device: refused, never opened
     if not path.is_dir():
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
     parts: list[_Part] = []
@@ -196,7 +208,9 @@ def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int,
     if part.kind == "chunks":
         return _scan_images(path, expr)
     if part.kind == "records":
-        schema = pq.read_schema(path)
+        require_regular_file(path)
+        with reading(path, None, "reading the Parquet schema"):
+            schema = pq.read_schema(path)
         find_ome_column(schema, part.column)  # a clear error when there is none, or several
         meta_cols = [f.name for f in schema if not is_ome_arrow_type(f.type)]
         return _scan_parquet(path, expr, meta_cols)

@@ -37,7 +37,7 @@ from .dataset_fragments import (
     write_fragment,
 )
 from .dataset_tables import BASE, Part, images_schema, max_chunk_id, parts_of, read_images
-from .errors import SchemaError
+from .errors import ArgumentError, SchemaError
 from .meta import ImageMeta
 from .selection import Selection
 
@@ -163,7 +163,7 @@ class FragmentWriter:
         self.chunk_shape = chunk_shape
         self.rows_per_group = int(rows_per_group)
         if self.rows_per_group < 1:
-            raise SchemaError(f"rows_per_group must be >= 1, got {rows_per_group}")
+            raise ArgumentError(f"rows_per_group must be >= 1, got {rows_per_group}")
         self.next_id = first_chunk_id
         self.row_groups = 0
         self.bytes = 0
@@ -388,7 +388,7 @@ def stream_dataset(
     ``compression="default"`` is lz4 for Parquet and the store's first listed codec otherwise.
     """
     if mode not in ("create", "append", "overwrite"):
-        raise SchemaError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
+        raise ArgumentError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
     if out.exists() and mode == "create":
         raise FileExistsError(f"{out} exists; pass mode='append' to add images to it or mode='overwrite' to replace it")
     opts = {"chunk_shape": chunk_shape, "compression": compression, "compression_level": compression_level,

@@ -7,6 +7,8 @@ requested row and only the image column are read.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .errors import SchemaError
+from .boundary import reading, require_regular_file, where, writing
+from .errors import ArgumentError, DamagedFileError, DTypeError, SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
 from .schema import find_ome_column
@@ -33,31 +36,48 @@ def has_ome_column(pf: pq.ParquetFile) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _blamed(path: Path, column: str) -> Iterator[None]:
+    """A record that does not decode is a damaged file: say which one."""
+    try:
+        yield
+    except (SchemaError, DTypeError) as exc:
+        if str(path) in str(exc):
+            raise
+        kind = DamagedFileError if type(exc) is SchemaError else type(exc)
+        raise kind(f"{where(path, column)}: {exc}") from exc
+
+
 class RecordSource:
     """One record of a struct-column Parquet file; decoded once, on first read."""
 
     def __init__(self, path: Path, column: str | None = None, row: int = 0) -> None:
         self.path = path
-        pf = pq.ParquetFile(path)
-        self.column = find_ome_column(pf.schema_arrow, column)
-        n = pf.metadata.num_rows
+        require_regular_file(path)
+        with reading(path, None, "reading the Parquet footer"):
+            pf = pq.ParquetFile(path)
+            schema = pf.schema_arrow
+            n = pf.metadata.num_rows
+        self.column = find_ome_column(schema, column)
         if not 0 <= row < n:
-            raise SchemaError(f"row {row} is out of range; {path} has rows 0..{n - 1}")
-        group, at = 0, row
-        while at >= pf.metadata.row_group(group).num_rows:
-            at -= pf.metadata.row_group(group).num_rows
-            group += 1
-        table = pf.read_row_group(group, columns=[self.column])
-        col = table.column(self.column).combine_chunks()
-        self._records: pa.StructArray = col.slice(at, 1)
-        self.meta: ImageMeta = record_meta(self._records, 0)
+            raise ArgumentError(f"row {row} is out of range; {path} has rows 0..{n - 1}")
+        with reading(path, self.column, "reading the record"), _blamed(path, self.column):
+            group, at = 0, row
+            while at >= pf.metadata.row_group(group).num_rows:
+                at -= pf.metadata.row_group(group).num_rows
+                group += 1
+            table = pf.read_row_group(group, columns=[self.column])
+            col = table.column(self.column).combine_chunks()
+            self._records: pa.StructArray = col.slice(at, 1)
+            self.meta: ImageMeta = record_meta(self._records, 0)
         self._pixels: np.ndarray | None = None
         self._rows = n
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
-            self.meta, self._pixels = record_to_pixels(self._records, 0)
+            with reading(self.path, self.column, "decoding the record"), _blamed(self.path, self.column):
+                self.meta, self._pixels = record_to_pixels(self._records, 0)
         return sel.apply(self._pixels)
 
     def describe(self) -> dict[str, Any]:
@@ -78,10 +98,14 @@ def write_record_file(
 
     uint16 images get the public format's exact schema, so ``ome-arrow`` reads them.
     """
+    from .dataset_fragments import PARQUET_CODECS
+
+    if not isinstance(compression, str) or compression.lower() not in PARQUET_CODECS:
+        raise ArgumentError(f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)}")
     record = pixels_to_record(meta, pixels)
     table = pa.table({column: record}).replace_schema_metadata(
         {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0"}
     )
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, writing(out):
         pq.write_table(table, tmp, compression=compression)
     return out
