@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core import PluginError
+from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.atomic import atomic_path
 
 from .format import INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
@@ -73,7 +73,7 @@ def write_vortex(
 
     codec = (compression or "none").lower()
     if codec not in ("none", "zstd"):
-        raise PluginError(
+        raise ArgumentError(
             f"the vortex writer supports compression=None or 'zstd', got {compression!r}; "
             "use 'zstd' for smaller files or None for fast partial reads"
         )
