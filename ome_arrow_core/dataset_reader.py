@@ -20,7 +20,7 @@ from .chunks import ChunkTable
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import parts_of, read_images, read_index, read_indexes
-from .errors import FormatVersionError, SchemaError
+from .errors import ArgumentError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
 
@@ -266,7 +266,7 @@ class DatasetSource:
             pos = opened.position(str(image_id))
         else:
             if not 0 <= row < self.image_count:
-                raise SchemaError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
+                raise ArgumentError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
             pos = row
         self.position = pos
         self.meta = _meta_from_row(opened.row(pos))

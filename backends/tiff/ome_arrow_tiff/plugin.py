@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -23,6 +25,8 @@ SUFFIXES: Final[tuple[str, ...]] = (
 def is_tiff(path: Path) -> bool:
     """True when ``path`` is a file starting with a TIFF or BigTIFF header."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            return False
         with open(path, "rb") as fh:
             return fh.read(4) in _MAGIC
     except OSError:
