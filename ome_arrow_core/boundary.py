@@ -16,9 +16,9 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DamagedFileError, OMEArrowError, StorageError
+from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
 
-__all__ = ["reading", "writing", "where", "require_regular_file", "require_member", "is_within"]
+__all__ = ["reading", "writing", "blaming", "where", "require_regular_file", "require_member", "is_within"]
 
 #: Exceptions that decoding damaged bytes raises in the libraries we call (pyarrow's derive
 #: from these builtins; tifffile and vortex raise these or RuntimeError).
@@ -63,6 +63,24 @@ def reading(path: str | os.PathLike[str], member: str | None = None, what: str =
             f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
             "what its name says"
         ) from exc
+
+
+@contextlib.contextmanager
+def blaming(path: str | os.PathLike[str], member: str | None = None) -> Iterator[None]:
+    """Name ``path`` in our own errors raised while decoding what was read from it.
+
+    A :class:`~.errors.SchemaError` there means the file's contents are wrong: it becomes a
+    :class:`~.errors.DamagedFileError`; a :class:`~.errors.DTypeError` keeps its type. Both get
+    the file and member in front of their message, unless the message names the file already.
+    """
+    try:
+        yield
+    except (SchemaError, DTypeError) as exc:
+        text = str(exc)
+        if os.fspath(path) in text:
+            raise
+        kind: type[OMEArrowError] = DamagedFileError if type(exc) is SchemaError else type(exc)
+        raise kind(f"{where(path, member)}: {text}") from exc
 
 
 @contextlib.contextmanager

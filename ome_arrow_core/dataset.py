@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .boundary import reading, require_member, require_regular_file
+from .boundary import blaming, reading, require_member, require_regular_file
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
 from .errors import LayoutError, SchemaError
@@ -90,7 +90,8 @@ class ImageLocation:
         """The image, lazily (metadata read; pixels when a view is executed)."""
         path = Path(self.path)
         if self.kind == "chunks":
-            src: Any = DatasetSource(path, row=self.row)
+            with reading(path, None, f"opening image {self.row}"), blaming(path):
+                src: Any = DatasetSource(path, row=self.row)
         elif self.kind == "records":
             src = RecordSource(path, column=self.column, row=self.row)
         else:
@@ -211,7 +212,8 @@ def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int,
         require_regular_file(path)
         with reading(path, None, "reading the Parquet schema"):
             schema = pq.read_schema(path)
-        find_ome_column(schema, part.column)  # a clear error when there is none, or several
+        with blaming(path):
+            find_ome_column(schema, part.column)  # a clear error when there is none, or several
         meta_cols = [f.name for f in schema if not is_ome_arrow_type(f.type)]
         return _scan_parquet(path, expr, meta_cols)
     table = pa.table({"image_id": [path.name], "path": [str(path)], _ROW: pa.array([0], pa.int64())})
@@ -421,7 +423,9 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         layouts = {b[1] for b in bases.values()}
         dtypes = {b[2] for b in bases.values()}
         if len(dtypes) > 1:
-            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)}; read them one by one")
+            paths = sorted({self._parts[int(self._part_of[k])].path for k in idx})
+            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
+                              "read them one by one")
         if len(layouts) > 1:
             raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
         lay, dtype = layouts.pop(), dtypes.pop()
@@ -443,8 +447,9 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         for part_i, members in by_part.items():
             where = self._parts[part_i]
             if where.kind == "chunks":
-                read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
-                          [sels[n] for n in members], [canon[n] for n in members])
+                with reading(where.path, None, "reading pixels"), blaming(where.path):
+                    read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
+                              [sels[n] for n in members], [canon[n] for n in members])
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]
@@ -455,8 +460,10 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
         from .dataset_reader import _meta_from_row, _open
 
-        opened = _open(Path(self._parts[int(self._part_of[k])].path))
-        return _meta_from_row(opened.row(int(self._rows[k])))
+        path = Path(self._parts[int(self._part_of[k])].path)
+        with reading(path, None, "reading image metadata"), blaming(path):
+            opened = _open(path)
+            return _meta_from_row(opened.row(int(self._rows[k])))
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""

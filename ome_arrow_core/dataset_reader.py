@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .boundary import blaming, reading
 from .buffers import arrow_empty, view_buffer
 from .chunks import ChunkTable
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
@@ -248,7 +249,8 @@ class DatasetSource:
     """
 
     def __init__(self, path: Path, row: int = 0, image_id: str | None = None) -> None:
-        self._init(path, _open(path), row, image_id)
+        with reading(path, None, "opening the dataset"), blaming(path):
+            self._init(path, _open(path), row, image_id)
 
     @classmethod
     def _at(cls, opened: _Opened, row: int) -> DatasetSource:
@@ -347,6 +349,10 @@ class DatasetSource:
 
     def read(self, sel: Selection) -> np.ndarray:
         """The selected pixels (TZCYX); a zero-copy view when the selection is one whole chunk."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            return self._read(sel)
+
+    def _read(self, sel: Selection) -> np.ndarray:
         rows = self._chunks.intersecting(sel)
         if len(rows) == 1 and self._is_whole_chunk(int(rows[0]), sel):
             return self._fetch(rows)[0].transpose(0, 2, 1, 3, 4)
@@ -356,7 +362,8 @@ class DatasetSource:
 
     def read_into(self, sel: Selection, out: np.ndarray) -> None:
         """Write the selected pixels into ``out``, a writable TZCYX array (or strided view) of ``sel.shape``."""
-        read_many([(self, sel, out)])
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            read_many([(self, sel, out)])
 
     def _is_whole_chunk(self, r: int, sel: Selection) -> bool:
         o, s = self._chunks.origin[r], self._chunks.shape[r]

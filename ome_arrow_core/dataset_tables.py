@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .boundary import reading, require_member
+from .boundary import blaming, reading, require_member
 from .errors import DamagedFileError, SchemaError
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
@@ -67,7 +67,8 @@ def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
     the appends into the base tables and was stopped before it replaced the manifest: the
     listed appends are already there, so they are not read again.
     """
-    listed = appends_of(manifest)
+    with blaming(root, "_ome_arrow_dataset.json"):
+        listed = appends_of(manifest)
     if listed:
         file = _file(root, BASE.images, "images table")
         with reading(root, BASE.images, "reading the images table's footer"):

@@ -7,8 +7,6 @@ requested row and only the image column are read.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .boundary import reading, require_regular_file, where, writing
-from .errors import ArgumentError, DamagedFileError, DTypeError, SchemaError
+from .boundary import blaming, reading, require_regular_file, writing
+from .errors import ArgumentError, SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
 from .schema import find_ome_column
@@ -36,18 +34,6 @@ def has_ome_column(pf: pq.ParquetFile) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _blamed(path: Path, column: str) -> Iterator[None]:
-    """A record that does not decode is a damaged file: say which one."""
-    try:
-        yield
-    except (SchemaError, DTypeError) as exc:
-        if str(path) in str(exc):
-            raise
-        kind = DamagedFileError if type(exc) is SchemaError else type(exc)
-        raise kind(f"{where(path, column)}: {exc}") from exc
-
-
 class RecordSource:
     """One record of a struct-column Parquet file; decoded once, on first read."""
 
@@ -61,7 +47,7 @@ class RecordSource:
         self.column = find_ome_column(schema, column)
         if not 0 <= row < n:
             raise ArgumentError(f"row {row} is out of range; {path} has rows 0..{n - 1}")
-        with reading(path, self.column, "reading the record"), _blamed(path, self.column):
+        with reading(path, self.column, "reading the record"), blaming(path, self.column):
             group, at = 0, row
             while at >= pf.metadata.row_group(group).num_rows:
                 at -= pf.metadata.row_group(group).num_rows
@@ -76,7 +62,7 @@ class RecordSource:
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
-            with reading(self.path, self.column, "decoding the record"), _blamed(self.path, self.column):
+            with reading(self.path, self.column, "decoding the record"), blaming(self.path, self.column):
                 self.meta, self._pixels = record_to_pixels(self._records, 0)
         return sel.apply(self._pixels)
 
