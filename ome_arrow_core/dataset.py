@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arguments import check_index
 from .boundary import blaming, reading, require_member, require_regular_file
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
-from .errors import LayoutError, SchemaError
+from .errors import LayoutError, SchemaError, SelectionTypeError
 from .image import OMEArrow, resolve_selection
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
 from .lazy import LazyTensorView
@@ -304,12 +305,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         return f"OMEArrowDataset({len(self)} images, {len(self._parts)} part(s) [{', '.join(kinds)}], columns={self.column_names})"
 
     def _index(self, i: int) -> int:
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}; use select() for many")
-        if not -n <= int(i) < n:
-            raise IndexError(f"image {i} is out of range; the dataset holds images 0..{n - 1}")
-        return int(i) % n
+        return check_index(i, len(self))
 
     # -- images ------------------------------------------------------------------------------
     def locate(self, i: int) -> ImageLocation:
@@ -321,7 +317,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
         if isinstance(i, slice):
-            raise TypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
+            raise SelectionTypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
         return self.locate(i).open(self._registry)
 
     def __iter__(self) -> Iterator[OMEArrow]:
@@ -330,7 +326,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
 
     def select(self, indices: Sequence[int] | np.ndarray | range) -> OMEArrowDataset:
         """The images at ``indices`` (in that order) as a dataset."""
-        idx = np.array([self._index(int(i)) for i in indices], dtype=np.int64)
+        idx = np.array([self._index(i) for i in indices], dtype=np.int64)
         return OMEArrowDataset(self._parts, self._table.take(pa.array(idx, pa.int64())), self._part_of[idx],
                                self._rows[idx], registry=self._registry)
 
@@ -390,7 +386,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         file for the whole batch, then one copy per chunk into the result (or ``out``, a
         writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
         """
-        idx = [self._index(int(i)) for i in (range(len(self)) if indices is None else indices)]
+        idx = [self._index(i) for i in (range(len(self)) if indices is None else indices)]
         if not idx:
             raise SchemaError("read() got no indices; pass at least one image")
         if rois is not None and len(rois) != len(idx):

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 
+from ..arguments import check_row
 from ..boundary import reading, require_regular_file
 from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
 from ..handlers import PixelSource, Reader, Writer
@@ -48,15 +48,6 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
             f"{path} is the chunks file of an OME-Arrow dataset; open its directory {path.parent} instead"
         )
     return RecordSource(path, column=column, row=row)
-
-
-def check_row(row: object) -> int:
-    """``row=`` as an int; ArgumentError for a bool, a float, a string... (its range is checked on open)."""
-    if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
-        raise ArgumentError(f"row= takes an integer image number, got {row!r} ({type(row).__name__})")
-    if row < 0:
-        raise ArgumentError(f"row= takes an image number >= 0, got {row}")
-    return int(row)
 
 
 def _sniff(path: Path) -> bool:

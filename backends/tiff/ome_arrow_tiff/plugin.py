@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
+from ome_arrow_core.arguments import check_row
 
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow
@@ -42,7 +43,7 @@ def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> 
         )
     from .source import TiffSource
 
-    return TiffSource(path, series=row)
+    return TiffSource(path, series=check_row(row))
 
 
 def write(image: OMEArrow, out: Path, **options: Any) -> Path:
