@@ -59,10 +59,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 images.append(img)
             except (OMEArrowError, OSError, ValueError) as exc:
                 failed.append(f"{p}: {exc}")
-                print(f"error: {p}: {exc}", file=sys.stderr)
+                print(f"error: {p}: {error_line(exc)}", file=sys.stderr)
             bar.update(p.stat().st_size if p.is_file() else 0, p.name)
     if not images:
-        print("error: no input could be read; nothing written", file=sys.stderr)
+        if len(inputs) > 1:  # one input has had its one line already
+            print("error: no input could be read; nothing written", file=sys.stderr)
         return 1
     opts: dict[str, Any] = {}
     if args.chunk_shape:
