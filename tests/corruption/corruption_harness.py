@@ -35,9 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script too
 
 from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, mutate  # noqa: E402
 
-__all__ = ["Case", "Outcome", "build_samples", "cases", "fifo_cases", "read_everything", "run_case", "summarize",
+__all__ = ["RESULTS", "Case", "Outcome", "build_samples", "cases", "fifo_cases", "read_everything", "run_case", "summarize",
            "KINDS"]
 
+#: Outcomes of the cases run in this process (the pytest plugin in conftest.py prints their counts).
+RESULTS: list[tuple[Case, Outcome]] = []
 #: Seconds one case may take before it counts as a hang.
 CASE_TIMEOUT = 20
 #: Peak memory one case may add (traced Python/numpy allocations and resident set), beyond the file size.

@@ -12,11 +12,9 @@ Default: about 500 cases. A longer run: ``OME_ARROW_CORE_FUZZ_CASES=5000 pytest 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ pytest.importorskip("ome_arrow_tiff", reason="the corruption suite covers OME-TI
 pytest.importorskip("ome_arrow_vortex", reason="the corruption suite covers Vortex: needs the vortex backend")
 
 from corruption_harness import (  # noqa: E402
+    RESULTS,
     Case,
     Outcome,
     build_samples,
@@ -34,7 +33,6 @@ from corruption_harness import (  # noqa: E402
     fifo_cases,
     read_everything,
     run_case,
-    summarize,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -93,22 +91,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outcomes(request: pytest.FixtureRequest) -> Iterator[list[tuple[Case, Outcome]]]:
-    """Every case's outcome; their counts per class are printed when the module ends."""
-    results: list[tuple[Case, Outcome]] = []
-    yield results
-    if not results:
-        return
-    table = summarize(results)
-    report = os.environ.get("OME_ARROW_CORE_FUZZ_REPORT")
-    if report:
-        Path(report).write_text(table + "\n")
-    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    if terminal is not None:
-        terminal.write_line("")
-        terminal.write_line("corruption suite outcomes (pixels: the original pixels; error: ours, naming the file)")
-        for line in table.splitlines():
-            terminal.write_line(line)
+def outcomes() -> list[tuple[Case, Outcome]]:
+    """Every case's outcome; conftest.py prints their counts per class at the end of the run."""
+    return RESULTS
 
 
 # -- tests ----------------------------------------------------------------------------------------
