@@ -164,6 +164,9 @@ def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Pat
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else (
         root.stat().st_size if root.is_file() else 0)
     old = signal.signal(signal.SIGALRM, _alarm)
+    import pyarrow as pa
+
+    arrow_before = pa.total_allocated_bytes()
     tracemalloc.start()
     hwm_ok = _reset_hwm()
     base = _hwm_kib()
@@ -191,9 +194,11 @@ def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Pat
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         rss = (_hwm_kib() - base) * 1024 if hwm_ok else 0
+        arrow = pa.total_allocated_bytes() - arrow_before  # still held by Arrow after the case
     bound = MEMORY_BOUND + 4 * size
-    if peak > bound or rss > bound:
+    if peak > bound or rss > bound or arrow > bound:
         outcome = Outcome("failure", f"memory: traced peak {peak >> 20} MiB, resident +{rss >> 20} MiB, "
+                                     f"Arrow +{arrow >> 20} MiB, "
                                      f"bound {bound >> 20} MiB ({outcome.status}: {outcome.detail})")
     _clear_caches()
     if cli:
