@@ -34,6 +34,7 @@ from .view import TensorView
 if TYPE_CHECKING:
     from .dataset import OMEArrowDataset, write_dataset
     from .dataset_compact import compact_dataset
+    from .verification import VerifyReport, verify
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,8 @@ __all__ = [
     "OMEArrowDataset",
     "write_dataset",
     "compact_dataset",
+    "verify",
+    "VerifyReport",
     "TensorView",
     "LazyTensorView",
     "ImageMeta",
@@ -72,7 +75,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """OMEArrowDataset, write_dataset and compact_dataset load on first use (they import pyarrow.parquet)."""
+    """OMEArrowDataset, write_dataset, compact_dataset and verify load on first use (they import pyarrow.parquet)."""
     if name in ("OMEArrowDataset", "write_dataset"):
         from . import dataset
 
@@ -81,4 +84,8 @@ def __getattr__(name: str) -> Any:
         from .dataset_compact import compact_dataset
 
         return compact_dataset
+    if name in ("verify", "VerifyReport"):
+        from . import verification
+
+        return getattr(verification, name)
     raise AttributeError(f"module 'ome_arrow_core' has no attribute {name!r}")

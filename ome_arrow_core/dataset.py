@@ -86,17 +86,20 @@ class ImageLocation:
     path: str
     row: int = 0
     column: str | None = None
+    #: Check checksums on read (None: unless ``OME_ARROW_CORE_VERIFY=0``); see :mod:`.checksums`.
+    verify: bool | None = None
 
     def open(self, registry: Registry | None = None) -> OMEArrow:
         """The image, lazily (metadata read; pixels when a view is executed)."""
         path = Path(self.path)
         if self.kind == "chunks":
             with reading(path, None, f"opening image {self.row}"), blaming(path):
-                src: Any = DatasetSource(path, row=self.row)
+                src: Any = DatasetSource(path, row=self.row, verify=self.verify)
         elif self.kind == "records":
-            src = RecordSource(path, column=self.column, row=self.row)
+            src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
-            return OMEArrow.scan(path, registry=registry)
+            options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
+            return OMEArrow.scan(path, registry=registry, **options)
         return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
 
 
@@ -237,8 +240,10 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     """
 
     def __init__(self, parts: Sequence[_Part], table: pa.Table, part_of: np.ndarray, rows: np.ndarray,
-                 *, registry: Registry | None = None, row_groups: tuple[int, int] = (0, 0)) -> None:
+                 *, registry: Registry | None = None, row_groups: tuple[int, int] = (0, 0),
+                 verify: bool | None = None) -> None:
         self._parts = list(parts)
+        self._verify = verify
         self._table = table
         self._part_of = np.asarray(part_of, dtype=np.int32)
         self._rows = np.asarray(rows, dtype=np.int64)
@@ -249,12 +254,14 @@ class OMEArrowDataset(Sequence[OMEArrow]):
 
     @classmethod
     def scan(cls, path: str | os.PathLike[str], *, filter: FilterLike = None, column: str | None = None,
-             registry: Registry | None = None) -> OMEArrowDataset:
+             registry: Registry | None = None, verify: bool | None = None) -> OMEArrowDataset:
         """Open a dataset: read its metadata table (the rows ``filter`` keeps), no pixels.
 
         ``filter`` is a pyarrow expression (``pc.field("well") == "A01"``) or a mapping
         (``{"well": "A01"}``); it is pushed down to the row groups of the table's Parquet file.
         ``column`` picks the OME-Arrow column of Parquet files that have several.
+        ``verify=False`` skips the checksum check of every pixel read (None: check unless the
+        environment sets ``OME_ARROW_CORE_VERIFY=0``).
         """
         reg = registry or default_registry()
         expr = as_filter(filter)
@@ -272,7 +279,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SchemaError(f"the metadata columns of the files under {path} do not agree: {exc}") from exc
         return cls(parts, table, np.concatenate(part_of), np.concatenate(rows), registry=registry,
-                   row_groups=(scanned, total))
+                   row_groups=(scanned, total), verify=verify)
 
     # -- the table ---------------------------------------------------------------------------
     @property
@@ -312,7 +319,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Where image ``i`` lives (a picklable handle; ``.open()`` gives the image)."""
         k = self._index(i)
         part = self._parts[int(self._part_of[k])]
-        return ImageLocation(part.kind, part.path, int(self._rows[k]), part.column)
+        return ImageLocation(part.kind, part.path, int(self._rows[k]), part.column, self._verify)
 
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
@@ -328,7 +335,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """The images at ``indices`` (in that order) as a dataset."""
         idx = np.array([self._index(i) for i in indices], dtype=np.int64)
         return OMEArrowDataset(self._parts, self._table.take(pa.array(idx, pa.int64())), self._part_of[idx],
-                               self._rows[idx], registry=self._registry)
+                               self._rows[idx], registry=self._registry, verify=self._verify)
 
     def filter(self, filter: FilterLike) -> OMEArrowDataset:
         """The images whose metadata rows match ``filter`` (evaluated on :attr:`table`)."""
@@ -445,7 +452,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
             if where.kind == "chunks":
                 with reading(where.path, None, "reading pixels"), blaming(where.path):
                     read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
-                              [sels[n] for n in members], [canon[n] for n in members])
+                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify)
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]

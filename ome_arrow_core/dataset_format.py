@@ -49,7 +49,10 @@ CHUNKS_SCHEMA: Final = pa.schema(
 )
 INDEX_SCHEMA: Final = pa.schema(
     [("image_id", pa.string()), ("chunk_id", pa.int64()), ("row_group_id", _I32),
-     ("row_index_in_group", _I32), ("fragment_path", pa.string()), *_COORDS, *_SHAPES]
+     ("row_index_in_group", _I32), ("fragment_path", pa.string()), *_COORDS, *_SHAPES,
+     # ome-arrow-core addition: checksum (ome_arrow_core.checksum of the manifest) of the chunk's
+     # stored bytes; null in datasets written before checksums (nothing to check there)
+     ("checksum", pa.uint64())]
 )
 
 

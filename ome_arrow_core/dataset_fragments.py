@@ -171,7 +171,7 @@ def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | 
     return pq.ParquetWriter(
         file, schema, compression=codec or "none", compression_level=level if codec else None,
         use_dictionary=["image_id", "dtype"], write_statistics=[c for c in schema.names if c != "pixel_bytes"],
-        data_page_size=1 << 20,
+        data_page_size=1 << 20, write_page_checksum=True,
     )
 
 

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from .boundary import blaming, reading
 from .buffers import arrow_empty, view_buffer
+from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
@@ -74,6 +75,23 @@ class _Opened:
     _values: dict[str, list[Any]] | None = None
     _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
+    _sums: ChunkChecksums | None = None
+
+    @property
+    def sums(self) -> ChunkChecksums:
+        """The index's chunk checksums (built once, on first use)."""
+        if self._sums is None:
+            col = self.index.column("checksum") if "checksum" in self.index.column_names else None
+            algorithm = (self.manifest.get("ome_arrow_core") or {}).get("checksum")
+            self._sums = ChunkChecksums(col, algorithm, str(self.path))
+        return self._sums
+
+    def where(self, row: int) -> tuple[str, str]:
+        """(chunk file, "chunk N of image ID") of index row ``row``, for error messages."""
+        assert self.fragment_code is not None
+        file = self.path / self.fragment_names[int(self.fragment_code[row])]
+        image = self.index.column("image_id")[row].as_py()
+        return str(file), f"chunk {int(self.columns['chunk_id'][row])} of image {image!r} (index row {row})"
 
     @property
     def images(self) -> list[dict[str, Any]]:
@@ -88,7 +106,7 @@ class _Opened:
         if self._columns is None:
             self._columns = {
                 n: self.index.column(n).to_numpy() for n in self.index.column_names
-                if n not in ("image_id", "fragment_path")
+                if n not in ("image_id", "fragment_path", "checksum")
             }
         return self._columns
 
@@ -248,7 +266,10 @@ class DatasetSource:
     a chunk store's format (``chunks.vortex``).
     """
 
-    def __init__(self, path: Path, row: int = 0, image_id: str | None = None) -> None:
+    def __init__(self, path: Path, row: int = 0, image_id: str | None = None, *, verify: bool | None = None) -> None:
+        """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
+        on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
+        self.verify = verify
         with reading(path, None, "opening the dataset"), blaming(path):
             self._init(path, _open(path), row, image_id)
 
@@ -256,6 +277,7 @@ class DatasetSource:
     def _at(cls, opened: _Opened, row: int) -> DatasetSource:
         """Image ``row`` of an already opened dataset (no file-stamp check)."""
         src = cls.__new__(cls)
+        src.verify = None
         src._init(opened.path, opened, row, None)
         return src
 
@@ -282,6 +304,7 @@ class DatasetSource:
             np.stack([col[f"shape_{a}"][mine] for a in "tczyx"], axis=1).astype(np.int64),
         )
         opened.verify(pos, mine)
+        self._index_rows = mine
         self._rg = col["row_group_id"][mine].astype(np.int64)
         self._rig = col["row_index_in_group"][mine].astype(np.int64)
         assert opened.fragment_code is not None
@@ -291,7 +314,7 @@ class DatasetSource:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache)."""
-        return (DatasetSource, (self.path, self.position))
+        return (_reopen, (self.path, self.position, self.verify))
 
     def describe(self) -> dict[str, Any]:
         """Storage facts for ``info()`` (row groups and codec of this image's first chunk file)."""
@@ -327,12 +350,14 @@ class DatasetSource:
             col, base, starts = self._opened.read_groups(int(code), groups)
             self.row_groups_read += len(groups)
             for k in at:
-                out[k] = self._block(int(rows[k]), col, base, starts)
+                out[k] = self._block(int(rows[k]), col, base, starts, set())
         self.chunks_read += len(rows)
         return out
 
-    def _block(self, r: int, col: pa.ChunkedArray, base: dict[int, int], starts: np.ndarray) -> np.ndarray:
-        """Chunk row ``r`` (TCZYX) as a view of the ``pixel_bytes`` read into ``col``."""
+    def _block(self, r: int, col: pa.ChunkedArray, base: dict[int, int], starts: np.ndarray,
+               checked: set[int]) -> np.ndarray:
+        """Chunk row ``r`` (TCZYX) as a view of the ``pixel_bytes`` read into ``col``, its checksum checked
+        unless verification is off or ``checked`` (index rows checked in this read) holds it."""
         pos = base[int(self._rg[r])] + int(self._rig[r])
         chunk_i = int(np.searchsorted(starts, pos, side="right")) - 1
         arr = col.chunk(chunk_i)
@@ -344,6 +369,10 @@ class DatasetSource:
         nbytes = int(offsets[at + 1]) - start
         if nbytes != int(np.prod(shape)) * dt.itemsize:
             raise SchemaError(f"chunk {r} of {self.path} holds {nbytes} bytes; its shape {shape} needs more")
+        row = int(self._index_rows[r])
+        if row not in checked and verify_enabled(self.verify):
+            self._opened.sums.check(row, arr.buffers()[2], start, nbytes, lambda: self._opened.where(row))
+            checked.add(row)
         block = view_buffer(arr.buffers()[2], dt, shape, offset=start)
         return block if dt.isnative else block.astype(dt.newbyteorder("="))
 
@@ -392,14 +421,20 @@ def read_many(requests: Sequence[tuple[DatasetSource, Selection, np.ndarray]]) -
         key: opened.read_groups(key[1], np.array(sorted(groups), dtype=np.int64))
         for key, (opened, groups) in plan.items()
     }
+    checked: dict[int, set[int]] = {id(src._opened): set() for src, _, _ in requests}  # each chunk once per read
     for (src, sel, out), rows in zip(requests, rows_of):
         if out.shape != sel.shape:
             raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
         for r in rows:
             col, base, starts = fetched[(id(src._opened), int(src._frag[r]))]
-            src._chunks.place(int(r), src._block(int(r), col, base, starts), sel, out)
+            src._chunks.place(int(r), src._block(int(r), col, base, starts, checked[id(src._opened)]), sel, out)
         src.chunks_read += len(rows)
         src.row_groups_read += len({(int(src._frag[r]), int(src._rg[r])) for r in rows})
+
+
+def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
+    """A DatasetSource unpickled: image row ``position`` of ``path`` reopened (through the per-process cache)."""
+    return DatasetSource(path, position, verify=verify)
 
 
 def _contiguous(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
@@ -411,12 +446,14 @@ def _contiguous(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
             np.array([a.stop for a in axes], dtype=np.int64))  # type: ignore[union-attr]
 
 
-def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray]) -> None:
+def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray], *,
+              verify: bool | None = None) -> None:
     """Read image rows ``positions`` of the dataset at ``path`` into ``outs`` (writable TZCYX arrays).
 
     ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
     ``outs[k]`` has its shape. The batch costs one Parquet read per chunk file and one copy
-    per chunk from the read buffer into ``outs``; no per-image objects are built.
+    per chunk from the read buffer into ``outs``; no per-image objects are built. Each chunk's
+    checksum is checked once unless ``verify=False`` (None: unless ``OME_ARROW_CORE_VERIFY=0``).
     """
     if not positions:
         return
@@ -484,6 +521,11 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
         j = int(bad[0])
         raise SchemaError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} bytes; "
                           f"its shape {tuple(shape[j].tolist())} needs {int(np.prod(shape[j]) * item[j])}")
+    if verify_enabled(verify):
+        sums = opened.sums
+        for j in np.unique(every, return_index=True)[1].tolist():
+            row = int(every[j])
+            sums.check(row, data[j], int(start[j]), int(stop[j] - start[j]), lambda: opened.where(row))
     lo_box = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes], dtype=np.int64)[owner]
     hi_box = np.array([b[1] if b is not None else np.zeros(5, np.int64) for b in boxes], dtype=np.int64)[owner]
     lo = np.maximum(origin, lo_box)

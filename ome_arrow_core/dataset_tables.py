@@ -131,7 +131,8 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
         with reading(path, name, "reading the index table"):
             have = pq.read_schema(index_path).names
             cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-            index = pq.read_table(index_path, columns=[*cols, *(["fragment_path"] if "fragment_path" in have else [])])
+            optional = [c for c in ("fragment_path", "checksum") if c in have]
+            index = pq.read_table(index_path, columns=[*cols, *optional])
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
         with reading(path, "chunks.parquet", "deriving the index from the chunks file"):
             pf = pf or pq.ParquetFile(_file(path, "chunks.parquet", "chunks file"))
@@ -146,6 +147,8 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
             "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32)))
     if "fragment_path" not in index.column_names:
         index = index.append_column("fragment_path", pa.array(["chunks.parquet"] * index.num_rows, pa.string()))
+    if "checksum" not in index.column_names:  # written before checksums: nothing to check
+        index = index.append_column("checksum", pa.nulls(index.num_rows, pa.uint64()))
     return index
 
 

@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_path
 from .buffers import arrow_empty
+from .checksums import ALGORITHM as CHECKSUM
+from .checksums import checksums_of
 from .chunks import ChunkTable, normalize_chunk_shape
 from .dataset_format import (
     _KV,
@@ -44,8 +46,8 @@ from .selection import Selection
 
 def _chunk_payload(
     pixels: np.ndarray, table: ChunkTable
-) -> tuple[pa.LargeBinaryArray, int]:
-    """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array."""
+) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
+    """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array, and each chunk's checksum."""
     tczyx = pixels.transpose(0, 2, 1, 3, 4)
     sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
@@ -56,7 +58,7 @@ def _chunk_payload(
         dst = data[offsets[i] : offsets[i + 1]].view(pixels.dtype).reshape(st, sc, sz, sy, sx)
         np.copyto(dst, tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx])
     arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(table), [None, pa.py_buffer(offsets), buf])
-    return arr, int(offsets[-1])
+    return arr, int(offsets[-1]), checksums_of(data, offsets)
 
 
 def _image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression: str | None) -> dict[str, Any]:
@@ -133,6 +135,7 @@ class _Piece:
     shape: np.ndarray  # (n, 5)
     payload: pa.LargeBinaryArray
     nbytes: int
+    checksum: np.ndarray  # (n,) uint64, of each chunk's bytes
 
 
 class FragmentWriter:
@@ -216,10 +219,10 @@ class FragmentWriter:
                     f"{sel.shape} {meta.dtype}; the image's metadata and pixels disagree"
                 )
             local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
-            payload, nbytes = _chunk_payload(pixels, local)
+            payload, nbytes, sums = _chunk_payload(pixels, local)
             del pixels
             self.bytes += nbytes
-            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes)
+            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes, sums)
 
     def tables(self, pieces: Iterable[_Piece]) -> Iterator[pa.Table]:
         """Chunk tables of ``pieces``, packed a batch (:data:`BATCH_BYTES`, :data:`BATCH_PIECES`) at a time.
@@ -272,7 +275,8 @@ class FragmentWriter:
         chunks = pa.Table.from_arrays([image_id, chunk_id, *coords, *shapes, dtype, pixels], schema=self._schema)
         self._index.append(pa.Table.from_arrays(
             [image_id, chunk_id, pa.array((group0[owner] + local // k).astype(np.int32)),
-             pa.array((local % k).astype(np.int32)), pa.array([self.fragment] * total, pa.string()), *coords, *shapes],
+             pa.array((local % k).astype(np.int32)), pa.array([self.fragment] * total, pa.string()), *coords, *shapes,
+             pa.array(np.concatenate([p.checksum for p in pieces]))],
             schema=INDEX_SCHEMA,
         ))
         self.row_groups += int(groups.sum())
@@ -341,7 +345,7 @@ def _conform(table: pa.Table, existing: pa.Schema) -> pa.Table:
 
 def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
     with atomic_path(out) as tmp:
-        pq.write_table(table, tmp, **options)
+        pq.write_table(table, tmp, write_page_checksum=True, **options)
 
 
 @contextlib.contextmanager
@@ -514,7 +518,7 @@ def _write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, A
         manifest["choice"] = {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
                               "compression": fw.codec, "rationale": "ome-arrow-core default: see docs/format.md"}
     ours = dict(manifest.get("ome_arrow_core") or {})
-    ours.update({"format_version": format_version_for(fragments, len(appends)),
+    ours.update({"format_version": format_version_for(fragments, len(appends)), "checksum": CHECKSUM,
                  "rows_per_group": ours.get("rows_per_group", rows_per_group),
                  "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
     ours.pop("appends", None)

@@ -16,9 +16,11 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_path
 from .boundary import blaming, reading, require_regular_file, writing
+from .checksums import verify_enabled
 from .errors import ArgumentError, SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
+from .record_checksums import checksum_metadata, plane_checksums, stored_checksums, verify_record
 from .schema import find_ome_column
 from .selection import Selection
 
@@ -35,10 +37,15 @@ def has_ome_column(pf: pq.ParquetFile) -> bool:
 
 
 class RecordSource:
-    """One record of a struct-column Parquet file; decoded once, on first read."""
+    """One record of a struct-column Parquet file; decoded once, on first read.
 
-    def __init__(self, path: Path, column: str | None = None, row: int = 0) -> None:
+    The planes' checksums (written by :func:`write_record_file`) are checked before decoding
+    unless ``verify=False`` (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``).
+    """
+
+    def __init__(self, path: Path, column: str | None = None, row: int = 0, *, verify: bool | None = None) -> None:
         self.path = path
+        self.verify = verify
         require_regular_file(path)
         with reading(path, None, "reading the Parquet footer"):
             pf = pq.ParquetFile(path)
@@ -58,11 +65,17 @@ class RecordSource:
             self.meta: ImageMeta = record_meta(self._records, 0)
         self._pixels: np.ndarray | None = None
         self._rows = n
+        self._row = row
+        self._kv = schema.metadata  # the plane checksums, parsed when a read checks them
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
             with reading(self.path, self.column, "decoding the record"), blaming(self.path, self.column):
+                if verify_enabled(self.verify):
+                    stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
+                    if stored is not None:
+                        verify_record(self._records, 0, stored, str(self.path), self._row)
                 self.meta, self._pixels = record_to_pixels(self._records, 0)
         return sel.apply(self._pixels)
 
@@ -82,7 +95,8 @@ def write_record_file(
 ) -> Path:
     """Write a one-row Parquet file with an OME-Arrow struct column (planes), atomically.
 
-    uint16 images get the public format's exact schema, so ``ome-arrow`` reads them.
+    uint16 images get the public format's exact schema, so ``ome-arrow`` reads them. Each
+    plane's checksum goes to the file's key-value metadata (ome_arrow_core.record_checksums).
     """
     from .dataset_fragments import PARQUET_CODECS
 
@@ -90,8 +104,9 @@ def write_record_file(
         raise ArgumentError(f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)}")
     record = pixels_to_record(meta, pixels)
     table = pa.table({column: record}).replace_schema_metadata(
-        {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0"}
+        {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0",
+         **checksum_metadata(column, [plane_checksums(record, 0)])}
     )
     with atomic_path(out) as tmp, writing(out):
-        pq.write_table(table, tmp, compression=compression)
+        pq.write_table(table, tmp, compression=compression, write_page_checksum=True)
     return out

@@ -11,6 +11,7 @@ import importlib
 import importlib.metadata as md
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import BackendUnavailableError, DeviceError, PluginError
+from .first_party import FIRST_PARTY, FirstParty, for_format, for_path
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "Registry",
     "default_registry",
     "plugins",
+    "PluginWarning",
 ]
 
 #: Entry-point group scanned for plugins.
@@ -51,6 +54,10 @@ KNOWN_CHUNK_STORES: Final[dict[str, str]] = {"vortex": "vortex"}
 H = TypeVar("H", bound=Handler)
 
 
+class PluginWarning(UserWarning):
+    """A plugin setting is suspicious (for example a blocked name that matches no plugin)."""
+
+
 @dataclass(frozen=True)
 class PluginInfo:
     """One row of :func:`plugins`: a handler, where it comes from and whether it works here."""
@@ -63,6 +70,18 @@ class PluginInfo:
     available: bool
     install: str
     error: str = ""
+    blocked: bool = False
+
+    @property
+    def status(self) -> str:
+        """One word or phrase for listings: available, blocked, not installed (with the command), failed."""
+        if self.available:
+            return "available"
+        if self.blocked:
+            return f"blocked by {BLOCK_ENV}"
+        if self.install:
+            return f"unavailable: {self.install}"
+        return f"failed: {self.error}"
 
 
 def _blocked_from_env() -> frozenset[str]:
@@ -89,8 +108,11 @@ class Registry:
         self._cache: dict[str, tuple[Handler, ...]] = {}
         self._resolved: dict[tuple[Any, ...], Handler] = {}
         self._lock = threading.RLock()
+        self._found: set[str] = set()
+        self._autoload = autoload
         if autoload:
             self.load_entry_points()
+            self._warn_unknown_blocked()
         if builtins:
             for name, module in BUILTINS.items():
                 if name not in self._blocked and not self._pm.has_plugin(name):
@@ -121,6 +143,7 @@ class Registry:
     def load_entry_points(self) -> None:
         """Load every plugin of the entry-point group; failures are recorded, not raised."""
         for ep in md.entry_points(group=self._group):
+            self._found.add(ep.name)
             if ep.name in self._blocked or self._pm.has_plugin(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
@@ -131,6 +154,17 @@ class Registry:
                 self._failures[ep.name] = f"{type(exc).__name__}: {exc}"
                 continue
             self.register(plugin, name=ep.name, version=version)
+
+    def _warn_unknown_blocked(self) -> None:
+        """Warn about blocked names that match no plugin (a typo would otherwise block nothing, silently)."""
+        known = self._found | set(BUILTINS) | set(FIRST_PARTY)
+        unknown = sorted(self._blocked - known)
+        if unknown:
+            warnings.warn(
+                f"{BLOCK_ENV} names {', '.join(map(repr, unknown))}, which match no plugin; known plugins: "
+                f"{', '.join(sorted(known))}",
+                PluginWarning, stacklevel=3,
+            )
 
     @property
     def failures(self) -> dict[str, str]:
@@ -217,14 +251,19 @@ class Registry:
         p = Path(path)
         if format is not None:
             matching = [h for h in self.readers() if h.name == format or format in h.suffixes]
+            if not matching:
+                self._raise_missing(for_format(format), f"format {format!r}")
             return self._first_available(matching, f"format {format!r}")
         matching = [h for h in self.readers() if h.accepts(p)]
+        if not matching:
+            self._raise_missing(for_path(p), f"path {str(p)!r}")
         return self._first_available(matching, f"path {str(p)!r} (unknown suffix)")
 
     def resolve_writer(self, how: str) -> Writer:
         """The writer for ``export(how=...)``."""
         matching = [h for h in self.writers() if how in h.formats]
         if not matching:
+            self._raise_missing(for_format(how), f"export(how={how!r})")
             known = sorted({f for h in self.writers() for f in h.formats})
             raise PluginError(f"no writer for how={how!r}; known formats: {', '.join(known)}")
         return self._first_available(matching, f"export(how={how!r})")
@@ -274,6 +313,25 @@ class Registry:
         known = ", ".join(["parquet (built in)", *sorted({h.name for h in stores})])
         raise PluginError(f"no chunk store handles {name!r}; known chunk formats: {known}")
 
+    def _raise_missing(self, backend: FirstParty | None, what: str) -> None:
+        """Raise naming ``backend`` (blocked, or its install command) when it would handle ``what``."""
+        if backend is None:
+            return
+        if backend.name in self._blocked:
+            raise PluginError(
+                f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is blocked by "
+                f"{BLOCK_ENV}; remove {backend.name!r} from it"
+            )
+        if _version(backend.distribution):
+            raise PluginError(
+                f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is installed "
+                "but not registered in this registry (autoload=False?): register it or use the default registry"
+            )
+        raise BackendUnavailableError(
+            f"{what} needs the {backend.name!r} backend ({backend.distribution}), which is not installed; "
+            f"install it with: {backend.install}"
+        )
+
     # -- listing --------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
         """Every handler with its plugin, version, what it handles and availability."""
@@ -300,7 +358,31 @@ class Registry:
                 )
         for name, err in sorted(self._failures.items()):
             rows.append(PluginInfo(name, "", "failed", name, "", False, "", err))
+        if self._autoload:  # a host that loads plugins itself lists only what it registered
+            rows += self._first_party_rows({r.plugin for r in rows})
         return rows
+
+    def _first_party_rows(self, listed: set[str]) -> list[PluginInfo]:
+        """Rows for first-party backends that have no handler here: blocked, integrations, or not installed."""
+        rows = []
+        for p in FIRST_PARTY.values():
+            if p.name in listed:
+                continue
+            version = _version(p.distribution)
+            blocked = p.name in self._blocked
+            available = bool(version) and not blocked and p.kind == "integration"
+            error = "installed, not registered in this registry" if version and not blocked else ""
+            rows.append(PluginInfo(p.name, version, p.kind, p.name, p.handles, available,
+                                   "" if version else p.install, error, blocked=blocked and bool(version)))
+        return rows
+
+
+def _version(distribution: str) -> str:
+    """The installed version of ``distribution`` ("" when it is not installed)."""
+    try:
+        return md.version(distribution)
+    except md.PackageNotFoundError:
+        return ""
 
 
 def _describe(h: Handler) -> str:

@@ -225,7 +225,9 @@ def test_bad_device_strings(device: str, match: str) -> None:
 
 
 def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
-    code = "import json, ome_arrow_core as o; print(json.dumps(sorted({r.plugin for r in o.plugins()})))"
+    # blocked plugins are listed as blocked (not dropped); integrations (dask, ray) are not plugins
+    code = ("import json, ome_arrow_core as o; rows = o.plugins(); "
+            "print(json.dumps(sorted({r.plugin for r in rows if not r.blocked and r.kind != 'integration'})))")
     env = {**os.environ, BLOCK_ENV: "parquet, cpu ,"}  # spaces and empty names are fine
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     plugins = json.loads(out)
@@ -235,6 +237,9 @@ def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
     env = {**os.environ, BLOCK_ENV: ",".join(sorted(others - {"numpy"}))}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == ["numpy"]
+    listing = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "plugins"], env=env, capture_output=True,
+                             text=True, check=True).stdout
+    assert any(line.startswith("tiff ") and line.endswith(f"blocked by {BLOCK_ENV}") for line in listing.splitlines())
     code = textwrap.dedent("""
         import numpy as np, ome_arrow_core as o
         try:
@@ -329,3 +334,32 @@ def test_public_plugin_listing() -> None:
     assert ".parquet" in reader.handles and reader.available
     exporter = next(r for r in rows if r.kind == "exporter" and r.name == "arrow")
     assert exporter.handles == "device=cpu mode=arrow"
+
+
+def test_blocked_first_party_backend_is_listed_and_named_in_errors() -> None:
+    reg = Registry(blocked={"tiff"})
+    rows = {r.plugin: r for r in reg.plugins() if r.plugin == "tiff"}
+    assert rows["tiff"].blocked and not rows["tiff"].available
+    assert rows["tiff"].status == "blocked by OME_ARROW_CORE_BLOCK_PLUGINS"
+    with pytest.raises(PluginError, match="'tiff' plugin .* blocked by OME_ARROW_CORE_BLOCK_PLUGINS"):
+        reg.resolve_reader("cells.ome.tiff")
+    with pytest.raises(PluginError, match="blocked"):
+        reg.resolve_writer("ome-tiff")
+    unblocked = Registry()
+    assert unblocked.resolve_reader("cells.ome.tiff").name == "tiff"
+
+
+def test_unknown_blocked_name_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OME_ARROW_CORE_BLOCK_PLUGINS", "tiff,tifff")
+    with pytest.warns(ome_arrow_core.registry.PluginWarning, match="'tifff', which match no plugin"):
+        reg = Registry()
+    assert reg.blocked == {"tiff", "tifff"}
+
+
+def test_first_party_not_registered_and_integrations_are_listed() -> None:
+    off = Registry(autoload=False)
+    with pytest.raises(PluginError, match="installed but not registered"):
+        off.resolve_reader("cells.tif")
+    rows = {r.plugin: r for r in Registry().plugins()}
+    assert rows["dask"].kind == "integration" and rows["dask"].available
+    assert rows["ray"].kind == "integration" and rows["ray"].available

@@ -22,8 +22,9 @@ from ..parquet_dataset import DatasetSource, is_dataset_dir, write_dataset
 from ..parquet_record import RecordSource, write_record_file
 
 
-def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: str | None = None, **_: Any) -> PixelSource:
-    """Open a dataset directory or a struct-column Parquet file as a pixel source."""
+def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: str | None = None,
+                 verify: bool | None = None, **_: Any) -> PixelSource:
+    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums)."""
     if path.is_dir():
         if not is_dataset_dir(path):
             raise SchemaError(
@@ -32,7 +33,7 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
             )
         row = check_row(row)
         with reading(path, None, "opening the dataset"):
-            return DatasetSource(path, row=row, image_id=image_id)
+            return DatasetSource(path, row=row, image_id=image_id, verify=verify)
     row = check_row(row)
     require_regular_file(path)
     try:
@@ -47,7 +48,7 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
         raise SchemaError(
             f"{path} is the chunks file of an OME-Arrow dataset; open its directory {path.parent} instead"
         )
-    return RecordSource(path, column=column, row=row)
+    return RecordSource(path, column=column, row=row, verify=verify)
 
 
 def _sniff(path: Path) -> bool:

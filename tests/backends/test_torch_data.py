@@ -97,6 +97,9 @@ def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
         OMEArrowTorchDataset(path, tile=(4, 4), crop=(4, 4))
     with pytest.raises(SelectionError, match="larger than image"):
         OMEArrowTorchDataset(path, crop=(40, 4))
+    for bad in ({"tile": (4.5, 4)}, {"crop": (4, 4.0)}, {"roi": (0, 0, 4.9, 4)}, {"roi": (0, 0, 4)}):
+        with pytest.raises(SelectionError, match="ints"):  # refused, not truncated
+            OMEArrowTorchDataset(path, **bad)  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="target"):
         OMEArrowTorchDataset(path, target="nope")
 

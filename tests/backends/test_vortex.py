@@ -15,6 +15,7 @@ vx = pytest.importorskip("vortex", reason="needs vortex-data (pip install -e bac
 pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
 
 import pyarrow as pa  # noqa: E402
+import xxhash  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -101,18 +102,20 @@ def test_file_layout_is_the_documented_one(tmp_path: Path) -> None:
     arr = random_pixels((2, 2, 5, 6), "int16")  # TCYX
     OMEArrow(arr).export(how="vortex", out=tmp_path / "l.vortex", chunk_shape=(3, 4))
     table = vx.open(str(tmp_path / "l.vortex")).to_arrow().read_all()
-    assert table.column_names == ["t", "z", "c", "y", "x", "h", "w", "pixels", "meta"]
+    assert table.column_names == ["t", "z", "c", "y", "x", "h", "w", "pixels", "meta", "checksum"]
     rows = list(zip(*(table.column(n).to_pylist() for n in "tzcyxhw")))
     assert rows == sorted(rows) and len(rows) == 2 * 2 * 2 * 2
     assert rows[:4] == [(0, 0, 0, 0, 0, 3, 4), (0, 0, 0, 0, 4, 3, 2), (0, 0, 0, 3, 0, 2, 4), (0, 0, 0, 3, 4, 2, 2)]
     t, z, c, y, x, h, w = rows[3]
     raw = table.column("pixels")[3].as_py()
     assert np.array_equal(np.frombuffer(raw, "<i2").reshape(h, w), arr[t, c, y:y + h, x:x + w])
+    assert table.column("checksum")[3].as_py() == xxhash.xxh3_64_intdigest(raw)  # XXH3-64 of the pixel bytes
     meta = table.column("meta").to_pylist()
     assert meta[1:] == [None] * (len(rows) - 1)
     doc = json.loads(meta[0])
     assert doc["format"] == FORMAT_VERSION == "ome-arrow-core.vortex/1"
     assert doc["chunk_shape"] == [3, 4] and doc["image"]["dtype"] == "int16"
+    assert doc["checksum"] == "xxh3_64"
 
 
 def test_metadata_round_trip(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,7 +36,7 @@ def storage_chunks(sel: Selection, layout: str, chunk_tczyx: Sequence[int]) -> t
     return tuple(out)
 
 
-def _chunk_of(meta_chunk: tuple[int, int, int] | None, sizes: dict[str, int], t_c: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
+def _chunk_of(meta_chunk: tuple[int, int, int] | None, sizes: Mapping[str, int], t_c: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
     if meta_chunk is None:  # unknown: one plane per block, as the core writes by default
         return (t_c[0], t_c[1], 1, sizes["Y"], sizes["X"])
     z, y, x = meta_chunk
@@ -83,7 +83,8 @@ def _array(graph: dict[Any, Any], name: str, chunks: tuple[tuple[int, ...], ...]
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
-    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=dtype)
+    graph_ = HighLevelGraph.from_collections(name, graph, dependencies=())
+    return da.Array(graph_, name, chunks, dtype=dtype)  # type: ignore[no-untyped-call]
 
 
 def _edges(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -130,7 +131,7 @@ def _dataset_to_dask(views: DatasetViews, images_per_chunk: int) -> da.Array:
             graph[(name, bi, *(j for j, _ in cell))] = (_read_dataset_block, ds_key, a, b, window, layout, policy)
     arr = _array(graph, name, (outer, *inner), np.dtype(first.dtype))
     dtype = views.selection["dtype"]
-    return arr if dtype is None else arr.astype(dtype)
+    return arr if dtype is None else arr.astype(dtype)  # type: ignore[no-untyped-call]
 
 
 def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None) -> da.Array:

@@ -67,7 +67,8 @@ def export_gpu(view: TensorView, *, device_index: int = 0, **_: Any) -> jax.Arra
             f"device 'cuda:{device_index}' does not exist; JAX sees {len(gpus)} GPU(s): "
             f"use cuda:0 to cuda:{len(gpus) - 1}"
         )
-    return jax.device_put(view.to_numpy(contiguous=True), gpus[device_index])
+    out: jax.Array = jax.device_put(view.to_numpy(contiguous=True), gpus[device_index])
+    return out
 
 
 def gpu_devices() -> list[Any]:

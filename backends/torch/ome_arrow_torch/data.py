@@ -82,7 +82,10 @@ class _Samples:
         if len(given) > 1:
             raise SelectionError(f"pass only one of roi, tile and crop; got {', '.join(given)}")
         self.view = {"t": t, "z": z, "c": c, "layout": layout, "channel_policy": channel_policy}
-        self.roi = None if roi is None else tuple(int(v) for v in roi)
+        self.roi: tuple[int, int, int, int] | None = None
+        if roi is not None:
+            x, y, w, h = _ints(roi, 4, "roi", "(x, y, w, h)")
+            self.roi = (x, y, w, h)
         self.tile = None if tile is None else _pair(tile, "tile")
         self.crop = None if crop is None else _pair(crop, "crop")
         self.random_crop = bool(random_crop)
@@ -221,11 +224,19 @@ class _Samples:
         return state
 
 
+def _ints(v: Sequence[int], n: int, what: str, form: str) -> tuple[int, ...]:
+    """``v`` as ``n`` ints, refusing floats and other non-integers instead of truncating them."""
+    vals = tuple(v)
+    if len(vals) != n or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in vals):
+        raise SelectionError(f"{what} must be {form} of {n} ints, got {vals!r}")
+    return tuple(int(i) for i in vals)
+
+
 def _pair(v: Sequence[int], what: str) -> tuple[int, int]:
-    vals = tuple(int(i) for i in v)
-    if len(vals) != 2 or min(vals) < 1:
+    h, w = _ints(v, 2, what, "(h, w)")
+    if min(h, w) < 1:
         raise SelectionError(f"{what} must be (h, w) of positive ints, got {tuple(v)!r}")
-    return vals  # type: ignore[return-value]
+    return h, w
 
 
 class OMEArrowTorchDataset(_Samples, Dataset):  # type: ignore[type-arg]

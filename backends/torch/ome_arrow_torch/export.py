@@ -22,13 +22,13 @@ def export_cpu(
     read-only, or pass ``source_mode="numpy"`` (``to_torch(mode="numpy")``) for a
     writable copy. ``contiguous=True`` copies once, only when the view is strided.
     """
-    import torch
+    from torch.utils.dlpack import from_dlpack
 
     mode = source_mode or "arrow"
     if mode == "arrow" and contiguous and not view.is_contiguous:
         # One copy straight into torch memory (the Arrow route would copy twice).
-        return torch.from_dlpack(view.to_dlpack(mode="arrow")).contiguous()
-    return torch.from_dlpack(view.to_dlpack(mode=mode, contiguous=contiguous))
+        return from_dlpack(view.to_dlpack(mode="arrow")).contiguous()
+    return from_dlpack(view.to_dlpack(mode=mode, contiguous=contiguous))
 
 
 def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.Tensor:
@@ -39,9 +39,10 @@ def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.T
     see the finished data. Raises DeviceError when torch cannot reach that GPU.
     """
     import torch
+    from torch.utils.dlpack import from_dlpack
 
     check_cuda(device_index)
-    src = torch.from_dlpack(view.to_dlpack(mode="arrow"))
+    src = from_dlpack(view.to_dlpack(mode="arrow"))
     staging = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
     staging.copy_(src)
     return staging.to(f"cuda:{device_index}", non_blocking=True)

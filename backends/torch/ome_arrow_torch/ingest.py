@@ -52,7 +52,8 @@ def tensor_to_numpy(tensor: Any) -> np.ndarray:
     if tensor.layout is not _strided():
         tensor = tensor.to_dense()
     # force=True detaches, copies to the host and resolves conj/neg bits when needed.
-    return tensor.numpy(force=True)
+    out: np.ndarray = tensor.numpy(force=True)
+    return out
 
 
 def _strided() -> Any:

@@ -42,7 +42,7 @@ class BatchPool:
     def __init__(self, max_slots: int = MAX_SLOTS, max_bytes: int = MAX_BYTES) -> None:
         self.max_slots = int(max_slots)
         self.max_bytes = int(max_bytes)
-        self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()
+        self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
         self._slots: list[torch.UntypedStorage] = []
         #: Batches served from a kept buffer / from a fresh segment (for tests and benchmarks).
         self.reused = 0
@@ -58,12 +58,12 @@ class BatchPool:
                 return _on(storage, shape, dtype), slot
         held = sum(s.nbytes() for s in self._slots)
         if len(self._slots) < self.max_slots and held + nbytes <= self.max_bytes:
-            storage = torch.UntypedStorage._new_shared(nbytes)
+            storage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
             self._slots.append(storage)
             self.fresh += 1
             return _on(storage, shape, dtype), len(self._slots) - 1
         self.fresh += 1
-        return _on(torch.UntypedStorage._new_shared(nbytes), shape, dtype), None
+        return _on(torch.UntypedStorage._new_shared(nbytes), shape, dtype), None  # type: ignore[no-untyped-call]
 
     def lease(self, tensor: torch.Tensor, slot: int | None) -> torch.Tensor:
         """What the worker yields for ``tensor``: a PooledTensor on a pooled slot, else the tensor itself.
@@ -79,7 +79,7 @@ class BatchPool:
 
 
 def _on(storage: torch.UntypedStorage, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape)  # type: ignore[call-overload,no-any-return]
 
 
 class PooledTensor(torch.Tensor):
@@ -88,7 +88,7 @@ class PooledTensor(torch.Tensor):
     Operations on it give plain tensors (``__torch_function__`` is disabled for the subclass).
     """
 
-    __torch_function__ = torch._C._disabled_torch_function_impl
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
     _pool: tuple[torch.Tensor, int]
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
@@ -104,7 +104,7 @@ def _received(tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> torch.Ten
     """Unpickling a PooledTensor (main process): free the slots nobody holds any more, watch this one."""
     release()
     with _held_lock:
-        _held.append((StorageWeakRef(tensor.untyped_storage()), flags, slot))
+        _held.append((StorageWeakRef(tensor.untyped_storage()), flags, slot))  # type: ignore[no-untyped-call]
     return tensor
 
 
@@ -113,7 +113,7 @@ def release() -> int:
     with _held_lock:
         kept = []
         for ref, flags, slot in _held:
-            if ref.expired():
+            if ref.expired():  # type: ignore[no-untyped-call]
                 flags[slot] = _FREE
             else:
                 kept.append((ref, flags, slot))

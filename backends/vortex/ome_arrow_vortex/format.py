@@ -20,6 +20,7 @@ __all__ = [
     "INDEX_COLUMNS",
     "PIXELS",
     "META",
+    "CHECKSUM",
     "COLUMNS",
     "DEFAULT_TILE",
     "Grid",
@@ -36,6 +37,9 @@ INDEX_COLUMNS: Final[tuple[str, ...]] = ("t", "z", "c", "y", "x", "h", "w")
 PIXELS: Final[str] = "pixels"
 META: Final[str] = "meta"
 COLUMNS: Final[tuple[str, ...]] = (*INDEX_COLUMNS, PIXELS, META)
+#: Optional column: the checksum (algorithm ``checksum`` of the metadata JSON) of each row's pixel bytes.
+#: Files written before it have none (nothing to check); readers that do not know it ignore it.
+CHECKSUM: Final[str] = "checksum"
 #: Planes larger than this (either side) are stored as tiles of this size.
 DEFAULT_TILE: Final[int] = 512
 
@@ -130,7 +134,18 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
         "physical_unit": dict(meta.physical_unit),
         "channels": [_channel_dict(ch) for ch in meta.channels],
     }
-    return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image})
+    from ome_arrow_core.checksums import ALGORITHM
+
+    return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image, "checksum": ALGORITHM})
+
+
+def checksum_algorithm(text: str | None) -> str | None:
+    """The ``checksum`` algorithm named by a file's metadata JSON (None when absent)."""
+    try:
+        value = json.loads(text or "{}").get("checksum")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None
 
 
 def meta_from_json(text: str | None, where: str) -> tuple[ImageMeta, tuple[int, int]]:

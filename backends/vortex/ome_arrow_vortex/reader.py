@@ -15,9 +15,20 @@ import pyarrow as pa
 from ome_arrow_core import ImageMeta, SchemaError, Selection, SelectionError
 from ome_arrow_core.boundary import reading, require_regular_file, where
 from ome_arrow_core.buffers import arrow_empty, view_buffer
+from ome_arrow_core.checksums import ChunkChecksums, verify_enabled
 from ome_arrow_core.errors import DamagedFileError
 
-from .format import COLUMNS, FORMAT_VERSION, INDEX_COLUMNS, META, PIXELS, Grid, meta_from_json
+from .format import (
+    CHECKSUM,
+    COLUMNS,
+    FORMAT_VERSION,
+    INDEX_COLUMNS,
+    META,
+    PIXELS,
+    Grid,
+    checksum_algorithm,
+    meta_from_json,
+)
 
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
@@ -104,13 +115,16 @@ def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
 class VortexSource:
     """An opened Vortex image: ``meta`` from the metadata column, pixels read per selection.
 
-    ``rows_read`` counts the chunk rows fetched from the file so far (metadata excluded).
+    ``rows_read`` counts the chunk rows fetched from the file so far (metadata excluded). Each
+    row's checksum (column ``checksum``, where the file has one) is checked as it is read unless
+    ``verify=False`` (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``).
     """
 
-    def __init__(self, path: str | Path, *, memory_map: bool = True) -> None:
+    def __init__(self, path: str | Path, *, memory_map: bool = True, verify: bool | None = None) -> None:
         import vortex as vx
 
         self.path = Path(path)
+        self.verify = verify
         self.memory_map = memory_map
         where = str(self.path)
         if not self.path.exists():
@@ -133,7 +147,9 @@ class VortexSource:
                 f"{', '.join(missing)} (has {', '.join(names) or 'none'}); {_HINT} "
                 f"(format {FORMAT_VERSION!r})"
             )
-        self._schema = arrow_schema(self._file.dtype, [*INDEX_COLUMNS, PIXELS])
+        self.has_checksums = CHECKSUM in names
+        columns = [*INDEX_COLUMNS, PIXELS, *([CHECKSUM] if self.has_checksums else [])]
+        self._schema = arrow_schema(self._file.dtype, columns)
         for name in INDEX_COLUMNS:
             if not pa.types.is_integer(self._schema.field(name).type):
                 raise SchemaError(f"{where}: column {name!r} must be an integer column; {_HINT}")
@@ -168,6 +184,7 @@ class VortexSource:
         text = table.column(0)[0].as_py() if table.num_rows else None
         if text is not None and not isinstance(text, str):
             raise SchemaError(f"{where}: the 'meta' column must be utf8 JSON; {_HINT}")
+        self._algorithm = checksum_algorithm(text)
         return meta_from_json(text, where)
 
     # -- reading -------------------------------------------------------------------------
@@ -201,7 +218,8 @@ class VortexSource:
         expected = self.grid.chunks(rows)
         whole = len(rows) == self.n_rows  # every row, in file order: no take needed
         indices = None if whole else vx.array(pa.array(rows, pa.uint64()))
-        reader = self._file.to_arrow([*INDEX_COLUMNS, PIXELS], indices=indices, schema=self._schema)
+        check = self.has_checksums and verify_enabled(self.verify)
+        reader = self._file.to_arrow(self._schema.names, indices=indices, schema=self._schema)
         h0, w0 = self.chunk
         k = 0
         for batch in reader:
@@ -216,6 +234,7 @@ class VortexSource:
             blobs = batch.column(7)
             offsets = np.frombuffer(blobs.buffers()[1], dtype=np.int64, count=n + 1, offset=blobs.offset * 8)
             data = blobs.buffers()[2]
+            sums = ChunkChecksums(batch.column(8), self._algorithm, str(self.path)) if check else None
             for i in range(n):
                 t, z, c, y, x, h, w = got[i].tolist()
                 nbytes = h * w * le.itemsize
@@ -224,6 +243,10 @@ class VortexSource:
                         f"{self.path}: chunk at row {int(rows[k + i])} has {int(offsets[i + 1] - offsets[i])} "
                         f"bytes, expected {h}x{w}x{le.itemsize} = {nbytes}; {_HINT}"
                     )
+                if sums is not None:
+                    at = int(rows[k + i])
+                    sums.check(i, data, int(offsets[i]), nbytes,
+                               lambda: (str(self.path), f"the chunk at row {at} (t={t}, z={z}, c={c}, y={y}, x={x})"))
                 tile = np.frombuffer(data, dtype=le, count=h * w, offset=int(offsets[i])).reshape(h, w)
                 oy, iy = ys[y // h0]
                 ox, ix = xs[x // w0]
@@ -268,7 +291,7 @@ class VortexSource:
 
 
 def open_vortex(path: str | Path, column: str | None = None, row: int = 0, *,
-                memory_map: bool = True) -> VortexSource:
+                memory_map: bool = True, verify: bool | None = None) -> VortexSource:
     """Open a Vortex image file; ``column``/``row`` must be None/0 (one image per file)."""
     if column not in (None, PIXELS):
         raise SchemaError(
@@ -276,4 +299,4 @@ def open_vortex(path: str | Path, column: str | None = None, row: int = 0, *,
         )
     if row != 0:
         raise SelectionError(f"a Vortex image file holds one image; row={row} is out of range (use row=0)")
-    return VortexSource(path, memory_map=memory_map)
+    return VortexSource(path, memory_map=memory_map, verify=verify)

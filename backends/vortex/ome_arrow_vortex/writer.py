@@ -11,8 +11,9 @@ import pyarrow as pa
 
 from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.atomic import atomic_path
+from ome_arrow_core.checksums import checksums_of
 
-from .format import INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
+from .format import CHECKSUM, INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
 
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow
@@ -22,7 +23,8 @@ __all__ = ["SCHEMA", "write_vortex", "record_batches"]
 #: Arrow schema of the stream handed to Vortex (Vortex stores ``pixels`` as its binary dtype).
 SCHEMA = pa.schema(
     [pa.field(n, pa.int32(), nullable=False) for n in INDEX_COLUMNS]
-    + [pa.field(PIXELS, pa.large_binary(), nullable=False), pa.field(META, pa.string())]
+    + [pa.field(PIXELS, pa.large_binary(), nullable=False), pa.field(META, pa.string()),
+       pa.field(CHECKSUM, pa.uint64())]
 )
 
 #: Pixel bytes per record batch handed to Vortex (bounds the writer's extra memory).
@@ -52,7 +54,8 @@ def record_batches(pixels: np.ndarray, meta: ImageMeta, chunk: tuple[int, int]) 
         )
         meta_col = pa.array([meta_json if start + k == 0 else None for k in range(len(idx))], pa.string())
         cols = [pa.array(idx[:, j]) for j in range(7)]
-        yield pa.record_batch([*cols, blob, meta_col], schema=SCHEMA)
+        sums = pa.array(checksums_of(data, offsets))
+        yield pa.record_batch([*cols, blob, meta_col, sums], schema=SCHEMA)
 
 
 def write_vortex(

@@ -1,0 +1,118 @@
+"""Per-chunk checksums: computed when chunks are written, checked when their pixels are read.
+
+Every chunk (a dataset chunk row, a struct record's plane, a Vortex file's tile) carries a
+checksum of its stored, uncompressed bytes: XXH3-64 (``xxhash``), which runs at tens of GB/s,
+so checking it costs a few percent of a read (docs/format.md gives the measurements).
+Reads check by default; ``verify=False`` where an image is opened, or the environment
+variable ``OME_ARROW_CORE_VERIFY=0``, skips the check (the file's bytes are then trusted).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+
+from .errors import ChecksumError, SchemaError
+
+__all__ = ["ALGORITHM", "ENV", "FIX", "ChunkChecksums", "checksum", "checksums_of", "checker", "mismatch",
+           "verify_enabled"]
+
+#: The algorithm ome-arrow-core writes (its name is stored with the checksums).
+ALGORITHM: Final[str] = "xxh3_64"
+#: Environment variable that, set to ``0`` (or ``false``/``no``/``off``), skips checks on read.
+ENV: Final[str] = "OME_ARROW_CORE_VERIFY"
+#: How to repair a damaged file, for error messages.
+FIX: Final[str] = ("restore the file from a backup or re-create it from its source; "
+                   "`ome-arrow-core verify PATH` lists all damage")
+
+
+def _xxh3_64() -> Callable[[Any], int]:
+    import xxhash
+
+    fn: Callable[[Any], int] = xxhash.xxh3_64_intdigest
+    return fn
+
+
+_ALGORITHMS: Final[dict[str, Callable[[], Callable[[Any], int]]]] = {"xxh3_64": _xxh3_64}
+_loaded: dict[str, Callable[[Any], int]] = {}
+
+
+def checker(algorithm: str | None, where: str) -> Callable[[Any], int]:
+    """The function computing ``algorithm`` over a buffer (SchemaError for one this version does not know)."""
+    name = algorithm or ALGORITHM
+    fn = _loaded.get(name)
+    if fn is None:
+        make = _ALGORITHMS.get(name)
+        if make is None:
+            raise SchemaError(
+                f"{where} was written with checksum algorithm {name!r}; this version knows "
+                f"{sorted(_ALGORITHMS)}. Upgrade ome-arrow-core, or read without checks ({ENV}=0)"
+            )
+        fn = _loaded[name] = make()
+    return fn
+
+
+def checksum(data: Any) -> int:
+    """The :data:`ALGORITHM` checksum of a buffer (bytes, memoryview, pa.Buffer, contiguous array): no copy."""
+    return checker(ALGORITHM, "")(data)
+
+
+def checksums_of(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Checksums (uint64) of the byte ranges ``offsets[i]:offsets[i + 1]`` of the uint8 array ``data``."""
+    fn = checker(ALGORITHM, "")
+    bounds = offsets.tolist()
+    return np.array([fn(data[bounds[i] : bounds[i + 1]]) for i in range(len(bounds) - 1)], dtype=np.uint64)
+
+
+def verify_enabled(verify: bool | None = None) -> bool:
+    """Whether reads check checksums: ``verify`` when given, else unless ``OME_ARROW_CORE_VERIFY`` is 0/false/no/off."""
+    if verify is not None:
+        return bool(verify)
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def mismatch(where: str, what: str, stored: int, actual: int) -> ChecksumError:
+    """The error for bytes whose checksum differs from the stored one."""
+    return ChecksumError(
+        f"{where}: the bytes of {what} do not match their checksum (stored {stored:016x}, computed "
+        f"{actual:016x}); the file is damaged and its pixels are not served. Fix: {FIX}. To read it "
+        f"anyway, pass verify=False or set {ENV}=0"
+    )
+
+
+class ChunkChecksums:
+    """The stored checksums of a dataset's index rows, and the check of one chunk's bytes against them.
+
+    ``column`` is the index's ``checksum`` column (null where a chunk was written without one:
+    such a chunk is not checked); ``algorithm`` the manifest's ``ome_arrow_core.checksum``.
+    """
+
+    def __init__(self, column: Any, algorithm: str | None, where: str) -> None:
+        self.where = where
+        self.values: np.ndarray | None = None
+        self.present: np.ndarray | None = None
+        self._fn: Callable[[Any], int] | None = None
+        if column is not None and len(column) and column.null_count < len(column):
+            self.values = column.fill_null(0).to_numpy().astype(np.uint64, copy=False)
+            self.present = column.is_valid().to_numpy(zero_copy_only=False)
+            self._fn = checker(algorithm, where)
+
+    def compare(self, row: int, data: Any, start: int, nbytes: int) -> tuple[int, int] | None:
+        """(stored, computed) checksum of bytes ``start:start + nbytes`` of buffer ``data`` for index row
+        ``row`` (no copy); None when the row has no checksum."""
+        if self.values is None or self.present is None or self._fn is None or not self.present[row]:
+            return None
+        return int(self.values[row]), self._fn(memoryview(data)[start : start + nbytes])
+
+    def check(self, row: int, data: Any, start: int, nbytes: int, what: Callable[[], tuple[str, str]]) -> None:
+        """Raise ChecksumError unless bytes ``start:start + nbytes`` of buffer ``data`` match index row ``row``.
+
+        ``what()`` names the damaged chunk as (file, description), built only on a mismatch.
+        """
+        pair = self.compare(row, data, start, nbytes)
+        if pair is not None and pair[0] != pair[1]:
+            where, desc = what()
+            raise mismatch(where, desc, *pair)

@@ -1,0 +1,70 @@
+"""The backends this project ships, known to the core even when they are not installed.
+
+A registry lists them (``ome-arrow-core plugins``) with the exact install command when their
+distribution is missing or blocked, and a path or format that only one of them handles gets
+an error naming the extra to install instead of "unknown suffix".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from .handlers import install_hint
+
+__all__ = ["FirstParty", "FIRST_PARTY", "for_path", "for_format"]
+
+
+@dataclass(frozen=True)
+class FirstParty:
+    """One first-party backend: its entry-point name, distribution, extra and what it handles."""
+
+    name: str
+    distribution: str
+    extra: str
+    handles: str
+    suffixes: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    #: "backend" (a plugin found through entry points) or "integration" (a package you import).
+    kind: str = "backend"
+
+    @property
+    def install(self) -> str:
+        """The pip command that installs it."""
+        return install_hint(self.extra, ())
+
+
+#: Every backend distribution under ``backends/``, by entry-point name.
+FIRST_PARTY: Final[dict[str, FirstParty]] = {
+    p.name: p
+    for p in (
+        FirstParty("tiff", "ome-arrow-tiff", "tiff", "TIFF / OME-TIFF read and write",
+                   (".ome.tiff", ".ome.tif", ".ome.btf", ".tiff", ".tif", ".btf", ".tf8", ".tf2"), ("ome-tiff", "tiff")),
+        FirstParty("vortex", "ome-arrow-vortex", "vortex", "Vortex files and dataset chunk files",
+                   (".vortex",), ("vortex",)),
+        FirstParty("torch", "ome-arrow-torch", "torch", "torch.Tensor ingest, to_torch(), DataLoader datasets"),
+        FirstParty("jax", "ome-arrow-jax", "jax", "jax.Array ingest, to_jax()"),
+        FirstParty("cupy", "ome-arrow-cupy", "cupy", "to_dlpack(device='cuda') and cupy ingest"),
+        FirstParty("dask", "ome-arrow-dask", "dask", "to_dask(): Dask arrays of images and datasets",
+                   kind="integration"),
+        FirstParty("ray", "ome-arrow-ray", "ray", "Ray Data datasets of images", kind="integration"),
+    )
+}
+
+
+def for_path(path: str | Path) -> FirstParty | None:
+    """The first-party backend whose suffixes match ``path`` (None if none does)."""
+    name = Path(path).name.lower()
+    for p in FIRST_PARTY.values():
+        if any(name.endswith(s) for s in p.suffixes):
+            return p
+    return None
+
+
+def for_format(fmt: str) -> FirstParty | None:
+    """The first-party backend that reads or writes format ``fmt`` (None if none does)."""
+    for p in FIRST_PARTY.values():
+        if fmt in p.formats:
+            return p
+    return None

@@ -1,0 +1,213 @@
+"""``verify(path)``: check a dataset, record file, Vortex file or OME-TIFF and list what is damaged.
+
+A dataset directory: its manifest, every images and index table it lists (their Parquet page
+checksums), that every index row's chunk exists (file, row group, chunk id, size) and that
+its bytes match their checksum, and that each image's chunks cover it. A struct-record
+Parquet file: page checksums, each row's plane checksums, each record decodes. A Vortex image
+file or any other image a reader opens (OME-TIFF): every plane reads (and, for Vortex,
+matches its checksums). Nothing is repaired; the report says what is damaged and where.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Damage", "VerifyReport", "verify", "describe_error", "regular"]
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One damaged thing: the file, the member inside it, the image and chunk (where known) and what is wrong."""
+
+    file: str
+    problem: str
+    member: str | None = None
+    image_id: str | None = None
+    chunk_id: int | None = None
+
+    def line(self) -> str:
+        """One line for people: ``file [member] image ID chunk N: problem``."""
+        where = [self.file]
+        if self.member:
+            where.append(f"[{self.member}]")
+        if self.image_id is not None:
+            where.append(f"image {self.image_id!r}")
+        if self.chunk_id is not None:
+            where.append(f"chunk {self.chunk_id}")
+        return f"{' '.join(where)}: {self.problem}"
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found: ``damage`` (empty when clean) and counts of what it checked.
+
+    ``unchecked`` counts chunks (or planes) stored without a checksum (written before
+    ome-arrow-core wrote them): they were read, but damage to their bytes cannot be seen.
+    """
+
+    path: str
+    kind: str
+    damage: list[Damage] = field(default_factory=list)
+    images: int = 0
+    chunks: int = 0
+    checksummed: int = 0
+    unchecked: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is damaged."""
+        return not self.damage
+
+    def add(self, file: Path | str, problem: str, **where: Any) -> None:
+        """Record damage to ``file``."""
+        self.damage.append(Damage(str(file), problem, **where))
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-able data."""
+        return {"path": self.path, "kind": self.kind, "ok": self.ok, "images": self.images, "chunks": self.chunks,
+                "checksummed": self.checksummed, "unchecked": self.unchecked, "notes": self.notes,
+                "damage": [asdict(d) for d in self.damage]}
+
+    def lines(self) -> Iterator[str]:
+        """The report for people: one line per damage, then a summary."""
+        for d in self.damage:
+            yield d.line()
+        yield from self.notes
+        counts = (f"{self.images} image(s), {self.chunks} chunk(s) read, {self.checksummed} matched their "
+                  f"checksum, {self.unchecked} stored without one")
+        yield f"{'ok' if self.ok else 'DAMAGED'}: {self.path} ({self.kind}): {counts}" + (
+            "" if self.ok else f"; {len(self.damage)} problem(s)")
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an exception, for a report line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def regular(report: VerifyReport, path: Path) -> bool:
+    """True when ``path`` is a regular file; else it is reported (a FIFO or device is never opened: it could block)."""
+    from .boundary import require_regular_file
+
+    try:
+        require_regular_file(path)
+    except Exception as exc:
+        report.add(path, f"cannot be checked: {describe_error(exc)}")
+        return False
+    return True
+
+
+def verify(path: str | Path) -> VerifyReport:
+    """Check everything stored at ``path`` and report what is damaged (never raises for a damaged file)."""
+    p = Path(path)
+    if p.is_dir():
+        from .verification_dataset import verify_dataset
+
+        try:
+            return verify_dataset(p)
+        except Exception as exc:  # a check itself failed: the dataset is too damaged to walk
+            report = VerifyReport(str(p), "dataset")
+            report.add(p, f"cannot be checked: {describe_error(exc)}")
+            return report
+    report = VerifyReport(str(p), "file")
+    if not regular(report, p):
+        return report
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        report.add(p, f"cannot be read: {describe_error(exc)}")
+        return report
+    try:
+        if magic == b"PAR1":
+            report.kind = "struct-record parquet"
+            _verify_records(p, report)
+        else:
+            report.kind = "vortex" if magic == b"VTXF" else "image"
+            _verify_planes(p, report)
+    except Exception as exc:  # a file that cannot even be opened is damaged (or not an image)
+        report.add(p, f"cannot be opened: {describe_error(exc)}")
+    return report
+
+
+def _verify_records(p: Path, report: VerifyReport) -> None:
+    """Page checksums, each row's plane checksums and each record's decoding, one row group at a time."""
+    import pyarrow.parquet as pq
+
+    from .record import as_struct_array, record_to_pixels
+    from .record_checksums import stored_checksums, verify_record
+    from .schema import is_ome_arrow_type
+
+    pf = pq.ParquetFile(p, page_checksum_verification=True)
+    schema = pf.schema_arrow
+    columns = [f.name for f in schema if is_ome_arrow_type(f.type)]
+    if not columns:
+        if "pixel_bytes" in schema.names:
+            report.add(p, f"is a chunk file of a dataset; verify its directory {p.parent}")
+        else:
+            report.add(p, "has no OME-Arrow struct column; it is not an OME-Arrow record file")
+        return
+    first = 0
+    for g in range(pf.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        try:
+            table = pf.read_row_group(g, columns=columns)
+        except Exception as exc:
+            report.add(p, f"row group {g} (rows {first}..{first + n - 1}) cannot be read: {describe_error(exc)}")
+            first += n
+            continue
+        for column in columns:
+            records = as_struct_array(table.column(column))
+            for i in range(len(records)):
+                row = first + i
+                report.images += 1
+                try:
+                    stored = stored_checksums(schema.metadata, column, row, str(p))
+                    if stored is None:
+                        report.unchecked += 1
+                    else:
+                        verify_record(records, i, stored, str(p), row)
+                        report.checksummed += len(stored[1])
+                    record_to_pixels(records, i)
+                    report.chunks += len(stored[1]) if stored else 1
+                except Exception as exc:
+                    report.add(p, describe_error(exc), member=f"column {column!r} row {row}")
+        first += n
+
+
+def _verify_planes(p: Path, report: VerifyReport) -> None:
+    """Every plane of the image at ``p`` read (checksums checked), one plane at a time."""
+    from .image import OMEArrow
+    from .selection import Selection
+
+    img = OMEArrow.scan(p, verify=True) if report.kind == "vortex" else OMEArrow.scan(p)
+    src = img.source
+    sizes = src.meta.sizes
+    report.images = 1
+    for t in range(sizes["T"]):
+        for z in range(sizes["Z"]):
+            for c in range(sizes["C"]):
+                sel = Selection(range(t, t + 1), range(z, z + 1), range(c, c + 1), range(sizes["Y"]), range(sizes["X"]))
+                try:
+                    src.read(sel)
+                    report.chunks += 1
+                except Exception as exc:
+                    report.add(p, describe_error(exc), member=f"plane t={t} z={z} c={c}", image_id=src.meta.id)
+    if report.kind == "vortex":
+        if getattr(src, "has_checksums", False):
+            report.checksummed = report.chunks
+        else:
+            report.unchecked = report.chunks
+            report.notes.append(f"note: {p} was written without checksums; damaged pixel bytes cannot be detected")
+    else:
+        report.notes.append(f"note: {p} stores no checksums; every plane was decoded, pixel values cannot be checked")
+
+
+def report_json(report: VerifyReport) -> str:
+    """The report as indented JSON text."""
+    return json.dumps(report.to_json(), indent=2)
