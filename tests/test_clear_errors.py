@@ -224,3 +224,26 @@ def test_cli_damaged_input_in_a_child_process(dataset: Path, tmp_path: Path) -> 
         assert "d.ome.parquet [chunks.parquet]" in proc.stderr
     assert isinstance(DamagedFileError("x"), OMEArrowError)
     assert pq.read_metadata(dataset / "chunks.parquet").num_rows > 0  # the original is untouched
+
+
+# -- damaged OME-TIFF -----------------------------------------------------------------------------
+def test_a_truncated_or_lying_ome_tiff_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("ome_arrow_tiff")
+    import tifffile
+
+    pixels = np.arange(2 * 3 * 16 * 16, dtype=np.uint16).reshape(2, 3, 16, 16)  # ZCYX: 6 pages
+    path = tmp_path / "x.ome.tiff"
+    OMEArrow(pixels, "ZCYX").export("ome-tiff", path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.ome.tiff"
+    cut.write_bytes(data[: len(data) * 2 // 3])  # read as fewer planes, or zeros, before
+    with pytest.raises(DamagedFileError, match=r"cut.ome.tiff.*truncated"):
+        OMEArrow(cut).to_numpy()
+    liar = tmp_path / "liar.ome.tiff"
+    liar.write_bytes(data)
+    with tifffile.TiffFile(liar) as tif:
+        xml = tif.pages[0].description
+    tifffile.tiffcomment(liar, xml.replace('SizeT="1"', 'SizeT="8"').encode())  # read as 8 planes along T before
+    with pytest.raises(DamagedFileError, match=r"liar.ome.tiff.*(tifffile reports|declares sizes)"):
+        OMEArrow(liar).to_numpy()
+    np.testing.assert_array_equal(OMEArrow(path).tensor_view(layout="ZCYX").to_numpy(), pixels)
