@@ -45,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 #: Random byte mutations, by (mutation class, member role or single-file kind):
 NEEDS_CHECKSUMS_OR_COVERAGE: frozenset[tuple[str, str]] = frozenset({
     ("bitflip", "manifest"), ("byteset", "manifest"), ("zero", "manifest"), ("delete", "manifest"),
+    ("bitflip", "index"), ("byteset", "index"), ("zero", "index"),  # longer runs: index rows that overlap
 })
 #: Metadata lies, by (kind, Case.arg; "ds" is every dataset kind), that read as other pixels without those checks.
 NEEDS_CHECKSUMS_OR_COVERAGE_LIES: frozenset[tuple[str, str]] = frozenset({
