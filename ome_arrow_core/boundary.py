@@ -58,7 +58,9 @@ def reading(path: str | os.PathLike[str], member: str | None = None, what: str =
                 "what its name says"
             ) from exc
         raise _storage_error(exc, path, member, what) from exc
-    except _DECODE_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, _DECODE_ERRORS) and not type(exc).__module__.startswith("pyarrow"):
+            raise  # pyarrow.ArrowException itself derives from Exception alone
         raise DamagedFileError(
             f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
             "what its name says"
