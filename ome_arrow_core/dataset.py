@@ -29,13 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .arguments import whole_numbers
+from .arguments import check_index, whole_numbers
+from .boundary import blaming, reading, require_member, require_regular_file
 from .casting import Casting, cast_pixels, check_casting, copy_cast
 from .cleanup import recover
 from .dataset_bounds import check_image_rows
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
-from .errors import LayoutError, SchemaError
+from .errors import LayoutError, SchemaError, SelectionTypeError
 from .image import OMEArrow, resolve_selection
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
 from .lazy import LazyTensorView
@@ -95,7 +96,8 @@ class ImageLocation:
         """The image, lazily (metadata read; pixels when a view is executed)."""
         path = Path(self.path)
         if self.kind == "chunks":
-            src: Any = DatasetSource(path, row=self.row, verify=self.verify)
+            with reading(path, None, f"opening image {self.row}"), blaming(path):
+                src: Any = DatasetSource(path, row=self.row, verify=self.verify)
         elif self.kind == "records":
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
@@ -134,6 +136,14 @@ def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | N
     the filter; row numbers start at ``first_row``. Returns (table, row groups read, row
     groups in the file). ``metadata`` is the file's footer, when the caller has read it.
     """
+    require_member(file.parent, file.name)
+    with reading(file.parent, file.name, "scanning the table"):
+        return _scan_parquet_file(file, expr, columns, schema=schema, first_row=first_row, metadata=metadata)
+
+
+def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
+                       schema: pa.Schema | None, first_row: int,
+                       metadata: pq.FileMetaData | None) -> tuple[pa.Table, int, int]:
     import pyarrow.dataset as pads
 
     md = metadata or pq.read_metadata(file)
@@ -173,7 +183,8 @@ def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int,
     schema = images_schema(path, parts)
     tables, read, total, first = [], 0, 0, 0
     for part in parts:
-        md = pq.read_metadata(path / part.images)
+        with reading(path, part.images, "reading the images table's footer"):
+            md = pq.read_metadata(require_member(path, part.images))
         table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first, metadata=md)
         tables.append(table)
         read, total, first = read + r, total + n, first + md.num_rows
@@ -190,6 +201,8 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
             return [_records_part(path, column)]
         registry.resolve_reader(path)  # raises naming the formats that are known
         return [_Part("file", str(path))]
+    if os.path.lexists(path) and not path.is_dir():
+        require_regular_file(path)  # a FIFO or device: refused, never opened
     if not path.is_dir():
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
     parts: list[_Part] = []
@@ -236,8 +249,11 @@ def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int,
     if part.kind == "chunks":
         return _scan_images(path, expr)
     if part.kind == "records":
-        schema = pq.read_schema(path)
-        find_ome_column(schema, part.column)  # a clear error when there is none, or several
+        require_regular_file(path)
+        with reading(path, None, "reading the Parquet schema"):
+            schema = pq.read_schema(path)
+        with blaming(path):
+            find_ome_column(schema, part.column)  # a clear error when there is none, or several
         if part.named:
             return _named_records(path, expr)
         meta_cols = [f.name for f in schema if not is_ome_arrow_type(f.type)]
@@ -329,12 +345,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         return f"OMEArrowDataset({len(self)} images, {len(self._parts)} part(s) [{', '.join(kinds)}], columns={self.column_names})"
 
     def _index(self, i: int) -> int:
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}; use select() for many")
-        if not -n <= int(i) < n:
-            raise IndexError(f"image {i} is out of range; the dataset holds images 0..{n - 1}")
-        return int(i) % n
+        return check_index(i, len(self))
 
     # -- images ------------------------------------------------------------------------------
     def locate(self, i: int) -> ImageLocation:
@@ -346,7 +357,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
         if isinstance(i, slice):
-            raise TypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
+            raise SelectionTypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
         return self.locate(i).open(self._registry)
 
     def __iter__(self) -> Iterator[OMEArrow]:
@@ -451,7 +462,9 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         layouts = {b[1] for b in bases.values()}
         dtypes = {b[2] for b in bases.values()}
         if len(dtypes) > 1:
-            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)}; read them one by one")
+            paths = sorted({self._parts[int(self._part_of[k])].path for k in idx})
+            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
+                              "read them one by one")
         if len(layouts) > 1:
             raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
         lay, dtype = layouts.pop(), dtypes.pop()
@@ -473,8 +486,9 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         for part_i, members in by_part.items():
             where = self._parts[part_i]
             if where.kind == "chunks":
-                read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
-                          [sels[n] for n in members], [canon[n] for n in members], verify=self._verify)
+                with reading(where.path, None, "reading pixels"), blaming(where.path):
+                    read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
+                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify)
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]
@@ -485,8 +499,10 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
         from .dataset_reader import _meta_from_row, _open
 
-        opened = _open(Path(self._parts[int(self._part_of[k])].path))
-        return _meta_from_row(opened.row(int(self._rows[k])))
+        path = Path(self._parts[int(self._part_of[k])].path)
+        with reading(path, None, "reading image metadata"), blaming(path):
+            opened = _open(path)
+            return _meta_from_row(opened.row(int(self._rows[k])))
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""

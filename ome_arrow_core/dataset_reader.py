@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .arrow_numpy import int_values
+from .boundary import blaming, reading
 from .buffers import arrow_empty, view_buffer
 from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
@@ -27,7 +28,7 @@ from .dataset_checks import check_image_chunks, check_manifest_members, check_me
 from .dataset_readcheck import ReadCheck
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
-from .errors import DamagedFileError, FormatVersionError, SchemaError
+from .errors import ArgumentError, DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .selection import Selection
 
@@ -400,7 +401,8 @@ class DatasetSource:
         """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
-        self._init(path, _open(path), row, image_id)
+        with reading(path, None, "opening the dataset"), blaming(path):
+            self._init(path, _open(path), row, image_id)
 
     @classmethod
     def _at(cls, opened: _Opened, row: int) -> DatasetSource:
@@ -419,7 +421,7 @@ class DatasetSource:
             pos = opened.position(str(image_id))
         else:
             if not 0 <= row < self.image_count:
-                raise SchemaError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
+                raise ArgumentError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
             pos = row
         self.position = pos
         self.meta = _meta_from_row(opened.row(pos))
@@ -509,6 +511,10 @@ class DatasetSource:
 
     def read(self, sel: Selection) -> np.ndarray:
         """The selected pixels (TZCYX); a zero-copy view when the selection is one whole chunk."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            return self._read(sel)
+
+    def _read(self, sel: Selection) -> np.ndarray:
         rows = self._chunks.intersecting(sel)
         if len(rows) == 1 and self._is_whole_chunk(int(rows[0]), sel):
             return self._fetch(rows)[0].transpose(0, 2, 1, 3, 4)
@@ -518,7 +524,8 @@ class DatasetSource:
 
     def read_into(self, sel: Selection, out: np.ndarray) -> None:
         """Write the selected pixels into ``out``, a writable TZCYX array (or strided view) of ``sel.shape``."""
-        read_many([(self, sel, out)])
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            read_many([(self, sel, out)])
 
     def _is_whole_chunk(self, r: int, sel: Selection) -> bool:
         o, s = self._chunks.origin[r], self._chunks.shape[r]

@@ -42,7 +42,7 @@ from .dataset_fragments import (
     write_fragment,
 )
 from .dataset_tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
-from .errors import SchemaError, UnsafeOverwriteError
+from .errors import ArgumentError, SchemaError, UnsafeOverwriteError
 from .meta import ImageMeta
 from .selection import Selection
 
@@ -169,7 +169,7 @@ class FragmentWriter:
         self.chunk_shape = chunk_shape
         self.rows_per_group = int(rows_per_group)
         if self.rows_per_group < 1:
-            raise SchemaError(f"rows_per_group must be >= 1, got {rows_per_group}")
+            raise ArgumentError(f"rows_per_group must be >= 1, got {rows_per_group}")
         self.next_id = first_chunk_id
         self.row_groups = 0
         self.bytes = 0
@@ -387,7 +387,7 @@ def stream_dataset(
     ``compression="default"`` is lz4 for Parquet and the store's first listed codec otherwise.
     """
     if mode not in ("create", "append", "overwrite"):
-        raise SchemaError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
+        raise ArgumentError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
     recover(out)  # a killed overwrite's old copy goes back first: it is the dataset
     if os.path.lexists(out) and mode == "create":
         raise UnsafeOverwriteError(

@@ -14,7 +14,8 @@ import pyarrow as pa
 from .buffers import read_only, to_arrow_memory
 from .casting import Casting, check_casting
 from .dtypes import check_dtype
-from .errors import OMEArrowError
+from .boundary import require_regular_file
+from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
 from .lazy import LazyTensorView, materialize
@@ -92,6 +93,8 @@ class OMEArrow:
                 recover(path)  # a killed overwrite may have left the old copy aside: it goes back
             if not path.exists():
                 raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+            if not path.is_dir():
+                require_regular_file(path)  # a FIFO or device would block the reader (or a sniff) forever
             reader = reg.resolve_reader(path, format)
             reader.ensure_available()
             assert reader.open is not None
@@ -288,6 +291,8 @@ class OMEArrow:
         File formats (``"parquet"``, ``"vortex"``, ``"ome-tiff"``...) are written by writer
         plugins to ``out`` atomically. Every dtype is kept.
         """
+        if not isinstance(how, str):
+            raise ArgumentError(f"export(how=...) takes a format name such as 'numpy' or 'parquet', got {how!r}")
         how = how.lower()
         if how == "numpy":
             return self.to_numpy()
