@@ -48,3 +48,9 @@ def int_values(column: pa.ChunkedArray | pa.Array, null: int = 0) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=column.type.to_pandas_dtype() if pa.types.is_integer(column.type) else np.int64)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def int_array(values: np.ndarray) -> pa.Array:
+    """``values`` as an Arrow int64 array (for ``take``), without ``pa.array``, which imports pandas."""
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])

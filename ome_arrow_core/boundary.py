@@ -16,9 +16,9 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DamagedFileError, OMEArrowError, StorageError
+from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
 
-__all__ = ["reading", "writing", "where", "require_regular_file", "is_within"]
+__all__ = ["reading", "writing", "blaming", "where", "require_regular_file", "require_member", "is_within"]
 
 #: Exceptions that decoding damaged bytes raises in the libraries we call (pyarrow's derive
 #: from these builtins; tifffile and vortex raise these or RuntimeError).
@@ -52,12 +52,37 @@ def reading(path: str | os.PathLike[str], member: str | None = None, what: str =
             "cannot hold (damaged or lying metadata)"
         ) from exc
     except OSError as exc:
+        if exc.errno is None:  # pyarrow reports undecodable bytes as OSError without an errno
+            raise DamagedFileError(
+                f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
+                "what its name says"
+            ) from exc
         raise _storage_error(exc, path, member, what) from exc
-    except _DECODE_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, _DECODE_ERRORS) and not type(exc).__module__.startswith("pyarrow"):
+            raise  # pyarrow.ArrowException itself derives from Exception alone
         raise DamagedFileError(
             f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
             "what its name says"
         ) from exc
+
+
+@contextlib.contextmanager
+def blaming(path: str | os.PathLike[str], member: str | None = None) -> Iterator[None]:
+    """Name ``path`` in our own errors raised while decoding what was read from it.
+
+    A :class:`~.errors.SchemaError` there means the file's contents are wrong: it becomes a
+    :class:`~.errors.DamagedFileError`; a :class:`~.errors.DTypeError` keeps its type. Both get
+    the file and member in front of their message, unless the message names the file already.
+    """
+    try:
+        yield
+    except (SchemaError, DTypeError) as exc:
+        text = str(exc)
+        if os.fspath(path) in text:
+            raise
+        kind: type[OMEArrowError] = DamagedFileError if type(exc) is SchemaError else type(exc)
+        raise kind(f"{where(path, member)}: {text}") from exc
 
 
 @contextlib.contextmanager
@@ -90,6 +115,19 @@ def require_regular_file(path: str | os.PathLike[str], member: str | None = None
             f"{where(path, member)} is {kind}; expected a regular file. Point at the file itself"
         )
     return st
+
+
+def require_member(root: str | os.PathLike[str], name: str) -> Path:
+    """``root / name``, refusing it unless it is a regular file (messages name ``root [name]``)."""
+    file = Path(root) / name
+    try:
+        st = os.stat(file)
+    except OSError as exc:
+        raise _storage_error(exc, root, name, "opening") from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise StorageError(f"{where(root, name)} is {kind}; expected a regular file. Replace it with the dataset's own file")
+    return file
 
 
 def is_within(root: Path, name: str) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arguments import whole_numbers
 from .errors import SelectionError
 from .selection import AxisIndex, Selection
 
@@ -26,7 +27,7 @@ def normalize_chunk_shape(
     if chunk_shape is None:
         shape: list[int] = [1, 1, 1, min(sizes["Y"], DEFAULT_TILE), min(sizes["X"], DEFAULT_TILE)]
     else:
-        vals = [int(v) for v in chunk_shape]
+        vals = whole_numbers(chunk_shape, "chunk_shape")
         if len(vals) not in (2, 3, 5) or any(v < 1 for v in vals):
             raise SelectionError(
                 f"chunk_shape must be (y, x), (z, y, x) or (t, c, z, y, x) of positive ints, got {tuple(vals)}"

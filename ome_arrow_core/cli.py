@@ -1,6 +1,7 @@
 """The ``ome-arrow-core`` command: convert, info, compact, cleanup, plugins, verify.
 
-Exit codes: 0 success, 1 error (one clear line; ``--debug`` shows the traceback), 2 usage.
+Exit codes: 0 success, 1 error (one clear line; ``--debug`` shows the traceback), 2 usage,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -87,11 +88,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 groups.append((p, _expand(p, img)))
             except (OMEArrowError, OSError, ValueError) as exc:
                 failed.append(f"{p}: {exc}")
-                print(f"error: {p}: {exc}", file=sys.stderr)
+                print(f"error: {p}: {error_line(exc)}", file=sys.stderr)
             bar.update(p.stat().st_size if p.is_file() else 0, p.name)
     images = [im for _, ims in groups for im in ims]
     if not images:
-        print("error: no input could be read; nothing written", file=sys.stderr)
+        if len(inputs) > 1:  # one input has had its one line already
+            print("error: no input could be read; nothing written", file=sys.stderr)
         return 1
     opts: dict[str, Any] = {}
     if args.chunk_shape:
@@ -267,16 +269,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for ``exc``: our errors by their message, any other with its type in front."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if isinstance(exc, OMEArrowError) or (isinstance(exc, OSError) and exc.strerror):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Any failure prints one line on stderr and exits 1 (130 after Ctrl-C); ``--debug`` adds the
+    traceback. Usage errors exit 2.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (OMEArrowError, OSError, ValueError) as exc:
+    except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BaseException as exc:  # noqa: BLE001 (one line for anything, including a Rust panic)
+        if isinstance(exc, SystemExit):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug or isinstance(exc, OMEArrowError) else " (--debug shows the traceback)"
+        print(f"error: {error_line(exc)}{hint}", file=sys.stderr)
         return 1
 
 

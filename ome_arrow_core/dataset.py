@@ -29,11 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .arguments import check_index, whole_numbers
+from .boundary import blaming, reading, require_member, require_regular_file
+from .casting import Casting, cast_pixels, check_casting, copy_cast
 from .cleanup import recover
 from .dataset_bounds import check_image_rows
 from .dataset_format import read_manifest
 from .dataset_tables import images_schema, parts_of
-from .errors import LayoutError, SchemaError
+from .errors import LayoutError, SchemaError, SelectionTypeError
 from .image import OMEArrow, resolve_selection
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
 from .lazy import LazyTensorView
@@ -93,7 +96,8 @@ class ImageLocation:
         """The image, lazily (metadata read; pixels when a view is executed)."""
         path = Path(self.path)
         if self.kind == "chunks":
-            src: Any = DatasetSource(path, row=self.row, verify=self.verify)
+            with reading(path, None, f"opening image {self.row}"), blaming(path):
+                src: Any = DatasetSource(path, row=self.row, verify=self.verify)
         elif self.kind == "records":
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
@@ -107,6 +111,19 @@ class _Part:
     kind: Kind
     path: str
     column: str | None = None
+    #: Records without metadata columns: the table names them (``image_id``, ``path``).
+    named: bool = False
+
+
+def _records_part(path: Path, column: str | None) -> _Part:
+    """A Parquet file of records; one record alone, without metadata columns, is an image file like any."""
+    schema = pq.read_schema(path)
+    find_ome_column(schema, column)  # a clear error when there is none, or several
+    if any(not is_ome_arrow_type(f.type) for f in schema):
+        return _Part("records", str(path), column)
+    if pq.read_metadata(path).num_rows == 1:
+        return _Part("file", str(path))
+    return _Part("records", str(path), column, named=True)
 
 
 def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
@@ -119,6 +136,14 @@ def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | N
     the filter; row numbers start at ``first_row``. Returns (table, row groups read, row
     groups in the file). ``metadata`` is the file's footer, when the caller has read it.
     """
+    require_member(file.parent, file.name)
+    with reading(file.parent, file.name, "scanning the table"):
+        return _scan_parquet_file(file, expr, columns, schema=schema, first_row=first_row, metadata=metadata)
+
+
+def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
+                       schema: pa.Schema | None, first_row: int,
+                       metadata: pq.FileMetaData | None) -> tuple[pa.Table, int, int]:
     import pyarrow.dataset as pads
 
     md = metadata or pq.read_metadata(file)
@@ -158,7 +183,8 @@ def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int,
     schema = images_schema(path, parts)
     tables, read, total, first = [], 0, 0, 0
     for part in parts:
-        md = pq.read_metadata(path / part.images)
+        with reading(path, part.images, "reading the images table's footer"):
+            md = pq.read_metadata(require_member(path, part.images))
         table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first, metadata=md)
         tables.append(table)
         read, total, first = read + r, total + n, first + md.num_rows
@@ -172,9 +198,11 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
         return [_Part("chunks", str(path))]
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
-            return [_Part("records", str(path), column)]
+            return [_records_part(path, column)]
         registry.resolve_reader(path)  # raises naming the formats that are known
         return [_Part("file", str(path))]
+    if os.path.lexists(path) and not path.is_dir():
+        require_regular_file(path)  # a FIFO or device: refused, never opened
     if not path.is_dir():
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
     parts: list[_Part] = []
@@ -184,7 +212,7 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
         if child.is_dir() and is_dataset_dir(child):
             parts.append(_Part("chunks", str(child)))
         elif child.is_file() and child.suffix in (".parquet", ".pq"):
-            parts.append(_Part("records", str(child), column))
+            parts.append(_records_part(child, column))
         elif child.is_file():
             try:
                 registry.resolve_reader(child)
@@ -199,22 +227,39 @@ def _parts_of(path: Path, column: str | None, registry: Registry) -> list[_Part]
     return parts
 
 
+def _named_records(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
+    """The table of a Parquet file of records without metadata columns: ``image_id`` (``name#row``) and ``path``."""
+    md = pq.read_metadata(path)
+    table = pa.table({"image_id": [f"{path.name}#{i}" for i in range(md.num_rows)], "path": [str(path)] * md.num_rows,
+                      _ROW: pa.array(np.arange(md.num_rows, dtype=np.int64))})
+    return _filtered(table, expr, "records without metadata columns"), md.num_row_groups, md.num_row_groups
+
+
+def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Table:
+    if expr is None:
+        return table
+    try:
+        return table.filter(expr)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
+
+
 def _part_table(part: _Part, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
     path = Path(part.path)
     if part.kind == "chunks":
         return _scan_images(path, expr)
     if part.kind == "records":
-        schema = pq.read_schema(path)
-        find_ome_column(schema, part.column)  # a clear error when there is none, or several
+        require_regular_file(path)
+        with reading(path, None, "reading the Parquet schema"):
+            schema = pq.read_schema(path)
+        with blaming(path):
+            find_ome_column(schema, part.column)  # a clear error when there is none, or several
+        if part.named:
+            return _named_records(path, expr)
         meta_cols = [f.name for f in schema if not is_ome_arrow_type(f.type)]
         return _scan_parquet(path, expr, meta_cols)
     table = pa.table({"image_id": [path.name], "path": [str(path)], _ROW: pa.array([0], pa.int64())})
-    if expr is not None:
-        try:
-            table = table.filter(expr)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SchemaError(f"filter {expr} cannot be applied to image files (columns: image_id, path): {exc}") from exc
-    return table, 1, 1
+    return _filtered(table, expr, "image files"), 1, 1
 
 
 class OMEArrowDataset(Sequence[OMEArrow]):
@@ -285,7 +330,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Columns other than the dataset's own (for a chunk dataset: those beyond IMAGES_SCHEMA)."""
         own = set(IMAGES_SCHEMA.names) if all(p.kind == "chunks" for p in self._parts) else {"image_id", "path"}
         if any(p.kind == "records" for p in self._parts):
-            own = set()
+            own = {"image_id", "path"} if all(p.named for p in self._parts if p.kind == "records") else set()
         return [n for n in self._table.column_names if n not in own]
 
     def metadata(self, i: int) -> dict[str, Any]:
@@ -300,12 +345,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         return f"OMEArrowDataset({len(self)} images, {len(self._parts)} part(s) [{', '.join(kinds)}], columns={self.column_names})"
 
     def _index(self, i: int) -> int:
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"dataset indices must be integers, got {type(i).__name__}; use select() for many")
-        if not -n <= int(i) < n:
-            raise IndexError(f"image {i} is out of range; the dataset holds images 0..{n - 1}")
-        return int(i) % n
+        return check_index(i, len(self))
 
     # -- images ------------------------------------------------------------------------------
     def locate(self, i: int) -> ImageLocation:
@@ -317,7 +357,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
         if isinstance(i, slice):
-            raise TypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
+            raise SelectionTypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
         return self.locate(i).open(self._registry)
 
     def __iter__(self) -> Iterator[OMEArrow]:
@@ -326,7 +366,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
 
     def select(self, indices: Sequence[int] | np.ndarray | range) -> OMEArrowDataset:
         """The images at ``indices`` (in that order) as a dataset."""
-        idx = np.array([self._index(int(i)) for i in indices], dtype=np.int64)
+        idx = np.array([self._index(i) for i in indices], dtype=np.int64)
         return OMEArrowDataset(self._parts, self._table.take(pa.array(idx, pa.int64())), self._part_of[idx],
                                self._rows[idx], registry=self._registry, verify=self._verify)
 
@@ -357,13 +397,16 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         layout: str | None = None,
         dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
     ) -> DatasetViews:
         """One selection (``t``, ``z``, ``c``, ``roi=(x, y, w, h)``, ``layout``) for every image.
 
         Nothing is read: items are :class:`LazyTensorView` objects, and
-        :meth:`DatasetViews.read` reads many of them as one stacked array.
+        :meth:`DatasetViews.read` reads many of them as one stacked array. ``dtype`` casts
+        as :meth:`OMEArrow.tensor_view` does (``casting="checked"`` refuses values it
+        cannot hold; ``"unsafe"`` converts as numpy does).
         """
-        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy)
+        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy, check_casting(casting))
 
     def read(
         self,
@@ -386,7 +429,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         file for the whole batch, then one copy per chunk into the result (or ``out``, a
         writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
         """
-        idx = [self._index(int(i)) for i in (range(len(self)) if indices is None else indices)]
+        idx = [self._index(i) for i in (range(len(self)) if indices is None else indices)]
         if not idx:
             raise SchemaError("read() got no indices; pass at least one image")
         if rois is not None and len(rois) != len(idx):
@@ -414,12 +457,14 @@ class OMEArrowDataset(Sequence[OMEArrow]):
             if crop is None:
                 sels.append(base[0])
             else:
-                x0, y0, w, h = (int(v) for v in crop)
+                x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
                 sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
         layouts = {b[1] for b in bases.values()}
         dtypes = {b[2] for b in bases.values()}
         if len(dtypes) > 1:
-            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)}; read them one by one")
+            paths = sorted({self._parts[int(self._part_of[k])].path for k in idx})
+            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
+                              "read them one by one")
         if len(layouts) > 1:
             raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
         lay, dtype = layouts.pop(), dtypes.pop()
@@ -441,8 +486,9 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         for part_i, members in by_part.items():
             where = self._parts[part_i]
             if where.kind == "chunks":
-                read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
-                          [sels[n] for n in members], [canon[n] for n in members], verify=self._verify)
+                with reading(where.path, None, "reading pixels"), blaming(where.path):
+                    read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
+                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify)
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]
@@ -453,8 +499,10 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
         from .dataset_reader import _meta_from_row, _open
 
-        opened = _open(Path(self._parts[int(self._part_of[k])].path))
-        return _meta_from_row(opened.row(int(self._rows[k])))
+        path = Path(self._parts[int(self._part_of[k])].path)
+        with reading(path, None, "reading image metadata"), blaming(path):
+            opened = _open(path)
+            return _meta_from_row(opened.row(int(self._rows[k])))
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""
@@ -509,19 +557,20 @@ class DatasetViews(Sequence[LazyTensorView]):
     """The same selection of every image of a dataset: lazy views, and stacked reads."""
 
     def __init__(self, dataset: OMEArrowDataset, select: dict[str, Any], layout: str | None, dtype: Any,
-                 channel_policy: ChannelPolicy) -> None:
+                 channel_policy: ChannelPolicy, casting: Casting = "checked") -> None:
         self.dataset = dataset
         self._select = select
         self._layout = layout
         self._dtype = dtype
         self._policy: ChannelPolicy = channel_policy
+        self._casting: Casting = casting
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> LazyTensorView:  # type: ignore[override]
         view = self.dataset[i].tensor_view(**self._select, layout=self._layout, dtype=self._dtype,
-                                           channel_policy=self._policy)
+                                           channel_policy=self._policy, casting=self._casting)
         assert isinstance(view, LazyTensorView)
         return view
 
@@ -546,8 +595,9 @@ class DatasetViews(Sequence[LazyTensorView]):
 
     @property
     def selection(self) -> dict[str, Any]:
-        """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy)."""
-        return {**self._select, "layout": self._layout, "dtype": self._dtype, "channel_policy": self._policy}
+        """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy, casting)."""
+        return {**self._select, "layout": self._layout, "dtype": self._dtype, "channel_policy": self._policy,
+                "casting": self._casting}
 
     def read(self, indices: Sequence[int] | np.ndarray | range | None = None, *,
              out: np.ndarray | None = None) -> np.ndarray:
@@ -556,9 +606,9 @@ class DatasetViews(Sequence[LazyTensorView]):
                                 out=None if self._dtype is not None else out)
         if self._dtype is not None and arr.dtype != np.dtype(self._dtype):
             if out is not None:
-                np.copyto(out, arr, casting="unsafe")
+                copy_cast(out, arr, self._casting)
                 return out
-            return arr.astype(self._dtype)
+            return cast_pixels(arr, np.dtype(self._dtype), self._casting)
         return arr
 
     def __repr__(self) -> str:

@@ -31,7 +31,7 @@ _BATCH = 1 << 16
 
 def footer_rows(file: Path) -> int:
     """Rows the Parquet footer of ``file`` declares, refusing a footer that claims more bytes than the file has."""
-    with reading(file, None, "reading the Parquet footer"):
+    with reading(file.parent, file.name, "reading the Parquet footer"):
         md = pq.read_metadata(file)
         size = file.stat().st_size
         claimed = 0
@@ -61,7 +61,7 @@ def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[lis
     for chunk in chunks:
         if not isinstance(chunk, pa.DictionaryArray):
             chunk = chunk.dictionary_encode()
-        local = np.array([where.setdefault(str(v if v is not None else null), len(where))
+        local = np.array([where.setdefault(str(v or null), len(where))
                           for v in chunk.dictionary.to_pylist()] + [where.setdefault(null, len(where))], dtype=np.int32)
         codes.append(local[int_values(chunk.indices, len(local) - 1).astype(np.int64)])
     names = sorted(where, key=where.__getitem__)
@@ -70,7 +70,7 @@ def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[lis
 
 def _named_chunks(file: Path) -> Counter[str]:
     """How many rows of index table ``file`` name each chunks file (``fragment_path``; chunks.parquet if none)."""
-    with reading(file, None, "reading fragment_path"):
+    with reading(file.parent, file.name, "reading the index table"):
         pf = pq.ParquetFile(file, read_dictionary=["fragment_path"])
         if "fragment_path" not in pf.schema_arrow.names:
             return Counter({"chunks.parquet": pf.metadata.num_rows})

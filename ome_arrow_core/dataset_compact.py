@@ -21,12 +21,13 @@ import pyarrow.parquet as pq
 
 from . import dataset_writer, fsops
 from .atomic import make_temp, replace_all
+from .boundary import is_within, reading, require_member
 from .dataset_format import _KV, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .dataset_fragments import chunk_writer, format_version_for
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .dataset_tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
 from .dataset_writer import _locked
-from .errors import SchemaError
+from .errors import DamagedFileError, SchemaError
 from .ownership import pending_name
 
 __all__ = ["compact_dataset"]
@@ -159,7 +160,11 @@ def _merge(root: Path, order: list[str], keep: dict[str, int], out: Path) -> dic
     """
     codecs: dict[str, str | None] = {}
     for name in order:
-        md = pq.read_metadata(root / name)
+        if not is_within(root, name):
+            raise DamagedFileError(f"{root} [index.parquet] lists chunk file {name!r}, a path outside the dataset "
+                                   "directory; refusing to follow it")
+        with reading(root, name, "reading the chunks file's footer"):
+            md = pq.read_metadata(require_member(root, name))
         if keep[name] > md.num_row_groups:
             raise SchemaError(
                 f"index.parquet of {root} points at row group {keep[name] - 1} of {name}, which has "

@@ -9,12 +9,14 @@ ome-arrow-core adds physical sizes and a format version of its own (see docs/for
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
 
-from .errors import SchemaError
+from .boundary import reading, require_member
+from .errors import DamagedFileError
 
 MANIFEST: Final[str] = "_ome_arrow_dataset.json"
 #: Version of ome-arrow-core's additions; readers refuse newer versions. A dataset whose chunk
@@ -62,14 +64,17 @@ def is_dataset_dir(path: Path) -> bool:
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of the dataset at ``path`` ({} when it has none, as some ome-arrow 0.1.0 datasets)."""
     file = path / MANIFEST
-    try:
-        text = file.read_text()
-    except FileNotFoundError:
+    if not os.path.lexists(file):
         return {}
+    require_member(path, MANIFEST)
+    with reading(path, MANIFEST, "reading the manifest"):
+        text = file.read_bytes()
     try:
-        manifest = json.loads(text)
-    except ValueError as exc:
-        raise SchemaError(f"{file} is not valid JSON ({exc}); the dataset is damaged: restore the file") from exc
+        manifest = json.loads(text.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise DamagedFileError(
+            f"{file} is not valid UTF-8 JSON ({exc}); the dataset is damaged: restore the file") from exc
     if not isinstance(manifest, dict):
-        raise SchemaError(f"{file} holds a {type(manifest).__name__}, expected a JSON object; the dataset is damaged")
+        raise DamagedFileError(
+            f"{file} holds a {type(manifest).__name__}, expected a JSON object; the dataset is damaged")
     return manifest

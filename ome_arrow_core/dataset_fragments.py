@@ -8,6 +8,7 @@ has one group per row: index.parquet's ``row_group_id`` is the row number and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final, Protocol
@@ -17,7 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .dataset_format import _KV, CHUNKS_SCHEMA
-from .errors import SchemaError
+from .boundary import is_within, reading, require_member
+from .dataset_checks import check_member
+from .dataset_readcheck import AUDITED
+from .errors import ArgumentError, DamagedFileError, SchemaError
 from .handlers import ChunkFile, ChunkStore
 from .parquet_pages import PageRanges, page_ranges
 
@@ -31,6 +35,8 @@ __all__ = [
 PARQUET: Final[str] = "parquet"
 #: ``compression`` value meaning "this chunk format's default" (lz4 for Parquet).
 DEFAULT_COMPRESSION: Final[str] = "default"
+#: Codecs Parquet chunk files take (pyarrow's names; "none" is uncompressed).
+PARQUET_CODECS: Final[frozenset[str]] = frozenset({"none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd"})
 
 
 class Fragment(Protocol):
@@ -43,8 +49,10 @@ class Fragment(Protocol):
     #: What the file is, for ``info()`` (``"parquet"``, ``"vortex"``...).
     format: str
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order."""
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of row groups ``groups`` (ascending), concatenated in that order, and the
+        ``chunk_id`` of those rows where the format reads it cheaply (with ``audit``, also their
+        dtype, image id, coordinates and shapes), to check them against the index."""
         ...
 
 
@@ -54,20 +62,33 @@ class ParquetFragment:
     format = PARQUET
 
     def __init__(self, file: Path) -> None:
-        self.file = pq.ParquetFile(file)
-        md = self.file.metadata
-        groups = [md.row_group(i) for i in range(md.num_row_groups)]
-        self.group_rows = np.array([g.num_rows for g in groups], dtype=np.int64)
-        at = md.schema.to_arrow_schema().get_field_index("pixel_bytes")
-        # pixel_bytes values are at most their column chunk's uncompressed bytes (pages, lengths and all);
-        # -1 where a dictionary page may hold repeated values once (ome-arrow 0.1.0 writes those)
-        self.group_bytes = (np.array([-1 if g.column(at).has_dictionary_page else g.column(at).total_uncompressed_size
-                                      for g in groups], dtype=np.int64) if at >= 0 else None)
+        self.path = file
+        with reading(file.parent, file.name, "reading the chunks file's footer"):
+            self.file = pq.ParquetFile(file)
+            md = self.file.metadata
+            groups = [md.row_group(i) for i in range(md.num_row_groups)]
+            self.group_rows = np.array([g.num_rows for g in groups], dtype=np.int64)
+            at = md.schema.to_arrow_schema().get_field_index("pixel_bytes")
+            # pixel_bytes values are at most their column chunk's uncompressed bytes (pages, lengths and all);
+            # -1 where a dictionary page may hold repeated values once (ome-arrow 0.1.0 writes those)
+            self.group_bytes = (np.array([-1 if g.column(at).has_dictionary_page
+                                          else g.column(at).total_uncompressed_size for g in groups], dtype=np.int64)
+                                if at >= 0 else None)
+            names = set(self.file.schema_arrow.names)
+        self._columns = [c for c in ("chunk_id",) if c in names] + ["pixel_bytes"]
+        self._audited = [c for c in AUDITED if c in names] + self._columns
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (one Parquet read)."""
-        table = self.file.read_row_groups([int(g) for g in groups], columns=["pixel_bytes"], use_threads=False)
-        return table.column("pixel_bytes")
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` and ``chunk_id`` of row groups ``groups`` (one Parquet read; with ``audit``
+        also ``dtype``, ``image_id``, the coordinates and the shapes)."""
+        with reading(self.path.parent, self.path.name, "reading chunk pixels"):
+            table = self.file.read_row_groups([int(g) for g in groups],
+                                              columns=self._audited if audit else self._columns, use_threads=False)
+        if not pa.types.is_large_binary(table.schema.field("pixel_bytes").type):
+            raise DamagedFileError(f"{self.path.parent} [{self.path.name}]: pixel_bytes is "
+                                   f"{table.schema.field('pixel_bytes').type}, expected large_binary; the chunks "
+                                   "file is damaged or not ours")
+        return table
 
 
 class StoreFragment:
@@ -80,12 +101,14 @@ class StoreFragment:
         self.group_rows = np.ones(int(file.num_rows), dtype=np.int64)
         self.group_bytes: np.ndarray | None = None
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows)."""
-        col = self.file.take(np.asarray(groups, dtype=np.int64))
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of rows ``groups`` (one scan that takes only those rows; nothing else to audit)."""
+        with reading(self.path.parent, self.path.name, "reading chunk pixels"):
+            col = self.file.take(np.asarray(groups, dtype=np.int64))
         if len(col) != len(groups):
-            raise SchemaError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is damaged")
-        return col
+            raise DamagedFileError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is "
+                                   "damaged")
+        return pa.table({"pixel_bytes": col})
 
 
 def chunk_store(name: str) -> ChunkStore:
@@ -113,20 +136,31 @@ def format_version_for(fragments: Iterable[str], appends: int = 0) -> int:
 def fragment_codec(chunk_format: str, compression: str | None, compression_level: int | None,
                    rows_per_group: int) -> str | None:
     """The codec chunk files in ``chunk_format`` get (None: none), checking the options suit the format."""
+    if compression is not None and not isinstance(compression, str):
+        raise ArgumentError(f"compression takes a codec name or None, got {compression!r}")
+    if isinstance(rows_per_group, bool) or not isinstance(rows_per_group, (int, np.integer)) or rows_per_group < 1:
+        raise ArgumentError(f"rows_per_group must be >= 1, got {rows_per_group!r}; pass an integer such as 1")
+    if compression_level is not None and (isinstance(compression_level, bool)
+                                          or not isinstance(compression_level, (int, np.integer))):
+        raise ArgumentError(f"compression_level takes an integer or None, got {compression_level!r}")
     if chunk_format == PARQUET:
         codec = "lz4" if compression == DEFAULT_COMPRESSION else compression
-        return None if codec in (None, "none") else codec
+        if codec is not None and codec.lower() not in PARQUET_CODECS:
+            raise ArgumentError(
+                f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)} "
+                "(or None, or leave the default, lz4)")
+        return None if codec is None or codec.lower() == "none" else codec.lower()
     store = chunk_store(chunk_format)
     codec = store.compressions[0] if compression == DEFAULT_COMPRESSION else (compression or "none")
     if codec not in store.compressions:
-        raise SchemaError(
+        raise ArgumentError(
             f"chunk_format={chunk_format!r} takes compression in {list(store.compressions)}, got {compression!r}; "
             f"pass one of those (or leave the default, {store.compressions[0]!r})"
         )
     if compression_level is not None:
-        raise SchemaError(f"compression_level applies to Parquet chunks; chunk_format={chunk_format!r} takes none")
+        raise ArgumentError(f"compression_level applies to Parquet chunks; chunk_format={chunk_format!r} takes none")
     if rows_per_group != 1:
-        raise SchemaError(
+        raise ArgumentError(
             f"rows_per_group applies to Parquet chunks; chunk_format={chunk_format!r} addresses each chunk row "
             "by its number, so leave rows_per_group=1"
         )
@@ -134,16 +168,22 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
 
 
 def open_fragment(root: Path, name: str) -> Fragment:
-    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix."""
-    file = root / name
-    if not file.exists():
-        raise SchemaError(f"{root} lists chunk fragment {name!r} in index.parquet, but it is missing")
+    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix.
+
+    ``name`` must be a plain file name inside ``root`` (DamagedFileError otherwise) and a regular file.
+    """
+    file = root / check_member(root, name, f"the index of {root}", "chunk file")
+    if not os.path.lexists(file):
+        raise DamagedFileError(f"{root} lists chunk fragment {name!r} in its index, but it is missing; the dataset "
+                               "is damaged")
+    require_member(root, name)
     if name.lower().endswith(".parquet"):
         return ParquetFragment(file)
     store = chunk_store(name)
     if store.open is None:
         raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot open files (no open=)")
-    return StoreFragment(store.open(file), store.name, file)
+    with reading(root, name, "opening the chunks file"):
+        return StoreFragment(store.open(file), store.name, file)
 
 
 def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | None = None) -> pq.ParquetWriter:

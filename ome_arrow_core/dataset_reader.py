@@ -18,14 +18,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .arrow_numpy import int_values
+from .boundary import blaming, reading
 from .buffers import arrow_empty, view_buffer
 from .checksums import ChunkChecksums, verify_enabled
 from .chunks import ChunkTable
 from .dataset_bounds import check_table_rows, dictionary_codes
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
+from .dataset_checks import check_image_chunks, check_manifest_members, check_member, check_unique
+from .dataset_readcheck import ReadCheck
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
-from .errors import DamagedFileError, FormatVersionError, SchemaError
+from .errors import ArgumentError, DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .page_reads import RANGE_COLUMNS, listed_codec, paged_fragment, ranged_rows_bound
@@ -87,6 +90,9 @@ class _Opened:
     _files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
     _bounded: set[int] = field(default_factory=set)
+    index_names: list[str] = field(default_factory=lambda: ["index.parquet"])
+    _checks: dict[int, ReadCheck] = field(default_factory=dict)
+    _row_images: np.ndarray | None = None
     _sums: ChunkChecksums | None = None
 
     @property
@@ -159,6 +165,18 @@ class _Opened:
         """
         if self.table.num_rows == 1:
             return np.arange(self.index.num_rows)
+        self._build_groups()
+        assert self._groups is not None and self._image_keys is not None
+        key = int(self._image_keys[pos])
+        keys = self._groups["keys"]
+        at = int(np.searchsorted(keys, key))
+        if key < 0 or at >= len(keys) or int(keys[at]) != key:
+            return np.zeros(0, dtype=np.int64)
+        starts = self._groups["starts"]
+        return self._groups["order"][int(starts[at]) : int(starts[at + 1])]
+
+    def _build_groups(self) -> None:
+        """Index rows grouped by (part, image id), and each image row's key into those groups (built once)."""
         if self._groups is None or self._image_keys is None:
             # (part, image id) of every index row and image row as one integer key, all in numpy
             enc = self.index.column("image_id").dictionary_encode().combine_chunks()
@@ -168,33 +186,30 @@ class _Opened:
             keys, starts = np.unique(key[order], return_index=True)
             codes = pc.index_in(self.table.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
             found = codes.is_valid().to_numpy(zero_copy_only=False)
-            own = self.image_part.astype(np.int64) * n + codes.fill_null(0).to_numpy(zero_copy_only=False)
+            ids = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            # image ids are unique across the images tables (checked here, on the codes: no hash of strings)
+            check_unique(ids[found], f"the images tables of {self.path}", "image_id",
+                         lambda code: enc.dictionary[int(code)].as_py())
+            own = self.image_part.astype(np.int64) * n + np.maximum(ids, 0)
             self._image_keys = np.where(found, own, -1)
             self._groups = {"keys": keys, "starts": np.r_[starts, len(order)], "order": order}
-        key = int(self._image_keys[pos])
-        keys = self._groups["keys"]
-        at = int(np.searchsorted(keys, key))
-        if key < 0 or at >= len(keys) or int(keys[at]) != key:
-            return np.zeros(0, dtype=np.int64)
-        starts = self._groups["starts"]
-        return self._groups["order"][int(starts[at]) : int(starts[at + 1])]
 
     def verify(self, pos: int, rows: np.ndarray) -> None:
-        """Raise SchemaError unless chunk ``rows`` cover image row ``pos`` (checked once per image).
+        """Raise DamagedFileError unless chunk ``rows`` write every pixel of image row ``pos`` exactly once
+        (checked once per image; chunk ids are checked unique across the index on the first call).
 
-        A chunk missing from the index would otherwise read as whatever memory held before.
+        A chunk missing, repeated, overlapping or outside the image would otherwise read as
+        whatever memory held before.
         """
         if pos in self._verified:
             return
         row = self.row(pos)
-        total = int(np.prod([int(row[f"size_{a}"]) for a in "tczyx"], dtype=np.int64))
-        shapes = np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
-        covered = int(shapes.prod(axis=1).sum())
-        if covered != total:
-            raise SchemaError(
-                f"the chunks of image {row['image_id']!r} of {self.path} cover {covered} pixels, its sizes "
-                f"need {total}; the dataset is damaged (index.parquet lacks or repeats chunks)"
-            )
+        first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
+        check_image_chunks(f"{self.path} [{self.index_names[int(self.image_part[pos])]}]", str(row["image_id"]),
+                           [int(row[f"size_{a}"]) for a in "tczyx"], self.columns, rows, rows - first)
+        if not self._verified:
+            owned = self.columns["chunk_id"][self.row_images() >= 0]
+            check_unique(owned, f"{self.path} [{', '.join(self.index_names)}]", "chunk_id")
         self._verified.add(pos)
 
     def bound(self, pos: int, rows: np.ndarray) -> None:
@@ -222,6 +237,49 @@ class _Opened:
             )
         self._bounded.add(pos)
 
+    def read_check(self, code: int) -> ReadCheck:
+        """What the index says about the rows of chunk file ``code`` (built on first use)."""
+        hit = self._checks.get(code)
+        if hit is None:
+            assert self.fragment_code is not None
+            mine = np.nonzero((self.fragment_code == code) & (self.row_images() >= 0))[0]  # rows some image reads
+            hit = self._checks[code] = ReadCheck(
+                self.path, str(self.path / self.fragment_names[code]),
+                self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
+                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine].tolist(),
+                self.index_part[mine], self.index_names,
+                self.columns, self.index.column("image_id"), mine,
+            )
+        return hit
+
+    def row_images(self) -> np.ndarray:
+        """The image row of each index row (-1 for rows of no image of their part: left by an interrupted write)."""
+        if self._row_images is None:
+            if self.table.num_rows == 1:
+                self._row_images = np.zeros(self.index.num_rows, dtype=np.int64)
+                return self._row_images
+            self._build_groups()
+            assert self._groups is not None and self._image_keys is not None
+            keys, starts, order = self._groups["keys"], self._groups["starts"], self._groups["order"]
+            at = np.minimum(np.searchsorted(keys, self._image_keys), max(len(keys) - 1, 0))
+            has = (self._image_keys >= 0) & (len(keys) > 0)
+            if len(keys):
+                has &= keys[at] == self._image_keys
+            image_of_group = np.full(len(keys), -1, dtype=np.int64)
+            image_of_group[at[has]] = np.nonzero(has)[0]  # ids are unique per part (checked at open)
+            out = np.full(self.index.num_rows, -1, dtype=np.int64)
+            out[order] = np.repeat(image_of_group, np.diff(starts))
+            self._row_images = out
+        return self._row_images
+
+    def row_dtypes(self) -> np.ndarray:
+        """The dtype name of the image of each index row (None for rows of no image)."""
+        distinct, codes = dictionary_codes(self.table.column("dtype"), "")
+        known = np.array([_dtype_name(v) for v in distinct] + [None], dtype=object)
+        per_image = np.concatenate([known[codes], np.array([None], dtype=object)])
+        picked: np.ndarray = per_image[self.row_images()]  # -1 picks the trailing None
+        return picked
+
     def fragment(self, code: int) -> Fragment:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
         hit = self._files.get(code)
@@ -247,15 +305,27 @@ class _Opened:
         bad = groups[(groups < 0) | (groups >= len(group_rows))]
         if len(bad):
             unit = "row groups" if isinstance(frag, ParquetFragment) else "rows"
-            raise SchemaError(
-                f"index.parquet of {self.path} points at {unit} {bad.tolist()[:5]} of "
+            raise DamagedFileError(
+                f"the index of {self.path} points at {unit} {bad.tolist()[:5]} of "
                 f"{self.fragment_names[code]}, which has {len(group_rows)}; the dataset is damaged"
             )
+        check = self.read_check(code)
         with self.lock:
-            col = frag.read(groups)
-        base = dict(zip(groups.tolist(), np.cumsum(np.r_[0, group_rows[groups][:-1]]).tolist()))
+            table = frag.read(groups, audit=check.unaudited(groups))
+        first = np.cumsum(np.r_[0, group_rows[groups][:-1]]).astype(np.int64)
+        check.check(groups, group_rows, first, table)
+        col = table.column("pixel_bytes")
+        base = dict(zip(groups.tolist(), first.tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
+
+
+def _dtype_name(text: str) -> str | None:
+    """The numpy name of dtype string ``text`` (None when it names none: the read check then reports it)."""
+    try:
+        return np.dtype(text).name
+    except TypeError:
+        return None
 
 
 def _stamp(path: Path) -> tuple[Any, ...]:
@@ -291,6 +361,7 @@ def _open(path: Path) -> _Opened:
         for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
             del _cache[old]
     manifest = read_manifest(path)
+    check_manifest_members(path, manifest, MANIFEST)
     ours = manifest.get("ome_arrow_core") or {}
     version = int(ours.get("format_version", FORMAT_VERSION))
     if version > FORMAT_VERSION:
@@ -324,7 +395,9 @@ def _open(path: Path) -> _Opened:
     images, image_part = read_images(path, parts, dictionary=repeated)  # a plate repeats its channels and units
     index, index_part = read_indexes(path, parts, dictionary=True)
     names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
-    opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes)
+    names = [check_member(path, n, f"the index tables of {path}", "chunk file") for n in names]
+    opened = _Opened(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes,
+                     index_names=[p.index for p in parts])
     opened._files.update({names.index(n): f for n, f in fragments.items() if n in names})
     with _cache_lock:
         _cache[key] = opened
@@ -348,7 +421,8 @@ class DatasetSource:
         """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
-        self._init(path, _open(path), row, image_id)
+        with reading(path, None, "opening the dataset"), blaming(path):
+            self._init(path, _open(path), row, image_id)
 
     @classmethod
     def _at(cls, opened: _Opened, row: int) -> DatasetSource:
@@ -367,7 +441,7 @@ class DatasetSource:
             pos = opened.position(str(image_id))
         else:
             if not 0 <= row < self.image_count:
-                raise SchemaError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
+                raise ArgumentError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
             pos = row
         self.position = pos
         self.meta = _meta_from_row(opened.row(pos))
@@ -446,7 +520,8 @@ class DatasetSource:
         start = int(offsets[at])
         nbytes = int(offsets[at + 1]) - start
         if nbytes != int(np.prod(shape)) * dt.itemsize:
-            raise SchemaError(f"chunk {r} of {self.path} holds {nbytes} bytes; its shape {shape} needs more")
+            raise DamagedFileError(f"chunk {r} of {self.path} holds {nbytes} bytes; its shape {shape} needs "
+                                   f"{int(np.prod(shape)) * dt.itemsize}")
         row = int(self._index_rows[r])
         if row not in checked and verify_enabled(self.verify):
             self._opened.sums.check(row, arr.buffers()[2], start, nbytes, lambda: self._opened.where(row))
@@ -456,6 +531,10 @@ class DatasetSource:
 
     def read(self, sel: Selection) -> np.ndarray:
         """The selected pixels (TZCYX); a zero-copy view when the selection is one whole chunk."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            return self._read(sel)
+
+    def _read(self, sel: Selection) -> np.ndarray:
         rows = self._chunks.intersecting(sel)
         if len(rows) == 1 and self._is_whole_chunk(int(rows[0]), sel):
             return self._fetch(rows)[0].transpose(0, 2, 1, 3, 4)
@@ -465,7 +544,8 @@ class DatasetSource:
 
     def read_into(self, sel: Selection, out: np.ndarray) -> None:
         """Write the selected pixels into ``out``, a writable TZCYX array (or strided view) of ``sel.shape``."""
-        read_many([(self, sel, out)])
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            read_many([(self, sel, out)])
 
     def _is_whole_chunk(self, r: int, sel: Selection) -> bool:
         o, s = self._chunks.origin[r], self._chunks.shape[r]
@@ -624,8 +704,8 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
             bad = mine[stop[mine] - start[mine] != nbytes[mine]]
             if len(bad):
                 j = int(bad[0])
-                raise SchemaError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} "
-                                  f"bytes; its shape {tuple(shape[j].tolist())} needs {int(nbytes[j])}")
+                raise DamagedFileError(f"chunk {int(col['chunk_id'][every[j]])} of {path} holds {int(stop[j] - start[j])} "
+                                       f"bytes; its shape {tuple(shape[j].tolist())} needs {int(nbytes[j])}")
             if verify_enabled(verify):  # each chunk once (a chunk row lies in one batch)
                 sums = opened.sums
                 for j in mine[np.unique(every[mine], return_index=True)[1]].tolist():

@@ -10,6 +10,7 @@ rows of an image are those of its own part's index.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .boundary import blaming, reading, require_member
+from .dataset_checks import check_member, check_unlisted_appends
+from .dataset_format import MANIFEST
+from .errors import DamagedFileError, SchemaError
 from .page_reads import RANGE_COLUMNS
-from .errors import SchemaError
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
            "own_rows", "max_chunk_id"]
@@ -44,18 +48,23 @@ BASE: Final = Part("images.parquet", "index.parquet")
 _INDEX_COLS: Final = ["image_id", "chunk_id", "t", "c", "z", "y", "x", *[f"shape_{a}" for a in "tczyx"]]
 
 
-def appends_of(manifest: Mapping[str, Any]) -> list[Part]:
-    """The append tables the manifest lists (``ome_arrow_core.appends``), in append order."""
+def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part]:
+    """The append tables the manifest lists (``ome_arrow_core.appends``), in append order.
+
+    Their names must be plain file names inside ``root`` (DamagedFileError otherwise).
+    """
+    source = str(root / MANIFEST)
     listed = (manifest.get("ome_arrow_core") or {}).get("appends") or []
     out = []
     for entry in listed:
         if not (isinstance(entry, Mapping) and isinstance(entry.get("images"), str)
                 and isinstance(entry.get("index"), str)):
-            raise SchemaError(
-                f"the manifest lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
+            raise DamagedFileError(
+                f"{source} lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
                 "'index': 'index-NNNNN.parquet'}: the manifest is damaged"
             )
-        out.append(Part(str(entry["images"]), str(entry["index"])))
+        out.append(Part(check_member(root, entry["images"], source, "an append's images table"),
+                        check_member(root, entry["index"], source, "an append's index table")))
     return out
 
 
@@ -64,24 +73,47 @@ def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
 
     When images.parquet alone holds the manifest's ``image_count`` images, a compaction merged
     the appends into the base tables and was stopped before it replaced the manifest: the
-    listed appends are already there, so they are not read again.
+    listed appends are already there, so they are not read again. Append tables the manifest
+    does not list are refused (see :func:`~.dataset_checks.check_unlisted_appends`).
     """
-    listed = appends_of(manifest)
-    if listed and pq.read_metadata(root / BASE.images).num_rows == int(manifest.get("image_count", -1)):
-        return [BASE]
-    return [BASE, *listed]
+    with blaming(root, MANIFEST):
+        listed = appends_of(manifest, root)
+    parts = [BASE, *listed]
+    if listed:
+        file = _file(root, BASE.images, "images table")
+        with reading(root, BASE.images, "reading the images table's footer"):
+            rows = pq.read_metadata(file).num_rows
+        if rows == _int(manifest.get("image_count", -1), root):
+            parts = [BASE]
+    check_unlisted_appends(root, [p.images for p in listed], lambda: read_images(root, parts, ["image_id"])[0]
+                           .column("image_id"), MANIFEST)
+    return parts
+
+
+def _int(value: Any, root: Path) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DamagedFileError(f"{root} [_ome_arrow_dataset.json]: image_count is {value!r}, expected an integer; "
+                               "the manifest is damaged") from None
 
 
 def _file(root: Path, name: str, what: str) -> Path:
+    """``root / name``, which must be a regular file (a missing one is a damaged dataset)."""
     file = root / name
-    if not file.exists():
-        raise SchemaError(f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is damaged")
-    return file
+    if not os.path.lexists(file):
+        raise DamagedFileError(
+            f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is damaged")
+    return require_member(root, name)
 
 
 def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
     """The columns of all parts' images tables together (footers only; a column some lack is null there)."""
-    schemas = [pq.read_schema(_file(root, p.images, "images table")) for p in parts]
+    schemas = []
+    for p in parts:
+        file = _file(root, p.images, "images table")
+        with reading(root, p.images, "reading the images table's schema"):
+            schemas.append(pq.read_schema(file))
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -97,13 +129,14 @@ def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = N
     tables = []
     for p in parts:
         file = _file(root, p.images, "images table")
-        if not dictionary:
-            tables.append(pq.read_table(file, columns=columns))
-            continue
-        pf = pq.ParquetFile(file)  # not read_table: that imports pyarrow.dataset (54 MiB resident)
-        have = set(pf.schema_arrow.names)
-        pf = pq.ParquetFile(file, read_dictionary=[n for n in dictionary if n in have] or None)
-        tables.append(pf.read(columns=columns, use_threads=False))
+        with reading(root, p.images, "reading the images table"):
+            if not dictionary:
+                tables.append(pq.read_table(file, columns=columns))
+                continue
+            pf = pq.ParquetFile(file)  # not read_table: that imports pyarrow.dataset (54 MiB resident)
+            have = set(pf.schema_arrow.names)
+            pf = pq.ParquetFile(file, read_dictionary=[n for n in dictionary if n in have] or None)
+            tables.append(pf.read(columns=columns, use_threads=False))
     return _concat(tables, root, "images")
 
 
@@ -116,17 +149,21 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
     ``dictionary``: then reading it needs no pyarrow compute kernel).
     """
     index_path = path / name if name == BASE.index else _file(path, name, "index table")
-    if index_path.exists():
-        have = pq.read_schema(index_path).names
-        cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-        optional = [c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have]
-        index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
-            columns=[*cols, *optional], use_threads=False)
+    if os.path.lexists(index_path):
+        require_member(path, name)
+        with reading(path, name, "reading the index table"):
+            have = pq.read_schema(index_path).names
+            cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
+            optional = [c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have]
+            index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
+                columns=[*cols, *optional], use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
-        pf = pf or pq.ParquetFile(path / "chunks.parquet")
-        if group_rows is None:
-            group_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], dtype=np.int64)
-        index = pf.read(columns=_INDEX_COLS)
+        with reading(path, "chunks.parquet", "deriving the index from the chunks file"):
+            pf = pf or pq.ParquetFile(_file(path, "chunks.parquet", "chunks file"))
+            if group_rows is None:
+                group_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)],
+                                      dtype=np.int64)
+            index = pf.read(columns=_INDEX_COLS)
         rows = np.arange(index.num_rows)
         starts = np.concatenate([[0], np.cumsum(group_rows)])
         rg = np.searchsorted(starts, rows, side="right") - 1
@@ -174,6 +211,11 @@ def own_rows(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_pa
 
 def _column_max(file: Path, column: str) -> int:
     """The largest value of integer ``column`` of a Parquet file (-1 if empty), from its statistics where it has them."""
+    with reading(file.parent, file.name, f"reading the largest {column}"):
+        return _column_max_of(file, column)
+
+
+def _column_max_of(file: Path, column: str) -> int:
     md = pq.read_metadata(file)
     at = md.schema.to_arrow_schema().get_field_index(column)
     best = -1

@@ -32,6 +32,7 @@ from .dataset_format import (
     is_dataset_dir,
     read_manifest,
 )
+from .dataset_checks import pending_marker
 from .dataset_fragments import (
     DEFAULT_COMPRESSION,
     PARQUET,
@@ -42,7 +43,7 @@ from .dataset_fragments import (
     write_fragment,
 )
 from .dataset_tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
-from .errors import SchemaError, UnsafeOverwriteError
+from .errors import ArgumentError, SchemaError, UnsafeOverwriteError
 from .meta import ImageMeta
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .page_reads import RANGE_FIELDS, manifest_entry, range_columns
@@ -172,7 +173,7 @@ class FragmentWriter:
         self.chunk_shape = chunk_shape
         self.rows_per_group = int(rows_per_group)
         if self.rows_per_group < 1:
-            raise SchemaError(f"rows_per_group must be >= 1, got {rows_per_group}")
+            raise ArgumentError(f"rows_per_group must be >= 1, got {rows_per_group}")
         self.next_id = first_chunk_id
         self.row_groups = 0
         self.bytes = 0
@@ -402,7 +403,7 @@ def stream_dataset(
     ``compression="default"`` is lz4 for Parquet and the store's first listed codec otherwise.
     """
     if mode not in ("create", "append", "overwrite"):
-        raise SchemaError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
+        raise ArgumentError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
     recover(out)  # a killed overwrite's old copy goes back first: it is the dataset
     if os.path.lexists(out) and mode == "create":
         raise UnsafeOverwriteError(
@@ -576,7 +577,9 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
         new.append(name)
         return atomic_path(out / name)
 
+    marker = out / pending_marker(k)  # unlisted files of this append are a killed append's, not a lost manifest's
     try:
+        marker.touch()
         written = _write_fragments(tables, fw, names, fmt, place, compression=codec,
                                    compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
         if not core:
@@ -591,6 +594,9 @@ def _append(items: Iterable[StreamItem], out: Path, chunk_format: str | None, op
                 with contextlib.suppress(OSError):
                     (out / name).unlink(missing_ok=True)
         raise
+    finally:  # the marker stays while files of an append that did not commit are left (removing them failed)
+        if not any((out / name).exists() for name in new) or _committed(out, part):
+            marker.unlink(missing_ok=True)
     return out
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "ChecksumError",
     "StorageError",
     "UnsafeOverwriteError",
+    "SelectionTypeError",
 ]
 
 
@@ -80,3 +81,7 @@ class StorageError(OMEArrowError, OSError):
 
 class UnsafeOverwriteError(OMEArrowError, FileExistsError):
     """An output exists and is not recognisably ours to replace (it is kept as it is)."""
+
+
+class SelectionTypeError(SelectionError, TypeError):
+    """An index or row number is not an integer (``ds[1.0]``, ``row="a"``)."""

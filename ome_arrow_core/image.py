@@ -12,8 +12,10 @@ import numpy as np
 import pyarrow as pa
 
 from .buffers import read_only, to_arrow_memory
+from .casting import Casting, check_casting
 from .dtypes import check_dtype
-from .errors import OMEArrowError
+from .boundary import require_regular_file
+from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
 from .lazy import LazyTensorView, materialize
@@ -91,6 +93,8 @@ class OMEArrow:
                 recover(path)  # a killed overwrite may have left the old copy aside: it goes back
             if not path.exists():
                 raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+            if not path.is_dir():
+                require_regular_file(path)  # a FIFO or device would block the reader (or a sniff) forever
             reader = reg.resolve_reader(path, format)
             reader.ensure_available()
             assert reader.open is not None
@@ -254,13 +258,16 @@ class OMEArrow:
         layout: str | None = None,
         dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
     ) -> TensorView | LazyTensorView:
         """A view of a selection in a layout (a LazyTensorView on a scanned image).
 
         ``t``, ``z`` and ``c`` take an int, a slice or a sequence; ``roi=(x, y, w, h)``,
         ``roi3d=(x, y, z, w, h, d)``, ``roi_nd`` with ``roi_type`` and ``tile=(ty, tx)``
         crop. The default layout is CYX for one T and one Z, else TZCYX. ``dtype`` casts
-        explicitly (a copy); without it the stored dtype is kept.
+        explicitly (a copy); without it the stored dtype is kept. ``casting="checked"``
+        (default) refuses values the new dtype cannot hold (DTypeError); ``"unsafe"``
+        converts as numpy does.
         """
         sel = resolve_selection(
             self._sel, self._source.meta, t=t, z=z, c=c, roi=roi, roi3d=roi3d, roi_nd=roi_nd,
@@ -269,12 +276,13 @@ class OMEArrow:
         out_layout = layout if layout is not None else default_layout(len(sel.t), len(sel.z))
         normalize_axes(out_layout)
         cast = None if dtype is None else check_dtype(dtype)
+        check_casting(casting)
         if self._lazy:
             return LazyTensorView(
                 self._source, sel, out_layout, dtype=cast, channel_policy=channel_policy,
-                registry=self._registry,
+                registry=self._registry, casting=casting,
             )
-        return materialize(self._source, sel, out_layout, cast, channel_policy, self._registry)
+        return materialize(self._source, sel, out_layout, cast, channel_policy, self._registry, casting)
 
     # -- export ---------------------------------------------------------------------------
     def export(self, how: str = "numpy", out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
@@ -283,6 +291,8 @@ class OMEArrow:
         File formats (``"parquet"``, ``"vortex"``, ``"ome-tiff"``...) are written by writer
         plugins to ``out`` atomically. Every dtype is kept.
         """
+        if not isinstance(how, str):
+            raise ArgumentError(f"export(how=...) takes a format name such as 'numpy' or 'parquet', got {how!r}")
         how = how.lower()
         if how == "numpy":
             return self.to_numpy()

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from .arguments import whole_number
 from .errors import SelectionError
 from .selection import AxisIndex
 
@@ -42,6 +43,8 @@ def windows(
     per_axis: list[list[tuple[str, AxisIndex]]] = []
     if "T" in sizes:
         n_t = sizes["T"]
+        if batch_size is not None:
+            batch_size = whole_number(batch_size, "batch_size")
         if batch_size is not None and batch_size < 1:
             raise SelectionError(f"batch_size must be >= 1, got {batch_size}")
         step = batch_size or n_t
@@ -53,6 +56,7 @@ def windows(
     for ax, size in (tiles or {}).items():
         if ax not in sizes:
             raise SelectionError(f"cannot tile over {ax}: the view's layout has no {ax} axis")
+        size = whole_number(size, f"tile size along {ax}")
         if size < 1:
             raise SelectionError(f"tile size along {ax} must be >= 1, got {size}")
         per_axis.append([(ax, r) for r in _spans(sizes[ax], size)])

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .casting import Casting, cast_pixels, check_casting
 from .handlers import PixelSource
 from .iteration import Window
 from .layout import ChannelPolicy, apply_layout, normalize_axes
@@ -26,13 +27,13 @@ def materialize(
     dtype: np.dtype | None,
     channel_policy: ChannelPolicy,
     registry: Registry | None,
+    casting: Casting = "checked",
 ) -> TensorView:
-    """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks)."""
+    """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks, per ``casting``)."""
     if channel_policy == "first" and "C" not in normalize_axes(layout) and len(sel.c) > 1:
         sel = sel.select(c=0)
     pixels = source.read(sel)
-    if dtype is not None and pixels.dtype != dtype:
-        pixels = pixels.astype(dtype)
+    pixels = cast_pixels(pixels, dtype, casting)
     return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
 
 
@@ -52,8 +53,10 @@ class LazyTensorView(Streamable):
         dtype: np.dtype | None = None,
         channel_policy: ChannelPolicy = "error",
         registry: Registry | None = None,
+        casting: Casting = "checked",
     ) -> None:
         self._source = source
+        self._casting = check_casting(casting)
         self._sel = sel
         self.layout = layout
         self._dtype = dtype
@@ -98,14 +101,15 @@ class LazyTensorView(Streamable):
             with self._lock:
                 if self._result is None:
                     self._result = materialize(
-                        self._source, self._sel, self.layout, self._dtype, self._policy, self._registry
+                        self._source, self._sel, self.layout, self._dtype, self._policy, self._registry,
+                        self._casting,
                     )
         return self._result
 
     def _derive(self, sel: Selection, layout: str | None = None) -> LazyTensorView:
         return LazyTensorView(
             self._source, sel, layout or self.layout, dtype=self._dtype,
-            channel_policy=self._policy, registry=self._registry,
+            channel_policy=self._policy, registry=self._registry, casting=self._casting,
         )
 
     def select(self, **kwargs: Any) -> LazyTensorView:

@@ -189,8 +189,12 @@ class PageFragment:
                 spans.append((start, stop, [g]))
         return spans
 
-    def read(self, groups: np.ndarray) -> pa.ChunkedArray:
-        """``pixel_bytes`` of row groups ``groups`` (ascending): one value per group, one chunk per value."""
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of row groups ``groups`` (ascending): one value per group, one Arrow chunk per value.
+
+        Nothing else is read, even with ``audit``: the index's checksum of each chunk ties its
+        bytes to its index row (a range pointing at another chunk fails it), as for chunk stores.
+        """
         out: dict[int, pa.Array] = {}
         groups = np.asarray(groups, dtype=np.int64)
         if (self.offset[groups] < 0).any():
@@ -209,7 +213,7 @@ class PageFragment:
                 at = int(self.offset[g]) - start
                 out[g] = self._value(g, span.slice(at, int(self.compressed[g])))
             del raw, span
-        return pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())
+        return pa.table({"pixel_bytes": pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())})
 
     def _value(self, g: int, page: pa.Buffer) -> pa.Array:
         """The one ``pixel_bytes`` value of row group ``g``'s V1 page ``page`` (compressed), zero-copy from the page."""

@@ -15,9 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .boundary import blaming, reading, require_regular_file, writing
 from .checksums import verify_enabled
 from .dataset_bounds import footer_rows
-from .errors import SchemaError
+from .errors import ArgumentError, SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
 from .record_checksums import checksum_metadata, plane_checksums, stored_checksums, verify_record
@@ -47,32 +48,38 @@ class RecordSource:
         self.path = path
         footer_rows(path)  # a footer claiming more bytes than the file has is refused before any read
         self.verify = verify
-        pf = pq.ParquetFile(path)
-        self.column = find_ome_column(pf.schema_arrow, column)
-        n = pf.metadata.num_rows
+        require_regular_file(path)
+        with reading(path, None, "reading the Parquet footer"):
+            pf = pq.ParquetFile(path)
+            schema = pf.schema_arrow
+            n = pf.metadata.num_rows
+        self.column = find_ome_column(schema, column)
         if not 0 <= row < n:
-            raise SchemaError(f"row {row} is out of range; {path} has rows 0..{n - 1}")
-        group, at = 0, row
-        while at >= pf.metadata.row_group(group).num_rows:
-            at -= pf.metadata.row_group(group).num_rows
-            group += 1
-        table = pf.read_row_group(group, columns=[self.column])
-        col = table.column(self.column).combine_chunks()
-        self._records: pa.StructArray = col.slice(at, 1)
-        self.meta: ImageMeta = record_meta(self._records, 0)
+            raise ArgumentError(f"row {row} is out of range; {path} has rows 0..{n - 1}")
+        with reading(path, self.column, "reading the record"), blaming(path, self.column):
+            group, at = 0, row
+            while at >= pf.metadata.row_group(group).num_rows:
+                at -= pf.metadata.row_group(group).num_rows
+                group += 1
+            table = pf.read_row_group(group, columns=[self.column])
+            col = table.column(self.column).combine_chunks()
+            self._records: pa.StructArray = col.slice(at, 1)
+            self.meta: ImageMeta = record_meta(self._records, 0)
         self._pixels: np.ndarray | None = None
         self._rows = n
         self._row = row
-        self._kv = pf.schema_arrow.metadata  # the plane checksums, parsed when a read checks them
+        self._kv = schema.metadata  # the plane checksums, parsed when a read checks them
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
         if self._pixels is None:
-            if verify_enabled(self.verify):
-                stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
-                if stored is not None:
-                    verify_record(self._records, 0, stored, str(self.path), self._row)
-            self.meta, self._pixels = record_to_pixels(self._records, 0)
+            with reading(self.path, self.column, "decoding the record"), blaming(self.path, self.column):
+                if verify_enabled(self.verify):
+                    stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
+                    if stored is not None:
+                        verify_record(self._records, 0, stored, str(self.path), self._row)
+                self.meta, self._pixels = record_to_pixels(
+                    self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}")
         return sel.apply(self._pixels)
 
     def describe(self) -> dict[str, Any]:
@@ -94,11 +101,15 @@ def write_record_file(
     uint16 images get the public format's exact schema, so ``ome-arrow`` reads them. Each
     plane's checksum goes to the file's key-value metadata (ome_arrow_core.record_checksums).
     """
+    from .dataset_fragments import PARQUET_CODECS
+
+    if not isinstance(compression, str) or compression.lower() not in PARQUET_CODECS:
+        raise ArgumentError(f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)}")
     record = pixels_to_record(meta, pixels)
     table = pa.table({column: record}).replace_schema_metadata(
         {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0",
          **checksum_metadata(column, [plane_checksums(record, 0)])}
     )
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, writing(out):
         pq.write_table(table, tmp, compression=compression, write_page_checksum=True)
     return out

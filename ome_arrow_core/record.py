@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from .buffers import arrow_empty, view_buffer
-from .errors import SchemaError
+from .boundary import reading
+from .coverage import check_coverage
+from .errors import DamagedFileError, SchemaError
 from .meta import ImageMeta
 from .record_bounds import check_record_sizes
 from .schema import find_ome_column, meta_from_record, ome_arrow_struct, record_header
@@ -49,14 +51,14 @@ def record_meta(records: pa.StructArray, row: int = 0) -> ImageMeta:
     return meta_from_record(header)
 
 
-def _exact_cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _exact_cast(values: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
     """Cast stored values to the declared dtype, refusing any change of value."""
     if values.dtype == dtype:
         return values
     out = values.astype(dtype)
     if not np.array_equal(out.astype(values.dtype), values, equal_nan=values.dtype.kind == "f"):
-        raise SchemaError(
-            f"stored pixel values ({values.dtype}) do not fit the declared pixel type {dtype}; "
+        raise DamagedFileError(
+            f"{where}: stored pixel values ({values.dtype}) do not fit the declared pixel type {dtype}; "
             "refusing to change them"
         )
     return out
@@ -74,83 +76,109 @@ def _row_items(records: pa.StructArray, field: str, row: int) -> pa.StructArray 
     return lists.values.slice(start, stop - start)
 
 
-def _list_values(items: pa.StructArray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Flat ``pixels`` list values of every item (cast exactly) and each item's offsets."""
+def _ints(items: pa.StructArray, name: str, default: int | None = None) -> np.ndarray:
+    """Integer field ``name`` of every item (``default`` where the field is absent)."""
+    if items.type.get_field_index(name) < 0 and default is not None:
+        return np.full(len(items), default, dtype=np.int64)
+    return np.asarray(items.field(name).fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _list_values(items: pa.StructArray, dtype: np.dtype, sizes: np.ndarray, where: str) -> list[np.ndarray]:
+    """The ``pixels`` list of every item (cast exactly), refusing any whose length is not ``sizes[i]``."""
     lists = items.field("pixels")
     offsets = np.asarray(lists.offsets) - lists.offsets[0].as_py()
-    flat = lists.flatten().to_numpy(zero_copy_only=False)
-    return _exact_cast(flat, dtype), offsets
+    bad = np.nonzero(np.diff(offsets) != sizes)[0]
+    if len(bad):
+        i = int(bad[0])
+        raise DamagedFileError(f"{where}[{i}].pixels holds {int(offsets[i + 1] - offsets[i])} values; its shape "
+                               f"needs {int(sizes[i])}: the record is damaged")
+    flat = _exact_cast(lists.flatten().to_numpy(zero_copy_only=False), dtype, where)
+    return [flat[offsets[i] : offsets[i + 1]] for i in range(len(items))]
 
 
-def _byte_blocks(items: pa.StructArray, dtype: np.dtype) -> list[np.ndarray]:
-    """Decode typed ``pixel_bytes`` items (per-item dtype and zstd/lz4 compression)."""
+def _byte_blocks(items: pa.StructArray, dtype: np.dtype, sizes: np.ndarray, where: str) -> list[np.ndarray]:
+    """Decode typed ``pixel_bytes`` items (per-item dtype and zstd/lz4 compression) of ``sizes[i]`` values each."""
     names = {items.type.field(i).name for i in range(items.type.num_fields)}
     dtypes = items.field("dtype").to_pylist() if "dtype" in names else [None] * len(items)
     codecs = items.field("compression").to_pylist() if "compression" in names else [None] * len(items)
-    shapes = [items.field(f"shape_{a}").to_numpy(zero_copy_only=False) for a in "zyx"]
     blobs = items.field("pixel_bytes")
     out = []
     for i in range(len(items)):
-        dt = np.dtype(dtypes[i]).newbyteorder("<") if dtypes[i] else dtype.newbyteorder("<")
-        n = int(shapes[0][i]) * int(shapes[1][i]) * int(shapes[2][i])
-        buf = blobs[i].as_buffer()
-        if buf is None:
-            raise SchemaError(f"chunk {i} has no pixel_bytes")
-        if codecs[i]:
-            buf = pa.Codec(str(codecs[i])).decompress(buf, decompressed_size=n * dt.itemsize)
+        member = f"{where}[{i}].pixel_bytes"
+        with reading(member, None, "decoding the pixels"):
+            dt = np.dtype(dtypes[i]).newbyteorder("<") if dtypes[i] else dtype.newbyteorder("<")
+            n = int(sizes[i])
+            buf = blobs[i].as_buffer()
+            if buf is None:
+                raise DamagedFileError(f"{member} is null; the record is damaged")
+            if codecs[i]:
+                buf = pa.Codec(str(codecs[i])).decompress(buf, decompressed_size=n * dt.itemsize)
+        if buf.size != n * dt.itemsize:
+            raise DamagedFileError(f"{member} holds {buf.size} bytes; its shape needs {n * dt.itemsize} "
+                                   f"({n} {dt.name} values): the record is damaged")
         block = np.frombuffer(buf, dtype=dt, count=n)
-        out.append(_exact_cast(block.astype(dt.newbyteorder("="), copy=False), dtype))
+        out.append(_exact_cast(block.astype(dt.newbyteorder("="), copy=False), dtype, member))
     return out
 
 
-def record_to_pixels(records: pa.StructArray, row: int = 0) -> tuple[ImageMeta, np.ndarray]:
-    """Decode record ``row`` into (meta, ``TZCYX`` array) with the declared dtype."""
+def record_to_pixels(records: pa.StructArray, row: int = 0, *, where: str = "record") -> tuple[ImageMeta, np.ndarray]:
+    """Decode record ``row`` into (meta, ``TZCYX`` array) with the declared dtype.
+
+    Every pixel must be written exactly once by the planes or chunks, each holding exactly
+    the values its shape needs; otherwise DamagedFileError names ``where`` and the member.
+    """
     meta = record_meta(records, row)
     T, Z, C, Y, X = meta.shape
+    sizes = [T, C, Z, Y, X]
     chunks = _row_items(records, "chunks", row)
     planes = _row_items(records, "planes", row)
-    check_record_sizes(meta, planes, chunks)  # before the output is allocated
+    try:
+        check_record_sizes(meta, planes, chunks)  # before the output is allocated
+    except DamagedFileError as exc:
+        raise DamagedFileError(f"{where}: {exc}") from None
     out, buf = arrow_empty(meta.shape, meta.dtype)
     if chunks is not None:
-        cols = {n: chunks.field(n).to_numpy(zero_copy_only=False) for n in ("t", "c", "z", "y", "x")}
-        shp = {n: chunks.field(f"shape_{n}").to_numpy(zero_copy_only=False) for n in ("z", "y", "x")}
+        member = f"{where} chunks"
+        origin = np.stack([_ints(chunks, a) for a in "tczyx"], axis=1)
+        shape = np.stack([_ints(chunks, f"shape_{a}", 1) for a in "tczyx"], axis=1)
+        covered, need = int(shape.prod(axis=1).sum()), T * Z * C * Y * X
+        if covered < need:  # a missing chunk would read as whatever memory held before
+            raise DamagedFileError(f"{member}: the record's chunks cover {covered} pixels; its sizes need {need}")
+        check_coverage(origin, shape, sizes, member, unit="chunk")
+        counts = shape.prod(axis=1)
         if chunks.type.get_field_index("pixel_bytes") >= 0:
-            blocks = _byte_blocks(chunks, meta.dtype)
+            blocks = _byte_blocks(chunks, meta.dtype, counts, member)
         else:
-            flat, offs = _list_values(chunks, meta.dtype)
-            blocks = [flat[offs[i] : offs[i + 1]] for i in range(len(chunks))]
-        covered = sum(int(shp["z"][i]) * int(shp["y"][i]) * int(shp["x"][i]) for i in range(len(chunks)))
-        if covered < T * Z * C * Y * X:  # a missing chunk would read as whatever memory held before
-            raise SchemaError(f"the record's chunks cover {covered} pixels; its sizes need {T * Z * C * Y * X}")
-        for i, block in enumerate(blocks):
-            t, c, z, y, x = (int(cols[n][i]) for n in ("t", "c", "z", "y", "x"))
-            sz, sy, sx = (int(shp[n][i]) for n in ("z", "y", "x"))
-            if block.size != sz * sy * sx:
-                raise SchemaError(f"chunk {i} holds {block.size} values, its shape says {sz * sy * sx}")
-            out[t, z : z + sz, c, y : y + sy, x : x + sx] = block.reshape(sz, sy, sx)
+            blocks = _list_values(chunks, meta.dtype, counts, member)
+        out, buf = arrow_empty(meta.shape, meta.dtype)
+        for (t, c, z, y, x), (st, sc, sz, sy, sx), block in zip(origin.tolist(), shape.tolist(), blocks):
+            out[t : t + st, z : z + sz, c : c + sc, y : y + sy, x : x + sx] = (
+                block.reshape(st, sc, sz, sy, sx).transpose(0, 2, 1, 3, 4))
     elif planes is not None:
-        flat, _ = _list_values(planes, meta.dtype)
-        if flat.size != len(planes) * Y * X:
-            raise SchemaError(
-                f"planes hold {flat.size} values; expected {len(planes)} planes of {Y}x{X}"
-            )
-        t = planes.field("t").to_numpy(zero_copy_only=False).astype(np.intp)
-        z = planes.field("z").to_numpy(zero_copy_only=False).astype(np.intp)
-        c = planes.field("c").to_numpy(zero_copy_only=False).astype(np.intp)
-        for ax, idx, n in (("t", t, T), ("z", z, Z), ("c", c, C)):
-            if idx.size and (idx.min() < 0 or idx.max() >= n):
-                raise SchemaError(f"a plane has {ax} outside 0..{n - 1}")
-        seen = np.zeros((T, Z, C), dtype=bool)
-        seen[t, z, c] = True
-        if not seen.all():  # a missing plane would read as whatever memory held before
-            t0, z0, c0 = (int(v) for v in np.argwhere(~seen)[0])
-            raise SchemaError(
-                f"record has {len(planes)} planes but none for t={t0}, z={z0}, c={c0}; "
-                f"expected all {T * Z * C} (T*Z*C)"
-            )
-        out[t, z, c] = flat.reshape(len(planes), Y, X)
+        member = f"{where} planes"
+        n = len(planes)
+        origin = np.stack([_ints(planes, "t"), _ints(planes, "c"), _ints(planes, "z"),
+                           np.zeros(n, np.int64), np.zeros(n, np.int64)], axis=1)
+        values = int(planes.field("pixels").offsets[-1].as_py() - planes.field("pixels").offsets[0].as_py())
+        if values != n * Y * X:
+            raise DamagedFileError(f"{member}: planes hold {values} values; expected {n} planes of {Y}x{X}")
+        for ax, k, size in (("t", 0, T), ("c", 1, C), ("z", 2, Z)):
+            if ((origin[:, k] < 0) | (origin[:, k] >= size)).any():
+                raise DamagedFileError(f"{member}: a plane has {ax} outside 0..{size - 1}")
+        try:
+            check_coverage(origin, np.tile(np.array([1, 1, 1, Y, X], dtype=np.int64), (n, 1)), sizes, member,
+                           unit="plane")
+        except DamagedFileError as exc:
+            if getattr(exc, "writers", 1) != 0:
+                raise
+            t0, c0, z0 = exc.pixel[:3]  # type: ignore[attr-defined]
+            raise DamagedFileError(f"{member}: record has {n} planes but none for t={t0}, z={z0}, c={c0}; "
+                                   f"expected all {T * Z * C} (T*Z*C)") from None
+        flat = np.concatenate(_list_values(planes, meta.dtype, np.full(n, Y * X, dtype=np.int64), member))
+        out, buf = arrow_empty(meta.shape, meta.dtype)
+        out[origin[:, 0], origin[:, 2], origin[:, 1]] = flat.reshape(n, Y, X)
     else:
-        raise SchemaError("OME-Arrow record has no planes and no chunks: there are no pixels")
+        raise SchemaError(f"{where}: OME-Arrow record has no planes and no chunks: there are no pixels")
     return meta, view_buffer(buf, meta.dtype, meta.shape)
 
 

@@ -39,8 +39,8 @@ def check_record_sizes(meta: ImageMeta, planes: pa.StructArray | None, chunks: p
     T, C, Z, Y, X = sizes
     if chunks is not None:
         shapes = [chunks.field(f"shape_{a}").to_numpy(zero_copy_only=False).astype(np.int64) for a in "zyx"]
-        if any(int(s.min(initial=1)) < 0 for s in shapes):
-            raise DamagedFileError("a chunk of the record declares a negative shape")
+        if any(int(s.min(initial=1)) < 1 for s in shapes):
+            raise DamagedFileError("a chunk of the record declares an extent below 1; every extent must be at least 1")
         declared = shapes[0] * shapes[1] * shapes[2]
         if chunks.type.get_field_index("pixel_bytes") >= 0:
             carried = _byte_capacity(chunks, declared, meta.dtype.itemsize)

@@ -13,6 +13,7 @@ from typing import Literal, Union
 
 import numpy as np
 
+from .arguments import whole_numbers
 from .errors import SelectionError
 from .layout import AXES
 
@@ -193,10 +194,7 @@ def parse_regions(
     ny, nx = sizes["Y"], sizes["X"]
 
     def ints(vals: Sequence[int], what: str) -> list[int]:
-        bad = [i for i in vals if isinstance(i, bool) or not isinstance(i, (int, np.integer))]
-        if bad:
-            raise SelectionError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}; round them first")
-        return [int(i) for i in vals]
+        return whole_numbers(vals, what)
 
     def need(vals: Sequence[int], k: int, what: str) -> list[int]:
         v = ints(vals, what)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .checksums import ChunkChecksums
+from .dataset_audit import audit_chunk_files
 from .dataset_format import MANIFEST, is_dataset_dir, read_manifest
 from .dataset_fragments import open_fragment
 from .dataset_tables import BASE, parts_of, read_images, read_indexes
@@ -66,6 +67,11 @@ def verify_dataset(root: Path) -> VerifyReport:
     frags = index.column("fragment_path").fill_null("chunks.parquet").to_numpy(zero_copy_only=False)
     for name in sorted(set(frags.tolist())):
         _verify_fragment(root, str(name), np.nonzero(frags == name)[0], index, dtypes, sums, report)
+    if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype
+        try:
+            audit_chunk_files(root)
+        except Exception as exc:
+            report.add(root, describe_error(exc))
     return report
 
 
@@ -159,7 +165,7 @@ def _reader(root: Path, name: str) -> tuple[Callable[[np.ndarray], tuple[pa.Chun
 
         return read, group_rows, group_bytes
     frag = open_fragment(root, name)
-    return (lambda groups: (frag.read(groups), None)), frag.group_rows, np.full(len(frag.group_rows), 1 << 20)
+    return (lambda groups: (frag.read(groups).column("pixel_bytes"), None)), frag.group_rows, np.full(len(frag.group_rows), 1 << 20)
 
 
 def _check_batch(file: Path, groups: np.ndarray, read: Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]],

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arguments import whole_numbers
 from .buffers import arrow_base
 from .devices import parse_device
 from .errors import SelectionError
@@ -76,7 +77,7 @@ class Streamable(ABC):
         """
         tiles = None
         if tile_size is not None:
-            h, w = (int(v) for v in tile_size)
+            h, w = whole_numbers(tile_size, "tile_size=(h, w)")
             tiles = {"Y": h, "X": w}
         return self._stream(
             batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed, prefetch=prefetch,
@@ -96,7 +97,7 @@ class Streamable(ABC):
         contiguous: bool = False,
     ) -> Iterator[Any]:
         """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X."""
-        d, h, w = (int(v) for v in tile_size)
+        d, h, w = whole_numbers(tile_size, "tile_size=(d, h, w)")
         return self._stream(
             batch_size=batch_size, tiles={"Z": d, "Y": h, "X": w}, shuffle=shuffle, seed=seed,
             prefetch=prefetch, mode=mode, device=device, contiguous=contiguous,

@@ -150,6 +150,7 @@ def test_an_interrupted_append_leaves_the_dataset_as_it_was(tmp_path: Path, monk
     # a process killed at that point leaves its files behind; readers and the next append pass them by
     for name in ("chunks-00002.parquet", "images-00002.parquet", "index-00002.parquet", "index-00003.parquet"):
         (out / name).write_bytes(b"left by a killed append")
+    (out / ".append-00002.pending").touch()  # what an append writes before its first file
     dataset_reader._cache.clear()
     ds = OMEArrowDataset.scan(out)
     assert ds.table.equals(table)

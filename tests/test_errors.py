@@ -30,6 +30,7 @@ from ome_arrow_core import (
     hookimpl,
 )
 from ome_arrow_core.atomic import atomic_path
+from ome_arrow_core.errors import ArgumentError
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -234,12 +235,12 @@ def test_bad_exports(tmp_path: Path) -> None:
         img.export("parquet")
     with pytest.raises(PluginError, match="no writer for how='gif'; known formats:"):
         img.export("gif", tmp_path / "x.gif")
-    with pytest.raises(SchemaError, match="layout must be 'dataset' or 'record', got 'zarr'"):
+    with pytest.raises(ArgumentError, match="layout must be 'dataset' or 'record', got 'zarr'"):
         img.export("parquet", tmp_path / "x.ome.parquet", layout="zarr")
     with pytest.raises(SelectionError, match=r"chunk_shape must be \(y, x\), \(z, y, x\) or \(t, c, z, y, x\) of positive ints"):
         img.export("parquet", tmp_path / "x.ome.parquet", chunk_shape=(0, 4))
     for bad in (0, -1):
-        with pytest.raises(SchemaError, match=f"rows_per_group must be >= 1, got {bad}"):
+        with pytest.raises(ArgumentError, match=f"rows_per_group must be >= 1, got {bad}"):
             img.export("parquet", tmp_path / "x.ome.parquet", rows_per_group=bad)
     assert listing(tmp_path) == []
 

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import LazyTensorView, OMEArrow, SchemaError
+from ome_arrow_core.errors import ArgumentError
 
 REF = Path(__file__).resolve().parent / "data" / "reference"
 EXPECTED = json.loads((REF / "expected.json").read_text())
@@ -106,7 +107,7 @@ def test_dataset_images_by_row_and_by_id() -> None:
     np.testing.assert_array_equal(by_row, by_id)
     with pytest.raises(SchemaError, match=r"image_id 'nope' not in .*ids: \['image-00000', 'image-00001'\]"):
         OMEArrow(path, image_id="nope")
-    with pytest.raises(SchemaError, match=r"row 2 out of range; .* holds images 0..1"):
+    with pytest.raises(ArgumentError, match=r"row 2 out of range; .* holds images 0..1"):
         OMEArrow(path, row=2)
 
 
@@ -179,7 +180,7 @@ def test_legacy_table_needs_a_column(legacy_table: tuple[Path, dict[str, list[np
         OMEArrow(path, column="Metadata_Well")
     with pytest.raises(SchemaError, match=r"column 'Nuclei' not found; OME-Arrow columns here: \['Image_OMEArrow_ORIG', 'Mask_OMEArrow_LABL'\]"):
         OMEArrow(path, column="Nuclei")
-    with pytest.raises(SchemaError, match=r"row 2 is out of range; .* has rows 0..1"):
+    with pytest.raises(ArgumentError, match=r"row 2 is out of range; .* has rows 0..1"):
         OMEArrow(path, column="Image_OMEArrow_ORIG", row=2)
 
 

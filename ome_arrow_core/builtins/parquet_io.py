@@ -13,7 +13,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..errors import SchemaError
+from ..arguments import check_row
+from ..boundary import reading, require_regular_file
+from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
 from ..handlers import PixelSource, Reader, Writer
 from ..hookspecs import hookimpl
 from ..parquet_dataset import DatasetSource, is_dataset_dir, write_dataset
@@ -29,12 +31,19 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
                 f"{path} is a directory but not an OME-Arrow dataset: expected "
                 "_ome_arrow_dataset.json, images.parquet and chunks.parquet inside"
             )
-        return DatasetSource(path, row=row, image_id=image_id, verify=verify)
+        row = check_row(row)
+        with reading(path, None, "opening the dataset"):
+            return DatasetSource(path, row=row, image_id=image_id, verify=verify)
+    row = check_row(row)
+    require_regular_file(path)
     try:
-        pf = pq.ParquetFile(path)
-    except Exception as exc:
-        raise SchemaError(f"{path} is not a readable Parquet file: {exc}") from exc
-    names = set(pf.schema_arrow.names)
+        with reading(path, None, "opening"):
+            pf = pq.ParquetFile(path)
+            names = set(pf.schema_arrow.names)
+    except OMEArrowError as exc:
+        if not isinstance(exc, DamagedFileError):
+            raise
+        raise DamagedFileError(f"{path} is not a readable Parquet file: {exc.__cause__ or exc}") from exc
     if {"pixel_bytes", "chunk_id"} <= names:
         raise SchemaError(
             f"{path} is the chunks file of an OME-Arrow dataset; open its directory {path.parent} instead"
@@ -65,11 +74,11 @@ def write_parquet(
     images = list(image) if isinstance(image, (list, tuple)) else [image]
     if layout == "record":
         if len(images) != 1:
-            raise SchemaError("layout='record' writes one image; use layout='dataset' for several")
+            raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
         return write_record_file(images[0].meta, images[0].to_numpy(), out, column=column,
                                  compression=compression or "none")
     if layout != "dataset":
-        raise SchemaError(f"layout must be 'dataset' or 'record', got {layout!r}")
+        raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
     return write_dataset(
         [(im.meta, im.to_numpy()) for im in images], out, chunk_shape=chunk_shape,
         compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,

@@ -23,11 +23,11 @@ from ome_arrow_core import (  # noqa: E402
     FormatVersionError,
     LayoutError,
     OMEArrow,
-    PluginError,
     SchemaError,
     Selection,
 )
 from ome_arrow_core.buffers import arrow_base  # noqa: E402
+from ome_arrow_core.errors import ArgumentError  # noqa: E402
 from ome_arrow_vortex import FORMAT_VERSION, writer  # noqa: E402
 
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"]
@@ -293,7 +293,7 @@ def test_zstd_compression_option(tmp_path: Path) -> None:
     OMEArrow(arr).export(how="vortex", out=tmp_path / "n.vortex", compression=None, chunk_shape=(16, 16))
     assert (tmp_path / "z.vortex").stat().st_size < (tmp_path / "n.vortex").stat().st_size
     assert np.array_equal(OMEArrow(tmp_path / "z.vortex").to_numpy()[0, 0, 0], arr)
-    with pytest.raises(PluginError, match="compression=None or 'zstd'"):
+    with pytest.raises(ArgumentError, match="compression=None or 'zstd'"):
         OMEArrow(arr).export(how="vortex", out=tmp_path / "l.vortex", compression="lz4")
 
 

@@ -59,8 +59,11 @@ def _window(sel: Selection, layout: str, starts: Sequence[int], stops: Sequence[
 
 
 def _read_dataset_block(ds: OMEArrowDataset, first: int, last: int, window: dict[str, Any], layout: str,
-                        policy: str) -> np.ndarray:
-    return ds.read(range(first, last), layout=layout, channel_policy=policy, **window)  # type: ignore[arg-type]
+                        policy: str, dtype: Any = None, casting: str = "checked") -> np.ndarray:
+    from ome_arrow_core.casting import cast_pixels
+
+    block = ds.read(range(first, last), layout=layout, channel_policy=policy, **window)  # type: ignore[arg-type]
+    return cast_pixels(block, None if dtype is None else np.dtype(dtype), casting)  # type: ignore[arg-type]
 
 
 def _read_view_block(view: LazyTensorView | TensorView, window: dict[str, int | tuple[int, int]]) -> np.ndarray:
@@ -122,16 +125,16 @@ def _dataset_to_dask(views: DatasetViews, images_per_chunk: int) -> da.Array:
     name = f"ome-arrow-dataset-{uuid.uuid4().hex}"
     ds_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     policy = views.selection["channel_policy"]
+    dtype, casting = views.selection["dtype"], views.selection["casting"]
     graph: dict[Any, Any] = {ds_key: ds}
     for bi, (a, b) in enumerate(_edges(outer)):
         for cell in itertools.product(*(list(enumerate(_edges(c))) for c in inner)):
             starts = [lo for _, (lo, _) in cell]
             stops = [hi for _, (_, hi) in cell]
             window = _window(sel, layout, starts, stops)
-            graph[(name, bi, *(j for j, _ in cell))] = (_read_dataset_block, ds_key, a, b, window, layout, policy)
-    arr = _array(graph, name, (outer, *inner), np.dtype(first.dtype))
-    dtype = views.selection["dtype"]
-    return arr if dtype is None else arr.astype(dtype)  # type: ignore[no-untyped-call]
+            graph[(name, bi, *(j for j, _ in cell))] = (_read_dataset_block, ds_key, a, b, window, layout, policy,
+                                                        dtype, casting)
+    return _array(graph, name, (outer, *inner), np.dtype(first.dtype))  # blocks cast as tensor_view(dtype=) does
 
 
 def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None) -> da.Array:

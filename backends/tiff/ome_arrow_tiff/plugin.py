@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
+from ome_arrow_core.arguments import check_row
 
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow
@@ -23,6 +26,8 @@ SUFFIXES: Final[tuple[str, ...]] = (
 def is_tiff(path: Path) -> bool:
     """True when ``path`` is a file starting with a TIFF or BigTIFF header."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            return False
         with open(path, "rb") as fh:
             return fh.read(4) in _MAGIC
     except OSError:
@@ -38,7 +43,7 @@ def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> 
         )
     from .source import TiffSource
 
-    return TiffSource(path, series=row)
+    return TiffSource(path, series=check_row(row))
 
 
 def write(image: OMEArrow, out: Path, **options: Any) -> Path:

@@ -29,7 +29,11 @@ from ome_arrow_core import (
 )
 from ome_arrow_core.dtypes import SUPPORTED
 
+from ome_arrow_core.boundary import require_regular_file
+from ome_arrow_core.errors import DamagedFileError
+
 from .axes import AxisMap
+from .damage import check_declared, check_extent, strict_tifffile
 from .metadata import image_meta
 
 if TYPE_CHECKING:
@@ -78,13 +82,23 @@ class TiffSource:
         self.pages_read = 0
         self.segments_read = 0
         self.bytes_read = 0
-        self._tif = tifffile.TiffFile(self.path)
+        self._size = require_regular_file(self.path).st_size
+        tif = None
+        try:
+            with strict_tifffile(self.path, "opening"):
+                tif = tifffile.TiffFile(self.path)
+        except BaseException:
+            if tif is not None:
+                tif.close()
+            raise
+        self._tif = tif
         self._finalizer = weakref.finalize(self, self._tif.close)
         self._state = threading.Lock()
         self._pages: dict[int, Any] = {}
         self._geometry: dict[int, np.ndarray] = {}
         try:
-            self._setup()
+            with strict_tifffile(self.path, "reading the series"):
+                self._setup()
         except BaseException:
             self.close()
             raise
@@ -127,6 +141,13 @@ class TiffSource:
             self.meta = image_meta(tif, s, self.series_index, self._axes, self.path.name)
         except DTypeError as exc:
             raise DTypeError(f"{self.path.name}: {exc}") from exc
+        check_declared(tif, s, self.series_index, self.meta.sizes, self.meta.dtype, self.path)
+        end = self._dataoffset + self._axes.n_pages * kf.nbytes
+        if self._virtual and end > self._size:
+            raise DamagedFileError(
+                f"{self.path}: its {self._axes.n_pages} pages need bytes up to {end} but the file has "
+                f"{self._size}; the file is truncated"
+            )
 
     # -- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
@@ -171,7 +192,7 @@ class TiffSource:
         )
         # Single-plane raw pages read full-width rows straight into ``out`` (no extra copy).
         direct = self._axes.page_axes == "YX" and sel.x == range(self._keyframe.imagewidth)
-        with _codec_hint():
+        with strict_tifffile(self.path, "reading pixels"), _codec_hint():
             for page in sorted(jobs):
                 raw = self._raw_location(page) if direct and sel.y.step == 1 else None
                 if raw is not None and len(jobs[page]) == 1:
@@ -196,6 +217,8 @@ class TiffSource:
                 page = self._series[index]
                 if page is not None:
                     page.parent.filehandle.set_lock(True)  # pages may live in other files
+                    size = self._size if page.parent is self._tif else page.parent.filehandle.size
+                    check_extent(page, size, Path(page.parent.filehandle.path), index)
             self._pages[index] = page
         return page
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import BackendUnavailableError
 from ome_arrow_core.atomic import atomic_path
+from ome_arrow_core.errors import ArgumentError
 
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow
@@ -91,6 +92,11 @@ def write_tiff(
             raise BackendUnavailableError(
                 f"writing TIFF with compression={compression!r} needs the imagecodecs package "
                 f"({exc}); install it with: pip install imagecodecs, or use compression='zlib'"
+            ) from exc
+        if "COMPRESSION" in str(exc):
+            raise ArgumentError(
+                f"compression={compression!r} is not a TIFF compression tifffile knows ({exc}); "
+                "use e.g. 'zlib', 'lzw', 'zstd' or None"
             ) from exc
         raise
     return out

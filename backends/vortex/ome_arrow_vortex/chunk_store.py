@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core import PluginError, SchemaError
+from ome_arrow_core import SchemaError
+from ome_arrow_core.errors import ArgumentError, DamagedFileError
 
-from .reader import _first_line
+from .reader import first_line, vortex_reading
 
 __all__ = ["VortexChunkFile", "write_chunks", "COMPRESSIONS"]
 
@@ -38,7 +39,7 @@ def write_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Pat
 
     codec = (compression or "none").lower()
     if codec not in COMPRESSIONS:
-        raise PluginError(f"Vortex chunk files take compression None or 'zstd', got {compression!r}")
+        raise ArgumentError(f"Vortex chunk files take compression None or 'zstd', got {compression!r}")
     opts = vx.io.VortexWriteOptions.compact() if codec == "zstd" else vx.io.VortexWriteOptions.default()
     opts.write(pa.RecordBatchReader.from_batches(schema, iter(batches)), str(path))
 
@@ -50,21 +51,22 @@ class VortexChunkFile:
         import vortex as vx
 
         self.path = Path(path)
-        try:
-            self._file = vx.open(str(self.path), memory_map=memory_map)
-        except Exception as exc:  # vortex raises RuntimeError for every failure
-            raise SchemaError(
-                f"{self.path} is not a readable Vortex file ({_first_line(exc)}); expected a chunk file "
-                'written by write_dataset(..., chunk_format="vortex")'
-            ) from None
-        stored = self._file.dtype.to_arrow_schema()
+        with vortex_reading(self.path.parent, self.path.name, "opening the chunks file"):
+            try:
+                self._file = vx.open(str(self.path), memory_map=memory_map)
+            except Exception as exc:  # vortex raises RuntimeError for every failure
+                raise DamagedFileError(
+                    f"{self.path} is not a readable Vortex file ({first_line(exc)}); expected a chunk file "
+                    'written by write_dataset(..., chunk_format="vortex")'
+                ) from None
+            stored = self._file.dtype.to_arrow_schema()
+            self.num_rows = len(self._file)
         if _PIXELS not in stored.names or stored.field(_PIXELS).type not in (
                 pa.binary(), pa.binary_view(), pa.large_binary()):
             raise SchemaError(
                 f"{self.path} has no binary 'pixel_bytes' column (columns: {stored.names}); expected a chunk "
                 'file written by write_dataset(..., chunk_format="vortex")'
             )
-        self.num_rows = len(self._file)
 
     def take(self, rows: np.ndarray) -> pa.ChunkedArray:
         """``pixel_bytes`` of ``rows`` (strictly increasing), as large_binary, in one scan."""
@@ -74,7 +76,8 @@ class VortexChunkFile:
         if len(rows) == 0:
             return pa.chunked_array([], pa.large_binary())
         indices = None if len(rows) == self.num_rows else vx.array(pa.array(rows, pa.uint64()))
-        table = self._file.to_arrow([_PIXELS], indices=indices, schema=_TAKE_SCHEMA).read_all()
+        with vortex_reading(self.path.parent, self.path.name, "reading chunk pixels"):
+            table = self._file.to_arrow([_PIXELS], indices=indices, schema=_TAKE_SCHEMA).read_all()
         return table.column(0)
 
 

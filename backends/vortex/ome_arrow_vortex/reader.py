@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import ImageMeta, SchemaError, Selection, SelectionError
+from ome_arrow_core.boundary import reading, require_regular_file, where
 from ome_arrow_core.buffers import arrow_empty, view_buffer
 from ome_arrow_core.checksums import ChunkChecksums, verify_enabled
+from ome_arrow_core.errors import DamagedFileError
 
 from .format import (
     CHECKSUM,
@@ -34,10 +37,28 @@ _HINT = "expected a file written by OMEArrow.export(how='vortex')"
 _VIEW_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """An exception's message without the Rust backtrace vortex appends."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def vortex_reading(path: str | Path, member: str | None = None, what: str = "reading") -> Iterator[None]:
+    """:func:`ome_arrow_core.boundary.reading` for vortex calls, which may also panic.
+
+    vortex raises pyo3's ``PanicException`` (a BaseException, not an Exception) for some
+    damaged files; it is matched by name, so KeyboardInterrupt and SystemExit pass.
+    """
+    try:
+        with reading(path, member, what):
+            yield
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise DamagedFileError(
+            f"{where(path, member)}: {what} failed (vortex panicked: {first_line(exc)}); the file is damaged"
+        ) from None
 
 
 def arrow_schema(dtype: Any, columns: Sequence[str]) -> pa.Schema:
@@ -106,12 +127,18 @@ class VortexSource:
         self.verify = verify
         self.memory_map = memory_map
         where = str(self.path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"no such file: {where!r}")
+        require_regular_file(self.path)
+        with vortex_reading(self.path, None, "opening"):
+            self._setup(where, vx)
+
+    def _setup(self, where: str, vx: Any) -> None:
+        """Open the file, check its columns and read its metadata."""
         try:
-            self._file = vx.open(where, memory_map=memory_map)
+            self._file = vx.open(where, memory_map=self.memory_map)
         except Exception as exc:  # vortex raises RuntimeError for every failure
-            if not self.path.exists():
-                raise FileNotFoundError(f"no such file: {where!r}") from None
-            raise SchemaError(f"{where} is not a readable Vortex file ({_first_line(exc)}); {_HINT}") from None
+            raise DamagedFileError(f"{where} is not a readable Vortex file ({first_line(exc)}); {_HINT}") from None
         names = list(getattr(self._file.dtype, "names", lambda: [])())
         missing = [c for c in COLUMNS if c not in names]
         if missing:
@@ -153,7 +180,7 @@ class VortexSource:
                 schema=arrow_schema(self._file.dtype, [META]),
             ).read_all()
         except Exception as exc:
-            raise SchemaError(f"{where}: cannot read the 'meta' column ({_first_line(exc)}); {_HINT}") from None
+            raise DamagedFileError(f"{where}: cannot read the 'meta' column ({first_line(exc)}); {_HINT}") from None
         text = table.column(0)[0].as_py() if table.num_rows else None
         if text is not None and not isinstance(text, str):
             raise SchemaError(f"{where}: the 'meta' column must be utf8 JSON; {_HINT}")
@@ -178,7 +205,8 @@ class VortexSource:
         keys = [sorted(p) for p in planes] + [sorted(ys), sorted(xs)]
         rows = self.grid.rows(*keys)
         if len(rows):
-            self._fill(out, rows, planes, ys, xs)
+            with vortex_reading(self.path, None, "reading chunks"):
+                self._fill(out, rows, planes, ys, xs)
         return view_buffer(buf, dtype, sel.shape)
 
     def _fill(self, out: np.ndarray, rows: np.ndarray, planes: list[dict[int, list[int]]],

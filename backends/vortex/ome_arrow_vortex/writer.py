@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core import PluginError
+from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.atomic import atomic_path
 from ome_arrow_core.checksums import checksums_of
 
@@ -76,7 +76,7 @@ def write_vortex(
 
     codec = (compression or "none").lower()
     if codec not in ("none", "zstd"):
-        raise PluginError(
+        raise ArgumentError(
             f"the vortex writer supports compression=None or 'zstd', got {compression!r}; "
             "use 'zstd' for smaller files or None for fast partial reads"
         )

@@ -1,0 +1,133 @@
+"""Refusing damaged TIFF files instead of reading them as something else.
+
+tifffile reads a truncated or damaged file as best it can: it logs a warning (``tifffile``
+logger) and returns fewer pages, a different series, or zeros for missing planes. A reader
+must not hand those out as the file's pixels, so:
+
+- :func:`strict_tifffile` turns what tifffile logs at WARNING or above, while this thread
+  opens or reads a file, into :class:`~ome_arrow_core.errors.DamagedFileError`, and wraps
+  tifffile's and imagecodecs' own exceptions the same way;
+- :func:`check_declared` compares the shape and pixel type an OME-TIFF's OME-XML declares
+  with the series tifffile built from the pages it could read;
+- :func:`check_extent` refuses pages whose data lie past the end of the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ome_arrow_core.boundary import reading
+from ome_arrow_core.errors import DamagedFileError
+
+__all__ = ["strict_tifffile", "check_declared", "check_extent"]
+
+#: OME ``Pixels/@Type`` -> numpy dtype name.
+_OME_TYPES = {
+    "int8": "int8", "int16": "int16", "int32": "int32", "uint8": "uint8", "uint16": "uint16",
+    "uint32": "uint32", "float": "float32", "double": "float64", "bit": "bool",
+}
+
+
+class _Collect(logging.Handler):
+    """Keeps the WARNING+ records tifffile logs from one thread."""
+
+    def __init__(self, thread: int) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = thread
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.records.append(record)
+
+
+@contextmanager
+def strict_tifffile(path: Path, what: str) -> Iterator[None]:
+    """Run tifffile calls on ``path``; its exceptions and logged warnings become DamagedFileError."""
+    log = logging.getLogger("tifffile")
+    handler = _Collect(threading.get_ident())
+    log.addHandler(handler)
+    try:
+        with reading(path, None, what):
+            yield
+    finally:
+        log.removeHandler(handler)
+    if handler.records:
+        first = handler.records[0].getMessage().replace(f"<tifffile.TiffFile {path.name!r}> ", "")
+        more = f" (and {len(handler.records) - 1} more)" if len(handler.records) > 1 else ""
+        raise DamagedFileError(
+            f"{path}: {what} failed: tifffile reports {first!r}{more}; the file is truncated or damaged"
+        )
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def check_declared(tif: Any, series: Any, index: int, sizes: dict[str, int], dtype: np.dtype, path: Path) -> None:
+    """Refuse a series whose pages disagree with the shape and type its OME-XML declares.
+
+    Only OME-TIFFs are checked: their OME-XML is the declaration. tifffile falls back to
+    another series kind when it cannot use the OME-XML; that is refused too.
+    """
+    if not tif.is_ome:
+        description = str(tif.pages.first.description or "")
+        if description.lstrip().startswith("<?xml") and "<OME" in description[:4096]:
+            raise DamagedFileError(
+                f"{path}: its ImageDescription starts as OME-XML but is not a complete OME document; "
+                "the file's metadata is damaged"
+            )
+        return
+    xml = tif.ome_metadata
+    try:
+        root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
+    except (ET.ParseError, AttributeError) as exc:
+        raise DamagedFileError(f"{path}: the OME-XML does not parse ({exc}); the file's metadata is damaged") from None
+    images = [e for e in root if _local(e.tag) == "Image"]
+    if series.kind != "ome" and images:
+        raise DamagedFileError(
+            f"{path}: its OME-XML declares {len(images)} image(s) but tifffile could not map them to the "
+            f"file's pages (it read a {series.kind!r} series instead); the file is truncated or its metadata damaged"
+        )
+    if series.kind != "ome" or not 0 <= index < len(images):
+        return
+    pixels = next((e for e in images[index] if _local(e.tag) == "Pixels"), None)
+    if pixels is None:
+        raise DamagedFileError(f"{path}: image {index} of the OME-XML has no Pixels element; the metadata is damaged")
+    try:
+        declared = {a: int(pixels.get(f"Size{a}", "")) for a in "TZCYX"}
+    except ValueError:
+        raise DamagedFileError(
+            f"{path}: the OME-XML Pixels sizes {dict(pixels.attrib)} are not integers; the metadata is damaged"
+        ) from None
+    if math.prod(declared.values()) != math.prod(sizes.values()) or any(
+            declared[a] != sizes[a] for a in "YX"):
+        raise DamagedFileError(
+            f"{path}: the OME-XML declares sizes {declared} (TZCYX) but the file's readable pages hold "
+            f"{dict(sizes)}; the file is truncated or its metadata damaged"
+        )
+    want = _OME_TYPES.get(str(pixels.get("Type", "")).lower())
+    if want is not None and np.dtype(want) != dtype:
+        raise DamagedFileError(
+            f"{path}: the OME-XML declares pixel type {pixels.get('Type')!r} but the pages hold {dtype}; "
+            "the file's metadata is damaged"
+        )
+
+
+def check_extent(page: Any, size: int, path: Path, index: int) -> None:
+    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes."""
+    ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+    if ends and max(ends) > size:
+        raise DamagedFileError(
+            f"{path}: page {index} stores data up to byte {max(ends)} but the file has {size} bytes; "
+            "the file is truncated"
+        )

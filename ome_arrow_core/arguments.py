@@ -1,0 +1,62 @@
+"""Integer arguments (sizes, shapes, crops, indices, rows): refused when not whole numbers, never truncated.
+
+``roi=(0.5, 0, 4, 4)`` or ``tile_size=(31.9, 32)`` is almost certainly a mistake (a computed
+size not rounded); ``int()`` would silently read something else. Every public argument that
+is a count or a coordinate goes through :func:`whole_numbers`; an index into a dataset goes
+through :func:`check_index` and a reader's ``row=`` through :func:`check_row`, whose
+out-of-range values raise :class:`~.errors.SelectionError` (an IndexError) and
+:class:`~.errors.ArgumentError` (a ValueError) as before these checks.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .errors import ArgumentError, SelectionError, SelectionTypeError
+
+__all__ = ["IntegerArgumentError", "whole_numbers", "whole_number", "check_index", "check_row"]
+
+
+class IntegerArgumentError(ArgumentError, SelectionError):
+    """A size, shape, crop or index argument is not an integer (an ArgumentError, and a SelectionError as before)."""
+
+
+def whole_numbers(values: Iterable[Any], what: str) -> list[int]:
+    """``values`` as ints; IntegerArgumentError naming ``what`` when one is not an integer (bools neither)."""
+    vals = list(values)
+    bad = [v for v in vals if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))]
+    if bad:
+        raise IntegerArgumentError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}; round them first")
+    return [int(v) for v in vals]
+
+
+def whole_number(value: Any, what: str) -> int:
+    """``value`` as an int; IntegerArgumentError naming ``what`` when it is not an integer."""
+    return whole_numbers([value], what)[0]
+
+
+def _integer(value: object, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise SelectionTypeError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def check_index(i: object, n: int) -> int:
+    """Position of image ``i`` (negative counts from the end) among ``n``."""
+    k = _integer(i, "a dataset index")
+    if not -n <= k < n:
+        held = f"images 0..{n - 1}" if n else "no images"
+        raise SelectionError(f"image {k} is out of range; the dataset holds {held}")
+    return k % n
+
+
+def check_row(row: object) -> int:
+    """``row=`` of a reader: an integer >= 0 (its upper bound is checked by the reader)."""
+    k = _integer(row, "row=")
+    if k < 0:
+        raise ArgumentError(f"row= takes an image number >= 0, got {k}")
+    return k

@@ -1,0 +1,337 @@
+"""Corruption harness: build one small file of every storage kind we write, mutate it, read it back.
+
+Every mutant must read as exactly the original pixels or raise an :class:`OMEArrowError`
+whose message names the file; any other exception, wrong pixels, a hang or unbounded memory
+is a failure. Cases are deterministic (seeded by their id).
+
+Kinds: Parquet datasets (lz4 and uncompressed chunks, Vortex chunks, an appended dataset), a
+struct-record Parquet file, a single Vortex file, an OME-TIFF we write and one tifffile writes.
+Mutation classes: ``truncate``, ``bitflip``, ``byteset``, ``zero``, ``delete``, ``swap_twin``
+(the same member of a dataset with the same shapes, other pixels), ``swap_other`` (of a
+dataset with other shapes and dtype), ``lie`` (metadata edited to claim other sizes, dtypes,
+ids, paths...), and ``fifo`` (a member replaced by a FIFO; run in a subprocess).
+
+The default run is a few hundred cases; ``OME_ARROW_CORE_FUZZ_CASES=5000`` makes more random
+variants. Run it alone with ``python tests/corruption/corruption_harness.py [--cases N]``,
+which prints the outcome counts per mutation class.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import sys
+import tracemalloc
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script too
+
+from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, mutate  # noqa: E402
+
+__all__ = ["RESULTS", "Case", "Outcome", "build_samples", "cases", "fifo_cases", "read_everything", "run_case", "summarize",
+           "KINDS"]
+
+#: Outcomes of the cases run in this process (the pytest plugin in conftest.py prints their counts).
+RESULTS: list[tuple[Case, Outcome]] = []
+#: Seconds one case may take before it counts as a hang.
+CASE_TIMEOUT = 20
+#: Peak memory one case may add (traced Python/numpy allocations and resident set), beyond the file size.
+MEMORY_BOUND = 64 << 20
+
+
+# -- samples --------------------------------------------------------------------------------------
+def _arrays(seed: int, n: int, dtype: str = "uint16", shape: tuple[int, ...] = (2, 2, 16, 16)) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, 60000, shape).astype(dtype) for _ in range(n)]
+
+
+def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
+    """Write sample ``kind`` at ``out``; returns its images' pixels (TZCYX), in order.
+
+    ``variant`` "twin" has the same shapes and other pixels; "other" other shapes and dtype.
+    """
+    import tifffile
+
+    from ome_arrow_core import OMEArrow, write_dataset
+
+    seed = {"main": 1, "twin": 2, "other": 3}[variant]
+    shape, dtype = ((2, 2, 16, 16), "uint16") if variant != "other" else ((3, 1, 12, 20), "int32")
+    arrs = _arrays(seed, 3, dtype, shape)
+    opts: dict[str, Any] = {"dim_order": "ZCYX", "chunk_shape": (8, 8), "progress": False}
+    if kind == "ds_lz4":
+        write_dataset(arrs, out, rows_per_group=2, metadata={"well": ["A01", "B02", "C03"]}, **opts)
+    elif kind == "ds_none":
+        write_dataset(arrs, out, compression=None, **opts)
+    elif kind == "ds_vortex":
+        write_dataset(arrs, out, chunk_format="vortex", **opts)
+    elif kind == "ds_append":
+        write_dataset(arrs[:2], out, **opts)
+        write_dataset(arrs[2:], out, mode="append", **opts)
+    else:
+        arrs = arrs[:1]
+        img = OMEArrow(arrs[0], "ZCYX")
+        if kind == "record":
+            img.export("parquet", out, layout="record")
+        elif kind == "vortex":
+            img.export("vortex", out, chunk_shape=(8, 8))
+        elif kind == "tiff_ours":
+            img.export("ome-tiff", out)
+        elif kind == "tiff_tifffile":
+            tifffile.imwrite(out, arrs[0], ome=True, metadata={"axes": "ZCYX"}, tile=(16, 16), compression="zlib")
+        else:
+            raise ValueError(kind)
+    return [a.reshape(1, *a.shape) for a in arrs]
+
+
+# -- running one case -----------------------------------------------------------------------------
+class Hang(Exception):
+    """A case ran past CASE_TIMEOUT."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise Hang(f"no result after {CASE_TIMEOUT} s")
+
+
+def read_everything(kind: str, root: Path) -> list[np.ndarray]:
+    """Scan ``root`` and read every image in every way a user would; the images' pixels, in order."""
+    from ome_arrow_core import OMEArrow, OMEArrowDataset
+
+    if kind == "record":  # one struct record (scan of one-row record files is issue 10's; read it directly)
+        return [OMEArrow.scan(root).to_numpy(), OMEArrow(root).to_numpy()][:1]
+    ds = OMEArrowDataset.scan(root)
+    each = [ds[i].to_numpy() for i in range(len(ds))]
+    if kind.startswith("ds_"):
+        batch = ds.read() if len(ds) else np.zeros((0,))
+        rows = [OMEArrow.scan(root, row=i).to_numpy() for i in range(len(ds))]
+        for i, img in enumerate(each):
+            if not (np.array_equal(batch[i].reshape(img.shape), img) and np.array_equal(rows[i], img)):
+                raise WrongPixels(f"image {i}: ds.read(), ds[i] and OMEArrow.scan(row=i) disagree")
+    else:
+        each.append(OMEArrow(root).to_numpy())
+    return each
+
+
+class WrongPixels(Exception):
+    """The read returned pixels that are not the file's."""
+
+
+@dataclass
+class Outcome:
+    """What one case did: ``status`` is "pixels" (exactly the original), "error" (ours, naming the file) or "failure"."""
+
+    status: str
+    detail: str = ""
+
+
+def _hwm_kib() -> int:
+    with open("/proc/self/status") as fh:
+        m = re.search(r"VmHWM:\s+(\d+)", fh.read())
+    return int(m.group(1)) if m else 0
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Path, list[np.ndarray]]],
+             cli: bool = True) -> Outcome:
+    """Copy the sample, mutate it, read everything under a timeout and memory watch; classify the outcome."""
+    from ome_arrow_core import OMEArrowError
+
+    src, expected = samples[(case.kind, "main")]
+    root = workdir / src.name
+    if root.exists() or root.is_symlink():
+        shutil.rmtree(root) if root.is_dir() else root.unlink()
+    if src.is_dir():
+        shutil.copytree(src, root)
+    else:
+        shutil.copyfile(src, root)
+    partners = {v: samples[(case.kind, v)][0] for v in ("twin", "other") if (case.kind, v) in samples}
+    mutate(case, root, partners)
+    _clear_caches()
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else (
+        root.stat().st_size if root.is_file() else 0)
+    old = signal.signal(signal.SIGALRM, _alarm)
+    import pyarrow as pa
+
+    arrow_before = pa.total_allocated_bytes()
+    tracemalloc.start()
+    hwm_ok = _reset_hwm()
+    base = _hwm_kib()
+    signal.alarm(CASE_TIMEOUT)
+    try:
+        got = read_everything(case.kind, root)
+        outcome = _compare(got, expected)
+    except Hang as exc:
+        outcome = Outcome("failure", f"hang: {exc}")
+    except WrongPixels as exc:
+        outcome = Outcome("failure", f"wrong pixels: {exc}")
+    except OMEArrowError as exc:
+        text = str(exc)
+        if str(root) in text or root.name in text:
+            outcome = Outcome("error", f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+        else:
+            outcome = Outcome("failure", f"{type(exc).__name__} does not name the file: {text[:300]}")
+    except BaseException as exc:  # noqa: BLE001 (a foreign exception is exactly what we look for)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        outcome = Outcome("failure", f"foreign {type(exc).__module__}.{type(exc).__name__}: {str(exc)[:300]}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        rss = (_hwm_kib() - base) * 1024 if hwm_ok else 0
+        arrow = pa.total_allocated_bytes() - arrow_before  # still held by Arrow after the case
+    bound = MEMORY_BOUND + 4 * size
+    if peak > bound or rss > bound or arrow > bound:
+        outcome = Outcome("failure", f"memory: traced peak {peak >> 20} MiB, resident +{rss >> 20} MiB, "
+                                     f"Arrow +{arrow >> 20} MiB, "
+                                     f"bound {bound >> 20} MiB ({outcome.status}: {outcome.detail})")
+    _clear_caches()
+    if cli:
+        old = signal.signal(signal.SIGALRM, _alarm)
+        try:
+            problem = run_cli(root, workdir, outcome.status)
+        finally:
+            signal.signal(signal.SIGALRM, old)
+        if problem is not None:
+            outcome = Outcome("failure", f"cli {problem}" + (f" (read: {outcome.detail})" if outcome.detail else ""))
+    return outcome
+
+
+def run_cli(root: Path, workdir: Path, read_status: str) -> str | None:
+    """``ome-arrow-core info`` and ``convert`` on a mutant (in-process); a failure detail, or None.
+
+    Each must exit 0, or exit 1 printing exactly one line on stderr that starts with
+    ``error:`` and is no traceback; after a read error they must not exit 0 with nothing said.
+    """
+    import contextlib
+    import io
+
+    from ome_arrow_core.cli import main
+
+    out = workdir / "converted.ome.parquet"
+    for argv in (["info", str(root)], ["convert", str(root), "-o", str(out), "-q"]):
+        err, std = io.StringIO(), io.StringIO()
+        signal.alarm(CASE_TIMEOUT)
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+                code = main(argv)
+        except Hang:
+            return f"{argv[0]}: hang"
+        except BaseException as exc:  # noqa: BLE001
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return f"{argv[0]}: raised {type(exc).__name__}: {str(exc)[:200]}"
+        finally:
+            signal.alarm(0)
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            _clear_caches()
+        lines = err.getvalue().splitlines()
+        if code == 0 and not lines:
+            continue
+        if code != 1 or len(lines) != 1 or not lines[0].startswith("error: ") or "Traceback" in err.getvalue():
+            return f"{argv[0]}: exit {code}, stderr {err.getvalue()[:300]!r}"
+    return None
+
+
+def _compare(got: list[np.ndarray], expected: list[np.ndarray]) -> Outcome:
+    want = expected if len(got) == len(expected) else None
+    if want is None and len(got) == len(expected) + 1:  # single files: the dataset view and the direct read
+        want = [*expected, expected[0]]
+    if want is None:
+        return Outcome("failure", f"wrong pixels: {len(got)} images read, the file holds {len(expected)}")
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g.shape != w.shape or g.dtype != w.dtype or not np.array_equal(g, w):
+            return Outcome("failure", f"wrong pixels: image {i} read as {g.shape} {g.dtype}, "
+                                      f"stored {w.shape} {w.dtype}" + ("" if g.shape != w.shape else " (values differ)"))
+    return Outcome("pixels")
+
+
+def _clear_caches() -> None:
+    try:
+        from ome_arrow_core import dataset_reader
+
+        with dataset_reader._cache_lock:
+            dataset_reader._cache.clear()
+    except (ImportError, AttributeError):
+        pass
+
+
+def build_samples(where: Path) -> dict[tuple[str, str], tuple[Path, list[np.ndarray]]]:
+    """Every kind's sample (and twin and other for datasets) under ``where``."""
+    out = {}
+    for kind in KINDS:
+        for variant in ("main", "twin", "other"):
+            d = where / variant
+            d.mkdir(parents=True, exist_ok=True)
+            path = d / f"{kind}{SUFFIX[kind]}"
+            out[(kind, variant)] = (path, build(kind, path, variant))
+        members = KINDS[kind]
+        root = out[(kind, "main")][0]
+        if members != ("",):
+            have = tuple(sorted(p.name for p in root.iterdir()))
+            assert have == tuple(sorted(members)), f"{kind} has members {have}, the harness expects {members}"
+    return out
+
+
+def summarize(results: Iterator[tuple[Case, Outcome]] | list[tuple[Case, Outcome]]) -> str:
+    """A table: per mutation class, how many cases gave the pixels, our error, a failure."""
+    counts: dict[str, Counter[str]] = {}
+    for case, outcome in results:
+        counts.setdefault(case.cls, Counter())[outcome.status] += 1
+        counts.setdefault("all", Counter())[outcome.status] += 1
+    lines = [f"{'class':<12} {'cases':>6} {'pixels':>7} {'error':>7} {'failure':>8}"]
+    for cls in [*sorted(c for c in counts if c != "all"), "all"]:
+        c = counts[cls]
+        lines.append(f"{cls:<12} {sum(c.values()):>6} {c['pixels']:>7} {c['error']:>7} {c['failure']:>8}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import tempfile
+    import time
+    import warnings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=None, help="scale random variants to about this many cases")
+    parser.add_argument("--kind", default=None, help="only this storage kind")
+    parser.add_argument("--cls", default=None, help="only this mutation class")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every failure")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("error")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = build_samples(Path(tmp) / "samples")
+        work = Path(tmp) / "work"
+        work.mkdir()
+        results = []
+        for case in cases(args.cases):
+            if (args.kind and case.kind != args.kind) or (args.cls and case.cls != args.cls):
+                continue
+            outcome = run_case(case, work, samples)
+            results.append((case, outcome))
+            if args.verbose and outcome.status == "failure":
+                print(f"FAIL {case.id}: {outcome.detail}")
+    print(summarize(results))
+    print(f"{len(results)} cases in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
