@@ -22,14 +22,16 @@ import pyarrow as pa
 
 from .boundary import reading, require_regular_file
 from .errors import DamagedFileError
-from .parquet_pages import PageRanges
+from .page_columns import COLUMNS, defined_value_at, row_columns
+from .parquet_pages import PageRanges, page_header
 
 __all__ = ["RANGE_COLUMNS", "RANGE_FIELDS", "MANIFEST_KEY", "PageFragment", "range_columns", "listed_codec",
            "manifest_entry",
            "ranged_rows_bound", "paged_fragment"]
 
 #: Index columns locating each chunk's page (null: read through the Parquet footer).
-RANGE_COLUMNS: Final[tuple[str, str, str]] = ("page_offset", "page_compressed_size", "page_uncompressed_size")
+RANGE_COLUMNS: Final[tuple[str, ...]] = ("page_offset", "page_compressed_size", "page_uncompressed_size",
+                                         "row_group_offset")
 RANGE_FIELDS: Final[list[pa.Field]] = [pa.field(n, pa.int64()) for n in RANGE_COLUMNS]
 #: Manifest key (under ``ome_arrow_core``): chunks file name -> {"codec": pyarrow codec of its pages ("none":
 #: uncompressed), "bytes": the file's size}.
@@ -48,7 +50,8 @@ def range_columns(row_group_id: np.ndarray, ranges: PageRanges | None) -> list[p
     """The RANGE_COLUMNS of index rows with row groups ``row_group_id`` of a file with ``ranges`` (None: nulls)."""
     if ranges is None:
         return [pa.nulls(len(row_group_id), pa.int64()) for _ in RANGE_COLUMNS]
-    return [pa.array(a[row_group_id]) for a in (ranges.offset, ranges.compressed, ranges.uncompressed)]
+    return [pa.array(a[row_group_id]) for a in (ranges.offset, ranges.compressed, ranges.uncompressed,
+                                                ranges.group_offset)]
 
 
 def listed_codec(root: Path, manifest: dict[str, Any], name: str) -> tuple[bool, str | None]:
@@ -117,8 +120,8 @@ def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index: pa.Ta
     np.maximum.at(limit, groups, pixels * _MAX_ITEMSIZE + _PAGE_OVERHEAD)
     owner = np.where(at >= 0, rows[np.maximum(at, 0)], -1)
     label = (lambda g: where(int(owner[g]))) if where is not None else None
-    offset, compressed, uncompressed = (np.where(at >= 0, c[np.maximum(at, 0)], -1) for c in cols)
-    return PageFragment(file, codec, offset, compressed, uncompressed, limit=limit, label=label)
+    offset, compressed, uncompressed, first = (np.where(at >= 0, c[np.maximum(at, 0)], -1) for c in cols)
+    return PageFragment(file, codec, offset, compressed, uncompressed, first, limit=limit, label=label)
 
 
 class PageFragment:
@@ -127,13 +130,14 @@ class PageFragment:
     format = "parquet"
 
     def __init__(self, file: Path, codec: str | None, offset: np.ndarray, compressed: np.ndarray,
-                 uncompressed: np.ndarray, *, limit: np.ndarray | None = None,
+                 uncompressed: np.ndarray, group_offset: np.ndarray, *, limit: np.ndarray | None = None,
                  label: Callable[[int], str] | None = None) -> None:
         self.path = file
         self._label = label
         self.codec = codec
         self._codec = pa.Codec(codec) if codec else None
         self.offset, self.compressed, self.uncompressed = offset, compressed, uncompressed
+        self.group_offset = group_offset
         self.group_rows = np.ones(len(offset), dtype=np.int64)
         self.group_bytes: np.ndarray | None = uncompressed
         with reading(file, None, "opening the chunks file"):
@@ -147,19 +151,30 @@ class PageFragment:
 
         Row groups no index row names (offset -1) are left out: nothing reads them.
         """
-        o, c, u = self.offset, self.compressed, self.uncompressed
+        o, c, u, first = self.offset, self.compressed, self.uncompressed, self.group_offset
         known = o != -1
-        bad = known & ((o < 4) | (c < 1) | (u < 0) | (o + c > self.size - 8))
+        bad = known & ((first < 4) | (first >= o) | (c < 1) | (u < 0) | (o + c > self.size - 8))
         if self._codec is None:
             bad |= known & (c != u)
         if limit is not None:
             bad |= known & (u > limit)
         order = np.nonzero(known)[0]
-        order = order[np.argsort(o[order], kind="stable")]
+        order = order[np.argsort(first[order], kind="stable")]
         ends = (o + c)[order]
         overlap = np.zeros(len(o), dtype=bool)
-        overlap[order[1:]] = o[order[1:]] < ends[:-1]
+        overlap[order[1:]] = first[order[1:]] < ends[:-1]  # row groups (their columns, then the page) apart
         bad |= overlap
+        # row groups are written in order: one placed before a group of a lower number is not where the index says
+        ids = np.nonzero(known)[0]
+        misplaced = np.zeros(len(o), dtype=bool)
+        misplaced[ids[1:]] = first[ids[1:]] <= first[ids[:-1]]
+        if misplaced.any() and not bad.any():
+            g = int(np.nonzero(misplaced)[0][0])
+            raise DamagedFileError(
+                f"{self.path}: index.parquet says {self.what(g)} lies at byte {int(first[g])}, before a row group of a "
+                "lower number, but row groups are stored in order; index.parquet and the chunks file disagree, the "
+                "dataset is damaged"
+            )
         if bad.any():
             g = int(np.nonzero(bad)[0][0])
             raise DamagedFileError(
@@ -178,11 +193,12 @@ class PageFragment:
             os.close(fd)
             self._fd = None
 
-    def _spans(self, groups: np.ndarray) -> list[tuple[int, int, list[int]]]:
-        """(start, stop, groups) of the reads fetching ``groups``: pages less than GAP_BYTES apart share one."""
-        order = groups[np.argsort(self.offset[groups], kind="stable")]
+    def _spans(self, groups: np.ndarray, starts: np.ndarray) -> list[tuple[int, int, list[int]]]:
+        """(start, stop, groups) of the reads fetching ``groups`` from ``starts[g]`` to the end of their page:
+        ranges less than GAP_BYTES apart share one read."""
+        order = groups[np.argsort(starts[groups], kind="stable")]
         spans: list[tuple[int, int, list[int]]] = []
-        for g, start, stop in zip(order.tolist(), self.offset[order].tolist(), (self.offset + self.compressed)[order].tolist()):
+        for g, start, stop in zip(order.tolist(), starts[order].tolist(), (self.offset + self.compressed)[order].tolist()):
             if spans and start - spans[-1][1] <= GAP_BYTES:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], stop), [*spans[-1][2], g])
             else:
@@ -192,15 +208,16 @@ class PageFragment:
     def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
         """``pixel_bytes`` of row groups ``groups`` (ascending): one value per group, one Arrow chunk per value.
 
-        Nothing else is read, even with ``audit``: the index's checksum of each chunk ties its
-        bytes to its index row (a range pointing at another chunk fails it), as for chunk stores.
+        With ``audit``, also the group's other columns (AUDITED and ``chunk_id``), decoded from the
+        bytes just before its page (one read still), for the reader to compare with the index.
         """
         out: dict[int, pa.Array] = {}
+        rows: dict[int, dict[str, Any]] = {}
         groups = np.asarray(groups, dtype=np.int64)
         if (self.offset[groups] < 0).any():
             g = int(groups[self.offset[groups] < 0][0])
             raise DamagedFileError(f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged")
-        for start, stop, members in self._spans(groups):
+        for start, stop, members in self._spans(groups, self.group_offset if audit else self.offset):
             with reading(self.path, None, "reading chunk pages"):
                 raw = os.pread(self._fd, stop - start, start) if self._fd is not None else b""
             if len(raw) != stop - start:
@@ -212,8 +229,28 @@ class PageFragment:
             for g in members:
                 at = int(self.offset[g]) - start
                 out[g] = self._value(g, span.slice(at, int(self.compressed[g])))
+                if audit:
+                    rows[g] = self._columns(g, memoryview(raw)[int(self.group_offset[g]) - start : at])
             del raw, span
-        return pa.table({"pixel_bytes": pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())})
+        table = {"pixel_bytes": pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())}
+        if audit:
+            for name, kind in COLUMNS:
+                table[name] = pa.chunked_array([pa.array([rows[int(g)][name] for g in groups],
+                                                         pa.string() if kind == "str" else pa.int64())])
+        return pa.table(table)
+
+    def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
+        """The other columns of row group ``g`` from ``head``, its bytes up to its page's data, checked to end there."""
+        try:
+            row, end = row_columns(head, self._codec)
+            page = page_header(head[end:])
+            if end + page.size != len(head) or page.compressed_size != int(self.compressed[g]) or (
+                    page.uncompressed_size != int(self.uncompressed[g])):
+                raise ValueError("the pixel page is not where and what the index says")
+        except (ValueError, OSError, pa.ArrowException) as exc:
+            raise DamagedFileError(f"{self.path}: the columns of {self.what(g)} do not decode ({exc}); the file or "
+                                   "index.parquet is damaged") from exc
+        return row
 
     def _value(self, g: int, page: pa.Buffer) -> pa.Array:
         """The one ``pixel_bytes`` value of row group ``g``'s V1 page ``page`` (compressed), zero-copy from the page."""
@@ -226,38 +263,14 @@ class PageFragment:
                                        "the file or index.parquet is damaged") from exc
         if page.size != size:
             raise DamagedFileError(f"{self.path}: the page of {self.what(g)} holds {page.size} bytes, the index says {size}")
-        start, length = _plain_value(memoryview(page), size)
-        if start < 0:
+        body = memoryview(page)
+        start = defined_value_at(body)
+        length = int.from_bytes(body[start : start + 4], "little") if start >= 0 else -1
+        start += 4
+        if start < 4 or start + length != size:
             raise DamagedFileError(
                 f"{self.path}: the page of {self.what(g)} is not one defined PLAIN value filling {size} bytes; "
                 "the file or index.parquet is damaged"
             )
         offsets = pa.py_buffer(np.array([0, length], dtype=np.int64))
         return pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, page.slice(start, length)])
-
-
-def _plain_value(body: memoryview, size: int) -> tuple[int, int]:
-    """(start, length) of the one value of a V1 page body of an optional BYTE_ARRAY column, or (-1, -1).
-
-    The body: a 4-byte length and the definition levels (RLE/bit-packed hybrid, bit width 1), then
-    PLAIN values (a 4-byte little-endian length, then the bytes). The value must be defined and fill the page.
-    """
-    if size < 8:
-        return -1, -1
-    levels = int.from_bytes(body[0:4], "little")
-    if levels < 2 or 4 + levels + 4 > size:
-        return -1, -1
-    head = body[4]
-    if head & 0x80:  # a run header over one byte: far more values than the one a page of ours holds
-        return -1, -1
-    if head & 1:  # bit-packed: groups of 8 values, the first one's bit 0
-        defined = head >> 1 >= 1 and body[5] & 1
-    else:  # RLE run: count, then the value in one byte
-        defined = head >> 1 >= 1 and body[5] == 1
-    if not defined:
-        return -1, -1
-    at = 4 + levels
-    length = int.from_bytes(body[at : at + 4], "little")
-    if at + 4 + length != size:
-        return -1, -1
-    return at + 4, length

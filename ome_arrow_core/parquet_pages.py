@@ -66,7 +66,7 @@ class ShortHeader(ValueError):
 class _Reader:
     """Thrift compact protocol over bytes, with bounds checks."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | memoryview) -> None:
         self.data = data
         self.at = 0
 
@@ -124,7 +124,7 @@ class _Reader:
         else:
             raise ValueError(f"unknown Thrift compact type {kind}")
 
-    def take(self, n: int) -> bytes:
+    def take(self, n: int) -> bytes | memoryview:
         if n < 0 or self.at + n > len(self.data):
             raise ShortHeader("page header runs past the bytes read")
         out = self.data[self.at : self.at + n]
@@ -168,7 +168,7 @@ def _ints(r: _Reader, want: dict[int, str], bools: dict[int, str] | None = None)
     return out
 
 
-def page_header(data: bytes) -> PageHeader:
+def page_header(data: bytes | memoryview) -> PageHeader:
     """The page header at the start of ``data`` (ValueError when it is not a well-formed one)."""
     r = _Reader(data)
     top: dict[str, int] = {}
@@ -206,6 +206,8 @@ class PageRanges:
     offset: np.ndarray
     compressed: np.ndarray
     uncompressed: np.ndarray
+    #: Per row group: where its first column's pages start (its columns lie from there to the page's end).
+    group_offset: np.ndarray
     #: Size of the file they were read from.
     file_bytes: int
 
@@ -220,7 +222,7 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
     n = md.num_row_groups
     if at < 0 or n == 0 or md.schema.column(at).max_definition_level != 1 or md.schema.column(at).max_repetition_level:
         return None  # readers decode the page of an optional, flat column
-    offset, compressed, uncompressed = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    offset, compressed, uncompressed, group_offset = (np.zeros(n, dtype=np.int64) for _ in range(4))
     codec: str | None = None
     fd = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -246,9 +248,15 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
                     or head.definition_level_encoding != RLE
                     or head.size + head.compressed_size != chunk.total_compressed_size):
                 return None  # not one plain V1 page holding the one value: readers take the Parquet path
+            starts = [int(c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset)
+                      for c in (group.column(k) for k in range(group.num_columns))]
+            ends = [s + int(group.column(k).total_compressed_size) for k, s in enumerate(starts)]
+            if at != group.num_columns - 1 or any(e != s for e, s in zip(ends[:-1], starts[1:])):
+                return None  # the value's column not last, or the columns not one after another
+            group_offset[g] = starts[0]
             offset[g] = int(chunk.data_page_offset) + head.size
             compressed[g] = head.compressed_size
             uncompressed[g] = head.uncompressed_size
     finally:
         os.close(fd)
-    return PageRanges(codec, offset, compressed, uncompressed, size)
+    return PageRanges(codec, offset, compressed, uncompressed, group_offset, size)

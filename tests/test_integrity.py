@@ -180,7 +180,8 @@ def test_swapped_chunk_ids_are_refused(tmp_path: Path, columns: tuple[str, ...])
 
     _edit(root / "index.parquet", swap)
     message = _refused(root, "chunks.parquet", "index.parquet")
-    assert "says chunk 1 is row 0 of row group 0" in message and "that row holds chunk 0" in message
+    assert ("says chunk 1 is row 0 of row group 0" in message and "that row holds chunk 0" in message) or (
+        "row groups are stored in order" in message)  # read by page ranges: their order in the file tells
 
 
 def test_a_chunk_of_another_image_is_refused(tmp_path: Path) -> None:
