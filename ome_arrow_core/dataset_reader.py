@@ -31,7 +31,7 @@ from .dataset_tables import images_schema, parts_of, read_images, read_index, re
 from .errors import ArgumentError, DamagedFileError, FormatVersionError, SchemaError
 from .meta import Channel, ImageMeta
 from .page_reads import MANIFEST_KEY as PAGES_KEY
-from .page_reads import RANGE_COLUMNS, listed_codec, paged_fragment, ranged_rows_bound
+from .page_reads import listed_codec, paged_fragment, ranged_rows_bound
 from .selection import Selection
 
 __all__ = ["DatasetSource", "read_many", "read_rows", "read_index", "ROW_BLOCK", "READ_BATCH_BYTES"]
@@ -117,7 +117,7 @@ class _Opened:
         if self._columns is None:
             self._columns = {
                 n: int_values(self.index.column(n)) for n in self.index.column_names
-                if n not in ("image_id", "fragment_path", "checksum", *RANGE_COLUMNS)
+                if n not in ("image_id", "fragment_path", "checksum")
             }
         return self._columns
 
@@ -290,11 +290,21 @@ class _Opened:
     def _paged(self, code: int) -> Fragment | None:
         """Chunks file ``code`` read by the page ranges its index rows give (None: it has none; read its footer)."""
         assert self.fragment_code is not None
+        name = self.fragment_names[code]
+        if not listed_codec(self.path, self.manifest, name)[0]:
+            return None
         rows = np.nonzero(self.fragment_code == code)[0]
+        parts = np.unique(self.index_part[rows])
+        if len(parts) != 1:  # a chunks file is written by one part
+            return None
+        part = int(parts[0])
+        local = rows - int(np.searchsorted(self.index_part, part))
         pixels = np.ones(len(rows), dtype=np.int64)
         for a in "tczyx":
             pixels *= self.columns[f"shape_{a}"][rows].astype(np.int64)
-        return paged_fragment(self.path, self.fragment_names[code], self.manifest, self.index, rows, pixels,
+        return paged_fragment(self.path, name, self.manifest, self.path / self.index_names[part], local,
+                              self.columns["row_group_id"][rows].astype(np.int64),
+                              self.columns["row_index_in_group"][rows].astype(np.int64), rows, pixels,
                               lambda row: self.where(row)[1])
 
     def read_groups(self, code: int, groups: np.ndarray) -> tuple[pa.ChunkedArray, dict[int, int], np.ndarray]:

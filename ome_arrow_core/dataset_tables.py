@@ -25,7 +25,6 @@ from .boundary import blaming, reading, require_member
 from .dataset_checks import check_member, check_unlisted_appends
 from .dataset_format import MANIFEST
 from .errors import DamagedFileError, SchemaError
-from .page_reads import RANGE_COLUMNS
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
            "own_rows", "max_chunk_id"]
@@ -154,7 +153,7 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
         with reading(path, name, "reading the index table"):
             have = pq.read_schema(index_path).names
             cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-            optional = [c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have]
+            optional = [c for c in ("fragment_path", "checksum") if c in have]
             index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
                 columns=[*cols, *optional], use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)

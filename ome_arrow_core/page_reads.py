@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
+from .arrow_numpy import int_array, int_values
 from .boundary import reading, require_regular_file
 from .errors import DamagedFileError
 from .page_columns import COLUMNS, defined_value_at, row_columns
@@ -87,24 +88,35 @@ def ranged_rows_bound(file: Path) -> int:
         return int(require_regular_file(file).st_size) // MIN_ROW_BYTES
 
 
-def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index: pa.Table, rows: np.ndarray,
-                   pixels: np.ndarray, where: Callable[[int], str] | None = None) -> PageFragment | None:
-    """A :class:`PageFragment` for chunks file ``name`` (index ``rows`` name it; ``pixels``: their pixel counts;
-    ``where(row)`` names index row ``row`` in messages), or None when the manifest does not list it, an index
-    row lacks its range or the rows are not one per row group (then the footer is read)."""
-    listed, codec = listed_codec(root, manifest, name)
-    if not listed or not all(c in index.column_names for c in RANGE_COLUMNS):
-        return None
-    from .arrow_numpy import int_values
+def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray,
+                   groups: np.ndarray, within: np.ndarray, rows: np.ndarray, pixels: np.ndarray,
+                   where: Callable[[int], str] | None = None) -> PageFragment | None:
+    """A :class:`PageFragment` for chunks file ``name``, or None when the manifest does not list it, an index
+    row lacks its range or the rows are not one per row group (then the footer is read).
 
+    Index rows ``rows`` (rows ``local`` of index table ``index_file``, whose range columns are read
+    here, once) name it, in row groups ``groups`` at rows ``within``; ``pixels`` are their pixel
+    counts; ``where(row)`` names index row ``row`` in messages.
+    """
+    listed, codec = listed_codec(root, manifest, name)
+    if not listed:
+        return None
+    import pyarrow.parquet as pq
+
+    with reading(root, index_file.name, "reading the page ranges"):
+        pf = pq.ParquetFile(index_file)
+        if not all(c in pf.schema_arrow.names for c in RANGE_COLUMNS):
+            return None
+        table = pf.read(columns=list(RANGE_COLUMNS), use_threads=False)
+    if table.num_rows <= int(local.max(initial=-1)) or (local < 0).any():
+        return None
     cols = []
     for c in RANGE_COLUMNS:  # numpy only: a take kernel would load pyarrow's compute functions (~50 MiB)
-        values = int_values(index.column(c), -1).astype(np.int64)[rows]
+        values = int_values(table.column(c), -1).astype(np.int64)[local]
         if (values < 0).any():
             return None
         cols.append(values)
-    groups = int_values(index.column("row_group_id")).astype(np.int64)[rows]
-    within = int_values(index.column("row_index_in_group")).astype(np.int64)[rows]
+    del table
     file = root / name
     n = int(groups.max(initial=-1)) + 1
     # ranges describe one chunk per row group; an index that says otherwise (rewritten by another tool, damaged)
@@ -233,10 +245,10 @@ class PageFragment:
                     rows[g] = self._columns(g, memoryview(raw)[int(self.group_offset[g]) - start : at])
             del raw, span
         table = {"pixel_bytes": pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())}
-        if audit:
+        if audit:  # built from buffers: pa.array imports pandas (~40 MiB resident)
             for name, kind in COLUMNS:
-                table[name] = pa.chunked_array([pa.array([rows[int(g)][name] for g in groups],
-                                                         pa.string() if kind == "str" else pa.int64())])
+                values = [rows[int(g)][name] for g in groups]
+                table[name] = pa.chunked_array([_strings(values) if kind == "str" else int_array(np.array(values))])
         return pa.table(table)
 
     def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
@@ -274,3 +286,11 @@ class PageFragment:
             )
         offsets = pa.py_buffer(np.array([0, length], dtype=np.int64))
         return pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, page.slice(start, length)])
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """``values`` as an Arrow string array, from buffers."""
+    data = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
