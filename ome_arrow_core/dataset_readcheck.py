@@ -86,12 +86,9 @@ class ReadCheck:
             found_ids = int_values(table.column("chunk_id"))[at]
             self._same(mine, groups[which], within, "chunk", self.chunk_ids[mine], found_ids)
         if "dtype" in names and set(_GEOMETRY) <= names:
-            # plain Python over the rows read (no compute kernel: loading those costs ~40 MiB resident)
-            seen: dict[object, str | None] = {}
-            column = table.column("dtype")
-            read_dt = [column[i].as_py() for i in at.tolist()]  # only the rows checked
-            found_dt = np.array([*(seen[v] if v in seen else seen.setdefault(v, _name(v)) for v in read_dt), None],
-                                dtype=object)[:-1]
+            enc = table.column("dtype").combine_chunks().dictionary_encode()
+            known = np.array([_name(v) for v in enc.dictionary.to_pylist()], dtype=object)
+            found_dt = known[int_values(enc.indices)][at] if len(known) else known[:0]
             want = self.dtypes[mine]
             bad = np.nonzero((want != None) & (found_dt != want))[0]  # noqa: E711 (element-wise)
             if len(bad):
@@ -113,10 +110,8 @@ class ReadCheck:
                     "the chunk file disagree, the dataset is damaged"
                 )
             if "image_id" in names:
-                read_ids = table.column("image_id")
-                ids = np.array([*(read_ids[i].as_py() for i in at.tolist()), None], dtype=object)[:-1]
-                want_ids = np.array([*(self._id_column[int(i)].as_py() for i in self.index_rows[mine]), None],
-                                    dtype=object)[:-1]
+                ids = np.asarray(table.column("image_id").take(int_array(at)).to_pylist(), dtype=object)
+                want_ids = np.asarray(self._id_column.take(int_array(self.index_rows[mine])).to_pylist(), dtype=object)
                 self._same(mine, groups[which], within, "chunk of image", want_ids, ids)
             self.audited[mine] = True
             self.complete = bool(self.audited.all())
