@@ -203,7 +203,7 @@ class VortexSource:
                 raise SelectionError(f"{ax.lower()} indices {idx} fall outside 0..{n - 1} of {self.path}")
         dtype = meta.dtype
         out, buf = arrow_empty(sel.shape, dtype)
-        planes = [defaultdict(list) for _ in range(3)]  # value -> output positions, for T, Z, C
+        planes: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(3)]  # value -> output positions, for T, Z, C
         for axis, idx in enumerate((sel.t, sel.z, sel.c)):
             for pos, v in enumerate(idx):
                 planes[axis][v].append(pos)
