@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .arrow_numpy import int_values
-from .boundary import reading
+from .boundary import reading, require_member
 from .dataset_tables import BASE, Part
 from .errors import DamagedFileError
 
@@ -31,6 +31,7 @@ _BATCH = 1 << 16
 
 def footer_rows(file: Path) -> int:
     """Rows the Parquet footer of ``file`` declares, refusing a footer that claims more bytes than the file has."""
+    require_member(file.parent, file.name)  # a FIFO would block the read forever
     with reading(file.parent, file.name, "reading the Parquet footer"):
         md = pq.read_metadata(file)
         size = file.stat().st_size
@@ -70,6 +71,7 @@ def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[lis
 
 def _named_chunks(file: Path) -> Counter[str]:
     """How many rows of index table ``file`` name each chunks file (``fragment_path``; chunks.parquet if none)."""
+    require_member(file.parent, file.name)
     with reading(file.parent, file.name, "reading the index table"):
         pf = pq.ParquetFile(file, read_dictionary=["fragment_path"])
         if "fragment_path" not in pf.schema_arrow.names:
@@ -116,6 +118,9 @@ def check_image_rows(root: Path, parts: Sequence[Part], fragment_rows: Callable[
         if file.exists():
             index_rows += footer_rows(file)
         elif part == BASE:
+            if not (root / "chunks.parquet").exists():
+                raise DamagedFileError(f"{root} has neither {BASE.index} nor chunks.parquet to derive it from; the "
+                                       "dataset is damaged: restore index.parquet from a backup")
             index_rows += fragment_rows("chunks.parquet")
     images = sum(footer_rows(root / p.images) for p in parts if (root / p.images).exists())
     if images > index_rows:

@@ -58,7 +58,8 @@ INDEX_SCHEMA: Final = pa.schema(
 
 def is_dataset_dir(path: Path) -> bool:
     """True for a directory holding a typed-chunk dataset."""
-    return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists())
+    return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists()
+                              or ((path / "images.parquet").exists() and (path / "index.parquet").exists()))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

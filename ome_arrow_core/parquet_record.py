@@ -18,10 +18,10 @@ from .atomic import atomic_path
 from .boundary import blaming, reading, require_regular_file, writing
 from .checksums import verify_enabled
 from .dataset_bounds import footer_rows
-from .errors import ArgumentError, SchemaError
+from .errors import ArgumentError, DamagedFileError, SchemaError
 from .meta import ImageMeta
 from .record import pixels_to_record, record_meta, record_to_pixels
-from .record_checksums import checksum_metadata, plane_checksums, stored_checksums, verify_record
+from .record_checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
 from .schema import find_ome_column
 from .selection import Selection
 
@@ -80,6 +80,12 @@ class RecordSource:
                         verify_record(self._records, 0, stored, str(self.path), self._row)
                 self.meta, self._pixels = record_to_pixels(
                     self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}")
+                written = stored_dtype(self._kv, self.column, self._row) if verify_enabled(self.verify) else None
+                if written is not None and written != self.meta.dtype.name:
+                    raise DamagedFileError(
+                        f"{self.path} row {self._row} column {self.column!r}: the record says its pixels are "
+                        f"{self.meta.dtype.name}, but they were written (and checksummed) as {written}; the file is "
+                        "damaged or edited")
         return sel.apply(self._pixels)
 
     def describe(self) -> dict[str, Any]:
@@ -108,7 +114,7 @@ def write_record_file(
     record = pixels_to_record(meta, pixels)
     table = pa.table({column: record}).replace_schema_metadata(
         {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0",
-         **checksum_metadata(column, [plane_checksums(record, 0)])}
+         **checksum_metadata(column, [plane_checksums(record, 0)], [meta.dtype.name])}
     )
     with atomic_path(out) as tmp, writing(out):
         pq.write_table(table, tmp, compression=compression, write_page_checksum=True)

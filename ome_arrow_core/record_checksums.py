@@ -49,9 +49,25 @@ def plane_checksums(records: pa.StructArray, row: int, algorithm: str | None = N
     return [fn(view[(base + a) * width : (base + b) * width]) for a, b in zip(offsets[:-1], offsets[1:])]
 
 
-def checksum_metadata(column: str, rows: list[list[int]]) -> dict[bytes, bytes]:
-    """The key-value metadata entry recording ``rows`` (each row's plane checksums) of ``column``."""
-    return {KEY: json.dumps({"algorithm": ALGORITHM, "column": column, "rows": rows}).encode()}
+def checksum_metadata(column: str, rows: list[list[int]], dtypes: list[str] | None = None) -> dict[bytes, bytes]:
+    """The key-value metadata entry recording ``rows`` (each row's plane checksums) of ``column``, and
+    the dtype each row's pixels were written as (``dtypes``: bytes read as another dtype are other pixels)."""
+    doc: dict[str, Any] = {"algorithm": ALGORITHM, "column": column, "rows": rows}
+    if dtypes is not None:
+        doc["dtypes"] = dtypes
+    return {KEY: json.dumps(doc).encode()}
+
+
+def stored_dtype(metadata: Mapping[bytes, bytes] | None, column: str, row: int) -> str | None:
+    """The dtype row ``row`` of ``column`` was written as (None when the file does not say)."""
+    raw = (metadata or {}).get(KEY)
+    try:
+        doc: Any = json.loads(raw) if raw is not None else {}
+        if doc.get("column") != column or row >= len(doc.get("dtypes") or []):
+            return None
+        return str(doc["dtypes"][row])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def stored_checksums(metadata: Mapping[bytes, bytes] | None, column: str, row: int,

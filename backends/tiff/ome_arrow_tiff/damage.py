@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def check_declared(tif: Any, series: Any, index: int, sizes: dict[str, int], dtype: np.dtype, path: Path) -> None:
+def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: Path) -> None:
     """Refuse a series whose pages disagree with the shape and type its OME-XML declares.
 
     Only OME-TIFFs are checked: their OME-XML is the declaration. tifffile falls back to

@@ -136,13 +136,24 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
     }
     from ome_arrow_core.checksums import ALGORITHM
 
-    return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image, "checksum": ALGORITHM})
+    # the dtype the checksums were taken under: bytes read as another dtype are other pixels
+    return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image, "checksum": ALGORITHM,
+                       "checksum_dtype": meta.dtype.name})
 
 
 def checksum_algorithm(text: str | None) -> str | None:
     """The ``checksum`` algorithm named by a file's metadata JSON (None when absent)."""
     try:
         value = json.loads(text or "{}").get("checksum")
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None
+
+
+def checksum_dtype(text: str | None) -> str | None:
+    """The dtype name the checksums of a file were taken under (None when absent)."""
+    try:
+        value = json.loads(text or "{}").get("checksum_dtype")
     except (ValueError, AttributeError):
         return None
     return str(value) if value is not None else None

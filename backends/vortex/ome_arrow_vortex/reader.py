@@ -27,6 +27,7 @@ from .format import (
     PIXELS,
     Grid,
     checksum_algorithm,
+    checksum_dtype,
     meta_from_json,
 )
 
@@ -185,7 +186,12 @@ class VortexSource:
         if text is not None and not isinstance(text, str):
             raise SchemaError(f"{where}: the 'meta' column must be utf8 JSON; {_HINT}")
         self._algorithm = checksum_algorithm(text)
-        return meta_from_json(text, where)
+        meta, chunk = meta_from_json(text, where)
+        written = checksum_dtype(text)
+        if written is not None and written != meta.dtype.name and verify_enabled(self.verify):
+            raise DamagedFileError(f"{where}: the metadata says the pixels are {meta.dtype.name}, but they were "
+                                   f"written (and checksummed) as {written}; the file is damaged or edited")
+        return meta, chunk
 
     # -- reading -------------------------------------------------------------------------
     def read(self, sel: Selection) -> np.ndarray:
@@ -197,7 +203,7 @@ class VortexSource:
                 raise SelectionError(f"{ax.lower()} indices {idx} fall outside 0..{n - 1} of {self.path}")
         dtype = meta.dtype
         out, buf = arrow_empty(sel.shape, dtype)
-        planes = [defaultdict(list) for _ in range(3)]  # value -> output positions, for T, Z, C
+        planes: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(3)]  # value -> output positions, for T, Z, C
         for axis, idx in enumerate((sel.t, sel.z, sel.c)):
             for pos, v in enumerate(idx):
                 planes[axis][v].append(pos)
