@@ -24,11 +24,11 @@ from .arrow_numpy import int_array, int_values
 from .boundary import reading, require_regular_file
 from .errors import DamagedFileError
 from .page_columns import COLUMNS, defined_value_at, row_columns
-from .parquet_pages import PageRanges, page_header
+from .parquet_pages import PageRanges, page_header, page_ranges
 
 __all__ = ["RANGE_COLUMNS", "RANGE_FIELDS", "MANIFEST_KEY", "PageFragment", "range_columns", "listed_codec",
            "manifest_entry",
-           "ranged_rows_bound", "paged_fragment"]
+           "ranged_rows_bound", "paged_fragment", "range_mismatches"]
 
 #: Index columns locating each chunk's page (null: read through the Parquet footer).
 RANGE_COLUMNS: Final[tuple[str, ...]] = ("page_offset", "page_compressed_size", "page_uncompressed_size",
@@ -294,3 +294,34 @@ def _strings(values: list[str]) -> pa.Array:
     offsets = np.zeros(len(data) + 1, dtype=np.int32)
     np.cumsum([len(d) for d in data], out=offsets[1:])
     return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
+
+
+def range_mismatches(root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray,
+                     groups: np.ndarray) -> list[tuple[int, str]]:
+    """(k, problem) for each index row ``local[k]`` of ``index_file`` (in row group ``groups[k]`` of chunks file
+    ``name``) whose recorded page range is not where the file holds its page (k = -1: the whole file), for verify.
+
+    The file's own ranges are derived again from its footer and page headers.
+    """
+    import pyarrow.parquet as pq
+
+    listed, codec = listed_codec(root, manifest, name)
+    if not listed:
+        return []
+    pf = pq.ParquetFile(index_file)
+    if not all(c in pf.schema_arrow.names for c in RANGE_COLUMNS):
+        return [(-1, f"the manifest says its chunks are read by page ranges, but {index_file.name} has none")]
+    table = pf.read(columns=list(RANGE_COLUMNS), use_threads=False)
+    recorded = [int_values(table.column(c), -1).astype(np.int64)[local] for c in RANGE_COLUMNS]
+    actual = page_ranges(root / name)
+    if actual is None or actual.codec != codec:
+        return [(-1, "the manifest says its chunks are read by page ranges, but its pages are not one per chunk in "
+                     f"codec {codec or 'none'}")]
+    inside = groups < len(actual.offset)
+    at = np.where(inside, groups, 0)
+    truth = [actual.offset, actual.compressed, actual.uncompressed, actual.group_offset]
+    wrong = ~inside | np.any([r != t[at] for r, t in zip(recorded, truth)], axis=0)
+    return [(k, f"its page range in {index_file.name} (bytes {int(recorded[0][k])}+{int(recorded[1][k])}) is not "
+                f"where the file holds its page" + (f" (bytes {int(truth[0][at[k]])}+{int(truth[1][at[k]])})"
+                                                    if inside[k] else ""))
+            for k in np.nonzero(wrong)[0].tolist()]

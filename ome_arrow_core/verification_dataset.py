@@ -15,6 +15,7 @@ from .dataset_audit import audit_chunk_files
 from .dataset_format import MANIFEST, is_dataset_dir, read_manifest
 from .dataset_fragments import open_fragment
 from .dataset_tables import BASE, parts_of, read_images, read_indexes
+from .page_reads import range_mismatches
 from .verification import VerifyReport, describe_error, regular
 
 __all__ = ["verify_dataset"]
@@ -67,6 +68,8 @@ def verify_dataset(root: Path) -> VerifyReport:
     frags = index.column("fragment_path").fill_null("chunks.parquet").to_numpy(zero_copy_only=False)
     for name in sorted(set(frags.tolist())):
         _verify_fragment(root, str(name), np.nonzero(frags == name)[0], index, dtypes, sums, report)
+        _verify_ranges(root, str(name), np.nonzero(frags == name)[0], index, index_part, [p.index for p in parts],
+                       manifest, report)
     if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype
         try:
             audit_chunk_files(root)
@@ -148,6 +151,25 @@ def _verify_fragment(root: Path, name: str, rows: np.ndarray, index: pa.Table, n
         if size >= BATCH_BYTES or len(batch) >= BATCH_GROUPS or k == len(groups) - 1:
             _check_batch(file, np.array(batch), read, group_rows, rows, rg, rig, index, nbytes, sums, report, where)
             batch, size = [], 0
+
+
+def _verify_ranges(root: Path, name: str, rows: np.ndarray, index: pa.Table, index_part: np.ndarray,
+                   index_names: list[str], manifest: dict[str, Any], report: VerifyReport) -> None:
+    """Check the page ranges the index records for chunk file ``name`` against the file's own pages."""
+    parts = np.unique(index_part[rows])
+    if len(parts) != 1 or not (root / name).is_file():
+        return
+    local = rows - int(np.searchsorted(index_part, int(parts[0])))
+    groups = index.column("row_group_id").to_numpy(zero_copy_only=False)[rows].astype(np.int64)
+    try:
+        problems = range_mismatches(root, name, manifest, root / index_names[int(parts[0])], local, groups)
+    except Exception as exc:
+        report.add(root / name, f"its page ranges cannot be checked: {describe_error(exc)}")
+        return
+    ids, chunk_ids = index.column("image_id"), index.column("chunk_id")
+    for k, problem in problems:
+        where = {} if k < 0 else {"image_id": str(ids[int(rows[k])].as_py()), "chunk_id": int(chunk_ids[int(rows[k])].as_py())}
+        report.add(root / name, problem, **where)
 
 
 def _reader(root: Path, name: str) -> tuple[Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]], np.ndarray,

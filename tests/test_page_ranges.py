@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, write_dataset
+from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, verify, write_dataset
 from ome_arrow_core.dataset_reader import DatasetSource
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
@@ -296,3 +296,12 @@ def test_page_headers_of_every_kind_pyarrow_writes(tmp_path: Path) -> None:
             assert page_ranges(file, "v") is None  # three values, a dictionary: not one page per chunk
     with pytest.raises(ValueError):
         page_header(b"\x15")  # a field header, then nothing
+
+
+def test_verify_checks_the_recorded_page_ranges(tmp_path: Path) -> None:
+    out, _ = ranged_dataset(tmp_path)
+    assert verify(out).ok
+    set_index(out, 2, page_offset=index_of(out).column("page_offset")[2].as_py() + 1)
+    report = verify(out)
+    assert not report.ok
+    assert [(Path(d.file).name, d.chunk_id) for d in report.damage if "page range" in d.problem] == [("chunks.parquet", 2)]
