@@ -39,6 +39,9 @@ RANGE_FIELDS: Final[list[pa.Field]] = [pa.field(n, pa.int64()) for n in RANGE_CO
 MANIFEST_KEY: Final[str] = "page_ranges"
 #: Pages closer than this are fetched in one read (the gap, other columns' pages, is read and dropped).
 GAP_BYTES: Final[int] = 64 << 10
+#: A first read (audited) of this many row groups or more goes through the footer: decoding each row's other
+#: columns from its bytes takes ~1 ms of Python a row, parsing the footer once ~0.1 s and tens of MiB.
+AUDIT_BY_FOOTER: Final[int] = 16
 #: A page is at most this many bytes a pixel (complex128) plus this many of levels and lengths: a larger
 #: declared size is refused before anything is allocated.
 _MAX_ITEMSIZE, _PAGE_OVERHEAD = 16, 64
@@ -150,6 +153,7 @@ class PageFragment:
         self._codec = pa.Codec(codec) if codec else None
         self.offset, self.compressed, self.uncompressed = offset, compressed, uncompressed
         self.group_offset = group_offset
+        self._footer: Any = None  # the file read through its footer, for large first reads (see read)
         self.group_rows = np.ones(len(offset), dtype=np.int64)
         self.group_bytes: np.ndarray | None = uncompressed
         with reading(file, None, "opening the chunks file"):
@@ -223,9 +227,15 @@ class PageFragment:
         With ``audit``, also the group's other columns (AUDITED and ``chunk_id``), decoded from the
         bytes just before its page (one read still), for the reader to compare with the index.
         """
+        groups = np.asarray(groups, dtype=np.int64)
+        if audit and len(groups) >= AUDIT_BY_FOOTER:  # decoding many rows' columns in Python costs ~1 ms each:
+            if self._footer is None:  # a read this large affords the footer (parsed once) and reads them in C++
+                from .dataset_fragments import ParquetFragment
+
+                self._footer = ParquetFragment(self.path)
+            return self._footer.read(groups, audit=True)
         out: dict[int, pa.Array] = {}
         rows: dict[int, dict[str, Any]] = {}
-        groups = np.asarray(groups, dtype=np.int64)
         if (self.offset[groups] < 0).any():
             g = int(groups[self.offset[groups] < 0][0])
             raise DamagedFileError(f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged")

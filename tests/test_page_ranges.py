@@ -19,7 +19,7 @@ from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, verify, w
 from ome_arrow_core.dataset_reader import DatasetSource
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
-from ome_arrow_core.page_reads import MANIFEST_KEY, RANGE_COLUMNS
+from ome_arrow_core.page_reads import AUDIT_BY_FOOTER, MANIFEST_KEY, RANGE_COLUMNS
 from ome_arrow_core.parquet_pages import CODECS, DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE, page_header, page_ranges
 
 CODEC_NAMES = ["none", "lz4", "zstd", "snappy", "gzip", "brotli"]
@@ -133,7 +133,10 @@ def test_a_crop_never_parses_the_chunks_footer(tmp_path: Path) -> None:
     wreck_footer(out / "chunks.parquet")
     np.testing.assert_array_equal(OMEArrow.scan(out).tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy(),
                                   img.tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy())
-    np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), img.to_numpy()[None])
+    whole = OMEArrow.scan(out)
+    for z in range(2):  # planes of 4 chunks: first reads of fewer than AUDIT_BY_FOOTER chunks decode their rows
+        for c in range(3):
+            np.testing.assert_array_equal(whole.tensor_view(z=z, c=c).to_numpy(), img.tensor_view(z=z, c=c).to_numpy())
     drop_ranges(out)  # the same file through its footer: refused
     with pytest.raises(DamagedFileError):
         OMEArrow.scan(out).tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy()
@@ -165,8 +168,8 @@ def test_lying_page_ranges_are_refused(codec: str, lie: str, tmp_path: Path) -> 
         "zero_size": {"page_compressed_size": 0},
     }[lie]
     set_index(out, 0, **change)
-    with pytest.raises(DamagedFileError, match="chunks.parquet"):
-        OMEArrow.scan(out).to_numpy()
+    with pytest.raises(DamagedFileError, match="chunks.parquet"):  # chunk 0 alone: read by its range
+        OMEArrow.scan(out).tensor_view(z=0, c=0, roi=(0, 0, 24, 20)).to_numpy()
 
 
 def test_a_range_of_another_chunk_is_refused(tmp_path: Path) -> None:
@@ -305,3 +308,13 @@ def test_verify_checks_the_recorded_page_ranges(tmp_path: Path) -> None:
     report = verify(out)
     assert not report.ok
     assert [(Path(d.file).name, d.chunk_id) for d in report.damage if "page range" in d.problem] == [("chunks.parquet", 2)]
+
+
+def test_a_large_first_read_is_audited_through_the_footer(tmp_path: Path) -> None:
+    """Many chunks read for the first time: their rows are checked by the Parquet reader (footer parsed once)."""
+    out, img = ranged_dataset(tmp_path)
+    assert 2 * 3 * 2 * 2 >= AUDIT_BY_FOOTER
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), img.to_numpy()[None])
+    wreck_footer(out / "chunks.parquet")
+    with pytest.raises(DamagedFileError):
+        OMEArrowDataset.scan(out).read()
