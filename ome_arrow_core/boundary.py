@@ -53,18 +53,18 @@ def reading(path: str | os.PathLike[str], member: str | None = None, what: str =
         ) from exc
     except OSError as exc:
         if exc.errno is None:  # pyarrow reports undecodable bytes as OSError without an errno
-            raise DamagedFileError(
-                f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
-                "what its name says"
-            ) from exc
+            raise _damaged(exc, path, member, what) from exc
         raise _storage_error(exc, path, member, what) from exc
     except Exception as exc:
         if not isinstance(exc, _DECODE_ERRORS) and not type(exc).__module__.startswith("pyarrow"):
             raise  # pyarrow.ArrowException itself derives from Exception alone
-        raise DamagedFileError(
-            f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not "
-            "what its name says"
-        ) from exc
+        raise _damaged(exc, path, member, what) from exc
+
+
+def _damaged(exc: BaseException, path: str | os.PathLike[str], member: str | None, what: str) -> DamagedFileError:
+    return DamagedFileError(
+        f"{where(path, member)}: {what} failed ({_foreign_message(exc)}); the file is damaged or not what its name says"
+    )
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import pyarrow as pa
 from .arrow_numpy import int_array, int_values
 from .errors import DamagedFileError
 
-__all__ = ["ReadCheck", "AUDITED"]
+__all__ = ["ReadCheck", "AUDITED", "dtype_name"]
 
 #: Columns a first read of a chunk row also takes, to compare with the index (beyond chunk_id).
 AUDITED: Final[tuple[str, ...]] = ("dtype", "image_id", "t", "c", "z", "y", "x", *(f"shape_{a}" for a in "tczyx"))
@@ -87,7 +87,7 @@ class ReadCheck:
             self._same(mine, groups[which], within, "chunk", self.chunk_ids[mine], found_ids)
         if "dtype" in names and set(_GEOMETRY) <= names:
             enc = table.column("dtype").combine_chunks().dictionary_encode()
-            known = np.array([_name(v) for v in enc.dictionary.to_pylist()], dtype=object)
+            known = np.array([dtype_name(v) for v in enc.dictionary.to_pylist()], dtype=object)
             found_dt = known[int_values(enc.indices)][at] if len(known) else known[:0]
             want = self.dtypes[mine]
             bad = np.nonzero((want != None) & (found_dt != want))[0]  # noqa: E711 (element-wise)
@@ -132,7 +132,7 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _name(dtype: object) -> str | None:
+def dtype_name(dtype: object) -> str | None:
     """The numpy name of dtype string ``dtype`` (None when it names none)."""
     try:
         return np.dtype(str(dtype)).name

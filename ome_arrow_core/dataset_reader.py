@@ -25,7 +25,7 @@ from .chunks import ChunkTable
 from .dataset_bounds import check_table_rows, dictionary_codes
 from .dataset_format import FORMAT_VERSION, MANIFEST, read_manifest
 from .dataset_checks import check_image_chunks, check_manifest_members, check_member, check_unique
-from .dataset_readcheck import ReadCheck
+from .dataset_readcheck import ReadCheck, dtype_name
 from .dataset_fragments import Fragment, ParquetFragment, open_fragment
 from .dataset_tables import images_schema, parts_of, read_images, read_index, read_indexes
 from .errors import ArgumentError, DamagedFileError, FormatVersionError, SchemaError
@@ -275,7 +275,7 @@ class _Opened:
     def row_dtypes(self) -> np.ndarray:
         """The dtype name of the image of each index row (None for rows of no image)."""
         distinct, codes = dictionary_codes(self.table.column("dtype"), "")
-        known = np.array([_dtype_name(v) for v in distinct] + [None], dtype=object)
+        known = np.array([dtype_name(v) for v in distinct] + [None], dtype=object)
         per_image = np.concatenate([known[codes], np.array([None], dtype=object)])
         picked: np.ndarray = per_image[self.row_images()]  # -1 picks the trailing None
         return picked
@@ -328,14 +328,6 @@ class _Opened:
         base = dict(zip(groups.tolist(), first.tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
-
-
-def _dtype_name(text: str) -> str | None:
-    """The numpy name of dtype string ``text`` (None when it names none: the read check then reports it)."""
-    try:
-        return np.dtype(text).name
-    except TypeError:
-        return None
 
 
 def _stamp(path: Path) -> tuple[Any, ...]:

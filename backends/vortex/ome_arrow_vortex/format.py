@@ -141,22 +141,23 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
                        "checksum_dtype": meta.dtype.name})
 
 
-def checksum_algorithm(text: str | None) -> str | None:
-    """The ``checksum`` algorithm named by a file's metadata JSON (None when absent)."""
+def _json_field(text: str | None, key: str) -> str | None:
+    """Top-level ``key`` of a file's metadata JSON as a string (None when absent or unreadable)."""
     try:
-        value = json.loads(text or "{}").get("checksum")
+        value = json.loads(text or "{}").get(key)
     except (ValueError, AttributeError):
         return None
     return str(value) if value is not None else None
+
+
+def checksum_algorithm(text: str | None) -> str | None:
+    """The ``checksum`` algorithm named by a file's metadata JSON (None when absent)."""
+    return _json_field(text, "checksum")
 
 
 def checksum_dtype(text: str | None) -> str | None:
     """The dtype name the checksums of a file were taken under (None when absent)."""
-    try:
-        value = json.loads(text or "{}").get("checksum_dtype")
-    except (ValueError, AttributeError):
-        return None
-    return str(value) if value is not None else None
+    return _json_field(text, "checksum_dtype")
 
 
 def meta_from_json(text: str | None, where: str) -> tuple[ImageMeta, tuple[int, int]]:
