@@ -52,12 +52,19 @@ def _remove(path: Path) -> None:
     fsops.remove_tree(path)
 
 
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    """The entries of ``directory``, listed before any is acted on; the scandir handle is closed even when
+    the caller stops early (an interrupt in the middle of a cleanup)."""
+    with os.scandir(directory) as it:
+        return list(it)
+
+
 def recover(target: Path, report: Cleanup | None = None) -> None:
     """If ``target`` is missing and a killed overwrite moved its old copy aside, move that copy back."""
     if os.path.lexists(target) or not target.parent.is_dir():
         return
     olds = []
-    for entry in os.scandir(target.parent):
+    for entry in _entries(target.parent):
         tn = parse_temp(entry.name)
         if tn and tn.kind == OLD and tn.name == target.name and _stale(Path(entry.path), tn.pid):
             olds.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
@@ -76,7 +83,7 @@ def remove_stale(target: Path, report: Cleanup | None = None) -> None:
     with no old copy (run :func:`recover` first)."""
     if not target.parent.is_dir():
         return
-    for entry in os.scandir(target.parent):
+    for entry in _entries(target.parent):
         tn = parse_temp(entry.name)
         if tn is None or tn.name != target.name:
             continue
@@ -104,7 +111,7 @@ def cleanup_dataset(path: str | os.PathLike[str]) -> Cleanup:
         report.kept.append(f"{root}: a writer holds the dataset; run cleanup again when it is done")
         return report
     try:
-        for entry in os.scandir(root):
+        for entry in _entries(root):
             tn = parse_temp(entry.name)
             # earlier versions' temporaries inside a dataset were an append's or a compaction's, which
             # held the dataset's lock: now that it is ours, their writers are gone
@@ -144,7 +151,7 @@ def _unlisted(root: Path, report: Cleanup) -> None:
     except Exception as exc:  # noqa: BLE001 - a damaged dataset: judge nothing, remove nothing
         report.kept.append(f"{root}: its tables could not be read ({exc}); unlisted files were left")
         return
-    entries = [e.name for e in os.scandir(root)]
+    entries = [e.name for e in _entries(root)]
     numbered = {n for n in entries if _NUMBERED.match(n) and n not in listed}
     pending = {n: int(m["k"]) for n in entries if (m := PENDING.match(n))}  # appends that never finished
     killed = set(pending.values())
