@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from ome_arrow_core.dtypes import check_dtype
+from ome_arrow_core.plugin_api import check_dtype
 
 from .devices import import_cupy
 

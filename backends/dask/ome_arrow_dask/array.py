@@ -14,7 +14,7 @@ from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaErro
 if TYPE_CHECKING:
     import dask.array as da
 
-    from ome_arrow_core.dataset import DatasetViews
+    from ome_arrow_core.plugin_api import DatasetViews
 
 __all__ = ["to_dask", "storage_chunks"]
 
@@ -60,7 +60,7 @@ def _window(sel: Selection, layout: str, starts: Sequence[int], stops: Sequence[
 
 def _read_dataset_block(ds: OMEArrowDataset, first: int, last: int, window: dict[str, Any], layout: str,
                         policy: str, dtype: Any = None, casting: str = "checked") -> np.ndarray:
-    from ome_arrow_core.casting import cast_pixels
+    from ome_arrow_core.plugin_api import cast_pixels
 
     block = ds.read(range(first, last), layout=layout, channel_policy=policy, **window)  # type: ignore[arg-type]
     return cast_pixels(block, None if dtype is None else np.dtype(dtype), casting)  # type: ignore[arg-type]
@@ -173,7 +173,7 @@ def to_dask(obj: Any, *, images_per_chunk: int = 1, **view_options: Any) -> da.A
     Nothing is read until dask computes; each block then reads only its own chunks, in
     whatever process runs it (the graph holds the dataset's picklable description).
     """
-    from ome_arrow_core.dataset import DatasetViews
+    from ome_arrow_core.plugin_api import DatasetViews
 
     if isinstance(obj, OMEArrowDataset):
         return _dataset_to_dask(obj.tensor_views(**view_options), images_per_chunk)

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ome_arrow_core import DeviceError, DTypeError
-from ome_arrow_core.buffers import to_arrow_memory
-from ome_arrow_core.dlpack import DLPackTensor
+from ome_arrow_core.plugin_api import to_arrow_memory
+from ome_arrow_core.plugin_api import DLPackTensor
 
 if TYPE_CHECKING:
     import jax

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ome_arrow_core.boundary import reading
-from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.plugin_api import reading
+from ome_arrow_core.plugin_api import DamagedFileError
 
 __all__ = ["strict_tifffile", "check_declared", "check_extent"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
-from ome_arrow_core.arguments import check_row
+from ome_arrow_core.plugin_api import check_row
 
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow

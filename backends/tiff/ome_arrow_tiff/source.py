@@ -27,10 +27,10 @@ from ome_arrow_core import (
     Selection,
     SelectionError,
 )
-from ome_arrow_core.dtypes import SUPPORTED
+from ome_arrow_core.plugin_api import SUPPORTED
 
-from ome_arrow_core.boundary import require_regular_file
-from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.plugin_api import require_regular_file
+from ome_arrow_core.plugin_api import DamagedFileError
 
 from .axes import AxisMap
 from .damage import check_declared, check_extent, strict_tifffile

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import BackendUnavailableError
-from ome_arrow_core.atomic import atomic_path
-from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.plugin_api import atomic_path
+from ome_arrow_core.plugin_api import ArgumentError
 
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow

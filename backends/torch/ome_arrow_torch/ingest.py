@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from ome_arrow_core import DeviceError, DTypeError
-from ome_arrow_core.dtypes import SUPPORTED
+from ome_arrow_core.plugin_api import SUPPORTED
 
 __all__ = ["is_torch_tensor", "tensor_to_numpy"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import SchemaError
-from ome_arrow_core.errors import ArgumentError, DamagedFileError
+from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError
 
 from .reader import first_line, vortex_reading
 

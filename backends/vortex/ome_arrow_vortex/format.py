@@ -134,7 +134,7 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
         "physical_unit": dict(meta.physical_unit),
         "channels": [_channel_dict(ch) for ch in meta.channels],
     }
-    from ome_arrow_core.checksums import ALGORITHM
+    from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM as ALGORITHM
 
     # the dtype the checksums were taken under: bytes read as another dtype are other pixels
     return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image, "checksum": ALGORITHM,

@@ -13,10 +13,10 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import ImageMeta, SchemaError, Selection, SelectionError
-from ome_arrow_core.boundary import reading, require_regular_file, where
-from ome_arrow_core.buffers import arrow_empty, view_buffer
-from ome_arrow_core.checksums import ChunkChecksums, verify_enabled
-from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.plugin_api import reading, require_regular_file, where
+from ome_arrow_core.plugin_api import arrow_empty, view_buffer
+from ome_arrow_core.plugin_api import ChunkChecksums, verify_enabled
+from ome_arrow_core.plugin_api import DamagedFileError
 
 from .format import (
     CHECKSUM,

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core.errors import ArgumentError
-from ome_arrow_core.atomic import atomic_path
-from ome_arrow_core.checksums import checksums_of
+from ome_arrow_core.plugin_api import ArgumentError
+from ome_arrow_core.plugin_api import atomic_path
+from ome_arrow_core.plugin_api import checksums_of
 
 from .format import CHECKSUM, INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ome_arrow_core import Exporter, ImageMeta, Ingester, Reader, Selection, TensorView, hookimpl
-from ome_arrow_core.dlpack import DLPackTensor
+from ome_arrow_core.plugin_api import DLPackTensor
 
 
 class LabelledArray(np.ndarray):

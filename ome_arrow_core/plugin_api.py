@@ -1,0 +1,109 @@
+"""The one module plugin authors import from, besides ``ome_arrow_core`` itself.
+
+Stability promise: every name in ``__all__`` keeps its name, signature and meaning
+within a major version; a change is announced one minor release ahead with a
+``DeprecationWarning``. Backends (ours and third parties') import nothing else from
+the core: ``tests/test_plugin_door.py`` walks the first-party backends' imports and
+fails on any other module.
+
+Groups:
+
+- hooks and handler descriptors: ``hookimpl``, ``Ingester``, ``Reader``, ``Writer``,
+  ``Exporter``, ``ChunkStore``, ``ChunkFile``, ``PixelSource``;
+- dtypes and buffers: ``SUPPORTED`` dtypes, ``check_dtype``, ``cast_pixels``,
+  ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
+  memory that exports zero-copy), ``DLPackTensor``;
+- files: ``atomic_path`` (all-or-nothing writes), ``reading``/``where``/
+  ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
+- integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
+  ``CHECKSUM_ALGORITHM``;
+- arguments: ``check_row``;
+- datasets: ``DatasetViews`` (loaded on first use);
+- every error class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .arguments import check_row
+from .atomic import atomic_path
+from .boundary import reading, require_regular_file, where
+from .buffers import arrow_empty, to_arrow_memory, view_buffer
+from .casting import cast_pixels
+from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
+from .checksums import ChunkChecksums, checksums_of, verify_enabled
+from .dlpack import DLPackTensor
+from .dtypes import SUPPORTED, check_dtype
+from .errors import (
+    ArgumentError,
+    BackendUnavailableError,
+    ChecksumError,
+    DamagedFileError,
+    DeviceError,
+    DTypeError,
+    FormatVersionError,
+    LayoutError,
+    OMEArrowError,
+    PluginError,
+    SchemaError,
+    SelectionError,
+    StorageError,
+    UnsafeOverwriteError,
+)
+from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .dataset import DatasetViews
+
+__all__ = [
+    "hookimpl",
+    "Ingester",
+    "Reader",
+    "Writer",
+    "Exporter",
+    "ChunkStore",
+    "ChunkFile",
+    "PixelSource",
+    "SUPPORTED",
+    "check_dtype",
+    "cast_pixels",
+    "arrow_empty",
+    "view_buffer",
+    "to_arrow_memory",
+    "DLPackTensor",
+    "atomic_path",
+    "reading",
+    "where",
+    "require_regular_file",
+    "ChunkChecksums",
+    "checksums_of",
+    "verify_enabled",
+    "CHECKSUM_ALGORITHM",
+    "check_row",
+    "DatasetViews",
+    "OMEArrowError",
+    "SchemaError",
+    "FormatVersionError",
+    "DamagedFileError",
+    "ChecksumError",
+    "DTypeError",
+    "LayoutError",
+    "SelectionError",
+    "ArgumentError",
+    "PluginError",
+    "BackendUnavailableError",
+    "DeviceError",
+    "StorageError",
+    "UnsafeOverwriteError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """``DatasetViews`` loads the dataset modules on first use only."""
+    if name == "DatasetViews":
+        from .dataset import DatasetViews
+
+        return DatasetViews
+    raise AttributeError(f"module 'ome_arrow_core.plugin_api' has no attribute {name!r}")
