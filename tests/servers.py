@@ -5,7 +5,7 @@
 - :func:`http_server`: a static file server that honours ``Range`` requests and logs every
   request with the bytes it sent, so tests can count requests and bytes per selection.
 
-Import the fixtures into a test module: ``from servers import http_server, s3_server``.
+Registered as a pytest plugin by ``tests/conftest.py``; tests just name the fixtures.
 """
 
 from __future__ import annotations

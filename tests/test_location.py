@@ -10,7 +10,7 @@ import pytest
 
 from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.location import Location, is_uri, resolve
-from servers import HTTPServer, S3Server, http_server, s3_server  # noqa: F401 - fixtures
+from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from servers import HTTPServer, S3Server, http_server, s3_server  # noqa: F401 - fixtures
+from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
