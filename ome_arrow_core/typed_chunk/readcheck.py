@@ -17,8 +17,8 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-from .arrow_numpy import int_array, int_values
-from .errors import DamagedFileError
+from ..arrow_numpy import int_array, int_values
+from ..errors import DamagedFileError
 
 __all__ = ["ReadCheck", "AUDITED", "dtype_name"]
 

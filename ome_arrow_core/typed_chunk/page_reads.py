@@ -20,9 +20,9 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from .arrow_numpy import int_array, int_values
-from .boundary import reading, require_regular_file
-from .errors import DamagedFileError
+from ..arrow_numpy import int_array, int_values
+from ..boundary import reading, require_regular_file
+from ..errors import DamagedFileError
 from .page_columns import COLUMNS, defined_value_at, row_columns
 from .parquet_pages import PageRanges, page_header, page_ranges
 
@@ -232,7 +232,7 @@ class PageFragment:
         groups = np.asarray(groups, dtype=np.int64)
         if audit and len(groups) >= AUDIT_BY_FOOTER:  # decoding many rows' columns in Python costs ~1 ms each:
             if self._footer is None:  # a read this large affords the footer (parsed once) and reads them in C++
-                from .dataset_fragments import ParquetFragment
+                from .fragments import ParquetFragment
 
                 self._footer = ParquetFragment(self.path)
             return self._footer.read(groups, audit=True)

@@ -21,10 +21,10 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..boundary import writing
+from ..errors import OMEArrowError, StorageError, UnsafeOverwriteError
 from . import fsops
-from .boundary import writing
 from .cleanup import recover, remove_stale
-from .errors import OMEArrowError, StorageError, UnsafeOverwriteError
 from .ownership import OLD, check_replaceable, temp_name
 
 __all__ = ["atomic_path", "replace_all", "make_temp", "storage_errors"]

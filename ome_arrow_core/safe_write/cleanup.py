@@ -135,8 +135,7 @@ def _fragments_of(file: Path) -> set[str]:
 
 def _unlisted(root: Path, report: Cleanup) -> None:
     """Remove numbered files no manifest entry lists and that cannot hold images the dataset lacks."""
-    from .dataset_format import read_manifest
-    from .dataset_tables import BASE, appends_of
+    from ..typed_chunk import BASE, appends_of, read_manifest
 
     if not (root / MANIFEST).is_file():
         return  # ome-arrow 0.1.0's layout has no appends: nothing to judge by

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .buffers import arrow_empty, view_buffer
-from .boundary import reading
-from .coverage import check_coverage
-from .errors import DamagedFileError, SchemaError
-from .meta import ImageMeta
-from .record_bounds import check_record_sizes
+from ..boundary import reading
+from ..buffers import arrow_empty, view_buffer
+from ..coverage import check_coverage
+from ..errors import DamagedFileError, SchemaError
+from ..meta import ImageMeta
+from .bounds import check_record_sizes
 from .schema import find_ome_column, meta_from_record, ome_arrow_struct, record_header
 
 __all__ = ["record_to_pixels", "pixels_to_record", "as_struct_array", "record_meta"]

@@ -12,27 +12,23 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import dataset_writer, fsops
-from .atomic import make_temp, replace_all
-from .boundary import is_within, reading, require_member
-from .dataset_format import _KV, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
-from .dataset_fragments import chunk_writer, format_version_for
+from ..boundary import is_within, reading, require_member
+from ..errors import DamagedFileError, SchemaError
+from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
+from . import packing
+from .fragments import chunk_writer, format_version_for
 from .page_reads import MANIFEST_KEY as PAGES_KEY
-from .dataset_tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
-from .dataset_writer import _locked
-from .errors import DamagedFileError, SchemaError
-from .ownership import pending_name
+from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
+from .tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
 
 __all__ = ["compact_dataset"]
 
-_MAIN = "chunks.parquet"
 #: Images per row group of a merged images.parquet when the tables do not show theirs (write_dataset's default).
 _IMAGES_PER_GROUP = 1024
 #: Parquet's codec names -> the ``compression`` option that writes them.
@@ -58,9 +54,9 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
     if not is_dataset_dir(root):
         raise SchemaError(
             f"cannot compact {root}: it is not an OME-Arrow dataset directory (it has neither {MANIFEST} "
-            f"nor {_MAIN})"
+            f"nor {BASE_CHUNKS})"
         )
-    with _locked(root):  # appends wait; they would write into files being merged
+    with lock(root):  # appends wait; they would write into files being merged
         manifest = read_manifest(root)
         appended = appends_of(manifest)
         parts = parts_of(root, manifest)
@@ -68,13 +64,13 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         index, index_part = read_indexes(root, parts)
         index = index.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
         at = INDEX_SCHEMA.get_field_index("fragment_path")
-        index = index.set_column(at, INDEX_SCHEMA.field(at), pc.fill_null(index.column(at), _MAIN))
+        index = index.set_column(at, INDEX_SCHEMA.field(at), pc.fill_null(index.column(at), BASE_CHUNKS))
         listed = sorted({str(v) for v in index.column("fragment_path").unique().to_pylist()})
         # index rows of images not in their own part's images were left by an interrupted append
         index = own_rows(images, image_part, index, index_part)
         frag = index.column("fragment_path").dictionary_encode().combine_chunks()
         names = [str(v) for v in frag.dictionary.to_pylist()]
-        if names in ([], [_MAIN]) and not appended:
+        if names in ([], [BASE_CHUNKS]) and not appended:
             return []
         other = [n for n in names if not n.lower().endswith(".parquet")]
         if other:
@@ -83,7 +79,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 "groups; rewrite the dataset with Parquet chunks instead: "
                 "write_dataset(OMEArrowDataset.scan(path), new_path, chunk_format='parquet')"
             )
-        order = sorted(names, key=lambda n: (n != _MAIN, n))  # chunks.parquet first: its row groups keep their ids
+        order = sorted(names, key=lambda n: (n != BASE_CHUNKS, n))  # chunks.parquet first: its row groups keep their ids
         codes = frag.indices.to_numpy(zero_copy_only=False)
         groups = index.column("row_group_id").to_numpy()
         # row groups after the last one the index uses (left by an interrupted compaction) are dropped
@@ -92,21 +88,21 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         markers = [root / pending_name(int(m[1])) for m in numbers if m is not None]
         tmp, held = make_temp(root, "compact")  # .compact.ome-arrow-tmp.PID.RANDOM, locked while we live
         try:
-            offsets = _merge(root, order, keep, tmp / _MAIN)
+            offsets = _merge(root, order, keep, tmp / BASE_CHUNKS)
             shift = np.array([offsets[n] for n in names], dtype=np.int64)[codes]
             new_index = index.set_column(
                 INDEX_SCHEMA.get_field_index("row_group_id"), INDEX_SCHEMA.field("row_group_id"),
                 pa.array((groups + shift).astype(np.int32)),
-            ).set_column(at, INDEX_SCHEMA.field(at), pa.array([_MAIN] * index.num_rows, pa.string()))
-            pq.write_table(new_index.replace_schema_metadata(_KV), tmp / BASE.index)
-            moves = [(tmp / _MAIN, root / _MAIN), (tmp / BASE.index, root / BASE.index)]
+            ).set_column(at, INDEX_SCHEMA.field(at), pa.array([BASE_CHUNKS] * index.num_rows, pa.string()))
+            pq.write_table(new_index.replace_schema_metadata(FILE_METADATA), tmp / BASE.index)
+            moves = [(tmp / BASE_CHUNKS, root / BASE_CHUNKS), (tmp / BASE.index, root / BASE.index)]
             if len(parts) > 1:
                 pq.write_table(_merged_images(images), tmp / BASE.images, row_group_size=_images_per_group(root, parts))
                 moves.append((tmp / BASE.images, root / BASE.images))
             if (root / MANIFEST).exists():
                 # row groups move: the merged file is read through its footer (the index keeps no page ranges)
                 ours = {k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k not in ("appends", PAGES_KEY)}
-                ours.update({"fragments": [_MAIN], "format_version": format_version_for([_MAIN])})
+                ours.update({"fragments": [BASE_CHUNKS], "format_version": format_version_for([BASE_CHUNKS])})
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
@@ -124,11 +120,11 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             raise
         finally:
             os.close(held)
-            fsops.remove_tree(tmp)
+            remove_tree(tmp)
         # the dataset is compacted; a file that cannot be removed is only dead weight
         old_fragments = [str(f) for f in (manifest.get("ome_arrow_core") or {}).get("fragments") or []]
         for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index))]:
-            if name not in (_MAIN, BASE.images, BASE.index):
+            if name not in (BASE_CHUNKS, BASE.images, BASE.index):
                 with contextlib.suppress(OSError):
                     (root / name).unlink(missing_ok=True)
         for marker in markers:
@@ -141,7 +137,7 @@ def _merged_images(images: pa.Table) -> pa.Table:
     """The images of all parts as one images.parquet table: the IMAGES_SCHEMA columns first, then the others."""
     order = [n for n in IMAGES_SCHEMA.names if n in images.column_names]
     order += [n for n in images.column_names if n not in order]
-    return images.select(order).replace_schema_metadata(_KV)
+    return images.select(order).replace_schema_metadata(FILE_METADATA)
 
 
 def _images_per_group(root: Path, parts: list[Part]) -> int:
@@ -211,7 +207,7 @@ def _codec(md: pq.FileMetaData, name: str) -> str | None:
 def _copy(pf: pq.ParquetFile, count: int, schema: pa.Schema, writer: pq.ParquetWriter) -> None:
     """Append row groups ``0..count-1`` of ``pf`` to ``writer``, each still a row group of its own.
 
-    Row groups are read in batches of up to ``dataset_writer.BATCH_BYTES`` (uncompressed).
+    Row groups are read in batches of up to ``packing.BATCH_BYTES`` (uncompressed).
     """
     md = pf.metadata
     batch: list[int] = []
@@ -219,7 +215,7 @@ def _copy(pf: pq.ParquetFile, count: int, schema: pa.Schema, writer: pq.ParquetW
     for g in range(count):
         batch.append(g)
         size += md.row_group(g).total_byte_size
-        if size >= dataset_writer.BATCH_BYTES or g == count - 1:
+        if size >= packing.BATCH_BYTES or g == count - 1:
             _write_groups(pf.read_row_groups(batch, use_threads=False), [md.row_group(i).num_rows for i in batch],
                           schema, writer)
             batch, size = [], 0

@@ -9,7 +9,7 @@
   marker first and removes it after committing the manifest) or their images are already
   in the listed tables (a compaction merged them).
 
-What a read returns is checked against the index in :mod:`.dataset_readcheck`.
+What a read returns is checked against the index in :mod:`.readcheck`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .arrow_numpy import int_values
-from .boundary import is_within, reading
-from .coverage import check_coverage
-from .errors import DamagedFileError
+from ..arrow_numpy import int_values
+from ..boundary import is_within, reading
+from ..coverage import check_coverage
+from ..errors import DamagedFileError
 
 __all__ = ["PENDING", "pending_marker", "check_member", "check_image_chunks", "check_manifest_members", "check_unique",
            "check_unlisted_appends", "row_images"]

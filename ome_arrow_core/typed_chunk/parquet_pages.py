@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from .errors import DamagedFileError
+from ..errors import DamagedFileError
 
 __all__ = ["PageHeader", "ShortHeader", "PageRanges", "page_header", "page_ranges", "CODECS", "DATA_PAGE", "DATA_PAGE_V2",
            "DICTIONARY_PAGE", "PLAIN", "RLE"]

@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from .checksums import ALGORITHM, checker, mismatch
-from .errors import ChecksumError, DamagedFileError
+from ..checksums import ALGORITHM, checker, mismatch
+from ..errors import ChecksumError, DamagedFileError
 
 __all__ = ["KEY", "plane_checksums", "checksum_metadata", "stored_checksums", "verify_record"]
 

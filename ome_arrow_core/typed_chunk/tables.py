@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .boundary import blaming, reading, require_member
-from .dataset_checks import check_member, check_unlisted_appends
-from .dataset_format import MANIFEST
-from .errors import DamagedFileError, SchemaError
+from ..boundary import blaming, reading, require_member
+from ..errors import DamagedFileError, SchemaError
+from .checks import check_member, check_unlisted_appends
+from .spec import MANIFEST
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
            "own_rows", "max_chunk_id"]
@@ -73,7 +73,7 @@ def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
     When images.parquet alone holds the manifest's ``image_count`` images, a compaction merged
     the appends into the base tables and was stopped before it replaced the manifest: the
     listed appends are already there, so they are not read again. Append tables the manifest
-    does not list are refused (see :func:`~.dataset_checks.check_unlisted_appends`).
+    does not list are refused (see :func:`~.checks.check_unlisted_appends`).
     """
     with blaming(root, MANIFEST):
         listed = appends_of(manifest, root)

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UnsafeOverwriteError
+from ..errors import UnsafeOverwriteError
 
 __all__ = ["TempName", "temp_name", "pending_name", "is_legacy_temp", "parse_temp", "is_dataset", "foreign_members", "check_replaceable"]
 
@@ -63,7 +63,7 @@ def parse_temp(entry: str) -> TempName | None:
 def _store_suffixes() -> set[str]:
     suffixes = {".parquet", ".vortex"}
     try:
-        from .registry import default_registry
+        from ..registry import default_registry
 
         suffixes |= {s.suffix for s in default_registry().chunk_stores()}
     except Exception:  # noqa: BLE001 - a broken plugin must not make a dataset look foreign

@@ -13,9 +13,9 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from .dtypes import from_ome_type, to_ome_type
-from .errors import SchemaError
-from .meta import Channel, ImageMeta
+from ..dtypes import from_ome_type, to_ome_type
+from ..errors import SchemaError
+from ..meta import Channel, ImageMeta
 
 __all__ = [
     "OME_ARROW_TYPE",

@@ -14,16 +14,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_path
-from .boundary import blaming, reading, require_regular_file, writing
-from .checksums import verify_enabled
-from .dataset_bounds import footer_rows
-from .errors import ArgumentError, DamagedFileError, SchemaError
-from .meta import ImageMeta
-from .record import pixels_to_record, record_meta, record_to_pixels
-from .record_checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
+from ..boundary import blaming, reading, require_regular_file, writing
+from ..checksums import verify_enabled
+from ..errors import ArgumentError, DamagedFileError, SchemaError
+from ..meta import ImageMeta
+from ..parquet_files import PARQUET_CODECS, footer_rows
+from ..safe_write import atomic_path
+from ..selection import Selection
+from .checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
+from .codec import pixels_to_record, record_meta, record_to_pixels
 from .schema import find_ome_column
-from .selection import Selection
 
 __all__ = ["RecordSource", "write_record_file", "has_ome_column"]
 
@@ -105,10 +105,8 @@ def write_record_file(
     """Write a one-row Parquet file with an OME-Arrow struct column (planes), atomically.
 
     uint16 images get the public format's exact schema, so ``ome-arrow`` reads them. Each
-    plane's checksum goes to the file's key-value metadata (ome_arrow_core.record_checksums).
+    plane's checksum goes to the file's key-value metadata (see :mod:`.checksums`).
     """
-    from .dataset_fragments import PARQUET_CODECS
-
     if not isinstance(compression, str) or compression.lower() not in PARQUET_CODECS:
         raise ArgumentError(f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)}")
     record = pixels_to_record(meta, pixels)

@@ -17,13 +17,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dataset_format import _KV, CHUNKS_SCHEMA
-from .boundary import is_within, reading, require_member
-from .dataset_checks import check_member
-from .dataset_readcheck import AUDITED
-from .errors import ArgumentError, DamagedFileError, SchemaError
-from .handlers import ChunkFile, ChunkStore
+from ..boundary import reading, require_member
+from ..errors import ArgumentError, DamagedFileError, SchemaError
+from ..handlers import ChunkFile, ChunkStore
+from ..parquet_files import PARQUET_CODECS
+from .checks import check_member
 from .parquet_pages import PageRanges, page_ranges
+from .readcheck import AUDITED
+from .spec import FILE_METADATA, CHUNKS_SCHEMA
 
 __all__ = [
     "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "chunk_writer", "write_fragment", "chunk_store",
@@ -35,8 +36,6 @@ __all__ = [
 PARQUET: Final[str] = "parquet"
 #: ``compression`` value meaning "this chunk format's default" (lz4 for Parquet).
 DEFAULT_COMPRESSION: Final[str] = "default"
-#: Codecs Parquet chunk files take (pyarrow's names; "none" is uncompressed).
-PARQUET_CODECS: Final[frozenset[str]] = frozenset({"none", "snappy", "gzip", "brotli", "lz4", "lz4_raw", "zstd"})
 
 
 class Fragment(Protocol):
@@ -113,7 +112,7 @@ class StoreFragment:
 
 def chunk_store(name: str) -> ChunkStore:
     """The available chunk store for format or file name ``name`` (BackendUnavailableError naming the pip install)."""
-    from .registry import default_registry
+    from ..registry import default_registry
 
     return default_registry().resolve_chunk_store(name)
 
@@ -207,7 +206,7 @@ def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *,
     row group, each in one page; else None), read from the file's footer once.
     """
     if chunk_format == PARQUET:
-        writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(_KV), compression, compression_level)
+        writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(FILE_METADATA), compression, compression_level)
         try:
             for table in tables:
                 writer.write_table(table, row_group_size=rows_per_group)
@@ -228,7 +227,7 @@ def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *,
             raise
 
     try:
-        store.write(batches(), CHUNKS_SCHEMA.with_metadata(_KV), file, compression=compression)
+        store.write(batches(), CHUNKS_SCHEMA.with_metadata(FILE_METADATA), file, compression=compression)
     except Exception:
         if failure:
             raise failure[0] from None

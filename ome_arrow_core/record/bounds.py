@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import DamagedFileError
-from .meta import ImageMeta
+from ..errors import DamagedFileError
+from ..meta import ImageMeta
 
 __all__ = ["check_record_sizes"]
 

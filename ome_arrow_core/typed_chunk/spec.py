@@ -15,20 +15,24 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from .boundary import reading, require_member
-from .errors import DamagedFileError
+from ..boundary import reading, require_member
+from ..errors import DamagedFileError
 
 MANIFEST: Final[str] = "_ome_arrow_dataset.json"
 #: Version of ome-arrow-core's additions; readers refuse newer versions. A dataset whose chunk
 #: files are all Parquet and that has no append tables is written as version 1; one with
 #: chunk-store files (``.vortex``) or with append tables (``images-NNNNN.parquet``) as 2.
 FORMAT_VERSION: Final[int] = 2
-_LAYOUT: Final[str] = "typed-chunk-dataset"
-_KV: Final[dict[bytes, bytes]] = {
+#: The ``layout`` the manifest and every file's metadata name.
+LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
+#: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).
+FILE_METADATA: Final[dict[bytes, bytes]] = {
     b"ome.arrow.type": b"ome.arrow",
     b"ome.arrow.version": b"0.1.0",
-    b"ome.arrow.layout": _LAYOUT.encode(),
+    b"ome.arrow.layout": LAYOUT_NAME.encode(),
 }
+#: The chunks file of the base (an append adds ``chunks-NNNNN.<suffix>``).
+BASE_CHUNKS: Final[str] = "chunks.parquet"
 _I32 = pa.int32()
 _COORDS = [(a, _I32) for a in ("t", "c", "z", "y", "x")]
 _SHAPES = [(f"shape_{a}", _I32) for a in ("t", "c", "z", "y", "x")]

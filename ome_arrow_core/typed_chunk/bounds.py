@@ -18,35 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arrow_numpy import int_values
-from .boundary import reading, require_member
-from .dataset_tables import BASE, Part
-from .errors import DamagedFileError
+from ..arrow_numpy import int_values
+from ..boundary import reading, require_member
+from ..errors import DamagedFileError
+from ..parquet_files import footer_rows
+from .tables import BASE, Part
 
-__all__ = ["footer_rows", "check_table_rows", "check_image_rows", "dictionary_codes"]
+__all__ = ["check_table_rows", "check_image_rows", "dictionary_codes"]
 
 #: Rows of ``fragment_path`` read at a time when counting the chunk rows an index names.
 _BATCH = 1 << 16
-
-
-def footer_rows(file: Path) -> int:
-    """Rows the Parquet footer of ``file`` declares, refusing a footer that claims more bytes than the file has."""
-    require_member(file.parent, file.name)  # a FIFO would block the read forever
-    with reading(file.parent, file.name, "reading the Parquet footer"):
-        md = pq.read_metadata(file)
-        size = file.stat().st_size
-        claimed = 0
-        for g in range(md.num_row_groups):
-            group = md.row_group(g)
-            if group.num_rows < 0:
-                raise DamagedFileError(f"{file}: row group {g} declares {group.num_rows} rows; the footer is damaged")
-            claimed += sum(group.column(c).total_compressed_size for c in range(group.num_columns))
-    if md.num_rows < 0 or claimed > size:
-        raise DamagedFileError(
-            f"{file}: its footer declares {md.num_rows} rows in {claimed} bytes of column data, but the file "
-            f"has {size} bytes; the file is damaged or truncated"
-        )
-    return int(md.num_rows)
 
 
 def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[list[str], np.ndarray]:

@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .checksums import ChunkChecksums
-from .dataset_audit import audit_chunk_files
-from .dataset_format import MANIFEST, is_dataset_dir, read_manifest
-from .dataset_fragments import open_fragment
-from .dataset_tables import BASE, parts_of, read_images, read_indexes
+from ..checksums import ChunkChecksums
+from ..verification import VerifyReport, describe_error, regular
+from .audit import audit_chunk_files
+from .fragments import open_fragment
 from .page_reads import range_mismatches
-from .verification import VerifyReport, describe_error, regular
+from .spec import MANIFEST, is_dataset_dir, read_manifest
+from .tables import BASE, parts_of, read_images, read_indexes
 
 __all__ = ["verify_dataset"]
 

@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .boundary import reading
-from .dataset_checks import check_member, row_images
-from .dataset_format import read_manifest
-from .dataset_fragments import ParquetFragment, open_fragment
-from .dataset_tables import Part, parts_of, read_images, read_indexes
-from .errors import DamagedFileError
+from ..boundary import reading
+from ..errors import DamagedFileError
+from .checks import check_member, row_images
+from .fragments import ParquetFragment, open_fragment
+from .spec import read_manifest
+from .tables import Part, parts_of, read_images, read_indexes
 
 __all__ = ["audit_chunk_files"]
 
