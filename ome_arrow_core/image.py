@@ -14,12 +14,12 @@ import pyarrow as pa
 from .buffers import read_only, to_arrow_memory
 from .casting import Casting, check_casting
 from .dtypes import check_dtype
-from .boundary import require_regular_file
 from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
 from .lazy import LazyTensorView, materialize
 from .meta import ImageMeta
+from .opening import open_path
 from .record import as_struct_array, pixels_to_record, record_to_pixels
 from .registry import Registry, default_registry
 from .selection import IndexSpec, RoiType, Selection, parse_regions
@@ -79,26 +79,16 @@ class OMEArrow:
         format: str | None = None,
         registry: Registry | None = None,
         name: str | None = None,
+        filesystem: Any = None,
         _lazy: bool = False,
         _copy: bool = True,
         **options: Any,
     ) -> None:
         self._registry = registry
         reg = registry or default_registry()
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.exists():
-                from .safe_write import recover
-
-                recover(path)  # a killed overwrite may have left the old copy aside: it goes back
-            if not path.exists():
-                raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
-            if not path.is_dir():
-                require_regular_file(path)  # a FIFO or device would block the reader (or a sniff) forever
-            reader = reg.resolve_reader(path, format)
-            reader.ensure_available()
-            assert reader.open is not None
-            src: PixelSource = reader.open(path, column=column, row=row, **options)
+        if isinstance(source, (str, os.PathLike)) or filesystem is not None:
+            src: PixelSource = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row,
+                                         **options)
         elif isinstance(source, (Mapping, *_RECORD_TYPES)):
             meta, pixels = record_to_pixels(as_struct_array(source, column), row)
             src = ArraySource(meta, pixels, "arrow record")
@@ -145,13 +135,17 @@ class OMEArrow:
         row: int = 0,
         format: str | None = None,
         registry: Registry | None = None,
+        filesystem: Any = None,
         **options: Any,
     ) -> OMEArrow:
         """Open ``path`` lazily: metadata only; pixels are read when a view is executed.
 
-        ``options`` go to the reader (e.g. ``image_id=`` for a multi-image dataset).
+        ``path`` may be a URI (``s3://``, ``gs://``, ``http(s)://``, ``file://``) or a path inside
+        ``filesystem`` (a pyarrow or fsspec filesystem). ``options`` go to the reader (e.g.
+        ``image_id=`` for a multi-image dataset).
         """
-        return cls(path, column=column, row=row, format=format, registry=registry, _lazy=True, **options)
+        return cls(path, column=column, row=row, format=format, registry=registry, filesystem=filesystem,
+                   _lazy=True, **options)
 
     @classmethod
     def from_numpy(cls, arr: np.ndarray, dim_order: str | None = None, **kwargs: Any) -> OMEArrow:

@@ -19,15 +19,23 @@ from ..boundary import reading, require_regular_file
 from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
 from ..handlers import PixelSource, Reader, Writer
 from ..hookspecs import hookimpl
+from ..location import Location
 
 
-def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: str | None = None,
+def open_parquet(path: Path | Location, column: str | None = None, row: int = 0, image_id: str | None = None,
                  verify: bool | None = None, **_: Any) -> PixelSource:
-    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums)."""
+    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums).
+
+    ``path`` may be a remote :class:`~ome_arrow_core.location.Location`: struct-column files are read
+    from it by ranged reads (footer, then the one row group); dataset directories are local only for now.
+    """
     import pyarrow.parquet as pq
 
     from ..record import RecordSource
     from ..typed_chunk import DatasetSource, is_dataset_dir
+
+    if isinstance(path, Location):
+        return _open_remote(path, column, row, verify)
 
     if path.is_dir():
         if not is_dataset_dir(path):
@@ -53,6 +61,24 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
             f"{path} is the chunks file of an OME-Arrow dataset; open its directory {path.parent} instead"
         )
     return RecordSource(path, column=column, row=row, verify=verify)
+
+
+def _open_remote(loc: Location, column: str | None, row: int, verify: bool | None) -> PixelSource:
+    """A struct-column Parquet file on remote storage (dataset directories there are not read yet)."""
+    import pyarrow.fs as pafs
+
+    from ..record import RecordSource
+
+    row = check_row(row)
+    with reading(loc.uri, None, "looking up"):
+        kind = loc.fs.get_file_info(loc.path).type
+    if kind == pafs.FileType.Directory:
+        raise ArgumentError(
+            f"{loc.uri} is a directory: typed-chunk dataset directories are read from local disks only in this "
+            "release; copy it locally (e.g. `aws s3 sync`), or write the image as one struct-column file "
+            "(export('parquet', out, layout='record')) to read it remotely"
+        )
+    return RecordSource(loc, column=column, row=row, verify=verify)
 
 
 def _sniff(path: Path) -> bool:
@@ -98,7 +124,7 @@ def write_parquet(
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
         Reader(name="parquet", suffixes=(".parquet", ".pq", ".ome-arrow"), open=open_parquet, sniff=_sniff,
-               description="OME-Arrow Parquet: typed-chunk datasets and struct-column files"),
+               remote=True, description="OME-Arrow Parquet: typed-chunk datasets and struct-column files"),
     ]
 
 

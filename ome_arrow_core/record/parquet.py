@@ -18,7 +18,8 @@ from ..boundary import blaming, reading, require_regular_file, writing
 from ..checksums import verify_enabled
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..meta import ImageMeta
-from ..parquet_files import PARQUET_CODECS, footer_rows
+from ..location import Location
+from ..parquet_files import PARQUET_CODECS, checked_footer, footer_rows
 from ..safe_write import atomic_path
 from ..selection import Selection
 from .checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
@@ -44,13 +45,29 @@ class RecordSource:
     unless ``verify=False`` (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``).
     """
 
-    def __init__(self, path: Path, column: str | None = None, row: int = 0, *, verify: bool | None = None) -> None:
-        self.path = path
-        footer_rows(path)  # a footer claiming more bytes than the file has is refused before any read
+    def __init__(self, path: Path | Location, column: str | None = None, row: int = 0, *,
+                 verify: bool | None = None) -> None:
+        #: The remote location, or None for a local file (read through its path).
+        self.location = path if isinstance(path, Location) and not path.local else None
+        local = Path(path.path) if isinstance(path, Location) else Path(path)
+        self.path: Path | str = self.location.uri if self.location else local
         self.verify = verify
-        require_regular_file(path)
+        if self.location is None:
+            footer_rows(local)  # a footer claiming more bytes than the file has is refused before any read
+            require_regular_file(local)
+            self._load(local, column, row)
+            return
+        remote = self.location
+        with reading(remote.uri, None, "reading the Parquet footer"), remote.fs.open_input_file(remote.path) as fh:
+            md = pq.read_metadata(fh)
+            checked_footer(md, fh.size(), remote.uri)
+            self._load(fh, column, row, md)
+
+    def _load(self, opened: Any, column: str | None, row: int, metadata: pq.FileMetaData | None = None) -> None:
+        """Read the one row group holding ``row`` of ``column`` from ``opened`` (a path or an open file)."""
+        path = self.path
         with reading(path, None, "reading the Parquet footer"):
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(opened, metadata=metadata)
             schema = pf.schema_arrow
             n = pf.metadata.num_rows
         self.column = find_ome_column(schema, column)
@@ -88,12 +105,17 @@ class RecordSource:
                         "damaged or edited")
         return sel.apply(self._pixels)
 
+    def _file_bytes(self) -> int:
+        if self.location is not None:
+            return int(self.location.fs.get_file_info(self.location.path).size)
+        return Path(self.path).stat().st_size
+
     def describe(self) -> dict[str, Any]:
         """Storage facts for ``info()``."""
         return {
             "storage": "parquet OME-Arrow struct column",
             "path": str(self.path),
-            "file_bytes": self.path.stat().st_size,
+            "file_bytes": self._file_bytes(),
             "column": self.column,
             "rows_in_file": self._rows,
         }
