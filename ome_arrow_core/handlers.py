@@ -112,6 +112,8 @@ class Writer(Handler):
     formats: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
     write: Callable[..., Any] | None = None
+    #: ``write`` also takes a remote :class:`~ome_arrow_core.location.Location` as ``out``.
+    remote: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ import pyarrow as pa
 from .buffers import read_only, to_arrow_memory
 from .casting import Casting, check_casting
 from .dtypes import check_dtype
-from .errors import ArgumentError, OMEArrowError
+from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
+from .location import is_uri, resolve
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
 from .lazy import LazyTensorView, materialize
 from .meta import ImageMeta
@@ -300,7 +301,16 @@ class OMEArrow:
             raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
         writer = (self._registry or default_registry()).resolve_writer(how)
         writer.ensure_available()
-        assert writer.write is not None
-        return writer.write(self, Path(out), **options)
+        if writer.write is None:
+            raise PluginError(f"the {writer.name!r} writer has no write function; its plugin is broken")
+        filesystem = options.pop("filesystem", None)
+        if filesystem is None and not is_uri(out):
+            return writer.write(self, Path(out), **options)
+        loc = resolve(out, filesystem)
+        if loc.local:
+            return writer.write(self, Path(loc.path), **options)
+        if not writer.remote:
+            raise ArgumentError(f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy")
+        return writer.write(self, loc, **options)
 
 

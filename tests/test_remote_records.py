@@ -161,3 +161,68 @@ def test_a_local_only_reader_refuses_remote_targets(s3: tuple[pafs.S3FileSystem,
     with pytest.raises(ArgumentError, match="reader reads local files only"):
         OMEArrow(f"s3://{bucket}/x.lonly", registry=reg)
     assert not os.path.exists(f"s3:/{bucket}/x.lonly")  # no mangled local path was created or probed into being
+
+
+def test_s3_write_round_trips_and_replaces(tmp_path: Path, s3: tuple[pafs.S3FileSystem, str]) -> None:
+    fs, bucket = s3
+    first, second = _pixels("float64", seed=1), _pixels("float64", seed=2)
+    uri = f"s3://{bucket}/written/img.ome.parquet"
+    OMEArrow(first, "TZCYX").export("parquet", uri, layout="record")
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), first)
+    OMEArrow(second, "TZCYX").export("parquet", uri, layout="record")
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), second)
+    keys = [i.path for i in fs.get_file_info(pafs.FileSelector(f"{bucket}/written"))]
+    assert keys == [f"{bucket}/written/img.ome.parquet"]  # no temporary key left behind
+
+
+def test_remote_dataset_write_and_http_write_are_refused(http_server: HTTPServer, s3: tuple[pafs.S3FileSystem, str]) -> None:
+    _, bucket = s3
+    img = OMEArrow(_pixels("uint8"))
+    with pytest.raises(ArgumentError, match="remote storage takes one image as a struct-record file"):
+        img.export("parquet", f"s3://{bucket}/ds.ome.parquet")
+    with pytest.raises(ArgumentError, match="HTTP\\(S\\) locations are read-only"):
+        img.export("parquet", f"{http_server.url}/x.ome.parquet", layout="record")
+
+
+_WRITER = """
+import os, sys, numpy as np
+from ome_arrow_core import OMEArrow
+os.environ["AWS_ENDPOINT_URL"] = sys.argv[1]
+arr = np.full((1, 8, 1, 1024, 1024), 7, dtype=np.uint16)
+print("start", flush=True)
+OMEArrow(arr, "TZCYX").export("parquet", sys.argv[2], layout="record", compression="none")
+"""
+
+
+def _run_writer(endpoint: str, uri: str, kill_after: float | None, signum: int = 9) -> float:
+    """Run the writer in a child; send ``signum`` ``kill_after`` seconds after it starts writing. Seconds it ran."""
+    import subprocess
+    import sys
+    import time
+
+    with subprocess.Popen([sys.executable, "-c", _WRITER, endpoint, uri], stdout=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"start"
+        began = time.monotonic()
+        if kill_after is None:
+            assert child.wait() == 0
+        else:
+            time.sleep(kill_after)
+            child.send_signal(signum)
+            if child.wait(60) is None:
+                child.kill()
+        return time.monotonic() - began
+
+
+@pytest.mark.parametrize("signum", [2, 9], ids=["SIGINT", "SIGKILL"])
+def test_killed_remote_write_leaves_the_old_object(s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str],
+                                                   signum: int) -> None:
+    """SIGINT unwinds through the upload (a naive ``with`` would complete a partial object); SIGKILL does not."""
+    fs, bucket = s3
+    old = _pixels("uint16", seed=5)
+    full = _run_writer(s3_server.endpoint, f"s3://{bucket}/killed/timing.ome.parquet", None)
+    for fraction in (0.4, 0.8):  # inside the local write, then the upload and move
+        uri = f"s3://{bucket}/killed/img-{signum}-{fraction}.ome.parquet"
+        OMEArrow(old, "TZCYX").export("parquet", uri, layout="record")
+        _run_writer(s3_server.endpoint, uri, full * fraction, signum)
+        got = OMEArrow(uri).to_numpy()  # the old image or the whole new one, never a part
+        assert np.array_equal(got, old) or (got.shape == (1, 8, 1, 1024, 1024) and bool((got == 7).all()))

@@ -89,7 +89,7 @@ def _sniff(path: Path) -> bool:
 
 def write_parquet(
     image: Any,
-    out: Path,
+    out: Path | Location,
     *,
     layout: str = "dataset",
     chunk_shape: Sequence[int] | None = None,
@@ -97,7 +97,7 @@ def write_parquet(
     compression_level: int | None = None,
     rows_per_group: int = 1,
     column: str = "ome_arrow",
-) -> Path:
+) -> Path | Location:
     """Write ``image`` (an OMEArrow or a sequence of them) to ``out``.
 
     ``layout="dataset"`` (default): the typed-chunk dataset directory, one chunk per row;
@@ -107,6 +107,8 @@ def write_parquet(
     from ..typed_chunk import write_images
 
     images = list(image) if isinstance(image, (list, tuple)) else [image]
+    if isinstance(out, Location):
+        return _write_remote(images, out, layout, column, compression)
     if layout == "record":
         if len(images) != 1:
             raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
@@ -118,6 +120,21 @@ def write_parquet(
         [(im.meta, im.to_numpy()) for im in images], out, chunk_shape=chunk_shape,
         compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
     )
+
+
+def _write_remote(images: list[Any], out: Location, layout: str, column: str, compression: str | None) -> Location:
+    """One struct-record file to remote storage, replacing ``out`` in one step (see :mod:`..remote_writes`)."""
+    from ..record import write_record_file
+    from ..remote_writes import remote_file
+
+    if layout != "record" or len(images) != 1:
+        raise ArgumentError(
+            f"{out.uri}: remote storage takes one image as a struct-record file (layout='record') in this "
+            "release; dataset directories are written to a local disk, then copied"
+        )
+    with remote_file(out, ".parquet") as local:
+        write_record_file(images[0].meta, images[0].to_numpy(), local, column=column, compression=compression or "none")
+    return out
 
 
 @hookimpl
@@ -132,5 +149,5 @@ def ome_arrow_readers() -> Sequence[Reader]:
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
         Writer(name="parquet", formats=("parquet", "ome-parquet"), suffixes=(".ome.parquet", ".parquet"),
-               write=write_parquet, description="OME-Arrow Parquet dataset (default) or one-row record file"),
+               write=write_parquet, remote=True, description="OME-Arrow Parquet dataset (default) or one-row record file"),
     ]
