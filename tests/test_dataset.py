@@ -25,6 +25,7 @@ from ome_arrow_core import (
     OMEArrow,
     OMEArrowDataset,
     SchemaError,
+    default_registry,
     write_dataset,
 )
 from ome_arrow_core import typed_chunk as pqd
@@ -148,7 +149,7 @@ def test_random_access_reads_only_that_images_row_groups(tmp_path: Path) -> None
     assert isinstance(crop, LazyTensorView)
     np.testing.assert_array_equal(crop.to_numpy(), arrs[3][1, :12, :16])
     # finding an image is a lookup in a per-process index, not a scan of the files
-    opened = open_dataset(out)
+    opened = open_dataset(out, default_registry())
     assert opened.chunk_rows(9).tolist() == list(range(72, 80))
 
 
@@ -437,8 +438,8 @@ def test_dataset_pickles_and_locations_open_anywhere(tmp_path: Path) -> None:
 
 
 def _child(path: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    opened = open_dataset(Path(path))
-    queue.put((opened is _PARENT.get("opened"), os.getpid(), open_dataset(Path(path)) is opened))
+    opened = open_dataset(Path(path), default_registry())
+    queue.put((opened is _PARENT.get("opened"), os.getpid(), open_dataset(Path(path), default_registry()) is opened))
 
 
 _PARENT: dict[str, object] = {}
@@ -448,7 +449,7 @@ _PARENT: dict[str, object] = {}
 @pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported, warns
 def test_each_process_opens_its_own_files(tmp_path: Path) -> None:
     out, _ = _plate(tmp_path, n=2)
-    _PARENT["opened"] = open_dataset(out)
+    _PARENT["opened"] = open_dataset(out, default_registry())
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(str(out), queue))

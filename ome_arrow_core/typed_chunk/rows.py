@@ -11,6 +11,7 @@ import pyarrow as pa
 from ..checksums import verify_enabled
 from ..chunks import ChunkTable
 from ..errors import DamagedFileError, SchemaError
+from ..registry import Registry, default_registry
 from ..selection import Selection
 from .opened import open_dataset
 
@@ -44,7 +45,7 @@ def _contiguous(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray], *,
-              verify: bool | None = None) -> None:
+              verify: bool | None = None, registry: Registry | None = None) -> None:
     """Read image rows ``positions`` of the dataset at ``path`` into ``outs`` (writable TZCYX arrays).
 
     ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
@@ -54,7 +55,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     """
     if not positions:
         return
-    opened = open_dataset(path)
+    opened = open_dataset(path, registry or default_registry())
     n_images = opened.table.num_rows
     col = opened.columns
     assert opened.fragment_code is not None

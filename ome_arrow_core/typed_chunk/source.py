@@ -15,6 +15,7 @@ from ..checksums import verify_enabled
 from ..chunks import ChunkTable
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..meta import ImageMeta
+from ..registry import Registry, default_registry
 from ..selection import Selection
 from .fragments import ParquetFragment
 from .image_rows import meta_from_row
@@ -35,12 +36,13 @@ class DatasetSource:
     a chunk store's format (``chunks.vortex``).
     """
 
-    def __init__(self, path: Path, row: int = 0, image_id: str | None = None, *, verify: bool | None = None) -> None:
+    def __init__(self, path: Path, row: int = 0, image_id: str | None = None, *, verify: bool | None = None,
+                 registry: Registry | None = None) -> None:
         """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
         with reading(path, None, "opening the dataset"), blaming(path):
-            self._init(path, open_dataset(path), row, image_id)
+            self._init(path, open_dataset(path, registry or default_registry()), row, image_id)
 
     def _init(self, path: Path, opened: OpenedDataset, row: int, image_id: str | None) -> None:
         self.path = path
@@ -76,7 +78,8 @@ class DatasetSource:
         self.row_groups_read = 0
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickles as its location; unpickling reopens it (through the per-process cache)."""
+        """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
+        of the receiving process, as OMEArrowDataset does)."""
         return (_reopen, (self.path, self.position, self.verify))
 
     def describe(self) -> dict[str, Any]:
@@ -209,6 +212,6 @@ def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
     return DatasetSource(path, position, verify=verify)
 
 
-def image_meta(path: Path, row: int) -> ImageMeta:
+def image_meta(path: Path, row: int, registry: Registry | None = None) -> ImageMeta:
     """The metadata of image row ``row`` of the dataset at ``path`` (from the per-process cache)."""
-    return meta_from_row(open_dataset(path).row(row))
+    return meta_from_row(open_dataset(path, registry or default_registry()).row(row))
