@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from ..arrow_numpy import int_values
 from ..checksums import ChunkChecksums
+from ..chunks import ChunkTable
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
 from ..registry import Registry
 from .bounds import check_table_rows, dictionary_codes
@@ -153,6 +154,11 @@ class OpenedDataset:
             return np.zeros(0, dtype=np.int64)
         starts = self._groups["starts"]
         return self._groups["order"][int(starts[at]) : int(starts[at + 1])]
+
+    def chunk_table(self, rows: np.ndarray) -> ChunkTable:
+        """The origins and shapes (TCZYX) of index rows ``rows``, as a chunk table (its row k is ``rows[k]``)."""
+        return ChunkTable(np.stack([self.columns[a][rows] for a in "tczyx"], axis=1).astype(np.int64),
+                          np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64))
 
     def _build_groups(self) -> None:
         """Index rows grouped by (part, image id), and each image row's key into those groups (built once)."""

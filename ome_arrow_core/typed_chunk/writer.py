@@ -1,4 +1,4 @@
-"""Writing typed-chunk datasets: whole in-memory images, or streamed images (create, overwrite or append), atomically."""
+"""Writing typed-chunk datasets: whole in-memory images, or streamed images (create, overwrite, append), atomically."""
 
 from __future__ import annotations
 
