@@ -32,7 +32,7 @@ from .selection import Selection
 from .view import TensorView
 
 if TYPE_CHECKING:
-    from .safe_write import cleanup_dataset
+    from .typed_chunk import cleanup_dataset
     from .dataset import OMEArrowDataset, write_dataset
     from .typed_chunk import compact_dataset
     from .verification import VerifyReport, verify
@@ -87,7 +87,7 @@ def __getattr__(name: str) -> Any:
 
         return compact_dataset
     if name == "cleanup_dataset":
-        from .safe_write import cleanup_dataset
+        from .typed_chunk import cleanup_dataset
 
         return cleanup_dataset
     if name in ("verify", "VerifyReport"):

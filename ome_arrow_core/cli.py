@@ -125,7 +125,7 @@ def _write_many(images: list[OMEArrow], out: Path, opts: dict[str, Any], chunk_f
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Remove what killed writes left at PATH (never a live writer's files, never a name that is not ours)."""
-    from .safe_write import cleanup_dataset
+    from .typed_chunk import cleanup_dataset
 
     report = cleanup_dataset(args.path)
     for path in report.restored:

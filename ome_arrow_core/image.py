@@ -23,36 +23,13 @@ from .meta import ImageMeta
 from .opening import open_path
 from .record import as_struct_array, pixels_to_record, record_to_pixels
 from .registry import Registry, default_registry
-from .selection import IndexSpec, RoiType, Selection, parse_regions
+from .selection import IndexSpec, RoiType, Selection, resolve_selection
 from .sources import ArraySource
 from .view import TensorView
 
-__all__ = ["OMEArrow", "resolve_selection"]
+__all__ = ["OMEArrow"]
 
 _RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
-
-
-def resolve_selection(
-    base: Selection,
-    meta: ImageMeta,
-    *,
-    t: IndexSpec = None,
-    z: IndexSpec = None,
-    c: IndexSpec = None,
-    roi: Sequence[int] | None = None,
-    roi3d: Sequence[int] | None = None,
-    roi_nd: Sequence[int] | None = None,
-    roi_type: RoiType | None = None,
-    tile: Sequence[int] | None = None,
-) -> Selection:
-    """Narrow ``base`` by tensor_view arguments; every index is relative to ``base``."""
-    sizes = dict(zip(AXES, base.shape))
-    tile_shape = meta.chunk_shape[1:] if meta.chunk_shape else (256, 256)
-    regions = parse_regions(
-        sizes, t=t, z=z, roi=roi, roi3d=roi3d, roi_nd=roi_nd, roi_type=roi_type, tile=tile,
-        tile_shape=tile_shape,
-    )
-    return base.select(c=c, **regions)  # type: ignore[arg-type]
 
 
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:

@@ -126,7 +126,7 @@ def test_a_footer_claiming_more_bytes_than_the_file_has_is_refused(tmp_path: Pat
 
 
 def test_reads_in_small_batches_equal_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ome_arrow_core.typed_chunk.rows as reader
+    import ome_arrow_core.typed_chunk.chunk_reads as reader
     from ome_arrow_core import OMEArrowDataset, write_dataset
 
     arrs = [np.random.default_rng(k).integers(0, 60000, size=(1, 3, 2, 40, 50), dtype=np.uint16) for k in range(3)]

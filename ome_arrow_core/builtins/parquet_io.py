@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..arguments import check_row
 from ..boundary import reading, require_regular_file
@@ -21,10 +21,14 @@ from ..handlers import PixelSource, Reader, Writer
 from ..hookspecs import hookimpl
 from ..location import Location
 
+if TYPE_CHECKING:
+    from ..registry import Registry
+
 
 def open_parquet(path: Path | Location, column: str | None = None, row: int = 0, image_id: str | None = None,
-                 verify: bool | None = None, **_: Any) -> PixelSource:
-    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums).
+                 verify: bool | None = None, registry: Registry | None = None, **_: Any) -> PixelSource:
+    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums;
+    ``registry`` gives the chunk stores of a dataset's non-Parquet chunk files, default the shared one).
 
     ``path`` may be a remote :class:`~ome_arrow_core.location.Location`: struct-column files are read
     from it by ranged reads (footer, then the one row group); dataset directories are local only for now.
@@ -45,7 +49,7 @@ def open_parquet(path: Path | Location, column: str | None = None, row: int = 0,
             )
         row = check_row(row)
         with reading(path, None, "opening the dataset"):
-            return DatasetSource(path, row=row, image_id=image_id, verify=verify)
+            return DatasetSource(path, row=row, image_id=image_id, verify=verify, registry=registry)
     row = check_row(row)
     require_regular_file(path)
     try:

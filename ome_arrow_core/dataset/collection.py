@@ -31,12 +31,12 @@ from ..arguments import check_index, whole_numbers
 from ..boundary import blaming, reading
 from ..casting import Casting, check_casting
 from ..errors import SchemaError, SelectionTypeError
-from ..image import OMEArrow, resolve_selection
+from ..image import OMEArrow
 from ..layout import ChannelPolicy, default_layout, normalize_axes
 from ..meta import ImageMeta
 from ..record import RecordSource
 from ..registry import Registry, default_registry
-from ..selection import IndexSpec, Selection
+from ..selection import IndexSpec, Selection, resolve_selection
 from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
 from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_table, members_of
 from .views import DatasetViews, canonical_view, layout_shape
@@ -60,7 +60,7 @@ class ImageLocation:
         path = Path(self.path)
         if self.kind == "chunks":
             with reading(path, None, f"opening image {self.row}"), blaming(path):
-                src: Any = DatasetSource(path, row=self.row, verify=self.verify)
+                src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
         elif self.kind == "records":
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
@@ -295,7 +295,8 @@ class OMEArrowDataset(Sequence[OMEArrow]):
             if where.kind == "chunks":
                 with reading(where.path, None, "reading pixels"), blaming(where.path):
                     read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
-                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify)
+                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify,
+                              registry=self._registry)
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]
@@ -306,7 +307,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
         path = Path(self._parts[int(self._part_of[k])].path)
         with reading(path, None, "reading image metadata"), blaming(path):
-            return image_meta(path, int(self._rows[k]))
+            return image_meta(path, int(self._rows[k]), self._registry)
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""

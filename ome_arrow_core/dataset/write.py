@@ -156,7 +156,8 @@ def write_dataset(
     "ome-arrow-core[vortex]"``); the images table and index stay Parquet either way, so
     filters are still pushed down. None (default) is Parquet for a new dataset and the
     dataset's own format on append. ``compression="default"`` is lz4 for Parquet and the
-    store's default for others (Vortex: ``None`` or ``"zstd"``).
+    store's default for others (Vortex: ``None`` or ``"zstd"``). ``registry`` (default: the shared one)
+    opens image files and gives the chunk store: a registry that blocks it cannot write its format.
     """
     target = Path(out)
     count = len(images) if isinstance(images, Sized) else None
@@ -185,7 +186,7 @@ def write_dataset(
     try:
         stream_dataset(items(), target, mode=mode, chunk_format=chunk_format, chunk_shape=chunk_shape,
                        compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
-                       images_per_group=images_per_group, on_image=bar.update)
+                       images_per_group=images_per_group, on_image=bar.update, registry=registry)
     finally:
         bar.close()
     return target

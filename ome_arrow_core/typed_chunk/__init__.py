@@ -13,12 +13,14 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
+- :mod:`.cleanup`: removing what killed writes left (``cleanup_dataset``);
 - :mod:`.verify`: ``verify()`` of a whole dataset.
 """
 
 from __future__ import annotations
 
 from .bounds import check_image_rows
+from .cleanup import cleanup_dataset
 from .compact import compact_dataset
 from .rows import read_rows
 from .source import DatasetSource, image_meta
@@ -57,5 +59,6 @@ __all__ = [
     "write_images",
     "stream_dataset",
     "compact_dataset",
+    "cleanup_dataset",
     "verify_dataset",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
@@ -21,11 +21,14 @@ from .spec import read_manifest
 from .tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
 from .write_steps import fragment_names, write_fragments, write_manifest, write_tables
 
+if TYPE_CHECKING:
+    from ..registry import Registry
+
 __all__ = ["append_images"]
 
 
 def append_images(items: Iterable[StreamItem], out: Path, chunk_format: str | None, opts: dict[str, Any],
-            images_per_group: int, on_image: Callable[[str, int], None] | None) -> Path:
+                  images_per_group: int, on_image: Callable[[str, int], None] | None, registry: Registry) -> Path:
     """Add ``items`` to the dataset at ``out``: new chunk, images and index files, then the manifest.
 
     Reads only the old tables' footers and image ids, never their rows: an append costs the new images.
@@ -33,14 +36,14 @@ def append_images(items: Iterable[StreamItem], out: Path, chunk_format: str | No
     previous = read_manifest(out)
     ours = previous.get("ome_arrow_core") or {}
     fmt = chunk_format or str(ours.get("chunk_format") or PARQUET)
-    codec = fragment_codec(fmt, opts["compression"], opts["compression_level"], opts["rows_per_group"])
+    codec = fragment_codec(fmt, opts["compression"], opts["compression_level"], opts["rows_per_group"], registry)
     parts = parts_of(out, previous)
     ids = read_images(out, parts, ["image_id"])[0].column("image_id").to_pylist()
     fragments = [str(f) for f in ours["fragments"]] if "fragments" in ours else _indexed_fragments(out)
     k = _append_number(out, fragments, parts)
     part = Part(f"images-{k:05d}.parquet", f"index-{k:05d}.parquet")
-    names = fragment_names({*fragments, *(p.name for p in out.iterdir())}, suffix_of(fmt),
-                            first=f"chunks-{k:05d}{suffix_of(fmt)}")
+    names = fragment_names({*fragments, *(p.name for p in out.iterdir())}, suffix_of(fmt, registry),
+                            first=f"chunks-{k:05d}{suffix_of(fmt, registry)}")
     fw = ChunkPacker("", first_chunk_id=max_chunk_id(out, parts) + 1, chunk_shape=opts["chunk_shape"],
                         compression=codec, rows_per_group=opts["rows_per_group"])
     core: list[dict[str, Any]] = []
@@ -55,7 +58,7 @@ def append_images(items: Iterable[StreamItem], out: Path, chunk_format: str | No
     marker = out / pending_marker(k)  # unlisted files of this append are a killed append's, not a lost manifest's
     try:
         marker.touch()
-        written = write_fragments(tables, fw, names, fmt, place, compression=codec,
+        written = write_fragments(tables, fw, names, fmt, place, registry=registry, compression=codec,
                                    compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
         if not core:
             return out

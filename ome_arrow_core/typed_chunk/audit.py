@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from ..boundary import reading
 from ..errors import DamagedFileError
+from ..registry import Registry, default_registry
 from .checks import check_member, row_images
 from .fragments import ParquetFragment, open_fragment
 from .spec import read_manifest
@@ -28,12 +29,14 @@ __all__ = ["audit_chunk_files"]
 _COLUMNS = ("chunk_id", "t", "c", "z", "y", "x", "shape_t", "shape_c", "shape_z", "shape_y", "shape_x")
 
 
-def audit_chunk_files(root: str | Path) -> int:
+def audit_chunk_files(root: str | Path, registry: Registry | None = None) -> int:
     """Raise DamagedFileError at the first index row whose chunk row disagrees with it; return the rows checked.
 
     Chunk files in a chunk store's format (Vortex) are checked by reads only (their rows are
-    taken by number, pixels alone); their index rows are not counted.
+    taken by number, pixels alone); their index rows are not counted. Their stores come from
+    ``registry`` (default: the shared one).
     """
+    reg = registry or default_registry()
     path = Path(root)
     parts = parts_of(path, read_manifest(path))
     images, image_part = read_images(path, parts)
@@ -48,7 +51,7 @@ def audit_chunk_files(root: str | Path) -> int:
     for code, name in enumerate(names):
         check_member(path, name, f"the index tables of {path}", "chunk file")
         rows = mine[codes[mine] == code]
-        fragment = open_fragment(path, name)
+        fragment = open_fragment(path, name, reg)
         if not len(rows) or not isinstance(fragment, ParquetFragment):
             continue
         file = path / name

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,10 @@ from ..parquet_files import PARQUET_CODECS
 from .checks import check_member
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED
-from .spec import FILE_METADATA, CHUNKS_SCHEMA
+from .spec import CHUNKS_SCHEMA, FILE_METADATA
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 __all__ = [
     "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "chunk_writer", "write_fragment", "chunk_store",
@@ -110,16 +113,15 @@ class StoreFragment:
         return pa.table({"pixel_bytes": col})
 
 
-def chunk_store(name: str) -> ChunkStore:
-    """The available chunk store for format or file name ``name`` (BackendUnavailableError naming the pip install)."""
-    from ..registry import default_registry
+def chunk_store(name: str, registry: Registry) -> ChunkStore:
+    """The chunk store of ``registry`` for format or file name ``name`` (BackendUnavailableError naming the pip
+    install; PluginError when ``registry`` blocks it)."""
+    return registry.resolve_chunk_store(name)
 
-    return default_registry().resolve_chunk_store(name)
 
-
-def suffix_of(chunk_format: str) -> str:
+def suffix_of(chunk_format: str, registry: Registry) -> str:
     """The file suffix of chunk files in ``chunk_format`` (``.parquet``, ``.vortex``...)."""
-    return ".parquet" if chunk_format == PARQUET else chunk_store(chunk_format).suffix
+    return ".parquet" if chunk_format == PARQUET else chunk_store(chunk_format, registry).suffix
 
 
 def format_version_for(fragments: Iterable[str], appends: int = 0) -> int:
@@ -133,7 +135,7 @@ def format_version_for(fragments: Iterable[str], appends: int = 0) -> int:
 
 
 def fragment_codec(chunk_format: str, compression: str | None, compression_level: int | None,
-                   rows_per_group: int) -> str | None:
+                   rows_per_group: int, registry: Registry) -> str | None:
     """The codec chunk files in ``chunk_format`` get (None: none), checking the options suit the format."""
     if compression is not None and not isinstance(compression, str):
         raise ArgumentError(f"compression takes a codec name or None, got {compression!r}")
@@ -149,7 +151,7 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
                 f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)} "
                 "(or None, or leave the default, lz4)")
         return None if codec is None or codec.lower() == "none" else codec.lower()
-    store = chunk_store(chunk_format)
+    store = chunk_store(chunk_format, registry)
     codec = store.compressions[0] if compression == DEFAULT_COMPRESSION else (compression or "none")
     if codec not in store.compressions:
         raise ArgumentError(
@@ -166,8 +168,9 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
     return None if codec == "none" else codec
 
 
-def open_fragment(root: Path, name: str) -> Fragment:
-    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix.
+def open_fragment(root: Path, name: str, registry: Registry) -> Fragment:
+    """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix (other than
+    ``.parquet``: to a chunk store of ``registry``).
 
     ``name`` must be a plain file name inside ``root`` (DamagedFileError otherwise) and a regular file.
     """
@@ -178,7 +181,7 @@ def open_fragment(root: Path, name: str) -> Fragment:
     require_member(root, name)
     if name.lower().endswith(".parquet"):
         return ParquetFragment(file)
-    store = chunk_store(name)
+    store = chunk_store(name, registry)
     if store.open is None:
         raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot open files (no open=)")
     with reading(root, name, "opening the chunks file"):
@@ -196,7 +199,7 @@ def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | 
 
 
 def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *, compression: str | None,
-                   compression_level: int | None, rows_per_group: int) -> PageRanges | None:
+                   compression_level: int | None, rows_per_group: int, registry: Registry) -> PageRanges | None:
     """Write chunk tables (CHUNKS_SCHEMA, in order) to ``file`` in ``chunk_format``.
 
     Parquet starts a row group at each table and cuts it every ``rows_per_group`` rows; a
@@ -213,7 +216,7 @@ def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *,
         finally:
             writer.close()
         return page_ranges(file) if rows_per_group == 1 else None
-    store = chunk_store(chunk_format)
+    store = chunk_store(chunk_format, registry)
     if store.write is None:
         raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot write files (no write=)")
     failure: list[BaseException] = []

@@ -21,7 +21,9 @@ import pyarrow.compute as pc
 
 from ..arrow_numpy import int_values
 from ..checksums import ChunkChecksums
+from ..chunks import ChunkTable
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
+from ..registry import Registry
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_image_chunks, check_manifest_members, check_member, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
@@ -52,6 +54,8 @@ class OpenedDataset:
     table: pa.Table
     index: pa.Table
     lock: threading.Lock
+    #: Where chunk files in a chunk store's format (``.vortex``) find their store.
+    registry: Registry
     path: Path = Path(".")
     image_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     index_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
@@ -150,6 +154,11 @@ class OpenedDataset:
             return np.zeros(0, dtype=np.int64)
         starts = self._groups["starts"]
         return self._groups["order"][int(starts[at]) : int(starts[at + 1])]
+
+    def chunk_table(self, rows: np.ndarray) -> ChunkTable:
+        """The origins and shapes (TCZYX) of index rows ``rows``, as a chunk table (its row k is ``rows[k]``)."""
+        return ChunkTable(np.stack([self.columns[a][rows] for a in "tczyx"], axis=1).astype(np.int64),
+                          np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64))
 
     def _build_groups(self) -> None:
         """Index rows grouped by (part, image id), and each image row's key into those groups (built once)."""
@@ -260,7 +269,7 @@ class OpenedDataset:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
         hit = self.files.get(code)
         if hit is None:
-            hit = self.files[code] = self._paged(code) or open_fragment(self.path, self.fragment_names[code])
+            hit = self.files[code] = self._paged(code) or open_fragment(self.path, self.fragment_names[code], self.registry)
         return hit
 
     def _paged(self, code: int) -> Fragment | None:
@@ -330,9 +339,10 @@ _cache_lock = threading.Lock()
 CACHE_SIZE = 32
 
 
-def open_dataset(path: Path) -> OpenedDataset:
-    """The dataset at ``path``, opened (from the per-process cache when its files are unchanged)."""
-    key = _stamp(path)
+def open_dataset(path: Path, registry: Registry) -> OpenedDataset:
+    """The dataset at ``path``, opened (from the per-process cache when its files are unchanged), its chunk
+    files in a chunk store's format opened by ``registry``'s stores."""
+    key = (*_stamp(path), registry)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -360,7 +370,7 @@ def open_dataset(path: Path) -> OpenedDataset:
         if ranged and listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
             return ranged_rows_bound(path / name)
         if name not in fragments:
-            fragments[name] = open_fragment(path, name)
+            fragments[name] = open_fragment(path, name, registry)
         return int(fragments[name].group_rows.sum())
 
     try:  # footers only: lying row counts fail before any table is read
@@ -376,8 +386,8 @@ def open_dataset(path: Path) -> OpenedDataset:
     index, index_part = read_indexes(path, parts, dictionary=True)
     names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
     names = [check_member(path, n, f"the index tables of {path}", "chunk file") for n in names]
-    opened = OpenedDataset(manifest, images, index, threading.Lock(), path, image_part, index_part, names, codes,
-                     index_names=[p.index for p in parts])
+    opened = OpenedDataset(manifest, images, index, threading.Lock(), registry, path, image_part, index_part, names,
+                           codes, index_names=[p.index for p in parts])
     opened.files.update({names.index(n): f for n, f in fragments.items() if n in names})
     with _cache_lock:
         _cache[key] = opened

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..checksums import ChunkChecksums
-from ..verification import VerifyReport, describe_error, regular
+from ..registry import Registry, default_registry
+from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
 from .fragments import open_fragment
 from .page_reads import range_mismatches
@@ -26,8 +27,9 @@ BATCH_BYTES = 64 << 20
 BATCH_GROUPS = 64
 
 
-def verify_dataset(root: Path) -> VerifyReport:
-    """Check the dataset directory ``root`` (see :func:`~.verification.verify`)."""
+def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport:
+    """Check the dataset directory ``root`` (see :func:`~.verification.verify`); chunk stores from ``registry``."""
+    reg = registry or default_registry()
     report = VerifyReport(str(root), "dataset")
     if not is_dataset_dir(root):
         report.add(root, f"is a directory but not an OME-Arrow dataset (no {MANIFEST} and no chunks.parquet)")
@@ -67,12 +69,12 @@ def verify_dataset(root: Path) -> VerifyReport:
                                 "stored them); their bytes were read but damage to them cannot be detected")
     frags = index.column("fragment_path").fill_null("chunks.parquet").to_numpy(zero_copy_only=False)
     for name in sorted(set(frags.tolist())):
-        _verify_fragment(root, str(name), np.nonzero(frags == name)[0], index, dtypes, sums, report)
+        _verify_fragment(root, str(name), np.nonzero(frags == name)[0], index, dtypes, sums, report, reg)
         _verify_ranges(root, str(name), np.nonzero(frags == name)[0], index, index_part, [p.index for p in parts],
                        manifest, report)
     if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype
         try:
-            audit_chunk_files(root)
+            audit_chunk_files(root, reg)
         except Exception as exc:
             report.add(root, describe_error(exc))
     return report
@@ -112,7 +114,7 @@ def _image_facts(images: pa.Table, image_part: np.ndarray, index: pa.Table, inde
 
 
 def _verify_fragment(root: Path, name: str, rows: np.ndarray, index: pa.Table, nbytes: np.ndarray,
-                     sums: ChunkChecksums, report: VerifyReport) -> None:
+                     sums: ChunkChecksums, report: VerifyReport, registry: Registry) -> None:
     """Check the chunks of index rows ``rows``, all in chunk file ``name``."""
     file = root / name
     ids = index.column("image_id")
@@ -130,7 +132,7 @@ def _verify_fragment(root: Path, name: str, rows: np.ndarray, index: pa.Table, n
         report.add(file, f"is missing (or not a regular file); {len(rows)} chunk(s) of images {images[:5]} are lost")
         return
     try:
-        read, group_rows, group_bytes = _reader(root, name)
+        read, group_rows, group_bytes = _reader(root, name, registry)
     except Exception as exc:
         report.add(file, f"cannot be opened: {describe_error(exc)}")
         return
@@ -172,7 +174,7 @@ def _verify_ranges(root: Path, name: str, rows: np.ndarray, index: pa.Table, ind
         report.add(root / name, problem, **where)
 
 
-def _reader(root: Path, name: str) -> tuple[Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]], np.ndarray,
+def _reader(root: Path, name: str, registry: Registry) -> tuple[Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]], np.ndarray,
                                             np.ndarray]:
     """(read groups -> (pixel_bytes, chunk_id or None), rows per group, bytes per group) of a chunk file."""
     if name.lower().endswith(".parquet"):
@@ -186,7 +188,7 @@ def _reader(root: Path, name: str) -> tuple[Callable[[np.ndarray], tuple[pa.Chun
             return t.column("pixel_bytes"), t.column("chunk_id").to_numpy()
 
         return read, group_rows, group_bytes
-    frag = open_fragment(root, name)
+    frag = open_fragment(root, name, registry)
     return (lambda groups: (frag.read(groups).column("pixel_bytes"), None)), frag.group_rows, np.full(len(frag.group_rows), 1 << 20)
 
 

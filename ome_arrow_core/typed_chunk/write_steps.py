@@ -7,7 +7,7 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +21,9 @@ from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .page_reads import manifest_entry
 from .spec import FILE_METADATA, IMAGES_SCHEMA, LAYOUT_NAME, MANIFEST
 from .tables import BASE, Part
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 __all__ = ["fragment_names", "write_fragments", "write_tables", "write_manifest", "images_table"]
 
@@ -38,14 +41,15 @@ def fragment_names(used: set[str], suffix: str, first: str | None = None) -> Ite
 
 
 def write_fragments(tables: Iterator[pa.Table], fw: ChunkPacker, names: Iterator[str], chunk_format: str,
-                     place: Callable[[str], contextlib.AbstractContextManager[Path]], **options: Any) -> list[str]:
+                    place: Callable[[str], contextlib.AbstractContextManager[Path]], *, registry: Registry,
+                    **options: Any) -> list[str]:
     """Write ``tables`` into chunks files named from ``names``; returns the names written.
 
     A chunk store with ``max_file_bytes`` gets a new file once a file holds that many pixel
     bytes (its writer's memory grows with the file); Parquet gets one file. ``place(name)``
-    gives the path to write each file to.
+    gives the path to write each file to; ``registry`` gives the chunk store.
     """
-    limit = None if chunk_format == PARQUET else chunk_store(chunk_format).max_file_bytes
+    limit = None if chunk_format == PARQUET else chunk_store(chunk_format, registry).max_file_bytes
     fw.max_file_bytes = limit
     written: list[str] = []
     done = False
@@ -68,7 +72,7 @@ def write_fragments(tables: Iterator[pa.Table], fw: ChunkPacker, names: Iterator
             done = False
 
         with place(name) as path:
-            ranges = write_fragment(until_full(), path, chunk_format, **options)
+            ranges = write_fragment(until_full(), path, chunk_format, registry=registry, **options)
         if ranges is not None:
             fw.pages[name] = ranges
             fw.page_files[name] = manifest_entry(ranges)

@@ -1,4 +1,4 @@
-"""Writing typed-chunk datasets: whole in-memory images, or streamed images (create, overwrite or append), atomically."""
+"""Writing typed-chunk datasets: whole in-memory images, or streamed images (create, overwrite, append), atomically."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ArgumentError, SchemaError, UnsafeOverwriteError
 from ..meta import ImageMeta
+from ..registry import Registry, default_registry
 from ..safe_write import atomic_path, lock, recover, storage_errors
 from .append import append_images
 from .fragments import DEFAULT_COMPRESSION, PARQUET, fragment_codec, suffix_of, write_fragment
@@ -37,6 +38,7 @@ def write_images(
     rows_per_group: int = 1,
     image_ids: Sequence[str] | None = None,
     chunk_format: str = PARQUET,
+    registry: Registry | None = None,
 ) -> Path:
     """Write in-memory (meta, TZCYX pixels) images as a typed-chunk dataset at ``out``, atomically.
 
@@ -51,7 +53,7 @@ def write_images(
     ]
     return stream_dataset(
         items, out, mode="overwrite", chunk_format=chunk_format, chunk_shape=chunk_shape, compression=compression,
-        compression_level=compression_level, rows_per_group=rows_per_group,
+        compression_level=compression_level, rows_per_group=rows_per_group, registry=registry,
     )
 
 
@@ -67,6 +69,7 @@ def stream_dataset(
     rows_per_group: int = 1,
     images_per_group: int = 1024,
     on_image: Callable[[str, int], None] | None = None,
+    registry: Registry | None = None,
 ) -> Path:
     """Write images one at a time into a typed-chunk dataset at ``out``.
 
@@ -81,7 +84,9 @@ def stream_dataset(
     ``chunk_format`` is ``"parquet"`` (built in) or a chunk store's format (``"vortex"``);
     None means Parquet for a new dataset and the dataset's own format for an append.
     ``compression="default"`` is lz4 for Parquet and the store's first listed codec otherwise.
+    Chunk stores come from ``registry`` (default: the shared one).
     """
+    reg = registry or default_registry()
     if mode not in ("create", "append", "overwrite"):
         raise ArgumentError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
     recover(out)  # a killed overwrite's old copy goes back first: it is the dataset
@@ -95,21 +100,21 @@ def stream_dataset(
         if not is_dataset_dir(out):
             raise SchemaError(f"cannot append to {out}: it is not an OME-Arrow dataset directory")
         with storage_errors(out), lock(out):
-            return append_images(items, out, chunk_format, opts, images_per_group, on_image)
+            return append_images(items, out, chunk_format, opts, images_per_group, on_image, reg)
     fmt = chunk_format or PARQUET
-    codec = fragment_codec(fmt, compression, compression_level, rows_per_group)
-    name = "chunks" + suffix_of(fmt)
+    codec = fragment_codec(fmt, compression, compression_level, rows_per_group, reg)
+    name = "chunks" + suffix_of(fmt, reg)
     with atomic_path(out, directory=True, replace=mode == "overwrite") as tmp:
         fw = ChunkPacker(name, chunk_shape=chunk_shape, compression=codec, rows_per_group=rows_per_group)
         core: list[dict[str, Any]] = []
         extra: list[Mapping[str, Any]] = []
-        names = fragment_names(set(), suffix_of(fmt), first=name)
+        names = fragment_names(set(), suffix_of(fmt, reg), first=name)
         written = write_fragments(packed_tables(fw, items, set(), 0, on_image, core, extra), fw, names, fmt,
-                                   lambda n: contextlib.nullcontext(tmp / n), compression=codec,
+                                   lambda n: contextlib.nullcontext(tmp / n), registry=reg, compression=codec,
                                    compression_level=compression_level, rows_per_group=rows_per_group)
         if not written:  # no images: an empty chunks file, so the dataset is still complete
             write_fragment([], tmp / name, fmt, compression=codec, compression_level=compression_level,
-                           rows_per_group=rows_per_group)
+                           rows_per_group=rows_per_group, registry=reg)
         write_tables(tmp, core, extra, fw.index(), images_per_group)
         write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt, len(core))
     return out
