@@ -8,7 +8,9 @@ readers that declare ``remote=True``; the others say so instead of failing on a 
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -45,7 +47,7 @@ def _open_local(path: Path, registry: Registry, format: str | None, options: dic
     reader.ensure_available()
     if reader.open is None:
         raise PluginError(f"the {reader.name!r} reader has no open function; its plugin is broken")
-    return reader.open(path, **options)
+    return reader.open(path, **_with_registry(reader.open, registry, options))
 
 
 def _open_remote(loc: Location, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
@@ -62,4 +64,13 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
             f"{loc.uri}: the {reader.name!r} reader reads local files only; copy the file to a local disk "
             "first, or use a format whose reader reads remote storage (Parquet)"
         )
-    return reader.open(loc, **options)
+    return reader.open(loc, **_with_registry(reader.open, registry, options))
+
+
+def _with_registry(open_: Callable[..., PixelSource], registry: Registry, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus ``registry=`` when the reader's ``open`` takes it (datasets pick chunk stores with it)."""
+    try:
+        takes = "registry" in inspect.signature(open_).parameters
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        takes = False
+    return {**options, "registry": registry} if takes else options

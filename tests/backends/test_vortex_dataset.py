@@ -21,6 +21,7 @@ pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip inst
 
 from ome_arrow_core import (  # noqa: E402
     BackendUnavailableError,
+    OMEArrow,
     OMEArrowDataset,
     Registry,
     SchemaError,
@@ -333,3 +334,11 @@ def test_cli_converts_tiffs_into_a_vortex_chunked_dataset(tmp_path: Path) -> Non
     assert ds.table.column("name").to_pylist() == [p.stem for p in inputs]
     for i, path in enumerate(inputs):
         np.testing.assert_array_equal(ds[i].to_numpy(), OMEArrow(path).to_numpy())
+
+
+def test_an_image_opened_with_a_blocking_registry_reads_no_vortex_chunks(plate: tuple[Path, np.ndarray]) -> None:
+    """OMEArrow(path, registry=...) hands its registry to the dataset reader, as OMEArrowDataset does."""
+    path, arrs = plate
+    with pytest.raises(BackendUnavailableError, match=r"chunk format 'vortex'.*blocked"):
+        OMEArrow(path, row=1, registry=Registry(blocked={"vortex"})).to_numpy()
+    np.testing.assert_array_equal(OMEArrow(path, row=1).to_numpy()[0, 0], arrs[1])
