@@ -43,8 +43,14 @@ _EOF = struct.Struct("<HH4s")  # vortex: version, postscript length, magic
 #: Bytes at the end of a file that can hold the seal, the postscript (< 64 KiB) and vortex's end.
 _TAIL: Final[int] = SEAL_SIZE + 0xFFFF + _EOF.size
 _BLOCK = 4 << 20
-_FIX = ("restore the file from a backup or re-create it from its source; to read it anyway (trusting "
-        "its bytes: a damaged file can then abort the process) pass verify=False or set OME_ARROW_CORE_VERIFY=0")
+_FIX = "restore the file from a backup or re-create it from its source; to read it anyway (trusting its bytes: " \
+       "a damaged file can then abort the process) {how}"
+
+
+def _fix(member: str | None) -> str:
+    """How to repair, or read anyway: ``verify=False`` reaches image files; chunk files follow the environment."""
+    how = "set OME_ARROW_CORE_VERIFY=0" if member else "pass verify=False or set OME_ARROW_CORE_VERIFY=0"
+    return _FIX.format(how=how)
 
 
 def _hasher() -> Any:
@@ -136,14 +142,14 @@ def check_seal(path: Path, member: str | None = None) -> Sealed:
         head = tail[at - (size - len(tail)):][:SEAL_SIZE]
         if len(head) < SEAL_SIZE:
             raise DamagedFileError(f"{place}: its seal (whole-file checksum) is cut off; the file is truncated "
-                                   f"or damaged. Fix: {_FIX}")
+                                   f"or damaged. Fix: {_fix(member)}")
         magic, version, algorithm, _, offset = _HEAD.unpack(head[:_HEAD.size])
         (stored,) = struct.unpack("<Q", head[_HEAD.size:])
         if version != VERSION or algorithm not in ALGORITHMS or offset != at:
             raise DamagedFileError(
                 f"{place}: its seal (whole-file checksum) is damaged (version {version}, algorithm {algorithm}, "
                 f"offset {offset}; expected version {VERSION}, algorithm 1, offset {at}); a newer ome-arrow-vortex "
-                f"may have written it, else the file is damaged. Fix: {_FIX}")
+                f"may have written it, else the file is damaged. Fix: {_fix(member)}")
         h = _hasher()
         buf = bytearray(_BLOCK)
         done = _hash_range(fh, 0, at, h.update, buf)
@@ -153,7 +159,7 @@ def check_seal(path: Path, member: str | None = None) -> Sealed:
     if done != size - SEAL_SIZE or actual != stored:
         raise ChecksumError(
             f"{place}: the file's bytes do not match its whole-file checksum (stored {stored:016x}, computed "
-            f"{actual:016x}, {ALGORITHMS[algorithm]}); the file is damaged and was not opened. Fix: {_FIX}")
+            f"{actual:016x}, {ALGORITHMS[algorithm]}); the file is damaged and was not opened. Fix: {_fix(member)}")
     return Sealed(True, True, identity(st))
 
 
@@ -171,8 +177,8 @@ def guard(path: Path, member: str | None = None, verify: bool | None = None) -> 
         return found
     if not found.vortex_magic:
         raise DamagedFileError(
-            f"{where(path, member)} is not a Vortex file: it does not start and end with the Vortex magic "
-            f"{VORTEX_MAGIC!r} (a truncated or damaged file). Fix: {_FIX}")
+            f"{where(path, member)} is not a readable Vortex file: it does not start and end with the Vortex magic "
+            f"{VORTEX_MAGIC!r} (a truncated or damaged file). Fix: {_fix(member)}")
     from .probe import probe
 
     probe(path, member)
