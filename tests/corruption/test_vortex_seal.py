@@ -253,6 +253,11 @@ def test_unsealed_files_still_read(tmp_path: Path) -> None:
     unseal(file)
     assert np.array_equal(read_image(file)[0], A)
     assert np.array_equal(read_image(file, verify=False)[0], A)
+    assert OMEArrow.scan(file).source.sealed is False
+    from ome_arrow_core import verify
+
+    report = verify(file)
+    assert report.ok and any("no whole-file checksum" in n for n in report.notes)
     root = write_ds(tmp_path / "d.ome.parquet")
     unseal(root / "chunks.vortex")
     got = read_ds(root)

@@ -137,6 +137,8 @@ class VortexSource:
         with vortex_reading(self.path, None, "opening"):
             self._setup(where, vx)
         unchanged(checked, self.path)
+        #: False for a file written without a whole-file seal, None when the checks were off.
+        self.sealed = None if checked is None else checked.sealed
 
     def _setup(self, where: str, vx: Any) -> None:
         """Open the file, check its columns and read its metadata."""
