@@ -88,7 +88,7 @@ class OMEArrow:
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if not path.exists():
-                from .cleanup import recover
+                from .safe_write import recover
 
                 recover(path)  # a killed overwrite may have left the old copy aside: it goes back
             if not path.exists():

@@ -36,6 +36,16 @@ def _as_range(indices: tuple[int, ...]) -> AxisIndex:
     return indices
 
 
+def _axis_text(idx: AxisIndex) -> str:
+    """One axis as text: ``3``, ``0:16``, ``0:16:2`` or ``0,2,5``."""
+    if not isinstance(idx, range):
+        return ",".join(map(str, idx))
+    if len(idx) == 1:
+        return str(idx.start)
+    stop = idx.start + len(idx) * idx.step  # normalised, so equal ranges print alike
+    return f"{idx.start}:{stop}" + (f":{idx.step}" if idx.step != 1 else "")
+
+
 def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
     """Resolve ``spec`` against an axis of length ``n``; raise SelectionError if out of range."""
     name = axis.lower()
@@ -100,6 +110,10 @@ class Selection:
     def full(cls, sizes: Mapping[str, int]) -> Selection:
         """Everything of an image whose sizes map axis letters to lengths."""
         return cls(*(range(sizes[ax]) for ax in AXES))
+
+    def __repr__(self) -> str:
+        """Axis terms, half-open like Python slices: ``Selection(T[0:2] Z[3] C[0,2,5] Y[100:356] X[0:2048:2])``."""
+        return "Selection(" + " ".join(f"{ax}[{_axis_text(self.axis(ax))}]" for ax in AXES) + ")"
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:

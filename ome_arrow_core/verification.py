@@ -106,7 +106,7 @@ def verify(path: str | Path) -> VerifyReport:
     """Check everything stored at ``path`` and report what is damaged (never raises for a damaged file)."""
     p = Path(path)
     if p.is_dir():
-        from .verification_dataset import verify_dataset
+        from .typed_chunk import verify_dataset
 
         try:
             return verify_dataset(p)
@@ -139,9 +139,7 @@ def _verify_records(p: Path, report: VerifyReport) -> None:
     """Page checksums, each row's plane checksums and each record's decoding, one row group at a time."""
     import pyarrow.parquet as pq
 
-    from .record import as_struct_array, record_to_pixels
-    from .record_checksums import stored_checksums, verify_record
-    from .schema import is_ome_arrow_type
+    from .record import as_struct_array, is_ome_arrow_type, record_to_pixels, stored_checksums, verify_record
 
     pf = pq.ParquetFile(p, page_checksum_verification=True)
     schema = pf.schema_arrow

@@ -3,6 +3,9 @@
 Reads typed-chunk dataset directories (ours and ``ome-arrow``'s) and Parquet files with
 OME-Arrow struct columns. Writes the dataset layout by default, or with
 ``layout="record"`` a one-row struct file.
+
+The formats load inside the handlers: loading this plugin (``Registry(autoload=False)``
+included) imports neither ``pyarrow.parquet`` nor the readers and writers.
 """
 
 from __future__ import annotations
@@ -11,20 +14,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from ..arguments import check_row
 from ..boundary import reading, require_regular_file
 from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
 from ..handlers import PixelSource, Reader, Writer
 from ..hookspecs import hookimpl
-from ..parquet_dataset import DatasetSource, is_dataset_dir, write_dataset
-from ..parquet_record import RecordSource, write_record_file
 
 
 def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: str | None = None,
                  verify: bool | None = None, **_: Any) -> PixelSource:
     """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums)."""
+    import pyarrow.parquet as pq
+
+    from ..record import RecordSource
+    from ..typed_chunk import DatasetSource, is_dataset_dir
+
     if path.is_dir():
         if not is_dataset_dir(path):
             raise SchemaError(
@@ -52,6 +56,8 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
 
 
 def _sniff(path: Path) -> bool:
+    from ..typed_chunk import is_dataset_dir
+
     return is_dataset_dir(path)
 
 
@@ -71,6 +77,9 @@ def write_parquet(
     ``layout="dataset"`` (default): the typed-chunk dataset directory, one chunk per row;
     ``layout="record"``: one Parquet file, one row, an OME-Arrow struct column.
     """
+    from ..record import write_record_file
+    from ..typed_chunk import write_images
+
     images = list(image) if isinstance(image, (list, tuple)) else [image]
     if layout == "record":
         if len(images) != 1:
@@ -79,7 +88,7 @@ def write_parquet(
                                  compression=compression or "none")
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
-    return write_dataset(
+    return write_images(
         [(im.meta, im.to_numpy()) for im in images], out, chunk_shape=chunk_shape,
         compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
     )

@@ -264,11 +264,11 @@ def test_blocked_vortex_plugin_says_what_to_install(plate: tuple[Path, np.ndarra
 def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from ome_arrow_core import dataset_writer
+    from ome_arrow_core.typed_chunk import write_steps
 
-    real = dataset_writer.chunk_store
+    real = write_steps.chunk_store
     small = lambda name: dataclasses.replace(real(name), max_file_bytes=3 * 2 * 20 * 20 * 2)  # noqa: E731
-    monkeypatch.setattr(dataset_writer, "chunk_store", small)
+    monkeypatch.setattr(write_steps, "chunk_store", small)
     arrs = random_pixels((8, 2, 20, 20), "uint16")
     out = write_dataset(list(arrs[:7]), tmp_path / "r", dim_order="CYX", chunk_format="vortex", progress=False)
     assert sorted(p.name for p in out.glob("chunks*")) == ["chunks-00001.vortex", "chunks-00002.vortex", "chunks.vortex"]
