@@ -13,6 +13,11 @@ File layout (format ``ome-arrow-core.vortex/1``), one Vortex file per image:
   ``{"format": "ome-arrow-core.vortex/1", "chunk_shape": [h0, w0], "image": {...}}`` with the
   ImageMeta (sizes, dtype name, physical sizes and units, channels, name, id, ...).
 
+Whole-file seal (``seal.py``): the writer inserts a 32-byte XXH3-64 of the file's other bytes
+between Vortex's footer and its postscript; readers check it with plain Python before
+``vortex.open`` (vortex-data 0.93 aborts the process on some damaged files). Files without a
+seal are first read by vortex in a child process (``probe.py``).
+
 Why a metadata column: vortex-data 0.93 has no key-value file metadata in its Python API
 (Arrow schema metadata is dropped on write), so the metadata travels in the file itself as a
 single-row column; reading it is a one-row, one-column scan that touches no pixels.

@@ -16,9 +16,10 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import SchemaError
-from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError
+from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, reading
 
 from .reader import first_line, vortex_reading
+from .seal import guard, seal, unchanged
 
 __all__ = ["VortexChunkFile", "write_chunks", "COMPRESSIONS"]
 
@@ -42,6 +43,7 @@ def write_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Pat
         raise ArgumentError(f"Vortex chunk files take compression None or 'zstd', got {compression!r}")
     opts = vx.io.VortexWriteOptions.compact() if codec == "zstd" else vx.io.VortexWriteOptions.default()
     opts.write(pa.RecordBatchReader.from_batches(schema, iter(batches)), str(path))
+    seal(Path(path))
 
 
 class VortexChunkFile:
@@ -51,7 +53,10 @@ class VortexChunkFile:
         import vortex as vx
 
         self.path = Path(path)
-        with vortex_reading(self.path.parent, self.path.name, "opening the chunks file"):
+        root, name = self.path.parent, self.path.name
+        with reading(root, name, "checking the whole-file checksum"):
+            checked = guard(root, name)  # before vortex parses a byte: it may abort the process
+        with vortex_reading(root, name, "opening the chunks file"):
             try:
                 self._file = vx.open(str(self.path), memory_map=memory_map)
             except Exception as exc:  # vortex raises RuntimeError for every failure
@@ -61,6 +66,7 @@ class VortexChunkFile:
                 ) from None
             stored = self._file.dtype.to_arrow_schema()
             self.num_rows = len(self._file)
+        unchanged(checked, root, name)
         if _PIXELS not in stored.names or stored.field(_PIXELS).type not in (
                 pa.binary(), pa.binary_view(), pa.large_binary()):
             raise SchemaError(

@@ -30,6 +30,7 @@ from .format import (
     checksum_dtype,
     meta_from_json,
 )
+from .seal import guard, unchanged
 
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
@@ -131,8 +132,13 @@ class VortexSource:
         if not self.path.exists():
             raise FileNotFoundError(f"no such file: {where!r}")
         require_regular_file(self.path)
+        with reading(self.path, None, "checking the whole-file checksum"):
+            checked = guard(self.path, None, verify)  # before vortex parses a byte: it may abort the process
         with vortex_reading(self.path, None, "opening"):
             self._setup(where, vx)
+        unchanged(checked, self.path)
+        #: False for a file written without a whole-file seal, None when the checks were off.
+        self.sealed = None if checked is None else checked.sealed
 
     def _setup(self, where: str, vx: Any) -> None:
         """Open the file, check its columns and read its metadata."""

@@ -14,6 +14,7 @@ from ome_arrow_core.plugin_api import atomic_path
 from ome_arrow_core.plugin_api import checksums_of
 
 from .format import CHECKSUM, INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
+from .seal import seal
 
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow
@@ -88,4 +89,5 @@ def write_vortex(
     with atomic_path(out) as tmp:
         stream = pa.RecordBatchReader.from_batches(SCHEMA, record_batches(pixels, meta, chunk))
         opts.write(stream, str(tmp))
+        seal(Path(tmp))
     return out
