@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,7 @@ from .records import RecordSpec, build_record, decode_record, normalize_compress
 
 __all__ = ["convert_pixels", "to_numpy", "plane_from_chunks", "to_ome_parquet", "to_ome_tiff", "to_ome_zarr", "to_ome_vortex"]
 
-Record = Mapping[str, Any] | pa.StructScalar
+Record: TypeAlias = "Mapping[str, Any] | pa.StructScalar"
 
 
 def convert_pixels(pixels: np.ndarray, dtype: Any, clamp: bool) -> np.ndarray:

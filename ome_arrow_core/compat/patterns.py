@@ -59,8 +59,8 @@ def stack_pattern_files(pattern: str, default_dim: str = "C",
             raise FileNotFoundError(f"no file matches {pattern!r}")
         axis = "TCZ".index(default_dim.upper())
         keyed = {tuple(i if k == axis else 0 for k in range(3)): f for i, f in enumerate(files)}
-        sizes = tuple(len(files) if k == axis else 1 for k in range(3))
-        return keyed, sizes  # type: ignore[return-value]
+        span = tuple(len(files) if k == axis else 1 for k in range(3))
+        return keyed, span  # type: ignore[return-value]
     pieces, axes, choices, last = [], [], [], 0
     for m in _TOKEN.finditer(pattern):
         pieces.append(pattern[last : m.start()])
@@ -70,17 +70,17 @@ def stack_pattern_files(pattern: str, default_dim: str = "C",
     tail = pattern[last:]
     if len(set(axes)) != len(axes):
         raise ArgumentError(f"pattern {pattern!r} maps two tokens to the same axis {axes}")
-    sizes = [1, 1, 1]
+    extent = [1, 1, 1]
     for axis, vals in zip(axes, choices):
-        sizes["TCZ".index(axis)] = len(vals)
+        extent["TCZ".index(axis)] = len(vals)
     out: dict[tuple[int, int, int], Path] = {}
     for combo in itertools.product(*(list(enumerate(v)) for v in choices)):
         name = "".join(p + v for p, (_, v) in zip(pieces, combo)) + tail
         file = Path(name)
         if not file.is_file():
             raise FileNotFoundError(f"pattern {pattern!r} names {file}, which does not exist")
-        index = [0, 0, 0]
-        for axis, (i, _) in zip(axes, combo):
-            index["TCZ".index(axis)] = i
-        out[(index[0], index[1], index[2])] = file
-    return out, (sizes[0], sizes[1], sizes[2])
+        where = [0, 0, 0]
+        for axis, (pos, _) in zip(axes, combo):
+            where["TCZ".index(axis)] = pos
+        out[(where[0], where[1], where[2])] = file
+    return out, (extent[0], extent[1], extent[2])

@@ -144,7 +144,7 @@ def _planes(pixels: np.ndarray, ptype: pa.DataType, item_type: pa.DataType) -> p
 def _chunk_blocks(pixels: np.ndarray, chunk: tuple[int, int, int]) -> list[tuple[tuple[int, ...], np.ndarray]]:
     T, C, Z, Y, X = pixels.shape
     cz, cy, cx = chunk
-    out = []
+    out: list[tuple[tuple[int, ...], np.ndarray]] = []
     for t in range(T):
         for c in range(C):
             for z in range(0, Z, cz):
