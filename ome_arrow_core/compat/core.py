@@ -124,7 +124,7 @@ class OMEArrow:
 
     def _open_lazy(self) -> CoreImage:
         assert self._lazy_path is not None
-        image = scan_path(self._lazy_path, self._column, self._row)
+        image: CoreImage = scan_path(self._lazy_path, self._column, self._row)
         for x0, x1, y0, y1, t, c, z in self._slices:
             image = image.slice_lazy(x0, x1, y0, y1, t, c, z)
         return image
@@ -215,7 +215,7 @@ class OMEArrow:
 
         if how == "matplotlib":
             plane = tuple(tcz) if tcz is not None else self.tcz
-            return view_matplotlib(self.data, plane, autoscale, vmin, vmax, cmap, show)  # type: ignore[arg-type]
+            return view_matplotlib(self.data, plane, autoscale, vmin, vmax, cmap, show)
         return view_pyvista(self.data, c=c if c is not None else self.tcz[1], downsample=downsample,
                             scaling_values=scaling_values, opacity=opacity, clim=clim, show_axes=show_axes,
                             show=show)

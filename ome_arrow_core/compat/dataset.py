@@ -7,6 +7,7 @@ ome-arrow-core (atomic, checksummed, dtype kept), ``read_chunk_rows`` reads raw 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from .. import OMEArrow as CoreImage
 from .. import OMEArrowDataset as CoreDataset
 from .. import write_dataset
 from ..errors import ArgumentError
-from ..plugin_api import reading
+from ..plugin_api import atomic_path, reading
 from .choice import AccessPattern, ChunkChoice, Layout, choose_chunking
 from .export import convert_pixels
 from .ingest import to_tczyx
@@ -100,10 +101,29 @@ def write_ome_arrow_dataset(
                                        chunk_shape=chunk_shape))
         prepared.append((_meta(pixels, image_id, header), np.ascontiguousarray(pixels.transpose(0, 2, 1, 3, 4))))
     out = Path(output_path)
-    mode = "overwrite" if (out / _MANIFEST).exists() else "create"
+    mode: Literal["create", "overwrite"] = "overwrite" if (out / _MANIFEST).exists() else "create"
     write_dataset(prepared, out, mode=mode, image_ids=[m.id for m, _ in prepared], chunk_shape=choices[0].chunk_shape,
                   compression=compression, rows_per_group=chunk_rows_per_row_group, progress=False)
+    _record_versions(out / _MANIFEST)
     return choices[0]
+
+
+def _record_versions(manifest: Path) -> None:
+    """Add ``package_versions`` (as the reference's manifest has) to a freshly written manifest, atomically."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def known(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    with reading(manifest, None, "reading the manifest"):
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    names = ("ome-arrow-core", "pyarrow", "numpy")
+    content["package_versions"] = {n: v for n in names if (v := known(n)) is not None}
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps(content, indent=2), encoding="utf-8")
 
 
 def _slice(value: int | slice | None, size: int) -> slice:
@@ -159,7 +179,7 @@ class OMEArrowDataset:
         ids = self.image_ids
         if str(image_id) not in ids:
             raise KeyError(f"image_id not found: {image_id}")
-        return self.images.slice(ids.index(str(image_id)), 1).to_pylist()[0]
+        return dict(self.images.slice(ids.index(str(image_id)), 1).to_pylist()[0])
 
     def _resolve(self, image_id: str | None) -> str:
         if image_id is not None:

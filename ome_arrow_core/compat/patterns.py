@@ -57,9 +57,9 @@ def stack_pattern_files(pattern: str, default_dim: str = "C",
         files = sorted(path.parent.glob(path.name))
         if not files:
             raise FileNotFoundError(f"no file matches {pattern!r}")
-        axis = "TCZ".index(default_dim.upper())
-        keyed = {tuple(i if k == axis else 0 for k in range(3)): f for i, f in enumerate(files)}
-        span = tuple(len(files) if k == axis else 1 for k in range(3))
+        along = "TCZ".index(default_dim.upper())
+        keyed = {tuple(i if k == along else 0 for k in range(3)): f for i, f in enumerate(files)}
+        span = tuple(len(files) if k == along else 1 for k in range(3))
         return keyed, span  # type: ignore[return-value]
     pieces, axes, choices, last = [], [], [], 0
     for m in _TOKEN.finditer(pattern):

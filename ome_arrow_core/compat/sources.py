@@ -41,7 +41,7 @@ def record_column(path: Path, column_name: str | None) -> str | None:
     if column_name is not None:
         warnings.warn(f"Requested column '{column_name}' was not usable or not found. "
                       f"Auto-detected OME-Arrow column '{found[0]}'.", UserWarning, stacklevel=4)
-    return found[0]
+    return str(found[0])
 
 
 def scan_path(path: Path, column_name: str | None, row_index: int) -> Any:

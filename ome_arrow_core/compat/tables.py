@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from ..errors import ArgumentError, SchemaError
 from ..schema import ome_arrow_struct
-from .meta import OME_ARROW_KNOWN_STRUCTS
+from .meta import OME_ARROW_BYTE_STRUCT
 from .records import record_array
 
 __all__ = ["pick_record_column", "is_record_type"]
@@ -19,14 +19,29 @@ def is_record_type(t: pa.DataType) -> bool:
     return pa.types.is_struct(t) and {"type", "pixels_meta"} <= {f.name for f in t}
 
 
-def _canonical(t: pa.DataType) -> bool:
-    if t in OME_ARROW_KNOWN_STRUCTS:
-        return True
+def _target(t: pa.DataType) -> pa.DataType | None:
+    """The canonical record type of the same kind (byte chunks, or pixel lists of the same value type)."""
+    names = {f.name for f in t}
     try:
+        if "chunks" in names and "pixel_bytes" in {f.name for f in t.field("chunks").type.value_type}:
+            return OME_ARROW_BYTE_STRUCT
         item = t.field("planes").type.value_type.field("pixels").type.value_type
     except (KeyError, AttributeError):
-        return False
-    return bool(t == ome_arrow_struct(item))
+        return None
+    return ome_arrow_struct(item)
+
+
+def _same_kind(col: pa.Array) -> pa.Array | None:
+    """``col`` cast to its canonical type when that changes no value (view or width types), else None."""
+    target = _target(col.type)
+    if target is None:
+        return None
+    if col.type == target:
+        return col
+    try:
+        return col.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
 
 
 def pick_record_column(table: pa.Table, column_name: str | None, row: int,
@@ -52,9 +67,14 @@ def pick_record_column(table: pa.Table, column_name: str | None, row: int,
                           f"Auto-detected OME-Arrow column '{name}'.", UserWarning, stacklevel=3)
     if not 0 <= row < table.num_rows:
         raise ArgumentError(f"row {row} out of range [0, {table.num_rows})")
-    col = table.column(name).slice(row, 1).combine_chunks()
-    if _canonical(col.type):
+    raw = table.column(name).slice(row, 1).combine_chunks()
+    col = _same_kind(raw)
+    if col is not None:
+        if [f.name for f in raw.type] != [f.name for f in col.type]:
+            warnings.warn(f"OME-Arrow column schema differs from OME_ARROW_STRUCT (fields {[f.name for f in raw.type]}); "
+                          "normalized by a lossless cast (absent fields are null).", UserWarning, stacklevel=3)
         return col[0], col
+    col = raw
     if strict_schema:
         raise SchemaError(f"column {name!r} does not have the canonical OME-Arrow schema (strict_schema=True)")
     warnings.warn("OME-Arrow column schema differs from OME_ARROW_STRUCT; normalizing it (fields converted "

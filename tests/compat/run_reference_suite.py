@@ -47,6 +47,10 @@ EXCLUDED: dict[str, str] = {
     "tests/test_tensor.py::test_dlpack_arrow_mode_single_plane":
         "asserts the reference's warning that it converts a StructScalar through as_py() and its flat 1-D "
         "mode='arrow' export; compat exports the view in its shape and converts nothing through Python",
+    "tests/test_tensor.py::test_dlpack_roundtrip_torch":
+        "asserts that a mode='numpy' DLPack export aliases the view's memory (equal data pointers); "
+        "ome-arrow-core's mode='numpy' hands torch a writable copy, so in-place edits in a transform "
+        "cannot change the image for later views (pixel values and dtype are the same)",
     "tests/test_scaling.py::test_ome_tiff_scale_from_metadata":
         "asserts bioio's reading of a plain TIFF's resolution tags as a calibration (352.78 per unit); "
         "ome-arrow-core does not report print resolution as a physical pixel size",
