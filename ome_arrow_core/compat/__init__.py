@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from .core import OMEArrow
 from .dataset import (
-    AccessPattern, ChunkChoice, Layout, OMEArrowDataset, OMEArrowPixels, choose_chunking, write_ome_arrow_dataset,
+    AccessPattern,
+    ChunkChoice,
+    Layout,
+    OMEArrowDataset,
+    OMEArrowPixels,
+    choose_chunking,
+    write_ome_arrow_dataset,
 )
 from .errors import SelectionValueError
 from .export import to_numpy, to_ome_parquet, to_ome_tiff, to_ome_vortex, to_ome_zarr
 from .ingest import (
-    from_jax_array, from_numpy, from_ome_parquet, from_ome_vortex, from_tiff, from_torch_array, to_ome_arrow,
+    from_jax_array,
+    from_numpy,
+    from_ome_parquet,
+    from_ome_vortex,
+    from_tiff,
+    from_torch_array,
+    to_ome_arrow,
 )
-from .meta import OME_ARROW_BYTE_STRUCT, OME_ARROW_STRUCT, OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
+from .meta import (
+    OME_ARROW_BYTE_STRUCT,
+    OME_ARROW_STRUCT,
+    OME_ARROW_TAG_TYPE,
+    OME_ARROW_TAG_VERSION,
+)
 from .tensor import LazyTensorView, TensorView
 from .utils import describe_ome_arrow, verify_ome_arrow
 from .view import view_matplotlib, view_pyvista
@@ -25,10 +42,35 @@ __version__ = "0.1.0"
 ome_arrow_version = __version__
 
 __all__ = [
-    "OMEArrow", "AccessPattern", "ChunkChoice", "Layout", "OMEArrowDataset", "OMEArrowPixels", "choose_chunking",
-    "write_ome_arrow_dataset", "to_numpy", "to_ome_parquet", "to_ome_tiff", "to_ome_vortex", "to_ome_zarr",
-    "from_jax_array", "from_numpy", "from_ome_parquet", "from_ome_vortex", "from_tiff", "from_torch_array",
-    "to_ome_arrow", "OME_ARROW_BYTE_STRUCT", "OME_ARROW_STRUCT", "OME_ARROW_TAG_TYPE", "OME_ARROW_TAG_VERSION",
-    "LazyTensorView", "TensorView", "describe_ome_arrow", "verify_ome_arrow", "view_matplotlib", "view_pyvista",
+    "OME_ARROW_BYTE_STRUCT",
+    "OME_ARROW_STRUCT",
+    "OME_ARROW_TAG_TYPE",
+    "OME_ARROW_TAG_VERSION",
+    "AccessPattern",
+    "ChunkChoice",
+    "Layout",
+    "LazyTensorView",
+    "OMEArrow",
+    "OMEArrowDataset",
+    "OMEArrowPixels",
     "SelectionValueError",
+    "TensorView",
+    "choose_chunking",
+    "describe_ome_arrow",
+    "from_jax_array",
+    "from_numpy",
+    "from_ome_parquet",
+    "from_ome_vortex",
+    "from_tiff",
+    "from_torch_array",
+    "to_numpy",
+    "to_ome_arrow",
+    "to_ome_parquet",
+    "to_ome_tiff",
+    "to_ome_vortex",
+    "to_ome_zarr",
+    "verify_ome_arrow",
+    "view_matplotlib",
+    "view_pyvista",
+    "write_ome_arrow_dataset",
 ]

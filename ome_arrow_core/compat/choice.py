@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import ArgumentError
 
-__all__ = ["Layout", "AccessPattern", "ChunkChoice", "choose_chunking"]
+__all__ = ["AccessPattern", "ChunkChoice", "Layout", "choose_chunking"]
 
 Layout = Literal["auto", "image", "tile", "volume", "z-plane", "block", "hybrid"]
 AccessPattern = Literal["balanced", "full_image", "random_image", "crop_2d", "fast_crop_2d", "full_volume",
@@ -35,7 +35,7 @@ class ChunkChoice:
 
 
 def _preset(layout: str, pattern: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-    t, c, z, y, x = shape
+    _, _, z, y, x = shape
     if layout in ("image", "hybrid"):
         return shape
     if layout == "volume":

@@ -17,10 +17,24 @@ import pyarrow as pa
 
 from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError
-from .export import convert_pixels, to_numpy, to_ome_parquet, to_ome_tiff, to_ome_vortex, to_ome_zarr
+from .export import (
+    convert_pixels,
+    to_numpy,
+    to_ome_parquet,
+    to_ome_tiff,
+    to_ome_vortex,
+    to_ome_zarr,
+)
 from .ingest import (
-    from_jax_array, from_numpy, from_ome_parquet, from_ome_vortex, from_stack_pattern_path, from_tiff,
-    from_torch_array, record_from_image, record_of,
+    from_jax_array,
+    from_numpy,
+    from_ome_parquet,
+    from_ome_vortex,
+    from_stack_pattern_path,
+    from_tiff,
+    from_torch_array,
+    record_from_image,
+    record_of,
 )
 from .patterns import is_pattern
 from .records import record_array
@@ -30,7 +44,13 @@ from .utils import describe_ome_arrow, describe_sizes
 from .vortex_records import is_record_vortex
 
 __all__ = [
-    "OMEArrow", "from_tiff", "from_numpy", "from_torch_array", "from_jax_array", "to_numpy", "to_ome_parquet",
+    "OMEArrow",
+    "from_jax_array",
+    "from_numpy",
+    "from_tiff",
+    "from_torch_array",
+    "to_numpy",
+    "to_ome_parquet",
 ]
 
 _VIEW_MODES = ("matplotlib", "pyvista")

@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import ImageMeta
+from .. import ImageMeta, write_dataset
 from .. import OMEArrow as CoreImage
 from .. import OMEArrowDataset as CoreDataset
-from .. import write_dataset
 from ..errors import ArgumentError
 from ..plugin_api import atomic_path, reading
 from .choice import AccessPattern, ChunkChoice, Layout, choose_chunking
@@ -31,8 +30,14 @@ from .ingest import to_tczyx
 from .records import decode_record
 
 __all__ = [
-    "Layout", "AccessPattern", "ArrayReturn", "ChunkChoice", "choose_chunking", "write_ome_arrow_dataset",
-    "OMEArrowDataset", "OMEArrowPixels",
+    "AccessPattern",
+    "ArrayReturn",
+    "ChunkChoice",
+    "Layout",
+    "OMEArrowDataset",
+    "OMEArrowPixels",
+    "choose_chunking",
+    "write_ome_arrow_dataset",
 ]
 
 ArrayReturn = Literal["numpy", "torch", "jax"]

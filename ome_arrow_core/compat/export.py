@@ -17,9 +17,15 @@ import pyarrow.parquet as pq
 from ..errors import ArgumentError
 from ..plugin_api import atomic_path, cast_pixels, check_dtype
 from .meta import OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
-from .records import RecordSpec, build_record, decode_record, normalize_compression, record_array
+from .records import (
+    RecordSpec,
+    build_record,
+    decode_record,
+    normalize_compression,
+    record_array,
+)
 
-__all__ = ["convert_pixels", "to_numpy", "plane_from_chunks", "to_ome_parquet", "to_ome_tiff", "to_ome_zarr", "to_ome_vortex"]
+__all__ = ["convert_pixels", "plane_from_chunks", "to_numpy", "to_ome_parquet", "to_ome_tiff", "to_ome_vortex", "to_ome_zarr"]
 
 Record: TypeAlias = "Mapping[str, Any] | pa.StructScalar"
 

@@ -23,13 +23,27 @@ from ..errors import ArgumentError
 from ..layout import to_canonical
 from ..plugin_api import reading
 from .patterns import stack_pattern_files
-from .records import RecordSpec, build_record, decode_record, normalize_compression, record_array
+from .records import (
+    RecordSpec,
+    build_record,
+    decode_record,
+    normalize_compression,
+    record_array,
+)
 from .tables import pick_record_column
 from .vortex_records import read_record_vortex_table
 
 __all__ = [
-    "from_numpy", "from_torch_array", "from_jax_array", "to_ome_arrow", "from_tiff", "from_ome_zarr",
-    "from_ome_parquet", "from_ome_vortex", "from_stack_pattern_path", "pq",
+    "from_jax_array",
+    "from_numpy",
+    "from_ome_parquet",
+    "from_ome_vortex",
+    "from_ome_zarr",
+    "from_stack_pattern_path",
+    "from_tiff",
+    "from_torch_array",
+    "pq",
+    "to_ome_arrow",
 ]
 
 Encoding = Literal["list", "bytes"]

@@ -9,11 +9,11 @@ import pyarrow as pa
 from ..schema import OME_ARROW_TYPE, OME_ARROW_VERSION, ome_arrow_struct
 
 __all__ = [
-    "OME_ARROW_TAG_TYPE",
-    "OME_ARROW_TAG_VERSION",
-    "OME_ARROW_STRUCT",
     "OME_ARROW_BYTE_STRUCT",
     "OME_ARROW_KNOWN_STRUCTS",
+    "OME_ARROW_STRUCT",
+    "OME_ARROW_TAG_TYPE",
+    "OME_ARROW_TAG_VERSION",
     "byte_chunk_type",
 ]
 

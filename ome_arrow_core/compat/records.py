@@ -22,8 +22,13 @@ from ..schema import ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT, OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 
 __all__ = [
-    "RecordSpec", "build_record", "normalize_compression", "encode_chunk", "normalize_chunk_shape", "record_array",
+    "RecordSpec",
+    "build_record",
     "decode_record",
+    "encode_chunk",
+    "normalize_chunk_shape",
+    "normalize_compression",
+    "record_array",
 ]
 
 _PRESETS = {"auto": ("zstd", 1), "balanced": ("zstd", 1), "small": ("zstd", 1), "fast": ("lz4", None)}
@@ -107,7 +112,7 @@ def _channels(spec: RecordSpec, size_c: int) -> list[dict[str, Any]]:
 def _header(spec: RecordSpec, pixels: np.ndarray, chunk: tuple[int, int, int] | None) -> dict[str, Any]:
     T, C, Z, Y, X = pixels.shape
     px, py, pz = spec.physical_size
-    acq = spec.acquisition_datetime or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    acq = spec.acquisition_datetime or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     grid = None
     if chunk is not None:
         grid = {"order": "TCZYX", "chunk_t": 1, "chunk_c": 1, "chunk_z": chunk[0], "chunk_y": chunk[1],

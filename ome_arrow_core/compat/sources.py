@@ -12,7 +12,7 @@ from .. import OMEArrow as CoreImage
 from ..plugin_api import reading
 from .tables import is_record_type
 
-__all__ = ["kind_of", "scan_path", "record_column"]
+__all__ = ["kind_of", "record_column", "scan_path"]
 
 _FORMATS = {".tif": "tiff", ".tiff": "tiff", ".zarr": "ome-zarr"}
 

@@ -11,7 +11,7 @@ from ..schema import ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT
 from .records import record_array
 
-__all__ = ["pick_record_column", "is_record_type"]
+__all__ = ["is_record_type", "pick_record_column"]
 
 
 def is_record_type(t: pa.DataType) -> bool:

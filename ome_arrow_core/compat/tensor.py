@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .. import OMEArrow as CoreImage
 from .. import LazyTensorView as CoreLazyView
+from .. import OMEArrow as CoreImage
 from .. import TensorView as CoreView
 from ..errors import ArgumentError, LayoutError
 from .errors import selection_as_value_error
 from .records import record_array
 
-__all__ = ["TensorView", "LazyTensorView", "ViewArgs", "check_chunk_policy"]
+__all__ = ["LazyTensorView", "TensorView", "ViewArgs", "check_chunk_policy"]
 
 _CHUNK_POLICIES = ("auto", "combine", "keep")
 

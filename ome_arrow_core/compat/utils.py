@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["verify_ome_arrow", "describe_ome_arrow", "describe_sizes", "image_kind"]
+__all__ = ["describe_ome_arrow", "describe_sizes", "image_kind", "verify_ome_arrow"]
 
 
 def verify_ome_arrow(data: Any, struct: pa.StructType) -> bool:

@@ -12,7 +12,7 @@ import pyarrow as pa
 from ..errors import BackendUnavailableError
 from .records import decode_record
 
-__all__ = ["view_matplotlib", "view_pyvista", "VizUnavailableError", "pv"]
+__all__ = ["VizUnavailableError", "pv", "view_matplotlib", "view_pyvista"]
 
 _UNLOADED: Any = object()
 #: The pyvista module once loaded (None when it is not installed); loaded on first use.

@@ -11,7 +11,7 @@ import pyarrow as pa
 from ..errors import BackendUnavailableError
 from ..plugin_api import atomic_path, reading
 
-__all__ = ["write_record_vortex", "read_record_vortex_table", "is_record_vortex"]
+__all__ = ["is_record_vortex", "read_record_vortex_table", "write_record_vortex"]
 
 _HINT = 'pip install "ome-arrow-core[vortex]"'
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run_reference_suite import reference_root  # noqa: E402
+from run_reference_suite import reference_root
 
 
 @pytest.fixture(scope="session")

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_exclude:
             for node in EXCLUDED:
                 cmd += ["--deselect", node]
-        return subprocess.run(cmd + extra, cwd=work).returncode
+        return subprocess.run(cmd + extra, cwd=work, check=False).returncode
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-import ome_arrow_core.compat as compat
+from ome_arrow_core import compat
 from ome_arrow_core.errors import DamagedFileError
 
 ref = pytest.importorskip("ome_arrow", reason="needs the reference package: pip install ome-arrow==0.1.0")
