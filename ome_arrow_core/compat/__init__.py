@@ -34,6 +34,20 @@ from .meta import (
     OME_ARROW_TAG_TYPE,
     OME_ARROW_TAG_VERSION,
 )
+from .shapes import (
+    OME_ARROW_RELATIONSHIPS_METADATA_KEY,
+    OME_ARROW_SHAPES_METADATA_KEY,
+    OMEArrowShapes,
+    geometry_storage_type,
+    make_relationship_table,
+    make_shape_table,
+    read_shape_parquet,
+    relationship_schema,
+    shape_schema,
+    validate_relationship_table,
+    validate_shape_table,
+    write_shape_parquet,
+)
 from .tensor import LazyTensorView, TensorView
 from .utils import describe_ome_arrow, verify_ome_arrow
 from .view import view_matplotlib, view_pyvista
@@ -43,6 +57,8 @@ ome_arrow_version = __version__
 
 __all__ = [
     "OME_ARROW_BYTE_STRUCT",
+    "OME_ARROW_RELATIONSHIPS_METADATA_KEY",
+    "OME_ARROW_SHAPES_METADATA_KEY",
     "OME_ARROW_STRUCT",
     "OME_ARROW_TAG_TYPE",
     "OME_ARROW_TAG_VERSION",
@@ -53,6 +69,7 @@ __all__ = [
     "OMEArrow",
     "OMEArrowDataset",
     "OMEArrowPixels",
+    "OMEArrowShapes",
     "SelectionValueError",
     "TensorView",
     "choose_chunking",
@@ -63,14 +80,23 @@ __all__ = [
     "from_ome_vortex",
     "from_tiff",
     "from_torch_array",
+    "geometry_storage_type",
+    "make_relationship_table",
+    "make_shape_table",
+    "read_shape_parquet",
+    "relationship_schema",
+    "shape_schema",
     "to_numpy",
     "to_ome_arrow",
     "to_ome_parquet",
     "to_ome_tiff",
     "to_ome_vortex",
     "to_ome_zarr",
+    "validate_relationship_table",
+    "validate_shape_table",
     "verify_ome_arrow",
     "view_matplotlib",
     "view_pyvista",
     "write_ome_arrow_dataset",
+    "write_shape_parquet",
 ]
