@@ -116,3 +116,20 @@ def test_migration_doc_lists_every_excluded_test() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "migration.md").read_text(encoding="utf-8")
     for node in EXCLUDED:
         assert f"`{node}`" in doc
+
+
+def test_iter_dlpack_tiles_alias_and_lazy_views_stay_lazy(tmp_path: Path) -> None:
+    arr = pixels("int8", (2, 2, 1, 5, 6))
+    img = compat.OMEArrow(arr)
+    view = img.tensor_view(t=0, z=0)
+    by_alias = [np.from_dlpack(x) for x in view.iter_dlpack(tiles=(2, 4), mode="numpy")]
+    by_name = [np.from_dlpack(x) for x in view.iter_dlpack(tile_size=(2, 4), mode="numpy")]
+    assert len(by_alias) == 6 and all(a.tobytes() == b.tobytes() for a, b in zip(by_alias, by_name))
+    with pytest.raises(ValueError, match="Unsupported chunk_policy"):
+        img.tensor_view(chunk_policy="eager")
+    out = tmp_path / "x.ome.parquet"
+    compat.to_ome_parquet(compat.from_numpy(arr, dim_order="TCZYX"), str(out), column_name="ome_arrow")
+    lazy = compat.OMEArrow.scan(str(out)).slice_lazy(1, 5, 2, 4)
+    plane = lazy.tensor_view(t=1, z=0, c=1, layout="YX").to_numpy()
+    assert lazy.is_lazy
+    same_bits(arr[1, 1, 0, 2:4, 1:5], plane)
