@@ -1,7 +1,7 @@
 """The ome-arrow 0.1.0 API on ome-arrow-core: ``import ome_arrow_core.compat as ome_arrow``.
 
 Modules mirror the reference's (``core``, ``ingest``, ``export``, ``meta``, ``dataset``,
-``tensor``, ``utils``, ``view``). Pixels are never cast; docs/migration.md lists every
+``tensor``, ``utils``, ``view``, ``shapes``). Pixels are never cast; docs/migration.md lists every
 behaviour that differs from the reference.
 """
 
