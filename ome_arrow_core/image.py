@@ -30,6 +30,9 @@ from .view import TensorView
 __all__ = ["OMEArrow"]
 
 _RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
+#: ome-arrow 0.1.0 keywords that readers would otherwise ignore, with ours.
+_REFERENCE_SPELLINGS = {"row_index": "row=", "column_name": "column=", "lazy": "OMEArrow.scan(path)",
+                        "tcz": "tensor_view(t=, c=, z=)", "image_type": "no equivalent"}
 
 
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
@@ -62,6 +65,11 @@ class OMEArrow:
         _copy: bool = True,
         **options: Any,
     ) -> None:
+        spelt = sorted(set(options) & set(_REFERENCE_SPELLINGS))
+        if spelt:
+            hints = ", ".join(f"{k} ({_REFERENCE_SPELLINGS[k]})" for k in spelt)
+            raise TypeError(f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
+                            "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)")
         self._registry = registry
         reg = registry or default_registry()
         if isinstance(source, (str, os.PathLike)) or filesystem is not None:
