@@ -6,7 +6,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from ..schema import OME_ARROW_TYPE, OME_ARROW_VERSION, ome_arrow_struct
+from ..record import OME_ARROW_TYPE, OME_ARROW_VERSION, ome_arrow_struct
 
 __all__ = [
     "OME_ARROW_BYTE_STRUCT",

@@ -7,7 +7,7 @@ import warnings
 import pyarrow as pa
 
 from ..errors import ArgumentError, SchemaError
-from ..schema import ome_arrow_struct
+from ..record import ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT
 from .records import record_array
 

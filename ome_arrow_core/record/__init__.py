@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .codec import as_struct_array, pixels_to_record, record_to_pixels
-from .schema import find_ome_column, is_ome_arrow_type
+from .schema import OME_ARROW_TYPE, OME_ARROW_VERSION, find_ome_column, is_ome_arrow_type, ome_arrow_struct
 
 if TYPE_CHECKING:
     from .checksums import stored_checksums, verify_record
@@ -28,6 +28,9 @@ __all__ = [
     "record_to_pixels",
     "find_ome_column",
     "is_ome_arrow_type",
+    "ome_arrow_struct",
+    "OME_ARROW_TYPE",
+    "OME_ARROW_VERSION",
     "stored_checksums",
     "verify_record",
     "RecordSource",
