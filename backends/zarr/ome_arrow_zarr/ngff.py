@@ -83,7 +83,7 @@ def ome_attrs(attrs: Mapping[str, Any], zarr_format: int, where: str) -> tuple[s
         ome = attrs["ome"]
         if not isinstance(ome, Mapping):
             raise _damaged(where, f'attributes["ome"] is a {type(ome).__name__}, expected an object')
-        version = ome.get("version")
+        version = ome.get("version", "0.5")  # ome-zarr-py 0.17 writes a labels group without one
         if not isinstance(version, str):
             raise _damaged(where, f'attributes["ome"]["version"] is {version!r}, expected a string such as "0.5"')
         if version not in ("0.5",) and not version.startswith("0.5"):

@@ -144,6 +144,8 @@ class ZarrSource:
             with reading(self.path, member, "reading pixels"):
                 data = self._array[index] if basic else self._array.get_orthogonal_selection(index)
         except DamagedFileError as exc:
+            if exc.__cause__ is None:  # ours (a missing chunk under missing="error"): it names the chunk
+                raise
             bad = self._find_damaged(index)
             if bad is None:
                 raise
