@@ -19,7 +19,7 @@ from ome_arrow_core import ImageMeta, OMEArrowError, SchemaError, Selection, Sel
 from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, check_dtype, reading, where
 
 from .axes import AxisMap
-from .meta import image_meta, level_facts
+from .meta import OURS, image_meta, level_facts
 from .ngff import Multiscale, ome_attrs, parse_multiscale
 from .store import Counter, open_store
 
@@ -69,6 +69,8 @@ class ZarrSource:
         with reading(self.path, self._prefix + self._member, "reading the NGFF metadata"):
             attrs = group.attrs.asdict()
         declared, ngff = ome_attrs(attrs, group.metadata.zarr_format, self._where)
+        if OURS in attrs:  # our writer's own metadata sits beside "ome" in NGFF 0.5
+            ngff = {**ngff, OURS: attrs[OURS]}
         if "multiscales" not in ngff:
             raise _not_an_image(self.path, ngff, self._prefix)
         self._ms: Multiscale = parse_multiscale(ngff, declared, row, self._where)
