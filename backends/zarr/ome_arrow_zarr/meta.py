@@ -60,7 +60,8 @@ def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: An
     """Metadata of ``array`` (level ``level`` of ``ms``) as ome-arrow-core sees it."""
     sizes = axes.sizes(array.shape)
     size, unit = _physical(ms, ms.levels[level], axes)
-    ours = ngff.get(OURS) if isinstance(ngff.get(OURS), Mapping) else {}
+    found = ngff.get(OURS)
+    ours: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     stem = path.name.removesuffix(".zarr").removesuffix(".ome")
     name = str(ours.get("name") or ms.name or (label or stem))
     chunks = dict(zip(axes.targets, array.chunks, strict=True))

@@ -115,11 +115,13 @@ def _axes(entry: Mapping[str, Any], version: str, ndim_hint: int | None, where: 
     if raw is None:
         if version not in ("0.1", "0.2"):
             raise _damaged(where, f"multiscales[].axes is missing (required since NGFF 0.3, this is {version})")
-        names = _IMPLIED_AXES[5 - (ndim_hint or 5):]
-        return names, tuple(None for _ in names), tuple(None for _ in names)
+        implied = _IMPLIED_AXES[5 - (ndim_hint or 5):]
+        return implied, tuple(None for _ in implied), tuple(None for _ in implied)
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
         raise _damaged(where, f"multiscales[].axes is {raw!r}, expected a non-empty list")
-    names, types, units = [], [], []
+    names: list[str] = []
+    types: list[str | None] = []
+    units: list[str | None] = []
     for ax in raw:
         if isinstance(ax, str):
             name, typ, unit = ax, None, None
