@@ -117,3 +117,23 @@ def chunk_files(root: Path) -> list[Path]:
     """Every chunk file under an array directory (not metadata documents)."""
     meta = {"zarr.json", ".zarray", ".zattrs", ".zgroup"}
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in meta)
+
+
+def write_plate_ome_zarr_py(path: Path, fields: dict[str, list[np.ndarray]], *, version: str = "0.5",
+                            rows: Sequence[str] = ("A", "B"), columns: Sequence[str] = ("1", "2", "3")) -> Path:
+    """An HCS plate written by ome-zarr-py: ``fields`` maps a well path ("A/1") to its fields' CYX images."""
+    import zarr
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.io import parse_url
+    from ome_zarr.writer import write_image, write_plate_metadata, write_well_metadata
+
+    fmt = FormatV05() if version == "0.5" else FormatV04()
+    root = zarr.group(store=parse_url(path, mode="w", fmt=fmt).store, zarr_format=3 if version == "0.5" else 2)
+    write_plate_metadata(root, list(rows), list(columns), list(fields), fmt=fmt, name="plate-1")
+    for well_path, images in fields.items():
+        r, c = well_path.split("/")
+        well = root.require_group(r).require_group(c)
+        write_well_metadata(well, [str(i) for i in range(len(images))], fmt=fmt)
+        for i, img in enumerate(images):
+            write_image(img, group=well.require_group(str(i)), axes="cyx", fmt=fmt, scale_factors=[])
+    return path
