@@ -54,7 +54,7 @@ def test_truncated_chunk_names_store_and_chunk(tmp_path: Path, version: str) -> 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(0, 10_000), where=st.integers(0, 10_000), bit=st.integers(0, 7),
-       version=st.sampled_from(["0.4", "0.5"]))
+       version=st.just("0.5"))  # Zarr v2 stores have no checksum: see docs/ome-zarr.md
 def test_a_flipped_bit_in_our_chunks_is_an_error_never_wrong_pixels(
         tmp_path_factory: pytest.TempPathFactory, which: int, where: int, bit: int, version: str) -> None:
     store = ours(tmp_path_factory.mktemp("f"), version)

@@ -224,3 +224,22 @@ def test_source_pickles_and_arguments_are_checked(tmp_path: Path) -> None:
         OMEArrow.scan(path, row=1)
     moved = shutil.copytree(path, tmp_path / "moved")  # no suffix: found by its metadata
     np.testing.assert_array_equal(OMEArrow(moved).to_numpy(), tzcyx(data, "zyx"))
+
+
+@pytest.mark.parametrize("driver", ["zarr", "zarr3"])
+def test_stores_tensorstore_writes_read_exactly(tmp_path: Path, driver: str) -> None:
+    ts = pytest.importorskip("tensorstore")
+    import zarr
+
+    data = sample((3, 2, 20, 30), "int32")
+    path = tmp_path / "x.ome.zarr"
+    write_zarr_python(path, [data[..., :1, :1]], "czyx", version="0.5" if driver == "zarr3" else "0.4")
+    spec = {"driver": driver, "kvstore": {"driver": "file", "path": str(path / "0")}, "create": True,
+            "delete_existing": True, "dtype": "int32", "metadata": {"shape": list(data.shape)}}
+    if driver == "zarr3":
+        spec["metadata"]["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": [1, 1, 8, 8]}}
+    else:
+        spec["metadata"]["chunks"] = [1, 1, 8, 8]
+    ts.open(spec).result().write(data).result()  # tensorstore replaces the level array, NGFF metadata stays
+    assert zarr.open_group(path, mode="r")["0"].shape == data.shape
+    np.testing.assert_array_equal(OMEArrow(path).to_numpy(), tzcyx(data, "czyx"))

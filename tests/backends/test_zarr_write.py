@@ -191,3 +191,14 @@ def test_cli_converts_to_and_from_ome_zarr(tmp_path: Path) -> None:
                          env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(OMEArrow(tmp_path / "y.ome.parquet").to_numpy(), image().to_numpy())
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_tensorstore_reads_every_level_we_write(tmp_path: Path, version: str) -> None:
+    ts = pytest.importorskip("tensorstore")
+    img = image()
+    out = img.export("ome-zarr", tmp_path / "x.ome.zarr", version=version, levels=2)
+    for k in range(2):
+        spec = {"driver": "zarr3" if version == "0.5" else "zarr", "kvstore": {"driver": "file", "path": str(out / str(k))}}
+        got = ts.open(spec, read=True).result().read().result()
+        np.testing.assert_array_equal(got, img.to_numpy()[..., :: 2**k, :: 2**k].transpose(0, 2, 1, 3, 4))

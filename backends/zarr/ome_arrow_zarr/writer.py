@@ -5,8 +5,9 @@ path ``"k"``. Level 0 is the image; level ``k`` keeps every ``2**k``-th pixel al
 (nearest neighbour: values are never mixed, so every dtype and label images stay exact) and
 its scale is ``2**k`` times level 0's there. Chunks are ``(1, 1, z, y, x)`` from
 ``chunk_shape`` (default: the image's own chunk shape, else one plane up to 512x512). Chunks
-are zstd-compressed with a content checksum, so a flipped bit reads as an error, not as
-wrong pixels; every chunk is written, even one that holds only the fill value. The store is
+are zstd-compressed; in NGFF 0.5 (Zarr v3) with zstd's content checksum, so a flipped bit
+reads as an error, not as wrong pixels (Zarr v2 has no checksum other readers accept). Every
+chunk is written, even one that holds only the fill value. The store is
 written beside ``out`` and moved into place only when complete; an existing ``out`` is never
 replaced (remove it first).
 """
@@ -115,7 +116,8 @@ def _create(group: Any, k: int, shape: tuple[int, ...], chunks: tuple[int, ...],
     from zarr.codecs import ZstdCodec
 
     if version == "0.4":
-        compressor = numcodecs.Zstd(level=level, checksum=True) if comp == "zstd" else None
+        # No checksum in Zarr v2: numcodecs writes it as a "checksum" member other v2 readers refuse (tensorstore).
+        compressor = numcodecs.Zstd(level=level) if comp == "zstd" else None
         return group.create_array(str(k), shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
                                   compressors=compressor, chunk_key_encoding={"name": "v2", "separator": "/"},
                                   config={"write_empty_chunks": True})
@@ -132,7 +134,7 @@ def write_ome_zarr(
     """Write ``image`` to directory ``out`` as OME-Zarr (NGFF ``version`` "0.5" or "0.4").
 
     ``levels`` resolution levels (1: full resolution only); ``chunk_shape=(z, y, x)``;
-    ``compression`` "zstd" (with checksums) or None. Time points are read and written one at
+    ``compression`` "zstd" (with checksums in 0.5) or None. Time points are read and written one at
     a time. On failure nothing is left at ``out``; an existing ``out`` raises
     UnsafeOverwriteError before anything is written.
     """
