@@ -202,3 +202,16 @@ def test_tensorstore_reads_every_level_we_write(tmp_path: Path, version: str) ->
         spec = {"driver": "zarr3" if version == "0.5" else "zarr", "kvstore": {"driver": "file", "path": str(out / str(k))}}
         got = ts.open(spec, read=True).result().read().result()
         np.testing.assert_array_equal(got, img.to_numpy()[..., :: 2**k, :: 2**k].transpose(0, 2, 1, 3, 4))
+
+
+def test_write_dataset_reads_ome_zarr_inputs(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrowDataset, write_dataset
+
+    a = image().export("ome-zarr", tmp_path / "a.ome.zarr")
+    b = image((1, 1, 1, 20, 20), "uint8").export("ome-zarr", tmp_path / "b.ome.zarr", version="0.4")
+    write_dataset([a, OMEArrow.scan(b)], tmp_path / "ds", progress=False)
+    ds = OMEArrowDataset.scan(tmp_path / "ds")
+    assert len(ds) == 2
+    np.testing.assert_array_equal(ds[0].to_numpy(), OMEArrow(a).to_numpy())
+    np.testing.assert_array_equal(ds[1].to_numpy(), OMEArrow(b).to_numpy())
+    assert ds[0].meta.physical_size == image().meta.physical_size
