@@ -171,3 +171,25 @@ def test_errors_are_ours_never_zarr_or_numcodecs(tmp_path: Path) -> None:
     with pytest.raises(DamagedFileError) as info:
         OMEArrow(store)
     assert type(info.value).__module__.startswith("ome_arrow_core")
+
+
+def test_empty_directory_or_file_named_zarr_is_damaged(tmp_path: Path) -> None:
+    (tmp_path / "empty.ome.zarr").mkdir()
+    (tmp_path / "file.zarr").write_bytes(b"junk")
+    for p in (tmp_path / "empty.ome.zarr", tmp_path / "file.zarr"):
+        with pytest.raises(DamagedFileError, match=rf"{p.name} \[zarr.json or .zattrs\]: opening the OME-Zarr store"):
+            OMEArrow.scan(p)
+
+
+def test_unreadable_chunk_is_a_storage_error(tmp_path: Path) -> None:
+    import os
+
+    from ome_arrow_core.plugin_api import StorageError
+
+    store = ours(tmp_path)
+    victim = chunk_files(store / "0")[0]
+    os.chmod(victim, 0)
+    if os.access(victim, os.R_OK):  # root reads anything
+        pytest.skip("running as root: permissions do not stop reads")
+    with pytest.raises(StorageError, match="x.ome.zarr"):
+        OMEArrow(store)

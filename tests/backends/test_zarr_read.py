@@ -243,3 +243,17 @@ def test_stores_tensorstore_writes_read_exactly(tmp_path: Path, driver: str) -> 
     ts.open(spec).result().write(data).result()  # tensorstore replaces the level array, NGFF metadata stays
     assert zarr.open_group(path, mode="r")["0"].shape == data.shape
     np.testing.assert_array_equal(OMEArrow(path).to_numpy(), tzcyx(data, "czyx"))
+
+
+def test_concurrent_reads_from_threads_are_exact(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = sample((4, 3, 6, 48, 40))
+    path = write_zarr_python(tmp_path / "x.ome.zarr", [data], "tczyx", chunks=(1, 1, 2, 16, 16))
+    img = OMEArrow.scan(path)
+    jobs = [(t, c, z) for t in range(4) for c in range(3) for z in range(6)]
+    with ThreadPoolExecutor(8) as pool:
+        planes = list(pool.map(lambda j: img.tensor_view(t=j[0], c=j[1], z=j[2]).to_numpy()[0], jobs))
+    for (t, c, z), plane in zip(jobs, planes, strict=True):
+        np.testing.assert_array_equal(plane, data[t, c, z])
+    assert img.source.chunks_read == len(jobs) * 9  # each plane: 3x3 chunks (a chunk holds two z)
