@@ -193,3 +193,16 @@ def test_unreadable_chunk_is_a_storage_error(tmp_path: Path) -> None:
         pytest.skip("running as root: permissions do not stop reads")
     with pytest.raises(StorageError, match="x.ome.zarr"):
         OMEArrow(store)
+
+
+def test_damaged_labels_list_blocks_only_the_labels(tmp_path: Path) -> None:
+    import zarr
+
+    store = ours(tmp_path)
+    labels = zarr.open_group(store, mode="a").create_group("labels")
+    labels.attrs["ome"] = {"version": "0.5", "labels": "nuclei"}  # a string, not a list
+    img = OMEArrow.scan(store)
+    assert img.info()["labels"] == [] and "expected a list of names" in img.info()["labels_error"]
+    np.testing.assert_array_equal(img.to_numpy()[0], DATA.transpose(1, 0, 2, 3))
+    with pytest.raises(DamagedFileError, match=r"x\.ome\.zarr \[labels\]: labels is 'nuclei'"):
+        OMEArrow.scan(store, label="nuclei")

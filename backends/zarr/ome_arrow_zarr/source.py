@@ -59,7 +59,12 @@ class ZarrSource:
         self.missing = missing
         self._counter = Counter()
         group = open_group(self.path, self._counter, missing)
-        self._labels = _label_names(group, self.path)
+        try:
+            self._labels, self._labels_error = _label_names(group, self.path), ""
+        except OMEArrowError as exc:  # damaged labels/ metadata blocks only the labels, not the image
+            if label is not None:
+                raise
+            self._labels, self._labels_error = [], str(exc)
         if label is not None:
             group = self._label_group(group, label)
         self._group = group
@@ -203,6 +208,7 @@ class ZarrSource:
             "missing_chunks": self.missing,
             "label": self.label,
             "labels": list(self._labels),
+            **({"labels_error": self._labels_error} if self._labels_error else {}),
             "chunks_read": self.chunks_read,
             "bytes_read": self.bytes_read,
         }
