@@ -257,3 +257,25 @@ def test_concurrent_reads_from_threads_are_exact(tmp_path: Path) -> None:
     for (t, c, z), plane in zip(jobs, planes, strict=True):
         np.testing.assert_array_equal(plane, data[t, c, z])
     assert img.source.chunks_read == len(jobs) * 9  # each plane: 3x3 chunks (a chunk holds two z)
+
+
+@OME_ZARR_WARNINGS
+@pytest.mark.filterwarnings("ignore::dask.array.core.PerformanceWarning")  # bioio's own writer, not ours
+@pytest.mark.parametrize(("zarr_format", "shards"), [(2, None), (3, None), (3, (1, 1, 2, 32, 32))])
+def test_stores_bioio_ome_zarr_writes_read_exactly(tmp_path: Path, zarr_format: int,
+                                                   shards: tuple[int, ...] | None) -> None:
+    writers = pytest.importorskip("bioio_ome_zarr.writers")
+    data = sample((2, 2, 4, 64, 48), "uint16")
+    shapes = [data.shape, (2, 2, 4, 32, 24)]
+    w = writers.OMEZarrWriter(
+        str(tmp_path / "x.ome.zarr"), shapes, data.dtype, chunk_shape=(1, 1, 1, 16, 16), shard_shape=shards,
+        zarr_format=zarr_format, channels=[writers.Channel(label="a", color="FF0000"),
+                                           writers.Channel(label="b", color="00FF00")],
+        physical_pixel_size=[1.0, 1.0, 3.0, 0.5, 0.25])
+    w.write_full_volume(data)
+    img = OMEArrow.scan(tmp_path / "x.ome.zarr")
+    np.testing.assert_array_equal(img.to_numpy(), tzcyx(data, "tczyx"))
+    assert [c.name for c in img.meta.channels] == ["a", "b"]
+    assert img.meta.physical_size == {"X": 0.25, "Y": 0.5, "Z": 3.0}
+    assert img.info()["ngff_version"] == ("0.5" if zarr_format == 3 else "0.4")
+    assert len(img.info()["levels"]) == 2 and OMEArrow.scan(tmp_path / "x.ome.zarr", level=1).shape[-2:] == (32, 24)
