@@ -45,7 +45,7 @@ def _out_format(out: Path, how: str | None) -> str:
 
 def _expand(path: Path, img: OMEArrow) -> list[OMEArrow]:
     """Every image of ``path``: a multi-image dataset directory or a multi-row table gives each of its images."""
-    if path.is_dir():
+    if path.is_dir() and default_registry().resolve_reader(path).name == "parquet":  # an OME-Zarr store: one image
         from .dataset import OMEArrowDataset
 
         ds = OMEArrowDataset.scan(path)

@@ -43,6 +43,8 @@ FIRST_PARTY: Final[dict[str, FirstParty]] = {
                    (".ome.tiff", ".ome.tif", ".ome.btf", ".tiff", ".tif", ".btf", ".tf8", ".tf2"), ("ome-tiff", "tiff")),
         FirstParty("vortex", "ome-arrow-vortex", "vortex", "Vortex files and dataset chunk files",
                    (".vortex",), ("vortex",)),
+        FirstParty("zarr", "ome-arrow-zarr", "zarr", "OME-Zarr (OME-NGFF 0.4/0.5) read and write",
+                   (".ome.zarr", ".zarr"), ("ome-zarr", "zarr")),
         FirstParty("torch", "ome-arrow-torch", "torch", "torch.Tensor ingest, to_torch(), DataLoader datasets"),
         FirstParty("jax", "ome-arrow-jax", "jax", "jax.Array ingest, to_jax()"),
         FirstParty("cupy", "ome-arrow-cupy", "cupy", "to_dlpack(device='cuda') and cupy ingest"),

@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "dask", "ray", "tensorflow", "ome_arrow", "tqdm")
+HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "zarr", "numcodecs", "dask", "ray", "tensorflow", "ome_arrow",
+         "tqdm")
 
 REPORT = textwrap.dedent("""
     import importlib.metadata as md, json, sys

@@ -1,0 +1,88 @@
+"""ImageMeta from NGFF metadata: sizes, physical sizes and units of a level, channels.
+
+Physical sizes are the chosen level's ``scale`` (times the multiscale's own scale) for the
+axes mapped to X, Y and Z, with their NGFF units as OME symbols (``micrometer`` -> ``µm``;
+an axis without a unit keeps ``µm``). Channel names and colours come from ``omero``. The
+``ome_arrow`` attributes our writer adds (image id, channel ids, wavelengths, acquisition
+date) are used when present and consistent; nothing else depends on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ome_arrow_core import Channel, ImageMeta
+
+from .axes import AxisMap
+from .ngff import Level, Multiscale, channel_info, unit_symbol
+
+__all__ = ["image_meta", "level_facts", "OURS"]
+
+#: Attribute key of the metadata our writer keeps beside NGFF's.
+OURS = "ome_arrow"
+
+
+def _physical(ms: Multiscale, level: Level, axes: AxisMap) -> tuple[dict[str, float], dict[str, str]]:
+    size: dict[str, float] = {"X": 1.0, "Y": 1.0, "Z": 1.0}
+    unit: dict[str, str] = {"X": "µm", "Y": "µm", "Z": "µm"}
+    for i, letter in enumerate(axes.targets):
+        if letter in "XYZ":
+            size[letter] = level.scale[i]
+            unit[letter] = unit_symbol(ms.units[i]) or "µm"
+    return size, unit
+
+
+def _channels(ngff: Mapping[str, Any], n: int) -> tuple[Channel, ...]:
+    info = channel_info(ngff, n)
+    ours = ngff.get(OURS, {}).get("channels") if isinstance(ngff.get(OURS), Mapping) else None
+    if isinstance(ours, list) and len(ours) == n and all(isinstance(c, Mapping) for c in ours):
+        out = []
+        for i, (c, (label, rgba)) in enumerate(zip(ours, info, strict=True)):
+            out.append(Channel(
+                id=str(c.get("id") or f"ch-{i}"), name=label or str(c.get("name") or ""),
+                emission_um=_num(c.get("emission_um")), excitation_um=_num(c.get("excitation_um")),
+                illumination=str(c.get("illumination") or "Unknown"), color_rgba=rgba,
+            ))
+        return tuple(out)
+    return tuple(Channel(id=f"ch-{i}", name=label or f"C{i}", color_rgba=rgba) for i, (label, rgba) in enumerate(info))
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: Any, level: int,
+               dtype: np.dtype, path: Path, label: str | None) -> ImageMeta:
+    """Metadata of ``array`` (level ``level`` of ``ms``) as ome-arrow-core sees it."""
+    sizes = axes.sizes(array.shape)
+    size, unit = _physical(ms, ms.levels[level], axes)
+    found = ngff.get(OURS)
+    ours: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    stem = path.name.removesuffix(".zarr").removesuffix(".ome")
+    name = str(ours.get("name") or ms.name or (label or stem))
+    chunks = dict(zip(axes.targets, array.chunks, strict=True))
+    chunk_shape = (int(chunks.get("Z", 1)), int(chunks["Y"]), int(chunks["X"]))
+    when = ours.get("acquisition_datetime")
+    return ImageMeta(
+        sizes=sizes, dtype=dtype, id=str(ours.get("id") or (f"label-{label}" if label else "img-0")), name=name,
+        image_type="label" if label or "image-label" in ngff else "image",
+        acquisition_datetime=when if isinstance(when, str) else None,
+        physical_size=size, physical_unit=unit, channels=_channels(ngff, sizes["C"]), chunk_shape=chunk_shape,
+    )
+
+
+def level_facts(level: Level, array: Any, axes: AxisMap) -> dict[str, Any]:
+    """One row of ``info()["levels"]``: path, TZCYX shape, storage shape, scale per axis, chunks."""
+    return {
+        "path": level.path,
+        "shape": axes.sizes(array.shape),
+        "array_shape": list(array.shape),
+        "scale": dict(zip(axes.targets, level.scale, strict=True)),
+        "translation": dict(zip(axes.targets, level.translation, strict=True)) if level.translation else None,
+        "chunks": list(array.chunks),
+        "shards": list(array.shards) if array.shards else None,
+    }

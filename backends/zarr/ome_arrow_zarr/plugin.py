@@ -1,0 +1,89 @@
+"""Plugin hooks: an OME-Zarr reader and writer (zarr-python 3, imported only when they run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
+from ome_arrow_core.plugin_api import check_row
+
+if TYPE_CHECKING:
+    from .source import ZarrSource
+
+__all__ = ["SUFFIXES", "is_ngff", "open_zarr", "write", "ome_arrow_readers", "ome_arrow_writers"]
+
+SUFFIXES: Final[tuple[str, ...]] = (".ome.zarr", ".zarr")
+#: Largest metadata document read while sniffing (a bigger one is not sniffed as NGFF).
+_SNIFF_BYTES: Final[int] = 4 << 20
+_NGFF_KEYS: Final[frozenset[str]] = frozenset({"multiscales", "plate", "well", "labels"})
+
+
+def _json(path: Path) -> Any:
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _SNIFF_BYTES:
+            return None
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def is_ngff(path: Path) -> bool:
+    """True for a directory whose Zarr group metadata holds OME-NGFF keys (any version)."""
+    try:
+        if not path.is_dir():
+            return False
+    except OSError:
+        return False
+    doc = _json(path / "zarr.json")
+    if isinstance(doc, dict):
+        attrs = doc.get("attributes")
+        ome = attrs.get("ome") if isinstance(attrs, dict) else None
+        return isinstance(ome, dict) and bool(_NGFF_KEYS & set(ome))
+    doc = _json(path / ".zattrs")
+    return isinstance(doc, dict) and bool(_NGFF_KEYS & set(doc))
+
+
+def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
+              missing: str = "fill", **_: Any) -> ZarrSource:
+    """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store."""
+    if column is not None:
+        raise SchemaError(f"column={column!r} does not apply to OME-Zarr stores, which have no columns; "
+                          "pick a label image with label= or a resolution level with level=")
+    from ome_arrow_core import SelectionError
+
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise SelectionError(f"level must be an int (0 is full resolution), got {level!r}")
+    from .source import ZarrSource
+
+    return ZarrSource(path, level=level, label=label, row=check_row(row), missing=missing)
+
+
+def write(image: Any, out: Path, **options: Any) -> Path:
+    """Write ``image`` as OME-Zarr (see :func:`ome_arrow_zarr.writer.write_ome_zarr`)."""
+    from .writer import write_ome_zarr
+
+    return write_ome_zarr(image, out, **options)
+
+
+@hookimpl
+def ome_arrow_readers() -> Sequence[Reader]:
+    return [
+        Reader(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", suffixes=SUFFIXES,
+               open=open_zarr, sniff=is_ngff,
+               description="OME-Zarr images (OME-NGFF 0.1-0.4 on Zarr v2, 0.5 on Zarr v3), levels and labels"),
+    ]
+
+
+@hookimpl
+def ome_arrow_writers() -> Sequence[Writer]:
+    return [
+        Writer(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", formats=("ome-zarr", "zarr"),
+               suffixes=SUFFIXES, write=write,
+               description="OME-Zarr, OME-NGFF 0.5 (Zarr v3) or 0.4 (Zarr v2), optional pyramid levels"),
+    ]

@@ -1,0 +1,260 @@
+"""ZarrSource: one level of one OME-NGFF image (or label image), read chunk by chunk on request.
+
+Opening reads only metadata documents (the group's and each level array's). A read asks
+zarr-python for exactly the selection, so only the chunks (or, in sharded arrays, the
+inner chunks and shard indexes) it intersects are read; ``chunks_read`` counts them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ome_arrow_core import ImageMeta, OMEArrowError, SchemaError, Selection, SelectionError
+from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, check_dtype, reading, where
+
+from .axes import AxisMap
+from .meta import OURS, image_meta, level_facts
+from .ngff import Multiscale, ome_attrs, parse_multiscale
+from .store import Counter, open_store
+
+__all__ = ["ZarrSource", "open_group"]
+
+#: Storage cells probed to name the damaged one after a failed read.
+_PROBE_LIMIT = 4096
+
+
+def open_group(path: Path, counter: Counter, missing: str, what: str = "opening the OME-Zarr store") -> Any:
+    """The zarr group at directory ``path`` (read-only, counting chunk reads)."""
+    import zarr
+
+    store = open_store(path, counter, missing)
+    with reading(path, "zarr.json or .zattrs", what):
+        node = zarr.open(store=store, mode="r")
+    if not isinstance(node, zarr.Group):
+        raise SchemaError(
+            f"{path} is a single Zarr array, not an OME-Zarr image (no multiscales metadata); open it with "
+            "zarr and pass the array: OMEArrow(zarr.open_array(path)[...], dim_order=...)"
+        )
+    return node
+
+
+class ZarrSource:
+    """Level ``level`` of multiscale image ``row`` of the OME-Zarr group at ``path`` (or of its
+    label image ``label``), as a pixel source. ``chunks_read`` / ``bytes_read`` count I/O."""
+
+    meta: ImageMeta
+
+    def __init__(self, path: str | Path, *, level: int = 0, label: str | None = None, row: int = 0,
+                 missing: str = "fill") -> None:
+        self.path = Path(path)
+        self.level = level
+        self.label = label
+        self.row = row
+        self.missing = missing
+        self._counter = Counter()
+        group = open_group(self.path, self._counter, missing)
+        try:
+            self._labels, self._labels_error = _label_names(group, self.path), ""
+        except OMEArrowError as exc:  # damaged labels/ metadata blocks only the labels, not the image
+            if label is not None:
+                raise
+            self._labels, self._labels_error = [], str(exc)
+        if label is not None:
+            group = self._label_group(group, label)
+        self._group = group
+        self._prefix = f"labels/{label}/" if label is not None else ""
+        self._member = "zarr.json" if group.metadata.zarr_format == 3 else ".zattrs"
+        self._where = where(self.path, self._prefix + self._member)
+        with reading(self.path, self._prefix + self._member, "reading the NGFF metadata"):
+            attrs = group.attrs.asdict()
+        declared, ngff = ome_attrs(attrs, group.metadata.zarr_format, self._where)
+        if OURS in attrs:  # our writer's own metadata sits beside "ome" in NGFF 0.5
+            ngff = {**ngff, OURS: attrs[OURS]}
+        if "multiscales" not in ngff:
+            raise _not_an_image(self.path, ngff, self._prefix)
+        self._ms: Multiscale = parse_multiscale(ngff, declared, row, self._where)
+        self._axes = AxisMap.from_ngff(self._ms.axes, self._ms.types, self._where)
+        self._arrays = [self._level_array(k) for k in range(len(self._ms.levels))]
+        if not 0 <= level < len(self._arrays):
+            raise SelectionError(f"level={level} is out of range: {self._where} has {len(self._arrays)} levels; "
+                                 f"valid levels are 0..{len(self._arrays) - 1}")
+        self._array = self._arrays[level]
+        file_dtype = np.dtype(self._array.dtype)
+        try:
+            dtype = check_dtype(file_dtype.newbyteorder("="))
+        except DTypeError as exc:
+            raise DTypeError(f"{where(self.path, self._prefix + self._ms.levels[level].path)}: {exc}") from exc
+        self._dtype = dtype
+        self.meta = image_meta(self._ms, ngff, self._axes, self._array, level, dtype, self.path, label)
+
+    def _label_group(self, group: Any, label: str) -> Any:
+        if not isinstance(label, str) or not label or "/" in label:
+            raise SelectionError(f"label={label!r}: expected the name of one label image")
+        if label not in self._labels:
+            have = ", ".join(self._labels) or "none"
+            raise SelectionError(f"label={label!r} is not a label image of {self.path}; its labels: {have}")
+        import zarr
+
+        with reading(self.path, f"labels/{label}", "opening the label image"):
+            sub = group[f"labels/{label}"]
+        if not isinstance(sub, zarr.Group):
+            raise DamagedFileError(f"{where(self.path, f'labels/{label}')}: is an array, expected an image group")
+        return sub
+
+    def _level_array(self, k: int) -> Any:
+        import zarr
+
+        member = self._prefix + self._ms.levels[k].path
+        with reading(self.path, member, "opening a resolution level"):
+            arr = group_get(self._group, self._ms.levels[k].path)
+        if not isinstance(arr, zarr.Array):
+            raise DamagedFileError(f"{where(self.path, member)}: is a group, expected the level's array")
+        if arr.ndim != len(self._ms.axes):
+            raise DamagedFileError(
+                f"{where(self.path, member)}: the array has {arr.ndim} dimensions {arr.shape} but the NGFF "
+                f"metadata declares {len(self._ms.axes)} axes {list(self._ms.axes)}"
+            )
+        if any(n < 1 for n in arr.shape):
+            raise DamagedFileError(f"{where(self.path, member)}: the array's shape {arr.shape} has an empty axis")
+        return arr
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the arguments it was opened with: a worker process reopens the store."""
+        return (_reopen, (str(self.path), self.level, self.label, self.row, self.missing))
+
+    def __repr__(self) -> str:
+        return f"ZarrSource({str(self.path)!r}, level={self.level}, label={self.label!r})"
+
+    @property
+    def chunks_read(self) -> int:
+        """Chunk (and shard index) reads made so far."""
+        return self._counter.chunks
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of chunks read so far."""
+        return self._counter.bytes
+
+    # -- reading ----------------------------------------------------------------------------
+    def read(self, sel: Selection) -> np.ndarray:
+        """Pixels of ``sel`` as a TZCYX array, reading only the chunks it intersects."""
+        index, basic = self._axes.index(sel)
+        member = self._prefix + self._ms.levels[self.level].path
+        try:
+            with reading(self.path, member, "reading pixels"):
+                data = self._array[index] if basic else self._array.get_orthogonal_selection(index)
+        except DamagedFileError as exc:
+            if exc.__cause__ is None:  # ours (a missing chunk under missing="error"): it names the chunk
+                raise
+            bad = self._find_damaged(index)
+            if bad is None:
+                raise
+            raise DamagedFileError(f"{where(self.path, member + '/' + bad)}: reading the chunk failed "
+                                   f"({exc.__cause__ or exc}); the chunk is damaged") from exc
+        out = self._axes.to_canonical(np.asarray(data))
+        if out.shape != sel.shape:  # pragma: no cover - zarr returned another shape than asked
+            raise OMEArrowError(f"{self.path}: read {out.shape}, expected {sel.shape}")
+        return np.ascontiguousarray(out, dtype=self._dtype)
+
+    def _find_damaged(self, index: tuple[Any, ...]) -> str | None:
+        """The key of the first storage cell (chunk or shard) under ``index`` that fails to read."""
+        arr = self._array
+        grid = arr.shards or arr.chunks
+        spans = []
+        for ix, n, g in zip(index, arr.shape, grid, strict=True):
+            if isinstance(ix, slice):
+                lo, hi, _ = ix.indices(n)
+            else:
+                lo, hi = int(ix.min()), int(ix.max()) + 1
+            spans.append(range(lo // g, (max(hi, lo + 1) - 1) // g + 1))
+        if math.prod(len(s) for s in spans) > _PROBE_LIMIT:
+            return None
+        for cell in itertools.product(*spans):
+            region = tuple(slice(c * g, min((c + 1) * g, n)) for c, g, n in zip(cell, grid, arr.shape, strict=True))
+            try:
+                arr[region]
+            except OMEArrowError:
+                return str(arr.metadata.encode_chunk_key(cell))
+            except Exception:  # noqa: BLE001 - any failure of this cell names it
+                return str(arr.metadata.encode_chunk_key(cell))
+        return None
+
+    # -- description ------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Storage facts for ``info()``: store, NGFF and Zarr versions, axes, levels, labels, I/O."""
+        arr = self._array
+        return {
+            "storage": "ome-zarr",
+            "store": str(self.path),
+            "ngff_version": self._ms.version,
+            "zarr_format": int(self._group.metadata.zarr_format),
+            "multiscale": self.row,
+            "axes": "".join(self._ms.axes),
+            "axes_mapping": f"{''.join(self._ms.axes)}->{self._axes.targets}",
+            "level": self.level,
+            "levels": [level_facts(lv, a, self._axes) for lv, a in zip(self._ms.levels, self._arrays, strict=True)],
+            "downscaling": self._ms.downscaling,
+            "chunks": list(arr.chunks),
+            "shards": list(arr.shards) if arr.shards else None,
+            "file_dtype": str(np.dtype(arr.dtype)),
+            "fill_value": _plain(arr.fill_value),
+            "missing_chunks": self.missing,
+            "label": self.label,
+            "labels": list(self._labels),
+            **({"labels_error": self._labels_error} if self._labels_error else {}),
+            "chunks_read": self.chunks_read,
+            "bytes_read": self.bytes_read,
+        }
+
+
+def group_get(group: Any, path: str) -> Any:
+    """``group[path]``, with a KeyError for an absent member turned into DamagedFileError by the caller."""
+    try:
+        return group[path]
+    except KeyError as exc:
+        raise KeyError(f"no array at {path!r} (the NGFF metadata lists it)") from exc
+
+
+def _label_names(group: Any, path: Path) -> list[str]:
+    """Names listed in ``labels/``'s NGFF metadata ([] when the store has no labels)."""
+    try:
+        sub = group["labels"]
+    except KeyError:
+        return []
+    with reading(path, "labels", "reading the labels list"):
+        attrs = sub.attrs.asdict()
+    _, ngff = ome_attrs(attrs, sub.metadata.zarr_format, where(path, "labels"))
+    names = ngff.get("labels")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DamagedFileError(f"{where(path, 'labels')}: labels is {names!r}, expected a list of names")
+    return list(names)
+
+
+def _not_an_image(path: Path, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
+    if "plate" in ngff:
+        return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its images with "
+                           "ome_arrow_zarr.open_plate(path) or one field by its path (row/column/field)")
+    if "well" in ngff:
+        return SchemaError(f"{path} is an OME-Zarr well; open one field by its path ({path}/0)")
+    if "labels" in ngff:
+        return SchemaError(f"{path} is the labels group of an OME-Zarr image; open a label with label=NAME on "
+                           "the image, or the path of one label image")
+    return SchemaError(f"{where(path, prefix or None)} is a Zarr group without OME-NGFF multiscales metadata; "
+                       "it is not an OME-Zarr image")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _reopen(path: str, level: int, label: str | None, row: int, missing: str) -> ZarrSource:
+    return ZarrSource(path, level=level, label=label, row=row, missing=missing)
