@@ -36,6 +36,7 @@ class Progress:
         self.enabled = bool(self.stream.isatty()) if enabled is None else enabled
         self._start = time.perf_counter()
         self._drawn = 0.0
+        self._stale = False  # the plain line does not show the last update yet
         self._bar: Any = None
         if self.enabled:
             try:
@@ -58,11 +59,13 @@ class Progress:
             self._bar.update(amount)
             return
         now = time.perf_counter()
+        self._stale = True
         if now - self._drawn >= _REDRAW or (self.total is not None and self.done >= self.total):
             self._drawn = now
             self._draw(label)
 
     def _draw(self, label: str) -> None:
+        self._stale = False
         rate = self.done / max(time.perf_counter() - self._start, 1e-9)
         pct = f"{100.0 * self.done / self.total:5.1f}% " if self.total else ""
         of = f" of {_amount(self.total, self.unit)}" if self.total else ""
@@ -88,7 +91,8 @@ class Progress:
             self._bar.close()
             self._bar = None
         elif self._drawn:
-            self._draw("")
+            if self._stale:
+                self._draw("")
             print(file=self.stream, flush=True)
         self.enabled = False
 
