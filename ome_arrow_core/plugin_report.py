@@ -119,7 +119,8 @@ def _rank(kind: str, handlers: Sequence[Handler], matches: Sequence[bool], why_n
     winner: Handler | None = None
     for h, ok in zip(handlers, matches):
         if not ok:
-            out.append(Candidate(kind, h.plugin, h.name, h.priority, False, why_not.format(h=h, d=_describe(h))))
+            why = why_not.format(d=_describe(h), s=" ".join(getattr(h, "suffixes", ())))
+            out.append(Candidate(kind, h.plugin, h.name, h.priority, False, why))
             continue
         missing = _missing(h)
         if missing:
@@ -196,7 +197,7 @@ def _explain_path(target: str, registry: Registry) -> Explanation:
     suffix_ok = [any(name.endswith(s) for s in w.suffixes) for w in writers]
     if any(suffix_ok):
         ex.what += "; as a convert output (writers, by suffix)"
-        ex.candidates += _rank("writer", writers, suffix_ok, "writes other suffixes ({d})")
+        ex.candidates += _rank("writer", writers, suffix_ok, "writes other suffixes ({s})")
     backend = for_path(path)
     if ex.chosen("reader") is None:
         ex.candidates += _not_loaded("reader", registry, backend.name if backend else None)
