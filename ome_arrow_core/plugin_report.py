@@ -8,6 +8,7 @@ first available handler that accepts the input wins) and gives every loser its r
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import importlib.util
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ class Row:
     status: str
     install: str = ""
     error: str = ""
+    blocked: bool = False
 
 
 def _gpu_reason() -> str:
@@ -48,12 +50,13 @@ def _cuda_only(h: Handler) -> bool:
 
 
 def listing(registry: Registry) -> list[Row]:
-    """Every row of ``registry.plugins()``; available CUDA-only exporters are unavailable without a GPU."""
+    """Every row of ``registry.plugins()`` (the same fields, plus ``status``); CUDA-only exporters
+    are unavailable, with the reason, when no CUDA device is present."""
     cuda = {(h.plugin, h.name) for h in registry.exporters() if _cuda_only(h)}
     rows = []
     for info in registry.plugins():
         row = Row(info.plugin, info.version, info.kind, info.name, info.handles, info.available, info.status,
-                  info.install, info.error)
+                  info.install, info.error, info.blocked)
         if info.kind == "exporter" and (info.plugin, info.name) in cuda:
             reason = _gpu_reason()
             if reason:
@@ -163,9 +166,19 @@ def _not_loaded(kind: str, registry: Registry, backend_name: str | None) -> list
     else:
         loaded = {h.plugin for h in (*registry.readers(), *registry.writers())}
         if backend.name not in loaded:
-            out.append(Candidate(kind, backend.name, backend.name, None, False,
-                                 f"would handle it, but {backend.distribution} is not installed: {backend.install}"))
+            why = (f"would handle it; {backend.distribution} is installed but not registered in this registry"
+                   if _installed(backend.distribution) else
+                   f"would handle it, but {backend.distribution} is not installed: {backend.install}")
+            out.append(Candidate(kind, backend.name, backend.name, None, False, why))
     return out
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        md.version(distribution)
+    except md.PackageNotFoundError:
+        return False
+    return True
 
 
 def explain(target: str, registry: Registry) -> Explanation:

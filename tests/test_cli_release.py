@@ -221,3 +221,14 @@ def test_input_errors_come_before_the_progress_line(tmp_path: Path) -> None:
     assert rc == 1
     assert shown.index("bad.npy") < shown.index("convert:")
     assert shown.splitlines()[0].startswith("error: ")
+
+
+def test_explain_in_a_host_registry_and_without_the_backend(tmp_path: Path) -> None:
+    from ome_arrow_core import Registry
+    from ome_arrow_core.plugin_report import explain
+
+    bare = explain(str(TIFF), Registry(autoload=False))  # built-ins only: the TIFF backend is not registered
+    assert bare.chosen("reader") is None
+    assert [c.reason for c in bare.candidates if c.plugin == "tiff"] == [
+        "would handle it; ome-arrow-tiff is installed but not registered in this registry"]
+    # not installed at all: scripts/check_install.sh checks the install command in a venv with the core alone
