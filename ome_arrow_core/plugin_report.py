@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from .cuda_probe import cuda_devices
 from .first_party import FIRST_PARTY, for_format, for_path
 from .handlers import Exporter, Handler, Reader, Writer
-from .registry import BLOCK_ENV, PluginInfo, Registry
+from .registry import BLOCK_ENV, Registry
 
 __all__ = ["Row", "Candidate", "Explanation", "listing", "explain"]
 
@@ -184,9 +184,15 @@ def _installed(distribution: str) -> bool:
 def explain(target: str, registry: Registry) -> Explanation:
     """Which reader, writer, exporter or ingester would handle ``target`` and why the others would not.
 
-    ``target`` is a path (existing or not: its suffix counts), a format (``ome-tiff``,
-    ``vortex``), a device (``cpu``, ``cuda``) or an array type (``numpy.ndarray``,
-    ``torch.Tensor``, ``jax.Array``).
+    Args:
+        target: a path (existing or not: its suffix counts), a format (``ome-tiff``,
+            ``vortex``), a device (``cpu``, ``cuda``) or an array type (``numpy.ndarray``,
+            ``torch.Tensor``, ``jax.Array``; its module is imported to build a sample).
+        registry: the registry whose resolution is explained (the CLI's: the default one).
+
+    Returns:
+        Every handler of the kinds that apply, in the registry's order, each chosen or not
+        with its reason; ``chosen(kind)`` is the one that would be used.
     """
     devices = {d for h in registry.exporters() for d in h.devices}
     formats = {f for h in registry.writers() for f in h.formats} | {h.name for h in registry.readers()}
