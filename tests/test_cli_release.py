@@ -234,3 +234,16 @@ def test_explain_in_a_host_registry_and_without_the_backend(tmp_path: Path) -> N
     assert [c.reason for c in bare.candidates if c.plugin == "tiff"] == [
         "would handle it; ome-arrow-tiff is installed but not registered in this registry"]
     # not installed at all: scripts/check_install.sh checks the install command in a venv with the core alone
+
+
+def test_convert_counts_an_image_once_the_writer_has_taken_it(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrow
+    from ome_arrow_core.cli.convert import counted, pixel_bytes
+    from ome_arrow_core.progress import Progress
+
+    images = [OMEArrow(np.zeros((4, 8), np.uint16)), OMEArrow(np.zeros((2, 8), np.float64))]
+    bar = Progress(sum(pixel_bytes(im) for im in images), enabled=False)
+    stream = counted(images, bar)
+    assert next(stream) is images[0] and bar.done == 0      # handed to the writer, not yet written
+    assert next(stream) is images[1] and bar.done == 64     # the writer asked for more: the first was read
+    assert list(stream) == [] and bar.done == 64 + 128

@@ -19,7 +19,7 @@ from ..progress import Progress
 from ..registry import default_registry
 from .errors import error_line
 
-__all__ = ["cmd_convert", "add_parser"]
+__all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
 
 
 def _load(path: Path) -> OMEArrow:
@@ -64,8 +64,9 @@ def pixel_bytes(img: OMEArrow) -> int:
     return math.prod(img.shape) * img.dtype.itemsize
 
 
-def _counted(images: list[OMEArrow], bar: Progress) -> Iterator[OMEArrow]:
-    """``images`` one at a time; each is counted once the writer asks for the next (it has been written)."""
+def counted(images: list[OMEArrow], bar: Progress) -> Iterator[OMEArrow]:
+    """``images`` one at a time; each is counted once the writer asks for the next: its pixels have been
+    read and packed (written to disk in batches of up to 16 MiB)."""
     for im in images:
         yield im
         bar.update(pixel_bytes(im), str(im.meta.id))
@@ -114,7 +115,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if how == "parquet":
             from ..dataset import write_dataset
 
-            write_dataset(_counted(images, bar), out, mode=mode, chunk_format=args.chunk_format,  # type: ignore[arg-type]
+            write_dataset(counted(images, bar), out, mode=mode, chunk_format=args.chunk_format,  # type: ignore[arg-type]
                           image_ids=None if mode == "append" else _ids(groups), progress=False, **opts)
         else:
             images[0].export(how, out, **opts)
