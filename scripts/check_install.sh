@@ -2,7 +2,8 @@
 # Prove the wheelhouse installs like a released package, in fresh virtual environments:
 #   core alone -> exactly numpy, pyarrow, pluggy, array-api-compat, xxhash, and Parquet works;
 #   [tiff]     -> converts a TIFF with no torch installed;
-#   [torch]    -> with the pinned CPU wheel, to_torch() works.
+#   [torch]    -> with the pinned CPU wheel, to_torch() works;
+#   [all]      -> resolves; installed minus CuPy (no GPU here), every backend works and CUDA is listed unavailable.
 # Builds dist/ first (scripts/build.sh) unless SKIP_BUILD=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,9 @@ for extra in tiff vortex zarr torch jax cupy dask ray; do
   grep -q "unavailable: pip install \"ome-arrow-core\[$extra\]\"" <<<"$listing" \
     || { echo "error: 'plugins' does not list the missing $extra backend with its install command" >&2; exit 1; }
 done
+explained=$("$env/bin/ome-arrow-core" plugins --explain "$sample")
+grep -q -F 'tiff/tiff (not loaded): would handle it, but ome-arrow-tiff is not installed: pip install "ome-arrow-core[tiff]"' \
+  <<<"$explained" || { echo "error: 'plugins --explain' does not name the missing TIFF backend's install command" >&2; exit 1; }
 
 env=$(fresh tiff "ome-arrow-core[tiff]")
 ! "$env/bin/python" -c "import torch" 2>/dev/null || { echo "error: [tiff] installed torch" >&2; exit 1; }
@@ -60,4 +64,38 @@ from ome_arrow_core import OMEArrow
 t = OMEArrow(np.ones((4, 5), np.uint16), dim_order="YX").tensor_view(layout="YX").to_torch()
 assert tuple(t.shape) == (4, 5) and int(t.sum()) == 20
 print("[torch]: ok")
+PY
+
+# [all] resolves from the wheelhouse (CuPy included: metadata only), and installs minus CuPy on a machine
+# without a GPU: every other backend is available, CuPy and the CUDA exporters are listed as unavailable.
+all_but_cupy=$("$PY" -c 'import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; inner = extras["all"][0].split("[")[1].rstrip("]").split(","); print(",".join(e for e in inner if e != "cupy"))')
+env=$(fresh all "ome-arrow-core[$all_but_cupy]" "torch==2.13.0")
+"$env/bin/python" -m pip install -q --dry-run --disable-pip-version-check --find-links dist "ome-arrow-core[all]" "torch==2.13.0" \
+  >/dev/null 2>&1 || { echo "error: ome-arrow-core[all] does not resolve from dist/" >&2; exit 1; }
+listing=$("$env/bin/ome-arrow-core" plugins)
+for extra in ${all_but_cupy//,/ }; do
+  [ "$extra" = cli ] && continue
+  ! grep -q "unavailable: pip install \"ome-arrow-core\[$extra\]\"" <<<"$listing" \
+    || { echo "error: [$all_but_cupy] installed, but 'plugins' says $extra is missing" >&2; exit 1; }
+done
+grep -q "unavailable: pip install \"ome-arrow-core\[cupy\]\"" <<<"$listing" \
+  || { echo "error: 'plugins' does not list CuPy as missing" >&2; exit 1; }
+gpus=$("$env/bin/python" -c 'from ome_arrow_core.cuda_probe import cuda_devices; print(cuda_devices()[0])')
+if [ "$gpus" = 0 ]; then
+  grep -E "torch-cuda .*unavailable: no CUDA device" <<<"$listing" >/dev/null \
+    || { echo "error: without a GPU, 'plugins' lists torch-cuda as available" >&2; exit 1; }
+fi
+"$env/bin/ome-arrow-core" convert -q "$sample" -o "$root/all-out.vortex"
+"$env/bin/python" - "$root/all-out.vortex" <<'PY'
+import sys
+import numpy as np
+from ome_arrow_core import OMEArrow
+from ome_arrow_dask import to_dask
+import ome_arrow_ray  # noqa: F401 (importable; Ray itself starts only when a pipeline runs)
+img = OMEArrow.scan(sys.argv[1])
+view = img.tensor_view(t=0, z=1, c=0, layout="YX")
+ref = view.to_numpy()
+assert np.array_equal(view.to_torch().numpy(), ref) and np.array_equal(np.asarray(view.to_jax()), ref)
+assert float(to_dask(img, t=0, c=0, layout="ZYX").sum().compute()) == float(img.tensor_view(t=0, c=0, layout="ZYX").to_numpy().sum())
+print("[all] minus CuPy: ok")
 PY

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -15,6 +14,7 @@ from ..buffers import read_only
 from ..errors import SchemaError
 from ..image import OMEArrow
 from ..meta import ImageMeta
+from ..progress import Progress
 from ..registry import Registry
 from ..selection import Selection
 from ..sources import ArraySource
@@ -83,41 +83,6 @@ def _metadata_rows(metadata: Any, count: int | None) -> Iterator[Mapping[str, An
         yield row
 
 
-class _Bar:
-    """Images written so far: tqdm when installed, else a plain stderr line."""
-
-    def __init__(self, total: int | None, enabled: bool) -> None:
-        self.enabled = enabled
-        self.count = 0
-        self.nbytes = 0
-        self._bar: Any = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(total=total, unit="img", desc="write_dataset", file=sys.stderr)
-            except ImportError:
-                self._bar = None
-
-    def update(self, image_id: str, nbytes: int) -> None:
-        self.count += 1
-        self.nbytes += nbytes
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.set_postfix_str(f"{self.nbytes / 2**20:.1f} MiB", refresh=False)
-            self._bar.update(1)
-        else:
-            print(f"\rwrite_dataset: {self.count} images, {self.nbytes / 2**20:.1f} MiB ({image_id})",
-                  end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            if self._bar is not None:
-                self._bar.close()
-            else:
-                print(file=sys.stderr)
-
 
 def write_dataset(
     images: Iterable[ImageLike] | OMEArrowDataset,
@@ -167,7 +132,7 @@ def write_dataset(
         images = iter(images)
     rows = _metadata_rows(metadata, count)
     ids = iter(image_ids) if image_ids is not None else None
-    bar = _Bar(count, sys.stderr.isatty() if progress is None else bool(progress))
+    bar = Progress(count, "write_dataset", unit="img", enabled=progress)
     done = [0]
 
     def items() -> Iterator[tuple[str | None, ImageMeta, Any, Mapping[str, Any]]]:
@@ -186,7 +151,8 @@ def write_dataset(
     try:
         stream_dataset(items(), target, mode=mode, chunk_format=chunk_format, chunk_shape=chunk_shape,
                        compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
-                       images_per_group=images_per_group, on_image=bar.update, registry=registry)
+                       images_per_group=images_per_group, registry=registry,
+                       on_image=lambda image_id, _: bar.update(1, image_id))
     finally:
         bar.close()
     return target

@@ -1,0 +1,145 @@
+"""``ome-arrow-core convert``: TIFF / OME-TIFF / .npy / OME-Arrow inputs to one OME-Arrow output."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OMEArrowError
+from ..image import OMEArrow
+from ..progress import Progress
+from ..registry import default_registry
+from .errors import error_line
+
+__all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
+
+
+def _load(path: Path) -> OMEArrow:
+    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream."""
+    if path.suffix.lower() == ".npy":
+        return OMEArrow(np.load(path, mmap_mode="r"), name=path.stem)
+    return OMEArrow.scan(path)
+
+
+def _out_format(out: Path, how: str | None) -> str:
+    if how:
+        return how
+    name = out.name.lower()
+    for writer in default_registry().writers():
+        if any(name.endswith(s) for s in writer.suffixes) and writer.formats:
+            return writer.formats[0]
+    raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff")
+
+
+def _expand(path: Path, img: OMEArrow) -> list[OMEArrow]:
+    """Every image of ``path``: a multi-image dataset directory or a multi-row table gives each of its images."""
+    if path.is_dir() and default_registry().resolve_reader(path).name == "parquet":  # an OME-Zarr store: one image
+        from ..dataset import OMEArrowDataset
+
+        ds = OMEArrowDataset.scan(path)
+        return list(ds) if len(ds) > 1 else [img]
+    rows = int(img.info().get("rows_in_file") or 1)  # a table of struct records: one image a row
+    return [img] + [OMEArrow.scan(path, row=i) for i in range(1, rows)]
+
+
+def _ids(groups: list[tuple[Path, list[OMEArrow]]]) -> list[str] | None:
+    """Image ids for the output: each image keeps its own id (prefixed by its file's name where several
+    inputs are converted); None (image-NNNNN) where those would not be unique."""
+    several = len(groups) > 1
+    ids = [(f"{p.name}:{im.meta.id}" if several and len(ims) > 1 else p.name if several else im.meta.id)
+           for p, ims in groups for im in ims]
+    return ids if len(set(ids)) == len(ids) and all(ids) else None
+
+
+def pixel_bytes(img: OMEArrow) -> int:
+    """Bytes of ``img``'s pixels (what reading and writing it moves)."""
+    return math.prod(img.shape) * img.dtype.itemsize
+
+
+def counted(images: list[OMEArrow], bar: Progress) -> Iterator[OMEArrow]:
+    """``images`` one at a time; each is counted once the writer asks for the next: its pixels have been
+    read and packed (written to disk in batches of up to 16 MiB)."""
+    for im in images:
+        yield im
+        bar.update(pixel_bytes(im), str(im.meta.id))
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert inputs to one OME-Arrow output; a failed input is reported and skipped."""
+    out = Path(args.output)
+    how = _out_format(out, args.to)
+    mode = "overwrite" if args.force else args.mode
+    if mode == "create" and os.path.lexists(out):
+        print(f"error: {out} exists; pass --force to replace it (only an OME-Arrow dataset holding nothing "
+              "else, or a file, is replaced) or --mode append to add the images to the dataset", file=sys.stderr)
+        return 1
+    if mode == "append" and how != "parquet":
+        print(f"error: --mode append adds images to a dataset directory; {how} holds one image", file=sys.stderr)
+        return 1
+    inputs = [Path(p) for p in args.inputs]
+    failed: list[str] = []
+    groups: list[tuple[Path, list[OMEArrow]]] = []
+    for p in inputs:  # metadata only: errors come out here, before any progress line
+        try:
+            img = _load(p)
+            if len(inputs) > 1:
+                img.source.meta = replace(img.source.meta, id=p.name, name=p.stem)
+            groups.append((p, _expand(p, img)))
+        except (OMEArrowError, OSError, ValueError) as exc:
+            failed.append(f"{p}: {exc}")
+            print(f"error: {p}: {error_line(exc)}", file=sys.stderr)
+    images = [im for _, ims in groups for im in ims]
+    if not images:
+        if len(inputs) > 1:  # one input has had its one line already
+            print("error: no input could be read; nothing written", file=sys.stderr)
+        return 1
+    if how != "parquet" and len(images) > 1:
+        print(f"error: the inputs hold {len(images)} images, which make one multi-image dataset directory; "
+              f"{how} holds one image: convert to .ome.parquet, or one image at a time", file=sys.stderr)
+        return 1
+    opts: dict[str, Any] = {}
+    if args.chunk_shape:
+        opts["chunk_shape"] = tuple(int(v) for v in args.chunk_shape.split(","))
+    if args.compression:
+        opts["compression"] = None if args.compression == "none" else args.compression
+    total = sum(pixel_bytes(im) for im in images)
+    with Progress(total, "convert", enabled=False if args.quiet else None) as bar:
+        if how == "parquet":
+            from ..dataset import write_dataset
+
+            write_dataset(counted(images, bar), out, mode=mode, chunk_format=args.chunk_format,  # type: ignore[arg-type]
+                          image_ids=None if mode == "append" else _ids(groups), progress=False, **opts)
+        else:
+            images[0].export(how, out, **opts)
+            bar.update(total, str(images[0].meta.id))
+    if not args.quiet:
+        print(f"wrote {out} ({len(images)} image(s), {how}{', appended' if mode == 'append' else ''})")
+    return 1 if failed else 0
+
+
+def add_parser(sub: Any) -> None:
+    """The ``convert`` subcommand."""
+    p = sub.add_parser("convert", help="convert TIFF / OME-TIFF / .npy / OME-Arrow to OME-Arrow Parquet or Vortex")
+    p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
+    p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
+    p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
+    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: whole planes up to 512x512)")
+    p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
+    p.add_argument("--chunk-format", choices=("parquet", "vortex"),
+                   help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])")
+    p.add_argument("--mode", choices=("create", "overwrite", "append"), default="create",
+                   help="create (default): refuse an existing output; overwrite: replace it (a file, or an "
+                        "OME-Arrow dataset directory holding nothing else; anything else is refused); "
+                        "append: add the images to the dataset directory")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing output (same as --mode overwrite)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (shown on a terminal: pixel bytes read and written) and no summary line")
+    p.set_defaults(func=cmd_convert)
