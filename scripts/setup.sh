@@ -18,6 +18,6 @@ pip_install "torch==2.13.0" -e ".[test,docs,bench]" -e backends/tiff -e backends
 pip_install --no-deps -e backends/cupy
 # Engines for many images: Dask and Ray Data (local mode in the tests).
 pip_install --no-deps -e backends/dask -e backends/ray
-pip_install "dask[array]>=2024.1" "ray[data]==2.60.0"
+pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.0"
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
 pip_install "ome-arrow==0.1.0"
