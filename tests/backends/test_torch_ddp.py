@@ -15,7 +15,7 @@ pytest.importorskip("ome_arrow_torch")
 from ome_arrow_core import write_dataset  # noqa: E402
 
 N, WORLD, EPOCHS = 23, 2, 2  # N odd: the ranks' shares differ by one
-pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")]
 
 
 def _rank(rank: int, path: str, store: str, out: str) -> None:
