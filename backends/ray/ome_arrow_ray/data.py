@@ -41,7 +41,7 @@ def read_dataset(
     filter: Any = None,
     columns: Sequence[str] | None = None,
     image_column: str = "image",
-    images_per_block: int = 32,
+    images_per_block: int | None = None,
     t: Any = None,
     z: Any = None,
     c: Any = None,
@@ -62,7 +62,7 @@ def read_dataset(
     ``filter`` (a pyarrow expression or ``{"well": "A01"}``) is pushed down when the
     metadata is scanned, as are later ``ds.filter(expr=...)`` on metadata columns and
     ``ds.select_columns(...)``. Read tasks each take a range of images and read their
-    pixels in the worker, ``images_per_block`` per block. ``crop=(h, w)`` takes a centre crop
+    pixels in the worker, ``images_per_block`` per block (default: about 32 MiB of pixels). ``crop=(h, w)`` takes a centre crop
     (``random_crop=True``: one drawn from ``(seed, epoch, image)``); ``shuffle=True`` orders
     the images by a permutation of ``(seed, epoch)``; pass a new ``epoch`` each epoch.
     ``read_options`` go to ``ray.data.read_datasource`` (``override_num_blocks``,
@@ -93,7 +93,8 @@ def read_dataset(
                                  crop=None if crop is None else tuple(crop),  # type: ignore[arg-type]
                                  random_crop=random_crop, shuffle=shuffle, seed=seed, epoch=epoch,
                                  images_per_block=images_per_block)
-    return ray.data.read_datasource(source_, **read_options)
+    rows: ray.data.Dataset = ray.data.read_datasource(source_, **read_options)
+    return rows
 
 
 def _numeric(ds: OMEArrowDataset) -> list[str]:
