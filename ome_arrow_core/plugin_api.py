@@ -19,6 +19,7 @@ Groups:
   ``CHECKSUM_ALGORITHM``;
 - arguments: ``check_row``;
 - datasets: ``DatasetViews`` (loaded on first use);
+- views: ``view_meta`` (the metadata of the image a lazy view reads);
 - every error class.
 """
 
@@ -56,6 +57,8 @@ from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews
+    from .lazy import LazyTensorView
+    from .meta import ImageMeta
 
 __all__ = [
     "hookimpl",
@@ -83,6 +86,7 @@ __all__ = [
     "CHECKSUM_ALGORITHM",
     "check_row",
     "DatasetViews",
+    "view_meta",
     "OMEArrowError",
     "SchemaError",
     "FormatVersionError",
@@ -98,6 +102,11 @@ __all__ = [
     "StorageError",
     "UnsafeOverwriteError",
 ]
+
+
+def view_meta(view: LazyTensorView) -> ImageMeta:
+    """Metadata of the whole image ``view`` reads (its ``selection`` indexes into it): pixel sizes, channels."""
+    return view._source.meta
 
 
 def __getattr__(name: str) -> Any:

@@ -19,10 +19,11 @@ pip_install "torch==2.13.0" -e ".[test,docs,bench]" -e backends/tiff -e backends
 pip_install --no-deps -e backends/cupy
 # Engines for many images: Dask and Ray Data (local mode in the tests).
 pip_install --no-deps -e backends/dask -e backends/ray
-pip_install "dask[array]>=2024.1" "ray[data]==2.60.0"
+pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.0"
 # Independent OME-Zarr implementations the zarr backend's interop tests read and write with (bioio-ome-zarr;
 # ome-zarr 0.17.0: 0.18 pins pydantic<2.13 through ome-zarr-models).
-pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0"
+# moto's S3 server for the remote-storage tests goes in the same resolve as bioio-ome-zarr's s3fs, so
+# boto3/botocore agree with aiobotocore's pin.
+pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "moto[server]>=5"
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
-# moto's S3 server for the remote-storage tests goes in the same resolve, so boto3/botocore agree with s3fs's aiobotocore.
-pip_install "ome-arrow==0.1.0" "moto[server]>=5"
+pip_install "ome-arrow==0.1.0"

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 da = pytest.importorskip("dask.array")
 pytest.importorskip("ome_arrow_dask")
@@ -38,11 +40,11 @@ class CountingDataset(OMEArrowDataset):
 def test_dataset_to_dask_follows_storage_chunks(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     ds = OMEArrowDataset.scan(path)
-    arr = to_dask(ds)
+    arr = to_dask(ds, chunks="storage")
     assert arr.shape == (N, 1, 3, 2, 40, 50) and arr.dtype == np.uint16
     assert arr.chunks == ((1,) * N, (1,), (2, 1), (1, 1), (16, 16, 8), (32, 18))
     np.testing.assert_array_equal(arr.compute(), arrs)
-    grouped = to_dask(ds, images_per_chunk=3, z=1, c=0, layout="YX")
+    grouped = to_dask(ds, chunks="storage", images_per_chunk=3, z=1, c=0, layout="YX")
     assert grouped.chunks == ((3, 3, 1), (16, 16, 8), (32, 18))
     np.testing.assert_array_equal(grouped.compute(), arrs[:, 0, 1, 0])
     assert float(arr.mean().compute()) == pytest.approx(float(arrs.mean()))
@@ -53,7 +55,7 @@ def test_blocks_read_lazily_and_only_what_is_asked(plate: tuple[Path, np.ndarray
     base = OMEArrowDataset.scan(path)
     ds = CountingDataset(base._parts, base.table, base._part_of, base._rows)
     CountingDataset.reads = 0
-    arr = to_dask(ds.tensor_views(t=0, z=2, layout="CYX"))
+    arr = to_dask(ds.tensor_views(t=0, z=2, layout="CYX"), chunks="storage")
     assert CountingDataset.reads == 0  # building the graph reads no pixels
     crop = arr[4, 1, 20:30, 40:45].compute(scheduler="sync")
     np.testing.assert_array_equal(crop, arrs[4, 0, 2, 1, 20:30, 40:45])
@@ -71,7 +73,7 @@ def test_filters_views_dtype_and_processes(plate: tuple[Path, np.ndarray]) -> No
 def test_images_and_views(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     img = OMEArrowDataset.scan(path)[2]
-    arr = to_dask(img, layout="ZCYX")
+    arr = to_dask(img, layout="ZCYX", chunks="storage")
     assert arr.chunks == ((2, 1), (1, 1), (16, 16, 8), (32, 18))
     np.testing.assert_array_equal(arr.compute(), arrs[2, 0])
     view = OMEArrow.scan(path, row=3).tensor_view(z=1, layout="CYX")
@@ -95,3 +97,76 @@ def test_errors(plate: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="one shape"):
         to_dask(OMEArrowDataset.scan(mixed))
     assert to_dask(OMEArrowDataset.scan(mixed), roi=(0, 0, 4, 4)).shape == (2, 1, 4, 4)
+
+
+def test_auto_chunks_fill_the_limit_with_whole_storage_chunks(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowDataset.scan(path)
+    image = 1 * 3 * 2 * 40 * 50 * 2  # bytes of one image
+    arr = to_dask(ds)  # 128 MiB blocks: every image in one block
+    assert arr.chunks == ((N,), (1,), (3,), (2,), (40,), (50,))
+    three = to_dask(ds, chunks=3 * image)
+    assert three.chunks[0] == (3, 3, 1) and three.chunks[1:] == ((1,), (3,), (2,), (40,), (50,))
+    np.testing.assert_array_equal(three.compute(), arrs)
+    # An image larger than the limit: cut along its storage chunks, merged from X outwards.
+    # storage chunks along C, Z, Y, X: (1, 1), (2, 1), (16, 16, 8), (32, 18)
+    stack = to_dask(ds, chunks=4 * 40 * 50 * 2, t=0, layout="CZYX")  # two Z chunks (2 + 1 planes) fit
+    assert stack.chunks == ((1,) * N, (1, 1), (3,), (40,), (50,))
+    planes = to_dask(ds, chunks=8000, t=0, layout="CZYX")  # whole planes; Z keeps its storage chunks
+    assert planes.chunks == ((1,) * N, (1, 1), (2, 1), (40,), (50,))
+    cut = to_dask(ds, chunks=6400, t=0, layout="CZYX")  # X whole, Y in pairs of storage chunks
+    assert cut.chunks == ((1,) * N, (1, 1), (2, 1), (32, 8), (50,))
+    np.testing.assert_array_equal(cut.compute(), arrs[:, 0].transpose(0, 2, 1, 3, 4))
+    rows = to_dask(ds, chunks=2048, t=0, z=0, c=0, layout="YX")
+    assert rows.chunks == ((1,) * N, (16, 16, 8), (50,))
+    np.testing.assert_array_equal(rows.compute(), arrs[:, 0, 0, 0])
+    assert to_dask(ds, images_per_chunk=2).chunks[0] == (2, 2, 2, 1)
+    assert to_dask(ds, chunks="1KiB", t=0, z=0, c=0, layout="YX").chunks[1:] == ((16, 16, 8), (32, 18))
+
+
+def test_auto_chunks_of_a_large_plate_make_few_tasks(tmp_path: Path) -> None:
+    # 1,000 images of 2x64x64 uint16 (16 KiB): 8 blocks of 128 images at a 2 MiB limit, 9 tasks in all
+    # (one image per block made 2,001).
+    n = 1000
+    out = write_dataset((np.full((2, 64, 64), i, np.uint16) for i in range(n)), tmp_path / "big", dim_order="CYX",
+                        progress=False)
+    arr = to_dask(OMEArrowDataset.scan(out), chunks="2MiB")
+    assert arr.chunks[0] == (128,) * 7 + (104,) and arr.numblocks == (8, 1, 1, 1)
+    assert len(dict(arr.__dask_graph__())) == 9
+    np.testing.assert_array_equal(arr[:, 0, 0, 0].compute(), np.arange(n))
+
+
+@pytest.mark.parametrize("chunks", ["lots", -1, 0, 1.5, True])
+def test_bad_chunks_are_refused(plate: tuple[Path, np.ndarray], chunks: Any) -> None:
+    with pytest.raises(SchemaError, match="chunks"):
+        to_dask(OMEArrowDataset.scan(plate[0]), chunks=chunks)
+
+
+def test_distributed_local_cluster_of_processes(plate: tuple[Path, np.ndarray]) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    path, arrs = plate
+    arr = to_dask(OMEArrowDataset.scan(path), chunks=3 * 1 * 3 * 2 * 40 * 50 * 2, c=1, layout="TZYX")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        got = arr.compute()
+        pids = client.run(lambda: __import__("os").getpid())
+        assert len(set(pids.values())) == 2 and __import__("os").getpid() not in pids.values()
+        mean = float(client.compute(arr.astype(np.float64).mean()).result())
+    np.testing.assert_array_equal(got, arrs[:, :, :, 1])
+    assert mean == pytest.approx(float(arrs[:, :, :, 1].mean()))
+
+
+@given(inner=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=5), min_size=1, max_size=4),
+       itemsize=st.sampled_from([1, 2, 4]), images=st.integers(1, 50), limit=st.integers(1, 20_000))
+def test_plan_keeps_storage_boundaries_and_the_limit(inner: list[list[int]], itemsize: int, images: int,
+                                                     limit: int) -> None:
+    from ome_arrow_dask.chunking import plan
+
+    outer, merged = plan(inner, itemsize, images, limit, None)
+    assert sum(outer) == images
+    for sizes, blocks in zip(inner, merged):
+        assert sum(blocks) == sum(sizes)
+        assert set(np.cumsum(blocks).tolist()) <= set(np.cumsum(sizes).tolist())  # cut only where storage is
+    one_chunk = itemsize * int(np.prod([max(s) for s in inner]))
+    block = itemsize * max(outer) * int(np.prod([max(b) for b in merged]))
+    assert block <= max(limit, one_chunk)  # over the limit only when one storage chunk of one image is

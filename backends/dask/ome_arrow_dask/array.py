@@ -11,6 +11,8 @@ import numpy as np
 
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError, Selection, TensorView
 
+from .chunking import Chunking, block_limit, plan
+
 if TYPE_CHECKING:
     import dask.array as da
 
@@ -95,7 +97,7 @@ def _edges(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
     return list(zip([0, *ends[:-1]], ends))
 
 
-def _dataset_to_dask(views: DatasetViews, images_per_chunk: int) -> da.Array:
+def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: int | None) -> da.Array:
     ds = views.dataset
     if len(ds) == 0:
         raise SchemaError("the dataset has no images; nothing to make a dask array of")
@@ -118,10 +120,8 @@ def _dataset_to_dask(views: DatasetViews, images_per_chunk: int) -> da.Array:
     if "chunk_t" in cols and "chunk_c" in cols:
         row = ds.metadata(0)
         t_c = (int(row.get("chunk_t") or 1), int(row.get("chunk_c") or 1))
-    inner = storage_chunks(sel, layout, _chunk_of(image.meta.chunk_shape, image.sizes, t_c))
-    step = max(1, int(images_per_chunk))
-    n = len(ds)
-    outer = tuple(min(step, n - i) for i in range(0, n, step))
+    storage = storage_chunks(sel, layout, _chunk_of(image.meta.chunk_shape, image.sizes, t_c))
+    outer, inner = plan(storage, np.dtype(first.dtype).itemsize, len(ds), block_limit(chunks), images_per_chunk)
     name = f"ome-arrow-dataset-{uuid.uuid4().hex}"
     ds_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     policy = views.selection["channel_policy"]
@@ -137,20 +137,19 @@ def _dataset_to_dask(views: DatasetViews, images_per_chunk: int) -> da.Array:
     return _array(graph, name, (outer, *inner), np.dtype(first.dtype))  # blocks cast as tensor_view(dtype=) does
 
 
-def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None) -> da.Array:
+def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None,
+                  chunks: Chunking) -> da.Array:
     layout = view.layout
     if isinstance(view, LazyTensorView):
         sel = view.selection
         shape_chunk = getattr(view, "chunk_shape", None)
         if chunk_tczyx is None and shape_chunk is not None:
             chunk_tczyx = (1, 1, *shape_chunk)
-        sizes = {ax: n for ax, n in zip(layout, view.shape)}
         chunk = chunk_tczyx or (1, 1, 1, sel.shape[3], sel.shape[4])
-        inner = storage_chunks(sel, layout, chunk)
+        _, inner = plan(storage_chunks(sel, layout, chunk), np.dtype(view.dtype).itemsize, 1,
+                        block_limit(chunks), None)
     else:
-        sizes = dict(zip(layout, view.shape))
         inner = tuple((n,) for n in view.shape)
-    del sizes
     name = f"ome-arrow-view-{uuid.uuid4().hex}"
     view_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     graph: dict[Any, Any] = {view_key: view}
@@ -160,33 +159,40 @@ def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] 
     return _array(graph, name, inner, np.dtype(view.dtype))
 
 
-def to_dask(obj: Any, *, images_per_chunk: int = 1, **view_options: Any) -> da.Array:
+def to_dask(obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | None = None,
+            **view_options: Any) -> da.Array:
     """A dask array of a dataset, its ``tensor_views(...)``, an image or one lazy view.
 
     - ``OMEArrowDataset`` or ``DatasetViews``: shape ``(images, *layout)``; ``view_options``
       (``t``, ``z``, ``c``, ``roi``, ``layout``...) select the same part of every image (for
-      a dataset). ``images_per_chunk`` images go in each block along the first axis.
-    - ``OMEArrow``: ``image.tensor_view(**view_options)``, chunked like its storage.
-    - ``LazyTensorView`` / ``TensorView``: that view (blocks of one plane for a lazy view,
-      one block for an eager one).
+      a dataset).
+    - ``OMEArrow``: ``image.tensor_view(**view_options)``, cut along its storage chunks.
+    - ``LazyTensorView`` / ``TensorView``: that view (a lazy view's storage chunks are taken
+      to be planes; an eager view is one block).
+
+    ``chunks="auto"`` makes blocks of whole storage chunks of about dask's
+    ``array.chunk-size`` (128 MiB), many small images per block; a byte limit
+    (``chunks="32MiB"``) sets another size; ``chunks="storage"`` gives one storage chunk of
+    one image per block. ``images_per_chunk`` fixes the images per block along the first axis.
 
     Nothing is read until dask computes; each block then reads only its own chunks, in
     whatever process runs it (the graph holds the dataset's picklable description).
     """
     from ome_arrow_core.plugin_api import DatasetViews
 
+    block_limit(chunks)  # a bad value fails here, before anything else
     if isinstance(obj, OMEArrowDataset):
-        return _dataset_to_dask(obj.tensor_views(**view_options), images_per_chunk)
+        return _dataset_to_dask(obj.tensor_views(**view_options), chunks, images_per_chunk)
     if view_options and not isinstance(obj, OMEArrow):
         raise TypeError(f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}")
     if isinstance(obj, DatasetViews):
-        return _dataset_to_dask(obj, images_per_chunk)
+        return _dataset_to_dask(obj, chunks, images_per_chunk)
     if isinstance(obj, OMEArrow):
         view = obj.tensor_view(**view_options)
         meta = obj.meta
-        return _view_to_dask(view, _chunk_of(meta.chunk_shape, meta.sizes) if meta.chunk_shape else None)
+        return _view_to_dask(view, _chunk_of(meta.chunk_shape, meta.sizes) if meta.chunk_shape else None, chunks)
     if isinstance(obj, (LazyTensorView, TensorView)):
-        return _view_to_dask(obj, None)
+        return _view_to_dask(obj, None, chunks)
     raise TypeError(
         f"to_dask takes an OMEArrowDataset, ds.tensor_views(...), an OMEArrow or a tensor view; got {type(obj).__name__}"
     )

@@ -1,16 +1,29 @@
 """Ray Data engine for ome-arrow-core: ``read_dataset(path)`` -> ``ray.data.Dataset``.
 
-The metadata table is scanned once (filter pushed down), split into blocks of images,
-and each block is decoded in ``map_batches`` by the worker that runs it, through
-:meth:`ome_arrow_core.OMEArrowDataset.read` (one Parquet pass per block). Rows carry
-the image as a tensor column plus the metadata columns you ask for; feed training with
-``ds.iter_torch_batches(...)``. Importing this package does not import ray.
+``read_dataset`` builds the dataset on :class:`OMEArrowDatasource`, a ``ray.data.Datasource``
+whose read tasks each take a range of images and read their metadata and pixels in the
+Ray worker that runs them (one Parquet pass per block); filters on metadata columns and
+column selections are pushed down into the read. Rows carry the image as a tensor column
+plus the metadata columns you ask for; feed training with ``iter_torch_batches``, which
+passes Ray's own options (``prefetch_batches``, ``local_shuffle_buffer_size``...) through.
+Importing this package does not import ray.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .data import iter_torch_batches, read_dataset
 
 __version__ = "0.1.0"
 
-__all__ = ["read_dataset", "iter_torch_batches", "__version__"]
+__all__ = ["read_dataset", "iter_torch_batches", "OMEArrowDatasource", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``OMEArrowDatasource`` subclasses ``ray.data.Datasource``, so it loads (with ray) on first use."""
+    if name == "OMEArrowDatasource":
+        from .datasource import OMEArrowDatasource
+
+        return OMEArrowDatasource
+    raise AttributeError(f"module 'ome_arrow_ray' has no attribute {name!r}")

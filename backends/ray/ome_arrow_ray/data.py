@@ -1,47 +1,38 @@
-"""OME-Arrow datasets as Ray datasets: metadata rows in, image tensors decoded in map_batches."""
+"""OME-Arrow datasets as Ray datasets: ``read_dataset`` and ``iter_torch_batches``."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core import OMEArrowDataset, SchemaError
+from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError
 
 if TYPE_CHECKING:
     import ray.data
 
 __all__ = ["read_dataset", "iter_torch_batches"]
 
-_INDEX = "__ome_arrow_index"
+#: read_dataset's own keywords (everything else goes to ray.data.read_datasource or onwards).
+_OWN = ("filter", "columns", "image_column", "images_per_block", "t", "z", "c", "roi", "layout", "channel_policy",
+        "crop", "random_crop", "shuffle", "seed", "epoch")
 
 
-class _Decode:
-    """The map_batches function: pixels of a batch of image indices, read in one pass."""
-
-    def __init__(self, dataset: OMEArrowDataset, view: dict[str, Any], column: str) -> None:
-        self.dataset = dataset
-        self.view = view
-        self.column = column
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        indices = batch.column(_INDEX).to_numpy()
-        pixels = self.dataset.read(indices, **self.view)
-        out = {self.column: list(pixels)} if pixels.ndim == 1 else {self.column: _tensor_column(pixels)}
-        table = batch.drop_columns([_INDEX])
-        for name, values in out.items():
-            table = table.append_column(name, values)
-        return table
+def _as_dataset(source: OMEArrowDataset | str | os.PathLike[str], filter: Any) -> OMEArrowDataset:
+    if isinstance(source, OMEArrowDataset):
+        return source.filter(filter) if filter is not None else source
+    return OMEArrowDataset.scan(source, filter=filter)
 
 
-def _tensor_column(pixels: np.ndarray) -> pa.Array:
-    """A fixed-shape tensor column (one tensor per row) that Ray converts back to ndarrays."""
-    from ray.data.extensions import ArrowTensorArray
+def _read_options() -> set[str]:
+    """Keywords ``ray.data.read_datasource`` takes (``override_num_blocks``, ``ray_remote_args``...)."""
+    import ray.data
 
-    return ArrowTensorArray.from_numpy(pixels)
+    params = inspect.signature(ray.data.read_datasource).parameters
+    return {n for n, p in params.items() if n != "datasource" and p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def read_dataset(
@@ -50,27 +41,45 @@ def read_dataset(
     filter: Any = None,
     columns: Sequence[str] | None = None,
     image_column: str = "image",
-    images_per_block: int = 32,
+    images_per_block: int | None = None,
     t: Any = None,
     z: Any = None,
     c: Any = None,
     roi: Sequence[int] | None = None,
     layout: str | None = None,
     channel_policy: str = "error",
+    crop: Sequence[int] | None = None,
+    random_crop: bool = False,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    **read_options: Any,
 ) -> ray.data.Dataset:
-    """A ``ray.data.Dataset`` of an OME-Arrow dataset: one row per image.
+    """A ``ray.data.Dataset`` of an OME-Arrow dataset: one row per image, read by Ray's read tasks.
 
     Each row has ``image_column`` (the selected pixels in ``layout``, dtype kept) and the
     metadata ``columns`` (default: the dataset's extra columns, e.g. plate, well, label).
     ``filter`` (a pyarrow expression or ``{"well": "A01"}``) is pushed down when the
-    metadata is scanned; pixels are read by the Ray workers, ``images_per_block`` per
-    task. Ray starts locally when no cluster is connected (``ray.init(address=...)`` first
-    to use one).
+    metadata is scanned, as are later ``ds.filter(expr=...)`` on metadata columns and
+    ``ds.select_columns(...)``. Read tasks each take a range of images and read their
+    pixels in the worker, ``images_per_block`` per block (default: about 32 MiB of pixels). ``crop=(h, w)`` takes a centre crop
+    (``random_crop=True``: one drawn from ``(seed, epoch, image)``); ``shuffle=True`` orders
+    the images by a permutation of ``(seed, epoch)``; pass a new ``epoch`` each epoch.
+    ``read_options`` go to ``ray.data.read_datasource`` (``override_num_blocks``,
+    ``ray_remote_args``, ``concurrency``...). Ray starts locally when no cluster is
+    connected (``ray.init(address=...)`` first to use one).
     """
     import ray.data
 
-    ds = OMEArrowDataset.scan(source, filter=filter) if not isinstance(source, OMEArrowDataset) else (
-        source.filter(filter) if filter is not None else source)
+    from .datasource import OMEArrowDatasource
+
+    unknown = sorted(set(read_options) - _read_options())
+    if unknown:
+        raise TypeError(f"read_dataset got unexpected options {unknown}; it takes its own {list(_OWN)} and "
+                        f"ray.data.read_datasource's {sorted(_read_options())}")
+    if crop is not None and roi is not None:
+        raise SelectionError("pass only one of roi and crop")
+    ds = _as_dataset(source, filter)
     if len(ds) == 0:
         raise SchemaError(f"no images match filter {filter!r}; nothing to read")
     keep = list(columns) if columns is not None else ds.extra_columns
@@ -79,12 +88,20 @@ def read_dataset(
         raise SchemaError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
     if image_column in keep:
         raise SchemaError(f"image_column {image_column!r} collides with a metadata column; pick another name")
-    table = ds.table.select(keep).append_column(_INDEX, pa.array(np.arange(len(ds), dtype=np.int64)))
-    step = max(1, int(images_per_block))
-    blocks = [table.slice(i, step) for i in range(0, table.num_rows, step)]
     view = {"t": t, "z": z, "c": c, "roi": roi, "layout": layout, "channel_policy": channel_policy}
-    decode = _Decode(ds, view, image_column)
-    return ray.data.from_arrow(blocks).map_batches(decode, batch_format="pyarrow", batch_size=step)
+    source_ = OMEArrowDatasource(ds, columns=keep, image_column=image_column, view=view,
+                                 crop=None if crop is None else tuple(crop),  # type: ignore[arg-type]
+                                 random_crop=random_crop, shuffle=shuffle, seed=seed, epoch=epoch,
+                                 images_per_block=images_per_block)
+    rows: ray.data.Dataset = ray.data.read_datasource(source_, **read_options)
+    return rows
+
+
+def _numeric(ds: OMEArrowDataset) -> list[str]:
+    types = ds.table.schema
+    return [n for n in ds.extra_columns
+            if pa.types.is_integer(types.field(n).type) or pa.types.is_floating(types.field(n).type)
+            or pa.types.is_boolean(types.field(n).type)]
 
 
 def iter_torch_batches(source: OMEArrowDataset | str | os.PathLike[str], *, batch_size: int = 32,
@@ -92,14 +109,16 @@ def iter_torch_batches(source: OMEArrowDataset | str | os.PathLike[str], *, batc
                        **options: Any) -> Iterator[dict[str, Any]]:
     """Batches as dicts of torch tensors: ``read_dataset(...).iter_torch_batches(batch_size=...)``.
 
-    Torch tensors hold numbers only, so ``columns`` defaults to the numeric extra columns
-    (labels, sites...); name string columns explicitly only with a ``collate_fn`` of your own.
+    ``options`` that :func:`read_dataset` takes (selection, crops, ``shuffle``/``seed``/
+    ``epoch``, ``override_num_blocks``...) go to it; the rest go to Ray's
+    ``Dataset.iter_torch_batches`` (``prefetch_batches``, ``local_shuffle_buffer_size``,
+    ``local_shuffle_seed``, ``drop_last``, ``collate_fn``, ``device``...). Torch tensors
+    hold numbers only, so ``columns`` defaults to the numeric extra columns (labels,
+    sites...); name string columns explicitly only with a ``collate_fn`` of your own.
     """
-    ds = OMEArrowDataset.scan(source, filter=filter) if not isinstance(source, OMEArrowDataset) else (
-        source.filter(filter) if filter is not None else source)
-    if columns is None:
-        types = ds.table.schema
-        columns = [n for n in ds.extra_columns
-                   if pa.types.is_integer(types.field(n).type) or pa.types.is_floating(types.field(n).type)
-                   or pa.types.is_boolean(types.field(n).type)]
-    return iter(read_dataset(ds, columns=columns, **options).iter_torch_batches(batch_size=batch_size))
+    ds = _as_dataset(source, filter)
+    reading = set(_OWN) | _read_options()
+    mine = {k: v for k, v in options.items() if k in reading}
+    theirs = {k: v for k, v in options.items() if k not in reading}
+    rows = read_dataset(ds, columns=_numeric(ds) if columns is None else columns, **mine)
+    return iter(rows.iter_torch_batches(batch_size=batch_size, **theirs))

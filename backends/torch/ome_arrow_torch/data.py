@@ -20,11 +20,14 @@ from torch.utils.data import Dataset, IterableDataset, default_collate, get_work
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError
 
+from .collate import register, rows_of
 from .pool import BatchPool
 
 __all__ = ["OMEArrowTorchDataset", "OMEArrowIterableDataset", "shard_indices"]
 
 Transform = Callable[[torch.Tensor], Any]
+
+register()  # default_collate gives a map-style batch back without copying it
 
 
 def _as_dataset(source: OMEArrowDataset | str | os.PathLike[str], filter: Any) -> OMEArrowDataset:
@@ -194,6 +197,13 @@ class _Samples:
         """
         if self.transform is not None:
             return default_collate(self._items(samples))
+        batch = self._read_batch(samples)
+        if self._target is None:
+            return batch
+        return batch, default_collate([self._target_of(self._locate(s)[0]) for s in samples])
+
+    def _read_batch(self, samples: list[int]) -> torch.Tensor:
+        """Samples as one tensor: in a pooled shared buffer in a DataLoader worker, else in fresh memory."""
         k, roi = self._locate(samples[0])
         view = self.dataset[k].tensor_view(roi=roi, **self.view)  # shape and dtype, nothing read
         dtype = torch.from_numpy(np.empty(0, dtype=view.dtype)).dtype
@@ -206,10 +216,19 @@ class _Samples:
         else:
             out, slot = pool.empty(shape, dtype)
         self._read(samples, out=out.numpy())
-        batch = out if pool is None else pool.lease(out, slot)
+        return out if pool is None else pool.lease(out, slot)
+
+    def _rows(self, samples: list[int]) -> list[Any]:
+        """Samples as items whose tensors are rows of one batch read (see :mod:`ome_arrow_torch.collate`).
+
+        ``default_collate`` gives that batch back without copying it.
+        """
+        if self.transform is not None:
+            return self._items(samples)
+        rows = rows_of(self._read_batch(samples))
         if self._target is None:
-            return batch
-        return batch, default_collate([self._target_of(self._locate(s)[0]) for s in samples])
+            return rows
+        return [(x, self._target_of(self._locate(s)[0])) for s, x in zip(samples, rows)]
 
     def _worker_pool(self) -> BatchPool:
         """This worker process's shared-memory buffers (made on first use in each process)."""
@@ -247,11 +266,10 @@ class OMEArrowTorchDataset(_Samples, Dataset):  # type: ignore[type-arg]
     left out); ``crop=(h, w)`` takes a centre crop, or with ``random_crop=True`` one at a
     position drawn from ``(seed, epoch, sample)``. ``transform`` is applied to each sample
     tensor; ``target`` names metadata column(s) returned next to it: ``(tensor, target)``.
-    Batches from a DataLoader are read together (``__getitems__``). ``ds[[i, j, ...]]``
-    reads samples as one batch tensor, so ``DataLoader(ds, sampler=BatchSampler(...),
-    batch_size=None)`` has each worker read whole batches straight into reused shared
-    memory: the fastest way to use workers (``default_collate`` copies every batch once
-    more, into fresh shared memory).
+    Batches from a DataLoader are read together (``__getitems__``), in a worker straight
+    into reused shared memory, and ``default_collate`` hands that batch on without copying
+    it (:mod:`ome_arrow_torch.collate`). ``ds[[i, j, ...]]`` reads samples as one batch
+    tensor too, for ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``.
     """
 
     def __len__(self) -> int:
@@ -266,8 +284,12 @@ class OMEArrowTorchDataset(_Samples, Dataset):  # type: ignore[type-arg]
         return self._batch([int(s) for s in i])
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
-        """Many samples with one read (the DataLoader calls this for each batch)."""
-        return self._items([int(i) for i in indices])
+        """Many samples with one read (the DataLoader calls this for each batch).
+
+        Their tensors are rows of one batch tensor (in a worker, a pooled shared buffer);
+        ``default_collate`` returns that tensor instead of copying the rows into a new one.
+        """
+        return self._rows([int(i) for i in indices])
 
 
 def shard_indices(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int, world_size: int,
