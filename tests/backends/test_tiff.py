@@ -19,7 +19,7 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from ome_arrow_tiff.axes import AxisMap, canonical_targets  # noqa: E402
-from ome_arrow_tiff.source import TiffSource  # noqa: E402
+from ome_arrow_tiff.reader import TiffSource  # noqa: E402
 
 from ome_arrow_core import (  # noqa: E402
     DTypeError,

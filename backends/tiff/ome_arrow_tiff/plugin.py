@@ -14,7 +14,7 @@ from ome_arrow_core.plugin_api import check_row
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow
 
-    from .source import TiffSource
+    from .reader import TiffSource
 
 #: TIFF magic numbers: classic and BigTIFF, little- and big-endian.
 _MAGIC: Final[tuple[bytes, ...]] = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -41,7 +41,7 @@ def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> 
             f"column={column!r} does not apply to TIFF files, which have no columns; "
             "pick an image series with row= instead"
         )
-    from .source import TiffSource
+    from .reader import TiffSource
 
     return TiffSource(path, series=check_row(row))
 
