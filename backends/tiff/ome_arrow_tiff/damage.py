@@ -28,7 +28,7 @@ import numpy as np
 from ome_arrow_core.plugin_api import reading
 from ome_arrow_core.plugin_api import DamagedFileError
 
-__all__ = ["strict_tifffile", "check_declared", "check_extent"]
+__all__ = ["strict_tifffile", "check_declared", "check_extent", "ome_root"]
 
 #: OME ``Pixels/@Type`` -> numpy dtype name.
 _OME_TYPES = {
@@ -71,6 +71,17 @@ def strict_tifffile(path: Path, what: str) -> Iterator[None]:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def ome_root(tif: Any) -> ET.Element | None:
+    """The parsed OME-XML of an OME-TIFF; None when it has none or it does not parse."""
+    if not tif.is_ome or not tif.ome_metadata:
+        return None
+    xml = tif.ome_metadata
+    try:
+        return ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
+    except (ET.ParseError, AttributeError):
+        return None
 
 
 def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: Path) -> None:

@@ -34,8 +34,14 @@ def is_tiff(path: Path) -> bool:
         return False
 
 
-def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> TiffSource:
-    """Open series ``row`` of a TIFF file (metadata now, pixels on ``read``)."""
+def open_tiff(
+    path: Path, column: str | None = None, row: int = 0, *, level: int = 0, verify: bool | None = None, **_: Any,
+) -> TiffSource:
+    """Open pyramid level ``level`` of series ``row`` of a TIFF file (metadata now, pixels on ``read``).
+
+    ``verify=False`` skips checking the checksums our OME-TIFFs store (None: unless
+    ``OME_ARROW_CORE_VERIFY=0``).
+    """
     if column is not None:
         raise SchemaError(
             f"column={column!r} does not apply to TIFF files, which have no columns; "
@@ -43,7 +49,7 @@ def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> 
         )
     from .reader import TiffSource
 
-    return TiffSource(path, series=check_row(row))
+    return TiffSource(path, series=check_row(row), level=level, verify=verify)
 
 
 def write(image: OMEArrow, out: Path, **options: Any) -> Path:

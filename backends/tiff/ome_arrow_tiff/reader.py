@@ -5,6 +5,11 @@ what its Y/X crop needs: the rows of uncompressed pages, or the strips and tiles
 intersect the crop (read from ``dataoffsets``/``databytecounts`` and decoded with
 tifffile's own ``page.decode``). Reads are thread-safe: file access is serialized on the
 file handle's lock, decoding runs outside it.
+
+``level=`` picks a pyramid level (see :mod:`.levels`). When the file stores checksums (see
+:mod:`.integrity`: every OME-TIFF ome-arrow-core writes) and verification is on (default;
+``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it), every strip or tile read is checked
+against its checksum; a crop then reads whole strips (tiles are read whole anyway).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,21 +32,19 @@ from ome_arrow_core import (
     Selection,
     SelectionError,
 )
-from ome_arrow_core.plugin_api import SUPPORTED
-
-from ome_arrow_core.plugin_api import require_regular_file
-from ome_arrow_core.plugin_api import DamagedFileError
+from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError, require_regular_file, verify_enabled
 
 from .axes import AxisMap
-from .damage import check_declared, check_extent, strict_tifffile
+from .damage import check_declared, check_extent, ome_root, strict_tifffile
+from .integrity import LevelChecksums, TiffChecksums, find_checksums
+from .levels import check_level, describe_levels, level_meta
 from .metadata import image_meta
+from .segments import SegmentCheck, read_segments, segment_geometry
 
 if TYPE_CHECKING:
     import tifffile
 
 __all__ = ["TiffSource"]
-
-_JPEG = frozenset({6, 7, 33007, 34892})
 
 
 @contextmanager
@@ -66,19 +69,25 @@ def _span(r: range) -> tuple[int, int, slice]:
 
 
 class TiffSource:
-    """Series ``series`` of the TIFF file at ``path`` as a pixel source.
+    """Pyramid level ``level`` of series ``series`` of the TIFF file at ``path`` as a pixel source.
 
     Counters of I/O done so far: ``pages_read`` (pages or planes of pages read),
     ``segments_read`` (strips or tiles read) and ``bytes_read`` (bytes read from file).
+    ``has_checksums``: the file stores checksums of this image's strips and tiles.
     """
 
     meta: ImageMeta
+    checksums: TiffChecksums | None
+    has_checksums: bool
 
-    def __init__(self, path: str | Path, *, series: int = 0) -> None:
+    def __init__(self, path: str | Path, *, series: int = 0, level: int = 0, verify: bool | None = None) -> None:
         import tifffile
 
         self.path = Path(path)
         self.series_index = int(series)
+        self.level_requested: object = level
+        self.level = 0
+        self.verify = verify
         self.pages_read = 0
         self.segments_read = 0
         self.bytes_read = 0
@@ -112,7 +121,9 @@ class TiffSource:
                 f"row={self.series_index} is out of range: {self.path.name} holds {n} image "
                 f"series; valid rows are 0..{n - 1}"
             )
-        s = tif.series[self.series_index]
+        base = tif.series[self.series_index]
+        self.level = check_level(self.level_requested, len(base.levels), self.path.name)
+        s = base.levels[self.level]
         if s.transform is not None:
             raise OMEArrowError(
                 f"{self.path.name}: tifffile transforms the values of this {s.kind} series; "
@@ -137,17 +148,49 @@ class TiffSource:
             )
         self._file_dtype = np.dtype(tif.byteorder + kf.dtype.char)
         self._dataoffset = int(s.dataoffset or 0)
+        base_axes = self._axes if s is base else AxisMap.from_series(
+            base.axes, base.shape, math.prod(base.keyframe.shape))
+        self._level_sizes = [self._axes.sizes if lv is s else AxisMap.from_series(
+            lv.axes, lv.shape, math.prod(lv.keyframe.shape)).sizes for lv in base.levels]
         try:
-            self.meta = image_meta(tif, s, self.series_index, self._axes, self.path.name)
+            base_meta = image_meta(tif, base, self.series_index, base_axes, self.path.name)
         except DTypeError as exc:
             raise DTypeError(f"{self.path.name}: {exc}") from exc
-        check_declared(tif, s, self.series_index, self.meta.sizes, self.meta.dtype, self.path)
+        self._base_meta = base_meta
+        self.meta = base_meta if s is base else level_meta(
+            base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
+        check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
+        self._check_level_planes(base_meta.sizes)
+        self._load_checksums()
         end = self._dataoffset + self._axes.n_pages * kf.nbytes
         if self._virtual and end > self._size:
             raise DamagedFileError(
                 f"{self.path}: its {self._axes.n_pages} pages need bytes up to {end} but the file has "
                 f"{self._size}; the file is truncated"
             )
+
+    def _check_level_planes(self, base: Mapping[str, int]) -> None:
+        """Refuse a pyramid level whose T, Z, C or dtype differ from level 0's."""
+        sizes = self._axes.sizes
+        if any(sizes[a] != base[a] for a in "TZC") or self._series.dtype != self._base_meta.dtype:
+            raise DamagedFileError(
+                f"{self.path}: pyramid level {self.level} holds TZC {[sizes[a] for a in 'TZC']} "
+                f"{self._series.dtype} but level 0 holds {[base[a] for a in 'TZC']} {self._base_meta.dtype}; "
+                "the file's pyramid is damaged or not one image")
+
+    def _load_checksums(self) -> None:
+        """Find the file's checksums; set up their checks when verification is on."""
+        self.checksums = find_checksums(ome_root(self._tif), self.series_index, self.path) \
+            if self._series.kind == "ome" else None
+        self.has_checksums = self.checksums is not None
+        self._sums: LevelChecksums | None = None
+        if self.checksums is None or not verify_enabled(self.verify):
+            return
+        if self._axes.page_axes != "YX":
+            raise DamagedFileError(
+                f"{self.path}: it stores checksums per plane but its pages are {self._axes.page_axes!r}, "
+                "not single planes; the file's tags or its OME-XML are damaged")
+        self._sums = self.checksums.for_level(self.level, self.meta.sizes, self.meta.dtype)
 
     # -- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
@@ -166,11 +209,12 @@ class TiffSource:
         self.close()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as (path, series): a worker process reopens the file."""
-        return (_reopen, (str(self.path), self.series_index))
+        """Pickle as (path, series, level, verify): a worker process reopens the file."""
+        return (_reopen, (str(self.path), self.series_index, self.level, self.verify))
 
     def __repr__(self) -> str:
-        return f"TiffSource({str(self.path)!r}, series={self.series_index}, axes={self._series.axes!r})"
+        return (f"TiffSource({str(self.path)!r}, series={self.series_index}, level={self.level}, "
+                f"axes={self._series.axes!r})")
 
     # -- reading --------------------------------------------------------------------------
     def read(self, sel: Selection) -> np.ndarray:
@@ -181,27 +225,65 @@ class TiffSource:
         y0, y1, ysl = _span(sel.y)
         x0, x1, xsl = _span(sel.x)
         jobs: dict[int, list[tuple[tuple[int, int, int], tuple[int | slice, ...]]]] = {}
+        planes: dict[int, int] = {}  # page -> canonical plane (t * Z + z) * C + c, for checksums
+        n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
         for ti, t in enumerate(sel.t):
             for zi, z in enumerate(sel.z):
                 for ci, c in enumerate(sel.c):
                     page, plane = self._axes.locate(t, z, c)
                     jobs.setdefault(page, []).append(((ti, zi, ci), plane))
+                    planes[page] = (t * n_z + z) * n_c + c
         crop_shape = tuple(
             y1 - y0 if a == "Y" else x1 - x0 if a == "X" else n
             for a, n in zip(self._axes.page_axes, self._axes.page_shape, strict=True)
         )
-        # Single-plane raw pages read full-width rows straight into ``out`` (no extra copy).
-        direct = self._axes.page_axes == "YX" and sel.x == range(self._keyframe.imagewidth)
+        # Single-plane raw pages read full-width rows straight into ``out`` (no extra copy);
+        # with checksums, only whole planes (a checksum covers whole strips).
+        direct = self._axes.page_axes == "YX" and sel.x == range(self._keyframe.imagewidth) and sel.y.step == 1
+        if self._sums is not None:
+            direct = direct and sel.y == range(self._keyframe.imagelength) and not self._keyframe.is_tiled
         with strict_tifffile(self.path, "reading pixels"), _codec_hint():
             for page in sorted(jobs):
-                raw = self._raw_location(page) if direct and sel.y.step == 1 else None
+                raw = self._raw_location(page) if direct else None
                 if raw is not None and len(jobs[page]) == 1:
-                    self._read_rows(*raw, y0, y1, 0, x1, into=out[jobs[page][0][0]])
+                    into = out[jobs[page][0][0]]
+                    self._read_rows(*raw, y0, y1, 0, x1, into=into)
+                    if self._sums is not None:
+                        self._check_rows(page, planes[page], into)
                     continue
-                data = self._read_shaped(page, y0, y1, x0, x1).reshape(crop_shape)
+                checked = None if self._sums is None else planes[page]
+                data = self._read_shaped(page, y0, y1, x0, x1, checked).reshape(crop_shape)
                 for pos, plane in jobs[page]:
                     out[pos] = data[plane][ysl, xsl]
         return out
+
+    # -- checksums ------------------------------------------------------------------------
+    def _where(self, page: int, plane: int, segment: int) -> str:
+        n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
+        t, rest = divmod(plane, n_z * n_c)
+        kind = "tile" if self._keyframe.is_tiled else "strip"
+        level = f" of pyramid level {self.level}" if self.level else ""
+        return f"{kind} {segment} of plane t={t} z={rest // n_c} c={rest % n_c}{level} (page {page})"
+
+    def _segment_check(self, page: int, plane: int) -> SegmentCheck:
+        """The check of each decoded segment of ``page`` (holding canonical ``plane``) against its checksum."""
+        sums = self._sums
+        assert sums is not None
+
+        def check(index: int, seg: np.ndarray | None) -> None:
+            sums.check(plane, index, seg, lambda: self._where(page, plane, index))
+
+        return check
+
+    def _check_rows(self, page: int, plane: int, rows: np.ndarray) -> None:
+        """Check a whole raw plane read into ``rows`` (Y, X), strip by strip."""
+        assert self._sums is not None
+        height = rows.shape[0]
+        per = max(1, min(int(self._keyframe.rowsperstrip or height), height))
+        strips = -(-height // per)
+        self._sums.require_segments(plane, strips, f"page {page}")
+        for j in range(strips):
+            self._sums.check(plane, j, rows[j * per : (j + 1) * per], lambda: self._where(page, plane, j))
 
     def _count(self, pages: int, segments: int, nbytes: int) -> None:
         with self._state:
@@ -231,13 +313,19 @@ class TiffSource:
             return None
         return page.parent, int(page.dataoffsets[0])
 
-    def _read_shaped(self, index: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def _read_shaped(self, index: int, y0: int, y1: int, x0: int, x1: int, plane: int | None = None) -> np.ndarray:
         """Page ``index`` cropped to rows y0:y1 and columns x0:x1, shaped (S, D, Y, X, S)."""
         kf = self._keyframe
-        raw = self._raw_location(index)
+        raw = self._raw_location(index) if plane is None else None
         if raw is not None:
             return self._read_rows(*raw, y0, y1, x0, x1)
         page = self._page(index)
+        if plane is not None and self._sums is not None:  # checked: decode segment by segment
+            if page is None:
+                raise DamagedFileError(f"{self.path}: page {index} is missing but the file stores its checksums; "
+                                       "the file is damaged")
+            self._sums.require_segments(plane, len(page.dataoffsets), f"page {index}")
+            return self._read_segments(page, y0, y1, x0, x1, self._segment_check(index, plane))
         if page is None:  # a plane the file does not hold: zeros, as tifffile reads it
             ss, d, _, _, sc = kf.shaped
             return np.zeros((ss, d, y1 - y0, x1 - x0, sc), self.meta.dtype)
@@ -274,49 +362,21 @@ class TiffSource:
         self._count(1, 1, out.nbytes)
         return out[:, :, :, x0:x1, :]
 
-    def _segment_geometry(self, kf: Any) -> np.ndarray:
-        """(index, s, d, y, x, depth, height, width) of every strip or tile of ``kf``'s pages."""
-        key = kf.hash
-        geo = self._geometry.get(key)
-        if geo is None:
-            with kf.parent.filehandle.lock:
-                kf.decode  # noqa: B018  (first access builds the decoder; not thread-safe)
-            rows = []
-            for i in range(math.prod(kf.chunked)):
-                _, (s, d, y, x, _), shape = kf.decode(None, i)
-                rows.append((i, s, d, y, x, *shape[:3]))
-            geo = np.array(rows, dtype=np.int64).reshape(-1, 8)
-            self._geometry[key] = geo
-        return geo
-
-    def _read_segments(self, page: Any, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Decode only the strips or tiles of ``page`` that intersect the crop."""
+    def _read_segments(
+        self, page: Any, y0: int, y1: int, x0: int, x1: int, check: SegmentCheck | None = None,
+    ) -> np.ndarray:
+        """Decode only the strips or tiles of ``page`` that intersect the crop (each one checked by ``check``)."""
         kf = page.keyframe
-        geo = self._segment_geometry(kf)
-        _, sy, sx, sh, sw = geo[:, 0], geo[:, 3], geo[:, 4], geo[:, 6], geo[:, 7]
-        hit = (sy < y1) & (sy + sh > y0) & (sx < x1) & (sx + sw > x0)
-        wanted = [int(i) for i in geo[hit, 0]]
-        offsets = [page.dataoffsets[i] for i in wanted]
-        counts = [page.databytecounts[i] for i in wanted]
-        ss, depth, _, _, sc = kf.shaped
-        out = np.empty((ss, depth, y1 - y0, x1 - x0, sc), self.meta.dtype)
-        kwargs = {}
-        if kf.compression in _JPEG:
-            kwargs = {"jpegtables": page.jpegtables, "jpegheader": kf.jpegheader}
-        fh = page.parent.filehandle
-        for data, i in fh.read_segments(offsets, counts, indices=wanted, lock=fh.lock, sort=True):
-            seg, (s, d, y, x, _), shape = kf.decode(data, i, **kwargs)
-            dd = min(shape[0], depth - d)
-            ra, rb = max(y, y0), min(y + shape[1], y1, kf.imagelength)
-            ca, cb = max(x, x0), min(x + shape[2], x1, kf.imagewidth)
-            dst = out[s, d : d + dd, ra - y0 : rb - y0, ca - x0 : cb - x0]
-            dst[...] = kf.nodata if seg is None else seg[:dd, ra - y : rb - y, ca - x : cb - x]
-        self._count(1, len(wanted), sum(counts))
+        geo = self._geometry.get(kf.hash)
+        if geo is None:
+            geo = self._geometry[kf.hash] = segment_geometry(kf)
+        out, segments, nbytes = read_segments(page, geo, (y0, y1, x0, x1), self.meta.dtype, check)
+        self._count(1, segments, nbytes)
         return out
 
     # -- description ----------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        """Storage facts for ``info()``: file, TIFF flavour, pages, tiling and compression."""
+        """Storage facts for ``info()``: file, TIFF flavour, pages, tiling, compression, levels, checksums."""
         tif, s, kf = self._tif, self._series, self._keyframe
         return {
             "storage": "tiff",
@@ -336,8 +396,12 @@ class TiffSource:
             "rows_per_strip": None if kf.is_tiled else int(kf.rowsperstrip),
             "compression": str(getattr(kf.compression, "name", kf.compression)).lower(),
             "byteorder": tif.byteorder,
+            "level": self.level,
+            "levels": describe_levels(self._level_sizes, self._base_meta),
+            "checksums": self.checksums.algorithm if self.checksums else None,
+            "verified": self._sums is not None,
         }
 
 
-def _reopen(path: str, series: int) -> TiffSource:
-    return TiffSource(path, series=series)
+def _reopen(path: str, series: int, level: int = 0, verify: bool | None = None) -> TiffSource:
+    return TiffSource(path, series=series, level=level, verify=verify)
