@@ -108,6 +108,7 @@ class TiffSource:
         try:
             with strict_tifffile(self.path, "reading the series"):
                 self._setup()
+            self._load_checksums()  # after what tifffile reports about the pages: that comes first
         except BaseException:
             self.close()
             raise
@@ -161,7 +162,6 @@ class TiffSource:
             base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
         check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
         self._check_level_planes(base_meta.sizes)
-        self._load_checksums()
         end = self._dataoffset + self._axes.n_pages * kf.nbytes
         if self._virtual and end > self._size:
             raise DamagedFileError(
