@@ -22,11 +22,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from ome_arrow_core import SchemaError
+from ome_arrow_core.plugin_api import DamagedFileError
 
-__all__ = ["AxisMap", "canonical_targets"]
+__all__ = ["AxisMap", "canonical_targets", "series_axes"]
 
 _KNOWN: Final[dict[str, str]] = {"T": "T", "Z": "Z", "C": "C", "S": "C", "Y": "Y", "X": "X"}
 #: The axes in front of YX of a numpy array of 0, 1, 2, 3 more dimensions (YX, ZYX, TCYX, TCZYX).
@@ -134,3 +136,11 @@ class AxisMap:
             for i in range(self.n_stack, len(self.axes))
         )
         return page, plane
+
+
+def series_axes(series: Any, path: Path) -> AxisMap:
+    """The AxisMap of a tifffile series; DamagedFileError naming ``path`` when its axes and pages disagree."""
+    try:
+        return AxisMap.from_series(series.axes, series.shape, math.prod(series.keyframe.shape))
+    except SchemaError as exc:
+        raise DamagedFileError(f"{path}: {exc}") from None

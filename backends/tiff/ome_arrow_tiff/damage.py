@@ -80,7 +80,7 @@ def ome_root(tif: Any) -> ET.Element | None:
     xml = tif.ome_metadata
     try:
         return ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
-    except (ET.ParseError, AttributeError):
+    except (ET.ParseError, AttributeError, LookupError, ValueError):  # LookupError: a damaged encoding name
         return None
 
 
@@ -101,7 +101,7 @@ def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], 
     xml = tif.ome_metadata
     try:
         root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
-    except (ET.ParseError, AttributeError) as exc:
+    except (ET.ParseError, AttributeError, LookupError, ValueError) as exc:
         raise DamagedFileError(f"{path}: the OME-XML does not parse ({exc}); the file's metadata is damaged") from None
     images = [e for e in root if _local(e.tag) == "Image"]
     if series.kind != "ome" and images:

@@ -37,10 +37,13 @@ from ome_arrow_core.plugin_api import (
     checksums_of,
 )
 
-__all__ = ["NAMESPACE", "LevelChecksums", "TiffChecksums", "annotate", "find_checksums", "le_bytes", "page_checksums",
+__all__ = ["NAMESPACE", "SOFTWARE", "annotated", "find_annotation", "written_by_us", "LevelChecksums", "TiffChecksums", "annotate", "find_checksums", "le_bytes", "page_checksums",
            "segment_checksum"]
 
 NAMESPACE: Final[str] = "urn:ome-arrow-core:tiff-checksums:1"
+#: The ``Software`` tag of the OME-TIFFs we write: such a file must be OME and carry checksums,
+#: so a flip that hides its OME-XML (the ImageDescription tag's code or offset) is caught.
+SOFTWARE: Final[str] = "ome-arrow-core"
 _ANNOTATION_ID: Final[str] = "Annotation:ome-arrow-core-checksums:"
 _PLANE = re.compile(r"level (\d+) plane (\d+)")
 _LEVEL = re.compile(r"level (\d+)")
@@ -182,8 +185,18 @@ def _parse(entries: dict[str, str], path: Path) -> TiffChecksums:
     return TiffChecksums(path, entries["algorithm"], entries["uuid"], entries["dtype"], sizes, planes)
 
 
-def find_checksums(root: ET.Element | None, image: int, path: Path) -> TiffChecksums | None:
-    """The checksums the OME-XML ``root`` stores for Image ``image``; None without (or for another file's)."""
+def written_by_us(tif: Any) -> bool:
+    """True when the first page's ``Software`` tag says ome-arrow-core wrote the file (with checksums)."""
+    return str(getattr(tif.pages.first, "software", "") or "") == SOFTWARE
+
+
+def annotated(root: ET.Element | None) -> bool:
+    """True when the OME-XML ``root`` holds a checksum annotation (for any image, of any file)."""
+    return root is not None and any(True for _ in _annotations(root))
+
+
+def find_annotation(root: ET.Element | None, image: int) -> dict[str, str] | None:
+    """The entries of this file's checksum annotation for Image ``image``; None without (or for another file's)."""
     if root is None:
         return None
     for entries in _annotations(root):
@@ -191,8 +204,14 @@ def find_checksums(root: ET.Element | None, image: int, path: Path) -> TiffCheck
             continue
         if entries.get("uuid") != root.get("UUID"):
             return None  # copied from another file by a program that rewrote it: not this file's bytes
-        return _parse(entries, path)
+        return entries
     return None
+
+
+def find_checksums(root: ET.Element | None, image: int, path: Path) -> TiffChecksums | None:
+    """The checksums the OME-XML ``root`` stores for Image ``image``; None without (or for another file's)."""
+    entries = find_annotation(root, image)
+    return None if entries is None else _parse(entries, path)
 
 
 def annotate(xml: str, image: int, uuid: str, dtype: str,

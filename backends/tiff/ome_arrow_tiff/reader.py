@@ -34,9 +34,9 @@ from ome_arrow_core import (
 )
 from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError, require_regular_file, verify_enabled
 
-from .axes import AxisMap
+from .axes import series_axes
 from .damage import check_declared, check_extent, ome_root, strict_tifffile
-from .integrity import LevelChecksums, TiffChecksums, find_checksums
+from .integrity import LevelChecksums, TiffChecksums, annotated, find_annotation, find_checksums, written_by_us
 from .levels import check_level, describe_levels, level_meta
 from .metadata import image_meta
 from .segments import SegmentCheck, read_segments, segment_geometry
@@ -132,7 +132,7 @@ class TiffSource:
             )
         self._series = s
         self._keyframe = kf = s.keyframe
-        self._axes = AxisMap.from_series(s.axes, s.shape, math.prod(kf.shape))
+        self._axes = series_axes(s, self.path)
         # An uncompressed series stored contiguously is read by offset, as tifffile does,
         # without parsing an IFD per page (some such files have one IFD for the stack).
         self._virtual = s.dataoffset is not None
@@ -149,10 +149,8 @@ class TiffSource:
             )
         self._file_dtype = np.dtype(tif.byteorder + kf.dtype.char)
         self._dataoffset = int(s.dataoffset or 0)
-        base_axes = self._axes if s is base else AxisMap.from_series(
-            base.axes, base.shape, math.prod(base.keyframe.shape))
-        self._level_sizes = [self._axes.sizes if lv is s else AxisMap.from_series(
-            lv.axes, lv.shape, math.prod(lv.keyframe.shape)).sizes for lv in base.levels]
+        base_axes = self._axes if s is base else series_axes(base, self.path)
+        self._level_sizes = [self._axes.sizes if lv is s else series_axes(lv, self.path).sizes for lv in base.levels]
         try:
             base_meta = image_meta(tif, base, self.series_index, base_axes, self.path.name)
         except DTypeError as exc:
@@ -180,11 +178,24 @@ class TiffSource:
 
     def _load_checksums(self) -> None:
         """Find the file's checksums; set up their checks when verification is on."""
-        self.checksums = find_checksums(ome_root(self._tif), self.series_index, self.path) \
-            if self._series.kind == "ome" else None
-        self.has_checksums = self.checksums is not None
+        ours = written_by_us(self._tif)
+        if ours and self._series.kind != "ome":
+            raise DamagedFileError(
+                f"{self.path}: ome-arrow-core wrote it as an OME-TIFF (its Software tag says so) but tifffile finds "
+                f"no usable OME-XML in it (it reads a {self._series.kind!r} series); its ImageDescription is damaged")
+        root = ome_root(self._tif) if self._series.kind == "ome" else None
+        self.checksums = None
         self._sums: LevelChecksums | None = None
-        if self.checksums is None or not verify_enabled(self.verify):
+        if not verify_enabled(self.verify):  # the annotation is not even parsed
+            self.has_checksums = find_annotation(root, self.series_index) is not None
+            return
+        self.checksums = find_checksums(root, self.series_index, self.path)
+        self.has_checksums = self.checksums is not None
+        if self.checksums is None:
+            if ours and not annotated(root):
+                raise DamagedFileError(
+                    f"{self.path}: ome-arrow-core wrote it with checksums (its Software tag says so) but its OME-XML "
+                    "holds no checksum annotation; the OME-XML is damaged (read with verify=False to skip the check)")
             return
         if self._axes.page_axes != "YX":
             raise DamagedFileError(

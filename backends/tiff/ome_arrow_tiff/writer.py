@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ome_arrow_core import BackendUnavailableError
 from ome_arrow_core.plugin_api import ArgumentError, atomic_path
 
+from .integrity import SOFTWARE
 from .levels import check_levels, pyramid
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def write_tiff(
         raise ArgumentError(f"levels={levels} needs ome=True: pyramids are written as OME-TIFF SubIFDs")
     data = image.to_numpy()
     if ome:
-        kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta)}
+        kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:
         kwargs = {"ome": False, "metadata": {"axes": "TZCYX"}, **_resolution(meta)}
     if tile is not None:
