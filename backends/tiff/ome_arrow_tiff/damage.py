@@ -135,10 +135,17 @@ def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], 
 
 
 def check_extent(page: Any, size: int, path: Path, index: int) -> None:
-    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes."""
+    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes, or has an
+    offset but no bytes (a sparse file's missing segment has neither)."""
     ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts) if n]
     if ends and max(ends) > size:
         raise DamagedFileError(
             f"{path}: page {index} stores data up to byte {max(ends)} but the file has {size} bytes; "
             "the file is truncated"
+        )
+    empty = [i for i, (o, n) in enumerate(zip(page.dataoffsets, page.databytecounts)) if o and not n]
+    if empty:
+        raise DamagedFileError(
+            f"{path}: page {index} has strips or tiles {empty[:5]} with an offset but 0 bytes; "
+            "its byte counts are damaged"
         )

@@ -159,7 +159,7 @@ class TiffSource:
         self.meta = base_meta if s is base else level_meta(
             base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
         check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
-        self._check_level_planes(base_meta.sizes)
+        self._check_level(base_meta.sizes)
         end = self._dataoffset + self._axes.n_pages * kf.nbytes
         if self._virtual and end > self._size:
             raise DamagedFileError(
@@ -167,14 +167,22 @@ class TiffSource:
                 f"{self._size}; the file is truncated"
             )
 
-    def _check_level_planes(self, base: Mapping[str, int]) -> None:
-        """Refuse a pyramid level whose T, Z, C or dtype differ from level 0's."""
+    def _check_level(self, base: Mapping[str, int]) -> None:
+        """Refuse a pyramid level whose T, Z, C or dtype differ from level 0's, or that is not level 0
+        reduced by one factor in Y and X (as tifffile's own pyramid detection requires)."""
         sizes = self._axes.sizes
         if any(sizes[a] != base[a] for a in "TZC") or self._series.dtype != self._base_meta.dtype:
             raise DamagedFileError(
                 f"{self.path}: pyramid level {self.level} holds TZC {[sizes[a] for a in 'TZC']} "
                 f"{self._series.dtype} but level 0 holds {[base[a] for a in 'TZC']} {self._base_meta.dtype}; "
                 "the file's pyramid is damaged or not one image")
+        ny, nx = sizes["Y"], sizes["X"]
+        factors = (base["Y"] / ny, base["X"] / nx)
+        if self.level and not any(f >= 1 and abs(ny - base["Y"] / f) < 1 and abs(nx - base["X"] / f) < 1
+                                  for f in factors):
+            raise DamagedFileError(
+                f"{self.path}: pyramid level {self.level} is {ny}x{nx}, not level 0 ({base['Y']}x{base['X']}) "
+                "reduced by one factor in Y and X; the file's tags are damaged")
 
     def _load_checksums(self) -> None:
         """Find the file's checksums; set up their checks when verification is on."""
@@ -331,15 +339,13 @@ class TiffSource:
         if raw is not None:
             return self._read_rows(*raw, y0, y1, x0, x1)
         page = self._page(index)
+        if page is None:  # tifffile would read zeros for it
+            level = f" of pyramid level {self.level}" if self.level else ""
+            raise DamagedFileError(f"{self.path}: page {index}{level} of series {self.series_index} is missing "
+                                   "(its IFD could not be found); the file is damaged")
         if plane is not None and self._sums is not None:  # checked: decode segment by segment
-            if page is None:
-                raise DamagedFileError(f"{self.path}: page {index} is missing but the file stores its checksums; "
-                                       "the file is damaged")
             self._sums.require_segments(plane, len(page.dataoffsets), f"page {index}")
             return self._read_segments(page, y0, y1, x0, x1, self._segment_check(index, plane))
-        if page is None:  # a plane the file does not hold: zeros, as tifffile reads it
-            ss, d, _, _, sc = kf.shaped
-            return np.zeros((ss, d, y1 - y0, x1 - x0, sc), self.meta.dtype)
         whole = y1 - y0 == kf.imagelength and x1 - x0 == kf.imagewidth
         if whole or len(page.dataoffsets) == 1:
             arr = page.asarray(squeeze=False, lock=page.parent.filehandle.lock)
