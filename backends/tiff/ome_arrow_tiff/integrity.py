@@ -116,7 +116,9 @@ class LevelChecksums:
         for k in range(planes):
             values.extend(sums.planes[(level, k)])
             self.first[k + 1] = len(values)
+        self._values = np.array(values, dtype=np.uint64)
         self._sums = ChunkChecksums(pa.array(values, pa.uint64()), sums.algorithm, str(sums.path))
+        self._native = sums.algorithm == CHECKSUM_ALGORITHM  # checksums_of computes it: one call per plane
 
     def segments(self, plane: int) -> int:
         """How many segments the page of ``plane`` must have."""
@@ -128,6 +130,17 @@ class LevelChecksums:
             raise DamagedFileError(
                 f"{self.path}: {where} has {count} strips or tiles but its checksum annotation lists "
                 f"{self.segments(plane)}; the file's tags or its annotation are damaged")
+
+    def verify_strips(self, plane: int, computed: np.ndarray, rows: np.ndarray, per: int,
+                      where: Callable[[int], str]) -> None:
+        """Compare the checksums ``computed`` (with :func:`segment_checksum`) of the strips of a whole plane
+        ``rows`` (Y, X; ``per`` rows a strip) with the stored ones; raise for the first that differs."""
+        first, last = int(self.first[plane]), int(self.first[plane + 1])
+        if self._native and np.array_equal(computed, self._values[first:last]):
+            return
+        for j in range(last - first):  # find the damaged strip (or an algorithm this version lacks)
+            label = where(j)
+            self.check(plane, j, rows[j * per : (j + 1) * per], lambda: label)
 
     def check(self, plane: int, index: int, seg: np.ndarray | None, where: Callable[[], str]) -> None:
         """Raise ChecksumError unless decoded segment ``index`` of ``plane`` matches its checksum."""

@@ -32,11 +32,19 @@ from ome_arrow_core import (
     Selection,
     SelectionError,
 )
-from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError, require_regular_file, verify_enabled
+from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError, checksums_of, require_regular_file, verify_enabled
 
 from .axes import series_axes
 from .damage import check_declared, check_extent, ome_root, strict_tifffile
-from .integrity import LevelChecksums, TiffChecksums, annotated, find_annotation, find_checksums, written_by_us
+from .integrity import (
+    LevelChecksums,
+    TiffChecksums,
+    annotated,
+    find_annotation,
+    find_checksums,
+    le_bytes,
+    written_by_us,
+)
 from .levels import check_level, describe_levels, level_meta
 from .metadata import image_meta
 from .segments import SegmentCheck, read_segments, segment_geometry
@@ -266,9 +274,10 @@ class TiffSource:
                 raw = self._raw_location(page) if direct else None
                 if raw is not None and len(jobs[page]) == 1:
                     into = out[jobs[page][0][0]]
-                    self._read_rows(*raw, y0, y1, 0, x1, into=into)
                     if self._sums is not None:
-                        self._check_rows(page, planes[page], into)
+                        self._read_checked_plane(*raw, page, planes[page], into)
+                    else:
+                        self._read_rows(*raw, y0, y1, 0, x1, into=into)
                     continue
                 checked = None if self._sums is None else planes[page]
                 data = self._read_shaped(page, y0, y1, x0, x1, checked).reshape(crop_shape)
@@ -294,15 +303,20 @@ class TiffSource:
 
         return check
 
-    def _check_rows(self, page: int, plane: int, rows: np.ndarray) -> None:
-        """Check a whole raw plane read into ``rows`` (Y, X), strip by strip."""
+    def _read_checked_plane(self, tif: tifffile.TiffFile, offset: int, page: int, plane: int, into: np.ndarray) -> None:
+        """Read a whole raw plane into ``into`` (Y, X) in one read, then check each strip's checksum.
+
+        (Reading strip by strip to hash each while in the cache costs more in calls than it saves.)
+        """
         assert self._sums is not None
-        height = rows.shape[0]
+        height = into.shape[0]
         per = max(1, min(int(self._keyframe.rowsperstrip or height), height))
         strips = -(-height // per)
         self._sums.require_segments(plane, strips, f"page {page}")
-        for j in range(strips):
-            self._sums.check(plane, j, rows[j * per : (j + 1) * per], lambda: self._where(page, plane, j))
+        self._read_rows(tif, offset, 0, height, 0, into.shape[1], into=into)
+        data = le_bytes(into)
+        bounds = np.minimum(np.arange(strips + 1) * per, height) * (data.size // height)
+        self._sums.verify_strips(plane, checksums_of(data, bounds), into, per, lambda j: self._where(page, plane, j))
 
     def _count(self, pages: int, segments: int, nbytes: int) -> None:
         with self._state:

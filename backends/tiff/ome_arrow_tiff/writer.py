@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from ome_arrow_core import BackendUnavailableError
 from ome_arrow_core.plugin_api import ArgumentError, atomic_path
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["write_tiff", "ome_metadata"]
 
+#: Bytes of one strip of an uncompressed OME-TIFF we write (unless ``tile=`` or ``rowsperstrip=``).
+STRIP_BYTES: Final[int] = 256 << 10
 _ILLUMINATION: Final[frozenset[str]] = frozenset(
     {"Transmitted", "Epifluorescence", "Oblique", "NonLinear", "Other"}
 )
@@ -92,6 +96,9 @@ def write_tiff(
         kwargs = {"ome": False, "metadata": {"axes": "TZCYX"}, **_resolution(meta)}
     if tile is not None:
         kwargs["tile"] = tuple(int(v) for v in tile)
+    elif ome and "rowsperstrip" not in options:  # strips of ~256 KiB: a checked crop reads whole strips
+        row = meta.sizes["X"] * np.dtype(meta.dtype).itemsize
+        kwargs["rowsperstrip"] = max(1, min(meta.sizes["Y"], STRIP_BYTES // max(1, row)))
     if compression is not None:
         kwargs["compression"] = compression
     out = Path(out)
@@ -127,7 +134,7 @@ def _write_levels(path: Path, levels: list[Any], kwargs: dict[str, Any], options
     options = dict(options)
     init = {k: options.pop(k) for k in ("bigtiff", "byteorder") if k in options}
     init.setdefault("bigtiff", sum(a.nbytes for a in levels) > 2**32 - 2**25)
-    common = {k: v for k, v in kwargs.items() if k in ("tile", "compression")}
+    common = {k: v for k, v in kwargs.items() if k in ("tile", "compression", "rowsperstrip")}
     first = {k: v for k, v in kwargs.items() if k != "ome"}
     with tifffile.TiffWriter(path, ome=True, **init) as tw:
         tw.write(levels[0], photometric="minisblack", subifds=len(levels) - 1, **first, **options)
