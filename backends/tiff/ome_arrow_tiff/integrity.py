@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
+from functools import partial
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,8 +140,7 @@ class LevelChecksums:
         if self._native and np.array_equal(computed, self._values[first:last]):
             return
         for j in range(last - first):  # find the damaged strip (or an algorithm this version lacks)
-            label = where(j)
-            self.check(plane, j, rows[j * per : (j + 1) * per], lambda: label)
+            self.check(plane, j, rows[j * per : (j + 1) * per], partial(where, j))
 
     def check(self, plane: int, index: int, seg: np.ndarray | None, where: Callable[[], str]) -> None:
         """Raise ChecksumError unless decoded segment ``index`` of ``plane`` matches its checksum."""

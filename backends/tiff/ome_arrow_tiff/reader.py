@@ -17,15 +17,13 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ome_arrow_core import (
-    BackendUnavailableError,
     DTypeError,
     ImageMeta,
     OMEArrowError,
@@ -47,33 +45,12 @@ from .integrity import (
 )
 from .levels import check_level, describe_levels, level_meta
 from .metadata import image_meta
-from .segments import SegmentCheck, read_segments, segment_geometry
+from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
 
 if TYPE_CHECKING:
     import tifffile
 
 __all__ = ["TiffSource"]
-
-
-@contextmanager
-def _codec_hint() -> Iterator[None]:
-    """Turn tifffile's 'requires imagecodecs' failures into BackendUnavailableError."""
-    try:
-        yield
-    except (ValueError, KeyError, ImportError) as exc:
-        if "imagecodecs" not in str(exc):
-            raise
-        raise BackendUnavailableError(
-            f"decoding this TIFF needs the imagecodecs package ({exc}); "
-            "install it with: pip install imagecodecs"
-        ) from exc
-
-
-def _span(r: range) -> tuple[int, int, slice]:
-    """Bounding ``[lo, hi)`` of a non-empty range and the slice that picks it from there."""
-    lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
-    stop = r.stop - lo
-    return lo, hi, slice(r.start - lo, stop if stop >= 0 else None, r.step)
 
 
 class TiffSource:
@@ -249,8 +226,8 @@ class TiffSource:
         if self.closed:
             raise OMEArrowError(f"{self.path.name} is closed; open it again to read pixels")
         out = np.empty(sel.shape, self.meta.dtype)
-        y0, y1, ysl = _span(sel.y)
-        x0, x1, xsl = _span(sel.x)
+        y0, y1, ysl = span(sel.y)
+        x0, x1, xsl = span(sel.x)
         jobs: dict[int, list[tuple[tuple[int, int, int], tuple[int | slice, ...]]]] = {}
         planes: dict[int, int] = {}  # page -> canonical plane (t * Z + z) * C + c, for checksums
         n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
@@ -269,7 +246,7 @@ class TiffSource:
         direct = self._axes.page_axes == "YX" and sel.x == range(self._keyframe.imagewidth) and sel.y.step == 1
         if self._sums is not None:
             direct = direct and sel.y == range(self._keyframe.imagelength) and not self._keyframe.is_tiled
-        with strict_tifffile(self.path, "reading pixels"), _codec_hint():
+        with strict_tifffile(self.path, "reading pixels"), codec_hint():
             for page in sorted(jobs):
                 raw = self._raw_location(page) if direct else None
                 if raw is not None and len(jobs[page]) == 1:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["JPEG", "SegmentCheck", "read_segments", "segment_geometry"]
+from ome_arrow_core import BackendUnavailableError
+
+__all__ = ["JPEG", "SegmentCheck", "codec_hint", "read_segments", "segment_geometry", "span"]
 
 #: TIFF compressions whose segments need the page's JPEG tables to decode.
 JPEG: Final[frozenset[int]] = frozenset({6, 7, 33007, 34892})
@@ -58,3 +61,24 @@ def read_segments(
         dst = out[s, d : d + dd, ra - y0 : rb - y0, ca - x0 : cb - x0]
         dst[...] = kf.nodata if seg is None else seg[:dd, ra - y : rb - y, ca - x : cb - x]
     return out, len(wanted), int(sum(counts))
+
+
+@contextmanager
+def codec_hint() -> Iterator[None]:
+    """Turn tifffile's 'requires imagecodecs' failures into BackendUnavailableError."""
+    try:
+        yield
+    except (ValueError, KeyError, ImportError) as exc:
+        if "imagecodecs" not in str(exc):
+            raise
+        raise BackendUnavailableError(
+            f"decoding this TIFF needs the imagecodecs package ({exc}); "
+            "install it with: pip install imagecodecs"
+        ) from exc
+
+
+def span(r: range) -> tuple[int, int, slice]:
+    """Bounding ``[lo, hi)`` of a non-empty range and the slice that picks it from there."""
+    lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
+    stop = r.stop - lo
+    return lo, hi, slice(r.start - lo, stop if stop >= 0 else None, r.step)
