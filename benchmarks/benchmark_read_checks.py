@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ome_arrow_core import write_dataset
-from ome_arrow_core.dataset_readcheck import AUDITED, ReadCheck
+from ome_arrow_core.typed_chunk.readcheck import AUDITED, ReadCheck
 
 
 def main() -> None:

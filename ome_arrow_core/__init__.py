@@ -32,9 +32,9 @@ from .selection import Selection
 from .view import TensorView
 
 if TYPE_CHECKING:
-    from .cleanup import cleanup_dataset
+    from .typed_chunk import cleanup_dataset
     from .dataset import OMEArrowDataset, write_dataset
-    from .dataset_compact import compact_dataset
+    from .typed_chunk import compact_dataset
     from .verification import VerifyReport, verify
 
 __version__ = "0.1.0"
@@ -83,11 +83,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(dataset, name)
     if name == "compact_dataset":
-        from .dataset_compact import compact_dataset
+        from .typed_chunk import compact_dataset
 
         return compact_dataset
     if name == "cleanup_dataset":
-        from .cleanup import cleanup_dataset
+        from .typed_chunk import cleanup_dataset
 
         return cleanup_dataset
     if name in ("verify", "VerifyReport"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from .arguments import whole_numbers
 from .errors import SelectionError
 from .selection import AxisIndex, Selection
 
-__all__ = ["ChunkTable", "normalize_chunk_shape", "DEFAULT_TILE"]
+__all__ = ["ChunkTable", "ChunkProjection", "box_projections", "normalize_chunk_shape", "DEFAULT_TILE"]
 
 #: Default Y/X chunk edge for large planes (measured: see docs/benchmarks.md).
 DEFAULT_TILE = 512
@@ -76,25 +77,92 @@ class ChunkTable:
                 mask &= ((idx[None, :] >= lo[:, None]) & (idx[None, :] < hi[:, None])).any(axis=1)
         return np.nonzero(mask)[0]
 
-    def place(self, row: int, block: np.ndarray, sel: Selection, out: np.ndarray) -> None:
-        """Copy the selected part of chunk ``row`` (a TCZYX block) into ``out`` (TZCYX)."""
-        o, _ = self.origin[row], self.shape[row]
-        parts = [_overlap(sel.axis(ax), int(o[k]), int(block.shape[k])) for k, ax in enumerate("TCZYX")]
-        (tp, tc), (cp, cc), (zp, zc), (yp, yc), (xp, xc) = parts
-        if min(len(p) for p, _ in parts) == 0:
+    def projections(self, sel: Selection) -> list[ChunkProjection]:
+        """Where each chunk holding selected pixels meets ``sel``, in row order (zarr's chunk projections)."""
+        axes = [sel.axis(ax) for ax in "TCZYX"]
+        if all(isinstance(a, range) and a.step == 1 for a in axes):  # a box: slices, for all rows at once
+            start = np.array([[a.start for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
+            stop = np.array([[a.stop for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
+            return box_projections(self.origin, self.shape, start, stop)
+        return [self._projection(int(r), axes) for r in self.intersecting(sel)]
+
+    def _projection(self, row: int, axes: list[AxisIndex]) -> ChunkProjection:
+        """The projection of chunk ``row`` on a selection with index lists (``axes``, TCZYX)."""
+        src: list[slice | np.ndarray] = []
+        dst: list[slice | np.ndarray] = []
+        complete = True
+        for k, a in enumerate(axes):
+            start, size = int(self.origin[row, k]), int(self.shape[row, k])
+            pos, off = _overlap(a, start, size)
+            src.append(slice(int(off[0]), int(off[-1]) + 1) if _is_run(off) else off)
+            dst.append(slice(int(pos[0]), int(pos[-1]) + 1) if _is_run(pos) else pos)
+            complete &= len(off) == size and _is_run(off)
+        return ChunkProjection(row, tuple(src), tuple(dst[k] for k in _TZCYX), complete,
+                               tuple(int(v) for v in self.shape[row]),  # type: ignore[arg-type]
+                               not all(isinstance(i, slice) for i in (*src, *dst)))
+
+
+class ChunkProjection(NamedTuple):
+    """Where one chunk meets a selection (zarr's ``ChunkProjection``, with our axis orders).
+
+    ``chunk_selection`` picks the selected pixels of the chunk's TCZYX block and
+    ``out_selection`` says where they go in the selection's TZCYX output: per axis a slice,
+    or an index array for an index list. ``is_complete_chunk``: the whole chunk is selected,
+    in its order. ``row``: the chunk's row in the table (or arrays) it was projected from.
+    """
+
+    row: int
+    chunk_selection: tuple[slice | np.ndarray, ...]
+    out_selection: tuple[slice | np.ndarray, ...]
+    is_complete_chunk: bool
+    #: The chunk's shape (TCZYX).
+    chunk_shape: tuple[int, int, int, int, int]
+    #: Some axis takes an index array (not only slices).
+    fancy: bool = False
+
+    def copy(self, block: np.ndarray, out: np.ndarray) -> None:
+        """Copy the selected pixels of ``block`` (the chunk, TCZYX) into ``out`` (the selection's TZCYX output)."""
+        src = block
+        if not self.fancy:
+            out[self.out_selection] = src[self.chunk_selection].transpose(0, 2, 1, 3, 4)  # TCZYX -> TZCYX
             return
-        src = block[tc[0] : tc[-1] + 1] if _is_run(tc) else block[tc]
-        src = src[:, cc[0] : cc[-1] + 1] if _is_run(cc) else src[:, cc]
-        src = src[:, :, zc[0] : zc[-1] + 1] if _is_run(zc) else src[:, :, zc]
-        src = src[:, :, :, yc[0] : yc[-1] + 1, xc[0] : xc[-1] + 1]
-        src = src.transpose(0, 2, 1, 3, 4)  # TCZYX -> TZCYX
-        dst_index = tuple(
-            slice(int(p[0]), int(p[-1]) + 1) if _is_run(p) else p for p in (tp, zp, cp, yp, xp)
-        )
-        if all(isinstance(i, slice) for i in dst_index):
-            out[dst_index] = src
+        for k, s in enumerate(self.chunk_selection):  # one axis at a time: index arrays do not broadcast together
+            src = src[(slice(None),) * k + (s,)]
+        src = src.transpose(0, 2, 1, 3, 4)
+        if all(isinstance(s, slice) for s in self.out_selection):
+            out[self.out_selection] = src
         else:
-            out[np.ix_(*[np.arange(i.start, i.stop) if isinstance(i, slice) else i for i in dst_index])] = src
+            out[np.ix_(*[np.arange(s.start, s.stop) if isinstance(s, slice) else s
+                         for s in self.out_selection])] = src
+
+
+#: TZCYX output axes as positions in TCZYX.
+_TZCYX = (0, 2, 1, 3, 4)
+
+
+def box_projections(origin: np.ndarray, shape: np.ndarray, start: np.ndarray,
+                    stop: np.ndarray) -> list[ChunkProjection]:
+    """The projections of chunks (``origin``, ``shape``: (n, 5) TCZYX) onto boxes ``[start, stop)`` (TCZYX; one
+    row per chunk, or one row for all), computed for all chunks at once; chunks outside their box are left out.
+
+    Each box is a selection of step-1 ranges, the box's own origin the output's origin.
+    """
+    end = origin + shape
+    lo, hi = np.maximum(origin, start), np.minimum(end, stop)
+    hit = np.nonzero(np.all(lo < hi, axis=1))[0]
+    start = np.broadcast_to(start, origin.shape)[hit]
+    origin, end, lo, hi = origin[hit], end[hit], lo[hit], hi[hit]
+    src_lo, src_hi = (lo - origin).tolist(), (hi - origin).tolist()
+    dst_lo, dst_hi = (lo - start).tolist(), (hi - start).tolist()
+    complete = np.all((lo == origin) & (hi == end), axis=1).tolist()
+    return [
+        ChunkProjection(r,
+                        (slice(a[0], b[0]), slice(a[1], b[1]), slice(a[2], b[2]), slice(a[3], b[3]), slice(a[4], b[4])),
+                        (slice(c[0], d[0]), slice(c[2], d[2]), slice(c[1], d[1]), slice(c[3], d[3]), slice(c[4], d[4])),
+                        done, (n[0], n[1], n[2], n[3], n[4]))
+        for r, a, b, c, d, done, n in zip(hit.tolist(), src_lo, src_hi, dst_lo, dst_hi, complete,
+                                          shape[hit].tolist())
+    ]
 
 
 def _is_run(a: np.ndarray) -> bool:

@@ -125,7 +125,7 @@ def _write_many(images: list[OMEArrow], out: Path, opts: dict[str, Any], chunk_f
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Remove what killed writes left at PATH (never a live writer's files, never a name that is not ours)."""
-    from .cleanup import cleanup_dataset
+    from .typed_chunk import cleanup_dataset
 
     report = cleanup_dataset(args.path)
     for path in report.restored:
@@ -165,7 +165,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     """Merge a dataset's appended chunk files into one chunks.parquet (what ome-arrow 0.1.0 reads)."""
-    from .dataset_compact import compact_dataset
+    from .typed_chunk import compact_dataset
 
     merged = compact_dataset(args.path)
     if not args.quiet:

@@ -94,6 +94,8 @@ class Reader(Handler):
     suffixes: tuple[str, ...] = ()
     open: Callable[..., PixelSource] | None = None
     sniff: Callable[[Path], bool] | None = None
+    #: ``open`` also takes a remote :class:`~ome_arrow_core.location.Location` (``s3://``, ``http(s)://``, ...).
+    remote: bool = False
 
     def accepts(self, path: Path) -> bool:
         """True when this reader claims ``path`` by suffix or by sniffing."""
@@ -110,6 +112,8 @@ class Writer(Handler):
     formats: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
     write: Callable[..., Any] | None = None
+    #: ``write`` also takes a remote :class:`~ome_arrow_core.location.Location` as ``out``.
+    remote: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,44 +14,22 @@ import pyarrow as pa
 from .buffers import read_only, to_arrow_memory
 from .casting import Casting, check_casting
 from .dtypes import check_dtype
-from .boundary import require_regular_file
-from .errors import ArgumentError, OMEArrowError
+from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
+from .location import is_uri, resolve
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
 from .lazy import LazyTensorView, materialize
 from .meta import ImageMeta
+from .opening import open_path
 from .record import as_struct_array, pixels_to_record, record_to_pixels
 from .registry import Registry, default_registry
-from .selection import IndexSpec, RoiType, Selection, parse_regions
+from .selection import IndexSpec, RoiType, Selection, resolve_selection
 from .sources import ArraySource
 from .view import TensorView
 
-__all__ = ["OMEArrow", "resolve_selection"]
+__all__ = ["OMEArrow"]
 
 _RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
-
-
-def resolve_selection(
-    base: Selection,
-    meta: ImageMeta,
-    *,
-    t: IndexSpec = None,
-    z: IndexSpec = None,
-    c: IndexSpec = None,
-    roi: Sequence[int] | None = None,
-    roi3d: Sequence[int] | None = None,
-    roi_nd: Sequence[int] | None = None,
-    roi_type: RoiType | None = None,
-    tile: Sequence[int] | None = None,
-) -> Selection:
-    """Narrow ``base`` by tensor_view arguments; every index is relative to ``base``."""
-    sizes = dict(zip(AXES, base.shape))
-    tile_shape = meta.chunk_shape[1:] if meta.chunk_shape else (256, 256)
-    regions = parse_regions(
-        sizes, t=t, z=z, roi=roi, roi3d=roi3d, roi_nd=roi_nd, roi_type=roi_type, tile=tile,
-        tile_shape=tile_shape,
-    )
-    return base.select(c=c, **regions)  # type: ignore[arg-type]
 
 
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
@@ -79,26 +57,16 @@ class OMEArrow:
         format: str | None = None,
         registry: Registry | None = None,
         name: str | None = None,
+        filesystem: Any = None,
         _lazy: bool = False,
         _copy: bool = True,
         **options: Any,
     ) -> None:
         self._registry = registry
         reg = registry or default_registry()
-        if isinstance(source, (str, os.PathLike)):
-            path = Path(source)
-            if not path.exists():
-                from .cleanup import recover
-
-                recover(path)  # a killed overwrite may have left the old copy aside: it goes back
-            if not path.exists():
-                raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
-            if not path.is_dir():
-                require_regular_file(path)  # a FIFO or device would block the reader (or a sniff) forever
-            reader = reg.resolve_reader(path, format)
-            reader.ensure_available()
-            assert reader.open is not None
-            src: PixelSource = reader.open(path, column=column, row=row, **options)
+        if isinstance(source, (str, os.PathLike)) or filesystem is not None:
+            src: PixelSource = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row,
+                                         **options)
         elif isinstance(source, (Mapping, *_RECORD_TYPES)):
             meta, pixels = record_to_pixels(as_struct_array(source, column), row)
             src = ArraySource(meta, pixels, "arrow record")
@@ -145,13 +113,17 @@ class OMEArrow:
         row: int = 0,
         format: str | None = None,
         registry: Registry | None = None,
+        filesystem: Any = None,
         **options: Any,
     ) -> OMEArrow:
         """Open ``path`` lazily: metadata only; pixels are read when a view is executed.
 
-        ``options`` go to the reader (e.g. ``image_id=`` for a multi-image dataset).
+        ``path`` may be a URI (``s3://``, ``gs://``, ``http(s)://``, ``file://``) or a path inside
+        ``filesystem`` (a pyarrow or fsspec filesystem). ``options`` go to the reader (e.g.
+        ``image_id=`` for a multi-image dataset).
         """
-        return cls(path, column=column, row=row, format=format, registry=registry, _lazy=True, **options)
+        return cls(path, column=column, row=row, format=format, registry=registry, filesystem=filesystem,
+                   _lazy=True, **options)
 
     @classmethod
     def from_numpy(cls, arr: np.ndarray, dim_order: str | None = None, **kwargs: Any) -> OMEArrow:
@@ -306,7 +278,16 @@ class OMEArrow:
             raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
         writer = (self._registry or default_registry()).resolve_writer(how)
         writer.ensure_available()
-        assert writer.write is not None
-        return writer.write(self, Path(out), **options)
+        if writer.write is None:
+            raise PluginError(f"the {writer.name!r} writer has no write function; its plugin is broken")
+        filesystem = options.pop("filesystem", None)
+        if filesystem is None and not is_uri(out):
+            return writer.write(self, Path(out), **options)
+        loc = resolve(out, filesystem)
+        if loc.local:
+            return writer.write(self, Path(loc.path), **options)
+        if not writer.remote:
+            raise ArgumentError(f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy")
+        return writer.write(self, loc, **options)
 
 

@@ -11,7 +11,7 @@ from .casting import Casting, cast_pixels, check_casting
 from .handlers import PixelSource
 from .iteration import Window
 from .layout import ChannelPolicy, apply_layout, normalize_axes
-from .selection import Selection
+from .selection import Selection, resolve_selection
 from .view import Streamable, TensorView
 
 if TYPE_CHECKING:
@@ -114,8 +114,6 @@ class LazyTensorView(Streamable):
 
     def select(self, **kwargs: Any) -> LazyTensorView:
         """Narrow the selection (t, z, c, roi, roi3d, roi_nd, tile), relative to this view."""
-        from .image import resolve_selection
-
         sel = resolve_selection(self._sel, self._source.meta, **kwargs)
         return self._derive(sel)
 

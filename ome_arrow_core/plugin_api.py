@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .arguments import check_row
-from .atomic import atomic_path
+from .safe_write import atomic_path
 from .boundary import reading, require_regular_file, where
 from .buffers import arrow_empty, to_arrow_memory, view_buffer
 from .casting import cast_pixels

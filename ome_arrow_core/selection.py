@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
 
@@ -17,7 +17,10 @@ from .arguments import whole_numbers
 from .errors import SelectionError
 from .layout import AXES
 
-__all__ = ["AxisIndex", "IndexSpec", "Selection", "normalize_index", "parse_regions"]
+if TYPE_CHECKING:
+    from .meta import ImageMeta
+
+__all__ = ["AxisIndex", "IndexSpec", "Selection", "normalize_index", "parse_regions", "resolve_selection"]
 
 #: One axis: a range (view) or explicit indices (gather).
 AxisIndex = Union[range, tuple[int, ...]]
@@ -34,6 +37,16 @@ def _as_range(indices: tuple[int, ...]) -> AxisIndex:
     if step > 0 and all(b - a == step for a, b in zip(indices, indices[1:])):
         return range(indices[0], indices[-1] + 1, step)
     return indices
+
+
+def _axis_text(idx: AxisIndex) -> str:
+    """One axis as text: ``3``, ``0:16``, ``0:16:2`` or ``0,2,5``."""
+    if not isinstance(idx, range):
+        return ",".join(map(str, idx))
+    if len(idx) == 1:
+        return str(idx.start)
+    stop = idx.start + len(idx) * idx.step  # normalised, so equal ranges print alike
+    return f"{idx.start}:{stop}" + (f":{idx.step}" if idx.step != 1 else "")
 
 
 def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
@@ -100,6 +113,10 @@ class Selection:
     def full(cls, sizes: Mapping[str, int]) -> Selection:
         """Everything of an image whose sizes map axis letters to lengths."""
         return cls(*(range(sizes[ax]) for ax in AXES))
+
+    def __repr__(self) -> str:
+        """Axis terms, half-open like Python slices: ``Selection(T[0:2] Z[3] C[0,2,5] Y[100:356] X[0:2048:2])``."""
+        return "Selection(" + " ".join(f"{ax}[{_axis_text(self.axis(ax))}]" for ax in AXES) + ")"
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:
@@ -242,3 +259,27 @@ def parse_regions(
         out["y"] = range(ty * th, min(ny, (ty + 1) * th))
         out["x"] = range(tx * tw, min(nx, (tx + 1) * tw))
     return out
+
+
+def resolve_selection(
+    base: Selection,
+    meta: ImageMeta,
+    *,
+    t: IndexSpec = None,
+    z: IndexSpec = None,
+    c: IndexSpec = None,
+    roi: Sequence[int] | None = None,
+    roi3d: Sequence[int] | None = None,
+    roi_nd: Sequence[int] | None = None,
+    roi_type: RoiType | None = None,
+    tile: Sequence[int] | None = None,
+) -> Selection:
+    """Narrow ``base`` by tensor_view arguments; every index is relative to ``base`` (tiles default to the
+    chunk shape of ``meta``, else 256x256)."""
+    sizes = dict(zip(AXES, base.shape))
+    tile_shape = meta.chunk_shape[1:] if meta.chunk_shape else (256, 256)
+    regions = parse_regions(
+        sizes, t=t, z=z, roi=roi, roi3d=roi3d, roi_nd=roi_nd, roi_type=roi_type, tile=tile,
+        tile_shape=tile_shape,
+    )
+    return base.select(c=c, **regions)  # type: ignore[arg-type]

@@ -11,106 +11,22 @@ repaired; the report says what is damaged and where.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Damage", "VerifyReport", "verify", "describe_error", "regular"]
+from .verify_report import Damage, VerifyReport, describe_error, regular, report_json
+
+__all__ = ["Damage", "VerifyReport", "verify", "report_json"]
 
 #: TIFF and BigTIFF headers, little- and big-endian: such files are read with ``verify=True``.
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-@dataclass(frozen=True)
-class Damage:
-    """One damaged thing: the file, the member inside it, the image and chunk (where known) and what is wrong."""
-
-    file: str
-    problem: str
-    member: str | None = None
-    image_id: str | None = None
-    chunk_id: int | None = None
-
-    def line(self) -> str:
-        """One line for people: ``file [member] image ID chunk N: problem``."""
-        where = [self.file]
-        if self.member:
-            where.append(f"[{self.member}]")
-        if self.image_id is not None:
-            where.append(f"image {self.image_id!r}")
-        if self.chunk_id is not None:
-            where.append(f"chunk {self.chunk_id}")
-        return f"{' '.join(where)}: {self.problem}"
-
-
-@dataclass
-class VerifyReport:
-    """What :func:`verify` found: ``damage`` (empty when clean) and counts of what it checked.
-
-    ``unchecked`` counts chunks (or planes) stored without a checksum (written before
-    ome-arrow-core wrote them): they were read, but damage to their bytes cannot be seen.
-    """
-
-    path: str
-    kind: str
-    damage: list[Damage] = field(default_factory=list)
-    images: int = 0
-    chunks: int = 0
-    checksummed: int = 0
-    unchecked: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is damaged."""
-        return not self.damage
-
-    def add(self, file: Path | str, problem: str, **where: Any) -> None:
-        """Record damage to ``file``."""
-        self.damage.append(Damage(str(file), problem, **where))
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as JSON-able data."""
-        return {"path": self.path, "kind": self.kind, "ok": self.ok, "images": self.images, "chunks": self.chunks,
-                "checksummed": self.checksummed, "unchecked": self.unchecked, "notes": self.notes,
-                "damage": [asdict(d) for d in self.damage]}
-
-    def lines(self) -> Iterator[str]:
-        """The report for people: one line per damage, then a summary."""
-        for d in self.damage:
-            yield d.line()
-        yield from self.notes
-        counts = (f"{self.images} image(s), {self.chunks} chunk(s) read, {self.checksummed} matched their "
-                  f"checksum, {self.unchecked} stored without one")
-        yield f"{'ok' if self.ok else 'DAMAGED'}: {self.path} ({self.kind}): {counts}" + (
-            "" if self.ok else f"; {len(self.damage)} problem(s)")
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Type: first line of the message`` of an exception, for a report line."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def regular(report: VerifyReport, path: Path) -> bool:
-    """True when ``path`` is a regular file; else it is reported (a FIFO or device is never opened: it could block)."""
-    from .boundary import require_regular_file
-
-    try:
-        require_regular_file(path)
-    except Exception as exc:
-        report.add(path, f"cannot be checked: {describe_error(exc)}")
-        return False
-    return True
 
 
 def verify(path: str | Path) -> VerifyReport:
     """Check everything stored at ``path`` and report what is damaged (never raises for a damaged file)."""
     p = Path(path)
     if p.is_dir():
-        from .verification_dataset import verify_dataset
+        from .typed_chunk import verify_dataset
 
         try:
             return verify_dataset(p)
@@ -143,9 +59,7 @@ def _verify_records(p: Path, report: VerifyReport) -> None:
     """Page checksums, each row's plane checksums and each record's decoding, one row group at a time."""
     import pyarrow.parquet as pq
 
-    from .record import as_struct_array, record_to_pixels
-    from .record_checksums import stored_checksums, verify_record
-    from .schema import is_ome_arrow_type
+    from .record import as_struct_array, is_ome_arrow_type, record_to_pixels, stored_checksums, verify_record
 
     pf = pq.ParquetFile(p, page_checksum_verification=True)
     schema = pf.schema_arrow
@@ -224,8 +138,3 @@ def _read_planes(src: Any, p: Path, report: VerifyReport, level: str) -> None:
                     report.chunks += 1
                 except Exception as exc:
                     report.add(p, describe_error(exc), member=f"{level}plane t={t} z={z} c={c}", image_id=src.meta.id)
-
-
-def report_json(report: VerifyReport) -> str:
-    """The report as indented JSON text."""
-    return json.dumps(report.to_json(), indent=2)

@@ -20,6 +20,7 @@ pip_install --no-deps -e backends/cupy
 pip_install --no-deps -e backends/dask -e backends/ray
 pip_install "dask[array]>=2024.1" "ray[data]==2.60.0"
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
-pip_install "ome-arrow==0.1.0"
+# moto's S3 server for the remote-storage tests goes in the same resolve, so boto3/botocore agree with s3fs's aiobotocore.
+pip_install "ome-arrow==0.1.0" "moto[server]>=5"
 # Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.
 pip_install "ome-types==0.7.0" "bioio==3.6.0" "bioio-ome-tiff==1.4.0"

@@ -7,6 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+#: Real servers on 127.0.0.1 (S3-compatible, HTTP with ranges) as fixtures: tests/servers.py.
+pytest_plugins = ["servers"]
+
 #: Every pixel dtype OME-Arrow stores (ome_arrow_core.dtypes.SUPPORTED, spelled out here on purpose).
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")
 

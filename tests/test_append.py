@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, dataset_reader, dataset_writer, write_dataset
+from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
+from ome_arrow_core.typed_chunk import append, opened
 from ome_arrow_core.cli import main
 
 N = 9
@@ -139,7 +140,7 @@ def test_an_interrupted_append_leaves_the_dataset_as_it_was(tmp_path: Path, monk
         raise OSError("disk full")
 
     with monkeypatch.context() as m:  # fails at the commit point: the new files are written, not listed
-        m.setattr(dataset_writer, "_write_manifest", fail)
+        m.setattr(append, "write_manifest", fail)
         with pytest.raises(OSError, match="disk full"):
             write_dataset(arrs[7:], out, mode="append", metadata=META[7:], **OPTS)
     assert _files(out) == files  # the new files were removed again
@@ -151,7 +152,7 @@ def test_an_interrupted_append_leaves_the_dataset_as_it_was(tmp_path: Path, monk
     for name in ("chunks-00002.parquet", "images-00002.parquet", "index-00002.parquet", "index-00003.parquet"):
         (out / name).write_bytes(b"left by a killed append")
     (out / ".append-00002.pending").touch()  # what an append writes before its first file
-    dataset_reader._cache.clear()
+    opened._cache.clear()
     ds = OMEArrowDataset.scan(out)
     assert ds.table.equals(table)
     np.testing.assert_array_equal(ds.read(), np.stack(arrs[:7]))

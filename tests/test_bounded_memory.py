@@ -83,7 +83,7 @@ def test_a_small_record_claiming_60000x60000_fails_before_allocating(tmp_path: P
     rec = OMEArrow(np.ones((2, 3), np.uint16), "YX").export("dict")
     rec["pixels_meta"] = {**rec["pixels_meta"], "size_x": 60_000, "size_y": 60_000}
     file = tmp_path / "r.parquet"
-    from ome_arrow_core.schema import ome_arrow_struct
+    from ome_arrow_core.record.schema import ome_arrow_struct
 
     pq.write_table(pa.table({"ome_arrow": pa.array([rec], ome_arrow_struct(pa.uint16()))}), file)
     assert file.stat().st_size < 16 << 10
@@ -114,7 +114,7 @@ def test_a_record_chunk_cannot_expand_past_its_codec() -> None:
 
 
 def test_a_footer_claiming_more_bytes_than_the_file_has_is_refused(tmp_path: Path) -> None:
-    from ome_arrow_core.dataset_bounds import footer_rows
+    from ome_arrow_core.parquet_files import footer_rows
 
     file = tmp_path / "t.parquet"
     pq.write_table(pa.table({"a": np.arange(1000)}), file)
@@ -126,7 +126,7 @@ def test_a_footer_claiming_more_bytes_than_the_file_has_is_refused(tmp_path: Pat
 
 
 def test_reads_in_small_batches_equal_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ome_arrow_core.dataset_reader as reader
+    import ome_arrow_core.typed_chunk.chunk_reads as reader
     from ome_arrow_core import OMEArrowDataset, write_dataset
 
     arrs = [np.random.default_rng(k).integers(0, 60000, size=(1, 3, 2, 40, 50), dtype=np.uint16) for k in range(3)]

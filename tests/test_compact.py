@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, atomic, compact_dataset, dataset_compact, write_dataset
-from ome_arrow_core import dataset_writer as dw
+from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
+from ome_arrow_core.safe_write import atomic
+from ome_arrow_core.typed_chunk import compact, packing
 
 
 def _images(n: int, seed: int, dtype: str = "uint16") -> list[np.ndarray]:
@@ -59,7 +60,7 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
     names = ["chunks.parquet", "chunks-00001.parquet", "chunks-00002.parquet"]
     groups = [g for n in names for g in _groups(out / n)]
     codec = pq.ParquetFile(out / "chunks.parquet").metadata.row_group(0).column(13).compression
-    monkeypatch.setattr(dw, "BATCH_BYTES", 3000)  # several batches of row groups per file
+    monkeypatch.setattr(packing, "BATCH_BYTES", 3000)  # several batches of row groups per file
 
     assert compact_dataset(out) == names
     assert sorted(p.name for p in out.iterdir()) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet",
@@ -88,15 +89,15 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
 
 def test_compact_reads_one_batch_of_row_groups_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, arrs = _appended(tmp_path, chunk_shape=(8, 16))  # 12 chunks of 256 bytes per image
-    monkeypatch.setattr(dw, "BATCH_BYTES", 2000)
+    monkeypatch.setattr(packing, "BATCH_BYTES", 2000)
     seen: list[int] = []
-    real = dataset_compact._write_groups
+    real = compact._write_groups
 
     def spy(table: Any, rows: list[int], *args: Any) -> None:
         seen.append(table.num_rows)
         real(table, rows, *args)
 
-    monkeypatch.setattr(dataset_compact, "_write_groups", spy)
+    monkeypatch.setattr(compact, "_write_groups", spy)
     compact_dataset(out)
     assert sum(seen) == 7 * 12 and max(seen) < 12  # never a whole file, let alone the dataset
     np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
@@ -112,7 +113,7 @@ def test_compact_leaves_a_one_file_dataset_untouched(tmp_path: Path) -> None:
 def test_compact_failures_leave_the_dataset_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, arrs = _appended(tmp_path)
     files = _files(out)
-    real_copy = dataset_compact._copy
+    real_copy = compact._copy
     calls: list[int] = []
 
     def copy_then_fail(*args: Any) -> None:  # fails while the second chunk file is being copied
@@ -122,7 +123,7 @@ def test_compact_failures_leave_the_dataset_as_it_was(tmp_path: Path, monkeypatc
         real_copy(*args)
 
     with monkeypatch.context() as m:
-        m.setattr(dataset_compact, "_copy", copy_then_fail)
+        m.setattr(compact, "_copy", copy_then_fail)
         with pytest.raises(OSError, match="disk full"):
             compact_dataset(out)
     assert _files(out) == files  # no temporary files, nothing changed

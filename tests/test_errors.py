@@ -29,7 +29,7 @@ from ome_arrow_core import (
     Writer,
     hookimpl,
 )
-from ome_arrow_core.atomic import atomic_path
+from ome_arrow_core.safe_write import atomic_path
 from ome_arrow_core.errors import ArgumentError
 
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
-from ome_arrow_core.dataset_audit import audit_chunk_files
+from ome_arrow_core.typed_chunk.audit import audit_chunk_files
 from ome_arrow_core.errors import DamagedFileError
 
 MANIFEST = "_ome_arrow_dataset.json"
@@ -383,8 +383,9 @@ def test_an_append_killed_before_its_manifest_leaves_a_readable_dataset(tmp_path
     root, arrs = _write(tmp_path / "d", n=2)
     script = f"""
 import os, signal, numpy as np
-from ome_arrow_core import dataset_writer, write_dataset
-dataset_writer._write_manifest = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+from ome_arrow_core import write_dataset
+from ome_arrow_core.typed_chunk import append
+append.write_manifest = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 write_dataset([np.ones({SHAPE}, np.uint16)], {str(root)!r}, mode="append", chunk_shape=(16, 16), dim_order="CYX")
 """
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ}, capture_output=True, timeout=120)

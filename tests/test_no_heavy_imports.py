@@ -68,3 +68,21 @@ def test_no_framework_is_imported(case: str) -> None:
     if listed:  # every installed plugin really was loaded (so the check above covers them)
         assert set(report["entry_points"]) - set(report["blocked"]) <= set(report["plugins"])
         assert report["failures"] == {}
+
+
+#: The Parquet format's modules: loaded when a Parquet file or dataset is read or written, never to list plugins.
+PARQUET_FORMAT = ("pyarrow.parquet", "pyarrow.dataset", "ome_arrow_core.typed_chunk", "ome_arrow_core.record.parquet")
+
+
+@pytest.mark.parametrize("setup", ["Registry(autoload=False)", "Registry(autoload=False).resolve_writer('parquet')"])
+def test_loading_the_builtin_plugins_imports_no_parquet_format(setup: str) -> None:
+    code = textwrap.dedent(f"""
+        import json, sys
+        from ome_arrow_core import Registry
+        {setup}
+        assert "ome_arrow_core.builtins.parquet_io" in sys.modules  # the built-in plugins were loaded
+        print(json.dumps(sorted(m for m in {PARQUET_FORMAT!r} if m in sys.modules)))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

@@ -383,3 +383,36 @@ def test_index_sequences_must_hold_ints(spec: Any) -> None:
         img.tensor_view(c=spec)
     np.testing.assert_array_equal(  # what the message suggests works
         img.tensor_view(c=np.flatnonzero([True, False, True])).shape, (2, 4, 5))
+
+
+def _parse_axis(text: str) -> tuple[int, ...]:
+    """The indices an axis of ``Selection.__repr__`` names (the test's own reading of the notation)."""
+    if "," in text:
+        return tuple(int(v) for v in text.split(","))
+    parts = [int(v) for v in text.split(":")]
+    if len(parts) == 1:
+        return (parts[0],)
+    return tuple(range(*parts))
+
+
+_axis_index = st.one_of(
+    st.builds(lambda a, n, s: range(a, a + n * s, s), st.integers(0, 50), st.integers(1, 8), st.integers(1, 4)),
+    st.lists(st.integers(0, 50), min_size=1, max_size=5).map(tuple),
+)
+
+
+@given(t=_axis_index, z=_axis_index, c=_axis_index, y=st.builds(range, st.integers(0, 9), st.integers(10, 99)),
+       x=st.builds(range, st.integers(0, 9), st.integers(10, 99)))
+def test_selection_repr_names_every_axis_in_axis_terms(t: Any, z: Any, c: Any, y: range, x: range) -> None:
+    sel = Selection(t=t, z=z, c=c, y=y, x=x)
+    text = repr(sel)
+    assert text.startswith("Selection(T[") and text.endswith("])")
+    axes = dict((tok[0], tok[2:-1]) for tok in text[len("Selection("):-1].split(" "))
+    assert list(axes) == list(AXES)
+    for ax in AXES:
+        assert _parse_axis(axes[ax]) == tuple(sel.axis(ax)), (ax, text)
+
+
+def test_selection_repr_reads_like_a_crop() -> None:
+    sel = Selection(t=range(0, 2), z=range(3, 4), c=(0, 2, 5), y=range(100, 356), x=range(0, 2048, 2))
+    assert repr(sel) == "Selection(T[0:2] Z[3] C[0,2,5] Y[100:356] X[0:2048:2])"

@@ -15,11 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 import writes_support as ws
 
-from ome_arrow_core import OMEArrow, OMEArrowDataset, cleanup_dataset, dataset_writer, fsops, write_dataset
-from ome_arrow_core.atomic import make_temp
+from ome_arrow_core import OMEArrow, OMEArrowDataset, cleanup_dataset, write_dataset
+from ome_arrow_core.safe_write import fsops, make_temp
 from ome_arrow_core.cli import main
 from ome_arrow_core.errors import UnsafeOverwriteError
-from ome_arrow_core.ownership import temp_name
+from ome_arrow_core.safe_write.ownership import temp_name
+from ome_arrow_core.typed_chunk import append
 
 IMG = ws.images(7, 1)[0]
 
@@ -157,13 +158,13 @@ def test_written_directories_follow_the_umask(tmp_path: Path, umask: int) -> Non
 
 def test_an_append_committed_before_a_failure_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws.write(tmp_path / "ds", 1)
-    real = dataset_writer._write_manifest
+    real = append.write_manifest
 
     def commit_then_fail(*a: object, **kw: object) -> None:
         real(*a, **kw)  # type: ignore[arg-type]
         raise KeyboardInterrupt  # after the commit point
 
-    monkeypatch.setattr(dataset_writer, "_write_manifest", commit_then_fail)
+    monkeypatch.setattr(append, "write_manifest", commit_then_fail)
     with pytest.raises(KeyboardInterrupt):
         ws.write(tmp_path / "ds", 2, mode="append", n=2)
     monkeypatch.undo()
@@ -177,7 +178,7 @@ def test_an_append_failing_before_its_commit_leaves_nothing(tmp_path: Path, monk
     def fail(*a: object, **kw: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dataset_writer, "_write_manifest", fail)
+    monkeypatch.setattr(append, "write_manifest", fail)
     with pytest.raises(KeyboardInterrupt):
         ws.write(tmp_path / "ds", 2, mode="append", n=2)
     assert ws.tree(tmp_path) == before

@@ -64,7 +64,7 @@ def litter(parent: Path, target: Path, allowed_inside: list[set[str]]) -> list[s
 CHILD = r'''
 import os, shutil, signal, sys
 import numpy as np
-from ome_arrow_core import atomic, fsops
+from ome_arrow_core.safe_write import atomic, fsops
 op, target, kill_at, swap = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 how = getattr(signal, sys.argv[6]) if len(sys.argv) > 6 else signal.SIGKILL
 atomic.EXCHANGE = swap == "exchange"

@@ -3,28 +3,44 @@
 Reads typed-chunk dataset directories (ours and ``ome-arrow``'s) and Parquet files with
 OME-Arrow struct columns. Writes the dataset layout by default, or with
 ``layout="record"`` a one-row struct file.
+
+The formats load inside the handlers: loading this plugin (``Registry(autoload=False)``
+included) imports neither ``pyarrow.parquet`` nor the readers and writers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from ..arguments import check_row
 from ..boundary import reading, require_regular_file
 from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
 from ..handlers import PixelSource, Reader, Writer
 from ..hookspecs import hookimpl
-from ..parquet_dataset import DatasetSource, is_dataset_dir, write_dataset
-from ..parquet_record import RecordSource, write_record_file
+from ..location import Location
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 
-def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: str | None = None,
-                 verify: bool | None = None, **_: Any) -> PixelSource:
-    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums)."""
+def open_parquet(path: Path | Location, column: str | None = None, row: int = 0, image_id: str | None = None,
+                 verify: bool | None = None, registry: Registry | None = None, **_: Any) -> PixelSource:
+    """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums;
+    ``registry`` gives the chunk stores of a dataset's non-Parquet chunk files, default the shared one).
+
+    ``path`` may be a remote :class:`~ome_arrow_core.location.Location`: struct-column files are read
+    from it by ranged reads (footer, then the one row group); dataset directories are local only for now.
+    """
+    import pyarrow.parquet as pq
+
+    from ..record import RecordSource
+    from ..typed_chunk import DatasetSource, is_dataset_dir
+
+    if isinstance(path, Location):
+        return _open_remote(path, column, row, verify)
+
     if path.is_dir():
         if not is_dataset_dir(path):
             raise SchemaError(
@@ -33,7 +49,7 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
             )
         row = check_row(row)
         with reading(path, None, "opening the dataset"):
-            return DatasetSource(path, row=row, image_id=image_id, verify=verify)
+            return DatasetSource(path, row=row, image_id=image_id, verify=verify, registry=registry)
     row = check_row(row)
     require_regular_file(path)
     try:
@@ -51,13 +67,33 @@ def open_parquet(path: Path, column: str | None = None, row: int = 0, image_id: 
     return RecordSource(path, column=column, row=row, verify=verify)
 
 
+def _open_remote(loc: Location, column: str | None, row: int, verify: bool | None) -> PixelSource:
+    """A struct-column Parquet file on remote storage (dataset directories there are not read yet)."""
+    import pyarrow.fs as pafs
+
+    from ..record import RecordSource
+
+    row = check_row(row)
+    with reading(loc.uri, None, "looking up"):
+        kind = loc.fs.get_file_info(loc.path).type
+    if kind == pafs.FileType.Directory:
+        raise ArgumentError(
+            f"{loc.uri} is a directory: typed-chunk dataset directories are read from local disks only in this "
+            "release; copy it locally (e.g. `aws s3 sync`), or write the image as one struct-column file "
+            "(export('parquet', out, layout='record')) to read it remotely"
+        )
+    return RecordSource(loc, column=column, row=row, verify=verify)
+
+
 def _sniff(path: Path) -> bool:
+    from ..typed_chunk import is_dataset_dir
+
     return is_dataset_dir(path)
 
 
 def write_parquet(
     image: Any,
-    out: Path,
+    out: Path | Location,
     *,
     layout: str = "dataset",
     chunk_shape: Sequence[int] | None = None,
@@ -65,13 +101,18 @@ def write_parquet(
     compression_level: int | None = None,
     rows_per_group: int = 1,
     column: str = "ome_arrow",
-) -> Path:
+) -> Path | Location:
     """Write ``image`` (an OMEArrow or a sequence of them) to ``out``.
 
     ``layout="dataset"`` (default): the typed-chunk dataset directory, one chunk per row;
     ``layout="record"``: one Parquet file, one row, an OME-Arrow struct column.
     """
+    from ..record import write_record_file
+    from ..typed_chunk import write_images
+
     images = list(image) if isinstance(image, (list, tuple)) else [image]
+    if isinstance(out, Location):
+        return _write_remote(images, out, layout, column, compression)
     if layout == "record":
         if len(images) != 1:
             raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
@@ -79,17 +120,32 @@ def write_parquet(
                                  compression=compression or "none")
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
-    return write_dataset(
+    return write_images(
         [(im.meta, im.to_numpy()) for im in images], out, chunk_shape=chunk_shape,
         compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
     )
+
+
+def _write_remote(images: list[Any], out: Location, layout: str, column: str, compression: str | None) -> Location:
+    """One struct-record file to remote storage, replacing ``out`` in one step (see :mod:`..remote_writes`)."""
+    from ..record import write_record_file
+    from ..remote_writes import remote_file
+
+    if layout != "record" or len(images) != 1:
+        raise ArgumentError(
+            f"{out.uri}: remote storage takes one image as a struct-record file (layout='record') in this "
+            "release; dataset directories are written to a local disk, then copied"
+        )
+    with remote_file(out, ".parquet") as local:
+        write_record_file(images[0].meta, images[0].to_numpy(), local, column=column, compression=compression or "none")
+    return out
 
 
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
         Reader(name="parquet", suffixes=(".parquet", ".pq", ".ome-arrow"), open=open_parquet, sniff=_sniff,
-               description="OME-Arrow Parquet: typed-chunk datasets and struct-column files"),
+               remote=True, description="OME-Arrow Parquet: typed-chunk datasets and struct-column files"),
     ]
 
 
@@ -97,5 +153,5 @@ def ome_arrow_readers() -> Sequence[Reader]:
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
         Writer(name="parquet", formats=("parquet", "ome-parquet"), suffixes=(".ome.parquet", ".parquet"),
-               write=write_parquet, description="OME-Arrow Parquet dataset (default) or one-row record file"),
+               write=write_parquet, remote=True, description="OME-Arrow Parquet dataset (default) or one-row record file"),
     ]

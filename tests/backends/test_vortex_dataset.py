@@ -261,14 +261,37 @@ def test_blocked_vortex_plugin_says_what_to_install(plate: tuple[Path, np.ndarra
     assert not (tmp_path / "w").exists()
 
 
+def test_a_registry_blocking_vortex_neither_writes_nor_reads_vortex_chunks(plate: tuple[Path, np.ndarray],
+                                                                          tmp_path: Path) -> None:
+    """The caller's registry decides the chunk store (not the shared one, which has Vortex here)."""
+    path, arrs = plate
+    blocked = Registry(blocked={"vortex"})
+    refused = r"chunk format 'vortex'.*blocked"
+    with pytest.raises(BackendUnavailableError, match=refused):
+        write_dataset([arrs[0]], tmp_path / "w", dim_order="CYX", chunk_format="vortex", registry=blocked,
+                      progress=False)
+    assert not (tmp_path / "w").exists()
+    with pytest.raises(BackendUnavailableError, match=refused):
+        write_dataset([arrs[0]], path, dim_order="CYX", mode="append", registry=blocked, progress=False)
+    ds = OMEArrowDataset.scan(path, registry=blocked)  # the tables are Parquet: scanning needs no store
+    assert len(ds) == N
+    with pytest.raises(BackendUnavailableError, match=refused):
+        ds.read([0])
+    with pytest.raises(BackendUnavailableError, match=refused):
+        ds[1].tensor_view(layout="CYX").to_numpy()
+    # the shared registry (and so a dataset scanned without one) still reads it, after the refusals above
+    np.testing.assert_array_equal(OMEArrowDataset.scan(path).read([0, 1]), arrs[:2])
+    assert len(OMEArrowDataset.scan(path)) == N  # the refused append added nothing
+
+
 def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from ome_arrow_core import dataset_writer
+    from ome_arrow_core.typed_chunk import write_steps
 
-    real = dataset_writer.chunk_store
-    small = lambda name: dataclasses.replace(real(name), max_file_bytes=3 * 2 * 20 * 20 * 2)  # noqa: E731
-    monkeypatch.setattr(dataset_writer, "chunk_store", small)
+    real = write_steps.chunk_store
+    small = lambda name, registry: dataclasses.replace(real(name, registry), max_file_bytes=3 * 2 * 20 * 20 * 2)  # noqa: E731
+    monkeypatch.setattr(write_steps, "chunk_store", small)
     arrs = random_pixels((8, 2, 20, 20), "uint16")
     out = write_dataset(list(arrs[:7]), tmp_path / "r", dim_order="CYX", chunk_format="vortex", progress=False)
     assert sorted(p.name for p in out.glob("chunks*")) == ["chunks-00001.vortex", "chunks-00002.vortex", "chunks.vortex"]

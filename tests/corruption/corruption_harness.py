@@ -264,10 +264,10 @@ def _compare(got: list[np.ndarray], expected: list[np.ndarray]) -> Outcome:
 
 def _clear_caches() -> None:
     try:
-        from ome_arrow_core import dataset_reader
+        from ome_arrow_core.typed_chunk import opened
 
-        with dataset_reader._cache_lock:
-            dataset_reader._cache.clear()
+        with opened._cache_lock:
+            opened._cache.clear()
     except (ImportError, AttributeError):
         pass
 

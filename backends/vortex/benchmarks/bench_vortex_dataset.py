@@ -5,7 +5,7 @@ Usage: python backends/vortex/benchmarks/bench_vortex_dataset.py   (512 images o
 import sys, time, tempfile, pathlib, statistics
 import numpy as np
 from ome_arrow_core import OMEArrowDataset, write_dataset
-from ome_arrow_core import dataset_reader
+from ome_arrow_core.typed_chunk import opened
 
 N, C, Y, X = 512, 2, 256, 256
 d = pathlib.Path(tempfile.mkdtemp())
@@ -46,7 +46,7 @@ for fmt, comp in (("parquet", "default"), ("parquet", None), ("vortex", "default
     # cold open + one crop (new process cost approximated by clearing the cache)
     tc = []
     for i in order[:20]:
-        dataset_reader._cache.clear()
+        opened._cache.clear()
         t = time.perf_counter()
         OMEArrowDataset.scan(out)[int(i)].tensor_view(c=1, roi=(100, 100, 64, 64), layout="YX").to_numpy()
         tc.append(time.perf_counter() - t)

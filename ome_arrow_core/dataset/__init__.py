@@ -1,0 +1,17 @@
+"""Many images over any storage: :class:`OMEArrowDataset` (scan, filter, random access, batched reads),
+:class:`DatasetViews` (one selection of every image) and :func:`write_dataset`.
+
+- :mod:`.scan`: a path's members (typed-chunk directories, record files, image files) and their tables;
+- :mod:`.collection`: OMEArrowDataset and ImageLocation (where one image lives, picklable);
+- :mod:`.views`: DatasetViews, and a selection's shape in a layout;
+- :mod:`.write`: write_dataset, streaming any images into a typed-chunk dataset.
+"""
+
+from __future__ import annotations
+
+from .collection import ImageLocation, OMEArrowDataset
+from .scan import FilterLike, as_filter
+from .views import DatasetViews
+from .write import ImageLike, write_dataset
+
+__all__ = ["OMEArrowDataset", "DatasetViews", "ImageLocation", "write_dataset", "as_filter", "FilterLike", "ImageLike"]

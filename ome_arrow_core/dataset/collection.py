@@ -1,0 +1,335 @@
+"""OMEArrowDataset: many images (scan, filter, random access, batched reads).
+
+A dataset is one image per row of a table plus any metadata columns (plate, well, site,
+labels...). Three storages are read:
+
+- a typed-chunk dataset directory (what :func:`write_dataset` writes): ``images.parquet``
+  (then each append's ``images-NNNNN.parquet``) is the table, pixels are chunk rows found
+  through ``index.parquet`` (and each append's ``index-NNNNN.parquet``);
+- a Parquet file with an OME-Arrow struct column, one image per row (CytoDataFrame-style):
+  the other columns are the table; opening an image reads the row group holding it;
+- single-image files any reader plugin opens (``.vortex``, ``.ome.tiff``...): the table
+  has ``image_id`` (the file name) and ``path``.
+
+A directory of any of these (Parquet files, dataset directories, image files) is one
+dataset, in file-name order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..arguments import check_index, whole_numbers
+from ..boundary import blaming, reading
+from ..casting import Casting, check_casting
+from ..errors import SchemaError, SelectionTypeError
+from ..image import OMEArrow
+from ..layout import ChannelPolicy, default_layout, normalize_axes
+from ..meta import ImageMeta
+from ..record import RecordSource
+from ..registry import Registry, default_registry
+from ..selection import IndexSpec, Selection, resolve_selection
+from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
+from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_table, members_of
+from .views import DatasetViews, canonical_view, layout_shape
+
+__all__ = ["OMEArrowDataset", "ImageLocation"]
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where one image of a dataset lives; small and picklable, so any process can open it."""
+
+    kind: Kind
+    path: str
+    row: int = 0
+    column: str | None = None
+    #: Check checksums on read (None: unless ``OME_ARROW_CORE_VERIFY=0``); see :mod:`.checksums`.
+    verify: bool | None = None
+
+    def open(self, registry: Registry | None = None) -> OMEArrow:
+        """The image, lazily (metadata read; pixels when a view is executed)."""
+        path = Path(self.path)
+        if self.kind == "chunks":
+            with reading(path, None, f"opening image {self.row}"), blaming(path):
+                src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
+        elif self.kind == "records":
+            src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
+        else:
+            options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
+            return OMEArrow.scan(path, registry=registry, **options)
+        return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
+
+
+class OMEArrowDataset(Sequence[OMEArrow]):
+    """Many images, one per row of a metadata table; each opened lazily on access.
+
+    ``ds[i]`` is a lazy :class:`OMEArrow` (only that image's rows are read, found through
+    an index), ``ds.table`` the metadata (no pixels), ``ds.tensor_views(...)`` one
+    selection applied to every image and ``ds.read(indices, ...)`` a stacked batch read in
+    one pass over the files. The object holds no open files, so it pickles to worker
+    processes, each of which opens its own.
+    """
+
+    def __init__(self, parts: Sequence[Member], table: pa.Table, part_of: np.ndarray, rows: np.ndarray,
+                 *, registry: Registry | None = None, row_groups: tuple[int, int] = (0, 0),
+                 verify: bool | None = None) -> None:
+        self._parts = list(parts)
+        self._verify = verify
+        self._table = table
+        self._part_of = np.asarray(part_of, dtype=np.int32)
+        self._rows = np.asarray(rows, dtype=np.int64)
+        self._registry = registry
+        self._uniform: set[int] | None = None
+        #: (row groups read, row groups in the files) when the table was scanned with a filter.
+        self.row_groups_scanned = row_groups
+
+    @classmethod
+    def scan(cls, path: str | os.PathLike[str], *, filter: FilterLike = None, column: str | None = None,
+             registry: Registry | None = None, verify: bool | None = None) -> OMEArrowDataset:
+        """Open a dataset: read its metadata table (the rows ``filter`` keeps), no pixels.
+
+        ``filter`` is a pyarrow expression (``pc.field("well") == "A01"``) or a mapping
+        (``{"well": "A01"}``); it is pushed down to the row groups of the table's Parquet file.
+        ``column`` picks the OME-Arrow column of Parquet files that have several.
+        ``verify=False`` skips the checksum check of every pixel read (None: check unless the
+        environment sets ``OME_ARROW_CORE_VERIFY=0``).
+        """
+        reg = registry or default_registry()
+        expr = as_filter(filter)
+        tables, part_of, rows = [], [], []
+        scanned = total = 0
+        parts = members_of(Path(path), column, reg)
+        for k, part in enumerate(parts):
+            table, read, count = member_table(part, expr)
+            scanned, total = scanned + read, total + count
+            rows.append(table.column(ROW_COLUMN).to_numpy())
+            part_of.append(np.full(table.num_rows, k, dtype=np.int32))
+            tables.append(table.drop_columns([ROW_COLUMN]).replace_schema_metadata(None))
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(f"the metadata columns of the files under {path} do not agree: {exc}") from exc
+        return cls(parts, table, np.concatenate(part_of), np.concatenate(rows), registry=registry,
+                   row_groups=(scanned, total), verify=verify)
+
+    # -- the table ---------------------------------------------------------------------------
+    @property
+    def table(self) -> pa.Table:
+        """The metadata table: one row per image, no pixels."""
+        return self._table
+
+    @property
+    def column_names(self) -> list[str]:
+        """Columns of :attr:`table`."""
+        return list(self._table.column_names)
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """Columns other than the dataset's own (for a chunk dataset: those beyond IMAGES_SCHEMA)."""
+        own = set(IMAGES_SCHEMA.names) if all(p.kind == "chunks" for p in self._parts) else {"image_id", "path"}
+        if any(p.kind == "records" for p in self._parts):
+            own = {"image_id", "path"} if all(p.named for p in self._parts if p.kind == "records") else set()
+        return [n for n in self._table.column_names if n not in own]
+
+    def metadata(self, i: int) -> dict[str, Any]:
+        """Row ``i`` of :attr:`table` as a dict."""
+        return self._table.slice(self._index(i), 1).to_pylist()[0]  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def __repr__(self) -> str:
+        kinds = sorted({p.kind for p in self._parts})
+        return f"OMEArrowDataset({len(self)} images, {len(self._parts)} part(s) [{', '.join(kinds)}], columns={self.column_names})"
+
+    def _index(self, i: int) -> int:
+        return check_index(i, len(self))
+
+    # -- images ------------------------------------------------------------------------------
+    def locate(self, i: int) -> ImageLocation:
+        """Where image ``i`` lives (a picklable handle; ``.open()`` gives the image)."""
+        k = self._index(i)
+        part = self._parts[int(self._part_of[k])]
+        return ImageLocation(part.kind, part.path, int(self._rows[k]), part.column, self._verify)
+
+    def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
+        """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
+        if isinstance(i, slice):
+            raise SelectionTypeError("use ds.select(range(...)) for a sub-dataset; ds[i] takes one integer")
+        return self.locate(i).open(self._registry)
+
+    def __iter__(self) -> Iterator[OMEArrow]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def select(self, indices: Sequence[int] | np.ndarray | range) -> OMEArrowDataset:
+        """The images at ``indices`` (in that order) as a dataset."""
+        idx = np.array([self._index(i) for i in indices], dtype=np.int64)
+        return OMEArrowDataset(self._parts, self._table.take(pa.array(idx, pa.int64())), self._part_of[idx],
+                               self._rows[idx], registry=self._registry, verify=self._verify)
+
+    def filter(self, filter: FilterLike) -> OMEArrowDataset:
+        """The images whose metadata rows match ``filter`` (evaluated on :attr:`table`)."""
+        expr = as_filter(filter)
+        if expr is None:
+            return self
+        marked = self._table.append_column(ROW_COLUMN, pa.array(np.arange(len(self), dtype=np.int64)))
+        try:
+            kept = marked.filter(expr).column(ROW_COLUMN).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(f"filter {expr} cannot be applied (columns: {self.column_names}): {exc}") from exc
+        return self.select(kept)
+
+    def shuffled(self, seed: int) -> OMEArrowDataset:
+        """The images in a random order drawn from ``seed`` (the same order for the same seed)."""
+        return self.select(np.random.default_rng(seed).permutation(len(self)))
+
+    # -- views and batched reads ---------------------------------------------------------------
+    def tensor_views(
+        self,
+        t: IndexSpec = None,
+        z: IndexSpec = None,
+        c: IndexSpec = None,
+        *,
+        roi: Sequence[int] | None = None,
+        layout: str | None = None,
+        dtype: Any = None,
+        channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
+    ) -> DatasetViews:
+        """One selection (``t``, ``z``, ``c``, ``roi=(x, y, w, h)``, ``layout``) for every image.
+
+        Nothing is read: items are :class:`LazyTensorView` objects, and
+        :meth:`DatasetViews.read` reads many of them as one stacked array. ``dtype`` casts
+        as :meth:`OMEArrow.tensor_view` does (``casting="checked"`` refuses values it
+        cannot hold; ``"unsafe"`` converts as numpy does).
+        """
+        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy, check_casting(casting))
+
+    def read(
+        self,
+        indices: Sequence[int] | np.ndarray | range | None = None,
+        *,
+        t: IndexSpec = None,
+        z: IndexSpec = None,
+        c: IndexSpec = None,
+        roi: Sequence[int] | None = None,
+        rois: Sequence[Sequence[int] | None] | None = None,
+        layout: str | None = None,
+        channel_policy: ChannelPolicy = "error",
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Pixels of images ``indices`` (default: all) stacked on a new first axis, dtype kept.
+
+        Every image gets the same ``t``, ``z``, ``c`` and ``layout``; ``roi=(x, y, w, h)``
+        crops them all, or ``rois`` gives one crop per index. The selected shapes must
+        agree. Images of a chunk dataset are read together: one Parquet read per chunk
+        file for the whole batch, then one copy per chunk into the result (or ``out``, a
+        writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
+        """
+        idx = [self._index(i) for i in (range(len(self)) if indices is None else indices)]
+        if not idx:
+            raise SchemaError("read() got no indices; pass at least one image")
+        if rois is not None and len(rois) != len(idx):
+            raise SchemaError(f"rois has {len(rois)} entries for {len(idx)} images; give one per image")
+        uniform = self._uniform_parts()
+        bases: dict[tuple[int, int], tuple[Selection, str, np.dtype]] = {}
+        sels: list[Selection] = []
+        images: dict[int, OMEArrow] = {}  # images of other storages, opened once
+        for n, k in enumerate(idx):
+            part = int(self._part_of[k])
+            key = (part, -1) if part in uniform else (part, int(self._rows[k]))
+            base = bases.get(key)
+            if base is None:
+                if self._parts[part].kind == "chunks":
+                    meta = self._meta(k)
+                else:
+                    images[k] = self[k]
+                    meta = images[k].meta
+                sel0 = resolve_selection(Selection.full(meta.sizes), meta, t=t, z=z, c=c, roi=roi)
+                lay = normalize_axes(layout) if layout is not None else default_layout(len(sel0.t), len(sel0.z))
+                if channel_policy == "first" and "C" not in lay and len(sel0.c) > 1:
+                    sel0 = sel0.select(c=0)
+                base = bases[key] = (sel0, lay, meta.dtype)
+            crop = rois[n] if rois is not None else None
+            if crop is None:
+                sels.append(base[0])
+            else:
+                x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
+                sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
+        layouts = {b[1] for b in bases.values()}
+        dtypes = {b[2] for b in bases.values()}
+        if len(dtypes) > 1:
+            paths = sorted({self._parts[int(self._part_of[k])].path for k in idx})
+            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
+                              "read them one by one")
+        if len(layouts) > 1:
+            raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
+        lay, dtype = layouts.pop(), dtypes.pop()
+        shapes = {s.shape for s in sels}
+        if len(shapes) > 1:
+            raise SchemaError(
+                f"the selected images have different shapes {sorted(shapes)} (TZCYX); crop them to a common "
+                "shape with roi= (or rois=), or read them one by one"
+            )
+        want = (len(idx), *layout_shape(sels[0], lay))
+        if out is None:
+            out = np.empty(want, dtype=dtype)
+        elif out.shape != want or out.dtype != dtype or not out.flags.writeable:
+            raise SchemaError(f"out must be a writable {want} {dtype} array, got {out.shape} {out.dtype}")
+        canon = canonical_view(out, lay, batch=True)
+        by_part: dict[int, list[int]] = {}
+        for n, k in enumerate(idx):
+            by_part.setdefault(int(self._part_of[k]), []).append(n)
+        for part_i, members in by_part.items():
+            where = self._parts[part_i]
+            if where.kind == "chunks":
+                with reading(where.path, None, "reading pixels"), blaming(where.path):
+                    read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
+                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify,
+                              registry=self._registry)
+            else:
+                for n in members:
+                    image = images.pop(idx[n], None) or self[idx[n]]
+                    canon[n][...] = image.source.read(sels[n])
+        return out
+
+    def _meta(self, k: int) -> ImageMeta:
+        """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
+        path = Path(self._parts[int(self._part_of[k])].path)
+        with reading(path, None, "reading image metadata"), blaming(path):
+            return image_meta(path, int(self._rows[k]), self._registry)
+
+    def _uniform_parts(self) -> set[int]:
+        """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""
+        if self._uniform is None:
+            self._uniform = self._find_uniform()
+        return self._uniform
+
+    def _find_uniform(self) -> set[int]:
+        cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
+        if not set(cols) <= set(self._table.column_names):
+            return set()
+        out = set()
+        for part in np.unique(self._part_of).tolist():
+            if self._parts[part].kind != "chunks":
+                continue
+            mask = pa.array(self._part_of == part)
+            sub = self._table.select(cols).filter(mask)
+            if all(pc.count_distinct(sub.column(c)).as_py() == 1 for c in cols):
+                out.add(part)
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_registry"] = None  # plugins are found again in the receiving process
+        return state

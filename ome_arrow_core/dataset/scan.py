@@ -1,0 +1,213 @@
+"""Scanning a path into a dataset's members (chunk directories, record files, image files) and their tables.
+
+A member's table is its metadata rows (no pixels), with each row's number in the member in
+column :data:`ROW_COLUMN`; a filter is pushed down to the row groups of Parquet tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..boundary import blaming, reading, require_member, require_regular_file
+from ..errors import SchemaError
+from ..record import find_ome_column, is_ome_arrow_type
+from ..registry import Registry
+from ..safe_write import recover
+from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
+
+__all__ = ["Kind", "FilterLike", "ROW_COLUMN", "Member", "as_filter", "members_of", "member_table"]
+
+Kind = Literal["chunks", "records", "file"]
+#: A pyarrow expression, or a mapping of column to value (a list of values means "one of").
+FilterLike: TypeAlias = "pc.Expression | Mapping[str, Any] | None"
+#: Column of a scanned table holding each row's number in its member (dropped once the tables are joined).
+ROW_COLUMN = "__ome_arrow_row"
+
+
+def as_filter(spec: FilterLike) -> pc.Expression | None:
+    """A pyarrow expression from ``spec``: an expression as is, or a mapping of column to value.
+
+    A mapping's values are compared for equality; a list, tuple or set means "one of".
+    ``{"well": "A01", "site": [1, 2]}`` is ``(well == "A01") & site.isin([1, 2])``.
+    """
+    if spec is None or isinstance(spec, pc.Expression):
+        return spec
+    if not isinstance(spec, Mapping) or not spec:
+        raise SchemaError(
+            f"filter must be a pyarrow expression or a non-empty mapping of column to value, got {spec!r}"
+        )
+    expr: pc.Expression | None = None
+    for name, value in spec.items():
+        field = pc.field(str(name))
+        term = field.isin(list(value)) if isinstance(value, (list, tuple, set, frozenset)) else field == value
+        expr = term if expr is None else expr & term
+    return expr
+
+
+@dataclass(frozen=True)
+class Member:
+    """One storage a dataset path holds: a typed-chunk directory, a Parquet file of records, or an image file."""
+
+    kind: Kind
+    path: str
+    column: str | None = None
+    #: Records without metadata columns: the table names them (``image_id``, ``path``).
+    named: bool = False
+
+
+def _records_member(path: Path, column: str | None) -> Member:
+    """A Parquet file of records; one record alone, without metadata columns, is an image file like any."""
+    schema = pq.read_schema(path)
+    find_ome_column(schema, column)  # a clear error when there is none, or several
+    if any(not is_ome_arrow_type(f.type) for f in schema):
+        return Member("records", str(path), column)
+    if pq.read_metadata(path).num_rows == 1:
+        return Member("file", str(path))
+    return Member("records", str(path), column, named=True)
+
+
+def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
+                  schema: pa.Schema | None = None, first_row: int = 0,
+                  metadata: pq.FileMetaData | None = None) -> tuple[pa.Table, int, int]:
+    """Rows of ``file`` matching ``expr`` (``columns`` only) with their row numbers in column ``ROW_COLUMN``.
+
+    The filter is pushed down: row groups whose statistics rule it out are not read.
+    ``schema`` (columns of several files together) makes a column the file lacks null for
+    the filter; row numbers start at ``first_row``. Returns (table, row groups read, row
+    groups in the file). ``metadata`` is the file's footer, when the caller has read it.
+    """
+    require_member(file.parent, file.name)
+    with reading(file.parent, file.name, "scanning the table"):
+        return _scan_parquet_file(file, expr, columns, schema=schema, first_row=first_row, metadata=metadata)
+
+
+def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
+                       schema: pa.Schema | None, first_row: int,
+                       metadata: pq.FileMetaData | None) -> tuple[pa.Table, int, int]:
+    import pyarrow.dataset as pads
+
+    md = metadata or pq.read_metadata(file)
+    starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
+    np.cumsum([md.row_group(i).num_rows for i in range(md.num_row_groups)], out=starts[1:])
+    starts += first_row
+    if expr is None:
+        table = pq.read_table(file, columns=columns)
+        rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
+        return table.append_column(ROW_COLUMN, pa.array(rows)), md.num_row_groups, md.num_row_groups
+    fragment = next(iter(pads.dataset(file, format="parquet").get_fragments()))
+    try:
+        pieces = fragment.split_by_row_group(expr, schema=schema)
+        parts = []
+        for piece in pieces:
+            rg = piece.row_groups[0].id
+            t = piece.to_table(schema=schema, columns=columns)
+            t = t.append_column(ROW_COLUMN, pa.array(np.arange(starts[rg], starts[rg] + t.num_rows, dtype=np.int64)))
+            parts.append(t.filter(expr))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        names = (schema or pq.read_schema(file)).names
+        raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {names}): {exc}") from exc
+    if not parts:
+        schema = schema or pq.read_schema(file)
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return schema.append(pa.field(ROW_COLUMN, pa.int64())).empty_table(), 0, md.num_row_groups
+    return pa.concat_tables(parts), len(pieces), md.num_row_groups
+
+
+def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
+    """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered across them."""
+    parts = parts_of(path, read_manifest(path))
+    check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
+    if len(parts) == 1:
+        return _scan_parquet(path / parts[0].images, expr, None)
+    schema = images_schema(path, parts)
+    tables, read, total, first = [], 0, 0, 0
+    for part in parts:
+        with reading(path, part.images, "reading the images table's footer"):
+            md = pq.read_metadata(require_member(path, part.images))
+        table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first, metadata=md)
+        tables.append(table)
+        read, total, first = read + r, total + n, first + md.num_rows
+    return pa.concat_tables(tables, promote_options="permissive"), read, total
+
+
+def members_of(path: Path, column: str | None, registry: Registry) -> list[Member]:
+    """The members of ``path``: itself, or the dataset directories, Parquet and image files in it (by name)."""
+    if not os.path.lexists(path):
+        recover(path)  # a killed overwrite may have left the old copy aside: it goes back
+    if path.is_dir() and is_dataset_dir(path):
+        return [Member("chunks", str(path))]
+    if path.is_file():
+        if path.suffix in (".parquet", ".pq"):
+            return [_records_member(path, column)]
+        registry.resolve_reader(path)  # raises naming the formats that are known
+        return [Member("file", str(path))]
+    if os.path.lexists(path) and not path.is_dir():
+        require_regular_file(path)  # a FIFO or device: refused, never opened
+    if not path.is_dir():
+        raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+    parts: list[Member] = []
+    for child in sorted(path.iterdir()):
+        if child.name.startswith((".", "_")):
+            continue
+        if child.is_dir() and is_dataset_dir(child):
+            parts.append(Member("chunks", str(child)))
+        elif child.is_file() and child.suffix in (".parquet", ".pq"):
+            parts.append(_records_member(child, column))
+        elif child.is_file():
+            try:
+                registry.resolve_reader(child)
+            except Exception:  # not an image file: skip it
+                continue
+            parts.append(Member("file", str(child)))
+    if not parts:
+        raise SchemaError(
+            f"{path} holds no images: expected an OME-Arrow dataset directory, Parquet files with an "
+            "OME-Arrow struct column, or image files a reader plugin opens (.vortex, .ome.tiff...)"
+        )
+    return parts
+
+
+def _named_records(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
+    """The table of a Parquet file of records without metadata columns: ``image_id`` (``name#row``) and ``path``."""
+    md = pq.read_metadata(path)
+    table = pa.table({"image_id": [f"{path.name}#{i}" for i in range(md.num_rows)], "path": [str(path)] * md.num_rows,
+                      ROW_COLUMN: pa.array(np.arange(md.num_rows, dtype=np.int64))})
+    return _filtered(table, expr, "records without metadata columns"), md.num_row_groups, md.num_row_groups
+
+
+def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Table:
+    if expr is None:
+        return table
+    try:
+        return table.filter(expr)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
+
+
+def member_table(part: Member, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
+    """The rows of ``part`` that ``expr`` keeps (row numbers in :data:`ROW_COLUMN`), row groups read, row groups."""
+    path = Path(part.path)
+    if part.kind == "chunks":
+        return _scan_images(path, expr)
+    if part.kind == "records":
+        require_regular_file(path)
+        with reading(path, None, "reading the Parquet schema"):
+            schema = pq.read_schema(path)
+        with blaming(path):
+            find_ome_column(schema, part.column)  # a clear error when there is none, or several
+        if part.named:
+            return _named_records(path, expr)
+        meta_cols = [f.name for f in schema if not is_ome_arrow_type(f.type)]
+        return _scan_parquet(path, expr, meta_cols)
+    table = pa.table({"image_id": [path.name], "path": [str(path)], ROW_COLUMN: pa.array([0], pa.int64())})
+    return _filtered(table, expr, "image files"), 1, 1

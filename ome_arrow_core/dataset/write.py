@@ -1,0 +1,192 @@
+"""write_dataset: stream any images (arrays, OMEArrow images, files, a dataset) into a typed-chunk dataset."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import pyarrow as pa
+
+from ..buffers import read_only
+from ..errors import SchemaError
+from ..image import OMEArrow
+from ..meta import ImageMeta
+from ..registry import Registry
+from ..selection import Selection
+from ..sources import ArraySource
+from ..typed_chunk import stream_dataset
+from .collection import OMEArrowDataset
+
+__all__ = ["write_dataset", "ImageLike"]
+
+
+#: What write_dataset takes per image: an OMEArrow, an array (or tensor), a path, or (ImageMeta, TZCYX array).
+ImageLike: TypeAlias = Any
+
+
+def _as_image(item: Any, dim_order: str | None, registry: Registry | None) -> OMEArrow:
+    if isinstance(item, OMEArrow):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        return OMEArrow.scan(item, registry=registry)
+    # arrays are not copied into Arrow memory: the writer reads each one at once, copying it chunk by chunk
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ImageMeta):
+        meta, pixels = item
+        src = ArraySource(meta, read_only(np.asarray(pixels)), "memory")
+        return OMEArrow._from_parts(src, Selection.full(meta.sizes), False, registry)
+    return OMEArrow(item, dim_order, registry=registry, _copy=False)
+
+
+def _band_reader(img: OMEArrow) -> Any:
+    full = Selection.full(img.sizes)
+
+    def read(sel: Selection) -> np.ndarray:
+        if sel == full:
+            return img.to_numpy()
+        view = img.tensor_view(t=sel.t, z=sel.z, c=sel.c, roi=(sel.x.start, sel.y.start, len(sel.x), len(sel.y)),
+                               layout="TZCYX")
+        return view.to_numpy()
+
+    return read
+
+
+def _metadata_rows(metadata: Any, count: int | None) -> Iterator[Mapping[str, Any]]:
+    """One dict per image from columns (a mapping of sequences, a table) or rows (dicts)."""
+    if metadata is None:
+        while True:
+            yield {}
+    if isinstance(metadata, (pa.Table, pa.RecordBatch)):
+        metadata = metadata.to_pylist()
+    elif hasattr(metadata, "to_dict") and hasattr(metadata, "columns"):  # a pandas DataFrame
+        metadata = metadata.to_dict("records")
+    if isinstance(metadata, Mapping):
+        cols = {str(k): list(v) for k, v in metadata.items()}
+        lengths = {len(v) for v in cols.values()}
+        if len(lengths) > 1 or (count is not None and lengths and lengths != {count}):
+            raise SchemaError(
+                f"metadata columns must each have one value per image ({count} images); "
+                f"got lengths {{{', '.join(f'{k}: {len(v)}' for k, v in cols.items())}}}"
+            )
+        n = lengths.pop() if lengths else 0
+        for i in range(n):
+            yield {k: v[i] for k, v in cols.items()}
+        return
+    if isinstance(metadata, Sequence) and count is not None and len(metadata) != count:
+        raise SchemaError(f"metadata has {len(metadata)} rows for {count} images; give one row per image")
+    for row in metadata:
+        if not isinstance(row, Mapping):
+            raise SchemaError(f"metadata rows must be mappings of column to value, got {type(row).__name__}")
+        yield row
+
+
+class _Bar:
+    """Images written so far: tqdm when installed, else a plain stderr line."""
+
+    def __init__(self, total: int | None, enabled: bool) -> None:
+        self.enabled = enabled
+        self.count = 0
+        self.nbytes = 0
+        self._bar: Any = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, unit="img", desc="write_dataset", file=sys.stderr)
+            except ImportError:
+                self._bar = None
+
+    def update(self, image_id: str, nbytes: int) -> None:
+        self.count += 1
+        self.nbytes += nbytes
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self.nbytes / 2**20:.1f} MiB", refresh=False)
+            self._bar.update(1)
+        else:
+            print(f"\rwrite_dataset: {self.count} images, {self.nbytes / 2**20:.1f} MiB ({image_id})",
+                  end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            if self._bar is not None:
+                self._bar.close()
+            else:
+                print(file=sys.stderr)
+
+
+def write_dataset(
+    images: Iterable[ImageLike] | OMEArrowDataset,
+    out: str | os.PathLike[str],
+    *,
+    metadata: Any = None,
+    mode: Literal["create", "append", "overwrite"] = "create",
+    image_ids: Iterable[str] | None = None,
+    chunk_format: str | None = None,
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "default",
+    compression_level: int | None = None,
+    rows_per_group: int = 1,
+    images_per_group: int = 1024,
+    dim_order: str | None = None,
+    progress: bool | None = None,
+    registry: Registry | None = None,
+) -> Path:
+    """Stream images into a typed-chunk dataset directory at ``out``; memory holds one image,
+    plus up to 16 MiB of packed chunk rows waiting to be written together.
+
+    ``images`` is any iterable (a generator is fine) of OMEArrow images, numpy arrays (axes
+    from ``dim_order``), paths of image files (read lazily, one at a time), ``(ImageMeta,
+    TZCYX array)`` pairs, or an :class:`OMEArrowDataset` (whose extra columns come along).
+    ``metadata`` adds columns to the images table: a mapping of column to values, a
+    pyarrow Table or DataFrame, or an iterable of dicts, one per image, in order.
+
+    ``mode="create"`` (default) refuses an existing ``out``; ``"append"`` adds to it (its
+    new chunks go to a new file; nothing already written is rewritten but the small images
+    and index tables); ``"overwrite"`` replaces it. Every mode is atomic: a failure leaves
+    the previous dataset as it was. ``progress`` shows a bar (default: when stderr is a
+    terminal). Image ids default to ``image-00000``, ``image-00001``... continuing on append.
+
+    ``chunk_format`` picks the chunk files' format: ``"parquet"`` (built in; readable by
+    ome-arrow 0.1.0) or a chunk store's, such as ``"vortex"`` (``pip install
+    "ome-arrow-core[vortex]"``); the images table and index stay Parquet either way, so
+    filters are still pushed down. None (default) is Parquet for a new dataset and the
+    dataset's own format on append. ``compression="default"`` is lz4 for Parquet and the
+    store's default for others (Vortex: ``None`` or ``"zstd"``). ``registry`` (default: the shared one)
+    opens image files and gives the chunk store: a registry that blocks it cannot write its format.
+    """
+    target = Path(out)
+    count = len(images) if isinstance(images, Sized) else None
+    if isinstance(images, OMEArrowDataset):
+        if metadata is None and images.extra_columns:
+            metadata = images.table.select(images.extra_columns)
+        images = iter(images)
+    rows = _metadata_rows(metadata, count)
+    ids = iter(image_ids) if image_ids is not None else None
+    bar = _Bar(count, sys.stderr.isatty() if progress is None else bool(progress))
+    done = [0]
+
+    def items() -> Iterator[tuple[str | None, ImageMeta, Any, Mapping[str, Any]]]:
+        for item in images:
+            img = _as_image(item, dim_order, registry)
+            try:
+                extra = next(rows)
+            except StopIteration:
+                raise SchemaError(f"metadata ran out after {done[0]} rows; give one row per image") from None
+            image_id = next(ids, None) if ids is not None else None
+            if ids is not None and image_id is None:
+                raise SchemaError(f"image_ids ran out after {done[0]} ids; give one id per image")
+            done[0] += 1
+            yield (None if image_id is None else str(image_id)), img.meta, _band_reader(img), extra
+
+    try:
+        stream_dataset(items(), target, mode=mode, chunk_format=chunk_format, chunk_shape=chunk_shape,
+                       compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
+                       images_per_group=images_per_group, on_image=bar.update, registry=registry)
+    finally:
+        bar.close()
+    return target

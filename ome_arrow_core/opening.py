@@ -1,0 +1,65 @@
+"""A path or URI to the pixel source its reader opens: local files, remote objects, and the checks on both.
+
+Local targets keep every local guard: a copy left aside by a killed overwrite goes back
+first, a FIFO or device is refused (a reader or a sniff would block on it forever).
+Remote targets (``s3://``, ``http(s)://``, ... or ``filesystem=``; see :mod:`.location`) go to
+readers that declare ``remote=True``; the others say so instead of failing on a mangled path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .boundary import reading, require_regular_file
+from .errors import ArgumentError, PluginError
+from .handlers import PixelSource
+from .location import Location, is_uri, resolve
+from .registry import Registry
+
+__all__ = ["open_path"]
+
+
+def open_path(target: str | os.PathLike[str] | Location, registry: Registry, *, format: str | None = None,
+              filesystem: Any = None, **options: Any) -> PixelSource:
+    """The pixel source for ``target`` (options such as ``column=``, ``row=`` go to the reader)."""
+    if filesystem is None and not isinstance(target, Location) and not is_uri(target):
+        return _open_local(Path(target), registry, format, options)
+    loc = resolve(target, filesystem)
+    if loc.local:
+        return _open_local(Path(loc.path), registry, format, options)
+    return _open_remote(loc, registry, format, options)
+
+
+def _open_local(path: Path, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
+    if not path.exists():
+        from .safe_write import recover
+
+        recover(path)  # a killed overwrite may have left the old copy aside: it goes back
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+    if not path.is_dir():
+        require_regular_file(path)
+    reader = registry.resolve_reader(path, format)
+    reader.ensure_available()
+    if reader.open is None:
+        raise PluginError(f"the {reader.name!r} reader has no open function; its plugin is broken")
+    return reader.open(path, **options)
+
+
+def _open_remote(loc: Location, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
+    import pyarrow.fs as pafs
+
+    with reading(loc.uri, None, "looking up"):
+        info = loc.fs.get_file_info(loc.path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no such object or directory: {loc.uri!r}")
+    reader = registry.resolve_reader(PurePosixPath(loc.path), format)
+    reader.ensure_available()
+    if not reader.remote or reader.open is None:
+        raise ArgumentError(
+            f"{loc.uri}: the {reader.name!r} reader reads local files only; copy the file to a local disk "
+            "first, or use a format whose reader reads remote storage (Parquet)"
+        )
+    return reader.open(loc, **options)

@@ -1,0 +1,48 @@
+"""The OME-Arrow struct-record format: one image as one Arrow struct (metadata and planes).
+
+This module is the package's one door; the modules inside are its implementation:
+
+- :mod:`.schema`: the struct type, finding an OME-Arrow column, metadata <-> struct fields;
+- :mod:`.codec`: pixels <-> records (and record bounds, :mod:`.bounds`);
+- :mod:`.checksums`: per-plane checksums kept in a file's key-value metadata;
+- :mod:`.parquet`: records in Parquet files (``RecordSource``, ``write_record_file``).
+
+``checksums`` and ``parquet`` names load on first use, so importing the core loads no
+``pyarrow.parquet``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .codec import as_struct_array, pixels_to_record, record_to_pixels
+from .schema import find_ome_column, is_ome_arrow_type
+
+if TYPE_CHECKING:
+    from .checksums import stored_checksums, verify_record
+    from .parquet import RecordSource, write_record_file
+
+__all__ = [
+    "as_struct_array",
+    "pixels_to_record",
+    "record_to_pixels",
+    "find_ome_column",
+    "is_ome_arrow_type",
+    "stored_checksums",
+    "verify_record",
+    "RecordSource",
+    "write_record_file",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The checksum and Parquet names load their modules on first use."""
+    if name in ("stored_checksums", "verify_record"):
+        from . import checksums
+
+        return getattr(checksums, name)
+    if name in ("RecordSource", "write_record_file"):
+        from . import parquet
+
+        return getattr(parquet, name)
+    raise AttributeError(f"module 'ome_arrow_core.record' has no attribute {name!r}")

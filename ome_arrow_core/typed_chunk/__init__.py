@@ -1,0 +1,64 @@
+"""The typed-chunk dataset format: a directory of Parquet tables (images, index) and chunk files.
+
+The public OME-Arrow dataset (``layout: typed-chunk-dataset``) that ``ome-arrow`` 0.1.0 reads,
+plus appends, checksums and page ranges of ome-arrow-core's own (docs/format.md). This module
+is the package's one door; the modules inside are its implementation:
+
+- :mod:`.spec`: file names, schemas, format version, the manifest;
+- :mod:`.tables`: the images and index tables (the base pair, then one per append);
+- :mod:`.image_rows`: one images-table row <-> one image's ImageMeta;
+- :mod:`.fragments`: chunk files (Parquet, or a chunk store's format such as ``.vortex``);
+- :mod:`.parquet_pages`, :mod:`.page_columns`, :mod:`.page_reads`: reading chunk rows by page ranges;
+- :mod:`.checks`, :mod:`.bounds`, :mod:`.readcheck`, :mod:`.audit`: what is checked before and while reading;
+- :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
+- :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
+- :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
+- :mod:`.cleanup`: removing what killed writes left (``cleanup_dataset``);
+- :mod:`.verify`: ``verify()`` of a whole dataset.
+"""
+
+from __future__ import annotations
+
+from .bounds import check_image_rows
+from .cleanup import cleanup_dataset
+from .compact import compact_dataset
+from .rows import read_rows
+from .source import DatasetSource, image_meta
+from .spec import (
+    BASE_CHUNKS,
+    CHUNKS_SCHEMA,
+    FORMAT_VERSION,
+    IMAGES_SCHEMA,
+    INDEX_SCHEMA,
+    MANIFEST,
+    is_dataset_dir,
+    read_manifest,
+)
+from .tables import BASE, Part, appends_of, images_schema, parts_of
+from .verify import verify_dataset
+from .writer import stream_dataset, write_images
+
+__all__ = [
+    "MANIFEST",
+    "FORMAT_VERSION",
+    "IMAGES_SCHEMA",
+    "CHUNKS_SCHEMA",
+    "INDEX_SCHEMA",
+    "BASE_CHUNKS",
+    "is_dataset_dir",
+    "read_manifest",
+    "Part",
+    "BASE",
+    "parts_of",
+    "appends_of",
+    "images_schema",
+    "check_image_rows",
+    "DatasetSource",
+    "image_meta",
+    "read_rows",
+    "write_images",
+    "stream_dataset",
+    "compact_dataset",
+    "cleanup_dataset",
+    "verify_dataset",
+]

@@ -1,0 +1,138 @@
+"""The one read path of typed-chunk datasets: chunk rows read from their files a batch of row groups at a
+time, checked (length, checksum) and copied into their outputs by their projections.
+
+Both readers consume it: :class:`~.source.DatasetSource` (one image, one selection) and
+:func:`~.rows.read_rows` (many image rows at once). What goes where is computed once per
+selection by :meth:`ChunkTable.projections <ome_arrow_core.chunks.ChunkTable.projections>`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from ..buffers import view_buffer
+from ..checksums import verify_enabled
+from ..chunks import ChunkProjection
+from ..errors import DamagedFileError
+from .opened import OpenedDataset
+
+__all__ = ["Placement", "ReadBatch", "read_placements", "row_group_batches", "READ_BATCH_BYTES"]
+
+#: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
+READ_BATCH_BYTES = 16 << 20
+
+
+class Placement(NamedTuple):
+    """One chunk to read: index row ``row`` of an opened dataset, copied into ``out`` (TZCYX) by ``projection``.
+
+    ``dtype`` is the image's (its chunks are stored little-endian).
+    """
+
+    row: int
+    projection: ChunkProjection
+    out: np.ndarray
+    dtype: np.dtype
+
+
+def row_group_batches(groups: list[int], sizes: dict[int, int]) -> list[list[int]]:
+    """``groups`` (ascending) cut into runs of about :data:`READ_BATCH_BYTES` pixel bytes (at least one group each)."""
+    out: list[list[int]] = [[]]
+    total = 0
+    for g in groups:
+        if out[-1] and total + sizes.get(g, 0) > READ_BATCH_BYTES:
+            out.append([])
+            total = 0
+        out[-1].append(g)
+        total += sizes.get(g, 0)
+    return out
+
+
+class ReadBatch:
+    """The ``pixel_bytes`` of some row groups of one chunk file, read in one call; hands out chunk blocks."""
+
+    def __init__(self, opened: OpenedDataset, code: int, groups: Sequence[int]) -> None:
+        self.opened = opened
+        self._groups = np.asarray(groups, dtype=np.int64)
+        col, first, self._starts = opened.read_groups(code, self._groups)
+        self._first = np.array([first[g] for g in self._groups.tolist()], dtype=np.int64)
+        self._chunks: list[pa.Array] = col.chunks
+
+    def blocks(self, rows: Sequence[int], shapes: Sequence[tuple[int, ...]], dtypes: Sequence[np.dtype],
+               checked: set[int] | None, verify: bool) -> list[np.ndarray]:
+        """The chunks of index rows ``rows`` (``shapes``, TCZYX) as read-only views of the read buffers, every
+        length checked first; with ``verify`` each one's checksum too (once per read: ``checked`` collects
+        the index rows checked, None checks all)."""
+        opened = self.opened
+        cols = opened.columns
+        at_rows = np.asarray(rows, dtype=np.int64)
+        group_at = np.searchsorted(self._groups, cols["row_group_id"][at_rows].astype(np.int64))
+        pos = self._first[group_at] + cols["row_index_in_group"][at_rows].astype(np.int64)
+        piece = np.searchsorted(self._starts, pos, side="right") - 1
+        start = np.zeros(len(at_rows), dtype=np.int64)
+        stop = np.zeros(len(at_rows), dtype=np.int64)
+        for k in np.unique(piece).tolist():
+            arr = self._chunks[k]
+            offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
+            mine = piece == k
+            at = pos[mine] - int(self._starts[k])
+            start[mine], stop[mine] = offsets[at], offsets[at + 1]
+        need = np.array([math.prod(sh) * dt.itemsize for sh, dt in zip(shapes, dtypes)], dtype=np.int64)
+        bad = np.nonzero(stop - start != need)[0]
+        if len(bad):
+            i = int(bad[0])
+            raise DamagedFileError(f"chunk {int(cols['chunk_id'][at_rows[i]])} of {opened.path} holds "
+                                   f"{int(stop[i] - start[i])} bytes; its shape {tuple(shapes[i])} needs "
+                                   f"{int(need[i])}")
+        sums = opened.sums if verify else None
+        out: list[np.ndarray] = []
+        for row, shape, dtype, k, begin, size in zip(rows, shapes, dtypes, piece.tolist(), start.tolist(),
+                                                     need.tolist()):
+            data = self._chunks[k].buffers()[2]
+            if sums is not None and (checked is None or row not in checked):
+                sums.check(row, data, begin, size, lambda row=row: opened.where(row))  # type: ignore[misc]
+                if checked is not None:
+                    checked.add(row)
+            dt = dtype.newbyteorder("<")
+            block = view_buffer(data, dt, shape, offset=begin)
+            out.append(block if dt.isnative else block.astype(dt.newbyteorder("=")))
+        return out
+
+
+def read_placements(opened: OpenedDataset, placements: Sequence[Placement], verify: bool | None) -> int:
+    """Read the chunks of ``placements`` and copy each into its output; returns the row groups read.
+
+    The row groups they need are read with one call per chunk file and batch of about
+    :data:`READ_BATCH_BYTES`, each batch placed into the outputs before the next is read: a
+    batch of small images costs one read, a large selection about its own size plus one
+    batch. Each chunk's checksum is checked once (None: unless ``OME_ARROW_CORE_VERIFY=0``).
+    """
+    if not placements:
+        return 0
+    assert opened.fragment_code is not None
+    rows = np.array([p.row for p in placements], dtype=np.int64)
+    codes = opened.fragment_code[rows].tolist()
+    groups = opened.columns["row_group_id"][rows].astype(np.int64).tolist()
+    nbytes = [math.prod(p.projection.chunk_shape) * p.dtype.itemsize for p in placements]
+    # per chunk file: the placements of each row group, and the pixel bytes of each group
+    plan: dict[int, tuple[dict[int, list[int]], dict[int, int]]] = {}
+    for i, (code, g, size) in enumerate(zip(codes, groups, nbytes)):
+        users, sizes = plan.setdefault(int(code), ({}, {}))
+        users.setdefault(g, []).append(i)
+        sizes[g] = sizes.get(g, 0) + size
+    checked: set[int] = set()  # each chunk once per read
+    check = verify_enabled(verify)
+    for code, (users, sizes) in sorted(plan.items()):
+        for batch in row_group_batches(sorted(users), sizes):
+            mine = [placements[i] for g in batch for i in users[g]]
+            read = ReadBatch(opened, code, batch)
+            blocks = read.blocks([p.row for p in mine], [p.projection.chunk_shape for p in mine],
+                                 [p.dtype for p in mine], checked, check)
+            for p, block in zip(mine, blocks):
+                p.projection.copy(block, p.out)
+            del read, blocks
+    return sum(len(users) for users, _ in plan.values())

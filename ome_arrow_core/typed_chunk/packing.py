@@ -1,0 +1,266 @@
+"""Packing images into chunk tables: each image (or band of planes) cut into chunks, checksummed, batched.
+
+Nothing here writes a file: :class:`ChunkPacker` yields the tables a chunks-file writer pulls,
+and records the index rows of everything packed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..arrow_numpy import int_values
+from ..buffers import arrow_empty
+from ..checksums import checksums_of
+from ..chunks import ChunkTable, normalize_chunk_shape
+from ..errors import ArgumentError, SchemaError
+from ..meta import ImageMeta
+from ..selection import Selection
+from .image_rows import image_row
+from .page_reads import RANGE_FIELDS, range_columns
+from .parquet_pages import PageRanges
+from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
+
+__all__ = ["ChunkPacker", "BandReader", "StreamItem", "packed_tables", "BAND_BYTES", "BATCH_BYTES", "BATCH_PIECES"]
+
+#: Reads a selection (absolute TZCYX storage indices) of one image being written.
+BandReader = Callable[[Selection], np.ndarray]
+#: One image to stream: (image_id or None for the next free ``image-NNNNN``, meta, reader, extra columns).
+StreamItem = tuple["str | None", ImageMeta, BandReader, Mapping[str, Any]]
+#: Images up to this many bytes are read whole; larger ones one band of chunks (t, c, z) at a time.
+BAND_BYTES = 64 << 20
+#: Packed chunk rows wait in memory until this many bytes of them are ready, then go out as one table...
+BATCH_BYTES = 16 << 20
+#: ...or until this many images (or bands) wait, so tiny images do not pile up Python objects.
+BATCH_PIECES = 1024
+
+
+def _chunk_payload(
+    pixels: np.ndarray, table: ChunkTable
+) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
+    """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array, and each chunk's checksum."""
+    tczyx = pixels.transpose(0, 2, 1, 3, 4)
+    sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
+    offsets = np.zeros(len(table) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data, buf = arrow_empty((int(offsets[-1]),), np.dtype(np.uint8))
+    for i in range(len(table)):
+        (t, c, z, y, x), (st, sc, sz, sy, sx) = table.origin[i], table.shape[i]
+        dst = data[offsets[i] : offsets[i + 1]].view(pixels.dtype).reshape(st, sc, sz, sy, sx)
+        np.copyto(dst, tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx])
+    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(table), [None, pa.py_buffer(offsets), buf])
+    return arr, int(offsets[-1]), checksums_of(data, offsets)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Packed chunk rows of one image (or one band of it), waiting to be written."""
+
+    image_id: str
+    dtype: str
+    origin: np.ndarray  # (n, 5) TCZYX
+    shape: np.ndarray  # (n, 5)
+    payload: pa.LargeBinaryArray
+    nbytes: int
+    checksum: np.ndarray  # (n,) uint64, of each chunk's bytes
+
+
+class ChunkPacker:
+    """Packs images into the chunk tables of chunks files (fragments of a dataset), one band at a time.
+
+    :meth:`add` returns an image's row and a lazy iterator of its packed pieces (one per band);
+    :meth:`tables` batches pieces into chunk tables of up to :data:`BATCH_BYTES`, and whoever
+    writes the file (:func:`~.fragments.write_fragment`) pulls them, so memory stays
+    bounded by one image (or, for images over :data:`BAND_BYTES`, one band of planes) plus one
+    batch. Each image (or band) starts a fresh row group of at most ``rows_per_group`` rows, as
+    if written alone. The index rows of everything packed are returned by :meth:`index`. A
+    chunk-store fragment is packed with ``rows_per_group=1``: its ``row_group_id`` is the row
+    number. :meth:`start` moves on to another chunks file: the tables packed after it are
+    indexed as that file's.
+    """
+
+    def __init__(
+        self,
+        fragment: str,
+        *,
+        first_chunk_id: int = 0,
+        chunk_shape: Sequence[int] | None = None,
+        compression: str | None = "lz4",
+        rows_per_group: int = 1,
+    ) -> None:
+        self.codec = None if compression in (None, "none") else compression
+        self.fragment = fragment
+        self.chunk_shape = chunk_shape
+        self.rows_per_group = int(rows_per_group)
+        if self.rows_per_group < 1:
+            raise ArgumentError(f"rows_per_group must be >= 1, got {rows_per_group}")
+        self.next_id = first_chunk_id
+        self.row_groups = 0
+        self.bytes = 0
+        self.file_bytes = 0
+        #: Pixel bytes after which the current file is full (None: no limit); a batch ends there.
+        self.max_file_bytes: int | None = None
+        self._index: list[pa.Table] = []
+        self._index_files: list[str] = []
+        #: Page ranges of each chunks file written (by name), recorded in the index (see ``page_reads``).
+        self.pages: dict[str, PageRanges] = {}
+        #: What the manifest records of each such file (codec, size).
+        self.page_files: dict[str, dict[str, Any]] = {}
+        self._grid: tuple[tuple[tuple[int, ...], tuple[int, ...]], ChunkTable] | None = None
+        self._schema = CHUNKS_SCHEMA.with_metadata(FILE_METADATA)
+
+    def start(self, fragment: str) -> None:
+        """Index the tables packed from now on as rows of a new chunks file called ``fragment``."""
+        self.fragment = fragment
+        self.row_groups = 0
+        self.file_bytes = 0
+
+    def _chunks(self, meta: ImageMeta) -> tuple[tuple[int, int, int, int, int], ChunkTable]:
+        """The chunk shape and grid of ``meta`` (the last grid is reused: plates repeat one shape)."""
+        chunk = normalize_chunk_shape(self.chunk_shape, meta.sizes)
+        key = (tuple(meta.sizes[a] for a in "TCZYX"), chunk)
+        if self._grid is None or self._grid[0] != key:
+            self._grid = (key, ChunkTable.regular(meta.sizes, chunk))
+        return chunk, self._grid[1]
+
+    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[_Piece]]:
+        """One image: its images.parquet row (core columns) and its packed pieces, made as they are pulled."""
+        chunk, table = self._chunks(meta)
+        return image_row(meta, image_id, chunk, self.codec), self._pieces(image_id, meta, read, table)
+
+    def _pieces(self, image_id: str, meta: ImageMeta, read: BandReader, table: ChunkTable) -> Iterator[_Piece]:
+        if meta.nbytes <= BAND_BYTES:
+            bands = [(0, len(table))]
+        else:  # runs of chunks sharing their (t, c, z) origin: one band of planes each
+            key = table.origin[:, :3]
+            cut = np.nonzero(np.any(key[1:] != key[:-1], axis=1))[0] + 1
+            edges = [0, *cut.tolist(), len(table)]
+            bands = list(zip(edges[:-1], edges[1:]))
+        full = Selection.full(meta.sizes)
+        for a, b in bands:
+            if (a, b) == (0, len(table)):
+                sel, base = full, np.zeros(5, dtype=np.int64)
+            else:
+                (t, c, z), (st, sc, sz) = table.origin[a, :3], table.shape[a, :3]
+                sel = Selection(t=range(t, t + st), z=range(z, z + sz), c=range(c, c + sc), y=full.y, x=full.x)
+                base = np.array([t, c, z, 0, 0], dtype=np.int64)
+            pixels = np.asarray(read(sel))
+            if pixels.shape != sel.shape or pixels.dtype != meta.dtype:
+                raise SchemaError(
+                    f"image {image_id!r}: read {pixels.shape} {pixels.dtype} for a selection of "
+                    f"{sel.shape} {meta.dtype}; the image's metadata and pixels disagree"
+                )
+            local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
+            payload, nbytes, sums = _chunk_payload(pixels, local)
+            del pixels
+            self.bytes += nbytes
+            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes, sums)
+
+    def tables(self, pieces: Iterable[_Piece]) -> Iterator[pa.Table]:
+        """Chunk tables of ``pieces``, packed a batch (:data:`BATCH_BYTES`, :data:`BATCH_PIECES`) at a time.
+
+        Each table starts a fresh row group in its file; a piece that leaves a partial row
+        group ends its table, so the next piece starts afresh. A batch also ends where the
+        current file reaches ``max_file_bytes``.
+        """
+        batch: list[_Piece] = []
+        size = 0
+        for piece in pieces:
+            if batch and size + piece.nbytes > BATCH_BYTES:
+                yield from self._pack(batch)
+                batch, size = [], 0
+            batch.append(piece)
+            size += piece.nbytes
+            full = self.max_file_bytes is not None and self.file_bytes + size >= self.max_file_bytes
+            if size >= BATCH_BYTES or len(batch) >= BATCH_PIECES or full:
+                yield from self._pack(batch)
+                batch, size = [], 0
+        if batch:
+            yield from self._pack(batch)
+
+    def _pack(self, pieces: list[_Piece]) -> Iterator[pa.Table]:
+        """One batch as chunk tables (one per run of whole row groups), its index rows recorded.
+
+        The index rows are those of the current file: with ``rows_per_group=1`` (the only
+        value chunk stores, which roll over to new files, take) a batch is one table.
+        """
+        counts = np.array([len(p.origin) for p in pieces], dtype=np.int64)
+        total = int(counts.sum())
+        if total == 0:
+            return
+        first, k = self.next_id, self.rows_per_group
+        owner = np.repeat(np.arange(len(pieces)), counts)
+        starts = np.zeros(len(pieces), dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        groups = -(-counts // k)  # each piece starts a fresh row group
+        group0 = self.row_groups + np.cumsum(groups) - groups
+        local = np.arange(total, dtype=np.int64) - starts[owner]
+        origin = np.concatenate([p.origin for p in pieces]).astype(np.int32)
+        shape = np.concatenate([p.shape for p in pieces]).astype(np.int32)
+        take = pa.array(owner)
+        image_id = pa.array([p.image_id for p in pieces], pa.string()).take(take)
+        chunk_id = pa.array(np.arange(first, first + total, dtype=np.int64))
+        coords = [pa.array(origin[:, j]) for j in range(5)]
+        shapes = [pa.array(shape[:, j]) for j in range(5)]
+        dtype = pa.array([p.dtype for p in pieces], pa.string()).take(take)
+        pixels = pa.chunked_array([p.payload for p in pieces], pa.large_binary())
+        chunks = pa.Table.from_arrays([image_id, chunk_id, *coords, *shapes, dtype, pixels], schema=self._schema)
+        self._index.append(pa.Table.from_arrays(
+            [image_id, chunk_id, pa.array((group0[owner] + local // k).astype(np.int32)),
+             pa.array((local % k).astype(np.int32)), pa.array([self.fragment] * total, pa.string()), *coords, *shapes,
+             pa.array(np.concatenate([p.checksum for p in pieces]))],
+            schema=INDEX_SCHEMA,
+        ))
+        self._index_files.append(self.fragment)
+        self.row_groups += int(groups.sum())
+        self.next_id += total
+        self.file_bytes += sum(p.nbytes for p in pieces)
+        a = 0
+        for i, n in enumerate(counts.tolist()):
+            if n % k or i == len(pieces) - 1:
+                b = int(starts[i]) + n
+                yield chunks.slice(a, b - a)
+                a = b
+
+    def index(self) -> pa.Table:
+        """The index rows of everything packed so far, with the page range of each chunk where known."""
+        tables = []
+        for name, table in zip(self._index_files, self._index):
+            cols = range_columns(int_values(table.column("row_group_id")).astype(np.int64), self.pages.get(name))
+            for f, col in zip(RANGE_FIELDS, cols):
+                table = table.append_column(f, col)
+            tables.append(table)
+        return pa.concat_tables(tables) if tables else pa.schema([*INDEX_SCHEMA, *RANGE_FIELDS]).empty_table()
+
+
+def packed_tables(fw: ChunkPacker, items: Iterable[StreamItem], taken: set[str], start: int,
+            on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
+            extra: list[Mapping[str, Any]]) -> Iterator[pa.Table]:
+    """The chunk tables of ``items``, in order; each image's rows go to ``core`` and ``extra`` once it is packed."""
+    return fw.tables(_image_pieces(fw, items, taken, start, on_image, core, extra))
+
+
+def _image_pieces(fw: ChunkPacker, items: Iterable[StreamItem], taken: set[str], start: int,
+            on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
+            extra: list[Mapping[str, Any]]) -> Iterator[_Piece]:
+    n = start
+    for image_id, meta, read, more in items:
+        if image_id is None:
+            while f"image-{n:05d}" in taken:
+                n += 1
+            image_id = f"image-{n:05d}"
+        if image_id in taken:
+            raise SchemaError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
+        taken.add(image_id)
+        n += 1
+        before = fw.bytes
+        row, pieces = fw.add(image_id, meta, read)
+        yield from pieces
+        core.append(row)
+        extra.append(dict(more))
+        if on_image is not None:
+            on_image(image_id, fw.bytes - before)

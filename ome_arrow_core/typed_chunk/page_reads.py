@@ -1,0 +1,339 @@
+"""Chunks read by byte range: one positioned read per run of pages, no Parquet footer, no Parquet decode.
+
+A chunks.parquet that we write with one chunk per row group holds each chunk's ``pixel_bytes``
+in one PLAIN V1 data page. The index records where that page's compressed bytes lie
+(``page_offset``, ``page_compressed_size``, ``page_uncompressed_size``) and the manifest the
+codec of each such chunks file (``ome_arrow_core.page_ranges``). :class:`PageFragment` reads
+those bytes with ``os.pread`` (adjacent pages in one read), decompresses them with pyarrow's
+codec and takes the value out of the page body, checking every size against the file; the
+file stays a plain Parquet file that any reader can read. Index rows without ranges (older
+files, other layouts) are read through the footer, as before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+
+from ..arrow_numpy import int_array, int_values
+from ..boundary import reading, require_regular_file
+from ..errors import DamagedFileError
+from .page_columns import COLUMNS, defined_value_at, row_columns
+from .parquet_pages import PageRanges, page_header, page_ranges
+
+__all__ = ["RANGE_COLUMNS", "RANGE_FIELDS", "MANIFEST_KEY", "PageFragment", "range_columns", "listed_codec",
+           "manifest_entry",
+           "ranged_rows_bound", "paged_fragment", "range_mismatches"]
+
+#: Index columns locating each chunk's page (null: read through the Parquet footer).
+RANGE_COLUMNS: Final[tuple[str, ...]] = ("page_offset", "page_compressed_size", "page_uncompressed_size",
+                                         "row_group_offset")
+RANGE_FIELDS: Final[list[pa.Field]] = [pa.field(n, pa.int64()) for n in RANGE_COLUMNS]
+#: Manifest key (under ``ome_arrow_core``): chunks file name -> {"codec": pyarrow codec of its pages ("none":
+#: uncompressed), "bytes": the file's size}.
+MANIFEST_KEY: Final[str] = "page_ranges"
+#: Pages closer than this are fetched in one read (the gap, other columns' pages, is read and dropped).
+GAP_BYTES: Final[int] = 64 << 10
+#: A first read (audited) of this many row groups or more in one batch (chunks of 64 KiB or less: a batch is
+#: 16 MiB) goes through the footer: decoding each row's other columns from its bytes takes ~1 ms of Python a
+#: row, parsing the footer once ~0.1 s and tens of MiB. (A first 256 MiB read of 512 KiB chunks: 0.9 s decoding
+#: rows, 1.1 s through the footer, measured on a shared machine.)
+AUDIT_BY_FOOTER: Final[int] = 256
+#: A page is at most this many bytes a pixel (complex128) plus this many of levels and lengths: a larger
+#: declared size is refused before anything is allocated.
+_MAX_ITEMSIZE, _PAGE_OVERHEAD = 16, 64
+#: Bytes every row group of a chunks file takes at least (pages and footer entries of its columns): bounds
+#: how many chunk rows a file can back, checked before the index is read.
+MIN_ROW_BYTES: Final[int] = 64
+
+
+def range_columns(row_group_id: np.ndarray, ranges: PageRanges | None) -> list[pa.Array]:
+    """The RANGE_COLUMNS of index rows with row groups ``row_group_id`` of a file with ``ranges`` (None: nulls)."""
+    if ranges is None:
+        return [pa.nulls(len(row_group_id), pa.int64()) for _ in RANGE_COLUMNS]
+    return [pa.array(a[row_group_id]) for a in (ranges.offset, ranges.compressed, ranges.uncompressed,
+                                                ranges.group_offset)]
+
+
+def listed_codec(root: Path, manifest: dict[str, Any], name: str) -> tuple[bool, str | None]:
+    """(whether chunks file ``name`` of the dataset at ``root`` is read by page ranges, the pyarrow codec of its pages).
+
+    The manifest lists each such file with its codec and size in bytes; a file of another size
+    (rewritten by another tool, truncated) is not the one the ranges describe, and is read
+    through its footer (which says what is wrong with it, if anything).
+    """
+    listed = (manifest.get("ome_arrow_core") or {}).get(MANIFEST_KEY)
+    entry = listed.get(name) if isinstance(listed, dict) else None
+    if entry is None:
+        return False, None
+    codec, size = (entry.get("codec"), entry.get("bytes")) if isinstance(entry, dict) else (None, None)
+    if not isinstance(codec, str) or not isinstance(size, int) or (codec != "none" and not pa.Codec.is_available(codec)):
+        raise DamagedFileError(f"the manifest of {root} lists {entry!r} for the pages of {name}; it is damaged")
+    try:
+        if (root / name).stat().st_size != size:
+            return False, None
+    except OSError:
+        return False, None  # opening it through its footer says what is wrong
+    return True, None if codec == "none" else codec
+
+
+def manifest_entry(ranges: PageRanges) -> dict[str, Any]:
+    """What the manifest records of a chunks file with page ranges ``ranges`` (see :func:`listed_codec`)."""
+    return {"codec": ranges.codec or "none", "bytes": ranges.file_bytes}
+
+
+def ranged_rows_bound(file: Path) -> int:
+    """The most chunk rows ranged chunks file ``file`` can hold (from its size; its footer is not read)."""
+    with reading(file, None, "checking the chunks file"):
+        return int(require_regular_file(file).st_size) // MIN_ROW_BYTES
+
+
+def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray,
+                   groups: np.ndarray, within: np.ndarray, rows: np.ndarray, pixels: np.ndarray,
+                   where: Callable[[int], str] | None = None) -> PageFragment | None:
+    """A :class:`PageFragment` for chunks file ``name``, or None when the manifest does not list it, an index
+    row lacks its range or the rows are not one per row group (then the footer is read).
+
+    Index rows ``rows`` (rows ``local`` of index table ``index_file``, whose range columns are read
+    here, once) name it, in row groups ``groups`` at rows ``within``; ``pixels`` are their pixel
+    counts; ``where(row)`` names index row ``row`` in messages.
+    """
+    listed, codec = listed_codec(root, manifest, name)
+    if not listed:
+        return None
+    import pyarrow.parquet as pq
+
+    with reading(root, index_file.name, "reading the page ranges"):
+        pf = pq.ParquetFile(index_file)
+        if not all(c in pf.schema_arrow.names for c in RANGE_COLUMNS):
+            return None
+        table = pf.read(columns=list(RANGE_COLUMNS), use_threads=False)
+    if table.num_rows <= int(local.max(initial=-1)) or (local < 0).any():
+        return None
+    cols = []
+    for c in RANGE_COLUMNS:  # numpy only: a take kernel would load pyarrow's compute functions (~50 MiB)
+        values = int_values(table.column(c), -1).astype(np.int64)[local]
+        if (values < 0).any():
+            return None
+        cols.append(values)
+    del table
+    file = root / name
+    n = int(groups.max(initial=-1)) + 1
+    # ranges describe one chunk per row group; an index that says otherwise (rewritten by another tool, damaged)
+    # is read through the footer, whose reader checks the row groups and the checksums the pixels
+    if (within != 0).any() or (groups < 0).any() or n > ranged_rows_bound(file):
+        return None
+    # stray rows (left by an interrupted write of older versions) may name a row group again: with the same range
+    at = np.full(n, -1, dtype=np.int64)
+    at[groups] = np.arange(len(rows))
+    if any((c[at[groups]] != c).any() for c in cols):
+        return None
+    limit = np.zeros(n, dtype=np.int64)
+    np.maximum.at(limit, groups, pixels * _MAX_ITEMSIZE + _PAGE_OVERHEAD)
+    owner = np.where(at >= 0, rows[np.maximum(at, 0)], -1)
+    label = (lambda g: where(int(owner[g]))) if where is not None else None
+    offset, compressed, uncompressed, first = (np.where(at >= 0, c[np.maximum(at, 0)], -1) for c in cols)
+    return PageFragment(file, codec, offset, compressed, uncompressed, first, limit=limit, label=label)
+
+
+class PageFragment:
+    """A Parquet chunks file read by page ranges: row group ``g``'s value is at ``offset[g]`` (compressed)."""
+
+    format = "parquet"
+
+    def __init__(self, file: Path, codec: str | None, offset: np.ndarray, compressed: np.ndarray,
+                 uncompressed: np.ndarray, group_offset: np.ndarray, *, limit: np.ndarray | None = None,
+                 label: Callable[[int], str] | None = None) -> None:
+        self.path = file
+        self._label = label
+        self.codec = codec
+        self._codec = pa.Codec(codec) if codec else None
+        self.offset, self.compressed, self.uncompressed = offset, compressed, uncompressed
+        self.group_offset = group_offset
+        self._footer: Any = None  # the file read through its footer, for large first reads (see read)
+        self.group_rows = np.ones(len(offset), dtype=np.int64)
+        self.group_bytes: np.ndarray | None = uncompressed
+        with reading(file, None, "opening the chunks file"):
+            size = int(require_regular_file(file).st_size)
+            self._fd: int | None = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.size = size
+        self._check(limit)
+
+    def _check(self, limit: np.ndarray | None) -> None:
+        """Raise DamagedFileError unless every range lies inside the file's column data, apart from the others.
+
+        Row groups no index row names (offset -1) are left out: nothing reads them.
+        """
+        o, c, u, first = self.offset, self.compressed, self.uncompressed, self.group_offset
+        known = o != -1
+        bad = known & ((first < 4) | (first >= o) | (c < 1) | (u < 0) | (o + c > self.size - 8))
+        if self._codec is None:
+            bad |= known & (c != u)
+        if limit is not None:
+            bad |= known & (u > limit)
+        order = np.nonzero(known)[0]
+        order = order[np.argsort(first[order], kind="stable")]
+        ends = (o + c)[order]
+        overlap = np.zeros(len(o), dtype=bool)
+        overlap[order[1:]] = first[order[1:]] < ends[:-1]  # row groups (their columns, then the page) apart
+        bad |= overlap
+        # row groups are written in order: one placed before a group of a lower number is not where the index says
+        ids = np.nonzero(known)[0]
+        misplaced = np.zeros(len(o), dtype=bool)
+        misplaced[ids[1:]] = first[ids[1:]] <= first[ids[:-1]]
+        if misplaced.any() and not bad.any():
+            g = int(np.nonzero(misplaced)[0][0])
+            raise DamagedFileError(
+                f"{self.path}: index.parquet says {self.what(g)} lies at byte {int(first[g])}, before a row group of a "
+                "lower number, but row groups are stored in order; index.parquet and the chunks file disagree, the "
+                "dataset is damaged"
+            )
+        if bad.any():
+            g = int(np.nonzero(bad)[0][0])
+            raise DamagedFileError(
+                f"{self.path}: index.parquet places the page of {self.what(g)} at bytes {int(o[g])}..{int(o[g] + c[g])} "
+                f"({int(u[g])} bytes uncompressed) of a {self.size}-byte file"
+                f"{', overlapping another chunk' if overlap[g] else ''}; the index or the chunks file is damaged"
+            )
+
+    def what(self, g: int) -> str:
+        """Row group ``g`` as messages name it (its chunk and image where known)."""
+        return f"row group {g}" + (f" ({self._label(g)})" if self._label is not None else "")
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._fd = None
+
+    def _spans(self, groups: np.ndarray, starts: np.ndarray) -> list[tuple[int, int, list[int]]]:
+        """(start, stop, groups) of the reads fetching ``groups`` from ``starts[g]`` to the end of their page:
+        ranges less than GAP_BYTES apart share one read."""
+        order = groups[np.argsort(starts[groups], kind="stable")]
+        spans: list[tuple[int, int, list[int]]] = []
+        for g, start, stop in zip(order.tolist(), starts[order].tolist(), (self.offset + self.compressed)[order].tolist()):
+            if spans and start - spans[-1][1] <= GAP_BYTES:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], stop), [*spans[-1][2], g])
+            else:
+                spans.append((start, stop, [g]))
+        return spans
+
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of row groups ``groups`` (ascending): one value per group, one Arrow chunk per value.
+
+        With ``audit``, also the group's other columns (AUDITED and ``chunk_id``), decoded from the
+        bytes just before its page (one read still), for the reader to compare with the index.
+        """
+        groups = np.asarray(groups, dtype=np.int64)
+        if audit and len(groups) >= AUDIT_BY_FOOTER:  # decoding many rows' columns in Python costs ~1 ms each:
+            if self._footer is None:  # a read this large affords the footer (parsed once) and reads them in C++
+                from .fragments import ParquetFragment
+
+                self._footer = ParquetFragment(self.path)
+            return self._footer.read(groups, audit=True)
+        out: dict[int, pa.Array] = {}
+        rows: dict[int, dict[str, Any]] = {}
+        if (self.offset[groups] < 0).any():
+            g = int(groups[self.offset[groups] < 0][0])
+            raise DamagedFileError(f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged")
+        for start, stop, members in self._spans(groups, self.group_offset if audit else self.offset):
+            with reading(self.path, None, "reading chunk pages"):
+                raw = os.pread(self._fd, stop - start, start) if self._fd is not None else b""
+            if len(raw) != stop - start:
+                raise DamagedFileError(
+                    f"{self.path}: bytes {start}..{stop} hold {self.what(members[0])}, but the file ends at "
+                    f"{start + len(raw)}; the file is truncated"
+                )
+            span = pa.py_buffer(raw)
+            for g in members:
+                at = int(self.offset[g]) - start
+                out[g] = self._value(g, span.slice(at, int(self.compressed[g])))
+                if audit:
+                    rows[g] = self._columns(g, memoryview(raw)[int(self.group_offset[g]) - start : at])
+            del raw, span
+        table = {"pixel_bytes": pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())}
+        if audit:  # built from buffers: pa.array imports pandas (~40 MiB resident)
+            for name, kind in COLUMNS:
+                values = [rows[int(g)][name] for g in groups]
+                table[name] = pa.chunked_array([_strings(values) if kind == "str" else int_array(np.array(values))])
+        return pa.table(table)
+
+    def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
+        """The other columns of row group ``g`` from ``head``, its bytes up to its page's data, checked to end there."""
+        try:
+            row, end = row_columns(head, self._codec)
+            page = page_header(head[end:])
+            if end + page.size != len(head) or page.compressed_size != int(self.compressed[g]) or (
+                    page.uncompressed_size != int(self.uncompressed[g])):
+                raise ValueError("the pixel page is not where and what the index says")
+        except (ValueError, OSError, pa.ArrowException) as exc:
+            raise DamagedFileError(f"{self.path}: the columns of {self.what(g)} do not decode ({exc}); the file or "
+                                   "index.parquet is damaged") from exc
+        return row
+
+    def _value(self, g: int, page: pa.Buffer) -> pa.Array:
+        """The one ``pixel_bytes`` value of row group ``g``'s V1 page ``page`` (compressed), zero-copy from the page."""
+        size = int(self.uncompressed[g])
+        if self._codec is not None:
+            try:
+                page = self._codec.decompress(page, decompressed_size=size)
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise DamagedFileError(f"{self.path}: the page of {self.what(g)} does not decompress ({exc}); "
+                                       "the file or index.parquet is damaged") from exc
+        if page.size != size:
+            raise DamagedFileError(f"{self.path}: the page of {self.what(g)} holds {page.size} bytes, the index says {size}")
+        body = memoryview(page)
+        start = defined_value_at(body)
+        length = int.from_bytes(body[start : start + 4], "little") if start >= 0 else -1
+        start += 4
+        if start < 4 or start + length != size:
+            raise DamagedFileError(
+                f"{self.path}: the page of {self.what(g)} is not one defined PLAIN value filling {size} bytes; "
+                "the file or index.parquet is damaged"
+            )
+        offsets = pa.py_buffer(np.array([0, length], dtype=np.int64))
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, page.slice(start, length)])
+
+
+def _strings(values: list[str]) -> pa.Array:
+    """``values`` as an Arrow string array, from buffers."""
+    data = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
+
+
+def range_mismatches(root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray,
+                     groups: np.ndarray) -> list[tuple[int, str]]:
+    """(k, problem) for each index row ``local[k]`` of ``index_file`` (in row group ``groups[k]`` of chunks file
+    ``name``) whose recorded page range is not where the file holds its page (k = -1: the whole file), for verify.
+
+    The file's own ranges are derived again from its footer and page headers.
+    """
+    import pyarrow.parquet as pq
+
+    listed, codec = listed_codec(root, manifest, name)
+    if not listed:
+        return []
+    pf = pq.ParquetFile(index_file)
+    if not all(c in pf.schema_arrow.names for c in RANGE_COLUMNS):
+        return [(-1, f"the manifest says its chunks are read by page ranges, but {index_file.name} has none")]
+    table = pf.read(columns=list(RANGE_COLUMNS), use_threads=False)
+    recorded = [int_values(table.column(c), -1).astype(np.int64)[local] for c in RANGE_COLUMNS]
+    actual = page_ranges(root / name)
+    if actual is None or actual.codec != codec:
+        return [(-1, "the manifest says its chunks are read by page ranges, but its pages are not one per chunk in "
+                     f"codec {codec or 'none'}")]
+    inside = groups < len(actual.offset)
+    at = np.where(inside, groups, 0)
+    truth = [actual.offset, actual.compressed, actual.uncompressed, actual.group_offset]
+    wrong = ~inside | np.any([r != t[at] for r, t in zip(recorded, truth)], axis=0)
+    return [(k, f"its page range in {index_file.name} (bytes {int(recorded[0][k])}+{int(recorded[1][k])}) is not "
+                f"where the file holds its page" + (f" (bytes {int(truth[0][at[k]])}+{int(truth[1][at[k]])})"
+                                                    if inside[k] else ""))
+            for k in np.nonzero(wrong)[0].tolist()]

@@ -1,0 +1,140 @@
+"""What a read of a chunk file returned, checked against what the index says about those rows.
+
+Every read takes ``chunk_id`` with ``pixel_bytes``: the row an index entry points at must
+hold its chunk id and lie inside its row group. The first read of each chunk row in a
+process also takes its ``dtype``, ``image_id``, coordinates and shape, which must be the
+index's and its image's (two chunks whose coordinates were swapped in the index would
+otherwise be placed at each other's positions); later reads of the same rows (the chunk
+file stays open, so its rows cannot change under the reader) skip those columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+
+from ..arrow_numpy import int_array, int_values
+from ..errors import DamagedFileError
+
+__all__ = ["ReadCheck", "AUDITED", "dtype_name"]
+
+#: Columns a first read of a chunk row also takes, to compare with the index (beyond chunk_id).
+AUDITED: Final[tuple[str, ...]] = ("dtype", "image_id", "t", "c", "z", "y", "x", *(f"shape_{a}" for a in "tczyx"))
+_GEOMETRY: Final = AUDITED[2:]
+
+
+class ReadCheck:
+    """Index rows of one chunk file by row group, to check what a read of some row groups returned."""
+
+    def __init__(self, root: Path, file: str, groups: np.ndarray, within: np.ndarray, chunk_ids: np.ndarray,
+                 dtypes: Sequence[str | None], parts: np.ndarray, index_names: Sequence[str],
+                 columns: Mapping[str, np.ndarray], image_ids: pa.ChunkedArray | pa.Array,
+                 index_rows: np.ndarray) -> None:
+        """Index rows ``index_rows`` of chunk file ``file``: row group, row in it, chunk id, image dtype, part
+        (of ``index_names``); t, c, z, y, x and shape_t..shape_x are taken from the index ``columns`` (all rows)
+        and ``image_ids`` from the index's
+        index's whole image_id column (taken only for the rows a read audits)."""
+        order = np.argsort(groups, kind="stable")
+        self.root, self.file, self.index_names = root, file, list(index_names)
+        self.groups, self.within, self.chunk_ids = groups[order], within[order], chunk_ids[order]
+        self.dtypes = np.asarray(dtypes, dtype=object)[order]
+        self.parts = parts[order]
+        self._columns = columns
+        self._id_column = image_ids
+        self.index_rows = np.asarray(index_rows, dtype=np.int64)[order]
+        self.audited = np.zeros(len(order), dtype=bool)
+        self.complete = False  # every row audited
+
+    def _source(self, row: int) -> str:
+        return f"{self.root} [{self.index_names[int(self.parts[row])]}]"
+
+    def _rows(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This check's rows in row groups ``groups`` (ascending), and the position in ``groups`` of each."""
+        lo = np.searchsorted(self.groups, groups, side="left")
+        counts = np.searchsorted(self.groups, groups, side="right") - lo
+        ends = np.cumsum(counts)
+        mine = np.repeat(lo - ends + counts, counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+        return mine.astype(np.int64), np.repeat(np.arange(len(groups)), counts)
+
+    def unaudited(self, groups: np.ndarray) -> bool:
+        """True when a row of ``groups`` has not been compared with the index in full yet."""
+        if self.complete:
+            return False
+        mine, _ = self._rows(groups)
+        return not bool(self.audited[mine].all())
+
+    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
+        """Compare rows read from row groups ``groups`` (ascending; ``first[k]``: row of group k in ``table``)."""
+        mine, which = self._rows(groups)
+        within = self.within[mine]
+        bad = np.nonzero((within < 0) | (within >= group_rows[groups[which]]))[0]
+        if len(bad):
+            j = int(bad[0])
+            raise DamagedFileError(
+                f"{self._source(int(mine[j]))}: chunk {int(self.chunk_ids[mine[j]])} is row {int(within[j])} of "
+                f"row group {int(groups[which[j]])} of {self.file}, which has {int(group_rows[groups[which[j]]])} "
+                "rows; the "
+                "dataset is damaged"
+            )
+        at = first[which] + within
+        names = set(table.column_names)
+        if "chunk_id" in names:
+            found_ids = int_values(table.column("chunk_id"))[at]
+            self._same(mine, groups[which], within, "chunk", self.chunk_ids[mine], found_ids)
+        if "dtype" in names and set(_GEOMETRY) <= names:
+            enc = table.column("dtype").combine_chunks().dictionary_encode()
+            known = np.array([dtype_name(v) for v in enc.dictionary.to_pylist()], dtype=object)
+            found_dt = known[int_values(enc.indices)][at] if len(known) else known[:0]
+            want = self.dtypes[mine]
+            bad = np.nonzero((want != None) & (found_dt != want))[0]  # noqa: E711 (element-wise)
+            if len(bad):
+                j = int(bad[0])
+                raise DamagedFileError(
+                    f"{self.file}: chunk {int(self.chunk_ids[mine[j]])} holds {found_dt[j]} pixels, but the images "
+                    f"table says its image is {want[j]}; the dataset is damaged"
+                )
+        if set(_GEOMETRY) <= names:
+            found = np.stack([int_values(table.column(c))[at] for c in _GEOMETRY], axis=1).astype(np.int64)
+            geometry = np.stack([self._columns[c][self.index_rows[mine]] for c in _GEOMETRY], axis=1).astype(np.int64)
+            wrong = np.nonzero((found != geometry).any(axis=1))[0]
+            if len(wrong):
+                j = int(wrong[0])
+                raise DamagedFileError(
+                    f"{self._source(int(mine[j]))} says chunk {int(self.chunk_ids[mine[j]])} lies at (t, c, z, y, x, "
+                    f"shape_t..shape_x) {tuple(geometry[j].tolist())}, but its row (row {int(within[j])} of "
+                    f"row group {int(groups[which[j]])} of {self.file}) says {tuple(found[j].tolist())}; the index and "
+                    "the chunk file disagree, the dataset is damaged"
+                )
+            if "image_id" in names:
+                ids = np.asarray(table.column("image_id").take(int_array(at)).to_pylist(), dtype=object)
+                want_ids = np.asarray(self._id_column.take(int_array(self.index_rows[mine])).to_pylist(), dtype=object)
+                self._same(mine, groups[which], within, "chunk of image", want_ids, ids)
+            self.audited[mine] = True
+            self.complete = bool(self.audited.all())
+
+    def _same(self, mine: np.ndarray, groups: np.ndarray, within: np.ndarray, what: str, want: np.ndarray,
+              found: np.ndarray) -> None:
+        wrong = np.nonzero(want != found)[0]
+        if len(wrong):
+            j = int(wrong[0])
+            raise DamagedFileError(
+                f"{self._source(int(mine[j]))} says {what} {_plain(want[j])!r} is row {int(within[j])} of row group "
+                f"{int(groups[j])} of {self.file}, but that row holds {what} {_plain(found[j])!r}; the index and the "
+                "chunk file disagree, the dataset is damaged"
+            )
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def dtype_name(dtype: object) -> str | None:
+    """The numpy name of dtype string ``dtype`` (None when it names none)."""
+    try:
+        return np.dtype(str(dtype)).name
+    except TypeError:
+        return None

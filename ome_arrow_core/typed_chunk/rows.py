@@ -1,0 +1,70 @@
+"""Many image rows of one typed-chunk dataset read at once: one read per chunk file and batch of row groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..chunks import ChunkTable, box_projections
+from ..errors import SchemaError
+from ..registry import Registry, default_registry
+from ..selection import Selection
+from .chunk_reads import Placement, read_placements
+from .opened import open_dataset
+
+__all__ = ["read_rows"]
+
+
+def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray], *,
+              verify: bool | None = None, registry: Registry | None = None) -> None:
+    """Read image rows ``positions`` of the dataset at ``path`` into ``outs`` (writable TZCYX arrays).
+
+    ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
+    ``outs[k]`` has its shape. The batch costs one Parquet read per chunk file and batch of
+    row groups, and one copy per chunk from the read buffer into ``outs``. Each chunk's
+    checksum is checked once unless ``verify=False`` (None: unless ``OME_ARROW_CORE_VERIFY=0``).
+    """
+    if not positions:
+        return
+    opened = open_dataset(path, registry or default_registry())
+    n_images = opened.table.num_rows
+    picked: list[np.ndarray] = []
+    for pos, sel, out in zip(positions, sels, outs):
+        if not 0 <= pos < n_images:
+            raise SchemaError(f"row {pos} out of range; {path} holds images 0..{n_images - 1}")
+        if out.shape != sel.shape:
+            raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
+        picked.append(opened.chunk_rows(pos))
+        opened.verify(pos, picked[-1])
+        opened.bound(pos, picked[-1])
+    dtypes = [np.dtype(opened.row(pos)["dtype"]) for pos in positions]
+    rows = np.concatenate(picked)
+    owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
+    table = opened.chunk_table(rows)
+    placements: list[Placement] = []
+    boxes = [_box(sel) for sel in sels]
+    boxed = np.nonzero(np.array([b is not None for b in boxes])[owner])[0]
+    if len(boxed):  # every image's chunks projected onto its box at once
+        start = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes])[owner[boxed]]
+        stop = np.array([b[1] if b is not None else np.zeros(5, np.int64) for b in boxes])[owner[boxed]]
+        for p in box_projections(table.origin[boxed], table.shape[boxed], start, stop):
+            i = int(boxed[p.row])
+            k = int(owner[i])
+            placements.append(Placement(int(rows[i]), p, outs[k], dtypes[k]))
+    for k, box in enumerate(boxes):
+        if box is None:
+            mine = np.nonzero(owner == k)[0]
+            placements += [Placement(int(rows[mine[p.row]]), p, outs[k], dtypes[k])
+                           for p in ChunkTable(table.origin[mine], table.shape[mine]).projections(sels[k])]
+    read_placements(opened, placements, verify)
+
+
+def _box(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
+    """(start, stop) per TCZYX axis when every axis of ``sel`` is a step-1 range, else None."""
+    axes = [sel.axis(ax) for ax in "TCZYX"]
+    if not all(isinstance(a, range) and a.step == 1 for a in axes):
+        return None
+    return (np.array([a.start for a in axes], dtype=np.int64),  # type: ignore[union-attr]
+            np.array([a.stop for a in axes], dtype=np.int64))  # type: ignore[union-attr]

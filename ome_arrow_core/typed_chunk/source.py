@@ -1,0 +1,142 @@
+"""One image of a typed-chunk dataset as a pixel source: reads only the row groups a selection touches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..boundary import blaming, reading
+from ..buffers import arrow_empty, view_buffer
+from ..checksums import verify_enabled
+from ..chunks import ChunkProjection
+from ..errors import ArgumentError, SchemaError
+from ..meta import ImageMeta
+from ..registry import Registry, default_registry
+from ..selection import Selection
+from .chunk_reads import Placement, ReadBatch, read_placements
+from .fragments import ParquetFragment
+from .image_rows import meta_from_row
+from .opened import OpenedDataset, open_dataset
+
+__all__ = ["DatasetSource", "image_meta"]
+
+
+class DatasetSource:
+    """One image of a typed-chunk dataset; reads only the row groups a selection touches.
+
+    Opening parses the manifest, the images and index tables it lists (the base ones, then
+    each append's) once per process and file version (a small cache keyed by path, inode,
+    size and mtime), and each chunk file on first use, so repeated scans are cheap and
+    finding one image among many is a lookup. Chunks may live in several files
+    (``fragment_path`` of the index: appends add ``chunks-00001.parquet``...), Parquet or
+    a chunk store's format (``chunks.vortex``).
+    """
+
+    def __init__(self, path: Path, row: int = 0, image_id: str | None = None, *, verify: bool | None = None,
+                 registry: Registry | None = None) -> None:
+        """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
+        on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
+        self.verify = verify
+        with reading(path, None, "opening the dataset"), blaming(path):
+            self._init(path, open_dataset(path, registry or default_registry()), row, image_id)
+
+    def _init(self, path: Path, opened: OpenedDataset, row: int, image_id: str | None) -> None:
+        self.path = path
+        self._opened = opened
+        self.manifest = opened.manifest
+        self.image_count = opened.table.num_rows
+        if image_id is not None:
+            pos = opened.position(str(image_id))
+        else:
+            if not 0 <= row < self.image_count:
+                raise ArgumentError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
+            pos = row
+        self.position = pos
+        self.meta = meta_from_row(opened.row(pos))
+        self._lock = opened.lock
+        mine = opened.chunk_rows(pos)
+        if len(mine) == 0:
+            raise SchemaError(f"image {self.meta.id!r} of {path} has no chunks in the index; the dataset is damaged")
+        self._chunks = opened.chunk_table(mine)
+        opened.verify(pos, mine)
+        opened.bound(pos, mine)
+        #: The index row of each of this image's chunks (rows of ``_chunks``).
+        self._index_rows = mine
+        self.chunks_read = 0
+        self.row_groups_read = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
+        of the receiving process, as OMEArrowDataset does)."""
+        return (_reopen, (self.path, self.position, self.verify))
+
+    def describe(self) -> dict[str, Any]:
+        """Storage facts for ``info()`` (row groups and codec of this image's first chunk file)."""
+        nbytes = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        assert self._opened.fragment_code is not None
+        frag = self._opened.fragment(int(self._opened.fragment_code[self._index_rows[0]]))
+        facts: dict[str, Any] = {
+            "storage": f"{frag.format} typed-chunk dataset",
+            "path": str(self.path),
+            "file_bytes": nbytes,
+            "images_in_file": self.image_count,
+            "chunks": len(self._chunks),
+            "chunk_shape_tczyx": [int(v) for v in self._chunks.shape.max(axis=0)] if len(self._chunks) else [],
+            "chunk_format": frag.format,
+            "format_version": (self.manifest.get("ome_arrow_core") or {}).get("format_version"),
+        }
+        if isinstance(frag, ParquetFragment):
+            md = frag.file.metadata
+            facts["row_groups"] = md.num_row_groups
+            facts["compression"] = (md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression
+                                    if md.num_row_groups else None)
+        else:
+            facts["rows"] = len(frag.group_rows)
+            facts["compression"] = self._opened.row(self.position).get("compression")
+        return facts
+
+    def read(self, sel: Selection) -> np.ndarray:
+        """The selected pixels (TZCYX); a zero-copy view when the selection is one whole chunk."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            return self._read(sel)
+
+    def _read(self, sel: Selection) -> np.ndarray:
+        projections = self._chunks.projections(sel)
+        if len(projections) == 1 and projections[0].is_complete_chunk:  # the buffer read is the answer
+            row = int(self._index_rows[projections[0].row])
+            assert self._opened.fragment_code is not None
+            batch = ReadBatch(self._opened, int(self._opened.fragment_code[row]),
+                              [int(self._opened.columns["row_group_id"][row])])
+            self.row_groups_read += 1
+            self.chunks_read += 1
+            block = batch.blocks([row], [projections[0].chunk_shape], [self.meta.dtype], None,
+                                 verify_enabled(self.verify))[0]
+            return block.transpose(0, 2, 1, 3, 4)
+        out, buf = arrow_empty(sel.shape, self.meta.dtype)
+        self._place(projections, out)
+        return view_buffer(buf, self.meta.dtype, sel.shape)
+
+    def read_into(self, sel: Selection, out: np.ndarray) -> None:
+        """Write the selected pixels into ``out``, a writable TZCYX array (or strided view) of ``sel.shape``."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            if out.shape != sel.shape:
+                raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
+            self._place(self._chunks.projections(sel), out)
+
+    def _place(self, projections: list[ChunkProjection], out: np.ndarray) -> None:
+        """Read the chunks of ``projections`` (rows of this image's chunk table) into ``out``."""
+        placements = [Placement(int(self._index_rows[p.row]), p, out, self.meta.dtype) for p in projections]
+        self.row_groups_read += read_placements(self._opened, placements, self.verify)
+        self.chunks_read += len(placements)
+
+
+def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
+    """A DatasetSource unpickled: image row ``position`` of ``path`` reopened (through the per-process cache)."""
+    return DatasetSource(path, position, verify=verify)
+
+
+def image_meta(path: Path, row: int, registry: Registry | None = None) -> ImageMeta:
+    """The metadata of image row ``row`` of the dataset at ``path`` (from the per-process cache)."""
+    return meta_from_row(open_dataset(path, registry or default_registry()).row(row))

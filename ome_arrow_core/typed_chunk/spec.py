@@ -1,0 +1,85 @@
+"""The typed-chunk Parquet dataset layout: file names, schemas, format version.
+
+The public OME-Arrow dataset (``layout: typed-chunk-dataset``) that ``ome-arrow`` 0.1.0 writes
+and reads: a directory of images.parquet (one row per image), chunks.parquet (one row per chunk,
+raw little-endian C-order TCZYX bytes in ``pixel_bytes``) and index.parquet (chunk -> row group).
+ome-arrow-core adds physical sizes and a format version of its own (see docs/format.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+
+from ..boundary import reading, require_member
+from ..errors import DamagedFileError
+
+MANIFEST: Final[str] = "_ome_arrow_dataset.json"
+#: Version of ome-arrow-core's additions; readers refuse newer versions. A dataset whose chunk
+#: files are all Parquet and that has no append tables is written as version 1; one with
+#: chunk-store files (``.vortex``) or with append tables (``images-NNNNN.parquet``) as 2.
+FORMAT_VERSION: Final[int] = 2
+#: The ``layout`` the manifest and every file's metadata name.
+LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
+#: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).
+FILE_METADATA: Final[dict[bytes, bytes]] = {
+    b"ome.arrow.type": b"ome.arrow",
+    b"ome.arrow.version": b"0.1.0",
+    b"ome.arrow.layout": LAYOUT_NAME.encode(),
+}
+#: The chunks file of the base (an append adds ``chunks-NNNNN.<suffix>``).
+BASE_CHUNKS: Final[str] = "chunks.parquet"
+_I32 = pa.int32()
+_COORDS = [(a, _I32) for a in ("t", "c", "z", "y", "x")]
+_SHAPES = [(f"shape_{a}", _I32) for a in ("t", "c", "z", "y", "x")]
+
+IMAGES_SCHEMA: Final = pa.schema(
+    [("image_id", pa.string()), ("name", pa.string()), ("image_type", pa.string()), ("dtype", pa.string()),
+     *[(f"size_{a}", _I32) for a in ("t", "c", "z", "y", "x")], ("layout", pa.string()),
+     *[(f"chunk_{a}", _I32) for a in ("t", "c", "z", "y", "x")], ("compression", pa.string()),
+     ("channels_json", pa.string()),
+     # ome-arrow-core additions (ignored by readers that do not know them)
+     *[(f"physical_size_{a}", pa.float64()) for a in "xyz"],
+     *[(f"physical_size_{a}_unit", pa.string()) for a in "xyz"],
+     ("acquisition_datetime", pa.string())]
+)
+CHUNKS_SCHEMA: Final = pa.schema(
+    [("image_id", pa.string()), ("chunk_id", pa.int64()), *_COORDS, *_SHAPES, ("dtype", pa.string()),
+     ("pixel_bytes", pa.large_binary())]
+)
+INDEX_SCHEMA: Final = pa.schema(
+    [("image_id", pa.string()), ("chunk_id", pa.int64()), ("row_group_id", _I32),
+     ("row_index_in_group", _I32), ("fragment_path", pa.string()), *_COORDS, *_SHAPES,
+     # ome-arrow-core addition: checksum (ome_arrow_core.checksum of the manifest) of the chunk's
+     # stored bytes; null in datasets written before checksums (nothing to check there)
+     ("checksum", pa.uint64())]
+)
+
+
+def is_dataset_dir(path: Path) -> bool:
+    """True for a directory holding a typed-chunk dataset."""
+    return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists()
+                              or ((path / "images.parquet").exists() and (path / "index.parquet").exists()))
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the dataset at ``path`` ({} when it has none, as some ome-arrow 0.1.0 datasets)."""
+    file = path / MANIFEST
+    if not os.path.lexists(file):
+        return {}
+    require_member(path, MANIFEST)
+    with reading(path, MANIFEST, "reading the manifest"):
+        text = file.read_bytes()
+    try:
+        manifest = json.loads(text.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise DamagedFileError(
+            f"{file} is not valid UTF-8 JSON ({exc}); the dataset is damaged: restore the file") from exc
+    if not isinstance(manifest, dict):
+        raise DamagedFileError(
+            f"{file} holds a {type(manifest).__name__}, expected a JSON object; the dataset is damaged")
+    return manifest

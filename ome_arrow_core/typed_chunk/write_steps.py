@@ -1,0 +1,168 @@
+"""The steps every write takes, in commit order: chunk files, then the images and index tables, then the
+manifest (replacing it commits the write)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..checksums import ALGORITHM as CHECKSUM
+from ..errors import SchemaError
+from ..safe_write import atomic_path
+from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
+from .packing import ChunkPacker
+from .page_reads import MANIFEST_KEY as PAGES_KEY
+from .page_reads import manifest_entry
+from .spec import FILE_METADATA, IMAGES_SCHEMA, LAYOUT_NAME, MANIFEST
+from .tables import BASE, Part
+
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+__all__ = ["fragment_names", "write_fragments", "write_tables", "write_manifest", "images_table"]
+
+
+def fragment_names(used: set[str], suffix: str, first: str | None = None) -> Iterator[str]:
+    """Names for new chunks files: ``first`` if given, then ``chunks-NNNNN<suffix>`` with NNNNN not in ``used``."""
+    if first is not None:
+        yield first
+    taken = {Path(n).name.split(".", 1)[0] for n in [*used, *([first] if first else [])]}
+    k = 1
+    while True:
+        if f"chunks-{k:05d}" not in taken:
+            yield f"chunks-{k:05d}{suffix}"
+        k += 1
+
+
+def write_fragments(tables: Iterator[pa.Table], fw: ChunkPacker, names: Iterator[str], chunk_format: str,
+                    place: Callable[[str], contextlib.AbstractContextManager[Path]], *, registry: Registry,
+                    **options: Any) -> list[str]:
+    """Write ``tables`` into chunks files named from ``names``; returns the names written.
+
+    A chunk store with ``max_file_bytes`` gets a new file once a file holds that many pixel
+    bytes (its writer's memory grows with the file); Parquet gets one file. ``place(name)``
+    gives the path to write each file to; ``registry`` gives the chunk store.
+    """
+    limit = None if chunk_format == PARQUET else chunk_store(chunk_format, registry).max_file_bytes
+    fw.max_file_bytes = limit
+    written: list[str] = []
+    done = False
+    while not done:
+        name = next(names)
+        fw.start(name)
+        first = next(tables, None)
+        if first is None:
+            break
+        done = True
+
+        def until_full(head: pa.Table = first) -> Iterator[pa.Table]:
+            nonlocal done
+            yield head
+            while limit is None or fw.file_bytes < limit:
+                table = next(tables, None)
+                if table is None:
+                    return
+                yield table
+            done = False
+
+        with place(name) as path:
+            ranges = write_fragment(until_full(), path, chunk_format, registry=registry, **options)
+        if ranges is not None:
+            fw.pages[name] = ranges
+            fw.page_files[name] = manifest_entry(ranges)
+        written.append(name)
+    return written
+
+
+def images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], existing: pa.Schema | None) -> pa.Table:
+    """An images table: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns.
+
+    ``existing`` (the dataset's columns, for an append) must agree with the new columns: a
+    column takes the dataset's type where its values allow, and one of another type is refused.
+    """
+    table = pa.Table.from_pylist(core, schema=IMAGES_SCHEMA)
+    names: list[str] = []
+    for row in extra:
+        names += [k for k in row if k not in names]
+    clash = sorted(set(names) & set(IMAGES_SCHEMA.names))
+    if clash:
+        raise SchemaError(
+            f"metadata columns {clash} collide with the dataset's own columns; rename them "
+            f"(reserved: {', '.join(IMAGES_SCHEMA.names)})"
+        )
+    if names:
+        try:
+            extras = pa.Table.from_pylist([{k: r.get(k) for k in names} for r in extra])
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(f"metadata values do not form columns of one type each: {exc}") from exc
+        for name in names:
+            table = table.append_column(name, extras.column(name))
+    if existing is not None:
+        table = _conform(table, existing)
+    order = [n for n in IMAGES_SCHEMA.names if n in table.column_names]
+    order += [n for n in table.column_names if n not in order]
+    return table.select(order).replace_schema_metadata(FILE_METADATA)
+
+
+def _conform(table: pa.Table, existing: pa.Schema) -> pa.Table:
+    """``table`` with each column the dataset already has cast to its type where the values allow (else refused)."""
+    for i, name in enumerate(table.column_names):
+        if name not in existing.names:
+            continue
+        want = existing.field(name).type
+        if table.schema.field(name).type != want and want != pa.null():
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                table = table.set_column(i, pa.field(name, want), table.column(name).cast(want))
+    try:
+        pa.unify_schemas([existing.remove_metadata(), table.schema.remove_metadata()], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(
+            f"the new images' metadata columns do not match the dataset's ({existing.remove_metadata()}): {exc}; "
+            "pass values of the dataset's column types (or new column names)"
+        ) from exc
+    return table
+
+
+def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp, write_page_checksum=True, **options)
+
+
+def write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], index: pa.Table,
+                  images_per_group: int, part: Part = BASE, existing: pa.Schema | None = None) -> None:
+    """Write the images and index tables of ``part`` (index first: no image is listed without its chunks)."""
+    images = images_table(core, extra, existing)
+    _write_parquet(index.replace_schema_metadata(FILE_METADATA), root / part.index)
+    _write_parquet(images, root / part.images, row_group_size=max(1, images_per_group))
+
+
+def write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, Any]], fw: ChunkPacker,
+                    fragments: list[str], rows_per_group: int, chunk_format: str, image_count: int,
+                    appends: Sequence[Part] = ()) -> None:
+    """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables."""
+    manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": LAYOUT_NAME}
+    manifest["image_count"] = image_count
+    manifest["chunk_count"] = fw.next_id
+    if "choice" not in manifest and core:
+        first = core[0]
+        manifest["choice"] = {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
+                              "compression": fw.codec, "rationale": "ome-arrow-core default: see docs/format.md"}
+    ours = dict(manifest.get("ome_arrow_core") or {})
+    ours.update({"format_version": format_version_for(fragments, len(appends)), "checksum": CHECKSUM,
+                 "rows_per_group": ours.get("rows_per_group", rows_per_group),
+                 "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
+    pages = {**(ours.get(PAGES_KEY) or {}), **{n: e for n, e in fw.page_files.items() if n in fragments}}
+    if pages:
+        ours[PAGES_KEY] = pages
+    ours.pop("appends", None)
+    if appends:
+        ours["appends"] = [p.to_json() for p in appends]
+    manifest["ome_arrow_core"] = ours
+    with atomic_path(root / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))

@@ -1,0 +1,167 @@
+"""Real servers on 127.0.0.1 for remote-storage tests, started and stopped by the tests.
+
+- :func:`s3_server`: moto's S3-compatible server (a real HTTP server speaking the S3 API);
+  yields its endpoint URL with credentials set in the environment the standard way.
+- :func:`http_server`: a static file server that honours ``Range`` requests and logs every
+  request with the bytes it sent, so tests can count requests and bytes per selection.
+
+Registered as a pytest plugin by ``tests/conftest.py``; tests just name the fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class RequestLog:
+    """Requests a server answered: (method, path, first byte, bytes sent)."""
+
+    entries: list[tuple[str, str, int, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, method: str, path: str, start: int, sent: int) -> None:
+        with self.lock:
+            self.entries.append((method, path, start, sent))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def gets(self, suffix: str = "") -> list[tuple[str, str, int, int]]:
+        """GET requests whose path ends with ``suffix``."""
+        with self.lock:
+            return [e for e in self.entries if e[0] == "GET" and e[1].endswith(suffix)]
+
+    def bytes_sent(self, suffix: str = "") -> int:
+        return sum(e[3] for e in self.gets(suffix))
+
+
+class _RangeHandler(SimpleHTTPRequestHandler):
+    """Static files with single ``Range: bytes=a-b`` support (RFC 9110 206 / 416)."""
+
+    log: RequestLog
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+        pass
+
+    def do_GET(self) -> None:
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        size = path.stat().st_size
+        header = self.headers.get("Range")
+        start, stop = 0, size
+        if header:
+            m = _RANGE.match(header.strip())
+            if not m or (not m.group(1) and not m.group(2)):
+                self.send_error(416)
+                return
+            if m.group(1):
+                start = int(m.group(1))
+                stop = min(size, int(m.group(2)) + 1) if m.group(2) else size
+            else:  # suffix range: the last N bytes
+                start = max(0, size - int(m.group(2)))
+            if start >= size or start >= stop:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.end_headers()
+                return
+        with path.open("rb") as f:
+            f.seek(start)
+            body = f.read(stop - start)
+        self.send_response(206 if header else 200)
+        if header:
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.log.add("GET", self.path, start, len(body))  # before the body: the client may return as soon as it has it
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.log.add("HEAD", self.path, 0, 0)
+        super().do_HEAD()
+
+
+@dataclass
+class HTTPServer:
+    """A running range-honouring server over ``root``."""
+
+    root: Path
+    url: str
+    log: RequestLog
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HTTPServer]:
+    """Serve ``tmp_path / "www"`` on 127.0.0.1 (random port) for one test."""
+    root = tmp_path / "www"
+    root.mkdir()
+    log = RequestLog()
+    handler = type("Handler", (_RangeHandler,), {"log": log})
+
+    def make(*args: Any) -> _RangeHandler:
+        return handler(*args, directory=str(root))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HTTPServer(root, f"http://127.0.0.1:{server.server_port}", log)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@dataclass
+class S3Server:
+    """A running S3-compatible server: ``endpoint`` URL; credentials are in the environment."""
+
+    endpoint: str
+
+    def bucket(self, name: str) -> str:
+        """Create bucket ``name`` (idempotent) and return it."""
+        import pyarrow.fs as pafs
+
+        fs = pafs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", region="us-east-1",
+                               allow_bucket_creation=True)
+        if fs.get_file_info(name).type == pafs.FileType.NotFound:
+            fs.create_dir(name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 for the session; AWS_* variables set to dummy test credentials."""
+    pytest.importorskip("moto", reason="moto[server] is part of the test setup (scripts/setup.sh)")
+    from moto.server import ThreadedMotoServer
+
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        yield S3Server(f"http://127.0.0.1:{server._server.server_port}")
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

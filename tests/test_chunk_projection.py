@@ -1,0 +1,83 @@
+"""Chunk projections (ChunkTable.projections, box_projections): copying every projected chunk into the output
+gives exactly what numpy indexing of the whole image gives, for boxes and index lists alike."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ome_arrow_core.chunks import ChunkTable, box_projections
+from ome_arrow_core.selection import Selection
+
+
+def _image(sizes: tuple[int, ...]) -> np.ndarray:
+    """A TZCYX image whose every pixel is distinct."""
+    return np.arange(int(np.prod(sizes)), dtype=np.int32).reshape(sizes)
+
+
+def _place(table: ChunkTable, tzcyx: np.ndarray, sel: Selection) -> np.ndarray:
+    out = np.full(sel.shape, -1, dtype=tzcyx.dtype)
+    tczyx = tzcyx.transpose(0, 2, 1, 3, 4)
+    for p in table.projections(sel):
+        o, s = table.origin[p.row], table.shape[p.row]
+        block = np.ascontiguousarray(tczyx[tuple(slice(int(a), int(a + n)) for a, n in zip(o, s))])
+        assert block.shape == p.chunk_shape
+        p.copy(block, out)
+    return out
+
+
+def _axis(draw: st.DrawFn, size: int) -> range | tuple[int, ...]:
+    if draw(st.booleans()):
+        start = draw(st.integers(0, size - 1))
+        return range(start, draw(st.integers(start + 1, size)))
+    return tuple(draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=4)))  # repeats and any order
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, int, int, int, int], Selection]:
+    sizes = tuple(draw(st.integers(1, n)) for n in (3, 3, 3, 9, 11))  # TZCYX
+    chunk = tuple(draw(st.integers(1, n)) for n in (sizes[0], sizes[2], sizes[1], sizes[3], sizes[4]))  # TCZYX
+    t, z, c = (_axis(draw, sizes[k]) for k in range(3))
+    y0 = draw(st.integers(0, sizes[3] - 1))
+    x0 = draw(st.integers(0, sizes[4] - 1))
+    y = range(y0, draw(st.integers(y0 + 1, sizes[3])))
+    x = range(x0, draw(st.integers(x0 + 1, sizes[4])))
+    return sizes, chunk, Selection(t, z, c, y, x)  # type: ignore[return-value]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases())
+def test_projections_place_what_numpy_indexing_selects(case: tuple[tuple[int, ...], tuple[int, ...], Selection]) -> None:
+    sizes, chunk, sel = case
+    table = ChunkTable.regular(dict(zip("TZCYX", sizes)), chunk)  # type: ignore[arg-type]
+    image = _image(sizes)
+    np.testing.assert_array_equal(_place(table, image, sel), sel.apply(image))
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases())
+def test_a_projection_is_complete_only_for_a_chunk_selected_whole(
+        case: tuple[tuple[int, ...], tuple[int, ...], Selection]) -> None:
+    sizes, chunk, sel = case
+    table = ChunkTable.regular(dict(zip("TZCYX", sizes)), chunk)  # type: ignore[arg-type]
+    for p in table.projections(sel):
+        o, s = table.origin[p.row], table.shape[p.row]
+        whole = all(list(sel.axis(ax)) == list(range(int(o[k]), int(o[k] + s[k]))) for k, ax in enumerate("TCZYX")
+                    if not isinstance(sel.axis(ax), range))
+        inside = all(sel.axis(ax).start <= o[k] and o[k] + s[k] <= sel.axis(ax).stop  # type: ignore[union-attr]
+                     for k, ax in enumerate("TCZYX") if isinstance(sel.axis(ax), range))
+        assert p.is_complete_chunk == (whole and inside)
+
+
+def test_box_projections_take_one_box_per_chunk() -> None:
+    """Chunks of two images in one call, each projected onto its own image's box; a chunk outside its box is left out."""
+    origin = np.array([[0, 0, 0, 0, 0], [0, 0, 0, 0, 4], [0, 0, 0, 0, 0], [0, 0, 0, 0, 4]])
+    shape = np.array([[1, 1, 1, 4, 4]] * 4)
+    start = np.array([[0, 0, 0, 1, 1], [0, 0, 0, 1, 1], [0, 0, 0, 0, 5], [0, 0, 0, 0, 5]])
+    stop = np.array([[1, 1, 1, 3, 3], [1, 1, 1, 3, 3], [1, 1, 1, 4, 8], [1, 1, 1, 4, 8]])
+    got = box_projections(origin, shape, start, stop)
+    assert [p.row for p in got] == [0, 3]  # chunk 1 misses its box x 1..3, chunk 2 misses x 5..8
+    assert got[0].chunk_selection[3:] == (slice(1, 3), slice(1, 3)) and got[0].out_selection[3:] == (slice(0, 2),) * 2
+    assert got[1].chunk_selection[4] == slice(1, 4) and got[1].out_selection[4] == slice(0, 3)
+    assert not got[0].is_complete_chunk and not got[1].is_complete_chunk
