@@ -4,17 +4,22 @@ A dataset directory: its manifest, every images and index table it lists (their 
 checksums), that every index row's chunk exists (file, row group, chunk id, size) and that
 its bytes match their checksum, and that each image's chunks cover it. A struct-record
 Parquet file: page checksums, each row's plane checksums, each record decodes. A Vortex image
-file or any other image a reader opens (OME-TIFF): every plane reads (and, for Vortex,
-matches its checksums). Nothing is repaired; the report says what is damaged and where.
+file or any other image a reader opens (OME-TIFF): every plane of every pyramid level reads
+(and, for Vortex and the OME-TIFFs ome-arrow-core writes, matches its checksums). Nothing is
+repaired; the report says what is damaged and where.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .verify_report import Damage, VerifyReport, describe_error, regular, report_json
 
 __all__ = ["Damage", "VerifyReport", "verify", "report_json"]
+
+#: TIFF and BigTIFF headers, little- and big-endian: such files are read with ``verify=True``.
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def verify(path: str | Path) -> VerifyReport:
@@ -43,7 +48,7 @@ def verify(path: str | Path) -> VerifyReport:
             report.kind = "struct-record parquet"
             _verify_records(p, report)
         else:
-            report.kind = "vortex" if magic == b"VTXF" else "image"
+            report.kind = "vortex" if magic == b"VTXF" else "tiff" if magic in _TIFF_MAGIC else "image"
             _verify_planes(p, report)
     except Exception as exc:  # a file that cannot even be opened is damaged (or not an image)
         report.add(p, f"cannot be opened: {describe_error(exc)}")
@@ -94,14 +99,39 @@ def _verify_records(p: Path, report: VerifyReport) -> None:
 
 
 def _verify_planes(p: Path, report: VerifyReport) -> None:
-    """Every plane of the image at ``p`` read (checksums checked), one plane at a time."""
+    """Every plane of the image at ``p`` (of every pyramid level its reader lists) read, checksums checked."""
     from .image import OMEArrow
+
+    options: dict[str, Any] = {"verify": True} if report.kind in ("vortex", "tiff") else {}
+    img = OMEArrow.scan(p, **options)
+    src = img.source
+    report.images = 1
+    _read_planes(src, p, report, "")
+    describe = getattr(src, "describe", None)
+    levels = describe().get("levels", ()) if callable(describe) else ()
+    for level in range(1, len(levels)):
+        try:
+            _read_planes(OMEArrow.scan(p, level=level, **options).source, p, report, f"level {level} ")
+        except Exception as exc:
+            report.add(p, f"cannot be opened: {describe_error(exc)}", member=f"level {level}")
+    if getattr(src, "sealed", None) is False:
+        report.notes.append(f"note: {p} has no whole-file checksum (written before ome-arrow-vortex 'sealed' "
+                            "files); vortex read it in a child process first")
+    if hasattr(src, "has_checksums"):  # readers that know of checksums (Vortex, TIFF) say whether the file has them
+        if src.has_checksums:
+            report.checksummed = report.chunks
+        else:
+            report.unchecked = report.chunks
+            report.notes.append(f"note: {p} was written without checksums; damaged pixel bytes cannot be detected")
+    else:
+        report.notes.append(f"note: {p} stores no checksums; every plane was decoded, pixel values cannot be checked")
+
+
+def _read_planes(src: Any, p: Path, report: VerifyReport, level: str) -> None:
+    """Read every plane of ``src`` (one pyramid level), recording what fails."""
     from .selection import Selection
 
-    img = OMEArrow.scan(p, verify=True) if report.kind == "vortex" else OMEArrow.scan(p)
-    src = img.source
     sizes = src.meta.sizes
-    report.images = 1
     for t in range(sizes["T"]):
         for z in range(sizes["Z"]):
             for c in range(sizes["C"]):
@@ -110,15 +140,4 @@ def _verify_planes(p: Path, report: VerifyReport) -> None:
                     src.read(sel)
                     report.chunks += 1
                 except Exception as exc:
-                    report.add(p, describe_error(exc), member=f"plane t={t} z={z} c={c}", image_id=src.meta.id)
-    if report.kind == "vortex":
-        if getattr(src, "sealed", None) is False:
-            report.notes.append(f"note: {p} has no whole-file checksum (written before ome-arrow-vortex 'sealed' "
-                                "files); vortex read it in a child process first")
-        if getattr(src, "has_checksums", False):
-            report.checksummed = report.chunks
-        else:
-            report.unchecked = report.chunks
-            report.notes.append(f"note: {p} was written without checksums; damaged pixel bytes cannot be detected")
-    else:
-        report.notes.append(f"note: {p} stores no checksums; every plane was decoded, pixel values cannot be checked")
+                    report.add(p, describe_error(exc), member=f"{level}plane t={t} z={z} c={c}", image_id=src.meta.id)

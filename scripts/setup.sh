@@ -27,3 +27,5 @@ pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.
 pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "moto[server]>=5"
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
 pip_install "ome-arrow==0.1.0"
+# Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.
+pip_install "ome-types==0.7.0" "bioio==3.6.0" "bioio-ome-tiff==1.4.0"

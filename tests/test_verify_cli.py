@@ -87,7 +87,12 @@ def test_ome_tiff_every_page_decodes(tmp_path: Path, capsys: pytest.CaptureFixtu
     img.export("ome-tiff", out)
     assert main(["verify", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "3 chunk(s) read" in text and "stores no checksums" in text
+    assert "3 chunk(s) read, 3 matched their checksum" in text and "(tiff)" in text
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "t.ome.tif", np.zeros((3, 16, 16), np.uint16), ome=True)  # no checksums
+    assert main(["verify", str(tmp_path / "t.ome.tif")]) == 0
+    text = capsys.readouterr().out
+    assert "3 chunk(s) read" in text and "without checksums" in text
 
 
 def test_fifos_are_reported_not_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -92,7 +92,9 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
     if kind == "vortex":
         return {"": ("size_x+1", "size_z*2", "size_yx=60000", "dtype=int16", "dtype=bogus", "chunk=0")}
     return {"": ("SizeT=8", "SizeZ=4", "SizeZ=1", "SizeC=4", "SizeX+1", "Type=uint8", "Type=int16",
-                 "DimensionOrder=XYTZC", "no_tiffdata", "xml=junk", "IFD=99", "PlaneCount=1")}
+                 "DimensionOrder=XYTZC", "no_tiffdata", "xml=junk", "IFD=99", "PlaneCount=1",
+                 # our checksum annotation (a no-op for tifffile's file, which has none)
+                 "sum=0", "sum=swap", "annotation=none", "UUID=urn:uuid:0")}
 
 
 def cases(total: int | None = None) -> list[Case]:
@@ -340,6 +342,14 @@ def _lie_tiff(file: Path, arg: str) -> None:
         xml = re.sub(r'PlaneCount="\d+"', 'PlaneCount="1"', xml)
     elif arg == "SizeX+1":
         xml = re.sub(r'SizeX="(\d+)"', lambda m: f'SizeX="{int(m.group(1)) + 1}"', xml)
+    elif arg == "sum=0":
+        xml = re.sub(r'(<M K="level 0 plane 0">)[^<]*', r"\g<1>0000000000000000", xml)
+    elif arg == "sum=swap":  # the checksums of planes 0 and 1 exchanged
+        sums = re.findall(r'<M K="level 0 plane [01]">([^<]*)</M>', xml)
+        if len(sums) == 2:
+            xml = xml.replace(sums[0], "@").replace(sums[1], sums[0]).replace("@", sums[1])
+    elif arg == "annotation=none":
+        xml = re.sub(r"<StructuredAnnotations>.*</StructuredAnnotations>", "", xml)
     else:
         key, value = arg.split("=")
         xml = re.sub(rf'{key}="[^"]*"', f'{key}="{value}"', xml)

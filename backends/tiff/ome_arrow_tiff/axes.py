@@ -5,9 +5,11 @@ squeezed). They map to TZCYX as follows:
 
 - ``T``, ``Z``, ``C``, ``Y`` and ``X`` keep their meaning;
 - ``S`` (samples, e.g. RGB) belongs to C;
-- any other letter (``I`` sequence, ``Q`` other, ``E`` lambda, ``A`` angle, ...) takes the
-  first of T, Z, C that no axis above uses, in the order the letters appear; when all
-  three are taken it folds into T.
+- any other letter (``I`` a sequence of pages, ``Q`` unknown, ``E`` lambda, ``A`` angle, ...)
+  maps as an array of the same rank does (ome-arrow-core's ingest rule, counting the axes
+  other than Y, X and S): one such axis is Z (``IYX`` -> ZYX), two are T, C, three T, C, Z;
+  more fold into T. An axis whose default a known letter already uses takes the first free
+  of T, C, Z (``CQYX`` -> CTYX), and T when none is free.
 
 Several series axes mapped to one canonical axis are flattened in C order, e.g. ``CYXS``
 with 2 channels of 3 samples gives C = 6 with index ``c * 3 + s``. The series is a stack
@@ -20,31 +22,41 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Final
+from pathlib import Path
+from typing import Any, Final
 
 from ome_arrow_core import SchemaError
+from ome_arrow_core.plugin_api import DamagedFileError
 
-__all__ = ["AxisMap", "canonical_targets"]
+__all__ = ["AxisMap", "canonical_targets", "series_axes"]
 
 _KNOWN: Final[dict[str, str]] = {"T": "T", "Z": "Z", "C": "C", "S": "C", "Y": "Y", "X": "X"}
-_SPARE: Final[str] = "TZC"
+#: The axes in front of YX of a numpy array of 0, 1, 2, 3 more dimensions (YX, ZYX, TCYX, TCZYX).
+_BY_RANK: Final[tuple[str, ...]] = ("", "Z", "TC", "TCZ")
 
 
 def canonical_targets(axes: str) -> str:
     """The canonical axis each letter of ``axes`` maps to (same length as ``axes``).
 
-    >>> canonical_targets("QQYX"), canonical_targets("TIYX"), canonical_targets("YXS")
-    ('TZYX', 'TZYX', 'YXC')
+    >>> canonical_targets("IYX"), canonical_targets("QQYX"), canonical_targets("TIYX"), canonical_targets("YXS")
+    ('ZYX', 'TCYX', 'TCYX', 'YXC')
     """
-    used = {_KNOWN[a] for a in axes if a in _KNOWN}
-    out = []
+    stack = [a for a in axes if a not in "YXS"]
+    extra = max(0, len(stack) - 3)
+    default = "T" * extra + _BY_RANK[len(stack) - extra]
+    taken = {_KNOWN[a] for a in axes if a in _KNOWN}
+    out, j = [], 0
     for a in axes:
         if a in _KNOWN:
             out.append(_KNOWN[a])
+            j += a not in "YXS"
             continue
-        free = next((t for t in _SPARE if t not in used), "T")
-        used.add(free)
-        out.append(free)
+        want = default[j]
+        if want in taken and not (want == "T" and j <= extra):  # extra leading axes fold into T
+            want = next((t for t in "TCZ" if t not in taken), "T")
+        taken.add(want)
+        out.append(want)
+        j += 1
     return "".join(out)
 
 
@@ -124,3 +136,11 @@ class AxisMap:
             for i in range(self.n_stack, len(self.axes))
         )
         return page, plane
+
+
+def series_axes(series: Any, path: Path) -> AxisMap:
+    """The AxisMap of a tifffile series; DamagedFileError naming ``path`` when its axes and pages disagree."""
+    try:
+        return AxisMap.from_series(series.axes, series.shape, math.prod(series.keyframe.shape))
+    except SchemaError as exc:
+        raise DamagedFileError(f"{path}: {exc}") from None

@@ -28,7 +28,7 @@ import numpy as np
 from ome_arrow_core.plugin_api import reading
 from ome_arrow_core.plugin_api import DamagedFileError
 
-__all__ = ["strict_tifffile", "check_declared", "check_extent"]
+__all__ = ["strict_tifffile", "check_declared", "check_extent", "ome_root"]
 
 #: OME ``Pixels/@Type`` -> numpy dtype name.
 _OME_TYPES = {
@@ -73,6 +73,17 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def ome_root(tif: Any) -> ET.Element | None:
+    """The parsed OME-XML of an OME-TIFF; None when it has none or it does not parse."""
+    if not tif.is_ome or not tif.ome_metadata:
+        return None
+    xml = tif.ome_metadata
+    try:
+        return ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
+    except (ET.ParseError, AttributeError, LookupError, ValueError):  # LookupError: a damaged encoding name
+        return None
+
+
 def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: Path) -> None:
     """Refuse a series whose pages disagree with the shape and type its OME-XML declares.
 
@@ -90,7 +101,7 @@ def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], 
     xml = tif.ome_metadata
     try:
         root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
-    except (ET.ParseError, AttributeError) as exc:
+    except (ET.ParseError, AttributeError, LookupError, ValueError) as exc:
         raise DamagedFileError(f"{path}: the OME-XML does not parse ({exc}); the file's metadata is damaged") from None
     images = [e for e in root if _local(e.tag) == "Image"]
     if series.kind != "ome" and images:
@@ -124,10 +135,17 @@ def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], 
 
 
 def check_extent(page: Any, size: int, path: Path, index: int) -> None:
-    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes."""
+    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes, or has an
+    offset but no bytes (a sparse file's missing segment has neither)."""
     ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts) if n]
     if ends and max(ends) > size:
         raise DamagedFileError(
             f"{path}: page {index} stores data up to byte {max(ends)} but the file has {size} bytes; "
             "the file is truncated"
+        )
+    empty = [i for i, (o, n) in enumerate(zip(page.dataoffsets, page.databytecounts)) if o and not n]
+    if empty:
+        raise DamagedFileError(
+            f"{path}: page {index} has strips or tiles {empty[:5]} with an offset but 0 bytes; "
+            "its byte counts are damaged"
         )

@@ -79,7 +79,7 @@ def parse_ome_xml(xml: str | bytes, image: int = 0) -> OmeImage | None:
     """
     try:
         root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
-    except ET.ParseError:
+    except (ET.ParseError, LookupError, ValueError):  # LookupError: a damaged encoding name
         return None
     images = _children(root, "Image")
     if not 0 <= image < len(images):

@@ -14,7 +14,7 @@ from ome_arrow_core.plugin_api import check_row
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow
 
-    from .source import TiffSource
+    from .reader import TiffSource
 
 #: TIFF magic numbers: classic and BigTIFF, little- and big-endian.
 _MAGIC: Final[tuple[bytes, ...]] = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -34,16 +34,22 @@ def is_tiff(path: Path) -> bool:
         return False
 
 
-def open_tiff(path: Path, column: str | None = None, row: int = 0, **_: Any) -> TiffSource:
-    """Open series ``row`` of a TIFF file (metadata now, pixels on ``read``)."""
+def open_tiff(
+    path: Path, column: str | None = None, row: int = 0, *, level: int = 0, verify: bool | None = None, **_: Any,
+) -> TiffSource:
+    """Open pyramid level ``level`` of series ``row`` of a TIFF file (metadata now, pixels on ``read``).
+
+    ``verify=False`` skips checking the checksums our OME-TIFFs store (None: unless
+    ``OME_ARROW_CORE_VERIFY=0``).
+    """
     if column is not None:
         raise SchemaError(
             f"column={column!r} does not apply to TIFF files, which have no columns; "
             "pick an image series with row= instead"
         )
-    from .source import TiffSource
+    from .reader import TiffSource
 
-    return TiffSource(path, series=check_row(row))
+    return TiffSource(path, series=check_row(row), level=level, verify=verify)
 
 
 def write(image: OMEArrow, out: Path, **options: Any) -> Path:

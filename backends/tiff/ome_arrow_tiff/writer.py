@@ -1,4 +1,9 @@
-"""Write an image as OME-TIFF (or plain TIFF) with tifffile, atomically."""
+"""Write an image as OME-TIFF (or plain TIFF) with tifffile, atomically, with checksums and pyramid levels.
+
+An OME-TIFF gets the checksums of its strips and tiles in its OME-XML (see :mod:`.integrity`),
+computed by reading back the file just written, before it is moved into place; ``levels=N``
+adds ``N - 1`` reduced levels in SubIFDs (see :mod:`.levels` for the downsampling).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from ome_arrow_core import BackendUnavailableError
-from ome_arrow_core.plugin_api import atomic_path
-from ome_arrow_core.plugin_api import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError, atomic_path
+
+from .integrity import SOFTWARE
+from .levels import check_levels, pyramid
 
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow
 
 __all__ = ["write_tiff", "ome_metadata"]
 
+#: Bytes of one strip of an uncompressed OME-TIFF we write (unless ``tile=`` or ``rowsperstrip=``).
+STRIP_BYTES: Final[int] = 256 << 10
 _ILLUMINATION: Final[frozenset[str]] = frozenset(
     {"Transmitted", "Epifluorescence", "Oblique", "NonLinear", "Other"}
 )
@@ -62,31 +73,42 @@ def write_tiff(
     ome: bool = True,
     tile: Sequence[int] | None = None,
     compression: str | None = None,
+    levels: int = 1,
     **options: Any,
 ) -> Path:
     """Write ``image`` to ``out`` as a TZCYX OME-TIFF (``ome=False``: plain TIFF), atomically.
 
     ``tile=(h, w)`` (multiples of 16) writes tiles instead of strips; ``compression``
     (e.g. ``"zlib"``; others may need imagecodecs) and other ``options`` go to
-    ``tifffile.imwrite``. A plain TIFF keeps the axes in tifffile's shaped metadata and
-    µm pixel sizes in its resolution tags. On failure nothing is left at ``out``.
+    ``tifffile.imwrite``. ``levels=N`` (OME-TIFF only) writes a pyramid of N levels, each
+    half the previous one in Y and X, in SubIFDs. An OME-TIFF stores the checksums of its
+    strips and tiles. A plain TIFF keeps the axes in tifffile's shaped metadata and µm pixel
+    sizes in its resolution tags, and no checksums. On failure nothing is left at ``out``.
     """
-    import tifffile
-
     meta = image.meta
+    n_levels = check_levels(levels, meta.sizes)
+    if n_levels > 1 and not ome:
+        raise ArgumentError(f"levels={levels} needs ome=True: pyramids are written as OME-TIFF SubIFDs")
     data = image.to_numpy()
     if ome:
-        kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta)}
+        kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:
         kwargs = {"ome": False, "metadata": {"axes": "TZCYX"}, **_resolution(meta)}
     if tile is not None:
         kwargs["tile"] = tuple(int(v) for v in tile)
+    elif ome and "rowsperstrip" not in options:  # strips of ~256 KiB: a checked crop reads whole strips
+        row = meta.sizes["X"] * np.dtype(meta.dtype).itemsize
+        kwargs["rowsperstrip"] = max(1, min(meta.sizes["Y"], STRIP_BYTES // max(1, row)))
     if compression is not None:
         kwargs["compression"] = compression
     out = Path(out)
     try:
         with atomic_path(out) as tmp:
-            tifffile.imwrite(tmp, data, photometric="minisblack", **kwargs, **options)
+            _write_levels(tmp, pyramid(data, n_levels), kwargs, options)
+            if ome:
+                from .stamp import add_checksums
+
+                add_checksums(tmp)
     except (KeyError, ImportError, ValueError) as exc:
         if "imagecodecs" in str(exc) or isinstance(exc, ImportError):
             raise BackendUnavailableError(
@@ -100,3 +122,21 @@ def write_tiff(
             ) from exc
         raise
     return out
+
+
+def _write_levels(path: Path, levels: list[Any], kwargs: dict[str, Any], options: dict[str, Any]) -> None:
+    """Write ``levels[0]`` with ``kwargs`` and the reduced levels in its pages' SubIFDs."""
+    import tifffile
+
+    if len(levels) == 1:
+        tifffile.imwrite(path, levels[0], photometric="minisblack", **kwargs, **options)
+        return
+    options = dict(options)
+    init = {k: options.pop(k) for k in ("bigtiff", "byteorder") if k in options}
+    init.setdefault("bigtiff", sum(a.nbytes for a in levels) > 2**32 - 2**25)
+    common = {k: v for k, v in kwargs.items() if k in ("tile", "compression", "rowsperstrip")}
+    first = {k: v for k, v in kwargs.items() if k != "ome"}
+    with tifffile.TiffWriter(path, ome=True, **init) as tw:
+        tw.write(levels[0], photometric="minisblack", subifds=len(levels) - 1, **first, **options)
+        for level in levels[1:]:
+            tw.write(level, photometric="minisblack", subfiletype=1, **common, **options)

@@ -1,0 +1,415 @@
+"""TiffSource: one series of a TIFF file, read page by page and tile by tile on request.
+
+A read touches only the pages its (t, z, c) selection maps to, and within each page only
+what its Y/X crop needs: the rows of uncompressed pages, or the strips and tiles that
+intersect the crop (read from ``dataoffsets``/``databytecounts`` and decoded with
+tifffile's own ``page.decode``). Reads are thread-safe: file access is serialized on the
+file handle's lock, decoding runs outside it.
+
+``level=`` picks a pyramid level (see :mod:`.levels`). When the file stores checksums (see
+:mod:`.integrity`: every OME-TIFF ome-arrow-core writes) and verification is on (default;
+``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it), every strip or tile read is checked
+against its checksum; a crop then reads whole strips (tiles are read whole anyway).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ome_arrow_core import (
+    DTypeError,
+    ImageMeta,
+    OMEArrowError,
+    Selection,
+    SelectionError,
+)
+from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError, checksums_of, require_regular_file, verify_enabled
+
+from .axes import series_axes
+from .damage import check_declared, check_extent, ome_root, strict_tifffile
+from .integrity import (
+    LevelChecksums,
+    TiffChecksums,
+    annotated,
+    find_annotation,
+    find_checksums,
+    le_bytes,
+    written_by_us,
+)
+from .levels import check_level, describe_levels, level_meta
+from .metadata import image_meta
+from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
+
+if TYPE_CHECKING:
+    import tifffile
+
+__all__ = ["TiffSource"]
+
+
+class TiffSource:
+    """Pyramid level ``level`` of series ``series`` of the TIFF file at ``path`` as a pixel source.
+
+    Counters of I/O done so far: ``pages_read`` (pages or planes of pages read),
+    ``segments_read`` (strips or tiles read) and ``bytes_read`` (bytes read from file).
+    ``has_checksums``: the file stores checksums of this image's strips and tiles.
+    """
+
+    meta: ImageMeta
+    checksums: TiffChecksums | None
+    has_checksums: bool
+
+    def __init__(self, path: str | Path, *, series: int = 0, level: int = 0, verify: bool | None = None) -> None:
+        import tifffile
+
+        self.path = Path(path)
+        self.series_index = int(series)
+        self.level_requested: object = level
+        self.level = 0
+        self.verify = verify
+        self.pages_read = 0
+        self.segments_read = 0
+        self.bytes_read = 0
+        self._size = require_regular_file(self.path).st_size
+        tif = None
+        try:
+            with strict_tifffile(self.path, "opening"):
+                tif = tifffile.TiffFile(self.path)
+        except BaseException:
+            if tif is not None:
+                tif.close()
+            raise
+        self._tif = tif
+        self._finalizer = weakref.finalize(self, self._tif.close)
+        self._state = threading.Lock()
+        self._pages: dict[int, Any] = {}
+        self._geometry: dict[int, np.ndarray] = {}
+        try:
+            with strict_tifffile(self.path, "reading the series"):
+                self._setup()
+            self._load_checksums()  # after what tifffile reports about the pages: that comes first
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self) -> None:
+        tif = self._tif
+        tif.filehandle.set_lock(True)
+        n = len(tif.series)
+        if not 0 <= self.series_index < n:
+            raise SelectionError(
+                f"row={self.series_index} is out of range: {self.path.name} holds {n} image "
+                f"series; valid rows are 0..{n - 1}"
+            )
+        base = tif.series[self.series_index]
+        self.level = check_level(self.level_requested, len(base.levels), self.path.name)
+        s = base.levels[self.level]
+        if s.transform is not None:
+            raise OMEArrowError(
+                f"{self.path.name}: tifffile transforms the values of this {s.kind} series; "
+                "it cannot be read plane by plane. Read it with tifffile.imread instead."
+            )
+        self._series = s
+        self._keyframe = kf = s.keyframe
+        self._axes = series_axes(s, self.path)
+        # An uncompressed series stored contiguously is read by offset, as tifffile does,
+        # without parsing an IFD per page (some such files have one IFD for the stack).
+        self._virtual = s.dataoffset is not None
+        if not self._virtual and len(s) != self._axes.n_pages:
+            raise OMEArrowError(
+                f"{self.path.name}: series {self.series_index} has {len(s)} pages but its "
+                f"shape {s.shape} needs {self._axes.n_pages}, and its data is not contiguous"
+            )
+        if kf.dtype is None:
+            raise DTypeError(
+                f"{self.path.name}: tifffile cannot decode its pixel type (SampleFormat "
+                f"{kf.sampleformat}, {kf.bitspersample} bits per sample); supported dtypes "
+                f"are {', '.join(SUPPORTED)}"
+            )
+        self._file_dtype = np.dtype(tif.byteorder + kf.dtype.char)
+        self._dataoffset = int(s.dataoffset or 0)
+        base_axes = self._axes if s is base else series_axes(base, self.path)
+        self._level_sizes = [self._axes.sizes if lv is s else series_axes(lv, self.path).sizes for lv in base.levels]
+        try:
+            base_meta = image_meta(tif, base, self.series_index, base_axes, self.path.name)
+        except DTypeError as exc:
+            raise DTypeError(f"{self.path.name}: {exc}") from exc
+        self._base_meta = base_meta
+        self.meta = base_meta if s is base else level_meta(
+            base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
+        check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
+        self._check_level(base_meta.sizes)
+        end = self._dataoffset + self._axes.n_pages * kf.nbytes
+        if self._virtual and end > self._size:
+            raise DamagedFileError(
+                f"{self.path}: its {self._axes.n_pages} pages need bytes up to {end} but the file has "
+                f"{self._size}; the file is truncated"
+            )
+
+    def _check_level(self, base: Mapping[str, int]) -> None:
+        """Refuse a pyramid level whose T, Z, C or dtype differ from level 0's, or that is not level 0
+        reduced by one factor in Y and X (as tifffile's own pyramid detection requires)."""
+        sizes = self._axes.sizes
+        if any(sizes[a] != base[a] for a in "TZC") or self._series.dtype != self._base_meta.dtype:
+            raise DamagedFileError(
+                f"{self.path}: pyramid level {self.level} holds TZC {[sizes[a] for a in 'TZC']} "
+                f"{self._series.dtype} but level 0 holds {[base[a] for a in 'TZC']} {self._base_meta.dtype}; "
+                "the file's pyramid is damaged or not one image")
+        ny, nx = sizes["Y"], sizes["X"]
+        factors = (base["Y"] / ny, base["X"] / nx)
+        if self.level and not any(f >= 1 and abs(ny - base["Y"] / f) < 1 and abs(nx - base["X"] / f) < 1
+                                  for f in factors):
+            raise DamagedFileError(
+                f"{self.path}: pyramid level {self.level} is {ny}x{nx}, not level 0 ({base['Y']}x{base['X']}) "
+                "reduced by one factor in Y and X; the file's tags are damaged")
+
+    def _load_checksums(self) -> None:
+        """Find the file's checksums; set up their checks when verification is on."""
+        ours = written_by_us(self._tif)
+        if ours and self._series.kind != "ome":
+            raise DamagedFileError(
+                f"{self.path}: ome-arrow-core wrote it as an OME-TIFF (its Software tag says so) but tifffile finds "
+                f"no usable OME-XML in it (it reads a {self._series.kind!r} series); its ImageDescription is damaged")
+        root = ome_root(self._tif) if self._series.kind == "ome" else None
+        self.checksums = None
+        self._sums: LevelChecksums | None = None
+        if not verify_enabled(self.verify):  # the annotation is not even parsed
+            self.has_checksums = find_annotation(root, self.series_index) is not None
+            return
+        self.checksums = find_checksums(root, self.series_index, self.path)
+        self.has_checksums = self.checksums is not None
+        if self.checksums is None:
+            if ours and not annotated(root):
+                raise DamagedFileError(
+                    f"{self.path}: ome-arrow-core wrote it with checksums (its Software tag says so) but its OME-XML "
+                    "holds no checksum annotation; the OME-XML is damaged (read with verify=False to skip the check)")
+            return
+        if self._axes.page_axes != "YX":
+            raise DamagedFileError(
+                f"{self.path}: it stores checksums per plane but its pages are {self._axes.page_axes!r}, "
+                "not single planes; the file's tags or its OME-XML are damaged")
+        self._sums = self.checksums.for_level(self.level, self.meta.sizes, self.meta.dtype)
+
+    # -- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the file; later reads raise OMEArrowError."""
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (or the source was garbage-collected)."""
+        return not self._finalizer.alive
+
+    def __enter__(self) -> TiffSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (path, series, level, verify): a worker process reopens the file."""
+        return (_reopen, (str(self.path), self.series_index, self.level, self.verify))
+
+    def __repr__(self) -> str:
+        return (f"TiffSource({str(self.path)!r}, series={self.series_index}, level={self.level}, "
+                f"axes={self._series.axes!r})")
+
+    # -- reading --------------------------------------------------------------------------
+    def read(self, sel: Selection) -> np.ndarray:
+        """Pixels of ``sel`` as a ``TZCYX`` array, reading only the pages and tiles it needs."""
+        if self.closed:
+            raise OMEArrowError(f"{self.path.name} is closed; open it again to read pixels")
+        out = np.empty(sel.shape, self.meta.dtype)
+        y0, y1, ysl = span(sel.y)
+        x0, x1, xsl = span(sel.x)
+        jobs: dict[int, list[tuple[tuple[int, int, int], tuple[int | slice, ...]]]] = {}
+        planes: dict[int, int] = {}  # page -> canonical plane (t * Z + z) * C + c, for checksums
+        n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
+        for ti, t in enumerate(sel.t):
+            for zi, z in enumerate(sel.z):
+                for ci, c in enumerate(sel.c):
+                    page, plane = self._axes.locate(t, z, c)
+                    jobs.setdefault(page, []).append(((ti, zi, ci), plane))
+                    planes[page] = (t * n_z + z) * n_c + c
+        crop_shape = tuple(
+            y1 - y0 if a == "Y" else x1 - x0 if a == "X" else n
+            for a, n in zip(self._axes.page_axes, self._axes.page_shape, strict=True)
+        )
+        # Single-plane raw pages read full-width rows straight into ``out`` (no extra copy);
+        # with checksums, only whole planes (a checksum covers whole strips).
+        direct = self._axes.page_axes == "YX" and sel.x == range(self._keyframe.imagewidth) and sel.y.step == 1
+        if self._sums is not None:
+            direct = direct and sel.y == range(self._keyframe.imagelength) and not self._keyframe.is_tiled
+        with strict_tifffile(self.path, "reading pixels"), codec_hint():
+            for page in sorted(jobs):
+                raw = self._raw_location(page) if direct else None
+                if raw is not None and len(jobs[page]) == 1:
+                    into = out[jobs[page][0][0]]
+                    if self._sums is not None:
+                        self._read_checked_plane(*raw, page, planes[page], into)
+                    else:
+                        self._read_rows(*raw, y0, y1, 0, x1, into=into)
+                    continue
+                checked = None if self._sums is None else planes[page]
+                data = self._read_shaped(page, y0, y1, x0, x1, checked).reshape(crop_shape)
+                for pos, plane in jobs[page]:
+                    out[pos] = data[plane][ysl, xsl]
+        return out
+
+    # -- checksums ------------------------------------------------------------------------
+    def _where(self, page: int, plane: int, segment: int) -> str:
+        n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
+        t, rest = divmod(plane, n_z * n_c)
+        kind = "tile" if self._keyframe.is_tiled else "strip"
+        level = f" of pyramid level {self.level}" if self.level else ""
+        return f"{kind} {segment} of plane t={t} z={rest // n_c} c={rest % n_c}{level} (page {page})"
+
+    def _segment_check(self, page: int, plane: int) -> SegmentCheck:
+        """The check of each decoded segment of ``page`` (holding canonical ``plane``) against its checksum."""
+        sums = self._sums
+        assert sums is not None
+
+        def check(index: int, seg: np.ndarray | None) -> None:
+            sums.check(plane, index, seg, lambda: self._where(page, plane, index))
+
+        return check
+
+    def _read_checked_plane(self, tif: tifffile.TiffFile, offset: int, page: int, plane: int, into: np.ndarray) -> None:
+        """Read a whole raw plane into ``into`` (Y, X) in one read, then check each strip's checksum.
+
+        (Reading strip by strip to hash each while in the cache costs more in calls than it saves.)
+        """
+        assert self._sums is not None
+        height = into.shape[0]
+        per = max(1, min(int(self._keyframe.rowsperstrip or height), height))
+        strips = -(-height // per)
+        self._sums.require_segments(plane, strips, f"page {page}")
+        self._read_rows(tif, offset, 0, height, 0, into.shape[1], into=into)
+        data = le_bytes(into)
+        bounds = np.minimum(np.arange(strips + 1) * per, height) * (data.size // height)
+        self._sums.verify_strips(plane, checksums_of(data, bounds), into, per, lambda j: self._where(page, plane, j))
+
+    def _count(self, pages: int, segments: int, nbytes: int) -> None:
+        with self._state:
+            self.pages_read += pages
+            self.segments_read += segments
+            self.bytes_read += nbytes
+
+    def _page(self, index: int) -> Any:
+        """Page (TiffPage or TiffFrame, None when missing) ``index`` of the series."""
+        page = self._pages.get(index)
+        if page is None and index not in self._pages:
+            with self._tif.filehandle.lock:
+                page = self._series[index]
+                if page is not None:
+                    page.parent.filehandle.set_lock(True)  # pages may live in other files
+                    size = self._size if page.parent is self._tif else page.parent.filehandle.size
+                    check_extent(page, size, Path(page.parent.filehandle.path), index)
+            self._pages[index] = page
+        return page
+
+    def _raw_location(self, index: int) -> tuple[tifffile.TiffFile, int] | None:
+        """File and offset of page ``index`` when it is stored uncompressed and contiguous."""
+        if self._virtual:
+            return self._tif, self._dataoffset + index * self._keyframe.nbytes
+        page = self._page(index)
+        if page is None or not self._keyframe.is_final:
+            return None
+        return page.parent, int(page.dataoffsets[0])
+
+    def _read_shaped(self, index: int, y0: int, y1: int, x0: int, x1: int, plane: int | None = None) -> np.ndarray:
+        """Page ``index`` cropped to rows y0:y1 and columns x0:x1, shaped (S, D, Y, X, S)."""
+        kf = self._keyframe
+        raw = self._raw_location(index) if plane is None else None
+        if raw is not None:
+            return self._read_rows(*raw, y0, y1, x0, x1)
+        page = self._page(index)
+        if page is None:  # tifffile would read zeros for it
+            level = f" of pyramid level {self.level}" if self.level else ""
+            raise DamagedFileError(f"{self.path}: page {index}{level} of series {self.series_index} is missing "
+                                   "(its IFD could not be found); the file is damaged")
+        if plane is not None and self._sums is not None:  # checked: decode segment by segment
+            self._sums.require_segments(plane, len(page.dataoffsets), f"page {index}")
+            return self._read_segments(page, y0, y1, x0, x1, self._segment_check(index, plane))
+        whole = y1 - y0 == kf.imagelength and x1 - x0 == kf.imagewidth
+        if whole or len(page.dataoffsets) == 1:
+            arr = page.asarray(squeeze=False, lock=page.parent.filehandle.lock)
+            self._count(1, len(page.dataoffsets), sum(page.databytecounts))
+            return arr[:, :, y0:y1, x0:x1, :]  # type: ignore[no-any-return]
+        return self._read_segments(page, y0, y1, x0, x1)
+
+    def _read_rows(
+        self, tif: tifffile.TiffFile, offset: int, y0: int, y1: int, x0: int, x1: int,
+        into: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Rows y0:y1 of an uncompressed contiguous page at ``offset`` (one read per plane).
+
+        ``into``, when given, is a C-contiguous array of the rows' size that receives them.
+        """
+        ss, depth, ny, nx, sc = self._keyframe.shaped
+        row = nx * sc * self._file_dtype.itemsize
+        shape = (ss, depth, y1 - y0, nx, sc)
+        if into is None:
+            out = np.empty(shape, self._file_dtype.newbyteorder("="))
+        elif into.flags.c_contiguous and into.size == math.prod(shape):
+            out = into.reshape(shape)
+        else:
+            raise ValueError(f"rows need a C-contiguous target of shape {shape}")
+        fh = tif.filehandle
+        with fh.lock:
+            for s in range(ss):
+                for d in range(depth):
+                    fh.seek(offset + ((s * depth + d) * ny + y0) * row)
+                    fh.read_array(self._file_dtype, out[s, d].size, out=out[s, d])
+        self._count(1, 1, out.nbytes)
+        return out[:, :, :, x0:x1, :]
+
+    def _read_segments(
+        self, page: Any, y0: int, y1: int, x0: int, x1: int, check: SegmentCheck | None = None,
+    ) -> np.ndarray:
+        """Decode only the strips or tiles of ``page`` that intersect the crop (each one checked by ``check``)."""
+        kf = page.keyframe
+        geo = self._geometry.get(kf.hash)
+        if geo is None:
+            geo = self._geometry[kf.hash] = segment_geometry(kf)
+        out, segments, nbytes = read_segments(page, geo, (y0, y1, x0, x1), self.meta.dtype, check)
+        self._count(1, segments, nbytes)
+        return out
+
+    # -- description ----------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Storage facts for ``info()``: file, TIFF flavour, pages, tiling, compression, levels, checksums."""
+        tif, s, kf = self._tif, self._series, self._keyframe
+        return {
+            "storage": "tiff",
+            "file": str(self.path),
+            "file_size": self.path.stat().st_size,
+            "tiff_kind": s.kind,
+            "bigtiff": bool(tif.is_bigtiff),
+            "series": self.series_index,
+            "series_count": len(tif.series),
+            "series_axes": s.axes,
+            "series_shape": list(s.shape),
+            "axes_mapping": f"{s.axes}->{self._axes.targets}",
+            "page_count": self._axes.n_pages,
+            "page_shape": list(kf.shape),
+            "tiled": bool(kf.is_tiled),
+            "tile_shape": [kf.tilelength, kf.tilewidth] if kf.is_tiled else None,
+            "rows_per_strip": None if kf.is_tiled else int(kf.rowsperstrip),
+            "compression": str(getattr(kf.compression, "name", kf.compression)).lower(),
+            "byteorder": tif.byteorder,
+            "level": self.level,
+            "levels": describe_levels(self._level_sizes, self._base_meta),
+            "checksums": self.checksums.algorithm if self.checksums else None,
+            "verified": self._sums is not None,
+        }
+
+
+def _reopen(path: str, series: int, level: int = 0, verify: bool | None = None) -> TiffSource:
+    return TiffSource(path, series=series, level=level, verify=verify)

@@ -1,0 +1,108 @@
+"""TIFFs whose axes tifffile does not know (generic ``IYX`` page stacks, shaped ``Q...YX`` series).
+
+They map like a numpy array of the same rank (ome-arrow-core's ingest rule: YX, ZYX, TCYX,
+TCZYX), so a plain stack of 64 pages is 64 Z planes of one time point, as ``OMEArrow(array)``
+reads the same array. Every file here is written by tifffile without axis metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tifffile = pytest.importorskip("tifffile", reason="needs tifffile (pip install -e backends/tiff)")
+pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install -e backends/tiff)")
+
+from ome_arrow_core import OMEArrow, OMEArrowError  # noqa: E402
+
+MB = {"photometric": "minisblack"}
+
+
+def pixels(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 65535, shape).astype(np.uint16)
+
+
+def test_a_plain_64_page_stack_is_64_z_planes(tmp_path: Path) -> None:
+    arr = pixels((64, 24, 20))
+    path = tmp_path / "stack.tif"
+    with tifffile.TiffWriter(path) as tw:  # one page at a time, no metadata: a generic (uniform) series
+        for plane in arr:
+            tw.write(plane, metadata=None, **MB)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].kind in ("generic", "uniform") and tif.series[0].axes == "IYX"
+    img = OMEArrow(path)
+    assert img.sizes == {"T": 1, "Z": 64, "C": 1, "Y": 24, "X": 20}
+    assert img.info()["axes_mapping"] == "IYX->ZYX"
+    np.testing.assert_array_equal(img.to_numpy(), OMEArrow(arr).to_numpy())  # as the same array in memory
+    lazy = OMEArrow.scan(path)
+    np.testing.assert_array_equal(lazy.tensor_view(z=37, roi=(3, 4, 10, 12), layout="YX").to_numpy(),
+                                  arr[37, 4:16, 3:13])
+    assert lazy.source.pages_read == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "targets", "sizes"),
+    [((20, 16), "YX", (1, 1, 1)),
+     ((5, 20, 16), "ZYX", (1, 5, 1)),
+     ((3, 4, 20, 16), "TCYX", (3, 1, 4)),
+     ((2, 3, 4, 20, 16), "TCZYX", (2, 4, 3)),
+     ((2, 2, 3, 4, 20, 16), "TTCZYX", (4, 4, 3))],  # a sixth axis folds into T
+)
+def test_shaped_files_without_axes_map_like_an_array_of_the_same_rank(
+    tmp_path: Path, shape: tuple[int, ...], targets: str, sizes: tuple[int, int, int],
+) -> None:
+    arr = pixels(shape, seed=len(shape))
+    path = tmp_path / "shaped.tif"
+    tifffile.imwrite(path, arr, **MB)  # tifffile's shaped metadata records the shape only
+    with tifffile.TiffFile(path) as tif:
+        axes = tif.series[0].axes
+        assert tif.series[0].kind == "shaped" and set(axes[:-2]) <= {"Q"}, axes
+    img = OMEArrow(path)
+    assert img.info()["axes_mapping"] == f"{axes}->{targets}"
+    assert tuple(img.sizes[a] for a in "TZC") == sizes
+    if len(shape) <= 5:  # what ome-arrow-core makes of the same array in memory
+        np.testing.assert_array_equal(img.to_numpy(), OMEArrow(arr).to_numpy())
+    else:
+        np.testing.assert_array_equal(img.to_numpy(), OMEArrow(arr.reshape(4, 3, 4, 20, 16)).to_numpy())
+
+
+def test_known_letters_keep_their_meaning_next_to_unknown_ones(tmp_path: Path) -> None:
+    arr = pixels((3, 5, 20, 16))
+    path = tmp_path / "cq.tif"
+    tifffile.imwrite(path, arr, metadata={"axes": "CQYX"}, **MB)
+    img = OMEArrow(path)
+    assert img.info()["axes_mapping"] == "CQYX->CTYX"  # Q's default (C, as in TCYX) is taken: the first free, T
+    np.testing.assert_array_equal(img.to_numpy(), arr.transpose(1, 0, 2, 3)[:, None])
+
+
+def test_rgb_pages_without_axes(tmp_path: Path) -> None:
+    arr = np.random.default_rng(3).integers(0, 255, (4, 20, 16, 3)).astype(np.uint8)
+    path = tmp_path / "rgb.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for page in arr:
+            tw.write(page, photometric="rgb", metadata=None)
+    img = OMEArrow(path)
+    assert img.info()["axes_mapping"] == "IYXS->ZYXC"
+    np.testing.assert_array_equal(img.to_numpy()[0], np.moveaxis(arr, -1, 1))
+
+
+def test_a_damaged_plain_stack_reads_its_pixels_or_fails_clearly(tmp_path: Path) -> None:
+    """A stack without metadata has no declaration to check against: truncation must still be refused."""
+    arr = pixels((6, 12, 10))
+    path = tmp_path / "stack.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for plane in arr:
+            tw.write(plane, metadata=None, compression="zlib", **MB)
+    data = path.read_bytes()
+    mutant = tmp_path / "m.tif"
+    for at in range(1, len(data), max(1, len(data) // 150)):
+        mutant.write_bytes(data[:at])
+        try:
+            got = OMEArrow(mutant).to_numpy()
+        except OMEArrowError as exc:
+            assert mutant.name in str(exc)
+            continue
+        # fewer pages is another image, not this one: tifffile's generic series would show 5 pages
+        pytest.fail(f"cut at {at} of {len(data)} bytes read as {got.shape}")
