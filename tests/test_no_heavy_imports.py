@@ -87,3 +87,11 @@ def test_loading_the_builtin_plugins_imports_no_parquet_format(setup: str) -> No
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_import_defers_plugin_discovery_and_record_kernels() -> None:
+    """``import ome_arrow_core`` loads neither importlib.metadata (entry points are scanned on first use)
+    nor pyarrow.compute (needed by records, not by the import)."""
+    code = "import sys, ome_arrow_core\nprint(sorted(m for m in ('importlib.metadata', 'pyarrow.compute') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert proc.stdout.strip() == "[]"
