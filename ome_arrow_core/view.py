@@ -206,7 +206,7 @@ class TensorView(Streamable):
         kind, index = _device(device)
         if mode is None and kind == "cpu":
             mode = "arrow"
-        return self._export(kind, index, mode, contiguous, **options)
+        return self._exporter(kind, mode)(self, contiguous=contiguous, device_index=index, **options)
 
     def _exporter(self, kind: str, mode: str | None) -> Callable[..., Any]:
         """The export function of the exporter for ``kind`` and ``mode`` (a cached lookup)."""
@@ -215,9 +215,6 @@ class TensorView(Streamable):
         if export is None:
             raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
         return export
-
-    def _export(self, kind: str, index: int, mode: str | None, contiguous: bool, **options: Any) -> Any:
-        return self._exporter(kind, mode)(self, contiguous=contiguous, device_index=index, **options)
 
     def to_torch(self, device: str | None = "cpu", contiguous: bool = False, mode: str | None = None) -> Any:
         """A torch.Tensor shaped like this view (needs ``ome-arrow-core[torch]``).
@@ -233,12 +230,12 @@ class TensorView(Streamable):
     def to_jax(self, device: str | None = None, contiguous: bool = False) -> Any:
         """A jax.Array shaped like this view (needs ``ome-arrow-core[jax]``)."""
         kind, index = _device(device)
-        return self._export(kind, index, "jax", contiguous)
+        return self._exporter(kind, "jax")(self, contiguous=contiguous, device_index=index)
 
     def to_cupy(self, device: str | None = "cuda", contiguous: bool = False) -> Any:
         """A cupy.ndarray on the GPU shaped like this view (needs ``ome-arrow-core[cupy]``)."""
         kind, index = _device(device)
-        return self._export(kind, index, "cupy", contiguous)
+        return self._exporter(kind, "cupy")(self, contiguous=contiguous, device_index=index)
 
     def __dlpack__(self, **kwargs: Any) -> Any:
         out = self.to_dlpack()
