@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import subprocess
 import sys
 import zipfile
+from importlib.machinery import PathFinder
 from pathlib import Path
 
 import pytest
 
 from ome_arrow_core.entry_points import EntryPoint, _standard_library_only, entry_points
 from ome_arrow_core.registry import ENTRY_POINT_GROUP
+
+
+@pytest.fixture(autouse=True)
+def path_finder_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distributions are found by the standard path finder alone, as in a fresh process, whatever this process
+    loaded: ray and dask import the importlib_metadata backport, whose finder takes over from the standard one."""
+    finders = [f for f in sys.meta_path if f is PathFinder or not hasattr(f, "find_distributions")]
+    monkeypatch.setattr(sys, "meta_path", finders if PathFinder in finders else [*finders, PathFinder])
+    if not hasattr(PathFinder, "find_distributions"):  # the backport deleted it
+        monkeypatch.setattr(PathFinder, "find_distributions", staticmethod(md.MetadataPathFinder.find_distributions),
+                            raising=False)
 
 
 def _stdlib(group: str) -> list[tuple[str, str, str]]:
@@ -25,6 +38,26 @@ def _ours(group: str) -> list[tuple[str, str, str]]:
 def test_same_as_importlib_metadata_here(group: str) -> None:
     assert not _standard_library_only()  # this environment is read from the files
     assert _ours(group) == _stdlib(group)
+
+
+def test_a_fresh_process_reads_the_files() -> None:
+    code = ("from ome_arrow_core.entry_points import _standard_library_only, entry_points\n"
+            "print(_standard_library_only(), len(entry_points('ome_arrow_core.plugins')) > 0)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["False", "True"]
+
+
+def test_another_distribution_finder_is_left_to_importlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Finder:
+        def find_spec(self, *args: object) -> None:
+            return None
+
+        def find_distributions(self, *args: object, **kwargs: object) -> list[md.Distribution]:
+            return []
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+    assert _standard_library_only()
+    assert _ours(ENTRY_POINT_GROUP) == _stdlib(ENTRY_POINT_GROUP)
 
 
 def _dist(root: Path, dirname: str, entry_points_txt: str | None, version: str = "1.0") -> None:
