@@ -1,29 +1,47 @@
 """DLPack export of CPU arrays, read-only aware.
 
 Versioned DLPack (>= 1.0) carries a read-only flag, so Arrow memory is exported as is.
-Legacy consumers (no ``max_version``) cannot be told, so they get a zero-copy alias that
-they must treat as read-only; numpy alone would refuse them.
+Legacy consumers (no ``max_version``; JAX today) cannot be told, so they get a zero-copy
+alias that they must treat as read-only (JAX arrays are immutable); numpy alone would
+refuse them. Consumers known to ignore the flag (``torch.from_dlpack``: torch has no
+read-only tensors) get a private copy unless they pass ``copy=False``, so writing to the
+tensor they build never changes the image behind later views.
 """
 
 from __future__ import annotations
 
 import ctypes
-from typing import Any
+import sys
+from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["DLPackTensor", "CPU_DEVICE"]
+from .buffers import arrow_base
+
+__all__ = ["DLPackTensor", "CPU_DEVICE", "IGNORES_READ_ONLY", "export_capsule", "caller_module"]
 
 #: ``__dlpack_device__`` of host memory: (kDLCPU, 0).
 CPU_DEVICE: tuple[int, int] = (1, 0)
+
+#: Modules whose ``from_dlpack`` drops DLPack's read-only flag and hands out a writable tensor.
+#: A read-only capsule requested from one of them (``copy=None``) is a copy; ``copy=False`` aliases.
+IGNORES_READ_ONLY: Final[frozenset[str]] = frozenset({"torch.utils.dlpack"})
+
+
+def caller_module(depth: int = 1) -> str:
+    """Module name of the function ``depth`` frames above the caller (the DLPack consumer)."""
+    return str(sys._getframe(depth + 1).f_globals.get("__name__", ""))
 
 
 def _writable_alias(arr: np.ndarray) -> np.ndarray:
     """A writable array over the same memory as ``arr`` that keeps ``arr`` alive."""
     if arr.flags.writeable:
         return arr
-    itemsize = arr.itemsize
     addr = arr.__array_interface__["data"][0]
+    buf = arrow_base(arr)
+    if buf is not None and buf.is_mutable:  # every buffer we allocate: numpy can view it writable
+        return np.ndarray(arr.shape, arr.dtype, buffer=buf, offset=addr - buf.address, strides=arr.strides)
+    itemsize = arr.itemsize
     lo = addr + sum(s * (n - 1) for s, n in zip(arr.strides, arr.shape) if s < 0)
     hi = addr + sum(s * (n - 1) for s, n in zip(arr.strides, arr.shape) if s > 0) + itemsize
     raw = (ctypes.c_char * (hi - lo)).from_address(lo)
@@ -31,17 +49,47 @@ def _writable_alias(arr: np.ndarray) -> np.ndarray:
     return np.ndarray(arr.shape, arr.dtype, buffer=raw, offset=addr - lo, strides=arr.strides)
 
 
+def export_capsule(
+    arr: np.ndarray,
+    consumer: str,
+    *,
+    stream: Any = None,
+    max_version: tuple[int, int] | None = None,
+    dl_device: tuple[int, int] | None = None,
+    copy: bool | None = None,
+) -> Any:
+    """The DLPack capsule of host array ``arr`` for ``consumer`` (the calling module's name).
+
+    ``copy=True`` copies; ``copy=False`` never does; ``copy=None`` copies only read-only
+    memory asked for by a consumer in :data:`IGNORES_READ_ONLY`.
+    """
+    if dl_device is not None and tuple(dl_device) != CPU_DEVICE:
+        raise BufferError(f"DLPackTensor lives on the CPU and cannot export to device {dl_device}")
+    if copy is None and consumer in IGNORES_READ_ONLY and not arr.flags.writeable:
+        copy = True
+    if max_version is None or max_version[0] < 1:
+        out = np.array(arr) if copy else _writable_alias(arr)
+        return out.__dlpack__(stream=stream)
+    return arr.__dlpack__(stream=stream, max_version=max_version, copy=copy)
+
+
 class DLPackTensor:
     """A host array exported through ``__dlpack__`` without copying.
 
     Accepted by ``np.from_dlpack``, ``torch.from_dlpack`` and ``jax.numpy.from_dlpack``.
-    The object keeps its memory alive; the consumer's tensor does too.
+    The object keeps its memory alive; the consumer's tensor does too. ``torch.from_dlpack``
+    gets a copy of read-only memory unless called with ``copy=False`` (see :func:`export_capsule`).
     """
 
     __slots__ = ("_array",)
 
     def __init__(self, array: np.ndarray) -> None:
         self._array = array
+
+    @property
+    def array(self) -> np.ndarray:
+        """The exported array itself (read-only unless the export made a writable copy)."""
+        return self._array
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -69,12 +117,14 @@ class DLPackTensor:
         dl_device: tuple[int, int] | None = None,
         copy: bool | None = None,
     ) -> Any:
-        if dl_device is not None and tuple(dl_device) != CPU_DEVICE:
-            raise BufferError(f"DLPackTensor lives on the CPU and cannot export to device {dl_device}")
-        if max_version is None or max_version[0] < 1:
-            arr = np.array(self._array) if copy else _writable_alias(self._array)
-            return arr.__dlpack__(stream=stream)
-        return self._array.__dlpack__(stream=stream, max_version=max_version, copy=copy)
+        consumer = sys._getframe(1).f_globals.get("__name__", "")  # caller_module(), inlined: on every export
+        return export_capsule(
+            self._array, consumer, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy,
+        )
+
+    def capsule(self, consumer: str, **kwargs: Any) -> Any:
+        """``__dlpack__(**kwargs)`` on behalf of ``consumer`` (a module name), for producers that wrap this one."""
+        return export_capsule(self._array, consumer, **kwargs)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy:

@@ -21,7 +21,6 @@ from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_cano
 from .lazy import LazyTensorView, materialize
 from .meta import ImageMeta
 from .opening import open_path
-from .record import as_struct_array, pixels_to_record, record_to_pixels
 from .registry import Registry, default_registry
 from .selection import IndexSpec, RoiType, Selection, resolve_selection
 from .sources import ArraySource
@@ -76,6 +75,8 @@ class OMEArrow:
             src: PixelSource = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row,
                                          **options)
         elif isinstance(source, (Mapping, *_RECORD_TYPES)):
+            from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
+
             meta, pixels = record_to_pixels(as_struct_array(source, column), row)
             src = ArraySource(meta, pixels, "arrow record")
         else:
@@ -278,6 +279,8 @@ class OMEArrow:
             return self.to_numpy()
         if how in ("dict", "scalar", "arrow"):
             pixels = self.to_numpy()
+            from .record import pixels_to_record
+
             arr = pixels_to_record(self.meta, pixels, **options)
             if how == "arrow":
                 return arr

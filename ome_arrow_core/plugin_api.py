@@ -12,7 +12,8 @@ Groups:
   ``Exporter``, ``ChunkStore``, ``ChunkFile``, ``PixelSource``;
 - dtypes and buffers: ``SUPPORTED`` dtypes, ``check_dtype``, ``cast_pixels``,
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
-  memory that exports zero-copy), ``DLPackTensor``;
+  memory that exports zero-copy), ``DLPackTensor``, ``zero_copy_array`` (what
+  ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying);
 - files: ``atomic_path`` (all-or-nothing writes), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
@@ -28,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .arguments import check_row
+from .builtins.cpu_export import zero_copy_array
 from .safe_write import atomic_path
 from .boundary import reading, require_regular_file, where
 from .buffers import arrow_empty, to_arrow_memory, view_buffer
@@ -76,6 +78,7 @@ __all__ = [
     "view_buffer",
     "to_arrow_memory",
     "DLPackTensor",
+    "zero_copy_array",
     "atomic_path",
     "reading",
     "where",

@@ -8,7 +8,6 @@ global state is needed), register plugins in code and turn entry-point loading o
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as md
 import os
 import threading
 import warnings
@@ -22,6 +21,7 @@ import numpy as np
 import pluggy
 
 from . import hookspecs
+from .entry_points import entry_points
 from .errors import BackendUnavailableError, DeviceError, PluginError
 from .first_party import FIRST_PARTY, FirstParty, for_format, for_path
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
@@ -107,6 +107,8 @@ class Registry:
         self._failures: dict[str, str] = {}
         self._cache: dict[str, tuple[Handler, ...]] = {}
         self._resolved: dict[tuple[Any, ...], Handler] = {}
+        self._exporters: dict[tuple[str, np.dtype, str | None], Exporter] = {}  # resolve_exporter's answers
+        self._generation = 0  # bumped by every (un)registration: answers worked out before it are not cached
         self._lock = threading.RLock()
         self._found: set[str] = set()
         self._autoload = autoload
@@ -131,6 +133,8 @@ class Registry:
             self._versions[name] = version or str(getattr(plugin, "__version__", ""))
             self._cache.clear()
             self._resolved.clear()
+            self._exporters.clear()
+            self._generation += 1
         return name
 
     def unregister(self, name: str) -> None:
@@ -139,15 +143,16 @@ class Registry:
             self._pm.unregister(name=name)
             self._cache.clear()
             self._resolved.clear()
+            self._exporters.clear()
+            self._generation += 1
 
     def load_entry_points(self) -> None:
         """Load every plugin of the entry-point group; failures are recorded, not raised."""
-        for ep in md.entry_points(group=self._group):
+        for ep in entry_points(self._group):  # read from the files: importlib.metadata costs ~35 ms a process
             self._found.add(ep.name)
             if ep.name in self._blocked or self._pm.has_plugin(ep.name):
                 continue
-            dist = getattr(ep, "dist", None)
-            version = dist.version if dist is not None else ""
+            version = ep.version
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not take the host down
@@ -269,12 +274,16 @@ class Registry:
         return self._first_available(matching, f"export(how={how!r})")
 
     def resolve_exporter(self, device: str, dtype: np.dtype, mode: str | None = None) -> Exporter:
-        """The exporter for ``device`` ('cpu', 'cuda'), ``dtype`` and ``mode`` (None: any)."""
-        key = ("export", device, dtype, mode)
-        with self._lock:
-            hit = self._resolved.get(key)
-        if hit is not None and isinstance(hit, Exporter):
+        """The available exporter for ``device`` ('cpu', 'cuda'), ``dtype`` and ``mode`` (None: any).
+
+        Answers are cached until a plugin is registered or removed; a cached answer is one
+        dict lookup, without the lock (every export resolves, so this is on the hot path).
+        """
+        key = (device, dtype, mode)
+        hit = self._exporters.get(key)  # atomic under the GIL; writers hold the lock
+        if hit is not None:
             return hit
+        generation = self._generation
         exporters = self.exporters()
         matching = [h for h in exporters if h.handles(device, dtype, mode)]
         if not exporters:
@@ -295,7 +304,8 @@ class Registry:
             )
         found = self._first_available(matching, f"device {device!r}")
         with self._lock:
-            self._resolved[key] = found
+            if generation == self._generation:
+                self._exporters[key] = found
         return found
 
     def resolve_chunk_store(self, name: str) -> ChunkStore:
@@ -379,6 +389,8 @@ class Registry:
 
 def _version(distribution: str) -> str:
     """The installed version of ``distribution`` ("" when it is not installed)."""
+    import importlib.metadata as md
+
     try:
         return md.version(distribution)
     except md.PackageNotFoundError:

@@ -11,15 +11,24 @@ import numpy as np
 from .arguments import whole_numbers
 from .buffers import arrow_base
 from .devices import parse_device
-from .errors import SelectionError
+from .dlpack import DLPackTensor, caller_module
+from .errors import PluginError, SelectionError
 from .iteration import Window, prefetched, windows
 from .layout import normalize_axes
+from .registry import default_registry
 from .selection import AxisIndex
 
 if TYPE_CHECKING:
     from .registry import Registry
 
 __all__ = ["TensorView", "Streamable"]
+
+_CPU: tuple[str, int] = ("cpu", 0)
+
+
+def _device(device: str | None) -> tuple[str, int]:
+    """``parse_device`` with the CPU (the common case) answered without parsing."""
+    return _CPU if device is None or device == "cpu" else parse_device(device)
 
 
 class Streamable(ABC):
@@ -190,39 +199,49 @@ class TensorView(Streamable):
 
         On the CPU, ``mode="arrow"`` (default) is zero-copy from Arrow memory, read-only,
         and keeps that memory alive; ``mode="numpy"`` hands over a writable numpy copy.
+        ``torch.from_dlpack`` ignores the read-only flag, so it gets a copy unless called
+        with ``copy=False`` (see ``docs/zero-copy.md``).
         ``device="cuda"`` copies to the GPU through the best installed backend.
         """
-        kind, index = parse_device(device)
+        kind, index = _device(device)
         if mode is None and kind == "cpu":
             mode = "arrow"
-        return self._export(kind, index, mode, contiguous, **options)
+        return self._exporter(kind, mode)(self, contiguous=contiguous, device_index=index, **options)
 
-    def _export(self, kind: str, index: int, mode: str | None, contiguous: bool, **options: Any) -> Any:
-        from .registry import default_registry
-
+    def _exporter(self, kind: str, mode: str | None) -> Callable[..., Any]:
+        """The export function of the exporter for ``kind`` and ``mode`` (a cached lookup)."""
         registry = self._registry or default_registry()
-        exporter = registry.resolve_exporter(kind, self.dtype, mode)
-        exporter.ensure_available()
-        assert exporter.export is not None
-        return exporter.export(self, contiguous=contiguous, device_index=index, **options)
+        export = registry.resolve_exporter(kind, self._array.dtype, mode).export  # always available
+        if export is None:
+            raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
+        return export
 
     def to_torch(self, device: str | None = "cpu", contiguous: bool = False, mode: str | None = None) -> Any:
-        """A torch.Tensor shaped like this view (needs ``ome-arrow-core[torch]``)."""
-        kind, index = parse_device(device)
-        return self._export(kind, index, "torch", contiguous, source_mode=mode)
+        """A torch.Tensor shaped like this view (needs ``ome-arrow-core[torch]``).
+
+        On the CPU the tensor owns a copy of the pixels (C order with ``contiguous=True``),
+        so writing to it never changes the image. ``mode="arrow"`` asks for zero-copy
+        instead: the tensor aliases the image's Arrow memory and must not be written to
+        (torch has no read-only tensors). ``device="cuda"`` always copies to the GPU.
+        """
+        kind, index = _device(device)
+        return self._exporter(kind, "torch")(self, contiguous=contiguous, device_index=index, source_mode=mode)
 
     def to_jax(self, device: str | None = None, contiguous: bool = False) -> Any:
         """A jax.Array shaped like this view (needs ``ome-arrow-core[jax]``)."""
-        kind, index = parse_device(device)
-        return self._export(kind, index, "jax", contiguous)
+        kind, index = _device(device)
+        return self._exporter(kind, "jax")(self, contiguous=contiguous, device_index=index)
 
     def to_cupy(self, device: str | None = "cuda", contiguous: bool = False) -> Any:
         """A cupy.ndarray on the GPU shaped like this view (needs ``ome-arrow-core[cupy]``)."""
-        kind, index = parse_device(device)
-        return self._export(kind, index, "cupy", contiguous)
+        kind, index = _device(device)
+        return self._exporter(kind, "cupy")(self, contiguous=contiguous, device_index=index)
 
     def __dlpack__(self, **kwargs: Any) -> Any:
-        return self.to_dlpack().__dlpack__(**kwargs)
+        out = self.to_dlpack()
+        if isinstance(out, DLPackTensor):  # the consumer is our caller, not this method
+            return out.capsule(caller_module(), **kwargs)
+        return out.__dlpack__(**kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
         return (1, 0)

@@ -91,7 +91,7 @@ def test_torch_shares_memory_and_strides() -> None:
     torch = pytest.importorskip("torch")
     img = image()
     view = img.tensor_view(t=1, z=0, roi=(3, 5, 20, 10), layout="YXC")
-    t = torch.from_dlpack(view.to_dlpack())
+    t = torch.from_dlpack(view.to_dlpack(), copy=False)  # zero-copy is asked for explicitly
     assert t.data_ptr() == view.to_numpy().ctypes.data
     assert tuple(t.stride()) == view.strides and tuple(t.shape) == view.shape
     assert t.dtype == torch.uint16
@@ -117,8 +117,9 @@ def test_torch_gets_reversed_selections_without_crashing() -> None:
         from ome_arrow_core import OMEArrow
         a = np.arange(2 * 3 * 4 * 5 * 6, dtype=np.uint16).reshape(2, 3, 4, 5, 6)
         view = OMEArrow(a, "TZCYX").tensor_view(t=slice(None, None, -1), z=0, c=slice(None, None, -2), layout="TCYX")
-        t = torch.from_dlpack(view.to_dlpack())
-        assert np.array_equal(t.numpy(), a[::-1, 0, ::-2]), "wrong values"
+        for copy in (None, False):
+            t = torch.from_dlpack(view.to_dlpack(), copy=copy)
+            assert np.array_equal(t.numpy(), a[::-1, 0, ::-2]), "wrong values"
         print("ok")
     """)
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
@@ -136,7 +137,7 @@ def test_keep_alive_after_view_and_image_are_gone() -> None:
     except ImportError:
         pass
     if torch is not None:
-        consumers.append(torch.from_dlpack(view.to_dlpack()))
+        consumers.append(torch.from_dlpack(view.to_dlpack(), copy=False))
     del view, img
     gc.collect()
     np.zeros(10_000_000, np.uint8).fill(0xFF)  # churn memory a little
@@ -277,6 +278,6 @@ def test_every_dtype_reaches_torch_zero_copy(dtype: str) -> None:
     torch = pytest.importorskip("torch")
     a = (np.arange(2 * 12 * 10) % 7 - 3).astype(dtype).reshape(2, 12, 10)
     view = OMEArrow(a, "CYX").tensor_view(roi=(1, 2, 8, 9), layout="YXC")
-    t = torch.from_dlpack(view.to_dlpack())
+    t = torch.from_dlpack(view.to_dlpack(), copy=False)
     assert t.data_ptr() == view.to_numpy().ctypes.data
     np.testing.assert_array_equal(t.numpy(), a[:, 2:11, 1:9].transpose(1, 2, 0))

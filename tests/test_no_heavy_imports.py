@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +88,26 @@ def test_loading_the_builtin_plugins_imports_no_parquet_format(setup: str) -> No
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_import_defers_plugin_discovery_and_record_kernels() -> None:
+    """``import ome_arrow_core`` loads neither importlib.metadata (entry points are scanned on first use)
+    nor pyarrow.compute (needed by records, not by the import)."""
+    code = "import sys, ome_arrow_core\nprint(sorted(m for m in ('importlib.metadata', 'pyarrow.compute') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_first_read_does_not_import_importlib_metadata(tmp_path: Path) -> None:
+    """Plugins are discovered from entry_points.txt files directly (importlib.metadata costs ~35 ms a process)."""
+    import numpy as np
+
+    from ome_arrow_core import OMEArrow
+
+    path = f"{tmp_path}/p.ome.parquet"
+    OMEArrow(np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16), "CYX").export("parquet", path)
+    code = ("import sys\nfrom ome_arrow_core import OMEArrow\n"
+            f"p = OMEArrow.scan({path!r}).tensor_view(c=1, layout='YX').to_numpy()\n"
+            "assert int(p[0, 0]) == 256, p[0, 0]\nprint('importlib.metadata' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert proc.stdout.strip() == "False"

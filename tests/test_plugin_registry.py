@@ -29,6 +29,7 @@ from ome_arrow_core import (
     default_registry,
     hookimpl,
 )
+import ome_arrow_core.entry_points as entry_points_module
 from ome_arrow_core.dlpack import DLPackTensor
 from ome_arrow_core.registry import BLOCK_ENV, ENTRY_POINT_GROUP
 
@@ -288,6 +289,9 @@ def fake_plugins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         FakeDist("fakeattr", "0.1", "oac_fake_good:no_such_attr"),
     ]
     monkeypatch.setattr(md, "distributions", lambda **kw: iter(dists))
+    # These distributions exist only in importlib.metadata's view, as if a finder of its own provided them:
+    # the registry then asks importlib.metadata rather than reading entry_points.txt files itself.
+    monkeypatch.setattr(entry_points_module, "_standard_library_only", lambda: True)
     return calls
 
 
@@ -320,6 +324,7 @@ def test_entry_point_module_that_raises_on_import(tmp_path: Path, monkeypatch: p
     (tmp_path / "oac_raises_on_import.py").write_text("raise RuntimeError('plugin import failed')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(md, "distributions", lambda **kw: iter([FakeDist("raiser", "0.1", "oac_raises_on_import")]))
+    monkeypatch.setattr(entry_points_module, "_standard_library_only", lambda: True)
     reg = Registry()
     assert reg.failures == {"raiser": "RuntimeError: plugin import failed"}
     assert OMEArrow(np.zeros((2, 2), np.uint8), registry=reg).tensor_view().shape == (1, 2, 2)

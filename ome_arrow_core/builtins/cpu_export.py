@@ -14,15 +14,21 @@ from ..hookspecs import hookimpl
 from ..view import TensorView
 
 
-def export_arrow(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:
-    """Zero-copy from the Arrow buffer behind ``view``; other data is copied into Arrow memory once.
+def zero_copy_array(view: TensorView, contiguous: bool = False) -> np.ndarray:
+    """The read-only array ``mode="arrow"`` exports: ``view``'s own Arrow memory when it can be.
 
-    Negative strides (reversed selections) are copied too: torch aborts the process on them.
+    Memory numpy owns, negative strides (reversed selections: torch aborts the process on
+    them) and strided views with ``contiguous=True`` are copied once into aligned Arrow memory.
     """
     arr = view.to_numpy()
-    if arrow_base(arr) is None or (contiguous and not arr.flags.c_contiguous) or min(arr.strides, default=0) < 0:
+    if arrow_base(arr) is None or (contiguous and not arr.flags.c_contiguous) or (arr.ndim and min(arr.strides) < 0):
         arr = to_arrow_memory(arr)  # one copy, straight into aligned Arrow memory
-    return DLPackTensor(arr)
+    return arr
+
+
+def export_arrow(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:
+    """Zero-copy from the Arrow buffer behind ``view`` (see :func:`zero_copy_array`)."""
+    return DLPackTensor(zero_copy_array(view, contiguous))
 
 
 def export_numpy(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTensor:

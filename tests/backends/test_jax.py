@@ -232,6 +232,18 @@ def test_jax_from_dlpack_of_a_view() -> None:
         assert _pointer(arr) == view.to_numpy().ctypes.data
 
 
+def test_donating_a_zero_copy_array_leaves_the_image_intact() -> None:
+    """JAX arrays are immutable, but donation lets XLA reuse an input buffer: never ours."""
+    img = _image("float32")
+    view = img.tensor_view(t=1, z=0)
+    expected = np.array(view.to_numpy())
+    arr = view.to_jax()
+    assert _pointer(arr) == view.to_numpy().ctypes.data
+    out = jax.jit(lambda a: a * 0 + 5, donate_argnums=0)(arr)
+    np.testing.assert_array_equal(np.asarray(out), np.full(expected.shape, 5, np.float32))
+    np.testing.assert_array_equal(img.tensor_view(t=1, z=0).to_numpy(), expected)
+
+
 def test_jax_array_keeps_arrow_memory_alive() -> None:
     gc.collect()
     start = pa.total_allocated_bytes()

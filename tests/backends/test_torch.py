@@ -147,6 +147,13 @@ def _assert_zero_copy(t: torch.Tensor, view: ome_arrow_core.TensorView) -> None:
     np.testing.assert_array_equal(t.numpy(), arr)
 
 
+def _assert_private_copy(t: torch.Tensor, view: ome_arrow_core.TensorView) -> None:
+    arr = view.to_numpy()
+    assert tuple(t.shape) == view.shape and t.dtype == getattr(torch, view.dtype.name)
+    assert t.data_ptr() != arr.ctypes.data, "to_torch aliased the image"
+    np.testing.assert_array_equal(t.numpy(), arr)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "kwargs",
@@ -163,7 +170,7 @@ def _assert_zero_copy(t: torch.Tensor, view: ome_arrow_core.TensorView) -> None:
 def test_to_torch_is_a_zero_copy_view(dtype: str, kwargs: dict) -> None:
     view = _image(dtype).tensor_view(**kwargs)
     assert view.is_arrow_backed
-    _assert_zero_copy(view.to_torch(), view)
+    _assert_zero_copy(view.to_torch(mode="arrow"), view)
 
 
 @settings(max_examples=60, deadline=None)
@@ -181,7 +188,8 @@ def test_to_torch_matches_numpy_for_any_crop(data: st.DataObject, layout: str) -
     y = data.draw(st.integers(0, 16))
     kw["roi"] = (x, y, data.draw(st.integers(1, 23 - x)), data.draw(st.integers(1, 17 - y)))
     view = img.tensor_view(**kw)
-    _assert_zero_copy(view.to_torch(), view)
+    _assert_zero_copy(view.to_torch(mode="arrow"), view)
+    _assert_private_copy(view.to_torch(), view)
     dense = view.to_torch(contiguous=True)
     assert dense.is_contiguous()
     np.testing.assert_array_equal(dense.numpy(), view.to_numpy())
@@ -190,9 +198,9 @@ def test_to_torch_matches_numpy_for_any_crop(data: st.DataObject, layout: str) -
 def test_to_torch_contiguous_copies_only_strided_views() -> None:
     img = _image()
     plane = img.tensor_view(t=0, z=0)
-    assert plane.to_torch(contiguous=True).data_ptr() == plane.to_numpy().ctypes.data
+    assert plane.to_torch(contiguous=True, mode="arrow").data_ptr() == plane.to_numpy().ctypes.data
     crop = img.tensor_view(t=0, z=0, roi=(2, 2, 8, 8))
-    dense = crop.to_torch(contiguous=True)
+    dense = crop.to_torch(contiguous=True, mode="arrow")
     assert dense.is_contiguous() and dense.data_ptr() != crop.to_numpy().ctypes.data
     np.testing.assert_array_equal(dense.numpy(), crop.to_numpy())
 
@@ -210,12 +218,13 @@ def test_to_torch_does_not_warn_on_read_only_memory() -> None:
     view = _image().tensor_view(t=0, z=0)
     assert not view.to_numpy().flags.writeable
     view.to_torch()  # warnings are errors in this test run
+    view.to_torch(mode="arrow")
 
 
 def test_torch_from_dlpack_of_a_view() -> None:
     view = _image("float32").tensor_view(t=1, layout="ZYXC", roi=(4, 4, 9, 6))
     for obj in (view.to_dlpack(), view):
-        _assert_zero_copy(torch.from_dlpack(obj), view)
+        _assert_zero_copy(torch.from_dlpack(obj, copy=False), view)
 
 
 def test_tensor_keeps_arrow_memory_alive() -> None:
@@ -224,7 +233,7 @@ def test_tensor_keeps_arrow_memory_alive() -> None:
     img = OMEArrow(_pixels((4, 256, 256), "float32"))  # 1 MiB of Arrow memory
     view = img.tensor_view(z=2, roi=(10, 20, 100, 50))
     expected = np.array(view.to_numpy())
-    t = view.to_torch()
+    t = view.to_torch(mode="arrow")
     del view, img
     gc.collect()
     assert pa.total_allocated_bytes() - start >= 4 * 256 * 256 * 4, "Arrow buffer was freed"

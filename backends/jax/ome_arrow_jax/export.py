@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ome_arrow_core import DeviceError, DTypeError
-from ome_arrow_core.plugin_api import to_arrow_memory
-from ome_arrow_core.plugin_api import DLPackTensor
+from ome_arrow_core.plugin_api import DLPackTensor, to_arrow_memory, zero_copy_array
 
 if TYPE_CHECKING:
     import jax
@@ -41,13 +40,28 @@ def export_cpu(view: TensorView, *, contiguous: bool = False, **_: Any) -> jax.A
     strided views are copied once into aligned memory, as is every view that is not
     C-contiguous when ``contiguous=True`` asks for C order.
     """
-    import jax.numpy as jnp
+    arr = view.to_numpy()
+    if arr.dtype == np.float64:
+        check_x64(arr.dtype)
+    if arr.flags.c_contiguous or (not contiguous and is_compact(view.shape, view.strides)):
+        arr = zero_copy_array(view)
+    else:
+        arr = to_arrow_memory(arr)  # one copy into aligned C-order Arrow memory, which JAX imports as is
+    out: jax.Array = _from_dlpack()(DLPackTensor(arr))
+    return out
 
-    check_x64(view.dtype)
-    if (contiguous and not view.is_contiguous) or not is_compact(view.shape, view.strides):
-        # One copy into aligned C-order Arrow memory, which JAX then imports without copying.
-        return jnp.from_dlpack(DLPackTensor(to_arrow_memory(view.to_numpy())))
-    return jnp.from_dlpack(view.to_dlpack(mode="arrow"))
+
+_jax_from_dlpack: Callable[[Any], Any] | None = None
+
+
+def _from_dlpack() -> Callable[[Any], Any]:
+    """``jax.dlpack.from_dlpack`` (what ``jnp.from_dlpack`` calls), imported on first use."""
+    global _jax_from_dlpack
+    if _jax_from_dlpack is None:
+        from jax.dlpack import from_dlpack
+
+        _jax_from_dlpack = from_dlpack
+    return _jax_from_dlpack
 
 
 def export_gpu(view: TensorView, *, device_index: int = 0, **_: Any) -> jax.Array:

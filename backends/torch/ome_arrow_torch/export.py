@@ -1,34 +1,61 @@
-"""Exports of a TensorView to torch: zero-copy on the CPU, pinned-memory copy to CUDA."""
+"""Exports of a TensorView to torch: a private copy on the CPU (zero-copy on request), pinned-memory copy to CUDA."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ome_arrow_core import DeviceError
+from ome_arrow_core.plugin_api import zero_copy_array
 
 if TYPE_CHECKING:
     import torch
     from ome_arrow_core import TensorView
 
-__all__ = ["export_cpu", "export_cuda"]
+__all__ = ["export_cpu", "export_cuda", "ZERO_COPY"]
+
+#: ``to_torch(mode=...)`` that asks for a tensor aliasing the image's Arrow memory.
+ZERO_COPY = "arrow"
 
 
 def export_cpu(
     view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, **_: Any
 ) -> torch.Tensor:
-    """A CPU tensor shaped and strided like ``view``, sharing its Arrow memory.
+    """A CPU tensor shaped like ``view``: its own copy, unless ``source_mode="arrow"``.
 
-    The tensor keeps that memory alive. Torch has no read-only tensors: treat it as
-    read-only, or pass ``source_mode="numpy"`` (``to_torch(mode="numpy")``) for a
-    writable copy. ``contiguous=True`` copies once, only when the view is strided.
+    By default (and with ``source_mode="numpy"``) the tensor owns a writable copy (C order
+    when ``contiguous``, else the view's axis order), so in-place edits never reach the image.
+    ``source_mode="arrow"`` (``to_torch(mode="arrow")``) is zero-copy: the tensor aliases the
+    Arrow memory, keeps it alive and must be treated as read-only (torch has no read-only
+    tensors); ``contiguous=True`` then copies once, only when the view is strided.
+    Other modes go through ``view.to_dlpack(mode=...)``.
     """
-    from torch.utils.dlpack import from_dlpack
+    from_numpy, from_dlpack = _torch_api()
+    if source_mode == ZERO_COPY:
+        arr = zero_copy_array(view)
+        if contiguous and not arr.flags.c_contiguous:
+            return from_numpy(np.ascontiguousarray(arr))  # one copy, owned by the tensor
+        # torch drops the versioned capsule's read-only flag: that is the alias asked for.
+        return from_dlpack(arr.__dlpack__(max_version=(1, 0)))
+    if source_mode is None or source_mode == "numpy":
+        return from_numpy(np.array(view.to_numpy(), order="C" if contiguous else "K"))
+    return from_dlpack(view.to_dlpack(mode=source_mode, contiguous=contiguous))
 
-    mode = source_mode or "arrow"
-    if mode == "arrow" and contiguous and not view.is_contiguous:
-        # One copy straight into torch memory (the Arrow route would copy twice).
-        return from_dlpack(view.to_dlpack(mode="arrow")).contiguous()
-    return from_dlpack(view.to_dlpack(mode=mode, contiguous=contiguous))
+
+TorchAPI = tuple[Callable[[np.ndarray], "torch.Tensor"], Callable[[Any], "torch.Tensor"]]
+_api: TorchAPI | None = None
+
+
+def _torch_api() -> TorchAPI:
+    """``torch.from_numpy`` and ``torch.from_dlpack``, imported on first use (this module loads without torch)."""
+    global _api
+    if _api is None:
+        import torch
+        from torch.utils.dlpack import from_dlpack
+
+        _api = (torch.from_numpy, from_dlpack)
+    return _api
 
 
 def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.Tensor:
@@ -42,7 +69,7 @@ def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.T
     from torch.utils.dlpack import from_dlpack
 
     check_cuda(device_index)
-    src = from_dlpack(view.to_dlpack(mode="arrow"))
+    src = from_dlpack(zero_copy_array(view).__dlpack__(max_version=(1, 0)))  # only read, below
     staging = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
     staging.copy_(src)
     return staging.to(f"cuda:{device_index}", non_blocking=True)
