@@ -47,9 +47,7 @@ _ORDER = {2: "YX", 3: "ZYX", 4: "TZYX", 5: "TCZYX"}
 
 def _as_tczyx(image: Any) -> tuple[np.ndarray, str | None, dict[str, Any]]:
     """(TCZYX pixels, record id or None, record header) of an array, record or OMEArrow."""
-    from .core import OMEArrow
-
-    if isinstance(image, OMEArrow):
+    if hasattr(image, "core_image") and hasattr(image, "data"):  # the compat OMEArrow (core imports this module)
         image = image.data
     if isinstance(image, (dict, pa.StructScalar)):
         row = image.as_py() if isinstance(image, pa.StructScalar) else image
