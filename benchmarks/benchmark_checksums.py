@@ -91,7 +91,7 @@ def reads(plane: np.ndarray, root: Path, repeats: int) -> None:
                     imgs[v].tensor_view(z=2, **kw).to_numpy()
                     times[v].append((time.perf_counter() - t0) * 1e3)
             on, off = min(times[True]), min(times[False])
-            print(f"read {str(codec):4s} {what:13s}: verify on {on:7.3f} ms, off {off:7.3f} ms "
+            print(f"read {codec!s:4s} {what:13s}: verify on {on:7.3f} ms, off {off:7.3f} ms "
                   f"(+{on - off:6.3f} ms, {100 * (on - off) / off:5.1f}%)")
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import measure, peak_rss_mib, per_call, table  # noqa: E402
+from _common import measure, peak_rss_mib, per_call, table
 
-from ome_arrow_core import OMEArrow  # noqa: E402
+from ome_arrow_core import OMEArrow
 
 
 def _image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

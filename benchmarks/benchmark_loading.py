@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table  # noqa: E402
+from _common import table
 
 CASES = ("raw", "core", "iter-w0", "iter-w2", "map-w0", "map-w2", "mapb-w0", "mapb-w2", "dask", "dask-dist", "ray")
 

@@ -55,7 +55,7 @@ def main() -> int:
     ap.add_argument("--gib", type=float, default=2.0)
     ap.add_argument("--keep", type=Path, help="write the file here and keep it")
     args = ap.parse_args()
-    z = max(1, int(round(args.gib * 2**30 / (4 * 4096 * 4096 * 2))))
+    z = max(1, round(args.gib * 2**30 / (4 * 4096 * 4096 * 2)))
     with tempfile.TemporaryDirectory() as d:
         path = (args.keep or Path(d)) / "big.ome.parquet"
         if not path.exists():  # in a subprocess: the reads' peak RSS must not inherit the writer's

@@ -48,11 +48,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import peers_libs as L  # noqa: E402
-from _common import measure, table  # noqa: E402
-from peers_plates import first_plane_cases, plate_cases, write_plates  # noqa: E402
+import peers_libs as L
+from _common import measure, table
+from peers_plates import first_plane_cases, plate_cases, write_plates
 
-from ome_arrow_core import OMEArrow  # noqa: E402
+from ome_arrow_core import OMEArrow
 
 LIBS = ["ours", "tensorstore", "zarr", "tifffile", "raw pyarrow", "memcpy"]
 PEERS = ["tensorstore", "zarr", "tifffile"]
@@ -295,7 +295,7 @@ def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
         print(f"not installed: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
     print(f"done in {time.perf_counter() - started:.0f} s; pixels of every library checked against numpy", flush=True)
     if args.json_out:
-        meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "argv": sys.argv[1:], "python": platform.python_version(), "cpus": os.cpu_count(),
                 "loadavg": os.getloadavg(), "versions": _versions(), "shape": [1, args.c, args.z, args.size, args.size]}
         args.json_out.write_text(json.dumps({"meta": meta, "rows": bench.rows}, indent=2, default=str))

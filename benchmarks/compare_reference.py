@@ -17,15 +17,16 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import measure, table  # noqa: E402
+from _common import measure, table
 
-from ome_arrow_core import OMEArrow  # noqa: E402
+from ome_arrow_core import OMEArrow
 
 
 def _reference() -> Any:
@@ -65,7 +66,7 @@ def run(repeats: int, skip_slow: bool) -> list[dict[str, Any]]:
             ref.write_ome_arrow_dataset([big], ref_best)
             ref.to_ome_parquet(ref.from_numpy(big, chunk_encoding="bytes"), ref_bytes, column_name="ome_arrow")
             if not skip_slow:
-                write_ref = lambda: ref.to_ome_parquet(ref.from_numpy(big), ref_default, column_name="ome_arrow")  # noqa: E731
+                write_ref = lambda: ref.to_ome_parquet(ref.from_numpy(big), ref_default, column_name="ome_arrow")
         case("write 128 MiB numpy -> parquet (ref: default)", lambda: OMEArrow(big).export("parquet", ours_p),
              write_ref, ">= 20x", n=1 if write_ref else repeats)
         if ref is not None:
@@ -77,8 +78,8 @@ def run(repeats: int, skip_slow: bool) -> list[dict[str, Any]]:
         idx = pq.read_table(ours_p / "index.parquet")
         coords = {n: idx.column(n).to_numpy() for n in ("t", "c", "z", "y", "x", "row_group_id")}
         plane_groups = [int(g) for g, t, c, z in zip(coords["row_group_id"], coords["t"], coords["c"], coords["z"]) if (t, c, z) == (0, 1, 3)]
-        crop_group = [int(g) for g, t, c, z, y, x in zip(*(coords[k] for k in ("row_group_id", "t", "c", "z", "y", "x")))
-                      if (t, c, z, y, x) == (0, 1, 3, 512, 512)][0]
+        crop_group = next(int(g) for g, t, c, z, y, x in zip(*(coords[k] for k in ("row_group_id", "t", "c", "z", "y", "x")))
+                      if (t, c, z, y, x) == (0, 1, 3, 512, 512))
 
         def raw(groups: list[int]) -> Any:
             return pq.ParquetFile(ours_p / "chunks.parquet").read_row_groups(groups, columns=["pixel_bytes"])
@@ -114,7 +115,7 @@ def run(repeats: int, skip_slow: bool) -> list[dict[str, Any]]:
                 p_ref = tmp / f"seed_ref_{chunk}.parquet"
                 rec = ref.from_numpy(seed, chunk_shape=(1, 64, 64)) if chunk else ref.from_numpy(seed, build_chunks=False)
                 ref.to_ome_parquet(rec, p_ref, column_name="ome_arrow")
-                theirs = lambda p=p_ref: ref.OMEArrow.scan(str(p)).tensor_view(t=0, z=1, c=1, layout="YX").to_numpy()  # noqa: E731
+                theirs = lambda p=p_ref: ref.OMEArrow.scan(str(p)).tensor_view(t=0, z=1, c=1, layout="YX").to_numpy()
             case(f"seed 1x2x3x256x256, {label}: scan + tensor_view(YX)",
                  lambda p=p_ours: OMEArrow.scan(p).tensor_view(t=0, z=1, c=1, layout="YX").to_numpy(), theirs, ">= 3x",
                  n=max(repeats, 20))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .arguments import whole_numbers
 from .errors import SelectionError
 from .layout import AXES
+import itertools
 
 if TYPE_CHECKING:
     from .meta import ImageMeta
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["AxisIndex", "IndexSpec", "Selection", "normalize_index", "parse_regions", "resolve_selection"]
 
 #: One axis: a range (view) or explicit indices (gather).
-AxisIndex = Union[range, tuple[int, ...]]
+AxisIndex = range | tuple[int, ...]
 #: What a user may pass for t, z or c.
-IndexSpec = Union[int, slice, Sequence[int], range, np.ndarray, None]
+IndexSpec = int | slice | Sequence[int] | range | np.ndarray | None
 RoiType = Literal["2d", "2d_timelapse", "3d", "4d"]
 
 
@@ -34,7 +35,7 @@ def _as_range(indices: tuple[int, ...]) -> AxisIndex:
     if len(indices) == 1:
         return range(indices[0], indices[0] + 1)
     step = indices[1] - indices[0]
-    if step > 0 and all(b - a == step for a, b in zip(indices, indices[1:])):
+    if step > 0 and all(b - a == step for a, b in itertools.pairwise(indices)):
         return range(indices[0], indices[-1] + 1, step)
     return indices
 

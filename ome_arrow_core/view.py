@@ -120,7 +120,7 @@ class TensorView(Streamable):
     exported. Exports go through the registry's exporters, chosen by device, dtype and mode.
     """
 
-    __slots__ = ("_array", "layout", "_registry")
+    __slots__ = ("_array", "_registry", "layout")
 
     def __init__(self, array: np.ndarray, layout: str, registry: Registry | None = None) -> None:
         if array.ndim != len(layout):

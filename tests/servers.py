@@ -53,7 +53,7 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
     log: RequestLog
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:

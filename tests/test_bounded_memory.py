@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import lying_files  # noqa: E402
+import lying_files
 
-from ome_arrow_core import OMEArrow  # noqa: E402
-from ome_arrow_core.errors import DamagedFileError  # noqa: E402
+from ome_arrow_core import OMEArrow
+from ome_arrow_core.errors import DamagedFileError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc")
 

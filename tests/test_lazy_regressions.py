@@ -79,7 +79,7 @@ def test_batches_over_t_and_shuffle_is_seeded() -> None:
     batches = [np.from_dlpack(c) for c in view.iter_dlpack(batch_size=2)]
     assert [b.shape[0] for b in batches] == [2, 2, 1]
     np.testing.assert_array_equal(np.concatenate(batches), a)
-    order = lambda seed: [int(np.from_dlpack(c)[0, 0, 0]) // 16 for c in view.iter_dlpack(shuffle=True, seed=seed)]  # noqa: E731
+    order = lambda seed: [int(np.from_dlpack(c)[0, 0, 0]) // 16 for c in view.iter_dlpack(shuffle=True, seed=seed)]
     assert order(3) == order(3) and sorted(order(3)) == [0, 1, 2, 3, 4]
     assert any(order(s) != order(3) for s in range(4, 10))
 

@@ -173,7 +173,7 @@ def test_lying_page_ranges_are_refused(codec: str, lie: str, tmp_path: Path) -> 
 
 
 def test_a_range_of_another_chunk_is_refused(tmp_path: Path) -> None:
-    out, img = ranged_dataset(tmp_path, "none")
+    out, _img = ranged_dataset(tmp_path, "none")
     index = index_of(out)
     ranges = [index.column(c).to_pylist() for c in RANGE_COLUMNS]
     set_index(out, 0, page_offset=ranges[0][1])  # two rows, one page: refused as overlapping

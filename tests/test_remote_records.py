@@ -217,7 +217,7 @@ def _run_writer(endpoint: str, uri: str, kill_after: float | None, signum: int =
 def test_killed_remote_write_leaves_the_old_object(s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str],
                                                    signum: int) -> None:
     """SIGINT unwinds through the upload (a naive ``with`` would complete a partial object); SIGKILL does not."""
-    fs, bucket = s3
+    _fs, bucket = s3
     old = _pixels("uint16", seed=5)
     full = _run_writer(s3_server.endpoint, f"s3://{bucket}/killed/timing.ome.parquet", None)
     for fraction in (0.4, 0.8):  # inside the local write, then the upload and move

@@ -214,7 +214,7 @@ class _Interrupt:
             finally:
                 if hit:  # whether the step succeeded or raised, the interrupt comes just after it
                     self.fired = True
-                    raise KeyboardInterrupt  # noqa: B012
+                    raise KeyboardInterrupt
         return step
 
     def __exit__(self, *exc: object) -> None:
@@ -271,7 +271,7 @@ def test_a_signal_during_the_swap_arrives_after_it(tmp_path: Path, sig: str, swa
     else:  # os.rename(target, old): the first of the two renames
         k = next(int(w[1]) for w in lines if w[2] == "rename" and w[3] == target.name)
     parent = tmp_path / "run"
-    target, old, new, allowed = _setup(parent, "overwrite")
+    target, _old, new, allowed = _setup(parent, "overwrite")
     proc = ws.run_child("overwrite", target, k, swap, sig)
     assert proc.returncode != 0, "the signal did not stop the writer"
     if sig == "SIGINT":

@@ -87,7 +87,7 @@ def _run(argv: Sequence[str] | None) -> int:
             traceback.print_exc()
         print("error: interrupted", file=sys.stderr)
         return INTERRUPTED
-    except BaseException as exc:  # noqa: BLE001 (one line for anything, including a Rust panic)
+    except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
         if args.debug:

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..checksums import ALGORITHM, checker, mismatch
 from ..errors import ChecksumError, DamagedFileError
+import itertools
 
 __all__ = ["KEY", "plane_checksums", "checksum_metadata", "stored_checksums", "verify_record"]
 
@@ -46,7 +47,7 @@ def plane_checksums(records: pa.StructArray, row: int, algorithm: str | None = N
     offsets = lists.offsets.to_numpy(zero_copy_only=False).tolist()
     base = values.offset
     view = memoryview(data)
-    return [fn(view[(base + a) * width : (base + b) * width]) for a, b in zip(offsets[:-1], offsets[1:])]
+    return [fn(view[(base + a) * width : (base + b) * width]) for a, b in itertools.pairwise(offsets)]
 
 
 def checksum_metadata(column: str, rows: list[list[int]], dtypes: list[str] | None = None) -> dict[bytes, bytes]:

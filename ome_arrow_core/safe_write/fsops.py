@@ -28,7 +28,7 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 #: errno values that say "this system or file system cannot do that rename": fall back.
 _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
-_renameat2: Callable[..., int] | None | bool = False  # False: not looked up yet
+_renameat2: Callable[..., int] | bool | None = False  # False: not looked up yet
 
 
 def _libc_renameat2() -> Callable[..., int] | None:

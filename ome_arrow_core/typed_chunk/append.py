@@ -82,7 +82,7 @@ def _committed(root: Path, part: Part) -> bool:
     """True when the manifest on disk lists ``part`` (or cannot be read: then nothing is removed)."""
     try:
         return part in appends_of(read_manifest(root))
-    except Exception:  # noqa: BLE001 - unknown: keep the files
+    except Exception:
         return True
 
 

@@ -50,7 +50,7 @@ def _unlisted(root: Path, report: Cleanup) -> None:
         for p in parts:
             if (root / p.index).is_file():
                 listed |= _fragments_of(root / p.index)
-    except Exception as exc:  # noqa: BLE001 - a damaged dataset: judge nothing, remove nothing
+    except Exception as exc:
         report.kept.append(f"{root}: its tables could not be read ({exc}); unlisted files were left")
         return
     entries = [e.name for e in list_entries(root)]
@@ -65,7 +65,7 @@ def _unlisted(root: Path, report: Cleanup) -> None:
         index = "index-" + name[len("images-"):]
         try:
             fragments = _fragments_of(root / index) if (root / index).is_file() else set()
-        except Exception:  # noqa: BLE001 - unreadable: it cannot be judged, so every chunk file stays
+        except Exception:
             fragments = set(numbered)
         keep |= {name, index, *fragments}
         report.kept.append(

@@ -24,6 +24,7 @@ from .image_rows import image_row
 from .page_reads import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
+import itertools
 
 __all__ = ["ChunkPacker", "BandReader", "StreamItem", "packed_tables", "BAND_BYTES", "BATCH_BYTES", "BATCH_PIECES"]
 
@@ -139,7 +140,7 @@ class ChunkPacker:
             key = table.origin[:, :3]
             cut = np.nonzero(np.any(key[1:] != key[:-1], axis=1))[0] + 1
             edges = [0, *cut.tolist(), len(table)]
-            bands = list(zip(edges[:-1], edges[1:]))
+            bands = list(itertools.pairwise(edges))
         full = Selection.full(meta.sizes)
         for a, b in bands:
             if (a, b) == (0, len(table)):

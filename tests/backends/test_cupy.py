@@ -194,7 +194,7 @@ def cp() -> Any:
 
 def test_cupy_without_gpu_raises_device_error(image: OMEArrow) -> None:
     cupy = pytest.importorskip("cupy")
-    n, why = device_count(cupy)
+    n, _why = device_count(cupy)
     if n:
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(DeviceError, match="no CUDA device"):

@@ -90,7 +90,7 @@ def test_storage_chunks_of_strided_selections() -> None:
 
 
 def test_errors(plate: tuple[Path, np.ndarray], tmp_path: Path) -> None:
-    path, _ = plate
+    _path, _ = plate
     with pytest.raises(TypeError, match="OMEArrowDataset"):
         to_dask(np.zeros(3))
     mixed = write_dataset([np.zeros((4, 4), np.uint8), np.zeros((4, 6), np.uint8)], tmp_path / "m", progress=False)

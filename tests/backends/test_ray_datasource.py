@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("ray.data")
 pytest.importorskip("ome_arrow_ray")
 
-from ome_arrow_ray import OMEArrowDatasource, read_dataset  # noqa: E402
-from ome_arrow_ray.sampling import epoch_order  # noqa: E402
-from ray.data.expressions import col  # noqa: E402
+from ome_arrow_ray import OMEArrowDatasource, read_dataset
+from ome_arrow_ray.sampling import epoch_order
+from ray.data.expressions import col
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
+from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset
 
 N = 11
 VIEW = {"t": None, "z": None, "c": None, "roi": None, "layout": None, "channel_policy": "error"}
@@ -60,7 +60,7 @@ def test_read_tasks_take_ranges_of_whole_blocks(plate: tuple[Path, np.ndarray]) 
 
 
 def test_filters_and_column_selections_are_pushed_into_the_read(plate: tuple[Path, np.ndarray]) -> None:
-    path, arrs = plate
+    path, _arrs = plate
     source = _source(path, images_per_block=2)
     kept = source.apply_predicate(col("well") == "C1")
     assert kept is not source and sum(t.metadata.num_rows for t in kept.get_read_tasks(8)) == 4  # never reads the rest
@@ -76,7 +76,7 @@ def test_filters_and_column_selections_are_pushed_into_the_read(plate: tuple[Pat
 
 
 def test_seeded_shuffles_and_epochs(plate: tuple[Path, np.ndarray]) -> None:
-    path, arrs = plate
+    path, _arrs = plate
     orders = [[r["label"] for r in _run(_source(path, shuffle=True, seed=4, epoch=e, images_per_block=4))]
               for e in (0, 1, 0)]
     assert orders[0] == orders[2] != orders[1]  # the same epoch gives the same order; a new one another

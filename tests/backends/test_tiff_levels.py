@@ -216,7 +216,7 @@ def test_damaged_tifffile_pyramid_reads_exact_levels_or_fails_clearly(tmp_path: 
                         pixels.update(range(tag.valueoffset, tag.valueoffset + 4 * tag.count))
     mutant = tmp_path / "m.ome.tif"
     metadata = [i for i in range(len(data)) if i not in pixels]
-    for at in metadata[:: max(1, len(metadata) // 250)] + [-1]:
+    for at in [*metadata[::max(1, len(metadata) // 250)], -1]:
         mutated = bytearray(data[:at] if at < 0 else data)
         if at >= 0:
             mutated[at] ^= 1 << (at % 8)

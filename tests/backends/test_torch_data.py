@@ -129,7 +129,7 @@ def _labels(ds: OMEArrowIterableDataset, workers: int, **kw: object) -> list[int
 @pytest.mark.parametrize("batch_size", [None, 4])
 def test_ranks_and_workers_read_every_sample_once(plate: tuple[Path, np.ndarray], workers: int,
                                                   batch_size: int | None) -> None:
-    path, arrs = plate
+    path, _arrs = plate
     seen: list[int] = []
     for rank in range(3):
         ds = OMEArrowIterableDataset(path, target="label", shuffle=True, seed=7, rank=rank, world_size=3,

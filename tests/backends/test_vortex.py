@@ -106,7 +106,7 @@ def test_file_layout_is_the_documented_one(tmp_path: Path) -> None:
     rows = list(zip(*(table.column(n).to_pylist() for n in "tzcyxhw")))
     assert rows == sorted(rows) and len(rows) == 2 * 2 * 2 * 2
     assert rows[:4] == [(0, 0, 0, 0, 0, 3, 4), (0, 0, 0, 0, 4, 3, 2), (0, 0, 0, 3, 0, 2, 4), (0, 0, 0, 3, 4, 2, 2)]
-    t, z, c, y, x, h, w = rows[3]
+    t, _z, c, y, x, h, w = rows[3]
     raw = table.column("pixels")[3].as_py()
     assert np.array_equal(np.frombuffer(raw, "<i2").reshape(h, w), arr[t, c, y:y + h, x:x + w])
     assert table.column("checksum")[3].as_py() == xxhash.xxh3_64_intdigest(raw)  # XXH3-64 of the pixel bytes

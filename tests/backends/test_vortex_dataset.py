@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("vortex", reason="needs vortex-data (pip install -e backends/vortex)")
 pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
 
-from ome_arrow_core import (  # noqa: E402
+from ome_arrow_core import (
     BackendUnavailableError,
     OMEArrow,
     OMEArrowDataset,
@@ -27,9 +27,9 @@ from ome_arrow_core import (  # noqa: E402
     SchemaError,
     write_dataset,
 )
-from ome_arrow_core.errors import ArgumentError  # noqa: E402
-from ome_arrow_core.registry import BLOCK_ENV  # noqa: E402
-from ome_arrow_vortex import chunk_store  # noqa: E402
+from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.registry import BLOCK_ENV
+from ome_arrow_vortex import chunk_store
 
 N = 12
 HINT = 'pip install "ome-arrow-core[vortex]"'
@@ -291,7 +291,7 @@ def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytes
     from ome_arrow_core.typed_chunk import write_steps
 
     real = write_steps.chunk_store
-    small = lambda name, registry: dataclasses.replace(real(name, registry), max_file_bytes=3 * 2 * 20 * 20 * 2)  # noqa: E731
+    small = lambda name, registry: dataclasses.replace(real(name, registry), max_file_bytes=3 * 2 * 20 * 20 * 2)
     monkeypatch.setattr(write_steps, "chunk_store", small)
     arrs = random_pixels((8, 2, 20, 20), "uint16")
     out = write_dataset(list(arrs[:7]), tmp_path / "r", dim_order="CYX", chunk_format="vortex", progress=False)

@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install -e backends/zarr)")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from zarr_stores import chunk_files, write_zarr_python  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from zarr_stores import chunk_files, write_zarr_python
 
-from ome_arrow_core import OMEArrow, OMEArrowError  # noqa: E402
-from ome_arrow_core.plugin_api import DamagedFileError, FormatVersionError  # noqa: E402
+from ome_arrow_core import OMEArrow, OMEArrowError
+from ome_arrow_core.plugin_api import DamagedFileError, FormatVersionError
 
 DATA = np.random.default_rng(5).integers(0, 65535, (2, 3, 32, 32)).astype(np.uint16)
 

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_zarr", reason="needs ome-zarr (ome-zarr-py) to write plates")
-from zarr_stores import write_plate_ome_zarr_py  # noqa: E402
+from zarr_stores import write_plate_ome_zarr_py
 
-from ome_arrow_core import OMEArrow, SchemaError, SelectionError  # noqa: E402
-from ome_arrow_core.plugin_api import DamagedFileError  # noqa: E402
-from ome_arrow_zarr import open_plate  # noqa: E402
+from ome_arrow_core import OMEArrow, SchemaError, SelectionError
+from ome_arrow_core.plugin_api import DamagedFileError
+from ome_arrow_zarr import open_plate
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                         "ignore::UserWarning")

@@ -12,12 +12,12 @@ import pytest
 pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install -e backends/zarr)")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from zarr_stores import chunks_touched, shard_reads, tzcyx, write_ome_zarr_py, write_zarr_python  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from zarr_stores import chunks_touched, shard_reads, tzcyx, write_ome_zarr_py, write_zarr_python
 
-from ome_arrow_core import DTypeError, OMEArrow, SchemaError, Selection, SelectionError, default_registry  # noqa: E402
-from ome_arrow_core.plugin_api import DamagedFileError  # noqa: E402
+from ome_arrow_core import DTypeError, OMEArrow, SchemaError, Selection, SelectionError, default_registry
+from ome_arrow_core.plugin_api import DamagedFileError
 
 OME_ZARR_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                                "ignore::UserWarning")

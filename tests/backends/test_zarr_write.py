@@ -14,12 +14,12 @@ import pytest
 pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install -e backends/zarr)")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from hypothesis.extra import numpy as hnp  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from ome_arrow_core import Channel, ImageMeta, OMEArrow  # noqa: E402
-from ome_arrow_core.plugin_api import ArgumentError, UnsafeOverwriteError  # noqa: E402
+from ome_arrow_core import Channel, ImageMeta, OMEArrow
+from ome_arrow_core.plugin_api import ArgumentError, UnsafeOverwriteError
 
 THIRD_PARTY_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                                   "ignore::UserWarning", "ignore::RuntimeWarning")
@@ -103,7 +103,7 @@ def test_ome_zarr_py_reads_what_we_write(tmp_path: Path, version: str) -> None:
 
     img = image()
     out = img.export("ome-zarr", tmp_path / "x.ome.zarr", version=version, levels=3)
-    node = list(Reader(parse_url(out))())[0]
+    node = next(iter(Reader(parse_url(out))()))
     assert [a["name"] for a in node.metadata["axes"]] == list("tczyx")
     for k, level in enumerate(node.data):
         f = 2**k
@@ -124,7 +124,7 @@ def test_existing_directories_are_never_replaced(tmp_path: Path) -> None:
     (foreign / "notes.txt").write_text("keep")
     with pytest.raises(UnsafeOverwriteError):
         image().export("ome-zarr", foreign)
-    assert (foreign / "notes.txt").read_text() == "keep" and os.listdir(tmp_path) == ["mine.zarr", "x.ome.zarr"] \
+    assert ((foreign / "notes.txt").read_text() == "keep" and os.listdir(tmp_path) == ["mine.zarr", "x.ome.zarr"]) \
         or sorted(os.listdir(tmp_path)) == ["mine.zarr", "x.ome.zarr"]
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script too
 
-from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, mutate  # noqa: E402
+from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, mutate
 
 __all__ = ["RESULTS", "Case", "Outcome", "build_samples", "cases", "fifo_cases", "read_everything", "run_case", "summarize",
            "KINDS"]
@@ -184,7 +184,7 @@ def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Pat
             outcome = Outcome("error", f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}")
         else:
             outcome = Outcome("failure", f"{type(exc).__name__} does not name the file: {text[:300]}")
-    except BaseException as exc:  # noqa: BLE001 (a foreign exception is exactly what we look for)
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         outcome = Outcome("failure", f"foreign {type(exc).__module__}.{type(exc).__name__}: {str(exc)[:300]}")
@@ -232,7 +232,7 @@ def run_cli(root: Path, workdir: Path, read_status: str) -> str | None:
                 code = main(argv)
         except Hang:
             return f"{argv[0]}: hang"
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return f"{argv[0]}: raised {type(exc).__name__}: {str(exc)[:200]}"

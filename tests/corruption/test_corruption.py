@@ -24,7 +24,7 @@ import pytest
 pytest.importorskip("ome_arrow_tiff", reason="the corruption suite covers OME-TIFF: needs the tiff backend")
 pytest.importorskip("ome_arrow_vortex", reason="the corruption suite covers Vortex: needs the vortex backend")
 
-from corruption_harness import (  # noqa: E402
+from corruption_harness import (
     RESULTS,
     Case,
     Outcome,

@@ -34,7 +34,7 @@ def storage_chunks(sel: Selection, layout: str, chunk_tczyx: Sequence[int]) -> t
         ids = idx // max(1, size[ax])
         cuts = np.nonzero(np.diff(ids))[0] + 1
         edges = [0, *cuts.tolist(), len(idx)]
-        out.append(tuple(b - a for a, b in zip(edges[:-1], edges[1:])))
+        out.append(tuple(b - a for a, b in itertools.pairwise(edges)))
     return tuple(out)
 
 

@@ -2,7 +2,10 @@
 
 Usage: python backends/vortex/benchmarks/bench_vortex.py OUT_DIR [random|smooth]
 """
-import statistics, timeit, os, sys
+import statistics
+import timeit
+import os
+import sys
 import numpy as np
 from ome_arrow_core import OMEArrow
 from ome_arrow_core import Selection

@@ -258,7 +258,7 @@ class VortexSource:
                 if sums is not None:
                     at = int(rows[k + i])
                     sums.check(i, data, int(offsets[i]), nbytes,
-                               lambda: (str(self.path), f"the chunk at row {at} (t={t}, z={z}, c={c}, y={y}, x={x})"))
+                               lambda: (str(self.path), f"the chunk at row {at} (t={t}, z={z}, c={c}, y={y}, x={x})"))  # noqa: B023 - called within this iteration
                 tile = np.frombuffer(data, dtype=le, count=h * w, offset=int(offsets[i])).reshape(h, w)
                 oy, iy = ys[y // h0]
                 ox, ix = xs[x // w0]

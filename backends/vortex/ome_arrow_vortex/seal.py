@@ -143,7 +143,7 @@ def check_seal(path: Path, member: str | None = None) -> Sealed:
         if len(head) < SEAL_SIZE:
             raise DamagedFileError(f"{place}: its seal (whole-file checksum) is cut off; the file is truncated "
                                    f"or damaged. Fix: {_fix(member)}")
-        magic, version, algorithm, _, offset = _HEAD.unpack(head[:_HEAD.size])
+        _magic, version, algorithm, _, offset = _HEAD.unpack(head[:_HEAD.size])
         (stored,) = struct.unpack("<Q", head[_HEAD.size:])
         if version != VERSION or algorithm not in ALGORITHMS or offset != at:
             raise DamagedFileError(

@@ -129,7 +129,7 @@ def _axes(entry: Mapping[str, Any], version: str, ndim_hint: int | None, where: 
             name, typ, unit = ax["name"], ax.get("type"), ax.get("unit")
         else:
             raise _damaged(where, f"multiscales[].axes holds {ax!r}, expected an object with a name")
-        if typ is not None and not isinstance(typ, str) or unit is not None and not isinstance(unit, str):
+        if (typ is not None and not isinstance(typ, str)) or (unit is not None and not isinstance(unit, str)):
             raise _damaged(where, f"axis {name!r} has type {typ!r} and unit {unit!r}, expected strings")
         names.append(name)
         types.append(typ)

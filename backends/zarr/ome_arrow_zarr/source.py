@@ -182,7 +182,7 @@ class ZarrSource:
                 arr[region]
             except OMEArrowError:
                 return str(arr.metadata.encode_chunk_key(cell))
-            except Exception:  # noqa: BLE001 - any failure of this cell names it
+            except Exception:
                 return str(arr.metadata.encode_chunk_key(cell))
         return None
 

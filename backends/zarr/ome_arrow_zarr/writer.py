@@ -68,7 +68,7 @@ def ngff_attrs(meta: ImageMeta, levels: int, version: str, windows: Sequence[tup
     """The group attributes of the store: NGFF ``multiscales`` and ``omero``, and our own metadata."""
     base = [1.0, 1.0] + [float(meta.physical_size.get(a, 1.0)) for a in "ZYX"]
     datasets = [{"path": str(k), "coordinateTransformations": [
-        {"type": "scale", "scale": base[:3] + [base[3] * 2**k, base[4] * 2**k]}]} for k in range(levels)]
+        {"type": "scale", "scale": [*base[:3], base[3] * 2 ** k, base[4] * 2 ** k]}]} for k in range(levels)]
     ms: dict[str, Any] = {"name": meta.name, "axes": _axes(meta), "datasets": datasets}
     if levels > 1:
         ms["type"] = "nearest"

@@ -87,7 +87,7 @@ def clean(path: Path) -> None:
         path.unlink()
 
 
-def main() -> None:  # noqa: PLR0915
+def main() -> None:
     assert ome_arrow.__version__ == "0.1.0", ome_arrow.__version__
     u16 = expected_pixels()
     f32 = expected_pixels(dtype="float32")
