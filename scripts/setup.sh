@@ -22,9 +22,10 @@ pip_install --no-deps -e backends/dask -e backends/ray
 pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.0"
 # Independent OME-Zarr implementations the zarr backend's interop tests read and write with (bioio-ome-zarr;
 # ome-zarr 0.17.0: 0.18 pins pydantic<2.13 through ome-zarr-models).
-# moto's S3 server for the remote-storage tests goes in the same resolve as bioio-ome-zarr's s3fs, so
-# boto3/botocore agree with aiobotocore's pin.
-pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "moto[server]>=5"
+# moto's S3 server for the remote-storage tests, pinned with the s3fs/aiobotocore/botocore set that
+# bioio-ome-zarr's s3fs accepts (unpinned, pip backtracks through years of fsspec releases).
+pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "s3fs==2026.9.0" "fsspec==2026.9.0" \
+  "aiobotocore==3.10.0" "botocore==1.43.117" "boto3==1.43.117" "moto[server]==5.2.5"
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
 pip_install "ome-arrow==0.1.0"
 # Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.
