@@ -16,7 +16,13 @@ import pytest
 
 from ome_arrow_core import ChunkStore, ImageMeta, Reader, Registry, Selection, hookimpl
 from ome_arrow_core.plugin_api import DamagedFileError, reading
-from ome_arrow_core.testing import ChunkStoreTests, ConformanceError, check_chunk_store, check_reader, selections_for
+from ome_arrow_core.testing import (
+    ChunkStoreTests,
+    ConformanceError,
+    check_chunk_store,
+    check_reader,
+    selections_for,
+)
 
 PIXELS = np.random.default_rng(0).integers(0, 2**16, (2, 3, 4, 19, 23), dtype=np.uint16)
 

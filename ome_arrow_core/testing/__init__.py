@@ -22,4 +22,4 @@ from .chunk_stores import ChunkStoreTests, check_chunk_store
 from .conformance import ConformanceError
 from .readers import check_reader, selections_for
 
-__all__ = ["check_reader", "selections_for", "check_chunk_store", "ChunkStoreTests", "ConformanceError"]
+__all__ = ["ChunkStoreTests", "ConformanceError", "check_chunk_store", "check_reader", "selections_for"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from .conformance import ConformanceError, expect, expect_our_error
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["check_chunk_store", "ChunkStoreTests"]
+__all__ = ["ChunkStoreTests", "check_chunk_store"]
 
 #: Rows per written file: several record batches, so a store must not keep only the last one.
 ROWS = 37
@@ -31,7 +32,7 @@ ROWS = 37
 def chunk_rows(seed: int = 0) -> list[bytes]:
     """``pixel_bytes`` of test rows: 1 byte to 64 KiB, zero runs, random bytes, repeats."""
     rng = np.random.default_rng(seed)
-    sizes = [1, 2, 3, 8, 65536, 4096] + rng.integers(1, 3000, ROWS - 6).tolist()
+    sizes = [1, 2, 3, 8, 65536, 4096, *rng.integers(1, 3000, ROWS - 6).tolist()]
     rows = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
     rows[3] = bytes(8)  # all zero
     rows[7] = rows[6]  # a repeat (dictionary or dedup encodings)
@@ -149,7 +150,7 @@ def check_damaged_files(store: ChunkStore, directory: Path) -> None:
     for i, (what, content) in enumerate(cases.items()):
         bad = directory / f"chunks-bad{i}{store.suffix}"
         bad.write_bytes(content)
-        expect_our_error(f"{store.name}: reading {what}", lambda: _read_every_row(store, bad))
+        expect_our_error(f"{store.name}: reading {what}", partial(_read_every_row, store, bad))
 
 
 def _read_every_row(store: ChunkStore, path: Path) -> None:

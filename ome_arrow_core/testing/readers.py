@@ -62,7 +62,7 @@ def _same(got: np.ndarray, want: np.ndarray, check: str) -> None:
     expect(got.shape == want.shape, check, f"shape {got.shape}, expected {want.shape}")
     a, b = np.ascontiguousarray(got), np.ascontiguousarray(want)
     if a.tobytes() != b.tobytes():
-        bad = np.argwhere(a.view(np.uint8).reshape(a.shape + (-1,)) != b.view(np.uint8).reshape(b.shape + (-1,)))
+        bad = np.argwhere(a.view(np.uint8).reshape(*a.shape, -1) != b.view(np.uint8).reshape(*b.shape, -1))
         raise ConformanceError(f"{check}: pixels differ, first at TZCYX index {tuple(int(v) for v in bad[0][:5])} "
                              f"({a[tuple(bad[0][:5])]!r} != {b[tuple(bad[0][:5])]!r})")
 
@@ -94,7 +94,7 @@ def _check_selections(source: PixelSource, expected: np.ndarray, seed: int) -> N
 
 
 def _check_public_views(img: OMEArrow, expected: np.ndarray) -> None:
-    n_t, n_z, n_c, n_y, n_x = img.shape
+    n_t, _, n_c, n_y, n_x = img.shape
     view = img.tensor_view(t=n_t - 1, z=0, c=list(range(n_c))[::-1], roi=(n_x // 2, n_y // 2, n_x - n_x // 2,
                                                                         n_y - n_y // 2), layout="TZCYX")
     _same(view.to_numpy(), expected[n_t - 1:, :1, ::-1, n_y // 2:, n_x // 2:], "OMEArrow.scan(...).tensor_view")

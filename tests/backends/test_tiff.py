@@ -119,7 +119,7 @@ def test_sample_conforms_to_the_reader_contract(name: str) -> None:
     with tifffile.TiffFile(path) as tf:
         expected = tzcyx(tf.series[0].asarray(), tf.series[0].axes)
     check_reader(path, expected)
-    t, z, c = (n - 1 for n in expected.shape[:3])
+    z, c = (n - 1 for n in expected.shape[1:3])
     view = OMEArrow.scan(path).tensor_view(t=slice(None, None, 2), z=[z, 0], c=c, roi=(430, 160, 9, 7),
                                          layout="TZCYX")
     assert isinstance(view, LazyTensorView) and not view.is_collected  # scanning reads no pixels
