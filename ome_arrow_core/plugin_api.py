@@ -22,6 +22,10 @@ Groups:
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - every error class.
+
+Testing: ``ome_arrow_core.testing`` (a module of its own, so importing this one loads no
+test code) checks a reader or chunk store against the same contract: ``check_reader``,
+``check_chunk_store``, ``ChunkStoreTests``; same stability promise.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ome_arrow_core import OMEArrow, Registry, plugins
+from ome_arrow_core.testing import check_reader
 
 example = pytest.importorskip("ome_arrow_example.plugin", reason="install tests/plugins/example_plugin (scripts/setup.sh does)")
 
@@ -37,11 +38,22 @@ def test_reader_and_exporter_resolved_from_outside_package(tmp_path: Path) -> No
     data = np.random.default_rng(0).normal(size=(1, 2, 3, 5, 7)).astype(np.float32)
     path = tmp_path / "x.exampleimg"
     example.write_exampleimg(data, path)
-    img = OMEArrow.scan(path)
-    view = img.tensor_view(t=0, z=1, roi=(1, 1, 4, 3))
-    np.testing.assert_array_equal(view.to_numpy(), data[0, 1, :, 1:4, 1:5])
+    check_reader(path, data)  # the plugin kit, through the registry that found the entry point
+    view = OMEArrow.scan(path).tensor_view(t=0, z=1, roi=(1, 1, 4, 3))
     out = np.from_dlpack(view.collect().to_dlpack(mode="example"))
     np.testing.assert_array_equal(out, data[0, 1, :, 1:4, 1:5])
+
+
+def test_reader_conforms_in_a_private_registry(tmp_path: Path) -> None:
+    """The kit on the example reader registered by hand, every supported dtype, no entry points."""
+    reg = Registry(autoload=False)
+    reg.register(example, name="example")
+    rng = np.random.default_rng(1)
+    for dtype in ("uint8", "int16", "uint32", "float64", "bool"):
+        data = (rng.integers(0, 2, (2, 1, 3, 9, 11)) if dtype == "bool" else rng.integers(0, 100, (2, 1, 3, 9, 11)))
+        path = tmp_path / f"{dtype}.exampleimg"
+        example.write_exampleimg(data.astype(dtype), path)
+        check_reader(path, data.astype(dtype), registry=reg)
 
 
 def test_blocked_plugin_is_not_loaded() -> None:

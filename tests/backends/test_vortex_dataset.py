@@ -29,6 +29,7 @@ from ome_arrow_core import (
 )
 from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.registry import BLOCK_ENV
+from ome_arrow_core.testing import ChunkStoreTests, check_reader
 from ome_arrow_vortex import chunk_store
 
 N = 12
@@ -154,6 +155,13 @@ def test_every_dtype_round_trips_bit_exactly(tmp_path: Path, dtype: str) -> None
         assert same_bits(ds[i].tensor_view(layout="ZCYX").to_numpy(), arrs[i])
     got = ds.read(range(3), layout="ZCYX")
     assert same_bits(got, arrs)
+    check_reader(out, arrs[1][None], row=1)  # the plugin kit on one image of the dataset
+
+
+class TestVortexChunkStore(ChunkStoreTests):
+    """The plugin kit's chunk-store checks: write, reopen, take any rows bit-exactly, threads, damaged files."""
+
+    store_name = "vortex"
 
 
 def test_zstd_and_wrong_options(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from zarr_stores import chunks_touched, shard_reads, tzcyx, write_ome_zarr_py, w
 
 from ome_arrow_core import DTypeError, OMEArrow, SchemaError, Selection, SelectionError, default_registry
 from ome_arrow_core.plugin_api import DamagedFileError
+from ome_arrow_core.testing import check_reader
 
 OME_ZARR_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                                "ignore::UserWarning")
@@ -58,16 +59,16 @@ def test_zarr_python_stores_read_exactly(tmp_path: Path, version: str, shards: t
                              chunks=(1, 1, 1, 16, 16), shards=shards,
                              scales=[[1, 1, 2.5, 0.25, 0.5], [1, 1, 2.5, 0.5, 1.0]],
                              channels=[("DAPI", "0000FF"), ("GFP", "00FF00"), ("RFP", "FF0000")])
+    check_reader(path, tzcyx(data, "tczyx"))  # the plugin kit, on the full resolution level
     img = OMEArrow(path)
-    np.testing.assert_array_equal(img.to_numpy(), tzcyx(data, "tczyx"))
     meta = img.meta
     assert meta.physical_size == {"X": 0.5, "Y": 0.25, "Z": 2.5}
     assert meta.physical_unit == {"X": "µm", "Y": "µm", "Z": "µm"}
     assert [c.name for c in meta.channels] == ["DAPI", "GFP", "RFP"]
     assert [c.color_rgba for c in meta.channels] == [0x0000FFFF, 0x00FF00FF, 0xFF0000FF]
     assert meta.chunk_shape == (1, 16, 16)
+    check_reader(path, tzcyx(data[..., ::2, ::2], "tczyx"), level=1)
     low = OMEArrow.scan(path, level=1)
-    np.testing.assert_array_equal(low.to_numpy(), tzcyx(data[..., ::2, ::2], "tczyx"))
     assert low.meta.physical_size == {"X": 1.0, "Y": 0.5, "Z": 2.5}
     info = low.info()
     assert info["ngff_version"] == version and info["level"] == 1
@@ -101,9 +102,7 @@ def test_every_dtype_is_bit_exact(tmp_path: Path, dtype: str, version: str) -> N
     if dtype.startswith("float"):
         data.flat[:4] = [np.nan, -0.0, np.inf, -np.inf]
     path = write_zarr_python(tmp_path / "x.ome.zarr", [data], "zyx", version=version, chunks=(2, 8, 8))
-    got = OMEArrow.scan(path).to_numpy()
-    assert got.dtype == np.dtype(dtype)
-    assert got[0, :, 0].tobytes() == data.tobytes()
+    check_reader(path, data[None, :, None])  # the plugin kit: dtype and bits of every kind of selection
 
 
 def test_big_endian_v2_reads_native_and_exact(tmp_path: Path) -> None:
@@ -279,3 +278,11 @@ def test_stores_bioio_ome_zarr_writes_read_exactly(tmp_path: Path, zarr_format: 
     assert img.meta.physical_size == {"X": 0.25, "Y": 0.5, "Z": 3.0}
     assert img.info()["ngff_version"] == ("0.5" if zarr_format == 3 else "0.4")
     assert len(img.info()["levels"]) == 2 and OMEArrow.scan(tmp_path / "x.ome.zarr", level=1).shape[-2:] == (32, 24)
+
+
+def test_a_repeated_index_on_an_axis_the_store_lacks_repeats_it(tmp_path: Path) -> None:
+    """``c=[0, 0]`` on a store without a channel axis gives two copies (found by the plugin kit)."""
+    data = sample((3, 8, 8))
+    path = write_zarr_python(tmp_path / "x.ome.zarr", [data], "zyx", chunks=(1, 4, 4))
+    got = OMEArrow.scan(path).tensor_view(c=[0, 0], t=[0, 0, 0], layout="TZCYX").to_numpy()
+    np.testing.assert_array_equal(got, np.broadcast_to(data[None, :, None], (3, 3, 2, 8, 8)))

@@ -67,6 +67,15 @@ class AxisMap:
                 basic = False
         return tuple(parts), basic
 
+    def repeat_absent(self, data: np.ndarray, sel: Selection) -> np.ndarray:
+        """``data`` (TZCYX) with each axis absent from storage repeated as often as ``sel`` picks its one
+        index (``c=[0, 0]`` on an image without channels)."""
+        for dim, letter in enumerate(_CANONICAL):
+            n = len(sel.axis(letter))
+            if letter not in self.targets and n != 1:
+                data = np.repeat(data, n, axis=dim)
+        return data
+
     def to_canonical(self, data: np.ndarray) -> np.ndarray:
         """A storage-order array as TZCYX (absent axes added with length 1)."""
         missing = "".join(a for a in _CANONICAL if a not in self.targets)

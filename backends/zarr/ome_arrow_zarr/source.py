@@ -158,7 +158,7 @@ class ZarrSource:
                 raise
             raise DamagedFileError(f"{where(self.path, member + '/' + bad)}: reading the chunk failed "
                                    f"({exc.__cause__ or exc}); the chunk is damaged") from exc
-        out = self._axes.to_canonical(np.asarray(data))
+        out = self._axes.repeat_absent(self._axes.to_canonical(np.asarray(data)), sel)
         if out.shape != sel.shape:  # pragma: no cover - zarr returned another shape than asked
             raise OMEArrowError(f"{self.path}: read {out.shape}, expected {sel.shape}")
         return np.ascontiguousarray(out, dtype=self._dtype)

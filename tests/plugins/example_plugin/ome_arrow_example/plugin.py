@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ome_arrow_core import Exporter, ImageMeta, Ingester, Reader, Selection, TensorView, hookimpl
-from ome_arrow_core.plugin_api import DLPackTensor
+from ome_arrow_core.plugin_api import DamagedFileError, DLPackTensor, reading
 
 
 class LabelledArray(np.ndarray):
@@ -32,15 +32,20 @@ class ExampleSource:
     """``.exampleimg``: a JSON header line (shape TZCYX, dtype) then raw C-order pixels."""
 
     def __init__(self, path: Path) -> None:
-        with open(path, "rb") as fh:
+        with reading(path, None, "reading the header"), open(path, "rb") as fh:  # foreign errors become ours
             header = json.loads(fh.readline())
             self._offset = fh.tell()
+            self.meta = ImageMeta(sizes=dict(zip("TZCYX", header["shape"])), dtype=np.dtype(header["dtype"]))
+        need = self._offset + int(np.prod(self.meta.shape)) * self.meta.dtype.itemsize
+        if path.stat().st_size != need:
+            raise DamagedFileError(f"{path}: holds {path.stat().st_size} bytes, its header needs {need}; "
+                                   "the file is truncated or damaged")
         self.path = path
-        self.meta = ImageMeta(sizes=dict(zip("TZCYX", header["shape"])), dtype=np.dtype(header["dtype"]))
 
     def read(self, sel: Selection) -> np.ndarray:
-        data = np.memmap(self.path, dtype=self.meta.dtype, mode="r", offset=self._offset, shape=self.meta.shape)
-        return np.array(sel.apply(data))
+        with reading(self.path, None, "reading pixels"):
+            data = np.memmap(self.path, dtype=self.meta.dtype, mode="r", offset=self._offset, shape=self.meta.shape)
+            return np.array(sel.apply(data))
 
     def describe(self) -> dict[str, Any]:
         return {"storage": "exampleimg"}
