@@ -28,7 +28,7 @@ from ..errors import ChecksumError, DamagedFileError
 from ..safe_write import atomic_path
 from .spec import MANIFEST
 
-__all__ = ["TABLES_KEY", "file_digest", "recorded", "record", "check_tables", "swapped_digest", "accept_both"]
+__all__ = ["TABLES_KEY", "accept_both", "check_tables", "file_digest", "record", "recorded", "swapped_digest"]
 
 #: Key of the recorded table digests in the manifest's ``ome_arrow_core`` section.
 TABLES_KEY: Final[str] = "tables"

@@ -187,6 +187,6 @@ def test_the_damage_that_aborted_pyarrow_is_refused_in_process(tmp_path: Path) -
         out = run_case(Case("ds_vortex", "byteset", "index.parquet", "r4"), work / "case", samples)
         print(out.status, out.detail)
     """)
-    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.startswith("error"), child.stdout
