@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
+from ome_arrow_core import OMEArrowDataset, SchemaError, cleanup_dataset, compact_dataset, write_dataset
 from ome_arrow_core.safe_write import atomic
 from ome_arrow_core.typed_chunk import compact, packing
 
@@ -158,19 +160,40 @@ def test_a_compaction_killed_between_renames_leaves_a_readable_dataset(tmp_path:
     np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
 
 
+_KILLED = """
+import os, sys
+from pathlib import Path
+from ome_arrow_core import compact_dataset
+from ome_arrow_core.safe_write import atomic
+real = atomic._move
+def move(src, dst):
+    if dst.name == sys.argv[2]:
+        os._exit(9)
+    real(src, dst)
+atomic._move = move
+compact_dataset(Path(sys.argv[1]))
+"""
+
+
 @pytest.mark.parametrize("replaced", [["index.parquet"], ["index.parquet", "images.parquet"]])
 def test_a_compaction_killed_before_its_manifest_leaves_each_image_once(tmp_path: Path, replaced: list[str]) -> None:
     out, arrs = _appended(tmp_path, rows_per_group=5)
     table = OMEArrowDataset.scan(out).table
     done = shutil.copytree(out, tmp_path / "done")
     compact_dataset(done)
-    for name in ["chunks.parquet", *replaced]:  # killed after these renames, before the manifest's
-        shutil.copy2(done / name, out / name)
+    # a real kill (the process exits at once) after these renames, before the manifest's: what it leaves
+    # is the manifest the compaction put there before its swap (it accepts the old and the new tables)
+    stop = {1: "images.parquet", 2: "_ome_arrow_dataset.json"}[len(replaced)]
+    child = subprocess.run([sys.executable, "-c", _KILLED, str(out), stop], capture_output=True, text=True)
+    assert child.returncode == 9, child.stderr
+    for name in ["chunks.parquet", *replaced]:
+        assert (out / name).read_bytes() == (done / name).read_bytes()
     ds = OMEArrowDataset.scan(out)  # the appended tables the old manifest lists are read once (or not at all)
     assert ds.table.equals(table)
     np.testing.assert_array_equal(ds.read(), np.stack(arrs))
     np.testing.assert_array_equal(OMEArrowDataset.scan(out, filter={"well": "C2"}).read(), arrs[6][None])
     compact_dataset(out)  # finishes the job
+    cleanup_dataset(out)  # the killed compaction's temporary directory
     assert _files(out) == _files(done)
     np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
 

@@ -31,6 +31,7 @@ from ome_arrow_core import (
 )
 from ome_arrow_core.safe_write import atomic_path
 from ome_arrow_core.errors import ArgumentError
+from table_digests import without_table_digests
 
 
 def record(**changes: Any) -> dict[str, Any]:
@@ -180,6 +181,7 @@ def test_a_dataset_index_missing_a_chunk_is_damaged(tmp_path: Path) -> None:
     OMEArrow(np.ones((2, 64, 64), np.uint16), "CYX").export("parquet", out, chunk_shape=(32, 32))
     index = pq.read_table(out / "index.parquet")
     pq.write_table(index.slice(1), out / "index.parquet")
+    without_table_digests(out)  # a lie the table checksums would refuse first
     with pytest.raises(SchemaError, match="cover 7168 pixels, its sizes need 8192; the dataset is damaged"):
         OMEArrow.scan(out)
     with pytest.raises(SchemaError, match="cover 7168 pixels, its sizes need 8192; the dataset is damaged"):

@@ -10,6 +10,7 @@ import pytest
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.cli import main
+from table_digests import without_table_digests
 
 
 def dataset(tmp_path: Path) -> tuple[Path, bytes]:
@@ -120,6 +121,7 @@ def test_index_rows_pointing_nowhere_or_at_other_chunks(tmp_path: Path, capsys: 
     groups[1], groups[2] = 99, groups[3]  # row 1 points past the file, row 2 at chunk 3's row group
     at = index.schema.get_field_index("row_group_id")
     pq.write_table(index.set_column(at, index.schema.field(at), pa.array(groups, pa.int32())), out / "index.parquet")
+    without_table_digests(out)  # a lie the table checksums would refuse first
     assert main(["verify", "--json", str(out)]) == 1
     damage = json.loads(capsys.readouterr().out)["damage"]
     assert any(d["chunk_id"] == 1 and "row group 99" in d["problem"] for d in damage)

@@ -109,7 +109,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         scanned = total = 0
         parts = members_of(Path(path), column, reg)
         for k, part in enumerate(parts):
-            table, read, count = member_table(part, expr)
+            table, read, count = member_table(part, expr, verify)
             scanned, total = scanned + read, total + count
             rows.append(table.column(ROW_COLUMN).to_numpy())
             part_of.append(np.full(table.num_rows, k, dtype=np.int32))

@@ -123,9 +123,10 @@ def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str
     return pa.concat_tables(parts), len(pieces), md.num_row_groups
 
 
-def _scan_images(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
-    """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered across them."""
-    parts = parts_of(path, read_manifest(path))
+def _scan_images(path: Path, expr: pc.Expression | None, verify: bool | None = None) -> tuple[pa.Table, int, int]:
+    """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered
+    across them (the tables checked against the manifest's digests first unless ``verify`` is False)."""
+    parts = parts_of(path, read_manifest(path), verify)
     check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
     if len(parts) == 1:
         return _scan_parquet(path / parts[0].images, expr, None)
@@ -194,11 +195,12 @@ def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Tabl
         raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
 
 
-def member_table(part: Member, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
-    """The rows of ``part`` that ``expr`` keeps (row numbers in :data:`ROW_COLUMN`), row groups read, row groups."""
+def member_table(part: Member, expr: pc.Expression | None, verify: bool | None = None) -> tuple[pa.Table, int, int]:
+    """The rows of ``part`` that ``expr`` keeps (row numbers in :data:`ROW_COLUMN`), row groups read, row groups
+    (``verify``: see :func:`_scan_images`)."""
     path = Path(part.path)
     if part.kind == "chunks":
-        return _scan_images(path, expr)
+        return _scan_images(path, expr, verify)
     if part.kind == "records":
         require_regular_file(path)
         with reading(path, None, "reading the Parquet schema"):

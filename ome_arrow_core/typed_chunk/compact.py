@@ -25,6 +25,7 @@ from . import packing
 from .fragments import chunk_writer, format_version_for
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
+from .table_sums import TABLES_KEY, accept_both, restore_manifest, swapped_digest
 from .tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
 
 __all__ = ["compact_dataset"]
@@ -87,6 +88,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         numbers = [re.fullmatch(r"images-(\d+)\.parquet", p.images) for p in appended]
         markers = [root / pending_name(int(m[1])) for m in numbers if m is not None]
         tmp, held = make_temp(root, "compact")  # .compact.ome-arrow-tmp.PID.RANDOM, locked while we live
+        original: bytes | None = None
         try:
             offsets = _merge(root, order, keep, tmp / BASE_CHUNKS)
             shift = np.array([offsets[n] for n in names], dtype=np.int64)[codes]
@@ -103,9 +105,12 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 # row groups move: the merged file is read through its footer (the index keeps no page ranges)
                 ours = {k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k not in ("appends", PAGES_KEY)}
                 ours.update({"fragments": [BASE_CHUNKS], "format_version": format_version_for([BASE_CHUNKS])})
+                ours[TABLES_KEY] = {BASE.images: swapped_digest(root, tmp, BASE.images),
+                                    BASE.index: swapped_digest(root, tmp, BASE.index)}
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
+                original = accept_both(root, manifest, ours[TABLES_KEY])  # a kill between the swaps leaves a readable dataset
             # chunks.parquet first: until index.parquet is replaced, the old index still finds every
             # chunk (the old chunks.parquet's row groups lead the new one, the fragments still exist);
             # once images.parquet holds every image, readers skip the appends the old manifest lists.
@@ -117,6 +122,8 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         except BaseException:
             for marker in markers:
                 marker.unlink(missing_ok=True)
+            if original is not None:  # the swap was undone: the old manifest goes back as it was
+                restore_manifest(root, original, manifest)
             raise
         finally:
             os.close(held)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arrow_numpy import int_values
-from ..checksums import ChunkChecksums
+from ..checksums import ChunkChecksums, verify_enabled
 from ..chunks import ChunkTable
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
 from ..registry import Registry
@@ -339,10 +339,12 @@ _cache_lock = threading.Lock()
 CACHE_SIZE = 32
 
 
-def open_dataset(path: Path, registry: Registry) -> OpenedDataset:
+def open_dataset(path: Path, registry: Registry, verify: bool | None = None) -> OpenedDataset:
     """The dataset at ``path``, opened (from the per-process cache when its files are unchanged), its chunk
-    files in a chunk store's format opened by ``registry``'s stores."""
-    key = (*_stamp(path), registry)
+    files in a chunk store's format opened by ``registry``'s stores; its tables are checked against the
+    manifest's digests before they are parsed unless ``verify`` is False (None: unless OME_ARROW_CORE_VERIFY=0)."""
+    checked = verify_enabled(verify)
+    key = (*_stamp(path), registry, checked)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -363,7 +365,7 @@ def open_dataset(path: Path, registry: Registry) -> OpenedDataset:
         raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
     if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
         raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
-    parts = parts_of(path, manifest)  # only the tables the manifest lists: the old images or the new, never a mix
+    parts = parts_of(path, manifest, checked)  # only the tables the manifest lists: the old images or the new, never a mix
     fragments: dict[str, Fragment] = {}
 
     def fragment_rows(name: str, ranged: bool = True) -> int:

@@ -40,7 +40,7 @@ class DatasetSource:
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
         with reading(path, None, "opening the dataset"), blaming(path):
-            self._init(path, open_dataset(path, registry or default_registry()), row, image_id)
+            self._init(path, open_dataset(path, registry or default_registry(), verify), row, image_id)
 
     def _init(self, path: Path, opened: OpenedDataset, row: int, image_id: str | None) -> None:
         self.path = path

@@ -25,6 +25,7 @@ from ..boundary import blaming, reading, require_member
 from ..errors import DamagedFileError, SchemaError
 from .checks import check_member, check_unlisted_appends
 from .spec import MANIFEST
+from .table_sums import check_tables
 
 __all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
            "own_rows", "max_chunk_id"]
@@ -67,8 +68,11 @@ def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part
     return out
 
 
-def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
+def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None) -> list[Part]:
     """The parts of the dataset at ``root``, in order: the base tables, then each listed append's.
+
+    Before any table is parsed, every table the manifest lists is checked against the digest it
+    records (see :mod:`.table_sums`; ``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it).
 
     When images.parquet alone holds the manifest's ``image_count`` images, a compaction merged
     the appends into the base tables and was stopped before it replaced the manifest: the
@@ -78,6 +82,7 @@ def parts_of(root: Path, manifest: Mapping[str, Any]) -> list[Part]:
     with blaming(root, MANIFEST):
         listed = appends_of(manifest, root)
     parts = [BASE, *listed]
+    check_tables(root, manifest, [n for p in parts for n in (p.images, p.index)], verify)
     if listed:
         file = _file(root, BASE.images, "images table")
         with reading(root, BASE.images, "reading the images table's footer"):

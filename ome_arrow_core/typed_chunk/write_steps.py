@@ -20,6 +20,7 @@ from .packing import ChunkPacker
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .page_reads import manifest_entry
 from .spec import FILE_METADATA, IMAGES_SCHEMA, LAYOUT_NAME, MANIFEST
+from .table_sums import TABLES_KEY, record, recorded
 from .tables import BASE, Part
 
 if TYPE_CHECKING:
@@ -163,6 +164,9 @@ def write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, An
     ours.pop("appends", None)
     if appends:
         ours["appends"] = [p.to_json() for p in appends]
+    # the tables' digests: checked before pyarrow parses them (tables listed before keep theirs)
+    ours[TABLES_KEY] = record(root, [n for p in (BASE, *appends) for n in (p.images, p.index)],
+                              recorded(root, previous))
     manifest["ome_arrow_core"] = ours
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -185,6 +185,24 @@ def _rewrite_parquet(file: Path, edit: Callable[[list[dict[str, Any]]], list[dic
     data = edit(table.to_pylist())
     new = pa.Table.from_pylist(data, schema=table.schema)
     pq.write_table(new, file)
+    _rerecord(file)
+
+
+def _rerecord(file: Path) -> None:
+    """Record ``file``'s new digest in its dataset's manifest (if it records one): the lie is then consistent,
+    as a tool rewriting a table and the manifest would leave it, and reaches the deeper checks."""
+    import json
+
+    from ome_arrow_core.typed_chunk.table_sums import file_digest
+
+    manifest_file = file.parent / "_ome_arrow_dataset.json"
+    if not manifest_file.is_file():
+        return
+    manifest = json.loads(manifest_file.read_text())
+    tables = (manifest.get("ome_arrow_core") or {}).get("tables") or {}
+    if file.name in tables:
+        tables[file.name] = [file_digest(file)]
+        manifest_file.write_text(json.dumps(manifest, indent=2))
 
 
 def lie(case: Case, root: Path, file: Path) -> None:

@@ -1,0 +1,22 @@
+"""Test helper: make a dataset's manifest record no table checksums, as versions before them wrote it.
+
+Tests that rewrite a table with pyarrow (to plant a lie the deeper checks must catch, or to
+imitate an older writer) call this; otherwise the table checksum refuses the table first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MANIFEST = "_ome_arrow_dataset.json"
+
+
+def without_table_digests(root: Path) -> Path:
+    """Drop ``ome_arrow_core.tables`` from the manifest of the dataset at ``root`` (if it has one); returns ``root``."""
+    file = Path(root) / MANIFEST
+    if file.exists():
+        manifest = json.loads(file.read_text())
+        (manifest.get("ome_arrow_core") or {}).pop("tables", None)
+        file.write_text(json.dumps(manifest, indent=2))
+    return Path(root)
