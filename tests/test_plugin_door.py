@@ -20,10 +20,19 @@ def _backend_files() -> list[Path]:
     return sorted(p for p in BACKENDS.glob("*/ome_arrow_*/**/*.py"))
 
 
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+#: Parsed at collection: late in a full run CPython 3.11.7 once raised "AST constructor recursion depth mismatch"
+#: from ast.parse on an intact file (an interpreter bug, not the file).
+_TREES = {path: _parse(path) for path in _backend_files()}
+
+
 def _core_imports(path: Path) -> list[tuple[int, str, str | None]]:
     """(line, module, name) for every import of ome_arrow_core in ``path``; name None for ``import x``."""
     found: list[tuple[int, str, str | None]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(_TREES.get(path) or _parse(path)):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ome_arrow_core":
             found.extend((node.lineno, node.module, alias.name) for alias in node.names)
         elif isinstance(node, ast.Import):

@@ -19,12 +19,14 @@ def _module(path: Path) -> str:
 
 
 MODULES = {_module(p): p for p in sorted(ROOT.rglob("*.py"))}
+#: Parsed at collection (see tests/test_plugin_door.py: CPython 3.11.7's ast.parse once failed late in a full run).
+TREES = {p: ast.parse(p.read_text(encoding="utf-8")) for p in MODULES.values()}
 
 
 def _imports(path: Path) -> list[tuple[str, str, int]]:
     """(module imported from, name, line) of every import of ``path`` that runs (TYPE_CHECKING blocks left out);
     ``name`` is "" for ``import x``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = TREES.get(path) or ast.parse(path.read_text(encoding="utf-8"))
     skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
                for n in ast.walk(node)}
     package = _module(path) if path.name == "__init__.py" else _module(path).rpartition(".")[0]
