@@ -39,7 +39,9 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         _mount(["-o", "remount,rw", str(mnt)])
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            # something still holds a handle on it (freed later): detach it now rather than leave it mounted
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def _big(seed: int) -> list[np.ndarray]:
