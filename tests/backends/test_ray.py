@@ -7,10 +7,12 @@ test_ray_datasource.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -18,9 +20,11 @@ pytest.importorskip("ray.data")
 pytest.importorskip("ome_arrow_ray")
 
 from ome_arrow_ray import iter_torch_batches, read_dataset  # noqa: E402
+from ome_arrow_ray.datasource import OMEArrowDatasource  # noqa: E402
+from ray.data.datasource import ReadTask  # noqa: E402
 from ray.data.expressions import col  # noqa: E402
 
-from ome_arrow_core import write_dataset  # noqa: E402
+from ome_arrow_core import OMEArrowDataset, write_dataset  # noqa: E402
 
 N = 9
 pytestmark = [
@@ -58,22 +62,50 @@ def test_read_tasks_run_on_both_nodes_with_pushdown(plate: tuple[Path, np.ndarra
     path, arrs = plate
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
 
-    def _node(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # nested: pickled by value for the workers
-        node = ray.get_runtime_context().get_node_id()
-        return {"label": batch["label"], "node": np.array([node] * len(batch["label"]))}
-
     rows = read_dataset(path, images_per_block=2).take_all()
     assert sorted(r["label"] for r in rows) == list(range(N))
     for r in rows:
         assert r["image"].dtype == np.uint16 and r["well"] == f"B{r['label'] % 3}"
         np.testing.assert_array_equal(r["image"], arrs[r["label"]])
-    where = read_dataset(path, images_per_block=1, columns=["label"]).map_batches(_node, batch_size=1).take_all()
+    # Each read task stamps the node it ran on (a wrapper around our read tasks): Ray Data spreads
+    # read tasks over the nodes, and where the rows come from is where the pixels were read.
+    where = ray.data.read_datasource(_node_stamped(path),
+                                     override_num_blocks=N).take_all()
     assert sorted(r["label"] for r in where) == list(range(N))
     assert len({r["node"] for r in where}) == 2  # read tasks ran on both nodes
     picked = read_dataset(path, images_per_block=2).filter(expr=col("well") == "B1").select_columns(["label", "image"])
     got = sorted(picked.take_all(), key=lambda r: r["label"])
     assert [r["label"] for r in got] == [1, 4, 7] and set(got[0]) == {"label", "image"}
     np.testing.assert_array_equal(np.stack([r["image"] for r in got]), arrs[[1, 4, 7]])
+
+
+def _node_stamped(path: Path) -> ray.data.Datasource:
+    """Our datasource with a ``node`` column naming the node each read task ran on.
+
+    Built in a function so that cloudpickle ships the classes by value to the workers,
+    which cannot import this test module.
+    """
+
+    def stamp(read: Callable[[], Iterable[pa.Table]]) -> Iterator[pa.Table]:
+        node = ray.get_runtime_context().get_node_id()
+        for block in read():
+            yield block.append_column("node", pa.array([node] * block.num_rows))
+
+    class NodeStamped(ray.data.Datasource):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self._inner = OMEArrowDatasource(OMEArrowDataset.scan(path), columns=["label"], image_column="image",
+                                             view={}, images_per_block=1)
+
+        def estimate_inmemory_data_size(self) -> int | None:
+            return self._inner.estimate_inmemory_data_size()
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: object = None) -> list[ReadTask]:
+            tasks = self._inner.get_read_tasks(parallelism, per_task_row_limit, data_context)
+            return [ReadTask(functools.partial(stamp, t.read_fn), t.metadata) for t in tasks]
+
+    return NodeStamped()
 
 
 def test_torch_batches_pass_ray_options_through(plate: tuple[Path, np.ndarray]) -> None:
