@@ -8,7 +8,7 @@ fails on any other module.
 
 Groups:
 
-- hooks and handler descriptors: ``hookimpl``, ``Ingester``, ``Reader``, ``Writer``,
+- hooks and handler descriptors: ``hookimpl``, ``Ingester`` (and its ``Ingested``), ``Reader``, ``Writer``,
   ``Exporter``, ``ChunkStore``, ``ChunkFile``, ``PixelSource``;
 - dtypes and buffers: ``SUPPORTED`` dtypes, ``check_dtype``, ``cast_pixels``,
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
@@ -58,7 +58,7 @@ from .errors import (
     StorageError,
     UnsafeOverwriteError,
 )
-from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
+from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "hookimpl",
+    "Ingested",
     "Ingester",
     "Reader",
     "Writer",
