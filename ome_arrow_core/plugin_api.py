@@ -18,7 +18,9 @@ Groups:
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
-- arguments: ``check_row``;
+- arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
+- array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
+  checks; they never import a framework);
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - every error class.
@@ -33,6 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .arguments import check_row
+from .array_types import is_cupy_array, is_jax_array, is_torch_array
 from .builtins.cpu_export import zero_copy_array
 from .safe_write import atomic_path
 from .boundary import reading, require_regular_file, where
@@ -40,6 +43,7 @@ from .buffers import arrow_empty, to_arrow_memory, view_buffer
 from .casting import cast_pixels
 from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
 from .checksums import ChunkChecksums, checksums_of, verify_enabled
+from .devices import check_cuda_device
 from .dlpack import DLPackTensor
 from .dtypes import SUPPORTED, check_dtype
 from .errors import (
@@ -93,6 +97,10 @@ __all__ = [
     "verify_enabled",
     "CHECKSUM_ALGORITHM",
     "check_row",
+    "check_cuda_device",
+    "is_torch_array",
+    "is_jax_array",
+    "is_cupy_array",
     "DatasetViews",
     "view_meta",
     "OMEArrowError",
