@@ -65,8 +65,8 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
     monkeypatch.setattr(packing, "BATCH_BYTES", 3000)  # several batches of row groups per file
 
     assert compact_dataset(out) == names
-    assert sorted(p.name for p in out.iterdir()) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet",
-                                                     "index.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json",
+                                                     "chunks.parquet", "images.parquet", "index.parquet"]
     assert pq.read_table(out / "images.parquet").column("well").to_pylist() == ["A1", "A2", "A3", "B1", "B2", "C1", "C2"]
     ds = OMEArrowDataset.scan(out)
     assert ds.table.equals(table) and [ds[i].meta for i in range(len(ds))] == metas
