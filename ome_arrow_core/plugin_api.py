@@ -14,7 +14,8 @@ Groups:
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
   memory that exports zero-copy), ``DLPackTensor``, ``zero_copy_array`` (what
   ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying);
-- files: ``atomic_path`` (all-or-nothing writes), ``reading``/``where``/
+- files: ``atomic_path`` (all-or-nothing writes), ``Location`` (a resolved local or remote
+  target, see :mod:`.location`) and ``remote_file`` (an all-or-nothing upload to one), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
@@ -60,6 +61,8 @@ from .errors import (
 )
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
+from .location import Location
+from .remote_writes import remote_file
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews
@@ -68,6 +71,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "hookimpl",
+    "Location",
+    "remote_file",
     "Ingester",
     "Reader",
     "Writer",

@@ -146,13 +146,13 @@ class _Faults:
     """Requests the S3 server answers with an error instead of passing them to moto (fault injection)."""
 
     def __init__(self) -> None:
-        self.rules: list[tuple[str, str, int]] = []  # (method, path substring, HTTP status)
+        self.rules: list[tuple[str, str, int]] = []  # (method, regular expression on the path, HTTP status)
         self.lock = threading.Lock()
 
     def take(self, method: str, path: str) -> int | None:
         with self.lock:
-            for i, (m, sub, status) in enumerate(self.rules):
-                if m == method and sub in path:
+            for i, (m, pattern, status) in enumerate(self.rules):
+                if m == method and re.search(pattern, path):
                     del self.rules[i]
                     return status
         return None
@@ -204,10 +204,11 @@ class S3Server:
             fs.create_dir(name)
         return name
 
-    def fail(self, method: str, path_contains: str, status: int = 403) -> None:
-        """Answer the next ``method`` request whose path (with query) contains ``path_contains`` with ``status``."""
+    def fail(self, method: str, path_pattern: str, status: int = 403) -> None:
+        """Answer the next ``method`` request whose path (with query) matches ``path_pattern`` (``re.search``)
+        with ``status``."""
         with self.faults.lock:
-            self.faults.rules.append((method, path_contains, status))
+            self.faults.rules.append((method, path_pattern, status))
 
     def clear_faults(self) -> None:
         with self.faults.lock:
