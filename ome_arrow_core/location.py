@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import posixpath
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -29,7 +29,7 @@ from .errors import ArgumentError, BackendUnavailableError
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
-__all__ = ["Location", "resolve", "is_uri"]
+__all__ = ["Location", "URIPath", "resolve", "is_uri"]
 
 _PYARROW_SCHEMES = {"s3", "gs", "gcs", "az", "abfs", "abfss", "hdfs", "viewfs"}
 _HTTP_SCHEMES = {"http", "https"}
@@ -41,6 +41,16 @@ def is_uri(target: object) -> bool:
         return False
     scheme = target.split("://", 1)[0]
     return len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+
+
+class URIPath(PurePosixPath):
+    """A remote object's path inside its store that prints (``str``, ``os.fspath``) as its URI, so
+    messages built from it name the object; it has no filesystem methods (no local disk is touched)."""
+
+    uri: str = ""
+
+    def __str__(self) -> str:
+        return self.uri or super().__str__()
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,14 @@ class Location:
     def name(self) -> str:
         """The last path component."""
         return posixpath.basename(self.path.rstrip("/")) if not self.local else os.path.basename(self.path)
+
+    def display_path(self) -> PurePath:
+        """A path for messages: the OS path of a local location, a :class:`URIPath` of a remote one."""
+        if self.local:
+            return Path(self.path)
+        shown = URIPath(self.path)
+        shown.uri = self.uri
+        return shown
 
     def os_path(self) -> Path:
         """The OS path of a local location; ArgumentError for a remote one."""

@@ -15,7 +15,8 @@ Groups:
   memory that exports zero-copy), ``DLPackTensor``, ``zero_copy_array`` (what
   ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying);
 - files: ``atomic_path`` (all-or-nothing writes), ``Location`` (a resolved local or remote
-  target, see :mod:`.location`) and ``remote_file`` (an all-or-nothing upload to one), ``reading``/``where``/
+  target, see :mod:`.location`) ``remote_file`` (an all-or-nothing upload of one file) and ``upload_directory`` (a
+  store uploaded with its root metadata last), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
@@ -62,7 +63,7 @@ from .errors import (
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
 from .location import Location
-from .remote_writes import remote_file
+from .remote_writes import remote_file, upload_directory
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews
@@ -73,6 +74,7 @@ __all__ = [
     "hookimpl",
     "Location",
     "remote_file",
+    "upload_directory",
     "Ingester",
     "Reader",
     "Writer",

@@ -53,7 +53,7 @@ from .integrity import (
 )
 from .levels import check_level, describe_levels, level_meta
 from .metadata import image_meta
-from .remote import RangeFile, URIName, uri_name
+from .remote import RangeFile
 from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
 
 if TYPE_CHECKING:
@@ -80,8 +80,7 @@ class TiffSource:
 
         self._target = path  # what a pickled source reopens
         self._remote: RangeFile | None = None
-        self.path: PurePath = Path(path.path) if isinstance(path, Location) and path.local else (
-            uri_name(path) if isinstance(path, Location) else Path(path))
+        self.path: PurePath = path.display_path() if isinstance(path, Location) else Path(path)
         self.series_index = int(series)
         self.level_requested: object = level
         self.level = 0
@@ -89,8 +88,7 @@ class TiffSource:
         self.pages_read = 0
         self.segments_read = 0
         self.bytes_read = 0
-        if isinstance(self.path, URIName):
-            assert isinstance(path, Location)
+        if isinstance(path, Location) and not path.local:
             with reading(self.path, None, "opening"):
                 raw = path.fs.open_input_file(path.path)
             self._remote = RangeFile(raw, raw.size(), path.name)

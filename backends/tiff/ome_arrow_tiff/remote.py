@@ -13,32 +13,14 @@ import io
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 from typing import Any, Final
 
-from ome_arrow_core.plugin_api import Location
-
-__all__ = ["RangeFile", "URIName", "merge_ranges"]
+__all__ = ["RangeFile", "merge_ranges"]
 
 BLOCK: Final[int] = 64 << 10
 #: Byte ranges closer than this are fetched in one request (the gap's bytes are cheaper than a request).
 GAP: Final[int] = 256 << 10
 _BLOCKS_KEPT: Final[int] = 64
-
-
-class URIName(PurePosixPath):
-    """The path inside the store, printed (``str``) as the location's URI, so messages name the object."""
-
-    uri: str = ""
-
-    def __str__(self) -> str:
-        return self.uri or super().__str__()
-
-
-def uri_name(loc: Location) -> URIName:
-    name = URIName(loc.path)
-    name.uri = loc.uri
-    return name
 
 
 def merge_ranges(ranges: Sequence[tuple[int, int]], gap: int = GAP) -> list[tuple[int, int]]:
