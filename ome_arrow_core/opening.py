@@ -61,7 +61,7 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
     if not reader.remote or reader.open is None:
         raise ArgumentError(
             f"{loc.uri}: the {reader.name!r} reader reads local files only; copy the file to a local disk "
-            "first, or use a format whose reader reads remote storage (Parquet)"
+            "first, or use a format whose reader reads remote storage (Parquet record files, OME-TIFF, OME-Zarr)"
         )
     return reader.open(loc.with_info(info), **_with_registry(reader.open, registry, options))
 
