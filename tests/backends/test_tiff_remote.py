@@ -166,3 +166,14 @@ def test_remote_source_pickles_as_its_location(tmp_path: Path, s3_server: S3Serv
     with TiffSource(resolve(uri)) as src, pickle.loads(pickle.dumps(src)) as again:
         assert str(again.path) == uri and again.describe()["file_size"] == src.describe()["file_size"]
         np.testing.assert_array_equal(again.read(Selection.full(again.meta.sizes)), arr)
+
+
+def test_fsspec_filesystem_argument_writes_and_reads(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    mem = fsspec.filesystem("memory")
+    arr = _pixels(7)
+    OMEArrow(arr, "TZCYX").export("ome-tiff", "/tbucket/m.ome.tiff", filesystem=mem, tile=(128, 128))
+    assert mem.ls("/tbucket", detail=False) == ["/tbucket/m.ome.tiff"]  # the temporary key was moved
+    img = OMEArrow.scan("/tbucket/m.ome.tiff", filesystem=mem)
+    np.testing.assert_array_equal(img.to_numpy(), arr)
+    assert img.info()["file"] == "/tbucket/m.ome.tiff"
