@@ -17,7 +17,7 @@ from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import DamagedFileError, OMEArrowError, StorageError, UnsafeOverwriteError
 from servers import HTTPServer, S3Server
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SHAPE = (1, 2, 2, 256, 256)  # TZCYX; chunks of one 64x64 tile of one plane: 64 chunks per level
 CHUNKS = (1, 64, 64)
 

@@ -71,7 +71,7 @@ def fsspec_store(loc: Location, read_only: bool = True) -> Any:
     handler = loc.fs.handler if isinstance(loc.fs, pafs.PyFileSystem) else None
     fs = getattr(handler, "fs", None) or PyarrowFS(loc.fs)
     if not getattr(fs, "async_impl", False):
-        fs = AsyncFileSystemWrapper(fs)
+        fs = AsyncFileSystemWrapper(fs, asynchronous=True)
     elif not fs.asynchronous:  # e.g. the HTTP filesystem: a fresh asynchronous instance of the same class
         fs = type(fs)(**{**fs.storage_options, "asynchronous": True})
     return FsspecStore(fs, path=loc.path, read_only=read_only)
