@@ -14,7 +14,9 @@ Groups:
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
   memory that exports zero-copy), ``DLPackTensor``, ``zero_copy_array`` (what
   ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying);
-- files: ``atomic_path`` (all-or-nothing writes), ``reading``/``where``/
+- files: ``atomic_path`` (all-or-nothing writes), ``Location`` (a resolved local or remote
+  target, see :mod:`.location`) ``remote_file`` (an all-or-nothing upload of one file) and ``upload_directory`` (a
+  store uploaded with its root metadata last), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
@@ -64,6 +66,8 @@ from .errors import (
 )
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
+from .location import Location
+from .remote_writes import remote_file, upload_directory
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews
@@ -73,6 +77,9 @@ if TYPE_CHECKING:
 __all__ = [
     "hookimpl",
     "Ingested",
+    "Location",
+    "remote_file",
+    "upload_directory",
     "Ingester",
     "Reader",
     "Writer",

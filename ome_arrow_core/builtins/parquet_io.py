@@ -74,9 +74,7 @@ def _open_remote(loc: Location, column: str | None, row: int, verify: bool | Non
     from ..record import RecordSource
 
     row = check_row(row)
-    with reading(loc.uri, None, "looking up"):
-        kind = loc.fs.get_file_info(loc.path).type
-    if kind == pafs.FileType.Directory:
+    if loc.looked_up().type == pafs.FileType.Directory:  # the lookup open_path made, not a second one
         raise ArgumentError(
             f"{loc.uri} is a directory: typed-chunk dataset directories are read from local disks only in this "
             "release; copy it locally (e.g. `aws s3 sync`), or write the image as one struct-column file "

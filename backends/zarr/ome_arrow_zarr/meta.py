@@ -10,7 +10,7 @@ date) are used when present and consistent; nothing else depends on them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -56,7 +56,7 @@ def _num(v: Any) -> float | None:
 
 
 def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: Any, level: int,
-               dtype: np.dtype, path: Path, label: str | None) -> ImageMeta:
+               dtype: np.dtype, path: PurePath, label: str | None) -> ImageMeta:
     """Metadata of ``array`` (level ``level`` of ``ms``) as ome-arrow-core sees it."""
     sizes = axes.sizes(array.shape)
     size, unit = _physical(ms, ms.levels[level], axes)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
-from ome_arrow_core.plugin_api import check_row
+from ome_arrow_core.plugin_api import Location, check_row, upload_directory
 
 if TYPE_CHECKING:
     from .source import ZarrSource
@@ -49,9 +49,10 @@ def is_ngff(path: Path) -> bool:
     return isinstance(doc, dict) and bool(_NGFF_KEYS & set(doc))
 
 
-def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
+def open_zarr(path: Path | Location, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
               missing: str = "fill", **_: Any) -> ZarrSource:
-    """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store."""
+    """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store
+    (a directory, or a remote Location: ``s3://``, ``http(s)://``, ``filesystem=``...)."""
     if column is not None:
         raise SchemaError(f"column={column!r} does not apply to OME-Zarr stores, which have no columns; "
                           "pick a label image with label= or a resolution level with level=")
@@ -64,10 +65,22 @@ def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int
     return ZarrSource(path, level=level, label=label, row=check_row(row), missing=missing)
 
 
-def write(image: Any, out: Path, **options: Any) -> Path:
-    """Write ``image`` as OME-Zarr (see :func:`ome_arrow_zarr.writer.write_ome_zarr`)."""
+def write(image: Any, out: Path | Location, **options: Any) -> Path | Location:
+    """Write ``image`` as OME-Zarr (see :func:`ome_arrow_zarr.writer.write_ome_zarr`).
+
+    A remote ``out`` is written locally, then uploaded object by object with the group's metadata
+    documents last: until the root ``zarr.json`` (or ``.zattrs``/``.zgroup``) lands, no reader
+    opens it as an image. An existing remote ``out`` is refused, as a local one is.
+    """
     from .writer import write_ome_zarr
 
+    if isinstance(out, Location):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ome-arrow-zarr-upload-") as tmp:
+            local = write_ome_zarr(image, Path(tmp) / "store.ome.zarr", **options)
+            upload_directory(local, out, frozenset({"zarr.json", ".zattrs", ".zgroup", ".zarray"}))
+        return out
     return write_ome_zarr(image, out, **options)
 
 
@@ -75,7 +88,7 @@ def write(image: Any, out: Path, **options: Any) -> Path:
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
         Reader(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", suffixes=SUFFIXES,
-               open=open_zarr, sniff=is_ngff,
+               open=open_zarr, sniff=is_ngff, remote=True,
                description="OME-Zarr images (OME-NGFF 0.1-0.4 on Zarr v2, 0.5 on Zarr v3), levels and labels"),
     ]
 
@@ -84,6 +97,6 @@ def ome_arrow_readers() -> Sequence[Reader]:
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
         Writer(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", formats=("ome-zarr", "zarr"),
-               suffixes=SUFFIXES, write=write,
+               suffixes=SUFFIXES, write=write, remote=True,
                description="OME-Zarr, OME-NGFF 0.5 (Zarr v3) or 0.4 (Zarr v2), optional pyramid levels"),
     ]

@@ -10,13 +10,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 
 from ome_arrow_core import ImageMeta, OMEArrowError, SchemaError, Selection, SelectionError
-from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, check_dtype, reading, where
+from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, Location, check_dtype, reading, where
 
 from .axes import AxisMap
 from .meta import OURS, image_meta, level_facts
@@ -29,11 +29,13 @@ __all__ = ["ZarrSource", "open_group"]
 _PROBE_LIMIT = 4096
 
 
-def open_group(path: Path, counter: Counter, missing: str, what: str = "opening the OME-Zarr store") -> Any:
-    """The zarr group at directory ``path`` (read-only, counting chunk reads)."""
+def open_group(target: Path | Location, counter: Counter, missing: str,
+               what: str = "opening the OME-Zarr store") -> Any:
+    """The zarr group at directory (or remote location) ``target`` (read-only, counting chunk reads)."""
     import zarr
 
-    store = open_store(path, counter, missing)
+    path = target.display_path() if isinstance(target, Location) else target
+    store = open_store(target, counter, missing)
     with reading(path, "zarr.json or .zattrs", what):
         node = zarr.open(store=store, mode="r")
     if not isinstance(node, zarr.Group):
@@ -50,15 +52,16 @@ class ZarrSource:
 
     meta: ImageMeta
 
-    def __init__(self, path: str | Path, *, level: int = 0, label: str | None = None, row: int = 0,
+    def __init__(self, path: str | Path | Location, *, level: int = 0, label: str | None = None, row: int = 0,
                  missing: str = "fill") -> None:
-        self.path = Path(path)
+        self._target = path if isinstance(path, Location) else Path(path)  # what a pickled source reopens
+        self.path: PurePath = path.display_path() if isinstance(path, Location) else Path(path)
         self.level = level
         self.label = label
         self.row = row
         self.missing = missing
         self._counter = Counter()
-        group = open_group(self.path, self._counter, missing)
+        group = open_group(self._target, self._counter, missing)
         try:
             self._labels, self._labels_error = _label_names(group, self.path), ""
         except OMEArrowError as exc:  # damaged labels/ metadata blocks only the labels, not the image
@@ -127,7 +130,8 @@ class ZarrSource:
     # -- lifetime ---------------------------------------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the arguments it was opened with: a worker process reopens the store."""
-        return (_reopen, (str(self.path), self.level, self.label, self.row, self.missing))
+        target = self._target if isinstance(self._target, Location) else str(self.path)
+        return (_reopen, (target, self.level, self.label, self.row, self.missing))
 
     def __repr__(self) -> str:
         return f"ZarrSource({str(self.path)!r}, level={self.level}, label={self.label!r})"
@@ -222,7 +226,7 @@ def group_get(group: Any, path: str) -> Any:
         raise KeyError(f"no array at {path!r} (the NGFF metadata lists it)") from exc
 
 
-def _label_names(group: Any, path: Path) -> list[str]:
+def _label_names(group: Any, path: PurePath) -> list[str]:
     """Names listed in ``labels/``'s NGFF metadata ([] when the store has no labels)."""
     try:
         sub = group["labels"]
@@ -237,7 +241,7 @@ def _label_names(group: Any, path: Path) -> list[str]:
     return list(names)
 
 
-def _not_an_image(path: Path, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
+def _not_an_image(path: PurePath, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
     if "plate" in ngff:
         return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its images with "
                            "ome_arrow_zarr.open_plate(path) or one field by its path (row/column/field)")
@@ -256,5 +260,5 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _reopen(path: str, level: int, label: str | None, row: int, missing: str) -> ZarrSource:
+def _reopen(path: str | Location, level: int, label: str | None, row: int, missing: str) -> ZarrSource:
     return ZarrSource(path, level=level, label=label, row=row, missing=missing)
