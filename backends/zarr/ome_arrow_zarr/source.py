@@ -239,8 +239,8 @@ def _label_names(group: Any, path: Path) -> list[str]:
 
 def _not_an_image(path: Path, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
     if "plate" in ngff:
-        return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its images with "
-                           "ome_arrow_zarr.open_plate(path) or one field by its path (row/column/field)")
+        return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its fields with "
+                           "OMEArrowDataset.scan(path), or one field with OMEArrow.scan(path, row=i)")
     if "well" in ngff:
         return SchemaError(f"{path} is an OME-Zarr well; open one field by its path ({path}/0)")
     if "labels" in ngff:
