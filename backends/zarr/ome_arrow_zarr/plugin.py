@@ -67,7 +67,7 @@ def plate_collection(path: Path) -> pa.Table | None:
 
 
 def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
-              missing: str = "fill", **_: Any) -> ZarrSource:
+              missing: str = "fill", verify: bool | None = None, **_: Any) -> ZarrSource:
     """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store."""
     if column is not None:
         raise SchemaError(f"column={column!r} does not apply to OME-Zarr stores, which have no columns; "
@@ -83,7 +83,7 @@ def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int
         from .plate import field_path
 
         path, row = field_path(path, row), 0
-    return ZarrSource(path, level=level, label=label, row=row, missing=missing)
+    return ZarrSource(path, level=level, label=label, row=row, missing=missing, verify=verify)
 
 
 def write(image: Any, out: Path, **options: Any) -> Path:

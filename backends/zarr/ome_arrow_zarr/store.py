@@ -18,6 +18,8 @@ from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
+
+    from .integrity import ChunkManifest
     from zarr.core.buffer import Buffer, BufferPrototype
 
 __all__ = ["MISSING", "Counter", "open_store"]
@@ -49,8 +51,9 @@ def is_meta(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in _META
 
 
-def open_store(root: Path, counter: Counter, missing: str = "fill") -> Any:
-    """A read-only zarr store of directory ``root`` counting chunk reads into ``counter``."""
+def open_store(root: Path, counter: Counter, missing: str = "fill", manifest: ChunkManifest | None = None) -> Any:
+    """A read-only zarr store of directory ``root`` counting chunk reads into ``counter`` (and checking the chunks
+    ``manifest`` lists against their checksums)."""
     if missing not in MISSING:
         raise ArgumentError(f"missing={missing!r}: expected one of {', '.join(MISSING)}")
     from zarr.storage import LocalStore, WrapperStore
@@ -65,6 +68,8 @@ def open_store(root: Path, counter: Counter, missing: str = "fill") -> Any:
                       byte_range: ByteRequest | None = None) -> Buffer | None:
             buf = await self._store.get(key, prototype, byte_range)
             if not is_meta(key):
+                if manifest is not None:
+                    manifest.check(key, buf, byte_range is None)
                 if buf is None and missing == "error":
                     raise DamagedFileError(
                         f"{root} [{key}]: the chunk is missing; the store is incomplete. Open it with "
