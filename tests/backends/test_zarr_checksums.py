@@ -126,6 +126,7 @@ def test_a_deleted_chunk_of_a_foreign_store_is_the_fill_value(tmp_path: Path) ->
     ("count", "lists the wrong number of chunks"),
     ("base64", "digests are not base64"),
     ("zeros", "do not match their checksum"),
+    ("axes", r"the array's metadata says axes tczxy but the store was written with axes tczyx"),
 ])
 def test_lying_checksum_attributes(tmp_path: Path, version: str, lie: str, match: str) -> None:
     store = ours(tmp_path, version)
@@ -143,8 +144,13 @@ def test_lying_checksum_attributes(tmp_path: Path, version: str, lie: str, match
         entry["digests"] = entry["digests"][:-12]
     elif lie == "base64":
         entry["digests"] = "!" * len(entry["digests"])
-    else:
+    elif lie == "zeros":
         entry["digests"] = "A" * len(entry["digests"])
+    if lie == "axes":  # y and x swapped in the group's NGFF metadata: the pixels would read transposed
+        file = store / ("zarr.json" if version == "0.5" else ".zattrs")
+        doc = json.loads(file.read_text())
+        ms = (doc["attributes"]["ome"] if version == "0.5" else doc)["multiscales"][0]
+        ms["axes"][3], ms["axes"][4] = ms["axes"][4], ms["axes"][3]
     file.write_text(json.dumps(doc))
     with pytest.raises(DamagedFileError, match=match) as info:
         OMEArrow(store)

@@ -3,7 +3,7 @@
 Our writer records an XXH3-64 checksum of every stored chunk (its bytes as they lie in the
 store: compressed, if compressed) and writes them into each level array's attributes, under
 ``ome_arrow.chunk_checksums``: the algorithm, the array's shape, chunk shape and dtype, and
-the digests (little-endian uint64, base64) in C order of the chunk grid. The group's
+the NGFF axis names, and the digests (little-endian uint64, base64) in C order of the chunk grid. The group's
 ``ome_arrow.chunk_checksums`` names the algorithm: a store that says it has checksums and an
 array without them is damaged.
 
@@ -68,14 +68,15 @@ def recording_store(root: Path, digests: dict[str, int]) -> Any:
     return RecordingStore(LocalStore(root))
 
 
-def checksum_attrs(arr: Any, prefix: str, digests: Mapping[str, int]) -> dict[str, Any]:
-    """The ``chunk_checksums`` attribute of array ``arr`` (at store path ``prefix``) from recorded ``digests``."""
+def checksum_attrs(arr: Any, prefix: str, digests: Mapping[str, int], axes: str) -> dict[str, Any]:
+    """The ``chunk_checksums`` attribute of array ``arr`` (at store path ``prefix``, NGFF ``axes`` names in
+    order) from recorded ``digests``."""
     keys = [f"{prefix}/{arr.metadata.encode_chunk_key(cell)}" for cell in _cells(arr)]
     missing = [k for k in keys if k not in digests]
     if missing:  # pragma: no cover - every chunk is written (write_empty_chunks)
         raise DamagedFileError(f"chunks {missing[:3]} of {prefix} were not written; the store is incomplete")
     blob = np.array([digests[k] for k in keys], dtype="<u8").tobytes()
-    return {"algorithm": CHECKSUM_ALGORITHM, "shape": list(arr.shape), "chunks": list(arr.chunks),
+    return {"algorithm": CHECKSUM_ALGORITHM, "axes": axes, "shape": list(arr.shape), "chunks": list(arr.chunks),
             "dtype": str(np.dtype(arr.dtype)), "digests": base64.b64encode(blob).decode("ascii")}
 
 
@@ -87,15 +88,17 @@ class ChunkManifest:
         self.verify = verify
         self.expected: dict[str, int] = {}
 
-    def load(self, arr: Any, prefix: str, entry: Any, here: str) -> None:
-        """Take the checksums ``entry`` of array ``arr`` at store path ``prefix`` (checked against its metadata)."""
+    def load(self, arr: Any, prefix: str, entry: Any, here: str, axes: str) -> None:
+        """Take the checksums ``entry`` of array ``arr`` at store path ``prefix`` (checked against its metadata,
+        and ``axes``, the NGFF axis names the group declares)."""
         if not isinstance(entry, Mapping) or not isinstance(entry.get("digests"), str):
             raise DamagedFileError(f"{here}: the store was written with chunk checksums but this array's "
                                    f"ome_arrow.{KEY} is {type(entry).__name__}; its metadata was rewritten or lost")
         if entry.get("algorithm") != CHECKSUM_ALGORITHM:
             raise DamagedFileError(f"{here}: chunk checksums use {entry.get('algorithm')!r}; this version "
                                    f"checks {CHECKSUM_ALGORITHM!r}. Read with verify=False to skip the checks")
-        facts = {"shape": list(arr.shape), "chunks": list(arr.chunks), "dtype": str(np.dtype(arr.dtype))}
+        facts = {"axes": axes, "shape": list(arr.shape), "chunks": list(arr.chunks),
+                 "dtype": str(np.dtype(arr.dtype))}
         for name, have in facts.items():
             if entry.get(name) != have:
                 raise DamagedFileError(f"{here}: the array's metadata says {name} {have} but the store was "

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from .source import ZarrSource
 
-__all__ = ["SUFFIXES", "is_ngff", "ngff_keys", "plate_collection", "open_zarr", "write", "ome_arrow_readers", "ome_arrow_writers"]
+__all__ = ["SUFFIXES", "is_ngff", "ngff_keys", "plate_collection", "open_zarr", "write", "ome_arrow_readers",
+           "ome_arrow_writers"]
 
 SUFFIXES: Final[tuple[str, ...]] = (".ome.zarr", ".zarr")
 #: Largest metadata document read while sniffing (a bigger one is not sniffed as NGFF).

@@ -94,7 +94,7 @@ class ZarrSource:
             member = self._prefix + self._ms.levels[level].path
             with reading(self.path, member, "reading the chunk checksums"):
                 entry = (self._array.attrs.get(OURS) or {}).get(KEY)
-            self._manifest.load(self._array, member, entry, where(self.path, member))
+            self._manifest.load(self._array, member, entry, where(self.path, member), "".join(self._ms.axes))
         file_dtype = np.dtype(self._array.dtype)
         try:
             dtype = check_dtype(file_dtype.newbyteorder("="))

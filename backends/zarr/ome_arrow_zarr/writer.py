@@ -172,7 +172,7 @@ def write_ome_zarr(
         windows = [(float(a), float(b)) if np.isfinite(a) and np.isfinite(b) else (0.0, 1.0)
                    for a, b in zip(lo, hi, strict=True)]
         for k, arr in enumerate(arrays):  # the chunks' checksums, then the group's metadata: both before the rename
-            arr.attrs.put({OURS: {KEY: checksum_attrs(arr, str(k), digests)}})
+            arr.attrs.put({OURS: {KEY: checksum_attrs(arr, str(k), digests, "tczyx")}})
         attrs = ngff_attrs(meta, levels, version, windows)
         attrs[OURS][KEY] = CHECKSUM_ALGORITHM
         group.attrs.put(attrs)
