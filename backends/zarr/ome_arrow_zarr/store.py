@@ -9,12 +9,14 @@ reading as the array's fill value (which is what Zarr specifies).
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError
+from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, StorageError
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
@@ -51,6 +53,17 @@ def is_meta(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in _META
 
 
+def _refuse_special(root: Path, key: str) -> None:
+    """Refuse a member that exists but is no regular file (a FIFO would block zarr's I/O thread forever)."""
+    try:
+        st = os.stat(root / key)
+    except OSError:  # absent (zarr reads None) or unreadable (the store's own error names it)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise StorageError(f"{root} [{key}] is {kind}; expected a regular file (a Zarr chunk or metadata document)")
+
+
 def open_store(root: Path, counter: Counter, missing: str = "fill", manifest: ChunkManifest | None = None) -> Any:
     """A read-only zarr store of directory ``root`` counting chunk reads into ``counter`` (and checking the chunks
     ``manifest`` lists against their checksums)."""
@@ -66,6 +79,7 @@ def open_store(root: Path, counter: Counter, missing: str = "fill", manifest: Ch
 
         async def get(self, key: str, prototype: BufferPrototype,
                       byte_range: ByteRequest | None = None) -> Buffer | None:
+            _refuse_special(root, key)
             buf = await self._store.get(key, prototype, byte_range)
             if not is_meta(key):
                 if manifest is not None:
