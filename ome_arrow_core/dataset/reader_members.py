@@ -10,7 +10,7 @@ table, the directory holds many images (kind ``"collection"``): the table is the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import pyarrow.compute as pc
 
     from ..handlers import Reader
-    from .scan import Member
 
 __all__ = ["reader_member", "collection_table"]
 
@@ -37,16 +36,15 @@ def _reader(path: Path, registry: Registry) -> Reader | None:
     return reader
 
 
-def reader_member(path: Path, registry: Registry) -> Member | None:
-    """``path`` (a directory) as one member: a collection, an image, or None when no reader accepts it."""
-    from .scan import Member
-
+def reader_member(path: Path, registry: Registry) -> Literal["collection", "file"] | None:
+    """The member kind of directory ``path``: "collection" (many images), "file" (one image), or None when no
+    reader accepts it."""
     reader = _reader(path, registry)
     if reader is None:
         return None
     if reader.collection is not None and _table(reader, path) is not None:
-        return Member("collection", str(path))
-    return Member("file", str(path))
+        return "collection"
+    return "file"
 
 
 def _table(reader: Reader, path: Path) -> pa.Table | None:

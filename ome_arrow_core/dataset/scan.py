@@ -149,7 +149,7 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
     if path.is_dir() and is_dataset_dir(path):
         return [Member("chunks", str(path))]
     if path.is_dir() and (found := reader_member(path, registry)) is not None:  # an OME-Zarr image or plate
-        return [found]
+        return [Member(found, str(path))]
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
             return [_records_member(path, column)]
@@ -179,7 +179,7 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
             except Exception:  # not an image directory a reader opens: skip it
                 continue
             if found is not None:
-                parts.append(found)
+                parts.append(Member(found, str(child)))
     if not parts:
         raise SchemaError(
             f"{path} holds no images: expected an OME-Arrow dataset directory, Parquet files with an "

@@ -166,3 +166,18 @@ def test_torch_loader_over_a_plate(tmp_path: Path) -> None:
     x, y = tds[2]
     np.testing.assert_array_equal(x.numpy(), want["A/3"][0][0])
     assert y == "A/3"
+
+
+def test_an_edited_well_is_read_again(tmp_path: Path) -> None:
+    """The plate's table is cached; a well whose metadata changed (the plate's did not) is read again."""
+    import json
+
+    path = write_plate_ome_zarr_py(tmp_path / "p.ome.zarr", fields())
+    assert len(OMEArrowDataset.scan(path)) == 6
+    well = path / "A" / "1" / "zarr.json"
+    doc = json.loads(well.read_text())
+    doc["attributes"]["ome"]["well"]["images"] = doc["attributes"]["ome"]["well"]["images"][1:]
+    well.write_text(json.dumps(doc, indent=4))
+    ds = OMEArrowDataset.scan(path)
+    assert ds.table.column("image_id").to_pylist() == ["A/1/1", "A/3/0", "B/2/0", "B/2/1", "B/2/2"]
+    assert OMEArrow.scan(path, row=0).source.path == path / "A" / "1" / "1"

@@ -62,8 +62,9 @@ def _wells(plate: Mapping[str, Any], here: str) -> list[tuple[str, str, str]]:
     return out
 
 
-#: Plate tables already read, by store path; reused while the plate's metadata document is unchanged.
-_CACHE: dict[str, tuple[tuple[int, int, int], pa.Table]] = {}
+#: Plate tables already read, by store path, with the stamps of the plate's and each well's metadata document:
+#: reused while those are unchanged.
+_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, tuple[int, int, int]], pa.Table]] = {}
 _CACHE_SIZE = 16
 
 
@@ -78,24 +79,32 @@ def _stamp(root: Path) -> tuple[int, int, int]:
     return (0, 0, 0)
 
 
-def plate_table(path: str | Path) -> pa.Table:
+def plate_table(path: str | Path, well: str | None = None) -> pa.Table:
     """One row per field of the HCS plate at ``path`` (plate and well metadata only, no pixels):
-    image_id ("A/1/0"), path, plate, row, column, well, field, acquisition."""
+    image_id ("A/1/0"), path, plate, row, column, well, field, acquisition.
+
+    A table read before is reused while the plate's metadata document and every well's (only ``well``'s, when
+    given) are unchanged."""
     root = Path(path)
     stamp = _stamp(root)
     hit = _CACHE.get(str(root))
     if hit is not None and hit[0] == stamp:
-        return hit[1]
+        wells = hit[1] if well is None else {well: hit[1].get(well, (0, 0, 0))}
+        if all(_stamp(root / w) == s for w, s in wells.items()):
+            return hit[2]
     table = _read_plate(root)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[str(root)] = (stamp, table)
+    _CACHE[str(root)] = (stamp, {w: _stamp(root / w) for w in set(table.column("well").to_pylist())}, table)
     return table
 
 
 def field_path(path: str | Path, row: int) -> Path:
     """The image group of field ``row`` (in plate order) of the plate at ``path``."""
-    table = plate_table(path)
+    hit = _CACHE.get(str(Path(path)))
+    ok = isinstance(row, int) and not isinstance(row, bool) and hit is not None and 0 <= row < hit[2].num_rows
+    # a table read before: only the plate's document and this field's well's are checked (O(1) per image)
+    table = plate_table(path, hit[2].column("well")[row].as_py() if ok and hit is not None else None)
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < table.num_rows:
         raise SelectionError(f"row={row!r} is out of range: the plate {path} holds {table.num_rows} fields "
                              f"(rows 0..{table.num_rows - 1})")
