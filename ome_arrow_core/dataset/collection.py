@@ -65,6 +65,8 @@ class ImageLocation:
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
             options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
+            if self.kind == "collection":  # image `row` of a plugin's collection (a field of an HCS plate)
+                options["row"] = self.row
             return OMEArrow.scan(path, registry=registry, **options)
         return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
 
@@ -109,7 +111,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         scanned = total = 0
         parts = members_of(Path(path), column, reg)
         for k, part in enumerate(parts):
-            table, read, count = member_table(part, expr, verify)
+            table, read, count = member_table(part, expr, verify, reg)
             scanned, total = scanned + read, total + count
             rows.append(table.column(ROW_COLUMN).to_numpy())
             part_of.append(np.full(table.num_rows, k, dtype=np.int32))

@@ -14,15 +14,19 @@ so endpoints and credentials resolve exactly as for every other remote read.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, Location
+from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, Location, StorageError
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
+
+    from .integrity import ChunkManifest
     from zarr.core.buffer import Buffer, BufferPrototype
 
 __all__ = ["MISSING", "Counter", "open_store", "fsspec_store"]
@@ -77,8 +81,21 @@ def fsspec_store(loc: Location, read_only: bool = True) -> Any:
     return FsspecStore(fs, path=loc.path, read_only=read_only)
 
 
-def open_store(root: Path | Location, counter: Counter, missing: str = "fill") -> Any:
-    """A read-only zarr store of directory (or remote location) ``root`` counting chunk reads into ``counter``."""
+def _refuse_special(root: Path, key: str) -> None:
+    """Refuse a member that exists but is no regular file (a FIFO would block zarr's I/O thread forever)."""
+    try:
+        st = os.stat(root / key)
+    except OSError:  # absent (zarr reads None) or unreadable (the store's own error names it)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise StorageError(f"{root} [{key}] is {kind}; expected a regular file (a Zarr chunk or metadata document)")
+
+
+def open_store(root: Path | Location, counter: Counter, missing: str = "fill",
+               manifest: ChunkManifest | None = None) -> Any:
+    """A read-only zarr store of directory (or remote location) ``root`` counting chunk reads into ``counter``
+    (and checking the chunks ``manifest`` lists against their checksums)."""
     if missing not in MISSING:
         raise ArgumentError(f"missing={missing!r}: expected one of {', '.join(MISSING)}")
     from zarr.abc.store import Store
@@ -94,8 +111,12 @@ def open_store(root: Path | Location, counter: Counter, missing: str = "fill") -
 
         async def get(self, key: str, prototype: BufferPrototype,
                       byte_range: ByteRequest | None = None) -> Buffer | None:
+            if not isinstance(root, Location):
+                _refuse_special(root, key)
             buf = await self._store.get(key, prototype, byte_range)
             if not is_meta(key):
+                if manifest is not None:
+                    manifest.check(key, buf, byte_range is None)
                 if buf is None and missing == "error":
                     raise DamagedFileError(
                         f"{shown} [{key}]: the chunk is missing; the store is incomplete. Open it with "
