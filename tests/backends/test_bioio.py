@@ -3,7 +3,10 @@ TIFF through bioio-tifffile) bit-exactly, maps their dims, scenes and metadata, 
 
 from __future__ import annotations
 
+import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,9 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrow, Registry, Selection
 from ome_arrow_core.first_party import FIRST_PARTY
+from ome_arrow_core.plugin_api import PluginError, SchemaError
 from ome_arrow_core.plugin_report import explain
+from ome_arrow_bioio.dims import DimMap
 from ome_arrow_bioio.plugin import PRIORITY, SUFFIXES
 
 #: Every dtype tifffile writes that OME-Arrow stores (bool has no TIFF sample format of its own).
@@ -181,3 +186,49 @@ def test_explain_says_the_bridge_is_the_fallback() -> None:
 def test_the_first_party_list_knows_the_bridge_suffixes() -> None:
     assert FIRST_PARTY["bioio"].suffixes == SUFFIXES
     assert FIRST_PARTY["bioio"].install == 'pip install "ome-arrow-core[bioio]"'
+
+
+def test_an_ome_zarr_store_goes_to_the_bridge_only_when_our_zarr_reader_is_blocked(tmp_path: Path) -> None:
+    pytest.importorskip("ome_arrow_zarr")
+    pytest.importorskip("bioio_ome_zarr")
+    src = rgb((2, 3, 16, 20), "uint16", seed=10)
+    store = OMEArrow(src, "CZYX").export("ome-zarr", tmp_path / "z.ome.zarr", chunk_shape=(1, 8, 8))
+    assert OMEArrow.scan(store).info()["storage"] == "ome-zarr"
+    img = OMEArrow.scan(store, registry=Registry(blocked={"zarr"}))
+    assert img.info()["bioio_reader"] == "bioio-ome-zarr"
+    assert np.array_equal(img.tensor_view(layout="CZYX").to_numpy(), src)
+    assert np.array_equal(img.tensor_view(c=1, z=2, roi=(3, 4, 9, 7), layout="YX").to_numpy(), src[1, 2, 4:11, 3:12])
+
+
+def test_a_blocked_bridge_is_named_for_its_suffixes() -> None:
+    with pytest.raises(PluginError, match="'bioio' plugin \\(ome-arrow-bioio\\), which is blocked"):
+        Registry(blocked={"bioio"}).resolve_reader("cells.czi")
+
+
+def test_the_cli_lists_the_bridge_and_explains_the_fallback(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "ome_arrow_core.cli", "plugins"]
+    rows = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True).stdout)
+    bridge = [r for r in rows if r["plugin"] == "bioio"]
+    assert [(r["kind"], r["name"], r["status"]) for r in bridge] == [("reader", "bioio", "available")]
+    out = subprocess.run([*cli, "--explain", "a.tif"], capture_output=True, text=True, check=True).stdout
+    assert "    - bioio/bioio (priority -10): also accepts it, but tiff/tiff has a higher priority (10)" in out
+
+
+@pytest.mark.parametrize(("order", "shape", "roles", "sizes"), [
+    ("YXS", (4, 5, 3), ("Y", "X", "S"), {"T": 1, "Z": 1, "C": 3, "Y": 4, "X": 5}),
+    ("TCZYXS", (2, 2, 1, 4, 5, 4), ("T", "C", "Z", "Y", "X", "S"), {"T": 2, "Z": 1, "C": 8, "Y": 4, "X": 5}),
+    ("MTCZYX", (1, 2, 3, 4, 5, 6), ("", "T", "C", "Z", "Y", "X"), {"T": 2, "Z": 4, "C": 3, "Y": 5, "X": 6}),
+    ("MTCZYX", (7, 1, 3, 4, 5, 6), ("T", "", "C", "Z", "Y", "X"), {"T": 7, "Z": 4, "C": 3, "Y": 5, "X": 6}),
+    ("MTCZYX", (7, 2, 3, 1, 5, 6), ("Z", "T", "C", "", "Y", "X"), {"T": 2, "Z": 7, "C": 3, "Y": 5, "X": 6}),
+])
+def test_bioio_dims_map_to_tzcyx(order: str, shape: tuple[int, ...], roles: tuple[str, ...],
+                                 sizes: dict[str, int]) -> None:
+    dims = DimMap.from_bioio(order, shape, "x")
+    assert dims.roles == roles and dims.sizes() == sizes
+
+
+def test_bioio_dims_that_cannot_map_are_refused() -> None:
+    with pytest.raises(SchemaError, match="bioio dimension 'M' of length 7 has no free axis"):
+        DimMap.from_bioio("MTCZYX", (7, 2, 3, 4, 5, 6), "x.czi")
+    with pytest.raises(SchemaError, match="lack Y or X"):
+        DimMap.from_bioio("TCZY", (1, 1, 1, 4), "x.czi")
