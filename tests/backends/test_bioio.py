@@ -42,6 +42,8 @@ def test_png_of_every_dtype_and_sample_count_is_bit_exact(tmp_path: Path, dtype:
     img = OMEArrow.scan(path)
     assert img.dtype == np.dtype(dtype)
     info = img.info()
+    assert info["bioio_physical_pixel_sizes"] == {"Z": None, "Y": None, "X": None}  # PNG has none: 1.0 assumed
+    assert info["physical_size"] == {"X": 1.0, "Y": 1.0, "Z": 1.0}
     assert info["storage"] == "bioio" and info["bioio_reader"] == "bioio-imageio"
     got = img.tensor_view(layout="YXC").to_numpy()
     assert np.array_equal(got, src.reshape(19, 23, samples or 1))
@@ -72,6 +74,7 @@ def test_ome_tiff_through_the_bridge_keeps_dtype_dims_sizes_and_names(tmp_path: 
     assert img.dtype == np.dtype(dtype)
     assert img.sizes == {"T": 2, "Z": 4, "C": 3, "Y": 16, "X": 20}
     assert info["physical_size"] == {"X": 0.25, "Y": 0.5, "Z": 2.0}
+    assert info["bioio_physical_pixel_sizes"] == {"Z": 2.0, "Y": 0.5, "X": 0.25}
     assert info["channels"] == ["dapi", "gfp", "rfp"]
     assert np.array_equal(img.tensor_view(layout="TCZYX").to_numpy(), src)
 

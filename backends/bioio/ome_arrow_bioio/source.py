@@ -77,10 +77,11 @@ class BioioSource:
             self._dtype = check_dtype(file_dtype.newbyteorder("="))
         except DTypeError as exc:
             raise DTypeError(f"{where(self.path, self._member)}: {exc}") from exc
-        self.meta = self._meta(pps, names)
+        self._pps = {ax: _number(getattr(pps, ax, None)) for ax in "ZYX"}
+        self.meta = self._meta(names)
 
-    def _meta(self, pps: Any, names: Sequence[Any] | None) -> ImageMeta:
-        size = {ax: float(v) if v else 1.0 for ax, v in zip("ZYX", (getattr(pps, a, None) for a in "ZYX"), strict=True)}
+    def _meta(self, names: Sequence[Any] | None) -> ImageMeta:
+        size = {ax: v or 1.0 for ax, v in self._pps.items()}
         chunks = {role: int(c[0]) for role, c in zip(self._dims.roles, self._data.chunks, strict=True) if role}
         single = len(self.scenes) == 1
         return ImageMeta(
@@ -132,10 +133,20 @@ class BioioSource:
             "axes_mapping": self._dims.mapping,
             "scene": self.scene,
             "scenes": list(self.scenes),
+            "bioio_physical_pixel_sizes": dict(self._pps),  # None: the file gives none (1.0 µm is assumed)
             "dask_chunks": [list(c) for c in self._data.chunks],
             "file_dtype": str(np.dtype(self._reader.dtype)),
             "reader_warnings": list(self.reader_warnings),
         }
+
+
+def _number(v: Any) -> float | None:
+    """A positive finite size, or None (bioio gives None, or a file may hold 0 or NaN)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) and f > 0 else None
 
 
 def _reopen(path: str, scene: int | str | None, row: int, reader: str | None, chunk_dims: Sequence[str] | None,
