@@ -4,11 +4,13 @@ Opening reads the reader's metadata only (dims, dtype, physical sizes, channel n
 read indexes the reader's ``dask_data`` (bioio's own dimension order) with the selection and
 computes just that, so only the chunks it intersects are read: readers that take
 ``chunk_dims`` are opened with one plane per chunk. Warnings the reader raises while opening
-are kept in ``info()["reader_warnings"]`` instead of escaping.
+are kept in ``info()["reader_warnings"]`` instead of escaping (opens take turns for that: the
+warning filters are process-wide).
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,8 @@ from .dims import DimMap
 __all__ = ["BioioSource", "pick_scene"]
 
 _RGBA = ("R", "G", "B", "A")
+#: warnings.catch_warnings swaps process-wide state: opens that record warnings take turns.
+_WARNINGS_LOCK = threading.Lock()
 
 
 def pick_scene(scenes: Sequence[str], scene: int | str | None, row: int, path: Path) -> int:
@@ -56,7 +60,7 @@ class BioioSource:
     def __init__(self, path: str | Path, *, scene: int | str | None = None, row: int = 0, reader: str | None = None,
                  chunk_dims: Sequence[str] | None = None, reader_options: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
-        with warnings.catch_warnings(record=True) as caught:
+        with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.plugin, self._reader = open_reader(self.path, reader, chunk_dims, reader_options or {})
             with reading(self.path, None, f"reading the scenes ({self.plugin})"):
