@@ -119,4 +119,7 @@ class _Finish:
         chans = list(self.sel.axis("C"))
         ci = [self.have_c.index(i // self.samples) if "C" in self.kept else 0 for i in chans]
         si = [self.have_s.index(i % self.samples) if "S" in self.kept else 0 for i in chans]
+        if len(set(si)) == 1:  # one sample (no S, or one picked): a view, and a gather along C only if needed
+            one = full[:, :, :, si[0]]
+            return one if ci == list(range(one.shape[2])) else np.take(one, ci, axis=2)
         return full[:, :, np.asarray(ci, dtype=np.int64), np.asarray(si, dtype=np.int64)]
