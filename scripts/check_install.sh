@@ -43,7 +43,7 @@ else:
 print("core alone: ok")
 PY
 listing=$("$env/bin/ome-arrow-core" plugins)
-for extra in tiff vortex zarr torch jax cupy dask ray; do
+for extra in tiff vortex zarr bioio torch jax cupy dask ray; do
   grep -q "unavailable: pip install \"ome-arrow-core\[$extra\]\"" <<<"$listing" \
     || { echo "error: 'plugins' does not list the missing $extra backend with its install command" >&2; exit 1; }
 done

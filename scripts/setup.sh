@@ -30,3 +30,6 @@ pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "s3fs==2026.9.0" "fsspec=
 pip_install "ome-arrow==0.1.0"
 # Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.
 pip_install "ome-types==0.7.0" "bioio==3.6.0" "bioio-ome-tiff==1.4.0"
+# The bioio bridge (every format a bioio reader plugin opens) and the bioio reader plugins its tests use.
+pip_install --no-deps -e backends/bioio
+pip_install "bioio-imageio==1.3.0" "bioio-tifffile==1.3.1"

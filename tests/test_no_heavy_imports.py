@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "zarr", "numcodecs", "dask", "ray", "tensorflow", "ome_arrow",
+HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "zarr", "numcodecs", "dask", "ray", "tensorflow", "ome_arrow", "bioio", "xarray",
          "tqdm")
 
 REPORT = textwrap.dedent("""

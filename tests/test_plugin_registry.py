@@ -342,7 +342,7 @@ def test_public_plugin_listing() -> None:
 
 
 def test_blocked_first_party_backend_is_listed_and_named_in_errors() -> None:
-    reg = Registry(blocked={"tiff"})
+    reg = Registry(blocked={"tiff", "bioio"})  # bioio too: its bridge reads TIFF when our reader is blocked
     rows = {r.plugin: r for r in reg.plugins() if r.plugin == "tiff"}
     assert rows["tiff"].blocked and not rows["tiff"].available
     assert rows["tiff"].status == "blocked by OME_ARROW_CORE_BLOCK_PLUGINS"
