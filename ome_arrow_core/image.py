@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from .casting import Casting, check_casting
+from .display import Thumbnailed
 from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
@@ -40,7 +41,7 @@ def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
     return replace(out, sizes=sizes, channels=out.channels)
 
 
-class OMEArrow:
+class OMEArrow(Thumbnailed):
     """An OME-Arrow image.
 
     ``OMEArrow(source)`` accepts a path (read by the plugin for its format), a numpy array
@@ -132,6 +133,11 @@ class OMEArrow:
         Read-only access for inspection: readers expose I/O counters here (e.g. ``chunks_read``).
         """
         return self._source
+
+    @property
+    def selection(self) -> Selection:
+        """The storage indices of :attr:`source` this image covers (all of them unless sliced)."""
+        return self._sel
 
     @property
     def is_lazy(self) -> bool:

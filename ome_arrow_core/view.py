@@ -11,6 +11,7 @@ import numpy as np
 from .arguments import whole_numbers
 from .buffers import arrow_base
 from .devices import parse_device
+from .display import Thumbnailed
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
 from .iteration import Window, prefetched, windows
@@ -113,7 +114,7 @@ class Streamable(ABC):
         )
 
 
-class TensorView(Streamable):
+class TensorView(Streamable, Thumbnailed):
     """Pixels of a selection in a layout: a numpy view over Arrow memory where possible.
 
     ``shape``, ``strides`` (in elements) and ``dtype`` describe the tensor exactly as it is

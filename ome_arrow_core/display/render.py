@@ -1,0 +1,85 @@
+"""Rendering an image's selection to an RGB thumbnail: max over Z, channel composite, auto-contrast.
+
+Steps (each documented where it lives):
+
+1. One T index of the selection (the first unless ``t=`` says otherwise).
+2. Downsampling by an integer stride so the longer side is at most ``size`` pixels: only every
+   ``step``-th row and column is read (a strided selection), never the whole plane into memory
+   at once; batches of Z planes (the storage chunk depth, else one plane) are read one after
+   another and folded into a running maximum (NaN ignored), so memory stays at one batch.
+3. Per-channel robust contrast (:mod:`.contrast`) and additive composite with each channel's
+   colour (:mod:`.colors`), clipped to [0, 1] and rounded to 8 bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..arguments import whole_number
+from ..errors import ArgumentError, PluginError
+from ..handlers import PixelSource
+from ..selection import Selection, normalize_index
+from .colors import channel_colors
+from .contrast import PERCENTILES, scale
+
+__all__ = ["DEFAULT_SIZE", "check_size", "stride", "project", "composite", "render"]
+
+#: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
+DEFAULT_SIZE = 256
+
+
+def check_size(size: object) -> int:
+    """``size=`` as a positive int; ArgumentError otherwise."""
+    n = whole_number(size, "size=")
+    if n < 1:
+        raise ArgumentError(f"size={size!r} must be a whole number of pixels >= 1 (the longest side)")
+    return n
+
+
+def stride(sel: Selection, size: int) -> int:
+    """The row and column step that brings the selection's longer side to at most ``size``."""
+    return max(1, math.ceil(max(len(sel.y), len(sel.x)) / size))
+
+
+def project(source: PixelSource, sel: Selection, t: int = 0, step: int = 1) -> np.ndarray:
+    """A ``(C, h, w)`` max projection over the selection's Z at its ``t``-th T index, every ``step``-th
+    row and column (see the module docs for how it is read)."""
+    ti = normalize_index(whole_number(t, "t="), len(sel.t), "t")[0]
+    tt = sel.t[ti]
+    chunk = source.meta.chunk_shape
+    batch = max(1, int(chunk[0])) if chunk else 1
+    y, x = sel.y[::step], sel.x[::step]
+    out: np.ndarray | None = None
+    for k in range(0, len(sel.z), batch):
+        part = Selection(t=range(tt, tt + 1), z=sel.z[k:k + batch], c=sel.c, y=y, x=x)
+        pixels = np.asarray(source.read(part))
+        if pixels.shape != part.shape:
+            raise PluginError(f"the pixel source returned shape {pixels.shape} for {part} (expected {part.shape})")
+        planes = pixels[0]
+        if planes.dtype.kind == "f":
+            top = np.fmax.reduce(planes, axis=0)
+            out = top if out is None else np.fmax(out, top)
+        else:
+            top = planes.max(axis=0)
+            out = top if out is None else np.maximum(out, top)
+    assert out is not None  # a selection has at least one Z index
+    return out
+
+
+def composite(planes: np.ndarray, colors: np.ndarray, percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
+    """``(C, h, w)`` planes scaled each by robust contrast and added in ``colors`` (``(C, 3)``): ``(h, w, 3)`` uint8."""
+    rgb = np.zeros((*planes.shape[1:], 3), dtype=np.float32)
+    for plane, color in zip(planes, colors, strict=True):
+        rgb += scale(plane, percentiles)[:, :, None] * color[None, None, :]
+    return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def render(source: PixelSource, sel: Selection, *, size: int = DEFAULT_SIZE, t: int = 0,
+           percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
+    """The selection ``sel`` of ``source`` as an ``(h, w, 3)`` uint8 RGB thumbnail (see the module docs)."""
+    step = stride(sel, check_size(size))
+    planes = project(source, sel, t, step)
+    channels = [source.meta.channels[c] for c in sel.c]
+    return composite(planes, channel_colors(channels), percentiles)
