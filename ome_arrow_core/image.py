@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from .casting import Casting, check_casting
 from .display import Thumbnailed
+from .display.plots import Viewable
 from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
@@ -41,7 +42,7 @@ def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
     return replace(out, sizes=sizes, channels=out.channels)
 
 
-class OMEArrow(Thumbnailed):
+class OMEArrow(Thumbnailed, Viewable):
     """An OME-Arrow image.
 
     ``OMEArrow(source)`` accepts a path (read by the plugin for its format), a numpy array
