@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from .casting import Casting, check_casting
 from .display import Thumbnailed
+from .display.html import image_facts
 from .display.plots import Viewable
 from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
@@ -139,6 +140,12 @@ class OMEArrow(Thumbnailed, Viewable):
     def selection(self) -> Selection:
         """The storage indices of :attr:`source` this image covers (all of them unless sliced)."""
         return self._sel
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return self._source, self._sel
+
+    def _facts(self) -> dict[str, str]:
+        return {**image_facts(self.meta), "lazy": str(self._lazy)}
 
     @property
     def is_lazy(self) -> bool:

@@ -69,6 +69,9 @@ class LazyTensorView(Streamable, Thumbnailed):
         probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), sel.shape, (0,) * 5)
         self._shape = apply_layout(probe, layout, channel_policy=channel_policy).shape
 
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return self._source, self._sel
+
     @property
     def source(self) -> PixelSource:
         """The pixel source this view reads (its :attr:`selection` indexes into it)."""

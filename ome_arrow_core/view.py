@@ -12,6 +12,7 @@ from .arguments import whole_numbers
 from .buffers import arrow_base
 from .devices import parse_device
 from .display import Thumbnailed
+from .display.subjects import array_source
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
 from .iteration import Window, prefetched, windows
@@ -20,7 +21,9 @@ from .registry import default_registry
 from .selection import AxisIndex
 
 if TYPE_CHECKING:
+    from .handlers import PixelSource
     from .registry import Registry
+    from .selection import Selection
 
 __all__ = ["TensorView", "Streamable"]
 
@@ -177,6 +180,9 @@ class TensorView(Streamable, Thumbnailed):
     @property
     def _sizes(self) -> dict[str, int]:
         return dict(zip(normalize_axes(self.layout), self.shape))
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return array_source(self._array, self.layout)
 
     def __repr__(self) -> str:
         return (

@@ -13,19 +13,23 @@ from typing import Any, cast
 
 import numpy as np
 
-from ..errors import OMEArrowError
+from ..errors import ArgumentError, OMEArrowError
+from ..handlers import PixelSource
+from ..selection import Selection
 from .grid import GRID_IMAGES, GRID_SIZE, DatasetLike, cells, grid_html, mosaic
 from .html import facts_table, figure
 from .png import encode_png
 from .render import DEFAULT_SIZE, render
-from .subjects import facts_of, source_of
+from .subjects import view_facts
 
 __all__ = ["Thumbnailed", "DatasetThumbnails", "thumbnail", "thumbnail_png"]
 
 
 def thumbnail(obj: Any, size: int = DEFAULT_SIZE, *, t: int = 0) -> np.ndarray:
     """An ``(h, w, 3)`` uint8 RGB thumbnail of an image or view (see :mod:`.render`)."""
-    source, sel = source_of(obj)
+    if not isinstance(obj, Thumbnailed):
+        raise ArgumentError(f"a thumbnail is drawn from an OMEArrow image or a tensor view, not {type(obj).__name__}")
+    source, sel = obj._shown()
     return render(source, sel, size=size, t=t)
 
 
@@ -38,6 +42,14 @@ class Thumbnailed:
     """Thumbnails for OMEArrow images and tensor views."""
 
     __slots__ = ()
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        """The pixel source and selection the picture shows (a view: its selection, whatever its layout)."""
+        raise NotImplementedError
+
+    def _facts(self) -> dict[str, str]:
+        """What the HTML block lists beside the picture."""
+        return view_facts(self)
 
     def thumbnail(self, size: int = DEFAULT_SIZE, *, t: int = 0) -> np.ndarray:
         """An ``(h, w, 3)`` uint8 RGB picture: max over Z at T index ``t``, channels in their colours,
@@ -58,7 +70,7 @@ class Thumbnailed:
         except OMEArrowError as exc:
             error = f"{type(exc).__name__}: {exc}"
         cell = figure(png, [], error=error)
-        page = f"<div style='display:flex;gap:12px;align-items:flex-start'>{cell}{facts_table(facts_of(self))}</div>"
+        page = f"<div style='display:flex;gap:12px;align-items:flex-start'>{cell}{facts_table(self._facts())}</div>"
         return {"text/html": page} if png is None else {"text/html": page, "image/png": png}
 
 

@@ -110,11 +110,7 @@ class Viewable:
 
         Only the pixels drawn are read from a lazy image. ``show=False`` opens no window.
         """
-        from ..image import OMEArrow
-
-        img = self
-        if not isinstance(img, OMEArrow):
-            raise ArgumentError("view() is a method of OMEArrow images")
+        img: Any = self  # an OMEArrow (this module cannot import it: image.py imports this one)
         t, ch, z = (int(v) for v in tcz)
         if how == "matplotlib":
             plane = img.tensor_view(t=t, c=ch, z=z, layout="YX").to_numpy()
