@@ -14,6 +14,7 @@ from png_support import decode_png
 from ome_arrow_core import OMEArrow, write_dataset
 from ome_arrow_core.display import PERCENTILES, channel_colors, default_colors, encode_png, render, thumbnail_png
 from ome_arrow_core.display.contrast import scale
+from ome_arrow_core.display.render import fit
 from ome_arrow_core.display.subjects import canonical
 from ome_arrow_core.errors import ArgumentError, DamagedFileError, OMEArrowError, SelectionError
 from ome_arrow_core.meta import Channel
@@ -168,6 +169,25 @@ def test_reads_only_the_chosen_t_and_strided_rows() -> None:
     want = arr[2, :, :, ::4, ::4].max(axis=0)
     again = render(RecordingSource(want[None, None]), Selection.full({"T": 1, "Z": 1, "C": 2, "Y": 16, "X": 12}))
     np.testing.assert_array_equal(pic, again)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 300), w=st.integers(1, 300), size=st.integers(1, 200))
+def test_longest_side_is_the_size_and_reads_stay_near_what_is_shown(h: int, w: int, size: int) -> None:
+    src = RecordingSource(np.arange(h * w, dtype=np.int32).reshape(1, 1, 1, h, w))
+    pic = render(src, Selection.full(src.meta.sizes), size=size)
+    assert max(pic.shape[:2]) == min(size, max(h, w))
+    k = min(1.0, size / max(h, w))
+    assert abs(pic.shape[0] - h * k) <= 1 and abs(pic.shape[1] - w * k) <= 1  # the aspect ratio is kept
+    [read] = src.reads
+    assert max(len(read.y), len(read.x)) < 2 * size or max(h, w) <= size
+
+
+def test_fit_samples_existing_pixels() -> None:
+    planes = np.arange(2 * 100 * 300, dtype=np.int64).reshape(2, 100, 300)
+    small = fit(planes, 256)
+    assert small.shape == (2, 85, 256) and set(small.ravel().tolist()) <= set(planes.ravel().tolist())
+    assert fit(planes, 300) is planes
 
 
 def test_size_and_t_are_checked() -> None:

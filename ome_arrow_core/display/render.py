@@ -3,10 +3,12 @@
 Steps (each documented where it lives):
 
 1. One T index of the selection (the first unless ``t=`` says otherwise).
-2. Downsampling by an integer stride so the longer side is at most ``size`` pixels: only every
-   ``step``-th row and column is read (a strided selection), never the whole plane into memory
-   at once; batches of Z planes (the storage chunk depth, else one plane) are read one after
-   another and folded into a running maximum (NaN ignored), so memory stays at one batch.
+2. Downsampling: only every ``step``-th row and column is read (a strided selection), ``step``
+   the largest integer that keeps the longer side at least ``size`` (so under twice the pixels
+   shown per side are read), then nearest-neighbour sampling brings the longer side to exactly
+   ``size`` (smaller images keep their size: nothing is enlarged). Batches of Z planes (the
+   storage chunk depth, else one plane) are read one after another and folded into a running
+   maximum (NaN ignored), so memory stays at one batch.
 3. Per-channel robust contrast (:mod:`.contrast`) and additive composite with each channel's
    colour (:mod:`.colors`), clipped to [0, 1] and rounded to 8 bits.
 """
@@ -24,7 +26,7 @@ from ..selection import Selection, normalize_index
 from .colors import channel_colors
 from .contrast import PERCENTILES, scale
 
-__all__ = ["DEFAULT_SIZE", "check_size", "stride", "project", "composite", "render"]
+__all__ = ["DEFAULT_SIZE", "check_size", "stride", "fit", "project", "composite", "render"]
 
 #: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
 DEFAULT_SIZE = 256
@@ -39,8 +41,19 @@ def check_size(size: object) -> int:
 
 
 def stride(sel: Selection, size: int) -> int:
-    """The row and column step that brings the selection's longer side to at most ``size``."""
-    return max(1, math.ceil(max(len(sel.y), len(sel.x)) / size))
+    """The largest row and column step that keeps the selection's longer side at least ``size`` (1 if shorter)."""
+    return max(1, max(len(sel.y), len(sel.x)) // size)
+
+
+def fit(planes: np.ndarray, size: int) -> np.ndarray:
+    """``(C, h, w)`` planes sampled (nearest pixel) so the longer side is ``size``; unchanged when it is not longer."""
+    h, w = planes.shape[1:]
+    longest = max(h, w)
+    if longest <= size:
+        return planes
+    rows = [max(1, math.floor(n * size / longest + 0.5)) for n in (h, w)]
+    picks = [np.minimum(((np.arange(m) + 0.5) * n / m).astype(np.int64), n - 1) for m, n in zip(rows, (h, w))]
+    return planes[:, picks[0][:, None], picks[1][None, :]]
 
 
 def project(source: PixelSource, sel: Selection, t: int = 0, step: int = 1) -> np.ndarray:
@@ -79,7 +92,7 @@ def composite(planes: np.ndarray, colors: np.ndarray, percentiles: tuple[float, 
 def render(source: PixelSource, sel: Selection, *, size: int = DEFAULT_SIZE, t: int = 0,
            percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
     """The selection ``sel`` of ``source`` as an ``(h, w, 3)`` uint8 RGB thumbnail (see the module docs)."""
-    step = stride(sel, check_size(size))
-    planes = project(source, sel, t, step)
+    n = check_size(size)
+    planes = fit(project(source, sel, t, stride(sel, n)), n)
     channels = [source.meta.channels[c] for c in sel.c]
     return composite(planes, channel_colors(channels), percentiles)
