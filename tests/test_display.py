@@ -296,3 +296,21 @@ def test_thumbnail_png_of_an_unknown_object_is_refused() -> None:
 
 def test_damaged_error_type_is_ours() -> None:
     assert issubclass(DamagedFileError, OMEArrowError)
+
+
+def test_compat_images_show_the_same_thumbnail(tmp_path: Path) -> None:
+    import ome_arrow_core.compat as ome_arrow
+
+    arr = np.zeros((2, 6, 8), np.uint16)
+    arr[1, 2:4] = 70
+    old = ome_arrow.OMEArrow(arr, dim_order="CYX")
+    bundle = old._repr_mimebundle_()
+    picture = decode_png(bundle["image/png"])
+    np.testing.assert_array_equal(picture, old.core_image().thumbnail())
+    assert picture[3, 1].tolist() == [255, 255, 255]  # the reference's records store white for channels without a colour
+    assert "C=2" in old._repr_html_()
+    path = tmp_path / "gone.ome.tif"
+    OMEArrow(arr, "CYX").export("ome-tiff", path)
+    lazy = ome_arrow.OMEArrow(str(path), lazy=True)
+    path.write_bytes(b"II*\x00" + b"\x00" * 8)
+    assert "Error" in lazy._repr_html_()
