@@ -32,7 +32,7 @@ def _discovered() -> None:
         pytest.skip("ome-arrow-napari is not installed (its napari.manifest entry point is missing)")
 
 
-def read(path: Path) -> list[tuple[Any, dict[str, Any], str]]:
+def read(path: Path | str) -> list[tuple[Any, dict[str, Any], str]]:
     return npe2.read([str(path)], stack=False, plugin_name=PLUGIN)  # type: ignore[no-any-return]
 
 
@@ -214,3 +214,13 @@ def test_the_plugin_imports_neither_napari_nor_heavy_frameworks() -> None:
 def test_dataset_scan_is_the_same_object_napari_reads(tmp_path: Path) -> None:
     out = write_dataset([np.zeros((4, 4), np.uint8)] * 2, tmp_path / "two.ome.parquet", progress=False)
     assert len(OMEArrowDataset.scan(out)) == 2 and isinstance(read(out)[0][0], StackArray)
+
+
+def test_an_image_over_http_opens_lazily(http_server: Any) -> None:
+    arr = np.random.default_rng(5).integers(0, 999, (3, 16, 16), dtype=np.uint16)
+    OMEArrow(arr, "ZYX").export("parquet", http_server.root / "cells.parquet", layout="record")
+    url = f"{http_server.url}/cells.parquet"
+    assert get_reader(url) is not None and get_reader(f"{http_server.url}/notes.txt") is None
+    [(data, kwargs, _)] = read(url)
+    assert data.shape == (3, 16, 16) and kwargs["name"] == "cells.parquet"
+    np.testing.assert_array_equal(np.asarray(data[2]), arr[2])
