@@ -116,3 +116,18 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "--image" in capsys.readouterr().err
     assert main(["thumbnail", str(src), "-o", str(tmp_path / "x.png"), "--t", "3"]) == 1
     assert "t=3" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_a_grid_with_an_unreadable_image_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ome_arrow_tiff")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(3):
+        OMEArrow(np.full((6, 6), i, np.uint8)).export("ome-tiff", folder / f"im{i}.ome.tif")
+    victim = folder / "im1.ome.tif"
+    victim.write_bytes(victim.read_bytes()[:60])
+    out = tmp_path / "grid.png"
+    assert main(["thumbnail", str(folder), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "im1.ome.tif" in err and "Traceback" not in err and not out.exists()
+    assert main(["thumbnail", str(folder), "-o", str(out), "--row", "2", "-q"]) == 0  # the others still open

@@ -61,11 +61,9 @@ def _picture(args: argparse.Namespace) -> np.ndarray:
             return thumbnail(ds[pick_image(ds, args.path, args.row, args.image)], args.size, t=args.t)
         if len(ds) > 1:
             grid = cells(ds, args.grid, args.size)
-            failed = [(i, c.error) for i, c in enumerate(grid) if c.error]
-            if failed:
-                i, error = failed[0]
-                raise ArgumentError(f"{args.path}: image {i} could not be read ({error}); nothing was written. "
-                                    f"{len(failed)} of the first {len(grid)} failed: `ome-arrow-core verify` tells more")
+            failed = [c.failure for c in grid if c.failure is not None]
+            if failed:  # the first one's own error (it names the file); nothing is written
+                raise failed[0]
             return mosaic(grid, args.size)
     elif args.image is not None:
         raise ArgumentError(f"--image picks an image of a dataset directory or table; {path} holds one image")

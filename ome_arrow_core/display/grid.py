@@ -42,7 +42,12 @@ class Cell:
 
     picture: np.ndarray | None
     caption: list[str]
-    error: str | None = None
+    failure: OMEArrowError | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as one line (type and message), None when the image was drawn."""
+        return None if self.failure is None else f"{type(self.failure).__name__}: {self.failure}"
 
 
 def cells(ds: DatasetLike, k: int = GRID_IMAGES, size: int = GRID_SIZE) -> list[Cell]:
@@ -51,12 +56,13 @@ def cells(ds: DatasetLike, k: int = GRID_IMAGES, size: int = GRID_SIZE) -> list[
     extras = list(ds.extra_columns)[:_COLUMNS]
     for i in range(min(k, len(ds))):
         row = ds.metadata(i)
-        caption = [f"{i}: {row.get('image_id', '')}".rstrip(": ")] + [f"{c}={row.get(c)}" for c in extras]
+        image_id = row.get("image_id")
+        caption = [f"{i}: {image_id}" if image_id is not None else str(i)] + [f"{c}={row.get(c)}" for c in extras]
         try:
             img = ds[i]
             out.append(Cell(render(img.source, img.selection, size=size), caption))
         except OMEArrowError as exc:
-            out.append(Cell(None, caption, f"{type(exc).__name__}: {exc}"))
+            out.append(Cell(None, caption, exc))
     return out
 
 
