@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ome_arrow_core.selection import Selection
 from ome_arrow_core.sources import ArraySource
 
 RED, GREEN, BLUE, MAGENTA = 0xFF0000FF, 0x00FF00FF, 0x0000FFFF, 0xFF00FFFF
+render_module = importlib.import_module("ome_arrow_core.display.render")  # the package's ``render`` is the function
 
 
 def colored(arr: np.ndarray, dim_order: str, colors: list[int | None]) -> OMEArrow:
@@ -146,7 +148,8 @@ def test_max_projection_matches_numpy(z: int, seed: int, dtype: str) -> None:
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
-def test_nan_in_a_float_stack_does_not_hide_the_other_planes(depth: int) -> None:
+def test_nan_in_a_float_stack_does_not_hide_the_other_planes(depth: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_module, "BATCH_BYTES", 1)  # batches of one chunk depth
     arr = np.zeros((3, 4, 4), np.float32)
     arr[0] = np.nan
     arr[1, 1, 1] = 5.0
@@ -156,7 +159,19 @@ def test_nan_in_a_float_stack_does_not_hide_the_other_planes(depth: int) -> None
     assert [len(s.z) for s in src.reads] == {1: [1, 1, 1], 2: [2, 1], 3: [3]}[depth]  # Z read a chunk depth at a time
 
 
-def test_reads_only_the_chosen_t_and_strided_rows() -> None:
+def test_z_batches_fill_the_byte_budget_in_whole_chunk_depths(monkeypatch: pytest.MonkeyPatch) -> None:
+    arr = np.random.default_rng(9).integers(0, 9, (1, 7, 2, 8, 8), dtype=np.uint16)
+    src = RecordingSource(arr, depth=2)
+    whole = render(src, Selection.full(src.meta.sizes))
+    assert [len(s.z) for s in src.reads] == [7]  # small: one read
+    monkeypatch.setattr(render_module, "BATCH_BYTES", 2 * 8 * 8 * 2 * 4)  # four whole planes of two channels
+    src = RecordingSource(arr, depth=2)
+    np.testing.assert_array_equal(render(src, Selection.full(src.meta.sizes)), whole)
+    assert [len(s.z) for s in src.reads] == [4, 3]
+
+
+def test_reads_only_the_chosen_t_and_strided_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_module, "BATCH_BYTES", 1)
     arr = np.random.default_rng(2).integers(0, 99, (3, 4, 2, 64, 48), dtype=np.uint16)
     src = RecordingSource(arr)
     pic = render(src, Selection.full(src.meta.sizes), size=16, t=2)
@@ -174,6 +189,14 @@ def test_reads_only_the_chosen_t_and_strided_rows() -> None:
 @settings(max_examples=40, deadline=None)
 @given(h=st.integers(1, 300), w=st.integers(1, 300), size=st.integers(1, 200))
 def test_longest_side_is_the_size_and_reads_stay_near_what_is_shown(h: int, w: int, size: int) -> None:
+    render_module.BATCH_BYTES, budget = 1, render_module.BATCH_BYTES  # planes "too large": strided reads
+    try:
+        check_longest_side(h, w, size)
+    finally:
+        render_module.BATCH_BYTES = budget
+
+
+def check_longest_side(h: int, w: int, size: int) -> None:
     src = RecordingSource(np.arange(h * w, dtype=np.int32).reshape(1, 1, 1, h, w))
     pic = render(src, Selection.full(src.meta.sizes), size=size)
     assert max(pic.shape[:2]) == min(size, max(h, w))
@@ -181,6 +204,20 @@ def test_longest_side_is_the_size_and_reads_stay_near_what_is_shown(h: int, w: i
     assert abs(pic.shape[0] - h * k) <= 1 and abs(pic.shape[1] - w * k) <= 1  # the aspect ratio is kept
     [read] = src.reads
     assert max(len(read.y), len(read.x)) < 2 * size or max(h, w) <= size
+
+
+def test_planes_that_fit_the_budget_are_read_whole_and_strided_in_memory() -> None:
+    arr = np.random.default_rng(8).integers(0, 999, (1, 5, 2, 64, 40), dtype=np.uint16)
+    src = RecordingSource(arr, depth=2)
+    pic = render(src, Selection.full(src.meta.sizes), size=16)
+    assert [(len(s.z), s.y, s.x) for s in src.reads] == [(5, range(64), range(40))]  # one contiguous read
+    strided = RecordingSource(arr, depth=2)
+    render_module.BATCH_BYTES, budget = 1, render_module.BATCH_BYTES
+    try:
+        np.testing.assert_array_equal(render(strided, Selection.full(strided.meta.sizes), size=16), pic)
+    finally:
+        render_module.BATCH_BYTES = budget
+    assert all(s.y.step == 4 for s in strided.reads) and len(strided.reads) == 3
 
 
 def test_fit_samples_existing_pixels() -> None:

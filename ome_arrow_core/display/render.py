@@ -3,12 +3,14 @@
 Steps (each documented where it lives):
 
 1. One T index of the selection (the first unless ``t=`` says otherwise).
-2. Downsampling: only every ``step``-th row and column is read (a strided selection), ``step``
-   the largest integer that keeps the longer side at least ``size`` (so under twice the pixels
-   shown per side are read), then nearest-neighbour sampling brings the longer side to exactly
-   ``size`` (smaller images keep their size: nothing is enlarged). Batches of Z planes (the
-   storage chunk depth, else one plane) are read one after another and folded into a running
-   maximum (NaN ignored), so memory stays at one batch.
+2. Downsampling: every ``step``-th row and column is kept, ``step`` the largest integer that
+   keeps the longer side at least ``size``; nearest-neighbour sampling then brings the longer
+   side to exactly ``size`` (smaller images keep their size: nothing is enlarged). Z planes are
+   read in batches, whole storage chunks deep, folded into a running maximum (NaN ignored): each
+   plane is read once and memory stays at one batch of :data:`BATCH_BYTES`. Where whole planes
+   fit that budget they are read whole and strided in memory (a storage chunk is decoded whole
+   anyway, and contiguous reads are the fastest); larger planes are read strided (only every
+   ``step``-th row and column: under twice the pixels shown per side).
 3. Per-channel robust contrast (:mod:`.contrast`) and additive composite with each channel's
    colour (:mod:`.colors`), clipped to [0, 1] and rounded to 8 bits.
 """
@@ -26,10 +28,12 @@ from ..selection import Selection, normalize_index
 from .colors import channel_colors
 from .contrast import PERCENTILES, scale
 
-__all__ = ["DEFAULT_SIZE", "check_size", "stride", "fit", "project", "composite", "render"]
+__all__ = ["DEFAULT_SIZE", "BATCH_BYTES", "check_size", "stride", "fit", "project", "composite", "render"]
 
 #: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
 DEFAULT_SIZE = 256
+#: Bytes one batch of Z planes may hold as read (fewer, larger reads; bounded memory).
+BATCH_BYTES = 32 << 20
 
 
 def check_size(size: object) -> int:
@@ -62,15 +66,18 @@ def project(source: PixelSource, sel: Selection, t: int = 0, step: int = 1) -> n
     ti = normalize_index(whole_number(t, "t="), len(sel.t), "t")[0]
     tt = sel.t[ti]
     chunk = source.meta.chunk_shape
-    batch = max(1, int(chunk[0])) if chunk else 1
-    y, x = sel.y[::step], sel.x[::step]
+    depth = max(1, int(chunk[0])) if chunk else 1
+    itemsize = len(sel.c) * source.meta.dtype.itemsize
+    whole = depth * len(sel.y) * len(sel.x) * itemsize <= BATCH_BYTES  # whole planes fit: read them, stride here
+    y, x = (sel.y, sel.x) if whole else (sel.y[::step], sel.x[::step])
+    batch = depth * max(1, BATCH_BYTES // max(1, depth * len(y) * len(x) * itemsize))
     out: np.ndarray | None = None
     for k in range(0, len(sel.z), batch):
         part = Selection(t=range(tt, tt + 1), z=sel.z[k:k + batch], c=sel.c, y=y, x=x)
         pixels = np.asarray(source.read(part))
         if pixels.shape != part.shape:
             raise PluginError(f"the pixel source returned shape {pixels.shape} for {part} (expected {part.shape})")
-        planes = pixels[0]
+        planes = pixels[0, :, :, ::step, ::step] if whole else pixels[0]
         if planes.dtype.kind == "f":
             top = np.fmax.reduce(planes, axis=0)
             out = top if out is None else np.fmax(out, top)
