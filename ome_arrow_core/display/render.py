@@ -28,7 +28,7 @@ from ..selection import Selection, normalize_index
 from .colors import channel_colors
 from .contrast import PERCENTILES, scale
 
-__all__ = ["DEFAULT_SIZE", "BATCH_BYTES", "check_size", "stride", "fit", "project", "composite", "render"]
+__all__ = ["DEFAULT_SIZE", "BATCH_BYTES", "check_size", "stride", "target_shape", "fit", "project", "composite", "render"]
 
 #: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
 DEFAULT_SIZE = 256
@@ -49,14 +49,21 @@ def stride(sel: Selection, size: int) -> int:
     return max(1, max(len(sel.y), len(sel.x)) // size)
 
 
-def fit(planes: np.ndarray, size: int) -> np.ndarray:
-    """``(C, h, w)`` planes sampled (nearest pixel) so the longer side is ``size``; unchanged when it is not longer."""
-    h, w = planes.shape[1:]
+def target_shape(sel: Selection, size: int) -> tuple[int, int]:
+    """(h, w) of the thumbnail: the selection's Y and X scaled so the longer is ``size`` (unchanged when shorter)."""
+    h, w = len(sel.y), len(sel.x)
     longest = max(h, w)
     if longest <= size:
+        return h, w
+    return max(1, math.floor(h * size / longest + 0.5)), max(1, math.floor(w * size / longest + 0.5))
+
+
+def fit(planes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(C, h, w)`` planes sampled (nearest pixel) to ``shape`` (never larger than theirs); as they are if equal."""
+    h, w = planes.shape[1:]
+    if (h, w) == tuple(shape):
         return planes
-    rows = [max(1, math.floor(n * size / longest + 0.5)) for n in (h, w)]
-    picks = [np.minimum(((np.arange(m) + 0.5) * n / m).astype(np.int64), n - 1) for m, n in zip(rows, (h, w))]
+    picks = [np.minimum(((np.arange(m) + 0.5) * n / m).astype(np.int64), n - 1) for m, n in zip(shape, (h, w))]
     return planes[:, picks[0][:, None], picks[1][None, :]]
 
 
@@ -100,6 +107,6 @@ def render(source: PixelSource, sel: Selection, *, size: int = DEFAULT_SIZE, t: 
            percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
     """The selection ``sel`` of ``source`` as an ``(h, w, 3)`` uint8 RGB thumbnail (see the module docs)."""
     n = check_size(size)
-    planes = fit(project(source, sel, t, stride(sel, n)), n)
+    planes = fit(project(source, sel, t, stride(sel, n)), target_shape(sel, n))
     channels = [source.meta.channels[c] for c in sel.c]
     return composite(planes, channel_colors(channels), percentiles)
