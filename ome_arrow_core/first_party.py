@@ -56,6 +56,8 @@ FIRST_PARTY: Final[dict[str, FirstParty]] = {
         FirstParty("dask", "ome-arrow-dask", "dask", "to_dask(): Dask arrays of images and datasets",
                    kind="integration"),
         FirstParty("ray", "ome-arrow-ray", "ray", "Ray Data datasets of images", kind="integration"),
+        FirstParty("napari", "ome-arrow-napari", "napari", "napari reader plugin (npe2): lazy, multiscale layers",
+                   kind="integration"),
     )
 }
 

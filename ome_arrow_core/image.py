@@ -12,6 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from .casting import Casting, check_casting
+from .display import Thumbnailed
+from .display.html import image_facts
+from .display.plots import Viewable
 from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
@@ -40,7 +43,7 @@ def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
     return replace(out, sizes=sizes, channels=out.channels)
 
 
-class OMEArrow:
+class OMEArrow(Thumbnailed, Viewable):
     """An OME-Arrow image.
 
     ``OMEArrow(source)`` accepts a path (read by the plugin for its format), a numpy array
@@ -132,6 +135,17 @@ class OMEArrow:
         Read-only access for inspection: readers expose I/O counters here (e.g. ``chunks_read``).
         """
         return self._source
+
+    @property
+    def selection(self) -> Selection:
+        """The storage indices of :attr:`source` this image covers (all of them unless sliced)."""
+        return self._sel
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return self._source, self._sel
+
+    def _facts(self) -> dict[str, str]:
+        return {**image_facts(self.meta), "lazy": str(self._lazy)}
 
     @property
     def is_lazy(self) -> bool:

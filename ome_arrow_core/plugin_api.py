@@ -23,6 +23,7 @@ Groups:
 - arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
 - array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
   checks; they never import a framework);
+- display: ``channel_colors`` (each channel's stored colour, else the thumbnails' default);
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - every error class.
@@ -46,6 +47,7 @@ from .casting import cast_pixels
 from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
 from .checksums import ChunkChecksums, checksums_of, verify_enabled
 from .devices import check_cuda_device
+from .display.colors import channel_colors
 from .dlpack import DLPackTensor
 from .dtypes import SUPPORTED, check_dtype
 from .errors import (
@@ -108,6 +110,7 @@ __all__ = [
     "is_torch_array",
     "is_jax_array",
     "is_cupy_array",
+    "channel_colors",
     "DatasetViews",
     "view_meta",
     "OMEArrowError",

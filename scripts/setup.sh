@@ -12,13 +12,16 @@ if [ "${1:-}" = "minimal" ]; then
   pip_install "torch==2.13.0" -e . -e backends/tiff -e backends/torch
   exit 0
 fi
-pip_install "torch==2.13.0" -e ".[test,docs,bench]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
+pip_install "torch==2.13.0" -e ".[test,docs,bench,matplotlib]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
   -e backends/zarr \
   -e tests/plugins/example_plugin
 # The CuPy backend installs without CuPy (no GPU here): it must then list itself as unavailable.
 pip_install --no-deps -e backends/cupy
 # Engines for many images: Dask and Ray Data (local mode in the tests).
 pip_install --no-deps -e backends/dask -e backends/ray
+# The napari reader plugin, tested through npe2's reader API (napari itself and Qt are not installed).
+pip_install --no-deps -e backends/napari
+pip_install "npe2==0.10.0"
 pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.0"
 # Independent OME-Zarr implementations the zarr backend's interop tests read and write with (bioio-ome-zarr;
 # ome-zarr 0.17.0: 0.18 pins pydantic<2.13 through ome-zarr-models).

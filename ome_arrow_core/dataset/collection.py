@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from ..arguments import check_index, whole_numbers
 from ..boundary import blaming, reading
+from ..display import DatasetThumbnails
 from ..casting import Casting, check_casting
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
@@ -71,7 +72,7 @@ class ImageLocation:
         return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
 
 
-class OMEArrowDataset(Sequence[OMEArrow]):
+class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     """Many images, one per row of a metadata table; each opened lazily on access.
 
     ``ds[i]`` is a lazy :class:`OMEArrow` (only that image's rows are read, found through
