@@ -15,8 +15,8 @@ from .selection import AxisIndex, Selection
 
 __all__ = ["ChunkTable", "ChunkProjection", "box_projections", "normalize_chunk_shape", "DEFAULT_TILE"]
 
-#: Default Y/X chunk edge for large planes (measured: see docs/benchmarks.md).
-DEFAULT_TILE = 512
+#: Default Y/X chunk edge for large planes (measured: see docs/format.md, Chunking).
+DEFAULT_TILE = 256
 
 
 def normalize_chunk_shape(
@@ -24,7 +24,7 @@ def normalize_chunk_shape(
 ) -> tuple[int, int, int, int, int]:
     """A TCZYX chunk shape from (y, x), (z, y, x) or (t, c, z, y, x); clipped to the image.
 
-    The default is one plane per chunk up to 512x512, tiles of 512x512 beyond.
+    The default is one plane per chunk up to 256x256, tiles of 256x256 beyond.
     """
     if chunk_shape is None:
         shape: list[int] = [1, 1, 1, min(sizes["Y"], DEFAULT_TILE), min(sizes["X"], DEFAULT_TILE)]

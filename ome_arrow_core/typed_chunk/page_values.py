@@ -77,7 +77,7 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
         dest.append(slot + (-(slot + _USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
         slot = dest[-1] + size[k]
     buf = pa.allocate_buffer(max(slot, 1))
-    view = memoryview(buf).cast("B")  # type: ignore[arg-type]
+    view = memoryview(buf).cast("B")
     fd = frag.fileno()
     with reading(frag.path, None, "reading chunk pages"):
         for a, b in _runs(offset, end) if group_l else []:
@@ -102,7 +102,7 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
                 continue
         else:
             page, at, n = frag.decompress(g, buf.slice(dest[k], size[k])), 0, int(frag.uncompressed[g])
-        start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)  # type: ignore[arg-type]
+        start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)
         buffers.append(page)
         starts.append(at + start)
         lengths.append(length)
