@@ -95,7 +95,7 @@ def write_parquet(
     *,
     layout: str = "dataset",
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "lz4",
+    compression: str | None = "default",
     compression_level: int | None = None,
     rows_per_group: int = 1,
     column: str = "ome_arrow",
@@ -104,11 +104,14 @@ def write_parquet(
 
     ``layout="dataset"`` (default): the typed-chunk dataset directory, one chunk per row;
     ``layout="record"``: one Parquet file, one row, an OME-Arrow struct column.
+    ``compression="default"``: uncompressed dataset chunks, lz4 for a record.
     """
     from ..record import write_record_file
     from ..typed_chunk import write_images
 
     images = list(image) if isinstance(image, (list, tuple)) else [image]
+    if compression == "default" and layout == "record":
+        compression = "lz4"
     if isinstance(out, Location):
         return _write_remote(images, out, layout, column, compression)
     if layout == "record":

@@ -131,7 +131,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
     p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
-    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: whole planes up to 512x512)")
+    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: planes up to 256x256, else 256x256 tiles)")
     p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
     p.add_argument("--chunk-format", choices=("parquet", "vortex"),
                    help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])")
