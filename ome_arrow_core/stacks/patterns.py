@@ -87,18 +87,15 @@ def _range(pattern: str, lo: str, hi: str, step_text: str | None, numeric: bool)
     step = int(step_text) if step_text else 1
     if step < 1:
         raise _bad(pattern, f"the step of range <{lo}-{hi}:{step_text}> must be at least 1")
-    if numeric:
-        a, b = int(lo), int(hi)
-        width = len(lo) if len(lo) == len(hi) else 0
-        make = lambda v: str(v).zfill(width)  # noqa: E731
-    else:
-        if lo.isupper() != hi.isupper():
-            raise _bad(pattern, f"the letter range <{lo}-{hi}> mixes upper and lower case")
-        a, b = ord(lo), ord(hi)
-        make = chr
+    if not numeric and lo.isupper() != hi.isupper():
+        raise _bad(pattern, f"the letter range <{lo}-{hi}> mixes upper and lower case")
+    a, b = (int(lo), int(hi)) if numeric else (ord(lo), ord(hi))
     if b < a:
         raise _bad(pattern, f"the range <{lo}-{hi}> runs backwards; write it as <{hi}-{lo}>")
-    return [make(v) for v in range(a, b + 1, step)]
+    if not numeric:
+        return [chr(v) for v in range(a, b + 1, step)]
+    width = len(lo) if len(lo) == len(hi) else 0
+    return [str(v).zfill(width) for v in range(a, b + 1, step)]
 
 
 def expand_values(spec: str, pattern: str = "") -> tuple[str, ...]:

@@ -43,7 +43,7 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _sizes_text(sizes: dict[str, int]) -> str:
-    return "x".join(f"{sizes[a]}{a}" for a in AXES)
+    return f"TZCYX {tuple(sizes[a] for a in AXES)}"
 
 
 class StackSource:
