@@ -36,7 +36,7 @@ def _header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
             version = fmt.read_magic(f)
             read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read(f)
-        except (SyntaxError, ValueError, TypeError, KeyError, EOFError) as exc:  # ast.literal_eval's errors too
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError...
             raise DamagedFileError(f"{path}: its .npy header cannot be read ({type(exc).__name__}: {exc}); the file "
                                    "is damaged or not a .npy file") from exc
         return tuple(int(n) for n in shape), bool(fortran), np.dtype(dtype), f.tell()
