@@ -234,3 +234,25 @@ def test_convert_cli_takes_a_quoted_pattern(tmp_path: Path) -> None:
     out = tmp_path / "c.ome.parquet"
     assert main(["convert", str(tmp_path / "s_z<0-3>.npy"), "-o", str(out), "-q"]) == 0
     np.testing.assert_array_equal(OMEArrow(out).tensor_view(layout="ZYX").to_numpy(), np.stack(arrs))
+
+
+def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the writer's band size, each read the writer makes lands in one file (here: bands of one plane)."""
+    arrs = planes(tmp_path, 6, shape=(16, 16))
+    monkeypatch.setattr("ome_arrow_core.typed_chunk.packing.BAND_BYTES", 16 * 16 * 2)
+    img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
+    source = img.source
+    assert isinstance(source, StackSource)
+    seen: list[tuple[int, ...]] = []
+    read = source.read
+
+    def spy(sel: Selection) -> np.ndarray:
+        seen.append(sel.shape)
+        return read(sel)
+
+    monkeypatch.setattr(source, "read", spy)
+    write_dataset([img], tmp_path / "out.ome.parquet", chunk_shape=(1, 8, 8))
+    assert seen == [(1, 1, 1, 16, 16)] * 6 and source.files_read == 6
+    np.testing.assert_array_equal(OMEArrow(tmp_path / "out.ome.parquet").tensor_view(layout="ZYX").to_numpy(),
+                                  np.stack(arrs))
