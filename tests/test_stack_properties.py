@@ -50,7 +50,7 @@ def patterns(draw: st.DrawFn) -> tuple[str, str, list[list[str]]]:
     """(pattern text, its axes, the values of each group); words before groups name distinct axes."""
     axes = draw(st.permutations("TCZ").map(lambda p: "".join(p[: draw(st.integers(1, 3))])))
     text, values = "", []
-    for i, ax in enumerate(axes):
+    for ax in axes:
         word = draw(st.sampled_from(sorted(AXIS_WORDS[ax])))
         word = word.upper() if draw(st.booleans()) else word
         spec, vals = draw(groups())

@@ -256,3 +256,30 @@ def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(tmp_path: Pa
     assert seen == [(1, 1, 1, 16, 16)] * 6 and source.files_read == 6
     np.testing.assert_array_equal(OMEArrow(tmp_path / "out.ome.parquet").tensor_view(layout="ZYX").to_numpy(),
                                   np.stack(arrs))
+
+
+def test_unpadded_range_gap_says_how_to_pad(tmp_path: Path) -> None:
+    for i in range(1, 11):
+        np.save(tmp_path / f"t{i:02d}.npy", np.zeros((2, 2), np.uint8))
+    with pytest.raises(FileNotFoundError, match=r"t1\.npy' \(T=0\).*write <01-10> for padded names"):
+        OMEArrow.scan(str(tmp_path / "t<1-10>.npy"))
+    assert OMEArrow.scan(str(tmp_path / "t<01-10>.npy")).shape == (10, 1, 1, 2, 2)
+
+
+def test_a_scanned_stack_pickles_and_reads_in_another_process(tmp_path: Path) -> None:
+    import pickle
+    import subprocess
+    import sys
+
+    arrs = planes(tmp_path, 3)
+    img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
+    blob = pickle.dumps(img.source)
+    code = ("import pickle, sys, numpy as np; from ome_arrow_core.selection import Selection; "
+            "src = pickle.loads(sys.stdin.buffer.read()); "
+            "sys.stdout.buffer.write(src.read(Selection.full(src.meta.sizes)).tobytes())")
+    out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True).stdout
+    assert out == np.stack(arrs).tobytes()
+    clone = pickle.loads(blob)
+    np.save(tmp_path / "plane_1.npy", np.zeros((6, 8), np.uint16))
+    with pytest.raises(SchemaError, match=r"plane_1\.npy"):
+        clone.read(Selection.full(clone.meta.sizes))

@@ -25,6 +25,7 @@ __all__ = ["FileGrid", "is_stack_input", "is_glob", "natural_key", "resolve_file
 DEFAULT_AXIS = "Z"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _DIGITS = re.compile(r"(\d+)")
+_RANGE_ENDS = re.compile(r"[<,]\s*(\d+)-(\d+)")
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,12 @@ def _missing(files: Sequence[Path]) -> list[Path]:
     return [f for f in files if not os.path.exists(f)]
 
 
-def _missing_error(what: str, missing: Sequence[Path], grid_of: FileGrid) -> FileNotFoundError:
+def _missing_error(what: str, missing: Sequence[Path], grid_of: FileGrid, hint: str = "") -> FileNotFoundError:
     first = grid_of.files.index(missing[0])
     where = ", ".join(f"{a}={i}" for a, i in grid_of.position(first).items())
     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
     return FileNotFoundError(f"{what} names {str(missing[0])!r} ({where}){more}, which does not exist; "
-                             "every position of the stack needs its file")
+                             f"every position of the stack needs its file{hint}")
 
 
 def _check_axes(dim_order: str) -> str:
@@ -129,7 +130,11 @@ def _from_pattern(text: str, dim_order: str | None) -> FileGrid:
     grid = FileGrid(axes, shape, files, text, names)
     missing = _missing(files)
     if missing:
-        raise _missing_error(f"file pattern {text!r}", missing, grid)
+        uneven = [(a, b) for a, b in _RANGE_ENDS.findall(text) if len(a) < len(b)]
+        hint = "" if not uneven else (
+            f" (the range <{uneven[0][0]}-{uneven[0][1]}> is not zero padded, its ends differing in width; write "
+            f"<{uneven[0][0].zfill(len(uneven[0][1]))}-{uneven[0][1]}> for padded names)")
+        raise _missing_error(f"file pattern {text!r}", missing, grid, hint)
     return grid
 
 

@@ -69,6 +69,11 @@ class StackSource:
         self.member_meta = first.meta
         self.meta = self._stack_meta(first.meta, name)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its files and metadata; the receiving process opens files with its shared registry, checking
+        each against the metadata taken here when a read first needs it."""
+        return (_restore, (self.grid, self._format, self._options, self.member_meta, self.meta))
+
     # -- metadata -------------------------------------------------------------------------
     def _stack_meta(self, member: ImageMeta, name: str | None) -> ImageMeta:
         grid = self.grid
@@ -172,3 +177,17 @@ class StackSource:
             closer = getattr(src, "close", None)
             if callable(closer):
                 closer()
+
+
+def _restore(grid: FileGrid, format: str | None, options: dict[str, Any], member: ImageMeta,
+             meta: ImageMeta) -> StackSource:
+    """A StackSource unpickled: nothing is opened until a read."""
+    from ..registry import default_registry
+
+    src = StackSource.__new__(StackSource)
+    src.grid, src._registry, src._format, src._options = grid, default_registry(), format, options
+    src._lock, src._open = threading.Lock(), OrderedDict()
+    src.files_opened = src.files_read = 0
+    src.opened = []
+    src.member_meta, src.meta = member, meta
+    return src
