@@ -132,6 +132,16 @@ def test_scan_opens_one_file_and_a_plane_reads_one(tmp_path: Path) -> None:
     assert img.source.files_read == 3  # type: ignore[attr-defined]
 
 
+def test_check_files_opens_every_header_and_no_pixels(tmp_path: Path) -> None:
+    planes(tmp_path, 4)
+    rec, reg = recording()
+    OMEArrow.scan(str(tmp_path / "plane_*.npy"), registry=reg, check_files=True)
+    assert rec.opened() == [f"plane_{i}.npy" for i in range(4)] and rec.read() == []
+    np.save(tmp_path / "plane_2.npy", np.zeros((6, 7), np.int8))
+    with pytest.raises(SchemaError, match=r"plane_2\.npy \(Z=2 .* int8"):
+        OMEArrow.scan(str(tmp_path / "plane_*.npy"), check_files=True)
+
+
 def test_a_selection_needs_only_its_files(tmp_path: Path) -> None:
     arrs = planes(tmp_path, 8)
     img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))

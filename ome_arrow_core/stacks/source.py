@@ -14,7 +14,7 @@ import itertools
 import os
 import stat
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +51,7 @@ class StackSource:
     to each file's reader).
 
     Counters: ``files_opened`` (member files opened, the first included) and ``files_read``
-    (member reads); ``opened`` lists the member files opened, in order.
+    (member reads); ``opened`` lists the member files opened, in order (the last 4096).
     """
 
     def __init__(self, grid: FileGrid, registry: Registry, *, format: str | None = None,
@@ -64,7 +64,7 @@ class StackSource:
         self._open: OrderedDict[int, tuple[tuple[int, int, int, int], PixelSource]] = OrderedDict()
         self.files_opened = 0
         self.files_read = 0
-        self.opened: list[Path] = []
+        self.opened: deque[Path] = deque(maxlen=4096)
         first = self._member(0, check=False)
         self.member_meta = first.meta
         self.meta = self._stack_meta(first.meta, name)
@@ -140,6 +140,11 @@ class StackSource:
             self.files_read += 1
         return piece
 
+    def check_files(self) -> None:
+        """Open every file's metadata now (no pixels) and check its shape and dtype; the first odd one is named."""
+        for number in range(len(self.grid.files)):
+            self._member(number)
+
     # -- pixels ---------------------------------------------------------------------------
     def read(self, sel: Selection) -> np.ndarray:
         """Pixels of ``sel``, reading only the files it lands in (each once)."""
@@ -188,6 +193,6 @@ def _restore(grid: FileGrid, format: str | None, options: dict[str, Any], member
     src.grid, src._registry, src._format, src._options = grid, default_registry(), format, options
     src._lock, src._open = threading.Lock(), OrderedDict()
     src.files_opened = src.files_read = 0
-    src.opened = []
+    src.opened = deque(maxlen=4096)
     src.member_meta, src.meta = member, meta
     return src
