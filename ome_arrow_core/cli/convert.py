@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ..errors import OMEArrowError
 from ..image import OMEArrow
@@ -23,9 +22,8 @@ __all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
 
 
 def _load(path: Path) -> OMEArrow:
-    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream."""
-    if path.suffix.lower() == ".npy":
-        return OMEArrow(np.load(path, mmap_mode="r"), name=path.stem)
+    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream; a quoted glob or
+    file pattern is one image stacked from its files."""
     return OMEArrow.scan(path)
 
 
