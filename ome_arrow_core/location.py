@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import ArgumentError, BackendUnavailableError
+from .uris import is_uri
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
@@ -33,14 +34,6 @@ __all__ = ["Location", "URIPath", "resolve", "is_uri"]
 
 _PYARROW_SCHEMES = {"s3", "gs", "gcs", "az", "abfs", "abfss", "hdfs", "viewfs"}
 _HTTP_SCHEMES = {"http", "https"}
-
-
-def is_uri(target: object) -> bool:
-    """True when ``target`` is a string with a ``scheme://`` (not a Windows drive such as ``C:\\``)."""
-    if not isinstance(target, str) or "://" not in target:
-        return False
-    scheme = target.split("://", 1)[0]
-    return len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
 
 
 class URIPath(PurePosixPath):

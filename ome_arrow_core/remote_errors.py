@@ -15,6 +15,7 @@ import os
 import re
 
 from .errors import StorageError
+from .uris import is_uri
 
 __all__ = ["storage_failure"]
 
@@ -67,8 +68,6 @@ def _kind(exc: BaseException, remote: bool) -> str | None:
 
 def storage_failure(exc: BaseException, place: str | os.PathLike[str], what: str) -> StorageError | None:
     """A :class:`StorageError` for ``exc`` when it is a store or network failure at ``place``, else None."""
-    from .location import is_uri
-
     kind = _kind(exc, is_uri(os.fspath(place)))
     if kind is None:
         return None

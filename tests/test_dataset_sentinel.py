@@ -15,7 +15,7 @@ import pytest
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import UnsafeOverwriteError
-from ome_arrow_core.safe_write.ownership import SENTINEL
+from ome_arrow_core.safe_write import SENTINEL
 
 IMAGES = [np.full((2, 8, 8), i, np.uint16) for i in range(3)]
 

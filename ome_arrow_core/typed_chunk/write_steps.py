@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 
 from ..checksums import ALGORITHM as CHECKSUM
 from ..errors import SchemaError
-from ..safe_write import atomic_path
-from ..safe_write.ownership import SENTINEL, SENTINEL_TEXT
+from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .packing import ChunkPacker
 from .page_reads import MANIFEST_KEY as PAGES_KEY
