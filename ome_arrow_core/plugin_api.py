@@ -18,6 +18,9 @@ Groups:
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
+- metadata: ``channel_to_dict``/``channel_from_dict`` (the one stored form of a channel),
+  ``physical_size_value`` (a stored physical size checked: a positive number or None, unknown),
+  ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels);
 - arguments: ``check_row``;
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
@@ -60,6 +63,7 @@ from .errors import (
 )
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
+from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews
@@ -91,6 +95,11 @@ __all__ = [
     "checksums_of",
     "verify_enabled",
     "CHECKSUM_ALGORITHM",
+    "channel_to_dict",
+    "channel_from_dict",
+    "physical_size_value",
+    "sample_channels",
+    "SAMPLES_NOTE",
     "check_row",
     "DatasetViews",
     "view_meta",
