@@ -41,8 +41,9 @@ def level_meta(base: ImageMeta, sizes: Mapping[str, int], chunk: tuple[int, int,
     """``base`` (level 0's metadata) for a level of ``sizes``: physical sizes scaled by the size ratio."""
     phys = dict(base.physical_size)
     for ax in "XYZ":
-        if ax in phys and sizes[ax] != base.sizes[ax]:
-            phys[ax] = phys[ax] * _factor(base.sizes[ax], sizes[ax])
+        size = phys.get(ax)
+        if size is not None and sizes[ax] != base.sizes[ax]:
+            phys[ax] = size * _factor(base.sizes[ax], sizes[ax])
     return replace(base, sizes=dict(sizes), physical_size=phys, chunk_shape=chunk)
 
 

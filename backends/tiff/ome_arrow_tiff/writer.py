@@ -38,10 +38,7 @@ def _signed32(v: int) -> int:
 def ome_metadata(meta: ImageMeta) -> dict[str, Any]:
     """tifffile ``metadata=`` for an OME-TIFF of ``meta`` (axes TZCYX)."""
     md: dict[str, Any] = {"axes": "TZCYX", "Name": meta.name}
-    for ax in "XYZ":
-        if ax in meta.physical_size:
-            md[f"PhysicalSize{ax}"] = float(meta.physical_size[ax])
-            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
+    md.update(_physical(meta))
     if meta.acquisition_datetime:
         md["AcquisitionDate"] = meta.acquisition_datetime
     chans = meta.channels
@@ -55,6 +52,17 @@ def ome_metadata(meta: ImageMeta) -> dict[str, Any]:
     if all(c.illumination in _ILLUMINATION for c in chans):
         channel["IlluminationType"] = [c.illumination for c in chans]
     md["Channel"] = channel
+    return md
+
+
+def _physical(meta: ImageMeta) -> dict[str, Any]:
+    """``PhysicalSize{X,Y,Z}`` and their units for the known sizes (an unknown size is left out)."""
+    md: dict[str, Any] = {}
+    for ax in "XYZ":
+        size = meta.physical_size.get(ax)
+        if size is not None:
+            md[f"PhysicalSize{ax}"] = float(size)
+            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
     return md
 
 
@@ -82,8 +90,8 @@ def write_tiff(
     (e.g. ``"zlib"``; others may need imagecodecs) and other ``options`` go to
     ``tifffile.imwrite``. ``levels=N`` (OME-TIFF only) writes a pyramid of N levels, each
     half the previous one in Y and X, in SubIFDs. An OME-TIFF stores the checksums of its
-    strips and tiles. A plain TIFF keeps the axes in tifffile's shaped metadata and µm pixel
-    sizes in its resolution tags, and no checksums. On failure nothing is left at ``out``.
+    strips and tiles. A plain TIFF keeps the axes and the known physical sizes in tifffile's
+    shaped metadata (µm sizes also in its resolution tags, for other readers), and no checksums. On failure nothing is left at ``out``.
     """
     meta = image.meta
     n_levels = check_levels(levels, meta.sizes)
@@ -93,7 +101,7 @@ def write_tiff(
     if ome:
         kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:
-        kwargs = {"ome": False, "metadata": {"axes": "TZCYX"}, **_resolution(meta)}
+        kwargs = {"ome": False, "metadata": {"axes": "TZCYX", **_physical(meta)}, **_resolution(meta)}
     if tile is not None:
         kwargs["tile"] = tuple(int(v) for v in tile)
     elif ome and "rowsperstrip" not in options:  # strips of ~256 KiB: a checked crop reads whole strips
