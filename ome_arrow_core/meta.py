@@ -109,12 +109,11 @@ def channel_from_dict(stored: object, index: int, where: str = "channels") -> Ch
 def sample_channels(samples: int, base: Sequence[Channel] = ()) -> tuple[Channel, ...]:
     """Channels for ``samples`` samples per pixel (3: R, G, B; 4: R, G, B, A; else S0, S1, ...).
 
-    A named ``base`` channel (the one channel a source claimed) prefixes the names: ``"name:R"``.
+    Their ids extend the id of the one ``base`` channel a source claimed (``"ch-0:R"``).
     """
     names = _SAMPLE_NAMES[:samples] if samples in (3, 4) else [f"S{k}" for k in range(samples)]
-    prefix = f"{base[0].name}:" if len(base) == 1 and base[0].name else ""
     ident = base[0].id if len(base) == 1 else "ch-0"
-    return tuple(Channel(id=f"{ident}:{n}", name=f"{prefix}{n}") for n in names)
+    return tuple(Channel(id=f"{ident}:{n}", name=n) for n in names)
 
 
 @dataclass(frozen=True)
