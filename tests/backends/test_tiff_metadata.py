@@ -123,3 +123,32 @@ def test_rgb_tiffs_decode_as_channels_bit_exact(tmp_path: Path, planar: str, sam
 def test_grey_tiff_has_no_samples_note(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "g.tif", pixels((2, 8, 8)), photometric="minisblack")
     assert "notes" not in OMEArrow(tmp_path / "g.tif").info()
+
+
+# -- channel colours and wavelengths, channel by channel --------------------------------------------
+def test_some_channel_colours_survive_ome_tiff_parquet_ome_tiff(tmp_path: Path) -> None:
+    ome_types = pytest.importorskip("ome_types")
+    from ome_arrow_core import Channel
+
+    chans = [Channel(id="ch-0", name="DAPI", color_rgba=0x0000FFFF, emission_um=0.461),
+             Channel(id="ch-1", name="bright"),
+             Channel(id="ch-2", name="RFP", color_rgba=0xFF0000FF, excitation_um=0.555)]
+    meta = ImageMeta(sizes={"C": 3, "Y": 8, "X": 8}, dtype=np.uint8, channels=chans)
+    data = pixels((1, 1, 3, 8, 8))
+    OMEArrow(pixels_to_record(meta, data)).export(how="tiff", out=tmp_path / "a.ome.tif")
+    OMEArrow(tmp_path / "a.ome.tif").export("parquet", tmp_path / "b.ome.parquet")
+    OMEArrow(tmp_path / "b.ome.parquet").export(how="tiff", out=tmp_path / "c.ome.tif")
+    for name in ("a.ome.tif", "c.ome.tif"):
+        with tifffile.TiffFile(tmp_path / name) as tf:
+            xml = tf.ome_metadata
+        model = ome_types.from_xml(xml)  # valid OME-XML, as ome-types reads it
+        got = model.images[0].pixels.channels
+        assert [c.name for c in got] == ["DAPI", "bright", "RFP"]
+        assert got[0].color.as_rgb_tuple()[:3] == (0, 0, 255) and got[2].color.as_rgb_tuple()[:3] == (255, 0, 0)
+        raw = [e for e in ET.fromstring(xml.encode()).iter() if e.tag.endswith("}Channel")]
+        assert [e.get("Color") is not None for e in raw] == [True, False, True]  # none stated: none written
+        assert got[0].emission_wavelength == pytest.approx(461.0) and got[1].emission_wavelength is None
+        assert got[2].excitation_wavelength == pytest.approx(555.0) and got[0].excitation_wavelength is None
+    back = OMEArrow(tmp_path / "c.ome.tif")
+    assert [c.color_rgba for c in back.meta.channels] == [0x0000FFFF, None, 0xFF0000FF]
+    assert back.to_numpy().tobytes() == data.tobytes()

@@ -20,7 +20,7 @@ from .integrity import SOFTWARE
 from .levels import check_levels, pyramid
 
 if TYPE_CHECKING:
-    from ome_arrow_core import ImageMeta, OMEArrow
+    from ome_arrow_core import Channel, ImageMeta, OMEArrow
 
 __all__ = ["write_tiff", "ome_metadata"]
 
@@ -43,16 +43,36 @@ def ome_metadata(meta: ImageMeta) -> dict[str, Any]:
         md["AcquisitionDate"] = meta.acquisition_datetime
     chans = meta.channels
     channel: dict[str, list[Any]] = {"Name": [c.name or c.id for c in chans]}
-    if all(c.emission_um is not None for c in chans):
-        channel["EmissionWavelength"] = [round(c.emission_um * 1000, 6) for c in chans]  # type: ignore[operator]
-    if all(c.excitation_um is not None for c in chans):
-        channel["ExcitationWavelength"] = [round(c.excitation_um * 1000, 6) for c in chans]  # type: ignore[operator]
-    if all(c.color_rgba is not None for c in chans):
-        channel["Color"] = [_signed32(int(c.color_rgba)) for c in chans]  # type: ignore[arg-type]
     if all(c.illumination in _ILLUMINATION for c in chans):
         channel["IlluminationType"] = [c.illumination for c in chans]
     md["Channel"] = channel
     return md
+
+
+def _channel_attributes(ch: Channel) -> str:
+    """The OME-XML attributes of what ``ch`` knows of Color and wavelengths (nm), as text."""
+    attrs: dict[str, str] = {}
+    if ch.color_rgba is not None:
+        attrs["Color"] = str(_signed32(int(ch.color_rgba)))
+    if ch.emission_um is not None:
+        attrs["EmissionWavelength"] = repr(round(ch.emission_um * 1000, 6))
+    if ch.excitation_um is not None:
+        attrs["ExcitationWavelength"] = repr(round(ch.excitation_um * 1000, 6))
+    return "".join(f' {k}="{v}"' for k, v in attrs.items())
+
+
+def with_channel_attributes(xml: str, channels: Sequence[Channel]) -> str:
+    """``xml`` (as tifffile writes it) with each channel's colour and wavelengths, channel by channel.
+
+    tifffile takes an attribute for every channel or none; a channel that has no colour
+    (or wavelength) here gets no attribute, while the others keep theirs.
+    """
+    for i, ch in enumerate(channels):
+        start = f'<Channel ID="Channel:0:{i}"'
+        if xml.count(start) != 1:
+            raise ValueError(f"the OME-XML written has no single channel {i} to describe")
+        xml = xml.replace(start, start + _channel_attributes(ch), 1)
+    return xml
 
 
 def _physical(meta: ImageMeta) -> dict[str, Any]:
@@ -116,7 +136,7 @@ def write_tiff(
             if ome:
                 from .stamp import add_checksums
 
-                add_checksums(tmp)
+                add_checksums(tmp, lambda xml: with_channel_attributes(xml, meta.channels))
     except (KeyError, ImportError, ValueError) as exc:
         if "imagecodecs" in str(exc) or isinstance(exc, ImportError):
             raise BackendUnavailableError(
