@@ -136,6 +136,8 @@ class ImageMeta:
     chunk_shape: tuple[int, int, int] | None = None
     #: Things a reader did to present the stored pixels as TZCYX (e.g. :data:`SAMPLES_NOTE`).
     notes: tuple[str, ...] = ()
+    #: The OME-XML document the source stored (an OME-TIFF's), for ``OMEArrow.ome_metadata``.
+    ome_xml: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         sizes = {ax: int(self.sizes.get(ax, 1)) for ax in AXES}

@@ -152,4 +152,5 @@ def image_meta(
         channels=channels,
         chunk_shape=(1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None,
         notes=notes,
+        ome_xml=str(tif.ome_metadata) if ome is not None else None,
     )
