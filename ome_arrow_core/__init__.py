@@ -22,7 +22,7 @@ from .errors import (
     SchemaError,
     SelectionError,
 )
-from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
+from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
 from .image import OMEArrow
 from .lazy import LazyTensorView
@@ -58,6 +58,7 @@ __all__ = [
     "default_registry",
     "plugins",
     "hookimpl",
+    "Ingested",
     "Ingester",
     "Reader",
     "Writer",

@@ -7,7 +7,7 @@ importing them. The callables it carries import their framework on first call.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .selection import Selection
 
 __all__ = [
-    "Handler", "Ingester", "Reader", "Writer", "Exporter", "ChunkStore", "ChunkFile", "PixelSource", "install_hint",
+    "Handler", "Ingested", "Ingester", "Reader", "Writer", "Exporter", "ChunkStore", "ChunkFile", "PixelSource", "install_hint",
 ]
 
 
@@ -77,14 +77,31 @@ class PixelSource(Protocol):
 
 
 @dataclass(frozen=True)
+class Ingested:
+    """What an ingester returns when its object knows more than its pixels.
+
+    ``dims`` names the array's axes (letters of TZCYX, as ``dim_order``); ``physical_size``
+    and ``physical_unit`` map X, Y, Z to the pixel size and its unit; ``channel_names``
+    has one name per channel; ``name`` names the image. ``None`` means the object does not say.
+    """
+
+    array: np.ndarray
+    dims: str | None = None
+    physical_size: Mapping[str, float] | None = None
+    physical_unit: Mapping[str, str] | None = None
+    channel_names: Sequence[str] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class Ingester(Handler):
-    """Turns an in-memory object into a numpy array (host memory).
+    """Turns an in-memory object into a numpy array (host memory), or an :class:`Ingested`.
 
     ``matches(obj)`` must be cheap and must not import frameworks (check ``sys.modules``).
     """
 
     matches: Callable[[object], bool] = lambda obj: False
-    to_numpy: Callable[[object], np.ndarray] = np.asarray
+    to_numpy: Callable[[object], np.ndarray | Ingested] = np.asarray
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .buffers import read_only, to_arrow_memory
 from .casting import Casting, check_casting
 from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
+from .ingesting import ingest
 from .location import is_uri, resolve
-from .layout import AXES, ChannelPolicy, default_layout, normalize_axes, to_canonical
+from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
 from .lazy import LazyTensorView, materialize
 from .meta import ImageMeta
 from .opening import open_path
@@ -80,7 +80,7 @@ class OMEArrow:
             meta, pixels = record_to_pixels(as_struct_array(source, column), row)
             src = ArraySource(meta, pixels, "arrow record")
         else:
-            src = self._ingest(source, dim_order, reg, name, _copy)
+            src = ingest(source, dim_order, reg, name, _copy)
         self._source = src
         self._sel = Selection.full(src.meta.sizes)
         self._lazy = _lazy
@@ -88,21 +88,6 @@ class OMEArrow:
             describe = getattr(src, "describe", None)
             facts = describe() if callable(describe) else {}
             self._source = ArraySource(src.meta, src.read(self._sel), str(facts.pop("storage", "file")), facts)
-
-    @staticmethod
-    def _ingest(obj: Any, dim_order: str | None, reg: Registry, name: str | None, copy: bool = True) -> ArraySource:
-        """Pixels of ``obj`` in Arrow memory, or (``copy=False``) a read-only view of them."""
-        ingester = reg.resolve_ingester(obj)
-        ingester.ensure_available()
-        arr = ingester.to_numpy(obj)
-        if not isinstance(arr, np.ndarray):
-            raise OMEArrowError(f"ingester {ingester.name!r} returned {type(arr).__name__}, not ndarray")
-        dtype = check_dtype(arr.dtype)
-        canonical = to_canonical(arr.astype(dtype, copy=False), dim_order)
-        pixels = to_arrow_memory(canonical) if copy else read_only(canonical)
-        sizes = dict(zip(AXES, pixels.shape))
-        meta = ImageMeta(sizes=sizes, dtype=dtype, name=name or "image")
-        return ArraySource(meta, pixels, f"ingested {ingester.name}")
 
     @classmethod
     def _from_parts(cls, source: PixelSource, sel: Selection, lazy: bool, registry: Registry | None) -> OMEArrow:

@@ -8,7 +8,7 @@ fails on any other module.
 
 Groups:
 
-- hooks and handler descriptors: ``hookimpl``, ``Ingester``, ``Reader``, ``Writer``,
+- hooks and handler descriptors: ``hookimpl``, ``Ingester`` (and its ``Ingested``), ``Reader``, ``Writer``,
   ``Exporter``, ``ChunkStore``, ``ChunkFile``, ``PixelSource``;
 - dtypes and buffers: ``SUPPORTED`` dtypes, ``check_dtype``, ``cast_pixels``,
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
@@ -21,7 +21,9 @@ Groups:
 - metadata: ``channel_to_dict``/``channel_from_dict`` (the one stored form of a channel),
   ``physical_size_value`` (a stored physical size checked: a positive number or None, unknown),
   ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels);
-- arguments: ``check_row``;
+- arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
+- array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
+  checks; they never import a framework);
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - every error class.
@@ -36,6 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .arguments import check_row
+from .array_types import is_cupy_array, is_jax_array, is_torch_array
 from .builtins.cpu_export import zero_copy_array
 from .safe_write import atomic_path
 from .boundary import reading, require_regular_file, where
@@ -43,6 +46,7 @@ from .buffers import arrow_empty, to_arrow_memory, view_buffer
 from .casting import cast_pixels
 from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
 from .checksums import ChunkChecksums, checksums_of, verify_enabled
+from .devices import check_cuda_device
 from .dlpack import DLPackTensor
 from .dtypes import SUPPORTED, check_dtype
 from .errors import (
@@ -61,7 +65,7 @@ from .errors import (
     StorageError,
     UnsafeOverwriteError,
 )
-from .handlers import ChunkFile, ChunkStore, Exporter, Ingester, PixelSource, Reader, Writer
+from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 
@@ -72,6 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "hookimpl",
+    "Ingested",
     "Ingester",
     "Reader",
     "Writer",
@@ -101,6 +106,10 @@ __all__ = [
     "sample_channels",
     "SAMPLES_NOTE",
     "check_row",
+    "check_cuda_device",
+    "is_torch_array",
+    "is_jax_array",
+    "is_cupy_array",
     "DatasetViews",
     "view_meta",
     "OMEArrowError",

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import OMEArrow as CoreImage
-from .. import default_registry
+from .. import Ingested, default_registry
 from ..errors import ArgumentError
 from ..layout import to_canonical
 from ..plugin_api import reading
@@ -101,7 +101,8 @@ def from_numpy(
 def _array_to_numpy(arr: Any) -> np.ndarray:
     ingester = default_registry().resolve_ingester(arr)
     ingester.ensure_available()
-    return np.asarray(ingester.to_numpy(arr))
+    out = ingester.to_numpy(arr)
+    return np.asarray(out.array if isinstance(out, Ingested) else out)
 
 
 def from_torch_array(arr: Any, *, dim_order: str | None = None, **options: Any) -> pa.StructScalar:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ome_arrow_core import BackendUnavailableError, DeviceError
+from ome_arrow_core import BackendUnavailableError
+from ome_arrow_core.plugin_api import check_cuda_device
 
 __all__ = ["import_cupy", "device_count", "check_device"]
 
@@ -33,12 +34,4 @@ def device_count(cp: Any) -> tuple[int, str]:
 def check_device(cp: Any, index: int) -> None:
     """Raise DeviceError unless ``cuda:{index}`` exists."""
     n, why = device_count(cp)
-    if n == 0:
-        raise DeviceError(
-            f"cuda:{index} was requested but CuPy sees no CUDA device ({why or 'count is 0'}); "
-            "run on a machine with an NVIDIA GPU and driver, or export with device='cpu'"
-        )
-    if index >= n:
-        raise DeviceError(
-            f"cuda:{index} does not exist: CuPy sees {n} CUDA device(s); use cuda:0 to cuda:{n - 1}"
-        )
+    check_cuda_device(index, n, "CuPy", f"{why or 'the count is 0'}; run on a machine with an NVIDIA GPU and driver")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from ome_arrow_core.plugin_api import check_dtype
+from ome_arrow_core.plugin_api import check_dtype, is_cupy_array
 
 from .devices import import_cupy
 
 __all__ = ["is_cupy_array", "cupy_to_numpy"]
-
-
-def is_cupy_array(obj: object) -> bool:
-    """True for a ``cupy.ndarray``; never imports CuPy (looks in ``sys.modules`` first)."""
-    cp = sys.modules.get("cupy")
-    return cp is not None and isinstance(obj, cp.ndarray)
 
 
 def cupy_to_numpy(obj: object) -> np.ndarray:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ome_arrow_core import DeviceError, DTypeError
-from ome_arrow_core.plugin_api import DLPackTensor, to_arrow_memory, zero_copy_array
+from ome_arrow_core import DTypeError
+from ome_arrow_core.plugin_api import DLPackTensor, check_cuda_device, to_arrow_memory, zero_copy_array
 
 if TYPE_CHECKING:
     import jax
@@ -70,17 +70,9 @@ def export_gpu(view: TensorView, *, device_index: int = 0, **_: Any) -> jax.Arra
 
     check_x64(view.dtype)
     gpus = gpu_devices()
-    if not gpus:
-        raise DeviceError(
-            f"JAX {jax.__version__} sees no GPU (devices: {', '.join(map(str, jax.devices()))}); "
-            'install a CUDA build (pip install "jax[cuda12]") on a machine with an NVIDIA GPU, '
-            "or use device='cpu'"
-        )
-    if device_index >= len(gpus):
-        raise DeviceError(
-            f"device 'cuda:{device_index}' does not exist; JAX sees {len(gpus)} GPU(s): "
-            f"use cuda:0 to cuda:{len(gpus) - 1}"
-        )
+    check_cuda_device(device_index, len(gpus), f"JAX {jax.__version__}",
+                      f"its devices are {', '.join(map(str, jax.devices()))}; install a CUDA build "
+                      '(pip install "jax[cuda12]") on a machine with an NVIDIA GPU')
     out: jax.Array = jax.device_put(view.to_numpy(contiguous=True), gpus[device_index])
     return out
 

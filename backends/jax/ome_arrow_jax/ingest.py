@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 from ome_arrow_core import DTypeError
-from ome_arrow_core.plugin_api import SUPPORTED
+from ome_arrow_core.plugin_api import SUPPORTED, is_jax_array
 
 __all__ = ["is_jax_array", "jax_to_numpy"]
 
@@ -17,12 +16,6 @@ _SUGGEST = {
     "int64": "jnp.int32",
     "uint64": "jnp.uint32",
 }
-
-
-def is_jax_array(obj: object) -> bool:
-    """True for a ``jax.Array``; never imports jax (looks in ``sys.modules`` first)."""
-    jax = sys.modules.get("jax")
-    return jax is not None and isinstance(obj, jax.Array)
 
 
 def jax_to_numpy(array: Any) -> np.ndarray:

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ome_arrow_core import DeviceError
-from ome_arrow_core.plugin_api import zero_copy_array
+from ome_arrow_core.plugin_api import check_cuda_device, zero_copy_array
 
 if TYPE_CHECKING:
     import torch
@@ -79,15 +78,7 @@ def check_cuda(device_index: int) -> None:
     """Raise DeviceError unless torch sees CUDA device ``device_index``."""
     import torch
 
-    if not torch.cuda.is_available():
-        built = torch.version.cuda or "no CUDA (a CPU-only build)"
-        raise DeviceError(
-            f"CUDA is not available to torch {torch.__version__} (built with {built}); "
-            "run on a machine with an NVIDIA GPU and a CUDA build of torch, or use device='cpu'"
-        )
-    count = torch.cuda.device_count()
-    if device_index >= count:
-        raise DeviceError(
-            f"device 'cuda:{device_index}' does not exist; torch sees {count} CUDA device(s): "
-            f"use cuda:0 to cuda:{count - 1}"
-        )
+    built = torch.version.cuda or "no CUDA (a CPU-only build)"
+    check_cuda_device(device_index, torch.cuda.device_count() if torch.cuda.is_available() else 0,
+                      f"torch {torch.__version__}", f"CUDA is not available to it (built with {built}); run on a "
+                      "machine with an NVIDIA GPU and a CUDA build of torch")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 from ome_arrow_core import DeviceError, DTypeError
-from ome_arrow_core.plugin_api import SUPPORTED
+from ome_arrow_core.plugin_api import SUPPORTED, is_torch_array
 
 __all__ = ["is_torch_tensor", "tensor_to_numpy"]
 
@@ -24,9 +23,8 @@ _SUGGEST = {
 
 
 def is_torch_tensor(obj: object) -> bool:
-    """True for a ``torch.Tensor``; never imports torch (looks in ``sys.modules`` first)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.Tensor)
+    """True for a ``torch.Tensor``; never imports torch (array-api-compat's check)."""
+    return is_torch_array(obj)
 
 
 def dtype_name(tensor: Any) -> str:
