@@ -12,6 +12,8 @@ The store (1x1xZxSxS uint16 camera-like noise, default 16x2048x2048, chunks 1x1x
 
 Figures are the median of the repeats in ms; ratios are ours / peer (lower is better). Every first result is
 checked against the source array. Ours also reports the chunks each selection read (``source.chunks_read``).
+Last, what checking our chunk checksums costs: the plane, the crop and the whole stack read with
+``verify=True`` (the default) and ``verify=False``, in one handle each, alternating.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 t, got = _median_ms(lambda ix=ix: tsa[ix].read().result(), args.repeats)
                 np.testing.assert_array_equal(got, want[case])
                 rows[case]["tensorstore"] = t
+        verify_rows = _verify_cost(store, data, mid, c0, args.repeats)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -111,7 +114,47 @@ def main(argv: list[str] | None = None) -> int:
         ratios = " ".join(f"{r['ours'] / r[p]:>16.2f}x" for p in peers)
         print(f"{case:<10} {r['ours']:>8.2f} " + " ".join(f"{r[p]:>11.2f}" for p in peers) + " " + ratios +
               f"  {chunks.get(case, 0)}")
+    print("chunk checksum verification (ours), median ms")
+    print(f"{'case':<12} {'verify=True':>12} {'verify=False':>13} {'cost':>8}")
+    for case, (on, off) in verify_rows.items():
+        if case.startswith("hash"):  # the checksums alone, over every stored chunk of the stack (bytes in memory)
+            print(f"{case}: {on:.2f} ms = {on / verify_rows['whole stack'][1] * 100:.2f}% of the whole-stack read")
+            continue
+        print(f"{case:<12} {on:>12.2f} {off:>13.2f} {(on / off - 1) * 100:>7.1f}%")
     return 0
+
+
+def _verify_cost(store: Path, data: np.ndarray, mid: int, c0: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """(verify=True, verify=False) median ms of a plane, a crop and the whole stack, measured alternately."""
+    from ome_arrow_core import OMEArrow
+
+    handles = {True: OMEArrow.scan(store, verify=True), False: OMEArrow.scan(store, verify=False)}
+    assert handles[True].info()["chunk_checksums"], "the store was written without chunk checksums"
+    cases = {"one plane": {"z": mid}, "one crop": {"z": mid, "roi": (c0, c0, 300, 300)}, "whole stack": {}}
+    out = {}
+    for case, kw in cases.items():
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(repeats):
+            for flag, img in handles.items():
+                t0 = time.perf_counter()
+                got = img.tensor_view(layout="ZYX" if case == "whole stack" else "YX", **kw).to_numpy()
+                times[flag].append((time.perf_counter() - t0) * 1e3)
+        want = data[0, 0] if case == "whole stack" else data[0, 0, mid]
+        if case == "one crop":
+            want = want[c0:c0 + 300, c0:c0 + 300]
+        np.testing.assert_array_equal(got, want)
+        out[case] = (statistics.median(times[True]), statistics.median(times[False]))
+    from ome_arrow_zarr.integrity import digest
+
+    blobs = [p.read_bytes() for p in (store / "0").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    hashing = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for b in blobs:
+            digest(b)
+        hashing.append((time.perf_counter() - t0) * 1e3)
+    out[f"hash {len(blobs)} chunks"] = (statistics.median(hashing), float("nan"))
+    return out
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
+from .remote_errors import storage_failure
 
 __all__ = ["reading", "writing", "blaming", "where", "require_regular_file", "require_member", "is_within"]
 
@@ -46,19 +47,27 @@ def reading(path: str | os.PathLike[str], member: str | None = None, what: str =
         yield
     except OMEArrowError:
         raise
-    except MemoryError as exc:
-        raise DamagedFileError(
+    except Exception as exc:  # a store's refusal or an unreachable server is not damage (see remote_errors)
+        ours = storage_failure(exc, where(path, member), what) or _ours(exc, path, member, what)
+        if ours is None:
+            raise  # not foreign (pyarrow.ArrowException itself derives from Exception alone)
+        raise ours from exc
+
+
+def _ours(exc: Exception, path: str | os.PathLike[str], member: str | None, what: str) -> OMEArrowError | None:
+    """``exc`` as one of ours (damaged bytes or a refused OS call), or None when it is not a library's."""
+    if isinstance(exc, MemoryError):
+        return DamagedFileError(
             f"{where(path, member)}: {what} needed more memory than is free; the file claims sizes it "
             "cannot hold (damaged or lying metadata)"
-        ) from exc
-    except OSError as exc:
+        )
+    if isinstance(exc, OSError):
         if exc.errno is None:  # pyarrow reports undecodable bytes as OSError without an errno
-            raise _damaged(exc, path, member, what) from exc
-        raise _storage_error(exc, path, member, what) from exc
-    except Exception as exc:
-        if not isinstance(exc, _DECODE_ERRORS) and not type(exc).__module__.startswith("pyarrow"):
-            raise  # pyarrow.ArrowException itself derives from Exception alone
-        raise _damaged(exc, path, member, what) from exc
+            return _damaged(exc, path, member, what)
+        return _storage_error(exc, path, member, what)
+    if isinstance(exc, _DECODE_ERRORS) or type(exc).__module__.startswith("pyarrow"):
+        return _damaged(exc, path, member, what)
+    return None
 
 
 def _damaged(exc: BaseException, path: str | os.PathLike[str], member: str | None, what: str) -> DamagedFileError:
@@ -92,8 +101,13 @@ def writing(path: str | os.PathLike[str], member: str | None = None, what: str =
         yield
     except OMEArrowError:
         raise
-    except OSError as exc:
-        raise _storage_error(exc, path, member, what) from exc
+    except Exception as exc:
+        failure = storage_failure(exc, where(path, member), what)
+        if failure is not None:
+            raise failure from exc
+        if isinstance(exc, OSError):
+            raise _storage_error(exc, path, member, what) from exc
+        raise
 
 
 def _storage_error(exc: OSError, path: str | os.PathLike[str], member: str | None, what: str) -> StorageError:

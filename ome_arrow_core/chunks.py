@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -14,8 +15,8 @@ from .selection import AxisIndex, Selection
 
 __all__ = ["ChunkTable", "ChunkProjection", "box_projections", "normalize_chunk_shape", "DEFAULT_TILE"]
 
-#: Default Y/X chunk edge for large planes (measured: see docs/benchmarks.md).
-DEFAULT_TILE = 512
+#: Default Y/X chunk edge for large planes (measured: see docs/format.md, Chunking).
+DEFAULT_TILE = 256
 
 
 def normalize_chunk_shape(
@@ -23,7 +24,7 @@ def normalize_chunk_shape(
 ) -> tuple[int, int, int, int, int]:
     """A TCZYX chunk shape from (y, x), (z, y, x) or (t, c, z, y, x); clipped to the image.
 
-    The default is one plane per chunk up to 512x512, tiles of 512x512 beyond.
+    The default is one plane per chunk up to 256x256, tiles of 256x256 beyond.
     """
     if chunk_shape is None:
         shape: list[int] = [1, 1, 1, min(sizes["Y"], DEFAULT_TILE), min(sizes["X"], DEFAULT_TILE)]
@@ -77,13 +78,35 @@ class ChunkTable:
                 mask &= ((idx[None, :] >= lo[:, None]) & (idx[None, :] < hi[:, None])).any(axis=1)
         return np.nonzero(mask)[0]
 
+    @cached_property
+    def grid(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(chunk edge per TCZYX axis, the row of each grid cell) when the chunks tile their extent as one regular
+        grid (each cell once, edge chunks clipped), else None; computed once per table."""
+        if not len(self):
+            return None
+        edge = self.shape.max(axis=0)
+        full = (self.origin + self.shape).max(axis=0)
+        counts = -(-full // edge)
+        if int(np.prod(counts)) != len(self) or (self.origin % edge).any() or (
+                self.shape != np.minimum(edge, full - self.origin)).any():
+            return None
+        cells = np.full(tuple(counts.tolist()), -1, dtype=np.int64)
+        cells[tuple((self.origin // edge).T)] = np.arange(len(self))
+        return (edge, cells) if (cells >= 0).all() else None
+
     def projections(self, sel: Selection) -> list[ChunkProjection]:
         """Where each chunk holding selected pixels meets ``sel``, in row order (zarr's chunk projections)."""
         axes = [sel.axis(ax) for ax in "TCZYX"]
         if all(isinstance(a, range) and a.step == 1 for a in axes):  # a box: slices, for all rows at once
             start = np.array([[a.start for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
             stop = np.array([[a.stop for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
-            return box_projections(self.origin, self.shape, start, stop)
+            grid = self.grid
+            if grid is None or (stop <= start).any():
+                return box_projections(self.origin, self.shape, start, stop)
+            edge, cells = grid  # only the cells the box covers
+            rows = np.sort(cells[tuple(slice(a, b) for a, b in zip((start[0] // edge).tolist(),
+                                                                   ((stop[0] - 1) // edge + 1).tolist()))].ravel())
+            return box_projections(self.origin[rows], self.shape[rows], start, stop, rows)
         return [self._projection(int(r), axes) for r in self.intersecting(sel)]
 
     def _projection(self, row: int, axes: list[AxisIndex]) -> ChunkProjection:
@@ -141,27 +164,30 @@ _TZCYX = (0, 2, 1, 3, 4)
 
 
 def box_projections(origin: np.ndarray, shape: np.ndarray, start: np.ndarray,
-                    stop: np.ndarray) -> list[ChunkProjection]:
+                    stop: np.ndarray, rows: np.ndarray | None = None) -> list[ChunkProjection]:
     """The projections of chunks (``origin``, ``shape``: (n, 5) TCZYX) onto boxes ``[start, stop)`` (TCZYX; one
     row per chunk, or one row for all), computed for all chunks at once; chunks outside their box are left out.
 
-    Each box is a selection of step-1 ranges, the box's own origin the output's origin.
+    Each box is a selection of step-1 ranges, the box's own origin the output's origin. A
+    projection's ``row`` is the chunk's position in ``origin``, or ``rows`` of it when given.
     """
     end = origin + shape
     lo, hi = np.maximum(origin, start), np.minimum(end, stop)
-    hit = np.nonzero(np.all(lo < hi, axis=1))[0]
-    start = np.broadcast_to(start, origin.shape)[hit]
-    origin, end, lo, hi = origin[hit], end[hit], lo[hit], hi[hit]
+    hit = np.flatnonzero((lo < hi).all(axis=1))
+    if len(hit) < len(origin):
+        origin, end, lo, hi = origin[hit], end[hit], lo[hit], hi[hit]
+    if len(start) > 1:
+        start = start[hit]
     src_lo, src_hi = (lo - origin).tolist(), (hi - origin).tolist()
     dst_lo, dst_hi = (lo - start).tolist(), (hi - start).tolist()
-    complete = np.all((lo == origin) & (hi == end), axis=1).tolist()
+    complete = ((lo == origin) & (hi == end)).all(axis=1).tolist()
+    ids = (hit if rows is None else rows[hit]).tolist()
     return [
         ChunkProjection(r,
                         (slice(a[0], b[0]), slice(a[1], b[1]), slice(a[2], b[2]), slice(a[3], b[3]), slice(a[4], b[4])),
                         (slice(c[0], d[0]), slice(c[2], d[2]), slice(c[1], d[1]), slice(c[3], d[3]), slice(c[4], d[4])),
                         done, (n[0], n[1], n[2], n[3], n[4]))
-        for r, a, b, c, d, done, n in zip(hit.tolist(), src_lo, src_hi, dst_lo, dst_hi, complete,
-                                          shape[hit].tolist())
+        for r, a, b, c, d, done, n in zip(ids, src_lo, src_hi, dst_lo, dst_hi, complete, (end - origin).tolist())
     ]
 
 

@@ -45,12 +45,19 @@ FIRST_PARTY: Final[dict[str, FirstParty]] = {
                    (".vortex",), ("vortex",)),
         FirstParty("zarr", "ome-arrow-zarr", "zarr", "OME-Zarr (OME-NGFF 0.4/0.5) read and write",
                    (".ome.zarr", ".zarr"), ("ome-zarr", "zarr")),
+        FirstParty("bioio", "ome-arrow-bioio", "bioio",
+                   "every format an installed bioio reader plugin opens (fallback after tiff and zarr)",
+                   (".czi", ".nd2", ".lif", ".dv", ".r3d", ".sldy", ".ims", ".lsm", ".png", ".jpg", ".jpeg", ".gif",
+                    ".bmp", ".oib", ".oif", ".vsi", ".svs", ".ndpi", ".lei", ".ome.tiff", ".ome.tif", ".tiff", ".tif",
+                    ".ome.zarr", ".zarr")),
         FirstParty("torch", "ome-arrow-torch", "torch", "torch.Tensor ingest, to_torch(), DataLoader datasets"),
         FirstParty("jax", "ome-arrow-jax", "jax", "jax.Array ingest, to_jax()"),
         FirstParty("cupy", "ome-arrow-cupy", "cupy", "to_dlpack(device='cuda') and cupy ingest"),
         FirstParty("dask", "ome-arrow-dask", "dask", "to_dask(): Dask arrays of images and datasets",
                    kind="integration"),
         FirstParty("ray", "ome-arrow-ray", "ray", "Ray Data datasets of images", kind="integration"),
+        FirstParty("napari", "ome-arrow-napari", "napari", "napari reader plugin (npe2): lazy, multiscale layers",
+                   kind="integration"),
     )
 }
 

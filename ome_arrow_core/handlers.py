@@ -113,6 +113,11 @@ class Reader(Handler):
     sniff: Callable[[Path], bool] | None = None
     #: ``open`` also takes a remote :class:`~ome_arrow_core.location.Location` (``s3://``, ``http(s)://``, ...).
     remote: bool = False
+    #: For paths that hold many images (an HCS plate): ``collection(path)`` returns their metadata table
+    #: (metadata only: columns ``image_id``, ``path`` and any others, one row per image, no pixels read), or
+    #: None when ``path`` is one image. Image ``i`` of the table is ``open(path, row=i)``.
+    #: :meth:`OMEArrowDataset.scan <ome_arrow_core.OMEArrowDataset.scan>` uses it.
+    collection: Callable[[Path], pa.Table | None] | None = None
 
     def accepts(self, path: Path) -> bool:
         """True when this reader claims ``path`` by suffix or by sniffing."""

@@ -12,6 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from .casting import Casting, check_casting
+from .display import Thumbnailed
+from .display.html import image_facts
+from .display.plots import Viewable
 from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
@@ -24,6 +27,7 @@ from .opening import open_path
 from .registry import Registry, default_registry
 from .selection import IndexSpec, RoiType, Selection, resolve_selection
 from .sources import ArraySource
+from .stacks import is_stack_input, open_stack
 from .view import TensorView
 
 __all__ = ["OMEArrow"]
@@ -40,10 +44,12 @@ def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
     return replace(out, sizes=sizes, channels=out.channels)
 
 
-class OMEArrow:
+class OMEArrow(Thumbnailed, Viewable):
     """An OME-Arrow image.
 
-    ``OMEArrow(source)`` accepts a path (read by the plugin for its format), a numpy array
+    ``OMEArrow(source)`` accepts a path (read by the plugin for its format), a list of paths, a
+    glob or a file pattern (one image stacked from many files along ``dim_order``: see
+    :mod:`ome_arrow_core.stacks`), a numpy array
     or any object an ingest plugin handles (``__dlpack__`` / ``__array__``), a pyarrow
     StructScalar / StructArray / Table, or a dict record. Arrays are read with
     ``dim_order`` (default by ndim: YX, ZYX, TCYX, TCZYX). Pixels keep their dtype.
@@ -71,8 +77,11 @@ class OMEArrow:
                             "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)")
         self._registry = registry
         reg = registry or default_registry()
-        if isinstance(source, (str, os.PathLike)) or filesystem is not None:
-            src: PixelSource = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row,
+        if filesystem is None and is_stack_input(source):  # many files, one image
+            src: PixelSource = open_stack(source, reg, dim_order=dim_order, format=format, name=name, column=column,
+                                          row=row, **options)
+        elif isinstance(source, (str, os.PathLike)) or filesystem is not None:
+            src = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row,
                                          **options)
         elif isinstance(source, (Mapping, *_RECORD_TYPES)):
             from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
@@ -101,7 +110,7 @@ class OMEArrow:
     @classmethod
     def scan(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         column: str | None = None,
         row: int = 0,
@@ -114,7 +123,8 @@ class OMEArrow:
 
         ``path`` may be a URI (``s3://``, ``gs://``, ``http(s)://``, ``file://``) or a path inside
         ``filesystem`` (a pyarrow or fsspec filesystem). ``options`` go to the reader (e.g.
-        ``image_id=`` for a multi-image dataset).
+        ``image_id=`` for a multi-image dataset). A list of paths, a glob or a file pattern
+        (with ``dim_order=``, ``stack_shape=``) opens the first file's metadata only.
         """
         return cls(path, column=column, row=row, format=format, registry=registry, filesystem=filesystem,
                    _lazy=True, **options)
@@ -132,6 +142,17 @@ class OMEArrow:
         Read-only access for inspection: readers expose I/O counters here (e.g. ``chunks_read``).
         """
         return self._source
+
+    @property
+    def selection(self) -> Selection:
+        """The storage indices of :attr:`source` this image covers (all of them unless sliced)."""
+        return self._sel
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return self._source, self._sel
+
+    def _facts(self) -> dict[str, str]:
+        return {**image_facts(self.meta), "lazy": str(self._lazy)}
 
     @property
     def is_lazy(self) -> bool:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .display import Thumbnailed
 from .casting import Casting, cast_pixels, check_casting
 from .handlers import PixelSource
 from .iteration import Window
@@ -37,7 +38,7 @@ def materialize(
     return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
 
 
-class LazyTensorView(Streamable):
+class LazyTensorView(Streamable, Thumbnailed):
     """A planned read: ``collect()`` executes it once (thread-safe) and returns a TensorView.
 
     Shape, dtype and layout are known without reading. ``select`` and ``with_layout``
@@ -67,6 +68,14 @@ class LazyTensorView(Streamable):
         # Validate the layout now, against a zero-stride stand-in of the selection's shape.
         probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), sel.shape, (0,) * 5)
         self._shape = apply_layout(probe, layout, channel_policy=channel_policy).shape
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return self._source, self._sel
+
+    @property
+    def source(self) -> PixelSource:
+        """The pixel source this view reads (its :attr:`selection` indexes into it)."""
+        return self._source
 
     @property
     def selection(self) -> Selection:

@@ -19,28 +19,31 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import ArgumentError, BackendUnavailableError
+from .uris import is_uri
 
 if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
-__all__ = ["Location", "resolve", "is_uri"]
+__all__ = ["Location", "URIPath", "resolve", "is_uri"]
 
 _PYARROW_SCHEMES = {"s3", "gs", "gcs", "az", "abfs", "abfss", "hdfs", "viewfs"}
 _HTTP_SCHEMES = {"http", "https"}
 
 
-def is_uri(target: object) -> bool:
-    """True when ``target`` is a string with a ``scheme://`` (not a Windows drive such as ``C:\\``)."""
-    if not isinstance(target, str) or "://" not in target:
-        return False
-    scheme = target.split("://", 1)[0]
-    return len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
+class URIPath(PurePosixPath):
+    """A remote object's path inside its store that prints (``str``, ``os.fspath``) as its URI, so
+    messages built from it name the object; it has no filesystem methods (no local disk is touched)."""
+
+    uri: str = ""
+
+    def __str__(self) -> str:
+        return self.uri or super().__str__()
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,29 @@ class Location:
     """A file or directory on some filesystem.
 
     ``fs`` is a pyarrow filesystem, ``path`` the path inside it, ``uri`` a printable name (no
-    query string), ``local`` True when ``path`` is an OS path usable with ``os`` functions.
+    query string), ``local`` True when ``path`` is an OS path usable with ``os`` functions;
+    ``info`` the store's answer to the one lookup made when opening (None until then), so
+    readers do not ask again.
     """
 
     fs: pafs.FileSystem
     path: str
     uri: str
     local: bool
+    info: pafs.FileInfo | None = field(default=None, compare=False, repr=False)
+
+    def looked_up(self) -> pafs.FileInfo:
+        """The store's file info for this location: the one from opening, else one lookup now."""
+        if self.info is not None:
+            return self.info
+        from .boundary import reading
+
+        with reading(self.uri, None, "looking up"):
+            return self.fs.get_file_info(self.path)
+
+    def with_info(self, info: pafs.FileInfo) -> Location:
+        """This location, remembering ``info`` (from :meth:`looked_up`)."""
+        return replace(self, info=info)
 
     def join(self, *names: str) -> Location:
         """The location of ``names`` below this one."""
@@ -68,6 +87,14 @@ class Location:
     def name(self) -> str:
         """The last path component."""
         return posixpath.basename(self.path.rstrip("/")) if not self.local else os.path.basename(self.path)
+
+    def display_path(self) -> PurePath:
+        """A path for messages: the OS path of a local location, a :class:`URIPath` of a remote one."""
+        if self.local:
+            return Path(self.path)
+        shown = URIPath(self.path)
+        shown.uri = self.uri
+        return shown
 
     def os_path(self) -> Path:
         """The OS path of a local location; ArgumentError for a remote one."""
@@ -117,7 +144,23 @@ def _http(target: str) -> tuple[pafs.FileSystem, str]:
             f"reading {_printable(urlsplit(target))} needs fsspec and aiohttp: pip install \"ome-arrow-core[http]\""
         ) from exc
     class RangedHTTP(pafs.FSSpecHandler):  # type: ignore[misc]
-        """fsspec's handler minus its ``isfile`` probe, which GETs the whole body to look for links."""
+        """fsspec's handler minus its ``isfile`` probe, which GETs the whole body to look for links, and
+        with lookups that fail loudly when the server cannot be reached or refuses (fsspec says
+        ``FileNotFoundError`` for those too)."""
+
+        def get_file_info(self, paths: list[str]) -> list[pafs.FileInfo]:
+            infos = []
+            for path in paths:
+                try:
+                    found = self.fs.info(path)
+                except FileNotFoundError as exc:
+                    cause = exc.__cause__
+                    if cause is not None and getattr(cause, "status", None) != 404:  # refused, unreachable, 403
+                        raise cause from exc
+                    infos.append(pafs.FileInfo(path, pafs.FileType.NotFound))
+                else:
+                    infos.append(self._create_file_info(path, found))
+            return infos
 
         def open_input_file(self, path: str) -> Any:
             from pyarrow import PythonFile

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .boundary import reading, require_regular_file
+from .boundary import require_regular_file
 from .errors import ArgumentError, PluginError
 from .handlers import PixelSource
 from .location import Location, is_uri, resolve
@@ -53,8 +53,7 @@ def _open_local(path: Path, registry: Registry, format: str | None, options: dic
 def _open_remote(loc: Location, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
     import pyarrow.fs as pafs
 
-    with reading(loc.uri, None, "looking up"):
-        info = loc.fs.get_file_info(loc.path)
+    info = loc.looked_up()
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"no such object or directory: {loc.uri!r}")
     reader = registry.resolve_reader(PurePosixPath(loc.path), format)
@@ -62,9 +61,9 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
     if not reader.remote or reader.open is None:
         raise ArgumentError(
             f"{loc.uri}: the {reader.name!r} reader reads local files only; copy the file to a local disk "
-            "first, or use a format whose reader reads remote storage (Parquet)"
+            "first, or use a format whose reader reads remote storage (Parquet record files, OME-TIFF, OME-Zarr)"
         )
-    return reader.open(loc, **_with_registry(reader.open, registry, options))
+    return reader.open(loc.with_info(info), **_with_registry(reader.open, registry, options))
 
 
 def _with_registry(open_: Callable[..., PixelSource], registry: Registry, options: dict[str, Any]) -> dict[str, Any]:

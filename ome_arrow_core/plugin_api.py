@@ -14,7 +14,9 @@ Groups:
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
   memory that exports zero-copy), ``DLPackTensor``, ``zero_copy_array`` (what
   ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying);
-- files: ``atomic_path`` (all-or-nothing writes), ``reading``/``where``/
+- files: ``atomic_path`` (all-or-nothing writes), ``Location`` (a resolved local or remote
+  target, see :mod:`.location`) ``remote_file`` (an all-or-nothing upload of one file) and ``upload_directory`` (a
+  store uploaded with its root metadata last), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
@@ -24,6 +26,7 @@ Groups:
 - arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
 - array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
   checks; they never import a framework);
+- display: ``channel_colors`` (each channel's stored colour, else the thumbnails' default);
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - every error class.
@@ -47,6 +50,7 @@ from .casting import cast_pixels
 from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
 from .checksums import ChunkChecksums, checksums_of, verify_enabled
 from .devices import check_cuda_device
+from .display.colors import channel_colors
 from .dlpack import DLPackTensor
 from .dtypes import SUPPORTED, check_dtype
 from .errors import (
@@ -67,7 +71,9 @@ from .errors import (
 )
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
+from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
+from .remote_writes import remote_file, upload_directory
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews
@@ -77,6 +83,9 @@ if TYPE_CHECKING:
 __all__ = [
     "hookimpl",
     "Ingested",
+    "Location",
+    "remote_file",
+    "upload_directory",
     "Ingester",
     "Reader",
     "Writer",
@@ -110,6 +119,7 @@ __all__ = [
     "is_torch_array",
     "is_jax_array",
     "is_cupy_array",
+    "channel_colors",
     "DatasetViews",
     "view_meta",
     "OMEArrowError",

@@ -45,6 +45,7 @@ BLOCK_ENV: Final[str] = "OME_ARROW_CORE_BLOCK_PLUGINS"
 BUILTINS: Final[dict[str, str]] = {
     "numpy": "ome_arrow_core.builtins.numpy_ingest",
     "parquet": "ome_arrow_core.builtins.parquet_io",
+    "npy": "ome_arrow_core.builtins.npy_io",
     "cpu": "ome_arrow_core.builtins.cpu_export",
 }
 

@@ -11,6 +11,8 @@ import numpy as np
 from .arguments import whole_numbers
 from .buffers import arrow_base
 from .devices import parse_device
+from .display import Thumbnailed
+from .display.subjects import array_source
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
 from .iteration import Window, prefetched, windows
@@ -19,7 +21,9 @@ from .registry import default_registry
 from .selection import AxisIndex
 
 if TYPE_CHECKING:
+    from .handlers import PixelSource
     from .registry import Registry
+    from .selection import Selection
 
 __all__ = ["TensorView", "Streamable"]
 
@@ -113,7 +117,7 @@ class Streamable(ABC):
         )
 
 
-class TensorView(Streamable):
+class TensorView(Streamable, Thumbnailed):
     """Pixels of a selection in a layout: a numpy view over Arrow memory where possible.
 
     ``shape``, ``strides`` (in elements) and ``dtype`` describe the tensor exactly as it is
@@ -176,6 +180,9 @@ class TensorView(Streamable):
     @property
     def _sizes(self) -> dict[str, int]:
         return dict(zip(normalize_axes(self.layout), self.shape))
+
+    def _shown(self) -> tuple[PixelSource, Selection]:
+        return array_source(self._array, self.layout)
 
     def __repr__(self) -> str:
         return (

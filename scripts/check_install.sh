@@ -43,7 +43,7 @@ else:
 print("core alone: ok")
 PY
 listing=$("$env/bin/ome-arrow-core" plugins)
-for extra in tiff vortex zarr torch jax cupy dask ray; do
+for extra in tiff vortex zarr bioio torch jax cupy dask ray napari; do
   grep -q "unavailable: pip install \"ome-arrow-core\[$extra\]\"" <<<"$listing" \
     || { echo "error: 'plugins' does not list the missing $extra backend with its install command" >&2; exit 1; }
 done
@@ -95,6 +95,10 @@ import ome_arrow_ray  # noqa: F401 (importable; Ray itself starts only when a pi
 img = OMEArrow.scan(sys.argv[1])
 view = img.tensor_view(t=0, z=1, c=0, layout="YX")
 ref = view.to_numpy()
+import npe2
+npe2.PluginManager.instance().discover()
+[(layer, _, _)] = npe2.read([sys.argv[1]], stack=False, plugin_name="ome-arrow-napari")  # axes Z, C, Y, X
+assert layer.axes == "ZCYX" and np.array_equal(np.asarray(layer[1, 0]), ref)
 assert np.array_equal(view.to_torch().numpy(), ref) and np.array_equal(np.asarray(view.to_jax()), ref)
 assert float(to_dask(img, t=0, c=0, layout="ZYX").sum().compute()) == float(img.tensor_view(t=0, c=0, layout="ZYX").to_numpy().sum())
 print("[all] minus CuPy: ok")

@@ -12,13 +12,16 @@ if [ "${1:-}" = "minimal" ]; then
   pip_install "torch==2.13.0" -e . -e backends/tiff -e backends/torch
   exit 0
 fi
-pip_install "torch==2.13.0" -e ".[test,docs,bench]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
+pip_install "torch==2.13.0" -e ".[test,docs,bench,matplotlib]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
   -e backends/zarr \
   -e tests/plugins/example_plugin
 # The CuPy backend installs without CuPy (no GPU here): it must then list itself as unavailable.
 pip_install --no-deps -e backends/cupy
 # Engines for many images: Dask and Ray Data (local mode in the tests).
 pip_install --no-deps -e backends/dask -e backends/ray
+# The napari reader plugin, tested through npe2's reader API (napari itself and Qt are not installed).
+pip_install --no-deps -e backends/napari
+pip_install "npe2==0.10.0"
 pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.0"
 # Independent OME-Zarr implementations the zarr backend's interop tests read and write with (bioio-ome-zarr;
 # ome-zarr 0.17.0: 0.18 pins pydantic<2.13 through ome-zarr-models).
@@ -30,3 +33,6 @@ pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "s3fs==2026.9.0" "fsspec=
 pip_install "ome-arrow==0.1.0"
 # Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.
 pip_install "ome-types==0.7.0" "bioio==3.6.0" "bioio-ome-tiff==1.4.0"
+# The bioio bridge (every format a bioio reader plugin opens) and the bioio reader plugins its tests use.
+pip_install --no-deps -e backends/bioio
+pip_install "bioio-imageio==1.3.0" "bioio-tifffile==1.3.1"

@@ -1,9 +1,11 @@
 """Real servers on 127.0.0.1 for remote-storage tests, started and stopped by the tests.
 
 - :func:`s3_server`: moto's S3-compatible server (a real HTTP server speaking the S3 API);
-  yields its endpoint URL with credentials set in the environment the standard way.
+  yields its endpoint URL with credentials set in the environment the standard way, a log of
+  every request it answered (bytes sent per GET), and switches that make it refuse requests.
 - :func:`http_server`: a static file server that honours ``Range`` requests and logs every
-  request with the bytes it sent, so tests can count requests and bytes per selection.
+  request with the bytes it sent, so tests can count requests and bytes per selection; paths
+  under ``/denied/`` are answered 403 Forbidden.
 
 Registered as a pytest plugin by ``tests/conftest.py``; tests just name the fixtures.
 """
@@ -14,6 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +47,11 @@ class RequestLog:
         with self.lock:
             return [e for e in self.entries if e[0] == "GET" and e[1].endswith(suffix)]
 
+    def requests(self, suffix: str = "") -> list[tuple[str, str, int, int]]:
+        """Every request (any method) whose path ends with ``suffix``."""
+        with self.lock:
+            return [e for e in self.entries if e[1].endswith(suffix)]
+
     def bytes_sent(self, suffix: str = "") -> int:
         return sum(e[3] for e in self.gets(suffix))
 
@@ -57,6 +65,10 @@ class _RangeHandler(SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.path.startswith("/denied/"):  # as a store answers a request its credentials may not make
+            self.log.add("GET", self.path, 0, 0)
+            self.send_error(403)
+            return
         path = Path(self.translate_path(self.path))
         if not path.is_file():
             self.send_error(404)
@@ -93,6 +105,9 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         self.log.add("HEAD", self.path, 0, 0)
+        if self.path.startswith("/denied/"):
+            self.send_error(403)
+            return
         super().do_HEAD()
 
 
@@ -127,11 +142,57 @@ def http_server(tmp_path: Path) -> Iterator[HTTPServer]:
         thread.join(5)
 
 
+class _Faults:
+    """Requests the S3 server answers with an error instead of passing them to moto (fault injection)."""
+
+    def __init__(self) -> None:
+        self.rules: list[tuple[str, str, int]] = []  # (method, regular expression on the path, HTTP status)
+        self.lock = threading.Lock()
+
+    def take(self, method: str, path: str) -> int | None:
+        with self.lock:
+            for i, (m, pattern, status) in enumerate(self.rules):
+                if m == method and re.search(pattern, path):
+                    del self.rules[i]
+                    return status
+        return None
+
+
+class _Recorder:
+    """WSGI middleware in front of moto: logs each request's method, path, first byte and bytes sent."""
+
+    def __init__(self, app: Any, log: RequestLog, faults: _Faults) -> None:
+        self.app, self.log, self.faults = app, log, faults
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        m = _RANGE.match((environ.get("HTTP_RANGE") or "").strip())
+        start = int(m.group(1)) if m and m.group(1) else 0
+        status = self.faults.take(method, path)
+        if status is not None:
+            body = b"<Error><Code>AccessDenied</Code><Message>injected by the test</Message></Error>"
+            start_response(f"{status} Injected", [("Content-Type", "application/xml"),
+                                                  ("Content-Length", str(len(body)))])
+            self.log.add(method, path, start, 0)
+            return [body]
+        chunks = list(self.app(environ, start_response))
+        self.log.add(method, path, start, sum(len(c) for c in chunks) if method == "GET" else 0)
+        return chunks
+
+
 @dataclass
 class S3Server:
-    """A running S3-compatible server: ``endpoint`` URL; credentials are in the environment."""
+    """A running S3-compatible server: ``endpoint`` URL; credentials are in the environment.
+
+    ``log`` records every request (paths are ``/bucket/key``, with the query string if any);
+    :meth:`fail` and :meth:`denying` make the server refuse requests, as a real store does.
+    """
 
     endpoint: str
+    log: RequestLog = field(default_factory=RequestLog)
+    faults: _Faults = field(default_factory=_Faults)
 
     def bucket(self, name: str) -> str:
         """Create bucket ``name`` (idempotent) and return it."""
@@ -143,23 +204,56 @@ class S3Server:
             fs.create_dir(name)
         return name
 
+    def fail(self, method: str, path_pattern: str, status: int = 403) -> None:
+        """Answer the next ``method`` request whose path (with query) matches ``path_pattern`` (``re.search``)
+        with ``status``."""
+        with self.faults.lock:
+            self.faults.rules.append((method, path_pattern, status))
+
+    def clear_faults(self) -> None:
+        with self.faults.lock:
+            self.faults.rules.clear()
+
+    @contextmanager
+    def denying(self) -> Iterator[None]:
+        """Inside: moto checks credentials, and the test's dummy keys are refused (403 InvalidAccessKeyId)."""
+        import urllib.request
+
+        def auth(count: str) -> None:
+            req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})
+            with urllib.request.urlopen(req) as r:
+                r.read()
+
+        auth("0")
+        try:
+            yield
+        finally:
+            auth("inf")
+
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1 for the session; AWS_* variables set to dummy test credentials."""
     pytest.importorskip("moto", reason="moto[server] is part of the test setup (scripts/setup.sh)")
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    log, faults = RequestLog(), _Faults()
+    app = _Recorder(DomainDispatcherApplication(create_backend_app), log, faults)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield S3Server(f"http://127.0.0.1:{server._server.server_port}")
+        yield S3Server(f"http://127.0.0.1:{server.server_port}", log, faults)
     finally:
-        server.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -58,7 +58,8 @@ def test_appends_read_exactly_like_one_write(tmp_path: Path, chunk_format: str) 
     out = _appended(tmp_path, arrs, chunk_format)
     suffix = ".parquet" if chunk_format == "parquet" else ".vortex"
     assert sorted(p.name for p in out.iterdir()) == sorted([
-        "_ome_arrow_dataset.json", "images.parquet", "index.parquet", f"chunks{suffix}",
+        "THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json", "images.parquet", "index.parquet",
+        f"chunks{suffix}",
         *(f"{kind}-0000{k}.{ext}" for k in (1, 2) for kind, ext in
           (("images", "parquet"), ("index", "parquet"), ("chunks", suffix[1:])))])
     ours = json.loads((out / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
@@ -206,8 +207,8 @@ def test_cli_info_and_compact_on_an_appended_dataset(tmp_path: Path, capsys: pyt
     assert main(["compact", str(out)]) == 0
     assert capsys.readouterr().out.strip() == (
         f"compacted {out}: chunks.parquet, chunks-00001.parquet, chunks-00002.parquet -> chunks.parquet")
-    assert sorted(p.name for p in out.iterdir()) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet",
-                                                     "index.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json",
+                                                     "chunks.parquet", "images.parquet", "index.parquet"]
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["format_version"] == 1 and info["images_in_file"] == N

@@ -129,7 +129,7 @@ def test_explain_a_path_names_the_chosen_reader_and_why_not_the_others() -> None
 
 
 def test_explain_a_blocked_backend_and_a_typo(tmp_path: Path) -> None:
-    proc = cli("plugins", "--explain", str(TIFF), env={"OME_ARROW_CORE_BLOCK_PLUGINS": "tiff,vortx"})
+    proc = cli("plugins", "--explain", str(TIFF), env={"OME_ARROW_CORE_BLOCK_PLUGINS": "tiff,bioio,vortx"})  # the bioio bridge would read TIFF
     assert proc.returncode == 0
     assert "  reader: none can handle it" in proc.stdout.splitlines()
     blocked = "    - tiff/tiff (not loaded): would handle it, but is blocked by OME_ARROW_CORE_BLOCK_PLUGINS"

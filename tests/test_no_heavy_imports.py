@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "zarr", "numcodecs", "dask", "ray", "tensorflow", "ome_arrow",
-         "tqdm")
+         "bioio", "xarray", "tqdm", "matplotlib", "pyvista", "napari", "npe2", "PIL")
 
 REPORT = textwrap.dedent("""
     import importlib.metadata as md, json, sys
@@ -54,6 +54,7 @@ CASES = {
         OMEArrow(d / "r.parquet").tensor_view(t=0, z=0, layout="CYX").to_numpy()
         write_dataset([np.zeros((3, 5, 5), np.uint8)] * 2, d / "ds", dim_order="CYX", progress=False)
         len(OMEArrowDataset.scan(d / "ds"))
+        img._repr_mimebundle_(); OMEArrowDataset.scan(d / "ds")._repr_html_()  # thumbnails: numpy and zlib only
         ome_arrow_core.plugins()
     """,
 }

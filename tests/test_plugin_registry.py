@@ -90,7 +90,7 @@ def test_own_registries_do_not_leak_into_the_default_one() -> None:
 
 def test_builtins_are_ordinary_plugins() -> None:
     reg = Registry(autoload=False)
-    assert {r.plugin for r in reg.plugins()} == {"numpy", "parquet", "cpu"}
+    assert {r.plugin for r in reg.plugins()} == {"numpy", "parquet", "npy", "cpu"}
     bare = Registry(autoload=False, builtins=False)
     assert bare.plugins() == []
     with pytest.raises(PluginError, match="no plugin handles input of type numpy.ndarray"):
@@ -175,7 +175,7 @@ def test_a_raising_hook_is_recorded_and_the_rest_works() -> None:
     view = OMEArrow(np.ones((2, 2), np.uint8), registry=reg).tensor_view(layout="YX")
     np.testing.assert_array_equal(np.from_dlpack(view.to_dlpack()), np.ones((2, 2)))
     assert reg.failures["broken"] == "ome_arrow_exporters: RuntimeError: boom"
-    assert [r.name for r in reg.readers()] == ["parquet"]
+    assert [r.name for r in reg.readers()] == ["parquet", "npy"]
     reg.readers()
     assert "ome_arrow_readers returned str, expected Reader" in reg.failures["broken"]
     failed = [r for r in reg.plugins() if r.kind == "failed"]
@@ -234,7 +234,7 @@ def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
     plugins = json.loads(out)
     assert "parquet" not in plugins and "cpu" not in plugins and "numpy" in plugins
     # block every installed plugin but numpy: nothing can export, and the error says why
-    others = {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} | {"parquet", "cpu"}
+    others = {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} | {"parquet", "npy", "cpu"}
     env = {**os.environ, BLOCK_ENV: ",".join(sorted(others - {"numpy"}))}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == ["numpy"]
@@ -342,7 +342,7 @@ def test_public_plugin_listing() -> None:
 
 
 def test_blocked_first_party_backend_is_listed_and_named_in_errors() -> None:
-    reg = Registry(blocked={"tiff"})
+    reg = Registry(blocked={"tiff", "bioio"})  # bioio too: its bridge reads TIFF when our reader is blocked
     rows = {r.plugin: r for r in reg.plugins() if r.plugin == "tiff"}
     assert rows["tiff"].blocked and not rows["tiff"].available
     assert rows["tiff"].status == "blocked by OME_ARROW_CORE_BLOCK_PLUGINS"

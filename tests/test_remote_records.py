@@ -226,3 +226,23 @@ def test_killed_remote_write_leaves_the_old_object(s3_server: S3Server, s3: tupl
         _run_writer(s3_server.endpoint, uri, full * fraction, signum)
         got = OMEArrow(uri).to_numpy()  # the old image or the whole new one, never a part
         assert np.array_equal(got, old) or (got.shape == (1, 8, 1, 1024, 1024) and bool((got == 7).all()))
+
+
+@pytest.mark.parametrize("failing", ["upload", "move"])
+def test_a_write_the_store_fails_leaves_the_old_object(s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str],
+                                                       failing: str) -> None:
+    """The store refuses the upload of the temporary key, or the server-side copy onto the target."""
+    from ome_arrow_core.errors import StorageError
+
+    _fs, bucket = s3
+    uri = f"s3://{bucket}/refused/{failing}.ome.parquet"
+    old = _pixels("uint16", seed=8)
+    OMEArrow(old, "TZCYX").export("parquet", uri, layout="record")
+    key = f"/{bucket}/refused/{failing}.ome.parquet"
+    s3_server.fail("PUT", f"^{key}\\.tmp-" if failing == "upload" else f"^{key}$")
+    try:
+        with pytest.raises(StorageError, match=uri):
+            OMEArrow(_pixels("uint16", seed=9), "TZCYX").export("parquet", uri, layout="record")
+    finally:
+        s3_server.clear_faults()
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), old)

@@ -21,6 +21,7 @@ import writes_support as ws
 
 from ome_arrow_core import OMEArrow, cleanup_dataset, compact_dataset
 from ome_arrow_core.safe_write import atomic, fsops
+from ome_arrow_core.safe_write import SENTINEL
 
 SWAPS = ["exchange", "fallback"]
 #: The SIGKILL sweeps of create, record export and compaction take minutes: run them with OME_ARROW_LONG_TESTS=1.
@@ -33,7 +34,7 @@ def _setup(parent: Path, op: str) -> tuple[Path, list[np.ndarray], list[np.ndarr
     """The target for ``op`` with its old data written, the old and new pixels, the names allowed inside."""
     parent.mkdir(parents=True, exist_ok=True)
     (parent / ws.KEEP).write_text(ws.KEEP_TEXT)
-    base = {"_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"}
+    base = {"_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet", SENTINEL}
     appended = base | {"images-00001.parquet", "index-00001.parquet", "chunks-00001.parquet"}
     if op == "record":
         target = parent / "img.parquet"

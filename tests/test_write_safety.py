@@ -110,8 +110,8 @@ def test_overwrite_replaces_our_datasets(tmp_path: Path) -> None:
     stale.mkdir()
     ws.write(ours, 2, mode="overwrite", n=1)
     assert ws.same(ws.read(ours), ws.images(2, 1))
-    assert sorted(os.listdir(ours)) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet",
-                                        "index.parquet"]
+    assert sorted(os.listdir(ours)) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json",
+                                        "chunks.parquet", "images.parquet", "index.parquet"]
     reference = tmp_path / "reference"  # ome-arrow 0.1.0's layout: no manifest
     ws.write(reference, 1)
     (reference / "_ome_arrow_dataset.json").unlink()

@@ -152,7 +152,8 @@ def test_two_processes_overwriting_at_once_leave_one_whole(tmp_path: Path) -> No
     got = ws.read(ds)
     assert ws.same(got, ws.images(10)) or ws.same(got, ws.images(20))
     assert os.listdir(tmp_path) == ["ds"]
-    assert sorted(os.listdir(ds)) == ["_ome_arrow_dataset.json", "chunks.parquet", "images.parquet", "index.parquet"]
+    assert sorted(os.listdir(ds)) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json", "chunks.parquet",
+                                      "images.parquet", "index.parquet"]
 
 
 def test_a_reader_during_overwrites_gets_old_or_new_pixels(tmp_path: Path) -> None:

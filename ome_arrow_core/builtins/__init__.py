@@ -1,1 +1,1 @@
-"""Built-in plugins: numpy ingest, Parquet reader/writer, CPU exporters."""
+"""Built-in plugins: numpy ingest, Parquet reader/writer, .npy reader, CPU exporters."""

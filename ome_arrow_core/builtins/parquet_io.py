@@ -74,9 +74,7 @@ def _open_remote(loc: Location, column: str | None, row: int, verify: bool | Non
     from ..record import RecordSource
 
     row = check_row(row)
-    with reading(loc.uri, None, "looking up"):
-        kind = loc.fs.get_file_info(loc.path).type
-    if kind == pafs.FileType.Directory:
+    if loc.looked_up().type == pafs.FileType.Directory:  # the lookup open_path made, not a second one
         raise ArgumentError(
             f"{loc.uri} is a directory: typed-chunk dataset directories are read from local disks only in this "
             "release; copy it locally (e.g. `aws s3 sync`), or write the image as one struct-column file "
@@ -97,7 +95,7 @@ def write_parquet(
     *,
     layout: str = "dataset",
     chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "lz4",
+    compression: str | None = "default",
     compression_level: int | None = None,
     rows_per_group: int = 1,
     column: str = "ome_arrow",
@@ -106,11 +104,14 @@ def write_parquet(
 
     ``layout="dataset"`` (default): the typed-chunk dataset directory, one chunk per row;
     ``layout="record"``: one Parquet file, one row, an OME-Arrow struct column.
+    ``compression="default"``: uncompressed dataset chunks, lz4 for a record.
     """
     from ..record import write_record_file
     from ..typed_chunk import write_images
 
     images = list(image) if isinstance(image, (list, tuple)) else [image]
+    if compression == "default" and layout == "record":
+        compression = "lz4"
     if isinstance(out, Location):
         return _write_remote(images, out, layout, column, compression)
     if layout == "record":

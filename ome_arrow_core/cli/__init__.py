@@ -1,4 +1,4 @@
-"""The ``ome-arrow-core`` command: convert, info, compact, cleanup, plugins, verify.
+"""The ``ome-arrow-core`` command: convert, info, thumbnail, compact, cleanup, plugins, verify.
 
 Exit codes: 0 success, 1 error (one clear line; ``--debug`` shows the traceback), 2 usage,
 130 interrupted (Ctrl-C), 141 when the reader of its output went away (``| head``), quietly.
@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import OMEArrowError
-from . import convert, info, maintenance, plugins
+from . import convert, info, maintenance, plugins, thumbnail
 from .errors import error_line
 
 __all__ = ["main", "build_parser", "error_line", "INTERRUPTED", "BROKEN_PIPE"]
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     convert.add_parser(sub)
     info.add_parser(sub)
+    thumbnail.add_parser(sub)
     plugins.add_parser(sub)
     maintenance.add_parsers(sub)
     return parser

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from ..errors import OMEArrowError
 from ..image import OMEArrow
@@ -23,9 +22,8 @@ __all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
 
 
 def _load(path: Path) -> OMEArrow:
-    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream."""
-    if path.suffix.lower() == ".npy":
-        return OMEArrow(np.load(path, mmap_mode="r"), name=path.stem)
+    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream; a quoted glob or
+    file pattern is one image stacked from its files."""
     return OMEArrow.scan(path)
 
 
@@ -131,7 +129,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
     p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
-    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: whole planes up to 512x512)")
+    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: planes up to 256x256, else 256x256 tiles)")
     p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
     p.add_argument("--chunk-format", choices=("parquet", "vortex"),
                    help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])")

@@ -15,7 +15,7 @@ from ..image import OMEArrow
 if TYPE_CHECKING:
     from ..dataset import OMEArrowDataset
 
-__all__ = ["cmd_info", "add_parser"]
+__all__ = ["cmd_info", "add_parser", "pick_image", "may_hold_many"]
 
 #: Files that may hold several images (one per row); anything else is one image.
 _TABLE_SUFFIXES = (".parquet", ".pq", ".ome-arrow")
@@ -42,7 +42,8 @@ def _print_image(path: str, info: dict[str, Any], as_json: bool) -> None:
         print("  " + line)
 
 
-def _may_hold_many(path: Path) -> bool:
+def may_hold_many(path: Path) -> bool:
+    """True for a directory or a table file: paths that may hold several images."""
     return path.is_dir() or path.name.lower().endswith(_TABLE_SUFFIXES)
 
 
@@ -89,7 +90,7 @@ def _print_listing(path: str, ds: OMEArrowDataset, as_json: bool) -> None:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
-def _pick(ds: OMEArrowDataset, path: str, row: int | None, image: str | None) -> int:
+def pick_image(ds: OMEArrowDataset, path: str, row: int | None, image: str | None) -> int:
     """The row of the image ``--row``/``--image`` names."""
     if row is not None:
         if not 0 <= row < len(ds):
@@ -116,12 +117,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     path = Path(args.path)
     picked = args.row is not None or args.image is not None
-    if _may_hold_many(path):
+    if may_hold_many(path):
         from ..dataset import OMEArrowDataset
 
         ds = OMEArrowDataset.scan(path, column=args.column)
         if picked:
-            k = _pick(ds, args.path, args.row, args.image)
+            k = pick_image(ds, args.path, args.row, args.image)
             info = ds[k].info()
             info.update({c: ds.metadata(k).get(c) for c in ds.extra_columns})
             _print_image(args.path, info, args.json)

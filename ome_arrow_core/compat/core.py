@@ -7,6 +7,7 @@ any rank 2-5 are read by rank (YX, ZYX, TCYX, TCZYX), and unknown keywords raise
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import OMEArrow as CoreImage
-from ..errors import ArgumentError
+from ..errors import ArgumentError, OMEArrowError
 from .export import (
     convert_pixels,
     to_numpy,
@@ -239,6 +240,17 @@ class OMEArrow:
         return view_pyvista(self.data, c=c if c is not None else self.tcz[1], downsample=downsample,
                             scaling_values=scaling_values, opacity=opacity, clim=clim, show_axes=show_axes,
                             show=show)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Jupyter: the core image's thumbnail and facts (docs/display.md); the error when it cannot be read."""
+        try:
+            image = self.core_image()
+        except OMEArrowError as exc:
+            return {"text/html": f"<pre>{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"}
+        return image._repr_mimebundle_(include, exclude)
+
+    def _repr_html_(self) -> str:
+        return str(self._repr_mimebundle_()["text/html"])
 
     # -- export ---------------------------------------------------------------------------
     def export(self, how: str = "numpy", dtype: Any = None, strict: bool = True, clamp: bool = False, *,

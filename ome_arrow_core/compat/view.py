@@ -6,9 +6,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
+from ..display.plots import plot_plane, plot_volume
 from ..errors import BackendUnavailableError
 from .records import decode_record
 
@@ -44,24 +44,8 @@ def view_matplotlib(data: Mapping[str, Any] | pa.StructScalar, tcz: Sequence[int
                     cmap: str = "gray", show: bool = True) -> tuple[Any, Any, Any]:
     """Draw plane (t, c, z) of a record; returns (figure, axes, image). ``show=False`` opens no window."""
     t, c, z = (int(v) for v in tcz)
-    plane = decode_record(data)[t, c, z]
-    if autoscale and vmin is None and vmax is None:
-        vmin, vmax = float(np.min(plane)), float(np.max(plane))
-    if show:
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots()
-    else:
-        from matplotlib.figure import Figure
-
-        fig = Figure()
-        ax = fig.add_subplot()
-    im = ax.imshow(plane, cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.set_title(f"t={t}, c={c}, z={z}")
-    ax.axis("off")
-    if show:
-        plt.show()
-    return fig, ax, im
+    return plot_plane(decode_record(data)[t, c, z], title=f"t={t}, c={c}, z={z}", autoscale=autoscale, vmin=vmin,
+                      vmax=vmax, cmap=cmap, show=show)
 
 
 def view_pyvista(data: Mapping[str, Any] | pa.StructScalar, c: int = 0, downsample: int = 1,
@@ -71,14 +55,6 @@ def view_pyvista(data: Mapping[str, Any] | pa.StructScalar, c: int = 0, downsamp
     """A PyVista plotter showing channel ``c`` at t=0 as a volume (needs pyvista)."""
     pyvista = _pyvista()
     volume = decode_record(data)[0, c, ::downsample, ::downsample, ::downsample]
-    grid = pyvista.ImageData(dimensions=volume.shape[::-1])
-    if scaling_values is not None:
-        grid.spacing = tuple(float(v) for v in scaling_values[::-1])
-    grid.point_data["values"] = np.ascontiguousarray(volume).reshape(-1)
-    plotter = pyvista.Plotter(off_screen=not show)
-    plotter.add_volume(grid, opacity=opacity, clim=clim)
-    if show_axes:
-        plotter.show_axes()
-    if show:
-        plotter.show()
-    return plotter
+    spacing = None if scaling_values is None else [float(v) for v in scaling_values[::-1]]
+    return plot_volume(volume, spacing=spacing, opacity=opacity, clim=clim, show_axes=show_axes, show=show,
+                       pyvista=pyvista)

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from ..arguments import check_index, whole_numbers
 from ..boundary import blaming, reading
+from ..display import DatasetThumbnails
 from ..casting import Casting, check_casting
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
@@ -65,11 +66,13 @@ class ImageLocation:
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:
             options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
+            if self.kind == "collection":  # image `row` of a plugin's collection (a field of an HCS plate)
+                options["row"] = self.row
             return OMEArrow.scan(path, registry=registry, **options)
         return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
 
 
-class OMEArrowDataset(Sequence[OMEArrow]):
+class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     """Many images, one per row of a metadata table; each opened lazily on access.
 
     ``ds[i]`` is a lazy :class:`OMEArrow` (only that image's rows are read, found through
@@ -109,7 +112,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         scanned = total = 0
         parts = members_of(Path(path), column, reg)
         for k, part in enumerate(parts):
-            table, read, count = member_table(part, expr, verify)
+            table, read, count = member_table(part, expr, verify, reg)
             scanned, total = scanned + read, total + count
             rows.append(table.column(ROW_COLUMN).to_numpy())
             part_of.append(np.full(table.num_rows, k, dtype=np.int32))

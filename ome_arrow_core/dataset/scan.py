@@ -23,10 +23,11 @@ from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry
 from ..safe_write import recover
 from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
+from .reader_members import collection_table, reader_member
 
 __all__ = ["Kind", "FilterLike", "ROW_COLUMN", "Member", "as_filter", "members_of", "member_table"]
 
-Kind = Literal["chunks", "records", "file"]
+Kind = Literal["chunks", "records", "file", "collection"]
 #: A pyarrow expression, or a mapping of column to value (a list of values means "one of").
 FilterLike: TypeAlias = "pc.Expression | Mapping[str, Any] | None"
 #: Column of a scanned table holding each row's number in its member (dropped once the tables are joined).
@@ -147,6 +148,8 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
         recover(path)  # a killed overwrite may have left the old copy aside: it goes back
     if path.is_dir() and is_dataset_dir(path):
         return [Member("chunks", str(path))]
+    if path.is_dir() and (found := reader_member(path, registry)) is not None:  # an OME-Zarr image or plate
+        return [Member(found, str(path))]
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
             return [_records_member(path, column)]
@@ -170,6 +173,13 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
             except Exception:  # not an image file: skip it
                 continue
             parts.append(Member("file", str(child)))
+        elif child.is_dir():
+            try:
+                found = reader_member(child, registry)
+            except Exception:  # not an image directory a reader opens: skip it
+                continue
+            if found is not None:
+                parts.append(Member(found, str(child)))
     if not parts:
         raise SchemaError(
             f"{path} holds no images: expected an OME-Arrow dataset directory, Parquet files with an "
@@ -195,10 +205,13 @@ def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Tabl
         raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
 
 
-def member_table(part: Member, expr: pc.Expression | None, verify: bool | None = None) -> tuple[pa.Table, int, int]:
+def member_table(part: Member, expr: pc.Expression | None, verify: bool | None = None,
+                 registry: Registry | None = None) -> tuple[pa.Table, int, int]:
     """The rows of ``part`` that ``expr`` keeps (row numbers in :data:`ROW_COLUMN`), row groups read, row groups
     (``verify``: see :func:`_scan_images`)."""
     path = Path(part.path)
+    if part.kind == "collection":
+        return collection_table(part.path, expr, ROW_COLUMN, registry)
     if part.kind == "chunks":
         return _scan_images(path, expr, verify)
     if part.kind == "records":

@@ -23,6 +23,7 @@ from ..parquet_files import PARQUET_CODECS, checked_footer, footer_rows
 from ..safe_write import atomic_path
 from ..selection import Selection
 from .checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
+from .footer import remote_footer
 from .codec import pixels_to_record, record_meta, record_to_pixels
 from .schema import find_ome_column
 
@@ -59,8 +60,9 @@ class RecordSource:
             return
         remote = self.location
         with reading(remote.uri, None, "reading the Parquet footer"), remote.fs.open_input_file(remote.path) as fh:
-            md = pq.read_metadata(fh)
-            checked_footer(md, fh.size(), remote.uri)
+            self._size: int = fh.size()
+            md = remote_footer(fh, self._size, remote.uri)
+            checked_footer(md, self._size, remote.uri)
             self._load(fh, column, row, md)
 
     def _load(self, opened: Any, column: str | None, row: int, metadata: pq.FileMetaData | None = None) -> None:
@@ -107,7 +109,7 @@ class RecordSource:
 
     def _file_bytes(self) -> int:
         if self.location is not None:
-            return int(self.location.fs.get_file_info(self.location.path).size)
+            return self._size  # as opened: no further request
         return Path(self.path).stat().st_size
 
     def describe(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A directory is replaced only if it is one of our datasets (it has ``_ome_arrow_dataset.json``,
 or images.parquet and chunks.parquet as ome-arrow 0.1.0 writes) and holds nothing else than
-names our format uses: the manifest, ``images*.parquet``, ``index*.parquet``,
+names our format uses: the manifest, the ``SENTINEL`` text file, ``images*.parquet``, ``index*.parquet``,
 ``chunks*.parquet`` / ``chunks*.<store suffix>``, ``_ome_arrow*`` files, an append's
 ``.append-NNNNN.pending`` marker and our temporaries.
 Temporaries are named ``.NAME.ome-arrow-tmp.PID.RANDOM`` (a write in progress, or the old
@@ -20,9 +20,18 @@ from pathlib import Path
 
 from ..errors import UnsafeOverwriteError
 
-__all__ = ["TempName", "temp_name", "pending_name", "is_legacy_temp", "parse_temp", "is_dataset", "foreign_members", "check_replaceable"]
+__all__ = ["SENTINEL", "SENTINEL_TEXT", "TempName", "temp_name", "pending_name", "is_legacy_temp", "parse_temp", "is_dataset", "foreign_members", "check_replaceable"]
 
 MANIFEST = "_ome_arrow_dataset.json"
+#: A text file every dataset we write holds: a plain Parquet reader given the directory
+#: (``pq.read_table(path)``) fails on it, naming it, instead of silently unioning the
+#: dataset's tables. Neither we nor ome-arrow 0.1.0 read it.
+SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
+SENTINEL_TEXT = (
+    "This directory is an OME-Arrow dataset: several Parquet tables (images, index, chunks) that only make sense\n"
+    "together. Open it with ome_arrow_core.OMEArrowDataset.scan(path) (or ome-arrow), not pyarrow.parquet.read_table\n"
+    "on the directory; to read one table with pyarrow, name its file (path/images.parquet).\n"
+)
 TMP, OLD = "tmp", "old"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.ome-arrow-(?P<kind>tmp|old)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{8,})$")
 #: Temporaries of ome-arrow-core before 0.1.1 (``tempfile.mkdtemp`` names): ours, but no owner recorded.
@@ -84,7 +93,7 @@ def is_dataset(path: Path) -> bool:
 
 def is_member_name(entry: str, suffixes: set[str] | None = None) -> bool:
     """True for a name a dataset of ours holds (tables, chunk files, manifest, ``_ome_arrow*``, temporaries)."""
-    if entry == MANIFEST or entry.startswith("_ome_arrow") or _TABLES.match(entry):
+    if entry in (MANIFEST, SENTINEL) or entry.startswith("_ome_arrow") or _TABLES.match(entry):
         return True
     if parse_temp(entry) or _LEGACY.match(entry) or PENDING.match(entry):
         return True

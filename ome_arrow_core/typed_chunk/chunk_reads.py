@@ -20,8 +20,10 @@ from ..checksums import verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
 from .opened import OpenedDataset
+from .page_reads import PageFragment
+from .page_values import page_values
 
-__all__ = ["Placement", "ReadBatch", "read_placements", "row_group_batches", "READ_BATCH_BYTES"]
+__all__ = ["Placement", "ReadBatch", "read_placements", "row_group_batches", "READ_BATCH_BYTES", "chunk_blocks"]
 
 #: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
 READ_BATCH_BYTES = 16 << 20
@@ -129,10 +131,44 @@ def read_placements(opened: OpenedDataset, placements: Sequence[Placement], veri
     for code, (users, sizes) in sorted(plan.items()):
         for batch in row_group_batches(sorted(users), sizes):
             mine = [placements[i] for g in batch for i in users[g]]
-            read = ReadBatch(opened, code, batch)
-            blocks = read.blocks([p.row for p in mine], [p.projection.chunk_shape for p in mine],
-                                 [p.dtype for p in mine], checked, check)
+            blocks = chunk_blocks(opened, code, batch, [p.row for p in mine], [p.projection.chunk_shape for p in mine],
+                                  [p.dtype for p in mine], checked, check)
             for p, block in zip(mine, blocks):
                 p.projection.copy(block, p.out)
-            del read, blocks
+            del blocks
     return sum(len(users) for users, _ in plan.values())
+
+
+def chunk_blocks(opened: OpenedDataset, code: int, groups: Sequence[int], rows: Sequence[int],
+                 shapes: Sequence[tuple[int, ...]], dtypes: Sequence[np.dtype], checked: set[int] | None,
+                 verify: bool) -> list[np.ndarray]:
+    """The chunks of index rows ``rows`` (in row groups ``groups``, ascending, of chunk file ``code``) as
+    read-only arrays (``shapes``, TCZYX), each length checked and, with ``verify``, each checksum (once per
+    read: ``checked`` collects the rows checked, None checks all).
+
+    A ranged chunks file whose rows were all audited already is read by positioned reads of its
+    pages (:func:`~.page_values.page_values`); anything else through :class:`ReadBatch`.
+    """
+    frag = opened.fragment(code)
+    at_groups = np.asarray(groups, dtype=np.int64)
+    if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(at_groups):
+        return ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify)
+    values = page_values(frag, at_groups)
+    group_of = opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)].astype(np.int64)
+    which = np.searchsorted(at_groups, group_of).tolist()
+    sums = opened.sums if verify else None
+    out: list[np.ndarray] = []
+    for row, shape, dtype, k in zip(rows, shapes, dtypes, which):
+        need = math.prod(shape) * dtype.itemsize
+        data, begin = values.buffers[k], values.start[k]
+        if values.length[k] != need:
+            raise DamagedFileError(f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds "
+                                   f"{values.length[k]} bytes; its shape {tuple(shape)} needs {need}")
+        if sums is not None and (checked is None or row not in checked):
+            sums.check(row, data, begin, need, lambda row=row: opened.where(row))  # type: ignore[misc]
+            if checked is not None:
+                checked.add(row)
+        dt = dtype.newbyteorder("<")
+        block = view_buffer(data, dt, shape, offset=begin)
+        out.append(block if dt.isnative else block.astype(dt.newbyteorder("=")))
+    return out

@@ -37,7 +37,7 @@ __all__ = [
 
 #: The built-in chunk format.
 PARQUET: Final[str] = "parquet"
-#: ``compression`` value meaning "this chunk format's default" (lz4 for Parquet).
+#: ``compression`` value meaning "this chunk format's default" (none for Parquet: see docs/format.md, Chunking).
 DEFAULT_COMPRESSION: Final[str] = "default"
 
 
@@ -145,11 +145,11 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
                                           or not isinstance(compression_level, (int, np.integer))):
         raise ArgumentError(f"compression_level takes an integer or None, got {compression_level!r}")
     if chunk_format == PARQUET:
-        codec = "lz4" if compression == DEFAULT_COMPRESSION else compression
+        codec = None if compression == DEFAULT_COMPRESSION else compression
         if codec is not None and codec.lower() not in PARQUET_CODECS:
             raise ArgumentError(
                 f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)} "
-                "(or None, or leave the default, lz4)")
+                "(or None, or leave the default, none)")
         return None if codec is None or codec.lower() == "none" else codec.lower()
     store = chunk_store(chunk_format, registry)
     codec = store.compressions[0] if compression == DEFAULT_COMPRESSION else (compression or "none")

@@ -276,8 +276,14 @@ class PageFragment:
                                    "index.parquet is damaged") from exc
         return row
 
-    def _value(self, g: int, page: pa.Buffer) -> pa.Array:
-        """The one ``pixel_bytes`` value of row group ``g``'s V1 page ``page`` (compressed), zero-copy from the page."""
+    def fileno(self) -> int:
+        """The file descriptor the pages are read from (open while this fragment lives)."""
+        if self._fd is None:
+            raise DamagedFileError(f"{self.path}: the chunks file was closed")
+        return self._fd
+
+    def decompress(self, g: int, page: pa.Buffer) -> pa.Buffer:
+        """Row group ``g``'s page ``page`` decompressed (itself when uncompressed), checked to be its recorded size."""
         size = int(self.uncompressed[g])
         if self._codec is not None:
             try:
@@ -287,6 +293,12 @@ class PageFragment:
                                        "the file or index.parquet is damaged") from exc
         if page.size != size:
             raise DamagedFileError(f"{self.path}: the page of {self.what(g)} holds {page.size} bytes, the index says {size}")
+        return page
+
+    def _value(self, g: int, page: pa.Buffer) -> pa.Array:
+        """The one ``pixel_bytes`` value of row group ``g``'s V1 page ``page`` (compressed), zero-copy from the page."""
+        size = int(self.uncompressed[g])
+        page = self.decompress(g, page)
         body = memoryview(page)
         start = defined_value_at(body)
         length = int.from_bytes(body[start : start + 4], "little") if start >= 0 else -1

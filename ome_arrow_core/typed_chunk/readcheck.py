@@ -48,6 +48,7 @@ class ReadCheck:
         self.index_rows = np.asarray(index_rows, dtype=np.int64)[order]
         self.audited = np.zeros(len(order), dtype=bool)
         self.complete = False  # every row audited
+        self._audited_groups: set[int] = set()  # row groups all of whose rows were audited
 
     def _source(self, row: int) -> str:
         return f"{self.root} [{self.index_names[int(self.parts[row])]}]"
@@ -62,7 +63,7 @@ class ReadCheck:
 
     def unaudited(self, groups: np.ndarray) -> bool:
         """True when a row of ``groups`` has not been compared with the index in full yet."""
-        if self.complete:
+        if self.complete or self._audited_groups.issuperset(groups.tolist()):
             return False
         mine, _ = self._rows(groups)
         return not bool(self.audited[mine].all())
@@ -114,6 +115,7 @@ class ReadCheck:
                 want_ids = np.asarray(self._id_column.take(int_array(self.index_rows[mine])).to_pylist(), dtype=object)
                 self._same(mine, groups[which], within, "chunk of image", want_ids, ids)
             self.audited[mine] = True
+            self._audited_groups.update(groups.tolist())
             self.complete = bool(self.audited.all())
 
     def _same(self, mine: np.ndarray, groups: np.ndarray, within: np.ndarray, what: str, want: np.ndarray,

@@ -15,7 +15,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry, default_registry
 from ..selection import Selection
-from .chunk_reads import Placement, ReadBatch, read_placements
+from .chunk_reads import Placement, chunk_blocks, read_placements
 from .fragments import ParquetFragment
 from .image_rows import meta_from_row
 from .opened import OpenedDataset, open_dataset
@@ -107,12 +107,11 @@ class DatasetSource:
         if len(projections) == 1 and projections[0].is_complete_chunk:  # the buffer read is the answer
             row = int(self._index_rows[projections[0].row])
             assert self._opened.fragment_code is not None
-            batch = ReadBatch(self._opened, int(self._opened.fragment_code[row]),
-                              [int(self._opened.columns["row_group_id"][row])])
+            block = chunk_blocks(self._opened, int(self._opened.fragment_code[row]),
+                                 [int(self._opened.columns["row_group_id"][row])], [row], [projections[0].chunk_shape],
+                                 [self.meta.dtype], None, verify_enabled(self.verify))[0]
             self.row_groups_read += 1
             self.chunks_read += 1
-            block = batch.blocks([row], [projections[0].chunk_shape], [self.meta.dtype], None,
-                                 verify_enabled(self.verify))[0]
             return block.transpose(0, 2, 1, 3, 4)
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)

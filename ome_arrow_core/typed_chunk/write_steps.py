@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from ..checksums import ALGORITHM as CHECKSUM
 from ..errors import SchemaError
-from ..safe_write import atomic_path
+from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .packing import ChunkPacker
 from .page_reads import MANIFEST_KEY as PAGES_KEY
@@ -146,7 +146,13 @@ def write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str
 def write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, Any]], fw: ChunkPacker,
                     fragments: list[str], rows_per_group: int, chunk_format: str, image_count: int,
                     appends: Sequence[Part] = ()) -> None:
-    """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables."""
+    """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables.
+
+    The ``SENTINEL`` text file goes in first, if missing (datasets written before it get it on append).
+    """
+    if not (root / SENTINEL).is_file():
+        with atomic_path(root / SENTINEL) as tmp:
+            tmp.write_text(SENTINEL_TEXT)
     manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": LAYOUT_NAME}
     manifest["image_count"] = image_count
     manifest["chunk_count"] = fw.next_id

@@ -87,7 +87,8 @@ class TakeSpy:
 def test_plate_is_parquet_tables_and_a_vortex_chunk_file(plate: tuple[Path, np.ndarray]) -> None:
     path, _ = plate
     assert sorted(p.name for p in path.iterdir()) == [
-        "_ome_arrow_dataset.json", "chunks.vortex", "images.parquet", "index.parquet"]
+        "THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json", "chunks.vortex", "images.parquet",
+        "index.parquet"]
     with open(path / "chunks.vortex", "rb") as fh:
         assert fh.read(4) == b"VTXF"
     ours = json.loads((path / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]

@@ -48,8 +48,10 @@ def test_truncated_chunk_names_store_and_chunk(tmp_path: Path, version: str) -> 
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     key = str(victim.relative_to(store))
     img = OMEArrow.scan(store)
+    with pytest.raises(DamagedFileError, match=rf"x\.ome\.zarr \[{key}\]: the chunk's bytes do not match"):
+        img.to_numpy()  # our checksum sees it first
     with pytest.raises(DamagedFileError, match=rf"x\.ome\.zarr \[{key}\]: reading the chunk failed"):
-        img.to_numpy()
+        OMEArrow(store, verify=False)  # without checks, the decoder's error names the chunk
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -150,14 +152,10 @@ def test_lying_array_metadata(tmp_path: Path, version: str, lie: str) -> None:
                 doc["compressor"]["id"] = "no-such-codec"
 
     edit_json(file, change)
-    if lie == "bigger":  # pixels of the lie are the fill value; the real ones are still exact
-        got = OMEArrow(store, missing="fill").to_numpy()
-        assert got.shape[-1] == 40 and np.array_equal(got[..., :32], DATA.transpose(1, 0, 2, 3)[None])
-        with pytest.raises(DamagedFileError, match="the chunk is missing"):
-            OMEArrow(store, missing="error")
-        return
-    if lie == "smaller":  # a smaller array is a valid store: its chunks are read and cut
-        assert OMEArrow(store).shape[-1] == 20
+    if lie in ("bigger", "smaller"):  # our checksums record the shape the store was written with
+        with pytest.raises(DamagedFileError, match=r"x\.ome\.zarr \[0\]: the array's metadata says shape "
+                                                   r"\[1, 2, 3, 32, \d\d\] but the store was written with shape"):
+            OMEArrow.scan(store)
         return
     with pytest.raises(OMEArrowError) as info:
         OMEArrow(store)
@@ -206,3 +204,19 @@ def test_damaged_labels_list_blocks_only_the_labels(tmp_path: Path) -> None:
     np.testing.assert_array_equal(img.to_numpy()[0], DATA.transpose(1, 0, 2, 3))
     with pytest.raises(DamagedFileError, match=r"x\.ome\.zarr \[labels\]: labels is 'nuclei'"):
         OMEArrow.scan(store, label="nuclei")
+
+
+@pytest.mark.parametrize("lie", ["bigger", "smaller"])
+def test_lying_shape_of_a_foreign_store(tmp_path: Path, lie: str) -> None:
+    """A store without our checksums: a bigger shape reads its missing chunks as the fill value (Zarr's rule), or
+    fails with missing="error"; a smaller one is a valid store whose chunks are read and cut."""
+    store = write_zarr_python(tmp_path / "x.ome.zarr", [DATA[0]], "zyx", chunks=(1, 16, 16))
+    edit_json(store / "0" / "zarr.json", lambda doc: doc["shape"].__setitem__(-1, 40 if lie == "bigger" else 20))
+    if lie == "smaller":
+        assert OMEArrow(store).shape[-1] == 20
+        return
+    got = OMEArrow(store, missing="fill").to_numpy()
+    assert got.shape[-1] == 40 and np.array_equal(got[0, :, 0, :, :32], DATA[0])
+    assert not got[..., 32:].any()
+    with pytest.raises(DamagedFileError, match="the chunk is missing"):
+        OMEArrow(store, missing="error")

@@ -120,7 +120,8 @@ def chunk_files(root: Path) -> list[Path]:
 
 
 def write_plate_ome_zarr_py(path: Path, fields: dict[str, list[np.ndarray]], *, version: str = "0.5",
-                            rows: Sequence[str] = ("A", "B"), columns: Sequence[str] = ("1", "2", "3")) -> Path:
+                            rows: Sequence[str] = ("A", "B"), columns: Sequence[str] = ("1", "2", "3"),
+                            chunks: Sequence[int] | None = None) -> Path:
     """An HCS plate written by ome-zarr-py: ``fields`` maps a well path ("A/1") to its fields' CYX images."""
     import zarr
     from ome_zarr.format import FormatV04, FormatV05
@@ -135,5 +136,6 @@ def write_plate_ome_zarr_py(path: Path, fields: dict[str, list[np.ndarray]], *, 
         well = root.require_group(r).require_group(c)
         write_well_metadata(well, [str(i) for i in range(len(images))], fmt=fmt)
         for i, img in enumerate(images):
-            write_image(img, group=well.require_group(str(i)), axes="cyx", fmt=fmt, scale_factors=[])
+            write_image(img, group=well.require_group(str(i)), axes="cyx", fmt=fmt, scale_factors=[],
+                        storage_options={"chunks": tuple(chunks)} if chunks else None)
     return path

@@ -32,10 +32,18 @@ KINDS: dict[str, tuple[str, ...]] = {
     "vortex": ("",),
     "tiff_ours": ("",),
     "tiff_tifffile": ("",),
+    # OME-Zarr: ours (v3 zstd with checksums; v2 uncompressed), and one zarr-python writes (no checksums)
+    "zarr_ours": ("zarr.json", "0/zarr.json", "0/c/0/0/0/0/0", "0/c/0/1/1/1/1"),
+    "zarr_v2raw": (".zattrs", ".zgroup", "0/.zarray", "0/.zattrs", "0/0/0/0/0/0", "0/0/1/1/1/1"),
+    "zarr_foreign": ("zarr.json", "0/zarr.json", "0/c/0/0/0/0"),
 }
+#: Members of stores without checksums whose random byte changes go undetected by the format (a zstd frame
+#: without content checksum may decode to other pixels): not mutated randomly; docs/ome-zarr.md says so.
+NO_RANDOM_BYTES = frozenset({("zarr_foreign", "0/c/0/0/0/0")})
 SUFFIX = {"ds_lz4": ".ome.parquet", "ds_none": ".ome.parquet", "ds_vortex": ".ome.parquet",
           "ds_append": ".ome.parquet", "record": ".parquet", "vortex": ".vortex", "tiff_ours": ".ome.tiff",
-          "tiff_tifffile": ".ome.tif"}
+          "tiff_tifffile": ".ome.tif", "zarr_ours": ".ome.zarr", "zarr_v2raw": ".ome.zarr",
+          "zarr_foreign": ".ome.zarr"}
 BYTE_CLASSES = ("truncate", "bitflip", "byteset", "zero")
 #: Random variants per (kind, member, byte mutation class) in the default run (truncate adds fixed offsets).
 DEFAULT_VARIANTS = {"truncate": 1, "bitflip": 3, "byteset": 1, "zero": 2}
@@ -45,6 +53,10 @@ def role(member: str) -> str:
     """What a member is: manifest, images, index, chunks, or file (a single-file kind)."""
     if not member:
         return "file"
+    if "/" in member or member.startswith(".z"):  # an OME-Zarr store's member
+        return "zmeta" if member.rsplit("/", 1)[-1] in ("zarr.json", ".zarray", ".zattrs", ".zgroup") else "zchunk"
+    if member == "zarr.json":
+        return "zmeta"
     if member.endswith(".json"):
         return "manifest"
     return member.split(".")[0].split("-")[0]
@@ -91,6 +103,11 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
                      "plane_z=5", "drop_plane", "size_c=0")}
     if kind == "vortex":
         return {"": ("size_x+1", "size_z*2", "size_yx=60000", "dtype=int16", "dtype=bogus", "chunk=0")}
+    if kind.startswith("zarr_"):
+        group, array = ("zarr.json", "0/zarr.json") if kind != "zarr_v2raw" else (".zattrs", "0/.zarray")
+        return {group: ("axes_swap_yx", "axes_drop", "scale_neg", "path_nowhere", "version=9.9", "levels_dup",
+                        "json=junk"),
+                array: ("shape_x+8", "shape_x-4", "dtype=int16", "chunks_x=4", "codec=bogus", "json=junk")}
     return {"": ("SizeT=8", "SizeZ=4", "SizeZ=1", "SizeC=4", "SizeX+1", "Type=uint8", "Type=int16",
                  "DimensionOrder=XYTZC", "no_tiffdata", "xml=junk", "IFD=99", "PlaneCount=1",
                  # our checksum annotation (a no-op for tifffile's file, which has none)
@@ -111,8 +128,13 @@ def cases(total: int | None = None) -> list[Case]:
     for kind, member in groups:
         for off in ("0", "8", "half", "end-1", "end-8"):
             out.append(Case(kind, "truncate", member, off))
-        for cls, n in per.items():
-            out += [Case(kind, cls, member, f"r{i}") for i in range(n)]
+        if (kind, member) not in NO_RANDOM_BYTES:
+            for cls, n in per.items():
+                out += [Case(kind, cls, member, f"r{i}") for i in range(n)]
+        if kind.startswith("zarr_"):
+            out.append(Case(kind, "delete", member, role(member)))
+            if kind != "zarr_foreign":  # a chunk of the twin store: same shape, other pixels
+                out.append(Case(kind, "swap_twin", member, "-"))
         if kind.startswith("ds_"):
             out += [Case(kind, "delete", member, "-"), Case(kind, "swap_twin", member, "-"),
                     Case(kind, "swap_other", member, "-")]
@@ -316,7 +338,53 @@ def lie(case: Case, root: Path, file: Path) -> None:
     if case.kind == "vortex":
         _lie_vortex(file, arg)
         return
+    if case.kind.startswith("zarr_"):
+        _lie_zarr(file, arg)
+        return
     _lie_tiff(file, arg)
+
+
+def _lie_zarr(file: Path, arg: str) -> None:
+    """Edit an OME-Zarr group's NGFF metadata (zarr.json / .zattrs) or a level array's (zarr.json / .zarray)."""
+    if arg == "json=junk":
+        file.write_text(file.read_text()[:-9])
+        return
+    doc = json.loads(file.read_text())
+    attrs = doc.get("attributes", doc)
+    ngff = attrs.get("ome", attrs)
+    if "multiscales" in ngff:
+        ms = ngff["multiscales"][0]
+        if arg == "axes_swap_yx":
+            ms["axes"][-2], ms["axes"][-1] = ms["axes"][-1], ms["axes"][-2]
+        elif arg == "axes_drop":
+            ms["axes"] = ms["axes"][1:]
+        elif arg == "scale_neg":
+            ms["datasets"][0]["coordinateTransformations"][0]["scale"][-1] = -1
+        elif arg == "path_nowhere":
+            ms["datasets"][0]["path"] = "nowhere"
+        elif arg == "levels_dup":  # a second level pointing at level 0's array: level shapes do not shrink
+            ms["datasets"].append(dict(ms["datasets"][0]))
+        elif arg == "version=9.9":
+            (ngff if "ome" in attrs else ms)["version"] = "9.9"
+    else:
+        v3 = "data_type" in doc
+        if arg == "shape_x+8":
+            doc["shape"][-1] += 8
+        elif arg == "shape_x-4":
+            doc["shape"][-1] -= 4
+        elif arg == "dtype=int16":
+            doc["data_type" if v3 else "dtype"] = "int16" if v3 else "<i2"
+        elif arg == "chunks_x=4":
+            if v3:
+                doc["chunk_grid"]["configuration"]["chunk_shape"][-1] = 4
+            else:
+                doc["chunks"][-1] = 4
+        elif arg == "codec=bogus":
+            if v3:
+                doc["codecs"][-1]["name"] = "no-such-codec"
+            else:
+                doc["compressor"] = {"id": "no-such-codec"}
+    file.write_text(json.dumps(doc))
 
 
 def _lie_vortex(file: Path, arg: str) -> None:

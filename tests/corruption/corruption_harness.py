@@ -5,7 +5,8 @@ whose message names the file; any other exception, wrong pixels, a hang or unbou
 is a failure. Cases are deterministic (seeded by their id).
 
 Kinds: Parquet datasets (lz4 and uncompressed chunks, Vortex chunks, an appended dataset), a
-struct-record Parquet file, a single Vortex file, an OME-TIFF we write and one tifffile writes.
+struct-record Parquet file, a single Vortex file, an OME-TIFF we write and one tifffile writes,
+OME-Zarr stores we write (NGFF 0.5 zstd; 0.4 uncompressed) and one zarr-python writes.
 Mutation classes: ``truncate``, ``bitflip``, ``byteset``, ``zero``, ``delete``, ``swap_twin``
 (the same member of a dataset with the same shapes, other pixels), ``swap_other`` (of a
 dataset with other shapes and dtype), ``lie`` (metadata edited to claim other sizes, dtypes,
@@ -85,9 +86,27 @@ def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
             img.export("ome-tiff", out)
         elif kind == "tiff_tifffile":
             tifffile.imwrite(out, arrs[0], ome=True, metadata={"axes": "ZCYX"}, tile=(16, 16), compression="zlib")
+        elif kind == "zarr_ours":
+            img.export("ome-zarr", out, chunk_shape=(1, 8, 8))
+        elif kind == "zarr_v2raw":
+            img.export("ome-zarr", out, chunk_shape=(1, 8, 8), version="0.4", compression=None)
+        elif kind == "zarr_foreign":
+            _zarr_python(out, arrs[0])
         else:
             raise ValueError(kind)
     return [a.reshape(1, *a.shape) for a in arrs]
+
+
+def _zarr_python(out: Path, zcyx: np.ndarray) -> None:
+    """An OME-NGFF 0.5 image written with zarr-python's own API (its default zstd codec, no checksums)."""
+    import zarr
+
+    g = zarr.open_group(out, mode="w", zarr_format=3)
+    data = zcyx.transpose(1, 0, 2, 3)  # CZYX
+    g.create_array("0", shape=data.shape, dtype=data.dtype, chunks=(1, 1, 8, 8))[...] = data
+    axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space"} for a in "zyx"]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * 4}]}]}]}
 
 
 # -- running one case -----------------------------------------------------------------------------
@@ -283,7 +302,9 @@ def build_samples(where: Path) -> dict[tuple[str, str], tuple[Path, list[np.ndar
             out[(kind, variant)] = (path, build(kind, path, variant))
         members = KINDS[kind]
         root = out[(kind, "main")][0]
-        if members != ("",):
+        if kind.startswith("zarr_"):
+            assert all((root / m).is_file() for m in members), f"{kind} lacks one of {members}"
+        elif members != ("",):
             have = tuple(sorted(p.name for p in root.iterdir()))
             assert have == tuple(sorted(members)), f"{kind} has members {have}, the harness expects {members}"
     return out

@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, Final
 
 from ome_arrow_core import SchemaError
@@ -138,7 +138,7 @@ class AxisMap:
         return page, plane
 
 
-def series_axes(series: Any, path: Path) -> AxisMap:
+def series_axes(series: Any, path: PurePath) -> AxisMap:
     """The AxisMap of a tifffile series; DamagedFileError naming ``path`` when its axes and pages disagree."""
     try:
         return AxisMap.from_series(series.axes, series.shape, math.prod(series.keyframe.shape))

@@ -20,7 +20,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ class _Collect(logging.Handler):
 
 
 @contextmanager
-def strict_tifffile(path: Path, what: str) -> Iterator[None]:
+def strict_tifffile(path: PurePath, what: str) -> Iterator[None]:
     """Run tifffile calls on ``path``; its exceptions and logged warnings become DamagedFileError."""
     log = logging.getLogger("tifffile")
     handler = _Collect(threading.get_ident())
@@ -84,7 +84,7 @@ def ome_root(tif: Any) -> ET.Element | None:
         return None
 
 
-def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: Path) -> None:
+def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: PurePath) -> None:
     """Refuse a series whose pages disagree with the shape and type its OME-XML declares.
 
     Only OME-TIFFs are checked: their OME-XML is the declaration. tifffile falls back to
@@ -134,7 +134,7 @@ def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], 
         )
 
 
-def check_extent(page: Any, size: int, path: Path, index: int) -> None:
+def check_extent(page: Any, size: int, path: PurePath, index: int) -> None:
     """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes, or has an
     offset but no bytes (a sparse file's missing segment has neither)."""
     ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts) if n]

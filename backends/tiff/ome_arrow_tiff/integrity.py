@@ -26,7 +26,7 @@ from functools import partial
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any, Final
 
 import numpy as np
@@ -76,7 +76,7 @@ def _sizes_text(sizes: Mapping[str, int]) -> str:
 class TiffChecksums:
     """The checksums one annotation stores for one image: per level, per canonical plane, per segment."""
 
-    path: Path
+    path: PurePath
     algorithm: str
     uuid: str
     dtype: str
@@ -171,7 +171,7 @@ def _annotations(root: ET.Element) -> Iterator[dict[str, str]]:
                 yield _map_values(ann)
 
 
-def _parse(entries: dict[str, str], path: Path) -> TiffChecksums:
+def _parse(entries: dict[str, str], path: PurePath) -> TiffChecksums:
     def bad(what: str) -> DamagedFileError:
         return DamagedFileError(f"{path}: its checksum annotation ({NAMESPACE}) is damaged: {what}; "
                                 "read with verify=False to skip the check")
@@ -221,7 +221,7 @@ def find_annotation(root: ET.Element | None, image: int) -> dict[str, str] | Non
     return None
 
 
-def find_checksums(root: ET.Element | None, image: int, path: Path) -> TiffChecksums | None:
+def find_checksums(root: ET.Element | None, image: int, path: PurePath) -> TiffChecksums | None:
     """The checksums the OME-XML ``root`` stores for Image ``image``; None without (or for another file's)."""
     entries = find_annotation(root, image)
     return None if entries is None else _parse(entries, path)

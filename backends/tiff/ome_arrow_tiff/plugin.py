@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
-from ome_arrow_core.plugin_api import check_row
+from ome_arrow_core.plugin_api import Location, check_row, remote_file
 
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow
@@ -35,12 +35,13 @@ def is_tiff(path: Path) -> bool:
 
 
 def open_tiff(
-    path: Path, column: str | None = None, row: int = 0, *, level: int = 0, verify: bool | None = None, **_: Any,
+    path: Path | Location, column: str | None = None, row: int = 0, *, level: int = 0, verify: bool | None = None, **_: Any,
 ) -> TiffSource:
     """Open pyramid level ``level`` of series ``row`` of a TIFF file (metadata now, pixels on ``read``).
 
     ``verify=False`` skips checking the checksums our OME-TIFFs store (None: unless
-    ``OME_ARROW_CORE_VERIFY=0``).
+    ``OME_ARROW_CORE_VERIFY=0``). ``path`` may be a remote Location (``s3://``, ``http(s)://``, ...):
+    the header and IFDs are read through a block cache, pixels by ranged reads of their strips or tiles.
     """
     if column is not None:
         raise SchemaError(
@@ -52,10 +53,18 @@ def open_tiff(
     return TiffSource(path, series=check_row(row), level=level, verify=verify)
 
 
-def write(image: OMEArrow, out: Path, **options: Any) -> Path:
-    """Write ``image`` as OME-TIFF (see :func:`ome_arrow_tiff.writer.write_tiff`)."""
+def write(image: OMEArrow, out: Path | Location, **options: Any) -> Path | Location:
+    """Write ``image`` as OME-TIFF (see :func:`ome_arrow_tiff.writer.write_tiff`).
+
+    A remote ``out`` is written locally, uploaded under a temporary key, then moved onto ``out``
+    by the store: readers see the old object or the new one, never a part.
+    """
     from .writer import write_tiff
 
+    if isinstance(out, Location):
+        with remote_file(out, ".ome.tiff") as local:
+            write_tiff(image, local, **options)
+        return out
     return write_tiff(image, out, **options)
 
 
@@ -63,7 +72,7 @@ def write(image: OMEArrow, out: Path, **options: Any) -> Path:
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
         Reader(name="tiff", priority=10, requires=("tifffile",), extra="tiff", suffixes=SUFFIXES,
-               open=open_tiff, sniff=is_tiff, description="TIFF and OME-TIFF (tifffile)"),
+               open=open_tiff, sniff=is_tiff, remote=True, description="TIFF and OME-TIFF (tifffile)"),
     ]
 
 
@@ -71,6 +80,6 @@ def ome_arrow_readers() -> Sequence[Reader]:
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
         Writer(name="ome-tiff", priority=10, requires=("tifffile",), extra="tiff",
-               formats=("ome-tiff", "tiff"), suffixes=(".ome.tiff", ".ome.tif"), write=write,
+               formats=("ome-tiff", "tiff"), suffixes=(".ome.tiff", ".ome.tif"), write=write, remote=True,
                description="OME-TIFF, TZCYX (tifffile)"),
     ]

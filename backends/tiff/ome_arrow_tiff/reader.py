@@ -18,8 +18,8 @@ import math
 import threading
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePath
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -30,7 +30,15 @@ from ome_arrow_core import (
     Selection,
     SelectionError,
 )
-from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError, checksums_of, require_regular_file, verify_enabled
+from ome_arrow_core.plugin_api import (
+    SUPPORTED,
+    DamagedFileError,
+    Location,
+    checksums_of,
+    reading,
+    require_regular_file,
+    verify_enabled,
+)
 
 from .axes import series_axes
 from .damage import check_declared, check_extent, ome_root, strict_tifffile
@@ -45,6 +53,7 @@ from .integrity import (
 )
 from .levels import check_level, describe_levels, level_meta
 from .metadata import image_meta, print_resolution
+from .remote import RangeFile
 from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
 
 if TYPE_CHECKING:
@@ -65,10 +74,13 @@ class TiffSource:
     checksums: TiffChecksums | None
     has_checksums: bool
 
-    def __init__(self, path: str | Path, *, series: int = 0, level: int = 0, verify: bool | None = None) -> None:
+    def __init__(self, path: str | Path | Location, *, series: int = 0, level: int = 0,
+                 verify: bool | None = None) -> None:
         import tifffile
 
-        self.path = Path(path)
+        self._target = path  # what a pickled source reopens
+        self._remote: RangeFile | None = None
+        self.path: PurePath = path.display_path() if isinstance(path, Location) else Path(path)
         self.series_index = int(series)
         self.level_requested: object = level
         self.level = 0
@@ -76,17 +88,25 @@ class TiffSource:
         self.pages_read = 0
         self.segments_read = 0
         self.bytes_read = 0
-        self._size = require_regular_file(self.path).st_size
+        if isinstance(path, Location) and not path.local:
+            with reading(self.path, None, "opening"):
+                raw = path.fs.open_input_file(path.path)
+            self._remote = RangeFile(raw, raw.size(), path.name)
+            self._size = raw.size()
+        else:
+            self._size = require_regular_file(self.path).st_size
         tif = None
         try:
             with strict_tifffile(self.path, "opening"):
-                tif = tifffile.TiffFile(self.path)
+                # remote: the sibling files of a multi-file OME-TIFF are not looked for on the local disk
+                tif = (tifffile.TiffFile(cast("IO[bytes]", self._remote), name=self.path.name, _multifile=False) if self._remote
+                       else tifffile.TiffFile(self.path))
         except BaseException:
             if tif is not None:
                 tif.close()
             raise
         self._tif = tif
-        self._finalizer = weakref.finalize(self, self._tif.close)
+        self._finalizer = weakref.finalize(self, _close, self._tif, self._remote)
         self._state = threading.Lock()
         self._pages: dict[int, Any] = {}
         self._geometry: dict[int, np.ndarray] = {}
@@ -214,7 +234,8 @@ class TiffSource:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as (path, series, level, verify): a worker process reopens the file."""
-        return (_reopen, (str(self.path), self.series_index, self.level, self.verify))
+        target = self._target if isinstance(self._target, Location) else str(self.path)
+        return (_reopen, (target, self.series_index, self.level, self.verify))
 
     def __repr__(self) -> str:
         return (f"TiffSource({str(self.path)!r}, series={self.series_index}, level={self.level}, "
@@ -310,7 +331,8 @@ class TiffSource:
                 if page is not None:
                     page.parent.filehandle.set_lock(True)  # pages may live in other files
                     size = self._size if page.parent is self._tif else page.parent.filehandle.size
-                    check_extent(page, size, Path(page.parent.filehandle.path), index)
+                    where = self.path if page.parent is self._tif else Path(page.parent.filehandle.path)
+                    check_extent(page, size, where, index)
             self._pages[index] = page
         return page
 
@@ -339,6 +361,8 @@ class TiffSource:
             return self._read_segments(page, y0, y1, x0, x1, self._segment_check(index, plane))
         whole = y1 - y0 == kf.imagelength and x1 - x0 == kf.imagewidth
         if whole or len(page.dataoffsets) == 1:
+            if self._remote is not None:  # tifffile reads segment by segment: fetch them merged first
+                self._remote.prefetch([(o, o + n) for o, n in zip(page.dataoffsets, page.databytecounts)])
             arr = page.asarray(squeeze=False, lock=page.parent.filehandle.lock)
             self._count(1, len(page.dataoffsets), sum(page.databytecounts))
             return arr[:, :, y0:y1, x0:x1, :]  # type: ignore[no-any-return]
@@ -378,7 +402,8 @@ class TiffSource:
         geo = self._geometry.get(kf.hash)
         if geo is None:
             geo = self._geometry[kf.hash] = segment_geometry(kf)
-        out, segments, nbytes = read_segments(page, geo, (y0, y1, x0, x1), self.meta.dtype, check)
+        prefetch = None if self._remote is None else self._remote.prefetch
+        out, segments, nbytes = read_segments(page, geo, (y0, y1, x0, x1), self.meta.dtype, check, prefetch)
         self._count(1, segments, nbytes)
         return out
 
@@ -389,7 +414,7 @@ class TiffSource:
         return {
             "storage": "tiff",
             "file": str(self.path),
-            "file_size": self.path.stat().st_size,
+            "file_size": self._size,
             "tiff_kind": s.kind,
             "bigtiff": bool(tif.is_bigtiff),
             "series": self.series_index,
@@ -412,5 +437,11 @@ class TiffSource:
         }
 
 
-def _reopen(path: str, series: int, level: int = 0, verify: bool | None = None) -> TiffSource:
+def _reopen(path: str | Location, series: int, level: int = 0, verify: bool | None = None) -> TiffSource:
     return TiffSource(path, series=series, level=level, verify=verify)
+
+
+def _close(tif: tifffile.TiffFile, remote: RangeFile | None) -> None:
+    tif.close()
+    if remote is not None:
+        remote.close()

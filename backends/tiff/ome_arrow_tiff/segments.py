@@ -32,11 +32,13 @@ def segment_geometry(kf: Any) -> np.ndarray:
 
 def read_segments(
     page: Any, geo: np.ndarray, crop: tuple[int, int, int, int], dtype: np.dtype, check: SegmentCheck | None = None,
+    prefetch: Callable[[list[tuple[int, int]]], None] | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Decode the strips or tiles of ``page`` that intersect ``crop`` = (y0, y1, x0, x1).
 
     Returns the crop shaped (S, D, Y, X, S), the number of segments read and their stored bytes.
-    ``check``, when given, sees every decoded segment before it is used.
+    ``check``, when given, sees every decoded segment before it is used; ``prefetch``, when
+    given, gets the segments' byte ranges first (a remote file fetches them merged).
     """
     y0, y1, x0, x1 = crop
     kf = page.keyframe
@@ -50,6 +52,8 @@ def read_segments(
     kwargs = {}
     if kf.compression in JPEG:
         kwargs = {"jpegtables": page.jpegtables, "jpegheader": kf.jpegheader}
+    if prefetch is not None:
+        prefetch([(o, o + n) for o, n in zip(offsets, counts) if o and n])
     fh = page.parent.filehandle
     for data, i in fh.read_segments(offsets, counts, indices=wanted, lock=fh.lock, sort=True):
         seg, (s, d, y, x, _), shape = kf.decode(data, i, **kwargs)

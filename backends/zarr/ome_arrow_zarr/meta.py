@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ def _channels(ngff: Mapping[str, Any], n: int) -> tuple[Channel, ...]:
 
 
 def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: Any, level: int,
-               dtype: np.dtype, path: Path, label: str | None) -> ImageMeta:
+               dtype: np.dtype, path: PurePath, label: str | None) -> ImageMeta:
     """Metadata of ``array`` (level ``level`` of ``ms``) as ome-arrow-core sees it."""
     sizes = axes.sizes(array.shape)
     size, unit = _physical(ms, ms.levels[level], axes)

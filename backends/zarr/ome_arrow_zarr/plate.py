@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-__all__ = ["PlateDataset", "open_plate"]
+__all__ = ["PlateDataset", "field_path", "open_plate", "plate_table"]
 
 _COLUMNS = ("image_id", "path", "plate", "row", "column", "well", "field", "acquisition")
 
@@ -62,9 +62,56 @@ def _wells(plate: Mapping[str, Any], here: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def open_plate(path: str | Path, *, level: int = 0) -> PlateDataset:
-    """Every field of the HCS plate at ``path`` (metadata only), each opened at ``level`` when read."""
+#: Plate tables already read, by store path, with the stamps of the plate's and each well's metadata document:
+#: reused while those are unchanged.
+_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, tuple[int, int, int]], pa.Table]] = {}
+_CACHE_SIZE = 16
+
+
+def _stamp(root: Path) -> tuple[int, int, int]:
+    """(inode, size, mtime) of the plate's metadata document: a rewritten plate gets a new table."""
+    for name in ("zarr.json", ".zattrs"):
+        try:
+            st = (root / name).stat()
+        except OSError:
+            continue
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return (0, 0, 0)
+
+
+def plate_table(path: str | Path, well: str | None = None) -> pa.Table:
+    """One row per field of the HCS plate at ``path`` (plate and well metadata only, no pixels):
+    image_id ("A/1/0"), path, plate, row, column, well, field, acquisition.
+
+    A table read before is reused while the plate's metadata document and every well's (only ``well``'s, when
+    given) are unchanged."""
     root = Path(path)
+    stamp = _stamp(root)
+    hit = _CACHE.get(str(root))
+    if hit is not None and hit[0] == stamp:
+        wells = hit[1] if well is None else {well: hit[1].get(well, (0, 0, 0))}
+        if all(_stamp(root / w) == s for w, s in wells.items()):
+            return hit[2]
+    table = _read_plate(root)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[str(root)] = (stamp, {w: _stamp(root / w) for w in set(table.column("well").to_pylist())}, table)
+    return table
+
+
+def field_path(path: str | Path, row: int) -> Path:
+    """The image group of field ``row`` (in plate order) of the plate at ``path``."""
+    hit = _CACHE.get(str(Path(path)))
+    ok = isinstance(row, int) and not isinstance(row, bool) and hit is not None and 0 <= row < hit[2].num_rows
+    # a table read before: only the plate's document and this field's well's are checked (O(1) per image)
+    table = plate_table(path, hit[2].column("well")[row].as_py() if ok and hit is not None else None)
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < table.num_rows:
+        raise SelectionError(f"row={row!r} is out of range: the plate {path} holds {table.num_rows} fields "
+                             f"(rows 0..{table.num_rows - 1})")
+    return Path(table.column("path")[row].as_py())
+
+
+def _read_plate(root: Path) -> pa.Table:
     ngff = _ngff(root, "zarr.json or .zattrs")
     plate = ngff.get("plate")
     if not isinstance(plate, Mapping):
@@ -73,6 +120,8 @@ def open_plate(path: str | Path, *, level: int = 0) -> PlateDataset:
     name = str(plate.get("name") or root.name.removesuffix(".zarr").removesuffix(".ome"))
     rows: list[dict[str, Any]] = []
     for wp, r, c in _wells(plate, here):
+        if not (root / wp).is_dir():  # a well the plate lists but the store lacks: damaged, not skipped
+            raise DamagedFileError(f"{where(root, wp)}: the plate lists well {wp!r} but the store has no such group")
         well = _ngff(root / wp, f"{wp}").get("well")
         images = well.get("images") if isinstance(well, Mapping) else None
         if not isinstance(images, list):
@@ -86,10 +135,16 @@ def open_plate(path: str | Path, *, level: int = 0) -> PlateDataset:
                          "column": c, "well": wp, "field": k, "acquisition": acq if isinstance(acq, int) else None})
     import pyarrow as pa
 
-    table = pa.Table.from_pylist(rows, schema=pa.schema([
+    return pa.Table.from_pylist(rows, schema=pa.schema([
         ("image_id", pa.string()), ("path", pa.string()), ("plate", pa.string()), ("row", pa.string()),
         ("column", pa.string()), ("well", pa.string()), ("field", pa.int32()), ("acquisition", pa.int32())]))
-    return PlateDataset(table, level)
+
+
+def open_plate(path: str | Path, *, level: int = 0) -> PlateDataset:
+    """Every field of the HCS plate at ``path`` (metadata only), each opened at ``level`` when read.
+
+    ``OMEArrowDataset.scan(path)`` gives the same rows as a dataset (at level 0)."""
+    return PlateDataset(plate_table(path), level)
 
 
 class PlateDataset(Sequence[OMEArrow]):

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
-from ome_arrow_core.plugin_api import check_row
+from ome_arrow_core.plugin_api import Location, check_row, upload_directory
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .source import ZarrSource
 
-__all__ = ["SUFFIXES", "is_ngff", "open_zarr", "write", "ome_arrow_readers", "ome_arrow_writers"]
+__all__ = ["SUFFIXES", "is_ngff", "ngff_keys", "plate_collection", "open_zarr", "write", "ome_arrow_readers",
+           "ome_arrow_writers"]
 
 SUFFIXES: Final[tuple[str, ...]] = (".ome.zarr", ".zarr")
 #: Largest metadata document read while sniffing (a bigger one is not sniffed as NGFF).
@@ -33,25 +36,41 @@ def _json(path: Path) -> Any:
         return None
 
 
-def is_ngff(path: Path) -> bool:
-    """True for a directory whose Zarr group metadata holds OME-NGFF keys (any version)."""
+def ngff_keys(path: Path) -> frozenset[str]:
+    """The OME-NGFF keys (multiscales, plate, well, labels) of the Zarr group at directory ``path`` (any version)."""
     try:
         if not path.is_dir():
-            return False
+            return frozenset()
     except OSError:
-        return False
+        return frozenset()
     doc = _json(path / "zarr.json")
     if isinstance(doc, dict):
         attrs = doc.get("attributes")
         ome = attrs.get("ome") if isinstance(attrs, dict) else None
-        return isinstance(ome, dict) and bool(_NGFF_KEYS & set(ome))
+        return _NGFF_KEYS & set(ome) if isinstance(ome, dict) else frozenset()
     doc = _json(path / ".zattrs")
-    return isinstance(doc, dict) and bool(_NGFF_KEYS & set(doc))
+    return _NGFF_KEYS & set(doc) if isinstance(doc, dict) else frozenset()
 
 
-def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
-              missing: str = "fill", **_: Any) -> ZarrSource:
-    """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store."""
+def is_ngff(path: Path) -> bool:
+    """True for a directory whose Zarr group metadata holds OME-NGFF keys (any version)."""
+    return bool(ngff_keys(path))
+
+
+def plate_collection(path: Path) -> pa.Table | None:
+    """The fields of the HCS plate at ``path`` as a metadata table (see :func:`ome_arrow_zarr.plate.plate_table`);
+    None when ``path`` is not a plate."""
+    if "plate" not in ngff_keys(Path(path)):
+        return None
+    from .plate import plate_table
+
+    return plate_table(path)
+
+
+def open_zarr(path: Path | Location, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
+              missing: str = "fill", verify: bool | None = None, **_: Any) -> ZarrSource:
+    """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store
+    (a directory, or a remote Location: ``s3://``, ``http(s)://``, ``filesystem=``...)."""
     if column is not None:
         raise SchemaError(f"column={column!r} does not apply to OME-Zarr stores, which have no columns; "
                           "pick a label image with label= or a resolution level with level=")
@@ -61,13 +80,30 @@ def open_zarr(path: Path, column: str | None = None, row: int = 0, *, level: int
         raise SelectionError(f"level must be an int (0 is full resolution), got {level!r}")
     from .source import ZarrSource
 
-    return ZarrSource(path, level=level, label=label, row=check_row(row), missing=missing)
+    row = check_row(row)
+    if isinstance(path, Path) and "plate" in ngff_keys(path):  # an HCS plate: row= is a field, in plate order
+        from .plate import field_path
+
+        path, row = field_path(path, row), 0
+    return ZarrSource(path, level=level, label=label, row=row, missing=missing, verify=verify)
 
 
-def write(image: Any, out: Path, **options: Any) -> Path:
-    """Write ``image`` as OME-Zarr (see :func:`ome_arrow_zarr.writer.write_ome_zarr`)."""
+def write(image: Any, out: Path | Location, **options: Any) -> Path | Location:
+    """Write ``image`` as OME-Zarr (see :func:`ome_arrow_zarr.writer.write_ome_zarr`).
+
+    A remote ``out`` is written locally, then uploaded object by object with the group's metadata
+    documents last: until the root ``zarr.json`` (or ``.zattrs``/``.zgroup``) lands, no reader
+    opens it as an image. An existing remote ``out`` is refused, as a local one is.
+    """
     from .writer import write_ome_zarr
 
+    if isinstance(out, Location):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ome-arrow-zarr-upload-") as tmp:
+            local = write_ome_zarr(image, Path(tmp) / "store.ome.zarr", **options)
+            upload_directory(local, out, frozenset({"zarr.json", ".zattrs", ".zgroup", ".zarray"}))
+        return out
     return write_ome_zarr(image, out, **options)
 
 
@@ -75,7 +111,7 @@ def write(image: Any, out: Path, **options: Any) -> Path:
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
         Reader(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", suffixes=SUFFIXES,
-               open=open_zarr, sniff=is_ngff,
+               open=open_zarr, sniff=is_ngff, collection=plate_collection, remote=True,
                description="OME-Zarr images (OME-NGFF 0.1-0.4 on Zarr v2, 0.5 on Zarr v3), levels and labels"),
     ]
 
@@ -84,6 +120,6 @@ def ome_arrow_readers() -> Sequence[Reader]:
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
         Writer(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", formats=("ome-zarr", "zarr"),
-               suffixes=SUFFIXES, write=write,
+               suffixes=SUFFIXES, write=write, remote=True,
                description="OME-Zarr, OME-NGFF 0.5 (Zarr v3) or 0.4 (Zarr v2), optional pyramid levels"),
     ]

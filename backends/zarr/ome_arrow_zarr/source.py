@@ -10,15 +10,16 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 
 from ome_arrow_core import ImageMeta, OMEArrowError, SchemaError, Selection, SelectionError
-from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, check_dtype, reading, where
+from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, Location, check_dtype, reading, verify_enabled, where
 
 from .axes import AxisMap
+from .integrity import KEY, ChunkManifest
 from .meta import OURS, image_meta, level_facts
 from .ngff import Multiscale, ome_attrs, parse_multiscale
 from .store import Counter, open_store
@@ -29,11 +30,14 @@ __all__ = ["ZarrSource", "open_group"]
 _PROBE_LIMIT = 4096
 
 
-def open_group(path: Path, counter: Counter, missing: str, what: str = "opening the OME-Zarr store") -> Any:
-    """The zarr group at directory ``path`` (read-only, counting chunk reads)."""
+def open_group(target: Path | Location, counter: Counter, missing: str, what: str = "opening the OME-Zarr store",
+               manifest: ChunkManifest | None = None) -> Any:
+    """The zarr group at directory (or remote location) ``target`` (read-only, counting chunk reads, checking
+    ``manifest``'s chunks)."""
     import zarr
 
-    store = open_store(path, counter, missing)
+    path = target.display_path() if isinstance(target, Location) else target
+    store = open_store(target, counter, missing, manifest)
     with reading(path, "zarr.json or .zattrs", what):
         node = zarr.open(store=store, mode="r")
     if not isinstance(node, zarr.Group):
@@ -50,15 +54,18 @@ class ZarrSource:
 
     meta: ImageMeta
 
-    def __init__(self, path: str | Path, *, level: int = 0, label: str | None = None, row: int = 0,
-                 missing: str = "fill") -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | Location, *, level: int = 0, label: str | None = None, row: int = 0,
+                 missing: str = "fill", verify: bool | None = None) -> None:
+        self._target = path if isinstance(path, Location) else Path(path)  # what a pickled source reopens
+        self.path: PurePath = path.display_path() if isinstance(path, Location) else Path(path)
         self.level = level
         self.label = label
         self.row = row
         self.missing = missing
+        self.verify = verify
         self._counter = Counter()
-        group = open_group(self.path, self._counter, missing)
+        self._manifest = ChunkManifest(self.path, verify_enabled(verify))
+        group = open_group(self._target, self._counter, missing, manifest=self._manifest)
         try:
             self._labels, self._labels_error = _label_names(group, self.path), ""
         except OMEArrowError as exc:  # damaged labels/ metadata blocks only the labels, not the image
@@ -85,6 +92,12 @@ class ZarrSource:
             raise SelectionError(f"level={level} is out of range: {self._where} has {len(self._arrays)} levels; "
                                  f"valid levels are 0..{len(self._arrays) - 1}")
         self._array = self._arrays[level]
+        ours = ngff.get(OURS)
+        if isinstance(ours, Mapping) and ours.get(KEY) is not None:  # our writer recorded chunk checksums
+            member = self._prefix + self._ms.levels[level].path
+            with reading(self.path, member, "reading the chunk checksums"):
+                entry = (self._array.attrs.get(OURS) or {}).get(KEY)
+            self._manifest.load(self._array, member, entry, where(self.path, member), "".join(self._ms.axes))
         file_dtype = np.dtype(self._array.dtype)
         try:
             dtype = check_dtype(file_dtype.newbyteorder("="))
@@ -127,7 +140,8 @@ class ZarrSource:
     # -- lifetime ---------------------------------------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the arguments it was opened with: a worker process reopens the store."""
-        return (_reopen, (str(self.path), self.level, self.label, self.row, self.missing))
+        target = self._target if isinstance(self._target, Location) else str(self.path)
+        return (_reopen, (target, self.level, self.label, self.row, self.missing, self.verify))
 
     def __repr__(self) -> str:
         return f"ZarrSource({str(self.path)!r}, level={self.level}, label={self.label!r})"
@@ -206,6 +220,7 @@ class ZarrSource:
             "file_dtype": str(np.dtype(arr.dtype)),
             "fill_value": _plain(arr.fill_value),
             "missing_chunks": self.missing,
+            "chunk_checksums": bool(self._manifest.expected),
             "label": self.label,
             "labels": list(self._labels),
             **({"labels_error": self._labels_error} if self._labels_error else {}),
@@ -222,7 +237,7 @@ def group_get(group: Any, path: str) -> Any:
         raise KeyError(f"no array at {path!r} (the NGFF metadata lists it)") from exc
 
 
-def _label_names(group: Any, path: Path) -> list[str]:
+def _label_names(group: Any, path: PurePath) -> list[str]:
     """Names listed in ``labels/``'s NGFF metadata ([] when the store has no labels)."""
     try:
         sub = group["labels"]
@@ -237,10 +252,10 @@ def _label_names(group: Any, path: Path) -> list[str]:
     return list(names)
 
 
-def _not_an_image(path: Path, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
+def _not_an_image(path: PurePath, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
     if "plate" in ngff:
-        return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its images with "
-                           "ome_arrow_zarr.open_plate(path) or one field by its path (row/column/field)")
+        return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its fields with "
+                           "OMEArrowDataset.scan(path), or one field with OMEArrow.scan(path, row=i)")
     if "well" in ngff:
         return SchemaError(f"{path} is an OME-Zarr well; open one field by its path ({path}/0)")
     if "labels" in ngff:
@@ -256,5 +271,6 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _reopen(path: str, level: int, label: str | None, row: int, missing: str) -> ZarrSource:
-    return ZarrSource(path, level=level, label=label, row=row, missing=missing)
+def _reopen(path: str | Location, level: int, label: str | None, row: int, missing: str,
+            verify: bool | None) -> ZarrSource:
+    return ZarrSource(path, level=level, label=label, row=row, missing=missing, verify=verify)

@@ -7,7 +7,10 @@ its scale is ``2**k`` times level 0's there. Chunks are ``(1, 1, z, y, x)`` from
 ``chunk_shape`` (default: the image's own chunk shape, else one plane up to 512x512). Chunks
 are zstd-compressed; in NGFF 0.5 (Zarr v3) with zstd's content checksum, so a flipped bit
 reads as an error, not as wrong pixels (Zarr v2 has no checksum other readers accept). Every
-chunk is written, even one that holds only the fill value. The store is
+chunk is written, even one that holds only the fill value, and the XXH3-64 checksum of every
+stored chunk goes into its array's attributes (``ome_arrow.chunk_checksums``, see
+:mod:`.integrity`): our reader checks them, in Zarr v2 and v3, compressed or not, and refuses a
+missing chunk of ours instead of reading it as the fill value. The store is
 written beside ``out`` and moved into place only when complete; an existing ``out`` is never
 replaced (remove it first).
 """
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import ArgumentError, atomic_path, channel_to_dict
+from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ArgumentError, atomic_path, channel_to_dict
 
 from .meta import OURS
 from .ngff import unit_name
@@ -138,14 +141,16 @@ def write_ome_zarr(
     UnsafeOverwriteError before anything is written.
     """
     import zarr
-    from zarr.storage import LocalStore
+
+    from .integrity import KEY, checksum_attrs, recording_store
 
     comp = _check(version, levels, compression, compression_level)
     meta = image.meta
     cz, cy, cx = _chunks(meta, chunk_shape)
     out = Path(out)
     with atomic_path(out, directory=True, replace=False) as tmp:
-        group = zarr.open_group(LocalStore(tmp), mode="w", zarr_format=2 if version == "0.4" else 3)
+        digests: dict[str, int] = {}
+        group = zarr.open_group(recording_store(tmp, digests), mode="w", zarr_format=2 if version == "0.4" else 3)
         arrays = []
         for k in range(levels):
             shape = level_shape(meta, k)
@@ -165,5 +170,9 @@ def write_ome_zarr(
                 hi = np.fmax(hi, np.fmax.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
         windows = [(float(a), float(b)) if np.isfinite(a) and np.isfinite(b) else (0.0, 1.0)
                    for a, b in zip(lo, hi, strict=True)]
-        group.attrs.put(ngff_attrs(meta, levels, version, windows))
+        for k, arr in enumerate(arrays):  # the chunks' checksums, then the group's metadata: both before the rename
+            arr.attrs.put({OURS: {KEY: checksum_attrs(arr, str(k), digests, "tczyx")}})
+        attrs = ngff_attrs(meta, levels, version, windows)
+        attrs[OURS][KEY] = CHECKSUM_ALGORITHM
+        group.attrs.put(attrs)
     return out

@@ -1,0 +1,74 @@
+"""Dataset members that reader plugins open: image directories (an OME-Zarr store) and collections (an HCS plate).
+
+A directory a reader accepts (by suffix or sniffing) is one member of a dataset. When that
+reader has a :attr:`~ome_arrow_core.handlers.Reader.collection` hook and the hook returns a
+table, the directory holds many images (kind ``"collection"``): the table is their metadata
+(one row per image; the plugin reads metadata only), and image ``i`` is the reader's
+``open(path, row=i)``. Otherwise the directory is one image (kind ``"file"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from ..boundary import reading
+from ..errors import PluginError, SchemaError
+from ..registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+
+    from ..handlers import Reader
+
+__all__ = ["reader_member", "collection_table"]
+
+
+def _reader(path: Path, registry: Registry) -> Reader | None:
+    """The reader of directory ``path`` (None when no reader accepts it; raises when its library is missing)."""
+    if not any(r.accepts(path) for r in registry.readers()):
+        return None
+    reader = registry.resolve_reader(path)
+    reader.ensure_available()
+    return reader
+
+
+def reader_member(path: Path, registry: Registry) -> Literal["collection", "file"] | None:
+    """The member kind of directory ``path``: "collection" (many images), "file" (one image), or None when no
+    reader accepts it."""
+    reader = _reader(path, registry)
+    if reader is None:
+        return None
+    if reader.collection is not None and _table(reader, path) is not None:
+        return "collection"
+    return "file"
+
+
+def _table(reader: Reader, path: Path) -> pa.Table | None:
+    assert reader.collection is not None
+    with reading(path, None, "reading the collection's metadata"):
+        table = reader.collection(path)
+    if table is not None and (not isinstance(table, pa.Table) or "image_id" not in table.column_names):
+        raise PluginError(f"the {reader.name!r} reader's collection hook returned {type(table).__name__} for "
+                          f"{path}, expected a pyarrow Table with an image_id column; its plugin is broken")
+    return table
+
+
+def collection_table(path: str, expr: pc.Expression | None, row_column: str,
+                     registry: Registry | None = None) -> tuple[pa.Table, int, int]:
+    """The metadata rows of collection ``path`` that ``expr`` keeps, each row's image number in ``row_column``."""
+    reader = _reader(Path(path), registry or default_registry())
+    table = None if reader is None or reader.collection is None else _table(reader, Path(path))
+    if table is None:
+        raise SchemaError(f"{path} no longer holds a collection of images (its metadata changed since the scan)")
+    table = table.append_column(row_column, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    if expr is not None:
+        try:
+            table = table.filter(expr)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaError(f"filter {expr} cannot be applied to {path} (columns: "
+                              f"{table.column_names[:-1]}): {exc}") from exc
+    return table, 1, 1

@@ -1,0 +1,138 @@
+"""The hot read path of ranged chunks files: chunk values straight from positioned reads, no Arrow tables.
+
+A :class:`~.page_reads.PageFragment` knows where each row group's ``pixel_bytes`` page lies.
+:func:`page_values` fetches the pages of some row groups with one ``os.preadv`` per run of
+neighbouring pages (gaps under :data:`~.page_reads.GAP_BYTES` are read into a scratch buffer
+and dropped), scattering each page into one preallocated Arrow buffer where its value starts
+64-byte aligned; compressed pages are decompressed one by one. Each page is checked to hold
+one defined PLAIN value that fills it, as the index says; the caller checks each value's
+length and checksum before using it. Reads that must also audit a row group's other
+columns take :meth:`PageFragment.read <.page_reads.PageFragment.read>` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from ..boundary import reading
+from ..buffers import ALIGNMENT
+from ..errors import DamagedFileError
+from .page_columns import defined_value_at
+from .page_reads import GAP_BYTES, PageFragment
+
+__all__ = ["PageValues", "page_values", "MAX_IOVECS"]
+
+#: Pages (and gaps) one ``preadv`` scatters at most (Linux's IOV_MAX is 1024).
+MAX_IOVECS: Final[int] = 512
+#: Where the value of a page of one defined value usually starts: a 4-byte level length, 2 bytes of levels
+#: (one RLE run of one defined value), the value's 4-byte length. Pages are placed so this byte is aligned.
+_USUAL_VALUE_AT: Final[int] = 10
+#: The first 6 bytes of such a page: level bytes 2, then one RLE run of one 1 (or one bit-packed group of it).
+_ONE_VALUE: Final[frozenset[bytes]] = frozenset({b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01"})
+
+
+class PageValues(NamedTuple):
+    """The values of some row groups: value ``k`` is bytes ``start[k]:start[k] + length[k]`` of ``buffers[k]``."""
+
+    buffers: list[pa.Buffer]
+    start: list[int]
+    length: list[int]
+
+
+def _runs(offset: list[int], end: list[int]) -> list[tuple[int, int]]:
+    """[first, stop) positions of runs of pages (ascending ``offset``) less than GAP_BYTES apart, at most
+    MAX_IOVECS // 2 pages each."""
+    out: list[tuple[int, int]] = []
+    first = 0
+    for k in range(1, len(offset)):
+        if offset[k] - end[k - 1] > GAP_BYTES or k - first == MAX_IOVECS // 2:
+            out.append((first, k))
+            first = k
+    out.append((first, len(offset)))
+    return out
+
+
+def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
+    """The ``pixel_bytes`` values of row groups ``groups`` (ascending, each once) of ``frag``.
+
+    Raises DamagedFileError when a group has no recorded page, the file ends early, a page does
+    not decompress or is not one defined PLAIN value filling its recorded size.
+    """
+    group_l = groups.tolist()
+    offset, size = frag.offset[groups].tolist(), frag.compressed[groups].tolist()
+    end = [o + c for o, c in zip(offset, size)]
+    dest: list[int] = []
+    slot = 0
+    for k, o in enumerate(offset):
+        if o < 0:
+            raise DamagedFileError(f"{frag.path}: row group {group_l[k]} has no page range in index.parquet; the "
+                                   "index is damaged")
+        if k and o < end[k - 1]:
+            raise DamagedFileError(f"{frag.path}: index.parquet places the pages of row groups {group_l[k - 1]} and "
+                                   f"{group_l[k]} out of order or overlapping; it is damaged")
+        dest.append(slot + (-(slot + _USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
+        slot = dest[-1] + size[k]
+    buf = pa.allocate_buffer(max(slot, 1))
+    view = memoryview(buf).cast("B")
+    fd = frag.fileno()
+    with reading(frag.path, None, "reading chunk pages"):
+        for a, b in _runs(offset, end) if group_l else []:
+            got = os.preadv(fd, _iovecs(view, offset, end, dest, size, a, b), offset[a])
+            if got != end[b - 1] - offset[a]:
+                raise DamagedFileError(
+                    f"{frag.path}: bytes {offset[a]}..{end[b - 1]} hold {frag.what(group_l[a])}, but the file "
+                    f"ends at {offset[a] + got}; the file is truncated"
+                )
+    starts: list[int] = []
+    lengths: list[int] = []
+    buffers: list[pa.Buffer] = []
+    plain = frag.codec is None
+    for k, g in enumerate(group_l):
+        if plain:
+            page, at, n = buf, dest[k], size[k]
+            head = view[at : at + _USUAL_VALUE_AT].tobytes()
+            if head[:6] in _ONE_VALUE and int.from_bytes(head[6:], "little") == n - _USUAL_VALUE_AT:
+                buffers.append(page)
+                starts.append(at + _USUAL_VALUE_AT)
+                lengths.append(n - _USUAL_VALUE_AT)
+                continue
+        else:
+            page, at, n = frag.decompress(g, buf.slice(dest[k], size[k])), 0, int(frag.uncompressed[g])
+        start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)
+        buffers.append(page)
+        starts.append(at + start)
+        lengths.append(length)
+    return PageValues(buffers, starts, lengths)
+
+
+def _iovecs(view: memoryview, offset: list[int], end: list[int], dest: list[int], size: list[int], a: int,
+            b: int) -> list[memoryview]:
+    """The buffers one preadv of pages ``a..b-1`` (a run) scatters into: each page to ``view[dest[k]:]``, the gaps
+    between pages to one scratch buffer."""
+    if b - a == 1:
+        return [view[dest[a] : dest[a] + size[a]]]
+    gap = max(offset[k + 1] - end[k] for k in range(a, b - 1))
+    scratch = memoryview(bytearray(gap))
+    iov: list[memoryview] = []
+    for k in range(a, b):
+        if k > a and offset[k] > end[k - 1]:
+            iov.append(scratch[: offset[k] - end[k - 1]])
+        iov.append(view[dest[k] : dest[k] + size[k]])
+    return iov
+
+
+def _value_at(frag: PageFragment, g: int, page: memoryview, size: int) -> tuple[int, int]:
+    """(start, length) in its page of the one value of row group ``g``'s page ``page`` of ``size`` bytes."""
+    start = defined_value_at(page) if len(page) == size else -1
+    if 0 <= start and start + 4 <= size:
+        length = int.from_bytes(page[start : start + 4], "little")
+        if start + 4 + length == size:
+            return start + 4, length
+    raise DamagedFileError(
+        f"{frag.path}: the page of {frag.what(g)} is not one defined PLAIN value filling {size} bytes; "
+        "the file or index.parquet is damaged"
+    )
