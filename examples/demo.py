@@ -35,8 +35,9 @@ def main(argv: list[str]) -> int:
 
     scanned = OMEArrow.scan(OUT)
     info = scanned.info()
+    size_x = info["physical_size"]["X"]
     print(f"3. scan: lazy={scanned.is_lazy}, {info['chunks']} chunks, {info['file_bytes']:,} bytes on disk, "
-          f"physical size X={info['physical_size']['X']:g} {info['physical_unit']['X']}")
+          f"physical size X={'unknown' if size_x is None else f'{size_x:g} ' + info['physical_unit']['X']}")
 
     import torch
 

@@ -179,6 +179,19 @@ class OMEArrow(Thumbnailed, Viewable):
         """Pixel dtype (exactly as stored)."""
         return self._source.meta.dtype
 
+    @property
+    def ome_metadata(self) -> Any:
+        """This image's metadata as an ``ome_types.OME`` object (needs ome-types: ``ome-arrow-core[ome-types]``).
+
+        The OME-XML the source stored (an OME-TIFF's), parsed, for a whole image; otherwise
+        built from :attr:`meta` (sizes, type, known physical sizes, channels).
+        """
+        from .ome_model import ome_model
+
+        meta = self.meta
+        whole = self._sel == Selection.full(self._source.meta.sizes)
+        return ome_model(meta, meta.ome_xml if whole else None, where=str(self.info().get("file") or meta.name))
+
     def info(self) -> dict[str, Any]:
         """A summary: shape per axis, dtype, physical sizes, channels, storage."""
         out = self.meta.to_dict()

@@ -1,10 +1,16 @@
-"""Image metadata: sizes, dtype, physical sizes and channels, independent of storage."""
+"""Image metadata: sizes, dtype, physical sizes and channels, independent of storage.
+
+A physical size that no source states is ``None`` (unknown), never a guessed 1 µm. Every
+format stores channels through one pair, :func:`channel_to_dict` / :func:`channel_from_dict`.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -12,7 +18,20 @@ from .dtypes import check_dtype
 from .errors import SchemaError
 from .layout import AXES
 
-__all__ = ["Channel", "ImageMeta"]
+__all__ = [
+    "Channel",
+    "ImageMeta",
+    "SAMPLES_NOTE",
+    "channel_to_dict",
+    "channel_from_dict",
+    "physical_size_value",
+    "sample_channels",
+]
+
+#: The ``info()["notes"]`` entry of an image whose samples per pixel (RGB, RGBA) became channels.
+SAMPLES_NOTE: Final[str] = "samples per pixel decoded as channels"
+#: Channel names of 3 or 4 samples per pixel.
+_SAMPLE_NAMES: Final[str] = "RGBA"
 
 
 @dataclass(frozen=True)
@@ -25,6 +44,76 @@ class Channel:
     excitation_um: float | None = None
     illumination: str = "Unknown"
     color_rgba: int | None = None
+
+
+def physical_size_value(value: object, field_name: str) -> float | None:
+    """``value`` as a physical size: a positive finite float, or None (unknown).
+
+    SchemaError naming ``field_name`` for anything else (negative, zero, NaN, infinite, not a number).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SchemaError(
+            f"{field_name} is {value!r} ({type(value).__name__}); a physical size is a positive number, "
+            "or null when unknown"
+        )
+    out = float(value)
+    if not math.isfinite(out) or out <= 0:
+        raise SchemaError(
+            f"{field_name} is {out!r}; a physical size is a positive finite number, or null when unknown"
+        )
+    return out
+
+
+def channel_to_dict(ch: Channel) -> dict[str, Any]:
+    """The stored form of a channel (record struct, images-table JSON, Vortex JSON): every field by name."""
+    return {
+        "id": ch.id, "name": ch.name, "emission_um": ch.emission_um, "excitation_um": ch.excitation_um,
+        "illumination": ch.illumination, "color_rgba": ch.color_rgba,
+    }
+
+
+def _optional(value: object, kind: type, where: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise SchemaError(f"{where} is {value!r} ({type(value).__name__}); expected a {kind.__name__} or null")
+    return value
+
+
+def channel_from_dict(stored: object, index: int, where: str = "channels") -> Channel:
+    """The channel stored as ``stored`` (the inverse of :func:`channel_to_dict`).
+
+    Absent or null fields take the defaults (``id`` ``ch-<index>``); a field of the wrong type
+    or a colour outside 32 bits raises SchemaError naming ``where[index].field``.
+    """
+    at = f"{where}[{index}]"
+    if not isinstance(stored, Mapping):
+        raise SchemaError(f"{at} is {type(stored).__name__}; expected a channel record (a mapping)")
+    emission = _optional(stored.get("emission_um"), numbers.Real, f"{at}.emission_um")
+    excitation = _optional(stored.get("excitation_um"), numbers.Real, f"{at}.excitation_um")
+    color = _optional(stored.get("color_rgba"), numbers.Integral, f"{at}.color_rgba")
+    if color is not None and not 0 <= int(color) < 1 << 32:
+        raise SchemaError(f"{at}.color_rgba is {color}; expected an unsigned 32-bit RGBA value")
+    return Channel(
+        id=str(stored.get("id") or f"ch-{index}"),
+        name=str(stored.get("name") or ""),
+        emission_um=None if emission is None else float(emission),
+        excitation_um=None if excitation is None else float(excitation),
+        illumination=str(stored.get("illumination") or "Unknown"),
+        color_rgba=None if color is None else int(color),
+    )
+
+
+def sample_channels(samples: int, base: Sequence[Channel] = ()) -> tuple[Channel, ...]:
+    """Channels for ``samples`` samples per pixel (3: R, G, B; 4: R, G, B, A; else S0, S1, ...).
+
+    Their ids extend the id of the one ``base`` channel a source claimed (``"ch-0:R"``).
+    """
+    names = _SAMPLE_NAMES[:samples] if samples in (3, 4) else [f"S{k}" for k in range(samples)]
+    ident = base[0].id if len(base) == 1 else "ch-0"
+    return tuple(Channel(id=f"{ident}:{n}", name=n) for n in names)
 
 
 @dataclass(frozen=True)
@@ -41,10 +130,14 @@ class ImageMeta:
     name: str = "image"
     image_type: str = "image"
     acquisition_datetime: str | None = None
-    physical_size: Mapping[str, float] = field(default_factory=lambda: {"X": 1.0, "Y": 1.0, "Z": 1.0})
+    physical_size: Mapping[str, float | None] = field(default_factory=lambda: {"X": None, "Y": None, "Z": None})
     physical_unit: Mapping[str, str] = field(default_factory=lambda: {"X": "µm", "Y": "µm", "Z": "µm"})
     channels: Sequence[Channel] = ()
     chunk_shape: tuple[int, int, int] | None = None
+    #: Things a reader did to present the stored pixels as TZCYX (e.g. :data:`SAMPLES_NOTE`).
+    notes: tuple[str, ...] = ()
+    #: The OME-XML document the source stored (an OME-TIFF's), for ``OMEArrow.ome_metadata``.
+    ome_xml: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         sizes = {ax: int(self.sizes.get(ax, 1)) for ax in AXES}
@@ -53,6 +146,10 @@ class ImageMeta:
             raise SchemaError(f"image sizes must be >= 1, got {bad}")
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "dtype", check_dtype(self.dtype))
+        phys = {ax: physical_size_value(self.physical_size.get(ax), f"physical_size[{ax!r}]") for ax in "XYZ"}
+        object.__setattr__(self, "physical_size", phys)
+        object.__setattr__(self, "physical_unit", {ax: str(self.physical_unit.get(ax) or "µm") for ax in "XYZ"})
+        object.__setattr__(self, "notes", tuple(self.notes))
         if not self.channels:
             chans = tuple(Channel(id=f"ch-{i}", name=f"C{i}") for i in range(sizes["C"]))
             object.__setattr__(self, "channels", chans)
@@ -85,8 +182,8 @@ class ImageMeta:
         return replace(self, sizes=sizes, channels=tuple(self.channels[i] for i in indices))
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain, JSON-serialisable summary (used by ``info()``)."""
-        return {
+        """A plain, JSON-serialisable summary (used by ``info()``); an unknown physical size is None."""
+        out = {
             "id": self.id,
             "name": self.name,
             "shape": dict(self.sizes),
@@ -97,3 +194,6 @@ class ImageMeta:
             "chunk_shape": list(self.chunk_shape) if self.chunk_shape else None,
             "acquisition_datetime": self.acquisition_datetime,
         }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out

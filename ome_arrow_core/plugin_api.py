@@ -20,6 +20,9 @@ Groups:
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``;
+- metadata: ``channel_to_dict``/``channel_from_dict`` (the one stored form of a channel),
+  ``physical_size_value`` (a stored physical size checked: a positive number or None, unknown),
+  ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels);
 - arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
 - array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
   checks; they never import a framework);
@@ -69,6 +72,7 @@ from .errors import (
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
 from .location import Location
+from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 from .remote_writes import remote_file, upload_directory
 
 if TYPE_CHECKING:
@@ -105,6 +109,11 @@ __all__ = [
     "checksums_of",
     "verify_enabled",
     "CHECKSUM_ALGORITHM",
+    "channel_to_dict",
+    "channel_from_dict",
+    "physical_size_value",
+    "sample_channels",
+    "SAMPLES_NOTE",
     "check_row",
     "check_cuda_device",
     "is_torch_array",

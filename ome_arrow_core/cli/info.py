@@ -27,7 +27,7 @@ def _rows(info: dict[str, Any]) -> Iterator[str]:
     yield "shape     " + "  ".join(f"{k}={v}" for k, v in shape.items())
     yield f"dtype     {info.pop('dtype')}"
     ps, pu = info.pop("physical_size"), info.pop("physical_unit")
-    yield "physical  " + "  ".join(f"{a}={ps[a]:g} {pu[a]}" for a in "XYZ")
+    yield "physical  " + "  ".join(f"{a}=unknown" if ps[a] is None else f"{a}={ps[a]:g} {pu[a]}" for a in "XYZ")
     yield "channels  " + ", ".join(info.pop("channels"))
     for k, v in info.items():
         yield f"{k:<9} {v}"

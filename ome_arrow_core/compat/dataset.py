@@ -61,12 +61,11 @@ def _as_tczyx(image: Any) -> tuple[np.ndarray, str | None, dict[str, Any]]:
 def _meta(pixels: np.ndarray, image_id: str, header: dict[str, Any]) -> ImageMeta:
     T, C, Z, Y, X = pixels.shape
     pm = header.get("pixels_meta") or {}
-    base = CoreImage(np.zeros((1, 1), pixels.dtype)).meta
     phys = {ax: pm.get(f"physical_size_{ax.lower()}") for ax in "XYZ"}
     return ImageMeta(
         sizes={"T": T, "C": C, "Z": Z, "Y": Y, "X": X}, dtype=pixels.dtype, id=image_id,
         name=str(header.get("name") or image_id), image_type=str(header.get("image_type") or "image"),
-        physical_size={ax: float(v) for ax, v in phys.items() if v is not None} or base.physical_size,
+        physical_size=phys,
         physical_unit={ax: str(pm.get(f"physical_size_{ax.lower()}_unit") or "µm") for ax in "XYZ"},
     )
 

@@ -30,8 +30,13 @@ def _pixel_counts(items: pa.StructArray) -> np.ndarray:
     return np.diff(offsets)
 
 
-def check_record_sizes(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None) -> None:
-    """Raise DamagedFileError unless the payload of a record can hold the pixels ``meta`` declares."""
+def check_record_sizes(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, *,
+                       samples: int = 1) -> None:
+    """Raise DamagedFileError unless the payload of a record can hold the pixels ``meta`` declares.
+
+    ``samples``: values per pixel each chunk list holds (interleaved samples; ``meta`` is then
+    widened to ``X * samples`` by the caller).
+    """
     sizes = [int(meta.sizes[a]) for a in "TCZYX"]
     if any(v < 0 for v in sizes):
         raise DamagedFileError(f"the record declares sizes {meta.sizes}; sizes cannot be negative")
@@ -41,7 +46,7 @@ def check_record_sizes(meta: ImageMeta, planes: pa.StructArray | None, chunks: p
         shapes = [chunks.field(f"shape_{a}").to_numpy(zero_copy_only=False).astype(np.int64) for a in "zyx"]
         if any(int(s.min(initial=1)) < 1 for s in shapes):
             raise DamagedFileError("a chunk of the record declares an extent below 1; every extent must be at least 1")
-        declared = shapes[0] * shapes[1] * shapes[2]
+        declared = shapes[0] * shapes[1] * shapes[2] * samples
         if chunks.type.get_field_index("pixel_bytes") >= 0:
             carried = _byte_capacity(chunks, declared, meta.dtype.itemsize)
         else:

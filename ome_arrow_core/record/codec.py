@@ -18,6 +18,7 @@ from ..coverage import check_coverage
 from ..errors import DamagedFileError, SchemaError
 from ..meta import ImageMeta
 from .bounds import check_record_sizes
+from .samples import as_sample_channels, interleaved_samples
 from .schema import find_ome_column, meta_from_record, ome_arrow_struct, record_header
 
 __all__ = ["record_to_pixels", "pixels_to_record", "as_struct_array", "record_meta"]
@@ -42,13 +43,20 @@ def as_struct_array(obj: Any, column: str | None = None) -> pa.StructArray:
     raise SchemaError(f"cannot read an OME-Arrow record from {type(obj).__name__}")
 
 
-def record_meta(records: pa.StructArray, row: int = 0) -> ImageMeta:
-    """ImageMeta of record ``row`` (pixels are not converted to Python)."""
+def _claimed_meta(records: pa.StructArray, row: int) -> ImageMeta:
+    """ImageMeta of record ``row`` as its header states it (pixels are not converted to Python)."""
     if not 0 <= row < len(records):
         raise SchemaError(f"row {row} is out of range; the table has rows 0..{len(records) - 1}")
     names = [records.type.field(i).name for i in range(records.type.num_fields)]
     header = {n: records.field(n)[row].as_py() for n in names if n not in _PAYLOAD}
     return meta_from_record(header)
+
+
+def record_meta(records: pa.StructArray, row: int = 0) -> ImageMeta:
+    """ImageMeta of record ``row``: its header, with interleaved samples per pixel as channels (see :mod:`.samples`)."""
+    claimed = _claimed_meta(records, row)
+    samples = interleaved_samples(claimed, _row_items(records, "planes", row), _row_items(records, "chunks", row))
+    return as_sample_channels(claimed, samples)
 
 
 def _exact_cast(values: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
@@ -126,21 +134,42 @@ def record_to_pixels(records: pa.StructArray, row: int = 0, *, where: str = "rec
 
     Every pixel must be written exactly once by the planes or chunks, each holding exactly
     the values its shape needs; otherwise DamagedFileError names ``where`` and the member.
+    A record with 3 or 4 interleaved samples per pixel in one claimed channel decodes them
+    as channels (see :mod:`.samples`).
     """
-    meta = record_meta(records, row)
-    T, Z, C, Y, X = meta.shape
-    sizes = [T, C, Z, Y, X]
+    claimed = _claimed_meta(records, row)
     chunks = _row_items(records, "chunks", row)
     planes = _row_items(records, "planes", row)
+    k = interleaved_samples(claimed, planes, chunks)
+    if k == 1:
+        return claimed, _decode(claimed, planes, chunks, where)
+    T, Z, _, Y, X = claimed.shape
+    wide = _decode(claimed.with_sizes(X=X * k), planes, chunks, where, samples=k)  # (T, Z, 1, Y, X * k)
+    meta = as_sample_channels(claimed, k)
+    out, buf = arrow_empty(meta.shape, meta.dtype)
+    out[...] = wide.reshape(T, Z, Y, X, k).transpose(0, 1, 4, 2, 3)
+    return meta, view_buffer(buf, meta.dtype, meta.shape)
+
+
+def _decode(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, where: str,
+            samples: int = 1) -> np.ndarray:
+    """The ``TZCYX`` pixels ``meta`` declares, placed from ``planes`` or ``chunks``.
+
+    ``samples`` > 1: ``meta`` is the record widened to ``X * samples`` (interleaved samples side by
+    side), so a chunk at ``x`` of width ``w`` covers ``x * samples`` to ``(x + w) * samples``.
+    """
+    T, Z, C, Y, X = meta.shape
+    sizes = [T, C, Z, Y, X]
     try:
-        check_record_sizes(meta, planes, chunks)  # before the output is allocated
+        check_record_sizes(meta, planes, chunks, samples=samples)  # before the output is allocated
     except DamagedFileError as exc:
         raise DamagedFileError(f"{where}: {exc}") from None
-    out, buf = arrow_empty(meta.shape, meta.dtype)
     if chunks is not None:
         member = f"{where} chunks"
         origin = np.stack([_ints(chunks, a) for a in "tczyx"], axis=1)
         shape = np.stack([_ints(chunks, f"shape_{a}", 1) for a in "tczyx"], axis=1)
+        origin[:, 4] *= samples
+        shape[:, 4] *= samples
         covered, need = int(shape.prod(axis=1).sum()), T * Z * C * Y * X
         if covered < need:  # a missing chunk would read as whatever memory held before
             raise DamagedFileError(f"{member}: the record's chunks cover {covered} pixels; its sizes need {need}")
@@ -179,7 +208,7 @@ def record_to_pixels(records: pa.StructArray, row: int = 0, *, where: str = "rec
         out[origin[:, 0], origin[:, 2], origin[:, 1]] = flat.reshape(n, Y, X)
     else:
         raise SchemaError(f"{where}: OME-Arrow record has no planes and no chunks: there are no pixels")
-    return meta, view_buffer(buf, meta.dtype, meta.shape)
+    return view_buffer(buf, meta.dtype, meta.shape)
 
 
 def pixels_to_record(meta: ImageMeta, pixels: np.ndarray, *, pixel_type: pa.DataType | None = None) -> pa.StructArray:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ..dtypes import from_ome_type, to_ome_type
 from ..errors import SchemaError
-from ..meta import Channel, ImageMeta
+from ..meta import ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
 
 __all__ = [
     "OME_ARROW_TYPE",
@@ -142,10 +142,6 @@ def find_ome_column(schema: pa.Schema, column: str | None = None) -> str:
     return candidates[0]
 
 
-def _f(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def meta_from_record(rec: Mapping[str, Any]) -> ImageMeta:
     """ImageMeta from an OME-Arrow record (a dict, as ``StructScalar.as_py()`` without pixels)."""
     pm = rec.get("pixels_meta")
@@ -155,17 +151,7 @@ def meta_from_record(rec: Mapping[str, Any]) -> ImageMeta:
     if missing:
         raise SchemaError(f"pixels_meta lacks required fields {missing}")
     sizes = {ax: int(pm.get(f"size_{ax.lower()}") or 1) for ax in "TZCYX"}
-    chans = tuple(
-        Channel(
-            id=str(ch.get("id") or f"ch-{i}"),
-            name=str(ch.get("name") or ""),
-            emission_um=_f(ch.get("emission_um")),
-            excitation_um=_f(ch.get("excitation_um")),
-            illumination=str(ch.get("illumination") or "Unknown"),
-            color_rgba=None if ch.get("color_rgba") is None else int(ch["color_rgba"]),
-        )
-        for i, ch in enumerate(pm.get("channels") or ())
-    )
+    chans = tuple(channel_from_dict(ch, i, "pixels_meta.channels") for i, ch in enumerate(pm.get("channels") or ()))
     if len(chans) != sizes["C"]:
         chans = ()
     grid = rec.get("chunk_grid") or {}
@@ -180,7 +166,8 @@ def meta_from_record(rec: Mapping[str, Any]) -> ImageMeta:
         name=str(rec.get("name") or "image"),
         image_type=str(rec.get("image_type") or "image"),
         acquisition_datetime=acq.isoformat() if isinstance(acq, _dt.datetime) else acq,
-        physical_size={ax: float(pm.get(f"physical_size_{ax.lower()}") or 1.0) for ax in "XYZ"},
+        physical_size={ax: physical_size_value(pm.get(f"physical_size_{ax.lower()}"),
+                                               f"pixels_meta.physical_size_{ax.lower()}") for ax in "XYZ"},
         physical_unit={ax: str(pm.get(f"physical_size_{ax.lower()}_unit") or "µm") for ax in "XYZ"},
         channels=chans,
         chunk_shape=chunk,
@@ -202,16 +189,9 @@ def record_header(meta: ImageMeta, *, dimension_order: str = "XYCZT") -> dict[st
             "dimension_order": dimension_order,
             "type": to_ome_type(meta.dtype),
             **{f"size_{ax.lower()}": meta.sizes[ax] for ax in "XYZCT"},
-            **{f"physical_size_{ax.lower()}": meta.physical_size.get(ax, 1.0) for ax in "XYZ"},
+            **{f"physical_size_{ax.lower()}": meta.physical_size.get(ax) for ax in "XYZ"},
             **{f"physical_size_{ax.lower()}_unit": meta.physical_unit.get(ax, "µm") for ax in "XYZ"},
-            "channels": [
-                {
-                    "id": c.id, "name": c.name, "emission_um": c.emission_um,
-                    "excitation_um": c.excitation_um, "illumination": c.illumination,
-                    "color_rgba": c.color_rgba,
-                }
-                for c in meta.channels
-            ],
+            "channels": [channel_to_dict(c) for c in meta.channels],
         },
         "chunk_grid": {
             "order": "TCZYX", "chunk_t": 1, "chunk_c": 1, "chunk_z": chunk[0],

@@ -8,18 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from ..meta import Channel, ImageMeta
+from ..errors import SchemaError
+from ..meta import ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
 
 __all__ = ["image_row", "meta_from_row"]
 
 
 def image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression: str | None) -> dict[str, Any]:
     """The images-table row (IMAGES_SCHEMA columns) of one image written in chunks of ``chunk`` (TCZYX)."""
-    chans = [
-        {"id": c.id, "name": c.name, "emission_um": c.emission_um, "excitation_um": c.excitation_um,
-         "illumination": c.illumination, "color_rgba": c.color_rgba}
-        for c in meta.channels
-    ]
+    chans = [channel_to_dict(c) for c in meta.channels]
     row: dict[str, Any] = {
         "image_id": image_id, "name": meta.name, "image_type": meta.image_type,
         "dtype": meta.dtype.name, "layout": "tile", "compression": compression or "none",
@@ -27,25 +24,27 @@ def image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression:
     }
     row.update({f"size_{a.lower()}": meta.sizes[a] for a in "TCZYX"})
     row.update({f"chunk_{a}": int(v) for a, v in zip("tczyx", chunk)})
-    row.update({f"physical_size_{a.lower()}": float(meta.physical_size.get(a, 1.0)) for a in "XYZ"})
+    row.update({f"physical_size_{a.lower()}": meta.physical_size.get(a) for a in "XYZ"})
     row.update({f"physical_size_{a.lower()}_unit": meta.physical_unit.get(a, "µm") for a in "XYZ"})
     return row
 
 
 def meta_from_row(row: dict[str, Any]) -> ImageMeta:
     """The ImageMeta of one images-table row (the inverse of :func:`image_row`)."""
-    chans_raw = json.loads(row.get("channels_json") or "[]")
-    chans = tuple(
-        Channel(id=str(c.get("id") or f"ch-{i}"), name=str(c.get("name") or ""),
-                emission_um=c.get("emission_um"), excitation_um=c.get("excitation_um"),
-                illumination=str(c.get("illumination") or "Unknown"), color_rgba=c.get("color_rgba"))
-        for i, c in enumerate(chans_raw)
-    )
+    at = f"images table, image {row.get('image_id')!r}:"
+    try:
+        chans_raw = json.loads(row.get("channels_json") or "[]")
+    except ValueError as exc:
+        raise SchemaError(f"{at} channels_json is not JSON ({exc})") from None
+    if not isinstance(chans_raw, list):
+        raise SchemaError(f"{at} channels_json holds {type(chans_raw).__name__}; expected a list of channels")
+    chans = tuple(channel_from_dict(c, i, f"{at} channels_json") for i, c in enumerate(chans_raw))
     sizes = {a: int(row[f"size_{a.lower()}"]) for a in "TCZYX"}
     return ImageMeta(
         sizes=sizes, dtype=np.dtype(row["dtype"]), id=str(row["image_id"]), name=str(row.get("name") or row["image_id"]),
         image_type=str(row.get("image_type") or "image"), acquisition_datetime=row.get("acquisition_datetime"),
-        physical_size={a: float(row.get(f"physical_size_{a.lower()}") or 1.0) for a in "XYZ"},
+        physical_size={a: physical_size_value(row.get(f"physical_size_{a.lower()}"), f"{at} physical_size_{a.lower()}")
+                       for a in "XYZ"},
         physical_unit={a: str(row.get(f"physical_size_{a.lower()}_unit") or "µm") for a in "XYZ"},
         channels=chans if len(chans) == sizes["C"] else (),
         chunk_shape=tuple(int(row.get(f"chunk_{a}") or 1) for a in "zyx"),  # type: ignore[arg-type]

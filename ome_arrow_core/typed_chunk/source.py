@@ -138,4 +138,6 @@ def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
 
 def image_meta(path: Path, row: int, registry: Registry | None = None) -> ImageMeta:
     """The metadata of image row ``row`` of the dataset at ``path`` (from the per-process cache)."""
-    return meta_from_row(open_dataset(path, registry or default_registry()).row(row))
+    opened = open_dataset(path, registry or default_registry())
+    with blaming(path):
+        return meta_from_row(opened.row(row))

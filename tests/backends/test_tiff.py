@@ -317,7 +317,7 @@ def test_info_shows_physical_sizes_and_channels(tmp_path: Path) -> None:
     out = tmp_path / "info.ome.tif"
     img.export(how="tiff", out=out)  # "tiff" is an alias: OME-TIFF is a TIFF
     info = OMEArrow.scan(out).info()
-    assert info["physical_size"] == {"X": 0.5, "Y": 0.25, "Z": 1.0}
+    assert info["physical_size"] == {"X": 0.5, "Y": 0.25, "Z": None}  # never stated: unknown, not 1 µm
     assert info["physical_unit"] == {"X": "µm", "Y": "µm", "Z": "µm"}
     assert info["channels"] == ["a", "b", "c"]
     assert info["lazy"] is True and info["series_axes"] == "CYX"

@@ -100,7 +100,7 @@ def test_a_file_without_levels_lists_one(tmp_path: Path) -> None:
     path = tmp_path / "flat.tif"
     tifffile.imwrite(path, random_pixels((20, 30), "uint8"), **MB)
     info = OMEArrow.scan(path).info()
-    assert info["levels"] == [{"level": 0, "shape": [1, 1, 1, 20, 30], "scale": {"X": 1.0, "Y": 1.0, "Z": 1.0}}]
+    assert info["levels"] == [{"level": 0, "shape": [1, 1, 1, 20, 30], "scale": {"X": None, "Y": None, "Z": None}}]  # uncalibrated: unknown
     with pytest.raises(SelectionError, match=r"level=1 is out of range: flat.tif has 1 resolution level"):
         OMEArrow.scan(path, level=1)
 

@@ -44,8 +44,8 @@ CHILD = textwrap.dedent("""
         tifffile.tiffcomment = die
     elif point == "stamped":  # the checksums written, the file not yet renamed into place
         add = stamp.add_checksums
-        def then_die(path):
-            add(path)
+        def then_die(path, *edit):
+            add(path, *edit)
             die()
         stamp.add_checksums = then_die
     OMEArrow(np.full((2, 40, 36), 9, np.uint16)).export("ome-tiff", target, levels=2)

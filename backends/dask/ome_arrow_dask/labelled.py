@@ -23,18 +23,19 @@ __all__ = ["to_xarray", "axis_coords"]
 
 def axis_coords(meta: ImageMeta, sel: Selection, layout: str) -> dict[str, Any]:
     """Coordinates of each axis of ``layout``: physical positions of Z, Y, X (index times the
-    pixel size, units in ``attrs["units"]``), channel names on C, time indices on T."""
+    pixel size, units in ``attrs["units"]``; pixel indices when the size is unknown), channel
+    names on C, time indices on T."""
     import xarray as xr
 
     coords: dict[str, Any] = {}
     for ax in layout:
         idx = np.asarray(list(sel.axis(ax)), dtype=np.int64)
+        size = meta.physical_size.get(ax)
         if ax == "C":
             names = [ch.name or ch.id for ch in meta.channels]
             coords[ax] = [names[i] for i in idx]
-        elif ax in meta.physical_size:
-            unit = meta.physical_unit.get(ax, "")
-            coords[ax] = xr.Variable(ax, idx * float(meta.physical_size[ax]), attrs={"units": unit})
+        elif size is not None:
+            coords[ax] = xr.Variable(ax, idx * size, attrs={"units": meta.physical_unit.get(ax, "")})
         else:
             coords[ax] = idx
     return coords

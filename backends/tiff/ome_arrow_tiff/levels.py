@@ -41,9 +41,11 @@ def level_meta(base: ImageMeta, sizes: Mapping[str, int], chunk: tuple[int, int,
     """``base`` (level 0's metadata) for a level of ``sizes``: physical sizes scaled by the size ratio."""
     phys = dict(base.physical_size)
     for ax in "XYZ":
-        if ax in phys and sizes[ax] != base.sizes[ax]:
-            phys[ax] = phys[ax] * _factor(base.sizes[ax], sizes[ax])
-    return replace(base, sizes=dict(sizes), physical_size=phys, chunk_shape=chunk)
+        size = phys.get(ax)
+        if size is not None and sizes[ax] != base.sizes[ax]:
+            phys[ax] = size * _factor(base.sizes[ax], sizes[ax])
+    stored = base.ome_xml if dict(sizes) == dict(base.sizes) else None  # the stored OME-XML describes level 0
+    return replace(base, sizes=dict(sizes), physical_size=phys, chunk_shape=chunk, ome_xml=stored)
 
 
 def _factor(n0: int, n: int) -> float:

@@ -1,19 +1,32 @@
-"""ImageMeta of a TIFF series: OME-XML when the file has it, else ImageJ and resolution tags.
+"""ImageMeta of a TIFF series: OME-XML when the file has it, else ImageJ or our shaped metadata.
 
 - OME-TIFF: image name and ID, acquisition date, ``PhysicalSize{X,Y,Z}`` with units, and
   the channels. A channel with ``SamplesPerPixel`` > 1 (RGB) becomes one channel per
   sample, named ``"<name>:<k>"``. Channels that do not match size C are replaced by defaults.
-- Other TIFFs: X/Y pixel sizes from ``XResolution``/``YResolution`` when ``ResolutionUnit``
-  is centimetre, millimetre or micrometre (inch resolutions are print DPI and are ignored),
-  and ImageJ's ``unit`` and Z ``spacing``.
+- ImageJ TIFF: X/Y pixel sizes from ``XResolution``/``YResolution`` (pixels per ImageJ
+  ``unit``) and Z from ``spacing``, when ``unit`` is a length.
+- Shaped TIFF (tifffile's JSON description, our plain-TIFF writer): ``PhysicalSize{X,Y,Z}``
+  and ``PhysicalSize{X,Y,Z}Unit`` keys.
+- Otherwise every physical size is None (unknown). ``XResolution``/``YResolution`` alone are
+  print resolution (dots per inch or centimetre), not a calibration: :func:`print_resolution`
+  reports them as such for ``info()``.
+
+Samples per pixel (an ``S`` axis: RGB, RGBA) are channels; named R, G, B[, A] when they are
+RGB samples, the only channels and nothing names them, with :data:`SAMPLES_NOTE` in ``meta.notes``. A
+stated physical size that is not a positive finite number raises DamagedFileError naming
+the file and the field.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Channel, ImageMeta
+from ome_arrow_core.plugin_api import SAMPLES_NOTE, DamagedFileError, SchemaError, physical_size_value, sample_channels
 
 from .axes import AxisMap
 from .omexml import LENGTH_UNITS_UM, OmeImage, parse_ome_xml
@@ -21,11 +34,16 @@ from .omexml import LENGTH_UNITS_UM, OmeImage, parse_ome_xml
 if TYPE_CHECKING:
     import tifffile
 
-__all__ = ["image_meta"]
+__all__ = ["image_meta", "print_resolution"]
 
-#: Micrometres per ResolutionUnit (TIFF tag 296): centimetre, millimetre, micrometre.
-_RESUNIT_UM: Final[dict[int, float]] = {3: 1e4, 4: 1e3, 5: 1.0}
+#: Inches per ResolutionUnit (TIFF tag 296): inch, centimetre, and the millimetre and
+#: micrometre some writers use; 1 (none) has no length.
+_RESUNIT_INCH: Final[dict[int, float]] = {2: 1.0, 3: 1 / 2.54, 4: 1 / 25.4, 5: 1 / 25400}
 _IMAGEJ_UNITS: Final[dict[str, str]] = {"micron": "µm", "um": "µm", "\\u00B5m": "µm", "µm": "µm"}
+
+_PHOTOMETRIC_RGB: Final[int] = 2
+
+Physical = tuple[dict[str, float | None], dict[str, str]]
 
 
 def _channels(ome: OmeImage, size_c: int) -> tuple[Channel, ...]:
@@ -43,28 +61,63 @@ def _channels(ome: OmeImage, size_c: int) -> tuple[Channel, ...]:
     return tuple(out)
 
 
-def _tag_physical(tif: tifffile.TiffFile, page: Any) -> tuple[dict[str, float], dict[str, str]]:
-    sizes: dict[str, float] = {}
-    units: dict[str, str] = {}
+def _imagej_physical(tif: tifffile.TiffFile, page: Any) -> Physical:
+    """X/Y from the resolution tags and Z from ``spacing``, in ImageJ's ``unit`` (when it is a length)."""
     ij = tif.imagej_metadata or {}
-    ij_unit = _IMAGEJ_UNITS.get(str(ij.get("unit", "")), str(ij.get("unit", "")))
-    if ij_unit not in LENGTH_UNITS_UM:
-        ij_unit = ""
+    unit = _IMAGEJ_UNITS.get(str(ij.get("unit", "")), str(ij.get("unit", "")))
+    if unit not in LENGTH_UNITS_UM:
+        return {}, {}
+    sizes: dict[str, float | None] = {}
     if 282 in page.tags and 283 in page.tags:
-        unit = page.resolutionunit
-        xres, yres = page.resolution
-        if unit in _RESUNIT_UM and xres > 0 and yres > 0:
-            um = _RESUNIT_UM[unit]
-            sizes.update(X=um / xres, Y=um / yres)
-            units.update(X="µm", Y="µm")
-        elif unit == 1 and ij_unit and xres > 0 and yres > 0:
-            sizes.update(X=1 / xres, Y=1 / yres)
-            units.update(X=ij_unit, Y=ij_unit)
-    spacing = ij.get("spacing")
-    if ij_unit and isinstance(spacing, (int, float)) and spacing > 0:
-        sizes["Z"] = float(spacing)
-        units["Z"] = ij_unit
+        for ax, res, tag in zip("XY", page.resolution, ("XResolution", "YResolution"), strict=True):
+            per_pixel = physical_size_value(res, f"{tag} (ImageJ pixels per {unit})")
+            sizes[ax] = 1 / per_pixel if per_pixel is not None else None
+    if "spacing" in ij:
+        sizes["Z"] = physical_size_value(ij["spacing"], "ImageJ spacing")
+    return sizes, {ax: unit for ax in sizes}
+
+
+def _shaped_physical(page: Any) -> Physical:
+    """``PhysicalSize{X,Y,Z}`` (and units) of a shaped TIFF's JSON description."""
+    try:
+        doc = json.loads(page.description or "")
+    except (ValueError, AttributeError):
+        return {}, {}
+    if not isinstance(doc, dict):
+        return {}, {}
+    sizes = {ax: physical_size_value(doc.get(f"PhysicalSize{ax}"), f"PhysicalSize{ax} (shaped description)")
+             for ax in "XYZ" if f"PhysicalSize{ax}" in doc}
+    units = {ax: str(doc.get(f"PhysicalSize{ax}Unit") or "µm") for ax in sizes}
     return sizes, units
+
+
+def print_resolution(page: Any) -> dict[str, float] | None:
+    """``XResolution``/``YResolution`` of ``page`` in dots per inch, for ``info()``.
+
+    None without them, without a length unit, or when the tags do not hold positive numbers
+    (they are only reported, never used, so a damaged tag is not an error here).
+    """
+    if 282 not in page.tags or 283 not in page.tags:
+        return None
+    try:
+        inches = _RESUNIT_INCH.get(int(page.resolutionunit))
+        dpi = [float(v) / inches for v in page.resolution] if inches is not None else []
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    if len(dpi) != 2 or not all(math.isfinite(v) and v > 0 for v in dpi):
+        return None
+    return {"X": dpi[0], "Y": dpi[1]}
+
+
+def _sample_names(axes: AxisMap, channels: tuple[Channel, ...], size_c: int,
+                  rgb: bool) -> tuple[tuple[Channel, ...], tuple[str, ...]]:
+    """Channels named R, G, B[, A] when an RGB ``S`` axis alone makes C and nothing names them; the note."""
+    if "S" not in axes.axes:
+        return channels, ()
+    samples = axes.shape[axes.axes.index("S")]
+    if rgb and not channels and samples == size_c:
+        channels = sample_channels(samples)
+    return channels, (SAMPLES_NOTE,)
 
 
 def image_meta(
@@ -73,19 +126,31 @@ def image_meta(
     """Metadata of ``series`` (the ``index``-th of ``tif``) with canonical sizes from ``axes``."""
     kf = series.keyframe
     sizes = axes.sizes
-    ome = parse_ome_xml(tif.ome_metadata, index) if tif.is_ome and tif.ome_metadata else None
-    if ome is not None:
-        phys, units = ome.physical_size, ome.physical_unit
-    else:
-        phys, units = _tag_physical(tif, kf)
+    phys: dict[str, float | None]
+    try:
+        ome = parse_ome_xml(tif.ome_metadata, index) if tif.is_ome and tif.ome_metadata else None
+        if ome is not None:
+            phys, units = ome.physical_size, ome.physical_unit
+        elif tif.is_imagej:
+            phys, units = _imagej_physical(tif, kf)
+        elif series.kind == "shaped":
+            phys, units = _shaped_physical(kf)
+        else:
+            phys, units = {}, {}
+    except SchemaError as exc:
+        raise DamagedFileError(f"{Path(tif.filehandle.path)}: series {index}: {exc}") from None
+    channels, notes = _sample_names(axes, _channels(ome, sizes["C"]) if ome else (), sizes["C"],
+                                    int(kf.photometric) == _PHOTOMETRIC_RGB)
     return ImageMeta(
         sizes=sizes,
         dtype=series.dtype,
         id=(ome.id if ome and ome.id else f"img-{index}"),
         name=(ome.name if ome and ome.name else filename),
         acquisition_datetime=ome.acquisition_datetime if ome else None,
-        physical_size={"X": 1.0, "Y": 1.0, "Z": 1.0, **phys},
+        physical_size=phys,
         physical_unit={"X": "µm", "Y": "µm", "Z": "µm", **units},
-        channels=_channels(ome, sizes["C"]) if ome else (),
+        channels=channels,
         chunk_shape=(1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None,
+        notes=notes,
+        ome_xml=str(tif.ome_metadata) if ome is not None else None,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ome_arrow_core import Channel
+from ome_arrow_core.plugin_api import SchemaError, physical_size_value
 
 __all__ = ["OmeImage", "parse_ome_xml", "LENGTH_UNITS_UM"]
 
@@ -29,7 +30,7 @@ class OmeImage:
     id: str | None = None
     name: str | None = None
     acquisition_datetime: str | None = None
-    physical_size: dict[str, float] = field(default_factory=dict)
+    physical_size: dict[str, float | None] = field(default_factory=dict)
     physical_unit: dict[str, str] = field(default_factory=dict)
     channels: tuple[Channel, ...] = ()
     samples_per_channel: tuple[int, ...] = ()
@@ -48,6 +49,19 @@ def _float(value: str | None) -> float | None:
         return None if value is None else float(value)
     except ValueError:
         return None
+
+
+def _physical_size(pixels: ET.Element, ax: str, image: int) -> float | None:
+    """``PhysicalSize<ax>`` of ``pixels``: None when absent; SchemaError naming it when not a positive number."""
+    text = pixels.get(f"PhysicalSize{ax}")
+    where = f"OME-XML Image {image} Pixels PhysicalSize{ax}"
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SchemaError(f"{where} is {text!r}; a physical size is a positive number") from None
+    return physical_size_value(value, where)
 
 
 def _wavelength_um(elem: ET.Element, attr: str) -> float | None:
@@ -75,7 +89,8 @@ def _channel(elem: ET.Element, index: int) -> Channel:
 def parse_ome_xml(xml: str | bytes, image: int = 0) -> OmeImage | None:
     """Metadata of the ``image``-th Image of an OME-XML document; None if there is none.
 
-    Malformed XML gives None too: the pixels are still readable without it.
+    Malformed XML gives None too: the pixels are still readable without it. A ``PhysicalSize``
+    that is present but not a positive finite number raises SchemaError naming it.
     """
     try:
         root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
@@ -87,13 +102,13 @@ def parse_ome_xml(xml: str | bytes, image: int = 0) -> OmeImage | None:
     img = images[image]
     pixels = next(iter(_children(img, "Pixels")), None)
     date = next(iter(_children(img, "AcquisitionDate")), None)
-    sizes: dict[str, float] = {}
+    sizes: dict[str, float | None] = {}
     units: dict[str, str] = {}
     channels: list[Channel] = []
     samples: list[int] = []
     if pixels is not None:
         for ax in "XYZ":
-            value = _float(pixels.get(f"PhysicalSize{ax}"))
+            value = _physical_size(pixels, ax, image)
             if value is not None:
                 sizes[ax] = value
                 units[ax] = pixels.get(f"PhysicalSize{ax}Unit", "µm")

@@ -52,7 +52,7 @@ from .integrity import (
     written_by_us,
 )
 from .levels import check_level, describe_levels, level_meta
-from .metadata import image_meta
+from .metadata import image_meta, print_resolution
 from .remote import RangeFile
 from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
 
@@ -433,6 +433,7 @@ class TiffSource:
             "levels": describe_levels(self._level_sizes, self._base_meta),
             "checksums": self.checksums.algorithm if self.checksums else None,
             "verified": self._sums is not None,
+            "resolution (dpi)": print_resolution(kf),
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from .axes import AxisMap
@@ -12,8 +13,10 @@ from .integrity import annotate, page_checksums
 __all__ = ["add_checksums"]
 
 
-def add_checksums(path: Path) -> None:
+def add_checksums(path: Path, edit: Callable[[str], str] | None = None) -> None:
     """Read back the OME-TIFF at ``path`` (one TZCYX image, one plane a page) and store its checksums.
+
+    ``edit`` changes the OME-XML tifffile wrote (before the annotation is added), in the same rewrite.
 
     Every level's pages are decoded segment by segment, as the reader decodes them; the
     annotation goes into the first page's ImageDescription (tifffile moves it to the end of
@@ -32,5 +35,6 @@ def add_checksums(path: Path) -> None:
             if axes.page_axes != "YX":
                 raise ValueError(f"{path}: pages of axes {axes.page_axes!r}, expected single planes")
             levels.append((axes.sizes, [page_checksums(series[p]) for p in range(axes.n_pages)]))
-        xml = annotate(str(tif.ome_metadata), 0, str(root.get("UUID")), base.dtype.name, levels)
+        written = str(tif.ome_metadata)
+        xml = annotate(edit(written) if edit else written, 0, str(root.get("UUID")), base.dtype.name, levels)
     tifffile.tiffcomment(path, xml.encode("utf-8"))

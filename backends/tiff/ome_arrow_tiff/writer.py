@@ -20,7 +20,7 @@ from .integrity import SOFTWARE
 from .levels import check_levels, pyramid
 
 if TYPE_CHECKING:
-    from ome_arrow_core import ImageMeta, OMEArrow
+    from ome_arrow_core import Channel, ImageMeta, OMEArrow
 
 __all__ = ["write_tiff", "ome_metadata"]
 
@@ -38,23 +38,51 @@ def _signed32(v: int) -> int:
 def ome_metadata(meta: ImageMeta) -> dict[str, Any]:
     """tifffile ``metadata=`` for an OME-TIFF of ``meta`` (axes TZCYX)."""
     md: dict[str, Any] = {"axes": "TZCYX", "Name": meta.name}
-    for ax in "XYZ":
-        if ax in meta.physical_size:
-            md[f"PhysicalSize{ax}"] = float(meta.physical_size[ax])
-            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
+    md.update(_physical(meta))
     if meta.acquisition_datetime:
         md["AcquisitionDate"] = meta.acquisition_datetime
     chans = meta.channels
     channel: dict[str, list[Any]] = {"Name": [c.name or c.id for c in chans]}
-    if all(c.emission_um is not None for c in chans):
-        channel["EmissionWavelength"] = [round(c.emission_um * 1000, 6) for c in chans]  # type: ignore[operator]
-    if all(c.excitation_um is not None for c in chans):
-        channel["ExcitationWavelength"] = [round(c.excitation_um * 1000, 6) for c in chans]  # type: ignore[operator]
-    if all(c.color_rgba is not None for c in chans):
-        channel["Color"] = [_signed32(int(c.color_rgba)) for c in chans]  # type: ignore[arg-type]
     if all(c.illumination in _ILLUMINATION for c in chans):
         channel["IlluminationType"] = [c.illumination for c in chans]
     md["Channel"] = channel
+    return md
+
+
+def _channel_attributes(ch: Channel) -> str:
+    """The OME-XML attributes of what ``ch`` knows of Color and wavelengths (nm), as text."""
+    attrs: dict[str, str] = {}
+    if ch.color_rgba is not None:
+        attrs["Color"] = str(_signed32(int(ch.color_rgba)))
+    if ch.emission_um is not None:
+        attrs["EmissionWavelength"] = repr(round(ch.emission_um * 1000, 6))
+    if ch.excitation_um is not None:
+        attrs["ExcitationWavelength"] = repr(round(ch.excitation_um * 1000, 6))
+    return "".join(f' {k}="{v}"' for k, v in attrs.items())
+
+
+def with_channel_attributes(xml: str, channels: Sequence[Channel]) -> str:
+    """``xml`` (as tifffile writes it) with each channel's colour and wavelengths, channel by channel.
+
+    tifffile takes an attribute for every channel or none; a channel that has no colour
+    (or wavelength) here gets no attribute, while the others keep theirs.
+    """
+    for i, ch in enumerate(channels):
+        start = f'<Channel ID="Channel:0:{i}"'
+        if xml.count(start) != 1:
+            raise ValueError(f"the OME-XML written has no single channel {i} to describe")
+        xml = xml.replace(start, start + _channel_attributes(ch), 1)
+    return xml
+
+
+def _physical(meta: ImageMeta) -> dict[str, Any]:
+    """``PhysicalSize{X,Y,Z}`` and their units for the known sizes (an unknown size is left out)."""
+    md: dict[str, Any] = {}
+    for ax in "XYZ":
+        size = meta.physical_size.get(ax)
+        if size is not None:
+            md[f"PhysicalSize{ax}"] = float(size)
+            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
     return md
 
 
@@ -82,8 +110,8 @@ def write_tiff(
     (e.g. ``"zlib"``; others may need imagecodecs) and other ``options`` go to
     ``tifffile.imwrite``. ``levels=N`` (OME-TIFF only) writes a pyramid of N levels, each
     half the previous one in Y and X, in SubIFDs. An OME-TIFF stores the checksums of its
-    strips and tiles. A plain TIFF keeps the axes in tifffile's shaped metadata and µm pixel
-    sizes in its resolution tags, and no checksums. On failure nothing is left at ``out``.
+    strips and tiles. A plain TIFF keeps the axes and the known physical sizes in tifffile's
+    shaped metadata (µm sizes also in its resolution tags, for other readers), and no checksums. On failure nothing is left at ``out``.
     """
     meta = image.meta
     n_levels = check_levels(levels, meta.sizes)
@@ -93,7 +121,7 @@ def write_tiff(
     if ome:
         kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:
-        kwargs = {"ome": False, "metadata": {"axes": "TZCYX"}, **_resolution(meta)}
+        kwargs = {"ome": False, "metadata": {"axes": "TZCYX", **_physical(meta)}, **_resolution(meta)}
     if tile is not None:
         kwargs["tile"] = tuple(int(v) for v in tile)
     elif ome and "rowsperstrip" not in options:  # strips of ~256 KiB: a checked crop reads whole strips
@@ -108,7 +136,7 @@ def write_tiff(
             if ome:
                 from .stamp import add_checksums
 
-                add_checksums(tmp)
+                add_checksums(tmp, lambda xml: with_channel_attributes(xml, meta.channels))
     except (KeyError, ImportError, ValueError) as exc:
         if "imagecodecs" in str(exc) or isinstance(exc, ImportError):
             raise BackendUnavailableError(

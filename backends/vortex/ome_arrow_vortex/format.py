@@ -12,7 +12,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from ome_arrow_core import Channel, FormatVersionError, ImageMeta, LayoutError, SchemaError
+from ome_arrow_core import FormatVersionError, ImageMeta, LayoutError, SchemaError
+from ome_arrow_core.plugin_api import DamagedFileError, channel_from_dict, channel_to_dict, physical_size_value
 
 __all__ = [
     "FORMAT_VERSION",
@@ -113,14 +114,6 @@ class Grid:
         return np.stack([t, z, c, y, x, h, w], axis=1).astype(np.int32)
 
 
-def _channel_dict(ch: Channel) -> dict[str, Any]:
-    return {
-        "id": ch.id, "name": ch.name, "emission_um": ch.emission_um,
-        "excitation_um": ch.excitation_um, "illumination": ch.illumination,
-        "color_rgba": ch.color_rgba,
-    }
-
-
 def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
     """The metadata JSON of a file storing ``meta`` in chunks of ``chunk`` = (h, w)."""
     image = {
@@ -132,7 +125,7 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
         "dtype": meta.dtype.name,
         "physical_size": dict(meta.physical_size),
         "physical_unit": dict(meta.physical_unit),
-        "channels": [_channel_dict(ch) for ch in meta.channels],
+        "channels": [channel_to_dict(ch) for ch in meta.channels],
     }
     from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM as ALGORITHM
 
@@ -182,7 +175,11 @@ def meta_from_json(text: str | None, where: str) -> tuple[ImageMeta, tuple[int, 
     try:
         img = doc["image"]
         h, w = (int(v) for v in doc["chunk_shape"])
-        channels = tuple(Channel(**ch) for ch in img["channels"])
+        channels = tuple(channel_from_dict(ch, i, "image.channels") for i, ch in enumerate(img["channels"]))
+        stored = img["physical_size"]
+        if not isinstance(stored, Mapping):
+            raise SchemaError(f"image.physical_size is {type(stored).__name__}; expected an object")
+        physical = {ax: physical_size_value(stored.get(ax), f"image.physical_size.{ax}") for ax in "XYZ"}
         meta = ImageMeta(
             sizes={k: int(v) for k, v in img["sizes"].items()},
             dtype=np.dtype(img["dtype"]),
@@ -190,11 +187,13 @@ def meta_from_json(text: str | None, where: str) -> tuple[ImageMeta, tuple[int, 
             name=img["name"],
             image_type=img.get("image_type", "image"),
             acquisition_datetime=img.get("acquisition_datetime"),
-            physical_size=dict(img["physical_size"]),
+            physical_size=physical,
             physical_unit=dict(img["physical_unit"]),
             channels=channels,
             chunk_shape=(1, h, w),
         )
+    except SchemaError as exc:
+        raise DamagedFileError(f"{where}: the metadata JSON is invalid: {exc}; {hint}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise SchemaError(
             f"{where}: the metadata JSON is incomplete or invalid ({type(exc).__name__}: {exc}); {hint}"

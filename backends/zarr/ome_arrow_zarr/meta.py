@@ -1,8 +1,9 @@
 """ImageMeta from NGFF metadata: sizes, physical sizes and units of a level, channels.
 
 Physical sizes are the chosen level's ``scale`` (times the multiscale's own scale) for the
-axes mapped to X, Y and Z, with their NGFF units as OME symbols (``micrometer`` -> ``µm``;
-an axis without a unit keeps ``µm``). Channel names and colours come from ``omero``. The
+axes mapped to X, Y and Z, with their NGFF units as OME symbols (``micrometer`` -> ``µm``).
+An axis without a unit is taken as µm when its level-0 scale is not 1; with neither a unit nor
+a scale other than 1 (what writers that know no calibration store) its size is None (unknown). Channel names and colours come from ``omero``. The
 ``ome_arrow`` attributes our writer adds (image id, channel ids, wavelengths, acquisition
 date) are used when present and consistent; nothing else depends on them.
 """
@@ -10,12 +11,14 @@ date) are used when present and consistent; nothing else depends on them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
-from ome_arrow_core import Channel, ImageMeta
+from ome_arrow_core import Channel, ImageMeta, SchemaError
+from ome_arrow_core.plugin_api import DamagedFileError, channel_from_dict
 
 from .axes import AxisMap
 from .ngff import Level, Multiscale, channel_info, unit_symbol
@@ -26,13 +29,16 @@ __all__ = ["image_meta", "level_facts", "OURS"]
 OURS = "ome_arrow"
 
 
-def _physical(ms: Multiscale, level: Level, axes: AxisMap) -> tuple[dict[str, float], dict[str, str]]:
-    size: dict[str, float] = {"X": 1.0, "Y": 1.0, "Z": 1.0}
+def _physical(ms: Multiscale, level: Level, axes: AxisMap) -> tuple[dict[str, float | None], dict[str, str]]:
+    size: dict[str, float | None] = {"X": None, "Y": None, "Z": None}
     unit: dict[str, str] = {"X": "µm", "Y": "µm", "Z": "µm"}
     for i, letter in enumerate(axes.targets):
         if letter in "XYZ":
+            symbol = unit_symbol(ms.units[i])
+            if symbol is None and ms.levels[0].scale[i] == 1.0:
+                continue  # no unit, no scale: uncalibrated
             size[letter] = level.scale[i]
-            unit[letter] = unit_symbol(ms.units[i]) or "µm"
+            unit[letter] = symbol or "µm"
     return size, unit
 
 
@@ -42,17 +48,10 @@ def _channels(ngff: Mapping[str, Any], n: int) -> tuple[Channel, ...]:
     if isinstance(ours, list) and len(ours) == n and all(isinstance(c, Mapping) for c in ours):
         out = []
         for i, (c, (label, rgba)) in enumerate(zip(ours, info, strict=True)):
-            out.append(Channel(
-                id=str(c.get("id") or f"ch-{i}"), name=label or str(c.get("name") or ""),
-                emission_um=_num(c.get("emission_um")), excitation_um=_num(c.get("excitation_um")),
-                illumination=str(c.get("illumination") or "Unknown"), color_rgba=rgba,
-            ))
+            ch = channel_from_dict(c, i, f"{OURS}.channels")
+            out.append(replace(ch, name=label or ch.name, color_rgba=rgba))
         return tuple(out)
     return tuple(Channel(id=f"ch-{i}", name=label or f"C{i}", color_rgba=rgba) for i, (label, rgba) in enumerate(info))
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: Any, level: int,
@@ -67,11 +66,15 @@ def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: An
     chunks = dict(zip(axes.targets, array.chunks, strict=True))
     chunk_shape = (int(chunks.get("Z", 1)), int(chunks["Y"]), int(chunks["X"]))
     when = ours.get("acquisition_datetime")
+    try:
+        channels = _channels(ngff, sizes["C"])
+    except SchemaError as exc:
+        raise DamagedFileError(f"{path}: {exc}") from None
     return ImageMeta(
         sizes=sizes, dtype=dtype, id=str(ours.get("id") or (f"label-{label}" if label else "img-0")), name=name,
         image_type="label" if label or "image-label" in ngff else "image",
         acquisition_datetime=when if isinstance(when, str) else None,
-        physical_size=size, physical_unit=unit, channels=_channels(ngff, sizes["C"]), chunk_shape=chunk_shape,
+        physical_size=size, physical_unit=unit, channels=channels, chunk_shape=chunk_shape,
     )
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ArgumentError, atomic_path
+from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ArgumentError, atomic_path, channel_to_dict
 
 from .meta import OURS
 from .ngff import unit_name
@@ -50,7 +50,7 @@ def _axes(meta: ImageMeta) -> list[dict[str, str]]:
     out = []
     for name in "tczyx":
         ax = {"name": name, "type": _TYPES[name]}
-        if name in "zyx":
+        if name in "zyx" and meta.physical_size.get(name.upper()) is not None:  # no unit: uncalibrated
             unit = unit_name(meta.physical_unit.get(name.upper()))
             if unit:
                 ax["unit"] = unit
@@ -69,7 +69,7 @@ def _omero(meta: ImageMeta, windows: Sequence[tuple[float, float]]) -> dict[str,
 
 def ngff_attrs(meta: ImageMeta, levels: int, version: str, windows: Sequence[tuple[float, float]]) -> dict[str, Any]:
     """The group attributes of the store: NGFF ``multiscales`` and ``omero``, and our own metadata."""
-    base = [1.0, 1.0] + [float(meta.physical_size.get(a, 1.0)) for a in "ZYX"]
+    base = [1.0, 1.0] + [float(meta.physical_size.get(a) or 1.0) for a in "ZYX"]  # unknown: 1 without a unit
     datasets = [{"path": str(k), "coordinateTransformations": [
         {"type": "scale", "scale": [*base[:3], base[3] * 2 ** k, base[4] * 2 ** k]}]} for k in range(levels)]
     ms: dict[str, Any] = {"name": meta.name, "axes": _axes(meta), "datasets": datasets}
@@ -78,8 +78,7 @@ def ngff_attrs(meta: ImageMeta, levels: int, version: str, windows: Sequence[tup
         ms["metadata"] = {"description": "every 2**k-th pixel along y and x", "method": "numpy strided slicing"}
     ours = {
         "id": meta.id, "name": meta.name, "acquisition_datetime": meta.acquisition_datetime,
-        "channels": [{"id": c.id, "name": c.name, "emission_um": c.emission_um, "excitation_um": c.excitation_um,
-                      "illumination": c.illumination} for c in meta.channels],
+        "channels": [channel_to_dict(c) for c in meta.channels],
     }
     body = {"multiscales": [ms], "omero": _omero(meta, windows)}
     if version == "0.4":
