@@ -42,8 +42,8 @@ def test_png_of_every_dtype_and_sample_count_is_bit_exact(tmp_path: Path, dtype:
     img = OMEArrow.scan(path)
     assert img.dtype == np.dtype(dtype)
     info = img.info()
-    assert info["bioio_physical_pixel_sizes"] == {"Z": None, "Y": None, "X": None}  # PNG has none: 1.0 assumed
-    assert info["physical_size"] == {"X": 1.0, "Y": 1.0, "Z": 1.0}
+    assert info["bioio_physical_pixel_sizes"] == {"Z": None, "Y": None, "X": None}  # PNG has none
+    assert info["physical_size"] == {"X": None, "Y": None, "Z": None}  # unknown, not 1 µm
     assert info["storage"] == "bioio" and info["bioio_reader"] == "bioio-imageio"
     got = img.tensor_view(layout="YXC").to_numpy()
     assert np.array_equal(got, src.reshape(19, 23, samples or 1))

@@ -85,7 +85,7 @@ class BioioSource:
         self.meta = self._meta(names)
 
     def _meta(self, names: Sequence[Any] | None) -> ImageMeta:
-        size = {ax: v or 1.0 for ax, v in self._pps.items()}
+        size = {ax: v or None for ax, v in self._pps.items()}  # None: the file gives none
         chunks = {role: int(c[0]) for role, c in zip(self._dims.roles, self._data.chunks, strict=True) if role}
         single = len(self.scenes) == 1
         return ImageMeta(
@@ -137,7 +137,7 @@ class BioioSource:
             "axes_mapping": self._dims.mapping,
             "scene": self.scene,
             "scenes": list(self.scenes),
-            "bioio_physical_pixel_sizes": dict(self._pps),  # None: the file gives none (1.0 µm is assumed)
+            "bioio_physical_pixel_sizes": dict(self._pps),  # None: the file gives none
             "dask_chunks": [list(c) for c in self._data.chunks],
             "file_dtype": str(np.dtype(self._reader.dtype)),
             "reader_warnings": list(self.reader_warnings),
