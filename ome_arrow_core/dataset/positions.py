@@ -102,4 +102,5 @@ class Positions:
         if self._starts is not None and self._pick is None:
             return None
         part, rows = self.arrays()
-        return rows[part == member]
+        mine: np.ndarray = rows[part == member]
+        return mine

@@ -29,7 +29,7 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     if not positions:
         return
     opened = open_dataset(path, registry or default_registry())
-    n_images = opened.table.num_rows
+    n_images = opened.image_count
     picked: list[np.ndarray] = []
     for pos, sel, out in zip(positions, sels, outs):
         if not 0 <= pos < n_images:

@@ -46,7 +46,7 @@ class DatasetSource:
         self.path = path
         self._opened = opened
         self.manifest = opened.manifest
-        self.image_count = opened.table.num_rows
+        self.image_count = opened.image_count
         if image_id is not None:
             pos = opened.position(str(image_id))
         else:
