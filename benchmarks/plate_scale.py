@@ -73,7 +73,11 @@ def write_zarr(path: Path, n: int) -> None:
                              shards=(1024, 1, 64, 64))
     for start, block in _batches(n):
         arr[start:start + len(block)] = block
-    group.create_array("well", data=np.array([WELLS[i % 96] for i in range(n)], dtype=str))
+    import warnings
+
+    with warnings.catch_warnings():  # zarr warns that fixed-length strings have no v3 spec yet
+        warnings.simplefilter("ignore")
+        group.create_array("well", data=np.array([WELLS[i % 96] for i in range(n)], dtype=str))
     group.create_array("site", data=np.array([i // 96 for i in range(n)], dtype=np.int64))
 
 
@@ -94,7 +98,7 @@ def plates(root: Path, n: int) -> dict[str, Path]:
 
 _CHILD = r'''
 import json, os, sys, time, statistics
-import numpy as np
+{baseline}import numpy as np
 {imports}
 path, n, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def expect(i):
@@ -159,16 +163,17 @@ _LIBS: dict[str, dict[str, str]] = {
         "open": "(lambda g: (g, g['images']))(zarr.open_group(path, mode='r'))",
         "get": "(lambda d, i: d[1][i])",
         "length": "(lambda d: d[1].shape[0])",
-        "many": "(lambda d, idx: d[1].get_orthogonal_selection((np.sort(np.asarray(idx)),)))",
+        "many": "(lambda d, idx: d[1].oindex[np.asarray(idx)])",
         "filter": "(lambda d, w: (lambda k: (len(k), d[1][int(k[0])]))(np.nonzero(d[0]['well'][...] == w)[0]))",
         "shard": "(lambda d, r, k: (lambda s: (len(s), d[1][int(s[0])]))(np.arange(r, d[1].shape[0], k)))",
     },
 }
 
 
-def run_case(lib: str, path: Path, n: int, case: str) -> dict[str, float]:
-    """One case in a fresh process."""
-    code = _CHILD.format(**_LIBS[lib])
+def run_case(lib: str, path: Path, n: int, case: str, baseline: Path | None = None) -> dict[str, float]:
+    """One case in a fresh process (``lib`` "before": ours from the source tree ``baseline``)."""
+    first = f"sys.path.insert(0, {str(baseline)!r})\n" if lib == "before" and baseline is not None else ""
+    code = _CHILD.format(baseline=first, **_LIBS["ours" if lib == "before" else lib])
     done = subprocess.run([sys.executable, "-c", code, str(path), str(n), case], capture_output=True, text=True,
                           timeout=1800)
     if done.returncode != 0:
@@ -177,34 +182,36 @@ def run_case(lib: str, path: Path, n: int, case: str) -> dict[str, float]:
     return out
 
 
-def measure(root: Path, sizes: list[int], repeats: int, libs: list[str]) -> dict[tuple[str, int, str], dict[str, float]]:
+def measure(root: Path, sizes: list[int], repeats: int, libs: list[str], cases: list[str],
+            baseline: Path | None) -> dict[tuple[str, int, str], dict[str, float]]:
     results: dict[tuple[str, int, str], dict[str, float]] = {}
     for n in sizes:
         paths = plates(root, n)
+        paths["before"] = paths["ours"]
         for lib in libs:
-            for case in CASES:
-                run_case(lib, paths[lib], n, case)  # warm the page cache
-                runs = [run_case(lib, paths[lib], n, case) for _ in range(repeats)]
+            for case in cases:
+                run_case(lib, paths[lib], n, case, baseline)  # warm the page cache
+                runs = [run_case(lib, paths[lib], n, case, baseline) for _ in range(repeats)]
                 results[(lib, n, case)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 print(f"  N={n:>9,} {lib:5} {case:7} " + " ".join(f"{k}={v:.3f}" for k, v in results[(lib, n, case)].items()),
                       file=sys.stderr, flush=True)
     return results
 
 
-def table(results: dict[tuple[str, int, str], dict[str, float]], sizes: list[int]) -> str:
-    rows = ["| case | N | ours ms | zarr ms | ours/zarr | ours(N)/ours(N0) | ours RSS MiB | zarr RSS MiB |",
+def table(results: dict[tuple[str, int, str], dict[str, float]], sizes: list[int], cases: list[str]) -> str:
+    def ms(r: dict[str, float] | None) -> str:
+        return "-" if r is None else f"{r['ms']:.3f}" + (f" ({r['rss_mib']:.1f} MiB)" if "rss_mib" in r else "")
+
+    def ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
+        return "-" if a is None or b is None or b["ms"] <= 0 else f"{a['ms'] / b['ms']:.2f}"
+
+    rows = ["| case | N | ours ms (RSS) | zarr ms (RSS) | before ms (RSS) | ours/zarr | before/zarr | ours(N)/ours(N0) |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for case in CASES:
+    for case in cases:
         for n in sizes:
-            ours, peer = results.get(("ours", n, case)), results.get(("zarr", n, case))
-            base = results.get(("ours", sizes[0], case))
-            if ours is None:
-                continue
-            cells = [case, f"{n:,}", f"{ours['ms']:.3f}", f"{peer['ms']:.3f}" if peer else "-",
-                     f"{ours['ms'] / peer['ms']:.2f}" if peer else "-",
-                     f"{ours['ms'] / base['ms']:.2f}" if base else "-",
-                     f"{ours['rss_mib']:.1f}" if "rss_mib" in ours else "",
-                     f"{peer['rss_mib']:.1f}" if peer and "rss_mib" in peer else ""]
+            ours, peer, old = (results.get((lib, n, case)) for lib in ("ours", "zarr", "before"))
+            cells = [case, f"{n:,}", ms(ours), ms(peer), ms(old), ratio(ours, peer), ratio(old, peer),
+                     ratio(ours, results.get(("ours", sizes[0], case)))]
             rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -214,10 +221,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", type=Path, default=Path("/tmp/ome-arrow-plate-scale"))
-    parser.add_argument("--libs", nargs="+", default=["ours", "zarr"])
+    parser.add_argument("--libs", nargs="+", default=["ours", "zarr"], help="ours, zarr, before (needs --baseline)")
+    parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    parser.add_argument("--baseline", type=Path, help="a source tree of ome-arrow-core measured as 'before' "
+                        "(e.g. a checkout of main), first on the child's path")
     args = parser.parse_args()
-    results = measure(args.root, args.sizes, args.repeats, args.libs)
-    print(table(results, args.sizes))
+    libs = [*args.libs, *(["before"] if args.baseline and "before" not in args.libs else [])]
+    results = measure(args.root, args.sizes, args.repeats, libs, args.cases, args.baseline)
+    print(table(results, args.sizes, args.cases))
 
 
 if __name__ == "__main__":

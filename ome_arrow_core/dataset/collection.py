@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arguments import check_index, whole_numbers
+from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..casting import Casting, check_casting
 from ..errors import SchemaError, SelectionTypeError
@@ -35,7 +36,7 @@ from ..image import OMEArrow
 from ..layout import ChannelPolicy, default_layout, normalize_axes
 from ..meta import ImageMeta
 from ..record import RecordSource
-from ..registry import Registry, default_registry
+from ..registry import Registry
 from ..selection import IndexSpec, Selection, resolve_selection
 from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
 from .positions import Positions, checked_indices
@@ -84,10 +85,14 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     def __init__(self, parts: Sequence[Member], table: pa.Table, part_of: np.ndarray, rows: np.ndarray,
                  *, registry: Registry | None = None, row_groups: tuple[int, int] = (0, 0),
                  verify: bool | None = None) -> None:
+        self._setup(parts, table, Positions.explicit(part_of, rows), registry, row_groups, verify)
+
+    def _setup(self, parts: Sequence[Member], table: pa.Table | None, positions: Positions,
+               registry: Registry | None, row_groups: tuple[int, int], verify: bool | None) -> None:
         self._parts = list(parts)
         self._verify = verify
-        self._table: pa.Table | None = table
-        self._positions = Positions.explicit(part_of, rows)
+        self._table = table
+        self._positions = positions
         #: The whole table of the members, read on first use (datasets opened without reading it).
         self._base: MemberTables | None = None
         self._registry = registry
@@ -118,15 +123,14 @@ class OMEArrowDataset(Sequence[OMEArrow]):
         checking the tables' digests): :attr:`table` is read on first use, and ``ds[i]`` finds
         image ``i`` without it, so opening costs the same for a thousand images as for a million.
         """
-        reg = registry or default_registry()
         expr = as_filter(filter)
-        parts = members_of(Path(path), column, reg)
+        parts = members_of(Path(path), column, registry)  # plugins are loaded only if a member needs them
         if expr is None and len(parts) == 1 and parts[0].kind == "chunks":
             count = member_count(parts[0], verify)
             assert count is not None
-            ds = cls(parts, IMAGES_SCHEMA.empty_table(), np.zeros(0, np.int32), np.zeros(0, np.int64),
-                     registry=registry, row_groups=(count[1], count[1]), verify=verify)
-            ds._table, ds._positions, ds._base = None, Positions.members([count[0]]), MemberTables(parts, verify, path)
+            ds = cls.__new__(cls)  # no table yet (pa.Schema.empty_table would import pandas)
+            ds._setup(parts, None, Positions.members([count[0]]), registry, (count[1], count[1]), verify)
+            ds._base = MemberTables(parts, verify, path)
             return ds
         table, part_of, rows, scanned, total = joined_tables(parts, expr, verify, path)
         return cls(parts, table, part_of, rows, registry=registry, row_groups=(scanned, total), verify=verify)
@@ -139,7 +143,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
             assert self._base is not None
             full = self._base.table()
             pick = self._positions.pick
-            self._table = full if pick is None else full.take(pa.array(pick, pa.int64()))
+            self._table = full if pick is None else full.take(int_array(pick))
         return self._table
 
     @property
@@ -199,7 +203,7 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     def select(self, indices: Sequence[int] | np.ndarray | range) -> OMEArrowDataset:
         """The images at ``indices`` (in that order) as a dataset."""
         idx = checked_indices(indices, len(self))
-        table = None if self._table is None else self._table.take(pa.array(idx, pa.int64()))
+        table = None if self._table is None else self._table.take(int_array(idx))
         return self._derived(self._positions.take(idx), table)
 
     def filter(self, filter: FilterLike) -> OMEArrowDataset:

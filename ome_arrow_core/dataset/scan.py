@@ -21,7 +21,7 @@ from ..boundary import blaming, reading, require_member, require_regular_file
 from ..errors import SchemaError
 from ..parquet_files import checked_footer
 from ..record import find_ome_column, is_ome_arrow_type
-from ..registry import Registry
+from ..registry import Registry, default_registry
 from ..safe_write import recover
 from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
 
@@ -184,8 +184,9 @@ def uniform_member(part: Member) -> bool:
     return True
 
 
-def members_of(path: Path, column: str | None, registry: Registry) -> list[Member]:
-    """The members of ``path``: itself, or the dataset directories, Parquet and image files in it (by name)."""
+def members_of(path: Path, column: str | None, registry: Registry | None) -> list[Member]:
+    """The members of ``path``: itself, or the dataset directories, Parquet and image files in it (by name;
+    ``registry`` None: the shared one, loaded only when a file is not a dataset or Parquet)."""
     if not os.path.lexists(path):
         recover(path)  # a killed overwrite may have left the old copy aside: it goes back
     if path.is_dir() and is_dataset_dir(path):
@@ -193,7 +194,7 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
             return [_records_member(path, column)]
-        registry.resolve_reader(path)  # raises naming the formats that are known
+        (registry or default_registry()).resolve_reader(path)  # raises naming the formats that are known
         return [Member("file", str(path))]
     if os.path.lexists(path) and not path.is_dir():
         require_regular_file(path)  # a FIFO or device: refused, never opened
@@ -209,7 +210,7 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
             parts.append(_records_member(child, column))
         elif child.is_file():
             try:
-                registry.resolve_reader(child)
+                (registry or default_registry()).resolve_reader(child)
             except Exception:  # not an image file: skip it
                 continue
             parts.append(Member("file", str(child)))

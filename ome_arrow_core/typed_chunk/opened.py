@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..arrow_numpy import int_values
+from ..arrow_numpy import int_values, valid_mask
 from ..checksums import ChunkChecksums, verify_enabled
 from ..chunks import ChunkTable
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
@@ -53,8 +53,9 @@ class OpenedDataset:
     images: ImageRows
     index: pa.Table
     lock: threading.Lock
-    #: Where chunk files in a chunk store's format (``.vortex``) find their store.
-    registry: Registry
+    #: Where chunk files in a chunk store's format (``.vortex``) find their store (None: the shared registry,
+    #: loaded only then).
+    registry: Registry | None
     path: Path = Path(".")
     image_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     index_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
@@ -163,8 +164,8 @@ class OpenedDataset:
             order = np.argsort(key, kind="stable")
             keys, starts = np.unique(key[order], return_index=True)
             codes = pc.index_in(self.images.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
-            found = codes.is_valid().to_numpy(zero_copy_only=False)
-            ids = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            found = valid_mask(codes)  # not to_numpy: that imports pandas
+            ids = int_values(codes, -1).astype(np.int64)
             # image ids are unique across the images tables (checked here, on the codes: no hash of strings)
             check_unique(ids[found], f"the images tables of {self.path}", "image_id",
                          lambda code: enc.dictionary[int(code)].as_py())
@@ -224,7 +225,7 @@ class OpenedDataset:
             hit = self._checks[code] = ReadCheck(
                 self.path, str(self.path / self.fragment_names[code]),
                 self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
-                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine].tolist(),
+                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine],
                 self.index_part[mine], self.index_names,
                 self.columns, self.index.column("image_id"), mine,
             )
@@ -332,7 +333,7 @@ _cache_lock = threading.Lock()
 CACHE_SIZE = 32
 
 
-def open_dataset(path: Path, registry: Registry, verify: bool | None = None) -> OpenedDataset:
+def open_dataset(path: Path, registry: Registry | None = None, verify: bool | None = None) -> OpenedDataset:
     """The dataset at ``path``, opened (from the per-process cache when its files are unchanged), its chunk
     files in a chunk store's format opened by ``registry``'s stores; its tables are checked against the
     manifest's digests before they are parsed unless ``verify`` is False (None: unless OME_ARROW_CORE_VERIFY=0)."""

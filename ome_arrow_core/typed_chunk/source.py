@@ -13,7 +13,7 @@ from ..checksums import verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
-from ..registry import Registry, default_registry
+from ..registry import Registry
 from ..selection import Selection
 from .chunk_reads import Placement, ReadBatch, read_placements
 from .fragments import ParquetFragment
@@ -40,7 +40,7 @@ class DatasetSource:
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
         with reading(path, None, "opening the dataset"), blaming(path):
-            self._init(path, open_dataset(path, registry or default_registry(), verify), row, image_id)
+            self._init(path, open_dataset(path, registry, verify), row, image_id)
 
     def _init(self, path: Path, opened: OpenedDataset, row: int, image_id: str | None) -> None:
         self.path = path
@@ -139,4 +139,4 @@ def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
 
 def image_meta(path: Path, row: int, registry: Registry | None = None) -> ImageMeta:
     """The metadata of image row ``row`` of the dataset at ``path`` (from the per-process cache)."""
-    return meta_from_row(open_dataset(path, registry or default_registry()).row(row))
+    return meta_from_row(open_dataset(path, registry).row(row))
