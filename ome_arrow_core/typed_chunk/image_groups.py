@@ -1,8 +1,9 @@
 """The images tables of an opened dataset, read by the row group: a row costs its row group, not the table.
 
 Opening reads the footers only (each part's row counts per row group); a row is read with
-the rest of its row group (and the last few groups are kept as dicts); a column is read
-alone, once; the whole table only when asked for.
+the rest of its row group (kept in Arrow memory: at most the table, as the groups are
+touched) and only that row becomes a dict; a column is read alone, once; the whole table
+only when asked for.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from ..boundary import reading, require_member
 from ..errors import DamagedFileError
 from .tables import Part, read_images
 
-__all__ = ["ImageRows", "GROUPS_KEPT"]
+__all__ = ["ImageRows", "ROWS_KEPT"]
 
-#: Row groups of the images tables kept as dicts.
-GROUPS_KEPT = 4
+#: Image rows kept as dicts (the most recently used).
+ROWS_KEPT = 64
 
 
 def group_starts(path: Path, name: str) -> np.ndarray:
@@ -48,7 +49,8 @@ class ImageRows:
         self._table: pa.Table | None = None
         self._columns: dict[str, pa.ChunkedArray] = {}
         self._files: dict[int, Any] = {}
-        self._groups: OrderedDict[tuple[int, int], list[dict[str, Any]]] = OrderedDict()
+        self._groups: dict[tuple[int, int], pa.Table] = {}
+        self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -78,21 +80,24 @@ class ImageRows:
 
     def row(self, pos: int) -> dict[str, Any]:
         """Image row ``pos`` as a dict (read with its row group)."""
-        part = int(np.searchsorted(self.first, pos, side="right")) - 1
-        local = pos - int(self.first[part])
-        g = int(np.searchsorted(self.starts[part], local, side="right")) - 1
         with self._lock:
-            block = self._groups.get((part, g))
-            if block is None:
-                block = self._read_group(part, g)
-                self._groups[(part, g)] = block
-                while len(self._groups) > GROUPS_KEPT:
-                    self._groups.popitem(last=False)
-            else:
-                self._groups.move_to_end((part, g))
-        return block[local - int(self.starts[part][g])]
+            hit = self._rows.get(pos)
+            if hit is not None:
+                self._rows.move_to_end(pos)
+                return hit
+            part = int(np.searchsorted(self.first, pos, side="right")) - 1
+            local = pos - int(self.first[part])
+            g = int(np.searchsorted(self.starts[part], local, side="right")) - 1
+            group = self._groups.get((part, g))
+            if group is None:
+                group = self._groups[(part, g)] = self._read_group(part, g)
+            row: dict[str, Any] = group.slice(local - int(self.starts[part][g]), 1).to_pylist()[0]
+            self._rows[pos] = row
+            while len(self._rows) > ROWS_KEPT:
+                self._rows.popitem(last=False)
+            return row
 
-    def _read_group(self, part: int, g: int) -> list[dict[str, Any]]:
+    def _read_group(self, part: int, g: int) -> pa.Table:
         import pyarrow.parquet as pq
 
         name = self.parts[part].images
@@ -103,8 +108,8 @@ class ImageRows:
                 have = set(pq.read_schema(self.path / name).names)
                 pf = self._files[part] = pq.ParquetFile(
                     self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None)
-            block: list[dict[str, Any]] = pf.read_row_group(g, use_threads=False).to_pylist()
-        if len(block) != want:
-            raise DamagedFileError(f"{self.path / name}: row group {g} holds {len(block)} rows, its footer says "
+            group: pa.Table = pf.read_row_group(g, use_threads=False)
+        if group.num_rows != want:
+            raise DamagedFileError(f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
                                    f"{want}; the images table is damaged")
-        return block
+        return group
