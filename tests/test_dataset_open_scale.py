@@ -238,3 +238,16 @@ def test_an_append_after_the_scan_is_seen_by_a_new_scan(tmp_path: Path) -> None:
     assert again.metadata(8)["label"] == 102
     manifest = json.loads((root / "_ome_arrow_dataset.json").read_text())
     assert manifest["image_count"] == 9
+
+
+def test_a_lazy_dataset_pickles_without_its_table(plate: Path) -> None:
+    import pickle
+
+    ds = OMEArrowDataset.scan(plate)
+    shard = ds.select(range(2, N, 3))
+    ds.table  # read in this process: not sent along
+    for d, first in ((ds, 0), (shard, 2)):
+        again = pickle.loads(pickle.dumps(d))
+        assert again._table is None and len(again) == len(d)
+        np.testing.assert_array_equal(again[0].to_numpy()[0, 0], _image(first))
+        assert again.table.equals(d.table)

@@ -365,4 +365,6 @@ class OMEArrowDataset(Sequence[OMEArrow]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_registry"] = None  # plugins are found again in the receiving process
+        if self._base is not None:
+            state["_table"] = None  # read again there, only if needed: workers get a small pickle
         return state

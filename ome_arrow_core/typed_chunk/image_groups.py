@@ -23,8 +23,8 @@ from .tables import Part, read_images
 
 __all__ = ["ImageRows", "ROWS_KEPT"]
 
-#: Image rows kept as dicts (the most recently used).
-ROWS_KEPT = 64
+#: Image rows kept as dicts (the most recently used; ~2 KiB each).
+ROWS_KEPT = 4096
 
 
 def group_starts(path: Path, name: str) -> np.ndarray:
@@ -49,7 +49,7 @@ class ImageRows:
         self._table: pa.Table | None = None
         self._columns: dict[str, pa.ChunkedArray] = {}
         self._files: dict[int, Any] = {}
-        self._groups: dict[tuple[int, int], pa.Table] = {}
+        self._groups: dict[tuple[int, int], pa.RecordBatch] = {}
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -91,13 +91,14 @@ class ImageRows:
             group = self._groups.get((part, g))
             if group is None:
                 group = self._groups[(part, g)] = self._read_group(part, g)
-            row: dict[str, Any] = group.slice(local - int(self.starts[part][g]), 1).to_pylist()[0]
+            k = local - int(self.starts[part][g])  # scalars of plain columns: a dictionary slice converts slowly
+            row: dict[str, Any] = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
             self._rows[pos] = row
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
             return row
 
-    def _read_group(self, part: int, g: int) -> pa.Table:
+    def _read_group(self, part: int, g: int) -> pa.RecordBatch:
         import pyarrow.parquet as pq
 
         name = self.parts[part].images
@@ -105,11 +106,9 @@ class ImageRows:
         with reading(self.path, name, "reading an images row group"):
             pf = self._files.get(part)
             if pf is None:
-                have = set(pq.read_schema(self.path / name).names)
-                pf = self._files[part] = pq.ParquetFile(
-                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None)
-            group: pa.Table = pf.read_row_group(g, use_threads=False)
+                pf = self._files[part] = pq.ParquetFile(self.path / name)
+            group = pf.read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:
             raise DamagedFileError(f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
                                    f"{want}; the images table is damaged")
-        return group
+        return group.to_batches()[0] if group.num_rows else pa.RecordBatch.from_pylist([], schema=group.schema)
