@@ -91,7 +91,7 @@ class ImageRows:
             group = self._groups.get((part, g))
             if group is None:
                 group = self._groups[(part, g)] = self._read_group(part, g)
-            k = local - int(self.starts[part][g])  # scalars of plain columns: a dictionary slice converts slowly
+            k = local - int(self.starts[part][g])  # one row's scalars: a sliced table's to_pylist converts slowly
             row: dict[str, Any] = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
             self._rows[pos] = row
             while len(self._rows) > ROWS_KEPT:
@@ -105,8 +105,10 @@ class ImageRows:
         want = int(self.starts[part][g + 1] - self.starts[part][g])
         with reading(self.path, name, "reading an images row group"):
             pf = self._files.get(part)
-            if pf is None:
-                pf = self._files[part] = pq.ParquetFile(self.path / name)
+            if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
+                have = set(pq.read_schema(self.path / name).names)
+                pf = self._files[part] = pq.ParquetFile(
+                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None)
             group = pf.read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:
             raise DamagedFileError(f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
