@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arguments import check_index, whole_numbers
+from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..display import DatasetThumbnails
 from ..casting import Casting, check_casting
@@ -36,10 +37,12 @@ from ..image import OMEArrow
 from ..layout import ChannelPolicy, default_layout, normalize_axes
 from ..meta import ImageMeta
 from ..record import RecordSource
-from ..registry import Registry, default_registry
+from ..registry import Registry
 from ..selection import IndexSpec, Selection, resolve_selection
 from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
-from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_table, members_of
+from .positions import Positions, checked_indices
+from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_count, members_of, uniform_member
+from .tables import MemberTables, joined_tables
 from .views import DatasetViews, canonical_view, layout_shape
 
 __all__ = ["OMEArrowDataset", "ImageLocation"]
@@ -85,15 +88,28 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     def __init__(self, parts: Sequence[Member], table: pa.Table, part_of: np.ndarray, rows: np.ndarray,
                  *, registry: Registry | None = None, row_groups: tuple[int, int] = (0, 0),
                  verify: bool | None = None) -> None:
+        self._setup(parts, table, Positions.explicit(part_of, rows), registry, row_groups, verify)
+
+    def _setup(self, parts: Sequence[Member], table: pa.Table | None, positions: Positions,
+               registry: Registry | None, row_groups: tuple[int, int], verify: bool | None) -> None:
         self._parts = list(parts)
         self._verify = verify
         self._table = table
-        self._part_of = np.asarray(part_of, dtype=np.int32)
-        self._rows = np.asarray(rows, dtype=np.int64)
+        self._positions = positions
+        #: The whole table of the members, read on first use (datasets opened without reading it).
+        self._base: MemberTables | None = None
         self._registry = registry
         self._uniform: set[int] | None = None
         #: (row groups read, row groups in the files) when the table was scanned with a filter.
         self.row_groups_scanned = row_groups
+
+    def _derived(self, positions: Positions, table: pa.Table | None) -> OMEArrowDataset:
+        """A dataset of the same members with other ``positions`` (its ``table`` when known)."""
+        out = OMEArrowDataset.__new__(OMEArrowDataset)
+        out.__dict__.update(self.__dict__)
+        out._positions, out._table, out._uniform = positions, table, self._uniform
+        out.row_groups_scanned = self.row_groups_scanned
+        return out
 
     @classmethod
     def scan(cls, path: str | os.PathLike[str], *, filter: FilterLike = None, column: str | None = None,
@@ -105,35 +121,48 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         ``column`` picks the OME-Arrow column of Parquet files that have several.
         ``verify=False`` skips the checksum check of every pixel read (None: check unless the
         environment sets ``OME_ARROW_CORE_VERIFY=0``).
+
+        A dataset directory opened without a filter reads only its tables' footers (after
+        checking the tables' digests): :attr:`table` is read on first use, and ``ds[i]`` finds
+        image ``i`` without it, so opening costs the same for a thousand images as for a million.
         """
-        reg = registry or default_registry()
         expr = as_filter(filter)
-        tables, part_of, rows = [], [], []
-        scanned = total = 0
-        parts = members_of(Path(path), column, reg)
-        for k, part in enumerate(parts):
-            table, read, count = member_table(part, expr, verify, reg)
-            scanned, total = scanned + read, total + count
-            rows.append(table.column(ROW_COLUMN).to_numpy())
-            part_of.append(np.full(table.num_rows, k, dtype=np.int32))
-            tables.append(table.drop_columns([ROW_COLUMN]).replace_schema_metadata(None))
-        try:
-            table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SchemaError(f"the metadata columns of the files under {path} do not agree: {exc}") from exc
-        return cls(parts, table, np.concatenate(part_of), np.concatenate(rows), registry=registry,
-                   row_groups=(scanned, total), verify=verify)
+        parts = members_of(Path(path), column, registry)  # plugins are loaded only if a member needs them
+        if expr is None and len(parts) == 1 and parts[0].kind == "chunks":
+            count = member_count(parts[0], verify)
+            assert count is not None
+            ds = cls.__new__(cls)  # no table yet (pa.Schema.empty_table would import pandas)
+            ds._setup(parts, None, Positions.members([count[0]]), registry, (count[1], count[1]), verify)
+            ds._base = MemberTables(parts, verify, path)
+            return ds
+        table, part_of, rows, scanned, total = joined_tables(parts, expr, verify, path, registry)
+        return cls(parts, table, part_of, rows, registry=registry, row_groups=(scanned, total), verify=verify)
 
     # -- the table ---------------------------------------------------------------------------
     @property
     def table(self) -> pa.Table:
-        """The metadata table: one row per image, no pixels."""
+        """The metadata table: one row per image, no pixels (read on first use when the scan did not)."""
+        if self._table is None:
+            assert self._base is not None
+            full = self._base.table()
+            pick = self._positions.pick
+            self._table = full if pick is None else full.take(int_array(pick))
         return self._table
+
+    @property
+    def _part_of(self) -> np.ndarray:
+        """The member of each image (an array per image: built on use)."""
+        return self._positions.arrays()[0]
+
+    @property
+    def _rows(self) -> np.ndarray:
+        """The row of each image in its member (an array per image: built on use)."""
+        return self._positions.arrays()[1]
 
     @property
     def column_names(self) -> list[str]:
         """Columns of :attr:`table`."""
-        return list(self._table.column_names)
+        return list(self.table.column_names)
 
     @property
     def extra_columns(self) -> list[str]:
@@ -141,14 +170,14 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         own = set(IMAGES_SCHEMA.names) if all(p.kind == "chunks" for p in self._parts) else {"image_id", "path"}
         if any(p.kind == "records" for p in self._parts):
             own = {"image_id", "path"} if all(p.named for p in self._parts if p.kind == "records") else set()
-        return [n for n in self._table.column_names if n not in own]
+        return [n for n in self.table.column_names if n not in own]
 
     def metadata(self, i: int) -> dict[str, Any]:
         """Row ``i`` of :attr:`table` as a dict."""
-        return self._table.slice(self._index(i), 1).to_pylist()[0]  # type: ignore[no-any-return]
+        return self.table.slice(self._index(i), 1).to_pylist()[0]  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
-        return int(self._table.num_rows)
+        return len(self._positions)
 
     def __repr__(self) -> str:
         kinds = sorted({p.kind for p in self._parts})
@@ -160,9 +189,9 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     # -- images ------------------------------------------------------------------------------
     def locate(self, i: int) -> ImageLocation:
         """Where image ``i`` lives (a picklable handle; ``.open()`` gives the image)."""
-        k = self._index(i)
-        part = self._parts[int(self._part_of[k])]
-        return ImageLocation(part.kind, part.path, int(self._rows[k]), part.column, self._verify)
+        member, row = self._positions.one(self._index(i))
+        part = self._parts[member]
+        return ImageLocation(part.kind, part.path, row, part.column, self._verify)
 
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
@@ -176,16 +205,16 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
 
     def select(self, indices: Sequence[int] | np.ndarray | range) -> OMEArrowDataset:
         """The images at ``indices`` (in that order) as a dataset."""
-        idx = np.array([self._index(i) for i in indices], dtype=np.int64)
-        return OMEArrowDataset(self._parts, self._table.take(pa.array(idx, pa.int64())), self._part_of[idx],
-                               self._rows[idx], registry=self._registry, verify=self._verify)
+        idx = checked_indices(indices, len(self))
+        table = None if self._table is None else self._table.take(int_array(idx))
+        return self._derived(self._positions.take(idx), table)
 
     def filter(self, filter: FilterLike) -> OMEArrowDataset:
         """The images whose metadata rows match ``filter`` (evaluated on :attr:`table`)."""
         expr = as_filter(filter)
         if expr is None:
             return self
-        marked = self._table.append_column(ROW_COLUMN, pa.array(np.arange(len(self), dtype=np.int64)))
+        marked = self.table.append_column(ROW_COLUMN, pa.array(np.arange(len(self), dtype=np.int64)))
         try:
             kept = marked.filter(expr).column(ROW_COLUMN).to_numpy()
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -239,7 +268,9 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         file for the whole batch, then one copy per chunk into the result (or ``out``, a
         writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
         """
-        idx = [self._index(i) for i in (range(len(self)) if indices is None else indices)]
+        picked = checked_indices(range(len(self)) if indices is None else indices, len(self))
+        idx = picked.tolist()
+        member_of, row_of = (a.tolist() for a in self._positions.many(picked))
         if not idx:
             raise SchemaError("read() got no indices; pass at least one image")
         if rois is not None and len(rois) != len(idx):
@@ -249,12 +280,12 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         sels: list[Selection] = []
         images: dict[int, OMEArrow] = {}  # images of other storages, opened once
         for n, k in enumerate(idx):
-            part = int(self._part_of[k])
-            key = (part, -1) if part in uniform else (part, int(self._rows[k]))
+            part = member_of[n]
+            key = (part, -1) if part in uniform else (part, row_of[n])
             base = bases.get(key)
             if base is None:
                 if self._parts[part].kind == "chunks":
-                    meta = self._meta(k)
+                    meta = self._meta(part, row_of[n])
                 else:
                     images[k] = self[k]
                     meta = images[k].meta
@@ -272,7 +303,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         layouts = {b[1] for b in bases.values()}
         dtypes = {b[2] for b in bases.values()}
         if len(dtypes) > 1:
-            paths = sorted({self._parts[int(self._part_of[k])].path for k in idx})
+            paths = sorted({self._parts[p].path for p in member_of})
             raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
                               "read them one by one")
         if len(layouts) > 1:
@@ -291,13 +322,13 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
             raise SchemaError(f"out must be a writable {want} {dtype} array, got {out.shape} {out.dtype}")
         canon = canonical_view(out, lay, batch=True)
         by_part: dict[int, list[int]] = {}
-        for n, k in enumerate(idx):
-            by_part.setdefault(int(self._part_of[k]), []).append(n)
+        for n, part in enumerate(member_of):
+            by_part.setdefault(part, []).append(n)
         for part_i, members in by_part.items():
             where = self._parts[part_i]
             if where.kind == "chunks":
                 with reading(where.path, None, "reading pixels"), blaming(where.path):
-                    read_rows(Path(where.path), [int(self._rows[idx[n]]) for n in members],
+                    read_rows(Path(where.path), [row_of[n] for n in members],
                               [sels[n] for n in members], [canon[n] for n in members], verify=self._verify,
                               registry=self._registry)
             else:
@@ -306,11 +337,11 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
                     canon[n][...] = image.source.read(sels[n])
         return out
 
-    def _meta(self, k: int) -> ImageMeta:
-        """Metadata of image ``k`` of a chunk dataset, from its (cached) images table row."""
-        path = Path(self._parts[int(self._part_of[k])].path)
+    def _meta(self, member: int, row: int) -> ImageMeta:
+        """Metadata of image row ``row`` of chunk dataset ``member``, from its (cached) images table row."""
+        path = Path(self._parts[member].path)
         with reading(path, None, "reading image metadata"), blaming(path):
-            return image_meta(path, int(self._rows[k]), self._registry)
+            return image_meta(path, row, self._registry)
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""
@@ -319,6 +350,8 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         return self._uniform
 
     def _find_uniform(self) -> set[int]:
+        if self._table is None:  # from the footers' statistics, without reading the table
+            return {k for k, p in enumerate(self._parts) if p.kind == "chunks" and uniform_member(p)}
         cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
         if not set(cols) <= set(self._table.column_names):
             return set()
@@ -335,4 +368,6 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_registry"] = None  # plugins are found again in the receiving process
+        if self._base is not None:
+            state["_table"] = None  # read again there, only if needed: workers get a small pickle
         return state

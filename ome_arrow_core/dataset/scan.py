@@ -19,13 +19,15 @@ import pyarrow.parquet as pq
 
 from ..boundary import blaming, reading, require_member, require_regular_file
 from ..errors import SchemaError
+from ..parquet_files import checked_footer
 from ..record import find_ome_column, is_ome_arrow_type
-from ..registry import Registry
+from ..registry import Registry, default_registry
 from ..safe_write import recover
 from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
 from .reader_members import collection_table, reader_member
 
-__all__ = ["Kind", "FilterLike", "ROW_COLUMN", "Member", "as_filter", "members_of", "member_table"]
+__all__ = ["Kind", "FilterLike", "ROW_COLUMN", "Member", "as_filter", "members_of", "member_table", "member_count",
+           "uniform_member"]
 
 Kind = Literal["chunks", "records", "file", "collection"]
 #: A pyarrow expression, or a mapping of column to value (a list of values means "one of").
@@ -101,7 +103,7 @@ def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str
     np.cumsum([md.row_group(i).num_rows for i in range(md.num_row_groups)], out=starts[1:])
     starts += first_row
     if expr is None:
-        table = pq.read_table(file, columns=columns)
+        table = pq.ParquetFile(file).read(columns=columns, use_threads=False)  # read_table imports pandas
         rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
         return table.append_column(ROW_COLUMN, pa.array(rows)), md.num_row_groups, md.num_row_groups
     fragment = next(iter(pads.dataset(file, format="parquet").get_fragments()))
@@ -142,18 +144,60 @@ def _scan_images(path: Path, expr: pc.Expression | None, verify: bool | None = N
     return pa.concat_tables(tables, promote_options="permissive"), read, total
 
 
-def members_of(path: Path, column: str | None, registry: Registry) -> list[Member]:
-    """The members of ``path``: itself, or the dataset directories, Parquet and image files in it (by name)."""
+def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | None:
+    """(images, row groups of its tables) of chunk dataset ``part`` from its tables' footers, checked as
+    :func:`_scan_images` checks them (digests first); None for other kinds (their table is read to count)."""
+    if part.kind != "chunks":
+        return None
+    path = Path(part.path)
+    parts = parts_of(path, read_manifest(path), verify)
+    rows, groups = 0, 0
+    for p in parts:
+        file = require_member(path, p.images)
+        with reading(path, p.images, "reading the images table's footer"):
+            md = pq.read_metadata(file)
+            rows += checked_footer(md, file.stat().st_size, str(file))
+        groups += md.num_row_groups
+    check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
+    return rows, groups
+
+
+def uniform_member(part: Member) -> bool:
+    """True when every image of chunk dataset ``part`` has the same sizes and dtype, by its images tables' footer
+    statistics (False when a statistic is missing: then the rows decide, image by image)."""
+    path = Path(part.path)
+    cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
+    seen: dict[str, object] = {}
+    for p in parts_of(path, read_manifest(path), False):  # the digests were checked when the dataset was opened
+        with reading(path, p.images, "reading the images table's footer"):
+            md = pq.read_metadata(require_member(path, p.images))
+        names = md.schema.to_arrow_schema().names
+        if not set(cols) <= set(names):
+            return False
+        for g in range(md.num_row_groups):
+            group = md.row_group(g)
+            for c in cols:
+                st = group.column(names.index(c)).statistics
+                if st is None or not st.has_min_max or st.null_count != 0 or st.min != st.max:
+                    return False
+                if seen.setdefault(c, st.min) != st.min:
+                    return False
+    return True
+
+
+def members_of(path: Path, column: str | None, registry: Registry | None) -> list[Member]:
+    """The members of ``path``: itself, or the dataset directories, Parquet and image files in it (by name;
+    ``registry`` None: the shared one, loaded only when a file is not a dataset or Parquet)."""
     if not os.path.lexists(path):
         recover(path)  # a killed overwrite may have left the old copy aside: it goes back
     if path.is_dir() and is_dataset_dir(path):
         return [Member("chunks", str(path))]
-    if path.is_dir() and (found := reader_member(path, registry)) is not None:  # an OME-Zarr image or plate
+    if path.is_dir() and (found := reader_member(path, registry or default_registry())) is not None:  # OME-Zarr
         return [Member(found, str(path))]
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
             return [_records_member(path, column)]
-        registry.resolve_reader(path)  # raises naming the formats that are known
+        (registry or default_registry()).resolve_reader(path)  # raises naming the formats that are known
         return [Member("file", str(path))]
     if os.path.lexists(path) and not path.is_dir():
         require_regular_file(path)  # a FIFO or device: refused, never opened
@@ -169,13 +213,13 @@ def members_of(path: Path, column: str | None, registry: Registry) -> list[Membe
             parts.append(_records_member(child, column))
         elif child.is_file():
             try:
-                registry.resolve_reader(child)
+                (registry or default_registry()).resolve_reader(child)
             except Exception:  # not an image file: skip it
                 continue
             parts.append(Member("file", str(child)))
         elif child.is_dir():
             try:
-                found = reader_member(child, registry)
+                found = reader_member(child, registry or default_registry())
             except Exception:  # not an image directory a reader opens: skip it
                 continue
             if found is not None:

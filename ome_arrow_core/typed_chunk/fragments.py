@@ -168,9 +168,9 @@ def fragment_codec(chunk_format: str, compression: str | None, compression_level
     return None if codec == "none" else codec
 
 
-def open_fragment(root: Path, name: str, registry: Registry) -> Fragment:
+def open_fragment(root: Path, name: str, registry: Registry | None) -> Fragment:
     """Open chunks file ``name`` of the dataset at ``root``, dispatching on its suffix (other than
-    ``.parquet``: to a chunk store of ``registry``).
+    ``.parquet``: to a chunk store of ``registry``, None: the shared one).
 
     ``name`` must be a plain file name inside ``root`` (DamagedFileError otherwise) and a regular file.
     """
@@ -181,6 +181,10 @@ def open_fragment(root: Path, name: str, registry: Registry) -> Fragment:
     require_member(root, name)
     if name.lower().endswith(".parquet"):
         return ParquetFragment(file)
+    if registry is None:
+        from ..registry import default_registry
+
+        registry = default_registry()
     store = chunk_store(name, registry)
     if store.open is None:
         raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot open files (no open=)")

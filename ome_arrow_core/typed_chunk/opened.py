@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..arrow_numpy import int_values
+from ..arrow_numpy import int_values, valid_mask
 from ..checksums import ChunkChecksums, verify_enabled
 from ..chunks import ChunkTable
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
@@ -31,13 +31,11 @@ from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .page_reads import listed_codec, paged_fragment, ranged_rows_bound
 from .readcheck import ReadCheck, dtype_name
 from .spec import FORMAT_VERSION, MANIFEST, read_manifest
-from .tables import images_schema, parts_of, read_images, read_indexes
+from .image_groups import ImageRows
+from .tables import images_schema, parts_of, read_indexes
 
-__all__ = ["OpenedDataset", "open_dataset", "ROW_BLOCK", "CACHE_SIZE"]
+__all__ = ["OpenedDataset", "open_dataset", "CACHE_SIZE"]
 
-#: Image rows converted to dicts at a time (and blocks kept): never whole columns.
-ROW_BLOCK = 1024
-ROW_BLOCKS_KEPT = 4
 
 
 @dataclass
@@ -51,11 +49,13 @@ class OpenedDataset:
     """
 
     manifest: dict[str, Any]
-    table: pa.Table
+    #: The images tables of every part, read by the row group (opening reads their footers only).
+    images: ImageRows
     index: pa.Table
     lock: threading.Lock
-    #: Where chunk files in a chunk store's format (``.vortex``) find their store.
-    registry: Registry
+    #: Where chunk files in a chunk store's format (``.vortex``) find their store (None: the shared registry,
+    #: loaded only then).
+    registry: Registry | None
     path: Path = Path(".")
     image_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     index_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
@@ -66,7 +66,6 @@ class OpenedDataset:
     _groups: dict[str, np.ndarray] | None = None
     _ids: list[str] | None = None
     _image_keys: np.ndarray | None = None
-    _blocks: OrderedDict[int, list[dict[str, Any]]] = field(default_factory=OrderedDict)
     files: dict[int, Fragment] = field(default_factory=dict)
     _verified: set[int] = field(default_factory=set)
     _bounded: set[int] = field(default_factory=set)
@@ -74,6 +73,16 @@ class OpenedDataset:
     _checks: dict[int, ReadCheck] = field(default_factory=dict)
     _row_images: np.ndarray | None = None
     _sums: ChunkChecksums | None = None
+
+    @property
+    def table(self) -> pa.Table:
+        """The images tables of every part as one table (read whole on first use)."""
+        return self.images.table()
+
+    @property
+    def image_count(self) -> int:
+        """Images of every part (from the footers)."""
+        return len(self.images)
 
     @property
     def sums(self) -> ChunkChecksums:
@@ -105,7 +114,7 @@ class OpenedDataset:
     def ids(self) -> list[str]:
         """The image_id of every image row (built once, on first use)."""
         if self._ids is None:
-            self._ids = [str(v) for v in self.table.column("image_id").to_pylist()]
+            self._ids = [str(v) for v in self.images.column("image_id").to_pylist()]
         return self._ids
 
     def position(self, image_id: str) -> int:
@@ -119,31 +128,16 @@ class OpenedDataset:
             raise SchemaError(f"image_id {image_id!r} not in {self.path}; ids: {shown}") from None
 
     def row(self, pos: int) -> dict[str, Any]:
-        """Image row ``pos`` as a dict.
-
-        Rows are converted a block of :data:`ROW_BLOCK` at a time (the last few blocks are
-        kept), never whole columns: a table of a million images costs one block of dicts.
-        """
-        k = pos // ROW_BLOCK
-        hit = self._blocks.get(k)
-        block = hit if hit is not None else self.table.slice(k * ROW_BLOCK, ROW_BLOCK).to_pylist()
-        try:  # threads share this cache: another may have dropped a block meanwhile
-            if hit is None:
-                self._blocks[k] = block
-                while len(self._blocks) > ROW_BLOCKS_KEPT:
-                    self._blocks.popitem(last=False)
-            else:
-                self._blocks.move_to_end(k)
-        except KeyError:
-            pass
-        return block[pos - k * ROW_BLOCK]
+        """Image row ``pos`` as a dict, read with its images row group (never whole columns: a table of a
+        million images costs one row group of dicts)."""
+        return self.images.row(pos)
 
     def chunk_rows(self, pos: int) -> np.ndarray:
         """Index rows holding the chunks of image row ``pos``: its part's rows with its image_id.
 
         A one-image dataset takes every index row.
         """
-        if self.table.num_rows == 1:
+        if self.image_count == 1:
             return np.arange(self.index.num_rows)
         self._build_groups()
         assert self._groups is not None and self._image_keys is not None
@@ -169,9 +163,9 @@ class OpenedDataset:
             key = self.index_part.astype(np.int64) * n + int_values(enc.indices)
             order = np.argsort(key, kind="stable")
             keys, starts = np.unique(key[order], return_index=True)
-            codes = pc.index_in(self.table.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
-            found = codes.is_valid().to_numpy(zero_copy_only=False)
-            ids = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            codes = pc.index_in(self.images.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
+            found = valid_mask(codes)  # not to_numpy: that imports pandas
+            ids = int_values(codes, -1).astype(np.int64)
             # image ids are unique across the images tables (checked here, on the codes: no hash of strings)
             check_unique(ids[found], f"the images tables of {self.path}", "image_id",
                          lambda code: enc.dictionary[int(code)].as_py())
@@ -231,7 +225,7 @@ class OpenedDataset:
             hit = self._checks[code] = ReadCheck(
                 self.path, str(self.path / self.fragment_names[code]),
                 self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
-                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine].tolist(),
+                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine],
                 self.index_part[mine], self.index_names,
                 self.columns, self.index.column("image_id"), mine,
             )
@@ -240,7 +234,7 @@ class OpenedDataset:
     def row_images(self) -> np.ndarray:
         """The image row of each index row (-1 for rows of no image of their part: left by an interrupted write)."""
         if self._row_images is None:
-            if self.table.num_rows == 1:
+            if self.image_count == 1:
                 self._row_images = np.zeros(self.index.num_rows, dtype=np.int64)
                 return self._row_images
             self._build_groups()
@@ -259,7 +253,7 @@ class OpenedDataset:
 
     def row_dtypes(self) -> np.ndarray:
         """The dtype name of the image of each index row (None for rows of no image)."""
-        distinct, codes = dictionary_codes(self.table.column("dtype"), "")
+        distinct, codes = dictionary_codes(self.images.column("dtype"), "")
         known = np.array([dtype_name(v) for v in distinct] + [None], dtype=object)
         per_image = np.concatenate([known[codes], np.array([None], dtype=object)])
         picked: np.ndarray = per_image[self.row_images()]  # -1 picks the trailing None
@@ -339,7 +333,7 @@ _cache_lock = threading.Lock()
 CACHE_SIZE = 32
 
 
-def open_dataset(path: Path, registry: Registry, verify: bool | None = None) -> OpenedDataset:
+def open_dataset(path: Path, registry: Registry | None = None, verify: bool | None = None) -> OpenedDataset:
     """The dataset at ``path``, opened (from the per-process cache when its files are unchanged), its chunk
     files in a chunk store's format opened by ``registry``'s stores; its tables are checked against the
     manifest's digests before they are parsed unless ``verify`` is False (None: unless OME_ARROW_CORE_VERIFY=0)."""
@@ -384,7 +378,8 @@ def open_dataset(path: Path, registry: Registry, verify: bool | None = None) -> 
         check_table_rows(path, parts, lambda name: fragment_rows(name, ranged=False))
     schema = images_schema(path, parts)
     repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
-    images, image_part = read_images(path, parts, dictionary=repeated)  # a plate repeats its channels and units
+    images = ImageRows(path, parts, repeated)  # footers only; a plate repeats its channels and units
+    image_part = images.part_of()
     index, index_part = read_indexes(path, parts, dictionary=True)
     names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
     names = [check_member(path, n, f"the index tables of {path}", "chunk file") for n in names]

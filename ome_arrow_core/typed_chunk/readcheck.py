@@ -31,7 +31,7 @@ class ReadCheck:
     """Index rows of one chunk file by row group, to check what a read of some row groups returned."""
 
     def __init__(self, root: Path, file: str, groups: np.ndarray, within: np.ndarray, chunk_ids: np.ndarray,
-                 dtypes: Sequence[str | None], parts: np.ndarray, index_names: Sequence[str],
+                 dtypes: Sequence[str | None] | np.ndarray, parts: np.ndarray, index_names: Sequence[str],
                  columns: Mapping[str, np.ndarray], image_ids: pa.ChunkedArray | pa.Array,
                  index_rows: np.ndarray) -> None:
         """Index rows ``index_rows`` of chunk file ``file``: row group, row in it, chunk id, image dtype, part

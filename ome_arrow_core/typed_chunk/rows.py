@@ -9,7 +9,7 @@ import numpy as np
 
 from ..chunks import ChunkTable, box_projections
 from ..errors import SchemaError
-from ..registry import Registry, default_registry
+from ..registry import Registry
 from ..selection import Selection
 from .chunk_reads import Placement, read_placements
 from .opened import open_dataset
@@ -28,8 +28,8 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     """
     if not positions:
         return
-    opened = open_dataset(path, registry or default_registry())
-    n_images = opened.table.num_rows
+    opened = open_dataset(path, registry)
+    n_images = opened.image_count
     picked: list[np.ndarray] = []
     for pos, sel, out in zip(positions, sels, outs):
         if not 0 <= pos < n_images:

@@ -13,7 +13,7 @@ from ..checksums import verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
-from ..registry import Registry, default_registry
+from ..registry import Registry
 from ..selection import Selection
 from .chunk_reads import Placement, chunk_blocks, read_placements
 from .fragments import ParquetFragment
@@ -40,13 +40,13 @@ class DatasetSource:
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
         with reading(path, None, "opening the dataset"), blaming(path):
-            self._init(path, open_dataset(path, registry or default_registry(), verify), row, image_id)
+            self._init(path, open_dataset(path, registry, verify), row, image_id)
 
     def _init(self, path: Path, opened: OpenedDataset, row: int, image_id: str | None) -> None:
         self.path = path
         self._opened = opened
         self.manifest = opened.manifest
-        self.image_count = opened.table.num_rows
+        self.image_count = opened.image_count
         if image_id is not None:
             pos = opened.position(str(image_id))
         else:
@@ -138,6 +138,5 @@ def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
 
 def image_meta(path: Path, row: int, registry: Registry | None = None) -> ImageMeta:
     """The metadata of image row ``row`` of the dataset at ``path`` (from the per-process cache)."""
-    opened = open_dataset(path, registry or default_registry())
     with blaming(path):
-        return meta_from_row(opened.row(row))
+        return meta_from_row(open_dataset(path, registry).row(row))

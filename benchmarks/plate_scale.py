@@ -1,0 +1,235 @@
+"""Plates at scale: does opening and using a dataset of N images cost the same at N = 1,000 as at 100,000?
+
+Usage (not run in CI)::
+
+    python benchmarks/plate_scale.py                     # N = 1,000 / 10,000 / 100,000
+    python benchmarks/plate_scale.py --sizes 1000 1000000 --repeats 3 --root /tmp/plates
+
+A plate is N images of 1x64x64 uint16 (image i is ``(arange(4096) + 7 i) % 4096``, so every child checks what
+it read) with two metadata columns, ``well`` (a string, 96 wells) and ``site`` (an int). Ours is written by
+``write_dataset`` with its defaults. The zarr-python peer is the representation a zarr user picks for a plate of
+equal images: ONE array of shape (N, 1, 64, 64), one image per chunk, chunks grouped 1,024 to a shard file (the
+sharding codec, so a million images are not a million files), with ``well`` and ``site`` as sibling arrays of the
+same group (zarr has no table: a filter reads the column and compares in numpy). One array per image would
+make ``len`` and a batch read O(N) group listings; one array is zarr's fastest fair layout here.
+
+Every case runs in a fresh ``python`` process (library imported first, not timed), ``--repeats`` times, median:
+
+- ``scan``: open the plate (``OMEArrowDataset.scan`` / ``zarr.open_group`` + the image array);
+- ``first``: open + the first image's pixels, with the growth of resident memory (RSS) it causes;
+- ``len``: ``len(ds)`` after opening;
+- ``get``: steady ``ds[i].to_numpy()`` on random images (after a warm-up; per image);
+- ``read32``: a batch of 32 random images (``ds.read(idx)`` / orthogonal selection), steady;
+- ``filter``: keep one well (``ds.filter({"well": w})``) and read the first kept image;
+- ``shard``: the images of rank 1 of 8 (``ds.select(range(1, N, 8))``) and the first one's pixels.
+
+The table prints each case's time (and RSS for ``first``) per library, ours/zarr, and ours(N)/ours(smallest N)
+(flat is about 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+WELLS = [f"{r}{c:02d}" for r in "ABCDEFGH" for c in range(1, 13)]
+CASES = ["scan", "first", "len", "get", "read32", "filter", "shard"]
+
+
+def plate_image(i: int) -> np.ndarray:
+    """Image ``i`` of a plate: 1x64x64 uint16, different for every i."""
+    return ((np.arange(4096, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(1, 64, 64)
+
+
+def _batches(n: int, size: int = 1024):  # type: ignore[no-untyped-def]
+    base = (np.arange(4096, dtype=np.int64)[None, :])
+    for start in range(0, n, size):
+        i = np.arange(start, min(n, start + size), dtype=np.int64)[:, None]
+        yield start, ((base + 7 * i) % 4096).astype(np.uint16).reshape(-1, 1, 64, 64)
+
+
+def write_ours(path: Path, n: int) -> None:
+    from ome_arrow_core import write_dataset
+
+    def images():  # type: ignore[no-untyped-def]
+        for _, block in _batches(n):
+            yield from block
+
+    meta = {"well": [WELLS[i % 96] for i in range(n)], "site": [i // 96 for i in range(n)]}
+    write_dataset(images(), path, metadata=meta, progress=False)
+
+
+def write_zarr(path: Path, n: int) -> None:
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w")
+    arr = group.create_array("images", shape=(n, 1, 64, 64), dtype="uint16", chunks=(1, 1, 64, 64),
+                             shards=(1024, 1, 64, 64))
+    for start, block in _batches(n):
+        arr[start:start + len(block)] = block
+    import warnings
+
+    with warnings.catch_warnings():  # zarr warns that fixed-length strings have no v3 spec yet
+        warnings.simplefilter("ignore")
+        group.create_array("well", data=np.array([WELLS[i % 96] for i in range(n)], dtype=str))
+    group.create_array("site", data=np.array([i // 96 for i in range(n)], dtype=np.int64))
+
+
+def plates(root: Path, n: int) -> dict[str, Path]:
+    """The plates of ``n`` images under ``root`` (written once; kept for later runs)."""
+    root.mkdir(parents=True, exist_ok=True)
+    ours, peer = root / f"plate{n}.ome.parquet", root / f"plate{n}.zarr"
+    for path, write in ((ours, write_ours), (peer, write_zarr)):
+        done = path.with_name(path.name + ".done")
+        if not done.exists():
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+            write(path, n)
+            done.touch()
+    return {"ours": ours, "zarr": peer}
+
+
+_CHILD = r'''
+import json, os, sys, time, statistics
+{baseline}import numpy as np
+{imports}
+path, n, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def expect(i):
+    return ((np.arange(4096, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(1, 64, 64)
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+out = {{}}
+r0 = rss(); t0 = time.perf_counter()
+ds = {open}
+t1 = time.perf_counter()
+if case == "scan":
+    out["ms"] = (t1 - t0) * 1e3
+elif case == "first":
+    img = {get}(ds, 0)
+    out["ms"] = (time.perf_counter() - t0) * 1e3; out["rss_mib"] = rss() - r0
+    assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(0)), "wrong first image"
+elif case == "len":
+    t = time.perf_counter(); k = {length}(ds); out["ms"] = (time.perf_counter() - t) * 1e3
+    assert k == n, (k, n)
+elif case == "get":
+    rng = np.random.default_rng(1); picks = rng.integers(0, n, 420)
+    for i in picks[:20]:
+        assert np.array_equal(np.asarray({get}(ds, int(i))).reshape(1, 64, 64), expect(int(i))), i
+    runs = []
+    for rep in range(5):
+        t = time.perf_counter()
+        for i in picks[20 + rep * 80:20 + (rep + 1) * 80]:
+            {get}(ds, int(i))
+        runs.append((time.perf_counter() - t) * 1e3 / 80)
+    out["ms"] = statistics.median(runs)
+elif case == "read32":
+    rng = np.random.default_rng(2); batches = [rng.choice(n, 32, replace=False) for _ in range(8)]
+    got = {many}(ds, batches[0])
+    assert np.array_equal(np.asarray(got).reshape(32, 64, 64), np.stack([expect(int(i)) for i in batches[0]]).reshape(32, 64, 64))
+    times = []
+    for b in batches[1:]:
+        t = time.perf_counter(); {many}(ds, b); times.append((time.perf_counter() - t) * 1e3)
+    out["ms"] = statistics.median(times)
+elif case == "filter":
+    t = time.perf_counter(); kept, img = {filter}(ds, "B03"); out["ms"] = (time.perf_counter() - t) * 1e3
+    assert kept == len(range(14, n, 96)), kept
+    assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(14))
+elif case == "shard":
+    t = time.perf_counter(); kept, img = {shard}(ds, 1, 8); out["ms"] = (time.perf_counter() - t) * 1e3
+    assert kept == len(range(1, n, 8)), kept
+    assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(1))
+print(json.dumps(out))
+'''
+
+_LIBS: dict[str, dict[str, str]] = {
+    "ours": {
+        "imports": "from ome_arrow_core import OMEArrowDataset",
+        "open": "OMEArrowDataset.scan(path)",
+        "get": "(lambda d, i: d[i].to_numpy())",
+        "length": "len",
+        "many": "(lambda d, idx: d.read(idx))",
+        "filter": "(lambda d, w: (lambda f: (len(f), f[0].to_numpy()))(d.filter({'well': w})))",
+        "shard": "(lambda d, r, k: (lambda s: (len(s), s[0].to_numpy()))(d.select(range(r, len(d), k))))",
+    },
+    "zarr": {
+        "imports": "import zarr",
+        "open": "(lambda g: (g, g['images']))(zarr.open_group(path, mode='r'))",
+        "get": "(lambda d, i: d[1][i])",
+        "length": "(lambda d: d[1].shape[0])",
+        "many": "(lambda d, idx: d[1].oindex[np.asarray(idx)])",
+        "filter": "(lambda d, w: (lambda k: (len(k), d[1][int(k[0])]))(np.nonzero(d[0]['well'][...] == w)[0]))",
+        "shard": "(lambda d, r, k: (lambda s: (len(s), d[1][int(s[0])]))(np.arange(r, d[1].shape[0], k)))",
+    },
+}
+
+
+def run_case(lib: str, path: Path, n: int, case: str, baseline: Path | None = None) -> dict[str, float]:
+    """One case in a fresh process (``lib`` "before": ours from the source tree ``baseline``)."""
+    first = f"sys.path.insert(0, {str(baseline)!r})\n" if lib == "before" and baseline is not None else ""
+    code = _CHILD.format(baseline=first, **_LIBS["ours" if lib == "before" else lib])
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(n), case], capture_output=True, text=True,
+                          timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{lib} {case} N={n} failed:\n{done.stderr[-3000:]}")
+    out: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def measure(root: Path, sizes: list[int], repeats: int, libs: list[str], cases: list[str],
+            baseline: Path | None) -> dict[tuple[str, int, str], dict[str, float]]:
+    results: dict[tuple[str, int, str], dict[str, float]] = {}
+    for n in sizes:
+        paths = plates(root, n)
+        paths["before"] = paths["ours"]
+        for lib in libs:
+            for case in cases:
+                run_case(lib, paths[lib], n, case, baseline)  # warm the page cache
+                runs = [run_case(lib, paths[lib], n, case, baseline) for _ in range(repeats)]
+                results[(lib, n, case)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                print(f"  N={n:>9,} {lib:5} {case:7} " + " ".join(f"{k}={v:.3f}" for k, v in results[(lib, n, case)].items()),
+                      file=sys.stderr, flush=True)
+    return results
+
+
+def table(results: dict[tuple[str, int, str], dict[str, float]], sizes: list[int], cases: list[str]) -> str:
+    def ms(r: dict[str, float] | None) -> str:
+        return "-" if r is None else f"{r['ms']:.3f}" + (f" ({r['rss_mib']:.1f} MiB)" if "rss_mib" in r else "")
+
+    def ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
+        return "-" if a is None or b is None or b["ms"] <= 0 else f"{a['ms'] / b['ms']:.2f}"
+
+    rows = ["| case | N | ours ms (RSS) | zarr ms (RSS) | before ms (RSS) | ours/zarr | before/zarr | ours(N)/ours(N0) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for case in cases:
+        for n in sizes:
+            ours, peer, old = (results.get((lib, n, case)) for lib in ("ours", "zarr", "before"))
+            cells = [case, f"{n:,}", ms(ours), ms(peer), ms(old), ratio(ours, peer), ratio(old, peer),
+                     ratio(ours, results.get(("ours", sizes[0], case)))]
+            rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--root", type=Path, default=Path("/tmp/ome-arrow-plate-scale"))
+    parser.add_argument("--libs", nargs="+", default=["ours", "zarr"], help="ours, zarr, before (needs --baseline)")
+    parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    parser.add_argument("--baseline", type=Path, help="a source tree of ome-arrow-core measured as 'before' "
+                        "(e.g. a checkout of main), first on the child's path")
+    args = parser.parse_args()
+    libs = [*args.libs, *(["before"] if args.baseline and "before" not in args.libs else [])]
+    results = measure(args.root, args.sizes, args.repeats, libs, args.cases, args.baseline)
+    print(table(results, args.sizes, args.cases))
+
+
+if __name__ == "__main__":
+    main()

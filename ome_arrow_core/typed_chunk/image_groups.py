@@ -1,0 +1,116 @@
+"""The images tables of an opened dataset, read by the row group: a row costs its row group, not the table.
+
+Opening reads the footers only (each part's row counts per row group); a row is read with
+the rest of its row group (kept in Arrow memory: at most the table, as the groups are
+touched) and only that row becomes a dict; a column is read alone, once; the whole table
+only when asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..boundary import reading, require_member
+from ..errors import DamagedFileError
+from .tables import Part, read_images
+
+__all__ = ["ImageRows", "ROWS_KEPT"]
+
+#: Image rows kept as dicts (the most recently used; ~2 KiB each).
+ROWS_KEPT = 4096
+
+
+def group_starts(path: Path, name: str) -> np.ndarray:
+    """The first row of each row group of images table ``name``, then its row count (from its footer)."""
+    import pyarrow.parquet as pq
+
+    with reading(path, name, "reading the images table's footer"):
+        md = pq.read_metadata(require_member(path, name))
+    counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+
+
+class ImageRows:
+    """The images tables of ``parts`` (one row per image, parts in order): rows, columns, the table, on demand."""
+
+    def __init__(self, path: Path, parts: Sequence[Part], dictionary: Sequence[str]) -> None:
+        """``dictionary``: string columns read dictionary-encoded (a plate repeats its channels and units)."""
+        self.path, self.parts, self.dictionary = path, list(parts), list(dictionary)
+        self.starts = [group_starts(path, p.images) for p in self.parts]
+        counts = [int(s[-1]) for s in self.starts]
+        self.first = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+        self._table: pa.Table | None = None
+        self._columns: dict[str, pa.ChunkedArray] = {}
+        self._files: dict[int, Any] = {}
+        self._groups: dict[tuple[int, int], pa.RecordBatch] = {}
+        self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def part_of(self) -> np.ndarray:
+        """The part of each image row."""
+        return np.repeat(np.arange(len(self.parts), dtype=np.int32), np.diff(self.first))
+
+    def table(self) -> pa.Table:
+        """Every images table as one table (read whole on first use)."""
+        with self._lock:
+            if self._table is None:
+                self._table = read_images(self.path, self.parts, dictionary=self.dictionary)[0]
+            return self._table
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """Column ``name`` of every images table, read alone (once)."""
+        with self._lock:
+            if self._table is not None:
+                return self._table.column(name)
+            hit = self._columns.get(name)
+            if hit is None:
+                hit = self._columns[name] = read_images(self.path, self.parts, [name],
+                                                        dictionary=self.dictionary)[0].column(name)
+            return hit
+
+    def row(self, pos: int) -> dict[str, Any]:
+        """Image row ``pos`` as a dict (read with its row group)."""
+        with self._lock:
+            hit = self._rows.get(pos)
+            if hit is not None:
+                self._rows.move_to_end(pos)
+                return hit
+            part = int(np.searchsorted(self.first, pos, side="right")) - 1
+            local = pos - int(self.first[part])
+            g = int(np.searchsorted(self.starts[part], local, side="right")) - 1
+            group = self._groups.get((part, g))
+            if group is None:
+                group = self._groups[(part, g)] = self._read_group(part, g)
+            k = local - int(self.starts[part][g])  # one row's scalars: a sliced table's to_pylist converts slowly
+            row: dict[str, Any] = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
+            self._rows[pos] = row
+            while len(self._rows) > ROWS_KEPT:
+                self._rows.popitem(last=False)
+            return row
+
+    def _read_group(self, part: int, g: int) -> pa.RecordBatch:
+        import pyarrow.parquet as pq
+
+        name = self.parts[part].images
+        want = int(self.starts[part][g + 1] - self.starts[part][g])
+        with reading(self.path, name, "reading an images row group"):
+            pf = self._files.get(part)
+            if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
+                have = set(pq.read_schema(self.path / name).names)
+                pf = self._files[part] = pq.ParquetFile(
+                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None)
+            group = pf.read_row_group(g, use_threads=False).combine_chunks()
+        if group.num_rows != want:
+            raise DamagedFileError(f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
+                                   f"{want}; the images table is damaged")
+        return group.to_batches()[0] if group.num_rows else pa.RecordBatch.from_pylist([], schema=group.schema)
