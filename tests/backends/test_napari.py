@@ -194,10 +194,11 @@ def test_a_damaged_file_raises_our_error_when_a_plane_is_read(tmp_path: Path) ->
 
 
 def test_scale_and_colormaps_from_metadata() -> None:
-    meta = ImageMeta(sizes={"Z": 3, "Y": 4, "X": 4}, dtype=np.uint8)
+    meta = ImageMeta(sizes={"Z": 3, "Y": 4, "X": 4}, dtype=np.uint8, physical_size={"X": 1.0, "Y": 1.0, "Z": 1.0})
     assert scale_of(meta, "ZYX") == [1.0, 1.0, 1.0]
     unknown = replace(meta, physical_size={"X": None, "Y": None, "Z": None})
     assert scale_of(unknown, "ZYX") is None
+    assert scale_of(ImageMeta(sizes={"Z": 3, "Y": 4, "X": 4}, dtype=np.uint8), "ZYX") is None  # unknown by default
     partly = replace(meta, physical_size={"X": 0.5, "Y": 0.5, "Z": None})
     assert scale_of(partly, "TZCYX") == [1.0, 1.0, 0.5, 0.5]
     assert colormap_name(np.array([1.0, 0.0, 1.0])) == "magenta"
