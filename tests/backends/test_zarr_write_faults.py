@@ -18,8 +18,8 @@ import pytest
 pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install -e backends/zarr)")
 
-from ome_arrow_core import OMEArrow  # noqa: E402
-from ome_arrow_core.plugin_api import UnsafeOverwriteError  # noqa: E402
+from ome_arrow_core import OMEArrow
+from ome_arrow_core.plugin_api import UnsafeOverwriteError
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
