@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -94,14 +94,8 @@ class ReadBatch:
         out: list[np.ndarray] = []
         for row, shape, dtype, k, begin, size in zip(rows, shapes, dtypes, piece.tolist(), start.tolist(),
                                                      need.tolist()):
-            data = self._chunks[k].buffers()[2]
-            if sums is not None and (checked is None or row not in checked):
-                sums.check(row, data, begin, size, lambda row=row: opened.where(row))  # type: ignore[misc]
-                if checked is not None:
-                    checked.add(row)
-            dt = dtype.newbyteorder("<")
-            block = view_buffer(data, dt, shape, offset=begin)
-            out.append(block if dt.isnative else block.astype(dt.newbyteorder("=")))
+            out.append(checked_block(opened, row, self._chunks[k].buffers()[2], begin, size, dtype, shape, sums,
+                                     checked))
         return out
 
 
@@ -164,11 +158,18 @@ def chunk_blocks(opened: OpenedDataset, code: int, groups: Sequence[int], rows: 
         if values.length[k] != need:
             raise DamagedFileError(f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds "
                                    f"{values.length[k]} bytes; its shape {tuple(shape)} needs {need}")
-        if sums is not None and (checked is None or row not in checked):
-            sums.check(row, data, begin, need, lambda row=row: opened.where(row))  # type: ignore[misc]
-            if checked is not None:
-                checked.add(row)
-        dt = dtype.newbyteorder("<")
-        block = view_buffer(data, dt, shape, offset=begin)
-        out.append(block if dt.isnative else block.astype(dt.newbyteorder("=")))
+        out.append(checked_block(opened, row, data, begin, need, dtype, shape, sums, checked))
     return out
+
+
+def checked_block(opened: OpenedDataset, row: int, data: Any, begin: int, size: int, dtype: np.dtype,
+                  shape: tuple[int, ...], sums: Any, checked: set[int] | None) -> np.ndarray:
+    """Chunk ``row``'s pixels (``size`` bytes of buffer ``data`` from ``begin``) as a native-order array of
+    ``shape``, its checksum checked first (once per row when ``checked`` remembers them; ``sums`` None: never)."""
+    if sums is not None and (checked is None or row not in checked):
+        sums.check(row, data, begin, size, lambda: opened.where(row))
+        if checked is not None:
+            checked.add(row)
+    dt = dtype.newbyteorder("<")
+    block = view_buffer(data, dt, shape, offset=begin)
+    return block if dt.isnative else block.astype(dt.newbyteorder("="))

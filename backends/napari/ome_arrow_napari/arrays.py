@@ -56,15 +56,10 @@ def _pick(base: range | tuple[int, ...], k: Any, n: int, axis: str) -> tuple[ran
     return tuple(base[v] for v in picked), True
 
 
-class ImageArray:
-    """One image (a lazy :class:`OMEArrow`) as an array over ``axes`` (its axes of length > 1, plus Y and X)."""
+class _Shaped:
+    """``ndim``, ``size`` and ``len`` from ``shape``, as napari asks of an array-like."""
 
-    def __init__(self, image: OMEArrow, axes: str | None = None) -> None:
-        self.image = image
-        sizes = image.sizes
-        self.axes = axes if axes is not None else "".join(a for a in _AXES if sizes[a] > 1 or a in "YX")
-        self.shape: tuple[int, ...] = tuple(sizes[a] for a in self.axes)
-        self.dtype = np.dtype(image.dtype)
+    shape: tuple[int, ...]
 
     @property
     def ndim(self) -> int:
@@ -78,6 +73,17 @@ class ImageArray:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+
+class ImageArray(_Shaped):
+    """One image (a lazy :class:`OMEArrow`) as an array over ``axes`` (its axes of length > 1, plus Y and X)."""
+
+    def __init__(self, image: OMEArrow, axes: str | None = None) -> None:
+        self.image = image
+        sizes = image.sizes
+        self.axes = axes if axes is not None else "".join(a for a in _AXES if sizes[a] > 1 or a in "YX")
+        self.shape: tuple[int, ...] = tuple(sizes[a] for a in self.axes)
+        self.dtype = np.dtype(image.dtype)
 
     def __repr__(self) -> str:
         return f"ImageArray(axes={self.axes!r}, shape={self.shape}, dtype={self.dtype})"
@@ -130,7 +136,7 @@ class ImageArray:
         return out if dtype is None else out.astype(dtype)
 
 
-class StackArray:
+class StackArray(_Shaped):
     """Equal images of a dataset stacked on a first axis; image ``i`` is opened when it is sliced."""
 
     def __init__(self, dataset: OMEArrowDataset, axes: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -153,19 +159,6 @@ class StackArray:
         while len(self._open) > _KEEP_OPEN:
             self._open.popitem(last=False)
         return got
-
-    @property
-    def ndim(self) -> int:
-        """Number of axes (the image axis first)."""
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        """Number of pixels."""
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __repr__(self) -> str:
         return f"StackArray(images={self.shape[0]}, axes={self.axes!r}, shape={self.shape}, dtype={self.dtype})"
