@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
 import numpy as np
 
 HERE = Path(__file__).resolve().parent

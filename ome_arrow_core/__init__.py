@@ -32,9 +32,8 @@ from .selection import Selection
 from .view import TensorView
 
 if TYPE_CHECKING:
-    from .typed_chunk import cleanup_dataset
     from .dataset import OMEArrowDataset, write_dataset
-    from .typed_chunk import compact_dataset
+    from .typed_chunk import cleanup_dataset, compact_dataset
     from .verification import VerifyReport, verify
 
 __version__ = "0.1.0"

@@ -19,9 +19,9 @@ from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
 from .ingesting import ingest
-from .location import is_uri, resolve
 from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
 from .lazy import LazyTensorView, materialize
+from .location import is_uri, resolve
 from .meta import ImageMeta
 from .opening import open_path
 from .registry import Registry, default_registry

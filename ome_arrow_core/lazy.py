@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .display import Thumbnailed
 from .casting import Casting, cast_pixels, check_casting
+from .display import Thumbnailed
 from .handlers import PixelSource
 from .iteration import Window
 from .layout import ChannelPolicy, apply_layout, normalize_axes

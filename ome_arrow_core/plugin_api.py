@@ -42,10 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from .arguments import check_row
 from .array_types import is_cupy_array, is_jax_array, is_torch_array
-from .builtins.cpu_export import zero_copy_array
-from .safe_write import atomic_path
 from .boundary import reading, require_regular_file, where
 from .buffers import arrow_empty, to_arrow_memory, view_buffer
+from .builtins.cpu_export import zero_copy_array
 from .casting import cast_pixels
 from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
 from .checksums import ChunkChecksums, checksums_of, verify_enabled
@@ -74,6 +73,7 @@ from .hookspecs import hookimpl
 from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 from .remote_writes import remote_file, upload_directory
+from .safe_write import atomic_path
 
 if TYPE_CHECKING:
     from .dataset import DatasetViews

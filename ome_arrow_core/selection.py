@@ -7,6 +7,7 @@ previous one, so chained crops are relative to the previous crop.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
@@ -16,7 +17,6 @@ import numpy as np
 from .arguments import whole_numbers
 from .errors import SelectionError
 from .layout import AXES
-import itertools
 
 if TYPE_CHECKING:
     from .meta import ImageMeta

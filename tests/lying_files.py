@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrow
-
-from table_digests import without_table_digests
 
 
 def small_dataset(path: Path, planes: int = 1) -> Path:

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
-from ome_arrow_core.typed_chunk import append, opened
 from ome_arrow_core.cli import main
+from ome_arrow_core.typed_chunk import append, opened
 
 N = 9
 FORMATS = ["parquet", pytest.param("vortex", marks=pytest.mark.skipif(

@@ -20,10 +20,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lying_files
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import DamagedFileError
-from table_digests import without_table_digests
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc")
 

@@ -16,12 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, Selection, verify, write_dataset
 from ome_arrow_core.buffers import arrow_base
 from ome_arrow_core.checksums import ENV
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
-from table_digests import without_table_digests
 
 SHAPE = (2, 3, 40, 48)  # ZCYX
 

@@ -15,11 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, OMEArrowError, SchemaError
-
-from table_digests import without_table_digests
 
 N = 23
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from table_digests import without_table_digests
 
 from ome_arrow_core import (
     BackendUnavailableError,
@@ -29,9 +30,8 @@ from ome_arrow_core import (
     Writer,
     hookimpl,
 )
-from ome_arrow_core.safe_write import atomic_path
 from ome_arrow_core.errors import ArgumentError
-from table_digests import without_table_digests
+from ome_arrow_core.safe_write import atomic_path
 
 
 def record(**changes: Any) -> dict[str, Any]:

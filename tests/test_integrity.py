@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
-from ome_arrow_core.typed_chunk.audit import audit_chunk_files
 from ome_arrow_core.errors import DamagedFileError
-from table_digests import without_table_digests
+from ome_arrow_core.typed_chunk.audit import audit_chunk_files
 
 MANIFEST = "_ome_arrow_dataset.json"
 SHAPE = (2, 40, 48)  # CYX: 3 x 3 tiles of 16 x 16 per channel, 18 chunks per image

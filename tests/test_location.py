@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
+from servers import HTTPServer, S3Server
 
 from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.location import Location, is_uri, resolve
-from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

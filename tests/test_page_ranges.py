@@ -14,14 +14,21 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, verify, write_dataset
-from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
+from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.page_reads import AUDIT_BY_FOOTER, MANIFEST_KEY, RANGE_COLUMNS
-from ome_arrow_core.typed_chunk.parquet_pages import CODECS, DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE, page_header, page_ranges
-from table_digests import without_table_digests
+from ome_arrow_core.typed_chunk.parquet_pages import (
+    CODECS,
+    DATA_PAGE,
+    DATA_PAGE_V2,
+    DICTIONARY_PAGE,
+    page_header,
+    page_ranges,
+)
 
 CODEC_NAMES = ["none", "lz4", "zstd", "snappy", "gzip", "brotli"]
 DTYPES = list(SUPPORTED)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import ome_arrow_core
+import ome_arrow_core.entry_points as entry_points_module
 from ome_arrow_core import (
     BackendUnavailableError,
     DeviceError,
@@ -29,7 +30,6 @@ from ome_arrow_core import (
     default_registry,
     hookimpl,
 )
-import ome_arrow_core.entry_points as entry_points_module
 from ome_arrow_core.dlpack import DLPackTensor
 from ome_arrow_core.registry import BLOCK_ENV, ENTRY_POINT_GROUP
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.fs as pafs
 import pytest
+from servers import HTTPServer, S3Server
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import DamagedFileError, StorageError
-from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

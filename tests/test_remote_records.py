@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from servers import HTTPServer, S3Server
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import ArgumentError, DamagedFileError
 from ome_arrow_core.meta import ImageMeta
 from ome_arrow_core.record import pixels_to_record
-from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64"]

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from servers import HTTPServer, RequestLog, S3Server
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.meta import ImageMeta
 from ome_arrow_core.record import pixels_to_record
-from servers import HTTPServer, RequestLog, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-
 from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.cli import main
-from table_digests import without_table_digests
 
 
 def dataset(tmp_path: Path) -> tuple[Path, bytes]:

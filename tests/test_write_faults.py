@@ -20,8 +20,7 @@ import pytest
 import writes_support as ws
 
 from ome_arrow_core import OMEArrow, cleanup_dataset, compact_dataset
-from ome_arrow_core.safe_write import atomic, fsops
-from ome_arrow_core.safe_write import SENTINEL
+from ome_arrow_core.safe_write import SENTINEL, atomic, fsops
 
 SWAPS = ["exchange", "fallback"]
 #: The SIGKILL sweeps of create, record export and compaction take minutes: run them with OME_ARROW_LONG_TESTS=1.

@@ -16,9 +16,9 @@ import pytest
 import writes_support as ws
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, cleanup_dataset, write_dataset
-from ome_arrow_core.safe_write import fsops, make_temp
 from ome_arrow_core.cli import main
 from ome_arrow_core.errors import UnsafeOverwriteError
+from ome_arrow_core.safe_write import fsops, make_temp
 from ome_arrow_core.safe_write.ownership import temp_name
 from ome_arrow_core.typed_chunk import append
 

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-
 from ..errors import OMEArrowError
 from ..image import OMEArrow
 from ..progress import Progress

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import OMEArrow as CoreImage
 from .. import Ingested, default_registry
+from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError
 from ..layout import to_canonical
 from ..plugin_api import reading

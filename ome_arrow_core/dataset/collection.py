@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 from ..arguments import check_index, whole_numbers
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
-from ..display import DatasetThumbnails
 from ..casting import Casting, check_casting
+from ..display import DatasetThumbnails
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
 from ..layout import ChannelPolicy, default_layout, normalize_axes

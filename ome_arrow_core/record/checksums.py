@@ -8,6 +8,7 @@ plane's ``pixels`` values. Readers that do not know the key (ome-arrow 0.1.0) ig
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -16,7 +17,6 @@ import pyarrow as pa
 
 from ..checksums import ALGORITHM, checker, mismatch
 from ..errors import ChecksumError, DamagedFileError
-import itertools
 
 __all__ = ["KEY", "plane_checksums", "checksum_metadata", "stored_checksums", "verify_record"]
 

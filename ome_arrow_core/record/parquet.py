@@ -17,14 +17,14 @@ import pyarrow.parquet as pq
 from ..boundary import blaming, reading, require_regular_file, writing
 from ..checksums import verify_enabled
 from ..errors import ArgumentError, DamagedFileError, SchemaError
-from ..meta import ImageMeta
 from ..location import Location
+from ..meta import ImageMeta
 from ..parquet_files import PARQUET_CODECS, checked_footer, footer_rows
 from ..safe_write import atomic_path
 from ..selection import Selection
 from .checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
-from .footer import remote_footer
 from .codec import pixels_to_record, record_meta, record_to_pixels
+from .footer import remote_footer
 from .schema import find_ome_column
 
 __all__ = ["RecordSource", "write_record_file", "has_ome_column"]

@@ -14,9 +14,9 @@ reported): a manifest that lost its entries would otherwise lose those images fo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 
 from . import fsops
 from .ownership import OLD, is_dataset, is_legacy_temp, parse_temp

@@ -27,11 +27,11 @@ from ..registry import Registry
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_image_chunks, check_manifest_members, check_member, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
+from .image_groups import ImageRows
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .page_reads import listed_codec, paged_fragment, ranged_rows_bound
 from .readcheck import ReadCheck, dtype_name
 from .spec import FORMAT_VERSION, MANIFEST, read_manifest
-from .image_groups import ImageRows
 from .tables import images_schema, parts_of, read_indexes
 
 __all__ = ["OpenedDataset", "open_dataset", "CACHE_SIZE"]

@@ -6,6 +6,7 @@ and records the index rows of everything packed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,6 @@ from .image_rows import image_row
 from .page_reads import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
-import itertools
 
 __all__ = ["ChunkPacker", "BandReader", "StreamItem", "packed_tables", "BAND_BYTES", "BATCH_BYTES", "BATCH_PIECES"]
 

@@ -23,12 +23,12 @@ from bioio_files import count_opens, no_tiff, rgb, write_ome_tiff, write_png, wr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ome_arrow_bioio.dims import DimMap
+from ome_arrow_bioio.plugin import PRIORITY, SUFFIXES
 from ome_arrow_core import OMEArrow, Registry, Selection
 from ome_arrow_core.first_party import FIRST_PARTY
 from ome_arrow_core.plugin_api import PluginError, SchemaError
 from ome_arrow_core.plugin_report import explain
-from ome_arrow_bioio.dims import DimMap
-from ome_arrow_bioio.plugin import PRIORITY, SUFFIXES
 
 #: Every dtype tifffile writes that OME-Arrow stores (bool has no TIFF sample format of its own).
 TIFF_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")

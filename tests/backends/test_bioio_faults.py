@@ -22,8 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrow
-from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, DTypeError, PluginError, SchemaError, \
-    SelectionError
+from ome_arrow_core.plugin_api import (
+    ArgumentError,
+    DamagedFileError,
+    DTypeError,
+    PluginError,
+    SchemaError,
+    SelectionError,
+)
 
 PNG = rgb((24, 31, 3), "uint8", seed=11)
 STACK = rgb((6, 20, 22), "uint16", seed=12)

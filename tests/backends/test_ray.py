@@ -19,12 +19,12 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 pytest.importorskip("ome_arrow_ray")
 
-from ome_arrow_ray import iter_torch_batches, read_dataset  # noqa: E402
-from ome_arrow_ray.datasource import OMEArrowDatasource  # noqa: E402
 from ray.data.datasource import ReadTask  # noqa: E402
 from ray.data.expressions import col  # noqa: E402
 
 from ome_arrow_core import OMEArrowDataset, write_dataset  # noqa: E402
+from ome_arrow_ray import iter_torch_batches, read_dataset  # noqa: E402
+from ome_arrow_ray.datasource import OMEArrowDatasource  # noqa: E402
 
 N = 9
 pytestmark = [

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("ray.data")
 pytest.importorskip("ome_arrow_ray")
 
-from ome_arrow_ray import OMEArrowDatasource, read_dataset
-from ome_arrow_ray.sampling import epoch_order
 from ray.data.expressions import col
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset
+from ome_arrow_ray import OMEArrowDatasource, read_dataset
+from ome_arrow_ray.sampling import epoch_order
 
 N = 11
 VIEW = {"t": None, "z": None, "c": None, "roi": None, "layout": None, "channel_policy": "error"}

@@ -17,8 +17,6 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from ome_arrow_tiff.axes import AxisMap, canonical_targets  # noqa: E402
-from ome_arrow_tiff.reader import TiffSource  # noqa: E402
 
 from ome_arrow_core import (  # noqa: E402
     DTypeError,
@@ -31,6 +29,8 @@ from ome_arrow_core import (  # noqa: E402
     default_registry,
 )
 from ome_arrow_core.testing import check_reader  # noqa: E402
+from ome_arrow_tiff.axes import AxisMap, canonical_targets  # noqa: E402
+from ome_arrow_tiff.reader import TiffSource  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ome-artificial"
 SAMPLES = [

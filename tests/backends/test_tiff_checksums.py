@@ -17,11 +17,10 @@ import pytest
 tifffile = pytest.importorskip("tifffile", reason="needs tifffile (pip install -e backends/tiff)")
 pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install -e backends/tiff)")
 
-from ome_arrow_tiff.integrity import NAMESPACE  # noqa: E402
-
 from ome_arrow_core import OMEArrow, OMEArrowError, verify  # noqa: E402
 from ome_arrow_core.cli import main  # noqa: E402
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError  # noqa: E402
+from ome_arrow_tiff.integrity import NAMESPACE  # noqa: E402
 
 #: Layouts of the writer: (name, export options).
 LAYOUTS = [

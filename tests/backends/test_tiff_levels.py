@@ -17,10 +17,10 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from ome_arrow_tiff.levels import downsample  # noqa: E402
 
 from ome_arrow_core import OMEArrow, OMEArrowError, SelectionError, verify  # noqa: E402
 from ome_arrow_core.errors import ArgumentError  # noqa: E402
+from ome_arrow_tiff.levels import downsample  # noqa: E402
 
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"]
 MB = {"photometric": "minisblack"}

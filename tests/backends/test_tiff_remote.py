@@ -13,11 +13,11 @@ import pytest
 tifffile = pytest.importorskip("tifffile", reason="needs tifffile (pip install -e backends/tiff)")
 pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install -e backends/tiff)")
 
-from ome_arrow_tiff.remote import merge_ranges  # noqa: E402
+from servers import HTTPServer, RequestLog, S3Server  # noqa: E402
 
 from ome_arrow_core import OMEArrow, Selection  # noqa: E402
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, StorageError  # noqa: E402
-from servers import HTTPServer, RequestLog, S3Server  # noqa: E402
+from ome_arrow_tiff.remote import merge_ranges  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SHAPE = (1, 3, 2, 512, 384)  # TZCYX: 6 planes of 384 KiB (uint16)

@@ -11,12 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ome_arrow_torch")
 
-from ome_arrow_torch import OMEArrowTorchDataset  # noqa: E402
-from ome_arrow_torch.collate import BatchRow, collate_rows, rows_of  # noqa: E402
-from ome_arrow_torch.pool import MAX_SLOTS  # noqa: E402
 from torch.utils.data import DataLoader, default_collate  # noqa: E402
 
 from ome_arrow_core import write_dataset  # noqa: E402
+from ome_arrow_torch import OMEArrowTorchDataset  # noqa: E402
+from ome_arrow_torch.collate import BatchRow, collate_rows, rows_of  # noqa: E402
+from ome_arrow_torch.pool import MAX_SLOTS  # noqa: E402
 
 N = 21
 pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")

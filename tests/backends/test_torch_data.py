@@ -11,10 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ome_arrow_torch")
 
-from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
+from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 
 CUDA = torch.cuda.is_available()
 N = 22

@@ -12,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("ome_arrow_torch")
 
-from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset  # noqa: E402
-from ome_arrow_torch.pool import MAX_SLOTS, BatchPool, PooledTensor, _received, release  # noqa: E402
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
 
 from ome_arrow_core import write_dataset  # noqa: E402
+from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset  # noqa: E402
+from ome_arrow_torch.pool import MAX_SLOTS, BatchPool, PooledTensor, _received, release  # noqa: E402
 
 N = 22
 pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")

@@ -19,6 +19,8 @@ import pytest
 pytest.importorskip("vortex", reason="needs vortex-data (pip install -e backends/vortex)")
 pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
 
+from table_digests import without_table_digests
+
 from ome_arrow_core import (
     BackendUnavailableError,
     OMEArrow,
@@ -28,7 +30,6 @@ from ome_arrow_core import (
     write_dataset,
 )
 from ome_arrow_core.errors import ArgumentError, ChecksumError
-from table_digests import without_table_digests
 from ome_arrow_core.registry import BLOCK_ENV
 from ome_arrow_core.testing import ChunkStoreTests, check_reader
 from ome_arrow_vortex import chunk_store
@@ -223,8 +224,9 @@ def test_a_damaged_index_is_reported(tmp_path: Path) -> None:
 def test_torch_loaders_read_the_vortex_plate(plate: tuple[Path, np.ndarray]) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("ome_arrow_torch")
-    from ome_arrow_torch.data import OMEArrowIterableDataset, OMEArrowTorchDataset
     from torch.utils.data import DataLoader
+
+    from ome_arrow_torch.data import OMEArrowIterableDataset, OMEArrowTorchDataset
 
     path, arrs = plate
     ds = OMEArrowIterableDataset(path, batch_size=5, c=1, roi=(2, 3, 16, 8), layout="YX")

@@ -13,9 +13,10 @@ import pytest
 pytest.importorskip("vortex", reason="needs vortex-data (pip install -e backends/vortex)")
 pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
 
+from servers import S3Server
+
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import ArgumentError
-from servers import S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -13,9 +13,10 @@ pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install -e backends/zarr)")
 pytest.importorskip("fsspec")
 
+from servers import HTTPServer, S3Server
+
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import DamagedFileError, OMEArrowError, StorageError, UnsafeOverwriteError
-from servers import HTTPServer, S3Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SHAPE = (1, 2, 2, 256, 256)  # TZCYX; chunks of one 64x64 tile of one plane: 64 chunks per level

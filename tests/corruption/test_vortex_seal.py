@@ -24,10 +24,13 @@ from hypothesis import strategies as st
 vx = pytest.importorskip("vortex")
 pytest.importorskip("ome_arrow_vortex")
 
-from ome_arrow_core import OMEArrow, OMEArrowDataset  # noqa: E402
-from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError, StorageError  # noqa: E402
-from ome_arrow_core import write_dataset  # noqa: E402
+from ome_arrow_core import (  # noqa: E402
+    OMEArrow,
+    OMEArrowDataset,
+    write_dataset,
+)
 from ome_arrow_core.cli import main as cli  # noqa: E402
+from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError, StorageError  # noqa: E402
 from ome_arrow_vortex.seal import MAGIC, SEAL_SIZE, check_seal, guard, seal, unchanged  # noqa: E402
 
 A = np.random.default_rng(1).integers(1, 60000, (2, 2, 16, 16)).astype("uint16")

@@ -7,11 +7,10 @@ Run on a CUDA machine after tests/gpu/run_gpu_tests.sh has installed the package
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-import sys
 
 import cupy as cp
 import numpy as np

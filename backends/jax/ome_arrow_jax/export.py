@@ -6,11 +6,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from ome_arrow_core import DTypeError
 from ome_arrow_core.plugin_api import DLPackTensor, check_cuda_device, to_arrow_memory, zero_copy_array
 
 if TYPE_CHECKING:
     import jax
+
     from ome_arrow_core import TensorView
 
 __all__ = ["is_compact", "export_cpu", "export_gpu"]

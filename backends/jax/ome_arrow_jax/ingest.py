@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from ome_arrow_core import DTypeError
 from ome_arrow_core.plugin_api import SUPPORTED, is_jax_array
 

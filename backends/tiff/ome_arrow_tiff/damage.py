@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import reading
-from ome_arrow_core.plugin_api import DamagedFileError
+from ome_arrow_core.plugin_api import DamagedFileError, reading
 
 __all__ = ["strict_tifffile", "check_declared", "check_extent", "ome_root"]
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 import sys
-from functools import partial
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import PurePath
 from typing import Any, Final
 

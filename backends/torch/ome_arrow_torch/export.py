@@ -6,10 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from ome_arrow_core.plugin_api import check_cuda_device, zero_copy_array
 
 if TYPE_CHECKING:
     import torch
+
     from ome_arrow_core import TensorView
 
 __all__ = ["export_cpu", "export_cuda", "ZERO_COPY"]

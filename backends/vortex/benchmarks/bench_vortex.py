@@ -2,13 +2,14 @@
 
 Usage: python backends/vortex/benchmarks/bench_vortex.py OUT_DIR [random|smooth]
 """
-import statistics
-import timeit
 import os
+import statistics
 import sys
+import timeit
+
 import numpy as np
-from ome_arrow_core import OMEArrow
-from ome_arrow_core import Selection
+
+from ome_arrow_core import OMEArrow, Selection
 from ome_arrow_vortex.reader import VortexSource
 
 d = sys.argv[1] if len(sys.argv) > 1 else "/tmp/vxbench"

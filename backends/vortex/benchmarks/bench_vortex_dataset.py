@@ -2,11 +2,13 @@
 
 Usage: python backends/vortex/benchmarks/bench_vortex_dataset.py   (512 images of 2x256x256 uint16, in a temp dir)
 """
-import time
-import tempfile
 import pathlib
 import statistics
+import tempfile
+import time
+
 import numpy as np
+
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.typed_chunk import opened
 

@@ -13,10 +13,16 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import ImageMeta, SchemaError, Selection, SelectionError
-from ome_arrow_core.plugin_api import reading, require_regular_file, where
-from ome_arrow_core.plugin_api import arrow_empty, view_buffer
-from ome_arrow_core.plugin_api import ChunkChecksums, verify_enabled
-from ome_arrow_core.plugin_api import DamagedFileError
+from ome_arrow_core.plugin_api import (
+    ChunkChecksums,
+    DamagedFileError,
+    arrow_empty,
+    reading,
+    require_regular_file,
+    verify_enabled,
+    view_buffer,
+    where,
+)
 
 from .format import (
     CHECKSUM,

@@ -23,12 +23,18 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from io import BufferedIOBase
+from pathlib import Path
 from typing import Any, Final
 
-from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ChecksumError, DamagedFileError, StorageError, where
-from ome_arrow_core.plugin_api import verify_enabled
+from ome_arrow_core.plugin_api import (
+    CHECKSUM_ALGORITHM,
+    ChecksumError,
+    DamagedFileError,
+    StorageError,
+    verify_enabled,
+    where,
+)
 
 __all__ = ["MAGIC", "VORTEX_MAGIC", "SEAL_SIZE", "seal", "check_seal", "Sealed", "identity", "guard", "unchanged"]
 

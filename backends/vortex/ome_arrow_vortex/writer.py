@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core.plugin_api import ArgumentError
-from ome_arrow_core.plugin_api import atomic_path
-from ome_arrow_core.plugin_api import checksums_of
+from ome_arrow_core.plugin_api import ArgumentError, atomic_path, checksums_of
 
 from .format import CHECKSUM, INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
 from .seal import seal

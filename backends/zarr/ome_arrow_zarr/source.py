@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from ome_arrow_core import ImageMeta, OMEArrowError, SchemaError, Selection, SelectionError
-from ome_arrow_core.plugin_api import DamagedFileError, DTypeError, Location, check_dtype, reading, verify_enabled, where
+from ome_arrow_core.plugin_api import (
+    DamagedFileError,
+    DTypeError,
+    Location,
+    check_dtype,
+    reading,
+    verify_enabled,
+    where,
+)
 
 from .axes import AxisMap
 from .integrity import KEY, ChunkManifest

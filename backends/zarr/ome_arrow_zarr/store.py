@@ -25,9 +25,9 @@ from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, Location,
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
+    from zarr.core.buffer import Buffer, BufferPrototype
 
     from .integrity import ChunkManifest
-    from zarr.core.buffer import Buffer, BufferPrototype
 
 __all__ = ["MISSING", "Counter", "open_store", "fsspec_store"]
 

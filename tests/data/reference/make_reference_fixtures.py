@@ -26,10 +26,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import ome_arrow
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-import ome_arrow
 from ome_arrow import (
     OMEArrow,
     OMEArrowDataset,
