@@ -204,6 +204,18 @@ class S3Server:
             fs.create_dir(name)
         return name
 
+    def filesystem(self) -> Any:
+        """A pyarrow S3 client of this server (``pyarrow.fs.S3FileSystem``)."""
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(endpoint_override=self.endpoint.split("://")[1], scheme="http", region="us-east-1")
+
+    def put(self, bucket: str, name: str, data: bytes) -> str:
+        """Store ``data`` as object ``name`` of bucket ``bucket`` (created if needed); its ``s3://`` URI."""
+        with self.filesystem().open_output_stream(f"{self.bucket(bucket)}/{name}") as out:
+            out.write(data)
+        return f"s3://{bucket}/{name}"
+
     def fail(self, method: str, path_pattern: str, status: int = 403) -> None:
         """Answer the next ``method`` request whose path (with query) matches ``path_pattern`` (``re.search``)
         with ``status``."""
@@ -230,6 +242,18 @@ class S3Server:
             yield
         finally:
             auth("inf")
+
+
+def serve(where: str, name: str, data: bytes, s3_server: S3Server, http_server: HTTPServer | None,
+          monkeypatch: pytest.MonkeyPatch, bucket: str = "served") -> tuple[str, RequestLog]:
+    """Put ``data`` on the S3 (``where="s3"``, in ``bucket``) or HTTP server: its URI and that server's log."""
+    if where == "http":
+        pytest.importorskip("fsspec")
+        assert http_server is not None
+        (http_server.root / name).write_bytes(data)
+        return f"{http_server.url}/{name}", http_server.log
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    return s3_server.put(bucket, name, data), s3_server.log
 
 
 @pytest.fixture(scope="session")

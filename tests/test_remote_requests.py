@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from servers import HTTPServer, RequestLog, S3Server
+from servers import HTTPServer, RequestLog, S3Server, serve
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.meta import ImageMeta
@@ -30,21 +29,6 @@ SELECTIONS: dict[str, Callable[[OMEArrow], np.ndarray]] = {
     "plane": lambda img: img.tensor_view(t=0, z=2, c=1, layout="YX").to_numpy(),
     "whole": lambda img: img.to_numpy(),
 }
-
-
-def _served(tmp_path: Path, name: str, data: bytes, where: str, s3_server: S3Server, http_server: HTTPServer,
-            monkeypatch: pytest.MonkeyPatch) -> tuple[str, RequestLog]:
-    """Put ``data`` on the S3 or HTTP server; its URI and the server's request log."""
-    if where == "http":
-        pytest.importorskip("fsspec")
-        (http_server.root / name).write_bytes(data)
-        return f"{http_server.url}/{name}", http_server.log
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    bucket = s3_server.bucket("counted")
-    fs = pafs.S3FileSystem(endpoint_override=s3_server.endpoint.split("://")[1], scheme="http", region="us-east-1")
-    with fs.open_output_stream(f"{bucket}/{name}") as out:
-        out.write(data)
-    return f"s3://{bucket}/{name}", s3_server.log
 
 
 def _count(log: RequestLog, name: str) -> tuple[Counter[str], int]:
@@ -62,7 +46,7 @@ def test_one_record_file_costs_a_lookup_the_footer_and_one_ranged_get(
     OMEArrow(arr, "TZCYX").export("parquet", local, layout="record")
     size = local.stat().st_size
     name = f"{what}.ome.parquet"
-    uri, log = _served(tmp_path, name, local.read_bytes(), where, s3_server, http_server, monkeypatch)
+    uri, log = serve(where, name, local.read_bytes(), s3_server, http_server, monkeypatch, bucket="counted")
     log.clear()
     img = OMEArrow(uri)
     got = SELECTIONS[what](img)
@@ -83,7 +67,8 @@ def test_a_crop_of_one_row_fetches_only_its_row_group(tmp_path: Path, where: str
     local = tmp_path / "table.parquet"
     pq.write_table(pa.table({"ome_arrow": pa.concat_arrays(records)}), local, row_group_size=1, compression="none")
     size = local.stat().st_size
-    uri, log = _served(tmp_path, "table.parquet", local.read_bytes(), where, s3_server, http_server, monkeypatch)
+    uri, log = serve(where, "table.parquet", local.read_bytes(), s3_server, http_server, monkeypatch,
+                     bucket="counted")
     log.clear()
     crop = OMEArrow(uri, row=11).tensor_view(c=1, roi=(10, 20, 30, 40), layout="YX").to_numpy()
     np.testing.assert_array_equal(crop, arrays[11][0, 0, 1, 20:60, 10:40])

@@ -13,7 +13,7 @@ import pytest
 tifffile = pytest.importorskip("tifffile", reason="needs tifffile (pip install -e backends/tiff)")
 pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install -e backends/tiff)")
 
-from servers import HTTPServer, RequestLog, S3Server  # noqa: E402
+from servers import HTTPServer, S3Server, serve  # noqa: E402
 
 from ome_arrow_core import OMEArrow, Selection  # noqa: E402
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, StorageError  # noqa: E402
@@ -33,23 +33,6 @@ def _tiff(tmp_path: Path, arr: np.ndarray, **options: object) -> Path:
     return out
 
 
-def _fs(s3_server: S3Server) -> pafs.S3FileSystem:
-    return pafs.S3FileSystem(endpoint_override=s3_server.endpoint.split("://")[1], scheme="http", region="us-east-1")
-
-
-def _put(where: str, name: str, data: bytes, s3_server: S3Server, http_server: HTTPServer,
-         monkeypatch: pytest.MonkeyPatch) -> tuple[str, RequestLog]:
-    if where == "http":
-        pytest.importorskip("fsspec")
-        (http_server.root / name).write_bytes(data)
-        return f"{http_server.url}/{name}", http_server.log
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    bucket = s3_server.bucket("tiffs")
-    with _fs(s3_server).open_output_stream(f"{bucket}/{name}") as out:
-        out.write(data)
-    return f"s3://{bucket}/{name}", s3_server.log
-
-
 @pytest.mark.parametrize("where", ["s3", "http"])
 @pytest.mark.parametrize("kind", ["strips", "tiles-zlib"])
 def test_remote_tiff_reads_bit_exact_and_only_what_a_plane_needs(
@@ -60,7 +43,7 @@ def test_remote_tiff_reads_bit_exact_and_only_what_a_plane_needs(
     local = _tiff(tmp_path, arr, **options)
     size = local.stat().st_size
     name = f"{kind}.ome.tiff"
-    uri, log = _put(where, name, local.read_bytes(), s3_server, http_server, monkeypatch)
+    uri, log = serve(where, name, local.read_bytes(), s3_server, http_server, monkeypatch, bucket="tiffs")
     np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), arr)  # bit for bit, checksums verified
     plane_bytes = arr[0, 0, 0].nbytes
 
@@ -106,7 +89,7 @@ def test_s3_write_round_trips_replaces_and_leaves_no_temporary(tmp_path: Path, s
     np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), first)
     OMEArrow(second, "TZCYX").export("ome-tiff", uri, tile=(128, 128))
     np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), second)
-    keys = [i.path for i in _fs(s3_server).get_file_info(pafs.FileSelector(f"{bucket}/written"))]
+    keys = [i.path for i in s3_server.filesystem().get_file_info(pafs.FileSelector(f"{bucket}/written"))]
     assert keys == [f"{bucket}/written/img.ome.tiff"]
 
 
@@ -141,7 +124,7 @@ def test_damaged_remote_tiff_is_caught(tmp_path: Path, s3_server: S3Server, monk
         data = data[: at]
     else:
         data[at] ^= 0x01
-    uri, _ = _put("s3", f"damaged-{damage}.ome.tiff", bytes(data), s3_server, None, monkeypatch)  # type: ignore[arg-type]
+    uri, _ = serve("s3", f"damaged-{damage}.ome.tiff", bytes(data), s3_server, None, monkeypatch, bucket="tiffs")
     expected = ChecksumError if damage == "flip" else DamagedFileError
     with pytest.raises(expected, match=uri):
         OMEArrow(uri).to_numpy()
@@ -162,7 +145,8 @@ def test_remote_source_pickles_as_its_location(tmp_path: Path, s3_server: S3Serv
     from ome_arrow_tiff.reader import TiffSource
 
     arr = _pixels(6)
-    uri, _ = _put("s3", "pickled.ome.tiff", _tiff(tmp_path, arr).read_bytes(), s3_server, None, monkeypatch)  # type: ignore[arg-type]
+    uri, _ = serve("s3", "pickled.ome.tiff", _tiff(tmp_path, arr).read_bytes(), s3_server, None, monkeypatch,
+                   bucket="tiffs")
     with TiffSource(resolve(uri)) as src, pickle.loads(pickle.dumps(src)) as again:
         assert str(again.path) == uri and again.describe()["file_size"] == src.describe()["file_size"]
         np.testing.assert_array_equal(again.read(Selection.full(again.meta.sizes)), arr)
