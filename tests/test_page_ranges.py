@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pixels import random_pixels
 from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, verify, write_dataset
@@ -36,13 +37,7 @@ REFERENCE = Path(__file__).parent / "data" / "reference"
 
 
 def pixels(dtype: str, shape: tuple[int, ...] = (2, 3, 40, 48), seed: int = 7) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    if np.dtype(dtype).kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    return random_pixels(shape, dtype, seed)
 
 
 def export(a: np.ndarray, out: Path, **options: Any) -> OMEArrow:

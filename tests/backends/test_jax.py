@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from pixels import random_pixels as _pixels
 
 jax = pytest.importorskip("jax")
 ome_arrow_jax = pytest.importorskip("ome_arrow_jax")
@@ -30,16 +31,6 @@ no_gpu = pytest.mark.skipif(GPU, reason="checks the error raised where JAX has n
 
 #: Dtypes JAX holds without 64-bit mode (float64 has its own tests).
 DTYPES = ["float32", "uint16", "int8", "uint8", "int16", "int32", "uint32", "bool"]
-
-
-def _pixels(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    if np.dtype(dtype).kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, shape, endpoint=True, dtype=dtype)
 
 
 def _image(dtype: str = "uint16", shape: tuple[int, ...] = (3, 2, 4, 24, 32)) -> OMEArrow:

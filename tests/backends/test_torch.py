@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from pixels import random_pixels as _pixels
 
 torch = pytest.importorskip("torch")
 ome_arrow_torch = pytest.importorskip("ome_arrow_torch")
@@ -25,16 +26,6 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 no_cuda = pytest.mark.skipif(CUDA, reason="checks the error raised where CUDA is missing")
 
 DTYPES = ["float32", "uint16", "int8", "uint8", "int16", "int32", "uint32", "float64", "bool"]
-
-
-def _pixels(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    if np.dtype(dtype).kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, shape, endpoint=True, dtype=dtype)
 
 
 def _image(dtype: str = "uint16", shape: tuple[int, ...] = (3, 2, 4, 24, 32)) -> OMEArrow:

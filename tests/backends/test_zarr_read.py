@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pixels import random_pixels as sample
 
 pytest.importorskip("zarr", reason="needs zarr (pip install -e backends/zarr)")
 pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install -e backends/zarr)")
@@ -23,16 +24,6 @@ from ome_arrow_core.testing import check_reader
 OME_ZARR_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                                "ignore::UserWarning")
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"]
-
-
-def sample(shape: tuple[int, ...], dtype: str = "uint16", seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return rng.integers(0, 2, shape).astype(bool)
-    if np.dtype(dtype).kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
 
 
 @pytest.mark.parametrize("name", ["x.ome.zarr", "x.zarr", "plain_dir"])
