@@ -27,8 +27,14 @@ def bench(root: Path, n: int, repeats: int) -> str:
     if not base.exists():
         rng = np.random.default_rng(0)
         images = (rng.integers(0, 4096, (2, 16, 16), dtype=np.uint16) for _ in range(n))
-        write_dataset(images, base, dim_order="CYX", chunk_shape=(8, 16), progress=False,
-                      metadata=({"well": f"W{i % 96}", "site": i % 9} for i in range(n)))
+        write_dataset(
+            images,
+            base,
+            dim_order="CYX",
+            chunk_shape=(8, 16),
+            progress=False,
+            metadata=({"well": f"W{i % 96}", "site": i % 9} for i in range(n)),
+        )
     copies = []
     for k in range(repeats):
         copy = root / f"copy-{n}-{k}"
@@ -47,8 +53,10 @@ def bench(root: Path, n: int, repeats: int) -> str:
     for copy in copies:
         shutil.rmtree(copy)
     runs = ", ".join(f"{t * 1e3:.1f}" for t in times)
-    return (f"N={n}: 10-image append median {sorted(times)[len(times) // 2] * 1e3:.1f} ms (runs: {runs} ms), "
-            f"Arrow pool peak so far {peak / 2**20:.1f} MiB")
+    return (
+        f"N={n}: 10-image append median {sorted(times)[len(times) // 2] * 1e3:.1f} ms (runs: {runs} ms), "
+        f"Arrow pool peak so far {peak / 2**20:.1f} MiB"
+    )
 
 
 def main() -> None:

@@ -60,8 +60,11 @@ def algorithms(plane: np.ndarray, repeats: int) -> None:
 
 
 def page_checksums(plane: np.ndarray, root: Path, repeats: int) -> None:
-    blobs = [np.ascontiguousarray(plane[y:y + 512, x:x + 512]).tobytes()
-             for y in range(0, 2048, 512) for x in range(0, 2048, 512)]
+    blobs = [
+        np.ascontiguousarray(plane[y : y + 512, x : x + 512]).tobytes()
+        for y in range(0, 2048, 512)
+        for x in range(0, 2048, 512)
+    ]
     table = pa.table({"pixel_bytes": pa.array(blobs, pa.large_binary())})
     for codec in ("lz4", "zstd", "none"):
         for on in (False, True):
@@ -91,8 +94,10 @@ def reads(plane: np.ndarray, root: Path, repeats: int) -> None:
                     imgs[v].tensor_view(z=2, **kw).to_numpy()
                     times[v].append((time.perf_counter() - t0) * 1e3)
             on, off = min(times[True]), min(times[False])
-            print(f"read {codec!s:4s} {what:13s}: verify on {on:7.3f} ms, off {off:7.3f} ms "
-                  f"(+{on - off:6.3f} ms, {100 * (on - off) / off:5.1f}%)")
+            print(
+                f"read {codec!s:4s} {what:13s}: verify on {on:7.3f} ms, off {off:7.3f} ms "
+                f"(+{on - off:6.3f} ms, {100 * (on - off) / off:5.1f}%)"
+            )
 
 
 def main() -> None:

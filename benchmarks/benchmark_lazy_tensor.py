@@ -47,16 +47,20 @@ def seed_cases(tmp: Path, repeats: int, warmup: int) -> dict[str, dict[str, Any]
         tif = tmp / "seed.ome.tiff"
         tifffile.imwrite(tif, arr, ome=True, metadata={"axes": "TCZYX"}, photometric="minisblack")
         out["scan_tiff_yx"] = measure(
-            lambda: OMEArrow.scan(tif).tensor_view(t=0, z=0, c=0, layout="YX").to_numpy(), repeats, warmup)
+            lambda: OMEArrow.scan(tif).tensor_view(t=0, z=0, c=0, layout="YX").to_numpy(), repeats, warmup
+        )
     except (ImportError, LookupError):
         print("TIFF backend missing (pip install 'ome-arrow-core[tiff]'): skipping scan_tiff_yx", file=sys.stderr)
     out["scan_parquet_planes_yx"] = measure(
-        lambda: OMEArrow.scan(planes).tensor_view(t=0, z=0, c=0, layout="YX").to_numpy(), repeats, warmup)
+        lambda: OMEArrow.scan(planes).tensor_view(t=0, z=0, c=0, layout="YX").to_numpy(), repeats, warmup
+    )
     out["scan_parquet_chunks_yx"] = measure(
-        lambda: OMEArrow.scan(chunks).tensor_view(t=0, z=0, c=0, layout="YX").to_numpy(), repeats, warmup)
+        lambda: OMEArrow.scan(chunks).tensor_view(t=0, z=0, c=0, layout="YX").to_numpy(), repeats, warmup
+    )
     scanned = OMEArrow.scan(chunks)
     out["scanned_crop_64_yx"] = measure(
-        lambda: scanned.tensor_view(t=0, z=1, c=1, roi=(64, 64, 64, 64), layout="YX").to_numpy(), repeats, warmup)
+        lambda: scanned.tensor_view(t=0, z=1, c=1, roi=(64, 64, 64, 64), layout="YX").to_numpy(), repeats, warmup
+    )
     return out
 
 
@@ -82,9 +86,11 @@ def stream_cases(repeats: int, warmup: int) -> dict[str, dict[str, Any]]:
             np.from_dlpack(cap)
 
     dst = np.empty_like(plane)
-    out = {"tiles_256_stream_2048": measure(lambda: stream(False), repeats, warmup),
-           "tiles_256_stream_2048_contiguous": measure(lambda: stream(True), repeats, warmup),
-           "memcpy_8MiB": measure(lambda: np.copyto(dst, plane), repeats, warmup)}
+    out = {
+        "tiles_256_stream_2048": measure(lambda: stream(False), repeats, warmup),
+        "tiles_256_stream_2048_contiguous": measure(lambda: stream(True), repeats, warmup),
+        "memcpy_8MiB": measure(lambda: np.copyto(dst, plane), repeats, warmup),
+    }
     mib = plane.nbytes / 2**20
     for k in out:
         out[k]["mib_per_s"] = mib / (out[k]["median_ms"] / 1e3)
@@ -98,10 +104,13 @@ def scale_cases(tmp: Path, repeats: int, warmup: int) -> dict[str, dict[str, Any
     path = tmp / "big.ome.parquet"
     out = {"write_128MiB_parquet": measure(lambda: img.export("parquet", path), max(1, repeats // 2), 0)}
     out["scan_full_plane_2048"] = measure(
-        lambda: OMEArrow.scan(path).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy(), repeats, warmup)
+        lambda: OMEArrow.scan(path).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy(), repeats, warmup
+    )
     out["scan_crop_256"] = measure(
         lambda: OMEArrow.scan(path).tensor_view(t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX").to_numpy(),
-        repeats, warmup)
+        repeats,
+        warmup,
+    )
     return out
 
 
@@ -140,8 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("case", "median", "min", "max", "baseline", "MiB/s")]
     for name, r in results.items():
         base = baseline.get("cases", {}).get(name, {}).get("median_ms")
-        rows.append((name, f"{r['median_ms']:.4f} ms", f"{r['min_ms']:.4f}", f"{r['max_ms']:.4f}",
-                     f"{base:.4f}" if base is not None else "-", f"{r['mib_per_s']:.0f}" if "mib_per_s" in r else ""))
+        rows.append(
+            (
+                name,
+                f"{r['median_ms']:.4f} ms",
+                f"{r['min_ms']:.4f}",
+                f"{r['max_ms']:.4f}",
+                f"{base:.4f}" if base is not None else "-",
+                f"{r['mib_per_s']:.0f}" if "mib_per_s" in r else "",
+            )
+        )
     print(table(rows))
     print(f"peak RSS {results_rss:.0f} MiB")
     report = {"cases": results, "peak_rss_mib": results_rss}

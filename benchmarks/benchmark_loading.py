@@ -100,11 +100,13 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
         def run(_: int) -> tuple[int, int]:
             nbytes = 0
             for g in range(0, pf.num_row_groups, step):
-                t = pf.read_row_groups(list(range(g, min(g + step, pf.num_row_groups))), columns=["pixel_bytes"],
-                                       use_threads=False)
+                t = pf.read_row_groups(
+                    list(range(g, min(g + step, pf.num_row_groups))), columns=["pixel_bytes"], use_threads=False
+                )
                 nbytes += t.column(0).nbytes - 8 * (t.num_rows + t.column(0).num_chunks)  # minus offsets
             return len(ds), nbytes
     elif case == "core":
+
         def run(_: int) -> tuple[int, int]:
             n = nbytes = 0
             for i in range(0, len(ds), batch):
@@ -125,8 +127,13 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
             loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
         else:
             data = OMEArrowTorchDataset(ds)
-            loader = DataLoader(data, sampler=BatchSampler(SequentialSampler(data), batch, drop_last=False),
-                                batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+            loader = DataLoader(
+                data,
+                sampler=BatchSampler(SequentialSampler(data), batch, drop_last=False),
+                batch_size=None,
+                num_workers=workers,
+                persistent_workers=workers > 0,
+            )
 
         def run(epoch: int) -> tuple[int, int]:
             data.set_epoch(epoch)
@@ -147,16 +154,16 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
         def run(_: int) -> tuple[int, int]:
             nonlocal client
             if case == "dask-dist" and client is None:
-                client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                             dashboard_address=None))
+                client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None))
             n = nbytes = 0
             if client is not None:
                 done = (f.result() for f in as_completed(client.compute(blocks)))
             else:
                 import dask
 
-                done = (b for i in range(0, len(blocks), 2)
-                        for b in dask.compute(*blocks[i : i + 2], scheduler="threads"))
+                done = (
+                    b for i in range(0, len(blocks), 2) for b in dask.compute(*blocks[i : i + 2], scheduler="threads")
+                )
             for block in done:
                 for i in range(0, len(block), batch):
                     x = torch.from_numpy(block[i : i + batch])
@@ -218,16 +225,28 @@ def main() -> None:
         path = (args.dir or Path(tmp)) / "plate.ome-arrow"
         if not path.exists():
             write = make_plate(path, args.images, args.channels, args.size)
-            print(f"wrote {args.images} images ({args.images * args.channels * args.size**2 * 2 / 1e6:.0f} MB) in "
-                  f"{write['seconds']:.2f} s: {write['MB_per_s']:.0f} MB/s, peak RSS {write['peak_rss_mib']:.0f} MiB",
-                  file=sys.stderr)
+            print(
+                f"wrote {args.images} images ({args.images * args.channels * args.size**2 * 2 / 1e6:.0f} MB) in "
+                f"{write['seconds']:.2f} s: {write['MB_per_s']:.0f} MB/s, peak RSS {write['peak_rss_mib']:.0f} MiB",
+                file=sys.stderr,
+            )
         else:
             write = {}
         best: dict[str, dict[str, Any]] = {}
         for _ in range(max(1, args.rounds)):
             for case in args.cases:
-                cmd = [sys.executable, __file__, "--case", case, "--dir", str(path), "--batch-size",
-                       str(args.batch_size), "--epochs", str(args.epochs)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--case",
+                    case,
+                    "--dir",
+                    str(path),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--epochs",
+                    str(args.epochs),
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -241,10 +260,21 @@ def main() -> None:
     rows = [("case", "images/s", "MB/s", "first epoch MB/s", "x raw", "peak RSS MiB", "workers MiB")]
     for r in results:
         ratio = f"{r['MB_per_s'] / raw:.2f}" if raw else "-"
-        rows.append((r["case"], f"{r['images_per_s']:.0f}", f"{r['MB_per_s']:.0f}", f"{r['first_MB_per_s']:.0f}",
-                     ratio, f"{r['peak_rss_mib']:.0f}", f"{r['peak_rss_workers_mib']:.0f}"))
-    print(f"{os.cpu_count()} CPUs, {args.images} images of {args.channels}x{args.size}x{args.size} uint16, "
-          f"batch {args.batch_size}, best of epochs 2..{args.epochs}, best of {max(1, args.rounds)} round(s)")
+        rows.append(
+            (
+                r["case"],
+                f"{r['images_per_s']:.0f}",
+                f"{r['MB_per_s']:.0f}",
+                f"{r['first_MB_per_s']:.0f}",
+                ratio,
+                f"{r['peak_rss_mib']:.0f}",
+                f"{r['peak_rss_workers_mib']:.0f}",
+            )
+        )
+    print(
+        f"{os.cpu_count()} CPUs, {args.images} images of {args.channels}x{args.size}x{args.size} uint16, "
+        f"batch {args.batch_size}, best of epochs 2..{args.epochs}, best of {max(1, args.rounds)} round(s)"
+    )
     print(table(rows))
     loaders = [r["MB_per_s"] for r in results if r["case"].startswith(("iter-", "map-", "mapb-"))]
     verdict: dict[str, Any] = {}

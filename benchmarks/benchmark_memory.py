@@ -63,16 +63,21 @@ def main() -> int:
         size = sum(f.stat().st_size for f in path.iterdir())
         reports = {}
         for what in ("crop", "selection"):
-            out = subprocess.run([sys.executable, "-c", READER, str(path), what], capture_output=True, text=True,
-                                 check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", READER, str(path), what], capture_output=True, text=True, check=True
+            )
             reports[what] = json.loads(out.stdout)
         print(json.dumps({**reports, "file_gib": size / 2**30}, indent=2))
         crop, sel = reports["crop"], reports["selection"]
-        print(f"file {size / 2**30:.2f} GiB; peak RSS added by scan + 256x256 crop: {crop['added_mib']:.1f} MiB "
-              f"(target < 64 MiB) -> {'OK' if crop['added_mib'] < 64 else 'OVER'}")
+        print(
+            f"file {size / 2**30:.2f} GiB; peak RSS added by scan + 256x256 crop: {crop['added_mib']:.1f} MiB "
+            f"(target < 64 MiB) -> {'OK' if crop['added_mib'] < 64 else 'OVER'}"
+        )
         ratio = sel["added_mib"] / sel["selection_mib"]
-        print(f"scan + {sel['selection_mib']:.0f} MiB selection: {sel['added_mib']:.1f} MiB peak added, {ratio:.2f}x "
-              f"its size (target < 1.5x) -> {'OK' if ratio < 1.5 else 'OVER'}")
+        print(
+            f"scan + {sel['selection_mib']:.0f} MiB selection: {sel['added_mib']:.1f} MiB peak added, {ratio:.2f}x "
+            f"its size (target < 1.5x) -> {'OK' if ratio < 1.5 else 'OVER'}"
+        )
     return 0
 
 

@@ -32,15 +32,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_dataset([np.random.default_rng(0).integers(0, 65535, (2048, 2048), dtype=np.uint16)],
-                             Path(tmp) / "plane")
+        root = write_dataset(
+            [np.random.default_rng(0).integers(0, 65535, (2048, 2048), dtype=np.uint16)], Path(tmp) / "plane"
+        )
         index = pq.read_table(root / "index.parquet")
         col = {n: index.column(n).to_numpy() for n in index.column_names if n not in ("image_id", "fragment_path")}
         n = index.num_rows
-        check = ReadCheck(root, str(root / "chunks.parquet"), col["row_group_id"].astype(np.int64),
-                          col["row_index_in_group"].astype(np.int64), col["chunk_id"].astype(np.int64), ["uint16"] * n,
-                          np.zeros(n, np.int64), ["index.parquet"],
-                          np.stack([col[c] for c in AUDITED[2:]], axis=1), index.column("image_id").to_pylist())
+        check = ReadCheck(
+            root,
+            str(root / "chunks.parquet"),
+            col["row_group_id"].astype(np.int64),
+            col["row_index_in_group"].astype(np.int64),
+            col["chunk_id"].astype(np.int64),
+            ["uint16"] * n,
+            np.zeros(n, np.int64),
+            ["index.parquet"],
+            np.stack([col[c] for c in AUDITED[2:]], axis=1),
+            index.column("image_id").to_pylist(),
+        )
         chunks = pq.ParquetFile(root / "chunks.parquet")
         group_rows = np.array([chunks.metadata.row_group(i).num_rows for i in range(chunks.num_row_groups)])
         groups = np.arange(len(group_rows))
@@ -62,7 +71,8 @@ def main() -> None:
             read([*AUDITED, "chunk_id", "pixel_bytes"])
 
         runs: dict[str, tuple[Callable[[], None], list[float]]] = {
-            "before: pixel_bytes": (before, []), "now: + chunk_id, check": (now, []),
+            "before: pixel_bytes": (before, []),
+            "now: + chunk_id, check": (now, []),
             "first read: + dtype, image_id, geometry": (first_read, []),
         }
         for _ in range(args.repeats):

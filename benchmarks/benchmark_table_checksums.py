@@ -57,13 +57,16 @@ def main() -> None:
         tables: list[float] = []
         for _ in range(args.repeats):
             for verify in ("0", "1"):
-                out = subprocess.run([sys.executable, "-c", _CHILD, str(root), verify], capture_output=True,
-                                     text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", _CHILD, str(root), verify], capture_output=True, text=True, check=True
+                )
                 got = json.loads(out.stdout)
                 runs[verify].append(got["open_first"])
                 tables.append(got["tables"])
-    print(f"{args.images} images; images.parquet {sizes['images.parquet'] / 1e6:.2f} MB, "
-          f"index.parquet {sizes['index.parquet'] / 1e6:.2f} MB")
+    print(
+        f"{args.images} images; images.parquet {sizes['images.parquet'] / 1e6:.2f} MB, "
+        f"index.parquet {sizes['index.parquet'] / 1e6:.2f} MB"
+    )
     for verify, name in (("0", "verify=False"), ("1", "default checks")):
         ms = [1e3 * t for t in runs[verify]]
         print(f"open + first image, {name}: min {min(ms):.1f} ms, median {statistics.median(ms):.1f} ms")

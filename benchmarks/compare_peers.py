@@ -66,8 +66,14 @@ class Bench:
         self.repeats, self.installed, self.warmup = repeats, installed, warmup
         self.rows: list[dict[str, Any]] = []
 
-    def case(self, name: str, variants: dict[str, list[tuple[str, Fn]]], check: Callable[[Any], None] | None,
-             repeats: int | None = None, warmup: bool | None = None) -> None:
+    def case(
+        self,
+        name: str,
+        variants: dict[str, list[tuple[str, Fn]]],
+        check: Callable[[Any], None] | None,
+        repeats: int | None = None,
+        warmup: bool | None = None,
+    ) -> None:
         """Time every (library, configuration) variant; keep each library's fastest.
 
         The first call of each variant is untimed (a warm-up; skipped for unchecked cases in --quick) and its
@@ -94,8 +100,12 @@ class Bench:
                     best = {"ms": ms, "config": config}
             results[lib] = best
         self.rows.append({"case": name, "results": results})
-        print(f"  {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v)
-              + f" ({time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"  {name}: "
+            + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v)
+            + f" ({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
 
     def add(self, name: str, results: dict[str, Any]) -> None:
         for lib in PEERS:
@@ -132,6 +142,7 @@ def equal_to(expected: np.ndarray) -> Callable[[Any], None]:
         got = np.asarray(got)
         assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
         assert np.array_equal(got, expected), "pixels differ from numpy's slice of the source"
+
     return check
 
 
@@ -141,19 +152,27 @@ def open_and_read(open_: Callable[[Path], Any], reader: Callable[[Any], L.Reader
 
 
 def run(args: argparse.Namespace, tmp: Path) -> Bench:
-    installed = {"tensorstore": L.available("tensorstore"), "zarr": L.available("zarr"),
-                 "tifffile": L.available("tifffile")}
+    installed = {
+        "tensorstore": L.available("tensorstore"),
+        "zarr": L.available("zarr"),
+        "tifffile": L.available("tifffile"),
+    }
     bench = Bench(args.repeats, installed, warmup=not args.quick)
     shape = (1, args.c, args.z, args.size, args.size)
     t0 = time.perf_counter()
     arr = L.camera_image(shape)
-    print(f"image {'x'.join(map(str, shape))} uint16 ({arr.nbytes / 2**20:.0f} MiB) made in "
-          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"image {'x'.join(map(str, shape))} uint16 ({arr.nbytes / 2**20:.0f} MiB) made in "
+        f"{time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     ours_p, tiff_p = tmp / "ours.ome.parquet", tmp / "image.ome.tif"
     stores = {(lib, cfg): tmp / f"{lib}-{cfg[0]}-{cfg[1]}.zarr" for lib in ("tensorstore", "zarr") for cfg in L.CONFIGS}
     writers = {"tensorstore": L.ts_write, "zarr": L.zarr_write}
     openers: dict[str, tuple[Callable[[Path], Any], Callable[[Any], L.Reader]]] = {
-        "tensorstore": (L.ts_open, L.ts_reader), "zarr": (L.zarr_open, L.zarr_reader)}
+        "tensorstore": (L.ts_open, L.ts_reader),
+        "zarr": (L.zarr_open, L.zarr_reader),
+    }
 
     def cfg(c: tuple[int, str]) -> str:
         return f"{c[0]} {c[1]}"
@@ -162,7 +181,8 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     wr: dict[str, list[tuple[str, Fn]]] = {
         "ours": [("", lambda: OMEArrow(arr).export("parquet", ours_p))],
         "tifffile": [("", lambda: L.tiff_write(arr, tiff_p))],
-        "memcpy": [("", lambda: arr.copy())]}
+        "memcpy": [("", lambda: arr.copy())],
+    }
     for lib, write in writers.items():
         wr[lib] = [(cfg(c), partial(write, arr, stores[lib, c], c[0], c[1])) for c in L.CONFIGS]
     bench.case("writing the image", wr, None, repeats=args.write_repeats)
@@ -172,7 +192,8 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     readers: dict[str, list[tuple[str, L.Reader]]] = {
         "ours": [("", lambda idx: L.ours_read(img, idx))],
         "raw pyarrow": [("", lambda idx: raw.read(idx, shape))],
-        "memcpy": [("", lambda idx: arr[idx].copy())]}
+        "memcpy": [("", lambda idx: arr[idx].copy())],
+    }
     if installed["tifffile"]:
         readers["tifffile"] = [("", L.tiff_reader(tiff_p, shape))]
     for lib, (open_, reader) in openers.items():
@@ -180,8 +201,9 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
             readers[lib] = [(cfg(c), reader(open_(stores[lib, c]))) for c in L.CONFIGS]
 
     def read_case(name: str, idx: L.Index, repeats: int | None = None) -> None:
-        variants: dict[str, list[tuple[str, Fn]]] = {lib: [(c, partial(r, idx)) for c, r in rs]
-                                                     for lib, rs in readers.items()}
+        variants: dict[str, list[tuple[str, Fn]]] = {
+            lib: [(c, partial(r, idx)) for c, r in rs] for lib, rs in readers.items()
+        }
         bench.case(name, variants, equal_to(arr[idx]), repeats)
 
     s, zm, o = args.size, args.z // 2, args.size // 2 - 24
@@ -192,17 +214,28 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     read_case(f"a {args.z}x256x256 Z column", (0, 1, slice(None), slice(512, 768), slice(512, 768)))
 
     opened: dict[str, list[tuple[str, Fn]]] = {
-        "ours": [("", lambda: OMEArrow.scan(ours_p).tensor_view(t=0, c=1, z=zm, roi=(512, 512, 256, 256),
-                                                                  layout="YX").to_numpy())],
+        "ours": [
+            (
+                "",
+                lambda: (
+                    OMEArrow.scan(ours_p).tensor_view(t=0, c=1, z=zm, roi=(512, 512, 256, 256), layout="YX").to_numpy()
+                ),
+            )
+        ],
         "raw pyarrow": [("", lambda: L.RawParquet(ours_p).read(crop, shape))],
-        "tifffile": [("", lambda: L.tiff_reader(tiff_p, shape)(crop))]}
+        "tifffile": [("", lambda: L.tiff_reader(tiff_p, shape)(crop))],
+    }
     for lib, (open_, reader) in openers.items():
         opened[lib] = [(cfg(c), partial(open_and_read, open_, reader, stores[lib, c], crop)) for c in L.CONFIGS]
     bench.case("open + one 256x256 aligned crop", opened, equal_to(arr[crop]))
 
     planes = [(0, c, z) for c in range(args.c) for z in range(args.z)]
-    tiles = [(t, c, z, slice(y, y + 256), slice(x, x + 256)) for t, c, z in planes
-             for y in range(0, s, 256) for x in range(0, s, 256)]
+    tiles = [
+        (t, c, z, slice(y, y + 256), slice(x, x + 256))
+        for t, c, z in planes
+        for y in range(0, s, 256)
+        for x in range(0, s, 256)
+    ]
 
     def drain(make: Callable[[], Iterator[np.ndarray]]) -> Fn:
         return lambda: collections.deque(make(), maxlen=0)
@@ -213,11 +246,13 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
             for n, (got, idx) in enumerate(zip(make(), tiles, strict=True), 1):
                 equal_to(arr[idx])(got)
             assert n == len(tiles)
+
         return run_and_check
 
     makers: dict[str, list[tuple[str, Callable[[], Iterator[np.ndarray]]]]] = {
         "ours": [("", lambda: L.ours_tiles(img, planes, 256))],
-        "memcpy": [("", lambda: (arr[idx].copy() for idx in tiles))]}
+        "memcpy": [("", lambda: (arr[idx].copy() for idx in tiles))],
+    }
     for lib, rs in readers.items():
         if lib not in makers:
             makers[lib] = [(c, partial(L.peer_tiles, r, planes, s, s, 256)) for c, r in rs]
@@ -228,9 +263,13 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
                     check_tiles(make)()
                 except AssertionError as exc:
                     raise AssertionError(f"tiles: {lib} returned wrong pixels: {exc}") from exc
-    bench.case(f"256x256 tiles over every plane ({len(tiles)} tiles)",
-               {lib: [(c, drain(m)) for c, m in ms] for lib, ms in makers.items()}, None, args.heavy_repeats,
-               warmup=False)  # the check above was the warm-up
+    bench.case(
+        f"256x256 tiles over every plane ({len(tiles)} tiles)",
+        {lib: [(c, drain(m)) for c, m in ms] for lib, ms in makers.items()},
+        None,
+        args.heavy_repeats,
+        warmup=False,
+    )  # the check above was the warm-up
     read_case("the whole image", (slice(None),) * 5, args.heavy_repeats)
     expected = int(arr[0, 0, 0].sum(dtype=np.int64))
     del arr
@@ -243,15 +282,20 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
         if installed[lib]:
             first_paths[lib] = stores[lib, (512, "raw")]
     firsts = first_plane_cases(first_paths, shape, expected, args.process_repeats)
-    bench.add("import + first plane, fresh process (peers: 512 raw)",
-              {lib: ({"ms": firsts[lib]} if lib in firsts else None) for lib in LIBS})
+    bench.add(
+        "import + first plane, fresh process (peers: 512 raw)",
+        {lib: ({"ms": firsts[lib]} if lib in firsts else None) for lib in LIBS},
+    )
     for n in args.plates:
         t0 = time.perf_counter()
         paths = write_plates(tmp, n, installed)
         print(f"plate N={n} written in {time.perf_counter() - t0:.1f} s", flush=True)
         got = plate_cases(paths, n, args.process_repeats)
-        for key, label in (("first", "open + first image, fresh process"), ("get", "ds[i] steady state"),
-                           ("read32", "read 32 random images")):
+        for key, label in (
+            ("first", "open + first image, fresh process"),
+            ("get", "ds[i] steady state"),
+            ("read32", "read 32 random images"),
+        ):
             res: dict[str, Any] = {lib: None for lib in LIBS}
             for lib, r in got.items():
                 res[lib] = {"ms": r[f"{key}_ms"]} | ({"rss_mib": r["first_rss_mib"]} if key == "first" else {})
@@ -295,9 +339,15 @@ def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
         print(f"not installed: {', '.join(missing)} (pip install -e '.[bench]')", file=sys.stderr)
     print(f"done in {time.perf_counter() - started:.0f} s; pixels of every library checked against numpy", flush=True)
     if args.json_out:
-        meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-                "argv": sys.argv[1:], "python": platform.python_version(), "cpus": os.cpu_count(),
-                "loadavg": os.getloadavg(), "versions": _versions(), "shape": [1, args.c, args.z, args.size, args.size]}
+        meta = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "argv": sys.argv[1:],
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg": os.getloadavg(),
+            "versions": _versions(),
+            "shape": [1, args.c, args.z, args.size, args.size],
+        }
         args.json_out.write_text(json.dumps({"meta": meta, "rows": bench.rows}, indent=2, default=str))
 
 
@@ -317,7 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
     if args.quick:
-        args.size, args.z, args.repeats, args.heavy_repeats, args.write_repeats, args.process_repeats = 1024, 4, 2, 1, 1, 1
+        args.size, args.z, args.repeats, args.heavy_repeats, args.write_repeats, args.process_repeats = (
+            1024,
+            4,
+            2,
+            1,
+            1,
+            1,
+        )
         args.plates = "200"
     args.plates = [int(n) for n in str(args.plates).split(",") if n] + ([100_000] if args.huge_plate else [])
     if args.size % 512 or args.size < 1024 or args.c < 2:

@@ -43,15 +43,33 @@ def run(repeats: int, skip_slow: bool) -> list[dict[str, Any]]:
     ref = _reference()
     rows: list[dict[str, Any]] = []
 
-    def case(name: str, ours: Callable[[], Any], theirs: Callable[[], Any] | None, target: str = "",
-             physical: Callable[[], Any] | None = None, n: int = repeats) -> None:
+    def case(
+        name: str,
+        ours: Callable[[], Any],
+        theirs: Callable[[], Any] | None,
+        target: str = "",
+        physical: Callable[[], Any] | None = None,
+        n: int = repeats,
+    ) -> None:
         o = measure(ours, n, 1)["median_ms"]
         r = measure(theirs, n, 1)["median_ms"] if theirs is not None else None
         p = measure(physical, max(n, 5), 1)["median_ms"] if physical is not None else None
-        rows.append({"case": name, "ours_ms": o, "reference_ms": r, "physical_ms": p,
-                     "speedup": (r / o) if r else None, "target": target})
-        print(f"  {name}: ours {o:.3f} ms" + (f", reference {r:.3f} ms ({r / o:.1f}x)" if r else "")
-              + (f", physical {p:.3f} ms" if p is not None else ""), flush=True)
+        rows.append(
+            {
+                "case": name,
+                "ours_ms": o,
+                "reference_ms": r,
+                "physical_ms": p,
+                "speedup": (r / o) if r else None,
+                "target": target,
+            }
+        )
+        print(
+            f"  {name}: ours {o:.3f} ms"
+            + (f", reference {r:.3f} ms ({r / o:.1f}x)" if r else "")
+            + (f", physical {p:.3f} ms" if p is not None else ""),
+            flush=True,
+        )
 
     rng = np.random.default_rng(0)
     big = rng.integers(0, 4096, size=(1, 2, 8, 2048, 2048), dtype=np.uint16)  # TCZYX
@@ -67,43 +85,88 @@ def run(repeats: int, skip_slow: bool) -> list[dict[str, Any]]:
             ref.to_ome_parquet(ref.from_numpy(big, chunk_encoding="bytes"), ref_bytes, column_name="ome_arrow")
             if not skip_slow:
                 write_ref = lambda: ref.to_ome_parquet(ref.from_numpy(big), ref_default, column_name="ome_arrow")
-        case("write 128 MiB numpy -> parquet (ref: default)", lambda: OMEArrow(big).export("parquet", ours_p),
-             write_ref, ">= 20x", n=1 if write_ref else repeats)
+        case(
+            "write 128 MiB numpy -> parquet (ref: default)",
+            lambda: OMEArrow(big).export("parquet", ours_p),
+            write_ref,
+            ">= 20x",
+            n=1 if write_ref else repeats,
+        )
         if ref is not None:
-            case("write 128 MiB numpy -> parquet (ref: best, dataset)", lambda: OMEArrow(big).export("parquet", ours_p),
-                 lambda: ref.write_ome_arrow_dataset([big], ref_best), "")
+            case(
+                "write 128 MiB numpy -> parquet (ref: best, dataset)",
+                lambda: OMEArrow(big).export("parquet", ours_p),
+                lambda: ref.write_ome_arrow_dataset([big], ref_best),
+                "",
+            )
         img.export("parquet", ours_p)
 
         # raw pyarrow: the plane's chunks / the crop's one chunk, straight from chunks.parquet
         idx = pq.read_table(ours_p / "index.parquet")
         coords = {n: idx.column(n).to_numpy() for n in ("t", "c", "z", "y", "x", "row_group_id")}
-        plane_groups = [int(g) for g, t, c, z in zip(coords["row_group_id"], coords["t"], coords["c"], coords["z"]) if (t, c, z) == (0, 1, 3)]
-        crop_group = next(int(g) for g, t, c, z, y, x in zip(*(coords[k] for k in ("row_group_id", "t", "c", "z", "y", "x")))
-                      if (t, c, z, y, x) == (0, 1, 3, 512, 512))
+        plane_groups = [
+            int(g)
+            for g, t, c, z in zip(coords["row_group_id"], coords["t"], coords["c"], coords["z"])
+            if (t, c, z) == (0, 1, 3)
+        ]
+        crop_group = next(
+            int(g)
+            for g, t, c, z, y, x in zip(*(coords[k] for k in ("row_group_id", "t", "c", "z", "y", "x")))
+            if (t, c, z, y, x) == (0, 1, 3, 512, 512)
+        )
 
         def raw(groups: list[int]) -> Any:
             return pq.ParquetFile(ours_p / "chunks.parquet").read_row_groups(groups, columns=["pixel_bytes"])
 
         plane_src = np.ascontiguousarray(big[0, 1, 3])
         plane_dst = np.empty_like(plane_src)
-        ref_scan = (lambda f: (lambda: ref.OMEArrow.scan(str(f)).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy())) if ref else None
-        case("one 2048x2048 plane: scan + tensor_view + to_numpy (ref: its bytes file)",
-             lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy(),
-             ref_scan(ref_bytes) if ref else None, ">= 10x", physical=lambda: raw(plane_groups))
+        ref_scan = (
+            (lambda f: lambda: ref.OMEArrow.scan(str(f)).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy())
+            if ref
+            else None
+        )
+        case(
+            "one 2048x2048 plane: scan + tensor_view + to_numpy (ref: its bytes file)",
+            lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy(),
+            ref_scan(ref_bytes) if ref else None,
+            ">= 10x",
+            physical=lambda: raw(plane_groups),
+        )
         if ref is not None:
-            case("one 2048x2048 plane (ref: best, OMEArrowDataset.read_plane)",
-                 lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy(),
-                 lambda: ref.OMEArrowDataset(ref_best).read_plane(t=0, c=1, z=3), "")
+            case(
+                "one 2048x2048 plane (ref: best, OMEArrowDataset.read_plane)",
+                lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, layout="YX").to_numpy(),
+                lambda: ref.OMEArrowDataset(ref_best).read_plane(t=0, c=1, z=3),
+                "",
+            )
         case("memcpy of one 8 MiB plane", lambda: np.copyto(plane_dst, plane_src), None, "physical")
-        ref_crop = (lambda: ref.OMEArrow.scan(str(ref_bytes)).tensor_view(
-            t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX").to_numpy()) if ref else None
-        case("one 256x256 crop: scan + tensor_view(roi) (ref: its bytes file)",
-             lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX").to_numpy(),
-             ref_crop, ">= 50x; <= 3x raw pyarrow", physical=lambda: raw([crop_group]))
+        ref_crop = (
+            (
+                lambda: (
+                    ref.OMEArrow.scan(str(ref_bytes))
+                    .tensor_view(t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX")
+                    .to_numpy()
+                )
+            )
+            if ref
+            else None
+        )
+        case(
+            "one 256x256 crop: scan + tensor_view(roi) (ref: its bytes file)",
+            lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX").to_numpy(),
+            ref_crop,
+            ">= 50x; <= 3x raw pyarrow",
+            physical=lambda: raw([crop_group]),
+        )
         if ref is not None:
-            case("one 256x256 crop (ref: best, OMEArrowDataset.read_region)",
-                 lambda: OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX").to_numpy(),
-                 lambda: ref.OMEArrowDataset(ref_best).read_region(y=slice(512, 768), x=slice(512, 768), t=0, c=1, z=3), "")
+            case(
+                "one 256x256 crop (ref: best, OMEArrowDataset.read_region)",
+                lambda: (
+                    OMEArrow.scan(ours_p).tensor_view(t=0, z=3, c=1, roi=(512, 512, 256, 256), layout="YX").to_numpy()
+                ),
+                lambda: ref.OMEArrowDataset(ref_best).read_region(y=slice(512, 768), x=slice(512, 768), t=0, c=1, z=3),
+                "",
+            )
         del big
 
         seed = rng.integers(0, 4096, size=(1, 2, 3, 256, 256), dtype=np.uint16)
@@ -113,12 +176,18 @@ def run(repeats: int, skip_slow: bool) -> list[dict[str, Any]]:
             theirs = None
             if ref is not None:
                 p_ref = tmp / f"seed_ref_{chunk}.parquet"
-                rec = ref.from_numpy(seed, chunk_shape=(1, 64, 64)) if chunk else ref.from_numpy(seed, build_chunks=False)
+                rec = (
+                    ref.from_numpy(seed, chunk_shape=(1, 64, 64)) if chunk else ref.from_numpy(seed, build_chunks=False)
+                )
                 ref.to_ome_parquet(rec, p_ref, column_name="ome_arrow")
                 theirs = lambda p=p_ref: ref.OMEArrow.scan(str(p)).tensor_view(t=0, z=1, c=1, layout="YX").to_numpy()
-            case(f"seed 1x2x3x256x256, {label}: scan + tensor_view(YX)",
-                 lambda p=p_ours: OMEArrow.scan(p).tensor_view(t=0, z=1, c=1, layout="YX").to_numpy(), theirs, ">= 3x",
-                 n=max(repeats, 20))
+            case(
+                f"seed 1x2x3x256x256, {label}: scan + tensor_view(YX)",
+                lambda p=p_ours: OMEArrow.scan(p).tensor_view(t=0, z=1, c=1, layout="YX").to_numpy(),
+                theirs,
+                ">= 3x",
+                n=max(repeats, 20),
+            )
     return rows
 
 
@@ -133,9 +202,16 @@ def main() -> int:
     rows = run(args.repeats, args.skip_slow_reference)
     out = [("case", "ours ms", "reference ms", "ref/ours", "physical ms", "target")]
     for r in rows:
-        out.append((r["case"], f"{r['ours_ms']:.3f}", f"{r['reference_ms']:.3f}" if r["reference_ms"] else "-",
-                    f"{r['speedup']:.1f}x" if r["speedup"] else "-",
-                    f"{r['physical_ms']:.3f}" if r["physical_ms"] is not None else "-", r["target"]))
+        out.append(
+            (
+                r["case"],
+                f"{r['ours_ms']:.3f}",
+                f"{r['reference_ms']:.3f}" if r["reference_ms"] else "-",
+                f"{r['speedup']:.1f}x" if r["speedup"] else "-",
+                f"{r['physical_ms']:.3f}" if r["physical_ms"] is not None else "-",
+                r["target"],
+            )
+        )
     print(table(out))
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2))

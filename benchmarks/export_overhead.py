@@ -67,24 +67,31 @@ def export_cases(rounds: int) -> list[tuple[str, float, str, float]]:
         ro = view.to_numpy()
         a = np.array(ro)
         assert view.to_torch(mode="arrow").data_ptr() == ro.ctypes.data and view.to_torch().data_ptr() != ro.ctypes.data
-        t = best_us({
-            "to_torch(mode='arrow')": (lambda: view.to_torch(mode="arrow"), number),
-            "torch.from_dlpack(view.to_dlpack(), copy=False)": (
-                lambda: torch.from_dlpack(view.to_dlpack(), copy=False), number),
-            "torch.from_numpy(a)": (lambda: torch.from_numpy(a), number),
-            "to_torch()": (lambda: view.to_torch(), number),
-            "torch.from_dlpack(view)": (lambda: torch.from_dlpack(view), number),
-            "torch.from_numpy(np.array(a))": (lambda: torch.from_numpy(np.array(a)), number),
-            "np.from_dlpack(view.to_dlpack())": (lambda: np.from_dlpack(view.to_dlpack()), number),
-            "np.from_dlpack(a)": (lambda: np.from_dlpack(a), number),
-        }, rounds)
+        t = best_us(
+            {
+                "to_torch(mode='arrow')": (lambda: view.to_torch(mode="arrow"), number),
+                "torch.from_dlpack(view.to_dlpack(), copy=False)": (
+                    lambda: torch.from_dlpack(view.to_dlpack(), copy=False),
+                    number,
+                ),
+                "torch.from_numpy(a)": (lambda: torch.from_numpy(a), number),
+                "to_torch()": (lambda: view.to_torch(), number),
+                "torch.from_dlpack(view)": (lambda: torch.from_dlpack(view), number),
+                "torch.from_numpy(np.array(a))": (lambda: torch.from_numpy(np.array(a)), number),
+                "np.from_dlpack(view.to_dlpack())": (lambda: np.from_dlpack(view.to_dlpack()), number),
+                "np.from_dlpack(a)": (lambda: np.from_dlpack(a), number),
+            },
+            rounds,
+        )
         tag = f"{size}x{size} uint16"
-        for ours, peer in (("to_torch(mode='arrow')", "torch.from_numpy(a)"),
-                           ("torch.from_dlpack(view.to_dlpack(), copy=False)", "torch.from_numpy(a)"),
-                           ("to_torch()", "torch.from_numpy(np.array(a))"),
-                           ("torch.from_dlpack(view)", "torch.from_numpy(np.array(a))"),
-                           ("to_torch()", "torch.from_numpy(a)"),
-                           ("np.from_dlpack(view.to_dlpack())", "np.from_dlpack(a)")):
+        for ours, peer in (
+            ("to_torch(mode='arrow')", "torch.from_numpy(a)"),
+            ("torch.from_dlpack(view.to_dlpack(), copy=False)", "torch.from_numpy(a)"),
+            ("to_torch()", "torch.from_numpy(np.array(a))"),
+            ("torch.from_dlpack(view)", "torch.from_numpy(np.array(a))"),
+            ("to_torch()", "torch.from_numpy(a)"),
+            ("np.from_dlpack(view.to_dlpack())", "np.from_dlpack(a)"),
+        ):
             rows.append((f"{ours} [{tag}]", t[ours], peer, t[peer]))
     rows += jax_cases(rounds)
     return rows
@@ -108,11 +115,14 @@ def jax_cases(rounds: int) -> list[tuple[str, float, str, float]]:
         aligned = np.frombuffer(buf, dtype=np.uint16).reshape(size, size)
         aligned[...] = view.to_numpy()
         plain = np.array(view.to_numpy())
-        t = best_us({
-            "to_jax()": (lambda: view.to_jax(), number),
-            "jnp.from_dlpack(aligned)": (lambda: jnp.from_dlpack(aligned), number),
-            "jnp.from_dlpack(np.array)": (lambda: jnp.from_dlpack(plain), number),
-        }, rounds)
+        t = best_us(
+            {
+                "to_jax()": (lambda: view.to_jax(), number),
+                "jnp.from_dlpack(aligned)": (lambda: jnp.from_dlpack(aligned), number),
+                "jnp.from_dlpack(np.array)": (lambda: jnp.from_dlpack(plain), number),
+            },
+            rounds,
+        )
         tag = f"{size}x{size} uint16"
         rows.append((f"to_jax() [{tag}]", t["to_jax()"], "jnp.from_dlpack(aligned)", t["jnp.from_dlpack(aligned)"]))
         rows.append((f"to_jax() [{tag}]", t["to_jax()"], "jnp.from_dlpack(np.array)", t["jnp.from_dlpack(np.array)"]))
@@ -131,9 +141,11 @@ FIRST_PLANE = {
     "import ome_arrow_core + first plane": (
         "from ome_arrow_core import OMEArrow\n"
         "p = OMEArrow.scan({ours!r}).tensor_view(t=0, c=0, z=0, layout='YX').to_numpy()\n"
-        "assert int(p.sum(dtype='int64')) == {checksum}"),
+        "assert int(p.sum(dtype='int64')) == {checksum}"
+    ),
     "import tifffile + first plane": (
-        "import tifffile\np = tifffile.imread({tiff!r}, key=0)\nassert int(p.sum(dtype='int64')) == {checksum}"),
+        "import tifffile\np = tifffile.imread({tiff!r}, key=0)\nassert int(p.sum(dtype='int64')) == {checksum}"
+    ),
     "import ome_arrow_core": "import ome_arrow_core",
 }
 
@@ -160,7 +172,8 @@ def first_plane_cases(tmp: Path, processes: int) -> dict[str, dict[str, float]]:
         if "tifffile" in name and not have_tiff:
             continue
         code = _CHILD.format(
-            body=body.format(ours=str(ours), tiff=str(tiff), checksum=int(a[0, 0, 0].sum(dtype=np.int64))))
+            body=body.format(ours=str(ours), tiff=str(tiff), checksum=int(a[0, 0, 0].sum(dtype=np.int64)))
+        )
         runs = []
         for i in range(processes + 1):
             done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -192,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     tif = firsts.get("import tifffile + first plane")
     for name, r in firsts.items():
-        ratio = "" if tif is None else f"  ratio vs tifffile: wall {r['ms'] / tif['ms']:.2f}, cpu {r['cpu_ms'] / tif['cpu_ms']:.2f}"
+        ratio = (
+            ""
+            if tif is None
+            else f"  ratio vs tifffile: wall {r['ms'] / tif['ms']:.2f}, cpu {r['cpu_ms'] / tif['cpu_ms']:.2f}"
+        )
         print(f"{name:40s} wall {r['ms']:7.1f} ms  cpu {r['cpu_ms']:7.1f} ms{ratio}")
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2))

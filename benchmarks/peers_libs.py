@@ -38,8 +38,9 @@ def camera_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
         for _ in range(6):
             cy, cx, r = rng.random(3).astype(np.float32)
             width = np.float32(0.02 + 0.05 * r)
-            signal += np.float32(rng.uniform(500, 2500)) * np.outer(np.exp(-((yy - cy) ** 2) / width),
-                                                                   np.exp(-((xx - cx) ** 2) / width))
+            signal += np.float32(rng.uniform(500, 2500)) * np.outer(
+                np.exp(-((yy - cy) ** 2) / width), np.exp(-((xx - cx) ** 2) / width)
+            )
         noise = rng.standard_normal((ny, nx), dtype=np.float32)
         noise *= np.sqrt(signal + np.float32(9.0))  # shot noise sqrt(signal) and read noise 3 e-, in quadrature
         signal += noise + np.float32(100.0)
@@ -51,8 +52,12 @@ def camera_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 def ours_read(img: OMEArrow, idx: Index) -> np.ndarray:
     """A TCZYX index (t, c ints; z int or slice; y, x slices) through tensor_view."""
     t, c, z, ys, xs = idx
-    if isinstance(ys, slice) and ys == slice(None) and xs == slice(None) and all(
-            isinstance(v, slice) and v == slice(None) for v in (t, c, z)):
+    if (
+        isinstance(ys, slice)
+        and ys == slice(None)
+        and xs == slice(None)
+        and all(isinstance(v, slice) and v == slice(None) for v in (t, c, z))
+    ):
         whole: np.ndarray = np.moveaxis(img.to_numpy(), 1, 2)  # TZCYX -> TCZYX, a view
         return whole
     roi = None
@@ -78,20 +83,31 @@ class RawParquet:
         import pyarrow.parquet as pq
 
         idx = pq.read_table(root / "index.parquet")
-        self.cols = {n: idx.column(n).to_numpy() for n in
-                     ("t", "c", "z", "y", "x", "shape_y", "shape_x", "row_group_id", "row_index_in_group")}
+        self.cols = {
+            n: idx.column(n).to_numpy()
+            for n in ("t", "c", "z", "y", "x", "shape_y", "shape_x", "row_group_id", "row_index_in_group")
+        }
         assert set(idx.column("fragment_path").to_pylist()) == {"chunks.parquet"}, "one chunk file expected"
         self.file = pq.ParquetFile(root / "chunks.parquet")
         self.dtype = np.dtype(self.file.read_row_group(0, columns=["dtype"]).column(0)[0].as_py())
 
     def read(self, idx: Index, shape: tuple[int, ...]) -> np.ndarray:
-        ts, cs, zs, ys, xs = (range(v, v + 1) if isinstance(v, int) else range(*v.indices(n))
-                              for v, n in zip(idx, shape))
+        ts, cs, zs, ys, xs = (
+            range(v, v + 1) if isinstance(v, int) else range(*v.indices(n)) for v, n in zip(idx, shape)
+        )
         k = self.cols
-        hit = np.flatnonzero((k["t"] >= ts.start) & (k["t"] < ts.stop) & (k["c"] >= cs.start) & (k["c"] < cs.stop)
-                             & (k["z"] >= zs.start) & (k["z"] < zs.stop)
-                             & (k["y"] < ys.stop) & (k["y"] + k["shape_y"] > ys.start)
-                             & (k["x"] < xs.stop) & (k["x"] + k["shape_x"] > xs.start))
+        hit = np.flatnonzero(
+            (k["t"] >= ts.start)
+            & (k["t"] < ts.stop)
+            & (k["c"] >= cs.start)
+            & (k["c"] < cs.stop)
+            & (k["z"] >= zs.start)
+            & (k["z"] < zs.stop)
+            & (k["y"] < ys.stop)
+            & (k["y"] + k["shape_y"] > ys.start)
+            & (k["x"] < xs.stop)
+            & (k["x"] + k["shape_x"] > xs.start)
+        )
         groups = sorted(set(int(g) for g in k["row_group_id"][hit]))
         table = self.file.read_row_groups(groups, columns=["pixel_bytes"])
         first = np.cumsum([0] + [self.file.metadata.row_group(g).num_rows for g in groups])
@@ -104,8 +120,13 @@ class RawParquet:
             chunk = np.frombuffer(pixels[row].as_buffer(), self.dtype).reshape(h, w)
             sy0, sy1 = max(ys.start, y0), min(ys.stop, y0 + h)
             sx0, sx1 = max(xs.start, x0), min(xs.stop, x0 + w)
-            out[int(k["t"][r]) - ts.start, int(k["c"][r]) - cs.start, int(k["z"][r]) - zs.start,
-                sy0 - ys.start:sy1 - ys.start, sx0 - xs.start:sx1 - xs.start] = chunk[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+            out[
+                int(k["t"][r]) - ts.start,
+                int(k["c"][r]) - cs.start,
+                int(k["z"][r]) - zs.start,
+                sy0 - ys.start : sy1 - ys.start,
+                sx0 - xs.start : sx1 - xs.start,
+            ] = chunk[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
         return out[tuple(0 if isinstance(v, int) else slice(None) for v in idx)]
 
 
@@ -115,8 +136,12 @@ def _ts_codecs(codec: str) -> list[dict[str, Any]]:
     if codec == "zstd":
         base.append({"name": "zstd", "configuration": {"level": 3, "checksum": False}})
     elif codec == "blosc-lz4":
-        base.append({"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle",
-                                                        "typesize": 2, "blocksize": 0}})
+        base.append(
+            {
+                "name": "blosc",
+                "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle", "typesize": 2, "blocksize": 0},
+            }
+        )
     return base
 
 
@@ -124,10 +149,16 @@ def ts_write(arr: np.ndarray, path: Path, chunk: int, codec: str) -> None:
     """Create a zarr v3 array with tensorstore (chunks 1x1x1xchunkxchunk) and write ``arr``."""
     import tensorstore as ts
 
-    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)},
-            "metadata": {"shape": list(arr.shape), "data_type": str(arr.dtype),
-                         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1] * (arr.ndim - 2) + [chunk, chunk]}},
-                         "codecs": _ts_codecs(codec)}}
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "shape": list(arr.shape),
+            "data_type": str(arr.dtype),
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1] * (arr.ndim - 2) + [chunk, chunk]}},
+            "codecs": _ts_codecs(codec),
+        },
+    }
     store = ts.open(spec, create=True, delete_existing=True).result()
     store.write(arr).result()
 
@@ -148,10 +179,19 @@ def zarr_write(arr: np.ndarray, path: Path, chunk: int, codec: str) -> None:
     from zarr.codecs import BloscCodec, ZstdCodec
 
     shutil.rmtree(path, ignore_errors=True)
-    compressors: Any = {"raw": None, "zstd": ZstdCodec(level=3),
-                        "blosc-lz4": BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=2)}[codec]
-    a = zarr.create_array(store=str(path), shape=arr.shape, dtype=arr.dtype, compressors=compressors,
-                          chunks=(1,) * (arr.ndim - 2) + (chunk, chunk), overwrite=True)
+    compressors: Any = {
+        "raw": None,
+        "zstd": ZstdCodec(level=3),
+        "blosc-lz4": BloscCodec(cname="lz4", clevel=5, shuffle="shuffle", typesize=2),
+    }[codec]
+    a = zarr.create_array(
+        store=str(path),
+        shape=arr.shape,
+        dtype=arr.dtype,
+        compressors=compressors,
+        chunks=(1,) * (arr.ndim - 2) + (chunk, chunk),
+        overwrite=True,
+    )
     a[...] = arr
 
 

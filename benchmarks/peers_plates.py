@@ -41,10 +41,19 @@ def write_plates(root: Path, n: int, peers: dict[str, bool]) -> dict[str, Path]:
         import tensorstore as ts
 
         paths["tensorstore"] = root / f"plate{n}.ts.zarr"
-        store = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(paths["tensorstore"])},
-                         "metadata": {"shape": [n, 1, 64, 64], "data_type": "uint16",
-                                      "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, 64, 64]}}}},
-                        create=True, delete_existing=True).result()
+        store = ts.open(
+            {
+                "driver": "zarr3",
+                "kvstore": {"driver": "file", "path": str(paths["tensorstore"])},
+                "metadata": {
+                    "shape": [n, 1, 64, 64],
+                    "data_type": "uint16",
+                    "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [1, 1, 64, 64]}},
+                },
+            },
+            create=True,
+            delete_existing=True,
+        ).result()
         for start in range(0, n, 4096):
             stop = min(n, start + 4096)
             store[start:stop].write(np.stack([plate_image(i) for i in range(start, stop)])).result()
@@ -52,7 +61,7 @@ def write_plates(root: Path, n: int, peers: dict[str, bool]) -> dict[str, Path]:
 
 
 # The child's code: library-specific open / get / read-many, then common timing. argv: path n seed.
-_CHILD = r'''
+_CHILD = r"""
 import json, os, sys, time, statistics
 import numpy as np
 sys.path.insert(0, {here!r})
@@ -84,18 +93,27 @@ for b in batches[1:]:
     t = time.perf_counter(); {many}(ds, b); times.append((time.perf_counter() - t) * 1e3)
 print(json.dumps({{"first_ms": first_ms, "first_rss_mib": first_rss, "get_ms": statistics.median(runs),
                   "read32_ms": statistics.median(times)}}))
-'''
+"""
 
 _LIBS: dict[str, dict[str, str]] = {
-    "ours": {"imports": "from ome_arrow_core import OMEArrowDataset", "open": "OMEArrowDataset.scan(path)",
-             "get": "(lambda d, i: d[i].to_numpy())", "many": "(lambda d, idx: d.read(idx))"},
-    "zarr": {"imports": "import zarr", "open": "zarr.open_group(path, mode='r')",
-             "get": "(lambda d, i: d[str(i)][...])",
-             "many": "(lambda d, idx: np.stack([d[str(int(i))][...] for i in idx]))"},
-    "tensorstore": {"imports": "import tensorstore as ts",
-                    "open": "ts.open({'driver': 'zarr3', 'kvstore': {'driver': 'file', 'path': path}}, read=True).result()",
-                    "get": "(lambda d, i: d[i].read().result())",
-                    "many": "(lambda d, idx: d[np.asarray(idx)].read().result())"},
+    "ours": {
+        "imports": "from ome_arrow_core import OMEArrowDataset",
+        "open": "OMEArrowDataset.scan(path)",
+        "get": "(lambda d, i: d[i].to_numpy())",
+        "many": "(lambda d, idx: d.read(idx))",
+    },
+    "zarr": {
+        "imports": "import zarr",
+        "open": "zarr.open_group(path, mode='r')",
+        "get": "(lambda d, i: d[str(i)][...])",
+        "many": "(lambda d, idx: np.stack([d[str(int(i))][...] for i in idx]))",
+    },
+    "tensorstore": {
+        "imports": "import tensorstore as ts",
+        "open": "ts.open({'driver': 'zarr3', 'kvstore': {'driver': 'file', 'path': path}}, read=True).result()",
+        "get": "(lambda d, i: d[i].read().result())",
+        "many": "(lambda d, idx: d[np.asarray(idx)].read().result())",
+    },
 }
 
 
@@ -122,31 +140,33 @@ def plate_cases(paths: dict[str, Path], n: int, repeats: int) -> dict[str, dict[
 # Import + first plane: everything from the first line of a fresh process (numpy's import included for all).
 _FIRST_PLANE: dict[str, str] = {
     "ours": "from ome_arrow_core import OMEArrow\n"
-            "p = OMEArrow.scan(path).tensor_view(t=0, c=0, z=0, layout='YX').to_numpy()",
+    "p = OMEArrow.scan(path).tensor_view(t=0, c=0, z=0, layout='YX').to_numpy()",
     "tensorstore": "import tensorstore as ts\n"
-                   "p = ts.open({'driver': 'zarr3', 'kvstore': {'driver': 'file', 'path': path}}, read=True)"
-                   ".result()[0, 0, 0].read().result()",
+    "p = ts.open({'driver': 'zarr3', 'kvstore': {'driver': 'file', 'path': path}}, read=True)"
+    ".result()[0, 0, 0].read().result()",
     "zarr": "import zarr\np = zarr.open_array(path, mode='r')[0, 0, 0]",
     "tifffile": "import tifffile\np = tifffile.imread(path, key=0)",
     "raw pyarrow": "import sys\nsys.path.insert(0, HERE)\nfrom peers_libs import RawParquet\n"
-                   "from pathlib import Path\nimport pyarrow.parquet as pq\n"
-                   "p = RawParquet(Path(path)).read((0, 0, 0, slice(None), slice(None)), tuple(shape))",
+    "from pathlib import Path\nimport pyarrow.parquet as pq\n"
+    "p = RawParquet(Path(path)).read((0, 0, 0, slice(None), slice(None)), tuple(shape))",
 }
 
 
-def first_plane_cases(paths: dict[str, Path], shape: tuple[int, ...], expected_sum: int,
-                      repeats: int) -> dict[str, float]:
+def first_plane_cases(
+    paths: dict[str, Path], shape: tuple[int, ...], expected_sum: int, repeats: int
+) -> dict[str, float]:
     """Median ms of import + open + first plane (t=0, c=0, z=0) in a fresh process, per library."""
     out: dict[str, float] = {}
     for lib, path in paths.items():
         body = _FIRST_PLANE[lib].replace("HERE", repr(str(HERE))).replace("\n", "\n    ")
-        code = (f"import time\nt0 = time.perf_counter()\nif True:\n    import sys\n    path = sys.argv[1]\n"
-                f"    shape = {list(shape)!r}\n    {body}\n"
-                f"ms = (time.perf_counter() - t0) * 1e3\nimport numpy, json\n"
-                f"assert p.shape == tuple(shape[-2:]) and int(numpy.asarray(p).sum(dtype=numpy.int64)) == {expected_sum}\n"
-                f"print(json.dumps({{'ms': ms}}))")
+        code = (
+            f"import time\nt0 = time.perf_counter()\nif True:\n    import sys\n    path = sys.argv[1]\n"
+            f"    shape = {list(shape)!r}\n    {body}\n"
+            f"ms = (time.perf_counter() - t0) * 1e3\nimport numpy, json\n"
+            f"assert p.shape == tuple(shape[-2:]) and int(numpy.asarray(p).sum(dtype=numpy.int64)) == {expected_sum}\n"
+            f"print(json.dumps({{'ms': ms}}))"
+        )
         if repeats > 1:
             _child(code, str(path))
         out[lib] = float(np.median([_child(code, str(path))["ms"] for _ in range(repeats)]))
     return out
-

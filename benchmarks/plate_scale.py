@@ -48,7 +48,7 @@ def plate_image(i: int) -> np.ndarray:
 
 
 def _batches(n: int, size: int = 1024):  # type: ignore[no-untyped-def]
-    base = (np.arange(4096, dtype=np.int64)[None, :])
+    base = np.arange(4096, dtype=np.int64)[None, :]
     for start in range(0, n, size):
         i = np.arange(start, min(n, start + size), dtype=np.int64)[:, None]
         yield start, ((base + 7 * i) % 4096).astype(np.uint16).reshape(-1, 1, 64, 64)
@@ -69,10 +69,11 @@ def write_zarr(path: Path, n: int) -> None:
     import zarr
 
     group = zarr.open_group(str(path), mode="w")
-    arr = group.create_array("images", shape=(n, 1, 64, 64), dtype="uint16", chunks=(1, 1, 64, 64),
-                             shards=(1024, 1, 64, 64))
+    arr = group.create_array(
+        "images", shape=(n, 1, 64, 64), dtype="uint16", chunks=(1, 1, 64, 64), shards=(1024, 1, 64, 64)
+    )
     for start, block in _batches(n):
-        arr[start:start + len(block)] = block
+        arr[start : start + len(block)] = block
     import warnings
 
     with warnings.catch_warnings():  # zarr warns that fixed-length strings have no v3 spec yet
@@ -96,7 +97,7 @@ def plates(root: Path, n: int) -> dict[str, Path]:
     return {"ours": ours, "zarr": peer}
 
 
-_CHILD = r'''
+_CHILD = r"""
 import json, os, sys, time, statistics
 {baseline}import numpy as np
 {imports}
@@ -146,7 +147,7 @@ elif case == "shard":
     assert kept == len(range(1, n, 8)), kept
     assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(1))
 print(json.dumps(out))
-'''
+"""
 
 _LIBS: dict[str, dict[str, str]] = {
     "ours": {
@@ -174,16 +175,18 @@ def run_case(lib: str, path: Path, n: int, case: str, baseline: Path | None = No
     """One case in a fresh process (``lib`` "before": ours from the source tree ``baseline``)."""
     first = f"sys.path.insert(0, {str(baseline)!r})\n" if lib == "before" and baseline is not None else ""
     code = _CHILD.format(baseline=first, **_LIBS["ours" if lib == "before" else lib])
-    done = subprocess.run([sys.executable, "-c", code, str(path), str(n), case], capture_output=True, text=True,
-                          timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(n), case], capture_output=True, text=True, timeout=1800
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{lib} {case} N={n} failed:\n{done.stderr[-3000:]}")
     out: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
 
-def measure(root: Path, sizes: list[int], repeats: int, libs: list[str], cases: list[str],
-            baseline: Path | None) -> dict[tuple[str, int, str], dict[str, float]]:
+def measure(
+    root: Path, sizes: list[int], repeats: int, libs: list[str], cases: list[str], baseline: Path | None
+) -> dict[tuple[str, int, str], dict[str, float]]:
     results: dict[tuple[str, int, str], dict[str, float]] = {}
     for n in sizes:
         paths = plates(root, n)
@@ -193,8 +196,12 @@ def measure(root: Path, sizes: list[int], repeats: int, libs: list[str], cases: 
                 run_case(lib, paths[lib], n, case, baseline)  # warm the page cache
                 runs = [run_case(lib, paths[lib], n, case, baseline) for _ in range(repeats)]
                 results[(lib, n, case)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                print(f"  N={n:>9,} {lib:5} {case:7} " + " ".join(f"{k}={v:.3f}" for k, v in results[(lib, n, case)].items()),
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  N={n:>9,} {lib:5} {case:7} "
+                    + " ".join(f"{k}={v:.3f}" for k, v in results[(lib, n, case)].items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return results
 
 
@@ -205,13 +212,23 @@ def table(results: dict[tuple[str, int, str], dict[str, float]], sizes: list[int
     def ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
         return "-" if a is None or b is None or b["ms"] <= 0 else f"{a['ms'] / b['ms']:.2f}"
 
-    rows = ["| case | N | ours ms (RSS) | zarr ms (RSS) | before ms (RSS) | ours/zarr | before/zarr | ours(N)/ours(N0) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| case | N | ours ms (RSS) | zarr ms (RSS) | before ms (RSS) | ours/zarr | before/zarr | ours(N)/ours(N0) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for case in cases:
         for n in sizes:
             ours, peer, old = (results.get((lib, n, case)) for lib in ("ours", "zarr", "before"))
-            cells = [case, f"{n:,}", ms(ours), ms(peer), ms(old), ratio(ours, peer), ratio(old, peer),
-                     ratio(ours, results.get(("ours", sizes[0], case)))]
+            cells = [
+                case,
+                f"{n:,}",
+                ms(ours),
+                ms(peer),
+                ms(old),
+                ratio(ours, peer),
+                ratio(old, peer),
+                ratio(ours, results.get(("ours", sizes[0], case))),
+            ]
             rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -223,8 +240,12 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("/tmp/ome-arrow-plate-scale"))
     parser.add_argument("--libs", nargs="+", default=["ours", "zarr"], help="ours, zarr, before (needs --baseline)")
     parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
-    parser.add_argument("--baseline", type=Path, help="a source tree of ome-arrow-core measured as 'before' "
-                        "(e.g. a checkout of main), first on the child's path")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree of ome-arrow-core measured as 'before' "
+        "(e.g. a checkout of main), first on the child's path",
+    )
     args = parser.parse_args()
     libs = [*args.libs, *(["before"] if args.baseline and "before" not in args.libs else [])]
     results = measure(args.root, args.sizes, args.repeats, libs, args.cases, args.baseline)

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         comp = None if args.compression == "none" else "zstd"
         OMEArrow(data, "TCZYX").export("ome-zarr", store, chunk_shape=(1, 512, 512), compression=comp)
         mid, c0 = z // 2, s // 2 - 24
-        want = {"one plane": data[0, 0, mid], "one crop": data[0, 0, mid, c0:c0 + 300, c0:c0 + 300]}
+        want = {"one plane": data[0, 0, mid], "one crop": data[0, 0, mid, c0 : c0 + 300, c0 : c0 + 300]}
         rows: dict[str, dict[str, float]] = {"scan": {}, "one plane": {}, "one crop": {}}
         chunks: dict[str, int] = {}
 
@@ -108,12 +108,22 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"OME-Zarr 1x1x{z}x{s}x{s} uint16, chunks 512x512, {args.compression}; median of {args.repeats}, ms")
     peers = ["zarr"] + (["tensorstore"] if ts is not None else [])
-    print(f"{'case':<10} {'ours':>8} " + " ".join(f"{p:>11}" for p in peers) + " " +
-          " ".join(f"{'ours/' + p:>17}" for p in peers) + "  chunks read (ours)")
+    print(
+        f"{'case':<10} {'ours':>8} "
+        + " ".join(f"{p:>11}" for p in peers)
+        + " "
+        + " ".join(f"{'ours/' + p:>17}" for p in peers)
+        + "  chunks read (ours)"
+    )
     for case, r in rows.items():
         ratios = " ".join(f"{r['ours'] / r[p]:>16.2f}x" for p in peers)
-        print(f"{case:<10} {r['ours']:>8.2f} " + " ".join(f"{r[p]:>11.2f}" for p in peers) + " " + ratios +
-              f"  {chunks.get(case, 0)}")
+        print(
+            f"{case:<10} {r['ours']:>8.2f} "
+            + " ".join(f"{r[p]:>11.2f}" for p in peers)
+            + " "
+            + ratios
+            + f"  {chunks.get(case, 0)}"
+        )
     print("chunk checksum verification (ours), median ms")
     print(f"{'case':<12} {'verify=True':>12} {'verify=False':>13} {'cost':>8}")
     for case, (on, off) in verify_rows.items():
@@ -141,7 +151,7 @@ def _verify_cost(store: Path, data: np.ndarray, mid: int, c0: int, repeats: int)
                 times[flag].append((time.perf_counter() - t0) * 1e3)
         want = data[0, 0] if case == "whole stack" else data[0, 0, mid]
         if case == "one crop":
-            want = want[c0:c0 + 300, c0:c0 + 300]
+            want = want[c0 : c0 + 300, c0 : c0 + 300]
         np.testing.assert_array_equal(got, want)
         out[case] = (statistics.median(times[True]), statistics.median(times[False]))
     from ome_arrow_zarr.integrity import digest

@@ -36,8 +36,10 @@ def main(argv: list[str]) -> int:
     scanned = OMEArrow.scan(OUT)
     info = scanned.info()
     size_x = info["physical_size"]["X"]
-    print(f"3. scan: lazy={scanned.is_lazy}, {info['chunks']} chunks, {info['file_bytes']:,} bytes on disk, "
-          f"physical size X={'unknown' if size_x is None else f'{size_x:g} ' + info['physical_unit']['X']}")
+    print(
+        f"3. scan: lazy={scanned.is_lazy}, {info['chunks']} chunks, {info['file_bytes']:,} bytes on disk, "
+        f"physical size X={'unknown' if size_x is None else f'{size_x:g} ' + info['physical_unit']['X']}"
+    )
 
     import torch
 
@@ -50,8 +52,10 @@ def main(argv: list[str]) -> int:
     for _ in range(n):
         cap = view.to_dlpack()
     tensor = torch.from_dlpack(cap, copy=False)  # zero-copy, asked for: read only (torch.from_dlpack(cap) copies)
-    print(f"   to_dlpack: {_us((time.perf_counter() - t0) / n)} per call -> torch {tuple(tensor.shape)} {tensor.dtype}, "
-          f"zero-copy={tensor.data_ptr() == view.to_numpy().ctypes.data} (copy=False)")
+    print(
+        f"   to_dlpack: {_us((time.perf_counter() - t0) / n)} per call -> torch {tuple(tensor.shape)} {tensor.dtype}, "
+        f"zero-copy={tensor.data_ptr() == view.to_numpy().ctypes.data} (copy=False)"
+    )
     assert np.array_equal(tensor.numpy(), image.to_numpy()[0, 2, :, 16:112, 32:160])
 
     t0 = time.perf_counter()
@@ -61,8 +65,10 @@ def main(argv: list[str]) -> int:
         tiles += 1
         total += t.numel() * t.element_size()
     dt = time.perf_counter() - t0
-    print(f"5. streamed {tiles} tiles ({total / 2**20:.2f} MiB) as torch tensors in {dt * 1e3:.1f} ms "
-          f"({total / 2**20 / dt:.1f} MiB/s, prefetch=2); last tile {tuple(t.shape)} {t.dtype}")
+    print(
+        f"5. streamed {tiles} tiles ({total / 2**20:.2f} MiB) as torch tensors in {dt * 1e3:.1f} ms "
+        f"({total / 2**20 / dt:.1f} MiB/s, prefetch=2); last tile {tuple(t.shape)} {t.dtype}"
+    )
     print("done")
     return 0
 

@@ -24,8 +24,18 @@ __all__ = ["reading", "writing", "blaming", "where", "require_regular_file", "re
 #: Exceptions that decoding damaged bytes raises in the libraries we call (pyarrow's derive
 #: from these builtins; tifffile and vortex raise these or RuntimeError).
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, TypeError, KeyError, IndexError, EOFError, struct.error, UnicodeDecodeError,
-    RuntimeError, AssertionError, OverflowError, ZeroDivisionError, MemoryError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    EOFError,
+    struct.error,
+    UnicodeDecodeError,
+    RuntimeError,
+    AssertionError,
+    OverflowError,
+    ZeroDivisionError,
+    MemoryError,
 )
 
 
@@ -125,9 +135,7 @@ def require_regular_file(path: str | os.PathLike[str], member: str | None = None
         raise _storage_error(exc, path, member, "opening") from exc
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
-        raise StorageError(
-            f"{where(path, member)} is {kind}; expected a regular file. Point at the file itself"
-        )
+        raise StorageError(f"{where(path, member)} is {kind}; expected a regular file. Point at the file itself")
     return st
 
 
@@ -140,7 +148,9 @@ def require_member(root: str | os.PathLike[str], name: str) -> Path:
         raise _storage_error(exc, root, name, "opening") from exc
     if not stat.S_ISREG(st.st_mode):
         kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
-        raise StorageError(f"{where(root, name)} is {kind}; expected a regular file. Replace it with the dataset's own file")
+        raise StorageError(
+            f"{where(root, name)} is {kind}; expected a regular file. Replace it with the dataset's own file"
+        )
     return file
 
 

@@ -21,9 +21,7 @@ def arrow_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, pa
     return arr, buf
 
 
-def view_buffer(
-    buf: pa.Buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0
-) -> np.ndarray:
+def view_buffer(buf: pa.Buffer, dtype: np.dtype, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
     """A read-only C-order view of ``buf`` (no copy); the view keeps ``buf`` alive."""
     count = math.prod(shape)
     arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape)

@@ -18,16 +18,26 @@ import numpy as np
 from .arrow_numpy import int_values, valid_mask
 from .errors import ChecksumError, SchemaError
 
-__all__ = ["ALGORITHM", "ENV", "FIX", "ChunkChecksums", "checksum", "checksums_of", "checker", "mismatch",
-           "verify_enabled"]
+__all__ = [
+    "ALGORITHM",
+    "ENV",
+    "FIX",
+    "ChunkChecksums",
+    "checksum",
+    "checksums_of",
+    "checker",
+    "mismatch",
+    "verify_enabled",
+]
 
 #: The algorithm ome-arrow-core writes (its name is stored with the checksums).
 ALGORITHM: Final[str] = "xxh3_64"
 #: Environment variable that, set to ``0`` (or ``false``/``no``/``off``), skips checks on read.
 ENV: Final[str] = "OME_ARROW_CORE_VERIFY"
 #: How to repair a damaged file, for error messages.
-FIX: Final[str] = ("restore the file from a backup or re-create it from its source; "
-                   "`ome-arrow-core verify PATH` lists all damage")
+FIX: Final[str] = (
+    "restore the file from a backup or re-create it from its source; `ome-arrow-core verify PATH` lists all damage"
+)
 
 
 def _xxh3_64() -> Callable[[Any], int]:

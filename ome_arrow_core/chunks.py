@@ -87,8 +87,11 @@ class ChunkTable:
         edge = self.shape.max(axis=0)
         full = (self.origin + self.shape).max(axis=0)
         counts = -(-full // edge)
-        if int(np.prod(counts)) != len(self) or (self.origin % edge).any() or (
-                self.shape != np.minimum(edge, full - self.origin)).any():
+        if (
+            int(np.prod(counts)) != len(self)
+            or (self.origin % edge).any()
+            or (self.shape != np.minimum(edge, full - self.origin)).any()
+        ):
             return None
         cells = np.full(tuple(counts.tolist()), -1, dtype=np.int64)
         cells[tuple((self.origin // edge).T)] = np.arange(len(self))
@@ -104,8 +107,13 @@ class ChunkTable:
             if grid is None or (stop <= start).any():
                 return box_projections(self.origin, self.shape, start, stop)
             edge, cells = grid  # only the cells the box covers
-            rows = np.sort(cells[tuple(slice(a, b) for a, b in zip((start[0] // edge).tolist(),
-                                                                   ((stop[0] - 1) // edge + 1).tolist()))].ravel())
+            rows = np.sort(
+                cells[
+                    tuple(
+                        slice(a, b) for a, b in zip((start[0] // edge).tolist(), ((stop[0] - 1) // edge + 1).tolist())
+                    )
+                ].ravel()
+            )
             return box_projections(self.origin[rows], self.shape[rows], start, stop, rows)
         return [self._projection(int(r), axes) for r in self.intersecting(sel)]
 
@@ -120,9 +128,14 @@ class ChunkTable:
             src.append(slice(int(off[0]), int(off[-1]) + 1) if _is_run(off) else off)
             dst.append(slice(int(pos[0]), int(pos[-1]) + 1) if _is_run(pos) else pos)
             complete &= len(off) == size and _is_run(off)
-        return ChunkProjection(row, tuple(src), tuple(dst[k] for k in _TZCYX), complete,
-                               tuple(int(v) for v in self.shape[row]),  # type: ignore[arg-type]
-                               not all(isinstance(i, slice) for i in (*src, *dst)))
+        return ChunkProjection(
+            row,
+            tuple(src),
+            tuple(dst[k] for k in _TZCYX),
+            complete,
+            tuple(int(v) for v in self.shape[row]),  # type: ignore[arg-type]
+            not all(isinstance(i, slice) for i in (*src, *dst)),
+        )
 
 
 class ChunkProjection(NamedTuple):
@@ -155,16 +168,16 @@ class ChunkProjection(NamedTuple):
         if all(isinstance(s, slice) for s in self.out_selection):
             out[self.out_selection] = src
         else:
-            out[np.ix_(*[np.arange(s.start, s.stop) if isinstance(s, slice) else s
-                         for s in self.out_selection])] = src
+            out[np.ix_(*[np.arange(s.start, s.stop) if isinstance(s, slice) else s for s in self.out_selection])] = src
 
 
 #: TZCYX output axes as positions in TCZYX.
 _TZCYX = (0, 2, 1, 3, 4)
 
 
-def box_projections(origin: np.ndarray, shape: np.ndarray, start: np.ndarray,
-                    stop: np.ndarray, rows: np.ndarray | None = None) -> list[ChunkProjection]:
+def box_projections(
+    origin: np.ndarray, shape: np.ndarray, start: np.ndarray, stop: np.ndarray, rows: np.ndarray | None = None
+) -> list[ChunkProjection]:
     """The projections of chunks (``origin``, ``shape``: (n, 5) TCZYX) onto boxes ``[start, stop)`` (TCZYX; one
     row per chunk, or one row for all), computed for all chunks at once; chunks outside their box are left out.
 
@@ -183,10 +196,13 @@ def box_projections(origin: np.ndarray, shape: np.ndarray, start: np.ndarray,
     complete = ((lo == origin) & (hi == end)).all(axis=1).tolist()
     ids = (hit if rows is None else rows[hit]).tolist()
     return [
-        ChunkProjection(r,
-                        (slice(a[0], b[0]), slice(a[1], b[1]), slice(a[2], b[2]), slice(a[3], b[3]), slice(a[4], b[4])),
-                        (slice(c[0], d[0]), slice(c[2], d[2]), slice(c[1], d[1]), slice(c[3], d[3]), slice(c[4], d[4])),
-                        done, (n[0], n[1], n[2], n[3], n[4]))
+        ChunkProjection(
+            r,
+            (slice(a[0], b[0]), slice(a[1], b[1]), slice(a[2], b[2]), slice(a[3], b[3]), slice(a[4], b[4])),
+            (slice(c[0], d[0]), slice(c[2], d[2]), slice(c[1], d[1]), slice(c[3], d[3]), slice(c[4], d[4])),
+            done,
+            (n[0], n[1], n[2], n[3], n[4]),
+        )
         for r, a, b, c, d, done, n in zip(ids, src_lo, src_hi, dst_lo, dst_hi, complete, (end - origin).tolist())
     ]
 

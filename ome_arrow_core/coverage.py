@@ -27,8 +27,15 @@ def _box(origin: np.ndarray, shape: np.ndarray, i: int) -> str:
     return f"origin {tuple(origin[i].tolist())} shape {tuple(shape[i].tolist())}"
 
 
-def check_coverage(origin: np.ndarray, shape: np.ndarray, sizes: Sequence[int], where: str,
-                   axes: str = "TCZYX", rows: np.ndarray | None = None, unit: str = "chunk row") -> None:
+def check_coverage(
+    origin: np.ndarray,
+    shape: np.ndarray,
+    sizes: Sequence[int],
+    where: str,
+    axes: str = "TCZYX",
+    rows: np.ndarray | None = None,
+    unit: str = "chunk row",
+) -> None:
     """Raise DamagedFileError unless boxes ``origin``/``shape`` (n, d) cover ``sizes`` exactly once.
 
     ``where`` names the boxes in messages (file and member); ``rows[i]`` is box ``i``'s row
@@ -39,30 +46,39 @@ def check_coverage(origin: np.ndarray, shape: np.ndarray, sizes: Sequence[int], 
     full = np.asarray(sizes, dtype=np.int64)
     label = np.arange(len(origin)) if rows is None else np.asarray(rows)
     if len(origin) == 0:
-        raise DamagedFileError(f"{where}: no {unit}s hold the pixels of an image of sizes "
-                               f"{dict(zip(axes, full.tolist()))}; the file is damaged")
+        raise DamagedFileError(
+            f"{where}: no {unit}s hold the pixels of an image of sizes "
+            f"{dict(zip(axes, full.tolist()))}; the file is damaged"
+        )
     bad = np.nonzero((shape < 1).any(axis=1))[0]
     if len(bad):
         i = int(bad[0])
-        raise DamagedFileError(f"{where}: {unit} {int(label[i])} has {_box(origin, shape, i)} ({axes}); "
-                               "every extent must be at least 1: the file is damaged")
+        raise DamagedFileError(
+            f"{where}: {unit} {int(label[i])} has {_box(origin, shape, i)} ({axes}); "
+            "every extent must be at least 1: the file is damaged"
+        )
     bad = np.nonzero(((origin < 0) | (origin + shape > full)).any(axis=1))[0]
     if len(bad):
         i = int(bad[0])
-        raise DamagedFileError(f"{where}: {unit} {int(label[i])} ({_box(origin, shape, i)}, {axes}) lies outside "
-                               f"the image of sizes {tuple(full.tolist())}; the file is damaged")
+        raise DamagedFileError(
+            f"{where}: {unit} {int(label[i])} ({_box(origin, shape, i)}, {axes}) lies outside "
+            f"the image of sizes {tuple(full.tolist())}; the file is damaged"
+        )
     edges = [np.unique(np.concatenate([[0, n], origin[:, k], origin[:, k] + shape[:, k]])) for k, n in enumerate(full)]
     cells_per_axis = [len(e) - 1 for e in edges]
     grid = [c + 1 for c in cells_per_axis]
     if int(np.prod(grid, dtype=np.float64)) > MAX_CELLS + 4 * len(origin):
-        raise DamagedFileError(f"{where}: {len(origin)} {unit}s cut the image into "
-                               f"{int(np.prod(cells_per_axis, dtype=np.float64))} distinct cells, too irregular "
-                               "a layout to verify; the file is damaged or not written by a known writer")
+        raise DamagedFileError(
+            f"{where}: {len(origin)} {unit}s cut the image into "
+            f"{int(np.prod(cells_per_axis, dtype=np.float64))} distinct cells, too irregular "
+            "a layout to verify; the file is damaged or not written by a known writer"
+        )
     lo = np.stack([np.searchsorted(e, origin[:, k]) for k, e in enumerate(edges)], axis=1)
     hi = np.stack([np.searchsorted(e, origin[:, k] + shape[:, k]) for k, e in enumerate(edges)], axis=1)
     if (hi - lo == 1).all():  # every box is one cell (a regular grid): count boxes per cell
-        counts = np.bincount(np.ravel_multi_index(tuple(lo.T), cells_per_axis),
-                             minlength=int(np.prod(cells_per_axis))).reshape(cells_per_axis)
+        counts = np.bincount(
+            np.ravel_multi_index(tuple(lo.T), cells_per_axis), minlength=int(np.prod(cells_per_axis))
+        ).reshape(cells_per_axis)
     else:
         counts = _counts(lo, hi, grid)
     wrong = np.argwhere(counts == 0)  # a gap first: it names what is missing
@@ -74,13 +90,16 @@ def check_coverage(origin: np.ndarray, shape: np.ndarray, sizes: Sequence[int], 
         n = int(counts[tuple(cell)])
         spot = ", ".join(f"{a.lower()}={int(v)}" for a, v in zip(axes, pixel))
         if n == 0:
-            exc = DamagedFileError(f"{where}: no {unit} holds the pixel at {spot}; a {unit} is missing, the "
-                                   "file is damaged")
+            exc = DamagedFileError(
+                f"{where}: no {unit} holds the pixel at {spot}; a {unit} is missing, the file is damaged"
+            )
         else:
             over = np.nonzero(((origin <= pixel) & (pixel < origin + shape)).all(axis=1))[0][:2]
-            exc = DamagedFileError(f"{where}: the pixel at {spot} is written by {n} {unit}s (rows "
-                                   f"{[int(label[i]) for i in over]}{', ...' if n > 2 else ''}); they repeat or "
-                                   "overlap, the file is damaged")
+            exc = DamagedFileError(
+                f"{where}: the pixel at {spot} is written by {n} {unit}s (rows "
+                f"{[int(label[i]) for i in over]}{', ...' if n > 2 else ''}); they repeat or "
+                "overlap, the file is damaged"
+            )
         exc.pixel, exc.writers = tuple(int(v) for v in pixel), n  # type: ignore[attr-defined]
         raise exc
 

@@ -16,8 +16,11 @@ __all__ = ["cuda_devices"]
 #: The driver library's name on each platform, most specific first.
 _DRIVER = {"win32": ("nvcuda.dll",), "darwin": ()}.get(sys.platform, ("libcuda.so.1", "libcuda.so"))
 #: CUDA driver error codes worth a word of their own.
-_ERRORS = {100: "no CUDA-capable device is detected", 35: "the driver is older than the CUDA runtime",
-           999: "unknown CUDA error"}
+_ERRORS = {
+    100: "no CUDA-capable device is detected",
+    35: "the driver is older than the CUDA runtime",
+    999: "unknown CUDA error",
+}
 
 
 @functools.cache

@@ -32,8 +32,11 @@ def check_cuda_device(index: int, count: int, library: str, none_hint: str) -> N
     ``none_hint`` ends the message when there are none: why, and how to fix it.
     """
     if count <= 0:
-        raise DeviceError(f"cuda:{index} was requested but {library} sees no CUDA device: {none_hint}; "
-                          "or use device='cpu'")
+        raise DeviceError(
+            f"cuda:{index} was requested but {library} sees no CUDA device: {none_hint}; or use device='cpu'"
+        )
     if index >= count:
-        raise DeviceError(f"device 'cuda:{index}' does not exist; {library} sees {count} CUDA device(s): "
-                          f"use cuda:0 to cuda:{count - 1}")
+        raise DeviceError(
+            f"device 'cuda:{index}' does not exist; {library} sees {count} CUDA device(s): "
+            f"use cuda:0 to cuda:{count - 1}"
+        )

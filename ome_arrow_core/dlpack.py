@@ -119,7 +119,12 @@ class DLPackTensor:
     ) -> Any:
         consumer = sys._getframe(1).f_globals.get("__name__", "")  # caller_module(), inlined: on every export
         return export_capsule(
-            self._array, consumer, stream=stream, max_version=max_version, dl_device=dl_device, copy=copy,
+            self._array,
+            consumer,
+            stream=stream,
+            max_version=max_version,
+            dl_device=dl_device,
+            copy=copy,
         )
 
     def capsule(self, consumer: str, **kwargs: Any) -> Any:

@@ -35,9 +35,7 @@ def check_dtype(dtype: object) -> np.dtype:
     try:
         dt = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError as exc:
-        raise DTypeError(
-            f"{dtype!r} is not a dtype; expected one of {', '.join(SUPPORTED)}"
-        ) from exc
+        raise DTypeError(f"{dtype!r} is not a dtype; expected one of {', '.join(SUPPORTED)}") from exc
     if dt.name not in OME_TYPES:
         raise DTypeError(
             f"pixel dtype {dt.name} cannot be stored as OME-Arrow; supported dtypes are "
@@ -56,7 +54,5 @@ def from_ome_type(name: str) -> np.dtype:
     """Numpy dtype for an OME pixel type name; accepts numpy names too."""
     key = _FROM_OME.get(str(name).lower())
     if key is None:
-        raise DTypeError(
-            f"unknown OME pixel type {name!r}; expected one of {', '.join(sorted(set(_FROM_OME)))}"
-        )
+        raise DTypeError(f"unknown OME pixel type {name!r}; expected one of {', '.join(sorted(set(_FROM_OME)))}")
     return np.dtype(key)

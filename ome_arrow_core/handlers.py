@@ -24,7 +24,16 @@ if TYPE_CHECKING:
     from .selection import Selection
 
 __all__ = [
-    "Handler", "Ingested", "Ingester", "Reader", "Writer", "Exporter", "ChunkStore", "ChunkFile", "PixelSource", "install_hint",
+    "Handler",
+    "Ingested",
+    "Ingester",
+    "Reader",
+    "Writer",
+    "Exporter",
+    "ChunkStore",
+    "ChunkFile",
+    "PixelSource",
+    "install_hint",
 ]
 
 

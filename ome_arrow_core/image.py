@@ -34,8 +34,13 @@ __all__ = ["OMEArrow"]
 
 _RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
 #: ome-arrow 0.1.0 keywords that readers would otherwise ignore, with ours.
-_REFERENCE_SPELLINGS = {"row_index": "row=", "column_name": "column=", "lazy": "OMEArrow.scan(path)",
-                        "tcz": "tensor_view(t=, c=, z=)", "image_type": "no equivalent"}
+_REFERENCE_SPELLINGS = {
+    "row_index": "row=",
+    "column_name": "column=",
+    "lazy": "OMEArrow.scan(path)",
+    "tcz": "tensor_view(t=, c=, z=)",
+    "image_type": "no equivalent",
+}
 
 
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
@@ -73,16 +78,18 @@ class OMEArrow(Thumbnailed, Viewable):
         spelt = sorted(set(options) & set(_REFERENCE_SPELLINGS))
         if spelt:
             hints = ", ".join(f"{k} ({_REFERENCE_SPELLINGS[k]})" for k in spelt)
-            raise TypeError(f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
-                            "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)")
+            raise TypeError(
+                f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
+                "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)"
+            )
         self._registry = registry
         reg = registry or default_registry()
         if filesystem is None and is_stack_input(source):  # many files, one image
-            src: PixelSource = open_stack(source, reg, dim_order=dim_order, format=format, name=name, column=column,
-                                          row=row, **options)
+            src: PixelSource = open_stack(
+                source, reg, dim_order=dim_order, format=format, name=name, column=column, row=row, **options
+            )
         elif isinstance(source, (str, os.PathLike)) or filesystem is not None:
-            src = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row,
-                                         **options)
+            src = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row, **options)
         elif isinstance(source, (Mapping, *_RECORD_TYPES)):
             from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
 
@@ -126,8 +133,9 @@ class OMEArrow(Thumbnailed, Viewable):
         ``image_id=`` for a multi-image dataset). A list of paths, a glob or a file pattern
         (with ``dim_order=``, ``stack_shape=``) opens the first file's metadata only.
         """
-        return cls(path, column=column, row=row, format=format, registry=registry, filesystem=filesystem,
-                   _lazy=True, **options)
+        return cls(
+            path, column=column, row=row, format=format, registry=registry, filesystem=filesystem, _lazy=True, **options
+        )
 
     @classmethod
     def from_numpy(cls, arr: np.ndarray, dim_order: str | None = None, **kwargs: Any) -> OMEArrow:
@@ -221,8 +229,11 @@ class OMEArrow(Thumbnailed, Viewable):
         Coordinates are relative to this image, so chained calls compose.
         """
         sel = self._sel.select(
-            t=t_indices, c=c_indices, z=z_indices,
-            y=range(y_min, y_max), x=range(x_min, x_max),
+            t=t_indices,
+            c=c_indices,
+            z=z_indices,
+            y=range(y_min, y_max),
+            x=range(x_min, x_max),
         )
         return OMEArrow._from_parts(self._source, sel, True, self._registry)
 
@@ -236,7 +247,9 @@ class OMEArrow(Thumbnailed, Viewable):
             return self
         pixels = self._source.read(self._sel)
         meta = self.meta
-        return OMEArrow._from_parts(ArraySource(meta, pixels, "collected"), Selection.full(meta.sizes), False, self._registry)
+        return OMEArrow._from_parts(
+            ArraySource(meta, pixels, "collected"), Selection.full(meta.sizes), False, self._registry
+        )
 
     def to_numpy(self) -> np.ndarray:
         """All pixels of this image as a read-only ``TZCYX`` numpy array."""
@@ -270,8 +283,16 @@ class OMEArrow(Thumbnailed, Viewable):
         converts as numpy does.
         """
         sel = resolve_selection(
-            self._sel, self._source.meta, t=t, z=z, c=c, roi=roi, roi3d=roi3d, roi_nd=roi_nd,
-            roi_type=roi_type, tile=tile,
+            self._sel,
+            self._source.meta,
+            t=t,
+            z=z,
+            c=c,
+            roi=roi,
+            roi3d=roi3d,
+            roi_nd=roi_nd,
+            roi_type=roi_type,
+            tile=tile,
         )
         out_layout = layout if layout is not None else default_layout(len(sel.t), len(sel.z))
         normalize_axes(out_layout)
@@ -279,8 +300,13 @@ class OMEArrow(Thumbnailed, Viewable):
         check_casting(casting)
         if self._lazy:
             return LazyTensorView(
-                self._source, sel, out_layout, dtype=cast, channel_policy=channel_policy,
-                registry=self._registry, casting=casting,
+                self._source,
+                sel,
+                out_layout,
+                dtype=cast,
+                channel_policy=channel_policy,
+                registry=self._registry,
+                casting=casting,
             )
         return materialize(self._source, sel, out_layout, cast, channel_policy, self._registry, casting)
 
@@ -317,7 +343,7 @@ class OMEArrow(Thumbnailed, Viewable):
         if loc.local:
             return writer.write(self, Path(loc.path), **options)
         if not writer.remote:
-            raise ArgumentError(f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy")
+            raise ArgumentError(
+                f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy"
+            )
         return writer.write(self, loc, **options)
-
-

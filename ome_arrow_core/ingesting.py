@@ -20,8 +20,7 @@ from .sources import ArraySource
 __all__ = ["ingest"]
 
 
-def ingest(obj: object, dim_order: str | None, registry: Registry, name: str | None,
-           copy: bool = True) -> ArraySource:
+def ingest(obj: object, dim_order: str | None, registry: Registry, name: str | None, copy: bool = True) -> ArraySource:
     """Pixels of ``obj`` in Arrow memory (``copy=False``: a read-only view), with what its ingester knows."""
     ingester = registry.resolve_ingester(obj)
     ingester.ensure_available()
@@ -33,8 +32,12 @@ def ingest(obj: object, dim_order: str | None, registry: Registry, name: str | N
     dtype = check_dtype(arr.dtype)
     canonical = to_canonical(arr.astype(dtype, copy=False), _dims(dim_order, facts, ingester))
     pixels = to_arrow_memory(canonical) if copy else read_only(canonical)
-    meta = ImageMeta(sizes=dict(zip(AXES, pixels.shape)), dtype=dtype, name=name or facts.name or "image",
-                     channels=_channels(facts, pixels.shape[2], ingester))
+    meta = ImageMeta(
+        sizes=dict(zip(AXES, pixels.shape)),
+        dtype=dtype,
+        name=name or facts.name or "image",
+        channels=_channels(facts, pixels.shape[2], ingester),
+    )
     if facts.physical_size:
         meta = replace(meta, physical_size={**meta.physical_size, **_sizes(facts.physical_size, ingester)})
     if facts.physical_unit:
@@ -52,8 +55,10 @@ def _dims(dim_order: str | None, facts: Ingested, ingester: Ingester) -> str | N
     except LayoutError as exc:  # the plugin's fault, not the caller's
         raise PluginError(str(exc)) from exc
     if dim_order is not None and normalize_axes(dim_order, what="dim_order") != carried:
-        raise ArgumentError(f"dim_order {dim_order!r} contradicts the axes the object carries ({carried!r}, "
-                            f"from ingester {ingester.name!r}); drop dim_order or pass {carried!r}")
+        raise ArgumentError(
+            f"dim_order {dim_order!r} contradicts the axes the object carries ({carried!r}, "
+            f"from ingester {ingester.name!r}); drop dim_order or pass {carried!r}"
+        )
     return carried
 
 
@@ -62,8 +67,10 @@ def _channels(facts: Ingested, size_c: int, ingester: Ingester) -> tuple[Channel
         return ()
     names = [str(n) for n in facts.channel_names]
     if len(names) != size_c:
-        raise PluginError(f"ingester {ingester.name!r} named {len(names)} channels ({names}) for an image of "
-                          f"{size_c}; it must give one name per channel")
+        raise PluginError(
+            f"ingester {ingester.name!r} named {len(names)} channels ({names}) for an image of "
+            f"{size_c}; it must give one name per channel"
+        )
     return tuple(Channel(id=f"ch-{i}", name=n) for i, n in enumerate(names))
 
 
@@ -78,7 +85,9 @@ def _sizes(sizes: Mapping[str, float], ingester: Ingester) -> dict[str, float]:
         except (TypeError, ValueError):
             number = math.nan
         if not (math.isfinite(number) and number > 0):
-            raise PluginError(f"ingester {ingester.name!r} gave physical size {key}={value!r}; it must be a "
-                              "finite number > 0 (leave the axis out when unknown)")
+            raise PluginError(
+                f"ingester {ingester.name!r} gave physical size {key}={value!r}; it must be a "
+                "finite number > 0 (leave the axis out when unknown)"
+            )
         out[key] = number
     return out

@@ -76,9 +76,7 @@ def to_canonical(arr: np.ndarray, dim_order: str | None = None) -> np.ndarray:
     ``dim_order`` names the axes of ``arr`` (default by ndim: YX, ZYX, TCYX, TCZYX).
     A batch axis has no letter of its own: name it ``T``.
     """
-    order = default_dim_order(arr.ndim) if dim_order is None else normalize_axes(
-        dim_order, what="dim_order"
-    )
+    order = default_dim_order(arr.ndim) if dim_order is None else normalize_axes(dim_order, what="dim_order")
     if len(order) != arr.ndim:
         raise LayoutError(
             f"dim_order {dim_order!r} names {len(order)} axes but the array has {arr.ndim} "
@@ -96,9 +94,7 @@ def default_layout(n_t: int, n_z: int) -> str:
     return "CYX" if n_t == 1 and n_z == 1 else AXES
 
 
-def apply_layout(
-    canonical: np.ndarray, layout: str, *, channel_policy: ChannelPolicy = "error"
-) -> np.ndarray:
+def apply_layout(canonical: np.ndarray, layout: str, *, channel_policy: ChannelPolicy = "error") -> np.ndarray:
     """View a 5-D ``TZCYX`` array in ``layout``; dropped axes must have length 1.
 
     With ``channel_policy="first"`` a dropped C axis of several channels keeps channel 0.
@@ -113,9 +109,7 @@ def apply_layout(
         elif n == 1 or (ax == "C" and channel_policy == "first"):
             index.append(0)
         else:
-            hint = (
-                " or pass channel_policy='first'" if ax == "C" else ""
-            )
+            hint = " or pass channel_policy='first'" if ax == "C" else ""
             raise LayoutError(
                 f"layout {layout!r} drops non-singleton axis {ax} (size {n}); select one "
                 f"{ax.lower()} (e.g. {ax.lower()}=0), keep {ax} in the layout{hint}"

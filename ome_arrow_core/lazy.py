@@ -110,15 +110,25 @@ class LazyTensorView(Streamable, Thumbnailed):
             with self._lock:
                 if self._result is None:
                     self._result = materialize(
-                        self._source, self._sel, self.layout, self._dtype, self._policy, self._registry,
+                        self._source,
+                        self._sel,
+                        self.layout,
+                        self._dtype,
+                        self._policy,
+                        self._registry,
                         self._casting,
                     )
         return self._result
 
     def _derive(self, sel: Selection, layout: str | None = None) -> LazyTensorView:
         return LazyTensorView(
-            self._source, sel, layout or self.layout, dtype=self._dtype,
-            channel_policy=self._policy, registry=self._registry, casting=self._casting,
+            self._source,
+            sel,
+            layout or self.layout,
+            dtype=self._dtype,
+            channel_policy=self._policy,
+            registry=self._registry,
+            casting=self._casting,
         )
 
     def select(self, **kwargs: Any) -> LazyTensorView:
@@ -154,5 +164,3 @@ class LazyTensorView(Streamable, Thumbnailed):
     def to_cupy(self, *args: Any, **kwargs: Any) -> Any:
         """Execute and return a cupy array on the GPU."""
         return self.collect().to_cupy(*args, **kwargs)
-
-

@@ -141,8 +141,9 @@ def _http(target: str) -> tuple[pafs.FileSystem, str]:
         from fsspec.implementations.http import HTTPFileSystem
     except ImportError as exc:
         raise BackendUnavailableError(
-            f"reading {_printable(urlsplit(target))} needs fsspec and aiohttp: pip install \"ome-arrow-core[http]\""
+            f'reading {_printable(urlsplit(target))} needs fsspec and aiohttp: pip install "ome-arrow-core[http]"'
         ) from exc
+
     class RangedHTTP(pafs.FSSpecHandler):  # type: ignore[misc]
         """fsspec's handler minus its ``isfile`` probe, which GETs the whole body to look for links, and
         with lookups that fail loudly when the server cannot be reached or refuses (fsspec says

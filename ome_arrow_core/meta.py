@@ -60,17 +60,19 @@ def physical_size_value(value: object, field_name: str) -> float | None:
         )
     out = float(value)
     if not math.isfinite(out) or out <= 0:
-        raise SchemaError(
-            f"{field_name} is {out!r}; a physical size is a positive finite number, or null when unknown"
-        )
+        raise SchemaError(f"{field_name} is {out!r}; a physical size is a positive finite number, or null when unknown")
     return out
 
 
 def channel_to_dict(ch: Channel) -> dict[str, Any]:
     """The stored form of a channel (record struct, images-table JSON, Vortex JSON): every field by name."""
     return {
-        "id": ch.id, "name": ch.name, "emission_um": ch.emission_um, "excitation_um": ch.excitation_um,
-        "illumination": ch.illumination, "color_rgba": ch.color_rgba,
+        "id": ch.id,
+        "name": ch.name,
+        "emission_um": ch.emission_um,
+        "excitation_um": ch.excitation_um,
+        "illumination": ch.illumination,
+        "color_rgba": ch.color_rgba,
     }
 
 
@@ -154,9 +156,7 @@ class ImageMeta:
             chans = tuple(Channel(id=f"ch-{i}", name=f"C{i}") for i in range(sizes["C"]))
             object.__setattr__(self, "channels", chans)
         elif len(self.channels) != sizes["C"]:
-            raise SchemaError(
-                f"metadata lists {len(self.channels)} channels but size_c is {sizes['C']}"
-            )
+            raise SchemaError(f"metadata lists {len(self.channels)} channels but size_c is {sizes['C']}")
         else:
             object.__setattr__(self, "channels", tuple(self.channels))
 

@@ -27,8 +27,9 @@ def _ome_types() -> Any:
     try:
         import ome_types
     except ImportError as exc:
-        raise BackendUnavailableError(f"ome_metadata needs the ome-types package ({exc}); install it with: "
-                                      f"{_INSTALL}") from exc
+        raise BackendUnavailableError(
+            f"ome_metadata needs the ome-types package ({exc}); install it with: {_INSTALL}"
+        ) from exc
     return ome_types
 
 
@@ -47,7 +48,10 @@ def _channel(ch: Channel, index: int, model: Any) -> Any:
 
 def _pixels(meta: ImageMeta, model: Any) -> Any:
     fields: dict[str, Any] = {
-        "id": "Pixels:0", "dimension_order": "XYZCT", "type": to_ome_type(meta.dtype), "metadata_only": True,
+        "id": "Pixels:0",
+        "dimension_order": "XYZCT",
+        "type": to_ome_type(meta.dtype),
+        "metadata_only": True,
         **{f"size_{ax.lower()}": meta.sizes[ax] for ax in "XYZCT"},
         "channels": [_channel(ch, i, model) for i, ch in enumerate(meta.channels)],
     }
@@ -75,8 +79,10 @@ def ome_model(meta: ImageMeta, stored_xml: str | None = None, where: str = "imag
             parsed: ome_types.OME = ot.from_xml(stored_xml, validate=False)
             return parsed
         except Exception as exc:  # ome-types raises parser- and pydantic-specific errors
-            raise DamagedFileError(f"{where}: its stored OME-XML does not parse as OME ({type(exc).__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+            raise DamagedFileError(
+                f"{where}: its stored OME-XML does not parse as OME ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from exc
     model = ot.model
     acquired = None
     if meta.acquisition_datetime:

@@ -23,8 +23,14 @@ from .registry import Registry
 __all__ = ["open_path"]
 
 
-def open_path(target: str | os.PathLike[str] | Location, registry: Registry, *, format: str | None = None,
-              filesystem: Any = None, **options: Any) -> PixelSource:
+def open_path(
+    target: str | os.PathLike[str] | Location,
+    registry: Registry,
+    *,
+    format: str | None = None,
+    filesystem: Any = None,
+    **options: Any,
+) -> PixelSource:
     """The pixel source for ``target`` (options such as ``column=``, ``row=`` go to the reader)."""
     if filesystem is None and not isinstance(target, Location) and not is_uri(target):
         return _open_local(Path(target), registry, format, options)

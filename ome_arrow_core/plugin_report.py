@@ -55,8 +55,18 @@ def listing(registry: Registry) -> list[Row]:
     cuda = {(h.plugin, h.name) for h in registry.exporters() if _cuda_only(h)}
     rows = []
     for info in registry.plugins():
-        row = Row(info.plugin, info.version, info.kind, info.name, info.handles, info.available, info.status,
-                  info.install, info.error, info.blocked)
+        row = Row(
+            info.plugin,
+            info.version,
+            info.kind,
+            info.name,
+            info.handles,
+            info.available,
+            info.status,
+            info.install,
+            info.error,
+            info.blocked,
+        )
         if info.kind == "exporter" and (info.plugin, info.name) in cuda:
             reason = _gpu_reason()
             if reason:
@@ -115,8 +125,13 @@ def _missing(h: Handler) -> list[str]:
     return [m for m in h.requires if importlib.util.find_spec(m) is None]
 
 
-def _rank(kind: str, handlers: Sequence[Handler], matches: Sequence[bool], why_not: str,
-          extra_check: Callable[[Handler], str] | None = None) -> list[Candidate]:
+def _rank(
+    kind: str,
+    handlers: Sequence[Handler],
+    matches: Sequence[bool],
+    why_not: str,
+    extra_check: Callable[[Handler], str] | None = None,
+) -> list[Candidate]:
     """Candidates in the registry's order: the first available matching handler wins."""
     out: list[Candidate] = []
     winner: Handler | None = None
@@ -161,14 +176,17 @@ def _not_loaded(kind: str, registry: Registry, backend_name: str | None) -> list
     if backend is None or any(c.plugin == backend.name for c in out):
         return out
     if backend.name in registry.blocked:
-        out.append(Candidate(kind, backend.name, backend.name, None, False,
-                             f"would handle it, but is blocked by {BLOCK_ENV}"))
+        out.append(
+            Candidate(kind, backend.name, backend.name, None, False, f"would handle it, but is blocked by {BLOCK_ENV}")
+        )
     else:
         loaded = {h.plugin for h in (*registry.readers(), *registry.writers())}
         if backend.name not in loaded:
-            why = (f"would handle it; {backend.distribution} is installed but not registered in this registry"
-                   if _installed(backend.distribution) else
-                   f"would handle it, but {backend.distribution} is not installed: {backend.install}")
+            why = (
+                f"would handle it; {backend.distribution} is installed but not registered in this registry"
+                if _installed(backend.distribution)
+                else f"would handle it, but {backend.distribution} is not installed: {backend.install}"
+            )
             out.append(Candidate(kind, backend.name, backend.name, None, False, why))
     return out
 
@@ -209,8 +227,7 @@ def _explain_path(target: str, registry: Registry) -> Explanation:
     path = Path(target)
     readers = list(registry.readers())
     ex = Explanation(target, "as an input (readers, by suffix or by sniffing the file)")
-    ex.candidates += _rank("reader", readers, [r.accepts(path) for r in readers],
-                           "does not accept it (suffixes: {d})")
+    ex.candidates += _rank("reader", readers, [r.accepts(path) for r in readers], "does not accept it (suffixes: {d})")
     writers = [w for w in registry.writers() if w.formats]
     name = path.name.lower()
     suffix_ok = [any(name.endswith(s) for s in w.suffixes) for w in writers]
@@ -243,8 +260,9 @@ def _explain_device(device: str, registry: Registry) -> Explanation:
     gpu = _gpu_reason() if device == "cuda" else ""
     modes = list(dict.fromkeys(m for h in exporters if device in h.devices for m in h.modes))
     check = (lambda h: gpu) if gpu else None
-    ex.candidates += _rank("exporter (any mode)", exporters, [device in h.devices for h in exporters],
-                           "exports to {d}", check)
+    ex.candidates += _rank(
+        "exporter (any mode)", exporters, [device in h.devices for h in exporters], "exports to {d}", check
+    )
     for mode in modes:
         shown = [h for h in exporters if device in h.devices and (mode in h.modes or "*" in h.modes)]
         ex.candidates += _rank(f"exporter mode={mode}", shown, [True] * len(shown), "", check)
@@ -253,8 +271,10 @@ def _explain_device(device: str, registry: Registry) -> Explanation:
 
 def _looks_like_type(target: str) -> bool:
     module = target.rsplit(".", 1)[0]
-    return all(part.isidentifier() for part in target.split(".")) and importlib.util.find_spec(
-        module.split(".")[0]) is not None
+    return (
+        all(part.isidentifier() for part in target.split("."))
+        and importlib.util.find_spec(module.split(".")[0]) is not None
+    )
 
 
 #: Small objects of well-known array types, to ask each ingester's ``matches``.
@@ -285,6 +305,5 @@ def _explain_type(target: str, registry: Registry) -> Explanation:
             ex.what += f"; cannot build a {target} here ({type(exc).__name__}: {exc})"
             return ex
     ingesters = list(registry.ingesters())
-    ex.candidates += _rank("ingester", ingesters, [i.matches(sample) for i in ingesters],
-                           "does not match it ({d})")
+    ex.candidates += _rank("ingester", ingesters, [i.matches(sample) for i in ingesters], "does not match it ({d})")
     return ex

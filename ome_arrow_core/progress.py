@@ -25,8 +25,15 @@ class Progress:
     """Work done out of ``total`` (None: unknown) in ``unit`` ("B": bytes, shown in MiB; or a
     noun such as "img"). ``enabled=None`` shows it only when ``stream`` (stderr) is a terminal."""
 
-    def __init__(self, total: int | None, desc: str = "", *, unit: str = "B", enabled: bool | None = None,
-                 stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        desc: str = "",
+        *,
+        unit: str = "B",
+        enabled: bool | None = None,
+        stream: TextIO | None = None,
+    ) -> None:
         self.total = total
         self.done = 0
         self.count = 0
@@ -44,8 +51,14 @@ class Progress:
             except ImportError:
                 return
             scale = unit == "B"
-            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                             file=self.stream)
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=scale,
+                unit_divisor=1024 if scale else 1000,
+                file=self.stream,
+            )
 
     def update(self, amount: int, label: str = "") -> None:
         """Record ``amount`` more done (``label`` names the item just finished)."""
@@ -69,8 +82,13 @@ class Progress:
         rate = self.done / max(time.perf_counter() - self._start, 1e-9)
         pct = f"{100.0 * self.done / self.total:5.1f}% " if self.total else ""
         of = f" of {_amount(self.total, self.unit)}" if self.total else ""
-        print(f"\r\033[K{self.desc}: {pct}{_amount(self.done, self.unit)}{of}, {_amount(rate, self.unit)}/s"
-              f"{'  ' + label[:40] if label else ''}", end="", file=self.stream, flush=True)
+        print(
+            f"\r\033[K{self.desc}: {pct}{_amount(self.done, self.unit)}{of}, {_amount(rate, self.unit)}/s"
+            f"{'  ' + label[:40] if label else ''}",
+            end="",
+            file=self.stream,
+            flush=True,
+        )
 
     def note(self, message: str) -> None:
         """Print ``message`` on a line of its own (above the bar when one is shown)."""

@@ -169,7 +169,8 @@ class Registry:
             warnings.warn(
                 f"{BLOCK_ENV} names {', '.join(map(repr, unknown))}, which match no plugin; known plugins: "
                 f"{', '.join(sorted(known))}",
-                PluginWarning, stacklevel=3,
+                PluginWarning,
+                stacklevel=3,
             )
 
     @property
@@ -295,9 +296,7 @@ class Registry:
         if not matching:
             devices = sorted({d for h in exporters for d in h.devices})
             if device not in devices:
-                raise DeviceError(
-                    f"Unsupported device {device!r}; known devices: {', '.join(devices)}"
-                )
+                raise DeviceError(f"Unsupported device {device!r}; known devices: {', '.join(devices)}")
             modes = sorted({m for h in exporters if device in h.devices for m in h.modes})
             raise PluginError(
                 f"no exporter for device={device!r}, dtype={dtype.name}, mode={mode!r}; "
@@ -383,8 +382,19 @@ class Registry:
             blocked = p.name in self._blocked
             available = bool(version) and not blocked and p.kind == "integration"
             error = "installed, not registered in this registry" if version and not blocked else ""
-            rows.append(PluginInfo(p.name, version, p.kind, p.name, p.handles, available,
-                                   "" if version else p.install, error, blocked=blocked and bool(version)))
+            rows.append(
+                PluginInfo(
+                    p.name,
+                    version,
+                    p.kind,
+                    p.name,
+                    p.handles,
+                    available,
+                    "" if version else p.install,
+                    error,
+                    blocked=blocked and bool(version),
+                )
+            )
         return rows
 
 

@@ -19,20 +19,49 @@ from .uris import is_uri
 
 __all__ = ["storage_failure"]
 
-_DENIED = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "HTTP status 401",
-           "HTTP status 403", "EXPIRED_TOKEN", "ExpiredToken", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH",
-           "PermissionDenied", "AuthorizationFailure", "Forbidden", "Unauthorized")
-_UNREACHABLE = ("NETWORK_CONNECTION", "curlCode", "Could not connect", "Connection refused", "Timeout was reached",
-                "timed out", "Couldn't resolve host", "Cannot connect to host", "Server disconnected",
-                "Connection reset", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "HTTP status 5")
+_DENIED = (
+    "ACCESS_DENIED",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "HTTP status 401",
+    "HTTP status 403",
+    "EXPIRED_TOKEN",
+    "ExpiredToken",
+    "INVALID_ACCESS_KEY_ID",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "PermissionDenied",
+    "AuthorizationFailure",
+    "Forbidden",
+    "Unauthorized",
+)
+_UNREACHABLE = (
+    "NETWORK_CONNECTION",
+    "curlCode",
+    "Could not connect",
+    "Connection refused",
+    "Timeout was reached",
+    "timed out",
+    "Couldn't resolve host",
+    "Cannot connect to host",
+    "Server disconnected",
+    "Connection reset",
+    "SLOW_DOWN",
+    "SERVICE_UNAVAILABLE",
+    "HTTP status 5",
+)
 _MISSING = ("NoSuchKey", "NoSuchBucket", "NO_SUCH_KEY", "NO_SUCH_BUCKET", "RESOURCE_NOT_FOUND", "HTTP status 404")
 
 _HINTS = {
-    "denied": ("the store refused the request (access denied); check the credentials in the environment or config "
-               "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for S3, GOOGLE_APPLICATION_CREDENTIALS for GCS, "
-               "AZURE_STORAGE_ACCOUNT_NAME/AZURE_STORAGE_ACCOUNT_KEY for Azure) and that they may access this object"),
-    "unreachable": ("the store did not answer; check the endpoint (AWS_ENDPOINT_URL, or ?endpoint_override=... in the "
-                    "URI), the network, and that the server is running"),
+    "denied": (
+        "the store refused the request (access denied); check the credentials in the environment or config "
+        "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for S3, GOOGLE_APPLICATION_CREDENTIALS for GCS, "
+        "AZURE_STORAGE_ACCOUNT_NAME/AZURE_STORAGE_ACCOUNT_KEY for Azure) and that they may access this object"
+    ),
+    "unreachable": (
+        "the store did not answer; check the endpoint (AWS_ENDPOINT_URL, or ?endpoint_override=... in the "
+        "URI), the network, and that the server is running"
+    ),
     "missing": "the object does not exist (or was removed while open); check the bucket and the key",
 }
 _QUERY = re.compile(r"(https?://[^\s'\"?]*)\?[^\s'\"]*")

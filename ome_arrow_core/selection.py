@@ -58,22 +58,16 @@ def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
     if isinstance(spec, slice):
         out = range(n)[spec]
         if len(out) == 0:
-            raise SelectionError(
-                f"{name}={spec} selects nothing; valid {name} indices are 0..{n - 1}"
-            )
+            raise SelectionError(f"{name}={spec} selects nothing; valid {name} indices are 0..{n - 1}")
         return out
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         i = int(spec)
         if not -n <= i < n:
-            raise SelectionError(
-                f"{name}={i} is out of range; valid {name} indices are 0..{n - 1} (size {n})"
-            )
+            raise SelectionError(f"{name}={i} is out of range; valid {name} indices are 0..{n - 1} (size {n})")
         i %= n
         return range(i, i + 1)
     if isinstance(spec, (str, bytes)) or not isinstance(spec, (Sequence, range, np.ndarray)):
-        raise SelectionError(
-            f"{name} must be an int, a slice or a sequence of ints, got {type(spec).__name__}"
-        )
+        raise SelectionError(f"{name} must be an int, a slice or a sequence of ints, got {type(spec).__name__}")
     wrong = [v for v in spec if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))]
     if wrong:  # int() would quietly turn a boolean mask into indices 0/1 and truncate floats
         raise SelectionError(
@@ -84,9 +78,7 @@ def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
         raise SelectionError(f"{name}=[] selects nothing; valid {name} indices are 0..{n - 1}")
     bad = [v for v in items if not -n <= v < n]
     if bad:
-        raise SelectionError(
-            f"{name} indices {bad} are out of range; valid {name} indices are 0..{n - 1} (size {n})"
-        )
+        raise SelectionError(f"{name} indices {bad} are out of range; valid {name} indices are 0..{n - 1} (size {n})")
     return _as_range(tuple(v % n for v in items))
 
 
@@ -143,6 +135,7 @@ class Selection:
         x: range | None = None,
     ) -> Selection:
         """Select within this selection; every index is relative to it."""
+
         def sub(cur: AxisIndex, spec: IndexSpec, ax: str) -> AxisIndex:
             rel = normalize_index(spec, len(cur), ax)
             if isinstance(cur, range) and isinstance(rel, range):
@@ -172,9 +165,7 @@ class Selection:
     def apply(self, canonical: np.ndarray) -> np.ndarray:
         """Index a ``TZCYX`` array; a view when :attr:`is_strided`, else a gathered copy."""
         basic = tuple(
-            slice(s.start, s.stop if s.stop >= 0 else None, s.step)
-            if isinstance(s, range)
-            else slice(None)
+            slice(s.start, s.stop if s.stop >= 0 else None, s.step) if isinstance(s, range) else slice(None)
             for s in (self.t, self.z, self.c, self.y, self.x)
         )
         out = canonical[basic]
@@ -239,9 +230,7 @@ def parse_regions(
             )
         axes = {"2d": "YX", "2d_timelapse": "TYX", "3d": "ZYX", "4d": "TZYX"}.get(kind)
         if axes is None:
-            raise SelectionError(
-                f"roi_type must be '2d', '2d_timelapse', '3d' or '4d', got {roi_type!r}"
-            )
+            raise SelectionError(f"roi_type must be '2d', '2d_timelapse', '3d' or '4d', got {roi_type!r}")
         k = len(axes)
         lo, hi = need(vals, 2 * k, f"roi_nd for roi_type={kind!r}")[:k], vals[k:]
         for ax, a, b in zip(axes, lo, hi):
@@ -280,7 +269,14 @@ def resolve_selection(
     sizes = dict(zip(AXES, base.shape))
     tile_shape = meta.chunk_shape[1:] if meta.chunk_shape else (256, 256)
     regions = parse_regions(
-        sizes, t=t, z=z, roi=roi, roi3d=roi3d, roi_nd=roi_nd, roi_type=roi_type, tile=tile,
+        sizes,
+        t=t,
+        z=z,
+        roi=roi,
+        roi3d=roi3d,
+        roi_nd=roi_nd,
+        roi_type=roi_type,
+        tile=tile,
         tile_shape=tile_shape,
     )
     return base.select(c=c, **regions)  # type: ignore[arg-type]

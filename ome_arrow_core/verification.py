@@ -115,8 +115,10 @@ def _verify_planes(p: Path, report: VerifyReport) -> None:
         except Exception as exc:
             report.add(p, f"cannot be opened: {describe_error(exc)}", member=f"level {level}")
     if getattr(src, "sealed", None) is False:
-        report.notes.append(f"note: {p} has no whole-file checksum (written before ome-arrow-vortex 'sealed' "
-                            "files); vortex read it in a child process first")
+        report.notes.append(
+            f"note: {p} has no whole-file checksum (written before ome-arrow-vortex 'sealed' "
+            "files); vortex read it in a child process first"
+        )
     if hasattr(src, "has_checksums"):  # readers that know of checksums (Vortex, TIFF) say whether the file has them
         if src.has_checksums:
             report.checksummed = report.chunks

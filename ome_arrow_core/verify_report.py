@@ -61,19 +61,30 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-able data."""
-        return {"path": self.path, "kind": self.kind, "ok": self.ok, "images": self.images, "chunks": self.chunks,
-                "checksummed": self.checksummed, "unchecked": self.unchecked, "notes": self.notes,
-                "damage": [asdict(d) for d in self.damage]}
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "ok": self.ok,
+            "images": self.images,
+            "chunks": self.chunks,
+            "checksummed": self.checksummed,
+            "unchecked": self.unchecked,
+            "notes": self.notes,
+            "damage": [asdict(d) for d in self.damage],
+        }
 
     def lines(self) -> Iterator[str]:
         """The report for people: one line per damage, then a summary."""
         for d in self.damage:
             yield d.line()
         yield from self.notes
-        counts = (f"{self.images} image(s), {self.chunks} chunk(s) read, {self.checksummed} matched their "
-                  f"checksum, {self.unchecked} stored without one")
+        counts = (
+            f"{self.images} image(s), {self.chunks} chunk(s) read, {self.checksummed} matched their "
+            f"checksum, {self.unchecked} stored without one"
+        )
         yield f"{'ok' if self.ok else 'DAMAGED'}: {self.path} ({self.kind}): {counts}" + (
-            "" if self.ok else f"; {len(self.damage)} problem(s)")
+            "" if self.ok else f"; {len(self.damage)} problem(s)"
+        )
 
 
 def describe_error(exc: BaseException) -> str:

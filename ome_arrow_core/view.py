@@ -93,8 +93,14 @@ class Streamable(ABC):
             h, w = whole_numbers(tile_size, "tile_size=(h, w)")
             tiles = {"Y": h, "X": w}
         return self._stream(
-            batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed, prefetch=prefetch,
-            mode=mode, device=device, contiguous=contiguous,
+            batch_size=batch_size,
+            tiles=tiles,
+            shuffle=shuffle,
+            seed=seed,
+            prefetch=prefetch,
+            mode=mode,
+            device=device,
+            contiguous=contiguous,
         )
 
     def iter_tiles_3d(
@@ -112,8 +118,14 @@ class Streamable(ABC):
         """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X."""
         d, h, w = whole_numbers(tile_size, "tile_size=(d, h, w)")
         return self._stream(
-            batch_size=batch_size, tiles={"Z": d, "Y": h, "X": w}, shuffle=shuffle, seed=seed,
-            prefetch=prefetch, mode=mode, device=device, contiguous=contiguous,
+            batch_size=batch_size,
+            tiles={"Z": d, "Y": h, "X": w},
+            shuffle=shuffle,
+            seed=seed,
+            prefetch=prefetch,
+            mode=mode,
+            device=device,
+            contiguous=contiguous,
         )
 
 

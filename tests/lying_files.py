@@ -29,8 +29,9 @@ def lying_index(path: Path, rows: int = 8_000_000) -> Path:
     small_dataset(path)
     real = pq.read_table(path / "index.parquet")
     cols = {name: pa.repeat(real.column(name)[0], rows) for name in real.column_names}
-    pq.write_table(pa.table(cols, schema=real.schema), path / "index.parquet", compression="zstd",
-                   row_group_size=1 << 21)
+    pq.write_table(
+        pa.table(cols, schema=real.schema), path / "index.parquet", compression="zstd", row_group_size=1 << 21
+    )
     without_table_digests(path)  # a lie the table checksums would refuse first
     return path
 
@@ -60,19 +61,36 @@ def images_table(path: Path, rows: int, chunks: int) -> Path:
     zeros = np.zeros(n, dtype=np.int32)
     ones = np.ones(n, dtype=np.int32)
     real_chunks = pq.read_schema(path / "chunks.parquet")
-    chunk_cols = {"image_id": chunk_ids, "chunk_id": np.arange(n, dtype=np.int64),
-                  **{a: zeros for a in "tczyx"}, **{f"shape_{a}": ones for a in "tczyx"},
-                  "dtype": pa.repeat(pa.scalar("uint16"), n),
-                  "pixel_bytes": pa.repeat(pa.scalar(b"\x07\x00", pa.large_binary()), n)}
-    pq.write_table(pa.table({f.name: chunk_cols.get(f.name, pa.nulls(n, f.type)) for f in real_chunks},
-                            schema=real_chunks), path / "chunks.parquet", row_group_size=n)
+    chunk_cols = {
+        "image_id": chunk_ids,
+        "chunk_id": np.arange(n, dtype=np.int64),
+        **{a: zeros for a in "tczyx"},
+        **{f"shape_{a}": ones for a in "tczyx"},
+        "dtype": pa.repeat(pa.scalar("uint16"), n),
+        "pixel_bytes": pa.repeat(pa.scalar(b"\x07\x00", pa.large_binary()), n),
+    }
+    pq.write_table(
+        pa.table({f.name: chunk_cols.get(f.name, pa.nulls(n, f.type)) for f in real_chunks}, schema=real_chunks),
+        path / "chunks.parquet",
+        row_group_size=n,
+    )
     real_index = pq.read_schema(path / "index.parquet")
-    index_cols = {"image_id": chunk_ids, "chunk_id": np.arange(n, dtype=np.int64),
-                  "row_group_id": zeros, "row_index_in_group": np.arange(n, dtype=np.int32),
-                  "fragment_path": pa.repeat(pa.scalar("chunks.parquet"), n),
-                  **{a: zeros for a in "tczyx"}, **{f"shape_{a}": ones for a in "tczyx"}}
-    pq.write_table(pa.table({f.name: index_cols.get(f.name, pa.nulls(n, f.type)) for f in real_index},  # checksum
-                            schema=real_index), path / "index.parquet")
+    index_cols = {
+        "image_id": chunk_ids,
+        "chunk_id": np.arange(n, dtype=np.int64),
+        "row_group_id": zeros,
+        "row_index_in_group": np.arange(n, dtype=np.int32),
+        "fragment_path": pa.repeat(pa.scalar("chunks.parquet"), n),
+        **{a: zeros for a in "tczyx"},
+        **{f"shape_{a}": ones for a in "tczyx"},
+    }
+    pq.write_table(
+        pa.table(
+            {f.name: index_cols.get(f.name, pa.nulls(n, f.type)) for f in real_index},  # checksum
+            schema=real_index,
+        ),
+        path / "index.parquet",
+    )
     without_table_digests(path)  # a lie the table checksums would refuse first
     return path
 

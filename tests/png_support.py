@@ -28,9 +28,9 @@ def decode_png(data: bytes | Path) -> np.ndarray:
     pos, idat, header = 8, b"", None
     kinds = []
     while pos < len(raw):
-        (length,) = struct.unpack(">I", raw[pos:pos + 4])
-        kind, body = raw[pos + 4:pos + 8], raw[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", raw[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", raw[pos : pos + 4])
+        kind, body = raw[pos + 4 : pos + 8], raw[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", raw[pos + 8 + length : pos + 12 + length])
         assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, f"bad CRC in {kind!r}"
         kinds.append(kind)
         if kind == b"IHDR":

@@ -173,8 +173,9 @@ class _Recorder:
         status = self.faults.take(method, path)
         if status is not None:
             body = b"<Error><Code>AccessDenied</Code><Message>injected by the test</Message></Error>"
-            start_response(f"{status} Injected", [("Content-Type", "application/xml"),
-                                                  ("Content-Length", str(len(body)))])
+            start_response(
+                f"{status} Injected", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+            )
             self.log.add(method, path, start, 0)
             return [body]
         chunks = list(self.app(environ, start_response))
@@ -198,8 +199,9 @@ class S3Server:
         """Create bucket ``name`` (idempotent) and return it."""
         import pyarrow.fs as pafs
 
-        fs = pafs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", region="us-east-1",
-                               allow_bucket_creation=True)
+        fs = pafs.S3FileSystem(
+            endpoint_override=self.endpoint, scheme="http", region="us-east-1", allow_bucket_creation=True
+        )
         if fs.get_file_info(name).type == pafs.FileType.NotFound:
             fs.create_dir(name)
         return name
@@ -232,8 +234,12 @@ class S3Server:
         import urllib.request
 
         def auth(count: str) -> None:
-            req = urllib.request.Request(f"{self.endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
-                                         headers={"Content-Type": "text/plain"})
+            req = urllib.request.Request(
+                f"{self.endpoint}/moto-api/reset-auth",
+                data=count.encode(),
+                method="POST",
+                headers={"Content-Type": "text/plain"},
+            )
             with urllib.request.urlopen(req) as r:
                 r.read()
 
@@ -244,8 +250,15 @@ class S3Server:
             auth("inf")
 
 
-def serve(where: str, name: str, data: bytes, s3_server: S3Server, http_server: HTTPServer | None,
-          monkeypatch: pytest.MonkeyPatch, bucket: str = "served") -> tuple[str, RequestLog]:
+def serve(
+    where: str,
+    name: str,
+    data: bytes,
+    s3_server: S3Server,
+    http_server: HTTPServer | None,
+    monkeypatch: pytest.MonkeyPatch,
+    bucket: str = "served",
+) -> tuple[str, RequestLog]:
     """Put ``data`` on the S3 (``where="s3"``, in ``bucket``) or HTTP server: its URI and that server's log."""
     if where == "http":
         pytest.importorskip("fsspec")
@@ -263,8 +276,13 @@ def s3_server() -> Iterator[S3Server]:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     log, faults = RequestLog(), _Faults()

@@ -18,9 +18,16 @@ from ome_arrow_core.cli import main
 from ome_arrow_core.typed_chunk import append, opened
 
 N = 9
-FORMATS = ["parquet", pytest.param("vortex", marks=pytest.mark.skipif(
-    importlib.util.find_spec("vortex") is None or importlib.util.find_spec("ome_arrow_vortex") is None,
-    reason="needs vortex-data and ome-arrow-vortex (pip install -e backends/vortex)"))]
+FORMATS = [
+    "parquet",
+    pytest.param(
+        "vortex",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("vortex") is None or importlib.util.find_spec("ome_arrow_vortex") is None,
+            reason="needs vortex-data and ome-arrow-vortex (pip install -e backends/vortex)",
+        ),
+    ),
+]
 
 
 def _images(n: int = N, seed: int = 0) -> list[np.ndarray]:
@@ -47,8 +54,11 @@ def _appended(root: Path, arrs: list[np.ndarray], chunk_format: str = "parquet")
 
 def _files(root: Path) -> dict[str, tuple[str, int]]:
     """(sha256, mtime_ns) of every file of a dataset directory."""
-    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(root.iterdir()) if p.is_file()}
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.iterdir())
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("chunk_format", FORMATS)
@@ -57,14 +67,24 @@ def test_appends_read_exactly_like_one_write(tmp_path: Path, chunk_format: str) 
     one = write_dataset(arrs, tmp_path / "one", metadata=META, chunk_format=chunk_format, **OPTS)
     out = _appended(tmp_path, arrs, chunk_format)
     suffix = ".parquet" if chunk_format == "parquet" else ".vortex"
-    assert sorted(p.name for p in out.iterdir()) == sorted([
-        "THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json", "images.parquet", "index.parquet",
-        f"chunks{suffix}",
-        *(f"{kind}-0000{k}.{ext}" for k in (1, 2) for kind, ext in
-          (("images", "parquet"), ("index", "parquet"), ("chunks", suffix[1:])))])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "THIS-IS-AN-OME-ARROW-DATASET.txt",
+            "_ome_arrow_dataset.json",
+            "images.parquet",
+            "index.parquet",
+            f"chunks{suffix}",
+            *(
+                f"{kind}-0000{k}.{ext}"
+                for k in (1, 2)
+                for kind, ext in (("images", "parquet"), ("index", "parquet"), ("chunks", suffix[1:]))
+            ),
+        ]
+    )
     ours = json.loads((out / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
     assert ours["format_version"] == 2 and ours["appends"] == [
-        {"images": f"images-0000{k}.parquet", "index": f"index-0000{k}.parquet"} for k in (1, 2)]
+        {"images": f"images-0000{k}.parquet", "index": f"index-0000{k}.parquet"} for k in (1, 2)
+    ]
 
     ds, ref = OMEArrowDataset.scan(out), OMEArrowDataset.scan(one)
     assert ds.table.equals(ref.table)  # the same columns, types and values: image k is row k
@@ -74,8 +94,9 @@ def test_appends_read_exactly_like_one_write(tmp_path: Path, chunk_format: str) 
         assert ds[i].meta == ref[i].meta
         np.testing.assert_array_equal(ds[i].tensor_view(layout="CYX").to_numpy(), arrs[i])
     np.testing.assert_array_equal(ds.read(), np.stack(arrs))
-    np.testing.assert_array_equal(ds.read([8, 0, 5], c=1, roi=(3, 2, 9, 7), layout="YX"),
-                                  np.stack([arrs[i][1, 2:9, 3:12] for i in (8, 0, 5)]))
+    np.testing.assert_array_equal(
+        ds.read([8, 0, 5], c=1, roi=(3, 2, 9, 7), layout="YX"), np.stack([arrs[i][1, 2:9, 3:12] for i in (8, 0, 5)])
+    )
     for spec in ({"well": "A1"}, {"treatment": "dmso"}, {"site": 1}, {"dose": 0.5}, {"label": [2, 11]}):
         got, want = OMEArrowDataset.scan(out, filter=spec), OMEArrowDataset.scan(one, filter=spec)
         assert got.table.equals(want.table), spec
@@ -107,10 +128,13 @@ def test_an_append_reads_and_rewrites_none_of_the_old_tables(tmp_path: Path, mon
     assert sorted(reads) == [("images-00001.parquet", ["image_id"]), ("images.parquet", ["image_id"])]
     after = _files(out)
     assert {k: v for k, v in after.items() if k in before and k != "_ome_arrow_dataset.json"} == {
-        k: v for k, v in before.items() if k != "_ome_arrow_dataset.json"}
+        k: v for k, v in before.items() if k != "_ome_arrow_dataset.json"
+    }
     assert sorted(set(after) - set(before)) == ["chunks-00002.parquet", "images-00002.parquet", "index-00002.parquet"]
     assert pq.read_table(out / "images-00002.parquet").column("image_id").to_pylist() == ["image-00007", "image-00008"]
-    assert pq.read_table(out / "index-00002.parquet").column("chunk_id").to_pylist() == list(range(7 * 8, 9 * 8))  # 8 chunks per image
+    assert pq.read_table(out / "index-00002.parquet").column("chunk_id").to_pylist() == list(
+        range(7 * 8, 9 * 8)
+    )  # 8 chunks per image
     np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), np.stack(arrs))
 
 
@@ -206,9 +230,15 @@ def test_cli_info_and_compact_on_an_appended_dataset(tmp_path: Path, capsys: pyt
     assert info["format_version"] == 2 and info["images_in_file"] == N
     assert main(["compact", str(out)]) == 0
     assert capsys.readouterr().out.strip() == (
-        f"compacted {out}: chunks.parquet, chunks-00001.parquet, chunks-00002.parquet -> chunks.parquet")
-    assert sorted(p.name for p in out.iterdir()) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json",
-                                                     "chunks.parquet", "images.parquet", "index.parquet"]
+        f"compacted {out}: chunks.parquet, chunks-00001.parquet, chunks-00002.parquet -> chunks.parquet"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "THIS-IS-AN-OME-ARROW-DATASET.txt",
+        "_ome_arrow_dataset.json",
+        "chunks.parquet",
+        "images.parquet",
+        "index.parquet",
+    ]
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["format_version"] == 1 and info["images_in_file"] == N

@@ -50,8 +50,14 @@ print(json.dumps(result))
 def probe(path: Path, expr: str) -> dict[str, object]:
     """Evaluate ``expr`` (with ``path``) in a fresh interpreter: its result or error, and the peak memory added."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(path), expr], capture_output=True, text=True,
-                         env=env, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), expr],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -103,8 +109,19 @@ def test_a_record_chunk_cannot_expand_past_its_codec() -> None:
     rec = OMEArrow(a).export("dict")
     raw = a.tobytes()
     blob = pa.Codec("lz4").compress(raw, asbytes=True)
-    chunk = {"t": 0, "c": 0, "z": 0, "y": 0, "x": 0, "shape_z": 1, "shape_y": 64, "shape_x": 64,
-             "dtype": "uint16", "compression": "lz4", "pixel_bytes": blob}
+    chunk = {
+        "t": 0,
+        "c": 0,
+        "z": 0,
+        "y": 0,
+        "x": 0,
+        "shape_z": 1,
+        "shape_y": 64,
+        "shape_x": 64,
+        "dtype": "uint16",
+        "compression": "lz4",
+        "pixel_bytes": blob,
+    }
     rec["planes"] = []
     rec["chunks"] = [chunk]
     np.testing.assert_array_equal(OMEArrow(rec).to_numpy(), a.transpose(0, 2, 1, 3, 4))  # honest: reads
@@ -137,8 +154,9 @@ def test_reads_in_small_batches_equal_one_read(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(reader, "READ_BATCH_BYTES", 1)  # every row group its own batch
     np.testing.assert_array_equal(OMEArrowDataset.scan(out).read(), whole)
     np.testing.assert_array_equal(whole, np.stack(arrs).transpose(0, 1, 3, 2, 4, 5))  # TCZYX in, TZCYX out
-    np.testing.assert_array_equal(OMEArrow.scan(out, row=1).tensor_view(z=slice(0, 2), roi=(5, 3, 30, 30)).to_numpy(),
-                                  crop)
+    np.testing.assert_array_equal(
+        OMEArrow.scan(out, row=1).tensor_view(z=slice(0, 2), roi=(5, 3, 30, 30)).to_numpy(), crop
+    )
     np.testing.assert_array_equal(crop.reshape(2, 3, 30, 30), whole[1][0, 0:2, :, 3:33, 5:35])
 
 
@@ -168,10 +186,14 @@ def test_repeated_chunks_of_a_dictionary_encoded_file_still_read(tmp_path: Path)
     pq.write_table(chunks, path / "chunks.parquet", row_group_size=chunks.num_rows)  # dictionary pages, one group
     assert pq.read_metadata(path / "chunks.parquet").row_group(0).column(13).has_dictionary_page
     index = pq.read_table(path / "index.parquet")
-    index = index.set_column(index.schema.get_field_index("row_group_id"), "row_group_id",
-                             pa.array(np.zeros(index.num_rows, np.int32)))
-    index = index.set_column(index.schema.get_field_index("row_index_in_group"), "row_index_in_group",
-                             pa.array(np.arange(index.num_rows, dtype=np.int32)))
+    index = index.set_column(
+        index.schema.get_field_index("row_group_id"), "row_group_id", pa.array(np.zeros(index.num_rows, np.int32))
+    )
+    index = index.set_column(
+        index.schema.get_field_index("row_index_in_group"),
+        "row_index_in_group",
+        pa.array(np.arange(index.num_rows, dtype=np.int32)),
+    )
     pq.write_table(index, path / "index.parquet")
     without_table_digests(path)  # a lie the table checksums would refuse first
     np.testing.assert_array_equal(OMEArrow.scan(path).to_numpy(), np.zeros((1, 4, 1, 64, 64), np.uint16))
@@ -191,7 +213,8 @@ def test_reading_a_crop_imports_neither_pandas_nor_pyarrow_dataset(tmp_path: Pat
     """Each costs 36-54 MiB resident when imported; a crop needs neither (it added +131 MiB, now ~+84)."""
     path = tmp_path / "d.ome.parquet"
     OMEArrow(np.arange(2 * 3 * 64 * 64, dtype=np.uint16).reshape(2, 3, 64, 64), "ZCYX").export(
-        "parquet", path, chunk_shape=(1, 32, 32))
+        "parquet", path, chunk_shape=(1, 32, 32)
+    )
     code = (
         "import sys, json; import pyarrow as pa; from ome_arrow_core import OMEArrow\n"
         f"crop = OMEArrow.scan({str(path)!r}).tensor_view(z=1, c=2, roi=(10, 20, 30, 30), layout='YX').to_numpy()\n"

@@ -20,8 +20,11 @@ WIDE = np.array([[0, 300], [255, 7]], dtype=np.uint16)
 
 def test_an_overflowing_cast_is_refused_naming_both_ranges() -> None:
     img = OMEArrow(WIDE)
-    with pytest.raises(DTypeError, match=r"uint16 pixels to uint8 would change values: they range from 0 to 300, "
-                                         r"uint8 holds 0\.\.255.*casting='unsafe'"):
+    with pytest.raises(
+        DTypeError,
+        match=r"uint16 pixels to uint8 would change values: they range from 0 to 300, "
+        r"uint8 holds 0\.\.255.*casting='unsafe'",
+    ):
         img.tensor_view(layout="YX", dtype="uint8")
 
 
@@ -35,8 +38,9 @@ def test_casts_that_fit_are_exact() -> None:
     small = np.array([[0, 255], [128, 7]], dtype=np.uint16)
     np.testing.assert_array_equal(OMEArrow(small).tensor_view(layout="YX", dtype="uint8").to_numpy(), small)
     floats = np.array([[0.0, 255.9], [-0.5, 3.2]])
-    np.testing.assert_array_equal(OMEArrow(floats).tensor_view(layout="YX", dtype="uint8").to_numpy(),
-                                  floats.astype(np.uint8))  # fractions truncate as numpy does
+    np.testing.assert_array_equal(
+        OMEArrow(floats).tensor_view(layout="YX", dtype="uint8").to_numpy(), floats.astype(np.uint8)
+    )  # fractions truncate as numpy does
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -107,15 +111,18 @@ def _fits(values: np.ndarray, dtype: np.dtype) -> bool:
     wide = values.astype(np.float64)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        return bool(np.isfinite(wide).all() and (np.trunc(wide) >= info.min).all() and (np.trunc(wide) <= info.max).all())
+        return bool(
+            np.isfinite(wide).all() and (np.trunc(wide) >= info.min).all() and (np.trunc(wide) <= info.max).all()
+        )
     with np.errstate(over="ignore"):
         return not (np.isfinite(values) & np.isinf(values.astype(dtype))).any()
 
 
 @settings(max_examples=300, deadline=None)
-@given(hnp.arrays(st.sampled_from([np.int8, np.int16, np.uint16, np.int32, np.float32, np.float64]),
-                  st.integers(1, 20)),
-       st.sampled_from(["uint8", "int8", "uint16", "int16", "int32", "float32"]))
+@given(
+    hnp.arrays(st.sampled_from([np.int8, np.int16, np.uint16, np.int32, np.float32, np.float64]), st.integers(1, 20)),
+    st.sampled_from(["uint8", "int8", "uint16", "int16", "int32", "float32"]),
+)
 def test_checked_casts_refuse_exactly_what_does_not_fit(values: np.ndarray, target: str) -> None:
     dtype = np.dtype(target)
     try:
@@ -130,22 +137,31 @@ def test_checked_casts_refuse_exactly_what_does_not_fit(values: np.ndarray, targ
 # -- integer arguments ------------------------------------------------------------------------------
 @pytest.fixture()
 def dataset(tmp_path: Path) -> OMEArrowDataset:
-    return OMEArrowDataset.scan(write_dataset([np.zeros((2, 16, 16), np.uint8)] * 2, tmp_path / "d",
-                                              dim_order="CYX"))
+    return OMEArrowDataset.scan(write_dataset([np.zeros((2, 16, 16), np.uint8)] * 2, tmp_path / "d", dim_order="CYX"))
 
 
-@pytest.mark.parametrize("call,what", [
-    (lambda ds: ds.read(roi=(0, 0, 4.5, 4)), "roi=(x, y, w, h)"),
-    (lambda ds: ds.read([0, 1], rois=[(0, 0, 4, 4), (0, 0, 4.0, 4)]), "rois[1]=(x, y, w, h)"),
-    (lambda ds: ds[0].tensor_view(roi=(np.float64(1), 0, 4, 4)), "roi=(x, y, w, h)"),
-    (lambda ds: ds[0].tensor_view(tile=(0.0, 0)), "tile=(ty, tx)"),
-    (lambda ds: list(ds[0].tensor_view().iter_dlpack(tile_size=(4.5, 4))), "tile_size=(h, w)"),
-    (lambda ds: list(ds[0].tensor_view().iter_tiles_3d((1, 4.0, 4))), "tile_size=(d, h, w)"),
-    (lambda ds: list(ds[0].tensor_view(layout="TZCYX").iter_dlpack(batch_size=1.0)), "batch_size"),
-    (lambda ds: write_dataset([np.zeros((16, 16), np.uint8)], Path(ds.locate(0).path).parent / "x",
-                              chunk_shape=(8.5, 8)), "chunk_shape"),
-    (lambda ds: ds[0].export("parquet", Path(ds.locate(0).path).parent / "y", chunk_shape=(8, True)), "chunk_shape"),
-])
+@pytest.mark.parametrize(
+    "call,what",
+    [
+        (lambda ds: ds.read(roi=(0, 0, 4.5, 4)), "roi=(x, y, w, h)"),
+        (lambda ds: ds.read([0, 1], rois=[(0, 0, 4, 4), (0, 0, 4.0, 4)]), "rois[1]=(x, y, w, h)"),
+        (lambda ds: ds[0].tensor_view(roi=(np.float64(1), 0, 4, 4)), "roi=(x, y, w, h)"),
+        (lambda ds: ds[0].tensor_view(tile=(0.0, 0)), "tile=(ty, tx)"),
+        (lambda ds: list(ds[0].tensor_view().iter_dlpack(tile_size=(4.5, 4))), "tile_size=(h, w)"),
+        (lambda ds: list(ds[0].tensor_view().iter_tiles_3d((1, 4.0, 4))), "tile_size=(d, h, w)"),
+        (lambda ds: list(ds[0].tensor_view(layout="TZCYX").iter_dlpack(batch_size=1.0)), "batch_size"),
+        (
+            lambda ds: write_dataset(
+                [np.zeros((16, 16), np.uint8)], Path(ds.locate(0).path).parent / "x", chunk_shape=(8.5, 8)
+            ),
+            "chunk_shape",
+        ),
+        (
+            lambda ds: ds[0].export("parquet", Path(ds.locate(0).path).parent / "y", chunk_shape=(8, True)),
+            "chunk_shape",
+        ),
+    ],
+)
 def test_non_integer_sizes_are_refused_not_truncated(dataset: OMEArrowDataset, call: Any, what: str) -> None:
     with pytest.raises(ArgumentError, match="takes integers") as err:
         call(dataset)

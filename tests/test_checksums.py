@@ -97,8 +97,9 @@ def write(kind: str, out: Path, a: np.ndarray, **options: Any) -> None:
 
 
 @pytest.mark.parametrize(("options", "how"), DATASETS)
-def test_flipped_pixel_byte_in_a_dataset_is_detected(options: dict[str, Any], how: str, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flipped_pixel_byte_in_a_dataset_is_detected(
+    options: dict[str, Any], how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a = pixels()
     out = tmp_path / "d.ome.parquet"
     write("dataset", out, a, **options)
@@ -143,8 +144,9 @@ def test_batched_dataset_reads_are_checked(tmp_path: Path, monkeypatch: pytest.M
     b = bytearray(blobs[-1])
     b[5] ^= 1
     blobs[-1] = bytes(b)
-    table = table.set_column(table.schema.get_field_index("pixel_bytes"), "pixel_bytes",
-                             pa.array(blobs, pa.large_binary()))
+    table = table.set_column(
+        table.schema.get_field_index("pixel_bytes"), "pixel_bytes", pa.array(blobs, pa.large_binary())
+    )
     pq.write_table(table, damage_dataset_twice, compression="lz4", row_group_size=1)
     ds = OMEArrowDataset.scan(out)
     with pytest.raises(ChecksumError, match="image-00001"):
@@ -186,12 +188,14 @@ def test_flipped_pixel_byte_in_a_record_file_is_detected(tmp_path: Path) -> None
     flat = planes.field("pixels").values.to_numpy(zero_copy_only=False).copy()
     flat[1234] ^= 1
     new_pixels = pa.ListArray.from_arrays(planes.field("pixels").offsets, pa.array(flat, pa.uint16()))
-    new_planes = pa.StructArray.from_arrays([planes.field(n) if n != "pixels" else new_pixels
-                                             for n in [f.name for f in planes.type]],
-                                            fields=list(planes.type))
+    new_planes = pa.StructArray.from_arrays(
+        [planes.field(n) if n != "pixels" else new_pixels for n in [f.name for f in planes.type]],
+        fields=list(planes.type),
+    )
     lists = pa.ListArray.from_arrays(values.field("planes").offsets, new_planes, type=values.type.field("planes").type)
-    record = pa.StructArray.from_arrays([values.field(f.name) if f.name != "planes" else lists for f in values.type],
-                                        fields=list(values.type))
+    record = pa.StructArray.from_arrays(
+        [values.field(f.name) if f.name != "planes" else lists for f in values.type], fields=list(values.type)
+    )
     pq.write_table(pa.table({"ome_arrow": record}).replace_schema_metadata(table.schema.metadata), out)
     with pytest.raises(ChecksumError, match="plane 0 of row 0"):
         OMEArrow.scan(out).to_numpy()

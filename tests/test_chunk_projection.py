@@ -48,7 +48,9 @@ def cases(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, int, int, int, i
 
 @settings(max_examples=200, deadline=None)
 @given(cases())
-def test_projections_place_what_numpy_indexing_selects(case: tuple[tuple[int, ...], tuple[int, ...], Selection]) -> None:
+def test_projections_place_what_numpy_indexing_selects(
+    case: tuple[tuple[int, ...], tuple[int, ...], Selection],
+) -> None:
     sizes, chunk, sel = case
     table = ChunkTable.regular(dict(zip("TZCYX", sizes)), chunk)  # type: ignore[arg-type]
     image = _image(sizes)
@@ -58,16 +60,23 @@ def test_projections_place_what_numpy_indexing_selects(case: tuple[tuple[int, ..
 @settings(max_examples=200, deadline=None)
 @given(cases())
 def test_a_projection_is_complete_only_for_a_chunk_selected_whole(
-        case: tuple[tuple[int, ...], tuple[int, ...], Selection]) -> None:
+    case: tuple[tuple[int, ...], tuple[int, ...], Selection],
+) -> None:
     sizes, chunk, sel = case
     table = ChunkTable.regular(dict(zip("TZCYX", sizes)), chunk)  # type: ignore[arg-type]
     for p in table.projections(sel):
         o, s = table.origin[p.row], table.shape[p.row]
         # an index list takes every plane of the chunk once, in order (other chunks' planes may be selected too)
-        whole = all([i - int(o[k]) for i in sel.axis(ax) if o[k] <= i < o[k] + s[k]] == list(range(int(s[k])))
-                    for k, ax in enumerate("TCZYX") if not isinstance(sel.axis(ax), range))
-        inside = all(sel.axis(ax).start <= o[k] and o[k] + s[k] <= sel.axis(ax).stop  # type: ignore[union-attr]
-                     for k, ax in enumerate("TCZYX") if isinstance(sel.axis(ax), range))
+        whole = all(
+            [i - int(o[k]) for i in sel.axis(ax) if o[k] <= i < o[k] + s[k]] == list(range(int(s[k])))
+            for k, ax in enumerate("TCZYX")
+            if not isinstance(sel.axis(ax), range)
+        )
+        inside = all(
+            sel.axis(ax).start <= o[k] and o[k] + s[k] <= sel.axis(ax).stop  # type: ignore[union-attr]
+            for k, ax in enumerate("TCZYX")
+            if isinstance(sel.axis(ax), range)
+        )
         assert p.is_complete_chunk == (whole and inside)
 
 

@@ -61,13 +61,16 @@ def test_dataset_indices(dataset: Path) -> None:
     assert np.array_equal(ds[np.int64(-1)].to_numpy(), ds[2].to_numpy())
 
 
-@pytest.mark.parametrize(("row", "error", "match"), [
-    (1.5, SelectionTypeError, r"row= must be an integer, got 1.5 \(float\)"),
-    ("0", SelectionTypeError, r"row= must be an integer, got '0' \(str\)"),
-    (True, SelectionTypeError, r"row= must be an integer, got True \(bool\)"),
-    (-1, ArgumentError, r"row= takes an image number >= 0, got -1"),
-    (10**9, ArgumentError, r"row 1000000000 out of range; .* holds images 0..2"),
-])
+@pytest.mark.parametrize(
+    ("row", "error", "match"),
+    [
+        (1.5, SelectionTypeError, r"row= must be an integer, got 1.5 \(float\)"),
+        ("0", SelectionTypeError, r"row= must be an integer, got '0' \(str\)"),
+        (True, SelectionTypeError, r"row= must be an integer, got True \(bool\)"),
+        (-1, ArgumentError, r"row= takes an image number >= 0, got -1"),
+        (10**9, ArgumentError, r"row 1000000000 out of range; .* holds images 0..2"),
+    ],
+)
 def test_odd_row_values(dataset: Path, row: Any, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         OMEArrow.scan(dataset, row=row)
@@ -94,15 +97,18 @@ def test_export_needs_a_format_name(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("how", "options"), [
-    ("parquet", {"compression": "bogus"}),
-    ("parquet", {"compression": 3}),
-    ("parquet", {"layout": "record", "compression": "bogus"}),
-    ("parquet", {"rows_per_group": 1.5}),
-    ("parquet", {"compression_level": "high"}),
-    ("vortex", {"compression": "lz4"}),
-    ("ome-tiff", {"compression": "bogus"}),
-])
+@pytest.mark.parametrize(
+    ("how", "options"),
+    [
+        ("parquet", {"compression": "bogus"}),
+        ("parquet", {"compression": 3}),
+        ("parquet", {"layout": "record", "compression": "bogus"}),
+        ("parquet", {"rows_per_group": 1.5}),
+        ("parquet", {"compression_level": "high"}),
+        ("vortex", {"compression": "lz4"}),
+        ("ome-tiff", {"compression": "bogus"}),
+    ],
+)
 def test_bad_codec_options_are_argument_errors(how: str, options: dict[str, Any], tmp_path: Path) -> None:
     if how != "parquet":
         pytest.importorskip(f"ome_arrow_{how.split('-')[-1]}")
@@ -112,9 +118,11 @@ def test_bad_codec_options_are_argument_errors(how: str, options: dict[str, Any]
 
 
 def test_write_dataset_arguments(tmp_path: Path) -> None:
-    for kwargs, match in (({"mode": "upsert"}, "mode must be 'create', 'append' or 'overwrite'"),
-                          ({"compression": "lzma"}, "compression='lzma' is not a Parquet codec"),
-                          ({"rows_per_group": 0}, "rows_per_group must be >= 1")):
+    for kwargs, match in (
+        ({"mode": "upsert"}, "mode must be 'create', 'append' or 'overwrite'"),
+        ({"compression": "lzma"}, "compression='lzma' is not a Parquet codec"),
+        ({"rows_per_group": 0}, "rows_per_group must be >= 1"),
+    ):
         with pytest.raises(ArgumentError, match=match):
             write_dataset([np.zeros((4, 4), np.uint8)], tmp_path / "d", progress=False, **kwargs)
         with pytest.raises(ValueError):  # what it raised before (a SchemaError)
@@ -194,15 +202,22 @@ def raising(tmp_path: Path) -> Iterator[tuple[_Raising, Path]]:
         reg.unregister(name)
 
 
-@pytest.mark.parametrize(("exc", "code", "line"), [
-    (ZeroDivisionError("division by zero\nsecond line"), 1,
-     "error: ZeroDivisionError: division by zero (--debug shows the traceback)"),
-    (KeyError("k"), 1, "error: KeyError: 'k' (--debug shows the traceback)"),
-    (DamagedFileError("x.raising: damaged"), 1, "error: x.raising: damaged"),
-    (KeyboardInterrupt(), 130, "error: interrupted"),
-])
-def test_cli_one_line_for_anything(exc: BaseException, code: int, line: str, raising: tuple[_Raising, Path],
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("exc", "code", "line"),
+    [
+        (
+            ZeroDivisionError("division by zero\nsecond line"),
+            1,
+            "error: ZeroDivisionError: division by zero (--debug shows the traceback)",
+        ),
+        (KeyError("k"), 1, "error: KeyError: 'k' (--debug shows the traceback)"),
+        (DamagedFileError("x.raising: damaged"), 1, "error: x.raising: damaged"),
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+    ],
+)
+def test_cli_one_line_for_anything(
+    exc: BaseException, code: int, line: str, raising: tuple[_Raising, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     plugin, path = raising
     plugin.exc = exc
     assert main(["info", str(path)]) == code

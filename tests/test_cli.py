@@ -33,12 +33,26 @@ def test_cli_failed_input_and_usage(tmp_path: Path) -> None:
     np.save(tmp_path / "ok.npy", np.zeros((4, 4), np.uint8))
     (tmp_path / "bad.npy").write_bytes(b"garbage")
     out = tmp_path / "two.ome.parquet"
-    proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "convert", str(tmp_path / "ok.npy"),
-                           str(tmp_path / "bad.npy"), "-o", str(out), "-q"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ome_arrow_core.cli",
+            "convert",
+            str(tmp_path / "ok.npy"),
+            str(tmp_path / "bad.npy"),
+            "-o",
+            str(out),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "bad.npy" in proc.stderr
     assert OMEArrow(out).sizes["Y"] == 4  # the good input was written
-    proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "info", str(tmp_path / "nope")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ome_arrow_core.cli", "info", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "convert"], capture_output=True, text=True)
     assert proc.returncode == 2
@@ -60,8 +74,9 @@ def test_cli_compact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         assert proc.returncode == code, proc.stderr
         if code == 1:
             assert proc.stderr.startswith("error:") and len(proc.stderr.strip().splitlines()) == 1
-    proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "compact", "--help"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ome_arrow_core.cli", "compact", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "chunks.parquet" in proc.stdout
 
 

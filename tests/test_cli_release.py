@@ -26,16 +26,26 @@ TABLE = DATA / "reference" / "oa010_table_two_rows.parquet"
 
 
 def cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", *argv], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "ome_arrow_core.cli", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("plate") / "plate.ome.parquet"
     images = [np.zeros((2, 8, 8), np.uint16), np.ones((3, 4, 6), np.float32), np.full((1, 5, 5), 7, np.uint8)]
-    return write_dataset(images, out, dim_order="CYX", metadata={"well": ["A01", "B02", "C03"]},
-                         image_ids=["a", "b", "c"], progress=False)
+    return write_dataset(
+        images,
+        out,
+        dim_order="CYX",
+        metadata={"well": ["A01", "B02", "C03"]},
+        image_ids=["a", "b", "c"],
+        progress=False,
+    )
 
 
 def test_version_is_the_installed_distributions() -> None:
@@ -51,14 +61,21 @@ def test_info_lists_the_images_of_a_dataset(plate: Path, capsys: pytest.CaptureF
     assert lines[0] == f"{plate}: 3 images; pick one with --row N or --image ID"
     assert "storage=parquet typed-chunk dataset" in lines[1]
     assert lines[2].split() == ["row", "id", "shape", "TZCYX", "dtype", "well"]
-    assert [line.split() for line in lines[3:]] == [["0", "a", "1x1x2x8x8", "uint16", "A01"],
-                                                    ["1", "b", "1x1x3x4x6", "float32", "B02"],
-                                                    ["2", "c", "1x1x1x5x5", "uint8", "C03"]]
+    assert [line.split() for line in lines[3:]] == [
+        ["0", "a", "1x1x2x8x8", "uint16", "A01"],
+        ["1", "b", "1x1x3x4x6", "float32", "B02"],
+        ["2", "c", "1x1x1x5x5", "uint8", "C03"],
+    ]
     assert main(["info", str(plate), "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["metadata_columns"] == ["well"] and listing["images_in_file"] == 3
-    assert listing["images"][1] == {"row": 1, "id": "b", "shape": {"T": 1, "Z": 1, "C": 3, "Y": 4, "X": 6},
-                                    "dtype": "float32", "well": "B02"}
+    assert listing["images"][1] == {
+        "row": 1,
+        "id": "b",
+        "shape": {"T": 1, "Z": 1, "C": 3, "Y": 4, "X": 6},
+        "dtype": "float32",
+        "well": "B02",
+    }
 
 
 def test_info_row_and_image_pick_one(plate: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,7 +89,8 @@ def test_info_row_and_image_pick_one(plate: Path, capsys: pytest.CaptureFixture[
     assert "shape     T=1  Z=1  C=1  Y=5  X=5" in out and "well      C03" in out
     proc = cli("info", str(plate), "--row", "3")
     assert proc.returncode == 1 and proc.stderr == (
-        f"error: --row 3 is out of range: {plate} holds 3 image(s) (rows 0 to 2)\n")
+        f"error: --row 3 is out of range: {plate} holds 3 image(s) (rows 0 to 2)\n"
+    )
     proc = cli("info", str(plate), "--image", "z")
     assert proc.returncode == 1 and proc.stderr == f"error: --image 'z' is not in {plate}; its image ids: a, b, c\n"
 
@@ -80,8 +98,10 @@ def test_info_row_and_image_pick_one(plate: Path, capsys: pytest.CaptureFixture[
 def test_info_on_a_table_of_records_and_its_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(TABLE)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:4] for line in lines[3:]] == [["0", "ref-image", "1x3x2x32x48", "uint16"],
-                                                        ["1", "ref-image-1", "1x3x2x32x48", "uint16"]]
+    assert [line.split()[:4] for line in lines[3:]] == [
+        ["0", "ref-image", "1x3x2x32x48", "uint16"],
+        ["1", "ref-image-1", "1x3x2x32x48", "uint16"],
+    ]
     image = pq.read_table(TABLE).column("image")
     two = tmp_path / "two.parquet"
     pq.write_table(pa.table({"site": [0, 1], "raw": image, "mask": image}), two)
@@ -99,8 +119,13 @@ def test_info_on_a_table_of_records_and_its_columns(tmp_path: Path, capsys: pyte
 def test_a_closed_pipe_ends_quietly(plate: Path, buffered: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not (buffered and k == "PYTHONUNBUFFERED")}
     for argv in (["info", str(plate)], ["plugins", "--explain", str(TIFF)]):
-        with subprocess.Popen([sys.executable, "-m", "ome_arrow_core.cli", *argv], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) as proc:
+        with subprocess.Popen(
+            [sys.executable, "-m", "ome_arrow_core.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        ) as proc:
             assert proc.stdout is not None and proc.stderr is not None
             proc.stdout.close()  # the reader is gone before the command writes a byte
             err = proc.stderr.read()
@@ -129,7 +154,9 @@ def test_explain_a_path_names_the_chosen_reader_and_why_not_the_others() -> None
 
 
 def test_explain_a_blocked_backend_and_a_typo(tmp_path: Path) -> None:
-    proc = cli("plugins", "--explain", str(TIFF), env={"OME_ARROW_CORE_BLOCK_PLUGINS": "tiff,bioio,vortx"})  # the bioio bridge would read TIFF
+    proc = cli(
+        "plugins", "--explain", str(TIFF), env={"OME_ARROW_CORE_BLOCK_PLUGINS": "tiff,bioio,vortx"}
+    )  # the bioio bridge would read TIFF
     assert proc.returncode == 0
     assert "  reader: none can handle it" in proc.stdout.splitlines()
     blocked = "    - tiff/tiff (not loaded): would handle it, but is blocked by OME_ARROW_CORE_BLOCK_PLUGINS"
@@ -141,8 +168,9 @@ def test_explain_a_blocked_backend_and_a_typo(tmp_path: Path) -> None:
 def test_explain_priorities_formats_and_types() -> None:
     lines = cli("plugins", "--explain", "numpy.ndarray").stdout.splitlines()
     assert lines[1] == "  ingester: numpy/numpy"
-    assert ("    - numpy/array-like (priority -100): also accepts it, but numpy/numpy has a higher priority (10)"
-            in lines)
+    assert (
+        "    - numpy/array-like (priority -100): also accepts it, but numpy/numpy has a higher priority (10)" in lines
+    )
     lines = cli("plugins", "--explain", "ome-tiff").stdout.splitlines()
     assert lines[1] == "  writer: tiff/ome-tiff"
     lines = cli("plugins", "--explain", "cpu").stdout.splitlines()
@@ -165,8 +193,9 @@ def test_cuda_exporters_are_unavailable_without_a_gpu() -> None:
 
 def test_cuda_devices_respects_cuda_visible_devices() -> None:
     code = "from ome_arrow_core.cuda_probe import cuda_devices; print(cuda_devices()[0])"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "0"
 
 
@@ -200,8 +229,10 @@ def test_convert_progress_counts_pixel_bytes_on_a_terminal_only(tmp_path: Path, 
     total = int(np.prod(src.shape)) * src.dtype.itemsize
     out = tmp_path / "z.ome.parquet"
     block = "" if tqdm else "sys.modules['tqdm'] = None; "
-    code = (f"import sys; {block}from ome_arrow_core.cli import main; "
-            f"sys.exit(main(['convert', {str(TIFF)!r}, {str(TIFF)!r}, '-o', {str(out)!r}]))")
+    code = (
+        f"import sys; {block}from ome_arrow_core.cli import main; "
+        f"sys.exit(main(['convert', {str(TIFF)!r}, {str(TIFF)!r}, '-o', {str(out)!r}]))"
+    )
     rc, shown = _on_a_terminal(code)
     assert rc == 0, shown
     if tqdm:
@@ -217,8 +248,10 @@ def test_convert_progress_counts_pixel_bytes_on_a_terminal_only(tmp_path: Path, 
 def test_input_errors_come_before_the_progress_line(tmp_path: Path) -> None:
     (tmp_path / "bad.npy").write_bytes(b"garbage")
     out = tmp_path / "o.ome.parquet"
-    code = ("import sys; sys.modules['tqdm'] = None; from ome_arrow_core.cli import main; "
-            f"sys.exit(main(['convert', {str(tmp_path / 'bad.npy')!r}, {str(TIFF)!r}, '-o', {str(out)!r}]))")
+    code = (
+        "import sys; sys.modules['tqdm'] = None; from ome_arrow_core.cli import main; "
+        f"sys.exit(main(['convert', {str(tmp_path / 'bad.npy')!r}, {str(TIFF)!r}, '-o', {str(out)!r}]))"
+    )
     rc, shown = _on_a_terminal(code)
     assert rc == 1
     assert shown.index("bad.npy") < shown.index("convert:")
@@ -232,7 +265,8 @@ def test_explain_in_a_host_registry_and_without_the_backend(tmp_path: Path) -> N
     bare = explain(str(TIFF), Registry(autoload=False))  # built-ins only: the TIFF backend is not registered
     assert bare.chosen("reader") is None
     assert [c.reason for c in bare.candidates if c.plugin == "tiff"] == [
-        "would handle it; ome-arrow-tiff is installed but not registered in this registry"]
+        "would handle it; ome-arrow-tiff is installed but not registered in this registry"
+    ]
     # not installed at all: scripts/check_install.sh checks the install command in a venv with the core alone
 
 
@@ -244,6 +278,6 @@ def test_convert_counts_an_image_once_the_writer_has_taken_it(tmp_path: Path) ->
     images = [OMEArrow(np.zeros((4, 8), np.uint16)), OMEArrow(np.zeros((2, 8), np.float64))]
     bar = Progress(sum(pixel_bytes(im) for im in images), enabled=False)
     stream = counted(images, bar)
-    assert next(stream) is images[0] and bar.done == 0      # handed to the writer, not yet written
-    assert next(stream) is images[1] and bar.done == 64     # the writer asked for more: the first was read
+    assert next(stream) is images[0] and bar.done == 0  # handed to the writer, not yet written
+    assert next(stream) is images[1] and bar.done == 64  # the writer asked for more: the first was read
     assert list(stream) == [] and bar.done == 64 + 128

@@ -56,9 +56,15 @@ def test_the_smallest_sufficient_pyramid_level_is_read(tmp_path: Path) -> None:
 def test_dataset_grid_row_and_image(tmp_path: Path) -> None:
     arrs = [np.full((1, 20, 20), 10 * (i + 1), np.uint8) for i in range(3)]
     for i, a in enumerate(arrs):
-        a[0, :5 * (i + 1)] = 250
-    ds = write_dataset(arrs, tmp_path / "d.ome.parquet", dim_order="CYX", progress=False,
-                       image_ids=["x", "y", "z"], metadata=pa.table({"well": ["A1", "A2", "A3"]}))
+        a[0, : 5 * (i + 1)] = 250
+    ds = write_dataset(
+        arrs,
+        tmp_path / "d.ome.parquet",
+        dim_order="CYX",
+        progress=False,
+        image_ids=["x", "y", "z"],
+        metadata=pa.table({"well": ["A1", "A2", "A3"]}),
+    )
     out = tmp_path / "g.png"
     assert main(["thumbnail", str(ds), "-o", str(out), "--size", "20", "-q"]) == 0
     assert decode_png(out).shape == (4 + 24, 4 + 3 * 24, 3)
@@ -93,7 +99,7 @@ def test_a_damaged_input_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFi
     victim = src / "chunks.parquet"
     data = bytearray(victim.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(b ^ 0xA5 for b in data[mid:mid + 64])
+    data[mid : mid + 64] = bytes(b ^ 0xA5 for b in data[mid : mid + 64])
     victim.write_bytes(bytes(data))
     out = tmp_path / "out.png"
     assert main(["thumbnail", str(src), "-o", str(out)]) == 1

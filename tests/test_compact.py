@@ -30,10 +30,18 @@ def _images(n: int, seed: int, dtype: str = "uint16") -> list[np.ndarray]:
 def _appended(tmp: Path, **kw: Any) -> tuple[Path, list[np.ndarray]]:
     """A dataset of 3 images plus two appends (2 and 2 images, a new metadata column)."""
     arrs = _images(7, seed=0)
-    out = write_dataset(arrs[:3], tmp / "plate", dim_order="CYX", metadata={"well": ["A1", "A2", "A3"]},
-                        progress=False, **kw)
-    write_dataset(arrs[3:5], out, dim_order="CYX", mode="append", metadata={"well": ["B1", "B2"], "dose": [1.0, 2.0]},
-                  progress=False, **kw)
+    out = write_dataset(
+        arrs[:3], tmp / "plate", dim_order="CYX", metadata={"well": ["A1", "A2", "A3"]}, progress=False, **kw
+    )
+    write_dataset(
+        arrs[3:5],
+        out,
+        dim_order="CYX",
+        mode="append",
+        metadata={"well": ["B1", "B2"], "dose": [1.0, 2.0]},
+        progress=False,
+        **kw,
+    )
     write_dataset(arrs[5:], out, dim_order="CYX", mode="append", metadata={"well": ["C1", "C2"]}, progress=False, **kw)
     return out, arrs
 
@@ -47,27 +55,45 @@ def _groups(file: Path) -> list[list[str]]:
     return [pf.read_row_group(g, columns=["image_id"]).column(0).to_pylist() for g in range(pf.num_row_groups)]
 
 
-@pytest.mark.parametrize("opts", [
-    {},
-    {"chunk_shape": (8, 16), "rows_per_group": 5, "compression": "zstd"},  # 12 chunks per image: partial groups
-    {"chunk_shape": (16, 16), "rows_per_group": 2, "compression": None},
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {},
+        {"chunk_shape": (8, 16), "rows_per_group": 5, "compression": "zstd"},  # 12 chunks per image: partial groups
+        {"chunk_shape": (16, 16), "rows_per_group": 2, "compression": None},
+    ],
+)
 def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opts: dict[str, Any]
 ) -> None:
     out, arrs = _appended(tmp_path, **opts)
     ds = OMEArrowDataset.scan(out)
     table, metas = ds.table, [ds[i].meta for i in range(len(ds))]
-    index = pa.concat_tables(pq.read_table(out / n) for n in ["index.parquet", "index-00001.parquet", "index-00002.parquet"])
+    index = pa.concat_tables(
+        pq.read_table(out / n) for n in ["index.parquet", "index-00001.parquet", "index-00002.parquet"]
+    )
     names = ["chunks.parquet", "chunks-00001.parquet", "chunks-00002.parquet"]
     groups = [g for n in names for g in _groups(out / n)]
     codec = pq.ParquetFile(out / "chunks.parquet").metadata.row_group(0).column(13).compression
     monkeypatch.setattr(packing, "BATCH_BYTES", 3000)  # several batches of row groups per file
 
     assert compact_dataset(out) == names
-    assert sorted(p.name for p in out.iterdir()) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json",
-                                                     "chunks.parquet", "images.parquet", "index.parquet"]
-    assert pq.read_table(out / "images.parquet").column("well").to_pylist() == ["A1", "A2", "A3", "B1", "B2", "C1", "C2"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "THIS-IS-AN-OME-ARROW-DATASET.txt",
+        "_ome_arrow_dataset.json",
+        "chunks.parquet",
+        "images.parquet",
+        "index.parquet",
+    ]
+    assert pq.read_table(out / "images.parquet").column("well").to_pylist() == [
+        "A1",
+        "A2",
+        "A3",
+        "B1",
+        "B2",
+        "C1",
+        "C2",
+    ]
     ds = OMEArrowDataset.scan(out)
     assert ds.table.equals(table) and [ds[i].meta for i in range(len(ds))] == metas
     np.testing.assert_array_equal(ds.read(), np.stack(arrs))

@@ -16,8 +16,13 @@ Boxes = tuple[np.ndarray, np.ndarray, list[int]]
 
 @st.composite
 def regular_grids(draw: st.DrawFn) -> Boxes:
-    sizes = [draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 4)),
-             draw(st.integers(1, 40)), draw(st.integers(1, 40))]
+    sizes = [
+        draw(st.integers(1, 4)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 4)),
+        draw(st.integers(1, 40)),
+        draw(st.integers(1, 40)),
+    ]
     chunk = tuple(draw(st.integers(1, n)) for n in sizes)
     table = ChunkTable.regular(dict(zip("TCZYX", sizes)), chunk)  # type: ignore[arg-type]
     return table.origin, table.shape, sizes
@@ -26,8 +31,13 @@ def regular_grids(draw: st.DrawFn) -> Boxes:
 @st.composite
 def guillotine_tilings(draw: st.DrawFn) -> Boxes:
     """Irregular exact covers: the image cut in two along a random axis, then one of the pieces, and so on."""
-    sizes = [draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 3)),
-             draw(st.integers(1, 12)), draw(st.integers(1, 12))]
+    sizes = [
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 12)),
+        draw(st.integers(1, 12)),
+    ]
     boxes = [(np.zeros(5, np.int64), np.array(sizes, np.int64))]
     for _ in range(draw(st.integers(0, 25))):
         k = draw(st.integers(0, len(boxes) - 1))
@@ -40,7 +50,7 @@ def guillotine_tilings(draw: st.DrawFn) -> Boxes:
         first[axis], second[axis] = cut, shape[axis] - cut
         moved = origin.copy()
         moved[axis] += cut
-        boxes[k:k + 1] = [(origin, first), (moved, second)]
+        boxes[k : k + 1] = [(origin, first), (moved, second)]
     order = draw(st.permutations(range(len(boxes))))
     return (np.array([boxes[i][0] for i in order]), np.array([boxes[i][1] for i in order]), sizes)
 
@@ -70,7 +80,7 @@ def test_a_repeated_box_is_refused(cover: Boxes, data: st.DataObject) -> None:
     origin, shape, sizes = cover
     k = data.draw(st.integers(0, len(origin) - 1))
     with pytest.raises(DamagedFileError, match="written by 2"):
-        check_coverage(np.r_[origin, origin[k:k + 1]], np.r_[shape, shape[k:k + 1]], sizes, "test")
+        check_coverage(np.r_[origin, origin[k : k + 1]], np.r_[shape, shape[k : k + 1]], sizes, "test")
 
 
 @settings(max_examples=150, deadline=None)
@@ -100,10 +110,14 @@ def test_a_grown_or_shrunk_box_is_refused(cover: Boxes, data: st.DataObject) -> 
 
 def test_messages_name_the_place_and_the_row() -> None:
     table = ChunkTable.regular({"T": 1, "C": 1, "Z": 1, "Y": 4, "X": 4}, (1, 1, 1, 2, 2))
-    with pytest.raises(DamagedFileError, match=r"^f\.parquet \[index\]: no chunk row holds the pixel at t=0, c=0, "
-                                               r"z=0, y=2, x=0; a chunk row is missing"):
-        check_coverage(np.delete(table.origin, 2, 0), np.delete(table.shape, 2, 0), [1, 1, 1, 4, 4],
-                       "f.parquet [index]")
+    with pytest.raises(
+        DamagedFileError,
+        match=r"^f\.parquet \[index\]: no chunk row holds the pixel at t=0, c=0, "
+        r"z=0, y=2, x=0; a chunk row is missing",
+    ):
+        check_coverage(
+            np.delete(table.origin, 2, 0), np.delete(table.shape, 2, 0), [1, 1, 1, 4, 4], "f.parquet [index]"
+        )
     with pytest.raises(DamagedFileError, match=r"chunk row 7 \(origin \(0, 0, 0, 4, 2\) shape \(1, 1, 1, 2, 2\)"):
         origin = table.origin.copy()
         origin[1, 3] = 4
@@ -119,7 +133,7 @@ def test_pathological_layouts_are_refused_without_building_the_grid() -> None:
     shape = np.ones((n, 5), np.int64)
     with pytest.raises(DamagedFileError, match="too irregular a layout to verify"):
         check_coverage(origin, shape, [1, 1, 10**6 + 1, 10**6 + 1, 10**6 + 1], "f")
-    assert MAX_CELLS < n ** 3
+    assert MAX_CELLS < n**3
 
 
 def test_an_empty_box_list_is_refused() -> None:

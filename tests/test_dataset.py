@@ -94,8 +94,10 @@ def test_inputs_paths_tuples_omearrow_and_datasets(tmp_path: Path) -> None:
     for i in range(3):
         np.testing.assert_array_equal(ds[i].to_numpy()[0, :, 0], arrs[i][0])
     copy = write_dataset(OMEArrowDataset.scan(_plate(tmp_path)[0]), tmp_path / "copy", progress=False)
-    assert OMEArrowDataset.scan(copy).table.column("well").to_pylist() == OMEArrowDataset.scan(
-        tmp_path / "plate").table.column("well").to_pylist()
+    assert (
+        OMEArrowDataset.scan(copy).table.column("well").to_pylist()
+        == OMEArrowDataset.scan(tmp_path / "plate").table.column("well").to_pylist()
+    )
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32", "int8", "uint32", "bool"])
@@ -211,8 +213,13 @@ def test_read_refuses_mixed_shapes(tmp_path: Path) -> None:
     z=st.one_of(st.none(), st.integers(0, 2), st.lists(st.integers(0, 2), min_size=1, max_size=3)),  # repeats too
     idx=st.lists(st.integers(0, 3), min_size=1, max_size=5),
 )
-def test_batched_reads_match_numpy(tmp_path_factory: pytest.TempPathFactory, chunk: tuple[int, int, int],
-                                   roi: tuple[int, int, int, int], z: object, idx: list[int]) -> None:
+def test_batched_reads_match_numpy(
+    tmp_path_factory: pytest.TempPathFactory,
+    chunk: tuple[int, int, int],
+    roi: tuple[int, int, int, int],
+    z: object,
+    idx: list[int],
+) -> None:
     tmp = tmp_path_factory.mktemp("prop")
     arrs = _pixels(4, (1, 3, 2, 15, 19), seed=sum(chunk))  # TZCYX
     out = write_dataset(arrs, tmp / "d", dim_order="TZCYX", chunk_shape=chunk, rows_per_group=3, progress=False)
@@ -228,8 +235,14 @@ def test_append_writes_a_new_fragment_and_keeps_old_bytes(tmp_path: Path) -> Non
     out, arrs = _plate(tmp_path, n=4)
     before = (out / "chunks.parquet").stat()
     more = _pixels(3, seed=9)
-    write_dataset(more, out, dim_order="CYX", mode="append", progress=False,
-                  metadata={"well": ["C01"] * 3, "label": [40, 41, 42], "treatment": ["x", "y", "z"]})
+    write_dataset(
+        more,
+        out,
+        dim_order="CYX",
+        mode="append",
+        progress=False,
+        metadata={"well": ["C01"] * 3, "label": [40, 41, 42], "treatment": ["x", "y", "z"]},
+    )
     after = (out / "chunks.parquet").stat()
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
     assert sorted(p.name for p in out.glob("chunks*.parquet")) == ["chunks-00001.parquet", "chunks.parquet"]
@@ -333,8 +346,17 @@ def test_large_images_are_written_band_by_band(tmp_path: Path, monkeypatch: pyte
 def _row_groups(path: Path) -> list[list[tuple[str, int]]]:
     """(image_id, chunk_id) of each row of each row group of a chunks file."""
     pf = pq.ParquetFile(path)
-    return [list(zip(*(pf.read_row_group(g, columns=["image_id", "chunk_id"]).column(c).to_pylist()
-                       for c in ("image_id", "chunk_id")))) for g in range(pf.num_row_groups)]
+    return [
+        list(
+            zip(
+                *(
+                    pf.read_row_group(g, columns=["image_id", "chunk_id"]).column(c).to_pylist()
+                    for c in ("image_id", "chunk_id")
+                )
+            )
+        )
+        for g in range(pf.num_row_groups)
+    ]
 
 
 @pytest.mark.parametrize("rows_per_group", [1, 2, 3])
@@ -343,23 +365,41 @@ def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
 ) -> None:
     """Chunk rows of several images go out in one write; each image (or band) still starts its own row groups."""
     monkeypatch.setattr(packing, "BAND_BYTES", 4000)  # the 6 KiB image goes band by band
-    arrs = [*_pixels(3, (1, 1, 2, 24, 32)), *_pixels(1, (2, 1, 2, 24, 32), seed=1), *_pixels(3, (1, 1, 2, 24, 32), seed=2)]
+    arrs = [
+        *_pixels(3, (1, 1, 2, 24, 32)),
+        *_pixels(1, (2, 1, 2, 24, 32), seed=1),
+        *_pixels(3, (1, 1, 2, 24, 32), seed=2),
+    ]
     images = [OMEArrow(a, "TZCYX") for a in arrs]  # 3 KiB each but the 4th: 8 chunks of 16x16 per plane pair
     outs = {}
-    for name, batch in {"one-by-one": {"BATCH_BYTES": 0}, "straddling": {"BATCH_BYTES": 5000},
-                        "few-pieces": {"BATCH_PIECES": 2}, "default": {}}.items():
+    for name, batch in {
+        "one-by-one": {"BATCH_BYTES": 0},
+        "straddling": {"BATCH_BYTES": 5000},
+        "few-pieces": {"BATCH_PIECES": 2},
+        "default": {},
+    }.items():
         with monkeypatch.context() as m:
             for k, v in batch.items():
                 m.setattr(packing, k, v)
-            outs[name] = write_dataset(images[:5], tmp_path / name, chunk_shape=(16, 16), rows_per_group=rows_per_group,
-                                       progress=False)
-            write_dataset(images[5:], outs[name], mode="append", chunk_shape=(16, 16), rows_per_group=rows_per_group,
-                          progress=False)
+            outs[name] = write_dataset(
+                images[:5], tmp_path / name, chunk_shape=(16, 16), rows_per_group=rows_per_group, progress=False
+            )
+            write_dataset(
+                images[5:],
+                outs[name],
+                mode="append",
+                chunk_shape=(16, 16),
+                rows_per_group=rows_per_group,
+                progress=False,
+            )
     ref = outs.pop("one-by-one")
     for name in ("chunks.parquet", "chunks-00001.parquet"):
         groups = _row_groups(ref / name)
         assert all(len(g) <= rows_per_group and len({i for i, _ in g}) == 1 for g in groups)
-        index = [*pq.read_table(ref / "index.parquet").to_pylist(), *pq.read_table(ref / "index-00001.parquet").to_pylist()]
+        index = [
+            *pq.read_table(ref / "index.parquet").to_pylist(),
+            *pq.read_table(ref / "index-00001.parquet").to_pylist(),
+        ]
         at = {(r["fragment_path"], r["row_group_id"], r["row_index_in_group"]): r["chunk_id"] for r in index}
         assert all(at[(name, g, r)] == c for g, rows in enumerate(groups) for r, (_, c) in enumerate(rows))
         for out in outs.values():
@@ -377,16 +417,18 @@ def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
 def _record_table(arrs: list[np.ndarray], wells: list[str]) -> pa.Table:
     recs = []
     for i, a in enumerate(arrs):
-        meta = ImageMeta(sizes={"T": 1, "Z": 1, "C": a.shape[0], "Y": a.shape[1], "X": a.shape[2]},
-                         dtype=a.dtype, id=f"r{i}")
+        meta = ImageMeta(
+            sizes={"T": 1, "Z": 1, "C": a.shape[0], "Y": a.shape[1], "X": a.shape[2]}, dtype=a.dtype, id=f"r{i}"
+        )
         recs.append(pixels_to_record(meta, a[None, None]))
     return pa.table({"cell": pa.array(range(len(arrs))), "well": wells, "ome_arrow": pa.concat_arrays(recs)})
 
 
 def test_struct_column_parquet_one_image_per_row(tmp_path: Path) -> None:
     arrs = _pixels(6, (2, 10, 12))
-    pq.write_table(_record_table(arrs, ["A01", "A01", "A02", "A02", "B01", "B01"]), tmp_path / "cells.parquet",
-                   row_group_size=2)
+    pq.write_table(
+        _record_table(arrs, ["A01", "A01", "A02", "A02", "B01", "B01"]), tmp_path / "cells.parquet", row_group_size=2
+    )
     ds = OMEArrowDataset.scan(tmp_path / "cells.parquet", filter={"well": "A02"})
     assert ds.column_names == ["cell", "well"] and len(ds) == 2 and ds.row_groups_scanned == (1, 3)
     np.testing.assert_array_equal(ds[1].to_numpy()[0, 0], arrs[3])
@@ -415,8 +457,9 @@ def test_reference_fixtures_read_as_datasets() -> None:
         path = REF / name
         ds = OMEArrowDataset.scan(path)
         for i in range(len(ds)):
-            np.testing.assert_array_equal(ds.read([i])[0], OMEArrow(path, row=i).tensor_view(
-                layout=ds.tensor_views().layout).to_numpy())
+            np.testing.assert_array_equal(
+                ds.read([i])[0], OMEArrow(path, row=i).tensor_view(layout=ds.tensor_views().layout).to_numpy()
+            )
 
 
 def test_empty_directory_is_an_error(tmp_path: Path) -> None:

@@ -29,8 +29,15 @@ def _image(i: int) -> np.ndarray:
 
 def _plate(root: Path, n: int = N, seed: int = 0, **kw: Any) -> Path:
     meta = [{"well": f"W{i % 4}", "label": i + seed} for i in range(n)]
-    return write_dataset((_image(i + seed) for i in range(n)), root, dim_order="CYX", metadata=meta,
-                         images_per_group=5, progress=False, **kw)
+    return write_dataset(
+        (_image(i + seed) for i in range(n)),
+        root,
+        dim_order="CYX",
+        metadata=meta,
+        images_per_group=5,
+        progress=False,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +86,9 @@ class Reads:
         return {(how, what): n for (f, how, what), n in self.calls.items() if f == file}
 
 
-def test_scan_reads_no_table_and_an_image_reads_one_images_row_group(plate: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scan_reads_no_table_and_an_image_reads_one_images_row_group(
+    plate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reads = Reads(monkeypatch)
     ds = OMEArrowDataset.scan(plate)
     assert len(ds) == N and reads.calls == Counter()  # footers only
@@ -156,8 +165,9 @@ def _rewrite_images(root: Path, change: dict[str, Any], row: int) -> None:
     without_table_digests(root)
 
 
-@pytest.mark.parametrize("change", [{"size_x": 9}, {"size_y": 4}, {"image_id": "image-00003"}, {"dtype": "uint8"},
-                                    {"dtype": "float64"}])
+@pytest.mark.parametrize(
+    "change", [{"size_x": 9}, {"size_y": 4}, {"image_id": "image-00003"}, {"dtype": "uint8"}, {"dtype": "float64"}]
+)
 def test_a_lying_images_row_is_refused_on_the_lazy_path(tmp_path: Path, change: dict[str, Any]) -> None:
     root = _plate(tmp_path / "p")
     _rewrite_images(root, change, 12)

@@ -69,8 +69,10 @@ def test_png_is_read_by_pil_too() -> None:
         np.testing.assert_array_equal(np.asarray(im), arr)
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint16), np.zeros((0, 4), np.uint8), np.zeros((2, 2, 5), np.uint8),
-                                 np.zeros(4, np.uint8)])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((4, 4), np.uint16), np.zeros((0, 4), np.uint8), np.zeros((2, 2, 5), np.uint8), np.zeros(4, np.uint8)],
+)
 def test_png_refuses_what_it_cannot_encode(bad: np.ndarray) -> None:
     with pytest.raises(ArgumentError, match="uint8"):
         encode_png(bad)
@@ -279,7 +281,7 @@ def test_damaged_file_raises_in_png_and_shows_the_error_in_html(tmp_path: Path) 
     chunks = [out / "chunks.parquet"]
     data = bytearray(chunks[0].read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+    data[mid : mid + 64] = bytes(b ^ 0xFF for b in data[mid : mid + 64])
     chunks[0].write_bytes(bytes(data))
     with pytest.raises(OMEArrowError):
         lazy._repr_png_()
@@ -293,14 +295,19 @@ def test_dataset_grid(tmp_path: Path) -> None:
     arrs = [np.full((1, 8 + i, 10), i, np.uint8) for i in range(5)]
     for i, a in enumerate(arrs):
         a[0, : i + 1] = 200
-    out = write_dataset(arrs, tmp_path / "d.ome.parquet", dim_order="CYX", progress=False,
-                        metadata=pa.table({"well": [f"A0{i}" for i in range(5)]}))
+    out = write_dataset(
+        arrs,
+        tmp_path / "d.ome.parquet",
+        dim_order="CYX",
+        progress=False,
+        metadata=pa.table({"well": [f"A0{i}" for i in range(5)]}),
+    )
     from ome_arrow_core import OMEArrowDataset
 
     ds = OMEArrowDataset.scan(out)
     grid = ds.thumbnails(k=3, size=16)
     assert grid.shape == (4 + 20, 4 + 3 * 20, 3)
-    np.testing.assert_array_equal(grid[4:4 + 9, 24:24 + 10], ds[1].thumbnail(16))
+    np.testing.assert_array_equal(grid[4 : 4 + 9, 24 : 24 + 10], ds[1].thumbnail(16))
     bundle = ds._repr_mimebundle_()
     page = bundle["text/html"]
     assert page.count("<img") == 5 and "well=A03" in page and "5 image(s)" in page
@@ -344,7 +351,11 @@ def test_compat_images_show_the_same_thumbnail(tmp_path: Path) -> None:
     bundle = old._repr_mimebundle_()
     picture = decode_png(bundle["image/png"])
     np.testing.assert_array_equal(picture, old.core_image().thumbnail())
-    assert picture[3, 1].tolist() == [255, 255, 255]  # the reference's records store white for channels without a colour
+    assert picture[3, 1].tolist() == [
+        255,
+        255,
+        255,
+    ]  # the reference's records store white for channels without a colour
     assert "C=2" in old._repr_html_()
     path = tmp_path / "gone.ome.tif"
     OMEArrow(arr, "CYX").export("ome-tiff", path)

@@ -176,10 +176,18 @@ def test_legacy_capsules_alias_the_same_memory() -> None:
     out = np.from_dlpack(LegacyOnly(cap))
     assert out.ctypes.data == cap.data_ptr
     np.testing.assert_array_equal(out, view.to_numpy())
-    copied = np.from_dlpack(LegacyOnly(type("C", (), {
-        "__dlpack__": lambda self, **kw: cap.__dlpack__(copy=True),
-        "__dlpack_device__": lambda self: (1, 0),
-    })()))
+    copied = np.from_dlpack(
+        LegacyOnly(
+            type(
+                "C",
+                (),
+                {
+                    "__dlpack__": lambda self, **kw: cap.__dlpack__(copy=True),
+                    "__dlpack_device__": lambda self: (1, 0),
+                },
+            )()
+        )
+    )
     assert copied.ctypes.data != cap.data_ptr
     np.testing.assert_array_equal(copied, view.to_numpy())
 

@@ -66,7 +66,9 @@ ROUTES: dict[str, Callable[[OMEArrow, Path], OMEArrow]] = {
 
 @pytest.mark.parametrize("route", list(ROUTES))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_round_trip_is_bit_exact(dtype: str, route: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:
+def test_round_trip_is_bit_exact(
+    dtype: str, route: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]
+) -> None:
     a = tricky(dtype, make_pixels)
     img = OMEArrow(a)  # 5-D arrays are TCZYX
     back = ROUTES[route](img, tmp_path)
@@ -78,11 +80,14 @@ def test_round_trip_is_bit_exact(dtype: str, route: str, tmp_path: Path, make_pi
 
 @pytest.mark.parametrize("layout", ["dataset", "record"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_lazy_crops_keep_the_bits(dtype: str, layout: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:
+def test_lazy_crops_keep_the_bits(
+    dtype: str, layout: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]
+) -> None:
     a = tricky(dtype, make_pixels)
     out = tmp_path / "x.ome.parquet"
-    OMEArrow(a).export("parquet", out, layout=layout, chunk_shape=(1, 7, 9)) if layout == "dataset" else \
-        OMEArrow(a).export("parquet", out, layout=layout)
+    OMEArrow(a).export("parquet", out, layout=layout, chunk_shape=(1, 7, 9)) if layout == "dataset" else OMEArrow(
+        a
+    ).export("parquet", out, layout=layout)
     view = OMEArrow.scan(out).tensor_view(t=0, z=1, c=[2, 0], roi=(3, 0, 17, 12), layout="YXC")
     assert view.dtype == np.dtype(dtype)
     same_bits(a[0, [2, 0], 1, 0:12, 3:20].transpose(1, 2, 0), view.to_numpy())
@@ -129,7 +134,9 @@ def test_byte_order_is_normalised_values_kept(dtype: str) -> None:
 @pytest.mark.parametrize("dtype", ["int64", "uint64", "float16", "complex64", "complex128", "datetime64[s]", "U3", "O"])
 def test_unsupported_dtypes_name_the_supported_ones(dtype: str) -> None:
     arr = np.zeros((4, 4), dtype=dtype)
-    with pytest.raises(DTypeError, match=f"pixel dtype .* cannot be stored as OME-Arrow; supported dtypes are {SUPPORTED_TEXT}"):
+    with pytest.raises(
+        DTypeError, match=f"pixel dtype .* cannot be stored as OME-Arrow; supported dtypes are {SUPPORTED_TEXT}"
+    ):
         OMEArrow(arr)
     with pytest.raises(TypeError):  # DTypeError is also a TypeError
         OMEArrow(arr)
@@ -163,12 +170,32 @@ def annotated_record() -> dict[str, object]:
     """A record with every piece of metadata set, built through the public dict export."""
     rec: dict[str, object] = OMEArrow(np.arange(3 * 2 * 4 * 5, dtype=np.uint16).reshape(1, 2, 3, 4, 5)).export("dict")
     pm = dict(rec["pixels_meta"])  # type: ignore[call-overload]
-    pm.update(physical_size_x=0.65, physical_size_y=0.7, physical_size_z=2.5, physical_size_x_unit="nm",
-              physical_size_y_unit="nm", physical_size_z_unit="µm", channels=[
-                  {"id": "Channel:0:0", "name": "DAPI", "emission_um": 0.461, "excitation_um": 0.358,
-                   "illumination": "Epifluorescence", "color_rgba": 0xFF0000FF},
-                  {"id": "Channel:0:1", "name": "GFP", "emission_um": 0.509, "excitation_um": 0.488,
-                   "illumination": "Unknown", "color_rgba": 0x00FF00FF}])
+    pm.update(
+        physical_size_x=0.65,
+        physical_size_y=0.7,
+        physical_size_z=2.5,
+        physical_size_x_unit="nm",
+        physical_size_y_unit="nm",
+        physical_size_z_unit="µm",
+        channels=[
+            {
+                "id": "Channel:0:0",
+                "name": "DAPI",
+                "emission_um": 0.461,
+                "excitation_um": 0.358,
+                "illumination": "Epifluorescence",
+                "color_rgba": 0xFF0000FF,
+            },
+            {
+                "id": "Channel:0:1",
+                "name": "GFP",
+                "emission_um": 0.509,
+                "excitation_um": 0.488,
+                "illumination": "Unknown",
+                "color_rgba": 0x00FF00FF,
+            },
+        ],
+    )
     rec.update(pixels_meta=pm, id="img-7", name="cells", acquisition_datetime="2024-01-02T03:04:05")
     return rec
 
@@ -184,7 +211,9 @@ def test_metadata_round_trips(route: str, tmp_path: Path) -> None:
     assert {k: f32(v) for k, v in meta.physical_size.items()} == {"X": f32(0.65), "Y": f32(0.7), "Z": f32(2.5)}
     assert dict(meta.physical_unit) == {"X": "nm", "Y": "nm", "Z": "µm"}
     assert [(c.id, c.name, c.illumination, c.color_rgba) for c in meta.channels] == [
-        ("Channel:0:0", "DAPI", "Epifluorescence", 0xFF0000FF), ("Channel:0:1", "GFP", "Unknown", 0x00FF00FF)]
+        ("Channel:0:0", "DAPI", "Epifluorescence", 0xFF0000FF),
+        ("Channel:0:1", "GFP", "Unknown", 0x00FF00FF),
+    ]
     assert [f32(c.emission_um) for c in meta.channels] == [f32(0.461), f32(0.509)]
     # a channel selection keeps its channels' metadata, through a crop and a write
     crop = back.slice_lazy(1, 4, 0, 3, c_indices=[1]).collect()
@@ -218,10 +247,16 @@ class DLPackOnly:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_array_likes_and_odd_memory_layouts_keep_dtype_and_values(dtype: str, make_pixels: Callable[..., np.ndarray]) -> None:
+def test_array_likes_and_odd_memory_layouts_keep_dtype_and_values(
+    dtype: str, make_pixels: Callable[..., np.ndarray]
+) -> None:
     a = make_pixels((3, 8, 10), dtype, seed=8)  # ZYX
-    for obj, expected in ((ArrayOnly(a), a), (DLPackOnly(a), a), (a[::-1, :, ::2], a[::-1, :, ::2]),
-                          (np.asfortranarray(a), a)):
+    for obj, expected in (
+        (ArrayOnly(a), a),
+        (DLPackOnly(a), a),
+        (a[::-1, :, ::2], a[::-1, :, ::2]),
+        (np.asfortranarray(a), a),
+    ):
         img = OMEArrow(obj)
         assert img.dtype == np.dtype(dtype)
         same_bits(expected, np.asarray(img.tensor_view(layout="ZYX").to_numpy()))

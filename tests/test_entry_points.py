@@ -22,8 +22,9 @@ def path_finder_only(monkeypatch: pytest.MonkeyPatch) -> None:
     finders = [f for f in sys.meta_path if f is PathFinder or not hasattr(f, "find_distributions")]
     monkeypatch.setattr(sys, "meta_path", finders if PathFinder in finders else [*finders, PathFinder])
     if not hasattr(PathFinder, "find_distributions"):  # the backport deleted it
-        monkeypatch.setattr(PathFinder, "find_distributions", staticmethod(md.MetadataPathFinder.find_distributions),
-                            raising=False)
+        monkeypatch.setattr(
+            PathFinder, "find_distributions", staticmethod(md.MetadataPathFinder.find_distributions), raising=False
+        )
 
 
 def _stdlib(group: str) -> list[tuple[str, str, str]]:
@@ -41,8 +42,10 @@ def test_same_as_importlib_metadata_here(group: str) -> None:
 
 
 def test_a_fresh_process_reads_the_files() -> None:
-    code = ("from ome_arrow_core.entry_points import _standard_library_only, entry_points\n"
-            "print(_standard_library_only(), len(entry_points('ome_arrow_core.plugins')) > 0)")
+    code = (
+        "from ome_arrow_core.entry_points import _standard_library_only, entry_points\n"
+        "print(_standard_library_only(), len(entry_points('ome_arrow_core.plugins')) > 0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["False", "True"]
 
@@ -65,7 +68,8 @@ def _dist(root: Path, dirname: str, entry_points_txt: str | None, version: str =
     d.mkdir(parents=True)
     name = dirname.partition("-")[0].partition(".")[0]
     (d / ("PKG-INFO" if dirname.lower().endswith(".egg-info") else "METADATA")).write_text(
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nDescription: Version: 9\n")
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nDescription: Version: 9\n"
+    )
     if entry_points_txt is not None:
         (d / "entry_points.txt").write_text(entry_points_txt)
 
@@ -73,8 +77,12 @@ def _dist(root: Path, dirname: str, entry_points_txt: str | None, version: str =
 def test_tricky_layouts_match_importlib_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     g = "oac.test.group"
-    _dist(first, "Alpha_Pkg-2.0.dist-info", f"# comment\n[{g}]\na = json:dumps\nb = os.path:join [extra]\n"
-                                         "\n[other]\nc = os:sep\n", "2.0")
+    _dist(
+        first,
+        "Alpha_Pkg-2.0.dist-info",
+        f"# comment\n[{g}]\na = json:dumps\nb = os.path:join [extra]\n\n[other]\nc = os:sep\n",
+        "2.0",
+    )
     _dist(first, "shadow-1.0.dist-info", None)  # no entry points, but it shadows the one below
     _dist(first, "legacy.egg-info", f"[{g}]\nd = json\n", "0.3")
     _dist(first, "UPPER-3.0.DIST-INFO", f"[{g}]\ne = json:loads\n", "3.0")

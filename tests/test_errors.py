@@ -58,8 +58,11 @@ def test_error_classes_are_also_builtin_errors() -> None:
 def test_plain_parquet_says_what_is_missing(tmp_path: Path) -> None:
     path = tmp_path / "plain.parquet"
     pq.write_table(pa.table({"a": [1, 2], "b": ["x", "y"]}), path)
-    with pytest.raises(SchemaError, match=r"no OME-Arrow column found: expected a struct column with fields "
-                                          r"\['pixels_meta', 'planes', 'type'\]; columns here are \['a', 'b'\]"):
+    with pytest.raises(
+        SchemaError,
+        match=r"no OME-Arrow column found: expected a struct column with fields "
+        r"\['pixels_meta', 'planes', 'type'\]; columns here are \['a', 'b'\]",
+    ):
         OMEArrow(path)
     with pytest.raises(SchemaError, match=r"column 'a' is not an OME-Arrow record: expected a struct"):
         OMEArrow(path, column="a")
@@ -86,8 +89,11 @@ def test_not_parquet_at_all(tmp_path: Path) -> None:
 def test_directories_without_a_dataset(tmp_path: Path) -> None:
     empty = tmp_path / "empty.ome.parquet"
     empty.mkdir()
-    with pytest.raises(SchemaError, match="is a directory but not an OME-Arrow dataset: expected "
-                                          "_ome_arrow_dataset.json, images.parquet and chunks.parquet inside"):
+    with pytest.raises(
+        SchemaError,
+        match="is a directory but not an OME-Arrow dataset: expected "
+        "_ome_arrow_dataset.json, images.parquet and chunks.parquet inside",
+    ):
         OMEArrow(empty)
     half = tmp_path / "half.ome.parquet"
     OMEArrow(np.zeros((4, 4), np.uint8)).export("parquet", half)
@@ -109,7 +115,9 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
     manifest = json.loads((out / "_ome_arrow_dataset.json").read_text())
     manifest["ome_arrow_core"]["format_version"] = 99
     (out / "_ome_arrow_dataset.json").write_text(json.dumps(manifest))
-    with pytest.raises(FormatVersionError, match="format 99; this reader knows up to 2. Upgrade: pip install -U ome-arrow-core"):
+    with pytest.raises(
+        FormatVersionError, match="format 99; this reader knows up to 2. Upgrade: pip install -U ome-arrow-core"
+    ):
         OMEArrow(out)
 
 
@@ -119,8 +127,9 @@ def test_damaged_chunks_are_reported(tmp_path: Path) -> None:
     table = pq.read_table(out / "chunks.parquet")
     blobs = table.column("pixel_bytes").to_pylist()
     blobs[1] = blobs[1][:10]
-    table = table.set_column(table.schema.get_field_index("pixel_bytes"), "pixel_bytes",
-                             pa.array(blobs, pa.large_binary()))
+    table = table.set_column(
+        table.schema.get_field_index("pixel_bytes"), "pixel_bytes", pa.array(blobs, pa.large_binary())
+    )
     pq.write_table(table, out / "chunks.parquet", row_group_size=1)
     img = OMEArrow.scan(out)
     np.testing.assert_array_equal(img.tensor_view(c=0, layout="YX").to_numpy(), np.arange(64).reshape(8, 8))
@@ -128,10 +137,13 @@ def test_damaged_chunks_are_reported(tmp_path: Path) -> None:
         img.tensor_view(c=1, layout="YX").to_numpy()
 
 
-@pytest.mark.parametrize(("changes", "match"), [
-    ({"pixels_meta": None}, "no pixels_meta struct"),
-    ({"planes": []}, "no planes and no chunks: there are no pixels"),
-])
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"pixels_meta": None}, "no pixels_meta struct"),
+        ({"planes": []}, "no planes and no chunks: there are no pixels"),
+    ],
+)
 def test_bad_records(changes: dict[str, Any], match: str) -> None:
     with pytest.raises(SchemaError, match=match):
         OMEArrow(record(**changes))
@@ -144,7 +156,9 @@ def test_bad_record_planes_and_sizes() -> None:
         OMEArrow(rec)
     rec = record()
     rec["pixels_meta"] = {**rec["pixels_meta"], "size_t": 2}  # one plane for T=2
-    with pytest.raises(SchemaError, match=r"record has 1 planes but none for t=1, z=0, c=0; expected all 2 \(T\*Z\*C\)"):
+    with pytest.raises(
+        SchemaError, match=r"record has 1 planes but none for t=1, z=0, c=0; expected all 2 \(T\*Z\*C\)"
+    ):
         OMEArrow(rec)
     rec = record()
     rec["planes"] = [{**rec["planes"][0], "c": 5}]
@@ -166,8 +180,17 @@ def test_missing_planes_are_refused_not_read_as_stale_memory() -> None:
 def test_missing_record_chunks_are_refused() -> None:
     a = np.arange(2 * 4 * 6, dtype=np.uint16).reshape(1, 1, 2, 4, 6)  # TCZYX
     rec = OMEArrow(a).export("dict")
-    chunk = {"t": 0, "c": 0, "z": 0, "y": 0, "x": 0, "shape_z": 1, "shape_y": 4, "shape_x": 6,
-             "pixels": a[0, 0, 0].reshape(-1).tolist()}
+    chunk = {
+        "t": 0,
+        "c": 0,
+        "z": 0,
+        "y": 0,
+        "x": 0,
+        "shape_z": 1,
+        "shape_y": 4,
+        "shape_x": 6,
+        "pixels": a[0, 0, 0].reshape(-1).tolist(),
+    }
     rec["chunks"] = [chunk, {**chunk, "z": 1, "pixels": a[0, 0, 1].reshape(-1).tolist()}]
     rec["planes"] = []
     np.testing.assert_array_equal(OMEArrow(rec).to_numpy()[0, :, 0], a[0, 0])  # chunks alone are enough
@@ -205,26 +228,35 @@ def test_unreadable_objects() -> None:
 
 
 # -- bad requests ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("layout", "match"), [
-    ("", "non-empty string"),
-    ("ABC", "unknown axes 'AB'"),
-    ("TT", "repeats an axis"),
-    ("CYXW", "repeats an axis"),
-    (123, "non-empty string"),
-])
+@pytest.mark.parametrize(
+    ("layout", "match"),
+    [
+        ("", "non-empty string"),
+        ("ABC", "unknown axes 'AB'"),
+        ("TT", "repeats an axis"),
+        ("CYXW", "repeats an axis"),
+        (123, "non-empty string"),
+    ],
+)
 def test_bad_layout_strings(layout: Any, match: str) -> None:
     img = OMEArrow(np.zeros((2, 5, 6), np.uint8))
     with pytest.raises(LayoutError, match=match):
         img.tensor_view(layout=layout)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"roi": (4, 0, 3, 2)}, r"x range \[4, 7\) does not fit in \[0, 6\); valid x spans lie within 0..6"),
-    ({"roi3d": (0, 0, 1, 2, 2, 2)}, r"z range \[1, 3\) does not fit in \[0, 2\)"),
-    ({"roi_nd": (0, 0, 0, 1, 1, 1)}, r"roi_nd with 6 values is ambiguous or invalid; pass roi_type= \('2d': 4 values"),
-    ({"tile": (0, 1)}, r"outside the 1x1 grid"),
-    ({"z": 2}, r"z=2 is out of range; valid z indices are 0..1 \(size 2\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"roi": (4, 0, 3, 2)}, r"x range \[4, 7\) does not fit in \[0, 6\); valid x spans lie within 0..6"),
+        ({"roi3d": (0, 0, 1, 2, 2, 2)}, r"z range \[1, 3\) does not fit in \[0, 2\)"),
+        (
+            {"roi_nd": (0, 0, 0, 1, 1, 1)},
+            r"roi_nd with 6 values is ambiguous or invalid; pass roi_type= \('2d': 4 values",
+        ),
+        ({"tile": (0, 1)}, r"outside the 1x1 grid"),
+        ({"z": 2}, r"z=2 is out of range; valid z indices are 0..1 \(size 2\)"),
+    ],
+)
 def test_bad_selections(kwargs: dict[str, Any], match: str) -> None:
     img = OMEArrow(np.zeros((2, 5, 6), np.uint8))  # ZYX
     with pytest.raises(SelectionError, match=match):
@@ -239,7 +271,9 @@ def test_bad_exports(tmp_path: Path) -> None:
         img.export("gif", tmp_path / "x.gif")
     with pytest.raises(ArgumentError, match="layout must be 'dataset' or 'record', got 'zarr'"):
         img.export("parquet", tmp_path / "x.ome.parquet", layout="zarr")
-    with pytest.raises(SelectionError, match=r"chunk_shape must be \(y, x\), \(z, y, x\) or \(t, c, z, y, x\) of positive ints"):
+    with pytest.raises(
+        SelectionError, match=r"chunk_shape must be \(y, x\), \(z, y, x\) or \(t, c, z, y, x\) of positive ints"
+    ):
         img.export("parquet", tmp_path / "x.ome.parquet", chunk_shape=(0, 4))
     for bad in (0, -1):
         with pytest.raises(ArgumentError, match=f"rows_per_group must be >= 1, got {bad}"):
@@ -248,13 +282,16 @@ def test_bad_exports(tmp_path: Path) -> None:
 
 
 # -- nothing half-written ---------------------------------------------------------------------------
-@pytest.mark.parametrize("options", [
-    {"chunk_shape": (0, 4)},
-    {"compression": "no-such-codec"},
-    {"layout": "record", "compression": "no-such-codec"},
-    {"rows_per_group": 0},
-    {"rows_per_group": -1},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"chunk_shape": (0, 4)},
+        {"compression": "no-such-codec"},
+        {"layout": "record", "compression": "no-such-codec"},
+        {"rows_per_group": 0},
+        {"rows_per_group": -1},
+    ],
+)
 def test_a_failing_export_leaves_no_target_and_no_temp_files(options: dict[str, Any], tmp_path: Path) -> None:
     img = OMEArrow(np.arange(64, dtype=np.uint16).reshape(8, 8))
     out = tmp_path / "x.ome.parquet"

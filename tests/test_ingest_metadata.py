@@ -37,8 +37,14 @@ def _registry(**overrides: Any) -> Registry:
 
 def test_carried_axes_sizes_and_names_reach_the_image() -> None:
     data = np.arange(2 * 5 * 7, dtype=np.int16).reshape(2, 5, 7)
-    obj = Labelled(data, "CYX", physical_size={"x": 0.25, "Y": 0.5}, physical_unit={"X": "nm", "Y": "nm"},
-                   channel_names=["DAPI", "GFP"], name="cells")
+    obj = Labelled(
+        data,
+        "CYX",
+        physical_size={"x": 0.25, "Y": 0.5},
+        physical_unit={"X": "nm", "Y": "nm"},
+        channel_names=["DAPI", "GFP"],
+        name="cells",
+    )
     img = OMEArrow(obj, registry=_registry())
     assert img.meta.sizes == {"T": 1, "Z": 1, "C": 2, "Y": 5, "X": 7}  # not Z=2, as a bare array would give
     assert [c.name for c in img.meta.channels] == ["DAPI", "GFP"]
@@ -60,13 +66,16 @@ def test_dim_order_that_agrees_is_accepted_and_one_that_contradicts_raises() -> 
         OMEArrow(obj, dim_order="ZYX", registry=_registry())
 
 
-@pytest.mark.parametrize(("facts", "match"), [
-    ({"channel_names": ["a"]}, r"named 1 channels .* image of 2"),
-    ({"physical_size": {"X": -1.0}}, r"X=-1.0.*finite number > 0"),
-    ({"physical_size": {"X": float("nan")}}, r"finite number > 0"),
-    ({"physical_size": {"X": "wide"}}, r"X='wide'"),
-    ({"physical_size": {"C": 1.0}}, r"axis 'C'"),
-])
+@pytest.mark.parametrize(
+    ("facts", "match"),
+    [
+        ({"channel_names": ["a"]}, r"named 1 channels .* image of 2"),
+        ({"physical_size": {"X": -1.0}}, r"X=-1.0.*finite number > 0"),
+        ({"physical_size": {"X": float("nan")}}, r"finite number > 0"),
+        ({"physical_size": {"X": "wide"}}, r"X='wide'"),
+        ({"physical_size": {"C": 1.0}}, r"axis 'C'"),
+    ],
+)
 def test_a_lying_ingester_is_named(facts: dict[str, Any], match: str) -> None:
     obj = Labelled(np.zeros((2, 4, 5), np.uint8), "CYX")
     with pytest.raises(PluginError, match=match):

@@ -61,8 +61,10 @@ def _read_all(root: Path) -> None:
 def _refused(root: Path, *names: str) -> str:
     """Assert that reading ``root`` raises DamagedFileError naming it (and ``names``), by each read path."""
     messages = []
-    for read in (lambda: [OMEArrowDataset.scan(root)[i].to_numpy() for i in range(3)],
-                 lambda: OMEArrowDataset.scan(root).read()):
+    for read in (
+        lambda: [OMEArrowDataset.scan(root)[i].to_numpy() for i in range(3)],
+        lambda: OMEArrowDataset.scan(root).read(),
+    ):
         with pytest.raises(DamagedFileError) as err:
             read()
         message = str(err.value)
@@ -183,7 +185,8 @@ def test_swapped_chunk_ids_are_refused(tmp_path: Path, columns: tuple[str, ...])
     _edit(root / "index.parquet", swap)
     message = _refused(root, "chunks.parquet", "index.parquet")
     assert ("says chunk 1 is row 0 of row group 0" in message and "that row holds chunk 0" in message) or (
-        "row groups are stored in order" in message)  # read by page ranges: their order in the file tells
+        "row groups are stored in order" in message
+    )  # read by page ranges: their order in the file tells
 
 
 def test_a_chunk_of_another_image_is_refused(tmp_path: Path) -> None:
@@ -409,7 +412,8 @@ def test_coordinates_swapped_between_two_chunks_are_refused(tmp_path: Path) -> N
 
     _edit(root / "index.parquet", swap)
     assert "lies at (t, c, z, y, x, shape_t..shape_x) (0, 0, 0, 0, 16, 1, 1, 1, 16, 16)" in _refused(
-        root, "chunks.parquet", "index.parquet")
+        root, "chunks.parquet", "index.parquet"
+    )
     with pytest.raises(DamagedFileError, match="says x 16, but the chunk row it points at"):
         audit_chunk_files(root)
 
@@ -429,10 +433,15 @@ def test_the_audit_passes_intact_datasets_and_counts_their_chunks(tmp_path: Path
     assert audit_chunk_files(root) == 4 * 18
 
 
-@pytest.mark.parametrize("column,value,message", [
-    ("chunk_id", 99, "says chunk_id 99"), ("shape_y", 9, "says shape_y 9"), ("image_id", "image-00002", "image_id"),
-    ("row_index_in_group", 3, "which is not there"),
-])
+@pytest.mark.parametrize(
+    "column,value,message",
+    [
+        ("chunk_id", 99, "says chunk_id 99"),
+        ("shape_y", 9, "says shape_y 9"),
+        ("image_id", "image-00002", "image_id"),
+        ("row_index_in_group", 3, "which is not there"),
+    ],
+)
 def test_the_audit_finds_each_kind_of_lie(tmp_path: Path, column: str, value: Any, message: str) -> None:
     root, _ = _write(tmp_path / "d")
 

@@ -32,14 +32,18 @@ def same_bits(expected: np.ndarray, got: object) -> None:
     assert np.ascontiguousarray(arr).tobytes() == np.ascontiguousarray(expected).tobytes()
 
 
-@pytest.mark.parametrize("options", [
-    {},
-    {"chunk_shape": (16, 16)},
-    {"chunk_shape": (2, 8, 32), "compression": "zstd", "rows_per_group": 3},
-    {"compression": None, "rows_per_group": 5},
-])
-def test_reference_reads_our_uint16_dataset(options: dict[str, object], tmp_path: Path,
-                                            make_pixels: Callable[..., np.ndarray]) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"chunk_shape": (16, 16)},
+        {"chunk_shape": (2, 8, 32), "compression": "zstd", "rows_per_group": 3},
+        {"compression": None, "rows_per_group": 5},
+    ],
+)
+def test_reference_reads_our_uint16_dataset(
+    options: dict[str, object], tmp_path: Path, make_pixels: Callable[..., np.ndarray]
+) -> None:
     a = make_pixels((2, 3, 4, 37, 45), "uint16", seed=3)  # TCZYX, the reference's order
     out = tmp_path / "ours.ome.parquet"
     OMEArrow(a).export("parquet", out, **options)
@@ -50,8 +54,9 @@ def test_reference_reads_our_uint16_dataset(options: dict[str, object], tmp_path
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_reference_reads_every_dtype_of_our_datasets(dtype: str, tmp_path: Path,
-                                                     make_pixels: Callable[..., np.ndarray]) -> None:
+def test_reference_reads_every_dtype_of_our_datasets(
+    dtype: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]
+) -> None:
     a = make_pixels((1, 2, 3, 9, 11), dtype, seed=4)
     out = tmp_path / f"{dtype}.ome.parquet"
     OMEArrow(a).export("parquet", out, chunk_shape=(2, 4, 4))
@@ -100,8 +105,9 @@ def _format_version(path: Path) -> int:
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
-def test_reference_reads_every_image_after_compact_dataset(dtype: str, tmp_path: Path,
-                                                            make_pixels: Callable[..., np.ndarray]) -> None:
+def test_reference_reads_every_image_after_compact_dataset(
+    dtype: str, tmp_path: Path, make_pixels: Callable[..., np.ndarray]
+) -> None:
     arrays = [make_pixels((2, 19, 23), dtype, seed=s) for s in range(6)]  # CYX
     opts: dict[str, Any] = {"dim_order": "CYX", "chunk_shape": (8, 16), "rows_per_group": 5, "progress": False}
     path = write_dataset(arrays[:2], tmp_path / f"{dtype}.ome-arrow", **opts)

@@ -39,10 +39,14 @@ def stream_case(draw: st.DrawFn) -> dict[str, Any]:
         sizes.setdefault("T", 1)
     tile = draw(st.none() | st.tuples(st.integers(1, 14), st.integers(1, 14)))
     return {
-        "layout": layout, "sizes": sizes, "tile": tile,
+        "layout": layout,
+        "sizes": sizes,
+        "tile": tile,
         "batch_size": draw(st.none() | st.integers(1, 5)),
-        "shuffle": draw(st.booleans()), "seed": draw(st.integers(0, 3)),
-        "prefetch": draw(st.sampled_from([0, 2])), "lazy": draw(st.booleans()),
+        "shuffle": draw(st.booleans()),
+        "seed": draw(st.integers(0, 3)),
+        "prefetch": draw(st.sampled_from([0, 2])),
+        "lazy": draw(st.booleans()),
     }
 
 
@@ -64,9 +68,16 @@ def test_every_pixel_is_streamed_exactly_once(case: dict[str, Any]) -> None:
 def check_stream(view: Any, case: dict[str, Any]) -> None:
     layout, tile = case["layout"], case["tile"]
     full = view.to_numpy()
-    items = [np.from_dlpack(c) for c in view.iter_dlpack(
-        batch_size=case["batch_size"], tile_size=tile, shuffle=case["shuffle"], seed=case["seed"],
-        prefetch=case["prefetch"])]
+    items = [
+        np.from_dlpack(c)
+        for c in view.iter_dlpack(
+            batch_size=case["batch_size"],
+            tile_size=tile,
+            shuffle=case["shuffle"],
+            seed=case["seed"],
+            prefetch=case["prefetch"],
+        )
+    ]
     hits = np.zeros(full.shape, np.int32)
     starts = []
     for item in items:
@@ -137,7 +148,10 @@ def test_shuffle_is_reproducible_with_a_seed_and_differs_across_seeds() -> None:
     ts = [int(v) // 400 for b in batches for v in b[:, 0, 0]]
     assert sorted(ts) == list(range(12)) and ts != list(range(12))
     assert [w["T"] for w in windows({"T": 12}, batch_size=5, shuffle=True, seed=9)] == [
-        tuple(ts[0:5]), tuple(ts[5:10]), tuple(ts[10:12])]
+        tuple(ts[0:5]),
+        tuple(ts[5:10]),
+        tuple(ts[10:12]),
+    ]
 
 
 def test_iter_tiles_3d() -> None:
@@ -191,6 +205,10 @@ def test_select_window() -> None:
 
 def test_windows_cover_the_product_of_batches_and_tiles() -> None:
     got = windows({"T": 3, "Y": 5, "X": 4}, batch_size=2, tiles={"Y": 2, "X": 3})
-    expected = [{"T": t, "Y": y, "X": x} for t, y, x in itertools.product(
-        [range(2), range(2, 3)], [range(2), range(2, 4), range(4, 5)], [range(3), range(3, 4)])]
+    expected = [
+        {"T": t, "Y": y, "X": x}
+        for t, y, x in itertools.product(
+            [range(2), range(2, 3)], [range(2), range(2, 4), range(4, 5)], [range(3), range(3, 4)]
+        )
+    ]
     assert got == expected

@@ -27,21 +27,31 @@ def canon(order: str) -> str:
     return order.upper().replace("H", "Y").replace("W", "X")
 
 
-@pytest.mark.parametrize(("order", "expected"), [
-    ("hwc", "YXC"), ("TZCYX", "TZCYX"), ("cHw", "CYX"), ("x", "X"), ("WHZ", "XYZ"),
-])
+@pytest.mark.parametrize(
+    ("order", "expected"),
+    [
+        ("hwc", "YXC"),
+        ("TZCYX", "TZCYX"),
+        ("cHw", "CYX"),
+        ("x", "X"),
+        ("WHZ", "XYZ"),
+    ],
+)
 def test_normalize_axes_resolves_aliases_and_case(order: str, expected: str) -> None:
     assert normalize_axes(order) == expected
 
 
-@pytest.mark.parametrize(("order", "match"), [
-    ("", "non-empty string"),
-    ("YXQ", "unknown axes 'Q'"),
-    ("ABYX", "unknown axes 'AB'"),
-    ("YXY", "repeats an axis"),
-    ("HY", "repeats an axis"),  # H is Y
-    ("wx", "repeats an axis"),
-])
+@pytest.mark.parametrize(
+    ("order", "match"),
+    [
+        ("", "non-empty string"),
+        ("YXQ", "unknown axes 'Q'"),
+        ("ABYX", "unknown axes 'AB'"),
+        ("YXY", "repeats an axis"),
+        ("HY", "repeats an axis"),  # H is Y
+        ("wx", "repeats an axis"),
+    ],
+)
 def test_bad_axis_strings(order: str, match: str) -> None:
     with pytest.raises(LayoutError, match=match):
         normalize_axes(order)
@@ -80,13 +90,16 @@ def test_to_canonical_is_a_view_that_inverts(data: st.DataObject, order: str) ->
     assert can[full] == arr[coord]
 
 
-@pytest.mark.parametrize(("shape", "dim_order", "match"), [
-    ((4, 5), "ZYX", "names 3 axes but the array has 2"),
-    ((4, 5, 6), "TZC", "must contain Y and X"),
-    ((4, 5), "YY", "repeats an axis"),
-    ((2, 3, 4, 5, 6, 7), None, "cannot infer the axes of a 6-D array"),
-    ((7,), None, "cannot infer the axes of a 1-D array"),
-])
+@pytest.mark.parametrize(
+    ("shape", "dim_order", "match"),
+    [
+        ((4, 5), "ZYX", "names 3 axes but the array has 2"),
+        ((4, 5, 6), "TZC", "must contain Y and X"),
+        ((4, 5), "YY", "repeats an axis"),
+        ((2, 3, 4, 5, 6, 7), None, "cannot infer the axes of a 6-D array"),
+        ((7,), None, "cannot infer the axes of a 1-D array"),
+    ],
+)
 def test_to_canonical_errors(shape: tuple[int, ...], dim_order: str | None, match: str) -> None:
     with pytest.raises(LayoutError, match=match):
         to_canonical(np.zeros(shape), dim_order)

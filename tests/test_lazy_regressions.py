@@ -109,8 +109,10 @@ def test_repeated_indices_inside_a_multi_plane_chunk(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, a[0][[1, 1]][:, [0, 0, 2]].transpose(1, 0, 2, 3))
 
 
-@pytest.mark.parametrize("kwargs", [{"roi": (0.5, 0, 2, 2)}, {"roi3d": (0, 0, 0, 2, 2, 1.0)},
-                                    {"roi_nd": (0, 0, 2.7, 2)}, {"tile": (True, 0)}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"roi": (0.5, 0, 2, 2)}, {"roi3d": (0, 0, 0, 2, 2, 1.0)}, {"roi_nd": (0, 0, 2.7, 2)}, {"tile": (True, 0)}],
+)
 def test_non_integer_regions_are_refused(kwargs: dict[str, object]) -> None:
     from ome_arrow_core import SelectionError
 

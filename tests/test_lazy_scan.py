@@ -97,7 +97,9 @@ def test_eager_open_reads_everything_once(stack: tuple[np.ndarray, Path]) -> Non
     assert img.source is before and isinstance(img.tensor_view(), TensorView)
 
 
-def grid_counts(sel: list[list[int]], chunk5: tuple[int, ...], shape5: tuple[int, ...], rows_per_group: int) -> tuple[int, int]:
+def grid_counts(
+    sel: list[list[int]], chunk5: tuple[int, ...], shape5: tuple[int, ...], rows_per_group: int
+) -> tuple[int, int]:
     """Chunks (and row groups) holding selected pixels, by arithmetic over the regular TCZYX grid."""
     per_axis = [sorted({i // c for i in idx}) for idx, c in zip(sel, chunk5)]
     n_chunks = [-(-n // c) for n, c in zip(shape5, chunk5)]
@@ -115,8 +117,9 @@ def grid_counts(sel: list[list[int]], chunk5: tuple[int, ...], shape5: tuple[int
     | st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 12), st.integers(1, 12)),
     rows_per_group=st.integers(1, 4),
 )
-def test_crops_read_only_intersecting_chunks(data: st.DataObject, shape: tuple[int, ...], chunk: tuple[int, ...],
-                                             rows_per_group: int) -> None:
+def test_crops_read_only_intersecting_chunks(
+    data: st.DataObject, shape: tuple[int, ...], chunk: tuple[int, ...], rows_per_group: int
+) -> None:
     T, C, Z, Y, X = shape
     a = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
     t = data.draw(st.lists(st.integers(0, T - 1), min_size=1, max_size=2, unique=True), label="t")
@@ -224,7 +227,9 @@ def test_read_errors_surface_through_prefetching_iterators(tmp_path: Path) -> No
     table = pq.read_table(out / "chunks.parquet")
     blobs = table.column("pixel_bytes").to_pylist()
     blobs[9] = blobs[9][:7]  # chunk 9 is damaged
-    table = table.set_column(table.schema.get_field_index("pixel_bytes"), "pixel_bytes", pa.array(blobs, pa.large_binary()))
+    table = table.set_column(
+        table.schema.get_field_index("pixel_bytes"), "pixel_bytes", pa.array(blobs, pa.large_binary())
+    )
     pq.write_table(table, out / "chunks.parquet", row_group_size=1)
     view = OMEArrow.scan(out).tensor_view(layout="YX")
     got = []

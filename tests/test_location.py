@@ -15,10 +15,18 @@ from ome_arrow_core.location import Location, is_uri, resolve
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("s3://b/k", True), ("https://h/x", True), ("file:///tmp/x", True), ("/tmp/x", False),
-    ("rel/x.parquet", False), ("C:\\data\\x", False), ("weird name://x", False),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("s3://b/k", True),
+        ("https://h/x", True),
+        ("file:///tmp/x", True),
+        ("/tmp/x", False),
+        ("rel/x.parquet", False),
+        ("C:\\data\\x", False),
+        ("weird name://x", False),
+    ],
+)
 def test_is_uri(text: str, expected: bool) -> None:
     assert is_uri(text) is expected
 
@@ -50,7 +58,9 @@ def test_bad_filesystem_argument() -> None:
         resolve("x", filesystem=object())
 
 
-def test_s3_uri_reads_through_the_standard_endpoint_variable(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_uri_reads_through_the_standard_endpoint_variable(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bucket = s3_server.bucket("loc")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     loc = resolve(f"s3://{bucket}/dir/obj.bin?unused=1")
@@ -81,7 +91,9 @@ def test_http_reads_only_the_range_asked(http_server: HTTPServer) -> None:
     http_server.log.clear()
     with loc.fs.open_input_file(loc.path) as fh:
         assert fh.read_at(1000, 100) == data[100:1100]
-    assert [e[2:] for e in http_server.log.gets("big.bin")] == [(100, 1000)]  # one exact ranged GET, no whole-body probe
+    assert [e[2:] for e in http_server.log.gets("big.bin")] == [
+        (100, 1000)
+    ]  # one exact ranged GET, no whole-body probe
 
 
 def test_fsspec_filesystem_is_wrapped(tmp_path: Path) -> None:

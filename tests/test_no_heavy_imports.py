@@ -13,8 +13,28 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "jax", "jaxlib", "cupy", "tifffile", "vortex", "zarr", "numcodecs", "dask", "ray", "tensorflow", "ome_arrow",
-         "bioio", "xarray", "tqdm", "matplotlib", "pyvista", "napari", "npe2", "PIL")
+HEAVY = (
+    "torch",
+    "jax",
+    "jaxlib",
+    "cupy",
+    "tifffile",
+    "vortex",
+    "zarr",
+    "numcodecs",
+    "dask",
+    "ray",
+    "tensorflow",
+    "ome_arrow",
+    "bioio",
+    "xarray",
+    "tqdm",
+    "matplotlib",
+    "pyvista",
+    "napari",
+    "npe2",
+    "PIL",
+)
 
 REPORT = textwrap.dedent("""
     import importlib.metadata as md, json, sys
@@ -107,8 +127,10 @@ def test_first_read_does_not_import_importlib_metadata(tmp_path: Path) -> None:
 
     path = f"{tmp_path}/p.ome.parquet"
     OMEArrow(np.arange(2 * 16 * 16, dtype=np.uint16).reshape(2, 16, 16), "CYX").export("parquet", path)
-    code = ("import sys\nfrom ome_arrow_core import OMEArrow\n"
-            f"p = OMEArrow.scan({path!r}).tensor_view(c=1, layout='YX').to_numpy()\n"
-            "assert int(p[0, 0]) == 256, p[0, 0]\nprint('importlib.metadata' in sys.modules)")
+    code = (
+        "import sys\nfrom ome_arrow_core import OMEArrow\n"
+        f"p = OMEArrow.scan({path!r}).tensor_view(c=1, layout='YX').to_numpy()\n"
+        "assert int(p[0, 0]) == 256, p[0, 0]\nprint('importlib.metadata' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert proc.stdout.strip() == "False"

@@ -16,11 +16,19 @@ ome_types = pytest.importorskip("ome_types")
 
 
 def image() -> OMEArrow:
-    chans = [Channel(id="ch-0", name="DAPI", color_rgba=0x0000FFFF, emission_um=0.461, illumination="Epifluorescence"),
-             Channel(id="ch-1", name="bright")]
-    meta = ImageMeta(sizes={"T": 2, "Z": 3, "C": 2, "Y": 8, "X": 6}, dtype=np.uint16, name="cells",
-                     physical_size={"X": 0.25, "Y": 0.25}, physical_unit={"X": "nm", "Y": "nm"}, channels=chans,
-                     acquisition_datetime="2024-05-01T10:20:30")
+    chans = [
+        Channel(id="ch-0", name="DAPI", color_rgba=0x0000FFFF, emission_um=0.461, illumination="Epifluorescence"),
+        Channel(id="ch-1", name="bright"),
+    ]
+    meta = ImageMeta(
+        sizes={"T": 2, "Z": 3, "C": 2, "Y": 8, "X": 6},
+        dtype=np.uint16,
+        name="cells",
+        physical_size={"X": 0.25, "Y": 0.25},
+        physical_unit={"X": "nm", "Y": "nm"},
+        channels=chans,
+        acquisition_datetime="2024-05-01T10:20:30",
+    )
     return OMEArrow(pixels_to_record(meta, np.zeros((2, 3, 2, 8, 6), np.uint16)))
 
 
@@ -50,8 +58,12 @@ def test_an_ome_tiff_gives_its_stored_ome_xml(tmp_path: Path) -> None:
     tifffile = pytest.importorskip("tifffile")
     pytest.importorskip("ome_arrow_tiff")
     path = tmp_path / "s.ome.tif"
-    tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint8), ome=True,
-                     metadata={"axes": "CYX", "Name": "stored", "Channel": {"Name": ["a", "b"]}})
+    tifffile.imwrite(
+        path,
+        np.zeros((2, 8, 8), np.uint8),
+        ome=True,
+        metadata={"axes": "CYX", "Name": "stored", "Channel": {"Name": ["a", "b"]}},
+    )
     img = OMEArrow.scan(path)
     model = img.ome_metadata
     assert model.creator.startswith("tifffile") and model.images[0].name == "stored"
@@ -61,9 +73,11 @@ def test_an_ome_tiff_gives_its_stored_ome_xml(tmp_path: Path) -> None:
 
 
 def test_without_ome_types_the_error_says_what_to_install() -> None:
-    code = ("import sys; sys.modules['ome_types'] = None\n"
-            "import numpy as np\nfrom ome_arrow_core import OMEArrow, BackendUnavailableError\n"
-            "try:\n    OMEArrow(np.zeros((2, 2), np.uint8)).ome_metadata\n"
-            "except BackendUnavailableError as exc:\n    print(exc)\n")
+    code = (
+        "import sys; sys.modules['ome_types'] = None\n"
+        "import numpy as np\nfrom ome_arrow_core import OMEArrow, BackendUnavailableError\n"
+        "try:\n    OMEArrow(np.zeros((2, 2), np.uint8)).ome_metadata\n"
+        "except BackendUnavailableError as exc:\n    print(exc)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install" in out and "ome-types" in out

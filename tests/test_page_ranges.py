@@ -89,24 +89,35 @@ def test_every_codec_records_ranges_that_locate_each_chunk(codec: str, tmp_path:
     img = export(a, out, compression=codec, chunk_shape=(1, 20, 24))
     manifest = json.loads((out / "_ome_arrow_dataset.json").read_text())
     entry = manifest["ome_arrow_core"][MANIFEST_KEY]["chunks.parquet"]
-    assert entry == {"codec": CODECS[pq.read_metadata(out / "chunks.parquet").row_group(0).column(13).compression]
-                     or "none", "bytes": (out / "chunks.parquet").stat().st_size}
+    assert entry == {
+        "codec": CODECS[pq.read_metadata(out / "chunks.parquet").row_group(0).column(13).compression] or "none",
+        "bytes": (out / "chunks.parquet").stat().st_size,
+    }
     index = index_of(out)
     raw = (out / "chunks.parquet").read_bytes()
     stored = values_by_chunk(out)
     for chunk, start, size, full in zip(*(index.column(c).to_pylist() for c in ["chunk_id", *RANGE_COLUMNS[:3]])):
         page = raw[start : start + size]
-        body = page if codec == "none" else pa.Codec(entry["codec"]).decompress(page, decompressed_size=full).to_pybytes()
+        body = (
+            page if codec == "none" else pa.Codec(entry["codec"]).decompress(page, decompressed_size=full).to_pybytes()
+        )
         assert body.endswith(stored[chunk]) and len(body) == full  # levels, length, then the value
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), img.to_numpy())
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(codec=st.sampled_from(CODEC_NAMES), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16),
-       ny=st.integers(1, 50), nx=st.integers(1, 50), cy=st.integers(1, 32), cx=st.integers(1, 32))
-def test_ranged_reads_are_bit_exact_and_equal_the_parquet_path(tmp_path_factory: pytest.TempPathFactory, codec: str,
-                                                               dtype: str, seed: int, ny: int, nx: int, cy: int,
-                                                               cx: int) -> None:
+@given(
+    codec=st.sampled_from(CODEC_NAMES),
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**16),
+    ny=st.integers(1, 50),
+    nx=st.integers(1, 50),
+    cy=st.integers(1, 32),
+    cx=st.integers(1, 32),
+)
+def test_ranged_reads_are_bit_exact_and_equal_the_parquet_path(
+    tmp_path_factory: pytest.TempPathFactory, codec: str, dtype: str, seed: int, ny: int, nx: int, cy: int, cx: int
+) -> None:
     root = tmp_path_factory.mktemp("r")
     a = pixels(dtype, (2, 2, ny, nx), seed)
     img = export(a, root / "ranged", compression=codec, chunk_shape=(1, cy, cx))
@@ -136,8 +147,10 @@ def test_a_crop_never_parses_the_chunks_footer(tmp_path: Path) -> None:
     a = pixels("uint16")
     img = export(a, out, chunk_shape=(1, 20, 24))
     wreck_footer(out / "chunks.parquet")
-    np.testing.assert_array_equal(OMEArrow.scan(out).tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy(),
-                                  img.tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy())
+    np.testing.assert_array_equal(
+        OMEArrow.scan(out).tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy(),
+        img.tensor_view(z=1, c=2, roi=(0, 0, 24, 24)).to_numpy(),
+    )
     whole = OMEArrow.scan(out)
     for z in range(2):  # 24 chunks, fewer than AUDIT_BY_FOOTER: a first read decodes their rows
         np.testing.assert_array_equal(whole.tensor_view(z=z).to_numpy(), img.tensor_view(z=z).to_numpy())
@@ -153,8 +166,19 @@ def ranged_dataset(tmp_path: Path, codec: str = "lz4") -> tuple[Path, OMEArrow]:
 
 
 @pytest.mark.parametrize("codec", ["none", "lz4", "zstd"])
-@pytest.mark.parametrize("lie", ["past_eof", "into_other_chunk", "compressed_plus_one", "compressed_minus_one",
-                                 "uncompressed_plus_one", "uncompressed_minus_one", "before_start", "zero_size"])
+@pytest.mark.parametrize(
+    "lie",
+    [
+        "past_eof",
+        "into_other_chunk",
+        "compressed_plus_one",
+        "compressed_minus_one",
+        "uncompressed_plus_one",
+        "uncompressed_minus_one",
+        "before_start",
+        "zero_size",
+    ],
+)
 def test_lying_page_ranges_are_refused(codec: str, lie: str, tmp_path: Path) -> None:
     out, _ = ranged_dataset(tmp_path, codec)
     index = index_of(out)
@@ -163,10 +187,14 @@ def test_lying_page_ranges_are_refused(codec: str, lie: str, tmp_path: Path) -> 
     change = {
         "past_eof": {"page_offset": size - 8},
         "into_other_chunk": {"page_offset": off[1] + 3},
-        "compressed_plus_one": {"page_compressed_size": csize[0] + 1, **({"page_uncompressed_size": usize[0] + 1}
-                                                                         if codec == "none" else {})},
-        "compressed_minus_one": {"page_compressed_size": csize[0] - 1, **({"page_uncompressed_size": usize[0] - 1}
-                                                                          if codec == "none" else {})},
+        "compressed_plus_one": {
+            "page_compressed_size": csize[0] + 1,
+            **({"page_uncompressed_size": usize[0] + 1} if codec == "none" else {}),
+        },
+        "compressed_minus_one": {
+            "page_compressed_size": csize[0] - 1,
+            **({"page_uncompressed_size": usize[0] - 1} if codec == "none" else {}),
+        },
         "uncompressed_plus_one": {"page_uncompressed_size": usize[0] + 1},
         "uncompressed_minus_one": {"page_uncompressed_size": usize[0] - 1},
         "before_start": {"page_offset": 0},
@@ -189,6 +217,7 @@ def test_a_range_of_another_chunk_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DamagedFileError, match="stored in order"):
         OMEArrow.scan(out).to_numpy()
 
+
 def test_a_row_group_holding_another_chunk_is_refused(tmp_path: Path) -> None:
     """The first read of a chunk decodes its row's id and image from the bytes before its page, as the footer path."""
     for column, match in (("chunk_id", "holds chunk"), ("image_id", "someone-else")):
@@ -196,8 +225,9 @@ def test_a_row_group_holding_another_chunk_is_refused(tmp_path: Path) -> None:
         table = index_of(out)
         values = table.column(column).to_pylist()
         values[0] = 99 if column == "chunk_id" else "someone-else"
-        table = table.set_column(table.schema.get_field_index(column), column,
-                                 pa.array(values, table.schema.field(column).type))
+        table = table.set_column(
+            table.schema.get_field_index(column), column, pa.array(values, table.schema.field(column).type)
+        )
         pq.write_table(table, out / "index.parquet")
         without_table_digests(out)  # a lie the table checksums would refuse first
         with pytest.raises(DamagedFileError, match=match):
@@ -288,8 +318,15 @@ def test_page_headers_of_every_kind_pyarrow_writes(tmp_path: Path) -> None:
     values = pa.array([b"ab" * 50, b"ab" * 50, b"cd" * 300], pa.large_binary())
     for version in ("1.0", "2.0"):
         for stats in (False, True):
-            pq.write_table(pa.table({"v": values}), file, data_page_version=version, write_statistics=stats,
-                           use_dictionary=True, compression="zstd", write_page_checksum=True)
+            pq.write_table(
+                pa.table({"v": values}),
+                file,
+                data_page_version=version,
+                write_statistics=stats,
+                use_dictionary=True,
+                compression="zstd",
+                write_page_checksum=True,
+            )
             col = pq.read_metadata(file).row_group(0).column(0)
             raw = file.read_bytes()
             dictionary = page_header(raw[col.dictionary_page_offset :])
@@ -299,7 +336,8 @@ def test_page_headers_of_every_kind_pyarrow_writes(tmp_path: Path) -> None:
             assert data.crc is not None
             end = col.data_page_offset + data.size + data.compressed_size
             assert dictionary.size + dictionary.compressed_size + data.size + data.compressed_size == (
-                col.total_compressed_size) and end <= len(raw)
+                col.total_compressed_size
+            ) and end <= len(raw)
             if version == "2.0":
                 assert data.definition_levels_bytes >= 0 and data.repetition_levels_bytes == 0
             assert page_ranges(file, "v") is None  # three values, a dictionary: not one page per chunk
@@ -313,7 +351,9 @@ def test_verify_checks_the_recorded_page_ranges(tmp_path: Path) -> None:
     set_index(out, 2, page_offset=index_of(out).column("page_offset")[2].as_py() + 1)
     report = verify(out)
     assert not report.ok
-    assert [(Path(d.file).name, d.chunk_id) for d in report.damage if "page range" in d.problem] == [("chunks.parquet", 2)]
+    assert [(Path(d.file).name, d.chunk_id) for d in report.damage if "page range" in d.problem] == [
+        ("chunks.parquet", 2)
+    ]
 
 
 def test_a_large_first_read_is_audited_through_the_footer(tmp_path: Path) -> None:

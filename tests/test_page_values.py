@@ -73,15 +73,22 @@ def index_slice(draw: st.DrawFn, n: int) -> slice | list[int] | int:
 def crops(draw: st.DrawFn) -> dict[str, Any]:
     z, c, ny, nx = ZCYX
     y0, x0 = draw(st.integers(0, ny - 1)), draw(st.integers(0, nx - 1))
-    return {"z": index_slice(draw, z), "c": index_slice(draw, c),
-            "roi": (x0, y0, draw(st.integers(1, nx - x0)), draw(st.integers(1, ny - y0)))}
+    return {
+        "z": index_slice(draw, z),
+        "c": index_slice(draw, c),
+        "roi": (x0, y0, draw(st.integers(1, nx - x0)), draw(st.integers(1, ny - y0))),
+    }
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(chunk=st.tuples(st.integers(1, 3), st.integers(7, 70), st.integers(9, 90)),
-       codec=st.sampled_from(["none", "lz4", "zstd"]), picks=st.lists(crops(), min_size=1, max_size=4))
-def test_page_reads_equal_numpys_slice(tmp_path_factory: pytest.TempPathFactory, chunk: tuple[int, int, int],
-                                       codec: str, picks: list[dict[str, Any]]) -> None:
+@given(
+    chunk=st.tuples(st.integers(1, 3), st.integers(7, 70), st.integers(9, 90)),
+    codec=st.sampled_from(["none", "lz4", "zstd"]),
+    picks=st.lists(crops(), min_size=1, max_size=4),
+)
+def test_page_reads_equal_numpys_slice(
+    tmp_path_factory: pytest.TempPathFactory, chunk: tuple[int, int, int], codec: str, picks: list[dict[str, Any]]
+) -> None:
     a = image()
     out = written(tmp_path_factory.mktemp("p"), a, chunk_shape=chunk, compression=codec)
     img = OMEArrow.scan(out)
@@ -100,8 +107,9 @@ def test_page_values_are_the_parquet_values_across_gaps_and_iovec_limits(tmp_pat
     """Runs of neighbouring pages share a read, pages farther than GAP_BYTES apart get their own, and a run never
     scatters into more than MAX_IOVECS buffers; every value is what pyarrow reads."""
     big = written(tmp_path / "big", image((2, 1, 400, 400)), chunk_shape=(1, 200, 200), compression=None)
-    many = written(tmp_path / "many", image((1, 1, 4 * (MAX_IOVECS // 4 + 30), 64)), chunk_shape=(1, 4, 32),
-                   compression=None)
+    many = written(
+        tmp_path / "many", image((1, 1, 4 * (MAX_IOVECS // 4 + 30), 64)), chunk_shape=(1, 4, 32), compression=None
+    )
     for out, groups in ((big, [0, 2, 3, 5, 7]), (many, list(range(MAX_IOVECS // 2 + 50)))):
         frag = DatasetSource(out)._opened.fragment(0)
         assert isinstance(frag, PageFragment)

@@ -55,7 +55,11 @@ def test_stated_sizes_and_older_files_saying_one_keep_their_values(tmp_path: Pat
     img = OMEArrow(part)
     assert img.meta.physical_size == {"X": 0.25, "Y": 0.5, "Z": None}
     img.export("parquet", tmp_path / "again.ome.parquet")
-    assert OMEArrowDataset.scan(tmp_path / "again.ome.parquet")[0].meta.physical_size == {"X": 0.25, "Y": 0.5, "Z": None}
+    assert OMEArrowDataset.scan(tmp_path / "again.ome.parquet")[0].meta.physical_size == {
+        "X": 0.25,
+        "Y": 0.5,
+        "Z": None,
+    }
 
 
 def test_absent_size_fields_read_as_unknown(tmp_path: Path) -> None:
@@ -114,15 +118,21 @@ def test_channel_codec_round_trips(ch: Channel) -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(st.lists(channels, min_size=2, max_size=2))
-def test_channels_round_trip_through_records_and_datasets(tmp_path_factory: pytest.TempPathFactory,
-                                                          chans: list[Channel]) -> None:
+def test_channels_round_trip_through_records_and_datasets(
+    tmp_path_factory: pytest.TempPathFactory, chans: list[Channel]
+) -> None:
     tmp = tmp_path_factory.mktemp("chans")
     meta = ImageMeta(sizes={"T": 1, "Z": 3, "C": 2, "Y": 8, "X": 8}, dtype=np.uint16, channels=chans)
     img = OMEArrow(pixels_to_record(meta, PIXELS))
     img.export("parquet", tmp / "r.parquet", layout="record")
     img.export("parquet", tmp / "d.ome.parquet")
-    for got in (OMEArrow(tmp / "r.parquet").meta.channels, OMEArrowDataset.scan(tmp / "d.ome.parquet")[0].meta.channels):
-        assert [c.id for c in got] == [c.id for c in chans] and [c.color_rgba for c in got] == [c.color_rgba for c in chans]
+    for got in (
+        OMEArrow(tmp / "r.parquet").meta.channels,
+        OMEArrowDataset.scan(tmp / "d.ome.parquet")[0].meta.channels,
+    ):
+        assert [c.id for c in got] == [c.id for c in chans] and [c.color_rgba for c in got] == [
+            c.color_rgba for c in chans
+        ]
         for a, b in zip(got, chans, strict=True):  # record wavelengths are float32
             assert (a.emission_um is None) == (b.emission_um is None)
             assert a.emission_um is None or a.emission_um == pytest.approx(b.emission_um, rel=1e-6)
@@ -130,8 +140,12 @@ def test_channels_round_trip_through_records_and_datasets(tmp_path_factory: pyte
 
 def test_channel_codec_defaults_and_refusals() -> None:
     assert channel_from_dict({}, 3) == Channel(id="ch-3")
-    for stored, field in [({"emission_um": "488"}, "emission_um"), ({"color_rgba": 1.5}, "color_rgba"),
-                          ({"color_rgba": -1}, "color_rgba"), ({"excitation_um": True}, "excitation_um")]:
+    for stored, field in [
+        ({"emission_um": "488"}, "emission_um"),
+        ({"color_rgba": 1.5}, "color_rgba"),
+        ({"color_rgba": -1}, "color_rgba"),
+        ({"excitation_um": True}, "excitation_um"),
+    ]:
         with pytest.raises(SchemaError, match=rf"where\[1\]\.{field}"):
             channel_from_dict(stored, 1, "where")
     with pytest.raises(SchemaError, match=r"where\[0\] is str"):

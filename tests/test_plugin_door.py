@@ -52,7 +52,9 @@ def test_backend_imports_only_the_doors(path: Path) -> None:
             bad.append(f"{path.name}:{line}: imports module {module}")
         elif name is not None and name not in DOORS[module]:
             bad.append(f"{path.name}:{line}: {name} is not in {module}.__all__")
-    assert not bad, "backends must import only public names of ome_arrow_core or ome_arrow_core.plugin_api:\n" + "\n".join(bad)
+    assert not bad, (
+        "backends must import only public names of ome_arrow_core or ome_arrow_core.plugin_api:\n" + "\n".join(bad)
+    )
 
 
 def test_every_door_name_resolves() -> None:

@@ -38,8 +38,9 @@ class Tagged(np.ndarray):
     """An ndarray subclass that test plugins claim."""
 
 
-def ingest_plugin(name: str, priority: int, calls: list[str], requires: tuple[str, ...] = (),
-                  extra: str | None = None) -> object:
+def ingest_plugin(
+    name: str, priority: int, calls: list[str], requires: tuple[str, ...] = (), extra: str | None = None
+) -> object:
     """A plugin object whose ingester claims Tagged arrays and records each use."""
 
     def to_numpy(obj: object) -> np.ndarray:
@@ -49,8 +50,16 @@ def ingest_plugin(name: str, priority: int, calls: list[str], requires: tuple[st
     class Plugin:
         @hookimpl
         def ome_arrow_ingesters(self) -> Sequence[Ingester]:
-            return [Ingester(name=name, priority=priority, requires=requires, extra=extra,
-                             matches=lambda o: isinstance(o, Tagged), to_numpy=to_numpy)]
+            return [
+                Ingester(
+                    name=name,
+                    priority=priority,
+                    requires=requires,
+                    extra=extra,
+                    matches=lambda o: isinstance(o, Tagged),
+                    to_numpy=to_numpy,
+                )
+            ]
 
     return Plugin()
 
@@ -119,26 +128,45 @@ def test_unavailable_backend_says_what_to_install(tmp_path: Path) -> None:
     class Missing:
         @hookimpl
         def ome_arrow_exporters(self) -> Sequence[Exporter]:
-            return [Exporter(name="ghostgpu", devices=("cuda",), modes=("ghost",), requires=("no_such_module_oac",),
-                             extra="ghost", export=lambda v, **_: DLPackTensor(v.to_numpy()))]
+            return [
+                Exporter(
+                    name="ghostgpu",
+                    devices=("cuda",),
+                    modes=("ghost",),
+                    requires=("no_such_module_oac",),
+                    extra="ghost",
+                    export=lambda v, **_: DLPackTensor(v.to_numpy()),
+                )
+            ]
 
         @hookimpl
         def ome_arrow_writers(self) -> Sequence[Writer]:
-            return [Writer(name="ghostw", formats=("ghostfmt",), requires=("no_such_module_oac", "another_missing_oac"),
-                           write=lambda *a, **k: None)]
+            return [
+                Writer(
+                    name="ghostw",
+                    formats=("ghostfmt",),
+                    requires=("no_such_module_oac", "another_missing_oac"),
+                    write=lambda *a, **k: None,
+                )
+            ]
 
     reg = Registry(autoload=False)
     reg.register(Missing(), name="ghost")
     img = OMEArrow(np.ones((2, 2), np.uint8), registry=reg)
     view = img.tensor_view(layout="YX")
-    with pytest.raises(BackendUnavailableError, match=r'device \'cuda\' needs a backend that is not installed; install one with: pip install "ome-arrow-core\[ghost\]"'):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r'device \'cuda\' needs a backend that is not installed; install one with: pip install "ome-arrow-core\[ghost\]"',
+    ):
         view.to_dlpack(device="cuda")
     with pytest.raises(ImportError):  # BackendUnavailableError is an ImportError too
         view.to_dlpack(device="cuda:0", mode="ghost")
     with pytest.raises(BackendUnavailableError, match="pip install no_such_module_oac another_missing_oac"):
         img.export("ghostfmt", tmp_path / "never-written.x")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(BackendUnavailableError, match=r"'ghostgpu' backend needs no_such_module_oac, which is not installed"):
+    with pytest.raises(
+        BackendUnavailableError, match=r"'ghostgpu' backend needs no_such_module_oac, which is not installed"
+    ):
         next(h for h in reg.exporters() if h.name == "ghostgpu").ensure_available()
 
 
@@ -149,13 +177,21 @@ def test_requirements_are_found_without_importing_them(tmp_path: Path, monkeypat
     class Probe:
         @hookimpl
         def ome_arrow_exporters(self) -> Sequence[Exporter]:
-            return [Exporter(name="probe", modes=("probe",), requires=("oac_import_probe",),
-                             export=lambda v, **_: DLPackTensor(v.to_numpy()))]
+            return [
+                Exporter(
+                    name="probe",
+                    modes=("probe",),
+                    requires=("oac_import_probe",),
+                    export=lambda v, **_: DLPackTensor(v.to_numpy()),
+                )
+            ]
 
     reg = Registry(autoload=False)
     reg.register(Probe(), name="probe")
     assert next(r for r in reg.plugins() if r.name == "probe").available
-    out = np.from_dlpack(OMEArrow(np.eye(3, dtype=np.float32), registry=reg).tensor_view(layout="YX").to_dlpack(mode="probe"))
+    out = np.from_dlpack(
+        OMEArrow(np.eye(3, dtype=np.float32), registry=reg).tensor_view(layout="YX").to_dlpack(mode="probe")
+    )
     np.testing.assert_array_equal(out, np.eye(3))
     assert "oac_import_probe" not in sys.modules
 
@@ -196,7 +232,9 @@ def test_resolution_by_suffix_format_sniff_and_device(tmp_path: Path) -> None:
     assert reg.resolve_exporter("cpu", np.dtype("uint8")).name in ("arrow", "numpy")
     with pytest.raises(DeviceError, match="Unsupported device 'tpu'"):
         reg.resolve_exporter("tpu", np.dtype("uint8"))
-    with pytest.raises(PluginError, match="no exporter for device='cpu', dtype=uint8, mode='nope'; modes for cpu: arrow, numpy"):
+    with pytest.raises(
+        PluginError, match="no exporter for device='cpu', dtype=uint8, mode='nope'; modes for cpu: arrow, numpy"
+    ):
         reg.resolve_exporter("cpu", np.dtype("uint8"), "nope")
 
 
@@ -204,8 +242,15 @@ def test_exporters_may_be_limited_to_dtypes() -> None:
     class FloatOnly:
         @hookimpl
         def ome_arrow_exporters(self) -> Sequence[Exporter]:
-            return [Exporter(name="f32", modes=("special",), dtypes=("float32",), priority=5,
-                             export=lambda v, **_: DLPackTensor(v.to_numpy()))]
+            return [
+                Exporter(
+                    name="f32",
+                    modes=("special",),
+                    dtypes=("float32",),
+                    priority=5,
+                    export=lambda v, **_: DLPackTensor(v.to_numpy()),
+                )
+            ]
 
     reg = Registry(autoload=False)
     reg.register(FloatOnly(), name="f32")
@@ -214,11 +259,14 @@ def test_exporters_may_be_limited_to_dtypes() -> None:
         reg.resolve_exporter("cpu", np.dtype("uint16"), "special")
 
 
-@pytest.mark.parametrize(("device", "match"), [
-    ("tpu", "Unsupported device 'tpu'; expected 'cpu', 'cuda' or 'cuda:N'"),
-    ("cuda:x", "device index in 'cuda:x' must be a non-negative integer"),
-    ("cuda:-1", "must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        ("tpu", "Unsupported device 'tpu'; expected 'cpu', 'cuda' or 'cuda:N'"),
+        ("cuda:x", "device index in 'cuda:x' must be a non-negative integer"),
+        ("cuda:-1", "must be a non-negative integer"),
+    ],
+)
 def test_bad_device_strings(device: str, match: str) -> None:
     view = OMEArrow(np.zeros((2, 2), np.uint8)).tensor_view()
     with pytest.raises(DeviceError, match=match):
@@ -227,8 +275,10 @@ def test_bad_device_strings(device: str, match: str) -> None:
 
 def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
     # blocked plugins are listed as blocked (not dropped); integrations (dask, ray) are not plugins
-    code = ("import json, ome_arrow_core as o; rows = o.plugins(); "
-            "print(json.dumps(sorted({r.plugin for r in rows if not r.blocked and r.kind != 'integration'})))")
+    code = (
+        "import json, ome_arrow_core as o; rows = o.plugins(); "
+        "print(json.dumps(sorted({r.plugin for r in rows if not r.blocked and r.kind != 'integration'})))"
+    )
     env = {**os.environ, BLOCK_ENV: "parquet, cpu ,"}  # spaces and empty names are fine
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     plugins = json.loads(out)
@@ -238,8 +288,9 @@ def test_env_var_blocks_plugins_in_a_fresh_process() -> None:
     env = {**os.environ, BLOCK_ENV: ",".join(sorted(others - {"numpy"}))}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == ["numpy"]
-    listing = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "plugins"], env=env, capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "ome_arrow_core.cli", "plugins"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert any(line.startswith("tiff ") and line.endswith(f"blocked by {BLOCK_ENV}") for line in listing.splitlines())
     code = textwrap.dedent("""
         import numpy as np, ome_arrow_core as o
@@ -296,7 +347,12 @@ def fake_plugins(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_entry_points_are_loaded_and_broken_ones_reported(fake_plugins: list[str]) -> None:
-    assert {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} == {"fakegood", "fakeobj", "fakemissing", "fakeattr"}
+    assert {ep.name for ep in md.entry_points(group=ENTRY_POINT_GROUP)} == {
+        "fakegood",
+        "fakeobj",
+        "fakemissing",
+        "fakeattr",
+    }
     reg = Registry()
     OMEArrow(tagged(), registry=reg)
     assert fake_plugins == ["fake-good"]
@@ -333,8 +389,13 @@ def test_entry_point_module_that_raises_on_import(tmp_path: Path, monkeypatch: p
 def test_public_plugin_listing() -> None:
     rows = ome_arrow_core.plugins()
     kinds = {(r.plugin, r.kind, r.name) for r in rows}
-    assert {("numpy", "ingest", "numpy"), ("parquet", "reader", "parquet"), ("parquet", "writer", "parquet"),
-            ("cpu", "exporter", "arrow"), ("cpu", "exporter", "numpy")} <= kinds
+    assert {
+        ("numpy", "ingest", "numpy"),
+        ("parquet", "reader", "parquet"),
+        ("parquet", "writer", "parquet"),
+        ("cpu", "exporter", "arrow"),
+        ("cpu", "exporter", "numpy"),
+    } <= kinds
     reader = next(r for r in rows if r.kind == "reader" and r.name == "parquet")
     assert ".parquet" in reader.handles and reader.available
     exporter = next(r for r in rows if r.kind == "exporter" and r.name == "arrow")

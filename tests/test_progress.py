@@ -67,8 +67,9 @@ def test_unknown_total(flavour: str) -> None:
     assert bar.count == 3 and ("3img" in shown.getvalue() or "3 img" in shown.getvalue())
 
 
-def test_write_dataset_shows_it_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                flavour: str) -> None:
+def test_write_dataset_shows_it_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flavour: str
+) -> None:
     images = [np.zeros((4, 4), np.uint8)] * 3
     write_dataset(images, tmp_path / "a", progress=None)  # stderr is not a terminal here
     assert capsys.readouterr().err == ""

@@ -49,14 +49,29 @@ def _commands() -> list[list[str]]:
 
 def test_readme_commands_run(root_copy: Path) -> None:
     commands = _commands()
-    assert [c[1] for c in commands] == ["convert", "info", "info", "thumbnail", "compact", "verify", "cleanup",
-                                        "plugins", "plugins", "--version"]
+    assert [c[1] for c in commands] == [
+        "convert",
+        "info",
+        "info",
+        "thumbnail",
+        "compact",
+        "verify",
+        "cleanup",
+        "plugins",
+        "plugins",
+        "--version",
+    ]
     for argv in commands:
-        proc = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", *argv[1:]], cwd=root_copy,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ome_arrow_core.cli", *argv[1:]], cwd=root_copy, capture_output=True, text=True
+        )
         assert proc.returncode == 0, (argv, proc.stderr)
         assert proc.stdout, argv
-    listing = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "info", "plate.ome.parquet"],
-                             cwd=root_copy, capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "ome_arrow_core.cli", "info", "plate.ome.parquet"],
+        cwd=root_copy,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "2 images" in listing and "z-series.ome.tiff" in listing and "time-series.ome.tif" in listing
     assert (root_copy / "plate.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -31,7 +31,7 @@ def _chunks(typed: bool) -> dict[str, Any]:
     chunks = []
     for z in range(2):
         for x in (0, 3):
-            block = A[0, 0, z, :, x:x + 3]
+            block = A[0, 0, z, :, x : x + 3]
             chunk: dict[str, Any] = {"t": 0, "c": 0, "z": z, "y": 0, "x": x, "shape_z": 1, "shape_y": 4, "shape_x": 3}
             if typed:
                 chunk.update(pixel_bytes=block.astype("<u2").tobytes(), dtype="uint16", compression=None)

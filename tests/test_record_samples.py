@@ -21,11 +21,25 @@ from ome_arrow_core.record import ome_arrow_struct
 
 def header(size_t: int, size_z: int, y: int, x: int, dtype: str = "uint8") -> dict[str, Any]:
     return {
-        "type": "ome.arrow", "version": "0.1.0", "id": "composite", "name": "cells", "image_type": "image",
+        "type": "ome.arrow",
+        "version": "0.1.0",
+        "id": "composite",
+        "name": "cells",
+        "image_type": "image",
         "acquisition_datetime": None,
-        "pixels_meta": {"dimension_order": "XYCZT", "type": dtype, "size_x": x, "size_y": y, "size_z": size_z,
-                        "size_c": 1, "size_t": size_t, "channels": [{"id": "ch-0", "name": "composite"}]},
-        "chunk_grid": None, "chunks": [], "masks": None,
+        "pixels_meta": {
+            "dimension_order": "XYCZT",
+            "type": dtype,
+            "size_x": x,
+            "size_y": y,
+            "size_z": size_z,
+            "size_c": 1,
+            "size_t": size_t,
+            "channels": [{"id": "ch-0", "name": "composite"}],
+        },
+        "chunk_grid": None,
+        "chunks": [],
+        "masks": None,
     }
 
 
@@ -39,8 +53,9 @@ def composite_table(path: Path, yxs: np.ndarray, *, chunked: bool = False, extra
         for z in range(Z):
             values = yxs[t, z].reshape(-1).tolist()
             if chunked:
-                items.append({"t": t, "c": 0, "z": z, "y": 0, "x": 0, "shape_z": 1, "shape_y": Y, "shape_x": X,
-                              "pixels": values})
+                items.append(
+                    {"t": t, "c": 0, "z": z, "y": 0, "x": 0, "shape_z": 1, "shape_y": Y, "shape_x": X, "pixels": values}
+                )
             else:
                 items.append({"z": z, "t": t, "c": 0, "pixels": values})
     items[-1]["pixels"] = items[-1]["pixels"] + [0] * extra
@@ -73,10 +88,17 @@ def test_interleaved_samples_decode_as_channels(tmp_path: Path, samples: int, ch
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.integers(1, 2), st.integers(1, 2), st.integers(1, 9), st.integers(1, 9), st.sampled_from([3, 4]),
-       st.sampled_from(["uint8", "uint16", "float32"]))
-def test_any_composite_round_trips_bit_exact(tmp_path_factory: pytest.TempPathFactory, t: int, z: int, y: int,
-                                             x: int, samples: int, dtype: str) -> None:
+@given(
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.sampled_from([3, 4]),
+    st.sampled_from(["uint8", "uint16", "float32"]),
+)
+def test_any_composite_round_trips_bit_exact(
+    tmp_path_factory: pytest.TempPathFactory, t: int, z: int, y: int, x: int, samples: int, dtype: str
+) -> None:
     rng = np.random.default_rng(y * 31 + x)
     yxs = rng.integers(0, 200, (t, z, y, x, samples)).astype(dtype)
     path = composite_table(tmp_path_factory.mktemp("c") / "c.parquet", yxs)

@@ -117,20 +117,37 @@ def legacy_record(a: np.ndarray, ome_type: str, name: str, rng: np.random.Genera
     T, C, Z, Y, X = a.shape
     planes = [
         {"c": c, "pixels": a[t, c, z].reshape(-1).astype(np.int64).tolist(), "t": t, "z": z}
-        for t in range(T) for c in range(C) for z in range(Z)
+        for t in range(T)
+        for c in range(C)
+        for z in range(Z)
     ]
     planes = [planes[i] for i in rng.permutation(len(planes))]  # planes are placed by t/c/z, not by position
     pixels_meta = {
         "channels": [{"id": f"Channel:0:{c}", "name": f"{name}-ch{c}"} for c in range(C)],
         "dimension_order": "XYZCT",
-        "physical_size_x": 0.325, "physical_size_x_unit": "µm",
-        "physical_size_y": 0.325, "physical_size_y_unit": "µm",
-        "physical_size_z": 2.0, "physical_size_z_unit": "µm",
-        "size_c": C, "size_t": T, "size_x": X, "size_y": Y, "size_z": Z,
+        "physical_size_x": 0.325,
+        "physical_size_x_unit": "µm",
+        "physical_size_y": 0.325,
+        "physical_size_y_unit": "µm",
+        "physical_size_z": 2.0,
+        "physical_size_z_unit": "µm",
+        "size_c": C,
+        "size_t": T,
+        "size_x": X,
+        "size_y": Y,
+        "size_z": Z,
         "type": ome_type,
     }
-    return {"acquisition_datetime": None, "id": name, "image_type": "image", "name": name,
-            "pixels_meta": pixels_meta, "planes": planes, "type": "ome.arrow", "version": "0.0.1"}
+    return {
+        "acquisition_datetime": None,
+        "id": name,
+        "image_type": "image",
+        "name": name,
+        "pixels_meta": pixels_meta,
+        "planes": planes,
+        "type": "ome.arrow",
+        "version": "0.0.1",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +155,15 @@ def legacy_table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     rng = np.random.default_rng(11)
     images = [rng.integers(0, 4096, size=(1, 2, 3, 9, 11), dtype=np.uint16) for _ in range(2)]  # TCZYX
     masks = [rng.integers(0, 255, size=(1, 1, 1, 9, 11), dtype=np.uint8) for _ in range(2)]
-    table = pa.table({
-        "Metadata_Well": ["A01", "B07"],
-        "Image_OMEArrow_ORIG": pa.array([legacy_record(a, "uint16", f"orig{i}", rng) for i, a in enumerate(images)]),
-        "Mask_OMEArrow_LABL": pa.array([legacy_record(m, "uint8", f"labl{i}", rng) for i, m in enumerate(masks)]),
-    })
+    table = pa.table(
+        {
+            "Metadata_Well": ["A01", "B07"],
+            "Image_OMEArrow_ORIG": pa.array(
+                [legacy_record(a, "uint16", f"orig{i}", rng) for i, a in enumerate(images)]
+            ),
+            "Mask_OMEArrow_LABL": pa.array([legacy_record(m, "uint8", f"labl{i}", rng) for i, m in enumerate(masks)]),
+        }
+    )
     struct = table.schema.field("Image_OMEArrow_ORIG").type
     names = [struct.field(i).name for i in range(struct.num_fields)]
     assert names == sorted(names) and "chunks" not in names and "chunk_grid" not in names
@@ -154,7 +175,9 @@ def legacy_table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
 
 @pytest.mark.parametrize("column", ["Image_OMEArrow_ORIG", "Mask_OMEArrow_LABL"])
 @pytest.mark.parametrize("row", [0, 1])
-def test_legacy_table_columns_and_rows(legacy_table: tuple[Path, dict[str, list[np.ndarray]]], column: str, row: int) -> None:
+def test_legacy_table_columns_and_rows(
+    legacy_table: tuple[Path, dict[str, list[np.ndarray]]], column: str, row: int
+) -> None:
     path, arrays = legacy_table
     expected = arrays[column][row]  # TCZYX
     img = OMEArrow(path, column=column, row=row)
@@ -172,13 +195,19 @@ def test_legacy_table_columns_and_rows(legacy_table: tuple[Path, dict[str, list[
 
 def test_legacy_table_needs_a_column(legacy_table: tuple[Path, dict[str, list[np.ndarray]]]) -> None:
     path, _ = legacy_table
-    with pytest.raises(SchemaError, match=r"several OME-Arrow columns \['Image_OMEArrow_ORIG', 'Mask_OMEArrow_LABL'\]; pick one with column="):
+    with pytest.raises(
+        SchemaError,
+        match=r"several OME-Arrow columns \['Image_OMEArrow_ORIG', 'Mask_OMEArrow_LABL'\]; pick one with column=",
+    ):
         OMEArrow(path)
     with pytest.raises(SchemaError, match=r"several OME-Arrow columns .*Image_OMEArrow_ORIG.*Mask_OMEArrow_LABL"):
         OMEArrow(pq.read_table(path))
     with pytest.raises(SchemaError, match=r"column 'Metadata_Well' is not an OME-Arrow record"):
         OMEArrow(path, column="Metadata_Well")
-    with pytest.raises(SchemaError, match=r"column 'Nuclei' not found; OME-Arrow columns here: \['Image_OMEArrow_ORIG', 'Mask_OMEArrow_LABL'\]"):
+    with pytest.raises(
+        SchemaError,
+        match=r"column 'Nuclei' not found; OME-Arrow columns here: \['Image_OMEArrow_ORIG', 'Mask_OMEArrow_LABL'\]",
+    ):
         OMEArrow(path, column="Nuclei")
     with pytest.raises(ArgumentError, match=r"row 2 is out of range; .* has rows 0..1"):
         OMEArrow(path, column="Image_OMEArrow_ORIG", row=2)

@@ -27,7 +27,8 @@ def _closed_port() -> int:
 def _record(tmp_path: Path) -> bytes:
     out = tmp_path / "img.ome.parquet"
     OMEArrow(np.arange(2 * 16 * 16, dtype=np.uint16).reshape(1, 1, 2, 16, 16), "TZCYX").export(
-        "parquet", out, layout="record")
+        "parquet", out, layout="record"
+    )
     return out.read_bytes()
 
 
@@ -41,8 +42,12 @@ def _raises_storage(uri: str, hint: str) -> StorageError:
 
 def test_s3_server_not_running_says_check_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                 "AWS_EC2_METADATA_DISABLED": "true"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
         monkeypatch.setenv(k, v)
     _raises_storage("s3://bucket/img.ome.parquet", "check the endpoint (AWS_ENDPOINT_URL")
 
@@ -53,8 +58,9 @@ def test_http_server_not_running_says_check_the_endpoint() -> None:
     assert "s3cret" not in str(err)
 
 
-def test_s3_denied_request_says_check_the_credentials(tmp_path: Path, s3_server: S3Server,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_denied_request_says_check_the_credentials(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     bucket = s3_server.bucket("denied")
     fs = pafs.S3FileSystem(endpoint_override=s3_server.endpoint.split("://")[1], scheme="http", region="us-east-1")
@@ -65,8 +71,9 @@ def test_s3_denied_request_says_check_the_credentials(tmp_path: Path, s3_server:
     OMEArrow(f"s3://{bucket}/img.ome.parquet").to_numpy()  # allowed again: the object itself was fine
 
 
-def test_s3_request_refused_mid_read_is_not_damage(tmp_path: Path, s3_server: S3Server,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_request_refused_mid_read_is_not_damage(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The lookup succeeds, then the store refuses the ranged GET of the footer."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     bucket = s3_server.bucket("refused")
@@ -88,11 +95,15 @@ def test_http_forbidden_says_check_the_credentials(tmp_path: Path, http_server: 
 
 
 @pytest.mark.parametrize("where", ["s3", "http"])
-def test_missing_key_is_file_not_found(where: str, s3_server: S3Server, http_server: HTTPServer,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_is_file_not_found(
+    where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("fsspec")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    uri = (f"s3://{s3_server.bucket('missing')}/nope.ome.parquet" if where == "s3"
-           else f"{http_server.url}/nope.ome.parquet")
+    uri = (
+        f"s3://{s3_server.bucket('missing')}/nope.ome.parquet"
+        if where == "s3"
+        else f"{http_server.url}/nope.ome.parquet"
+    )
     with pytest.raises(FileNotFoundError, match=uri):
         OMEArrow(uri)

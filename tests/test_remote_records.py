@@ -118,8 +118,11 @@ def test_damaged_remote_record_raises_ours(tmp_path: Path, s3: tuple[pafs.S3File
         data = data[: len(data) // 2]
     else:  # the middle of the planes' pixel pages: the plane checksums catch it
         group = pq.ParquetFile(local).metadata.row_group(0)
-        col = next(group.column(c) for c in range(group.num_columns)
-                   if group.column(c).path_in_schema.startswith("ome_arrow.planes.list.element.pixels"))
+        col = next(
+            group.column(c)
+            for c in range(group.num_columns)
+            if group.column(c).path_in_schema.startswith("ome_arrow.planes.list.element.pixels")
+        )
         data[col.data_page_offset + col.total_compressed_size // 2] ^= 0x10
     key = f"{bucket}/damaged-{damage}.ome.parquet"
     with fs.open_output_stream(key) as out:
@@ -175,7 +178,9 @@ def test_s3_write_round_trips_and_replaces(tmp_path: Path, s3: tuple[pafs.S3File
     assert keys == [f"{bucket}/written/img.ome.parquet"]  # no temporary key left behind
 
 
-def test_remote_dataset_write_and_http_write_are_refused(http_server: HTTPServer, s3: tuple[pafs.S3FileSystem, str]) -> None:
+def test_remote_dataset_write_and_http_write_are_refused(
+    http_server: HTTPServer, s3: tuple[pafs.S3FileSystem, str]
+) -> None:
     _, bucket = s3
     img = OMEArrow(_pixels("uint8"))
     with pytest.raises(ArgumentError, match="remote storage takes one image as a struct-record file"):
@@ -214,8 +219,9 @@ def _run_writer(endpoint: str, uri: str, kill_after: float | None, signum: int =
 
 
 @pytest.mark.parametrize("signum", [2, 9], ids=["SIGINT", "SIGKILL"])
-def test_killed_remote_write_leaves_the_old_object(s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str],
-                                                   signum: int) -> None:
+def test_killed_remote_write_leaves_the_old_object(
+    s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str], signum: int
+) -> None:
     """SIGINT unwinds through the upload (a naive ``with`` would complete a partial object); SIGKILL does not."""
     _fs, bucket = s3
     old = _pixels("uint16", seed=5)
@@ -229,8 +235,9 @@ def test_killed_remote_write_leaves_the_old_object(s3_server: S3Server, s3: tupl
 
 
 @pytest.mark.parametrize("failing", ["upload", "move"])
-def test_a_write_the_store_fails_leaves_the_old_object(s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str],
-                                                       failing: str) -> None:
+def test_a_write_the_store_fails_leaves_the_old_object(
+    s3_server: S3Server, s3: tuple[pafs.S3FileSystem, str], failing: str
+) -> None:
     """The store refuses the upload of the temporary key, or the server-side copy onto the target."""
     from ome_arrow_core.errors import StorageError
 

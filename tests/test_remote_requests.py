@@ -39,8 +39,8 @@ def _count(log: RequestLog, name: str) -> tuple[Counter[str], int]:
 @pytest.mark.parametrize("where", ["s3", "http"])
 @pytest.mark.parametrize("what", sorted(SELECTIONS))
 def test_one_record_file_costs_a_lookup_the_footer_and_one_ranged_get(
-        tmp_path: Path, where: str, what: str, s3_server: S3Server, http_server: HTTPServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, where: str, what: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arr = np.random.default_rng(0).integers(0, 60000, (1, 4, 3, 96, 128), dtype=np.uint16)
     local = tmp_path / "img.ome.parquet"
     OMEArrow(arr, "TZCYX").export("parquet", local, layout="record")
@@ -59,16 +59,16 @@ def test_one_record_file_costs_a_lookup_the_footer_and_one_ranged_get(
 
 
 @pytest.mark.parametrize("where", ["s3", "http"])
-def test_a_crop_of_one_row_fetches_only_its_row_group(tmp_path: Path, where: str, s3_server: S3Server,
-                                                       http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crop_of_one_row_fetches_only_its_row_group(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = 32
     arrays = [np.random.default_rng(i).integers(0, 60000, (1, 1, 2, 96, 96), dtype=np.uint16) for i in range(rows)]
     records = [pixels_to_record(ImageMeta(sizes=dict(zip("TZCYX", a.shape)), dtype=a.dtype), a) for a in arrays]
     local = tmp_path / "table.parquet"
     pq.write_table(pa.table({"ome_arrow": pa.concat_arrays(records)}), local, row_group_size=1, compression="none")
     size = local.stat().st_size
-    uri, log = serve(where, "table.parquet", local.read_bytes(), s3_server, http_server, monkeypatch,
-                     bucket="counted")
+    uri, log = serve(where, "table.parquet", local.read_bytes(), s3_server, http_server, monkeypatch, bucket="counted")
     log.clear()
     crop = OMEArrow(uri, row=11).tensor_view(c=1, roi=(10, 20, 30, 40), layout="YX").to_numpy()
     np.testing.assert_array_equal(crop, arrays[11][0, 0, 1, 20:60, 10:40])
@@ -80,4 +80,3 @@ def test_a_crop_of_one_row_fetches_only_its_row_group(tmp_path: Path, where: str
     md = pq.ParquetFile(local).metadata
     group = sum(md.row_group(11).column(c).total_compressed_size for c in range(md.num_columns))
     assert sent < size / 8 and sent == group + md.serialized_size + 8, (sent, group, md.serialized_size)
-

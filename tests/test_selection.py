@@ -58,7 +58,7 @@ def index_spec(draw: st.DrawFn, n: int, allow_empty: bool = True) -> tuple[Any, 
             spec = range(draw(st.integers(0, n - 1)), draw(st.integers(-1, n)), step or 1)
         empty = not (list(range(n))[spec] if isinstance(spec, slice) else spec)
         if empty and (not allow_empty or draw(st.integers(0, 5))):
-            spec = slice(None, None, step) if kind == "slice" else range(n)[::step or 1]
+            spec = slice(None, None, step) if kind == "slice" else range(n)[:: step or 1]
         return spec, list(range(n))[spec] if isinstance(spec, slice) else list(spec)
     vals = draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=5))  # duplicates and any order
     spec = {"list": vals, "tuple": tuple(vals), "ndarray": np.asarray(vals, dtype=np.int32)}[kind]
@@ -76,7 +76,9 @@ def layouts(draw: st.DrawFn) -> str | None:
 
 
 @st.composite
-def regions(draw: st.DrawFn, shape: tuple[int, ...], tile_shape: tuple[int, int] = (256, 256)) -> tuple[dict[str, Any], Lists]:
+def regions(
+    draw: st.DrawFn, shape: tuple[int, ...], tile_shape: tuple[int, int] = (256, 256)
+) -> tuple[dict[str, Any], Lists]:
     """Crop keywords (roi, roi3d, roi_nd, tile or none) and the indices each axis keeps."""
     T, Z, _, Y, X = shape
 
@@ -110,7 +112,10 @@ def regions(draw: st.DrawFn, shape: tuple[int, ...], tile_shape: tuple[int, int]
         return {"roi_nd": (t0, z0, y0, x0, t1, z1, y1, x1)}, out
     th, tw = tile_shape
     ty, tx = draw(st.integers(0, -(-Y // th) - 1)), draw(st.integers(0, -(-X // tw) - 1))
-    return {"tile": (ty, tx)}, {"y": list(range(ty * th, min(Y, ty * th + th))), "x": list(range(tx * tw, min(X, tx * tw + tw)))}
+    return {"tile": (ty, tx)}, {
+        "y": list(range(ty * th, min(Y, ty * th + th))),
+        "x": list(range(tx * tw, min(X, tx * tw + tw))),
+    }
 
 
 def expected_view(arr: np.ndarray, lists: Lists, layout: str | None) -> np.ndarray | None:
@@ -123,8 +128,9 @@ def expected_view(arr: np.ndarray, lists: Lists, layout: str | None) -> np.ndarr
     return out[tuple(slice(None) if a in names else 0 for a in AXES)].transpose([kept.index(a) for a in names])
 
 
-def draw_request(data: st.DataObject, shape: tuple[int, ...], tile_shape: tuple[int, int] = (256, 256)
-                 ) -> tuple[dict[str, Any], Lists, str | None]:
+def draw_request(
+    data: st.DataObject, shape: tuple[int, ...], tile_shape: tuple[int, int] = (256, 256)
+) -> tuple[dict[str, Any], Lists, str | None]:
     """tensor_view keywords and the indices they take along each axis."""
     kwargs, region_lists = data.draw(regions(shape, tile_shape), label="region")
     lists: Lists = {"y": list(range(shape[3])), "x": list(range(shape[4]))}
@@ -183,8 +189,13 @@ def test_in_memory_view_equals_numpy(data: st.DataObject, shape: tuple[int, ...]
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[np.ndarray, Path, tuple[int, int]]]:
     """A few TZCYX images written as datasets with awkward chunk shapes (partial edge chunks)."""
     out = []
-    cases = [((3, 4, 2, 13, 17), (2, 5, 6)), ((2, 3, 3, 9, 10), (3, 4, 4)), ((1, 5, 1, 7, 12), (1, 7, 12)),
-             ((4, 1, 3, 6, 5), (1, 2, 3)), ((3, 2, 3, 8, 9), (2, 2, 2, 3, 4))]  # chunk: (z, y, x) or (t, c, z, y, x)
+    cases = [
+        ((3, 4, 2, 13, 17), (2, 5, 6)),
+        ((2, 3, 3, 9, 10), (3, 4, 4)),
+        ((1, 5, 1, 7, 12), (1, 7, 12)),
+        ((4, 1, 3, 6, 5), (1, 2, 3)),
+        ((3, 2, 3, 8, 9), (2, 2, 2, 3, 4)),
+    ]  # chunk: (z, y, x) or (t, c, z, y, x)
     for k, (shape, chunk) in enumerate(cases):
         arr = np.random.default_rng(k).integers(0, 60000, size=shape, dtype=np.uint16)
         path = tmp_path_factory.mktemp("sel") / f"d{k}.ome.parquet"
@@ -195,7 +206,9 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[np.ndarray,
 
 @SETTINGS
 @given(data=st.data())
-def test_scanned_dataset_view_equals_numpy(data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]) -> None:
+def test_scanned_dataset_view_equals_numpy(
+    data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]
+) -> None:
     arr, path, tile = data.draw(st.sampled_from(datasets), label="dataset")
     kwargs, lists, layout = draw_request(data, arr.shape, tile)
     lazy = OMEArrow.scan(path)
@@ -206,7 +219,9 @@ def test_scanned_dataset_view_equals_numpy(data: st.DataObject, datasets: list[t
 
 @FEW
 @given(data=st.data())
-def test_eager_dataset_view_equals_numpy(data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]) -> None:
+def test_eager_dataset_view_equals_numpy(
+    data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]
+) -> None:
     arr, path, tile = data.draw(st.sampled_from(datasets), label="dataset")
     kwargs, lists, layout = draw_request(data, arr.shape, tile)
     check_view(OMEArrow(path), arr, kwargs, lists, layout)
@@ -255,14 +270,18 @@ def test_chained_slice_lazy_composes_in_memory(data: st.DataObject, shape: tuple
 
 @FEW
 @given(data=st.data())
-def test_chained_slice_lazy_composes_on_scans(data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]) -> None:
+def test_chained_slice_lazy_composes_on_scans(
+    data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]
+) -> None:
     arr, path, tile = data.draw(st.sampled_from(datasets), label="dataset")
     run_chain(data, OMEArrow.scan(path), arr, tile)
 
 
 @FEW
 @given(data=st.data())
-def test_lazy_view_select_composes(data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]) -> None:
+def test_lazy_view_select_composes(
+    data: st.DataObject, datasets: list[tuple[np.ndarray, Path, tuple[int, int]]]
+) -> None:
     arr, path, tile = data.draw(st.sampled_from(datasets), label="dataset")
     view = OMEArrow.scan(path).tensor_view(layout="TZCYX")
     lists: Lists = {a.lower(): list(range(n)) for a, n in zip(AXES, arr.shape)}
@@ -314,9 +333,13 @@ def test_out_of_range_index_names_the_valid_range(n: int, ax: str, data: st.Data
     shape = {"t": (n, 1, 1), "z": (1, n, 1), "c": (1, 1, n)}[ax] + (2, 3)
     img = OMEArrow(np.zeros(shape, np.uint8), "TZCYX")
     bad = data.draw(st.one_of(st.integers(n, n + 50), st.integers(-n - 50, -n - 1)))
-    with pytest.raises(SelectionError, match=rf"{ax}={bad} is out of range; valid {ax} indices are 0\.\.{n - 1} \(size {n}\)"):
+    with pytest.raises(
+        SelectionError, match=rf"{ax}={bad} is out of range; valid {ax} indices are 0\.\.{n - 1} \(size {n}\)"
+    ):
         img.tensor_view(**{ax: bad})
-    with pytest.raises(SelectionError, match=rf"{ax} indices \[{bad}\] are out of range; valid {ax} indices are 0\.\.{n - 1}"):
+    with pytest.raises(
+        SelectionError, match=rf"{ax} indices \[{bad}\] are out of range; valid {ax} indices are 0\.\.{n - 1}"
+    ):
         img.tensor_view(**{ax: [0, bad]})
     with pytest.raises(SelectionError, match=rf"selects nothing; valid {ax} indices are 0\.\.{n - 1}"):
         img.tensor_view(**{ax: slice(n, None)})
@@ -324,27 +347,30 @@ def test_out_of_range_index_names_the_valid_range(n: int, ax: str, data: st.Data
         img.tensor_view(**{ax: []})
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"roi": (0, 0, 7, 2)}, r"x range \[0, 7\) does not fit in \[0, 6\)"),
-    ({"roi": (2, 4, 1, 2)}, r"y range \[4, 6\) does not fit in \[0, 5\)"),
-    ({"roi": (-1, 0, 2, 2)}, r"x range \[-1, 1\) does not fit"),
-    ({"roi": (0, 0, 0, 2)}, r"positive length"),
-    ({"roi": (0, 0, 2)}, r"roi=\(x, y, w, h\) needs 4 integers, got 3"),
-    ({"roi3d": (0, 0, 3, 1, 1, 2)}, r"z range \[3, 5\) does not fit in \[0, 4\)"),
-    ({"z": 0, "roi3d": (0, 0, 0, 1, 1, 1)}, "Provide either z or roi3d"),
-    ({"roi_nd": (0, 0, 0, 1, 1, 1)}, "roi_nd with 6 values is ambiguous or invalid; pass roi_type="),
-    ({"roi_nd": (0, 0, 1)}, "roi_nd with 3 values"),
-    ({"roi_nd": (0, 0, 0, 1, 1, 1), "roi_type": "5d"}, "roi_type must be '2d', '2d_timelapse', '3d' or '4d'"),
-    ({"roi_nd": (0, 0, 1, 1), "roi_type": "3d"}, "roi_nd for roi_type='3d' needs 6 integers, got 4"),
-    ({"t": 0, "roi_nd": (0, 0, 0, 1, 1, 1), "roi_type": "2d_timelapse"}, "Provide either t or roi_nd"),
-    ({"roi_nd": (0, 0, 0, 0, 3, 1, 1, 1)}, r"t range \[0, 3\) does not fit in \[0, 2\)"),
-    ({"roi": (0, 0, 1, 1), "tile": (0, 0)}, "pass only one of roi, roi3d, roi_nd and tile; got roi, tile"),
-    ({"tile": (1, 0)}, r"tile=\(1, 0\) is outside the 1x1 grid of 256x256 tiles; valid ty is 0..0, tx is 0..0"),
-    ({"tile": (0, -1)}, r"tile=\(0, -1\) is outside"),
-    ({"t": "0"}, "t must be an int, a slice or a sequence of ints, got str"),
-    ({"c": True}, "c must be an int, a slice or a sequence of ints, got bool"),
-    ({"z": 1.5}, "z must be an int, a slice or a sequence of ints, got float"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"roi": (0, 0, 7, 2)}, r"x range \[0, 7\) does not fit in \[0, 6\)"),
+        ({"roi": (2, 4, 1, 2)}, r"y range \[4, 6\) does not fit in \[0, 5\)"),
+        ({"roi": (-1, 0, 2, 2)}, r"x range \[-1, 1\) does not fit"),
+        ({"roi": (0, 0, 0, 2)}, r"positive length"),
+        ({"roi": (0, 0, 2)}, r"roi=\(x, y, w, h\) needs 4 integers, got 3"),
+        ({"roi3d": (0, 0, 3, 1, 1, 2)}, r"z range \[3, 5\) does not fit in \[0, 4\)"),
+        ({"z": 0, "roi3d": (0, 0, 0, 1, 1, 1)}, "Provide either z or roi3d"),
+        ({"roi_nd": (0, 0, 0, 1, 1, 1)}, "roi_nd with 6 values is ambiguous or invalid; pass roi_type="),
+        ({"roi_nd": (0, 0, 1)}, "roi_nd with 3 values"),
+        ({"roi_nd": (0, 0, 0, 1, 1, 1), "roi_type": "5d"}, "roi_type must be '2d', '2d_timelapse', '3d' or '4d'"),
+        ({"roi_nd": (0, 0, 1, 1), "roi_type": "3d"}, "roi_nd for roi_type='3d' needs 6 integers, got 4"),
+        ({"t": 0, "roi_nd": (0, 0, 0, 1, 1, 1), "roi_type": "2d_timelapse"}, "Provide either t or roi_nd"),
+        ({"roi_nd": (0, 0, 0, 0, 3, 1, 1, 1)}, r"t range \[0, 3\) does not fit in \[0, 2\)"),
+        ({"roi": (0, 0, 1, 1), "tile": (0, 0)}, "pass only one of roi, roi3d, roi_nd and tile; got roi, tile"),
+        ({"tile": (1, 0)}, r"tile=\(1, 0\) is outside the 1x1 grid of 256x256 tiles; valid ty is 0..0, tx is 0..0"),
+        ({"tile": (0, -1)}, r"tile=\(0, -1\) is outside"),
+        ({"t": "0"}, "t must be an int, a slice or a sequence of ints, got str"),
+        ({"c": True}, "c must be an int, a slice or a sequence of ints, got bool"),
+        ({"z": 1.5}, "z must be an int, a slice or a sequence of ints, got float"),
+    ],
+)
 def test_bad_crops_say_what_is_valid(kwargs: dict[str, Any], match: str) -> None:
     img = OMEArrow(np.zeros((2, 3, 4, 5, 6), np.uint8))  # TCZYX: T=2, C=3, Z=4, Y=5, X=6
     with pytest.raises(SelectionError, match=match):
@@ -375,14 +401,16 @@ def test_tile_grid_follows_the_storage_chunks(tmp_path: Path) -> None:
         scan.tensor_view(tile=(3, 0))
 
 
-@pytest.mark.parametrize("spec", [np.array([True, False, True]), [True, False, True], [0.0, 2.0], np.array([0.5, 1.7]),
-                                  ["0"], [1, None]])
+@pytest.mark.parametrize(
+    "spec", [np.array([True, False, True]), [True, False, True], [0.0, 2.0], np.array([0.5, 1.7]), ["0"], [1, None]]
+)
 def test_index_sequences_must_hold_ints(spec: Any) -> None:
     img = OMEArrow(np.zeros((3, 4, 5), np.uint8), "CYX")
     with pytest.raises(SelectionError, match="c indices must be ints, got .*; for a boolean mask pass np.flatnonzero"):
         img.tensor_view(c=spec)
     np.testing.assert_array_equal(  # what the message suggests works
-        img.tensor_view(c=np.flatnonzero([True, False, True])).shape, (2, 4, 5))
+        img.tensor_view(c=np.flatnonzero([True, False, True])).shape, (2, 4, 5)
+    )
 
 
 def _parse_axis(text: str) -> tuple[int, ...]:
@@ -401,13 +429,18 @@ _axis_index = st.one_of(
 )
 
 
-@given(t=_axis_index, z=_axis_index, c=_axis_index, y=st.builds(range, st.integers(0, 9), st.integers(10, 99)),
-       x=st.builds(range, st.integers(0, 9), st.integers(10, 99)))
+@given(
+    t=_axis_index,
+    z=_axis_index,
+    c=_axis_index,
+    y=st.builds(range, st.integers(0, 9), st.integers(10, 99)),
+    x=st.builds(range, st.integers(0, 9), st.integers(10, 99)),
+)
 def test_selection_repr_names_every_axis_in_axis_terms(t: Any, z: Any, c: Any, y: range, x: range) -> None:
     sel = Selection(t=t, z=z, c=c, y=y, x=x)
     text = repr(sel)
     assert text.startswith("Selection(T[") and text.endswith("])")
-    axes = dict((tok[0], tok[2:-1]) for tok in text[len("Selection("):-1].split(" "))
+    axes = dict((tok[0], tok[2:-1]) for tok in text[len("Selection(") : -1].split(" "))
     assert list(axes) == list(AXES)
     for ax in AXES:
         assert _parse_axis(axes[ax]) == tuple(sel.axis(ax)), (ax, text)

@@ -61,7 +61,9 @@ def test_member_replaced_by_another_shape_after_scan(tmp_path: Path) -> None:
     img = OMEArrow.scan(str(tmp_path / "p*.npy"))
     np.testing.assert_array_equal(img.tensor_view(z=1, layout="YX").to_numpy(), arrs[1])  # opened and kept
     np.save(tmp_path / "p1.npy", np.zeros((8, 9), np.uint16))
-    with pytest.raises(SchemaError, match=r"p1\.npy \(Z=1 .* holds TZCYX \(1, 1, 1, 8, 9\) uint16, but .*\(1, 1, 1, 8, 8\)"):
+    with pytest.raises(
+        SchemaError, match=r"p1\.npy \(Z=1 .* holds TZCYX \(1, 1, 1, 8, 9\) uint16, but .*\(1, 1, 1, 8, 8\)"
+    ):
         img.tensor_view(z=1).to_numpy()
     np.save(tmp_path / "p0.npy", np.zeros((8, 8), np.int32))  # the first file too
     with pytest.raises(SchemaError, match=r"p0\.npy \(Z=0 .* int32"):

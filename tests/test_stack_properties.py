@@ -81,8 +81,12 @@ def test_pattern_round_trips_axis_coordinates(case: tuple[str, str, list[list[st
 
 
 def _index(n: int) -> st.SearchStrategy[object]:
-    return st.one_of(st.none(), st.integers(-n, n - 1), st.lists(st.integers(0, n - 1), min_size=1, max_size=4),
-                     st.builds(slice, st.none() | st.integers(0, n - 1), st.none(), st.sampled_from([None, 1, 2, -1])))
+    return st.one_of(
+        st.none(),
+        st.integers(-n, n - 1),
+        st.lists(st.integers(0, n - 1), min_size=1, max_size=4),
+        st.builds(slice, st.none() | st.integers(0, n - 1), st.none(), st.sampled_from([None, 1, 2, -1])),
+    )
 
 
 @st.composite
@@ -96,8 +100,9 @@ def stacks(draw: st.DrawFn) -> tuple[str, tuple[int, ...], tuple[int, int, int],
 
 @SETTINGS
 @given(stacks(), st.data())
-def test_stack_selection_equals_np_stack(case: tuple[str, tuple[int, ...], tuple[int, int, int], str],
-                                         data: st.DataObject) -> None:
+def test_stack_selection_equals_np_stack(
+    case: tuple[str, tuple[int, ...], tuple[int, int, int], str], data: st.DataObject
+) -> None:
     axes, shape, (ny, nx, seed), dtype = case
     rng = np.random.default_rng(seed)
     n = int(np.prod(shape))
@@ -110,12 +115,19 @@ def test_stack_selection_equals_np_stack(case: tuple[str, tuple[int, ...], tuple
         stacked = np.stack(arrs).reshape(*shape, ny, nx)  # stacking axes, then YX
         order = axes + "".join(a for a in "TZC" if a not in axes)
         truth = stacked.reshape(*shape, *([1] * (3 - len(axes))), ny, nx).transpose(
-            [order.index(a) for a in "TZC"] + [3, 4])
+            [order.index(a) for a in "TZC"] + [3, 4]
+        )
         sizes = dict(zip(AXES, truth.shape))
         sel = Selection.full(sizes).select(
-            t=data.draw(_index(sizes["T"])), z=data.draw(_index(sizes["Z"])), c=data.draw(_index(sizes["C"])),
-            y=range(*sorted(data.draw(st.tuples(st.integers(0, ny), st.integers(0, ny)).filter(lambda p: p[0] != p[1])))),
-            x=range(*sorted(data.draw(st.tuples(st.integers(0, nx), st.integers(0, nx)).filter(lambda p: p[0] != p[1])))),
+            t=data.draw(_index(sizes["T"])),
+            z=data.draw(_index(sizes["Z"])),
+            c=data.draw(_index(sizes["C"])),
+            y=range(
+                *sorted(data.draw(st.tuples(st.integers(0, ny), st.integers(0, ny)).filter(lambda p: p[0] != p[1])))
+            ),
+            x=range(
+                *sorted(data.draw(st.tuples(st.integers(0, nx), st.integers(0, nx)).filter(lambda p: p[0] != p[1])))
+            ),
         )
         got = img.source.read(sel)
         assert got.dtype == truth.dtype

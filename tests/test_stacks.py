@@ -59,8 +59,14 @@ def recording() -> tuple[Recording, Registry]:
     return rec, reg
 
 
-def planes(folder: Path, n: int, shape: tuple[int, ...] = (6, 7), dtype: str = "uint16", name: str = "plane_{}.npy",
-           seed: int = 0) -> list[np.ndarray]:
+def planes(
+    folder: Path,
+    n: int,
+    shape: tuple[int, ...] = (6, 7),
+    dtype: str = "uint16",
+    name: str = "plane_{}.npy",
+    seed: int = 0,
+) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -166,6 +172,7 @@ def test_a_parquet_record_stack(tmp_path: Path) -> None:
 
 # -- errors ---------------------------------------------------------------------------------
 
+
 def test_empty_glob_and_pattern_gap_are_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no file matches .*nothing_\*\.npy"):
         OMEArrow.scan(str(tmp_path / "nothing_*.npy"))
@@ -180,19 +187,24 @@ def test_odd_member_is_named_with_what_was_expected(tmp_path: Path) -> None:
     np.save(tmp_path / "plane_3.npy", np.zeros((6, 7), np.float32))
     np.save(tmp_path / "plane_4.npy", np.zeros((6, 8), np.uint16))
     img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))  # only the first file is opened: no error yet
-    with pytest.raises(SchemaError, match=r"plane_3\.npy \(Z=3 .*float32.*TZCYX \(1, 1, 1, 6, 7\) uint16.*plane_0\.npy"):
+    with pytest.raises(
+        SchemaError, match=r"plane_3\.npy \(Z=3 .*float32.*TZCYX \(1, 1, 1, 6, 7\) uint16.*plane_0\.npy"
+    ):
         img.to_numpy()
     with pytest.raises(SchemaError, match=r"plane_4\.npy \(Z=4 .* holds TZCYX \(1, 1, 1, 6, 8\) uint16"):
         img.tensor_view(z=4).to_numpy()
     np.testing.assert_array_equal(img.tensor_view(z=1, layout="YX").to_numpy(), np.load(tmp_path / "plane_1.npy"))
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"dim_order": "TZ"}, r"pass stack_shape="),
-    ({"dim_order": "TZ", "stack_shape": (2, 2)}, r"multiply to the 3 files"),
-    ({"dim_order": "ZY"}, r"from T, C and Z"),
-    ({"dim_order": "ZZ"}, r"from T, C and Z"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dim_order": "TZ"}, r"pass stack_shape="),
+        ({"dim_order": "TZ", "stack_shape": (2, 2)}, r"multiply to the 3 files"),
+        ({"dim_order": "ZY"}, r"from T, C and Z"),
+        ({"dim_order": "ZZ"}, r"from T, C and Z"),
+    ],
+)
 def test_bad_stacking_arguments(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     planes(tmp_path, 3)
     with pytest.raises(ArgumentError, match=match):
@@ -228,6 +240,7 @@ def test_an_existing_file_with_glob_characters_is_itself(tmp_path: Path) -> None
 
 # -- writers ----------------------------------------------------------------------------------
 
+
 def test_write_dataset_and_export_take_a_stack(tmp_path: Path) -> None:
     arrs = planes(tmp_path, 5, dtype="uint16")
     img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
@@ -246,8 +259,9 @@ def test_convert_cli_takes_a_quoted_pattern(tmp_path: Path) -> None:
     np.testing.assert_array_equal(OMEArrow(out).tensor_view(layout="ZYX").to_numpy(), np.stack(arrs))
 
 
-def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Over the writer's band size, each read the writer makes lands in one file (here: bands of one plane)."""
     arrs = planes(tmp_path, 6, shape=(16, 16))
     monkeypatch.setattr("ome_arrow_core.typed_chunk.packing.BAND_BYTES", 16 * 16 * 2)
@@ -264,8 +278,9 @@ def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(tmp_path: Pa
     monkeypatch.setattr(source, "read", spy)
     write_dataset([img], tmp_path / "out.ome.parquet", chunk_shape=(1, 8, 8))
     assert seen == [(1, 1, 1, 16, 16)] * 6 and source.files_read == 6
-    np.testing.assert_array_equal(OMEArrow(tmp_path / "out.ome.parquet").tensor_view(layout="ZYX").to_numpy(),
-                                  np.stack(arrs))
+    np.testing.assert_array_equal(
+        OMEArrow(tmp_path / "out.ome.parquet").tensor_view(layout="ZYX").to_numpy(), np.stack(arrs)
+    )
 
 
 def test_unpadded_range_gap_says_how_to_pad(tmp_path: Path) -> None:
@@ -284,9 +299,11 @@ def test_a_scanned_stack_pickles_and_reads_in_another_process(tmp_path: Path) ->
     arrs = planes(tmp_path, 3)
     img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
     blob = pickle.dumps(img.source)
-    code = ("import pickle, sys, numpy as np; from ome_arrow_core.selection import Selection; "
-            "src = pickle.loads(sys.stdin.buffer.read()); "
-            "sys.stdout.buffer.write(src.read(Selection.full(src.meta.sizes)).tobytes())")
+    code = (
+        "import pickle, sys, numpy as np; from ome_arrow_core.selection import Selection; "
+        "src = pickle.loads(sys.stdin.buffer.read()); "
+        "sys.stdout.buffer.write(src.read(Selection.full(src.meta.sizes)).tobytes())"
+    )
     out = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, check=True).stdout
     assert out == np.stack(arrs).tobytes()
     clone = pickle.loads(blob)

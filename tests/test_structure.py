@@ -27,8 +27,12 @@ def _imports(path: Path) -> list[tuple[str, str, int]]:
     """(module imported from, name, line) of every import of ``path`` that runs (TYPE_CHECKING blocks left out);
     ``name`` is "" for ``import x``."""
     tree = TREES.get(path) or ast.parse(path.read_text(encoding="utf-8"))
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-               for n in ast.walk(node)}
+    skipped = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     package = _module(path) if path.name == "__init__.py" else _module(path).rpartition(".")[0]
     out = []
     for node in ast.walk(tree):
@@ -100,25 +104,34 @@ def test_no_import_cycle_in_the_core() -> None:
 @pytest.mark.parametrize("door", DOORS)
 def test_a_package_is_entered_only_through_its_door(door: str) -> None:
     package = f"ome_arrow_core.{door}"
-    wrong = [f"{mod}:{line} imports {source}"
-             for mod, path in MODULES.items() if not (mod == package or mod.startswith(package + "."))
-             for source, name, line in _imports(path)
-             if source.startswith(package + ".") or (source == package and f"{package}.{name}" in MODULES)]
+    wrong = [
+        f"{mod}:{line} imports {source}"
+        for mod, path in MODULES.items()
+        if not (mod == package or mod.startswith(package + "."))
+        for source, name, line in _imports(path)
+        if source.startswith(package + ".") or (source == package and f"{package}.{name}" in MODULES)
+    ]
     assert wrong == []
 
 
 def test_every_door_lists_its_public_names() -> None:
     for door in DOORS:
         tree = ast.parse((ROOT / door / "__init__.py").read_text(encoding="utf-8"))
-        listed = next(ast.literal_eval(n.value) for n in tree.body
-                      if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets))
+        listed = next(
+            ast.literal_eval(n.value)
+            for n in tree.body
+            if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+        )
         imported = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
         assert set(listed) <= imported, f"{door}: __all__ names what it does not import"
         assert all(not name.startswith("_") for name in listed)
 
 
 def test_no_private_name_is_imported_across_modules() -> None:
-    wrong = [f"{mod}:{line} imports {name} from {source}" for mod, path in MODULES.items()
-             for source, name, line in _imports(path)
-             if name.startswith("_") and not name.startswith("__") and source.startswith("ome_arrow_core")]  # dunders are public
+    wrong = [
+        f"{mod}:{line} imports {name} from {source}"
+        for mod, path in MODULES.items()
+        for source, name, line in _imports(path)
+        if name.startswith("_") and not name.startswith("__") and source.startswith("ome_arrow_core")
+    ]  # dunders are public
     assert wrong == []

@@ -132,17 +132,20 @@ def test_a_correct_reader_passes_every_check(toy_file: Path) -> None:
     check_reader(toy_file, registry=toy_registry(ToySource))  # no expected pixels: consistency only
 
 
-@pytest.mark.parametrize(("broken", "check"), [
-    (SortsGathers, r"read\(gathered channels, reversed"),
-    (DropsRepeats, r"read\(gathered channel, repeated.*shape"),
-    (ShortAtTheEdge, r"read\(full.*pixels differ, first at TZCYX index \(0, 0, 0, 0, 22\)"),
-    (WidensDType, r"read\(full.*dtype int64, expected uint16"),
-    (SharesItsCache, r"a read after writing into an earlier writeable output"),
-    (ReusesScratch, r"an earlier output after later reads"),
-    (LeaksForeignErrors, r"an empty file: raised builtins\.(EOFError|ValueError).*expected SchemaError"),
-    (LiesAboutT, r"meta\.sizes: shape \(1, 3, 4, 19, 23\), expected \(2, 3, 4, 19, 23\)"),
-    (DescribesNumpy, r"describe\(\): not JSON-able"),
-])
+@pytest.mark.parametrize(
+    ("broken", "check"),
+    [
+        (SortsGathers, r"read\(gathered channels, reversed"),
+        (DropsRepeats, r"read\(gathered channel, repeated.*shape"),
+        (ShortAtTheEdge, r"read\(full.*pixels differ, first at TZCYX index \(0, 0, 0, 0, 22\)"),
+        (WidensDType, r"read\(full.*dtype int64, expected uint16"),
+        (SharesItsCache, r"a read after writing into an earlier writeable output"),
+        (ReusesScratch, r"an earlier output after later reads"),
+        (LeaksForeignErrors, r"an empty file: raised builtins\.(EOFError|ValueError).*expected SchemaError"),
+        (LiesAboutT, r"meta\.sizes: shape \(1, 3, 4, 19, 23\), expected \(2, 3, 4, 19, 23\)"),
+        (DescribesNumpy, r"describe\(\): not JSON-able"),
+    ],
+)
 def test_a_broken_reader_fails_the_check_it_breaks(toy_file: Path, broken: Callable[[Path], Any], check: str) -> None:
     with pytest.raises(ConformanceError, match=check):
         check_reader(toy_file, PIXELS, registry=toy_registry(broken))
@@ -168,7 +171,10 @@ def test_selections_cover_every_kind() -> None:
 
 # -- chunk stores ---------------------------------------------------------------------------------
 
-def write_ipc(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, *, compression: str | None = None) -> None:
+
+def write_ipc(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, *, compression: str | None = None
+) -> None:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
         for b in batches:
             out.write_batch(b)
@@ -208,24 +214,35 @@ class RaisesArrowErrors(IpcChunkFile):
 
 
 def ipc_store(file: Callable[[Path], Any] = IpcChunkFile, **fields: Any) -> ChunkStore:
-    return ChunkStore(**{"name": "ipc", "suffix": ".arrowchunks", "compressions": ("none", "zstd"),
-                         "write": write_ipc, "open": file, **fields})
+    return ChunkStore(
+        **{
+            "name": "ipc",
+            "suffix": ".arrowchunks",
+            "compressions": ("none", "zstd"),
+            "write": write_ipc,
+            "open": file,
+            **fields,
+        }
+    )
 
 
 def test_a_correct_chunk_store_passes(tmp_path: Path) -> None:
     assert check_chunk_store(ipc_store(), tmp_path) == ["descriptor", "round trip", "threads", "damaged files"]
 
 
-@pytest.mark.parametrize(("store", "check"), [
-    (ipc_store(KeepsLastBatch), r"ChunkFile\.num_rows: 7, expected 37"),
-    (ipc_store(ReturnsBinary), r"take returned binary, expected large_binary"),
-    (ipc_store(OffByOne), r"bytes differ|rows differ"),
-    (ipc_store(RaisesArrowErrors), r"reading an empty file: raised pyarrow\.lib\.ArrowInvalid"),
-    (ipc_store(suffix="arrowchunks"), r"ChunkStore\.suffix"),
-    (ipc_store(suffix=".parquet"), r"built-in chunk format"),
-    (ipc_store(compressions=()), r"ChunkStore\.compressions"),
-    (ipc_store(write=None), r"ChunkStore\.write: is None"),
-])
+@pytest.mark.parametrize(
+    ("store", "check"),
+    [
+        (ipc_store(KeepsLastBatch), r"ChunkFile\.num_rows: 7, expected 37"),
+        (ipc_store(ReturnsBinary), r"take returned binary, expected large_binary"),
+        (ipc_store(OffByOne), r"bytes differ|rows differ"),
+        (ipc_store(RaisesArrowErrors), r"reading an empty file: raised pyarrow\.lib\.ArrowInvalid"),
+        (ipc_store(suffix="arrowchunks"), r"ChunkStore\.suffix"),
+        (ipc_store(suffix=".parquet"), r"built-in chunk format"),
+        (ipc_store(compressions=()), r"ChunkStore\.compressions"),
+        (ipc_store(write=None), r"ChunkStore\.write: is None"),
+    ],
+)
 def test_a_broken_chunk_store_fails_the_check_it_breaks(tmp_path: Path, store: ChunkStore, check: str) -> None:
     with pytest.raises(ConformanceError, match=check):
         check_chunk_store(store, tmp_path)
@@ -249,7 +266,9 @@ class TestIpcChunkStore(ChunkStoreTests):
 
 
 def test_importing_the_kit_loads_no_test_framework_or_backend() -> None:
-    code = ("import sys, json, ome_arrow_core.testing; print(json.dumps([m for m in ('pytest', 'hypothesis', "
-            "'pyarrow.parquet', 'vortex', 'tifffile', 'zarr', 'torch') if m in sys.modules]))")
+    code = (
+        "import sys, json, ome_arrow_core.testing; print(json.dumps([m for m in ('pytest', 'hypothesis', "
+        "'pyarrow.parquet', 'vortex', 'tifffile', 'zarr', 'torch') if m in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

@@ -12,14 +12,18 @@ import pytest
 from ome_arrow_core import OMEArrow, Registry, plugins
 from ome_arrow_core.testing import check_reader
 
-example = pytest.importorskip("ome_arrow_example.plugin", reason="install tests/plugins/example_plugin (scripts/setup.sh does)")
+example = pytest.importorskip(
+    "ome_arrow_example.plugin", reason="install tests/plugins/example_plugin (scripts/setup.sh does)"
+)
 
 
 def test_listed_by_plugins_and_cli() -> None:
     rows = [r for r in plugins() if r.plugin == "example"]
     assert {r.name for r in rows} == {"labelled", "exampleimg", "example"}
     assert all(r.available and r.version == "0.0.1" for r in rows)
-    out = subprocess.run([sys.executable, "-m", "ome_arrow_core.cli", "plugins"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ome_arrow_core.cli", "plugins"], capture_output=True, text=True, check=True
+    )
     assert "exampleimg" in out.stdout and ".exampleimg" in out.stdout
 
 
@@ -50,7 +54,7 @@ def test_reader_conforms_in_a_private_registry(tmp_path: Path) -> None:
     reg.register(example, name="example")
     rng = np.random.default_rng(1)
     for dtype in ("uint8", "int16", "uint32", "float64", "bool"):
-        data = (rng.integers(0, 2, (2, 1, 3, 9, 11)) if dtype == "bool" else rng.integers(0, 100, (2, 1, 3, 9, 11)))
+        data = rng.integers(0, 2, (2, 1, 3, 9, 11)) if dtype == "bool" else rng.integers(0, 100, (2, 1, 3, 9, 11))
         path = tmp_path / f"{dtype}.exampleimg"
         example.write_exampleimg(data.astype(dtype), path)
         check_reader(path, data.astype(dtype), registry=reg)

@@ -56,8 +56,9 @@ def test_missing_chunk_file_and_rows_are_reported(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.parametrize("content", [b"", b"PAR1 not really", b"\x00" * 64, b"VTXF garbage"])
-def test_garbage_files_exit_1_without_a_traceback(content: bytes, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_garbage_files_exit_1_without_a_traceback(
+    content: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(content)
     assert main(["verify", str(bad)]) == 1

@@ -84,8 +84,9 @@ def _next_write(target: Path, op: str) -> list[np.ndarray]:
     return ws.images(5, 1)
 
 
-def _after(target: Path, op: str, old: list[np.ndarray], new: list[np.ndarray], allowed: list[set[str]],
-           k: int) -> None:
+def _after(
+    target: Path, op: str, old: list[np.ndarray], new: list[np.ndarray], allowed: list[set[str]], k: int
+) -> None:
     """From a copy of the state: cleanup leaves no litter and the same data; the next write leaves no litter."""
     parent = target.parent
     copy = parent.with_name(parent.name + "-next")
@@ -170,8 +171,10 @@ CASES = [(op, swap) for op in OPS for swap in (SWAPS if op in ("overwrite", "cre
 @pytest.mark.parametrize(("op", "swap"), CASES)
 def test_sigkill_at_every_step(tmp_path: Path, op: str, swap: str) -> None:
     if (op, swap) not in (("overwrite", "exchange"), ("append", "exchange")) and not LONG:
-        pytest.skip("a sweep of minutes: run with OME_ARROW_LONG_TESTS=1 (overwrite and append always run; "
-                    "the in-process KeyboardInterrupt sweep covers the rest)")
+        pytest.skip(
+            "a sweep of minutes: run with OME_ARROW_LONG_TESTS=1 (overwrite and append always run; "
+            "the in-process KeyboardInterrupt sweep covers the rest)"
+        )
     _needs_exchange(tmp_path, swap)
     n = _steps(tmp_path, op, swap)
     assert n >= 3
@@ -195,8 +198,14 @@ class _Interrupt:
         self.saved: list[tuple[Any, str, Callable[..., Any]]] = []
 
     def __enter__(self) -> _Interrupt:
-        for mod, name in [(os, "rename"), (os, "replace"), (os, "unlink"), (os, "rmdir"), (shutil, "rmtree"),
-                          (fsops, "renameat2")]:
+        for mod, name in [
+            (os, "rename"),
+            (os, "replace"),
+            (os, "unlink"),
+            (os, "rmdir"),
+            (shutil, "rmtree"),
+            (fsops, "renameat2"),
+        ]:
             real = getattr(mod, name)
             self.saved.append((mod, name, real))
             setattr(mod, name, self._wrap(real))
@@ -215,6 +224,7 @@ class _Interrupt:
                 if hit:  # whether the step succeeded or raised, the interrupt comes just after it
                     self.fired = True
                     raise KeyboardInterrupt
+
         return step
 
     def __exit__(self, *exc: object) -> None:
@@ -233,8 +243,9 @@ def _write_in_process(op: str, target: Path) -> None:
 
 @pytest.mark.parametrize("after", [False, True], ids=["before-step", "after-step"])
 @pytest.mark.parametrize(("op", "swap"), CASES)
-def test_keyboard_interrupt_at_every_step(tmp_path: Path, op: str, swap: str, after: bool,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyboard_interrupt_at_every_step(
+    tmp_path: Path, op: str, swap: str, after: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _needs_exchange(tmp_path, swap)
     monkeypatch.setattr(atomic, "EXCHANGE", swap == "exchange")
     k = 0

@@ -27,6 +27,7 @@ IMG = ws.images(7, 1)[0]
 
 def _writers(target: Path) -> dict[str, object]:
     """Every way of replacing a directory with a dataset; each returns what it raised (or None)."""
+
     def export() -> None:
         OMEArrow(IMG, dim_order="CYX").export("parquet", target)
 
@@ -73,8 +74,9 @@ KINDS = ["plain-dir", "empty-dir", "dataset-with-user-file", "dataset-with-subdi
 
 @pytest.mark.parametrize("how", ["export", "overwrite", "cli"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_overwrite_refuses_what_is_not_ours(tmp_path: Path, kind: str, how: str,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_overwrite_refuses_what_is_not_ours(
+    tmp_path: Path, kind: str, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = _foreign(tmp_path, kind)
     before = ws.tree(tmp_path)
     with pytest.raises(UnsafeOverwriteError) as err:
@@ -110,8 +112,13 @@ def test_overwrite_replaces_our_datasets(tmp_path: Path) -> None:
     stale.mkdir()
     ws.write(ours, 2, mode="overwrite", n=1)
     assert ws.same(ws.read(ours), ws.images(2, 1))
-    assert sorted(os.listdir(ours)) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json",
-                                        "chunks.parquet", "images.parquet", "index.parquet"]
+    assert sorted(os.listdir(ours)) == [
+        "THIS-IS-AN-OME-ARROW-DATASET.txt",
+        "_ome_arrow_dataset.json",
+        "chunks.parquet",
+        "images.parquet",
+        "index.parquet",
+    ]
     reference = tmp_path / "reference"  # ome-arrow 0.1.0's layout: no manifest
     ws.write(reference, 1)
     (reference / "_ome_arrow_dataset.json").unlink()
@@ -222,8 +229,11 @@ def test_cleanup_removes_only_stale_temporaries_of_ours(tmp_path: Path) -> None:
 
 def test_the_next_write_removes_stale_temporaries_of_its_target(tmp_path: Path) -> None:
     dead = _dead_pid()
-    names = [f".ds.ome-arrow-tmp.{dead}.0123abcd", f".ds.ome-arrow-old.{dead}.0123abce",
-             f".other.ome-arrow-tmp.{dead}.0123abcf"]
+    names = [
+        f".ds.ome-arrow-tmp.{dead}.0123abcd",
+        f".ds.ome-arrow-old.{dead}.0123abce",
+        f".other.ome-arrow-tmp.{dead}.0123abcf",
+    ]
     ws.write(tmp_path / "ds", 1)
     for n in names:
         (tmp_path / n).mkdir()
@@ -323,16 +333,20 @@ def _multirow_table(path: Path, arrs: list[np.ndarray]) -> None:
     pq.write_table(pa.table({"ome_arrow": pa.concat_arrays(records)}), path)
 
 
-def test_cli_convert_writes_every_image_and_refuses_existing_outputs(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_convert_writes_every_image_and_refuses_existing_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "src.ome.parquet"
     ws.write(src, 1)
     out = tmp_path / "out.ome.parquet"
     assert main(["convert", str(src), "-o", str(out)]) == 0
     assert "(3 image(s)" in capsys.readouterr().out
     assert ws.same(ws.read(out), ws.images(1))
-    assert OMEArrowDataset.scan(out).table.column("image_id").to_pylist() == ["image-00000", "image-00001",
-                                                                              "image-00002"]
+    assert OMEArrowDataset.scan(out).table.column("image_id").to_pylist() == [
+        "image-00000",
+        "image-00001",
+        "image-00002",
+    ]
     assert main(["convert", str(src), "-o", str(out)]) == 1
     assert "--force" in capsys.readouterr().err
     assert main(["convert", str(src), "-o", str(out), "--mode", "append", "-q"]) == 0

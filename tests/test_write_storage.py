@@ -70,15 +70,19 @@ def _attempts(ds: Path, record: Path) -> dict[str, object]:
         write_dataset(_big(2), ds.with_name("new.ome.parquet"), dim_order="CYX", progress=False)
 
     def export() -> None:
-        OMEArrow(np.concatenate(_big(2)), dim_order="CYX").export("parquet", record, layout="record",
-                                                                    compression=None)
+        OMEArrow(np.concatenate(_big(2)), dim_order="CYX").export("parquet", record, layout="record", compression=None)
 
     def export_to(how: str, name: str) -> None:
         OMEArrow(np.concatenate(_big(2)), dim_order="CYX").export(how, ds.with_name(name))
 
-    return {"overwrite": overwrite, "append": append, "create": create, "export-record": export,
-            "export-vortex": lambda: export_to("vortex", "img.vortex"),
-            "export-tiff": lambda: export_to("ome-tiff", "img.ome.tiff")}
+    return {
+        "overwrite": overwrite,
+        "append": append,
+        "create": create,
+        "export-record": export,
+        "export-vortex": lambda: export_to("vortex", "img.vortex"),
+        "export-tiff": lambda: export_to("ome-tiff", "img.ome.tiff"),
+    }
 
 
 def _needs(*modules: str) -> pytest.MarkDecorator:
@@ -86,9 +90,14 @@ def _needs(*modules: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (pip install -e backends/...)")
 
 
-HOWS = ["overwrite", "append", "create", "export-record",
-        pytest.param("export-vortex", marks=_needs("vortex", "ome_arrow_vortex")),
-        pytest.param("export-tiff", marks=_needs("tifffile", "ome_arrow_tiff"))]
+HOWS = [
+    "overwrite",
+    "append",
+    "create",
+    "export-record",
+    pytest.param("export-vortex", marks=_needs("vortex", "ome_arrow_vortex")),
+    pytest.param("export-tiff", marks=_needs("tifffile", "ome_arrow_tiff")),
+]
 
 
 @pytest.mark.parametrize("how", HOWS)
@@ -113,19 +122,20 @@ def test_a_read_only_disk_changes_nothing(tmpfs: Path, how: str) -> None:
     assert ws.same(ws.read(ds), ws.images(1))
 
 
-_WRITER = r'''
+_WRITER = r"""
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 import writes_support as ws
 for i in range(int(sys.argv[3])):
     ws.write(Path(sys.argv[1]), int(sys.argv[2]) + (i % 2) * 100, mode=sys.argv[5], n=3)
-'''
+"""
 
 
 def _writer(target: Path, seed: int, times: int, mode: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", _WRITER, str(target), str(seed), str(times),
-                             str(Path(ws.__file__).parent), mode])
+    return subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(target), str(seed), str(times), str(Path(ws.__file__).parent), mode]
+    )
 
 
 def _key(a: np.ndarray) -> bytes:
@@ -152,8 +162,13 @@ def test_two_processes_overwriting_at_once_leave_one_whole(tmp_path: Path) -> No
     got = ws.read(ds)
     assert ws.same(got, ws.images(10)) or ws.same(got, ws.images(20))
     assert os.listdir(tmp_path) == ["ds"]
-    assert sorted(os.listdir(ds)) == ["THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json", "chunks.parquet",
-                                      "images.parquet", "index.parquet"]
+    assert sorted(os.listdir(ds)) == [
+        "THIS-IS-AN-OME-ARROW-DATASET.txt",
+        "_ome_arrow_dataset.json",
+        "chunks.parquet",
+        "images.parquet",
+        "index.parquet",
+    ]
 
 
 def test_a_reader_during_overwrites_gets_old_or_new_pixels(tmp_path: Path) -> None:

@@ -23,8 +23,15 @@ def images(seed: int, n: int = 3, shape: tuple[int, int, int] = (2, 24, 40)) -> 
 
 
 def write(target: Path, seed: int, mode: str = "create", n: int = 3, **opts: object) -> None:
-    write_dataset(images(seed, n), target, mode=mode, dim_order="CYX", chunk_shape=(16, 16),  # type: ignore[arg-type]
-                  progress=False, **opts)
+    write_dataset(
+        images(seed, n),
+        target,
+        mode=mode,
+        dim_order="CYX",
+        chunk_shape=(16, 16),  # type: ignore[arg-type]
+        progress=False,
+        **opts,
+    )
 
 
 def read(target: Path) -> list[np.ndarray]:
@@ -61,7 +68,7 @@ def litter(parent: Path, target: Path, allowed_inside: list[set[str]]) -> list[s
 
 #: A writer run in a child process that counts the file-system steps it makes (os.rename, os.replace,
 #: os.unlink, os.rmdir, shutil.rmtree, renameat2) and kills itself with SIGKILL just before step K.
-CHILD = r'''
+CHILD = r"""
 import os, shutil, signal, sys
 import numpy as np
 from ome_arrow_core.safe_write import atomic, fsops
@@ -96,12 +103,26 @@ elif op == "record":
 else:
     ws.write(Path(target), 2, mode=op, n=2)
 print(count)
-'''
+"""
 
 
-def run_child(op: str, target: Path, kill_at: int, swap: str,
-              signal: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_child(
+    op: str, target: Path, kill_at: int, swap: str, signal: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the writer; ``kill_at=0`` counts its steps (printed last on stdout; each step on stderr)."""
-    return subprocess.run([sys.executable, "-c", CHILD, op, str(target), str(kill_at), swap,
-                           str(Path(__file__).parent), *([signal] if signal else [])],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            op,
+            str(target),
+            str(kill_at),
+            swap,
+            str(Path(__file__).parent),
+            *([signal] if signal else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -39,8 +39,14 @@ def export_numpy(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLP
 @hookimpl
 def ome_arrow_exporters() -> Sequence[Exporter]:
     return [
-        Exporter(name="arrow", devices=("cpu",), modes=("arrow",), export=export_arrow,
-                 description="zero-copy DLPack from Arrow memory"),
-        Exporter(name="numpy", devices=("cpu",), modes=("numpy",), export=export_numpy,
-                 description="writable numpy copy"),
+        Exporter(
+            name="arrow",
+            devices=("cpu",),
+            modes=("arrow",),
+            export=export_arrow,
+            description="zero-copy DLPack from Arrow memory",
+        ),
+        Exporter(
+            name="numpy", devices=("cpu",), modes=("numpy",), export=export_numpy, description="writable numpy copy"
+        ),
     ]

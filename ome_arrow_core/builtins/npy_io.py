@@ -37,8 +37,10 @@ def _header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
             read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read(f)
         except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError...
-            raise DamagedFileError(f"{path}: its .npy header cannot be read ({type(exc).__name__}: {exc}); the file "
-                                   "is damaged or not a .npy file") from exc
+            raise DamagedFileError(
+                f"{path}: its .npy header cannot be read ({type(exc).__name__}: {exc}); the file "
+                "is damaged or not a .npy file"
+            ) from exc
         return tuple(int(n) for n in shape), bool(fortran), np.dtype(dtype), f.tell()
 
 
@@ -51,13 +53,16 @@ class NpySource:
         with reading(self.path, None, "opening the .npy file"):
             shape, self._fortran, dtype, self._offset = _header(self.path)
         if not 2 <= len(shape) <= 5:
-            raise SchemaError(f"{self.path} holds a {len(shape)}-D array {shape}; .npy files of 2 to 5 dims "
-                              "(YX, ZYX, TCYX, TCZYX) are read as images: load it with np.load and pass dim_order=")
+            raise SchemaError(
+                f"{self.path} holds a {len(shape)}-D array {shape}; .npy files of 2 to 5 dims "
+                "(YX, ZYX, TCYX, TCZYX) are read as images: load it with np.load and pass dim_order="
+            )
         self._shape = shape
         self._file_dtype = dtype
         self._order = default_dim_order(len(shape))
-        self.meta = ImageMeta(sizes=self._sizes(), dtype=check_dtype(dtype.newbyteorder("=")), id=self.path.stem,
-                              name=self.path.stem)
+        self.meta = ImageMeta(
+            sizes=self._sizes(), dtype=check_dtype(dtype.newbyteorder("=")), id=self.path.stem, name=self.path.stem
+        )
         self.rows_read = 0
         self._check_size(os.stat(self.path).st_size)
 
@@ -72,8 +77,10 @@ class NpySource:
         want = self._offset + self._nbytes
         if size != want:
             cut = "truncated" if size < want else "longer than its header says"
-            raise DamagedFileError(f"{self.path}: its header declares {self._shape} {self._file_dtype} ({want} bytes "
-                                   f"with the header) but the file has {size} bytes; it is {cut} (damaged)")
+            raise DamagedFileError(
+                f"{self.path}: its header declares {self._shape} {self._file_dtype} ({want} bytes "
+                f"with the header) but the file has {size} bytes; it is {cut} (damaged)"
+            )
 
     def read(self, sel: Selection) -> np.ndarray:
         """Pixels of ``sel``: the leading-axis rows it spans are read, then indexed."""
@@ -88,8 +95,10 @@ class NpySource:
             f.seek(self._offset + lo * step)
             data = f.read(count * self._file_dtype.itemsize)
         if len(data) != count * self._file_dtype.itemsize:
-            raise DamagedFileError(f"{self.path}: reading rows {lo}..{hi} returned {len(data)} bytes, not "
-                                   f"{count * self._file_dtype.itemsize}; the file was truncated while open")
+            raise DamagedFileError(
+                f"{self.path}: reading rows {lo}..{hi} returned {len(data)} bytes, not "
+                f"{count * self._file_dtype.itemsize}; the file was truncated while open"
+            )
         self.rows_read += hi - lo
         arr = np.frombuffer(data, self._file_dtype).reshape(rows, order="F" if self._fortran else "C")
         part = to_canonical(arr, self._order)

@@ -23,8 +23,18 @@ def _generic_to_numpy(obj: object) -> np.ndarray:
 @hookimpl
 def ome_arrow_ingesters() -> Sequence[Ingester]:
     return [
-        Ingester(name="numpy", priority=10, matches=lambda o: isinstance(o, np.ndarray),
-                 to_numpy=np.asarray, description="numpy.ndarray"),
-        Ingester(name="array-like", priority=-100, matches=_generic, to_numpy=_generic_to_numpy,
-                 description="objects with __array__ or __dlpack__"),
+        Ingester(
+            name="numpy",
+            priority=10,
+            matches=lambda o: isinstance(o, np.ndarray),
+            to_numpy=np.asarray,
+            description="numpy.ndarray",
+        ),
+        Ingester(
+            name="array-like",
+            priority=-100,
+            matches=_generic,
+            to_numpy=_generic_to_numpy,
+            description="objects with __array__ or __dlpack__",
+        ),
     ]

@@ -25,8 +25,15 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 
-def open_parquet(path: Path | Location, column: str | None = None, row: int = 0, image_id: str | None = None,
-                 verify: bool | None = None, registry: Registry | None = None, **_: Any) -> PixelSource:
+def open_parquet(
+    path: Path | Location,
+    column: str | None = None,
+    row: int = 0,
+    image_id: str | None = None,
+    verify: bool | None = None,
+    registry: Registry | None = None,
+    **_: Any,
+) -> PixelSource:
     """Open a dataset directory or a struct-column Parquet file as a pixel source (``verify``: see checksums;
     ``registry`` gives the chunk stores of a dataset's non-Parquet chunk files, default the shared one).
 
@@ -117,13 +124,18 @@ def write_parquet(
     if layout == "record":
         if len(images) != 1:
             raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
-        return write_record_file(images[0].meta, images[0].to_numpy(), out, column=column,
-                                 compression=compression or "none")
+        return write_record_file(
+            images[0].meta, images[0].to_numpy(), out, column=column, compression=compression or "none"
+        )
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
     return write_images(
-        [(im.meta, im.to_numpy()) for im in images], out, chunk_shape=chunk_shape,
-        compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
+        [(im.meta, im.to_numpy()) for im in images],
+        out,
+        chunk_shape=chunk_shape,
+        compression=compression,
+        compression_level=compression_level,
+        rows_per_group=rows_per_group,
     )
 
 
@@ -145,14 +157,26 @@ def _write_remote(images: list[Any], out: Location, layout: str, column: str, co
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
-        Reader(name="parquet", suffixes=(".parquet", ".pq", ".ome-arrow"), open=open_parquet, sniff=_sniff,
-               remote=True, description="OME-Arrow Parquet: typed-chunk datasets and struct-column files"),
+        Reader(
+            name="parquet",
+            suffixes=(".parquet", ".pq", ".ome-arrow"),
+            open=open_parquet,
+            sniff=_sniff,
+            remote=True,
+            description="OME-Arrow Parquet: typed-chunk datasets and struct-column files",
+        ),
     ]
 
 
 @hookimpl
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
-        Writer(name="parquet", formats=("parquet", "ome-parquet"), suffixes=(".ome.parquet", ".parquet"),
-               write=write_parquet, remote=True, description="OME-Arrow Parquet dataset (default) or one-row record file"),
+        Writer(
+            name="parquet",
+            formats=("parquet", "ome-parquet"),
+            suffixes=(".ome.parquet", ".parquet"),
+            write=write_parquet,
+            remote=True,
+            description="OME-Arrow Parquet dataset (default) or one-row record file",
+        ),
     ]

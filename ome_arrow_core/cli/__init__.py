@@ -56,8 +56,14 @@ def _stdout_gone() -> int:
     return BROKEN_PIPE
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: object = None, line: str | None = None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     """A warning as one line on stderr (no source line: the user did not write it)."""
     print(f"warning: {message}", file=sys.stderr)
 

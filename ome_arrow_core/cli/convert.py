@@ -51,8 +51,11 @@ def _ids(groups: list[tuple[Path, list[OMEArrow]]]) -> list[str] | None:
     """Image ids for the output: each image keeps its own id (prefixed by its file's name where several
     inputs are converted); None (image-NNNNN) where those would not be unique."""
     several = len(groups) > 1
-    ids = [(f"{p.name}:{im.meta.id}" if several and len(ims) > 1 else p.name if several else im.meta.id)
-           for p, ims in groups for im in ims]
+    ids = [
+        (f"{p.name}:{im.meta.id}" if several and len(ims) > 1 else p.name if several else im.meta.id)
+        for p, ims in groups
+        for im in ims
+    ]
     return ids if len(set(ids)) == len(ids) and all(ids) else None
 
 
@@ -75,8 +78,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     how = _out_format(out, args.to)
     mode = "overwrite" if args.force else args.mode
     if mode == "create" and os.path.lexists(out):
-        print(f"error: {out} exists; pass --force to replace it (only an OME-Arrow dataset holding nothing "
-              "else, or a file, is replaced) or --mode append to add the images to the dataset", file=sys.stderr)
+        print(
+            f"error: {out} exists; pass --force to replace it (only an OME-Arrow dataset holding nothing "
+            "else, or a file, is replaced) or --mode append to add the images to the dataset",
+            file=sys.stderr,
+        )
         return 1
     if mode == "append" and how != "parquet":
         print(f"error: --mode append adds images to a dataset directory; {how} holds one image", file=sys.stderr)
@@ -99,8 +105,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
             print("error: no input could be read; nothing written", file=sys.stderr)
         return 1
     if how != "parquet" and len(images) > 1:
-        print(f"error: the inputs hold {len(images)} images, which make one multi-image dataset directory; "
-              f"{how} holds one image: convert to .ome.parquet, or one image at a time", file=sys.stderr)
+        print(
+            f"error: the inputs hold {len(images)} images, which make one multi-image dataset directory; "
+            f"{how} holds one image: convert to .ome.parquet, or one image at a time",
+            file=sys.stderr,
+        )
         return 1
     opts: dict[str, Any] = {}
     if args.chunk_shape:
@@ -112,8 +121,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if how == "parquet":
             from ..dataset import write_dataset
 
-            write_dataset(counted(images, bar), out, mode=mode, chunk_format=args.chunk_format,  # type: ignore[arg-type]
-                          image_ids=None if mode == "append" else _ids(groups), progress=False, **opts)
+            write_dataset(
+                counted(images, bar),
+                out,
+                mode=mode,  # type: ignore[arg-type]
+                chunk_format=args.chunk_format,
+                image_ids=None if mode == "append" else _ids(groups),
+                progress=False,
+                **opts,
+            )
         else:
             images[0].export(how, out, **opts)
             bar.update(total, str(images[0].meta.id))
@@ -128,15 +144,28 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
     p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
-    p.add_argument("--chunk-shape", help="chunk shape as y,x or z,y,x (default: planes up to 256x256, else 256x256 tiles)")
+    p.add_argument(
+        "--chunk-shape", help="chunk shape as y,x or z,y,x (default: planes up to 256x256, else 256x256 tiles)"
+    )
     p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
-    p.add_argument("--chunk-format", choices=("parquet", "vortex"),
-                   help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])")
-    p.add_argument("--mode", choices=("create", "overwrite", "append"), default="create",
-                   help="create (default): refuse an existing output; overwrite: replace it (a file, or an "
-                        "OME-Arrow dataset directory holding nothing else; anything else is refused); "
-                        "append: add the images to the dataset directory")
+    p.add_argument(
+        "--chunk-format",
+        choices=("parquet", "vortex"),
+        help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("create", "overwrite", "append"),
+        default="create",
+        help="create (default): refuse an existing output; overwrite: replace it (a file, or an "
+        "OME-Arrow dataset directory holding nothing else; anything else is refused); "
+        "append: add the images to the dataset directory",
+    )
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output (same as --mode overwrite)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress bar (shown on a terminal: pixel bytes read and written) and no summary line")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar (shown on a terminal: pixel bytes read and written) and no summary line",
+    )
     p.set_defaults(func=cmd_convert)

@@ -52,8 +52,11 @@ def _summaries(ds: OMEArrowDataset) -> list[dict[str, Any]]:
     table = ds.table
     names = set(table.column_names)
     extras = ds.extra_columns
-    cols = {n: table.column(n).to_pylist() for n in ({"image_id", "dtype"} | {f"size_{a.lower()}" for a in _AXES})
-            if n in names}
+    cols = {
+        n: table.column(n).to_pylist()
+        for n in ({"image_id", "dtype"} | {f"size_{a.lower()}" for a in _AXES})
+        if n in names
+    }
     out = []
     for i in range(len(ds)):
         if all(f"size_{a.lower()}" in cols for a in _AXES) and "dtype" in cols and "image_id" in cols:
@@ -63,8 +66,7 @@ def _summaries(ds: OMEArrowDataset) -> list[dict[str, Any]]:
             meta = ds[i].meta
             shape, image_id, dtype = dict(zip(_AXES, meta.shape)), meta.id, meta.dtype.name
         row = ds.metadata(i) if extras else {}
-        out.append({"row": i, "id": image_id, "shape": shape, "dtype": str(dtype),
-                    **{k: row.get(k) for k in extras}})
+        out.append({"row": i, "id": image_id, "shape": shape, "dtype": str(dtype), **{k: row.get(k) for k in extras}})
     return out
 
 
@@ -77,14 +79,25 @@ def _print_listing(path: str, ds: OMEArrowDataset, as_json: bool) -> None:
     storage = {k: first[k] for k in _STORAGE if k in first}
     images = _summaries(ds)
     if as_json:
-        print(json.dumps({"path": path, **storage, "images": images, "metadata_columns": ds.extra_columns},
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                {"path": path, **storage, "images": images, "metadata_columns": ds.extra_columns}, indent=2, default=str
+            )
+        )
         return
     print(f"{path}: {len(images)} images; pick one with --row N or --image ID")
     print("  " + "  ".join(f"{k}={v}" for k, v in storage.items()))
     head = ["row", "id", "shape " + _AXES, "dtype", *ds.extra_columns]
-    table = [head] + [[str(im["row"]), str(im["id"]), "x".join(str(v) for v in im["shape"].values()), im["dtype"],
-                       *(str(im[c]) for c in ds.extra_columns)] for im in images]
+    table = [head] + [
+        [
+            str(im["row"]),
+            str(im["id"]),
+            "x".join(str(v) for v in im["shape"].values()),
+            im["dtype"],
+            *(str(im[c]) for c in ds.extra_columns),
+        ]
+        for im in images
+    ]
     widths = [max(len(r[k]) for r in table) for k in range(len(head))]
     for r in table:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -94,8 +107,9 @@ def pick_image(ds: OMEArrowDataset, path: str, row: int | None, image: str | Non
     """The row of the image ``--row``/``--image`` names."""
     if row is not None:
         if not 0 <= row < len(ds):
-            raise ArgumentError(f"--row {row} is out of range: {path} holds {len(ds)} image(s) (rows 0 to "
-                                f"{len(ds) - 1})")
+            raise ArgumentError(
+                f"--row {row} is out of range: {path} holds {len(ds)} image(s) (rows 0 to {len(ds) - 1})"
+            )
         return row
     ids = [str(im["id"]) for im in _summaries(ds)]
     if image not in ids:
@@ -140,10 +154,11 @@ def _info(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """The ``info`` subcommand."""
     p = sub.add_parser(
-        "info", help="an image's shape, dtype, physical sizes, channels and storage; a dataset's images",
+        "info",
+        help="an image's shape, dtype, physical sizes, channels and storage; a dataset's images",
         description="For one image: shape per axis, dtype, physical sizes, channels and storage. For a dataset "
-                    "directory or a table of several images: one line per image (row, id, shape, dtype and the "
-                    "metadata columns); --row or --image shows one of them in full.",
+        "directory or a table of several images: one line per image (row, id, shape, dtype and the "
+        "metadata columns); --row or --image shows one of them in full.",
     )
     p.add_argument("path", help="image file, table or dataset directory")
     p.add_argument("--row", type=int, help="show the image in this row (0-based) of a dataset or table")

@@ -53,30 +53,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """The ``cleanup``, ``compact`` and ``verify`` subcommands."""
     p = sub.add_parser(
-        "cleanup", help="remove what killed writes left (temporaries, unlisted append files); restore a moved copy",
+        "cleanup",
+        help="remove what killed writes left (temporaries, unlisted append files); restore a moved copy",
         description="Remove the temporaries (.NAME.ome-arrow-tmp.PID.RANDOM, .NAME.ome-arrow-old.PID.RANDOM) that "
-                    "killed writes left beside and inside PATH, put back a dataset a killed overwrite moved aside, "
-                    "and remove the files an interrupted append left in a dataset. Only names of ours whose writer "
-                    "is gone are touched; a dataset a writer holds is left alone.",
+        "killed writes left beside and inside PATH, put back a dataset a killed overwrite moved aside, "
+        "and remove the files an interrupted append left in a dataset. Only names of ours whose writer "
+        "is gone are touched; a dataset a writer holds is left alone.",
     )
     p.add_argument("path", help="dataset directory or output file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when there is nothing to do")
     p.set_defaults(func=cmd_cleanup)
 
     p = sub.add_parser(
-        "compact", help="merge a dataset's appended chunk files into one chunks.parquet (ome-arrow 0.1.0 reads it)",
+        "compact",
+        help="merge a dataset's appended chunk files into one chunks.parquet (ome-arrow 0.1.0 reads it)",
         description="Merge the chunk files appends add (chunks-NNNNN.parquet) into one chunks.parquet, atomically, "
-                    "so ome-arrow 0.1.0 reads every image. A dataset already in one file is left untouched.",
+        "so ome-arrow 0.1.0 reads every image. A dataset already in one file is left untouched.",
     )
     p.add_argument("path", help="dataset directory")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_compact)
 
     p = sub.add_parser(
-        "verify", help="check a dataset or file: every chunk's checksum, every table and chunk file; list damage",
+        "verify",
+        help="check a dataset or file: every chunk's checksum, every table and chunk file; list damage",
         description="Check a dataset directory (manifest, tables, chunk files, every chunk's checksum and coverage), "
-                    "a struct-record Parquet file, a Vortex file or an OME-TIFF (every plane decodes). Prints each "
-                    "damaged file, member, image id and chunk id, or 'ok' with counts. Exit 0 clean, 1 damaged.",
+        "a struct-record Parquet file, a Vortex file or an OME-TIFF (every plane decodes). Prints each "
+        "damaged file, member, image id and chunk id, or 'ok' with counts. Exit 0 clean, 1 damaged.",
     )
     p.add_argument("path", help="dataset directory or image file")
     p.add_argument("--json", action="store_true", help="machine-readable report")

@@ -38,15 +38,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """The ``plugins`` subcommand."""
     p = sub.add_parser(
-        "plugins", help="list backends, what they handle and how to install missing ones; --explain an input",
+        "plugins",
+        help="list backends, what they handle and how to install missing ones; --explain an input",
         description="List every plugin's handlers with their status: available; unavailable with the exact pip "
-                    "install (first-party backends that are not installed are listed too) or the reason (CUDA "
-                    "exporters without a GPU); blocked by OME_ARROW_CORE_BLOCK_PLUGINS; failed to load. "
-                    "--explain PATH_OR_TYPE says which handler would be used for a path, a format name (ome-tiff), "
-                    "a device (cpu, cuda) or an array type (numpy.ndarray, torch.Tensor), and why each other "
-                    "handler was not: lower priority, library missing, blocked, suffix.",
+        "install (first-party backends that are not installed are listed too) or the reason (CUDA "
+        "exporters without a GPU); blocked by OME_ARROW_CORE_BLOCK_PLUGINS; failed to load. "
+        "--explain PATH_OR_TYPE says which handler would be used for a path, a format name (ome-tiff), "
+        "a device (cpu, cuda) or an array type (numpy.ndarray, torch.Tensor), and why each other "
+        "handler was not: lower priority, library missing, blocked, suffix.",
     )
-    p.add_argument("--explain", metavar="PATH_OR_TYPE",
-                   help="which handler would be chosen for this path, format, device or array type, and why")
+    p.add_argument(
+        "--explain",
+        metavar="PATH_OR_TYPE",
+        help="which handler would be chosen for this path, format, device or array type, and why",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plugins)

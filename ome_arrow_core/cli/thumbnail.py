@@ -96,22 +96,31 @@ def _positive(text: str) -> int:
 def add_parser(sub: Any) -> None:
     """The ``thumbnail`` subcommand."""
     p = sub.add_parser(
-        "thumbnail", help="an image as a PNG: max over Z, channels in their colours, robust auto-contrast",
+        "thumbnail",
+        help="an image as a PNG: max over Z, channels in their colours, robust auto-contrast",
         description="Render one image (max projection over Z at one T, channels composited in their stored "
-                    "colours, 0.1-99.9 percentile contrast per channel) or a grid of a dataset's first images, "
-                    "and write it as a PNG. Reads only the planes and rows it shows (and the smallest pyramid "
-                    "level that is large enough).",
+        "colours, 0.1-99.9 percentile contrast per channel) or a grid of a dataset's first images, "
+        "and write it as a PNG. Reads only the planes and rows it shows (and the smallest pyramid "
+        "level that is large enough).",
     )
     p.add_argument("path", help="image file, table or dataset directory")
     p.add_argument("-o", "--output", required=True, help="the PNG file to write (an existing PNG is replaced)")
     p.add_argument("--row", type=int, help="the image in this row (0-based) of a dataset or table")
     p.add_argument("--image", metavar="ID", help="the image with this id in a dataset or table")
     p.add_argument("--column", help="the OME-Arrow column to read, in a table that has several")
-    p.add_argument("--size", type=_positive, default=256, help="longest side in pixels (default 256; 128 a cell "
-                                                                "in a dataset's grid is a good choice)")
+    p.add_argument(
+        "--size",
+        type=_positive,
+        default=256,
+        help="longest side in pixels (default 256; 128 a cell in a dataset's grid is a good choice)",
+    )
     p.add_argument("--t", type=int, default=0, help="the T index to show (default 0)")
-    p.add_argument("--grid", type=_positive, default=GRID_IMAGES,
-                   help=f"a dataset without --row/--image: how many of its first images (default {GRID_IMAGES})")
+    p.add_argument(
+        "--grid",
+        type=_positive,
+        default=GRID_IMAGES,
+        help=f"a dataset without --row/--image: how many of its first images (default {GRID_IMAGES})",
+    )
     p.add_argument("-f", "--force", action="store_true", help="replace an existing output that is not a PNG")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     p.set_defaults(func=cmd_thumbnail)

@@ -14,12 +14,31 @@ from ..errors import ArgumentError
 __all__ = ["AccessPattern", "ChunkChoice", "Layout", "choose_chunking"]
 
 Layout = Literal["auto", "image", "tile", "volume", "z-plane", "block", "hybrid"]
-AccessPattern = Literal["balanced", "full_image", "random_image", "crop_2d", "fast_crop_2d", "full_volume",
-                        "plane_3d", "subvolume_3d", "balanced_5d", "time_series"]
+AccessPattern = Literal[
+    "balanced",
+    "full_image",
+    "random_image",
+    "crop_2d",
+    "fast_crop_2d",
+    "full_volume",
+    "plane_3d",
+    "subvolume_3d",
+    "balanced_5d",
+    "time_series",
+]
 
-_LAYOUT_OF = {"balanced": "block", "full_image": "image", "random_image": "image", "crop_2d": "tile",
-              "fast_crop_2d": "tile", "full_volume": "volume", "plane_3d": "z-plane", "subvolume_3d": "block",
-              "balanced_5d": "block", "time_series": "block"}
+_LAYOUT_OF = {
+    "balanced": "block",
+    "full_image": "image",
+    "random_image": "image",
+    "crop_2d": "tile",
+    "fast_crop_2d": "tile",
+    "full_volume": "volume",
+    "plane_3d": "z-plane",
+    "subvolume_3d": "block",
+    "balanced_5d": "block",
+    "time_series": "block",
+}
 #: (z, y, x) caps of a block chunk per access pattern.
 _BLOCK = {"time_series": (8, 256, 256), "balanced_5d": (16, 256, 256)}
 
@@ -49,9 +68,16 @@ def _preset(layout: str, pattern: str, shape: tuple[int, ...]) -> tuple[int, ...
     return (1, 1, min(z, bz), min(y, by), min(x, bx))
 
 
-def choose_chunking(shape: Sequence[int], dtype: Any, *, layout: Layout = "auto",
-                    access_pattern: AccessPattern = "balanced", target_chunk_mb: float = 4.0,
-                    compression: str | None = "zstd", chunk_shape: Sequence[int] | None = None) -> ChunkChoice:
+def choose_chunking(
+    shape: Sequence[int],
+    dtype: Any,
+    *,
+    layout: Layout = "auto",
+    access_pattern: AccessPattern = "balanced",
+    target_chunk_mb: float = 4.0,
+    compression: str | None = "zstd",
+    chunk_shape: Sequence[int] | None = None,
+) -> ChunkChoice:
     """A chunking for a TCZYX image: explicit ``chunk_shape``, else the layout's (or access pattern's) preset,
     with Y and X scaled down so a tile or block chunk stays under ``target_chunk_mb``."""
     if len(shape) != 5 or min(int(v) for v in shape) <= 0:
@@ -78,7 +104,9 @@ def choose_chunking(shape: Sequence[int], dtype: Any, *, layout: Layout = "auto"
         scale = math.sqrt(target / size_mb)
         chunk = (*chunk[:3], max(1, int(chunk[3] * scale)), max(1, int(chunk[4] * scale)))
         size_mb = float(np.prod(chunk)) * item / 2**20
-    why = (f'Selected layout="{resolved}", chunk_shape={chunk}, compression={compression!r} because '
-           f'dtype={np.dtype(dtype).name}, estimated chunk size is {size_mb:.3g} MB, and '
-           f'access_pattern="{access_pattern}".')
+    why = (
+        f'Selected layout="{resolved}", chunk_shape={chunk}, compression={compression!r} because '
+        f"dtype={np.dtype(dtype).name}, estimated chunk size is {size_mb:.3g} MB, and "
+        f'access_pattern="{access_pattern}".'
+    )
     return ChunkChoice(resolved, chunk, compression, why)  # type: ignore[arg-type]

@@ -73,9 +73,17 @@ class OMEArrow:
     ``image_type`` overrides the record's; ``lazy=True`` (paths only) defers all reading.
     """
 
-    def __init__(self, data: Any, tcz: Sequence[int] = (0, 0, 0), *, dim_order: str | None = None,
-                 column_name: str | None = "ome_arrow", row_index: int = 0, image_type: str | None = None,
-                 lazy: bool = False) -> None:
+    def __init__(
+        self,
+        data: Any,
+        tcz: Sequence[int] = (0, 0, 0),
+        *,
+        dim_order: str | None = None,
+        column_name: str | None = "ome_arrow",
+        row_index: int = 0,
+        image_type: str | None = None,
+        lazy: bool = False,
+    ) -> None:
         self.tcz = tuple(int(v) for v in tcz)
         self._image_type = image_type
         self._column, self._row = column_name, int(row_index)
@@ -86,27 +94,34 @@ class OMEArrow:
         self._slices: list[tuple[int, int, int, int, Any, Any, Any]] = []
         array = _is_array(data)
         if dim_order is not None and not array:
-            raise ArgumentError("dim_order is supported only for numpy.ndarray, torch.Tensor or jax.Array input; "
-                                f"got {type(data).__name__}")
+            raise ArgumentError(
+                "dim_order is supported only for numpy.ndarray, torch.Tensor or jax.Array input; "
+                f"got {type(data).__name__}"
+            )
         if lazy:
             if not isinstance(data, (str, os.PathLike)):
-                raise TypeError("lazy=True currently supports only string (path) inputs, "
-                                f"got {type(data).__name__}")
+                raise TypeError(f"lazy=True currently supports only string (path) inputs, got {type(data).__name__}")
             if is_pattern(str(data)):
-                raise TypeError("lazy=True does not support Bio-Formats pattern strings; "
-                                "use OMEArrow(pattern) (eager) instead")
+                raise TypeError(
+                    "lazy=True does not support Bio-Formats pattern strings; use OMEArrow(pattern) (eager) instead"
+                )
             self._lazy_path = Path(data)
             return
         if isinstance(data, (str, os.PathLike)):
             self._open(str(data))
         elif array:
-            self._data = from_numpy(np.asarray(data), dim_order=dim_order, image_type=image_type) \
-                if isinstance(data, np.ndarray) else self._from_tensor(data, dim_order)
+            self._data = (
+                from_numpy(np.asarray(data), dim_order=dim_order, image_type=image_type)
+                if isinstance(data, np.ndarray)
+                else self._from_tensor(data, dim_order)
+            )
         elif isinstance(data, (Mapping, pa.StructScalar)):
             self._data = record_of(data, image_type)
         else:
-            raise TypeError("input data must be a path, dict, pyarrow.StructScalar, numpy.ndarray, torch.Tensor "
-                            f"or jax.Array; got {type(data).__module__}.{type(data).__qualname__}")
+            raise TypeError(
+                "input data must be a path, dict, pyarrow.StructScalar, numpy.ndarray, torch.Tensor "
+                f"or jax.Array; got {type(data).__module__}.{type(data).__qualname__}"
+            )
 
     def _from_tensor(self, data: Any, dim_order: str | None) -> pa.StructScalar:
         kind = type(data).__module__.split(".")[0]
@@ -123,17 +138,25 @@ class OMEArrow:
         self._path = path
         kind = kind_of(path)
         if kind == "parquet" and path.is_file():
-            self._data = record_of(from_ome_parquet(path, column_name=self._column, row_index=self._row),
-                                   self._image_type)
+            self._data = record_of(
+                from_ome_parquet(path, column_name=self._column, row_index=self._row), self._image_type
+            )
         elif kind == "vortex" and is_record_vortex(path):
-            self._data = record_of(from_ome_vortex(path, column_name=self._column, row_index=self._row),
-                                   self._image_type)
+            self._data = record_of(
+                from_ome_vortex(path, column_name=self._column, row_index=self._row), self._image_type
+            )
         else:
             self._image = scan_path(path, self._column, self._row).collect()
 
     @classmethod
-    def scan(cls, data: str | os.PathLike[str], *, column_name: str | None = "ome_arrow", row_index: int = 0,
-             image_type: str | None = None) -> OMEArrow:
+    def scan(
+        cls,
+        data: str | os.PathLike[str],
+        *,
+        column_name: str | None = "ome_arrow",
+        row_index: int = 0,
+        image_type: str | None = None,
+    ) -> OMEArrow:
         """A lazy image of a path: nothing is read (not even checked) until it is used."""
         return cls(data, column_name=column_name, row_index=row_index, image_type=image_type, lazy=True)
 
@@ -192,18 +215,39 @@ class OMEArrow:
         return f"OMEArrow({'lazy' if self.is_lazy else 'eager'}, {self.info()['summary']})"
 
     # -- slicing ------------------------------------------------------------------------
-    def slice_lazy(self, x_min: int, x_max: int, y_min: int, y_max: int, t_indices: Any = None,
-                   c_indices: Any = None, z_indices: Any = None) -> OMEArrow:
+    def slice_lazy(
+        self,
+        x_min: int,
+        x_max: int,
+        y_min: int,
+        y_max: int,
+        t_indices: Any = None,
+        c_indices: Any = None,
+        z_indices: Any = None,
+    ) -> OMEArrow:
         """A crop ``[y_min:y_max, x_min:x_max]`` (and t/c/z indices): lazy on a lazy image, else eager."""
         if not self.is_lazy:
             return self.slice(x_min, x_max, y_min, y_max, t_indices, c_indices, z_indices)
-        out = OMEArrow.scan(self._lazy_path, column_name=self._column, row_index=self._row,  # type: ignore[arg-type]
-                            image_type=self._image_type)
+        out = OMEArrow.scan(
+            self._lazy_path,  # type: ignore[arg-type]
+            column_name=self._column,
+            row_index=self._row,
+            image_type=self._image_type,
+        )
         out._slices = [*self._slices, (x_min, x_max, y_min, y_max, t_indices, c_indices, z_indices)]
         return out
 
-    def slice(self, x_min: int, x_max: int, y_min: int, y_max: int, t_indices: Any = None, c_indices: Any = None,
-              z_indices: Any = None, fill_missing: bool = True) -> OMEArrow:
+    def slice(
+        self,
+        x_min: int,
+        x_max: int,
+        y_min: int,
+        y_max: int,
+        t_indices: Any = None,
+        c_indices: Any = None,
+        z_indices: Any = None,
+        fill_missing: bool = True,
+    ) -> OMEArrow:
         """An eager crop of this image (a new OMEArrow)."""
         del fill_missing
         cropped = self.core_image().slice(x_min, x_max, y_min, y_max, t_indices, c_indices, z_indices)
@@ -211,10 +255,23 @@ class OMEArrow:
         return OMEArrow(pixels, dim_order="TCZYX", image_type=self._image_type)
 
     # -- views ----------------------------------------------------------------------------
-    def tensor_view(self, *, scene: int | None = None, t: Any = None, z: Any = None, c: Any = None,
-                    roi: Any = None, roi3d: Any = None, roi_nd: Any = None, roi_type: Any = None, tile: Any = None,
-                    layout: str | None = None, dtype: Any = None, chunk_policy: str = "auto",
-                    channel_policy: str = "error") -> TensorView | LazyTensorView:
+    def tensor_view(
+        self,
+        *,
+        scene: int | None = None,
+        t: Any = None,
+        z: Any = None,
+        c: Any = None,
+        roi: Any = None,
+        roi3d: Any = None,
+        roi_nd: Any = None,
+        roi_type: Any = None,
+        tile: Any = None,
+        layout: str | None = None,
+        dtype: Any = None,
+        chunk_policy: str = "auto",
+        channel_policy: str = "error",
+    ) -> TensorView | LazyTensorView:
         """A view of a selection in a layout (lazy on a lazy image); see :class:`TensorView`."""
         if scene not in (None, 0):
             raise ArgumentError(f"scene={scene}: an OME-Arrow record holds one scene (0)")
@@ -224,11 +281,22 @@ class OMEArrow:
             return LazyTensorView(self._open_lazy, args)
         return TensorView.over(self.core_image(), args)
 
-    def view(self, how: str = "matplotlib", tcz: Sequence[int] | None = None, autoscale: bool = True,
-             vmin: float | None = None, vmax: float | None = None, cmap: str = "gray", show: bool = True,
-             c: int | None = None, downsample: int = 1, opacity: str | float = "sigmoid",
-             clim: tuple[float, float] | None = None, show_axes: bool = True,
-             scaling_values: tuple[float, float, float] | None = None) -> Any:
+    def view(
+        self,
+        how: str = "matplotlib",
+        tcz: Sequence[int] | None = None,
+        autoscale: bool = True,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        cmap: str = "gray",
+        show: bool = True,
+        c: int | None = None,
+        downsample: int = 1,
+        opacity: str | float = "sigmoid",
+        clim: tuple[float, float] | None = None,
+        show_axes: bool = True,
+        scaling_values: tuple[float, float, float] | None = None,
+    ) -> Any:
         """Render a plane with matplotlib (returns (figure, axes, image)) or a volume with PyVista."""
         if how not in _VIEW_MODES:
             raise ArgumentError(f"Unsupported view mode {how!r}; expected one of {', '.join(_VIEW_MODES)}")
@@ -237,9 +305,16 @@ class OMEArrow:
         if how == "matplotlib":
             plane = tuple(tcz) if tcz is not None else self.tcz
             return view_matplotlib(self.data, plane, autoscale, vmin, vmax, cmap, show)
-        return view_pyvista(self.data, c=c if c is not None else self.tcz[1], downsample=downsample,
-                            scaling_values=scaling_values, opacity=opacity, clim=clim, show_axes=show_axes,
-                            show=show)
+        return view_pyvista(
+            self.data,
+            c=c if c is not None else self.tcz[1],
+            downsample=downsample,
+            scaling_values=scaling_values,
+            opacity=opacity,
+            clim=clim,
+            show_axes=show_axes,
+            show=show,
+        )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Jupyter: the core image's thumbnail and facts (docs/display.md); the error when it cannot be read."""
@@ -253,11 +328,21 @@ class OMEArrow:
         return str(self._repr_mimebundle_()["text/html"])
 
     # -- export ---------------------------------------------------------------------------
-    def export(self, how: str = "numpy", dtype: Any = None, strict: bool = True, clamp: bool = False, *,
-               out: str | os.PathLike[str] | None = None, parquet_column_name: str = "ome_arrow",
-               parquet_compression: str | None = "zstd", parquet_metadata: dict[str, str] | None = None,
-               vortex_column_name: str = "ome_arrow", vortex_metadata: dict[str, str] | None = None,
-               **writer_options: Any) -> Any:
+    def export(
+        self,
+        how: str = "numpy",
+        dtype: Any = None,
+        strict: bool = True,
+        clamp: bool = False,
+        *,
+        out: str | os.PathLike[str] | None = None,
+        parquet_column_name: str = "ome_arrow",
+        parquet_compression: str | None = "zstd",
+        parquet_metadata: dict[str, str] | None = None,
+        vortex_column_name: str = "ome_arrow",
+        vortex_metadata: dict[str, str] | None = None,
+        **writer_options: Any,
+    ) -> Any:
         """Export as "numpy" (TCZYX, stored dtype unless ``dtype``), "dict", "scalar", or write a file.
 
         Files: "ome-parquet"/"omeparquet"/"parquet" (a typed-chunk dataset directory),

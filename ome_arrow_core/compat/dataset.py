@@ -63,18 +63,29 @@ def _meta(pixels: np.ndarray, image_id: str, header: dict[str, Any]) -> ImageMet
     pm = header.get("pixels_meta") or {}
     phys = {ax: pm.get(f"physical_size_{ax.lower()}") for ax in "XYZ"}
     return ImageMeta(
-        sizes={"T": T, "C": C, "Z": Z, "Y": Y, "X": X}, dtype=pixels.dtype, id=image_id,
-        name=str(header.get("name") or image_id), image_type=str(header.get("image_type") or "image"),
+        sizes={"T": T, "C": C, "Z": Z, "Y": Y, "X": X},
+        dtype=pixels.dtype,
+        id=image_id,
+        name=str(header.get("name") or image_id),
+        image_type=str(header.get("image_type") or "image"),
         physical_size=phys,
         physical_unit={ax: str(pm.get(f"physical_size_{ax.lower()}_unit") or "µm") for ax in "XYZ"},
     )
 
 
 def write_ome_arrow_dataset(
-    images: Sequence[Any], output_path: str | os.PathLike[str], *, layout: Layout = "auto",
-    access_pattern: AccessPattern = "balanced", target_chunk_mb: float = 4.0, chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "zstd", build_physical_index: bool = True, chunk_rows_per_row_group: int = 1,
-    pixel_dtype: Any = None, clamp: bool = True,
+    images: Sequence[Any],
+    output_path: str | os.PathLike[str],
+    *,
+    layout: Layout = "auto",
+    access_pattern: AccessPattern = "balanced",
+    target_chunk_mb: float = 4.0,
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "zstd",
+    build_physical_index: bool = True,
+    chunk_rows_per_row_group: int = 1,
+    pixel_dtype: Any = None,
+    clamp: bool = True,
 ) -> ChunkChoice:
     """Write images (arrays, records or OMEArrow objects) as a typed-chunk dataset; returns the first choice.
 
@@ -88,8 +99,10 @@ def write_ome_arrow_dataset(
     if chunk_rows_per_row_group <= 0:
         raise ArgumentError("chunk_rows_per_row_group must be > 0")
     if not build_physical_index:
-        raise ArgumentError("build_physical_index=False is not supported: ome-arrow-core always writes "
-                            "index.parquet (its readers and verify use it)")
+        raise ArgumentError(
+            "build_physical_index=False is not supported: ome-arrow-core always writes "
+            "index.parquet (its readers and verify use it)"
+        )
     prepared, choices, seen = [], [], set()
     for i, image in enumerate(images):
         pixels, rid, header = _as_tczyx(image)
@@ -98,14 +111,30 @@ def write_ome_arrow_dataset(
         if image_id in seen:
             raise ArgumentError(f"Duplicate image_id in OME-Arrow dataset write: {image_id!r}")
         seen.add(image_id)
-        choices.append(choose_chunking(pixels.shape, pixels.dtype, layout=layout, access_pattern=access_pattern,
-                                       target_chunk_mb=target_chunk_mb, compression=compression,
-                                       chunk_shape=chunk_shape))
+        choices.append(
+            choose_chunking(
+                pixels.shape,
+                pixels.dtype,
+                layout=layout,
+                access_pattern=access_pattern,
+                target_chunk_mb=target_chunk_mb,
+                compression=compression,
+                chunk_shape=chunk_shape,
+            )
+        )
         prepared.append((_meta(pixels, image_id, header), np.ascontiguousarray(pixels.transpose(0, 2, 1, 3, 4))))
     out = Path(output_path)
     mode: Literal["create", "overwrite"] = "overwrite" if (out / _MANIFEST).exists() else "create"
-    write_dataset(prepared, out, mode=mode, image_ids=[m.id for m, _ in prepared], chunk_shape=choices[0].chunk_shape,
-                  compression=compression, rows_per_group=chunk_rows_per_row_group, progress=False)
+    write_dataset(
+        prepared,
+        out,
+        mode=mode,
+        image_ids=[m.id for m, _ in prepared],
+        chunk_shape=choices[0].chunk_shape,
+        compression=compression,
+        rows_per_group=chunk_rows_per_row_group,
+        progress=False,
+    )
     _record_versions(out / _MANIFEST)
     return choices[0]
 
@@ -196,16 +225,25 @@ class OMEArrowDataset:
             raise KeyError(f"image_id not found: {key}")
         return self._core[self.image_ids.index(key)]
 
-    def read_region(self, image_id: str | None = None, *, t: int | slice | None = None,
-                    c: int | slice | None = None, z: int | slice | None = None, y: slice | None = None,
-                    x: slice | None = None, return_type: ArrayReturn = "numpy") -> Any:
+    def read_region(
+        self,
+        image_id: str | None = None,
+        *,
+        t: int | slice | None = None,
+        c: int | slice | None = None,
+        z: int | slice | None = None,
+        y: slice | None = None,
+        x: slice | None = None,
+        return_type: ArrayReturn = "numpy",
+    ) -> Any:
         """Pixels of a TCZYX region (ints keep their axis, of length 1), in the stored dtype."""
         img = self._image(image_id)
         s = img.sizes
         st, sc, sz = _slice(t, s["T"]), _slice(c, s["C"]), _slice(z, s["Z"])
         sy, sx = _slice(y, s["Y"]), _slice(x, s["X"])
-        view = img.tensor_view(t=st, z=sz, c=sc, roi=(sx.start, sy.start, sx.stop - sx.start, sy.stop - sy.start),
-                               layout="TCZYX")
+        view = img.tensor_view(
+            t=st, z=sz, c=sc, roi=(sx.start, sy.start, sx.stop - sx.start, sy.stop - sy.start), layout="TCZYX"
+        )
         return _convert_return(np.ascontiguousarray(view.to_numpy()), return_type)
 
     def read_image(self, image_id: str | None = None, *, return_type: ArrayReturn = "numpy") -> Any:
@@ -216,40 +254,58 @@ class OMEArrowDataset:
         """Several whole images."""
         return [self.read_image(i, return_type=return_type) for i in image_ids]
 
-    def read_channel(self, image_id: str | None = None, channel: int = 0, *,
-                     return_type: ArrayReturn = "numpy") -> Any:
+    def read_channel(self, image_id: str | None = None, channel: int = 0, *, return_type: ArrayReturn = "numpy") -> Any:
         """One channel as TZYX."""
         return _convert_return(self.read_region(image_id, c=channel)[:, 0], return_type)
 
-    def read_plane(self, image_id: str | None = None, *, t: int = 0, c: int = 0, z: int = 0,
-                   return_type: ArrayReturn = "numpy") -> Any:
+    def read_plane(
+        self, image_id: str | None = None, *, t: int = 0, c: int = 0, z: int = 0, return_type: ArrayReturn = "numpy"
+    ) -> Any:
         """One (t, c, z) plane as YX."""
         return _convert_return(self.read_region(image_id, t=t, c=c, z=z)[0, 0, 0], return_type)
 
-    def read_chunk_rows(self, image_id: str | None = None, *, y: slice | None = None, x: slice | None = None,
-                        t: int | slice | None = None, c: int | slice | None = None,
-                        z: int | slice | None = None) -> pa.Table:
+    def read_chunk_rows(
+        self,
+        image_id: str | None = None,
+        *,
+        y: slice | None = None,
+        x: slice | None = None,
+        t: int | slice | None = None,
+        c: int | slice | None = None,
+        z: int | slice | None = None,
+    ) -> pa.Table:
         """The raw chunk rows (coordinates, dtype, pixel_bytes) overlapping a region; nothing is decoded."""
         key = self._resolve(image_id)
         sizes = self.image_metadata(key)
         region = {a: _slice(v, int(sizes[f"size_{a}"])) for a, v in zip("tczyx", (t, c, z, y, x))}
-        source = self.index if self.index is not None else pq.read_table(
-            self.path / "chunks.parquet", columns=["image_id", "chunk_id", *[f"{p}{a}" for p in ("", "shape_")
-                                                                            for a in "tczyx"]])
+        source = (
+            self.index
+            if self.index is not None
+            else pq.read_table(
+                self.path / "chunks.parquet",
+                columns=["image_id", "chunk_id", *[f"{p}{a}" for p in ("", "shape_") for a in "tczyx"]],
+            )
+        )
         mask = pc.equal(source["image_id"], key)
         for a, r in region.items():
             stop = pc.add(source[a], source[f"shape_{a}"])
             mask = pc.and_(mask, pc.and_(pc.less(source[a], r.stop), pc.greater(stop, r.start)))
         wanted = source.filter(mask)
         ids = pa.array(wanted["chunk_id"].to_pylist(), pa.int64())
-        files = wanted["fragment_path"].to_pylist() if "fragment_path" in wanted.column_names else \
-            ["chunks.parquet"] * wanted.num_rows
+        files = (
+            wanted["fragment_path"].to_pylist()
+            if "fragment_path" in wanted.column_names
+            else ["chunks.parquet"] * wanted.num_rows
+        )
         parts = []
         for frag in sorted(set(files)):
             with reading(self.path, frag, "reading chunk rows"):
                 pf = pq.ParquetFile(self.path / frag)
-                groups = sorted({int(g) for g, f in zip(wanted["row_group_id"].to_pylist(), files) if f == frag}) \
-                    if "row_group_id" in wanted.column_names else list(range(pf.num_row_groups))
+                groups = (
+                    sorted({int(g) for g, f in zip(wanted["row_group_id"].to_pylist(), files) if f == frag})
+                    if "row_group_id" in wanted.column_names
+                    else list(range(pf.num_row_groups))
+                )
                 table = pf.read_row_groups(groups)
             parts.append(table.filter(pc.is_in(table["chunk_id"], value_set=ids)))
         return pa.concat_tables(parts) if parts else pq.read_schema(self.path / "chunks.parquet").empty_table()

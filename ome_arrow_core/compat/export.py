@@ -25,7 +25,15 @@ from .records import (
     record_array,
 )
 
-__all__ = ["convert_pixels", "plane_from_chunks", "to_numpy", "to_ome_parquet", "to_ome_tiff", "to_ome_vortex", "to_ome_zarr"]
+__all__ = [
+    "convert_pixels",
+    "plane_from_chunks",
+    "to_numpy",
+    "to_ome_parquet",
+    "to_ome_tiff",
+    "to_ome_vortex",
+    "to_ome_zarr",
+]
 
 Record: TypeAlias = "Mapping[str, Any] | pa.StructScalar"
 
@@ -51,8 +59,9 @@ def to_numpy(data: Record, dtype: Any = None, strict: bool = True, clamp: bool =
     return convert_pixels(decode_record(data), dtype, clamp)
 
 
-def plane_from_chunks(data: Record, *, t: int, c: int, z: int, dtype: Any = None, strict: bool = True,
-                      clamp: bool = False) -> np.ndarray:
+def plane_from_chunks(
+    data: Record, *, t: int, c: int, z: int, dtype: Any = None, strict: bool = True, clamp: bool = False
+) -> np.ndarray:
     """One (t, c, z) plane (YX) of the record."""
     del strict
     pixels = decode_record(data)
@@ -69,13 +78,18 @@ def _spec_of(record: pa.StructScalar, encoding: str, compression: str | None, le
     grid = row.get("chunk_grid") or {}
     chunk = (int(grid.get("chunk_z") or 1), int(grid["chunk_y"]), int(grid["chunk_x"])) if grid.get("chunk_y") else None
     return RecordSpec(
-        image_id=row.get("id") or "unnamed", name=row.get("name") or "unknown", image_type=row.get("image_type"),
+        image_id=row.get("id") or "unnamed",
+        name=row.get("name") or "unknown",
+        image_type=row.get("image_type"),
         acquisition_datetime=row.get("acquisition_datetime"),
         dimension_order=pm.get("dimension_order") or "XYZCT",
         physical_size=(pm.get("physical_size_x"), pm.get("physical_size_y"), pm.get("physical_size_z")),
-        physical_unit=pm.get("physical_size_x_unit") or "µm", channels=pm.get("channels"),
-        chunk_shape=chunk if chunk is not None else (1, 512, 512), chunk_encoding=encoding,
-        compression=compression, compression_level=level,
+        physical_unit=pm.get("physical_size_x_unit") or "µm",
+        channels=pm.get("channels"),
+        chunk_shape=chunk if chunk is not None else (1, 512, 512),
+        chunk_encoding=encoding,
+        compression=compression,
+        compression_level=level,
     )
 
 
@@ -118,8 +132,9 @@ def _core_export(data: Record, how: str, out_path: str | os.PathLike[str], **opt
     CoreImage(record_array(data)).export(how, out=out_path, **options)
 
 
-def to_ome_tiff(data: Record, out_path: str | os.PathLike[str], *, dtype: Any = None, clamp: bool = False,
-                **options: Any) -> None:
+def to_ome_tiff(
+    data: Record, out_path: str | os.PathLike[str], *, dtype: Any = None, clamp: bool = False, **options: Any
+) -> None:
     """Write the record as an OME-TIFF (ome-arrow-core's writer; needs ``ome-arrow-core[tiff]``)."""
     if dtype is not None:
         raise ArgumentError("to_ome_tiff keeps the stored dtype; convert with to_numpy(dtype=...) first")
@@ -127,8 +142,9 @@ def to_ome_tiff(data: Record, out_path: str | os.PathLike[str], *, dtype: Any = 
     _core_export(data, "ome-tiff", out_path, **options)
 
 
-def to_ome_zarr(data: Record, out_path: str | os.PathLike[str], *, dtype: Any = None, clamp: bool = False,
-                **options: Any) -> None:
+def to_ome_zarr(
+    data: Record, out_path: str | os.PathLike[str], *, dtype: Any = None, clamp: bool = False, **options: Any
+) -> None:
     """Write the record as OME-Zarr (ome-arrow-core's writer; needs ``ome-arrow-core[zarr]``)."""
     if dtype is not None:
         raise ArgumentError("to_ome_zarr keeps the stored dtype; convert with to_numpy(dtype=...) first")
@@ -136,8 +152,12 @@ def to_ome_zarr(data: Record, out_path: str | os.PathLike[str], *, dtype: Any = 
     _core_export(data, "ome-zarr", out_path, **options)
 
 
-def to_ome_vortex(data: Record, out_path: str | os.PathLike[str], column_name: str = "image",
-                  file_metadata: Mapping[str, str] | None = None) -> None:
+def to_ome_vortex(
+    data: Record,
+    out_path: str | os.PathLike[str],
+    column_name: str = "image",
+    file_metadata: Mapping[str, str] | None = None,
+) -> None:
     """Write the record as a one-row, one-column Vortex file, as the reference does (needs ``vortex-data``)."""
     from .vortex_records import write_record_vortex
 

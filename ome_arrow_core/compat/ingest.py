@@ -54,32 +54,62 @@ def to_tczyx(arr: np.ndarray, dim_order: str | None) -> np.ndarray:
     return np.asarray(to_canonical(np.asarray(arr), dim_order.upper() if dim_order else None)).transpose(0, 2, 1, 3, 4)
 
 
-def _spec(pixels: np.ndarray, *, image_id: str | None, name: str | None, image_type: str | None,
-          channel_names: Sequence[str] | None, acquisition_datetime: dt.datetime | None,
-          chunk_shape: Sequence[int] | None = (1, 512, 512), chunk_encoding: Encoding = "list",
-          chunk_compression: str | None = None, chunk_compression_level: int | None = None,
-          build_chunks: bool = True, physical_size: tuple[float | None, float | None, float | None] = (1.0, 1.0, 1.0),
-          physical_size_unit: str = "µm") -> RecordSpec:
+def _spec(
+    pixels: np.ndarray,
+    *,
+    image_id: str | None,
+    name: str | None,
+    image_type: str | None,
+    channel_names: Sequence[str] | None,
+    acquisition_datetime: dt.datetime | None,
+    chunk_shape: Sequence[int] | None = (1, 512, 512),
+    chunk_encoding: Encoding = "list",
+    chunk_compression: str | None = None,
+    chunk_compression_level: int | None = None,
+    build_chunks: bool = True,
+    physical_size: tuple[float | None, float | None, float | None] = (1.0, 1.0, 1.0),
+    physical_size_unit: str = "µm",
+) -> RecordSpec:
     size_c = pixels.shape[1]
     names = list(channel_names) if channel_names is not None and len(channel_names) == size_c else None
     channels = [{"id": f"ch-{i}", "name": names[i] if names else f"C{i}"} for i in range(size_c)]
     return RecordSpec(
-        image_id=image_id or "unnamed", name=name or "unknown", image_type=image_type or "image",
-        acquisition_datetime=acquisition_datetime, physical_size=physical_size, physical_unit=physical_size_unit,
-        channels=channels, chunk_shape=None if chunk_shape is None else tuple(int(v) for v in chunk_shape),  # type: ignore[arg-type]
-        chunk_encoding=chunk_encoding, compression=normalize_compression(chunk_compression),
-        compression_level=chunk_compression_level, build_chunks=build_chunks,
+        image_id=image_id or "unnamed",
+        name=name or "unknown",
+        image_type=image_type or "image",
+        acquisition_datetime=acquisition_datetime,
+        physical_size=physical_size,
+        physical_unit=physical_size_unit,
+        channels=channels,
+        chunk_shape=None if chunk_shape is None else tuple(int(v) for v in chunk_shape),  # type: ignore[arg-type]
+        chunk_encoding=chunk_encoding,
+        compression=normalize_compression(chunk_compression),
+        compression_level=chunk_compression_level,
+        build_chunks=build_chunks,
     )
 
 
 def from_numpy(
-    arr: np.ndarray, *, dim_order: str | None = None, image_id: str | None = None, name: str | None = None,
-    image_type: str | None = None, channel_names: Sequence[str] | None = None,
-    acquisition_datetime: dt.datetime | None = None, clamp_to_uint16: bool = True,
-    chunk_shape: Sequence[int] | None = (1, 512, 512), chunk_order: str = "ZYX", chunk_encoding: Encoding = "list",
-    chunk_compression: str | None = None, chunk_compression_level: int | None = None, build_chunks: bool = True,
-    physical_size_x: float | None = 1.0, physical_size_y: float | None = 1.0, physical_size_z: float | None = 1.0,
-    physical_size_unit: str = "µm", dtype_meta: str | None = None,
+    arr: np.ndarray,
+    *,
+    dim_order: str | None = None,
+    image_id: str | None = None,
+    name: str | None = None,
+    image_type: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    acquisition_datetime: dt.datetime | None = None,
+    clamp_to_uint16: bool = True,
+    chunk_shape: Sequence[int] | None = (1, 512, 512),
+    chunk_order: str = "ZYX",
+    chunk_encoding: Encoding = "list",
+    chunk_compression: str | None = None,
+    chunk_compression_level: int | None = None,
+    build_chunks: bool = True,
+    physical_size_x: float | None = 1.0,
+    physical_size_y: float | None = 1.0,
+    physical_size_z: float | None = 1.0,
+    physical_size_unit: str = "µm",
+    dtype_meta: str | None = None,
 ) -> pa.StructScalar:
     """A record of ``arr`` (axes ``dim_order``; None means by rank), pixels in their own dtype.
 
@@ -90,11 +120,21 @@ def from_numpy(
     if chunk_order.upper() != "ZYX":
         raise ArgumentError(f"chunk_order {chunk_order!r} is not supported; chunks are flattened in ZYX order")
     pixels = to_tczyx(arr, dim_order)
-    spec = _spec(pixels, image_id=image_id, name=name, image_type=image_type, channel_names=channel_names,
-                 acquisition_datetime=acquisition_datetime, chunk_shape=chunk_shape, chunk_encoding=chunk_encoding,
-                 chunk_compression=chunk_compression, chunk_compression_level=chunk_compression_level,
-                 build_chunks=build_chunks, physical_size=(physical_size_x, physical_size_y, physical_size_z),
-                 physical_size_unit=physical_size_unit)
+    spec = _spec(
+        pixels,
+        image_id=image_id,
+        name=name,
+        image_type=image_type,
+        channel_names=channel_names,
+        acquisition_datetime=acquisition_datetime,
+        chunk_shape=chunk_shape,
+        chunk_encoding=chunk_encoding,
+        chunk_compression=chunk_compression,
+        chunk_compression_level=chunk_compression_level,
+        build_chunks=build_chunks,
+        physical_size=(physical_size_x, physical_size_y, physical_size_z),
+        physical_size_unit=physical_size_unit,
+    )
     return build_record(pixels, spec)
 
 
@@ -116,15 +156,33 @@ def from_jax_array(arr: Any, *, dim_order: str | None = None, **options: Any) ->
 
 
 def to_ome_arrow(
-    type_: str = "ome.arrow", version: str = "0.1.0", image_id: str = "unnamed", name: str = "unknown",
-    image_type: str | None = "image", acquisition_datetime: dt.datetime | None = None,
-    dimension_order: str = "XYZCT", dtype: str = "uint16", size_x: int = 1, size_y: int = 1, size_z: int = 1,
-    size_c: int = 1, size_t: int = 1, physical_size_x: float | None = 1.0, physical_size_y: float | None = 1.0,
-    physical_size_z: float | None = 1.0, physical_size_unit: str = "µm",
-    channels: list[dict[str, Any]] | None = None, planes: list[dict[str, Any]] | None = None,
-    chunks: list[dict[str, Any]] | None = None, chunk_shape: Sequence[int] | None = (1, 512, 512),
-    chunk_order: str = "ZYX", chunk_encoding: Encoding = "list", chunk_compression: str | None = None,
-    chunk_compression_level: int | None = None, build_chunks: bool = True, masks: Any = None,
+    type_: str = "ome.arrow",
+    version: str = "0.1.0",
+    image_id: str = "unnamed",
+    name: str = "unknown",
+    image_type: str | None = "image",
+    acquisition_datetime: dt.datetime | None = None,
+    dimension_order: str = "XYZCT",
+    dtype: str = "uint16",
+    size_x: int = 1,
+    size_y: int = 1,
+    size_z: int = 1,
+    size_c: int = 1,
+    size_t: int = 1,
+    physical_size_x: float | None = 1.0,
+    physical_size_y: float | None = 1.0,
+    physical_size_z: float | None = 1.0,
+    physical_size_unit: str = "µm",
+    channels: list[dict[str, Any]] | None = None,
+    planes: list[dict[str, Any]] | None = None,
+    chunks: list[dict[str, Any]] | None = None,
+    chunk_shape: Sequence[int] | None = (1, 512, 512),
+    chunk_order: str = "ZYX",
+    chunk_encoding: Encoding = "list",
+    chunk_compression: str | None = None,
+    chunk_compression_level: int | None = None,
+    build_chunks: bool = True,
+    masks: Any = None,
 ) -> pa.StructScalar:
     """A record from its fields and its ``planes`` (or ``chunks``) given as dicts; every pixel checked."""
     del type_, version, masks
@@ -133,74 +191,144 @@ def to_ome_arrow(
     if not planes and not chunks:
         raise ArgumentError("to_ome_arrow needs planes=[...] or chunks=[...]: a record without pixels is empty")
     sizes = {"size_x": size_x, "size_y": size_y, "size_z": size_z, "size_c": size_c, "size_t": size_t}
-    draft = {"type": "ome.arrow", "pixels_meta": {"type": dtype, "dimension_order": dimension_order, **sizes},
-             "planes": planes or [], "chunks": chunks or []}
+    draft = {
+        "type": "ome.arrow",
+        "pixels_meta": {"type": dtype, "dimension_order": dimension_order, **sizes},
+        "planes": planes or [],
+        "chunks": chunks or [],
+    }
     pixels = decode_record(draft)
     spec = RecordSpec(
-        image_id=image_id, name=name, image_type=image_type, acquisition_datetime=acquisition_datetime,
-        dimension_order=dimension_order, physical_size=(physical_size_x, physical_size_y, physical_size_z),
-        physical_unit=physical_size_unit, channels=channels,
+        image_id=image_id,
+        name=name,
+        image_type=image_type,
+        acquisition_datetime=acquisition_datetime,
+        dimension_order=dimension_order,
+        physical_size=(physical_size_x, physical_size_y, physical_size_z),
+        physical_unit=physical_size_unit,
+        channels=channels,
         chunk_shape=None if chunk_shape is None else tuple(int(v) for v in chunk_shape),  # type: ignore[arg-type]
-        chunk_encoding=chunk_encoding, compression=normalize_compression(chunk_compression),
-        compression_level=chunk_compression_level, build_chunks=build_chunks,
+        chunk_encoding=chunk_encoding,
+        compression=normalize_compression(chunk_compression),
+        compression_level=chunk_compression_level,
+        build_chunks=build_chunks,
     )
     return build_record(pixels, spec)
 
 
-def record_from_image(image: CoreImage, path: Path, *, image_id: str | None = None, name: str | None = None,
-                      image_type: str | None = None, channel_names: Sequence[str] | None = None,
-                      acquisition_datetime: dt.datetime | None = None, **chunking: Any) -> pa.StructScalar:
+def record_from_image(
+    image: CoreImage,
+    path: Path,
+    *,
+    image_id: str | None = None,
+    name: str | None = None,
+    image_type: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    acquisition_datetime: dt.datetime | None = None,
+    **chunking: Any,
+) -> pa.StructScalar:
     """The record of an ome-arrow-core image read from ``path`` (its metadata carried over)."""
     meta = image.meta
     pixels = np.asarray(image.to_numpy()).transpose(0, 2, 1, 3, 4)
     names = channel_names or [c.name or c.id for c in meta.channels]
     phys = tuple(meta.physical_size.get(ax) for ax in "XYZ")
     unit = meta.physical_unit.get("X") or "µm"
-    spec = _spec(pixels, image_id=image_id or path.name.split(".")[0], name=name or path.name,
-                 image_type=image_type or meta.image_type, channel_names=names,
-                 acquisition_datetime=acquisition_datetime, physical_size=phys, physical_size_unit=unit,  # type: ignore[arg-type]
-                 **chunking)
+    spec = _spec(
+        pixels,
+        image_id=image_id or path.name.split(".")[0],
+        name=name or path.name,
+        image_type=image_type or meta.image_type,
+        channel_names=names,
+        acquisition_datetime=acquisition_datetime,
+        physical_size=phys,  # type: ignore[arg-type]
+        physical_size_unit=unit,
+        **chunking,
+    )
     if chunking.get("chunk_encoding", "list") == "list" and "chunk_shape" not in chunking:
         spec.chunk_shape = (1, pixels.shape[3], pixels.shape[4])
     return build_record(pixels, spec)
 
 
-def _from_file(path: str | os.PathLike[str], fmt: str, clamp_to_uint16: bool, options: dict[str, Any]) -> pa.StructScalar:
+def _from_file(
+    path: str | os.PathLike[str], fmt: str, clamp_to_uint16: bool, options: dict[str, Any]
+) -> pa.StructScalar:
     del clamp_to_uint16
     p = Path(path)
     return record_from_image(CoreImage(p, format=fmt), p, **options)
 
 
-def from_tiff(tiff_path: str | os.PathLike[str], image_id: str | None = None, name: str | None = None,
-              image_type: str | None = None, channel_names: Sequence[str] | None = None,
-              acquisition_datetime: dt.datetime | None = None, clamp_to_uint16: bool = True,
-              chunk_encoding: Encoding = "list", chunk_compression: str | None = None,
-              chunk_compression_level: int | None = None) -> pa.StructScalar:
+def from_tiff(
+    tiff_path: str | os.PathLike[str],
+    image_id: str | None = None,
+    name: str | None = None,
+    image_type: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    acquisition_datetime: dt.datetime | None = None,
+    clamp_to_uint16: bool = True,
+    chunk_encoding: Encoding = "list",
+    chunk_compression: str | None = None,
+    chunk_compression_level: int | None = None,
+) -> pa.StructScalar:
     """A record of a TIFF / OME-TIFF (needs ``ome-arrow-core[tiff]``)."""
-    return _from_file(tiff_path, "tiff", clamp_to_uint16, dict(
-        image_id=image_id, name=name, image_type=image_type, channel_names=channel_names,
-        acquisition_datetime=acquisition_datetime, chunk_encoding=chunk_encoding,
-        chunk_compression=chunk_compression, chunk_compression_level=chunk_compression_level))
+    return _from_file(
+        tiff_path,
+        "tiff",
+        clamp_to_uint16,
+        dict(
+            image_id=image_id,
+            name=name,
+            image_type=image_type,
+            channel_names=channel_names,
+            acquisition_datetime=acquisition_datetime,
+            chunk_encoding=chunk_encoding,
+            chunk_compression=chunk_compression,
+            chunk_compression_level=chunk_compression_level,
+        ),
+    )
 
 
-def from_ome_zarr(zarr_path: str | os.PathLike[str], image_id: str | None = None, name: str | None = None,
-                  image_type: str | None = None, channel_names: Sequence[str] | None = None,
-                  acquisition_datetime: dt.datetime | None = None, clamp_to_uint16: bool = True,
-                  chunk_encoding: Encoding = "list", chunk_compression: str | None = None,
-                  chunk_compression_level: int | None = None) -> pa.StructScalar:
+def from_ome_zarr(
+    zarr_path: str | os.PathLike[str],
+    image_id: str | None = None,
+    name: str | None = None,
+    image_type: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    acquisition_datetime: dt.datetime | None = None,
+    clamp_to_uint16: bool = True,
+    chunk_encoding: Encoding = "list",
+    chunk_compression: str | None = None,
+    chunk_compression_level: int | None = None,
+) -> pa.StructScalar:
     """A record of an OME-Zarr image (needs ``ome-arrow-core[zarr]``)."""
-    return _from_file(zarr_path, "ome-zarr", clamp_to_uint16, dict(
-        image_id=image_id, name=name, image_type=image_type, channel_names=channel_names,
-        acquisition_datetime=acquisition_datetime, chunk_encoding=chunk_encoding,
-        chunk_compression=chunk_compression, chunk_compression_level=chunk_compression_level))
+    return _from_file(
+        zarr_path,
+        "ome-zarr",
+        clamp_to_uint16,
+        dict(
+            image_id=image_id,
+            name=name,
+            image_type=image_type,
+            channel_names=channel_names,
+            acquisition_datetime=acquisition_datetime,
+            chunk_encoding=chunk_encoding,
+            chunk_compression=chunk_compression,
+            chunk_compression_level=chunk_compression_level,
+        ),
+    )
 
 
 def _finish(scalar: pa.StructScalar, array: pa.StructArray, return_array: bool) -> Any:
     return (scalar, array) if return_array else scalar
 
 
-def from_ome_parquet(parquet_path: str | os.PathLike[str], *, column_name: str | None = "ome_arrow",
-                     row_index: int = 0, strict_schema: bool = False, return_array: bool = False) -> Any:
+def from_ome_parquet(
+    parquet_path: str | os.PathLike[str],
+    *,
+    column_name: str | None = "ome_arrow",
+    row_index: int = 0,
+    strict_schema: bool = False,
+    return_array: bool = False,
+) -> Any:
     """Record ``row_index`` of an OME-Arrow column of a Parquet file (only its row group is read).
 
     A missing ``column_name`` falls back to the first OME-Arrow column, with a UserWarning.
@@ -224,8 +352,14 @@ def from_ome_parquet(parquet_path: str | os.PathLike[str], *, column_name: str |
     return _finish(scalar, array, return_array)
 
 
-def from_ome_vortex(vortex_path: str | os.PathLike[str], *, column_name: str | None = "ome_arrow",
-                    row_index: int = 0, strict_schema: bool = False, return_array: bool = False) -> Any:
+def from_ome_vortex(
+    vortex_path: str | os.PathLike[str],
+    *,
+    column_name: str | None = "ome_arrow",
+    row_index: int = 0,
+    strict_schema: bool = False,
+    return_array: bool = False,
+) -> Any:
     """Record ``row_index`` of a single-struct-column Vortex file (needs ``vortex-data``)."""
     p = Path(vortex_path)
     if not p.exists():
@@ -237,10 +371,16 @@ def from_ome_vortex(vortex_path: str | os.PathLike[str], *, column_name: str | N
     return _finish(scalar, array, return_array)
 
 
-def from_stack_pattern_path(pattern_path: str | os.PathLike[str], default_dim_for_unspecified: str = "C",
-                            map_series_to: str | None = "T", clamp_to_uint16: bool = True,
-                            channel_names: list[str] | None = None, image_id: str | None = None,
-                            name: str | None = None, image_type: str | None = None) -> pa.StructScalar:
+def from_stack_pattern_path(
+    pattern_path: str | os.PathLike[str],
+    default_dim_for_unspecified: str = "C",
+    map_series_to: str | None = "T",
+    clamp_to_uint16: bool = True,
+    channel_names: list[str] | None = None,
+    image_id: str | None = None,
+    name: str | None = None,
+    image_type: str | None = None,
+) -> pa.StructScalar:
     """A record stacking the 2-D files a Bio-Formats-style pattern names (``<a,b>``, ``<000-021>``, ``*``)."""
     del clamp_to_uint16
     files, shape = stack_pattern_files(str(pattern_path), default_dim_for_unspecified, map_series_to)
@@ -255,9 +395,15 @@ def from_stack_pattern_path(pattern_path: str | os.PathLike[str], default_dim_fo
         pixels[t, c, z] = plane[0, 0, 0]
     assert pixels is not None
     first = Path(next(iter(files.values())))
-    spec = _spec(pixels, image_id=image_id or first.stem, name=name or str(pattern_path), image_type=image_type,
-                 channel_names=channel_names, acquisition_datetime=None,
-                 chunk_shape=(1, pixels.shape[3], pixels.shape[4]))
+    spec = _spec(
+        pixels,
+        image_id=image_id or first.stem,
+        name=name or str(pattern_path),
+        image_type=image_type,
+        channel_names=channel_names,
+        acquisition_datetime=None,
+        chunk_shape=(1, pixels.shape[3], pixels.shape[4]),
+    )
     return build_record(pixels, spec)
 
 

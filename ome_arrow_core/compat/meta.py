@@ -27,9 +27,19 @@ def byte_chunk_type() -> pa.StructType:
     """One chunk of typed pixel bytes: origin, shape, dtype name, codec (or null) and the bytes."""
     i32 = pa.int32()
     return pa.struct(
-        [("t", i32), ("c", pa.int16()), ("z", i32), ("y", i32), ("x", i32),
-         ("shape_z", i32), ("shape_y", i32), ("shape_x", i32),
-         ("dtype", pa.string()), ("compression", pa.string()), ("pixel_bytes", pa.large_binary())]
+        [
+            ("t", i32),
+            ("c", pa.int16()),
+            ("z", i32),
+            ("y", i32),
+            ("x", i32),
+            ("shape_z", i32),
+            ("shape_y", i32),
+            ("shape_x", i32),
+            ("dtype", pa.string()),
+            ("compression", pa.string()),
+            ("pixel_bytes", pa.large_binary()),
+        ]
     )
 
 

@@ -33,8 +33,9 @@ def _axes(text: str, default_dim: str, series_to: str | None) -> str:
     return group_axes(parse_pattern(text), out)
 
 
-def stack_pattern_files(pattern: str, default_dim: str = "C",
-                        series_to: str | None = "T") -> tuple[dict[tuple[int, int, int], Path], tuple[int, int, int]]:
+def stack_pattern_files(
+    pattern: str, default_dim: str = "C", series_to: str | None = "T"
+) -> tuple[dict[tuple[int, int, int], Path], tuple[int, int, int]]:
     """Files of ``pattern`` keyed by (t, c, z) index, and the (T, C, Z) sizes they span; every named file
     must exist (a missing one is named)."""
     if "<" in pattern or ">" in pattern:

@@ -115,17 +115,37 @@ def _header(spec: RecordSpec, pixels: np.ndarray, chunk: tuple[int, int, int] | 
     acq = spec.acquisition_datetime or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     grid = None
     if chunk is not None:
-        grid = {"order": "TCZYX", "chunk_t": 1, "chunk_c": 1, "chunk_z": chunk[0], "chunk_y": chunk[1],
-                "chunk_x": chunk[2], "chunk_order": "ZYX"}
+        grid = {
+            "order": "TCZYX",
+            "chunk_t": 1,
+            "chunk_c": 1,
+            "chunk_z": chunk[0],
+            "chunk_y": chunk[1],
+            "chunk_x": chunk[2],
+            "chunk_order": "ZYX",
+        }
     return {
-        "type": OME_ARROW_TAG_TYPE, "version": OME_ARROW_TAG_VERSION, "id": spec.image_id, "name": spec.name,
-        "image_type": spec.image_type, "acquisition_datetime": acq,
+        "type": OME_ARROW_TAG_TYPE,
+        "version": OME_ARROW_TAG_VERSION,
+        "id": spec.image_id,
+        "name": spec.name,
+        "image_type": spec.image_type,
+        "acquisition_datetime": acq,
         "pixels_meta": {
-            "dimension_order": spec.dimension_order, "type": to_ome_type(pixels.dtype),
-            "size_x": X, "size_y": Y, "size_z": Z, "size_c": C, "size_t": T,
-            "physical_size_x": px, "physical_size_y": py, "physical_size_z": pz,
-            "physical_size_x_unit": spec.physical_unit, "physical_size_y_unit": spec.physical_unit,
-            "physical_size_z_unit": spec.physical_unit, "channels": _channels(spec, C),
+            "dimension_order": spec.dimension_order,
+            "type": to_ome_type(pixels.dtype),
+            "size_x": X,
+            "size_y": Y,
+            "size_z": Z,
+            "size_c": C,
+            "size_t": T,
+            "physical_size_x": px,
+            "physical_size_y": py,
+            "physical_size_z": pz,
+            "physical_size_x_unit": spec.physical_unit,
+            "physical_size_y_unit": spec.physical_unit,
+            "physical_size_z_unit": spec.physical_unit,
+            "channels": _channels(spec, C),
         },
         "chunk_grid": grid,
     }
@@ -139,8 +159,12 @@ def _planes(pixels: np.ndarray, ptype: pa.DataType, item_type: pa.DataType) -> p
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * (Y * X))
     tt, zz, cc = np.meshgrid(np.arange(T), np.arange(Z), np.arange(C), indexing="ij")
     items = pa.StructArray.from_arrays(
-        [pa.array(zz.reshape(-1).astype(np.int32)), pa.array(tt.reshape(-1).astype(np.int32)),
-         pa.array(cc.reshape(-1).astype(np.int16)), pa.ListArray.from_arrays(offsets, values)],
+        [
+            pa.array(zz.reshape(-1).astype(np.int32)),
+            pa.array(tt.reshape(-1).astype(np.int32)),
+            pa.array(cc.reshape(-1).astype(np.int16)),
+            pa.ListArray.from_arrays(offsets, values),
+        ],
         fields=list(item_type),
     )
     return pa.ListArray.from_arrays(pa.array([0, n], type=pa.int32()), items)
@@ -159,22 +183,28 @@ def _chunk_blocks(pixels: np.ndarray, chunk: tuple[int, int, int]) -> list[tuple
     return out
 
 
-def _chunks(spec: RecordSpec, pixels: np.ndarray, chunk: tuple[int, int, int], item_type: pa.DataType,
-            ptype: pa.DataType) -> pa.Array:
+def _chunks(
+    spec: RecordSpec, pixels: np.ndarray, chunk: tuple[int, int, int], item_type: pa.DataType, ptype: pa.DataType
+) -> pa.Array:
     blocks = _chunk_blocks(pixels, chunk)
     coords = np.array([origin for origin, _ in blocks], dtype=np.int64).reshape(-1, 5)
     shapes = np.array([b.shape for _, b in blocks], dtype=np.int64).reshape(-1, 3)
     cols: dict[str, pa.Array] = {
-        "t": pa.array(coords[:, 0].astype(np.int32)), "c": pa.array(coords[:, 1].astype(np.int16)),
-        "z": pa.array(coords[:, 2].astype(np.int32)), "y": pa.array(coords[:, 3].astype(np.int32)),
+        "t": pa.array(coords[:, 0].astype(np.int32)),
+        "c": pa.array(coords[:, 1].astype(np.int16)),
+        "z": pa.array(coords[:, 2].astype(np.int32)),
+        "y": pa.array(coords[:, 3].astype(np.int32)),
         "x": pa.array(coords[:, 4].astype(np.int32)),
-        "shape_z": pa.array(shapes[:, 0].astype(np.int32)), "shape_y": pa.array(shapes[:, 1].astype(np.int32)),
+        "shape_z": pa.array(shapes[:, 0].astype(np.int32)),
+        "shape_y": pa.array(shapes[:, 1].astype(np.int32)),
         "shape_x": pa.array(shapes[:, 2].astype(np.int32)),
     }
     if spec.chunk_encoding == "bytes":
         little = pixels.dtype.newbyteorder("<")
-        encoded = [encode_chunk(np.ascontiguousarray(b, dtype=little).tobytes(), spec.compression,
-                                spec.compression_level) for _, b in blocks]
+        encoded = [
+            encode_chunk(np.ascontiguousarray(b, dtype=little).tobytes(), spec.compression, spec.compression_level)
+            for _, b in blocks
+        ]
         cols["dtype"] = pa.array([pixels.dtype.name] * len(blocks), type=pa.string())
         cols["compression"] = pa.array([codec for codec, _ in encoded], type=pa.string())
         cols["pixel_bytes"] = pa.array([blob for _, blob in encoded], type=pa.large_binary())
@@ -229,8 +259,9 @@ def record_array(data: Mapping[str, Any] | pa.StructScalar | pa.StructArray) -> 
     if isinstance(data, pa.StructArray):
         return data
     if isinstance(data, pa.StructScalar):
-        cols = [pa.array([data[f.name]], type=f.type) if data[f.name].is_valid else pa.nulls(1, f.type)
-                for f in data.type]
+        cols = [
+            pa.array([data[f.name]], type=f.type) if data[f.name].is_valid else pa.nulls(1, f.type) for f in data.type
+        ]
         return pa.StructArray.from_arrays(cols, fields=list(data.type))
     if not isinstance(data, Mapping):
         raise TypeError(f"an OME-Arrow record is a dict or a pyarrow StructScalar, got {type(data).__name__}")

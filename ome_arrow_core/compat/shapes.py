@@ -46,22 +46,39 @@ OME_ARROW_SHAPES_METADATA_KEY: Final[bytes] = b"ome.arrow.shapes"
 OME_ARROW_RELATIONSHIPS_METADATA_KEY: Final[bytes] = b"ome.arrow.relationships"
 #: Geometry encodings and how many list levels wrap one coordinate vector in each.
 _DEPTH: Final[dict[str, int]] = {
-    "geoarrow.point": 0, "geoarrow.linestring": 1, "ome.pointcloud": 1, "geoarrow.polygon": 2,
-    "geoarrow.multipolygon": 3, "ome.boundingbox": -1, "ome.labelmask": -1, "ome.mesh3d": -1,
+    "geoarrow.point": 0,
+    "geoarrow.linestring": 1,
+    "ome.pointcloud": 1,
+    "geoarrow.polygon": 2,
+    "geoarrow.multipolygon": 3,
+    "ome.boundingbox": -1,
+    "ome.labelmask": -1,
+    "ome.mesh3d": -1,
 }
 SUPPORTED_GEOMETRY_ENCODINGS: Final[frozenset[str]] = frozenset(_DEPTH)
 RELATIONSHIP_TYPES: Final[frozenset[str]] = frozenset(
-    {"contains", "adjacent", "touches", "parent", "track", "derived_from"})
-_STANDARD: Final[tuple[str, ...]] = ("object_id", "image_id", "label_image_id", "label_value", "geometry",
-                                     "centroid", "bbox", "class", "confidence")
+    {"contains", "adjacent", "touches", "parent", "track", "derived_from"}
+)
+_STANDARD: Final[tuple[str, ...]] = (
+    "object_id",
+    "image_id",
+    "label_image_id",
+    "label_value",
+    "geometry",
+    "centroid",
+    "bbox",
+    "class",
+    "confidence",
+)
 _COORD: Final = pa.list_(pa.float64())
 _BOX: Final = pa.struct([pa.field("min", _COORD, nullable=False), pa.field("max", _COORD, nullable=False)])
 
 
 def _check_encoding(encoding: str) -> str:
     if encoding not in SUPPORTED_GEOMETRY_ENCODINGS:
-        raise ArgumentError(f"Unsupported geometry_encoding: {encoding!r}; expected one of "
-                            f"{sorted(SUPPORTED_GEOMETRY_ENCODINGS)}")
+        raise ArgumentError(
+            f"Unsupported geometry_encoding: {encoding!r}; expected one of {sorted(SUPPORTED_GEOMETRY_ENCODINGS)}"
+        )
     return encoding
 
 
@@ -78,14 +95,28 @@ def geometry_storage_type(geometry_encoding: str, *, dimensions: int = 2) -> pa.
     if geometry_encoding == "ome.boundingbox":
         return _BOX
     if geometry_encoding == "ome.labelmask":
-        return pa.struct([pa.field("label_image_id", pa.string(), nullable=False),
-                          pa.field("label_value", pa.int64(), nullable=False)])
-    return pa.struct([pa.field("vertices", pa.list_(_COORD), nullable=False),
-                      pa.field("faces", pa.list_(pa.list_(pa.int32())), nullable=False)])
+        return pa.struct(
+            [
+                pa.field("label_image_id", pa.string(), nullable=False),
+                pa.field("label_value", pa.int64(), nullable=False),
+            ]
+        )
+    return pa.struct(
+        [
+            pa.field("vertices", pa.list_(_COORD), nullable=False),
+            pa.field("faces", pa.list_(pa.list_(pa.int32())), nullable=False),
+        ]
+    )
 
 
-def shape_metadata(*, geometry_encoding: str, axes: Sequence[str] = ("y", "x"), units: Sequence[str] | None = None,
-                   coordinate_space: str = "pixel", geometry_column: str = "geometry") -> dict[str, Any]:
+def shape_metadata(
+    *,
+    geometry_encoding: str,
+    axes: Sequence[str] = ("y", "x"),
+    units: Sequence[str] | None = None,
+    coordinate_space: str = "pixel",
+    geometry_column: str = "geometry",
+) -> dict[str, Any]:
     """The JSON stored under ``ome.arrow.shapes`` (units default to "pixel" per axis)."""
     _check_encoding(geometry_encoding)
     if not axes:
@@ -93,41 +124,76 @@ def shape_metadata(*, geometry_encoding: str, axes: Sequence[str] = ("y", "x"), 
     units = list(units) if units is not None else ["pixel"] * len(axes)
     if len(units) != len(axes):
         raise ArgumentError(f"units {units} must have one entry per axis {list(axes)}")
-    return {"type": "ome.arrow.shapes", "version": OME_ARROW_TAG_VERSION, "geometry_column": geometry_column,
-            "geometry_encoding": geometry_encoding, "axes": list(axes), "units": units,
-            "coordinate_space": coordinate_space}
+    return {
+        "type": "ome.arrow.shapes",
+        "version": OME_ARROW_TAG_VERSION,
+        "geometry_column": geometry_column,
+        "geometry_encoding": geometry_encoding,
+        "axes": list(axes),
+        "units": units,
+        "coordinate_space": coordinate_space,
+    }
 
 
 def _with_json(schema: pa.Schema, key: bytes, payload: Mapping[str, Any]) -> pa.Schema:
     return schema.with_metadata({**(schema.metadata or {}), key: json.dumps(payload, sort_keys=True).encode()})
 
 
-def shape_schema(geometry_encoding: str, *, axes: Sequence[str] = ("y", "x"), units: Sequence[str] | None = None,
-                 coordinate_space: str = "pixel", geometry_column: str = "geometry",
-                 measurement_fields: Iterable[pa.Field] | None = None) -> pa.Schema:
+def shape_schema(
+    geometry_encoding: str,
+    *,
+    axes: Sequence[str] = ("y", "x"),
+    units: Sequence[str] | None = None,
+    coordinate_space: str = "pixel",
+    geometry_column: str = "geometry",
+    measurement_fields: Iterable[pa.Field] | None = None,
+) -> pa.Schema:
     """The schema of a shape table: the standard columns, then ``measurement_fields``."""
-    meta = shape_metadata(geometry_encoding=geometry_encoding, axes=axes, units=units,
-                          coordinate_space=coordinate_space, geometry_column=geometry_column)
+    meta = shape_metadata(
+        geometry_encoding=geometry_encoding,
+        axes=axes,
+        units=units,
+        coordinate_space=coordinate_space,
+        geometry_column=geometry_column,
+    )
     fields = [
-        pa.field("object_id", pa.string(), nullable=False), pa.field("image_id", pa.string()),
-        pa.field("label_image_id", pa.string()), pa.field("label_value", pa.int64()),
+        pa.field("object_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string()),
+        pa.field("label_image_id", pa.string()),
+        pa.field("label_value", pa.int64()),
         pa.field(geometry_column, geometry_storage_type(geometry_encoding, dimensions=len(axes))),
-        pa.field("centroid", _COORD), pa.field("bbox", _BOX), pa.field("class", pa.string()),
-        pa.field("confidence", pa.float32()), *(measurement_fields or ()),
+        pa.field("centroid", _COORD),
+        pa.field("bbox", _BOX),
+        pa.field("class", pa.string()),
+        pa.field("confidence", pa.float32()),
+        *(measurement_fields or ()),
     ]
     return _with_json(pa.schema(fields), OME_ARROW_SHAPES_METADATA_KEY, meta)
 
 
-def make_shape_table(rows: Sequence[Mapping[str, Any]], *, geometry_encoding: str, axes: Sequence[str] = ("y", "x"),
-                     units: Sequence[str] | None = None, coordinate_space: str = "pixel",
-                     geometry_column: str = "geometry", validate: bool = True) -> pa.Table:
+def make_shape_table(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    geometry_encoding: str,
+    axes: Sequence[str] = ("y", "x"),
+    units: Sequence[str] | None = None,
+    coordinate_space: str = "pixel",
+    geometry_column: str = "geometry",
+    validate: bool = True,
+) -> pa.Table:
     """A shape table from row dicts; keys beyond the standard columns become measurement columns (sorted)."""
     rows = list(rows)
     reserved = {*_STANDARD, geometry_column}
     extra = sorted({k for row in rows for k in row} - reserved)
     measures = [pa.field(name, pa.array([row.get(name) for row in rows]).type) for name in extra]
-    schema = shape_schema(geometry_encoding, axes=axes, units=units, coordinate_space=coordinate_space,
-                          geometry_column=geometry_column, measurement_fields=measures)
+    schema = shape_schema(
+        geometry_encoding,
+        axes=axes,
+        units=units,
+        coordinate_space=coordinate_space,
+        geometry_column=geometry_column,
+        measurement_fields=measures,
+    )
     table = pa.Table.from_pylist(rows, schema=schema)
     if validate:
         validate_shape_table(table)
@@ -184,8 +250,10 @@ def validate_shape_table(table: pa.Table) -> None:
         if name not in table.column_names:
             raise SchemaError(f"Shape table must contain a {name!r} column (object_id, and the geometry column)")
     if table.schema.field(column).type != geometry_storage_type(encoding, dimensions=dims):
-        raise SchemaError(f"Shape table column {column!r} has type {table.schema.field(column).type}; "
-                          f"{encoding} needs {geometry_storage_type(encoding, dimensions=dims)}")
+        raise SchemaError(
+            f"Shape table column {column!r} has type {table.schema.field(column).type}; "
+            f"{encoding} needs {geometry_storage_type(encoding, dimensions=dims)}"
+        )
     geometry = table[column].combine_chunks()
     if _DEPTH[encoding] >= 0:
         _check_coords(geometry, _DEPTH[encoding], dims, "geometry")
@@ -204,26 +272,40 @@ def validate_shape_table(table: pa.Table) -> None:
         raise SchemaError("Shape table object_id values must not be null")
 
 
-def write_shape_parquet(table: pa.Table, path: str | os.PathLike[str], *, compression: str | None = "zstd",
-                        row_group_size: int | None = 65_536, use_dictionary: bool | list[str] = True,
-                        validate: bool = True) -> None:
+def write_shape_parquet(
+    table: pa.Table,
+    path: str | os.PathLike[str],
+    *,
+    compression: str | None = "zstd",
+    row_group_size: int | None = 65_536,
+    use_dictionary: bool | list[str] = True,
+    validate: bool = True,
+) -> None:
     """Write a shape table as Parquet (atomically), its metadata kept in the schema."""
     if validate:
         validate_shape_table(table)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size,
-                       use_dictionary=use_dictionary)
+        pq.write_table(
+            table, tmp, compression=compression, row_group_size=row_group_size, use_dictionary=use_dictionary
+        )
 
 
-def read_shape_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] | None = None,
-                       filters: Any = None, memory_map: bool = True, validate: bool = True) -> pa.Table:
+def read_shape_parquet(
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    filters: Any = None,
+    memory_map: bool = True,
+    validate: bool = True,
+) -> pa.Table:
     """Read a shape table; ``columns`` and ``filters`` are pushed into Parquet. A read holding object_id
     and the geometry column is validated in full."""
     with reading(path, None, "reading the shape table"):
         schema = pq.read_schema(path, memory_map=memory_map)
         meta = _json_meta(schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
-        table = pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters,
-                              memory_map=memory_map)
+        table = pq.read_table(
+            path, columns=list(columns) if columns is not None else None, filters=filters, memory_map=memory_map
+        )
     if validate and {"object_id", meta.get("geometry_column", "geometry")} <= set(table.column_names):
         validate_shape_table(table)
     return table
@@ -231,10 +313,17 @@ def read_shape_parquet(path: str | os.PathLike[str], *, columns: Sequence[str] |
 
 def relationship_schema() -> pa.Schema:
     """parent_id, child_id, relationship_type (required) and confidence, with their metadata."""
-    fields = [pa.field("parent_id", pa.string(), nullable=False), pa.field("child_id", pa.string(), nullable=False),
-              pa.field("relationship_type", pa.string(), nullable=False), pa.field("confidence", pa.float32())]
-    meta = {"type": "ome.arrow.relationships", "version": OME_ARROW_TAG_VERSION,
-            "relationship_types": sorted(RELATIONSHIP_TYPES)}
+    fields = [
+        pa.field("parent_id", pa.string(), nullable=False),
+        pa.field("child_id", pa.string(), nullable=False),
+        pa.field("relationship_type", pa.string(), nullable=False),
+        pa.field("confidence", pa.float32()),
+    ]
+    meta = {
+        "type": "ome.arrow.relationships",
+        "version": OME_ARROW_TAG_VERSION,
+        "relationship_types": sorted(RELATIONSHIP_TYPES),
+    }
     return _with_json(pa.schema(fields), OME_ARROW_RELATIONSHIPS_METADATA_KEY, meta)
 
 
@@ -256,8 +345,9 @@ def validate_relationship_table(table: pa.Table) -> None:
             raise SchemaError(f"Relationship table {name} values must not be null")
     unknown = set(pc.unique(table["relationship_type"]).to_pylist()) - RELATIONSHIP_TYPES
     if unknown:
-        raise SchemaError(f"Unsupported relationship_type values: {sorted(unknown)}; "
-                          f"expected {sorted(RELATIONSHIP_TYPES)}")
+        raise SchemaError(
+            f"Unsupported relationship_type values: {sorted(unknown)}; expected {sorted(RELATIONSHIP_TYPES)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -270,12 +360,27 @@ class OMEArrowShapes:
         validate_shape_table(self.table)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, Any]], *, geometry_encoding: str, axes: Sequence[str] = ("y", "x"),
-                  units: Sequence[str] | None = None, coordinate_space: str = "pixel",
-                  geometry_column: str = "geometry") -> OMEArrowShapes:
+    def from_rows(
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        geometry_encoding: str,
+        axes: Sequence[str] = ("y", "x"),
+        units: Sequence[str] | None = None,
+        coordinate_space: str = "pixel",
+        geometry_column: str = "geometry",
+    ) -> OMEArrowShapes:
         """Build and validate a shape table from row dicts."""
-        return cls(make_shape_table(rows, geometry_encoding=geometry_encoding, axes=axes, units=units,
-                                    coordinate_space=coordinate_space, geometry_column=geometry_column))
+        return cls(
+            make_shape_table(
+                rows,
+                geometry_encoding=geometry_encoding,
+                axes=axes,
+                units=units,
+                coordinate_space=coordinate_space,
+                geometry_column=geometry_column,
+            )
+        )
 
     @property
     def metadata(self) -> dict[str, Any]:

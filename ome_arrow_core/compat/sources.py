@@ -18,7 +18,7 @@ _FORMATS = {".tif": "tiff", ".tiff": "tiff", ".zarr": "ome-zarr"}
 
 
 def kind_of(path: Path) -> str:
-    """"dataset", "parquet", "vortex" or a reader format name (None-like "" lets the registry sniff)."""
+    """ "dataset", "parquet", "vortex" or a reader format name (None-like "" lets the registry sniff)."""
     if path.is_dir() and (path / "_ome_arrow_dataset.json").exists():
         return "dataset"
     suffix = path.suffix.lower()
@@ -39,8 +39,12 @@ def record_column(path: Path, column_name: str | None) -> str | None:
     if not found:
         return None  # not a record file: a typed-chunk file or another layout, left to the reader
     if column_name is not None:
-        warnings.warn(f"Requested column '{column_name}' was not usable or not found. "
-                      f"Auto-detected OME-Arrow column '{found[0]}'.", UserWarning, stacklevel=4)
+        warnings.warn(
+            f"Requested column '{column_name}' was not usable or not found. "
+            f"Auto-detected OME-Arrow column '{found[0]}'.",
+            UserWarning,
+            stacklevel=4,
+        )
     return str(found[0])
 
 

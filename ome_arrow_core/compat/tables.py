@@ -44,8 +44,9 @@ def _same_kind(col: pa.Array) -> pa.Array | None:
         return None
 
 
-def pick_record_column(table: pa.Table, column_name: str | None, row: int,
-                       strict_schema: bool = False) -> tuple[pa.StructScalar, pa.StructArray]:
+def pick_record_column(
+    table: pa.Table, column_name: str | None, row: int, strict_schema: bool = False
+) -> tuple[pa.StructScalar, pa.StructArray]:
     """(record scalar, one-row array) of row ``row`` of column ``column_name``.
 
     A missing or unusable ``column_name`` falls back to the first OME-Arrow struct column
@@ -53,32 +54,49 @@ def pick_record_column(table: pa.Table, column_name: str | None, row: int,
     the canonical one is normalized (UserWarning "schema differs from OME_ARROW_STRUCT") with
     every pixel value checked against the declared pixel type; ``strict_schema`` refuses it.
     """
-    name = column_name if column_name in table.column_names and is_record_type(table.schema.field(column_name).type) \
+    name = (
+        column_name
+        if column_name in table.column_names and is_record_type(table.schema.field(column_name).type)
         else None
+    )
     if name is None:
         found = [f.name for f in table.schema if is_record_type(f.type)]
         if not found:
-            hint = "no struct column with OME-Arrow fields" if column_name is None else \
-                f"column {column_name!r} not found and no other OME-Arrow column"
+            hint = (
+                "no struct column with OME-Arrow fields"
+                if column_name is None
+                else f"column {column_name!r} not found and no other OME-Arrow column"
+            )
             raise SchemaError(f"Could not locate an OME-Arrow struct column: {hint} (columns: {table.column_names})")
         name = found[0]
         if column_name is not None:
-            warnings.warn(f"Requested column '{column_name}' was not usable or not found. "
-                          f"Auto-detected OME-Arrow column '{name}'.", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"Requested column '{column_name}' was not usable or not found. "
+                f"Auto-detected OME-Arrow column '{name}'.",
+                UserWarning,
+                stacklevel=3,
+            )
     if not 0 <= row < table.num_rows:
         raise ArgumentError(f"row {row} out of range [0, {table.num_rows})")
     raw = table.column(name).slice(row, 1).combine_chunks()
     col = _same_kind(raw)
     if col is not None:
         if [f.name for f in raw.type] != [f.name for f in col.type]:
-            warnings.warn(f"OME-Arrow column schema differs from OME_ARROW_STRUCT (fields {[f.name for f in raw.type]}); "
-                          "normalized by a lossless cast (absent fields are null).", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"OME-Arrow column schema differs from OME_ARROW_STRUCT (fields {[f.name for f in raw.type]}); "
+                "normalized by a lossless cast (absent fields are null).",
+                UserWarning,
+                stacklevel=3,
+            )
         return col[0], col
     col = raw
     if strict_schema:
         raise SchemaError(f"column {name!r} does not have the canonical OME-Arrow schema (strict_schema=True)")
-    warnings.warn("OME-Arrow column schema differs from OME_ARROW_STRUCT; normalizing it (fields converted "
-                  "through Python objects; every pixel value checked against the declared pixel type).",
-                  UserWarning, stacklevel=3)
+    warnings.warn(
+        "OME-Arrow column schema differs from OME_ARROW_STRUCT; normalizing it (fields converted "
+        "through Python objects; every pixel value checked against the declared pixel type).",
+        UserWarning,
+        stacklevel=3,
+    )
     arr = record_array(col.to_pylist()[0])
     return arr[0], arr

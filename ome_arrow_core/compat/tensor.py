@@ -60,8 +60,16 @@ class ViewArgs:
         """ome-arrow-core's view of ``image`` for these arguments."""
         with selection_as_value_error():
             view = image.tensor_view(
-                t=self.t, z=self.z, c=self.c, roi=self.roi, roi3d=self.roi3d, roi_nd=self.roi_nd,
-                roi_type=self.roi_type, tile=self.tile, layout=_core_layout(self.layout), dtype=self.dtype,
+                t=self.t,
+                z=self.z,
+                c=self.c,
+                roi=self.roi,
+                roi3d=self.roi3d,
+                roi_nd=self.roi_nd,
+                roi_type=self.roi_type,
+                tile=self.tile,
+                layout=_core_layout(self.layout),
+                dtype=self.dtype,
                 channel_policy=self.channel_policy,  # type: ignore[arg-type]
             )
             return view.collect() if isinstance(view, CoreLazyView) else view  # a scanned image reads here
@@ -105,26 +113,51 @@ class _Exports:
         _check_mode(mode)
         return self.collect().core.to_jax(device=device, contiguous=contiguous)
 
-    def iter_dlpack(self, *, batch_size: int | None = None, tile_size: tuple[int, int] | None = None,
-                    tiles: tuple[int, int] | None = None, shuffle: bool = False, seed: int | None = None,
-                    prefetch: int = 0, device: str = "cpu", contiguous: bool = True,
-                    mode: str = "arrow") -> Iterator[Any]:
+    def iter_dlpack(
+        self,
+        *,
+        batch_size: int | None = None,
+        tile_size: tuple[int, int] | None = None,
+        tiles: tuple[int, int] | None = None,
+        shuffle: bool = False,
+        seed: int | None = None,
+        prefetch: int = 0,
+        device: str = "cpu",
+        contiguous: bool = True,
+        mode: str = "arrow",
+    ) -> Iterator[Any]:
         """Batches over T (``batch_size``) and YX tiles (``tile_size``, alias ``tiles``) as DLPack tensors."""
         _check_mode(mode)
         if tiles is not None and tile_size is not None and tuple(tiles) != tuple(tile_size):
             raise ArgumentError("pass tile_size= or tiles= (the same thing), not two different sizes")
         return self.collect().core.iter_dlpack(
-            batch_size=batch_size, tile_size=tile_size if tile_size is not None else tiles, shuffle=shuffle,
-            seed=seed, prefetch=prefetch, device=device, contiguous=contiguous, mode=mode)
+            batch_size=batch_size,
+            tile_size=tile_size if tile_size is not None else tiles,
+            shuffle=shuffle,
+            seed=seed,
+            prefetch=prefetch,
+            device=device,
+            contiguous=contiguous,
+            mode=mode,
+        )
 
-    def iter_tiles_3d(self, *, tile_size: tuple[int, int, int], shuffle: bool = False, seed: int | None = None,
-                      prefetch: int = 0, device: str = "cpu", contiguous: bool = True,
-                      mode: str = "numpy") -> Iterator[Any]:
+    def iter_tiles_3d(
+        self,
+        *,
+        tile_size: tuple[int, int, int],
+        shuffle: bool = False,
+        seed: int | None = None,
+        prefetch: int = 0,
+        device: str = "cpu",
+        contiguous: bool = True,
+        mode: str = "numpy",
+    ) -> Iterator[Any]:
         """(z, y, x) tiles as DLPack tensors; only ``mode='numpy'``, as the reference."""
         if mode != "numpy":
             raise ArgumentError("iter_tiles_3d supports only mode='numpy'")
-        return self.collect().core.iter_tiles_3d(tile_size=tile_size, shuffle=shuffle, seed=seed,
-                                                 prefetch=prefetch, device=device, contiguous=contiguous)
+        return self.collect().core.iter_tiles_3d(
+            tile_size=tile_size, shuffle=shuffle, seed=seed, prefetch=prefetch, device=device, contiguous=contiguous
+        )
 
 
 class TensorView(_Exports):
@@ -135,10 +168,23 @@ class TensorView(_Exports):
     decoded once, whatever their chunking.
     """
 
-    def __init__(self, data: Any, *, t: Any = None, z: Any = None, c: Any = None, roi: Any = None,
-                 roi3d: Any = None, roi_nd: Any = None, roi_type: Any = None, tile: Any = None,
-                 layout: str | None = None, dtype: Any = None, chunk_policy: str = "auto",
-                 channel_policy: str = "error") -> None:
+    def __init__(
+        self,
+        data: Any,
+        *,
+        t: Any = None,
+        z: Any = None,
+        c: Any = None,
+        roi: Any = None,
+        roi3d: Any = None,
+        roi_nd: Any = None,
+        roi_type: Any = None,
+        tile: Any = None,
+        layout: str | None = None,
+        dtype: Any = None,
+        chunk_policy: str = "auto",
+        channel_policy: str = "error",
+    ) -> None:
         check_chunk_policy(chunk_policy)
         args = ViewArgs(t, z, c, roi, roi3d, roi_nd, roi_type, tile, layout, dtype, channel_policy)
         self._bind(CoreImage(_first_record(data)), args)
@@ -252,5 +298,3 @@ class LazyTensorView(_Exports):
     def strides(self) -> tuple[int, ...]:
         """Strides (executes the view)."""
         return self.collect().strides
-
-

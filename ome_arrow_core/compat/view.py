@@ -39,22 +39,43 @@ def _pyvista() -> Any:
     return pv
 
 
-def view_matplotlib(data: Mapping[str, Any] | pa.StructScalar, tcz: Sequence[int] = (0, 0, 0),
-                    autoscale: bool = True, vmin: float | None = None, vmax: float | None = None,
-                    cmap: str = "gray", show: bool = True) -> tuple[Any, Any, Any]:
+def view_matplotlib(
+    data: Mapping[str, Any] | pa.StructScalar,
+    tcz: Sequence[int] = (0, 0, 0),
+    autoscale: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "gray",
+    show: bool = True,
+) -> tuple[Any, Any, Any]:
     """Draw plane (t, c, z) of a record; returns (figure, axes, image). ``show=False`` opens no window."""
     t, c, z = (int(v) for v in tcz)
-    return plot_plane(decode_record(data)[t, c, z], title=f"t={t}, c={c}, z={z}", autoscale=autoscale, vmin=vmin,
-                      vmax=vmax, cmap=cmap, show=show)
+    return plot_plane(
+        decode_record(data)[t, c, z],
+        title=f"t={t}, c={c}, z={z}",
+        autoscale=autoscale,
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap,
+        show=show,
+    )
 
 
-def view_pyvista(data: Mapping[str, Any] | pa.StructScalar, c: int = 0, downsample: int = 1,
-                 scaling_values: tuple[float, float, float] | None = None, opacity: str | float = "sigmoid",
-                 clim: tuple[float, float] | None = None, show_axes: bool = True, show: bool = True,
-                 **_options: Any) -> Any:
+def view_pyvista(
+    data: Mapping[str, Any] | pa.StructScalar,
+    c: int = 0,
+    downsample: int = 1,
+    scaling_values: tuple[float, float, float] | None = None,
+    opacity: str | float = "sigmoid",
+    clim: tuple[float, float] | None = None,
+    show_axes: bool = True,
+    show: bool = True,
+    **_options: Any,
+) -> Any:
     """A PyVista plotter showing channel ``c`` at t=0 as a volume (needs pyvista)."""
     pyvista = _pyvista()
     volume = decode_record(data)[0, c, ::downsample, ::downsample, ::downsample]
     spacing = None if scaling_values is None else [float(v) for v in scaling_values[::-1]]
-    return plot_volume(volume, spacing=spacing, opacity=opacity, clim=clim, show_axes=show_axes, show=show,
-                       pyvista=pyvista)
+    return plot_volume(
+        volume, spacing=spacing, opacity=opacity, clim=clim, show_axes=show_axes, show=show, pyvista=pyvista
+    )

@@ -24,8 +24,12 @@ def _vortex() -> object:
     return vortex
 
 
-def write_record_vortex(records: pa.StructArray, out_path: str | os.PathLike[str], column_name: str = "image",
-                        file_metadata: Mapping[str, str] | None = None) -> None:
+def write_record_vortex(
+    records: pa.StructArray,
+    out_path: str | os.PathLike[str],
+    column_name: str = "image",
+    file_metadata: Mapping[str, str] | None = None,
+) -> None:
     """Write ``records`` as one struct column ``column_name`` (atomically).
 
     ``file_metadata`` is accepted for compatibility; vortex-data does not store Arrow schema
@@ -50,5 +54,4 @@ def is_record_vortex(path: str | os.PathLike[str]) -> bool:
     vortex = _vortex()
     with reading(Path(path), None, "reading the Vortex schema"):
         schema = vortex.open(str(path)).to_arrow().schema  # type: ignore[attr-defined]
-    return any(pa.types.is_struct(f.type) and {"type", "pixels_meta"} <= {c.name for c in f.type}
-               for f in schema)
+    return any(pa.types.is_struct(f.type) and {"type", "pixels_meta"} <= {c.name for c in f.type} for f in schema)

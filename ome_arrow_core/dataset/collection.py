@@ -85,13 +85,28 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     processes, each of which opens its own.
     """
 
-    def __init__(self, parts: Sequence[Member], table: pa.Table, part_of: np.ndarray, rows: np.ndarray,
-                 *, registry: Registry | None = None, row_groups: tuple[int, int] = (0, 0),
-                 verify: bool | None = None) -> None:
+    def __init__(
+        self,
+        parts: Sequence[Member],
+        table: pa.Table,
+        part_of: np.ndarray,
+        rows: np.ndarray,
+        *,
+        registry: Registry | None = None,
+        row_groups: tuple[int, int] = (0, 0),
+        verify: bool | None = None,
+    ) -> None:
         self._setup(parts, table, Positions.explicit(part_of, rows), registry, row_groups, verify)
 
-    def _setup(self, parts: Sequence[Member], table: pa.Table | None, positions: Positions,
-               registry: Registry | None, row_groups: tuple[int, int], verify: bool | None) -> None:
+    def _setup(
+        self,
+        parts: Sequence[Member],
+        table: pa.Table | None,
+        positions: Positions,
+        registry: Registry | None,
+        row_groups: tuple[int, int],
+        verify: bool | None,
+    ) -> None:
         self._parts = list(parts)
         self._verify = verify
         self._table = table
@@ -112,8 +127,15 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         return out
 
     @classmethod
-    def scan(cls, path: str | os.PathLike[str], *, filter: FilterLike = None, column: str | None = None,
-             registry: Registry | None = None, verify: bool | None = None) -> OMEArrowDataset:
+    def scan(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        filter: FilterLike = None,
+        column: str | None = None,
+        registry: Registry | None = None,
+        verify: bool | None = None,
+    ) -> OMEArrowDataset:
         """Open a dataset: read its metadata table (the rows ``filter`` keeps), no pixels.
 
         ``filter`` is a pyarrow expression (``pc.field("well") == "A01"``) or a mapping
@@ -304,8 +326,10 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         dtypes = {b[2] for b in bases.values()}
         if len(dtypes) > 1:
             paths = sorted({self._parts[p].path for p in member_of})
-            raise SchemaError(f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
-                              "read them one by one")
+            raise SchemaError(
+                f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
+                "read them one by one"
+            )
         if len(layouts) > 1:
             raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
         lay, dtype = layouts.pop(), dtypes.pop()
@@ -328,9 +352,14 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
             where = self._parts[part_i]
             if where.kind == "chunks":
                 with reading(where.path, None, "reading pixels"), blaming(where.path):
-                    read_rows(Path(where.path), [row_of[n] for n in members],
-                              [sels[n] for n in members], [canon[n] for n in members], verify=self._verify,
-                              registry=self._registry)
+                    read_rows(
+                        Path(where.path),
+                        [row_of[n] for n in members],
+                        [sels[n] for n in members],
+                        [canon[n] for n in members],
+                        verify=self._verify,
+                        registry=self._registry,
+                    )
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]

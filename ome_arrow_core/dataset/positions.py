@@ -35,8 +35,13 @@ def checked_indices(indices: Sequence[int] | np.ndarray | range, n: int) -> np.n
 class Positions:
     """The member and row of each image: implicit (members' first rows, optionally a pick of positions) or explicit."""
 
-    def __init__(self, starts: np.ndarray | None = None, pick: np.ndarray | None = None,
-                 part_of: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        starts: np.ndarray | None = None,
+        pick: np.ndarray | None = None,
+        part_of: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
         self._starts = None if starts is None else np.asarray(starts, dtype=np.int64)
         self._pick = None if pick is None else np.asarray(pick, dtype=np.int64)
         self._part_of = None if part_of is None else np.asarray(part_of, dtype=np.int32)

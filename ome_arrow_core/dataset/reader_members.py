@@ -52,13 +52,16 @@ def _table(reader: Reader, path: Path) -> pa.Table | None:
     with reading(path, None, "reading the collection's metadata"):
         table = reader.collection(path)
     if table is not None and (not isinstance(table, pa.Table) or "image_id" not in table.column_names):
-        raise PluginError(f"the {reader.name!r} reader's collection hook returned {type(table).__name__} for "
-                          f"{path}, expected a pyarrow Table with an image_id column; its plugin is broken")
+        raise PluginError(
+            f"the {reader.name!r} reader's collection hook returned {type(table).__name__} for "
+            f"{path}, expected a pyarrow Table with an image_id column; its plugin is broken"
+        )
     return table
 
 
-def collection_table(path: str, expr: pc.Expression | None, row_column: str,
-                     registry: Registry | None = None) -> tuple[pa.Table, int, int]:
+def collection_table(
+    path: str, expr: pc.Expression | None, row_column: str, registry: Registry | None = None
+) -> tuple[pa.Table, int, int]:
     """The metadata rows of collection ``path`` that ``expr`` keeps, each row's image number in ``row_column``."""
     reader = _reader(Path(path), registry or default_registry())
     table = None if reader is None or reader.collection is None else _table(reader, Path(path))
@@ -69,6 +72,7 @@ def collection_table(path: str, expr: pc.Expression | None, row_column: str,
         try:
             table = table.filter(expr)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SchemaError(f"filter {expr} cannot be applied to {path} (columns: "
-                              f"{table.column_names[:-1]}): {exc}") from exc
+            raise SchemaError(
+                f"filter {expr} cannot be applied to {path} (columns: {table.column_names[:-1]}): {exc}"
+            ) from exc
     return table, 1, 1

@@ -26,8 +26,17 @@ from ..safe_write import recover
 from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
 from .reader_members import collection_table, reader_member
 
-__all__ = ["Kind", "FilterLike", "ROW_COLUMN", "Member", "as_filter", "members_of", "member_table", "member_count",
-           "uniform_member"]
+__all__ = [
+    "Kind",
+    "FilterLike",
+    "ROW_COLUMN",
+    "Member",
+    "as_filter",
+    "members_of",
+    "member_table",
+    "member_count",
+    "uniform_member",
+]
 
 Kind = Literal["chunks", "records", "file", "collection"]
 #: A pyarrow expression, or a mapping of column to value (a list of values means "one of").
@@ -78,9 +87,15 @@ def _records_member(path: Path, column: str | None) -> Member:
     return Member("records", str(path), column, named=True)
 
 
-def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
-                  schema: pa.Schema | None = None, first_row: int = 0,
-                  metadata: pq.FileMetaData | None = None) -> tuple[pa.Table, int, int]:
+def _scan_parquet(
+    file: Path,
+    expr: pc.Expression | None,
+    columns: list[str] | None,
+    *,
+    schema: pa.Schema | None = None,
+    first_row: int = 0,
+    metadata: pq.FileMetaData | None = None,
+) -> tuple[pa.Table, int, int]:
     """Rows of ``file`` matching ``expr`` (``columns`` only) with their row numbers in column ``ROW_COLUMN``.
 
     The filter is pushed down: row groups whose statistics rule it out are not read.
@@ -93,9 +108,15 @@ def _scan_parquet(file: Path, expr: pc.Expression | None, columns: list[str] | N
         return _scan_parquet_file(file, expr, columns, schema=schema, first_row=first_row, metadata=metadata)
 
 
-def _scan_parquet_file(file: Path, expr: pc.Expression | None, columns: list[str] | None, *,
-                       schema: pa.Schema | None, first_row: int,
-                       metadata: pq.FileMetaData | None) -> tuple[pa.Table, int, int]:
+def _scan_parquet_file(
+    file: Path,
+    expr: pc.Expression | None,
+    columns: list[str] | None,
+    *,
+    schema: pa.Schema | None,
+    first_row: int,
+    metadata: pq.FileMetaData | None,
+) -> tuple[pa.Table, int, int]:
     import pyarrow.dataset as pads
 
     md = metadata or pq.read_metadata(file)
@@ -235,8 +256,13 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
 def _named_records(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
     """The table of a Parquet file of records without metadata columns: ``image_id`` (``name#row``) and ``path``."""
     md = pq.read_metadata(path)
-    table = pa.table({"image_id": [f"{path.name}#{i}" for i in range(md.num_rows)], "path": [str(path)] * md.num_rows,
-                      ROW_COLUMN: pa.array(np.arange(md.num_rows, dtype=np.int64))})
+    table = pa.table(
+        {
+            "image_id": [f"{path.name}#{i}" for i in range(md.num_rows)],
+            "path": [str(path)] * md.num_rows,
+            ROW_COLUMN: pa.array(np.arange(md.num_rows, dtype=np.int64)),
+        }
+    )
     return _filtered(table, expr, "records without metadata columns"), md.num_row_groups, md.num_row_groups
 
 
@@ -249,8 +275,9 @@ def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Tabl
         raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
 
 
-def member_table(part: Member, expr: pc.Expression | None, verify: bool | None = None,
-                 registry: Registry | None = None) -> tuple[pa.Table, int, int]:
+def member_table(
+    part: Member, expr: pc.Expression | None, verify: bool | None = None, registry: Registry | None = None
+) -> tuple[pa.Table, int, int]:
     """The rows of ``part`` that ``expr`` keeps (row numbers in :data:`ROW_COLUMN`), row groups read, row groups
     (``verify``: see :func:`_scan_images`)."""
     path = Path(part.path)

@@ -16,8 +16,13 @@ from .scan import ROW_COLUMN, Member, member_table
 __all__ = ["joined_tables", "MemberTables"]
 
 
-def joined_tables(parts: Sequence[Member], expr: pc.Expression | None, verify: bool | None,
-                  path: object, registry: Registry | None = None) -> tuple[pa.Table, np.ndarray, np.ndarray, int, int]:
+def joined_tables(
+    parts: Sequence[Member],
+    expr: pc.Expression | None,
+    verify: bool | None,
+    path: object,
+    registry: Registry | None = None,
+) -> tuple[pa.Table, np.ndarray, np.ndarray, int, int]:
     """The rows of ``parts`` that ``expr`` keeps as one table (no row column), the member and row of each, and
     (row groups read, row groups in the files); ``registry`` reads the members that are collections."""
     tables, part_of, rows = [], [], []

@@ -46,8 +46,15 @@ def canonical_view(arr: np.ndarray, layout: str, *, batch: bool = False) -> np.n
 class DatasetViews(Sequence[LazyTensorView]):
     """The same selection of every image of a dataset: lazy views, and stacked reads."""
 
-    def __init__(self, dataset: OMEArrowDataset, select: dict[str, Any], layout: str | None, dtype: Any,
-                 channel_policy: ChannelPolicy, casting: Casting = "checked") -> None:
+    def __init__(
+        self,
+        dataset: OMEArrowDataset,
+        select: dict[str, Any],
+        layout: str | None,
+        dtype: Any,
+        channel_policy: ChannelPolicy,
+        casting: Casting = "checked",
+    ) -> None:
         self.dataset = dataset
         self._select = select
         self._layout = layout
@@ -59,8 +66,9 @@ class DatasetViews(Sequence[LazyTensorView]):
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> LazyTensorView:  # type: ignore[override]
-        view = self.dataset[i].tensor_view(**self._select, layout=self._layout, dtype=self._dtype,
-                                           channel_policy=self._policy, casting=self._casting)
+        view = self.dataset[i].tensor_view(
+            **self._select, layout=self._layout, dtype=self._dtype, channel_policy=self._policy, casting=self._casting
+        )
         assert isinstance(view, LazyTensorView)
         return view
 
@@ -86,14 +94,25 @@ class DatasetViews(Sequence[LazyTensorView]):
     @property
     def selection(self) -> dict[str, Any]:
         """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy, casting)."""
-        return {**self._select, "layout": self._layout, "dtype": self._dtype, "channel_policy": self._policy,
-                "casting": self._casting}
+        return {
+            **self._select,
+            "layout": self._layout,
+            "dtype": self._dtype,
+            "channel_policy": self._policy,
+            "casting": self._casting,
+        }
 
-    def read(self, indices: Sequence[int] | np.ndarray | range | None = None, *,
-             out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, indices: Sequence[int] | np.ndarray | range | None = None, *, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Views ``indices`` (default: all) stacked on a new first axis (see OMEArrowDataset.read)."""
-        arr = self.dataset.read(indices, **self._select, layout=self._layout, channel_policy=self._policy,
-                                out=None if self._dtype is not None else out)
+        arr = self.dataset.read(
+            indices,
+            **self._select,
+            layout=self._layout,
+            channel_policy=self._policy,
+            out=None if self._dtype is not None else out,
+        )
         if self._dtype is not None and arr.dtype != np.dtype(self._dtype):
             if out is not None:
                 copy_cast(out, arr, self._casting)

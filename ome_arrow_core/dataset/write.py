@@ -47,8 +47,9 @@ def _band_reader(img: OMEArrow) -> Any:
     def read(sel: Selection) -> np.ndarray:
         if sel == full:
             return img.to_numpy()
-        view = img.tensor_view(t=sel.t, z=sel.z, c=sel.c, roi=(sel.x.start, sel.y.start, len(sel.x), len(sel.y)),
-                               layout="TZCYX")
+        view = img.tensor_view(
+            t=sel.t, z=sel.z, c=sel.c, roi=(sel.x.start, sel.y.start, len(sel.x), len(sel.y)), layout="TZCYX"
+        )
         return view.to_numpy()
 
     return read
@@ -81,7 +82,6 @@ def _metadata_rows(metadata: Any, count: int | None) -> Iterator[Mapping[str, An
         if not isinstance(row, Mapping):
             raise SchemaError(f"metadata rows must be mappings of column to value, got {type(row).__name__}")
         yield row
-
 
 
 def write_dataset(
@@ -149,10 +149,19 @@ def write_dataset(
             yield (None if image_id is None else str(image_id)), img.meta, _band_reader(img), extra
 
     try:
-        stream_dataset(items(), target, mode=mode, chunk_format=chunk_format, chunk_shape=chunk_shape,
-                       compression=compression, compression_level=compression_level, rows_per_group=rows_per_group,
-                       images_per_group=images_per_group, registry=registry,
-                       on_image=lambda image_id, _: bar.update(1, image_id))
+        stream_dataset(
+            items(),
+            target,
+            mode=mode,
+            chunk_format=chunk_format,
+            chunk_shape=chunk_shape,
+            compression=compression,
+            compression_level=compression_level,
+            rows_per_group=rows_per_group,
+            images_per_group=images_per_group,
+            registry=registry,
+            on_image=lambda image_id, _: bar.update(1, image_id),
+        )
     finally:
         bar.close()
     return target

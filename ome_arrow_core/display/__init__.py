@@ -14,5 +14,16 @@ from .mixins import DatasetThumbnails, Thumbnailed, thumbnail, thumbnail_png
 from .png import PNG_SIGNATURE, encode_png
 from .render import DEFAULT_SIZE, render
 
-__all__ = ["thumbnail", "thumbnail_png", "render", "encode_png", "channel_colors", "default_colors",
-           "PERCENTILES", "DEFAULT_SIZE", "PNG_SIGNATURE", "Thumbnailed", "DatasetThumbnails"]
+__all__ = [
+    "thumbnail",
+    "thumbnail_png",
+    "render",
+    "encode_png",
+    "channel_colors",
+    "default_colors",
+    "PERCENTILES",
+    "DEFAULT_SIZE",
+    "PNG_SIGNATURE",
+    "Thumbnailed",
+    "DatasetThumbnails",
+]

@@ -41,5 +41,7 @@ def rgb_of(rgba: int) -> tuple[float, float, float]:
 def channel_colors(channels: Sequence[Channel]) -> np.ndarray:
     """A ``(C, 3)`` float array: each channel's stored colour, or its default."""
     defaults = default_colors(len(channels))
-    return np.array([rgb_of(ch.color_rgba) if ch.color_rgba is not None else defaults[k]
-                     for k, ch in enumerate(channels)], dtype=np.float32).reshape(len(channels), 3)
+    return np.array(
+        [rgb_of(ch.color_rgba) if ch.color_rgba is not None else defaults[k] for k, ch in enumerate(channels)],
+        dtype=np.float32,
+    ).reshape(len(channels), 3)

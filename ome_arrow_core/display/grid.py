@@ -74,16 +74,17 @@ def mosaic(grid: list[Cell], size: int = GRID_SIZE) -> np.ndarray:
     for n, cell in enumerate(grid):
         top, left = _GAP + (n // cols) * (size + _GAP), _GAP + (n % cols) * (size + _GAP)
         if cell.picture is None:
-            out[top:top + size, left:left + size] = _FAILED
+            out[top : top + size, left : left + size] = _FAILED
         else:
             h, w = cell.picture.shape[:2]
-            out[top:top + h, left:left + w] = cell.picture
+            out[top : top + h, left : left + w] = cell.picture
     return out
 
 
 def grid_html(grid: list[Cell], total: int) -> str:
     """The cells as HTML figures, with a line saying how many images the dataset holds."""
-    figures = "".join(figure(None if c.picture is None else encode_png(c.picture), c.caption, error=c.error)
-                      for c in grid)
+    figures = "".join(
+        figure(None if c.picture is None else encode_png(c.picture), c.caption, error=c.error) for c in grid
+    )
     head = f"<div style='font-size:12px'>OMEArrowDataset: {total} image(s); the first {len(grid)} shown</div>"
     return f"<div>{head}<div>{figures}</div></div>"

@@ -28,18 +28,22 @@ def image_facts(meta: ImageMeta) -> dict[str, str]:
     sizes = meta.sizes
     physical = ", ".join(f"{a}={_size_text(meta.physical_size.get(a), meta.physical_unit.get(a))}" for a in "XYZ")
     return {
-        "id": str(meta.id), "name": str(meta.name),
+        "id": str(meta.id),
+        "name": str(meta.name),
         "shape (TZCYX)": " × ".join(str(sizes[a]) for a in "TZCYX"),
         "sizes": ", ".join(f"{a}={sizes[a]}" for a in "TZCYX"),
-        "dtype": meta.dtype.name, "pixel size": physical,
+        "dtype": meta.dtype.name,
+        "pixel size": physical,
         "channels": ", ".join(c.name or c.id for c in meta.channels),
     }
 
 
 def facts_table(facts: Mapping[str, Any]) -> str:
     """A two-column HTML table of ``facts`` (keys and values escaped)."""
-    rows = "".join(f"<tr><th style='padding:0 8px 0 0'>{html.escape(str(k))}</th>"
-                   f"<td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    rows = "".join(
+        f"<tr><th style='padding:0 8px 0 0'>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
+    )
     return f"<table style='{_STYLE}'>{rows}</table>"
 
 
@@ -50,5 +54,7 @@ def figure(png: bytes | None, caption: Iterable[str], *, error: str | None = Non
     else:
         body = f"<img src='{data_uri(png)}' style='image-rendering:pixelated'/>"
     lines = "".join(f"<div>{html.escape(line)}</div>" for line in caption)
-    return f"<figure style='margin:4px;display:inline-block;vertical-align:top;font-size:11px'>{body}" \
-           f"<figcaption>{lines}</figcaption></figure>"
+    return (
+        f"<figure style='margin:4px;display:inline-block;vertical-align:top;font-size:11px'>{body}"
+        f"<figcaption>{lines}</figcaption></figure>"
+    )

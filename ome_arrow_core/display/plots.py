@@ -26,7 +26,9 @@ def _figure(show: bool) -> tuple[Any, Any]:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise BackendUnavailableError(f"view() draws with matplotlib, which is not installed: {MATPLOTLIB_HINT}") from exc
+        raise BackendUnavailableError(
+            f"view() draws with matplotlib, which is not installed: {MATPLOTLIB_HINT}"
+        ) from exc
     if show:
         import matplotlib.pyplot as plt
 
@@ -37,8 +39,16 @@ def _figure(show: bool) -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
-def plot_plane(plane: np.ndarray, *, title: str = "", autoscale: bool = True, vmin: float | None = None,
-               vmax: float | None = None, cmap: str = "gray", show: bool = True) -> tuple[Any, Any, Any]:
+def plot_plane(
+    plane: np.ndarray,
+    *,
+    title: str = "",
+    autoscale: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "gray",
+    show: bool = True,
+) -> tuple[Any, Any, Any]:
     """Draw a 2-D plane (or an ``(h, w, 3)`` RGB picture) with matplotlib; returns (figure, axes, image).
 
     ``autoscale`` without ``vmin``/``vmax`` stretches the plane's finite minimum to maximum.
@@ -68,9 +78,16 @@ def load_pyvista() -> Any:
     return pyvista
 
 
-def plot_volume(volume: np.ndarray, *, spacing: Sequence[float] | None = None, opacity: str | float = "sigmoid",
-                clim: tuple[float, float] | None = None, show_axes: bool = True, show: bool = True,
-                pyvista: Any = None) -> Any:
+def plot_volume(
+    volume: np.ndarray,
+    *,
+    spacing: Sequence[float] | None = None,
+    opacity: str | float = "sigmoid",
+    clim: tuple[float, float] | None = None,
+    show_axes: bool = True,
+    show: bool = True,
+    pyvista: Any = None,
+) -> Any:
     """A PyVista plotter showing a ``(Z, Y, X)`` volume; ``spacing`` is the (x, y, z) voxel size."""
     pv = pyvista if pyvista is not None else load_pyvista()
     data = np.asarray(volume)
@@ -94,11 +111,23 @@ class Viewable:
 
     __slots__ = ()
 
-    def view(self, how: str = "matplotlib", tcz: Sequence[int] = (0, 0, 0), autoscale: bool = True,
-             vmin: float | None = None, vmax: float | None = None, cmap: str = "gray", show: bool = True,
-             c: int | None = None, downsample: int = 1, opacity: str | float = "sigmoid",
-             clim: tuple[float, float] | None = None, show_axes: bool = True,
-             scaling_values: tuple[float, float, float] | None = None, size: int | None = None) -> Any:
+    def view(
+        self,
+        how: str = "matplotlib",
+        tcz: Sequence[int] = (0, 0, 0),
+        autoscale: bool = True,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        cmap: str = "gray",
+        show: bool = True,
+        c: int | None = None,
+        downsample: int = 1,
+        opacity: str | float = "sigmoid",
+        clim: tuple[float, float] | None = None,
+        show_axes: bool = True,
+        scaling_values: tuple[float, float, float] | None = None,
+        size: int | None = None,
+    ) -> Any:
         """Draw this image.
 
         - ``how="matplotlib"``: plane ``tcz=(t, c, z)`` in ``cmap``; returns (figure, axes, image).
@@ -114,18 +143,28 @@ class Viewable:
         t, ch, z = (int(v) for v in tcz)
         if how == "matplotlib":
             plane = img.tensor_view(t=t, c=ch, z=z, layout="YX").to_numpy()
-            return plot_plane(plane, title=f"t={t}, c={ch}, z={z}", autoscale=autoscale, vmin=vmin, vmax=vmax,
-                              cmap=cmap, show=show)
+            return plot_plane(
+                plane, title=f"t={t}, c={ch}, z={z}", autoscale=autoscale, vmin=vmin, vmax=vmax, cmap=cmap, show=show
+            )
         if how == "composite":
             picture = img.thumbnail(size or max(img.sizes["Y"], img.sizes["X"]), t=t)
             return plot_plane(picture, title=f"t={t}, max over Z", show=show)
         if how == "pyvista":
             pv = load_pyvista()
             step = max(1, int(downsample))
-            volume = img.tensor_view(t=t, c=ch if c is None else int(c), layout="ZYX").to_numpy()[::step, ::step, ::step]
+            volume = img.tensor_view(t=t, c=ch if c is None else int(c), layout="ZYX").to_numpy()[
+                ::step, ::step, ::step
+            ]
             if scaling_values is None:
                 known = [img.meta.physical_size.get(a) for a in "XYZ"]
                 scaling_values = tuple(float(v) if v is not None else 1.0 for v in known)  # type: ignore[assignment]
-            return plot_volume(volume, spacing=None if scaling_values is None else [v * step for v in scaling_values],
-                               opacity=opacity, clim=clim, show_axes=show_axes, show=show, pyvista=pv)
+            return plot_volume(
+                volume,
+                spacing=None if scaling_values is None else [v * step for v in scaling_values],
+                opacity=opacity,
+                clim=clim,
+                show_axes=show_axes,
+                show=show,
+                pyvista=pv,
+            )
         raise ArgumentError(f"view(how={how!r}) is not a view mode; expected one of {', '.join(VIEW_MODES)}")

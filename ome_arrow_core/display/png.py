@@ -31,12 +31,17 @@ def encode_png(pixels: np.ndarray, *, level: int = 6) -> bytes:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in _COLOR_TYPE or 0 in arr.shape[:2]:
-        raise ArgumentError(f"encode_png takes a non-empty uint8 (H, W) or (H, W, 1-4) array, got {arr.dtype} "
-                            f"{arr.shape}")
+        raise ArgumentError(
+            f"encode_png takes a non-empty uint8 (H, W) or (H, W, 1-4) array, got {arr.dtype} {arr.shape}"
+        )
     height, width, samples = arr.shape
     rows = np.empty((height, 1 + width * samples), dtype=np.uint8)
     rows[:, 0] = 0  # filter type "None"
     rows[:, 1:] = arr.reshape(height, width * samples)
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[samples], 0, 0, 0)
-    return (PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
-            + _chunk(b"IEND", b""))
+    return (
+        PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+        + _chunk(b"IEND", b"")
+    )

@@ -28,7 +28,17 @@ from ..selection import Selection, normalize_index
 from .colors import channel_colors
 from .contrast import PERCENTILES, scale
 
-__all__ = ["DEFAULT_SIZE", "BATCH_BYTES", "check_size", "stride", "target_shape", "fit", "project", "composite", "render"]
+__all__ = [
+    "DEFAULT_SIZE",
+    "BATCH_BYTES",
+    "check_size",
+    "stride",
+    "target_shape",
+    "fit",
+    "project",
+    "composite",
+    "render",
+]
 
 #: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
 DEFAULT_SIZE = 256
@@ -80,7 +90,7 @@ def project(source: PixelSource, sel: Selection, t: int = 0, step: int = 1) -> n
     batch = depth * max(1, BATCH_BYTES // max(1, depth * len(y) * len(x) * itemsize))
     out: np.ndarray | None = None
     for k in range(0, len(sel.z), batch):
-        part = Selection(t=range(tt, tt + 1), z=sel.z[k:k + batch], c=sel.c, y=y, x=x)
+        part = Selection(t=range(tt, tt + 1), z=sel.z[k : k + batch], c=sel.c, y=y, x=x)
         pixels = np.asarray(source.read(part))
         if pixels.shape != part.shape:
             raise PluginError(f"the pixel source returned shape {pixels.shape} for {part} (expected {part.shape})")
@@ -103,8 +113,14 @@ def composite(planes: np.ndarray, colors: np.ndarray, percentiles: tuple[float, 
     return np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def render(source: PixelSource, sel: Selection, *, size: int = DEFAULT_SIZE, t: int = 0,
-           percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
+def render(
+    source: PixelSource,
+    sel: Selection,
+    *,
+    size: int = DEFAULT_SIZE,
+    t: int = 0,
+    percentiles: tuple[float, float] = PERCENTILES,
+) -> np.ndarray:
     """The selection ``sel`` of ``source`` as an ``(h, w, 3)`` uint8 RGB thumbnail (see the module docs)."""
     n = check_size(size)
     planes = fit(project(source, sel, t, stride(sel, n)), target_shape(sel, n))

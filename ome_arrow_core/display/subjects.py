@@ -20,8 +20,9 @@ def canonical(array: np.ndarray, layout: str) -> np.ndarray:
     """``array`` in ``layout`` as a ``TZCYX`` view (axes the layout lacks get length 1)."""
     order = normalize_axes(layout)
     if "Y" not in order or "X" not in order:
-        raise ArgumentError(f"a thumbnail needs Y and X; layout {layout!r} lacks "
-                            f"{' and '.join(a for a in 'YX' if a not in order)}")
+        raise ArgumentError(
+            f"a thumbnail needs Y and X; layout {layout!r} lacks {' and '.join(a for a in 'YX' if a not in order)}"
+        )
     present = [a for a in AXES if a in order]
     arr = np.transpose(array, [order.index(a) for a in present])
     return arr.reshape([arr.shape[present.index(a)] if a in present else 1 for a in AXES])
@@ -36,8 +37,12 @@ def array_source(array: np.ndarray, layout: str) -> tuple[PixelSource, Selection
 
 def view_facts(view: Any) -> dict[str, str]:
     """What the HTML block says about a view: its kind, layout, shape, dtype and (lazy) selection."""
-    facts = {"view": type(view).__name__, "layout": str(view.layout), "shape": " × ".join(map(str, view.shape)),
-             "dtype": np.dtype(view.dtype).name}
+    facts = {
+        "view": type(view).__name__,
+        "layout": str(view.layout),
+        "shape": " × ".join(map(str, view.shape)),
+        "dtype": np.dtype(view.dtype).name,
+    }
     selection = getattr(view, "selection", None)
     if selection is not None:
         facts["selection"] = repr(selection)

@@ -30,8 +30,9 @@ def _pixel_counts(items: pa.StructArray) -> np.ndarray:
     return np.diff(offsets)
 
 
-def check_record_sizes(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, *,
-                       samples: int = 1) -> None:
+def check_record_sizes(
+    meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, *, samples: int = 1
+) -> None:
     """Raise DamagedFileError unless the payload of a record can hold the pixels ``meta`` declares.
 
     ``samples``: values per pixel each chunk list holds (interleaved samples; ``meta`` is then
@@ -54,18 +55,21 @@ def check_record_sizes(meta: ImageMeta, planes: pa.StructArray | None, chunks: p
             bad = np.nonzero(counts != declared)[0]
             if len(bad):
                 i = int(bad[0])
-                raise DamagedFileError(f"chunk {i} of the record holds {int(counts[i])} values, its shape says "
-                                       f"{int(declared[i])}")
+                raise DamagedFileError(
+                    f"chunk {i} of the record holds {int(counts[i])} values, its shape says {int(declared[i])}"
+                )
             carried = int(counts.sum())
     elif planes is not None:
         carried = int(_pixel_counts(planes).sum())
         if carried != len(planes) * Y * X:
-            raise DamagedFileError(f"the record's planes hold {carried} values; expected {len(planes)} planes of "
-                                   f"{Y}x{X}")
+            raise DamagedFileError(
+                f"the record's planes hold {carried} values; expected {len(planes)} planes of {Y}x{X}"
+            )
         if len(planes) < T * Z * C:
             t0, z0, c0 = _first_missing(planes, T, Z, C)
-            raise DamagedFileError(f"record has {len(planes)} planes but none for t={t0}, z={z0}, c={c0}; "
-                                   f"expected all {T * Z * C} (T*Z*C)")
+            raise DamagedFileError(
+                f"record has {len(planes)} planes but none for t={t0}, z={z0}, c={c0}; expected all {T * Z * C} (T*Z*C)"
+            )
     else:
         return
     if carried < total:  # a missing chunk would read as whatever memory held before

@@ -71,8 +71,9 @@ def stored_dtype(metadata: Mapping[bytes, bytes] | None, column: str, row: int) 
         return None
 
 
-def stored_checksums(metadata: Mapping[bytes, bytes] | None, column: str, row: int,
-                     where: str) -> tuple[str, list[int]] | None:
+def stored_checksums(
+    metadata: Mapping[bytes, bytes] | None, column: str, row: int, where: str
+) -> tuple[str, list[int]] | None:
     """(algorithm, plane checksums) stored for ``row`` of ``column`` (None: the file stores none for it)."""
     raw = (metadata or {}).get(KEY)
     if raw is None:
@@ -84,18 +85,20 @@ def stored_checksums(metadata: Mapping[bytes, bytes] | None, column: str, row: i
         sums = [int(v) for v in doc["rows"][row]]
         return str(doc["algorithm"]), sums
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DamagedFileError(f"{where}: the {KEY.decode()} metadata is damaged ({exc}); "
-                               "read with verify=False to skip checksums") from None
+        raise DamagedFileError(
+            f"{where}: the {KEY.decode()} metadata is damaged ({exc}); read with verify=False to skip checksums"
+        ) from None
 
 
-def verify_record(records: pa.StructArray, row: int, stored: tuple[str, list[int]], where: str,
-                  file_row: int) -> None:
+def verify_record(records: pa.StructArray, row: int, stored: tuple[str, list[int]], where: str, file_row: int) -> None:
     """Raise ChecksumError unless the planes of record ``row`` match ``stored`` (see :func:`stored_checksums`)."""
     algorithm, expected = stored
     actual = plane_checksums(records, row, algorithm, where)
     if len(actual) != len(expected):
-        raise ChecksumError(f"{where}: row {file_row} holds {len(actual)} planes; {len(expected)} were written "
-                            "with checksums; the file is damaged")
+        raise ChecksumError(
+            f"{where}: row {file_row} holds {len(actual)} planes; {len(expected)} were written "
+            "with checksums; the file is damaged"
+        )
     for i, (a, e) in enumerate(zip(actual, expected)):
         if a != e:
             raise mismatch(where, f"plane {i} of row {file_row}", e, a)

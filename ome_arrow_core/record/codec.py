@@ -98,8 +98,10 @@ def _list_values(items: pa.StructArray, dtype: np.dtype, sizes: np.ndarray, wher
     bad = np.nonzero(np.diff(offsets) != sizes)[0]
     if len(bad):
         i = int(bad[0])
-        raise DamagedFileError(f"{where}[{i}].pixels holds {int(offsets[i + 1] - offsets[i])} values; its shape "
-                               f"needs {int(sizes[i])}: the record is damaged")
+        raise DamagedFileError(
+            f"{where}[{i}].pixels holds {int(offsets[i + 1] - offsets[i])} values; its shape "
+            f"needs {int(sizes[i])}: the record is damaged"
+        )
     flat = _exact_cast(lists.flatten().to_numpy(zero_copy_only=False), dtype, where)
     return [flat[offsets[i] : offsets[i + 1]] for i in range(len(items))]
 
@@ -122,8 +124,10 @@ def _byte_blocks(items: pa.StructArray, dtype: np.dtype, sizes: np.ndarray, wher
             if codecs[i]:
                 buf = pa.Codec(str(codecs[i])).decompress(buf, decompressed_size=n * dt.itemsize)
         if buf.size != n * dt.itemsize:
-            raise DamagedFileError(f"{member} holds {buf.size} bytes; its shape needs {n * dt.itemsize} "
-                                   f"({n} {dt.name} values): the record is damaged")
+            raise DamagedFileError(
+                f"{member} holds {buf.size} bytes; its shape needs {n * dt.itemsize} "
+                f"({n} {dt.name} values): the record is damaged"
+            )
         block = np.frombuffer(buf, dtype=dt, count=n)
         out.append(_exact_cast(block.astype(dt.newbyteorder("="), copy=False), dtype, member))
     return out
@@ -151,8 +155,9 @@ def record_to_pixels(records: pa.StructArray, row: int = 0, *, where: str = "rec
     return meta, view_buffer(buf, meta.dtype, meta.shape)
 
 
-def _decode(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, where: str,
-            samples: int = 1) -> np.ndarray:
+def _decode(
+    meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, where: str, samples: int = 1
+) -> np.ndarray:
     """The ``TZCYX`` pixels ``meta`` declares, placed from ``planes`` or ``chunks``.
 
     ``samples`` > 1: ``meta`` is the record widened to ``X * samples`` (interleaved samples side by
@@ -181,13 +186,16 @@ def _decode(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArr
             blocks = _list_values(chunks, meta.dtype, counts, member)
         out, buf = arrow_empty(meta.shape, meta.dtype)
         for (t, c, z, y, x), (st, sc, sz, sy, sx), block in zip(origin.tolist(), shape.tolist(), blocks):
-            out[t : t + st, z : z + sz, c : c + sc, y : y + sy, x : x + sx] = (
-                block.reshape(st, sc, sz, sy, sx).transpose(0, 2, 1, 3, 4))
+            out[t : t + st, z : z + sz, c : c + sc, y : y + sy, x : x + sx] = block.reshape(
+                st, sc, sz, sy, sx
+            ).transpose(0, 2, 1, 3, 4)
     elif planes is not None:
         member = f"{where} planes"
         n = len(planes)
-        origin = np.stack([_ints(planes, "t"), _ints(planes, "c"), _ints(planes, "z"),
-                           np.zeros(n, np.int64), np.zeros(n, np.int64)], axis=1)
+        origin = np.stack(
+            [_ints(planes, "t"), _ints(planes, "c"), _ints(planes, "z"), np.zeros(n, np.int64), np.zeros(n, np.int64)],
+            axis=1,
+        )
         values = int(planes.field("pixels").offsets[-1].as_py() - planes.field("pixels").offsets[0].as_py())
         if values != n * Y * X:
             raise DamagedFileError(f"{member}: planes hold {values} values; expected {n} planes of {Y}x{X}")
@@ -195,14 +203,16 @@ def _decode(meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArr
             if ((origin[:, k] < 0) | (origin[:, k] >= size)).any():
                 raise DamagedFileError(f"{member}: a plane has {ax} outside 0..{size - 1}")
         try:
-            check_coverage(origin, np.tile(np.array([1, 1, 1, Y, X], dtype=np.int64), (n, 1)), sizes, member,
-                           unit="plane")
+            check_coverage(
+                origin, np.tile(np.array([1, 1, 1, Y, X], dtype=np.int64), (n, 1)), sizes, member, unit="plane"
+            )
         except DamagedFileError as exc:
             if getattr(exc, "writers", 1) != 0:
                 raise
             t0, c0, z0 = exc.pixel[:3]  # type: ignore[attr-defined]
-            raise DamagedFileError(f"{member}: record has {n} planes but none for t={t0}, z={z0}, c={c0}; "
-                                   f"expected all {T * Z * C} (T*Z*C)") from None
+            raise DamagedFileError(
+                f"{member}: record has {n} planes but none for t={t0}, z={z0}, c={c0}; expected all {T * Z * C} (T*Z*C)"
+            ) from None
         flat = np.concatenate(_list_values(planes, meta.dtype, np.full(n, Y * X, dtype=np.int64), member))
         out, buf = arrow_empty(meta.shape, meta.dtype)
         out[origin[:, 0], origin[:, 2], origin[:, 1]] = flat.reshape(n, Y, X)

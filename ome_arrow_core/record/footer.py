@@ -22,10 +22,14 @@ _MAGIC = b"PAR1"
 def remote_footer(fh: Any, size: int, where: str) -> pq.FileMetaData:
     """The metadata of the ``size``-byte Parquet file open as ``fh`` (a pyarrow random-access file)."""
     if size < 12:
-        raise DamagedFileError(f"{where}: {size} bytes is too short for a Parquet file; the file is damaged or truncated")
+        raise DamagedFileError(
+            f"{where}: {size} bytes is too short for a Parquet file; the file is damaged or truncated"
+        )
     tail = fh.read_at(min(size, _TAIL), size - min(size, _TAIL))
     if tail[-4:] != _MAGIC:
-        raise DamagedFileError(f"{where}: no Parquet magic bytes at the end; the file is damaged, truncated or not Parquet")
+        raise DamagedFileError(
+            f"{where}: no Parquet magic bytes at the end; the file is damaged, truncated or not Parquet"
+        )
     length = int.from_bytes(tail[-8:-4], "little") + 8
     if length + 4 > size:
         raise DamagedFileError(f"{where}: its footer claims {length} bytes of a {size}-byte file; the file is damaged")

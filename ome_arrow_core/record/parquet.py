@@ -46,8 +46,9 @@ class RecordSource:
     unless ``verify=False`` (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``).
     """
 
-    def __init__(self, path: Path | Location, column: str | None = None, row: int = 0, *,
-                 verify: bool | None = None) -> None:
+    def __init__(
+        self, path: Path | Location, column: str | None = None, row: int = 0, *, verify: bool | None = None
+    ) -> None:
         #: The remote location, or None for a local file (read through its path).
         self.location = path if isinstance(path, Location) and not path.local else None
         local = Path(path.path) if isinstance(path, Location) else Path(path)
@@ -98,13 +99,15 @@ class RecordSource:
                     if stored is not None:
                         verify_record(self._records, 0, stored, str(self.path), self._row)
                 self.meta, self._pixels = record_to_pixels(
-                    self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}")
+                    self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}"
+                )
                 written = stored_dtype(self._kv, self.column, self._row) if verify_enabled(self.verify) else None
                 if written is not None and written != self.meta.dtype.name:
                     raise DamagedFileError(
                         f"{self.path} row {self._row} column {self.column!r}: the record says its pixels are "
                         f"{self.meta.dtype.name}, but they were written (and checksummed) as {written}; the file is "
-                        "damaged or edited")
+                        "damaged or edited"
+                    )
         return sel.apply(self._pixels)
 
     def _file_bytes(self) -> int:
@@ -135,8 +138,11 @@ def write_record_file(
         raise ArgumentError(f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)}")
     record = pixels_to_record(meta, pixels)
     table = pa.table({column: record}).replace_schema_metadata(
-        {b"ome.arrow.type": b"ome.arrow", b"ome.arrow.version": b"0.1.0",
-         **checksum_metadata(column, [plane_checksums(record, 0)], [meta.dtype.name])}
+        {
+            b"ome.arrow.type": b"ome.arrow",
+            b"ome.arrow.version": b"0.1.0",
+            **checksum_metadata(column, [plane_checksums(record, 0)], [meta.dtype.name]),
+        }
     )
     with atomic_path(out) as tmp, writing(out):
         pq.write_table(table, tmp, compression=compression, write_page_checksum=True)

@@ -60,5 +60,9 @@ def as_sample_channels(meta: ImageMeta, samples: int) -> ImageMeta:
     """``meta`` (one channel) with its ``samples`` samples per pixel as channels, and the note saying so."""
     if samples == 1:
         return meta
-    return replace(meta, sizes={**meta.sizes, "C": samples}, channels=sample_channels(samples, meta.channels),
-                   notes=(*meta.notes, SAMPLES_NOTE))
+    return replace(
+        meta,
+        sizes={**meta.sizes, "C": samples},
+        channels=sample_channels(samples, meta.channels),
+        notes=(*meta.notes, SAMPLES_NOTE),
+    )

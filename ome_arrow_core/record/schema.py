@@ -83,8 +83,17 @@ def ome_arrow_struct(pixel_type: pa.DataType | None = None) -> pa.StructType:
     """The OME-Arrow record type with ``pixel_type`` pixel lists (default uint16, as the public format)."""
     pixels = pa.list_(pixel_type or pa.uint16())
     chunk = pa.struct(
-        [("t", pa.int32()), ("c", pa.int16()), ("z", pa.int32()), ("y", pa.int32()), ("x", pa.int32()),
-         ("shape_z", pa.int32()), ("shape_y", pa.int32()), ("shape_x", pa.int32()), ("pixels", pixels)]
+        [
+            ("t", pa.int32()),
+            ("c", pa.int16()),
+            ("z", pa.int32()),
+            ("y", pa.int32()),
+            ("x", pa.int32()),
+            ("shape_z", pa.int32()),
+            ("shape_y", pa.int32()),
+            ("shape_x", pa.int32()),
+            ("pixels", pixels),
+        ]
     )
     plane = pa.struct([("z", pa.int32()), ("t", pa.int32()), ("c", pa.int16()), ("pixels", pixels)])
     return pa.struct(
@@ -121,9 +130,7 @@ def find_ome_column(schema: pa.Schema, column: str | None = None) -> str:
     candidates: list[str] = [str(f.name) for f in schema if is_ome_arrow_type(f.type)]
     if column is not None:
         if column not in schema.names:
-            raise SchemaError(
-                f"column {column!r} not found; OME-Arrow columns here: {candidates or 'none'}"
-            )
+            raise SchemaError(f"column {column!r} not found; OME-Arrow columns here: {candidates or 'none'}")
         if not is_ome_arrow_type(schema.field(column).type):
             raise SchemaError(
                 f"column {column!r} is not an OME-Arrow record: expected a struct with fields "
@@ -136,9 +143,7 @@ def find_ome_column(schema: pa.Schema, column: str | None = None) -> str:
             f"{sorted(REQUIRED_FIELDS | {'planes'})}; columns here are {schema.names}"
         )
     if len(candidates) > 1:
-        raise SchemaError(
-            f"several OME-Arrow columns {candidates}; pick one with column=..."
-        )
+        raise SchemaError(f"several OME-Arrow columns {candidates}; pick one with column=...")
     return candidates[0]
 
 
@@ -166,8 +171,10 @@ def meta_from_record(rec: Mapping[str, Any]) -> ImageMeta:
         name=str(rec.get("name") or "image"),
         image_type=str(rec.get("image_type") or "image"),
         acquisition_datetime=acq.isoformat() if isinstance(acq, _dt.datetime) else acq,
-        physical_size={ax: physical_size_value(pm.get(f"physical_size_{ax.lower()}"),
-                                               f"pixels_meta.physical_size_{ax.lower()}") for ax in "XYZ"},
+        physical_size={
+            ax: physical_size_value(pm.get(f"physical_size_{ax.lower()}"), f"pixels_meta.physical_size_{ax.lower()}")
+            for ax in "XYZ"
+        },
         physical_unit={ax: str(pm.get(f"physical_size_{ax.lower()}_unit") or "µm") for ax in "XYZ"},
         channels=chans,
         chunk_shape=chunk,
@@ -194,7 +201,12 @@ def record_header(meta: ImageMeta, *, dimension_order: str = "XYCZT") -> dict[st
             "channels": [channel_to_dict(c) for c in meta.channels],
         },
         "chunk_grid": {
-            "order": "TCZYX", "chunk_t": 1, "chunk_c": 1, "chunk_z": chunk[0],
-            "chunk_y": chunk[1], "chunk_x": chunk[2], "chunk_order": "ZYX",
+            "order": "TCZYX",
+            "chunk_t": 1,
+            "chunk_c": 1,
+            "chunk_z": chunk[0],
+            "chunk_y": chunk[1],
+            "chunk_x": chunk[2],
+            "chunk_order": "ZYX",
         },
     }

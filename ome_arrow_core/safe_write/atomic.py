@@ -123,8 +123,9 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False, repl
             if reason is None:
                 raise
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            err = StorageError(f"{target}: writing failed: {reason} ({type(exc).__name__}: {first}); "
-                               "nothing was changed")
+            err = StorageError(
+                f"{target}: writing failed: {reason} ({type(exc).__name__}: {first}); nothing was changed"
+            )
             err.errno = getattr(exc, "errno", None)
             raise err from exc
         with writing(target, what="moving the new copy into place"):
@@ -151,8 +152,10 @@ def _replace_dir(tmp: Path, target: Path, replace: bool) -> None:
                 if not os.path.lexists(target):
                     os.rename(tmp, target)
                     return
-        raise UnsafeOverwriteError(f"refusing to replace {target}: it appeared while the new copy was written "
-                                   "(another writer?); nothing was changed. Write again to replace it.")
+        raise UnsafeOverwriteError(
+            f"refusing to replace {target}: it appeared while the new copy was written "
+            "(another writer?); nothing was changed. Write again to replace it."
+        )
     with fsops.lock(target):  # appends and compactions of the old copy finish first
         check_replaceable(target, directory=True)  # again: files may have been added meanwhile
         old: Path | None = None

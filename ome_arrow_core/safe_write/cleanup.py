@@ -23,6 +23,7 @@ from .ownership import OLD, is_dataset, is_legacy_temp, parse_temp
 
 __all__ = ["Cleanup", "recover", "remove_stale", "clean_up", "list_entries", "remove_entry"]
 
+
 @dataclass
 class Cleanup:
     """What :func:`cleanup_dataset` did: paths removed, copies restored, and what it kept, and why."""

@@ -20,7 +20,18 @@ from pathlib import Path
 
 from ..errors import UnsafeOverwriteError
 
-__all__ = ["SENTINEL", "SENTINEL_TEXT", "TempName", "temp_name", "pending_name", "is_legacy_temp", "parse_temp", "is_dataset", "foreign_members", "check_replaceable"]
+__all__ = [
+    "SENTINEL",
+    "SENTINEL_TEXT",
+    "TempName",
+    "temp_name",
+    "pending_name",
+    "is_legacy_temp",
+    "parse_temp",
+    "is_dataset",
+    "foreign_members",
+    "check_replaceable",
+]
 
 MANIFEST = "_ome_arrow_dataset.json"
 #: A text file every dataset we write holds: a plain Parquet reader given the directory
@@ -35,8 +46,10 @@ SENTINEL_TEXT = (
 TMP, OLD = "tmp", "old"
 _TEMP = re.compile(r"^\.(?P<name>.+)\.ome-arrow-(?P<kind>tmp|old)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{8,})$")
 #: Temporaries of ome-arrow-core before 0.1.1 (``tempfile.mkdtemp`` names): ours, but no owner recorded.
-_LEGACY = re.compile(r"^\.(?:(?:images|index|chunks)(?:-\d{5})?\.[A-Za-z0-9]+|_ome_arrow_dataset\.json|compact)"
-                     r"\.[A-Za-z0-9_]{8}\.tmp$")
+_LEGACY = re.compile(
+    r"^\.(?:(?:images|index|chunks)(?:-\d{5})?\.[A-Za-z0-9]+|_ome_arrow_dataset\.json|compact)"
+    r"\.[A-Za-z0-9_]{8}\.tmp$"
+)
 #: The marker an append in progress keeps in the dataset (removed after its manifest commit).
 PENDING = re.compile(r"^\.append-(?P<k>\d{5,})\.pending$")
 _TABLES = re.compile(r"^(?:images|index)(?:-\d{5})?\.parquet$")
@@ -87,8 +100,9 @@ def is_legacy_temp(entry: str) -> bool:
 
 def is_dataset(path: Path) -> bool:
     """True for a directory with our manifest, or with images.parquet and chunks.parquet (ome-arrow 0.1.0)."""
-    return path.is_dir() and ((path / MANIFEST).is_file() or
-                              ((path / "images.parquet").is_file() and (path / "chunks.parquet").is_file()))
+    return path.is_dir() and (
+        (path / MANIFEST).is_file() or ((path / "images.parquet").is_file() and (path / "chunks.parquet").is_file())
+    )
 
 
 def is_member_name(entry: str, suffixes: set[str] | None = None) -> bool:
@@ -134,29 +148,37 @@ def check_replaceable(target: Path, *, directory: bool) -> None:
         return
     if not directory:
         if target.is_dir():
-            raise UnsafeOverwriteError(f"refusing to replace {target}: it is a directory and the output is a "
-                                       f"file; nothing was changed. {how}")
+            raise UnsafeOverwriteError(
+                f"refusing to replace {target}: it is a directory and the output is a file; nothing was changed. {how}"
+            )
         return
     if target.is_symlink():
-        raise UnsafeOverwriteError(f"refusing to replace {target}: it is a symbolic link (to "
-                                   f"{os.readlink(target)}); nothing was changed. {how}")
+        raise UnsafeOverwriteError(
+            f"refusing to replace {target}: it is a symbolic link (to "
+            f"{os.readlink(target)}); nothing was changed. {how}"
+        )
     if not target.is_dir():
-        raise UnsafeOverwriteError(f"refusing to replace {target}: it is a file and the output is a dataset "
-                                   f"directory; nothing was changed. {how}")
+        raise UnsafeOverwriteError(
+            f"refusing to replace {target}: it is a file and the output is a dataset "
+            f"directory; nothing was changed. {how}"
+        )
     here, there = Path.cwd().resolve(), target.resolve()
     if here == there or there in here.parents:
-        raise UnsafeOverwriteError(f"refusing to replace {target}: it is (or holds) the current directory; "
-                                   f"nothing was changed. {how}")
+        raise UnsafeOverwriteError(
+            f"refusing to replace {target}: it is (or holds) the current directory; nothing was changed. {how}"
+        )
     if not is_dataset(target):
         with os.scandir(target) as it:
             names = sorted(e.name for e in it)
         found = f"it holds {_shown(names)}" if names else "it is an empty directory"
         raise UnsafeOverwriteError(
             f"refusing to replace {target}: it is not an OME-Arrow dataset (no {MANIFEST}; {found}); "
-            f"nothing was changed. {how}")
+            f"nothing was changed. {how}"
+        )
     foreign = foreign_members(target)
     if foreign:
         raise UnsafeOverwriteError(
             f"refusing to replace dataset {target}: it holds files that are not part of the dataset "
             f"({_shown(foreign)}); nothing was changed. Move them out of the directory, or choose another "
-            "output path.")
+            "output path."
+        )

@@ -18,13 +18,33 @@ from .source import StackSource
 if TYPE_CHECKING:
     from ..registry import Registry
 
-__all__ = ["open_stack", "is_stack_input", "resolve_files", "FileGrid", "StackSource", "natural_key",
-           "parse_pattern", "group_axes", "is_pattern", "Pattern", "AXIS_WORDS", "SERIES_WORDS"]
+__all__ = [
+    "open_stack",
+    "is_stack_input",
+    "resolve_files",
+    "FileGrid",
+    "StackSource",
+    "natural_key",
+    "parse_pattern",
+    "group_axes",
+    "is_pattern",
+    "Pattern",
+    "AXIS_WORDS",
+    "SERIES_WORDS",
+]
 
 
-def open_stack(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], registry: Registry, *,
-               dim_order: str | None = None, stack_shape: Sequence[int] | None = None, format: str | None = None,
-               name: str | None = None, check_files: bool = False, **options: Any) -> StackSource:
+def open_stack(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    registry: Registry,
+    *,
+    dim_order: str | None = None,
+    stack_shape: Sequence[int] | None = None,
+    format: str | None = None,
+    name: str | None = None,
+    check_files: bool = False,
+    **options: Any,
+) -> StackSource:
     """The lazy stacked image of ``source`` (see :func:`resolve_files`); opens the first file's metadata only,
     or with ``check_files=True`` every file's, checking their shapes and dtypes now (still no pixels)."""
     grid = resolve_files(source, dim_order=dim_order, stack_shape=stack_shape)

@@ -86,15 +86,19 @@ def _missing_error(what: str, missing: Sequence[Path], grid_of: FileGrid, hint: 
     first = grid_of.files.index(missing[0])
     where = ", ".join(f"{a}={i}" for a, i in grid_of.position(first).items())
     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-    return FileNotFoundError(f"{what} names {str(missing[0])!r} ({where}){more}, which does not exist; "
-                             f"every position of the stack needs its file{hint}")
+    return FileNotFoundError(
+        f"{what} names {str(missing[0])!r} ({where}){more}, which does not exist; "
+        f"every position of the stack needs its file{hint}"
+    )
 
 
 def _check_axes(dim_order: str) -> str:
     axes = dim_order.upper()
     if not axes or set(axes) - set("TCZ") or len(set(axes)) != len(axes):
-        raise ArgumentError(f"dim_order={dim_order!r} must name stacking axes from T, C and Z, each once "
-                            "(e.g. 'Z', or 'TZ' with stack_shape=(n_t, n_z))")
+        raise ArgumentError(
+            f"dim_order={dim_order!r} must name stacking axes from T, C and Z, each once "
+            "(e.g. 'Z', or 'TZ' with stack_shape=(n_t, n_z))"
+        )
     return axes
 
 
@@ -102,15 +106,19 @@ def _from_list(files: list[Path], label: str, dim_order: str | None, stack_shape
     axes = _check_axes(dim_order or DEFAULT_AXIS)
     if stack_shape is None:
         if len(axes) > 1:
-            raise ArgumentError(f"dim_order={dim_order!r} stacks along {len(axes)} axes; pass stack_shape= with "
-                                f"their lengths (e.g. stack_shape=(n_{axes[0].lower()}, n_{axes[1].lower()})), "
-                                "the last varying fastest")
+            raise ArgumentError(
+                f"dim_order={dim_order!r} stacks along {len(axes)} axes; pass stack_shape= with "
+                f"their lengths (e.g. stack_shape=(n_{axes[0].lower()}, n_{axes[1].lower()})), "
+                "the last varying fastest"
+            )
         shape: tuple[int, ...] = (len(files),)
     else:
         shape = tuple(int(n) for n in stack_shape)
         if len(shape) != len(axes) or any(n < 1 for n in shape) or math.prod(shape) != len(files):
-            raise ArgumentError(f"stack_shape={tuple(stack_shape)!r} must give one positive length per axis of "
-                                f"{axes!r} and multiply to the {len(files)} files")
+            raise ArgumentError(
+                f"stack_shape={tuple(stack_shape)!r} must give one positive length per axis of "
+                f"{axes!r} and multiply to the {len(files)} files"
+            )
     grid = FileGrid(axes, shape, tuple(files), label)
     missing = _missing(files)
     if missing:
@@ -120,8 +128,9 @@ def _from_list(files: list[Path], label: str, dim_order: str | None, stack_shape
 
 def _from_pattern(text: str, dim_order: str | None) -> FileGrid:
     if is_glob(text):
-        raise ArgumentError(f"file pattern {text!r} mixes <...> groups with glob wildcards (*, ?, [); use one or "
-                            "the other")
+        raise ArgumentError(
+            f"file pattern {text!r} mixes <...> groups with glob wildcards (*, ?, [); use one or the other"
+        )
     pattern = parse_pattern(text)
     axes = group_axes(pattern, dim_order)
     files = tuple(Path(name).absolute() for _, name in pattern.names())
@@ -131,15 +140,24 @@ def _from_pattern(text: str, dim_order: str | None) -> FileGrid:
     missing = _missing(files)
     if missing:
         uneven = [(a, b) for a, b in _RANGE_ENDS.findall(text) if len(a) < len(b)]
-        hint = "" if not uneven else (
-            f" (the range <{uneven[0][0]}-{uneven[0][1]}> is not zero padded, its ends differing in width; write "
-            f"<{uneven[0][0].zfill(len(uneven[0][1]))}-{uneven[0][1]}> for padded names)")
+        hint = (
+            ""
+            if not uneven
+            else (
+                f" (the range <{uneven[0][0]}-{uneven[0][1]}> is not zero padded, its ends differing in width; write "
+                f"<{uneven[0][0].zfill(len(uneven[0][1]))}-{uneven[0][1]}> for padded names)"
+            )
+        )
         raise _missing_error(f"file pattern {text!r}", missing, grid, hint)
     return grid
 
 
-def resolve_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
-                  dim_order: str | None = None, stack_shape: Sequence[int] | None = None) -> FileGrid:
+def resolve_files(
+    source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    dim_order: str | None = None,
+    stack_shape: Sequence[int] | None = None,
+) -> FileGrid:
     """The file grid of ``source``: a list of paths (in the order given), a glob (naturally sorted) or a
     file pattern. ``dim_order`` names the stacking axes (default Z for lists and globs; for a pattern, one
     per group, overriding the words before them); ``stack_shape`` their lengths when there are several."""
@@ -156,6 +174,7 @@ def resolve_files(source: str | os.PathLike[str] | Sequence[str | os.PathLike[st
         return _from_pattern(text, dim_order)
     matches = sorted(glob.glob(text, recursive=True), key=natural_key)
     if not matches:
-        raise FileNotFoundError(f"no file matches {text!r} (a glob: *, ? and [...] are wildcards); check the "
-                                "directory and the pattern")
+        raise FileNotFoundError(
+            f"no file matches {text!r} (a glob: *, ? and [...] are wildcards); check the directory and the pattern"
+        )
     return _from_list([Path(m).absolute() for m in matches], text, dim_order, stack_shape)

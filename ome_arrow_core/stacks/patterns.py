@@ -18,8 +18,16 @@ from dataclasses import dataclass
 
 from ..errors import ArgumentError
 
-__all__ = ["AXIS_WORDS", "SERIES_WORDS", "Group", "Pattern", "is_pattern", "parse_pattern", "group_axes",
-           "expand_values"]
+__all__ = [
+    "AXIS_WORDS",
+    "SERIES_WORDS",
+    "Group",
+    "Pattern",
+    "is_pattern",
+    "parse_pattern",
+    "group_axes",
+    "expand_values",
+]
 
 #: Words that name an axis when they end right before a ``<...>`` group (as Bio-Formats guesses axes).
 AXIS_WORDS: dict[str, frozenset[str]] = {
@@ -111,8 +119,11 @@ def expand_values(spec: str, pattern: str = "") -> tuple[str, ...]:
         elif item and not any(ch in item for ch in "/\\"):
             out.append(item)
         else:
-            raise _bad(pattern, f"group <{spec}> has an empty or path-like value {item!r}; "
-                                "list values as <a,b,c> or ranges as <000-021>")
+            raise _bad(
+                pattern,
+                f"group <{spec}> has an empty or path-like value {item!r}; "
+                "list values as <a,b,c> or ranges as <000-021>",
+            )
     twice = sorted({v for v in out if out.count(v) > 1})
     if twice:
         raise _bad(pattern, f"group <{spec}> lists {twice} more than once; each value names one position")
@@ -146,23 +157,34 @@ def group_axes(pattern: Pattern, dim_order: str | None = None) -> str:
     if dim_order is not None:
         axes = dim_order.upper()
         if len(axes) != len(pattern.groups):
-            raise _bad(pattern.text, f"dim_order={dim_order!r} names {len(axes)} axes but the pattern has "
-                                     f"{len(pattern.groups)} <...> groups; give one axis per group, in order")
+            raise _bad(
+                pattern.text,
+                f"dim_order={dim_order!r} names {len(axes)} axes but the pattern has "
+                f"{len(pattern.groups)} <...> groups; give one axis per group, in order",
+            )
     else:
         guessed = [g.guessed_axis for g in pattern.groups]
         for i, (g, ax) in enumerate(zip(pattern.groups, guessed)):
             if ax is None:
-                kind = "a series word (Bio-Formats opens series as separate images)" if g.word.lower() in \
-                    SERIES_WORDS else "no axis"
+                kind = (
+                    "a series word (Bio-Formats opens series as separate images)"
+                    if g.word.lower() in SERIES_WORDS
+                    else "no axis"
+                )
                 known = "; ".join(f"{a}: {', '.join(sorted(w))}" for a, w in AXIS_WORDS.items())
-                raise _bad(pattern.text, f"group {i + 1} <{g.spec}> follows {g.word or 'no letters'!r}, which names "
-                                         f"{kind}; words that name an axis are {known}. Pass dim_order= with "
-                                         "one axis (T, C or Z) per group, e.g. dim_order='TZ'")
+                raise _bad(
+                    pattern.text,
+                    f"group {i + 1} <{g.spec}> follows {g.word or 'no letters'!r}, which names "
+                    f"{kind}; words that name an axis are {known}. Pass dim_order= with "
+                    "one axis (T, C or Z) per group, e.g. dim_order='TZ'",
+                )
         axes = "".join(a for a in guessed if a)
     bad = sorted(set(axes) - set("TCZ"))
     if bad:
         raise _bad(pattern.text, f"groups stack along T, C or Z only, not {''.join(bad)!r}")
     if len(set(axes)) != len(axes):
-        raise _bad(pattern.text, f"two groups map to the same axis ({axes!r}); each axis takes one group "
-                                 "(pass dim_order= to name them)")
+        raise _bad(
+            pattern.text,
+            f"two groups map to the same axis ({axes!r}); each axis takes one group (pass dim_order= to name them)",
+        )
     return axes

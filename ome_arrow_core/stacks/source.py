@@ -54,8 +54,9 @@ class StackSource:
     (member reads); ``opened`` lists the member files opened, in order (the last 4096).
     """
 
-    def __init__(self, grid: FileGrid, registry: Registry, *, format: str | None = None,
-                 name: str | None = None, **options: Any) -> None:
+    def __init__(
+        self, grid: FileGrid, registry: Registry, *, format: str | None = None, name: str | None = None, **options: Any
+    ) -> None:
         self.grid = grid
         self._registry = registry
         self._format = format
@@ -83,14 +84,21 @@ class StackSource:
             others = "".join(a for a in "TCZ" if member.sizes[a] == 1 and a not in grid.axes) or "none"
             raise ArgumentError(
                 f"{grid.files[0]} holds {member.sizes[ax]} {ax} planes ({_sizes_text(dict(member.sizes))}), so its "
-                f"files cannot be stacked along {ax}; stack along an axis each file has once (free: {others})")
+                f"files cannot be stacked along {ax}; stack along an axis each file has once (free: {others})"
+            )
         sizes = {**member.sizes, **dict(zip(grid.axes, grid.shape))}
         channels: tuple[Channel, ...] = tuple(member.channels) if "C" not in grid.axes else ()
         if grid.channel_names:
             channels = tuple(Channel(id=f"ch-{i}", name=n) for i, n in enumerate(grid.channel_names))
         chunk = member.chunk_shape
-        return replace(member, sizes=sizes, channels=channels, id=grid.files[0].stem, name=name or grid.label,
-                       chunk_shape=None if chunk is None else (1 if "Z" in grid.axes else chunk[0], chunk[1], chunk[2]))
+        return replace(
+            member,
+            sizes=sizes,
+            channels=channels,
+            id=grid.files[0].stem,
+            name=name or grid.label,
+            chunk_shape=None if chunk is None else (1 if "Z" in grid.axes else chunk[0], chunk[1], chunk[2]),
+        )
 
     def _check(self, number: int, meta: ImageMeta) -> None:
         expect = self.member_meta
@@ -101,7 +109,8 @@ class StackSource:
                 f"{file} ({at} of the stack {self.grid.label!r}) holds {_sizes_text(dict(meta.sizes))} {meta.dtype}, "
                 f"but the stack's files hold {_sizes_text(dict(expect.sizes))} {expect.dtype} (as its first file "
                 f"{self.grid.files[0]} does); every file of a stack needs the same shape and dtype: replace or "
-                "drop that file")
+                "drop that file"
+            )
 
     # -- members --------------------------------------------------------------------------
     def _member(self, number: int, *, check: bool = True) -> PixelSource:
@@ -134,8 +143,10 @@ class StackSource:
         with reading(file, None, "reading a stack file"), blaming(file):
             piece = np.asarray(src.read(sel))
         if piece.shape != sel.shape or piece.dtype != self.meta.dtype:
-            raise DamagedFileError(f"{file}: its reader returned {piece.shape} {piece.dtype} for a selection of "
-                                   f"{sel.shape} {self.meta.dtype}; the file's metadata and pixels disagree")
+            raise DamagedFileError(
+                f"{file}: its reader returned {piece.shape} {piece.dtype} for a selection of "
+                f"{sel.shape} {self.meta.dtype}; the file's metadata and pixels disagree"
+            )
         with self._lock:
             self.files_read += 1
         return piece
@@ -168,10 +179,15 @@ class StackSource:
 
     def describe(self) -> dict[str, Any]:
         """Storage facts for ``info()``."""
-        return {"storage": f"stack of {len(self.grid.files)} files", "stack": self.grid.label,
-                "stack_axes": self.grid.axes, "stack_shape": list(self.grid.shape),
-                "first_file": str(self.grid.files[0]), "files_opened": self.files_opened,
-                "files_read": self.files_read}
+        return {
+            "storage": f"stack of {len(self.grid.files)} files",
+            "stack": self.grid.label,
+            "stack_axes": self.grid.axes,
+            "stack_shape": list(self.grid.shape),
+            "first_file": str(self.grid.files[0]),
+            "files_opened": self.files_opened,
+            "files_read": self.files_read,
+        }
 
     def close(self) -> None:
         """Let go of every opened member file."""
@@ -184,8 +200,9 @@ class StackSource:
                 closer()
 
 
-def _restore(grid: FileGrid, format: str | None, options: dict[str, Any], member: ImageMeta,
-             meta: ImageMeta) -> StackSource:
+def _restore(
+    grid: FileGrid, format: str | None, options: dict[str, Any], member: ImageMeta, meta: ImageMeta
+) -> StackSource:
     """A StackSource unpickled: nothing is opened until a read."""
     from ..registry import default_registry
 

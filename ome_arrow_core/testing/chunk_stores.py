@@ -43,7 +43,7 @@ def _batches(rows: list[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     import pyarrow as pa
 
     for start in range(0, len(rows), 10):
-        part = rows[start:start + 10]
+        part = rows[start : start + 10]
         n = len(part)
         cols: dict[str, pa.Array] = {}
         for field in schema:
@@ -79,8 +79,9 @@ def write_file(store: ChunkStore, path: Path, compression: str, seed: int = 0) -
     expect(store.write is not None, "ChunkStore.write", "is None; the core cannot write this store's files")
     assert store.write is not None
     rows = chunk_rows(seed)
-    store.write(_batches(rows, CHUNKS_SCHEMA), CHUNKS_SCHEMA, path, compression=None if compression == "none"
-                else compression)
+    store.write(
+        _batches(rows, CHUNKS_SCHEMA), CHUNKS_SCHEMA, path, compression=None if compression == "none" else compression
+    )
     expect(path.is_file(), "ChunkStore.write", f"left no file at {path}")
     return rows
 
@@ -93,15 +94,27 @@ def _open(store: ChunkStore, path: Path) -> ChunkFile:
 
 def check_descriptor(store: ChunkStore) -> None:
     """Suffix, compressions and availability as the core resolves them."""
-    expect(store.suffix.startswith(".") and len(store.suffix) > 1, "ChunkStore.suffix",
-           f"{store.suffix!r}; expected a file suffix such as '.vortex'")
+    expect(
+        store.suffix.startswith(".") and len(store.suffix) > 1,
+        "ChunkStore.suffix",
+        f"{store.suffix!r}; expected a file suffix such as '.vortex'",
+    )
     expect(store.suffix.lower() != ".parquet", "ChunkStore.suffix", "'.parquet' is the built-in chunk format's")
-    expect(store.accepts("chunks" + store.suffix) and store.accepts("chunks-0003" + store.suffix.upper()),
-           "ChunkStore.accepts", f"refuses its own suffix {store.suffix!r}")
-    expect(bool(store.compressions) and all(isinstance(c, str) for c in store.compressions),
-           "ChunkStore.compressions", f"{store.compressions!r}; expected names, the default first")
-    expect(store.max_file_bytes is None or store.max_file_bytes > 0, "ChunkStore.max_file_bytes",
-           f"{store.max_file_bytes!r}; expected None or a positive byte count")
+    expect(
+        store.accepts("chunks" + store.suffix) and store.accepts("chunks-0003" + store.suffix.upper()),
+        "ChunkStore.accepts",
+        f"refuses its own suffix {store.suffix!r}",
+    )
+    expect(
+        bool(store.compressions) and all(isinstance(c, str) for c in store.compressions),
+        "ChunkStore.compressions",
+        f"{store.compressions!r}; expected names, the default first",
+    )
+    expect(
+        store.max_file_bytes is None or store.max_file_bytes > 0,
+        "ChunkStore.max_file_bytes",
+        f"{store.max_file_bytes!r}; expected None or a positive byte count",
+    )
     store.ensure_available()
 
 
@@ -116,14 +129,19 @@ def check_round_trip(store: ChunkStore, directory: Path) -> None:
         expect(_taken(file, np.arange(len(rows)), check + " (all rows)") == rows, check, "all rows differ from written")
         expect(_taken(file, np.array([], np.int64), check + " (no rows)") == [], check, "no rows gave values")
         rng = np.random.default_rng(1)
-        for picks in ([len(rows) - 1], [0], [0, len(rows) - 1], [4, 5, 6, 7],
-                      *(sorted(rng.choice(len(rows), int(rng.integers(1, len(rows))), replace=False).tolist())
-                        for _ in range(5))):
+        for picks in (
+            [len(rows) - 1],
+            [0],
+            [0, len(rows) - 1],
+            [4, 5, 6, 7],
+            *(sorted(rng.choice(len(rows), int(rng.integers(1, len(rows))), replace=False).tolist()) for _ in range(5)),
+        ):
             got = _taken(file, np.array(picks), f"{check} of rows {picks}")
             expect(got == [rows[i] for i in picks], f"{check} of rows {picks}", "bytes differ from those written")
         again = _open(store, path)
-        expect(_taken(again, np.array([1, 2]), "take after reopening") == rows[1:3], "take after reopening",
-               "bytes differ")
+        expect(
+            _taken(again, np.array([1, 2]), "take after reopening") == rows[1:3], "take after reopening", "bytes differ"
+        )
 
 
 def check_threads(store: ChunkStore, directory: Path) -> None:
@@ -144,9 +162,12 @@ def check_damaged_files(store: ChunkStore, directory: Path) -> None:
     write_file(store, good, store.compressions[0], seed=3)
     data = good.read_bytes()
     rng = np.random.default_rng(4)
-    cases = {"an empty file": b"", "a truncated file (first half)": data[: len(data) // 2],
-             "a truncated file (last byte cut)": data[:-1],
-             "a file of garbage bytes": rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()}
+    cases = {
+        "an empty file": b"",
+        "a truncated file (first half)": data[: len(data) // 2],
+        "a truncated file (last byte cut)": data[:-1],
+        "a file of garbage bytes": rng.integers(0, 256, len(data), dtype=np.uint8).tobytes(),
+    }
     for i, (what, content) in enumerate(cases.items()):
         bad = directory / f"chunks-bad{i}{store.suffix}"
         bad.write_bytes(content)

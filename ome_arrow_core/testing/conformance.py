@@ -22,8 +22,9 @@ def expect(ok: bool, check: str, detail: str) -> None:
         raise ConformanceError(f"{check}: {detail}")
 
 
-def expect_our_error(check: str, action: Callable[[], object],
-                     wanted: tuple[type[BaseException], ...] = (SchemaError,)) -> BaseException:
+def expect_our_error(
+    check: str, action: Callable[[], object], wanted: tuple[type[BaseException], ...] = (SchemaError,)
+) -> BaseException:
     """Run ``action``; it must raise one of ``wanted`` (not a foreign exception, not nothing)."""
     try:
         action()

@@ -39,8 +39,10 @@ def selections_for(sizes: Mapping[str, int], seed: int = 0) -> list[tuple[str, S
         ("gathered channels, reversed", full.select(c=list(range(n_c))[::-1])),
         ("gathered channel, repeated", full.select(c=[n_c - 1, 0, n_c - 1])),
         ("gathered t and z, reversed", full.select(t=list(range(n_t))[::-1], z=list(range(n_z))[::-1])),
-        ("crop at the far edges", full.select(y=range(n_y - max(1, n_y // 3), n_y),
-                                              x=range(n_x - max(1, n_x // 3), n_x))),
+        (
+            "crop at the far edges",
+            full.select(y=range(n_y - max(1, n_y // 3), n_y), x=range(n_x - max(1, n_x // 3), n_x)),
+        ),
         ("last row", full.select(y=range(n_y - 1, n_y))),
         ("last column", full.select(x=range(n_x - 1, n_x))),
     ]
@@ -48,10 +50,16 @@ def selections_for(sizes: Mapping[str, int], seed: int = 0) -> list[tuple[str, S
     for i in range(6):
         y0, x0 = int(rng.integers(n_y)), int(rng.integers(n_x))
         h, w = int(rng.integers(1, n_y - y0 + 1)), int(rng.integers(1, n_x - x0 + 1))
-        picks = {ax: sorted(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist())
-                 for ax, n in (("t", n_t), ("z", n_z), ("c", n_c))}
-        out.append((f"random crop {i}", full.select(t=picks["t"], z=picks["z"], c=picks["c"],
-                                                    y=range(y0, y0 + h), x=range(x0, x0 + w))))
+        picks = {
+            ax: sorted(rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist())
+            for ax, n in (("t", n_t), ("z", n_z), ("c", n_c))
+        }
+        out.append(
+            (
+                f"random crop {i}",
+                full.select(t=picks["t"], z=picks["z"], c=picks["c"], y=range(y0, y0 + h), x=range(x0, x0 + w)),
+            )
+        )
     return out
 
 
@@ -63,18 +71,26 @@ def _same(got: np.ndarray, want: np.ndarray, check: str) -> None:
     a, b = np.ascontiguousarray(got), np.ascontiguousarray(want)
     if a.tobytes() != b.tobytes():
         bad = np.argwhere(a.view(np.uint8).reshape(*a.shape, -1) != b.view(np.uint8).reshape(*b.shape, -1))
-        raise ConformanceError(f"{check}: pixels differ, first at TZCYX index {tuple(int(v) for v in bad[0][:5])} "
-                             f"({a[tuple(bad[0][:5])]!r} != {b[tuple(bad[0][:5])]!r})")
+        raise ConformanceError(
+            f"{check}: pixels differ, first at TZCYX index {tuple(int(v) for v in bad[0][:5])} "
+            f"({a[tuple(bad[0][:5])]!r} != {b[tuple(bad[0][:5])]!r})"
+        )
 
 
 def _check_meta(img: OMEArrow, expected: np.ndarray | None) -> None:
     meta = img.meta
     expect(img.is_lazy, "scan", "OMEArrow.scan returned an eager image")
     sizes = {ax: meta.sizes.get(ax) for ax in AXES}
-    expect(all(isinstance(n, int) and n >= 1 for n in sizes.values()), "meta.sizes",
-           f"{dict(meta.sizes)}; expected positive ints for each of T, Z, C, Y, X")
-    expect(isinstance(meta.dtype, np.dtype) and meta.dtype.name in SUPPORTED, "meta.dtype",
-           f"{meta.dtype!r}; expected a numpy dtype among {sorted(SUPPORTED)}")
+    expect(
+        all(isinstance(n, int) and n >= 1 for n in sizes.values()),
+        "meta.sizes",
+        f"{dict(meta.sizes)}; expected positive ints for each of T, Z, C, Y, X",
+    )
+    expect(
+        isinstance(meta.dtype, np.dtype) and meta.dtype.name in SUPPORTED,
+        "meta.dtype",
+        f"{meta.dtype!r}; expected a numpy dtype among {sorted(SUPPORTED)}",
+    )
     if expected is not None:
         expect(img.shape == expected.shape, "meta.sizes", f"shape {img.shape}, expected {expected.shape}")
         expect(img.dtype == expected.dtype, "meta.dtype", f"{img.dtype}, expected {expected.dtype}")
@@ -95,11 +111,19 @@ def _check_selections(source: PixelSource, expected: np.ndarray, seed: int) -> N
 
 def _check_public_views(img: OMEArrow, expected: np.ndarray) -> None:
     n_t, _, n_c, n_y, n_x = img.shape
-    view = img.tensor_view(t=n_t - 1, z=0, c=list(range(n_c))[::-1], roi=(n_x // 2, n_y // 2, n_x - n_x // 2,
-                                                                        n_y - n_y // 2), layout="TZCYX")
-    _same(view.to_numpy(), expected[n_t - 1:, :1, ::-1, n_y // 2:, n_x // 2:], "OMEArrow.scan(...).tensor_view")
-    refused: dict[str, dict[str, Any]] = {"t past the end": {"t": n_t}, "empty c": {"c": []},
-                                          "roi past the edge": {"roi": (n_x - 1, 0, 2, 1)}}
+    view = img.tensor_view(
+        t=n_t - 1,
+        z=0,
+        c=list(range(n_c))[::-1],
+        roi=(n_x // 2, n_y // 2, n_x - n_x // 2, n_y - n_y // 2),
+        layout="TZCYX",
+    )
+    _same(view.to_numpy(), expected[n_t - 1 :, :1, ::-1, n_y // 2 :, n_x // 2 :], "OMEArrow.scan(...).tensor_view")
+    refused: dict[str, dict[str, Any]] = {
+        "t past the end": {"t": n_t},
+        "empty c": {"c": []},
+        "roi past the edge": {"roi": (n_x - 1, 0, 2, 1)},
+    }
     for name, kwargs in refused.items():
         expect_our_error(f"tensor_view({name})", partial(_view_of, img, kwargs), (SelectionError,))
 
@@ -142,8 +166,11 @@ def _check_bad_files(path: Path, reg: Registry, reader_name: str, opts: dict[str
         if reg.resolve_reader(bad).name != reader_name:
             return  # claimed by sniffing the real bytes: garbage goes to another reader
         rng = np.random.default_rng(len(data))
-        for what, content in (("an empty file", b""), ("a truncated file (first half)", data[: len(data) // 2]),
-                              ("a file of garbage bytes", rng.integers(0, 256, max(64, len(data)), np.uint8).tobytes())):
+        for what, content in (
+            ("an empty file", b""),
+            ("a truncated file (first half)", data[: len(data) // 2]),
+            ("a file of garbage bytes", rng.integers(0, 256, max(64, len(data)), np.uint8).tobytes()),
+        ):
             bad.write_bytes(content)
             expect_our_error(what, _read_all(bad, reg, opts))
 
@@ -152,8 +179,14 @@ def _read_all(path: Path, reg: Registry, opts: dict[str, Any]) -> Callable[[], o
     return lambda: OMEArrow.scan(path, registry=reg, **opts).to_numpy()
 
 
-def check_reader(path: str | os.PathLike[str], expected: np.ndarray | None = None, *,
-                 registry: Registry | None = None, seed: int = 0, **open_options: Any) -> list[str]:
+def check_reader(
+    path: str | os.PathLike[str],
+    expected: np.ndarray | None = None,
+    *,
+    registry: Registry | None = None,
+    seed: int = 0,
+    **open_options: Any,
+) -> list[str]:
     """Check the reader ``registry`` resolves for ``path`` (default: the shared registry).
 
     ``expected`` is the image's ``TZCYX`` pixels (None: the reader's full read is taken as the

@@ -27,8 +27,15 @@ if TYPE_CHECKING:
 __all__ = ["append_images"]
 
 
-def append_images(items: Iterable[StreamItem], out: Path, chunk_format: str | None, opts: dict[str, Any],
-                  images_per_group: int, on_image: Callable[[str, int], None] | None, registry: Registry) -> Path:
+def append_images(
+    items: Iterable[StreamItem],
+    out: Path,
+    chunk_format: str | None,
+    opts: dict[str, Any],
+    images_per_group: int,
+    on_image: Callable[[str, int], None] | None,
+    registry: Registry,
+) -> Path:
     """Add ``items`` to the dataset at ``out``: new chunk, images and index files, then the manifest.
 
     Reads only the old tables' footers and image ids, never their rows: an append costs the new images.
@@ -42,10 +49,18 @@ def append_images(items: Iterable[StreamItem], out: Path, chunk_format: str | No
     fragments = [str(f) for f in ours["fragments"]] if "fragments" in ours else _indexed_fragments(out)
     k = _append_number(out, fragments, parts)
     part = Part(f"images-{k:05d}.parquet", f"index-{k:05d}.parquet")
-    names = fragment_names({*fragments, *(p.name for p in out.iterdir())}, suffix_of(fmt, registry),
-                            first=f"chunks-{k:05d}{suffix_of(fmt, registry)}")
-    fw = ChunkPacker("", first_chunk_id=max_chunk_id(out, parts) + 1, chunk_shape=opts["chunk_shape"],
-                        compression=codec, rows_per_group=opts["rows_per_group"])
+    names = fragment_names(
+        {*fragments, *(p.name for p in out.iterdir())},
+        suffix_of(fmt, registry),
+        first=f"chunks-{k:05d}{suffix_of(fmt, registry)}",
+    )
+    fw = ChunkPacker(
+        "",
+        first_chunk_id=max_chunk_id(out, parts) + 1,
+        chunk_shape=opts["chunk_shape"],
+        compression=codec,
+        rows_per_group=opts["rows_per_group"],
+    )
     core: list[dict[str, Any]] = []
     extra: list[Mapping[str, Any]] = []
     tables = packed_tables(fw, items, set(ids), len(ids), on_image, core, extra)
@@ -58,14 +73,32 @@ def append_images(items: Iterable[StreamItem], out: Path, chunk_format: str | No
     marker = out / pending_marker(k)  # unlisted files of this append are a killed append's, not a lost manifest's
     try:
         marker.touch()
-        written = write_fragments(tables, fw, names, fmt, place, registry=registry, compression=codec,
-                                   compression_level=opts["compression_level"], rows_per_group=opts["rows_per_group"])
+        written = write_fragments(
+            tables,
+            fw,
+            names,
+            fmt,
+            place,
+            registry=registry,
+            compression=codec,
+            compression_level=opts["compression_level"],
+            rows_per_group=opts["rows_per_group"],
+        )
         if not core:
             return out
         new += [part.index, part.images]
         write_tables(out, core, extra, fw.index(), images_per_group, part, images_schema(out, parts))
-        write_manifest(out, previous, core, fw, sorted({*fragments, *written}), int(opts["rows_per_group"]), fmt,
-                        len(ids) + len(core), [*parts[1:], part])
+        write_manifest(
+            out,
+            previous,
+            core,
+            fw,
+            sorted({*fragments, *written}),
+            int(opts["rows_per_group"]),
+            fmt,
+            len(ids) + len(core),
+            [*parts[1:], part],
+        )
     except BaseException:
         if not _committed(out, part):  # once the manifest lists them, the append has happened
             for name in reversed(new):  # images first: an append without its images table is plainly dead

@@ -57,8 +57,9 @@ def audit_chunk_files(root: str | Path, registry: Registry | None = None) -> int
         file = path / name
         with reading(file, None, "reading the chunk rows' ids and coordinates"):
             have = set(fragment.file.schema_arrow.names)
-            table = fragment.file.read(columns=[c for c in ("image_id", *_COLUMNS, "dtype") if c in have],
-                                       use_threads=False)
+            table = fragment.file.read(
+                columns=[c for c in ("image_id", *_COLUMNS, "dtype") if c in have], use_threads=False
+            )
         first = np.concatenate([[0], np.cumsum(fragment.group_rows)])
         groups = index.column("row_group_id").to_numpy()[rows].astype(np.int64)
         within = index.column("row_index_in_group").to_numpy()[rows].astype(np.int64)
@@ -66,8 +67,10 @@ def audit_chunk_files(root: str | Path, registry: Registry | None = None) -> int
         bad[~bad] |= (within[~bad] < 0) | (within[~bad] >= fragment.group_rows[groups[~bad]])
         if bad.any():
             j = int(np.nonzero(bad)[0][0])
-            raise DamagedFileError(f"{_row(path, parts, index_part, rows[j])} points at row {int(within[j])} of row "
-                                   f"group {int(groups[j])} of {file}, which is not there; the dataset is damaged")
+            raise DamagedFileError(
+                f"{_row(path, parts, index_part, rows[j])} points at row {int(within[j])} of row "
+                f"group {int(groups[j])} of {file}, which is not there; the dataset is damaged"
+            )
         at = first[np.maximum(groups, 0)] + within
         for column in [c for c in _COLUMNS if c in have]:
             want = index.column(column).to_numpy()[rows].astype(np.int64)
@@ -77,12 +80,24 @@ def audit_chunk_files(root: str | Path, registry: Registry | None = None) -> int
             want_ids = index.column("image_id").take(pa.array(rows)).cast(pa.string())
             found_ids = table.column("image_id").take(pa.array(at)).cast(pa.string())
             differ = pc.not_equal(want_ids, found_ids).to_numpy(zero_copy_only=False)
-            _compare(path, parts, index_part, rows, file, "image_id", np.asarray(want_ids.to_pylist(), dtype=object),
-                     np.asarray(found_ids.to_pylist(), dtype=object), groups, within, differ)
+            _compare(
+                path,
+                parts,
+                index_part,
+                rows,
+                file,
+                "image_id",
+                np.asarray(want_ids.to_pylist(), dtype=object),
+                np.asarray(found_ids.to_pylist(), dtype=object),
+                groups,
+                within,
+                differ,
+            )
         if "dtype" in have:
             want_dt = np.array([np.dtype(v).name for v in image_dtypes[owner[rows]]], dtype=object)
-            found_dt = np.array([np.dtype(str(v)).name for v in table.column("dtype").take(pa.array(at)).to_pylist()],
-                                dtype=object)
+            found_dt = np.array(
+                [np.dtype(str(v)).name for v in table.column("dtype").take(pa.array(at)).to_pylist()], dtype=object
+            )
             _compare(path, parts, index_part, rows, file, "dtype", want_dt, found_dt, groups, within)
         checked += len(rows)
     return checked
@@ -94,9 +109,19 @@ def _row(path: Path, parts: Sequence[Part], index_part: np.ndarray, r: int) -> s
     return f"{path} [{parts[part].index}] row {r - start}"
 
 
-def _compare(path: Path, parts: Sequence[Part], index_part: np.ndarray, rows: np.ndarray,
-             file: Path, column: str, want: np.ndarray, found: np.ndarray, groups: np.ndarray, within: np.ndarray,
-             differ: np.ndarray | None = None) -> None:
+def _compare(
+    path: Path,
+    parts: Sequence[Part],
+    index_part: np.ndarray,
+    rows: np.ndarray,
+    file: Path,
+    column: str,
+    want: np.ndarray,
+    found: np.ndarray,
+    groups: np.ndarray,
+    within: np.ndarray,
+    differ: np.ndarray | None = None,
+) -> None:
     wrong = np.nonzero(want != found if differ is None else differ)[0]
     if len(wrong):
         j = int(wrong[0])

@@ -43,8 +43,11 @@ def dictionary_codes(column: pa.ChunkedArray | pa.Array, null: str) -> tuple[lis
     for chunk in chunks:
         if not isinstance(chunk, pa.DictionaryArray):
             chunk = chunk.dictionary_encode()
-        local = np.array([where.setdefault(str(v or null), len(where))
-                          for v in chunk.dictionary.to_pylist()] + [where.setdefault(null, len(where))], dtype=np.int32)
+        local = np.array(
+            [where.setdefault(str(v or null), len(where)) for v in chunk.dictionary.to_pylist()]
+            + [where.setdefault(null, len(where))],
+            dtype=np.int32,
+        )
         codes.append(local[int_values(chunk.indices, len(local) - 1).astype(np.int64)])
     names = sorted(where, key=where.__getitem__)
     return names, (np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32))
@@ -100,8 +103,10 @@ def check_image_rows(root: Path, parts: Sequence[Part], fragment_rows: Callable[
             index_rows += footer_rows(file)
         elif part == BASE:
             if not (root / "chunks.parquet").exists():
-                raise DamagedFileError(f"{root} has neither {BASE.index} nor chunks.parquet to derive it from; the "
-                                       "dataset is damaged: restore index.parquet from a backup")
+                raise DamagedFileError(
+                    f"{root} has neither {BASE.index} nor chunks.parquet to derive it from; the "
+                    "dataset is damaged: restore index.parquet from a backup"
+                )
             index_rows += fragment_rows("chunks.parquet")
     images = sum(footer_rows(root / p.images) for p in parts if (root / p.images).exists())
     if images > index_rows:

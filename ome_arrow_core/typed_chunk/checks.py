@@ -29,8 +29,16 @@ from ..boundary import is_within, reading
 from ..coverage import check_coverage
 from ..errors import DamagedFileError
 
-__all__ = ["PENDING", "pending_marker", "check_member", "check_image_chunks", "check_manifest_members", "check_unique",
-           "check_unlisted_appends", "row_images"]
+__all__ = [
+    "PENDING",
+    "pending_marker",
+    "check_member",
+    "check_image_chunks",
+    "check_manifest_members",
+    "check_unique",
+    "check_unlisted_appends",
+    "row_images",
+]
 
 #: Name of the marker an append writes before its first file and removes after its manifest commit.
 PENDING: Final[str] = ".append-{:05d}.pending"
@@ -57,8 +65,10 @@ def check_manifest_members(root: Path, manifest: Mapping[str, Any], manifest_nam
     """Refuse member names in the manifest's ``appends`` and ``fragments`` that leave the dataset directory."""
     ours = manifest.get("ome_arrow_core") or {}
     if not isinstance(ours, Mapping):
-        raise DamagedFileError(f"{root / manifest_name}: 'ome_arrow_core' is a {type(ours).__name__}, expected an "
-                               "object; the dataset is damaged")
+        raise DamagedFileError(
+            f"{root / manifest_name}: 'ome_arrow_core' is a {type(ours).__name__}, expected an "
+            "object; the dataset is damaged"
+        )
     source = str(root / manifest_name)
     for entry in ours.get("appends") or []:
         if isinstance(entry, Mapping):
@@ -67,26 +77,42 @@ def check_manifest_members(root: Path, manifest: Mapping[str, Any], manifest_nam
                     check_member(root, entry[key], source, f"an append's {key} table")
     fragments = ours.get("fragments") or []
     if not isinstance(fragments, list):
-        raise DamagedFileError(f"{source}: 'fragments' is a {type(fragments).__name__}, expected a list of file "
-                               "names; the dataset is damaged")
+        raise DamagedFileError(
+            f"{source}: 'fragments' is a {type(fragments).__name__}, expected a list of file "
+            "names; the dataset is damaged"
+        )
     for name in fragments:
         check_member(root, name, source, "chunk file")
 
 
-def check_image_chunks(where: str, image_id: str, sizes: Sequence[int], columns: Mapping[str, np.ndarray],
-                       rows: np.ndarray, numbers: np.ndarray) -> None:
+def check_image_chunks(
+    where: str,
+    image_id: str,
+    sizes: Sequence[int],
+    columns: Mapping[str, np.ndarray],
+    rows: np.ndarray,
+    numbers: np.ndarray,
+) -> None:
     """Raise DamagedFileError unless index ``rows`` (of ``columns``; ``numbers`` in ``where``) cover the image once."""
     shape = np.stack([columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
     total, covered = int(np.prod(sizes, dtype=np.int64)), int(shape.prod(axis=1).sum())
     if covered != total:
-        raise DamagedFileError(f"{where}: the chunks of image {image_id!r} cover {covered} pixels, its sizes need "
-                               f"{total}; the dataset is damaged (the index lacks or repeats chunks)")
-    check_coverage(np.stack([columns[a][rows] for a in "tczyx"], axis=1), shape, sizes,
-                   f"{where}, image {image_id!r}", rows=numbers)
+        raise DamagedFileError(
+            f"{where}: the chunks of image {image_id!r} cover {covered} pixels, its sizes need "
+            f"{total}; the dataset is damaged (the index lacks or repeats chunks)"
+        )
+    check_coverage(
+        np.stack([columns[a][rows] for a in "tczyx"], axis=1),
+        shape,
+        sizes,
+        f"{where}, image {image_id!r}",
+        rows=numbers,
+    )
 
 
-def check_unique(values: pa.ChunkedArray | pa.Array | np.ndarray, where: str, what: str,
-                 name: Callable[[Any], object] | None = None) -> None:
+def check_unique(
+    values: pa.ChunkedArray | pa.Array | np.ndarray, where: str, what: str, name: Callable[[Any], object] | None = None
+) -> None:
     """Refuse repeated ``values`` (image ids, chunk ids), naming one.
 
     Numpy and dictionary encoding only: pyarrow's compute kernels cost ~50 MiB resident to load.
@@ -106,12 +132,14 @@ def check_unique(values: pa.ChunkedArray | pa.Array | np.ndarray, where: str, wh
             return
         repeated = int(np.argmax(counts > 1))
         twice = enc.dictionary[repeated].as_py() if repeated < len(enc.dictionary) else None
-    raise DamagedFileError(f"{where}: {what} {twice!r} appears more than once; each must be unique, the dataset is "
-                           "damaged")
+    raise DamagedFileError(
+        f"{where}: {what} {twice!r} appears more than once; each must be unique, the dataset is damaged"
+    )
 
 
-def check_unlisted_appends(root: Path, listed: Iterable[str], ids: Callable[[], pa.ChunkedArray],
-                           manifest_name: str) -> None:
+def check_unlisted_appends(
+    root: Path, listed: Iterable[str], ids: Callable[[], pa.ChunkedArray], manifest_name: str
+) -> None:
     """Refuse append images tables the manifest does not list (a lost or reset manifest would drop their images).
 
     Those a killed append left (its pending marker is there) and those whose images the
@@ -149,8 +177,12 @@ def row_images(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_
     n = index.num_rows
     if images.num_rows == 1:
         return np.zeros(n, dtype=np.int64)
-    both = pa.concat_arrays([index.column("image_id").combine_chunks().cast(pa.string()),
-                             images.column("image_id").combine_chunks().cast(pa.string())]).dictionary_encode()
+    both = pa.concat_arrays(
+        [
+            index.column("image_id").combine_chunks().cast(pa.string()),
+            images.column("image_id").combine_chunks().cast(pa.string()),
+        ]
+    ).dictionary_encode()
     codes = both.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     width = max(len(both.dictionary), 1)
     row_key = index_part.astype(np.int64) * width + codes[:n]

@@ -64,8 +64,14 @@ class ReadBatch:
         self._first = np.array([first[g] for g in self._groups.tolist()], dtype=np.int64)
         self._chunks: list[pa.Array] = col.chunks
 
-    def blocks(self, rows: Sequence[int], shapes: Sequence[tuple[int, ...]], dtypes: Sequence[np.dtype],
-               checked: set[int] | None, verify: bool) -> list[np.ndarray]:
+    def blocks(
+        self,
+        rows: Sequence[int],
+        shapes: Sequence[tuple[int, ...]],
+        dtypes: Sequence[np.dtype],
+        checked: set[int] | None,
+        verify: bool,
+    ) -> list[np.ndarray]:
         """The chunks of index rows ``rows`` (``shapes``, TCZYX) as read-only views of the read buffers, every
         length checked first; with ``verify`` each one's checksum too (once per read: ``checked`` collects
         the index rows checked, None checks all)."""
@@ -87,15 +93,19 @@ class ReadBatch:
         bad = np.nonzero(stop - start != need)[0]
         if len(bad):
             i = int(bad[0])
-            raise DamagedFileError(f"chunk {int(cols['chunk_id'][at_rows[i]])} of {opened.path} holds "
-                                   f"{int(stop[i] - start[i])} bytes; its shape {tuple(shapes[i])} needs "
-                                   f"{int(need[i])}")
+            raise DamagedFileError(
+                f"chunk {int(cols['chunk_id'][at_rows[i]])} of {opened.path} holds "
+                f"{int(stop[i] - start[i])} bytes; its shape {tuple(shapes[i])} needs "
+                f"{int(need[i])}"
+            )
         sums = opened.sums if verify else None
         out: list[np.ndarray] = []
-        for row, shape, dtype, k, begin, size in zip(rows, shapes, dtypes, piece.tolist(), start.tolist(),
-                                                     need.tolist()):
-            out.append(checked_block(opened, row, self._chunks[k].buffers()[2], begin, size, dtype, shape, sums,
-                                     checked))
+        for row, shape, dtype, k, begin, size in zip(
+            rows, shapes, dtypes, piece.tolist(), start.tolist(), need.tolist()
+        ):
+            out.append(
+                checked_block(opened, row, self._chunks[k].buffers()[2], begin, size, dtype, shape, sums, checked)
+            )
         return out
 
 
@@ -125,17 +135,32 @@ def read_placements(opened: OpenedDataset, placements: Sequence[Placement], veri
     for code, (users, sizes) in sorted(plan.items()):
         for batch in row_group_batches(sorted(users), sizes):
             mine = [placements[i] for g in batch for i in users[g]]
-            blocks = chunk_blocks(opened, code, batch, [p.row for p in mine], [p.projection.chunk_shape for p in mine],
-                                  [p.dtype for p in mine], checked, check)
+            blocks = chunk_blocks(
+                opened,
+                code,
+                batch,
+                [p.row for p in mine],
+                [p.projection.chunk_shape for p in mine],
+                [p.dtype for p in mine],
+                checked,
+                check,
+            )
             for p, block in zip(mine, blocks):
                 p.projection.copy(block, p.out)
             del blocks
     return sum(len(users) for users, _ in plan.values())
 
 
-def chunk_blocks(opened: OpenedDataset, code: int, groups: Sequence[int], rows: Sequence[int],
-                 shapes: Sequence[tuple[int, ...]], dtypes: Sequence[np.dtype], checked: set[int] | None,
-                 verify: bool) -> list[np.ndarray]:
+def chunk_blocks(
+    opened: OpenedDataset,
+    code: int,
+    groups: Sequence[int],
+    rows: Sequence[int],
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[np.dtype],
+    checked: set[int] | None,
+    verify: bool,
+) -> list[np.ndarray]:
     """The chunks of index rows ``rows`` (in row groups ``groups``, ascending, of chunk file ``code``) as
     read-only arrays (``shapes``, TCZYX), each length checked and, with ``verify``, each checksum (once per
     read: ``checked`` collects the rows checked, None checks all).
@@ -156,14 +181,25 @@ def chunk_blocks(opened: OpenedDataset, code: int, groups: Sequence[int], rows: 
         need = math.prod(shape) * dtype.itemsize
         data, begin = values.buffers[k], values.start[k]
         if values.length[k] != need:
-            raise DamagedFileError(f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds "
-                                   f"{values.length[k]} bytes; its shape {tuple(shape)} needs {need}")
+            raise DamagedFileError(
+                f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds "
+                f"{values.length[k]} bytes; its shape {tuple(shape)} needs {need}"
+            )
         out.append(checked_block(opened, row, data, begin, need, dtype, shape, sums, checked))
     return out
 
 
-def checked_block(opened: OpenedDataset, row: int, data: Any, begin: int, size: int, dtype: np.dtype,
-                  shape: tuple[int, ...], sums: Any, checked: set[int] | None) -> np.ndarray:
+def checked_block(
+    opened: OpenedDataset,
+    row: int,
+    data: Any,
+    begin: int,
+    size: int,
+    dtype: np.dtype,
+    shape: tuple[int, ...],
+    sums: Any,
+    checked: set[int] | None,
+) -> np.ndarray:
     """Chunk ``row``'s pixels (``size`` bytes of buffer ``data`` from ``begin``) as a native-order array of
     ``shape``, its checksum checked first (once per row when ``checked`` remembers them; ``sums`` None: never)."""
     if sums is not None and (checked is None or row not in checked):

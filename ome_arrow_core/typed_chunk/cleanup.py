@@ -62,7 +62,7 @@ def _unlisted(root: Path, report: Cleanup) -> None:
         m = _NUMBERED.match(name)
         if m is None or m["kind"] != "images" or int(m["k"]) in killed:
             continue
-        index = "index-" + name[len("images-"):]
+        index = "index-" + name[len("images-") :]
         try:
             fragments = _fragments_of(root / index) if (root / index).is_file() else set()
         except Exception:
@@ -70,7 +70,8 @@ def _unlisted(root: Path, report: Cleanup) -> None:
         keep |= {name, index, *fragments}
         report.kept.append(
             f"{root / name}: an append the manifest does not list, and no marker says it was killed; left in "
-            "place (the manifest may have lost it: run `ome-arrow-core verify`)")
+            "place (the manifest may have lost it: run `ome-arrow-core verify`)"
+        )
     for name in sorted(numbered - keep) + sorted(pending):
         remove_entry(root / name)
         report.removed.append(str(root / name))

@@ -33,8 +33,15 @@ __all__ = ["compact_dataset"]
 #: Images per row group of a merged images.parquet when the tables do not show theirs (write_dataset's default).
 _IMAGES_PER_GROUP = 1024
 #: Parquet's codec names -> the ``compression`` option that writes them.
-_CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli", "ZSTD": "zstd",
-           "LZ4": "lz4", "LZ4_RAW": "lz4"}
+_CODECS = {
+    "UNCOMPRESSED": None,
+    "SNAPPY": "snappy",
+    "GZIP": "gzip",
+    "BROTLI": "brotli",
+    "ZSTD": "zstd",
+    "LZ4": "lz4",
+    "LZ4_RAW": "lz4",
+}
 
 
 def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
@@ -80,7 +87,9 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 "groups; rewrite the dataset with Parquet chunks instead: "
                 "write_dataset(OMEArrowDataset.scan(path), new_path, chunk_format='parquet')"
             )
-        order = sorted(names, key=lambda n: (n != BASE_CHUNKS, n))  # chunks.parquet first: its row groups keep their ids
+        order = sorted(
+            names, key=lambda n: (n != BASE_CHUNKS, n)
+        )  # chunks.parquet first: its row groups keep their ids
         codes = frag.indices.to_numpy(zero_copy_only=False)
         groups = index.column("row_group_id").to_numpy()
         # row groups after the last one the index uses (left by an interrupted compaction) are dropped
@@ -93,7 +102,8 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             offsets = _merge(root, order, keep, tmp / BASE_CHUNKS)
             shift = np.array([offsets[n] for n in names], dtype=np.int64)[codes]
             new_index = index.set_column(
-                INDEX_SCHEMA.get_field_index("row_group_id"), INDEX_SCHEMA.field("row_group_id"),
+                INDEX_SCHEMA.get_field_index("row_group_id"),
+                INDEX_SCHEMA.field("row_group_id"),
                 pa.array((groups + shift).astype(np.int32)),
             ).set_column(at, INDEX_SCHEMA.field(at), pa.array([BASE_CHUNKS] * index.num_rows, pa.string()))
             pq.write_table(new_index.replace_schema_metadata(FILE_METADATA), tmp / BASE.index)
@@ -103,14 +113,20 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 moves.append((tmp / BASE.images, root / BASE.images))
             if (root / MANIFEST).exists():
                 # row groups move: the merged file is read through its footer (the index keeps no page ranges)
-                ours = {k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k not in ("appends", PAGES_KEY)}
+                ours = {
+                    k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k not in ("appends", PAGES_KEY)
+                }
                 ours.update({"fragments": [BASE_CHUNKS], "format_version": format_version_for([BASE_CHUNKS])})
-                ours[TABLES_KEY] = {BASE.images: swapped_digest(root, tmp, BASE.images),
-                                    BASE.index: swapped_digest(root, tmp, BASE.index)}
+                ours[TABLES_KEY] = {
+                    BASE.images: swapped_digest(root, tmp, BASE.images),
+                    BASE.index: swapped_digest(root, tmp, BASE.index),
+                }
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
-                original = accept_both(root, manifest, ours[TABLES_KEY])  # a kill between the swaps leaves a readable dataset
+                original = accept_both(
+                    root, manifest, ours[TABLES_KEY]
+                )  # a kill between the swaps leaves a readable dataset
             # chunks.parquet first: until index.parquet is replaced, the old index still finds every
             # chunk (the old chunks.parquet's row groups lead the new one, the fragments still exist);
             # once images.parquet holds every image, readers skip the appends the old manifest lists.
@@ -164,8 +180,10 @@ def _merge(root: Path, order: list[str], keep: dict[str, int], out: Path) -> dic
     codecs: dict[str, str | None] = {}
     for name in order:
         if not is_within(root, name):
-            raise DamagedFileError(f"{root} [index.parquet] lists chunk file {name!r}, a path outside the dataset "
-                                   "directory; refusing to follow it")
+            raise DamagedFileError(
+                f"{root} [index.parquet] lists chunk file {name!r}, a path outside the dataset "
+                "directory; refusing to follow it"
+            )
         with reading(root, name, "reading the chunks file's footer"):
             md = pq.read_metadata(require_member(root, name))
         if keep[name] > md.num_row_groups:
@@ -223,8 +241,9 @@ def _copy(pf: pq.ParquetFile, count: int, schema: pa.Schema, writer: pq.ParquetW
         batch.append(g)
         size += md.row_group(g).total_byte_size
         if size >= packing.BATCH_BYTES or g == count - 1:
-            _write_groups(pf.read_row_groups(batch, use_threads=False), [md.row_group(i).num_rows for i in batch],
-                          schema, writer)
+            _write_groups(
+                pf.read_row_groups(batch, use_threads=False), [md.row_group(i).num_rows for i in batch], schema, writer
+            )
             batch, size = [], 0
 
 

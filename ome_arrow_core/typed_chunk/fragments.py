@@ -30,9 +30,16 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 __all__ = [
-    "PARQUET", "DEFAULT_COMPRESSION", "Fragment", "open_fragment", "chunk_writer", "write_fragment", "chunk_store",
+    "PARQUET",
+    "DEFAULT_COMPRESSION",
+    "Fragment",
+    "open_fragment",
+    "chunk_writer",
+    "write_fragment",
+    "chunk_store",
     "suffix_of",
-    "fragment_codec", "format_version_for",
+    "fragment_codec",
+    "format_version_for",
 ]
 
 #: The built-in chunk format.
@@ -73,9 +80,14 @@ class ParquetFragment:
             at = md.schema.to_arrow_schema().get_field_index("pixel_bytes")
             # pixel_bytes values are at most their column chunk's uncompressed bytes (pages, lengths and all);
             # -1 where a dictionary page may hold repeated values once (ome-arrow 0.1.0 writes those)
-            self.group_bytes = (np.array([-1 if g.column(at).has_dictionary_page
-                                          else g.column(at).total_uncompressed_size for g in groups], dtype=np.int64)
-                                if at >= 0 else None)
+            self.group_bytes = (
+                np.array(
+                    [-1 if g.column(at).has_dictionary_page else g.column(at).total_uncompressed_size for g in groups],
+                    dtype=np.int64,
+                )
+                if at >= 0
+                else None
+            )
             names = set(self.file.schema_arrow.names)
         self._columns = [c for c in ("chunk_id",) if c in names] + ["pixel_bytes"]
         self._audited = [c for c in AUDITED if c in names] + self._columns
@@ -84,12 +96,15 @@ class ParquetFragment:
         """``pixel_bytes`` and ``chunk_id`` of row groups ``groups`` (one Parquet read; with ``audit``
         also ``dtype``, ``image_id``, the coordinates and the shapes)."""
         with reading(self.path.parent, self.path.name, "reading chunk pixels"):
-            table = self.file.read_row_groups([int(g) for g in groups],
-                                              columns=self._audited if audit else self._columns, use_threads=False)
+            table = self.file.read_row_groups(
+                [int(g) for g in groups], columns=self._audited if audit else self._columns, use_threads=False
+            )
         if not pa.types.is_large_binary(table.schema.field("pixel_bytes").type):
-            raise DamagedFileError(f"{self.path.parent} [{self.path.name}]: pixel_bytes is "
-                                   f"{table.schema.field('pixel_bytes').type}, expected large_binary; the chunks "
-                                   "file is damaged or not ours")
+            raise DamagedFileError(
+                f"{self.path.parent} [{self.path.name}]: pixel_bytes is "
+                f"{table.schema.field('pixel_bytes').type}, expected large_binary; the chunks "
+                "file is damaged or not ours"
+            )
         return table
 
 
@@ -108,8 +123,9 @@ class StoreFragment:
         with reading(self.path.parent, self.path.name, "reading chunk pixels"):
             col = self.file.take(np.asarray(groups, dtype=np.int64))
         if len(col) != len(groups):
-            raise DamagedFileError(f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is "
-                                   "damaged")
+            raise DamagedFileError(
+                f"{self.path}: asked for {len(groups)} chunk rows, got {len(col)}; the file is damaged"
+            )
         return pa.table({"pixel_bytes": col})
 
 
@@ -134,22 +150,25 @@ def format_version_for(fragments: Iterable[str], appends: int = 0) -> int:
     return 1 if appends == 0 and all(str(f).lower().endswith(".parquet") for f in fragments) else 2
 
 
-def fragment_codec(chunk_format: str, compression: str | None, compression_level: int | None,
-                   rows_per_group: int, registry: Registry) -> str | None:
+def fragment_codec(
+    chunk_format: str, compression: str | None, compression_level: int | None, rows_per_group: int, registry: Registry
+) -> str | None:
     """The codec chunk files in ``chunk_format`` get (None: none), checking the options suit the format."""
     if compression is not None and not isinstance(compression, str):
         raise ArgumentError(f"compression takes a codec name or None, got {compression!r}")
     if isinstance(rows_per_group, bool) or not isinstance(rows_per_group, (int, np.integer)) or rows_per_group < 1:
         raise ArgumentError(f"rows_per_group must be >= 1, got {rows_per_group!r}; pass an integer such as 1")
-    if compression_level is not None and (isinstance(compression_level, bool)
-                                          or not isinstance(compression_level, (int, np.integer))):
+    if compression_level is not None and (
+        isinstance(compression_level, bool) or not isinstance(compression_level, (int, np.integer))
+    ):
         raise ArgumentError(f"compression_level takes an integer or None, got {compression_level!r}")
     if chunk_format == PARQUET:
         codec = None if compression == DEFAULT_COMPRESSION else compression
         if codec is not None and codec.lower() not in PARQUET_CODECS:
             raise ArgumentError(
                 f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)} "
-                "(or None, or leave the default, none)")
+                "(or None, or leave the default, none)"
+            )
         return None if codec is None or codec.lower() == "none" else codec.lower()
     store = chunk_store(chunk_format, registry)
     codec = store.compressions[0] if compression == DEFAULT_COMPRESSION else (compression or "none")
@@ -176,8 +195,9 @@ def open_fragment(root: Path, name: str, registry: Registry | None) -> Fragment:
     """
     file = root / check_member(root, name, f"the index of {root}", "chunk file")
     if not os.path.lexists(file):
-        raise DamagedFileError(f"{root} lists chunk fragment {name!r} in its index, but it is missing; the dataset "
-                               "is damaged")
+        raise DamagedFileError(
+            f"{root} lists chunk fragment {name!r} in its index, but it is missing; the dataset is damaged"
+        )
     require_member(root, name)
     if name.lower().endswith(".parquet"):
         return ParquetFragment(file)
@@ -196,14 +216,27 @@ def chunk_writer(file: Path, schema: pa.Schema, codec: str | None, level: int | 
     """A Parquet writer for a chunks file: ``codec`` (None: uncompressed), dictionary-encoded ids
     and dtypes, statistics for every column but the pixels (they keep the footer small)."""
     return pq.ParquetWriter(
-        file, schema, compression=codec or "none", compression_level=level if codec else None,
-        use_dictionary=["image_id", "dtype"], write_statistics=[c for c in schema.names if c != "pixel_bytes"],
-        data_page_size=1 << 20, write_page_checksum=True,
+        file,
+        schema,
+        compression=codec or "none",
+        compression_level=level if codec else None,
+        use_dictionary=["image_id", "dtype"],
+        write_statistics=[c for c in schema.names if c != "pixel_bytes"],
+        data_page_size=1 << 20,
+        write_page_checksum=True,
     )
 
 
-def write_fragment(tables: Iterable[pa.Table], file: Path, chunk_format: str, *, compression: str | None,
-                   compression_level: int | None, rows_per_group: int, registry: Registry) -> PageRanges | None:
+def write_fragment(
+    tables: Iterable[pa.Table],
+    file: Path,
+    chunk_format: str,
+    *,
+    compression: str | None,
+    compression_level: int | None,
+    rows_per_group: int,
+    registry: Registry,
+) -> PageRanges | None:
     """Write chunk tables (CHUNKS_SCHEMA, in order) to ``file`` in ``chunk_format``.
 
     Parquet starts a row group at each table and cuts it every ``rows_per_group`` rows; a

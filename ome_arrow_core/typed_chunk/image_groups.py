@@ -74,8 +74,9 @@ class ImageRows:
                 return self._table.column(name)
             hit = self._columns.get(name)
             if hit is None:
-                hit = self._columns[name] = read_images(self.path, self.parts, [name],
-                                                        dictionary=self.dictionary)[0].column(name)
+                hit = self._columns[name] = read_images(self.path, self.parts, [name], dictionary=self.dictionary)[
+                    0
+                ].column(name)
             return hit
 
     def row(self, pos: int) -> dict[str, Any]:
@@ -108,9 +109,12 @@ class ImageRows:
             if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
                 have = set(pq.read_schema(self.path / name).names)
                 pf = self._files[part] = pq.ParquetFile(
-                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None)
+                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None
+                )
             group = pf.read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:
-            raise DamagedFileError(f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
-                                   f"{want}; the images table is damaged")
+            raise DamagedFileError(
+                f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
+                f"{want}; the images table is damaged"
+            )
         return group.to_batches()[0] if group.num_rows else pa.RecordBatch.from_pylist([], schema=group.schema)

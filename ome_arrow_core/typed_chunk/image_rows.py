@@ -18,9 +18,14 @@ def image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression:
     """The images-table row (IMAGES_SCHEMA columns) of one image written in chunks of ``chunk`` (TCZYX)."""
     chans = [channel_to_dict(c) for c in meta.channels]
     row: dict[str, Any] = {
-        "image_id": image_id, "name": meta.name, "image_type": meta.image_type,
-        "dtype": meta.dtype.name, "layout": "tile", "compression": compression or "none",
-        "channels_json": json.dumps(chans), "acquisition_datetime": meta.acquisition_datetime,
+        "image_id": image_id,
+        "name": meta.name,
+        "image_type": meta.image_type,
+        "dtype": meta.dtype.name,
+        "layout": "tile",
+        "compression": compression or "none",
+        "channels_json": json.dumps(chans),
+        "acquisition_datetime": meta.acquisition_datetime,
     }
     row.update({f"size_{a.lower()}": meta.sizes[a] for a in "TCZYX"})
     row.update({f"chunk_{a}": int(v) for a, v in zip("tczyx", chunk)})
@@ -41,10 +46,16 @@ def meta_from_row(row: dict[str, Any]) -> ImageMeta:
     chans = tuple(channel_from_dict(c, i, f"{at} channels_json") for i, c in enumerate(chans_raw))
     sizes = {a: int(row[f"size_{a.lower()}"]) for a in "TCZYX"}
     return ImageMeta(
-        sizes=sizes, dtype=np.dtype(row["dtype"]), id=str(row["image_id"]), name=str(row.get("name") or row["image_id"]),
-        image_type=str(row.get("image_type") or "image"), acquisition_datetime=row.get("acquisition_datetime"),
-        physical_size={a: physical_size_value(row.get(f"physical_size_{a.lower()}"), f"{at} physical_size_{a.lower()}")
-                       for a in "XYZ"},
+        sizes=sizes,
+        dtype=np.dtype(row["dtype"]),
+        id=str(row["image_id"]),
+        name=str(row.get("name") or row["image_id"]),
+        image_type=str(row.get("image_type") or "image"),
+        acquisition_datetime=row.get("acquisition_datetime"),
+        physical_size={
+            a: physical_size_value(row.get(f"physical_size_{a.lower()}"), f"{at} physical_size_{a.lower()}")
+            for a in "XYZ"
+        },
         physical_unit={a: str(row.get(f"physical_size_{a.lower()}_unit") or "µm") for a in "XYZ"},
         channels=chans if len(chans) == sizes["C"] else (),
         chunk_shape=tuple(int(row.get(f"chunk_{a}") or 1) for a in "zyx"),  # type: ignore[arg-type]

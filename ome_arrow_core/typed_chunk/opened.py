@@ -37,7 +37,6 @@ from .tables import images_schema, parts_of, read_indexes
 __all__ = ["OpenedDataset", "open_dataset", "CACHE_SIZE"]
 
 
-
 @dataclass
 class OpenedDataset:
     """What opening a dataset parses once per process: manifest, images, index, chunk files (on first use).
@@ -105,7 +104,8 @@ class OpenedDataset:
         """Index columns (all but image_id and fragment_path) as numpy arrays."""
         if self._columns is None:
             self._columns = {
-                n: int_values(self.index.column(n)) for n in self.index.column_names
+                n: int_values(self.index.column(n))
+                for n in self.index.column_names
                 if n not in ("image_id", "fragment_path", "checksum")
             }
         return self._columns
@@ -151,8 +151,10 @@ class OpenedDataset:
 
     def chunk_table(self, rows: np.ndarray) -> ChunkTable:
         """The origins and shapes (TCZYX) of index rows ``rows``, as a chunk table (its row k is ``rows[k]``)."""
-        return ChunkTable(np.stack([self.columns[a][rows] for a in "tczyx"], axis=1).astype(np.int64),
-                          np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64))
+        return ChunkTable(
+            np.stack([self.columns[a][rows] for a in "tczyx"], axis=1).astype(np.int64),
+            np.stack([self.columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64),
+        )
 
     def _build_groups(self) -> None:
         """Index rows grouped by (part, image id), and each image row's key into those groups (built once)."""
@@ -167,8 +169,12 @@ class OpenedDataset:
             found = valid_mask(codes)  # not to_numpy: that imports pandas
             ids = int_values(codes, -1).astype(np.int64)
             # image ids are unique across the images tables (checked here, on the codes: no hash of strings)
-            check_unique(ids[found], f"the images tables of {self.path}", "image_id",
-                         lambda code: enc.dictionary[int(code)].as_py())
+            check_unique(
+                ids[found],
+                f"the images tables of {self.path}",
+                "image_id",
+                lambda code: enc.dictionary[int(code)].as_py(),
+            )
             own = self.image_part.astype(np.int64) * n + np.maximum(ids, 0)
             self._image_keys = np.where(found, own, -1)
             self._groups = {"keys": keys, "starts": np.r_[starts, len(order)], "order": order}
@@ -184,8 +190,14 @@ class OpenedDataset:
             return
         row = self.row(pos)
         first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
-        check_image_chunks(f"{self.path} [{self.index_names[int(self.image_part[pos])]}]", str(row["image_id"]),
-                           [int(row[f"size_{a}"]) for a in "tczyx"], self.columns, rows, rows - first)
+        check_image_chunks(
+            f"{self.path} [{self.index_names[int(self.image_part[pos])]}]",
+            str(row["image_id"]),
+            [int(row[f"size_{a}"]) for a in "tczyx"],
+            self.columns,
+            rows,
+            rows - first,
+        )
         if not self._verified:
             owned = self.columns["chunk_id"][self.row_images() >= 0]
             check_unique(owned, f"{self.path} [{', '.join(self.index_names)}]", "chunk_id")
@@ -223,11 +235,17 @@ class OpenedDataset:
             assert self.fragment_code is not None
             mine = np.nonzero((self.fragment_code == code) & (self.row_images() >= 0))[0]  # rows some image reads
             hit = self._checks[code] = ReadCheck(
-                self.path, str(self.path / self.fragment_names[code]),
-                self.columns["row_group_id"][mine].astype(np.int64), self.columns["row_index_in_group"][mine].astype(np.int64),
-                self.columns["chunk_id"][mine].astype(np.int64), self.row_dtypes()[mine],
-                self.index_part[mine], self.index_names,
-                self.columns, self.index.column("image_id"), mine,
+                self.path,
+                str(self.path / self.fragment_names[code]),
+                self.columns["row_group_id"][mine].astype(np.int64),
+                self.columns["row_index_in_group"][mine].astype(np.int64),
+                self.columns["chunk_id"][mine].astype(np.int64),
+                self.row_dtypes()[mine],
+                self.index_part[mine],
+                self.index_names,
+                self.columns,
+                self.index.column("image_id"),
+                mine,
             )
         return hit
 
@@ -263,7 +281,9 @@ class OpenedDataset:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
         hit = self.files.get(code)
         if hit is None:
-            hit = self.files[code] = self._paged(code) or open_fragment(self.path, self.fragment_names[code], self.registry)
+            hit = self.files[code] = self._paged(code) or open_fragment(
+                self.path, self.fragment_names[code], self.registry
+            )
         return hit
 
     def _paged(self, code: int) -> Fragment | None:
@@ -281,10 +301,18 @@ class OpenedDataset:
         pixels = np.ones(len(rows), dtype=np.int64)
         for a in "tczyx":
             pixels *= self.columns[f"shape_{a}"][rows].astype(np.int64)
-        return paged_fragment(self.path, name, self.manifest, self.path / self.index_names[part], local,
-                              self.columns["row_group_id"][rows].astype(np.int64),
-                              self.columns["row_index_in_group"][rows].astype(np.int64), rows, pixels,
-                              lambda row: self.where(row)[1])
+        return paged_fragment(
+            self.path,
+            name,
+            self.manifest,
+            self.path / self.index_names[part],
+            local,
+            self.columns["row_group_id"][rows].astype(np.int64),
+            self.columns["row_index_in_group"][rows].astype(np.int64),
+            rows,
+            pixels,
+            lambda row: self.where(row)[1],
+        )
 
     def read_groups(self, code: int, groups: np.ndarray) -> tuple[pa.ChunkedArray, dict[int, int], np.ndarray]:
         """``pixel_bytes`` of row groups ``groups`` (ascending) of one fragment (one read), the first
@@ -359,11 +387,15 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
         raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
     if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
         raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
-    parts = parts_of(path, manifest, checked)  # only the tables the manifest lists: the old images or the new, never a mix
+    parts = parts_of(
+        path, manifest, checked
+    )  # only the tables the manifest lists: the old images or the new, never a mix
     fragments: dict[str, Fragment] = {}
 
     def fragment_rows(name: str, ranged: bool = True) -> int:
-        if ranged and listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
+        if (
+            ranged and listed_codec(path, manifest, name)[0]
+        ):  # read by page ranges: bounded by its size, no footer parsed
             return ranged_rows_bound(path / name)
         if name not in fragments:
             fragments[name] = open_fragment(path, name, registry)
@@ -383,8 +415,19 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
     index, index_part = read_indexes(path, parts, dictionary=True)
     names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
     names = [check_member(path, n, f"the index tables of {path}", "chunk file") for n in names]
-    opened = OpenedDataset(manifest, images, index, threading.Lock(), registry, path, image_part, index_part, names,
-                           codes, index_names=[p.index for p in parts])
+    opened = OpenedDataset(
+        manifest,
+        images,
+        index,
+        threading.Lock(),
+        registry,
+        path,
+        image_part,
+        index_part,
+        names,
+        codes,
+        index_names=[p.index for p in parts],
+    )
     opened.files.update({names.index(n): f for n, f in fragments.items() if n in names})
     with _cache_lock:
         _cache[key] = opened

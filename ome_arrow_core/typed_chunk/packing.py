@@ -40,9 +40,7 @@ BATCH_BYTES = 16 << 20
 BATCH_PIECES = 1024
 
 
-def _chunk_payload(
-    pixels: np.ndarray, table: ChunkTable
-) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
+def _chunk_payload(pixels: np.ndarray, table: ChunkTable) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
     """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array, and each chunk's checksum."""
     tczyx = pixels.transpose(0, 2, 1, 3, 4)
     sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
@@ -210,12 +208,21 @@ class ChunkPacker:
         dtype = pa.array([p.dtype for p in pieces], pa.string()).take(take)
         pixels = pa.chunked_array([p.payload for p in pieces], pa.large_binary())
         chunks = pa.Table.from_arrays([image_id, chunk_id, *coords, *shapes, dtype, pixels], schema=self._schema)
-        self._index.append(pa.Table.from_arrays(
-            [image_id, chunk_id, pa.array((group0[owner] + local // k).astype(np.int32)),
-             pa.array((local % k).astype(np.int32)), pa.array([self.fragment] * total, pa.string()), *coords, *shapes,
-             pa.array(np.concatenate([p.checksum for p in pieces]))],
-            schema=INDEX_SCHEMA,
-        ))
+        self._index.append(
+            pa.Table.from_arrays(
+                [
+                    image_id,
+                    chunk_id,
+                    pa.array((group0[owner] + local // k).astype(np.int32)),
+                    pa.array((local % k).astype(np.int32)),
+                    pa.array([self.fragment] * total, pa.string()),
+                    *coords,
+                    *shapes,
+                    pa.array(np.concatenate([p.checksum for p in pieces])),
+                ],
+                schema=INDEX_SCHEMA,
+            )
+        )
         self._index_files.append(self.fragment)
         self.row_groups += int(groups.sum())
         self.next_id += total
@@ -238,16 +245,28 @@ class ChunkPacker:
         return pa.concat_tables(tables) if tables else pa.schema([*INDEX_SCHEMA, *RANGE_FIELDS]).empty_table()
 
 
-def packed_tables(fw: ChunkPacker, items: Iterable[StreamItem], taken: set[str], start: int,
-            on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
-            extra: list[Mapping[str, Any]]) -> Iterator[pa.Table]:
+def packed_tables(
+    fw: ChunkPacker,
+    items: Iterable[StreamItem],
+    taken: set[str],
+    start: int,
+    on_image: Callable[[str, int], None] | None,
+    core: list[dict[str, Any]],
+    extra: list[Mapping[str, Any]],
+) -> Iterator[pa.Table]:
     """The chunk tables of ``items``, in order; each image's rows go to ``core`` and ``extra`` once it is packed."""
     return fw.tables(_image_pieces(fw, items, taken, start, on_image, core, extra))
 
 
-def _image_pieces(fw: ChunkPacker, items: Iterable[StreamItem], taken: set[str], start: int,
-            on_image: Callable[[str, int], None] | None, core: list[dict[str, Any]],
-            extra: list[Mapping[str, Any]]) -> Iterator[_Piece]:
+def _image_pieces(
+    fw: ChunkPacker,
+    items: Iterable[StreamItem],
+    taken: set[str],
+    start: int,
+    on_image: Callable[[str, int], None] | None,
+    core: list[dict[str, Any]],
+    extra: list[Mapping[str, Any]],
+) -> Iterator[_Piece]:
     n = start
     for image_id, meta, read, more in items:
         if image_id is None:

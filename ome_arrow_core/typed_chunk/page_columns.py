@@ -20,8 +20,11 @@ __all__ = ["COLUMNS", "row_columns", "defined_value_at"]
 
 #: The columns before ``pixel_bytes`` in a chunks file, and how each is stored.
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("image_id", "str"), ("chunk_id", "i64"), *((a, "i32") for a in "tczyx"),
-    *((f"shape_{a}", "i32") for a in "tczyx"), ("dtype", "str"),
+    ("image_id", "str"),
+    ("chunk_id", "i64"),
+    *((a, "i32") for a in "tczyx"),
+    *((f"shape_{a}", "i32") for a in "tczyx"),
+    ("dtype", "str"),
 )
 _WIDTH: Final[dict[str, int]] = {"i32": 4, "i64": 8}
 

@@ -26,13 +26,26 @@ from ..errors import DamagedFileError
 from .page_columns import COLUMNS, defined_value_at, row_columns
 from .parquet_pages import PageRanges, page_header, page_ranges
 
-__all__ = ["RANGE_COLUMNS", "RANGE_FIELDS", "MANIFEST_KEY", "PageFragment", "range_columns", "listed_codec",
-           "manifest_entry",
-           "ranged_rows_bound", "paged_fragment", "range_mismatches"]
+__all__ = [
+    "RANGE_COLUMNS",
+    "RANGE_FIELDS",
+    "MANIFEST_KEY",
+    "PageFragment",
+    "range_columns",
+    "listed_codec",
+    "manifest_entry",
+    "ranged_rows_bound",
+    "paged_fragment",
+    "range_mismatches",
+]
 
 #: Index columns locating each chunk's page (null: read through the Parquet footer).
-RANGE_COLUMNS: Final[tuple[str, ...]] = ("page_offset", "page_compressed_size", "page_uncompressed_size",
-                                         "row_group_offset")
+RANGE_COLUMNS: Final[tuple[str, ...]] = (
+    "page_offset",
+    "page_compressed_size",
+    "page_uncompressed_size",
+    "row_group_offset",
+)
 RANGE_FIELDS: Final[list[pa.Field]] = [pa.field(n, pa.int64()) for n in RANGE_COLUMNS]
 #: Manifest key (under ``ome_arrow_core``): chunks file name -> {"codec": pyarrow codec of its pages ("none":
 #: uncompressed), "bytes": the file's size}.
@@ -56,8 +69,9 @@ def range_columns(row_group_id: np.ndarray, ranges: PageRanges | None) -> list[p
     """The RANGE_COLUMNS of index rows with row groups ``row_group_id`` of a file with ``ranges`` (None: nulls)."""
     if ranges is None:
         return [pa.nulls(len(row_group_id), pa.int64()) for _ in RANGE_COLUMNS]
-    return [pa.array(a[row_group_id]) for a in (ranges.offset, ranges.compressed, ranges.uncompressed,
-                                                ranges.group_offset)]
+    return [
+        pa.array(a[row_group_id]) for a in (ranges.offset, ranges.compressed, ranges.uncompressed, ranges.group_offset)
+    ]
 
 
 def listed_codec(root: Path, manifest: dict[str, Any], name: str) -> tuple[bool, str | None]:
@@ -72,7 +86,11 @@ def listed_codec(root: Path, manifest: dict[str, Any], name: str) -> tuple[bool,
     if entry is None:
         return False, None
     codec, size = (entry.get("codec"), entry.get("bytes")) if isinstance(entry, dict) else (None, None)
-    if not isinstance(codec, str) or not isinstance(size, int) or (codec != "none" and not pa.Codec.is_available(codec)):
+    if (
+        not isinstance(codec, str)
+        or not isinstance(size, int)
+        or (codec != "none" and not pa.Codec.is_available(codec))
+    ):
         raise DamagedFileError(f"the manifest of {root} lists {entry!r} for the pages of {name}; it is damaged")
     try:
         if (root / name).stat().st_size != size:
@@ -93,9 +111,18 @@ def ranged_rows_bound(file: Path) -> int:
         return int(require_regular_file(file).st_size) // MIN_ROW_BYTES
 
 
-def paged_fragment(root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray,
-                   groups: np.ndarray, within: np.ndarray, rows: np.ndarray, pixels: np.ndarray,
-                   where: Callable[[int], str] | None = None) -> PageFragment | None:
+def paged_fragment(
+    root: Path,
+    name: str,
+    manifest: dict[str, Any],
+    index_file: Path,
+    local: np.ndarray,
+    groups: np.ndarray,
+    within: np.ndarray,
+    rows: np.ndarray,
+    pixels: np.ndarray,
+    where: Callable[[int], str] | None = None,
+) -> PageFragment | None:
     """A :class:`PageFragment` for chunks file ``name``, or None when the manifest does not list it, an index
     row lacks its range or the rows are not one per row group (then the footer is read).
 
@@ -146,9 +173,18 @@ class PageFragment:
 
     format = "parquet"
 
-    def __init__(self, file: Path, codec: str | None, offset: np.ndarray, compressed: np.ndarray,
-                 uncompressed: np.ndarray, group_offset: np.ndarray, *, limit: np.ndarray | None = None,
-                 label: Callable[[int], str] | None = None) -> None:
+    def __init__(
+        self,
+        file: Path,
+        codec: str | None,
+        offset: np.ndarray,
+        compressed: np.ndarray,
+        uncompressed: np.ndarray,
+        group_offset: np.ndarray,
+        *,
+        limit: np.ndarray | None = None,
+        label: Callable[[int], str] | None = None,
+    ) -> None:
         self.path = file
         self._label = label
         self.codec = codec
@@ -216,7 +252,9 @@ class PageFragment:
         ranges less than GAP_BYTES apart share one read."""
         order = groups[np.argsort(starts[groups], kind="stable")]
         spans: list[tuple[int, int, list[int]]] = []
-        for g, start, stop in zip(order.tolist(), starts[order].tolist(), (self.offset + self.compressed)[order].tolist()):
+        for g, start, stop in zip(
+            order.tolist(), starts[order].tolist(), (self.offset + self.compressed)[order].tolist()
+        ):
             if spans and start - spans[-1][1] <= GAP_BYTES:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], stop), [*spans[-1][2], g])
             else:
@@ -240,7 +278,9 @@ class PageFragment:
         rows: dict[int, dict[str, Any]] = {}
         if (self.offset[groups] < 0).any():
             g = int(groups[self.offset[groups] < 0][0])
-            raise DamagedFileError(f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged")
+            raise DamagedFileError(
+                f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged"
+            )
         for start, stop, members in self._spans(groups, self.group_offset if audit else self.offset):
             with reading(self.path, None, "reading chunk pages"):
                 raw = os.pread(self._fd, stop - start, start) if self._fd is not None else b""
@@ -268,12 +308,17 @@ class PageFragment:
         try:
             row, end = row_columns(head, self._codec)
             page = page_header(head[end:])
-            if end + page.size != len(head) or page.compressed_size != int(self.compressed[g]) or (
-                    page.uncompressed_size != int(self.uncompressed[g])):
+            if (
+                end + page.size != len(head)
+                or page.compressed_size != int(self.compressed[g])
+                or (page.uncompressed_size != int(self.uncompressed[g]))
+            ):
                 raise ValueError("the pixel page is not where and what the index says")
         except (ValueError, OSError, pa.ArrowException) as exc:
-            raise DamagedFileError(f"{self.path}: the columns of {self.what(g)} do not decode ({exc}); the file or "
-                                   "index.parquet is damaged") from exc
+            raise DamagedFileError(
+                f"{self.path}: the columns of {self.what(g)} do not decode ({exc}); the file or "
+                "index.parquet is damaged"
+            ) from exc
         return row
 
     def fileno(self) -> int:
@@ -289,10 +334,14 @@ class PageFragment:
             try:
                 page = self._codec.decompress(page, decompressed_size=size)
             except (OSError, pa.ArrowException, ValueError) as exc:
-                raise DamagedFileError(f"{self.path}: the page of {self.what(g)} does not decompress ({exc}); "
-                                       "the file or index.parquet is damaged") from exc
+                raise DamagedFileError(
+                    f"{self.path}: the page of {self.what(g)} does not decompress ({exc}); "
+                    "the file or index.parquet is damaged"
+                ) from exc
         if page.size != size:
-            raise DamagedFileError(f"{self.path}: the page of {self.what(g)} holds {page.size} bytes, the index says {size}")
+            raise DamagedFileError(
+                f"{self.path}: the page of {self.what(g)} holds {page.size} bytes, the index says {size}"
+            )
         return page
 
     def _value(self, g: int, page: pa.Buffer) -> pa.Array:
@@ -320,8 +369,9 @@ def _strings(values: list[str]) -> pa.Array:
     return pa.StringArray.from_buffers(len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data)))
 
 
-def range_mismatches(root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray,
-                     groups: np.ndarray) -> list[tuple[int, str]]:
+def range_mismatches(
+    root: Path, name: str, manifest: dict[str, Any], index_file: Path, local: np.ndarray, groups: np.ndarray
+) -> list[tuple[int, str]]:
     """(k, problem) for each index row ``local[k]`` of ``index_file`` (in row group ``groups[k]`` of chunks file
     ``name``) whose recorded page range is not where the file holds its page (k = -1: the whole file), for verify.
 
@@ -339,13 +389,23 @@ def range_mismatches(root: Path, name: str, manifest: dict[str, Any], index_file
     recorded = [int_values(table.column(c), -1).astype(np.int64)[local] for c in RANGE_COLUMNS]
     actual = page_ranges(root / name)
     if actual is None or actual.codec != codec:
-        return [(-1, "the manifest says its chunks are read by page ranges, but its pages are not one per chunk in "
-                     f"codec {codec or 'none'}")]
+        return [
+            (
+                -1,
+                "the manifest says its chunks are read by page ranges, but its pages are not one per chunk in "
+                f"codec {codec or 'none'}",
+            )
+        ]
     inside = groups < len(actual.offset)
     at = np.where(inside, groups, 0)
     truth = [actual.offset, actual.compressed, actual.uncompressed, actual.group_offset]
     wrong = ~inside | np.any([r != t[at] for r, t in zip(recorded, truth)], axis=0)
-    return [(k, f"its page range in {index_file.name} (bytes {int(recorded[0][k])}+{int(recorded[1][k])}) is not "
-                f"where the file holds its page" + (f" (bytes {int(truth[0][at[k]])}+{int(truth[1][at[k]])})"
-                                                    if inside[k] else ""))
-            for k in np.nonzero(wrong)[0].tolist()]
+    return [
+        (
+            k,
+            f"its page range in {index_file.name} (bytes {int(recorded[0][k])}+{int(recorded[1][k])}) is not "
+            f"where the file holds its page"
+            + (f" (bytes {int(truth[0][at[k]])}+{int(truth[1][at[k]])})" if inside[k] else ""),
+        )
+        for k in np.nonzero(wrong)[0].tolist()
+    ]

@@ -69,11 +69,14 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
     slot = 0
     for k, o in enumerate(offset):
         if o < 0:
-            raise DamagedFileError(f"{frag.path}: row group {group_l[k]} has no page range in index.parquet; the "
-                                   "index is damaged")
+            raise DamagedFileError(
+                f"{frag.path}: row group {group_l[k]} has no page range in index.parquet; the index is damaged"
+            )
         if k and o < end[k - 1]:
-            raise DamagedFileError(f"{frag.path}: index.parquet places the pages of row groups {group_l[k - 1]} and "
-                                   f"{group_l[k]} out of order or overlapping; it is damaged")
+            raise DamagedFileError(
+                f"{frag.path}: index.parquet places the pages of row groups {group_l[k - 1]} and "
+                f"{group_l[k]} out of order or overlapping; it is damaged"
+            )
         dest.append(slot + (-(slot + _USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
         slot = dest[-1] + size[k]
     buf = pa.allocate_buffer(max(slot, 1))
@@ -109,8 +112,9 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
     return PageValues(buffers, starts, lengths)
 
 
-def _iovecs(view: memoryview, offset: list[int], end: list[int], dest: list[int], size: list[int], a: int,
-            b: int) -> list[memoryview]:
+def _iovecs(
+    view: memoryview, offset: list[int], end: list[int], dest: list[int], size: list[int], a: int, b: int
+) -> list[memoryview]:
     """The buffers one preadv of pages ``a..b-1`` (a run) scatters into: each page to ``view[dest[k]:]``, the gaps
     between pages to one scratch buffer."""
     if b - a == 1:

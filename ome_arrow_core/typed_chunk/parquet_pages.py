@@ -19,8 +19,19 @@ import numpy as np
 
 from ..errors import DamagedFileError
 
-__all__ = ["PageHeader", "ShortHeader", "PageRanges", "page_header", "page_ranges", "CODECS", "DATA_PAGE", "DATA_PAGE_V2",
-           "DICTIONARY_PAGE", "PLAIN", "RLE"]
+__all__ = [
+    "PageHeader",
+    "ShortHeader",
+    "PageRanges",
+    "page_header",
+    "page_ranges",
+    "CODECS",
+    "DATA_PAGE",
+    "DATA_PAGE_V2",
+    "DICTIONARY_PAGE",
+    "PLAIN",
+    "RLE",
+]
 
 DATA_PAGE: Final[int] = 0
 DICTIONARY_PAGE: Final[int] = 2
@@ -30,8 +41,13 @@ RLE: Final[int] = 3
 #: Parquet codec (as the footer names it through pyarrow) -> the ``pyarrow.Codec`` that reads its pages
 #: (None: uncompressed). pyarrow says LZ4 for Parquet's LZ4_RAW; Hadoop-framed LZ4 is not listed.
 CODECS: Final[dict[str, str | None]] = {
-    "UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli", "ZSTD": "zstd",
-    "LZ4": "lz4_raw", "LZ4_RAW": "lz4_raw",
+    "UNCOMPRESSED": None,
+    "SNAPPY": "snappy",
+    "GZIP": "gzip",
+    "BROTLI": "brotli",
+    "ZSTD": "zstd",
+    "LZ4": "lz4_raw",
+    "LZ4_RAW": "lz4_raw",
 }
 #: Bytes read to parse one page header (a header without statistics takes about 30).
 _HEADER_BYTES = 256
@@ -189,10 +205,17 @@ def page_header(data: bytes | memoryview) -> PageHeader:
     if top["usize"] < 0 or top["csize"] < 0:
         raise ValueError("page header declares a negative size")
     return PageHeader(
-        type=top["type"], uncompressed_size=top["usize"], compressed_size=top["csize"], crc=top.get("crc"),
-        num_values=sub.get("num_values", -1), encoding=sub.get("encoding", -1),
-        definition_level_encoding=sub.get("def_encoding", -1), definition_levels_bytes=sub.get("def_bytes", -1),
-        repetition_levels_bytes=sub.get("rep_bytes", -1), is_compressed=bool(sub.get("compressed", 1)), size=r.at,
+        type=top["type"],
+        uncompressed_size=top["usize"],
+        compressed_size=top["csize"],
+        crc=top.get("crc"),
+        num_values=sub.get("num_values", -1),
+        encoding=sub.get("encoding", -1),
+        definition_level_encoding=sub.get("def_encoding", -1),
+        definition_levels_bytes=sub.get("def_bytes", -1),
+        repetition_levels_bytes=sub.get("rep_bytes", -1),
+        is_compressed=bool(sub.get("compressed", 1)),
+        size=r.at,
     )
 
 
@@ -243,13 +266,21 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
                 except ShortHeader:  # statistics in the header: read the whole column chunk
                     head = page_header(os.pread(fd, total, int(chunk.data_page_offset)))
             except ValueError as exc:
-                raise DamagedFileError(f"{file}: the page header of row group {g} of {column!r} is damaged ({exc})") from exc
-            if (head.type != DATA_PAGE or head.num_values != 1 or head.encoding != PLAIN
-                    or head.definition_level_encoding != RLE
-                    or head.size + head.compressed_size != chunk.total_compressed_size):
+                raise DamagedFileError(
+                    f"{file}: the page header of row group {g} of {column!r} is damaged ({exc})"
+                ) from exc
+            if (
+                head.type != DATA_PAGE
+                or head.num_values != 1
+                or head.encoding != PLAIN
+                or head.definition_level_encoding != RLE
+                or head.size + head.compressed_size != chunk.total_compressed_size
+            ):
                 return None  # not one plain V1 page holding the one value: readers take the Parquet path
-            starts = [int(c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset)
-                      for c in (group.column(k) for k in range(group.num_columns))]
+            starts = [
+                int(c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset)
+                for c in (group.column(k) for k in range(group.num_columns))
+            ]
             ends = [s + int(group.column(k).total_compressed_size) for k, s in enumerate(starts)]
             if at != group.num_columns - 1 or any(e != s for e, s in zip(ends[:-1], starts[1:])):
                 return None  # the value's column not last, or the columns not one after another

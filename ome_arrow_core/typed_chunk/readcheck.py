@@ -30,10 +30,20 @@ _GEOMETRY: Final = AUDITED[2:]
 class ReadCheck:
     """Index rows of one chunk file by row group, to check what a read of some row groups returned."""
 
-    def __init__(self, root: Path, file: str, groups: np.ndarray, within: np.ndarray, chunk_ids: np.ndarray,
-                 dtypes: Sequence[str | None] | np.ndarray, parts: np.ndarray, index_names: Sequence[str],
-                 columns: Mapping[str, np.ndarray], image_ids: pa.ChunkedArray | pa.Array,
-                 index_rows: np.ndarray) -> None:
+    def __init__(
+        self,
+        root: Path,
+        file: str,
+        groups: np.ndarray,
+        within: np.ndarray,
+        chunk_ids: np.ndarray,
+        dtypes: Sequence[str | None] | np.ndarray,
+        parts: np.ndarray,
+        index_names: Sequence[str],
+        columns: Mapping[str, np.ndarray],
+        image_ids: pa.ChunkedArray | pa.Array,
+        index_rows: np.ndarray,
+    ) -> None:
         """Index rows ``index_rows`` of chunk file ``file``: row group, row in it, chunk id, image dtype, part
         (of ``index_names``); t, c, z, y, x and shape_t..shape_x are taken from the index ``columns`` (all rows)
         and ``image_ids`` from the index's
@@ -118,8 +128,9 @@ class ReadCheck:
             self._audited_groups.update(groups.tolist())
             self.complete = bool(self.audited.all())
 
-    def _same(self, mine: np.ndarray, groups: np.ndarray, within: np.ndarray, what: str, want: np.ndarray,
-              found: np.ndarray) -> None:
+    def _same(
+        self, mine: np.ndarray, groups: np.ndarray, within: np.ndarray, what: str, want: np.ndarray, found: np.ndarray
+    ) -> None:
         wrong = np.nonzero(want != found)[0]
         if len(wrong):
             j = int(wrong[0])

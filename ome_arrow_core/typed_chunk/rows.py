@@ -17,8 +17,15 @@ from .opened import open_dataset
 __all__ = ["read_rows"]
 
 
-def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray], *,
-              verify: bool | None = None, registry: Registry | None = None) -> None:
+def read_rows(
+    path: Path,
+    positions: Sequence[int],
+    sels: Sequence[Selection],
+    outs: Sequence[np.ndarray],
+    *,
+    verify: bool | None = None,
+    registry: Registry | None = None,
+) -> None:
     """Read image rows ``positions`` of the dataset at ``path`` into ``outs`` (writable TZCYX arrays).
 
     ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
@@ -56,15 +63,17 @@ def read_rows(path: Path, positions: Sequence[int], sels: Sequence[Selection], o
     for k, box in enumerate(boxes):
         if box is None:
             mine = np.nonzero(owner == k)[0]
-            placements += [Placement(int(rows[mine[p.row]]), p, outs[k], dtypes[k])
-                           for p in ChunkTable(table.origin[mine], table.shape[mine]).projections(sels[k])]
+            placements += [
+                Placement(int(rows[mine[p.row]]), p, outs[k], dtypes[k])
+                for p in ChunkTable(table.origin[mine], table.shape[mine]).projections(sels[k])
+            ]
     read_placements(opened, placements, verify)
 
 
 def _box(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
     """(start, stop) per TCZYX axis when every axis of ``sel`` is a step-1 range, else None."""
     axes = [sel.axis(ax) for ax in "TCZYX"]
-    if not all(isinstance(a, range) and a.step == 1 for a in axes):
+    ranges = [a for a in axes if isinstance(a, range) and a.step == 1]
+    if len(ranges) != len(axes):
         return None
-    return (np.array([a.start for a in axes], dtype=np.int64),  # type: ignore[union-attr]
-            np.array([a.stop for a in axes], dtype=np.int64))  # type: ignore[union-attr]
+    return np.array([a.start for a in ranges], dtype=np.int64), np.array([a.stop for a in ranges], dtype=np.int64)

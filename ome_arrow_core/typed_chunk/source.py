@@ -34,8 +34,15 @@ class DatasetSource:
     a chunk store's format (``chunks.vortex``).
     """
 
-    def __init__(self, path: Path, row: int = 0, image_id: str | None = None, *, verify: bool | None = None,
-                 registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        row: int = 0,
+        image_id: str | None = None,
+        *,
+        verify: bool | None = None,
+        registry: Registry | None = None,
+    ) -> None:
         """Image ``row`` (or ``image_id``) of the dataset at ``path``; ``verify=False`` skips checksum checks
         on read (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``)."""
         self.verify = verify
@@ -90,8 +97,9 @@ class DatasetSource:
         if isinstance(frag, ParquetFragment):
             md = frag.file.metadata
             facts["row_groups"] = md.num_row_groups
-            facts["compression"] = (md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression
-                                    if md.num_row_groups else None)
+            facts["compression"] = (
+                md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression if md.num_row_groups else None
+            )
         else:
             facts["rows"] = len(frag.group_rows)
             facts["compression"] = self._opened.row(self.position).get("compression")
@@ -107,9 +115,16 @@ class DatasetSource:
         if len(projections) == 1 and projections[0].is_complete_chunk:  # the buffer read is the answer
             row = int(self._index_rows[projections[0].row])
             assert self._opened.fragment_code is not None
-            block = chunk_blocks(self._opened, int(self._opened.fragment_code[row]),
-                                 [int(self._opened.columns["row_group_id"][row])], [row], [projections[0].chunk_shape],
-                                 [self.meta.dtype], None, verify_enabled(self.verify))[0]
+            block = chunk_blocks(
+                self._opened,
+                int(self._opened.fragment_code[row]),
+                [int(self._opened.columns["row_group_id"][row])],
+                [row],
+                [projections[0].chunk_shape],
+                [self.meta.dtype],
+                None,
+                verify_enabled(self.verify),
+            )[0]
             self.row_groups_read += 1
             self.chunks_read += 1
             return block.transpose(0, 2, 1, 3, 4)

@@ -38,32 +38,55 @@ _COORDS = [(a, _I32) for a in ("t", "c", "z", "y", "x")]
 _SHAPES = [(f"shape_{a}", _I32) for a in ("t", "c", "z", "y", "x")]
 
 IMAGES_SCHEMA: Final = pa.schema(
-    [("image_id", pa.string()), ("name", pa.string()), ("image_type", pa.string()), ("dtype", pa.string()),
-     *[(f"size_{a}", _I32) for a in ("t", "c", "z", "y", "x")], ("layout", pa.string()),
-     *[(f"chunk_{a}", _I32) for a in ("t", "c", "z", "y", "x")], ("compression", pa.string()),
-     ("channels_json", pa.string()),
-     # ome-arrow-core additions (ignored by readers that do not know them)
-     *[(f"physical_size_{a}", pa.float64()) for a in "xyz"],
-     *[(f"physical_size_{a}_unit", pa.string()) for a in "xyz"],
-     ("acquisition_datetime", pa.string())]
+    [
+        ("image_id", pa.string()),
+        ("name", pa.string()),
+        ("image_type", pa.string()),
+        ("dtype", pa.string()),
+        *[(f"size_{a}", _I32) for a in ("t", "c", "z", "y", "x")],
+        ("layout", pa.string()),
+        *[(f"chunk_{a}", _I32) for a in ("t", "c", "z", "y", "x")],
+        ("compression", pa.string()),
+        ("channels_json", pa.string()),
+        # ome-arrow-core additions (ignored by readers that do not know them)
+        *[(f"physical_size_{a}", pa.float64()) for a in "xyz"],
+        *[(f"physical_size_{a}_unit", pa.string()) for a in "xyz"],
+        ("acquisition_datetime", pa.string()),
+    ]
 )
 CHUNKS_SCHEMA: Final = pa.schema(
-    [("image_id", pa.string()), ("chunk_id", pa.int64()), *_COORDS, *_SHAPES, ("dtype", pa.string()),
-     ("pixel_bytes", pa.large_binary())]
+    [
+        ("image_id", pa.string()),
+        ("chunk_id", pa.int64()),
+        *_COORDS,
+        *_SHAPES,
+        ("dtype", pa.string()),
+        ("pixel_bytes", pa.large_binary()),
+    ]
 )
 INDEX_SCHEMA: Final = pa.schema(
-    [("image_id", pa.string()), ("chunk_id", pa.int64()), ("row_group_id", _I32),
-     ("row_index_in_group", _I32), ("fragment_path", pa.string()), *_COORDS, *_SHAPES,
-     # ome-arrow-core addition: checksum (ome_arrow_core.checksum of the manifest) of the chunk's
-     # stored bytes; null in datasets written before checksums (nothing to check there)
-     ("checksum", pa.uint64())]
+    [
+        ("image_id", pa.string()),
+        ("chunk_id", pa.int64()),
+        ("row_group_id", _I32),
+        ("row_index_in_group", _I32),
+        ("fragment_path", pa.string()),
+        *_COORDS,
+        *_SHAPES,
+        # ome-arrow-core addition: checksum (ome_arrow_core.checksum of the manifest) of the chunk's
+        # stored bytes; null in datasets written before checksums (nothing to check there)
+        ("checksum", pa.uint64()),
+    ]
 )
 
 
 def is_dataset_dir(path: Path) -> bool:
     """True for a directory holding a typed-chunk dataset."""
-    return path.is_dir() and ((path / MANIFEST).exists() or (path / "chunks.parquet").exists()
-                              or ((path / "images.parquet").exists() and (path / "index.parquet").exists()))
+    return path.is_dir() and (
+        (path / MANIFEST).exists()
+        or (path / "chunks.parquet").exists()
+        or ((path / "images.parquet").exists() and (path / "index.parquet").exists())
+    )
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -78,8 +101,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(text.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError too
         raise DamagedFileError(
-            f"{file} is not valid UTF-8 JSON ({exc}); the dataset is damaged: restore the file") from exc
+            f"{file} is not valid UTF-8 JSON ({exc}); the dataset is damaged: restore the file"
+        ) from exc
     if not isinstance(manifest, dict):
         raise DamagedFileError(
-            f"{file} holds a {type(manifest).__name__}, expected a JSON object; the dataset is damaged")
+            f"{file} holds a {type(manifest).__name__}, expected a JSON object; the dataset is damaged"
+        )
     return manifest

@@ -61,11 +61,13 @@ def recorded(root: Path, manifest: Mapping[str, Any]) -> dict[str, list[str]]:
         return {}
     ok = isinstance(listed, Mapping) and all(
         isinstance(k, str) and isinstance(v, list) and v and all(isinstance(d, str) and len(d) == 16 for d in v)
-        for k, v in listed.items())
+        for k, v in listed.items()
+    )
     if not ok:
         raise DamagedFileError(
             f"{root} [{MANIFEST}]: ome_arrow_core.{TABLES_KEY} is {listed!r}; expected {{table name: [16 hex "
-            f"digits, ...]}}: the manifest is damaged. Fix: {FIX}")
+            f"digits, ...]}}: the manifest is damaged. Fix: {FIX}"
+        )
     return {str(k): [str(d).lower() for d in v] for k, v in listed.items()}
 
 
@@ -73,8 +75,11 @@ def record(root: Path, names: Iterable[str], keep: Mapping[str, list[str]] | Non
     """Digests of tables ``names`` of the dataset at ``root`` for the manifest (those in ``keep`` are taken from it;
     a table that does not exist, as an ome-arrow 0.1.0 dataset's absent index.parquet, is left out)."""
     keep = keep or {}
-    return {n: list(keep[n]) if n in keep else [file_digest(root / n)] for n in dict.fromkeys(names)
-            if n in keep or (root / n).is_file()}
+    return {
+        n: list(keep[n]) if n in keep else [file_digest(root / n)]
+        for n in dict.fromkeys(names)
+        if n in keep or (root / n).is_file()
+    }
 
 
 def check_tables(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:
@@ -106,7 +111,8 @@ def check_tables(root: Path, manifest: Mapping[str, Any], names: Iterable[str], 
                 f"{root} [{name}]: the table's bytes do not match the checksum the manifest records (recorded "
                 f"{' or '.join(want)}, computed {actual}, {algorithm or ALGORITHM}); the table is damaged (or the "
                 f"manifest lies) and was not parsed. Fix: {FIX}. To read it anyway (trusting its bytes: a damaged "
-                f"table can then abort the process) pass verify=False or set {ENV}=0")
+                f"table can then abort the process) pass verify=False or set {ENV}=0"
+            )
         with _lock:
             _passed.add(key)
 

@@ -27,8 +27,18 @@ from .checks import check_member, check_unlisted_appends
 from .spec import MANIFEST
 from .table_sums import check_tables
 
-__all__ = ["Part", "BASE", "appends_of", "parts_of", "read_images", "images_schema", "read_index", "read_indexes",
-           "own_rows", "max_chunk_id"]
+__all__ = [
+    "Part",
+    "BASE",
+    "appends_of",
+    "parts_of",
+    "read_images",
+    "images_schema",
+    "read_index",
+    "read_indexes",
+    "own_rows",
+    "max_chunk_id",
+]
 
 
 @dataclass(frozen=True)
@@ -57,14 +67,19 @@ def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part
     listed = (manifest.get("ome_arrow_core") or {}).get("appends") or []
     out = []
     for entry in listed:
-        if not (isinstance(entry, Mapping) and isinstance(entry.get("images"), str)
-                and isinstance(entry.get("index"), str)):
+        if not (
+            isinstance(entry, Mapping) and isinstance(entry.get("images"), str) and isinstance(entry.get("index"), str)
+        ):
             raise DamagedFileError(
                 f"{source} lists append tables as {entry!r}; expected {{'images': 'images-NNNNN.parquet', "
                 "'index': 'index-NNNNN.parquet'}: the manifest is damaged"
             )
-        out.append(Part(check_member(root, entry["images"], source, "an append's images table"),
-                        check_member(root, entry["index"], source, "an append's index table")))
+        out.append(
+            Part(
+                check_member(root, entry["images"], source, "an append's images table"),
+                check_member(root, entry["index"], source, "an append's index table"),
+            )
+        )
     return out
 
 
@@ -89,8 +104,9 @@ def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None
             rows = pq.read_metadata(file).num_rows
         if rows == _int(manifest.get("image_count", -1), root):
             parts = [BASE]
-    check_unlisted_appends(root, [p.images for p in listed], lambda: read_images(root, parts, ["image_id"])[0]
-                           .column("image_id"), MANIFEST)
+    check_unlisted_appends(
+        root, [p.images for p in listed], lambda: read_images(root, parts, ["image_id"])[0].column("image_id"), MANIFEST
+    )
     return parts
 
 
@@ -98,8 +114,9 @@ def _int(value: Any, root: Path) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise DamagedFileError(f"{root} [_ome_arrow_dataset.json]: image_count is {value!r}, expected an integer; "
-                               "the manifest is damaged") from None
+        raise DamagedFileError(
+            f"{root} [_ome_arrow_dataset.json]: image_count is {value!r}, expected an integer; the manifest is damaged"
+        ) from None
 
 
 def _file(root: Path, name: str, what: str) -> Path:
@@ -107,7 +124,8 @@ def _file(root: Path, name: str, what: str) -> Path:
     file = root / name
     if not os.path.lexists(file):
         raise DamagedFileError(
-            f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is damaged")
+            f"the manifest of {root} lists {what} {name!r}, but it is missing; the dataset is damaged"
+        )
     return require_member(root, name)
 
 
@@ -124,8 +142,9 @@ def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
         raise SchemaError(f"the images tables of {root} have columns of different types: {exc}") from exc
 
 
-def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = None, *,
-                dictionary: Sequence[str] = ()) -> tuple[pa.Table, np.ndarray]:
+def read_images(
+    root: Path, parts: Sequence[Part], columns: list[str] | None = None, *, dictionary: Sequence[str] = ()
+) -> tuple[pa.Table, np.ndarray]:
     """The images tables of ``parts`` as one table (rows in part order) and the part of each row.
 
     Columns named in ``dictionary`` are read dictionary-encoded (repeated strings stored once).
@@ -144,8 +163,14 @@ def read_images(root: Path, parts: Sequence[Part], columns: list[str] | None = N
     return _concat(tables, root, "images")
 
 
-def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndarray | None = None, *,
-               name: str = BASE.index, dictionary: bool = False) -> pa.Table:
+def read_index(
+    path: Path,
+    pf: pq.ParquetFile | None = None,
+    group_rows: np.ndarray | None = None,
+    *,
+    name: str = BASE.index,
+    dictionary: bool = False,
+) -> pa.Table:
     """Index table ``name`` of a dataset (the base one derived from chunks.parquet's own order when absent).
 
     Columns: the INDEX_SCHEMA ones but ``row_index_in_group``'s neighbours in the same order;
@@ -160,22 +185,28 @@ def read_index(path: Path, pf: pq.ParquetFile | None = None, group_rows: np.ndar
             cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
             optional = [c for c in ("fragment_path", "checksum") if c in have]
             index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
-                columns=[*cols, *optional], use_threads=False)
+                columns=[*cols, *optional], use_threads=False
+            )
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
         with reading(path, "chunks.parquet", "deriving the index from the chunks file"):
             pf = pf or pq.ParquetFile(_file(path, "chunks.parquet", "chunks file"))
             if group_rows is None:
-                group_rows = np.array([pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)],
-                                      dtype=np.int64)
+                group_rows = np.array(
+                    [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)], dtype=np.int64
+                )
             index = pf.read(columns=_INDEX_COLS)
         rows = np.arange(index.num_rows)
         starts = np.concatenate([[0], np.cumsum(group_rows)])
         rg = np.searchsorted(starts, rows, side="right") - 1
         index = index.append_column("row_group_id", pa.array(rg.astype(np.int32))).append_column(
-            "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32)))
+            "row_index_in_group", pa.array((rows - starts[rg]).astype(np.int32))
+        )
     if "fragment_path" not in index.column_names:
-        main = (pa.DictionaryArray.from_arrays(pa.array(np.zeros(index.num_rows, np.int32)), pa.array(["chunks.parquet"]))
-                if dictionary else pa.array(["chunks.parquet"] * index.num_rows, pa.string()))
+        main = (
+            pa.DictionaryArray.from_arrays(pa.array(np.zeros(index.num_rows, np.int32)), pa.array(["chunks.parquet"]))
+            if dictionary
+            else pa.array(["chunks.parquet"] * index.num_rows, pa.string())
+        )
         index = index.append_column("fragment_path", main)
     if "checksum" not in index.column_names:  # written before checksums: nothing to check
         index = index.append_column("checksum", pa.nulls(index.num_rows, pa.uint64()))

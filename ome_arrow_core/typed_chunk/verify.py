@@ -65,13 +65,16 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
         missing = index.num_rows if sums.present is None else int((~sums.present).sum())
         report.unchecked = missing
         if missing:
-            report.notes.append(f"note: {missing} chunk(s) were written without checksums (before ome-arrow-core "
-                                "stored them); their bytes were read but damage to them cannot be detected")
+            report.notes.append(
+                f"note: {missing} chunk(s) were written without checksums (before ome-arrow-core "
+                "stored them); their bytes were read but damage to them cannot be detected"
+            )
     frags = index.column("fragment_path").fill_null("chunks.parquet").to_numpy(zero_copy_only=False)
     for name in sorted(set(frags.tolist())):
         _verify_fragment(root, str(name), np.nonzero(frags == name)[0], index, dtypes, sums, report, reg)
-        _verify_ranges(root, str(name), np.nonzero(frags == name)[0], index, index_part, [p.index for p in parts],
-                       manifest, report)
+        _verify_ranges(
+            root, str(name), np.nonzero(frags == name)[0], index, index_part, [p.index for p in parts], manifest, report
+        )
     if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype
         try:
             audit_chunk_files(root, reg)
@@ -80,8 +83,9 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
     return report
 
 
-def _image_facts(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray,
-                 report: VerifyReport, root: Path) -> np.ndarray:
+def _image_facts(
+    images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray, report: VerifyReport, root: Path
+) -> np.ndarray:
     """The item size of each index row's image; reports images whose chunks do not cover them."""
     ids = [str(v) for v in images.column("image_id").to_pylist()]
     facts: dict[tuple[int, str], tuple[int, int]] = {}
@@ -107,14 +111,25 @@ def _image_facts(images: pa.Table, image_part: np.ndarray, index: pa.Table, inde
             covered[key] = covered.get(key, 0) + int(pixels[r])
     for key, (_, need) in facts.items():
         if covered.get(key, 0) != need:
-            report.add(root, f"its chunks in the index cover {covered.get(key, 0)} pixels; its sizes need {need}",
-                       image_id=key[1])
+            report.add(
+                root,
+                f"its chunks in the index cover {covered.get(key, 0)} pixels; its sizes need {need}",
+                image_id=key[1],
+            )
     out: np.ndarray = sizes * pixels
     return out
 
 
-def _verify_fragment(root: Path, name: str, rows: np.ndarray, index: pa.Table, nbytes: np.ndarray,
-                     sums: ChunkChecksums, report: VerifyReport, registry: Registry) -> None:
+def _verify_fragment(
+    root: Path,
+    name: str,
+    rows: np.ndarray,
+    index: pa.Table,
+    nbytes: np.ndarray,
+    sums: ChunkChecksums,
+    report: VerifyReport,
+    registry: Registry,
+) -> None:
     """Check the chunks of index rows ``rows``, all in chunk file ``name``."""
     file = root / name
     ids = index.column("image_id")
@@ -141,8 +156,11 @@ def _verify_fragment(root: Path, name: str, rows: np.ndarray, index: pa.Table, n
     bad = (rg < 0) | (rg >= len(group_rows))
     bad[~bad] = (rig[~bad] < 0) | (rig[~bad] >= group_rows[rg[~bad]])
     for j in np.nonzero(bad)[0].tolist():
-        report.add(file, f"the index points at row group {rg[j]} row {rig[j]}, which the file does not have",
-                   **where(int(rows[j])))
+        report.add(
+            file,
+            f"the index points at row group {rg[j]} row {rig[j]}, which the file does not have",
+            **where(int(rows[j])),
+        )
     rows, rg, rig = rows[~bad], rg[~bad], rig[~bad]
     groups = np.unique(rg)
     batch: list[int] = []
@@ -155,8 +173,16 @@ def _verify_fragment(root: Path, name: str, rows: np.ndarray, index: pa.Table, n
             batch, size = [], 0
 
 
-def _verify_ranges(root: Path, name: str, rows: np.ndarray, index: pa.Table, index_part: np.ndarray,
-                   index_names: list[str], manifest: dict[str, Any], report: VerifyReport) -> None:
+def _verify_ranges(
+    root: Path,
+    name: str,
+    rows: np.ndarray,
+    index: pa.Table,
+    index_part: np.ndarray,
+    index_names: list[str],
+    manifest: dict[str, Any],
+    report: VerifyReport,
+) -> None:
     """Check the page ranges the index records for chunk file ``name`` against the file's own pages."""
     parts = np.unique(index_part[rows])
     if len(parts) != 1 or not (root / name).is_file():
@@ -170,12 +196,17 @@ def _verify_ranges(root: Path, name: str, rows: np.ndarray, index: pa.Table, ind
         return
     ids, chunk_ids = index.column("image_id"), index.column("chunk_id")
     for k, problem in problems:
-        where = {} if k < 0 else {"image_id": str(ids[int(rows[k])].as_py()), "chunk_id": int(chunk_ids[int(rows[k])].as_py())}
+        where = (
+            {}
+            if k < 0
+            else {"image_id": str(ids[int(rows[k])].as_py()), "chunk_id": int(chunk_ids[int(rows[k])].as_py())}
+        )
         report.add(root / name, problem, **where)
 
 
-def _reader(root: Path, name: str, registry: Registry) -> tuple[Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]], np.ndarray,
-                                            np.ndarray]:
+def _reader(
+    root: Path, name: str, registry: Registry
+) -> tuple[Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]], np.ndarray, np.ndarray]:
     """(read groups -> (pixel_bytes, chunk_id or None), rows per group, bytes per group) of a chunk file."""
     if name.lower().endswith(".parquet"):
         pf = pq.ParquetFile(root / name, page_checksum_verification=True)
@@ -189,13 +220,27 @@ def _reader(root: Path, name: str, registry: Registry) -> tuple[Callable[[np.nda
 
         return read, group_rows, group_bytes
     frag = open_fragment(root, name, registry)
-    return (lambda groups: (frag.read(groups).column("pixel_bytes"), None)), frag.group_rows, np.full(len(frag.group_rows), 1 << 20)
+    return (
+        (lambda groups: (frag.read(groups).column("pixel_bytes"), None)),
+        frag.group_rows,
+        np.full(len(frag.group_rows), 1 << 20),
+    )
 
 
-def _check_batch(file: Path, groups: np.ndarray, read: Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]],
-                 group_rows: np.ndarray, rows: np.ndarray, rg: np.ndarray, rig: np.ndarray, index: pa.Table,
-                 nbytes: np.ndarray, sums: ChunkChecksums, report: VerifyReport,
-                 where: Callable[[int], dict[str, Any]]) -> None:
+def _check_batch(
+    file: Path,
+    groups: np.ndarray,
+    read: Callable[[np.ndarray], tuple[pa.ChunkedArray, Any]],
+    group_rows: np.ndarray,
+    rows: np.ndarray,
+    rg: np.ndarray,
+    rig: np.ndarray,
+    index: pa.Table,
+    nbytes: np.ndarray,
+    sums: ChunkChecksums,
+    report: VerifyReport,
+    where: Callable[[int], dict[str, Any]],
+) -> None:
     """Read row groups ``groups`` and check every index row in them (a failed read is retried group by group)."""
     try:
         col, stored_ids = read(groups)
@@ -227,7 +272,10 @@ def _check_batch(file: Path, groups: np.ndarray, read: Callable[[np.ndarray], tu
         if pair is None:
             continue
         if pair[0] != pair[1]:
-            report.add(file, f"the chunk's bytes do not match their checksum (stored {pair[0]:016x}, computed "
-                       f"{pair[1]:016x})", **where(r))
+            report.add(
+                file,
+                f"the chunk's bytes do not match their checksum (stored {pair[0]:016x}, computed {pair[1]:016x})",
+                **where(r),
+            )
             continue
         report.checksummed += 1

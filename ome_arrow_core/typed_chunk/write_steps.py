@@ -41,9 +41,16 @@ def fragment_names(used: set[str], suffix: str, first: str | None = None) -> Ite
         k += 1
 
 
-def write_fragments(tables: Iterator[pa.Table], fw: ChunkPacker, names: Iterator[str], chunk_format: str,
-                    place: Callable[[str], contextlib.AbstractContextManager[Path]], *, registry: Registry,
-                    **options: Any) -> list[str]:
+def write_fragments(
+    tables: Iterator[pa.Table],
+    fw: ChunkPacker,
+    names: Iterator[str],
+    chunk_format: str,
+    place: Callable[[str], contextlib.AbstractContextManager[Path]],
+    *,
+    registry: Registry,
+    **options: Any,
+) -> list[str]:
     """Write ``tables`` into chunks files named from ``names``; returns the names written.
 
     A chunk store with ``max_file_bytes`` gets a new file once a file holds that many pixel
@@ -135,17 +142,32 @@ def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
         pq.write_table(table, tmp, write_page_checksum=True, **options)
 
 
-def write_tables(root: Path, core: list[dict[str, Any]], extra: list[Mapping[str, Any]], index: pa.Table,
-                  images_per_group: int, part: Part = BASE, existing: pa.Schema | None = None) -> None:
+def write_tables(
+    root: Path,
+    core: list[dict[str, Any]],
+    extra: list[Mapping[str, Any]],
+    index: pa.Table,
+    images_per_group: int,
+    part: Part = BASE,
+    existing: pa.Schema | None = None,
+) -> None:
     """Write the images and index tables of ``part`` (index first: no image is listed without its chunks)."""
     images = images_table(core, extra, existing)
     _write_parquet(index.replace_schema_metadata(FILE_METADATA), root / part.index)
     _write_parquet(images, root / part.images, row_group_size=max(1, images_per_group))
 
 
-def write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, Any]], fw: ChunkPacker,
-                    fragments: list[str], rows_per_group: int, chunk_format: str, image_count: int,
-                    appends: Sequence[Part] = ()) -> None:
+def write_manifest(
+    root: Path,
+    previous: dict[str, Any],
+    core: list[dict[str, Any]],
+    fw: ChunkPacker,
+    fragments: list[str],
+    rows_per_group: int,
+    chunk_format: str,
+    image_count: int,
+    appends: Sequence[Part] = (),
+) -> None:
     """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables.
 
     The ``SENTINEL`` text file goes in first, if missing (datasets written before it get it on append).
@@ -158,12 +180,22 @@ def write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, An
     manifest["chunk_count"] = fw.next_id
     if "choice" not in manifest and core:
         first = core[0]
-        manifest["choice"] = {"layout": "tile", "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
-                              "compression": fw.codec, "rationale": "ome-arrow-core default: see docs/format.md"}
+        manifest["choice"] = {
+            "layout": "tile",
+            "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],
+            "compression": fw.codec,
+            "rationale": "ome-arrow-core default: see docs/format.md",
+        }
     ours = dict(manifest.get("ome_arrow_core") or {})
-    ours.update({"format_version": format_version_for(fragments, len(appends)), "checksum": CHECKSUM,
-                 "rows_per_group": ours.get("rows_per_group", rows_per_group),
-                 "chunk_format": ours.get("chunk_format", chunk_format), "fragments": fragments})
+    ours.update(
+        {
+            "format_version": format_version_for(fragments, len(appends)),
+            "checksum": CHECKSUM,
+            "rows_per_group": ours.get("rows_per_group", rows_per_group),
+            "chunk_format": ours.get("chunk_format", chunk_format),
+            "fragments": fragments,
+        }
+    )
     pages = {**(ours.get(PAGES_KEY) or {}), **{n: e for n, e in fw.page_files.items() if n in fragments}}
     if pages:
         ours[PAGES_KEY] = pages
@@ -171,8 +203,9 @@ def write_manifest(root: Path, previous: dict[str, Any], core: list[dict[str, An
     if appends:
         ours["appends"] = [p.to_json() for p in appends]
     # the tables' digests: checked before pyarrow parses them (tables listed before keep theirs)
-    ours[TABLES_KEY] = record(root, [n for p in (BASE, *appends) for n in (p.images, p.index)],
-                              recorded(root, previous))
+    ours[TABLES_KEY] = record(
+        root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
+    )
     manifest["ome_arrow_core"] = ours
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -44,16 +44,26 @@ def write_images(
 
     Replaces ``out`` if it exists; the work is :func:`stream_dataset`'s.
     """
-    ids = list(image_ids) if image_ids else [m.id if len(images) == 1 else f"image-{i:05d}" for i, (m, _) in enumerate(images)]
+    ids = (
+        list(image_ids)
+        if image_ids
+        else [m.id if len(images) == 1 else f"image-{i:05d}" for i, (m, _) in enumerate(images)]
+    )
     if len(set(ids)) != len(ids):
         raise SchemaError(f"image ids must be unique, got {ids}")
     items: list[StreamItem] = [
-        (image_id, meta, _array_reader(np.asarray(pixels)), {})
-        for (meta, pixels), image_id in zip(images, ids)
+        (image_id, meta, _array_reader(np.asarray(pixels)), {}) for (meta, pixels), image_id in zip(images, ids)
     ]
     return stream_dataset(
-        items, out, mode="overwrite", chunk_format=chunk_format, chunk_shape=chunk_shape, compression=compression,
-        compression_level=compression_level, rows_per_group=rows_per_group, registry=registry,
+        items,
+        out,
+        mode="overwrite",
+        chunk_format=chunk_format,
+        chunk_shape=chunk_shape,
+        compression=compression,
+        compression_level=compression_level,
+        rows_per_group=rows_per_group,
+        registry=registry,
     )
 
 
@@ -93,9 +103,14 @@ def stream_dataset(
     if os.path.lexists(out) and mode == "create":
         raise UnsafeOverwriteError(
             f"{out} exists; pass mode='append' to add images to it or mode='overwrite' to replace it "
-            "(only an OME-Arrow dataset holding nothing else is replaced)")
-    opts = {"chunk_shape": chunk_shape, "compression": compression, "compression_level": compression_level,
-            "rows_per_group": rows_per_group}
+            "(only an OME-Arrow dataset holding nothing else is replaced)"
+        )
+    opts = {
+        "chunk_shape": chunk_shape,
+        "compression": compression,
+        "compression_level": compression_level,
+        "rows_per_group": rows_per_group,
+    }
     if mode == "append" and out.exists():
         if not is_dataset_dir(out):
             raise SchemaError(f"cannot append to {out}: it is not an OME-Arrow dataset directory")
@@ -109,12 +124,27 @@ def stream_dataset(
         core: list[dict[str, Any]] = []
         extra: list[Mapping[str, Any]] = []
         names = fragment_names(set(), suffix_of(fmt, reg), first=name)
-        written = write_fragments(packed_tables(fw, items, set(), 0, on_image, core, extra), fw, names, fmt,
-                                   lambda n: contextlib.nullcontext(tmp / n), registry=reg, compression=codec,
-                                   compression_level=compression_level, rows_per_group=rows_per_group)
+        written = write_fragments(
+            packed_tables(fw, items, set(), 0, on_image, core, extra),
+            fw,
+            names,
+            fmt,
+            lambda n: contextlib.nullcontext(tmp / n),
+            registry=reg,
+            compression=codec,
+            compression_level=compression_level,
+            rows_per_group=rows_per_group,
+        )
         if not written:  # no images: an empty chunks file, so the dataset is still complete
-            write_fragment([], tmp / name, fmt, compression=codec, compression_level=compression_level,
-                           rows_per_group=rows_per_group, registry=reg)
+            write_fragment(
+                [],
+                tmp / name,
+                fmt,
+                compression=codec,
+                compression_level=compression_level,
+                rows_per_group=rows_per_group,
+                registry=reg,
+            )
         write_tables(tmp, core, extra, fw.index(), images_per_group)
         write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt, len(core))
     return out

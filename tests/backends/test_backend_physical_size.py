@@ -45,20 +45,26 @@ def test_vortex_unknown_sizes_stay_unknown_and_old_ones_keep_their_value(tmp_pat
     got = OMEArrow.scan(tmp_path / "u.vortex")
     assert got.meta.physical_size == UNKNOWN and got.info()["physical_size"] == UNKNOWN
     assert got.to_numpy().tobytes() == PIXELS.tobytes()
-    old = _vortex_meta(tmp_path / "u.vortex", lambda img: img.update(physical_size={"X": 1.0, "Y": 1.0, "Z": 1.0}),
-                       tmp_path / "old.vortex")  # as files written before unknown was None
+    old = _vortex_meta(
+        tmp_path / "u.vortex",
+        lambda img: img.update(physical_size={"X": 1.0, "Y": 1.0, "Z": 1.0}),
+        tmp_path / "old.vortex",
+    )  # as files written before unknown was None
     assert OMEArrow.scan(old).meta.physical_size == {"X": 1.0, "Y": 1.0, "Z": 1.0}
     image(X=0.5, Z=2.0).export(how="vortex", out=tmp_path / "k.vortex")
     assert OMEArrow.scan(tmp_path / "k.vortex").meta.physical_size == {"X": 0.5, "Y": None, "Z": 2.0}
 
 
-@pytest.mark.parametrize(("edit", "field"), [
-    (lambda img: img["physical_size"].update(X=-0.5), r"physical_size\.X"),
-    (lambda img: img["physical_size"].update(Y="0.5"), r"physical_size\.Y"),
-    (lambda img: img["physical_size"].update(Z=math.inf), r"physical_size\.Z"),
-    (lambda img: img.update(physical_size=[0.5, 0.5, 1.0]), "physical_size"),
-    (lambda img: img["channels"][1].update(color_rgba="red"), r"channels\[1\]\.color_rgba"),
-])
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda img: img["physical_size"].update(X=-0.5), r"physical_size\.X"),
+        (lambda img: img["physical_size"].update(Y="0.5"), r"physical_size\.Y"),
+        (lambda img: img["physical_size"].update(Z=math.inf), r"physical_size\.Z"),
+        (lambda img: img.update(physical_size=[0.5, 0.5, 1.0]), "physical_size"),
+        (lambda img: img["channels"][1].update(color_rgba="red"), r"channels\[1\]\.color_rgba"),
+    ],
+)
 def test_vortex_lying_metadata_names_file_and_field(tmp_path: Path, edit: Any, field: str) -> None:
     pytest.importorskip("vortex")
     pytest.importorskip("ome_arrow_vortex")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("bioio", reason="needs bioio (pip install \"ome-arrow-core[bioio]\")")
+pytest.importorskip("bioio", reason='needs bioio (pip install "ome-arrow-core[bioio]")')
 pytest.importorskip("ome_arrow_bioio", reason="needs ome-arrow-bioio (pip install -e backends/bioio)")
 pytest.importorskip("bioio_imageio", reason="needs bioio-imageio")
 pytest.importorskip("bioio_ome_tiff", reason="needs bioio-ome-tiff")
@@ -34,8 +34,9 @@ from ome_arrow_core.plugin_report import explain
 TIFF_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
 
-@pytest.mark.parametrize(("dtype", "samples"), [("uint8", 0), ("uint8", 3), ("uint8", 4), ("uint16", 0),
-                                                ("uint8", 2), ("bool", 0)])
+@pytest.mark.parametrize(
+    ("dtype", "samples"), [("uint8", 0), ("uint8", 3), ("uint8", 4), ("uint16", 0), ("uint8", 2), ("bool", 0)]
+)
 def test_png_of_every_dtype_and_sample_count_is_bit_exact(tmp_path: Path, dtype: str, samples: int) -> None:
     src = rgb((19, 23, samples) if samples else (19, 23), dtype, seed=samples)
     path = write_png(tmp_path / "x.png", src)
@@ -65,8 +66,13 @@ def test_gif_frames_are_time_points(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dtype", TIFF_DTYPES)
 def test_ome_tiff_through_the_bridge_keeps_dtype_dims_sizes_and_names(tmp_path: Path, dtype: str) -> None:
     src = rgb((2, 3, 4, 16, 20), dtype, seed=1)  # TCZYX
-    meta = {"axes": "TCZYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 2.0,
-            "Channel": {"Name": ["dapi", "gfp", "rfp"]}}
+    meta = {
+        "axes": "TCZYX",
+        "PhysicalSizeX": 0.25,
+        "PhysicalSizeY": 0.5,
+        "PhysicalSizeZ": 2.0,
+        "Channel": {"Name": ["dapi", "gfp", "rfp"]},
+    }
     path = write_ome_tiff(tmp_path / "x.ome.tiff", (src, meta))
     img = OMEArrow.scan(path, registry=no_tiff())
     info = img.info()
@@ -144,11 +150,18 @@ _IX = st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2), min_size=1, max_s
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(t=_IX, z=st.one_of(st.integers(0, 3), st.lists(st.integers(0, 3), min_size=1, max_size=4)),
-       c=st.one_of(st.integers(0, 4), st.lists(st.integers(0, 4), min_size=1, max_size=5)),
-       y0=st.integers(0, 8), x0=st.integers(0, 10), h=st.integers(1, 9), w=st.integers(1, 11))
-def test_any_selection_equals_numpy(stack_img: OMEArrow, t: int | list[int], z: int | list[int],
-                                    c: int | list[int], y0: int, x0: int, h: int, w: int) -> None:
+@given(
+    t=_IX,
+    z=st.one_of(st.integers(0, 3), st.lists(st.integers(0, 3), min_size=1, max_size=4)),
+    c=st.one_of(st.integers(0, 4), st.lists(st.integers(0, 4), min_size=1, max_size=5)),
+    y0=st.integers(0, 8),
+    x0=st.integers(0, 10),
+    h=st.integers(1, 9),
+    w=st.integers(1, 11),
+)
+def test_any_selection_equals_numpy(
+    stack_img: OMEArrow, t: int | list[int], z: int | list[int], c: int | list[int], y0: int, x0: int, h: int, w: int
+) -> None:
     h, w = min(h, 9 - y0), min(w, 11 - x0)
     got = stack_img.tensor_view(t=t, z=z, c=c, roi=(x0, y0, w, h), layout="TZCYX").to_numpy()
     ts, zs, cs = ([v] if isinstance(v, int) else v for v in (t, z, c))
@@ -180,7 +193,7 @@ def test_our_readers_keep_their_suffixes_and_the_bridge_takes_the_rest() -> None
 def test_explain_says_the_bridge_is_the_fallback() -> None:
     lines = explain("cells.ome.tiff", Registry()).lines()
     assert "  reader: tiff/tiff" in lines
-    assert ("    - bioio/bioio (priority -10): also accepts it, but tiff/tiff has a higher priority (10)" in lines)
+    assert "    - bioio/bioio (priority -10): also accepts it, but tiff/tiff has a higher priority (10)" in lines
     lines = explain("cells.czi", Registry()).lines()
     assert "  reader: bioio/bioio" in lines
     assert "    * bioio/bioio (priority -10): accepts it and comes first" in lines
@@ -217,15 +230,19 @@ def test_the_cli_lists_the_bridge_and_explains_the_fallback(tmp_path: Path) -> N
     assert "    - bioio/bioio (priority -10): also accepts it, but tiff/tiff has a higher priority (10)" in out
 
 
-@pytest.mark.parametrize(("order", "shape", "roles", "sizes"), [
-    ("YXS", (4, 5, 3), ("Y", "X", "S"), {"T": 1, "Z": 1, "C": 3, "Y": 4, "X": 5}),
-    ("TCZYXS", (2, 2, 1, 4, 5, 4), ("T", "C", "Z", "Y", "X", "S"), {"T": 2, "Z": 1, "C": 8, "Y": 4, "X": 5}),
-    ("MTCZYX", (1, 2, 3, 4, 5, 6), ("", "T", "C", "Z", "Y", "X"), {"T": 2, "Z": 4, "C": 3, "Y": 5, "X": 6}),
-    ("MTCZYX", (7, 1, 3, 4, 5, 6), ("T", "", "C", "Z", "Y", "X"), {"T": 7, "Z": 4, "C": 3, "Y": 5, "X": 6}),
-    ("MTCZYX", (7, 2, 3, 1, 5, 6), ("Z", "T", "C", "", "Y", "X"), {"T": 2, "Z": 7, "C": 3, "Y": 5, "X": 6}),
-])
-def test_bioio_dims_map_to_tzcyx(order: str, shape: tuple[int, ...], roles: tuple[str, ...],
-                                 sizes: dict[str, int]) -> None:
+@pytest.mark.parametrize(
+    ("order", "shape", "roles", "sizes"),
+    [
+        ("YXS", (4, 5, 3), ("Y", "X", "S"), {"T": 1, "Z": 1, "C": 3, "Y": 4, "X": 5}),
+        ("TCZYXS", (2, 2, 1, 4, 5, 4), ("T", "C", "Z", "Y", "X", "S"), {"T": 2, "Z": 1, "C": 8, "Y": 4, "X": 5}),
+        ("MTCZYX", (1, 2, 3, 4, 5, 6), ("", "T", "C", "Z", "Y", "X"), {"T": 2, "Z": 4, "C": 3, "Y": 5, "X": 6}),
+        ("MTCZYX", (7, 1, 3, 4, 5, 6), ("T", "", "C", "Z", "Y", "X"), {"T": 7, "Z": 4, "C": 3, "Y": 5, "X": 6}),
+        ("MTCZYX", (7, 2, 3, 1, 5, 6), ("Z", "T", "C", "", "Y", "X"), {"T": 2, "Z": 7, "C": 3, "Y": 5, "X": 6}),
+    ],
+)
+def test_bioio_dims_map_to_tzcyx(
+    order: str, shape: tuple[int, ...], roles: tuple[str, ...], sizes: dict[str, int]
+) -> None:
     dims = DimMap.from_bioio(order, shape, "x")
     assert dims.roles == roles and dims.sizes() == sizes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("bioio", reason="needs bioio (pip install \"ome-arrow-core[bioio]\")")
+pytest.importorskip("bioio", reason='needs bioio (pip install "ome-arrow-core[bioio]")')
 pytest.importorskip("ome_arrow_bioio", reason="needs ome-arrow-bioio (pip install -e backends/bioio)")
 pytest.importorskip("bioio_imageio", reason="needs bioio-imageio")
 pytest.importorskip("bioio_tifffile", reason="needs bioio-tifffile")
@@ -47,8 +47,9 @@ def test_a_truncated_png_is_damaged_never_wrong_pixels(tmp_path_factory: pytest.
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(keep=st.floats(0.05, 0.99))
-def test_a_truncated_tiff_through_the_bridge_is_damaged_or_exact(tmp_path_factory: pytest.TempPathFactory,
-                                                                 keep: float) -> None:
+def test_a_truncated_tiff_through_the_bridge_is_damaged_or_exact(
+    tmp_path_factory: pytest.TempPathFactory, keep: float
+) -> None:
     path = write_tiff(tmp_path_factory.mktemp("t") / "x.tif", STACK, "ZYX")
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -70,8 +71,11 @@ def test_garbage_with_a_png_name_is_damaged(tmp_path: Path) -> None:
 def test_an_unknown_format_names_the_installed_readers(tmp_path: Path) -> None:
     path = tmp_path / "x.xyz"
     path.write_bytes(b"hello")
-    with pytest.raises(PluginError, match=r"x\.xyz: no installed bioio reader plugin reads \.xyz\. Installed bioio "
-                                          r"readers: .*bioio-imageio \(.*bioio-tifffile \(\.lsm \.tif \.tiff\)"):
+    with pytest.raises(
+        PluginError,
+        match=r"x\.xyz: no installed bioio reader plugin reads \.xyz\. Installed bioio "
+        r"readers: .*bioio-imageio \(.*bioio-tifffile \(\.lsm \.tif \.tiff\)",
+    ):
         OMEArrow.scan(path, format="bioio")
     with pytest.raises(PluginError, match=r"no plugin handles path .*x\.xyz"):
         OMEArrow.scan(path)
@@ -82,8 +86,11 @@ def test_a_known_format_without_its_plugin_names_the_plugin_to_install(tmp_path:
     path.write_bytes(b"ZISRAWFILE" + bytes(100))
     if "bioio_czi" in sys.modules or _installed("bioio-czi"):
         pytest.skip("bioio-czi is installed here")
-    with pytest.raises(PluginError, match=r"no installed bioio reader plugin reads \.czi; bioio-czi reads \.czi "
-                                          r"files: pip install bioio-czi\. Installed bioio readers: "):
+    with pytest.raises(
+        PluginError,
+        match=r"no installed bioio reader plugin reads \.czi; bioio-czi reads \.czi "
+        r"files: pip install bioio-czi\. Installed bioio readers: ",
+    ):
         OMEArrow.scan(path)
 
 
@@ -105,8 +112,9 @@ def test_a_dtype_we_cannot_store_is_a_dtype_error_naming_the_file(tmp_path: Path
 
 def test_bad_arguments_are_argument_and_selection_errors(tmp_path: Path) -> None:
     path = write_ome_tiff(tmp_path / "m.ome.tif", (STACK, {"axes": "ZYX"}), (STACK[:2], {"axes": "ZYX"}))
-    with pytest.raises(ArgumentError, match="reader='bioio-nope' is not an installed bioio reader plugin; "
-                                            "installed: .*bioio-imageio"):
+    with pytest.raises(
+        ArgumentError, match="reader='bioio-nope' is not an installed bioio reader plugin; installed: .*bioio-imageio"
+    ):
         OMEArrow.scan(path, format="bioio", reader="bioio-nope")
     with pytest.raises(SchemaError, match="column='x' does not apply"):
         OMEArrow.scan(path, format="bioio", column="x")

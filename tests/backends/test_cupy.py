@@ -149,9 +149,7 @@ def test_cupy_outranks_a_priority_zero_cuda_fallback() -> None:
     itemsize=st.sampled_from([1, 2, 4, 8]),
     block_bytes=st.integers(1, 400),
 )
-def test_blocks_tile_the_array_in_contiguous_runs(
-    shape: tuple[int, ...], itemsize: int, block_bytes: int
-) -> None:
+def test_blocks_tile_the_array_in_contiguous_runs(shape: tuple[int, ...], itemsize: int, block_bytes: int) -> None:
     arr = np.arange(int(np.prod(shape)), dtype=f"u{itemsize}").reshape(shape)
     parts = list(blocks(shape, itemsize, block_bytes))
     for idx in parts:
@@ -164,7 +162,7 @@ def test_blocks_tile_the_array_in_contiguous_runs(
 @pytest.mark.parametrize("call", ["to_cupy", "to_dlpack", "iter_dlpack"])
 def test_without_cupy_exports_name_the_extra(image: OMEArrow, call: str) -> None:
     view = image.tensor_view(t=0, z=0)
-    with pytest.raises(BackendUnavailableError, match=r'ome-arrow-core\[cupy\]'):
+    with pytest.raises(BackendUnavailableError, match=r"ome-arrow-core\[cupy\]"):
         if call == "to_cupy":
             view.to_cupy()
         elif call == "to_dlpack":
@@ -177,7 +175,7 @@ def test_without_cupy_exports_name_the_extra(image: OMEArrow, call: str) -> None
 @pytest.mark.skipif(HAS_CUPY, reason="cupy is installed")
 def test_without_cupy_default_registry_names_the_extra(pixels: np.ndarray) -> None:
     view = OMEArrow(pixels, "TCZYX").tensor_view(t=0, z=0)
-    with pytest.raises(BackendUnavailableError, match=r'ome-arrow-core\[cupy\]'):
+    with pytest.raises(BackendUnavailableError, match=r"ome-arrow-core\[cupy\]"):
         view.to_cupy()
 
 
@@ -289,8 +287,9 @@ def test_roi_crops_match(cp: Any, pixels: np.ndarray, registry: Registry, data: 
     w = data.draw(st.integers(1, 53 - x))
     h = data.draw(st.integers(1, 37 - y))
     layout = data.draw(st.sampled_from(["CYX", "YXC", "XYC"]))
-    view = image.tensor_view(t=data.draw(st.integers(0, 1)), z=data.draw(st.integers(0, 3)),
-                             roi=(x, y, w, h), layout=layout)
+    view = image.tensor_view(
+        t=data.draw(st.integers(0, 1)), z=data.draw(st.integers(0, 3)), roi=(x, y, w, h), layout=layout
+    )
     _assert_same(cp, view.to_cupy(), view)
 
 

@@ -22,8 +22,14 @@ N = 7
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     arrs = np.random.default_rng(1).integers(0, 4096, (N, 1, 3, 2, 40, 50), dtype=np.uint16)  # TZCYX
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("dask") / "plate", dim_order="TZCYX",
-                        chunk_shape=(2, 16, 32), metadata={"well": [f"A{i % 2}" for i in range(N)]}, progress=False)
+    out = write_dataset(
+        list(arrs),
+        tmp_path_factory.mktemp("dask") / "plate",
+        dim_order="TZCYX",
+        chunk_shape=(2, 16, 32),
+        metadata={"well": [f"A{i % 2}" for i in range(N)]},
+        progress=False,
+    )
     return out, arrs
 
 
@@ -67,7 +73,9 @@ def test_filters_views_dtype_and_processes(plate: tuple[Path, np.ndarray]) -> No
     ds = OMEArrowDataset.scan(path, filter={"well": "A1"})
     arr = to_dask(ds.tensor_views(c=1, z=0, roi=(5, 6, 30, 20), layout="YX", dtype="float32"))
     assert arr.dtype == np.float32 and arr.shape == (3, 20, 30)
-    np.testing.assert_array_equal(arr.compute(scheduler="processes"), arrs[1::2, 0, 0, 1, 6:26, 5:35].astype(np.float32))
+    np.testing.assert_array_equal(
+        arr.compute(scheduler="processes"), arrs[1::2, 0, 0, 1, 6:26, 5:35].astype(np.float32)
+    )
 
 
 def test_images_and_views(plate: tuple[Path, np.ndarray]) -> None:
@@ -128,8 +136,9 @@ def test_auto_chunks_of_a_large_plate_make_few_tasks(tmp_path: Path) -> None:
     # 1,000 images of 2x64x64 uint16 (16 KiB): 8 blocks of 128 images at a 2 MiB limit, 9 tasks in all
     # (one image per block made 2,001).
     n = 1000
-    out = write_dataset((np.full((2, 64, 64), i, np.uint16) for i in range(n)), tmp_path / "big", dim_order="CYX",
-                        progress=False)
+    out = write_dataset(
+        (np.full((2, 64, 64), i, np.uint16) for i in range(n)), tmp_path / "big", dim_order="CYX", progress=False
+    )
     arr = to_dask(OMEArrowDataset.scan(out), chunks="2MiB")
     assert arr.chunks[0] == (128,) * 7 + (104,) and arr.numblocks == (8, 1, 1, 1)
     assert len(dict(arr.__dask_graph__())) == 9
@@ -146,8 +155,10 @@ def test_distributed_local_cluster_of_processes(plate: tuple[Path, np.ndarray]) 
     distributed = pytest.importorskip("dask.distributed")
     path, arrs = plate
     arr = to_dask(OMEArrowDataset.scan(path), chunks=3 * 1 * 3 * 2 * 40 * 50 * 2, c=1, layout="TZYX")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         got = arr.compute()
         pids = client.run(lambda: __import__("os").getpid())
         assert len(set(pids.values())) == 2 and __import__("os").getpid() not in pids.values()
@@ -156,10 +167,15 @@ def test_distributed_local_cluster_of_processes(plate: tuple[Path, np.ndarray]) 
     assert mean == pytest.approx(float(arrs[:, :, :, 1].mean()))
 
 
-@given(inner=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=5), min_size=1, max_size=4),
-       itemsize=st.sampled_from([1, 2, 4]), images=st.integers(1, 50), limit=st.integers(1, 20_000))
-def test_plan_keeps_storage_boundaries_and_the_limit(inner: list[list[int]], itemsize: int, images: int,
-                                                     limit: int) -> None:
+@given(
+    inner=st.lists(st.lists(st.integers(1, 9), min_size=1, max_size=5), min_size=1, max_size=4),
+    itemsize=st.sampled_from([1, 2, 4]),
+    images=st.integers(1, 50),
+    limit=st.integers(1, 20_000),
+)
+def test_plan_keeps_storage_boundaries_and_the_limit(
+    inner: list[list[int]], itemsize: int, images: int, limit: int
+) -> None:
     from ome_arrow_dask.chunking import plan
 
     outer, merged = plan(inner, itemsize, images, limit, None)

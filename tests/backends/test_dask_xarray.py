@@ -17,18 +17,27 @@ N = 4
 
 
 def _meta() -> ImageMeta:
-    return ImageMeta(sizes={"T": 2, "C": 3, "Z": 4, "Y": 10, "X": 12}, dtype=np.dtype(np.uint16), name="cells",
-                     physical_size={"X": 0.25, "Y": 0.5, "Z": 2.0},
-                     physical_unit={"X": "µm", "Y": "µm", "Z": "nm"},
-                     channels=(Channel("ch-0", "DAPI"), Channel("ch-1", "GFP"), Channel("ch-2", "")))
+    return ImageMeta(
+        sizes={"T": 2, "C": 3, "Z": 4, "Y": 10, "X": 12},
+        dtype=np.dtype(np.uint16),
+        name="cells",
+        physical_size={"X": 0.25, "Y": 0.5, "Z": 2.0},
+        physical_unit={"X": "µm", "Y": "µm", "Z": "nm"},
+        channels=(Channel("ch-0", "DAPI"), Channel("ch-1", "GFP"), Channel("ch-2", "")),
+    )
 
 
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     arrs = np.random.default_rng(3).integers(0, 4096, (N, 2, 4, 3, 10, 12), dtype=np.uint16)  # TZCYX
     meta = {"well": [f"A{i}" for i in range(N)], "site": list(range(10, 10 + N)), "score": [0.5 * i for i in range(N)]}
-    out = write_dataset([(_meta(), a) for a in arrs], tmp_path_factory.mktemp("xr") / "plate", metadata=meta,
-                        chunk_shape=(2, 8, 8), progress=False)
+    out = write_dataset(
+        [(_meta(), a) for a in arrs],
+        tmp_path_factory.mktemp("xr") / "plate",
+        metadata=meta,
+        chunk_shape=(2, 8, 8),
+        progress=False,
+    )
     return out, arrs
 
 
@@ -54,8 +63,7 @@ def test_dataset_dataarray(plate: tuple[Path, np.ndarray]) -> None:
 def test_selections_carry_their_coordinates(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     ds = OMEArrowDataset.scan(path, filter={"well": ["A1", "A3"]})
-    arr = to_xarray(ds.tensor_views(t=1, c=[2, 0], z=slice(1, 4, 2), roi=(4, 2, 6, 5), layout="CZYX"),
-                    columns=["well"])
+    arr = to_xarray(ds.tensor_views(t=1, c=[2, 0], z=slice(1, 4, 2), roi=(4, 2, 6, 5), layout="CZYX"), columns=["well"])
     assert arr.dims == ("image", "C", "Z", "Y", "X") and arr.shape == (2, 2, 2, 5, 6)
     assert list(arr.coords["C"].values) == ["ch-2", "DAPI"]
     np.testing.assert_allclose(arr.coords["Z"].values, [2.0, 6.0])  # planes 1 and 3

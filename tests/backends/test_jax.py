@@ -51,7 +51,9 @@ def _assert_values(arr: jax.Array, view: TensorView) -> None:
 def test_plugin_is_listed_and_available() -> None:
     rows = [r for r in ome_arrow_core.plugins() if r.plugin == "jax"]
     assert {(r.kind, r.name) for r in rows} >= {
-        ("ingest", "jax"), ("exporter", "jax"), ("exporter", "jax-cuda"),
+        ("ingest", "jax"),
+        ("exporter", "jax"),
+        ("exporter", "jax-cuda"),
     }
     assert all(r.available and r.install == "" for r in rows)
 
@@ -262,7 +264,7 @@ def test_iter_dlpack_jax_tiles() -> None:
     for (t0, y0, x0), tile in zip(origins, tiles, strict=True):
         assert isinstance(tile, jax.Array)
         b, _, h, w = tile.shape
-        out[t0:t0 + b, :, y0:y0 + h, x0:x0 + w] += np.asarray(tile)
+        out[t0 : t0 + b, :, y0 : y0 + h, x0 : x0 + w] += np.asarray(tile)
     np.testing.assert_array_equal(out, view.to_numpy())
 
 
@@ -276,7 +278,8 @@ def test_gpu_without_a_gpu_is_a_device_error() -> None:
 @needs_gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
-    "kwargs", [{"t": 0, "z": 1}, {"t": 1, "layout": "ZYXC"}, {"t": 2, "z": 0, "roi": (3, 5, 10, 7)}],
+    "kwargs",
+    [{"t": 0, "z": 1}, {"t": 1, "layout": "ZYXC"}, {"t": 2, "z": 0, "roi": (3, 5, 10, 7)}],
     ids=["cyx", "zyxc", "roi"],
 )
 def test_to_jax_gpu_values(dtype: str, kwargs: dict) -> None:

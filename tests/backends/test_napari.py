@@ -83,12 +83,18 @@ def test_slices_match_numpy(data: st.DataObject) -> None:
     assert lazy.axes == "TZCYX"
 
     def index(n: int) -> Any:
-        return data.draw(st.one_of(
-            st.integers(-n, n - 1),
-            st.builds(slice, st.none() | st.integers(-n - 1, n + 1), st.none() | st.integers(-n - 1, n + 1),
-                      st.none() | st.sampled_from([1, 2, 3, -1, -2])),
-            st.lists(st.integers(-n, n - 1), min_size=1, max_size=3),
-        ))
+        return data.draw(
+            st.one_of(
+                st.integers(-n, n - 1),
+                st.builds(
+                    slice,
+                    st.none() | st.integers(-n - 1, n + 1),
+                    st.none() | st.integers(-n - 1, n + 1),
+                    st.none() | st.sampled_from([1, 2, 3, -1, -2]),
+                ),
+                st.lists(st.integers(-n, n - 1), min_size=1, max_size=3),
+            )
+        )
 
     key = tuple(index(n) for n in arr.shape[: data.draw(st.integers(1, 5))])
     np.testing.assert_array_equal(lazy[key], outer(arr, key))
@@ -126,7 +132,9 @@ def test_pyramid_levels_make_one_multiscale_layer(tmp_path: Path) -> None:
     assert kwargs["multiscale"] is True and isinstance(data, list)
     assert [d.shape for d in data] == [(64, 48), (32, 24), (16, 12)]
     for k, level in enumerate(data):
-        np.testing.assert_array_equal(np.asarray(level[...]), OMEArrow.scan(path, level=k).tensor_view(layout="YX").to_numpy())
+        np.testing.assert_array_equal(
+            np.asarray(level[...]), OMEArrow.scan(path, level=k).tensor_view(layout="YX").to_numpy()
+        )
 
 
 def test_ome_zarr_levels(tmp_path: Path) -> None:
@@ -187,7 +195,7 @@ def test_a_damaged_file_raises_our_error_when_a_plane_is_read(tmp_path: Path) ->
     chunks = out / "chunks.parquet"
     raw = bytearray(chunks.read_bytes())
     mid = len(raw) // 2
-    raw[mid:mid + 64] = bytes(b ^ 0x5A for b in raw[mid:mid + 64])
+    raw[mid : mid + 64] = bytes(b ^ 0x5A for b in raw[mid : mid + 64])
     chunks.write_bytes(bytes(raw))
     with pytest.raises(OMEArrowError):
         np.asarray(data[1])
@@ -206,9 +214,11 @@ def test_scale_and_colormaps_from_metadata() -> None:
 
 
 def test_the_plugin_imports_neither_napari_nor_heavy_frameworks() -> None:
-    code = ("import sys, ome_arrow_napari, ome_arrow_napari.reader, ome_arrow_napari.layers; "
-            "bad = {'napari', 'npe2', 'dask', 'qtpy', 'PyQt5', 'matplotlib'} & set(sys.modules); "
-            "assert not bad, bad")
+    code = (
+        "import sys, ome_arrow_napari, ome_arrow_napari.reader, ome_arrow_napari.layers; "
+        "bad = {'napari', 'npe2', 'dask', 'qtpy', 'PyQt5', 'matplotlib'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -53,8 +53,9 @@ def two_nodes() -> Iterator[None]:
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     arrs = np.random.default_rng(2).integers(0, 65535, (N, 2, 12, 16), dtype=np.uint16)
     meta = {"label": list(range(N)), "well": [f"B{i % 3}" for i in range(N)]}
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("ray") / "plate", dim_order="CYX", metadata=meta,
-                        progress=False)
+    out = write_dataset(
+        list(arrs), tmp_path_factory.mktemp("ray") / "plate", dim_order="CYX", metadata=meta, progress=False
+    )
     return out, arrs
 
 
@@ -69,8 +70,7 @@ def test_read_tasks_run_on_both_nodes_with_pushdown(plate: tuple[Path, np.ndarra
         np.testing.assert_array_equal(r["image"], arrs[r["label"]])
     # Each read task stamps the node it ran on (a wrapper around our read tasks): Ray Data spreads
     # read tasks over the nodes, and where the rows come from is where the pixels were read.
-    where = ray.data.read_datasource(_node_stamped(path),
-                                     override_num_blocks=N).take_all()
+    where = ray.data.read_datasource(_node_stamped(path), override_num_blocks=N).take_all()
     assert sorted(r["label"] for r in where) == list(range(N))
     assert len({r["node"] for r in where}) == 2  # read tasks ran on both nodes
     picked = read_dataset(path, images_per_block=2).filter(expr=col("well") == "B1").select_columns(["label", "image"])
@@ -94,14 +94,16 @@ def _node_stamped(path: Path) -> ray.data.Datasource:
     class NodeStamped(ray.data.Datasource):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
-            self._inner = OMEArrowDatasource(OMEArrowDataset.scan(path), columns=["label"], image_column="image",
-                                             view={}, images_per_block=1)
+            self._inner = OMEArrowDatasource(
+                OMEArrowDataset.scan(path), columns=["label"], image_column="image", view={}, images_per_block=1
+            )
 
         def estimate_inmemory_data_size(self) -> int | None:
             return self._inner.estimate_inmemory_data_size()
 
-        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
-                           data_context: object = None) -> list[ReadTask]:
+        def get_read_tasks(
+            self, parallelism: int, per_task_row_limit: int | None = None, data_context: object = None
+        ) -> list[ReadTask]:
             tasks = self._inner.get_read_tasks(parallelism, per_task_row_limit, data_context)
             return [ReadTask(functools.partial(stamp, t.read_fn), t.metadata) for t in tasks]
 
@@ -111,8 +113,19 @@ def _node_stamped(path: Path) -> ray.data.Datasource:
 def test_torch_batches_pass_ray_options_through(plate: tuple[Path, np.ndarray]) -> None:
     torch = pytest.importorskip("torch")
     path, arrs = plate
-    batches = list(iter_torch_batches(path, batch_size=2, filter={"well": "B1"}, c=1, roi=(2, 3, 8, 5), layout="YX",
-                                      prefetch_batches=1, local_shuffle_buffer_size=3, local_shuffle_seed=0))
+    batches = list(
+        iter_torch_batches(
+            path,
+            batch_size=2,
+            filter={"well": "B1"},
+            c=1,
+            roi=(2, 3, 8, 5),
+            layout="YX",
+            prefetch_batches=1,
+            local_shuffle_buffer_size=3,
+            local_shuffle_seed=0,
+        )
+    )
     labels = [int(v) for b in batches for v in b["label"]]
     assert sorted(labels) == [1, 4, 7] and set(batches[0]) == {"image", "label"}
     images = torch.cat([b["image"] for b in batches])
@@ -120,8 +133,11 @@ def test_torch_batches_pass_ray_options_through(plate: tuple[Path, np.ndarray]) 
     np.testing.assert_array_equal(images.numpy(), arrs[labels][:, 1, 3:8, 2:10])
     epochs = []
     for epoch in (0, 1):  # random crops and a shuffle drawn from (seed, epoch), read on the cluster
-        got = list(iter_torch_batches(path, batch_size=4, crop=(6, 6), random_crop=True, shuffle=True, seed=1,
-                                      epoch=epoch, drop_last=False))
+        got = list(
+            iter_torch_batches(
+                path, batch_size=4, crop=(6, 6), random_crop=True, shuffle=True, seed=1, epoch=epoch, drop_last=False
+            )
+        )
         labels = [int(v) for b in got for v in b["label"]]
         assert sorted(labels) == list(range(N)) and got[0]["image"].shape[1:] == (2, 6, 6)
         epochs.append(torch.cat([b["image"] for b in got]).numpy()[np.argsort(labels)])

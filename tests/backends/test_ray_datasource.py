@@ -26,8 +26,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     arrs = np.random.default_rng(5).integers(0, 65535, (N, 2, 18, 20), dtype=np.uint16)
     meta = {"label": list(range(N)), "well": [f"C{i % 3}" for i in range(N)]}
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("raysrc") / "plate", dim_order="CYX", metadata=meta,
-                        progress=False)
+    out = write_dataset(
+        list(arrs), tmp_path_factory.mktemp("raysrc") / "plate", dim_order="CYX", metadata=meta, progress=False
+    )
     return out, arrs
 
 
@@ -77,8 +78,9 @@ def test_filters_and_column_selections_are_pushed_into_the_read(plate: tuple[Pat
 
 def test_seeded_shuffles_and_epochs(plate: tuple[Path, np.ndarray]) -> None:
     path, _arrs = plate
-    orders = [[r["label"] for r in _run(_source(path, shuffle=True, seed=4, epoch=e, images_per_block=4))]
-              for e in (0, 1, 0)]
+    orders = [
+        [r["label"] for r in _run(_source(path, shuffle=True, seed=4, epoch=e, images_per_block=4))] for e in (0, 1, 0)
+    ]
     assert orders[0] == orders[2] != orders[1]  # the same epoch gives the same order; a new one another
     assert orders[0] == epoch_order(N, shuffle=True, seed=4, epoch=0).tolist()
     assert sorted(orders[1]) == list(range(N))

@@ -120,10 +120,9 @@ def test_sample_conforms_to_the_reader_contract(name: str) -> None:
         expected = tzcyx(tf.series[0].asarray(), tf.series[0].axes)
     check_reader(path, expected)
     z, c = (n - 1 for n in expected.shape[1:3])
-    view = OMEArrow.scan(path).tensor_view(t=slice(None, None, 2), z=[z, 0], c=c, roi=(430, 160, 9, 7),
-                                         layout="TZCYX")
+    view = OMEArrow.scan(path).tensor_view(t=slice(None, None, 2), z=[z, 0], c=c, roi=(430, 160, 9, 7), layout="TZCYX")
     assert isinstance(view, LazyTensorView) and not view.is_collected  # scanning reads no pixels
-    assert view.shape == expected[::2][:, [z, 0], c:c + 1, 160:167, 430:439].shape
+    assert view.shape == expected[::2][:, [z, 0], c : c + 1, 160:167, 430:439].shape
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "uint32", "float32", "float64"])
@@ -232,9 +231,23 @@ def test_truncated_stack_reads_planes_by_offset(tmp_path: Path) -> None:
 # -- axes ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("axes", "targets"),
-    [("YX", "YX"), ("CZYX", "CZYX"), ("TYX", "TYX"), ("YXS", "YXC"), ("QYX", "ZYX"),
-     ("IYX", "ZYX"), ("QQYX", "TCYX"), ("TIYX", "TCYX"), ("TZIYX", "TZCYX"), ("TZCQYX", "TZCTYX"),
-     ("CYXS", "CYXC"), ("CQYX", "CTYX"), ("QQQYX", "TCZYX"), ("QQQQYX", "TTCZYX"), ("QYXS", "ZYXC")],
+    [
+        ("YX", "YX"),
+        ("CZYX", "CZYX"),
+        ("TYX", "TYX"),
+        ("YXS", "YXC"),
+        ("QYX", "ZYX"),
+        ("IYX", "ZYX"),
+        ("QQYX", "TCYX"),
+        ("TIYX", "TCYX"),
+        ("TZIYX", "TZCYX"),
+        ("TZCQYX", "TZCTYX"),
+        ("CYXS", "CYXC"),
+        ("CQYX", "CTYX"),
+        ("QQQYX", "TCZYX"),
+        ("QQQQYX", "TTCZYX"),
+        ("QYXS", "ZYXC"),
+    ],
 )
 def test_canonical_targets(axes: str, targets: str) -> None:
     assert canonical_targets(axes) == targets
@@ -251,8 +264,10 @@ def test_axis_map_locates_planes() -> None:
 
 @pytest.mark.parametrize(
     ("kw", "shape", "expected_axes"),
-    [({"photometric": "rgb"}, (5, 16, 24, 3), "QYXS"),
-     ({"photometric": "rgb", "planarconfig": "separate", "tile": (16, 16)}, (2, 3, 32, 48), "QSYX")],
+    [
+        ({"photometric": "rgb"}, (5, 16, 24, 3), "QYXS"),
+        ({"photometric": "rgb", "planarconfig": "separate", "tile": (16, 16)}, (2, 3, 32, 48), "QSYX"),
+    ],
 )
 def test_rgb_samples_become_channels(tmp_path: Path, kw: dict, shape: tuple, expected_axes: str) -> None:
     arr = random_pixels(shape, "uint8", seed=4)
@@ -272,14 +287,30 @@ def test_rgb_samples_become_channels(tmp_path: Path, kw: dict, shape: tuple, exp
 def test_ome_tiff_round_trip(tmp_path: Path, dtype: str) -> None:
     arr = random_pixels((2, 3, 2, 17, 23), dtype)
     channels = [
-        {"id": "ch-0", "name": "DAPI", "emission_um": 0.461, "excitation_um": 0.358,
-         "illumination": "Epifluorescence", "color_rgba": 0x0000FFFF},
-        {"id": "ch-1", "name": "GFP", "emission_um": 0.509, "excitation_um": 0.488,
-         "illumination": "Epifluorescence", "color_rgba": 0x00FF00FF},
+        {
+            "id": "ch-0",
+            "name": "DAPI",
+            "emission_um": 0.461,
+            "excitation_um": 0.358,
+            "illumination": "Epifluorescence",
+            "color_rgba": 0x0000FFFF,
+        },
+        {
+            "id": "ch-1",
+            "name": "GFP",
+            "emission_um": 0.509,
+            "excitation_um": 0.488,
+            "illumination": "Epifluorescence",
+            "color_rgba": 0x00FF00FF,
+        },
     ]
     img = image_with_meta(
-        arr, physical_size_x=0.325, physical_size_y=0.33, physical_size_z=1.5,
-        physical_size_z_unit="nm", channels=channels,
+        arr,
+        physical_size_x=0.325,
+        physical_size_y=0.33,
+        physical_size_z=1.5,
+        physical_size_z_unit="nm",
+        channels=channels,
     )
     out = tmp_path / "x.ome.tiff"
     assert img.export(how="ome-tiff", out=out) == out
@@ -311,7 +342,9 @@ def test_ome_tiff_round_trip(tmp_path: Path, dtype: str) -> None:
 def test_info_shows_physical_sizes_and_channels(tmp_path: Path) -> None:
     arr = random_pixels((1, 1, 3, 8, 8), "uint16")
     img = image_with_meta(
-        arr, physical_size_x=0.5, physical_size_y=0.25,
+        arr,
+        physical_size_x=0.5,
+        physical_size_y=0.25,
         channels=[{"id": f"ch-{i}", "name": n} for i, n in enumerate(["a", "b", "c"])],
     )
     out = tmp_path / "info.ome.tif"
@@ -424,8 +457,13 @@ def test_plain_tiff_pixel_sizes_from_tags(tmp_path: Path) -> None:
     meta = OMEArrow(out).meta
     assert meta.physical_size["X"] == pytest.approx(0.5) and meta.physical_size["Y"] == pytest.approx(0.25)
     ij = tmp_path / "ij.tif"
-    tifffile.imwrite(ij, np.zeros((3, 8, 8), np.uint8), imagej=True, resolution=(2.0, 4.0),
-                     metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
+    tifffile.imwrite(
+        ij,
+        np.zeros((3, 8, 8), np.uint8),
+        imagej=True,
+        resolution=(2.0, 4.0),
+        metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"},
+    )
     meta = OMEArrow(ij).meta
     assert dict(meta.physical_size) == pytest.approx({"X": 0.5, "Y": 0.25, "Z": 1.5})
     assert meta.sizes["Z"] == 3
@@ -465,8 +503,11 @@ def test_concurrent_reads_and_prefetch(tmp_path: Path) -> None:
     path = tmp_path / "tiled.ome.tiff"
     OMEArrow(arr, "TZCYX").export(how="ome-tiff", out=path, tile=(32, 32), compression="zlib")
     check_reader(path, arr)  # reads from 8 threads among the kit's checks
-    tiles = list(OMEArrow.scan(path).tensor_view(layout="TYX").iter_dlpack(
-        batch_size=3, tile_size=(40, 40), prefetch=4, mode="numpy"))
+    tiles = list(
+        OMEArrow.scan(path)
+        .tensor_view(layout="TYX")
+        .iter_dlpack(batch_size=3, tile_size=(40, 40), prefetch=4, mode="numpy")
+    )
     assert len(tiles) == 6 * 9
     first = np.from_dlpack(tiles[0])
     np.testing.assert_array_equal(first, arr[:3, 0, 0, :40, :40])
@@ -500,7 +541,9 @@ def axis_index(n: int) -> st.SearchStrategy[range | tuple[int, ...]]:
     """A strided range or a tuple of indices (repeats and any order) along an axis of ``n``."""
     strided = st.builds(
         lambda a, k, s: range(a, min(n, a + k), s),
-        st.integers(0, n - 1), st.integers(1, n), st.integers(1, 2),
+        st.integers(0, n - 1),
+        st.integers(1, n),
+        st.integers(1, 2),
     )
     return st.one_of(strided, st.lists(st.integers(0, n - 1), min_size=1, max_size=4).map(tuple))
 

@@ -37,21 +37,27 @@ def test_a_plain_64_page_stack_is_64_z_planes(tmp_path: Path) -> None:
     assert img.info()["axes_mapping"] == "IYX->ZYX"
     np.testing.assert_array_equal(img.to_numpy(), OMEArrow(arr).to_numpy())  # as the same array in memory
     lazy = OMEArrow.scan(path)
-    np.testing.assert_array_equal(lazy.tensor_view(z=37, roi=(3, 4, 10, 12), layout="YX").to_numpy(),
-                                  arr[37, 4:16, 3:13])
+    np.testing.assert_array_equal(
+        lazy.tensor_view(z=37, roi=(3, 4, 10, 12), layout="YX").to_numpy(), arr[37, 4:16, 3:13]
+    )
     assert lazy.source.pages_read == 1
 
 
 @pytest.mark.parametrize(
     ("shape", "targets", "sizes"),
-    [((20, 16), "YX", (1, 1, 1)),
-     ((5, 20, 16), "ZYX", (1, 5, 1)),
-     ((3, 4, 20, 16), "TCYX", (3, 1, 4)),
-     ((2, 3, 4, 20, 16), "TCZYX", (2, 4, 3)),
-     ((2, 2, 3, 4, 20, 16), "TTCZYX", (4, 4, 3))],  # a sixth axis folds into T
+    [
+        ((20, 16), "YX", (1, 1, 1)),
+        ((5, 20, 16), "ZYX", (1, 5, 1)),
+        ((3, 4, 20, 16), "TCYX", (3, 1, 4)),
+        ((2, 3, 4, 20, 16), "TCZYX", (2, 4, 3)),
+        ((2, 2, 3, 4, 20, 16), "TTCZYX", (4, 4, 3)),
+    ],  # a sixth axis folds into T
 )
 def test_shaped_files_without_axes_map_like_an_array_of_the_same_rank(
-    tmp_path: Path, shape: tuple[int, ...], targets: str, sizes: tuple[int, int, int],
+    tmp_path: Path,
+    shape: tuple[int, ...],
+    targets: str,
+    sizes: tuple[int, int, int],
 ) -> None:
     arr = pixels(shape, seed=len(shape))
     path = tmp_path / "shaped.tif"

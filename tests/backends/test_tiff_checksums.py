@@ -120,9 +120,9 @@ def test_every_flipped_pixel_byte_is_refused(tmp_path: Path, name: str, options:
             continue
         # only a compressed stream can hold a bit that changes no pixel (e.g. zlib's header level bits)
         assert "compression" in options and all(np.array_equal(g, w) for g, w in zip(got, want)), (
-            f"a flip at byte {at} was served as pixels")
+            f"a flip at byte {at} was served as pixels"
+        )
     assert caught >= len(positions) * (0.9 if "compression" in options else 1)
-
 
 
 def test_the_error_names_file_plane_and_segment_and_how_to_skip(tmp_path: Path) -> None:
@@ -143,8 +143,9 @@ def test_a_crop_checks_only_the_strips_and_tiles_it_reads(tmp_path: Path) -> Non
     offset, _ = segments(src)[0]  # tile (0, 0)
     mutant = flip(src, tmp_path / "m.ome.tiff", offset + 5)
     lazy = OMEArrow.scan(mutant)
-    np.testing.assert_array_equal(lazy.tensor_view(roi=(16, 16, 40, 40), layout="YX").to_numpy(),
-                                  arr[0, 0, 0, 16:56, 16:56])
+    np.testing.assert_array_equal(
+        lazy.tensor_view(roi=(16, 16, 40, 40), layout="YX").to_numpy(), arr[0, 0, 0, 16:56, 16:56]
+    )
     assert lazy.source.segments_read == 9
     with pytest.raises(ChecksumError, match=r"tile 0 of plane t=0 z=0 c=0"):
         lazy.tensor_view(roi=(10, 10, 8, 8)).to_numpy()
@@ -241,21 +242,39 @@ LIES = {
     "a checksum changed": (_entry("level 0 plane 1", "0123456789abcdef"), ChecksumError, "do not match"),
     "a checksum not hex": (_entry("level 0 plane 1", "xyz"), DamagedFileError, "annotation .* is damaged"),
     "a checksum too short": (_entry("level 0 plane 1", "abc"), DamagedFileError, "annotation .* is damaged"),
-    "a plane dropped": (lambda x: re.sub(r'<M K="level 0 plane 2">[^<]*</M>', "", x), DamagedFileError,
-                        r"lacks plane\(s\) \[2\]"),
-    "a strip too many": (lambda x: re.sub(r'(<M K="level 0 plane 0">)([^<]*)', r"\1\2 \2", x), DamagedFileError,
-                         "lists 2"),
+    "a plane dropped": (
+        lambda x: re.sub(r'<M K="level 0 plane 2">[^<]*</M>', "", x),
+        DamagedFileError,
+        r"lacks plane\(s\) \[2\]",
+    ),
+    "a strip too many": (
+        lambda x: re.sub(r'(<M K="level 0 plane 0">)([^<]*)', r"\1\2 \2", x),
+        DamagedFileError,
+        "lists 2",
+    ),
     "sizes": (_entry("level 0", "T=1 Z=4 C=1 Y=20 X=24"), DamagedFileError, "records level 0 as"),
     "sizes garbled": (_entry("level 0", "T=1 Z=two"), DamagedFileError, "annotation .* is damaged"),
     "dtype": (_entry("dtype", "int16"), DamagedFileError, "records level 0 as .* int16"),
     "algorithm unknown": (_entry("algorithm", "md5"), SchemaError, "checksum algorithm 'md5'"),
-    "algorithm dropped": (lambda x: re.sub(r'<M K="algorithm">[^<]*</M>', "", x), DamagedFileError,
-                          "'algorithm' is missing"),
-    "DimensionOrder": (lambda x: x.replace('DimensionOrder="XYCZT"', 'DimensionOrder="XYZCT"'), ChecksumError,
-                       "do not match"),
-    "TiffData IFD": (lambda x: re.sub(r'<TiffData IFD="0" PlaneCount="4"/>',
-                                      '<TiffData IFD="1" PlaneCount="3"/><TiffData IFD="0" FirstZ="1" FirstC="1" '
-                                      'PlaneCount="1"/>', x), DamagedFileError, "x.ome.tiff"),
+    "algorithm dropped": (
+        lambda x: re.sub(r'<M K="algorithm">[^<]*</M>', "", x),
+        DamagedFileError,
+        "'algorithm' is missing",
+    ),
+    "DimensionOrder": (
+        lambda x: x.replace('DimensionOrder="XYCZT"', 'DimensionOrder="XYZCT"'),
+        ChecksumError,
+        "do not match",
+    ),
+    "TiffData IFD": (
+        lambda x: re.sub(
+            r'<TiffData IFD="0" PlaneCount="4"/>',
+            '<TiffData IFD="1" PlaneCount="3"/><TiffData IFD="0" FirstZ="1" FirstC="1" PlaneCount="1"/>',
+            x,
+        ),
+        DamagedFileError,
+        "x.ome.tiff",
+    ),
 }
 
 
@@ -288,8 +307,15 @@ def test_an_annotation_copied_into_another_file_does_not_apply(tmp_path: Path) -
     with tifffile.TiffFile(path) as tif:
         xml = tif.ome_metadata
     other = tmp_path / "rewritten.ome.tiff"  # recompressed in other strips, our annotation kept, a new UUID
-    tifffile.imwrite(other, arr[0], description=re.sub(r'UUID="[^"]*"', 'UUID="urn:uuid:0000"', xml, count=1).encode(),
-                     compression="zlib", rowsperstrip=3, photometric="minisblack", metadata=None)
+    tifffile.imwrite(
+        other,
+        arr[0],
+        description=re.sub(r'UUID="[^"]*"', 'UUID="urn:uuid:0000"', xml, count=1).encode(),
+        compression="zlib",
+        rowsperstrip=3,
+        photometric="minisblack",
+        metadata=None,
+    )
     img = OMEArrow.scan(other)
     assert not img.source.has_checksums and not img.info()["verified"]
     np.testing.assert_array_equal(img.to_numpy(), arr)
@@ -303,7 +329,6 @@ def test_files_without_checksums_read_as_before(tmp_path: Path) -> None:
     img = OMEArrow.scan(path)
     assert img.info()["checksums"] is None and not img.source.has_checksums
     np.testing.assert_array_equal(img.to_numpy(), arr)
-
 
 
 def test_our_file_without_its_annotation_or_its_ome_xml_is_refused(tmp_path: Path) -> None:

@@ -48,7 +48,9 @@ def tifffile_pyramid(path: Path, kind: str, levels: list[np.ndarray]) -> None:
                 tw.write(level[0], metadata=None, subfiletype=1 if i else 0, **tile, **MB)
         return
     with tifffile.TiffWriter(path, ome=kind == "ome-subifds") as tw:
-        extra = {"metadata": {"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.25}} if kind == "ome-subifds" else {}
+        extra = (
+            {"metadata": {"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.25}} if kind == "ome-subifds" else {}
+        )
         tw.write(levels[0], subifds=len(levels) - 1, **extra, **tile, **MB)
         for level in levels[1:]:
             tw.write(level, subfiletype=1, **tile, **MB)
@@ -100,13 +102,17 @@ def test_a_file_without_levels_lists_one(tmp_path: Path) -> None:
     path = tmp_path / "flat.tif"
     tifffile.imwrite(path, random_pixels((20, 30), "uint8"), **MB)
     info = OMEArrow.scan(path).info()
-    assert info["levels"] == [{"level": 0, "shape": [1, 1, 1, 20, 30], "scale": {"X": None, "Y": None, "Z": None}}]  # uncalibrated: unknown
+    assert info["levels"] == [
+        {"level": 0, "shape": [1, 1, 1, 20, 30], "scale": {"X": None, "Y": None, "Z": None}}
+    ]  # uncalibrated: unknown
     with pytest.raises(SelectionError, match=r"level=1 is out of range: flat.tif has 1 resolution level"):
         OMEArrow.scan(path, level=1)
 
 
-@pytest.mark.parametrize(("level", "error"), [(3, SelectionError), (-1, SelectionError), (1.0, ArgumentError),
-                                              (True, ArgumentError), ("1", ArgumentError)])
+@pytest.mark.parametrize(
+    ("level", "error"),
+    [(3, SelectionError), (-1, SelectionError), (1.0, ArgumentError), (True, ArgumentError), ("1", ArgumentError)],
+)
 def test_bad_levels_are_refused(tmp_path: Path, level: object, error: type) -> None:
     path = tmp_path / "p.ome.tif"
     tifffile_pyramid(path, "ome-subifds", strided(random_pixels((1, 32, 32), "uint8"), 3))
@@ -137,8 +143,9 @@ def test_written_levels_are_our_downsampling_and_tifffile_reads_them(tmp_path: P
     with tifffile.TiffFile(path) as tif:
         assert tif.is_ome and len(tif.series[0].levels) == 4
         for k, level in enumerate(tif.series[0].levels):
-            np.testing.assert_array_equal(level.asarray(), expected[k].reshape(-1, *expected[k].shape[-2:]).reshape(
-                level.shape))
+            np.testing.assert_array_equal(
+                level.asarray(), expected[k].reshape(-1, *expected[k].shape[-2:]).reshape(level.shape)
+            )
     for k in range(4):
         np.testing.assert_array_equal(OMEArrow(path, level=k).to_numpy(), expected[k])
     assert verify(path).ok
@@ -179,9 +186,15 @@ def test_downsample_is_the_rounded_mean_of_each_block(shape: tuple[int, int, int
                 assert got[p, y, x] == want, (p, y, x, block)
 
 
-@pytest.mark.parametrize(("options", "match"), [({"levels": 0}, "levels=0 is out of range"),
-                                                ({"levels": 8}, "up to 7"), ({"levels": 2.0}, "integer"),
-                                                ({"levels": 2, "ome": False}, "needs ome=True")])
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"levels": 0}, "levels=0 is out of range"),
+        ({"levels": 8}, "up to 7"),
+        ({"levels": 2.0}, "integer"),
+        ({"levels": 2, "ome": False}, "needs ome=True"),
+    ],
+)
 def test_bad_levels_options_are_refused_and_write_nothing(tmp_path: Path, options: dict, match: str) -> None:
     path = tmp_path / "x.ome.tiff"
     with pytest.raises(ArgumentError, match=match):
@@ -216,7 +229,7 @@ def test_damaged_tifffile_pyramid_reads_exact_levels_or_fails_clearly(tmp_path: 
                         pixels.update(range(tag.valueoffset, tag.valueoffset + 4 * tag.count))
     mutant = tmp_path / "m.ome.tif"
     metadata = [i for i in range(len(data)) if i not in pixels]
-    for at in [*metadata[::max(1, len(metadata) // 250)], -1]:
+    for at in [*metadata[:: max(1, len(metadata) // 250)], -1]:
         mutated = bytearray(data[:at] if at < 0 else data)
         if at >= 0:
             mutated[at] ^= 1 << (at % 8)

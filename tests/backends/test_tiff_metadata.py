@@ -57,8 +57,9 @@ def test_uncalibrated_image_writes_no_physical_size_and_reads_back_unknown(tmp_p
 
 
 def test_plain_tiff_keeps_known_sizes_in_its_shaped_description(tmp_path: Path) -> None:
-    meta = ImageMeta(sizes={"Z": 2, "Y": 8, "X": 8}, dtype=np.uint8, physical_size={"X": 0.5, "Z": 3.0},
-                     physical_unit={"Z": "nm"})
+    meta = ImageMeta(
+        sizes={"Z": 2, "Y": 8, "X": 8}, dtype=np.uint8, physical_size={"X": 0.5, "Z": 3.0}, physical_unit={"Z": "nm"}
+    )
     OMEArrow(pixels_to_record(meta, pixels((1, 2, 1, 8, 8)))).export(how="tiff", out=tmp_path / "p.tif", ome=False)
     got = OMEArrow(tmp_path / "p.tif").meta
     assert got.physical_size == {"X": 0.5, "Y": None, "Z": 3.0}
@@ -87,19 +88,30 @@ def test_lying_shaped_or_imagej_sizes_name_file_and_field(tmp_path: Path, lie: o
     with pytest.raises(DamagedFileError, match=r"s\.tif.*PhysicalSizeY"):
         OMEArrow.scan(tmp_path / "s.tif")
     if isinstance(lie, float):
-        tifffile.imwrite(tmp_path / "ij.tif", pixels((2, 8, 8)), imagej=True,
-                         metadata={"axes": "ZYX", "spacing": lie, "unit": "um"})
+        tifffile.imwrite(
+            tmp_path / "ij.tif", pixels((2, 8, 8)), imagej=True, metadata={"axes": "ZYX", "spacing": lie, "unit": "um"}
+        )
         with pytest.raises(DamagedFileError, match=r"ij\.tif.*spacing"):
             OMEArrow.scan(tmp_path / "ij.tif")
 
 
 def test_imagej_calibration_is_used(tmp_path: Path) -> None:
-    tifffile.imwrite(tmp_path / "ij.tif", pixels((3, 8, 8)), imagej=True, resolution=(2.0, 4.0),
-                     metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        pixels((3, 8, 8)),
+        imagej=True,
+        resolution=(2.0, 4.0),
+        metadata={"axes": "ZYX", "spacing": 1.5, "unit": "um"},
+    )
     meta = OMEArrow(tmp_path / "ij.tif").meta
     assert meta.physical_size == pytest.approx({"X": 0.5, "Y": 0.25, "Z": 1.5})
-    tifffile.imwrite(tmp_path / "px.tif", pixels((3, 8, 8)), imagej=True, resolution=(2.0, 4.0),
-                     metadata={"axes": "ZYX", "spacing": 1.5, "unit": "pixel"})  # not a length: uncalibrated
+    tifffile.imwrite(
+        tmp_path / "px.tif",
+        pixels((3, 8, 8)),
+        imagej=True,
+        resolution=(2.0, 4.0),
+        metadata={"axes": "ZYX", "spacing": 1.5, "unit": "pixel"},
+    )  # not a length: uncalibrated
     assert OMEArrow(tmp_path / "px.tif").meta.physical_size == UNKNOWN
 
 
@@ -120,6 +132,7 @@ def test_rgb_tiffs_decode_as_channels_bit_exact(tmp_path: Path, planar: str, sam
     crop = img.slice_lazy(1, 6, 2, 6, c_indices=[2, 0]).to_numpy()  # x 1:6, y 2:6: reads the pages it needs
     np.testing.assert_array_equal(crop, got[:, :, [2, 0], 2:6, 1:6])
 
+
 def test_grey_tiff_has_no_samples_note(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "g.tif", pixels((2, 8, 8)), photometric="minisblack")
     assert "notes" not in OMEArrow(tmp_path / "g.tif").info()
@@ -130,9 +143,11 @@ def test_some_channel_colours_survive_ome_tiff_parquet_ome_tiff(tmp_path: Path) 
     ome_types = pytest.importorskip("ome_types")
     from ome_arrow_core import Channel
 
-    chans = [Channel(id="ch-0", name="DAPI", color_rgba=0x0000FFFF, emission_um=0.461),
-             Channel(id="ch-1", name="bright"),
-             Channel(id="ch-2", name="RFP", color_rgba=0xFF0000FF, excitation_um=0.555)]
+    chans = [
+        Channel(id="ch-0", name="DAPI", color_rgba=0x0000FFFF, emission_um=0.461),
+        Channel(id="ch-1", name="bright"),
+        Channel(id="ch-2", name="RFP", color_rgba=0xFF0000FF, excitation_um=0.555),
+    ]
     meta = ImageMeta(sizes={"C": 3, "Y": 8, "X": 8}, dtype=np.uint8, channels=chans)
     data = pixels((1, 1, 3, 8, 8))
     OMEArrow(pixels_to_record(meta, data)).export(how="tiff", out=tmp_path / "a.ome.tif")

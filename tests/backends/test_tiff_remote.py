@@ -36,8 +36,8 @@ def _tiff(tmp_path: Path, arr: np.ndarray, **options: object) -> Path:
 @pytest.mark.parametrize("where", ["s3", "http"])
 @pytest.mark.parametrize("kind", ["strips", "tiles-zlib"])
 def test_remote_tiff_reads_bit_exact_and_only_what_a_plane_needs(
-        tmp_path: Path, where: str, kind: str, s3_server: S3Server, http_server: HTTPServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, where: str, kind: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arr = _pixels()
     options: dict[str, object] = {} if kind == "strips" else {"tile": (128, 128), "compression": "zlib"}
     local = _tiff(tmp_path, arr, **options)
@@ -52,7 +52,7 @@ def test_remote_tiff_reads_bit_exact_and_only_what_a_plane_needs(
     opened = Counter(m for m, *_ in log.requests(name))
     opened_bytes = log.bytes_sent(name)
     np.testing.assert_array_equal(img.tensor_view(t=0, z=2, c=1, layout="YX").to_numpy(), arr[0, 2, 1])
-    gets = [e for e in log.requests(name) if e[0] == "GET"][opened["GET"]:]
+    gets = [e for e in log.requests(name) if e[0] == "GET"][opened["GET"] :]
     # the plane's strips are contiguous: one GET; its tiles (compressed, stored in order) merge into one GET
     assert len(gets) == 1, gets
     assert sum(n for *_, n in gets) <= plane_bytes + (64 << 10)
@@ -75,12 +75,16 @@ def test_remote_tiff_reads_bit_exact_and_only_what_a_plane_needs(
 
 def test_merge_ranges_joins_neighbours_within_the_gap() -> None:
     assert merge_ranges([(100, 200), (0, 40), (250, 300), (10_000, 10_010)], gap=50) == [
-        (0, 40), (100, 300), (10_000, 10_010)]
+        (0, 40),
+        (100, 300),
+        (10_000, 10_010),
+    ]
     assert merge_ranges([(0, 10), (5, 8), (10, 10)], gap=0) == [(0, 10)]
 
 
-def test_s3_write_round_trips_replaces_and_leaves_no_temporary(tmp_path: Path, s3_server: S3Server,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_write_round_trips_replaces_and_leaves_no_temporary(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     bucket = s3_server.bucket("tiffs")
     uri = f"s3://{bucket}/written/img.ome.tiff"
@@ -94,8 +98,9 @@ def test_s3_write_round_trips_replaces_and_leaves_no_temporary(tmp_path: Path, s
 
 
 @pytest.mark.parametrize("failing", ["upload", "move"])
-def test_a_write_the_store_fails_leaves_the_previous_object(tmp_path: Path, s3_server: S3Server,
-                                                            monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+def test_a_write_the_store_fails_leaves_the_previous_object(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
     bucket = s3_server.bucket("tiffs")
     uri = f"s3://{bucket}/faults/{failing}.ome.tiff"
@@ -113,15 +118,16 @@ def test_a_write_the_store_fails_leaves_the_previous_object(tmp_path: Path, s3_s
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_damaged_remote_tiff_is_caught(tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch,
-                                       damage: str) -> None:
+def test_damaged_remote_tiff_is_caught(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
     local = _tiff(tmp_path, _pixels(5))
     data = bytearray(local.read_bytes())
     with tifffile.TiffFile(local) as tif:
         page = tif.pages[3]
         at = page.dataoffsets[0] + page.databytecounts[0] // 2
     if damage == "truncate":
-        data = data[: at]
+        data = data[:at]
     else:
         data[at] ^= 0x01
     uri, _ = serve("s3", f"damaged-{damage}.ome.tiff", bytes(data), s3_server, None, monkeypatch, bucket="tiffs")
@@ -137,16 +143,18 @@ def test_missing_remote_tiff_is_file_not_found(s3_server: S3Server, monkeypatch:
         OMEArrow(uri)
 
 
-def test_remote_source_pickles_as_its_location(tmp_path: Path, s3_server: S3Server,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_source_pickles_as_its_location(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pickle
 
     from ome_arrow_core.location import resolve
     from ome_arrow_tiff.reader import TiffSource
 
     arr = _pixels(6)
-    uri, _ = serve("s3", "pickled.ome.tiff", _tiff(tmp_path, arr).read_bytes(), s3_server, None, monkeypatch,
-                   bucket="tiffs")
+    uri, _ = serve(
+        "s3", "pickled.ome.tiff", _tiff(tmp_path, arr).read_bytes(), s3_server, None, monkeypatch, bucket="tiffs"
+    )
     with TiffSource(resolve(uri)) as src, pickle.loads(pickle.dumps(src)) as again:
         assert str(again.path) == uri and again.describe()["file_size"] == src.describe()["file_size"]
         np.testing.assert_array_equal(again.read(Selection.full(again.meta.sizes)), arr)

@@ -61,8 +61,9 @@ def test_a_write_killed_leaves_the_old_file_and_no_litter_after_the_next(tmp_pat
     target = tmp_path / "img.ome.tiff"
     OMEArrow(old_pixels()).export("ome-tiff", target, levels=2)
     before = target.read_bytes()
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(target), point], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(target), point], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert target.read_bytes() == before
     img = OMEArrow.scan(target)
@@ -76,7 +77,8 @@ def test_a_write_killed_leaves_the_old_file_and_no_litter_after_the_next(tmp_pat
 
 
 def test_an_interrupt_while_stamping_leaves_the_old_file_and_nothing_else(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = tmp_path / "img.ome.tiff"
     OMEArrow(old_pixels()).export("ome-tiff", target)

@@ -45,7 +45,9 @@ def _torch_registry() -> Registry:
 def test_plugin_is_listed_and_available() -> None:
     rows = [r for r in ome_arrow_core.plugins() if r.plugin == "torch"]
     assert {(r.kind, r.name) for r in rows} >= {
-        ("ingest", "torch"), ("exporter", "torch"), ("exporter", "torch-cuda"),
+        ("ingest", "torch"),
+        ("exporter", "torch"),
+        ("exporter", "torch-cuda"),
     }
     assert all(r.available and r.install == "" for r in rows)
     assert all(r.version == ome_arrow_torch.__version__ for r in rows)
@@ -242,7 +244,7 @@ def test_iter_dlpack_tiles_on_cpu() -> None:
     for (t0, y0, x0), tile in zip(_tile_origins(view.shape, 2, (10, 12)), tiles, strict=True):
         t = torch.from_dlpack(tile)
         b, _, h, w = t.shape
-        out[t0:t0 + b, :, y0:y0 + h, x0:x0 + w] += t.numpy()
+        out[t0 : t0 + b, :, y0 : y0 + h, x0 : x0 + w] += t.numpy()
     np.testing.assert_array_equal(out, view.to_numpy())
 
 
@@ -308,7 +310,7 @@ def test_iter_dlpack_cuda_tiles() -> None:
         t = torch.from_dlpack(tile)
         assert t.is_cuda and t.dtype == torch.uint16
         b, _, h, w = t.shape
-        out[t0:t0 + b, :, y0:y0 + h, x0:x0 + w] += t.to(torch.int32)
+        out[t0 : t0 + b, :, y0 : y0 + h, x0 : x0 + w] += t.to(torch.int32)
         seen += t.numel()
     assert seen == int(np.prod(view.shape))
     np.testing.assert_array_equal(out.cpu().numpy(), view.to_numpy().astype(np.int32))

@@ -25,8 +25,13 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:Runtime
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     arrs = np.random.default_rng(6).integers(0, 65535, (N, 2, 14, 10), dtype=np.uint16)
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("collate") / "plate", dim_order="CYX",
-                        metadata={"label": list(range(N))}, progress=False)
+    out = write_dataset(
+        list(arrs),
+        tmp_path_factory.mktemp("collate") / "plate",
+        dim_order="CYX",
+        metadata={"label": list(range(N))},
+        progress=False,
+    )
     return out, arrs
 
 
@@ -54,9 +59,15 @@ def test_whole_batches_come_back_uncopied_and_anything_else_is_stacked() -> None
 def test_map_style_loader_reuses_pooled_batches(plate: tuple[Path, np.ndarray], workers: int) -> None:
     path, arrs = plate
     ds = OMEArrowTorchDataset(path, target="label")
-    loader = DataLoader(ds, batch_size=2, num_workers=workers, persistent_workers=workers > 0, shuffle=True,
-                        generator=torch.Generator().manual_seed(1),
-                        multiprocessing_context="fork" if workers else None)
+    loader = DataLoader(
+        ds,
+        batch_size=2,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(1),
+        multiprocessing_context="fork" if workers else None,
+    )
     segments, seen = set(), []
     for _ in range(3):
         for xb, yb in loader:
@@ -73,8 +84,15 @@ def test_map_style_loader_reuses_pooled_batches(plate: tuple[Path, np.ndarray], 
 def test_held_map_style_batches_keep_their_values(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     ds = OMEArrowTorchDataset(path, target="label", c=1, layout="YX")
-    loader = DataLoader(ds, batch_size=1, num_workers=2, persistent_workers=True, shuffle=True,
-                        generator=torch.Generator().manual_seed(2), multiprocessing_context="fork")
+    loader = DataLoader(
+        ds,
+        batch_size=1,
+        num_workers=2,
+        persistent_workers=True,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(2),
+        multiprocessing_context="fork",
+    )
     kept = [b for _ in range(3) for b in loader]  # 63 batches held: far more than the pools' slots
     assert len(kept) == 3 * N
     for xb, yb in kept:
@@ -88,8 +106,9 @@ def _listed(batch: list[object]) -> list[object]:
 def test_other_collates_get_rows_that_stay_correct(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     ds = OMEArrowTorchDataset(path, target="label")
-    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=_listed, persistent_workers=True,
-                        multiprocessing_context="fork")
+    loader = DataLoader(
+        ds, batch_size=3, num_workers=2, collate_fn=_listed, persistent_workers=True, multiprocessing_context="fork"
+    )
     kept = [b for _ in range(3) for b in loader]  # rows reach the main process outside the pool's hand-over
     for batch in kept:
         for x, y in batch:  # type: ignore[misc]

@@ -27,8 +27,14 @@ def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     rng = np.random.default_rng(0)
     arrs = rng.integers(0, 65535, (N, 2, 20, 24), dtype=np.uint16)
     meta = {"label": list(range(N)), "well": [f"W{i % 4}" for i in range(N)]}
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("torch") / "plate", dim_order="CYX", metadata=meta,
-                        chunk_shape=(10, 12), progress=False)
+    out = write_dataset(
+        list(arrs),
+        tmp_path_factory.mktemp("torch") / "plate",
+        dim_order="CYX",
+        metadata=meta,
+        chunk_shape=(10, 12),
+        progress=False,
+    )
     return out, arrs
 
 
@@ -43,7 +49,10 @@ def test_import_does_not_load_torch_data_module() -> None:
     import sys
 
     code = "import sys, ome_arrow_torch; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 # -- map-style ------------------------------------------------------------------------------------
@@ -63,8 +72,14 @@ def test_map_style_items_keep_dtype_and_targets(plate: tuple[Path, np.ndarray]) 
 def test_map_style_dataloader(plate: tuple[Path, np.ndarray], workers: int) -> None:
     path, arrs = plate
     ds = OMEArrowTorchDataset(path, target="label")
-    loader = _loader(ds, batch_size=4, num_workers=workers, persistent_workers=workers > 0,
-                     shuffle=True, generator=torch.Generator().manual_seed(3))
+    loader = _loader(
+        ds,
+        batch_size=4,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(3),
+    )
     for _ in range(2):  # persistent workers serve a second epoch
         seen = []
         for xb, yb in loader:
@@ -127,13 +142,15 @@ def _labels(ds: OMEArrowIterableDataset, workers: int, **kw: object) -> list[int
 
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("batch_size", [None, 4])
-def test_ranks_and_workers_read_every_sample_once(plate: tuple[Path, np.ndarray], workers: int,
-                                                  batch_size: int | None) -> None:
+def test_ranks_and_workers_read_every_sample_once(
+    plate: tuple[Path, np.ndarray], workers: int, batch_size: int | None
+) -> None:
     path, _arrs = plate
     seen: list[int] = []
     for rank in range(3):
-        ds = OMEArrowIterableDataset(path, target="label", shuffle=True, seed=7, rank=rank, world_size=3,
-                                     batch_size=batch_size, read_size=5)
+        ds = OMEArrowIterableDataset(
+            path, target="label", shuffle=True, seed=7, rank=rank, world_size=3, batch_size=batch_size, read_size=5
+        )
         got = _labels(ds, workers)
         assert len(got) == len(ds.shard())
         seen += got

@@ -27,8 +27,7 @@ def _rank(rank: int, path: str, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
         ds = OMEArrowIterableDataset(path, target="label", batch_size=4, shuffle=True, seed=7)
-        loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True,
-                            multiprocessing_context="fork")
+        loader = DataLoader(ds, batch_size=None, num_workers=2, persistent_workers=True, multiprocessing_context="fork")
         arrs = np.load(Path(path).parent / "pixels.npy")
         seen = []
         for epoch in range(EPOCHS):
@@ -51,8 +50,9 @@ def test_two_ranks_read_every_image_once_per_epoch(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
     arrs = np.random.default_rng(4).integers(0, 65535, (N, 2, 8, 10), dtype=np.uint16)
-    path = write_dataset(list(arrs), tmp_path / "plate", dim_order="CYX", metadata={"label": list(range(N))},
-                         progress=False)
+    path = write_dataset(
+        list(arrs), tmp_path / "plate", dim_order="CYX", metadata={"label": list(range(N))}, progress=False
+    )
     np.save(tmp_path / "pixels.npy", arrs)
     out = tmp_path / "seen.json"
     mp.spawn(_rank, args=(str(path), str(tmp_path / "pg"), str(out)), nprocs=WORLD, join=True)

@@ -25,8 +25,13 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:Runtime
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     arrs = np.random.default_rng(1).integers(0, 65535, (N, 2, 16, 12), dtype=np.uint16)
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("pool") / "plate", dim_order="CYX",
-                        metadata={"label": list(range(N))}, progress=False)
+    out = write_dataset(
+        list(arrs),
+        tmp_path_factory.mktemp("pool") / "plate",
+        dim_order="CYX",
+        metadata={"label": list(range(N))},
+        progress=False,
+    )
     return out, arrs
 
 

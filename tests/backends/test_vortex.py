@@ -44,9 +44,17 @@ def random_pixels(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarr
     arr = np.frombuffer(rng.bytes(n * dt.itemsize), dtype=dt).reshape(shape).copy()
     if dt.kind == "f":
         u = arr.reshape(-1).view(f"u{dt.itemsize}")
-        specials = {4: [0x7FC00001, 0xFFC12345, 0x7F800001, 0x80000000, 0x7F800000, 0x00000001],
-                    8: [0x7FF8000000000001, 0xFFF0DEADBEEF0001, 0x7FF0000000000001,
-                        0x8000000000000000, 0xFFF0000000000000, 0x1]}[dt.itemsize]
+        specials = {
+            4: [0x7FC00001, 0xFFC12345, 0x7F800001, 0x80000000, 0x7F800000, 0x00000001],
+            8: [
+                0x7FF8000000000001,
+                0xFFF0DEADBEEF0001,
+                0x7FF0000000000001,
+                0x8000000000000000,
+                0xFFF0000000000000,
+                0x1,
+            ],
+        }[dt.itemsize]
         u[: len(specials)] = specials
     return arr
 
@@ -107,7 +115,7 @@ def test_file_layout_is_the_documented_one(tmp_path: Path) -> None:
     assert rows[:4] == [(0, 0, 0, 0, 0, 3, 4), (0, 0, 0, 0, 4, 3, 2), (0, 0, 0, 3, 0, 2, 4), (0, 0, 0, 3, 4, 2, 2)]
     t, _z, c, y, x, h, w = rows[3]
     raw = table.column("pixels")[3].as_py()
-    assert np.array_equal(np.frombuffer(raw, "<i2").reshape(h, w), arr[t, c, y:y + h, x:x + w])
+    assert np.array_equal(np.frombuffer(raw, "<i2").reshape(h, w), arr[t, c, y : y + h, x : x + w])
     assert table.column("checksum")[3].as_py() == xxhash.xxh3_64_intdigest(raw)  # XXH3-64 of the pixel bytes
     meta = table.column("meta").to_pylist()
     assert meta[1:] == [None] * (len(rows) - 1)
@@ -120,13 +128,30 @@ def test_file_layout_is_the_documented_one(tmp_path: Path) -> None:
 def test_metadata_round_trip(tmp_path: Path) -> None:
     rec = OMEArrow(np.arange(2 * 4 * 5, dtype=np.uint16).reshape(2, 4, 5), "CYX").export("dict")
     pm = rec["pixels_meta"]
-    pm.update(physical_size_x=0.325, physical_size_y=0.5, physical_size_z=2.0,
-              physical_size_x_unit="nm", physical_size_z_unit="mm")
+    pm.update(
+        physical_size_x=0.325,
+        physical_size_y=0.5,
+        physical_size_z=2.0,
+        physical_size_x_unit="nm",
+        physical_size_z_unit="mm",
+    )
     pm["channels"] = [
-        {"id": "ch-dapi", "name": "DAPI", "emission_um": 0.461, "excitation_um": 0.358,
-         "illumination": "Epifluorescence", "color_rgba": 0x0000FFFF},
-        {"id": "ch-gfp", "name": "GFP", "emission_um": None, "excitation_um": None,
-         "illumination": "Unknown", "color_rgba": None},
+        {
+            "id": "ch-dapi",
+            "name": "DAPI",
+            "emission_um": 0.461,
+            "excitation_um": 0.358,
+            "illumination": "Epifluorescence",
+            "color_rgba": 0x0000FFFF,
+        },
+        {
+            "id": "ch-gfp",
+            "name": "GFP",
+            "emission_um": None,
+            "excitation_um": None,
+            "illumination": "Unknown",
+            "color_rgba": None,
+        },
     ]
     rec.update(name="cells", id="img-42")
     img = OMEArrow(rec)
@@ -156,8 +181,9 @@ def index_spec(n: int) -> st.SearchStrategy[object]:
     return st.one_of(
         st.none(),
         st.integers(-n, n - 1),
-        st.builds(slice, st.none() | st.integers(0, n - 1), st.none() | st.integers(1, n),
-                  st.none() | st.sampled_from([1, 2])),  # negative steps: see test_read_any_selection
+        st.builds(
+            slice, st.none() | st.integers(0, n - 1), st.none() | st.integers(1, n), st.none() | st.sampled_from([1, 2])
+        ),  # negative steps: see test_read_any_selection
         st.lists(st.integers(0, n - 1), min_size=1, max_size=4),
     )
 
@@ -176,7 +202,7 @@ def expected_crop(arr: np.ndarray, t: object, z: object, c: object, roi: tuple[i
             sel = idx[list(spec)]
         out = np.take(out, sel, axis=dim)
     x, y, w, h = roi
-    return out[..., y:y + h, x:x + w]
+    return out[..., y : y + h, x : x + w]
 
 
 @settings(max_examples=60, deadline=None)
@@ -197,20 +223,26 @@ def test_scan_crops_equal_numpy_slicing(tiled: tuple[Path, np.ndarray], data: st
     got = view.to_numpy()
     assert same_bits(np.ascontiguousarray(got), want)
     # only the chunks the crop intersects were read, once per distinct plane
-    n_tiles = (len(range(y // CHUNK[0], (y + h - 1) // CHUNK[0] + 1))
-               * len(range(x // CHUNK[1], (x + w - 1) // CHUNK[1] + 1)))
-    distinct = [len(set(np.arange(n)[[s] if isinstance(s, int) else (s if s is not None else slice(None))]
-                        .tolist())) for n, s in zip(SHAPE[:3], (t, z, c))]
+    n_tiles = len(range(y // CHUNK[0], (y + h - 1) // CHUNK[0] + 1)) * len(
+        range(x // CHUNK[1], (x + w - 1) // CHUNK[1] + 1)
+    )
+    distinct = [
+        len(set(np.arange(n)[[s] if isinstance(s, int) else (s if s is not None else slice(None))].tolist()))
+        for n, s in zip(SHAPE[:3], (t, z, c))
+    ]
     assert lazy._source.rows_read == n_tiles * int(np.prod(distinct))
     eager = OMEArrow(path).tensor_view(t=t, z=z, c=c, roi=(x, y, w, h), layout="TZCYX")
     assert same_bits(np.ascontiguousarray(eager.to_numpy()), want)
 
 
-@pytest.mark.parametrize("sel", [
-    dict(t=range(1, -1, -1), z=(2, 0, 2), c=range(2, -1, -1), y=range(20, 2, -3), x=range(0, 26, 4)),
-    dict(t=(1,), z=range(0, 3, 2), c=(1, 1), y=range(4, 16, 2), x=range(25, -1, -1)),
-    dict(t=range(2), z=range(3), c=range(3), y=range(21), x=range(26)),
-])
+@pytest.mark.parametrize(
+    "sel",
+    [
+        dict(t=range(1, -1, -1), z=(2, 0, 2), c=range(2, -1, -1), y=range(20, 2, -3), x=range(0, 26, 4)),
+        dict(t=(1,), z=range(0, 3, 2), c=(1, 1), y=range(4, 16, 2), x=range(25, -1, -1)),
+        dict(t=range(2), z=range(3), c=range(3), y=range(21), x=range(26)),
+    ],
+)
 def test_read_any_selection(tiled: tuple[Path, np.ndarray], sel: dict[str, object]) -> None:
     """The reader serves any Selection: reversed, strided, repeated and gathered indices."""
     path, arr = tiled
@@ -287,7 +319,7 @@ def test_bad_chunk_shape(tmp_path: Path) -> None:
 
 
 def test_zstd_compression_option(tmp_path: Path) -> None:
-    arr = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 7)
+    arr = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 7
     OMEArrow(arr).export(how="vortex", out=tmp_path / "z.vortex", compression="zstd", chunk_shape=(16, 16))
     OMEArrow(arr).export(how="vortex", out=tmp_path / "n.vortex", compression=None, chunk_shape=(16, 16))
     assert (tmp_path / "z.vortex").stat().st_size < (tmp_path / "n.vortex").stat().st_size
@@ -320,15 +352,17 @@ def _rewrite_meta(src: Path, dst: Path, edit) -> None:
 
 def test_unknown_format_version_and_bad_metadata(tmp_path: Path) -> None:
     OMEArrow(np.ones((4, 4), np.uint8)).export(how="vortex", out=tmp_path / "ok.vortex")
-    _rewrite_meta(tmp_path / "ok.vortex", tmp_path / "v2.vortex",
-                  lambda m: m.replace("ome-arrow-core.vortex/1", "ome-arrow-core.vortex/2"))
+    _rewrite_meta(
+        tmp_path / "ok.vortex",
+        tmp_path / "v2.vortex",
+        lambda m: m.replace("ome-arrow-core.vortex/1", "ome-arrow-core.vortex/2"),
+    )
     with pytest.raises(FormatVersionError, match="vortex/2"):
         OMEArrow.scan(tmp_path / "v2.vortex")
     _rewrite_meta(tmp_path / "ok.vortex", tmp_path / "bad.vortex", lambda m: "{not json")
     with pytest.raises(SchemaError, match="not JSON"):
         OMEArrow.scan(tmp_path / "bad.vortex")
-    _rewrite_meta(tmp_path / "ok.vortex", tmp_path / "big.vortex",
-                  lambda m: m.replace('"Y": 4', '"Y": 40'))
+    _rewrite_meta(tmp_path / "ok.vortex", tmp_path / "big.vortex", lambda m: m.replace('"Y": 4', '"Y": 40'))
     with pytest.raises(SchemaError, match="rows but its metadata"):
         OMEArrow.scan(tmp_path / "big.vortex")
 

@@ -65,8 +65,16 @@ def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """A 12-image plate (CYX uint16, 16x16 tiles) with well/site/label columns, chunks in Vortex."""
     arrs = random_pixels((N, 2, 40, 48), "uint16")
     meta = {"well": [f"W{i // 3}" for i in range(N)], "site": [i % 3 for i in range(N)], "label": list(range(N))}
-    out = write_dataset(list(arrs), tmp_path_factory.mktemp("vx") / "plate", dim_order="CYX", metadata=meta,
-                        chunk_format="vortex", chunk_shape=(16, 16), images_per_group=4, progress=False)
+    out = write_dataset(
+        list(arrs),
+        tmp_path_factory.mktemp("vx") / "plate",
+        dim_order="CYX",
+        metadata=meta,
+        chunk_format="vortex",
+        chunk_shape=(16, 16),
+        images_per_group=4,
+        progress=False,
+    )
     return out, arrs
 
 
@@ -88,8 +96,12 @@ class TakeSpy:
 def test_plate_is_parquet_tables_and_a_vortex_chunk_file(plate: tuple[Path, np.ndarray]) -> None:
     path, _ = plate
     assert sorted(p.name for p in path.iterdir()) == [
-        "THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow_dataset.json", "chunks.vortex", "images.parquet",
-        "index.parquet"]
+        "THIS-IS-AN-OME-ARROW-DATASET.txt",
+        "_ome_arrow_dataset.json",
+        "chunks.vortex",
+        "images.parquet",
+        "index.parquet",
+    ]
     with open(path / "chunks.vortex", "rb") as fh:
         assert fh.read(4) == b"VTXF"
     ours = json.loads((path / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
@@ -111,13 +123,17 @@ def test_scan_pushes_the_filter_down_and_keeps_metadata_columns(plate: tuple[Pat
     assert len(ds) == 3 and ds.table.column("label").to_pylist() == [6, 7, 8]
     assert {"well", "site", "label", "image_id", "size_x"} <= set(ds.column_names)
     assert ds.extra_columns == ["well", "site", "label"]
-    assert ds.row_groups_scanned == (2, 3)  # images.parquet: groups of 4 images; W2 (6..8) spans two, the third is skipped
+    assert ds.row_groups_scanned == (
+        2,
+        3,
+    )  # images.parquet: groups of 4 images; W2 (6..8) spans two, the third is skipped
     for i, img in enumerate(ds):
         assert same_bits(img.tensor_view(layout="CYX").to_numpy(), arrs[6 + i])
 
 
-def test_random_access_is_lazy_and_takes_only_that_images_rows(plate: tuple[Path, np.ndarray],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_random_access_is_lazy_and_takes_only_that_images_rows(
+    plate: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path, arrs = plate
     spy = TakeSpy(monkeypatch)
     ds = OMEArrowDataset.scan(path)
@@ -131,8 +147,9 @@ def test_random_access_is_lazy_and_takes_only_that_images_rows(plate: tuple[Path
     assert img.source.chunks_read == 2
 
 
-def test_batched_reads_and_tensor_views_equal_the_source(plate: tuple[Path, np.ndarray],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batched_reads_and_tensor_views_equal_the_source(
+    plate: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path, arrs = plate
     ds = OMEArrowDataset.scan(path)
     np.testing.assert_array_equal(ds.read([3, 0, 11]), arrs[[3, 0, 11]])
@@ -151,8 +168,9 @@ def test_batched_reads_and_tensor_views_equal_the_source(plate: tuple[Path, np.n
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_dtype_round_trips_bit_exactly(tmp_path: Path, dtype: str) -> None:
     arrs = random_pixels((3, 2, 3, 17, 23), dtype, seed=DTYPES.index(dtype))
-    out = write_dataset(list(arrs), tmp_path / "d", dim_order="ZCYX", chunk_format="vortex", chunk_shape=(1, 8, 8),
-                        progress=False)
+    out = write_dataset(
+        list(arrs), tmp_path / "d", dim_order="ZCYX", chunk_format="vortex", chunk_shape=(1, 8, 8), progress=False
+    )
     ds = OMEArrowDataset.scan(out)
     for i in range(3):
         assert same_bits(ds[i].tensor_view(layout="ZCYX").to_numpy(), arrs[i])
@@ -169,8 +187,9 @@ class TestVortexChunkStore(ChunkStoreTests):
 
 def test_zstd_and_wrong_options(tmp_path: Path) -> None:
     arrs = random_pixels((2, 30, 30), "float32")
-    out = write_dataset(list(arrs), tmp_path / "z", dim_order="YX", chunk_format="vortex", compression="zstd",
-                        progress=False)
+    out = write_dataset(
+        list(arrs), tmp_path / "z", dim_order="YX", chunk_format="vortex", compression="zstd", progress=False
+    )
     assert same_bits(OMEArrowDataset.scan(out).read([0, 1], layout="YX"), arrs)
     assert pq.read_table(out / "images.parquet").column("compression").to_pylist() == ["zstd", "zstd"]
     with pytest.raises(ArgumentError, match=r"takes compression in \['none', 'zstd'\], got 'lz4'"):
@@ -183,11 +202,19 @@ def test_zstd_and_wrong_options(tmp_path: Path) -> None:
 def test_append_adds_a_vortex_fragment_and_a_parquet_one_on_request(tmp_path: Path) -> None:
     arrs = random_pixels((6, 2, 12, 14), "int16")
     out = tmp_path / "p"
-    write_dataset(list(arrs[:2]), out, dim_order="CYX", metadata={"well": ["A", "A"]}, chunk_format="vortex",
-                  progress=False)
+    write_dataset(
+        list(arrs[:2]), out, dim_order="CYX", metadata={"well": ["A", "A"]}, chunk_format="vortex", progress=False
+    )
     write_dataset(list(arrs[2:4]), out, dim_order="CYX", metadata={"well": ["B", "B"]}, mode="append", progress=False)
-    write_dataset(list(arrs[4:]), out, dim_order="CYX", metadata={"well": ["C", "C"]}, mode="append",
-                  chunk_format="parquet", progress=False)
+    write_dataset(
+        list(arrs[4:]),
+        out,
+        dim_order="CYX",
+        metadata={"well": ["C", "C"]},
+        mode="append",
+        chunk_format="parquet",
+        progress=False,
+    )
     names = sorted(p.name for p in out.iterdir() if p.name.startswith("chunks"))
     assert names == ["chunks-00001.vortex", "chunks-00002.parquet", "chunks.vortex"]
     ds = OMEArrowDataset.scan(out)
@@ -205,13 +232,16 @@ def test_a_parquet_dataset_stays_format_version_1(tmp_path: Path) -> None:
 
 
 def test_a_damaged_index_is_reported(tmp_path: Path) -> None:
-    out = write_dataset([np.ones((2, 8, 8), np.uint8)], tmp_path / "d", dim_order="CYX", chunk_format="vortex",
-                        progress=False)
+    out = write_dataset(
+        [np.ones((2, 8, 8), np.uint8)], tmp_path / "d", dim_order="CYX", chunk_format="vortex", progress=False
+    )
     index = pq.read_table(out / "index.parquet")
     rg = index.column("row_group_id").to_numpy().copy()
     rg[1] = 99
-    pq.write_table(index.set_column(index.schema.get_field_index("row_group_id"), "row_group_id",
-                                    pa.array(rg)), out / "index.parquet")
+    pq.write_table(
+        index.set_column(index.schema.get_field_index("row_group_id"), "row_group_id", pa.array(rg)),
+        out / "index.parquet",
+    )
     with pytest.raises(ChecksumError, match=r"index.parquet\]: the table's bytes do not match"):
         OMEArrowDataset.scan(out)  # the manifest's table checksum refuses the rewritten index first
     without_table_digests(out)  # as a dataset written before table checksums: the cross-check catches the lie
@@ -251,9 +281,13 @@ def test_registry_lists_the_chunk_store_as_unavailable_without_vortex(monkeypatc
     reg.register(ome_arrow_vortex.plugin, name="vortex")
     rows = [r for r in reg.plugins() if r.kind == "chunk store"]
     assert [(r.name, r.handles, r.available, r.install) for r in rows] == [
-        ("vortex", "dataset chunks .vortex", False, HINT)]
-    with pytest.raises(BackendUnavailableError, match=r"chunk format 'vortex' needs a backend that is not installed; "
-                                                      r'install one with: pip install "ome-arrow-core\[vortex\]"'):
+        ("vortex", "dataset chunks .vortex", False, HINT)
+    ]
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"chunk format 'vortex' needs a backend that is not installed; "
+        r'install one with: pip install "ome-arrow-core\[vortex\]"',
+    ):
         reg.resolve_chunk_store("chunks.vortex")
 
 
@@ -277,15 +311,17 @@ def test_blocked_vortex_plugin_says_what_to_install(plate: tuple[Path, np.ndarra
     assert not (tmp_path / "w").exists()
 
 
-def test_a_registry_blocking_vortex_neither_writes_nor_reads_vortex_chunks(plate: tuple[Path, np.ndarray],
-                                                                          tmp_path: Path) -> None:
+def test_a_registry_blocking_vortex_neither_writes_nor_reads_vortex_chunks(
+    plate: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
     """The caller's registry decides the chunk store (not the shared one, which has Vortex here)."""
     path, arrs = plate
     blocked = Registry(blocked={"vortex"})
     refused = r"chunk format 'vortex'.*blocked"
     with pytest.raises(BackendUnavailableError, match=refused):
-        write_dataset([arrs[0]], tmp_path / "w", dim_order="CYX", chunk_format="vortex", registry=blocked,
-                      progress=False)
+        write_dataset(
+            [arrs[0]], tmp_path / "w", dim_order="CYX", chunk_format="vortex", registry=blocked, progress=False
+        )
     assert not (tmp_path / "w").exists()
     with pytest.raises(BackendUnavailableError, match=refused):
         write_dataset([arrs[0]], path, dim_order="CYX", mode="append", registry=blocked, progress=False)
@@ -310,12 +346,18 @@ def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(write_steps, "chunk_store", small)
     arrs = random_pixels((8, 2, 20, 20), "uint16")
     out = write_dataset(list(arrs[:7]), tmp_path / "r", dim_order="CYX", chunk_format="vortex", progress=False)
-    assert sorted(p.name for p in out.glob("chunks*")) == ["chunks-00001.vortex", "chunks-00002.vortex", "chunks.vortex"]
+    assert sorted(p.name for p in out.glob("chunks*")) == [
+        "chunks-00001.vortex",
+        "chunks-00002.vortex",
+        "chunks.vortex",
+    ]
     write_dataset([arrs[7]], out, dim_order="CYX", mode="append", progress=False)
     ours = json.loads((out / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
     assert ours["fragments"] == ["chunks-00001.vortex", "chunks-00002.vortex", "chunks-00003.vortex", "chunks.vortex"]
     index = pq.read_table(out / "index.parquet").to_pydict()
-    per_file = {f: [r for r, g in zip(index["row_group_id"], index["fragment_path"]) if g == f] for f in ours["fragments"]}
+    per_file = {
+        f: [r for r, g in zip(index["row_group_id"], index["fragment_path"]) if g == f] for f in ours["fragments"]
+    }
     assert per_file["chunks.vortex"] == list(range(6)) and per_file["chunks-00002.vortex"] == [0, 1]
     ds = OMEArrowDataset.scan(out)
     np.testing.assert_array_equal(ds.read(range(8)), arrs)

@@ -26,8 +26,9 @@ VARIANTS = [("0.5", "zstd"), ("0.5", None), ("0.4", "zstd"), ("0.4", None)]
 
 
 def ours(tmp: Path, version: str = "0.5", compression: str | None = "zstd", levels: int = 1) -> Path:
-    return OMEArrow(DATA, "CZYX").export("ome-zarr", tmp / "x.ome.zarr", version=version, compression=compression,
-                                         chunk_shape=(1, 16, 16), levels=levels)
+    return OMEArrow(DATA, "CZYX").export(
+        "ome-zarr", tmp / "x.ome.zarr", version=version, compression=compression, chunk_shape=(1, 16, 16), levels=levels
+    )
 
 
 def array_meta(store: Path, version: str, level: str = "0") -> Path:
@@ -51,11 +52,12 @@ def test_our_stores_carry_checksums_and_read_exactly(tmp_path: Path, version: st
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(variant=st.sampled_from(VARIANTS), which=st.integers(0, 10_000), at=st.integers(0, 10_000),
-       bit=st.integers(0, 7))
+@given(
+    variant=st.sampled_from(VARIANTS), which=st.integers(0, 10_000), at=st.integers(0, 10_000), bit=st.integers(0, 7)
+)
 def test_a_flipped_bit_in_any_chunk_of_ours_is_a_checksum_error(
-        tmp_path_factory: pytest.TempPathFactory, variant: tuple[str, str | None], which: int, at: int,
-        bit: int) -> None:
+    tmp_path_factory: pytest.TempPathFactory, variant: tuple[str, str | None], which: int, at: int, bit: int
+) -> None:
     """Compressed or not, Zarr v2 or v3: never wrong pixels (zstd's own checksum is only in v3)."""
     store = ours(tmp_path_factory.mktemp("f"), *variant)
     files = chunk_files(store / "0")
@@ -99,9 +101,14 @@ def test_a_deleted_chunk_of_ours_is_never_the_fill_value(tmp_path: Path, version
     victim.unlink()
     key = str(victim.relative_to(store))
     img = OMEArrow.scan(store, missing=missing)
-    np.testing.assert_array_equal(img.tensor_view(c=1, z=2, layout="YX").to_numpy(), DATA[1, 2])  # other chunks still read
-    with pytest.raises(DamagedFileError, match=rf"x\.ome\.zarr \[{key}\]: the chunk is missing, but the store's "
-                                               "checksums list it"):
+    np.testing.assert_array_equal(
+        img.tensor_view(c=1, z=2, layout="YX").to_numpy(), DATA[1, 2]
+    )  # other chunks still read
+    with pytest.raises(
+        DamagedFileError,
+        match=rf"x\.ome\.zarr \[{key}\]: the chunk is missing, but the store's "
+        "checksums list it",
+    ):
         img.to_numpy()
     with pytest.raises(DamagedFileError, match="the chunk is missing"):
         OMEArrow(store, verify=False)  # existence is checked whatever verify says
@@ -118,16 +125,19 @@ def test_a_deleted_chunk_of_a_foreign_store_is_the_fill_value(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
-@pytest.mark.parametrize(("lie", "match"), [
-    ("strip", "the store was written with chunk checksums but this array's ome_arrow.chunk_checksums is NoneType"),
-    ("algorithm", "chunk checksums use 'md5'"),
-    ("dtype", "the array's metadata says dtype uint16 but the store was written with dtype int16"),
-    ("chunks", r"the array's metadata says chunks \[1, 1, 1, 16, 16\] but the store was written with chunks"),
-    ("count", "lists the wrong number of chunks"),
-    ("base64", "digests are not base64"),
-    ("zeros", "do not match their checksum"),
-    ("axes", r"the array's metadata says axes tczxy but the store was written with axes tczyx"),
-])
+@pytest.mark.parametrize(
+    ("lie", "match"),
+    [
+        ("strip", "the store was written with chunk checksums but this array's ome_arrow.chunk_checksums is NoneType"),
+        ("algorithm", "chunk checksums use 'md5'"),
+        ("dtype", "the array's metadata says dtype uint16 but the store was written with dtype int16"),
+        ("chunks", r"the array's metadata says chunks \[1, 1, 1, 16, 16\] but the store was written with chunks"),
+        ("count", "lists the wrong number of chunks"),
+        ("base64", "digests are not base64"),
+        ("zeros", "do not match their checksum"),
+        ("axes", r"the array's metadata says axes tczxy but the store was written with axes tczyx"),
+    ],
+)
 def test_lying_checksum_attributes(tmp_path: Path, version: str, lie: str, match: str) -> None:
     store = ours(tmp_path, version)
     file = array_meta(store, version)

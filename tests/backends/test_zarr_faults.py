@@ -55,10 +55,12 @@ def test_truncated_chunk_names_store_and_chunk(tmp_path: Path, version: str) -> 
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(which=st.integers(0, 10_000), where=st.integers(0, 10_000), bit=st.integers(0, 7),
-       version=st.just("0.5"))  # Zarr v2 stores have no checksum: see docs/ome-zarr.md
+@given(
+    which=st.integers(0, 10_000), where=st.integers(0, 10_000), bit=st.integers(0, 7), version=st.just("0.5")
+)  # Zarr v2 stores have no checksum: see docs/ome-zarr.md
 def test_a_flipped_bit_in_our_chunks_is_an_error_never_wrong_pixels(
-        tmp_path_factory: pytest.TempPathFactory, which: int, where: int, bit: int, version: str) -> None:
+    tmp_path_factory: pytest.TempPathFactory, which: int, where: int, bit: int, version: str
+) -> None:
     store = ours(tmp_path_factory.mktemp("f"), version)
     files = chunk_files(store / "0")
     victim = files[which % len(files)]
@@ -84,17 +86,20 @@ def test_a_flipped_bit_in_an_uncompressed_foreign_store_cannot_be_seen(tmp_path:
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
-@pytest.mark.parametrize(("lie", "error", "match"), [
-    ("json", DamagedFileError, "JSONDecodeError|Expecting"),
-    ("version", FormatVersionError, "OME-NGFF version '9.9' is not supported"),
-    ("axes_count", DamagedFileError, "has 5 dimensions .* declares 4 axes"),
-    ("axes_names", DamagedFileError, "map to"),
-    ("axes_dup", DamagedFileError, "repeat a name"),
-    ("scale_len", DamagedFileError, "expected 5 finite numbers"),
-    ("scale_neg", DamagedFileError, "holds a value <= 0"),
-    ("no_path", DamagedFileError, r"no array at '7'"),
-    ("multiscales", DamagedFileError, "multiscales is"),
-])
+@pytest.mark.parametrize(
+    ("lie", "error", "match"),
+    [
+        ("json", DamagedFileError, "JSONDecodeError|Expecting"),
+        ("version", FormatVersionError, "OME-NGFF version '9.9' is not supported"),
+        ("axes_count", DamagedFileError, "has 5 dimensions .* declares 4 axes"),
+        ("axes_names", DamagedFileError, "map to"),
+        ("axes_dup", DamagedFileError, "repeat a name"),
+        ("scale_len", DamagedFileError, "expected 5 finite numbers"),
+        ("scale_neg", DamagedFileError, "holds a value <= 0"),
+        ("no_path", DamagedFileError, r"no array at '7'"),
+        ("multiscales", DamagedFileError, "multiscales is"),
+    ],
+)
 def test_lying_group_metadata(tmp_path: Path, version: str, lie: str, error: type[Exception], match: str) -> None:
     store = ours(tmp_path, version)
     file = meta_file(store, version)
@@ -153,8 +158,11 @@ def test_lying_array_metadata(tmp_path: Path, version: str, lie: str) -> None:
 
     edit_json(file, change)
     if lie in ("bigger", "smaller"):  # our checksums record the shape the store was written with
-        with pytest.raises(DamagedFileError, match=r"x\.ome\.zarr \[0\]: the array's metadata says shape "
-                                                   r"\[1, 2, 3, 32, \d\d\] but the store was written with shape"):
+        with pytest.raises(
+            DamagedFileError,
+            match=r"x\.ome\.zarr \[0\]: the array's metadata says shape "
+            r"\[1, 2, 3, 32, \d\d\] but the store was written with shape",
+        ):
             OMEArrow.scan(store)
         return
     with pytest.raises(OMEArrowError) as info:

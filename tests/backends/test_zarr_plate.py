@@ -16,14 +16,15 @@ from ome_arrow_core import OMEArrow, SchemaError, SelectionError
 from ome_arrow_core.plugin_api import DamagedFileError
 from ome_arrow_zarr import open_plate
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
-                                        "ignore::UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
 
 
 def fields() -> dict[str, list[np.ndarray]]:
     rng = np.random.default_rng(2)
-    return {w: [rng.integers(0, 9999, (2, 16, 24)).astype(np.uint16) for _ in range(n)]
-            for w, n in (("A/1", 2), ("A/3", 1), ("B/2", 3))}
+    return {
+        w: [rng.integers(0, 9999, (2, 16, 24)).astype(np.uint16) for _ in range(n)]
+        for w, n in (("A/1", 2), ("A/3", 1), ("B/2", 3))
+    }
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
@@ -33,8 +34,16 @@ def test_plate_fields_open_with_plate_metadata_columns(tmp_path: Path, version: 
     plate = open_plate(path)
     assert len(plate) == 6
     assert plate.table.column("image_id").to_pylist() == ["A/1/0", "A/1/1", "A/3/0", "B/2/0", "B/2/1", "B/2/2"]
-    assert plate.metadata(3) == {"image_id": "B/2/0", "path": str(path / "B" / "2" / "0"), "plate": "plate-1",
-                                 "row": "B", "column": "2", "well": "B/2", "field": 0, "acquisition": None}
+    assert plate.metadata(3) == {
+        "image_id": "B/2/0",
+        "path": str(path / "B" / "2" / "0"),
+        "plate": "plate-1",
+        "row": "B",
+        "column": "2",
+        "well": "B/2",
+        "field": 0,
+        "acquisition": None,
+    }
     flat = [(w, k) for w, imgs in want.items() for k in range(len(imgs))]
     for img, (w, k) in zip(plate, flat, strict=True):
         np.testing.assert_array_equal(img.to_numpy()[0, 0], want[w][k])

@@ -17,8 +17,7 @@ from zarr_stores import chunk_files, write_plate_ome_zarr_py
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SelectionError
 from ome_arrow_core.plugin_api import DamagedFileError
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
-                                        "ignore::UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
 
 WELLS = (("A/1", 2), ("A/3", 1), ("B/2", 3))  # a sparse plate: rows A-B, columns 1-3, three wells written
 
@@ -40,8 +39,16 @@ def test_a_plate_scans_as_a_dataset_with_plate_columns(tmp_path: Path, version: 
     assert len(ds) == 6
     assert ds.column_names == ["image_id", "path", "plate", "row", "column", "well", "field", "acquisition"]
     assert ds.extra_columns == ["plate", "row", "column", "well", "field", "acquisition"]
-    assert ds.metadata(3) == {"image_id": "B/2/0", "path": str(path / "B" / "2" / "0"), "plate": "plate-1",
-                              "row": "B", "column": "2", "well": "B/2", "field": 0, "acquisition": None}
+    assert ds.metadata(3) == {
+        "image_id": "B/2/0",
+        "path": str(path / "B" / "2" / "0"),
+        "plate": "plate-1",
+        "row": "B",
+        "column": "2",
+        "well": "B/2",
+        "field": 0,
+        "acquisition": None,
+    }
     for i, img in enumerate(flat(want)):
         np.testing.assert_array_equal(ds[i].to_numpy()[0, 0], img)
     batch = ds.read(c=1, layout="YX")
@@ -85,7 +92,9 @@ def test_scan_reads_no_pixels_and_an_image_only_its_own_chunks(tmp_path: Path) -
     np.testing.assert_array_equal(plane.tensor_view(c=1, layout="YX").to_numpy(), want["B/2"][1][1])
     assert arr.nchunks == 2 * 2 * 3 and plane.source.chunks_read == 6  # the chunks of channel 1
     crop = ds[4]
-    np.testing.assert_array_equal(crop.tensor_view(c=0, roi=(6, 3, 6, 4), layout="YX").to_numpy(), want["B/2"][1][0, 3:7, 6:12])
+    np.testing.assert_array_equal(
+        crop.tensor_view(c=0, roi=(6, 3, 6, 4), layout="YX").to_numpy(), want["B/2"][1][0, 3:7, 6:12]
+    )
     assert crop.source.chunks_read == 2  # x 6..11: chunk columns 0 and 1; y 3..6: chunk row 0
     with pytest.raises(DamagedFileError, match=r"p\.ome\.zarr/B/2/0"):
         ds[3].to_numpy()

@@ -21,8 +21,9 @@ from ome_arrow_core import DTypeError, OMEArrow, SchemaError, Selection, Selecti
 from ome_arrow_core.plugin_api import DamagedFileError
 from ome_arrow_core.testing import check_reader
 
-OME_ZARR_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
-                                               "ignore::UserWarning")
+OME_ZARR_WARNINGS = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning"
+)
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"]
 
 
@@ -46,10 +47,16 @@ def test_zarr_directory_without_ngff_is_refused_clearly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("version", "shards"), [("0.4", None), ("0.5", None), ("0.5", (1, 1, 2, 32, 32))])
 def test_zarr_python_stores_read_exactly(tmp_path: Path, version: str, shards: tuple[int, ...] | None) -> None:
     data = sample((2, 3, 4, 40, 50))
-    path = write_zarr_python(tmp_path / "x.ome.zarr", [data, data[..., ::2, ::2]], "tczyx", version=version,
-                             chunks=(1, 1, 1, 16, 16), shards=shards,
-                             scales=[[1, 1, 2.5, 0.25, 0.5], [1, 1, 2.5, 0.5, 1.0]],
-                             channels=[("DAPI", "0000FF"), ("GFP", "00FF00"), ("RFP", "FF0000")])
+    path = write_zarr_python(
+        tmp_path / "x.ome.zarr",
+        [data, data[..., ::2, ::2]],
+        "tczyx",
+        version=version,
+        chunks=(1, 1, 1, 16, 16),
+        shards=shards,
+        scales=[[1, 1, 2.5, 0.25, 0.5], [1, 1, 2.5, 0.5, 1.0]],
+        channels=[("DAPI", "0000FF"), ("GFP", "00FF00"), ("RFP", "FF0000")],
+    )
     check_reader(path, tzcyx(data, "tczyx"))  # the plugin kit, on the full resolution level
     img = OMEArrow(path)
     meta = img.meta
@@ -126,12 +133,12 @@ def test_scan_reads_no_chunk_and_a_plane_reads_only_its_chunks(tmp_path: Path) -
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), sharded=st.booleans())
-def test_a_selection_reads_exactly_the_chunks_it_intersects(tmp_path_factory: pytest.TempPathFactory,
-                                                             data: st.DataObject, sharded: bool) -> None:
+def test_a_selection_reads_exactly_the_chunks_it_intersects(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, sharded: bool
+) -> None:
     arr = sample((2, 3, 2, 24, 30), seed=3)
     chunks, shards = (1, 1, 1, 8, 10), (1, 1, 2, 16, 20) if sharded else None
-    path = write_zarr_python(tmp_path_factory.mktemp("z") / "x.ome.zarr", [arr], "tczyx", chunks=chunks,
-                             shards=shards)
+    path = write_zarr_python(tmp_path_factory.mktemp("z") / "x.ome.zarr", [arr], "tczyx", chunks=chunks, shards=shards)
     img = OMEArrow.scan(path)
     t = data.draw(st.lists(st.integers(0, 1), min_size=1, max_size=2, unique=True))
     c = data.draw(st.lists(st.integers(0, 2), min_size=1, max_size=3, unique=True))
@@ -173,8 +180,15 @@ def test_labels_open_by_name_and_by_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_ome_zarr_py_pyramids_read_level_by_level(tmp_path: Path, version: str) -> None:
     data = sample((2, 3, 4, 64, 80), "uint16")
-    path = write_ome_zarr_py(tmp_path / "x.ome.zarr", data, "tczyx", version=version, max_layer=2,
-                             chunks=(1, 1, 1, 32, 32), scale=(1, 1, 2.0, 0.25, 0.25))
+    path = write_ome_zarr_py(
+        tmp_path / "x.ome.zarr",
+        data,
+        "tczyx",
+        version=version,
+        max_layer=2,
+        chunks=(1, 1, 1, 32, 32),
+        scale=(1, 1, 2.0, 0.25, 0.25),
+    )
     img = OMEArrow.scan(path)
     np.testing.assert_array_equal(img.to_numpy(), tzcyx(data, "tczyx"))
     assert len(img.info()["levels"]) == 3
@@ -224,8 +238,14 @@ def test_stores_tensorstore_writes_read_exactly(tmp_path: Path, driver: str) -> 
     data = sample((3, 2, 20, 30), "int32")
     path = tmp_path / "x.ome.zarr"
     write_zarr_python(path, [data[..., :1, :1]], "czyx", version="0.5" if driver == "zarr3" else "0.4")
-    spec = {"driver": driver, "kvstore": {"driver": "file", "path": str(path / "0")}, "create": True,
-            "delete_existing": True, "dtype": "int32", "metadata": {"shape": list(data.shape)}}
+    spec = {
+        "driver": driver,
+        "kvstore": {"driver": "file", "path": str(path / "0")},
+        "create": True,
+        "delete_existing": True,
+        "dtype": "int32",
+        "metadata": {"shape": list(data.shape)},
+    }
     if driver == "zarr3":
         spec["metadata"]["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": [1, 1, 8, 8]}}
     else:
@@ -252,16 +272,22 @@ def test_concurrent_reads_from_threads_are_exact(tmp_path: Path) -> None:
 @OME_ZARR_WARNINGS
 @pytest.mark.filterwarnings("ignore::dask.array.core.PerformanceWarning")  # bioio's own writer, not ours
 @pytest.mark.parametrize(("zarr_format", "shards"), [(2, None), (3, None), (3, (1, 1, 2, 32, 32))])
-def test_stores_bioio_ome_zarr_writes_read_exactly(tmp_path: Path, zarr_format: int,
-                                                   shards: tuple[int, ...] | None) -> None:
+def test_stores_bioio_ome_zarr_writes_read_exactly(
+    tmp_path: Path, zarr_format: int, shards: tuple[int, ...] | None
+) -> None:
     writers = pytest.importorskip("bioio_ome_zarr.writers")
     data = sample((2, 2, 4, 64, 48), "uint16")
     shapes = [data.shape, (2, 2, 4, 32, 24)]
     w = writers.OMEZarrWriter(
-        str(tmp_path / "x.ome.zarr"), shapes, data.dtype, chunk_shape=(1, 1, 1, 16, 16), shard_shape=shards,
-        zarr_format=zarr_format, channels=[writers.Channel(label="a", color="FF0000"),
-                                           writers.Channel(label="b", color="00FF00")],
-        physical_pixel_size=[1.0, 1.0, 3.0, 0.5, 0.25])
+        str(tmp_path / "x.ome.zarr"),
+        shapes,
+        data.dtype,
+        chunk_shape=(1, 1, 1, 16, 16),
+        shard_shape=shards,
+        zarr_format=zarr_format,
+        channels=[writers.Channel(label="a", color="FF0000"), writers.Channel(label="b", color="00FF00")],
+        physical_pixel_size=[1.0, 1.0, 3.0, 0.5, 0.25],
+    )
     w.write_full_volume(data)
     img = OMEArrow.scan(tmp_path / "x.ome.zarr")
     np.testing.assert_array_equal(img.to_numpy(), tzcyx(data, "tczyx"))

@@ -42,8 +42,9 @@ def _chunk_gets(log: list[tuple[str, str, int, int]], store: str) -> list[tuple[
 
 
 @pytest.mark.parametrize("version", ["0.5", "0.4"])
-def test_s3_write_then_read_bit_exact_fetching_only_the_crop_chunks(s3_server: S3Server, bucket: str,
-                                                                    version: str) -> None:
+def test_s3_write_then_read_bit_exact_fetching_only_the_crop_chunks(
+    s3_server: S3Server, bucket: str, version: str
+) -> None:
     arr = _pixels()
     uri = f"s3://{bucket}/rt-{version}.ome.zarr"
     OMEArrow(arr, "TZCYX").export("ome-zarr", uri, version=version, chunk_shape=CHUNKS)
@@ -53,8 +54,11 @@ def test_s3_write_then_read_bit_exact_fetching_only_the_crop_chunks(s3_server: S
     crop = img.tensor_view(t=0, z=1, c=0, roi=(70, 10, 40, 100), layout="YX").to_numpy()  # x 70:110, y 10:110
     np.testing.assert_array_equal(crop, arr[0, 1, 0, 10:110, 70:110])
     chunk_dir = "/0/c/" if version == "0.5" else "/0/"
-    on_chunks = [e for e in s3_server.log.requests() if f"/rt-{version}.ome.zarr{chunk_dir}" in e[1]
-                 and not e[1].rsplit("/", 1)[1].startswith(("zarr.json", "."))]
+    on_chunks = [
+        e
+        for e in s3_server.log.requests()
+        if f"/rt-{version}.ome.zarr{chunk_dir}" in e[1] and not e[1].rsplit("/", 1)[1].startswith(("zarr.json", "."))
+    ]
     chunk_requests = [e for e in on_chunks if e[0] == "GET"]
     # x 70:110 lies in chunk column 1, y 10:110 in chunk rows 0 and 1: 2 of the image's 64 chunks, once each
     assert len(chunk_requests) == 2, chunk_requests

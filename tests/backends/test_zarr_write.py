@@ -21,8 +21,9 @@ from hypothesis.extra import numpy as hnp
 from ome_arrow_core import Channel, ImageMeta, OMEArrow
 from ome_arrow_core.plugin_api import ArgumentError, UnsafeOverwriteError
 
-THIRD_PARTY_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
-                                                  "ignore::UserWarning", "ignore::RuntimeWarning")
+THIRD_PARTY_WARNINGS = pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning", "ignore::RuntimeWarning"
+)
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"]
 
 
@@ -30,20 +31,32 @@ def image(shape: tuple[int, int, int, int, int] = (2, 3, 2, 40, 36), dtype: str 
     rng = np.random.default_rng(7)
     data = rng.integers(0, 4000, shape).astype(dtype)
     img = OMEArrow(data, "TZCYX", name="cells")
-    chans = [Channel(id="ch-dapi", name="DAPI", emission_um=0.461, excitation_um=0.358, color_rgba=0x0000FFFF),
-             Channel(id="ch-gfp", name="GFP", emission_um=0.509, color_rgba=0x00FF00FF)][: shape[2]]
-    img.source.meta = ImageMeta(sizes=img.meta.sizes, dtype=img.dtype, id="img-cells", name="cells",
-                                physical_size={"X": 0.2, "Y": 0.3, "Z": 1.5},
-                                physical_unit={"X": "µm", "Y": "µm", "Z": "nm"}, channels=chans,
-                                acquisition_datetime="2026-01-02T03:04:05")
+    chans = [
+        Channel(id="ch-dapi", name="DAPI", emission_um=0.461, excitation_um=0.358, color_rgba=0x0000FFFF),
+        Channel(id="ch-gfp", name="GFP", emission_um=0.509, color_rgba=0x00FF00FF),
+    ][: shape[2]]
+    img.source.meta = ImageMeta(
+        sizes=img.meta.sizes,
+        dtype=img.dtype,
+        id="img-cells",
+        name="cells",
+        physical_size={"X": 0.2, "Y": 0.3, "Z": 1.5},
+        physical_unit={"X": "µm", "Y": "µm", "Z": "nm"},
+        channels=chans,
+        acquisition_datetime="2026-01-02T03:04:05",
+    )
     return img
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arr=hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=5, max_dims=5, min_side=1, max_side=7)),
-       version=st.sampled_from(["0.4", "0.5"]), levels=st.integers(1, 3))
-def test_every_dtype_round_trips_bit_exact(tmp_path_factory: pytest.TempPathFactory, arr: np.ndarray,
-                                           version: str, levels: int) -> None:
+@given(
+    arr=hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=5, max_dims=5, min_side=1, max_side=7)),
+    version=st.sampled_from(["0.4", "0.5"]),
+    levels=st.integers(1, 3),
+)
+def test_every_dtype_round_trips_bit_exact(
+    tmp_path_factory: pytest.TempPathFactory, arr: np.ndarray, version: str, levels: int
+) -> None:
     out = tmp_path_factory.mktemp("w") / "x.ome.zarr"
     OMEArrow(arr, "TZCYX").export("ome-zarr", out, version=version, levels=levels, chunk_shape=(2, 3, 4))
     back = OMEArrow.scan(out)
@@ -109,7 +122,8 @@ def test_ome_zarr_py_reads_what_we_write(tmp_path: Path, version: str) -> None:
         f = 2**k
         np.testing.assert_array_equal(np.asarray(level), img.to_numpy()[..., ::f, ::f].transpose(0, 2, 1, 3, 4))
         assert node.metadata["coordinateTransformations"][k] == [
-            {"type": "scale", "scale": [1.0, 1.0, 1.5, 0.3 * f, 0.2 * f]}]
+            {"type": "scale", "scale": [1.0, 1.0, 1.5, 0.3 * f, 0.2 * f]}
+        ]
     assert node.metadata["channel_names"] == ["DAPI", "GFP"]
 
 
@@ -124,16 +138,24 @@ def test_existing_directories_are_never_replaced(tmp_path: Path) -> None:
     (foreign / "notes.txt").write_text("keep")
     with pytest.raises(UnsafeOverwriteError):
         image().export("ome-zarr", foreign)
-    assert ((foreign / "notes.txt").read_text() == "keep" and os.listdir(tmp_path) == ["mine.zarr", "x.ome.zarr"]) \
-        or sorted(os.listdir(tmp_path)) == ["mine.zarr", "x.ome.zarr"]
+    assert (
+        (foreign / "notes.txt").read_text() == "keep" and os.listdir(tmp_path) == ["mine.zarr", "x.ome.zarr"]
+    ) or sorted(os.listdir(tmp_path)) == ["mine.zarr", "x.ome.zarr"]
 
 
-@pytest.mark.parametrize(("opts", "match"), [
-    ({"version": "0.6"}, "version='0.6'"), ({"levels": 0}, "levels=0"), ({"compression": "lz4"}, "compression"),
-    ({"chunk_shape": (0, 1, 1)}, "chunk_shape"), ({"compression_level": 99}, "compression_level"),
-])
-def test_bad_arguments_are_argument_errors_and_write_nothing(tmp_path: Path, opts: dict[str, object],
-                                                             match: str) -> None:
+@pytest.mark.parametrize(
+    ("opts", "match"),
+    [
+        ({"version": "0.6"}, "version='0.6'"),
+        ({"levels": 0}, "levels=0"),
+        ({"compression": "lz4"}, "compression"),
+        ({"chunk_shape": (0, 1, 1)}, "chunk_shape"),
+        ({"compression_level": 99}, "compression_level"),
+    ],
+)
+def test_bad_arguments_are_argument_errors_and_write_nothing(
+    tmp_path: Path, opts: dict[str, object], match: str
+) -> None:
     with pytest.raises(ArgumentError, match=match):
         image().export("ome-zarr", tmp_path / "x.ome.zarr", **opts)
     assert os.listdir(tmp_path) == []
@@ -183,12 +205,17 @@ def test_cli_converts_to_and_from_ome_zarr(tmp_path: Path) -> None:
     src = image().export("parquet", tmp_path / "in.ome.parquet")
     cli = [sys.executable, "-m", "ome_arrow_core.cli"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run([*cli, "convert", "-q", str(src), "-o", str(tmp_path / "x.ome.zarr")], env=env,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [*cli, "convert", "-q", str(src), "-o", str(tmp_path / "x.ome.zarr")], env=env, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(OMEArrow(tmp_path / "x.ome.zarr").to_numpy(), image().to_numpy())
-    run = subprocess.run([*cli, "convert", "-q", str(tmp_path / "x.ome.zarr"), "-o", str(tmp_path / "y.ome.parquet")],
-                         env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [*cli, "convert", "-q", str(tmp_path / "x.ome.zarr"), "-o", str(tmp_path / "y.ome.parquet")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(OMEArrow(tmp_path / "y.ome.parquet").to_numpy(), image().to_numpy())
 
@@ -199,7 +226,10 @@ def test_tensorstore_reads_every_level_we_write(tmp_path: Path, version: str) ->
     img = image()
     out = img.export("ome-zarr", tmp_path / "x.ome.zarr", version=version, levels=2)
     for k in range(2):
-        spec = {"driver": "zarr3" if version == "0.5" else "zarr", "kvstore": {"driver": "file", "path": str(out / str(k))}}
+        spec = {
+            "driver": "zarr3" if version == "0.5" else "zarr",
+            "kvstore": {"driver": "file", "path": str(out / str(k))},
+        }
         got = ts.open(spec, read=True).result().read().result()
         np.testing.assert_array_equal(got, img.to_numpy()[..., :: 2**k, :: 2**k].transpose(0, 2, 1, 3, 4))
 

@@ -68,8 +68,9 @@ NEW = np.arange(3 * 2 * 32 * 32, dtype=np.uint16).reshape(1, 3, 2, 32, 32)  # TZ
 @pytest.mark.parametrize("point", ["group", "chunks", "checksums", "metadata", "rename", "renamed"])
 def test_a_killed_export_leaves_no_store_or_a_complete_one(tmp_path: Path, point: str) -> None:
     target = tmp_path / "x.ome.zarr"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(target), point], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(target), point], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     if point == "renamed":
         img = OMEArrow.scan(target)

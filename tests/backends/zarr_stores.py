@@ -23,9 +23,17 @@ def ngff_axes(axes: str, unit: str | None = "micrometer") -> list[dict[str, str]
 
 
 def write_zarr_python(
-    path: Path, levels: Sequence[np.ndarray], axes: str, *, version: str = "0.5", chunks: Sequence[int] | None = None,
-    shards: Sequence[int] | None = None, scales: Sequence[Sequence[float]] | None = None,
-    channels: Sequence[tuple[str, str]] | None = None, compressor: Any = "default", name: str = "img",
+    path: Path,
+    levels: Sequence[np.ndarray],
+    axes: str,
+    *,
+    version: str = "0.5",
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    scales: Sequence[Sequence[float]] | None = None,
+    channels: Sequence[tuple[str, str]] | None = None,
+    compressor: Any = "default",
+    name: str = "img",
 ) -> Path:
     """An NGFF image written with zarr-python's own API: 0.5 on Zarr v3, 0.4 on Zarr v2 (``/`` chunk keys)."""
     import zarr
@@ -48,8 +56,12 @@ def write_zarr_python(
     ms: dict[str, Any] = {"name": name, "axes": ngff_axes(axes), "datasets": datasets}
     body: dict[str, Any] = {"multiscales": [ms]}
     if channels:
-        body["omero"] = {"channels": [{"label": lab, "color": col, "active": True,
-                                       "window": {"min": 0, "max": 1, "start": 0, "end": 1}} for lab, col in channels]}
+        body["omero"] = {
+            "channels": [
+                {"label": lab, "color": col, "active": True, "window": {"min": 0, "max": 1, "start": 0, "end": 1}}
+                for lab, col in channels
+            ]
+        }
     if fmt == 3:
         g.attrs["ome"] = {"version": "0.5", **body}
     else:
@@ -58,9 +70,18 @@ def write_zarr_python(
     return path
 
 
-def write_ome_zarr_py(path: Path, data: np.ndarray, axes: str, *, version: str = "0.5", max_layer: int = 0,
-                      chunks: Sequence[int] | None = None, scale: Sequence[float] | None = None,
-                      label: np.ndarray | None = None, label_axes: str = "") -> Path:
+def write_ome_zarr_py(
+    path: Path,
+    data: np.ndarray,
+    axes: str,
+    *,
+    version: str = "0.5",
+    max_layer: int = 0,
+    chunks: Sequence[int] | None = None,
+    scale: Sequence[float] | None = None,
+    label: np.ndarray | None = None,
+    label_axes: str = "",
+) -> Path:
     """An image (and a label image ``nuclei``) written by ome-zarr-py's ``write_image`` / ``write_labels``."""
     import zarr
     from ome_zarr.format import FormatV04, FormatV05
@@ -71,12 +92,21 @@ def write_ome_zarr_py(path: Path, data: np.ndarray, axes: str, *, version: str =
     root = zarr.group(store=parse_url(path, mode="w", fmt=fmt).store, zarr_format=3 if version == "0.5" else 2)
     transforms = None
     if scale is not None:
-        transforms = [[{"type": "scale", "scale": [s * (2**k if a in "yx" else 1) for s, a in zip(scale, axes)]}]
-                      for k in range(max_layer + 1)]
+        transforms = [
+            [{"type": "scale", "scale": [s * (2**k if a in "yx" else 1) for s, a in zip(scale, axes)]}]
+            for k in range(max_layer + 1)
+        ]
     opts = {"chunks": tuple(chunks)} if chunks else None
     factors = [2**k for k in range(1, max_layer + 1)]
-    write_image(data, group=root, axes=axes, fmt=fmt, scale_factors=factors, storage_options=opts,
-                coordinate_transformations=transforms)
+    write_image(
+        data,
+        group=root,
+        axes=axes,
+        fmt=fmt,
+        scale_factors=factors,
+        storage_options=opts,
+        coordinate_transformations=transforms,
+    )
     if label is not None:
         write_labels(label, group=root, name="nuclei", axes=label_axes, fmt=fmt, scale_factors=[])
     return path
@@ -95,7 +125,9 @@ def chunks_touched(shape: Sequence[int], chunks: Sequence[int], sel: Sequence[Se
     return math.prod(len({i // c for i in ix}) for ix, c in zip(sel, chunks))
 
 
-def shard_reads(shape: Sequence[int], chunks: Sequence[int], shards: Sequence[int], sel: Sequence[Sequence[int]]) -> int:
+def shard_reads(
+    shape: Sequence[int], chunks: Sequence[int], shards: Sequence[int], sel: Sequence[Sequence[int]]
+) -> int:
     """Reads zarr-python makes for ``sel`` in a sharded array: per shard touched, one read of the whole shard
     when every inner chunk of its nominal grid is needed, else its index and each inner chunk needed."""
     import itertools
@@ -119,9 +151,15 @@ def chunk_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name not in meta)
 
 
-def write_plate_ome_zarr_py(path: Path, fields: dict[str, list[np.ndarray]], *, version: str = "0.5",
-                            rows: Sequence[str] = ("A", "B"), columns: Sequence[str] = ("1", "2", "3"),
-                            chunks: Sequence[int] | None = None) -> Path:
+def write_plate_ome_zarr_py(
+    path: Path,
+    fields: dict[str, list[np.ndarray]],
+    *,
+    version: str = "0.5",
+    rows: Sequence[str] = ("A", "B"),
+    columns: Sequence[str] = ("1", "2", "3"),
+    chunks: Sequence[int] | None = None,
+) -> Path:
     """An HCS plate written by ome-zarr-py: ``fields`` maps a well path ("A/1") to its fields' CYX images."""
     import zarr
     from ome_zarr.format import FormatV04, FormatV05
@@ -136,6 +174,12 @@ def write_plate_ome_zarr_py(path: Path, fields: dict[str, list[np.ndarray]], *, 
         well = root.require_group(r).require_group(c)
         write_well_metadata(well, [str(i) for i in range(len(images))], fmt=fmt)
         for i, img in enumerate(images):
-            write_image(img, group=well.require_group(str(i)), axes="cyx", fmt=fmt, scale_factors=[],
-                        storage_options={"chunks": tuple(chunks)} if chunks else None)
+            write_image(
+                img,
+                group=well.require_group(str(i)),
+                axes="cyx",
+                fmt=fmt,
+                scale_factors=[],
+                storage_options={"chunks": tuple(chunks)} if chunks else None,
+            )
     return path

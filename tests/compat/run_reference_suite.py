@@ -32,34 +32,27 @@ ROOT = "ome_arrow-0.1.0"
 #: docs/migration.md, which a test checks). Node ids are relative to the sdist's root.
 _PRIVATE = "monkeypatches or reads a private internal of the reference"
 EXCLUDED: dict[str, str] = {
-    "tests/test_ingest.py::test_file_ingest_forwards_byte_chunk_options":
-        "monkeypatches the reference's module-level bioio BioImage; compat reads TIFF/OME-Zarr with "
-        "ome-arrow-core's readers, not bioio",
-    "tests/test_ingest.py::test_file_ingest_keeps_list_chunks_by_default":
-        "monkeypatches the reference's module-level bioio BioImage (as above)",
+    "tests/test_ingest.py::test_file_ingest_forwards_byte_chunk_options": "monkeypatches the reference's module-level bioio BioImage; compat reads TIFF/OME-Zarr with "
+    "ome-arrow-core's readers, not bioio",
+    "tests/test_ingest.py::test_file_ingest_keeps_list_chunks_by_default": "monkeypatches the reference's module-level bioio BioImage (as above)",
     "tests/test_tensor.py::test_tensor_view_chunk_policy_modes": _PRIVATE + " (TensorView._data)",
     "tests/test_tensor.py::test_arrow_mode_zero_copy_parquet": _PRIVATE + " (OMEArrow._struct_array)",
     "tests/test_tensor.py::test_arrow_mode_zero_copy_parquet_jax": _PRIVATE + " (OMEArrow._struct_array)",
-    "tests/test_tensor.py::test_scan_tensor_view_to_numpy_avoids_python_record_materialization":
-        _PRIVATE + " (TensorView._data_py_dict)",
-    "tests/test_tensor.py::test_scan_chunked_parquet_tensor_view_avoids_python_record_materialization":
-        _PRIVATE + " (TensorView._data_py_dict)",
-    "tests/test_tensor.py::test_dlpack_arrow_mode_single_plane":
-        "asserts the reference's warning that it converts a StructScalar through as_py() and its flat 1-D "
-        "mode='arrow' export; compat exports the view in its shape and converts nothing through Python",
-    "tests/test_tensor.py::test_dlpack_roundtrip_torch":
-        "asserts that a mode='numpy' DLPack export aliases the view's memory (equal data pointers); "
-        "ome-arrow-core's mode='numpy' hands torch a writable copy, so in-place edits in a transform "
-        "cannot change the image for later views (pixel values and dtype are the same)",
-    "tests/test_scaling.py::test_ome_tiff_scale_from_metadata":
-        "asserts bioio's reading of a plain TIFF's resolution tags as a calibration (352.78 per unit); "
-        "ome-arrow-core does not report print resolution as a physical pixel size",
-    "tests/test_dataset.py::test_write_dataset_replaces_existing_file_path":
-        "asserts the reference deletes whatever file is at the output path; ome-arrow-core replaces only "
-        "an OME-Arrow dataset and refuses anything else (UnsafeOverwriteError)",
-    "tests/test_dataset.py::test_write_dataset_removes_stale_index_when_index_disabled":
-        "asserts index.parquet can be left out (build_physical_index=False); ome-arrow-core always writes "
-        "the index, which its readers and verify use, and refuses the option",
+    "tests/test_tensor.py::test_scan_tensor_view_to_numpy_avoids_python_record_materialization": _PRIVATE
+    + " (TensorView._data_py_dict)",
+    "tests/test_tensor.py::test_scan_chunked_parquet_tensor_view_avoids_python_record_materialization": _PRIVATE
+    + " (TensorView._data_py_dict)",
+    "tests/test_tensor.py::test_dlpack_arrow_mode_single_plane": "asserts the reference's warning that it converts a StructScalar through as_py() and its flat 1-D "
+    "mode='arrow' export; compat exports the view in its shape and converts nothing through Python",
+    "tests/test_tensor.py::test_dlpack_roundtrip_torch": "asserts that a mode='numpy' DLPack export aliases the view's memory (equal data pointers); "
+    "ome-arrow-core's mode='numpy' hands torch a writable copy, so in-place edits in a transform "
+    "cannot change the image for later views (pixel values and dtype are the same)",
+    "tests/test_scaling.py::test_ome_tiff_scale_from_metadata": "asserts bioio's reading of a plain TIFF's resolution tags as a calibration (352.78 per unit); "
+    "ome-arrow-core does not report print resolution as a physical pixel size",
+    "tests/test_dataset.py::test_write_dataset_replaces_existing_file_path": "asserts the reference deletes whatever file is at the output path; ome-arrow-core replaces only "
+    "an OME-Arrow dataset and refuses anything else (UnsafeOverwriteError)",
+    "tests/test_dataset.py::test_write_dataset_removes_stale_index_when_index_disabled": "asserts index.parquet can be left out (build_physical_index=False); ome-arrow-core always writes "
+    "the index, which its readers and verify use, and refuses the option",
 }
 
 
@@ -78,8 +71,7 @@ def reference_root() -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     if not (cache / SDIST).is_file():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             REFERENCE, "-d", str(cache)],
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", REFERENCE, "-d", str(cache)],
             check=True,
         )
     staging = Path(tempfile.mkdtemp(dir=cache))
@@ -118,7 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         prepare(work, args.target)
         (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")  # keeps our pyproject's options out
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "--continue-on-collection-errors", "tests"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "--continue-on-collection-errors",
+            "tests",
+        ]
         if not args.no_exclude:
             for node in EXCLUDED:
                 cmd += ["--deselect", node]

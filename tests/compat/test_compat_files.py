@@ -22,8 +22,12 @@ SAMPLES = [
     "JUMP-BR00117006/BR00117006.ome.parquet",
     "nviz-artificial-4d-dataset/E99_C<111,222>_ZS<000-003>.tif",
 ]
-EXPORTS = [("ometiff", "x.ome.tiff"), ("omeparquet", "x.ome.parquet"), ("vortex", "x.vortex"),
-           ("omezarr", "x.ome.zarr")]
+EXPORTS = [
+    ("ometiff", "x.ome.tiff"),
+    ("omeparquet", "x.ome.parquet"),
+    ("vortex", "x.vortex"),
+    ("omezarr", "x.ome.zarr"),
+]
 
 
 @pytest.mark.parametrize("sample", SAMPLES)

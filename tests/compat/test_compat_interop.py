@@ -45,8 +45,13 @@ def test_reference_record_file_is_read_exactly(tmp_path: Path) -> None:
 @pytest.mark.parametrize("encoding", ["list", "bytes"])
 def test_compat_records_keep_every_dtype(dtype: str, encoding: str, tmp_path: Path) -> None:
     arr = pixels(dtype)
-    rec = compat.from_numpy(arr, dim_order="TCZYX", chunk_shape=(1, 4, 4), chunk_encoding=encoding,
-                            chunk_compression="zstd" if encoding == "bytes" else None)
+    rec = compat.from_numpy(
+        arr,
+        dim_order="TCZYX",
+        chunk_shape=(1, 4, 4),
+        chunk_encoding=encoding,
+        chunk_compression="zstd" if encoding == "bytes" else None,
+    )
     out = tmp_path / "rec.ome.parquet"
     compat.to_ome_parquet(rec, str(out), column_name="ome_arrow")
     same_bits(arr, compat.to_numpy(compat.from_ome_parquet(out)))

@@ -15,8 +15,14 @@ from ome_arrow_core.errors import SchemaError
 ref = pytest.importorskip("ome_arrow.shapes", reason="needs the reference package: pip install ome-arrow==0.1.0")
 
 ROWS = [
-    {"object_id": "cell-1", "image_id": "a", "geometry": [[[0.0, 0.0], [4.0, 0.0], [4.0, 3.0], [0.0, 0.0]]],
-     "centroid": [1.5, 2.0], "bbox": {"min": [0.0, 0.0], "max": [4.0, 3.0]}, "area": 6.0},
+    {
+        "object_id": "cell-1",
+        "image_id": "a",
+        "geometry": [[[0.0, 0.0], [4.0, 0.0], [4.0, 3.0], [0.0, 0.0]]],
+        "centroid": [1.5, 2.0],
+        "bbox": {"min": [0.0, 0.0], "max": [4.0, 3.0]},
+        "area": 6.0,
+    },
     {"object_id": "cell-2", "image_id": "b", "geometry": [[[1.0, 1.0], [2.0, 1.0], [1.0, 1.0]]], "area": 0.5},
 ]
 
@@ -40,9 +46,12 @@ def test_shapes_for_image_filters_rows() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(rings=st.lists(st.lists(st.lists(st.floats(-9, 9), min_size=1, max_size=3), min_size=1, max_size=4),
-                      min_size=1, max_size=3),
-       rows_before=st.integers(0, 3))
+@given(
+    rings=st.lists(
+        st.lists(st.lists(st.floats(-9, 9), min_size=1, max_size=3), min_size=1, max_size=4), min_size=1, max_size=3
+    ),
+    rows_before=st.integers(0, 3),
+)
 def test_the_first_bad_coordinate_is_reported_by_row(rings: list[list[list[float]]], rows_before: int) -> None:
     good = {"object_id": "ok", "geometry": [[[0.0, 1.0], [1.0, 2.0]]]}
     rows = [dict(good, object_id=f"ok{i}") for i in range(rows_before)] + [{"object_id": "x", "geometry": rings}]
@@ -60,7 +69,9 @@ def test_tampered_metadata_is_refused(tmp_path: Path) -> None:
     meta[shapes.OME_ARROW_SHAPES_METADATA_KEY] = b"{not json"
     with pytest.raises(SchemaError, match="not JSON"):
         shapes.validate_shape_table(table.replace_schema_metadata(meta))
-    meta[shapes.OME_ARROW_SHAPES_METADATA_KEY] = b'{"type": "ome.arrow.shapes", "geometry_encoding": "geoarrow.point", "axes": ["y", "x"]}'
+    meta[shapes.OME_ARROW_SHAPES_METADATA_KEY] = (
+        b'{"type": "ome.arrow.shapes", "geometry_encoding": "geoarrow.point", "axes": ["y", "x"]}'
+    )
     with pytest.raises(SchemaError, match="has type"):
         shapes.validate_shape_table(table.replace_schema_metadata(meta))
     with pytest.raises(SchemaError, match="object_id values"):

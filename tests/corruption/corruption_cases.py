@@ -26,8 +26,15 @@ KINDS: dict[str, tuple[str, ...]] = {
     "ds_lz4": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
     "ds_none": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
     "ds_vortex": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.vortex"),
-    "ds_append": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet",
-                  "images-00001.parquet", "index-00001.parquet", "chunks-00001.parquet"),
+    "ds_append": (
+        "_ome_arrow_dataset.json",
+        "images.parquet",
+        "index.parquet",
+        "chunks.parquet",
+        "images-00001.parquet",
+        "index-00001.parquet",
+        "chunks-00001.parquet",
+    ),
     "record": ("",),
     "vortex": ("",),
     "tiff_ours": ("",),
@@ -40,10 +47,19 @@ KINDS: dict[str, tuple[str, ...]] = {
 #: Members of stores without checksums whose random byte changes go undetected by the format (a zstd frame
 #: without content checksum may decode to other pixels): not mutated randomly; docs/ome-zarr.md says so.
 NO_RANDOM_BYTES = frozenset({("zarr_foreign", "0/c/0/0/0/0")})
-SUFFIX = {"ds_lz4": ".ome.parquet", "ds_none": ".ome.parquet", "ds_vortex": ".ome.parquet",
-          "ds_append": ".ome.parquet", "record": ".parquet", "vortex": ".vortex", "tiff_ours": ".ome.tiff",
-          "tiff_tifffile": ".ome.tif", "zarr_ours": ".ome.zarr", "zarr_v2raw": ".ome.zarr",
-          "zarr_foreign": ".ome.zarr"}
+SUFFIX = {
+    "ds_lz4": ".ome.parquet",
+    "ds_none": ".ome.parquet",
+    "ds_vortex": ".ome.parquet",
+    "ds_append": ".ome.parquet",
+    "record": ".parquet",
+    "vortex": ".vortex",
+    "tiff_ours": ".ome.tiff",
+    "tiff_tifffile": ".ome.tif",
+    "zarr_ours": ".ome.zarr",
+    "zarr_v2raw": ".ome.zarr",
+    "zarr_foreign": ".ome.zarr",
+}
 BYTE_CLASSES = ("truncate", "bitflip", "byteset", "zero")
 #: Random variants per (kind, member, byte mutation class) in the default run (truncate adds fixed offsets).
 DEFAULT_VARIANTS = {"truncate": 1, "bitflip": 3, "byteset": 1, "zero": 2}
@@ -60,7 +76,6 @@ def role(member: str) -> str:
     if member.endswith(".json"):
         return "manifest"
     return member.split(".")[0].split("-")[0]
-
 
 
 # -- cases ----------------------------------------------------------------------------------------
@@ -85,33 +100,94 @@ class Case:
 def _lies(kind: str) -> dict[str, tuple[str, ...]]:
     """The metadata lies of ``kind``, by member."""
     if kind.startswith("ds_"):
-        images = ("size_x+1", "size_x-1", "size_z*2", "size_yx=60000", "dtype=uint8", "dtype=int16",
-                  "dtype=float32", "dtype=bogus", "image_id=dup", "image_id=zzz", "channels_json=junk",
-                  "size_c=0", "size_t=-1", "chunk_y=0")
-        index = ("shape_x+1", "x=0", "drop_row", "dup_row", "swap_rig", "row_group_id+1000",
-                 "chunk_id=dup", "fragment_path=../x", "fragment_path=/etc/passwd", "fragment_path=other",
-                 "rows=1000000", "row_index_in_group=-1")
-        manifest = ("image_count+1", "format_version=99", "appends=missing", "appends=../x", "json=list",
-                    "appends=bad", "non_utf8", "appends=[]")
+        images = (
+            "size_x+1",
+            "size_x-1",
+            "size_z*2",
+            "size_yx=60000",
+            "dtype=uint8",
+            "dtype=int16",
+            "dtype=float32",
+            "dtype=bogus",
+            "image_id=dup",
+            "image_id=zzz",
+            "channels_json=junk",
+            "size_c=0",
+            "size_t=-1",
+            "chunk_y=0",
+        )
+        index = (
+            "shape_x+1",
+            "x=0",
+            "drop_row",
+            "dup_row",
+            "swap_rig",
+            "row_group_id+1000",
+            "chunk_id=dup",
+            "fragment_path=../x",
+            "fragment_path=/etc/passwd",
+            "fragment_path=other",
+            "rows=1000000",
+            "row_index_in_group=-1",
+        )
+        manifest = (
+            "image_count+1",
+            "format_version=99",
+            "appends=missing",
+            "appends=../x",
+            "json=list",
+            "appends=bad",
+            "non_utf8",
+            "appends=[]",
+        )
         out = {"images.parquet": images, "index.parquet": index, "_ome_arrow_dataset.json": manifest}
         if kind == "ds_append":
             out["images-00001.parquet"] = ("size_x+1", "dtype=int16", "image_id=dup")
             out["index-00001.parquet"] = ("x=0", "drop_row", "fragment_path=../x")
         return out
     if kind == "record":
-        return {"": ("size_x+1", "size_z*2", "size_yx=60000", "type=int16", "type=bogus", "dup_plane",
-                     "plane_z=5", "drop_plane", "size_c=0")}
+        return {
+            "": (
+                "size_x+1",
+                "size_z*2",
+                "size_yx=60000",
+                "type=int16",
+                "type=bogus",
+                "dup_plane",
+                "plane_z=5",
+                "drop_plane",
+                "size_c=0",
+            )
+        }
     if kind == "vortex":
         return {"": ("size_x+1", "size_z*2", "size_yx=60000", "dtype=int16", "dtype=bogus", "chunk=0")}
     if kind.startswith("zarr_"):
         group, array = ("zarr.json", "0/zarr.json") if kind != "zarr_v2raw" else (".zattrs", "0/.zarray")
-        return {group: ("axes_swap_yx", "axes_drop", "scale_neg", "path_nowhere", "version=9.9", "levels_dup",
-                        "json=junk"),
-                array: ("shape_x+8", "shape_x-4", "dtype=int16", "chunks_x=4", "codec=bogus", "json=junk")}
-    return {"": ("SizeT=8", "SizeZ=4", "SizeZ=1", "SizeC=4", "SizeX+1", "Type=uint8", "Type=int16",
-                 "DimensionOrder=XYTZC", "no_tiffdata", "xml=junk", "IFD=99", "PlaneCount=1",
-                 # our checksum annotation (a no-op for tifffile's file, which has none)
-                 "sum=0", "sum=swap", "annotation=none", "UUID=urn:uuid:0")}
+        return {
+            group: ("axes_swap_yx", "axes_drop", "scale_neg", "path_nowhere", "version=9.9", "levels_dup", "json=junk"),
+            array: ("shape_x+8", "shape_x-4", "dtype=int16", "chunks_x=4", "codec=bogus", "json=junk"),
+        }
+    return {
+        "": (
+            "SizeT=8",
+            "SizeZ=4",
+            "SizeZ=1",
+            "SizeC=4",
+            "SizeX+1",
+            "Type=uint8",
+            "Type=int16",
+            "DimensionOrder=XYTZC",
+            "no_tiffdata",
+            "xml=junk",
+            "IFD=99",
+            "PlaneCount=1",
+            # our checksum annotation (a no-op for tifffile's file, which has none)
+            "sum=0",
+            "sum=swap",
+            "annotation=none",
+            "UUID=urn:uuid:0",
+        )
+    }
 
 
 def cases(total: int | None = None) -> list[Case]:
@@ -136,8 +212,11 @@ def cases(total: int | None = None) -> list[Case]:
             if kind != "zarr_foreign":  # a chunk of the twin store: same shape, other pixels
                 out.append(Case(kind, "swap_twin", member, "-"))
         if kind.startswith("ds_"):
-            out += [Case(kind, "delete", member, "-"), Case(kind, "swap_twin", member, "-"),
-                    Case(kind, "swap_other", member, "-")]
+            out += [
+                Case(kind, "delete", member, "-"),
+                Case(kind, "swap_twin", member, "-"),
+                Case(kind, "swap_other", member, "-"),
+            ]
     for kind in KINDS:
         for member, lies in _lies(kind).items():
             out += [Case(kind, "lie", member, lie) for lie in lies]
@@ -198,8 +277,9 @@ def mutate(case: Case, root: Path, partners: dict[str, Path]) -> None:
         raise ValueError(case.cls)
 
 
-def _rewrite_parquet(file: Path, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
-                     rows: int | None = None) -> None:
+def _rewrite_parquet(
+    file: Path, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]], rows: int | None = None
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -238,7 +318,10 @@ def lie(case: Case, root: Path, file: Path) -> None:
         elif arg == "format_version=99":
             ours["format_version"] = 99
         elif arg == "appends=missing":
-            ours["appends"] = [*ours.get("appends", []), {"images": "images-00009.parquet", "index": "index-00009.parquet"}]
+            ours["appends"] = [
+                *ours.get("appends", []),
+                {"images": "images-00009.parquet", "index": "index-00009.parquet"},
+            ]
         elif arg == "appends=../x":
             ours["appends"] = [{"images": "../images.parquet", "index": "../index.parquet"}]
         elif arg == "appends=bad":
@@ -253,6 +336,7 @@ def lie(case: Case, root: Path, file: Path) -> None:
             file.write_text(json.dumps(doc))
         return
     if case.kind.startswith("ds_") and case.role == "images":
+
         def edit_images(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r = rows[0]
             if arg == "size_x+1":
@@ -280,9 +364,11 @@ def lie(case: Case, root: Path, file: Path) -> None:
             elif arg == "chunk_y=0":
                 r["chunk_y"] = 0
             return rows
+
         _rewrite_parquet(file, edit_images)
         return
     if case.kind.startswith("ds_") and case.role == "index":
+
         def edit_index(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if arg == "shape_x+1":
                 rows[0]["shape_x"] += 1
@@ -294,8 +380,12 @@ def lie(case: Case, root: Path, file: Path) -> None:
             elif arg == "dup_row":
                 rows = [rows[0], *rows]
             elif arg == "swap_rig":
-                a, b = rows[0], next(r for r in rows[1:] if r["row_group_id"] == rows[0]["row_group_id"]) \
-                    if any(r["row_group_id"] == rows[0]["row_group_id"] for r in rows[1:]) else rows[1]
+                a, b = (
+                    rows[0],
+                    next(r for r in rows[1:] if r["row_group_id"] == rows[0]["row_group_id"])
+                    if any(r["row_group_id"] == rows[0]["row_group_id"] for r in rows[1:])
+                    else rows[1],
+                )
                 for key in ("row_group_id", "row_index_in_group"):
                     a[key], b[key] = b[key], a[key]
             elif arg == "row_group_id+1000":
@@ -310,9 +400,11 @@ def lie(case: Case, root: Path, file: Path) -> None:
             elif arg == "row_index_in_group=-1":
                 rows[0]["row_index_in_group"] = -1
             return rows
+
         _rewrite_parquet(file, edit_index)
         return
     if case.kind == "record":
+
         def edit_record(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec = rows[0]["ome_arrow"]
             pm = rec["pixels_meta"]
@@ -333,6 +425,7 @@ def lie(case: Case, root: Path, file: Path) -> None:
             elif arg == "size_c=0":
                 pm["size_c"] = 0
             return rows
+
         _rewrite_parquet(file, edit_record)
         return
     if case.kind == "vortex":

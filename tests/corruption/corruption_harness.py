@@ -38,8 +38,18 @@ from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, mutate
 
 from ome_arrow_core.safe_write import SENTINEL
 
-__all__ = ["RESULTS", "Case", "Outcome", "build_samples", "cases", "fifo_cases", "read_everything", "run_case", "summarize",
-           "KINDS"]
+__all__ = [
+    "RESULTS",
+    "Case",
+    "Outcome",
+    "build_samples",
+    "cases",
+    "fifo_cases",
+    "read_everything",
+    "run_case",
+    "summarize",
+    "KINDS",
+]
 
 #: Outcomes of the cases run in this process (the pytest plugin in conftest.py prints their counts).
 RESULTS: list[tuple[Case, Outcome]] = []
@@ -107,8 +117,15 @@ def _zarr_python(out: Path, zcyx: np.ndarray) -> None:
     data = zcyx.transpose(1, 0, 2, 3)  # CZYX
     g.create_array("0", shape=data.shape, dtype=data.dtype, chunks=(1, 1, 8, 8))[...] = data
     axes = [{"name": "c", "type": "channel"}] + [{"name": a, "type": "space"} for a in "zyx"]
-    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
-        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * 4}]}]}]}
+    g.attrs["ome"] = {
+        "version": "0.5",
+        "multiscales": [
+            {
+                "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * 4}]}],
+            }
+        ],
+    }
 
 
 # -- running one case -----------------------------------------------------------------------------
@@ -166,8 +183,9 @@ def _reset_hwm() -> bool:
         return False
 
 
-def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Path, list[np.ndarray]]],
-             cli: bool = True) -> Outcome:
+def run_case(
+    case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Path, list[np.ndarray]]], cli: bool = True
+) -> Outcome:
     """Copy the sample, mutate it, read everything under a timeout and memory watch; classify the outcome."""
     from ome_arrow_core import OMEArrowError
 
@@ -182,8 +200,11 @@ def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Pat
     partners = {v: samples[(case.kind, v)][0] for v in ("twin", "other") if (case.kind, v) in samples}
     mutate(case, root, partners)
     _clear_caches()
-    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.is_dir() else (
-        root.stat().st_size if root.is_file() else 0)
+    size = (
+        sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+        if root.is_dir()
+        else (root.stat().st_size if root.is_file() else 0)
+    )
     old = signal.signal(signal.SIGALRM, _alarm)
     import pyarrow as pa
 
@@ -218,9 +239,12 @@ def run_case(case: Case, workdir: Path, samples: dict[tuple[str, str], tuple[Pat
         arrow = pa.total_allocated_bytes() - arrow_before  # still held by Arrow after the case
     bound = MEMORY_BOUND + 4 * size
     if peak > bound or rss > bound or arrow > bound:
-        outcome = Outcome("failure", f"memory: traced peak {peak >> 20} MiB, resident +{rss >> 20} MiB, "
-                                     f"Arrow +{arrow >> 20} MiB, "
-                                     f"bound {bound >> 20} MiB ({outcome.status}: {outcome.detail})")
+        outcome = Outcome(
+            "failure",
+            f"memory: traced peak {peak >> 20} MiB, resident +{rss >> 20} MiB, "
+            f"Arrow +{arrow >> 20} MiB, "
+            f"bound {bound >> 20} MiB ({outcome.status}: {outcome.detail})",
+        )
     _clear_caches()
     if cli:
         old = signal.signal(signal.SIGALRM, _alarm)
@@ -278,8 +302,11 @@ def _compare(got: list[np.ndarray], expected: list[np.ndarray]) -> Outcome:
         return Outcome("failure", f"wrong pixels: {len(got)} images read, the file holds {len(expected)}")
     for i, (g, w) in enumerate(zip(got, want)):
         if g.shape != w.shape or g.dtype != w.dtype or not np.array_equal(g, w):
-            return Outcome("failure", f"wrong pixels: image {i} read as {g.shape} {g.dtype}, "
-                                      f"stored {w.shape} {w.dtype}" + ("" if g.shape != w.shape else " (values differ)"))
+            return Outcome(
+                "failure",
+                f"wrong pixels: image {i} read as {g.shape} {g.dtype}, "
+                f"stored {w.shape} {w.dtype}" + ("" if g.shape != w.shape else " (values differ)"),
+            )
     return Outcome("pixels")
 
 

@@ -44,11 +44,9 @@ HERE = Path(__file__).resolve().parent
 #: lost manifest). Per-chunk checksums are merged: flipped pixel bytes and swapped chunk files of
 #: datasets, records and Vortex files are caught and are no longer listed here.
 #: Random byte mutations, by (mutation class, member role or single-file kind):
-NEEDS_CHECKSUMS_OR_COVERAGE: frozenset[tuple[str, str]] = frozenset({
-})
+NEEDS_CHECKSUMS_OR_COVERAGE: frozenset[tuple[str, str]] = frozenset({})
 #: Metadata lies, by (kind, Case.arg; "ds" is every dataset kind), that read as other pixels without those checks.
-NEEDS_CHECKSUMS_OR_COVERAGE_LIES: frozenset[tuple[str, str]] = frozenset({
-})
+NEEDS_CHECKSUMS_OR_COVERAGE_LIES: frozenset[tuple[str, str]] = frozenset({})
 #: Lies that need sizes validated before allocating (bounded memory, issue 10).
 NEEDS_BOUNDED_MEMORY_LIES: frozenset[str] = frozenset()
 #: What no reader can detect. The OME-TIFFs we write store checksums of their strips and tiles,
@@ -57,14 +55,16 @@ NEEDS_BOUNDED_MEMORY_LIES: frozenset[str] = frozenset()
 #: compressed, so flips fail to decode or are caught by zlib's own checksum).
 #: An OME-Zarr store another program wrote has no checksums either: a deleted chunk is the fill value (Zarr's
 #: rule; missing="error" refuses it), and edited axes, shape or dtype are read as they say (docs/ome-zarr.md).
-UNDETECTABLE_IN_FORMAT: frozenset[tuple[str, str]] = frozenset({
-    ("lie", "DimensionOrder=XYTZC/tiff_tifffile"),
-    ("delete", "zchunk/zarr_foreign"),
-    ("lie", "axes_swap_yx/zarr_foreign"),
-    ("lie", "shape_x+8/zarr_foreign"),
-    ("lie", "shape_x-4/zarr_foreign"),
-    ("lie", "dtype=int16/zarr_foreign"),
-})
+UNDETECTABLE_IN_FORMAT: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("lie", "DimensionOrder=XYTZC/tiff_tifffile"),
+        ("delete", "zchunk/zarr_foreign"),
+        ("lie", "axes_swap_yx/zarr_foreign"),
+        ("lie", "shape_x+8/zarr_foreign"),
+        ("lie", "shape_x-4/zarr_foreign"),
+        ("lie", "dtype=int16/zarr_foreign"),
+    }
+)
 
 
 def _marks(case: Case) -> list[Any]:
@@ -111,7 +111,9 @@ def test_the_samples_read_back_exactly(samples: dict[tuple[str, str], tuple[Path
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in cases()])
 def test_a_mutant_reads_as_its_pixels_or_fails_clearly(
-    case: Case, samples: dict[tuple[str, str], tuple[Path, list[np.ndarray]]], workdir: Path,
+    case: Case,
+    samples: dict[tuple[str, str], tuple[Path, list[np.ndarray]]],
+    workdir: Path,
     outcomes: list[tuple[Case, Outcome]],
 ) -> None:
     outcome = run_case(case, workdir, samples)
@@ -139,8 +141,12 @@ _FIFO_WORKER = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def fifo_outcomes() -> dict[str, tuple[str, str]]:
     """Run every FIFO case in a child process (a blocked open would hang this one); id -> (status, detail)."""
-    proc = subprocess.Popen([sys.executable, "-c", _FIFO_WORKER.format(here=str(HERE))], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FIFO_WORKER.format(here=str(HERE))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         out, _ = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:

@@ -73,7 +73,7 @@ def _damage(file: Path, how: str) -> None:
     elif how == "zero":
         data[-200:-8] = bytes(192)  # the footer
     elif how == "truncate":
-        del data[len(data) * 2 // 3:]
+        del data[len(data) * 2 // 3 :]
     file.write_bytes(bytes(data))
 
 
@@ -83,8 +83,9 @@ def _read_all(root: Path, **kw: Any) -> np.ndarray:
 
 @pytest.mark.parametrize("how", ["flip", "zero", "truncate"])
 @pytest.mark.parametrize("member", ["images.parquet", "index.parquet", "images-00001.parquet", "index-00001.parquet"])
-def test_a_damaged_table_is_refused_before_pyarrow_parses_it(tmp_path: Path, parsed: list[Path], member: str,
-                                                               how: str) -> None:
+def test_a_damaged_table_is_refused_before_pyarrow_parses_it(
+    tmp_path: Path, parsed: list[Path], member: str, how: str
+) -> None:
     root, _ = _appended(tmp_path / "d.ome.parquet")
     _damage(root / member, how)
     parsed.clear()

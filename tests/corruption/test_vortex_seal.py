@@ -60,7 +60,7 @@ def unseal(file: Path) -> None:
     """Remove the seal: the file as vortex wrote it (as ome-arrow-vortex wrote files before seals)."""
     data = bytearray(file.read_bytes())
     at = data.rfind(MAGIC)
-    del data[at:at + SEAL_SIZE]
+    del data[at : at + SEAL_SIZE]
     file.write_bytes(bytes(data))
 
 
@@ -69,9 +69,16 @@ def places(file: Path) -> dict[str, int]:
     data = file.read_bytes()
     at = data.rfind(MAGIC)
     pixels = data.find(A[0, 0, 0, :4].tobytes())
-    return {"header": 1, "data": pixels if pixels > 0 else len(data) // 3, "footer": at - 24,
-            "seal_checksum": at + 25, "seal_offset": at + 17, "postscript": at + SEAL_SIZE + 6,
-            "eof_length": len(data) - 6, "eof_magic": len(data) - 2}
+    return {
+        "header": 1,
+        "data": pixels if pixels > 0 else len(data) // 3,
+        "footer": at - 24,
+        "seal_checksum": at + 25,
+        "seal_offset": at + 17,
+        "postscript": at + SEAL_SIZE + 6,
+        "eof_length": len(data) - 6,
+        "eof_magic": len(data) - 2,
+    }
 
 
 def damage(file: Path, at: int, how: str) -> None:
@@ -79,7 +86,7 @@ def damage(file: Path, at: int, how: str) -> None:
     if how == "flip":
         data[at] ^= 0x10
     else:  # zero 16 bytes
-        data[at:at + 16] = bytes(len(data[at:at + 16]))
+        data[at : at + 16] = bytes(len(data[at : at + 16]))
     file.write_bytes(bytes(data))
 
 
@@ -142,10 +149,12 @@ def test_every_single_bit_flip_is_caught_by_the_seal(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["flip", "zero"])
-@pytest.mark.parametrize("part", ["header", "data", "footer", "seal_checksum", "seal_offset", "postscript",
-                                  "eof_length", "eof_magic"])
-def test_a_damaged_image_file_is_refused_before_vortex_opens_it(tmp_path: Path, part: str, how: str,
-                                                                vortex_opens: list[str]) -> None:
+@pytest.mark.parametrize(
+    "part", ["header", "data", "footer", "seal_checksum", "seal_offset", "postscript", "eof_length", "eof_magic"]
+)
+def test_a_damaged_image_file_is_refused_before_vortex_opens_it(
+    tmp_path: Path, part: str, how: str, vortex_opens: list[str]
+) -> None:
     file = write_image(tmp_path / "a.vortex")
     damage(file, places(file)[part], how)
     with pytest.raises((ChecksumError, DamagedFileError)) as err:
@@ -164,8 +173,9 @@ def test_damage_to_the_seal_magic_only_reads_the_pixels(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("keep", ["0", "4", "8", "half", "end-1", "end-8", "end-40", "end-200"])
-def test_a_truncated_image_file_is_refused_before_vortex_opens_it(tmp_path: Path, keep: str,
-                                                                  vortex_opens: list[str]) -> None:
+def test_a_truncated_image_file_is_refused_before_vortex_opens_it(
+    tmp_path: Path, keep: str, vortex_opens: list[str]
+) -> None:
     file = write_image(tmp_path / "a.vortex")
     data = file.read_bytes()
     n = len(data)
@@ -219,8 +229,9 @@ def test_a_resealed_metadata_lie_is_our_error_not_a_crash(tmp_path: Path, lie: s
 
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
-def test_sealed_files_round_trip_and_any_changed_byte_is_caught(tmp_path_factory: pytest.TempPathFactory,
-                                                               data: st.DataObject) -> None:
+def test_sealed_files_round_trip_and_any_changed_byte_is_caught(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     """Property: any image (shape, dtype, chunk, compression) reads back exactly from its sealed file, and
     any one changed byte outside the seal's magic makes the seal fail before vortex is asked."""
     shape = tuple(data.draw(st.integers(1, n), label=ax) for ax, n in zip("ZCYX", (3, 2, 40, 40)))
@@ -252,8 +263,9 @@ def test_a_sealed_chunk_file_reads_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("how", ["flip", "zero"])
 @pytest.mark.parametrize("part", ["header", "data", "footer", "seal_checksum", "postscript", "eof_length"])
-def test_a_damaged_chunk_file_is_refused_before_vortex_opens_it(tmp_path: Path, part: str, how: str,
-                                                                vortex_opens: list[str]) -> None:
+def test_a_damaged_chunk_file_is_refused_before_vortex_opens_it(
+    tmp_path: Path, part: str, how: str, vortex_opens: list[str]
+) -> None:
     root = write_ds(tmp_path / "d.ome.parquet")
     file = root / "chunks.vortex"
     damage(file, places(file)[part], how)
@@ -264,8 +276,9 @@ def test_a_damaged_chunk_file_is_refused_before_vortex_opens_it(tmp_path: Path, 
 
 
 @pytest.mark.parametrize("keep", ["8", "half", "end-8", "end-40"])
-def test_a_truncated_chunk_file_is_refused_before_vortex_opens_it(tmp_path: Path, keep: str,
-                                                                  vortex_opens: list[str]) -> None:
+def test_a_truncated_chunk_file_is_refused_before_vortex_opens_it(
+    tmp_path: Path, keep: str, vortex_opens: list[str]
+) -> None:
     root = write_ds(tmp_path / "d.ome.parquet")
     file = root / "chunks.vortex"
     data = file.read_bytes()
@@ -302,9 +315,16 @@ def test_an_unsealed_file_that_crashes_vortex_is_our_error(tmp_path: Path) -> No
     data[at] ^= 1 << bit
     file.write_bytes(bytes(data))
     # the premise: vortex aborts a process that reads this file unchecked
-    child = subprocess.run([sys.executable, "-c", f"from ome_arrow_core import OMEArrow; "
-                            f"OMEArrow({str(file)!r}, verify=False).to_numpy()"], capture_output=True, text=True,
-                           env={**__import__("os").environ, "RUST_BACKTRACE": "0"})
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from ome_arrow_core import OMEArrow; OMEArrow({str(file)!r}, verify=False).to_numpy()",
+        ],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "RUST_BACKTRACE": "0"},
+    )
     assert child.returncode < 0 and "panicked" in child.stderr
     with pytest.raises(DamagedFileError, match="crashed") as err:
         read_image(file)

@@ -60,8 +60,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 4096, size=(4, 16, 4, 1024, 1024), dtype=np.uint16)  # 512 MiB TCZYX
     image = OMEArrow(pixels, "TCZYX")
-    print(cp.cuda.runtime.getDeviceProperties(0)["name"].decode(), "cupy", cp.__version__,
-          f"block {export.BLOCK_BYTES / 2**20:g} MiB x {export.BUFFERS}")
+    print(
+        cp.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+        "cupy",
+        cp.__version__,
+        f"block {export.BLOCK_BYTES / 2**20:g} MiB x {export.BUFFERS}",
+    )
     _ceilings(pixels.nbytes)
     _report("TZCYX (contiguous)", image.tensor_view())
     _report("one plane CYX", image.tensor_view(t=0, z=0))

@@ -38,11 +38,13 @@ def main() -> None:
         bio = BioImage(path, reader=Reader, chunk_dims=["Y", "X"])
         assert np.array_equal(bridge.tensor_view(z=5, layout="YX").to_numpy(), data[5])
         cases: dict[str, Callable[[], object]] = {
-            "bioio get_image_dask_data(Z=5).compute()":
-                lambda: bio.get_image_dask_data("YX", Z=5).compute(scheduler="synchronous"),
+            "bioio get_image_dask_data(Z=5).compute()": lambda: bio.get_image_dask_data("YX", Z=5).compute(
+                scheduler="synchronous"
+            ),
             "bridge plane (scanned)": lambda: bridge.tensor_view(z=5, layout="YX").to_numpy(),
-            "bridge scan+plane": lambda: OMEArrow.scan(path, format="bioio", reader="bioio-tifffile")
-                .tensor_view(z=5, layout="YX").to_numpy(),
+            "bridge scan+plane": lambda: (
+                OMEArrow.scan(path, format="bioio", reader="bioio-tifffile").tensor_view(z=5, layout="YX").to_numpy()
+            ),
             "bridge 256x256 crop": lambda: bridge.tensor_view(z=5, roi=(512, 512, 256, 256), layout="YX").to_numpy(),
             "ome-arrow-tiff plane (scanned)": lambda: ours.tensor_view(z=5, layout="YX").to_numpy(),
         }

@@ -22,11 +22,25 @@ __all__ = ["KNOWN_PLUGINS", "installed", "open_reader"]
 
 #: Suffixes read by bioio plugins that are not installed by default: the plugin to install for each.
 KNOWN_PLUGINS: Final[dict[str, str]] = {
-    ".czi": "bioio-czi", ".nd2": "bioio-nd2", ".lif": "bioio-lif", ".dv": "bioio-dv", ".r3d": "bioio-dv",
-    ".sldy": "bioio-sldy", ".ims": "bioio-imaris", ".png": "bioio-imageio", ".jpg": "bioio-imageio",
-    ".jpeg": "bioio-imageio", ".gif": "bioio-imageio", ".bmp": "bioio-imageio", ".lsm": "bioio-tifffile",
-    ".oib": "bioio-bioformats", ".oif": "bioio-bioformats", ".vsi": "bioio-bioformats",
-    ".svs": "bioio-bioformats", ".ndpi": "bioio-bioformats", ".lei": "bioio-bioformats",
+    ".czi": "bioio-czi",
+    ".nd2": "bioio-nd2",
+    ".lif": "bioio-lif",
+    ".dv": "bioio-dv",
+    ".r3d": "bioio-dv",
+    ".sldy": "bioio-sldy",
+    ".ims": "bioio-imaris",
+    ".png": "bioio-imageio",
+    ".jpg": "bioio-imageio",
+    ".jpeg": "bioio-imageio",
+    ".gif": "bioio-imageio",
+    ".bmp": "bioio-imageio",
+    ".lsm": "bioio-tifffile",
+    ".oib": "bioio-bioformats",
+    ".oif": "bioio-bioformats",
+    ".vsi": "bioio-bioformats",
+    ".svs": "bioio-bioformats",
+    ".ndpi": "bioio-bioformats",
+    ".lei": "bioio-bioformats",
 }
 
 #: Readers that read planes as chunks of these dims when told (``chunk_dims=``): one plane per chunk.
@@ -69,8 +83,10 @@ def _named(path: Path, reader: str) -> list[tuple[str, Any]]:
 
     eps = {ep.name: ep for ep in entry_points(group="bioio.readers")}
     if not isinstance(reader, str) or reader not in eps:
-        raise ArgumentError(f"reader={reader!r} is not an installed bioio reader plugin; installed: "
-                            f"{', '.join(sorted(eps)) or 'none'} (a plugin's distribution name, e.g. bioio-imageio)")
+        raise ArgumentError(
+            f"reader={reader!r} is not an installed bioio reader plugin; installed: "
+            f"{', '.join(sorted(eps)) or 'none'} (a plugin's distribution name, e.g. bioio-imageio)"
+        )
     with reading(path, None, f"loading the bioio reader plugin {reader}"):
         return [(reader, eps[reader].load().ReaderMetadata.get_reader())]
 
@@ -79,10 +95,15 @@ def _no_reader(path: Path) -> PluginError:
     have = installed()
     listed = "; ".join(f"{n} ({' '.join(e[:6])}{' ...' if len(e) > 6 else ''})" for n, e in have.items())
     suffix = "".join(path.suffixes[-1:]).lower()
-    hint = f"; {KNOWN_PLUGINS[suffix]} reads {suffix} files: pip install {KNOWN_PLUGINS[suffix]}" \
-        if suffix in KNOWN_PLUGINS else ""
-    return PluginError(f"{path}: no installed bioio reader plugin reads {suffix or 'files without a suffix'}"
-                       f"{hint}. Installed bioio readers: {listed or 'none'}")
+    hint = (
+        f"; {KNOWN_PLUGINS[suffix]} reads {suffix} files: pip install {KNOWN_PLUGINS[suffix]}"
+        if suffix in KNOWN_PLUGINS
+        else ""
+    )
+    return PluginError(
+        f"{path}: no installed bioio reader plugin reads {suffix or 'files without a suffix'}"
+        f"{hint}. Installed bioio readers: {listed or 'none'}"
+    )
 
 
 def _options(cls: Any, chunk_dims: Sequence[str] | None, extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,8 +118,9 @@ def _options(cls: Any, chunk_dims: Sequence[str] | None, extra: Mapping[str, Any
     return opts
 
 
-def open_reader(path: Path, reader: str | None, chunk_dims: Sequence[str] | None,
-                options: Mapping[str, Any]) -> tuple[str, Any]:
+def open_reader(
+    path: Path, reader: str | None, chunk_dims: Sequence[str] | None, options: Mapping[str, Any]
+) -> tuple[str, Any]:
     """(plugin name, opened bioio Reader) for ``path``: the first candidate that opens it."""
     with reading(path, None, "listing the installed bioio reader plugins"):
         candidates = _named(path, reader) if reader is not None else _candidates(path)
@@ -114,7 +136,9 @@ def open_reader(path: Path, reader: str | None, chunk_dims: Sequence[str] | None
         if isinstance(err, OSError) and err.errno is not None:
             with reading(path, None, f"opening with {name}"):
                 raise err
-    reasons = "; ".join(f"{n}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-                        for n, e in failures)
-    raise DamagedFileError(f"{path}: no bioio reader could open it ({reasons}); the file is damaged or not "
-                           "what its name says") from failures[-1][1]
+    reasons = "; ".join(
+        f"{n}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}" for n, e in failures
+    )
+    raise DamagedFileError(
+        f"{path}: no bioio reader could open it ({reasons}); the file is damaged or not what its name says"
+    ) from failures[-1][1]

@@ -36,15 +36,19 @@ class DimMap:
         """Map bioio's ``dims.order`` of ``shape``; SchemaError naming ``where`` when it cannot map."""
         roles = [d if d in _KNOWN else "" for d in order]
         if "Y" not in roles or "X" not in roles or len(set(order)) != len(order):
-            raise SchemaError(f"{where}: bioio dims {order!r} {tuple(shape)} lack Y or X (or repeat a letter); "
-                              "expected at least Y and X")
+            raise SchemaError(
+                f"{where}: bioio dims {order!r} {tuple(shape)} lack Y or X (or repeat a letter); "
+                "expected at least Y and X"
+            )
         for i, d in enumerate(order):
             if d in _KNOWN or shape[i] == 1:
                 continue
             free = [a for a in "TZ" if a not in order or shape[order.index(a)] == 1]
             if not free:
-                raise SchemaError(f"{where}: bioio dimension {d!r} of length {shape[i]} has no free axis to map "
-                                  f"to (dims {order!r} {tuple(shape)}; T and Z are both longer than 1)")
+                raise SchemaError(
+                    f"{where}: bioio dimension {d!r} of length {shape[i]} has no free axis to map "
+                    f"to (dims {order!r} {tuple(shape)}; T and Z are both longer than 1)"
+                )
             if free[0] in order:
                 roles[order.index(free[0])] = ""
             roles[i] = free[0]
@@ -61,8 +65,13 @@ class DimMap:
 
     def sizes(self) -> dict[str, int]:
         """TZCYX sizes; C counts channels times samples."""
-        return {"T": self.length("T"), "Z": self.length("Z"), "C": self.length("C") * self.samples,
-                "Y": self.length("Y"), "X": self.length("X")}
+        return {
+            "T": self.length("T"),
+            "Z": self.length("Z"),
+            "C": self.length("C") * self.samples,
+            "Y": self.length("Y"),
+            "X": self.length("X"),
+        }
 
     @property
     def mapping(self) -> str:

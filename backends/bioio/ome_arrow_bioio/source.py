@@ -46,8 +46,10 @@ def pick_scene(scenes: Sequence[str], scene: int | str | None, row: int, path: P
     if scene is not None and row not in (0, index):
         raise ArgumentError(f"scene={scene!r} and row={row} pick different scenes; pass one of them")
     if not 0 <= index < len(scenes):
-        raise SelectionError(f"scene {index} is out of range: {path} has {len(scenes)} scenes "
-                             f"({', '.join(scenes)}); valid indices are 0..{len(scenes) - 1}")
+        raise SelectionError(
+            f"scene {index} is out of range: {path} has {len(scenes)} scenes "
+            f"({', '.join(scenes)}); valid indices are 0..{len(scenes) - 1}"
+        )
     return index
 
 
@@ -57,8 +59,16 @@ class BioioSource:
 
     meta: ImageMeta
 
-    def __init__(self, path: str | Path, *, scene: int | str | None = None, row: int = 0, reader: str | None = None,
-                 chunk_dims: Sequence[str] | None = None, reader_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        scene: int | str | None = None,
+        row: int = 0,
+        reader: str | None = None,
+        chunk_dims: Sequence[str] | None = None,
+        reader_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -89,9 +99,12 @@ class BioioSource:
         chunks = {role: int(c[0]) for role, c in zip(self._dims.roles, self._data.chunks, strict=True) if role}
         single = len(self.scenes) == 1
         return ImageMeta(
-            sizes=self._dims.sizes(), dtype=self._dtype, id=f"img-{self.scene}",
+            sizes=self._dims.sizes(),
+            dtype=self._dtype,
+            id=f"img-{self.scene}",
             name=self.path.name if single else f"{self.path.name} [{self.scenes[self.scene]}]",
-            physical_size=size, channels=self._channels(names),
+            physical_size=size,
+            channels=self._channels(names),
             chunk_shape=(chunks.get("Z", 1), chunks["Y"], chunks["X"]),
         )
 
@@ -122,8 +135,10 @@ class BioioSource:
             data = np.asarray(lazy.compute(scheduler="synchronous"))
         out = finish(data)
         if out.shape != sel.shape:
-            raise OMEArrowError(f"{where(self.path, self._member)}: {self.plugin} returned {out.shape} pixels for "
-                                f"{sel}, expected {sel.shape}")
+            raise OMEArrowError(
+                f"{where(self.path, self._member)}: {self.plugin} returned {out.shape} pixels for "
+                f"{sel}, expected {sel.shape}"
+            )
         return np.ascontiguousarray(out, dtype=self._dtype)
 
     # -- description ------------------------------------------------------------------------
@@ -153,7 +168,12 @@ def _number(v: Any) -> float | None:
     return f if np.isfinite(f) and f > 0 else None
 
 
-def _reopen(path: str, scene: int | str | None, row: int, reader: str | None, chunk_dims: Sequence[str] | None,
-            reader_options: Mapping[str, Any]) -> BioioSource:
-    return BioioSource(path, scene=scene, row=row, reader=reader, chunk_dims=chunk_dims,
-                       reader_options=reader_options)
+def _reopen(
+    path: str,
+    scene: int | str | None,
+    row: int,
+    reader: str | None,
+    chunk_dims: Sequence[str] | None,
+    reader_options: Mapping[str, Any],
+) -> BioioSource:
+    return BioioSource(path, scene=scene, row=row, reader=reader, chunk_dims=chunk_dims, reader_options=reader_options)

@@ -96,9 +96,7 @@ def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any) -> None:
         stream.synchronize()
         return
     pool = _gather_pool()
-    pending: deque[Future[np.ndarray]] = deque(
-        pool.submit(_stage, pinned[k], host[parts[k]]) for k in range(n)
-    )
+    pending: deque[Future[np.ndarray]] = deque(pool.submit(_stage, pinned[k], host[parts[k]]) for k in range(n))
     try:
         for k, idx in enumerate(parts):
             out[idx].set(pending.popleft().result(), stream=stream)

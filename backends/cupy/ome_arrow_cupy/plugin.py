@@ -23,8 +23,13 @@ PRIORITY = 10
 def ome_arrow_exporters() -> Sequence[Exporter]:
     return [
         Exporter(
-            name="cupy", devices=("cuda",), modes=("cupy",), priority=PRIORITY,
-            requires=("cupy",), extra="cupy", export=export_cupy,
+            name="cupy",
+            devices=("cuda",),
+            modes=("cupy",),
+            priority=PRIORITY,
+            requires=("cupy",),
+            extra="cupy",
+            export=export_cupy,
             description="cupy.ndarray on the GPU (pinned staging, async copy)",
         )
     ]
@@ -34,7 +39,12 @@ def ome_arrow_exporters() -> Sequence[Exporter]:
 def ome_arrow_ingesters() -> Sequence[Ingester]:
     return [
         Ingester(
-            name="cupy", priority=PRIORITY, requires=("cupy",), extra="cupy",
-            matches=is_cupy_array, to_numpy=cupy_to_numpy, description="cupy.ndarray (copied to host)",
+            name="cupy",
+            priority=PRIORITY,
+            requires=("cupy",),
+            extra="cupy",
+            matches=is_cupy_array,
+            to_numpy=cupy_to_numpy,
+            description="cupy.ndarray (copied to host)",
         )
     ]

@@ -38,7 +38,9 @@ def storage_chunks(sel: Selection, layout: str, chunk_tczyx: Sequence[int]) -> t
     return tuple(out)
 
 
-def _chunk_of(meta_chunk: tuple[int, int, int] | None, sizes: Mapping[str, int], t_c: tuple[int, int] = (1, 1)) -> tuple[int, ...]:
+def _chunk_of(
+    meta_chunk: tuple[int, int, int] | None, sizes: Mapping[str, int], t_c: tuple[int, int] = (1, 1)
+) -> tuple[int, ...]:
     if meta_chunk is None:  # unknown: one plane per block, as the core writes by default
         return (t_c[0], t_c[1], 1, sizes["Y"], sizes["X"])
     z, y, x = meta_chunk
@@ -60,8 +62,16 @@ def _window(sel: Selection, layout: str, starts: Sequence[int], stops: Sequence[
     }
 
 
-def _read_dataset_block(ds: OMEArrowDataset, first: int, last: int, window: dict[str, Any], layout: str,
-                        policy: str, dtype: Any = None, casting: str = "checked") -> np.ndarray:
+def _read_dataset_block(
+    ds: OMEArrowDataset,
+    first: int,
+    last: int,
+    window: dict[str, Any],
+    layout: str,
+    policy: str,
+    dtype: Any = None,
+    casting: str = "checked",
+) -> np.ndarray:
     from ome_arrow_core.plugin_api import cast_pixels
 
     block = ds.read(range(first, last), layout=layout, channel_policy=policy, **window)  # type: ignore[arg-type]
@@ -132,13 +142,21 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
             starts = [lo for _, (lo, _) in cell]
             stops = [hi for _, (_, hi) in cell]
             window = _window(sel, layout, starts, stops)
-            graph[(name, bi, *(j for j, _ in cell))] = (_read_dataset_block, ds_key, a, b, window, layout, policy,
-                                                        dtype, casting)
+            graph[(name, bi, *(j for j, _ in cell))] = (
+                _read_dataset_block,
+                ds_key,
+                a,
+                b,
+                window,
+                layout,
+                policy,
+                dtype,
+                casting,
+            )
     return _array(graph, name, (outer, *inner), np.dtype(first.dtype))  # blocks cast as tensor_view(dtype=) does
 
 
-def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None,
-                  chunks: Chunking) -> da.Array:
+def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] | None, chunks: Chunking) -> da.Array:
     layout = view.layout
     if isinstance(view, LazyTensorView):
         sel = view.selection
@@ -146,8 +164,7 @@ def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] 
         if chunk_tczyx is None and shape_chunk is not None:
             chunk_tczyx = (1, 1, *shape_chunk)
         chunk = chunk_tczyx or (1, 1, 1, sel.shape[3], sel.shape[4])
-        _, inner = plan(storage_chunks(sel, layout, chunk), np.dtype(view.dtype).itemsize, 1,
-                        block_limit(chunks), None)
+        _, inner = plan(storage_chunks(sel, layout, chunk), np.dtype(view.dtype).itemsize, 1, block_limit(chunks), None)
     else:
         inner = tuple((n,) for n in view.shape)
     name = f"ome-arrow-view-{uuid.uuid4().hex}"
@@ -159,8 +176,9 @@ def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] 
     return _array(graph, name, inner, np.dtype(view.dtype))
 
 
-def to_dask(obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | None = None,
-            **view_options: Any) -> da.Array:
+def to_dask(
+    obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | None = None, **view_options: Any
+) -> da.Array:
     """A dask array of a dataset, its ``tensor_views(...)``, an image or one lazy view.
 
     - ``OMEArrowDataset`` or ``DatasetViews``: shape ``(images, *layout)``; ``view_options``
@@ -184,7 +202,9 @@ def to_dask(obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | None
     if isinstance(obj, OMEArrowDataset):
         return _dataset_to_dask(obj.tensor_views(**view_options), chunks, images_per_chunk)
     if view_options and not isinstance(obj, OMEArrow):
-        raise TypeError(f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}")
+        raise TypeError(
+            f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}"
+        )
     if isinstance(obj, DatasetViews):
         return _dataset_to_dask(obj, chunks, images_per_chunk)
     if isinstance(obj, OMEArrow):

@@ -51,8 +51,9 @@ def merge_chunks(sizes: Sequence[int], factor: int) -> tuple[int, ...]:
     return tuple(int(sum(sizes[i : i + f])) for i in range(0, len(sizes), f))
 
 
-def plan(inner: Sequence[Sequence[int]], itemsize: int, images: int, limit: int | None,
-         images_per_chunk: int | None) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+def plan(
+    inner: Sequence[Sequence[int]], itemsize: int, images: int, limit: int | None, images_per_chunk: int | None
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
     """(images per block along the first axis, block sizes along each inner axis).
 
     ``inner`` holds the storage-chunk sizes of one image's selection along each axis (layout

@@ -43,8 +43,11 @@ def axis_coords(meta: ImageMeta, sel: Selection, layout: str) -> dict[str, Any]:
 
 def _column_coords(ds: OMEArrowDataset, dim: str, columns: Sequence[str] | None) -> dict[str, Any]:
     """Metadata columns (default: ``image_id`` and the extra columns) as coordinates along ``dim``."""
-    names = list(columns) if columns is not None else (
-        [n for n in ("image_id",) if n in ds.column_names] + ds.extra_columns)
+    names = (
+        list(columns)
+        if columns is not None
+        else ([n for n in ("image_id",) if n in ds.column_names] + ds.extra_columns)
+    )
     missing = [n for n in names if n not in ds.column_names]
     if missing:
         raise SchemaError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
@@ -53,15 +56,23 @@ def _column_coords(ds: OMEArrowDataset, dim: str, columns: Sequence[str] | None)
         col = ds.table.column(name)
         if pa.types.is_nested(col.type):
             if columns is not None:
-                raise SchemaError(f"column {name!r} holds {col.type}, not one value per image; it cannot be a coordinate")
+                raise SchemaError(
+                    f"column {name!r} holds {col.type}, not one value per image; it cannot be a coordinate"
+                )
             continue
         out[name] = (dim, col.to_numpy(zero_copy_only=False))
     return out
 
 
-def to_xarray(obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | None = None,
-              image_dim: str = "image", columns: Sequence[str] | None = None,
-              **view_options: Any) -> xr.DataArray:
+def to_xarray(
+    obj: Any,
+    *,
+    chunks: Chunking = "auto",
+    images_per_chunk: int | None = None,
+    image_dim: str = "image",
+    columns: Sequence[str] | None = None,
+    **view_options: Any,
+) -> xr.DataArray:
     """A lazy ``xarray.DataArray`` (backed by :func:`to_dask`) of a dataset, its views, an image or a lazy view.
 
     Dimensions are named by the layout letters (``T``, ``C``, ``Z``, ``Y``, ``X``), after
@@ -77,7 +88,9 @@ def to_xarray(obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | No
     if isinstance(obj, OMEArrowDataset):
         obj = obj.tensor_views(**view_options)
     elif view_options and not isinstance(obj, OMEArrow):
-        raise TypeError(f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}")
+        raise TypeError(
+            f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}"
+        )
     if isinstance(obj, DatasetViews):
         arr = to_dask(obj, chunks=chunks, images_per_chunk=images_per_chunk)
         first = obj[0]
@@ -94,10 +107,18 @@ def to_xarray(obj: Any, *, chunks: Chunking = "auto", images_per_chunk: int | No
     else:
         view = obj
     if not isinstance(view, LazyTensorView):
-        raise TypeError(f"to_xarray takes an OMEArrowDataset, ds.tensor_views(...), an OMEArrow or a LazyTensorView; "
-                        f"got {type(obj).__name__}")
+        raise TypeError(
+            f"to_xarray takes an OMEArrowDataset, ds.tensor_views(...), an OMEArrow or a LazyTensorView; "
+            f"got {type(obj).__name__}"
+        )
     meta = view_meta(view)
-    arr = to_dask(view, chunks=chunks) if not isinstance(obj, OMEArrow) else to_dask(lazy, chunks=chunks,
-                                                                                      **view_options)
-    return xr.DataArray(arr, dims=tuple(view.layout), coords=axis_coords(meta, view.selection, view.layout),
-                        name=meta.name, attrs={"image_id": meta.id})
+    arr = (
+        to_dask(view, chunks=chunks) if not isinstance(obj, OMEArrow) else to_dask(lazy, chunks=chunks, **view_options)
+    )
+    return xr.DataArray(
+        arr,
+        dims=tuple(view.layout),
+        coords=axis_coords(meta, view.selection, view.layout),
+        name=meta.name,
+        attrs={"image_id": meta.id},
+    )

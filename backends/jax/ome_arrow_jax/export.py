@@ -72,9 +72,13 @@ def export_gpu(view: TensorView, *, device_index: int = 0, **_: Any) -> jax.Arra
 
     check_x64(view.dtype)
     gpus = gpu_devices()
-    check_cuda_device(device_index, len(gpus), f"JAX {jax.__version__}",
-                      f"its devices are {', '.join(map(str, jax.devices()))}; install a CUDA build "
-                      '(pip install "jax[cuda12]") on a machine with an NVIDIA GPU')
+    check_cuda_device(
+        device_index,
+        len(gpus),
+        f"JAX {jax.__version__}",
+        f"its devices are {', '.join(map(str, jax.devices()))}; install a CUDA build "
+        '(pip install "jax[cuda12]") on a machine with an NVIDIA GPU',
+    )
     out: jax.Array = jax.device_put(view.to_numpy(contiguous=True), gpus[device_index])
     return out
 

@@ -16,8 +16,12 @@ REQUIRES = ("jax",)
 def ome_arrow_ingesters() -> Sequence[Ingester]:
     return [
         Ingester(
-            name="jax", priority=50, requires=REQUIRES, extra="jax",
-            matches=is_jax_array, to_numpy=jax_to_numpy,
+            name="jax",
+            priority=50,
+            requires=REQUIRES,
+            extra="jax",
+            matches=is_jax_array,
+            to_numpy=jax_to_numpy,
             description="jax.Array (GPU arrays are copied to the host)",
         ),
     ]
@@ -27,12 +31,23 @@ def ome_arrow_ingesters() -> Sequence[Ingester]:
 def ome_arrow_exporters() -> Sequence[Exporter]:
     return [
         Exporter(
-            name="jax", devices=("cpu",), modes=("jax",), requires=REQUIRES, extra="jax",
-            export=export_cpu, description="jax.Array, zero-copy from Arrow memory when compact",
+            name="jax",
+            devices=("cpu",),
+            modes=("jax",),
+            requires=REQUIRES,
+            extra="jax",
+            export=export_cpu,
+            description="jax.Array, zero-copy from Arrow memory when compact",
         ),
         # Below torch and cupy: to_dlpack(device="cuda") prefers them when installed.
         Exporter(
-            name="jax-cuda", devices=("cuda",), modes=("jax",), requires=REQUIRES, extra="jax",
-            priority=-10, export=export_gpu, description="jax.Array on a GPU",
+            name="jax-cuda",
+            devices=("cuda",),
+            modes=("jax",),
+            requires=REQUIRES,
+            extra="jax",
+            priority=-10,
+            export=export_gpu,
+            description="jax.Array on a GPU",
         ),
     ]

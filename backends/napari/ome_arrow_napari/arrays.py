@@ -30,11 +30,15 @@ def _index_tuple(key: Any, ndim: int) -> tuple[Any, ...]:
         raise IndexError("an index can only have a single ellipsis ('...')")
     if Ellipsis in items:
         at = items.index(Ellipsis)
-        items = items[:at] + (slice(None),) * (ndim - len(items) + 1) + items[at + 1:]
+        items = items[:at] + (slice(None),) * (ndim - len(items) + 1) + items[at + 1 :]
     if len(items) > ndim:
         raise IndexError(f"too many indices: the array has {ndim} axes, {len(items)} were given")
     for k in items:
-        if k is None or isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer, slice, Sequence, np.ndarray)):
+        if (
+            k is None
+            or isinstance(k, (bool, np.bool_))
+            or not isinstance(k, (int, np.integer, slice, Sequence, np.ndarray))
+        ):
             raise IndexError(f"only integers, slices, '...' and integer sequences index this array, got {k!r}")
     return items + (slice(None),) * (ndim - len(items))
 
@@ -153,8 +157,10 @@ class StackArray(_Shaped):
         if got is None:
             got = ImageArray(self.dataset[i], self.axes)
             if got.shape != self.shape[1:] or got.dtype != self.dtype:
-                raise SchemaError(f"image {i} of the dataset is {got.shape} {got.dtype}, the stack is of "
-                                 f"{self.shape[1:]} {self.dtype}: the dataset changed since it was opened")
+                raise SchemaError(
+                    f"image {i} of the dataset is {got.shape} {got.dtype}, the stack is of "
+                    f"{self.shape[1:]} {self.dtype}: the dataset changed since it was opened"
+                )
         self._open[i] = got
         while len(self._open) > _KEEP_OPEN:
             self._open.popitem(last=False)

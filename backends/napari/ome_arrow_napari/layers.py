@@ -24,8 +24,15 @@ from .arrays import ImageArray, StackArray
 __all__ = ["LayerData", "image_layer", "dataset_layers", "colormap_name", "scale_of"]
 
 LayerData = tuple[Any, dict[str, Any], str]
-_NAMED = {(1, 0, 0): "red", (0, 1, 0): "green", (0, 0, 1): "blue", (1, 0, 1): "magenta", (0, 1, 1): "cyan",
-          (1, 1, 0): "yellow", (1, 1, 1): "gray"}
+_NAMED = {
+    (1, 0, 0): "red",
+    (0, 1, 0): "green",
+    (0, 0, 1): "blue",
+    (1, 0, 1): "magenta",
+    (0, 1, 1): "cyan",
+    (1, 1, 0): "yellow",
+    (1, 1, 1): "gray",
+}
 
 
 def colormap_name(rgb: np.ndarray) -> str:
@@ -48,8 +55,12 @@ def _channel_kwargs(meta: ImageMeta, axes: str, title: str) -> dict[str, Any]:
     colors = [colormap_name(rgb) for rgb in channel_colors(meta.channels)]
     if "C" not in axes:
         return {"name": title, "colormap": colors[0]}
-    return {"channel_axis": axes.index("C"), "colormap": colors, "blending": "additive",
-            "name": [f"{title} {c.name or c.id}" for c in meta.channels]}
+    return {
+        "channel_axis": axes.index("C"),
+        "colormap": colors,
+        "blending": "additive",
+        "name": [f"{title} {c.name or c.id}" for c in meta.channels],
+    }
 
 
 def image_layer(image: OMEArrow, levels: Sequence[OMEArrow] = (), *, title: str, source: str) -> LayerData:
@@ -63,8 +74,9 @@ def image_layer(image: OMEArrow, levels: Sequence[OMEArrow] = (), *, title: str,
         kwargs["scale"] = scale
     if levels:
         kwargs["multiscale"] = True
-    kwargs["metadata"] = {"ome_arrow": {"source": source, "id": meta.id, "axes": base.axes,
-                                        "physical_unit": dict(meta.physical_unit)}}
+    kwargs["metadata"] = {
+        "ome_arrow": {"source": source, "id": meta.id, "axes": base.axes, "physical_unit": dict(meta.physical_unit)}
+    }
     return (data, kwargs, "image")
 
 
@@ -94,7 +106,14 @@ def dataset_layers(ds: OMEArrowDataset, *, title: str, source: str) -> list[Laye
     scale = scale_of(meta, probe.axes)
     if scale is not None:
         kwargs["scale"] = [1.0, *scale]
-    kwargs["metadata"] = {"ome_arrow": {"source": source, "axes": "N" + probe.axes, "images": len(ds),
-                                        "image_ids": [str(v) for v in (ds.table.column("image_id").to_pylist()
-                                                                       if "image_id" in ds.column_names else [])]}}
+    kwargs["metadata"] = {
+        "ome_arrow": {
+            "source": source,
+            "axes": "N" + probe.axes,
+            "images": len(ds),
+            "image_ids": [
+                str(v) for v in (ds.table.column("image_id").to_pylist() if "image_id" in ds.column_names else [])
+            ],
+        }
+    }
     return [(stack, kwargs, "image")]

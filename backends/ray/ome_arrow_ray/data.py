@@ -17,8 +17,23 @@ if TYPE_CHECKING:
 __all__ = ["read_dataset", "iter_torch_batches"]
 
 #: read_dataset's own keywords (everything else goes to ray.data.read_datasource or onwards).
-_OWN = ("filter", "columns", "image_column", "images_per_block", "t", "z", "c", "roi", "layout", "channel_policy",
-        "crop", "random_crop", "shuffle", "seed", "epoch")
+_OWN = (
+    "filter",
+    "columns",
+    "image_column",
+    "images_per_block",
+    "t",
+    "z",
+    "c",
+    "roi",
+    "layout",
+    "channel_policy",
+    "crop",
+    "random_crop",
+    "shuffle",
+    "seed",
+    "epoch",
+)
 
 
 def _as_dataset(source: OMEArrowDataset | str | os.PathLike[str], filter: Any) -> OMEArrowDataset:
@@ -75,8 +90,10 @@ def read_dataset(
 
     unknown = sorted(set(read_options) - _read_options())
     if unknown:
-        raise TypeError(f"read_dataset got unexpected options {unknown}; it takes its own {list(_OWN)} and "
-                        f"ray.data.read_datasource's {sorted(_read_options())}")
+        raise TypeError(
+            f"read_dataset got unexpected options {unknown}; it takes its own {list(_OWN)} and "
+            f"ray.data.read_datasource's {sorted(_read_options())}"
+        )
     if crop is not None and roi is not None:
         raise SelectionError("pass only one of roi and crop")
     ds = _as_dataset(source, filter)
@@ -89,24 +106,41 @@ def read_dataset(
     if image_column in keep:
         raise SchemaError(f"image_column {image_column!r} collides with a metadata column; pick another name")
     view = {"t": t, "z": z, "c": c, "roi": roi, "layout": layout, "channel_policy": channel_policy}
-    source_ = OMEArrowDatasource(ds, columns=keep, image_column=image_column, view=view,
-                                 crop=None if crop is None else tuple(crop),  # type: ignore[arg-type]
-                                 random_crop=random_crop, shuffle=shuffle, seed=seed, epoch=epoch,
-                                 images_per_block=images_per_block)
+    source_ = OMEArrowDatasource(
+        ds,
+        columns=keep,
+        image_column=image_column,
+        view=view,
+        crop=None if crop is None else tuple(crop),  # type: ignore[arg-type]
+        random_crop=random_crop,
+        shuffle=shuffle,
+        seed=seed,
+        epoch=epoch,
+        images_per_block=images_per_block,
+    )
     rows: ray.data.Dataset = ray.data.read_datasource(source_, **read_options)
     return rows
 
 
 def _numeric(ds: OMEArrowDataset) -> list[str]:
     types = ds.table.schema
-    return [n for n in ds.extra_columns
-            if pa.types.is_integer(types.field(n).type) or pa.types.is_floating(types.field(n).type)
-            or pa.types.is_boolean(types.field(n).type)]
+    return [
+        n
+        for n in ds.extra_columns
+        if pa.types.is_integer(types.field(n).type)
+        or pa.types.is_floating(types.field(n).type)
+        or pa.types.is_boolean(types.field(n).type)
+    ]
 
 
-def iter_torch_batches(source: OMEArrowDataset | str | os.PathLike[str], *, batch_size: int = 32,
-                       filter: Any = None, columns: Sequence[str] | None = None,
-                       **options: Any) -> Iterator[dict[str, Any]]:
+def iter_torch_batches(
+    source: OMEArrowDataset | str | os.PathLike[str],
+    *,
+    batch_size: int = 32,
+    filter: Any = None,
+    columns: Sequence[str] | None = None,
+    **options: Any,
+) -> Iterator[dict[str, Any]]:
     """Batches as dicts of torch tensors: ``read_dataset(...).iter_torch_batches(batch_size=...)``.
 
     ``options`` that :func:`read_dataset` takes (selection, crops, ``shuffle``/``seed``/

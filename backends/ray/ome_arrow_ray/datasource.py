@@ -44,8 +44,15 @@ def _tensor_column(pixels: np.ndarray) -> pa.Array:
 class _ReadImages:
     """One read task: its images' pixels, ``step`` per block, with their metadata columns."""
 
-    def __init__(self, dataset: OMEArrowDataset, columns: list[str], image_column: str | None,
-                 view: dict[str, Any], rois: list[tuple[int, int, int, int]] | None, step: int) -> None:
+    def __init__(
+        self,
+        dataset: OMEArrowDataset,
+        columns: list[str],
+        image_column: str | None,
+        view: dict[str, Any],
+        rois: list[tuple[int, int, int, int]] | None,
+        step: int,
+    ) -> None:
         self.dataset, self.columns, self.image_column = dataset, columns, image_column
         self.view, self.rois, self.step = view, rois, step
 
@@ -73,9 +80,20 @@ class OMEArrowDatasource(Datasource):
     there are fewer tasks than Ray asks for when there are few images.
     """
 
-    def __init__(self, dataset: OMEArrowDataset, *, columns: Sequence[str], image_column: str,
-                 view: dict[str, Any], crop: tuple[int, int] | None = None, random_crop: bool = False,
-                 shuffle: bool = False, seed: int = 0, epoch: int = 0, images_per_block: int | None = None) -> None:
+    def __init__(
+        self,
+        dataset: OMEArrowDataset,
+        *,
+        columns: Sequence[str],
+        image_column: str,
+        view: dict[str, Any],
+        crop: tuple[int, int] | None = None,
+        random_crop: bool = False,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        images_per_block: int | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._projection_map: dict[str, str] | None = None
         self.dataset = dataset
@@ -136,8 +154,9 @@ class OMEArrowDatasource(Datasource):
         shape, dtype = self._image_shape(self.dataset)
         return n * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
-    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
-                       data_context: Any = None) -> list[ReadTask]:
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[ReadTask]:
         """Ranges of the epoch's image order, at least ``images_per_block`` images each."""
         ds = self._selected()
         n = len(ds)
@@ -147,8 +166,9 @@ class OMEArrowDatasource(Datasource):
         order = epoch_order(n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)
         rois = None
         if self.crop is not None and image_column is not None:
-            rois = crop_boxes(range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed,
-                              epoch=self.epoch)
+            rois = crop_boxes(
+                range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed, epoch=self.epoch
+            )
         per_image = 0
         if image_column is not None:
             shape, dtype = self._image_shape(ds)
@@ -158,10 +178,17 @@ class OMEArrowDatasource(Datasource):
         tasks = []
         for part in np.array_split(order, count):
             sub = ds.select(part)
-            read = _ReadImages(sub, columns, image_column, self._view_without_roi() if rois else self.view,
-                               None if rois is None else [rois[int(k)] for k in part], step)
-            meta = BlockMetadata(num_rows=len(part), size_bytes=len(part) * per_image, input_files=None,
-                                 exec_stats=None)
+            read = _ReadImages(
+                sub,
+                columns,
+                image_column,
+                self._view_without_roi() if rois else self.view,
+                None if rois is None else [rois[int(k)] for k in part],
+                step,
+            )
+            meta = BlockMetadata(
+                num_rows=len(part), size_bytes=len(part) * per_image, input_files=None, exec_stats=None
+            )
             tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
         return tasks
 

@@ -29,20 +29,22 @@ def image_sizes(ds: OMEArrowDataset) -> np.ndarray:
 def check_crop(crop: Sequence[int], sizes: np.ndarray) -> tuple[int, int]:
     """``crop`` as (h, w), refused when it is not two positive ints or larger than an image."""
     vals = tuple(crop)
-    if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                                 for v in vals):
+    if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in vals):
         raise SelectionError(f"crop must be (h, w) of two positive ints, got {vals!r}")
     h, w = int(vals[0]), int(vals[1])
     small = np.nonzero((sizes[:, 0] < h) | (sizes[:, 1] < w))[0]
     if len(small):
         k = int(small[0])
-        raise SelectionError(f"crop ({h}, {w}) (h, w) is larger than image {k} "
-                             f"({int(sizes[k, 0])}x{int(sizes[k, 1])}); use a smaller crop")
+        raise SelectionError(
+            f"crop ({h}, {w}) (h, w) is larger than image {k} "
+            f"({int(sizes[k, 0])}x{int(sizes[k, 1])}); use a smaller crop"
+        )
     return h, w
 
 
-def crop_boxes(images: Sequence[int], sizes: np.ndarray, crop: tuple[int, int], *, random: bool, seed: int,
-               epoch: int) -> list[tuple[int, int, int, int]]:
+def crop_boxes(
+    images: Sequence[int], sizes: np.ndarray, crop: tuple[int, int], *, random: bool, seed: int, epoch: int
+) -> list[tuple[int, int, int, int]]:
     """roi ``(x, y, w, h)`` of the crop of each image: centred, or drawn from ``(seed, epoch, image)``."""
     h, w = crop
     boxes = []

@@ -48,12 +48,19 @@ def main() -> None:
             "tiled-zlib": Path(tmp) / "stack64_tiled.tif",
         }
         tifffile.imwrite(cases["strips"], arr, photometric="minisblack", metadata={"axes": "ZYX"})
-        tifffile.imwrite(cases["tiled-zlib"], arr, photometric="minisblack", tile=(128, 128),
-                         compression="zlib", metadata={"axes": "ZYX"})
+        tifffile.imwrite(
+            cases["tiled-zlib"],
+            arr,
+            photometric="minisblack",
+            tile=(128, 128),
+            compression="zlib",
+            metadata={"axes": "ZYX"},
+        )
         print(f"python {sys.version.split()[0]}, tifffile {tifffile.__version__}, file 64x512x512 uint16")
         for kind, path in cases.items():
             for name, fn in cases_for(path).items():
                 print(f"{kind:11s} {name:24s} {median_seconds(fn) * 1e3:9.3f} ms")
+
 
 if __name__ == "__main__":
     main()

@@ -61,8 +61,10 @@ def main() -> None:
             for case, fn in cases(path).items():
                 t = measure(fn, args.repeats)
                 off, on = statistics.median(t[False]) * 1e3, statistics.median(t[True]) * 1e3
-                print(f"{name:<11} {case:<29} {off:>9.2f} (min {min(t[False]) * 1e3:.2f}) "
-                      f"{on:>8.2f} (min {min(t[True]) * 1e3:.2f}) {on / off:>6.2f}")
+                print(
+                    f"{name:<11} {case:<29} {off:>9.2f} (min {min(t[False]) * 1e3:.2f}) "
+                    f"{on:>8.2f} (min {min(t[True]) * 1e3:.2f}) {on / off:>6.2f}"
+                )
 
 
 if __name__ == "__main__":

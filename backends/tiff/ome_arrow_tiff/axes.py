@@ -79,9 +79,7 @@ class AxisMap:
         if len(axes) != len(shape):
             raise SchemaError(f"series axes {axes!r} do not match its shape {shape}")
         if "Y" not in axes or "X" not in axes:
-            raise SchemaError(
-                f"series axes {axes!r} lack Y or X; expected a TIFF image with rows and columns"
-            )
+            raise SchemaError(f"series axes {axes!r} lack Y or X; expected a TIFF image with rows and columns")
         k, size = len(shape), 1
         while k > 0 and size < page_size:
             k -= 1
@@ -131,10 +129,7 @@ class AxisMap:
         page = 0
         for i in range(self.n_stack):
             page = page * self.shape[i] + index[i]
-        plane = tuple(
-            slice(None) if self.axes[i] in "YX" else index[i]
-            for i in range(self.n_stack, len(self.axes))
-        )
+        plane = tuple(slice(None) if self.axes[i] in "YX" else index[i] for i in range(self.n_stack, len(self.axes)))
         return page, plane
 
 

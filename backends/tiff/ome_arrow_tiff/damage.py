@@ -31,8 +31,15 @@ __all__ = ["strict_tifffile", "check_declared", "check_extent", "ome_root"]
 
 #: OME ``Pixels/@Type`` -> numpy dtype name.
 _OME_TYPES = {
-    "int8": "int8", "int16": "int16", "int32": "int32", "uint8": "uint8", "uint16": "uint16",
-    "uint32": "uint32", "float": "float32", "double": "float64", "bit": "bool",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "float": "float32",
+    "double": "float64",
+    "bit": "bool",
 }
 
 
@@ -83,7 +90,9 @@ def ome_root(tif: Any) -> ET.Element | None:
         return None
 
 
-def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: PurePath) -> None:
+def check_declared(
+    tif: Any, series: Any, index: int, sizes: Mapping[str, int], dtype: np.dtype, path: PurePath
+) -> None:
     """Refuse a series whose pages disagree with the shape and type its OME-XML declares.
 
     Only OME-TIFFs are checked: their OME-XML is the declaration. tifffile falls back to
@@ -119,8 +128,7 @@ def check_declared(tif: Any, series: Any, index: int, sizes: Mapping[str, int], 
         raise DamagedFileError(
             f"{path}: the OME-XML Pixels sizes {dict(pixels.attrib)} are not integers; the metadata is damaged"
         ) from None
-    if math.prod(declared.values()) != math.prod(sizes.values()) or any(
-            declared[a] != sizes[a] for a in "YX"):
+    if math.prod(declared.values()) != math.prod(sizes.values()) or any(declared[a] != sizes[a] for a in "YX"):
         raise DamagedFileError(
             f"{path}: the OME-XML declares sizes {declared} (TZCYX) but the file's readable pages hold "
             f"{dict(sizes)}; the file is truncated or its metadata damaged"

@@ -38,8 +38,20 @@ from ome_arrow_core.plugin_api import (
     checksums_of,
 )
 
-__all__ = ["NAMESPACE", "SOFTWARE", "annotated", "find_annotation", "written_by_us", "LevelChecksums", "TiffChecksums", "annotate", "find_checksums", "le_bytes", "page_checksums",
-           "segment_checksum"]
+__all__ = [
+    "NAMESPACE",
+    "SOFTWARE",
+    "annotated",
+    "find_annotation",
+    "written_by_us",
+    "LevelChecksums",
+    "TiffChecksums",
+    "annotate",
+    "find_checksums",
+    "le_bytes",
+    "page_checksums",
+    "segment_checksum",
+]
 
 NAMESPACE: Final[str] = "urn:ome-arrow-core:tiff-checksums:1"
 #: The ``Software`` tag of the OME-TIFFs we write: such a file must be OME and carry checksums,
@@ -89,18 +101,21 @@ class TiffChecksums:
         if recorded is None:
             raise DamagedFileError(
                 f"{self.path}: its checksum annotation has no entry for pyramid level {level}; "
-                "the annotation is damaged (read with verify=False to skip the check)")
+                "the annotation is damaged (read with verify=False to skip the check)"
+            )
         if any(recorded[a] != sizes[a] for a in "TZCYX") or self.dtype != np.dtype(dtype).name:
             raise DamagedFileError(
                 f"{self.path}: its checksum annotation records level {level} as {_sizes_text(recorded)} "
                 f"{self.dtype} but the file's pages hold {_sizes_text(sizes)} {np.dtype(dtype).name}; "
-                "the file's metadata or its annotation is damaged")
+                "the file's metadata or its annotation is damaged"
+            )
         n = recorded["T"] * recorded["Z"] * recorded["C"]
         missing = [k for k in range(n) if (level, k) not in self.planes]
         if missing:
             raise DamagedFileError(
                 f"{self.path}: its checksum annotation lacks plane(s) {missing[:5]} of level {level}; "
-                "the annotation is damaged")
+                "the annotation is damaged"
+            )
         return LevelChecksums(self, level, n)
 
 
@@ -130,10 +145,12 @@ class LevelChecksums:
         if count != self.segments(plane):
             raise DamagedFileError(
                 f"{self.path}: {where} has {count} strips or tiles but its checksum annotation lists "
-                f"{self.segments(plane)}; the file's tags or its annotation are damaged")
+                f"{self.segments(plane)}; the file's tags or its annotation are damaged"
+            )
 
-    def verify_strips(self, plane: int, computed: np.ndarray, rows: np.ndarray, per: int,
-                      where: Callable[[int], str]) -> None:
+    def verify_strips(
+        self, plane: int, computed: np.ndarray, rows: np.ndarray, per: int, where: Callable[[int], str]
+    ) -> None:
         """Compare the checksums ``computed`` (with :func:`segment_checksum`) of the strips of a whole plane
         ``rows`` (Y, X; ``per`` rows a strip) with the stored ones; raise for the first that differs."""
         first, last = int(self.first[plane]), int(self.first[plane + 1])
@@ -147,8 +164,7 @@ class LevelChecksums:
         if seg is None:
             raise DamagedFileError(f"{self.path}: {where()} is missing (no bytes stored); the file is damaged")
         data = le_bytes(seg)
-        self._sums.check(int(self.first[plane]) + index, data, 0, data.size,
-                         lambda: (str(self.path), where()))
+        self._sums.check(int(self.first[plane]) + index, data, 0, data.size, lambda: (str(self.path), where()))
 
 
 def _map_values(annotation: ET.Element) -> dict[str, str]:
@@ -173,8 +189,10 @@ def _annotations(root: ET.Element) -> Iterator[dict[str, str]]:
 
 def _parse(entries: dict[str, str], path: PurePath) -> TiffChecksums:
     def bad(what: str) -> DamagedFileError:
-        return DamagedFileError(f"{path}: its checksum annotation ({NAMESPACE}) is damaged: {what}; "
-                                "read with verify=False to skip the check")
+        return DamagedFileError(
+            f"{path}: its checksum annotation ({NAMESPACE}) is damaged: {what}; "
+            "read with verify=False to skip the check"
+        )
 
     sizes: dict[int, dict[str, int]] = {}
     planes: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -227,11 +245,17 @@ def find_checksums(root: ET.Element | None, image: int, path: PurePath) -> TiffC
     return None if entries is None else _parse(entries, path)
 
 
-def annotate(xml: str, image: int, uuid: str, dtype: str,
-             levels: Sequence[tuple[Mapping[str, int], Sequence[Sequence[int]]]]) -> str:
+def annotate(
+    xml: str, image: int, uuid: str, dtype: str, levels: Sequence[tuple[Mapping[str, int], Sequence[Sequence[int]]]]
+) -> str:
     """``xml`` with a checksum annotation for Image ``image``: per level, its sizes and per-plane segment checksums."""
-    entries: dict[str, str] = {"format": "1", "algorithm": CHECKSUM_ALGORITHM, "image": str(image), "dtype": dtype,
-                               "uuid": uuid}
+    entries: dict[str, str] = {
+        "format": "1",
+        "algorithm": CHECKSUM_ALGORITHM,
+        "image": str(image),
+        "dtype": dtype,
+        "uuid": uuid,
+    }
     for level, (sizes, planes) in enumerate(levels):
         entries[f"level {level}"] = _sizes_text(sizes)
         for plane, values in enumerate(planes):

@@ -32,8 +32,9 @@ def check_level(level: object, count: int, name: str) -> int:
         raise ArgumentError(f"level= must be an integer, got {level!r} ({type(level).__name__})")
     k = int(level)
     if not 0 <= k < count:
-        raise SelectionError(f"level={k} is out of range: {name} has {count} resolution level(s); valid levels "
-                             f"are 0..{count - 1}")
+        raise SelectionError(
+            f"level={k} is out of range: {name} has {count} resolution level(s); valid levels are 0..{count - 1}"
+        )
     return k
 
 
@@ -64,7 +65,8 @@ def check_levels(levels: object, sizes: Mapping[str, int]) -> int:
     if not 1 <= int(levels) <= most:
         raise ArgumentError(
             f"levels={levels} is out of range for a {sizes['Y']}x{sizes['X']} image: 1 (no pyramid) up to {most} "
-            "(each level halves Y and X, the last is 1x1)")
+            "(each level halves Y and X, the last is 1x1)"
+        )
     return int(levels)
 
 
@@ -98,7 +100,6 @@ def pyramid(data: np.ndarray, levels: int) -> list[np.ndarray]:
 def describe_levels(sizes: Sequence[Mapping[str, int]], base: ImageMeta) -> list[dict[str, Any]]:
     """``info()``'s ``levels``: each level's index, TZCYX shape and physical pixel sizes."""
     return [
-        {"level": k, "shape": [int(s[a]) for a in "TZCYX"],
-         "scale": dict(level_meta(base, s, None).physical_size)}
+        {"level": k, "shape": [int(s[a]) for a in "TZCYX"], "scale": dict(level_meta(base, s, None).physical_size)}
         for k, s in enumerate(sizes)
     ]

@@ -85,8 +85,11 @@ def _shaped_physical(page: Any) -> Physical:
         return {}, {}
     if not isinstance(doc, dict):
         return {}, {}
-    sizes = {ax: physical_size_value(doc.get(f"PhysicalSize{ax}"), f"PhysicalSize{ax} (shaped description)")
-             for ax in "XYZ" if f"PhysicalSize{ax}" in doc}
+    sizes = {
+        ax: physical_size_value(doc.get(f"PhysicalSize{ax}"), f"PhysicalSize{ax} (shaped description)")
+        for ax in "XYZ"
+        if f"PhysicalSize{ax}" in doc
+    }
     units = {ax: str(doc.get(f"PhysicalSize{ax}Unit") or "µm") for ax in sizes}
     return sizes, units
 
@@ -109,8 +112,9 @@ def print_resolution(page: Any) -> dict[str, float] | None:
     return {"X": dpi[0], "Y": dpi[1]}
 
 
-def _sample_names(axes: AxisMap, channels: tuple[Channel, ...], size_c: int,
-                  rgb: bool) -> tuple[tuple[Channel, ...], tuple[str, ...]]:
+def _sample_names(
+    axes: AxisMap, channels: tuple[Channel, ...], size_c: int, rgb: bool
+) -> tuple[tuple[Channel, ...], tuple[str, ...]]:
     """Channels named R, G, B[, A] when an RGB ``S`` axis alone makes C and nothing names them; the note."""
     if "S" not in axes.axes:
         return channels, ()
@@ -120,9 +124,7 @@ def _sample_names(axes: AxisMap, channels: tuple[Channel, ...], size_c: int,
     return channels, (SAMPLES_NOTE,)
 
 
-def image_meta(
-    tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, filename: str
-) -> ImageMeta:
+def image_meta(tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, filename: str) -> ImageMeta:
     """Metadata of ``series`` (the ``index``-th of ``tif``) with canonical sizes from ``axes``."""
     kf = series.keyframe
     sizes = axes.sizes
@@ -139,8 +141,9 @@ def image_meta(
             phys, units = {}, {}
     except SchemaError as exc:
         raise DamagedFileError(f"{Path(tif.filehandle.path)}: series {index}: {exc}") from None
-    channels, notes = _sample_names(axes, _channels(ome, sizes["C"]) if ome else (), sizes["C"],
-                                    int(kf.photometric) == _PHOTOMETRIC_RGB)
+    channels, notes = _sample_names(
+        axes, _channels(ome, sizes["C"]) if ome else (), sizes["C"], int(kf.photometric) == _PHOTOMETRIC_RGB
+    )
     return ImageMeta(
         sizes=sizes,
         dtype=series.dtype,

@@ -19,7 +19,14 @@ __all__ = ["OmeImage", "parse_ome_xml", "LENGTH_UNITS_UM"]
 
 #: Micrometres per OME length unit (the units used for wavelengths).
 LENGTH_UNITS_UM: Final[dict[str, float]] = {
-    "pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6,
+    "pm": 1e-6,
+    "Å": 1e-4,
+    "nm": 1e-3,
+    "µm": 1.0,
+    "um": 1.0,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
 }
 
 

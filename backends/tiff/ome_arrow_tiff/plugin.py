@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 #: TIFF magic numbers: classic and BigTIFF, little- and big-endian.
 _MAGIC: Final[tuple[bytes, ...]] = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 SUFFIXES: Final[tuple[str, ...]] = (
-    ".ome.tiff", ".ome.tif", ".ome.btf", ".tiff", ".tif", ".btf", ".tf8", ".tf2",
+    ".ome.tiff",
+    ".ome.tif",
+    ".ome.btf",
+    ".tiff",
+    ".tif",
+    ".btf",
+    ".tf8",
+    ".tf2",
 )
 
 
@@ -35,7 +42,13 @@ def is_tiff(path: Path) -> bool:
 
 
 def open_tiff(
-    path: Path | Location, column: str | None = None, row: int = 0, *, level: int = 0, verify: bool | None = None, **_: Any,
+    path: Path | Location,
+    column: str | None = None,
+    row: int = 0,
+    *,
+    level: int = 0,
+    verify: bool | None = None,
+    **_: Any,
 ) -> TiffSource:
     """Open pyramid level ``level`` of series ``row`` of a TIFF file (metadata now, pixels on ``read``).
 
@@ -71,15 +84,32 @@ def write(image: OMEArrow, out: Path | Location, **options: Any) -> Path | Locat
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
-        Reader(name="tiff", priority=10, requires=("tifffile",), extra="tiff", suffixes=SUFFIXES,
-               open=open_tiff, sniff=is_tiff, remote=True, description="TIFF and OME-TIFF (tifffile)"),
+        Reader(
+            name="tiff",
+            priority=10,
+            requires=("tifffile",),
+            extra="tiff",
+            suffixes=SUFFIXES,
+            open=open_tiff,
+            sniff=is_tiff,
+            remote=True,
+            description="TIFF and OME-TIFF (tifffile)",
+        ),
     ]
 
 
 @hookimpl
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
-        Writer(name="ome-tiff", priority=10, requires=("tifffile",), extra="tiff",
-               formats=("ome-tiff", "tiff"), suffixes=(".ome.tiff", ".ome.tif"), write=write, remote=True,
-               description="OME-TIFF, TZCYX (tifffile)"),
+        Writer(
+            name="ome-tiff",
+            priority=10,
+            requires=("tifffile",),
+            extra="tiff",
+            formats=("ome-tiff", "tiff"),
+            suffixes=(".ome.tiff", ".ome.tif"),
+            write=write,
+            remote=True,
+            description="OME-TIFF, TZCYX (tifffile)",
+        ),
     ]

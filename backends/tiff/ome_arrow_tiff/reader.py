@@ -74,8 +74,9 @@ class TiffSource:
     checksums: TiffChecksums | None
     has_checksums: bool
 
-    def __init__(self, path: str | Path | Location, *, series: int = 0, level: int = 0,
-                 verify: bool | None = None) -> None:
+    def __init__(
+        self, path: str | Path | Location, *, series: int = 0, level: int = 0, verify: bool | None = None
+    ) -> None:
         import tifffile
 
         self._target = path  # what a pickled source reopens
@@ -99,8 +100,11 @@ class TiffSource:
         try:
             with strict_tifffile(self.path, "opening"):
                 # remote: the sibling files of a multi-file OME-TIFF are not looked for on the local disk
-                tif = (tifffile.TiffFile(cast("IO[bytes]", self._remote), name=self.path.name, _multifile=False) if self._remote
-                       else tifffile.TiffFile(self.path))
+                tif = (
+                    tifffile.TiffFile(cast("IO[bytes]", self._remote), name=self.path.name, _multifile=False)
+                    if self._remote
+                    else tifffile.TiffFile(self.path)
+                )
         except BaseException:
             if tif is not None:
                 tif.close()
@@ -161,8 +165,11 @@ class TiffSource:
         except DTypeError as exc:
             raise DTypeError(f"{self.path.name}: {exc}") from exc
         self._base_meta = base_meta
-        self.meta = base_meta if s is base else level_meta(
-            base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
+        self.meta = (
+            base_meta
+            if s is base
+            else level_meta(base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
+        )
         check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
         self._check_level(base_meta.sizes)
         end = self._dataoffset + self._axes.n_pages * kf.nbytes
@@ -180,14 +187,17 @@ class TiffSource:
             raise DamagedFileError(
                 f"{self.path}: pyramid level {self.level} holds TZC {[sizes[a] for a in 'TZC']} "
                 f"{self._series.dtype} but level 0 holds {[base[a] for a in 'TZC']} {self._base_meta.dtype}; "
-                "the file's pyramid is damaged or not one image")
+                "the file's pyramid is damaged or not one image"
+            )
         ny, nx = sizes["Y"], sizes["X"]
         factors = (base["Y"] / ny, base["X"] / nx)
-        if self.level and not any(f >= 1 and abs(ny - base["Y"] / f) < 1 and abs(nx - base["X"] / f) < 1
-                                  for f in factors):
+        if self.level and not any(
+            f >= 1 and abs(ny - base["Y"] / f) < 1 and abs(nx - base["X"] / f) < 1 for f in factors
+        ):
             raise DamagedFileError(
                 f"{self.path}: pyramid level {self.level} is {ny}x{nx}, not level 0 ({base['Y']}x{base['X']}) "
-                "reduced by one factor in Y and X; the file's tags are damaged")
+                "reduced by one factor in Y and X; the file's tags are damaged"
+            )
 
     def _load_checksums(self) -> None:
         """Find the file's checksums; set up their checks when verification is on."""
@@ -195,7 +205,8 @@ class TiffSource:
         if ours and self._series.kind != "ome":
             raise DamagedFileError(
                 f"{self.path}: ome-arrow-core wrote it as an OME-TIFF (its Software tag says so) but tifffile finds "
-                f"no usable OME-XML in it (it reads a {self._series.kind!r} series); its ImageDescription is damaged")
+                f"no usable OME-XML in it (it reads a {self._series.kind!r} series); its ImageDescription is damaged"
+            )
         root = ome_root(self._tif) if self._series.kind == "ome" else None
         self.checksums = None
         self._sums: LevelChecksums | None = None
@@ -208,12 +219,14 @@ class TiffSource:
             if ours and not annotated(root):
                 raise DamagedFileError(
                     f"{self.path}: ome-arrow-core wrote it with checksums (its Software tag says so) but its OME-XML "
-                    "holds no checksum annotation; the OME-XML is damaged (read with verify=False to skip the check)")
+                    "holds no checksum annotation; the OME-XML is damaged (read with verify=False to skip the check)"
+                )
             return
         if self._axes.page_axes != "YX":
             raise DamagedFileError(
                 f"{self.path}: it stores checksums per plane but its pages are {self._axes.page_axes!r}, "
-                "not single planes; the file's tags or its OME-XML are damaged")
+                "not single planes; the file's tags or its OME-XML are damaged"
+            )
         self._sums = self.checksums.for_level(self.level, self.meta.sizes, self.meta.dtype)
 
     # -- lifetime -------------------------------------------------------------------------
@@ -238,8 +251,10 @@ class TiffSource:
         return (_reopen, (target, self.series_index, self.level, self.verify))
 
     def __repr__(self) -> str:
-        return (f"TiffSource({str(self.path)!r}, series={self.series_index}, level={self.level}, "
-                f"axes={self._series.axes!r})")
+        return (
+            f"TiffSource({str(self.path)!r}, series={self.series_index}, level={self.level}, "
+            f"axes={self._series.axes!r})"
+        )
 
     # -- reading --------------------------------------------------------------------------
     def read(self, sel: Selection) -> np.ndarray:
@@ -354,8 +369,10 @@ class TiffSource:
         page = self._page(index)
         if page is None:  # tifffile would read zeros for it
             level = f" of pyramid level {self.level}" if self.level else ""
-            raise DamagedFileError(f"{self.path}: page {index}{level} of series {self.series_index} is missing "
-                                   "(its IFD could not be found); the file is damaged")
+            raise DamagedFileError(
+                f"{self.path}: page {index}{level} of series {self.series_index} is missing "
+                "(its IFD could not be found); the file is damaged"
+            )
         if plane is not None and self._sums is not None:  # checked: decode segment by segment
             self._sums.require_segments(plane, len(page.dataoffsets), f"page {index}")
             return self._read_segments(page, y0, y1, x0, x1, self._segment_check(index, plane))
@@ -369,7 +386,13 @@ class TiffSource:
         return self._read_segments(page, y0, y1, x0, x1)
 
     def _read_rows(
-        self, tif: tifffile.TiffFile, offset: int, y0: int, y1: int, x0: int, x1: int,
+        self,
+        tif: tifffile.TiffFile,
+        offset: int,
+        y0: int,
+        y1: int,
+        x0: int,
+        x1: int,
         into: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rows y0:y1 of an uncompressed contiguous page at ``offset`` (one read per plane).
@@ -395,7 +418,13 @@ class TiffSource:
         return out[:, :, :, x0:x1, :]
 
     def _read_segments(
-        self, page: Any, y0: int, y1: int, x0: int, x1: int, check: SegmentCheck | None = None,
+        self,
+        page: Any,
+        y0: int,
+        y1: int,
+        x0: int,
+        x1: int,
+        check: SegmentCheck | None = None,
     ) -> np.ndarray:
         """Decode only the strips or tiles of ``page`` that intersect the crop (each one checked by ``check``)."""
         kf = page.keyframe

@@ -31,7 +31,11 @@ def segment_geometry(kf: Any) -> np.ndarray:
 
 
 def read_segments(
-    page: Any, geo: np.ndarray, crop: tuple[int, int, int, int], dtype: np.dtype, check: SegmentCheck | None = None,
+    page: Any,
+    geo: np.ndarray,
+    crop: tuple[int, int, int, int],
+    dtype: np.dtype,
+    check: SegmentCheck | None = None,
     prefetch: Callable[[list[tuple[int, int]]], None] | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Decode the strips or tiles of ``page`` that intersect ``crop`` = (y0, y1, x0, x1).
@@ -76,8 +80,7 @@ def codec_hint() -> Iterator[None]:
         if "imagecodecs" not in str(exc):
             raise
         raise BackendUnavailableError(
-            f"decoding this TIFF needs the imagecodecs package ({exc}); "
-            "install it with: pip install imagecodecs"
+            f"decoding this TIFF needs the imagecodecs package ({exc}); install it with: pip install imagecodecs"
         ) from exc
 
 

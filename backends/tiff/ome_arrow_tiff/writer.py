@@ -26,9 +26,7 @@ __all__ = ["write_tiff", "ome_metadata"]
 
 #: Bytes of one strip of an uncompressed OME-TIFF we write (unless ``tile=`` or ``rowsperstrip=``).
 STRIP_BYTES: Final[int] = 256 << 10
-_ILLUMINATION: Final[frozenset[str]] = frozenset(
-    {"Transmitted", "Epifluorescence", "Oblique", "NonLinear", "Other"}
-)
+_ILLUMINATION: Final[frozenset[str]] = frozenset({"Transmitted", "Epifluorescence", "Oblique", "NonLinear", "Other"})
 
 
 def _signed32(v: int) -> int:

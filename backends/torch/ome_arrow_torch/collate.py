@@ -51,16 +51,20 @@ def rows_of(batch: torch.Tensor) -> list[torch.Tensor]:
     return rows
 
 
-def collate_rows(batch: Sequence[torch.Tensor], *,
-                 collate_fn_map: dict[type | tuple[type, ...], Callable[..., Any]] | None = None) -> torch.Tensor:
+def collate_rows(
+    batch: Sequence[torch.Tensor], *, collate_fn_map: dict[type | tuple[type, ...], Callable[..., Any]] | None = None
+) -> torch.Tensor:
     """The batch tensor the rows came from when they are all its rows in order; else the rows stacked."""
     whole: torch.Tensor | None = getattr(batch[0], "_batch", None)
-    if whole is not None and len(batch) == whole.shape[0] and all(
-        type(r) is BatchRow and r._batch is whole and r._row == i for i, r in enumerate(batch)
+    if (
+        whole is not None
+        and len(batch) == whole.shape[0]
+        and all(type(r) is BatchRow and r._batch is whole and r._row == i for i, r in enumerate(batch))
     ):
         return whole
-    stacked: torch.Tensor = collate_tensor_fn([r.as_subclass(torch.Tensor) for r in batch],
-                                              collate_fn_map=collate_fn_map)
+    stacked: torch.Tensor = collate_tensor_fn(
+        [r.as_subclass(torch.Tensor) for r in batch], collate_fn_map=collate_fn_map
+    )
     return stacked
 
 

@@ -292,15 +292,18 @@ class OMEArrowTorchDataset(_Samples, Dataset):  # type: ignore[type-arg]
         return self._rows([int(i) for i in indices])
 
 
-def shard_indices(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int, world_size: int,
-                  drop_last: bool = False) -> np.ndarray:
+def shard_indices(
+    n: int, *, shuffle: bool, seed: int, epoch: int, rank: int, world_size: int, drop_last: bool = False
+) -> np.ndarray:
     """The sample indices one rank reads in one epoch: a permutation (or 0..n-1) split by rank.
 
     Ranks take every ``world_size``-th sample, so together they read each exactly once;
     their counts differ by at most one unless ``drop_last`` trims all to the same count.
     """
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in 0..world_size-1 and world_size >= 1, got rank={rank}, world_size={world_size}")
+        raise ValueError(
+            f"rank must be in 0..world_size-1 and world_size >= 1, got rank={rank}, world_size={world_size}"
+        )
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     if drop_last:
         order = order[: n - n % world_size]
@@ -354,8 +357,15 @@ class OMEArrowIterableDataset(_Samples, IterableDataset):  # type: ignore[type-a
     def shard(self) -> np.ndarray:
         """The samples this rank reads this epoch, in order (all of its workers together)."""
         rank, world = self._dist()
-        return shard_indices(self.num_samples, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch,
-                             rank=rank, world_size=world, drop_last=self.drop_last)
+        return shard_indices(
+            self.num_samples,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            epoch=self.epoch,
+            rank=rank,
+            world_size=world,
+            drop_last=self.drop_last,
+        )
 
     def __len__(self) -> int:
         """Items this rank yields per epoch: samples, or batches with ``batch_size``."""
@@ -384,4 +394,3 @@ class OMEArrowIterableDataset(_Samples, IterableDataset):  # type: ignore[type-a
                 yield from self._items(samples)
             else:
                 yield self._batch(samples)
-

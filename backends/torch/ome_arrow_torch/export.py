@@ -20,9 +20,7 @@ __all__ = ["export_cpu", "export_cuda", "ZERO_COPY"]
 ZERO_COPY = "arrow"
 
 
-def export_cpu(
-    view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, **_: Any
-) -> torch.Tensor:
+def export_cpu(view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, **_: Any) -> torch.Tensor:
     """A CPU tensor shaped like ``view``: its own copy, unless ``source_mode="arrow"``.
 
     By default (and with ``source_mode="numpy"``) the tensor owns a writable copy (C order
@@ -81,6 +79,10 @@ def check_cuda(device_index: int) -> None:
     import torch
 
     built = torch.version.cuda or "no CUDA (a CPU-only build)"
-    check_cuda_device(device_index, torch.cuda.device_count() if torch.cuda.is_available() else 0,
-                      f"torch {torch.__version__}", f"CUDA is not available to it (built with {built}); run on a "
-                      "machine with an NVIDIA GPU and a CUDA build of torch")
+    check_cuda_device(
+        device_index,
+        torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        f"torch {torch.__version__}",
+        f"CUDA is not available to it (built with {built}); run on a "
+        "machine with an NVIDIA GPU and a CUDA build of torch",
+    )

@@ -16,8 +16,12 @@ REQUIRES = ("torch",)
 def ome_arrow_ingesters() -> Sequence[Ingester]:
     return [
         Ingester(
-            name="torch", priority=50, requires=REQUIRES, extra="torch",
-            matches=is_torch_tensor, to_numpy=tensor_to_numpy,
+            name="torch",
+            priority=50,
+            requires=REQUIRES,
+            extra="torch",
+            matches=is_torch_tensor,
+            to_numpy=tensor_to_numpy,
             description="torch.Tensor (CUDA tensors are copied to the host)",
         ),
     ]
@@ -27,13 +31,23 @@ def ome_arrow_ingesters() -> Sequence[Ingester]:
 def ome_arrow_exporters() -> Sequence[Exporter]:
     return [
         Exporter(
-            name="torch", devices=("cpu",), modes=("torch",), requires=REQUIRES, extra="torch",
-            export=export_cpu, description="torch.Tensor, zero-copy from Arrow memory",
+            name="torch",
+            devices=("cpu",),
+            modes=("torch",),
+            requires=REQUIRES,
+            extra="torch",
+            export=export_cpu,
+            description="torch.Tensor, zero-copy from Arrow memory",
         ),
         # Priority 0: a CuPy exporter (higher) wins to_dlpack(device="cuda") when installed.
         Exporter(
-            name="torch-cuda", devices=("cuda",), modes=("torch",), requires=REQUIRES,
-            extra="torch", priority=0, export=export_cuda,
+            name="torch-cuda",
+            devices=("cuda",),
+            modes=("torch",),
+            requires=REQUIRES,
+            extra="torch",
+            priority=0,
+            export=export_cuda,
             description="torch.Tensor on a GPU, copied through pinned memory",
         ),
     ]

@@ -2,6 +2,7 @@
 
 Usage: python backends/vortex/benchmarks/bench_vortex_dataset.py   (512 images of 2x256x256 uint16, in a temp dir)
 """
+
 import pathlib
 import statistics
 import tempfile
@@ -21,8 +22,15 @@ res = {}
 for fmt, comp in (("parquet", "default"), ("parquet", None), ("vortex", "default")):
     key = f"{fmt}/{comp}"
     t0 = time.perf_counter()
-    out = write_dataset(list(arrs), d / key.replace("/", "_"), dim_order="CYX", metadata=meta, chunk_format=fmt,
-                        compression=comp, progress=False)
+    out = write_dataset(
+        list(arrs),
+        d / key.replace("/", "_"),
+        dim_order="CYX",
+        metadata=meta,
+        chunk_format=fmt,
+        compression=comp,
+        progress=False,
+    )
     tw = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
     ds = OMEArrowDataset.scan(out)
@@ -43,7 +51,7 @@ for fmt, comp in (("parquet", "default"), ("parquet", None), ("vortex", "default
     # batched reads of 32 random images (whole)
     tb = []
     for k in range(0, N, 32):
-        idx = order[k:k + 32]
+        idx = order[k : k + 32]
         t = time.perf_counter()
         ds.read(idx)
         tb.append(time.perf_counter() - t)
@@ -56,6 +64,8 @@ for fmt, comp in (("parquet", "default"), ("parquet", None), ("vortex", "default
         OMEArrowDataset.scan(out)[int(i)].tensor_view(c=1, roi=(100, 100, 64, 64), layout="YX").to_numpy()
         tc.append(time.perf_counter() - t)
     mb = 32 * C * Y * X * 2 / 2**20
-    print(f"{key:18s} write {tw:5.2f}s  size {size:6.1f} MiB  crop(ds[i]) median {statistics.median(ts)*1e3:6.2f} ms  "
-          f"whole image median {statistics.median(tw1)*1e3:6.2f} ms  batch32 median {statistics.median(tb)*1e3:6.1f} ms "
-          f"({mb/statistics.median(tb):6.0f} MiB/s, {32/statistics.median(tb):6.0f} img/s)  cold scan+crop {statistics.median(tc)*1e3:6.1f} ms")
+    print(
+        f"{key:18s} write {tw:5.2f}s  size {size:6.1f} MiB  crop(ds[i]) median {statistics.median(ts) * 1e3:6.2f} ms  "
+        f"whole image median {statistics.median(tw1) * 1e3:6.2f} ms  batch32 median {statistics.median(tb) * 1e3:6.1f} ms "
+        f"({mb / statistics.median(tb):6.0f} MiB/s, {32 / statistics.median(tb):6.0f} img/s)  cold scan+crop {statistics.median(tc) * 1e3:6.1f} ms"
+    )

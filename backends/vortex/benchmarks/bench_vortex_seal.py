@@ -6,6 +6,7 @@ Prints medians (and minima) of: open + one plane with verify=True (the seal's XX
 whole file, then the plane's chunk checksums) and verify=False; the seal check alone; and a
 plane read on an already opened image (no whole-file pass). File from the page cache.
 """
+
 import os
 import statistics
 import sys
@@ -33,7 +34,13 @@ def med(fn, n=15):
 
 
 for verify in (False, True):
-    print("open + one plane, verify=%-5s median %.1f ms (min %.1f)" % (verify, *med(lambda: VortexSource(path, verify=verify).read(plane))))
-print("seal check alone (XXH3-64 of the file) median %.1f ms (min %.1f)" % med(lambda: check_seal(__import__("pathlib").Path(path))))
+    print(
+        "open + one plane, verify=%-5s median %.1f ms (min %.1f)"
+        % (verify, *med(lambda: VortexSource(path, verify=verify).read(plane)))
+    )
+print(
+    "seal check alone (XXH3-64 of the file) median %.1f ms (min %.1f)"
+    % med(lambda: check_seal(__import__("pathlib").Path(path)))
+)
 src = VortexSource(path)
 print("one plane, already open, verify=True   median %.1f ms (min %.1f)" % med(lambda: src.read(plane)))

@@ -29,8 +29,9 @@ _PIXELS = "pixel_bytes"
 _TAKE_SCHEMA = pa.schema([pa.field(_PIXELS, pa.large_binary())])
 
 
-def write_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, *,
-                 compression: str | None = None) -> None:
+def write_chunks(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, path: Path, *, compression: str | None = None
+) -> None:
     """Write chunk record batches of ``schema`` to the Vortex file ``path``, in order.
 
     ``compression=None`` keeps Vortex's default encodings (a read takes only its rows' bytes);
@@ -68,7 +69,10 @@ class VortexChunkFile:
             self.num_rows = len(self._file)
         unchanged(checked, root, name)
         if _PIXELS not in stored.names or stored.field(_PIXELS).type not in (
-                pa.binary(), pa.binary_view(), pa.large_binary()):
+            pa.binary(),
+            pa.binary_view(),
+            pa.large_binary(),
+        ):
             raise SchemaError(
                 f"{self.path} has no binary 'pixel_bytes' column (columns: {stored.names}); expected a chunk "
                 'file written by write_dataset(..., chunk_format="vortex")'

@@ -92,8 +92,9 @@ class Grid:
         s = self.sizes
         return s["T"] * s["Z"] * s["C"] * self.gy * self.gx
 
-    def rows(self, t: Sequence[int], z: Sequence[int], c: Sequence[int],
-             ty: Sequence[int], tx: Sequence[int]) -> np.ndarray:
+    def rows(
+        self, t: Sequence[int], z: Sequence[int], c: Sequence[int], ty: Sequence[int], tx: Sequence[int]
+    ) -> np.ndarray:
         """Row index of every (t, z, c, ty, tx) combination, in nested order (int64, 1-D).
 
         Ascending when each argument is.
@@ -106,8 +107,7 @@ class Grid:
     def chunks(self, rows: np.ndarray) -> np.ndarray:
         """(t, z, c, y, x, h, w) of the chunk stored at each of ``rows``, as an (n, 7) int32 array."""
         s = self.sizes
-        t, z, c, ty, tx = np.unravel_index(np.asarray(rows, dtype=np.int64),
-                                           (s["T"], s["Z"], s["C"], self.gy, self.gx))
+        t, z, c, ty, tx = np.unravel_index(np.asarray(rows, dtype=np.int64), (s["T"], s["Z"], s["C"], self.gy, self.gx))
         h0, w0 = self.chunk
         y, x = ty * h0, tx * w0
         h, w = np.minimum(h0, s["Y"] - y), np.minimum(w0, s["X"] - x)
@@ -130,8 +130,15 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
     from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM as ALGORITHM
 
     # the dtype the checksums were taken under: bytes read as another dtype are other pixels
-    return json.dumps({"format": FORMAT_VERSION, "chunk_shape": list(chunk), "image": image, "checksum": ALGORITHM,
-                       "checksum_dtype": meta.dtype.name})
+    return json.dumps(
+        {
+            "format": FORMAT_VERSION,
+            "chunk_shape": list(chunk),
+            "image": image,
+            "checksum": ALGORITHM,
+            "checksum_dtype": meta.dtype.name,
+        }
+    )
 
 
 def _json_field(text: str | None, key: str) -> str | None:

@@ -48,26 +48,45 @@ def _open_chunks(path: Path) -> ChunkFile:
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
-        Reader(name="vortex", requires=("vortex",), extra="vortex", suffixes=(".vortex",),
-               open=_open, sniff=_sniff,
-               description="Vortex files (ome-arrow-core.vortex/1), lazy reads push row selection down"),
+        Reader(
+            name="vortex",
+            requires=("vortex",),
+            extra="vortex",
+            suffixes=(".vortex",),
+            open=_open,
+            sniff=_sniff,
+            description="Vortex files (ome-arrow-core.vortex/1), lazy reads push row selection down",
+        ),
     ]
 
 
 @hookimpl
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
-        Writer(name="vortex", requires=("vortex",), extra="vortex", formats=("vortex",),
-               suffixes=(".vortex",), write=_write,
-               description="Vortex file, one row per 2-D chunk (ome-arrow-core.vortex/1)"),
+        Writer(
+            name="vortex",
+            requires=("vortex",),
+            extra="vortex",
+            formats=("vortex",),
+            suffixes=(".vortex",),
+            write=_write,
+            description="Vortex file, one row per 2-D chunk (ome-arrow-core.vortex/1)",
+        ),
     ]
 
 
 @hookimpl
 def ome_arrow_chunk_stores() -> Sequence[ChunkStore]:
     return [
-        ChunkStore(name="vortex", requires=("vortex",), extra="vortex", suffix=".vortex",
-                   compressions=("none", "zstd"), max_file_bytes=MAX_FILE_BYTES, write=_write_chunks,
-                   open=_open_chunks,
-                   description="dataset chunk files in Vortex (chunks.vortex), rows taken by number"),
+        ChunkStore(
+            name="vortex",
+            requires=("vortex",),
+            extra="vortex",
+            suffix=".vortex",
+            compressions=("none", "zstd"),
+            max_file_bytes=MAX_FILE_BYTES,
+            write=_write_chunks,
+            open=_open_chunks,
+            description="dataset chunk files in Vortex (chunks.vortex), rows taken by number",
+        ),
     ]

@@ -100,14 +100,25 @@ def probe(path: Path, member: str | None = None) -> None:
     env = {**os.environ, "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0"}
     limit = PROBE_TIMEOUT + key[0] / (64 << 20)
     try:
-        done = subprocess.run([sys.executable, "-P", "-c", _CHILD, os.fspath(file)], capture_output=True,
-                              text=True, errors="replace", env=env, timeout=limit, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-P", "-c", _CHILD, os.fspath(file)],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=env,
+            timeout=limit,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        raise StorageError(f"{place}: the file has no whole-file checksum, and checking it in a child process took "
-                           f"over {limit:.0f} s; pass verify=False to read it unchecked") from None
+        raise StorageError(
+            f"{place}: the file has no whole-file checksum, and checking it in a child process took "
+            f"over {limit:.0f} s; pass verify=False to read it unchecked"
+        ) from None
     except OSError as exc:
-        raise StorageError(f"{place}: the file has no whole-file checksum, and no child process could be started "
-                           f"to check it ({exc}); pass verify=False to read it unchecked") from None
+        raise StorageError(
+            f"{place}: the file has no whole-file checksum, and no child process could be started "
+            f"to check it ({exc}); pass verify=False to read it unchecked"
+        ) from None
     if done.returncode == 0:
         with _lock:
             _passed.add(key)
@@ -117,6 +128,9 @@ def probe(path: Path, member: str | None = None) -> None:
         raise DamagedFileError(
             f"{place} is not a readable Vortex file: vortex {how} reading it in a child process "
             f"({_reason(done.stderr)}); the file is damaged (it has no whole-file checksum: it was written "
-            "before ome-arrow-vortex stored one, or by another program)")
-    raise StorageError(f"{place}: the file has no whole-file checksum, and the child process checking it "
-                       f"exited {done.returncode} ({_reason(done.stderr)}); pass verify=False to read it unchecked")
+            "before ome-arrow-vortex stored one, or by another program)"
+        )
+    raise StorageError(
+        f"{place}: the file has no whole-file checksum, and the child process checking it "
+        f"exited {done.returncode} ({_reason(done.stderr)}); pass verify=False to read it unchecked"
+    )

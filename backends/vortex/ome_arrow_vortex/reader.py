@@ -189,7 +189,8 @@ class VortexSource:
             raise SchemaError(f"{where} has no rows; {_HINT}")
         try:
             table = self._file.to_arrow(
-                [META], indices=vx.array(pa.array([0], pa.uint64())),
+                [META],
+                indices=vx.array(pa.array([0], pa.uint64())),
                 schema=arrow_schema(self._file.dtype, [META]),
             ).read_all()
         except Exception as exc:
@@ -201,8 +202,10 @@ class VortexSource:
         meta, chunk = meta_from_json(text, where)
         written = checksum_dtype(text)
         if written is not None and written != meta.dtype.name and verify_enabled(self.verify):
-            raise DamagedFileError(f"{where}: the metadata says the pixels are {meta.dtype.name}, but they were "
-                                   f"written (and checksummed) as {written}; the file is damaged or edited")
+            raise DamagedFileError(
+                f"{where}: the metadata says the pixels are {meta.dtype.name}, but they were "
+                f"written (and checksummed) as {written}; the file is damaged or edited"
+            )
         return meta, chunk
 
     # -- reading -------------------------------------------------------------------------
@@ -215,7 +218,9 @@ class VortexSource:
                 raise SelectionError(f"{ax.lower()} indices {idx} fall outside 0..{n - 1} of {self.path}")
         dtype = meta.dtype
         out, buf = arrow_empty(sel.shape, dtype)
-        planes: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(3)]  # value -> output positions, for T, Z, C
+        planes: list[dict[int, list[int]]] = [
+            defaultdict(list) for _ in range(3)
+        ]  # value -> output positions, for T, Z, C
         for axis, idx in enumerate((sel.t, sel.z, sel.c)):
             for pos, v in enumerate(idx):
                 planes[axis][v].append(pos)
@@ -227,8 +232,14 @@ class VortexSource:
                 self._fill(out, rows, planes, ys, xs)
         return view_buffer(buf, dtype, sel.shape)
 
-    def _fill(self, out: np.ndarray, rows: np.ndarray, planes: list[dict[int, list[int]]],
-              ys: dict[int, tuple[Any, Any]], xs: dict[int, tuple[Any, Any]]) -> None:
+    def _fill(
+        self,
+        out: np.ndarray,
+        rows: np.ndarray,
+        planes: list[dict[int, list[int]]],
+        ys: dict[int, tuple[Any, Any]],
+        xs: dict[int, tuple[Any, Any]],
+    ) -> None:
         """Scan ``rows`` (ascending) and copy each chunk's selected part into ``out``."""
         import vortex as vx
 
@@ -243,8 +254,8 @@ class VortexSource:
         for batch in reader:
             n = batch.num_rows
             got = np.stack([batch.column(j).to_numpy(zero_copy_only=False) for j in range(7)], axis=1)
-            if not np.array_equal(got, expected[k:k + n]):
-                bad = int(np.flatnonzero(np.any(got != expected[k:k + n], axis=1))[0])
+            if not np.array_equal(got, expected[k : k + n]):
+                bad = int(np.flatnonzero(np.any(got != expected[k : k + n], axis=1))[0])
                 raise SchemaError(
                     f"{self.path}: row {int(rows[k + bad])} holds chunk {got[bad].tolist()} (t, z, c, y, x, h, w) "
                     f"but the dense (t, z, c, y, x) layout puts {expected[k + bad].tolist()} there; {_HINT}"
@@ -263,8 +274,13 @@ class VortexSource:
                     )
                 if sums is not None:
                     at = int(rows[k + i])
-                    sums.check(i, data, int(offsets[i]), nbytes,
-                               lambda: (str(self.path), f"the chunk at row {at} (t={t}, z={z}, c={c}, y={y}, x={x})"))  # noqa: B023 - called within this iteration
+                    sums.check(
+                        i,
+                        data,
+                        int(offsets[i]),
+                        nbytes,
+                        lambda: (str(self.path), f"the chunk at row {at} (t={t}, z={z}, c={c}, y={y}, x={x})"),  # noqa: B023 - called within this iteration
+                    )
                 tile = np.frombuffer(data, dtype=le, count=h * w, offset=int(offsets[i])).reshape(h, w)
                 oy, iy = ys[y // h0]
                 ox, ix = xs[x // w0]
@@ -308,13 +324,12 @@ class VortexSource:
         return f"VortexSource({str(self.path)!r}, shape={self.meta.shape}, dtype={self.meta.dtype})"
 
 
-def open_vortex(path: str | Path, column: str | None = None, row: int = 0, *,
-                memory_map: bool = True, verify: bool | None = None) -> VortexSource:
+def open_vortex(
+    path: str | Path, column: str | None = None, row: int = 0, *, memory_map: bool = True, verify: bool | None = None
+) -> VortexSource:
     """Open a Vortex image file; ``column``/``row`` must be None/0 (one image per file)."""
     if column not in (None, PIXELS):
-        raise SchemaError(
-            f"a Vortex image file has one image; column={column!r} is not supported (pass column=None)"
-        )
+        raise SchemaError(f"a Vortex image file has one image; column={column!r} is not supported (pass column=None)")
     if row != 0:
         raise SelectionError(f"a Vortex image file holds one image; row={row} is out of range (use row=0)")
     return VortexSource(path, memory_map=memory_map, verify=verify)

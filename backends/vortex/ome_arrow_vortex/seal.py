@@ -49,8 +49,10 @@ _EOF = struct.Struct("<HH4s")  # vortex: version, postscript length, magic
 #: Bytes at the end of a file that can hold the seal, the postscript (< 64 KiB) and vortex's end.
 _TAIL: Final[int] = SEAL_SIZE + 0xFFFF + _EOF.size
 _BLOCK = 4 << 20
-_FIX = "restore the file from a backup or re-create it from its source; to read it anyway (trusting its bytes: " \
-       "a damaged file can then abort the process) {how}"
+_FIX = (
+    "restore the file from a backup or re-create it from its source; to read it anyway (trusting its bytes: "
+    "a damaged file can then abort the process) {how}"
+)
 
 
 def _fix(member: str | None) -> str:
@@ -103,9 +105,9 @@ def seal(path: Path) -> None:
 def _locate(tail: bytes, size: int) -> int | None:
     """Offset of the seal in a file of ``size`` bytes ending in ``tail`` (None when it has none)."""
     if len(tail) >= _EOF.size and tail[-4:] == VORTEX_MAGIC:
-        ps_len = int.from_bytes(tail[-_EOF.size + 2:-4], "little")
+        ps_len = int.from_bytes(tail[-_EOF.size + 2 : -4], "little")
         at = len(tail) - _EOF.size - ps_len - SEAL_SIZE
-        if at >= 0 and tail[at:at + len(MAGIC)] == MAGIC:
+        if at >= 0 and tail[at : at + len(MAGIC)] == MAGIC:
             return size - len(tail) + at
     found = tail.rfind(MAGIC)  # vortex's end is damaged: a seal may still be there
     return None if found < 0 else size - len(tail) + found
@@ -145,27 +147,31 @@ def check_seal(path: Path, member: str | None = None) -> Sealed:
         at = _locate(tail, size)
         if at is None:
             return Sealed(False, ours, identity(st))
-        head = tail[at - (size - len(tail)):][:SEAL_SIZE]
+        head = tail[at - (size - len(tail)) :][:SEAL_SIZE]
         if len(head) < SEAL_SIZE:
-            raise DamagedFileError(f"{place}: its seal (whole-file checksum) is cut off; the file is truncated "
-                                   f"or damaged. Fix: {_fix(member)}")
-        _magic, version, algorithm, _, offset = _HEAD.unpack(head[:_HEAD.size])
-        (stored,) = struct.unpack("<Q", head[_HEAD.size:])
+            raise DamagedFileError(
+                f"{place}: its seal (whole-file checksum) is cut off; the file is truncated "
+                f"or damaged. Fix: {_fix(member)}"
+            )
+        _magic, version, algorithm, _, offset = _HEAD.unpack(head[: _HEAD.size])
+        (stored,) = struct.unpack("<Q", head[_HEAD.size :])
         if version != VERSION or algorithm not in ALGORITHMS or offset != at:
             raise DamagedFileError(
                 f"{place}: its seal (whole-file checksum) is damaged (version {version}, algorithm {algorithm}, "
                 f"offset {offset}; expected version {VERSION}, algorithm 1, offset {at}); a newer ome-arrow-vortex "
-                f"may have written it, else the file is damaged. Fix: {_fix(member)}")
+                f"may have written it, else the file is damaged. Fix: {_fix(member)}"
+            )
         h = _hasher()
         buf = bytearray(_BLOCK)
         done = _hash_range(fh, 0, at, h.update, buf)
-        h.update(head[:_HEAD.size])
+        h.update(head[: _HEAD.size])
         done += _hash_range(fh, at + SEAL_SIZE, size, h.update, buf)
         actual = h.intdigest()
     if done != size - SEAL_SIZE or actual != stored:
         raise ChecksumError(
             f"{place}: the file's bytes do not match its whole-file checksum (stored {stored:016x}, computed "
-            f"{actual:016x}, {ALGORITHMS[algorithm]}); the file is damaged and was not opened. Fix: {_fix(member)}")
+            f"{actual:016x}, {ALGORITHMS[algorithm]}); the file is damaged and was not opened. Fix: {_fix(member)}"
+        )
     return Sealed(True, True, identity(st))
 
 
@@ -184,7 +190,8 @@ def guard(path: Path, member: str | None = None, verify: bool | None = None) -> 
     if not found.vortex_magic:
         raise DamagedFileError(
             f"{where(path, member)} is not a readable Vortex file: it does not start and end with the Vortex magic "
-            f"{VORTEX_MAGIC!r} (a truncated or damaged file). Fix: {_fix(member)}")
+            f"{VORTEX_MAGIC!r} (a truncated or damaged file). Fix: {_fix(member)}"
+        )
     from .probe import probe
 
     probe(path, member)
@@ -197,5 +204,7 @@ def unchanged(found: Sealed | None, path: Path, member: str | None = None) -> No
         return
     file = path if member is None else path / member
     if identity(os.stat(file)) != found.identity:
-        raise StorageError(f"{where(path, member)} changed while it was being opened (another process wrote "
-                           "it); open it again once that write is done")
+        raise StorageError(
+            f"{where(path, member)} changed while it was being opened (another process wrote "
+            "it); open it again once that write is done"
+        )

@@ -22,8 +22,11 @@ __all__ = ["SCHEMA", "write_vortex", "record_batches"]
 #: Arrow schema of the stream handed to Vortex (Vortex stores ``pixels`` as its binary dtype).
 SCHEMA = pa.schema(
     [pa.field(n, pa.int32(), nullable=False) for n in INDEX_COLUMNS]
-    + [pa.field(PIXELS, pa.large_binary(), nullable=False), pa.field(META, pa.string()),
-       pa.field(CHECKSUM, pa.uint64())]
+    + [
+        pa.field(PIXELS, pa.large_binary(), nullable=False),
+        pa.field(META, pa.string()),
+        pa.field(CHECKSUM, pa.uint64()),
+    ]
 )
 
 #: Pixel bytes per record batch handed to Vortex (bounds the writer's extra memory).
@@ -46,11 +49,9 @@ def record_batches(pixels: np.ndarray, meta: ImageMeta, chunk: tuple[int, int]) 
         np.cumsum(sizes, out=offsets[1:])
         data = np.empty(int(offsets[-1]), dtype=np.uint8)
         for k, (t, z, c, y, x, h, w) in enumerate(idx.tolist()):
-            dst = data[offsets[k]:offsets[k + 1]].view(le).reshape(h, w)
-            dst[...] = pixels[t, z, c, y:y + h, x:x + w]
-        blob = pa.Array.from_buffers(
-            pa.large_binary(), len(idx), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-        )
+            dst = data[offsets[k] : offsets[k + 1]].view(le).reshape(h, w)
+            dst[...] = pixels[t, z, c, y : y + h, x : x + w]
+        blob = pa.Array.from_buffers(pa.large_binary(), len(idx), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
         meta_col = pa.array([meta_json if start + k == 0 else None for k in range(len(idx))], pa.string())
         cols = [pa.array(idx[:, j]) for j in range(7)]
         sums = pa.array(checksums_of(data, offsets))

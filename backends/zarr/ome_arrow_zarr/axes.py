@@ -39,8 +39,9 @@ class AxisMap:
             if letter is None:
                 free = [a for a in "TZC" if a not in out]
                 if not free:
-                    raise DamagedFileError(f"{where}: axis {names[i]!r} has no free axis of T, Z, C to map to "
-                                           f"(axes {list(names)})")
+                    raise DamagedFileError(
+                        f"{where}: axis {names[i]!r} has no free axis of T, Z, C to map to (axes {list(names)})"
+                    )
                 out[i] = free[0]
         letters = [a for a in out if a is not None]
         if len(set(letters)) != len(letters) or "Y" not in letters or "X" not in letters:

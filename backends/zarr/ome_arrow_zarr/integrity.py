@@ -76,8 +76,14 @@ def checksum_attrs(arr: Any, prefix: str, digests: Mapping[str, int], axes: str)
     if missing:  # pragma: no cover - every chunk is written (write_empty_chunks)
         raise DamagedFileError(f"chunks {missing[:3]} of {prefix} were not written; the store is incomplete")
     blob = np.array([digests[k] for k in keys], dtype="<u8").tobytes()
-    return {"algorithm": CHECKSUM_ALGORITHM, "axes": axes, "shape": list(arr.shape), "chunks": list(arr.chunks),
-            "dtype": str(np.dtype(arr.dtype)), "digests": base64.b64encode(blob).decode("ascii")}
+    return {
+        "algorithm": CHECKSUM_ALGORITHM,
+        "axes": axes,
+        "shape": list(arr.shape),
+        "chunks": list(arr.chunks),
+        "dtype": str(np.dtype(arr.dtype)),
+        "digests": base64.b64encode(blob).decode("ascii"),
+    }
 
 
 class ChunkManifest:
@@ -92,22 +98,29 @@ class ChunkManifest:
         """Take the checksums ``entry`` of array ``arr`` at store path ``prefix`` (checked against its metadata,
         and ``axes``, the NGFF axis names the group declares)."""
         if not isinstance(entry, Mapping) or not isinstance(entry.get("digests"), str):
-            raise DamagedFileError(f"{here}: the store was written with chunk checksums but this array's "
-                                   f"ome_arrow.{KEY} is {type(entry).__name__}; its metadata was rewritten or lost")
+            raise DamagedFileError(
+                f"{here}: the store was written with chunk checksums but this array's "
+                f"ome_arrow.{KEY} is {type(entry).__name__}; its metadata was rewritten or lost"
+            )
         if entry.get("algorithm") != CHECKSUM_ALGORITHM:
-            raise DamagedFileError(f"{here}: chunk checksums use {entry.get('algorithm')!r}; this version "
-                                   f"checks {CHECKSUM_ALGORITHM!r}. Read with verify=False to skip the checks")
-        facts = {"axes": axes, "shape": list(arr.shape), "chunks": list(arr.chunks),
-                 "dtype": str(np.dtype(arr.dtype))}
+            raise DamagedFileError(
+                f"{here}: chunk checksums use {entry.get('algorithm')!r}; this version "
+                f"checks {CHECKSUM_ALGORITHM!r}. Read with verify=False to skip the checks"
+            )
+        facts = {"axes": axes, "shape": list(arr.shape), "chunks": list(arr.chunks), "dtype": str(np.dtype(arr.dtype))}
         for name, have in facts.items():
             if entry.get(name) != have:
-                raise DamagedFileError(f"{here}: the array's metadata says {name} {have} but the store was "
-                                       f"written with {name} {entry.get(name)}; the metadata is damaged or edited")
+                raise DamagedFileError(
+                    f"{here}: the array's metadata says {name} {have} but the store was "
+                    f"written with {name} {entry.get(name)}; the metadata is damaged or edited"
+                )
         cells = _cells(arr)
         blob = entry["digests"]
         if len(cells) > _MAX_CHUNKS or len(blob) != 4 * -(-8 * len(cells) // 3):
-            raise DamagedFileError(f"{here}: ome_arrow.{KEY} lists the wrong number of chunks "
-                                   f"(the array has {len(cells)}); its metadata is damaged")
+            raise DamagedFileError(
+                f"{here}: ome_arrow.{KEY} lists the wrong number of chunks "
+                f"(the array has {len(cells)}); its metadata is damaged"
+            )
         try:
             sums = np.frombuffer(base64.b64decode(blob, validate=True), dtype="<u8")
         except ValueError as exc:
@@ -121,13 +134,17 @@ class ChunkManifest:
         if want is None:
             return
         if buf is None:
-            raise DamagedFileError(f"{self.root} [{key}]: the chunk is missing, but the store's checksums list it "
-                                   "(ome-arrow-core wrote it); the store is damaged. Missing chunks of stores we "
-                                   "wrote are never read as the fill value; restore the store from a backup")
+            raise DamagedFileError(
+                f"{self.root} [{key}]: the chunk is missing, but the store's checksums list it "
+                "(ome-arrow-core wrote it); the store is damaged. Missing chunks of stores we "
+                "wrote are never read as the fill value; restore the store from a backup"
+            )
         if not self.verify or not whole:
             return
         got = digest(buf.as_numpy_array())
         if got != want:
-            raise ChecksumError(f"{self.root} [{key}]: the chunk's bytes do not match their checksum (stored "
-                                f"{want:016x}, computed {got:016x}); the store is damaged and its pixels are "
-                                "not served. Read with verify=False (or OME_ARROW_CORE_VERIFY=0) to skip the check")
+            raise ChecksumError(
+                f"{self.root} [{key}]: the chunk's bytes do not match their checksum (stored "
+                f"{want:016x}, computed {got:016x}); the store is damaged and its pixels are "
+                "not served. Read with verify=False (or OME_ARROW_CORE_VERIFY=0) to skip the check"
+            )

@@ -54,8 +54,16 @@ def _channels(ngff: Mapping[str, Any], n: int) -> tuple[Channel, ...]:
     return tuple(Channel(id=f"ch-{i}", name=label or f"C{i}", color_rgba=rgba) for i, (label, rgba) in enumerate(info))
 
 
-def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: Any, level: int,
-               dtype: np.dtype, path: PurePath, label: str | None) -> ImageMeta:
+def image_meta(
+    ms: Multiscale,
+    ngff: Mapping[str, Any],
+    axes: AxisMap,
+    array: Any,
+    level: int,
+    dtype: np.dtype,
+    path: PurePath,
+    label: str | None,
+) -> ImageMeta:
     """Metadata of ``array`` (level ``level`` of ``ms``) as ome-arrow-core sees it."""
     sizes = axes.sizes(array.shape)
     size, unit = _physical(ms, ms.levels[level], axes)
@@ -71,10 +79,16 @@ def image_meta(ms: Multiscale, ngff: Mapping[str, Any], axes: AxisMap, array: An
     except SchemaError as exc:
         raise DamagedFileError(f"{path}: {exc}") from None
     return ImageMeta(
-        sizes=sizes, dtype=dtype, id=str(ours.get("id") or (f"label-{label}" if label else "img-0")), name=name,
+        sizes=sizes,
+        dtype=dtype,
+        id=str(ours.get("id") or (f"label-{label}" if label else "img-0")),
+        name=name,
         image_type="label" if label or "image-label" in ngff else "image",
         acquisition_datetime=when if isinstance(when, str) else None,
-        physical_size=size, physical_unit=unit, channels=channels, chunk_shape=chunk_shape,
+        physical_size=size,
+        physical_unit=unit,
+        channels=channels,
+        chunk_shape=chunk_shape,
     )
 
 

@@ -16,18 +16,46 @@ from typing import Any, Final
 
 from ome_arrow_core.plugin_api import DamagedFileError, FormatVersionError
 
-__all__ = ["VERSIONS", "Level", "Multiscale", "ome_attrs", "parse_multiscale", "unit_symbol", "unit_name",
-           "channel_info"]
+__all__ = [
+    "VERSIONS",
+    "Level",
+    "Multiscale",
+    "ome_attrs",
+    "parse_multiscale",
+    "unit_symbol",
+    "unit_name",
+    "channel_info",
+]
 
 #: NGFF versions this reader understands.
 VERSIONS: Final[tuple[str, ...]] = ("0.1", "0.2", "0.3", "0.4", "0.5")
 #: UDUNITS-2 length names (as NGFF writes them) and their OME symbols.
 _UNITS: Final[dict[str, str]] = {
-    "angstrom": "Å", "attometer": "am", "centimeter": "cm", "decimeter": "dm", "exameter": "Em",
-    "femtometer": "fm", "foot": "ft", "gigameter": "Gm", "hectometer": "hm", "inch": "in",
-    "kilometer": "km", "megameter": "Mm", "meter": "m", "micrometer": "µm", "mile": "mi.",
-    "millimeter": "mm", "nanometer": "nm", "parsec": "pc", "petameter": "Pm", "picometer": "pm",
-    "terameter": "Tm", "yard": "yd", "yoctometer": "ym", "yottameter": "Ym", "zeptometer": "zm",
+    "angstrom": "Å",
+    "attometer": "am",
+    "centimeter": "cm",
+    "decimeter": "dm",
+    "exameter": "Em",
+    "femtometer": "fm",
+    "foot": "ft",
+    "gigameter": "Gm",
+    "hectometer": "hm",
+    "inch": "in",
+    "kilometer": "km",
+    "megameter": "Mm",
+    "meter": "m",
+    "micrometer": "µm",
+    "mile": "mi.",
+    "millimeter": "mm",
+    "nanometer": "nm",
+    "parsec": "pc",
+    "petameter": "Pm",
+    "picometer": "pm",
+    "terameter": "Tm",
+    "yard": "yd",
+    "yoctometer": "ym",
+    "yottameter": "Ym",
+    "zeptometer": "zm",
     "zettameter": "Zm",
 }
 _SYMBOLS: Final[dict[str, str]] = {**{v: k for k, v in _UNITS.items()}, "um": "micrometer", "μm": "micrometer"}
@@ -109,13 +137,14 @@ def _check_version(version: Any, where: str, declared: str | None) -> str:
     return version
 
 
-def _axes(entry: Mapping[str, Any], version: str, ndim_hint: int | None, where: str) -> tuple[
-        tuple[str, ...], tuple[str | None, ...], tuple[str | None, ...]]:
+def _axes(
+    entry: Mapping[str, Any], version: str, ndim_hint: int | None, where: str
+) -> tuple[tuple[str, ...], tuple[str | None, ...], tuple[str | None, ...]]:
     raw = entry.get("axes")
     if raw is None:
         if version not in ("0.1", "0.2"):
             raise _damaged(where, f"multiscales[].axes is missing (required since NGFF 0.3, this is {version})")
-        implied = _IMPLIED_AXES[5 - (ndim_hint or 5):]
+        implied = _IMPLIED_AXES[5 - (ndim_hint or 5) :]
         return implied, tuple(None for _ in implied), tuple(None for _ in implied)
     if not isinstance(raw, Sequence) or isinstance(raw, str) or not raw:
         raise _damaged(where, f"multiscales[].axes is {raw!r}, expected a non-empty list")
@@ -152,16 +181,25 @@ def _scale(transforms: Any, ndim: int, where: str, what: str) -> tuple[tuple[flo
             raise _damaged(where, f"{what}.coordinateTransformations holds {tr!r}, expected objects")
         kind = tr.get("type")
         if kind not in ("scale", "translation", "identity"):
-            raise _damaged(where, f"{what}.coordinateTransformations has type {kind!r}; NGFF allows scale, "
-                                  "translation and identity here")
+            raise _damaged(
+                where,
+                f"{what}.coordinateTransformations has type {kind!r}; NGFF allows scale, translation and identity here",
+            )
         if kind == "identity":
             continue
         if "path" in tr and kind not in tr:
-            raise _damaged(where, f"{what}: a {kind} transformation stored in a file ({tr['path']!r}) is not read "
-                                  "by this reader; inline its values")
+            raise _damaged(
+                where,
+                f"{what}: a {kind} transformation stored in a file ({tr['path']!r}) is not read "
+                "by this reader; inline its values",
+            )
         vals = tr.get(kind)
-        if (not isinstance(vals, Sequence) or isinstance(vals, str) or len(vals) != ndim
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals)):
+        if (
+            not isinstance(vals, Sequence)
+            or isinstance(vals, str)
+            or len(vals) != ndim
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals)
+        ):
             raise _damaged(where, f"{what} {kind} is {vals!r}, expected {ndim} finite numbers (one per axis)")
         if kind == "scale":
             if any(v <= 0 for v in vals):
@@ -172,8 +210,9 @@ def _scale(transforms: Any, ndim: int, where: str, what: str) -> tuple[tuple[flo
     return scale, shift
 
 
-def parse_multiscale(attrs: Mapping[str, Any], declared: str | None, index: int, where: str,
-                     ndim_hint: int | None = None) -> Multiscale:
+def parse_multiscale(
+    attrs: Mapping[str, Any], declared: str | None, index: int, where: str, ndim_hint: int | None = None
+) -> Multiscale:
     """Multiscale ``index`` of NGFF attributes ``attrs`` (``declared``: version given outside the entry)."""
     ms = attrs.get("multiscales")
     if not isinstance(ms, Sequence) or isinstance(ms, str) or not ms:
@@ -181,8 +220,9 @@ def parse_multiscale(attrs: Mapping[str, Any], declared: str | None, index: int,
     if not 0 <= index < len(ms):
         from ome_arrow_core import SelectionError
 
-        raise SelectionError(f"row={index} is out of range: {where} holds {len(ms)} multiscale images; "
-                             f"valid rows are 0..{len(ms) - 1}")
+        raise SelectionError(
+            f"row={index} is out of range: {where} holds {len(ms)} multiscale images; valid rows are 0..{len(ms) - 1}"
+        )
     entry = ms[index]
     if not isinstance(entry, Mapping):
         raise _damaged(where, f"multiscales[{index}] is {entry!r}, expected an object")
@@ -204,8 +244,15 @@ def parse_multiscale(attrs: Mapping[str, Any], declared: str | None, index: int,
         levels.append(Level(path, tuple(a * b for a, b in zip(scale, outer, strict=True)), shift))
     name = entry.get("name")
     kind = entry.get("type")
-    return Multiscale(version, name if isinstance(name, str) else "", names, types, units, tuple(levels),
-                      kind if isinstance(kind, str) else None)
+    return Multiscale(
+        version,
+        name if isinstance(name, str) else "",
+        names,
+        types,
+        units,
+        tuple(levels),
+        kind if isinstance(kind, str) else None,
+    )
 
 
 def channel_info(attrs: Mapping[str, Any], n: int) -> list[tuple[str, int | None]]:

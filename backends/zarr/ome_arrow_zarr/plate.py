@@ -56,8 +56,10 @@ def _wells(plate: Mapping[str, Any], here: str) -> list[tuple[str, str, str]]:
         ri, ci = w.get("rowIndex"), w.get("columnIndex")  # 0.4+: indices; 0.3: names in the path only
         if isinstance(ri, int) and isinstance(ci, int):
             if not (0 <= ri < len(rows) and 0 <= ci < len(cols)) or (rows[ri], cols[ci]) != (r, c):
-                raise DamagedFileError(f"{here}: well {wp!r} has rowIndex {ri} and columnIndex {ci}, which name "
-                                       f"another well of rows {rows} and columns {cols}")
+                raise DamagedFileError(
+                    f"{here}: well {wp!r} has rowIndex {ri} and columnIndex {ci}, which name "
+                    f"another well of rows {rows} and columns {cols}"
+                )
         out.append((wp, r, c))
     return out
 
@@ -106,8 +108,10 @@ def field_path(path: str | Path, row: int) -> Path:
     # a table read before: only the plate's document and this field's well's are checked (O(1) per image)
     table = plate_table(path, hit[2].column("well")[row].as_py() if ok and hit is not None else None)
     if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < table.num_rows:
-        raise SelectionError(f"row={row!r} is out of range: the plate {path} holds {table.num_rows} fields "
-                             f"(rows 0..{table.num_rows - 1})")
+        raise SelectionError(
+            f"row={row!r} is out of range: the plate {path} holds {table.num_rows} fields "
+            f"(rows 0..{table.num_rows - 1})"
+        )
     return Path(table.column("path")[row].as_py())
 
 
@@ -131,13 +135,35 @@ def _read_plate(root: Path) -> pa.Table:
             if not isinstance(fp, str) or not fp or "/" in fp or fp in (".", ".."):
                 raise DamagedFileError(f"{where(root, wp)}: images[{k}].path is {fp!r}, expected a field name")
             acq = im.get("acquisition")
-            rows.append({"image_id": f"{wp}/{fp}", "path": str(root / wp / fp), "plate": name, "row": r,
-                         "column": c, "well": wp, "field": k, "acquisition": acq if isinstance(acq, int) else None})
+            rows.append(
+                {
+                    "image_id": f"{wp}/{fp}",
+                    "path": str(root / wp / fp),
+                    "plate": name,
+                    "row": r,
+                    "column": c,
+                    "well": wp,
+                    "field": k,
+                    "acquisition": acq if isinstance(acq, int) else None,
+                }
+            )
     import pyarrow as pa
 
-    return pa.Table.from_pylist(rows, schema=pa.schema([
-        ("image_id", pa.string()), ("path", pa.string()), ("plate", pa.string()), ("row", pa.string()),
-        ("column", pa.string()), ("well", pa.string()), ("field", pa.int32()), ("acquisition", pa.int32())]))
+    return pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("image_id", pa.string()),
+                ("path", pa.string()),
+                ("plate", pa.string()),
+                ("row", pa.string()),
+                ("column", pa.string()),
+                ("well", pa.string()),
+                ("field", pa.int32()),
+                ("acquisition", pa.int32()),
+            ]
+        ),
+    )
 
 
 def open_plate(path: str | Path, *, level: int = 0) -> PlateDataset:

@@ -17,8 +17,16 @@ if TYPE_CHECKING:
 
     from .source import ZarrSource
 
-__all__ = ["SUFFIXES", "is_ngff", "ngff_keys", "plate_collection", "open_zarr", "write", "ome_arrow_readers",
-           "ome_arrow_writers"]
+__all__ = [
+    "SUFFIXES",
+    "is_ngff",
+    "ngff_keys",
+    "plate_collection",
+    "open_zarr",
+    "write",
+    "ome_arrow_readers",
+    "ome_arrow_writers",
+]
 
 SUFFIXES: Final[tuple[str, ...]] = (".ome.zarr", ".zarr")
 #: Largest metadata document read while sniffing (a bigger one is not sniffed as NGFF).
@@ -67,13 +75,24 @@ def plate_collection(path: Path) -> pa.Table | None:
     return plate_table(path)
 
 
-def open_zarr(path: Path | Location, column: str | None = None, row: int = 0, *, level: int = 0, label: str | None = None,
-              missing: str = "fill", verify: bool | None = None, **_: Any) -> ZarrSource:
+def open_zarr(
+    path: Path | Location,
+    column: str | None = None,
+    row: int = 0,
+    *,
+    level: int = 0,
+    label: str | None = None,
+    missing: str = "fill",
+    verify: bool | None = None,
+    **_: Any,
+) -> ZarrSource:
     """Open level ``level`` of image ``row`` (its label image ``label``) of an OME-Zarr store
     (a directory, or a remote Location: ``s3://``, ``http(s)://``, ``filesystem=``...)."""
     if column is not None:
-        raise SchemaError(f"column={column!r} does not apply to OME-Zarr stores, which have no columns; "
-                          "pick a label image with label= or a resolution level with level=")
+        raise SchemaError(
+            f"column={column!r} does not apply to OME-Zarr stores, which have no columns; "
+            "pick a label image with label= or a resolution level with level="
+        )
     from ome_arrow_core import SelectionError
 
     if isinstance(level, bool) or not isinstance(level, int):
@@ -110,16 +129,33 @@ def write(image: Any, out: Path | Location, **options: Any) -> Path | Location:
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
     return [
-        Reader(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", suffixes=SUFFIXES,
-               open=open_zarr, sniff=is_ngff, collection=plate_collection, remote=True,
-               description="OME-Zarr images (OME-NGFF 0.1-0.4 on Zarr v2, 0.5 on Zarr v3), levels and labels"),
+        Reader(
+            name="ome-zarr",
+            priority=10,
+            requires=("zarr",),
+            extra="zarr",
+            suffixes=SUFFIXES,
+            open=open_zarr,
+            sniff=is_ngff,
+            collection=plate_collection,
+            remote=True,
+            description="OME-Zarr images (OME-NGFF 0.1-0.4 on Zarr v2, 0.5 on Zarr v3), levels and labels",
+        ),
     ]
 
 
 @hookimpl
 def ome_arrow_writers() -> Sequence[Writer]:
     return [
-        Writer(name="ome-zarr", priority=10, requires=("zarr",), extra="zarr", formats=("ome-zarr", "zarr"),
-               suffixes=SUFFIXES, write=write, remote=True,
-               description="OME-Zarr, OME-NGFF 0.5 (Zarr v3) or 0.4 (Zarr v2), optional pyramid levels"),
+        Writer(
+            name="ome-zarr",
+            priority=10,
+            requires=("zarr",),
+            extra="zarr",
+            formats=("ome-zarr", "zarr"),
+            suffixes=SUFFIXES,
+            write=write,
+            remote=True,
+            description="OME-Zarr, OME-NGFF 0.5 (Zarr v3) or 0.4 (Zarr v2), optional pyramid levels",
+        ),
     ]

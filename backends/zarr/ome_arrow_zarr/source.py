@@ -38,8 +38,13 @@ __all__ = ["ZarrSource", "open_group"]
 _PROBE_LIMIT = 4096
 
 
-def open_group(target: Path | Location, counter: Counter, missing: str, what: str = "opening the OME-Zarr store",
-               manifest: ChunkManifest | None = None) -> Any:
+def open_group(
+    target: Path | Location,
+    counter: Counter,
+    missing: str,
+    what: str = "opening the OME-Zarr store",
+    manifest: ChunkManifest | None = None,
+) -> Any:
     """The zarr group at directory (or remote location) ``target`` (read-only, counting chunk reads, checking
     ``manifest``'s chunks)."""
     import zarr
@@ -62,8 +67,16 @@ class ZarrSource:
 
     meta: ImageMeta
 
-    def __init__(self, path: str | Path | Location, *, level: int = 0, label: str | None = None, row: int = 0,
-                 missing: str = "fill", verify: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | Location,
+        *,
+        level: int = 0,
+        label: str | None = None,
+        row: int = 0,
+        missing: str = "fill",
+        verify: bool | None = None,
+    ) -> None:
         self._target = path if isinstance(path, Location) else Path(path)  # what a pickled source reopens
         self.path: PurePath = path.display_path() if isinstance(path, Location) else Path(path)
         self.level = level
@@ -97,8 +110,10 @@ class ZarrSource:
         self._axes = AxisMap.from_ngff(self._ms.axes, self._ms.types, self._where)
         self._arrays = [self._level_array(k) for k in range(len(self._ms.levels))]
         if not 0 <= level < len(self._arrays):
-            raise SelectionError(f"level={level} is out of range: {self._where} has {len(self._arrays)} levels; "
-                                 f"valid levels are 0..{len(self._arrays) - 1}")
+            raise SelectionError(
+                f"level={level} is out of range: {self._where} has {len(self._arrays)} levels; "
+                f"valid levels are 0..{len(self._arrays) - 1}"
+            )
         self._array = self._arrays[level]
         ours = ngff.get(OURS)
         if isinstance(ours, Mapping) and ours.get(KEY) is not None:  # our writer recorded chunk checksums
@@ -178,8 +193,10 @@ class ZarrSource:
             bad = self._find_damaged(index)
             if bad is None:
                 raise
-            raise DamagedFileError(f"{where(self.path, member + '/' + bad)}: reading the chunk failed "
-                                   f"({exc.__cause__ or exc}); the chunk is damaged") from exc
+            raise DamagedFileError(
+                f"{where(self.path, member + '/' + bad)}: reading the chunk failed "
+                f"({exc.__cause__ or exc}); the chunk is damaged"
+            ) from exc
         out = self._axes.repeat_absent(self._axes.to_canonical(np.asarray(data)), sel)
         if out.shape != sel.shape:  # pragma: no cover - zarr returned another shape than asked
             raise OMEArrowError(f"{self.path}: read {out.shape}, expected {sel.shape}")
@@ -262,15 +279,21 @@ def _label_names(group: Any, path: PurePath) -> list[str]:
 
 def _not_an_image(path: PurePath, ngff: Mapping[str, Any], prefix: str) -> OMEArrowError:
     if "plate" in ngff:
-        return SchemaError(f"{path} is an OME-Zarr HCS plate, not one image; open its fields with "
-                           "OMEArrowDataset.scan(path), or one field with OMEArrow.scan(path, row=i)")
+        return SchemaError(
+            f"{path} is an OME-Zarr HCS plate, not one image; open its fields with "
+            "OMEArrowDataset.scan(path), or one field with OMEArrow.scan(path, row=i)"
+        )
     if "well" in ngff:
         return SchemaError(f"{path} is an OME-Zarr well; open one field by its path ({path}/0)")
     if "labels" in ngff:
-        return SchemaError(f"{path} is the labels group of an OME-Zarr image; open a label with label=NAME on "
-                           "the image, or the path of one label image")
-    return SchemaError(f"{where(path, prefix or None)} is a Zarr group without OME-NGFF multiscales metadata; "
-                       "it is not an OME-Zarr image")
+        return SchemaError(
+            f"{path} is the labels group of an OME-Zarr image; open a label with label=NAME on "
+            "the image, or the path of one label image"
+        )
+    return SchemaError(
+        f"{where(path, prefix or None)} is a Zarr group without OME-NGFF multiscales metadata; "
+        "it is not an OME-Zarr image"
+    )
 
 
 def _plain(v: Any) -> Any:
@@ -279,6 +302,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _reopen(path: str | Location, level: int, label: str | None, row: int, missing: str,
-            verify: bool | None) -> ZarrSource:
+def _reopen(
+    path: str | Location, level: int, label: str | None, row: int, missing: str, verify: bool | None
+) -> ZarrSource:
     return ZarrSource(path, level=level, label=label, row=row, missing=missing, verify=verify)

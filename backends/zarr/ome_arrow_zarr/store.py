@@ -92,8 +92,9 @@ def _refuse_special(root: Path, key: str) -> None:
         raise StorageError(f"{root} [{key}] is {kind}; expected a regular file (a Zarr chunk or metadata document)")
 
 
-def open_store(root: Path | Location, counter: Counter, missing: str = "fill",
-               manifest: ChunkManifest | None = None) -> Any:
+def open_store(
+    root: Path | Location, counter: Counter, missing: str = "fill", manifest: ChunkManifest | None = None
+) -> Any:
     """A read-only zarr store of directory (or remote location) ``root`` counting chunk reads into ``counter``
     (and checking the chunks ``manifest`` lists against their checksums)."""
     if missing not in MISSING:
@@ -109,8 +110,9 @@ def open_store(root: Path | Location, counter: Counter, missing: str = "fill",
         def _with_store(self, store: Store) -> CountingStore:
             return CountingStore(store)
 
-        async def get(self, key: str, prototype: BufferPrototype,
-                      byte_range: ByteRequest | None = None) -> Buffer | None:
+        async def get(
+            self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+        ) -> Buffer | None:
             if not isinstance(root, Location):
                 _refuse_special(root, key)
             buf = await self._store.get(key, prototype, byte_range)
@@ -125,8 +127,9 @@ def open_store(root: Path | Location, counter: Counter, missing: str = "fill",
                 counter.add(key, 0 if buf is None else len(buf))
             return buf
 
-        async def get_partial_values(self, prototype: BufferPrototype,
-                                     key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
+        async def get_partial_values(
+            self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+        ) -> list[Buffer | None]:
             return [await self.get(k, prototype, r) for k, r in key_ranges]
 
     if isinstance(root, Location):

@@ -62,22 +62,35 @@ def _omero(meta: ImageMeta, windows: Sequence[tuple[float, float]]) -> dict[str,
     chans = []
     for c, (lo, hi) in zip(meta.channels, windows, strict=True):
         color = "FFFFFF" if c.color_rgba is None else f"{(int(c.color_rgba) >> 8) & 0xFFFFFF:06X}"
-        chans.append({"label": c.name or c.id, "color": color, "active": True,
-                      "window": {"min": lo, "max": hi, "start": lo, "end": hi}})
+        chans.append(
+            {
+                "label": c.name or c.id,
+                "color": color,
+                "active": True,
+                "window": {"min": lo, "max": hi, "start": lo, "end": hi},
+            }
+        )
     return {"channels": chans, "rdefs": {"model": "color" if len(chans) > 1 else "greyscale"}}
 
 
 def ngff_attrs(meta: ImageMeta, levels: int, version: str, windows: Sequence[tuple[float, float]]) -> dict[str, Any]:
     """The group attributes of the store: NGFF ``multiscales`` and ``omero``, and our own metadata."""
     base = [1.0, 1.0] + [float(meta.physical_size.get(a) or 1.0) for a in "ZYX"]  # unknown: 1 without a unit
-    datasets = [{"path": str(k), "coordinateTransformations": [
-        {"type": "scale", "scale": [*base[:3], base[3] * 2 ** k, base[4] * 2 ** k]}]} for k in range(levels)]
+    datasets = [
+        {
+            "path": str(k),
+            "coordinateTransformations": [{"type": "scale", "scale": [*base[:3], base[3] * 2**k, base[4] * 2**k]}],
+        }
+        for k in range(levels)
+    ]
     ms: dict[str, Any] = {"name": meta.name, "axes": _axes(meta), "datasets": datasets}
     if levels > 1:
         ms["type"] = "nearest"
         ms["metadata"] = {"description": "every 2**k-th pixel along y and x", "method": "numpy strided slicing"}
     ours = {
-        "id": meta.id, "name": meta.name, "acquisition_datetime": meta.acquisition_datetime,
+        "id": meta.id,
+        "name": meta.name,
+        "acquisition_datetime": meta.acquisition_datetime,
         "channels": [channel_to_dict(c) for c in meta.channels],
     }
     body = {"multiscales": [ms], "omero": _omero(meta, windows)}
@@ -93,8 +106,7 @@ def _chunks(meta: ImageMeta, chunk_shape: Sequence[int] | None) -> tuple[int, in
             return meta.chunk_shape
         return (1, min(meta.sizes["Y"], _TILE), min(meta.sizes["X"], _TILE))
     vals = tuple(chunk_shape)
-    if len(vals) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                                 for v in vals):
+    if len(vals) != 3 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in vals):
         raise ArgumentError(f"chunk_shape={chunk_shape!r}: expected three positive ints (z, y, x)")
     return (int(vals[0]), int(vals[1]), int(vals[2]))
 
@@ -112,26 +124,54 @@ def _check(version: str, levels: int, compression: str | None, level: int) -> st
     return comp
 
 
-def _create(group: Any, k: int, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, version: str,
-            comp: str, level: int) -> Any:
+def _create(
+    group: Any,
+    k: int,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: np.dtype,
+    version: str,
+    comp: str,
+    level: int,
+) -> Any:
     import numcodecs
     from zarr.codecs import ZstdCodec
 
     if version == "0.4":
         # No checksum in Zarr v2: numcodecs writes it as a "checksum" member other v2 readers refuse (tensorstore).
         compressor = numcodecs.Zstd(level=level) if comp == "zstd" else None
-        return group.create_array(str(k), shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                                  compressors=compressor, chunk_key_encoding={"name": "v2", "separator": "/"},
-                                  config={"write_empty_chunks": True})
+        return group.create_array(
+            str(k),
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            fill_value=0,
+            compressors=compressor,
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+            config={"write_empty_chunks": True},
+        )
     compressors = [ZstdCodec(level=level, checksum=True)] if comp == "zstd" else None
-    return group.create_array(str(k), shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
-                              compressors=compressors, dimension_names=list("tczyx"),
-                              config={"write_empty_chunks": True})
+    return group.create_array(
+        str(k),
+        shape=shape,
+        chunks=chunks,
+        dtype=dtype,
+        fill_value=0,
+        compressors=compressors,
+        dimension_names=list("tczyx"),
+        config={"write_empty_chunks": True},
+    )
 
 
 def write_ome_zarr(
-    image: OMEArrow, out: Path, *, version: str = "0.5", levels: int = 1, chunk_shape: Sequence[int] | None = None,
-    compression: str | None = "zstd", compression_level: int = 3,
+    image: OMEArrow,
+    out: Path,
+    *,
+    version: str = "0.5",
+    levels: int = 1,
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "zstd",
+    compression_level: int = 3,
 ) -> Path:
     """Write ``image`` to directory ``out`` as OME-Zarr (NGFF ``version`` "0.5" or "0.4").
 
@@ -168,8 +208,10 @@ def write_ome_zarr(
             if plane.size and meta.dtype != np.bool_:
                 lo = np.fmin(lo, np.fmin.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
                 hi = np.fmax(hi, np.fmax.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
-        windows = [(float(a), float(b)) if np.isfinite(a) and np.isfinite(b) else (0.0, 1.0)
-                   for a, b in zip(lo, hi, strict=True)]
+        windows = [
+            (float(a), float(b)) if np.isfinite(a) and np.isfinite(b) else (0.0, 1.0)
+            for a, b in zip(lo, hi, strict=True)
+        ]
         for k, arr in enumerate(arrays):  # the chunks' checksums, then the group's metadata: both before the rename
             arr.attrs.put({OURS: {KEY: checksum_attrs(arr, str(k), digests, "tczyx")}})
         attrs = ngff_attrs(meta, levels, version, windows)

@@ -105,9 +105,7 @@ def main() -> None:
         entry["shape_tczyx"] = list(SHAPE)
         entry["sizes"] = dict(zip("TCZYX", SHAPE))
         for img in entry["images"]:
-            img["sha256"] = sha256(
-                expected_pixels(offset=img["offset"], dtype=entry["dtype"])
-            )
+            img["sha256"] = sha256(expected_pixels(offset=img["offset"], dtype=entry["dtype"]))
         fixtures.append(entry)
 
     # ---- single-row Parquet files (one struct column, one row) ------------
@@ -133,8 +131,7 @@ def main() -> None:
         p.name,
         "single_row_parquet",
         "OME_ARROW_STRUCT; planes only, chunk_grid=null, chunks=null",
-        "to_ome_parquet(from_numpy(a, build_chunks=False), path, "
-        "column_name='ome_arrow')",
+        "to_ome_parquet(from_numpy(a, build_chunks=False), path, column_name='ome_arrow')",
         column="ome_arrow",
     )
 
@@ -145,10 +142,8 @@ def main() -> None:
     add(
         p.name,
         "single_row_parquet",
-        "OME_ARROW_STRUCT; planes + chunks list<uint16>, chunk_shape ZYX=(2,20,20) "
-        "with clipped edge chunks",
-        "to_ome_parquet(from_numpy(a, chunk_shape=(2,20,20)), path, "
-        "column_name='ome_arrow')",
+        "OME_ARROW_STRUCT; planes + chunks list<uint16>, chunk_shape ZYX=(2,20,20) with clipped edge chunks",
+        "to_ome_parquet(from_numpy(a, chunk_shape=(2,20,20)), path, column_name='ome_arrow')",
         column="ome_arrow",
     )
 
@@ -179,8 +174,7 @@ def main() -> None:
         p.name,
         "single_row_parquet",
         "OME_ARROW_STRUCT; planes=[] and chunks list<uint16> (2,20,20) ragged",
-        "to_ome_parquet(to_ome_arrow(..., planes=[], chunks=<list chunks>), path, "
-        "column_name='ome_arrow')",
+        "to_ome_parquet(to_ome_arrow(..., planes=[], chunks=<list chunks>), path, column_name='ome_arrow')",
         column="ome_arrow",
     )
 
@@ -223,10 +217,8 @@ def main() -> None:
     add(
         p.name,
         "single_row_parquet",
-        "OME_ARROW_BYTE_STRUCT (converted at write time from list chunks "
-        "(1,32,48)); planes=[]",
-        "to_ome_parquet(from_numpy(a), path, column_name='ome_arrow', "
-        "inline_chunk_encoding='bytes')",
+        "OME_ARROW_BYTE_STRUCT (converted at write time from list chunks (1,32,48)); planes=[]",
+        "to_ome_parquet(from_numpy(a), path, column_name='ome_arrow', inline_chunk_encoding='bytes')",
         column="ome_arrow",
     )
 
@@ -303,8 +295,7 @@ def main() -> None:
         "dataset_dir",
         "typed-chunk-dataset written by OMEArrow.export(how='parquet'); the "
         "'.ome.parquet' path is a DIRECTORY; image_id taken from record id",
-        "OMEArrow(from_numpy(a, image_id='ref-image')).export(how='parquet', "
-        "out=path)",
+        "OMEArrow(from_numpy(a, image_id='ref-image')).export(how='parquet', out=path)",
         images=[{"image_id": "ref-image", "offset": 0}],
     )
 
@@ -347,8 +338,7 @@ def main() -> None:
         "dataset_dir",
         "typed-chunk-dataset, float32 pixels, layout 'z-plane' (chunk TCZYX "
         "[1,1,1,32,48]), build_physical_index=False (no index.parquet)",
-        "write_ome_arrow_dataset([a_f32], path, layout='z-plane', "
-        "build_physical_index=False)",
+        "write_ome_arrow_dataset([a_f32], path, layout='z-plane', build_physical_index=False)",
         dtype="float32",
         images=[{"image_id": "image-00000", "offset": 0}],
     )
@@ -363,9 +353,7 @@ def main() -> None:
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    scalar = from_ome_parquet(
-                        path, column_name=fx["column"], row_index=img["row_index"]
-                    )
+                    scalar = from_ome_parquet(path, column_name=fx["column"], row_index=img["row_index"])
                 got = to_numpy(scalar, dtype=np.dtype(fx["dtype"]))
             assert got.dtype == want.dtype, (fx["path"], got.dtype)
             assert got.shape == want.shape, (fx["path"], got.shape)

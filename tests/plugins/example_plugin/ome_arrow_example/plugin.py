@@ -38,8 +38,9 @@ class ExampleSource:
             self.meta = ImageMeta(sizes=dict(zip("TZCYX", header["shape"])), dtype=np.dtype(header["dtype"]))
         need = self._offset + int(np.prod(self.meta.shape)) * self.meta.dtype.itemsize
         if path.stat().st_size != need:
-            raise DamagedFileError(f"{path}: holds {path.stat().st_size} bytes, its header needs {need}; "
-                                   "the file is truncated or damaged")
+            raise DamagedFileError(
+                f"{path}: holds {path.stat().st_size} bytes, its header needs {need}; the file is truncated or damaged"
+            )
         self.path = path
 
     def read(self, sel: Selection) -> np.ndarray:
@@ -64,17 +65,37 @@ def _export(view: TensorView, *, contiguous: bool = False, **_: Any) -> DLPackTe
 
 @hookimpl
 def ome_arrow_ingesters() -> Sequence[Ingester]:
-    return [Ingester(name="labelled", priority=100, matches=lambda o: isinstance(o, LabelledArray),
-                     to_numpy=_ingest, description="LabelledArray (example plugin)")]
+    return [
+        Ingester(
+            name="labelled",
+            priority=100,
+            matches=lambda o: isinstance(o, LabelledArray),
+            to_numpy=_ingest,
+            description="LabelledArray (example plugin)",
+        )
+    ]
 
 
 @hookimpl
 def ome_arrow_readers() -> Sequence[Reader]:
-    return [Reader(name="exampleimg", suffixes=(".exampleimg",), open=lambda p, **_: ExampleSource(Path(p)),
-                   description="raw pixels with a JSON header (example plugin)")]
+    return [
+        Reader(
+            name="exampleimg",
+            suffixes=(".exampleimg",),
+            open=lambda p, **_: ExampleSource(Path(p)),
+            description="raw pixels with a JSON header (example plugin)",
+        )
+    ]
 
 
 @hookimpl
 def ome_arrow_exporters() -> Sequence[Exporter]:
-    return [Exporter(name="example", devices=("cpu",), modes=("example",), export=_export,
-                     description="copying exporter (example plugin)")]
+    return [
+        Exporter(
+            name="example",
+            devices=("cpu",),
+            modes=("example",),
+            export=_export,
+            description="copying exporter (example plugin)",
+        )
+    ]
