@@ -19,7 +19,7 @@ from .dtypes import check_dtype
 from .errors import ArgumentError, OMEArrowError, PluginError
 from .handlers import PixelSource
 from .ingesting import ingest
-from .layout import AXES, ChannelPolicy, default_layout, normalize_axes
+from .layout import AXES, ChannelPolicy, apply_layout, default_layout, normalize_axes
 from .lazy import LazyTensorView, materialize
 from .location import is_uri, resolve
 from .meta import ImageMeta
@@ -251,10 +251,12 @@ class OMEArrow(Thumbnailed, Viewable):
             ArraySource(meta, pixels, "collected"), Selection.full(meta.sizes), False, self._registry
         )
 
-    def to_numpy(self) -> np.ndarray:
-        """All pixels of this image as a read-only ``TZCYX`` numpy array."""
+    def to_numpy(self, layout: str | None = None) -> np.ndarray:
+        """All pixels of this image as a read-only numpy array: ``TZCYX`` (storage order), or in
+        ``layout`` when given (``layout="TCZYX"``: the order ``OMEArrow(array)`` reads; a view, no copy)."""
         eager = self.collect()
-        return eager._source.read(eager._sel)
+        pixels = eager._source.read(eager._sel)
+        return pixels if layout is None else apply_layout(pixels, layout)
 
     # -- views ----------------------------------------------------------------------------
     def tensor_view(
@@ -312,7 +314,7 @@ class OMEArrow(Thumbnailed, Viewable):
 
     # -- export ---------------------------------------------------------------------------
     def export(self, how: str = "numpy", out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
-        """Export as ``"numpy"`` (TZCYX array), ``"dict"``, ``"scalar"``, ``"arrow"`` or to a file.
+        """Export as ``"numpy"`` (TZCYX array; ``layout="TCZYX"`` names another order), ``"dict"``, ``"scalar"``, ``"arrow"`` or to a file.
 
         File formats (``"parquet"``, ``"vortex"``, ``"ome-tiff"``...) are written by writer
         plugins to ``out`` atomically. Every dtype is kept.
@@ -321,7 +323,7 @@ class OMEArrow(Thumbnailed, Viewable):
             raise ArgumentError(f"export(how=...) takes a format name such as 'numpy' or 'parquet', got {how!r}")
         how = how.lower()
         if how == "numpy":
-            return self.to_numpy()
+            return self.to_numpy(**options)
         if how in ("dict", "scalar", "arrow"):
             pixels = self.to_numpy()
             from .record import pixels_to_record

@@ -17,7 +17,7 @@ from .meta import Channel, ImageMeta
 from .registry import Registry
 from .sources import ArraySource
 
-__all__ = ["ingest"]
+__all__ = ["ingest", "pair_pixels", "PAIR_ORDER"]
 
 
 def ingest(obj: object, dim_order: str | None, registry: Registry, name: str | None, copy: bool = True) -> ArraySource:
@@ -91,3 +91,40 @@ def _sizes(sizes: Mapping[str, float], ingester: Ingester) -> dict[str, float]:
             )
         out[key] = number
     return out
+
+
+#: The axis order of a 5-D array given with its metadata, unless ``dim_order`` names another.
+PAIR_ORDER = "TCZYX"
+
+
+def pair_pixels(meta: ImageMeta, pixels: object, dim_order: str | None = None) -> np.ndarray:
+    """The pixels of an ``(ImageMeta, array)`` pair as a ``TZCYX`` view (no copy).
+
+    The array is ``TCZYX`` (as ``OMEArrow(array)`` reads 5-D arrays) unless ``dim_order`` names
+    its axes. Without ``dim_order`` an array shaped as ``meta`` in the ``TZCYX`` order (the order
+    pairs had in ome-arrow-core 0.1) is refused, not transposed, and so is any 5-D array when Z and C have
+    the same length > 1 (the shape cannot tell the orders apart): ArgumentError saying what to pass.
+    """
+    arr = np.asarray(pixels)
+    sizes = meta.sizes
+    order = PAIR_ORDER if dim_order is None else normalize_axes(dim_order, what="dim_order")
+    if dim_order is None and arr.ndim == 5 and sizes["Z"] == sizes["C"] > 1:
+        raise ArgumentError(
+            f"an (ImageMeta, array) pair with Z == C == {sizes['Z']} is ambiguous: pairs are TCZYX, but in "
+            "ome-arrow-core 0.1 they were TZCYX and the shape cannot tell which this is; pass "
+            "dim_order='TCZYX' (or dim_order='TZCYX' for an array in the old order)"
+        )
+    want = tuple(sizes[a] for a in order)
+    if arr.shape != want:
+        old = tuple(sizes[a] for a in AXES)
+        hint = (
+            "; it is shaped TZCYX, the order pairs had in ome-arrow-core 0.1: pass dim_order='TZCYX' "
+            "(or transpose it to TCZYX)"
+            if dim_order is None and arr.shape == old
+            else ""
+        )
+        raise ArgumentError(
+            f"the array of an (ImageMeta, array) pair has shape {tuple(arr.shape)}, but the metadata's sizes "
+            f"in {order} order are {want}{hint}"
+        )
+    return to_canonical(arr, order)

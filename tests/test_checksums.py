@@ -88,7 +88,7 @@ def write(kind: str, out: Path, a: np.ndarray, **options: Any) -> None:
         img.export("parquet", out, **options)
     elif kind == "vortex-dataset":
         pytest.importorskip("vortex")
-        write_dataset([(img.meta, img.to_numpy())], out, chunk_format="vortex", **options)
+        write_dataset([(img.meta, img.to_numpy(layout="TCZYX"))], out, chunk_format="vortex", **options)
     elif kind == "record":
         img.export("parquet", out, layout="record", **options)
     else:
@@ -137,7 +137,9 @@ def test_batched_dataset_reads_are_checked(tmp_path: Path, monkeypatch: pytest.M
     a = pixels()
     out = tmp_path / "d.ome.parquet"
     img = OMEArrow(a, "ZCYX")
-    write_dataset([(img.meta, img.to_numpy()), (img.meta, img.to_numpy())], out, compression="lz4")
+    write_dataset(
+        [(img.meta, img.to_numpy(layout="TCZYX")), (img.meta, img.to_numpy(layout="TCZYX"))], out, compression="lz4"
+    )
     damage_dataset_twice = out / "chunks.parquet"
     table = pq.read_table(damage_dataset_twice)
     blobs = table.column("pixel_bytes").to_pylist()
@@ -272,7 +274,7 @@ def test_appends_to_a_dataset_without_checksums_and_compaction_keep_them(tmp_pat
     index = pq.read_table(out / "index.parquet")
     pq.write_table(index.drop_columns(["checksum"]), out / "index.parquet")  # as written before checksums
     without_table_digests(out)  # a lie the table checksums would refuse first
-    write_dataset([(img.meta, img.to_numpy())], out, mode="append", compression=None)
+    write_dataset([(img.meta, img.to_numpy(layout="TCZYX"))], out, mode="append", compression=None)
     report = verify(out)
     assert report.ok and report.checksummed == report.unchecked == 6
     compact_dataset(out)

@@ -87,7 +87,7 @@ def test_inputs_paths_tuples_omearrow_and_datasets(tmp_path: Path) -> None:
         OMEArrow(a, "TZYX").export("parquet", f)
         files.append(f)
     meta = ImageMeta(sizes={"T": 1, "Z": 2, "C": 1, "Y": 16, "X": 16}, dtype=np.dtype("uint16"))
-    items = [files[0], (meta, arrs[1].reshape(1, 2, 1, 16, 16)), OMEArrow(arrs[2], "TZYX")]
+    items = [files[0], (meta, arrs[1].reshape(1, 1, 2, 16, 16)), OMEArrow(arrs[2], "TZYX")]  # pairs are TCZYX
     out = write_dataset(items, tmp_path / "ds", image_ids=["a", "b", "c"], progress=False)
     ds = OMEArrowDataset.scan(out)
     assert ds.table.column("image_id").to_pylist() == ["a", "b", "c"]

@@ -13,6 +13,7 @@ import pyarrow as pa
 from ..buffers import read_only
 from ..errors import SchemaError
 from ..image import OMEArrow
+from ..ingesting import pair_pixels
 from ..meta import ImageMeta
 from ..progress import Progress
 from ..registry import Registry
@@ -24,7 +25,7 @@ from .collection import OMEArrowDataset
 __all__ = ["write_dataset", "ImageLike"]
 
 
-#: What write_dataset takes per image: an OMEArrow, an array (or tensor), a path, or (ImageMeta, TZCYX array).
+#: What write_dataset takes per image: an OMEArrow, an array (or tensor), a path, or (ImageMeta, TCZYX array).
 ImageLike: TypeAlias = Any
 
 
@@ -36,7 +37,7 @@ def _as_image(item: Any, dim_order: str | None, registry: Registry | None) -> OM
     # arrays are not copied into Arrow memory: the writer reads each one at once, copying it chunk by chunk
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ImageMeta):
         meta, pixels = item
-        src = ArraySource(meta, read_only(np.asarray(pixels)), "memory")
+        src = ArraySource(meta, read_only(pair_pixels(meta, pixels, dim_order)), "memory")
         return OMEArrow._from_parts(src, Selection.full(meta.sizes), False, registry)
     return OMEArrow(item, dim_order, registry=registry, _copy=False)
 
@@ -105,8 +106,10 @@ def write_dataset(
     plus up to 16 MiB of packed chunk rows waiting to be written together.
 
     ``images`` is any iterable (a generator is fine) of OMEArrow images, numpy arrays (axes
-    from ``dim_order``), paths of image files (read lazily, one at a time), ``(ImageMeta,
-    TZCYX array)`` pairs, or an :class:`OMEArrowDataset` (whose extra columns come along).
+    from ``dim_order``, 5-D by default TCZYX), paths of image files (read lazily, one at a
+    time), ``(ImageMeta, array)`` pairs (the array TCZYX unless ``dim_order`` names its axes;
+    see :func:`~ome_arrow_core.ingesting.pair_pixels`), or an :class:`OMEArrowDataset` (whose
+    extra columns come along).
     ``metadata`` adds columns to the images table: a mapping of column to values, a
     pyarrow Table or DataFrame, or an iterable of dicts, one per image, in order.
 

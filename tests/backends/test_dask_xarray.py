@@ -36,6 +36,7 @@ def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
         tmp_path_factory.mktemp("xr") / "plate",
         metadata=meta,
         chunk_shape=(2, 8, 8),
+        dim_order="TZCYX",  # the pairs' arrays are TZCYX: named (pairs are TCZYX by default)
         progress=False,
     )
     return out, arrs
