@@ -122,7 +122,7 @@ def write_ome_arrow_dataset(
                 chunk_shape=chunk_shape,
             )
         )
-        prepared.append((_meta(pixels, image_id, header), np.ascontiguousarray(pixels.transpose(0, 2, 1, 3, 4))))
+        prepared.append((_meta(pixels, image_id, header), pixels))  # TCZYX, named below
     out = Path(output_path)
     mode: Literal["create", "overwrite"] = "overwrite" if (out / _MANIFEST).exists() else "create"
     write_dataset(
@@ -133,6 +133,7 @@ def write_ome_arrow_dataset(
         chunk_shape=choices[0].chunk_shape,
         compression=compression,
         rows_per_group=chunk_rows_per_row_group,
+        dim_order="TCZYX",
         progress=False,
     )
     _record_versions(out / _MANIFEST)
