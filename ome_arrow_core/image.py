@@ -46,7 +46,8 @@ _REFERENCE_SPELLINGS = {
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
     sizes = dict(zip(AXES, sel.shape))
     out = meta.select_channels(list(sel.c)) if tuple(sel.c) != tuple(range(meta.sizes["C"])) else meta
-    return replace(out, sizes=sizes, channels=out.channels)
+    whole = sel == Selection.full(meta.sizes)  # a crop or subset keeps none of the stored OME-XML
+    return replace(out, sizes=sizes, channels=out.channels, ome_xml=out.ome_xml if whole else None)
 
 
 class OMEArrow(Thumbnailed, Viewable):

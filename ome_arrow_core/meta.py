@@ -138,7 +138,8 @@ class ImageMeta:
     chunk_shape: tuple[int, int, int] | None = None
     #: Things a reader did to present the stored pixels as TZCYX (e.g. :data:`SAMPLES_NOTE`).
     notes: tuple[str, ...] = ()
-    #: The OME-XML document the source stored (an OME-TIFF's), for ``OMEArrow.ome_metadata``.
+    #: The OME-XML document of this image the source stored (an OME-TIFF's, trimmed to this image; see
+    #: :mod:`.ome_xml`), for ``OMEArrow.ome_metadata`` and kept by every format; a whole image's only.
     ome_xml: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -171,15 +172,19 @@ class ImageMeta:
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     def with_sizes(self, **sizes: int) -> ImageMeta:
-        """A copy with new sizes (axis letters as keywords); channels follow a C change."""
+        """A copy with new sizes (axis letters as keywords); channels follow a C change. Another image: the
+        stored OME-XML (:attr:`ome_xml`) is dropped unless the sizes stay the same."""
         new = {**self.sizes, **{k.upper(): v for k, v in sizes.items()}}
         chans: Sequence[Channel] = self.channels if new["C"] == self.sizes["C"] else ()
-        return replace(self, sizes=new, channels=chans)
+        xml = self.ome_xml if new == self.sizes else None
+        return replace(self, sizes=new, channels=chans, ome_xml=xml)
 
     def select_channels(self, indices: Sequence[int]) -> ImageMeta:
-        """A copy keeping the channels at ``indices`` in that order."""
+        """A copy keeping the channels at ``indices`` in that order (without the stored OME-XML, which
+        describes the channels of the whole image, unless ``indices`` keeps them all in order)."""
         sizes = {**self.sizes, "C": len(indices)}
-        return replace(self, sizes=sizes, channels=tuple(self.channels[i] for i in indices))
+        xml = self.ome_xml if list(indices) == list(range(self.sizes["C"])) else None
+        return replace(self, sizes=sizes, channels=tuple(self.channels[i] for i in indices), ome_xml=xml)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, JSON-serialisable summary (used by ``info()``); an unknown physical size is None."""

@@ -22,7 +22,9 @@ Groups:
   ``CHECKSUM_ALGORITHM``;
 - metadata: ``channel_to_dict``/``channel_from_dict`` (the one stored form of a channel),
   ``physical_size_value`` (a stored physical size checked: a positive number or None, unknown),
-  ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels);
+  ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels), ``image_document`` /
+  ``attach_ome_xml`` / ``ome_xml_text`` (a source's OME-XML trimmed to one image; a stored one checked
+  against its image; an OME element tree written as OME-XML text);
 - arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
 - array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
   checks; they never import a framework);
@@ -72,6 +74,7 @@ from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, Pixel
 from .hookspecs import hookimpl
 from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
+from .ome_xml import attach_ome_xml, image_document, ome_xml_text
 from .remote_writes import remote_file, upload_directory
 from .safe_write import atomic_path
 
@@ -114,6 +117,9 @@ __all__ = [
     "physical_size_value",
     "sample_channels",
     "SAMPLES_NOTE",
+    "image_document",
+    "attach_ome_xml",
+    "ome_xml_text",
     "check_row",
     "check_cuda_device",
     "is_torch_array",

@@ -19,12 +19,14 @@ from ..checksums import verify_enabled
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..location import Location
 from ..meta import ImageMeta
+from ..ome_xml import attach_ome_xml
 from ..parquet_files import PARQUET_CODECS, checked_footer, footer_rows
 from ..safe_write import atomic_path
 from ..selection import Selection
 from .checksums import checksum_metadata, plane_checksums, stored_checksums, stored_dtype, verify_record
 from .codec import pixels_to_record, record_meta, record_to_pixels
 from .footer import remote_footer
+from .ome_xml_key import ome_xml_metadata, stored_ome_xml
 from .schema import find_ome_column
 
 __all__ = ["RecordSource", "write_record_file", "has_ome_column"]
@@ -84,11 +86,12 @@ class RecordSource:
             table = pf.read_row_group(group, columns=[self.column])
             col = table.column(self.column).combine_chunks()
             self._records: pa.StructArray = col.slice(at, 1)
-            self.meta: ImageMeta = record_meta(self._records, 0)
+            self._kv = schema.metadata  # the plane checksums, parsed when a read checks them
+            self._ome_xml = stored_ome_xml(self._kv, self.column, row)
+            self.meta: ImageMeta = attach_ome_xml(record_meta(self._records, 0), self._ome_xml)
         self._pixels: np.ndarray | None = None
         self._rows = n
         self._row = row
-        self._kv = schema.metadata  # the plane checksums, parsed when a read checks them
 
     def read(self, sel: Selection) -> np.ndarray:
         """Decode the record (once) and take ``sel`` from it."""
@@ -98,9 +101,10 @@ class RecordSource:
                     stored = stored_checksums(self._kv, self.column, self._row, str(self.path))
                     if stored is not None:
                         verify_record(self._records, 0, stored, str(self.path), self._row)
-                self.meta, self._pixels = record_to_pixels(
+                meta, self._pixels = record_to_pixels(
                     self._records, 0, where=f"{self.path} row {self._row} column {self.column!r}"
                 )
+                self.meta = attach_ome_xml(meta, self._ome_xml)
                 written = stored_dtype(self._kv, self.column, self._row) if verify_enabled(self.verify) else None
                 if written is not None and written != self.meta.dtype.name:
                     raise DamagedFileError(
@@ -132,7 +136,8 @@ def write_record_file(
     """Write a one-row Parquet file with an OME-Arrow struct column (planes), atomically.
 
     uint16 images get the public format's exact schema, so ``ome-arrow`` reads them. Each
-    plane's checksum goes to the file's key-value metadata (see :mod:`.checksums`).
+    plane's checksum goes to the file's key-value metadata (see :mod:`.checksums`), and so does
+    the image's stored OME-XML, when it has one (see :mod:`.ome_xml_key`).
     """
     if not isinstance(compression, str) or compression.lower() not in PARQUET_CODECS:
         raise ArgumentError(f"compression={compression!r} is not a Parquet codec; pass one of {sorted(PARQUET_CODECS)}")
@@ -142,6 +147,7 @@ def write_record_file(
             b"ome.arrow.type": b"ome.arrow",
             b"ome.arrow.version": b"0.1.0",
             **checksum_metadata(column, [plane_checksums(record, 0)], [meta.dtype.name]),
+            **ome_xml_metadata(column, [meta.ome_xml]),
         }
     )
     with atomic_path(out) as tmp, writing(out):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import SchemaError
 from ..meta import ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
+from ..ome_xml import attach_ome_xml
 
 __all__ = ["image_row", "meta_from_row"]
 
@@ -26,6 +27,7 @@ def image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression:
         "compression": compression or "none",
         "channels_json": json.dumps(chans),
         "acquisition_datetime": meta.acquisition_datetime,
+        "ome_xml": meta.ome_xml,
     }
     row.update({f"size_{a.lower()}": meta.sizes[a] for a in "TCZYX"})
     row.update({f"chunk_{a}": int(v) for a, v in zip("tczyx", chunk)})
@@ -45,7 +47,7 @@ def meta_from_row(row: dict[str, Any]) -> ImageMeta:
         raise SchemaError(f"{at} channels_json holds {type(chans_raw).__name__}; expected a list of channels")
     chans = tuple(channel_from_dict(c, i, f"{at} channels_json") for i, c in enumerate(chans_raw))
     sizes = {a: int(row[f"size_{a.lower()}"]) for a in "TCZYX"}
-    return ImageMeta(
+    meta = ImageMeta(
         sizes=sizes,
         dtype=np.dtype(row["dtype"]),
         id=str(row["image_id"]),
@@ -60,3 +62,7 @@ def meta_from_row(row: dict[str, Any]) -> ImageMeta:
         channels=chans if len(chans) == sizes["C"] else (),
         chunk_shape=tuple(int(row.get(f"chunk_{a}") or 1) for a in "zyx"),  # type: ignore[arg-type]
     )
+    try:
+        return attach_ome_xml(meta, row.get("ome_xml"))
+    except SchemaError as exc:
+        raise SchemaError(f"{at} {exc}") from None

@@ -52,6 +52,7 @@ IMAGES_SCHEMA: Final = pa.schema(
         *[(f"physical_size_{a}", pa.float64()) for a in "xyz"],
         *[(f"physical_size_{a}_unit", pa.string()) for a in "xyz"],
         ("acquisition_datetime", pa.string()),
+        ("ome_xml", pa.string()),  # the image's source OME-XML (see ome_arrow_core.ome_xml), null without
     ]
 )
 CHUNKS_SCHEMA: Final = pa.schema(

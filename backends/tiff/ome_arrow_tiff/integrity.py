@@ -266,9 +266,14 @@ def annotate(
         ET.SubElement(value, "M", {"K": key}).text = text
     element = ET.tostring(ann, encoding="unicode")
     end = xml.rfind("</OME>")
-    if end < 0 or "<StructuredAnnotations" in xml or "<ROI" in xml:
-        raise ValueError("the OME-XML to annotate does not end as tifffile writes it")
-    return f"{xml[:end]}<StructuredAnnotations>{element}</StructuredAnnotations>{xml[end:]}"
+    if end < 0 or xml.count("<StructuredAnnotations") != xml.count("</StructuredAnnotations>") or "<ome:" in xml:
+        raise ValueError("the OME-XML to annotate does not end as tifffile (or the stored OME-XML carried) writes it")
+    if "</StructuredAnnotations>" in xml:  # carried from the image's stored OME-XML: one more annotation
+        at = xml.rfind("</StructuredAnnotations>")
+        return f"{xml[:at]}{element}{xml[at:]}"
+    roi = re.search(r"<ROI[\s>/]", xml)  # ROIs follow the annotations in the OME schema
+    at = roi.start() if roi else end
+    return f"{xml[:at]}<StructuredAnnotations>{element}</StructuredAnnotations>{xml[at:]}"
 
 
 def page_checksums(page: Any) -> list[int]:

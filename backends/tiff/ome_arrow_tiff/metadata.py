@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Channel, ImageMeta
-from ome_arrow_core.plugin_api import SAMPLES_NOTE, DamagedFileError, SchemaError, physical_size_value, sample_channels
+from ome_arrow_core.plugin_api import (
+    SAMPLES_NOTE,
+    DamagedFileError,
+    SchemaError,
+    attach_ome_xml,
+    image_document,
+    physical_size_value,
+    sample_channels,
+)
 
 from .axes import AxisMap
 from .omexml import LENGTH_UNITS_UM, OmeImage, parse_ome_xml
@@ -144,7 +152,7 @@ def image_meta(tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, f
     channels, notes = _sample_names(
         axes, _channels(ome, sizes["C"]) if ome else (), sizes["C"], int(kf.photometric) == _PHOTOMETRIC_RGB
     )
-    return ImageMeta(
+    meta = ImageMeta(
         sizes=sizes,
         dtype=series.dtype,
         id=(ome.id if ome and ome.id else f"img-{index}"),
@@ -155,5 +163,14 @@ def image_meta(tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, f
         channels=channels,
         chunk_shape=(1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None,
         notes=notes,
-        ome_xml=str(tif.ome_metadata) if ome is not None else None,
     )
+    return _with_document(meta, str(tif.ome_metadata), index) if ome is not None else meta
+
+
+def _with_document(meta: ImageMeta, xml: str, index: int) -> ImageMeta:
+    """``meta`` with the file's OME-XML of Image ``index`` (trimmed to it), when that describes these pixels."""
+    document = image_document(xml, index)
+    try:
+        return attach_ome_xml(meta, document)
+    except SchemaError:  # it describes other pixels than the series read: the metadata is built from meta
+        return meta

@@ -73,6 +73,17 @@ def with_channel_attributes(xml: str, channels: Sequence[Channel]) -> str:
     return xml
 
 
+def _described(xml: str, meta: ImageMeta) -> str:
+    """The OME-XML tifffile wrote, with each channel's colour and wavelengths and, for a whole image
+    that has one, what its stored OME-XML says beyond the pixels (see :mod:`.carry`)."""
+    xml = with_channel_attributes(xml, meta.channels)
+    if meta.ome_xml is None:
+        return xml
+    from .carry import carry_stored_ome
+
+    return carry_stored_ome(xml, meta.ome_xml)
+
+
 def _physical(meta: ImageMeta) -> dict[str, Any]:
     """``PhysicalSize{X,Y,Z}`` and their units for the known sizes (an unknown size is left out)."""
     md: dict[str, Any] = {}
@@ -110,6 +121,8 @@ def write_tiff(
     half the previous one in Y and X, in SubIFDs. An OME-TIFF stores the checksums of its
     strips and tiles. A plain TIFF keeps the axes and the known physical sizes in tifffile's
     shaped metadata (µm sizes also in its resolution tags, for other readers), and no checksums. On failure nothing is left at ``out``.
+    An image read from an OME-TIFF (through any of our formats) keeps its stored OME-XML: planes,
+    instrument, objective settings, channel settings and annotations come along (whole images only).
     """
     meta = image.meta
     n_levels = check_levels(levels, meta.sizes)
@@ -134,7 +147,7 @@ def write_tiff(
             if ome:
                 from .stamp import add_checksums
 
-                add_checksums(tmp, lambda xml: with_channel_attributes(xml, meta.channels))
+                add_checksums(tmp, lambda xml: _described(xml, meta))
     except (KeyError, ImportError, ValueError) as exc:
         if "imagecodecs" in str(exc) or isinstance(exc, ImportError):
             raise BackendUnavailableError(
