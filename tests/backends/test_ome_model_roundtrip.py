@@ -217,3 +217,28 @@ def test_appending_to_a_dataset_written_before_the_column(rich: tuple[Path, Any,
     assert ds[0].meta.ome_xml is None
     assert_same_ome(ds[1].ome_metadata, model)
     np.testing.assert_array_equal(ds[1].to_numpy(), pixels)
+
+
+def test_the_image_of_a_multi_image_ome_tiff_keeps_its_own_image(tmp_path: Path) -> None:
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tw:
+        tw.write(np.zeros((2, 8, 8), np.uint8), photometric="minisblack", metadata={"axes": "CYX", "Name": "first"})
+        tw.write(np.ones((3, 4, 4), np.uint16), photometric="minisblack", metadata={"axes": "ZYX", "Name": "second"})
+    second = OMEArrow(tmp_path / "two.ome.tif", row=1)
+    assert [i.name for i in ome_types.from_xml(second.meta.ome_xml).images] == ["second"]
+    second.export("parquet", tmp_path / "s.ome.parquet", layout="record")
+    OMEArrow(tmp_path / "s.ome.parquet").export("ome-tiff", tmp_path / "s.ome.tif")
+    written = ome_types.from_tiff(tmp_path / "s.ome.tif")
+    assert [i.name for i in written.images] == ["second"] and written.images[0].pixels.size_z == 3
+
+
+def test_an_rgb_ome_tiff_goes_through_with_its_samples_as_channels(tmp_path: Path) -> None:
+    data = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+    tifffile.imwrite(tmp_path / "rgb.ome.tif", data, ome=True, photometric="rgb", metadata={"Name": "colour"})
+    img = OMEArrow(tmp_path / "rgb.ome.tif")
+    assert img.sizes["C"] == 3 and img.meta.ome_xml is not None  # one Channel of 3 samples describes C=3
+    img.export("parquet", tmp_path / "rgb.ome.parquet")
+    back = OMEArrow(tmp_path / "rgb.ome.parquet")
+    back.export("ome-tiff", tmp_path / "rgb2.ome.tif")  # 3 one-sample channels: the stored channel is not forced on
+    written = ome_types.from_tiff(tmp_path / "rgb2.ome.tif")
+    assert written.images[0].name == "colour" and written.images[0].pixels.size_c == 3
+    np.testing.assert_array_equal(OMEArrow(tmp_path / "rgb2.ome.tif").to_numpy()[0, 0], data.transpose(2, 0, 1))
