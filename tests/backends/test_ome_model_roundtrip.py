@@ -242,3 +242,28 @@ def test_an_rgb_ome_tiff_goes_through_with_its_samples_as_channels(tmp_path: Pat
     written = ome_types.from_tiff(tmp_path / "rgb2.ome.tif")
     assert written.images[0].name == "colour" and written.images[0].pixels.size_c == 3
     np.testing.assert_array_equal(OMEArrow(tmp_path / "rgb2.ome.tif").to_numpy()[0, 0], data.transpose(2, 0, 1))
+
+
+def test_a_vortex_file_keeps_the_ome_model_and_refuses_a_lying_one(
+    rich: tuple[Path, Any, np.ndarray], tmp_path: Path
+) -> None:
+    pytest.importorskip("vortex")
+    pytest.importorskip("ome_arrow_vortex")
+    path, model, pixels = rich
+    OMEArrow.scan(path).export("vortex", tmp_path / "v.vortex")
+    back = OMEArrow(tmp_path / "v.vortex")
+    assert_same_ome(back.ome_metadata, model)
+    back.export("ome-tiff", tmp_path / "v.ome.tif")
+    assert_same_ome(ome_types.from_tiff(tmp_path / "v.ome.tif"), model)
+    np.testing.assert_array_equal(OMEArrow(tmp_path / "v.ome.tif").to_numpy(), pixels)
+    vx = pytest.importorskip("vortex")
+    table = vx.open(str(tmp_path / "v.vortex")).to_arrow().read_all()
+    metas = table.column("meta").to_pylist()
+    doc = json.loads(metas[0])
+    doc["image"]["ome_xml"] = doc["image"]["ome_xml"].replace('SizeC="3"', 'SizeC="2"', 1)
+    metas[0] = json.dumps(doc)
+    at = table.schema.get_field_index("meta")
+    vx.io.write(table.set_column(at, "meta", pa.array(metas, pa.string())), str(tmp_path / "lie.vortex"))
+    with pytest.raises(DamagedFileError, match="describes sizes") as err:
+        OMEArrow.scan(tmp_path / "lie.vortex")
+    assert str(tmp_path / "lie.vortex") in str(err.value)

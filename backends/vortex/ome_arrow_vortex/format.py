@@ -13,7 +13,13 @@ from typing import Final
 import numpy as np
 
 from ome_arrow_core import FormatVersionError, ImageMeta, LayoutError, SchemaError
-from ome_arrow_core.plugin_api import DamagedFileError, channel_from_dict, channel_to_dict, physical_size_value
+from ome_arrow_core.plugin_api import (
+    DamagedFileError,
+    attach_ome_xml,
+    channel_from_dict,
+    channel_to_dict,
+    physical_size_value,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -126,6 +132,7 @@ def meta_to_json(meta: ImageMeta, chunk: tuple[int, int]) -> str:
         "physical_size": dict(meta.physical_size),
         "physical_unit": dict(meta.physical_unit),
         "channels": [channel_to_dict(ch) for ch in meta.channels],
+        "ome_xml": meta.ome_xml,  # the image's source OME-XML (see ome_arrow_core.ome_xml), null without
     }
     from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM as ALGORITHM
 
@@ -199,6 +206,7 @@ def meta_from_json(text: str | None, where: str) -> tuple[ImageMeta, tuple[int, 
             channels=channels,
             chunk_shape=(1, h, w),
         )
+        meta = attach_ome_xml(meta, img.get("ome_xml"))
     except SchemaError as exc:
         raise DamagedFileError(f"{where}: the metadata JSON is invalid: {exc}; {hint}") from None
     except (KeyError, TypeError, ValueError) as exc:
