@@ -68,6 +68,8 @@ def test_write_dataset_arrays_and_pairs_use_one_order(shape: tuple[int, ...], se
         assert len(ds) == 3
         for i in range(3):
             np.testing.assert_array_equal(ds[i].to_numpy(layout="TCZYX"), a)
+            np.testing.assert_array_equal(ds[i].tensor_view(layout="TCZYX").to_numpy(), a)
+        np.testing.assert_array_equal(ds.read(layout="TCZYX"), np.stack([a] * 3))
 
 
 @SETTINGS
