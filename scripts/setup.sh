@@ -15,12 +15,13 @@ fi
 pip_install "torch==2.13.0" -e ".[test,docs,bench,matplotlib]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
   -e backends/zarr \
   -e tests/plugins/example_plugin
+# The editable installs below without dependencies build with the venv's setuptools (installed once here)
+# instead of each in a fresh isolated build environment that downloads setuptools again.
+pip_install "setuptools>=77" wheel
 # The CuPy backend installs without CuPy (no GPU here): it must then list itself as unavailable.
-pip_install --no-deps -e backends/cupy
 # Engines for many images: Dask and Ray Data (local mode in the tests).
-pip_install --no-deps -e backends/dask -e backends/ray
 # The napari reader plugin, tested through npe2's reader API (napari itself and Qt are not installed).
-pip_install --no-deps -e backends/napari
+pip_install --no-deps --no-build-isolation -e backends/cupy -e backends/dask -e backends/ray -e backends/napari
 pip_install "npe2==0.10.0"
 pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.0"
 # Independent OME-Zarr implementations the zarr backend's interop tests read and write with (bioio-ome-zarr;
@@ -34,5 +35,5 @@ pip_install "ome-arrow==0.1.0"
 # Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.
 pip_install "ome-types==0.7.0" "bioio==3.6.0" "bioio-ome-tiff==1.4.0"
 # The bioio bridge (every format a bioio reader plugin opens) and the bioio reader plugins its tests use.
-pip_install --no-deps -e backends/bioio
+pip_install --no-deps --no-build-isolation -e backends/bioio
 pip_install "bioio-imageio==1.3.0" "bioio-tifffile==1.3.1"
