@@ -5,11 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# A second run with nothing changed (scripts/test.sh after the demo, or after CI's own setup) is a no-op: the
+# stamp records what the last complete run installed from (this script and every pyproject.toml).
+key=$(cat scripts/setup.sh pyproject.toml backends/*/pyproject.toml tests/plugins/example_plugin/pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.setup-stamp
+if [ -x .venv/bin/python ] && { grep -qx "full $key" "$stamp" 2>/dev/null || { [ "${1:-}" = "minimal" ] && grep -qx "minimal $key" "$stamp"; }; }; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
 # torch==2.13.0 is the CPU wheel on this machine; an unpinned torch would pull a multi-GB CUDA build.
 if [ "${1:-}" = "minimal" ]; then
   pip_install "torch==2.13.0" -e . -e backends/tiff -e backends/torch
+  echo "minimal $key" >"$stamp"
   exit 0
 fi
 pip_install "torch==2.13.0" -e ".[test,docs,bench,matplotlib]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
@@ -37,3 +46,4 @@ pip_install "ome-types==0.7.0" "bioio==3.6.0" "bioio-ome-tiff==1.4.0"
 # The bioio bridge (every format a bioio reader plugin opens) and the bioio reader plugins its tests use.
 pip_install --no-deps --no-build-isolation -e backends/bioio
 pip_install "bioio-imageio==1.3.0" "bioio-tifffile==1.3.1"
+echo "full $key" >"$stamp"
