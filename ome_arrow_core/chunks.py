@@ -120,8 +120,8 @@ class ChunkTable:
 
     def projections(self, sel: Selection) -> list[ChunkProjection]:
         """Where each chunk holding selected pixels meets ``sel``, in row order (zarr's chunk projections)."""
-        axes = [sel.axis(ax) for ax in "TCZYX"]
-        if all(isinstance(a, range) and a.step == 1 for a in axes):  # a box: slices, for all rows at once
+        axes = [sel.t, sel.c, sel.z, sel.y, sel.x]
+        if all(type(a) is range and a.step == 1 for a in axes):  # a box: slices, for all rows at once
             ordered = self._ordered_grid
             if ordered is not None and all(a.stop > a.start for a in axes):  # type: ignore[union-attr]
                 return grid_box_projections(*ordered, axes)  # type: ignore[arg-type]
@@ -245,6 +245,12 @@ def grid_box_projections(
     for e, n, r in zip(edge, full, box):
         lo_cell, hi_cell = r.start // e, (r.stop - 1) // e + 1
         cut.append(slice(lo_cell, hi_cell))
+        if hi_cell - lo_cell == 1:  # the common case: the box lies in one chunk along this axis
+            o = lo_cell * e
+            end = min(o + e, n)
+            a, b = r.start, r.stop
+            per_axis.append([(slice(a - o, b - o), slice(0, b - a), a == o and b == end, end - o)])
+            continue
         spans = []
         for o in range(lo_cell * e, hi_cell * e, e):
             end = min(o + e, n)

@@ -22,9 +22,17 @@ from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
 from .opened import OpenedDataset
 from .page_reads import PageFragment
-from .page_values import page_values
+from .page_values import page_value, page_values
 
-__all__ = ["Placement", "ReadBatch", "read_placements", "row_group_batches", "READ_BATCH_BYTES", "chunk_blocks"]
+__all__ = [
+    "Placement",
+    "ReadBatch",
+    "read_placements",
+    "row_group_batches",
+    "READ_BATCH_BYTES",
+    "chunk_blocks",
+    "one_block",
+]
 
 _LITTLE = sys.byteorder == "little"
 #: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
@@ -194,6 +202,24 @@ def chunk_blocks(
             )
         out.append(checked_block(opened, row, values.buffers[k], values.start[k], need, dtype, shape, sums, checked))
     return out
+
+
+def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np.dtype, verify: bool) -> np.ndarray:
+    """Index row ``row``'s chunk (``shape``, TCZYX) as a read-only array: :func:`chunk_blocks` of one chunk, with
+    one positioned read when its ranged chunks file was audited (the same checks)."""
+    assert opened.fragment_code is not None
+    code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
+    frag = opened.fragment(code)
+    if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(np.array([group], dtype=np.int64)):
+        return chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify)[0]
+    data, begin, length = page_value(frag, group)
+    need = math.prod(shape) * dtype.itemsize
+    if length != need:
+        raise DamagedFileError(
+            f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds {length} bytes; its shape "
+            f"{tuple(shape)} needs {need}"
+        )
+    return checked_block(opened, row, data, begin, need, dtype, shape, opened.sums if verify else None, None)
 
 
 def checked_block(

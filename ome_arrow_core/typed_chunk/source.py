@@ -16,7 +16,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
-from .chunk_reads import Placement, chunk_blocks, read_placements
+from .chunk_reads import Placement, one_block, read_placements
 from .fragments import ParquetFragment
 from .image_rows import meta_from_row
 from .opened import OpenedDataset, open_dataset
@@ -115,17 +115,9 @@ class DatasetSource:
         projections = self._chunks.projections(sel)
         if len(projections) == 1 and projections[0].is_complete_chunk:  # the buffer read is the answer
             row = int(self._index_rows[projections[0].row])
-            assert self._opened.fragment_code is not None
-            block = chunk_blocks(
-                self._opened,
-                int(self._opened.fragment_code[row]),
-                [int(self._opened.columns["row_group_id"][row])],
-                [row],
-                [projections[0].chunk_shape],
-                [self.meta.dtype],
-                None,
-                verify_enabled(self.verify),
-            )[0]
+            block = one_block(
+                self._opened, row, projections[0].chunk_shape, self.meta.dtype, verify_enabled(self.verify)
+            )
             self.row_groups_read += 1
             self.chunks_read += 1
             return block.transpose(0, 2, 1, 3, 4)
