@@ -2,6 +2,7 @@
 
     python benchmarks/compare_peers.py [--repeats 5] [--plates 1000,10000] [--huge-plate] [--json-out out.json]
     python benchmarks/compare_peers.py --quick        # CI canary: small image, N=200, checks pixels, < 60 s
+    python benchmarks/compare_peers.py --quick --repeats 9 --heavy-repeats 5   # the small image, more repeats
 
 Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
 TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
@@ -371,16 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", type=Path)
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
-    if args.quick:
-        args.size, args.z, args.repeats, args.heavy_repeats, args.write_repeats, args.process_repeats = (
-            1024,
-            4,
-            2,
-            1,
-            1,
-            1,
-        )
-        args.plates = "200"
+    if args.quick:  # smaller defaults; options given on the command line still win
+        given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+        quick = {"size": 1024, "z": 4, "repeats": 2, "heavy_repeats": 1, "write_repeats": 1, "process_repeats": 1}
+        for name, value in quick.items():
+            if "--" + name.replace("_", "-") not in given:
+                setattr(args, name, value)
+        if "--plates" not in given:
+            args.plates = "200"
     args.plates = [int(n) for n in str(args.plates).split(",") if n] + ([100_000] if args.huge_plate else [])
     if args.size % 512 or args.size < 1024 or args.c < 2:
         p.error("--size must be a multiple of 512 and at least 1024; --c at least 2")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,7 +22,7 @@ from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
 from .opened import OpenedDataset
 from .page_reads import PageFragment
-from .page_values import page_value, page_values
+from .page_values import PageValues, page_value, page_values
 
 __all__ = [
     "Placement",
@@ -177,22 +177,35 @@ def chunk_blocks(
     dtypes: Sequence[np.dtype],
     checked: set[int] | None,
     verify: bool,
-) -> list[np.ndarray]:
+) -> Iterator[np.ndarray]:
     """The chunks of index rows ``rows`` (in row groups ``groups``, ascending, of chunk file ``code``) as
     read-only arrays (``shapes``, TCZYX), each length checked and, with ``verify``, each checksum (once per
     read: ``checked`` collects the rows checked, None checks all).
 
     A ranged chunks file whose rows were all audited already is read by positioned reads of its
-    pages (:func:`~.page_values.page_values`); anything else through :class:`ReadBatch`.
+    pages (:func:`~.page_values.page_values`); anything else through :class:`ReadBatch`. The bytes are
+    read here; each chunk is checked as it is taken (so its bytes are still in cache when the caller copies it).
     """
     frag = opened.fragment(code)
     at_groups = np.asarray(groups, dtype=np.int64)
     if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(at_groups):
-        return ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify)
+        return iter(ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify))
     values = page_values(frag, at_groups)
     which = np.searchsorted(at_groups, opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)]).tolist()
-    sums = opened.sums if verify else None
-    out: list[np.ndarray] = []
+    return _checked_values(opened, values, rows, shapes, dtypes, which, opened.sums if verify else None, checked)
+
+
+def _checked_values(
+    opened: OpenedDataset,
+    values: PageValues,
+    rows: Sequence[int],
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[np.dtype],
+    which: list[int],
+    sums: Any,
+    checked: set[int] | None,
+) -> Iterator[np.ndarray]:
+    """Value ``which[i]`` of ``values`` as chunk ``rows[i]``, its length and (``sums``) checksum checked first."""
     for row, shape, dtype, k in zip(rows, shapes, dtypes, which):
         need = math.prod(shape) * dtype.itemsize
         if values.length[k] != need:
@@ -200,8 +213,7 @@ def chunk_blocks(
                 f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds "
                 f"{values.length[k]} bytes; its shape {tuple(shape)} needs {need}"
             )
-        out.append(checked_block(opened, row, values.buffers[k], values.start[k], need, dtype, shape, sums, checked))
-    return out
+        yield checked_block(opened, row, values.buffers[k], values.start[k], need, dtype, shape, sums, checked)
 
 
 def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np.dtype, verify: bool) -> np.ndarray:
@@ -211,7 +223,7 @@ def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np
     code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
     frag = opened.fragment(code)
     if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(np.array([group], dtype=np.int64)):
-        return chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify)[0]
+        return next(chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify))
     data, begin, length = page_value(frag, group)
     need = math.prod(shape) * dtype.itemsize
     if length != need:
