@@ -53,11 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers_libs as L
 from _common import measure, table
 from peers_plates import first_plane_cases, plate_cases, write_plates
+from peers_table import LIBS, PEERS, RATIOS, cell_text, cpu_text, markdown, rows_of
 
 from ome_arrow_core import OMEArrow
 
-LIBS = ["ours", "tensorstore", "zarr", "tifffile", "raw pyarrow", "memcpy"]
-PEERS = ["tensorstore", "zarr", "tifffile"]
 Fn = Callable[[], Any]
 
 
@@ -104,7 +103,7 @@ class Bench:
         self.rows.append({"case": name, "results": results, "loadavg": os.getloadavg()[0]})
         print(
             f"  {name}: "
-            + ", ".join(f"{k} {_cell(v)}{_cpu(v)}" for k, v in results.items() if v)
+            + ", ".join(f"{k} {cell_text(v)}{cpu_text(v)}" for k, v in results.items() if v)
             + f" ({time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
@@ -114,34 +113,7 @@ class Bench:
             if not self.installed[lib] and lib in results:
                 results[lib] = "not installed"
         self.rows.append({"case": name, "results": results})
-        print(f"  {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v), flush=True)
-
-
-def _ms(v: float) -> str:
-    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
-
-
-def _cpu(r: Any) -> str:
-    """`` cpu X`` : the process CPU time of a timed case (wall time far above it: the run waited for the CPU)."""
-    return f" cpu {_ms(r['cpu_ms'])}" if isinstance(r, dict) and "cpu_ms" in r else ""
-
-
-def _cell(r: Any) -> str:
-    if r is None:
-        return "-"
-    if isinstance(r, str):
-        return r
-    s = f"{_ms(r['ms'])}" + (f" +{r['rss_mib']:.1f} MiB" if "rss_mib" in r else "")
-    return s + (f" [{r['config']}]" if r.get("config") else "")
-
-
-def ratio(results: dict[str, Any], among: list[str], key: str = "ms") -> tuple[float | None, str | None]:
-    """ours / the fastest installed library of ``among`` by ``key`` (wall ``ms`` or ``cpu_ms``), and its name."""
-    peers = [(r[key], lib) for lib, r in results.items() if lib in among and isinstance(r, dict) and key in r]
-    if not peers or not isinstance(results.get("ours"), dict) or key not in results["ours"]:
-        return None, None
-    ms, lib = min(peers)
-    return results["ours"][key] / ms, lib
+        print(f"  {name}: " + ", ".join(f"{k} {cell_text(v)}" for k, v in results.items() if v), flush=True)
 
 
 def equal_to(expected: np.ndarray) -> Callable[[Any], None]:
@@ -312,38 +284,9 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     return bench
 
 
-RATIOS = {
-    "ours / best peer": (PEERS, "ms"),
-    "ours / best of tensorstore, zarr": (["tensorstore", "zarr"], "ms"),
-    # process CPU time (all threads): what each read costs; on a shared machine a multi-threaded peer's wall time
-    # gains from holding more runnable threads, and a long single-threaded read loses (it waits for a CPU)
-    "CPU time: ours / best of tensorstore, zarr": (["tensorstore", "zarr"], "cpu_ms"),
-}
-
-
-def rows_of(bench: Bench) -> list[list[str]]:
-    """Table cells, one list per case; stores each row's ratios in ``bench.rows`` for the JSON report."""
-    out = []
-    for row in bench.rows:
-        cells = [row["case"], *(_cell(row["results"].get(lib)) for lib in LIBS)]
-        for label, (among, key) in RATIOS.items():
-            r, peer = ratio(row["results"], among, key)
-            row[label] = {"ratio": r, "peer": peer}
-            cells.append(f"{r:.2f}x ({peer})" if r is not None else "-")
-        out.append(cells)
-    return out
-
-
-def markdown(cells: list[list[str]]) -> str:
-    """The table as Markdown (for docs/benchmarks.md)."""
-    head = ["case (ms)", *LIBS, *RATIOS]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
-
-
 def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
     """Print the table (and Markdown), write the JSON report."""
-    cells = rows_of(bench)
+    cells = rows_of(bench.rows)
     print(table([("case", *LIBS, *RATIOS), *(tuple(r) for r in cells)]))
     if args.markdown:
         print(markdown(cells))
