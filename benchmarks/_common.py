@@ -10,15 +10,24 @@ from typing import Any
 
 
 def measure(fn: Callable[[], Any], repeats: int, warmup: int) -> dict[str, float]:
-    """Run ``fn`` warmup + repeats times; milliseconds (median, min, max) of the timed runs."""
+    """Run ``fn`` warmup + repeats times; milliseconds (median, min, max) of the timed runs, and the median CPU
+    time of this process (all its threads) per run (``cpu_ms``: below ``median_ms`` when the run waited, for the
+    CPU on a shared machine or for I/O; above it when it ran threads in parallel)."""
     for _ in range(warmup):
         fn()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times), "repeats": repeats}
+        cpu.append((time.process_time() - c0) * 1e3)
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "cpu_ms": statistics.median(cpu),
+        "repeats": repeats,
+    }
 
 
 def per_call(fn: Callable[[], Any], number: int, repeats: int) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
     python benchmarks/compare_peers.py [--repeats 5] [--plates 1000,10000] [--huge-plate] [--json-out out.json]
     python benchmarks/compare_peers.py --quick        # CI canary: small image, N=200, checks pixels, < 60 s
+    python benchmarks/compare_peers.py --quick --repeats 9 --heavy-repeats 5   # the small image, more repeats
 
 Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
 TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
@@ -24,8 +25,9 @@ inside the timing); 256x256 tiles streamed over every plane (ours: ``iter_dlpack
 prefetch=2)`` per plane, each tile taken with ``numpy.from_dlpack``; peers: one read per tile); the whole image;
 writing the image. Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
 RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process.
-Two ratio columns: ours / the fastest of tensorstore, zarr and tifffile, and ours / the faster of tensorstore and
-zarr (the goal's yardstick); each names the library. Times are ms; plate open rows add the RSS growth.
+Three ratio columns: ours / the fastest of tensorstore, zarr and tifffile, ours / the faster of tensorstore and
+zarr (the goal's yardstick), and the same by process CPU time (all threads) instead of wall time; each names the
+library. Times are ms; plate open rows add the RSS growth.
 """
 
 from __future__ import annotations
@@ -51,11 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers_libs as L
 from _common import measure, table
 from peers_plates import first_plane_cases, plate_cases, write_plates
+from peers_table import LIBS, PEERS, RATIOS, cell_text, cpu_text, markdown, rows_of
 
 from ome_arrow_core import OMEArrow
 
-LIBS = ["ours", "tensorstore", "zarr", "tifffile", "raw pyarrow", "memcpy"]
-PEERS = ["tensorstore", "zarr", "tifffile"]
 Fn = Callable[[], Any]
 
 
@@ -95,15 +96,15 @@ class Bench:
                     except AssertionError as exc:
                         raise AssertionError(f"{name}: {lib} [{config}] returned wrong pixels: {exc}") from exc
                 del got
-                ms = measure(fn, repeats or self.repeats, 0)["median_ms"]
-                if best is None or ms < best["ms"]:
-                    best = {"ms": ms, "config": config}
+                m = measure(fn, repeats or self.repeats, 0)
+                if best is None or m["median_ms"] < best["ms"]:
+                    best = {"ms": m["median_ms"], "cpu_ms": m["cpu_ms"], "config": config}
             results[lib] = best
-        self.rows.append({"case": name, "results": results})
+        self.rows.append({"case": name, "results": results, "loadavg": os.getloadavg()[0]})
         print(
             f"  {name}: "
-            + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v)
-            + f" ({time.perf_counter() - t0:.1f} s)",
+            + ", ".join(f"{k} {cell_text(v)}{cpu_text(v)}" for k, v in results.items() if v)
+            + f" ({time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
 
@@ -112,29 +113,7 @@ class Bench:
             if not self.installed[lib] and lib in results:
                 results[lib] = "not installed"
         self.rows.append({"case": name, "results": results})
-        print(f"  {name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in results.items() if v), flush=True)
-
-
-def _ms(v: float) -> str:
-    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}" if v >= 0.1 else f"{v:.3f}"
-
-
-def _cell(r: Any) -> str:
-    if r is None:
-        return "-"
-    if isinstance(r, str):
-        return r
-    s = f"{_ms(r['ms'])}" + (f" +{r['rss_mib']:.1f} MiB" if "rss_mib" in r else "")
-    return s + (f" [{r['config']}]" if r.get("config") else "")
-
-
-def ratio(results: dict[str, Any], among: list[str]) -> tuple[float | None, str | None]:
-    """ours / the fastest installed library of ``among``, and that library's name."""
-    peers = [(r["ms"], lib) for lib, r in results.items() if lib in among and isinstance(r, dict)]
-    if not peers or not isinstance(results.get("ours"), dict):
-        return None, None
-    ms, lib = min(peers)
-    return results["ours"]["ms"] / ms, lib
+        print(f"  {name}: " + ", ".join(f"{k} {cell_text(v)}" for k, v in results.items() if v), flush=True)
 
 
 def equal_to(expected: np.ndarray) -> Callable[[Any], None]:
@@ -305,32 +284,9 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     return bench
 
 
-RATIOS = {"ours / best peer": PEERS, "ours / best of tensorstore, zarr": ["tensorstore", "zarr"]}
-
-
-def rows_of(bench: Bench) -> list[list[str]]:
-    """Table cells, one list per case; stores each row's ratios in ``bench.rows`` for the JSON report."""
-    out = []
-    for row in bench.rows:
-        cells = [row["case"], *(_cell(row["results"].get(lib)) for lib in LIBS)]
-        for label, among in RATIOS.items():
-            r, peer = ratio(row["results"], among)
-            row[label] = {"ratio": r, "peer": peer}
-            cells.append(f"{r:.2f}x ({peer})" if r is not None else "-")
-        out.append(cells)
-    return out
-
-
-def markdown(cells: list[list[str]]) -> str:
-    """The table as Markdown (for docs/benchmarks.md)."""
-    head = ["case (ms)", *LIBS, *RATIOS]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
-
-
 def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
     """Print the table (and Markdown), write the JSON report."""
-    cells = rows_of(bench)
+    cells = rows_of(bench.rows)
     print(table([("case", *LIBS, *RATIOS), *(tuple(r) for r in cells)]))
     if args.markdown:
         print(markdown(cells))
@@ -366,16 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", type=Path)
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
-    if args.quick:
-        args.size, args.z, args.repeats, args.heavy_repeats, args.write_repeats, args.process_repeats = (
-            1024,
-            4,
-            2,
-            1,
-            1,
-            1,
-        )
-        args.plates = "200"
+    if args.quick:  # smaller defaults; options given on the command line still win
+        given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+        quick = {"size": 1024, "z": 4, "repeats": 2, "heavy_repeats": 1, "write_repeats": 1, "process_repeats": 1}
+        for name, value in quick.items():
+            if "--" + name.replace("_", "-") not in given:
+                setattr(args, name, value)
+        if "--plates" not in given:
+            args.plates = "200"
     args.plates = [int(n) for n in str(args.plates).split(",") if n] + ([100_000] if args.huge_plate else [])
     if args.size % 512 or args.size < 1024 or args.c < 2:
         p.error("--size must be a multiple of 512 and at least 1024; --c at least 2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,7 +14,14 @@ from .arguments import whole_numbers
 from .errors import SelectionError
 from .selection import AxisIndex, Selection
 
-__all__ = ["ChunkTable", "ChunkProjection", "box_projections", "normalize_chunk_shape", "DEFAULT_TILE"]
+__all__ = [
+    "ChunkTable",
+    "ChunkProjection",
+    "box_projections",
+    "grid_box_projections",
+    "normalize_chunk_shape",
+    "DEFAULT_TILE",
+]
 
 #: Default Y/X chunk edge for large planes (measured: see docs/format.md, Chunking).
 DEFAULT_TILE = 256
@@ -79,6 +87,19 @@ class ChunkTable:
         return np.nonzero(mask)[0]
 
     @cached_property
+    def _ordered_grid(self) -> tuple[list[int], list[int], np.ndarray] | None:
+        """(edge, extent, cells) as Python ints when :attr:`grid` exists and its rows ascend in C order of the
+        cells (as every regular grid we write does), so any box of cells lists its rows in row order."""
+        grid = self.grid
+        if grid is None:
+            return None
+        edge, cells = grid
+        if len(self) > 1 and (np.diff(cells.ravel()) <= 0).any():
+            return None
+        full = (self.origin + self.shape).max(axis=0)
+        return [int(v) for v in edge], [int(v) for v in full], cells
+
+    @cached_property
     def grid(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(chunk edge per TCZYX axis, the row of each grid cell) when the chunks tile their extent as one regular
         grid (each cell once, edge chunks clipped), else None; computed once per table."""
@@ -99,8 +120,11 @@ class ChunkTable:
 
     def projections(self, sel: Selection) -> list[ChunkProjection]:
         """Where each chunk holding selected pixels meets ``sel``, in row order (zarr's chunk projections)."""
-        axes = [sel.axis(ax) for ax in "TCZYX"]
-        if all(isinstance(a, range) and a.step == 1 for a in axes):  # a box: slices, for all rows at once
+        axes = [sel.t, sel.c, sel.z, sel.y, sel.x]
+        if all(type(a) is range and a.step == 1 for a in axes):  # a box: slices, for all rows at once
+            ordered = self._ordered_grid
+            if ordered is not None and all(a.stop > a.start for a in axes):  # type: ignore[union-attr]
+                return grid_box_projections(*ordered, axes)  # type: ignore[arg-type]
             start = np.array([[a.start for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
             stop = np.array([[a.stop for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
             grid = self.grid
@@ -204,6 +228,45 @@ def box_projections(
             (n[0], n[1], n[2], n[3], n[4]),
         )
         for r, a, b, c, d, done, n in zip(ids, src_lo, src_hi, dst_lo, dst_hi, complete, (end - origin).tolist())
+    ]
+
+
+def grid_box_projections(
+    edge: list[int], full: list[int], cells: np.ndarray, box: Sequence[range]
+) -> list[ChunkProjection]:
+    """The projections of the chunks of a regular grid (chunk ``edge`` and image ``full`` per TCZYX axis, ``cells``
+    the row of each grid cell, ascending in C order) onto ``box`` (non-empty step-1 ranges, TCZYX), in row order.
+
+    Per axis, each chunk's overlap is worked out once in plain Python; a projection is one combination of them
+    (what :func:`box_projections` computes with arrays, without their per-call cost on small selections).
+    """
+    per_axis: list[list[tuple[slice, slice, bool, int]]] = []
+    cut: list[slice] = []
+    for e, n, r in zip(edge, full, box):
+        lo_cell, hi_cell = r.start // e, (r.stop - 1) // e + 1
+        cut.append(slice(lo_cell, hi_cell))
+        if hi_cell - lo_cell == 1:  # the common case: the box lies in one chunk along this axis
+            o = lo_cell * e
+            end = min(o + e, n)
+            a, b = r.start, r.stop
+            per_axis.append([(slice(a - o, b - o), slice(0, b - a), a == o and b == end, end - o)])
+            continue
+        spans = []
+        for o in range(lo_cell * e, hi_cell * e, e):
+            end = min(o + e, n)
+            lo, hi = max(o, r.start), min(end, r.stop)
+            spans.append((slice(lo - o, hi - o), slice(lo - r.start, hi - r.start), lo == o and hi == end, end - o))
+        per_axis.append(spans)
+    rows = cells[tuple(cut)].ravel().tolist()
+    return [
+        ChunkProjection(
+            row,
+            (t[0], c[0], z[0], y[0], x[0]),
+            (t[1], z[1], c[1], y[1], x[1]),
+            t[2] and c[2] and z[2] and y[2] and x[2],
+            (t[3], c[3], z[3], y[3], x[3]),
+        )
+        for row, (t, c, z, y, x) in zip(rows, itertools.product(*per_axis))
     ]
 
 

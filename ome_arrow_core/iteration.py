@@ -6,7 +6,7 @@ import itertools
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -14,11 +14,26 @@ from .arguments import whole_number
 from .errors import SelectionError
 from .selection import AxisIndex
 
-__all__ = ["Window", "windows", "prefetched"]
+__all__ = [
+    "Window",
+    "windows",
+    "prefetched",
+    "grouped",
+    "flattened",
+    "Failed",
+    "windows_one_by_one",
+    "GROUP_ITEMS",
+    "GROUP_BYTES",
+]
 
 #: One item: for some axes of a view, the indices it takes (other axes: all).
 Window = dict[str, AxisIndex]
 T = TypeVar("T")
+V = TypeVar("V")
+#: Items a stream reads together at most (one batched read of their chunks; see :func:`grouped`) ...
+GROUP_ITEMS = 16
+#: ... and bytes of pixels: a group is at most this large (or one item).
+GROUP_BYTES = 8 << 20
 
 
 def _spans(n: int, step: int) -> list[range]:
@@ -88,3 +103,43 @@ def prefetched(tasks: Sequence[Callable[[], T]], prefetch: int) -> Iterator[T]:
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def grouped(items: Sequence[T], item_bytes: int) -> list[list[T]]:
+    """``items`` in order, cut into runs of at most :data:`GROUP_ITEMS` items and :data:`GROUP_BYTES` bytes
+    (``item_bytes`` each; a run holds at least one item) that a stream reads together."""
+    size = max(1, min(GROUP_ITEMS, GROUP_BYTES // max(item_bytes, 1)))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+class Failed(NamedTuple):
+    """An item of a group that could not be made: :func:`flattened` raises ``error`` in its place."""
+
+    error: Exception
+
+
+def windows_one_by_one(make: Callable[[Window], V], items: Sequence[Window]) -> list[V | Exception]:
+    """``make(w)`` for each of ``items``, ending with the exception of the first that raises (if any)."""
+    out: list[V | Exception] = []
+    for w in items:
+        try:
+            out.append(make(w))
+        except Exception as exc:
+            out.append(exc)
+            break
+    return out
+
+
+def flattened(groups: Iterator[list[Any]]) -> Iterator[Any]:
+    """The items of ``groups`` one by one (a :class:`Failed` one raises its error, in its turn); closing this
+    closes ``groups`` (stopping its reads in flight)."""
+    try:
+        for group in groups:
+            for item in group:
+                if isinstance(item, Failed):
+                    raise item.error
+                yield item
+    finally:
+        close = getattr(groups, "close", None)
+        if close is not None:
+            close()

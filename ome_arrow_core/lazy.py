@@ -10,7 +10,7 @@ import numpy as np
 from .casting import Casting, cast_pixels, check_casting
 from .display import Thumbnailed
 from .handlers import PixelSource
-from .iteration import Window
+from .iteration import Window, windows_one_by_one
 from .layout import ChannelPolicy, apply_layout, normalize_axes
 from .selection import Selection, resolve_selection
 from .view import Streamable, TensorView
@@ -29,13 +29,20 @@ def materialize(
     channel_policy: ChannelPolicy,
     registry: Registry | None,
     casting: Casting = "checked",
+    pixels: np.ndarray | None = None,
 ) -> TensorView:
-    """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks, per ``casting``)."""
-    if channel_policy == "first" and "C" not in normalize_axes(layout) and len(sel.c) > 1:
-        sel = sel.select(c=0)
-    pixels = source.read(sel)
-    pixels = cast_pixels(pixels, dtype, casting)
+    """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks, per ``casting``);
+    ``pixels``: the pixels of ``first_channel(sel, layout, channel_policy)``, read already."""
+    sel = first_channel(sel, layout, channel_policy)
+    pixels = cast_pixels(source.read(sel) if pixels is None else pixels, dtype, casting)
     return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
+
+
+def first_channel(sel: Selection, layout: str, channel_policy: ChannelPolicy) -> Selection:
+    """``sel`` narrowed to its first channel when ``channel_policy`` is "first" and ``layout`` has no C axis."""
+    if channel_policy == "first" and "C" not in normalize_axes(layout) and len(sel.c) > 1:
+        return sel.select(c=0)
+    return sel
 
 
 class LazyTensorView(Streamable, Thumbnailed):
@@ -143,6 +150,27 @@ class LazyTensorView(Streamable, Thumbnailed):
     def _window(self, window: Window) -> TensorView:
         sel = self._sel.select(**{ax.lower(): idx for ax, idx in window.items()})  # type: ignore[arg-type]
         return self._derive(sel).collect()
+
+    _reads_windows = True
+
+    def _windows(self, items: list[Window]) -> list[TensorView | Exception]:
+        """The windows ``items``, their chunks read together when the source can (``read_many``); when that
+        fails, one by one up to the first that fails (so the items before it still arrive)."""
+        read_many = getattr(self._source, "read_many", None)
+        if read_many is None or len(items) < 2:
+            return windows_one_by_one(self._window, items)
+        sels = [
+            first_channel(self._sel.select(**{ax.lower(): i for ax, i in w.items()}), self.layout, self._policy)  # type: ignore[arg-type]
+            for w in items
+        ]
+        try:
+            read = read_many(sels)
+        except Exception:
+            return windows_one_by_one(self._window, items)
+        return [
+            materialize(self._source, sel, self.layout, self._dtype, self._policy, self._registry, self._casting, px)
+            for sel, px in zip(sels, read)
+        ]
 
     # Conveniences that execute the plan.
     def to_numpy(self, contiguous: bool = False) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from .display import Thumbnailed
 from .display.subjects import array_source
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
-from .iteration import Window, prefetched, windows
+from .iteration import Failed, Window, flattened, grouped, prefetched, windows, windows_one_by_one
 from .layout import normalize_axes
 from .registry import default_registry
 from .selection import AxisIndex
@@ -42,6 +43,11 @@ class Streamable(ABC):
 
     @property
     @abstractmethod
+    def dtype(self) -> np.dtype:
+        """Pixel dtype of the view."""
+
+    @property
+    @abstractmethod
     def _sizes(self) -> dict[str, int]:
         """Length of each layout axis (canonical letters)."""
 
@@ -62,11 +68,40 @@ class Streamable(ABC):
         contiguous: bool,
     ) -> Iterator[Any]:
         items = windows(self._sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
+        if not items or not self._reads_windows:
 
-        def task(w: Window) -> Callable[[], Any]:
-            return lambda: self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
+            def task(w: Window) -> Callable[[], Any]:
+                return lambda: self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
 
-        return prefetched([task(w) for w in items], prefetch)
+            return prefetched([task(w) for w in items], prefetch)
+
+        def group_task(group: list[Window]) -> Callable[[], list[Any]]:
+            def run() -> list[Any]:
+                out: list[Any] = []
+                for v in self._windows(group):  # an item that fails ends its group: it raises in its turn
+                    try:
+                        if isinstance(v, Exception):
+                            raise v
+                        out.append(v.to_dlpack(mode=mode, device=device, contiguous=contiguous))
+                    except Exception as exc:
+                        out.append(Failed(exc))
+                        break
+                return out
+
+            return run
+
+        sizes = self._sizes  # windows that read: in groups, one batched read each (see iteration.grouped)
+        item_bytes = self.dtype.itemsize * math.prod(len(items[0].get(ax, range(n))) for ax, n in sizes.items())
+        groups = grouped(items, item_bytes)
+        return flattened(prefetched([group_task(g) for g in groups], prefetch))
+
+    #: Whether windows are read from storage (then streamed in groups read together) rather than sliced.
+    _reads_windows = False
+
+    def _windows(self, items: list[Window]) -> list[TensorView | Exception]:
+        """The parts of this view inside each of ``items`` (as :meth:`_window`; subclasses read them together);
+        the list ends early with the exception of the first item that cannot be read."""
+        return windows_one_by_one(self._window, items)
 
     def iter_dlpack(
         self,

@@ -91,3 +91,35 @@ def test_box_projections_take_one_box_per_chunk() -> None:
     assert got[0].chunk_selection[3:] == (slice(1, 3), slice(1, 3)) and got[0].out_selection[3:] == (slice(0, 2),) * 2
     assert got[1].chunk_selection[4] == slice(1, 4) and got[1].out_selection[4] == slice(0, 3)
     assert not got[0].is_complete_chunk and not got[1].is_complete_chunk
+
+
+@st.composite
+def grid_boxes(draw: st.DrawFn) -> tuple[dict[str, int], tuple[int, int, int, int, int], list[range]]:
+    sizes = {ax: draw(st.integers(1, n)) for ax, n in zip("TCZYX", (3, 3, 4, 12, 13))}
+    chunk = tuple(draw(st.integers(1, sizes[ax])) for ax in "TCZYX")
+    box = []
+    for ax in "TCZYX":
+        start = draw(st.integers(0, sizes[ax] - 1))
+        box.append(range(start, draw(st.integers(start + 1, sizes[ax]))))
+    return sizes, chunk, box  # type: ignore[return-value]
+
+
+@settings(max_examples=300, deadline=None)
+@given(grid_boxes(), st.booleans())
+def test_grid_boxes_project_as_box_projections_do(
+    case: tuple[dict[str, int], tuple[int, int, int, int, int], list[range]], shuffled: bool
+) -> None:
+    """The per-axis projection of boxes over a regular grid (the fast path) returns exactly the projections the
+    array computation does, in row order; a table whose rows are not in grid order takes the array path."""
+    sizes, chunk, box = case
+    table = ChunkTable.regular(sizes, chunk)
+    if shuffled and len(table) > 1:
+        order = np.random.default_rng(len(table)).permutation(len(table))
+        table = ChunkTable(table.origin[order], table.shape[order])
+    t, c, z, y, x = box
+    got = table.projections(Selection(t, z, c, y, x))
+    start = np.array([[r.start for r in box]], dtype=np.int64)
+    stop = np.array([[r.stop for r in box]], dtype=np.int64)
+    expected = box_projections(table.origin, table.shape, start, stop)
+    assert sorted(got) == sorted(expected) if shuffled else got == expected
+    assert [p.row for p in got] == sorted(p.row for p in got)

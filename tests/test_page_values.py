@@ -173,3 +173,34 @@ def test_a_whole_chunk_read_is_an_aligned_view_of_the_page(tmp_path: Path) -> No
     got = img.tensor_view(z=1, c=0, roi=(45, 35, 45, 35), layout="YX").to_numpy()
     np.testing.assert_array_equal(got, a[1, 0, 35:70, 45:90])
     assert not got.flags.writeable and got.ctypes.data % 64 == 0 and got.base is not None
+
+
+def whole_chunk(src: DatasetSource, group: int) -> Selection:
+    """The selection of exactly the chunk in row group ``group`` (read by one positioned read of its page)."""
+    row = int(np.nonzero(src._opened.columns["row_group_id"][src._index_rows] == group)[0][0])
+    o, n = src._chunks.origin[row].tolist(), src._chunks.shape[row].tolist()
+    t, c, z, y, x = (range(a, a + k) for a, k in zip(o, n))
+    return Selection(t, z, c, y, x)
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_one_whole_chunk_read_checks_its_checksum_and_size(codec: str, tmp_path: Path) -> None:
+    a = image()
+    out = written(tmp_path, a, chunk_shape=(1, 35, 45), compression=codec)
+    src = audited_source(out)
+    sel = whole_chunk(src, 5)
+    np.testing.assert_array_equal(src.read(sel), sel.apply(tzcyx(a)))
+    off, size = page_of(src, 5)
+    with open(out / "chunks.parquet", "r+b") as f:
+        f.seek(off + size - 1)
+        byte = f.read(1)
+        f.seek(off + size - 1)
+        f.write(bytes([byte[0] ^ 0x10]))
+    with pytest.raises((ChecksumError, DamagedFileError)) as err:
+        src.read(sel)
+    if codec == "none":
+        assert err.type is ChecksumError
+        assert not np.array_equal(audited_source(out, verify=False).read(sel), sel.apply(tzcyx(a)))
+    os.truncate(out / "chunks.parquet", off + 3)
+    with pytest.raises(DamagedFileError, match="truncated"):
+        src.read(sel)

@@ -9,22 +9,32 @@ selection by :meth:`ChunkTable.projections <ome_arrow_core.chunks.ChunkTable.pro
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
 from ..buffers import view_buffer
-from ..checksums import verify_enabled
+from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
 from .opened import OpenedDataset
 from .page_reads import PageFragment
-from .page_values import page_values
+from .page_values import PageValues, page_value, page_values
 
-__all__ = ["Placement", "ReadBatch", "read_placements", "row_group_batches", "READ_BATCH_BYTES", "chunk_blocks"]
+__all__ = [
+    "Placement",
+    "ReadBatch",
+    "read_placements",
+    "row_group_batches",
+    "READ_BATCH_BYTES",
+    "chunk_blocks",
+    "one_block",
+]
 
+_LITTLE = sys.byteorder == "little"
 #: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
 READ_BATCH_BYTES = 16 << 20
 
@@ -117,38 +127,45 @@ def read_placements(opened: OpenedDataset, placements: Sequence[Placement], veri
     batch of small images costs one read, a large selection about its own size plus one
     batch. Each chunk's checksum is checked once (None: unless ``OME_ARROW_CORE_VERIFY=0``).
     """
-    if not placements:
+    n = len(placements)
+    if not n:
         return 0
     assert opened.fragment_code is not None
-    rows = np.array([p.row for p in placements], dtype=np.int64)
-    codes = opened.fragment_code[rows].tolist()
-    groups = opened.columns["row_group_id"][rows].astype(np.int64).tolist()
-    nbytes = [math.prod(p.projection.chunk_shape) * p.dtype.itemsize for p in placements]
-    # per chunk file: the placements of each row group, and the pixel bytes of each group
-    plan: dict[int, tuple[dict[int, list[int]], dict[int, int]]] = {}
-    for i, (code, g, size) in enumerate(zip(codes, groups, nbytes)):
-        users, sizes = plan.setdefault(int(code), ({}, {}))
-        users.setdefault(g, []).append(i)
-        sizes[g] = sizes.get(g, 0) + size
+    rows = np.fromiter((p.row for p in placements), dtype=np.int64, count=n)
+    codes = opened.fragment_code[rows]
+    groups = opened.columns["row_group_id"][rows].astype(np.int64)
+    nbytes = np.fromiter(
+        (math.prod(p.projection.chunk_shape) * p.dtype.itemsize for p in placements), dtype=np.int64, count=n
+    )
     checked: set[int] = set()  # each chunk once per read
     check = verify_enabled(verify)
-    for code, (users, sizes) in sorted(plan.items()):
-        for batch in row_group_batches(sorted(users), sizes):
-            mine = [placements[i] for g in batch for i in users[g]]
+    read = 0
+    for code in np.unique(codes).tolist():
+        mine = np.flatnonzero(codes == code)
+        mine = mine[np.argsort(groups[mine], kind="stable")]  # by row group: each batch one ascending run
+        uniq, first = np.unique(groups[mine], return_index=True)
+        sizes = np.add.reduceat(nbytes[mine], first).tolist()
+        bounds = [*first.tolist(), len(mine)]
+        batches = row_group_batches(uniq.tolist(), dict(zip(uniq.tolist(), sizes)))
+        read += len(uniq)
+        at = 0  # index into uniq of the batch's first group
+        for batch in batches:
+            todo = [placements[i] for i in mine[bounds[at] : bounds[at + len(batch)]].tolist()]
+            at += len(batch)
             blocks = chunk_blocks(
                 opened,
-                code,
+                int(code),
                 batch,
-                [p.row for p in mine],
-                [p.projection.chunk_shape for p in mine],
-                [p.dtype for p in mine],
+                [p.row for p in todo],
+                [p.projection.chunk_shape for p in todo],
+                [p.dtype for p in todo],
                 checked,
                 check,
             )
-            for p, block in zip(mine, blocks):
+            for p, block in zip(todo, blocks):
                 p.projection.copy(block, p.out)
             del blocks
-    return sum(len(users) for users, _ in plan.values())
+    return read
 
 
 def chunk_blocks(
@@ -160,33 +177,61 @@ def chunk_blocks(
     dtypes: Sequence[np.dtype],
     checked: set[int] | None,
     verify: bool,
-) -> list[np.ndarray]:
+) -> Iterator[np.ndarray]:
     """The chunks of index rows ``rows`` (in row groups ``groups``, ascending, of chunk file ``code``) as
     read-only arrays (``shapes``, TCZYX), each length checked and, with ``verify``, each checksum (once per
     read: ``checked`` collects the rows checked, None checks all).
 
     A ranged chunks file whose rows were all audited already is read by positioned reads of its
-    pages (:func:`~.page_values.page_values`); anything else through :class:`ReadBatch`.
+    pages (:func:`~.page_values.page_values`); anything else through :class:`ReadBatch`. The bytes are
+    read here; each chunk is checked as it is taken (so its bytes are still in cache when the caller copies it).
     """
     frag = opened.fragment(code)
     at_groups = np.asarray(groups, dtype=np.int64)
     if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(at_groups):
-        return ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify)
+        return iter(ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify))
     values = page_values(frag, at_groups)
-    group_of = opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)].astype(np.int64)
-    which = np.searchsorted(at_groups, group_of).tolist()
-    sums = opened.sums if verify else None
-    out: list[np.ndarray] = []
+    which = np.searchsorted(at_groups, opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)]).tolist()
+    return _checked_values(opened, values, rows, shapes, dtypes, which, opened.sums if verify else None, checked)
+
+
+def _checked_values(
+    opened: OpenedDataset,
+    values: PageValues,
+    rows: Sequence[int],
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[np.dtype],
+    which: list[int],
+    sums: Any,
+    checked: set[int] | None,
+) -> Iterator[np.ndarray]:
+    """Value ``which[i]`` of ``values`` as chunk ``rows[i]``, its length and (``sums``) checksum checked first."""
     for row, shape, dtype, k in zip(rows, shapes, dtypes, which):
         need = math.prod(shape) * dtype.itemsize
-        data, begin = values.buffers[k], values.start[k]
         if values.length[k] != need:
             raise DamagedFileError(
                 f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds "
                 f"{values.length[k]} bytes; its shape {tuple(shape)} needs {need}"
             )
-        out.append(checked_block(opened, row, data, begin, need, dtype, shape, sums, checked))
-    return out
+        yield checked_block(opened, row, values.buffers[k], values.start[k], need, dtype, shape, sums, checked)
+
+
+def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np.dtype, verify: bool) -> np.ndarray:
+    """Index row ``row``'s chunk (``shape``, TCZYX) as a read-only array: :func:`chunk_blocks` of one chunk, with
+    one positioned read when its ranged chunks file was audited (the same checks)."""
+    assert opened.fragment_code is not None
+    code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
+    frag = opened.fragment(code)
+    if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(np.array([group], dtype=np.int64)):
+        return next(chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify))
+    data, begin, length = page_value(frag, group)
+    need = math.prod(shape) * dtype.itemsize
+    if length != need:
+        raise DamagedFileError(
+            f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds {length} bytes; its shape "
+            f"{tuple(shape)} needs {need}"
+        )
+    return checked_block(opened, row, data, begin, need, dtype, shape, opened.sums if verify else None, None)
 
 
 def checked_block(
@@ -203,9 +248,11 @@ def checked_block(
     """Chunk ``row``'s pixels (``size`` bytes of buffer ``data`` from ``begin``) as a native-order array of
     ``shape``, its checksum checked first (once per row when ``checked`` remembers them; ``sums`` None: never)."""
     if sums is not None and (checked is None or row not in checked):
-        sums.check(row, data, begin, size, lambda: opened.where(row))
+        pair = sums.compare(row, data, begin, size)
+        if pair is not None and pair[0] != pair[1]:
+            raise mismatch(*opened.where(row), *pair)
         if checked is not None:
             checked.add(row)
-    dt = dtype.newbyteorder("<")
-    block = view_buffer(data, dt, shape, offset=begin)
-    return block if dt.isnative else block.astype(dt.newbyteorder("="))
+    if dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE):
+        return view_buffer(data, dtype.newbyteorder("<"), shape, offset=begin).astype(dtype.newbyteorder("="))
+    return view_buffer(data, dtype, shape, offset=begin)  # stored little-endian: this machine's order

@@ -24,7 +24,7 @@ from ..errors import DamagedFileError
 from .page_columns import defined_value_at
 from .page_reads import GAP_BYTES, PageFragment
 
-__all__ = ["PageValues", "page_values", "MAX_IOVECS"]
+__all__ = ["PageValues", "page_values", "page_value", "MAX_IOVECS"]
 
 #: Pages (and gaps) one ``preadv`` scatters at most (Linux's IOV_MAX is 1024).
 MAX_IOVECS: Final[int] = 512
@@ -93,23 +93,48 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
     starts: list[int] = []
     lengths: list[int] = []
     buffers: list[pa.Buffer] = []
-    plain = frag.codec is None
     for k, g in enumerate(group_l):
-        if plain:
-            page, at, n = buf, dest[k], size[k]
-            head = view[at : at + _USUAL_VALUE_AT].tobytes()
-            if head[:6] in _ONE_VALUE and int.from_bytes(head[6:], "little") == n - _USUAL_VALUE_AT:
-                buffers.append(page)
-                starts.append(at + _USUAL_VALUE_AT)
-                lengths.append(n - _USUAL_VALUE_AT)
-                continue
-        else:
-            page, at, n = frag.decompress(g, buf.slice(dest[k], size[k])), 0, int(frag.uncompressed[g])
-        start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)
+        page, start, length = _page_value(frag, g, buf, view, dest[k], size[k])
         buffers.append(page)
-        starts.append(at + start)
+        starts.append(start)
         lengths.append(length)
     return PageValues(buffers, starts, lengths)
+
+
+def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:
+    """(buffer, start, length) of the ``pixel_bytes`` value of row group ``g`` of ``frag``: :func:`page_values`
+    of one group, read with one ``pread`` (the same checks)."""
+    offset, size = int(frag.offset[g]), int(frag.compressed[g])
+    if offset < 0:
+        raise DamagedFileError(f"{frag.path}: row group {g} has no page range in index.parquet; the index is damaged")
+    dest = -_USUAL_VALUE_AT % ALIGNMENT
+    buf = pa.allocate_buffer(dest + size)
+    view = memoryview(buf).cast("B")
+    fd = frag.fileno()
+    with reading(frag.path, None, "reading chunk pages"):
+        got = os.preadv(fd, [view[dest:]], offset)
+    if got != size:
+        raise DamagedFileError(
+            f"{frag.path}: bytes {offset}..{offset + size} hold {frag.what(g)}, but the file ends at "
+            f"{offset + got}; the file is truncated"
+        )
+    return _page_value(frag, g, buf, view, dest, size)
+
+
+def _page_value(
+    frag: PageFragment, g: int, buf: pa.Buffer, view: memoryview, at: int, n: int
+) -> tuple[pa.Buffer, int, int]:
+    """(buffer, start, length) of the one value of row group ``g``'s page, read into ``buf`` (``view``: its bytes)
+    at ``at`` (``n`` bytes, compressed); checked to be one defined PLAIN value filling the page."""
+    if frag.codec is None:
+        head = view[at : at + _USUAL_VALUE_AT].tobytes()
+        if head[:6] in _ONE_VALUE and int.from_bytes(head[6:], "little") == n - _USUAL_VALUE_AT:
+            return buf, at + _USUAL_VALUE_AT, n - _USUAL_VALUE_AT
+        page = buf
+    else:
+        page, at, n = frag.decompress(g, buf.slice(at, n)), 0, int(frag.uncompressed[g])
+    start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)
+    return page, at + start, length
 
 
 def _iovecs(

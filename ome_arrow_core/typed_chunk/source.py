@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
-from .chunk_reads import Placement, chunk_blocks, read_placements
+from .chunk_reads import Placement, one_block, read_placements
 from .fragments import ParquetFragment
 from .image_rows import meta_from_row
 from .opened import OpenedDataset, open_dataset
@@ -114,23 +115,31 @@ class DatasetSource:
         projections = self._chunks.projections(sel)
         if len(projections) == 1 and projections[0].is_complete_chunk:  # the buffer read is the answer
             row = int(self._index_rows[projections[0].row])
-            assert self._opened.fragment_code is not None
-            block = chunk_blocks(
-                self._opened,
-                int(self._opened.fragment_code[row]),
-                [int(self._opened.columns["row_group_id"][row])],
-                [row],
-                [projections[0].chunk_shape],
-                [self.meta.dtype],
-                None,
-                verify_enabled(self.verify),
-            )[0]
+            block = one_block(
+                self._opened, row, projections[0].chunk_shape, self.meta.dtype, verify_enabled(self.verify)
+            )
             self.row_groups_read += 1
             self.chunks_read += 1
             return block.transpose(0, 2, 1, 3, 4)
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
         return view_buffer(buf, self.meta.dtype, sel.shape)
+
+    def read_many(self, sels: Sequence[Selection]) -> list[np.ndarray]:
+        """The pixels of each of ``sels`` (TZCYX), each in its own buffer, read together: the chunks they touch
+        are fetched in one batched read, each checked (length, checksum) once however many selections share it."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            dtype = self.meta.dtype
+            outs: list[np.ndarray] = []
+            placements: list[Placement] = []
+            for sel in sels:
+                out, buf = arrow_empty(sel.shape, dtype)
+                outs.append(view_buffer(buf, dtype, sel.shape))
+                rows = self._index_rows
+                placements += [Placement(int(rows[p.row]), p, out, dtype) for p in self._chunks.projections(sel)]
+            self.row_groups_read += read_placements(self._opened, placements, self.verify)
+            self.chunks_read += len(placements)
+            return outs
 
     def read_into(self, sel: Selection, out: np.ndarray) -> None:
         """Write the selected pixels into ``out``, a writable TZCYX array (or strided view) of ``sel.shape``."""
