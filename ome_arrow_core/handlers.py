@@ -76,13 +76,21 @@ class Handler:
 
 
 class PixelSource(Protocol):
-    """An opened image: metadata at once, pixels on request."""
+    """An opened image: metadata at once, pixels on request, storage facts for ``info()``.
+
+    Subclass it to inherit the default :meth:`describe` (no facts); a source that neither
+    subclasses it nor defines ``describe`` gets that default when an image wraps it.
+    """
 
     meta: ImageMeta
 
     def read(self, sel: Selection) -> np.ndarray:
         """Pixels of ``sel`` as a ``TZCYX`` array of shape ``sel.shape`` (may be read-only)."""
         ...
+
+    def describe(self) -> dict[str, Any]:
+        """Storage facts for ``OMEArrow.info()`` (``"storage"``: what holds the pixels; counters...)."""
+        return {}
 
 
 @dataclass(frozen=True)

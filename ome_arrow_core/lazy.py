@@ -14,6 +14,7 @@ from .iteration import Window
 from .layout import ChannelPolicy, apply_layout, normalize_axes
 from .selection import Selection, resolve_selection
 from .view import Streamable, TensorView
+from .view_spec import channels_read
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -31,9 +32,7 @@ def materialize(
     casting: Casting = "checked",
 ) -> TensorView:
     """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks, per ``casting``)."""
-    if channel_policy == "first" and "C" not in normalize_axes(layout) and len(sel.c) > 1:
-        sel = sel.select(c=0)
-    pixels = source.read(sel)
+    pixels = source.read(channels_read(sel, layout, channel_policy))
     pixels = cast_pixels(pixels, dtype, casting)
     return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
 

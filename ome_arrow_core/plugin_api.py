@@ -70,6 +70,7 @@ from .errors import (
 )
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
+from .layout import ChannelPolicy
 from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 from .remote_writes import remote_file, upload_directory
@@ -121,6 +122,7 @@ __all__ = [
     "is_cupy_array",
     "channel_colors",
     "DatasetViews",
+    "ChannelPolicy",
     "view_meta",
     "OMEArrowError",
     "SchemaError",

@@ -30,16 +30,17 @@ import pyarrow.compute as pc
 from ..arguments import check_index, whole_numbers
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
-from ..casting import Casting, check_casting
+from ..casting import Casting, cast_pixels, copy_cast
 from ..display import DatasetThumbnails
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
-from ..layout import ChannelPolicy, default_layout, normalize_axes
+from ..layout import ChannelPolicy, normalize_axes
 from ..meta import ImageMeta
 from ..record import RecordSource
 from ..registry import Registry
-from ..selection import IndexSpec, Selection, resolve_selection
+from ..selection import IndexSpec, RoiType, Selection
 from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
+from ..view_spec import ViewSpec, channels_read
 from .positions import Positions, checked_indices
 from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_count, members_of, uniform_member
 from .tables import MemberTables, joined_tables
@@ -72,7 +73,7 @@ class ImageLocation:
             if self.kind == "collection":  # image `row` of a plugin's collection (a field of an HCS plate)
                 options["row"] = self.row
             return OMEArrow.scan(path, registry=registry, **options)
-        return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
+        return OMEArrow.from_source(src, lazy=True, registry=registry)
 
 
 class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
@@ -255,19 +256,39 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         c: IndexSpec = None,
         *,
         roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: RoiType | None = None,
+        tile: Sequence[int] | None = None,
         layout: str | None = None,
         dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
         casting: Casting = "checked",
+        spec: ViewSpec | None = None,
     ) -> DatasetViews:
-        """One selection (``t``, ``z``, ``c``, ``roi=(x, y, w, h)``, ``layout``) for every image.
+        """One selection (the arguments of :meth:`OMEArrow.tensor_view`, or ``spec=``) for every image.
 
         Nothing is read: items are :class:`LazyTensorView` objects, and
         :meth:`DatasetViews.read` reads many of them as one stacked array. ``dtype`` casts
         as :meth:`OMEArrow.tensor_view` does (``casting="checked"`` refuses values it
         cannot hold; ``"unsafe"`` converts as numpy does).
         """
-        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy, check_casting(casting))
+        view = ViewSpec.of(
+            spec,
+            t=t,
+            z=z,
+            c=c,
+            roi=roi,
+            roi3d=roi3d,
+            roi_nd=roi_nd,
+            roi_type=roi_type,
+            tile=tile,
+            layout=layout,
+            dtype=dtype,
+            channel_policy=channel_policy,
+            casting=casting,
+        )
+        return DatasetViews(self, view)
 
     def read(
         self,
@@ -277,19 +298,60 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         z: IndexSpec = None,
         c: IndexSpec = None,
         roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: RoiType | None = None,
+        tile: Sequence[int] | None = None,
         rois: Sequence[Sequence[int] | None] | None = None,
         layout: str | None = None,
+        dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
+        spec: ViewSpec | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Pixels of images ``indices`` (default: all) stacked on a new first axis, dtype kept.
+        """Pixels of images ``indices`` (default: all) stacked on a new first axis.
 
-        Every image gets the same ``t``, ``z``, ``c`` and ``layout``; ``roi=(x, y, w, h)``
-        crops them all, or ``rois`` gives one crop per index. The selected shapes must
-        agree. Images of a chunk dataset are read together: one Parquet read per chunk
-        file for the whole batch, then one copy per chunk into the result (or ``out``, a
-        writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
+        Every image gets the same view (the arguments of :meth:`OMEArrow.tensor_view`, or
+        ``spec=``); ``rois`` gives one crop ``(x, y, w, h)`` per index instead, within it.
+        The selected shapes must agree. The dtype is kept unless ``dtype`` casts. Images
+        of a chunk dataset are read together: one Parquet read per chunk file for the
+        whole batch, then one copy per chunk into the result (or ``out``, a writable
+        C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
         """
+        view = ViewSpec.of(
+            spec,
+            t=t,
+            z=z,
+            c=c,
+            roi=roi,
+            roi3d=roi3d,
+            roi_nd=roi_nd,
+            roi_type=roi_type,
+            tile=tile,
+            layout=layout,
+            dtype=dtype,
+            channel_policy=channel_policy,
+            casting=casting,
+        )
+        cast = view.cast
+        arr = self._read(indices, view, rois, out if cast is None else None)
+        if cast is None:
+            return arr
+        if out is None:
+            return arr if arr.dtype == cast else cast_pixels(arr, cast, view.casting)
+        if out.shape != arr.shape or out.dtype != cast or not out.flags.writeable:
+            raise SchemaError(f"out must be a writable {arr.shape} {cast} array, got {out.shape} {out.dtype}")
+        copy_cast(out, arr, view.casting)
+        return out
+
+    def _read(
+        self,
+        indices: Sequence[int] | np.ndarray | range | None,
+        view: ViewSpec,
+        rois: Sequence[Sequence[int] | None] | None,
+        out: np.ndarray | None,
+    ) -> np.ndarray:
         picked = checked_indices(range(len(self)) if indices is None else indices, len(self))
         idx = picked.tolist()
         member_of, row_of = (a.tolist() for a in self._positions.many(picked))
@@ -311,11 +373,9 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
                 else:
                     images[k] = self[k]
                     meta = images[k].meta
-                sel0 = resolve_selection(Selection.full(meta.sizes), meta, t=t, z=z, c=c, roi=roi)
-                lay = normalize_axes(layout) if layout is not None else default_layout(len(sel0.t), len(sel0.z))
-                if channel_policy == "first" and "C" not in lay and len(sel0.c) > 1:
-                    sel0 = sel0.select(c=0)
-                base = bases[key] = (sel0, lay, meta.dtype)
+                sel0 = view.selection(Selection.full(meta.sizes), meta)
+                lay = normalize_axes(view.layout_for(sel0))
+                base = bases[key] = (channels_read(sel0, lay, view.channel_policy), lay, meta.dtype)
             crop = rois[n] if rois is not None else None
             if crop is None:
                 sels.append(base[0])
