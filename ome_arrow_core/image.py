@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -14,8 +14,8 @@ from .casting import Casting
 from .display import Thumbnailed
 from .display.html import image_facts
 from .display.plots import Viewable
-from .errors import ArgumentError, OMEArrowError, PluginError
-from .handlers import PixelSource
+from .errors import ArgumentError, OMEArrowError
+from .handlers import PixelSource, WriteRemoteImage, require
 from .image_input import open_source
 from .layout import AXES, ChannelPolicy
 from .lazy import LazyTensorView, materialize
@@ -118,7 +118,7 @@ class OMEArrow(Thumbnailed, Viewable):
         """
         src = open_source(
             path,
-            None,
+            options.pop("dim_order", None),  # a stack's axes (see above)
             registry or default_registry(),
             column=column,
             row=row,
@@ -327,16 +327,16 @@ class OMEArrow(Thumbnailed, Viewable):
             raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
         writer = (self._registry or default_registry()).resolve_writer(how)
         writer.ensure_available()
-        if writer.write is None:
-            raise PluginError(f"the {writer.name!r} writer has no write function; its plugin is broken")
+        write = require(writer, writer.write, "write")
         filesystem = options.pop("filesystem", None)
         if filesystem is None and not is_uri(out):
-            return writer.write(self, Path(out), **options)
+            return write(self, Path(out), **options)
         loc = resolve(out, filesystem)
         if loc.local:
-            return writer.write(self, Path(loc.path), **options)
+            return write(self, Path(loc.path), **options)
         if not writer.remote:
             raise ArgumentError(
                 f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy"
             )
-        return writer.write(self, loc, **options)
+        write_remote = cast(WriteRemoteImage, write)  # remote=True: write takes a Location too
+        return write_remote(self, loc, **options)

@@ -10,7 +10,7 @@ from .handlers import PixelSource
 from .meta import ImageMeta
 from .selection import Selection
 
-__all__ = ["ArraySource", "UndescribedSource", "described", "in_memory"]
+__all__ = ["ArraySource", "WrappedSource", "described", "has_describe", "in_memory"]
 
 
 class ArraySource:
@@ -35,12 +35,20 @@ class ArraySource:
         return {"storage": self.description, **self.facts, "in_memory_bytes": int(self.pixels.nbytes)}
 
 
-class UndescribedSource:
-    """A plugin's source that has no ``describe()``: the protocol's default (no facts), all else forwarded."""
+def has_describe(source: object) -> bool:
+    """True when ``source``'s class has ``describe()`` (its own, or :class:`PixelSource`'s default)."""
+    return callable(getattr(type(source), "describe", None))
 
-    def __init__(self, inner: Any) -> None:
+
+class WrappedSource:
+    """Another source's pixels under ``meta`` (default: its own), with ``describe()`` (default: no facts).
+
+    Every other attribute (I/O counters...) is the wrapped source's.
+    """
+
+    def __init__(self, inner: Any, meta: ImageMeta | None = None) -> None:
         self.inner = inner
-        self.meta: ImageMeta = inner.meta
+        self.meta: ImageMeta = inner.meta if meta is None else meta
 
     def read(self, sel: Selection) -> np.ndarray:
         """The wrapped source's pixels of ``sel``."""
@@ -48,8 +56,9 @@ class UndescribedSource:
         return out
 
     def describe(self) -> dict[str, Any]:
-        """No facts (the :class:`PixelSource` default)."""
-        return {}
+        """The wrapped source's facts, or none (the :class:`PixelSource` default) when it has no ``describe``."""
+        facts: dict[str, Any] = self.inner.describe() if has_describe(self.inner) else {}
+        return facts
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (unpickling): no recursion
@@ -58,10 +67,8 @@ class UndescribedSource:
 
 
 def described(source: PixelSource) -> PixelSource:
-    """``source`` itself when it has ``describe()`` (its own or :class:`PixelSource`'s), else wrapped with the default."""
-    if callable(getattr(type(source), "describe", None)):
-        return source
-    return UndescribedSource(source)
+    """``source`` itself when it has ``describe()``, else wrapped with the :class:`PixelSource` default."""
+    return source if has_describe(source) else WrappedSource(source)
 
 
 def in_memory(source: PixelSource) -> ArraySource:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,53 +26,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..arguments import check_index, whole_numbers
+from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..casting import Casting, cast_pixels, copy_cast
 from ..display import DatasetThumbnails
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
-from ..layout import ChannelPolicy, normalize_axes
+from ..layout import ChannelPolicy
 from ..meta import ImageMeta
-from ..record import RecordSource
 from ..registry import Registry
-from ..selection import IndexSpec, RoiType, Selection
-from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
-from ..view_spec import ViewSpec, channels_read
+from ..selection import IndexSpec, RoiType
+from ..typed_chunk import IMAGES_SCHEMA, image_meta, read_rows
+from ..view_spec import ViewSpec
+from .batch import checked_out, plan_batch
+from .image_location import ImageLocation
 from .positions import Positions, checked_indices
-from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_count, members_of, uniform_member
+from .scan import ROW_COLUMN, FilterLike, Member, as_filter, member_count, members_of, uniform_member
 from .tables import MemberTables, joined_tables
-from .views import DatasetViews, canonical_view, layout_shape
+from .views import DatasetViews, canonical_view
 
-__all__ = ["OMEArrowDataset", "ImageLocation"]
-
-
-@dataclass(frozen=True)
-class ImageLocation:
-    """Where one image of a dataset lives; small and picklable, so any process can open it."""
-
-    kind: Kind
-    path: str
-    row: int = 0
-    column: str | None = None
-    #: Check checksums on read (None: unless ``OME_ARROW_CORE_VERIFY=0``); see :mod:`.checksums`.
-    verify: bool | None = None
-
-    def open(self, registry: Registry | None = None) -> OMEArrow:
-        """The image, lazily (metadata read; pixels when a view is executed)."""
-        path = Path(self.path)
-        if self.kind == "chunks":
-            with reading(path, None, f"opening image {self.row}"), blaming(path):
-                src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
-        elif self.kind == "records":
-            src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
-        else:
-            options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
-            if self.kind == "collection":  # image `row` of a plugin's collection (a field of an HCS plate)
-                options["row"] = self.row
-            return OMEArrow.scan(path, registry=registry, **options)
-        return OMEArrow.from_source(src, lazy=True, registry=registry)
+__all__ = ["OMEArrowDataset"]
 
 
 class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
@@ -340,9 +313,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
             return arr
         if out is None:
             return arr if arr.dtype == cast else cast_pixels(arr, cast, view.casting)
-        if out.shape != arr.shape or out.dtype != cast or not out.flags.writeable:
-            raise SchemaError(f"out must be a writable {arr.shape} {cast} array, got {out.shape} {out.dtype}")
-        copy_cast(out, arr, view.casting)
+        copy_cast(checked_out(out, arr.shape, cast), arr, view.casting)
         return out
 
     def _read(
@@ -357,53 +328,20 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         member_of, row_of = (a.tolist() for a in self._positions.many(picked))
         if not idx:
             raise SchemaError("read() got no indices; pass at least one image")
-        if rois is not None and len(rois) != len(idx):
-            raise SchemaError(f"rois has {len(rois)} entries for {len(idx)} images; give one per image")
         uniform = self._uniform_parts()
-        bases: dict[tuple[int, int], tuple[Selection, str, np.dtype]] = {}
-        sels: list[Selection] = []
         images: dict[int, OMEArrow] = {}  # images of other storages, opened once
-        for n, k in enumerate(idx):
-            part = member_of[n]
-            key = (part, -1) if part in uniform else (part, row_of[n])
-            base = bases.get(key)
-            if base is None:
-                if self._parts[part].kind == "chunks":
-                    meta = self._meta(part, row_of[n])
-                else:
-                    images[k] = self[k]
-                    meta = images[k].meta
-                sel0 = view.selection(Selection.full(meta.sizes), meta)
-                lay = normalize_axes(view.layout_for(sel0))
-                base = bases[key] = (channels_read(sel0, lay, view.channel_policy), lay, meta.dtype)
-            crop = rois[n] if rois is not None else None
-            if crop is None:
-                sels.append(base[0])
-            else:
-                x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
-                sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
-        layouts = {b[1] for b in bases.values()}
-        dtypes = {b[2] for b in bases.values()}
-        if len(dtypes) > 1:
-            paths = sorted({self._parts[p].path for p in member_of})
-            raise SchemaError(
-                f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
-                "read them one by one"
-            )
-        if len(layouts) > 1:
-            raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
-        lay, dtype = layouts.pop(), dtypes.pop()
-        shapes = {s.shape for s in sels}
-        if len(shapes) > 1:
-            raise SchemaError(
-                f"the selected images have different shapes {sorted(shapes)} (TZCYX); crop them to a common "
-                "shape with roi= (or rois=), or read them one by one"
-            )
-        want = (len(idx), *layout_shape(sels[0], lay))
-        if out is None:
-            out = np.empty(want, dtype=dtype)
-        elif out.shape != want or out.dtype != dtype or not out.flags.writeable:
-            raise SchemaError(f"out must be a writable {want} {dtype} array, got {out.shape} {out.dtype}")
+
+        def meta_of(n: int) -> ImageMeta:
+            part, k = member_of[n], idx[n]
+            if self._parts[part].kind == "chunks":
+                return self._meta(part, row_of[n])
+            images[k] = self[k]
+            return images[k].meta
+
+        keys = [(p, -1) if p in uniform else (p, r) for p, r in zip(member_of, row_of)]
+        plan = plan_batch(view, keys, meta_of, rois, lambda: sorted({self._parts[p].path for p in member_of}))
+        sels, lay = plan.selections, plan.layout
+        out = checked_out(out, plan.shape, plan.dtype)
         canon = canonical_view(out, lay, batch=True)
         by_part: dict[int, list[int]] = {}
         for n, part in enumerate(member_of):
