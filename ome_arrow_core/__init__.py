@@ -30,6 +30,7 @@ from .meta import Channel, ImageMeta
 from .registry import PluginInfo, Registry, default_registry, plugins
 from .selection import Selection
 from .view import TensorView
+from .view_spec import ViewSpec
 
 if TYPE_CHECKING:
     from .dataset import OMEArrowDataset, write_dataset
@@ -48,6 +49,7 @@ __all__ = [
     "VerifyReport",
     "TensorView",
     "LazyTensorView",
+    "ViewSpec",
     "ImageMeta",
     "Channel",
     "Selection",

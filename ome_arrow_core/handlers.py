@@ -11,17 +11,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, Protocol, TypeAlias, TypeVar
 
 import numpy as np
 
-from .errors import BackendUnavailableError
+from .errors import BackendUnavailableError, PluginError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pyarrow as pa
 
+    from .image import OMEArrow
+    from .location import Location
     from .meta import ImageMeta
     from .selection import Selection
+    from .view import TensorView
 
 __all__ = [
     "Handler",
@@ -33,8 +38,19 @@ __all__ = [
     "ChunkStore",
     "ChunkFile",
     "PixelSource",
+    "OpenSource",
+    "OpenRemoteSource",
+    "WriteImage",
+    "WriteRemoteImage",
+    "ExportView",
+    "WriteChunks",
+    "OpenChunks",
     "install_hint",
+    "require",
 ]
+
+
+T = TypeVar("T")
 
 
 def install_hint(extra: str | None, requires: Sequence[str]) -> str:
@@ -76,13 +92,48 @@ class Handler:
 
 
 class PixelSource(Protocol):
-    """An opened image: metadata at once, pixels on request."""
+    """An opened image: metadata at once, pixels on request, storage facts for ``info()``.
+
+    Subclass it to inherit the default :meth:`describe` (no facts); a source that neither
+    subclasses it nor defines ``describe`` gets that default when an image wraps it.
+    """
 
     meta: ImageMeta
 
     def read(self, sel: Selection) -> np.ndarray:
         """Pixels of ``sel`` as a ``TZCYX`` array of shape ``sel.shape`` (may be read-only)."""
         ...
+
+    def describe(self) -> dict[str, Any]:
+        """Storage facts for ``OMEArrow.info()`` (``"storage"``: what holds the pixels; counters...)."""
+        return {}
+
+
+# The callables handlers carry: the positional arguments the core passes are typed; keywords are
+# each handler's own options (``row=``, ``compression=``...), passed through unchecked.
+#: ``Reader.open``: a local path (and reader options such as ``row=``) to a pixel source.
+OpenSource: TypeAlias = Callable[Concatenate[Path, ...], "PixelSource"]
+#: ``Reader.open`` of a ``remote=True`` reader: it also takes a Location.
+OpenRemoteSource: TypeAlias = Callable[Concatenate["Path | Location", ...], "PixelSource"]
+#: ``Writer.write``: an image to a local path (with writer options); returns what it wrote.
+WriteImage: TypeAlias = Callable[Concatenate["OMEArrow", Path, ...], Any]
+#: ``Writer.write`` of a ``remote=True`` writer: ``out`` may also be a Location.
+WriteRemoteImage: TypeAlias = Callable[Concatenate["OMEArrow", "Path | Location", ...], Any]
+#: ``Exporter.export``: a view to a tensor (keywords: ``contiguous``, ``device_index``, ...).
+ExportView: TypeAlias = Callable[Concatenate["TensorView", ...], Any]
+#: ``ChunkStore.write``: chunk record batches of a schema to a path, in order (keyword: ``compression``).
+WriteChunks: TypeAlias = Callable[Concatenate["Iterable[pa.RecordBatch]", "pa.Schema", Path, ...], None]
+#: ``ChunkStore.open``: a chunk file to its reader.
+OpenChunks: TypeAlias = Callable[[Path], "ChunkFile"]
+
+
+def require(handler: Handler, value: T | None, what: str) -> T:
+    """``value`` (one of ``handler``'s callables, called ``what``), or PluginError when the plugin left it out."""
+    if value is None:
+        kind = type(handler).__name__.lower()
+        plugin = f" (plugin {handler.plugin!r})" if handler.plugin else ""
+        raise PluginError(f"the {handler.name!r} {kind}{plugin} has no {what} function; its plugin is broken")
+    return value
 
 
 @dataclass(frozen=True)
@@ -118,7 +169,7 @@ class Reader(Handler):
     """Opens paths with one of ``suffixes`` (or accepted by ``sniff``) as a PixelSource."""
 
     suffixes: tuple[str, ...] = ()
-    open: Callable[..., PixelSource] | None = None
+    open: OpenSource | None = None
     sniff: Callable[[Path], bool] | None = None
     #: ``open`` also takes a remote :class:`~ome_arrow_core.location.Location` (``s3://``, ``http(s)://``, ...).
     remote: bool = False
@@ -142,7 +193,7 @@ class Writer(Handler):
 
     formats: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()
-    write: Callable[..., Any] | None = None
+    write: WriteImage | None = None
     #: ``write`` also takes a remote :class:`~ome_arrow_core.location.Location` as ``out``.
     remote: bool = False
 
@@ -154,7 +205,7 @@ class Exporter(Handler):
     devices: tuple[str, ...] = ("cpu",)
     modes: tuple[str, ...] = ()
     dtypes: tuple[str, ...] | None = None
-    export: Callable[..., Any] | None = None
+    export: ExportView | None = None
 
     def handles(self, device: str, dtype: np.dtype, mode: str | None) -> bool:
         """True when this exporter serves ``device``, ``dtype`` and ``mode`` (None: any)."""
@@ -190,8 +241,8 @@ class ChunkStore(Handler):
     suffix: str = ""
     compressions: tuple[str, ...] = ("none",)
     max_file_bytes: int | None = None
-    write: Callable[..., None] | None = None
-    open: Callable[[Path], ChunkFile] | None = None
+    write: WriteChunks | None = None
+    open: OpenChunks | None = None
 
     def accepts(self, name: str) -> bool:
         """True when a fragment called ``name`` is one of this store's files."""

@@ -3,44 +3,31 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-import pyarrow as pa
 
-from .casting import Casting, check_casting
+from .casting import Casting
 from .display import Thumbnailed
 from .display.html import image_facts
 from .display.plots import Viewable
-from .dtypes import check_dtype
-from .errors import ArgumentError, OMEArrowError, PluginError
-from .handlers import PixelSource
-from .ingesting import ingest
-from .layout import AXES, ChannelPolicy, apply_layout, default_layout, normalize_axes
+from .errors import ArgumentError, OMEArrowError
+from .handlers import PixelSource, WriteRemoteImage, require
+from .image_input import open_source
+from .layout import AXES, ChannelPolicy, apply_layout
 from .lazy import LazyTensorView, materialize
 from .location import is_uri, resolve
 from .meta import ImageMeta
-from .opening import open_path
 from .registry import Registry, default_registry
-from .selection import IndexSpec, RoiType, Selection, resolve_selection
-from .sources import ArraySource
-from .stacks import is_stack_input, open_stack
+from .selection import IndexSpec, RoiType, Selection
+from .sources import ArraySource, described, in_memory
 from .view import TensorView
+from .view_spec import ViewSpec
 
 __all__ = ["OMEArrow"]
-
-_RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
-#: ome-arrow 0.1.0 keywords that readers would otherwise ignore, with ours.
-_REFERENCE_SPELLINGS = {
-    "row_index": "row=",
-    "column_name": "column=",
-    "lazy": "OMEArrow.scan(path)",
-    "tcz": "tensor_view(t=, c=, z=)",
-    "image_type": "no equivalent",
-}
 
 
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
@@ -72,47 +59,43 @@ class OMEArrow(Thumbnailed, Viewable):
         registry: Registry | None = None,
         name: str | None = None,
         filesystem: Any = None,
-        _lazy: bool = False,
-        _copy: bool = True,
         **options: Any,
     ) -> None:
-        spelt = sorted(set(options) & set(_REFERENCE_SPELLINGS))
-        if spelt:
-            hints = ", ".join(f"{k} ({_REFERENCE_SPELLINGS[k]})" for k in spelt)
-            raise TypeError(
-                f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
-                "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)"
-            )
-        self._registry = registry
-        reg = registry or default_registry()
-        if filesystem is None and is_stack_input(source):  # many files, one image
-            src: PixelSource = open_stack(
-                source, reg, dim_order=dim_order, format=format, name=name, column=column, row=row, **options
-            )
-        elif isinstance(source, (str, os.PathLike)) or filesystem is not None:
-            src = open_path(source, reg, format=format, filesystem=filesystem, column=column, row=row, **options)
-        elif isinstance(source, (Mapping, *_RECORD_TYPES)):
-            from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
+        src = open_source(
+            source,
+            dim_order,
+            registry or default_registry(),
+            column=column,
+            row=row,
+            format=format,
+            name=name,
+            filesystem=filesystem,
+            **options,
+        )
+        self._setup(in_memory(described(src)), None, False, registry)
 
-            meta, pixels = record_to_pixels(as_struct_array(source, column), row)
-            src = ArraySource(meta, pixels, "arrow record")
-        else:
-            src = ingest(source, dim_order, reg, name, _copy)
-        self._source = src
-        self._sel = Selection.full(src.meta.sizes)
-        self._lazy = _lazy
-        if not _lazy and not isinstance(src, ArraySource):
-            describe = getattr(src, "describe", None)
-            facts = describe() if callable(describe) else {}
-            self._source = ArraySource(src.meta, src.read(self._sel), str(facts.pop("storage", "file")), facts)
+    def _setup(self, source: PixelSource, sel: Selection | None, lazy: bool, registry: Registry | None) -> None:
+        self._registry = registry
+        self._source = described(source)
+        self._sel = Selection.full(source.meta.sizes) if sel is None else sel
+        self._lazy = lazy
 
     @classmethod
-    def _from_parts(cls, source: PixelSource, sel: Selection, lazy: bool, registry: Registry | None) -> OMEArrow:
+    def from_source(
+        cls,
+        source: PixelSource,
+        selection: Selection | None = None,
+        *,
+        lazy: bool = True,
+        registry: Registry | None = None,
+    ) -> OMEArrow:
+        """An image over an opened pixel source (``selection``: the storage indices it covers; default all).
+
+        Nothing is read: ``lazy=True`` (default) gives a scanned image whose views read on
+        execution; ``lazy=False`` marks a source whose pixels are already in memory.
+        """
         obj = cls.__new__(cls)
-        obj._registry = registry
-        obj._source = source
-        obj._sel = sel
-        obj._lazy = lazy
+        obj._setup(source, selection, lazy, registry)
         return obj
 
     @classmethod
@@ -134,9 +117,17 @@ class OMEArrow(Thumbnailed, Viewable):
         ``image_id=`` for a multi-image dataset). A list of paths, a glob or a file pattern
         (with ``dim_order=``, ``stack_shape=``) opens the first file's metadata only.
         """
-        return cls(
-            path, column=column, row=row, format=format, registry=registry, filesystem=filesystem, _lazy=True, **options
+        src = open_source(
+            path,
+            options.pop("dim_order", None),  # a stack's axes (see above)
+            registry or default_registry(),
+            column=column,
+            row=row,
+            format=format,
+            filesystem=filesystem,
+            **options,
         )
+        return cls.from_source(src, lazy=True, registry=registry)
 
     @classmethod
     def from_numpy(cls, arr: np.ndarray, dim_order: str | None = None, **kwargs: Any) -> OMEArrow:
@@ -205,9 +196,7 @@ class OMEArrow(Thumbnailed, Viewable):
         """A summary: shape per axis, dtype, physical sizes, channels, storage."""
         out = self.meta.to_dict()
         out["lazy"] = self._lazy
-        describe = getattr(self._source, "describe", None)
-        if callable(describe):
-            out.update(describe())
+        out.update(self._source.describe())
         return out
 
     def __repr__(self) -> str:
@@ -236,7 +225,7 @@ class OMEArrow(Thumbnailed, Viewable):
             y=range(y_min, y_max),
             x=range(x_min, x_max),
         )
-        return OMEArrow._from_parts(self._source, sel, True, self._registry)
+        return OMEArrow.from_source(self._source, sel, lazy=True, registry=self._registry)
 
     def slice(self, *args: Any, **kwargs: Any) -> OMEArrow:
         """An eager crop (``slice_lazy(...).collect()``)."""
@@ -248,9 +237,7 @@ class OMEArrow(Thumbnailed, Viewable):
             return self
         pixels = self._source.read(self._sel)
         meta = self.meta
-        return OMEArrow._from_parts(
-            ArraySource(meta, pixels, "collected"), Selection.full(meta.sizes), False, self._registry
-        )
+        return OMEArrow.from_source(ArraySource(meta, pixels, "collected"), lazy=False, registry=self._registry)
 
     def to_numpy(self, layout: str | None = None) -> np.ndarray:
         """All pixels of this image as a read-only numpy array: ``TZCYX`` (storage order), or in
@@ -275,6 +262,7 @@ class OMEArrow(Thumbnailed, Viewable):
         dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
         casting: Casting = "checked",
+        spec: ViewSpec | None = None,
     ) -> TensorView | LazyTensorView:
         """A view of a selection in a layout (a LazyTensorView on a scanned image).
 
@@ -283,11 +271,10 @@ class OMEArrow(Thumbnailed, Viewable):
         crop. The default layout is CYX for one T and one Z, else TZCYX. ``dtype`` casts
         explicitly (a copy); without it the stored dtype is kept. ``casting="checked"``
         (default) refuses values the new dtype cannot hold (DTypeError); ``"unsafe"``
-        converts as numpy does.
+        converts as numpy does. ``spec=`` gives all of these at once as a :class:`ViewSpec`.
         """
-        sel = resolve_selection(
-            self._sel,
-            self._source.meta,
+        view = ViewSpec.of(
+            spec,
             t=t,
             z=z,
             c=c,
@@ -296,22 +283,28 @@ class OMEArrow(Thumbnailed, Viewable):
             roi_nd=roi_nd,
             roi_type=roi_type,
             tile=tile,
+            layout=layout,
+            dtype=dtype,
+            channel_policy=channel_policy,
+            casting=casting,
         )
-        out_layout = layout if layout is not None else default_layout(len(sel.t), len(sel.z))
-        normalize_axes(out_layout)
-        cast = None if dtype is None else check_dtype(dtype)
-        check_casting(casting)
+        return self.view_of(view)
+
+    def view_of(self, spec: ViewSpec) -> TensorView | LazyTensorView:
+        """The view ``spec`` describes (what :meth:`tensor_view` returns for its keywords)."""
+        sel = spec.selection(self._sel, self._source.meta)
+        out_layout = spec.layout_for(sel)
         if self._lazy:
             return LazyTensorView(
                 self._source,
                 sel,
                 out_layout,
-                dtype=cast,
-                channel_policy=channel_policy,
+                dtype=spec.cast,
+                channel_policy=spec.channel_policy,
                 registry=self._registry,
-                casting=casting,
+                casting=spec.casting,
             )
-        return materialize(self._source, sel, out_layout, cast, channel_policy, self._registry, casting)
+        return materialize(self._source, sel, out_layout, spec.cast, spec.channel_policy, self._registry, spec.casting)
 
     # -- export ---------------------------------------------------------------------------
     def export(self, how: str = "numpy", out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
@@ -337,16 +330,16 @@ class OMEArrow(Thumbnailed, Viewable):
             raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
         writer = (self._registry or default_registry()).resolve_writer(how)
         writer.ensure_available()
-        if writer.write is None:
-            raise PluginError(f"the {writer.name!r} writer has no write function; its plugin is broken")
+        write = require(writer, writer.write, "write")
         filesystem = options.pop("filesystem", None)
         if filesystem is None and not is_uri(out):
-            return writer.write(self, Path(out), **options)
+            return write(self, Path(out), **options)
         loc = resolve(out, filesystem)
         if loc.local:
-            return writer.write(self, Path(loc.path), **options)
+            return write(self, Path(loc.path), **options)
         if not writer.remote:
             raise ArgumentError(
                 f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy"
             )
-        return writer.write(self, loc, **options)
+        write_remote = cast(WriteRemoteImage, write)  # remote=True: write takes a Location too
+        return write_remote(self, loc, **options)

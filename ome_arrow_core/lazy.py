@@ -14,6 +14,7 @@ from .iteration import Window, windows_one_by_one
 from .layout import ChannelPolicy, apply_layout, normalize_axes
 from .selection import Selection, resolve_selection
 from .view import Streamable, TensorView
+from .view_spec import channels_read
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -32,17 +33,10 @@ def materialize(
     pixels: np.ndarray | None = None,
 ) -> TensorView:
     """Read ``sel`` from ``source`` and view it in ``layout`` (cast only if ``dtype`` asks, per ``casting``);
-    ``pixels``: the pixels of ``first_channel(sel, layout, channel_policy)``, read already."""
-    sel = first_channel(sel, layout, channel_policy)
+    ``pixels``: the pixels of ``channels_read(sel, layout, channel_policy)``, read already."""
+    sel = channels_read(sel, layout, channel_policy)
     pixels = cast_pixels(source.read(sel) if pixels is None else pixels, dtype, casting)
     return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
-
-
-def first_channel(sel: Selection, layout: str, channel_policy: ChannelPolicy) -> Selection:
-    """``sel`` narrowed to its first channel when ``channel_policy`` is "first" and ``layout`` has no C axis."""
-    if channel_policy == "first" and "C" not in normalize_axes(layout) and len(sel.c) > 1:
-        return sel.select(c=0)
-    return sel
 
 
 class LazyTensorView(Streamable, Thumbnailed):
@@ -160,7 +154,7 @@ class LazyTensorView(Streamable, Thumbnailed):
         if read_many is None or len(items) < 2:
             return windows_one_by_one(self._window, items)
         sels = [
-            first_channel(self._sel.select(**{ax.lower(): i for ax, i in w.items()}), self.layout, self._policy)  # type: ignore[arg-type]
+            channels_read(self._sel.select(**{ax.lower(): i for ax, i in w.items()}), self.layout, self._policy)  # type: ignore[arg-type]
             for w in items
         ]
         try:

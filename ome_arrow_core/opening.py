@@ -12,11 +12,11 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from .boundary import require_regular_file
-from .errors import ArgumentError, PluginError
-from .handlers import PixelSource
+from .errors import ArgumentError
+from .handlers import OpenRemoteSource, PixelSource, require
 from .location import Location, is_uri, resolve
 from .registry import Registry
 
@@ -51,9 +51,8 @@ def _open_local(path: Path, registry: Registry, format: str | None, options: dic
         require_regular_file(path)
     reader = registry.resolve_reader(path, format)
     reader.ensure_available()
-    if reader.open is None:
-        raise PluginError(f"the {reader.name!r} reader has no open function; its plugin is broken")
-    return reader.open(path, **_with_registry(reader.open, registry, options))
+    open_ = require(reader, reader.open, "open")
+    return open_(path, **_with_registry(open_, registry, options))
 
 
 def _open_remote(loc: Location, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
@@ -69,7 +68,8 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
             f"{loc.uri}: the {reader.name!r} reader reads local files only; copy the file to a local disk "
             "first, or use a format whose reader reads remote storage (Parquet record files, OME-TIFF, OME-Zarr)"
         )
-    return reader.open(loc.with_info(info), **_with_registry(reader.open, registry, options))
+    open_remote = cast(OpenRemoteSource, reader.open)  # remote=True: open takes a Location too
+    return open_remote(loc.with_info(info), **_with_registry(open_remote, registry, options))
 
 
 def _with_registry(open_: Callable[..., PixelSource], registry: Registry, options: dict[str, Any]) -> dict[str, Any]:

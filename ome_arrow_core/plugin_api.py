@@ -72,6 +72,7 @@ from .errors import (
 )
 from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
 from .hookspecs import hookimpl
+from .layout import ChannelPolicy
 from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 from .ome_xml import attach_ome_xml, image_document, ome_xml_text
@@ -127,6 +128,7 @@ __all__ = [
     "is_cupy_array",
     "channel_colors",
     "DatasetViews",
+    "ChannelPolicy",
     "view_meta",
     "OMEArrowError",
     "SchemaError",

@@ -12,7 +12,6 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, TypeVar
@@ -25,6 +24,7 @@ from .entry_points import entry_points
 from .errors import BackendUnavailableError, DeviceError, PluginError
 from .first_party import FIRST_PARTY, FirstParty, for_format, for_path
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
+from .plugin_listing import BLOCK_ENV, PluginInfo, installed_version, plugin_rows
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -39,8 +39,6 @@ __all__ = [
 
 #: Entry-point group scanned for plugins.
 ENTRY_POINT_GROUP: Final[str] = "ome_arrow_core.plugins"
-#: Comma-separated plugin names in this variable are never loaded.
-BLOCK_ENV: Final[str] = "OME_ARROW_CORE_BLOCK_PLUGINS"
 #: Built-in plugins: name -> module. Registered like any other plugin.
 BUILTINS: Final[dict[str, str]] = {
     "numpy": "ome_arrow_core.builtins.numpy_ingest",
@@ -57,32 +55,6 @@ H = TypeVar("H", bound=Handler)
 
 class PluginWarning(UserWarning):
     """A plugin setting is suspicious (for example a blocked name that matches no plugin)."""
-
-
-@dataclass(frozen=True)
-class PluginInfo:
-    """One row of :func:`plugins`: a handler, where it comes from and whether it works here."""
-
-    plugin: str
-    version: str
-    kind: str
-    name: str
-    handles: str
-    available: bool
-    install: str
-    error: str = ""
-    blocked: bool = False
-
-    @property
-    def status(self) -> str:
-        """One word or phrase for listings: available, blocked, not installed (with the command), failed."""
-        if self.available:
-            return "available"
-        if self.blocked:
-            return f"blocked by {BLOCK_ENV}"
-        if self.install:
-            return f"unavailable: {self.install}"
-        return f"failed: {self.error}"
 
 
 def _blocked_from_env() -> frozenset[str]:
@@ -332,7 +304,7 @@ class Registry:
                 f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is blocked by "
                 f"{BLOCK_ENV}; remove {backend.name!r} from it"
             )
-        if _version(backend.distribution):
+        if installed_version(backend.distribution):
             raise PluginError(
                 f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is installed "
                 "but not registered in this registry (autoload=False?): register it or use the default registry"
@@ -345,7 +317,6 @@ class Registry:
     # -- listing --------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
         """Every handler with its plugin, version, what it handles and availability."""
-        rows: list[PluginInfo] = []
         groups: list[tuple[str, Sequence[Handler]]] = [
             ("ingest", self.ingesters()),
             ("reader", self.readers()),
@@ -353,71 +324,8 @@ class Registry:
             ("exporter", self.exporters()),
             ("chunk store", self.chunk_stores()),
         ]
-        for kind, handlers in groups:
-            for h in handlers:
-                rows.append(
-                    PluginInfo(
-                        plugin=h.plugin,
-                        version=self._versions.get(h.plugin, ""),
-                        kind=kind,
-                        name=h.name,
-                        handles=_describe(h),
-                        available=h.available,
-                        install="" if h.available else h.install,
-                    )
-                )
-        for name, err in sorted(self._failures.items()):
-            rows.append(PluginInfo(name, "", "failed", name, "", False, "", err))
-        if self._autoload:  # a host that loads plugins itself lists only what it registered
-            rows += self._first_party_rows({r.plugin for r in rows})
-        return rows
-
-    def _first_party_rows(self, listed: set[str]) -> list[PluginInfo]:
-        """Rows for first-party backends that have no handler here: blocked, integrations, or not installed."""
-        rows = []
-        for p in FIRST_PARTY.values():
-            if p.name in listed:
-                continue
-            version = _version(p.distribution)
-            blocked = p.name in self._blocked
-            available = bool(version) and not blocked and p.kind == "integration"
-            error = "installed, not registered in this registry" if version and not blocked else ""
-            rows.append(
-                PluginInfo(
-                    p.name,
-                    version,
-                    p.kind,
-                    p.name,
-                    p.handles,
-                    available,
-                    "" if version else p.install,
-                    error,
-                    blocked=blocked and bool(version),
-                )
-            )
-        return rows
-
-
-def _version(distribution: str) -> str:
-    """The installed version of ``distribution`` ("" when it is not installed)."""
-    import importlib.metadata as md
-
-    try:
-        return md.version(distribution)
-    except md.PackageNotFoundError:
-        return ""
-
-
-def _describe(h: Handler) -> str:
-    if isinstance(h, Reader) or (isinstance(h, Writer) and not h.formats):
-        return " ".join(h.suffixes) or h.description
-    if isinstance(h, Writer):
-        return "how=" + "|".join(h.formats)
-    if isinstance(h, ChunkStore):
-        return f"dataset chunks {h.suffix}"
-    if isinstance(h, Exporter):
-        return f"device={'|'.join(h.devices)} mode={'|'.join(h.modes)}"
-    return h.description
+        # a host that loads plugins itself (autoload=False) lists only what it registered
+        return plugin_rows(groups, self._versions, self._failures, self._blocked if self._autoload else None)
 
 
 _default: Registry | None = None

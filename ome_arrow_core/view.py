@@ -22,7 +22,7 @@ from .registry import default_registry
 from .selection import AxisIndex
 
 if TYPE_CHECKING:
-    from .handlers import PixelSource
+    from .handlers import ExportView, PixelSource
     from .registry import Registry
     from .selection import Selection
 
@@ -262,7 +262,7 @@ class TensorView(Streamable, Thumbnailed):
             mode = "arrow"
         return self._exporter(kind, mode)(self, contiguous=contiguous, device_index=index, **options)
 
-    def _exporter(self, kind: str, mode: str | None) -> Callable[..., Any]:
+    def _exporter(self, kind: str, mode: str | None) -> ExportView:
         """The export function of the exporter for ``kind`` and ``mode`` (a cached lookup)."""
         registry = self._registry or default_registry()
         export = registry.resolve_exporter(kind, self._array.dtype, mode).export  # always available

@@ -87,3 +87,19 @@ def test_cli_converts_the_sample_tiffs_into_one_dataset(tmp_path: Path) -> None:
     assert main(["convert", *map(str, inputs), "-o", str(out), "-q"]) == 0
     for row, path in enumerate(inputs):
         np.testing.assert_array_equal(OMEArrow(out, row=row).to_numpy(), OMEArrow(path).to_numpy())
+
+
+def test_cli_names_each_input_image_for_its_file(tmp_path: Path) -> None:
+    """Several inputs: each image is named for its file (the CLI wraps the source; the reader's meta is untouched)."""
+    paths = []
+    for k in range(2):  # records that carry a name of their own
+        path = tmp_path / f"plane{k}.parquet"
+        OMEArrow(np.full((3, 4), k, np.uint8), name="inner").export("parquet", path, layout="record")
+        paths.append(path)
+    assert OMEArrow.scan(paths[0]).meta.name == "inner"
+    out = tmp_path / "both.ome.parquet"
+    assert main(["convert", *map(str, paths), "-o", str(out), "-q"]) == 0
+    ds = OMEArrowDataset.scan(out)
+    assert ds.table.column("image_id").to_pylist() == ["plane0.parquet", "plane1.parquet"]
+    assert [img.meta.name for img in ds] == ["plane0", "plane1"]
+    assert [int(img.to_numpy().max()) for img in ds] == [0, 1]

@@ -15,6 +15,7 @@ from ..errors import OMEArrowError
 from ..image import OMEArrow
 from ..progress import Progress
 from ..registry import default_registry
+from ..sources import WrappedSource
 from .errors import error_line
 
 __all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
@@ -93,8 +94,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     for p in inputs:  # metadata only: errors come out here, before any progress line
         try:
             img = _load(p)
-            if len(inputs) > 1:
-                img.source.meta = replace(img.source.meta, id=p.name, name=p.stem)
+            if len(inputs) > 1:  # each input's image is named for its file
+                meta = replace(img.source.meta, id=p.name, name=p.stem)
+                img = OMEArrow.from_source(WrappedSource(img.source, meta), img.selection)
             groups.append((p, _expand(p, img)))
         except (OMEArrowError, OSError, ValueError) as exc:
             failed.append(f"{p}: {exc}")

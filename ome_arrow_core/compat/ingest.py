@@ -21,8 +21,8 @@ from .. import Ingested, default_registry
 from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError
 from ..layout import to_canonical
-from ..plugin_api import reading
 from .patterns import stack_pattern_files
+from .record_files import from_ome_parquet, from_ome_vortex
 from .records import (
     RecordSpec,
     build_record,
@@ -30,8 +30,6 @@ from .records import (
     normalize_compression,
     record_array,
 )
-from .tables import pick_record_column
-from .vortex_records import read_record_vortex_table
 
 __all__ = [
     "from_jax_array",
@@ -315,60 +313,6 @@ def from_ome_zarr(
             chunk_compression_level=chunk_compression_level,
         ),
     )
-
-
-def _finish(scalar: pa.StructScalar, array: pa.StructArray, return_array: bool) -> Any:
-    return (scalar, array) if return_array else scalar
-
-
-def from_ome_parquet(
-    parquet_path: str | os.PathLike[str],
-    *,
-    column_name: str | None = "ome_arrow",
-    row_index: int = 0,
-    strict_schema: bool = False,
-    return_array: bool = False,
-) -> Any:
-    """Record ``row_index`` of an OME-Arrow column of a Parquet file (only its row group is read).
-
-    A missing ``column_name`` falls back to the first OME-Arrow column, with a UserWarning.
-    """
-    p = Path(parquet_path)
-    if not p.exists():
-        raise FileNotFoundError(f"No such file: {p}")
-    with reading(p, None, "reading the Parquet footer"):
-        pf = pq.ParquetFile(p)
-        n = pf.metadata.num_rows
-    if not 0 <= row_index < n:
-        raise ArgumentError(f"row_index {row_index} out of range [0, {n}) in {p}")
-    group, local = 0, row_index
-    while local >= pf.metadata.row_group(group).num_rows:
-        local -= pf.metadata.row_group(group).num_rows
-        group += 1
-    columns = [column_name] if column_name is not None and column_name in pf.schema_arrow.names else None
-    with reading(p, f"row group {group}", "reading the record"):
-        table = pf.read_row_group(group, columns=columns)
-    scalar, array = pick_record_column(table, column_name, local, strict_schema)
-    return _finish(scalar, array, return_array)
-
-
-def from_ome_vortex(
-    vortex_path: str | os.PathLike[str],
-    *,
-    column_name: str | None = "ome_arrow",
-    row_index: int = 0,
-    strict_schema: bool = False,
-    return_array: bool = False,
-) -> Any:
-    """Record ``row_index`` of a single-struct-column Vortex file (needs ``vortex-data``)."""
-    p = Path(vortex_path)
-    if not p.exists():
-        raise FileNotFoundError(f"No such file: {p}")
-    table = read_record_vortex_table(p)
-    if not 0 <= row_index < table.num_rows:
-        raise ArgumentError(f"row_index {row_index} out of range [0, {table.num_rows}) in {p}")
-    scalar, array = pick_record_column(table, column_name, row_index, strict_schema)
-    return _finish(scalar, array, return_array)
 
 
 def from_stack_pattern_path(

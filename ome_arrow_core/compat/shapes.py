@@ -9,7 +9,6 @@ Arrow kernels (list lengths), not Python loops.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,14 @@ import pyarrow.parquet as pq
 from ..errors import ArgumentError, SchemaError
 from ..plugin_api import atomic_path, reading
 from .meta import OME_ARROW_TAG_VERSION
+from .relationships import (
+    OME_ARROW_RELATIONSHIPS_METADATA_KEY,
+    RELATIONSHIP_TYPES,
+    make_relationship_table,
+    relationship_schema,
+    validate_relationship_table,
+)
+from .schema_json import json_meta, with_json
 
 __all__ = [
     "OME_ARROW_RELATIONSHIPS_METADATA_KEY",
@@ -43,7 +50,6 @@ __all__ = [
 ]
 
 OME_ARROW_SHAPES_METADATA_KEY: Final[bytes] = b"ome.arrow.shapes"
-OME_ARROW_RELATIONSHIPS_METADATA_KEY: Final[bytes] = b"ome.arrow.relationships"
 #: Geometry encodings and how many list levels wrap one coordinate vector in each.
 _DEPTH: Final[dict[str, int]] = {
     "geoarrow.point": 0,
@@ -56,9 +62,6 @@ _DEPTH: Final[dict[str, int]] = {
     "ome.mesh3d": -1,
 }
 SUPPORTED_GEOMETRY_ENCODINGS: Final[frozenset[str]] = frozenset(_DEPTH)
-RELATIONSHIP_TYPES: Final[frozenset[str]] = frozenset(
-    {"contains", "adjacent", "touches", "parent", "track", "derived_from"}
-)
 _STANDARD: Final[tuple[str, ...]] = (
     "object_id",
     "image_id",
@@ -135,10 +138,6 @@ def shape_metadata(
     }
 
 
-def _with_json(schema: pa.Schema, key: bytes, payload: Mapping[str, Any]) -> pa.Schema:
-    return schema.with_metadata({**(schema.metadata or {}), key: json.dumps(payload, sort_keys=True).encode()})
-
-
 def shape_schema(
     geometry_encoding: str,
     *,
@@ -168,7 +167,7 @@ def shape_schema(
         pa.field("confidence", pa.float32()),
         *(measurement_fields or ()),
     ]
-    return _with_json(pa.schema(fields), OME_ARROW_SHAPES_METADATA_KEY, meta)
+    return with_json(pa.schema(fields), OME_ARROW_SHAPES_METADATA_KEY, meta)
 
 
 def make_shape_table(
@@ -200,19 +199,6 @@ def make_shape_table(
     return table
 
 
-def _json_meta(schema: pa.Schema, key: bytes, kind: str, what: str) -> dict[str, Any]:
-    raw = (schema.metadata or {}).get(key)
-    if raw is None:
-        raise SchemaError(f"{what} schema metadata is missing OME-Arrow {kind.split('.')[-1]} ({key.decode()})")
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"{what} schema metadata {key.decode()} is not JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("type") != kind:
-        raise SchemaError(f"{what} metadata type must be {kind!r}")
-    return meta
-
-
 def _first_bad(values: pa.Array, depth: int, dims: int) -> tuple[int, int] | None:
     """(row, coordinate number within the row) of the first coordinate not of length ``dims``; None if all are."""
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
@@ -239,7 +225,7 @@ def _check_coords(values: pa.Array, depth: int, dims: int, label: str, part: str
 
 def validate_shape_table(table: pa.Table) -> None:
     """Check metadata, columns, geometry type and coordinate arity; SchemaError (a ValueError) names the row."""
-    meta = _json_meta(table.schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
+    meta = json_meta(table.schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
     encoding, column = meta.get("geometry_encoding"), meta.get("geometry_column", "geometry")
     dims = len(meta.get("axes") or [])
     if encoding not in SUPPORTED_GEOMETRY_ENCODINGS:
@@ -302,52 +288,13 @@ def read_shape_parquet(
     and the geometry column is validated in full."""
     with reading(path, None, "reading the shape table"):
         schema = pq.read_schema(path, memory_map=memory_map)
-        meta = _json_meta(schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
+        meta = json_meta(schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
         table = pq.read_table(
             path, columns=list(columns) if columns is not None else None, filters=filters, memory_map=memory_map
         )
     if validate and {"object_id", meta.get("geometry_column", "geometry")} <= set(table.column_names):
         validate_shape_table(table)
     return table
-
-
-def relationship_schema() -> pa.Schema:
-    """parent_id, child_id, relationship_type (required) and confidence, with their metadata."""
-    fields = [
-        pa.field("parent_id", pa.string(), nullable=False),
-        pa.field("child_id", pa.string(), nullable=False),
-        pa.field("relationship_type", pa.string(), nullable=False),
-        pa.field("confidence", pa.float32()),
-    ]
-    meta = {
-        "type": "ome.arrow.relationships",
-        "version": OME_ARROW_TAG_VERSION,
-        "relationship_types": sorted(RELATIONSHIP_TYPES),
-    }
-    return _with_json(pa.schema(fields), OME_ARROW_RELATIONSHIPS_METADATA_KEY, meta)
-
-
-def make_relationship_table(rows: Sequence[Mapping[str, Any]], *, validate: bool = True) -> pa.Table:
-    """A relationship table (one edge per row) from row dicts."""
-    table = pa.Table.from_pylist(list(rows), schema=relationship_schema())
-    if validate:
-        validate_relationship_table(table)
-    return table
-
-
-def validate_relationship_table(table: pa.Table) -> None:
-    """Check metadata, the three id columns (present, no nulls) and the relationship types."""
-    _json_meta(table.schema, OME_ARROW_RELATIONSHIPS_METADATA_KEY, "ome.arrow.relationships", "Relationship table")
-    for name in ("parent_id", "child_id", "relationship_type"):
-        if name not in table.column_names:
-            raise SchemaError(f"Relationship table must contain a {name} column")
-        if table[name].null_count:
-            raise SchemaError(f"Relationship table {name} values must not be null")
-    unknown = set(pc.unique(table["relationship_type"]).to_pylist()) - RELATIONSHIP_TYPES
-    if unknown:
-        raise SchemaError(
-            f"Unsupported relationship_type values: {sorted(unknown)}; expected {sorted(RELATIONSHIP_TYPES)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -385,7 +332,7 @@ class OMEArrowShapes:
     @property
     def metadata(self) -> dict[str, Any]:
         """The ``ome.arrow.shapes`` JSON."""
-        return _json_meta(self.table.schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
+        return json_meta(self.table.schema, OME_ARROW_SHAPES_METADATA_KEY, "ome.arrow.shapes", "Shape table")
 
     @property
     def geometry_encoding(self) -> str:

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from .collection import ImageLocation, OMEArrowDataset
+from .collection import OMEArrowDataset
+from .image_location import ImageLocation
 from .scan import FilterLike, as_filter
 from .views import DatasetViews
 from .write import ImageLike, write_dataset

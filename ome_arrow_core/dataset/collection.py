@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,52 +26,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..arguments import check_index, whole_numbers
+from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
-from ..casting import Casting, check_casting
+from ..casting import Casting, cast_pixels, copy_cast
 from ..display import DatasetThumbnails
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
-from ..layout import ChannelPolicy, default_layout, normalize_axes
+from ..layout import ChannelPolicy
 from ..meta import ImageMeta
-from ..record import RecordSource
 from ..registry import Registry
-from ..selection import IndexSpec, Selection, resolve_selection
-from ..typed_chunk import IMAGES_SCHEMA, DatasetSource, image_meta, read_rows
+from ..selection import IndexSpec, RoiType
+from ..typed_chunk import IMAGES_SCHEMA, image_meta, read_rows
+from ..view_spec import ViewSpec
+from .batch import checked_out, plan_batch
+from .image_location import ImageLocation
 from .positions import Positions, checked_indices
-from .scan import ROW_COLUMN, FilterLike, Kind, Member, as_filter, member_count, members_of, uniform_member
+from .scan import ROW_COLUMN, FilterLike, Member, as_filter, member_count, members_of, uniform_member
 from .tables import MemberTables, joined_tables
-from .views import DatasetViews, canonical_view, layout_shape
+from .views import DatasetViews, canonical_view
 
-__all__ = ["OMEArrowDataset", "ImageLocation"]
-
-
-@dataclass(frozen=True)
-class ImageLocation:
-    """Where one image of a dataset lives; small and picklable, so any process can open it."""
-
-    kind: Kind
-    path: str
-    row: int = 0
-    column: str | None = None
-    #: Check checksums on read (None: unless ``OME_ARROW_CORE_VERIFY=0``); see :mod:`.checksums`.
-    verify: bool | None = None
-
-    def open(self, registry: Registry | None = None) -> OMEArrow:
-        """The image, lazily (metadata read; pixels when a view is executed)."""
-        path = Path(self.path)
-        if self.kind == "chunks":
-            with reading(path, None, f"opening image {self.row}"), blaming(path):
-                src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
-        elif self.kind == "records":
-            src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
-        else:
-            options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
-            if self.kind == "collection":  # image `row` of a plugin's collection (a field of an HCS plate)
-                options["row"] = self.row
-            return OMEArrow.scan(path, registry=registry, **options)
-        return OMEArrow._from_parts(src, Selection.full(src.meta.sizes), True, registry)
+__all__ = ["OMEArrowDataset"]
 
 
 class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
@@ -255,19 +229,39 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         c: IndexSpec = None,
         *,
         roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: RoiType | None = None,
+        tile: Sequence[int] | None = None,
         layout: str | None = None,
         dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
         casting: Casting = "checked",
+        spec: ViewSpec | None = None,
     ) -> DatasetViews:
-        """One selection (``t``, ``z``, ``c``, ``roi=(x, y, w, h)``, ``layout``) for every image.
+        """One selection (the arguments of :meth:`OMEArrow.tensor_view`, or ``spec=``) for every image.
 
         Nothing is read: items are :class:`LazyTensorView` objects, and
         :meth:`DatasetViews.read` reads many of them as one stacked array. ``dtype`` casts
         as :meth:`OMEArrow.tensor_view` does (``casting="checked"`` refuses values it
         cannot hold; ``"unsafe"`` converts as numpy does).
         """
-        return DatasetViews(self, dict(t=t, z=z, c=c, roi=roi), layout, dtype, channel_policy, check_casting(casting))
+        view = ViewSpec.of(
+            spec,
+            t=t,
+            z=z,
+            c=c,
+            roi=roi,
+            roi3d=roi3d,
+            roi_nd=roi_nd,
+            roi_type=roi_type,
+            tile=tile,
+            layout=layout,
+            dtype=dtype,
+            channel_policy=channel_policy,
+            casting=casting,
+        )
+        return DatasetViews(self, view)
 
     def read(
         self,
@@ -277,73 +271,77 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         z: IndexSpec = None,
         c: IndexSpec = None,
         roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: RoiType | None = None,
+        tile: Sequence[int] | None = None,
         rois: Sequence[Sequence[int] | None] | None = None,
         layout: str | None = None,
+        dtype: Any = None,
         channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
+        spec: ViewSpec | None = None,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Pixels of images ``indices`` (default: all) stacked on a new first axis, dtype kept.
+        """Pixels of images ``indices`` (default: all) stacked on a new first axis.
 
-        Every image gets the same ``t``, ``z``, ``c`` and ``layout``; ``roi=(x, y, w, h)``
-        crops them all, or ``rois`` gives one crop per index. The selected shapes must
-        agree. Images of a chunk dataset are read together: one Parquet read per chunk
-        file for the whole batch, then one copy per chunk into the result (or ``out``, a
-        writable C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
+        Every image gets the same view (the arguments of :meth:`OMEArrow.tensor_view`, or
+        ``spec=``); ``rois`` gives one crop ``(x, y, w, h)`` per index instead, within it.
+        The selected shapes must agree. The dtype is kept unless ``dtype`` casts. Images
+        of a chunk dataset are read together: one Parquet read per chunk file for the
+        whole batch, then one copy per chunk into the result (or ``out``, a writable
+        C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
         """
+        view = ViewSpec.of(
+            spec,
+            t=t,
+            z=z,
+            c=c,
+            roi=roi,
+            roi3d=roi3d,
+            roi_nd=roi_nd,
+            roi_type=roi_type,
+            tile=tile,
+            layout=layout,
+            dtype=dtype,
+            channel_policy=channel_policy,
+            casting=casting,
+        )
+        cast = view.cast
+        arr = self._read(indices, view, rois, out if cast is None else None)
+        if cast is None:
+            return arr
+        if out is None:
+            return arr if arr.dtype == cast else cast_pixels(arr, cast, view.casting)
+        copy_cast(checked_out(out, arr.shape, cast), arr, view.casting)
+        return out
+
+    def _read(
+        self,
+        indices: Sequence[int] | np.ndarray | range | None,
+        view: ViewSpec,
+        rois: Sequence[Sequence[int] | None] | None,
+        out: np.ndarray | None,
+    ) -> np.ndarray:
         picked = checked_indices(range(len(self)) if indices is None else indices, len(self))
         idx = picked.tolist()
         member_of, row_of = (a.tolist() for a in self._positions.many(picked))
         if not idx:
             raise SchemaError("read() got no indices; pass at least one image")
-        if rois is not None and len(rois) != len(idx):
-            raise SchemaError(f"rois has {len(rois)} entries for {len(idx)} images; give one per image")
         uniform = self._uniform_parts()
-        bases: dict[tuple[int, int], tuple[Selection, str, np.dtype]] = {}
-        sels: list[Selection] = []
         images: dict[int, OMEArrow] = {}  # images of other storages, opened once
-        for n, k in enumerate(idx):
-            part = member_of[n]
-            key = (part, -1) if part in uniform else (part, row_of[n])
-            base = bases.get(key)
-            if base is None:
-                if self._parts[part].kind == "chunks":
-                    meta = self._meta(part, row_of[n])
-                else:
-                    images[k] = self[k]
-                    meta = images[k].meta
-                sel0 = resolve_selection(Selection.full(meta.sizes), meta, t=t, z=z, c=c, roi=roi)
-                lay = normalize_axes(layout) if layout is not None else default_layout(len(sel0.t), len(sel0.z))
-                if channel_policy == "first" and "C" not in lay and len(sel0.c) > 1:
-                    sel0 = sel0.select(c=0)
-                base = bases[key] = (sel0, lay, meta.dtype)
-            crop = rois[n] if rois is not None else None
-            if crop is None:
-                sels.append(base[0])
-            else:
-                x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
-                sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
-        layouts = {b[1] for b in bases.values()}
-        dtypes = {b[2] for b in bases.values()}
-        if len(dtypes) > 1:
-            paths = sorted({self._parts[p].path for p in member_of})
-            raise SchemaError(
-                f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths)}); "
-                "read them one by one"
-            )
-        if len(layouts) > 1:
-            raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
-        lay, dtype = layouts.pop(), dtypes.pop()
-        shapes = {s.shape for s in sels}
-        if len(shapes) > 1:
-            raise SchemaError(
-                f"the selected images have different shapes {sorted(shapes)} (TZCYX); crop them to a common "
-                "shape with roi= (or rois=), or read them one by one"
-            )
-        want = (len(idx), *layout_shape(sels[0], lay))
-        if out is None:
-            out = np.empty(want, dtype=dtype)
-        elif out.shape != want or out.dtype != dtype or not out.flags.writeable:
-            raise SchemaError(f"out must be a writable {want} {dtype} array, got {out.shape} {out.dtype}")
+
+        def meta_of(n: int) -> ImageMeta:
+            part, k = member_of[n], idx[n]
+            if self._parts[part].kind == "chunks":
+                return self._meta(part, row_of[n])
+            images[k] = self[k]
+            return images[k].meta
+
+        keys = [(p, -1) if p in uniform else (p, r) for p, r in zip(member_of, row_of)]
+        plan = plan_batch(view, keys, meta_of, rois, lambda: sorted({self._parts[p].path for p in member_of}))
+        sels, lay = plan.selections, plan.layout
+        out = checked_out(out, plan.shape, plan.dtype)
         canon = canonical_view(out, lay, batch=True)
         by_part: dict[int, list[int]] = {}
         for n, part in enumerate(member_of):

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ..boundary import reading
 from ..errors import PluginError, SchemaError
+from ..handlers import require
 from ..registry import Registry, default_registry
 
 if TYPE_CHECKING:
@@ -48,9 +49,9 @@ def reader_member(path: Path, registry: Registry) -> Literal["collection", "file
 
 
 def _table(reader: Reader, path: Path) -> pa.Table | None:
-    assert reader.collection is not None
+    collection = require(reader, reader.collection, "collection")
     with reading(path, None, "reading the collection's metadata"):
-        table = reader.collection(path)
+        table = collection(path)
     if table is not None and (not isinstance(table, pa.Table) or "image_id" not in table.column_names):
         raise PluginError(
             f"the {reader.name!r} reader's collection hook returned {type(table).__name__} for "

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..casting import Casting, cast_pixels, copy_cast
 from ..errors import LayoutError
-from ..layout import AXES, ChannelPolicy
+from ..layout import AXES
 from ..lazy import LazyTensorView
 from ..selection import Selection
+from ..view_spec import ViewSpec
 
 if TYPE_CHECKING:
     from .collection import OMEArrowDataset
@@ -46,30 +46,17 @@ def canonical_view(arr: np.ndarray, layout: str, *, batch: bool = False) -> np.n
 class DatasetViews(Sequence[LazyTensorView]):
     """The same selection of every image of a dataset: lazy views, and stacked reads."""
 
-    def __init__(
-        self,
-        dataset: OMEArrowDataset,
-        select: dict[str, Any],
-        layout: str | None,
-        dtype: Any,
-        channel_policy: ChannelPolicy,
-        casting: Casting = "checked",
-    ) -> None:
+    def __init__(self, dataset: OMEArrowDataset, spec: ViewSpec) -> None:
         self.dataset = dataset
-        self._select = select
-        self._layout = layout
-        self._dtype = dtype
-        self._policy: ChannelPolicy = channel_policy
-        self._casting: Casting = casting
+        self.spec = spec
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, i: int) -> LazyTensorView:  # type: ignore[override]
-        view = self.dataset[i].tensor_view(
-            **self._select, layout=self._layout, dtype=self._dtype, channel_policy=self._policy, casting=self._casting
-        )
-        assert isinstance(view, LazyTensorView)
+        view = self.dataset[i].view_of(self.spec)
+        if not isinstance(view, LazyTensorView):  # dataset images are opened lazily
+            raise TypeError(f"image {i} of the dataset is not lazy; got {type(view).__name__}")
         return view
 
     def __iter__(self) -> Iterator[LazyTensorView]:
@@ -93,32 +80,26 @@ class DatasetViews(Sequence[LazyTensorView]):
 
     @property
     def selection(self) -> dict[str, Any]:
-        """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy, casting)."""
+        """The tensor_view arguments every image gets (t, z, c, roi, layout, dtype, channel_policy, casting...)."""
+        spec = self.spec
+        crops = {k: getattr(spec, k) for k in ("roi3d", "roi_nd", "roi_type", "tile") if getattr(spec, k) is not None}
         return {
-            **self._select,
-            "layout": self._layout,
-            "dtype": self._dtype,
-            "channel_policy": self._policy,
-            "casting": self._casting,
+            "t": spec.t,
+            "z": spec.z,
+            "c": spec.c,
+            "roi": spec.roi,
+            **crops,
+            "layout": spec.layout,
+            "dtype": spec.dtype,
+            "channel_policy": spec.channel_policy,
+            "casting": spec.casting,
         }
 
     def read(
         self, indices: Sequence[int] | np.ndarray | range | None = None, *, out: np.ndarray | None = None
     ) -> np.ndarray:
         """Views ``indices`` (default: all) stacked on a new first axis (see OMEArrowDataset.read)."""
-        arr = self.dataset.read(
-            indices,
-            **self._select,
-            layout=self._layout,
-            channel_policy=self._policy,
-            out=None if self._dtype is not None else out,
-        )
-        if self._dtype is not None and arr.dtype != np.dtype(self._dtype):
-            if out is not None:
-                copy_cast(out, arr, self._casting)
-                return out
-            return cast_pixels(arr, np.dtype(self._dtype), self._casting)
-        return arr
+        return self.dataset.read(indices, spec=self.spec, out=out)
 
     def __repr__(self) -> str:
         return f"DatasetViews({len(self)} images, {self.selection})"

@@ -13,12 +13,13 @@ import pyarrow as pa
 from ..buffers import read_only
 from ..errors import SchemaError
 from ..image import OMEArrow
+from ..image_input import open_source
 from ..ingesting import pair_pixels
 from ..meta import ImageMeta
 from ..progress import Progress
-from ..registry import Registry
+from ..registry import Registry, default_registry
 from ..selection import Selection
-from ..sources import ArraySource
+from ..sources import ArraySource, in_memory
 from ..typed_chunk import stream_dataset
 from .collection import OMEArrowDataset
 
@@ -38,8 +39,9 @@ def _as_image(item: Any, dim_order: str | None, registry: Registry | None) -> OM
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ImageMeta):
         meta, pixels = item
         src = ArraySource(meta, read_only(pair_pixels(meta, pixels, dim_order)), "memory")
-        return OMEArrow._from_parts(src, Selection.full(meta.sizes), False, registry)
-    return OMEArrow(item, dim_order, registry=registry, _copy=False)
+        return OMEArrow.from_source(src, lazy=False, registry=registry)
+    opened = open_source(item, dim_order, registry or default_registry(), copy=False)
+    return OMEArrow.from_source(in_memory(opened), lazy=False, registry=registry)
 
 
 def _band_reader(img: OMEArrow) -> Any:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError
+from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
+from ome_arrow_core.plugin_api import ChannelPolicy
 
 if TYPE_CHECKING:
     import ray.data
@@ -62,7 +63,7 @@ def read_dataset(
     c: Any = None,
     roi: Sequence[int] | None = None,
     layout: str | None = None,
-    channel_policy: str = "error",
+    channel_policy: ChannelPolicy = "error",
     crop: Sequence[int] | None = None,
     random_crop: bool = False,
     shuffle: bool = False,
@@ -105,7 +106,7 @@ def read_dataset(
         raise SchemaError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
     if image_column in keep:
         raise SchemaError(f"image_column {image_column!r} collides with a metadata column; pick another name")
-    view = {"t": t, "z": z, "c": c, "roi": roi, "layout": layout, "channel_policy": channel_policy}
+    view = ViewSpec(t=t, z=z, c=c, roi=roi, layout=layout, channel_policy=channel_policy).keywords()  # checked here
     source_ = OMEArrowDatasource(
         ds,
         columns=keep,

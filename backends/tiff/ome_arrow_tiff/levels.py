@@ -16,14 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
 from ome_arrow_core import ImageMeta, SelectionError
-from ome_arrow_core.plugin_api import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError
 
-__all__ = ["check_level", "check_levels", "describe_levels", "downsample", "level_meta", "pyramid"]
+__all__ = ["check_level", "check_level_shape", "check_levels", "describe_levels", "downsample", "level_meta", "pyramid"]
 
 
 def check_level(level: object, count: int, name: str) -> int:
@@ -36,6 +37,27 @@ def check_level(level: object, count: int, name: str) -> int:
             f"level={k} is out of range: {name} has {count} resolution level(s); valid levels are 0..{count - 1}"
         )
     return k
+
+
+def check_level_shape(path: PurePath, level: int, sizes: Mapping[str, int], dtype: np.dtype, base: ImageMeta) -> None:
+    """Refuse pyramid level ``level`` (``sizes``, ``dtype``) when its T, Z, C or dtype differ from level 0's
+    (``base``), or it is not level 0 reduced by one factor in Y and X (as tifffile's own pyramid detection requires)."""
+    base_sizes = base.sizes
+    if any(sizes[a] != base_sizes[a] for a in "TZC") or dtype != base.dtype:
+        raise DamagedFileError(
+            f"{path}: pyramid level {level} holds TZC {[sizes[a] for a in 'TZC']} "
+            f"{dtype} but level 0 holds {[base_sizes[a] for a in 'TZC']} {base.dtype}; "
+            "the file's pyramid is damaged or not one image"
+        )
+    ny, nx = sizes["Y"], sizes["X"]
+    factors = (base_sizes["Y"] / ny, base_sizes["X"] / nx)
+    if level and not any(
+        f >= 1 and abs(ny - base_sizes["Y"] / f) < 1 and abs(nx - base_sizes["X"] / f) < 1 for f in factors
+    ):
+        raise DamagedFileError(
+            f"{path}: pyramid level {level} is {ny}x{nx}, not level 0 ({base_sizes['Y']}x{base_sizes['X']}) "
+            "reduced by one factor in Y and X; the file's tags are damaged"
+        )
 
 
 def level_meta(base: ImageMeta, sizes: Mapping[str, int], chunk: tuple[int, int, int] | None) -> ImageMeta:

@@ -14,10 +14,8 @@ against its checksum; a crop then reads whole strips (tiles are read whole anywa
 
 from __future__ import annotations
 
-import math
 import threading
 import weakref
-from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -37,24 +35,17 @@ from ome_arrow_core.plugin_api import (
     checksums_of,
     reading,
     require_regular_file,
-    verify_enabled,
 )
 
 from .axes import series_axes
-from .damage import check_declared, check_extent, ome_root, strict_tifffile
-from .integrity import (
-    LevelChecksums,
-    TiffChecksums,
-    annotated,
-    find_annotation,
-    find_checksums,
-    le_bytes,
-    written_by_us,
-)
-from .levels import check_level, describe_levels, level_meta
+from .damage import check_declared, check_extent, strict_tifffile
+from .integrity import LevelChecksums, TiffChecksums, le_bytes
+from .levels import check_level, check_level_shape, describe_levels, level_meta
 from .metadata import image_meta, print_resolution
+from .raw_rows import read_raw_rows
 from .remote import RangeFile
 from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
+from .verification import load_checksums, segment_name
 
 if TYPE_CHECKING:
     import tifffile
@@ -171,7 +162,7 @@ class TiffSource:
             else level_meta(base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
         )
         check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
-        self._check_level(base_meta.sizes)
+        check_level_shape(self.path, self.level, self._axes.sizes, self._series.dtype, base_meta)
         end = self._dataoffset + self._axes.n_pages * kf.nbytes
         if self._virtual and end > self._size:
             raise DamagedFileError(
@@ -179,55 +170,18 @@ class TiffSource:
                 f"{self._size}; the file is truncated"
             )
 
-    def _check_level(self, base: Mapping[str, int]) -> None:
-        """Refuse a pyramid level whose T, Z, C or dtype differ from level 0's, or that is not level 0
-        reduced by one factor in Y and X (as tifffile's own pyramid detection requires)."""
-        sizes = self._axes.sizes
-        if any(sizes[a] != base[a] for a in "TZC") or self._series.dtype != self._base_meta.dtype:
-            raise DamagedFileError(
-                f"{self.path}: pyramid level {self.level} holds TZC {[sizes[a] for a in 'TZC']} "
-                f"{self._series.dtype} but level 0 holds {[base[a] for a in 'TZC']} {self._base_meta.dtype}; "
-                "the file's pyramid is damaged or not one image"
-            )
-        ny, nx = sizes["Y"], sizes["X"]
-        factors = (base["Y"] / ny, base["X"] / nx)
-        if self.level and not any(
-            f >= 1 and abs(ny - base["Y"] / f) < 1 and abs(nx - base["X"] / f) < 1 for f in factors
-        ):
-            raise DamagedFileError(
-                f"{self.path}: pyramid level {self.level} is {ny}x{nx}, not level 0 ({base['Y']}x{base['X']}) "
-                "reduced by one factor in Y and X; the file's tags are damaged"
-            )
-
     def _load_checksums(self) -> None:
         """Find the file's checksums; set up their checks when verification is on."""
-        ours = written_by_us(self._tif)
-        if ours and self._series.kind != "ome":
-            raise DamagedFileError(
-                f"{self.path}: ome-arrow-core wrote it as an OME-TIFF (its Software tag says so) but tifffile finds "
-                f"no usable OME-XML in it (it reads a {self._series.kind!r} series); its ImageDescription is damaged"
-            )
-        root = ome_root(self._tif) if self._series.kind == "ome" else None
-        self.checksums = None
+        found = load_checksums(self._tif, self._series.kind, self.series_index, self.path, self.verify)
+        self.checksums, self.has_checksums = found.checksums, found.present
         self._sums: LevelChecksums | None = None
-        if not verify_enabled(self.verify):  # the annotation is not even parsed
-            self.has_checksums = find_annotation(root, self.series_index) is not None
-            return
-        self.checksums = find_checksums(root, self.series_index, self.path)
-        self.has_checksums = self.checksums is not None
-        if self.checksums is None:
-            if ours and not annotated(root):
+        if self.checksums is not None:
+            if self._axes.page_axes != "YX":
                 raise DamagedFileError(
-                    f"{self.path}: ome-arrow-core wrote it with checksums (its Software tag says so) but its OME-XML "
-                    "holds no checksum annotation; the OME-XML is damaged (read with verify=False to skip the check)"
+                    f"{self.path}: it stores checksums per plane but its pages are {self._axes.page_axes!r}, "
+                    "not single planes; the file's tags or its OME-XML are damaged"
                 )
-            return
-        if self._axes.page_axes != "YX":
-            raise DamagedFileError(
-                f"{self.path}: it stores checksums per plane but its pages are {self._axes.page_axes!r}, "
-                "not single planes; the file's tags or its OME-XML are damaged"
-            )
-        self._sums = self.checksums.for_level(self.level, self.meta.sizes, self.meta.dtype)
+            self._sums = self.checksums.for_level(self.level, self.meta.sizes, self.meta.dtype)
 
     # -- lifetime -------------------------------------------------------------------------
     def close(self) -> None:
@@ -300,11 +254,7 @@ class TiffSource:
 
     # -- checksums ------------------------------------------------------------------------
     def _where(self, page: int, plane: int, segment: int) -> str:
-        n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
-        t, rest = divmod(plane, n_z * n_c)
-        kind = "tile" if self._keyframe.is_tiled else "strip"
-        level = f" of pyramid level {self.level}" if self.level else ""
-        return f"{kind} {segment} of plane t={t} z={rest // n_c} c={rest % n_c}{level} (page {page})"
+        return segment_name(self.meta.sizes, self._keyframe.is_tiled, self.level, page, plane, segment)
 
     def _segment_check(self, page: int, plane: int) -> SegmentCheck:
         """The check of each decoded segment of ``page`` (holding canonical ``plane``) against its checksum."""
@@ -399,21 +349,7 @@ class TiffSource:
 
         ``into``, when given, is a C-contiguous array of the rows' size that receives them.
         """
-        ss, depth, ny, nx, sc = self._keyframe.shaped
-        row = nx * sc * self._file_dtype.itemsize
-        shape = (ss, depth, y1 - y0, nx, sc)
-        if into is None:
-            out = np.empty(shape, self._file_dtype.newbyteorder("="))
-        elif into.flags.c_contiguous and into.size == math.prod(shape):
-            out = into.reshape(shape)
-        else:
-            raise ValueError(f"rows need a C-contiguous target of shape {shape}")
-        fh = tif.filehandle
-        with fh.lock:
-            for s in range(ss):
-                for d in range(depth):
-                    fh.seek(offset + ((s * depth + d) * ny + y0) * row)
-                    fh.read_array(self._file_dtype, out[s, d].size, out=out[s, d])
+        out = read_raw_rows(tif, offset, self._keyframe.shaped, self._file_dtype, y0, y1, into)
         self._count(1, 1, out.nbytes)
         return out[:, :, :, x0:x1, :]
 

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, default_collate, get_worker_info
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError
+from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
+from ome_arrow_core.plugin_api import ChannelPolicy
 
 from .collate import register, rows_of
 from .pool import BatchPool
@@ -72,7 +73,7 @@ class _Samples:
         c: Any = None,
         roi: Sequence[int] | None = None,
         layout: str | None = None,
-        channel_policy: str = "error",
+        channel_policy: ChannelPolicy = "error",
         tile: tuple[int, int] | None = None,
         crop: tuple[int, int] | None = None,
         random_crop: bool = False,
@@ -84,7 +85,7 @@ class _Samples:
         given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
         if len(given) > 1:
             raise SelectionError(f"pass only one of roi, tile and crop; got {', '.join(given)}")
-        self.view = {"t": t, "z": z, "c": c, "layout": layout, "channel_policy": channel_policy}
+        self.view = ViewSpec(t=t, z=z, c=c, layout=layout, channel_policy=channel_policy)
         self.roi: tuple[int, int, int, int] | None = None
         if roi is not None:
             x, y, w, h = _ints(roi, 4, "roi", "(x, y, w, h)")
@@ -176,7 +177,7 @@ class _Samples:
         where = [self._locate(int(s)) for s in samples]
         rois = [r for _, r in where]
         return self.dataset.read(
-            [k for k, _ in where], rois=rois if any(r is not None for r in rois) else None, out=out, **self.view
+            [k for k, _ in where], rois=rois if any(r is not None for r in rois) else None, out=out, spec=self.view
         )
 
     def _items(self, samples: Sequence[int]) -> list[Any]:
@@ -205,7 +206,7 @@ class _Samples:
     def _read_batch(self, samples: list[int]) -> torch.Tensor:
         """Samples as one tensor: in a pooled shared buffer in a DataLoader worker, else in fresh memory."""
         k, roi = self._locate(samples[0])
-        view = self.dataset[k].tensor_view(roi=roi, **self.view)  # shape and dtype, nothing read
+        view = self.dataset[k].view_of(self.view.replace(roi=roi))  # shape and dtype, nothing read
         dtype = torch.from_numpy(np.empty(0, dtype=view.dtype)).dtype
         shape = (len(samples), *view.shape)
         pool = self._worker_pool() if get_worker_info() is not None else None

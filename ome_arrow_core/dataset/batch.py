@@ -1,0 +1,88 @@
+"""One view for a batch of images: each image's selection, and the layout, dtype and shape they must share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..arguments import whole_numbers
+from ..errors import SchemaError
+from ..layout import normalize_axes
+from ..meta import ImageMeta
+from ..selection import Selection
+from ..view_spec import ViewSpec, channels_read
+from .views import layout_shape
+
+__all__ = ["BatchPlan", "plan_batch", "checked_out"]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a batched read reads: one selection per image, in one layout, of one dtype."""
+
+    selections: list[Selection]
+    layout: str
+    dtype: np.dtype
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The stacked result's shape: the batch, then one image's selection in :attr:`layout`."""
+        return (len(self.selections), *layout_shape(self.selections[0], self.layout))
+
+
+def plan_batch(
+    view: ViewSpec,
+    keys: Sequence[Hashable],
+    meta_of: Callable[[int], ImageMeta],
+    rois: Sequence[Sequence[int] | None] | None,
+    paths: Callable[[], list[str]],
+) -> BatchPlan:
+    """The selections of ``view`` for images ``0..len(keys)-1`` (``rois``: one crop each, within the view).
+
+    Images with equal ``keys`` share their metadata (``meta_of(n)`` is asked for the first of each);
+    ``paths()`` names the files when their dtypes differ. SchemaError when layouts, dtypes or shapes differ.
+    """
+    if rois is not None and len(rois) != len(keys):
+        raise SchemaError(f"rois has {len(rois)} entries for {len(keys)} images; give one per image")
+    bases: dict[Hashable, tuple[Selection, str, np.dtype]] = {}
+    sels: list[Selection] = []
+    for n, key in enumerate(keys):
+        base = bases.get(key)
+        if base is None:
+            meta = meta_of(n)
+            sel0 = view.selection(Selection.full(meta.sizes), meta)
+            lay = normalize_axes(view.layout_for(sel0))
+            base = bases[key] = (channels_read(sel0, lay, view.channel_policy), lay, meta.dtype)
+        crop = rois[n] if rois is not None else None
+        if crop is None:
+            sels.append(base[0])
+        else:
+            x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
+            sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
+    layouts = {b[1] for b in bases.values()}
+    dtypes = {b[2] for b in bases.values()}
+    if len(dtypes) > 1:
+        raise SchemaError(
+            f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths())}); "
+            "read them one by one"
+        )
+    if len(layouts) > 1:
+        raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
+    shapes = {s.shape for s in sels}
+    if len(shapes) > 1:
+        raise SchemaError(
+            f"the selected images have different shapes {sorted(shapes)} (TZCYX); crop them to a common "
+            "shape with roi= (or rois=), or read them one by one"
+        )
+    return BatchPlan(sels, layouts.pop(), dtypes.pop())
+
+
+def checked_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``out`` if it is a writable ``shape`` array of ``dtype`` (SchemaError if not); a new one when None."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.writeable:
+        raise SchemaError(f"out must be a writable {shape} {dtype} array, got {out.shape} {out.dtype}")
+    return out

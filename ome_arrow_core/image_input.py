@@ -1,0 +1,67 @@
+"""What ``OMEArrow(source)`` accepts, turned into a pixel source: paths, many files, records, arrays."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from .handlers import PixelSource
+from .ingesting import ingest
+from .opening import open_path
+from .registry import Registry
+from .sources import ArraySource
+from .stacks import is_stack_input, open_stack
+
+__all__ = ["open_source"]
+
+_RECORD_TYPES = (pa.StructScalar, pa.StructArray, pa.ChunkedArray, pa.Table, pa.RecordBatch)
+#: ome-arrow 0.1.0 keywords that readers would otherwise ignore, with ours.
+_REFERENCE_SPELLINGS = {
+    "row_index": "row=",
+    "column_name": "column=",
+    "lazy": "OMEArrow.scan(path)",
+    "tcz": "tensor_view(t=, c=, z=)",
+    "image_type": "no equivalent",
+}
+
+
+def open_source(
+    source: Any,
+    dim_order: str | None,
+    registry: Registry,
+    *,
+    column: str | None = None,
+    row: int = 0,
+    format: str | None = None,
+    name: str | None = None,
+    filesystem: Any = None,
+    copy: bool = True,
+    **options: Any,
+) -> PixelSource:
+    """The pixel source for anything ``OMEArrow(source)`` takes (see its docstring).
+
+    Files are opened, not read; records and arrays are in memory (``copy=False``: an
+    array is viewed read-only, not copied into Arrow memory).
+    """
+    spelt = sorted(set(options) & set(_REFERENCE_SPELLINGS))
+    if spelt:
+        hints = ", ".join(f"{k} ({_REFERENCE_SPELLINGS[k]})" for k in spelt)
+        raise TypeError(
+            f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
+            "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)"
+        )
+    if filesystem is None and is_stack_input(source):  # many files, one image
+        return open_stack(
+            source, registry, dim_order=dim_order, format=format, name=name, column=column, row=row, **options
+        )
+    if isinstance(source, (str, os.PathLike)) or filesystem is not None:
+        return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
+    if isinstance(source, (Mapping, *_RECORD_TYPES)):
+        from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
+
+        meta, pixels = record_to_pixels(as_struct_array(source, column), row)
+        return ArraySource(meta, pixels, "arrow record")
+    return ingest(source, dim_order, registry, name, copy)
