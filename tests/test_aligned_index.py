@@ -283,3 +283,16 @@ def test_reference_reads_an_aligned_plate(tmp_path: Path) -> None:
     for i in (0, 5, 10):
         got = np.asarray(reader.read_image(f"image-{i:05d}"))
         assert got.tobytes() == image(i).tobytes()
+
+
+def test_threads_loading_groups_while_others_read_get_every_image(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = 60
+    path = plate(tmp_path / "p.ome.parquet", n, images_per_group=4)
+    ds = fresh(path)
+    order = [int(i) for i in np.random.default_rng(5).permutation(n)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: ds[i].to_numpy().reshape(1, 6, 5), order))
+    for i, a in zip(order, got):
+        np.testing.assert_array_equal(a, image(i))

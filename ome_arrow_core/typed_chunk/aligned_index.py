@@ -114,7 +114,9 @@ class AlignedIndex:
         starts: list[np.ndarray],
         names: list[str],
         manifest: dict[str, Any],
+        lock: threading.Lock | None = None,
     ) -> None:
+        """``lock``: the one reads of the dataset hold (loading a group adds to what they read)."""
         self.root, self.parts, self.images, self.starts, self.names = root, list(parts), images, starts, names
         self.manifest = manifest
         self.part_first = np.concatenate([[0], np.cumsum([int(s[-1]) for s in starts])]).astype(np.int64)
@@ -132,7 +134,7 @@ class AlignedIndex:
         self._ids: dict[tuple[int, int], pa.Array] = {}
         self._failed: dict[tuple[int, int], DamagedFileError] = {}
         self._files: dict[int, pq.ParquetFile] = {}
-        self._lock = threading.RLock()
+        self._lock = lock or threading.Lock()
 
     def part_of_row(self, row: int) -> int:
         """The part of index row ``row``."""

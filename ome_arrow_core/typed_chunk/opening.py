@@ -133,12 +133,13 @@ def _aligned(
             f"{path}: the index lists {rows} chunks, but the chunk files it may name ({', '.join(listed)}) hold "
             f"{held} rows; the index is damaged or lying. Restore it from a backup or rewrite the dataset"
         )
-    aligned = AlignedIndex(path, parts, images, starts, listed, manifest)
+    lock = threading.Lock()
+    aligned = AlignedIndex(path, parts, images, starts, listed, manifest, lock)
     return OpenedDataset(
         manifest,
         images,
         pa.table({}),
-        threading.Lock(),
+        lock,
         registry,
         path,
         images.part_of(),
