@@ -296,3 +296,15 @@ def test_threads_loading_groups_while_others_read_get_every_image(tmp_path: Path
         got = list(pool.map(lambda i: ds[i].to_numpy().reshape(1, 6, 5), order))
     for i, a in zip(order, got):
         np.testing.assert_array_equal(a, image(i))
+
+
+def test_compaction_keeps_the_index_aligned(tmp_path: Path) -> None:
+    from ome_arrow_core import compact_dataset
+
+    path = plate(tmp_path / "p.ome.parquet", 7, images_per_group=3)
+    write_dataset((image(i) for i in range(7, 12)), path, dim_order="ZYX", mode="append", progress=False)
+    compact_dataset(path)
+    assert index_marked(path) and pq.read_metadata(path / "index.parquet").num_row_groups == 4
+    ds = fresh(path)
+    assert open_dataset(path).aligned is not None
+    np.testing.assert_array_equal(np.asarray(ds.read()).reshape(12, 1, 6, 5), [image(i) for i in range(12)])
