@@ -89,7 +89,7 @@ def write_zarr(path: Path, n: int, shape: tuple[int, ...]) -> None:
 
 
 def plates(
-    root: Path, n: int, shape: tuple[int, ...], synthetic: bool = False
+    root: Path, n: int, shape: tuple[int, ...], synthetic: bool = False, libs: tuple[str, ...] = ("ours", "zarr")
 ) -> tuple[dict[str, Path], dict[str, dict[str, float]]]:
     """The plates of ``n`` images under ``root`` (written once, each in a child process, timed; kept for later
     runs, with the write's time and peak RSS in ``<plate>.done``)."""
@@ -97,7 +97,7 @@ def plates(
     tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic" if synthetic else "")
     ours, peer = root / f"plate{n}{tag}.ome.parquet", root / f"plate{n}{tag}.zarr"
     writes: dict[str, dict[str, float]] = {}
-    for lib, path in (("ours", ours), ("zarr", peer)):
+    for lib, path in [(k, p) for k, p in (("ours", ours), ("zarr", peer)) if k in libs]:
         done = path.with_name(path.name + ".done")
         if not done.exists() or not done.read_text().strip():
             import shutil
@@ -235,7 +235,7 @@ def measure(
 ) -> dict[tuple[str, int, str], dict[str, float]]:
     results: dict[tuple[str, int, str], dict[str, float]] = {}
     for n in sizes:
-        paths, writes = plates(root, n, shape, synthetic)
+        paths, writes = plates(root, n, shape, synthetic, ("ours", *(["zarr"] if "zarr" in libs else [])))
         for lib, took in writes.items():
             results[(lib, n, "write")] = took
         paths["before"] = paths["ours"]

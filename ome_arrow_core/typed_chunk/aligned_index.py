@@ -14,6 +14,7 @@ chunk ids must be unique within a group, and reads check each chunk row against 
 from __future__ import annotations
 
 import itertools
+import mmap
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from .readcheck import ReadCheck, dtype_name
 from .spec import FILE_METADATA
 from .tables import Part
 
-__all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "write_aligned_index", "aligned_starts", "AlignedIndex"]
+__all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "lazy_zeros", "write_aligned_index", "aligned_starts", "AlignedIndex"]
 
 #: Footer key of an aligned index table, and its value.
 INDEX_GROUPS_KEY: Final[bytes] = b"ome_arrow_core.index_groups"
@@ -49,6 +50,13 @@ _INTS: Final[dict[str, Any]] = {
     **{a: np.int32 for a in "tczyx"},
     **{f"shape_{a}": np.int32 for a in "tczyx"},
 }
+
+
+def lazy_zeros(n: int, dtype: Any) -> np.ndarray:
+    """A writable array of ``n`` zeros in an anonymous mapping: its pages become resident only once written
+    (np.zeros may take them from the heap, already touched)."""
+    dt = np.dtype(dtype)
+    return np.frombuffer(mmap.mmap(-1, max(1, n * dt.itemsize)), dtype=dt, count=n)
 
 
 def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: int, out: Path) -> None:
@@ -122,11 +130,11 @@ class AlignedIndex:
         self.part_first = np.concatenate([[0], np.cumsum([int(s[-1]) for s in starts])]).astype(np.int64)
         total = int(self.part_first[-1])
         self.num_rows = total
-        # np.zeros: untouched pages are never resident, so a million-row index costs what is loaded
-        self.columns: dict[str, np.ndarray] = {n: np.zeros(total, dtype=t) for n, t in _INTS.items()}
-        self.fragment_code = np.zeros(total, dtype=np.int32)
-        self.checksum = np.zeros(total, dtype=np.uint64)
-        self.has_checksum = np.zeros(total, dtype=bool)
+        # anonymous mappings: untouched pages are never resident, so a million-row index costs what is loaded
+        self.columns: dict[str, np.ndarray] = {n: lazy_zeros(total, t) for n, t in _INTS.items()}
+        self.fragment_code = lazy_zeros(total, np.int32)
+        self.checksum = lazy_zeros(total, np.uint64)
+        self.has_checksum = lazy_zeros(total, np.bool_)
         self.pages: dict[int, GroupedPages] = {}
         self.checks: dict[int, GroupedChecks] = {}
         self.unpaged: set[int] = set()

@@ -8,6 +8,7 @@ two that overlap are an index lying about where its chunks lie.
 from __future__ import annotations
 
 import bisect
+import mmap
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,7 @@ class GroupedPages:
         #: One row per row group (as PageFragment's), without allocating them.
         self.group_rows = np.broadcast_to(np.int64(1), (rows_bound,))
         #: Uncompressed page bytes of each row group named so far (0 elsewhere; pages never touched stay unallocated).
-        self.group_bytes: np.ndarray | None = np.zeros(rows_bound, dtype=np.int64)
+        self.group_bytes: np.ndarray | None = np.frombuffer(mmap.mmap(-1, max(8, 8 * rows_bound)), np.int64, rows_bound)
         self._subs: list[SubPages] = []
         self._lo: list[int] = []
         self._open: OrderedDict[int, PageFragment] = OrderedDict()
