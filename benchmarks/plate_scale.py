@@ -4,9 +4,10 @@ Usage (not run in CI)::
 
     python benchmarks/plate_scale.py                     # N = 1,000 / 10,000 / 100,000
     python benchmarks/plate_scale.py --sizes 1000 1000000 --repeats 3 --root /tmp/plates
+    python benchmarks/plate_scale.py --sizes 1000 100000 1000000 --shape 1 8 8   # the million-image plate (tiny)
 
-A plate is N images of 1x64x64 uint16 (image i is ``(arange(4096) + 7 i) % 4096``, so every child checks what
-it read) with two metadata columns, ``well`` (a string, 96 wells) and ``site`` (an int). Ours is written by
+A plate is N images of 1x64x64 uint16 (``--shape``; image i is ``(arange(P) + 7 i) % 4096`` for P pixels, so every
+child checks what it read) with two metadata columns, ``well`` (a string, 96 wells) and ``site`` (an int). Ours is written by
 ``write_dataset`` with its defaults. The zarr-python peer is the representation a zarr user picks for a plate of
 equal images: ONE array of shape (N, 1, 64, 64), one image per chunk, chunks grouped 1,024 to a shard file (the
 sharding codec, so a million images are not a million files), with ``well`` and ``site`` as sibling arrays of the
@@ -23,6 +24,9 @@ Every case runs in a fresh ``python`` process (library imported first, not timed
 - ``filter``: keep one well (``ds.filter({"well": w})``) and read the first kept image;
 - ``shard``: the images of rank 1 of 8 (``ds.select(range(1, N, 8))``) and the first one's pixels.
 
+Writing each plate (once, kept under ``--root``) is timed in a child process too, with its peak RSS (``write``).
+``--synthetic`` builds ours with ``plate_synthetic.py`` instead of ``write_dataset`` (the same layout, column by
+column: a million images in seconds, where write_dataset packs one row group per image).
 The table prints each case's time (and RSS for ``first``) per library, ours/zarr, and ours(N)/ours(smallest N)
 (flat is about 1).
 """
@@ -42,37 +46,39 @@ WELLS = [f"{r}{c:02d}" for r in "ABCDEFGH" for c in range(1, 13)]
 CASES = ["scan", "first", "len", "get", "read32", "filter", "shard"]
 
 
-def plate_image(i: int) -> np.ndarray:
-    """Image ``i`` of a plate: 1x64x64 uint16, different for every i."""
-    return ((np.arange(4096, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(1, 64, 64)
+SHAPE: tuple[int, ...] = (1, 64, 64)
 
 
-def _batches(n: int, size: int = 1024):  # type: ignore[no-untyped-def]
-    base = np.arange(4096, dtype=np.int64)[None, :]
+def plate_image(i: int, shape: tuple[int, ...] = SHAPE) -> np.ndarray:
+    """Image ``i`` of a plate: uint16 of ``shape`` (ZYX), different for every i."""
+    size = int(np.prod(shape))
+    return ((np.arange(size, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(shape)
+
+
+def _batches(n: int, shape: tuple[int, ...], size: int = 1024):  # type: ignore[no-untyped-def]
+    base = np.arange(int(np.prod(shape)), dtype=np.int64)[None, :]
     for start in range(0, n, size):
         i = np.arange(start, min(n, start + size), dtype=np.int64)[:, None]
-        yield start, ((base + 7 * i) % 4096).astype(np.uint16).reshape(-1, 1, 64, 64)
+        yield start, ((base + 7 * i) % 4096).astype(np.uint16).reshape(-1, *shape)
 
 
-def write_ours(path: Path, n: int) -> None:
+def write_ours(path: Path, n: int, shape: tuple[int, ...]) -> None:
     from ome_arrow_core import write_dataset
 
     def images():  # type: ignore[no-untyped-def]
-        for _, block in _batches(n):
+        for _, block in _batches(n, shape):
             yield from block
 
-    meta = {"well": [WELLS[i % 96] for i in range(n)], "site": [i // 96 for i in range(n)]}
+    meta = ({"well": WELLS[i % 96], "site": i // 96} for i in range(n))  # streamed, as the images
     write_dataset(images(), path, metadata=meta, progress=False)
 
 
-def write_zarr(path: Path, n: int) -> None:
+def write_zarr(path: Path, n: int, shape: tuple[int, ...]) -> None:
     import zarr
 
     group = zarr.open_group(str(path), mode="w")
-    arr = group.create_array(
-        "images", shape=(n, 1, 64, 64), dtype="uint16", chunks=(1, 1, 64, 64), shards=(1024, 1, 64, 64)
-    )
-    for start, block in _batches(n):
+    arr = group.create_array("images", shape=(n, *shape), dtype="uint16", chunks=(1, *shape), shards=(1024, *shape))
+    for start, block in _batches(n, shape):
         arr[start : start + len(block)] = block
     import warnings
 
@@ -82,19 +88,46 @@ def write_zarr(path: Path, n: int) -> None:
     group.create_array("site", data=np.array([i // 96 for i in range(n)], dtype=np.int64))
 
 
-def plates(root: Path, n: int) -> dict[str, Path]:
-    """The plates of ``n`` images under ``root`` (written once; kept for later runs)."""
+def plates(
+    root: Path, n: int, shape: tuple[int, ...], synthetic: bool = False, libs: tuple[str, ...] = ("ours", "zarr")
+) -> tuple[dict[str, Path], dict[str, dict[str, float]]]:
+    """The plates of ``n`` images under ``root`` (written once, each in a child process, timed; kept for later
+    runs, with the write's time and peak RSS in ``<plate>.done``)."""
     root.mkdir(parents=True, exist_ok=True)
-    ours, peer = root / f"plate{n}.ome.parquet", root / f"plate{n}.zarr"
-    for path, write in ((ours, write_ours), (peer, write_zarr)):
+    tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic" if synthetic else "")
+    ours, peer = root / f"plate{n}{tag}.ome.parquet", root / f"plate{n}{tag}.zarr"
+    writes: dict[str, dict[str, float]] = {}
+    for lib, path in [(k, p) for k, p in (("ours", ours), ("zarr", peer)) if k in libs]:
         done = path.with_name(path.name + ".done")
-        if not done.exists():
+        if not done.exists() or not done.read_text().strip():
             import shutil
 
             shutil.rmtree(path, ignore_errors=True)
-            write(path, n)
-            done.touch()
-    return {"ours": ours, "zarr": peer}
+            how = "synthetic" if synthetic and lib == "ours" else lib
+            argv = [sys.executable, __file__, "--write", how, str(path), str(n), *map(str, shape)]
+            ran = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+            if ran.returncode != 0:
+                raise RuntimeError(f"writing {path} failed:\n{ran.stderr[-3000:]}")
+            done.write_text(ran.stdout.strip().splitlines()[-1])
+        writes[lib] = json.loads(done.read_text())
+    return {"ours": ours, "zarr": peer}, writes
+
+
+def _write_child(lib: str, path: Path, n: int, shape: tuple[int, ...]) -> None:
+    """Write one plate in this (child) process; print its time and peak RSS as JSON."""
+    import resource
+    import time
+
+    t = time.perf_counter()
+    if lib == "synthetic":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from plate_synthetic import synthetic_plate
+
+        synthetic_plate(path, n, shape)
+    else:
+        (write_ours if lib == "ours" else write_zarr)(path, n, shape)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"ms": (time.perf_counter() - t) * 1e3, "rss_mib": peak}))
 
 
 _CHILD = r"""
@@ -102,8 +135,9 @@ import json, os, sys, time, statistics
 {baseline}import numpy as np
 {imports}
 path, n, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+SHAPE = tuple(int(v) for v in sys.argv[4:]); P = int(np.prod(SHAPE))
 def expect(i):
-    return ((np.arange(4096, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(1, 64, 64)
+    return ((np.arange(P, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(SHAPE)
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 out = {{}}
@@ -115,14 +149,14 @@ if case == "scan":
 elif case == "first":
     img = {get}(ds, 0)
     out["ms"] = (time.perf_counter() - t0) * 1e3; out["rss_mib"] = rss() - r0
-    assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(0)), "wrong first image"
+    assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(0)), "wrong first image"
 elif case == "len":
     t = time.perf_counter(); k = {length}(ds); out["ms"] = (time.perf_counter() - t) * 1e3
     assert k == n, (k, n)
 elif case == "get":
     rng = np.random.default_rng(1); picks = rng.integers(0, n, 420)
     for i in picks[:20]:
-        assert np.array_equal(np.asarray({get}(ds, int(i))).reshape(1, 64, 64), expect(int(i))), i
+        assert np.array_equal(np.asarray({get}(ds, int(i))).reshape(SHAPE), expect(int(i))), i
     runs = []
     for rep in range(5):
         t = time.perf_counter()
@@ -133,7 +167,7 @@ elif case == "get":
 elif case == "read32":
     rng = np.random.default_rng(2); batches = [rng.choice(n, 32, replace=False) for _ in range(8)]
     got = {many}(ds, batches[0])
-    assert np.array_equal(np.asarray(got).reshape(32, 64, 64), np.stack([expect(int(i)) for i in batches[0]]).reshape(32, 64, 64))
+    assert np.array_equal(np.asarray(got).reshape((32,) + SHAPE), np.stack([expect(int(i)) for i in batches[0]]).reshape((32,) + SHAPE))
     times = []
     for b in batches[1:]:
         t = time.perf_counter(); {many}(ds, b); times.append((time.perf_counter() - t) * 1e3)
@@ -141,11 +175,11 @@ elif case == "read32":
 elif case == "filter":
     t = time.perf_counter(); kept, img = {filter}(ds, "B03"); out["ms"] = (time.perf_counter() - t) * 1e3
     assert kept == len(range(14, n, 96)), kept
-    assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(14))
+    assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(14))
 elif case == "shard":
     t = time.perf_counter(); kept, img = {shard}(ds, 1, 8); out["ms"] = (time.perf_counter() - t) * 1e3
     assert kept == len(range(1, n, 8)), kept
-    assert np.array_equal(np.asarray(img).reshape(1, 64, 64), expect(1))
+    assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(1))
 print(json.dumps(out))
 """
 
@@ -171,12 +205,17 @@ _LIBS: dict[str, dict[str, str]] = {
 }
 
 
-def run_case(lib: str, path: Path, n: int, case: str, baseline: Path | None = None) -> dict[str, float]:
+def run_case(
+    lib: str, path: Path, n: int, case: str, baseline: Path | None = None, shape: tuple[int, ...] = SHAPE
+) -> dict[str, float]:
     """One case in a fresh process (``lib`` "before": ours from the source tree ``baseline``)."""
     first = f"sys.path.insert(0, {str(baseline)!r})\n" if lib == "before" and baseline is not None else ""
     code = _CHILD.format(baseline=first, **_LIBS["ours" if lib == "before" else lib])
     done = subprocess.run(
-        [sys.executable, "-c", code, str(path), str(n), case], capture_output=True, text=True, timeout=1800
+        [sys.executable, "-c", code, str(path), str(n), case, *map(str, shape)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{lib} {case} N={n} failed:\n{done.stderr[-3000:]}")
@@ -185,16 +224,25 @@ def run_case(lib: str, path: Path, n: int, case: str, baseline: Path | None = No
 
 
 def measure(
-    root: Path, sizes: list[int], repeats: int, libs: list[str], cases: list[str], baseline: Path | None
+    root: Path,
+    sizes: list[int],
+    repeats: int,
+    libs: list[str],
+    cases: list[str],
+    baseline: Path | None,
+    shape: tuple[int, ...] = SHAPE,
+    synthetic: bool = False,
 ) -> dict[tuple[str, int, str], dict[str, float]]:
     results: dict[tuple[str, int, str], dict[str, float]] = {}
     for n in sizes:
-        paths = plates(root, n)
+        paths, writes = plates(root, n, shape, synthetic, ("ours", *(["zarr"] if "zarr" in libs else [])))
+        for lib, took in writes.items():
+            results[(lib, n, "write")] = took
         paths["before"] = paths["ours"]
         for lib in libs:
             for case in cases:
-                run_case(lib, paths[lib], n, case, baseline)  # warm the page cache
-                runs = [run_case(lib, paths[lib], n, case, baseline) for _ in range(repeats)]
+                run_case(lib, paths[lib], n, case, baseline, shape)  # warm the page cache
+                runs = [run_case(lib, paths[lib], n, case, baseline, shape) for _ in range(repeats)]
                 results[(lib, n, case)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 print(
                     f"  N={n:>9,} {lib:5} {case:7} "
@@ -246,10 +294,21 @@ def main() -> None:
         help="a source tree of ome-arrow-core measured as 'before' "
         "(e.g. a checkout of main), first on the child's path",
     )
+    parser.add_argument(
+        "--synthetic", action="store_true", help="build ours with plate_synthetic.py (a million images in seconds)"
+    )
+    parser.add_argument("--shape", type=int, nargs=3, default=list(SHAPE), help="ZYX of every image (1 64 64)")
+    if "--write" in sys.argv:  # a child writing one plate
+        lib, path, n, *shape = sys.argv[sys.argv.index("--write") + 1 :]
+        _write_child(lib, Path(path), int(n), tuple(int(v) for v in shape))
+        return
     args = parser.parse_args()
     libs = [*args.libs, *(["before"] if args.baseline and "before" not in args.libs else [])]
-    results = measure(args.root, args.sizes, args.repeats, libs, args.cases, args.baseline)
-    print(table(results, args.sizes, args.cases))
+    shape = tuple(args.shape)
+    results = measure(args.root, args.sizes, args.repeats, libs, args.cases, args.baseline, shape, args.synthetic)
+    how = "plate_synthetic.py" if args.synthetic else "write_dataset"
+    print(f"images of {'x'.join(map(str, shape))} uint16 (ZYX); write (ours: {how}): once, in a child, peak RSS")
+    print(table(results, args.sizes, ["write", *args.cases]))
 
 
 if __name__ == "__main__":

@@ -111,6 +111,14 @@ class ChunkChecksums:
             self.present = valid_mask(column)
             self._fn = checker(algorithm, where)
 
+    @classmethod
+    def of_arrays(cls, values: np.ndarray, present: np.ndarray, algorithm: str | None, where: str) -> ChunkChecksums:
+        """The checksums ``values`` (uint64 by index row; ``present`` False where a chunk has none), read in place:
+        rows filled in later are checked too."""
+        out = cls(None, algorithm, where)
+        out.values, out.present, out._fn = values, present, checker(algorithm, where)
+        return out
+
     def compare(self, row: int, data: Any, start: int, nbytes: int) -> tuple[int, int] | None:
         """(stored, computed) checksum of bytes ``start:start + nbytes`` of buffer ``data`` for index row
         ``row`` (no copy); None when the row has no checksum."""

@@ -15,7 +15,7 @@ import pytest
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
 from ome_arrow_core.cli import main
-from ome_arrow_core.typed_chunk import append, opened
+from ome_arrow_core.typed_chunk import append, opening
 
 N = 9
 FORMATS = [
@@ -177,7 +177,7 @@ def test_an_interrupted_append_leaves_the_dataset_as_it_was(tmp_path: Path, monk
     for name in ("chunks-00002.parquet", "images-00002.parquet", "index-00002.parquet", "index-00003.parquet"):
         (out / name).write_bytes(b"left by a killed append")
     (out / ".append-00002.pending").touch()  # what an append writes before its first file
-    opened._cache.clear()
+    opening.clear_cache()
     ds = OMEArrowDataset.scan(out)
     assert ds.table.equals(table)
     np.testing.assert_array_equal(ds.read(), np.stack(arrs[:7]))

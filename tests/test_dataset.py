@@ -31,7 +31,7 @@ from ome_arrow_core import (
 from ome_arrow_core import typed_chunk as pqd
 from ome_arrow_core.record import pixels_to_record
 from ome_arrow_core.typed_chunk import packing
-from ome_arrow_core.typed_chunk.opened import open_dataset
+from ome_arrow_core.typed_chunk.opening import open_dataset
 
 REF = Path(__file__).parent / "data" / "reference"
 

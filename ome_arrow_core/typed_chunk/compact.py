@@ -22,6 +22,7 @@ from ..boundary import is_within, reading, require_member
 from ..errors import DamagedFileError, SchemaError
 from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
 from . import packing
+from .aligned_index import write_aligned_index
 from .fragments import chunk_writer, format_version_for
 from .page_reads import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
@@ -106,7 +107,9 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 INDEX_SCHEMA.field("row_group_id"),
                 pa.array((groups + shift).astype(np.int32)),
             ).set_column(at, INDEX_SCHEMA.field(at), pa.array([BASE_CHUNKS] * index.num_rows, pa.string()))
-            pq.write_table(new_index.replace_schema_metadata(FILE_METADATA), tmp / BASE.index)
+            # aligned with the merged images table's row groups (see aligned_index): opening one image stays O(1)
+            ids = [str(v) for v in images.column("image_id").to_pylist()]
+            write_aligned_index(new_index, ids, _images_per_group(root, parts), tmp / BASE.index)
             moves = [(tmp / BASE_CHUNKS, root / BASE_CHUNKS), (tmp / BASE.index, root / BASE.index)]
             if len(parts) > 1:
                 pq.write_table(_merged_images(images), tmp / BASE.images, row_group_size=_images_per_group(root, parts))

@@ -86,18 +86,32 @@ class ImageRows:
             if hit is not None:
                 self._rows.move_to_end(pos)
                 return hit
-            part = int(np.searchsorted(self.first, pos, side="right")) - 1
-            local = pos - int(self.first[part])
-            g = int(np.searchsorted(self.starts[part], local, side="right")) - 1
-            group = self._groups.get((part, g))
-            if group is None:
-                group = self._groups[(part, g)] = self._read_group(part, g)
-            k = local - int(self.starts[part][g])  # one row's scalars: a sliced table's to_pylist converts slowly
+            part, g, k = self.locate(pos)
+            group = self._group(part, g)
+            # one row's scalars: a sliced table's to_pylist converts slowly
             row: dict[str, Any] = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
             self._rows[pos] = row
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
             return row
+
+    def locate(self, pos: int) -> tuple[int, int, int]:
+        """(part, row group in its images table, row in that group) of image row ``pos``."""
+        part = int(np.searchsorted(self.first, pos, side="right")) - 1
+        local = pos - int(self.first[part])
+        g = int(np.searchsorted(self.starts[part], local, side="right")) - 1
+        return part, g, local - int(self.starts[part][g])
+
+    def group(self, part: int, g: int) -> pa.RecordBatch:
+        """Row group ``g`` of the images table of ``part`` (read once)."""
+        with self._lock:
+            return self._group(part, g)
+
+    def _group(self, part: int, g: int) -> pa.RecordBatch:
+        group = self._groups.get((part, g))
+        if group is None:
+            group = self._groups[(part, g)] = self._read_group(part, g)
+        return group
 
     def _read_group(self, part: int, g: int) -> pa.RecordBatch:
         import pyarrow.parquet as pq

@@ -8,9 +8,7 @@ first use.
 from __future__ import annotations
 
 import math
-import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,21 +18,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..arrow_numpy import int_values, valid_mask
-from ..checksums import ChunkChecksums, verify_enabled
+from ..checksums import ChunkChecksums
 from ..chunks import ChunkTable
-from ..errors import DamagedFileError, FormatVersionError, SchemaError
+from ..errors import DamagedFileError, SchemaError
 from ..registry import Registry
-from .bounds import check_table_rows, dictionary_codes
-from .checks import check_image_chunks, check_manifest_members, check_member, check_unique
+from .aligned_index import AlignedIndex
+from .bounds import dictionary_codes
+from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
+from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
-from .page_reads import MANIFEST_KEY as PAGES_KEY
-from .page_reads import listed_codec, paged_fragment, ranged_rows_bound
+from .page_reads import listed_codec, paged_fragment
 from .readcheck import ReadCheck, dtype_name
-from .spec import FORMAT_VERSION, MANIFEST, read_manifest
-from .tables import images_schema, parts_of, read_indexes
 
-__all__ = ["OpenedDataset", "open_dataset", "CACHE_SIZE"]
+__all__ = ["OpenedDataset"]
 
 
 @dataclass
@@ -72,6 +69,8 @@ class OpenedDataset:
     _checks: dict[int, ReadCheck] = field(default_factory=dict)
     _row_images: np.ndarray | None = None
     _sums: ChunkChecksums | None = None
+    #: The index loaded a row group at a time (an aligned index, see :mod:`.aligned_index`); None: read whole.
+    aligned: AlignedIndex | None = None
 
     @property
     def table(self) -> pa.Table:
@@ -87,8 +86,12 @@ class OpenedDataset:
     def sums(self) -> ChunkChecksums:
         """The index's chunk checksums (built once, on first use)."""
         if self._sums is None:
-            col = self.index.column("checksum") if "checksum" in self.index.column_names else None
             algorithm = (self.manifest.get("ome_arrow_core") or {}).get("checksum")
+            if self.aligned is not None:
+                a = self.aligned
+                self._sums = ChunkChecksums.of_arrays(a.checksum, a.has_checksum, algorithm, str(self.path))
+                return self._sums
+            col = self.index.column("checksum") if "checksum" in self.index.column_names else None
             self._sums = ChunkChecksums(col, algorithm, str(self.path))
         return self._sums
 
@@ -96,12 +99,14 @@ class OpenedDataset:
         """(chunk file, "chunk N of image ID") of index row ``row``, for error messages."""
         assert self.fragment_code is not None
         file = self.path / self.fragment_names[int(self.fragment_code[row])]
-        image = self.index.column("image_id")[row].as_py()
+        image = self.aligned.image_id(row) if self.aligned is not None else self.index.column("image_id")[row].as_py()
         return str(file), f"chunk {int(self.columns['chunk_id'][row])} of image {image!r} (index row {row})"
 
     @property
     def columns(self) -> dict[str, np.ndarray]:
         """Index columns (all but image_id and fragment_path) as numpy arrays."""
+        if self.aligned is not None:
+            return self.aligned.columns
         if self._columns is None:
             self._columns = {
                 n: int_values(self.index.column(n))
@@ -135,8 +140,10 @@ class OpenedDataset:
     def chunk_rows(self, pos: int) -> np.ndarray:
         """Index rows holding the chunks of image row ``pos``: its part's rows with its image_id.
 
-        A one-image dataset takes every index row.
+        A one-image dataset takes every index row; an aligned index, the image's rows of its row group.
         """
+        if self.aligned is not None:
+            return self.aligned.rows_of(pos)
         if self.image_count == 1:
             return np.arange(self.index.num_rows)
         self._build_groups()
@@ -189,6 +196,18 @@ class OpenedDataset:
         if pos in self._verified:
             return
         row = self.row(pos)
+        if self.aligned is not None:  # chunk ids were checked unique in the row group the rows were loaded with
+            part = int(self.image_part[pos])
+            check_image_chunks(
+                f"{self.path} [{self.index_names[part]}]",
+                str(row["image_id"]),
+                [int(row[f"size_{a}"]) for a in "tczyx"],
+                self.columns,
+                rows,
+                rows - int(self.aligned.part_first[part]),
+            )
+            self._verified.add(pos)
+            return
         first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
         check_image_chunks(
             f"{self.path} [{self.index_names[int(self.image_part[pos])]}]",
@@ -228,8 +247,10 @@ class OpenedDataset:
             )
         self._bounded.add(pos)
 
-    def read_check(self, code: int) -> ReadCheck:
+    def read_check(self, code: int) -> ReadCheck | GroupedChecks:
         """What the index says about the rows of chunk file ``code`` (built on first use)."""
+        if self.aligned is not None:
+            return self.aligned.checks.setdefault(code, GroupedChecks(str(self.path / self.fragment_names[code])))
         hit = self._checks.get(code)
         if hit is None:
             assert self.fragment_code is not None
@@ -279,6 +300,8 @@ class OpenedDataset:
 
     def fragment(self, code: int) -> Fragment:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""
+        if self.aligned is not None and code in self.aligned.pages:
+            return self.aligned.pages[code]
         hit = self.files.get(code)
         if hit is None:
             hit = self.files[code] = self._paged(code) or open_fragment(
@@ -290,6 +313,8 @@ class OpenedDataset:
         """Chunks file ``code`` read by the page ranges its index rows give (None: it has none; read its footer)."""
         assert self.fragment_code is not None
         name = self.fragment_names[code]
+        if self.aligned is not None:  # its page ranges come with its loaded row groups (see aligned.pages)
+            return None
         if not listed_codec(self.path, self.manifest, name)[0]:
             return None
         rows = np.nonzero(self.fragment_code == code)[0]
@@ -335,102 +360,3 @@ class OpenedDataset:
         base = dict(zip(groups.tolist(), first.tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
-
-
-def _stamp(path: Path) -> tuple[Any, ...]:
-    """Identity of a dataset's files on disk (path, inodes, sizes, mtimes) in this process.
-
-    A changed file misses the cache (an append replaces the manifest; listed append tables
-    never change); so does a new process (a forked DataLoader worker opens its own file
-    handles instead of sharing its parent's).
-    """
-    out: list[Any] = [str(path.resolve()), os.getpid()]
-    for name in (MANIFEST, "images.parquet", "index.parquet", "chunks.parquet"):
-        try:
-            st = (path / name).stat()
-            out += [st.st_ino, st.st_size, st.st_mtime_ns]
-        except FileNotFoundError:
-            out += [None, None, None]
-    return tuple(out)
-
-
-#: Opened datasets by :func:`_stamp`, most recently used last.
-_cache: OrderedDict[tuple[Any, ...], OpenedDataset] = OrderedDict()
-_cache_lock = threading.Lock()
-#: How many opened datasets are kept (footer and index parsed) for repeated scans of the same files.
-CACHE_SIZE = 32
-
-
-def open_dataset(path: Path, registry: Registry | None = None, verify: bool | None = None) -> OpenedDataset:
-    """The dataset at ``path``, opened (from the per-process cache when its files are unchanged), its chunk
-    files in a chunk store's format opened by ``registry``'s stores; its tables are checked against the
-    manifest's digests before they are parsed unless ``verify`` is False (None: unless OME_ARROW_CORE_VERIFY=0)."""
-    checked = verify_enabled(verify)
-    key = (*_stamp(path), registry, checked)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
-        for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
-            del _cache[old]
-    manifest = read_manifest(path)
-    check_manifest_members(path, manifest, MANIFEST)
-    ours = manifest.get("ome_arrow_core") or {}
-    version = int(ours.get("format_version", FORMAT_VERSION))
-    if version > FORMAT_VERSION:
-        raise FormatVersionError(
-            f"{path} was written in ome-arrow-core dataset format {version}; this reader knows "
-            f"up to {FORMAT_VERSION}. Upgrade: pip install -U ome-arrow-core"
-        )
-    if not (path / "images.parquet").exists():
-        raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
-    if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
-        raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
-    parts = parts_of(
-        path, manifest, checked
-    )  # only the tables the manifest lists: the old images or the new, never a mix
-    fragments: dict[str, Fragment] = {}
-
-    def fragment_rows(name: str, ranged: bool = True) -> int:
-        if (
-            ranged and listed_codec(path, manifest, name)[0]
-        ):  # read by page ranges: bounded by its size, no footer parsed
-            return ranged_rows_bound(path / name)
-        if name not in fragments:
-            fragments[name] = open_fragment(path, name, registry)
-        return int(fragments[name].group_rows.sum())
-
-    try:  # footers only: lying row counts fail before any table is read
-        check_table_rows(path, parts, fragment_rows)
-    except DamagedFileError:
-        if not (ours.get(PAGES_KEY) or {}):
-            raise
-        # files rewritten by other tools may not be what the manifest's page ranges say: their footers decide
-        check_table_rows(path, parts, lambda name: fragment_rows(name, ranged=False))
-    schema = images_schema(path, parts)
-    repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
-    images = ImageRows(path, parts, repeated)  # footers only; a plate repeats its channels and units
-    image_part = images.part_of()
-    index, index_part = read_indexes(path, parts, dictionary=True)
-    names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
-    names = [check_member(path, n, f"the index tables of {path}", "chunk file") for n in names]
-    opened = OpenedDataset(
-        manifest,
-        images,
-        index,
-        threading.Lock(),
-        registry,
-        path,
-        image_part,
-        index_part,
-        names,
-        codes,
-        index_names=[p.index for p in parts],
-    )
-    opened.files.update({names.index(n): f for n, f in fragments.items() if n in names})
-    with _cache_lock:
-        _cache[key] = opened
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return opened

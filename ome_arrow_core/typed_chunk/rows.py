@@ -12,7 +12,7 @@ from ..errors import SchemaError
 from ..registry import Registry
 from ..selection import Selection
 from .chunk_reads import Placement, read_placements
-from .opened import open_dataset
+from .opening import open_dataset
 
 __all__ = ["read_rows"]
 

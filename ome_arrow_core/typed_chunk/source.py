@@ -19,7 +19,8 @@ from ..selection import Selection
 from .chunk_reads import Placement, one_block, read_placements
 from .fragments import ParquetFragment
 from .image_rows import meta_from_row
-from .opened import OpenedDataset, open_dataset
+from .opened import OpenedDataset
+from .opening import open_dataset
 
 __all__ = ["DatasetSource", "image_meta"]
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from ..checksums import ALGORITHM as CHECKSUM
 from ..errors import SchemaError
 from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
+from .aligned_index import write_aligned_index
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .packing import ChunkPacker
 from .page_reads import MANIFEST_KEY as PAGES_KEY
@@ -151,10 +152,15 @@ def write_tables(
     part: Part = BASE,
     existing: pa.Schema | None = None,
 ) -> None:
-    """Write the images and index tables of ``part`` (index first: no image is listed without its chunks)."""
+    """Write the images and index tables of ``part`` (index first: no image is listed without its chunks).
+
+    The index is written aligned (see :mod:`.aligned_index`): its row group g holds the chunk rows of the
+    images of images row group g, so opening one image reads one row group of each table.
+    """
     images = images_table(core, extra, existing)
-    _write_parquet(index.replace_schema_metadata(FILE_METADATA), root / part.index)
-    _write_parquet(images, root / part.images, row_group_size=max(1, images_per_group))
+    per_group = max(1, images_per_group)
+    write_aligned_index(index, [str(r["image_id"]) for r in core], per_group, root / part.index)
+    _write_parquet(images, root / part.images, row_group_size=per_group)
 
 
 def write_manifest(

@@ -312,10 +312,9 @@ def _compare(got: list[np.ndarray], expected: list[np.ndarray]) -> Outcome:
 
 def _clear_caches() -> None:
     try:
-        from ome_arrow_core.typed_chunk import opened
+        from ome_arrow_core.typed_chunk import opening
 
-        with opened._cache_lock:
-            opened._cache.clear()
+        opening.clear_cache()
     except (ImportError, AttributeError):
         pass
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
-from ome_arrow_core.typed_chunk import opened
+from ome_arrow_core.typed_chunk import opening
 
 N, C, Y, X = 512, 2, 256, 256
 d = pathlib.Path(tempfile.mkdtemp())
@@ -59,7 +59,7 @@ for fmt, comp in (("parquet", "default"), ("parquet", None), ("vortex", "default
     # cold open + one crop (new process cost approximated by clearing the cache)
     tc = []
     for i in order[:20]:
-        opened._cache.clear()
+        opening.clear_cache()
         t = time.perf_counter()
         OMEArrowDataset.scan(out)[int(i)].tensor_view(c=1, roi=(100, 100, 64, 64), layout="YX").to_numpy()
         tc.append(time.perf_counter() - t)

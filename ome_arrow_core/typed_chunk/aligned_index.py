@@ -1,0 +1,338 @@
+"""Aligned index tables: row group g of an index table holds the chunk rows of the images of images row group g.
+
+Written so (:func:`write_aligned_index`, marked by the key ``ome_arrow_core.index_groups = images`` in the
+index file's footer), opening one image reads one row group of the images table and one of the index, whatever
+the number of images: :class:`AlignedIndex` loads index row groups as images need them, into index-length
+arrays that stay unallocated (zero pages) where nothing was loaded. Tables without the key (older datasets,
+ome-arrow 0.1.0, rewritten by other tools) are read whole, as before.
+
+The layout is only ever trusted for what it is read for: a row group holding another group's images leaves an
+image without its chunks (refused by the coverage check), a fragment_path the manifest does not list is refused,
+chunk ids must be unique within a group, and reads check each chunk row against the index (:mod:`.readcheck`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..arrow_numpy import int_values, valid_mask
+from ..boundary import reading, require_member
+from ..errors import DamagedFileError
+from ..safe_write import atomic_path
+from .bounds import dictionary_codes
+from .checks import check_member, check_unique
+from .grouped_reads import GroupedChecks, GroupedPages, sub_pages
+from .image_groups import ImageRows
+from .page_reads import RANGE_COLUMNS, listed_codec, ranged_rows_bound
+from .readcheck import ReadCheck, dtype_name
+from .spec import FILE_METADATA
+from .tables import Part
+
+__all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "lazy_zeros", "write_aligned_index", "aligned_starts", "AlignedIndex"]
+
+#: Footer key of an aligned index table, and its value.
+INDEX_GROUPS_KEY: Final[bytes] = b"ome_arrow_core.index_groups"
+ALIGNED: Final[bytes] = b"images"
+#: Integer index columns kept as arrays (by index row), and their types.
+_INTS: Final[dict[str, Any]] = {
+    "chunk_id": np.int64,
+    "row_group_id": np.int32,
+    "row_index_in_group": np.int32,
+    **{a: np.int32 for a in "tczyx"},
+    **{f"shape_{a}": np.int32 for a in "tczyx"},
+}
+
+
+def lazy_zeros(n: int, dtype: Any) -> np.ndarray:
+    """A writable array of ``n`` zeros in an anonymous mapping: its pages become resident only once written
+    (np.zeros may take them from the heap, already touched)."""
+    dt = np.dtype(dtype)
+    return np.frombuffer(mmap.mmap(-1, max(1, n * dt.itemsize)), dtype=dt, count=n)
+
+
+def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: int, out: Path) -> None:
+    """Write ``index`` to ``out`` with row group g holding the chunk rows of images ``g * per_group`` onwards
+    (``image_ids`` in images-table order; ``index`` rows in that order, as the packer writes them).
+
+    An index whose rows are not in image order, or an image without chunks, is written as one table, unmarked.
+    """
+    at = {v: i for i, v in enumerate(image_ids)}
+    owner = np.fromiter(
+        (at.get(str(v), -1) for v in index.column("image_id").to_pylist()), dtype=np.int64, count=index.num_rows
+    )
+    groups = -(-len(image_ids) // per_group)
+    bounds = np.searchsorted(owner // per_group, np.arange(groups + 1), side="left")
+    aligned = len(owner) > 0 and (owner >= 0).all() and (np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all()
+    with atomic_path(out) as tmp:
+        if not aligned:
+            pq.write_table(index.replace_schema_metadata(FILE_METADATA), tmp, write_page_checksum=True)
+            return
+        table = index.replace_schema_metadata({**FILE_METADATA, INDEX_GROUPS_KEY: ALIGNED})
+        # statistics of chunk_id only (max_chunk_id reads them): a footer of N/per_group groups stays small
+        with pq.ParquetWriter(tmp, table.schema, write_page_checksum=True, write_statistics=["chunk_id"]) as w:
+            for a, b in itertools.pairwise(bounds.tolist()):
+                w.write_table(table.slice(a, b - a), row_group_size=b - a)
+
+
+def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list[np.ndarray] | None:
+    """The first row of each row group of every part's index table (then its row count) when all of them are
+    aligned with their images tables, else None (read whole, with every check of the whole index). Footers only.
+
+    An index marked aligned whose row groups do not pair one to one with its images table's (another tool
+    rewrote it and kept the key) is read whole; so are indexes of one row group each (the same read).
+    """
+    out = []
+    for k, part in enumerate(parts):
+        if not (root / part.index).exists():
+            return None
+        with reading(root, part.index, "reading the index table's footer"):
+            md = pq.read_metadata(require_member(root, part.index))
+        if (md.metadata or {}).get(INDEX_GROUPS_KEY) != ALIGNED:
+            return None
+        if md.num_row_groups != len(images.starts[k]) - 1:  # rewritten by a tool that kept the key: read whole
+            return None
+        counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+        out.append(np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64))
+    if all(len(s) <= 2 for s in out):  # one row group a table: reading it whole is the same read
+        return None
+    return out
+
+
+class AlignedIndex:
+    """The index tables of a dataset whose index is aligned, loaded a row group at a time as images need it.
+
+    Index rows are numbered across parts (the base, then each append's), as when the index is read whole:
+    ``columns`` and ``fragment_code`` hold every row's values once its row group is loaded.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        parts: Sequence[Part],
+        images: ImageRows,
+        starts: list[np.ndarray],
+        names: list[str],
+        manifest: dict[str, Any],
+        lock: threading.Lock | None = None,
+    ) -> None:
+        """``lock``: the one reads of the dataset hold (loading a group adds to what they read)."""
+        self.root, self.parts, self.images, self.starts, self.names = root, list(parts), images, starts, names
+        self.manifest = manifest
+        self.part_first = np.concatenate([[0], np.cumsum([int(s[-1]) for s in starts])]).astype(np.int64)
+        total = int(self.part_first[-1])
+        self.num_rows = total
+        # anonymous mappings: untouched pages are never resident, so a million-row index costs what is loaded
+        self.columns: dict[str, np.ndarray] = {n: lazy_zeros(total, t) for n, t in _INTS.items()}
+        self.fragment_code = lazy_zeros(total, np.int32)
+        self.checksum = lazy_zeros(total, np.uint64)
+        self.has_checksum = lazy_zeros(total, np.bool_)
+        self.pages: dict[int, GroupedPages] = {}
+        self.checks: dict[int, GroupedChecks] = {}
+        self.unpaged: set[int] = set()
+        self._rows: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._ids: dict[tuple[int, int], pa.Array] = {}
+        self._failed: dict[tuple[int, int], DamagedFileError] = {}
+        self._files: dict[int, pq.ParquetFile] = {}
+        self._lock = lock or threading.Lock()
+
+    def part_of_row(self, row: int) -> int:
+        """The part of index row ``row``."""
+        return int(np.searchsorted(self.part_first, row, side="right")) - 1
+
+    def image_id(self, row: int) -> str:
+        """The image_id of loaded index row ``row``."""
+        part = self.part_of_row(row)
+        local = row - int(self.part_first[part])
+        g = int(np.searchsorted(self.starts[part], local, side="right")) - 1
+        ids = self._ids.get((part, g))
+        return "?" if ids is None else str(ids[local - int(self.starts[part][g])].as_py())
+
+    def rows_of(self, pos: int) -> np.ndarray:
+        """The index rows of image row ``pos`` (its index row group loaded first; none if it has none there)."""
+        part, g, _ = self.images.locate(pos)
+        image = str(self.images.row(pos)["image_id"])
+        with self._lock:
+            found = self._rows.get((part, g))
+            if found is None:
+                failed = self._failed.get((part, g))
+                if failed is not None:  # a damaged group stays damaged (its checks may be half added)
+                    raise failed
+                try:
+                    found = self._rows[(part, g)] = self._load(part, g)
+                except DamagedFileError as exc:
+                    self._failed[(part, g)] = exc
+                    raise
+        rows = found.get(image)
+        if rows is None:
+            raise DamagedFileError(
+                f"image {image!r} of {self.root} has no chunks in its index row group ({self.parts[part].index}, "
+                f"row group {g}, as images row group {g} of {self.parts[part].images}); the index is damaged"
+            )
+        return rows
+
+    def _file(self, part: int) -> pq.ParquetFile:
+        pf = self._files.get(part)
+        if pf is None:
+            name = self.parts[part].index
+            pf = self._files[part] = pq.ParquetFile(
+                require_member(self.root, name), read_dictionary=["image_id", "fragment_path"]
+            )
+        return pf
+
+    def _load(self, part: int, g: int) -> dict[str, np.ndarray]:
+        """Read index row group ``g`` of ``part`` into the arrays; the rows of each image of images row group ``g``."""
+        name = self.parts[part].index
+        start, stop = int(self.starts[part][g]), int(self.starts[part][g + 1])
+        with reading(self.root, name, "reading an index row group"):
+            pf = self._file(part)
+            have = set(pf.schema_arrow.names)
+            cols = [*_INTS, "image_id", *(c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have)]
+            table = pf.read_row_group(g, columns=cols, use_threads=False)
+        if table.num_rows != stop - start:
+            raise DamagedFileError(
+                f"{self.root / name}: row group {g} holds {table.num_rows} rows, its footer says {stop - start}; "
+                "the index is damaged"
+            )
+        base = int(self.part_first[part]) + start
+        at = slice(base, base + table.num_rows)
+        for n in _INTS:
+            self.columns[n][at] = int_values(table.column(n))
+        if "checksum" in have:
+            self.checksum[at] = int_values(table.column("checksum")).astype(np.uint64, copy=False)
+            self.has_checksum[at] = valid_mask(table.column("checksum"))
+        self.fragment_code[at] = self._codes(table, name, have)
+        ids = table.column("image_id").combine_chunks()
+        self._ids[(part, g)] = ids
+        distinct, codes = dictionary_codes(ids, "")
+        order = np.argsort(codes, kind="stable")
+        cut = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
+        batch = self.images.group(part, g)
+        listed = [str(v) for v in batch.column(batch.schema.get_field_index("image_id")).to_pylist()]
+        check_unique(
+            np.asarray(listed, dtype=object), f"{self.root} [{self.parts[part].images}, row group {g}]", "image_id"
+        )
+        owned = set(listed)
+        found: dict[str, np.ndarray] = {}
+        for k, image in enumerate(distinct):
+            if image in owned:  # rows of no image of this group: left by an interrupted write, or lying
+                found[image] = base + order[cut[k] : cut[k + 1]].astype(np.int64)
+        mine = np.sort(np.concatenate([np.zeros(0, np.int64), *found.values()]))
+        check_unique(self.columns["chunk_id"][mine], f"{self.root} [{name}, row group {g}]", "chunk_id")
+        dtypes = self._dtypes(batch, found, base, table.num_rows)
+        self._add_checks(part, g, base, mine, ids, dtypes, table, have)
+        return found
+
+    def _codes(self, table: pa.Table, name: str, have: set[str]) -> np.ndarray:
+        """The code (in ``names``: the manifest's chunk files) of each row's chunk file."""
+        if "fragment_path" not in have:
+            files, codes = ["chunks.parquet"], np.zeros(table.num_rows, dtype=np.int64)
+        else:
+            files, codes = dictionary_codes(table.column("fragment_path"), "chunks.parquet")
+        used = np.bincount(codes, minlength=len(files)) > 0 if len(codes) else np.zeros(len(files), dtype=bool)
+        known = []
+        for f, named in zip(files, used.tolist()):
+            if not named:  # (dictionary_codes lists the name of nulls too)
+                known.append(0)
+                continue
+            check_member(self.root, f, f"{self.root / name}", "chunk file")
+            if f not in self.names:
+                raise DamagedFileError(
+                    f"{self.root / name} names chunk file {f!r}, which the manifest does not list "
+                    f"({', '.join(self.names)}); the dataset is damaged"
+                )
+            known.append(self.names.index(f))
+        return np.asarray(known, dtype=np.int32)[codes] if len(codes) else np.zeros(0, dtype=np.int32)
+
+    @staticmethod
+    def _dtypes(batch: pa.RecordBatch, found: dict[str, np.ndarray], base: int, n: int) -> np.ndarray:
+        """The dtype name of each row's image (None for rows of no image)."""
+        names = batch.schema.names
+        ids = batch.column(names.index("image_id")).to_pylist()
+        kinds = batch.column(names.index("dtype")).to_pylist()
+        out = np.full(n, None, dtype=object)
+        for image, kind in zip(ids, kinds):
+            rows = found.get(str(image))
+            if rows is not None:
+                out[rows - base] = dtype_name(kind)
+        return out
+
+    def _add_checks(
+        self,
+        part: int,
+        g: int,
+        base: int,
+        mine: np.ndarray,
+        ids: pa.Array,
+        dtypes: np.ndarray,
+        table: pa.Table,
+        have: set[str],
+    ) -> None:
+        """The read checks (and page ranges) of the owned rows ``mine`` of a loaded group, per chunk file."""
+        n = table.num_rows
+        local = {c: a[base : base + n] for c, a in self.columns.items()}
+        names = [p.index for p in self.parts]
+        ranges = (
+            [int_values(table.column(c), -1).astype(np.int64) for c in RANGE_COLUMNS]
+            if set(RANGE_COLUMNS) <= have
+            else None
+        )
+        codes = self.fragment_code[mine]
+        for code in np.unique(codes).tolist():
+            rows = mine[codes == code] - base
+            file = self.root / self.names[code]
+            check = ReadCheck(
+                self.root,
+                str(file),
+                local["row_group_id"][rows].astype(np.int64),
+                local["row_index_in_group"][rows].astype(np.int64),
+                local["chunk_id"][rows].astype(np.int64),
+                dtypes[rows],
+                np.full(len(rows), part, dtype=np.int32),
+                names,
+                local,
+                ids,
+                rows,
+            )
+            self.checks.setdefault(code, GroupedChecks(str(file))).add(check)
+            self._add_pages(code, rows, local, ranges, base)
+
+    def _add_pages(
+        self, code: int, rows: np.ndarray, local: dict[str, np.ndarray], ranges: list[np.ndarray] | None, base: int
+    ) -> None:
+        """Page ranges of rows ``rows`` of chunk file ``code`` (read through its footer when they are not usable)."""
+        if code in self.unpaged:
+            return
+        name = self.names[code]
+        listed, codec = listed_codec(self.root, self.manifest, name)
+        pixels = np.ones(len(rows), dtype=np.int64)
+        for a in "tczyx":
+            pixels *= local[f"shape_{a}"][rows].astype(np.int64)
+        pages = self.pages.get(code)
+        if pages is None and listed:
+            pages = GroupedPages(self.root / name, ranged_rows_bound(self.root / name))
+        sub = (
+            sub_pages(
+                local["row_group_id"][rows].astype(np.int64),
+                local["row_index_in_group"][rows].astype(np.int64),
+                [r[rows] for r in ranges],
+                pixels,
+                base + rows,
+            )
+            if listed and ranges is not None and pages is not None
+            else None
+        )
+        if sub is None or pages is None:  # the footer decides (a file another tool rewrote, an older layout)
+            self.unpaged.add(code)
+            self.pages.pop(code, None)
+            return
+        pages.add(sub, codec, lambda row: f"chunk {int(self.columns['chunk_id'][row])} of image {self.image_id(row)!r}")
+        self.pages[code] = pages

@@ -1,0 +1,188 @@
+"""A chunks file's page ranges and read checks, one piece per loaded index row group (see :mod:`.aligned_index`).
+
+Each loaded index row group adds the ranges and checks of its rows; a read of some chunk row groups goes to
+the pieces holding them. Pieces cover disjoint runs of chunk row groups (the writer writes images in order):
+two that overlap are an index lying about where its chunks lie.
+"""
+
+from __future__ import annotations
+
+import bisect
+import mmap
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import DamagedFileError
+from .page_reads import AUDIT_BY_FOOTER, PageFragment
+from .readcheck import ReadCheck
+
+__all__ = ["SubPages", "sub_pages", "GroupedPages", "GroupedChecks", "OPEN_PIECES"]
+
+#: Page pieces kept open (each holds a file descriptor); others are reopened from their ranges on use.
+OPEN_PIECES: Final[int] = 16
+#: A page is at most this many bytes a pixel plus this many bytes of levels and lengths (as page_reads bounds it).
+_ITEMSIZE, _OVERHEAD = 16, 64
+
+
+class SubPages(NamedTuple):
+    """Page ranges of chunk row groups ``lo`` .. ``lo + len(offset) - 1`` (-1: not named); ``owner``: index rows."""
+
+    lo: int
+    offset: np.ndarray
+    compressed: np.ndarray
+    uncompressed: np.ndarray
+    first: np.ndarray
+    limit: np.ndarray
+    owner: np.ndarray
+
+
+def sub_pages(
+    groups: np.ndarray, within: np.ndarray, ranges: list[np.ndarray], pixels: np.ndarray, rows: np.ndarray
+) -> SubPages | None:
+    """The page ranges of index rows ``rows`` (in chunk row groups ``groups`` at rows ``within``; ``ranges``: the
+    RANGE_COLUMNS values; ``pixels``: pixel counts), or None when they are not one chunk per row group with a range
+    each (the file is then read through its footer, which checks it)."""
+    if not len(groups) or (within != 0).any() or (groups < 0).any() or any((r < 0).any() for r in ranges):
+        return None
+    lo, hi = int(groups.min()), int(groups.max())
+    at = np.full(hi - lo + 1, -1, dtype=np.int64)
+    at[groups - lo] = np.arange(len(groups))
+    if any((r[at[groups - lo]] != r).any() for r in ranges):  # one group named twice with two ranges
+        return None
+    picked = [np.where(at >= 0, r[np.maximum(at, 0)], -1) for r in ranges]
+    limit = np.zeros(hi - lo + 1, dtype=np.int64)
+    np.maximum.at(limit, groups - lo, pixels * _ITEMSIZE + _OVERHEAD)
+    owner = np.where(at >= 0, rows[np.maximum(at, 0)], -1)
+    offset, compressed, uncompressed, first = picked
+    return SubPages(lo, offset, compressed, uncompressed, first, limit, owner)
+
+
+class GroupedPages:
+    """A ranged chunks file read piece by piece (each a :class:`PageFragment` over its run of row groups)."""
+
+    format = "parquet"
+
+    def __init__(self, file: Path, rows_bound: int) -> None:
+        """``rows_bound``: the most row groups the file can hold (from its size)."""
+        self.path = file
+        self.bound = rows_bound
+        #: One row per row group (as PageFragment's), without allocating them.
+        self.group_rows = np.broadcast_to(np.int64(1), (rows_bound,))
+        #: Uncompressed page bytes of each row group named so far (0 elsewhere; pages never touched stay unallocated).
+        self.group_bytes: np.ndarray | None = np.frombuffer(mmap.mmap(-1, max(8, 8 * rows_bound)), np.int64, rows_bound)
+        self._subs: list[SubPages] = []
+        self._lo: list[int] = []
+        self._open: OrderedDict[int, PageFragment] = OrderedDict()
+        self._codec: str | None = None
+        self._label: Callable[[int], str] | None = None
+
+    def add(self, sub: SubPages, codec: str | None, label: Callable[[int], str]) -> None:
+        """Add a piece (its ranges checked against the file now); DamagedFileError when it overlaps another."""
+        hi = sub.lo + len(sub.offset) - 1
+        if hi >= self.bound:
+            raise DamagedFileError(
+                f"{self.path}: the index names row group {hi}, but a file of its size holds at most {self.bound}; "
+                "the index is damaged"
+            )
+        k = bisect.bisect_left(self._lo, sub.lo)
+        for j in (k - 1, k):
+            if 0 <= j < len(self._subs):
+                other = self._subs[j]
+                if sub.lo <= other.lo + len(other.offset) - 1 and other.lo <= hi:
+                    raise DamagedFileError(
+                        f"{self.path}: two index row groups name its row groups {max(sub.lo, other.lo)}.."
+                        f"{min(hi, other.lo + len(other.offset) - 1)}; the index is damaged"
+                    )
+        self._codec, self._label = codec, label
+        self._subs.insert(k, sub)
+        self._lo.insert(k, sub.lo)
+        self._open.clear()  # positions shifted
+        assert self.group_bytes is not None
+        self.group_bytes[sub.lo : hi + 1] = np.maximum(sub.uncompressed, 0)
+        self._piece(k)  # checks its ranges against the file
+
+    def _piece(self, k: int) -> PageFragment:
+        hit = self._open.get(k)
+        if hit is not None:
+            self._open.move_to_end(k)
+            return hit
+        sub, label = self._subs[k], self._label
+        owner = sub.owner
+        hit = self._open[k] = PageFragment(
+            self.path,
+            self._codec,
+            sub.offset,
+            sub.compressed,
+            sub.uncompressed,
+            sub.first,
+            limit=sub.limit,
+            label=(lambda g: label(int(owner[g]))) if label is not None else None,
+        )
+        while len(self._open) > OPEN_PIECES:
+            self._open.popitem(last=False)
+        return hit
+
+    def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
+        """``pixel_bytes`` of row groups ``groups`` (ascending), as PageFragment reads them, piece by piece."""
+        groups = np.asarray(groups, dtype=np.int64)
+        which = np.searchsorted(np.asarray(self._lo, dtype=np.int64), groups, side="right") - 1
+        tables = []
+        for k in np.unique(which).tolist():
+            mine = groups[which == k]
+            sub = self._subs[k] if k >= 0 else None
+            if sub is None or int(mine.max()) >= sub.lo + len(sub.offset):
+                raise DamagedFileError(f"{self.path}: row group {int(mine[-1])} has no page range in the index")
+            step = AUDIT_BY_FOOTER - 1 if audit else len(mine)  # audits decode pages; never the whole footer
+            for a in range(0, len(mine), step):
+                tables.append(self._piece(k).read(mine[a : a + step] - sub.lo, audit=audit))
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+class GroupedChecks:
+    """The read checks of one chunks file, one per loaded index row group (see :class:`~.readcheck.ReadCheck`)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._subs: list[ReadCheck] = []
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+
+    def add(self, check: ReadCheck) -> None:
+        """Add the check of a loaded group's rows; DamagedFileError when its row groups overlap another's."""
+        if not len(check.groups):
+            return
+        lo, hi = int(check.groups[0]), int(check.groups[-1])  # sorted
+        k = bisect.bisect_left(self._lo, lo)
+        for j in (k - 1, k):
+            if 0 <= j < len(self._subs) and lo <= self._hi[j] and self._lo[j] <= hi:
+                raise DamagedFileError(
+                    f"{self.file}: two index row groups name chunks of its row groups {max(lo, self._lo[j])}.."
+                    f"{min(hi, self._hi[j])}; the index is damaged"
+                )
+        self._subs.insert(k, check)
+        self._lo.insert(k, lo)
+        self._hi.insert(k, hi)
+
+    def _split(self, groups: np.ndarray) -> list[tuple[ReadCheck, np.ndarray]]:
+        which = np.searchsorted(np.asarray(self._lo, dtype=np.int64), groups, side="right") - 1
+        out = []
+        for k in np.unique(which).tolist():
+            if k >= 0:
+                sel = (which == k) & (groups <= self._hi[k])
+                if sel.any():
+                    out.append((self._subs[k], sel))
+        return out
+
+    def unaudited(self, groups: np.ndarray) -> bool:
+        """True when a row of ``groups`` has not been compared with the index in full yet."""
+        return any(check.unaudited(groups[sel]) for check, sel in self._split(groups))
+
+    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
+        """Compare the rows read (as :meth:`ReadCheck.check`), each group by the check of its index row group."""
+        for check, sel in self._split(groups):
+            check.check(groups[sel], group_rows, first[sel], table)

@@ -1,0 +1,195 @@
+"""Opening a typed-chunk dataset once per process: the manifest and the footers checked, the index read whole
+or (aligned, see :mod:`.aligned_index`) a row group at a time as images need it.
+
+:func:`open_dataset` keeps a small cache keyed by the files' identity (path, inodes, sizes,
+mtimes, process), so repeated scans of the same files parse them once. Chunk files open on
+first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..checksums import verify_enabled
+from ..errors import DamagedFileError, FormatVersionError, SchemaError
+from ..registry import Registry
+from .aligned_index import AlignedIndex, aligned_starts
+from .bounds import check_table_rows, dictionary_codes
+from .checks import check_manifest_members, check_member
+from .fragments import Fragment, open_fragment
+from .image_groups import ImageRows
+from .opened import OpenedDataset
+from .page_reads import MANIFEST_KEY as PAGES_KEY
+from .page_reads import listed_codec, ranged_rows_bound
+from .spec import FORMAT_VERSION, MANIFEST, read_manifest
+from .tables import Part, images_schema, parts_of, read_indexes
+
+__all__ = ["open_dataset", "clear_cache", "CACHE_SIZE"]
+
+
+def _stamp(path: Path) -> tuple[Any, ...]:
+    """Identity of a dataset's files on disk (path, inodes, sizes, mtimes) in this process.
+
+    A changed file misses the cache (an append replaces the manifest; listed append tables
+    never change); so does a new process (a forked DataLoader worker opens its own file
+    handles instead of sharing its parent's).
+    """
+    out: list[Any] = [str(path.resolve()), os.getpid()]
+    for name in (MANIFEST, "images.parquet", "index.parquet", "chunks.parquet"):
+        try:
+            st = (path / name).stat()
+            out += [st.st_ino, st.st_size, st.st_mtime_ns]
+        except FileNotFoundError:
+            out += [None, None, None]
+    return tuple(out)
+
+
+#: Opened datasets by :func:`_stamp`, most recently used last.
+_cache: OrderedDict[tuple[Any, ...], OpenedDataset] = OrderedDict()
+_cache_lock = threading.Lock()
+#: How many opened datasets are kept (footer and index parsed) for repeated scans of the same files.
+CACHE_SIZE = 32
+
+
+def clear_cache() -> None:
+    """Forget every opened dataset of this process (the next open parses the files again)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def open_dataset(path: Path, registry: Registry | None = None, verify: bool | None = None) -> OpenedDataset:
+    """The dataset at ``path``, opened (from the per-process cache when its files are unchanged), its chunk
+    files in a chunk store's format opened by ``registry``'s stores; its tables are checked against the
+    manifest's digests before they are parsed unless ``verify`` is False (None: unless OME_ARROW_CORE_VERIFY=0)."""
+    checked = verify_enabled(verify)
+    key = (*_stamp(path), registry, checked)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+        for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
+            del _cache[old]
+    manifest = read_manifest(path)
+    check_manifest_members(path, manifest, MANIFEST)
+    ours = manifest.get("ome_arrow_core") or {}
+    version = int(ours.get("format_version", FORMAT_VERSION))
+    if version > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{path} was written in ome-arrow-core dataset format {version}; this reader knows "
+            f"up to {FORMAT_VERSION}. Upgrade: pip install -U ome-arrow-core"
+        )
+    if not (path / "images.parquet").exists():
+        raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
+    if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
+        raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
+    parts = parts_of(
+        path, manifest, checked
+    )  # only the tables the manifest lists: the old images or the new, never a mix
+    schema = images_schema(path, parts)
+    repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
+    images = ImageRows(path, parts, repeated)  # footers only; a plate repeats its channels and units
+    starts = aligned_starts(path, parts, images)
+    if starts is not None and isinstance(ours.get("fragments"), list) and ours["fragments"]:
+        opened = _aligned(path, manifest, parts, images, starts, registry)
+    else:
+        opened = _whole(path, manifest, parts, images, registry)
+    with _cache_lock:
+        _cache[key] = opened
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return opened
+
+
+def _aligned(
+    path: Path,
+    manifest: dict[str, Any],
+    parts: list[Part],
+    images: ImageRows,
+    starts: list[np.ndarray],
+    registry: Registry | None,
+) -> OpenedDataset:
+    """A dataset whose index tables are aligned: footers now, index row groups as images need them."""
+    listed = [
+        check_member(path, n, str(path / MANIFEST), "chunk file") for n in manifest["ome_arrow_core"]["fragments"]
+    ]
+    rows = sum(int(s[-1]) for s in starts)
+
+    def fragment_rows(name: str) -> int:
+        if listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
+            return ranged_rows_bound(path / name)
+        return int(open_fragment(path, name, registry).group_rows.sum())
+
+    held = sum(fragment_rows(n) for n in listed)  # footers (or sizes) only: a lying row count fails small
+    if rows > held * len(parts):
+        raise DamagedFileError(
+            f"{path}: the index lists {rows} chunks, but the chunk files it may name ({', '.join(listed)}) hold "
+            f"{held} rows; the index is damaged or lying. Restore it from a backup or rewrite the dataset"
+        )
+    lock = threading.Lock()
+    aligned = AlignedIndex(path, parts, images, starts, listed, manifest, lock)
+    return OpenedDataset(
+        manifest,
+        images,
+        pa.table({}),
+        lock,
+        registry,
+        path,
+        images.part_of(),
+        np.zeros(0, dtype=np.int32),
+        listed,
+        aligned.fragment_code,
+        index_names=[p.index for p in parts],
+        aligned=aligned,
+    )
+
+
+def _whole(
+    path: Path, manifest: dict[str, Any], parts: list[Part], images: ImageRows, registry: Registry | None
+) -> OpenedDataset:
+    """A dataset whose index tables are read whole (older layouts, ome-arrow 0.1.0)."""
+    ours = manifest.get("ome_arrow_core") or {}
+    fragments: dict[str, Fragment] = {}
+
+    def fragment_rows(name: str, ranged: bool = True) -> int:
+        if (
+            ranged and listed_codec(path, manifest, name)[0]
+        ):  # read by page ranges: bounded by its size, no footer parsed
+            return ranged_rows_bound(path / name)
+        if name not in fragments:
+            fragments[name] = open_fragment(path, name, registry)
+        return int(fragments[name].group_rows.sum())
+
+    try:  # footers only: lying row counts fail before any table is read
+        check_table_rows(path, parts, fragment_rows)
+    except DamagedFileError:
+        if not (ours.get(PAGES_KEY) or {}):
+            raise
+        # files rewritten by other tools may not be what the manifest's page ranges say: their footers decide
+        check_table_rows(path, parts, lambda name: fragment_rows(name, ranged=False))
+    image_part = images.part_of()
+    index, index_part = read_indexes(path, parts, dictionary=True)
+    names, codes = dictionary_codes(index.column("fragment_path"), "chunks.parquet")
+    names = [check_member(path, n, f"the index tables of {path}", "chunk file") for n in names]
+    opened = OpenedDataset(
+        manifest,
+        images,
+        index,
+        threading.Lock(),
+        registry,
+        path,
+        image_part,
+        index_part,
+        names,
+        codes,
+        index_names=[p.index for p in parts],
+    )
+    opened.files.update({names.index(n): f for n, f in fragments.items() if n in names})
+    return opened
