@@ -20,7 +20,10 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
   block cut into torch batches;
 - ``dask-dist``: the same on ``dask.distributed.LocalCluster(n_workers=2, processes=True)``, blocks
   streamed back as they finish (the cluster's start is in epoch 1);
-- ``ray``: ``ome_arrow_ray.iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1).
+- ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
+  size that its tasks make (``np.full``) instead of reading them;
+- ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
+- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size.
 
 ``--rounds R`` runs the list R times; every round starts with ``raw`` and then runs the other
 cases in a rotated order, so each case's ratio to raw compares runs minutes apart at most. The
