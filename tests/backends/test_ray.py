@@ -68,15 +68,28 @@ def test_read_tasks_run_on_both_nodes_with_pushdown(plate: tuple[Path, np.ndarra
     for r in rows:
         assert r["image"].dtype == np.uint16 and r["well"] == f"B{r['label'] % 3}"
         np.testing.assert_array_equal(r["image"], arrs[r["label"]])
-    # Each read task stamps the node it ran on (a wrapper around our read tasks): Ray Data spreads
-    # read tasks over the nodes, and where the rows come from is where the pixels were read.
-    where = ray.data.read_datasource(_node_stamped(path), override_num_blocks=N).take_all()
-    assert sorted(r["label"] for r in where) == list(range(N))
-    assert len({r["node"] for r in where}) == 2  # read tasks ran on both nodes
+    # Each read task stamps the node it ran on (a wrapper around our read tasks). Where Ray puts
+    # tasks is its own business, so each node is made to read the whole plate in turn.
+    for node in [n["NodeID"] for n in ray.nodes() if n["Alive"]]:
+        pinned = {"ray.io/node-id": node}  # a label every node carries
+        where = ray.data.read_datasource(_node_stamped(path), override_num_blocks=N, label_selector=pinned)
+        got = sorted(where.take_all(), key=lambda r: r["label"])
+        assert [r["label"] for r in got] == list(range(N)) and {r["node"] for r in got} == {node}
+        np.testing.assert_array_equal(np.stack([r["image"] for r in got]), arrs)
     picked = read_dataset(path, images_per_block=2).filter(expr=col("well") == "B1").select_columns(["label", "image"])
     got = sorted(picked.take_all(), key=lambda r: r["label"])
     assert [r["label"] for r in got] == [1, 4, 7] and set(got[0]) == {"label", "image"}
     np.testing.assert_array_equal(np.stack([r["image"] for r in got]), arrs[[1, 4, 7]])
+
+
+def test_blocks_stay_whole_unless_told_otherwise(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    rows = read_dataset(path, images_per_block=2).materialize()
+    assert rows.num_blocks() == 5  # one block per read task: Ray is not asked to cut them into pieces
+    got = sorted(rows.take_all(), key=lambda r: r["label"])
+    np.testing.assert_array_equal(np.stack([r["image"] for r in got]), arrs)
+    told = read_dataset(path, images_per_block=2, override_num_blocks=N).materialize()
+    assert told.num_blocks() > 5 and sorted(r["label"] for r in told.take_all()) == list(range(N))
 
 
 def _node_stamped(path: Path) -> ray.data.Datasource:

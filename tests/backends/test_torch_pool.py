@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,17 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E4
 
 from ome_arrow_core import write_dataset  # noqa: E402
 from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset  # noqa: E402
-from ome_arrow_torch.pool import MAX_SLOTS, BatchPool, PooledTensor, _received, release  # noqa: E402
+from ome_arrow_torch.pool import (  # noqa: E402
+    MAX_SLOTS,
+    BatchPool,
+    PooledTensor,
+    _mapped,
+    _received,
+    _received_again,
+    mapped_slots,
+    received,
+    release,
+)
 
 N = 22
 pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
@@ -39,10 +48,9 @@ def _loader(ds: object, **kw: object) -> DataLoader:  # type: ignore[type-arg]
     return DataLoader(ds, num_workers=2, multiprocessing_context="fork", **kw)  # type: ignore[arg-type]
 
 
-def _inode(x: torch.Tensor) -> int:
-    """The shared-memory segment under ``x`` (its inode in /dev/shm)."""
-    fd, _ = x.untyped_storage()._share_fd_cpu_()
-    return os.fstat(fd).st_ino
+def _segment(x: torch.Tensor) -> int:
+    """Where ``x``'s shared-memory segment is mapped in this process: one address per pooled slot."""
+    return x.data_ptr()
 
 
 def _mapped_again(x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +130,7 @@ def test_freed_batches_reuse_their_shared_memory(plate: tuple[Path, np.ndarray])
     for _ in range(3):
         for xb, yb in loader:
             np.testing.assert_array_equal(xb[0].numpy(), arrs[int(yb[0])])
-            segments.add(_inode(xb))
+            segments.add(_segment(xb))
             count += 1
     # a fresh segment per batch would give 66; each worker keeps at most MAX_SLOTS
     assert count == 3 * N and len(segments) <= 2 * MAX_SLOTS
@@ -170,3 +178,30 @@ def test_code_in_the_worker_sees_a_tensor(plate: tuple[Path, np.ndarray]) -> Non
     views += list(_loader(ds, batch_size=None, collate_fn=_first_channel))
     for xb, yb in views:
         np.testing.assert_array_equal(xb.numpy(), arrs[yb.numpy(), 0])
+
+
+def test_each_slot_is_sent_once_and_later_batches_reuse_its_mapping(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, target="label")
+    loader = _loader(ds, batch_size=2, persistent_workers=True, shuffle=True)
+    seen, most, before = [], 0, dict(received)
+    for _ in range(3):  # 33 batches from two workers of at most MAX_SLOTS slots each
+        for xb, yb in loader:
+            np.testing.assert_array_equal(xb.numpy(), arrs[yb.numpy()])
+            seen += yb.tolist()
+            most = max(most, mapped_slots())
+    assert sorted(seen) == sorted(list(range(N)) * 3)
+    assert 1 <= most <= 2 * MAX_SLOTS  # segments sent (and mapped here) once per slot, not per batch
+    sent = received["segments"] - before["segments"]
+    assert 1 <= sent <= 2 * MAX_SLOTS and received["on_kept"] - before["on_kept"] == 33  # every batch on one
+    mine = set(_mapped)
+    del loader, xb, yb
+    gc.collect()  # the workers exit; their segments are dropped when the next pool sends one
+    again = _loader(OMEArrowTorchDataset(path), batch_size=3)
+    assert sum(len(x) for x in again) == N
+    assert not mine & set(_mapped)
+
+
+def test_a_batch_of_a_slot_never_received_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="never received"):
+        _received_again("no-such-pool", 0, (2, 3), torch.uint16)

@@ -82,7 +82,8 @@ def read_dataset(
     (``random_crop=True``: one drawn from ``(seed, epoch, image)``); ``shuffle=True`` orders
     the images by a permutation of ``(seed, epoch)``; pass a new ``epoch`` each epoch.
     ``read_options`` go to ``ray.data.read_datasource`` (``override_num_blocks``,
-    ``ray_remote_args``, ``concurrency``...). Ray starts locally when no cluster is
+    ``ray_remote_args``, ``concurrency``...); without ``override_num_blocks`` Ray is asked for
+    one block per read task, so it keeps the blocks whole instead of splitting them. Ray starts locally when no cluster is
     connected (``ray.init(address=...)`` first to use one).
     """
     import ray.data
@@ -119,6 +120,8 @@ def read_dataset(
         epoch=epoch,
         images_per_block=images_per_block,
     )
+    if read_options.get("override_num_blocks") is None and read_options.get("parallelism", -1) == -1:
+        read_options["override_num_blocks"] = source_.planned_blocks()  # whole blocks, not Ray's splits
     rows: ray.data.Dataset = ray.data.read_datasource(source_, **read_options)
     return rows
 

@@ -6,19 +6,27 @@ the main process) costs more than reading the pixels. A worker's :class:`BatchPo
 a few segments and refills one only once the main process has let go of every tensor
 that used it, so a steady stream of batches maps no new memory at all.
 
-The hand-over: a pooled batch is a :class:`PooledTensor`, a tensor that also carries the
-worker's flag array and its slot number, so code in the worker (a ``collate_fn``) can
-use it as any tensor. Pickled to the main process it arrives as a plain tensor, and the
-main process records a weak reference to its storage. Each later arrival checks those
-references; a slot whose storage is gone (every tensor and view of it freed) gets its
-flag cleared, and only then may its worker fill it again. A slot whose batch reaches the
-main process some other way (say, as a view a ``collate_fn`` took of it) is never
-cleared, so never refilled. A worker never waits: with no free slot it uses a fresh
-segment, as torch does.
+The hand-over: a pooled batch is a :class:`PooledTensor`, a tensor that also carries its
+pool and slot number, so code in the worker (a ``collate_fn``) can use it as any tensor.
+Pickled to the main process it arrives as a plain tensor, and the main process records a
+weak reference to its storage. Each later arrival checks those references; a slot whose
+storage is gone (every tensor and view of it freed) gets its flag cleared, and only then
+may its worker fill it again. A slot whose batch reaches the main process some other way
+(say, as a view a ``collate_fn`` took of it) is never cleared, so never refilled. A worker
+never waits: with no free slot it uses a fresh segment, as torch does.
+
+Sending a segment costs more than its pixels: torch passes its file descriptor over a
+socket (connect, authenticate, ``recvmsg``, ``mmap``) for every batch. So a DataLoader
+worker sends each slot's segment (and the flag array) once; the main process keeps that
+mapping, keyed by the pool's random token and the slot, and later batches of the slot
+travel as ``(token, slot, shape, dtype)``. Each arrival gets a storage object of its own
+over the kept mapping, so its weak reference still tells when that batch is freed. The
+main process drops the mappings of pools whose worker process has exited.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -26,7 +34,7 @@ import numpy as np
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-__all__ = ["BatchPool", "PooledTensor", "MAX_SLOTS", "MAX_BYTES"]
+__all__ = ["BatchPool", "PooledTensor", "MAX_SLOTS", "MAX_BYTES", "mapped_slots", "received", "release"]
 
 #: Buffers one worker keeps at most (prefetched batches, the one in use, and slack).
 MAX_SLOTS = 8
@@ -44,6 +52,10 @@ class BatchPool:
         self.max_bytes = int(max_bytes)
         self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
         self._slots: list[torch.UntypedStorage] = []
+        #: Names this pool in the main process, which keeps the mappings of the slots sent once.
+        self.token = os.urandom(8).hex()
+        self.pid = os.getpid()
+        self.sent: set[int] = set()
         #: Batches served from a kept buffer / from a fresh segment (for tests and benchmarks).
         self.reused = 0
         self.fresh = 0
@@ -74,7 +86,7 @@ class BatchPool:
             return tensor
         self.flags[slot] = _BUSY
         lent = tensor.as_subclass(PooledTensor)
-        lent._pool = (self.flags, slot)
+        lent._pool = (self, slot)
         return lent
 
 
@@ -89,23 +101,85 @@ class PooledTensor(torch.Tensor):
     """
 
     __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
-    _pool: tuple[torch.Tensor, int]
+    _pool: tuple[BatchPool, int]
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        flags, slot = self._pool
-        return (_received, (self.as_subclass(torch.Tensor), flags, slot))
+        from torch.utils.data import get_worker_info
+
+        pool, slot = self._pool
+        plain = self.as_subclass(torch.Tensor)
+        if get_worker_info() is None:  # not on its way to the DataLoader's main process
+            return (_received, (plain, pool.flags, slot))
+        if slot in pool.sent:
+            return (_received_again, (pool.token, slot, tuple(plain.shape), plain.dtype))
+        pool.sent.add(slot)
+        return (_received, (plain, pool.flags, slot, pool.token, pool.pid))
 
 
 _held: list[tuple[StorageWeakRef, torch.Tensor, int]] = []
 _held_lock = threading.Lock()
+#: Main process: pooled batches received with their segment / on a segment received before.
+received = {"segments": 0, "on_kept": 0}
+#: Main process: token -> (worker pid, flags, {slot: the slot's segment as a uint8 array}).
+_mapped: dict[str, tuple[int, torch.Tensor, dict[int, np.ndarray]]] = {}
 
 
-def _received(tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> torch.Tensor:
-    """Unpickling a PooledTensor (main process): free the slots nobody holds any more, watch this one."""
+def _received(
+    tensor: torch.Tensor, flags: torch.Tensor, slot: int, token: str | None = None, pid: int = 0
+) -> torch.Tensor:
+    """Unpickling a PooledTensor (main process): free the slots nobody holds any more, watch this one.
+
+    With a ``token`` (sent by a DataLoader worker) the slot's segment is kept for its later batches.
+    """
+    if token is not None:
+        whole = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
+        with _held_lock:
+            _forget_exited()
+            _mapped.setdefault(token, (pid, flags, {}))[2][slot] = whole.numpy()
+            received["segments"] += 1
+        return _received_again(token, slot, tuple(tensor.shape), tensor.dtype)
     release()
+    return _watch(tensor, flags, slot)
+
+
+def _received_again(token: str, slot: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Unpickling a batch of a slot whose segment the main process already maps: a tensor on it."""
+    release()
+    with _held_lock:
+        entry = _mapped.get(token)
+    if entry is None or slot not in entry[2]:
+        raise RuntimeError(
+            "a pooled batch arrived for a shared-memory slot this process never received; pooled batches "
+            "from ome_arrow_torch DataLoader workers can only be unpickled by the DataLoader's own process"
+        )
+    nbytes = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dtype).element_size()
+    # from_numpy: a storage object of this batch's own (its weak reference dies with the batch)
+    tensor = torch.from_numpy(entry[2][slot][:nbytes]).view(dtype).view(shape)
+    received["on_kept"] += 1
+    return _watch(tensor, entry[1], slot)
+
+
+def _watch(tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> torch.Tensor:
     with _held_lock:
         _held.append((StorageWeakRef(tensor.untyped_storage()), flags, slot))  # type: ignore[no-untyped-call]
     return tensor
+
+
+def _forget_exited() -> None:
+    """Drop the kept segments of pools whose worker process has exited (call with the lock held)."""
+    for token, (pid, _, _) in list(_mapped.items()):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            del _mapped[token]
+        except PermissionError:
+            pass
+
+
+def mapped_slots() -> int:
+    """Slots whose segment this (main) process keeps for later batches (for tests and benchmarks)."""
+    with _held_lock:
+        return sum(len(slots) for _, _, slots in _mapped.values())
 
 
 def release() -> int:
