@@ -119,6 +119,19 @@ def refuse_placeholder(file: Path, what: str) -> None:
         )
 
 
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status an exception (or its cause) carries, if any."""
+    at: BaseException | None = exc
+    for _ in range(4):
+        if at is None:
+            return None
+        status = getattr(at, "status", None)
+        if isinstance(status, int):
+            return status
+        at = at.__cause__ or at.__context__
+    return None
+
+
 class RemoteChunk:
     """One chunk object of a remote dataset, of known size: ranged reads, and a file for Parquet's footer path."""
 
@@ -145,7 +158,12 @@ class RemoteChunk:
         with reading(self.location.uri, None, "reading chunk pages"):
             fs = self._fsspec
             if fs is not None:  # one GET, no lookup: the size is known
-                data = fs.cat_file(self.location.path, start=start, end=min(start + length, self.size))
+                try:
+                    data = fs.cat_file(self.location.path, start=start, end=min(start + length, self.size))
+                except Exception as exc:
+                    if _status(exc) != 416:
+                        raise
+                    return b""  # the range lies past the object's end (replaced by a shorter one): a short read
             else:
                 data = self.native().read_at(length, start)
         return bytes(data) if not isinstance(data, bytes) else data
