@@ -31,9 +31,10 @@ from .errors import DamagedFileError, SchemaError
 from .location import Location
 from .remote_chunks import MirrorSource, mirror_source, write_sidecar
 
-__all__ = ["mirror_dataset", "is_remote_dataset", "is_dataset_name", "dataset_path"]
+__all__ = ["mirror_dataset", "is_remote_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
 
-_MANIFEST = "_ome_arrow_dataset.json"
+MANIFEST = "_ome_arrow_dataset.json"
+
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 
@@ -75,14 +76,14 @@ def _get(loc: Location, what: str) -> bytes:
 def _manifest(loc: Location) -> bytes | None:
     """The manifest object's bytes, None when there is none."""
     try:
-        return _get(loc.join(_MANIFEST), "reading the manifest")
+        return _get(loc.join(MANIFEST), "reading the manifest")
     except OSError as exc:  # StorageError "missing", FileNotFoundError
         if exc.errno == errno.ENOENT or (isinstance(exc, FileNotFoundError) and exc.errno is None):
             return None
         raise
 
 
-def _listing(loc: Location) -> dict[str, int] | None:
+def listing_of(loc: Location) -> dict[str, int] | None:
     """Name -> size of the objects directly under ``loc`` (None: a web server, which cannot list)."""
     import pyarrow.fs as pafs
 
@@ -99,16 +100,16 @@ def posix_name(path: str) -> str:
 
 def is_remote_dataset(loc: Location) -> bool:
     """True when ``loc`` (remote) holds a typed-chunk dataset directory (its manifest, or its base tables)."""
-    listing = _listing(loc)
+    listing = listing_of(loc)
     if listing is None:
         return _manifest(loc) is not None
-    return _MANIFEST in listing or "chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)
+    return MANIFEST in listing or "chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)
 
 
 def mirror_dataset(loc: Location) -> Path | None:
     """The local mirror of the remote dataset directory at ``loc`` (None: ``loc`` holds no dataset)."""
     manifest = _manifest(loc)
-    listing = _listing(loc)
+    listing = listing_of(loc)
     if manifest is None:
         if listing is None or not ("chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)):
             return None  # ome-arrow 0.1.0 datasets without a manifest are found by listing (object stores only)
@@ -128,7 +129,7 @@ def _build(loc: Location, manifest: bytes | None, listing: dict[str, int] | None
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
         if manifest is not None:
-            (work / _MANIFEST).write_bytes(manifest)
+            (work / MANIFEST).write_bytes(manifest)
         copied, chunks = _plan(loc, manifest, listing)
         for name in copied:
             (work / name).write_bytes(_get(loc.join(name), f"downloading {name}"))
@@ -163,11 +164,9 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
     try:
         parsed = json.loads((manifest or b"{}").decode("utf-8"))
     except ValueError as exc:
-        raise DamagedFileError(
-            f"{loc.uri}/{_MANIFEST} is not valid UTF-8 JSON ({exc}); the dataset is damaged"
-        ) from exc
+        raise DamagedFileError(f"{loc.uri}/{MANIFEST} is not valid UTF-8 JSON ({exc}); the dataset is damaged") from exc
     if not isinstance(parsed, dict):
-        raise DamagedFileError(f"{loc.uri}/{_MANIFEST} holds a {type(parsed).__name__}, expected a JSON object")
+        raise DamagedFileError(f"{loc.uri}/{MANIFEST} holds a {type(parsed).__name__}, expected a JSON object")
     parts = [BASE, *appends_of(parsed, Path(loc.path))]
     copied = [n for p in parts for n in (p.images, p.index)]
     if listing is None:
@@ -177,7 +176,7 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
         if hit is not None and name not in copied and pending_marker(int(hit.group(1))) not in listing:
             copied.append(name)
     copied = [n for n in copied if n in listing]  # a missing table: the reader names it
-    return copied, {n: s for n, s in listing.items() if n != _MANIFEST and n not in copied}
+    return copied, {n: s for n, s in listing.items() if n != MANIFEST and n not in copied}
 
 
 def _indexed_chunks(loc: Location, work: Path, manifest: bytes | None) -> dict[str, int]:
@@ -226,7 +225,7 @@ def dataset_path(target: str | os.PathLike[str], filesystem: Any = None) -> str 
     mirror = mirror_dataset(loc)
     if mirror is None:
         raise FileNotFoundError(
-            f"{loc.uri} holds no OME-Arrow dataset directory (no {_MANIFEST} and no images/index tables); "
+            f"{loc.uri} holds no OME-Arrow dataset directory (no {MANIFEST} and no images/index tables); "
             "remote datasets are dataset directories; open one remote image file with OMEArrow(uri)"
         )
     return mirror
