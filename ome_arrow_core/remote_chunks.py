@@ -15,10 +15,11 @@ import os
 import pickle
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .boundary import reading
 from .errors import ArgumentError, DamagedFileError
+from .remote_ranges import get_range, open_known
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,30 +144,18 @@ class RemoteChunk:
         #: Ranged reads made (for tests and ``info()``).
         self.requests = 0
 
-    @property
-    def _fsspec(self) -> Any:
-        """The fsspec filesystem behind this object's pyarrow wrapper (None: a pyarrow filesystem)."""
-        handler = getattr(self.location.fs, "handler", None)
-        fs = getattr(handler, "fs", None)
-        return fs if fs is not None and hasattr(fs, "cat_file") else None
-
     def read_at(self, start: int, length: int) -> bytes:
         """Bytes ``start..start + length`` (fewer when the object is shorter), in one ranged GET."""
         if length <= 0:
             return b""
         self.requests += 1
         with reading(self.location.uri, None, "reading chunk pages"):
-            fs = self._fsspec
-            if fs is not None:  # one GET, no lookup: the size is known
-                try:
-                    data = fs.cat_file(self.location.path, start=start, end=min(start + length, self.size))
-                except Exception as exc:
-                    if _status(exc) != 416:
-                        raise
-                    return b""  # the range lies past the object's end (replaced by a shorter one): a short read
-            else:
-                data = self.native().read_at(length, start)
-        return bytes(data) if not isinstance(data, bytes) else data
+            try:
+                return get_range(self.location, start, min(start + length, self.size))
+            except Exception as exc:
+                if _status(exc) != 416:
+                    raise
+                return b""  # the range lies past the object's end (replaced by a shorter one): a short read
 
     def native(self) -> pa.NativeFile:
         """The object as a random-access file (opened once; pyarrow's stores look its size up on open)."""
@@ -177,13 +166,7 @@ class RemoteChunk:
             return self._native
 
     def _open(self) -> pa.NativeFile:
-        import pyarrow as pa
-
-        fs = self._fsspec
-        if fs is not None:
-            raw = fs.open(self.location.path, mode="rb", size=self.size, cache_type="none")
-            return pa.PythonFile(raw, mode="r")
-        got: pa.NativeFile = self.location.fs.open_input_file(self.location.path)
+        got = open_known(self.location, self.size)
         if got.size() != self.size:
             raise DamagedFileError(
                 f"{self.location.uri} holds {got.size()} bytes, but it held {self.size} when the dataset was "

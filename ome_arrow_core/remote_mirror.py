@@ -30,6 +30,7 @@ from .boundary import reading
 from .errors import DamagedFileError, SchemaError
 from .location import Location
 from .remote_chunks import MirrorSource, mirror_source, write_sidecar
+from .remote_ranges import get_range
 
 __all__ = ["mirror_dataset", "is_remote_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
 
@@ -58,19 +59,10 @@ def _is_http(loc: Location) -> bool:
     return loc.uri.startswith(("http://", "https://"))
 
 
-def _fsspec(loc: Location) -> Any:
-    fs = getattr(getattr(loc.fs, "handler", None), "fs", None)
-    return fs if fs is not None and hasattr(fs, "cat_file") else None
-
-
 def _get(loc: Location, what: str) -> bytes:
-    """The whole object at ``loc`` (fsspec: one GET; pyarrow's stores: a lookup and a GET)."""
+    """The whole object at ``loc`` in one GET (pyarrow's S3 without boto3: a lookup and a GET)."""
     with reading(loc.uri, None, what):
-        fs = _fsspec(loc)
-        if fs is not None:
-            return bytes(fs.cat_file(loc.path))
-        with loc.fs.open_input_stream(loc.path) as f:
-            return bytes(f.read())
+        return get_range(loc)
 
 
 def _manifest(loc: Location) -> bytes | None:

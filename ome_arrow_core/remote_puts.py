@@ -13,11 +13,11 @@ first: safe against a crashed writer, not against two writers racing in the same
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from .boundary import writing
-from .errors import BackendUnavailableError, UnsafeOverwriteError
+from .errors import UnsafeOverwriteError
 from .location import Location
+from .remote_ranges import s3_client
 
 __all__ = ["ObjectPuts", "LostRace"]
 
@@ -26,27 +26,6 @@ _BLOCK = 8 << 20
 
 class LostRace(UnsafeOverwriteError):
     """A conditional put found another writer's object (or manifest version) in its place."""
-
-
-def _boto_client(fs: Any) -> Any:
-    """A boto3 S3 client for pyarrow S3 filesystem ``fs`` (its endpoint, region and explicit credentials)."""
-    try:
-        import boto3  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise BackendUnavailableError(
-            'conditional puts to S3 (safe concurrent appends) need boto3: pip install "ome-arrow-core[s3]"'
-        ) from exc
-    options = fs.__reduce__()[1][0]  # pyarrow pickles an S3FileSystem as its options
-    kwargs: dict[str, Any] = {}
-    if options.get("endpoint_override"):
-        kwargs["endpoint_url"] = f"{options.get('scheme') or 'https'}://{options['endpoint_override']}"
-    if options.get("region"):
-        kwargs["region_name"] = options["region"]
-    if options.get("access_key"):
-        kwargs["aws_access_key_id"] = options["access_key"]
-        kwargs["aws_secret_access_key"] = options.get("secret_key")
-        kwargs["aws_session_token"] = options.get("session_token") or None
-    return boto3.client("s3", **kwargs)
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -66,7 +45,7 @@ class ObjectPuts:
         import pyarrow.fs as pafs
 
         self.root = root
-        self._client = _boto_client(root.fs) if isinstance(root.fs, pafs.S3FileSystem) else None
+        self._client = s3_client(root.fs, required=True) if isinstance(root.fs, pafs.S3FileSystem) else None
 
     @property
     def conditional(self) -> bool:

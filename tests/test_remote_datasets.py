@@ -71,15 +71,15 @@ def test_open_fetches_the_manifest_a_listing_and_the_tables_once(
     assert len(ds) == len(IMAGES)
     methods, _ = _counts(log)
     tables = sum((local / n).stat().st_size for n in ("images.parquet", "index.parquet", "_ome_arrow_dataset.json"))
-    if where == "s3":  # pyarrow looks each object up before its GET; one listing (the manifest's GET first)
-        assert methods == Counter(HEAD=3, GET=4), log.requests()
+    if where == "s3":  # the manifest, one listing, the two tables: no lookups (boto3 GETs of listed sizes)
+        assert methods == Counter(GET=4), log.requests()
     else:  # a web server: three GETs, no lookups (the manifest gives the chunks file's size)
         assert methods == Counter(GET=3), log.requests()
     assert sum(n for m, p, _, n in log.requests() if not p.startswith("/ds-open?")) == tables
     log.clear()
     again = OMEArrowDataset.scan(uri)  # unchanged: the manifest (and the listing) only, the tables are kept
     assert len(again) == len(IMAGES)
-    assert _counts(log)[0] == (Counter(HEAD=1, GET=2) if where == "s3" else Counter(GET=1)), log.requests()
+    assert _counts(log)[0] == (Counter(GET=2) if where == "s3" else Counter(GET=1)), log.requests()
 
 
 @pytest.mark.parametrize("where", ["s3", "http"])
@@ -90,7 +90,7 @@ def test_crop_plane_and_image_fetch_only_their_pages(
     page = _page_bytes(local)
     uri, log = _upload(local, where, s3_server, http_server, "ds-sel", monkeypatch)
     ds = OMEArrowDataset.scan(uri)
-    ds[0].to_numpy()  # opens the chunks object (S3: one lookup) and audits image 0's row groups
+    ds[0].to_numpy()  # audits image 0's row groups (no lookup of the chunks object: its size is listed)
     log.clear()
     image = ds[3]
     assert log.requests() == []  # ds[i] reads no metadata: the mirror has it
