@@ -72,6 +72,7 @@ from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, Pixel
 from .hookspecs import hookimpl
 from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
+from .remote_ranges import get_range
 from .remote_writes import remote_file, upload_directory
 from .safe_write import atomic_path
 
@@ -86,6 +87,7 @@ __all__ = [
     "Location",
     "remote_file",
     "upload_directory",
+    "get_range",
     "Ingester",
     "Reader",
     "Writer",

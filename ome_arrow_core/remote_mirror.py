@@ -90,21 +90,27 @@ def posix_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _looks_like_dataset(listing: dict[str, int]) -> bool:
+    """Whether a listing holds a typed-chunk dataset (its manifest, or the base tables ome-arrow 0.1.0 writes)."""
+    return MANIFEST in listing or "chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)
+
+
 def is_remote_dataset(loc: Location) -> bool:
     """True when ``loc`` (remote) holds a typed-chunk dataset directory (its manifest, or its base tables)."""
     listing = listing_of(loc)
-    if listing is None:
-        return _manifest(loc) is not None
-    return MANIFEST in listing or "chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)
+    return _manifest(loc) is not None if listing is None else _looks_like_dataset(listing)
 
 
 def mirror_dataset(loc: Location) -> Path | None:
     """The local mirror of the remote dataset directory at ``loc`` (None: ``loc`` holds no dataset)."""
+    listing = listing_of(loc)  # object stores: the listing says whether there is a dataset (one request)
+    if listing is not None and not _looks_like_dataset(listing):
+        return None
     manifest = _manifest(loc)
-    listing = listing_of(loc)
-    if manifest is None:
-        if listing is None or not ("chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)):
-            return None  # ome-arrow 0.1.0 datasets without a manifest are found by listing (object stores only)
+    if manifest is None and listing is None:
+        return None  # a web server: the manifest decides (ome-arrow 0.1.0 datasets without one need a listing)
+    if manifest is not None and listing is not None and MANIFEST not in listing:
+        listing = listing_of(loc)  # a writer committed between the listing and the manifest: list its objects
     key = hashlib.sha256(repr((loc.uri, loc.path, manifest, sorted((listing or {}).items()))).encode()).hexdigest()
     target = _mirror_root() / key[:40]
     if not target.exists():
