@@ -4,10 +4,10 @@ The dataset is written locally by the ordinary writer (a new temporary directory
 append, a copy of the remote dataset's mirror, whose chunk files stay placeholders), then the
 objects are uploaded in an order that keeps every reader safe:
 
-- ``create``: refused when anything is at the target. Chunk files, index and images tables, then
-  the sentinel, each put only if no object has its name; the manifest last, likewise. Until the
-  manifest lands no reader opens the dataset (the images table, the last data object, lands only
-  after every chunk file it needs).
+- ``create``: refused when anything is at the target. The sentinel, chunk files, index and images
+  tables, each put only if no object has its name; the manifest last, likewise. Until the manifest
+  lands no reader opens the dataset (a directory with our sentinel and no manifest is an unfinished
+  write; see :mod:`.remote_mirror`), and ``overwrite`` may replace what a killed create left.
 - ``append``: the append's pending marker first, then its new chunk file and tables, each put only
   if no object has the name (two appenders picking the same names: the second fails before it
   touches the first's objects); then the manifest, put only if it is still the version this
@@ -59,8 +59,9 @@ def remote_target(out: str | os.PathLike[str], filesystem: Any = None) -> tuple[
 
 
 def _order(name: str) -> tuple[int, str]:
-    """Upload order: markers, chunk files, index tables, images tables, the sentinel, other names."""
-    for k, prefix in enumerate((".append-", "chunks", "index", "images", SENTINEL)):
+    """Upload order: the sentinel (a directory holding it and no manifest is an unfinished write of ours, which
+    readers refuse), markers, chunk files, index tables, images tables, other names."""
+    for k, prefix in enumerate((SENTINEL, ".append-", "chunks", "index", "images")):
         if name.startswith(prefix):
             return k, name
     return 5, name
@@ -108,7 +109,7 @@ def _check_ours(target: Location, listing: dict[str, int]) -> None:
     """UnsafeOverwriteError unless the objects at ``target`` are one of our datasets and nothing else."""
     if not listing:
         return
-    if MANIFEST not in listing and not {"images.parquet", "chunks.parquet"} <= set(listing):
+    if MANIFEST not in listing and SENTINEL not in listing and not {"images.parquet", "chunks.parquet"} <= set(listing):
         raise UnsafeOverwriteError(
             f"{target.uri} is not an OME-Arrow dataset (no {MANIFEST}); refusing to overwrite it: remove it yourself "
             "or write elsewhere"

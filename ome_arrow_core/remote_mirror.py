@@ -36,6 +36,8 @@ __all__ = ["mirror_dataset", "is_remote_dataset", "is_dataset_name", "dataset_pa
 
 MANIFEST = "_ome_arrow_dataset.json"
 
+#: The text file our writers put first (ome-arrow 0.1.0 writes none): without a manifest, an unfinished write.
+SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 
@@ -107,6 +109,8 @@ def mirror_dataset(loc: Location) -> Path | None:
     if listing is not None and not _looks_like_dataset(listing):
         return None
     manifest = _manifest(loc)
+    if manifest is None and listing is not None and SENTINEL in listing:
+        return None  # our sentinel without a manifest: a write that has not committed (or was killed)
     if manifest is None and listing is None:
         return None  # a web server: the manifest decides (ome-arrow 0.1.0 datasets without one need a listing)
     if manifest is not None and listing is not None and MANIFEST not in listing:

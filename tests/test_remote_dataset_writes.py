@@ -79,19 +79,27 @@ def test_create_append_overwrite_round_trip(s3: str, s3_server: S3Server) -> Non
 
 
 @pytest.mark.parametrize(
-    "failing", ["chunks.parquet", "index.parquet", "images.parquet", "THIS-IS-AN-OME-ARROW-DATASET.txt", "_ome_arrow"]
+    "failing", ["THIS-IS-AN-OME-ARROW-DATASET.txt", "chunks.parquet", "index.parquet", "images.parquet", "_ome_arrow"]
 )
+@pytest.mark.parametrize("cleanup", ["removes", "killed"])
 def test_a_create_failing_at_any_upload_leaves_nothing_a_reader_opens(
-    s3: str, s3_server: S3Server, failing: str
+    s3: str, s3_server: S3Server, failing: str, cleanup: str
 ) -> None:
     uri = f"s3://{s3}/plate.ome.parquet"
     s3_server.fail("PUT", f"/plate.ome.parquet/{failing}", 403)  # 403: not retried
+    if cleanup == "killed":  # a writer killed after the failure removes nothing: its objects stay behind
+        for _ in range(5):
+            s3_server.fail("DELETE", "/plate.ome.parquet/", 403)
     with pytest.raises(StorageError):
         _write(IMAGES, uri)
-    assert _objects(s3_server, f"{s3}/plate.ome.parquet") == {}  # what it uploaded was removed
+    s3_server.clear_faults()
+    left = _objects(s3_server, f"{s3}/plate.ome.parquet")
+    assert "_ome_arrow_dataset.json" not in left
+    if cleanup == "removes":
+        assert left == {}  # what it uploaded was removed
     with pytest.raises(FileNotFoundError, match="holds no OME-Arrow dataset"):
-        OMEArrowDataset.scan(uri)
-    _write(IMAGES, uri)  # and the next write succeeds
+        OMEArrowDataset.scan(uri)  # even with every data object there: no manifest, not a dataset yet
+    _write(IMAGES, uri, "create" if cleanup == "removes" else "overwrite")  # what a killed create left is ours
     _same(_images(uri), IMAGES)
 
 
