@@ -218,6 +218,7 @@ def test_a_placeholder_is_never_read_as_pixels(
 ) -> None:
     """Tools that read local bytes refuse the mirror's stand-ins for remote chunk files instead of reading zeros."""
     from ome_arrow_core.typed_chunk.parquet_pages import page_ranges
+    from ome_arrow_core.verification import verify
 
     local = _plate(tmp_path)
     uri, _ = _upload(local, "s3", s3_server, None, "ds-stand", monkeypatch)  # type: ignore[arg-type]
@@ -226,6 +227,8 @@ def test_a_placeholder_is_never_read_as_pixels(
     assert (mirror / "chunks.parquet").stat().st_size == (local / "chunks.parquet").stat().st_size
     with pytest.raises(ArgumentError, match="s3://ds-stand/plate.ome.parquet/chunks.parquet"):
         page_ranges(mirror / "chunks.parquet")
+    with pytest.raises(ArgumentError, match="copy it to a local disk"):
+        verify(uri)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
