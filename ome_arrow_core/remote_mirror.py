@@ -32,7 +32,7 @@ from .location import Location
 from .remote_chunks import MirrorSource, mirror_source, write_sidecar
 from .remote_ranges import get_range
 
-__all__ = ["mirror_dataset", "is_remote_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
+__all__ = ["mirror_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
 
 MANIFEST = "_ome_arrow_dataset.json"
 
@@ -95,12 +95,6 @@ def posix_name(path: str) -> str:
 def _looks_like_dataset(listing: dict[str, int]) -> bool:
     """Whether a listing holds a typed-chunk dataset (its manifest, or the base tables ome-arrow 0.1.0 writes)."""
     return MANIFEST in listing or "chunks.parquet" in listing or {"images.parquet", "index.parquet"} <= set(listing)
-
-
-def is_remote_dataset(loc: Location) -> bool:
-    """True when ``loc`` (remote) holds a typed-chunk dataset directory (its manifest, or its base tables)."""
-    listing = listing_of(loc)
-    return _manifest(loc) is not None if listing is None else _looks_like_dataset(listing)
 
 
 def mirror_dataset(loc: Location) -> Path | None:

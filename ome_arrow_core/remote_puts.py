@@ -12,7 +12,9 @@ first: safe against a crashed writer, not against two writers racing in the same
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 from .boundary import writing
 from .errors import UnsafeOverwriteError
@@ -26,6 +28,11 @@ _BLOCK = 8 << 20
 
 class LostRace(UnsafeOverwriteError):
     """A conditional put found another writer's object (or manifest version) in its place."""
+
+
+def _body(source: Path | bytes) -> BinaryIO:
+    """``source`` as a readable binary file (a local file is streamed, never read whole into memory)."""
+    return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -75,13 +82,12 @@ class ObjectPuts:
         """Put ``source`` (a local file or bytes) as object ``name``: with ``create``, only if there is none; with
         ``expect``, only if its version is still ``expect``. LostRace when another writer's object is there."""
         loc = self.root.join(name)
-        data = source if isinstance(source, bytes) else source.read_bytes()
-        with writing(self.root.uri, name, "uploading"):
+        with writing(self.root.uri, name, "uploading"), _body(source) as body:
             if self._client is not None:
                 bucket, key = _split(loc.path)
                 extra = {"IfMatch": expect} if expect is not None else {"IfNoneMatch": "*"} if create else {}
                 try:
-                    self._client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+                    self._client.put_object(Bucket=bucket, Key=key, Body=body, **extra)  # streamed from the file
                 except Exception as exc:
                     if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
                         raise LostRace(self._lost(name)) from exc
@@ -90,7 +96,8 @@ class ObjectPuts:
             if (create or expect is not None) and self.version(name) != expect:
                 raise LostRace(self._lost(name))
             with loc.fs.open_output_stream(loc.path) as out:
-                out.write(data)
+                while block := body.read(_BLOCK):
+                    out.write(block)
 
     def _lost(self, name: str) -> str:
         return (
