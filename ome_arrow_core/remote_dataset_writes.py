@@ -39,7 +39,7 @@ from .location import Location
 from .remote_chunks import SIDECAR
 from .remote_mirror import MANIFEST, listing_of, mirror_dataset
 from .remote_puts import LostRace, ObjectPuts
-from .safe_write.ownership import SENTINEL, is_member_name
+from .safe_write import SENTINEL, is_member_name
 
 __all__ = ["write_remote_dataset", "remote_target"]
 

@@ -154,8 +154,8 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
     """
     import json
 
-    from .typed_chunk.checks import pending_marker
-    from .typed_chunk.tables import BASE, appends_of
+    from .safe_write import pending_name
+    from .typed_chunk import BASE, appends_of
 
     try:
         parsed = json.loads((manifest or b"{}").decode("utf-8"))
@@ -169,7 +169,7 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
         return copied, {}
     for name in listing:
         hit = _APPENDED.fullmatch(name)
-        if hit is not None and name not in copied and pending_marker(int(hit.group(1))) not in listing:
+        if hit is not None and name not in copied and pending_name(int(hit.group(1))) not in listing:
             copied.append(name)
     copied = [n for n in copied if n in listing]  # a missing table: the reader names it
     return copied, {n: s for n, s in listing.items() if n != MANIFEST and n not in copied}
