@@ -59,6 +59,14 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
     import pyarrow.fs as pafs
 
     info = loc.looked_up()
+    if info.type != pafs.FileType.File or loc.uri.startswith(("http://", "https://")):
+        from .remote_mirror import is_dataset_name, mirror_dataset
+
+        # a dataset directory (a web server cannot say a name is a directory: there its manifest decides)
+        if info.type != pafs.FileType.File or is_dataset_name(loc):
+            mirror = mirror_dataset(loc)
+            if mirror is not None:
+                return _open_local(mirror, registry, format, options)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"no such object or directory: {loc.uri!r}")
     reader = registry.resolve_reader(PurePosixPath(loc.path), format)

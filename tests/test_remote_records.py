@@ -131,14 +131,14 @@ def test_damaged_remote_record_raises_ours(tmp_path: Path, s3: tuple[pafs.S3File
         OMEArrow(f"s3://{key}").to_numpy()
 
 
-def test_remote_dataset_directory_says_what_to_do(tmp_path: Path, s3: tuple[pafs.S3FileSystem, str]) -> None:
+def test_remote_dataset_directory_opens_as_an_image(tmp_path: Path, s3: tuple[pafs.S3FileSystem, str]) -> None:
     fs, bucket = s3
     ds = tmp_path / "ds.ome.parquet"
-    OMEArrow(_pixels("uint8")).export("parquet", ds)
+    arr = _pixels("uint8")
+    OMEArrow(arr).export("parquet", ds)
     for f in ds.iterdir():
         _upload(fs, f, f"{bucket}/ds.ome.parquet/{f.name}")
-    with pytest.raises(ArgumentError, match="dataset directories are read from local disks only"):
-        OMEArrow.scan(f"s3://{bucket}/ds.ome.parquet")
+    np.testing.assert_array_equal(OMEArrow.scan(f"s3://{bucket}/ds.ome.parquet").to_numpy(), OMEArrow(arr).to_numpy())
 
 
 def test_local_file_uri_is_the_local_reader(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from ..image import OMEArrow
 from ..layout import ChannelPolicy
 from ..meta import ImageMeta
 from ..registry import Registry
+from ..remote_mirror import dataset_path
 from ..selection import IndexSpec, RoiType
 from ..typed_chunk import IMAGES_SCHEMA, image_meta, read_rows
 from ..view_spec import ViewSpec
@@ -109,6 +110,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         column: str | None = None,
         registry: Registry | None = None,
         verify: bool | None = None,
+        filesystem: Any = None,
     ) -> OMEArrowDataset:
         """Open a dataset: read its metadata table (the rows ``filter`` keeps), no pixels.
 
@@ -121,7 +123,12 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         A dataset directory opened without a filter reads only its tables' footers (after
         checking the tables' digests): :attr:`table` is read on first use, and ``ds[i]`` finds
         image ``i`` without it, so opening costs the same for a thousand images as for a million.
+
+        ``path`` may be a URI (``s3://bucket/plate.ome.parquet``, ``https://...``, ``file://...``) of a dataset
+        directory, or a path inside ``filesystem`` (pyarrow or fsspec): its tables are fetched once, its pixels
+        by ranged reads (see docs/clusters.md).
         """
+        path = dataset_path(path, filesystem)
         expr = as_filter(filter)
         parts = members_of(Path(path), column, registry)  # plugins are loaded only if a member needs them
         if expr is None and len(parts) == 1 and parts[0].kind == "chunks":

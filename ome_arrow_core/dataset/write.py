@@ -18,6 +18,7 @@ from ..ingesting import pair_pixels
 from ..meta import ImageMeta
 from ..progress import Progress
 from ..registry import Registry, default_registry
+from ..remote_dataset_writes import remote_target, write_remote_dataset
 from ..selection import Selection
 from ..sources import ArraySource, in_memory
 from ..typed_chunk import stream_dataset
@@ -103,7 +104,8 @@ def write_dataset(
     dim_order: str | None = None,
     progress: bool | None = None,
     registry: Registry | None = None,
-) -> Path:
+    filesystem: Any = None,
+) -> Path | str:
     """Stream images into a typed-chunk dataset directory at ``out``; memory holds one image,
     plus up to 16 MiB of packed chunk rows waiting to be written together.
 
@@ -129,7 +131,7 @@ def write_dataset(
     store's default for others (Vortex: ``None`` or ``"zstd"``). ``registry`` (default: the shared one)
     opens image files and gives the chunk store: a registry that blocks it cannot write its format.
     """
-    target = Path(out)
+    local, remote = remote_target(out, filesystem)
     count = len(images) if isinstance(images, Sized) else None
     if isinstance(images, OMEArrowDataset):
         if metadata is None and images.extra_columns:
@@ -153,11 +155,11 @@ def write_dataset(
             done[0] += 1
             yield (None if image_id is None else str(image_id)), img.meta, _band_reader(img), extra
 
-    try:
-        stream_dataset(
+    def write(path: Path, how: str) -> Path:
+        return stream_dataset(
             items(),
-            target,
-            mode=mode,
+            path,
+            mode=how,
             chunk_format=chunk_format,
             chunk_shape=chunk_shape,
             compression=compression,
@@ -167,6 +169,13 @@ def write_dataset(
             registry=registry,
             on_image=lambda image_id, _: bar.update(1, image_id),
         )
+
+    try:
+        if remote is None:
+            assert local is not None
+            write(local, mode)
+        else:
+            write_remote_dataset(remote, mode, write)
     finally:
         bar.close()
-    return target
+    return local if local is not None else str(out)

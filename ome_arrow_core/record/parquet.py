@@ -62,7 +62,7 @@ class RecordSource:
             self._load(local, column, row)
             return
         remote = self.location
-        with reading(remote.uri, None, "reading the Parquet footer"), remote.fs.open_input_file(remote.path) as fh:
+        with reading(remote.uri, None, "reading the Parquet footer"), _open(remote) as fh:
             self._size: int = fh.size()
             md = remote_footer(fh, self._size, remote.uri)
             checked_footer(md, self._size, remote.uri)
@@ -153,3 +153,13 @@ def write_record_file(
     with atomic_path(out) as tmp, writing(out):
         pq.write_table(table, tmp, compression=compression, write_page_checksum=True)
     return out
+
+
+def _open(remote: Location) -> Any:
+    """The remote file, opened without a second lookup when the one that found it gave its size."""
+    from ..remote_ranges import open_known
+
+    info = remote.info
+    if info is not None and info.size is not None:
+        return open_known(remote, int(info.size))
+    return remote.fs.open_input_file(remote.path)

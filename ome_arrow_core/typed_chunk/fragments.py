@@ -21,6 +21,7 @@ from ..boundary import reading, require_member
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..handlers import ChunkFile, ChunkStore
 from ..parquet_files import PARQUET_CODECS
+from ..remote_chunks import refuse_placeholder, remote_chunk
 from .checks import check_member
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED
@@ -72,8 +73,9 @@ class ParquetFragment:
 
     def __init__(self, file: Path) -> None:
         self.path = file
+        remote = remote_chunk(file)
         with reading(file.parent, file.name, "reading the chunks file's footer"):
-            self.file = pq.ParquetFile(file)
+            self.file = pq.ParquetFile(file if remote is None else remote.native())
             md = self.file.metadata
             groups = [md.row_group(i) for i in range(md.num_row_groups)]
             self.group_rows = np.array([g.num_rows for g in groups], dtype=np.int64)
@@ -205,6 +207,7 @@ def open_fragment(root: Path, name: str, registry: Registry | None) -> Fragment:
         from ..registry import default_registry
 
         registry = default_registry()
+    refuse_placeholder(file, f"the {name.rsplit('.', 1)[-1]} chunk store")
     store = chunk_store(name, registry)
     if store.open is None:
         raise SchemaError(f"the chunk store {store.name!r} of plugin {store.plugin!r} cannot open files (no open=)")

@@ -23,6 +23,7 @@ import pyarrow as pa
 from ..arrow_numpy import int_array, int_values
 from ..boundary import reading, require_regular_file
 from ..errors import DamagedFileError
+from ..remote_chunks import remote_chunk
 from .page_columns import COLUMNS, defined_value_at, row_columns
 from .parquet_pages import PageRanges, page_header, page_ranges
 
@@ -194,9 +195,13 @@ class PageFragment:
         self._footer: Any = None  # the file read through its footer, for large first reads (see read)
         self.group_rows = np.ones(len(offset), dtype=np.int64)
         self.group_bytes: np.ndarray | None = uncompressed
+        #: The object read by range when ``file`` stands for a remote dataset's chunks file (see remote_chunks).
+        self.remote = remote_chunk(file)
         with reading(file, None, "opening the chunks file"):
             size = int(require_regular_file(file).st_size)
-            self._fd: int | None = os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self._fd: int | None = (
+                None if self.remote is not None else os.open(file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            )
         self.size = size
         self._check(limit)
 
@@ -283,7 +288,7 @@ class PageFragment:
             )
         for start, stop, members in self._spans(groups, self.group_offset if audit else self.offset):
             with reading(self.path, None, "reading chunk pages"):
-                raw = os.pread(self._fd, stop - start, start) if self._fd is not None else b""
+                raw = self.pread(stop - start, start)
             if len(raw) != stop - start:
                 raise DamagedFileError(
                     f"{self.path}: bytes {start}..{stop} hold {self.what(members[0])}, but the file ends at "
@@ -320,6 +325,12 @@ class PageFragment:
                 "index.parquet is damaged"
             ) from exc
         return row
+
+    def pread(self, size: int, start: int) -> bytes:
+        """``size`` bytes from ``start`` (fewer at the end of the file): a positioned read, or one ranged GET."""
+        if self.remote is not None:
+            return self.remote.read_at(start, size)
+        return os.pread(self._fd, size, start) if self._fd is not None else b""
 
     def fileno(self) -> int:
         """The file descriptor the pages are read from (open while this fragment lives)."""

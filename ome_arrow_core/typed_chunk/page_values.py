@@ -81,10 +81,11 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
         slot = dest[-1] + size[k]
     buf = pa.allocate_buffer(max(slot, 1))
     view = memoryview(buf).cast("B")
-    fd = frag.fileno()
+    fd = frag.fileno() if frag.remote is None else -1
     with reading(frag.path, None, "reading chunk pages"):
         for a, b in _runs(offset, end) if group_l else []:
-            got = os.preadv(fd, _iovecs(view, offset, end, dest, size, a, b), offset[a])
+            iov = _iovecs(view, offset, end, dest, size, a, b)
+            got = os.preadv(fd, iov, offset[a]) if fd >= 0 else _scatter(frag, iov, offset[a], end[b - 1])
             if got != end[b - 1] - offset[a]:
                 raise DamagedFileError(
                     f"{frag.path}: bytes {offset[a]}..{end[b - 1]} hold {frag.what(group_l[a])}, but the file "
@@ -110,9 +111,11 @@ def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:
     dest = -_USUAL_VALUE_AT % ALIGNMENT
     buf = pa.allocate_buffer(dest + size)
     view = memoryview(buf).cast("B")
-    fd = frag.fileno()
     with reading(frag.path, None, "reading chunk pages"):
-        got = os.preadv(fd, [view[dest:]], offset)
+        if frag.remote is None:
+            got = os.preadv(frag.fileno(), [view[dest:]], offset)
+        else:
+            got = _scatter(frag, [view[dest:]], offset, offset + size)
     if got != size:
         raise DamagedFileError(
             f"{frag.path}: bytes {offset}..{offset + size} hold {frag.what(g)}, but the file ends at "
@@ -135,6 +138,19 @@ def _page_value(
         page, at, n = frag.decompress(g, buf.slice(at, n)), 0, int(frag.uncompressed[g])
     start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)
     return page, at + start, length
+
+
+def _scatter(frag: PageFragment, iov: list[memoryview], start: int, stop: int) -> int:
+    """What ``os.preadv`` does, from a remote chunks file: bytes ``start..stop`` in one ranged GET, scattered
+    into ``iov``; the bytes received."""
+    assert frag.remote is not None
+    raw = memoryview(frag.remote.read_at(start, stop - start))
+    at = 0
+    for buf in iov:
+        n = min(len(buf), len(raw) - at)
+        buf[:n] = raw[at : at + n]
+        at += n
+    return at
 
 
 def _iovecs(

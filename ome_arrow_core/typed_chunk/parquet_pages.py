@@ -240,6 +240,9 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
     in one PLAIN V1 data page of that column (no dictionary page) in a codec of :data:`CODECS`."""
     import pyarrow.parquet as pq
 
+    from ..remote_chunks import refuse_placeholder
+
+    refuse_placeholder(file, "checking page ranges")
     md = pq.read_metadata(file)
     at = md.schema.to_arrow_schema().get_field_index(column)
     n = md.num_row_groups

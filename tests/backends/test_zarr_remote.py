@@ -63,9 +63,25 @@ def test_s3_write_then_read_bit_exact_fetching_only_the_crop_chunks(
     # x 70:110 lies in chunk column 1, y 10:110 in chunk rows 0 and 1: 2 of the image's 64 chunks, once each
     assert len(chunk_requests) == 2, chunk_requests
     assert {e[1].split(chunk_dir, 1)[1] for e in chunk_requests} == {"0/0/1/0/1", "0/0/1/1/1"}
-    # pyarrow's S3 filesystem opens an object with a HEAD before its GET (its Python API takes no known size)
-    assert len(on_chunks) <= 2 * len(chunk_requests), on_chunks
+    # one GET per chunk, no lookup before it (pyarrow would HEAD each object: reads go through get_range)
+    assert on_chunks == chunk_requests, on_chunks
     assert s3_server.log.bytes_sent() < arr.nbytes / 16
+
+
+@pytest.mark.parametrize(("version", "documents"), [("0.5", 3), ("0.4", 10)])
+def test_s3_open_reads_each_metadata_document_once_without_lookups(
+    s3_server: S3Server, bucket: str, version: str, documents: int
+) -> None:
+    """Opening asks for zarr.json as Zarr v3 first (one GET each for the root, labels/ and the level array), and
+    only then for the v2 documents; no object is looked up (HEAD) before its GET."""
+    uri = f"s3://{bucket}/open-{version}.ome.zarr"
+    OMEArrow(_pixels(7), "TZCYX").export("ome-zarr", uri, version=version, chunk_shape=CHUNKS)
+    s3_server.log.clear()
+    OMEArrow.scan(uri)
+    docs = [e for e in s3_server.log.requests() if f"/open-{version}.ome.zarr/" in e[1]]
+    assert all(e[0] == "GET" for e in docs) and len(docs) == documents, docs
+    # beside them: the target's lookup (a HEAD and a one-key listing) and the listing that tells a dataset directory
+    assert len(s3_server.log.requests()) == documents + 3, s3_server.log.requests()
 
 
 def test_http_read_fetches_only_the_plane_chunks(tmp_path: Path, http_server: HTTPServer) -> None:

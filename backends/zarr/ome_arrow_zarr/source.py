@@ -52,13 +52,26 @@ def open_group(
     path = target.display_path() if isinstance(target, Location) else target
     store = open_store(target, counter, missing, manifest)
     with reading(path, "zarr.json or .zattrs", what):
-        node = zarr.open(store=store, mode="r")
+        node = _open_node(zarr, store)
     if not isinstance(node, zarr.Group):
         raise SchemaError(
             f"{path} is a single Zarr array, not an OME-Zarr image (no multiscales metadata); open it with "
             "zarr and pass the array: OMEArrow(zarr.open_array(path)[...], dim_order=...)"
         )
     return node
+
+
+def _open_node(zarr: Any, store: Any) -> Any:
+    """The root node of ``store``: a Zarr v3 group read from its ``zarr.json`` alone (one request; zarr's own
+    probing would look for the v2 documents as well), else whatever zarr finds (v2, or an array)."""
+    from zarr.errors import GroupNotFoundError
+
+    for zarr_format in (3, 2):
+        try:
+            return zarr.open_group(store=store, mode="r", zarr_format=zarr_format)
+        except (GroupNotFoundError, FileNotFoundError, KeyError, TypeError, ValueError):
+            continue
+    return zarr.open(store=store, mode="r")  # an array, or what zarr itself says is wrong
 
 
 class ZarrSource:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, Location, StorageError
+from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, Location, StorageError, get_range
 
 if TYPE_CHECKING:
     from zarr.abc.store import ByteRequest
@@ -66,11 +66,18 @@ def fsspec_store(loc: Location, read_only: bool = True) -> Any:
     from zarr.storage import FsspecStore
 
     class PyarrowFS(ArrowFSWrapper):  # type: ignore[misc]
-        """fsspec's wrapper of a pyarrow filesystem, with an id for any of them (fsspec's assumes HDFS)."""
+        """fsspec's wrapper of a pyarrow filesystem, with an id for any of them (fsspec's assumes HDFS), whose
+        reads are one GET each (pyarrow would look every object up with a HEAD first)."""
 
         @property
         def fsid(self) -> str:
             return f"pyarrow_{self.fs.type_name}_{id(self.fs)}"
+
+        def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+            if (start is not None and start < 0) or (end is not None and end < 0):  # suffix ranges: the size is needed
+                return bytes(super().cat_file(path, start=start, end=end, **kwargs))
+            where = Location(self.fs, path, f"{loc.uri}/{path[len(loc.path) :].lstrip('/')}", False)
+            return get_range(where, start, end)
 
     handler = loc.fs.handler if isinstance(loc.fs, pafs.PyFileSystem) else None
     fs = getattr(handler, "fs", None) or PyarrowFS(loc.fs)

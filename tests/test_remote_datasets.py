@@ -1,0 +1,261 @@
+"""Typed-chunk dataset directories read from the real S3 (moto) and HTTP test servers, with requests and bytes
+counted by the servers: opening fetches the manifest, one listing (S3) and the tables; a crop, a plane and
+``ds[i]`` then fetch only their chunks' pages (coalesced), never the metadata again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pixels import random_pixels
+from servers import HTTPServer, RequestLog, S3Server
+
+from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
+from ome_arrow_core.errors import ArgumentError, ChecksumError, DamagedFileError, StorageError
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+SHAPE = (2, 3, 64, 64)  # C, Z, Y, X: chunks of one plane (8 KiB)
+IMAGES = [random_pixels(SHAPE, seed=i) for i in range(6)]
+
+
+def _plate(tmp_path: Path) -> Path:
+    out = tmp_path / "plate.ome.parquet"
+    write_dataset(IMAGES, out, dim_order="CZYX", chunk_shape=(1, 1, 1, 64, 64), progress=False)
+    return out
+
+
+def _upload(
+    local: Path, where: str, s3: S3Server, http: HTTPServer, bucket: str, mp: pytest.MonkeyPatch
+) -> tuple[str, RequestLog]:
+    """Every file of dataset directory ``local`` on the S3 or HTTP server: the dataset's URI and the server's log."""
+    if where == "http":
+        pytest.importorskip("fsspec")
+        shutil.copytree(local, http.root / local.name)
+        return f"{http.url}/{local.name}", http.log
+    mp.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    for f in sorted(local.iterdir()):
+        s3.put(bucket, f"{local.name}/{f.name}", f.read_bytes())
+    return f"s3://{bucket}/{local.name}", s3.log
+
+
+def _counts(log: RequestLog) -> tuple[Counter[str], int]:
+    reqs = log.requests()
+    return Counter(m for m, *_ in reqs), sum(n for *_, n in reqs)
+
+
+def _page_bytes(local: Path) -> int:
+    """Bytes of one chunk's pixel page without its header (an uncompressed plane: the value, 6 bytes of levels and
+    its 4-byte length)."""
+    md = pq.ParquetFile(local / "chunks.parquet").metadata
+    col = md.row_group(0).column(md.schema.names.index("pixel_bytes"))
+    assert col.compression == "UNCOMPRESSED" and col.total_compressed_size > 64 * 64 * 2 + 10
+    return 64 * 64 * 2 + 10
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_open_fetches_the_manifest_a_listing_and_the_tables_once(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    uri, log = _upload(local, where, s3_server, http_server, "ds-open", monkeypatch)
+    log.clear()
+    ds = OMEArrowDataset.scan(uri)
+    assert len(ds) == len(IMAGES)
+    methods, _ = _counts(log)
+    tables = sum((local / n).stat().st_size for n in ("images.parquet", "index.parquet", "_ome_arrow_dataset.json"))
+    if where == "s3":  # the manifest, one listing, the two tables: no lookups (boto3 GETs of listed sizes)
+        assert methods == Counter(GET=4), log.requests()
+    else:  # a web server: three GETs, no lookups (the manifest gives the chunks file's size)
+        assert methods == Counter(GET=3), log.requests()
+    assert sum(n for m, p, _, n in log.requests() if not p.startswith("/ds-open?")) == tables
+    log.clear()
+    again = OMEArrowDataset.scan(uri)  # unchanged: the manifest (and the listing) only, the tables are kept
+    assert len(again) == len(IMAGES)
+    assert _counts(log)[0] == (Counter(GET=2) if where == "s3" else Counter(GET=1)), log.requests()
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_crop_plane_and_image_fetch_only_their_pages(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    page = _page_bytes(local)
+    uri, log = _upload(local, where, s3_server, http_server, "ds-sel", monkeypatch)
+    ds = OMEArrowDataset.scan(uri)
+    ds[0].to_numpy()  # audits image 0's row groups (no lookup of the chunks object: its size is listed)
+    log.clear()
+    image = ds[3]
+    assert log.requests() == []  # ds[i] reads no metadata: the mirror has it
+    crop = image.tensor_view(c=1, z=2, roi=(5, 7, 20, 11), layout="YX").to_numpy()
+    np.testing.assert_array_equal(crop, IMAGES[3][1, 2, 7:18, 5:25])
+    (get,) = log.requests()  # one chunk: its page, and (first read of it) its row group's small columns
+    assert get[0] == "GET" and page <= get[3] <= page + 1024, (get, page)
+    log.clear()
+    again = ds[3].tensor_view(c=1, z=2, layout="YX").to_numpy()  # the plane again: now its page alone
+    np.testing.assert_array_equal(again, IMAGES[3][1, 2])
+    assert [(m, n) for m, _, _, n in log.requests()] == [("GET", page)]
+    log.clear()
+    whole = ds[4].tensor_view(layout="CZYX").to_numpy()
+    np.testing.assert_array_equal(whole, IMAGES[4])
+    methods, sent = _counts(log)
+    # six chunks of one image lie side by side: one coalesced GET, about the pixels' own size
+    assert methods == Counter(GET=1) and IMAGES[4].nbytes <= sent <= IMAGES[4].nbytes + 6 * 1024, log.requests()
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_batch_read_coalesces_neighbouring_pages(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    uri, log = _upload(local, where, s3_server, http_server, "ds-batch", monkeypatch)
+    ds = OMEArrowDataset.scan(uri)
+    log.clear()
+    batch = ds.read([1, 2, 5], c=0, z=1, layout="YX")
+    for k, i in enumerate([1, 2, 5]):
+        np.testing.assert_array_equal(batch[k], IMAGES[i][0, 1])
+    gets = [e for e in log.requests() if e[0] == "GET"]
+    # pages under 64 KiB apart share a GET: images 1 and 2 in one, image 5 (three images on) in another at most
+    assert 1 <= len(gets) <= 2 and len(log.requests()) <= 3, log.requests()
+    assert sum(e[3] for e in gets) < (local / "chunks.parquet").stat().st_size / 2
+
+
+def test_omearrow_scan_of_a_dataset_uri_and_filesystem_arguments(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    uri, _ = _upload(local, "s3", s3_server, None, "ds-fs", monkeypatch)  # type: ignore[arg-type]
+    img = OMEArrow.scan(uri, row=2)
+    np.testing.assert_array_equal(img.tensor_view(layout="CZYX").to_numpy(), IMAGES[2])
+    ds = OMEArrowDataset.scan("ds-fs/plate.ome.parquet", filesystem=s3_server.filesystem())
+    np.testing.assert_array_equal(ds[5].tensor_view(layout="CZYX").to_numpy(), IMAGES[5])
+    s3fs = pytest.importorskip("s3fs")
+    fs = s3fs.S3FileSystem(endpoint_url=s3_server.endpoint, key="testing", secret="testing")
+    ds = OMEArrowDataset.scan("s3://ds-fs/plate.ome.parquet", filesystem=fs)
+    np.testing.assert_array_equal(ds[1].tensor_view(layout="CZYX").to_numpy(), IMAGES[1])
+    np.testing.assert_array_equal(
+        OMEArrowDataset.scan(local.as_uri())[0].tensor_view(layout="CZYX").to_numpy(), IMAGES[0]
+    )
+
+
+def test_an_append_after_open_is_seen_by_the_next_scan(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    uri, _ = _upload(local, "s3", s3_server, None, "ds-append", monkeypatch)  # type: ignore[arg-type]
+    before = OMEArrowDataset.scan(uri)
+    extra = random_pixels(SHAPE, seed=99)
+    write_dataset([extra], local, mode="append", dim_order="CZYX", chunk_shape=(1, 1, 1, 64, 64), progress=False)
+    _upload(local, "s3", s3_server, None, "ds-append", monkeypatch)  # type: ignore[arg-type]
+    after = OMEArrowDataset.scan(uri)
+    assert len(before) == len(IMAGES) and len(after) == len(IMAGES) + 1
+    np.testing.assert_array_equal(after[len(IMAGES)].tensor_view(layout="CZYX").to_numpy(), extra)
+    np.testing.assert_array_equal(before[3].tensor_view(layout="CZYX").to_numpy(), IMAGES[3])
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_damaged_chunk_bytes_fail_the_checksum(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    md = pq.ParquetFile(local / "chunks.parquet").metadata
+    col = md.row_group(7).column(md.schema.names.index("pixel_bytes"))
+    raw = bytearray((local / "chunks.parquet").read_bytes())
+    raw[col.data_page_offset + col.total_compressed_size - 100] ^= 0xFF  # a pixel of chunk 7 (image 1)
+    (local / "chunks.parquet").write_bytes(bytes(raw))
+    uri, _ = _upload(local, where, s3_server, http_server, "ds-flip", monkeypatch)
+    ds = OMEArrowDataset.scan(uri)
+    np.testing.assert_array_equal(ds[0].tensor_view(layout="CZYX").to_numpy(), IMAGES[0])
+    with pytest.raises(ChecksumError):
+        ds[1].to_numpy()
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_truncated_chunks_object_is_damage_not_zeros(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    uri, _ = _upload(local, where, s3_server, http_server, "ds-trunc", monkeypatch)
+    ds = OMEArrowDataset.scan(uri)
+    data = (local / "chunks.parquet").read_bytes()[:20_000]  # replaced by a shorter object while open
+    if where == "http":
+        (http_server.root / local.name / "chunks.parquet").write_bytes(data)
+    else:
+        s3_server.put("ds-trunc", f"{local.name}/chunks.parquet", data)
+    with pytest.raises(DamagedFileError):
+        ds[5].to_numpy()
+
+
+def test_damaged_manifest_missing_dataset_and_refused_requests(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = _plate(tmp_path)
+    uri, _ = _upload(local, "s3", s3_server, None, "ds-bad", monkeypatch)  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError, match="holds no OME-Arrow dataset"):
+        OMEArrowDataset.scan("s3://ds-bad/nothing-here")
+    with s3_server.denying(), pytest.raises(StorageError, match="access denied"):
+        OMEArrowDataset.scan(uri)
+    s3_server.fail("GET", r"/ds-bad/plate.ome.parquet/index.parquet$", 403)
+    with pytest.raises(StorageError, match="index.parquet"):
+        OMEArrowDataset.scan(uri)
+    s3_server.put("ds-bad", f"{local.name}/images.parquet", b"PAR1 not a table PAR1")  # a table the digest refuses
+    with pytest.raises(DamagedFileError):
+        OMEArrowDataset.scan(uri)
+    s3_server.put("ds-bad", f"{local.name}/_ome_arrow_dataset.json", b"{not json")
+    with pytest.raises(DamagedFileError, match="JSON"):
+        OMEArrowDataset.scan(uri)
+
+
+def test_a_placeholder_is_never_read_as_pixels(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tools that read local bytes refuse the mirror's stand-ins for remote chunk files instead of reading zeros."""
+    from ome_arrow_core.typed_chunk.parquet_pages import page_ranges
+    from ome_arrow_core.verification import verify
+
+    local = _plate(tmp_path)
+    uri, _ = _upload(local, "s3", s3_server, None, "ds-stand", monkeypatch)  # type: ignore[arg-type]
+    ds = OMEArrowDataset.scan(uri)
+    mirror = Path(ds.locate(0).path)
+    assert (mirror / "chunks.parquet").stat().st_size == (local / "chunks.parquet").stat().st_size
+    with pytest.raises(ArgumentError, match="s3://ds-stand/plate.ome.parquet/chunks.parquet"):
+        page_ranges(mirror / "chunks.parquet")
+    with pytest.raises(ArgumentError, match="copy it to a local disk"):
+        verify(uri)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    i=st.integers(0, len(IMAGES) - 1),
+    c=st.integers(0, 1),
+    z=st.integers(0, 2),
+    x0=st.integers(0, 63),
+    y0=st.integers(0, 63),
+    w=st.integers(1, 64),
+    h=st.integers(1, 64),
+)
+def test_any_crop_over_http_equals_the_local_read(
+    tmp_path_factory: pytest.TempPathFactory,
+    http_server: HTTPServer,
+    i: int,
+    c: int,
+    z: int,
+    x0: int,
+    y0: int,
+    w: int,
+    h: int,
+) -> None:
+    pytest.importorskip("fsspec")
+    if not (http_server.root / "plate.ome.parquet").exists():
+        shutil.copytree(_plate(tmp_path_factory.mktemp("plate")), http_server.root / "plate.ome.parquet")
+    ds = OMEArrowDataset.scan(f"{http_server.url}/plate.ome.parquet")
+    w, h = min(w, 64 - x0), min(h, 64 - y0)
+    got = ds[i].tensor_view(c=c, z=z, roi=(x0, y0, w, h), layout="YX").to_numpy()
+    np.testing.assert_array_equal(got, IMAGES[i][c, z, y0 : y0 + h, x0 : x0 + w])
