@@ -60,7 +60,7 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
 
     info = loc.looked_up()
     if info.type != pafs.FileType.File or loc.uri.startswith(("http://", "https://")):
-        from .remote_mirror import is_dataset_name, mirror_dataset
+        from .typed_chunk import is_dataset_name, mirror_dataset
 
         # a dataset directory (a web server cannot say a name is a directory: there its manifest decides)
         if info.type != pafs.FileType.File or is_dataset_name(loc):

@@ -76,8 +76,7 @@ from .layout import ChannelPolicy
 from .location import Location
 from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
 from .ome_xml import attach_ome_xml, image_document, ome_xml_text
-from .remote_ranges import get_range
-from .remote_writes import remote_file, upload_directory
+from .remote import get_range, remote_file, upload_directory
 from .safe_write import atomic_path
 
 if TYPE_CHECKING:

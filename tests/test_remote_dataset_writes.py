@@ -17,8 +17,8 @@ from servers import S3Server
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ArgumentError, StorageError, UnsafeOverwriteError
 from ome_arrow_core.location import resolve
-from ome_arrow_core.remote_dataset_writes import write_remote_dataset
-from ome_arrow_core.remote_puts import LostRace
+from ome_arrow_core.remote import LostRace
+from ome_arrow_core.typed_chunk import write_remote_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

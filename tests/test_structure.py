@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "ome_arrow_core"
 #: Sub-packages whose ``__init__`` is their one door (``builtins`` holds plugin modules, loaded by name).
-DOORS = ("typed_chunk", "dataset", "record", "safe_write")
+DOORS = ("typed_chunk", "dataset", "record", "safe_write", "remote")
 
 
 def _module(path: Path) -> str:

@@ -140,9 +140,9 @@ def write_parquet(
 
 
 def _write_remote(images: list[Any], out: Location, layout: str, column: str, compression: str | None) -> Location:
-    """One struct-record file to remote storage, replacing ``out`` in one step (see :mod:`..remote_writes`)."""
+    """One struct-record file to remote storage, replacing ``out`` in one step (see :mod:`..remote`)."""
     from ..record import write_record_file
-    from ..remote_writes import remote_file
+    from ..remote import remote_file
 
     if layout != "record" or len(images) != 1:
         raise ArgumentError(

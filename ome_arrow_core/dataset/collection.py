@@ -36,9 +36,8 @@ from ..image import OMEArrow
 from ..layout import ChannelPolicy
 from ..meta import ImageMeta
 from ..registry import Registry
-from ..remote_mirror import dataset_path
 from ..selection import IndexSpec, RoiType
-from ..typed_chunk import IMAGES_SCHEMA, image_meta, read_rows
+from ..typed_chunk import IMAGES_SCHEMA, dataset_path, image_meta, read_rows
 from ..view_spec import ViewSpec
 from .batch import checked_out, plan_batch
 from .image_location import ImageLocation

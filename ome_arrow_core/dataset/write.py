@@ -18,10 +18,9 @@ from ..ingesting import pair_pixels
 from ..meta import ImageMeta
 from ..progress import Progress
 from ..registry import Registry, default_registry
-from ..remote_dataset_writes import remote_target, write_remote_dataset
 from ..selection import Selection
 from ..sources import ArraySource, in_memory
-from ..typed_chunk import stream_dataset
+from ..typed_chunk import remote_target, stream_dataset, write_remote_dataset
 from .collection import OMEArrowDataset
 
 __all__ = ["write_dataset", "ImageLike"]

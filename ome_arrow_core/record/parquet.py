@@ -157,7 +157,7 @@ def write_record_file(
 
 def _open(remote: Location) -> Any:
     """The remote file, opened without a second lookup when the one that found it gave its size."""
-    from ..remote_ranges import open_known
+    from ..remote import open_known
 
     info = remote.info
     if info is not None and info.size is not None:

@@ -10,6 +10,8 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.fragments`: chunk files (Parquet, or a chunk store's format such as ``.vortex``);
 - :mod:`.parquet_pages`, :mod:`.page_columns`, :mod:`.page_reads`: reading chunk rows by page ranges;
 - :mod:`.checks`, :mod:`.bounds`, :mod:`.readcheck`, :mod:`.audit`: what is checked before and while reading;
+- :mod:`.remote_mirror`, :mod:`.remote_writes`: a dataset on object storage (tables mirrored on open; data
+  written first, the manifest last), over :mod:`ome_arrow_core.remote`;
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
@@ -22,6 +24,8 @@ from __future__ import annotations
 from .bounds import check_image_rows
 from .cleanup import cleanup_dataset
 from .compact import compact_dataset
+from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
+from .remote_writes import remote_target, write_remote_dataset
 from .rows import read_rows
 from .source import DatasetSource, image_meta
 from .spec import (
@@ -39,6 +43,11 @@ from .verify import verify_dataset
 from .writer import stream_dataset, write_images
 
 __all__ = [
+    "dataset_path",
+    "is_dataset_name",
+    "mirror_dataset",
+    "remote_target",
+    "write_remote_dataset",
     "MANIFEST",
     "FORMAT_VERSION",
     "IMAGES_SCHEMA",

@@ -21,7 +21,7 @@ from ..boundary import reading, require_member
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..handlers import ChunkFile, ChunkStore
 from ..parquet_files import PARQUET_CODECS
-from ..remote_chunks import refuse_placeholder, remote_chunk
+from ..remote import refuse_placeholder, remote_chunk
 from .checks import check_member
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED

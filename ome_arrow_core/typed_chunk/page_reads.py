@@ -23,7 +23,7 @@ import pyarrow as pa
 from ..arrow_numpy import int_array, int_values
 from ..boundary import reading, require_regular_file
 from ..errors import DamagedFileError
-from ..remote_chunks import remote_chunk
+from ..remote import remote_chunk
 from .page_columns import COLUMNS, defined_value_at, row_columns
 from .parquet_pages import PageRanges, page_header, page_ranges
 
@@ -195,7 +195,7 @@ class PageFragment:
         self._footer: Any = None  # the file read through its footer, for large first reads (see read)
         self.group_rows = np.ones(len(offset), dtype=np.int64)
         self.group_bytes: np.ndarray | None = uncompressed
-        #: The object read by range when ``file`` stands for a remote dataset's chunks file (see remote_chunks).
+        #: The object read by range when ``file`` stands for a remote dataset's chunks file (see remote.chunks).
         self.remote = remote_chunk(file)
         with reading(file, None, "opening the chunks file"):
             size = int(require_regular_file(file).st_size)

@@ -240,7 +240,7 @@ def page_ranges(file: Path, column: str = "pixel_bytes") -> PageRanges | None:
     in one PLAIN V1 data page of that column (no dictionary page) in a codec of :data:`CODECS`."""
     import pyarrow.parquet as pq
 
-    from ..remote_chunks import refuse_placeholder
+    from ..remote import refuse_placeholder
 
     refuse_placeholder(file, "checking page ranges")
     md = pq.read_metadata(file)

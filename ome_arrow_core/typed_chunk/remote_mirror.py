@@ -4,7 +4,7 @@
 names exists), lists the directory (object stores; a web server cannot list: the names come from
 the manifest and the index tables), downloads the manifest and the images and index tables (one
 GET each) into a directory of this process's temporary mirror, and puts an empty placeholder of
-the right size in place of each chunk file (:mod:`.remote_chunks`): pixels are then fetched by
+the right size in place of each chunk file (:mod:`.chunks`): pixels are then fetched by
 ranged GETs of exactly the pages a selection needs. Every local check (digests of the tables,
 row counts, page ranges against the object sizes, chunk checksums) runs unchanged.
 
@@ -26,11 +26,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .boundary import reading
-from .errors import DamagedFileError, SchemaError
-from .location import Location
-from .remote_chunks import MirrorSource, mirror_source, write_sidecar
-from .remote_ranges import get_range
+from ..boundary import reading
+from ..errors import DamagedFileError, SchemaError
+from ..location import Location
+from ..remote import MirrorSource, get_range, mirror_source, write_sidecar
 
 __all__ = ["mirror_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
 
@@ -154,8 +153,8 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
     """
     import json
 
-    from .safe_write import pending_name
-    from .typed_chunk import BASE, appends_of
+    from ..safe_write import pending_name
+    from .tables import BASE, appends_of
 
     try:
         parsed = json.loads((manifest or b"{}").decode("utf-8"))
@@ -211,7 +210,7 @@ def _indexed_chunks(loc: Location, work: Path, manifest: bytes | None) -> dict[s
 def dataset_path(target: str | os.PathLike[str], filesystem: Any = None) -> str | os.PathLike[str]:
     """``target`` when it is a local path; the local path of a ``file://`` URI; the mirror of a remote dataset
     directory (FileNotFoundError when ``target`` names none)."""
-    from .location import is_uri, resolve
+    from ..location import is_uri, resolve
 
     if filesystem is None and not is_uri(target):
         return target

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .location import Location
+    from ..location import Location
 
 __all__ = ["s3_client", "open_known", "get_range", "fsspec_of"]
 
@@ -39,7 +39,7 @@ def s3_client(fs: Any, required: bool = False) -> Any:
     except ImportError as exc:
         if not required:
             return None
-        from .errors import BackendUnavailableError
+        from ..errors import BackendUnavailableError
 
         raise BackendUnavailableError(
             'conditional puts to S3 (safe concurrent appends) need boto3: pip install "ome-arrow-core[s3]"'

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .boundary import writing
-from .errors import ArgumentError, UnsafeOverwriteError
-from .location import Location
+from ..boundary import writing
+from ..errors import ArgumentError, UnsafeOverwriteError
+from ..location import Location
 
 __all__ = ["remote_file", "upload_directory"]
 

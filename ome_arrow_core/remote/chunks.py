@@ -1,6 +1,6 @@
 """Chunk files of a remote dataset, read by byte range.
 
-A remote dataset directory is opened through a local mirror (:mod:`.remote_mirror`): its manifest and
+A remote dataset directory is opened through a local mirror (:mod:`.mirror`): its manifest and
 tables are copied, and each chunk file is stood in for by an empty placeholder of the object's size
 (sparse: it takes no disk), so every check of names and sizes runs as on a local dataset. The bytes
 of a placeholder are never read: :func:`remote_chunk` says which object stands behind it, and the
@@ -17,14 +17,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .boundary import reading
-from .errors import ArgumentError, DamagedFileError
-from .remote_ranges import get_range, open_known
+from ..boundary import reading
+from ..errors import ArgumentError, DamagedFileError
+from .ranges import get_range, open_known
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .location import Location
+    from ..location import Location
 
 __all__ = [
     "RemoteChunk",
@@ -93,7 +93,7 @@ def mirror_source(directory: Path) -> MirrorSource | None:
     with reading(directory, SIDECAR, "reading the remote dataset's mirror"):
         location, sizes = pickle.loads((directory / SIDECAR).read_bytes())  # written by this user, mode 0600
     if isinstance(location, str):
-        from .location import resolve
+        from ..location import resolve
 
         location = resolve(location)
     source = MirrorSource(location, sizes)

@@ -16,10 +16,10 @@ import io
 from pathlib import Path
 from typing import BinaryIO
 
-from .boundary import writing
-from .errors import UnsafeOverwriteError
-from .location import Location
-from .remote_ranges import s3_client
+from ..boundary import writing
+from ..errors import UnsafeOverwriteError
+from ..location import Location
+from .ranges import s3_client
 
 __all__ = ["ObjectPuts", "LostRace"]
 

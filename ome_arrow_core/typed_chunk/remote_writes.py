@@ -7,12 +7,12 @@ objects are uploaded in an order that keeps every reader safe:
 - ``create``: refused when anything is at the target. The sentinel, chunk files, index and images
   tables, each put only if no object has its name; the manifest last, likewise. Until the manifest
   lands no reader opens the dataset (a directory with our sentinel and no manifest is an unfinished
-  write; see :mod:`.remote_mirror`), and ``overwrite`` may replace what a killed create left.
+  write; see :mod:`.mirror`), and ``overwrite`` may replace what a killed create left.
 - ``append``: the append's pending marker first, then its new chunk file and tables, each put only
   if no object has the name (two appenders picking the same names: the second fails before it
   touches the first's objects); then the manifest, put only if it is still the version this
   writer read (S3 ``If-Match``): of two concurrent appenders exactly one wins, and the other removes
-  what it uploaded and raises :class:`~.remote_puts.LostRace`. Readers see the old manifest (the
+  what it uploaded and raises :class:`~ome_arrow_core.remote.LostRace`. Readers see the old manifest (the
   new tables are unlisted, and the marker makes readers ignore them) or the new one.
 - ``overwrite``: refused unless every object at the target is a name our format uses (as locally,
   see :mod:`.safe_write.ownership`). New objects replace the old ones, the manifest last, then old
@@ -34,12 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ArgumentError, UnsafeOverwriteError
-from .location import Location
-from .remote_chunks import SIDECAR
+from ..errors import ArgumentError, UnsafeOverwriteError
+from ..location import Location
+from ..remote import SIDECAR, LostRace, ObjectPuts
+from ..safe_write import SENTINEL, is_member_name
 from .remote_mirror import MANIFEST, listing_of, mirror_dataset
-from .remote_puts import LostRace, ObjectPuts
-from .safe_write import SENTINEL, is_member_name
 
 __all__ = ["write_remote_dataset", "remote_target"]
 
@@ -50,7 +49,7 @@ LocalWrite = Callable[[Path, str], object]
 def remote_target(out: str | os.PathLike[str], filesystem: Any = None) -> tuple[Path | None, Location | None]:
     """(the local path, None) of a local write target ``out`` (a path or ``file://`` URI), or (None, its remote
     location) for a URI or a path in ``filesystem``."""
-    from .location import is_uri, resolve
+    from ..location import is_uri, resolve
 
     if filesystem is None and not is_uri(out):
         return Path(out), None
@@ -175,7 +174,7 @@ def _copy_mirror(mirror: Path, work: Path) -> None:
 
 
 def _is_placeholder(mirror: Path, name: str) -> bool:
-    from .remote_chunks import remote_chunk
+    from ..remote import remote_chunk
 
     return remote_chunk(mirror / name) is not None
 
