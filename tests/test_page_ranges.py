@@ -21,7 +21,8 @@ from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, verify, w
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import DatasetSource
-from ome_arrow_core.typed_chunk.page_reads import AUDIT_BY_FOOTER, MANIFEST_KEY, RANGE_COLUMNS
+from ome_arrow_core.typed_chunk.page_index import MANIFEST_KEY, RANGE_COLUMNS
+from ome_arrow_core.typed_chunk.page_reads import AUDIT_BY_FOOTER
 from ome_arrow_core.typed_chunk.parquet_pages import (
     CODECS,
     DATA_PAGE,

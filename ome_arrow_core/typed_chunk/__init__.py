@@ -8,7 +8,7 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.tables`: the images and index tables (the base pair, then one per append);
 - :mod:`.image_rows`: one images-table row <-> one image's ImageMeta;
 - :mod:`.fragments`: chunk files (Parquet, or a chunk store's format such as ``.vortex``);
-- :mod:`.parquet_pages`, :mod:`.page_columns`, :mod:`.page_reads`: reading chunk rows by page ranges;
+- :mod:`.parquet_pages`, :mod:`.page_index`, :mod:`.page_columns`, :mod:`.page_reads`: reading chunk rows by page ranges;
 - :mod:`.checks`, :mod:`.bounds`, :mod:`.readcheck`, :mod:`.audit`: what is checked before and while reading;
 - :mod:`.remote_mirror`, :mod:`.remote_writes`: a dataset on object storage (tables mirrored on open; data
   written first, the manifest last), over :mod:`ome_arrow_core.remote`;

@@ -32,7 +32,8 @@ from .bounds import dictionary_codes
 from .checks import check_member, check_unique
 from .grouped_reads import GroupedChecks, GroupedPages, sub_pages
 from .image_groups import ImageRows
-from .page_reads import RANGE_COLUMNS, listed_codec, ranged_rows_bound
+from .page_index import RANGE_COLUMNS, listed_codec
+from .page_reads import ranged_rows_bound
 from .readcheck import ReadCheck, dtype_name
 from .spec import FILE_METADATA
 from .tables import Part

@@ -24,7 +24,7 @@ from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
 from . import packing
 from .aligned_index import write_aligned_index
 from .fragments import chunk_writer, format_version_for
-from .page_reads import MANIFEST_KEY as PAGES_KEY
+from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .table_sums import TABLES_KEY, accept_both, restore_manifest, swapped_digest
 from .tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes

@@ -28,7 +28,8 @@ from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
 from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
-from .page_reads import listed_codec, paged_fragment
+from .page_index import listed_codec
+from .page_reads import paged_fragment
 from .readcheck import ReadCheck, dtype_name
 
 __all__ = ["OpenedDataset"]

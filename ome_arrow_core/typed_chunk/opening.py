@@ -26,8 +26,9 @@ from .checks import check_manifest_members, check_member
 from .fragments import Fragment, open_fragment
 from .image_groups import ImageRows
 from .opened import OpenedDataset
-from .page_reads import MANIFEST_KEY as PAGES_KEY
-from .page_reads import listed_codec, ranged_rows_bound
+from .page_index import MANIFEST_KEY as PAGES_KEY
+from .page_index import listed_codec
+from .page_reads import ranged_rows_bound
 from .spec import FORMAT_VERSION, MANIFEST, read_manifest
 from .tables import Part, images_schema, parts_of, read_indexes
 

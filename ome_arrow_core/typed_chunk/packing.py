@@ -22,7 +22,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
 from .image_rows import image_row
-from .page_reads import RANGE_FIELDS, range_columns
+from .page_index import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
 

@@ -15,7 +15,7 @@ from ..registry import Registry, default_registry
 from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
 from .fragments import open_fragment
-from .page_reads import range_mismatches
+from .page_index import range_mismatches
 from .spec import MANIFEST, is_dataset_dir, read_manifest
 from .tables import BASE, parts_of, read_images, read_indexes
 

@@ -18,8 +18,8 @@ from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .packing import ChunkPacker
-from .page_reads import MANIFEST_KEY as PAGES_KEY
-from .page_reads import manifest_entry
+from .page_index import MANIFEST_KEY as PAGES_KEY
+from .page_index import manifest_entry
 from .spec import FILE_METADATA, IMAGES_SCHEMA, LAYOUT_NAME, MANIFEST
 from .table_sums import TABLES_KEY, record, recorded
 from .tables import BASE, Part
