@@ -283,6 +283,30 @@ def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(
     )
 
 
+def test_export_parquet_reads_a_large_stack_one_plane_band_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export("parquet") streams like write_dataset: a file stack is read band by band, never whole."""
+    arrs = planes(tmp_path, 6, shape=(16, 16))
+    monkeypatch.setattr("ome_arrow_core.typed_chunk.packing.BAND_BYTES", 16 * 16 * 2)
+    img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
+    source = img.source
+    assert isinstance(source, StackSource)
+    seen: list[tuple[int, ...]] = []
+    read = source.read
+
+    def spy(sel: Selection) -> np.ndarray:
+        seen.append(sel.shape)
+        return read(sel)
+
+    monkeypatch.setattr(source, "read", spy)
+    img.export("parquet", tmp_path / "out.ome.parquet", chunk_shape=(1, 8, 8))
+    assert seen == [(1, 1, 1, 16, 16)] * 6 and source.files_read == 6
+    back = OMEArrow(tmp_path / "out.ome.parquet")
+    assert back.meta.id == img.meta.id
+    np.testing.assert_array_equal(back.tensor_view(layout="ZYX").to_numpy(), np.stack(arrs))
+
+
 def test_unpadded_range_gap_says_how_to_pad(tmp_path: Path) -> None:
     for i in range(1, 11):
         np.save(tmp_path / f"t{i:02d}.npy", np.zeros((2, 2), np.uint8))

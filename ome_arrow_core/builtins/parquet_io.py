@@ -113,8 +113,8 @@ def write_parquet(
     ``layout="record"``: one Parquet file, one row, an OME-Arrow struct column.
     ``compression="default"``: uncompressed dataset chunks, lz4 for a record.
     """
+    from ..dataset import write_dataset
     from ..record import write_record_file
-    from ..typed_chunk import write_images
 
     images = list(image) if isinstance(image, (list, tuple)) else [image]
     if compression == "default" and layout == "record":
@@ -129,14 +129,20 @@ def write_parquet(
         )
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
-    return write_images(
-        [(im.meta, im.to_numpy()) for im in images],
+    # streamed as write_dataset streams: a lazy image (a file stack, a large scan) is read band by band, never whole
+    ids = [im.meta.id if len(images) == 1 else f"image-{i:05d}" for i, im in enumerate(images)]
+    written = write_dataset(
+        images,
         out,
+        mode="overwrite",
+        image_ids=ids,
         chunk_shape=chunk_shape,
         compression=compression,
         compression_level=compression_level,
         rows_per_group=rows_per_group,
+        progress=False,
     )
+    return Path(written)
 
 
 def _write_remote(images: list[Any], out: Location, layout: str, column: str, compression: str | None) -> Location:
