@@ -206,14 +206,14 @@ def test_rank_from_torch_distributed(plate: tuple[Path, np.ndarray], tmp_path: P
 def test_workers_open_their_own_files(plate: tuple[Path, np.ndarray]) -> None:
     path, _ = plate
     from ome_arrow_core import default_registry
-    from ome_arrow_core.typed_chunk import opened
+    from ome_arrow_core.typed_chunk import opening
 
-    parent = opened.open_dataset(path, default_registry())
+    parent = opening.open_dataset(path, default_registry())
 
     class Probe(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         def __iter__(self):  # type: ignore[no-untyped-def]
             OMEArrowDataset.scan(path).read([0])
-            yield (os.getpid(), opened.open_dataset(path, default_registry()) is parent)
+            yield (os.getpid(), opening.open_dataset(path, default_registry()) is parent)
 
     got = list(_loader(Probe(), batch_size=None, num_workers=2))
     assert len({pid for pid, _ in got}) == 2 and not any(shared for _, shared in got)
