@@ -259,10 +259,12 @@ def test_convert_cli_takes_a_quoted_pattern(tmp_path: Path) -> None:
     np.testing.assert_array_equal(OMEArrow(out).tensor_view(layout="ZYX").to_numpy(), np.stack(arrs))
 
 
-def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("writer", ["write_dataset", "export"])
+def test_writers_read_a_large_stack_one_plane_band_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
 ) -> None:
-    """Over the writer's band size, each read the writer makes lands in one file (here: bands of one plane)."""
+    """Over the writer's band size, each read the writer makes lands in one file (here: bands of one plane);
+    export("parquet") streams as write_dataset does, and keeps the image's id."""
     arrs = planes(tmp_path, 6, shape=(16, 16))
     monkeypatch.setattr("ome_arrow_core.typed_chunk.packing.BAND_BYTES", 16 * 16 * 2)
     img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
@@ -276,34 +278,15 @@ def test_write_dataset_reads_a_large_stack_one_plane_band_at_a_time(
         return read(sel)
 
     monkeypatch.setattr(source, "read", spy)
-    write_dataset([img], tmp_path / "out.ome.parquet", chunk_shape=(1, 8, 8))
+    out = tmp_path / "out.ome.parquet"
+    if writer == "export":
+        img.export("parquet", out, chunk_shape=(1, 8, 8))
+    else:
+        write_dataset([img], out, chunk_shape=(1, 8, 8))
     assert seen == [(1, 1, 1, 16, 16)] * 6 and source.files_read == 6
-    np.testing.assert_array_equal(
-        OMEArrow(tmp_path / "out.ome.parquet").tensor_view(layout="ZYX").to_numpy(), np.stack(arrs)
-    )
-
-
-def test_export_parquet_reads_a_large_stack_one_plane_band_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """export("parquet") streams like write_dataset: a file stack is read band by band, never whole."""
-    arrs = planes(tmp_path, 6, shape=(16, 16))
-    monkeypatch.setattr("ome_arrow_core.typed_chunk.packing.BAND_BYTES", 16 * 16 * 2)
-    img = OMEArrow.scan(str(tmp_path / "plane_*.npy"))
-    source = img.source
-    assert isinstance(source, StackSource)
-    seen: list[tuple[int, ...]] = []
-    read = source.read
-
-    def spy(sel: Selection) -> np.ndarray:
-        seen.append(sel.shape)
-        return read(sel)
-
-    monkeypatch.setattr(source, "read", spy)
-    img.export("parquet", tmp_path / "out.ome.parquet", chunk_shape=(1, 8, 8))
-    assert seen == [(1, 1, 1, 16, 16)] * 6 and source.files_read == 6
-    back = OMEArrow(tmp_path / "out.ome.parquet")
-    assert back.meta.id == img.meta.id
+    back = OMEArrow(out)
+    if writer == "export":
+        assert back.meta.id == img.meta.id
     np.testing.assert_array_equal(back.tensor_view(layout="ZYX").to_numpy(), np.stack(arrs))
 
 
