@@ -136,10 +136,8 @@ class DatasetSource:
             for sel in sels:
                 out, buf = arrow_empty(sel.shape, dtype)
                 outs.append(view_buffer(buf, dtype, sel.shape))
-                rows = self._index_rows
-                placements += [Placement(int(rows[p.row]), p, out, dtype) for p in self._chunks.projections(sel)]
-            self.row_groups_read += read_placements(self._opened, placements, self.verify)
-            self.chunks_read += len(placements)
+                placements += self._placements(self._chunks.projections(sel), out)
+            self._fetch(placements)
             return outs
 
     def read_into(self, sel: Selection, out: np.ndarray) -> None:
@@ -151,7 +149,14 @@ class DatasetSource:
 
     def _place(self, projections: list[ChunkProjection], out: np.ndarray) -> None:
         """Read the chunks of ``projections`` (rows of this image's chunk table) into ``out``."""
-        placements = [Placement(int(self._index_rows[p.row]), p, out, self.meta.dtype) for p in projections]
+        self._fetch(self._placements(projections, out))
+
+    def _placements(self, projections: list[ChunkProjection], out: np.ndarray) -> list[Placement]:
+        """Where each chunk of ``projections`` (rows of this image's chunk table) lands in ``out``."""
+        return [Placement(int(self._index_rows[p.row]), p, out, self.meta.dtype) for p in projections]
+
+    def _fetch(self, placements: list[Placement]) -> None:
+        """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
 
