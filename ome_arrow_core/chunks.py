@@ -114,8 +114,11 @@ class ChunkTable:
             or (self.shape != np.minimum(edge, full - self.origin)).any()
         ):
             return None
+        at = np.ravel_multi_index(tuple((self.origin // edge).T), tuple(counts.tolist()))
+        if (at == np.arange(len(self))).all():  # rows in C order of their cells (what we write): no scatter
+            return edge, np.arange(len(self), dtype=np.int64).reshape(tuple(counts.tolist()))
         cells = np.full(tuple(counts.tolist()), -1, dtype=np.int64)
-        cells[tuple((self.origin // edge).T)] = np.arange(len(self))
+        cells.ravel()[at] = np.arange(len(self))
         return (edge, cells) if (cells >= 0).all() else None
 
     def projections(self, sel: Selection) -> list[ChunkProjection]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import numpy as np
 from ..boundary import blaming, reading
 from ..buffers import arrow_empty, view_buffer
 from ..checksums import verify_enabled
-from ..chunks import ChunkProjection
+from ..chunks import ChunkProjection, ChunkTable
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
@@ -23,6 +25,12 @@ from .opened import OpenedDataset
 from .opening import open_dataset
 
 __all__ = ["DatasetSource", "image_meta"]
+
+#: Each opened dataset's chunk table per image row, built once (with its grid) and shared by every source of
+#: that image: an opened dataset stands for one version of the files (see ``opening``), so its tables do too.
+#: Keyed by ``id(opened)``; an entry goes with its opened dataset.
+_TABLES: dict[int, dict[int, ChunkTable]] = {}
+_TABLES_LOCK = threading.Lock()
 
 
 class DatasetSource:
@@ -68,7 +76,7 @@ class DatasetSource:
         mine = opened.chunk_rows(pos)
         if len(mine) == 0:
             raise SchemaError(f"image {self.meta.id!r} of {path} has no chunks in the index; the dataset is damaged")
-        self._chunks = opened.chunk_table(mine)
+        self._chunks = _chunk_table(opened, pos, mine)
         opened.verify(pos, mine)
         opened.bound(pos, mine)
         #: The index row of each of this image's chunks (rows of ``_chunks``).
@@ -159,6 +167,19 @@ class DatasetSource:
         """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
+
+
+def _chunk_table(opened: OpenedDataset, pos: int, rows: np.ndarray) -> ChunkTable:
+    """The chunk table of image row ``pos`` (index rows ``rows``) of ``opened``, made once per opened dataset."""
+    with _TABLES_LOCK:
+        tables = _TABLES.get(id(opened))
+        if tables is None:
+            tables = _TABLES[id(opened)] = {}
+            weakref.finalize(opened, _TABLES.pop, id(opened), None)
+        hit = tables.get(pos)
+        if hit is None:
+            hit = tables[pos] = opened.chunk_table(rows)
+        return hit
 
 
 def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
