@@ -38,7 +38,7 @@ def export_cpu(view: TensorView, *, contiguous: bool = False, source_mode: str |
         # torch drops the versioned capsule's read-only flag: that is the alias asked for.
         return from_dlpack(arr.__dlpack__(max_version=(1, 0)))
     if source_mode is None or source_mode == "numpy":
-        return from_numpy(np.array(view.to_numpy(), order="C" if contiguous else "K"))
+        return from_numpy(view.to_numpy().copy(order="C" if contiguous else "K"))
     return from_dlpack(view.to_dlpack(mode=source_mode, contiguous=contiguous))
 
 
