@@ -123,3 +123,47 @@ def test_grid_boxes_project_as_box_projections_do(
     expected = box_projections(table.origin, table.shape, start, stop)
     assert sorted(got) == sorted(expected) if shuffled else got == expected
     assert [p.row for p in got] == sorted(p.row for p in got)
+
+
+def brute_grid(table: ChunkTable) -> tuple[np.ndarray, np.ndarray] | None:
+    """ChunkTable.grid the plain way: every cell of the chunk edge's grid holds exactly one row, clipped at the
+    image's end."""
+    edge = table.shape.max(axis=0)
+    full = (table.origin + table.shape).max(axis=0)
+    counts = [-(-int(f) // int(e)) for f, e in zip(full, edge)]
+    cells = np.full(counts, -1, dtype=np.int64)
+    for row, (o, s) in enumerate(zip(table.origin.tolist(), table.shape.tolist())):
+        if any(a % int(e) for a, e in zip(o, edge)):
+            return None
+        if any(n != min(int(e), int(f) - a) for n, e, f, a in zip(s, edge, full, o)):
+            return None
+        cell = tuple(a // int(e) for a, e in zip(o, edge))
+        if cells[cell] != -1:
+            return None
+        cells[cell] = row
+    return (edge, cells) if (cells >= 0).all() else None
+
+
+@settings(max_examples=200, deadline=None)
+@given(grid_boxes(), st.sampled_from(["ordered", "shuffled", "dropped", "doubled"]))
+def test_grid_is_the_cell_of_every_row(
+    case: tuple[dict[str, int], tuple[int, int, int, int, int], list[range]], how: str
+) -> None:
+    """The grid of a table in cell order (no scatter), shuffled, with a chunk missing or listed twice is what
+    the plain construction finds (None when the chunks do not tile the image once each)."""
+    sizes, chunk, _ = case
+    table = ChunkTable.regular(sizes, chunk)
+    order = np.arange(len(table))
+    rng = np.random.default_rng(len(table))
+    if how == "shuffled":
+        order = rng.permutation(len(table))
+    elif how == "dropped" and len(table) > 1:
+        order = np.delete(order, int(rng.integers(len(table))))
+    elif how == "doubled":
+        order = np.append(order, int(rng.integers(len(table))))
+    table = ChunkTable(table.origin[order], table.shape[order])
+    got, want = table.grid, brute_grid(table)
+    assert (got is None) == (want is None)
+    if got is not None and want is not None:
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
