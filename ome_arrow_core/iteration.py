@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +26,7 @@ __all__ = [
     "windows_one_by_one",
     "GROUP_ITEMS",
     "GROUP_BYTES",
+    "PREFETCH_THREADS",
 ]
 
 #: One item: for some axes of a view, the indices it takes (other axes: all).
@@ -81,13 +84,38 @@ def windows(
     return items
 
 
+#: Threads the shared prefetch pool runs at most (each stream keeps ``prefetch`` of its items ahead in it).
+PREFETCH_THREADS = 4
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
+_pool_lock = threading.Lock()
+_in_pool = threading.local()
+
+
+def _prefetch_pool() -> ThreadPoolExecutor:
+    """The process's prefetch threads, started once (starting two threads per stream cost ~0.2 ms a plane)."""
+    global _pool
+    pid = os.getpid()
+    with _pool_lock:
+        if _pool is None or _pool[0] != pid:  # threads do not survive a fork: the child's pool is its own
+            _pool = (pid, ThreadPoolExecutor(PREFETCH_THREADS, "ome-arrow-prefetch", _mark_prefetch_thread))
+        return _pool[1]
+
+
+def _mark_prefetch_thread() -> None:
+    _in_pool.active = True
+
+
 def prefetched(tasks: Sequence[Callable[[], T]], prefetch: int) -> Iterator[T]:
-    """Run ``tasks`` in order, keeping up to ``prefetch`` of them running ahead in threads."""
-    if prefetch <= 0:
+    """Run ``tasks`` in order, keeping up to ``prefetch`` of them running ahead in the shared prefetch threads.
+
+    A stream iterated inside a prefetch thread runs its tasks in place (its items waiting on threads that
+    wait on them could otherwise exhaust the pool).
+    """
+    if prefetch <= 0 or getattr(_in_pool, "active", False):
         for task in tasks:
             yield task()
         return
-    pool = ThreadPoolExecutor(max_workers=min(prefetch, 4), thread_name_prefix="ome-arrow-prefetch")
+    pool = _prefetch_pool()
     pending: deque[Future[T]] = deque()
     it = iter(tasks)
     try:
@@ -102,7 +130,6 @@ def prefetched(tasks: Sequence[Callable[[], T]], prefetch: int) -> Iterator[T]:
     finally:
         for fut in pending:
             fut.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def grouped(items: Sequence[T], item_bytes: int) -> list[list[T]]:
