@@ -54,6 +54,9 @@ def _child(out: multiprocessing.queues.Queue[list[int]]) -> None:  # type: ignor
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
+# JAX, when another test loaded it, warns at every fork; the child here only prefetches
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_forked_child_prefetches_with_its_own_threads() -> None:
     assert list(prefetched([partial(square, i) for i in range(10)], 2)) == [i * i for i in range(10)]  # parent's pool
     ctx = multiprocessing.get_context("fork")
