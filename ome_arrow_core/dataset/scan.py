@@ -171,7 +171,7 @@ def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | 
     if part.kind != "chunks":
         return None
     path = Path(part.path)
-    parts = parts_of(path, read_manifest(path), verify)
+    parts = parts_of(path, read_manifest(path), verify, lazy=True)  # footers: rows are checked as they are read
     rows, groups = 0, 0
     for p in parts:
         file = require_member(path, p.images)
