@@ -19,11 +19,18 @@ import pyarrow.parquet as pq
 
 from ..boundary import blaming, reading, require_member, require_regular_file
 from ..errors import SchemaError
-from ..parquet_files import checked_footer
 from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry, default_registry
 from ..safe_write import recover
-from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
+from ..typed_chunk import (
+    check_image_rows,
+    images_schema,
+    is_dataset_dir,
+    parts_of,
+    read_manifest,
+    table_footer,
+    table_rows,
+)
 from .reader_members import collection_table, reader_member
 
 __all__ = [
@@ -174,12 +181,9 @@ def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | 
     parts = parts_of(path, read_manifest(path), verify, lazy=True)  # footers: rows are checked as they are read
     rows, groups = 0, 0
     for p in parts:
-        file = require_member(path, p.images)
-        with reading(path, p.images, "reading the images table's footer"):
-            md = pq.read_metadata(file)
-            rows += checked_footer(md, file.stat().st_size, str(file))
-        groups += md.num_row_groups
-    check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
+        rows += table_rows(path, p.images)
+        groups += table_footer(path, p.images).num_row_groups
+    check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)  # footers: a lie fails small
     return rows, groups
 
 

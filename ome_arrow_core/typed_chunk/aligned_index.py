@@ -30,6 +30,7 @@ from ..errors import DamagedFileError
 from ..safe_write import atomic_path
 from .bounds import dictionary_codes
 from .checks import check_member, check_unique
+from .footers import footer
 from .group_sums import TableGuard
 from .grouped_reads import GroupedChecks, GroupedPages, sub_pages
 from .image_groups import ImageRows
@@ -96,8 +97,7 @@ def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list
     for k, part in enumerate(parts):
         if not (root / part.index).exists():
             return None
-        with reading(root, part.index, "reading the index table's footer"):
-            md = pq.read_metadata(require_member(root, part.index))
+        md = footer(root, part.index)
         if (md.metadata or {}).get(INDEX_GROUPS_KEY) != ALIGNED:
             return None
         if md.num_row_groups != len(images.starts[k]) - 1:  # rewritten by a tool that kept the key: read whole
@@ -117,6 +117,17 @@ class GroupRows:
         are index rows ``base`` onwards."""
         self.order = base + np.argsort(owner, kind="stable").astype(np.int64)
         self.cut = np.searchsorted(np.sort(owner, kind="stable"), np.arange(images + 1), side="left")
+        #: Images whose one chunk is the whole image (covered exactly once: no per-image check needed).
+        self.whole = np.zeros(images, dtype=bool)
+
+    def mark_whole(self, columns: dict[str, np.ndarray], sizes: np.ndarray) -> None:
+        """Find the images of one chunk at the origin with the image's sizes (``sizes``: TCZYX of each image)."""
+        one = np.diff(self.cut) == 1
+        first = self.order[np.minimum(self.cut[:-1], len(self.order) - 1)] if len(self.order) else self.cut[:-1]
+        ok = one.copy()
+        for k, a in enumerate("tczyx"):
+            ok &= (columns[a][first] == 0) & (columns[f"shape_{a}"][first] == sizes[:, k]) & (sizes[:, k] >= 1)
+        self.whole = ok
 
     def rows(self, k: int) -> np.ndarray:
         """Index rows of image ``k`` of the group, in index order."""
@@ -199,12 +210,20 @@ class AlignedIndex:
             )
         return rows
 
+    def covered(self, pos: int) -> bool:
+        """True when image row ``pos`` (its group loaded) is one chunk covering the whole image."""
+        part, g, k = self.images.locate(pos)
+        found = self._rows.get((part, g))
+        return found is not None and bool(found.whole[k])
+
     def _file(self, part: int) -> pq.ParquetFile:
         pf = self._files.get(part)
         if pf is None:
             name = self.parts[part].index
             pf = self._files[part] = pq.ParquetFile(
-                require_member(self.root, name), read_dictionary=["image_id", "fragment_path"]
+                require_member(self.root, name),
+                metadata=footer(self.root, name),  # parsed once (and checked) at open
+                read_dictionary=["image_id", "fragment_path"],
             )
         return pf
 
@@ -247,9 +266,14 @@ class AlignedIndex:
         owner_of = np.array([where.get(v, -1) for v in distinct], dtype=np.int64)
         owner = owner_of[codes] if len(codes) else np.zeros(0, np.int64)
         found = GroupRows(base, owner, batch.num_rows)
+        sizes = np.stack([int_values(batch.column(names.index(f"size_{a}")), -1) for a in "tczyx"], axis=1)
+        found.mark_whole(self.columns, sizes.astype(np.int64))
         mine = base + np.nonzero(owner >= 0)[0]
         check_unique(self.columns["chunk_id"][mine], f"{self.root} [{name}, row group {g}]", "chunk_id")
-        self._add_checks(part, g, base, mine, ids, self._dtypes(batch, owner), table, have)
+        plain = (
+            ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+        )  # to_pylist of a dictionary array is slow
+        self._add_checks(part, g, base, mine, plain, self._dtypes(batch, owner), table, have)
         return found
 
     def _codes(self, table: pa.Table, name: str, have: set[str]) -> np.ndarray:

@@ -39,6 +39,7 @@ __all__ = [
     "measure",
     "record_groups",
     "swapped_groups",
+    "footer_verified",
     "check_footers",
     "check_group",
     "check_whole",
@@ -50,6 +51,8 @@ GROUPS_KEY: Final[str] = "table_groups"
 _passed: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
 _WHOLE: Final[int] = -1
+#: Segment number recording that a table's footer matched (whatever its number of row groups).
+_FOOTER: Final[int] = -2
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,14 @@ def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
         )
     with _lock:
         _passed.add((*version, k))
+        if k == len(seg.bounds) - 1:
+            _passed.add((*version, _FOOTER))
+
+
+def footer_verified(root: Path, name: str) -> bool:
+    """True when the footer of table ``name``, as it is on disk now, matched its recorded digest in this process."""
+    version = _version(root, name)
+    return version is not None and _seen(version, _FOOTER)
 
 
 def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..boundary import reading, require_member
+from ..boundary import reading
 from ..errors import DamagedFileError
+from .footers import footer
 from .group_sums import TableGuard
 from .tables import Part, read_images
 
@@ -30,10 +31,7 @@ ROWS_KEPT = 4096
 
 def group_starts(path: Path, name: str) -> np.ndarray:
     """The first row of each row group of images table ``name``, then its row count (from its footer)."""
-    import pyarrow.parquet as pq
-
-    with reading(path, name, "reading the images table's footer"):
-        md = pq.read_metadata(require_member(path, name))
+    md = footer(path, name)
     counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
     return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
 
@@ -134,9 +132,10 @@ class ImageRows:
         with reading(self.path, name, "reading an images row group"):
             pf = self._files.get(part)
             if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
-                have = set(pq.read_schema(self.path / name).names)
+                md = footer(self.path, name)  # parsed once (and checked) at open
+                have = set(md.schema.to_arrow_schema().names)
                 pf = self._files[part] = pq.ParquetFile(
-                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None
+                    self.path / name, metadata=md, read_dictionary=[n for n in self.dictionary if n in have] or None
                 )
             group = pf.read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:

@@ -126,11 +126,13 @@ def _aligned(
         check_member(path, n, str(path / MANIFEST), "chunk file") for n in manifest["ome_arrow_core"]["fragments"]
     ]
     rows = sum(int(s[-1]) for s in starts)
+    opened: dict[str, Fragment] = {}
 
     def fragment_rows(name: str) -> int:
         if listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
             return ranged_rows_bound(path / name)
-        return int(open_fragment(path, name, registry).group_rows.sum())
+        opened[name] = open_fragment(path, name, registry)  # kept: its footer is parsed once
+        return int(opened[name].group_rows.sum())
 
     held = sum(fragment_rows(n) for n in listed)  # footers (or sizes) only: a lying row count fails small
     if rows > held * len(parts):
@@ -140,7 +142,7 @@ def _aligned(
         )
     lock = threading.Lock()
     aligned = AlignedIndex(path, parts, images, starts, listed, manifest, lock, guard)
-    return OpenedDataset(
+    result = OpenedDataset(
         manifest,
         images,
         pa.table({}),
@@ -154,6 +156,8 @@ def _aligned(
         index_names=[p.index for p in parts],
         aligned=aligned,
     )
+    result.files.update({listed.index(n): f for n, f in opened.items()})
+    return result
 
 
 def _whole(

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from ..boundary import blaming, reading, require_member
 from ..errors import DamagedFileError, SchemaError
 from .checks import check_member, check_unlisted_appends
+from .footers import footer
 from .group_sums import check_footers, check_whole
 from .spec import MANIFEST
 
@@ -139,9 +140,10 @@ def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
     """The columns of all parts' images tables together (footers only; a column some lack is null there)."""
     schemas = []
     for p in parts:
-        file = _file(root, p.images, "images table")
+        _file(root, p.images, "images table")
+        md = footer(root, p.images)
         with reading(root, p.images, "reading the images table's schema"):
-            schemas.append(pq.read_schema(file))
+            schemas.append(md.schema.to_arrow_schema())
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
