@@ -308,3 +308,34 @@ def test_a_flipped_bit_anywhere_is_refused_or_the_right_pixels_are_served(
                 _read(ds, i)
         else:
             np.testing.assert_array_equal(_read(ds, i), _image(i))
+
+
+def test_a_scan_counts_images_from_the_manifest_without_parsing_a_footer(
+    plate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _groups(plate, "images.parquet")["rows"] == 23 and _groups(plate, "index.parquet")["rows"] == 46
+    parsed: list[str] = []
+    real_init, real_md = pq.ParquetFile.__init__, pq.read_metadata
+
+    def init(pf: pq.ParquetFile, source: Any, *a: Any, **k: Any) -> None:
+        parsed.append(Path(str(source)).name)
+        real_init(pf, source, *a, **k)
+
+    def md(source: Any, *a: Any, **k: Any) -> pq.FileMetaData:
+        parsed.append(Path(str(source)).name)
+        return real_md(source, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetFile, "__init__", init)
+    monkeypatch.setattr(pq, "read_metadata", md)
+    monkeypatch.setattr(group_sums, "_passed", set())
+    clear_cache()
+    ds = OMEArrowDataset.scan(plate)
+    assert len(ds) == 23 and parsed == []  # footers hashed, none parsed
+    np.testing.assert_array_equal(_read(ds, 21), _image(21))
+    assert "images.parquet" in parsed  # the first image parses the footers it needs
+
+
+@pytest.mark.parametrize("rows", [10, 99])
+def test_recorded_rows_that_disagree_with_the_manifest_leave_the_count_to_the_footers(plate: Path, rows: int) -> None:
+    _edit_manifest(plate, lambda ours: ours[GROUPS_KEY]["images.parquet"].update({"rows": rows}))
+    assert len(OMEArrowDataset.scan(plate)) == 23  # image_count says 23: the footers count

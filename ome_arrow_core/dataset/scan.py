@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ..arrow_numpy import int_array, int_values
 from ..boundary import blaming, reading, require_member, require_regular_file
+from ..checksums import verify_enabled
 from ..errors import SchemaError
 from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry, default_registry
@@ -29,6 +30,7 @@ from ..typed_chunk import (
     is_dataset_dir,
     parts_of,
     read_manifest,
+    recorded_rows,
     table_footer,
     table_rows,
 )
@@ -231,7 +233,15 @@ def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | 
     if part.kind != "chunks":
         return None
     path = Path(part.path)
-    parts = parts_of(path, read_manifest(path), verify, lazy=True)  # footers: rows are checked as they are read
+    manifest = read_manifest(path)
+    parts = parts_of(path, manifest, verify, lazy=True)  # footers: rows are checked as they are read
+    if verify_enabled(verify):  # the footers matched their digests: the counts recorded with them hold
+        shapes = [recorded_rows(path, manifest, n) for p in parts for n in (p.images, p.index)]
+        if all(s is not None for s in shapes):
+            images = [s for s in shapes[0::2] if s is not None]
+            count = sum(s[0] for s in images)
+            if count <= sum(s[0] for s in shapes[1::2] if s is not None) and count == manifest.get("image_count"):
+                return count, sum(s[1] for s in images)
     rows, groups = 0, 0
     for p in parts:
         rows += table_rows(path, p.images)

@@ -40,6 +40,7 @@ __all__ = [
     "record_groups",
     "swapped_groups",
     "footer_verified",
+    "recorded_rows",
     "check_footers",
     "check_group",
     "check_whole",
@@ -63,6 +64,8 @@ class Segments:
     size: int
     bounds: tuple[int, ...]
     sums: tuple[str, ...]
+    #: Rows of the table (None in entries written without it): a scan counts images without parsing footers.
+    rows: int | None = None
 
     def span(self, k: int) -> tuple[int, int]:
         """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
@@ -70,7 +73,8 @@ class Segments:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry."""
-        return {"digest": self.digest, "size": self.size, "bounds": list(self.bounds), "sums": "".join(self.sums)}
+        out = {"digest": self.digest, "size": self.size, "bounds": list(self.bounds), "sums": "".join(self.sums)}
+        return out if self.rows is None else {**out, "rows": self.rows}
 
 
 def _digest(fd: int, start: int, stop: int) -> str:
@@ -122,7 +126,7 @@ def measure(file: Path, digest: str) -> Segments | None:
         sums = [_digest(fd, a, b) for a, b in zip(bounds, [*bounds[1:], size])]
     finally:
         os.close(fd)
-    return Segments(digest, size, tuple(bounds), tuple(sums))
+    return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows))
 
 
 def record_groups(
@@ -167,13 +171,15 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
     try:
         bounds = tuple(int(b) for b in entry["bounds"])
         text, size, digest = str(entry["sums"]), int(entry["size"]), str(entry["digest"]).lower()
+        rows = None if entry.get("rows") is None else int(entry["rows"])
         ok = (
-            len(text) == 16 * len(bounds)
+            (rows is None or rows >= 0)
+            and len(text) == 16 * len(bounds)
             and bounds[:1] == (0,)
             and all(b > a for a, b in itertools.pairwise(bounds))
             and bounds[-1] <= size
         )
-    except (TypeError, ValueError, KeyError):
+    except (TypeError, ValueError, KeyError, AttributeError):
         ok = False
     if not ok:
         raise DamagedFileError(
@@ -182,7 +188,7 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
         )
     if recorded(root, manifest).get(name) != [digest]:
         return None
-    return Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)))
+    return Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
 
 
 def _version(root: Path, name: str) -> tuple[Any, ...] | None:
@@ -228,6 +234,14 @@ def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
         _passed.add((*version, k))
         if k == len(seg.bounds) - 1:
             _passed.add((*version, _FOOTER))
+
+
+def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[int, int] | None:
+    """(rows, row groups) of table ``name`` as its row-group entry records them (None: not recorded, or the entry
+    is not used). Trusted as the manifest is, once :func:`check_footers` passed: the footer they were measured
+    from is the one on disk."""
+    seg = _segments(root, manifest, name)
+    return None if seg is None or seg.rows is None else (seg.rows, len(seg.bounds) - 1)
 
 
 def footer_verified(root: Path, name: str) -> bool:
