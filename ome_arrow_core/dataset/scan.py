@@ -26,6 +26,7 @@ from ..registry import Registry, default_registry
 from ..safe_write import recover
 from ..typed_chunk import (
     check_image_rows,
+    check_whole_tables,
     images_schema,
     is_dataset_dir,
     parts_of,
@@ -181,8 +182,10 @@ def _scan_images(
 ) -> tuple[pa.Table, int, int]:
     """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered
     across them (the tables checked against the manifest's digests first unless ``verify`` is False; ``columns``
-    only, when given)."""
-    parts = parts_of(path, read_manifest(path), verify)
+    only, when given): the index tables' footers only, their row groups are checked when an image reads them."""
+    manifest = read_manifest(path)
+    parts = parts_of(path, manifest, verify, lazy=True)
+    check_whole_tables(path, manifest, [p.images for p in parts], verify)  # read whole (the columns asked for)
     check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)  # footers: a lie fails small
     if len(parts) == 1:
         return _scan_parquet(path / parts[0].images, expr, columns)

@@ -27,6 +27,7 @@ from .cleanup import cleanup_dataset
 from .compact import compact_dataset
 from .footers import footer as table_footer
 from .footers import footer_rows as table_rows
+from .group_sums import check_whole as check_whole_tables
 from .group_sums import recorded_rows
 from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
 from .remote_writes import remote_target, write_remote_dataset
@@ -68,6 +69,7 @@ __all__ = [
     "check_image_rows",
     "table_footer",
     "recorded_rows",
+    "check_whole_tables",
     "table_rows",
     "DatasetSource",
     "image_meta",
