@@ -42,6 +42,7 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     from ome_arrow_core.checksums import ALGORITHM, checksums_of
     from ome_arrow_core.safe_write import SENTINEL, SENTINEL_TEXT
     from ome_arrow_core.typed_chunk.aligned_index import write_aligned_index
+    from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
     from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST
     from ome_arrow_core.typed_chunk.table_sums import TABLES_KEY, record
 
@@ -115,4 +116,5 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
             TABLES_KEY: record(path, ["images.parquet", "index.parquet"]),
         },
     }
+    manifest["ome_arrow_core"][GROUPS_KEY] = record_groups(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -42,7 +42,7 @@ from ..view_spec import ViewSpec
 from .batch import checked_out, plan_batch
 from .image_location import ImageLocation
 from .positions import Positions, checked_indices
-from .scan import ROW_COLUMN, FilterLike, Member, as_filter, member_count, members_of, uniform_member
+from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_count, members_of, uniform_member
 from .tables import MemberTables, joined_tables
 from .views import DatasetViews, canonical_view
 
@@ -120,7 +120,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         environment sets ``OME_ARROW_CORE_VERIFY=0``).
 
         A dataset directory opened without a filter reads only its tables' footers (after
-        checking the tables' digests): :attr:`table` is read on first use, and ``ds[i]`` finds
+        checking the footers' digests; each row group is checked when first read): :attr:`table` is read on first use, and ``ds[i]`` finds
         image ``i`` without it, so opening costs the same for a thousand images as for a million.
 
         ``path`` may be a URI (``s3://bucket/plate.ome.parquet``, ``https://...``, ``file://...``) of a dataset
@@ -212,10 +212,15 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         return self._derived(self._positions.take(idx), table)
 
     def filter(self, filter: FilterLike) -> OMEArrowDataset:
-        """The images whose metadata rows match ``filter`` (evaluated on :attr:`table`)."""
+        """The images whose metadata rows match ``filter`` (evaluated on :attr:`table`; when that was never read, on
+        the columns the filter names, read alone)."""
         expr = as_filter(filter)
         if expr is None:
             return self
+        if self._table is None:  # never read: the columns the filter names decide, read alone
+            kept = [kept_rows(p, filter, self._verify) for p in self._parts]
+            if all(k is not None for k in kept):
+                return self.select(self._positions.keep([k for k in kept if k is not None]))
         marked = self.table.append_column(ROW_COLUMN, pa.array(np.arange(len(self), dtype=np.int64)))
         try:
             kept = marked.filter(expr).column(ROW_COLUMN).to_numpy()

@@ -102,6 +102,20 @@ class Positions:
         """(member, row) of every image (allocated here for implicit positions)."""
         return self.many(np.arange(len(self), dtype=np.int64))
 
+    def keep(self, kept: list[np.ndarray]) -> np.ndarray:
+        """Positions (in order) of the images whose row is among ``kept[m]`` (ascending rows of member ``m``)."""
+        if self._starts is not None:
+            flat = np.concatenate([self._starts[m] + np.asarray(r, np.int64) for m, r in enumerate(kept)])
+            if self._pick is None:
+                return flat
+            return np.nonzero(np.isin(self._pick, flat))[0]
+        part, rows = self.arrays()
+        mask = np.zeros(len(rows), dtype=bool)
+        for m, r in enumerate(kept):
+            mine = part == m
+            mask[mine] = np.isin(rows[mine], r)
+        return np.nonzero(mask)[0]
+
     def of_member(self, member: int) -> np.ndarray | None:
         """Rows of member ``member`` (all of them, in order: None when implicit without a pick)."""
         if self._starts is not None and self._pick is None:

@@ -17,13 +17,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..arrow_numpy import int_array, int_values
 from ..boundary import blaming, reading, require_member, require_regular_file
+from ..checksums import verify_enabled
 from ..errors import SchemaError
-from ..parquet_files import checked_footer
 from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry, default_registry
 from ..safe_write import recover
-from ..typed_chunk import check_image_rows, images_schema, is_dataset_dir, parts_of, read_manifest
+from ..typed_chunk import (
+    check_image_rows,
+    check_whole_tables,
+    images_schema,
+    is_dataset_dir,
+    parts_of,
+    read_manifest,
+    recorded_rows,
+    table_footer,
+    table_rows,
+)
 from .reader_members import collection_table, reader_member
 
 __all__ = [
@@ -60,9 +71,28 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
     expr: pc.Expression | None = None
     for name, value in spec.items():
         field = pc.field(str(name))
-        term = field.isin(list(value)) if isinstance(value, (list, tuple, set, frozenset)) else field == value
+        if isinstance(value, (list, tuple, set, frozenset)) and not value:  # one of nothing: keeps nothing
+            term = pc.scalar(pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])[0])
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            term = field.isin(_values(list(value)))
+        else:
+            term = field == _values([value])[0]
         expr = term if expr is None else expr & term
     return expr
+
+
+def _values(values: list[Any]) -> pa.Array:
+    """``values`` as an Arrow array; strings, ints and floats without ``pa.array`` (it imports pandas: ~0.4 s)."""
+    if values and all(isinstance(v, str) for v in values):
+        data = [v.encode() for v in values]
+        offsets = np.concatenate([[0], np.cumsum([len(d) for d in data])]).astype(np.int32)
+        return pa.Array.from_buffers(
+            pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+        )
+    for kind, numpy_type, arrow_type in ((int, np.int64, pa.int64()), (float, np.float64, pa.float64())):
+        if values and all(type(v) is kind for v in values):
+            return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(np.asarray(values, numpy_type))])
+    return pa.array(values)
 
 
 @dataclass(frozen=True)
@@ -117,8 +147,6 @@ def _scan_parquet_file(
     first_row: int,
     metadata: pq.FileMetaData | None,
 ) -> tuple[pa.Table, int, int]:
-    import pyarrow.dataset as pads
-
     md = metadata or pq.read_metadata(file)
     starts = np.zeros(md.num_row_groups + 1, dtype=np.int64)
     np.cumsum([md.row_group(i).num_rows for i in range(md.num_row_groups)], out=starts[1:])
@@ -126,7 +154,9 @@ def _scan_parquet_file(
     if expr is None:
         table = pq.ParquetFile(file).read(columns=columns, use_threads=False)  # read_table imports pandas
         rows = np.arange(first_row, first_row + table.num_rows, dtype=np.int64)
-        return table.append_column(ROW_COLUMN, pa.array(rows)), md.num_row_groups, md.num_row_groups
+        return table.append_column(ROW_COLUMN, int_array(rows)), md.num_row_groups, md.num_row_groups
+    import pyarrow.dataset as pads  # (imports pandas: only for an expression)
+
     fragment = next(iter(pads.dataset(file, format="parquet").get_fragments()))
     try:
         pieces = fragment.split_by_row_group(expr, schema=schema)
@@ -134,7 +164,7 @@ def _scan_parquet_file(
         for piece in pieces:
             rg = piece.row_groups[0].id
             t = piece.to_table(schema=schema, columns=columns)
-            t = t.append_column(ROW_COLUMN, pa.array(np.arange(starts[rg], starts[rg] + t.num_rows, dtype=np.int64)))
+            t = t.append_column(ROW_COLUMN, int_array(np.arange(starts[rg], starts[rg] + t.num_rows, dtype=np.int64)))
             parts.append(t.filter(expr))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         names = (schema or pq.read_schema(file)).names
@@ -147,22 +177,57 @@ def _scan_parquet_file(
     return pa.concat_tables(parts), len(pieces), md.num_row_groups
 
 
-def _scan_images(path: Path, expr: pc.Expression | None, verify: bool | None = None) -> tuple[pa.Table, int, int]:
+def _scan_images(
+    path: Path, expr: pc.Expression | None, verify: bool | None = None, columns: list[str] | None = None
+) -> tuple[pa.Table, int, int]:
     """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered
-    across them (the tables checked against the manifest's digests first unless ``verify`` is False)."""
-    parts = parts_of(path, read_manifest(path), verify)
-    check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
+    across them (the tables checked against the manifest's digests first unless ``verify`` is False; ``columns``
+    only, when given): the index tables' footers only, their row groups are checked when an image reads them."""
+    manifest = read_manifest(path)
+    parts = parts_of(path, manifest, verify, lazy=True)
+    check_whole_tables(path, manifest, [p.images for p in parts], verify)  # read whole (the columns asked for)
+    check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)  # footers: a lie fails small
     if len(parts) == 1:
-        return _scan_parquet(path / parts[0].images, expr, None)
+        return _scan_parquet(path / parts[0].images, expr, columns)
     schema = images_schema(path, parts)
     tables, read, total, first = [], 0, 0, 0
     for part in parts:
         with reading(path, part.images, "reading the images table's footer"):
             md = pq.read_metadata(require_member(path, part.images))
-        table, r, n = _scan_parquet(path / part.images, expr, None, schema=schema, first_row=first, metadata=md)
+        table, r, n = _scan_parquet(path / part.images, expr, columns, schema=schema, first_row=first, metadata=md)
         tables.append(table)
         read, total, first = read + r, total + n, first + md.num_rows
     return pa.concat_tables(tables, promote_options="permissive"), read, total
+
+
+def kept_rows(part: Member, spec: FilterLike, verify: bool | None = None) -> np.ndarray | None:
+    """Rows of chunk dataset ``part`` that filter ``spec`` keeps, reading only the columns it names, or None when
+    that cannot be told (another kind of member; a column it names that the tables lack, or spells otherwise):
+    then the whole table decides. A mapping is evaluated column by column (pyarrow.dataset, which an expression
+    needs, imports pandas: ~0.4 s); an expression is pushed down to the row groups."""
+    expr = as_filter(spec)
+    if part.kind != "chunks" or expr is None:
+        return None
+    path = Path(part.path)
+    have = images_schema(path, parts_of(path, read_manifest(path), False, lazy=True)).names
+    named = [str(k) for k in spec] if isinstance(spec, Mapping) else [n for n in have if n in str(expr)]
+    if not named or not set(named) <= set(have):
+        return None
+    try:
+        if not isinstance(spec, Mapping):
+            return int_values(_scan_images(path, expr, verify, named)[0].column(ROW_COLUMN))
+        table = _scan_images(path, None, verify, named)[0]
+        keep: pa.Array | pa.ChunkedArray | None = None
+        for name, value in spec.items():
+            column = table.column(str(name))
+            if isinstance(value, (list, tuple, set, frozenset)):
+                term = pc.is_in(column, value_set=_values(list(value)).cast(column.type))
+            else:
+                term = pc.equal(column, _values([value]).cast(column.type)[0])
+            keep = term if keep is None else pc.and_(keep, term)
+        return int_values(pc.filter(table.column(ROW_COLUMN), keep))  # null: not kept
+    except (SchemaError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None  # the whole table decides (and says what is wrong)
 
 
 def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | None:
@@ -171,15 +236,20 @@ def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | 
     if part.kind != "chunks":
         return None
     path = Path(part.path)
-    parts = parts_of(path, read_manifest(path), verify)
+    manifest = read_manifest(path)
+    parts = parts_of(path, manifest, verify, lazy=True)  # footers: rows are checked as they are read
+    if verify_enabled(verify):  # the footers matched their digests: the counts recorded with them hold
+        shapes = [recorded_rows(path, manifest, n) for p in parts for n in (p.images, p.index)]
+        if all(s is not None for s in shapes):
+            images = [s for s in shapes[0::2] if s is not None]
+            count = sum(s[0] for s in images)
+            if count <= sum(s[0] for s in shapes[1::2] if s is not None) and count == manifest.get("image_count"):
+                return count, sum(s[1] for s in images)
     rows, groups = 0, 0
     for p in parts:
-        file = require_member(path, p.images)
-        with reading(path, p.images, "reading the images table's footer"):
-            md = pq.read_metadata(file)
-            rows += checked_footer(md, file.stat().st_size, str(file))
-        groups += md.num_row_groups
-    check_image_rows(path, parts, lambda name: pq.read_metadata(path / name).num_rows)  # footers: a lie fails small
+        rows += table_rows(path, p.images)
+        groups += table_footer(path, p.images).num_row_groups
+    check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)  # footers: a lie fails small
     return rows, groups
 
 

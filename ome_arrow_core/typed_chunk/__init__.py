@@ -10,6 +10,7 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.fragments`: chunk files (Parquet, or a chunk store's format such as ``.vortex``);
 - :mod:`.parquet_pages`, :mod:`.page_index`, :mod:`.page_columns`, :mod:`.page_reads`: reading chunk rows by page ranges;
 - :mod:`.checks`, :mod:`.bounds`, :mod:`.readcheck`, :mod:`.audit`: what is checked before and while reading;
+- :mod:`.table_sums`, :mod:`.group_sums`, :mod:`.footers`: the tables' digests (whole, per row group) and footers;
 - :mod:`.remote_mirror`, :mod:`.remote_writes`: a dataset on object storage (tables mirrored on open; data
   written first, the manifest last), over :mod:`ome_arrow_core.remote`;
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
@@ -24,6 +25,10 @@ from __future__ import annotations
 from .bounds import check_image_rows
 from .cleanup import cleanup_dataset
 from .compact import compact_dataset
+from .footers import footer as table_footer
+from .footers import footer_rows as table_rows
+from .group_sums import check_whole as check_whole_tables
+from .group_sums import recorded_rows
 from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
 from .remote_writes import remote_target, write_remote_dataset
 from .rows import read_rows
@@ -62,6 +67,10 @@ __all__ = [
     "appends_of",
     "images_schema",
     "check_image_rows",
+    "table_footer",
+    "recorded_rows",
+    "check_whole_tables",
+    "table_rows",
     "DatasetSource",
     "image_meta",
     "read_rows",

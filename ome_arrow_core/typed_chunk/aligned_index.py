@@ -30,6 +30,8 @@ from ..errors import DamagedFileError
 from ..safe_write import atomic_path
 from .bounds import dictionary_codes
 from .checks import check_member, check_unique
+from .footers import footer
+from .group_sums import TableGuard
 from .grouped_reads import GroupedChecks, GroupedPages, sub_pages
 from .image_groups import ImageRows
 from .page_index import RANGE_COLUMNS, listed_codec
@@ -95,8 +97,7 @@ def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list
     for k, part in enumerate(parts):
         if not (root / part.index).exists():
             return None
-        with reading(root, part.index, "reading the index table's footer"):
-            md = pq.read_metadata(require_member(root, part.index))
+        md = footer(root, part.index)
         if (md.metadata or {}).get(INDEX_GROUPS_KEY) != ALIGNED:
             return None
         if md.num_row_groups != len(images.starts[k]) - 1:  # rewritten by a tool that kept the key: read whole
@@ -106,6 +107,32 @@ def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list
     if all(len(s) <= 2 for s in out):  # one row group a table: reading it whole is the same read
         return None
     return out
+
+
+class GroupRows:
+    """The index rows of each image of one loaded images row group: rows of image k are ``rows(k)``."""
+
+    def __init__(self, base: int, owner: np.ndarray, images: int) -> None:
+        """``owner``: the image (row in its images group) of each of the group's index rows (-1: of none), which
+        are index rows ``base`` onwards."""
+        self.order = base + np.argsort(owner, kind="stable").astype(np.int64)
+        self.cut = np.searchsorted(np.sort(owner, kind="stable"), np.arange(images + 1), side="left")
+        #: Images whose one chunk is the whole image (covered exactly once: no per-image check needed).
+        self.whole = np.zeros(images, dtype=bool)
+
+    def mark_whole(self, columns: dict[str, np.ndarray], sizes: np.ndarray) -> None:
+        """Find the images of one chunk at the origin with the image's sizes (``sizes``: TCZYX of each image)."""
+        one = np.diff(self.cut) == 1
+        first = self.order[np.minimum(self.cut[:-1], len(self.order) - 1)] if len(self.order) else self.cut[:-1]
+        ok = one.copy()
+        for k, a in enumerate("tczyx"):
+            ok &= (columns[a][first] == 0) & (columns[f"shape_{a}"][first] == sizes[:, k]) & (sizes[:, k] >= 1)
+        self.whole = ok
+
+    def rows(self, k: int) -> np.ndarray:
+        """Index rows of image ``k`` of the group, in index order."""
+        rows: np.ndarray = self.order[int(self.cut[k]) : int(self.cut[k + 1])]
+        return rows
 
 
 class AlignedIndex:
@@ -124,9 +151,12 @@ class AlignedIndex:
         names: list[str],
         manifest: dict[str, Any],
         lock: threading.Lock | None = None,
+        guard: TableGuard | None = None,
     ) -> None:
-        """``lock``: the one reads of the dataset hold (loading a group adds to what they read)."""
+        """``lock``: the one reads of the dataset hold (loading a group adds to what they read); ``guard``: checks
+        each index row group's bytes before it is read."""
         self.root, self.parts, self.images, self.starts, self.names = root, list(parts), images, starts, names
+        self.guard = guard
         self.manifest = manifest
         self.part_first = np.concatenate([[0], np.cumsum([int(s[-1]) for s in starts])]).astype(np.int64)
         total = int(self.part_first[-1])
@@ -139,7 +169,7 @@ class AlignedIndex:
         self.pages: dict[int, GroupedPages] = {}
         self.checks: dict[int, GroupedChecks] = {}
         self.unpaged: set[int] = set()
-        self._rows: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._rows: dict[tuple[int, int], GroupRows] = {}
         self._ids: dict[tuple[int, int], pa.Array] = {}
         self._failed: dict[tuple[int, int], DamagedFileError] = {}
         self._files: dict[int, pq.ParquetFile] = {}
@@ -159,8 +189,7 @@ class AlignedIndex:
 
     def rows_of(self, pos: int) -> np.ndarray:
         """The index rows of image row ``pos`` (its index row group loaded first; none if it has none there)."""
-        part, g, _ = self.images.locate(pos)
-        image = str(self.images.row(pos)["image_id"])
+        part, g, k = self.images.locate(pos)
         with self._lock:
             found = self._rows.get((part, g))
             if found is None:
@@ -172,27 +201,38 @@ class AlignedIndex:
                 except DamagedFileError as exc:
                     self._failed[(part, g)] = exc
                     raise
-        rows = found.get(image)
-        if rows is None:
+        rows = found.rows(k)
+        if not len(rows):
+            image = str(self.images.row(pos)["image_id"])
             raise DamagedFileError(
                 f"image {image!r} of {self.root} has no chunks in its index row group ({self.parts[part].index}, "
                 f"row group {g}, as images row group {g} of {self.parts[part].images}); the index is damaged"
             )
         return rows
 
+    def covered(self, pos: int) -> bool:
+        """True when image row ``pos`` (its group loaded) is one chunk covering the whole image."""
+        part, g, k = self.images.locate(pos)
+        found = self._rows.get((part, g))
+        return found is not None and bool(found.whole[k])
+
     def _file(self, part: int) -> pq.ParquetFile:
         pf = self._files.get(part)
         if pf is None:
             name = self.parts[part].index
             pf = self._files[part] = pq.ParquetFile(
-                require_member(self.root, name), read_dictionary=["image_id", "fragment_path"]
+                require_member(self.root, name),
+                metadata=footer(self.root, name),  # parsed once (and checked) at open
+                read_dictionary=["image_id", "fragment_path"],
             )
         return pf
 
-    def _load(self, part: int, g: int) -> dict[str, np.ndarray]:
+    def _load(self, part: int, g: int) -> GroupRows:
         """Read index row group ``g`` of ``part`` into the arrays; the rows of each image of images row group ``g``."""
         name = self.parts[part].index
         start, stop = int(self.starts[part][g]), int(self.starts[part][g + 1])
+        if self.guard is not None:
+            self.guard.group(name, g)  # its bytes, before pyarrow decodes them
         with reading(self.root, name, "reading an index row group"):
             pf = self._file(part)
             have = set(pf.schema_arrow.names)
@@ -213,23 +253,27 @@ class AlignedIndex:
         self.fragment_code[at] = self._codes(table, name, have)
         ids = table.column("image_id").combine_chunks()
         self._ids[(part, g)] = ids
-        distinct, codes = dictionary_codes(ids, "")
-        order = np.argsort(codes, kind="stable")
-        cut = np.searchsorted(codes[order], np.arange(len(distinct) + 1))
         batch = self.images.group(part, g)
-        listed = [str(v) for v in batch.column(batch.schema.get_field_index("image_id")).to_pylist()]
+        names = batch.schema.names
+        listed = [str(v) for v in batch.column(names.index("image_id")).to_pylist()]
         check_unique(
             np.asarray(listed, dtype=object), f"{self.root} [{self.parts[part].images}, row group {g}]", "image_id"
         )
-        owned = set(listed)
-        found: dict[str, np.ndarray] = {}
-        for k, image in enumerate(distinct):
-            if image in owned:  # rows of no image of this group: left by an interrupted write, or lying
-                found[image] = base + order[cut[k] : cut[k + 1]].astype(np.int64)
-        mine = np.sort(np.concatenate([np.zeros(0, np.int64), *found.values()]))
+        # the image (its row in the images group) of each index row, -1 for rows of no image of this group (left
+        # by an interrupted write, or lying): one lookup per distinct id, then numpy
+        where = {v: k for k, v in enumerate(listed)}
+        distinct, codes = dictionary_codes(ids, "")
+        owner_of = np.array([where.get(v, -1) for v in distinct], dtype=np.int64)
+        owner = owner_of[codes] if len(codes) else np.zeros(0, np.int64)
+        found = GroupRows(base, owner, batch.num_rows)
+        sizes = np.stack([int_values(batch.column(names.index(f"size_{a}")), -1) for a in "tczyx"], axis=1)
+        found.mark_whole(self.columns, sizes.astype(np.int64))
+        mine = base + np.nonzero(owner >= 0)[0]
         check_unique(self.columns["chunk_id"][mine], f"{self.root} [{name}, row group {g}]", "chunk_id")
-        dtypes = self._dtypes(batch, found, base, table.num_rows)
-        self._add_checks(part, g, base, mine, ids, dtypes, table, have)
+        plain = (
+            ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+        )  # to_pylist of a dictionary array is slow
+        self._add_checks(part, g, base, mine, plain, self._dtypes(batch, owner), table, have)
         return found
 
     def _codes(self, table: pa.Table, name: str, have: set[str]) -> np.ndarray:
@@ -254,17 +298,13 @@ class AlignedIndex:
         return np.asarray(known, dtype=np.int32)[codes] if len(codes) else np.zeros(0, dtype=np.int32)
 
     @staticmethod
-    def _dtypes(batch: pa.RecordBatch, found: dict[str, np.ndarray], base: int, n: int) -> np.ndarray:
-        """The dtype name of each row's image (None for rows of no image)."""
-        names = batch.schema.names
-        ids = batch.column(names.index("image_id")).to_pylist()
-        kinds = batch.column(names.index("dtype")).to_pylist()
-        out = np.full(n, None, dtype=object)
-        for image, kind in zip(ids, kinds):
-            rows = found.get(str(image))
-            if rows is not None:
-                out[rows - base] = dtype_name(kind)
-        return out
+    def _dtypes(batch: pa.RecordBatch, owner: np.ndarray) -> np.ndarray:
+        """The dtype name of each row's image (``owner``: its row in ``batch``; None for rows of no image)."""
+        kinds, codes = dictionary_codes(batch.column(batch.schema.names.index("dtype")), "")
+        known = np.array([dtype_name(v) for v in kinds] + [None], dtype=object)
+        per_image = np.concatenate([known[codes], np.array([None], dtype=object)])
+        picked: np.ndarray = per_image[owner]  # -1 picks the trailing None
+        return picked
 
     def _add_checks(
         self,

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ..arrow_numpy import int_values
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError
-from ..parquet_files import footer_rows
+from .footers import footer_rows as table_rows
 from .tables import BASE, Part
 
 __all__ = ["check_table_rows", "check_image_rows", "dictionary_codes"]
@@ -100,7 +100,7 @@ def check_image_rows(root: Path, parts: Sequence[Part], fragment_rows: Callable[
     for part in parts:
         file = root / part.index
         if file.exists():
-            index_rows += footer_rows(file)
+            index_rows += table_rows(root, part.index)
         elif part == BASE:
             if not (root / "chunks.parquet").exists():
                 raise DamagedFileError(
@@ -108,7 +108,7 @@ def check_image_rows(root: Path, parts: Sequence[Part], fragment_rows: Callable[
                     "dataset is damaged: restore index.parquet from a backup"
                 )
             index_rows += fragment_rows("chunks.parquet")
-    images = sum(footer_rows(root / p.images) for p in parts if (root / p.images).exists())
+    images = sum(table_rows(root, p.images) for p in parts if (root / p.images).exists())
     if images > index_rows:
         files = ", ".join(str(root / p.images) for p in parts)
         raise DamagedFileError(

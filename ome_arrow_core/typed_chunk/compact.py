@@ -24,6 +24,7 @@ from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
 from . import packing
 from .aligned_index import write_aligned_index
 from .fragments import chunk_writer, format_version_for
+from .group_sums import GROUPS_KEY, swapped_groups
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .table_sums import TABLES_KEY, accept_both, restore_manifest, swapped_digest
@@ -124,6 +125,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                     BASE.images: swapped_digest(root, tmp, BASE.images),
                     BASE.index: swapped_digest(root, tmp, BASE.index),
                 }
+                ours[GROUPS_KEY] = swapped_groups(root, tmp, ours[TABLES_KEY])
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))

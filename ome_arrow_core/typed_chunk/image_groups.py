@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..boundary import reading, require_member
+from ..boundary import reading
 from ..errors import DamagedFileError
+from .footers import footer
+from .group_sums import TableGuard
 from .tables import Part, read_images
 
 __all__ = ["ImageRows", "ROWS_KEPT"]
@@ -29,10 +31,7 @@ ROWS_KEPT = 4096
 
 def group_starts(path: Path, name: str) -> np.ndarray:
     """The first row of each row group of images table ``name``, then its row count (from its footer)."""
-    import pyarrow.parquet as pq
-
-    with reading(path, name, "reading the images table's footer"):
-        md = pq.read_metadata(require_member(path, name))
+    md = footer(path, name)
     counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
     return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
 
@@ -40,9 +39,13 @@ def group_starts(path: Path, name: str) -> np.ndarray:
 class ImageRows:
     """The images tables of ``parts`` (one row per image, parts in order): rows, columns, the table, on demand."""
 
-    def __init__(self, path: Path, parts: Sequence[Part], dictionary: Sequence[str]) -> None:
-        """``dictionary``: string columns read dictionary-encoded (a plate repeats its channels and units)."""
+    def __init__(
+        self, path: Path, parts: Sequence[Part], dictionary: Sequence[str], guard: TableGuard | None = None
+    ) -> None:
+        """``dictionary``: string columns read dictionary-encoded (a plate repeats its channels and units);
+        ``guard``: checks each row group before it is read (and the tables whole before they are read whole)."""
         self.path, self.parts, self.dictionary = path, list(parts), list(dictionary)
+        self.guard = guard
         self.starts = [group_starts(path, p.images) for p in self.parts]
         counts = [int(s[-1]) for s in self.starts]
         self.first = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
@@ -64,6 +67,7 @@ class ImageRows:
         """Every images table as one table (read whole on first use)."""
         with self._lock:
             if self._table is None:
+                self._check_whole()
                 self._table = read_images(self.path, self.parts, dictionary=self.dictionary)[0]
             return self._table
 
@@ -74,10 +78,15 @@ class ImageRows:
                 return self._table.column(name)
             hit = self._columns.get(name)
             if hit is None:
+                self._check_whole()
                 hit = self._columns[name] = read_images(self.path, self.parts, [name], dictionary=self.dictionary)[
                     0
                 ].column(name)
             return hit
+
+    def _check_whole(self) -> None:
+        if self.guard is not None:
+            self.guard.whole([p.images for p in self.parts])
 
     def row(self, pos: int) -> dict[str, Any]:
         """Image row ``pos`` as a dict (read with its row group)."""
@@ -118,12 +127,15 @@ class ImageRows:
 
         name = self.parts[part].images
         want = int(self.starts[part][g + 1] - self.starts[part][g])
+        if self.guard is not None:
+            self.guard.group(name, g)  # its bytes, before pyarrow decodes them
         with reading(self.path, name, "reading an images row group"):
             pf = self._files.get(part)
             if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
-                have = set(pq.read_schema(self.path / name).names)
+                md = footer(self.path, name)  # parsed once (and checked) at open
+                have = set(md.schema.to_arrow_schema().names)
                 pf = self._files[part] = pq.ParquetFile(
-                    self.path / name, read_dictionary=[n for n in self.dictionary if n in have] or None
+                    self.path / name, metadata=md, read_dictionary=[n for n in self.dictionary if n in have] or None
                 )
             group = pf.read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:

@@ -196,6 +196,9 @@ class OpenedDataset:
         """
         if pos in self._verified:
             return
+        if self.aligned is not None and self.aligned.covered(pos):  # checked with its row group, vectorized
+            self._verified.add(pos)
+            return
         row = self.row(pos)
         if self.aligned is not None:  # chunk ids were checked unique in the row group the rows were loaded with
             part = int(self.image_part[pos])

@@ -24,6 +24,7 @@ from .aligned_index import AlignedIndex, aligned_starts
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
 from .fragments import Fragment, open_fragment
+from .group_sums import TableGuard
 from .image_groups import ImageRows
 from .opened import OpenedDataset
 from .page_index import MANIFEST_KEY as PAGES_KEY
@@ -91,16 +92,18 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
         raise SchemaError(f"{path} is not an OME-Arrow dataset: images.parquet is missing")
     if not (path / "chunks.parquet").exists() and not (path / "index.parquet").exists():
         raise SchemaError(f"{path} is not an OME-Arrow dataset: it has neither chunks.parquet nor index.parquet")
-    parts = parts_of(
-        path, manifest, checked
-    )  # only the tables the manifest lists: the old images or the new, never a mix
+    # only the tables the manifest lists (the old images or the new, never a mix), their footers checked: each
+    # row group is checked as it is first read (see group_sums)
+    parts = parts_of(path, manifest, checked, lazy=True)
+    guard = TableGuard(path, manifest, checked)
     schema = images_schema(path, parts)
     repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
-    images = ImageRows(path, parts, repeated)  # footers only; a plate repeats its channels and units
+    images = ImageRows(path, parts, repeated, guard)  # footers only; a plate repeats its channels and units
     starts = aligned_starts(path, parts, images)
     if starts is not None and isinstance(ours.get("fragments"), list) and ours["fragments"]:
-        opened = _aligned(path, manifest, parts, images, starts, registry)
+        opened = _aligned(path, manifest, parts, images, starts, registry, guard)
     else:
+        guard.whole([p.index for p in parts])  # read whole
         opened = _whole(path, manifest, parts, images, registry)
     with _cache_lock:
         _cache[key] = opened
@@ -116,17 +119,20 @@ def _aligned(
     images: ImageRows,
     starts: list[np.ndarray],
     registry: Registry | None,
+    guard: TableGuard,
 ) -> OpenedDataset:
     """A dataset whose index tables are aligned: footers now, index row groups as images need them."""
     listed = [
         check_member(path, n, str(path / MANIFEST), "chunk file") for n in manifest["ome_arrow_core"]["fragments"]
     ]
     rows = sum(int(s[-1]) for s in starts)
+    opened: dict[str, Fragment] = {}
 
     def fragment_rows(name: str) -> int:
         if listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
             return ranged_rows_bound(path / name)
-        return int(open_fragment(path, name, registry).group_rows.sum())
+        opened[name] = open_fragment(path, name, registry)  # kept: its footer is parsed once
+        return int(opened[name].group_rows.sum())
 
     held = sum(fragment_rows(n) for n in listed)  # footers (or sizes) only: a lying row count fails small
     if rows > held * len(parts):
@@ -135,8 +141,8 @@ def _aligned(
             f"{held} rows; the index is damaged or lying. Restore it from a backup or rewrite the dataset"
         )
     lock = threading.Lock()
-    aligned = AlignedIndex(path, parts, images, starts, listed, manifest, lock)
-    return OpenedDataset(
+    aligned = AlignedIndex(path, parts, images, starts, listed, manifest, lock, guard)
+    result = OpenedDataset(
         manifest,
         images,
         pa.table({}),
@@ -150,6 +156,8 @@ def _aligned(
         index_names=[p.index for p in parts],
         aligned=aligned,
     )
+    result.files.update({listed.index(n): f for n, f in opened.items()})
+    return result
 
 
 def _whole(

@@ -23,6 +23,9 @@ MANIFEST: Final[str] = "_ome_arrow_dataset.json"
 #: files are all Parquet and that has no append tables is written as version 1; one with
 #: chunk-store files (``.vortex``) or with append tables (``images-NNNNN.parquet``) as 2.
 FORMAT_VERSION: Final[int] = 2
+# Optional manifest keys added without a version change (readers that do not know them ignore them; see
+# docs/format.md): ``ome_arrow_core.tables`` (whole-table digests), ``ome_arrow_core.page_ranges``, and
+# ``ome_arrow_core.table_groups`` (row-group digests: a footer is checked at open, each row group when first read).
 #: The ``layout`` the manifest and every file's metadata name.
 LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
 #: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).

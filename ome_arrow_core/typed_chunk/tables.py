@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 from ..boundary import blaming, reading, require_member
 from ..errors import DamagedFileError, SchemaError
 from .checks import check_member, check_unlisted_appends
+from .footers import footer
+from .group_sums import check_footers, check_whole
 from .spec import MANIFEST
-from .table_sums import check_tables
 
 __all__ = [
     "Part",
@@ -83,11 +84,13 @@ def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part
     return out
 
 
-def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None) -> list[Part]:
+def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None, *, lazy: bool = False) -> list[Part]:
     """The parts of the dataset at ``root``, in order: the base tables, then each listed append's.
 
     Before any table is parsed, every table the manifest lists is checked against the digest it
-    records (see :mod:`.table_sums`; ``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it).
+    records (see :mod:`.table_sums`; ``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it);
+    ``lazy``: only their footers where the manifest records row-group digests (see :mod:`.group_sums`),
+    the caller checking each row group before it reads it.
 
     When images.parquet alone holds the manifest's ``image_count`` images, a compaction merged
     the appends into the base tables and was stopped before it replaced the manifest: the
@@ -97,16 +100,20 @@ def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None
     with blaming(root, MANIFEST):
         listed = appends_of(manifest, root)
     parts = [BASE, *listed]
-    check_tables(root, manifest, [n for p in parts for n in (p.images, p.index)], verify)
+    names = [n for p in parts for n in (p.images, p.index)]
+    (check_footers if lazy else check_whole)(root, manifest, names, verify)
     if listed:
         file = _file(root, BASE.images, "images table")
         with reading(root, BASE.images, "reading the images table's footer"):
             rows = pq.read_metadata(file).num_rows
         if rows == _int(manifest.get("image_count", -1), root):
             parts = [BASE]
-    check_unlisted_appends(
-        root, [p.images for p in listed], lambda: read_images(root, parts, ["image_id"])[0].column("image_id"), MANIFEST
-    )
+
+    def ids() -> pa.ChunkedArray:  # every listed images table is read whole: checked whole first
+        check_whole(root, manifest, [p.images for p in parts], verify)
+        return read_images(root, parts, ["image_id"])[0].column("image_id")
+
+    check_unlisted_appends(root, [p.images for p in listed], ids, MANIFEST)
     return parts
 
 
@@ -133,9 +140,10 @@ def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
     """The columns of all parts' images tables together (footers only; a column some lack is null there)."""
     schemas = []
     for p in parts:
-        file = _file(root, p.images, "images table")
+        _file(root, p.images, "images table")
+        md = footer(root, p.images)
         with reading(root, p.images, "reading the images table's schema"):
-            schemas.append(pq.read_schema(file))
+            schemas.append(md.schema.to_arrow_schema())
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

@@ -17,6 +17,7 @@ from ..errors import SchemaError
 from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
+from .group_sums import GROUPS_KEY, record_groups
 from .packing import ChunkPacker
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import manifest_entry
@@ -212,6 +213,7 @@ def write_manifest(
     ours[TABLES_KEY] = record(
         root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
     )
+    ours[GROUPS_KEY] = record_groups(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(GROUPS_KEY))
     manifest["ome_arrow_core"] = ours
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -1,0 +1,324 @@
+"""Row-group checksums of a dataset's tables: a table's footer is checked when it is opened, each row group when
+it is first read, so opening a plate of a million images hashes what it reads, not every table whole.
+
+The manifest records, beside the whole-table digests of :mod:`.table_sums`, how each images and index table
+splits into byte segments and the XXH3-64 of each, under ``ome_arrow_core.table_groups``::
+
+    "table_groups": {"images.parquet": {"digest": "<the table's digest>", "size": 123456,
+                                        "bounds": [0, 20480, ..., 120000], "sums": "<16 hex digits each>"}}
+
+Segment ``g < G`` is ``bounds[g] .. bounds[g + 1]``: Parquet row group ``g``'s column chunks (segment 0 starts
+with the file's magic); the last segment, ``bounds[G] .. size``, is the footer (page indexes, metadata, length,
+magic). ``sums`` holds G + 1 digests. An entry is used only while its ``digest`` is the one digest ``tables``
+records for that table: a manifest whose two records disagree (a tool that rewrote a table and its ``tables``
+entry), or that accepts two versions (a compaction's swap), falls back to hashing the table whole, as do datasets
+written before this. A passed check is remembered per process and file version (device, inode, size, mtime,
+ctime).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from ..boundary import reading, require_member
+from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
+from ..errors import ChecksumError, DamagedFileError
+from .spec import MANIFEST
+from .table_sums import check_tables, recorded
+
+__all__ = [
+    "GROUPS_KEY",
+    "Segments",
+    "TableGuard",
+    "measure",
+    "record_groups",
+    "swapped_groups",
+    "footer_verified",
+    "recorded_rows",
+    "check_footers",
+    "check_group",
+    "check_whole",
+]
+
+#: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
+GROUPS_KEY: Final[str] = "table_groups"
+#: (path, device, inode, size, mtime, ctime, segment) whose digest matched in this process; segment -1: the whole file.
+_passed: set[tuple[Any, ...]] = set()
+_lock = threading.Lock()
+_WHOLE: Final[int] = -1
+#: Segment number recording that a table's footer matched (whatever its number of row groups).
+_FOOTER: Final[int] = -2
+
+
+@dataclass(frozen=True)
+class Segments:
+    """One table's recorded segments: ``bounds`` (G + 1 offsets), ``sums`` (G + 1 digests), its size and digest."""
+
+    digest: str
+    size: int
+    bounds: tuple[int, ...]
+    sums: tuple[str, ...]
+    #: Rows of the table (None in entries written without it): a scan counts images without parsing footers.
+    rows: int | None = None
+
+    def span(self, k: int) -> tuple[int, int]:
+        """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
+        return self.bounds[k], self.bounds[k + 1] if k + 1 < len(self.bounds) else self.size
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry."""
+        out = {"digest": self.digest, "size": self.size, "bounds": list(self.bounds), "sums": "".join(self.sums)}
+        return out if self.rows is None else {**out, "rows": self.rows}
+
+
+def _digest(fd: int, start: int, stop: int) -> str:
+    import xxhash
+
+    h = xxhash.xxh3_64()
+    at = start
+    while at < stop:
+        block = os.pread(fd, min(stop - at, 4 << 20), at)
+        if not block:
+            break  # short: the digest cannot match
+        h.update(block)
+        at += len(block)
+    return f"{h.intdigest():016x}"
+
+
+def measure(file: Path, digest: str) -> Segments | None:
+    """The segments of Parquet table ``file`` (just written by us; its whole-file ``digest`` given), or None when
+    its row groups do not lie one after another (the table is then checked whole)."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_metadata(file)
+    size = file.stat().st_size
+    bounds = [0]
+    end = 4
+    for g in range(md.num_row_groups):
+        group = md.row_group(g)
+        spans = []
+        for c in range(group.num_columns):
+            col = group.column(c)
+            first = col.data_page_offset
+            if col.has_dictionary_page and col.dictionary_page_offset:
+                first = min(first, col.dictionary_page_offset)
+            spans.append((first, first + col.total_compressed_size))
+        if not spans:
+            continue
+        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        if lo < end or hi > size:
+            return None
+        if g:
+            bounds.append(lo)
+        end = hi
+    if md.num_row_groups:
+        bounds.append(end)
+    if len(bounds) != md.num_row_groups + 1 or any(b >= a for a, b in zip(bounds[1:], bounds)):
+        return None
+    fd = os.open(file, os.O_RDONLY)
+    try:
+        sums = [_digest(fd, a, b) for a, b in zip(bounds, [*bounds[1:], size])]
+    finally:
+        os.close(fd)
+    return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows))
+
+
+def record_groups(
+    root: Path, tables: Mapping[str, list[str]], keep: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The ``table_groups`` entries of the tables ``tables`` records (the manifest's ``tables``, just computed):
+    kept from ``keep`` (the previous manifest's entries) where the table is unchanged, measured otherwise."""
+    out: dict[str, dict[str, Any]] = {}
+    kept = keep if isinstance(keep, Mapping) else {}
+    for name, digests in tables.items():
+        if len(digests) != 1:
+            continue
+        old = kept.get(name)
+        if isinstance(old, Mapping) and old.get("digest") == digests[0]:
+            out[name] = dict(old)
+            continue
+        found = measure(root / name, digests[0]) if (root / name).is_file() else None
+        if found is not None:
+            out[name] = found.to_json()
+    return out
+
+
+def swapped_groups(root: Path, new: Path, tables: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """The ``table_groups`` entries once a swap is done: of ``new / name`` when the swap writes it, else of
+    ``root / name`` (``tables``: their digests, as :func:`~.table_sums.swapped_digest` gives them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, digests in tables.items():
+        file = new / name if (new / name).exists() else root / name
+        found = measure(file, digests[0]) if len(digests) == 1 else None
+        if found is not None:
+            out[name] = found.to_json()
+    return out
+
+
+def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | None:
+    """The usable segments of table ``name`` (None: none recorded, or its records disagree: hash it whole)."""
+    ours = manifest.get("ome_arrow_core") or {}
+    listed = ours.get(GROUPS_KEY) if isinstance(ours, Mapping) else None
+    if not isinstance(listed, Mapping) or name not in listed:
+        return None
+    entry = listed[name]
+    try:
+        bounds = tuple(int(b) for b in entry["bounds"])
+        text, size, digest = str(entry["sums"]), int(entry["size"]), str(entry["digest"]).lower()
+        rows = None if entry.get("rows") is None else int(entry["rows"])
+        ok = (
+            (rows is None or rows >= 0)
+            and len(text) == 16 * len(bounds)
+            and bounds[:1] == (0,)
+            and all(b > a for a, b in itertools.pairwise(bounds))
+            and bounds[-1] <= size
+        )
+    except (TypeError, ValueError, KeyError, AttributeError):
+        ok = False
+    if not ok:
+        raise DamagedFileError(
+            f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {entry!r}; expected {{digest, size, "
+            f"bounds (increasing from 0), sums (16 hex digits a segment)}}: the manifest is damaged. Fix: {FIX}"
+        )
+    if recorded(root, manifest).get(name) != [digest]:
+        return None
+    return Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
+
+
+def _version(root: Path, name: str) -> tuple[Any, ...] | None:
+    """(path, device, inode, size, mtime, ctime) of table ``name`` (None when it is missing: the caller names it)."""
+    file = root / name
+    if not os.path.lexists(file):
+        return None
+    st = os.stat(require_member(root, name))  # never open a FIFO
+    return (str(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _seen(version: tuple[Any, ...], *segments: int) -> bool:
+    with _lock:
+        return any((*version, k) in _passed for k in segments)
+
+
+def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
+    """Hash segment ``k`` of table ``name`` and raise ChecksumError unless it has its recorded digest."""
+    version = _version(root, name)
+    if version is None or _seen(version, _WHOLE, k):
+        return
+    if version[3] != seg.size:
+        raise ChecksumError(
+            f"{root} [{name}]: the table's bytes do not match the checksum the manifest records: it holds "
+            f"{version[3]} bytes, the manifest records {seg.size} (truncated, extended or replaced); the table was "
+            f"not parsed. Fix: {FIX}. To read it anyway pass verify=False or set {ENV}=0"
+        )
+    start, stop = seg.span(k)
+    with reading(root, name, f"checking the checksum of its {what}"):
+        fd = os.open(root / name, os.O_RDONLY)
+        try:
+            actual = _digest(fd, start, stop)
+        finally:
+            os.close(fd)
+    if actual != seg.sums[k]:
+        raise ChecksumError(
+            f"{root} [{name}]: the table's bytes do not match the checksum the manifest records for its {what} "
+            f"(bytes {start}..{stop}: recorded {seg.sums[k]}, computed {actual}, {ALGORITHM}); the table is damaged "
+            f"(or the manifest lies) and {what} was not parsed. Fix: {FIX}. To read it anyway (trusting its bytes: "
+            f"a damaged table can then abort the process) pass verify=False or set {ENV}=0"
+        )
+    with _lock:
+        _passed.add((*version, k))
+        if k == len(seg.bounds) - 1:
+            _passed.add((*version, _FOOTER))
+
+
+def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[int, int] | None:
+    """(rows, row groups) of table ``name`` as its row-group entry records them (None: not recorded, or the entry
+    is not used). Trusted as the manifest is, once :func:`check_footers` passed: the footer they were measured
+    from is the one on disk."""
+    seg = _segments(root, manifest, name)
+    return None if seg is None or seg.rows is None else (seg.rows, len(seg.bounds) - 1)
+
+
+def footer_verified(root: Path, name: str) -> bool:
+    """True when the footer of table ``name``, as it is on disk now, matched its recorded digest in this process."""
+    version = _version(root, name)
+    return version is not None and _seen(version, _FOOTER)
+
+
+def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:
+    """Check the footer of every table of ``names`` (tables without usable segments: the whole table), before
+    pyarrow parses any of them; their row groups are then checked by :func:`check_group` as they are read."""
+    if not verify_enabled(verify):
+        return
+    for name in names:
+        seg = _segments(root, manifest, name)
+        if seg is None:
+            check_whole(root, manifest, [name], verify)
+        else:
+            _check(root, name, seg, len(seg.bounds) - 1, "footer")
+
+
+def check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, verify: bool | None = None) -> None:
+    """Raise ChecksumError unless row group ``group`` of table ``name`` has its recorded digest (checked once per
+    process and file version; a table without usable segments is checked whole)."""
+    if verify_enabled(verify):
+        _check_group(root, manifest, name, group, _segments(root, manifest, name))
+
+
+def _check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, seg: Segments | None) -> None:
+    if seg is None:
+        check_whole(root, manifest, [name], True)
+        return
+    if not 0 <= group < len(seg.bounds) - 1:
+        raise ChecksumError(
+            f"{root} [{name}]: row group {group} is not among the {len(seg.bounds) - 1} the manifest records "
+            f"checksums for; the table does not match its manifest and was not read. Fix: {FIX}"
+        )
+    _check(root, name, seg, group, f"row group {group}")
+
+
+class TableGuard:
+    """:func:`check_group` for the tables of one opened dataset, its manifest's entries parsed once."""
+
+    def __init__(self, root: Path, manifest: Mapping[str, Any], verify: bool | None = None) -> None:
+        self.root, self.manifest, self.enabled = root, manifest, verify_enabled(verify)
+        self._segments: dict[str, Segments | None] = {}
+        self._done: set[tuple[str, int]] = set()
+
+    def group(self, name: str, group: int) -> None:
+        """Check row group ``group`` of table ``name`` before it is first read (once per guard)."""
+        if not self.enabled or (name, group) in self._done:
+            return
+        if name not in self._segments:
+            self._segments[name] = _segments(self.root, self.manifest, name)
+        _check_group(self.root, self.manifest, name, group, self._segments[name])
+        self._done.add((name, group))
+
+    def whole(self, names: Iterable[str]) -> None:
+        """Check tables ``names`` whole, before a read of all of them."""
+        if self.enabled:
+            check_whole(self.root, self.manifest, names, True)
+
+
+def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:
+    """Every table of ``names`` checked whole (before a read of the whole table): its segments when recorded,
+    else its whole-table digest (see :func:`~.table_sums.check_tables`)."""
+    if not verify_enabled(verify):
+        return
+    for name in names:
+        seg = _segments(root, manifest, name)
+        if seg is None:
+            check_tables(root, manifest, [name], verify)
+            continue
+        version = _version(root, name)
+        if version is None or _seen(version, _WHOLE):
+            continue
+        for k in range(len(seg.bounds)):
+            _check(root, name, seg, k, "footer" if k == len(seg.bounds) - 1 else f"row group {k}")
+        with _lock:
+            _passed.add((*version, _WHOLE))
