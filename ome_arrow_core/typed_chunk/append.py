@@ -60,6 +60,8 @@ def append_images(
         chunk_shape=opts["chunk_shape"],
         compression=codec,
         rows_per_group=opts["rows_per_group"],
+        share=fmt == PARQUET,
+        images_per_group=images_per_group,
     )
     core: list[dict[str, Any]] = []
     extra: list[Mapping[str, Any]] = []

@@ -81,7 +81,9 @@ def write_fragments(
             done = False
 
         with place(name) as path:
-            ranges = write_fragment(until_full(), path, chunk_format, registry=registry, **options)
+            ranges = write_fragment(
+                until_full(), path, chunk_format, registry=registry, table_groups=fw.share, **options
+            )
         if ranges is not None:
             fw.pages[name] = ranges
             fw.page_files[name] = manifest_entry(ranges)

@@ -120,7 +120,14 @@ def stream_dataset(
     codec = fragment_codec(fmt, compression, compression_level, rows_per_group, reg)
     name = "chunks" + suffix_of(fmt, reg)
     with atomic_path(out, directory=True, replace=mode == "overwrite") as tmp:
-        fw = ChunkPacker(name, chunk_shape=chunk_shape, compression=codec, rows_per_group=rows_per_group)
+        fw = ChunkPacker(
+            name,
+            chunk_shape=chunk_shape,
+            compression=codec,
+            rows_per_group=rows_per_group,
+            share=fmt == PARQUET,
+            images_per_group=images_per_group,
+        )
         core: list[dict[str, Any]] = []
         extra: list[Mapping[str, Any]] = []
         names = fragment_names(set(), suffix_of(fmt, reg), first=name)
