@@ -73,7 +73,9 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
     )
     groups = -(-len(image_ids) // per_group)
     bounds = np.searchsorted(owner // per_group, np.arange(groups + 1), side="left")
-    aligned = len(owner) > 0 and (owner >= 0).all() and (np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all()
+    aligned = bool(
+        len(owner) > 0 and (owner >= 0).all() and (np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all()
+    )
     if aligned and "row_group_id" in index.column_names:
         codes = dictionary_codes(index.column("fragment_path"), "")[1].astype(np.int64)
         chunk_group = codes << 32 | int_values(index.column("row_group_id"), -1).astype(np.int64)
