@@ -21,6 +21,7 @@ from ..chunks import ChunkTable, normalize_chunk_shape
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
+from .image_batches import ImageRowBatches
 from .image_rows import image_row
 from .page_index import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
@@ -64,6 +65,12 @@ GROUP_IMAGES = 1024
 def _chunk_payload(pixels: np.ndarray, table: ChunkTable) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
     """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array, and each chunk's checksum."""
     tczyx = pixels.transpose(0, 2, 1, 3, 4)
+    if len(table) == 1 and tczyx.shape == tuple(table.shape[0]):  # one chunk, the whole image (small images)
+        data, buf = arrow_empty((tczyx.nbytes,), np.dtype(np.uint8))
+        np.copyto(data.view(pixels.dtype).reshape(tczyx.shape), tczyx)
+        offsets = np.array([0, tczyx.nbytes], dtype=np.int64)
+        arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(offsets), buf])
+        return arr, tczyx.nbytes, checksums_of(data, offsets)
     sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
@@ -331,11 +338,10 @@ def packed_tables(
     taken: set[str],
     start: int,
     on_image: Callable[[str, int], None] | None,
-    core: list[dict[str, Any]],
-    extra: list[Mapping[str, Any]],
+    rows: ImageRowBatches,
 ) -> Iterator[pa.Table]:
-    """The chunk tables of ``items``, in order; each image's rows go to ``core`` and ``extra`` once it is packed."""
-    return fw.tables(_image_pieces(fw, items, taken, start, on_image, core, extra))
+    """The chunk tables of ``items``, in order; each image's images-table row goes to ``rows`` once it is packed."""
+    return fw.tables(_image_pieces(fw, items, taken, start, on_image, rows))
 
 
 def _image_pieces(
@@ -344,8 +350,7 @@ def _image_pieces(
     taken: set[str],
     start: int,
     on_image: Callable[[str, int], None] | None,
-    core: list[dict[str, Any]],
-    extra: list[Mapping[str, Any]],
+    rows: ImageRowBatches,
 ) -> Iterator[_Piece]:
     n = start
     for image_id, meta, read, more in items:
@@ -360,7 +365,6 @@ def _image_pieces(
         before = fw.bytes
         row, pieces = fw.add(image_id, meta, read)
         yield from pieces
-        core.append(row)
-        extra.append(dict(more))
+        rows.append(row, more)
         if on_image is not None:
             on_image(image_id, fw.bytes - before)
