@@ -24,9 +24,11 @@ Every case runs in a fresh ``python`` process (library imported first, not timed
 - ``filter``: keep one well (``ds.filter({"well": w})``) and read the first kept image;
 - ``shard``: the images of rank 1 of 8 (``ds.select(range(1, N, 8))``) and the first one's pixels.
 
-Writing each plate (once, kept under ``--root``) is timed in a child process too, with its peak RSS (``write``).
+Writing each plate (once, kept under ``--root``) is timed in a child process too, with its peak RSS (``write``);
+with ``--baseline``, the baseline's ``write_dataset`` writes a plate of its own, which its ("before") cases read.
 ``--synthetic`` builds ours with ``plate_synthetic.py`` instead of ``write_dataset`` (the same layout, column by
-column: a million images in seconds, where write_dataset packs one row group per image).
+column: a million images in seconds; ``write_dataset`` packs small images 1,024 to a row group too, but costs
+about a millisecond of Python per image).
 The table prints each case's time (and RSS for ``first``) per library, ours/zarr, and ours(N)/ours(smallest N)
 (flat is about 1).
 """
@@ -89,15 +91,25 @@ def write_zarr(path: Path, n: int, shape: tuple[int, ...]) -> None:
 
 
 def plates(
-    root: Path, n: int, shape: tuple[int, ...], synthetic: bool = False, libs: tuple[str, ...] = ("ours", "zarr")
+    root: Path,
+    n: int,
+    shape: tuple[int, ...],
+    synthetic: bool = False,
+    libs: tuple[str, ...] = ("ours", "zarr"),
+    baseline: Path | None = None,
 ) -> tuple[dict[str, Path], dict[str, dict[str, float]]]:
     """The plates of ``n`` images under ``root`` (written once, each in a child process, timed; kept for later
-    runs, with the write's time and peak RSS in ``<plate>.done``)."""
+    runs, with the write's time and peak RSS in ``<plate>.done``). With ``baseline`` and ``"before"`` in ``libs``
+    (not ``synthetic``), ``write_dataset`` of that source tree writes a plate of its own ("before")."""
     root.mkdir(parents=True, exist_ok=True)
     tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic" if synthetic else "")
     ours, peer = root / f"plate{n}{tag}.ome.parquet", root / f"plate{n}{tag}.zarr"
+    before = root / f"plate{n}{tag}.before.ome.parquet"
     writes: dict[str, dict[str, float]] = {}
-    for lib, path in [(k, p) for k, p in (("ours", ours), ("zarr", peer)) if k in libs]:
+    todo = [(k, p) for k, p in (("ours", ours), ("zarr", peer)) if k in libs]
+    if "before" in libs and baseline is not None and not synthetic:
+        todo.append(("before", before))
+    for lib, path in todo:
         done = path.with_name(path.name + ".done")
         if not done.exists() or not done.read_text().strip():
             import shutil
@@ -105,12 +117,14 @@ def plates(
             shutil.rmtree(path, ignore_errors=True)
             how = "synthetic" if synthetic and lib == "ours" else lib
             argv = [sys.executable, __file__, "--write", how, str(path), str(n), *map(str, shape)]
+            if lib == "before":
+                argv = [*argv[:3], "ours", *argv[4:], "--baseline", str(baseline)]
             ran = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
             if ran.returncode != 0:
                 raise RuntimeError(f"writing {path} failed:\n{ran.stderr[-3000:]}")
             done.write_text(ran.stdout.strip().splitlines()[-1])
         writes[lib] = json.loads(done.read_text())
-    return {"ours": ours, "zarr": peer}, writes
+    return {"ours": ours, "zarr": peer, "before": before if "before" in writes else ours}, writes
 
 
 def _write_child(lib: str, path: Path, n: int, shape: tuple[int, ...]) -> None:
@@ -235,10 +249,11 @@ def measure(
 ) -> dict[tuple[str, int, str], dict[str, float]]:
     results: dict[tuple[str, int, str], dict[str, float]] = {}
     for n in sizes:
-        paths, writes = plates(root, n, shape, synthetic, ("ours", *(["zarr"] if "zarr" in libs else [])))
+        paths, writes = plates(
+            root, n, shape, synthetic, ("ours", *(k for k in ("zarr", "before") if k in libs)), baseline
+        )
         for lib, took in writes.items():
             results[(lib, n, "write")] = took
-        paths["before"] = paths["ours"]
         for lib in libs:
             for case in cases:
                 run_case(lib, paths[lib], n, case, baseline, shape)  # warm the page cache
@@ -299,7 +314,11 @@ def main() -> None:
     )
     parser.add_argument("--shape", type=int, nargs=3, default=list(SHAPE), help="ZYX of every image (1 64 64)")
     if "--write" in sys.argv:  # a child writing one plate
-        lib, path, n, *shape = sys.argv[sys.argv.index("--write") + 1 :]
+        args_ = sys.argv[sys.argv.index("--write") + 1 :]
+        if "--baseline" in args_:  # write with that source tree's ome_arrow_core ("before")
+            sys.path.insert(0, args_[args_.index("--baseline") + 1])
+            args_ = args_[: args_.index("--baseline")]
+        lib, path, n, *shape = args_
         _write_child(lib, Path(path), int(n), tuple(int(v) for v in shape))
         return
     args = parser.parse_args()

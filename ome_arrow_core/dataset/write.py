@@ -30,18 +30,21 @@ __all__ = ["write_dataset", "ImageLike"]
 ImageLike: TypeAlias = Any
 
 
-def _as_image(item: Any, dim_order: str | None, registry: Registry | None) -> OMEArrow:
+def _pixels_of(item: Any, dim_order: str | None, registry: Registry | None) -> tuple[ImageMeta, Any]:
+    """An image's metadata and band reader: an OMEArrow or a path read through its view, arrays directly."""
     if isinstance(item, OMEArrow):
-        return item
+        return item.meta, _band_reader(item)
     if isinstance(item, (str, os.PathLike)):
-        return OMEArrow.scan(item, registry=registry)
+        img = OMEArrow.scan(item, registry=registry)
+        return img.meta, _band_reader(img)
     # arrays are not copied into Arrow memory: the writer reads each one at once, copying it chunk by chunk
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ImageMeta):
         meta, pixels = item
         src = ArraySource(meta, read_only(pair_pixels(meta, pixels, dim_order)), "memory")
-        return OMEArrow.from_source(src, lazy=False, registry=registry)
-    opened = open_source(item, dim_order, registry or default_registry(), copy=False)
-    return OMEArrow.from_source(in_memory(opened), lazy=False, registry=registry)
+    else:
+        src = in_memory(open_source(item, dim_order, registry or default_registry(), copy=False))
+    tzcyx = src.pixels
+    return src.meta, lambda sel: sel.apply(tzcyx)
 
 
 def _band_reader(img: OMEArrow) -> Any:
@@ -122,6 +125,9 @@ def write_dataset(
     the previous dataset as it was. ``progress`` shows a bar (default: when stderr is a
     terminal). Image ids default to ``image-00000``, ``image-00001``... continuing on append.
 
+    Images of one chunk of at most 64 KiB share chunks row groups (up to 1,024 images, 256 KiB;
+    see docs/format.md), so a plate of a million tiny images keeps a small footer.
+
     ``chunk_format`` picks the chunk files' format: ``"parquet"`` (built in; readable by
     ome-arrow 0.1.0) or a chunk store's, such as ``"vortex"`` (``pip install
     "ome-arrow-core[vortex]"``); the images table and index stay Parquet either way, so
@@ -143,7 +149,7 @@ def write_dataset(
 
     def items() -> Iterator[tuple[str | None, ImageMeta, Any, Mapping[str, Any]]]:
         for item in images:
-            img = _as_image(item, dim_order, registry)
+            meta, reader = _pixels_of(item, dim_order, registry)
             try:
                 extra = next(rows)
             except StopIteration:
@@ -152,7 +158,7 @@ def write_dataset(
             if ids is not None and image_id is None:
                 raise SchemaError(f"image_ids ran out after {done[0]} ids; give one id per image")
             done[0] += 1
-            yield (None if image_id is None else str(image_id)), img.meta, _band_reader(img), extra
+            yield (None if image_id is None else str(image_id)), meta, reader, extra
 
     def write(path: Path, how: str) -> Path:
         return stream_dataset(

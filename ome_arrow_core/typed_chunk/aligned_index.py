@@ -66,7 +66,8 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
     """Write ``index`` to ``out`` with row group g holding the chunk rows of images ``g * per_group`` onwards
     (``image_ids`` in images-table order; ``index`` rows in that order, as the packer writes them).
 
-    An index whose rows are not in image order, or an image without chunks, is written as one table, unmarked.
+    An index whose rows are not in image order, an image without chunks, or a chunk row group holding chunks of
+    images of two groups (readers load each group's chunk row groups apart), is written as one table, unmarked.
     """
     at = {v: i for i, v in enumerate(image_ids)}
     owner = np.fromiter(
@@ -74,7 +75,15 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
     )
     groups = -(-len(image_ids) // per_group)
     bounds = np.searchsorted(owner // per_group, np.arange(groups + 1), side="left")
-    aligned = len(owner) > 0 and (owner >= 0).all() and (np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all()
+    aligned = bool(
+        len(owner) > 0 and (owner >= 0).all() and (np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all()
+    )
+    if aligned and "row_group_id" in index.column_names:
+        codes = dictionary_codes(index.column("fragment_path"), "")[1].astype(np.int64)
+        chunk_group = codes << 32 | int_values(index.column("row_group_id"), -1).astype(np.int64)
+        _, first = np.unique(chunk_group, return_index=True)
+        _, last = np.unique(chunk_group[::-1], return_index=True)
+        aligned = bool((owner[first] // per_group == owner[len(owner) - 1 - last] // per_group).all())
     with atomic_path(out) as tmp:
         if not aligned:
             pq.write_table(index.replace_schema_metadata(FILE_METADATA), tmp, write_page_checksum=True)

@@ -7,7 +7,7 @@ lists the new files, a ``.append-NNNNN.pending`` marker says they belong to an u
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from ..safe_write import atomic_path
 from .checks import pending_marker
 from .fragments import PARQUET, fragment_codec, suffix_of
+from .image_batches import ImageRowBatches
 from .packing import ChunkPacker, StreamItem, packed_tables
 from .spec import read_manifest
 from .tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
@@ -60,10 +61,11 @@ def append_images(
         chunk_shape=opts["chunk_shape"],
         compression=codec,
         rows_per_group=opts["rows_per_group"],
+        share=fmt == PARQUET,
+        images_per_group=images_per_group,
     )
-    core: list[dict[str, Any]] = []
-    extra: list[Mapping[str, Any]] = []
-    tables = packed_tables(fw, items, set(ids), len(ids), on_image, core, extra)
+    rows = ImageRowBatches()
+    tables = packed_tables(fw, items, set(ids), len(ids), on_image, rows)
     new: list[str] = []
 
     def place(name: str) -> contextlib.AbstractContextManager[Path]:
@@ -84,19 +86,19 @@ def append_images(
             compression_level=opts["compression_level"],
             rows_per_group=opts["rows_per_group"],
         )
-        if not core:
+        if not len(rows):
             return out
         new += [part.index, part.images]
-        write_tables(out, core, extra, fw.index(), images_per_group, part, images_schema(out, parts))
+        write_tables(out, rows, fw.index(), images_per_group, part, images_schema(out, parts))
         write_manifest(
             out,
             previous,
-            core,
+            rows.first,
             fw,
             sorted({*fragments, *written}),
             int(opts["rows_per_group"]),
             fmt,
-            len(ids) + len(core),
+            len(ids) + len(rows),
             [*parts[1:], part],
         )
     except BaseException:

@@ -239,11 +239,13 @@ def write_fragment(
     compression_level: int | None,
     rows_per_group: int,
     registry: Registry,
+    table_groups: bool = False,
 ) -> PageRanges | None:
     """Write chunk tables (CHUNKS_SCHEMA, in order) to ``file`` in ``chunk_format``.
 
-    Parquet starts a row group at each table and cuts it every ``rows_per_group`` rows; a
-    chunk store consumes the tables as one stream of record batches. An exception raised
+    Parquet starts a row group at each table and cuts it every ``rows_per_group`` rows (with
+    ``table_groups``, each table is one row group: the packer cut them); a chunk store consumes
+    the tables as one stream of record batches. An exception raised
     while producing the tables reaches the caller as itself, not wrapped by the store.
     Returns where each row group's ``pixel_bytes`` page lies (Parquet with one chunk per
     row group, each in one page; else None), read from the file's footer once.
@@ -252,7 +254,7 @@ def write_fragment(
         writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(FILE_METADATA), compression, compression_level)
         try:
             for table in tables:
-                writer.write_table(table, row_group_size=rows_per_group)
+                writer.write_table(table, row_group_size=max(1, table.num_rows) if table_groups else rows_per_group)
         finally:
             writer.close()
         return page_ranges(file) if rows_per_group == 1 else None

@@ -21,12 +21,24 @@ from ..chunks import ChunkTable, normalize_chunk_shape
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
+from .image_batches import ImageRowBatches
 from .image_rows import image_row
 from .page_index import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
 
-__all__ = ["ChunkPacker", "BandReader", "StreamItem", "packed_tables", "BAND_BYTES", "BATCH_BYTES", "BATCH_PIECES"]
+__all__ = [
+    "ChunkPacker",
+    "BandReader",
+    "StreamItem",
+    "packed_tables",
+    "BAND_BYTES",
+    "BATCH_BYTES",
+    "BATCH_PIECES",
+    "SMALL_IMAGE_BYTES",
+    "GROUP_BYTES",
+    "GROUP_IMAGES",
+]
 
 #: Reads a selection (absolute TZCYX storage indices) of one image being written.
 BandReader = Callable[[Selection], np.ndarray]
@@ -38,11 +50,27 @@ BAND_BYTES = 64 << 20
 BATCH_BYTES = 16 << 20
 #: ...or until this many images (or bands) wait, so tiny images do not pile up Python objects.
 BATCH_PIECES = 1024
+#: Images of one chunk of at most this many pixel bytes share chunks row groups (Parquet chunks files): a row
+#: group per image costs about 1.1 KiB of footer each (a million 128-byte images: a 1 GiB footer, held while
+#: writing). Any read of such an image reads all of it; an image of several chunks keeps a row group per chunk
+#: (``rows_per_group``), so a crop reads only the chunks it touches, by page ranges.
+SMALL_IMAGE_BYTES = 64 << 10
+#: A shared row group holds whole small images, up to this many pixel bytes (a read of one of them reads its
+#: row group: 256 KiB is 2-4x the time of one 8 KiB image's own row group, measured with pyarrow)...
+GROUP_BYTES = 256 << 10
+#: ...and up to this many images.
+GROUP_IMAGES = 1024
 
 
 def _chunk_payload(pixels: np.ndarray, table: ChunkTable) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
     """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array, and each chunk's checksum."""
     tczyx = pixels.transpose(0, 2, 1, 3, 4)
+    if len(table) == 1 and tczyx.shape == tuple(table.shape[0]):  # one chunk, the whole image (small images)
+        data, buf = arrow_empty((tczyx.nbytes,), np.dtype(np.uint8))
+        np.copyto(data.view(pixels.dtype).reshape(tczyx.shape), tczyx)
+        offsets = np.array([0, tczyx.nbytes], dtype=np.int64)
+        arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(offsets), buf])
+        return arr, tczyx.nbytes, checksums_of(data, offsets)
     sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
@@ -66,6 +94,8 @@ class _Piece:
     payload: pa.LargeBinaryArray
     nbytes: int
     checksum: np.ndarray  # (n,) uint64, of each chunk's bytes
+    #: A whole image small enough to share a row group with its neighbours (see :data:`SMALL_IMAGE_BYTES`).
+    small: bool = False
 
 
 class ChunkPacker:
@@ -75,11 +105,15 @@ class ChunkPacker:
     :meth:`tables` batches pieces into chunk tables of up to :data:`BATCH_BYTES`, and whoever
     writes the file (:func:`~.fragments.write_fragment`) pulls them, so memory stays
     bounded by one image (or, for images over :data:`BAND_BYTES`, one band of planes) plus one
-    batch. Each image (or band) starts a fresh row group of at most ``rows_per_group`` rows, as
-    if written alone. The index rows of everything packed are returned by :meth:`index`. A
-    chunk-store fragment is packed with ``rows_per_group=1``: its ``row_group_id`` is the row
-    number. :meth:`start` moves on to another chunks file: the tables packed after it are
-    indexed as that file's.
+    batch. With ``share`` (Parquet chunks files), whole images of at most
+    :data:`SMALL_IMAGE_BYTES` share row groups, in order, up to :data:`GROUP_IMAGES` images and
+    :data:`GROUP_BYTES` pixel bytes a group; every other image (or band) starts a fresh row group
+    of at most ``rows_per_group`` rows, as if written alone, and so does the first small image
+    after it. Each table yielded is then exactly one row group. Without ``share`` (chunk stores,
+    one group per row) a table is a batch. The index rows of everything packed are returned by
+    :meth:`index`. A chunk-store fragment is packed with ``rows_per_group=1``: its ``row_group_id``
+    is the row number. :meth:`start` moves on to another chunks file: the tables packed after it
+    are indexed as that file's.
     """
 
     def __init__(
@@ -90,8 +124,19 @@ class ChunkPacker:
         chunk_shape: Sequence[int] | None = None,
         compression: str | None = "lz4",
         rows_per_group: int = 1,
+        share: bool = True,
+        images_per_group: int = 1024,
     ) -> None:
         self.codec = None if compression in (None, "none") else compression
+        #: Whether small images share row groups (each table is then one row group).
+        self.share = share
+        #: (images, pixel bytes) of the shared row group still open to more small images (None: none open).
+        self._open: tuple[int, int] | None = None
+        #: Images per row group of the images table written with these chunks: a shared row group never holds
+        #: images of two of them (the index is aligned with it, see :mod:`.aligned_index`).
+        self.images_per_group = max(1, int(images_per_group))
+        self._images = 0  # images packed so far (into this packer's images table)
+        self._last: str | None = None
         self.fragment = fragment
         self.chunk_shape = chunk_shape
         self.rows_per_group = int(rows_per_group)
@@ -117,6 +162,7 @@ class ChunkPacker:
         self.fragment = fragment
         self.row_groups = 0
         self.file_bytes = 0
+        self._open = None
 
     def _chunks(self, meta: ImageMeta) -> tuple[tuple[int, int, int, int, int], ChunkTable]:
         """The chunk shape and grid of ``meta`` (the last grid is reused: plates repeat one shape)."""
@@ -157,36 +203,64 @@ class ChunkPacker:
             payload, nbytes, sums = _chunk_payload(pixels, local)
             del pixels
             self.bytes += nbytes
-            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes, sums)
+            small = self.share and len(table) == 1 and nbytes <= SMALL_IMAGE_BYTES
+            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes, sums, small)
 
     def tables(self, pieces: Iterable[_Piece]) -> Iterator[pa.Table]:
         """Chunk tables of ``pieces``, packed a batch (:data:`BATCH_BYTES`, :data:`BATCH_PIECES`) at a time.
 
-        Each table starts a fresh row group in its file; a piece that leaves a partial row
-        group ends its table, so the next piece starts afresh. A batch also ends where the
-        current file reaches ``max_file_bytes``.
+        A batch ends before a piece that would take it past :data:`BATCH_BYTES`, once it holds
+        :data:`BATCH_BYTES` or :data:`BATCH_PIECES`, and where the current file reaches
+        ``max_file_bytes``; but never inside a shared row group: a batch holding an open one
+        ends before the next piece that does not join it (memory: one batch, one group more).
         """
-        batch: list[_Piece] = []
+        batch: list[tuple[_Piece, bool]] = []
         size = 0
+        due = False  # the batch is full, but ends only where its open shared row group does
         for piece in pieces:
-            if batch and size + piece.nbytes > BATCH_BYTES:
+            fresh = self._opens_group(piece)
+            if batch and fresh and (due or size + piece.nbytes > BATCH_BYTES):
                 yield from self._pack(batch)
                 batch, size = [], 0
-            batch.append(piece)
+            batch.append((piece, fresh))
             size += piece.nbytes
             full = self.max_file_bytes is not None and self.file_bytes + size >= self.max_file_bytes
-            if size >= BATCH_BYTES or len(batch) >= BATCH_PIECES or full:
+            due = size >= BATCH_BYTES or len(batch) >= BATCH_PIECES or full
+            if due and not self._group_open():
                 yield from self._pack(batch)
-                batch, size = [], 0
+                batch, size, due = [], 0, False
         if batch:
             yield from self._pack(batch)
 
-    def _pack(self, pieces: list[_Piece]) -> Iterator[pa.Table]:
-        """One batch as chunk tables (one per run of whole row groups), its index rows recorded.
+    def _group_open(self) -> bool:
+        """Whether the last shared row group may still take another small image."""
+        return self._open is not None and self._open[0] < GROUP_IMAGES and self._open[1] < GROUP_BYTES
 
-        The index rows are those of the current file: with ``rows_per_group=1`` (the only
-        value chunk stores, which roll over to new files, take) a batch is one table.
+    def _opens_group(self, piece: _Piece) -> bool:
+        """Whether ``piece`` starts a fresh row group (else it joins the open shared one); tracks the open group.
+
+        A small image joins the open group unless that holds :data:`GROUP_IMAGES` images or would
+        pass :data:`GROUP_BYTES`, or the image starts a row group of the images table.
         """
+        first = piece.image_id != self._last  # an image's first piece (bands of one image follow each other)
+        self._last = piece.image_id
+        number = self._images
+        self._images += first
+        if not piece.small:
+            self._open = None
+            return True
+        images, size = self._open or (GROUP_IMAGES, GROUP_BYTES)
+        aligned = number % self.images_per_group == 0
+        if not aligned and images < GROUP_IMAGES and size + piece.nbytes <= GROUP_BYTES:
+            self._open = (images + 1, size + piece.nbytes)
+            return False
+        self._open = (1, piece.nbytes)
+        return True
+
+    def _pack(self, batch: list[tuple[_Piece, bool]]) -> Iterator[pa.Table]:
+        """One batch as chunk tables, its index rows recorded: one table per row group when sharing (see
+        :meth:`tables`), else the batch (chunk stores, with ``rows_per_group=1``: one group per row)."""
+        pieces = [p for p, _ in batch]
         counts = np.array([len(p.origin) for p in pieces], dtype=np.int64)
         total = int(counts.sum())
         if total == 0:
@@ -195,9 +269,22 @@ class ChunkPacker:
         owner = np.repeat(np.arange(len(pieces)), counts)
         starts = np.zeros(len(pieces), dtype=np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
-        groups = -(-counts // k)  # each piece starts a fresh row group
-        group0 = self.row_groups + np.cumsum(groups) - groups
+        # each piece's first row group and its first row in it: a fresh piece starts a group, a joining one
+        # continues the shared group of the piece before it
+        group0 = np.zeros(len(pieces), dtype=np.int64)
+        row0 = np.zeros(len(pieces), dtype=np.int64)
+        shared = np.zeros(len(pieces), dtype=bool)
+        nxt = self.row_groups
+        for i, (p, fresh) in enumerate(batch):
+            shared[i] = p.small
+            if fresh or i == 0:
+                group0[i], row0[i] = nxt, 0
+                nxt += 1 if p.small else -(-int(counts[i]) // k)
+            else:
+                group0[i], row0[i] = group0[i - 1], row0[i - 1] + counts[i - 1]
         local = np.arange(total, dtype=np.int64) - starts[owner]
+        within = np.where(shared[owner], row0[owner] + local, local % k)
+        group = np.where(shared[owner], group0[owner], group0[owner] + local // k)
         origin = np.concatenate([p.origin for p in pieces]).astype(np.int32)
         shape = np.concatenate([p.shape for p in pieces]).astype(np.int32)
         take = pa.array(owner)
@@ -213,8 +300,8 @@ class ChunkPacker:
                 [
                     image_id,
                     chunk_id,
-                    pa.array((group0[owner] + local // k).astype(np.int32)),
-                    pa.array((local % k).astype(np.int32)),
+                    pa.array(group.astype(np.int32)),
+                    pa.array(within.astype(np.int32)),
                     pa.array([self.fragment] * total, pa.string()),
                     *coords,
                     *shapes,
@@ -224,15 +311,15 @@ class ChunkPacker:
             )
         )
         self._index_files.append(self.fragment)
-        self.row_groups += int(groups.sum())
+        self.row_groups = nxt
         self.next_id += total
         self.file_bytes += sum(p.nbytes for p in pieces)
-        a = 0
-        for i, n in enumerate(counts.tolist()):
-            if n % k or i == len(pieces) - 1:
-                b = int(starts[i]) + n
-                yield chunks.slice(a, b - a)
-                a = b
+        if not self.share:
+            yield chunks
+            return
+        cuts = np.flatnonzero(np.diff(group)) + 1
+        for a, b in itertools.pairwise([0, *cuts.tolist(), total]):
+            yield chunks.slice(a, b - a)
 
     def index(self) -> pa.Table:
         """The index rows of everything packed so far, with the page range of each chunk where known."""
@@ -251,11 +338,10 @@ def packed_tables(
     taken: set[str],
     start: int,
     on_image: Callable[[str, int], None] | None,
-    core: list[dict[str, Any]],
-    extra: list[Mapping[str, Any]],
+    rows: ImageRowBatches,
 ) -> Iterator[pa.Table]:
-    """The chunk tables of ``items``, in order; each image's rows go to ``core`` and ``extra`` once it is packed."""
-    return fw.tables(_image_pieces(fw, items, taken, start, on_image, core, extra))
+    """The chunk tables of ``items``, in order; each image's images-table row goes to ``rows`` once it is packed."""
+    return fw.tables(_image_pieces(fw, items, taken, start, on_image, rows))
 
 
 def _image_pieces(
@@ -264,8 +350,7 @@ def _image_pieces(
     taken: set[str],
     start: int,
     on_image: Callable[[str, int], None] | None,
-    core: list[dict[str, Any]],
-    extra: list[Mapping[str, Any]],
+    rows: ImageRowBatches,
 ) -> Iterator[_Piece]:
     n = start
     for image_id, meta, read, more in items:
@@ -280,7 +365,6 @@ def _image_pieces(
         before = fw.bytes
         row, pieces = fw.add(image_id, meta, read)
         yield from pieces
-        core.append(row)
-        extra.append(dict(more))
+        rows.append(row, more)
         if on_image is not None:
             on_image(image_id, fw.bytes - before)

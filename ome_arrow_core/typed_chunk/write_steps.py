@@ -13,22 +13,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..checksums import ALGORITHM as CHECKSUM
-from ..errors import SchemaError
 from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .group_sums import GROUPS_KEY, record_groups
+from .image_batches import ImageRowBatches
 from .packing import ChunkPacker
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import manifest_entry
-from .spec import FILE_METADATA, IMAGES_SCHEMA, LAYOUT_NAME, MANIFEST
+from .spec import LAYOUT_NAME, MANIFEST
 from .table_sums import TABLES_KEY, record, recorded
 from .tables import BASE, Part
 
 if TYPE_CHECKING:
     from ..registry import Registry
 
-__all__ = ["fragment_names", "write_fragments", "write_tables", "write_manifest", "images_table"]
+__all__ = ["fragment_names", "write_fragments", "write_tables", "write_manifest"]
 
 
 def fragment_names(used: set[str], suffix: str, first: str | None = None) -> Iterator[str]:
@@ -82,61 +82,14 @@ def write_fragments(
             done = False
 
         with place(name) as path:
-            ranges = write_fragment(until_full(), path, chunk_format, registry=registry, **options)
+            ranges = write_fragment(
+                until_full(), path, chunk_format, registry=registry, table_groups=fw.share, **options
+            )
         if ranges is not None:
             fw.pages[name] = ranges
             fw.page_files[name] = manifest_entry(ranges)
         written.append(name)
     return written
-
-
-def images_table(core: list[dict[str, Any]], extra: list[Mapping[str, Any]], existing: pa.Schema | None) -> pa.Table:
-    """An images table: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns.
-
-    ``existing`` (the dataset's columns, for an append) must agree with the new columns: a
-    column takes the dataset's type where its values allow, and one of another type is refused.
-    """
-    table = pa.Table.from_pylist(core, schema=IMAGES_SCHEMA)
-    names: list[str] = []
-    for row in extra:
-        names += [k for k in row if k not in names]
-    clash = sorted(set(names) & set(IMAGES_SCHEMA.names))
-    if clash:
-        raise SchemaError(
-            f"metadata columns {clash} collide with the dataset's own columns; rename them "
-            f"(reserved: {', '.join(IMAGES_SCHEMA.names)})"
-        )
-    if names:
-        try:
-            extras = pa.Table.from_pylist([{k: r.get(k) for k in names} for r in extra])
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise SchemaError(f"metadata values do not form columns of one type each: {exc}") from exc
-        for name in names:
-            table = table.append_column(name, extras.column(name))
-    if existing is not None:
-        table = _conform(table, existing)
-    order = [n for n in IMAGES_SCHEMA.names if n in table.column_names]
-    order += [n for n in table.column_names if n not in order]
-    return table.select(order).replace_schema_metadata(FILE_METADATA)
-
-
-def _conform(table: pa.Table, existing: pa.Schema) -> pa.Table:
-    """``table`` with each column the dataset already has cast to its type where the values allow (else refused)."""
-    for i, name in enumerate(table.column_names):
-        if name not in existing.names:
-            continue
-        want = existing.field(name).type
-        if table.schema.field(name).type != want and want != pa.null():
-            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                table = table.set_column(i, pa.field(name, want), table.column(name).cast(want))
-    try:
-        pa.unify_schemas([existing.remove_metadata(), table.schema.remove_metadata()], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(
-            f"the new images' metadata columns do not match the dataset's ({existing.remove_metadata()}): {exc}; "
-            "pass values of the dataset's column types (or new column names)"
-        ) from exc
-    return table
 
 
 def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
@@ -146,8 +99,7 @@ def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
 
 def write_tables(
     root: Path,
-    core: list[dict[str, Any]],
-    extra: list[Mapping[str, Any]],
+    rows: ImageRowBatches,
     index: pa.Table,
     images_per_group: int,
     part: Part = BASE,
@@ -158,16 +110,16 @@ def write_tables(
     The index is written aligned (see :mod:`.aligned_index`): its row group g holds the chunk rows of the
     images of images row group g, so opening one image reads one row group of each table.
     """
-    images = images_table(core, extra, existing)
+    images = rows.table(existing)
     per_group = max(1, images_per_group)
-    write_aligned_index(index, [str(r["image_id"]) for r in core], per_group, root / part.index)
+    write_aligned_index(index, images.column("image_id").to_pylist(), per_group, root / part.index)
     _write_parquet(images, root / part.images, row_group_size=per_group)
 
 
 def write_manifest(
     root: Path,
     previous: dict[str, Any],
-    core: list[dict[str, Any]],
+    first: Mapping[str, Any] | None,
     fw: ChunkPacker,
     fragments: list[str],
     rows_per_group: int,
@@ -175,7 +127,8 @@ def write_manifest(
     image_count: int,
     appends: Sequence[Part] = (),
 ) -> None:
-    """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables.
+    """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables
+    (``first``: the first new image's images-table row, None without new images).
 
     The ``SENTINEL`` text file goes in first, if missing (datasets written before it get it on append).
     """
@@ -185,8 +138,7 @@ def write_manifest(
     manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": LAYOUT_NAME}
     manifest["image_count"] = image_count
     manifest["chunk_count"] = fw.next_id
-    if "choice" not in manifest and core:
-        first = core[0]
+    if "choice" not in manifest and first is not None:
         manifest["choice"] = {
             "layout": "tile",
             "chunk_shape": [first[f"chunk_{a}"] for a in "tczyx"],

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from ..registry import Registry, default_registry
 from ..safe_write import atomic_path, lock, recover, storage_errors
 from .append import append_images
 from .fragments import DEFAULT_COMPRESSION, PARQUET, fragment_codec, suffix_of, write_fragment
+from .image_batches import ImageRowBatches
 from .packing import BandReader, ChunkPacker, StreamItem, packed_tables
 from .spec import is_dataset_dir
 from .write_steps import fragment_names, write_fragments, write_manifest, write_tables
@@ -120,12 +120,18 @@ def stream_dataset(
     codec = fragment_codec(fmt, compression, compression_level, rows_per_group, reg)
     name = "chunks" + suffix_of(fmt, reg)
     with atomic_path(out, directory=True, replace=mode == "overwrite") as tmp:
-        fw = ChunkPacker(name, chunk_shape=chunk_shape, compression=codec, rows_per_group=rows_per_group)
-        core: list[dict[str, Any]] = []
-        extra: list[Mapping[str, Any]] = []
+        fw = ChunkPacker(
+            name,
+            chunk_shape=chunk_shape,
+            compression=codec,
+            rows_per_group=rows_per_group,
+            share=fmt == PARQUET,
+            images_per_group=images_per_group,
+        )
+        rows = ImageRowBatches()
         names = fragment_names(set(), suffix_of(fmt, reg), first=name)
         written = write_fragments(
-            packed_tables(fw, items, set(), 0, on_image, core, extra),
+            packed_tables(fw, items, set(), 0, on_image, rows),
             fw,
             names,
             fmt,
@@ -145,6 +151,6 @@ def stream_dataset(
                 rows_per_group=rows_per_group,
                 registry=reg,
             )
-        write_tables(tmp, core, extra, fw.index(), images_per_group)
-        write_manifest(tmp, {}, core, fw, written or [name], rows_per_group, fmt, len(core))
+        write_tables(tmp, rows, fw.index(), images_per_group)
+        write_manifest(tmp, {}, rows.first, fw, written or [name], rows_per_group, fmt, len(rows))
     return out

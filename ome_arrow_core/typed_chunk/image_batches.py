@@ -1,0 +1,130 @@
+"""The images-table rows of images being written, kept as Arrow tables a batch at a time, and the table they make.
+
+A writer of a million images holds their rows as columns (a few hundred bytes an image), not as a
+dict per image (about 2 KiB each): each :data:`ROWS_PER_BATCH` rows become Arrow tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Final
+
+import pyarrow as pa
+
+from ..errors import SchemaError
+from .spec import FILE_METADATA, IMAGES_SCHEMA
+
+__all__ = ["ImageRowBatches", "ROWS_PER_BATCH"]
+
+#: Rows kept as Python dicts before they become Arrow tables.
+ROWS_PER_BATCH: Final[int] = 1024
+
+
+class ImageRowBatches:
+    """The images-table rows (core columns and extra metadata columns) of the images written so far."""
+
+    def __init__(self) -> None:
+        self._core: list[dict[str, Any]] = []
+        self._extra: list[Mapping[str, Any]] = []
+        #: (core columns, extra columns or None when the batch has none, rows) of each full batch.
+        self._batches: list[tuple[pa.Table, pa.Table | None, int]] = []
+        self._count = 0
+        #: The first image's core row (None: no image yet), for the manifest's ``choice``.
+        self.first: dict[str, Any] | None = None
+
+    def append(self, core: dict[str, Any], extra: Mapping[str, Any]) -> None:
+        """Add one image's core row (IMAGES_SCHEMA columns) and its extra metadata columns."""
+        if self.first is None:
+            self.first = core
+        self._core.append(core)
+        self._extra.append(dict(extra))
+        self._count += 1
+        if len(self._core) >= ROWS_PER_BATCH:
+            self._flush()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _flush(self) -> None:
+        if not self._core:
+            return
+        core = pa.Table.from_pylist(self._core, schema=IMAGES_SCHEMA)
+        names: list[str] = []
+        for row in self._extra:
+            names += [k for k in row if k not in names]
+        extra = None
+        if names:
+            try:
+                extra = pa.Table.from_pylist([{k: r.get(k) for k in names} for r in self._extra])
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise SchemaError(f"metadata values do not form columns of one type each: {exc}") from exc
+        self._batches.append((core, extra, len(self._core)))
+        self._core, self._extra = [], []
+
+    def table(self, existing: pa.Schema | None) -> pa.Table:
+        """The images table: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns.
+
+        ``existing`` (the dataset's columns, for an append) must agree with the new columns: a
+        column takes the dataset's type where its values allow, and one of another type is refused.
+        """
+        self._flush()
+        batches = self._batches
+        table = (
+            pa.concat_tables([c for c, _, _ in batches]) if batches else IMAGES_SCHEMA.empty_table()
+        ).combine_chunks()
+        extras = [e for _, e, _ in batches if e is not None]
+        names: list[str] = []
+        for e in extras:
+            names += [k for k in e.column_names if k not in names]
+        clash = sorted(set(names) & set(IMAGES_SCHEMA.names))
+        if clash:
+            raise SchemaError(
+                f"metadata columns {clash} collide with the dataset's own columns; rename them "
+                f"(reserved: {', '.join(IMAGES_SCHEMA.names)})"
+            )
+        if names:
+            try:
+                schema = pa.unify_schemas([e.schema for e in extras], promote_options="permissive")
+                columns = {
+                    name: pa.chunked_array(
+                        [_column(e, n, name, schema.field(name).type) for _, e, n in batches],
+                        schema.field(name).type,
+                    )
+                    for name in names
+                }
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(f"metadata values do not form columns of one type each: {exc}") from exc
+            for name in names:
+                table = table.append_column(name, columns[name])
+        if existing is not None:
+            table = _conform(table, existing)
+        order = [n for n in IMAGES_SCHEMA.names if n in table.column_names]
+        order += [n for n in table.column_names if n not in order]
+        return table.select(order).replace_schema_metadata(FILE_METADATA)
+
+
+def _column(extra: pa.Table | None, rows: int, name: str, type_: pa.DataType) -> pa.Array:
+    """Column ``name`` of one batch's extra columns as ``type_`` (nulls where the batch lacks it)."""
+    if extra is None or name not in extra.column_names:
+        return pa.nulls(rows, type_)
+    return extra.column(name).combine_chunks().cast(type_)
+
+
+def _conform(table: pa.Table, existing: pa.Schema) -> pa.Table:
+    """``table`` with each column the dataset already has cast to its type where the values allow (else refused)."""
+    for i, name in enumerate(table.column_names):
+        if name not in existing.names:
+            continue
+        want = existing.field(name).type
+        if table.schema.field(name).type != want and want != pa.null():
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                table = table.set_column(i, pa.field(name, want), table.column(name).cast(want))
+    try:
+        pa.unify_schemas([existing.remove_metadata(), table.schema.remove_metadata()], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(
+            f"the new images' metadata columns do not match the dataset's ({existing.remove_metadata()}): {exc}; "
+            "pass values of the dataset's column types (or new column names)"
+        ) from exc
+    return table
