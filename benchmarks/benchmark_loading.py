@@ -14,6 +14,8 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``core``: ``OMEArrowDataset.read`` batches wrapped by ``torch.from_numpy`` (no DataLoader);
 - ``iter-wN``: ``OMEArrowIterableDataset(batch_size=B)`` in ``DataLoader(num_workers=N)``;
 - ``map-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(batch_size=B, num_workers=N)``;
+- ``mapnp-wN``: the same with DataLoader's default ``persistent_workers=False`` (every case but
+  this one keeps its workers): each epoch starts new workers, which open the dataset again;
 - ``mapb-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(sampler=BatchSampler(..., B), batch_size=None,
   num_workers=N)``: whole batches per worker, read into reused shared memory;
 - ``dask``: ``to_dask(ds, chunks="32MiB")`` computed two blocks at a time (threaded scheduler), each
@@ -75,6 +77,7 @@ CASES = (
     "iter-w2",
     "map-w0",
     "map-w2",
+    "mapnp-w2",
     "mapb-w0",
     "mapb-w2",
     "dask",
@@ -145,7 +148,7 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
                 x = torch.from_numpy(ds.read(range(i, min(len(ds), i + batch))))
                 n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
             return n, nbytes
-    elif case.startswith(("iter-", "map-", "mapb-", "s3-map-")):
+    elif case.startswith(("iter-", "map-", "mapb-", "mapnp-", "s3-map-")):
         from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
         from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset
@@ -157,6 +160,9 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
         elif case.startswith(("map-", "s3-map-")):
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
+        elif case.startswith("mapnp-"):  # DataLoader's defaults: new workers every epoch
+            data = OMEArrowTorchDataset(ds)
+            loader = DataLoader(data, batch_size=batch, num_workers=workers)
         else:
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(
@@ -229,7 +235,7 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
     else:
         raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
     times = epochs(run, n_epochs)
-    if case.startswith(("iter-", "map-", "mapb-", "s3-map-")):
+    if case.startswith(("iter-", "map-", "mapb-", "mapnp-", "s3-map-")):
         del loader  # persistent workers exit: their peak RSS is then counted
     first, later = times[0], times[1:] or times[:1]
     best = min(later, key=lambda r: r[0])
