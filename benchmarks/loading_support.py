@@ -38,7 +38,7 @@ def rss(who: int = resource.RUSAGE_SELF) -> float:
 
 
 def tree_cpu() -> float:
-    """CPU seconds of this process and every live process under it (from /proc; 0 where there is none)."""
+    """CPU seconds of this process and every process under it, live or exited and reaped (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     total, todo, seen = 0.0, [os.getpid()], set()
     while todo:
@@ -48,7 +48,7 @@ def tree_cpu() -> float:
         seen.add(pid)
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            total += sum(int(v) for v in fields[11:15]) / tick  # its own and its reaped children's
             for task in Path(f"/proc/{pid}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, ValueError, IndexError):
