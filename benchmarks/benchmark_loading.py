@@ -14,6 +14,8 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``core``: ``OMEArrowDataset.read`` batches wrapped by ``torch.from_numpy`` (no DataLoader);
 - ``iter-wN``: ``OMEArrowIterableDataset(batch_size=B)`` in ``DataLoader(num_workers=N)``;
 - ``map-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(batch_size=B, num_workers=N)``;
+- ``mapnp-wN``: the same with DataLoader's default ``persistent_workers=False`` (every case but
+  this one keeps its workers): each epoch starts new workers, which open the dataset again;
 - ``mapb-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(sampler=BatchSampler(..., B), batch_size=None,
   num_workers=N)``: whole batches per worker, read into reused shared memory;
 - ``dask``: ``to_dask(ds, chunks="32MiB")`` computed two blocks at a time (threaded scheduler), each
@@ -23,12 +25,26 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
   size that its tasks make (``np.full``) instead of reading them;
 - ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
-- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size.
+- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size;
+- ``s3-raw``, ``s3-map-w0``, ``s3-map-w2``: a plate of ``--s3-images`` images (default 256; else as
+  above) on a local S3-compatible server (moto's, on 127.0.0.1, started and stopped by this script,
+  in a process of its own; it serves about 50 MB/s here, so the plate is smaller): pyarrow reading
+  the chunk file through ``pyarrow.fs.S3FileSystem`` (``pre_buffer=True``: coalesced ranged GETs),
+  and ``OMEArrowDataset.scan("s3://...")`` in the map-style DataLoader with 0 and 2 workers. Their
+  ``x s3-raw`` column compares them with ``s3-raw`` of the same round (the server is the same
+  Python process for all three, so its speed limits them alike).
+
+A case spelled ``CASE@DIR`` (say ``map-w2@/work/main``) runs with the library of checkout ``DIR``
+(its core and ``backends/*``) first on the path: before/after figures in one run.
 
 ``--rounds R`` runs the list R times; every round starts with ``raw`` and then runs the other
 cases in a rotated order, so each case's ratio to raw compares runs minutes apart at most. The
 table reports medians over the rounds (rate, ratio to the same round's raw, the ratio's range)
 and the 1-minute load average while the case ran: on a shared machine compare ratios, not rates.
+``CPU x raw`` is the CPU time (the case's process and every process under it: DataLoader
+workers, Ray and Dask workers) per byte delivered in the best epoch, over raw's: it does not
+depend on how busy the machine is. With 2 workers on 2 free cores the rate ratio can reach
+about 2 / ``CPU x raw``.
 
 Rates are bytes of pixels delivered per second; ``first`` is epoch 1 (workers starting and
 opening files), ``best`` the fastest later epoch (persistent workers). The targets (issue 14):
@@ -41,11 +57,10 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +68,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table
+from loading_support import epochs, make_plate, raw_reader, rss, summary
 
 CASES = (
     "raw",
@@ -61,6 +77,7 @@ CASES = (
     "iter-w2",
     "map-w0",
     "map-w2",
+    "mapnp-w2",
     "mapb-w0",
     "mapb-w2",
     "dask",
@@ -68,26 +85,10 @@ CASES = (
     "dask-dist-send",
     "ray",
     "ray-send",
+    "s3-raw",
+    "s3-map-w0",
+    "s3-map-w2",
 )
-
-
-def make_plate(out: Path, images: int, channels: int, size: int) -> dict[str, Any]:
-    """Stream a synthetic plate into ``out``; returns write rate and peak RSS."""
-    from ome_arrow_core import write_dataset
-
-    rng = np.random.default_rng(0)
-    rows = "ABCDEFGHIJKLMNOP"
-
-    def gen() -> Any:
-        for _ in range(images):
-            yield rng.integers(0, 4096, (channels, size, size), dtype=np.uint16)
-
-    meta = ({"well": f"{rows[(i // 90) % 16]}{(i // 9) % 24 + 1:02d}", "site": i % 9} for i in range(images))
-    t0 = time.perf_counter()
-    write_dataset(gen(), out, dim_order="CYX", metadata=meta, progress=False)
-    dt = time.perf_counter() - t0
-    nbytes = images * channels * size * size * 2
-    return {"seconds": dt, "MB_per_s": nbytes / dt / 1e6, "peak_rss_mib": _rss()}
 
 
 def _filled(shape: tuple[int, ...], value: int) -> np.ndarray:
@@ -118,21 +119,11 @@ def _Filled(n: int, shape: tuple[int, ...], per: int) -> Any:
     return Filled()
 
 
-def _rss(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
+    """One case in this process: time per epoch, images and bytes delivered.
 
-
-def _epochs(run: Any, epochs: int) -> list[tuple[float, int, int]]:
-    out = []
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        n, nbytes = run(epoch)
-        out.append((time.perf_counter() - t0, n, nbytes))
-    return out
-
-
-def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
-    """One case in this process: time per epoch, images and bytes delivered."""
+    ``path`` is the plate's directory, or its ``s3://`` URI for the ``s3-*`` cases.
+    """
     import torch
 
     from ome_arrow_core import OMEArrowDataset
@@ -141,18 +132,14 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
     if case == "raw":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path / "chunks.parquet")
-        per_image = pf.num_row_groups // len(ds)
-        step = per_image * batch
+        run = raw_reader(pq.ParquetFile(Path(path) / "chunks.parquet"), len(ds), batch)
+    elif case == "s3-raw":
+        import pyarrow.parquet as pq
+        from local_s3 import filesystem
 
-        def run(_: int) -> tuple[int, int]:
-            nbytes = 0
-            for g in range(0, pf.num_row_groups, step):
-                t = pf.read_row_groups(
-                    list(range(g, min(g + step, pf.num_row_groups))), columns=["pixel_bytes"], use_threads=False
-                )
-                nbytes += t.column(0).nbytes - 8 * (t.num_rows + t.column(0).num_chunks)  # minus offsets
-            return len(ds), nbytes
+        fs = filesystem(os.environ["AWS_ENDPOINT_URL"])
+        key = path.removeprefix("s3://") + "/chunks.parquet"
+        run = raw_reader(pq.ParquetFile(fs.open_input_file(key), pre_buffer=True), len(ds), batch)
     elif case == "core":
 
         def run(_: int) -> tuple[int, int]:
@@ -161,7 +148,7 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
                 x = torch.from_numpy(ds.read(range(i, min(len(ds), i + batch))))
                 n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
             return n, nbytes
-    elif case.startswith(("iter-", "map-", "mapb-")):
+    elif case.startswith(("iter-", "map-", "mapb-", "mapnp-", "s3-map-")):
         from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
         from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset
@@ -170,9 +157,12 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
         if case.startswith("iter-"):
             data: Any = OMEArrowIterableDataset(ds, batch_size=batch)
             loader = DataLoader(data, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-        elif case.startswith("map-"):
+        elif case.startswith(("map-", "s3-map-")):
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
+        elif case.startswith("mapnp-"):  # DataLoader's defaults: new workers every epoch
+            data = OMEArrowTorchDataset(ds)
+            loader = DataLoader(data, batch_size=batch, num_workers=workers)
         else:
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(
@@ -244,8 +234,8 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
             return n, nbytes
     else:
         raise SystemExit(f"unknown case {case!r}; cases: {', '.join(CASES)}")
-    times = _epochs(run, epochs)
-    if case.startswith(("iter-", "map-", "mapb-")):
+    times = epochs(run, n_epochs)
+    if case.startswith(("iter-", "map-", "mapb-", "mapnp-", "s3-map-")):
         del loader  # persistent workers exit: their peak RSS is then counted
     first, later = times[0], times[1:] or times[:1]
     best = min(later, key=lambda r: r[0])
@@ -258,45 +248,43 @@ def run_case(case: str, path: Path, batch: int, epochs: int) -> dict[str, Any]:
         "images_per_s": best[1] / best[0],
         "MB_per_s": best[2] / best[0] / 1e6,
         "first_MB_per_s": first[2] / first[0] / 1e6,
-        "peak_rss_mib": _rss(),
-        "peak_rss_workers_mib": _rss(resource.RUSAGE_CHILDREN),
+        "cpu_s": best[3],
+        "cpu_s_per_GB": best[3] / (best[2] / 1e9),
+        "peak_rss_mib": rss(),
+        "peak_rss_workers_mib": rss(resource.RUSAGE_CHILDREN),
     }
 
 
-def _child(case: str, path: Path, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Run one case in a fresh process; its result with the load average while it ran, or None."""
-    cmd = [sys.executable, __file__, "--case", case, "--dir", str(path)]
+def _child(
+    case: str, path: Path, args: argparse.Namespace, s3: tuple[str, dict[str, str]] | None
+) -> dict[str, Any] | None:
+    """Run one case in a fresh process; its result with the load average while it ran, or None.
+
+    ``CASE@DIR`` runs CASE with checkout DIR's library first on the path; ``s3-*`` cases read
+    the S3 copy ``s3`` (its URI and the clients' environment).
+    """
+    name, _, checkout = case.partition("@")
+    env = dict(os.environ)
+    where = str(path)
+    if name.startswith("s3-"):
+        if s3 is None:
+            return None
+        where = s3[0]
+        env.update(s3[1])
+    if checkout:
+        root = Path(checkout).resolve()
+        paths = [str(root), *(str(b) for b in sorted((root / "backends").glob("*/")) if b.is_dir())]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, __file__, "--case", name, "--where", where]
     cmd += ["--batch-size", str(args.batch_size), "--epochs", str(args.epochs)]
     load0 = os.getloadavg()[0]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     load = (load0 + os.getloadavg()[0]) / 2
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
         print(f"{case}: skipped ({tail})", file=sys.stderr)
         return None
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load": load}
-
-
-def _summary(runs: dict[str, list[dict[str, Any]]], cases: list[str]) -> list[dict[str, Any]]:
-    """Per case: medians over its rounds, and its ratios to the raw run of the same round."""
-    raw = {r["round"]: r["MB_per_s"] for r in runs.get("raw", [])}
-    out = []
-    for case in cases:
-        got = runs[case]
-        ratios = [r["MB_per_s"] / raw[r["round"]] for r in got if r["round"] in raw]
-        med = {k: statistics.median(r[k] for r in got) for k in got[0] if isinstance(got[0][k], (int, float))}
-        out.append(
-            {
-                **med,
-                "case": case,
-                "rounds": len(got),
-                "ratio": statistics.median(ratios) if ratios else None,
-                "ratio_min": min(ratios, default=None),
-                "ratio_max": max(ratios, default=None),
-                "runs": got,
-            }
-        )
-    return out
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load": load, "case": case}
 
 
 def main() -> None:
@@ -308,15 +296,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs per case; the first counts as 'first'")
     ap.add_argument("--cases", nargs="+", default=list(CASES), help=f"from {', '.join(CASES)}")
     ap.add_argument("--dir", type=Path, help="where the plate is written (default: a temporary directory)")
+    ap.add_argument(
+        "--s3-images", type=int, default=256, help="images of the plate the s3-* cases read (moto's server is slow)"
+    )
     ap.add_argument("--rounds", type=int, default=1, help="rounds of (raw, then every case); medians are reported")
     ap.add_argument("--json-out", type=Path)
     ap.add_argument("--fail-under", type=float, help="exit 1 if map-w2, mapb-w2 or ray / raw is below this")
     ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--where", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:  # child process: one case, one JSON line
-        print(json.dumps(run_case(args.case, args.dir, args.batch_size, args.epochs)))
+        print(json.dumps(run_case(args.case, args.where, args.batch_size, args.epochs)))
         return
-    with tempfile.TemporaryDirectory(prefix="ome-arrow-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ome-arrow-bench-") as tmp, ExitStack() as stack:
         path = (args.dir or Path(tmp)) / "plate.ome-arrow"
         if not path.exists():
             write = make_plate(path, args.images, args.channels, args.size)
@@ -327,16 +319,38 @@ def main() -> None:
             )
         else:
             write = {}
+        s3 = None
+        if any(c.startswith("s3-") for c in args.cases):
+            from local_s3 import serving
+
+            small = path.parent / "s3" / path.name
+            if not small.exists():
+                make_plate(small, args.s3_images, args.channels, args.size)
+            s3 = stack.enter_context(serving(small))
         runs: dict[str, list[dict[str, Any]]] = {}
         others = [c for c in dict.fromkeys(args.cases) if c != "raw"]
         for r in range(max(1, args.rounds)):
             k = r % len(others) if others else 0
             for case in ["raw", *others[k:], *others[:k]]:
-                got = _child(case, path, args)
+                got = _child(case, path, args, s3)
                 if got is not None:
                     runs.setdefault(case, []).append({**got, "round": r})
-    results = _summary(runs, [c for c in dict.fromkeys(["raw", *args.cases]) if c in runs])
-    rows = [("case", "images/s", "MB/s", "first epoch MB/s", "x raw", "x raw range", "load", "RSS MiB", "workers MiB")]
+    results = summary(runs, [c for c in dict.fromkeys(["raw", *args.cases]) if c in runs])
+    rows = [
+        (
+            "case",
+            "images/s",
+            "MB/s",
+            "first epoch MB/s",
+            "x raw",
+            "x raw range",
+            "CPU x raw",
+            "x s3-raw",
+            "load",
+            "RSS MiB",
+            "workers MiB",
+        )
+    ]
     for r in results:
         rows.append(
             (
@@ -346,6 +360,8 @@ def main() -> None:
                 f"{r['first_MB_per_s']:.0f}",
                 f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
                 f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if r["ratio"] is not None else "-",
+                f"{r['cpu_ratio']:.2f}" if r["cpu_ratio"] is not None else "-",
+                f"{r['s3_ratio']:.2f}" if r["s3_ratio"] is not None else "-",
                 f"{r['load']:.1f}",
                 f"{r['peak_rss_mib']:.0f}",
                 f"{r['peak_rss_workers_mib']:.0f}",
