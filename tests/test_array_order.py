@@ -107,7 +107,7 @@ def test_what_comes_out_goes_back_in_unchanged(shape: tuple[int, ...], seed: int
     assert img.shape == img.to_numpy().shape == img.meta.array_shape == shape
     np.testing.assert_array_equal(OMEArrow(img.to_numpy()).to_numpy(), a)
     np.testing.assert_array_equal(OMEArrow(img.export("numpy")).to_numpy(), a)
-    n_t, n_c, n_z = shape[:3]
+    n_t, _, n_z = shape[:3]
     if n_t * n_z > 1:  # several T or Z: the default view is 5-D
         np.testing.assert_array_equal(img.tensor_view().to_numpy(), a)
     else:  # one T and one Z: CYX
