@@ -194,11 +194,11 @@ def test_ome_zarr_py_pyramids_read_level_by_level(tmp_path: Path, version: str) 
     assert len(img.info()["levels"]) == 3
     assert img.meta.physical_size == {"X": 0.25, "Y": 0.25, "Z": 2.0}
     top = OMEArrow.scan(path, level=2)
-    assert top.shape == (2, 4, 3, 16, 20) and top.meta.physical_size["X"] == 1.0
+    assert top.shape == (2, 3, 4, 16, 20) and top.meta.physical_size["X"] == 1.0
     import zarr
 
     theirs = zarr.open_group(path, mode="r")[img.info()["levels"][2]["path"]][...]  # its own downsampling
-    np.testing.assert_array_equal(top.to_numpy(), tzcyx(theirs, "tczyx"))
+    np.testing.assert_array_equal(top.to_numpy(), theirs)  # TCZYX, as stored
     with pytest.raises(SelectionError, match="valid levels are 0..2"):
         OMEArrow.scan(path, level=3)
 
