@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
         f"   to_dlpack: {_us((time.perf_counter() - t0) / n)} per call -> torch {tuple(tensor.shape)} {tensor.dtype}, "
         f"zero-copy={tensor.data_ptr() == view.to_numpy().ctypes.data} (copy=False)"
     )
-    assert np.array_equal(tensor.numpy(), image.to_numpy()[0, 2, :, 16:112, 32:160])
+    assert np.array_equal(tensor.numpy(), image.to_numpy()[0, :, 2, 16:112, 32:160])  # TCZYX
 
     t0 = time.perf_counter()
     tiles = total = 0

@@ -17,7 +17,7 @@ from .display.plots import Viewable
 from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource, WriteRemoteImage, require
 from .image_input import open_source
-from .layout import AXES, ChannelPolicy, apply_layout
+from .layout import ARRAY_AXES, AXES, ChannelPolicy, apply_layout
 from .lazy import LazyTensorView, materialize
 from .location import is_uri, resolve
 from .meta import ImageMeta
@@ -171,8 +171,9 @@ class OMEArrow(Thumbnailed, Viewable):
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:
-        """Shape in canonical TZCYX order."""
-        return self._sel.shape
+        """Shape in ``TCZYX`` order: the shape of :meth:`to_numpy` (``meta.shape`` is the storage order TZCYX)."""
+        n_t, n_z, n_c, n_y, n_x = self._sel.shape
+        return n_t, n_c, n_z, n_y, n_x
 
     @property
     def dtype(self) -> np.dtype:
@@ -240,11 +241,11 @@ class OMEArrow(Thumbnailed, Viewable):
         return OMEArrow.from_source(ArraySource(meta, pixels, "collected"), lazy=False, registry=self._registry)
 
     def to_numpy(self, layout: str | None = None) -> np.ndarray:
-        """All pixels of this image as a read-only numpy array: ``TZCYX`` (storage order), or in
-        ``layout`` when given (``layout="TCZYX"``: the order ``OMEArrow(array)`` reads; a view, no copy)."""
+        """All pixels of this image as a read-only numpy array: ``TCZYX`` (the order ``OMEArrow(array)``
+        reads), or in ``layout`` when given (``layout="TZCYX"``: the storage order); a view, no copy."""
         eager = self.collect()
         pixels = eager._source.read(eager._sel)
-        return pixels if layout is None else apply_layout(pixels, layout)
+        return apply_layout(pixels, ARRAY_AXES if layout is None else layout)
 
     # -- views ----------------------------------------------------------------------------
     def tensor_view(
@@ -268,7 +269,7 @@ class OMEArrow(Thumbnailed, Viewable):
 
         ``t``, ``z`` and ``c`` take an int, a slice or a sequence; ``roi=(x, y, w, h)``,
         ``roi3d=(x, y, z, w, h, d)``, ``roi_nd`` with ``roi_type`` and ``tile=(ty, tx)``
-        crop. The default layout is CYX for one T and one Z, else TZCYX. ``dtype`` casts
+        crop. The default layout is CYX for one T and one Z, else TCZYX. ``dtype`` casts
         explicitly (a copy); without it the stored dtype is kept. ``casting="checked"``
         (default) refuses values the new dtype cannot hold (DTypeError); ``"unsafe"``
         converts as numpy does. ``spec=`` gives all of these at once as a :class:`ViewSpec`.
@@ -308,7 +309,7 @@ class OMEArrow(Thumbnailed, Viewable):
 
     # -- export ---------------------------------------------------------------------------
     def export(self, how: str = "numpy", out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
-        """Export as ``"numpy"`` (TZCYX array; ``layout="TCZYX"`` names another order), ``"dict"``, ``"scalar"``, ``"arrow"`` or to a file.
+        """Export as ``"numpy"`` (TCZYX array; ``layout=`` names another order), ``"dict"``, ``"scalar"``, ``"arrow"`` or to a file.
 
         File formats (``"parquet"``, ``"vortex"``, ``"ome-tiff"``...) are written by writer
         plugins to ``out`` atomically. Every dtype is kept.
@@ -319,7 +320,7 @@ class OMEArrow(Thumbnailed, Viewable):
         if how == "numpy":
             return self.to_numpy(**options)
         if how in ("dict", "scalar", "arrow"):
-            pixels = self.to_numpy()
+            pixels = self.to_numpy(layout=AXES)
             from .record import pixels_to_record
 
             arr = pixels_to_record(self.meta, pixels, **options)

@@ -100,20 +100,14 @@ PAIR_ORDER = "TCZYX"
 def pair_pixels(meta: ImageMeta, pixels: object, dim_order: str | None = None) -> np.ndarray:
     """The pixels of an ``(ImageMeta, array)`` pair as a ``TZCYX`` view (no copy).
 
-    The array is ``TCZYX`` (as ``OMEArrow(array)`` reads 5-D arrays) unless ``dim_order`` names
-    its axes. Without ``dim_order`` an array shaped as ``meta`` in the ``TZCYX`` order (the order
-    pairs had in ome-arrow-core 0.1) is refused, not transposed, and so is any 5-D array when Z and C have
-    the same length > 1 (the shape cannot tell the orders apart): ArgumentError saying what to pass.
+    The array is ``TCZYX`` (as ``OMEArrow(array)`` reads 5-D arrays and ``to_numpy()`` returns them)
+    unless ``dim_order`` names its axes. Without ``dim_order`` an array shaped as ``meta`` in the
+    ``TZCYX`` order (the order pairs had in ome-arrow-core 0.1) is refused, not transposed:
+    ArgumentError saying what to pass.
     """
     arr = np.asarray(pixels)
     sizes = meta.sizes
     order = PAIR_ORDER if dim_order is None else normalize_axes(dim_order, what="dim_order")
-    if dim_order is None and arr.ndim == 5 and sizes["Z"] == sizes["C"] > 1:
-        raise ArgumentError(
-            f"an (ImageMeta, array) pair with Z == C == {sizes['Z']} is ambiguous: pairs are TCZYX, but in "
-            "ome-arrow-core 0.1 they were TZCYX and the shape cannot tell which this is; pass "
-            "dim_order='TCZYX' (or dim_order='TZCYX' for an array in the old order)"
-        )
     want = tuple(sizes[a] for a in order)
     if arr.shape != want:
         old = tuple(sizes[a] for a in AXES)

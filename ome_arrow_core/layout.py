@@ -1,8 +1,9 @@
 """Layout algebra over the axes T, Z, C, Y, X.
 
-Storage order is canonical ``TZCYX``. A *layout* is any permutation of any subset of
-those axes (``"YXC"``, ``"ZCYX"``, ``"CYX"``); ``H`` and ``W`` are aliases of ``Y`` and
-``X``. Going from storage to a layout is a strided numpy view, never a copy.
+Storage order is canonical ``TZCYX`` (internal). Every 5-D array that enters or leaves the
+library without a named order is ``TCZYX`` (:data:`ARRAY_AXES`). A *layout* is any permutation
+of any subset of those axes (``"YXC"``, ``"ZCYX"``, ``"CYX"``); ``H`` and ``W`` are aliases of
+``Y`` and ``X``. Going from storage to a layout is a strided numpy view, never a copy.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .errors import LayoutError
 
 __all__ = [
     "AXES",
+    "ARRAY_AXES",
     "ALIASES",
     "normalize_axes",
     "default_dim_order",
@@ -24,14 +26,16 @@ __all__ = [
     "apply_layout",
 ]
 
-#: Canonical storage order, slowest axis first.
+#: Canonical storage order, slowest axis first (internal: selections, sources, chunk placement).
 AXES: Final[str] = "TZCYX"
+#: The one public 5-D order: arrays given to the library and arrays it returns by default.
+ARRAY_AXES: Final[str] = "TCZYX"
 #: Accepted aliases and the axis each stands for.
 ALIASES: Final[dict[str, str]] = {"H": "Y", "W": "X"}
 
 ChannelPolicy = Literal["error", "first"]
 
-_DEFAULT_DIM_ORDER: Final[dict[int, str]] = {2: "YX", 3: "ZYX", 4: "TCYX", 5: "TCZYX"}
+_DEFAULT_DIM_ORDER: Final[dict[int, str]] = {2: "YX", 3: "ZYX", 4: "TCYX", 5: ARRAY_AXES}
 
 
 def normalize_axes(order: str, *, what: str = "layout") -> str:
@@ -90,8 +94,8 @@ def to_canonical(arr: np.ndarray, dim_order: str | None = None) -> np.ndarray:
 
 
 def default_layout(n_t: int, n_z: int) -> str:
-    """``CYX`` when one T and one Z are selected, otherwise ``TZCYX``."""
-    return "CYX" if n_t == 1 and n_z == 1 else AXES
+    """``CYX`` when one T and one Z are selected, otherwise ``TCZYX`` (:data:`ARRAY_AXES`)."""
+    return "CYX" if n_t == 1 and n_z == 1 else ARRAY_AXES
 
 
 def apply_layout(canonical: np.ndarray, layout: str, *, channel_policy: ChannelPolicy = "error") -> np.ndarray:

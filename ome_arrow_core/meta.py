@@ -16,7 +16,7 @@ import numpy as np
 
 from .dtypes import check_dtype
 from .errors import SchemaError
-from .layout import AXES
+from .layout import ARRAY_AXES, AXES
 
 __all__ = [
     "Channel",
@@ -163,8 +163,13 @@ class ImageMeta:
 
     @property
     def shape(self) -> tuple[int, int, int, int, int]:
-        """Shape in canonical ``TZCYX`` order."""
+        """Shape in the storage order ``TZCYX`` (internal); arrays are TCZYX: see :attr:`array_shape`."""
         return tuple(self.sizes[ax] for ax in AXES)  # type: ignore[return-value]
+
+    @property
+    def array_shape(self) -> tuple[int, int, int, int, int]:
+        """Shape in ``TCZYX`` order: the shape of the 5-D arrays given to and returned by the library."""
+        return tuple(self.sizes[ax] for ax in ARRAY_AXES)  # type: ignore[return-value]
 
     @property
     def nbytes(self) -> int:

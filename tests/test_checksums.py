@@ -112,7 +112,7 @@ def test_flipped_pixel_byte_in_a_dataset_is_detected(
     report = verify(out)
     assert not report.ok and report.damage[0].image_id is not None and report.damage[0].chunk_id is not None
     # switched off, the damaged pixels are served: the user's choice
-    got = OMEArrow.scan(out, verify=False).to_numpy()
+    got = OMEArrow.scan(out, verify=False).to_numpy(layout="TZCYX")
     assert got.shape == (1, 2, 3, 40, 48) and not np.array_equal(got[0], a.transpose(0, 1, 2, 3))
     monkeypatch.setenv(ENV, "0")
     assert not np.array_equal(OMEArrow.scan(out).to_numpy()[0], a)
@@ -176,7 +176,7 @@ def test_flipped_pixel_byte_in_a_vortex_dataset_is_detected(tmp_path: Path, monk
         OMEArrow.scan(out).to_numpy()
     assert not verify(out).ok
     monkeypatch.setenv(ENV, "0")  # a chunk file's whole-file check follows the environment
-    assert OMEArrow.scan(out, verify=False).to_numpy().shape == (1, 2, 3, 40, 48)
+    assert OMEArrow.scan(out, verify=False).to_numpy(layout="TZCYX").shape == (1, 2, 3, 40, 48)
 
 
 def test_flipped_pixel_byte_in_a_record_file_is_detected(tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ def test_flipped_pixel_byte_in_a_record_file_is_detected(tmp_path: Path) -> None
     with pytest.raises(ChecksumError, match="plane 0 of row 0"):
         OMEArrow.scan(out).to_numpy()
     assert not verify(out).ok
-    assert OMEArrow.scan(out, verify=False).to_numpy().shape == (1, 2, 3, 40, 48)
+    assert OMEArrow.scan(out, verify=False).to_numpy(layout="TZCYX").shape == (1, 2, 3, 40, 48)
 
 
 def test_flipped_pixel_byte_in_a_vortex_file_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,7 +215,7 @@ def test_flipped_pixel_byte_in_a_vortex_file_is_detected(tmp_path: Path, monkeyp
         OMEArrow.scan(out)
     report = verify(out)
     assert len(report.damage) == 1 and "whole-file checksum" in report.damage[0].problem
-    assert OMEArrow.scan(out, verify=False).to_numpy().shape == (1, 2, 3, 40, 48)
+    assert OMEArrow.scan(out, verify=False).to_numpy(layout="TZCYX").shape == (1, 2, 3, 40, 48)
     monkeypatch.setenv(ENV, "0")
     OMEArrow.scan(out).to_numpy()
 
@@ -241,7 +241,7 @@ def test_files_without_checksums_still_read_and_verify_says_so(tmp_path: Path) -
     index = pq.read_table(out / "index.parquet")
     pq.write_table(index.drop_columns(["checksum"]), out / "index.parquet")
     without_table_digests(out)  # a lie the table checksums would refuse first
-    assert np.array_equal(OMEArrow.scan(out).to_numpy()[0], a)
+    assert np.array_equal(OMEArrow.scan(out).to_numpy(layout="TZCYX")[0], a)
     report = verify(out)
     assert report.ok and report.unchecked == report.chunks > 0 and report.checksummed == 0
     assert any("without checksums" in n for n in report.notes)

@@ -63,8 +63,8 @@ def test_write_scan_roundtrip_with_metadata(tmp_path: Path) -> None:
     assert ds.metadata(4)["label"] == 4 and ds.metadata(-1)["image_id"] == "image-00011"
     img = ds[5]
     assert isinstance(img, OMEArrow) and img.is_lazy
-    np.testing.assert_array_equal(img.to_numpy()[0, 0], arrs[5])
-    assert [im.to_numpy()[0, 0, 1, 0, 0] for im in ds] == [a[1, 0, 0] for a in arrs]
+    np.testing.assert_array_equal(img.to_numpy()[0, :, 0], arrs[5])
+    assert [im.to_numpy()[0, 1, 0, 0, 0] for im in ds] == [a[1, 0, 0] for a in arrs]
     # images.parquet keeps the reference columns first, extras after
     names = pq.read_schema(out / "images.parquet").names
     assert names[: len(pqd.IMAGES_SCHEMA.names)] == pqd.IMAGES_SCHEMA.names
@@ -92,7 +92,7 @@ def test_inputs_paths_tuples_omearrow_and_datasets(tmp_path: Path) -> None:
     ds = OMEArrowDataset.scan(out)
     assert ds.table.column("image_id").to_pylist() == ["a", "b", "c"]
     for i in range(3):
-        np.testing.assert_array_equal(ds[i].to_numpy()[0, :, 0], arrs[i][0])
+        np.testing.assert_array_equal(ds[i].to_numpy()[0, 0], arrs[i][0])
     copy = write_dataset(OMEArrowDataset.scan(_plate(tmp_path)[0]), tmp_path / "copy", progress=False)
     assert (
         OMEArrowDataset.scan(copy).table.column("well").to_pylist()
@@ -122,7 +122,7 @@ def test_filter_mapping_and_expression_push_down_to_row_groups(tmp_path: Path) -
     assert everything.row_groups_scanned == (4, 4)
     ds = OMEArrowDataset.scan(out, filter={"well": "B01"})
     assert ds.table.column("label").to_pylist() == [7, 10]
-    np.testing.assert_array_equal(ds[1].to_numpy()[0, 0], arrs[10])
+    np.testing.assert_array_equal(ds[1].to_numpy()[0, :, 0], arrs[10])
     assert ds.row_groups_scanned[0] < ds.row_groups_scanned[1]  # statistics ruled row groups out
     late = OMEArrowDataset.scan(out, filter=pc.field("label") >= 9)
     assert late.table.column("label").to_pylist() == [9, 10, 11] and late.row_groups_scanned == (1, 4)
@@ -145,7 +145,7 @@ def test_random_access_reads_only_that_images_row_groups(tmp_path: Path) -> None
     out, arrs = _plate(tmp_path, chunk_shape=(12, 16))  # 2 channels x 2 x 2 tiles = 8 chunks per image
     ds = OMEArrowDataset.scan(out)
     img = ds[9]
-    np.testing.assert_array_equal(img.to_numpy()[0, 0], arrs[9])
+    np.testing.assert_array_equal(img.to_numpy()[0, :, 0], arrs[9])
     assert img.source.chunks_read == 8 and img.source.row_groups_read == 8
     crop = ds[3].tensor_view(c=1, roi=(0, 0, 16, 12), layout="YX")
     assert isinstance(crop, LazyTensorView)
@@ -265,7 +265,7 @@ def test_append_to_reference_dataset_without_index(tmp_path: Path) -> None:
     shutil.copytree(REF / "oa010_dataset_noindex_float32.ome-arrow", src)
     first = OMEArrow(src).to_numpy()
     new = np.ones(first.shape, first.dtype)
-    write_dataset([OMEArrow(new, "TZCYX")], src, mode="append", progress=False)
+    write_dataset([OMEArrow(new)], src, mode="append", progress=False)
     ds = OMEArrowDataset.scan(src)
     assert len(ds) == 2
     np.testing.assert_array_equal(ds[0].to_numpy(), first)
@@ -410,7 +410,7 @@ def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
             assert pq.read_table(out / name).equals(pq.read_table(ref / name))
         ds = OMEArrowDataset.scan(out)
         for i, a in enumerate(arrs):
-            np.testing.assert_array_equal(ds[i].to_numpy(), a)
+            np.testing.assert_array_equal(ds[i].to_numpy(layout="TZCYX"), a)
 
 
 # -- other storages -----------------------------------------------------------------------------------
@@ -431,13 +431,13 @@ def test_struct_column_parquet_one_image_per_row(tmp_path: Path) -> None:
     )
     ds = OMEArrowDataset.scan(tmp_path / "cells.parquet", filter={"well": "A02"})
     assert ds.column_names == ["cell", "well"] and len(ds) == 2 and ds.row_groups_scanned == (1, 3)
-    np.testing.assert_array_equal(ds[1].to_numpy()[0, 0], arrs[3])
+    np.testing.assert_array_equal(ds[1].to_numpy()[0, :, 0], arrs[3])
     np.testing.assert_array_equal(ds.read(c=0, layout="YX"), np.stack([arrs[2][0], arrs[3][0]]))
     # a directory of such files is one dataset, in file-name order
     pq.write_table(_record_table(arrs[:2], ["C01", "C02"]), tmp_path / "more.parquet")
     both = OMEArrowDataset.scan(tmp_path)
     assert len(both) == 8 and both.table.column("well").to_pylist()[:2] == ["A01", "A01"]
-    np.testing.assert_array_equal(both[7].to_numpy()[0, 0], arrs[1])
+    np.testing.assert_array_equal(both[7].to_numpy()[0, :, 0], arrs[1])
 
 
 def test_directory_of_image_files(tmp_path: Path) -> None:
@@ -474,7 +474,7 @@ def test_dataset_pickles_and_locations_open_anywhere(tmp_path: Path) -> None:
     out, arrs = _plate(tmp_path, n=3)
     ds = pickle.loads(pickle.dumps(OMEArrowDataset.scan(out, filter={"site": 1})))
     assert len(ds) == 1
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds.locate(0))).open().to_numpy()[0, 0], arrs[1])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds.locate(0))).open().to_numpy()[0, :, 0], arrs[1])
     src = pickle.loads(pickle.dumps(ds[0].source))
     assert isinstance(src, pqd.DatasetSource) and src.meta.id == "image-00001"
 

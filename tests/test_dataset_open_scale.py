@@ -93,7 +93,7 @@ def test_scan_reads_no_table_and_an_image_reads_one_images_row_group(
     reads = Reads(monkeypatch)
     ds = OMEArrowDataset.scan(plate)
     assert len(ds) == N and reads.calls == Counter()  # footers only
-    np.testing.assert_array_equal(ds[17].to_numpy()[0, 0], _image(17))
+    np.testing.assert_array_equal(ds[17].to_numpy()[0, :, 0], _image(17))
     images = reads.of("images.parquet")
     assert ("read", "all") not in images and ("read_table", "") not in images  # never the whole images table
     assert [k for k in images if k[0] == "row_group"] == [("row_group", "3")]  # rows 15..19: its own group only
@@ -139,7 +139,7 @@ def test_filter_and_shard_of_a_lazy_dataset(plate: Path) -> None:
     assert shard._table is None and [shard.metadata(i)["label"] for i in range(len(shard))] == list(range(1, N, 4))
     kept = ds.filter({"well": "W2"})
     assert kept.table.column("label").to_pylist() == list(range(2, N, 4))
-    np.testing.assert_array_equal(kept[1].to_numpy()[0, 0], _image(6))
+    np.testing.assert_array_equal(kept[1].to_numpy()[0, :, 0], _image(6))
 
 
 def test_read_of_images_of_different_shapes_is_refused_without_the_table(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_a_lying_images_row_is_refused_on_the_lazy_path(tmp_path: Path, change: 
         with pytest.raises(DamagedFileError, match="more than once"):
             ds[11]
     else:  # (an aligned index checks ids as groups load: row 12's id has no chunks in its group)
-        np.testing.assert_array_equal(ds[11].to_numpy()[0, 0], _image(11))  # its neighbours in the group still read
+        np.testing.assert_array_equal(ds[11].to_numpy()[0, :, 0], _image(11))  # its neighbours in the group still read
     with pytest.raises(OMEArrowError):
         got = ds[12].to_numpy()
         assert np.array_equal(got[0, 0], _image(12))  # never reached: a lie is refused, not read
@@ -193,7 +193,7 @@ def test_images_footer_claiming_other_row_groups_is_refused(tmp_path: Path) -> N
     without_table_digests(root)
     ds = OMEArrowDataset.scan(root)
     assert len(ds) == N - 2
-    np.testing.assert_array_equal(ds[N - 3].to_numpy()[0, 0], _image(N - 3))
+    np.testing.assert_array_equal(ds[N - 3].to_numpy()[0, :, 0], _image(N - 3))
 
 
 def test_a_damaged_images_row_group_is_refused_by_its_digest_after_the_scan(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ def test_a_lying_index_is_refused_on_the_lazy_path(tmp_path: Path) -> None:
     pq.write_table(index.set_column(0, "image_id", pa.array(ids, pa.string())), file)
     without_table_digests(root)
     ds = OMEArrowDataset.scan(root)
-    np.testing.assert_array_equal(ds[7].to_numpy()[0, 0], _image(7))
+    np.testing.assert_array_equal(ds[7].to_numpy()[0, :, 0], _image(7))
     for i in (8, 9):
         with pytest.raises(DamagedFileError):
             ds[i].to_numpy()
@@ -235,9 +235,9 @@ def test_a_lying_index_is_refused_on_the_lazy_path(tmp_path: Path) -> None:
 def test_a_dataset_replaced_after_the_scan_reads_fresh_pixels_or_refuses(tmp_path: Path, n_new: int) -> None:
     root = _plate(tmp_path / "p")
     ds = OMEArrowDataset.scan(root)
-    np.testing.assert_array_equal(ds[2].to_numpy()[0, 0], _image(2))
+    np.testing.assert_array_equal(ds[2].to_numpy()[0, :, 0], _image(2))
     _plate(root, n=n_new, seed=1000, mode="overwrite")
-    np.testing.assert_array_equal(ds[2].to_numpy()[0, 0], _image(1002))  # the new writer's pixels, never the old
+    np.testing.assert_array_equal(ds[2].to_numpy()[0, :, 0], _image(1002))  # the new writer's pixels, never the old
     np.testing.assert_array_equal(ds.read([3])[0], _image(1003))
     if n_new < N:
         with pytest.raises(OMEArrowError, match="out of range"):
@@ -250,7 +250,7 @@ def test_an_append_after_the_scan_is_seen_by_a_new_scan(tmp_path: Path) -> None:
     _plate(root, n=3, seed=100, mode="append")
     again = OMEArrowDataset.scan(root)
     assert len(ds) == 6 and len(again) == 9
-    np.testing.assert_array_equal(again[7].to_numpy()[0, 0], _image(101))
+    np.testing.assert_array_equal(again[7].to_numpy()[0, :, 0], _image(101))
     assert again.metadata(8)["label"] == 102
     manifest = json.loads((root / "_ome_arrow_dataset.json").read_text())
     assert manifest["image_count"] == 9
@@ -265,5 +265,5 @@ def test_a_lazy_dataset_pickles_without_its_table(plate: Path) -> None:
     for d, first in ((ds, 0), (shard, 2)):
         again = pickle.loads(pickle.dumps(d))
         assert again._table is None and len(again) == len(d)
-        np.testing.assert_array_equal(again[0].to_numpy()[0, 0], _image(first))
+        np.testing.assert_array_equal(again[0].to_numpy()[0, :, 0], _image(first))
         assert again.table.equals(d.table)

@@ -105,12 +105,12 @@ def check_stream(view: Any, case: dict[str, Any]) -> None:
 def test_batches_over_t() -> None:
     a = np.arange(5 * 2 * 3 * 4, dtype=np.int16).reshape(5, 2, 3, 4)  # TCYX
     view = OMEArrow(a).tensor_view()
-    assert view.layout == "TZCYX"
+    assert view.layout == "TCZYX"
     batches = [np.from_dlpack(c) for c in view.iter_dlpack(batch_size=2)]
-    assert [b.shape for b in batches] == [(2, 1, 2, 3, 4), (2, 1, 2, 3, 4), (1, 1, 2, 3, 4)]
-    np.testing.assert_array_equal(np.concatenate(batches)[:, 0], a)
+    assert [b.shape for b in batches] == [(2, 2, 1, 3, 4), (2, 2, 1, 3, 4), (1, 2, 1, 3, 4)]
+    np.testing.assert_array_equal(np.concatenate(batches)[:, :, 0], a)
     whole = list(view.iter_dlpack(batch_size=None))
-    assert len(whole) == 1 and np.from_dlpack(whole[0]).shape == (5, 1, 2, 3, 4)
+    assert len(whole) == 1 and np.from_dlpack(whole[0]).shape == (5, 2, 1, 3, 4)
     assert len(list(view.iter_dlpack())) == 5  # default: one T per item
     with pytest.raises(SelectionError, match="batch_size must be >= 1, got 0"):
         list(view.iter_dlpack(batch_size=0))
@@ -156,7 +156,7 @@ def test_shuffle_is_reproducible_with_a_seed_and_differs_across_seeds() -> None:
 
 def test_iter_tiles_3d() -> None:
     a = np.arange(2 * 5 * 3 * 7 * 9, dtype=np.uint16).reshape(2, 5, 3, 7, 9)  # TZCYX
-    view = OMEArrow(a, "TZCYX").tensor_view()
+    view = OMEArrow(a, "TZCYX").tensor_view(layout="TZCYX")
     caps = list(view.iter_tiles_3d((2, 4, 4)))
     assert len(caps) == 3 * 2 * 3  # z: 2+2+1, y: 4+3, x: 4+4+1; T comes whole by default
     tiles = [np.from_dlpack(c) for c in caps]

@@ -71,7 +71,7 @@ def test_default_dim_orders() -> None:
 
 def test_default_layout() -> None:
     assert default_layout(1, 1) == "CYX"
-    assert default_layout(2, 1) == default_layout(1, 2) == "TZCYX"
+    assert default_layout(2, 1) == default_layout(1, 2) == "TCZYX"
 
 
 @SETTINGS

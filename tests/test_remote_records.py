@@ -67,7 +67,7 @@ def test_s3_record_reads_bit_exact(tmp_path: Path, s3: tuple[pafs.S3FileSystem, 
     _upload(fs, _record_file(tmp_path, arr), f"{bucket}/{dtype}/img.ome.parquet")
     img = OMEArrow.scan(f"s3://{bucket}/{dtype}/img.ome.parquet")
     assert img.is_lazy and img.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(img.to_numpy(), arr)  # bit for bit: no cast
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr)  # bit for bit: no cast
     assert img.info()["path"] == f"s3://{bucket}/{dtype}/img.ome.parquet"
     crop = img.tensor_view(t=0, z=1, roi=(5, 7, 20, 11), layout="CYX").to_numpy()
     np.testing.assert_array_equal(crop, arr[0, 1, :, 7:18, 5:25])
@@ -79,7 +79,7 @@ def test_http_reads_only_the_row_group_of_the_row(tmp_path: Path, http_server: H
     (http_server.root / "table.parquet").write_bytes(local.read_bytes())
     http_server.log.clear()
     img = OMEArrow(f"{http_server.url}/table.parquet", row=11)
-    np.testing.assert_array_equal(img.to_numpy(), arrays[11])
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arrays[11])
     md = pq.ParquetFile(local).metadata
     spans = []  # byte span of each row group's column chunks
     for g in range(md.num_row_groups):
@@ -100,7 +100,7 @@ def test_fsspec_filesystem_argument(tmp_path: Path) -> None:
     mem = fsspec.filesystem("memory")
     mem.pipe("/bkt/x.ome.parquet", _record_file(tmp_path, arr).read_bytes())
     img = OMEArrow.scan("bkt/x.ome.parquet", filesystem=mem)
-    np.testing.assert_array_equal(img.to_numpy(), arr)
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr)
 
 
 def test_missing_object_is_file_not_found(s3: tuple[pafs.S3FileSystem, str]) -> None:
@@ -144,7 +144,7 @@ def test_remote_dataset_directory_opens_as_an_image(tmp_path: Path, s3: tuple[pa
 def test_local_file_uri_is_the_local_reader(tmp_path: Path) -> None:
     arr = _pixels("int8")
     out = _record_file(tmp_path, arr)
-    np.testing.assert_array_equal(OMEArrow(f"file://{out}").to_numpy(), arr)
+    np.testing.assert_array_equal(OMEArrow(f"file://{out}").to_numpy(layout="TZCYX"), arr)
     assert OMEArrow(f"file://{out}").info()["path"] == str(out)
 
 
@@ -171,9 +171,9 @@ def test_s3_write_round_trips_and_replaces(tmp_path: Path, s3: tuple[pafs.S3File
     first, second = _pixels("float64", seed=1), _pixels("float64", seed=2)
     uri = f"s3://{bucket}/written/img.ome.parquet"
     OMEArrow(first, "TZCYX").export("parquet", uri, layout="record")
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), first)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), first)
     OMEArrow(second, "TZCYX").export("parquet", uri, layout="record")
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), second)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), second)
     keys = [i.path for i in fs.get_file_info(pafs.FileSelector(f"{bucket}/written"))]
     assert keys == [f"{bucket}/written/img.ome.parquet"]  # no temporary key left behind
 
@@ -230,7 +230,7 @@ def test_killed_remote_write_leaves_the_old_object(
         uri = f"s3://{bucket}/killed/img-{signum}-{fraction}.ome.parquet"
         OMEArrow(old, "TZCYX").export("parquet", uri, layout="record")
         _run_writer(s3_server.endpoint, uri, full * fraction, signum)
-        got = OMEArrow(uri).to_numpy()  # the old image or the whole new one, never a part
+        got = OMEArrow(uri).to_numpy(layout="TZCYX")  # the old image or the whole new one, never a part
         assert np.array_equal(got, old) or (got.shape == (1, 8, 1, 1024, 1024) and bool((got == 7).all()))
 
 
@@ -252,4 +252,4 @@ def test_a_write_the_store_fails_leaves_the_old_object(
             OMEArrow(_pixels("uint16", seed=9), "TZCYX").export("parquet", uri, layout="record")
     finally:
         s3_server.clear_faults()
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), old)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), old)

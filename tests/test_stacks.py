@@ -79,7 +79,7 @@ def planes(
 def test_glob_sorts_naturally_and_stacks_along_z(tmp_path: Path) -> None:
     arrs = planes(tmp_path, 12)
     img = OMEArrow(str(tmp_path / "plane_*.npy"))
-    assert img.shape == (1, 12, 1, 6, 7) and img.dtype == np.uint16
+    assert img.shape == (1, 1, 12, 6, 7) and img.dtype == np.uint16
     np.testing.assert_array_equal(img.tensor_view(layout="ZYX").to_numpy(), np.stack(arrs))
     assert sorted(["p_10", "p_2", "p_1"], key=natural_key) == ["p_1", "p_2", "p_10"]
 
@@ -88,11 +88,11 @@ def test_list_with_two_axes_and_stack_shape(tmp_path: Path) -> None:
     arrs = planes(tmp_path, 6)
     files = [tmp_path / f"plane_{i}.npy" for i in range(6)]
     img = OMEArrow.scan(files, dim_order="TZ", stack_shape=(2, 3))
-    assert img.shape == (2, 3, 1, 6, 7)
-    truth = np.stack(arrs).reshape(2, 3, 1, 6, 7)
+    assert img.shape == (2, 1, 3, 6, 7)  # TCZYX
+    truth = np.stack(arrs).reshape(2, 1, 3, 6, 7)
     np.testing.assert_array_equal(img.to_numpy(), truth)
     by_c = OMEArrow.scan(files[:2], dim_order="C")
-    assert by_c.shape == (1, 1, 2, 6, 7) and by_c.meta.channels[1].name == "C1"
+    assert by_c.shape == (1, 2, 1, 6, 7) and by_c.meta.channels[1].name == "C1"
 
 
 def test_pattern_axes_from_words_and_channel_names(tmp_path: Path) -> None:
@@ -102,9 +102,9 @@ def test_pattern_axes_from_words_and_channel_names(tmp_path: Path) -> None:
         for z in range(3):
             np.save(tmp_path / f"E99_C{name}_ZS{z:03d}.npy", truth[c, z])
     img = OMEArrow.scan(str(tmp_path / "E99_C<DAPI,GFP>_ZS<000-002>.npy"))
-    assert img.shape == (1, 3, 2, 4, 5) and [c.name for c in img.meta.channels] == ["DAPI", "GFP"]
+    assert img.shape == (1, 2, 3, 4, 5) and [c.name for c in img.meta.channels] == ["DAPI", "GFP"]
     assert img.info()["stack_axes"] == "CZ" and img.info()["files_opened"] == 1
-    np.testing.assert_array_equal(img.to_numpy()[0], truth.transpose(1, 0, 2, 3))
+    np.testing.assert_array_equal(img.to_numpy()[0], truth)
 
 
 def test_members_with_their_own_axes_stack_along_a_free_one(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_a_parquet_record_stack(tmp_path: Path) -> None:
         files.append(tmp_path / f"r{i}.parquet")
         OMEArrow(arr).export("parquet", files[-1], layout="record")
     img = OMEArrow.scan(files, dim_order="T")
-    assert img.shape == (3, 2, 1, 4, 4)
+    assert img.shape == (3, 1, 2, 4, 4)
     np.testing.assert_array_equal(img.tensor_view(layout="TZYX").to_numpy(), np.stack(arrs))
 
 
@@ -215,7 +215,7 @@ def test_stacking_along_an_axis_the_files_have_is_refused(tmp_path: Path) -> Non
     planes(tmp_path, 2, shape=(3, 4, 4))  # ZYX files
     with pytest.raises(ArgumentError, match=r"holds 3 Z planes .* cannot be stacked along Z; .*free: TC"):
         OMEArrow.scan(str(tmp_path / "plane_*.npy"))
-    assert OMEArrow.scan(str(tmp_path / "plane_*.npy"), dim_order="T").shape == (2, 3, 1, 4, 4)
+    assert OMEArrow.scan(str(tmp_path / "plane_*.npy"), dim_order="T").shape == (2, 1, 3, 4, 4)
 
 
 def test_unknown_words_need_dim_order(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_unknown_words_need_dim_order(tmp_path: Path) -> None:
     with pytest.raises(ArgumentError, match=r"group 1 <A-B> follows 'well', which names no axis.*dim_order="):
         OMEArrow.scan(pattern)
     img = OMEArrow.scan(pattern, dim_order="TZ")
-    assert img.shape == (2, 2, 1, 2, 2) and img.to_numpy()[1, 0, 0, 0, 0] == ord("B")
+    assert img.shape == (2, 1, 2, 2, 2) and img.to_numpy()[1, 0, 0, 0, 0] == ord("B")
     with pytest.raises(ArgumentError, match=r"names 1 axes but the pattern has 2"):
         OMEArrow.scan(pattern, dim_order="T")
 

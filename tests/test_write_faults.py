@@ -57,7 +57,7 @@ def _setup(parent: Path, op: str) -> tuple[Path, list[np.ndarray], list[np.ndarr
 
 def _reads(target: Path, op: str) -> list[np.ndarray]:
     if op == "record":
-        return [OMEArrow.scan(target).to_numpy()[0, 0]]
+        return [OMEArrow.scan(target).to_numpy()[0, :, 0]]
     return ws.read(target) if op != "create" or target.exists() else []  # a read puts a moved copy back
 
 

@@ -132,7 +132,7 @@ def test_files_replace_files_never_directories(tmp_path: Path) -> None:
     record = tmp_path / "img.parquet"
     OMEArrow(IMG, dim_order="CYX").export("parquet", record, layout="record")
     OMEArrow(IMG + 1, dim_order="CYX").export("parquet", record, layout="record")
-    assert np.array_equal(OMEArrow.scan(record).to_numpy()[0, 0], IMG + 1)
+    assert np.array_equal(OMEArrow.scan(record).to_numpy()[0, :, 0], IMG + 1)
     ws.write(tmp_path / "ds.parquet", 1)
     before = ws.tree(tmp_path)
     with pytest.raises(UnsafeOverwriteError, match="is a directory"):

@@ -37,7 +37,7 @@ def write(target: Path, seed: int, mode: str = "create", n: int = 3, **opts: obj
 def read(target: Path) -> list[np.ndarray]:
     """Every image of the dataset at ``target``, as CYX arrays."""
     ds = OMEArrowDataset.scan(target)
-    return [ds[i].to_numpy()[0, 0] for i in range(len(ds))]
+    return [ds[i].to_numpy()[0, :, 0] for i in range(len(ds))]
 
 
 def same(got: list[np.ndarray], want: list[np.ndarray]) -> bool:

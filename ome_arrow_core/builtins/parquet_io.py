@@ -125,7 +125,7 @@ def write_parquet(
         if len(images) != 1:
             raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
         return write_record_file(
-            images[0].meta, images[0].to_numpy(), out, column=column, compression=compression or "none"
+            images[0].meta, images[0].to_numpy(layout="TZCYX"), out, column=column, compression=compression or "none"
         )
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
@@ -156,7 +156,9 @@ def _write_remote(images: list[Any], out: Location, layout: str, column: str, co
             "release; dataset directories are written to a local disk, then copied"
         )
     with remote_file(out, ".parquet") as local:
-        write_record_file(images[0].meta, images[0].to_numpy(), local, column=column, compression=compression or "none")
+        write_record_file(
+            images[0].meta, images[0].to_numpy(layout="TZCYX"), local, column=column, compression=compression or "none"
+        )
     return out
 
 

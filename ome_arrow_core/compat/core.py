@@ -251,7 +251,7 @@ class OMEArrow:
         """An eager crop of this image (a new OMEArrow)."""
         del fill_missing
         cropped = self.core_image().slice(x_min, x_max, y_min, y_max, t_indices, c_indices, z_indices)
-        pixels = np.asarray(cropped.to_numpy()).transpose(0, 2, 1, 3, 4)
+        pixels = np.asarray(cropped.to_numpy(layout="TCZYX"))
         return OMEArrow(pixels, dim_order="TCZYX", image_type=self._image_type)
 
     # -- views ----------------------------------------------------------------------------
@@ -351,7 +351,7 @@ class OMEArrow:
         """
         mode = how.lower().replace("_", "-")
         if mode == "numpy":
-            pixels = np.asarray(self.core_image().to_numpy()).transpose(0, 2, 1, 3, 4)
+            pixels = np.asarray(self.core_image().to_numpy(layout="TCZYX"))
             del strict
             return convert_pixels(np.ascontiguousarray(pixels), dtype, clamp)
         if mode == "dict":

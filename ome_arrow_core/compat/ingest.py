@@ -227,7 +227,7 @@ def record_from_image(
 ) -> pa.StructScalar:
     """The record of an ome-arrow-core image read from ``path`` (its metadata carried over)."""
     meta = image.meta
-    pixels = np.asarray(image.to_numpy()).transpose(0, 2, 1, 3, 4)
+    pixels = np.asarray(image.to_numpy(layout="TCZYX"))
     names = channel_names or [c.name or c.id for c in meta.channels]
     phys = tuple(meta.physical_size.get(ax) for ax in "XYZ")
     unit = meta.physical_unit.get("X") or "µm"
@@ -331,7 +331,7 @@ def from_stack_pattern_path(
     pixels: np.ndarray | None = None
     for (t, c, z), file in files.items():
         img = CoreImage(file)
-        plane = np.asarray(img.to_numpy())
+        plane = np.asarray(img.to_numpy(layout="TZCYX"))
         if plane.shape[:3] != (1, 1, 1):
             raise ArgumentError(f"{file}: a stack pattern combines 2-D files; this one has sizes {img.sizes}")
         if pixels is None:

@@ -280,4 +280,4 @@ def decode_record(data: Mapping[str, Any] | pa.StructScalar | pa.StructArray) ->
     """The pixels of a record as a TCZYX array of its declared dtype (checked by ome-arrow-core's decoder)."""
     from .. import OMEArrow as CoreImage
 
-    return np.ascontiguousarray(np.asarray(CoreImage(record_array(data)).to_numpy()).transpose(0, 2, 1, 3, 4))
+    return np.ascontiguousarray(np.asarray(CoreImage(record_array(data)).to_numpy(layout="TCZYX")))

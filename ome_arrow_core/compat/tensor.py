@@ -32,6 +32,10 @@ def check_chunk_policy(policy: str) -> str:
     return policy
 
 
+#: The reference's default layout of a view of several T or Z (its tensor views are storage order).
+_REFERENCE_LAYOUT = "TZCYX"
+
+
 def _core_layout(layout: str | None) -> str | None:
     return None if layout is None else layout.upper().replace("H", "Y").replace("W", "X")
 
@@ -57,22 +61,27 @@ class ViewArgs:
     channel_policy: str = "error"
 
     def build(self, image: CoreImage) -> Any:
-        """ome-arrow-core's view of ``image`` for these arguments."""
+        """ome-arrow-core's view of ``image`` for these arguments (the reference's default layout: CYX, else TZCYX)."""
         with selection_as_value_error():
-            view = image.tensor_view(
-                t=self.t,
-                z=self.z,
-                c=self.c,
-                roi=self.roi,
-                roi3d=self.roi3d,
-                roi_nd=self.roi_nd,
-                roi_type=self.roi_type,
-                tile=self.tile,
-                layout=_core_layout(self.layout),
-                dtype=self.dtype,
-                channel_policy=self.channel_policy,  # type: ignore[arg-type]
-            )
+            view = self._view(image, _core_layout(self.layout))
+            if self.layout is None and view.layout != "CYX":  # ome-arrow-core's default there is TCZYX
+                view = self._view(image, _REFERENCE_LAYOUT)
             return view.collect() if isinstance(view, CoreLazyView) else view  # a scanned image reads here
+
+    def _view(self, image: CoreImage, layout: str | None) -> Any:
+        return image.tensor_view(
+            t=self.t,
+            z=self.z,
+            c=self.c,
+            roi=self.roi,
+            roi3d=self.roi3d,
+            roi_nd=self.roi_nd,
+            roi_type=self.roi_type,
+            tile=self.tile,
+            layout=layout,
+            dtype=self.dtype,
+            channel_policy=self.channel_policy,  # type: ignore[arg-type]
+        )
 
 
 def _first_record(data: Any) -> pa.StructArray:

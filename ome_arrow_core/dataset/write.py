@@ -52,7 +52,7 @@ def _band_reader(img: OMEArrow) -> Any:
 
     def read(sel: Selection) -> np.ndarray:
         if sel == full:
-            return img.to_numpy()
+            return img.to_numpy(layout="TZCYX")
         view = img.tensor_view(
             t=sel.t, z=sel.z, c=sel.c, roi=(sel.x.start, sel.y.start, len(sel.x), len(sel.y)), layout="TZCYX"
         )

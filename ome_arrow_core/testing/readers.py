@@ -92,7 +92,7 @@ def _check_meta(img: OMEArrow, expected: np.ndarray | None) -> None:
         f"{meta.dtype!r}; expected a numpy dtype among {sorted(SUPPORTED)}",
     )
     if expected is not None:
-        expect(img.shape == expected.shape, "meta.sizes", f"shape {img.shape}, expected {expected.shape}")
+        expect(img.meta.shape == expected.shape, "meta.sizes", f"shape {img.meta.shape}, expected {expected.shape}")
         expect(img.dtype == expected.dtype, "meta.dtype", f"{img.dtype}, expected {expected.dtype}")
     describe = getattr(img.source, "describe", None)
     if callable(describe):
@@ -110,7 +110,7 @@ def _check_selections(source: PixelSource, expected: np.ndarray, seed: int) -> N
 
 
 def _check_public_views(img: OMEArrow, expected: np.ndarray) -> None:
-    n_t, _, n_c, n_y, n_x = img.shape
+    n_t, _, n_c, n_y, n_x = img.meta.shape
     view = img.tensor_view(
         t=n_t - 1,
         z=0,
@@ -189,9 +189,9 @@ def check_reader(
 ) -> list[str]:
     """Check the reader ``registry`` resolves for ``path`` (default: the shared registry).
 
-    ``expected`` is the image's ``TZCYX`` pixels (None: the reader's full read is taken as the
-    truth, and only consistency is checked). ``open_options`` go to the reader (``format=``,
-    ``image_id=``...). Raises :class:`~ome_arrow_core.testing.ConformanceError` (an AssertionError)
+    ``expected`` is the image's pixels in the storage order ``TZCYX``, the order of the reader's
+    ``read`` (None: the reader's full read is taken as the truth, and only consistency is checked).
+    ``open_options`` go to the reader (``format=``, ``image_id=``...). Raises :class:`~ome_arrow_core.testing.ConformanceError` (an AssertionError)
     naming the first broken check; returns the names of the checks that ran.
     """
     path = Path(path)
@@ -204,7 +204,7 @@ def check_reader(
     done = ["metadata"]
     _check_selections(source, truth, seed)
     _check_public_views(img, truth)
-    _same(OMEArrow(path, registry=reg, **open_options).to_numpy(), truth, "OMEArrow(path).to_numpy()")
+    _same(OMEArrow(path, registry=reg, **open_options).to_numpy(layout="TZCYX"), truth, "OMEArrow(path).to_numpy()")
     done += ["selections", "public views"]
     _check_repeat_threads_aliasing(source, truth, seed)
     done += ["repeat", "threads", "aliasing"]

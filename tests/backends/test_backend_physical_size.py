@@ -44,7 +44,7 @@ def test_vortex_unknown_sizes_stay_unknown_and_old_ones_keep_their_value(tmp_pat
     image().export(how="vortex", out=tmp_path / "u.vortex")
     got = OMEArrow.scan(tmp_path / "u.vortex")
     assert got.meta.physical_size == UNKNOWN and got.info()["physical_size"] == UNKNOWN
-    assert got.to_numpy().tobytes() == PIXELS.tobytes()
+    assert got.to_numpy(layout="TZCYX").tobytes() == PIXELS.tobytes()
     old = _vortex_meta(
         tmp_path / "u.vortex",
         lambda img: img.update(physical_size={"X": 1.0, "Y": 1.0, "Z": 1.0}),
@@ -83,7 +83,7 @@ def test_zarr_unknown_sizes_write_no_unit_and_read_back_unknown(tmp_path: Path) 
     assert "unit" not in axes["x"] and "unit" not in axes["z"] and axes["y"]["unit"] == "micrometer"
     got = OMEArrow.scan(tmp_path / "u.ome.zarr")
     assert got.meta.physical_size == {"X": None, "Y": 0.25, "Z": None}
-    assert got.to_numpy().tobytes() == PIXELS.tobytes()
+    assert got.to_numpy(layout="TZCYX").tobytes() == PIXELS.tobytes()
     assert OMEArrow.scan(tmp_path / "u.ome.zarr", level=0).info()["physical_size"]["X"] is None
 
 

@@ -46,10 +46,13 @@ class CountingDataset(OMEArrowDataset):
 def test_dataset_to_dask_follows_storage_chunks(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     ds = OMEArrowDataset.scan(path)
-    arr = to_dask(ds, chunks="storage")
-    assert arr.shape == (N, 1, 3, 2, 40, 50) and arr.dtype == np.uint16
-    assert arr.chunks == ((1,) * N, (1,), (2, 1), (1, 1), (16, 16, 8), (32, 18))
-    np.testing.assert_array_equal(arr.compute(), arrs)
+    arr = to_dask(ds, chunks="storage")  # the default layout: TCZYX
+    assert arr.shape == (N, 1, 2, 3, 40, 50) and arr.dtype == np.uint16
+    assert arr.chunks == ((1,) * N, (1,), (1, 1), (2, 1), (16, 16, 8), (32, 18))
+    np.testing.assert_array_equal(arr.compute(), arrs.transpose(0, 1, 3, 2, 4, 5))
+    storage = to_dask(ds, chunks="storage", layout="TZCYX")
+    assert storage.chunks == ((1,) * N, (1,), (2, 1), (1, 1), (16, 16, 8), (32, 18))
+    np.testing.assert_array_equal(storage.compute(), arrs)
     grouped = to_dask(ds, chunks="storage", images_per_chunk=3, z=1, c=0, layout="YX")
     assert grouped.chunks == ((3, 3, 1), (16, 16, 8), (32, 18))
     np.testing.assert_array_equal(grouped.compute(), arrs[:, 0, 1, 0])
@@ -111,11 +114,11 @@ def test_auto_chunks_fill_the_limit_with_whole_storage_chunks(plate: tuple[Path,
     path, arrs = plate
     ds = OMEArrowDataset.scan(path)
     image = 1 * 3 * 2 * 40 * 50 * 2  # bytes of one image
-    arr = to_dask(ds)  # 128 MiB blocks: every image in one block
-    assert arr.chunks == ((N,), (1,), (3,), (2,), (40,), (50,))
+    arr = to_dask(ds)  # 128 MiB blocks: every image in one block (TCZYX)
+    assert arr.chunks == ((N,), (1,), (2,), (3,), (40,), (50,))
     three = to_dask(ds, chunks=3 * image)
-    assert three.chunks[0] == (3, 3, 1) and three.chunks[1:] == ((1,), (3,), (2,), (40,), (50,))
-    np.testing.assert_array_equal(three.compute(), arrs)
+    assert three.chunks[0] == (3, 3, 1) and three.chunks[1:] == ((1,), (2,), (3,), (40,), (50,))
+    np.testing.assert_array_equal(three.compute(), arrs.transpose(0, 1, 3, 2, 4, 5))
     # An image larger than the limit: cut along its storage chunks, merged from X outwards.
     # storage chunks along C, Z, Y, X: (1, 1), (2, 1), (16, 16, 8), (32, 18)
     stack = to_dask(ds, chunks=4 * 40 * 50 * 2, t=0, layout="CZYX")  # two Z chunks (2 + 1 planes) fit

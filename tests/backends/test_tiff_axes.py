@@ -80,7 +80,7 @@ def test_known_letters_keep_their_meaning_next_to_unknown_ones(tmp_path: Path) -
     tifffile.imwrite(path, arr, metadata={"axes": "CQYX"}, **MB)
     img = OMEArrow(path)
     assert img.info()["axes_mapping"] == "CQYX->CTYX"  # Q's default (C, as in TCYX) is taken: the first free, T
-    np.testing.assert_array_equal(img.to_numpy(), arr.transpose(1, 0, 2, 3)[:, None])
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr.transpose(1, 0, 2, 3)[:, None])
 
 
 def test_rgb_pages_without_axes(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_rgb_pages_without_axes(tmp_path: Path) -> None:
             tw.write(page, photometric="rgb", metadata=None)
     img = OMEArrow(path)
     assert img.info()["axes_mapping"] == "IYXS->ZYXC"
-    np.testing.assert_array_equal(img.to_numpy()[0], np.moveaxis(arr, -1, 1))
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX")[0], np.moveaxis(arr, -1, 1))
 
 
 def test_a_damaged_plain_stack_reads_its_pixels_or_fails_clearly(tmp_path: Path) -> None:

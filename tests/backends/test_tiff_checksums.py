@@ -90,7 +90,7 @@ def test_written_files_carry_checksums_that_match(tmp_path: Path, name: str, opt
     img = OMEArrow.scan(path)
     info = img.info()
     assert info["checksums"] == "xxh3_64" and info["verified"] and img.source.has_checksums
-    np.testing.assert_array_equal(img.to_numpy(), arr)
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr)
     with tifffile.TiffFile(path) as tif:
         assert NAMESPACE in tif.ome_metadata
         np.testing.assert_array_equal(tif.series[0].asarray(), arr.reshape(arr.shape[1:]))  # tifffile reads it as ever
@@ -168,11 +168,11 @@ def test_verify_false_and_the_environment_skip_the_check(tmp_path: Path, monkeyp
     src = write(tmp_path / "src.ome.tiff", arr)
     offset, _ = segments(src)[0]
     mutant = flip(src, tmp_path / "m.ome.tiff", offset, bit=7)
-    served = OMEArrow(mutant, verify=False).to_numpy()  # the caller's choice: the file's bytes, unchecked
+    served = OMEArrow(mutant, verify=False).to_numpy(layout="TZCYX")  # the caller's choice: the file's bytes, unchecked
     assert (served != arr).sum() == 1
     assert not OMEArrow.scan(mutant, verify=False).info()["verified"]
     monkeypatch.setenv("OME_ARROW_CORE_VERIFY", "0")
-    np.testing.assert_array_equal(OMEArrow(mutant).to_numpy(), served)
+    np.testing.assert_array_equal(OMEArrow(mutant).to_numpy(layout="TZCYX"), served)
     assert verify(mutant).damage, "verify checks whatever the environment says"
     monkeypatch.setenv("OME_ARROW_CORE_VERIFY", "1")
     with pytest.raises(ChecksumError):
@@ -190,7 +190,7 @@ def test_cli_verify_reports_the_damaged_plane_and_level(tmp_path: Path, capsys: 
     assert main(["verify", str(mutant)]) == 1
     out = capsys.readouterr().out
     assert "[level 2 plane t=0 z=0 c=1]" in out and "ChecksumError" in out and "DAMAGED" in out
-    np.testing.assert_array_equal(OMEArrow(mutant, level=1).to_numpy().shape, (1, 1, 2, 8 * 2, 8 * 2))
+    np.testing.assert_array_equal(OMEArrow(mutant, level=1).to_numpy(layout="TZCYX").shape, (1, 1, 2, 8 * 2, 8 * 2))
     with pytest.raises(ChecksumError, match="of pyramid level 2"):
         OMEArrow(mutant, level=2).to_numpy()
 
@@ -295,7 +295,7 @@ def test_a_missing_level_entry_is_refused_for_that_level(tmp_path: Path) -> None
     arr = pixels()
     path = write(tmp_path / "x.ome.tiff", arr, levels=2)
     edit_xml(path, lambda x: re.sub(r'<M K="level 1">[^<]*</M>', "", x))
-    np.testing.assert_array_equal(OMEArrow(path).to_numpy(), arr)
+    np.testing.assert_array_equal(OMEArrow(path).to_numpy(layout="TZCYX"), arr)
     with pytest.raises(DamagedFileError, match="no entry for pyramid level 1"):
         OMEArrow(path, level=1)
 
@@ -318,7 +318,7 @@ def test_an_annotation_copied_into_another_file_does_not_apply(tmp_path: Path) -
     )
     img = OMEArrow.scan(other)
     assert not img.source.has_checksums and not img.info()["verified"]
-    np.testing.assert_array_equal(img.to_numpy(), arr)
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr)
     assert "without checksums" in "\n".join(verify(other).lines())
 
 
@@ -328,7 +328,7 @@ def test_files_without_checksums_read_as_before(tmp_path: Path) -> None:
     tifffile.imwrite(path, arr[0], ome=True, metadata={"axes": "ZCYX"}, photometric="minisblack")
     img = OMEArrow.scan(path)
     assert img.info()["checksums"] is None and not img.source.has_checksums
-    np.testing.assert_array_equal(img.to_numpy(), arr)
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr)
 
 
 def test_our_file_without_its_annotation_or_its_ome_xml_is_refused(tmp_path: Path) -> None:
@@ -342,7 +342,7 @@ def test_our_file_without_its_annotation_or_its_ome_xml_is_refused(tmp_path: Pat
     edit_xml(dropped, lambda x: re.sub(r"<StructuredAnnotations>.*</StructuredAnnotations>", "", x))
     with pytest.raises(DamagedFileError, match="holds no checksum annotation"):
         OMEArrow(dropped)
-    np.testing.assert_array_equal(OMEArrow(dropped, verify=False).to_numpy(), arr)
+    np.testing.assert_array_equal(OMEArrow(dropped, verify=False).to_numpy(layout="TZCYX"), arr)
     hidden = tmp_path / "hidden.ome.tiff"  # the ImageDescription tag's code flipped: 270 -> 271 (Make)
     data = bytearray(ours.read_bytes())
     at = data.index((270).to_bytes(2, "little") + (2).to_bytes(2, "little"), 8)
@@ -368,7 +368,9 @@ def test_independent_readers_open_what_we_write(tmp_path: Path) -> None:
         series = tif.series[0]
         assert len(series.levels) == 3
         for level, data in enumerate(series.levels):
-            np.testing.assert_array_equal(data.asarray(), OMEArrow(path, level=level).to_numpy())
+            np.testing.assert_array_equal(
+                data.asarray(), OMEArrow(path, level=level).to_numpy(layout="TZCYX")
+            )  # axes TZCYX
     maps = ome.structured_annotations.map_annotations
     assert [m.namespace for m in maps] == [NAMESPACE]
     bio = BioImage(path, reader=bioio_ome_tiff.Reader)

@@ -44,7 +44,7 @@ def test_remote_tiff_reads_bit_exact_and_only_what_a_plane_needs(
     size = local.stat().st_size
     name = f"{kind}.ome.tiff"
     uri, log = serve(where, name, local.read_bytes(), s3_server, http_server, monkeypatch, bucket="tiffs")
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), arr)  # bit for bit, checksums verified
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), arr)  # bit for bit, checksums verified
     plane_bytes = arr[0, 0, 0].nbytes
 
     log.clear()
@@ -90,9 +90,9 @@ def test_s3_write_round_trips_replaces_and_leaves_no_temporary(
     uri = f"s3://{bucket}/written/img.ome.tiff"
     first, second = _pixels(1), _pixels(2)
     OMEArrow(first, "TZCYX").export("ome-tiff", uri)
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), first)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), first)
     OMEArrow(second, "TZCYX").export("ome-tiff", uri, tile=(128, 128))
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), second)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), second)
     keys = [i.path for i in s3_server.filesystem().get_file_info(pafs.FileSelector(f"{bucket}/written"))]
     assert keys == [f"{bucket}/written/img.ome.tiff"]
 
@@ -114,7 +114,7 @@ def test_a_write_the_store_fails_leaves_the_previous_object(
             OMEArrow(_pixels(4), "TZCYX").export("ome-tiff", uri)
     finally:
         s3_server.clear_faults()
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), old)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), old)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
@@ -167,5 +167,5 @@ def test_fsspec_filesystem_argument_writes_and_reads(tmp_path: Path) -> None:
     OMEArrow(arr, "TZCYX").export("ome-tiff", "/tbucket/m.ome.tiff", filesystem=mem, tile=(128, 128))
     assert mem.ls("/tbucket", detail=False) == ["/tbucket/m.ome.tiff"]  # the temporary key was moved
     img = OMEArrow.scan("/tbucket/m.ome.tiff", filesystem=mem)
-    np.testing.assert_array_equal(img.to_numpy(), arr)
+    np.testing.assert_array_equal(img.to_numpy(layout="TZCYX"), arr)
     assert img.info()["file"] == "/tbucket/m.ome.tiff"

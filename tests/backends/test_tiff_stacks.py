@@ -33,7 +33,7 @@ def tiff_planes(folder: Path, dtype: str, n_c: int = 2, n_z: int = 3, compressio
 def test_pattern_of_tifffile_planes_is_bit_exact(tmp_path: Path, dtype: str) -> None:
     truth = tiff_planes(tmp_path, dtype)
     img = OMEArrow.scan(str(tmp_path / "E99_C<111,222>_ZS<000-002>.tif"))
-    assert img.shape == (1, 3, 2, 12, 10) and img.dtype == np.dtype(dtype)
+    assert img.shape == (1, 2, 3, 12, 10) and img.dtype == np.dtype(dtype)
     source = img.source
     assert isinstance(source, StackSource) and source.files_opened == 1 and source.files_read == 0
     want = truth.transpose(1, 0, 2, 3)[None]  # TZCYX
@@ -57,7 +57,7 @@ def test_stack_exports_to_ome_tiff_and_dataset(tmp_path: Path) -> None:
     img = OMEArrow.scan(str(tmp_path / "E99_C<111,222>_ZS<000-002>.tif"))
     img.export("ome-tiff", tmp_path / "out.ome.tiff")
     write_dataset([img], tmp_path / "out.ome.parquet")
-    want = truth.transpose(1, 0, 2, 3)[None]
+    want = truth[None]  # TCZYX
     for out in ("out.ome.tiff", "out.ome.parquet"):
         np.testing.assert_array_equal(OMEArrow(tmp_path / out).to_numpy(), want)
 

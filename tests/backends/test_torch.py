@@ -77,7 +77,7 @@ def test_ingest_keeps_dtype_and_values(dtype: str) -> None:
     img = OMEArrow(torch.from_numpy(arr))
     assert img.dtype == np.dtype(dtype)
     assert img.sizes == {"T": 1, "Z": 3, "C": 1, "Y": 16, "X": 20}
-    np.testing.assert_array_equal(img.to_numpy()[0, :, 0], arr)
+    np.testing.assert_array_equal(img.to_numpy()[0, 0], arr)  # TCZYX
 
 
 def test_ingest_2d_is_yx_and_3d_is_zyx() -> None:
@@ -89,7 +89,7 @@ def test_ingest_with_dim_order() -> None:
     arr = _pixels((2, 8, 9, 3), "uint16")
     img = OMEArrow(torch.from_numpy(arr), "TYXC")
     assert img.sizes == {"T": 2, "Z": 1, "C": 3, "Y": 8, "X": 9}
-    np.testing.assert_array_equal(img.to_numpy()[:, 0], arr.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(img.to_numpy()[:, :, 0], arr.transpose(0, 3, 1, 2))  # TCZYX
 
 
 def test_ingest_batch_as_t() -> None:

@@ -75,7 +75,9 @@ def test_round_trip_every_dtype_bit_for_bit(tmp_path: Path, dtype: str, chunk_sh
     img = OMEArrow(arr)
     out = img.export(how="vortex", out=tmp_path / "img.vortex", chunk_shape=chunk_shape)
     assert out == tmp_path / "img.vortex" and out.exists()
-    check_reader(out, img.to_numpy())  # the plugin kit: dtype, shape, bits of every kind of selection, threads...
+    check_reader(
+        out, img.to_numpy(layout="TZCYX")
+    )  # the plugin kit: dtype, shape, bits of every kind of selection, threads...
     back = OMEArrow(out)
     assert arrow_base(back.to_numpy()) is not None  # read into Arrow memory: zero-copy DLPack export
 
@@ -271,14 +273,14 @@ def test_lazy_reads_fetch_only_needed_rows(tiled: tuple[Path, np.ndarray]) -> No
     assert src.rows_read == 1 + 8 + 1
     assert src.describe()["rows_read"] == 10
     full = OMEArrow.scan(path).collect()
-    assert same_bits(full.to_numpy(), arr)
+    assert same_bits(full.to_numpy(layout="TZCYX"), arr)
 
 
 def test_lazy_slices_compose(tiled: tuple[Path, np.ndarray]) -> None:
     path, arr = tiled
     img = OMEArrow.scan(path).slice_lazy(3, 20, 2, 18, t_indices=[1], c_indices=[2, 0])
     sub = img.slice_lazy(1, 9, 4, 9)
-    assert same_bits(np.ascontiguousarray(sub.to_numpy()), arr[1:2][:, :, [2, 0], 6:11, 4:12])
+    assert same_bits(np.ascontiguousarray(sub.to_numpy(layout="TZCYX")), arr[1:2][:, :, [2, 0], 6:11, 4:12])
 
 
 # -- writing ----------------------------------------------------------------------------------

@@ -398,4 +398,4 @@ def test_an_image_opened_with_a_blocking_registry_reads_no_vortex_chunks(plate: 
     path, arrs = plate
     with pytest.raises(BackendUnavailableError, match=r"chunk format 'vortex'.*blocked"):
         OMEArrow(path, row=1, registry=Registry(blocked={"vortex"})).to_numpy()
-    np.testing.assert_array_equal(OMEArrow(path, row=1).to_numpy()[0, 0], arrs[1])
+    np.testing.assert_array_equal(OMEArrow(path, row=1).to_numpy()[0, :, 0], arrs[1])

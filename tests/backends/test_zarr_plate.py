@@ -46,7 +46,7 @@ def test_plate_fields_open_with_plate_metadata_columns(tmp_path: Path, version: 
     }
     flat = [(w, k) for w, imgs in want.items() for k in range(len(imgs))]
     for img, (w, k) in zip(plate, flat, strict=True):
-        np.testing.assert_array_equal(img.to_numpy()[0, 0], want[w][k])
+        np.testing.assert_array_equal(img.to_numpy()[0, :, 0], want[w][k])
     import pyarrow.compute as pc
 
     row_b = plate.filter(pc.field("row") == "B")
@@ -59,8 +59,8 @@ def test_a_plate_or_well_opened_as_one_image(tmp_path: Path) -> None:
     """OMEArrow.scan(plate, row=i) is field i in plate order (row 0 by default, as datasets); a well says how."""
     want = fields()
     path = write_plate_ome_zarr_py(tmp_path / "p.ome.zarr", want)
-    np.testing.assert_array_equal(OMEArrow.scan(path).to_numpy()[0, 0], want["A/1"][0])
-    np.testing.assert_array_equal(OMEArrow.scan(path, row=4).to_numpy()[0, 0], want["B/2"][1])
+    np.testing.assert_array_equal(OMEArrow.scan(path).to_numpy()[0, :, 0], want["A/1"][0])
+    np.testing.assert_array_equal(OMEArrow.scan(path, row=4).to_numpy()[0, :, 0], want["B/2"][1])
     with pytest.raises(SelectionError, match="holds 6 fields"):
         OMEArrow.scan(path, row=6)
     with pytest.raises(SchemaError, match="well"):

@@ -48,7 +48,7 @@ def test_s3_write_then_read_bit_exact_fetching_only_the_crop_chunks(
     arr = _pixels()
     uri = f"s3://{bucket}/rt-{version}.ome.zarr"
     OMEArrow(arr, "TZCYX").export("ome-zarr", uri, version=version, chunk_shape=CHUNKS)
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), arr)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), arr)
     s3_server.log.clear()
     img = OMEArrow.scan(uri)
     crop = img.tensor_view(t=0, z=1, c=0, roi=(70, 10, 40, 100), layout="YX").to_numpy()  # x 70:110, y 10:110
@@ -102,7 +102,7 @@ def test_fsspec_filesystem_argument_reads_and_writes(tmp_path: Path) -> None:
     arr = _pixels(2)
     OMEArrow(arr, "TZCYX").export("ome-zarr", "/zbucket/m.ome.zarr", filesystem=mem, chunk_shape=CHUNKS)
     assert mem.exists("/zbucket/m.ome.zarr/zarr.json")
-    np.testing.assert_array_equal(OMEArrow("/zbucket/m.ome.zarr", filesystem=mem).to_numpy(), arr)
+    np.testing.assert_array_equal(OMEArrow("/zbucket/m.ome.zarr", filesystem=mem).to_numpy(layout="TZCYX"), arr)
 
 
 def test_existing_remote_store_is_never_replaced(s3_server: S3Server, bucket: str) -> None:
@@ -111,7 +111,7 @@ def test_existing_remote_store_is_never_replaced(s3_server: S3Server, bucket: st
     OMEArrow(old, "TZCYX").export("ome-zarr", uri, chunk_shape=CHUNKS)
     with pytest.raises(UnsafeOverwriteError, match=uri):
         OMEArrow(_pixels(4), "TZCYX").export("ome-zarr", uri, chunk_shape=CHUNKS)
-    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(), old)
+    np.testing.assert_array_equal(OMEArrow(uri).to_numpy(layout="TZCYX"), old)
 
 
 def test_an_upload_the_store_fails_leaves_no_readable_store(s3_server: S3Server, bucket: str) -> None:

@@ -61,10 +61,10 @@ def test_every_dtype_round_trips_bit_exact(
     OMEArrow(arr, "TZCYX").export("ome-zarr", out, version=version, levels=levels, chunk_shape=(2, 3, 4))
     back = OMEArrow.scan(out)
     assert back.dtype == arr.dtype
-    assert back.to_numpy().tobytes() == np.ascontiguousarray(arr).tobytes()
+    assert back.to_numpy(layout="TZCYX").tobytes() == np.ascontiguousarray(arr).tobytes()
     top = OMEArrow.scan(out, level=levels - 1)
     f = 2 ** (levels - 1)
-    assert top.to_numpy().tobytes() == np.ascontiguousarray(arr[..., ::f, ::f]).tobytes()
+    assert top.to_numpy(layout="TZCYX").tobytes() == np.ascontiguousarray(arr[..., ::f, ::f]).tobytes()
 
 
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
@@ -100,12 +100,12 @@ def test_bioio_ome_zarr_reads_what_we_write(tmp_path: Path, version: str) -> Non
     out = img.export("ome-zarr", tmp_path / "x.ome.zarr", version=version, levels=2)
     r = Reader(out)
     assert r.dims.order == "TCZYX"
-    np.testing.assert_array_equal(np.asarray(r.data), img.to_numpy().transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(np.asarray(r.data), img.to_numpy())
     assert r.channel_names == ["DAPI", "GFP"]
     assert (r.physical_pixel_sizes.X, r.physical_pixel_sizes.Y, r.physical_pixel_sizes.Z) == (0.2, 0.3, 1.5)
     assert list(r.resolution_levels) == [0, 1]
     r.set_resolution_level(1)
-    np.testing.assert_array_equal(np.asarray(r.data), img.to_numpy()[..., ::2, ::2].transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(np.asarray(r.data), img.to_numpy()[..., ::2, ::2])
 
 
 @THIRD_PARTY_WARNINGS
@@ -120,7 +120,7 @@ def test_ome_zarr_py_reads_what_we_write(tmp_path: Path, version: str) -> None:
     assert [a["name"] for a in node.metadata["axes"]] == list("tczyx")
     for k, level in enumerate(node.data):
         f = 2**k
-        np.testing.assert_array_equal(np.asarray(level), img.to_numpy()[..., ::f, ::f].transpose(0, 2, 1, 3, 4))
+        np.testing.assert_array_equal(np.asarray(level), img.to_numpy()[..., ::f, ::f])
         assert node.metadata["coordinateTransformations"][k] == [
             {"type": "scale", "scale": [1.0, 1.0, 1.5, 0.3 * f, 0.2 * f]}
         ]
@@ -231,7 +231,7 @@ def test_tensorstore_reads_every_level_we_write(tmp_path: Path, version: str) ->
             "kvstore": {"driver": "file", "path": str(out / str(k))},
         }
         got = ts.open(spec, read=True).result().read().result()
-        np.testing.assert_array_equal(got, img.to_numpy()[..., :: 2**k, :: 2**k].transpose(0, 2, 1, 3, 4))
+        np.testing.assert_array_equal(got, img.to_numpy()[..., :: 2**k, :: 2**k])
 
 
 def test_write_dataset_reads_ome_zarr_inputs(tmp_path: Path) -> None:

@@ -138,21 +138,21 @@ def _alarm(signum: int, frame: Any) -> None:
 
 
 def read_everything(kind: str, root: Path) -> list[np.ndarray]:
-    """Scan ``root`` and read every image in every way a user would; the images' pixels, in order."""
+    """Scan ``root`` and read every image in every way a user would; the images' pixels (TZCYX), in order."""
     from ome_arrow_core import OMEArrow, OMEArrowDataset
 
     if kind == "record":  # one struct record (scan of one-row record files is issue 10's; read it directly)
-        return [OMEArrow.scan(root).to_numpy(), OMEArrow(root).to_numpy()][:1]
+        return [OMEArrow.scan(root).to_numpy(layout="TZCYX"), OMEArrow(root).to_numpy(layout="TZCYX")][:1]
     ds = OMEArrowDataset.scan(root)
-    each = [ds[i].to_numpy() for i in range(len(ds))]
+    each = [ds[i].to_numpy(layout="TZCYX") for i in range(len(ds))]
     if kind.startswith("ds_"):
-        batch = ds.read() if len(ds) else np.zeros((0,))
-        rows = [OMEArrow.scan(root, row=i).to_numpy() for i in range(len(ds))]
+        batch = ds.read(layout="TZCYX") if len(ds) else np.zeros((0,))
+        rows = [OMEArrow.scan(root, row=i).to_numpy(layout="TZCYX") for i in range(len(ds))]
         for i, img in enumerate(each):
             if not (np.array_equal(batch[i].reshape(img.shape), img) and np.array_equal(rows[i], img)):
                 raise WrongPixels(f"image {i}: ds.read(), ds[i] and OMEArrow.scan(row=i) disagree")
     else:
-        each.append(OMEArrow(root).to_numpy())
+        each.append(OMEArrow(root).to_numpy(layout="TZCYX"))
     return each
 
 

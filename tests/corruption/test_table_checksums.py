@@ -78,7 +78,7 @@ def _damage(file: Path, how: str) -> None:
 
 
 def _read_all(root: Path, **kw: Any) -> np.ndarray:
-    return np.stack([OMEArrowDataset.scan(root, **kw)[i].to_numpy() for i in range(3)])
+    return np.stack([OMEArrowDataset.scan(root, **kw)[i].to_numpy(layout="TZCYX") for i in range(3)])  # written ZCYX
 
 
 @pytest.mark.parametrize("how", ["flip", "zero", "truncate"])

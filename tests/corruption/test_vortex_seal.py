@@ -105,13 +105,13 @@ def vortex_opens(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def read_image(file: Path, **kw: Any) -> np.ndarray:
-    out: np.ndarray = OMEArrow(file, **kw).to_numpy()
+    out: np.ndarray = OMEArrow(file, **kw).to_numpy(layout="TZCYX")  # written ZCYX
     return out
 
 
 def read_ds(root: Path) -> list[np.ndarray]:
     ds = OMEArrowDataset.scan(root)
-    return [ds[i].to_numpy() for i in range(len(ds))] + [ds.read()]
+    return [ds[i].to_numpy(layout="TZCYX") for i in range(len(ds))] + [ds.read(layout="TZCYX")]
 
 
 # -- sealed files ---------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def main() -> None:
         f"block {export.BLOCK_BYTES / 2**20:g} MiB x {export.BUFFERS}",
     )
     _ceilings(pixels.nbytes)
-    _report("TZCYX (contiguous)", image.tensor_view())
+    _report("TZCYX (contiguous)", image.tensor_view(layout="TZCYX"))
     _report("one plane CYX", image.tensor_view(t=0, z=0))
     _report("ZYXC (strided)", image.tensor_view(t=0, z=slice(0, 8), layout="ZYXC"))
     _report("roi 512x512 all t,z", image.tensor_view(roi=(100, 100, 512, 512)))

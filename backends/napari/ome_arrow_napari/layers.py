@@ -88,7 +88,7 @@ def _shapes(ds: OMEArrowDataset) -> list[tuple[tuple[int, ...], str]]:
         sizes = [table.column(c).to_pylist() for c in cols]
         dtypes = table.column("dtype").to_pylist()
         return [(tuple(int(s[i]) for s in sizes), str(dtypes[i])) for i in range(len(ds))]
-    return [(tuple(im.shape), im.dtype.name) for im in ds]
+    return [(tuple(im.meta.shape), im.dtype.name) for im in ds]
 
 
 def dataset_layers(ds: OMEArrowDataset, *, title: str, source: str) -> list[LayerData]:

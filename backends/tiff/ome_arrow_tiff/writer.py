@@ -128,7 +128,7 @@ def write_tiff(
     n_levels = check_levels(levels, meta.sizes)
     if n_levels > 1 and not ome:
         raise ArgumentError(f"levels={levels} needs ome=True: pyramids are written as OME-TIFF SubIFDs")
-    data = image.to_numpy()
+    data = image.to_numpy(layout="TZCYX")
     if ome:
         kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:

@@ -40,7 +40,7 @@ assert np.array_equal(full, img.to_numpy())
 print("full read       median %.1f ms (min %.1f)   OMEArrow(path) eager" % med(lambda: OMEArrow(path)))
 print("open (meta)     median %.3f ms (min %.3f)   OMEArrow.scan(path)" % med(lambda: OMEArrow.scan(path), 50))
 lazy = OMEArrow.scan(path)
-want = img.to_numpy()[0, 3, 1, 300:556, 300:556]
+want = img.to_numpy(layout="TZCYX")[0, 3, 1, 300:556, 300:556]
 assert np.array_equal(lazy.tensor_view(t=0, z=3, c=1, roi=(300, 300, 256, 256)).to_numpy()[0], want)
 crop4 = lambda: lazy.tensor_view(t=0, z=3, c=1, roi=(300, 300, 256, 256)).to_numpy()
 crop1 = lambda: lazy.tensor_view(t=0, z=3, c=1, roi=(0, 0, 256, 256)).to_numpy()

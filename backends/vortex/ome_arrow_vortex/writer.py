@@ -82,7 +82,7 @@ def write_vortex(
         )
     meta = image.meta
     chunk = chunk_shape_for(meta.sizes["Y"], meta.sizes["X"], chunk_shape)
-    pixels = image.to_numpy()
+    pixels = image.to_numpy(layout="TZCYX")
     opts = vx.io.VortexWriteOptions.compact() if codec == "zstd" else vx.io.VortexWriteOptions.default()
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -200,7 +200,7 @@ def write_ome_zarr(
         hi = np.full(meta.sizes["C"], -np.inf)
         sx, sy = meta.sizes["X"], meta.sizes["Y"]
         for t in range(meta.sizes["T"]):
-            plane = image.slice_lazy(0, sx, 0, sy, t_indices=[t]).to_numpy()[0]  # ZCYX
+            plane = image.slice_lazy(0, sx, 0, sy, t_indices=[t]).to_numpy(layout="TZCYX")[0]  # ZCYX
             tczyx = plane.transpose(1, 0, 2, 3)
             for k, arr in enumerate(arrays):
                 f = 2**k
