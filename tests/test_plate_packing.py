@@ -149,8 +149,10 @@ def test_an_append_starts_its_own_groups_after_a_partial_one(tmp_path: Path, mon
     _check_layout(out, 3)
     _check_reads(out, images)
     assert compact_dataset(out) == ["chunks.parquet", "chunks-00001.parquet"]
-    # merged, chunk row group 2 (images 5..7) straddles images row groups: the index is written unaligned
-    assert INDEX_GROUPS_KEY not in (pq.read_metadata(out / "index.parquet").metadata or {})
+    # merged images row groups follow the parts' groups ([3, 2] + [3, 3]; 2 + 3 > 3 so none join): still aligned
+    assert (pq.read_metadata(out / "index.parquet").metadata or {}).get(INDEX_GROUPS_KEY) == ALIGNED
+    merged = pq.read_metadata(out / "images.parquet")
+    assert [merged.row_group(g).num_rows for g in range(merged.num_row_groups)] == [3, 2, 3, 3]
     _check_reads(out, images)
 
 

@@ -62,9 +62,10 @@ def lazy_zeros(n: int, dtype: Any) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, max(1, n * dt.itemsize)), dtype=dt, count=n)
 
 
-def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: int, out: Path) -> None:
-    """Write ``index`` to ``out`` with row group g holding the chunk rows of images ``g * per_group`` onwards
-    (``image_ids`` in images-table order; ``index`` rows in that order, as the packer writes them).
+def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: int | Sequence[int], out: Path) -> None:
+    """Write ``index`` to ``out`` with row group g holding the chunk rows of the images of images row group g
+    (``image_ids`` in images-table order; ``index`` rows in that order, as the packer writes them). ``per_group``
+    is the images table's row-group size, or the image count of each of its row groups.
 
     An index whose rows are not in image order, an image without chunks, or a chunk row group holding chunks of
     images of two groups (readers load each group's chunk row groups apart), is written as one table, unmarked.
@@ -73,17 +74,23 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
     owner = np.fromiter(
         (at.get(str(v), -1) for v in index.column("image_id").to_pylist()), dtype=np.int64, count=index.num_rows
     )
-    groups = -(-len(image_ids) // per_group)
-    bounds = np.searchsorted(owner // per_group, np.arange(groups + 1), side="left")
-    aligned = bool(
-        len(owner) > 0 and (owner >= 0).all() and (np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all()
-    )
+    if isinstance(per_group, int):
+        sizes = np.full(-(-len(image_ids) // per_group), per_group, dtype=np.int64)
+        sizes[-1:] = len(image_ids) - per_group * (len(sizes) - 1)
+    else:
+        sizes = np.asarray(per_group, dtype=np.int64)
+    group_of = np.repeat(np.arange(len(sizes)), sizes)  # images-table row -> its row group
+    aligned = bool(len(owner) > 0 and (owner >= 0).all() and int(sizes.sum()) == len(image_ids))
+    if aligned:
+        owner_group = group_of[owner]
+        bounds = np.searchsorted(owner_group, np.arange(len(sizes) + 1), side="left")
+        aligned = bool((np.diff(owner) >= 0).all() and (np.diff(bounds) > 0).all())
     if aligned and "row_group_id" in index.column_names:
         codes = dictionary_codes(index.column("fragment_path"), "")[1].astype(np.int64)
         chunk_group = codes << 32 | int_values(index.column("row_group_id"), -1).astype(np.int64)
         _, first = np.unique(chunk_group, return_index=True)
         _, last = np.unique(chunk_group[::-1], return_index=True)
-        aligned = bool((owner[first] // per_group == owner[len(owner) - 1 - last] // per_group).all())
+        aligned = bool((owner_group[first] == owner_group[len(owner) - 1 - last]).all())
     with atomic_path(out) as tmp:
         if not aligned:
             pq.write_table(index.replace_schema_metadata(FILE_METADATA), tmp, write_page_checksum=True)

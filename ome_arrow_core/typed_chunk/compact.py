@@ -110,10 +110,11 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             ).set_column(at, INDEX_SCHEMA.field(at), pa.array([BASE_CHUNKS] * index.num_rows, pa.string()))
             # aligned with the merged images table's row groups (see aligned_index): opening one image stays O(1)
             ids = [str(v) for v in images.column("image_id").to_pylist()]
-            write_aligned_index(new_index, ids, _images_per_group(root, parts), tmp / BASE.index)
+            sizes = _group_sizes(root, parts)
+            write_aligned_index(new_index, ids, sizes, tmp / BASE.index)
             moves = [(tmp / BASE_CHUNKS, root / BASE_CHUNKS), (tmp / BASE.index, root / BASE.index)]
             if len(parts) > 1:
-                pq.write_table(_merged_images(images), tmp / BASE.images, row_group_size=_images_per_group(root, parts))
+                _write_images(_merged_images(images), sizes, tmp / BASE.images)
                 moves.append((tmp / BASE.images, root / BASE.images))
             if (root / MANIFEST).exists():
                 # row groups move: the merged file is read through its footer (the index keeps no page ranges)
@@ -166,6 +167,32 @@ def _merged_images(images: pa.Table) -> pa.Table:
     order = [n for n in IMAGES_SCHEMA.names if n in images.column_names]
     order += [n for n in images.column_names if n not in order]
     return images.select(order).replace_schema_metadata(FILE_METADATA)
+
+
+def _group_sizes(root: Path, parts: list[Part]) -> list[int]:
+    """Image counts of the merged images.parquet's row groups: the parts' row groups in order, neighbours joined
+    while they fit in one group of :func:`_images_per_group` images. A merged group never splits a part's group,
+    so chunk row groups (which never hold images of two groups of their part) stay within one merged group."""
+    cap = _images_per_group(root, parts)
+    sizes: list[int] = []
+    for part in parts:
+        md = pq.read_metadata(root / part.images)
+        for g in range(md.num_row_groups):
+            n = int(md.row_group(g).num_rows)
+            if len(parts) > 1 and sizes and sizes[-1] + n <= cap:
+                sizes[-1] += n
+            elif n:
+                sizes.append(n)
+    return sizes
+
+
+def _write_images(table: pa.Table, sizes: list[int], out: Path) -> None:
+    """``table`` written to ``out`` with row groups of ``sizes`` rows."""
+    with pq.ParquetWriter(out, table.schema, write_page_checksum=True) as writer:
+        at = 0
+        for n in sizes:
+            writer.write_table(table.slice(at, n), row_group_size=n)
+            at += n
 
 
 def _images_per_group(root: Path, parts: list[Part]) -> int:
