@@ -153,3 +153,15 @@ def assert_same_ome(got: Any, want: Any) -> None:
     ] == want.structured_annotations.map_annotations
     for kind in ("comment_annotations", "tag_annotations", "long_annotations", "xml_annotations", "term_annotations"):
         assert getattr(mine, kind) == getattr(want.structured_annotations, kind), kind
+
+
+def lies(xml: str) -> dict[str, str]:
+    """Damaged or lying versions of the rich image's stored OME-XML ``xml``, by the words the error must say."""
+    return {
+        "does not parse": xml[: len(xml) // 2],
+        "describes sizes": xml.replace('SizeC="3"', 'SizeC="2"', 1),
+        "pixel type": xml.replace('Type="uint16"', 'Type="uint8"', 1),
+        "channels of 4 samples": xml.replace('SamplesPerPixel="1"', 'SamplesPerPixel="2"', 1),
+        "TheZ=5 outside": xml.replace('TheZ="1"', 'TheZ="5"', 1),
+        "not one OME Image": xml.replace("<Image ", "<Imagery ", 1).replace("</Image>", "</Imagery>", 1),
+    }

@@ -31,7 +31,7 @@ __all__ = [
 SUFFIXES: Final[tuple[str, ...]] = (".ome.zarr", ".zarr")
 #: Largest metadata document read while sniffing (a bigger one is not sniffed as NGFF).
 _SNIFF_BYTES: Final[int] = 4 << 20
-_NGFF_KEYS: Final[frozenset[str]] = frozenset({"multiscales", "plate", "well", "labels"})
+_NGFF_KEYS: Final[frozenset[str]] = frozenset({"multiscales", "plate", "well", "labels", "bioformats2raw.layout"})
 
 
 def _json(path: Path) -> Any:
@@ -45,7 +45,7 @@ def _json(path: Path) -> Any:
 
 
 def ngff_keys(path: Path) -> frozenset[str]:
-    """The OME-NGFF keys (multiscales, plate, well, labels) of the Zarr group at directory ``path`` (any version)."""
+    """The OME-NGFF keys (multiscales, plate, well, labels, bioformats2raw.layout) of the Zarr group at directory ``path`` (any version)."""
     try:
         if not path.is_dir():
             return frozenset()
