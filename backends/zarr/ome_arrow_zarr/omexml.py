@@ -55,17 +55,16 @@ def series_path(group: Any, row: int, path: PurePath) -> str:
     ``str(row)``."""
     from ome_arrow_core import SelectionError
 
-    try:
-        ome = group["OME"]
-    except KeyError:
-        return str(row)
     with reading(path, "OME", "reading the series list"):
+        ome = group.get("OME")  # None when absent
+        if ome is None:
+            return str(row)
         attrs = ome.attrs.asdict()
     series = ome_attrs(attrs, ome.metadata.zarr_format, where(path, "OME"))[1].get("series")
     if series is None:
         return str(row)
-    if not isinstance(series, list) or not all(isinstance(s, str) and s for s in series):
-        raise DamagedFileError(f"{where(path, 'OME')}: series is {series!r}, expected a list of image paths")
+    if not isinstance(series, list) or not series or not all(isinstance(s, str) and s for s in series):
+        raise DamagedFileError(f"{where(path, 'OME')}: series is {series!r}, expected a non-empty list of image paths")
     if not 0 <= row < len(series):
         raise SelectionError(
             f"row={row} is out of range: {path} holds {len(series)} images (OME series); "
