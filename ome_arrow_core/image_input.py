@@ -61,7 +61,10 @@ def open_source(
         return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
     if isinstance(source, (Mapping, *_RECORD_TYPES)):
         from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
+        from .record.memory_xml import attach_carried, carried_entry
 
-        meta, pixels = record_to_pixels(as_struct_array(source, column), row)
+        records = as_struct_array(source, column)
+        meta, pixels = record_to_pixels(records, row)
+        meta = attach_carried(meta, carried_entry(source, records, row), records, row, pixels)
         return ArraySource(meta, pixels, "arrow record")
     return ingest(source, dim_order, registry, name, copy)
