@@ -6,6 +6,7 @@ pixels or identity changed gets none of it, and an entry that lies about the ima
 from __future__ import annotations
 
 import io
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ome_types = pytest.importorskip("ome_types")
 pytest.importorskip("tifffile")
@@ -23,7 +26,8 @@ from ome_arrow_core import OMEArrow  # noqa: E402
 from ome_arrow_core.errors import DamagedFileError, SchemaError  # noqa: E402
 from ome_arrow_core.record.memory_xml import FIELD, METADATA_KEY  # noqa: E402
 from ome_arrow_core.record.ome_xml_key import KEY  # noqa: E402
-from tests.backends.ome_rich import assert_same_ome, lies, write_rich_tiff  # noqa: E402
+from tests.backends.ome_rich import assert_same_ome, image_with_ome_xml, lies, write_rich_tiff  # noqa: E402
+from tests.pixels import random_pixels  # noqa: E402
 
 
 @pytest.fixture()
@@ -72,8 +76,8 @@ def test_the_reference_reads_records_that_carry_it(rich: tuple[Path, Any, np.nda
     assert scalar.type == OME_ARROW_STRUCT and FIELD in record  # equal types: field metadata does not count
     assert scalar.type.field("pixels_meta").metadata is not None
     assert verify_ome_arrow(record, OME_ARROW_STRUCT)
-    for given in (scalar, record):
-        np.testing.assert_array_equal(ome_arrow.OMEArrow(given).export(how="numpy"), want)
+    for one in (scalar, record):
+        np.testing.assert_array_equal(ome_arrow.OMEArrow(one).export(how="numpy"), want)
     pq.write_table(pa.table({"ome_arrow": img.export("arrow")}), tmp_path / "t.parquet")
     got = ref_from_ome_parquet(str(tmp_path / "t.parquet"), strict_schema=True)
     np.testing.assert_array_equal(ome_arrow.OMEArrow(got).export(how="numpy"), want)
@@ -168,3 +172,34 @@ def test_compat_reading_a_record_file_whose_stored_ome_xml_lies_is_a_damaged_fil
     with pytest.raises(DamagedFileError, match="describes sizes") as err:
         compat.from_ome_parquet(str(out))
     assert str(out) in str(err.value)
+
+
+DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.tuples(*(st.integers(1, n) for n in (2, 3, 3, 9, 9))),
+    dtype=st.sampled_from(DTYPES),
+    how=st.sampled_from(["dict", "scalar", "arrow"]),
+    seed=st.integers(0, 1000),
+)
+def test_any_image_with_an_ome_xml_keeps_it_through_a_record_and_only_while_its_pixels_stay(
+    shape: tuple[int, ...], dtype: str, how: str, seed: int
+) -> None:
+    pixels = random_pixels(shape, dtype, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        img = image_with_ome_xml(pixels, Path(tmp), ome_types)
+        back = OMEArrow(img.export(how))
+        assert back.meta.ome_xml == img.meta.ome_xml
+        np.testing.assert_array_equal(back.to_numpy(layout="TZCYX"), pixels)
+        record = img.export("dict")
+        plane = record["planes"][seed % len(record["planes"])]["pixels"]
+        at = seed % len(plane)
+        if dtype == "bool":
+            plane[at] = not plane[at]
+        elif np.dtype(dtype).kind == "f":
+            plane[at] = 2.0 if plane[at] != 2.0 else 3.0  # exact in float32 too
+        else:
+            plane[at] = plane[at] + 1 if plane[at] < 100 else plane[at] - 1
+        assert OMEArrow(record).meta.ome_xml is None  # another image now: the entry is not its

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ome_types = pytest.importorskip("ome_types")
 pytest.importorskip("tifffile")
@@ -22,8 +25,15 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset  # noqa: E402
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, SelectionError  # noqa: E402
-from tests.backends.ome_rich import assert_same_ome, lies, rich_ome, write_rich_tiff  # noqa: E402
+from tests.backends.ome_rich import (  # noqa: E402
+    assert_same_ome,
+    image_with_ome_xml,
+    lies,
+    rich_ome,
+    write_rich_tiff,
+)
 from tests.backends.zarr_stores import write_bf2raw  # noqa: E402
+from tests.pixels import random_pixels  # noqa: E402
 
 XML = "OME/METADATA.ome.xml"
 #: ome-zarr-py (the other tool here) warns about its own deprecations.
@@ -293,3 +303,26 @@ def test_a_store_on_s3_keeps_and_checks_its_ome_xml(
     with pytest.raises(ChecksumError, match="do not match their checksum") as err:
         OMEArrow.scan(uri)
     assert XML in str(err.value) and "r.ome.zarr" in str(err.value)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    shape=st.tuples(*(st.integers(1, n) for n in (2, 3, 3, 12, 12))),
+    dtype=st.sampled_from(("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")),
+    version=st.sampled_from(["0.5", "0.4"]),
+    levels=st.integers(1, 2),
+    seed=st.integers(0, 1000),
+)
+def test_any_image_with_an_ome_xml_keeps_it_through_ome_zarr(
+    shape: tuple[int, ...], dtype: str, version: str, levels: int, seed: int
+) -> None:
+    pixels = random_pixels(shape, dtype, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        img = image_with_ome_xml(pixels, Path(tmp), ome_types)
+        store = Path(tmp) / "x.ome.zarr"
+        img.export("ome-zarr", store, version=version, levels=levels, chunk_shape=(1, 5, 5))
+        back = OMEArrow(store)
+        assert back.meta.ome_xml == img.meta.ome_xml
+        np.testing.assert_array_equal(back.to_numpy(layout="TZCYX"), pixels)
+        if levels == 2:
+            assert OMEArrow(store, level=1).meta.ome_xml is None
