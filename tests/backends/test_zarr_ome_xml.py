@@ -326,3 +326,19 @@ def test_any_image_with_an_ome_xml_keeps_it_through_ome_zarr(
         np.testing.assert_array_equal(back.to_numpy(layout="TZCYX"), pixels)
         if levels == 2:
             assert OMEArrow(store, level=1).meta.ome_xml is None
+
+
+@OME_ZARR_WARNINGS
+@pytest.mark.parametrize("series", [None, ["a", "b/c"]])
+def test_a_store_of_several_images_scans_as_a_dataset_of_them(tmp_path: Path, series: list[str] | None) -> None:
+    model = rich_ome(ome_types)
+    model.images.append(_second_image(ome_types.model))
+    first = np.arange(2 * 3 * 2 * 16 * 12, dtype=np.uint16).reshape(2, 3, 2, 16, 12)  # TCZYX
+    second = np.full((1, 1, 1, 8, 8), 7, np.uint8)
+    store = write_bf2raw(tmp_path / "o.ome.zarr", [first, second], ome_types.to_xml(model), series=series)
+    ds = OMEArrowDataset.scan(store)
+    assert len(ds) == 2
+    assert [ds.metadata(i)["image_id"] for i in range(2)] == (series or ["0", "1"])
+    assert_same_ome(ds[0].ome_metadata, model)
+    assert [i.name for i in ds[1].ome_metadata.images] == ["second"]
+    np.testing.assert_array_equal(ds[1].to_numpy(layout="TCZYX"), second)

@@ -14,7 +14,7 @@ Image ``i`` or describes other pixels is a DamagedFileError naming the file.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any, Final
 
@@ -32,7 +32,16 @@ from ome_arrow_core.plugin_api import (
 from .integrity import digest
 from .ngff import ome_attrs
 
-__all__ = ["LAYOUT", "XML_KEY", "OURS_KEY", "is_layout", "series_path", "write_layout", "with_document"]
+__all__ = [
+    "LAYOUT",
+    "XML_KEY",
+    "OURS_KEY",
+    "is_layout",
+    "series_path",
+    "local_series",
+    "write_layout",
+    "with_document",
+]
 
 #: The root attribute marking the layout, and its value.
 LAYOUT: Final[str] = "bioformats2raw.layout"
@@ -74,6 +83,25 @@ def series_path(group: Any, row: int, path: PurePath) -> str:
     if any(p in ("", ".", "..") for p in found.split("/")):
         raise DamagedFileError(f"{where(path, 'OME')}: series path {series[row]!r} leaves the store")
     return found
+
+
+def local_series(path: Path, read_json: Callable[[Path], Any]) -> list[str]:
+    """The image paths of the bioformats2raw root at local directory ``path``: the ``OME`` group's ``series``,
+    else ``"0"``, ``"1"``... while such a group exists (metadata only; ``read_json`` reads one document, None
+    when it cannot)."""
+    for name in ("zarr.json", ".zattrs"):
+        doc = read_json(path / "OME" / name)
+        if not isinstance(doc, Mapping):
+            continue
+        attrs = doc.get("attributes", {}) if name == "zarr.json" else doc
+        ngff = attrs.get("ome", attrs) if isinstance(attrs, Mapping) else {}
+        series = ngff.get("series") if isinstance(ngff, Mapping) else None
+        if isinstance(series, list) and all(isinstance(s, str) for s in series):
+            return [str(s) for s in series]
+    out: list[str] = []
+    while any((path / str(len(out)) / name).is_file() for name in ("zarr.json", ".zattrs", ".zgroup")):
+        out.append(str(len(out)))
+    return out
 
 
 def write_layout(root: Any, directory: Path, xml: str, image: str, version: str) -> dict[str, Any]:
