@@ -320,7 +320,7 @@ class OMEArrow(Thumbnailed, Viewable):
             return self.to_numpy(**options)
         if how in ("dict", "scalar", "arrow"):
             pixels = self.to_numpy()
-            from .record.memory_xml import export_record
+            from .record import export_record
 
             return export_record(self.meta, pixels, how, **options)
         if out is None:

@@ -60,8 +60,12 @@ def open_source(
     if isinstance(source, (str, os.PathLike)) or filesystem is not None:
         return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
     if isinstance(source, (Mapping, *_RECORD_TYPES)):
-        from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
-        from .record.memory_xml import attach_carried, carried_entry
+        from .record import (  # loads pyarrow.compute: only for records
+            as_struct_array,
+            attach_carried,
+            carried_entry,
+            record_to_pixels,
+        )
 
         records = as_struct_array(source, column)
         meta, pixels = record_to_pixels(records, row)

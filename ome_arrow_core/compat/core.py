@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError, OMEArrowError
-from ..record.memory_xml import record_dict
+from ..record import record_dict
 from .export import (
     convert_pixels,
     to_numpy,

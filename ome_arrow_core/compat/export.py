@@ -16,8 +16,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ArgumentError
 from ..plugin_api import atomic_path, cast_pixels, check_dtype
-from ..record.memory_xml import checked_xml, without_carried
-from ..record.ome_xml_key import ome_xml_metadata
+from ..record import checked_xml, ome_xml_metadata, without_carried
 from .meta import OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 from .records import (
     RecordSpec,

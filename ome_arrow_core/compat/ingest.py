@@ -21,7 +21,7 @@ from .. import Ingested, default_registry
 from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError
 from ..layout import to_canonical
-from ..record.memory_xml import carry, entry_for
+from ..record import carry, entry_for
 from .patterns import stack_pattern_files
 from .record_files import from_ome_parquet, from_ome_vortex
 from .records import (

@@ -12,8 +12,7 @@ import pyarrow.parquet as pq
 from ..boundary import blaming
 from ..errors import ArgumentError
 from ..plugin_api import reading
-from ..record.memory_xml import carrying_stored
-from ..record.ome_xml_key import stored_ome_xml
+from ..record import carrying_stored, stored_ome_xml
 from .tables import pick_record_column, record_column_name
 from .vortex_records import read_record_vortex_table
 

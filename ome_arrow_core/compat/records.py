@@ -18,8 +18,7 @@ import pyarrow as pa
 from ..dtypes import from_ome_type, to_ome_type
 from ..errors import ArgumentError
 from ..plugin_api import check_dtype
-from ..record import ome_arrow_struct
-from ..record.memory_xml import FIELD, carry
+from ..record import FIELD, carry, ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT, OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 
 __all__ = [
