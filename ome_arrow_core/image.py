@@ -321,12 +321,9 @@ class OMEArrow(Thumbnailed, Viewable):
             return self.to_numpy(**options)
         if how in ("dict", "scalar", "arrow"):
             pixels = self.to_numpy(layout=AXES)
-            from .record import pixels_to_record
+            from .record import export_record
 
-            arr = pixels_to_record(self.meta, pixels, **options)
-            if how == "arrow":
-                return arr
-            return arr[0] if how == "scalar" else arr[0].as_py()
+            return export_record(self.meta, pixels, how, **options)
         if out is None:
             raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
         writer = (self._registry or default_registry()).resolve_writer(how)

@@ -60,8 +60,15 @@ def open_source(
     if isinstance(source, (str, os.PathLike)) or filesystem is not None:
         return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
     if isinstance(source, (Mapping, *_RECORD_TYPES)):
-        from .record import as_struct_array, record_to_pixels  # loads pyarrow.compute: only for records
+        from .record import (  # loads pyarrow.compute: only for records
+            as_struct_array,
+            attach_carried,
+            carried_entry,
+            record_to_pixels,
+        )
 
-        meta, pixels = record_to_pixels(as_struct_array(source, column), row)
+        records = as_struct_array(source, column)
+        meta, pixels = record_to_pixels(records, row)
+        meta = attach_carried(meta, carried_entry(source, records, row), records, row, pixels)
         return ArraySource(meta, pixels, "arrow record")
     return ingest(source, dim_order, registry, name, copy)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError, OMEArrowError
+from ..record import record_dict
 from .export import (
     convert_pixels,
     to_numpy,
@@ -355,7 +356,7 @@ class OMEArrow:
             del strict
             return convert_pixels(np.ascontiguousarray(pixels), dtype, clamp)
         if mode == "dict":
-            return self.data.as_py()
+            return record_dict(self.data)  # with the stored OME-XML entry, when the record carries one
         if mode == "scalar":
             return self.data
         if out is None:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ..errors import ArgumentError
 from ..plugin_api import atomic_path, cast_pixels, check_dtype
+from ..record import checked_xml, ome_xml_metadata, without_carried
 from .meta import OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 from .records import (
     RecordSpec,
@@ -113,6 +114,8 @@ def to_ome_parquet(
     if inline_chunk_encoding not in ("existing", "list", "bytes"):
         raise ArgumentError("inline_chunk_encoding must be one of: existing, list, bytes")
     records = record_array(data)
+    xml = checked_xml(records)  # the stored OME-XML the record carries for its pixels: the file keeps it
+    records = without_carried(records)
     if inline_chunk_encoding != "existing":
         codec = normalize_compression(inline_chunk_compression)
         spec = _spec_of(records[0], inline_chunk_encoding, codec, inline_chunk_compression_level)
@@ -121,6 +124,7 @@ def to_ome_parquet(
     meta = {b"ome.arrow.type": OME_ARROW_TAG_TYPE.encode(), b"ome.arrow.version": OME_ARROW_TAG_VERSION.encode()}
     for k, v in (file_metadata or {}).items():
         meta[str(k).encode()] = str(v).encode()
+    meta.update(ome_xml_metadata(column_name, [xml]))
     table = pa.table({column_name: records}).replace_schema_metadata(meta)
     with atomic_path(out_path) as tmp:
         pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size)

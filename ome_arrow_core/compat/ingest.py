@@ -21,6 +21,7 @@ from .. import Ingested, default_registry
 from .. import OMEArrow as CoreImage
 from ..errors import ArgumentError
 from ..layout import to_canonical
+from ..record import carry, entry_for
 from .patterns import stack_pattern_files
 from .record_files import from_ome_parquet, from_ome_vortex
 from .records import (
@@ -244,7 +245,11 @@ def record_from_image(
     )
     if chunking.get("chunk_encoding", "list") == "list" and "chunk_shape" not in chunking:
         spec.chunk_shape = (1, pixels.shape[3], pixels.shape[4])
-    return build_record(pixels, spec)
+    record = build_record(pixels, spec)
+    if meta.ome_xml is None:
+        return record
+    records = record_array(record)  # carrying the image's stored OME-XML (see record.memory_xml)
+    return carry(records, entry_for(records, 0, meta.ome_xml, pixels.transpose(0, 2, 1, 3, 4)))[0]
 
 
 def _from_file(

@@ -9,9 +9,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..boundary import blaming
 from ..errors import ArgumentError
 from ..plugin_api import reading
-from .tables import pick_record_column
+from ..record import carrying_stored, stored_ome_xml
+from .tables import pick_record_column, record_column_name
 from .vortex_records import read_record_vortex_table
 
 __all__ = ["from_ome_parquet", "from_ome_vortex"]
@@ -49,6 +51,11 @@ def from_ome_parquet(
     with reading(p, f"row group {group}", "reading the record"):
         table = pf.read_row_group(group, columns=columns)
     scalar, array = pick_record_column(table, column_name, local, strict_schema)
+    stored = stored_ome_xml(pf.schema_arrow.metadata, record_column_name(table, column_name), row_index)
+    if stored is not None:  # the file's stored OME-XML for this record, carried by it (checked first)
+        with blaming(p, "ome_arrow_core.ome_xml"):
+            array = carrying_stored(array, stored)
+        scalar = array[0]
     return _finish(scalar, array, return_array)
 
 

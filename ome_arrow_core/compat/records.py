@@ -18,7 +18,7 @@ import pyarrow as pa
 from ..dtypes import from_ome_type, to_ome_type
 from ..errors import ArgumentError
 from ..plugin_api import check_dtype
-from ..record import ome_arrow_struct
+from ..record import FIELD, carry, ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT, OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 
 __all__ = [
@@ -273,7 +273,7 @@ def record_array(data: Mapping[str, Any] | pa.StructScalar | pa.StructArray) -> 
         ptype = (data.get("pixels_meta") or {}).get("type")
         stype = ome_arrow_struct(pa.from_numpy_dtype(from_ome_type(str(ptype))) if ptype else None)
     row = {f.name: data.get(f.name) for f in stype}
-    return pa.array([row], type=stype)
+    return carry(pa.array([row], type=stype), data.get(FIELD))  # the stored OME-XML entry, checked when read
 
 
 def decode_record(data: Mapping[str, Any] | pa.StructScalar | pa.StructArray) -> np.ndarray:

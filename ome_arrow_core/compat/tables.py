@@ -11,7 +11,7 @@ from ..record import ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT
 from .records import record_array
 
-__all__ = ["is_record_type", "pick_record_column"]
+__all__ = ["is_record_type", "pick_record_column", "record_column_name"]
 
 
 def is_record_type(t: pa.DataType) -> bool:
@@ -44,6 +44,21 @@ def _same_kind(col: pa.Array) -> pa.Array | None:
         return None
 
 
+def record_column_name(table: pa.Table, column_name: str | None) -> str:
+    """The OME-Arrow column :func:`pick_record_column` reads: ``column_name`` when it is one, else the first."""
+    if column_name in table.column_names and is_record_type(table.schema.field(column_name).type):
+        return str(column_name)
+    found = [f.name for f in table.schema if is_record_type(f.type)]
+    if not found:
+        hint = (
+            "no struct column with OME-Arrow fields"
+            if column_name is None
+            else f"column {column_name!r} not found and no other OME-Arrow column"
+        )
+        raise SchemaError(f"Could not locate an OME-Arrow struct column: {hint} (columns: {table.column_names})")
+    return str(found[0])
+
+
 def pick_record_column(
     table: pa.Table, column_name: str | None, row: int, strict_schema: bool = False
 ) -> tuple[pa.StructScalar, pa.StructArray]:
@@ -54,21 +69,8 @@ def pick_record_column(
     the canonical one is normalized (UserWarning "schema differs from OME_ARROW_STRUCT") with
     every pixel value checked against the declared pixel type; ``strict_schema`` refuses it.
     """
-    name = (
-        column_name
-        if column_name in table.column_names and is_record_type(table.schema.field(column_name).type)
-        else None
-    )
-    if name is None:
-        found = [f.name for f in table.schema if is_record_type(f.type)]
-        if not found:
-            hint = (
-                "no struct column with OME-Arrow fields"
-                if column_name is None
-                else f"column {column_name!r} not found and no other OME-Arrow column"
-            )
-            raise SchemaError(f"Could not locate an OME-Arrow struct column: {hint} (columns: {table.column_names})")
-        name = found[0]
+    name = record_column_name(table, column_name)
+    if name != column_name:
         if column_name is not None:
             warnings.warn(
                 f"Requested column '{column_name}' was not usable or not found. "

@@ -5,6 +5,7 @@ This module is the package's one door; the modules inside are its implementation
 - :mod:`.schema`: the struct type, finding an OME-Arrow column, metadata <-> struct fields;
 - :mod:`.codec`: pixels <-> records (and record bounds, :mod:`.bounds`);
 - :mod:`.checksums`: per-plane checksums kept in a file's key-value metadata;
+- :mod:`.ome_xml_key` and :mod:`.memory_xml`: the stored OME-XML in a record file and in in-memory records;
 - :mod:`.parquet`: records in Parquet files (``RecordSource``, ``write_record_file``).
 
 ``checksums`` and ``parquet`` names load on first use, so importing the core loads no
@@ -16,6 +17,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .codec import as_struct_array, pixels_to_record, record_to_pixels
+from .memory_xml import (
+    FIELD,
+    attach_carried,
+    carried_entry,
+    carry,
+    carrying_stored,
+    checked_xml,
+    entry_for,
+    export_record,
+    record_dict,
+    without_carried,
+)
+from .ome_xml_key import ome_xml_metadata, stored_ome_xml
 from .schema import OME_ARROW_TYPE, OME_ARROW_VERSION, find_ome_column, is_ome_arrow_type, ome_arrow_struct
 
 if TYPE_CHECKING:
@@ -35,6 +49,18 @@ __all__ = [
     "verify_record",
     "RecordSource",
     "write_record_file",
+    "FIELD",
+    "attach_carried",
+    "carried_entry",
+    "carry",
+    "carrying_stored",
+    "checked_xml",
+    "entry_for",
+    "export_record",
+    "record_dict",
+    "without_carried",
+    "ome_xml_metadata",
+    "stored_ome_xml",
 ]
 
 

@@ -28,8 +28,8 @@ _PAYLOAD = ("planes", "chunks", "masks")
 
 def as_struct_array(obj: Any, column: str | None = None) -> pa.StructArray:
     """A StructArray of OME-Arrow records from a scalar, array, table or dict record."""
-    if isinstance(obj, Mapping):
-        return pa.array([dict(obj)])
+    if isinstance(obj, Mapping):  # without the stored OME-XML entry (see .memory_xml), which is no record field
+        return pa.array([{k: v for k, v in obj.items() if k != "ome_xml"}])
     if isinstance(obj, pa.StructScalar):
         return pa.array([obj], type=obj.type)
     if isinstance(obj, (pa.Table, pa.RecordBatch)):

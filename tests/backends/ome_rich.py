@@ -153,3 +153,33 @@ def assert_same_ome(got: Any, want: Any) -> None:
     ] == want.structured_annotations.map_annotations
     for kind in ("comment_annotations", "tag_annotations", "long_annotations", "xml_annotations", "term_annotations"):
         assert getattr(mine, kind) == getattr(want.structured_annotations, kind), kind
+
+
+def lies(xml: str) -> dict[str, str]:
+    """Damaged or lying versions of the rich image's stored OME-XML ``xml``, by the words the error must say."""
+    return {
+        "does not parse": xml[: len(xml) // 2],
+        "describes sizes": xml.replace('SizeC="3"', 'SizeC="2"', 1),
+        "pixel type": xml.replace('Type="uint16"', 'Type="uint8"', 1),
+        "channels of 4 samples": xml.replace('SamplesPerPixel="1"', 'SamplesPerPixel="2"', 1),
+        "TheZ=5 outside": xml.replace('TheZ="1"', 'TheZ="5"', 1),
+        "not one OME Image": xml.replace("<Image ", "<Imagery ", 1).replace("</Image>", "</Imagery>", 1),
+    }
+
+
+def image_with_ome_xml(pixels: np.ndarray, directory: Path, ome_types: Any) -> Any:
+    """``OMEArrow`` of TZCYX ``pixels`` whose meta holds a stored OME-XML (ome-types' document of its own
+    metadata), through a record file in ``directory``."""
+    from dataclasses import replace
+
+    from ome_arrow_core import OMEArrow
+    from ome_arrow_core.plugin_api import image_document
+    from ome_arrow_core.record import write_record_file
+
+    img = OMEArrow(pixels, dim_order="TZCYX")
+    xml = image_document(ome_types.to_xml(img.ome_metadata), 0)  # as a reader keeps it
+    assert xml is not None
+    write_record_file(replace(img.meta, ome_xml=xml), pixels, directory / "source.ome.parquet")
+    out = OMEArrow(directory / "source.ome.parquet")
+    assert out.meta.ome_xml == xml
+    return out

@@ -20,7 +20,7 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset  # noqa: E402
 from ome_arrow_core.errors import DamagedFileError  # noqa: E402
 from ome_arrow_core.record.ome_xml_key import KEY  # noqa: E402
-from tests.backends.ome_rich import CHECKSUMS_NS, assert_same_ome, write_rich_tiff  # noqa: E402
+from tests.backends.ome_rich import CHECKSUMS_NS, assert_same_ome, lies, write_rich_tiff  # noqa: E402
 from tests.table_digests import without_table_digests  # noqa: E402
 
 
@@ -115,23 +115,12 @@ def _dataset_with_xml(tmp_path: Path, rich: tuple[Path, Any, np.ndarray], xml: A
     return without_table_digests(out)
 
 
-def _lies(xml: str) -> dict[str, str]:
-    return {
-        "does not parse": xml[: len(xml) // 2],
-        "describes sizes": xml.replace('SizeC="3"', 'SizeC="2"', 1),
-        "pixel type": xml.replace('Type="uint16"', 'Type="uint8"', 1),
-        "channels of 4 samples": xml.replace('SamplesPerPixel="1"', 'SamplesPerPixel="2"', 1),
-        "TheZ=5 outside": xml.replace('TheZ="1"', 'TheZ="5"', 1),
-        "not one OME Image": xml.replace("<Image ", "<Imagery ", 1).replace("</Image>", "</Imagery>", 1),
-    }
-
-
-@pytest.mark.parametrize("case", list(_lies("<x/>")))
+@pytest.mark.parametrize("case", list(lies("<x/>")))
 def test_a_lying_stored_ome_xml_in_a_dataset_is_a_damaged_file(
     rich: tuple[Path, Any, np.ndarray], tmp_path: Path, case: str
 ) -> None:
     xml = OMEArrow.scan(rich[0]).meta.ome_xml
-    bad = _lies(xml)[case]
+    bad = lies(xml)[case]
     assert bad != xml
     out = _dataset_with_xml(tmp_path, rich, bad)
     with pytest.raises(DamagedFileError, match=case) as err:
@@ -163,12 +152,12 @@ def _record_with(tmp_path: Path, rich: tuple[Path, Any, np.ndarray], value: byte
     return out
 
 
-@pytest.mark.parametrize("case", list(_lies("<x/>")))
+@pytest.mark.parametrize("case", list(lies("<x/>")))
 def test_a_lying_stored_ome_xml_in_a_record_file_is_a_damaged_file(
     rich: tuple[Path, Any, np.ndarray], tmp_path: Path, case: str
 ) -> None:
     xml = OMEArrow.scan(rich[0]).meta.ome_xml
-    out = _record_with(tmp_path, rich, json.dumps({"column": "ome_arrow", "rows": [_lies(xml)[case]]}).encode())
+    out = _record_with(tmp_path, rich, json.dumps({"column": "ome_arrow", "rows": [lies(xml)[case]]}).encode())
     for opener in (OMEArrow, OMEArrow.scan):
         with pytest.raises(DamagedFileError, match=case) as err:
             opener(out)
@@ -238,10 +227,82 @@ def test_an_rgb_ome_tiff_goes_through_with_its_samples_as_channels(tmp_path: Pat
     assert img.sizes["C"] == 3 and img.meta.ome_xml is not None  # one Channel of 3 samples describes C=3
     img.export("parquet", tmp_path / "rgb.ome.parquet")
     back = OMEArrow(tmp_path / "rgb.ome.parquet")
-    back.export("ome-tiff", tmp_path / "rgb2.ome.tif")  # 3 one-sample channels: the stored channel is not forced on
+    back.export("ome-tiff", tmp_path / "rgb2.ome.tif")  # 3 one-sample channels
     written = ome_types.from_tiff(tmp_path / "rgb2.ome.tif")
     assert written.images[0].name == "colour" and written.images[0].pixels.size_c == 3
-    np.testing.assert_array_equal(OMEArrow(tmp_path / "rgb2.ome.tif").to_numpy()[0, :, 0], data.transpose(2, 0, 1))
+    np.testing.assert_array_equal(
+        OMEArrow(tmp_path / "rgb2.ome.tif").to_numpy(layout="TZCYX")[0, 0], data.transpose(2, 0, 1)
+    )
+
+
+def _rgb_ome(samples: int) -> Any:
+    """One Image of one Channel of ``samples`` samples per pixel, with every channel setting."""
+    m = ome_types.model
+    channel = m.Channel(
+        id="Channel:0:0",
+        name="brightfield",
+        samples_per_pixel=samples,
+        color=m.Color((255, 128, 0)),
+        emission_wavelength=520.0,
+        excitation_wavelength=480.0,
+        fluor="none",
+        pinhole_size=2.0,
+        illumination_type="Transmitted",
+        contrast_method="Brightfield",
+        acquisition_mode="WideField",
+        detector_settings=m.DetectorSettings(id="Detector:0", gain=3.0, binning="1x1"),
+    )
+    pixels = m.Pixels(
+        id="Pixels:0",
+        dimension_order="XYCZT",
+        type="uint8",
+        size_x=8,
+        size_y=6,
+        size_c=samples,
+        size_z=1,
+        size_t=1,
+        interleaved=True,
+        channels=[channel],
+        tiff_data_blocks=[m.TiffData(ifd=0, plane_count=1)],
+        planes=[m.Plane(the_t=0, the_z=0, the_c=0, exposure_time=5.0, position_x=1.5)],
+    )
+    instrument = m.Instrument(id="Instrument:0", detectors=[m.Detector(id="Detector:0", model="colour camera")])
+    image = m.Image(id="Image:0", name="slide", pixels=pixels, instrument_ref=m.InstrumentRef(id="Instrument:0"))
+    return ome_types.OME(images=[image], instruments=[instrument])
+
+
+@pytest.mark.parametrize("samples", [3, 4])
+@pytest.mark.parametrize("how", ["dataset", "record"])
+def test_an_rgb_channels_settings_reach_each_of_its_written_channels(tmp_path: Path, samples: int, how: str) -> None:
+    model = _rgb_ome(samples)
+    data = np.arange(6 * 8 * samples, dtype=np.uint8).reshape(6, 8, samples)
+    tifffile.imwrite(
+        tmp_path / "rgb.ome.tif",
+        data,
+        photometric="rgb",
+        extrasamples=["unassalpha"] if samples == 4 else None,
+        description=ome_types.to_xml(model).encode(),
+        metadata=None,
+    )
+    img = OMEArrow(tmp_path / "rgb.ome.tif")
+    assert img.sizes["C"] == samples
+    back = _parquet(img, tmp_path / "p.ome.parquet", how)
+    back.export("ome-tiff", tmp_path / "again.ome.tif")
+    written = ome_types.from_tiff(tmp_path / "again.ome.tif")
+    stored = model.images[0].pixels.channels[0]
+    got = written.images[0].pixels.channels
+    assert len(got) == samples and len({c.id for c in got}) == samples
+    keep = {"id", "name", "samples_per_pixel"}
+    for k, channel in enumerate(got):
+        assert channel.samples_per_pixel == 1 and channel.name == f"brightfield:{k}"  # one channel per sample
+        assert channel.model_dump(exclude=keep) == stored.model_dump(exclude=keep)  # every setting of the stored one
+    assert (
+        written.instruments == model.instruments and written.images[0].instrument_ref == model.images[0].instrument_ref
+    )
+    assert written.images[0].pixels.planes == model.images[0].pixels.planes
+    np.testing.assert_array_equal(
+        OMEArrow(tmp_path / "again.ome.tif").to_numpy(layout="TZCYX")[0, 0], data.transpose(2, 0, 1)
+    )
 
 
 def test_a_vortex_file_keeps_the_ome_model_and_refuses_a_lying_one(

@@ -183,3 +183,31 @@ def write_plate_ome_zarr_py(
                 storage_options={"chunks": tuple(chunks)} if chunks else None,
             )
     return path
+
+
+def write_bf2raw(
+    path: Path,
+    images: Sequence[np.ndarray],
+    xml: str | None,
+    *,
+    version: str = "0.5",
+    series: Sequence[str] | None = None,
+) -> Path:
+    """A bioformats2raw-layout store as other tools write it: a root marked ``bioformats2raw.layout: 3``, each
+    TCZYX image written by ome-zarr-py at ``series[i]`` (default ``"i"``), and ``xml`` (None: no document) in
+    ``OME/METADATA.ome.xml`` with the ``OME`` group's ``series`` attribute (only when ``series`` is given)."""
+    import zarr
+
+    v3 = version == "0.5"
+    root = zarr.open_group(path, mode="w", zarr_format=3 if v3 else 2)
+    root.attrs.put({"ome": {"version": "0.5", "bioformats2raw.layout": 3}} if v3 else {"bioformats2raw.layout": 3})
+    paths = list(series) if series is not None else [str(i) for i in range(len(images))]
+    ome_attrs: dict[str, Any] = {}
+    if series is not None:
+        ome_attrs = {"ome": {"version": "0.5", "series": paths}} if v3 else {"series": paths}
+    root.create_group("OME", attributes=ome_attrs)
+    if xml is not None:
+        (path / "OME" / "METADATA.ome.xml").write_text(xml, encoding="utf-8")
+    for where, data in zip(paths, images, strict=True):
+        write_ome_zarr_py(path / where, data, "tczyx", version=version, scale=[1.0, 1.0, 0.5, 0.325, 0.325])
+    return path

@@ -43,6 +43,15 @@ KINDS: dict[str, tuple[str, ...]] = {
     "zarr_ours": ("zarr.json", "0/zarr.json", "0/c/0/0/0/0/0", "0/c/0/1/1/1/1"),
     "zarr_v2raw": (".zattrs", ".zgroup", "0/.zarray", "0/.zattrs", "0/0/0/0/0/0", "0/0/1/1/1/1"),
     "zarr_foreign": ("zarr.json", "0/zarr.json", "0/c/0/0/0/0"),
+    # ours, of an image read from an OME-TIFF: the bioformats2raw layout with OME/METADATA.ome.xml
+    "zarr_omexml": (
+        "zarr.json",
+        "OME/zarr.json",
+        "OME/METADATA.ome.xml",
+        "0/zarr.json",
+        "0/0/zarr.json",
+        "0/0/c/0/0/0/0/0",
+    ),
 }
 #: Members of stores without checksums whose random byte changes go undetected by the format (a zstd frame
 #: without content checksum may decode to other pixels): not mutated randomly; docs/ome-zarr.md says so.
@@ -59,6 +68,7 @@ SUFFIX = {
     "zarr_ours": ".ome.zarr",
     "zarr_v2raw": ".ome.zarr",
     "zarr_foreign": ".ome.zarr",
+    "zarr_omexml": ".ome.zarr",
 }
 BYTE_CLASSES = ("truncate", "bitflip", "byteset", "zero")
 #: Random variants per (kind, member, byte mutation class) in the default run (truncate adds fixed offsets).
@@ -161,6 +171,14 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
         }
     if kind == "vortex":
         return {"": ("size_x+1", "size_z*2", "size_yx=60000", "dtype=int16", "dtype=bogus", "chunk=0")}
+    if kind == "zarr_omexml":
+        return {
+            "zarr.json": ("layout_drop", "ome_xml_sum=0", "json=junk"),
+            "OME/zarr.json": ("series=nowhere", "series=none"),
+            "OME/METADATA.ome.xml": ("SizeC=4", "SizeX+1", "Type=int16", "SamplesPerPixel=2", "xml=junk", "no_image"),
+            "0/zarr.json": ("axes_swap_yx", "scale_neg", "path_nowhere", "json=junk"),
+            "0/0/zarr.json": ("shape_x+8", "dtype=int16", "chunks_x=4", "json=junk"),
+        }
     if kind.startswith("zarr_"):
         group, array = ("zarr.json", "0/zarr.json") if kind != "zarr_v2raw" else (".zattrs", "0/.zarray")
         return {
@@ -437,15 +455,51 @@ def lie(case: Case, root: Path, file: Path) -> None:
     _lie_tiff(file, arg)
 
 
+def _lie_ome_xml(file: Path, arg: str) -> None:
+    """Edit a bioformats2raw store's ``OME/METADATA.ome.xml``, and its checksum in the root's attributes (a
+    consistent lie, as a tool rewriting both would leave it: it reaches the checks of what the document says)."""
+    xml = file.read_text(encoding="utf-8")
+    if arg == "xml=junk":
+        xml = xml[: len(xml) // 2]
+    elif arg == "no_image":
+        xml = re.sub(r"<Image .*</Image>", "", xml, flags=re.S)
+    elif arg == "SizeX+1":
+        xml = re.sub(r'SizeX="(\d+)"', lambda m: f'SizeX="{int(m.group(1)) + 1}"', xml)
+    else:
+        key, value = arg.split("=")
+        xml = re.sub(rf'{key}="[^"]*"', f'{key}="{value}"', xml)
+    file.write_text(xml, encoding="utf-8")
+    root = file.parent.parent / "zarr.json"
+    doc = json.loads(root.read_text())
+    entry = doc["attributes"].get("ome_arrow", {}).get("ome_xml")
+    if isinstance(entry, dict):
+        from ome_arrow_zarr.integrity import digest
+
+        entry["digest"] = f"{digest(xml.encode('utf-8')):016x}"
+        root.write_text(json.dumps(doc))
+
+
 def _lie_zarr(file: Path, arg: str) -> None:
     """Edit an OME-Zarr group's NGFF metadata (zarr.json / .zattrs) or a level array's (zarr.json / .zarray)."""
+    if file.name == "METADATA.ome.xml":
+        _lie_ome_xml(file, arg)
+        return
     if arg == "json=junk":
         file.write_text(file.read_text()[:-9])
         return
     doc = json.loads(file.read_text())
     attrs = doc.get("attributes", doc)
     ngff = attrs.get("ome", attrs)
-    if "multiscales" in ngff:
+    if "bioformats2raw.layout" in ngff or "series" in ngff:  # a bioformats2raw root or its OME group
+        if arg == "layout_drop":
+            ngff.pop("bioformats2raw.layout")
+        elif arg == "ome_xml_sum=0":
+            attrs["ome_arrow"]["ome_xml"]["digest"] = "0" * 16
+        elif arg == "series=nowhere":
+            ngff["series"] = ["nowhere"]
+        elif arg == "series=none":
+            ngff["series"] = []
+    elif "multiscales" in ngff:
         ms = ngff["multiscales"][0]
         if arg == "axes_swap_yx":
             ms["axes"][-2], ms["axes"][-1] = ms["axes"][-1], ms["axes"][-2]

@@ -104,6 +104,12 @@ def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
             img.export("ome-zarr", out, chunk_shape=(1, 8, 8), version="0.4", compression=None)
         elif kind == "zarr_foreign":
             _zarr_python(out, arrs[0])
+        elif kind == "zarr_omexml":  # an OME-TIFF's image: its OME-XML goes along (bioformats2raw layout)
+            tif = out.with_name(f"{out.name}.source.ome.tif")
+            meta = {"axes": "ZCYX", "PhysicalSizeX": 0.5, "Channel": {"Name": ["a", "b"]}}
+            tifffile.imwrite(tif, arrs[0], ome=True, metadata=meta, photometric="minisblack")
+            OMEArrow(tif).export("ome-zarr", out, chunk_shape=(1, 8, 8))
+            tif.unlink()
         else:
             raise ValueError(kind)
     return [a.reshape(1, *a.shape) for a in arrs]

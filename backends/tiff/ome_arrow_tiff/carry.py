@@ -11,6 +11,7 @@ the image's, checked against the stored document when it was read.
 
 from __future__ import annotations
 
+import copy
 import xml.etree.ElementTree as ET
 from typing import Final
 
@@ -61,18 +62,34 @@ def _retag(elem: ET.Element, old_ns: str, new_ns: str) -> ET.Element:
     return elem
 
 
+def _per_written_channel(stored: list[ET.Element]) -> list[tuple[ET.Element, int]]:
+    """Each stored channel once per sample it holds, with that count: an RGB channel (SamplesPerPixel 3) was
+    read, and is written, as three one-sample channels."""
+    out = []
+    for s in stored:
+        try:
+            n = int(s.get("SamplesPerPixel") or 1)
+        except ValueError:
+            n = 1
+        out += [(s, n)] * max(n, 1)
+    return out
+
+
 def _carry_channels(written: ET.Element, stored: ET.Element) -> None:
-    """Each stored channel's attributes and settings onto the written channel of the same index."""
-    mine, theirs = _children(written, "Channel"), _children(stored, "Channel")
+    """Each stored channel's attributes and settings onto the written channel(s) it describes: one written
+    channel per sample of a stored channel (the written name of such a sample, ``name:k``, stays)."""
+    mine = _children(written, "Channel")
+    theirs = _per_written_channel(_children(stored, "Channel"))
     if len(mine) != len(theirs):  # samples per pixel told apart differently: names and colours only
         return
-    for w, s in zip(mine, theirs):
+    for w, (s, n) in zip(mine, theirs):
+        own = {"ID", "SamplesPerPixel"} | ({"Name"} if n > 1 else set())
         for key, value in s.attrib.items():
-            if key not in ("ID", "SamplesPerPixel"):
+            if key not in own:
                 w.set(key, value)
         for child in list(w):
             w.remove(child)
-        w.extend(list(s))
+        w.extend(copy.deepcopy(list(s)))
 
 
 def _carry_pixels(written: ET.Element, stored: ET.Element) -> None:

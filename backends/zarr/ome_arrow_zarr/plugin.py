@@ -31,7 +31,7 @@ __all__ = [
 SUFFIXES: Final[tuple[str, ...]] = (".ome.zarr", ".zarr")
 #: Largest metadata document read while sniffing (a bigger one is not sniffed as NGFF).
 _SNIFF_BYTES: Final[int] = 4 << 20
-_NGFF_KEYS: Final[frozenset[str]] = frozenset({"multiscales", "plate", "well", "labels"})
+_NGFF_KEYS: Final[frozenset[str]] = frozenset({"multiscales", "plate", "well", "labels", "bioformats2raw.layout"})
 
 
 def _json(path: Path) -> Any:
@@ -45,7 +45,7 @@ def _json(path: Path) -> Any:
 
 
 def ngff_keys(path: Path) -> frozenset[str]:
-    """The OME-NGFF keys (multiscales, plate, well, labels) of the Zarr group at directory ``path`` (any version)."""
+    """The OME-NGFF keys (multiscales, plate, well, labels, bioformats2raw.layout) of the Zarr group at directory ``path`` (any version)."""
     try:
         if not path.is_dir():
             return frozenset()
@@ -66,13 +66,24 @@ def is_ngff(path: Path) -> bool:
 
 
 def plate_collection(path: Path) -> pa.Table | None:
-    """The fields of the HCS plate at ``path`` as a metadata table (see :func:`ome_arrow_zarr.plate.plate_table`);
-    None when ``path`` is not a plate."""
-    if "plate" not in ngff_keys(Path(path)):
-        return None
-    from .plate import plate_table
+    """The images of ``path`` as a metadata table when it holds several: the fields of an HCS plate (see
+    :func:`ome_arrow_zarr.plate.plate_table`), or the images of a bioformats2raw store of more than one
+    (``image_id`` their group path, ``series`` their number, the ``row=`` that opens them); None otherwise."""
+    keys = ngff_keys(Path(path))
+    if "plate" in keys:
+        from .plate import plate_table
 
-    return plate_table(path)
+        return plate_table(path)
+    if "bioformats2raw.layout" not in keys or "multiscales" in keys:
+        return None
+    import pyarrow as pa
+
+    from .omexml import local_series
+
+    series = local_series(Path(path), _json)
+    if len(series) < 2:
+        return None
+    return pa.table({"image_id": series, "series": pa.array(range(len(series)), pa.int64())})
 
 
 def open_zarr(

@@ -30,6 +30,7 @@ from .axes import AxisMap
 from .integrity import KEY, ChunkManifest
 from .meta import OURS, image_meta, level_facts
 from .ngff import Multiscale, ome_attrs, parse_multiscale
+from .omexml import OURS_KEY, XML_KEY, is_layout, series_path, with_document
 from .store import Counter, open_store
 
 __all__ = ["ZarrSource", "open_group"]
@@ -100,6 +101,13 @@ class ZarrSource:
         self._counter = Counter()
         self._manifest = ChunkManifest(self.path, verify_enabled(verify))
         group = open_group(self._target, self._counter, missing, manifest=self._manifest)
+        root_ours, self._series = self._bf2raw_root(group, row)
+        if self._series is not None:  # a bioformats2raw root: row picks its image group
+            with reading(self.path, self._series, "opening the image of the bioformats2raw store"):
+                group = group_get(group, self._series)
+            if not isinstance(group, zarr_group_type()):
+                raise DamagedFileError(f"{where(self.path, self._series)}: is an array, expected an image group")
+        base = f"{self._series}/" if self._series is not None else ""
         try:
             self._labels, self._labels_error = _label_names(group, self.path), ""
         except OMEArrowError as exc:  # damaged labels/ metadata blocks only the labels, not the image
@@ -109,7 +117,7 @@ class ZarrSource:
         if label is not None:
             group = self._label_group(group, label)
         self._group = group
-        self._prefix = f"labels/{label}/" if label is not None else ""
+        self._prefix = base + (f"labels/{label}/" if label is not None else "")
         self._member = "zarr.json" if group.metadata.zarr_format == 3 else ".zattrs"
         self._where = where(self.path, self._prefix + self._member)
         with reading(self.path, self._prefix + self._member, "reading the NGFF metadata"):
@@ -119,7 +127,7 @@ class ZarrSource:
             ngff = {**ngff, OURS: attrs[OURS]}
         if "multiscales" not in ngff:
             raise _not_an_image(self.path, ngff, self._prefix)
-        self._ms: Multiscale = parse_multiscale(ngff, declared, row, self._where)
+        self._ms: Multiscale = parse_multiscale(ngff, declared, 0 if self._series is not None else row, self._where)
         self._axes = AxisMap.from_ngff(self._ms.axes, self._ms.types, self._where)
         self._arrays = [self._level_array(k) for k in range(len(self._ms.levels))]
         if not 0 <= level < len(self._arrays):
@@ -141,6 +149,20 @@ class ZarrSource:
             raise DTypeError(f"{where(self.path, self._prefix + self._ms.levels[level].path)}: {exc}") from exc
         self._dtype = dtype
         self.meta = image_meta(self._ms, ngff, self._axes, self._array, level, dtype, self.path, label)
+        if self._series is not None and level == 0 and label is None:  # the document describes level 0
+            entry = root_ours.get(OURS_KEY) if isinstance(root_ours, Mapping) else None
+            self.meta = with_document(self.meta, self._group.store, row, entry, self.path, verify_enabled(verify))
+
+    def _bf2raw_root(self, group: Any, row: int) -> tuple[Any, str | None]:
+        """(the root's ``ome_arrow`` attributes, the path of image ``row``) of a bioformats2raw root; (None, None)
+        for any other group."""
+        member = "zarr.json" if group.metadata.zarr_format == 3 else ".zattrs"
+        with reading(self.path, member, "reading the NGFF metadata"):
+            attrs = group.attrs.asdict()
+        _, ngff = ome_attrs(attrs, group.metadata.zarr_format, where(self.path, member))
+        if not is_layout(ngff):
+            return None, None
+        return attrs.get(OURS), series_path(group, row, self.path)
 
     def _label_group(self, group: Any, label: str) -> Any:
         if not isinstance(label, str) or not label or "/" in label:
@@ -259,12 +281,20 @@ class ZarrSource:
             "fill_value": _plain(arr.fill_value),
             "missing_chunks": self.missing,
             "chunk_checksums": bool(self._manifest.expected),
+            **({"series": self._series, "ome_xml_file": XML_KEY} if self._series is not None else {}),
             "label": self.label,
             "labels": list(self._labels),
             **({"labels_error": self._labels_error} if self._labels_error else {}),
             "chunks_read": self.chunks_read,
             "bytes_read": self.bytes_read,
         }
+
+
+def zarr_group_type() -> type:
+    """``zarr.Group`` (zarr imported on first use)."""
+    import zarr
+
+    return zarr.Group
 
 
 def group_get(group: Any, path: str) -> Any:

@@ -1,7 +1,7 @@
 """A read-only Zarr store (a local directory or a remote Location) that counts the chunk reads made through it.
 
 Every ``get`` of a key that is not metadata (``zarr.json``, ``.zarray``, ``.zattrs``,
-``.zgroup``, ``.zmetadata``) counts as one chunk read; a sharded array's reads of a
+``.zgroup``, ``.zmetadata``, bioformats2raw's ``METADATA.ome.xml``) counts as one chunk read; a sharded array's reads of a
 shard's index and of each inner chunk count one each. With ``missing="error"`` a chunk
 key that is absent raises :class:`~ome_arrow_core.plugin_api.DamagedFileError` instead of
 reading as the array's fill value (which is what Zarr specifies).
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MISSING", "Counter", "open_store", "fsspec_store"]
 
-_META: Final[frozenset[str]] = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
+_META: Final[frozenset[str]] = frozenset(
+    {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata", "METADATA.ome.xml"}
+)
 #: What a missing chunk reads as: the fill value (Zarr's rule) or an error.
 MISSING: Final[tuple[str, ...]] = ("fill", "error")
 

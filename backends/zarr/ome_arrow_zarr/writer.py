@@ -172,25 +172,32 @@ def write_ome_zarr(
     chunk_shape: Sequence[int] | None = None,
     compression: str | None = "zstd",
     compression_level: int = 3,
+    ome_xml: bool = True,
 ) -> Path:
     """Write ``image`` to directory ``out`` as OME-Zarr (NGFF ``version`` "0.5" or "0.4").
 
     ``levels`` resolution levels (1: full resolution only); ``chunk_shape=(z, y, x)``;
     ``compression`` "zstd" (with checksums in 0.5) or None. Time points are read and written one at
     a time. On failure nothing is left at ``out``; an existing ``out`` raises
-    UnsafeOverwriteError before anything is written.
+    UnsafeOverwriteError before anything is written. An image with a stored OME-XML (read from an
+    OME-TIFF, or any of our formats that kept it) is written in the bioformats2raw layout: the image
+    at ``"0"`` and the document in ``OME/METADATA.ome.xml`` (see :mod:`.omexml`); ``ome_xml=False``
+    writes the image at the root without it.
     """
     import zarr
 
     from .integrity import KEY, checksum_attrs, recording_store
+    from .omexml import OURS_KEY, write_layout
 
     comp = _check(version, levels, compression, compression_level)
     meta = image.meta
     cz, cy, cx = _chunks(meta, chunk_shape)
     out = Path(out)
+    document = meta.ome_xml if ome_xml else None
     with atomic_path(out, directory=True, replace=False) as tmp:
         digests: dict[str, int] = {}
-        group = zarr.open_group(recording_store(tmp, digests), mode="w", zarr_format=2 if version == "0.4" else 3)
+        root = zarr.open_group(recording_store(tmp, digests), mode="w", zarr_format=2 if version == "0.4" else 3)
+        group, prefix = (root.create_group("0"), "0/") if document is not None else (root, "")
         arrays = []
         for k in range(levels):
             shape = level_shape(meta, k)
@@ -213,8 +220,11 @@ def write_ome_zarr(
             for a, b in zip(lo, hi, strict=True)
         ]
         for k, arr in enumerate(arrays):  # the chunks' checksums, then the group's metadata: both before the rename
-            arr.attrs.put({OURS: {KEY: checksum_attrs(arr, str(k), digests, "tczyx")}})
+            arr.attrs.put({OURS: {KEY: checksum_attrs(arr, f"{prefix}{k}", digests, "tczyx")}})
         attrs = ngff_attrs(meta, levels, version, windows)
         attrs[OURS][KEY] = CHECKSUM_ALGORITHM
         group.attrs.put(attrs)
+        if document is not None:  # the root last: until it is written, the store is no bioformats2raw root
+            entry = write_layout(root, tmp, document, "0", version)
+            root.attrs.update({OURS: {KEY: CHECKSUM_ALGORITHM, OURS_KEY: entry}})
     return out
