@@ -70,8 +70,18 @@ PY
 # without a GPU: every other backend is available, CuPy and the CUDA exporters are listed as unavailable.
 all_but_cupy=$("$PY" -c 'import tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; inner = extras["all"][0].split("[")[1].rstrip("]").split(","); print(",".join(e for e in inner if e != "cupy"))')
 env=$(fresh all "ome-arrow-core[$all_but_cupy]" "torch==2.13.0")
-"$env/bin/python" -m pip install -q --dry-run --disable-pip-version-check --find-links dist "ome-arrow-core[all]" "torch==2.13.0" \
-  >/dev/null 2>&1 || { echo "error: ome-arrow-core[all] does not resolve from dist/" >&2; exit 1; }
+# The dry run downloads CuPy's wheel (~100 MB) for its metadata: a network hiccup is retried, and the last
+# attempt's error is shown.
+resolved=0
+for attempt in 1 2 3; do
+  if "$env/bin/python" -m pip install -q --dry-run --disable-pip-version-check --find-links dist \
+    "ome-arrow-core[all]" "torch==2.13.0" >"$root/all-dry-run.log" 2>&1; then
+    resolved=1 && break
+  fi
+  echo "note: resolving ome-arrow-core[all] failed (attempt $attempt of 3)" >&2
+  sleep $((attempt * 5))
+done
+[ "$resolved" = 1 ] || { tail -n 20 "$root/all-dry-run.log" >&2; echo "error: ome-arrow-core[all] does not resolve from dist/" >&2; exit 1; }
 listing=$("$env/bin/ome-arrow-core" plugins)
 for extra in ${all_but_cupy//,/ }; do
   [ "$extra" = cli ] && continue
