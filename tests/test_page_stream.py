@@ -232,3 +232,35 @@ def test_staged_cuts_cover_every_page_within_the_budget(sizes: list[int], budget
     for lo, hi in itertools.pairwise(cuts):
         assert hi > lo
         assert hi - lo == 1 or sum(sizes[lo:hi]) + 64 * (hi - lo) <= budget
+
+
+PEAK = r"""
+import os, sys
+from pathlib import Path
+import numpy as np
+import pyarrow as pa
+from ome_arrow_core.buffers import scratch_buffer
+from ome_arrow_core.selection import Selection
+from ome_arrow_core.typed_chunk import DatasetSource
+src = DatasetSource(Path(sys.argv[1]))
+full = Selection.full(src.meta.sizes)
+src.read(full)  # audited: the next read streams
+scratch_buffer()  # this thread's, made before counting
+pool = pa.proxy_memory_pool(pa.default_memory_pool())
+pa.set_memory_pool(pool)
+got = src.read(full.select(y=range(1, 511), x=range(2, 510)))
+print(pool.max_memory(), got.nbytes, flush=True)
+os._exit(0)  # buffers of the counting pool outlive it otherwise
+"""
+
+
+def test_a_streamed_selection_allocates_its_output_and_nothing_selection_sized(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = written(tmp_path, image((2, 2, 512, 512)), chunk_shape=(1, 64, 64), compression=None)
+    run = subprocess.run([sys.executable, "-c", PEAK, str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    peak, size = map(int, run.stdout.split())
+    assert size == 2 * 2 * 510 * 508 * 2
+    assert peak <= size + (64 << 10)  # the output, a little Arrow bookkeeping; read buffers: none (scratch reused)
