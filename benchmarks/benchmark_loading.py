@@ -25,7 +25,8 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
   size that its tasks make (``np.full``) instead of reading them;
 - ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
-- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size;
+- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size
+  (with Ray Data's resource reservation off, as ``read_dataset`` turns it off for its datasets);
 - ``s3-raw``, ``s3-map-w0``, ``s3-map-w2``: a plate of ``--s3-images`` images (default 256; else as
   above) on a local S3-compatible server (moto's, on 127.0.0.1, started and stopped by this script,
   in a process of its own; it serves about 50 MB/s here, so the plate is smaller): pyarrow reading
@@ -221,7 +222,9 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
                 return read_dataset(ds, columns=[])
             shape = tuple(ds.tensor_views()[0].shape)  # the ceiling: blocks of the same size made, not read
             per = max(1, (32 << 20) // (int(np.prod(shape)) * 2))
-            return ray.data.read_datasource(_Filled(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
+            made = ray.data.read_datasource(_Filled(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
+            made.context.op_resource_reservation_enabled = False  # as read_dataset does for its datasets
+            return made
 
         def run(_: int) -> tuple[int, int]:
             if not ray.is_initialized():

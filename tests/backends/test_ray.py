@@ -82,6 +82,16 @@ def test_read_tasks_run_on_both_nodes_with_pushdown(plate: tuple[Path, np.ndarra
     np.testing.assert_array_equal(np.stack([r["image"] for r in got]), arrs[[1, 4, 7]])
 
 
+def test_read_dataset_turns_resource_reservation_off_for_its_dataset_only(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    rows = read_dataset(path, images_per_block=2)
+    assert rows.context.op_resource_reservation_enabled is False
+    assert ray.data.DataContext.get_current().op_resource_reservation_enabled is True  # the global one is left alone
+    got = sorted(rows.take_all(), key=lambda r: r["label"])
+    np.testing.assert_array_equal(np.stack([r["image"] for r in got]), arrs)
+    assert read_dataset(path, reserve_resources=True).context.op_resource_reservation_enabled is True
+
+
 def test_blocks_stay_whole_unless_told_otherwise(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     rows = read_dataset(path, images_per_block=2).materialize()

@@ -34,6 +34,7 @@ _OWN = (
     "shuffle",
     "seed",
     "epoch",
+    "reserve_resources",
 )
 
 
@@ -69,6 +70,7 @@ def read_dataset(
     shuffle: bool = False,
     seed: int = 0,
     epoch: int = 0,
+    reserve_resources: bool = False,
     **read_options: Any,
 ) -> ray.data.Dataset:
     """A ``ray.data.Dataset`` of an OME-Arrow dataset: one row per image, read by Ray's read tasks.
@@ -85,6 +87,13 @@ def read_dataset(
     ``ray_remote_args``, ``concurrency``...); without ``override_num_blocks`` Ray is asked for
     one block per read task, so it keeps the blocks whole instead of splitting them. Ray starts locally when no cluster is
     connected (``ray.init(address=...)`` first to use one).
+
+    ``reserve_resources=False`` (the default) turns Ray Data's per-operator resource
+    reservation off for this dataset (``ds.context.op_resource_reservation_enabled``; the
+    global ``DataContext`` is left alone): Ray 2.60 starts every execution with a zero
+    budget until its first resource refresh, about a second later, and runs one read task
+    at a time until then, which doubled a short epoch's time. Output backpressure (Ray's
+    downstream-capacity policy) still bounds the blocks waiting for a slow consumer.
     """
     import ray.data
 
@@ -123,6 +132,8 @@ def read_dataset(
     if read_options.get("override_num_blocks") is None and read_options.get("parallelism", -1) == -1:
         read_options["override_num_blocks"] = source_.planned_blocks()  # whole blocks, not Ray's splits
     rows: ray.data.Dataset = ray.data.read_datasource(source_, **read_options)
+    if not reserve_resources and hasattr(rows.context, "op_resource_reservation_enabled"):
+        rows.context.op_resource_reservation_enabled = False
     return rows
 
 

@@ -13,7 +13,7 @@ read). This module imports ray; ``ome_arrow_ray`` loads it on first use.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from ray.data.datasource import ReadTask
 
 from ome_arrow_core import OMEArrowDataset
 
+from .read_task import ReadImages
 from .sampling import check_crop, crop_boxes, epoch_order, image_sizes
 
 __all__ = ["OMEArrowDatasource", "BLOCK_BYTES"]
@@ -32,41 +33,6 @@ __all__ = ["OMEArrowDatasource", "BLOCK_BYTES"]
 #: Pixel bytes per block when ``images_per_block`` is not given (measured: 8 MiB blocks
 #: ran at about half the rate of 32 MiB ones, Ray's per-task cost dominating).
 BLOCK_BYTES = 32 << 20
-
-
-def _tensor_column(pixels: np.ndarray) -> pa.Array:
-    """One fixed-shape tensor per row (zero-copy from ``pixels``); Ray hands them back as ndarrays."""
-    from ray.data.extensions import ArrowTensorArray
-
-    return ArrowTensorArray.from_numpy(pixels)
-
-
-class _ReadImages:
-    """One read task: its images' pixels, ``step`` per block, with their metadata columns."""
-
-    def __init__(
-        self,
-        dataset: OMEArrowDataset,
-        columns: list[str],
-        image_column: str | None,
-        view: dict[str, Any],
-        rois: list[tuple[int, int, int, int]] | None,
-        step: int,
-    ) -> None:
-        self.dataset, self.columns, self.image_column = dataset, columns, image_column
-        self.view, self.rois, self.step = view, rois, step
-
-    def __call__(self) -> Iterator[pa.Table]:
-        n = len(self.dataset)
-        meta = self.dataset.table.select(self.columns)
-        for a in range(0, n, self.step):
-            b = min(n, a + self.step)
-            block = meta.slice(a, b - a)
-            if self.image_column is not None:
-                rois = self.rois[a:b] if self.rois is not None else None
-                pixels = self.dataset.read(range(a, b), rois=rois, **self.view)
-                block = block.append_column(self.image_column, _tensor_column(pixels))
-            yield block
 
 
 class OMEArrowDatasource(Datasource):
@@ -154,13 +120,15 @@ class OMEArrowDatasource(Datasource):
         shape, dtype = self._image_shape(self.dataset)
         return n * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
-    def _step(self, ds: OMEArrowDataset, image_column: str | None) -> tuple[int, int]:
-        """(images per block, pixel bytes per image) of the blocks ``ds`` is read in."""
-        per_image = 0
+    def _step(
+        self, ds: OMEArrowDataset, image_column: str | None
+    ) -> tuple[int, int, tuple[tuple[int, ...], np.dtype] | None]:
+        """(images per block, pixel bytes per image, (shape, dtype) of the first image) of ``ds``'s blocks."""
+        per_image, image = 0, None
         if image_column is not None and len(ds):
-            shape, dtype = self._image_shape(ds)
-            per_image = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        return self.images_per_block or max(1, BLOCK_BYTES // max(1, per_image)), per_image
+            image = self._image_shape(ds)
+            per_image = int(np.prod(image[0], dtype=np.int64)) * image[1].itemsize
+        return self.images_per_block or max(1, BLOCK_BYTES // max(1, per_image)), per_image, image
 
     def planned_blocks(self) -> int:
         """Blocks of the whole dataset: ``read_dataset`` asks Ray for this many, so Ray does not cut them up.
@@ -169,7 +137,7 @@ class OMEArrowDatasource(Datasource):
         pieces: measured, that took Ray's CPU time per epoch on the loading benchmark's plate
         from about 1.9 to 4.5 s.)
         """
-        step, _ = self._step(self.dataset, self._outputs()[1])
+        step = self._step(self.dataset, self._outputs()[1])[0]
         return max(1, math.ceil(len(self.dataset) / step))
 
     def get_read_tasks(
@@ -187,18 +155,19 @@ class OMEArrowDatasource(Datasource):
             rois = crop_boxes(
                 range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed, epoch=self.epoch
             )
-        step, per_image = self._step(ds, image_column)
+        step, per_image, image = self._step(ds, image_column)
         count = max(1, min(int(parallelism) if parallelism > 0 else n, math.ceil(n / step)))
         tasks = []
         for part in np.array_split(order, count):
             sub = ds.select(part)
-            read = _ReadImages(
+            read = ReadImages(
                 sub,
-                columns,
+                sub.table.select(columns),
                 image_column,
                 self._view_without_roi() if rois else self.view,
                 None if rois is None else [rois[int(k)] for k in part],
                 step,
+                image,
             )
             meta = BlockMetadata(
                 num_rows=len(part), size_bytes=len(part) * per_image, input_files=None, exec_stats=None
