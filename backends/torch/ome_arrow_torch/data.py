@@ -173,7 +173,8 @@ class _Samples:
             return self._targets[self._target][k]
         return {n: v[k] for n, v in self._targets.items()}
 
-    def _read(self, samples: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
+    def _read(self, samples: Sequence[int], out: Any = None) -> np.ndarray:
+        """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read)."""
         where = [self._locate(int(s)) for s in samples]
         rois = [r for _, r in where]
         return self.dataset.read(
@@ -204,20 +205,23 @@ class _Samples:
         return batch, default_collate([self._target_of(self._locate(s)[0]) for s in samples])
 
     def _read_batch(self, samples: list[int]) -> torch.Tensor:
-        """Samples as one tensor: in a pooled shared buffer in a DataLoader worker, else in fresh memory."""
-        k, roi = self._locate(samples[0])
-        view = self.dataset[k].view_of(self.view.replace(roi=roi))  # shape and dtype, nothing read
-        dtype = torch.from_numpy(np.empty(0, dtype=view.dtype)).dtype
-        shape = (len(samples), *view.shape)
+        """Samples as one tensor: in a pooled shared buffer in a DataLoader worker, else in fresh memory.
+
+        The read sizes the buffer itself (``out=`` a function), so no image is opened twice.
+        """
         pool = self._worker_pool() if get_worker_info() is not None else None
         if pool is None:
             # numpy's allocations reuse freed pages; torch.empty's fault in fresh ones for every
             # batch (measured: ~1.5x slower batch reads on a 2-core machine)
-            out, slot = torch.from_numpy(np.empty(shape, dtype=view.dtype)), None
-        else:
-            out, slot = pool.empty(shape, dtype)
-        self._read(samples, out=out.numpy())
-        return out if pool is None else pool.lease(out, slot)
+            return torch.from_numpy(self._read(samples))
+        got: list[tuple[torch.Tensor, int | None]] = []
+
+        def pooled(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+            got.append(pool.empty(shape, torch_dtype(dtype)))
+            return got[-1][0].numpy()
+
+        self._read(samples, out=pooled)
+        return pool.lease(*got[-1])
 
     def _rows(self, samples: list[int]) -> list[Any]:
         """Samples as items whose tensors are rows of one batch read (see :mod:`ome_arrow_torch.collate`).
@@ -242,6 +246,17 @@ class _Samples:
         state = self.__dict__.copy()
         state.pop("_pool", None)  # buffers belong to the process that made them
         return state
+
+
+def torch_dtype(dtype: np.dtype) -> torch.dtype:
+    """The torch dtype of numpy ``dtype`` (uint16 stays ``torch.uint16``)."""
+    known = _DTYPES.get(dtype)
+    if known is None:
+        known = _DTYPES[dtype] = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    return known
+
+
+_DTYPES: dict[np.dtype, torch.dtype] = {}
 
 
 def _ints(v: Sequence[int], n: int, what: str, form: str) -> tuple[int, ...]:
