@@ -108,9 +108,9 @@ class _Samples:
             th, tw = self.tile
             per = (self._yx[:, 0] // th) * (self._yx[:, 1] // tw)
             self._grid_x = self._yx[:, 1] // tw
-            self._starts = np.concatenate([[0], np.cumsum(per)])
+            self._starts: np.ndarray | None = np.concatenate([[0], np.cumsum(per)])
         else:
-            self._starts = np.arange(len(self.dataset) + 1)
+            self._starts = None  # sample i is image i (nothing per image to pickle to every worker)
         if self.crop is not None:
             assert self._yx is not None
             small = np.nonzero((self._yx[:, 0] < self.crop[0]) | (self._yx[:, 1] < self.crop[1]))[0]
@@ -133,7 +133,7 @@ class _Samples:
     @property
     def num_samples(self) -> int:
         """Samples in the dataset: images, or full tiles of images with ``tile=``."""
-        return int(self._starts[-1])
+        return len(self.dataset) if self._starts is None else int(self._starts[-1])
 
     def _image_sizes(self) -> np.ndarray:
         """(Y, X) of each image: from the table when it has size columns, else from each image."""
@@ -152,7 +152,8 @@ class _Samples:
         if not -n <= sample < n:
             raise IndexError(f"sample {sample} is out of range; there are {n} samples")
         sample %= n
-        if self.tile is not None:
+        if self._starts is not None:  # tiles
+            assert self.tile is not None
             k = int(np.searchsorted(self._starts, sample, side="right")) - 1
             ty, tx = divmod(sample - int(self._starts[k]), int(self._grid_x[k]))
             th, tw = self.tile
