@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 
@@ -15,7 +16,11 @@ from ..selection import Selection
 from ..view_spec import ViewSpec, channels_read
 from .views import layout_shape
 
-__all__ = ["BatchPlan", "plan_batch", "checked_out"]
+__all__ = ["BatchPlan", "plan_batch", "checked_out", "OutArray"]
+
+#: Where a batched read puts its result: an array, a function ``(shape, dtype) -> array`` that
+#: gives one once the shape is known (a pooled or pinned buffer), or None for a new array.
+OutArray: TypeAlias = np.ndarray | Callable[[tuple[int, ...], np.dtype], np.ndarray] | None
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,15 @@ def plan_batch(
     return BatchPlan(sels, layouts.pop(), dtypes.pop())
 
 
-def checked_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """``out`` if it is a writable ``shape`` array of ``dtype`` (SchemaError if not); a new one when None."""
+def checked_out(out: OutArray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """``out`` (or what ``out(shape, dtype)`` gives) if it is a writable ``shape`` array of ``dtype``
+    (SchemaError if not); a new one when None."""
     if out is None:
         return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        out = out(shape, np.dtype(dtype))
+        if not isinstance(out, np.ndarray):
+            raise SchemaError(f"out({shape}, {dtype}) must give a numpy array, got {type(out).__name__}")
     if out.shape != shape or out.dtype != dtype or not out.flags.writeable:
         raise SchemaError(f"out must be a writable {shape} {dtype} array, got {out.shape} {out.dtype}")
     return out

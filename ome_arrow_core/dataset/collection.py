@@ -39,7 +39,7 @@ from ..registry import Registry
 from ..selection import IndexSpec, RoiType
 from ..typed_chunk import IMAGES_SCHEMA, dataset_path, image_meta, read_rows
 from ..view_spec import ViewSpec
-from .batch import checked_out, plan_batch
+from .batch import OutArray, checked_out, plan_batch
 from .image_location import ImageLocation
 from .positions import Positions, checked_indices
 from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_count, members_of, uniform_member
@@ -292,7 +292,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         channel_policy: ChannelPolicy = "error",
         casting: Casting = "checked",
         spec: ViewSpec | None = None,
-        out: np.ndarray | None = None,
+        out: OutArray = None,
     ) -> np.ndarray:
         """Pixels of images ``indices`` (default: all) stacked on a new first axis.
 
@@ -301,7 +301,8 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         The selected shapes must agree. The dtype is kept unless ``dtype`` casts. Images
         of a chunk dataset are read together: one Parquet read per chunk file for the
         whole batch, then one copy per chunk into the result (or ``out``, a writable
-        C-contiguous array of the right shape and dtype, e.g. a pinned buffer).
+        C-contiguous array of the right shape and dtype, e.g. a pinned buffer, or a function
+        ``(shape, dtype) -> array`` called once, before any pixel is read, to give one).
         """
         view = ViewSpec.of(
             spec,
@@ -324,15 +325,16 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
             return arr
         if out is None:
             return arr if arr.dtype == cast else cast_pixels(arr, cast, view.casting)
-        copy_cast(checked_out(out, arr.shape, cast), arr, view.casting)
-        return out
+        target = checked_out(out, arr.shape, cast)
+        copy_cast(target, arr, view.casting)
+        return target
 
     def _read(
         self,
         indices: Sequence[int] | np.ndarray | range | None,
         view: ViewSpec,
         rois: Sequence[Sequence[int] | None] | None,
-        out: np.ndarray | None,
+        out: OutArray,
     ) -> np.ndarray:
         picked = checked_indices(range(len(self)) if indices is None else indices, len(self))
         idx = picked.tolist()

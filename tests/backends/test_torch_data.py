@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,20 @@ def test_pin_memory(plate: tuple[Path, np.ndarray]) -> None:
         np.testing.assert_array_equal(torch.cat(batches).numpy(), arrs)
         if CUDA:
             assert all(b.is_pinned() for b in batches)
+
+
+def test_a_map_style_dataset_sends_workers_nothing_per_image(tmp_path: Path) -> None:
+    """Spawned DataLoader workers get the dataset pickled: without tiles its own state does not grow with
+    the image count (the core dataset's pickle is its own business), and it still reads the right images."""
+    extra = {}
+    for n in (4, 400):
+        arrs = np.arange(n * 4, dtype=np.uint16).reshape(n, 1, 2, 2)
+        path = write_dataset(list(arrs), tmp_path / f"p{n}", dim_order="CYX", progress=False)
+        ds = OMEArrowDataset.scan(path)
+        data = OMEArrowTorchDataset(ds)
+        extra[n] = len(pickle.dumps(data)) - len(pickle.dumps(ds))
+        back = pickle.loads(pickle.dumps(data))
+        assert len(back) == n
+        np.testing.assert_array_equal(back[n - 1].numpy(), arrs[n - 1])
+        np.testing.assert_array_equal(back[[2, 0]].numpy(), arrs[[2, 0]])
+    assert extra[400] == extra[4]

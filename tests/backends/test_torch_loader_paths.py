@@ -137,3 +137,25 @@ def test_a_damaged_chunk_in_a_batch_raises_through_the_loader(
             seen += y.tolist()
     assert 9 not in seen
     assert "checksum" in str(err.value).lower() or "damaged" in str(err.value).lower()
+
+
+@pytest.mark.parametrize("kind", ["map", "mapb"])
+def test_batches_of_differently_sized_images_fill_pooled_buffers_with_their_pixels(tmp_path: Path, kind: str) -> None:
+    """Each batch sizes its worker's pooled buffer from its own images (no image opened first): batches of
+    small and large images, alternating, reuse the same slots and still hold exactly their pixels."""
+    rng = np.random.default_rng(7)
+    arrs = [rng.integers(0, 65535, (2, 8, 10) if i % 2 else (2, 12, 16), dtype=np.uint16) for i in range(16)]
+    path = write_dataset(arrs, tmp_path / "mixed", dim_order="CYX", metadata={"label": list(range(16))}, progress=False)
+    # even images large, odd ones small; batch j goes to worker j % 2, so each worker reads both sizes
+    batches = [[i, i + 2, i + 4, i + 6] for i in (0, 8, 1, 9)]
+    data = OMEArrowTorchDataset(path, target="label")
+    common: dict[str, Any] = {"num_workers": 2, "persistent_workers": True, "multiprocessing_context": "fork"}
+    if kind == "map":
+        loader: DataLoader = DataLoader(data, batch_sampler=batches, **common)  # type: ignore[type-arg]
+    else:
+        loader = DataLoader(data, sampler=batches, batch_size=None, **common)
+    for _ in range(3):
+        got = [(x.numpy().copy(), y.tolist()) for x, y in loader]
+        assert [y for _, y in got] == batches
+        for x, y in got:
+            np.testing.assert_array_equal(x, np.stack([arrs[k] for k in y]))

@@ -43,9 +43,8 @@ def _plain(tensor: torch.Tensor) -> torch.Tensor:
 def rows_of(batch: torch.Tensor) -> list[torch.Tensor]:
     """The rows of ``batch`` as :class:`BatchRow` views that :func:`collate_rows` can put back together."""
     rows: list[torch.Tensor] = []
-    plain = batch.as_subclass(torch.Tensor)
-    for i in range(batch.shape[0]):
-        row = plain[i].as_subclass(BatchRow)
+    for i, view in enumerate(batch.as_subclass(torch.Tensor).unbind(0)):
+        row = view.as_subclass(BatchRow)
         row._batch, row._row = batch, i
         rows.append(row)
     return rows
