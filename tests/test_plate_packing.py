@@ -285,7 +285,7 @@ def _read_all(target: Path) -> list[np.ndarray]:
 def test_a_packed_write_killed_at_every_step_leaves_the_old_dataset_or_the_new(tmp_path: Path, mode: str) -> None:
     """A packed plate's writer (tests/writes_support.py's child) killed with SIGKILL just before each rename and
     before the first cleanup of each kind on either side of the commit (the kill points of writes_support's
-    kill_points: the cleanups repeat once per file; tests/test_write_faults.py kills the same writer steps,
+    kill_points: the cleanups repeat once per file; tests/test_write_faults.py interrupts the same writer steps,
     unpacked, at every one)."""
     old = ws.plate(1, 5) if mode != "create" else []
     new = ws.plate(2, 7)
