@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import writes_support as ws
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -277,48 +276,6 @@ def test_a_packed_group_whose_rows_are_swapped_is_refused(tmp_path: Path) -> Non
     assert got[0] == "raised" and got[2] == "raised"
 
 
-#: A packed-plate writer in a child that kills itself (SIGKILL) just before its K-th file-system step.
-_CHILD = r"""
-import os, shutil, signal, sys
-import numpy as np
-from ome_arrow_core.safe_write import fsops
-mode, target, kill_at, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-count = 0
-def wrap(mod, name):
-    real = getattr(mod, name)
-    def step(*a, **k):
-        global count
-        count += 1
-        if count == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(*a, **k)
-    setattr(mod, name, step)
-for name in ("rename", "replace", "unlink", "rmdir"):
-    wrap(os, name)
-wrap(shutil, "rmtree")
-wrap(fsops, "renameat2")
-from ome_arrow_core import write_dataset
-from ome_arrow_core.typed_chunk import packing
-packing.GROUP_IMAGES = 3
-imgs = [((np.arange(64) + 7 * (seed * 100 + i)) % 4096).astype(np.uint16).reshape(1, 8, 8) for i in range(n)]
-write_dataset(imgs, target, mode=mode, dim_order="CYX", progress=False, images_per_group=4)
-print(count)
-"""
-
-
-def _plate(seed: int, n: int) -> list[np.ndarray]:
-    return [((np.arange(64) + 7 * (seed * 100 + i)) % 4096).astype(np.uint16).reshape(8, 8) for i in range(n)]
-
-
-def _run(mode: str, target: Path, kill_at: int, n: int, seed: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, str(target), str(kill_at), str(n), str(seed)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def _read_all(target: Path) -> list[np.ndarray]:
     ds = OMEArrowDataset.scan(target)
     return [ds[i].to_numpy(layout="CYX")[0] for i in range(len(ds))]
@@ -326,29 +283,28 @@ def _read_all(target: Path) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("mode", ["overwrite", "append"])
 def test_a_packed_write_killed_at_every_step_leaves_the_old_dataset_or_the_new(tmp_path: Path, mode: str) -> None:
-    old = _plate(1, 5) if mode != "create" else []
-    new = _plate(2, 7)
+    """A packed plate's writer (tests/writes_support.py's child) killed with SIGKILL just before each rename and
+    before the first cleanup of each kind on either side of the commit (the kill points of writes_support's
+    kill_points: the cleanups repeat once per file; tests/test_write_faults.py interrupts the same writer steps,
+    unpacked, at every one)."""
+    old = ws.plate(1, 5) if mode != "create" else []
+    new = ws.plate(2, 7)
     want_new = old + new if mode == "append" else new
 
     def setup(parent: Path) -> Path:
         target = parent / "p.ome.parquet"
         parent.mkdir()
         if old:
-            packing_old = packing.GROUP_IMAGES
-            packing.GROUP_IMAGES = 3
-            try:
-                _write(old, target, images_per_group=4)
-            finally:
-                packing.GROUP_IMAGES = packing_old
+            ws.write_packed(target, old)
         return target
 
-    count = _run(mode, setup(tmp_path / "count"), 0, 7, 2)
+    count = ws.run_child(f"packed-{mode}", setup(tmp_path / "count"), 0, "exchange")
     assert count.returncode == 0, count.stderr
-    steps = int(count.stdout.split()[-1])
-    assert steps >= 2
-    for k in range(1, steps + 1):
+    steps = ws.steps_of(count)
+    assert len(steps) == int(count.stdout.split()[-1]) >= 2
+    for k in ws.kill_points(steps):
         target = setup(tmp_path / f"k{k}")
-        proc = _run(mode, target, k, 7, 2)
+        proc = ws.run_child(f"packed-{mode}", target, k, "exchange")
         assert proc.returncode == -9, (k, proc.returncode, proc.stderr)
         if not old and not os.path.exists(target):
             continue  # a create killed before its rename: nothing there, as before
@@ -357,5 +313,5 @@ def test_a_packed_write_killed_at_every_step_leaves_the_old_dataset_or_the_new(t
         want = old if len(got) == len(old) else want_new
         assert all(np.array_equal(g, w) for g, w in zip(got, want)), k
         # the next write succeeds on what the kill left
-        _write(_plate(3, 2), target, mode="append")
+        _write(ws.plate(3, 2), target, mode="append")
         assert len(_read_all(target)) == len(got) + 2, k

@@ -34,6 +34,24 @@ def write(target: Path, seed: int, mode: str = "create", n: int = 3, **opts: obj
     )
 
 
+def plate(seed: int, n: int) -> list[np.ndarray]:
+    """``n`` distinct 8 x 8 uint16 YX images, distinct for each seed: small images whose chunks share row groups."""
+    return [((np.arange(64) + 7 * (seed * 100 + i)) % 4096).astype(np.uint16).reshape(8, 8) for i in range(n)]
+
+
+def write_packed(target: Path, images: list[np.ndarray], mode: str = "create") -> None:
+    """Write YX ``images`` packed at most three to a chunks row group, in images row groups of four."""
+    from ome_arrow_core.typed_chunk import packing
+
+    old = packing.GROUP_IMAGES
+    packing.GROUP_IMAGES = 3
+    try:
+        cyx = [a[None] for a in images]
+        write_dataset(cyx, target, mode=mode, dim_order="CYX", progress=False, images_per_group=4)
+    finally:
+        packing.GROUP_IMAGES = old
+
+
 def read(target: Path) -> list[np.ndarray]:
     """Every image of the dataset at ``target``, as CYX arrays."""
     ds = OMEArrowDataset.scan(target)
@@ -100,10 +118,35 @@ if op == "compact":
 elif op == "record":
     from ome_arrow_core import OMEArrow
     OMEArrow(ws.images(2, 1)[0], dim_order="CYX").export("parquet", target, layout="record")
+elif op.startswith("packed-"):  # packed-overwrite, packed-append: a plate of 7 small images
+    ws.write_packed(Path(target), ws.plate(2, 7), mode=op.removeprefix("packed-"))
 else:
     ws.write(Path(target), 2, mode=op, n=2)
 print(count)
 """
+
+
+#: The steps that rename a file into place or swap the dataset in: each one commits something.
+RENAMES = frozenset({"rename", "replace", "renameat2"})
+
+
+def steps_of(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The names of the steps a counting child (``kill_at=0``) made, in order."""
+    return [line.split()[2] for line in proc.stderr.splitlines() if line.startswith("STEP ")]
+
+
+def kill_points(steps: list[str]) -> list[int]:
+    """The steps (1-based) a sweep kills at to reach each kind of state: every rename, and the first step of each
+    other kind (rmtree, rmdir, unlink: cleanups, which repeat once per file) before the last rename (the commit)
+    and after it."""
+    last = max(k for k, name in enumerate(steps, 1) if name in RENAMES)
+    keep: list[int] = []
+    seen: set[tuple[str, bool]] = set()
+    for k, name in enumerate(steps, 1):
+        if name in RENAMES or (name, k > last) not in seen:
+            keep.append(k)
+        seen.add((name, k > last))
+    return keep
 
 
 def run_child(

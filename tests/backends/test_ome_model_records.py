@@ -26,15 +26,8 @@ from ome_arrow_core import OMEArrow  # noqa: E402
 from ome_arrow_core.errors import DamagedFileError, SchemaError  # noqa: E402
 from ome_arrow_core.record.memory_xml import FIELD, METADATA_KEY  # noqa: E402
 from ome_arrow_core.record.ome_xml_key import KEY  # noqa: E402
-from tests.backends.ome_rich import assert_same_ome, image_with_ome_xml, lies, write_rich_tiff  # noqa: E402
+from tests.backends.ome_rich import assert_same_ome, image_with_ome_xml, lies  # noqa: E402
 from tests.pixels import random_pixels  # noqa: E402
-
-
-@pytest.fixture()
-def rich(tmp_path: Path) -> tuple[Path, Any, np.ndarray]:
-    path = tmp_path / "rich.ome.tif"
-    model, pixels = write_rich_tiff(path, ome_types)
-    return path, model, pixels
 
 
 def _record(img: OMEArrow, how: str) -> Any:

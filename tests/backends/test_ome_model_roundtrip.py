@@ -20,15 +20,8 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset  # noqa: E402
 from ome_arrow_core.errors import DamagedFileError  # noqa: E402
 from ome_arrow_core.record.ome_xml_key import KEY  # noqa: E402
-from tests.backends.ome_rich import CHECKSUMS_NS, assert_same_ome, lies, write_rich_tiff  # noqa: E402
+from tests.backends.ome_rich import CHECKSUMS_NS, assert_same_ome, lies  # noqa: E402
 from tests.table_digests import without_table_digests  # noqa: E402
-
-
-@pytest.fixture()
-def rich(tmp_path: Path) -> tuple[Path, Any, np.ndarray]:
-    path = tmp_path / "rich.ome.tif"
-    model, pixels = write_rich_tiff(path, ome_types)
-    return path, model, pixels
 
 
 def _parquet(img: OMEArrow, out: Path, how: str) -> OMEArrow:

@@ -30,7 +30,6 @@ from tests.backends.ome_rich import (  # noqa: E402
     image_with_ome_xml,
     lies,
     rich_ome,
-    write_rich_tiff,
 )
 from tests.backends.zarr_stores import write_bf2raw  # noqa: E402
 from tests.pixels import random_pixels  # noqa: E402
@@ -40,13 +39,6 @@ XML = "OME/METADATA.ome.xml"
 OME_ZARR_WARNINGS = pytest.mark.filterwarnings(
     "ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning"
 )
-
-
-@pytest.fixture()
-def rich(tmp_path: Path) -> tuple[Path, Any, np.ndarray]:
-    path = tmp_path / "rich.ome.tif"
-    model, pixels = write_rich_tiff(path, ome_types)
-    return path, model, pixels
 
 
 def _root_doc(store: Path) -> tuple[Path, dict[str, Any]]:
