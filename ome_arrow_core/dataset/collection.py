@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..arguments import check_index
 from ..arrow_numpy import int_array
@@ -38,6 +37,7 @@ from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import IndexSpec, RoiType
 from ..typed_chunk import IMAGES_SCHEMA, dataset_path, image_meta, read_rows
+from ..uniques import unique
 from ..view_spec import ViewSpec
 from .batch import checked_out, plan_batch
 from .image_location import ImageLocation
@@ -393,8 +393,10 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
         if not set(cols) <= set(self._table.column_names):
             return set()
+        import pyarrow.compute as pc  # only for tables read whole: scanning loads no compute kernels
+
         out = set()
-        for part in np.unique(self._part_of).tolist():
+        for part in unique(self._part_of).tolist():
             if self._parts[part].kind != "chunks":
                 continue
             mask = pa.array(self._part_of == part)

@@ -20,6 +20,7 @@ from ..buffers import view_buffer
 from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
+from ..uniques import unique
 from .opened import OpenedDataset
 from .page_reads import PageFragment
 from .page_values import PageValues, page_value, page_values
@@ -93,7 +94,7 @@ class ReadBatch:
         piece = np.searchsorted(self._starts, pos, side="right") - 1
         start = np.zeros(len(at_rows), dtype=np.int64)
         stop = np.zeros(len(at_rows), dtype=np.int64)
-        for k in np.unique(piece).tolist():
+        for k in unique(piece).tolist():
             arr = self._chunks[k]
             offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
             mine = piece == k
@@ -140,7 +141,7 @@ def read_placements(opened: OpenedDataset, placements: Sequence[Placement], veri
     checked: set[int] = set()  # each chunk once per read
     check = verify_enabled(verify)
     read = 0
-    for code in np.unique(codes).tolist():
+    for code in unique(codes).tolist():
         mine = np.flatnonzero(codes == code)
         mine = mine[np.argsort(groups[mine], kind="stable")]  # by row group: each batch one ascending run
         uniq, first = np.unique(groups[mine], return_index=True)
