@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..arrow_numpy import binary_lengths
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
 
@@ -82,7 +82,7 @@ def check_record_sizes(
 
 def _byte_capacity(chunks: pa.StructArray, declared: np.ndarray, itemsize: int) -> int:
     """Pixels the ``pixel_bytes`` of ``chunks`` can hold: exact when stored raw, bounded by the codec's ratio."""
-    stored = pc.binary_length(chunks.field("pixel_bytes")).fill_null(0).to_numpy(zero_copy_only=False)
+    stored = binary_lengths(chunks.field("pixel_bytes"))
     names = {chunks.type.field(i).name for i in range(chunks.type.num_fields)}
     codecs = chunks.field("compression").to_pylist() if "compression" in names else [None] * len(chunks)
     dtypes = chunks.field("dtype").to_pylist() if "dtype" in names else [None] * len(chunks)
