@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["int_values", "valid_mask", "int_array", "binary_lengths", "string_values"]
+__all__ = ["int_values", "valid_mask", "int_array", "binary_lengths", "string_values", "plain_values", "int_column"]
 
 
 def _chunks(column: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
@@ -122,3 +122,24 @@ def _text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def plain_values(column: pa.Array) -> np.ndarray:
+    """The values of a numeric or boolean ``column`` without nulls, from its buffers (zero-copy for numbers);
+    other columns through ``to_numpy`` (which imports pandas)."""
+    kind = column.type
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return column.to_numpy(zero_copy_only=False)
+    if pa.types.is_boolean(kind):
+        bits = np.unpackbits(np.frombuffer(column.buffers()[1], dtype=np.uint8), bitorder="little")
+        return bits[column.offset : column.offset + len(column)].astype(bool)
+    dtype = np.dtype(kind.to_pandas_dtype())
+    return np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize)
+
+
+def int_column(column: pa.ChunkedArray | pa.Array, null: int = 0) -> np.ndarray:
+    """Column ``column`` as int64 (``null`` where null): integer columns from their buffers (:func:`int_values`),
+    other types (a file storing floats where integers belong) converted as numpy's ``astype`` converts them."""
+    if all(pa.types.is_integer(c.type) or c.type == pa.null() for c in _chunks(column)):
+        return int_values(column, null).astype(np.int64)
+    return np.asarray(column.fill_null(null).to_numpy(zero_copy_only=False)).astype(np.int64)
