@@ -122,6 +122,8 @@ class ReadCheck:
                 )
             if "image_id" in names:
                 ids = np.asarray(string_values(table.column("image_id"), at), dtype=object)
+                if isinstance(self._id_column, pa.ChunkedArray) and self._id_column.num_chunks > 1:
+                    self._id_column = self._id_column.combine_chunks()  # once: each lookup then finds its chunk in O(1)
                 want_ids = np.asarray(string_values(self._id_column, self.index_rows[mine]), dtype=object)
                 self._same(mine, groups[which], within, "chunk of image", want_ids, ids)
             self.audited[mine] = True
