@@ -129,7 +129,7 @@ def plain_values(column: pa.Array) -> np.ndarray:
     other columns through ``to_numpy`` (which imports pandas)."""
     kind = column.type
     if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
-        return column.to_numpy(zero_copy_only=False)
+        return np.asarray(column.to_numpy(zero_copy_only=False))
     if pa.types.is_boolean(kind):
         bits = np.unpackbits(np.frombuffer(column.buffers()[1], dtype=np.uint8), bitorder="little")
         return bits[column.offset : column.offset + len(column)].astype(bool)
