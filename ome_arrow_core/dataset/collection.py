@@ -25,6 +25,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+# Reading a plate whose index is not aligned groups it by image with the compute kernels (typed_chunk.opened imports
+# them there, lazily, so that reading one image needs none): loaded with the dataset class, as before, so that opening
+# a plate and reading its first image pays no import.
+import pyarrow.compute as pc
+
 from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
@@ -393,8 +398,6 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
         if not set(cols) <= set(self._table.column_names):
             return set()
-        import pyarrow.compute as pc  # only for tables read whole: scanning loads no compute kernels
-
         out = set()
         for part in unique(self._part_of).tolist():
             if self._parts[part].kind != "chunks":
