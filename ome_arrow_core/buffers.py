@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["ALIGNMENT", "arrow_empty", "to_arrow_memory", "read_only", "view_buffer", "arrow_base"]
+__all__ = [
+    "ALIGNMENT",
+    "SCRATCH_BYTES",
+    "scratch_buffer",
+    "arrow_empty",
+    "to_arrow_memory",
+    "read_only",
+    "view_buffer",
+    "arrow_base",
+]
 
 #: Byte alignment of every buffer we allocate (Arrow's default pool; JAX needs >= 64 to not copy).
 ALIGNMENT = 64
+#: Bytes of each thread's staging buffer (about a core's L2 cache: what is read into it is still cached when copied).
+SCRATCH_BYTES = 1 << 20
+
+_SCRATCH = threading.local()
 
 
 def arrow_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, pa.Buffer]:
@@ -51,3 +65,14 @@ def arrow_base(arr: np.ndarray) -> pa.Buffer | None:
     if isinstance(base, memoryview):
         base = base.obj
     return base if isinstance(base, pa.Buffer) else None
+
+
+def scratch_buffer() -> pa.Buffer:
+    """This thread's reusable staging buffer of :data:`SCRATCH_BYTES` (64-byte aligned), made on first use and kept.
+
+    What is written into it lasts until this thread's next use of it: views of it must not escape the function
+    that took it."""
+    buf: pa.Buffer | None = getattr(_SCRATCH, "buffer", None)
+    if buf is None:
+        buf = _SCRATCH.buffer = pa.allocate_buffer(SCRATCH_BYTES)
+    return buf

@@ -11,28 +11,29 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from ..buffers import view_buffer
+from ..buffers import ALIGNMENT, scratch_buffer, view_buffer
 from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
 from ..uniques import unique
 from .opened import OpenedDataset
 from .page_reads import PageFragment
+from .page_stream import place_pages, streams
 from .page_values import PageValues, page_value, page_values
 
 __all__ = [
     "Placement",
     "ReadBatch",
     "read_placements",
-    "row_group_batches",
     "READ_BATCH_BYTES",
     "chunk_blocks",
     "one_block",
+    "staged_cuts",
 ]
 
 _LITTLE = sys.byteorder == "little"
@@ -50,19 +51,6 @@ class Placement(NamedTuple):
     projection: ChunkProjection
     out: np.ndarray
     dtype: np.dtype
-
-
-def row_group_batches(groups: list[int], sizes: dict[int, int]) -> list[list[int]]:
-    """``groups`` (ascending) cut into runs of about :data:`READ_BATCH_BYTES` pixel bytes (at least one group each)."""
-    out: list[list[int]] = [[]]
-    total = 0
-    for g in groups:
-        if out[-1] and total + sizes.get(g, 0) > READ_BATCH_BYTES:
-            out.append([])
-            total = 0
-        out[-1].append(g)
-        total += sizes.get(g, 0)
-    return out
 
 
 class ReadBatch:
@@ -123,50 +111,73 @@ class ReadBatch:
 def read_placements(opened: OpenedDataset, placements: Sequence[Placement], verify: bool | None) -> int:
     """Read the chunks of ``placements`` and copy each into its output; returns the row groups read.
 
-    The row groups they need are read with one call per chunk file and batch of about
-    :data:`READ_BATCH_BYTES`, each batch placed into the outputs before the next is read: a
-    batch of small images costs one read, a large selection about its own size plus one
-    batch. Each chunk's checksum is checked once (None: unless ``OME_ARROW_CORE_VERIFY=0``).
+    The row groups they need are read per chunk file in batches of about :data:`READ_BATCH_BYTES`
+    (at least one group), each batch placed into the outputs before the next is read: a batch of
+    small images costs one read, a large selection about its own size plus one batch (or, on the
+    streamed path of :func:`~.page_stream.place_pages`, plus one scratch buffer). Each chunk's
+    checksum is checked once (None: unless ``OME_ARROW_CORE_VERIFY=0``).
     """
     n = len(placements)
     if not n:
         return 0
     assert opened.fragment_code is not None
-    rows = np.fromiter((p.row for p in placements), dtype=np.int64, count=n)
-    codes = opened.fragment_code[rows]
-    groups = opened.columns["row_group_id"][rows].astype(np.int64)
-    nbytes = np.fromiter(
-        (math.prod(p.projection.chunk_shape) * p.dtype.itemsize for p in placements), dtype=np.int64, count=n
-    )
+    rows = [p.row for p in placements]
+    codes = opened.fragment_code[rows].tolist()
+    groups = opened.columns["row_group_id"][rows].tolist()
+    if n <= _SORT_IN_PYTHON:  # numpy's per-call cost exceeds the work on a few chunks
+        order = sorted(range(n), key=lambda i: (codes[i], groups[i]))
+    else:
+        order = np.lexsort((np.asarray(groups), np.asarray(codes))).tolist()
     checked: set[int] = set()  # each chunk once per read
     check = verify_enabled(verify)
     read = 0
-    for code in unique(codes).tolist():
-        mine = np.flatnonzero(codes == code)
-        mine = mine[np.argsort(groups[mine], kind="stable")]  # by row group: each batch one ascending run
-        uniq, first = np.unique(groups[mine], return_index=True)
-        sizes = np.add.reduceat(nbytes[mine], first).tolist()
-        bounds = [*first.tolist(), len(mine)]
-        batches = row_group_batches(uniq.tolist(), dict(zip(uniq.tolist(), sizes)))
-        read += len(uniq)
-        at = 0  # index into uniq of the batch's first group
-        for batch in batches:
-            todo = [placements[i] for i in mine[bounds[at] : bounds[at + len(batch)]].tolist()]
-            at += len(batch)
-            blocks = chunk_blocks(
-                opened,
-                int(code),
-                batch,
-                [p.row for p in todo],
-                [p.projection.chunk_shape for p in todo],
-                [p.dtype for p in todo],
-                checked,
-                check,
-            )
-            for p, block in zip(todo, blocks):
-                p.projection.copy(block, p.out)
-            del blocks
+    todo: list[Placement] = []
+    in_groups: list[int] = []  # the group of each of todo
+    total = 0
+    code, group = -1, -1  # of the placement before
+    for i in order:
+        p = placements[i]
+        size = math.prod(p.projection.chunk_shape) * p.dtype.itemsize
+        if (codes[i], groups[i]) != (code, group):
+            read += 1
+            if todo and (codes[i] != code or total + size > READ_BATCH_BYTES):
+                _read_batch(opened, code, todo, in_groups, check, checked)
+                todo, in_groups, total = [], [], 0
+            code, group = codes[i], groups[i]
+        todo.append(p)
+        in_groups.append(group)
+        total += size
+    _read_batch(opened, code, todo, in_groups, check, checked)
     return read
+
+
+#: Selections of at most this many chunks are sorted by plain Python, larger ones by numpy.
+_SORT_IN_PYTHON: Final[int] = 512
+
+
+def _read_batch(
+    opened: OpenedDataset, code: int, todo: list[Placement], groups: list[int], check: bool, checked: set[int]
+) -> None:
+    """Read placements ``todo`` (of chunk file ``code``, in row groups ``groups``, ascending) into their outputs."""
+    frag = opened.fragment(code)
+    batch = list(dict.fromkeys(groups))
+    audited = not opened.read_check(code).unaudited(np.asarray(batch, dtype=np.int64))
+    if audited and isinstance(frag, PageFragment) and streams(frag, batch, {p.dtype for p in todo}):
+        place_pages(opened, frag, todo, groups, opened.sums if check else None, checked)
+        return
+    blocks = chunk_blocks(
+        opened,
+        code,
+        batch,
+        [p.row for p in todo],
+        [p.projection.chunk_shape for p in todo],
+        [p.dtype for p in todo],
+        checked,
+        check,
+    )
+    for p, block in zip(todo, blocks):
+        p.projection.copy(block, p.out)
+    del blocks
 
 
 def chunk_blocks(
@@ -186,14 +197,59 @@ def chunk_blocks(
     A ranged chunks file whose rows were all audited already is read by positioned reads of its
     pages (:func:`~.page_values.page_values`); anything else through :class:`ReadBatch`. The bytes are
     read here; each chunk is checked as it is taken (so its bytes are still in cache when the caller copies it).
+    Pages are read into this thread's scratch buffer about :data:`~..buffers.SCRATCH_BYTES` at a time when
+    ``rows`` come in row group order: then each block lasts only until the next is taken (copy it first).
     """
     frag = opened.fragment(code)
     at_groups = np.asarray(groups, dtype=np.int64)
     if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(at_groups):
         return iter(ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify))
-    values = page_values(frag, at_groups)
-    which = np.searchsorted(at_groups, opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)]).tolist()
-    return _checked_values(opened, values, rows, shapes, dtypes, which, opened.sums if verify else None, checked)
+    which = np.searchsorted(at_groups, opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)])
+    sums = opened.sums if verify else None
+    if len(which) > 1 and (np.diff(which) < 0).any():  # out of group order: one buffer for all
+        values = page_values(frag, at_groups)
+        return _checked_values(opened, values, rows, shapes, dtypes, which.tolist(), sums, checked)
+    return _staged(opened, frag, at_groups, which, rows, shapes, dtypes, sums, checked)
+
+
+def _staged(
+    opened: OpenedDataset,
+    frag: PageFragment,
+    groups: np.ndarray,
+    which: np.ndarray,
+    rows: Sequence[int],
+    shapes: Sequence[tuple[int, ...]],
+    dtypes: Sequence[np.dtype],
+    sums: Any,
+    checked: set[int] | None,
+) -> Iterator[np.ndarray]:
+    """The chunks of ``rows`` (row ``i`` in group ``groups[which[i]]``, ``which`` ascending) read a scratch buffer
+    at a time, each checked (:func:`_checked_values`) and valid until the next one is taken."""
+    scratch = scratch_buffer()
+    cuts = staged_cuts(frag.compressed[groups], scratch.size)
+    at = np.searchsorted(which, cuts).tolist()  # rows of each stage
+    for s in range(len(cuts) - 1):
+        lo, a, b = int(cuts[s]), at[s], at[s + 1]
+        if a == b:
+            continue
+        values = page_values(frag, groups[lo : cuts[s + 1]], into=scratch)
+        local = (which[a:b] - lo).tolist()
+        yield from _checked_values(opened, values, rows[a:b], shapes[a:b], dtypes[a:b], local, sums, checked)
+        del values
+
+
+def staged_cuts(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Cut points ``[0, ..., len(sizes)]`` of runs of pages (``sizes`` bytes each, plus alignment) that fit in
+    ``budget`` bytes together (a page larger than ``budget`` alone)."""
+    need = np.cumsum(sizes.astype(np.int64) + ALIGNMENT)
+    cuts = [0]
+    base = 0
+    while cuts[-1] < len(sizes):
+        nxt = int(np.searchsorted(need, base + budget, side="right"))
+        nxt = max(nxt, cuts[-1] + 1)
+        cuts.append(nxt)
+        base = int(need[nxt - 1])
+    return np.asarray(cuts, dtype=np.int64)
 
 
 def _checked_values(
@@ -202,7 +258,7 @@ def _checked_values(
     rows: Sequence[int],
     shapes: Sequence[tuple[int, ...]],
     dtypes: Sequence[np.dtype],
-    which: list[int],
+    which: Sequence[int],
     sums: Any,
     checked: set[int] | None,
 ) -> Iterator[np.ndarray]:

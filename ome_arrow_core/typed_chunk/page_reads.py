@@ -135,6 +135,8 @@ class PageFragment:
         self._codec = pa.Codec(codec) if codec else None
         self.offset, self.compressed, self.uncompressed = offset, compressed, uncompressed
         self.group_offset = group_offset
+        #: The largest page's compressed size (0 when none is known).
+        self.largest_page = int(compressed.max(initial=0))
         self._footer: Any = None  # the file read through its footer, for large first reads (see read)
         self.group_rows = np.ones(len(offset), dtype=np.int64)
         self.group_bytes: np.ndarray | None = uncompressed

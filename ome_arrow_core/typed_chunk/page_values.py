@@ -24,13 +24,22 @@ from ..errors import DamagedFileError
 from .page_columns import defined_value_at
 from .page_reads import GAP_BYTES, PageFragment
 
-__all__ = ["PageValues", "page_values", "page_value", "MAX_IOVECS"]
+__all__ = [
+    "PageValues",
+    "page_values",
+    "page_slots",
+    "page_value",
+    "MAX_IOVECS",
+    "USUAL_VALUE_AT",
+    "one_value_head",
+    "value_in_page",
+]
 
 #: Pages (and gaps) one ``preadv`` scatters at most (Linux's IOV_MAX is 1024).
 MAX_IOVECS: Final[int] = 512
 #: Where the value of a page of one defined value usually starts: a 4-byte level length, 2 bytes of levels
 #: (one RLE run of one defined value), the value's 4-byte length. Pages are placed so this byte is aligned.
-_USUAL_VALUE_AT: Final[int] = 10
+USUAL_VALUE_AT: Final[int] = 10
 #: The first 6 bytes of such a page: level bytes 2, then one RLE run of one 1 (or one bit-packed group of it).
 _ONE_VALUE: Final[frozenset[bytes]] = frozenset({b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01"})
 
@@ -56,8 +65,34 @@ def _runs(offset: list[int], end: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
-    """The ``pixel_bytes`` values of row groups ``groups`` (ascending, each once) of ``frag``.
+def page_slots(frag: PageFragment, groups: np.ndarray) -> tuple[list[int], int]:
+    """Where the pages of row groups ``groups`` (ascending, each once) of ``frag`` go in one read buffer (each
+    usual value start 64-byte aligned), and the buffer's size; raises DamagedFileError when a group has no
+    recorded page or the pages overlap."""
+    group_l = groups.tolist()
+    offset, size = frag.offset[groups].tolist(), frag.compressed[groups].tolist()
+    dest: list[int] = []
+    slot = end = 0
+    for k, o in enumerate(offset):
+        if o < 0:
+            raise DamagedFileError(
+                f"{frag.path}: row group {group_l[k]} has no page range in index.parquet; the index is damaged"
+            )
+        if k and o < end:
+            raise DamagedFileError(
+                f"{frag.path}: index.parquet places the pages of row groups {group_l[k - 1]} and "
+                f"{group_l[k]} out of order or overlapping; it is damaged"
+            )
+        end = o + size[k]
+        dest.append(slot + (-(slot + USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
+        slot = dest[-1] + size[k]
+    return dest, max(slot, 1)
+
+
+def page_values(frag: PageFragment, groups: np.ndarray, into: pa.Buffer | None = None) -> PageValues:
+    """The ``pixel_bytes`` values of row groups ``groups`` (ascending, each once) of ``frag``, read into a fresh
+    buffer, or into ``into`` when it is large enough (:func:`page_slots`; the values then live only as long as
+    its next use).
 
     Raises DamagedFileError when a group has no recorded page, the file ends early, a page does
     not decompress or is not one defined PLAIN value filling its recorded size.
@@ -65,21 +100,8 @@ def page_values(frag: PageFragment, groups: np.ndarray) -> PageValues:
     group_l = groups.tolist()
     offset, size = frag.offset[groups].tolist(), frag.compressed[groups].tolist()
     end = [o + c for o, c in zip(offset, size)]
-    dest: list[int] = []
-    slot = 0
-    for k, o in enumerate(offset):
-        if o < 0:
-            raise DamagedFileError(
-                f"{frag.path}: row group {group_l[k]} has no page range in index.parquet; the index is damaged"
-            )
-        if k and o < end[k - 1]:
-            raise DamagedFileError(
-                f"{frag.path}: index.parquet places the pages of row groups {group_l[k - 1]} and "
-                f"{group_l[k]} out of order or overlapping; it is damaged"
-            )
-        dest.append(slot + (-(slot + _USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
-        slot = dest[-1] + size[k]
-    buf = pa.allocate_buffer(max(slot, 1))
+    dest, slot = page_slots(frag, groups)
+    buf = into if into is not None and into.size >= slot else pa.allocate_buffer(slot)
     view = memoryview(buf).cast("B")
     fd = frag.fileno() if frag.remote is None else -1
     with reading(frag.path, None, "reading chunk pages"):
@@ -108,7 +130,7 @@ def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:
     offset, size = int(frag.offset[g]), int(frag.compressed[g])
     if offset < 0:
         raise DamagedFileError(f"{frag.path}: row group {g} has no page range in index.parquet; the index is damaged")
-    dest = -_USUAL_VALUE_AT % ALIGNMENT
+    dest = -USUAL_VALUE_AT % ALIGNMENT
     buf = pa.allocate_buffer(dest + size)
     view = memoryview(buf).cast("B")
     with reading(frag.path, None, "reading chunk pages"):
@@ -130,14 +152,27 @@ def _page_value(
     """(buffer, start, length) of the one value of row group ``g``'s page, read into ``buf`` (``view``: its bytes)
     at ``at`` (``n`` bytes, compressed); checked to be one defined PLAIN value filling the page."""
     if frag.codec is None:
-        head = view[at : at + _USUAL_VALUE_AT].tobytes()
-        if head[:6] in _ONE_VALUE and int.from_bytes(head[6:], "little") == n - _USUAL_VALUE_AT:
-            return buf, at + _USUAL_VALUE_AT, n - _USUAL_VALUE_AT
+        if one_value_head(view, at, n):
+            return buf, at + USUAL_VALUE_AT, n - USUAL_VALUE_AT
         page = buf
     else:
         page, at, n = frag.decompress(g, buf.slice(at, n)), 0, int(frag.uncompressed[g])
-    start, length = _value_at(frag, g, memoryview(page)[at : at + n], n)
-    return page, at + start, length
+    start, length = value_in_page(frag, g, memoryview(page), at, n)
+    return page, start, length
+
+
+def one_value_head(view: memoryview, at: int, n: int) -> bool:
+    """Whether the ``n``-byte uncompressed page at ``view[at:]`` starts as the usual page of one defined value
+    filling it (its value then starts at ``at + USUAL_VALUE_AT``)."""
+    head = view[at : at + USUAL_VALUE_AT].tobytes()
+    return head[:6] in _ONE_VALUE and int.from_bytes(head[6:], "little") == n - USUAL_VALUE_AT
+
+
+def value_in_page(frag: PageFragment, g: int, view: memoryview, at: int, n: int) -> tuple[int, int]:
+    """(start in ``view``, length) of the one value of row group ``g``'s uncompressed ``n``-byte page at
+    ``view[at:]``; DamagedFileError unless it is one defined PLAIN value filling the page."""
+    start, length = _value_at(frag, g, view[at : at + n], n)
+    return at + start, length
 
 
 def _scatter(frag: PageFragment, iov: list[memoryview], start: int, stop: int) -> int:
