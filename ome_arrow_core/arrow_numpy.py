@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["int_values", "valid_mask"]
+__all__ = ["int_values", "valid_mask", "int_array", "binary_lengths", "string_values", "plain_values", "int_column"]
 
 
 def _chunks(column: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
@@ -54,3 +54,92 @@ def int_array(values: np.ndarray) -> pa.Array:
     """``values`` as an Arrow int64 array (for ``take``), without ``pa.array``, which imports pandas."""
     data = np.ascontiguousarray(values, dtype=np.int64)
     return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+
+
+def binary_lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The byte length of each value of binary or string ``column`` (0 where null), from its offsets."""
+    parts = []
+    for c in _chunks(column):
+        large = pa.types.is_large_binary(c.type) or pa.types.is_large_string(c.type)
+        if not (large or pa.types.is_binary(c.type) or pa.types.is_string(c.type)):
+            import pyarrow.compute as pc  # other layouts (views, fixed size): the kernel
+
+            parts.append(pc.binary_length(c).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64))
+            continue
+        if not len(c):
+            continue
+        kind = np.int64 if large else np.int32
+        offsets = np.frombuffer(c.buffers()[1], dtype=kind, count=len(c) + 1, offset=c.offset * np.dtype(kind).itemsize)
+        lengths = np.diff(offsets).astype(np.int64)
+        parts.append(np.where(valid_mask(c), lengths, 0) if c.null_count else lengths)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+
+
+def string_values(column: pa.ChunkedArray | pa.Array, at: np.ndarray) -> list[str | None]:
+    """Values ``at`` (positions) of string or binary ``column`` (dictionary-encoded or not) as Python strings
+    (binary decoded as UTF-8, bad bytes replaced), read from its buffers: no take kernel, only those decoded."""
+    at = np.asarray(at, dtype=np.int64)
+    chunks = _chunks(column)
+    starts = np.cumsum([0, *(len(c) for c in chunks)])
+    if len(at) and (int(at.min()) < 0 or int(at.max()) >= int(starts[-1])):
+        raise IndexError(f"positions {at.tolist()[:5]} of a column of {int(starts[-1])} values")
+    which = np.searchsorted(starts, at, side="right") - 1
+    out: list[str | None] = [None] * len(at)
+    for k in sorted(set(which.tolist())):
+        c = chunks[k]
+        sel = np.nonzero(which == k)[0]
+        j = at[sel] - starts[k]
+        valid = valid_mask(c)[j] if c.null_count else np.ones(len(j), dtype=bool)
+        if pa.types.is_dictionary(c.type):
+            codes = int_values(c.indices)[j]
+            for s, v in zip(sel[valid].tolist(), string_values(c.dictionary, codes[valid])):
+                out[s] = v
+        elif _is_text(c.type):
+            large = pa.types.is_large_string(c.type) or pa.types.is_large_binary(c.type)
+            kind = np.dtype(np.int64 if large else np.int32)
+            offsets = np.frombuffer(c.buffers()[1], dtype=kind, count=len(c) + 1, offset=c.offset * kind.itemsize)
+            data = c.buffers()[2]
+            raw = memoryview(data) if data is not None else memoryview(b"")
+            for s, lo, hi in zip(sel[valid].tolist(), offsets[j[valid]].tolist(), offsets[j[valid] + 1].tolist()):
+                out[s] = bytes(raw[lo:hi]).decode("utf-8", errors="replace")
+        else:  # other layouts (views, ...): Arrow's own conversion of this chunk
+            values = c.to_pylist()
+            for s, jj in zip(sel.tolist(), j.tolist()):
+                out[s] = _text(values[jj])
+    return out
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def plain_values(column: pa.Array) -> np.ndarray:
+    """The values of a numeric or boolean ``column`` without nulls, from its buffers (zero-copy for numbers);
+    other columns through ``to_numpy`` (which imports pandas)."""
+    kind = column.type
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return np.asarray(column.to_numpy(zero_copy_only=False))
+    if pa.types.is_boolean(kind):
+        bits = np.unpackbits(np.frombuffer(column.buffers()[1], dtype=np.uint8), bitorder="little")
+        return bits[column.offset : column.offset + len(column)].astype(bool)
+    dtype = np.dtype(kind.to_pandas_dtype())
+    return np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize)
+
+
+def int_column(column: pa.ChunkedArray | pa.Array, null: int = 0) -> np.ndarray:
+    """Column ``column`` as int64 (``null`` where null): integer columns from their buffers (:func:`int_values`),
+    other types (a file storing floats where integers belong) converted as numpy's ``astype`` converts them."""
+    if all(pa.types.is_integer(c.type) or c.type == pa.null() for c in _chunks(column)):
+        return int_values(column, null).astype(np.int64)
+    return np.asarray(column.fill_null(null).to_numpy(zero_copy_only=False)).astype(np.int64)

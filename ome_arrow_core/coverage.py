@@ -16,6 +16,7 @@ from typing import Final
 import numpy as np
 
 from .errors import DamagedFileError
+from .uniques import unique
 
 __all__ = ["check_coverage", "MAX_CELLS"]
 
@@ -64,7 +65,7 @@ def check_coverage(
             f"{where}: {unit} {int(label[i])} ({_box(origin, shape, i)}, {axes}) lies outside "
             f"the image of sizes {tuple(full.tolist())}; the file is damaged"
         )
-    edges = [np.unique(np.concatenate([[0, n], origin[:, k], origin[:, k] + shape[:, k]])) for k, n in enumerate(full)]
+    edges = [unique(np.concatenate([[0, n], origin[:, k], origin[:, k] + shape[:, k]])) for k, n in enumerate(full)]
     cells_per_axis = [len(e) - 1 for e in edges]
     grid = [c + 1 for c in cells_per_axis]
     if int(np.prod(grid, dtype=np.float64)) > MAX_CELLS + 4 * len(origin):

@@ -40,49 +40,49 @@ test code) checks a reader or chunk store against the same contract: ``check_rea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-from .arguments import check_row
-from .array_types import is_cupy_array, is_jax_array, is_torch_array
-from .boundary import reading, require_regular_file, where
-from .buffers import arrow_empty, to_arrow_memory, view_buffer
-from .builtins.cpu_export import zero_copy_array
-from .casting import cast_pixels
-from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
-from .checksums import ChunkChecksums, checksums_of, verify_enabled
-from .devices import check_cuda_device
-from .display.colors import channel_colors
-from .dlpack import DLPackTensor
-from .dtypes import SUPPORTED, check_dtype
-from .errors import (
-    ArgumentError,
-    BackendUnavailableError,
-    ChecksumError,
-    DamagedFileError,
-    DeviceError,
-    DTypeError,
-    FormatVersionError,
-    LayoutError,
-    OMEArrowError,
-    PluginError,
-    SchemaError,
-    SelectionError,
-    StorageError,
-    UnsafeOverwriteError,
-)
-from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
-from .hookspecs import hookimpl
-from .layout import ChannelPolicy
-from .location import Location
-from .meta import SAMPLES_NOTE, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
-from .ome_xml import attach_ome_xml, image_document, ome_xml_text
-from .remote import get_range, remote_file, upload_directory
-from .safe_write import atomic_path
+from .doors import lazy_names
 
 if TYPE_CHECKING:
+    from .arguments import check_row
+    from .array_types import is_cupy_array, is_jax_array, is_torch_array
+    from .boundary import reading, require_regular_file, where
+    from .buffers import arrow_empty, to_arrow_memory, view_buffer
+    from .builtins.cpu_export import zero_copy_array
+    from .casting import cast_pixels
+    from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
+    from .checksums import ChunkChecksums, checksums_of, verify_enabled
     from .dataset import DatasetViews
+    from .devices import check_cuda_device
+    from .display.colors import channel_colors
+    from .dlpack import DLPackTensor
+    from .dtypes import SUPPORTED, check_dtype
+    from .errors import (
+        ArgumentError,
+        BackendUnavailableError,
+        ChecksumError,
+        DamagedFileError,
+        DeviceError,
+        DTypeError,
+        FormatVersionError,
+        LayoutError,
+        OMEArrowError,
+        PluginError,
+        SchemaError,
+        SelectionError,
+        StorageError,
+        UnsafeOverwriteError,
+    )
+    from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
+    from .hookspecs import hookimpl
+    from .layout import ChannelPolicy
     from .lazy import LazyTensorView
-    from .meta import ImageMeta
+    from .location import Location
+    from .meta import SAMPLES_NOTE, ImageMeta, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
+    from .ome_xml import attach_ome_xml, image_document, ome_xml_text
+    from .remote import get_range, remote_file, upload_directory
+    from .safe_write import atomic_path
 
 __all__ = [
     "hookimpl",
@@ -153,10 +153,68 @@ def view_meta(view: LazyTensorView) -> ImageMeta:
     return view._source.meta
 
 
-def __getattr__(name: str) -> Any:
-    """``DatasetViews`` loads the dataset modules on first use only."""
-    if name == "DatasetViews":
-        from .dataset import DatasetViews
+#: Each name of the door: (module, name in it), imported on first use (see :mod:`.doors`): loading a plugin
+#: loads the modules of the names it imports, not every module behind this door.
+_WHERE: Final[dict[str, tuple[str, str]]] = {
+    "check_row": (".arguments", "check_row"),
+    "is_cupy_array": (".array_types", "is_cupy_array"),
+    "is_jax_array": (".array_types", "is_jax_array"),
+    "is_torch_array": (".array_types", "is_torch_array"),
+    "reading": (".boundary", "reading"),
+    "require_regular_file": (".boundary", "require_regular_file"),
+    "where": (".boundary", "where"),
+    "arrow_empty": (".buffers", "arrow_empty"),
+    "to_arrow_memory": (".buffers", "to_arrow_memory"),
+    "view_buffer": (".buffers", "view_buffer"),
+    "zero_copy_array": (".builtins.cpu_export", "zero_copy_array"),
+    "cast_pixels": (".casting", "cast_pixels"),
+    "CHECKSUM_ALGORITHM": (".checksums", "ALGORITHM"),
+    "ChunkChecksums": (".checksums", "ChunkChecksums"),
+    "checksums_of": (".checksums", "checksums_of"),
+    "verify_enabled": (".checksums", "verify_enabled"),
+    "check_cuda_device": (".devices", "check_cuda_device"),
+    "channel_colors": (".display.colors", "channel_colors"),
+    "DLPackTensor": (".dlpack", "DLPackTensor"),
+    "SUPPORTED": (".dtypes", "SUPPORTED"),
+    "check_dtype": (".dtypes", "check_dtype"),
+    "ArgumentError": (".errors", "ArgumentError"),
+    "BackendUnavailableError": (".errors", "BackendUnavailableError"),
+    "ChecksumError": (".errors", "ChecksumError"),
+    "DamagedFileError": (".errors", "DamagedFileError"),
+    "DeviceError": (".errors", "DeviceError"),
+    "DTypeError": (".errors", "DTypeError"),
+    "FormatVersionError": (".errors", "FormatVersionError"),
+    "LayoutError": (".errors", "LayoutError"),
+    "OMEArrowError": (".errors", "OMEArrowError"),
+    "PluginError": (".errors", "PluginError"),
+    "SchemaError": (".errors", "SchemaError"),
+    "SelectionError": (".errors", "SelectionError"),
+    "StorageError": (".errors", "StorageError"),
+    "UnsafeOverwriteError": (".errors", "UnsafeOverwriteError"),
+    "ChunkFile": (".handlers", "ChunkFile"),
+    "ChunkStore": (".handlers", "ChunkStore"),
+    "Exporter": (".handlers", "Exporter"),
+    "Ingested": (".handlers", "Ingested"),
+    "Ingester": (".handlers", "Ingester"),
+    "PixelSource": (".handlers", "PixelSource"),
+    "Reader": (".handlers", "Reader"),
+    "Writer": (".handlers", "Writer"),
+    "hookimpl": (".hookspecs", "hookimpl"),
+    "ChannelPolicy": (".layout", "ChannelPolicy"),
+    "Location": (".location", "Location"),
+    "SAMPLES_NOTE": (".meta", "SAMPLES_NOTE"),
+    "channel_from_dict": (".meta", "channel_from_dict"),
+    "channel_to_dict": (".meta", "channel_to_dict"),
+    "physical_size_value": (".meta", "physical_size_value"),
+    "sample_channels": (".meta", "sample_channels"),
+    "attach_ome_xml": (".ome_xml", "attach_ome_xml"),
+    "image_document": (".ome_xml", "image_document"),
+    "ome_xml_text": (".ome_xml", "ome_xml_text"),
+    "get_range": (".remote", "get_range"),
+    "remote_file": (".remote", "remote_file"),
+    "upload_directory": (".remote", "upload_directory"),
+    "atomic_path": (".safe_write", "atomic_path"),
+    "DatasetViews": (".dataset", "DatasetViews"),
+}
 
-        return DatasetViews
-    raise AttributeError(f"module 'ome_arrow_core.plugin_api' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -233,7 +233,12 @@ class Registry:
             if not matching:
                 self._raise_missing(for_format(format), f"format {format!r}")
             return self._first_available(matching, f"format {format!r}")
-        matching = [h for h in self.readers() if h.accepts(p)]
+        matching = []
+        for h in self.readers():  # by priority: readers below the first available one are never asked to sniff
+            if h.accepts(p):
+                if h.available:
+                    return h
+                matching.append(h)
         if not matching:
             self._raise_missing(for_path(p), f"path {str(p)!r}")
         return self._first_available(matching, f"path {str(p)!r} (unknown suffix)")

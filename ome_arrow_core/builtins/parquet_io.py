@@ -40,15 +40,12 @@ def open_parquet(
     ``path`` may be a remote :class:`~ome_arrow_core.location.Location`: struct-column files are read
     from it by ranged reads (footer, then the one row group); dataset directories are local only for now.
     """
-    import pyarrow.parquet as pq
-
-    from ..record import RecordSource
-    from ..typed_chunk import DatasetSource, is_dataset_dir
-
     if isinstance(path, Location):
         return _open_remote(path, column, row, verify)
 
     if path.is_dir():
+        from ..typed_chunk import DatasetSource, is_dataset_dir
+
         if not is_dataset_dir(path):
             raise SchemaError(
                 f"{path} is a directory but not an OME-Arrow dataset: expected "
@@ -57,6 +54,10 @@ def open_parquet(
         row = check_row(row)
         with reading(path, None, "opening the dataset"):
             return DatasetSource(path, row=row, image_id=image_id, verify=verify, registry=registry)
+    import pyarrow.parquet as pq
+
+    from ..record import RecordSource
+
     row = check_row(row)
     require_regular_file(path)
     try:

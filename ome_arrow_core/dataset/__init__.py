@@ -9,10 +9,29 @@
 
 from __future__ import annotations
 
-from .collection import OMEArrowDataset
-from .image_location import ImageLocation
-from .scan import FilterLike, as_filter
-from .views import DatasetViews
-from .write import ImageLike, write_dataset
+from typing import TYPE_CHECKING, Final
+
+from ..doors import lazy_names
+
+if TYPE_CHECKING:
+    from .collection import OMEArrowDataset
+    from .image_location import ImageLocation
+    from .scan import FilterLike, as_filter
+    from .views import DatasetViews
+    from .write import ImageLike, write_dataset
 
 __all__ = ["OMEArrowDataset", "DatasetViews", "ImageLocation", "write_dataset", "as_filter", "FilterLike", "ImageLike"]
+
+#: Each name of the door: (module, name in it), imported on first use (see :mod:`..doors`): reading loads no
+#: writer.
+_WHERE: Final[dict[str, tuple[str, str]]] = {
+    "OMEArrowDataset": (".collection", "OMEArrowDataset"),
+    "ImageLocation": (".image_location", "ImageLocation"),
+    "FilterLike": (".scan", "FilterLike"),
+    "as_filter": (".scan", "as_filter"),
+    "DatasetViews": (".views", "DatasetViews"),
+    "ImageLike": (".write", "ImageLike"),
+    "write_dataset": (".write", "write_dataset"),
+}
+
+__getattr__ = lazy_names(__name__, _WHERE)

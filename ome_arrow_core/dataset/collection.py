@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+# Reading a plate whose index is not aligned groups it by image with the compute kernels (typed_chunk.opened imports
+# them there, lazily, so that reading one image needs none): loaded with the dataset class, as before, so that opening
+# a plate and reading its first image pays no import.
 import pyarrow.compute as pc
 
 from ..arguments import check_index
@@ -38,6 +42,7 @@ from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import IndexSpec, RoiType
 from ..typed_chunk import IMAGES_SCHEMA, dataset_path, image_meta, read_rows
+from ..uniques import unique
 from ..view_spec import ViewSpec
 from .batch import OutArray, checked_out, plan_batch
 from .image_location import ImageLocation
@@ -396,7 +401,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         if not set(cols) <= set(self._table.column_names):
             return set()
         out = set()
-        for part in np.unique(self._part_of).tolist():
+        for part in unique(self._part_of).tolist():
             if self._parts[part].kind != "chunks":
                 continue
             mask = pa.array(self._part_of == part)

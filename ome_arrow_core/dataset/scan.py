@@ -10,11 +10,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..arrow_numpy import int_array, int_values
@@ -36,6 +35,9 @@ from ..typed_chunk import (
     table_rows,
 )
 from .reader_members import collection_table, reader_member
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
 
 __all__ = [
     "Kind",
@@ -62,7 +64,11 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
     A mapping's values are compared for equality; a list, tuple or set means "one of".
     ``{"well": "A01", "site": [1, 2]}`` is ``(well == "A01") & site.isin([1, 2])``.
     """
-    if spec is None or isinstance(spec, pc.Expression):
+    if spec is None:
+        return None
+    import pyarrow.compute as pc  # only with a filter: a plain scan loads no compute kernels
+
+    if isinstance(spec, pc.Expression):
         return spec
     if not isinstance(spec, Mapping) or not spec:
         raise SchemaError(
@@ -213,6 +219,8 @@ def kept_rows(part: Member, spec: FilterLike, verify: bool | None = None) -> np.
     named = [str(k) for k in spec] if isinstance(spec, Mapping) else [n for n in have if n in str(expr)]
     if not named or not set(named) <= set(have):
         return None
+    import pyarrow.compute as pc
+
     try:
         if not isinstance(spec, Mapping):
             return int_values(_scan_images(path, expr, verify, named)[0].column(ROW_COLUMN))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import SchemaError
 from ..registry import Registry
 from .scan import ROW_COLUMN, Member, member_table
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
 
 __all__ = ["joined_tables", "MemberTables"]
 

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..arrow_numpy import binary_lengths, int_column, int_values
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
 
@@ -26,7 +26,7 @@ MAX_RATIO = {"lz4": 256, "lz4_raw": 256, "lz4_frame": 256, "snappy": 64, "gzip":
 
 def _pixel_counts(items: pa.StructArray) -> np.ndarray:
     """Values in each item's ``pixels`` list (from offsets, no copy of the values)."""
-    offsets = np.asarray(items.field("pixels").offsets, dtype=np.int64)
+    offsets = int_values(items.field("pixels").offsets).astype(np.int64)  # np.asarray would import pandas
     return np.diff(offsets)
 
 
@@ -44,7 +44,7 @@ def check_record_sizes(
     total = math.prod(sizes)
     T, C, Z, Y, X = sizes
     if chunks is not None:
-        shapes = [chunks.field(f"shape_{a}").to_numpy(zero_copy_only=False).astype(np.int64) for a in "zyx"]
+        shapes = [int_column(chunks.field(f"shape_{a}")) for a in "zyx"]  # a null extent reads 0: refused below
         if any(int(s.min(initial=1)) < 1 for s in shapes):
             raise DamagedFileError("a chunk of the record declares an extent below 1; every extent must be at least 1")
         declared = shapes[0] * shapes[1] * shapes[2] * samples
@@ -82,7 +82,7 @@ def check_record_sizes(
 
 def _byte_capacity(chunks: pa.StructArray, declared: np.ndarray, itemsize: int) -> int:
     """Pixels the ``pixel_bytes`` of ``chunks`` can hold: exact when stored raw, bounded by the codec's ratio."""
-    stored = pc.binary_length(chunks.field("pixel_bytes")).fill_null(0).to_numpy(zero_copy_only=False)
+    stored = binary_lengths(chunks.field("pixel_bytes"))
     names = {chunks.type.field(i).name for i in range(chunks.type.num_fields)}
     codecs = chunks.field("compression").to_pylist() if "compression" in names else [None] * len(chunks)
     dtypes = chunks.field("dtype").to_pylist() if "dtype" in names else [None] * len(chunks)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from ..arrow_numpy import int_values
 from ..checksums import ALGORITHM, checker, mismatch
 from ..errors import ChecksumError, DamagedFileError
 
@@ -28,7 +29,7 @@ def _planes(records: pa.StructArray, row: int) -> pa.StructArray | None:
     if records.type.get_field_index("planes") < 0:
         return None
     lists = records.field("planes")
-    if not lists.is_valid()[row].as_py():
+    if not lists[row].is_valid:  # a scalar's validity: is_valid() would load the compute kernels
         return None
     start, stop = lists.offsets[row].as_py(), lists.offsets[row + 1].as_py()
     return lists.values.slice(start, stop - start) if stop > start else None
@@ -44,7 +45,7 @@ def plane_checksums(records: pa.StructArray, row: int, algorithm: str | None = N
     values = lists.values
     width = values.type.bit_width // 8
     data = values.buffers()[1]
-    offsets = lists.offsets.to_numpy(zero_copy_only=False).tolist()
+    offsets = int_values(lists.offsets).tolist()  # to_numpy would import pandas
     base = values.offset
     view = memoryview(data)
     return [fn(view[(base + a) * width : (base + b) * width]) for a, b in itertools.pairwise(offsets)]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..arrow_numpy import int_column, int_values, plain_values
 from ..boundary import reading
 from ..buffers import arrow_empty, view_buffer
 from ..coverage import check_coverage
@@ -76,7 +77,7 @@ def _row_items(records: pa.StructArray, field: str, row: int) -> pa.StructArray 
     if records.type.get_field_index(field) < 0:
         return None
     lists = records.field(field)
-    if not lists.is_valid()[row].as_py():
+    if not lists[row].is_valid:  # a scalar's validity: is_valid() would load the compute kernels
         return None
     start, stop = lists.offsets[row].as_py(), lists.offsets[row + 1].as_py()
     if stop == start:
@@ -88,13 +89,13 @@ def _ints(items: pa.StructArray, name: str, default: int | None = None) -> np.nd
     """Integer field ``name`` of every item (``default`` where the field is absent)."""
     if items.type.get_field_index(name) < 0 and default is not None:
         return np.full(len(items), default, dtype=np.int64)
-    return np.asarray(items.field(name).fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return int_column(items.field(name), -1)  # from the buffers: fill_null and to_numpy load kernels and pandas
 
 
 def _list_values(items: pa.StructArray, dtype: np.dtype, sizes: np.ndarray, where: str) -> list[np.ndarray]:
     """The ``pixels`` list of every item (cast exactly), refusing any whose length is not ``sizes[i]``."""
     lists = items.field("pixels")
-    offsets = np.asarray(lists.offsets) - lists.offsets[0].as_py()
+    offsets = int_values(lists.offsets).astype(np.int64) - lists.offsets[0].as_py()
     bad = np.nonzero(np.diff(offsets) != sizes)[0]
     if len(bad):
         i = int(bad[0])
@@ -102,7 +103,10 @@ def _list_values(items: pa.StructArray, dtype: np.dtype, sizes: np.ndarray, wher
             f"{where}[{i}].pixels holds {int(offsets[i + 1] - offsets[i])} values; its shape "
             f"needs {int(sizes[i])}: the record is damaged"
         )
-    flat = _exact_cast(lists.flatten().to_numpy(zero_copy_only=False), dtype, where)
+    # without nulls the items' values are one slice of the child (flatten() loads the compute kernels)
+    first, last = lists.offsets[0].as_py(), lists.offsets[len(lists)].as_py()
+    values = lists.values.slice(first, last - first) if not lists.null_count else lists.flatten()
+    flat = _exact_cast(plain_values(values), dtype, where)
     return [flat[offsets[i] : offsets[i + 1]] for i in range(len(items))]
 
 

@@ -15,6 +15,7 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
+from ..arrow_numpy import int_column, int_values
 from ..meta import SAMPLES_NOTE, ImageMeta, sample_channels
 
 __all__ = ["SAMPLE_COUNTS", "interleaved_samples", "as_sample_channels"]
@@ -25,7 +26,7 @@ SAMPLE_COUNTS: Final[tuple[int, ...]] = (3, 4)
 
 def _counts(items: pa.StructArray) -> np.ndarray:
     """Values in each item's ``pixels`` list (from the offsets alone)."""
-    return np.diff(np.asarray(items.field("pixels").offsets, dtype=np.int64))
+    return np.diff(int_values(items.field("pixels").offsets).astype(np.int64))  # np.asarray would import pandas
 
 
 def _declared(items: pa.StructArray, chunked: bool, meta: ImageMeta) -> np.ndarray:
@@ -35,7 +36,7 @@ def _declared(items: pa.StructArray, chunked: bool, meta: ImageMeta) -> np.ndarr
     out = np.ones(len(items), dtype=np.int64)
     for a in "tczyx":
         if items.type.get_field_index(f"shape_{a}") >= 0:
-            out *= np.asarray(items.field(f"shape_{a}").fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            out *= int_column(items.field(f"shape_{a}"))
     return out
 
 

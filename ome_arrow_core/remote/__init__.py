@@ -15,10 +15,15 @@ is and how it resolves lives in :mod:`..uris` and :mod:`..location`; how a store
 
 from __future__ import annotations
 
-from .chunks import SIDECAR, MirrorSource, mirror_source, refuse_placeholder, remote_chunk, write_sidecar
-from .puts import LostRace, ObjectPuts
-from .ranges import get_range, open_known
-from .writes import remote_file, upload_directory
+from typing import TYPE_CHECKING, Final
+
+from ..doors import lazy_names
+
+if TYPE_CHECKING:
+    from .chunks import SIDECAR, MirrorSource, mirror_source, refuse_placeholder, remote_chunk, write_sidecar
+    from .puts import LostRace, ObjectPuts
+    from .ranges import get_range, open_known
+    from .writes import remote_file, upload_directory
 
 __all__ = [
     "get_range",
@@ -34,3 +39,22 @@ __all__ = [
     "LostRace",
     "ObjectPuts",
 ]
+
+#: Each name of the door: (module, name in it), imported on first use (see :mod:`..doors`): a read loads
+#: neither the uploads nor the conditional puts.
+_WHERE: Final[dict[str, tuple[str, str]]] = {
+    "SIDECAR": (".chunks", "SIDECAR"),
+    "MirrorSource": (".chunks", "MirrorSource"),
+    "mirror_source": (".chunks", "mirror_source"),
+    "refuse_placeholder": (".chunks", "refuse_placeholder"),
+    "remote_chunk": (".chunks", "remote_chunk"),
+    "write_sidecar": (".chunks", "write_sidecar"),
+    "LostRace": (".puts", "LostRace"),
+    "ObjectPuts": (".puts", "ObjectPuts"),
+    "get_range": (".ranges", "get_range"),
+    "open_known": (".ranges", "open_known"),
+    "remote_file": (".writes", "remote_file"),
+    "upload_directory": (".writes", "upload_directory"),
+}
+
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -22,30 +22,35 @@ is the package's one door; the modules inside are its implementation:
 
 from __future__ import annotations
 
-from .bounds import check_image_rows
-from .cleanup import cleanup_dataset
-from .compact import compact_dataset
-from .footers import footer as table_footer
-from .footers import footer_rows as table_rows
-from .group_sums import check_whole as check_whole_tables
-from .group_sums import recorded_rows
-from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
-from .remote_writes import remote_target, write_remote_dataset
-from .rows import read_rows
-from .source import DatasetSource, image_meta
-from .spec import (
-    BASE_CHUNKS,
-    CHUNKS_SCHEMA,
-    FORMAT_VERSION,
-    IMAGES_SCHEMA,
-    INDEX_SCHEMA,
-    MANIFEST,
-    is_dataset_dir,
-    read_manifest,
-)
-from .tables import BASE, Part, appends_of, images_schema, parts_of
-from .verify import verify_dataset
-from .writer import stream_dataset, write_images
+from typing import TYPE_CHECKING, Final
+
+from ..doors import lazy_names
+
+if TYPE_CHECKING:
+    from .bounds import check_image_rows
+    from .cleanup import cleanup_dataset
+    from .compact import compact_dataset
+    from .footers import footer as table_footer
+    from .footers import footer_rows as table_rows
+    from .group_sums import check_whole as check_whole_tables
+    from .group_sums import recorded_rows
+    from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
+    from .remote_writes import remote_target, write_remote_dataset
+    from .rows import read_rows
+    from .source import DatasetSource, image_meta
+    from .spec import (
+        BASE_CHUNKS,
+        CHUNKS_SCHEMA,
+        FORMAT_VERSION,
+        IMAGES_SCHEMA,
+        INDEX_SCHEMA,
+        MANIFEST,
+        is_dataset_dir,
+        read_manifest,
+    )
+    from .tables import BASE, Part, appends_of, images_schema, parts_of
+    from .verify import verify_dataset
+    from .writer import stream_dataset, write_images
 
 __all__ = [
     "dataset_path",
@@ -80,3 +85,42 @@ __all__ = [
     "cleanup_dataset",
     "verify_dataset",
 ]
+
+#: Each name of the door: (module, name in it). Loaded on first use, so that reading loads neither the
+#: writers nor compaction, cleanup and verification.
+_WHERE: Final[dict[str, tuple[str, str]]] = {
+    "check_image_rows": (".bounds", "check_image_rows"),
+    "cleanup_dataset": (".cleanup", "cleanup_dataset"),
+    "compact_dataset": (".compact", "compact_dataset"),
+    "table_footer": (".footers", "footer"),
+    "table_rows": (".footers", "footer_rows"),
+    "check_whole_tables": (".group_sums", "check_whole"),
+    "recorded_rows": (".group_sums", "recorded_rows"),
+    "dataset_path": (".remote_mirror", "dataset_path"),
+    "is_dataset_name": (".remote_mirror", "is_dataset_name"),
+    "mirror_dataset": (".remote_mirror", "mirror_dataset"),
+    "remote_target": (".remote_writes", "remote_target"),
+    "write_remote_dataset": (".remote_writes", "write_remote_dataset"),
+    "read_rows": (".rows", "read_rows"),
+    "DatasetSource": (".source", "DatasetSource"),
+    "image_meta": (".source", "image_meta"),
+    "BASE_CHUNKS": (".spec", "BASE_CHUNKS"),
+    "CHUNKS_SCHEMA": (".spec", "CHUNKS_SCHEMA"),
+    "FORMAT_VERSION": (".spec", "FORMAT_VERSION"),
+    "IMAGES_SCHEMA": (".spec", "IMAGES_SCHEMA"),
+    "INDEX_SCHEMA": (".spec", "INDEX_SCHEMA"),
+    "MANIFEST": (".spec", "MANIFEST"),
+    "is_dataset_dir": (".spec", "is_dataset_dir"),
+    "read_manifest": (".spec", "read_manifest"),
+    "BASE": (".tables", "BASE"),
+    "Part": (".tables", "Part"),
+    "appends_of": (".tables", "appends_of"),
+    "images_schema": (".tables", "images_schema"),
+    "parts_of": (".tables", "parts_of"),
+    "verify_dataset": (".verify", "verify_dataset"),
+    "stream_dataset": (".writer", "stream_dataset"),
+    "write_images": (".writer", "write_images"),
+}
+
+
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -28,6 +28,7 @@ from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError
 from ..safe_write import atomic_path
+from ..uniques import unique
 from .bounds import dictionary_codes
 from .checks import check_member, check_unique
 from .footers import footer
@@ -343,7 +344,7 @@ class AlignedIndex:
             else None
         )
         codes = self.fragment_code[mine]
-        for code in np.unique(codes).tolist():
+        for code in unique(codes).tolist():
             rows = mine[codes == code] - base
             file = self.root / self.names[code]
             check = ReadCheck(

@@ -21,7 +21,6 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..arrow_numpy import int_values
@@ -153,6 +152,8 @@ def check_unlisted_appends(
             candidates.append(file)
     if not candidates:
         return
+    import pyarrow.compute as pc  # only with unlisted append tables: reads load no compute kernels
+
     known = ids().combine_chunks()
     unlisted = []
     for file in candidates:

@@ -20,6 +20,7 @@ from ..buffers import ALIGNMENT, scratch_buffer, view_buffer
 from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
+from ..uniques import unique
 from .opened import OpenedDataset
 from .page_reads import PageFragment
 from .page_stream import place_pages, streams
@@ -81,7 +82,7 @@ class ReadBatch:
         piece = np.searchsorted(self._starts, pos, side="right") - 1
         start = np.zeros(len(at_rows), dtype=np.int64)
         stop = np.zeros(len(at_rows), dtype=np.int64)
-        for k in np.unique(piece).tolist():
+        for k in unique(piece).tolist():
             arr = self._chunks[k]
             offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=arr.offset * 8)
             mine = piece == k

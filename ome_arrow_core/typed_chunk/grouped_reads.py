@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DamagedFileError
+from ..uniques import unique
 from .page_reads import AUDIT_BY_FOOTER, PageFragment
 from .readcheck import ReadCheck
 
@@ -132,7 +133,7 @@ class GroupedPages:
         groups = np.asarray(groups, dtype=np.int64)
         which = np.searchsorted(np.asarray(self._lo, dtype=np.int64), groups, side="right") - 1
         tables = []
-        for k in np.unique(which).tolist():
+        for k in unique(which).tolist():
             mine = groups[which == k]
             sub = self._subs[k] if k >= 0 else None
             if sub is None or int(mine.max()) >= sub.lo + len(sub.offset):
@@ -171,7 +172,7 @@ class GroupedChecks:
     def _split(self, groups: np.ndarray) -> list[tuple[ReadCheck, np.ndarray]]:
         which = np.searchsorted(np.asarray(self._lo, dtype=np.int64), groups, side="right") - 1
         out = []
-        for k in np.unique(which).tolist():
+        for k in unique(which).tolist():
             if k >= 0:
                 sel = (which == k) & (groups <= self._hi[k])
                 if sel.any():

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..arrow_numpy import int_values, valid_mask
 from ..checksums import ChunkChecksums
 from ..chunks import ChunkTable
 from ..errors import DamagedFileError, SchemaError
 from ..registry import Registry
+from ..uniques import unique
 from .aligned_index import AlignedIndex
 from .bounds import dictionary_codes
 from .checks import check_image_chunks, check_unique
@@ -167,6 +167,8 @@ class OpenedDataset:
     def _build_groups(self) -> None:
         """Index rows grouped by (part, image id), and each image row's key into those groups (built once)."""
         if self._groups is None or self._image_keys is None:
+            import pyarrow.compute as pc  # a one-image or aligned dataset never groups: its import is spared
+
             # (part, image id) of every index row and image row as one integer key, all in numpy
             enc = self.index.column("image_id").dictionary_encode().combine_chunks()
             n = max(len(enc.dictionary), 1)
@@ -238,9 +240,9 @@ class OpenedDataset:
         held = 0
         codes = self.fragment_code[rows]
         groups = self.columns["row_group_id"][rows].astype(np.int64)
-        for code in np.unique(codes).tolist():
+        for code in unique(codes).tolist():
             sizes = self.fragment(code).group_bytes
-            mine = np.unique(groups[codes == code])
+            mine = unique(groups[codes == code])
             if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
                 return  # unknown (or out of range: reading says so)
             held += int(sizes[mine].sum())
@@ -322,7 +324,7 @@ class OpenedDataset:
         if not listed_codec(self.path, self.manifest, name)[0]:
             return None
         rows = np.nonzero(self.fragment_code == code)[0]
-        parts = np.unique(self.index_part[rows])
+        parts = unique(self.index_part[rows])
         if len(parts) != 1:  # a chunks file is written by one part
             return None
         part = int(parts[0])

@@ -10,7 +10,6 @@ are, so that readers can fetch a chunk with one positioned read (see ``page_read
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -79,143 +78,142 @@ class ShortHeader(ValueError):
     """The header runs past the bytes given."""
 
 
-class _Reader:
-    """Thrift compact protocol over bytes, with bounds checks."""
+#: Deepest nesting of structs, lists and maps a header may have (PageHeader's own is 3): deeper bytes are damage.
+_MAX_DEPTH: Final[int] = 16
+#: The sub-structs read, by PageHeader field id: DataPageHeader (5), DictionaryPageHeader (7), DataPageHeaderV2 (8).
+_SUB_STRUCTS: Final[frozenset[int]] = frozenset((5, 7, 8))
 
-    def __init__(self, data: bytes | memoryview) -> None:
-        self.data = data
-        self.at = 0
 
-    def byte(self) -> int:
-        if self.at >= len(self.data):
+def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
+    """The unsigned varint at ``at`` of ``data``, and where it ends (IndexError past the end)."""
+    out = shift = 0
+    while True:
+        b = data[at]
+        at += 1
+        out |= (b & 0x7F) << shift
+        if b < 0x80:
+            return out, at
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
+
+
+def _skip(data: bytes | memoryview, at: int, kind: int, depth: int) -> int:
+    """Where the value of compact type ``kind`` starting at ``at`` ends (IndexError past the end)."""
+    if kind == _TRUE or kind == _FALSE:  # a bool field's value is in its type
+        return at
+    if kind == _I32 or kind == _I64 or kind == _I16:
+        return _varint(data, at)[1]
+    if kind == _BINARY:
+        n, at = _varint(data, at)
+        if at + n > len(data):
             raise ShortHeader("page header runs past the bytes read")
-        b = self.data[self.at]
-        self.at += 1
-        return b
-
-    def varint(self) -> int:
-        out = shift = 0
+        return at + n
+    if kind == _BYTE or kind == _DOUBLE:
+        end = at + (1 if kind == _BYTE else 8)
+        if end > len(data):
+            raise ShortHeader("page header runs past the bytes read")
+        return end
+    if depth >= _MAX_DEPTH:
+        raise ValueError("page header nests deeper than any Parquet header")
+    if kind == _STRUCT:
         while True:
-            b = self.byte()
-            out |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return out
-            shift += 7
-            if shift > 63:
-                raise ValueError("varint longer than 10 bytes")
-
-    def zigzag(self) -> int:
-        v = self.varint()
-        return (v >> 1) ^ -(v & 1)
-
-    def skip(self, kind: int) -> None:
-        """Skip one value of compact type ``kind``."""
-        if kind in (_TRUE, _FALSE):
-            return
-        if kind == _BYTE:
-            self.byte()
-        elif kind in (_I16, _I32, _I64):
-            self.varint()
-        elif kind == _DOUBLE:
-            self.take(8)
-        elif kind == _BINARY:
-            self.take(self.varint())
-        elif kind in (_LIST, _SET):
-            head = self.byte()
-            n, elem = head >> 4, head & 0x0F
-            if n == 15:
-                n = self.varint()
-            for _ in range(n):
-                self.byte() if elem in (_TRUE, _FALSE) else self.skip(elem)
-        elif kind == _MAP:
-            n = self.varint()
-            if n:
-                types = self.byte()
-                for _ in range(n):
-                    self.skip(types >> 4)
-                    self.skip(types & 0x0F)
-        elif kind == _STRUCT:
-            for _, k in self.fields():
-                self.skip(k)
-        else:
-            raise ValueError(f"unknown Thrift compact type {kind}")
-
-    def take(self, n: int) -> bytes | memoryview:
-        if n < 0 or self.at + n > len(self.data):
-            raise ShortHeader("page header runs past the bytes read")
-        out = self.data[self.at : self.at + n]
-        self.at += n
-        return out
-
-    def fields(self) -> _Fields:
-        """A struct's (field id, type) headers, lazily: the caller reads or skips each value."""
-        return _Fields(self)
+            head = data[at]
+            at += 1
+            if head == _STOP:
+                return at
+            if not head >> 4:  # a long-form field id (zigzag varint) follows
+                _, at = _varint(data, at)
+            at = _skip(data, at, head & 0x0F, depth + 1)
+    if kind == _LIST or kind == _SET:
+        head = data[at]
+        at += 1
+        n, elem = head >> 4, head & 0x0F
+        if n == 15:
+            n, at = _varint(data, at)
+        if elem == _TRUE or elem == _FALSE:  # bools in a container take a byte each
+            elem = _BYTE
+        for _ in range(n):
+            at = _skip(data, at, elem, depth + 1)
+        return at
+    if kind == _MAP:
+        n, at = _varint(data, at)
+        if not n:
+            return at
+        types = data[at]
+        at += 1
+        key, value = (_BYTE if k in (_TRUE, _FALSE) else k for k in (types >> 4, types & 0x0F))
+        for _ in range(n):
+            at = _skip(data, _skip(data, at, key, depth + 1), value, depth + 1)
+        return at
+    raise ValueError(f"unknown Thrift compact type {kind}")
 
 
-class _Fields(Iterator[tuple[int, int]]):
-    """The field headers of one struct (compact protocol: ids as deltas)."""
-
-    def __init__(self, reader: _Reader) -> None:
-        self.r = reader
-        self.last = 0
-
-    def __iter__(self) -> _Fields:
-        return self
-
-    def __next__(self) -> tuple[int, int]:
-        head = self.r.byte()
+def _fields(data: bytes | memoryview, at: int, out: dict[int, int], depth: int) -> int:
+    """Read the struct at ``at`` (a PageHeader at depth 0, one of its page headers at depth 1) and return where it
+    ends: its i32 fields 1-7 go into ``out`` under ``id + 100 * depth``, its bool fields under the negated key,
+    the id of the page header read under 0 (the last one wins, as a Thrift reader's would); the rest is skipped."""
+    last = 0
+    while True:
+        head = data[at]
+        at += 1
         if head == _STOP:
-            raise StopIteration
+            return at
         kind, delta = head & 0x0F, head >> 4
-        self.last = self.last + delta if delta else self.r.zigzag()
-        return self.last, kind
-
-
-def _ints(r: _Reader, want: dict[int, str], bools: dict[int, str] | None = None) -> dict[str, int]:
-    """The i32 fields ``want`` (id -> name) and bool fields ``bools`` of one struct; others skipped."""
-    out: dict[str, int] = {}
-    for fid, kind in r.fields():
-        if fid in want and kind == _I32:
-            out[want[fid]] = r.zigzag()
-        elif bools and fid in bools and kind in (_TRUE, _FALSE):
-            out[bools[fid]] = int(kind == _TRUE)
+        if delta:
+            last += delta
         else:
-            r.skip(kind)
-    return out
+            v, at = _varint(data, at)
+            last = (v >> 1) ^ -(v & 1)
+        if kind == _I32 and 0 < last < 8:
+            b = data[at]
+            if b < 0x80:  # one byte: most small values
+                v, at = b, at + 1
+            else:
+                v, at = _varint(data, at)
+            out[last + depth * 100] = (v >> 1) ^ -(v & 1)
+        elif kind == _STRUCT and not depth and last in _SUB_STRUCTS:
+            for key in [k for k in out if abs(k) > 100]:
+                del out[key]
+            out[0] = last
+            at = _fields(data, at, out, 1)
+        elif (kind == _TRUE or kind == _FALSE) and 0 < last < 8:
+            out[-(last + depth * 100)] = int(kind == _TRUE)
+        else:
+            at = _skip(data, at, kind, depth + 1)
 
 
 def page_header(data: bytes | memoryview) -> PageHeader:
-    """The page header at the start of ``data`` (ValueError when it is not a well-formed one)."""
-    r = _Reader(data)
-    top: dict[str, int] = {}
-    sub: dict[str, int] = {}
-    for fid, kind in r.fields():
-        if fid in (1, 2, 3, 4) and kind == _I32:
-            top[("type", "usize", "csize", "crc")[fid - 1]] = r.zigzag()
-        elif fid == 5 and kind == _STRUCT:
-            sub = _ints(r, {1: "num_values", 2: "encoding", 3: "def_encoding"})
-        elif fid == 7 and kind == _STRUCT:
-            sub = _ints(r, {1: "num_values", 2: "encoding"})
-        elif fid == 8 and kind == _STRUCT:
-            sub = _ints(r, {1: "num_values", 4: "encoding", 5: "def_bytes", 6: "rep_bytes"}, {7: "compressed"})
-        else:
-            r.skip(kind)
-    if not {"type", "usize", "csize"} <= top.keys():
+    """The page header at the start of ``data`` (ValueError when it is not a well-formed one; ShortHeader, a
+    ValueError, when it runs past the end of ``data``).
+
+    One pass over the Thrift compact bytes, without an object per byte: the i32 fields of the
+    header and of its data, dictionary or V2 data page header are kept, everything else (the
+    statistics) skipped by its lengths.
+    """
+    got: dict[int, int] = {}
+    try:
+        size = _fields(data, 0, got, 0)
+    except IndexError:
+        raise ShortHeader("page header runs past the bytes read") from None
+    if not (1 in got and 2 in got and 3 in got):
         raise ValueError("page header lacks its type or sizes")
-    if top["usize"] < 0 or top["csize"] < 0:
+    if got[2] < 0 or got[3] < 0:
         raise ValueError("page header declares a negative size")
+    sub = got.get(0)
+    v2 = sub == 8
     return PageHeader(
-        type=top["type"],
-        uncompressed_size=top["usize"],
-        compressed_size=top["csize"],
-        crc=top.get("crc"),
-        num_values=sub.get("num_values", -1),
-        encoding=sub.get("encoding", -1),
-        definition_level_encoding=sub.get("def_encoding", -1),
-        definition_levels_bytes=sub.get("def_bytes", -1),
-        repetition_levels_bytes=sub.get("rep_bytes", -1),
-        is_compressed=bool(sub.get("compressed", 1)),
-        size=r.at,
+        type=got[1],
+        uncompressed_size=got[2],
+        compressed_size=got[3],
+        crc=got.get(4),
+        num_values=got.get(101, -1) if sub else -1,
+        encoding=got.get(104 if v2 else 102, -1) if sub else -1,
+        definition_level_encoding=got.get(103, -1) if sub == 5 else -1,
+        definition_levels_bytes=got.get(105, -1) if v2 else -1,
+        repetition_levels_bytes=got.get(106, -1) if v2 else -1,
+        is_compressed=bool(got.get(-107, 1)) if v2 else True,
+        size=size,
     )
 
 

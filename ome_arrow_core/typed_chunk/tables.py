@@ -18,7 +18,6 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..boundary import blaming, reading, require_member
@@ -241,6 +240,8 @@ def _concat(tables: list[pa.Table], root: Path, what: str) -> tuple[pa.Table, np
 
 def own_rows(images: pa.Table, image_part: np.ndarray, index: pa.Table, index_part: np.ndarray) -> pa.Table:
     """The rows of ``index`` whose image is in their own part's images (others were left by an interrupted write)."""
+    import pyarrow.compute as pc  # imported where used: reading one image needs no compute kernels
+
     pieces = []
     for k in range(int(max(image_part.max(initial=-1), index_part.max(initial=-1))) + 1):
         rows = np.nonzero(index_part == k)[0]
@@ -267,6 +268,8 @@ def _column_max_of(file: Path, column: str) -> int:
         if md.row_group(g).num_rows == 0:
             continue
         if stats is None or not stats.has_min_max:  # no statistics: read the column
+            import pyarrow.compute as pc
+
             values = pq.read_table(file, columns=[column]).column(column)
             return int(pc.max(values).as_py() if len(values) else -1)
         best = max(best, int(stats.max))

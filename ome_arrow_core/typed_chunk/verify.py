@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from ..checksums import ChunkChecksums
 from ..registry import Registry, default_registry
+from ..uniques import unique
 from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
 from .fragments import open_fragment
@@ -162,7 +163,7 @@ def _verify_fragment(
             **where(int(rows[j])),
         )
     rows, rg, rig = rows[~bad], rg[~bad], rig[~bad]
-    groups = np.unique(rg)
+    groups = unique(rg)
     batch: list[int] = []
     size = 0
     for k, g in enumerate(groups.tolist()):
@@ -184,7 +185,7 @@ def _verify_ranges(
     report: VerifyReport,
 ) -> None:
     """Check the page ranges the index records for chunk file ``name`` against the file's own pages."""
-    parts = np.unique(index_part[rows])
+    parts = unique(index_part[rows])
     if len(parts) != 1 or not (root / name).is_file():
         return
     local = rows - int(np.searchsorted(index_part, int(parts[0])))

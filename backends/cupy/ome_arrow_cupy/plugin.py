@@ -1,22 +1,34 @@
 """The ome-arrow-core plugin: a CUDA exporter and an ingester, both built on CuPy.
 
-Loading this module never imports CuPy; ``requires=("cupy",)`` is checked with find_spec.
+Loading this module never imports CuPy; ``requires=("cupy",)`` is checked with find_spec. The export
+module (pinned staging, copy threads) loads on the first export: discovering plugins costs every
+process, exporting to CUDA only the ones that do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ome_arrow_core import Exporter, Ingester, hookimpl
 
-from .export import export_cupy
 from .ingest import cupy_to_numpy, is_cupy_array
+
+if TYPE_CHECKING:
+    from ome_arrow_core import TensorView
 
 __all__ = ["ome_arrow_exporters", "ome_arrow_ingesters", "PRIORITY"]
 
 #: Above the torch backend's CUDA fallback (0): ``to_dlpack(device="cuda")`` (mode None, any
 #: exporter) lands here. Only mode "cupy" is named, so ``to_torch``/``to_jax`` are never taken.
 PRIORITY = 10
+
+
+def export_cupy(view: TensorView, **options: Any) -> Any:
+    """:func:`ome_arrow_cupy.export.export_cupy`, imported on first use."""
+    from .export import export_cupy as export
+
+    return export(view, **options)
 
 
 @hookimpl

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
-from ome_arrow_core.plugin_api import Location, check_row, remote_file
+from ome_arrow_core.plugin_api import Location, check_row
 
 if TYPE_CHECKING:
     from ome_arrow_core import OMEArrow
@@ -75,6 +75,8 @@ def write(image: OMEArrow, out: Path | Location, **options: Any) -> Path | Locat
     from .writer import write_tiff
 
     if isinstance(out, Location):
+        from ome_arrow_core.plugin_api import remote_file  # uploads load when a remote write needs them
+
         with remote_file(out, ".ome.tiff") as local:
             write_tiff(image, local, **options)
         return out

@@ -22,7 +22,7 @@ def _open(path: Path, column: str | None = None, row: int = 0, **kw: Any) -> Pix
 
 
 def _sniff(path: Path) -> bool:
-    from .reader import sniff_vortex
+    from .seal import sniff_vortex
 
     return sniff_vortex(path)
 

@@ -36,11 +36,10 @@ from .format import (
     checksum_dtype,
     meta_from_json,
 )
-from .seal import guard, unchanged
+from .seal import guard, sniff_vortex, unchanged
 
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
-MAGIC = b"VTXF"
 _HINT = "expected a file written by OMEArrow.export(how='vortex')"
 _VIEW_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
@@ -82,17 +81,6 @@ def arrow_schema(dtype: Any, columns: Sequence[str]) -> pa.Schema:
         typ = pa.large_binary() if name == PIXELS else _VIEW_TYPES.get(f.type, f.type)
         fields.append(f.with_type(typ))
     return pa.schema(fields)
-
-
-def sniff_vortex(path: Path) -> bool:
-    """True for a regular file that starts with the Vortex magic bytes."""
-    try:
-        if not path.is_file():
-            return False
-        with open(path, "rb") as fh:
-            return fh.read(4) == MAGIC
-    except OSError:
-        return False
 
 
 def _axis_plan(sel: Sequence[int], chunk: int) -> dict[int, tuple[Any, Any]]:

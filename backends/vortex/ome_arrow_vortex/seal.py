@@ -36,7 +36,18 @@ from ome_arrow_core.plugin_api import (
     where,
 )
 
-__all__ = ["MAGIC", "VORTEX_MAGIC", "SEAL_SIZE", "seal", "check_seal", "Sealed", "identity", "guard", "unchanged"]
+__all__ = [
+    "MAGIC",
+    "VORTEX_MAGIC",
+    "sniff_vortex",
+    "SEAL_SIZE",
+    "seal",
+    "check_seal",
+    "Sealed",
+    "identity",
+    "guard",
+    "unchanged",
+]
 
 MAGIC: Final[bytes] = b"OMEASEAL"
 VORTEX_MAGIC: Final[bytes] = b"VTXF"
@@ -53,6 +64,18 @@ _FIX = (
     "restore the file from a backup or re-create it from its source; to read it anyway (trusting its bytes: "
     "a damaged file can then abort the process) {how}"
 )
+
+
+def sniff_vortex(path: Path) -> bool:
+    """True for a regular file that starts with the Vortex magic bytes (here, not in the reader: sniffing a
+    path loads neither the reader nor vortex)."""
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(VORTEX_MAGIC)) == VORTEX_MAGIC
+    except OSError:
+        return False
 
 
 def _fix(member: str | None) -> str:

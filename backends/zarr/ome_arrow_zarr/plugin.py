@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
-from ome_arrow_core.plugin_api import Location, check_row, upload_directory
+from ome_arrow_core.plugin_api import Location, check_row
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,6 +129,8 @@ def write(image: Any, out: Path | Location, **options: Any) -> Path | Location:
 
     if isinstance(out, Location):
         import tempfile
+
+        from ome_arrow_core.plugin_api import upload_directory  # uploads load when a remote write needs them
 
         with tempfile.TemporaryDirectory(prefix="ome-arrow-zarr-upload-") as tmp:
             local = write_ome_zarr(image, Path(tmp) / "store.ome.zarr", **options)

@@ -1,0 +1,125 @@
+"""What a fresh process loads to read its first image: the reader's modules, not the writers', not pyarrow's
+compute kernels or datasets, not pandas, not numpy.ma, not the plugins' export and reader modules (plugins are
+discovered, their code loads when used). Each case runs in a fresh interpreter and checks the pixels it read.
+
+Also: the lazy doors (``typed_chunk``, ``remote``, ``dataset``, ``plugin_api``) give every name they list, the same object
+as its module's, and refuse names they do not list.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ome_arrow_core import OMEArrow, write_dataset
+
+#: Never loaded by reading one image of a dataset written with the defaults.
+NOT_FOR_A_READ = (
+    "pyarrow.compute",
+    "pyarrow.dataset",
+    "pandas",
+    "numpy.ma",
+    "ome_arrow_core.typed_chunk.writer",
+    "ome_arrow_core.typed_chunk.compact",
+    "ome_arrow_core.typed_chunk.remote_writes",
+    "ome_arrow_core.typed_chunk.verify",
+    "ome_arrow_core.remote.writes",
+    "ome_arrow_core.remote.puts",
+    "ome_arrow_core.record.parquet",
+    "ome_arrow_cupy.export",
+    "ome_arrow_vortex.reader",
+)
+#: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
+#: image locations know record files too.
+NOT_FOR_A_PLATE = tuple(m for m in NOT_FOR_A_READ if m not in ("pyarrow.compute", "ome_arrow_core.record.parquet"))
+
+
+def _fresh(code: str) -> dict[str, object]:
+    report = textwrap.dedent("""
+        import json, sys
+        print(json.dumps({"loaded": [m for m in WATCH if m in sys.modules],
+                          "plugins_found": "ome_arrow_core.registry" in sys.modules}))
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code) + report.replace("WATCH", repr(NOT_FOR_A_READ))],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_the_first_plane_of_an_image_loads_only_the_reader(tmp_path: Path) -> None:
+    path = tmp_path / "img.ome.parquet"
+    a = np.arange(2 * 3 * 40 * 48, dtype=np.uint16).reshape(2, 3, 40, 48)
+    OMEArrow(a, "CZYX").export("parquet", path, chunk_shape=(16, 16))
+    got = _fresh(f"""
+        import numpy as np
+        from ome_arrow_core import OMEArrow
+        p = OMEArrow.scan({str(path)!r}).tensor_view(c=1, z=2, layout="YX").to_numpy()
+        assert np.array_equal(p, np.arange(2 * 3 * 40 * 48, dtype=np.uint16).reshape(2, 3, 40, 48)[1, 2]), p
+    """)
+    assert got["plugins_found"] is True  # the shared registry was built: its plugins were discovered
+    assert got["loaded"] == []
+
+
+def test_the_first_image_of_a_plate_loads_only_the_reader(tmp_path: Path) -> None:
+    path = tmp_path / "plate.ome-arrow"
+    images = [np.full((2, 8, 8), i, dtype=np.uint8) for i in range(5)]
+    write_dataset(images, path, dim_order="CYX", progress=False)
+    got = _fresh(f"""
+        import numpy as np
+        from ome_arrow_core import OMEArrowDataset
+        ds = OMEArrowDataset.scan({str(path)!r})
+        assert len(ds) == 5 and np.array_equal(ds[3].to_numpy(), np.full((1, 2, 1, 8, 8), 3, np.uint8))
+    """)
+    assert not set(got["loaded"]) & set(NOT_FOR_A_PLATE)  # type: ignore[arg-type]
+
+
+def test_the_first_read_of_a_record_file_loads_no_kernels(tmp_path: Path) -> None:
+    path = tmp_path / "r.parquet"
+    a = np.arange(3 * 16 * 16, dtype=np.int16).reshape(3, 16, 16)
+    OMEArrow(a, "CYX").export("parquet", path, layout="record")
+    got = _fresh(f"""
+        import numpy as np
+        from ome_arrow_core import OMEArrow
+        p = OMEArrow.scan({str(path)!r}).tensor_view(c=2, layout="YX").to_numpy()
+        assert np.array_equal(p, np.arange(3 * 16 * 16, dtype=np.int16).reshape(3, 16, 16)[2])
+    """)
+    assert not {"pyarrow.compute", "pyarrow.dataset", "pandas", "numpy.ma"} & set(got["loaded"])  # type: ignore[arg-type]
+
+
+DOORS = ("ome_arrow_core.typed_chunk", "ome_arrow_core.remote", "ome_arrow_core.dataset", "ome_arrow_core.plugin_api")
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_lazy_doors_give_every_name_they_list(door: str) -> None:
+    """Each name of a door is its module's own object (so identity checks and isinstance keep working)."""
+    import importlib
+
+    module = importlib.import_module(door)
+    where = module._WHERE
+    assert set(module.__all__) <= set(where) | set(vars(module))
+    for name in module.__all__:
+        if name not in where:
+            continue
+        source, attr = where[name]
+        anchor = door if hasattr(module, "__path__") else door.rpartition(".")[0]
+        assert getattr(module, name) is getattr(importlib.import_module(source, anchor), attr), name
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        module.not_a_name  # noqa: B018
+    assert not hasattr(module, "not_a_name")
+
+
+def test_submodules_still_import_through_a_lazy_door() -> None:
+    from ome_arrow_core.typed_chunk import packing, write_steps
+
+    assert packing.__name__.endswith(".packing") and write_steps.__name__.endswith(".write_steps")
