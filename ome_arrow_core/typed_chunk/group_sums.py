@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..boundary import reading, require_member
+from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
+from .file_version import member_version
 from .spec import MANIFEST
 from .table_sums import check_tables, recorded
 
@@ -191,15 +192,6 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
     return Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
 
 
-def _version(root: Path, name: str) -> tuple[Any, ...] | None:
-    """(path, device, inode, size, mtime, ctime) of table ``name`` (None when it is missing: the caller names it)."""
-    file = root / name
-    if not os.path.lexists(file):
-        return None
-    st = os.stat(require_member(root, name))  # never open a FIFO
-    return (str(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def _seen(version: tuple[Any, ...], *segments: int) -> bool:
     with _lock:
         return any((*version, k) in _passed for k in segments)
@@ -207,7 +199,7 @@ def _seen(version: tuple[Any, ...], *segments: int) -> bool:
 
 def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
     """Hash segment ``k`` of table ``name`` and raise ChecksumError unless it has its recorded digest."""
-    version = _version(root, name)
+    version = member_version(root, name)
     if version is None or _seen(version, _WHOLE, k):
         return
     if version[3] != seg.size:
@@ -246,7 +238,7 @@ def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[i
 
 def footer_verified(root: Path, name: str) -> bool:
     """True when the footer of table ``name``, as it is on disk now, matched its recorded digest in this process."""
-    version = _version(root, name)
+    version = member_version(root, name)
     return version is not None and _seen(version, _FOOTER)
 
 
@@ -315,7 +307,7 @@ def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], v
         if seg is None:
             check_tables(root, manifest, [name], verify)
             continue
-        version = _version(root, name)
+        version = member_version(root, name)
         if version is None or _seen(version, _WHOLE):
             continue
         for k in range(len(seg.bounds)):
