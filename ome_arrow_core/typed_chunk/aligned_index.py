@@ -40,7 +40,15 @@ from .readcheck import ReadCheck, dtype_name
 from .spec import FILE_METADATA
 from .tables import Part
 
-__all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "lazy_zeros", "write_aligned_index", "aligned_starts", "AlignedIndex"]
+__all__ = [
+    "INDEX_GROUPS_KEY",
+    "ALIGNED",
+    "lazy_zeros",
+    "write_aligned_index",
+    "aligned_starts",
+    "image_owners",
+    "AlignedIndex",
+]
 
 #: Footer key of an aligned index table, and its value.
 INDEX_GROUPS_KEY: Final[bytes] = b"ome_arrow_core.index_groups"
@@ -125,7 +133,7 @@ def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list
     return out
 
 
-def _owners(ids: pa.Array, images: pa.Array, where: str) -> np.ndarray:
+def image_owners(ids: pa.Array, images: pa.Array, where: str) -> np.ndarray:
     """The image (its row in ``images``, the image ids of one images row group) of each index row of ``ids`` (their
     image ids, dictionary-encoded), -1 for rows of no image of the group (left by an interrupted write, or lying);
     DamagedFileError when ``where``'s image ids repeat.
@@ -135,7 +143,7 @@ def _owners(ids: pa.Array, images: pa.Array, where: str) -> np.ndarray:
     """
     listed = [str(v) for v in images.to_pylist()]
     if len(set(listed)) != len(listed):
-        check_unique(np.asarray(listed, dtype=object), where, "image_id")  # raises, naming the repeated id
+        check_unique(images, where, "image_id")  # raises, naming the repeated id
     if (
         pa.types.is_dictionary(ids.type)
         and ids.null_count == 0
@@ -296,7 +304,7 @@ class AlignedIndex:
         self._ids[(part, g)] = ids
         batch = self.images.group(part, g)
         names = batch.schema.names
-        owner = _owners(
+        owner = image_owners(
             ids, batch.column(names.index("image_id")), f"{self.root} [{self.parts[part].images}, row group {g}]"
         )
         found = GroupRows(base, owner, batch.num_rows)
