@@ -168,7 +168,24 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
     listed = ours.get(GROUPS_KEY) if isinstance(ours, Mapping) else None
     if not isinstance(listed, Mapping) or name not in listed:
         return None
-    entry = listed[name]
+    seg = _parsed(root, name, listed[name])  # a malformed entry is refused
+    return seg if recorded(root, manifest).get(name) == [seg.digest] else None
+
+
+#: Parsed entries by their content (a plate's entry lists a segment per 1,024 images: parsed once per process).
+_PARSED: dict[tuple[Any, ...], Segments] = {}
+_PARSED_KEPT: Final[int] = 64
+
+
+def _parsed(root: Path, name: str, entry: Any) -> Segments:
+    """The segments ``entry`` (the manifest's entry of table ``name``) records; DamagedFileError when malformed."""
+    try:
+        key = (entry["digest"], entry["size"], entry["sums"], tuple(entry["bounds"]), entry.get("rows"))
+        hit = _PARSED.get(key)
+    except (TypeError, KeyError, AttributeError):
+        key, hit = None, None
+    if hit is not None:
+        return hit
     try:
         bounds = tuple(int(b) for b in entry["bounds"])
         text, size, digest = str(entry["sums"]), int(entry["size"]), str(entry["digest"]).lower()
@@ -187,9 +204,13 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
             f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {entry!r}; expected {{digest, size, "
             f"bounds (increasing from 0), sums (16 hex digits a segment)}}: the manifest is damaged. Fix: {FIX}"
         )
-    if recorded(root, manifest).get(name) != [digest]:
-        return None
-    return Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
+    found = Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
+    if key is not None:
+        with _lock:
+            if len(_PARSED) >= _PARSED_KEPT:
+                _PARSED.clear()
+            _PARSED[key] = found
+    return found
 
 
 def _seen(version: tuple[Any, ...], *segments: int) -> bool:
