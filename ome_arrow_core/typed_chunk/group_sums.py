@@ -187,8 +187,8 @@ def _parsed(root: Path, name: str, entry: Any) -> Segments:
     if hit is not None:
         return hit
     try:
-        bounds = tuple(int(b) for b in entry["bounds"])
-        text, size, digest = str(entry["sums"]), int(entry["size"]), str(entry["digest"]).lower()
+        bounds = tuple(map(int, entry["bounds"]))
+        text, size, digest = str(entry["sums"]).lower(), int(entry["size"]), str(entry["digest"]).lower()
         rows = None if entry.get("rows") is None else int(entry["rows"])
         ok = (
             (rows is None or rows >= 0)
@@ -204,7 +204,7 @@ def _parsed(root: Path, name: str, entry: Any) -> Segments:
             f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {entry!r}; expected {{digest, size, "
             f"bounds (increasing from 0), sums (16 hex digits a segment)}}: the manifest is damaged. Fix: {FIX}"
         )
-    found = Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
+    found = Segments(digest, size, bounds, tuple([text[i : i + 16] for i in range(0, len(text), 16)]), rows)
     if key is not None:
         with _lock:
             if len(_PARSED) >= _PARSED_KEPT:
