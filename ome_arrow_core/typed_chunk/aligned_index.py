@@ -41,7 +41,15 @@ from .readcheck import ReadCheck, dtype_name
 from .spec import FILE_METADATA
 from .tables import Part
 
-__all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "lazy_zeros", "write_aligned_index", "aligned_starts", "AlignedIndex"]
+__all__ = [
+    "INDEX_GROUPS_KEY",
+    "ALIGNED",
+    "lazy_zeros",
+    "write_aligned_index",
+    "aligned_starts",
+    "image_owners",
+    "AlignedIndex",
+]
 
 #: Footer key of an aligned index table, and its value.
 INDEX_GROUPS_KEY: Final[bytes] = b"ome_arrow_core.index_groups"
@@ -124,6 +132,31 @@ def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list
     if all(len(s) <= 2 for s in out):  # one row group a table: reading it whole is the same read
         return None
     return out
+
+
+def image_owners(ids: pa.Array, images: pa.Array, where: str) -> np.ndarray:
+    """The image (its row in ``images``, the image ids of one images row group) of each index row of ``ids`` (their
+    image ids, dictionary-encoded), -1 for rows of no image of the group (left by an interrupted write, or lying);
+    DamagedFileError when ``where``'s image ids repeat.
+
+    As we write them, the index group's dictionary is the images group's ids in order: then each row's code is its
+    image (compared in Arrow); otherwise one lookup per distinct id.
+    """
+    listed = [str(v) for v in images.to_pylist()]
+    if len(set(listed)) != len(listed):
+        check_unique(images, where, "image_id")  # raises, naming the repeated id
+    if (
+        pa.types.is_dictionary(ids.type)
+        and ids.null_count == 0
+        and images.null_count == 0
+        and ids.dictionary.type == images.type
+        and ids.dictionary.equals(images)
+    ):
+        return int_values(ids.indices).astype(np.int64)
+    at = {v: k for k, v in enumerate(listed)}
+    distinct, codes = dictionary_codes(ids, "")
+    owner_of = np.array([at.get(v, -1) for v in distinct], dtype=np.int64)
+    return owner_of[codes] if len(codes) else np.zeros(0, np.int64)
 
 
 class GroupRows:
@@ -272,16 +305,9 @@ class AlignedIndex:
         self._ids[(part, g)] = ids
         batch = self.images.group(part, g)
         names = batch.schema.names
-        listed = [str(v) for v in batch.column(names.index("image_id")).to_pylist()]
-        check_unique(
-            np.asarray(listed, dtype=object), f"{self.root} [{self.parts[part].images}, row group {g}]", "image_id"
+        owner = image_owners(
+            ids, batch.column(names.index("image_id")), f"{self.root} [{self.parts[part].images}, row group {g}]"
         )
-        # the image (its row in the images group) of each index row, -1 for rows of no image of this group (left
-        # by an interrupted write, or lying): one lookup per distinct id, then numpy
-        where = {v: k for k, v in enumerate(listed)}
-        distinct, codes = dictionary_codes(ids, "")
-        owner_of = np.array([where.get(v, -1) for v in distinct], dtype=np.int64)
-        owner = owner_of[codes] if len(codes) else np.zeros(0, np.int64)
         found = GroupRows(base, owner, batch.num_rows)
         sizes = np.stack([int_values(batch.column(names.index(f"size_{a}")), -1) for a in "tczyx"], axis=1)
         found.mark_whole(self.columns, sizes.astype(np.int64))

@@ -121,7 +121,8 @@ def check_unique(
         uniq, counts = np.unique(values, return_counts=True)
         if len(uniq) == len(values):
             return
-        twice = uniq[counts > 1][0].item()
+        twice = uniq[counts > 1][0]
+        twice = twice.item() if isinstance(twice, np.generic) else twice  # an object array's items are themselves
         twice = name(twice) if name is not None else twice
     else:
         whole = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values

@@ -28,7 +28,7 @@ from .group_sums import GROUPS_KEY, swapped_groups
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .table_sums import TABLES_KEY, accept_both, restore_manifest, swapped_digest
-from .tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes
+from .tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes, statistics_columns
 
 __all__ = ["compact_dataset"]
 
@@ -188,7 +188,8 @@ def _group_sizes(root: Path, parts: list[Part]) -> list[int]:
 
 def _write_images(table: pa.Table, sizes: list[int], out: Path) -> None:
     """``table`` written to ``out`` with row groups of ``sizes`` rows."""
-    with pq.ParquetWriter(out, table.schema, write_page_checksum=True) as writer:
+    stats = statistics_columns(table.schema)
+    with pq.ParquetWriter(out, table.schema, write_page_checksum=True, write_statistics=stats) as writer:
         at = 0
         for n in sizes:
             writer.write_table(table.slice(at, n), row_group_size=n)

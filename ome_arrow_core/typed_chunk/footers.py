@@ -9,35 +9,33 @@ digest the manifest records (see :mod:`.group_sums`): it is the one the writer w
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pyarrow.parquet as pq
 
 from ..boundary import reading, require_member
 from ..parquet_files import checked_footer
+from .file_version import FileVersion, member_version
 from .group_sums import footer_verified
 
 __all__ = ["KEPT", "footer", "footer_rows"]
 
 #: Footers kept parsed (the most recently used).
 KEPT: Final[int] = 16
-_kept: OrderedDict[tuple[Any, ...], pq.FileMetaData] = OrderedDict()
+_kept: OrderedDict[FileVersion, pq.FileMetaData] = OrderedDict()
 _lock = threading.Lock()
-
-
-def _version(file: Path) -> tuple[Any, ...]:
-    st = os.stat(file)
-    return (str(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def footer(root: Path, name: str) -> pq.FileMetaData:
     """The parsed footer of table ``name`` of the dataset at ``root`` (once per file version in this process)."""
-    file = require_member(root, name)  # never open a FIFO
-    key = _version(file)
+    key = member_version(root, name)  # never open a FIFO
+    if key is None:
+        require_member(root, name)  # raises, naming the missing table
+    assert key is not None
+    file = root / name
     with _lock:
         hit = _kept.get(key)
         if hit is not None:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..boundary import reading, require_member
+from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
+from .file_version import member_version
 from .spec import MANIFEST
 from .table_sums import check_tables, recorded
 
@@ -167,10 +168,27 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
     listed = ours.get(GROUPS_KEY) if isinstance(ours, Mapping) else None
     if not isinstance(listed, Mapping) or name not in listed:
         return None
-    entry = listed[name]
+    seg = _parsed(root, name, listed[name])  # a malformed entry is refused
+    return seg if recorded(root, manifest).get(name) == [seg.digest] else None
+
+
+#: Parsed entries by their content (a plate's entry lists a segment per 1,024 images: parsed once per process).
+_PARSED: dict[tuple[Any, ...], Segments] = {}
+_PARSED_KEPT: Final[int] = 64
+
+
+def _parsed(root: Path, name: str, entry: Any) -> Segments:
+    """The segments ``entry`` (the manifest's entry of table ``name``) records; DamagedFileError when malformed."""
     try:
-        bounds = tuple(int(b) for b in entry["bounds"])
-        text, size, digest = str(entry["sums"]), int(entry["size"]), str(entry["digest"]).lower()
+        key = (entry["digest"], entry["size"], entry["sums"], tuple(entry["bounds"]), entry.get("rows"))
+        hit = _PARSED.get(key)
+    except (TypeError, KeyError, AttributeError):
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    try:
+        bounds = tuple(map(int, entry["bounds"]))
+        text, size, digest = str(entry["sums"]).lower(), int(entry["size"]), str(entry["digest"]).lower()
         rows = None if entry.get("rows") is None else int(entry["rows"])
         ok = (
             (rows is None or rows >= 0)
@@ -186,18 +204,13 @@ def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | 
             f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {entry!r}; expected {{digest, size, "
             f"bounds (increasing from 0), sums (16 hex digits a segment)}}: the manifest is damaged. Fix: {FIX}"
         )
-    if recorded(root, manifest).get(name) != [digest]:
-        return None
-    return Segments(digest, size, bounds, tuple(text[i : i + 16].lower() for i in range(0, len(text), 16)), rows)
-
-
-def _version(root: Path, name: str) -> tuple[Any, ...] | None:
-    """(path, device, inode, size, mtime, ctime) of table ``name`` (None when it is missing: the caller names it)."""
-    file = root / name
-    if not os.path.lexists(file):
-        return None
-    st = os.stat(require_member(root, name))  # never open a FIFO
-    return (str(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    found = Segments(digest, size, bounds, tuple([text[i : i + 16] for i in range(0, len(text), 16)]), rows)
+    if key is not None:
+        with _lock:
+            if len(_PARSED) >= _PARSED_KEPT:
+                _PARSED.clear()
+            _PARSED[key] = found
+    return found
 
 
 def _seen(version: tuple[Any, ...], *segments: int) -> bool:
@@ -207,7 +220,7 @@ def _seen(version: tuple[Any, ...], *segments: int) -> bool:
 
 def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
     """Hash segment ``k`` of table ``name`` and raise ChecksumError unless it has its recorded digest."""
-    version = _version(root, name)
+    version = member_version(root, name)
     if version is None or _seen(version, _WHOLE, k):
         return
     if version[3] != seg.size:
@@ -246,7 +259,7 @@ def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[i
 
 def footer_verified(root: Path, name: str) -> bool:
     """True when the footer of table ``name``, as it is on disk now, matched its recorded digest in this process."""
-    version = _version(root, name)
+    version = member_version(root, name)
     return version is not None and _seen(version, _FOOTER)
 
 
@@ -315,7 +328,7 @@ def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], v
         if seg is None:
             check_tables(root, manifest, [name], verify)
             continue
-        version = _version(root, name)
+        version = member_version(root, name)
         if version is None or _seen(version, _WHOLE):
             continue
         for k in range(len(seg.bounds)):

@@ -19,8 +19,10 @@ import pyarrow as pa
 
 from ..boundary import reading
 from ..errors import DamagedFileError
+from ..meta import ImageMeta
 from .footers import footer
 from .group_sums import TableGuard
+from .image_rows import meta_from_row
 from .tables import Part, read_images
 
 __all__ = ["ImageRows", "ROWS_KEPT"]
@@ -54,6 +56,7 @@ class ImageRows:
         self._files: dict[int, Any] = {}
         self._groups: dict[tuple[int, int], pa.RecordBatch] = {}
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._metas: OrderedDict[int, ImageMeta] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -103,6 +106,20 @@ class ImageRows:
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
             return row
+
+    def meta(self, pos: int) -> ImageMeta:
+        """The metadata of image row ``pos`` (made once from its row: the most recent :data:`ROWS_KEPT` are kept)."""
+        with self._lock:
+            hit = self._metas.get(pos)
+            if hit is not None:
+                self._metas.move_to_end(pos)
+                return hit
+        meta = meta_from_row(self.row(pos))  # ImageMeta is frozen: one object serves every source of the image
+        with self._lock:
+            self._metas[pos] = meta
+            while len(self._metas) > ROWS_KEPT:
+                self._metas.popitem(last=False)
+        return meta
 
     def locate(self, pos: int) -> tuple[int, int, int]:
         """(part, row group in its images table, row in that group) of image row ``pos``."""

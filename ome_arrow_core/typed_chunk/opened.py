@@ -20,6 +20,7 @@ from ..arrow_numpy import int_values, valid_mask
 from ..checksums import ChunkChecksums
 from ..chunks import ChunkTable
 from ..errors import DamagedFileError, SchemaError
+from ..meta import ImageMeta
 from ..registry import Registry
 from ..uniques import unique
 from .aligned_index import AlignedIndex
@@ -28,6 +29,7 @@ from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
 from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
+from .packed_groups import PackedGroups
 from .page_index import listed_codec
 from .page_reads import paged_fragment
 from .readcheck import ReadCheck, dtype_name
@@ -72,6 +74,8 @@ class OpenedDataset:
     _sums: ChunkChecksums | None = None
     #: The index loaded a row group at a time (an aligned index, see :mod:`.aligned_index`); None: read whole.
     aligned: AlignedIndex | None = None
+    #: Packed chunk row groups read recently, decoded and checked (see :mod:`.packed_groups`).
+    packed: PackedGroups = field(default_factory=PackedGroups)
 
     @property
     def table(self) -> pa.Table:
@@ -137,6 +141,10 @@ class OpenedDataset:
         """Image row ``pos`` as a dict, read with its images row group (never whole columns: a table of a
         million images costs one row group of dicts)."""
         return self.images.row(pos)
+
+    def meta(self, pos: int) -> ImageMeta:
+        """The metadata of image row ``pos`` (made once per opened dataset; see :meth:`ImageRows.meta`)."""
+        return self.images.meta(pos)
 
     def chunk_rows(self, pos: int) -> np.ndarray:
         """Index rows holding the chunks of image row ``pos``: its part's rows with its image_id.
@@ -244,7 +252,8 @@ class OpenedDataset:
             sizes = self.fragment(code).group_bytes
             mine = unique(groups[codes == code])
             if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
-                return  # unknown (or out of range: reading says so)
+                self._bounded.add(pos)  # unknown (or out of range: reading says so), and stays so for these files
+                return
             held += int(sizes[mine].sum())
         if declared > held:
             raise DamagedFileError(
@@ -347,7 +356,10 @@ class OpenedDataset:
 
     def read_groups(self, code: int, groups: np.ndarray) -> tuple[pa.ChunkedArray, dict[int, int], np.ndarray]:
         """``pixel_bytes`` of row groups ``groups`` (ascending) of one fragment (one read), the first
-        row of each group in the result, and the start of each Arrow chunk of the result."""
+        row of each group in the result, and the start of each Arrow chunk of the result.
+
+        Packed groups (many chunks each: a plate's small images) that were read recently come from
+        :attr:`packed`, already compared with the index; the others are read in one call."""
         frag = self.fragment(code)
         group_rows = frag.group_rows
         bad = groups[(groups < 0) | (groups >= len(group_rows))]
@@ -357,12 +369,23 @@ class OpenedDataset:
                 f"the index of {self.path} points at {unit} {bad.tolist()[:5]} of "
                 f"{self.fragment_names[code]}, which has {len(group_rows)}; the dataset is damaged"
             )
-        check = self.read_check(code)
-        with self.lock:
-            table = frag.read(groups, audit=check.unaudited(groups))
         first = np.cumsum(np.r_[0, group_rows[groups][:-1]]).astype(np.int64)
-        check.check(groups, group_rows, first, table)
-        col = table.column("pixel_bytes")
+        if len(groups) and isinstance(frag, ParquetFragment) and bool((group_rows[groups] > 1).all()):
+            col = self.packed.read(
+                code, groups, frag.group_rows, lambda missing: self._checked_read(code, frag, missing)
+            )
+        else:
+            col = self._checked_read(code, frag, groups)
         base = dict(zip(groups.tolist(), first.tolist()))
         starts = np.cumsum([0, *(len(c) for c in col.chunks)])
         return col, base, starts
+
+    def _checked_read(self, code: int, frag: Fragment, groups: np.ndarray) -> pa.ChunkedArray:
+        """``pixel_bytes`` of row groups ``groups`` (ascending) of chunk file ``code``, read in one call and compared
+        with the index (audited in full the first time)."""
+        check = self.read_check(code)
+        with self.lock:
+            table = frag.read(groups, audit=check.unaudited(groups))
+        first = np.cumsum(np.r_[0, frag.group_rows[groups][:-1]]).astype(np.int64)
+        check.check(groups, frag.group_rows, first, table)
+        return table.column("pixel_bytes")

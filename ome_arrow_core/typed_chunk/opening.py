@@ -12,7 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,7 @@ from ..registry import Registry
 from .aligned_index import AlignedIndex, aligned_starts
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
+from .file_version import file_version
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
 from .image_groups import ImageRows
@@ -35,21 +36,29 @@ from .tables import Part, images_schema, parts_of, read_indexes
 
 __all__ = ["open_dataset", "clear_cache", "CACHE_SIZE"]
 
+#: The files whose versions key an opened dataset (the manifest commits every write; the base tables and chunks
+#: file are replaced by a compaction).
+_STAMPED: Final = (MANIFEST, "images.parquet", "index.parquet", "chunks.parquet")
+
 
 def _stamp(path: Path) -> tuple[Any, ...]:
-    """Identity of a dataset's files on disk (path, inodes, sizes, mtimes) in this process.
+    """Identity of a dataset's files on disk (device, inode, size, mtime and ctime of each, as
+    :func:`~.file_version.file_version` has them) in this process.
 
     A changed file misses the cache (an append replaces the manifest; listed append tables
     never change); so does a new process (a forked DataLoader worker opens its own file
-    handles instead of sharing its parent's).
+    handles instead of sharing its parent's). Four ``stat`` calls and no path resolution: ``ds[i]``
+    pays this on every call.
     """
-    out: list[Any] = [str(path.resolve()), os.getpid()]
-    for name in (MANIFEST, "images.parquet", "index.parquet", "chunks.parquet"):
+    root = os.fspath(path)
+    if not os.path.isabs(root):
+        root = os.path.abspath(root)
+    out: list[Any] = [root, os.getpid()]
+    for name in _STAMPED:
         try:
-            st = (path / name).stat()
-            out += [st.st_ino, st.st_size, st.st_mtime_ns]
+            out.append(file_version(f"{root}{os.sep}{name}")[1:])
         except FileNotFoundError:
-            out += [None, None, None]
+            out.append(None)
     return tuple(out)
 
 

@@ -20,7 +20,6 @@ from ..registry import Registry
 from ..selection import Selection
 from .chunk_reads import Placement, one_block, read_placements
 from .fragments import ParquetFragment
-from .image_rows import meta_from_row
 from .opened import OpenedDataset
 from .opening import open_dataset
 
@@ -71,7 +70,7 @@ class DatasetSource:
                 raise ArgumentError(f"row {row} out of range; {path} holds images 0..{self.image_count - 1}")
             pos = row
         self.position = pos
-        self.meta = meta_from_row(opened.row(pos))
+        self.meta = opened.meta(pos)
         self._lock = opened.lock
         mine = opened.chunk_rows(pos)
         if len(mine) == 0:
@@ -190,4 +189,4 @@ def _reopen(path: Path, position: int, verify: bool | None) -> DatasetSource:
 def image_meta(path: Path, row: int, registry: Registry | None = None) -> ImageMeta:
     """The metadata of image row ``row`` of the dataset at ``path`` (from the per-process cache)."""
     with blaming(path):
-        return meta_from_row(open_dataset(path, registry).row(row))
+        return open_dataset(path, registry).meta(row)

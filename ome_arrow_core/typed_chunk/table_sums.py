@@ -16,16 +16,16 @@ A table is hashed once per process per file version (device, inode, size, mtime,
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ..boundary import reading, require_member
+from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, checker, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
 from ..safe_write import atomic_path
+from .file_version import member_version
 from .spec import MANIFEST
 
 __all__ = ["TABLES_KEY", "accept_both", "check_tables", "file_digest", "record", "recorded", "swapped_digest"]
@@ -97,10 +97,10 @@ def check_tables(root: Path, manifest: Mapping[str, Any], names: Iterable[str], 
         if want is None:
             continue
         file = root / name
-        if not os.path.lexists(file):
+        version = member_version(root, name)  # never open a FIFO
+        if version is None:
             continue  # the caller says the listed table is missing
-        st = os.stat(require_member(root, name))  # never open a FIFO
-        key = (str(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, tuple(want))
+        key = (*version, tuple(want))
         with _lock:
             if key in _passed:
                 continue

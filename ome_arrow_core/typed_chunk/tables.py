@@ -38,6 +38,8 @@ __all__ = [
     "read_indexes",
     "own_rows",
     "max_chunk_id",
+    "UNFILTERED",
+    "statistics_columns",
 ]
 
 
@@ -55,7 +57,22 @@ class Part:
 
 #: The tables a dataset is written with.
 BASE: Final = Part("images.parquet", "index.parquet")
+#: Images-table columns written without Parquet statistics: long text no filter prunes row groups by (the image's
+#: OME-XML alone can add 8 KiB of min/max to every row group's footer entry) and the storage facts of each image.
+UNFILTERED: Final = frozenset(
+    {"channels_json", "ome_xml", "acquisition_datetime", "layout", "compression"}
+    | {f"chunk_{a}" for a in "tczyx"}
+    | {f"physical_size_{a}_unit" for a in "xyz"}
+)
 _INDEX_COLS: Final = ["image_id", "chunk_id", "t", "c", "z", "y", "x", *[f"shape_{a}" for a in "tczyx"]]
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The columns of images table ``schema`` written with Parquet statistics: those filters name (image ids, names,
+    sizes, physical sizes, every metadata column of the user's) and that readers take from the footer (the sizes
+    and dtype tell a plate of equal images); not :data:`UNFILTERED`. Tables written before this have statistics
+    on every column and read the same."""
+    return [n for n in schema.names if n not in UNFILTERED]
 
 
 def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part]:

@@ -23,7 +23,7 @@ from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import manifest_entry
 from .spec import LAYOUT_NAME, MANIFEST
 from .table_sums import TABLES_KEY, record, recorded
-from .tables import BASE, Part
+from .tables import BASE, Part, statistics_columns
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -113,7 +113,10 @@ def write_tables(
     images = rows.table(existing)
     per_group = max(1, images_per_group)
     write_aligned_index(index, images.column("image_id").to_pylist(), per_group, root / part.index)
-    _write_parquet(images, root / part.images, row_group_size=per_group)
+    # statistics only where filters and readers use them: a plate's footer stays small
+    _write_parquet(
+        images, root / part.images, row_group_size=per_group, write_statistics=statistics_columns(images.schema)
+    )
 
 
 def write_manifest(

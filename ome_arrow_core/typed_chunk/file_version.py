@@ -1,0 +1,42 @@
+"""The version of a file on disk: the stamp that tells a parsed footer or a passed checksum still stands.
+
+One definition for every per-process cache of a dataset's tables (footers, whole-table digests, row-group
+digests): a file is the same version while its path, device, inode, size, mtime and ctime are. A file replaced
+(an append's manifest, a compaction's swap) or rewritten in place changes at least one of them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import TypeAlias
+
+from ..boundary import require_member
+
+__all__ = ["FileVersion", "file_version", "member_version"]
+
+#: (path, device, inode, size, mtime in ns, ctime in ns).
+FileVersion: TypeAlias = tuple[str, int, int, int, int, int]
+
+
+def file_version(file: str | os.PathLike[str]) -> FileVersion:
+    """The version of ``file`` (OSError when it cannot be stat'ed)."""
+    st = os.stat(file)
+    return (os.fspath(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def member_version(root: Path, name: str) -> FileVersion | None:
+    """The version of table ``name`` of the dataset at ``root``, None when it is missing (the caller names it);
+    a member that is not a regular file is refused (never stat a FIFO's target as a table)."""
+    file = root / name
+    if not os.path.lexists(file):
+        return None
+    try:
+        st = os.stat(file)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        require_member(root, name)  # raises, saying what the member is
+        st = os.stat(file)
+    return (os.fspath(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
