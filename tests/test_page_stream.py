@@ -159,9 +159,11 @@ def test_concurrent_readers_each_use_their_own_scratch_buffer(tmp_path: Path) ->
     img.to_numpy()
     failures: list[str] = []
     buffers: list[int] = []
+    together = threading.Barrier(4)  # all four threads (and so their buffers) alive at once: addresses can't be reused
 
     def reader(k: int) -> None:
         buffers.append(scratch_buffer().address)
+        together.wait(timeout=60)
         for i in range(30):
             z, y, x = (k + i) % 4, (7 * i + k) % 60, (11 * i + 3 * k) % 80
             got = img.tensor_view(z=z, c=k % 2, roi=(x, y, 70, 60), layout="YX").to_numpy()
