@@ -7,6 +7,7 @@ behaviour that differs from the reference.
 
 from __future__ import annotations
 
+from . import transform as transform
 from .core import OMEArrow
 from .dataset import (
     AccessPattern,
@@ -24,6 +25,7 @@ from .ingest import (
     from_numpy,
     from_ome_parquet,
     from_ome_vortex,
+    from_ome_zarr,
     from_tiff,
     from_torch_array,
     to_ome_arrow,
@@ -78,6 +80,7 @@ __all__ = [
     "from_numpy",
     "from_ome_parquet",
     "from_ome_vortex",
+    "from_ome_zarr",
     "from_tiff",
     "from_torch_array",
     "geometry_storage_type",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from .. import Ingested, default_registry
 from .. import OMEArrow as CoreImage
+from ..dtypes import to_ome_type
 from ..errors import ArgumentError
 from ..layout import to_canonical
 from ..record import carry, entry_for
@@ -41,6 +42,7 @@ __all__ = [
     "from_stack_pattern_path",
     "from_tiff",
     "from_torch_array",
+    "open_lazy_plane_source",
     "pq",
     "to_ome_arrow",
 ]
@@ -354,6 +356,43 @@ def from_stack_pattern_path(
         chunk_shape=(1, pixels.shape[3], pixels.shape[4]),
     )
     return build_record(pixels, spec)
+
+
+_LAZY_SUFFIXES = (".tif", ".tiff", ".zarr", ".zarr/")
+
+
+def open_lazy_plane_source(source: str) -> tuple[dict[str, Any], Callable[[int, int, int], np.ndarray]] | None:
+    """``(pixels_meta, load(t, z, c))`` for a TIFF or OME-Zarr path, else None (as the reference).
+
+    The image is opened lazily by ome-arrow-core: metadata now, each plane read when loaded,
+    in its stored dtype. Unknown physical sizes are None.
+    """
+    text = str(source).strip()
+    lower = text.lower().rstrip("/")
+    if not (lower.endswith(_LAZY_SUFFIXES) or ".zarr/" in lower or (os.path.isdir(text) and lower.endswith(".zarr"))):
+        return None
+    image = CoreImage.scan(text)
+    meta = image.meta
+    size_t, size_c, size_z, size_y, size_x = meta.array_shape
+    unit = meta.physical_unit.get("X")
+    pixels_meta: dict[str, Any] = {
+        "dimension_order": "XYCT" if size_z == 1 else "XYZCT",
+        "type": to_ome_type(np.dtype(meta.dtype)),
+        "size_x": size_x,
+        "size_y": size_y,
+        "size_z": size_z,
+        "size_c": size_c,
+        "size_t": size_t,
+        "physical_size_x": meta.physical_size.get("X"),
+        "physical_size_y": meta.physical_size.get("Y"),
+        "physical_size_z": meta.physical_size.get("Z"),
+        "physical_size_unit": unit if any(v is not None for v in meta.physical_size.values()) else None,
+    }
+
+    def load_plane(t: int, z: int, c: int) -> np.ndarray:
+        return np.asarray(image.tensor_view(t=int(t), z=int(z), c=int(c), layout="YX").to_numpy())
+
+    return pixels_meta, load_plane
 
 
 def record_of(data: Mapping[str, Any] | pa.StructScalar, image_type: str | None = None) -> pa.StructScalar:

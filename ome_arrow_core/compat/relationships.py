@@ -16,6 +16,7 @@ __all__ = [
     "OME_ARROW_RELATIONSHIPS_METADATA_KEY",
     "RELATIONSHIP_TYPES",
     "make_relationship_table",
+    "relationship_metadata",
     "relationship_schema",
     "validate_relationship_table",
 ]
@@ -26,6 +27,15 @@ RELATIONSHIP_TYPES: Final[frozenset[str]] = frozenset(
 )
 
 
+def relationship_metadata() -> dict[str, Any]:
+    """The JSON payload a relationship table's schema metadata holds (type, version, allowed types)."""
+    return {
+        "type": "ome.arrow.relationships",
+        "version": OME_ARROW_TAG_VERSION,
+        "relationship_types": sorted(RELATIONSHIP_TYPES),
+    }
+
+
 def relationship_schema() -> pa.Schema:
     """parent_id, child_id, relationship_type (required) and confidence, with their metadata."""
     fields = [
@@ -34,12 +44,7 @@ def relationship_schema() -> pa.Schema:
         pa.field("relationship_type", pa.string(), nullable=False),
         pa.field("confidence", pa.float32()),
     ]
-    meta = {
-        "type": "ome.arrow.relationships",
-        "version": OME_ARROW_TAG_VERSION,
-        "relationship_types": sorted(RELATIONSHIP_TYPES),
-    }
-    return with_json(pa.schema(fields), OME_ARROW_RELATIONSHIPS_METADATA_KEY, meta)
+    return with_json(pa.schema(fields), OME_ARROW_RELATIONSHIPS_METADATA_KEY, relationship_metadata())
 
 
 def make_relationship_table(rows: Sequence[Mapping[str, Any]], *, validate: bool = True) -> pa.Table:

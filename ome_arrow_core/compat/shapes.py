@@ -26,6 +26,7 @@ from .relationships import (
     OME_ARROW_RELATIONSHIPS_METADATA_KEY,
     RELATIONSHIP_TYPES,
     make_relationship_table,
+    relationship_metadata,
     relationship_schema,
     validate_relationship_table,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "make_relationship_table",
     "make_shape_table",
     "read_shape_parquet",
+    "relationship_metadata",
     "relationship_schema",
     "shape_metadata",
     "shape_schema",
