@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core.arrow_numpy import binary_lengths, int_column, plain_values, string_values
-from ome_arrow_core.uniques import unique
+from ome_arrow_core.uniques import unique, unique_counts, unique_first
 
 TEXT_TYPES = [pa.string(), pa.large_string(), pa.binary(), pa.large_binary()]
 
@@ -79,3 +79,16 @@ def test_unique_is_numpys(values: list[int], dtype: str) -> None:
     got = unique(a.reshape(-1, 1) if len(a) % 2 == 0 else a)
     want = np.unique(a)
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-50, 50), max_size=60), st.sampled_from(["int8", "int64", "uint32", "bool", "float64"]))
+def test_unique_first_and_counts_are_numpys(values: list[int], dtype: str) -> None:
+    a = np.array(values, dtype=np.int64)
+    a = (a % 2).astype(bool) if dtype == "bool" else a.astype(dtype)
+    uniq, first = unique_first(a)
+    want, want_first = np.unique(a, return_index=True)
+    assert uniq.dtype == want.dtype and uniq.tolist() == want.tolist() and first.tolist() == want_first.tolist()
+    uniq, counts = unique_counts(a)
+    want, want_counts = np.unique(a, return_counts=True)
+    assert uniq.tolist() == want.tolist() and counts.tolist() == want_counts.tolist()
