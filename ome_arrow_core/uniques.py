@@ -24,9 +24,9 @@ def unique(values: np.ndarray) -> np.ndarray:
     """The sorted distinct values of ``values`` (flattened), as ``np.unique(values)`` for integer and bool arrays."""
     a = np.sort(np.asarray(values).ravel())
     if a.dtype.kind not in "biu":  # floats (NaN), strings, objects: numpy's own
-        distinct: np.ndarray = np.unique(a)
-        return distinct
-    return a[_starts(a)]
+        return np.unique(a)
+    distinct: np.ndarray = a[_starts(a)]
+    return distinct
 
 
 def unique_first(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
