@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
@@ -50,3 +51,15 @@ def table(rows: list[tuple[str, ...]]) -> str:
     """Left-aligned text table."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def fresh_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child that runs from bytecode, as installed packages do.
+
+    ``PYTHONDONTWRITEBYTECODE`` (set by some test runners) is dropped so peers and we alike import
+    compiled modules; ``extra`` entries are added (e.g. ``PYTHONPYCACHEPREFIX``).
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra)
+    return env

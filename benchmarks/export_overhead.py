@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import fresh_env
 
 Fn = Callable[[], Any]
 
@@ -164,9 +164,7 @@ def first_plane_cases(tmp: Path, processes: int) -> dict[str, dict[str, float]]:
         tifffile.imwrite(tiff, a, ome=True, metadata={"axes": "TCZYX"})
     except ImportError:
         have_tiff = False
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode compiled
-    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    env = fresh_env(PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
     out: dict[str, dict[str, float]] = {}
     for name, body in FIRST_PLANE.items():
         if "tifffile" in name and not have_tiff:

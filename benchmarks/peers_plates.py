@@ -10,12 +10,12 @@ open + first image (and the RSS growth it causes), ``ds[i]`` on random images an
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+from _common import fresh_env
 
 HERE = Path(__file__).resolve().parent
 
@@ -119,9 +119,9 @@ _LIBS: dict[str, dict[str, str]] = {
 
 
 def _child(code: str, *args: str) -> dict[str, float]:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # every peer runs from bytecode; so do we
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=1800, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=1800, env=fresh_env()
+    )
     if done.returncode != 0:
         raise RuntimeError(f"child process failed:\n{done.stderr[-3000:]}")
     out: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
