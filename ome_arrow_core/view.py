@@ -278,7 +278,7 @@ class TensorView(Streamable, Thumbnailed):
         instead: the tensor aliases the image's Arrow memory and must not be written to
         (torch has no read-only tensors). ``device="cuda"`` always copies to the GPU.
         """
-        kind, index = _device(device)
+        kind, index = _CPU if device == "cpu" or device is None else parse_device(device)
         return self._exporter(kind, "torch")(self, contiguous=contiguous, device_index=index, source_mode=mode)
 
     def to_jax(self, device: str | None = None, contiguous: bool = False) -> Any:
