@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ome_arrow_core import DTypeError
-from ome_arrow_core.plugin_api import DLPackTensor, check_cuda_device
+from ome_arrow_core.plugin_api import DLPackTensor, arrow_empty, check_cuda_device
 
 if TYPE_CHECKING:
     import jax
@@ -19,6 +19,9 @@ __all__ = ["is_compact", "export_cpu", "export_gpu", "ALIGNMENT"]
 
 #: Byte alignment XLA's CPU client needs to import host memory without copying it.
 ALIGNMENT = 64
+#: Views up to this many bytes that need a copy are copied by JAX (``jnp.asarray``: least per-call work); larger
+#: ones by numpy into aligned memory that JAX imports (JAX's strided copy is 2x slower there; export_speed.py).
+SMALL_COPY = 256 * 1024
 
 
 def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:
@@ -41,20 +44,25 @@ def export_cpu(view: TensorView, *, contiguous: bool = False, **_: Any) -> jax.A
 
     Zero-copy when the view is C-contiguous or a transposition of a dense block and its
     first pixel is 64-byte aligned (true of whole images and of most planes): JAX imports
-    the memory through DLPack and keeps it alive. Every other view (ROI crops and other
-    strided views, unaligned ones, and transposed ones when ``contiguous=True`` asks for
-    C order) is copied once, by JAX, into its own aligned memory.
+    the memory through DLPack and keeps it alive (an unaligned one JAX copies itself).
+    Every other view (ROI crops and other strided views, and transposed ones when
+    ``contiguous=True`` asks for C order) is copied once: by JAX when small, else by numpy
+    into aligned memory JAX imports.
     """
     arr = view.to_numpy()
     if arr.dtype == np.float64:
         check_x64(arr.dtype)
     api = _api or _jax_api()
-    if arr.ctypes.data % ALIGNMENT == 0 and (
-        arr.flags.c_contiguous or (not contiguous and is_compact(arr.shape, view.strides))
-    ):
+    if arr.flags.c_contiguous or (not contiguous and is_compact(arr.shape, view.strides)):
+        # JAX copies unaligned memory itself (rare: only views starting inside a buffer), aliases the rest.
         out: jax.Array = api[0](_importable(arr))
         return out
-    out = api[1](arr)  # one copy, made by JAX (as jnp.asarray of a numpy array always does)
+    if arr.nbytes <= SMALL_COPY:
+        out = api[1](arr)  # one copy, made by JAX (as jnp.asarray of a numpy array always does)
+        return out
+    dense, _ = arrow_empty(arr.shape, arr.dtype)  # one copy by numpy into aligned memory JAX takes as is
+    np.copyto(dense, arr, casting="no")
+    out = api[0](dense)
     return out
 
 
