@@ -20,7 +20,9 @@ __all__ = ["export_cpu", "export_cuda", "ZERO_COPY"]
 ZERO_COPY = "arrow"
 
 
-def export_cpu(view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, **_: Any) -> torch.Tensor:
+def export_cpu(
+    view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, device_index: int = 0, **_: Any
+) -> torch.Tensor:
     """A CPU tensor shaped like ``view``: its own copy, unless ``source_mode="arrow"``.
 
     By default (and with ``source_mode="numpy"``) the tensor owns a writable copy (C order
