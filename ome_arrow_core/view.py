@@ -278,8 +278,11 @@ class TensorView(Streamable, Thumbnailed):
         instead: the tensor aliases the image's Arrow memory and must not be written to
         (torch has no read-only tensors). ``device="cuda"`` always copies to the GPU.
         """
-        kind, index = _device(device)
-        return self._exporter(kind, "torch")(self, contiguous=contiguous, device_index=index, source_mode=mode)
+        kind, index = _CPU if device == "cpu" or device is None else parse_device(device)
+        export = (self._registry or default_registry()).resolve_exporter(kind, self._array.dtype, "torch").export
+        if export is None:
+            raise PluginError(f"the exporter for device={kind!r}, mode='torch' has no export function")
+        return export(self, contiguous=contiguous, device_index=index, source_mode=mode)  # _exporter, inlined
 
     def to_jax(self, device: str | None = None, contiguous: bool = False) -> Any:
         """A jax.Array shaped like this view (needs ``ome-arrow-core[jax]``)."""

@@ -8,14 +8,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ome_arrow_core import DTypeError
-from ome_arrow_core.plugin_api import DLPackTensor, check_cuda_device, to_arrow_memory, zero_copy_array
+from ome_arrow_core.plugin_api import DLPackTensor, arrow_empty, check_cuda_device
 
 if TYPE_CHECKING:
     import jax
 
     from ome_arrow_core import TensorView
 
-__all__ = ["is_compact", "export_cpu", "export_gpu"]
+__all__ = ["is_compact", "export_cpu", "export_gpu", "ALIGNMENT"]
+
+#: Byte alignment XLA's CPU client needs to import host memory without copying it.
+ALIGNMENT = 64
+#: Views up to this many bytes that need a copy are copied by JAX (``jnp.asarray``: least per-call work); larger
+#: ones by numpy into aligned memory that JAX imports (JAX's strided copy is 2x slower there; export_speed.py).
+SMALL_COPY = 256 * 1024
 
 
 def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:
@@ -36,34 +42,55 @@ def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:
 def export_cpu(view: TensorView, *, contiguous: bool = False, **_: Any) -> jax.Array:
     """A jax.Array on the CPU shaped like ``view``.
 
-    Zero-copy from Arrow memory when the view is C-contiguous or a transposition of a
-    dense block and its first pixel is 64-byte aligned (true of whole images and of
-    most planes); JAX copies an unaligned compact view itself. ROI crops and other
-    strided views are copied once into aligned memory, as is every view that is not
-    C-contiguous when ``contiguous=True`` asks for C order.
+    Zero-copy when the view is C-contiguous or a transposition of a dense block and its
+    first pixel is 64-byte aligned (true of whole images and of most planes): JAX imports
+    the memory through DLPack and keeps it alive (an unaligned one JAX copies itself).
+    Every other view (ROI crops and other strided views, and transposed ones when
+    ``contiguous=True`` asks for C order) is copied once: by JAX when small, else by numpy
+    into aligned memory JAX imports.
     """
     arr = view.to_numpy()
     if arr.dtype == np.float64:
         check_x64(arr.dtype)
-    if arr.flags.c_contiguous or (not contiguous and is_compact(view.shape, view.strides)):
-        arr = zero_copy_array(view)
-    else:
-        arr = to_arrow_memory(arr)  # one copy into aligned C-order Arrow memory, which JAX imports as is
-    out: jax.Array = _from_dlpack()(DLPackTensor(arr))
+    api = _api or _jax_api()
+    if arr.flags.c_contiguous or (not contiguous and is_compact(arr.shape, view.strides)):
+        # JAX copies unaligned memory itself (rare: only views starting inside a buffer), aliases the rest.
+        out: jax.Array = api[0](_importable(arr))
+        return out
+    if arr.nbytes <= SMALL_COPY:
+        out = api[1](arr)  # one copy, made by JAX (as jnp.asarray of a numpy array always does)
+        return out
+    dense, _ = arrow_empty(arr.shape, arr.dtype)  # one copy by numpy into aligned memory JAX takes as is
+    np.copyto(dense, arr, casting="no")
+    out = api[0](dense)
     return out
 
 
-_jax_from_dlpack: Callable[[Any], Any] | None = None
+def _importable(arr: np.ndarray) -> Any:
+    """What JAX's ``from_dlpack`` takes without copying: a writable alias of ``arr`` (numpy exports those
+    in C; JAX arrays are immutable, so nothing writes through it), else a :class:`DLPackTensor`."""
+    alias = arr.view()
+    try:
+        alias.flags.writeable = True  # allowed when the memory is writable (every buffer we allocate)
+    except ValueError:  # immutable memory (an Arrow buffer a reader made): the DLPackTensor's alias
+        return DLPackTensor(arr)
+    return alias
 
 
-def _from_dlpack() -> Callable[[Any], Any]:
-    """``jax.dlpack.from_dlpack`` (what ``jnp.from_dlpack`` calls), imported on first use."""
-    global _jax_from_dlpack
-    if _jax_from_dlpack is None:
+#: ``jax.dlpack.from_dlpack`` (what ``jnp.from_dlpack`` calls) and ``jax.numpy.asarray``.
+JaxAPI = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+_api: JaxAPI | None = None
+
+
+def _jax_api() -> JaxAPI:
+    """The JAX functions :func:`export_cpu` calls, imported on first use (this module loads without JAX)."""
+    global _api
+    if _api is None:
+        import jax.numpy as jnp
         from jax.dlpack import from_dlpack
 
-        _jax_from_dlpack = from_dlpack
-    return _jax_from_dlpack
+        _api = (from_dlpack, jnp.asarray)
+    return _api
 
 
 def export_gpu(view: TensorView, *, device_index: int = 0, **_: Any) -> jax.Array:

@@ -20,7 +20,9 @@ __all__ = ["export_cpu", "export_cuda", "ZERO_COPY"]
 ZERO_COPY = "arrow"
 
 
-def export_cpu(view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, **_: Any) -> torch.Tensor:
+def export_cpu(
+    view: TensorView, *, contiguous: bool = False, source_mode: str | None = None, device_index: int = 0, **_: Any
+) -> torch.Tensor:
     """A CPU tensor shaped like ``view``: its own copy, unless ``source_mode="arrow"``.
 
     By default (and with ``source_mode="numpy"``) the tensor owns a writable copy (C order
@@ -30,31 +32,61 @@ def export_cpu(view: TensorView, *, contiguous: bool = False, source_mode: str |
     tensors); ``contiguous=True`` then copies once, only when the view is strided.
     Other modes go through ``view.to_dlpack(mode=...)``.
     """
-    from_numpy, from_dlpack = _torch_api()
-    if source_mode == ZERO_COPY:
-        arr = zero_copy_array(view)
-        if contiguous and not arr.flags.c_contiguous:
-            return from_numpy(np.ascontiguousarray(arr))  # one copy, owned by the tensor
-        # torch drops the versioned capsule's read-only flag: that is the alias asked for.
-        return from_dlpack(arr.__dlpack__(max_version=(1, 0)))
+    api = _api or _torch_api()
     if source_mode is None or source_mode == "numpy":
-        return from_numpy(view.to_numpy().copy(order="C" if contiguous else "K"))
-    return from_dlpack(view.to_dlpack(mode=source_mode, contiguous=contiguous))
+        return api[0](view.to_numpy().copy(order="C" if contiguous else "K"))
+    if source_mode == ZERO_COPY:
+        arr = view.to_numpy()
+        if not arr.flags.c_contiguous:
+            if contiguous:
+                return api[0](np.ascontiguousarray(arr))  # one copy, owned by the tensor
+            if arr.ndim and min(arr.strides) < 0:
+                arr = zero_copy_array(view)  # torch aborts the process on negative strides: one aligned copy
+        # The tensor aliases the view's memory (Arrow's, or the array a gather made) and keeps it alive.
+        # A versioned capsule says read-only; torch drops the flag: that is the alias asked for.
+        return api[1](arr.__dlpack__(max_version=(1, 0)))
+    return api[2](view.to_dlpack(mode=source_mode, contiguous=contiguous))
 
 
-TorchAPI = tuple[Callable[[np.ndarray], "torch.Tensor"], Callable[[Any], "torch.Tensor"]]
+#: ``torch.from_numpy``, the importer of a versioned host capsule, and ``torch.from_dlpack``.
+TorchAPI = tuple[
+    Callable[[np.ndarray], "torch.Tensor"], Callable[[Any], "torch.Tensor"], Callable[[Any], "torch.Tensor"]
+]
 _api: TorchAPI | None = None
 
 
 def _torch_api() -> TorchAPI:
-    """``torch.from_numpy`` and ``torch.from_dlpack``, imported on first use (this module loads without torch)."""
+    """The torch functions :func:`export_cpu` calls, imported on first use (this module loads without torch)."""
     global _api
     if _api is None:
         import torch
         from torch.utils.dlpack import from_dlpack
 
-        _api = (torch.from_numpy, from_dlpack)
+        _api = (torch.from_numpy, capsule_importer(), from_dlpack)
     return _api
+
+
+def capsule_importer() -> Callable[[Any], torch.Tensor]:
+    """What turns a versioned DLPack capsule of host memory into a tensor, as cheaply as this torch allows.
+
+    ``torch.from_dlpack`` spends most of its time in Python argument handling before the
+    C importer it ends in; that importer is used directly when this torch has it and it
+    takes a versioned capsule (a probe, once) and aliases it; otherwise ``torch.from_dlpack``.
+    """
+    import torch
+    from torch.utils.dlpack import from_dlpack
+
+    direct = getattr(torch._C, "_from_dlpack", None)
+    if callable(direct):
+        probe = np.arange(3, dtype=np.int16)
+        probe.flags.writeable = False
+        try:
+            t = direct(probe.__dlpack__(max_version=(1, 0)))
+            if isinstance(t, torch.Tensor) and t.data_ptr() == probe.ctypes.data and t.tolist() == [0, 1, 2]:
+                return direct  # type: ignore[no-any-return]
+        except Exception:  # an older or newer torch: its public function is always right
+            pass
+    return from_dlpack
 
 
 def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.Tensor:
