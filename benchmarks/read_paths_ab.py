@@ -1,11 +1,13 @@
 """Warm single-image reads, this tree's read path against an older commit's, interleaved in one process.
 
-    python benchmarks/read_paths_ab.py [--ref main] [--rounds 60] [--size 1024]
+    python benchmarks/read_paths_ab.py [--ref main] [--rounds 60] [--size 1024] [--chunks 256]
+    python benchmarks/read_paths_ab.py --ref none --chunks 256,512   # this tree only: chunk edges interleaved
 
 The older path is the same functions loaded from ``git show REF:<module>`` and swapped in where this tree uses
 them (see ``SWAPS``); everything else (opening, the file, the machine's load) is shared, and the two paths take
-turns round by round. Image: 1x2x4xSxS uint16 of camera-like noise, written with our defaults, every chunk read
-once (audited) first. Cases: one full plane, one 256x256 aligned crop, one 300x300 crop straddling chunks, a
+turns round by round (``--ref none``: this tree only). Image: 1x2x4xSxS uint16 of camera-like noise, written with
+our defaults but the chunk edge (one image per ``--chunks`` edge, all interleaved too), every chunk read once
+(audited) first. Cases: one full plane, one 256x256 aligned crop, one 300x300 crop straddling chunks, a
 4x256x256 Z column, open + one aligned crop, 256x256 tiles over every plane (``iter_dlpack(prefetch=2)``).
 Prints wall and process CPU time per read, median and best of the rounds, ms, and checks each result against
 numpy's slice of the source.
@@ -89,9 +91,10 @@ def main() -> None:
     p.add_argument("--ref", default="main")
     p.add_argument("--rounds", type=int, default=60)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--chunks", default="256", help="comma-separated Y/X chunk edges, one image each")
     args = p.parse_args()
     pairs: list[tuple[Any, str, Any]] = []
-    for user, name, defining, old_name in SWAPS:
+    for user, name, defining, old_name in SWAPS if args.ref != "none" else []:
         old = older(defining, args.ref)
         if old is None:
             continue
@@ -100,13 +103,47 @@ def main() -> None:
     s = args.size
     arr = L.camera_image((1, 2, 4, s, s))
     tmp = Path(tempfile.mkdtemp())
-    path = tmp / "ours.ome.parquet"
-    OMEArrow(arr).export("parquet", path)
+    variants = {"new": []} if args.ref == "none" else {"new": [], "old": pairs}
+    cases: dict[str, tuple[Callable[[], Any], Any]] = {}
+    for edge in (int(e) for e in args.chunks.split(",")):
+        path = tmp / f"ours-{edge}.ome.parquet"
+        OMEArrow(arr).export("parquet", path, chunk_shape=(edge, edge))
+        cases.update({f"{name} [chunks {edge}]": case for name, case in image_cases(arr, path).items()})
+    print(f"ref {args.ref}: swapped {[f'{u}.{n}' for u, n, _, _ in SWAPS] if pairs else []}; {args.rounds} rounds")
+    print("case | " + " | ".join(f"{v}: wall median / best, CPU median / best" for v in variants) + " | new/old CPU")
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {(c, v): [] for c in cases for v in variants}
+    for c, (fn, want) in cases.items():  # each checked once per variant, untimed
+        for v, sw in variants.items():
+            with swapped(sw):
+                got = fn()
+            if want is not None:
+                np.testing.assert_array_equal(got, want)
+    for _ in range(args.rounds):
+        for c, (fn, _) in cases.items():
+            for v, sw in variants.items():
+                with swapped(sw):
+                    w0, c0 = time.perf_counter(), time.process_time()
+                    fn()
+                    times[c, v].append(((time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3))
+    for c in cases:
+        cells = []
+        for v in variants:
+            w, u = np.array(times[c, v]).T
+            cells.append(f"{np.median(w):.3f} / {w.min():.3f}, {np.median(u):.3f} / {u.min():.3f}")
+        ratio = "-"
+        if "old" in variants:
+            ratio = f"{np.median(np.array(times[c, 'new'])[:, 1]) / np.median(np.array(times[c, 'old'])[:, 1]):.2f}"
+        print(f"{c} | {' | '.join(cells)} | {ratio}", flush=True)
+
+
+def image_cases(arr: np.ndarray, path: Path) -> dict[str, tuple[Callable[[], Any], Any]]:
+    """The cases on one written image (``path``) of ``arr``: (read, the expected pixels or None)."""
+    s = arr.shape[-1]
     img = OMEArrow.scan(path)
     img.to_numpy()  # audited: later reads stream
-    planes = [(0, c, z) for c in range(2) for z in range(4)]
+    planes = [(0, c, z) for c in range(arr.shape[1]) for z in range(arr.shape[2])]
     o = s // 2 - 24
-    cases: dict[str, tuple[Callable[[], Any], Any]] = {
+    return {
         f"one full {s}x{s} plane": (lambda: L.ours_read(img, (0, 1, 2, slice(None), slice(None))), arr[0, 1, 2]),
         "one 256x256 aligned crop": (
             lambda: L.ours_read(img, (0, 1, 2, slice(512, 768), slice(512, 768))),
@@ -126,28 +163,6 @@ def main() -> None:
         ),
         "256x256 tiles over every plane": (lambda: [np.array(t) for t in L.ours_tiles(img, planes, 256)], None),
     }
-    variants = {"new": [], "old": pairs}
-    print(f"ref {args.ref}: swapped {[f'{u}.{n}' for u, n, _, _ in SWAPS]}; {args.rounds} rounds", flush=True)
-    print("case | new: wall median / best, CPU median / best | old: the same | new/old (CPU median)")
-    for name, (fn, want) in cases.items():
-        times: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
-        for v, sw in variants.items():  # checked once each, untimed
-            with swapped(sw):
-                got = fn()
-            if want is not None:
-                np.testing.assert_array_equal(got, want)
-        for _ in range(args.rounds):
-            for v, sw in variants.items():
-                with swapped(sw):
-                    w0, c0 = time.perf_counter(), time.process_time()
-                    fn()
-                    times[v].append(((time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3))
-        cells = []
-        for v in variants:
-            w, c = np.array(times[v]).T
-            cells.append(f"{np.median(w):.3f} / {w.min():.3f}, {np.median(c):.3f} / {c.min():.3f}")
-        ratio = np.median(np.array(times["new"])[:, 1]) / np.median(np.array(times["old"])[:, 1])
-        print(f"{name} | {cells[0]} | {cells[1]} | {ratio:.2f}", flush=True)
 
 
 if __name__ == "__main__":
