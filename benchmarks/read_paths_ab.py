@@ -5,7 +5,7 @@
 
 The older path is the same functions loaded from ``git show REF:<module>`` and swapped in where this tree uses
 them (see ``SWAPS``); everything else (opening, the file, the machine's load) is shared, and the two paths take
-turns round by round (``--ref none``: this tree only). Image: 1x2x4xSxS uint16 of camera-like noise, written with
+turns round by round, each going first every other round (``--ref none``: this tree only). Image: 1x2x4xSxS uint16 of camera-like noise, written with
 our defaults but the chunk edge (one image per ``--chunks`` edge, all interleaved too), every chunk read once
 (audited) first. Cases: one full plane, one 256x256 aligned crop, one 300x300 crop straddling chunks, a
 4x256x256 Z column, open + one aligned crop, 256x256 tiles over every plane (``iter_dlpack(prefetch=2)``).
@@ -118,9 +118,10 @@ def main() -> None:
                 got = fn()
             if want is not None:
                 np.testing.assert_array_equal(got, want)
-    for _ in range(args.rounds):
+    order = list(variants.items())
+    for r in range(args.rounds):
         for c, (fn, _) in cases.items():
-            for v, sw in variants.items():
+            for v, sw in order if r % 2 else order[::-1]:  # each goes first every other round (warm caches)
                 with swapped(sw):
                     w0, c0 = time.perf_counter(), time.process_time()
                     fn()
