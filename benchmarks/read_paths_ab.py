@@ -45,8 +45,16 @@ SWAPS: list[tuple[str, str, str, str]] = [
         "ome_arrow_core.typed_chunk.source",
         "DatasetSource.read_many",
     ),
-    ("ome_arrow_core.view", "prefetched", "ome_arrow_core.iteration", "prefetched"),
+    ("ome_arrow_core.view", "Streamable._stream", "ome_arrow_core.view", "Streamable._stream"),
     ("ome_arrow_core.chunks", "ChunkTable.projections", "ome_arrow_core.chunks", "ChunkTable.projections"),
+    ("ome_arrow_core.lazy", "LazyTensorView.__init__", "ome_arrow_core.lazy", "LazyTensorView.__init__"),
+]
+
+
+#: Names an older module takes from another older module (not from this tree's): (user, name, defining module).
+LINKS: list[tuple[str, str, str]] = [
+    ("ome_arrow_core.view", "prefetched", "ome_arrow_core.iteration"),
+    ("ome_arrow_core.view", "grouped", "ome_arrow_core.iteration"),
 ]
 
 
@@ -94,8 +102,15 @@ def main() -> None:
     p.add_argument("--chunks", default="256", help="comma-separated Y/X chunk edges, one image each")
     args = p.parse_args()
     pairs: list[tuple[Any, str, Any]] = []
+    olds: dict[str, types.ModuleType | None] = {}
+    for user, name, defining in LINKS if args.ref != "none" else []:
+        olds.setdefault(user, older(user, args.ref))
+        olds.setdefault(defining, older(defining, args.ref))
+        got, lender = olds[user], olds[defining]
+        if got is not None and lender is not None:
+            setattr(got, name, getattr(lender, name))
     for user, name, defining, old_name in SWAPS if args.ref != "none" else []:
-        old = older(defining, args.ref)
+        old = olds[defining] if defining in olds else olds.setdefault(defining, older(defining, args.ref))
         if old is None:
             continue
         owner, attr = resolve(importlib.import_module(user), name)
