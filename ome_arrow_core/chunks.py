@@ -292,9 +292,10 @@ def grid_box_projections(
     ]
 
 
-#: Box plans kept (each at most PLAN_CHUNKS projections), shared by every image of the same grid.
+#: Box plans kept (each at most PLAN_CHUNKS projections, ~450 bytes each: at most ~7 MiB), shared by every image
+#: of the same grid.
 PLANS: Final[int] = 1024
-PLAN_CHUNKS: Final[int] = 64
+PLAN_CHUNKS: Final[int] = 16
 _plans: dict[tuple[Any, ...], tuple[ChunkProjection, ...]] = {}
 _plans_lock = threading.Lock()
 
