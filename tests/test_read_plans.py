@@ -238,3 +238,30 @@ def test_the_layout_shape_is_remembered_and_a_bad_layout_refused_every_time(tmp_
     for _ in range(2):
         with pytest.raises(LayoutError, match="drops non-singleton axis C"):
             img.tensor_view(z=1, layout="YX")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    chunk=st.tuples(st.integers(5, 70), st.integers(7, 90)),
+    tile=st.tuples(st.integers(5, 70), st.integers(7, 90)),
+    same=st.booleans(),
+    prefetch=st.integers(0, 3),
+)
+def test_tile_streams_equal_numpys_tiles_whole_chunk_or_not(
+    tmp_path_factory: pytest.TempPathFactory,
+    chunk: tuple[int, int],
+    tile: tuple[int, int],
+    same: bool,
+    prefetch: int,
+) -> None:
+    a = image(8)
+    img = OMEArrow.scan(written(tmp_path_factory.mktemp("t"), a, chunk_shape=(1, *chunk)))
+    img.to_numpy()  # audited: whole-chunk tiles are read by positioned reads
+    h, w = chunk if same else tile  # tiles that are the chunks (each its read buffer), or any other tiling
+    for z, c in ((0, 1), (2, 0)):
+        view = img.tensor_view(z=z, c=c, layout="YX")
+        got = [np.from_dlpack(t) for t in view.iter_dlpack(tile_size=(h, w), prefetch=prefetch)]
+        want = [a[z, c, y : y + h, x : x + w] for y in range(0, ZCYX[2], h) for x in range(0, ZCYX[3], w)]
+        assert len(got) == len(want)
+        for g, e in zip(got, want):
+            np.testing.assert_array_equal(g, e)
