@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -21,6 +22,9 @@ __all__ = [
     "grid_box_projections",
     "normalize_chunk_shape",
     "DEFAULT_TILE",
+    "cached_plan",
+    "PLANS",
+    "PLAN_CHUNKS",
 ]
 
 #: Default Y/X chunk edge for large planes (measured: see docs/format.md, Chunking).
@@ -121,12 +125,27 @@ class ChunkTable:
         cells.ravel()[at] = np.arange(len(self))
         return (edge, cells) if (cells >= 0).all() else None
 
+    @cached_property
+    def _dense_grid(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """(edge, extent) when :attr:`grid` numbers its cells 0, 1, ... in C order (what every image we write has):
+        then a box's projections depend on these and the box alone, and are shared (see :func:`cached_plan`)."""
+        ordered = self._ordered_grid
+        if ordered is None:
+            return None
+        edge, full, cells = ordered
+        if int(cells.ravel()[0]) != 0 or int(cells.ravel()[-1]) != len(self) - 1:  # ascending: so 0..n-1
+            return None
+        return tuple(edge), tuple(full)
+
     def projections(self, sel: Selection) -> list[ChunkProjection]:
         """Where each chunk holding selected pixels meets ``sel``, in row order (zarr's chunk projections)."""
         axes = [sel.t, sel.c, sel.z, sel.y, sel.x]
         if all(type(a) is range and a.step == 1 for a in axes):  # a box: slices, for all rows at once
             ordered = self._ordered_grid
             if ordered is not None and all(a.stop > a.start for a in axes):  # type: ignore[union-attr]
+                dense = self._dense_grid
+                if dense is not None:
+                    return cached_plan(dense, axes, ordered)  # type: ignore[arg-type]
                 return grid_box_projections(*ordered, axes)  # type: ignore[arg-type]
             start = np.array([[a.start for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
             stop = np.array([[a.stop for a in axes]], dtype=np.int64)  # type: ignore[union-attr]
@@ -271,6 +290,36 @@ def grid_box_projections(
         )
         for row, (t, c, z, y, x) in zip(rows, itertools.product(*per_axis))
     ]
+
+
+#: Box plans kept (each at most PLAN_CHUNKS projections, ~450 bytes each: at most ~7 MiB), shared by every image
+#: of the same grid.
+PLANS: Final[int] = 1024
+PLAN_CHUNKS: Final[int] = 16
+_plans: dict[tuple[Any, ...], tuple[ChunkProjection, ...]] = {}
+_plans_lock = threading.Lock()
+
+
+def cached_plan(
+    dense: tuple[tuple[int, ...], tuple[int, ...]],
+    box: Sequence[range],
+    ordered: tuple[list[int], list[int], np.ndarray],
+) -> list[ChunkProjection]:
+    """:func:`grid_box_projections` of ``box`` on a grid whose cells are numbered 0, 1, ... in C order (``dense``:
+    its edge and extent; ``ordered``: what ``ChunkTable._ordered_grid`` holds), remembered for the next read of the
+    same box on a grid of the same shape: the last :data:`PLANS` boxes of up to :data:`PLAN_CHUNKS` chunks."""
+    t, c, z, y, x = box
+    key = (dense, t.start, t.stop, c.start, c.stop, z.start, z.stop, y.start, y.stop, x.start, x.stop)
+    hit = _plans.get(key)
+    if hit is not None:
+        return list(hit)
+    made = grid_box_projections(*ordered, box)
+    if len(made) <= PLAN_CHUNKS:
+        with _plans_lock:
+            while len(_plans) >= PLANS:
+                _plans.pop(next(iter(_plans)))  # the oldest
+            _plans[key] = tuple(made)
+    return made
 
 
 def _is_run(a: np.ndarray) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "GROUP_ITEMS",
     "GROUP_BYTES",
     "PREFETCH_THREADS",
+    "prefetch_pool",
 ]
 
 #: One item: for some axes of a view, the indices it takes (other axes: all).
@@ -91,7 +92,7 @@ _pool_lock = threading.Lock()
 _in_pool = threading.local()
 
 
-def _prefetch_pool() -> ThreadPoolExecutor:
+def prefetch_pool() -> ThreadPoolExecutor:
     """The process's prefetch threads, started once (starting two threads per stream cost ~0.2 ms a plane)."""
     global _pool
     pid = os.getpid()
@@ -108,27 +109,32 @@ def _mark_prefetch_thread() -> None:
 def prefetched(tasks: Sequence[Callable[[], T]], prefetch: int) -> Iterator[T]:
     """Run ``tasks`` in order, keeping up to ``prefetch`` of them running ahead in the shared prefetch threads.
 
-    A stream iterated inside a prefetch thread runs its tasks in place (its items waiting on threads that
-    wait on them could otherwise exhaust the pool).
+    The first task runs in the calling thread (its result is wanted at once: a hand-off would only add a
+    wake-up) while the next ``prefetch`` start in the pool; a task that no thread has started by the time its
+    result is wanted is taken back and run in the calling thread too (on a busy machine a wake-up costs more
+    than the task). A stream iterated inside a prefetch thread runs its tasks in place (its items waiting on
+    threads that wait on them could otherwise exhaust the pool).
     """
-    if prefetch <= 0 or getattr(_in_pool, "active", False):
+    if prefetch <= 0 or getattr(_in_pool, "active", False) or len(tasks) < 2:
         for task in tasks:
             yield task()
         return
-    pool = _prefetch_pool()
-    pending: deque[Future[T]] = deque()
+    pool = prefetch_pool()
+    pending: deque[tuple[Future[T], Callable[[], T]]] = deque()
     it = iter(tasks)
+    first = next(it)
     try:
         for task in itertools.islice(it, prefetch):
-            pending.append(pool.submit(task))
+            pending.append((pool.submit(task), task))
+        yield first()
         while pending:
-            fut = pending.popleft()
+            fut, task = pending.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append(pool.submit(nxt))
-            yield fut.result()
+                pending.append((pool.submit(nxt), nxt))
+            yield task() if fut.cancel() else fut.result()
     finally:
-        for fut in pending:
+        for fut, _ in pending:
             fut.cancel()
 
 

@@ -19,7 +19,7 @@ from .view_spec import channels_read
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["LazyTensorView", "materialize"]
+__all__ = ["LazyTensorView", "materialize", "layout_shape"]
 
 #: The one byte every zero-stride shape probe views.
 _ONE_BYTE = bytes(1)
@@ -40,6 +40,25 @@ def materialize(
     sel = channels_read(sel, layout, channel_policy)
     pixels = cast_pixels(source.read(sel) if pixels is None else pixels, dtype, casting)
     return TensorView(apply_layout(pixels, layout, channel_policy=channel_policy), layout, registry)
+
+
+#: Shapes :func:`layout_shape` worked out (a view of the same shape and layout is made again and again).
+_SHAPES: dict[tuple[tuple[int, ...], str, str], tuple[int, ...]] = {}
+_SHAPES_KEPT = 4096
+
+
+def layout_shape(shape: tuple[int, ...], layout: str, channel_policy: ChannelPolicy) -> tuple[int, ...]:
+    """The shape of a TZCYX selection of ``shape`` viewed in ``layout`` (LayoutError as :func:`apply_layout`),
+    worked out on a zero-stride stand-in of it and remembered."""
+    key = (shape, layout, channel_policy)
+    hit = _SHAPES.get(key)
+    if hit is None:
+        probe = np.ndarray(shape, np.uint8, _ONE_BYTE, strides=(0,) * 5)  # as_strided's result, 10x cheaper
+        hit = apply_layout(probe, layout, channel_policy=channel_policy).shape
+        if len(_SHAPES) >= _SHAPES_KEPT:
+            _SHAPES.clear()
+        _SHAPES[key] = hit
+    return hit
 
 
 class LazyTensorView(Streamable, Thumbnailed):
@@ -69,9 +88,7 @@ class LazyTensorView(Streamable, Thumbnailed):
         self._registry = registry
         self._lock = threading.Lock()
         self._result: TensorView | None = None
-        # Validate the layout now, against a zero-stride stand-in of the selection's shape.
-        probe = np.ndarray(sel.shape, np.uint8, _ONE_BYTE, strides=(0,) * 5)  # as_strided's result, 10x cheaper
-        self._shape = apply_layout(probe, layout, channel_policy=channel_policy).shape
+        self._shape = layout_shape(sel.shape, layout, channel_policy)  # the layout validated now
 
     def _shown(self) -> tuple[PixelSource, Selection]:
         return self._source, self._sel

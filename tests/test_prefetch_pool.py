@@ -1,6 +1,6 @@
 """Prefetching runs in one shared pool of threads per process (iteration.prefetched): results stay in order, a
-stream iterated inside a prefetch thread runs in place (it cannot starve the pool it runs in), and a forked
-child gets its own threads."""
+stream iterated inside a prefetch thread runs in place (it cannot starve the pool it runs in), a task no pool
+thread has started when it is wanted is run by the caller, and a forked child gets its own threads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from functools import partial
 
 import pytest
 
-from ome_arrow_core.iteration import PREFETCH_THREADS, prefetched
+from ome_arrow_core.iteration import PREFETCH_THREADS, prefetch_pool, prefetched
 
 
 def square(i: int) -> int:
@@ -26,27 +26,63 @@ def test_results_come_in_order_for_any_prefetch() -> None:
 
 
 def test_streams_nested_in_prefetch_threads_run_in_place() -> None:
-    """Each inner stream runs in the thread of the task that iterates it (were it queued on the pool, streams
-    nested in every thread would wait on each other for ever)."""
+    """Each inner stream run by a pool thread runs in that thread (were it queued on the pool, streams nested in
+    every thread would wait on each other for ever). The first outer task runs in the caller and holds it until
+    a pool thread has taken one of the others, so some are run by the pool whatever the machine's load."""
     seen: list[tuple[str, list[str]]] = []
     lock = threading.Lock()
+    pooled = threading.Event()
 
     def inner_thread() -> str:
         return threading.current_thread().name
 
     def outer(i: int) -> int:
+        name = threading.current_thread().name
+        if name.startswith("ome-arrow-prefetch"):
+            pooled.set()
+        elif i == 0:
+            assert pooled.wait(timeout=120)
         inner: list[Callable[[], str]] = [inner_thread] * 5
         names = list(prefetched(inner, 2))
         with lock:
-            seen.append((threading.current_thread().name, names))
+            seen.append((name, names))
         return i
 
     tasks = [partial(outer, i) for i in range(6)]
     assert list(prefetched(tasks, 2)) == list(range(6))
     assert len(seen) == 6
-    for name, names in seen:
-        assert name.startswith("ome-arrow-prefetch")
+    in_pool = [(name, names) for name, names in seen if name.startswith("ome-arrow-prefetch")]
+    assert in_pool
+    for name, names in in_pool:
         assert names == [name] * 5
+
+
+def test_tasks_no_pool_thread_started_are_run_by_the_caller() -> None:
+    """A task that no pool thread has started when its turn comes is run by the caller (here every pool thread is
+    held by other work until the stream has ended: waiting on the pool would never end)."""
+    pool = prefetch_pool()
+    started = threading.Barrier(PREFETCH_THREADS + 1)
+    release = threading.Event()
+
+    def hold() -> None:
+        started.wait(timeout=120)
+        release.wait(timeout=120)
+
+    held = [pool.submit(hold) for _ in range(PREFETCH_THREADS)]
+    started.wait(timeout=120)  # every pool thread is held
+    out: list[list[str]] = []
+    caller = threading.Thread(target=lambda: out.append(list(prefetched([current_name] * 5, 2))))
+    caller.start()
+    caller.join(timeout=60)
+    release.set()
+    caller.join()
+    for fut in held:
+        fut.result()
+    assert out == [[caller.name] * 5]
+
+
+def current_name() -> str:
+    return threading.current_thread().name
 
 
 def _child(out: multiprocessing.queues.Queue[list[int]]) -> None:  # type: ignore[name-defined]

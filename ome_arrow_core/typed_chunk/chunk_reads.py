@@ -33,6 +33,7 @@ __all__ = [
     "READ_BATCH_BYTES",
     "chunk_blocks",
     "one_block",
+    "audited_pages",
     "staged_cuts",
 ]
 
@@ -281,6 +282,29 @@ def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np
     frag = opened.fragment(code)
     if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(np.array([group], dtype=np.int64)):
         return next(chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify))
+    return _positioned_block(opened, frag, row, group, shape, dtype, verify)
+
+
+def audited_pages(opened: OpenedDataset, row: int) -> bool:
+    """Whether index row ``row``'s chunk lies in a ranged chunks file and was audited already, so that
+    :func:`one_block` reads it with one positioned read (else it reads it through the footer, which audits it)."""
+    assert opened.fragment_code is not None
+    code = int(opened.fragment_code[row])
+    return isinstance(opened.fragment(code), PageFragment) and not opened.read_check(code).unaudited(
+        np.array([int(opened.columns["row_group_id"][row])], dtype=np.int64)
+    )
+
+
+def _positioned_block(
+    opened: OpenedDataset,
+    frag: PageFragment,
+    row: int,
+    group: int,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    verify: bool,
+) -> np.ndarray:
+    """Row ``row``'s chunk (row group ``group`` of ``frag``) read with one ``pread`` into a buffer of its own."""
     data, begin, length = page_value(frag, group)
     need = math.prod(shape) * dtype.itemsize
     if length != need:

@@ -18,7 +18,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
-from .chunk_reads import Placement, one_block, read_placements
+from .chunk_reads import Placement, audited_pages, one_block, read_placements
 from .fragments import ParquetFragment
 from .opened import OpenedDataset
 from .opening import open_dataset
@@ -121,31 +121,50 @@ class DatasetSource:
 
     def _read(self, sel: Selection) -> np.ndarray:
         projections = self._chunks.projections(sel)
-        if len(projections) == 1 and projections[0].is_complete_chunk:  # the buffer read is the answer
-            row = int(self._index_rows[projections[0].row])
-            block = one_block(
-                self._opened, row, projections[0].chunk_shape, self.meta.dtype, verify_enabled(self.verify)
-            )
-            self.row_groups_read += 1
-            self.chunks_read += 1
-            return block.transpose(0, 2, 1, 3, 4)
+        if _whole(projections):  # the buffer read is the answer
+            return self._whole_chunk(projections[0])
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
         return view_buffer(buf, self.meta.dtype, sel.shape)
 
     def read_many(self, sels: Sequence[Selection]) -> list[np.ndarray]:
         """The pixels of each of ``sels`` (TZCYX), each in its own buffer, read together: the chunks they touch
-        are fetched in one batched read, each checked (length, checksum) once however many selections share it."""
+        are fetched in one batched read, each checked (length, checksum) once however many selections share it; a
+        selection that is one whole chunk is a view of the buffer that chunk was read into (as :meth:`read`)."""
         with reading(self.path, None, "reading pixels"), blaming(self.path):
             dtype = self.meta.dtype
             outs: list[np.ndarray] = []
             placements: list[Placement] = []
-            for sel in sels:
+            each = [self._chunks.projections(sel) for sel in sels]
+            placed = {p.row for ps in each if not _whole(ps) for p in ps}
+            whole: dict[int, np.ndarray] = {}  # a selection that is one audited whole chunk no other reads: its block
+            for sel, projections in zip(sels, each):
+                if (
+                    _whole(projections)
+                    and projections[0].row not in placed
+                    and audited_pages(self._opened, int(self._index_rows[projections[0].row]))
+                ):
+                    outs.append(self._whole_chunk(projections[0], whole))
+                    continue
                 out, buf = arrow_empty(sel.shape, dtype)
                 outs.append(view_buffer(buf, dtype, sel.shape))
-                placements += self._placements(self._chunks.projections(sel), out)
+                placements += self._placements(projections, out)
             self._fetch(placements)
             return outs
+
+    def _whole_chunk(self, projection: ChunkProjection, read: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """The pixels (TZCYX) of a selection that is one whole chunk: a read-only view of the buffer its page was
+        read into (no copy), checked as every read is; ``read`` keeps the blocks read by this call's caller, so a
+        chunk several selections are is read and checked once."""
+        row = int(self._index_rows[projection.row])
+        block = read.get(row) if read is not None else None
+        if block is None:
+            block = one_block(self._opened, row, projection.chunk_shape, self.meta.dtype, verify_enabled(self.verify))
+            self.row_groups_read += 1
+            self.chunks_read += 1
+            if read is not None:
+                read[row] = block
+        return block.transpose(0, 2, 1, 3, 4)
 
     def read_into(self, sel: Selection, out: np.ndarray) -> None:
         """Write the selected pixels into ``out``, a writable TZCYX array (or strided view) of ``sel.shape``."""
@@ -166,6 +185,11 @@ class DatasetSource:
         """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
+
+
+def _whole(projections: list[ChunkProjection]) -> bool:
+    """Whether a selection with ``projections`` is one whole chunk (read into its own buffer, no copy)."""
+    return len(projections) == 1 and projections[0].is_complete_chunk
 
 
 def _chunk_table(opened: OpenedDataset, pos: int, rows: np.ndarray) -> ChunkTable:
