@@ -23,6 +23,7 @@ from ray.data.datasource import ReadTask  # noqa: E402
 from ray.data.expressions import col  # noqa: E402
 
 from ome_arrow_core import OMEArrowDataset, write_dataset  # noqa: E402
+from ome_arrow_core.errors import ChecksumError, DamagedFileError  # noqa: E402
 from ome_arrow_ray import iter_torch_batches, read_dataset  # noqa: E402
 from ome_arrow_ray.datasource import OMEArrowDatasource  # noqa: E402
 
@@ -165,3 +166,36 @@ def test_torch_batches_pass_ray_options_through(plate: tuple[Path, np.ndarray]) 
         assert sorted(labels) == list(range(N)) and got[0]["image"].shape[1:] == (2, 6, 6)
         epochs.append(torch.cat([b["image"] for b in got]).numpy()[np.argsort(labels)])
     assert not np.array_equal(epochs[0], epochs[1])  # new crops each epoch
+
+
+def _damaged_plate(root: Path, how: str) -> tuple[Path, np.ndarray]:
+    """A fresh plate (its own files: no worker has opened them) damaged ``how``: "flip" one pixel bit of
+    image 5 (uncompressed chunks, so the bit is found as stored), or "truncate" the chunks file."""
+    arrs = np.random.default_rng(5).integers(0, 65535, (N, 2, 12, 16), dtype=np.uint16)
+    out = write_dataset(
+        list(arrs), root / how, dim_order="CYX", metadata={"label": list(range(N))}, compression=None, progress=False
+    )
+    chunks = out / "chunks.parquet"
+    raw = bytearray(chunks.read_bytes())
+    if how == "flip":
+        pattern = arrs[5, 1, 6].tobytes()
+        at = raw.find(pattern)
+        assert at >= 0 and raw.find(pattern, at + 1) < 0  # stored once, as is
+        raw[at + 3] ^= 0x10
+    else:
+        del raw[len(raw) // 2 :]
+    chunks.write_bytes(bytes(raw))
+    return out, arrs
+
+
+def test_damaged_files_raise_our_errors_through_ray(tmp_path: Path) -> None:
+    flipped, arrs = _damaged_plate(tmp_path, "flip")
+    with pytest.raises(ChecksumError, match=r"chunks\.parquet"):  # raised in a read task, re-raised by Ray
+        read_dataset(flipped, images_per_block=2).take_all()
+    intact = read_dataset(flipped, images_per_block=2).filter(expr=col("label") != 5).take_all()
+    assert sorted(r["label"] for r in intact) == [k for k in range(N) if k != 5]  # the others still read right
+    for r in intact:
+        np.testing.assert_array_equal(r["image"], arrs[r["label"]])
+    truncated, _ = _damaged_plate(tmp_path, "truncate")
+    with pytest.raises(DamagedFileError, match=r"chunks\.parquet"):
+        read_dataset(truncated, images_per_block=2).take_all()
