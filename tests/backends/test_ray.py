@@ -168,13 +168,9 @@ def test_torch_batches_pass_ray_options_through(plate: tuple[Path, np.ndarray]) 
     assert not np.array_equal(epochs[0], epochs[1])  # new crops each epoch
 
 
-def _damaged_plate(root: Path, how: str) -> tuple[Path, np.ndarray]:
-    """A fresh plate (its own files: no worker has opened them) damaged ``how``: "flip" one pixel bit of
-    image 5 (uncompressed chunks, so the bit is found as stored), or "truncate" the chunks file."""
-    arrs = np.random.default_rng(5).integers(0, 65535, (N, 2, 12, 16), dtype=np.uint16)
-    out = write_dataset(
-        list(arrs), root / how, dim_order="CYX", metadata={"label": list(range(N))}, compression=None, progress=False
-    )
+def _damage(out: Path, arrs: np.ndarray, how: str) -> None:
+    """Damage the plate at ``out`` ``how``: "flip" one pixel bit of image 5 (uncompressed chunks, so the
+    bit is found as stored), or "truncate" its chunks file to half."""
     chunks = out / "chunks.parquet"
     raw = bytearray(chunks.read_bytes())
     if how == "flip":
@@ -185,17 +181,30 @@ def _damaged_plate(root: Path, how: str) -> tuple[Path, np.ndarray]:
     else:
         del raw[len(raw) // 2 :]
     chunks.write_bytes(bytes(raw))
-    return out, arrs
 
 
-def test_damaged_files_raise_our_errors_through_ray(tmp_path: Path) -> None:
-    flipped, arrs = _damaged_plate(tmp_path, "flip")
-    with pytest.raises(ChecksumError, match=r"chunks\.parquet"):  # raised in a read task, re-raised by Ray
-        read_dataset(flipped, images_per_block=2).take_all()
-    intact = read_dataset(flipped, images_per_block=2).filter(expr=col("label") != 5).take_all()
-    assert sorted(r["label"] for r in intact) == [k for k in range(N) if k != 5]  # the others still read right
-    for r in intact:
-        np.testing.assert_array_equal(r["image"], arrs[r["label"]])
-    truncated, _ = _damaged_plate(tmp_path, "truncate")
-    with pytest.raises(DamagedFileError, match=r"chunks\.parquet"):
-        read_dataset(truncated, images_per_block=2).take_all()
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_damaged_files_raise_our_errors_through_ray(tmp_path: Path, how: str) -> None:
+    # A fresh plate (files no worker has opened), damaged once the driver has planned the read:
+    # the driver read its metadata and first image's shape, the read tasks meet the damage.
+    arrs = np.random.default_rng(5).integers(0, 65535, (N, 2, 12, 16), dtype=np.uint16)
+    out = write_dataset(
+        list(arrs),
+        tmp_path / how,
+        dim_order="CYX",
+        metadata={"label": list(range(N))},
+        compression=None,
+        progress=False,
+    )
+    rows = read_dataset(out, images_per_block=2)
+    others = read_dataset(out, images_per_block=2).filter(expr=col("label") != 5)
+    _damage(out, arrs, how)
+    error = ChecksumError if how == "flip" else DamagedFileError
+    with pytest.raises(error, match=r"chunks\.parquet") as raised:
+        rows.take_all()
+    assert isinstance(raised.value, ray.exceptions.RayTaskError)  # raised in a read task, re-raised by Ray
+    if how == "flip":  # the other images still read right
+        intact = others.take_all()
+        assert sorted(r["label"] for r in intact) == [k for k in range(N) if k != 5]
+        for r in intact:
+            np.testing.assert_array_equal(r["image"], arrs[r["label"]])

@@ -67,6 +67,8 @@ class OMEArrowDatasource(Datasource):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._projection_map: dict[str, str] | None = None
+        #: (shape, dtype) of the first image, by the predicate that selected it (None: all images).
+        self._shapes: dict[str | None, tuple[tuple[int, ...], np.dtype]] = {}
         self.dataset = dataset
         self.columns = list(columns)
         self.image_column = image_column
@@ -108,31 +110,36 @@ class OMEArrowDatasource(Datasource):
         return [n for n in self.columns if n in keep], self.image_column if self.image_column in keep else None
 
     # -- reads ---------------------------------------------------------------------------------
-    def _selected(self) -> OMEArrowDataset:
+    def _selected(self) -> tuple[OMEArrowDataset, str | None]:
+        """The images the predicate keeps, and the predicate as a key (None: no predicate)."""
         expr = self._predicate()
-        return self.dataset if expr is None else self.dataset.filter(expr)
+        return (self.dataset, None) if expr is None else (self.dataset.filter(expr), str(expr))
 
-    def _image_shape(self, ds: OMEArrowDataset) -> tuple[tuple[int, ...], np.dtype]:
-        view = dict(self.view)
-        if self.crop is not None:
-            view["roi"] = (0, 0, self.crop[1], self.crop[0])
-        first = ds.tensor_views(**view)[0]
-        return first.shape, np.dtype(first.dtype)
+    def _image_shape(self, ds: OMEArrowDataset, key: str | None) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, dtype) of ``ds``'s first image as read, found once per ``key``: the driver opens the
+        files when the dataset is made, not again for each execution (Ray plans again on each)."""
+        if key not in self._shapes:
+            view = dict(self.view)
+            if self.crop is not None:
+                view["roi"] = (0, 0, self.crop[1], self.crop[0])
+            first = ds.tensor_views(**view)[0]
+            self._shapes[key] = (first.shape, np.dtype(first.dtype))
+        return self._shapes[key]
 
     def estimate_inmemory_data_size(self) -> int | None:
         n = len(self.dataset)
         if n == 0 or self._outputs()[1] is None:
             return 0
-        shape, dtype = self._image_shape(self.dataset)
+        shape, dtype = self._image_shape(self.dataset, None)
         return n * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
     def _step(
-        self, ds: OMEArrowDataset, image_column: str | None
+        self, ds: OMEArrowDataset, key: str | None, image_column: str | None
     ) -> tuple[int, int, tuple[tuple[int, ...], np.dtype] | None]:
         """(images per block, pixel bytes per image, (shape, dtype) of the first image) of ``ds``'s blocks."""
         per_image, image = 0, None
         if image_column is not None and len(ds):
-            image = self._image_shape(ds)
+            image = self._image_shape(ds, key)
             per_image = int(np.prod(image[0], dtype=np.int64)) * image[1].itemsize
         if self.images_per_block is not None:
             return self.images_per_block, per_image, image
@@ -148,14 +155,14 @@ class OMEArrowDatasource(Datasource):
         pieces: measured, that took Ray's CPU time per epoch on the loading benchmark's plate
         from about 1.9 to 4.5 s.)
         """
-        step = self._step(self.dataset, self._outputs()[1])[0]
+        step = self._step(self.dataset, None, self._outputs()[1])[0]
         return max(1, math.ceil(len(self.dataset) / step))
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
     ) -> list[ReadTask]:
         """Ranges of the epoch's image order, at least ``images_per_block`` images each (see :func:`block_ranges`)."""
-        ds = self._selected()
+        ds, key = self._selected()
         n = len(ds)
         if n == 0:
             return []
@@ -166,7 +173,7 @@ class OMEArrowDatasource(Datasource):
             rois = crop_boxes(
                 range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed, epoch=self.epoch
             )
-        step, per_image, image = self._step(ds, image_column)
+        step, per_image, image = self._step(ds, key, image_column)
         tasks = []
         for part in block_ranges(order, step, parallelism):
             sub = ds.select(part)
