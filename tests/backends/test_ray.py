@@ -23,6 +23,7 @@ from ray.data.datasource import ReadTask  # noqa: E402
 from ray.data.expressions import col  # noqa: E402
 
 from ome_arrow_core import OMEArrowDataset, write_dataset  # noqa: E402
+from ome_arrow_core.errors import ChecksumError, DamagedFileError  # noqa: E402
 from ome_arrow_ray import iter_torch_batches, read_dataset  # noqa: E402
 from ome_arrow_ray.datasource import OMEArrowDatasource  # noqa: E402
 
@@ -165,3 +166,45 @@ def test_torch_batches_pass_ray_options_through(plate: tuple[Path, np.ndarray]) 
         assert sorted(labels) == list(range(N)) and got[0]["image"].shape[1:] == (2, 6, 6)
         epochs.append(torch.cat([b["image"] for b in got]).numpy()[np.argsort(labels)])
     assert not np.array_equal(epochs[0], epochs[1])  # new crops each epoch
+
+
+def _damage(out: Path, arrs: np.ndarray, how: str) -> None:
+    """Damage the plate at ``out`` ``how``: "flip" one pixel bit of image 5 (uncompressed chunks, so the
+    bit is found as stored), or "truncate" its chunks file to half."""
+    chunks = out / "chunks.parquet"
+    raw = bytearray(chunks.read_bytes())
+    if how == "flip":
+        pattern = arrs[5, 1, 6].tobytes()
+        at = raw.find(pattern)
+        assert at >= 0 and raw.find(pattern, at + 1) < 0  # stored once, as is
+        raw[at + 3] ^= 0x10
+    else:
+        del raw[len(raw) // 2 :]
+    chunks.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_damaged_files_raise_our_errors_through_ray(tmp_path: Path, how: str) -> None:
+    # A fresh plate (files no worker has opened), damaged once the driver has planned the read:
+    # the driver read its metadata and first image's shape, the read tasks meet the damage.
+    arrs = np.random.default_rng(5).integers(0, 65535, (N, 2, 12, 16), dtype=np.uint16)
+    out = write_dataset(
+        list(arrs),
+        tmp_path / how,
+        dim_order="CYX",
+        metadata={"label": list(range(N))},
+        compression=None,
+        progress=False,
+    )
+    rows = read_dataset(out, images_per_block=2)
+    others = read_dataset(out, images_per_block=2).filter(expr=col("label") != 5)
+    _damage(out, arrs, how)
+    error = ChecksumError if how == "flip" else DamagedFileError
+    with pytest.raises(error, match=r"chunks\.parquet") as raised:
+        rows.take_all()
+    assert isinstance(raised.value, ray.exceptions.RayTaskError)  # raised in a read task, re-raised by Ray
+    if how == "flip":  # the other images still read right
+        intact = others.take_all()
+        assert sorted(r["label"] for r in intact) == [k for k in range(N) if k != 5]
+        for r in intact:
+            np.testing.assert_array_equal(r["image"], arrs[r["label"]])

@@ -14,7 +14,7 @@ pytest.importorskip("ome_arrow_ray")
 from ray.data.expressions import col
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset
-from ome_arrow_ray import OMEArrowDatasource, read_dataset
+from ome_arrow_ray import OMEArrowDatasource, datasource, read_dataset
 from ome_arrow_ray.sampling import epoch_order
 
 N = 11
@@ -58,6 +58,24 @@ def test_read_tasks_take_ranges_of_whole_blocks(plate: tuple[Path, np.ndarray]) 
     assert [r["label"] for r in rows] == list(range(N))
     for r in rows:
         np.testing.assert_array_equal(r["image"], arrs[r["label"]])
+
+
+def test_default_blocks_hold_whole_batches(plate: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    path, arrs = plate
+    per_image = 2 * 18 * 20 * 2
+    monkeypatch.setattr(datasource, "BLOCK_BYTES", 5 * per_image)  # 5 images' bytes a block
+    assert [t.metadata.num_rows for t in _source(path, batch_size=2).get_read_tasks(100)] == [4, 4, 3]
+    assert [t.metadata.num_rows for t in _source(path, batch_size=3).get_read_tasks(100)] == [3, 3, 3, 2]
+    assert [t.metadata.num_rows for t in _source(path, batch_size=8).get_read_tasks(100)] == [5, 5, 1]  # < 1 batch
+    assert [t.metadata.num_rows for t in _source(path, batch_size=2).get_read_tasks(2)] == [6, 5]  # Ray asks fewer
+    rows = _run(_source(path, batch_size=2))
+    assert [r["label"] for r in rows] == list(range(N))
+    np.testing.assert_array_equal(np.stack([r["image"] for r in rows]), arrs)
+    # full blocks first, the short one last (not evened out: 2000 images in 16 tasks were 125 each,
+    # so that every fourth batch of 32 straddled two blocks)
+    cut = datasource.block_ranges(np.arange(2000), 128, 16)
+    assert [len(p) for p in cut] == [128] * 15 + [80] and np.array_equal(np.concatenate(cut), np.arange(2000))
+    assert [len(p) for p in datasource.block_ranges(np.arange(2000), 128, 4)] == [500] * 4
 
 
 def test_filters_and_column_selections_are_pushed_into_the_read(plate: tuple[Path, np.ndarray]) -> None:

@@ -23,6 +23,7 @@ _OWN = (
     "columns",
     "image_column",
     "images_per_block",
+    "batch_size",
     "t",
     "z",
     "c",
@@ -59,6 +60,7 @@ def read_dataset(
     columns: Sequence[str] | None = None,
     image_column: str = "image",
     images_per_block: int | None = None,
+    batch_size: int | None = None,
     t: Any = None,
     z: Any = None,
     c: Any = None,
@@ -80,7 +82,9 @@ def read_dataset(
     ``filter`` (a pyarrow expression or ``{"well": "A01"}``) is pushed down when the
     metadata is scanned, as are later ``ds.filter(expr=...)`` on metadata columns and
     ``ds.select_columns(...)``. Read tasks each take a range of images and read their
-    pixels in the worker, ``images_per_block`` per block (default: about 32 MiB of pixels). ``crop=(h, w)`` takes a centre crop
+    pixels in the worker, ``images_per_block`` per block (default: about 32 MiB of pixels, a
+    multiple of ``batch_size`` images, default 32: pass the batch size you iterate with, so
+    that no batch straddles two blocks and costs a copy more). ``crop=(h, w)`` takes a centre crop
     (``random_crop=True``: one drawn from ``(seed, epoch, image)``); ``shuffle=True`` orders
     the images by a permutation of ``(seed, epoch)``; pass a new ``epoch`` each epoch.
     ``read_options`` go to ``ray.data.read_datasource`` (``override_num_blocks``,
@@ -97,7 +101,7 @@ def read_dataset(
     """
     import ray.data
 
-    from .datasource import OMEArrowDatasource
+    from .datasource import BATCH_SIZE, OMEArrowDatasource
 
     unknown = sorted(set(read_options) - _read_options())
     if unknown:
@@ -128,6 +132,7 @@ def read_dataset(
         seed=seed,
         epoch=epoch,
         images_per_block=images_per_block,
+        batch_size=BATCH_SIZE if batch_size is None else batch_size,
     )
     if read_options.get("override_num_blocks") is None and read_options.get("parallelism", -1) == -1:
         read_options["override_num_blocks"] = source_.planned_blocks()  # whole blocks, not Ray's splits
@@ -169,5 +174,6 @@ def iter_torch_batches(
     reading = set(_OWN) | _read_options()
     mine = {k: v for k, v in options.items() if k in reading}
     theirs = {k: v for k, v in options.items() if k not in reading}
-    rows = read_dataset(ds, columns=_numeric(ds) if columns is None else columns, **mine)
+    cols = _numeric(ds) if columns is None else columns
+    rows = read_dataset(ds, columns=cols, batch_size=batch_size, **mine)
     return iter(rows.iter_torch_batches(batch_size=batch_size, **theirs))

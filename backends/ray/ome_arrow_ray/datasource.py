@@ -28,11 +28,13 @@ from ome_arrow_core import OMEArrowDataset
 from .read_task import ReadImages
 from .sampling import check_crop, crop_boxes, epoch_order, image_sizes
 
-__all__ = ["OMEArrowDatasource", "BLOCK_BYTES"]
+__all__ = ["OMEArrowDatasource", "BLOCK_BYTES", "BATCH_SIZE", "block_ranges"]
 
 #: Pixel bytes per block when ``images_per_block`` is not given (measured: 8 MiB blocks
 #: ran at about half the rate of 32 MiB ones, Ray's per-task cost dominating).
 BLOCK_BYTES = 32 << 20
+#: Default blocks hold a multiple of this many images (the batch size read with) when they hold more.
+BATCH_SIZE = 32
 
 
 class OMEArrowDatasource(Datasource):
@@ -42,8 +44,10 @@ class OMEArrowDatasource(Datasource):
     gets; ``crop=(h, w)`` takes a centre crop, or with ``random_crop`` one drawn from
     ``(seed, epoch, image)``; ``shuffle`` puts the images in an order drawn from
     ``(seed, epoch)`` (a new one for each ``epoch``). Read tasks get whole blocks of
-    ``images_per_block`` images (default: as many as make about :data:`BLOCK_BYTES`), so
-    there are fewer tasks than Ray asks for when there are few images.
+    ``images_per_block`` images (default: as many as make about :data:`BLOCK_BYTES`, rounded
+    down to a multiple of ``batch_size`` when that is more than one batch, so that batches
+    of that size do not straddle blocks), so there are fewer tasks than Ray asks for when
+    there are few images.
     """
 
     def __init__(
@@ -59,9 +63,12 @@ class OMEArrowDatasource(Datasource):
         seed: int = 0,
         epoch: int = 0,
         images_per_block: int | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._projection_map: dict[str, str] | None = None
+        #: (shape, dtype) of the first image, by the predicate that selected it (None: all images).
+        self._shapes: dict[str | None, tuple[tuple[int, ...], np.dtype]] = {}
         self.dataset = dataset
         self.columns = list(columns)
         self.image_column = image_column
@@ -70,6 +77,7 @@ class OMEArrowDatasource(Datasource):
         self.random_crop, self.shuffle = bool(random_crop), bool(shuffle)
         self.seed, self.epoch = int(seed), int(epoch)
         self.images_per_block = None if images_per_block is None else max(1, int(images_per_block))
+        self.batch_size = max(1, int(batch_size))
 
     def get_name(self) -> str:
         return "OMEArrow"
@@ -102,33 +110,43 @@ class OMEArrowDatasource(Datasource):
         return [n for n in self.columns if n in keep], self.image_column if self.image_column in keep else None
 
     # -- reads ---------------------------------------------------------------------------------
-    def _selected(self) -> OMEArrowDataset:
+    def _selected(self) -> tuple[OMEArrowDataset, str | None]:
+        """The images the predicate keeps, and the predicate as a key (None: no predicate)."""
         expr = self._predicate()
-        return self.dataset if expr is None else self.dataset.filter(expr)
+        return (self.dataset, None) if expr is None else (self.dataset.filter(expr), str(expr))
 
-    def _image_shape(self, ds: OMEArrowDataset) -> tuple[tuple[int, ...], np.dtype]:
-        view = dict(self.view)
-        if self.crop is not None:
-            view["roi"] = (0, 0, self.crop[1], self.crop[0])
-        first = ds.tensor_views(**view)[0]
-        return first.shape, np.dtype(first.dtype)
+    def _image_shape(self, ds: OMEArrowDataset, key: str | None) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, dtype) of ``ds``'s first image as read, found once per ``key``: the driver opens the
+        files when the dataset is made, not again for each execution (Ray plans again on each)."""
+        if key not in self._shapes:
+            view = dict(self.view)
+            if self.crop is not None:
+                view["roi"] = (0, 0, self.crop[1], self.crop[0])
+            first = ds.tensor_views(**view)[0]
+            self._shapes[key] = (first.shape, np.dtype(first.dtype))
+        return self._shapes[key]
 
     def estimate_inmemory_data_size(self) -> int | None:
         n = len(self.dataset)
         if n == 0 or self._outputs()[1] is None:
             return 0
-        shape, dtype = self._image_shape(self.dataset)
+        shape, dtype = self._image_shape(self.dataset, None)
         return n * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
     def _step(
-        self, ds: OMEArrowDataset, image_column: str | None
+        self, ds: OMEArrowDataset, key: str | None, image_column: str | None
     ) -> tuple[int, int, tuple[tuple[int, ...], np.dtype] | None]:
         """(images per block, pixel bytes per image, (shape, dtype) of the first image) of ``ds``'s blocks."""
         per_image, image = 0, None
         if image_column is not None and len(ds):
-            image = self._image_shape(ds)
+            image = self._image_shape(ds, key)
             per_image = int(np.prod(image[0], dtype=np.int64)) * image[1].itemsize
-        return self.images_per_block or max(1, BLOCK_BYTES // max(1, per_image)), per_image, image
+        if self.images_per_block is not None:
+            return self.images_per_block, per_image, image
+        step = max(1, BLOCK_BYTES // max(1, per_image))
+        if step > self.batch_size:  # whole batches per block: a batch cut by a block boundary is a copy more
+            step -= step % self.batch_size
+        return step, per_image, image
 
     def planned_blocks(self) -> int:
         """Blocks of the whole dataset: ``read_dataset`` asks Ray for this many, so Ray does not cut them up.
@@ -137,14 +155,14 @@ class OMEArrowDatasource(Datasource):
         pieces: measured, that took Ray's CPU time per epoch on the loading benchmark's plate
         from about 1.9 to 4.5 s.)
         """
-        step = self._step(self.dataset, self._outputs()[1])[0]
+        step = self._step(self.dataset, None, self._outputs()[1])[0]
         return max(1, math.ceil(len(self.dataset) / step))
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
     ) -> list[ReadTask]:
-        """Ranges of the epoch's image order, at least ``images_per_block`` images each."""
-        ds = self._selected()
+        """Ranges of the epoch's image order, at least ``images_per_block`` images each (see :func:`block_ranges`)."""
+        ds, key = self._selected()
         n = len(ds)
         if n == 0:
             return []
@@ -155,10 +173,9 @@ class OMEArrowDatasource(Datasource):
             rois = crop_boxes(
                 range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed, epoch=self.epoch
             )
-        step, per_image, image = self._step(ds, image_column)
-        count = max(1, min(int(parallelism) if parallelism > 0 else n, math.ceil(n / step)))
+        step, per_image, image = self._step(ds, key, image_column)
         tasks = []
-        for part in np.array_split(order, count):
+        for part in block_ranges(order, step, parallelism):
             sub = ds.select(part)
             read = ReadImages(
                 sub,
@@ -177,3 +194,13 @@ class OMEArrowDatasource(Datasource):
 
     def _view_without_roi(self) -> dict[str, Any]:
         return {k: v for k, v in self.view.items() if k != "roi"}
+
+
+def block_ranges(order: np.ndarray, step: int, parallelism: int) -> list[np.ndarray]:
+    """``order`` cut into read tasks: ``step`` images each, the rest last; fewer, even ones when
+    ``parallelism`` (> 0) asks for fewer tasks than that."""
+    n = len(order)
+    blocks = math.ceil(n / step)
+    if 0 < parallelism < blocks:
+        return list(np.array_split(order, max(1, int(parallelism))))
+    return [order[a : a + step] for a in range(0, n, step)]

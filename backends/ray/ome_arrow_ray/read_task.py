@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import OMEArrowDataset, SchemaError
+from ome_arrow_core.plugin_api import DamagedFileError
 
 from .buffers import block_buffers
 
@@ -67,6 +68,8 @@ class ReadImages:
         out = block_buffers().empty((b - a, *shape), dtype)
         try:
             return self.dataset.read(range(a, b), rois=rois, out=out, **self.view)
+        except DamagedFileError:  # the files are damaged: no second read, the error goes to the caller
+            raise
         except SchemaError:  # another shape than planned (or a real error, which the plain read raises again)
             del out
             return self.dataset.read(range(a, b), rois=rois, **self.view)
