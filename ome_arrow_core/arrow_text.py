@@ -8,6 +8,8 @@ and dictionary-encoded columns, chunked or not); other layouts go through :func:
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pyarrow as pa
 
@@ -80,11 +82,25 @@ def packed_text(column: pa.ChunkedArray | pa.Array, at: np.ndarray) -> Packed | 
     return valid, lengths, begin, out
 
 
+#: Positions compared at a time (a block's byte indexes cost 8 bytes a byte of text: bounded, not per table).
+BLOCK: Final[int] = 1 << 16
+
+
 def same_text(
     a: pa.ChunkedArray | pa.Array, at_a: np.ndarray, b: pa.ChunkedArray | pa.Array, at_b: np.ndarray
 ) -> np.ndarray:
     """True where value ``at_a[k]`` of ``a`` equals value ``at_b[k]`` of ``b`` (two nulls are equal; a null and
-    a value are not), compared byte for byte."""
+    a value are not), compared byte for byte, :data:`BLOCK` positions at a time."""
+    at_a, at_b = np.asarray(at_a, dtype=np.int64), np.asarray(at_b, dtype=np.int64)
+    if len(at_a) <= BLOCK:
+        return _same_block(a, at_a, b, at_b)
+    blocks = [_same_block(a, at_a[k : k + BLOCK], b, at_b[k : k + BLOCK]) for k in range(0, len(at_a), BLOCK)]
+    return np.concatenate(blocks)
+
+
+def _same_block(
+    a: pa.ChunkedArray | pa.Array, at_a: np.ndarray, b: pa.ChunkedArray | pa.Array, at_b: np.ndarray
+) -> np.ndarray:
     pa_, pb = packed_text(a, at_a), packed_text(b, at_b)
     if pa_ is None or pb is None:  # another layout: as Python strings
         return np.array([x == y for x, y in zip(string_values(a, at_a), string_values(b, at_b))], dtype=bool)
@@ -102,8 +118,21 @@ def same_text(
 
 def distinct_text(column: pa.ChunkedArray | pa.Array, at: np.ndarray) -> tuple[list[str | None], np.ndarray]:
     """The distinct values ``at`` of string or binary ``column`` (decoded as UTF-8, bad bytes replaced; None for
-    null) and the code of each position among them: one Python string per distinct value."""
+    null) and the code of each position among them: one Python string per distinct value (found :data:`BLOCK`
+    positions at a time)."""
     at = np.asarray(at, dtype=np.int64)
+    if len(at) <= BLOCK:
+        return _distinct_block(column, at)
+    index: dict[str | None, int] = {}
+    codes = []
+    for k in range(0, len(at), BLOCK):
+        values, local = _distinct_block(column, at[k : k + BLOCK])
+        remap = np.array([index.setdefault(v, len(index)) for v in values], dtype=np.int64)
+        codes.append(remap[local])
+    return list(index), np.concatenate(codes)
+
+
+def _distinct_block(column: pa.ChunkedArray | pa.Array, at: np.ndarray) -> tuple[list[str | None], np.ndarray]:
     packed = packed_text(column, at)
     if packed is None or not len(at):
         values = string_values(column, at)

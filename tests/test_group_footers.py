@@ -315,7 +315,16 @@ def _column(values: list[str | None], how: str, split: int) -> pa.ChunkedArray |
     return pa.chunked_array([arr.slice(0, cut), arr.slice(cut)], type=arr.type) if split % 2 else arr
 
 
-@settings(max_examples=80, deadline=None)
+@pytest.fixture(params=[1 << 16, 3])
+def block(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Positions compared at a time: the default, and 3 (many blocks, merged)."""
+    from ome_arrow_core import arrow_text
+
+    monkeypatch.setattr(arrow_text, "BLOCK", request.param)
+    return int(request.param)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     a=_texts,
     b=_texts,
@@ -324,7 +333,7 @@ def _column(values: list[str | None], how: str, split: int) -> pa.ChunkedArray |
     data=st.data(),
 )
 def test_text_compared_from_buffers_as_python_compares_it(
-    a: list[str | None], b: list[str | None], how: str, split: int, data: st.DataObject
+    block: int, a: list[str | None], b: list[str | None], how: str, split: int, data: st.DataObject
 ) -> None:
     from ome_arrow_core.arrow_text import distinct_text, same_text
 
