@@ -30,7 +30,9 @@ with ``--baseline``, the baseline's ``write_dataset`` writes a plate of its own,
 column: a million images in seconds; ``write_dataset`` packs small images 1,024 to a row group too, but costs
 about a millisecond of Python per image).
 The table prints each case's time (and RSS for ``first``) per library, ours/zarr, and ours(N)/ours(smallest N)
-(flat is about 1).
+(flat is about 1). The libraries run interleaved, repeat by repeat (ours, zarr, before, ours, ...), so the load of a
+shared machine falls on each alike; ``--clock cpu`` times each case by the child's CPU time instead of the wall clock
+(steadier on a loaded machine; what it leaves out is I/O wait and time spent waiting for a core).
 """
 
 from __future__ import annotations
