@@ -346,3 +346,26 @@ def test_text_compared_from_buffers_as_python_compares_it(
     values, codes = distinct_text(col_a, at_a)
     assert [values[c] for c in codes.tolist()] == [a[i] for i in at_a.tolist()]
     assert len(values) == len(set(a[i] for i in at_a.tolist()))
+
+
+def test_past_a_few_row_groups_the_whole_footer_serves_the_rest(plate: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ome_arrow_core.typed_chunk import group_footers
+
+    monkeypatch.setattr(group_footers, "ALONE", 2)
+    parsed: list[str] = []
+    real = footers.footer
+
+    def spy(root: Path, name: str) -> pq.FileMetaData:
+        parsed.append(name)
+        return real(root, name)
+
+    for module in ("image_groups", "aligned_index"):
+        monkeypatch.setattr(f"ome_arrow_core.typed_chunk.{module}.footer", spy)
+    _fresh()
+    ds = OMEArrowDataset.scan(plate)
+    for i in (0, 1, PER_GROUP):  # two row groups: spliced footers only
+        np.testing.assert_array_equal(ds[i].to_numpy(layout="ZYX"), _image(i))
+    assert parsed == []
+    for i in np.random.default_rng(0).permutation(N).tolist():
+        np.testing.assert_array_equal(ds[i].to_numpy(layout="ZYX"), _image(i))
+    assert {"images.parquet", "index.parquet"} <= set(parsed)

@@ -26,10 +26,14 @@ from ..boundary import reading
 from ..errors import DamagedFileError
 from .group_sums import Segments
 
-__all__ = ["GroupFooters", "KEPT_GROUPS"]
+__all__ = ["GroupFooters", "KEPT_GROUPS", "ALONE"]
 
 #: One-group footers kept parsed per table (the most recently used).
 KEPT_GROUPS: Final[int] = 8
+#: Distinct row groups a table serves through one-group footers; past them the whole footer is parsed once and
+#: serves the rest (a splice costs ~0.5 ms a group more than a parsed footer's read: random access over many
+#: groups amortizes the whole parse, one image never pays it).
+ALONE: Final[int] = 16
 
 
 def _parse(meta: bytes) -> pq.FileMetaData:
@@ -69,6 +73,18 @@ class GroupFooters:
         self._columns = empty.num_columns
         self._kept: OrderedDict[int, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
+        self._served: set[int] = set()
+
+    def serves(self, g: int) -> bool:
+        """True while row group ``g`` is to be read here: it was, or fewer than :data:`ALONE` groups were (False:
+        parse the whole footer and read it from there)."""
+        with self._lock:
+            if g in self._served:
+                return True
+            if len(self._served) >= ALONE:
+                return False
+            self._served.add(g)
+            return True
 
     @property
     def num_rows(self) -> int:
