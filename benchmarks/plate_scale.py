@@ -30,13 +30,16 @@ with ``--baseline``, the baseline's ``write_dataset`` writes a plate of its own,
 column: a million images in seconds; ``write_dataset`` packs small images 1,024 to a row group too, but costs
 about a millisecond of Python per image).
 The table prints each case's time (and RSS for ``first``) per library, ours/zarr, and ours(N)/ours(smallest N)
-(flat is about 1).
+(flat is about 1). The libraries run interleaved, repeat by repeat (ours, zarr, before, ours, ...), so the load of a
+shared machine falls on each alike; ``--clock cpu`` times each case by the child's CPU time instead of the wall clock
+(steadier on a loaded machine; what it leaves out is I/O wait and time spent waiting for a core).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -146,6 +149,7 @@ def _write_child(lib: str, path: Path, n: int, shape: tuple[int, ...]) -> None:
 
 _CHILD = r"""
 import json, os, sys, time, statistics
+clock = time.process_time if os.environ.get("PLATE_SCALE_CLOCK") == "cpu" else time.perf_counter
 {baseline}import numpy as np
 {imports}
 path, n, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -155,17 +159,17 @@ def expect(i):
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 out = {{}}
-r0 = rss(); t0 = time.perf_counter()
+r0 = rss(); t0 = clock()
 ds = {open}
-t1 = time.perf_counter()
+t1 = clock()
 if case == "scan":
     out["ms"] = (t1 - t0) * 1e3
 elif case == "first":
     img = {get}(ds, 0)
-    out["ms"] = (time.perf_counter() - t0) * 1e3; out["rss_mib"] = rss() - r0
+    out["ms"] = (clock() - t0) * 1e3; out["rss_mib"] = rss() - r0
     assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(0)), "wrong first image"
 elif case == "len":
-    t = time.perf_counter(); k = {length}(ds); out["ms"] = (time.perf_counter() - t) * 1e3
+    t = clock(); k = {length}(ds); out["ms"] = (clock() - t) * 1e3
     assert k == n, (k, n)
 elif case == "get":
     rng = np.random.default_rng(1); picks = rng.integers(0, n, 420)
@@ -173,10 +177,10 @@ elif case == "get":
         assert np.array_equal(np.asarray({get}(ds, int(i))).reshape(SHAPE), expect(int(i))), i
     runs = []
     for rep in range(5):
-        t = time.perf_counter()
+        t = clock()
         for i in picks[20 + rep * 80:20 + (rep + 1) * 80]:
             {get}(ds, int(i))
-        runs.append((time.perf_counter() - t) * 1e3 / 80)
+        runs.append((clock() - t) * 1e3 / 80)
     out["ms"] = statistics.median(runs)
 elif case == "read32":
     rng = np.random.default_rng(2); batches = [rng.choice(n, 32, replace=False) for _ in range(8)]
@@ -184,14 +188,14 @@ elif case == "read32":
     assert np.array_equal(np.asarray(got).reshape((32,) + SHAPE), np.stack([expect(int(i)) for i in batches[0]]).reshape((32,) + SHAPE))
     times = []
     for b in batches[1:]:
-        t = time.perf_counter(); {many}(ds, b); times.append((time.perf_counter() - t) * 1e3)
+        t = clock(); {many}(ds, b); times.append((clock() - t) * 1e3)
     out["ms"] = statistics.median(times)
 elif case == "filter":
-    t = time.perf_counter(); kept, img = {filter}(ds, "B03"); out["ms"] = (time.perf_counter() - t) * 1e3
+    t = clock(); kept, img = {filter}(ds, "B03"); out["ms"] = (clock() - t) * 1e3
     assert kept == len(range(14, n, 96)), kept
     assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(14))
 elif case == "shard":
-    t = time.perf_counter(); kept, img = {shard}(ds, 1, 8); out["ms"] = (time.perf_counter() - t) * 1e3
+    t = clock(); kept, img = {shard}(ds, 1, 8); out["ms"] = (clock() - t) * 1e3
     assert kept == len(range(1, n, 8)), kept
     assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(1))
 print(json.dumps(out))
@@ -220,7 +224,13 @@ _LIBS: dict[str, dict[str, str]] = {
 
 
 def run_case(
-    lib: str, path: Path, n: int, case: str, baseline: Path | None = None, shape: tuple[int, ...] = SHAPE
+    lib: str,
+    path: Path,
+    n: int,
+    case: str,
+    baseline: Path | None = None,
+    shape: tuple[int, ...] = SHAPE,
+    clock: str = "wall",
 ) -> dict[str, float]:
     """One case in a fresh process (``lib`` "before": ours from the source tree ``baseline``)."""
     first = f"sys.path.insert(0, {str(baseline)!r})\n" if lib == "before" and baseline is not None else ""
@@ -230,6 +240,8 @@ def run_case(
         capture_output=True,
         text=True,
         timeout=1800,
+        # from bytecode, as every peer runs (a tree never imported with bytecode writes on compiles in the timed part)
+        env={**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PLATE_SCALE_CLOCK": clock},
     )
     if done.returncode != 0:
         raise RuntimeError(f"{lib} {case} N={n} failed:\n{done.stderr[-3000:]}")
@@ -246,6 +258,7 @@ def measure(
     baseline: Path | None,
     shape: tuple[int, ...] = SHAPE,
     synthetic: bool = False,
+    clock: str = "wall",
 ) -> dict[tuple[str, int, str], dict[str, float]]:
     results: dict[tuple[str, int, str], dict[str, float]] = {}
     for n in sizes:
@@ -254,11 +267,15 @@ def measure(
         )
         for lib, took in writes.items():
             results[(lib, n, "write")] = took
-        for lib in libs:
-            for case in cases:
-                run_case(lib, paths[lib], n, case, baseline, shape)  # warm the page cache
-                runs = [run_case(lib, paths[lib], n, case, baseline, shape) for _ in range(repeats)]
-                results[(lib, n, case)] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for case in cases:  # the libraries interleaved, repeat by repeat: a shared machine's load falls on each
+            for lib in libs:
+                run_case(lib, paths[lib], n, case, baseline, shape, clock)  # warm the page cache
+            runs: dict[str, list[dict[str, float]]] = {lib: [] for lib in libs}
+            for _ in range(repeats):
+                for lib in libs:
+                    runs[lib].append(run_case(lib, paths[lib], n, case, baseline, shape, clock))
+            for lib in libs:
+                results[(lib, n, case)] = {k: statistics.median(r[k] for r in runs[lib]) for k in runs[lib][0]}
                 print(
                     f"  N={n:>9,} {lib:5} {case:7} "
                     + " ".join(f"{k}={v:.3f}" for k, v in results[(lib, n, case)].items()),
@@ -313,6 +330,13 @@ def main() -> None:
         "--synthetic", action="store_true", help="build ours with plate_synthetic.py (a million images in seconds)"
     )
     parser.add_argument("--shape", type=int, nargs=3, default=list(SHAPE), help="ZYX of every image (1 64 64)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="time each case by the wall clock (default) or by the child's CPU time (steadier on a loaded machine; "
+        "I/O waits not counted)",
+    )
     if "--write" in sys.argv:  # a child writing one plate
         args_ = sys.argv[sys.argv.index("--write") + 1 :]
         if "--baseline" in args_:  # write with that source tree's ome_arrow_core ("before")
@@ -324,9 +348,14 @@ def main() -> None:
     args = parser.parse_args()
     libs = [*args.libs, *(["before"] if args.baseline and "before" not in args.libs else [])]
     shape = tuple(args.shape)
-    results = measure(args.root, args.sizes, args.repeats, libs, args.cases, args.baseline, shape, args.synthetic)
+    results = measure(
+        args.root, args.sizes, args.repeats, libs, args.cases, args.baseline, shape, args.synthetic, args.clock
+    )
     how = "plate_synthetic.py" if args.synthetic else "write_dataset"
-    print(f"images of {'x'.join(map(str, shape))} uint16 (ZYX); write (ours: {how}): once, in a child, peak RSS")
+    print(
+        f"images of {'x'.join(map(str, shape))} uint16 (ZYX); write (ours: {how}): once, in a child, peak RSS; "
+        f"times: {args.clock} clock"
+    )
     print(table(results, args.sizes, ["write", *args.cases]))
 
 

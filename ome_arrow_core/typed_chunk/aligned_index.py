@@ -34,7 +34,7 @@ from .checks import check_member, check_unique
 from .footers import footer
 from .group_sums import TableGuard
 from .grouped_reads import GroupedChecks, GroupedPages, sub_pages
-from .image_groups import ImageRows
+from .image_groups import ImageRows, footers_of
 from .page_index import RANGE_COLUMNS, listed_codec
 from .page_reads import ranged_rows_bound
 from .readcheck import ReadCheck, dtype_name
@@ -119,15 +119,21 @@ def aligned_starts(root: Path, parts: Sequence[Part], images: ImageRows) -> list
     rewrote it and kept the key) is read whole; so are indexes of one row group each (the same read).
     """
     out = []
+    by_group = footers_of(root, [p.index for p in parts], images.guard)
     for k, part in enumerate(parts):
         if not (root / part.index).exists():
             return None
-        md = footer(root, part.index)
-        if (md.metadata or {}).get(INDEX_GROUPS_KEY) != ALIGNED:
+        known = by_group[k]
+        if known is not None:  # its footer is never parsed whole
+            metadata, counts = known.metadata, known.group_rows
+        else:
+            md = footer(root, part.index)
+            metadata = md.metadata
+            counts = np.asarray([md.row_group(g).num_rows for g in range(md.num_row_groups)], dtype=np.int64)
+        if (metadata or {}).get(INDEX_GROUPS_KEY) != ALIGNED:
             return None
-        if md.num_row_groups != len(images.starts[k]) - 1:  # rewritten by a tool that kept the key: read whole
+        if len(counts) != len(images.starts[k]) - 1:  # rewritten by a tool that kept the key: read whole
             return None
-        counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
         out.append(np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64))
     if all(len(s) <= 2 for s in out):  # one row group a table: reading it whole is the same read
         return None
@@ -223,6 +229,8 @@ class AlignedIndex:
         self._ids: dict[tuple[int, int], pa.Array] = {}
         self._failed: dict[tuple[int, int], DamagedFileError] = {}
         self._files: dict[int, pq.ParquetFile] = {}
+        #: Each part's index table read a row group at a time without parsing its footer whole (None: parsed).
+        self._by_group = footers_of(root, [p.index for p in self.parts], guard)
         self._lock = lock or threading.Lock()
 
     def part_of_row(self, row: int) -> int:
@@ -283,11 +291,14 @@ class AlignedIndex:
         start, stop = int(self.starts[part][g]), int(self.starts[part][g + 1])
         if self.guard is not None:
             self.guard.group(name, g)  # its bytes, before pyarrow decodes them
+        by_group = self._by_group[part]
         with reading(self.root, name, "reading an index row group"):
-            pf = self._file(part)
-            have = set(pf.schema_arrow.names)
+            have = set(by_group.schema.names if by_group is not None else self._file(part).schema_arrow.names)
             cols = [*_INTS, "image_id", *(c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have)]
-            table = pf.read_row_group(g, columns=cols, use_threads=False)
+            if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
+                table = by_group.read(g, cols, ["image_id", "fragment_path"])
+            else:
+                table = self._file(part).read_row_group(g, columns=cols, use_threads=False)
         if table.num_rows != stop - start:
             raise DamagedFileError(
                 f"{self.root / name}: row group {g} holds {table.num_rows} rows, its footer says {stop - start}; "
@@ -330,6 +341,9 @@ class AlignedIndex:
         for f, named in zip(files, used.tolist()):
             if not named:  # (dictionary_codes lists the name of nulls too)
                 known.append(0)
+                continue
+            if f in self.names:  # the manifest's names were checked at open
+                known.append(self.names.index(f))
                 continue
             check_member(self.root, f, f"{self.root / name}", "chunk file")
             if f not in self.names:

@@ -19,14 +19,39 @@ import pyarrow.parquet as pq
 from ..boundary import reading, require_member
 from ..parquet_files import checked_footer
 from .file_version import FileVersion, member_version
-from .group_sums import footer_verified
+from .group_footers import GroupFooters
+from .group_sums import Segments, footer_verified
 
-__all__ = ["KEPT", "footer", "footer_rows"]
+__all__ = ["KEPT", "footer", "footer_rows", "group_footers"]
 
 #: Footers kept parsed (the most recently used).
 KEPT: Final[int] = 16
 _kept: OrderedDict[FileVersion, pq.FileMetaData] = OrderedDict()
 _lock = threading.Lock()
+_by_group: OrderedDict[tuple[FileVersion, tuple[int, ...]], GroupFooters] = OrderedDict()
+
+
+def group_footers(root: Path, name: str, seg: Segments | None) -> GroupFooters | None:
+    """Table ``name`` read a row group at a time through one-group footers (see :mod:`.group_footers`; once per
+    file version in this process), or None when it cannot be: ``seg`` (its recorded segments) records no footer
+    spans, or its footer has not matched its recorded digest in this process (checks off: parse it whole)."""
+    if seg is None or seg.footer_spans is None or seg.group_rows is None or not footer_verified(root, name):
+        return None
+    version = member_version(root, name)
+    if version is None:
+        return None
+    key = (version, seg.footer_spans)
+    with _lock:
+        hit = _by_group.get(key)
+        if hit is not None:
+            _by_group.move_to_end(key)
+            return hit
+    found = GroupFooters(root, name, seg)
+    with _lock:
+        _by_group[key] = found
+        while len(_by_group) > KEPT:
+            _by_group.popitem(last=False)
+    return found
 
 
 def footer(root: Path, name: str) -> pq.FileMetaData:

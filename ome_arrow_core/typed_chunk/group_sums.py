@@ -67,6 +67,12 @@ class Segments:
     sums: tuple[str, ...]
     #: Rows of the table (None in entries written without it): a scan counts images without parsing footers.
     rows: int | None = None
+    #: Rows of each row group (None in entries written without it).
+    group_rows: tuple[int, ...] | None = None
+    #: Where the footer's row group entries lie (None in entries written without it): the serialized
+    #: FileMetaData's first byte in the file, its length, its row group list's header and end, and each row
+    #: group entry's first byte (offsets in the FileMetaData; see :mod:`.group_footers`).
+    footer_spans: tuple[int, ...] | None = None
 
     def span(self, k: int) -> tuple[int, int]:
         """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
@@ -74,8 +80,17 @@ class Segments:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest entry."""
-        out = {"digest": self.digest, "size": self.size, "bounds": list(self.bounds), "sums": "".join(self.sums)}
-        return out if self.rows is None else {**out, "rows": self.rows}
+        out: dict[str, Any] = {
+            "digest": self.digest,
+            "size": self.size,
+            "bounds": list(self.bounds),
+            "sums": "".join(self.sums),
+        }
+        if self.rows is not None:
+            out["rows"] = self.rows
+        if self.group_rows is not None and self.footer_spans is not None:
+            out["group_rows"], out["footer_spans"] = list(self.group_rows), list(self.footer_spans)
+        return out
 
 
 def _digest(fd: int, start: int, stop: int) -> str:
@@ -125,9 +140,30 @@ def measure(file: Path, digest: str) -> Segments | None:
     fd = os.open(file, os.O_RDONLY)
     try:
         sums = [_digest(fd, a, b) for a, b in zip(bounds, [*bounds[1:], size])]
+        listed = _footer_spans(fd, size, md.num_row_groups)
     finally:
         os.close(fd)
-    return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows))
+    rows = tuple(int(md.row_group(g).num_rows) for g in range(md.num_row_groups))
+    return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows), rows, listed)
+
+
+def _footer_spans(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
+    """The ``footer_spans`` of the Parquet file open as ``fd`` (``size`` bytes, ``groups`` row groups), or None when
+    its footer cannot be walked (then readers parse it whole)."""
+    from .thrift_walk import ThriftError, row_group_spans
+
+    tail = os.pread(fd, 8, size - 8)
+    length = int.from_bytes(tail[:4], "little")
+    if tail[4:] != b"PAR1" or not 0 < length <= size - 12:
+        return None
+    at = size - 8 - length
+    try:
+        found = row_group_spans(os.pread(fd, length, at))
+    except ThriftError:
+        return None
+    if len(found.starts) != groups:
+        return None
+    return (at, length, found.header, found.end, *found.starts)
 
 
 def record_groups(
@@ -180,7 +216,15 @@ _PARSED_KEPT: Final[int] = 64
 def _parsed(root: Path, name: str, entry: Any) -> Segments:
     """The segments ``entry`` (the manifest's entry of table ``name``) records; DamagedFileError when malformed."""
     try:
-        key = (entry["digest"], entry["size"], entry["sums"], tuple(entry["bounds"]), entry.get("rows"))
+        key = (
+            entry["digest"],
+            entry["size"],
+            entry["sums"],
+            tuple(entry["bounds"]),
+            entry.get("rows"),
+            tuple(entry.get("group_rows") or ()),
+            tuple(entry.get("footer_spans") or ()),
+        )
         hit = _PARSED.get(key)
     except (TypeError, KeyError, AttributeError):
         key, hit = None, None
@@ -197,20 +241,51 @@ def _parsed(root: Path, name: str, entry: Any) -> Segments:
             and all(b > a for a, b in itertools.pairwise(bounds))
             and bounds[-1] <= size
         )
+        group_rows, spans = _group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
     except (TypeError, ValueError, KeyError, AttributeError):
         ok = False
     if not ok:
         raise DamagedFileError(
-            f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {entry!r}; expected {{digest, size, "
-            f"bounds (increasing from 0), sums (16 hex digits a segment)}}: the manifest is damaged. Fix: {FIX}"
+            f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {str(entry)[:300]!r}; expected {{digest, "
+            "size, bounds (increasing from 0), sums (16 hex digits a segment), rows, group_rows (rows of each row "
+            f"group), footer_spans (where its footer lists them)}}: the manifest is damaged. Fix: {FIX}"
         )
-    found = Segments(digest, size, bounds, tuple([text[i : i + 16] for i in range(0, len(text), 16)]), rows)
+    sums = tuple([text[i : i + 16] for i in range(0, len(text), 16)])
+    found = Segments(digest, size, bounds, sums, rows, group_rows, spans)
     if key is not None:
         with _lock:
             if len(_PARSED) >= _PARSED_KEPT:
                 _PARSED.clear()
             _PARSED[key] = found
     return found
+
+
+def _group_entries(
+    entry: Any, groups: int, rows: int | None, footer_at: int, size: int
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """The entry's ``group_rows`` and ``footer_spans`` (None, None when it has neither, or when its rows disagree
+    with ``rows``: the footer is then parsed whole); ValueError when they do not fit the table (``groups`` row
+    groups, its footer segment from ``footer_at`` to ``size``)."""
+    if entry.get("group_rows") is None and entry.get("footer_spans") is None:
+        return None, None
+    group_rows = tuple(map(int, entry["group_rows"]))
+    spans = tuple(map(int, entry["footer_spans"]))
+    at, length, header, end, *starts = spans
+    if rows is not None and sum(group_rows) != rows:  # the records disagree: the footer decides, parsed whole
+        return None, None
+    fits = (
+        len(group_rows) == groups
+        and all(r >= 0 for r in group_rows)
+        and len(starts) == groups
+        and footer_at <= at
+        and 0 < length
+        and at + length + 8 == size
+        and 0 < header < end <= length
+        and all(b > a for a, b in itertools.pairwise([header, *starts, end]))
+    )
+    if not fits:
+        raise ValueError("group_rows or footer_spans do not fit the table")
+    return group_rows, spans
 
 
 def _seen(version: tuple[Any, ...], *segments: int) -> bool:
@@ -303,13 +378,17 @@ class TableGuard:
         self._segments: dict[str, Segments | None] = {}
         self._done: set[tuple[str, int]] = set()
 
+    def segments(self, name: str) -> Segments | None:
+        """The usable segments of table ``name`` (parsed once per guard)."""
+        if name not in self._segments:
+            self._segments[name] = _segments(self.root, self.manifest, name)
+        return self._segments[name]
+
     def group(self, name: str, group: int) -> None:
         """Check row group ``group`` of table ``name`` before it is first read (once per guard)."""
         if not self.enabled or (name, group) in self._done:
             return
-        if name not in self._segments:
-            self._segments[name] = _segments(self.root, self.manifest, name)
-        _check_group(self.root, self.manifest, name, group, self._segments[name])
+        _check_group(self.root, self.manifest, name, group, self.segments(name))
         self._done.add((name, group))
 
     def whole(self, names: Iterable[str]) -> None:

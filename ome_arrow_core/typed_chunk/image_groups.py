@@ -20,12 +20,13 @@ import pyarrow as pa
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
-from .footers import footer
+from .footers import footer, group_footers
+from .group_footers import GroupFooters
 from .group_sums import TableGuard
 from .image_rows import meta_from_row
 from .tables import Part, read_images
 
-__all__ = ["ImageRows", "ROWS_KEPT"]
+__all__ = ["ImageRows", "ROWS_KEPT", "footers_of"]
 
 #: Image rows kept as dicts (the most recently used; ~2 KiB each).
 ROWS_KEPT = 4096
@@ -38,6 +39,14 @@ def group_starts(path: Path, name: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
 
 
+def footers_of(path: Path, names: Sequence[str], guard: TableGuard | None) -> list[GroupFooters | None]:
+    """Tables ``names`` read a row group at a time without parsing their footers whole, where they can be (see
+    :func:`~.footers.group_footers`): only tables ``guard`` checks (their footers matched their digests)."""
+    if guard is None or not guard.enabled:
+        return [None] * len(names)
+    return [group_footers(path, n, guard.segments(n)) for n in names]
+
+
 class ImageRows:
     """The images tables of ``parts`` (one row per image, parts in order): rows, columns, the table, on demand."""
 
@@ -48,7 +57,12 @@ class ImageRows:
         ``guard``: checks each row group before it is read (and the tables whole before they are read whole)."""
         self.path, self.parts, self.dictionary = path, list(parts), list(dictionary)
         self.guard = guard
-        self.starts = [group_starts(path, p.images) for p in self.parts]
+        #: Each part's images table read a row group at a time without parsing its footer whole (None: parsed).
+        self.footers = footers_of(path, [p.images for p in self.parts], guard)
+        self.starts = [
+            group_starts(path, p.images) if f is None else np.concatenate([[0], np.cumsum(f.group_rows)])
+            for p, f in zip(self.parts, self.footers)
+        ]
         counts = [int(s[-1]) for s in self.starts]
         self.first = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
         self._table: pa.Table | None = None
@@ -139,22 +153,32 @@ class ImageRows:
             group = self._groups[(part, g)] = self._read_group(part, g)
         return group
 
-    def _read_group(self, part: int, g: int) -> pa.RecordBatch:
+    def _file(self, part: int) -> Any:
+        """The images table of ``part`` opened with its whole footer (parsed once, and checked, at open)."""
         import pyarrow.parquet as pq
 
+        pf = self._files.get(part)
+        if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
+            name = self.parts[part].images
+            md = footer(self.path, name)
+            have = set(md.schema.to_arrow_schema().names)
+            pf = self._files[part] = pq.ParquetFile(
+                self.path / name, metadata=md, read_dictionary=[n for n in self.dictionary if n in have] or None
+            )
+        return pf
+
+    def _read_group(self, part: int, g: int) -> pa.RecordBatch:
         name = self.parts[part].images
         want = int(self.starts[part][g + 1] - self.starts[part][g])
         if self.guard is not None:
             self.guard.group(name, g)  # its bytes, before pyarrow decodes them
+        by_group = self.footers[part]
         with reading(self.path, name, "reading an images row group"):
-            pf = self._files.get(part)
-            if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
-                md = footer(self.path, name)  # parsed once (and checked) at open
-                have = set(md.schema.to_arrow_schema().names)
-                pf = self._files[part] = pq.ParquetFile(
-                    self.path / name, metadata=md, read_dictionary=[n for n in self.dictionary if n in have] or None
-                )
-            group = pf.read_row_group(g, use_threads=False).combine_chunks()
+            if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
+                have = set(by_group.schema.names)
+                group = by_group.read(g, dictionary=[n for n in self.dictionary if n in have]).combine_chunks()
+            else:
+                group = self._file(part).read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:
             raise DamagedFileError(
                 f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "

@@ -26,7 +26,7 @@ from .checks import check_manifest_members, check_member
 from .file_version import file_version
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
-from .image_groups import ImageRows
+from .image_groups import ImageRows, footers_of
 from .opened import OpenedDataset
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import listed_codec
@@ -105,7 +105,7 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
     # row group is checked as it is first read (see group_sums)
     parts = parts_of(path, manifest, checked, lazy=True)
     guard = TableGuard(path, manifest, checked)
-    schema = images_schema(path, parts)
+    schema = images_schema(path, parts, footers_of(path, [p.images for p in parts], guard))
     repeated = [f.name for f in schema if f.name != "image_id" and pa.types.is_string(f.type)]
     images = ImageRows(path, parts, repeated, guard)  # footers only; a plate repeats its channels and units
     starts = aligned_starts(path, parts, images)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..arrow_numpy import int_values, string_values
+from ..arrow_text import distinct_text, same_text
 from ..errors import DamagedFileError
 
 __all__ = ["ReadCheck", "AUDITED", "dtype_name"]
@@ -100,7 +101,8 @@ class ReadCheck:
             self._same(mine, groups[which], within, "chunk", self.chunk_ids[mine], found_ids)
         if set(_GEOMETRY) <= names:
             if "dtype" in names:
-                found_dt = np.array([_dtype_of(v) for v in string_values(table.column("dtype"), at)], dtype=object)
+                distinct, codes = distinct_text(table.column("dtype"), at)  # a Python string per distinct value
+                found_dt = np.array([_dtype_of(v) for v in distinct] + [None], dtype=object)[codes]
                 want = self.dtypes[mine]
                 bad = np.nonzero((want != None) & (found_dt != want))[0]  # noqa: E711 (element-wise)
                 if len(bad):
@@ -109,23 +111,31 @@ class ReadCheck:
                         f"{self.file}: chunk {int(self.chunk_ids[mine[j]])} holds {found_dt[j]} pixels, but the "
                         f"images table says its image is {want[j]}; the dataset is damaged"
                     )
-            found = np.stack([int_values(table.column(c))[at] for c in _GEOMETRY], axis=1).astype(np.int64)
-            geometry = np.stack([self._columns[c][self.index_rows[mine]] for c in _GEOMETRY], axis=1).astype(np.int64)
-            wrong = np.nonzero((found != geometry).any(axis=1))[0]
+            rows = self.index_rows[mine]
+            differ = np.zeros(len(at), dtype=bool)
+            for c in _GEOMETRY:  # column by column: a row group of 500,000 chunks holds no (rows x 10) copies
+                differ |= int_values(table.column(c))[at] != self._columns[c][rows]
+            wrong = np.nonzero(differ)[0]
             if len(wrong):
                 j = int(wrong[0])
+                found = np.array([int(int_values(table.column(c))[at[j]]) for c in _GEOMETRY])
+                geometry = np.array([int(self._columns[c][rows[j]]) for c in _GEOMETRY])
                 raise DamagedFileError(
                     f"{self._source(int(mine[j]))} says chunk {int(self.chunk_ids[mine[j]])} lies at (t, c, z, y, x, "
-                    f"shape_t..shape_x) {tuple(geometry[j].tolist())}, but its row (row {int(within[j])} of "
-                    f"row group {int(groups[which[j]])} of {self.file}) says {tuple(found[j].tolist())}; the index and "
+                    f"shape_t..shape_x) {tuple(geometry.tolist())}, but its row (row {int(within[j])} of "
+                    f"row group {int(groups[which[j]])} of {self.file}) says {tuple(found.tolist())}; the index and "
                     "the chunk file disagree, the dataset is damaged"
                 )
             if "image_id" in names:
-                ids = np.asarray(string_values(table.column("image_id"), at), dtype=object)
                 if isinstance(self._id_column, pa.ChunkedArray) and self._id_column.num_chunks > 1:
                     self._id_column = self._id_column.combine_chunks()  # once: each lookup then finds its chunk in O(1)
-                want_ids = np.asarray(string_values(self._id_column, self.index_rows[mine]), dtype=object)
-                self._same(mine, groups[which], within, "chunk of image", want_ids, ids)
+                found_col, want_at = table.column("image_id"), self.index_rows[mine]
+                wrong = np.nonzero(~same_text(self._id_column, want_at, found_col, at))[0]  # bytes, not strings
+                if len(wrong):
+                    j = int(wrong[0])
+                    want = string_values(self._id_column, want_at[j : j + 1])[0]
+                    got = string_values(found_col, at[j : j + 1])[0]
+                    self._fail(mine, groups[which], within, "chunk of image", j, want, got)
             self.audited[mine] = True
             self._audited_groups.update(groups.tolist())
             self.complete = bool(self.audited.all())
@@ -136,11 +146,16 @@ class ReadCheck:
         wrong = np.nonzero(want != found)[0]
         if len(wrong):
             j = int(wrong[0])
-            raise DamagedFileError(
-                f"{self._source(int(mine[j]))} says {what} {_plain(want[j])!r} is row {int(within[j])} of row group "
-                f"{int(groups[j])} of {self.file}, but that row holds {what} {_plain(found[j])!r}; the index and the "
-                "chunk file disagree, the dataset is damaged"
-            )
+            self._fail(mine, groups, within, what, j, want[j], found[j])
+
+    def _fail(
+        self, mine: np.ndarray, groups: np.ndarray, within: np.ndarray, what: str, j: int, want: object, found: object
+    ) -> None:
+        raise DamagedFileError(
+            f"{self._source(int(mine[j]))} says {what} {_plain(want)!r} is row {int(within[j])} of row group "
+            f"{int(groups[j])} of {self.file}, but that row holds {what} {_plain(found)!r}; the index and the "
+            "chunk file disagree, the dataset is damaged"
+        )
 
 
 def _plain(value: object) -> object:

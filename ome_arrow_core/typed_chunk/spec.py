@@ -25,7 +25,8 @@ MANIFEST: Final[str] = "_ome_arrow_dataset.json"
 FORMAT_VERSION: Final[int] = 2
 # Optional manifest keys added without a version change (readers that do not know them ignore them; see
 # docs/format.md): ``ome_arrow_core.tables`` (whole-table digests), ``ome_arrow_core.page_ranges``, and
-# ``ome_arrow_core.table_groups`` (row-group digests: a footer is checked at open, each row group when first read).
+# ``ome_arrow_core.table_groups`` (row-group digests: a footer is checked at open, each row group when first read),
+# and in its entries ``group_rows`` and ``footer_spans`` (row groups read through one-group footers).
 #: The ``layout`` the manifest and every file's metadata name.
 LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
 #: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).

@@ -152,11 +152,16 @@ def _file(root: Path, name: str, what: str) -> Path:
     return require_member(root, name)
 
 
-def images_schema(root: Path, parts: Sequence[Part]) -> pa.Schema:
-    """The columns of all parts' images tables together (footers only; a column some lack is null there)."""
+def images_schema(root: Path, parts: Sequence[Part], by_group: Sequence[Any] | None = None) -> pa.Schema:
+    """The columns of all parts' images tables together (footers only; a column some lack is null there;
+    ``by_group``: each part's :class:`~.group_footers.GroupFooters` where its footer is not parsed whole)."""
     schemas = []
-    for p in parts:
+    for k, p in enumerate(parts):
         _file(root, p.images, "images table")
+        known = by_group[k] if by_group is not None else None
+        if known is not None:
+            schemas.append(known.schema)
+            continue
         md = footer(root, p.images)
         with reading(root, p.images, "reading the images table's schema"):
             schemas.append(md.schema.to_arrow_schema())

@@ -1,0 +1,157 @@
+"""Walking a Parquet footer's Thrift (compact protocol) bytes: where each row group's entry lies in it.
+
+A Parquet footer is one Thrift ``FileMetaData`` struct; its field 4 is the list of ``RowGroup`` structs, each
+with a ``ColumnChunk`` per column: for a plate of a million images, 977 row groups and a few MiB that pyarrow
+parses whole before it reads any row group. :func:`row_group_spans` finds the byte range of each row group's
+entry (once, when the table is written); :func:`one_group_footer` splices the entries of other row groups out,
+so that a reader parses a footer of one row group (see :mod:`.group_footers`). Nothing here trusts its input:
+a byte string that is not such a struct raises :class:`ThriftError`.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+__all__ = ["ThriftError", "RowGroupSpans", "row_group_spans", "skip_struct", "one_group_footer"]
+
+_STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(13)
+#: Deepest nesting a Parquet footer has (FileMetaData > RowGroup > ColumnChunk > ColumnMetaData > Statistics...).
+_DEPTH: Final[int] = 16
+#: Field id of FileMetaData.row_groups.
+_ROW_GROUPS: Final[int] = 4
+
+
+class ThriftError(ValueError):
+    """Bytes that are not the Thrift struct they were taken for."""
+
+
+class RowGroupSpans(NamedTuple):
+    """Where FileMetaData's row group list lies in its bytes: the list header's first byte, the first byte after
+    the list, and the first byte of each row group's entry (each ends where the next starts; the last at ``end``)."""
+
+    header: int
+    end: int
+    starts: tuple[int, ...]
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    out, shift = 0, 0
+    while True:
+        if i >= len(buf) or shift > 63:
+            raise ThriftError(f"a varint runs past byte {i}")
+        b = buf[i]
+        i += 1
+        out |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return out, i
+        shift += 7
+
+
+def _skip(buf: bytes, i: int, kind: int, depth: int) -> int:
+    """The first byte after a value of ``kind`` starting at ``i``."""
+    if depth > _DEPTH:
+        raise ThriftError("structs nest deeper than a Parquet footer's")
+    if kind in (_TRUE, _FALSE):
+        return i
+    if kind == _BYTE:
+        return i + 1
+    if kind in (_I16, _I32, _I64):
+        return _varint(buf, i)[1]
+    if kind == _DOUBLE:
+        return i + 8
+    if kind == _BINARY:
+        n, i = _varint(buf, i)
+        return i + n
+    if kind in (_LIST, _SET):
+        count, i, element = _list_header(buf, i)
+        if element in (_TRUE, _FALSE):  # a list's booleans take a byte each
+            return i + count
+        for _ in range(count):
+            i = _skip(buf, i, element, depth + 1)
+            if i > len(buf):
+                break
+        return i
+    if kind == _MAP:
+        count, i = _varint(buf, i)
+        if not count:
+            return i
+        if i >= len(buf):
+            raise ThriftError(f"a map header runs past byte {i}")
+        key, value = buf[i] >> 4, buf[i] & 0x0F
+        i += 1
+        if _TRUE in (key, value) or _FALSE in (key, value):
+            raise ThriftError(f"a map of booleans at byte {i}: not a Parquet footer")
+        for _ in range(count):
+            i = _skip(buf, _skip(buf, i, key, depth + 1), value, depth + 1)
+            if i > len(buf):
+                break
+        return i
+    if kind == _STRUCT:
+        return skip_struct(buf, i, depth + 1)
+    raise ThriftError(f"unknown Thrift type {kind} at byte {i}")
+
+
+def _list_header(buf: bytes, i: int) -> tuple[int, int, int]:
+    """(count, first byte of the first element, element type) of the list header at ``i``."""
+    if i >= len(buf):
+        raise ThriftError(f"a list header runs past byte {i}")
+    count, element = buf[i] >> 4, buf[i] & 0x0F
+    i += 1
+    if count == 15:
+        count, i = _varint(buf, i)
+    return count, i, element
+
+
+def _fields(buf: bytes, i: int, depth: int, visit: int | None = None) -> tuple[int, tuple[int, int] | None]:
+    """Skip the fields of a struct starting at ``i``: the first byte after its STOP, and (where field ``visit``'s
+    value starts, its type) when it has that field."""
+    fid = 0
+    found = None
+    while True:
+        if i >= len(buf):
+            raise ThriftError(f"a struct runs past byte {i}")
+        head = buf[i]
+        i += 1
+        if head == _STOP:
+            return i, found
+        kind, delta = head & 0x0F, head >> 4
+        if delta:
+            fid += delta
+        else:
+            raw, i = _varint(buf, i)
+            fid = (raw >> 1) ^ -(raw & 1)
+        if fid == visit:
+            found = (i, kind)
+        i = _skip(buf, i, kind, depth)
+        if i > len(buf):
+            raise ThriftError(f"a field runs past the end ({len(buf)} bytes)")
+
+
+def skip_struct(buf: bytes, i: int = 0, depth: int = 0) -> int:
+    """The first byte after the struct starting at ``i`` of ``buf`` (ThriftError when it is not one)."""
+    return _fields(buf, i, depth)[0]
+
+
+def row_group_spans(meta: bytes) -> RowGroupSpans:
+    """The spans of the row groups of serialized FileMetaData ``meta`` (ThriftError when it is not one, or has no
+    row group list)."""
+    end, found = _fields(meta, 0, 0, _ROW_GROUPS)
+    if end != len(meta):
+        raise ThriftError(f"the footer's struct ends at byte {end} of {len(meta)}")
+    if found is None or found[1] != _LIST:
+        raise ThriftError("the footer has no row group list")
+    header = found[0]
+    count, i, element = _list_header(meta, header)
+    if element != _STRUCT:
+        raise ThriftError(f"the row group list holds Thrift type {element}, not structs")
+    starts = []
+    for _ in range(count):
+        starts.append(i)
+        i = skip_struct(meta, i, 1)
+    return RowGroupSpans(header, i, tuple(starts))
+
+
+def one_group_footer(head: bytes, group: bytes | None, tail: bytes) -> bytes:
+    """Serialized FileMetaData of ``head`` (its bytes up to the row group list), the one row group entry ``group``
+    (None: no row group) and ``tail`` (its bytes after the list)."""
+    return head + (b"\x1c" + group if group is not None else b"\x0c") + tail
