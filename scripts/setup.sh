@@ -21,8 +21,9 @@ if [ "${1:-}" = "minimal" ]; then
   echo "minimal $key" >"$stamp"
   exit 0
 fi
-pip_install "torch==2.13.0" -e ".[test,docs,bench,matplotlib]" -e backends/tiff -e backends/torch -e backends/jax -e backends/vortex \
-  -e backends/zarr \
+# pyvista and vtk: view(how="pyvista") (the [pyvista] extra), its tests and the reference suite's volume views.
+pip_install "torch==2.13.0" "pyvista==0.49.2" "vtk==9.7.2" -e ".[test,docs,bench,matplotlib]" -e backends/tiff \
+  -e backends/torch -e backends/jax -e backends/vortex -e backends/zarr \
   -e tests/plugins/example_plugin
 # The editable installs below without dependencies build with the venv's setuptools (installed once here)
 # instead of each in a fresh isolated build environment that downloads setuptools again.
@@ -39,6 +40,24 @@ pip_install "dask[array,distributed]>=2024.1" "xarray>=2024.1" "ray[data]==2.60.
 # bioio-ome-zarr's s3fs accepts (unpinned, pip backtracks through years of fsspec releases).
 pip_install "bioio-ome-zarr==3.8.1" "ome-zarr==0.17.0" "s3fs==2026.9.0" "fsspec==2026.9.0" \
   "aiobotocore==3.10.0" "botocore==1.43.117" "boto3==1.43.117" "moto[server]==5.2.5"
+# view(how="pyvista") needs an OpenGL that renders off screen without a display or GPU. VTK's wheels load OpenGL at
+# run time (X11, then Mesa's EGL, then OSMesa) and crash the process when none works or libX11 is absent. Where an
+# off-screen screenshot fails, Debian's libx11-6 and software renderer libosmesa6 are installed (the distribution's
+# current build: old ones leave the mirrors); libX11 with OSMesa present skips the check.
+offscreen_gl() {
+  local libs
+  libs=$(PATH="$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null || true)
+  if grep -q 'libX11\.so\.6 ' <<<"$libs" && grep -q 'libOSMesa\.so\.8 ' <<<"$libs"; then return 0; fi
+  { .venv/bin/python -c 'import pyvista as pv; p = pv.Plotter(off_screen=True, window_size=(64, 64))
+p.add_mesh(pv.Sphere()); assert p.screenshot(return_img=True).any()' >/dev/null; } 2>/dev/null  # a crash is silent
+}
+if ! offscreen_gl && command -v apt-get >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    libosmesa6 libx11-6 >/dev/null || true
+  offscreen_gl || echo "setup: VTK cannot render off screen; as root: apt-get install libosmesa6 libx11-6" >&2
+fi
 # The reference implementation, to check that it reads what we write (and for benchmarks/compare_reference.py).
 pip_install "ome-arrow==0.1.0"
 # Independent OME-TIFF readers: tests/backends/test_tiff_checksums.py checks they open what we write.

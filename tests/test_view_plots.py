@@ -70,16 +70,17 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
         OMEArrow(np.zeros((4, 4), np.uint8)).view(show=False)
 
 
-def test_volume_view_without_pyvista_names_the_extra() -> None:
-    try:
-        import pyvista  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("pyvista is installed: its absence cannot be shown")
+def test_volume_view_without_pyvista_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ome_arrow_core.compat import view as compat_view
+
+    monkeypatch.setitem(sys.modules, "pyvista", None)  # import pyvista now raises ImportError
     img = OMEArrow(np.zeros((3, 4, 4), np.uint8), "ZYX")
     with pytest.raises(BackendUnavailableError, match=r'pip install "ome-arrow-core\[pyvista\]"'):
         img.view(how="pyvista", show=False)
+    monkeypatch.setattr(compat_view, "pv", None)  # the compat module's record of a failed import
+    with pytest.warns(RuntimeWarning, match="pip install pyvista"):
+        with pytest.raises(compat_view.VizUnavailableError, match=r"ome-arrow\[viz\]"):
+            compat_view.view_pyvista(img.export("dict"), show=False)
 
 
 def test_compat_view_draws_through_the_same_code() -> None:

@@ -42,7 +42,7 @@ from .patterns import is_pattern
 from .records import record_array
 from .sources import kind_of, scan_path
 from .tensor import LazyTensorView, TensorView, ViewArgs, check_chunk_policy
-from .utils import describe_ome_arrow, describe_sizes
+from .utils import describe_sizes
 from .vortex_records import is_record_vortex
 
 __all__ = [
@@ -205,12 +205,14 @@ class OMEArrow:
 
     # -- description --------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """``shape`` (T, C, Z, Y, X), ``type``, ``channels``, ``is_multichannel``, ``summary`` (reference keys)."""
-        if self._data is not None:
-            return describe_ome_arrow(self._data)
+        """``shape`` (T, C, Z, Y, X), ``type``, ``channels``, ``is_multichannel``, ``summary`` (reference keys);
+        ``notes`` where the pixels were presented differently from how they are stored (samples per pixel)."""
         image = self._open_lazy() if self.is_lazy else self.core_image()
         s = image.sizes
-        return describe_sizes(s["T"], s["C"], s["Z"], s["Y"], s["X"])
+        out = describe_sizes(s["T"], s["C"], s["Z"], s["Y"], s["X"])
+        if image.meta.notes:
+            out["notes"] = list(image.meta.notes)
+        return out
 
     def __repr__(self) -> str:
         return f"OMEArrow({'lazy' if self.is_lazy else 'eager'}, {self.info()['summary']})"

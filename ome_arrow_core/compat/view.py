@@ -8,9 +8,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..display.plots import plot_plane, plot_volume
+from ..display.plots import plot_plane, plot_volume, voxel_spacing
 from ..errors import BackendUnavailableError
-from .records import decode_record
+from .records import decode_record, record_array
 
 __all__ = ["VizUnavailableError", "pv", "view_matplotlib", "view_pyvista"]
 
@@ -72,10 +72,18 @@ def view_pyvista(
     show: bool = True,
     **_options: Any,
 ) -> Any:
-    """A PyVista plotter showing channel ``c`` at t=0 as a volume (needs pyvista)."""
+    """A PyVista plotter showing channel ``c`` at t=0 as a volume (needs pyvista).
+
+    The voxel size is ``scaling_values`` (Z, Y, X), else the record's physical sizes (1 where
+    unknown), times ``downsample`` (every ``downsample``-th voxel is drawn).
+    """
+    from .. import OMEArrow as CoreImage
+
     pyvista = _pyvista()
-    volume = decode_record(data)[0, c, ::downsample, ::downsample, ::downsample]
-    spacing = None if scaling_values is None else [float(v) for v in scaling_values[::-1]]
+    step = max(1, int(downsample))
+    image = CoreImage(record_array(data))
+    volume = image.tensor_view(t=0, c=int(c), layout="ZYX").to_numpy()[::step, ::step, ::step]
+    spacing = voxel_spacing(image.meta.physical_size, scaling_values, step)
     return plot_volume(
         volume, spacing=spacing, opacity=opacity, clim=clim, show_axes=show_axes, show=show, pyvista=pyvista
     )

@@ -6,6 +6,9 @@ are added, not blended). Channels without one get, by how many channels the imag
 - 1 channel: grey (white at full intensity);
 - 2 channels: green, magenta;
 - 3 or more: red, green, blue, cyan, magenta, yellow, grey, then again from red.
+
+The alpha sample of an RGBA picture decoded as channels (``meta.sample_channels``: name ``A``, id
+``...:A``) is transparency, not a colour: it is drawn black (adds nothing), so R, G, B show as stored.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from ..meta import Channel
 
-__all__ = ["GREY", "default_colors", "channel_colors", "rgb_of"]
+__all__ = ["GREY", "default_colors", "channel_colors", "is_alpha_sample", "rgb_of"]
 
 GREY = (1.0, 1.0, 1.0)
 _TWO = ((0.0, 1.0, 0.0), (1.0, 0.0, 1.0))
@@ -38,10 +41,21 @@ def rgb_of(rgba: int) -> tuple[float, float, float]:
     return ((value >> 24) & 0xFF) / 255.0, ((value >> 16) & 0xFF) / 255.0, ((value >> 8) & 0xFF) / 255.0
 
 
+def is_alpha_sample(channel: Channel) -> bool:
+    """Whether ``channel`` is the alpha sample of an RGBA picture shown as channels (see the module docs)."""
+    return channel.name == "A" and channel.id.endswith(":A")
+
+
+def _color(channel: Channel, default: tuple[float, float, float]) -> tuple[float, float, float]:
+    if channel.color_rgba is not None:
+        return rgb_of(channel.color_rgba)
+    return (0.0, 0.0, 0.0) if is_alpha_sample(channel) else default
+
+
 def channel_colors(channels: Sequence[Channel]) -> np.ndarray:
     """A ``(C, 3)`` float array: each channel's stored colour, or its default."""
     defaults = default_colors(len(channels))
     return np.array(
-        [rgb_of(ch.color_rgba) if ch.color_rgba is not None else defaults[k] for k, ch in enumerate(channels)],
+        [_color(ch, defaults[k]) for k, ch in enumerate(channels)],
         dtype=np.float32,
     ).reshape(len(channels), 3)

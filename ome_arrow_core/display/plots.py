@@ -8,14 +8,14 @@ plotter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentError, BackendUnavailableError
 
-__all__ = ["MATPLOTLIB_HINT", "PYVISTA_HINT", "load_pyvista", "plot_plane", "plot_volume", "Viewable"]
+__all__ = ["MATPLOTLIB_HINT", "PYVISTA_HINT", "load_pyvista", "plot_plane", "plot_volume", "voxel_spacing", "Viewable"]
 
 MATPLOTLIB_HINT = 'pip install "ome-arrow-core[matplotlib]"'
 PYVISTA_HINT = 'pip install "ome-arrow-core[pyvista]"'
@@ -78,6 +78,23 @@ def load_pyvista() -> Any:
     return pyvista
 
 
+def voxel_spacing(
+    physical_size: Mapping[str, float | None], scaling_values: Sequence[float] | None, step: int
+) -> list[float]:
+    """The (x, y, z) spacing of a volume drawn every ``step``-th voxel.
+
+    ``scaling_values`` is the (Z, Y, X) voxel size, as in ome-arrow 0.1.0; without it the physical
+    sizes, 1 where unknown.
+    """
+    if scaling_values is None:
+        zyx = [1.0 if (v := physical_size.get(axis)) is None else float(v) for axis in "ZYX"]
+    elif len(scaling_values) == 3:
+        zyx = [float(v) for v in scaling_values]
+    else:
+        raise ArgumentError(f"scaling_values is the (Z, Y, X) voxel size, got {tuple(scaling_values)!r}")
+    return [v * step for v in zyx[::-1]]
+
+
 def plot_volume(
     volume: np.ndarray,
     *,
@@ -96,9 +113,14 @@ def plot_volume(
     grid = pv.ImageData(dimensions=data.shape[::-1])
     if spacing is not None:
         grid.spacing = tuple(float(v) for v in spacing)
+    if data.dtype == np.bool_:
+        data = data.view(np.uint8)  # VTK has no bool scalars; the same bytes read as 0/1 (no cast)
     grid.point_data["values"] = np.ascontiguousarray(data).reshape(-1)
     plotter = pv.Plotter(off_screen=not show)
-    plotter.add_volume(grid, opacity=opacity, clim=clim)
+    mean_side = float(np.mean(data.shape))
+    # PyVista's own opacity unit distance (diagonal / (mean side - 1)) divides by zero for a single voxel.
+    unit = grid.length / (mean_side - 1) if mean_side > 1 else 1.0
+    plotter.add_volume(grid, opacity=opacity, clim=clim, opacity_unit_distance=unit)
     if show_axes:
         plotter.show_axes()
     if show:
@@ -134,7 +156,7 @@ class Viewable:
         - ``how="composite"``: every channel in its colour, max over Z at T ``tcz[0]``, robust
           contrast (:meth:`thumbnail`, longest side ``size``, default the image's own); same return.
         - ``how="pyvista"``: channel ``c`` (default ``tcz[1]``) at T ``tcz[0]`` as a volume, every
-          ``downsample``-th voxel, voxel size ``scaling_values`` (x, y, z) or the physical sizes;
+          ``downsample``-th voxel, voxel size ``scaling_values`` (Z, Y, X) or the physical sizes;
           returns the plotter.
 
         Only the pixels drawn are read from a lazy image. ``show=False`` opens no window.
@@ -155,12 +177,9 @@ class Viewable:
             volume = img.tensor_view(t=t, c=ch if c is None else int(c), layout="ZYX").to_numpy()[
                 ::step, ::step, ::step
             ]
-            if scaling_values is None:
-                known = [img.meta.physical_size.get(a) for a in "XYZ"]
-                scaling_values = tuple(float(v) if v is not None else 1.0 for v in known)  # type: ignore[assignment]
             return plot_volume(
                 volume,
-                spacing=None if scaling_values is None else [v * step for v in scaling_values],
+                spacing=voxel_spacing(img.meta.physical_size, scaling_values, step),
                 opacity=opacity,
                 clim=clim,
                 show_axes=show_axes,

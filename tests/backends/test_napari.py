@@ -68,6 +68,17 @@ def test_tiff_opens_as_coloured_scaled_channel_layers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.asarray(data[:, 1, 5:9, ::3]), arr[1, :, 5:9, ::3])
 
 
+def test_rgba_samples_open_as_red_green_blue_layers_and_an_uncoloured_alpha(tmp_path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    yxs = np.random.default_rng(5).integers(0, 256, (6, 7, 4), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgba.tif", yxs, photometric="rgb", extrasamples=["unassalpha"])
+    [(data, kwargs, _)] = read(tmp_path / "rgba.tif")
+    assert data.shape == (4, 6, 7) and kwargs["channel_axis"] == 0
+    assert kwargs["colormap"] == ["red", "green", "blue", "#000000"]  # alpha adds nothing to the composite
+    assert kwargs["name"] == [f"rgba.tif {s}" for s in "RGBA"]
+    np.testing.assert_array_equal(np.asarray(data[3]), yxs[..., 3])
+
+
 def test_one_channel_has_no_channel_axis(tmp_path: Path) -> None:
     path = tmp_path / "one.ome.tif"
     OMEArrow(np.zeros((8, 9), np.uint8)).export("ome-tiff", path)
