@@ -103,8 +103,9 @@ def row_columns(span: memoryview, codec: pa.Codec | None) -> tuple[dict[str, Any
 #: Decoded pages lately seen, by their bytes (header and body) and kind: (page type, value count, value). A chunks
 #: file repeats the same pages (coordinates, shapes, dtype) in every row group.
 _decoded_pages: dict[tuple[bytes, str, bool, str | None], tuple[int, int, Any]] = {}
-#: Pages remembered at most.
+#: Pages remembered at most, each of at most this many bytes.
 DECODED_PAGES: Final[int] = 4096
+_REMEMBERED_BYTES: Final[int] = 1024
 _NOT_ONE: Final = object()  # a data page whose value is not one defined value
 
 
@@ -116,8 +117,9 @@ def _decoded(span: memoryview, at: int, codec: pa.Codec | None, kind: str, take:
     end = at + head.size + head.compressed_size
     if end > len(span):
         raise ValueError("a page runs past its row group")
-    key = (bytes(span[at:end]), kind, take, codec.name if codec is not None else None)
-    hit = _decoded_pages.get(key)
+    small = end - at <= _REMEMBERED_BYTES  # small pages only (a long string is not kept)
+    key = (bytes(span[at:end]), kind, take, codec.name if codec is not None else None) if small else None
+    hit = _decoded_pages.get(key) if key is not None else None
     if hit is not None:
         return (*hit, end)
     kind_of_page, n, body, end = _page(span, at, codec)
@@ -126,7 +128,8 @@ def _decoded(span: memoryview, at: int, codec: pa.Codec | None, kind: str, take:
     else:
         value_at = defined_value_at(body)
         value = _NOT_ONE if value_at < 0 else (_plain(body, value_at, kind) if take else None)
-    if len(_decoded_pages) >= DECODED_PAGES:
-        _decoded_pages.clear()
-    _decoded_pages[key] = (kind_of_page, n, value)
+    if key is not None:
+        if len(_decoded_pages) >= DECODED_PAGES:
+            _decoded_pages.clear()
+        _decoded_pages[key] = (kind_of_page, n, value)
     return kind_of_page, n, value, end

@@ -188,8 +188,9 @@ def _fields(data: bytes | memoryview, at: int, out: dict[int, int], depth: int) 
 #: file repeats the same header bytes for every row's small columns (coordinates, shapes, dtype).
 _parsed: dict[bytes, tuple[bytes, PageHeader]] = {}
 _KEY_BYTES: Final[int] = 24
-#: Headers remembered at most.
+#: Headers remembered at most, each of at most this many bytes.
 PARSED_HEADERS: Final[int] = 4096
+_REMEMBERED_BYTES: Final[int] = 1024
 
 
 def page_header(data: bytes | memoryview) -> PageHeader:
@@ -206,9 +207,10 @@ def page_header(data: bytes | memoryview) -> PageHeader:
     if hit is not None and data[: len(hit[0])] == hit[0]:
         return hit[1]
     head = _parse(data)
-    if len(_parsed) >= PARSED_HEADERS:
-        _parsed.clear()
-    _parsed[key] = (bytes(data[: head.size]), head)
+    if head.size <= _REMEMBERED_BYTES:  # (statistics can make a header long: those are not kept)
+        if len(_parsed) >= PARSED_HEADERS:
+            _parsed.clear()
+        _parsed[key] = (bytes(data[: head.size]), head)
     return head
 
 
