@@ -33,6 +33,7 @@ __all__ = [
     "pending_marker",
     "check_member",
     "check_image_chunks",
+    "COVERED",
     "check_manifest_members",
     "check_unique",
     "check_unlisted_appends",
@@ -92,21 +93,31 @@ def check_image_chunks(
     rows: np.ndarray,
     numbers: np.ndarray,
 ) -> None:
-    """Raise DamagedFileError unless index ``rows`` (of ``columns``; ``numbers`` in ``where``) cover the image once."""
+    """Raise DamagedFileError unless index ``rows`` (of ``columns``; ``numbers`` in ``where``) cover the image once.
+
+    A layout that passed (the same sizes, origins and shapes: every image of a plate) passes again without
+    the coverage proof (:data:`COVERED` layouts are remembered, the check being a function of them alone).
+    """
     shape = np.stack([columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
+    origin = np.stack([columns[a][rows] for a in "tczyx"], axis=1).astype(np.int64)
+    key = (tuple(int(n) for n in sizes), origin.tobytes(), shape.tobytes())
+    if key in _covered:
+        return
     total, covered = int(np.prod(sizes, dtype=np.int64)), int(shape.prod(axis=1).sum())
     if covered != total:
         raise DamagedFileError(
             f"{where}: the chunks of image {image_id!r} cover {covered} pixels, its sizes need "
             f"{total}; the dataset is damaged (the index lacks or repeats chunks)"
         )
-    check_coverage(
-        np.stack([columns[a][rows] for a in "tczyx"], axis=1),
-        shape,
-        sizes,
-        f"{where}, image {image_id!r}",
-        rows=numbers,
-    )
+    check_coverage(origin, shape, sizes, f"{where}, image {image_id!r}", rows=numbers)
+    if len(_covered) >= COVERED:
+        _covered.clear()
+    _covered.add(key)
+
+
+#: Chunk layouts (sizes, origins, shapes) remembered as covering their image exactly once, at most.
+COVERED: Final[int] = 1024
+_covered: set[tuple[tuple[int, ...], bytes, bytes]] = set()
 
 
 def check_unique(

@@ -21,6 +21,7 @@ from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
 from ..uniques import unique
+from .grouped_reads import ranged_piece, ranged_pieces
 from .opened import OpenedDataset
 from .page_reads import PageFragment
 from .page_stream import place_pages, streams
@@ -160,11 +161,14 @@ def _read_batch(
     opened: OpenedDataset, code: int, todo: list[Placement], groups: list[int], check: bool, checked: set[int]
 ) -> None:
     """Read placements ``todo`` (of chunk file ``code``, in row groups ``groups``, ascending) into their outputs."""
-    frag = opened.fragment(code)
     batch = list(dict.fromkeys(groups))
-    audited = not opened.read_check(code).unaudited(np.asarray(batch, dtype=np.int64))
-    if audited and isinstance(frag, PageFragment) and streams(frag, batch, {p.dtype for p in todo}):
-        place_pages(opened, frag, todo, groups, opened.sums if check else None, checked)
+    pieces = None
+    if not opened.read_check(code).unaudited(np.asarray(batch, dtype=np.int64)):  # read by page ranges, piece by piece
+        pieces = ranged_pieces(opened.fragment(code), np.asarray(groups, dtype=np.int64))
+    dtypes = {p.dtype for p in todo}
+    if pieces is not None and all(streams(f, [g - lo for g in groups[a:b]], dtypes) for f, lo, a, b in pieces):
+        for frag, lo, a, b in pieces:
+            place_pages(opened, frag, todo[a:b], [g - lo for g in groups[a:b]], opened.sums if check else None, checked)
         return
     blocks = chunk_blocks(
         opened,
@@ -201,16 +205,17 @@ def chunk_blocks(
     Pages are read into this thread's scratch buffer about :data:`~..buffers.SCRATCH_BYTES` at a time when
     ``rows`` come in row group order: then each block lasts only until the next is taken (copy it first).
     """
-    frag = opened.fragment(code)
     at_groups = np.asarray(groups, dtype=np.int64)
-    if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(at_groups):
+    piece = None if opened.read_check(code).unaudited(at_groups) else ranged_piece(opened.fragment(code), at_groups)
+    if piece is None:
         return iter(ReadBatch(opened, code, groups).blocks(rows, shapes, dtypes, checked, verify))
+    frag, local = piece[0], at_groups - piece[1]
     which = np.searchsorted(at_groups, opened.columns["row_group_id"][np.asarray(rows, dtype=np.int64)])
     sums = opened.sums if verify else None
     if len(which) > 1 and (np.diff(which) < 0).any():  # out of group order: one buffer for all
-        values = page_values(frag, at_groups)
+        values = page_values(frag, local)
         return _checked_values(opened, values, rows, shapes, dtypes, which.tolist(), sums, checked)
-    return _staged(opened, frag, at_groups, which, rows, shapes, dtypes, sums, checked)
+    return _staged(opened, frag, local, which, rows, shapes, dtypes, sums, checked)
 
 
 def _staged(
@@ -277,22 +282,30 @@ def _checked_values(
 def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np.dtype, verify: bool) -> np.ndarray:
     """Index row ``row``'s chunk (``shape``, TCZYX) as a read-only array: :func:`chunk_blocks` of one chunk, with
     one positioned read when its ranged chunks file was audited (the same checks)."""
+    piece = _audited_piece(opened, row)
+    if piece is None:
+        assert opened.fragment_code is not None
+        code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
+        return next(chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify))
+    return _positioned_block(opened, piece[0], row, piece[1], shape, dtype, verify)
+
+
+def _audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] | None:
+    """(the page-ranged file holding row ``row``'s chunk, that chunk's row group in it) when it was audited
+    already; None when the chunk must be read through the footer (which audits it)."""
     assert opened.fragment_code is not None
     code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
-    frag = opened.fragment(code)
-    if not isinstance(frag, PageFragment) or opened.read_check(code).unaudited(np.array([group], dtype=np.int64)):
-        return next(chunk_blocks(opened, code, [group], [row], [shape], [dtype], None, verify))
-    return _positioned_block(opened, frag, row, group, shape, dtype, verify)
+    at = np.array([group], dtype=np.int64)
+    if opened.read_check(code).unaudited(at):
+        return None
+    piece = ranged_piece(opened.fragment(code), at)
+    return None if piece is None else (piece[0], group - piece[1])
 
 
 def audited_pages(opened: OpenedDataset, row: int) -> bool:
-    """Whether index row ``row``'s chunk lies in a ranged chunks file and was audited already, so that
-    :func:`one_block` reads it with one positioned read (else it reads it through the footer, which audits it)."""
-    assert opened.fragment_code is not None
-    code = int(opened.fragment_code[row])
-    return isinstance(opened.fragment(code), PageFragment) and not opened.read_check(code).unaudited(
-        np.array([int(opened.columns["row_group_id"][row])], dtype=np.int64)
-    )
+    """Whether index row ``row``'s chunk lies in a page-ranged chunks file (or piece) and was audited already, so
+    that :func:`one_block` reads it with one positioned read (else it reads it through the footer, which audits it)."""
+    return _audited_piece(opened, row) is not None
 
 
 def _positioned_block(

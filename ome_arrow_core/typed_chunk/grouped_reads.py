@@ -8,6 +8,7 @@ two that overlap are an index lying about where its chunks lie.
 from __future__ import annotations
 
 import bisect
+import itertools
 import mmap
 from collections import OrderedDict
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from ..uniques import unique
 from .page_reads import AUDIT_BY_FOOTER, PageFragment
 from .readcheck import ReadCheck
 
-__all__ = ["SubPages", "sub_pages", "GroupedPages", "GroupedChecks", "OPEN_PIECES"]
+__all__ = ["SubPages", "sub_pages", "GroupedPages", "GroupedChecks", "OPEN_PIECES", "ranged_piece", "ranged_pieces"]
 
 #: Page pieces kept open (each holds a file descriptor); others are reopened from their ranges on use.
 OPEN_PIECES: Final[int] = 16
@@ -128,6 +129,22 @@ class GroupedPages:
             self._open.popitem(last=False)
         return hit
 
+    def pieces_of(self, groups: np.ndarray) -> list[tuple[PageFragment, int, int, int]] | None:
+        """(piece, its first row group, a, b) for each run ``groups[a:b]`` of row groups ``groups`` (ascending,
+        repeats allowed) that one piece holds, or None when one lies outside every piece (then :meth:`read` reads
+        and refuses it)."""
+        if not len(groups) or not self._lo:
+            return None
+        which = np.searchsorted(np.asarray(self._lo, dtype=np.int64), groups, side="right") - 1
+        cuts = [0, *(np.nonzero(np.diff(which))[0] + 1).tolist(), len(groups)]
+        out = []
+        for a, b in itertools.pairwise(cuts):
+            k = int(which[a])
+            if k < 0 or int(groups[b - 1]) >= self._subs[k].lo + len(self._subs[k].offset):
+                return None
+            out.append((self._piece(k), self._subs[k].lo, a, b))
+        return out
+
     def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
         """``pixel_bytes`` of row groups ``groups`` (ascending), as PageFragment reads them, piece by piece."""
         groups = np.asarray(groups, dtype=np.int64)
@@ -142,6 +159,23 @@ class GroupedPages:
             for a in range(0, len(mine), step):
                 tables.append(self._piece(k).read(mine[a : a + step] - sub.lo, audit=audit))
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def ranged_pieces(frag: object, groups: np.ndarray) -> list[tuple[PageFragment, int, int, int]] | None:
+    """(fragment, the row group its group 0 is, a, b) for each run ``groups[a:b]`` of row groups ``groups``
+    (ascending, repeats allowed) of ``frag`` that one :class:`PageFragment` reads by page ranges: ``frag`` itself,
+    or a piece of a :class:`GroupedPages`; None when ``frag`` is read otherwise."""
+    if isinstance(frag, PageFragment):
+        return [(frag, 0, 0, len(groups))]
+    if isinstance(frag, GroupedPages):
+        return frag.pieces_of(groups)
+    return None
+
+
+def ranged_piece(frag: object, groups: np.ndarray) -> tuple[PageFragment, int] | None:
+    """:func:`ranged_pieces` when one fragment reads all of ``groups``: (it, the row group its group 0 is)."""
+    pieces = ranged_pieces(frag, groups)
+    return (pieces[0][0], pieces[0][1]) if pieces is not None and len(pieces) == 1 else None
 
 
 class GroupedChecks:

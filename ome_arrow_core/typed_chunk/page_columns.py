@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from .parquet_pages import DATA_PAGE, DICTIONARY_PAGE, PLAIN, page_header
 
-__all__ = ["COLUMNS", "row_columns", "defined_value_at"]
+__all__ = ["COLUMNS", "DECODED_PAGES", "row_columns", "defined_value_at"]
 
 #: The columns before ``pixel_bytes`` in a chunks file, and how each is stored.
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
@@ -84,18 +84,52 @@ def row_columns(span: memoryview, codec: pa.Codec | None) -> tuple[dict[str, Any
     for name, kind in COLUMNS:
         dictionary: list[Any] = []
         while True:
-            kind_of_page, n, body, at = _page(span, at, codec)
+            kind_of_page, n, value, at = _decoded(span, at, codec, kind, not dictionary)
             if kind_of_page == DICTIONARY_PAGE:
                 if n != 1 or dictionary:
                     raise ValueError(f"{name}: a dictionary of {n} values for one row")
-                dictionary.append(_plain(body, 0, kind))
+                dictionary.append(value)
                 continue
             if kind_of_page != DATA_PAGE or n != 1:
                 raise ValueError(f"{name}: page type {kind_of_page} of {n} values where one data page of one is")
-            value_at = defined_value_at(body)
-            if value_at < 0:
+            if value is _NOT_ONE:
                 raise ValueError(f"{name}: the value is not one defined value")
             # a dictionary-encoded page holds an index into the one-entry dictionary
-            out[name] = dictionary[0] if dictionary else _plain(body, value_at, kind)
+            out[name] = dictionary[0] if dictionary else value
             break
     return out, at
+
+
+#: Decoded pages lately seen, by their bytes (header and body) and kind: (page type, value count, value). A chunks
+#: file repeats the same pages (coordinates, shapes, dtype) in every row group.
+_decoded_pages: dict[tuple[bytes, str, bool, str | None], tuple[int, int, Any]] = {}
+#: Pages remembered at most, each of at most this many bytes.
+DECODED_PAGES: Final[int] = 4096
+_REMEMBERED_BYTES: Final[int] = 1024
+_NOT_ONE: Final = object()  # a data page whose value is not one defined value
+
+
+def _decoded(span: memoryview, at: int, codec: pa.Codec | None, kind: str, take: bool) -> tuple[int, int, Any, int]:
+    """(page type, value count, its one value of ``kind``, end) of the page whose header starts at ``at`` of
+    ``span``: a dictionary page's entry; a data page's value (``take``: no dictionary page came before it; else
+    None) when it holds one defined value, else ``_NOT_ONE``. The same bytes decode once (a function of them)."""
+    head = page_header(span[at:])
+    end = at + head.size + head.compressed_size
+    if end > len(span):
+        raise ValueError("a page runs past its row group")
+    small = end - at <= _REMEMBERED_BYTES  # small pages only (a long string is not kept)
+    key = (bytes(span[at:end]), kind, take, codec.name if codec is not None else None) if small else None
+    hit = _decoded_pages.get(key) if key is not None else None
+    if hit is not None:
+        return (*hit, end)
+    kind_of_page, n, body, end = _page(span, at, codec)
+    if kind_of_page == DICTIONARY_PAGE:
+        value: Any = _plain(body, 0, kind)
+    else:
+        value_at = defined_value_at(body)
+        value = _NOT_ONE if value_at < 0 else (_plain(body, value_at, kind) if take else None)
+    if key is not None:
+        if len(_decoded_pages) >= DECODED_PAGES:
+            _decoded_pages.clear()
+        _decoded_pages[key] = (kind_of_page, n, value)
+    return kind_of_page, n, value, end

@@ -24,6 +24,7 @@ __all__ = [
     "PageRanges",
     "page_header",
     "page_ranges",
+    "PARSED_HEADERS",
     "CODECS",
     "DATA_PAGE",
     "DATA_PAGE_V2",
@@ -183,14 +184,38 @@ def _fields(data: bytes | memoryview, at: int, out: dict[int, int], depth: int) 
             at = _skip(data, at, kind, depth + 1)
 
 
+#: Page headers parsed lately, by their first :data:`_KEY_BYTES` bytes: (all their bytes, the header). A chunks
+#: file repeats the same header bytes for every row's small columns (coordinates, shapes, dtype).
+_parsed: dict[bytes, tuple[bytes, PageHeader]] = {}
+_KEY_BYTES: Final[int] = 24
+#: Headers remembered at most, each of at most this many bytes.
+PARSED_HEADERS: Final[int] = 4096
+_REMEMBERED_BYTES: Final[int] = 1024
+
+
 def page_header(data: bytes | memoryview) -> PageHeader:
     """The page header at the start of ``data`` (ValueError when it is not a well-formed one; ShortHeader, a
     ValueError, when it runs past the end of ``data``).
 
     One pass over the Thrift compact bytes, without an object per byte: the i32 fields of the
     header and of its data, dictionary or V2 data page header are kept, everything else (the
-    statistics) skipped by its lengths.
+    statistics) skipped by its lengths. A header whose bytes equal those of one parsed lately is that header
+    (the parse is a function of its bytes alone).
     """
+    key = bytes(data[:_KEY_BYTES])
+    hit = _parsed.get(key)
+    if hit is not None and data[: len(hit[0])] == hit[0]:
+        return hit[1]
+    head = _parse(data)
+    if head.size <= _REMEMBERED_BYTES:  # (statistics can make a header long: those are not kept)
+        if len(_parsed) >= PARSED_HEADERS:
+            _parsed.clear()
+        _parsed[key] = (bytes(data[: head.size]), head)
+    return head
+
+
+def _parse(data: bytes | memoryview) -> PageHeader:
+    """:func:`page_header`, parsed."""
     got: dict[int, int] = {}
     try:
         size = _fields(data, 0, got, 0)

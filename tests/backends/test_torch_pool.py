@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,12 +24,16 @@ from ome_arrow_torch.pool import (  # noqa: E402
     MAX_SLOTS,
     BatchPool,
     PooledTensor,
+    _forget_exited,
+    _held_lock,
     _mapped,
     _received,
     _received_again,
     mapped_slots,
+    process_start,
     received,
     release,
+    running,
 )
 
 N = 22
@@ -230,3 +236,47 @@ def test_each_slot_is_sent_once_and_later_batches_reuse_its_mapping(plate: tuple
 def test_a_batch_of_a_slot_never_received_is_refused() -> None:
     with pytest.raises(RuntimeError, match="never received"):
         _received_again("no-such-pool", 0, (2, 3), torch.uint16)
+
+
+def _zombie() -> subprocess.Popen[bytes]:
+    """A child process that has exited and is not reaped yet (waited for with WNOWAIT: it stays a zombie)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+    return child
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_a_zombie_worker_counts_as_exited_and_its_segments_are_dropped() -> None:
+    child = _zombie()
+    try:
+        with open(f"/proc/{child.pid}/stat") as f:
+            assert f.read().rpartition(")")[2].split()[0] == "Z"
+        os.kill(child.pid, 0)  # signal 0 still reaches a zombie: what the pool used to rely on
+        assert not running(child.pid)
+        token = "zombie-worker-test"
+        flags = torch.zeros(1, dtype=torch.uint8)
+        with _held_lock:
+            _mapped[token] = (child.pid, flags, {0: np.zeros(8, dtype=np.uint8)}, None)
+            _forget_exited()
+            assert token not in _mapped
+    finally:
+        child.wait()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_a_live_worker_is_kept_and_a_reused_pid_is_not() -> None:
+    me, started = os.getpid(), process_start(os.getpid())
+    assert started is not None
+    assert running(me) and running(me, started)
+    assert not running(me, started + 1)  # the number now names a process started at another time
+    token = "live-worker-test"
+    with _held_lock:
+        _mapped[token] = (me, torch.zeros(1, dtype=torch.uint8), {0: np.zeros(8, dtype=np.uint8)}, started)
+        try:
+            _forget_exited()
+            assert token in _mapped
+        finally:
+            _mapped.pop(token, None)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: gone from /proc
+    assert not running(child.pid)

@@ -34,7 +34,17 @@ import numpy as np
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-__all__ = ["BatchPool", "PooledTensor", "MAX_SLOTS", "MAX_BYTES", "mapped_slots", "received", "release"]
+__all__ = [
+    "BatchPool",
+    "PooledTensor",
+    "MAX_SLOTS",
+    "MAX_BYTES",
+    "mapped_slots",
+    "received",
+    "release",
+    "running",
+    "process_start",
+]
 
 #: Buffers one worker keeps at most (prefetched batches, the one in use, and slack).
 MAX_SLOTS = 8
@@ -120,8 +130,9 @@ _held: list[tuple[StorageWeakRef, torch.Tensor, int]] = []
 _held_lock = threading.Lock()
 #: Main process: pooled batches received with their segment / on a segment received before.
 received = {"segments": 0, "on_kept": 0}
-#: Main process: token -> (worker pid, flags, {slot: the slot's segment as a uint8 array}).
-_mapped: dict[str, tuple[int, torch.Tensor, dict[int, np.ndarray]]] = {}
+#: Main process: token -> (worker pid, flags, {slot: the slot's segment as a uint8 array}, the worker's start time
+#: (see :func:`process_start`)).
+_mapped: dict[str, tuple[int, torch.Tensor, dict[int, np.ndarray], int | None]] = {}
 
 
 def _received(
@@ -135,7 +146,9 @@ def _received(
         whole = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
         with _held_lock:
             _forget_exited()
-            _mapped.setdefault(token, (pid, flags, {}))[2][slot] = whole.numpy()
+            if token not in _mapped:
+                _mapped[token] = (pid, flags, {}, process_start(pid))
+            _mapped[token][2][slot] = whole.numpy()
             received["segments"] += 1
         return _received_again(token, slot, tuple(tensor.shape), tensor.dtype)
     release()
@@ -167,19 +180,50 @@ def _watch(tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> torch.Tensor
 
 def _forget_exited() -> None:
     """Drop the kept segments of pools whose worker process has exited (call with the lock held)."""
-    for token, (pid, _, _) in list(_mapped.items()):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    for token, (pid, _, _, start) in list(_mapped.items()):
+        if not running(pid, start):
             del _mapped[token]
-        except PermissionError:
-            pass
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, from ``/proc``); None where it cannot be told."""
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat is not None and len(stat) > 19 else None
+
+
+def running(pid: int, start: int | None = None) -> bool:
+    """Whether process ``pid`` is still running: not gone, not a zombie (exited, not yet reaped by its parent) and,
+    with ``start`` (:func:`process_start` when it was seen), not another process that reuses its number."""
+    stat = _proc_stat(pid)
+    if stat is not None:
+        if stat[0] in ("Z", "X", "x"):  # zombie, dead
+            return False
+        return start is None or len(stat) <= 19 or int(stat[19]) == start
+    if os.path.isdir("/proc/self"):  # /proc is there, the process is not
+        return False
+    try:  # no /proc (macOS): signal 0 tells only whether the number is taken, zombies included
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
 
 
 def mapped_slots() -> int:
     """Slots whose segment this (main) process keeps for later batches (for tests and benchmarks)."""
     with _held_lock:
-        return sum(len(slots) for _, _, slots in _mapped.values())
+        return sum(len(slots) for _, _, slots, _ in _mapped.values())
 
 
 def release() -> int:
