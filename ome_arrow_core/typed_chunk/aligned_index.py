@@ -28,7 +28,7 @@ from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError
 from ..safe_write import atomic_path
-from ..uniques import unique
+from ..uniques import unique, unique_first
 from .bounds import dictionary_codes
 from .checks import check_member, check_unique
 from .footers import footer
@@ -97,8 +97,8 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
     if aligned and "row_group_id" in index.column_names:
         codes = dictionary_codes(index.column("fragment_path"), "")[1].astype(np.int64)
         chunk_group = codes << 32 | int_values(index.column("row_group_id"), -1).astype(np.int64)
-        _, first = np.unique(chunk_group, return_index=True)
-        _, last = np.unique(chunk_group[::-1], return_index=True)
+        first = unique_first(chunk_group)[1]
+        last = unique_first(chunk_group[::-1])[1]
         aligned = bool((owner_group[first] == owner_group[len(owner) - 1 - last]).all())
     with atomic_path(out) as tmp:
         if not aligned:

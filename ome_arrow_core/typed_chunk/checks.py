@@ -27,6 +27,7 @@ from ..arrow_numpy import int_values
 from ..boundary import is_within, reading
 from ..coverage import check_coverage
 from ..errors import DamagedFileError
+from ..uniques import unique_counts
 
 __all__ = [
     "PENDING",
@@ -129,7 +130,7 @@ def check_unique(
     """
     twice: object
     if isinstance(values, np.ndarray):
-        uniq, counts = np.unique(values, return_counts=True)
+        uniq, counts = unique_counts(values)
         if len(uniq) == len(values):
             return
         twice = uniq[counts > 1][0]

@@ -22,7 +22,7 @@ from ..chunks import ChunkTable
 from ..errors import DamagedFileError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
-from ..uniques import unique
+from ..uniques import unique, unique_first
 from .aligned_index import AlignedIndex
 from .bounds import dictionary_codes
 from .checks import check_image_chunks, check_unique
@@ -182,7 +182,7 @@ class OpenedDataset:
             n = max(len(enc.dictionary), 1)
             key = self.index_part.astype(np.int64) * n + int_values(enc.indices)
             order = np.argsort(key, kind="stable")
-            keys, starts = np.unique(key[order], return_index=True)
+            keys, starts = unique_first(key[order])
             codes = pc.index_in(self.images.column("image_id").cast(enc.dictionary.type), value_set=enc.dictionary)
             found = valid_mask(codes)  # not to_numpy: that imports pandas
             ids = int_values(codes, -1).astype(np.int64)
