@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from damage import flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,14 +81,6 @@ def test_batches_in_any_order_and_crops_are_the_pixels(plate: Path, picked: list
     np.testing.assert_array_equal(ds.read(picked, roi=(x0, y0, w, h)), ARRS[picked][..., y0 : y0 + h, x0 : x0 + w])
 
 
-def _flip(file: Path, at: int) -> None:
-    with open(file, "r+b") as f:
-        f.seek(at)
-        b = f.read(1)
-        f.seek(at)
-        f.write(bytes([b[0] ^ 0x5A]))
-
-
 @pytest.mark.parametrize("name", FILES)
 @pytest.mark.parametrize("compression", [None, "zstd"])
 def test_bytes_flipped_between_two_reads_are_refused(name: str, compression: str | None, tmp_path: Path) -> None:
@@ -102,13 +95,13 @@ def test_bytes_flipped_between_two_reads_are_refused(name: str, compression: str
         (o + n - 1, ChecksumError if compression is None else DamagedFileError),
         (o + 5, DamagedFileError),
     ):
-        _flip(path / name, at)
+        flip_byte(path / name, at, 0x5A)
         with pytest.raises(error):
             ds.read(range(N))
         with pytest.raises(error):
             ds.read([mine[1]])
         np.testing.assert_array_equal(ds.read([i for i in range(N) if i != mine[1]]), np.delete(ARRS, mine[1], 0))
-        _flip(path / name, at)  # restored: read as before
+        flip_byte(path / name, at, 0x5A)  # restored: read as before
         np.testing.assert_array_equal(ds.read(range(N)), ARRS)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from damage import chunk_page, flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,6 @@ from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.chunk_reads import staged_cuts
-from ome_arrow_core.typed_chunk.page_reads import PageFragment
 
 ZCYX = (3, 2, 70, 90)
 
@@ -179,20 +179,6 @@ def test_concurrent_readers_each_use_their_own_scratch_buffer(tmp_path: Path) ->
     assert len(set(buffers)) == 4
 
 
-def flip(file: Path, at: int) -> None:
-    with open(file, "r+b") as f:
-        f.seek(at)
-        byte = f.read(1)
-        f.seek(at)
-        f.write(bytes([byte[0] ^ 0x01]))
-
-
-def page(src: DatasetSource, group: int) -> tuple[int, int]:
-    frag = src._opened.fragment(0)
-    assert isinstance(frag, PageFragment)
-    return int(frag.offset[group]), int(frag.compressed[group])
-
-
 def test_damage_in_the_middle_of_a_streamed_selection_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,15 +187,15 @@ def test_damage_in_the_middle_of_a_streamed_selection_is_refused(
     src = audited(out)
     sel = Selection.full(src.meta.sizes).select(y=range(10, 60), x=range(10, 80))
     streamed = Streamed(monkeypatch)
-    off, size = page(src, 6)
-    flip(out / "chunks.parquet", off + size // 2)  # one pixel byte
+    off, size = chunk_page(src, 6)
+    flip_byte(out / "chunks.parquet", off + size // 2)  # one pixel byte
     with pytest.raises(ChecksumError, match="do not match their checksum"):
         src.read(sel)
     assert streamed.batches == 1
     np.testing.assert_raises(
         AssertionError, np.testing.assert_array_equal, audited(out, verify=False).read(sel), sel.apply(a[None])
     )
-    flip(out / "chunks.parquet", off + size // 2)  # repaired
+    flip_byte(out / "chunks.parquet", off + size // 2)  # repaired
     np.testing.assert_array_equal(src.read(sel), sel.apply(a[None]))
     with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix lies
         f.seek(off + 6)
@@ -221,7 +207,7 @@ def test_damage_in_the_middle_of_a_streamed_selection_is_refused(
 def test_a_file_truncated_under_a_streaming_reader_raises(tmp_path: Path) -> None:
     out = written(tmp_path, image(), chunk_shape=(1, 35, 45), compression=None)
     src = audited(out)
-    off, _ = page(src, 9)
+    off, _ = chunk_page(src, 9)
     os.truncate(out / "chunks.parquet", off + 11)
     with pytest.raises(DamagedFileError, match="the file is truncated"):
         src.read(Selection.full(src.meta.sizes).select(y=range(0, 70), x=range(5, 85)))

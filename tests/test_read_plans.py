@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from damage import chunk_page, flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from ome_arrow_core.errors import ChecksumError, DamagedFileError, LayoutError
 from ome_arrow_core.lazy import layout_shape
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
-from ome_arrow_core.typed_chunk.page_reads import PageFragment
 
 ZCYX = (3, 2, 70, 90)
 CHUNK = (1, 32, 40)  # ZYX: 3 x 3 chunks a plane, edge ones clipped
@@ -176,20 +176,6 @@ def test_whole_chunks_of_an_image_not_read_before_are_read_together_and_audited(
     assert counted.whole == len(sels)  # audited now: each by one positioned read
 
 
-def flip(file: Path, at: int) -> None:
-    with open(file, "r+b") as f:
-        f.seek(at)
-        byte = f.read(1)
-        f.seek(at)
-        f.write(bytes([byte[0] ^ 0x01]))
-
-
-def page(src: DatasetSource, group: int) -> tuple[int, int]:
-    frag = src._opened.fragment(0)
-    assert isinstance(frag, PageFragment)
-    return int(frag.offset[group]), int(frag.compressed[group])
-
-
 def test_damage_in_a_streamed_tile_is_refused(tmp_path: Path) -> None:
     a = image(5)
     out = written(tmp_path, a)
@@ -202,11 +188,11 @@ def test_damage_in_a_streamed_tile_is_refused(tmp_path: Path) -> None:
     src = audited(out)
     middle = np.flatnonzero((src._chunks.origin == [0, 0, 1, 32, 40]).all(axis=1))  # TCZYX: z=1, c=0, the middle
     row = int(src._index_rows[int(middle[0])])
-    off, size = page(src, int(src._opened.columns["row_group_id"][row]))
-    flip(out / "chunks.parquet", off + size // 2)
+    off, size = chunk_page(src, int(src._opened.columns["row_group_id"][row]))
+    flip_byte(out / "chunks.parquet", off + size // 2)
     with pytest.raises(ChecksumError, match="do not match their checksum"):
         list(view.iter_dlpack(tile_size=(32, 40), prefetch=2))
-    flip(out / "chunks.parquet", off + size // 2)  # repaired
+    flip_byte(out / "chunks.parquet", off + size // 2)  # repaired
     again = [np.from_dlpack(t).copy() for t in view.iter_dlpack(tile_size=(32, 40), prefetch=2)]
     for x, y in zip(tiles, again):
         np.testing.assert_array_equal(x, y)
@@ -221,7 +207,7 @@ def test_a_lying_length_in_a_whole_chunk_page_is_refused(tmp_path: Path) -> None
     src = audited(out)
     full = Selection.full(src.meta.sizes)
     whole = full.select(z=0, c=0, y=range(0, 32), x=range(0, 40))
-    off, _ = page(src, 0)
+    off, _ = chunk_page(src, 0)
     with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix lies
         f.seek(off + 6)
         f.write((77).to_bytes(4, "little"))

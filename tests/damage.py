@@ -1,0 +1,24 @@
+"""Damage helpers shared by the read-path tests: flip a byte of a file, find a chunk's page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ome_arrow_core.typed_chunk import DatasetSource
+from ome_arrow_core.typed_chunk.page_reads import PageFragment
+
+
+def flip_byte(file: Path, at: int, mask: int = 0x01) -> None:
+    """XOR the byte at offset ``at`` of ``file`` with ``mask``, in place."""
+    with open(file, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ mask]))
+
+
+def chunk_page(src: DatasetSource, group: int) -> tuple[int, int]:
+    """(offset, compressed size) of row group ``group``'s page in ``src``'s one page-ranged chunks file."""
+    frag = src._opened.fragment(0)
+    assert isinstance(frag, PageFragment)
+    return int(frag.offset[group]), int(frag.compressed[group])
