@@ -85,7 +85,7 @@ def litter(parent: Path, target: Path, allowed_inside: list[set[str]]) -> list[s
 
 
 #: A writer run in a child process that counts the file-system steps it makes (os.rename, os.replace,
-#: os.unlink, os.rmdir, shutil.rmtree, renameat2) and kills itself with SIGKILL just before step K.
+#: os.unlink, os.rmdir, shutil.rmtree, renameat2) and signals itself (SIGKILL unless named) just before step K.
 CHILD = r"""
 import os, shutil, signal, sys
 import numpy as np
@@ -102,7 +102,9 @@ def wrap(mod, name):
         if kill_at == 0:
             print("STEP", count, name, *(os.path.basename(str(v)) for v in a), file=sys.stderr)
         if count == kill_at:
-            os.kill(os.getpid(), how)
+            # to this thread: os.kill(getpid()) may land on one of Arrow's threads, whose C handler can run
+            # after this process has exited on a loaded machine (the signal is then lost, exit status 0)
+            signal.raise_signal(how)
         return real(*a, **k)
     setattr(mod, name, step)
 for name in ("rename", "replace", "unlink", "rmdir"):
