@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from damage import chunk_page, flip_byte
+from damage import audited, chunk_page, flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,12 +35,6 @@ def written(tmp: Path, a: np.ndarray, name: str = "s", **options: Any) -> Path:
     out = tmp / f"{name}.ome.parquet"
     OMEArrow(a, "ZCYX").export("parquet", out, **{"chunk_shape": CHUNK, "compression": None, **options})
     return out
-
-
-def audited(out: Path, **options: Any) -> DatasetSource:
-    src = DatasetSource(out, **options)
-    src.read(Selection.full(src.meta.sizes))  # the first read audits every row; later reads stream
-    return src
 
 
 @st.composite
