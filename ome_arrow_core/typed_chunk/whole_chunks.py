@@ -44,18 +44,19 @@ def whole_blocks(
     groups = opened.columns["row_group_id"][at].astype(np.int64)
     order = np.argsort(groups, kind="stable")
     ascending = groups[order]
-    if (np.diff(ascending) <= 0).any() or opened.read_check(code).unaudited(ascending):
+    if (ascending[1:] <= ascending[:-1]).any() or opened.read_check(code).unaudited(ascending):
         return None  # two chunks in one row group (not page-ranged), or not audited yet
     pieces = ranged_pieces(opened.fragment(code), ascending)
     if pieces is None:
         return None
     sums = opened.sums if verify else None
     out: list[np.ndarray] = [np.empty(0)] * len(rows)
+    needs = {shape: math.prod(shape) * dtype.itemsize for shape in set(shapes)}
     for frag, lo, a, b in pieces:
         values = page_values_apart(frag, ascending[a:b] - lo)
         for k, i in enumerate(order[a:b].tolist()):
             row, shape = int(rows[i]), shapes[i]
-            need = math.prod(shape) * dtype.itemsize
+            need = needs[shape]
             if values.length[k] != need:
                 raise DamagedFileError(
                     f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds {values.length[k]} "
