@@ -202,3 +202,26 @@ def test_a_chunks_file_rewritten_in_place_between_streams_is_refused_at_its_firs
             got.append(np.from_dlpack(t))
     assert len(got) == 1
     np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_tiles_of_a_cast_view_dropping_channels_are_numpys_slices(tmp_path: Path, prefetch: int) -> None:
+    a = pixels((2, 3, 48, 40), "uint16", seed=6)
+    img = OMEArrow.scan(written(tmp_path, a, (16, 16)))
+    img.to_numpy()
+    view = img.tensor_view(z=1, layout="YX", dtype="float64", channel_policy="first")  # channel 0, cast
+    before = view.source.chunks_read  # type: ignore[attr-defined]
+    got = [np.from_dlpack(t) for t in view.iter_dlpack(tile_size=(16, 16), prefetch=prefetch)]
+    assert view.source.chunks_read - before == 9  # type: ignore[attr-defined]  # channel 0's chunks only
+    want = tiles_of(a[1, 0].astype("float64"), 16, 16)
+    assert len(got) == len(want) == 9
+    for g, e in zip(got, want):
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(g, e)
+    zyx = img.tensor_view(layout="ZYX", channel_policy="first").iter_dlpack(tile_size=(16, 16), prefetch=prefetch)
+    got = [np.from_dlpack(t) for t in zyx]
+    assert len(got) == 9
+    for g, e in zip(
+        [np.from_dlpack(t) for t in zyx], [a[:, 0, y : y + 16, x : x + 16] for y in (0, 16, 32) for x in (0, 16, 32)]
+    ):
+        np.testing.assert_array_equal(g, e)
