@@ -115,6 +115,19 @@ def test_damage_after_a_warm_read_raises_our_errors(tmp_path: Path, how: str) ->
         _as_worker(_source(path, images_per_block=4))  # and tasks planned after it
 
 
+def test_default_blocks_leave_a_block_for_each_cpu(
+    plate: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, arrs = plate
+    monkeypatch.setattr(datasource, "cluster_cpus", lambda: 4)
+    assert [t.metadata.num_rows for t in _source(path, batch_size=1).get_read_tasks(100)] == [3, 3, 3, 1]
+    assert [t.metadata.num_rows for t in _source(path, batch_size=2).get_read_tasks(100)] == [2] * 5
+    assert _source(path, batch_size=2).planned_blocks() == 5
+    monkeypatch.setattr(datasource, "cluster_cpus", lambda: 1)
+    assert [t.metadata.num_rows for t in _source(path, batch_size=4).get_read_tasks(100)] == [8, 2]
+    np.testing.assert_array_equal(_images(_as_worker(_source(path, batch_size=4))), arrs)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     per=st.one_of(st.none(), st.integers(1, N + 2)),
