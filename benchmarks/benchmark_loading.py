@@ -220,8 +220,12 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
         def rows() -> Any:
             if case == "ray":
                 return read_dataset(ds, columns=[])
+            from ome_arrow_core import ViewSpec
+            from ome_arrow_ray.datasource import OMEArrowDatasource
+
             shape = tuple(ds.tensor_views()[0].shape)  # the ceiling: blocks of the same size made, not read
-            per = max(1, (32 << 20) // (int(np.prod(shape)) * 2))
+            plan = OMEArrowDatasource(ds, columns=[], image_column="image", view=ViewSpec().keywords())
+            per = plan.planned_images_per_block()
             made = ray.data.read_datasource(_Filled(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
             made.context.op_resource_reservation_enabled = False  # as read_dataset does for its datasets
             return made

@@ -64,6 +64,7 @@ def test_default_blocks_hold_whole_batches(plate: tuple[Path, np.ndarray], monke
     path, arrs = plate
     per_image = 2 * 18 * 20 * 2
     monkeypatch.setattr(datasource, "BLOCK_BYTES", 5 * per_image)  # 5 images' bytes a block
+    monkeypatch.setattr(datasource, "cluster_cpus", lambda: 1)  # (one block per CPU: tested in test_ray_worker_reuse)
     assert [t.metadata.num_rows for t in _source(path, batch_size=2).get_read_tasks(100)] == [4, 4, 3]
     assert [t.metadata.num_rows for t in _source(path, batch_size=3).get_read_tasks(100)] == [3, 3, 3, 2]
     assert [t.metadata.num_rows for t in _source(path, batch_size=8).get_read_tasks(100)] == [5, 5, 1]  # < 1 batch

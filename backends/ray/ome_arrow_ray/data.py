@@ -82,8 +82,8 @@ def read_dataset(
     ``filter`` (a pyarrow expression or ``{"well": "A01"}``) is pushed down when the
     metadata is scanned, as are later ``ds.filter(expr=...)`` on metadata columns and
     ``ds.select_columns(...)``. Read tasks each take a range of images and read their
-    pixels in the worker, ``images_per_block`` per block (default: about 32 MiB of pixels, a
-    multiple of ``batch_size`` images, default 32: pass the batch size you iterate with, so
+    pixels in the worker, ``images_per_block`` per block (default: about 128 MiB of pixels, at
+    least one block per CPU, a multiple of ``batch_size`` images, default 32: pass the batch size you iterate with, so
     that no batch straddles two blocks and costs a copy more). ``crop=(h, w)`` takes a centre crop
     (``random_crop=True``: one drawn from ``(seed, epoch, image)``); ``shuffle=True`` orders
     the images by a permutation of ``(seed, epoch)``; pass a new ``epoch`` each epoch.

@@ -13,6 +13,7 @@ read). This module imports ray; ``ome_arrow_ray`` loads it on first use.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +31,11 @@ from .sampling import check_crop, crop_boxes, epoch_order, image_sizes
 
 __all__ = ["OMEArrowDatasource", "BLOCK_BYTES", "BATCH_SIZE", "block_ranges"]
 
-#: Pixel bytes per block when ``images_per_block`` is not given (measured: 8 MiB blocks
-#: ran at about half the rate of 32 MiB ones, Ray's per-task cost dominating).
-BLOCK_BYTES = 32 << 20
+#: Pixel bytes per block when ``images_per_block`` is not given: Ray Data's own default
+#: largest block (``DataContext.target_max_block_size``). Measured on the loading benchmark's
+#: plate (524 MB, 2 CPUs): 8 MiB blocks ran at about half the rate of 32 MiB ones; 128 MiB
+#: ones took Ray's CPU time per warm epoch (driver and workers) from about 1.1 s to 0.8 s.
+BLOCK_BYTES = 128 << 20
 #: Default blocks hold a multiple of this many images (the batch size read with) when they hold more.
 BATCH_SIZE = 32
 
@@ -44,10 +47,10 @@ class OMEArrowDatasource(Datasource):
     gets; ``crop=(h, w)`` takes a centre crop, or with ``random_crop`` one drawn from
     ``(seed, epoch, image)``; ``shuffle`` puts the images in an order drawn from
     ``(seed, epoch)`` (a new one for each ``epoch``). Read tasks get whole blocks of
-    ``images_per_block`` images (default: as many as make about :data:`BLOCK_BYTES`, rounded
-    down to a multiple of ``batch_size`` when that is more than one batch, so that batches
-    of that size do not straddle blocks), so there are fewer tasks than Ray asks for when
-    there are few images.
+    ``images_per_block`` images (default: as many as make about :data:`BLOCK_BYTES`, but no
+    more than leave one block for each CPU of the cluster, rounded down to a multiple of
+    ``batch_size`` when that is more than one batch, so that batches of that size do not
+    straddle blocks), so there are fewer tasks than Ray asks for when there are few images.
     """
 
     def __init__(
@@ -143,10 +146,14 @@ class OMEArrowDatasource(Datasource):
             per_image = int(np.prod(image[0], dtype=np.int64)) * image[1].itemsize
         if self.images_per_block is not None:
             return self.images_per_block, per_image, image
-        step = max(1, BLOCK_BYTES // max(1, per_image))
+        step = max(1, min(BLOCK_BYTES // max(1, per_image), math.ceil(len(ds) / cluster_cpus())))
         if step > self.batch_size:  # whole batches per block: a batch cut by a block boundary is a copy more
             step -= step % self.batch_size
         return step, per_image, image
+
+    def planned_images_per_block(self) -> int:
+        """Images each block of the whole dataset holds (the last may hold fewer)."""
+        return self._step(self.dataset, None, self._outputs()[1])[0]
 
     def planned_blocks(self) -> int:
         """Blocks of the whole dataset: ``read_dataset`` asks Ray for this many, so Ray does not cut them up.
@@ -155,8 +162,7 @@ class OMEArrowDatasource(Datasource):
         pieces: measured, that took Ray's CPU time per epoch on the loading benchmark's plate
         from about 1.9 to 4.5 s.)
         """
-        step = self._step(self.dataset, None, self._outputs()[1])[0]
-        return max(1, math.ceil(len(self.dataset) / step))
+        return max(1, math.ceil(len(self.dataset) / self.planned_images_per_block()))
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
@@ -194,6 +200,16 @@ class OMEArrowDatasource(Datasource):
 
     def _view_without_roi(self) -> dict[str, Any]:
         return {k: v for k, v in self.view.items() if k != "roi"}
+
+
+def cluster_cpus() -> int:
+    """CPUs of the connected Ray cluster (this machine's when none is connected yet: a local Ray gets those)."""
+    import ray
+
+    if ray.is_initialized():
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        return max(1, int(resources.get("CPU", 1)))
+    return max(1, os.cpu_count() or 1)
 
 
 def block_ranges(order: np.ndarray, step: int, parallelism: int) -> list[np.ndarray]:
