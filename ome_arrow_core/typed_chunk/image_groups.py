@@ -79,7 +79,9 @@ class ImageRows:
         return int(self.first[-1])
 
     def part_of(self) -> np.ndarray:
-        """The part of each image row."""
+        """The part of each image row (read-only; one part: a broadcast zero, no array of a million images)."""
+        if len(self.parts) == 1:
+            return np.broadcast_to(np.int32(0), (len(self),))
         return np.repeat(np.arange(len(self.parts), dtype=np.int32), np.diff(self.first))
 
     def table(self) -> pa.Table:
