@@ -17,13 +17,16 @@ make ``len`` and a batch read O(N) group listings; one array is zarr's fastest f
 Every case runs in a fresh ``python`` process (library imported first, not timed), ``--repeats`` times, median:
 
 - ``scan``: open the plate (``OMEArrowDataset.scan`` / ``zarr.open_group`` + the image array);
-- ``first``: open + the first image's pixels, with the growth of resident memory (RSS) it causes;
+- ``open``: open + the first image opened, no pixels (``ds[0]``: its metadata and chunk rows / zarr: the array's
+  shape);
+- ``first``: open + the first image's pixels;
 - ``len``: ``len(ds)`` after opening;
 - ``get``: steady ``ds[i].to_numpy()`` on random images (after a warm-up; per image);
 - ``read32``: a batch of 32 random images (``ds.read(idx)`` / orthogonal selection), steady;
 - ``filter``: keep one well (``ds.filter({"well": w})``) and read the first kept image;
 - ``shard``: the images of rank 1 of 8 (``ds.select(range(1, N, 8))``) and the first one's pixels.
 
+Every case also reports the growth of resident memory (RSS) from before the open to the end of the case.
 Writing each plate (once, kept under ``--root``) is timed in a child process too, with its peak RSS (``write``);
 with ``--baseline``, the baseline's ``write_dataset`` writes a plate of its own, which its ("before") cases read.
 ``--synthetic`` builds ours with ``plate_synthetic.py`` instead of ``write_dataset`` (the same layout, column by
@@ -48,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 WELLS = [f"{r}{c:02d}" for r in "ABCDEFGH" for c in range(1, 13)]
-CASES = ["scan", "first", "len", "get", "read32", "filter", "shard"]
+CASES = ["scan", "open", "first", "len", "get", "read32", "filter", "shard"]
 
 
 SHAPE: tuple[int, ...] = (1, 64, 64)
@@ -164,9 +167,12 @@ ds = {open}
 t1 = clock()
 if case == "scan":
     out["ms"] = (t1 - t0) * 1e3
+elif case == "open":
+    item = {item}(ds, 0)
+    out["ms"] = (clock() - t0) * 1e3
 elif case == "first":
     img = {get}(ds, 0)
-    out["ms"] = (clock() - t0) * 1e3; out["rss_mib"] = rss() - r0
+    out["ms"] = (clock() - t0) * 1e3
     assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(0)), "wrong first image"
 elif case == "len":
     t = clock(); k = {length}(ds); out["ms"] = (clock() - t) * 1e3
@@ -198,6 +204,7 @@ elif case == "shard":
     t = clock(); kept, img = {shard}(ds, 1, 8); out["ms"] = (clock() - t) * 1e3
     assert kept == len(range(1, n, 8)), kept
     assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(1))
+out["rss_mib"] = rss() - r0
 print(json.dumps(out))
 """
 
@@ -205,6 +212,7 @@ _LIBS: dict[str, dict[str, str]] = {
     "ours": {
         "imports": "from ome_arrow_core import OMEArrowDataset",
         "open": "OMEArrowDataset.scan(path)",
+        "item": "(lambda d, i: d[i])",
         "get": "(lambda d, i: d[i].to_numpy())",
         "length": "len",
         "many": "(lambda d, idx: d.read(idx))",
@@ -214,6 +222,7 @@ _LIBS: dict[str, dict[str, str]] = {
     "zarr": {
         "imports": "import zarr",
         "open": "(lambda g: (g, g['images']))(zarr.open_group(path, mode='r'))",
+        "item": "(lambda d, i: d[1].shape)",
         "get": "(lambda d, i: d[1][i])",
         "length": "(lambda d: d[1].shape[0])",
         "many": "(lambda d, idx: d[1].oindex[np.asarray(idx)])",

@@ -30,6 +30,10 @@ import pyarrow as pa
 # a plate and reading its first image pays no import.
 import pyarrow.compute as pc
 
+# Opening a plate hashes its tables' footers (XXH3-64) and reads row groups through one-group footers (thrift_walk):
+# loaded with the dataset class too, for the same reason (~1-2 ms of imports a first image would pay).
+import xxhash  # noqa: F401
+
 from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
@@ -41,7 +45,13 @@ from ..layout import ChannelPolicy
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import IndexSpec, RoiType
-from ..typed_chunk import IMAGES_SCHEMA, dataset_path, image_meta, read_rows
+from ..typed_chunk import (
+    IMAGES_SCHEMA,
+    dataset_path,
+    image_meta,
+    read_rows,
+    thrift_walk,  # noqa: F401 (see xxhash above)
+)
 from ..uniques import unique
 from ..view_spec import ViewSpec
 from .batch import OutArray, checked_out, plan_batch

@@ -46,7 +46,6 @@ class GroupFooters:
     segments, with ``footer_spans`` and ``group_rows``; its footer already checked against its digest)."""
 
     def __init__(self, root: Path, name: str, seg: Segments) -> None:
-        from .thrift_walk import one_group_footer
 
         assert seg.footer_spans is not None and seg.group_rows is not None
         at, length, header, end, *starts = seg.footer_spans
@@ -66,14 +65,27 @@ class GroupFooters:
                     f"{self.file}: its footer is not where the manifest records it ({length} bytes at {at}); the "
                     "table or the manifest is damaged"
                 )
-            empty = _parse(one_group_footer(self._head, None, self._tail))
-            self.schema: pa.Schema = empty.schema.to_arrow_schema()
-        #: The footer's key-value metadata.
-        self.metadata: dict[bytes, bytes] | None = empty.metadata
-        self._columns = empty.num_columns
         self._kept: OrderedDict[int, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
         self._served: set[int] = set()
+        first = self._first()
+        self.schema: pa.Schema = first.schema.to_arrow_schema()
+        #: The footer's key-value metadata.
+        self.metadata: dict[bytes, bytes] | None = first.metadata
+        self._columns = first.num_columns
+
+    def _first(self) -> pq.FileMetaData:
+        """The footer the schema is read from: row group 0's (kept: a first image usually lies there, and is then
+        read without another parse), or, without row groups or with a damaged entry 0, the footer of none."""
+        if len(self.group_rows):
+            try:
+                return self.group_metadata(0, columns=None)
+            except DamagedFileError:
+                pass  # row group 0 is refused when it is read; the others still read
+        from .thrift_walk import one_group_footer
+
+        with reading(self.root, self.name, "reading the table's footer"):
+            return _parse(one_group_footer(self._head, None, self._tail))
 
     def serves(self, g: int) -> bool:
         """True while row group ``g`` is to be read here: it was, or fewer than :data:`ALONE` groups were (False:
@@ -91,8 +103,9 @@ class GroupFooters:
         """Rows of the table."""
         return int(self.group_rows.sum())
 
-    def group_metadata(self, g: int) -> pq.FileMetaData:
-        """The footer of a file holding row group ``g`` alone (its column chunks where this file has them)."""
+    def group_metadata(self, g: int, columns: int | None = -1) -> pq.FileMetaData:
+        """The footer of a file holding row group ``g`` alone (its column chunks where this file has them;
+        ``columns``: the columns it must have, -1: the schema's, None: any)."""
         from .thrift_walk import one_group_footer
 
         with self._lock:
@@ -113,7 +126,7 @@ class GroupFooters:
             ok = (
                 len(entry) == stop - start
                 and md.num_row_groups == 1
-                and md.num_columns == self._columns
+                and (columns is None or md.num_columns == (self._columns if columns == -1 else columns))
                 and md.row_group(0).num_rows == int(self.group_rows[g])
             )
         if not ok:

@@ -45,6 +45,10 @@ __all__ = [
     "check_footers",
     "check_group",
     "check_whole",
+    "check_footer",
+    "footer_spans_of",
+    "group_entries",
+    "digest_of",
 ]
 
 #: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
@@ -147,6 +151,17 @@ def measure(file: Path, digest: str) -> Segments | None:
     return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows), rows, listed)
 
 
+def digest_of(fd: int, start: int, stop: int) -> str:
+    """XXH3-64 (16 hex digits) of bytes ``start..stop`` of the file open as ``fd``."""
+    return _digest(fd, start, stop)
+
+
+def footer_spans_of(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
+    """The ``footer_spans`` of the Parquet file open as ``fd`` (``size`` bytes, ``groups`` row groups), or None when
+    its footer cannot be walked (then readers parse it whole)."""
+    return _footer_spans(fd, size, groups)
+
+
 def _footer_spans(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
     """The ``footer_spans`` of the Parquet file open as ``fd`` (``size`` bytes, ``groups`` row groups), or None when
     its footer cannot be walked (then readers parse it whole)."""
@@ -241,7 +256,7 @@ def _parsed(root: Path, name: str, entry: Any) -> Segments:
             and all(b > a for a, b in itertools.pairwise(bounds))
             and bounds[-1] <= size
         )
-        group_rows, spans = _group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
+        group_rows, spans = group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
     except (TypeError, ValueError, KeyError, AttributeError):
         ok = False
     if not ok:
@@ -260,7 +275,7 @@ def _parsed(root: Path, name: str, entry: Any) -> Segments:
     return found
 
 
-def _group_entries(
+def group_entries(
     entry: Any, groups: int, rows: int | None, footer_at: int, size: int
 ) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
     """The entry's ``group_rows`` and ``footer_spans`` (None, None when it has neither, or when its rows disagree
@@ -336,6 +351,12 @@ def footer_verified(root: Path, name: str) -> bool:
     """True when the footer of table ``name``, as it is on disk now, matched its recorded digest in this process."""
     version = member_version(root, name)
     return version is not None and _seen(version, _FOOTER)
+
+
+def check_footer(root: Path, name: str, seg: Segments) -> None:
+    """Raise ChecksumError unless the footer segment of file ``name`` (``seg``'s last) has its recorded digest
+    (checked once per process and file version; then :func:`footer_verified` holds)."""
+    _check(root, name, seg, len(seg.bounds) - 1, "footer")
 
 
 def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:

@@ -1,8 +1,8 @@
 """The images tables of an opened dataset, read by the row group: a row costs its row group, not the table.
 
 Opening reads the footers only (each part's row counts per row group); a row is read with
-the rest of its row group (kept in Arrow memory: at most the table, as the groups are
-touched) and only that row becomes a dict; a column is read alone, once; the whole table
+the rest of its row group (the most recent :data:`GROUPS_KEPT` groups kept in Arrow memory: random access over a
+million images stays bounded) and only that row becomes a dict; a column is read alone, once; the whole table
 only when asked for.
 """
 
@@ -26,10 +26,12 @@ from .group_sums import TableGuard
 from .image_rows import meta_from_row
 from .tables import Part, read_images
 
-__all__ = ["ImageRows", "ROWS_KEPT", "footers_of"]
+__all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT", "footers_of"]
 
 #: Image rows kept as dicts (the most recently used; ~2 KiB each).
 ROWS_KEPT = 4096
+#: Images row groups kept decoded (the most recently used; a plate's holds 1,024 rows, ~0.1-0.3 MiB).
+GROUPS_KEPT = 64
 
 
 def group_starts(path: Path, name: str) -> np.ndarray:
@@ -68,7 +70,7 @@ class ImageRows:
         self._table: pa.Table | None = None
         self._columns: dict[str, pa.ChunkedArray] = {}
         self._files: dict[int, Any] = {}
-        self._groups: dict[tuple[int, int], pa.RecordBatch] = {}
+        self._groups: OrderedDict[tuple[int, int], pa.RecordBatch] = OrderedDict()
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._metas: OrderedDict[int, ImageMeta] = OrderedDict()
         self._lock = threading.Lock()
@@ -77,7 +79,9 @@ class ImageRows:
         return int(self.first[-1])
 
     def part_of(self) -> np.ndarray:
-        """The part of each image row."""
+        """The part of each image row (read-only; one part: a broadcast zero, no array of a million images)."""
+        if len(self.parts) == 1:
+            return np.broadcast_to(np.int32(0), (len(self),))
         return np.repeat(np.arange(len(self.parts), dtype=np.int32), np.diff(self.first))
 
     def table(self) -> pa.Table:
@@ -151,6 +155,10 @@ class ImageRows:
         group = self._groups.get((part, g))
         if group is None:
             group = self._groups[(part, g)] = self._read_group(part, g)
+            while len(self._groups) > GROUPS_KEPT:
+                self._groups.popitem(last=False)
+        else:
+            self._groups.move_to_end((part, g))
         return group
 
     def _file(self, part: int) -> Any:

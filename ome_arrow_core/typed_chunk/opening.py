@@ -23,6 +23,7 @@ from ..registry import Registry
 from .aligned_index import AlignedIndex, aligned_starts
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
+from .chunk_footers import spliced_fragment
 from .file_version import file_version
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
@@ -140,7 +141,8 @@ def _aligned(
     def fragment_rows(name: str) -> int:
         if listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
             return ranged_rows_bound(path / name)
-        opened[name] = open_fragment(path, name, registry)  # kept: its footer is parsed once
+        # kept: its footer is parsed once (or, recorded and checks on, a row group's at a time)
+        opened[name] = spliced_fragment(path, manifest, name, guard.enabled) or open_fragment(path, name, registry)
         return int(opened[name].group_rows.sum())
 
     held = sum(fragment_rows(n) for n in listed)  # footers (or sizes) only: a lying row count fails small
