@@ -23,6 +23,7 @@ from ..errors import DamagedFileError
 from ..uniques import unique
 from .grouped_reads import ranged_piece, ranged_pieces
 from .opened import OpenedDataset
+from .page_direct import place_direct
 from .page_reads import PageFragment
 from .page_stream import place_pages, streams
 from .page_values import PageValues, page_value, page_values
@@ -167,8 +168,12 @@ def _read_batch(
         pieces = ranged_pieces(opened.fragment(code), np.asarray(groups, dtype=np.int64))
     dtypes = {p.dtype for p in todo}
     if pieces is not None and all(streams(f, [g - lo for g in groups[a:b]], dtypes) for f, lo, a, b in pieces):
+        sums = opened.sums if check else None
         for frag, lo, a, b in pieces:
-            place_pages(opened, frag, todo[a:b], [g - lo for g in groups[a:b]], opened.sums if check else None, checked)
+            local = [g - lo for g in groups[a:b]]
+            rest = place_direct(opened, frag, todo[a:b], local, sums, checked)  # whole chunks: no staging copy
+            if rest:
+                place_pages(opened, frag, [todo[a + i] for i in rest], [local[i] for i in rest], sums, checked)
         return
     blocks = chunk_blocks(
         opened,
