@@ -24,7 +24,9 @@ straddles chunk borders (at S/2-24); a Zx256x256 column through every z; open + 
 inside the timing); 256x256 tiles streamed over every plane (ours: ``iter_dlpack(tile_size=(256, 256),
 prefetch=2)`` per plane, each tile taken with ``numpy.from_dlpack``; peers: one read per tile); the whole image;
 writing the image. Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
-RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process.
+RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process
+(each library's child runs once untimed first, also with --quick: it writes bytecode, which an editable install
+of ours lacks until then, and warms the page cache).
 Three ratio columns: ours / the fastest of tensorstore, zarr and tifffile, ours / the faster of tensorstore and
 zarr (the goal's yardstick), and the same by process CPU time (all threads) instead of wall time; each names the
 library. Times are ms; plate open rows add the RSS growth.

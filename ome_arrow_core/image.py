@@ -11,8 +11,7 @@ from typing import Any, cast
 import numpy as np
 
 from .casting import Casting
-from .display import Thumbnailed
-from .display.html import image_facts
+from .display.mixins import Thumbnailed
 from .display.plots import Viewable
 from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource, WriteRemoteImage, require
@@ -152,6 +151,8 @@ class OMEArrow(Thumbnailed, Viewable):
         return self._source, self._sel
 
     def _facts(self) -> dict[str, str]:
+        from .display.html import image_facts  # a notebook's HTML: not loaded to read pixels
+
         return {**image_facts(self.meta), "lazy": str(self._lazy)}
 
     @property

@@ -13,7 +13,6 @@ from .ingesting import ingest
 from .opening import open_path
 from .registry import Registry
 from .sources import ArraySource
-from .stacks import is_stack_input, open_stack
 
 __all__ = ["open_source"]
 
@@ -53,10 +52,13 @@ def open_source(
             f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
             "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)"
         )
-    if filesystem is None and is_stack_input(source):  # many files, one image
-        return open_stack(
-            source, registry, dim_order=dim_order, format=format, name=name, column=column, row=row, **options
-        )
+    if filesystem is None and may_be_stack_input(source):
+        from .stacks import is_stack_input, open_stack  # the stack machinery loads for stacks only
+
+        if is_stack_input(source):  # many files, one image
+            return open_stack(
+                source, registry, dim_order=dim_order, format=format, name=name, column=column, row=row, **options
+            )
     if isinstance(source, (str, os.PathLike)) or filesystem is not None:
         return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
     if isinstance(source, (Mapping, *_RECORD_TYPES)):
@@ -72,3 +74,14 @@ def open_source(
         meta = attach_carried(meta, carried_entry(source, records, row), records, row, pixels)
         return ArraySource(meta, pixels, "arrow record")
     return ingest(source, dim_order, registry, name, copy)
+
+
+def may_be_stack_input(source: Any) -> bool:
+    """A superset of ``stacks.is_stack_input``, without loading it: a list or tuple, or a path with a file
+    pattern's ``<`` or a glob's wildcard (``*``, ``?``, ``[``)."""
+    if isinstance(source, (list, tuple)):
+        return True
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    text = os.fspath(source)
+    return not isinstance(text, str) or any(c in text for c in "<*?[")

@@ -17,7 +17,6 @@ from types import ModuleType
 from typing import Any, Final, TypeVar
 
 import numpy as np
-import pluggy
 
 from . import hookspecs
 from .entry_points import entry_points
@@ -25,6 +24,7 @@ from .errors import BackendUnavailableError, DeviceError, PluginError
 from .first_party import FIRST_PARTY, FirstParty, for_format, for_path
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
 from .plugin_listing import BLOCK_ENV, PluginInfo, installed_version, plugin_rows
+from .plugin_manager import PluginManager
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -72,7 +72,7 @@ class Registry:
         blocked: Iterable[str] | None = None,
         group: str = ENTRY_POINT_GROUP,
     ) -> None:
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm = PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._blocked = frozenset(blocked) if blocked is not None else _blocked_from_env()
         self._group = group

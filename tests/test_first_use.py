@@ -34,10 +34,33 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.record.parquet",
     "ome_arrow_cupy.export",
     "ome_arrow_vortex.reader",
+    # not needed for pixels: writers' atomic files, stacks of files, notebook HTML, an OME-XML parser (no document
+    # stored), a plugin's format module
+    "ome_arrow_core.safe_write",
+    "ome_arrow_core.stacks",
+    "ome_arrow_core.display.grid",
+    "ome_arrow_core.display.html",
+    "ome_arrow_core.ome_xml",
+    "xml.etree.ElementTree",
+    "ome_arrow_vortex.format",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
-#: image locations know record files too.
-NOT_FOR_A_PLATE = tuple(m for m in NOT_FOR_A_READ if m not in ("pyarrow.compute", "ome_arrow_core.record.parquet"))
+#: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),
+#: a dataset's class carries its notebook grid, and its modules load the OME-XML code.
+NOT_FOR_A_PLATE = tuple(
+    m
+    for m in NOT_FOR_A_READ
+    if m
+    not in (
+        "pyarrow.compute",
+        "ome_arrow_core.record.parquet",
+        "ome_arrow_core.safe_write",
+        "ome_arrow_core.display.grid",
+        "ome_arrow_core.display.html",
+        "ome_arrow_core.ome_xml",
+        "xml.etree.ElementTree",
+    )
+)
 
 
 def _fresh(code: str) -> dict[str, object]:

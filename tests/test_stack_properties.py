@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrow
@@ -132,3 +132,32 @@ def test_stack_selection_equals_np_stack(
         got = img.source.read(sel)
         assert got.dtype == truth.dtype
         np.testing.assert_array_equal(got, sel.apply(truth))
+
+
+@SETTINGS
+@given(
+    source=st.one_of(
+        st.text(max_size=12),
+        st.text("ab.<>*?[]0-", max_size=12),
+        st.text("ab.<>*?[]0-", max_size=12).map(Path),
+        st.lists(st.text("ab<>*?[]0", min_size=1, max_size=5), max_size=3),
+        st.tuples(st.text("ab<>*", max_size=4)),
+        st.integers(),
+        st.none(),
+    )
+)
+@example("a[1].tif")
+@example("z<0-3>.tif")
+@example("z*.tif")
+@example(Path("z?.tif"))
+@example(["a.tif"])
+def test_the_cheap_stack_check_never_misses_a_stack(source: object) -> None:
+    """``OMEArrow(source)`` loads the stack code only when ``may_be_stack_input`` says so: it must say so for
+    every input ``is_stack_input`` takes as a stack (a path with a group or a wildcard, a list of paths)."""
+    from ome_arrow_core.image_input import may_be_stack_input
+    from ome_arrow_core.stacks import is_stack_input
+
+    if is_stack_input(source):
+        assert may_be_stack_input(source)
+    if isinstance(source, (str, Path)) and not any(c in str(source) for c in "<*?["):
+        assert not may_be_stack_input(source)  # a plain path skips the stack code

@@ -1,10 +1,14 @@
-"""A dataset at a glance: thumbnails of its first images with their ids and metadata columns."""
+"""A dataset at a glance: thumbnails of its first images with their ids and metadata columns.
+
+:class:`DatasetThumbnails` gives datasets ``thumbnails()``, ``_repr_png_`` and ``_repr_html_``; an image that
+cannot be read shows its error (a dark red cell in the PNG) and the others are still drawn.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -13,7 +17,7 @@ from .html import figure
 from .png import encode_png
 from .render import render
 
-__all__ = ["GRID_IMAGES", "GRID_SIZE", "Cell", "cells", "mosaic", "grid_html"]
+__all__ = ["GRID_IMAGES", "GRID_SIZE", "Cell", "cells", "mosaic", "grid_html", "DatasetThumbnails"]
 
 #: Images shown (the first ones), and the longest side of each of their thumbnails.
 GRID_IMAGES = 12
@@ -88,3 +92,25 @@ def grid_html(grid: list[Cell], total: int) -> str:
     )
     head = f"<div style='font-size:12px'>OMEArrowDataset: {total} image(s); the first {len(grid)} shown</div>"
     return f"<div>{head}<div>{figures}</div></div>"
+
+
+class DatasetThumbnails:
+    """A grid of a dataset's first images: ``thumbnails()``, ``_repr_png_`` and ``_repr_html_``."""
+
+    __slots__ = ()
+
+    def thumbnails(self, k: int = GRID_IMAGES, size: int = GRID_SIZE) -> np.ndarray:
+        """The first ``k`` images' thumbnails (longest side ``size``) in rows of four, as one RGB uint8
+        picture; an image that cannot be read is a dark red cell."""
+        return mosaic(cells(cast(DatasetLike, self), k, size), size)
+
+    def _repr_png_(self) -> bytes:
+        return encode_png(self.thumbnails())
+
+    def _repr_html_(self) -> str:
+        return str(self._repr_mimebundle_()["text/html"])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        ds = cast(DatasetLike, self)
+        grid = cells(ds, GRID_IMAGES, GRID_SIZE)
+        return {"text/html": grid_html(grid, len(ds)), "image/png": encode_png(mosaic(grid, GRID_SIZE))}

@@ -1,28 +1,25 @@
-"""Notebook display of images, views and datasets: ``_repr_png_``, ``_repr_html_`` and ``thumbnail()``.
+"""Notebook display of images and views: ``_repr_png_``, ``_repr_html_`` and ``thumbnail()``.
 
 Jupyter asks an object for every representation it has; ``_repr_mimebundle_`` answers PNG and
 HTML from one rendering. When the pixels cannot be read (a damaged or missing file), the HTML
 shows the error in place of the thumbnail and no PNG is offered; ``_repr_png_`` and
-``thumbnail()`` raise it. In a dataset's grid, an image that cannot be read shows its error
-(a dark red cell in the PNG) and the others are still drawn.
+``thumbnail()`` raise it. A dataset's grid is :class:`.grid.DatasetThumbnails`.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentError, OMEArrowError
 from ..handlers import PixelSource
 from ..selection import Selection
-from .grid import GRID_IMAGES, GRID_SIZE, DatasetLike, cells, grid_html, mosaic
-from .html import facts_table, figure
 from .png import encode_png
 from .render import DEFAULT_SIZE, render
 from .subjects import view_facts
 
-__all__ = ["Thumbnailed", "DatasetThumbnails", "thumbnail", "thumbnail_png"]
+__all__ = ["Thumbnailed", "thumbnail", "thumbnail_png"]
 
 
 def thumbnail(obj: Any, size: int = DEFAULT_SIZE, *, t: int = 0) -> np.ndarray:
@@ -63,6 +60,8 @@ class Thumbnailed:
         return str(self._repr_mimebundle_()["text/html"])
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .html import facts_table, figure  # loaded when a notebook draws, not to read pixels
+
         png: bytes | None = None
         error = None
         try:
@@ -72,25 +71,3 @@ class Thumbnailed:
         cell = figure(png, [], error=error)
         page = f"<div style='display:flex;gap:12px;align-items:flex-start'>{cell}{facts_table(self._facts())}</div>"
         return {"text/html": page} if png is None else {"text/html": page, "image/png": png}
-
-
-class DatasetThumbnails:
-    """A grid of a dataset's first images: ``thumbnails()``, ``_repr_png_`` and ``_repr_html_``."""
-
-    __slots__ = ()
-
-    def thumbnails(self, k: int = GRID_IMAGES, size: int = GRID_SIZE) -> np.ndarray:
-        """The first ``k`` images' thumbnails (longest side ``size``) in rows of four, as one RGB uint8
-        picture; an image that cannot be read is a dark red cell."""
-        return mosaic(cells(cast(DatasetLike, self), k, size), size)
-
-    def _repr_png_(self) -> bytes:
-        return encode_png(self.thumbnails())
-
-    def _repr_html_(self) -> str:
-        return str(self._repr_mimebundle_()["text/html"])
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        ds = cast(DatasetLike, self)
-        grid = cells(ds, GRID_IMAGES, GRID_SIZE)
-        return {"text/html": grid_html(grid, len(ds)), "image/png": encode_png(mosaic(grid, GRID_SIZE))}

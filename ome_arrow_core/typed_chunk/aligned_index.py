@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError
-from ..safe_write import atomic_path
 from ..uniques import unique, unique_first
 from .bounds import dictionary_codes
 from .checks import check_member, check_unique
@@ -100,6 +99,8 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
         first = unique_first(chunk_group)[1]
         last = unique_first(chunk_group[::-1])[1]
         aligned = bool((owner_group[first] == owner_group[len(owner) - 1 - last]).all())
+    from ..safe_write import atomic_path  # writers only: a read never loads it
+
     with atomic_path(out) as tmp:
         if not aligned:
             pq.write_table(index.replace_schema_metadata(FILE_METADATA), tmp, write_page_checksum=True)

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..errors import SchemaError
 from ..meta import ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
-from ..ome_xml import attach_ome_xml
 
 __all__ = ["image_row", "meta_from_row"]
 
@@ -62,7 +61,12 @@ def meta_from_row(row: dict[str, Any]) -> ImageMeta:
         channels=chans if len(chans) == sizes["C"] else (),
         chunk_shape=tuple(int(row.get(f"chunk_{a}") or 1) for a in "zyx"),  # type: ignore[arg-type]
     )
+    xml = row.get("ome_xml")
+    if xml is None:  # no stored OME-XML: its parser (xml.etree) is not loaded
+        return meta
+    from ..ome_xml import attach_ome_xml
+
     try:
-        return attach_ome_xml(meta, row.get("ome_xml"))
+        return attach_ome_xml(meta, xml)
     except SchemaError as exc:
         raise SchemaError(f"{at} {exc}") from None

@@ -24,7 +24,6 @@ from typing import Any, Final
 from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, checker, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
-from ..safe_write import atomic_path
 from .file_version import member_version
 from .spec import MANIFEST
 
@@ -134,6 +133,8 @@ def accept_both(root: Path, manifest: Mapping[str, Any], new: Mapping[str, list[
     old = recorded(root, manifest)
     if not old:
         return None
+    from ..safe_write import atomic_path  # writers only: a read never loads it
+
     original = (root / MANIFEST).read_bytes()
     both = {**old, **{n: sorted({*old.get(n, []), *d}) for n, d in new.items()}}
     ours = {**(manifest.get("ome_arrow_core") or {}), TABLES_KEY: both}
@@ -145,6 +146,8 @@ def accept_both(root: Path, manifest: Mapping[str, Any], new: Mapping[str, list[
 def restore_manifest(root: Path, original: bytes, manifest: Mapping[str, Any]) -> None:
     """Put the manifest replaced by :func:`accept_both` back, once the swap was undone: only when every table it
     records still has its recorded digest (otherwise the manifest accepting both stays, and reads)."""
+    from ..safe_write import atomic_path
+
     try:
         for name, want in recorded(root, manifest).items():
             if file_digest(root / name) not in want:

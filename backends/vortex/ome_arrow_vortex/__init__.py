@@ -33,8 +33,20 @@ files atomically, so rewriting an image never does that.
 
 from __future__ import annotations
 
-from .format import FORMAT_VERSION
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .format import FORMAT_VERSION
 
 __version__ = "0.1.0"
 
 __all__ = ["FORMAT_VERSION", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """FORMAT_VERSION loads :mod:`.format` on first use (loading the plugin, e.g. to read a Parquet file, does not)."""
+    if name == "FORMAT_VERSION":
+        from .format import FORMAT_VERSION
+
+        return FORMAT_VERSION
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
