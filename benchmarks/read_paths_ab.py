@@ -8,7 +8,8 @@ them (see ``SWAPS``); everything else (opening, the file, the machine's load) is
 turns round by round, each going first every other round (``--ref none``: this tree only). Image: 1x2x4xSxS uint16 of camera-like noise, written with
 our defaults but the chunk edge (one image per ``--chunks`` edge, all interleaved too), every chunk read once
 (audited) first. Cases: one full plane, one 256x256 aligned crop, one 300x300 crop straddling chunks, a
-4x256x256 Z column, open + one aligned crop, 256x256 tiles over every plane (``iter_dlpack(prefetch=2)``).
+4x256x256 Z column, open + one aligned crop, 256x256 tiles over every plane (``iter_dlpack(prefetch=2)``),
+the whole image (``to_numpy``) and, for scale, numpy's copy of it in memory.
 Prints wall and process CPU time per read, median and best of the rounds, ms, and checks each result against
 numpy's slice of the source.
 """
@@ -49,6 +50,12 @@ SWAPS: list[tuple[str, str, str, str]] = [
     ("ome_arrow_core.view", "Streamable._stream", "ome_arrow_core.view", "Streamable._stream"),
     ("ome_arrow_core.chunks", "ChunkTable.projections", "ome_arrow_core.chunks", "ChunkTable.projections"),
     ("ome_arrow_core.lazy", "LazyTensorView.__init__", "ome_arrow_core.lazy", "LazyTensorView.__init__"),
+    (
+        "ome_arrow_core.typed_chunk.source",
+        "DatasetSource._read",
+        "ome_arrow_core.typed_chunk.source",
+        "DatasetSource._read",
+    ),
 ]
 
 
@@ -179,6 +186,8 @@ def image_cases(arr: np.ndarray, path: Path) -> dict[str, tuple[Callable[[], Any
             arr[0, 1, 2, 512:768, 512:768],
         ),
         "256x256 tiles over every plane": (lambda: collections.deque(L.ours_tiles(img, planes, 256), maxlen=0), None),
+        "whole image": (lambda: L.ours_read(img, (slice(None),) * 5), arr),
+        "memcpy of the whole image": (lambda: arr.copy(), arr),
     }
 
 

@@ -18,6 +18,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
+from .box_plans import PLAN_CHUNKS, BoxPlan, box_key, plan_box
 from .chunk_reads import Placement, audited_pages, one_block, read_placements
 from .fragments import ParquetFragment
 from .opened import OpenedDataset
@@ -82,6 +83,8 @@ class DatasetSource:
         self._index_rows = mine
         self.chunks_read = 0
         self.row_groups_read = 0
+        #: Read plans of the boxes read lately (see box_plans), by their TZCYX ranges.
+        self._plans: dict[tuple[range, ...], BoxPlan] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
@@ -120,12 +123,39 @@ class DatasetSource:
             return self._read(sel)
 
     def _read(self, sel: Selection) -> np.ndarray:
+        key = box_key(sel)
+        plan = self._plans.get(key) if key is not None else None
+        if plan is not None:  # this box was read before: its plan reads (and checks) it again
+            out = plan.read(verify_enabled(self.verify))
+            self._count(len(plan.items))
+            return out
         projections = self._chunks.projections(sel)
         if _whole(projections):  # the buffer read is the answer
             return self._whole_chunk(projections[0])
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
+        if key is not None:
+            self._plan(key, projections, sel.shape)
         return view_buffer(buf, self.meta.dtype, sel.shape)
+
+    def _plan(self, key: tuple[range, ...], projections: list[ChunkProjection], shape: tuple[int, ...]) -> None:
+        """Remember the plan of box ``key`` just read (every chunk audited by now), when it can have one."""
+        rows = [int(self._index_rows[p.row]) for p in projections]
+        plan = plan_box(self._opened, rows, projections, shape, self.meta.dtype)
+        if plan is None:
+            return
+        with _PLANS_LOCK:
+            plans = self._plans
+            while plans and (
+                len(plans) >= PLANS_KEPT or sum(len(p.items) for p in plans.values()) + len(plan.items) > PLAN_CHUNKS
+            ):
+                plans.pop(next(iter(plans)))  # the oldest
+            plans[key] = plan
+
+    def _count(self, chunks: int) -> None:
+        """Count ``chunks`` chunks read, each its own row group."""
+        self.row_groups_read += chunks
+        self.chunks_read += chunks
 
     def read_many(self, sels: Sequence[Selection]) -> list[np.ndarray]:
         """The pixels of each of ``sels`` (TZCYX), each in its own buffer, read together: the chunks they touch
@@ -171,6 +201,12 @@ class DatasetSource:
         with reading(self.path, None, "reading pixels"), blaming(self.path):
             if out.shape != sel.shape:
                 raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
+            key = box_key(sel)
+            plan = self._plans.get(key) if key is not None else None
+            if plan is not None:
+                plan.read_into(out, verify_enabled(self.verify))
+                self._count(len(plan.items))
+                return
             self._place(self._chunks.projections(sel), out)
 
     def _place(self, projections: list[ChunkProjection], out: np.ndarray) -> None:
@@ -185,6 +221,11 @@ class DatasetSource:
         """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
+
+
+#: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
+PLANS_KEPT = 16
+_PLANS_LOCK = threading.Lock()
 
 
 def _whole(projections: list[ChunkProjection]) -> bool:
