@@ -108,6 +108,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=60)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--chunks", default="256", help="comma-separated Y/X chunk edges, one image each")
+    p.add_argument("--only", default="", help="run only the cases whose name contains this")
+    p.add_argument(
+        "--tensorstore", type=int, default=0, help="chunk edge: also time tensorstore's plane and whole image (raw)"
+    )
     args = p.parse_args()
     pairs: list[tuple[Any, str, Any]] = []
     olds: dict[str, types.ModuleType | None] = {}
@@ -132,6 +136,16 @@ def main() -> None:
         path = tmp / f"ours-{edge}.ome.parquet"
         OMEArrow(arr).export("parquet", path, chunk_shape=(edge, edge))
         cases.update({f"{name} [chunks {edge}]": case for name, case in image_cases(arr, path).items()})
+    if args.tensorstore:
+        ts_path = tmp / "ts.zarr"
+        L.ts_write(arr, ts_path, args.tensorstore, "raw")
+        read = L.ts_reader(L.ts_open(ts_path))
+        cases[f"tensorstore: one full {s}x{s} plane [chunks {args.tensorstore} raw]"] = (
+            lambda: read((0, 1, 2, slice(None), slice(None))),
+            arr[0, 1, 2],
+        )
+        cases[f"tensorstore: whole image [chunks {args.tensorstore} raw]"] = (lambda: read((slice(None),) * 5), arr)
+    cases = {k: v for k, v in cases.items() if args.only in k}
     print(f"ref {args.ref}: swapped {[f'{u}.{n}' for u, n, _, _ in SWAPS] if pairs else []}; {args.rounds} rounds")
     print("case | " + " | ".join(f"{v}: wall median / best, CPU median / best" for v in variants) + " | new/old CPU")
     times: dict[tuple[str, str], list[tuple[float, float]]] = {(c, v): [] for c in cases for v in variants}
