@@ -21,6 +21,7 @@ from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
+from ome_arrow_core.typed_chunk.source import WholeChunk
 
 DTYPES = ["<f4", "<f8", "|i1", "<u2"]
 
@@ -86,8 +87,7 @@ def test_planned_boxes_equal_numpys_slice(
     for t, c, z, y, x in boxes:
         sel = box(src, t, c, z, y, x)
         np.testing.assert_array_equal(planned(src, sel), sel.apply(tzcyx))
-        one_chunk = len(src._chunks.projections(sel)) == 1 and src._chunks.projections(sel)[0].is_complete_chunk
-        assert box_plans.box_key(sel) in src._plans or one_chunk  # a whole chunk is a view of its page, no plan
+        assert box_plans.box_key(sel) in src._plans
         out = np.full(sel.shape, 7, dtype=a.dtype)
         src.read_into(sel, out)
         np.testing.assert_array_equal(out, sel.apply(tzcyx))
@@ -111,16 +111,19 @@ def test_a_large_box_is_read_by_two_threads_right(tmp_path: Path, monkeypatch: p
     assert a.nbytes >= box_plans.THREADED_BYTES
     src = DatasetSource(written(tmp_path, a, (1, 256, 256)))
     sel = Selection.full(src.meta.sizes)
-    seen: list[str] = []
+    helper_ran = threading.Event()
     real = box_plans.BoxPlan._run
 
     def run(self: Any, *args: Any) -> None:
-        seen.append(threading.current_thread().name)
+        if threading.current_thread().name.startswith("ome-arrow-box-read"):
+            helper_ran.set()
+        elif not helper_ran.is_set():  # the caller's first block waits for the helper (however late it starts)
+            assert helper_ran.wait(timeout=120), "the helper thread never read a block"
         real(self, *args)
 
     monkeypatch.setattr(box_plans.BoxPlan, "_run", run)
     np.testing.assert_array_equal(planned(src, sel), a.transpose(0, 2, 1, 3, 4))
-    assert any(name.startswith("ome-arrow-box-read") for name in seen)
+    assert helper_ran.is_set()
 
 
 def damaged_setup(tmp_path: Path, verify: bool | None = None) -> tuple[Path, DatasetSource, Selection, np.ndarray]:
@@ -143,13 +146,29 @@ def test_a_flipped_pixel_byte_is_refused_on_the_planned_path_and_reads_again_onc
         monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
     out, src, sel, want = damaged_setup(tmp_path)
     groups = len(src._index_rows)
-    for group in (1, groups - 2):  # a chunk of the first half of the plan, one of the second (the other thread's)
+    for group in (1, groups - 2):  # a chunk of the first block of the plan, one of the last
         off, size = chunk_page(src, group)
         flip_byte(out / "chunks.parquet", off + size // 2)
         with pytest.raises(ChecksumError, match="do not match their checksum"):
             src.read(sel)
         flip_byte(out / "chunks.parquet", off + size // 2)  # repaired: nothing stale is served, not even an error
         np.testing.assert_array_equal(src.read(sel), want)
+
+
+def test_a_whole_chunk_box_is_read_again_and_checked_on_every_read(tmp_path: Path) -> None:
+    out, src, _, _ = damaged_setup(tmp_path)
+    sel = box(src, range(1), range(1), range(1), range(32, 64), range(0, 32))  # chunk row 3 of c0 z0: one page
+    a = planned(src, sel)
+    assert isinstance(src._plans[box_plans.box_key(sel)], WholeChunk)
+    off, size = chunk_page(src, 3)
+    flip_byte(out / "chunks.parquet", off + size - 3)
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        src.read(sel)
+    flip_byte(out / "chunks.parquet", off + size - 3)
+    np.testing.assert_array_equal(src.read(sel), a)
+    os.truncate(out / "chunks.parquet", off + 100)
+    with pytest.raises(DamagedFileError, match="truncated"):
+        src.read(sel)
 
 
 def test_a_lying_page_head_is_refused_on_the_planned_path(tmp_path: Path) -> None:

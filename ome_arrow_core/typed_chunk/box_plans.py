@@ -8,7 +8,8 @@ thread's scratch buffer, the head compared with the expected one (one defined PL
 size), its XXH3 compared with the index's (read from the index on each read, never remembered) and one slice
 assignment into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with the same
 errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
-two threads (``os.preadv``, XXH3 and numpy's copy release the GIL).
+two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of chunks in turn, so a helper
+that a busy machine starts late only takes what is left and the caller never waits for it to start.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -45,8 +46,21 @@ _AT: Final[int] = -USUAL_VALUE_AT % ALIGNMENT
 _LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01")
 #: Boxes of at least this many bytes are read by two threads (when the machine has two cores or more).
 THREADED_BYTES: Final[int] = 4 << 20
+#: Chunks two threads claim at a time (a thread that starts late only takes what is left).
+STEP: Final[int] = 8
 #: Chunks a plan holds at most (~0.3 KiB each); larger boxes are read without one.
 PLAN_CHUNKS: Final[int] = 8192
+
+
+class _Shared:
+    """Blocks of a box read by two threads: the next one to claim, how many are being read, the first error."""
+
+    def __init__(self, blocks: int) -> None:
+        self.blocks = blocks
+        self.next = 0
+        self.active = 0
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
 
 
 def box_key(sel: Selection) -> tuple[range, ...] | None:
@@ -106,12 +120,33 @@ class BoxPlan:
         if self.nbytes < THREADED_BYTES or n < 2 or usable_cores() < 2:
             self._run(out, 0, n, want, fn)
             return
-        half = n // 2
-        other: Future[None] = _pool().submit(self._run, out, half, n, want, fn)
-        try:
-            self._run(out, 0, half, want, fn)
-        finally:
-            other.result()  # its error too; and never return while it still writes
+        shared = _Shared((n + STEP - 1) // STEP)
+        _pool().submit(self._take, shared, out, want, fn)  # helps if it starts in time; never waited for otherwise
+        self._take(shared, out, want, fn)
+        with shared.cond:
+            shared.cond.wait_for(lambda: shared.active == 0)  # no block still being written into ``out``
+        if shared.error is not None:
+            raise shared.error
+
+    def _take(self, shared: _Shared, out: np.ndarray, want: list[Any], fn: Any) -> None:
+        """Read blocks of :data:`STEP` items of ``shared`` until none is left (or one failed)."""
+        n = len(self.items)
+        while True:
+            with shared.cond:
+                if shared.error is not None or shared.next >= shared.blocks:
+                    return
+                k = shared.next
+                shared.next += 1
+                shared.active += 1
+            try:
+                self._run(out, k * STEP, min(n, (k + 1) * STEP), want, fn)
+            except BaseException as exc:
+                with shared.cond:
+                    shared.error = shared.error or exc
+            finally:
+                with shared.cond:
+                    shared.active -= 1
+                    shared.cond.notify_all()
 
     def _views(self) -> tuple[memoryview, list[np.ndarray], Any]:
         """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads, and the buffer."""
@@ -227,7 +262,7 @@ _pool_lock = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The one worker thread that reads the second half of a large box (made on first use, per process)."""
+    """The one worker thread that helps read a large box (made on first use, per process)."""
     global _pool_of
     pid = os.getpid()
     if _pool_of is None or _pool_of[0] != pid:

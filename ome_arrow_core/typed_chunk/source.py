@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,10 +19,11 @@ from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
 from .box_plans import PLAN_CHUNKS, BoxPlan, box_key, plan_box
-from .chunk_reads import Placement, audited_pages, one_block, read_placements
+from .chunk_reads import Placement, audited_pages, audited_piece, one_block, piece_block, read_placements
 from .fragments import ParquetFragment
 from .opened import OpenedDataset
 from .opening import open_dataset
+from .page_reads import PageFragment
 
 __all__ = ["DatasetSource", "image_meta"]
 
@@ -84,7 +85,7 @@ class DatasetSource:
         self.chunks_read = 0
         self.row_groups_read = 0
         #: Read plans of the boxes read lately (see box_plans), by their TZCYX ranges.
-        self._plans: dict[tuple[range, ...], BoxPlan] = {}
+        self._plans: dict[tuple[range, ...], BoxPlan | WholeChunk] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
@@ -126,12 +127,21 @@ class DatasetSource:
         key = box_key(sel)
         plan = self._plans.get(key) if key is not None else None
         if plan is not None:  # this box was read before: its plan reads (and checks) it again
+            if isinstance(plan, WholeChunk):
+                block = piece_block(
+                    self._opened, plan.piece, plan.row, plan.shape, self.meta.dtype, verify_enabled(self.verify)
+                )
+                self._count(1)
+                return block.transpose(0, 2, 1, 3, 4)
             out = plan.read(verify_enabled(self.verify))
             self._count(len(plan.items))
             return out
         projections = self._chunks.projections(sel)
         if _whole(projections):  # the buffer read is the answer
-            return self._whole_chunk(projections[0])
+            got = self._whole_chunk(projections[0])
+            if key is not None:
+                self._whole_plan(key, projections[0])
+            return got
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
         if key is not None:
@@ -142,12 +152,23 @@ class DatasetSource:
         """Remember the plan of box ``key`` just read (every chunk audited by now), when it can have one."""
         rows = [int(self._index_rows[p.row]) for p in projections]
         plan = plan_box(self._opened, rows, projections, shape, self.meta.dtype)
-        if plan is None:
-            return
+        if plan is not None:
+            self._keep(key, plan)
+
+    def _whole_plan(self, key: tuple[range, ...], projection: ChunkProjection) -> None:
+        """Remember where box ``key``, one whole chunk just read (and so audited), lies, when it is read by page range."""
+        row = int(self._index_rows[projection.row])
+        piece = audited_piece(self._opened, row)
+        if piece is not None:
+            self._keep(key, WholeChunk(piece, row, projection.chunk_shape))
+
+    def _keep(self, key: tuple[range, ...], plan: BoxPlan | WholeChunk) -> None:
+        """Keep ``plan`` for box ``key``, dropping the oldest plans beyond PLANS_KEPT or PLAN_CHUNKS chunks."""
+        size = _chunks_of(plan)
         with _PLANS_LOCK:
             plans = self._plans
             while plans and (
-                len(plans) >= PLANS_KEPT or sum(len(p.items) for p in plans.values()) + len(plan.items) > PLAN_CHUNKS
+                len(plans) >= PLANS_KEPT or sum(_chunks_of(p) for p in plans.values()) + size > PLAN_CHUNKS
             ):
                 plans.pop(next(iter(plans)))  # the oldest
             plans[key] = plan
@@ -203,7 +224,7 @@ class DatasetSource:
                 raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
             key = box_key(sel)
             plan = self._plans.get(key) if key is not None else None
-            if plan is not None:
+            if isinstance(plan, BoxPlan):
                 plan.read_into(out, verify_enabled(self.verify))
                 self._count(len(plan.items))
                 return
@@ -221,6 +242,20 @@ class DatasetSource:
         """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
+
+
+class WholeChunk(NamedTuple):
+    """The plan of a box that is one whole audited chunk: its page-ranged file and row group there, its index row
+    and shape (read with one positioned read, every check made, into a buffer the result is a view of)."""
+
+    piece: tuple[PageFragment, int]
+    row: int
+    shape: tuple[int, ...]
+
+
+def _chunks_of(plan: BoxPlan | WholeChunk) -> int:
+    """Chunks a kept plan lists."""
+    return len(plan.items) if isinstance(plan, BoxPlan) else 1
 
 
 #: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
