@@ -80,7 +80,7 @@ def test_planned_boxes_equal_numpys_slice(
     shape, dtype, chunk, boxes = case
     if threads:  # every box of two chunks or more read by two threads, whatever the machine
         monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
-        monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
+        monkeypatch.setattr(box_plans, "spare_core", lambda: True)
     a = pixels(shape, dtype)
     src = DatasetSource(written(tmp_path_factory.mktemp("b"), a, chunk))
     tzcyx = a.transpose(0, 2, 1, 3, 4)
@@ -106,7 +106,7 @@ def test_planes_and_the_whole_image_through_the_public_views(tmp_path: Path, dty
 
 
 def test_a_large_box_is_read_by_two_threads_right(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
+    monkeypatch.setattr(box_plans, "spare_core", lambda: True)
     a = pixels((1, 1, 2, 1100, 1000), "<u2")  # 4.2 MiB: over THREADED_BYTES
     assert a.nbytes >= box_plans.THREADED_BYTES
     src = DatasetSource(written(tmp_path, a, (1, 256, 256)))
@@ -143,7 +143,7 @@ def test_a_flipped_pixel_byte_is_refused_on_the_planned_path_and_reads_again_onc
 ) -> None:
     if threads:
         monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
-        monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
+        monkeypatch.setattr(box_plans, "spare_core", lambda: True)
     out, src, sel, want = damaged_setup(tmp_path)
     groups = len(src._index_rows)
     for group in (1, groups - 2):  # a chunk of the first block of the plan, one of the last
@@ -222,3 +222,14 @@ def test_a_file_replaced_between_two_reads_gives_the_indexed_pixels_or_is_refuse
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ChecksumError):  # a fresh open reads the new file, against the old index
         planned(DatasetSource(out), sel)
+
+
+def test_a_helper_thread_is_wanted_only_with_two_cores_and_one_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # the machine's load cannot be set for a test
+    assert box_plans.spare_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))
+    assert not box_plans.spare_core()
+    monkeypatch.setattr(box_plans, "usable_cores", lambda: 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not box_plans.spare_core()

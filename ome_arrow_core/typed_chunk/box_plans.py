@@ -37,14 +37,14 @@ if TYPE_CHECKING:
     from ..chunks import ChunkProjection
     from .opened import OpenedDataset
 
-__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "usable_cores"]
+__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "spare_core", "usable_cores"]
 
 #: Where a page is read to in the scratch buffer: its usual value start lands 64-byte aligned (as page_stream).
 _AT: Final[int] = -USUAL_VALUE_AT % ALIGNMENT
 #: The first 6 bytes of a page of one defined value: level bytes 2, then one RLE run of one 1 (or one bit-packed
 #: group of it); the value's 4-byte length follows.
 _LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01")
-#: Boxes of at least this many bytes are read by two threads (when the machine has two cores or more).
+#: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`).
 THREADED_BYTES: Final[int] = 4 << 20
 #: Chunks two threads claim at a time (a thread that starts late only takes what is left).
 STEP: Final[int] = 8
@@ -117,7 +117,7 @@ class BoxPlan:
             stored = sums.values[self.rows].tolist()
             want = [s if p else None for s, p in zip(stored, present.tolist())]
         n = len(self.items)
-        if self.nbytes < THREADED_BYTES or n < 2 or usable_cores() < 2:
+        if self.nbytes < THREADED_BYTES or n < 2 or not spare_core():
             self._run(out, 0, n, want, fn)
             return
         shared = _Shared((n + STEP - 1) // STEP)
@@ -270,6 +270,13 @@ def _pool() -> ThreadPoolExecutor:
             if _pool_of is None or _pool_of[0] != pid:
                 _pool_of = (pid, ThreadPoolExecutor(1, "ome-arrow-box-read"))
     return _pool_of[1]
+
+
+def spare_core() -> bool:
+    """Whether a second thread would find a core: the process may run on two or more and the last minute's load
+    average leaves one idle (on a busy machine a helper waits for a time slice longer than it saves)."""
+    cores = usable_cores()
+    return cores >= 2 and (not hasattr(os, "getloadavg") or os.getloadavg()[0] <= cores - 1)
 
 
 def usable_cores() -> int:
