@@ -46,8 +46,8 @@ def box(src: DatasetSource, t: range, c: range, z: range, y: range, x: range) ->
 
 
 def planned(src: DatasetSource, sel: Selection) -> np.ndarray:
-    """``sel`` read three times (the first audits its chunks, the second plans the box, the third uses the plan),
-    every result the same; the last."""
+    """``sel`` read four times (the first audits its chunks, the second plans the box, the third and fourth use the
+    plan), every result the same; the last."""
     first = src.read(sel)
     for _ in range(2):
         np.testing.assert_array_equal(src.read(sel), first)
@@ -88,6 +88,9 @@ def test_planned_boxes_equal_numpys_slice(
         sel = box(src, t, c, z, y, x)
         np.testing.assert_array_equal(planned(src, sel), sel.apply(tzcyx))
         assert box_plans.box_key(sel) in src._plans
+        once = DatasetSource(src.path)
+        np.testing.assert_array_equal(once.read(sel), sel.apply(tzcyx))
+        assert once._plans == {}  # a box read once is not planned
         out = np.full(sel.shape, 7, dtype=a.dtype)
         src.read_into(sel, out)
         np.testing.assert_array_equal(out, sel.apply(tzcyx))

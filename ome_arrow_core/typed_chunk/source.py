@@ -86,6 +86,7 @@ class DatasetSource:
         self.row_groups_read = 0
         #: Read plans of the boxes read lately (see box_plans), by their TZCYX ranges.
         self._plans: dict[tuple[range, ...], BoxPlan | WholeChunk] = {}
+        self._seen: set[tuple[range, ...]] = set()
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
@@ -139,14 +140,25 @@ class DatasetSource:
         projections = self._chunks.projections(sel)
         if _whole(projections):  # the buffer read is the answer
             got = self._whole_chunk(projections[0])
-            if key is not None:
+            if key is not None and self._again(key):
                 self._whole_plan(key, projections[0])
             return got
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
-        if key is not None:
+        if key is not None and self._again(key):
             self._plan(key, projections, sel.shape)
         return view_buffer(buf, self.meta.dtype, sel.shape)
+
+    def _again(self, key: tuple[range, ...]) -> bool:
+        """Whether box ``key`` was read before (the last SEEN_KEPT boxes read once are remembered): a box is planned
+        when it is read a second time, so a box read once costs no plan."""
+        seen = self._seen
+        if key in seen:
+            return True
+        if len(seen) >= SEEN_KEPT:
+            seen.clear()
+        seen.add(key)
+        return False
 
     def _plan(self, key: tuple[range, ...], projections: list[ChunkProjection], shape: tuple[int, ...]) -> None:
         """Remember the plan of box ``key`` just read (every chunk audited by now), when it can have one."""
@@ -260,6 +272,8 @@ def _chunks_of(plan: BoxPlan | WholeChunk) -> int:
 
 #: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
 PLANS_KEPT = 16
+#: Boxes read once that a source remembers (a box read again is planned).
+SEEN_KEPT = 64
 _PLANS_LOCK = threading.Lock()
 
 
