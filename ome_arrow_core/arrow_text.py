@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow_numpy import int_values, string_values, valid_mask
-from .uniques import unique
+from .uniques import unique, unique_inverse
 
 __all__ = ["Packed", "packed_text", "same_text", "distinct_text"]
 
@@ -136,23 +136,28 @@ def _distinct_block(column: pa.ChunkedArray | pa.Array, at: np.ndarray) -> tuple
     packed = packed_text(column, at)
     if packed is None or not len(at):
         values = string_values(column, at)
-        listed = list(dict.fromkeys(values))
-        return listed, np.array([listed.index(v) for v in values], dtype=np.int64)
+        return _coded(values)
     valid, lengths, begin, data = packed
     width = int(lengths.max(initial=0))
     if width > 256:  # long values: one string each
         values = string_values(column, at)
-        listed = list(dict.fromkeys(values))
-        return listed, np.array([listed.index(v) for v in values], dtype=np.int64)
+        return _coded(values)
     grid = np.zeros((len(at), width + 9), dtype=np.uint8)  # the bytes, then the length and validity: no collisions
     rows = np.repeat(np.arange(len(at)), lengths)
     grid[rows, _ramp(np.zeros(len(at), dtype=np.int64), lengths)] = data
     grid[:, width : width + 8] = lengths.astype("<i8").view(np.uint8).reshape(-1, 8)
     grid[:, width + 8] = valid
     keys = np.ascontiguousarray(grid).view(np.dtype((np.void, width + 9))).ravel()
-    _, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+    _, first, codes = unique_inverse(keys)
     out: list[str | None] = [
         bytes(data[int(begin[k]) : int(begin[k] + lengths[k])]).decode("utf-8", errors="replace") if valid[k] else None
         for k in first.tolist()
     ]
     return out, codes.reshape(-1).astype(np.int64)
+
+
+def _coded(values: list[str | None]) -> tuple[list[str | None], np.ndarray]:
+    """The distinct ``values`` in first-seen order and each value's code among them (one pass)."""
+    index: dict[str | None, int] = {}
+    codes = [index.setdefault(v, len(index)) for v in values]
+    return list(index), np.array(codes, dtype=np.int64)

@@ -103,11 +103,30 @@ def apply_layout(canonical: np.ndarray, layout: str, *, channel_policy: ChannelP
 
     With ``channel_policy="first"`` a dropped C axis of several channels keeps channel 0.
     """
-    order = normalize_axes(layout)
     if canonical.ndim != 5:
         raise LayoutError(f"expected a 5-D TZCYX array, got {canonical.ndim}-D")
+    shape = canonical.shape
+    key = (layout, channel_policy, shape[0] == 1, shape[1] == 1, shape[2] == 1, shape[3] == 1, shape[4] == 1)
+    plan = _PLANS.get(key) if isinstance(layout, str) else None  # (not a string: LayoutError below)
+    if plan is None:
+        plan = _layout_plan(shape, layout, channel_policy)
+        if len(_PLANS) >= 1024:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return canonical[plan[0]].transpose(plan[1])
+
+
+#: :func:`_layout_plan` answers by (layout, policy, which axes have length 1): all they depend on.
+_PLANS: dict[tuple[object, ...], tuple[tuple[int | slice, ...], tuple[int, ...]]] = {}
+
+
+def _layout_plan(
+    shape: tuple[int, ...], layout: str, channel_policy: ChannelPolicy
+) -> tuple[tuple[int | slice, ...], tuple[int, ...]]:
+    """(the index, then the axis order) that views a TZCYX array of ``shape`` in ``layout``."""
+    order = normalize_axes(layout)
     index: list[int | slice] = []
-    for ax, n in zip(AXES, canonical.shape):
+    for ax, n in zip(AXES, shape):
         if ax in order:
             index.append(slice(None))
         elif n == 1 or (ax == "C" and channel_policy == "first"):
@@ -121,5 +140,4 @@ def apply_layout(canonical: np.ndarray, layout: str, *, channel_policy: ChannelP
     if channel_policy not in ("error", "first"):
         raise LayoutError(f"channel_policy must be 'error' or 'first', got {channel_policy!r}")
     kept = "".join(ax for ax in AXES if ax in order)
-    view = canonical[tuple(index)]
-    return view.transpose([kept.index(ax) for ax in order])
+    return tuple(index), tuple(kept.index(ax) for ax in order)

@@ -12,7 +12,7 @@ from .display import Thumbnailed
 from .handlers import PixelSource
 from .iteration import Window, windows_one_by_one
 from .layout import ChannelPolicy, apply_layout, normalize_axes
-from .selection import Selection, resolve_selection
+from .selection import AxisIndex, Selection, resolve_selection
 from .view import Streamable, TensorView
 from .view_spec import channels_read
 
@@ -173,18 +173,32 @@ class LazyTensorView(Streamable, Thumbnailed):
         read_many = getattr(self._source, "read_many", None)
         if read_many is None or len(items) < 2:
             return windows_one_by_one(self._window, items)
-        sels = [
-            channels_read(self._sel.select(**{ax.lower(): i for ax, i in w.items()}), self.layout, self._policy)  # type: ignore[arg-type]
-            for w in items
-        ]
+        sels = self._window_selections(items)
         try:
             read = read_many(sels)
         except Exception:
             return windows_one_by_one(self._window, items)
-        return [
-            materialize(self._source, sel, self.layout, self._dtype, self._policy, self._registry, self._casting, px)
-            for sel, px in zip(sels, read)
+        dtype, casting, layout, policy, registry = self._dtype, self._casting, self.layout, self._policy, self._registry
+        return [  # materialize() of each (its selection narrowed to the channels read already)
+            TensorView(apply_layout(cast_pixels(px, dtype, casting), layout, channel_policy=policy), layout, registry)
+            for px in read
         ]
+
+    def _window_selections(self, items: list[Window]) -> list[Selection]:
+        """The selections ``channels_read`` reads for windows ``items`` (each axis index worked out once: the
+        windows of a stream repeat them)."""
+        base, layout, policy = self._sel, self.layout, self._policy
+        subs: dict[tuple[str, AxisIndex], AxisIndex] = {}
+        out = []
+        for w in items:
+            got = {"t": base.t, "z": base.z, "c": base.c, "y": base.y, "x": base.x}
+            for ax, i in w.items():
+                sub = subs.get((ax, i))
+                if sub is None:
+                    sub = subs[ax, i] = base.select(**{ax.lower(): i}).axis(ax)  # type: ignore[arg-type]
+                got[ax.lower()] = sub
+            out.append(channels_read(Selection(**got), layout, policy))  # type: ignore[arg-type]
+        return out
 
     # Conveniences that execute the plan.
     def to_numpy(self, contiguous: bool = False) -> np.ndarray:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unique", "unique_counts", "unique_first"]
+__all__ = ["unique", "unique_counts", "unique_first", "unique_inverse"]
 
 
 def _starts(sorted_values: np.ndarray) -> np.ndarray:
     """Mask of the first element of each run of equal values in a sorted 1-D array."""
     keep = np.empty(sorted_values.shape, dtype=bool)
     keep[:1] = True
-    np.not_equal(sorted_values[1:], sorted_values[:-1], out=keep[1:])
+    if sorted_values.dtype.kind == "V":  # raw byte keys: the ufunc has no loop for them, the operator compares bytes
+        keep[1:] = sorted_values[1:] != sorted_values[:-1]
+    else:
+        np.not_equal(sorted_values[1:], sorted_values[:-1], out=keep[1:])
     return keep
 
 
@@ -50,3 +53,18 @@ def unique_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = np.sort(a)
     starts = np.flatnonzero(_starts(s))
     return s[starts], np.diff(np.append(starts, s.size))
+
+
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each one's first occurrence, code of each element among them), as
+    ``np.unique(values, return_index=True, return_inverse=True)`` for integer, bool and raw-byte (void) arrays."""
+    a = np.asarray(values).ravel()
+    if a.dtype.kind not in "biuV":
+        uniq, first, inverse = np.unique(a, return_index=True, return_inverse=True)
+        return uniq, first, inverse.reshape(-1)
+    order = np.argsort(a, kind="stable")
+    s = a[order]
+    keep = _starts(s)
+    inverse = np.empty(a.size, dtype=np.intp)
+    inverse[order] = np.cumsum(keep) - 1
+    return s[keep], order[keep], inverse

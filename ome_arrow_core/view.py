@@ -78,11 +78,16 @@ class Streamable(ABC):
         def group_task(group: list[Window]) -> Callable[[], list[Any]]:
             def run() -> list[Any]:
                 out: list[Any] = []
+                export: ExportView | None = None  # to_dlpack's exporter, looked up once a group (one dtype)
+                index = 0
                 for v in self._windows(group):  # an item that fails ends its group: it raises in its turn
                     try:
                         if isinstance(v, Exception):
                             raise v
-                        out.append(v.to_dlpack(mode=mode, device=device, contiguous=contiguous))
+                        if export is None:
+                            kind, index = _device(device)
+                            export = v._exporter(kind, "arrow" if mode is None and kind == "cpu" else mode)
+                        out.append(export(v, contiguous=contiguous, device_index=index))
                     except Exception as exc:
                         out.append(Failed(exc))
                         break

@@ -1,9 +1,12 @@
-"""Damage helpers shared by the read-path tests: flip a byte of a file, find a chunk's page."""
+"""Damage helpers shared by the read-path tests: flip a byte of a file, find a chunk's page, open a source whose
+first read has audited every row."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.page_reads import PageFragment
 
@@ -22,3 +25,10 @@ def chunk_page(src: DatasetSource, group: int) -> tuple[int, int]:
     frag = src._opened.fragment(0)
     assert isinstance(frag, PageFragment)
     return int(frag.offset[group]), int(frag.compressed[group])
+
+
+def audited(out: Path, **options: Any) -> DatasetSource:
+    """A source on dataset ``out`` after one full read: the first read audits every row, later reads stream."""
+    src = DatasetSource(out, **options)
+    src.read(Selection.full(src.meta.sizes))
+    return src

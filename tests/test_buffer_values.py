@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core.arrow_numpy import binary_lengths, int_column, plain_values, string_values
-from ome_arrow_core.uniques import unique, unique_counts, unique_first
+from ome_arrow_core.uniques import unique, unique_counts, unique_first, unique_inverse
 
 TEXT_TYPES = [pa.string(), pa.large_string(), pa.binary(), pa.large_binary()]
 
@@ -92,3 +92,22 @@ def test_unique_first_and_counts_are_numpys(values: list[int], dtype: str) -> No
     uniq, counts = unique_counts(a)
     want, want_counts = np.unique(a, return_counts=True)
     assert uniq.tolist() == want.tolist() and counts.tolist() == want_counts.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(min_size=3, max_size=3), max_size=60) | st.lists(st.integers(-50, 50), max_size=60),
+    st.sampled_from(["void", "int16", "bool", "float32"]),
+)
+def test_unique_inverse_is_numpys(values: list[bytes] | list[int], kind: str) -> None:
+    if kind == "void" or (values and isinstance(values[0], bytes)):  # raw byte keys, as arrow_text groups strings
+        raw = b"".join(v if isinstance(v, bytes) else (v % 256).to_bytes(1, "little") * 3 for v in values)
+        a = np.frombuffer(raw, dtype=np.uint8).view(np.dtype((np.void, 3)))
+    else:
+        a = np.array(values, dtype=np.int64)
+        a = (a % 2).astype(bool) if kind == "bool" else a.astype(kind)
+    uniq, first, inverse = unique_inverse(a)
+    want, want_first, want_inverse = np.unique(a, return_index=True, return_inverse=True)
+    assert uniq.tolist() == want.tolist()
+    assert first.tolist() == want_first.tolist()
+    assert inverse.tolist() == want_inverse.reshape(-1).tolist()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from damage import chunk_page, flip_byte
+from damage import audited, chunk_page, flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +22,6 @@ from ome_arrow_core import OMEArrow
 from ome_arrow_core.buffers import SCRATCH_BYTES, scratch_buffer
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
-from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.chunk_reads import staged_cuts
 
 ZCYX = (3, 2, 70, 90)
@@ -50,12 +49,6 @@ class Streamed:
             real(*args, **kwargs)
 
         monkeypatch.setattr(chunk_reads, "place_pages", counting)
-
-
-def audited(out: Path, **options: Any) -> DatasetSource:
-    src = DatasetSource(out, **options)
-    src.read(Selection.full(src.meta.sizes))  # the first read audits every row; later reads stream
-    return src
 
 
 @st.composite

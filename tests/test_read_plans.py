@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from damage import chunk_page, flip_byte
+from damage import audited, chunk_page, flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ome_arrow_core.chunks as chunks
 import ome_arrow_core.typed_chunk.chunk_reads as chunk_reads
+import ome_arrow_core.typed_chunk.whole_chunks as whole_chunks
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.chunks import ChunkTable, grid_box_projections
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, LayoutError
@@ -35,12 +36,6 @@ def written(tmp: Path, a: np.ndarray, name: str = "s", **options: Any) -> Path:
     out = tmp / f"{name}.ome.parquet"
     OMEArrow(a, "ZCYX").export("parquet", out, **{"chunk_shape": CHUNK, "compression": None, **options})
     return out
-
-
-def audited(out: Path, **options: Any) -> DatasetSource:
-    src = DatasetSource(out, **options)
-    src.read(Selection.full(src.meta.sizes))  # the first read audits every row; later reads stream
-    return src
 
 
 @st.composite
@@ -118,22 +113,29 @@ def test_a_table_not_numbered_in_grid_order_is_planned_afresh() -> None:
 
 
 class Counted:
-    """Counts one_block's positioned reads and page_stream placements (the real functions run)."""
+    """Counts whole chunks read by positioned reads (one_block's, and whole_blocks' read together) and
+    page_stream placements (the real functions run)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.whole = 0
         self.placed = 0
         whole, placed = chunk_reads._positioned_block, chunk_reads.place_pages
+        together = whole_chunks.page_values_apart
 
         def counting_whole(*args: Any) -> Any:
             self.whole += 1
             return whole(*args)
+
+        def counting_together(frag: Any, groups: np.ndarray) -> Any:
+            self.whole += len(groups)
+            return together(frag, groups)
 
         def counting_placed(*args: Any) -> None:
             self.placed += 1
             placed(*args)
 
         monkeypatch.setattr(chunk_reads, "_positioned_block", counting_whole)
+        monkeypatch.setattr(whole_chunks, "page_values_apart", counting_together)
         monkeypatch.setattr(chunk_reads, "place_pages", counting_placed)
 
 

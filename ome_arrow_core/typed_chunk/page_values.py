@@ -27,6 +27,7 @@ from .page_reads import GAP_BYTES, PageFragment
 __all__ = [
     "PageValues",
     "page_values",
+    "page_values_apart",
     "page_slots",
     "page_value",
     "MAX_IOVECS",
@@ -122,6 +123,37 @@ def page_values(frag: PageFragment, groups: np.ndarray, into: pa.Buffer | None =
         starts.append(start)
         lengths.append(length)
     return PageValues(buffers, starts, lengths)
+
+
+def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
+    """:func:`page_values` with each value in a fresh buffer of its own (a value kept holds only its own page),
+    read with one ``os.preadv`` per run of neighbouring pages all the same (the same checks)."""
+    group_l = groups.tolist()
+    page_slots(frag, groups)  # raises unless every group has a page and the pages are in order
+    offset, size = frag.offset[groups].tolist(), frag.compressed[groups].tolist()
+    end = [o + c for o, c in zip(offset, size)]
+    dest = -USUAL_VALUE_AT % ALIGNMENT
+    bufs = [pa.allocate_buffer(dest + n) for n in size]
+    views = [memoryview(b).cast("B") for b in bufs]
+    fd = frag.fileno() if frag.remote is None else -1
+    with reading(frag.path, None, "reading chunk pages"):
+        for a, b in _runs(offset, end) if group_l else []:
+            gap = max([offset[k] - end[k - 1] for k in range(a + 1, b)], default=0)
+            scratch = memoryview(bytearray(gap)) if gap else None
+            iov: list[memoryview] = []
+            for k in range(a, b):
+                if k > a and offset[k] > end[k - 1]:
+                    assert scratch is not None
+                    iov.append(scratch[: offset[k] - end[k - 1]])
+                iov.append(views[k][dest:])
+            got = os.preadv(fd, iov, offset[a]) if fd >= 0 else _scatter(frag, iov, offset[a], end[b - 1])
+            if got != end[b - 1] - offset[a]:
+                raise DamagedFileError(
+                    f"{frag.path}: bytes {offset[a]}..{end[b - 1]} hold {frag.what(group_l[a])}, but the file "
+                    f"ends at {offset[a] + got}; the file is truncated"
+                )
+    values = [_page_value(frag, g, bufs[k], views[k], dest, size[k]) for k, g in enumerate(group_l)]
+    return PageValues([v[0] for v in values], [v[1] for v in values], [v[2] for v in values])
 
 
 def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:

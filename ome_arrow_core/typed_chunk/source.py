@@ -24,6 +24,7 @@ from .fragments import ParquetFragment
 from .opened import OpenedDataset
 from .opening import open_dataset
 from .page_reads import PageFragment
+from .whole_chunks import whole_blocks
 
 __all__ = ["DatasetSource", "image_meta"]
 
@@ -200,20 +201,43 @@ class DatasetSource:
             placements: list[Placement] = []
             each = [self._chunks.projections(sel) for sel in sels]
             placed = {p.row for ps in each if not _whole(ps) for p in ps}
-            whole: dict[int, np.ndarray] = {}  # a selection that is one audited whole chunk no other reads: its block
+            whole = self._whole_chunks(each, placed)  # selections that are one whole chunk no other reads
+            singles: dict[int, np.ndarray] = {}  # such chunks read one by one (when they could not be together)
             for sel, projections in zip(sels, each):
-                if (
-                    _whole(projections)
-                    and projections[0].row not in placed
-                    and audited_pages(self._opened, int(self._index_rows[projections[0].row]))
-                ):
-                    outs.append(self._whole_chunk(projections[0], whole))
-                    continue
+                if _whole(projections) and projections[0].row not in placed:
+                    block = whole.get(projections[0].row)
+                    if block is not None:
+                        outs.append(block.transpose(0, 2, 1, 3, 4))  # a view of its own (TZCYX)
+                        continue
+                    if audited_pages(self._opened, int(self._index_rows[projections[0].row])):
+                        outs.append(self._whole_chunk(projections[0], singles))
+                        continue
                 out, buf = arrow_empty(sel.shape, dtype)
                 outs.append(view_buffer(buf, dtype, sel.shape))
                 placements += self._placements(projections, out)
             self._fetch(placements)
             return outs
+
+    def _whole_chunks(self, each: list[list[ChunkProjection]], placed: set[int]) -> dict[int, np.ndarray]:
+        """The pixels (TCZYX) of the whole chunks that selections with projections ``each`` are, by chunk table
+        row (those in ``placed`` excepted), read together (:func:`~.whole_chunks.whole_blocks`); empty when they
+        cannot be (then each is read on its own)."""
+        todo = {ps[0].row: ps[0].chunk_shape for ps in each if _whole(ps) and ps[0].row not in placed}
+        if len(todo) < 2:
+            return {}
+        rows = list(todo)
+        blocks = whole_blocks(
+            self._opened,
+            [int(self._index_rows[r]) for r in rows],
+            list(todo.values()),
+            self.meta.dtype,
+            verify_enabled(self.verify),
+        )
+        if blocks is None:
+            return {}
+        self.row_groups_read += len(rows)
+        self.chunks_read += len(rows)
+        return dict(zip(rows, blocks))
 
     def _whole_chunk(self, projection: ChunkProjection, read: dict[int, np.ndarray] | None = None) -> np.ndarray:
         """The pixels (TZCYX) of a selection that is one whole chunk: a read-only view of the buffer its page was
