@@ -8,7 +8,8 @@ them (see ``SWAPS``); everything else (opening, the file, the machine's load) is
 turns round by round, each going first every other round (``--ref none``: this tree only). Image: 1x2x4xSxS uint16 of camera-like noise, written with
 our defaults but the chunk edge (one image per ``--chunks`` edge, all interleaved too), every chunk read once
 (audited) first. Cases: one full plane, one 256x256 aligned crop, one 300x300 crop straddling chunks, a
-4x256x256 Z column, open + one aligned crop, 256x256 tiles over every plane (``iter_dlpack(prefetch=2)``).
+4x256x256 Z column, open + one aligned crop, 256x256 tiles over every plane (``iter_dlpack(prefetch=2)``),
+the whole image (``to_numpy``) and, for scale, numpy's copy of it in memory.
 Prints wall and process CPU time per read, median and best of the rounds, ms, and checks each result against
 numpy's slice of the source.
 """
@@ -49,6 +50,12 @@ SWAPS: list[tuple[str, str, str, str]] = [
     ("ome_arrow_core.view", "Streamable._stream", "ome_arrow_core.view", "Streamable._stream"),
     ("ome_arrow_core.chunks", "ChunkTable.projections", "ome_arrow_core.chunks", "ChunkTable.projections"),
     ("ome_arrow_core.lazy", "LazyTensorView.__init__", "ome_arrow_core.lazy", "LazyTensorView.__init__"),
+    (
+        "ome_arrow_core.typed_chunk.source",
+        "DatasetSource._read",
+        "ome_arrow_core.typed_chunk.source",
+        "DatasetSource._read",
+    ),
 ]
 
 
@@ -101,6 +108,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=60)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--chunks", default="256", help="comma-separated Y/X chunk edges, one image each")
+    p.add_argument("--only", default="", help="run only the cases whose name contains this")
+    p.add_argument(
+        "--tensorstore", type=int, default=0, help="chunk edge: also time tensorstore's plane and whole image (raw)"
+    )
     args = p.parse_args()
     pairs: list[tuple[Any, str, Any]] = []
     olds: dict[str, types.ModuleType | None] = {}
@@ -125,6 +136,16 @@ def main() -> None:
         path = tmp / f"ours-{edge}.ome.parquet"
         OMEArrow(arr).export("parquet", path, chunk_shape=(edge, edge))
         cases.update({f"{name} [chunks {edge}]": case for name, case in image_cases(arr, path).items()})
+    if args.tensorstore:
+        ts_path = tmp / "ts.zarr"
+        L.ts_write(arr, ts_path, args.tensorstore, "raw")
+        read = L.ts_reader(L.ts_open(ts_path))
+        cases[f"tensorstore: one full {s}x{s} plane [chunks {args.tensorstore} raw]"] = (
+            lambda: read((0, 1, 2, slice(None), slice(None))),
+            arr[0, 1, 2],
+        )
+        cases[f"tensorstore: whole image [chunks {args.tensorstore} raw]"] = (lambda: read((slice(None),) * 5), arr)
+    cases = {k: v for k, v in cases.items() if args.only in k}
     print(f"ref {args.ref}: swapped {[f'{u}.{n}' for u, n, _, _ in SWAPS] if pairs else []}; {args.rounds} rounds")
     print("case | " + " | ".join(f"{v}: wall median / best, CPU median / best" for v in variants) + " | new/old CPU")
     times: dict[tuple[str, str], list[tuple[float, float]]] = {(c, v): [] for c in cases for v in variants}
@@ -179,6 +200,8 @@ def image_cases(arr: np.ndarray, path: Path) -> dict[str, tuple[Callable[[], Any
             arr[0, 1, 2, 512:768, 512:768],
         ),
         "256x256 tiles over every plane": (lambda: collections.deque(L.ours_tiles(img, planes, 256), maxlen=0), None),
+        "whole image": (lambda: L.ours_read(img, (slice(None),) * 5), arr),
+        "memcpy of the whole image": (lambda: arr.copy(), arr),
     }
 
 

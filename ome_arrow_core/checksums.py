@@ -119,6 +119,11 @@ class ChunkChecksums:
         out.values, out.present, out._fn = values, present, checker(algorithm, where)
         return out
 
+    @property
+    def hasher(self) -> Callable[[Any], int] | None:
+        """The function computing the algorithm over a buffer (None when no row has a checksum)."""
+        return self._fn
+
     def compare(self, row: int, data: Any, start: int, nbytes: int) -> tuple[int, int] | None:
         """(stored, computed) checksum of bytes ``start:start + nbytes`` of buffer ``data`` for index row
         ``row`` (no copy); None when the row has no checksum."""

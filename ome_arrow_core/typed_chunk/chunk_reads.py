@@ -36,6 +36,8 @@ __all__ = [
     "chunk_blocks",
     "one_block",
     "audited_pages",
+    "audited_piece",
+    "piece_block",
     "staged_cuts",
 ]
 
@@ -305,6 +307,24 @@ def _audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] 
         return None
     piece = ranged_piece(opened.fragment(code), at)
     return None if piece is None else (piece[0], group - piece[1])
+
+
+def audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] | None:
+    """What :func:`one_block` of row ``row`` would read once audited: (its page-ranged file, its row group there),
+    or None (see :func:`audited_pages`); a caller may keep it and read with :func:`piece_block`."""
+    return _audited_piece(opened, row)
+
+
+def piece_block(
+    opened: OpenedDataset,
+    piece: tuple[PageFragment, int],
+    row: int,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    verify: bool,
+) -> np.ndarray:
+    """:func:`one_block` of row ``row`` at ``piece`` (from :func:`audited_piece`): one positioned read, all checks."""
+    return _positioned_block(opened, piece[0], row, piece[1], shape, dtype, verify)
 
 
 def audited_pages(opened: OpenedDataset, row: int) -> bool:

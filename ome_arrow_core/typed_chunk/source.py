@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,10 +18,12 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
-from .chunk_reads import Placement, audited_pages, one_block, read_placements
+from .box_plans import PLAN_CHUNKS, BoxPlan, box_key, plan_box
+from .chunk_reads import Placement, audited_pages, audited_piece, one_block, piece_block, read_placements
 from .fragments import ParquetFragment
 from .opened import OpenedDataset
 from .opening import open_dataset
+from .page_reads import PageFragment
 from .whole_chunks import whole_blocks
 
 __all__ = ["DatasetSource", "image_meta"]
@@ -83,6 +85,9 @@ class DatasetSource:
         self._index_rows = mine
         self.chunks_read = 0
         self.row_groups_read = 0
+        #: Read plans of the boxes read lately (see box_plans), by their TZCYX ranges.
+        self._plans: dict[tuple[range, ...], BoxPlan | WholeChunk] = {}
+        self._seen: set[tuple[range, ...]] = set()
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
@@ -121,12 +126,70 @@ class DatasetSource:
             return self._read(sel)
 
     def _read(self, sel: Selection) -> np.ndarray:
+        key = box_key(sel)
+        plan = self._plans.get(key) if key is not None else None
+        if plan is not None:  # this box was read before: its plan reads (and checks) it again
+            if isinstance(plan, WholeChunk):
+                block = piece_block(
+                    self._opened, plan.piece, plan.row, plan.shape, self.meta.dtype, verify_enabled(self.verify)
+                )
+                self._count(1)
+                return block.transpose(0, 2, 1, 3, 4)
+            out = plan.read(verify_enabled(self.verify))
+            self._count(len(plan.items))
+            return out
         projections = self._chunks.projections(sel)
         if _whole(projections):  # the buffer read is the answer
-            return self._whole_chunk(projections[0])
+            got = self._whole_chunk(projections[0])
+            if key is not None and self._again(key):
+                self._whole_plan(key, projections[0])
+            return got
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
+        if key is not None and self._again(key):
+            self._plan(key, projections, sel.shape)
         return view_buffer(buf, self.meta.dtype, sel.shape)
+
+    def _again(self, key: tuple[range, ...]) -> bool:
+        """Whether box ``key`` was read before (the last SEEN_KEPT boxes read once are remembered): a box is planned
+        when it is read a second time, so a box read once costs no plan."""
+        seen = self._seen
+        if key in seen:
+            return True
+        if len(seen) >= SEEN_KEPT:
+            seen.clear()
+        seen.add(key)
+        return False
+
+    def _plan(self, key: tuple[range, ...], projections: list[ChunkProjection], shape: tuple[int, ...]) -> None:
+        """Remember the plan of box ``key`` just read (every chunk audited by now), when it can have one."""
+        rows = [int(self._index_rows[p.row]) for p in projections]
+        plan = plan_box(self._opened, rows, projections, shape, self.meta.dtype)
+        if plan is not None:
+            self._keep(key, plan)
+
+    def _whole_plan(self, key: tuple[range, ...], projection: ChunkProjection) -> None:
+        """Remember where box ``key``, one whole chunk just read (and so audited), lies, when it is read by page range."""
+        row = int(self._index_rows[projection.row])
+        piece = audited_piece(self._opened, row)
+        if piece is not None:
+            self._keep(key, WholeChunk(piece, row, projection.chunk_shape))
+
+    def _keep(self, key: tuple[range, ...], plan: BoxPlan | WholeChunk) -> None:
+        """Keep ``plan`` for box ``key``, dropping the oldest plans beyond PLANS_KEPT or PLAN_CHUNKS chunks."""
+        size = _chunks_of(plan)
+        with _PLANS_LOCK:
+            plans = self._plans
+            while plans and (
+                len(plans) >= PLANS_KEPT or sum(_chunks_of(p) for p in plans.values()) + size > PLAN_CHUNKS
+            ):
+                plans.pop(next(iter(plans)))  # the oldest
+            plans[key] = plan
+
+    def _count(self, chunks: int) -> None:
+        """Count ``chunks`` chunks read, each its own row group."""
+        self.row_groups_read += chunks
+        self.chunks_read += chunks
 
     def read_many(self, sels: Sequence[Selection]) -> list[np.ndarray]:
         """The pixels of each of ``sels`` (TZCYX), each in its own buffer, read together: the chunks they touch
@@ -195,6 +258,12 @@ class DatasetSource:
         with reading(self.path, None, "reading pixels"), blaming(self.path):
             if out.shape != sel.shape:
                 raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
+            key = box_key(sel)
+            plan = self._plans.get(key) if key is not None else None
+            if isinstance(plan, BoxPlan):
+                plan.read_into(out, verify_enabled(self.verify))
+                self._count(len(plan.items))
+                return
             self._place(self._chunks.projections(sel), out)
 
     def _place(self, projections: list[ChunkProjection], out: np.ndarray) -> None:
@@ -209,6 +278,27 @@ class DatasetSource:
         """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
+
+
+class WholeChunk(NamedTuple):
+    """The plan of a box that is one whole audited chunk: its page-ranged file and row group there, its index row
+    and shape (read with one positioned read, every check made, into a buffer the result is a view of)."""
+
+    piece: tuple[PageFragment, int]
+    row: int
+    shape: tuple[int, ...]
+
+
+def _chunks_of(plan: BoxPlan | WholeChunk) -> int:
+    """Chunks a kept plan lists."""
+    return len(plan.items) if isinstance(plan, BoxPlan) else 1
+
+
+#: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
+PLANS_KEPT = 16
+#: Boxes read once that a source remembers (a box read again is planned).
+SEEN_KEPT = 64
+_PLANS_LOCK = threading.Lock()
 
 
 def _whole(projections: list[ChunkProjection]) -> bool:

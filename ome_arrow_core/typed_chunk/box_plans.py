@@ -1,0 +1,290 @@
+"""Read plans of box selections, worked out once per image and box, executed with a few Python steps per chunk.
+
+A box (one step-1 range per axis: a full plane, a crop, the whole image) whose chunks all lie in one local,
+uncompressed, page-ranged chunks file, every row of it audited already, is read again and again by the same
+steps: :class:`BoxPlan` keeps them (per chunk its page's offset and size, the page head it must start with,
+its index row, where its pixels land). Executing one is, per chunk, one ``os.preadv`` of its page into this
+thread's scratch buffer, the head compared with the expected one (one defined PLAIN value of the chunk's
+size), its XXH3 compared with the index's (read from the index on each read, never remembered) and one slice
+assignment into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with the same
+errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
+two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of chunks in turn, so a helper
+that a busy machine starts late only takes what is left and the caller never waits for it to start.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from ..boundary import reading
+from ..buffers import ALIGNMENT, SCRATCH_BYTES, arrow_empty, scratch_buffer, view_buffer
+from ..checksums import mismatch
+from ..errors import DamagedFileError
+from ..selection import Selection
+from .grouped_reads import ranged_piece
+from .page_reads import PageFragment
+from .page_stream import streams
+from .page_values import USUAL_VALUE_AT, value_in_page
+
+if TYPE_CHECKING:
+    from ..chunks import ChunkProjection
+    from .opened import OpenedDataset
+
+__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "spare_core", "usable_cores"]
+
+#: Where a page is read to in the scratch buffer: its usual value start lands 64-byte aligned (as page_stream).
+_AT: Final[int] = -USUAL_VALUE_AT % ALIGNMENT
+#: The first 6 bytes of a page of one defined value: level bytes 2, then one RLE run of one 1 (or one bit-packed
+#: group of it); the value's 4-byte length follows.
+_LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01")
+#: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`).
+THREADED_BYTES: Final[int] = 4 << 20
+#: Chunks two threads claim at a time (a thread that starts late only takes what is left).
+STEP: Final[int] = 8
+#: Chunks a plan holds at most (~0.3 KiB each); larger boxes are read without one.
+PLAN_CHUNKS: Final[int] = 8192
+
+
+class _Shared:
+    """Blocks of a box read by two threads: the next one to claim, how many are being read, the first error."""
+
+    def __init__(self, blocks: int) -> None:
+        self.blocks = blocks
+        self.next = 0
+        self.active = 0
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+
+def box_key(sel: Selection) -> tuple[range, ...] | None:
+    """The TZCYX ranges of ``sel`` when it is a non-empty box (step-1 ranges on every axis), else None."""
+    axes = (sel.t, sel.z, sel.c, sel.y, sel.x)
+    for a in axes:
+        if type(a) is not range or a.step != 1 or a.stop <= a.start:
+            return None
+    return axes  # type: ignore[return-value]
+
+
+class BoxPlan:
+    """The read of one box of one image, worked out (see the module); :meth:`read` executes it."""
+
+    def __init__(
+        self,
+        opened: OpenedDataset,
+        frag: PageFragment,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        items: list[tuple[int, int, int, int, tuple[slice, ...], int]],
+        sources: list[tuple[tuple[int, ...], tuple[slice, ...]]],
+    ) -> None:
+        self.opened = opened
+        self.frag = frag
+        self.shape = shape
+        self.dtype = dtype
+        #: Per chunk, by file offset: (offset, page bytes, index row, row group in frag, output slices, source).
+        self.items = items
+        self.rows = np.array([it[2] for it in items], dtype=np.int64)
+        #: The heads (10 bytes) a page of ``n`` bytes of one defined value starts with, per distinct ``n``.
+        self.heads = {
+            n: tuple(lv + (n - USUAL_VALUE_AT).to_bytes(4, "little") for lv in _LEVELS) for n in {it[1] for it in items}
+        }
+        #: Distinct (chunk shape, chunk selection) of the items: each is one view of a thread's scratch buffer.
+        self.sources = sources
+        self.nbytes = math.prod(shape) * dtype.itemsize
+        self._local = threading.local()
+
+    def read(self, verify: bool) -> np.ndarray:
+        """The box's pixels (TZCYX) in a fresh read-only array, each chunk read and checked now."""
+        out, buf = arrow_empty(self.shape, self.dtype)
+        self.read_into(out, verify)
+        return view_buffer(buf, self.dtype, self.shape)
+
+    def read_into(self, out: np.ndarray, verify: bool) -> None:
+        """Read every chunk into ``out`` (TZCYX, the box's shape), each checked (with ``verify``, its checksum)."""
+        sums = self.opened.sums if verify else None
+        want: list[Any] = [None] * len(self.items)
+        fn = None
+        if sums is not None and sums.values is not None and sums.present is not None:
+            fn = sums.hasher
+            present = sums.present[self.rows]
+            stored = sums.values[self.rows].tolist()
+            want = [s if p else None for s, p in zip(stored, present.tolist())]
+        n = len(self.items)
+        if self.nbytes < THREADED_BYTES or n < 2 or not spare_core():
+            self._run(out, 0, n, want, fn)
+            return
+        shared = _Shared((n + STEP - 1) // STEP)
+        _pool().submit(self._take, shared, out, want, fn)  # helps if it starts in time; never waited for otherwise
+        self._take(shared, out, want, fn)
+        with shared.cond:
+            shared.cond.wait_for(lambda: shared.active == 0)  # no block still being written into ``out``
+        if shared.error is not None:
+            raise shared.error
+
+    def _take(self, shared: _Shared, out: np.ndarray, want: list[Any], fn: Any) -> None:
+        """Read blocks of :data:`STEP` items of ``shared`` until none is left (or one failed)."""
+        n = len(self.items)
+        while True:
+            with shared.cond:
+                if shared.error is not None or shared.next >= shared.blocks:
+                    return
+                k = shared.next
+                shared.next += 1
+                shared.active += 1
+            try:
+                self._run(out, k * STEP, min(n, (k + 1) * STEP), want, fn)
+            except BaseException as exc:
+                with shared.cond:
+                    shared.error = shared.error or exc
+            finally:
+                with shared.cond:
+                    shared.active -= 1
+                    shared.cond.notify_all()
+
+    def _views(self) -> tuple[memoryview, list[np.ndarray], Any]:
+        """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads, and the buffer."""
+        local = self._local
+        scratch = scratch_buffer()
+        if getattr(local, "scratch", None) is not scratch:
+            start = _AT + USUAL_VALUE_AT
+            views = []
+            for shape, sel in self.sources:
+                block = np.frombuffer(scratch, self.dtype, count=math.prod(shape), offset=start).reshape(shape)
+                views.append(block[sel].transpose(0, 2, 1, 3, 4))  # TCZYX -> TZCYX
+            local.view, local.views, local.scratch = memoryview(scratch).cast("B"), views, scratch
+        return local.view, local.views, scratch
+
+    def _run(self, out: np.ndarray, a: int, b: int, want: list[Any], fn: Any) -> None:
+        """Read, check and place items ``a:b`` (this thread's scratch buffer)."""
+        view, views, scratch = self._views()
+        frag, heads, items = self.frag, self.heads, self.items
+        fd = frag.fileno()
+        start = _AT + USUAL_VALUE_AT
+        preadv = os.preadv
+        with reading(frag.path, None, "reading chunk pages"):
+            for k in range(a, b):
+                o, n, row, g, dst, s = items[k]
+                got = preadv(fd, [view[_AT : _AT + n]], o)
+                if got != n:
+                    raise DamagedFileError(
+                        f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at {o + got}; "
+                        "the file is truncated"
+                    )
+                need = n - USUAL_VALUE_AT
+                if view[_AT:start].tobytes() not in heads[n]:  # not the usual head: find the value, or refuse
+                    self._unusual(out, view, scratch, k, want, fn)
+                    continue
+                if want[k] is not None:
+                    actual = fn(view[start : start + need])
+                    if actual != want[k]:
+                        raise mismatch(*self.opened.where(row), want[k], actual)
+                out[dst] = views[s]
+
+    def _unusual(self, out: np.ndarray, view: memoryview, scratch: Any, k: int, want: list[Any], fn: Any) -> None:
+        """Item ``k`` whose page (read into ``view`` at ``_AT``) does not start with the usual head: its one value
+        found as :func:`~.page_values.value_in_page` does (DamagedFileError unless there is one), checked, placed."""
+        _, n, row, g, dst, s = self.items[k]
+        shape, sel = self.sources[s]
+        need = math.prod(shape) * self.dtype.itemsize
+        begin, length = value_in_page(self.frag, g, view, _AT, n)
+        if length != need:
+            raise DamagedFileError(
+                f"chunk {int(self.opened.columns['chunk_id'][row])} of {self.opened.path} holds {length} bytes; "
+                f"its shape {tuple(shape)} needs {need}"
+            )
+        if want[k] is not None:
+            actual = fn(view[begin : begin + need])
+            if actual != want[k]:
+                raise mismatch(*self.opened.where(row), want[k], actual)
+        block = np.frombuffer(scratch, self.dtype, count=need // self.dtype.itemsize, offset=begin).reshape(shape)
+        out[dst] = block[sel].transpose(0, 2, 1, 3, 4)
+
+
+def plan_box(
+    opened: OpenedDataset,
+    rows: Sequence[int],
+    projections: Sequence[ChunkProjection],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+) -> BoxPlan | None:
+    """The plan of a box read (``projections`` of chunks at index rows ``rows``, output ``shape``, TZCYX), or None
+    when it cannot have one: chunks in several files, a file not read by page ranges, compressed or remote, a row
+    not audited yet, a page missing, too large for the scratch buffer or of another size than its chunk, too many
+    chunks, or pixels in the other byte order (those reads take the general path, which says what is wrong)."""
+    if not rows or len(rows) > PLAN_CHUNKS or any(p.fancy for p in projections):
+        return None
+    assert opened.fragment_code is not None
+    at = np.asarray(rows, dtype=np.int64)
+    codes = opened.fragment_code[at]
+    code = int(codes[0])
+    if (codes != code).any():
+        return None
+    groups = opened.columns["row_group_id"][at].astype(np.int64)
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    if opened.read_check(code).unaudited(np.unique(ordered)):
+        return None
+    piece = ranged_piece(opened.fragment(code), ordered)
+    if piece is None:
+        return None
+    frag, lo = piece
+    local = (groups - lo).tolist()
+    if not streams(frag, local, [dtype]):
+        return None
+    offsets, sizes = frag.offset[local].tolist(), frag.compressed[local].tolist()
+    sources: dict[tuple[Any, ...], int] = {}
+    distinct: list[tuple[tuple[int, ...], tuple[slice, ...]]] = []
+    items = []
+    for k in order.tolist():
+        p, o, n = projections[k], offsets[k], sizes[k]
+        if o < 0 or n + _AT > SCRATCH_BYTES or n - USUAL_VALUE_AT != math.prod(p.chunk_shape) * dtype.itemsize:
+            return None
+        cut = tuple(c for c in p.chunk_selection if isinstance(c, slice))
+        key = (p.chunk_shape, tuple((c.start, c.stop) for c in cut))  # slices are unhashable before Python 3.12
+        s = sources.get(key)
+        if s is None:
+            s = sources[key] = len(distinct)
+            distinct.append((p.chunk_shape, cut))
+        dst = tuple(c for c in p.out_selection if isinstance(c, slice))
+        items.append((o, n, int(rows[k]), local[k], dst, s))
+    return BoxPlan(opened, frag, shape, dtype, items, distinct)
+
+
+_pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
+_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The one worker thread that helps read a large box (made on first use, per process)."""
+    global _pool_of
+    pid = os.getpid()
+    if _pool_of is None or _pool_of[0] != pid:
+        with _pool_lock:
+            if _pool_of is None or _pool_of[0] != pid:
+                _pool_of = (pid, ThreadPoolExecutor(1, "ome-arrow-box-read"))
+    return _pool_of[1]
+
+
+def spare_core() -> bool:
+    """Whether a second thread would find a core: the process may run on two or more and the last minute's load
+    average leaves one idle (on a busy machine a helper waits for a time slice longer than it saves)."""
+    cores = usable_cores()
+    return cores >= 2 and (not hasattr(os, "getloadavg") or os.getloadavg()[0] <= cores - 1)
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (counted once)."""
+    global _CORES
+    if _CORES is None:
+        _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return _CORES
+
+
+_CORES: int | None = None

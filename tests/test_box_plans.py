@@ -1,0 +1,238 @@
+"""Box reads by their remembered plans (typed_chunk/box_plans.py): a box read again equals numpy's slice of the
+original pixels for any shape, dtype and chunk grid, one or two threads; the plan remembers where chunks lie,
+never their pixels, so every read checks the file again: damage, truncation and a file rewritten or replaced
+between two reads are refused (or, for a replaced file still open, give the pixels the index describes)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from damage import chunk_page, flip_byte
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ome_arrow_core.typed_chunk.box_plans as box_plans
+from ome_arrow_core import OMEArrow
+from ome_arrow_core.errors import ChecksumError, DamagedFileError
+from ome_arrow_core.selection import Selection
+from ome_arrow_core.typed_chunk import DatasetSource
+from ome_arrow_core.typed_chunk.source import WholeChunk
+
+DTYPES = ["<f4", "<f8", "|i1", "<u2"]
+
+
+def pixels(shape: tuple[int, ...], dtype: str, seed: int = 3) -> np.ndarray:
+    """Random TCZYX pixels of ``dtype`` (floats include negative and fractional values)."""
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return (rng.standard_normal(shape) * 1000).astype(dtype)
+    info = np.iinfo(np.dtype(dtype))
+    return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+
+
+def written(tmp: Path, a: np.ndarray, chunk: tuple[int, ...], name: str = "b.ome.parquet") -> Path:
+    out = tmp / name
+    OMEArrow(a, "TCZYX").export("parquet", out, chunk_shape=chunk)
+    return out
+
+
+def box(src: DatasetSource, t: range, c: range, z: range, y: range, x: range) -> Selection:
+    return Selection.full(src.meta.sizes).select(t=t, c=c, z=z, y=y, x=x)
+
+
+def planned(src: DatasetSource, sel: Selection) -> np.ndarray:
+    """``sel`` read four times (the first audits its chunks, the second plans the box, the third and fourth use the
+    plan), every result the same; the last."""
+    first = src.read(sel)
+    for _ in range(2):
+        np.testing.assert_array_equal(src.read(sel), first)
+    return src.read(sel)
+
+
+@st.composite
+def ranges(draw: st.DrawFn, n: int) -> range:
+    lo = draw(st.integers(0, n - 1))
+    return range(lo, draw(st.integers(lo + 1, n)))
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[tuple[int, ...], str, tuple[int, int, int], list[tuple[range, ...]]]:
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3)))
+    shape += (draw(st.integers(1, 60)), draw(st.integers(1, 60)))
+    chunk = (draw(st.integers(1, shape[2])), draw(st.integers(1, shape[3])), draw(st.integers(1, shape[4])))
+    boxes = draw(st.lists(st.tuples(*(ranges(n) for n in shape)), min_size=1, max_size=3))
+    return shape, draw(st.sampled_from(DTYPES)), chunk, boxes
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), threads=st.booleans())
+def test_planned_boxes_equal_numpys_slice(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[tuple[int, ...], str, tuple[int, int, int], list[tuple[range, ...]]],
+    threads: bool,
+) -> None:
+    shape, dtype, chunk, boxes = case
+    if threads:  # every box of two chunks or more read by two threads, whatever the machine
+        monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
+        monkeypatch.setattr(box_plans, "spare_core", lambda: True)
+    a = pixels(shape, dtype)
+    src = DatasetSource(written(tmp_path_factory.mktemp("b"), a, chunk))
+    tzcyx = a.transpose(0, 2, 1, 3, 4)
+    for t, c, z, y, x in boxes:
+        sel = box(src, t, c, z, y, x)
+        np.testing.assert_array_equal(planned(src, sel), sel.apply(tzcyx))
+        assert box_plans.box_key(sel) in src._plans
+        once = DatasetSource(src.path)
+        np.testing.assert_array_equal(once.read(sel), sel.apply(tzcyx))
+        assert once._plans == {}  # a box read once is not planned
+        out = np.full(sel.shape, 7, dtype=a.dtype)
+        src.read_into(sel, out)
+        np.testing.assert_array_equal(out, sel.apply(tzcyx))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_planes_and_the_whole_image_through_the_public_views(tmp_path: Path, dtype: str) -> None:
+    a = pixels((1, 2, 3, 90, 110), dtype)
+    img = OMEArrow.scan(written(tmp_path, a, (1, 32, 48)))
+    for _ in range(3):
+        for c in range(2):
+            for z in range(3):
+                np.testing.assert_array_equal(img.tensor_view(t=0, c=c, z=z, layout="YX").to_numpy(), a[0, c, z])
+        np.testing.assert_array_equal(img.to_numpy(layout="TCZYX"), a)
+    assert len(img._source._plans) == 7  # six planes and the whole image
+
+
+def test_a_large_box_is_read_by_two_threads_right(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(box_plans, "spare_core", lambda: True)
+    a = pixels((1, 1, 2, 1100, 1000), "<u2")  # 4.2 MiB: over THREADED_BYTES
+    assert a.nbytes >= box_plans.THREADED_BYTES
+    src = DatasetSource(written(tmp_path, a, (1, 256, 256)))
+    sel = Selection.full(src.meta.sizes)
+    helper_ran = threading.Event()
+    real = box_plans.BoxPlan._run
+
+    def run(self: Any, *args: Any) -> None:
+        if threading.current_thread().name.startswith("ome-arrow-box-read"):
+            helper_ran.set()
+        elif not helper_ran.is_set():  # the caller's first block waits for the helper (however late it starts)
+            assert helper_ran.wait(timeout=120), "the helper thread never read a block"
+        real(self, *args)
+
+    monkeypatch.setattr(box_plans.BoxPlan, "_run", run)
+    np.testing.assert_array_equal(planned(src, sel), a.transpose(0, 2, 1, 3, 4))
+    assert helper_ran.is_set()
+
+
+def damaged_setup(tmp_path: Path, verify: bool | None = None) -> tuple[Path, DatasetSource, Selection, np.ndarray]:
+    a = pixels((1, 2, 2, 70, 90), "<u2")
+    out = written(tmp_path, a, (1, 32, 32))
+    src = DatasetSource(out, verify=verify)
+    sel = box(src, range(1), range(2), range(2), range(3, 66), range(5, 88))
+    want = sel.apply(a.transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(planned(src, sel), want)
+    assert box_plans.box_key(sel) in src._plans
+    return out, src, sel, want
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_a_flipped_pixel_byte_is_refused_on_the_planned_path_and_reads_again_once_repaired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: bool
+) -> None:
+    if threads:
+        monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
+        monkeypatch.setattr(box_plans, "spare_core", lambda: True)
+    out, src, sel, want = damaged_setup(tmp_path)
+    groups = len(src._index_rows)
+    for group in (1, groups - 2):  # a chunk of the first block of the plan, one of the last
+        off, size = chunk_page(src, group)
+        flip_byte(out / "chunks.parquet", off + size // 2)
+        with pytest.raises(ChecksumError, match="do not match their checksum"):
+            src.read(sel)
+        flip_byte(out / "chunks.parquet", off + size // 2)  # repaired: nothing stale is served, not even an error
+        np.testing.assert_array_equal(src.read(sel), want)
+
+
+def test_a_whole_chunk_box_is_read_again_and_checked_on_every_read(tmp_path: Path) -> None:
+    out, src, _, _ = damaged_setup(tmp_path)
+    sel = box(src, range(1), range(1), range(1), range(32, 64), range(0, 32))  # chunk row 3 of c0 z0: one page
+    a = planned(src, sel)
+    assert isinstance(src._plans[box_plans.box_key(sel)], WholeChunk)
+    off, size = chunk_page(src, 3)
+    flip_byte(out / "chunks.parquet", off + size - 3)
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        src.read(sel)
+    flip_byte(out / "chunks.parquet", off + size - 3)
+    np.testing.assert_array_equal(src.read(sel), a)
+    os.truncate(out / "chunks.parquet", off + 100)
+    with pytest.raises(DamagedFileError, match="truncated"):
+        src.read(sel)
+
+
+def test_a_lying_page_head_is_refused_on_the_planned_path(tmp_path: Path) -> None:
+    out, src, sel, _ = damaged_setup(tmp_path)
+    off, _ = chunk_page(src, 3)
+    with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix lies
+        f.seek(off + 6)
+        f.write((77).to_bytes(4, "little"))
+    with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
+        src.read(sel)
+
+
+def test_a_file_truncated_after_planning_is_refused(tmp_path: Path) -> None:
+    out, src, sel, _ = damaged_setup(tmp_path)
+    off, _ = chunk_page(src, 5)
+    os.truncate(out / "chunks.parquet", off + 200)
+    with pytest.raises(DamagedFileError, match="the file is truncated"):
+        src.read(sel)
+
+
+def test_a_file_rewritten_in_place_is_read_again_never_served_from_the_plan(tmp_path: Path) -> None:
+    out, src, sel, want = damaged_setup(tmp_path, verify=False)
+    checked = DatasetSource(out)
+    planned(checked, sel)
+    (o0, n0), (o1, n1) = chunk_page(src, 0), chunk_page(src, 1)
+    assert n0 == n1
+    data = (out / "chunks.parquet").read_bytes()
+    with open(out / "chunks.parquet", "r+b") as f:  # the same file (inode, size), two chunks' pages swapped
+        f.seek(o0)
+        f.write(data[o1 : o1 + n1])
+        f.seek(o1)
+        f.write(data[o0 : o0 + n0])
+    with pytest.raises(ChecksumError):
+        checked.read(sel)
+    now = DatasetSource(out, verify=False).read(sel)  # a fresh source: no plan
+    assert not np.array_equal(now, want)
+    for _ in range(2):  # unchecked planned reads give the bytes on disk now: the plan keeps no pixels
+        np.testing.assert_array_equal(src.read(sel), now)
+
+
+def test_a_file_replaced_between_two_reads_gives_the_indexed_pixels_or_is_refused(tmp_path: Path) -> None:
+    out, src, sel, want = damaged_setup(tmp_path)
+    other = written(tmp_path, pixels((1, 2, 2, 70, 90), "<u2", seed=99), (1, 32, 32), "other.ome.parquet")
+    (tmp_path / "new").write_bytes((other / "chunks.parquet").read_bytes())
+    os.replace(tmp_path / "new", out / "chunks.parquet")
+    for _ in range(2):
+        try:  # an open file may still be read: it holds the bytes the index describes; the new one never passes
+            got = src.read(sel)
+        except ChecksumError:
+            continue
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ChecksumError):  # a fresh open reads the new file, against the old index
+        planned(DatasetSource(out), sel)
+
+
+def test_a_helper_thread_is_wanted_only_with_two_cores_and_one_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # the machine's load cannot be set for a test
+    assert box_plans.spare_core()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))
+    assert not box_plans.spare_core()
+    monkeypatch.setattr(box_plans, "usable_cores", lambda: 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not box_plans.spare_core()
