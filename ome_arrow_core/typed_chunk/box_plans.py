@@ -28,7 +28,8 @@ from ..buffers import ALIGNMENT, SCRATCH_BYTES, arrow_empty, scratch_buffer, vie
 from ..checksums import mismatch
 from ..errors import DamagedFileError
 from ..selection import Selection
-from .grouped_reads import ranged_piece
+from ..uniques import unique
+from .grouped_reads import one_file_groups, ranged_piece
 from .page_reads import PageFragment
 from .page_stream import streams
 from .page_values import USUAL_VALUE_AT, value_in_page
@@ -220,16 +221,13 @@ def plan_box(
     chunks, or pixels in the other byte order (those reads take the general path, which says what is wrong)."""
     if not rows or len(rows) > PLAN_CHUNKS or any(p.fancy for p in projections):
         return None
-    assert opened.fragment_code is not None
-    at = np.asarray(rows, dtype=np.int64)
-    codes = opened.fragment_code[at]
-    code = int(codes[0])
-    if (codes != code).any():
+    found = one_file_groups(opened, rows)
+    if found is None:
         return None
-    groups = opened.columns["row_group_id"][at].astype(np.int64)
-    order = np.argsort(groups, kind="stable")
-    ordered = groups[order]
-    if opened.read_check(code).unaudited(np.unique(ordered)):
+    code, order, ordered = found
+    groups = np.empty_like(ordered)
+    groups[order] = ordered  # each row's group, in the order of ``rows``
+    if opened.read_check(code).unaudited(unique(ordered)):
         return None
     piece = ranged_piece(opened.fragment(code), ordered)
     if piece is None:

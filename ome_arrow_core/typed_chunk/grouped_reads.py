@@ -11,9 +11,9 @@ import bisect
 import itertools
 import mmap
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +23,19 @@ from ..uniques import unique
 from .page_reads import AUDIT_BY_FOOTER, PageFragment
 from .readcheck import ReadCheck
 
-__all__ = ["SubPages", "sub_pages", "GroupedPages", "GroupedChecks", "OPEN_PIECES", "ranged_piece", "ranged_pieces"]
+if TYPE_CHECKING:
+    from .opened import OpenedDataset
+
+__all__ = [
+    "SubPages",
+    "sub_pages",
+    "GroupedPages",
+    "GroupedChecks",
+    "OPEN_PIECES",
+    "ranged_piece",
+    "ranged_pieces",
+    "one_file_groups",
+]
 
 #: Page pieces kept open (each holds a file descriptor); others are reopened from their ranges on use.
 OPEN_PIECES: Final[int] = 16
@@ -221,3 +233,17 @@ class GroupedChecks:
         """Compare the rows read (as :meth:`ReadCheck.check`), each group by the check of its index row group."""
         for check, sel in self._split(groups):
             check.check(groups[sel], group_rows, first[sel], table)
+
+
+def one_file_groups(opened: OpenedDataset, rows: Sequence[int]) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(file code, the order that sorts index rows ``rows`` by row group, their row groups in that order) when all
+    of ``rows`` (non-empty) have their chunks in one file, else None."""
+    assert opened.fragment_code is not None
+    at = np.asarray(rows, dtype=np.int64)
+    codes = opened.fragment_code[at]
+    code = int(codes[0])
+    if (codes != code).any():
+        return None
+    groups = opened.columns["row_group_id"][at].astype(np.int64)
+    order = np.argsort(groups, kind="stable")
+    return code, order, groups[order]

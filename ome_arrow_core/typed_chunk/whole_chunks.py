@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DamagedFileError
 from .chunk_reads import checked_block
-from .grouped_reads import ranged_pieces
+from .grouped_reads import one_file_groups, ranged_pieces
 from .opened import OpenedDataset
 from .page_values import page_values_apart
 
@@ -35,15 +35,10 @@ def whole_blocks(
     already (read them one by one then: a read through the footer audits them)."""
     if not rows:
         return []
-    assert opened.fragment_code is not None
-    at = np.asarray(rows, dtype=np.int64)
-    codes = opened.fragment_code[at]
-    code = int(codes[0])
-    if (codes != code).any():
+    found = one_file_groups(opened, rows)
+    if found is None:
         return None
-    groups = opened.columns["row_group_id"][at].astype(np.int64)
-    order = np.argsort(groups, kind="stable")
-    ascending = groups[order]
+    code, order, ascending = found
     if (ascending[1:] <= ascending[:-1]).any() or opened.read_check(code).unaudited(ascending):
         return None  # two chunks in one row group (not page-ranged), or not audited yet
     pieces = ranged_pieces(opened.fragment(code), ascending)
