@@ -30,7 +30,7 @@ import pyarrow as pa
 # a plate and reading its first image pays no import.
 import pyarrow.compute as pc
 
-# Opening a plate hashes its tables' footers (XXH3-64) and reads row groups through one-group footers (thrift_walk):
+# Opening a plate hashes its tables' footers (XXH3-64):
 # loaded with the dataset class too, for the same reason (~1-2 ms of imports a first image would pay).
 import xxhash  # noqa: F401
 
@@ -50,7 +50,6 @@ from ..typed_chunk import (
     dataset_path,
     image_meta,
     read_rows,
-    thrift_walk,  # noqa: F401 (see xxhash above)
 )
 from ..uniques import unique
 from ..view_spec import ViewSpec
