@@ -248,3 +248,23 @@ def test_a_compaction_swap_left_half_done_still_reads(plate: Path) -> None:
     assert len(merged) != _entry(plate)["size"]
     _fresh()
     _check_all(plate, ws.plate(1, N) + ws.plate(2, 5))
+
+
+def test_verify_reports_what_a_checked_read_refuses(plate: Path) -> None:
+    from ome_arrow_core.verification import verify
+
+    assert verify(plate).ok
+    entry = _entry(plate)
+    flip_byte(plate / "chunks.parquet", entry["footer_spans"][0] + entry["footer_spans"][4 + 1] + 3, 0x10)
+    report = verify(plate)
+    assert not report.ok
+    assert any("chunks.parquet" in line and "ChecksumError" in line for line in report.lines())
+
+
+def test_verify_reports_a_record_that_does_not_fit_its_file(plate: Path) -> None:
+    from ome_arrow_core.verification import verify
+
+    _edit(plate, lambda e: e.update(footer="not hex"))
+    report = verify(plate)
+    assert not report.ok
+    assert any(CHUNK_FOOTERS_KEY in line for line in report.lines())

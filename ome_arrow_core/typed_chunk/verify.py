@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from ..registry import Registry, default_registry
 from ..uniques import unique
 from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
+from .chunk_footers import CHUNK_FOOTERS_KEY, spliced_fragment
 from .fragments import open_fragment
 from .page_index import range_mismatches
 from .spec import MANIFEST, is_dataset_dir, read_manifest
@@ -76,12 +77,28 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
         _verify_ranges(
             root, str(name), np.nonzero(frags == name)[0], index, index_part, [p.index for p in parts], manifest, report
         )
+    _verify_chunk_footers(root, manifest, report)
     if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype
         try:
             audit_chunk_files(root, reg)
         except Exception as exc:
             report.add(root, describe_error(exc))
     return report
+
+
+def _verify_chunk_footers(root: Path, manifest: Mapping[str, Any], report: VerifyReport) -> None:
+    """Each chunks file's footer against the manifest's record of it (``chunk_footers``), as a checked read
+    checks it: a footer that differs from its digest, or a record that does not fit its file, is damage."""
+    ours = manifest.get("ome_arrow_core") or {}
+    listed = ours.get(CHUNK_FOOTERS_KEY) if isinstance(ours, Mapping) else None
+    if not isinstance(listed, Mapping):
+        return
+    for name in sorted(str(n) for n in listed):
+        if (root / name).is_file():
+            try:
+                spliced_fragment(root, manifest, name, True)
+            except Exception as exc:
+                report.add(root / name, describe_error(exc))
 
 
 def _image_facts(
