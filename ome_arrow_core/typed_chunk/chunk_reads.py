@@ -289,7 +289,7 @@ def _checked_values(
 def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np.dtype, verify: bool) -> np.ndarray:
     """Index row ``row``'s chunk (``shape``, TCZYX) as a read-only array: :func:`chunk_blocks` of one chunk, with
     one positioned read when its ranged chunks file was audited (the same checks)."""
-    piece = _audited_piece(opened, row)
+    piece = audited_piece(opened, row)
     if piece is None:
         assert opened.fragment_code is not None
         code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
@@ -297,9 +297,10 @@ def one_block(opened: OpenedDataset, row: int, shape: tuple[int, ...], dtype: np
     return _positioned_block(opened, piece[0], row, piece[1], shape, dtype, verify)
 
 
-def _audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] | None:
+def audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] | None:
     """(the page-ranged file holding row ``row``'s chunk, that chunk's row group in it) when it was audited
-    already; None when the chunk must be read through the footer (which audits it)."""
+    already; None when the chunk must be read through the footer (which audits it). A caller may keep it and
+    read with :func:`piece_block`."""
     assert opened.fragment_code is not None
     code, group = int(opened.fragment_code[row]), int(opened.columns["row_group_id"][row])
     at = np.array([group], dtype=np.int64)
@@ -307,12 +308,6 @@ def _audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] 
         return None
     piece = ranged_piece(opened.fragment(code), at)
     return None if piece is None else (piece[0], group - piece[1])
-
-
-def audited_piece(opened: OpenedDataset, row: int) -> tuple[PageFragment, int] | None:
-    """What :func:`one_block` of row ``row`` would read once audited: (its page-ranged file, its row group there),
-    or None (see :func:`audited_pages`); a caller may keep it and read with :func:`piece_block`."""
-    return _audited_piece(opened, row)
 
 
 def piece_block(
@@ -330,7 +325,7 @@ def piece_block(
 def audited_pages(opened: OpenedDataset, row: int) -> bool:
     """Whether index row ``row``'s chunk lies in a page-ranged chunks file (or piece) and was audited already, so
     that :func:`one_block` reads it with one positioned read (else it reads it through the footer, which audits it)."""
-    return _audited_piece(opened, row) is not None
+    return audited_piece(opened, row) is not None
 
 
 def _positioned_block(
