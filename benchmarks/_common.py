@@ -7,6 +7,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -63,3 +64,8 @@ def fresh_env(**extra: str) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra)
     return env
+
+
+def tree_path(tree: Path) -> str:
+    """PYTHONPATH putting checkout ``tree``'s core and backends first (the ``CASE@DIR`` cases of the A/B scripts)."""
+    return os.pathsep.join([str(tree), *(str(b) for b in sorted((tree / "backends").glob("*")) if b.is_dir())])

@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table
+from _common import table, tree_path
 from loading_support import epochs, make_plate, raw_reader, rss, summary
 
 CASES = (
@@ -279,9 +279,8 @@ def _child(
         where = s3[0]
         env.update(s3[1])
     if checkout:
-        root = Path(checkout).resolve()
-        paths = [str(root), *(str(b) for b in sorted((root / "backends").glob("*/")) if b.is_dir())]
-        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        paths = tree_path(Path(checkout).resolve())
+        env["PYTHONPATH"] = os.pathsep.join([paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, __file__, "--case", name, "--where", where]
     cmd += ["--batch-size", str(args.batch_size), "--epochs", str(args.epochs)]
     load0 = os.getloadavg()[0]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table
+from _common import table, tree_path
 from loading_support import make_plate, raw_reader, tree_cpu
 
 
@@ -86,9 +86,8 @@ def _child(case: str, path: Path, args: argparse.Namespace) -> dict[str, Any] | 
     name, _, checkout = case.partition("@")
     env = dict(os.environ)
     if checkout:
-        root = Path(checkout).resolve()
-        paths = [str(root), *(str(b) for b in sorted((root / "backends").glob("*/")) if b.is_dir())]
-        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        paths = tree_path(Path(checkout).resolve())
+        env["PYTHONPATH"] = os.pathsep.join([paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, __file__, "--case", name, "--where", str(path)]
     cmd += ["--batch-size", str(args.batch_size), "--epochs", str(args.epochs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import tree_path  # noqa: E402
 
 CHILD = r"""
 import collections, json, sys, time
@@ -54,11 +56,6 @@ for _ in range(repeats):
 wall, cpu = np.median(np.array(times), axis=0)
 print(json.dumps({"wall": wall, "cpu": cpu}))
 """
-
-
-def tree_path(tree: Path) -> str:
-    """PYTHONPATH putting ``tree``'s core and backends first."""
-    return os.pathsep.join([str(tree), *(str(b) for b in sorted((tree / "backends").glob("*")) if b.is_dir())])
 
 
 def unpack(ref: str, into: Path) -> Path:
