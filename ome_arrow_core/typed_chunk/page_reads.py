@@ -24,9 +24,9 @@ from ..arrow_numpy import int_array, int_values
 from ..boundary import reading, require_regular_file
 from ..errors import DamagedFileError
 from ..remote import remote_chunk
-from .page_columns import COLUMNS, defined_value_at, row_columns
+from .page_columns import COLUMNS, defined_value_at
 from .page_index import RANGE_COLUMNS, listed_codec
-from .parquet_pages import page_header
+from .row_heads import row_head
 
 __all__ = [
     "PageFragment",
@@ -256,13 +256,8 @@ class PageFragment:
     def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
         """The other columns of row group ``g`` from ``head``, its bytes up to its page's data, checked to end there."""
         try:
-            row, end = row_columns(head, self._codec)
-            page = page_header(head[end:])
-            if (
-                end + page.size != len(head)
-                or page.compressed_size != int(self.compressed[g])
-                or (page.uncompressed_size != int(self.uncompressed[g]))
-            ):
+            row, compressed, uncompressed = row_head(head, self._codec)
+            if compressed != int(self.compressed[g]) or uncompressed != int(self.uncompressed[g]):
                 raise ValueError("the pixel page is not where and what the index says")
         except (ValueError, OSError, pa.ArrowException) as exc:
             raise DamagedFileError(
