@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..arrow_numpy import int_values, plain_values
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
@@ -144,7 +145,7 @@ class ImageRows:
         served = self._served[key] = self._served.get(key, 0) + 1
         if served * _CONVERT_AFTER < group.num_rows:
             return None
-        lists = self._lists[key] = [column.to_pylist() for column in group.columns]
+        lists = self._lists[key] = [_as_list(column) for column in group.columns]
         while len(self._lists) > LISTS_KEPT:
             self._lists.popitem(last=False)
         return lists
@@ -219,3 +220,20 @@ class ImageRows:
                 f"{want}; the images table is damaged"
             )
         return group.to_batches()[0] if group.num_rows else pa.RecordBatch.from_pylist([], schema=group.schema)
+
+
+def _as_list(column: pa.Array) -> list[Any]:
+    """``column.to_pylist()``, the same Python values made in C for dictionary-encoded strings (each distinct value
+    once) and integers, floats and bools without nulls (from their buffers: ``to_numpy`` loads pandas)."""
+    kind = column.type
+    if pa.types.is_dictionary(kind) and (
+        pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)
+    ):
+        distinct = np.empty(len(column.dictionary) + 1, dtype=object)  # the last: None, for nulls (code -1)
+        distinct[:-1] = column.dictionary.to_pylist()
+        picked: list[Any] = distinct[int_values(column.indices, -1)].tolist()
+        return picked
+    plain = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+    if (plain or (pa.types.is_floating(kind) and not pa.types.is_float16(kind))) and not column.null_count:
+        return plain_values(column).tolist()  # type: ignore[no-any-return]
+    return column.to_pylist()  # type: ignore[no-any-return]
