@@ -340,8 +340,9 @@ def _audit_columns(groups: np.ndarray, rows: dict[int, dict[str, Any]]) -> dict[
     """The COLUMNS of row groups ``groups`` from their decoded ``rows``, built from buffers (pa.array imports
     pandas, ~40 MiB resident)."""
     table = {}
+    ordered = [rows[g] for g in groups.tolist()]
     for name, kind in COLUMNS:
-        values = [rows[int(g)][name] for g in groups]
+        values = [row[name] for row in ordered]
         table[name] = pa.chunked_array([_strings(values) if kind == "str" else int_array(np.array(values))])
     return table
 
