@@ -313,30 +313,46 @@ def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
     version = member_version(root, name)
     if version is None or _seen(version, _WHOLE, k):
         return
+    _check_segments(root, name, seg, version, [k], what)
+
+
+def _what(seg: Segments, k: int) -> str:
+    return "footer" if k == len(seg.bounds) - 1 else f"row group {k}"
+
+
+def _check_segments(
+    root: Path, name: str, seg: Segments, version: tuple[Any, ...], segments: list[int], what: str | None = None
+) -> None:
+    """Hash segments ``segments`` of table ``name`` (file version ``version``) through one open file, raising
+    ChecksumError at the first whose digest is not the recorded one (``what``: how to name it; None: by number)."""
     if version[3] != seg.size:
         raise ChecksumError(
             f"{root} [{name}]: the table's bytes do not match the checksum the manifest records: it holds "
             f"{version[3]} bytes, the manifest records {seg.size} (truncated, extended or replaced); the table was "
             f"not parsed. Fix: {FIX}. To read it anyway pass verify=False or set {ENV}=0"
         )
-    start, stop = seg.span(k)
-    with reading(root, name, f"checking the checksum of its {what}"):
+    with reading(root, name, f"checking the checksum of its {what or 'row groups'}"):
         fd = os.open(root / name, os.O_RDONLY)
-        try:
-            actual = _digest(fd, start, stop)
-        finally:
-            os.close(fd)
-    if actual != seg.sums[k]:
-        raise ChecksumError(
-            f"{root} [{name}]: the table's bytes do not match the checksum the manifest records for its {what} "
-            f"(bytes {start}..{stop}: recorded {seg.sums[k]}, computed {actual}, {ALGORITHM}); the table is damaged "
-            f"(or the manifest lies) and {what} was not parsed. Fix: {FIX}. To read it anyway (trusting its bytes: "
-            f"a damaged table can then abort the process) pass verify=False or set {ENV}=0"
-        )
-    with _lock:
-        _passed.add((*version, k))
-        if k == len(seg.bounds) - 1:
-            _passed.add((*version, _FOOTER))
+    try:
+        for k in segments:
+            named = what or _what(seg, k)
+            start, stop = seg.span(k)
+            with reading(root, name, f"checking the checksum of its {named}"):
+                actual = _digest(fd, start, stop)
+            if actual != seg.sums[k]:
+                raise ChecksumError(
+                    f"{root} [{name}]: the table's bytes do not match the checksum the manifest records for its "
+                    f"{named} (bytes {start}..{stop}: recorded {seg.sums[k]}, computed {actual}, {ALGORITHM}); the "
+                    f"table is damaged (or the manifest lies) and {named} was not parsed. Fix: {FIX}. To read it "
+                    f"anyway (trusting its bytes: a damaged table can then abort the process) pass verify=False or "
+                    f"set {ENV}=0"
+                )
+            with _lock:
+                _passed.add((*version, k))
+                if k == len(seg.bounds) - 1:
+                    _passed.add((*version, _FOOTER))
+    finally:
+        os.close(fd)
 
 
 def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[int, int] | None:
@@ -431,7 +447,6 @@ def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], v
         version = member_version(root, name)
         if version is None or _seen(version, _WHOLE):
             continue
-        for k in range(len(seg.bounds)):
-            _check(root, name, seg, k, "footer" if k == len(seg.bounds) - 1 else f"row group {k}")
+        _check_segments(root, name, seg, version, [k for k in range(len(seg.bounds)) if not _seen(version, k)])
         with _lock:
             _passed.add((*version, _WHOLE))
