@@ -296,7 +296,7 @@ class AlignedIndex:
         with reading(self.root, name, "reading an index row group"):
             have = set(by_group.schema.names if by_group is not None else self._file(part).schema_arrow.names)
             cols = [*_INTS, "image_id", *(c for c in ("fragment_path", "checksum", *RANGE_COLUMNS) if c in have)]
-            if by_group is not None:  # its footer is not parsed whole
+            if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
                 table = by_group.read(g, cols, ["image_id", "fragment_path"])
             else:
                 table = self._file(part).read_row_group(g, columns=cols, use_threads=False)

@@ -8,10 +8,6 @@ process, :class:`GroupFooters` reads the footer's head (schema, metadata) and ta
 the bytes of its own entry: spliced together (:func:`~.thrift_walk.one_group_footer`) they are the footer of a
 file with that one row group, whose column chunks lie where the real file has them. pyarrow then reads that row
 group from the real file. Each splice is checked: one row group, of the rows the manifest records.
-
-Every row group is read so, however many are read: the whole footer is never parsed on this path (at a million
-images it would cost ~30 MiB resident per table for the rest of the process, and ~70 ms); the spliced footers of
-the most recently read :data:`KEPT_GROUPS` groups stay parsed.
 """
 
 from __future__ import annotations
@@ -30,10 +26,14 @@ from ..boundary import reading
 from ..errors import DamagedFileError
 from .group_sums import Segments
 
-__all__ = ["GroupFooters", "KEPT_GROUPS"]
+__all__ = ["GroupFooters", "KEPT_GROUPS", "ALONE"]
 
 #: One-group footers kept parsed per table (the most recently used).
 KEPT_GROUPS: Final[int] = 8
+#: Distinct row groups a table serves through one-group footers; past them the whole footer is parsed once and
+#: serves the rest (a splice costs ~0.5 ms a group more than a parsed footer's read: random access over many
+#: groups amortizes the whole parse, one image never pays it).
+ALONE: Final[int] = 16
 
 
 def _parse(meta: bytes) -> pq.FileMetaData:
@@ -67,6 +67,7 @@ class GroupFooters:
                 )
         self._kept: OrderedDict[int, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
+        self._served: set[int] = set()
         first = self._first()
         self.schema: pa.Schema = first.schema.to_arrow_schema()
         #: The footer's key-value metadata.
@@ -85,6 +86,17 @@ class GroupFooters:
 
         with reading(self.root, self.name, "reading the table's footer"):
             return _parse(one_group_footer(self._head, None, self._tail))
+
+    def serves(self, g: int) -> bool:
+        """True while row group ``g`` is to be read here: it was, or fewer than :data:`ALONE` groups were (False:
+        parse the whole footer and read it from there)."""
+        with self._lock:
+            if g in self._served:
+                return True
+            if len(self._served) >= ALONE:
+                return False
+            self._served.add(g)
+            return True
 
     @property
     def num_rows(self) -> int:

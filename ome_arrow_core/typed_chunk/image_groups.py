@@ -182,7 +182,7 @@ class ImageRows:
             self.guard.group(name, g)  # its bytes, before pyarrow decodes them
         by_group = self.footers[part]
         with reading(self.path, name, "reading an images row group"):
-            if by_group is not None:  # its footer is not parsed whole
+            if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
                 have = set(by_group.schema.names)
                 group = by_group.read(g, dictionary=[n for n in self.dictionary if n in have]).combine_chunks()
             else:
