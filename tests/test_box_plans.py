@@ -94,6 +94,10 @@ def test_planned_boxes_equal_numpys_slice(
         out = np.full(sel.shape, 7, dtype=a.dtype)
         src.read_into(sel, out)
         np.testing.assert_array_equal(out, sel.apply(tzcyx))
+        big = np.full((*sel.shape[:-1], 2 * sel.shape[-1]), 7, dtype=a.dtype)  # a strided output: x every other
+        src.read_into(sel, big[..., ::2])
+        np.testing.assert_array_equal(big[..., ::2], sel.apply(tzcyx))
+        assert (big[..., 1::2] == 7).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
