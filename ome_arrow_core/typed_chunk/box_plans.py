@@ -104,9 +104,12 @@ class BoxPlan:
         self.units = plan_units(items, self.groups)
         #: Units ``blocks[k]:blocks[k + 1]`` are block ``k`` of a read by two threads (at least STEP chunks each).
         self.blocks = [0]
+        count = 0
         for k, u in enumerate(self.units):
-            if u.b - self.units[self.blocks[-1]].a >= STEP:
+            count += len(u.checks)
+            if count >= STEP:
                 self.blocks.append(k + 1)
+                count = 0
         if self.blocks[-1] != len(self.units):
             self.blocks.append(len(self.units))
         self.nbytes = math.prod(shape) * dtype.itemsize
@@ -182,38 +185,35 @@ class BoxPlan:
     def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any) -> None:
         """Read, check and place units ``ua:ub`` (this thread's scratch buffer)."""
         view, views, groups = self._views()
-        frag, heads, items = self.frag, self.heads, self.items
+        frag, heads = self.frag, self.heads
         junk = view[SCRATCH_BYTES - GAP_BYTES :]
         fd = frag.fileno()
         preadv = os.preadv
         with reading(frag.path, None, "reading chunk pages"):
-            for a, b, slot, iovs, dst, shape, group in self.units[ua:ub]:
-                if slot:
-                    iov = [view[PAGE_AT + j * slot : PAGE_AT + j * slot + n] if j >= 0 else junk[:n] for j, n in iovs]
-                else:  # one item
-                    iov = [view[PAGE_AT : PAGE_AT + items[a][1]]]
-                first = items[a][0]
+            for first, iovs, checks, dst, shape, group, source in self.units[ua:ub]:
+                if group < 0:  # one item
+                    at, n = iovs[0]
+                    iov = [view[at : at + n]]
+                else:
+                    iov = [view[at : at + n] if at >= 0 else junk[:n] for at, n in iovs]
                 got = preadv(fd, iov, first)
-                at = PAGE_AT
-                for k in range(a, b):
-                    o, n, row, g, _, _ = items[k]
-                    if first + got < o + n:
+                for k, n, row, g, end, at in checks:
+                    if got < end:
+                        o = first + end - n
                         raise DamagedFileError(
                             f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at "
                             f"{first + got}; the file is truncated"
                         )
-                    start = at + USUAL_VALUE_AT
-                    if view[at:start].tobytes() not in heads[n]:  # not the usual head: find the value, or refuse
+                    if view[at : at + USUAL_VALUE_AT].tobytes() not in heads[n]:  # find the value, or refuse
                         self._unusual(view, k, at, want, fn)
                     elif want[k] is not None:
-                        actual = fn(view[start : start + n - USUAL_VALUE_AT])
+                        actual = fn(view[at + USUAL_VALUE_AT : at + n])
                         if actual != want[k]:
                             raise mismatch(*self.opened.where(row), want[k], actual)
-                    at += slot
-                if slot:
-                    out[dst].reshape(shape)[...] = groups[group]  # splitting x is always a view
+                if group < 0:
+                    out[dst] = views[source]
                 else:
-                    out[dst] = views[items[a][5]]
+                    out[dst].reshape(shape)[...] = groups[group]  # splitting x is always a view
 
     def _unusual(self, view: memoryview, k: int, at: int, want: list[Any], fn: Any) -> None:
         """Check item ``k`` whose page (read into ``view`` at ``at``) does not start with the usual head: its one

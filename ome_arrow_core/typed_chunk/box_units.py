@@ -27,19 +27,21 @@ GAP_BYTES: Final[int] = 8 << 10
 
 
 class Unit(NamedTuple):
-    """Items ``a..b-1`` of a plan, read by one ``os.preadv`` and copied into the output by one assignment."""
+    """Chunks (items) of a plan read by one ``os.preadv`` from ``first`` and copied into the output at once."""
 
-    a: int
-    b: int
-    #: Bytes from one page's place in the scratch buffer to the next's (0 for a unit of one item).
-    slot: int
-    #: The read's iovecs (units of several items): (j, bytes) for item ``j``'s page, (-1, bytes) for a gap.
+    #: The file offset the read starts at (the first item's page).
+    first: int
+    #: The read's iovecs: (place in the scratch buffer, bytes) for each page, (-1, bytes) for a gap.
     iovs: tuple[tuple[int, int], ...]
-    #: The output region of the unit (TZCYX slices) and its shape with x split into (items, chunk width).
+    #: Per item: (item, page bytes, index row, row group, bytes of the read it needs, its page's place).
+    checks: tuple[tuple[int, int, int, int, int, int], ...]
+    #: The output region of the unit (TZCYX slices) and, for several items, its shape with x split into (items,
+    #: chunk width).
     dst: tuple[slice, ...]
     shape: tuple[int, ...]
-    #: The unit's source view (see BoxPlan._views), -1 for a unit of one item (it reads ``sources``).
+    #: The unit's source view: one of BoxPlan.groups for several items, else one of BoxPlan.sources.
     group: int
+    source: int
 
 
 def plan_units(
@@ -78,18 +80,22 @@ def _unit(
     groups: list[tuple[int, int, int]],
 ) -> Unit:
     """Items ``a..b-1`` (a run: see :func:`plan_units`) as one unit; a new group is added to ``groups`` if need be."""
-    first, last = items[a][4], items[b - 1][4]
-    if b - a == 1:
-        return Unit(a, b, 0, (), first, (), -1)
+    first, head, last = items[a][0], items[a][4], items[b - 1][4]
     iovs: list[tuple[int, int]] = []
+    checks = []
     for k in range(a, b):
-        gap = items[k][0] - items[k - 1][0] - items[k - 1][1] if k > a else 0
+        o, n, row, g, _, _ = items[k]
+        gap = o - items[k - 1][0] - items[k - 1][1] if k > a else 0
         if gap:
             iovs.append((-1, gap))
-        iovs.append((k - a, items[k][1]))
+        at = PAGE_AT + (k - a) * slot
+        iovs.append((at, n))
+        checks.append((k, n, row, g, o + n - first, at))
+    if b - a == 1:
+        return Unit(first, tuple(iovs), tuple(checks), head, (), -1, items[a][5])
     key = (items[a][5], b - a, slot)
     if key not in groups:
         groups.append(key)
-    dst = (*first[:4], slice(first[4].start, last[4].stop))
-    shape = (*(d.stop - d.start for d in first[:4]), b - a, first[4].stop - first[4].start)
-    return Unit(a, b, slot, tuple(iovs), dst, shape, groups.index(key))
+    dst = (*head[:4], slice(head[4].start, last[4].stop))
+    shape = (*(d.stop - d.start for d in head[:4]), b - a, head[4].stop - head[4].start)
+    return Unit(first, tuple(iovs), tuple(checks), dst, shape, groups.index(key), items[a][5])
