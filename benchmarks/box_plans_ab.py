@@ -51,6 +51,10 @@ def main() -> None:
     import ome_arrow_core.typed_chunk.box_plans as new
 
     old = older("ome_arrow_core.typed_chunk.box_plans", args.ref)
+    units = older("ome_arrow_core.typed_chunk.box_units", args.ref)
+    for name in ("GAP_BYTES", "PAGE_AT", "output_offset", "plan_units") if old and units else ():
+        if hasattr(units, name):  # the older plans with the older units
+            setattr(old, name, getattr(units, name))
     s = args.size
     arr = L.camera_image((1, 2, 4, s, s))
     path = Path(tempfile.mkdtemp()) / "ours.ome.parquet"

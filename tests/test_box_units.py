@@ -160,3 +160,82 @@ def test_two_pages_of_a_unit_swapped_in_place_are_refused_or_read_as_they_are(tm
     swapped[..., :32, :32], swapped[..., :32, 96:] = want[..., :32, 96:], want[..., :32, :32]  # chunks 0 and 3
     for _ in range(2):  # unchecked: the bytes on disk now, never the pixels read before
         np.testing.assert_array_equal(unchecked.read(sel), swapped)
+
+
+def straight_setup(tmp_path: Path) -> tuple[Path, DatasetSource, Selection, np.ndarray]:
+    """A Z column of four whole chunks (each a run of the output), planned: read straight into the output."""
+    a = pixels((1, 2, 4, 64, 96), "<u2")
+    out = written(tmp_path, a, (1, 32, 32))
+    src = DatasetSource(out)
+    sel = box(src, range(1), range(1, 2), range(4), range(32, 64), range(32, 64))
+    want = sel.apply(a.transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(planned(src, sel), want)
+    assert [u.into for u in plan_of(src, sel).units] == [k * 32 * 32 * 2 for k in range(4)]
+    return out, src, sel, want
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunk", "straight"),
+    [
+        ((1, 2, 3, 40, 56), (1, 40, 56), 6),  # whole planes: each a run of the output
+        ((1, 1, 4, 40, 56), (2, 40, 56), 2),  # two planes of one channel
+        ((1, 2, 4, 40, 56), (2, 40, 56), 0),  # two planes, the output's channels between them
+        ((1, 2, 3, 40, 56), (1, 20, 56), 12),  # half planes, full rows
+        ((1, 2, 3, 40, 56), (1, 40, 28), 0),  # half rows
+    ],
+)
+def test_chunks_that_are_runs_of_the_output_are_read_straight_into_it(
+    tmp_path: Path, shape: tuple[int, ...], chunk: tuple[int, int, int], straight: int
+) -> None:
+    a = pixels(shape, "<f4")
+    src = DatasetSource(written(tmp_path, a, chunk))
+    sel = Selection.full(src.meta.sizes)
+    tzcyx = a.transpose(0, 2, 1, 3, 4)
+    np.testing.assert_array_equal(planned(src, sel), tzcyx)
+    assert sum(u.into >= 0 for u in plan_of(src, sel).units) == straight
+    big = np.full((*sel.shape[:-1], 2 * sel.shape[-1]), 7, dtype=a.dtype)  # not contiguous: read as usual
+    src.read_into(sel, big[..., ::2])
+    np.testing.assert_array_equal(big[..., ::2], tzcyx)
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_a_flipped_byte_read_straight_into_the_output_is_refused(tmp_path: Path, k: int) -> None:
+    out, src, sel, want = straight_setup(tmp_path)
+    o, n = page(src, sel, k)
+    for at in (o + 10, o + n - 1):
+        flip_byte(out / "chunks.parquet", at)
+        with pytest.raises(ChecksumError, match="do not match their checksum"):
+            src.read(sel)
+        into = np.zeros(sel.shape, "<u2")
+        with pytest.raises(ChecksumError):
+            src.read_into(sel, into)
+        flip_byte(out / "chunks.parquet", at)
+        np.testing.assert_array_equal(src.read(sel), want)
+
+
+@pytest.mark.parametrize("cut", [3, 9, 500])  # in the head, in the pixels, at the end of the page
+def test_a_file_truncated_in_a_page_read_straight_is_refused(tmp_path: Path, cut: int) -> None:
+    out, src, sel, _ = straight_setup(tmp_path)
+    o, n = page(src, sel, 2)
+    at = min(o + cut, o + n - 1)
+    os.truncate(out / "chunks.parquet", at)
+    with pytest.raises(DamagedFileError, match=f"bytes {o}..{o + n} hold .* the file ends at {at};"):
+        src.read(sel)
+
+
+def test_an_unusual_head_read_straight_is_read_as_usual_and_still_checked(tmp_path: Path) -> None:
+    out, src, sel, want = straight_setup(tmp_path)
+    o, _ = page(src, sel, 1)
+    with open(out / "chunks.parquet", "r+b") as f:  # levels: one RLE run of 2 (still one value filling the page)
+        f.seek(o + 4)
+        f.write(b"\x04")
+    for _ in range(2):
+        np.testing.assert_array_equal(src.read(sel), want)
+    flip_byte(out / "chunks.parquet", o + 20)
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        src.read(sel)
+    with open(out / "chunks.parquet", "r+b") as f:  # its length prefix lies
+        f.seek(o + 6)
+        f.write((77).to_bytes(4, "little"))
+    with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
+        src.read(sel)

@@ -31,7 +31,7 @@ from ..checksums import mismatch
 from ..errors import DamagedFileError
 from ..selection import Selection
 from ..uniques import unique
-from .box_units import GAP_BYTES, PAGE_AT, plan_units
+from .box_units import GAP_BYTES, PAGE_AT, output_offset, plan_units
 from .grouped_reads import one_file_groups, ranged_piece
 from .page_reads import PageFragment
 from .page_stream import streams
@@ -101,7 +101,10 @@ class BoxPlan:
         self.sources = sources
         #: Distinct (source, items, slot) of the units of several items: each is one view of the scratch buffer.
         self.groups: list[tuple[int, int, int]] = []
-        self.units = plan_units(items, self.groups)
+        into = [output_offset(it[4], *sources[it[5]], shape, dtype.itemsize) for it in items]
+        self.units = plan_units(items, self.groups, into)
+        #: Whether a unit may be read straight into a C-contiguous output (see box_units.Unit.into).
+        self.straight = any(u.into >= 0 for u in self.units)
         #: Units ``blocks[k]:blocks[k + 1]`` are block ``k`` of a read by two threads (at least STEP chunks each).
         self.blocks = [0]
         count = 0
@@ -189,8 +192,11 @@ class BoxPlan:
         junk = view[SCRATCH_BYTES - GAP_BYTES :]
         fd = frag.fileno()
         preadv = os.preadv
+        flat = out.reshape(-1).view(np.uint8).data if self.straight and out.flags.c_contiguous else None
         with reading(frag.path, None, "reading chunk pages"):
-            for first, iovs, checks, dst, shape, group, source in self.units[ua:ub]:
+            for first, iovs, checks, dst, shape, group, source, into in self.units[ua:ub]:
+                if into >= 0 and flat is not None and self._straight(view, flat, first, checks[0], into, want, fn):
+                    continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
                 if group < 0:  # one item
                     at, n = iovs[0]
                     iov = [view[at : at + n]]
@@ -214,6 +220,36 @@ class BoxPlan:
                     out[dst] = views[source]
                 else:
                     out[dst].reshape(shape)[...] = groups[group]  # splitting x is always a view
+
+    def _straight(
+        self,
+        view: memoryview,
+        flat: memoryview,
+        first: int,
+        check: tuple[int, int, int, int, int, int],
+        into: int,
+        want: list[Any],
+        fn: Any,
+    ) -> bool:
+        """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head at
+        ``check``'s place in the scratch buffer ``view``) and check it; False, nothing checked, when its head is
+        not the usual one (the caller then reads the page as usual)."""
+        k, n, row, g, end, at = check
+        got = os.preadv(
+            self.frag.fileno(), [view[at : at + USUAL_VALUE_AT], flat[into : into + n - USUAL_VALUE_AT]], first
+        )
+        if got < end:
+            raise DamagedFileError(
+                f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
+                f"{first + got}; the file is truncated"
+            )
+        if view[at : at + USUAL_VALUE_AT].tobytes() not in self.heads[n]:
+            return False
+        if want[k] is not None:
+            actual = fn(flat[into : into + n - USUAL_VALUE_AT])
+            if actual != want[k]:
+                raise mismatch(*self.opened.where(row), want[k], actual)
+        return True
 
     def _unusual(self, view: memoryview, k: int, at: int, want: list[Any], fn: Any) -> None:
         """Check item ``k`` whose page (read into ``view`` at ``at``) does not start with the usual head: its one
