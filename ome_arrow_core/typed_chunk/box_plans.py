@@ -50,7 +50,7 @@ _LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00
 THREADED_BYTES: Final[int] = 4 << 20
 #: Chunks two threads claim at a time at least, in whole units (a thread that starts late only takes what is left).
 STEP: Final[int] = 8
-#: Chunks a plan holds at most (~0.3 KiB each); larger boxes are read without one.
+#: Chunks a plan holds at most (~0.7 KiB each with its units, tracemalloc); larger boxes are read without one.
 PLAN_CHUNKS: Final[int] = 8192
 
 
