@@ -42,6 +42,11 @@ def plans(img: Any, sel: Selection, module: Any) -> Any:
 
 
 def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="box_plans_ab_") as tmp:
+        run(Path(tmp))
+
+
+def run(tmp: Path) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ref", default="main")
     p.add_argument("--rounds", type=int, default=200)
@@ -57,7 +62,7 @@ def main() -> None:
             setattr(old, name, getattr(units, name))
     s = args.size
     arr = L.camera_image((1, 2, 4, s, s))
-    path = Path(tempfile.mkdtemp()) / "ours.ome.parquet"
+    path = tmp / "ours.ome.parquet"
     OMEArrow(arr).export("parquet", path, chunk_shape=(args.chunks, args.chunks))
     img = OMEArrow.scan(path)
     img.to_numpy()  # audited: later reads stream
