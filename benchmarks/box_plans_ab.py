@@ -5,7 +5,8 @@
 Image: 1x2x4xSxS uint16 of camera-like noise written with our defaults but the chunk edge, every chunk read once
 (audited). Per case (one full plane, the whole image, a 300x300 crop straddling chunks, a 4x256x256 Z column) the
 box is planned by both versions of ``plan_box`` on the same opened dataset, and ``BoxPlan.read`` (checksums
-checked) of the two take turns round by round, each going first every other round; only the plan's execution
+checked) of the two take turns round by round, each going first every other round (both right after the
+memcpys of the round before, so neither always follows a read of the same pages); only the plan's execution
 is timed (no selection, no view). For scale: numpy's copy of the same pixels into fresh memory
 (``arr[idx].copy()``, what compare_peers.py calls memcpy) and into a destination reused every round
 (``np.copyto``). Prints wall and process CPU time per read (median of the rounds, ms), CPU new/old, and new's CPU
@@ -95,9 +96,10 @@ def run(tmp: Path) -> None:
         fns["memcpy"] = lambda: arr[idx].copy()
         fns["copyto"] = lambda: np.copyto(dest, want)
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
-        order = list(fns.items())
-        for r in range(args.rounds):
-            for k, fn in order if r % 2 else order[::-1]:
+        pair = [(k, fns[k]) for k in ("new", "old") if k in fns]
+        rest = [(k, fns[k]) for k in ("memcpy", "copyto")]
+        for r in range(args.rounds):  # new and old each first every other round, both after the memcpys
+            for k, fn in (pair if r % 2 else pair[::-1]) + rest:
                 w0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 times[k].append(((time.perf_counter() - w0) * 1e3, (time.process_time() - c0) * 1e3))
