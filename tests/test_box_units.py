@@ -239,3 +239,11 @@ def test_an_unusual_head_read_straight_is_read_as_usual_and_still_checked(tmp_pa
         f.write((77).to_bytes(4, "little"))
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(sel)
+
+
+@pytest.mark.parametrize("dtype", ["<f8", ">u2", "<i4"])
+def test_read_into_an_output_of_another_dtype_casts_as_numpy_does(tmp_path: Path, dtype: str) -> None:
+    _, src, sel, want = straight_setup(tmp_path)  # straight reads only where the output holds the file's dtype
+    into = np.zeros(sel.shape, dtype)
+    src.read_into(sel, into)
+    np.testing.assert_array_equal(into, want.astype(dtype))

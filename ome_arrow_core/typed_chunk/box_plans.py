@@ -192,7 +192,8 @@ class BoxPlan:
         junk = view[SCRATCH_BYTES - GAP_BYTES :]
         fd = frag.fileno()
         preadv = os.preadv
-        flat = out.reshape(-1).view(np.uint8).data if self.straight and out.flags.c_contiguous else None
+        straight = self.straight and out.dtype == self.dtype and out.flags.c_contiguous  # else numpy casts
+        flat = out.reshape(-1).view(np.uint8).data if straight else None
         with reading(frag.path, None, "reading chunk pages"):
             for first, iovs, checks, dst, shape, group, source, into in self.units[ua:ub]:
                 if into >= 0 and flat is not None and self._straight(view, flat, first, checks[0], into, want, fn):
