@@ -94,6 +94,10 @@ def test_planned_boxes_equal_numpys_slice(
         out = np.full(sel.shape, 7, dtype=a.dtype)
         src.read_into(sel, out)
         np.testing.assert_array_equal(out, sel.apply(tzcyx))
+        big = np.full((*sel.shape[:-1], 2 * sel.shape[-1]), 7, dtype=a.dtype)  # a strided output: x every other
+        src.read_into(sel, big[..., ::2])
+        np.testing.assert_array_equal(big[..., ::2], sel.apply(tzcyx))
+        assert (big[..., 1::2] == 7).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -228,11 +232,28 @@ def test_a_file_replaced_between_two_reads_gives_the_indexed_pixels_or_is_refuse
 
 
 def test_a_helper_thread_is_wanted_only_with_two_cores_and_one_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the machine's load cannot be set for a test: the counts are given
     monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # the machine's load cannot be set for a test
+    monkeypatch.setattr(box_plans, "running", lambda: 1)  # only the caller runs: the load average may say 1.9
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.5))
+    assert box_plans.spare_core()
+    monkeypatch.setattr(box_plans, "running", lambda: 2)  # the caller and one other thread
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert not box_plans.spare_core()
+    monkeypatch.setattr(box_plans, "usable_cores", lambda: 4)
+    monkeypatch.setattr(box_plans, "running", lambda: 3)
+    assert box_plans.spare_core()
+    monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
+    monkeypatch.setattr(box_plans, "running", lambda: None)  # no /proc/loadavg: the load average, the caller in it
     assert box_plans.spare_core()
     monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))
     assert not box_plans.spare_core()
     monkeypatch.setattr(box_plans, "usable_cores", lambda: 1)
+    monkeypatch.setattr(box_plans, "running", lambda: 1)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not box_plans.spare_core()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg here")
+def test_running_counts_the_calling_thread() -> None:
+    assert all((n := box_plans.running()) is not None and n >= 1 for _ in range(3))

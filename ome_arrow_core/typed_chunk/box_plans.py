@@ -3,12 +3,13 @@
 A box (one step-1 range per axis: a full plane, a crop, the whole image) whose chunks all lie in one local,
 uncompressed, page-ranged chunks file, every row of it audited already, is read again and again by the same
 steps: :class:`BoxPlan` keeps them (per chunk its page's offset and size, the page head it must start with,
-its index row, where its pixels land). Executing one is, per chunk, one ``os.preadv`` of its page into this
-thread's scratch buffer, the head compared with the expected one (one defined PLAIN value of the chunk's
-size), its XXH3 compared with the index's (read from the index on each read, never remembered) and one slice
-assignment into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with the same
-errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
-two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of chunks in turn, so a helper
+its index row, where its pixels land). Chunks side by side along x in the output, of one shape and neighbours
+in the file, form units (:mod:`.box_units`). Executing a plan is, per unit, one ``os.preadv`` of its pages into
+this thread's scratch buffer, each page's head compared with the expected one (one defined PLAIN value of the
+chunk's size) and its XXH3 with the index's (read from the index on each read, never remembered), then one slice
+assignment of the unit into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with
+the same errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
+two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of units in turn, so a helper
 that a busy machine starts late only takes what is left and the caller never waits for it to start.
 """
 
@@ -22,13 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..boundary import reading
-from ..buffers import ALIGNMENT, SCRATCH_BYTES, arrow_empty, scratch_buffer, view_buffer
+from ..buffers import SCRATCH_BYTES, arrow_empty, scratch_buffer, view_buffer
 from ..checksums import mismatch
 from ..errors import DamagedFileError
 from ..selection import Selection
 from ..uniques import unique
+from .box_units import GAP_BYTES, PAGE_AT, output_offset, plan_units
 from .grouped_reads import one_file_groups, ranged_piece
 from .page_reads import PageFragment
 from .page_stream import streams
@@ -38,18 +41,16 @@ if TYPE_CHECKING:
     from ..chunks import ChunkProjection
     from .opened import OpenedDataset
 
-__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "spare_core", "usable_cores"]
+__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "running", "spare_core", "usable_cores"]
 
-#: Where a page is read to in the scratch buffer: its usual value start lands 64-byte aligned (as page_stream).
-_AT: Final[int] = -USUAL_VALUE_AT % ALIGNMENT
 #: The first 6 bytes of a page of one defined value: level bytes 2, then one RLE run of one 1 (or one bit-packed
 #: group of it); the value's 4-byte length follows.
 _LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01")
 #: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`).
 THREADED_BYTES: Final[int] = 4 << 20
-#: Chunks two threads claim at a time (a thread that starts late only takes what is left).
+#: Chunks two threads claim at a time at least, in whole units (a thread that starts late only takes what is left).
 STEP: Final[int] = 8
-#: Chunks a plan holds at most (~0.3 KiB each); larger boxes are read without one.
+#: Chunks a plan holds at most (~0.7 KiB each with its units, tracemalloc); larger boxes are read without one.
 PLAN_CHUNKS: Final[int] = 8192
 
 
@@ -98,6 +99,22 @@ class BoxPlan:
         }
         #: Distinct (chunk shape, chunk selection) of the items: each is one view of a thread's scratch buffer.
         self.sources = sources
+        #: Distinct (source, items, slot) of the units of several items: each is one view of the scratch buffer.
+        self.groups: list[tuple[int, int, int]] = []
+        into = [output_offset(it[4], *sources[it[5]], shape, dtype.itemsize) for it in items]
+        self.units = plan_units(items, self.groups, into)
+        #: Whether a unit may be read straight into a C-contiguous output (see box_units.Unit.into).
+        self.straight = any(u.into >= 0 for u in self.units)
+        #: Units ``blocks[k]:blocks[k + 1]`` are block ``k`` of a read by two threads (at least STEP chunks each).
+        self.blocks = [0]
+        count = 0
+        for k, u in enumerate(self.units):
+            count += len(u.checks)
+            if count >= STEP:
+                self.blocks.append(k + 1)
+                count = 0
+        if self.blocks[-1] != len(self.units):
+            self.blocks.append(len(self.units))
         self.nbytes = math.prod(shape) * dtype.itemsize
         self._local = threading.local()
 
@@ -117,11 +134,11 @@ class BoxPlan:
             present = sums.present[self.rows]
             stored = sums.values[self.rows].tolist()
             want = [s if p else None for s, p in zip(stored, present.tolist())]
-        n = len(self.items)
-        if self.nbytes < THREADED_BYTES or n < 2 or not spare_core():
-            self._run(out, 0, n, want, fn)
+        blocks = len(self.blocks) - 1
+        if self.nbytes < THREADED_BYTES or blocks < 2 or not spare_core():
+            self._run(out, 0, len(self.units), want, fn)
             return
-        shared = _Shared((n + STEP - 1) // STEP)
+        shared = _Shared(blocks)
         _pool().submit(self._take, shared, out, want, fn)  # helps if it starts in time; never waited for otherwise
         self._take(shared, out, want, fn)
         with shared.cond:
@@ -130,8 +147,7 @@ class BoxPlan:
             raise shared.error
 
     def _take(self, shared: _Shared, out: np.ndarray, want: list[Any], fn: Any) -> None:
-        """Read blocks of :data:`STEP` items of ``shared`` until none is left (or one failed)."""
-        n = len(self.items)
+        """Read blocks of units of ``shared`` until none is left (or one failed)."""
         while True:
             with shared.cond:
                 if shared.error is not None or shared.next >= shared.blocks:
@@ -140,7 +156,7 @@ class BoxPlan:
                 shared.next += 1
                 shared.active += 1
             try:
-                self._run(out, k * STEP, min(n, (k + 1) * STEP), want, fn)
+                self._run(out, self.blocks[k], self.blocks[k + 1], want, fn)
             except BaseException as exc:
                 with shared.cond:
                     shared.error = shared.error or exc
@@ -149,52 +165,102 @@ class BoxPlan:
                     shared.active -= 1
                     shared.cond.notify_all()
 
-    def _views(self) -> tuple[memoryview, list[np.ndarray], Any]:
-        """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads, and the buffer."""
+    def _views(self) -> tuple[memoryview, list[np.ndarray], list[np.ndarray]]:
+        """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads (a page at
+        ``PAGE_AT``) and the view each of :attr:`groups` reads (its pages at ``PAGE_AT`` plus multiples of its
+        slot)."""
         local = self._local
         scratch = scratch_buffer()
         if getattr(local, "scratch", None) is not scratch:
-            start = _AT + USUAL_VALUE_AT
+            start = PAGE_AT + USUAL_VALUE_AT
             views = []
             for shape, sel in self.sources:
                 block = np.frombuffer(scratch, self.dtype, count=math.prod(shape), offset=start).reshape(shape)
                 views.append(block[sel].transpose(0, 2, 1, 3, 4))  # TCZYX -> TZCYX
-            local.view, local.views, local.scratch = memoryview(scratch).cast("B"), views, scratch
-        return local.view, local.views, scratch
+            groups = []
+            for s, m, slot in self.groups:
+                v = views[s]  # items side by side: a slot axis before x
+                strides = (*v.strides[:4], slot, v.strides[4])
+                groups.append(as_strided(v, (*v.shape[:4], m, v.shape[4]), strides, writeable=False))
+            local.view, local.views, local.groups, local.scratch = memoryview(scratch).cast("B"), views, groups, scratch
+        return local.view, local.views, local.groups
 
-    def _run(self, out: np.ndarray, a: int, b: int, want: list[Any], fn: Any) -> None:
-        """Read, check and place items ``a:b`` (this thread's scratch buffer)."""
-        view, views, scratch = self._views()
-        frag, heads, items = self.frag, self.heads, self.items
+    def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any) -> None:
+        """Read, check and place units ``ua:ub`` (this thread's scratch buffer)."""
+        view, views, groups = self._views()
+        frag, heads = self.frag, self.heads
+        junk = view[SCRATCH_BYTES - GAP_BYTES :]
         fd = frag.fileno()
-        start = _AT + USUAL_VALUE_AT
         preadv = os.preadv
+        straight = self.straight and out.dtype == self.dtype and out.flags.c_contiguous  # else numpy casts
+        flat = out.reshape(-1).view(np.uint8).data if straight else None
         with reading(frag.path, None, "reading chunk pages"):
-            for k in range(a, b):
-                o, n, row, g, dst, s = items[k]
-                got = preadv(fd, [view[_AT : _AT + n]], o)
-                if got != n:
-                    raise DamagedFileError(
-                        f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at {o + got}; "
-                        "the file is truncated"
-                    )
-                need = n - USUAL_VALUE_AT
-                if view[_AT:start].tobytes() not in heads[n]:  # not the usual head: find the value, or refuse
-                    self._unusual(out, view, scratch, k, want, fn)
-                    continue
-                if want[k] is not None:
-                    actual = fn(view[start : start + need])
-                    if actual != want[k]:
-                        raise mismatch(*self.opened.where(row), want[k], actual)
-                out[dst] = views[s]
+            for first, iovs, checks, dst, shape, group, source, into in self.units[ua:ub]:
+                if into >= 0 and flat is not None and self._straight(view, flat, first, checks[0], into, want, fn):
+                    continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
+                if group < 0:  # one item
+                    at, n = iovs[0]
+                    iov = [view[at : at + n]]
+                else:
+                    iov = [view[at : at + n] if at >= 0 else junk[:n] for at, n in iovs]
+                got = preadv(fd, iov, first)
+                for k, n, row, g, end, at in checks:
+                    if got < end:
+                        o = first + end - n
+                        raise DamagedFileError(
+                            f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at "
+                            f"{first + got}; the file is truncated"
+                        )
+                    if view[at : at + USUAL_VALUE_AT].tobytes() not in heads[n]:  # find the value, or refuse
+                        self._unusual(view, k, at, want, fn)
+                    elif want[k] is not None:
+                        actual = fn(view[at + USUAL_VALUE_AT : at + n])
+                        if actual != want[k]:
+                            raise mismatch(*self.opened.where(row), want[k], actual)
+                if group < 0:
+                    out[dst] = views[source]
+                else:
+                    out[dst].reshape(shape)[...] = groups[group]  # splitting x is always a view
 
-    def _unusual(self, out: np.ndarray, view: memoryview, scratch: Any, k: int, want: list[Any], fn: Any) -> None:
-        """Item ``k`` whose page (read into ``view`` at ``_AT``) does not start with the usual head: its one value
-        found as :func:`~.page_values.value_in_page` does (DamagedFileError unless there is one), checked, placed."""
-        _, n, row, g, dst, s = self.items[k]
-        shape, sel = self.sources[s]
+    def _straight(
+        self,
+        view: memoryview,
+        flat: memoryview,
+        first: int,
+        check: tuple[int, int, int, int, int, int],
+        into: int,
+        want: list[Any],
+        fn: Any,
+    ) -> bool:
+        """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head at
+        ``check``'s place in the scratch buffer ``view``) and check it; False, nothing checked, when its head is
+        not the usual one (the caller then reads the page as usual)."""
+        k, n, row, g, end, at = check
+        got = os.preadv(
+            self.frag.fileno(), [view[at : at + USUAL_VALUE_AT], flat[into : into + n - USUAL_VALUE_AT]], first
+        )
+        if got < end:
+            raise DamagedFileError(
+                f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
+                f"{first + got}; the file is truncated"
+            )
+        if view[at : at + USUAL_VALUE_AT].tobytes() not in self.heads[n]:
+            return False
+        if want[k] is not None:
+            actual = fn(flat[into : into + n - USUAL_VALUE_AT])
+            if actual != want[k]:
+                raise mismatch(*self.opened.where(row), want[k], actual)
+        return True
+
+    def _unusual(self, view: memoryview, k: int, at: int, want: list[Any], fn: Any) -> None:
+        """Check item ``k`` whose page (read into ``view`` at ``at``) does not start with the usual head: its one
+        value found as :func:`~.page_values.value_in_page` does (DamagedFileError unless there is one), of its
+        chunk's size (so it fills the page from ``at + USUAL_VALUE_AT``, where the usual views read it), and
+        its checksum."""
+        _, n, row, g, _, s = self.items[k]
+        shape = self.sources[s][0]
         need = math.prod(shape) * self.dtype.itemsize
-        begin, length = value_in_page(self.frag, g, view, _AT, n)
+        begin, length = value_in_page(self.frag, g, view, at, n)
         if length != need:
             raise DamagedFileError(
                 f"chunk {int(self.opened.columns['chunk_id'][row])} of {self.opened.path} holds {length} bytes; "
@@ -204,8 +270,6 @@ class BoxPlan:
             actual = fn(view[begin : begin + need])
             if actual != want[k]:
                 raise mismatch(*self.opened.where(row), want[k], actual)
-        block = np.frombuffer(scratch, self.dtype, count=need // self.dtype.itemsize, offset=begin).reshape(shape)
-        out[dst] = block[sel].transpose(0, 2, 1, 3, 4)
 
 
 def plan_box(
@@ -242,7 +306,7 @@ def plan_box(
     items = []
     for k in order.tolist():
         p, o, n = projections[k], offsets[k], sizes[k]
-        if o < 0 or n + _AT > SCRATCH_BYTES or n - USUAL_VALUE_AT != math.prod(p.chunk_shape) * dtype.itemsize:
+        if o < 0 or n + PAGE_AT > SCRATCH_BYTES or n - USUAL_VALUE_AT != math.prod(p.chunk_shape) * dtype.itemsize:
             return None
         cut = tuple(c for c in p.chunk_selection if isinstance(c, slice))
         key = (p.chunk_shape, tuple((c.start, c.stop) for c in cut))  # slices are unhashable before Python 3.12
@@ -271,10 +335,35 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def spare_core() -> bool:
-    """Whether a second thread would find a core: the process may run on two or more and the last minute's load
-    average leaves one idle (on a busy machine a helper waits for a time slice longer than it saves)."""
+    """Whether a second thread would find a core: the process may run on two or more and, besides this thread,
+    fewer threads are running on the machine right now than it has cores less one (:func:`running`). (The load
+    average, where /proc/loadavg is not, counts this thread too: at most the cores less one.)"""
     cores = usable_cores()
-    return cores >= 2 and (not hasattr(os, "getloadavg") or os.getloadavg()[0] <= cores - 1)
+    if cores < 2:
+        return False
+    now = running()
+    if now is not None:
+        return now - 1 <= cores - 2
+    return not hasattr(os, "getloadavg") or os.getloadavg()[0] <= cores - 1
+
+
+def running() -> int | None:
+    """Threads running or ready to run on the machine now, this one included (/proc/loadavg's fourth field, read
+    through a descriptor opened once per process: ~5 us), or None where that is not known."""
+    global _LOADAVG
+    if _LOADAVG is None:
+        with _pool_lock:
+            if _LOADAVG is None:
+                try:
+                    _LOADAVG = os.open("/proc/loadavg", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError:
+                    _LOADAVG = -1
+    if _LOADAVG < 0:
+        return None
+    try:
+        return int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def usable_cores() -> int:
@@ -286,3 +375,4 @@ def usable_cores() -> int:
 
 
 _CORES: int | None = None
+_LOADAVG: int | None = None  # the descriptor of /proc/loadavg, -1 where it cannot be opened
