@@ -41,6 +41,8 @@ _BATCH_GROUPS = 1024
 _IOV = 1024
 #: Parquet physical types.
 _INT32, _INT64, _BYTE_ARRAY = 1, 2, 6
+#: The definition levels of a page of one value: RLE, 2 bytes (a run of 1 one).
+_ONE_ROW = b"\x02\x00\x00\x00\x02\x01"
 #: Page header after the sizes and CRC: data_page_header {num_values=...}.
 _DPH = head(1, 12) + head(1, 5)
 #: ...encoding PLAIN, definition and repetition levels RLE; end of both structs.
@@ -133,8 +135,11 @@ class _Batch:
         self.first = np.zeros(len(counts), dtype=np.int64)
         np.cumsum(counts[:-1], out=self.first[1:])
         self.table = table
+        #: Each group's row count as a thrift integer.
+        self.count_var = varints(counts)
 
-    def int_column(self, k: int, width: int) -> tuple[Var, np.ndarray, np.ndarray]:
+    def int_column(self, k: int, width: int) -> tuple[Var, np.ndarray, np.ndarray, np.ndarray]:
+        """Per group: PLAIN values, min and max (little-endian bytes); and every row's value, (rows, width) bytes."""
         col = self.table.column(k)
         if col.null_count:
             raise SchemaError(f"chunk column {self.table.column_names[k]!r} holds nulls; chunk rows have none")
@@ -143,20 +148,21 @@ class _Batch:
         values = _slices(flat, self.first * width, self.counts * width)
         lo = np.minimum.reduceat(v, self.first).astype(f"<i{width}").view(np.uint8).reshape(-1, width)
         hi = np.maximum.reduceat(v, self.first).astype(f"<i{width}").view(np.uint8).reshape(-1, width)
-        return values, lo, hi
+        return values, lo, hi, flat.reshape(-1, width)
 
-    def string_column(self, k: int) -> tuple[Var, list[bytes], list[bytes]]:
+    def string_column(self, k: int) -> tuple[Var, list[bytes], list[bytes], list[bytes]]:
+        """Per group: PLAIN values (also as bytes), min and max."""
         col = self.table.column(k)
         if col.null_count:
             raise SchemaError(f"chunk column {self.table.column_names[k]!r} holds nulls; chunk rows have none")
         items = [s.encode() for s in col.to_pylist()]
         plain = [len(b).to_bytes(4, "little") + b for b in items]
         groups = [plain[a : a + n] for a, n in zip(self.first.tolist(), self.counts.tolist())]
-        values = byte_strings([b"".join(g) for g in groups])
+        pages = [b"".join(g) for g in groups]
         spans = [items[a : a + n] for a, n in zip(self.first.tolist(), self.counts.tolist())]
-        return values, [min(s) for s in spans], [max(s) for s in spans]
+        return byte_strings(pages), pages, [min(s) for s in spans], [max(s) for s in spans]
 
-    def pixels(self, k: int) -> tuple[Var, list[memoryview | None], np.ndarray]:
+    def pixels(self, k: int) -> tuple[Var, list[bytes], list[memoryview | None], np.ndarray]:
         """Per group: the page's inline PLAIN bytes (a one-row group: the length; else all values), the pixel
         bytes written after them (one-row groups), and their lengths."""
         views: list[memoryview] = []
@@ -177,7 +183,7 @@ class _Batch:
                 inline.append(b"".join(len(v).to_bytes(4, "little") + bytes(v) for v in views[a : a + n]))
                 after.append(None)
         lens = np.array([0 if v is None else len(v) for v in after], dtype=np.int64)
-        return byte_strings(inline), after, lens
+        return byte_strings(inline), inline, after, lens
 
 
 def _levels(counts: np.ndarray) -> Var:
@@ -188,33 +194,63 @@ def _levels(counts: np.ndarray) -> Var:
     return _slices(buf, starts[:, 0], starts[:, -1] - starts[:, 0])
 
 
+def _signed(crc: np.ndarray) -> np.ndarray:
+    """CRC-32 values (uint32) as thrift i32."""
+    return crc.astype(np.uint32).view(np.int32).astype(np.int64)
+
+
 def _crcs(levels: list[bytes], values: list[bytes], after: list[memoryview | None] | None = None) -> np.ndarray:
-    """CRC-32 of each page's data (levels, values, then the bytes written after them), as thrift i32."""
-    out = np.empty(len(levels), dtype=np.int64)
+    """CRC-32 of each page's data (levels, values, then the bytes written after them), as thrift i32. Small
+    pages repeat (the same dtype, image id...): each distinct one is computed once."""
+    out = np.empty(len(levels), dtype=np.uint32)
+    seen: dict[tuple[bytes, bytes], int] = {}
     for i, (lv, v) in enumerate(zip(levels, values)):
-        crc = zlib.crc32(v, zlib.crc32(lv))
+        crc = seen.get((lv, v))
+        if crc is None:
+            crc = seen[lv, v] = zlib.crc32(v, zlib.crc32(lv))
         if after is not None and after[i] is not None:
             crc = zlib.crc32(after[i], crc)  # type: ignore[arg-type]
-        out[i] = crc - (1 << 32) if crc >= 1 << 31 else crc
-    return out
+        out[i] = crc
+    return _signed(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _crc_table(prefix: bytes, width: int) -> tuple[int, np.ndarray]:
+    """CRC-32 of ``prefix`` + ``width`` zero bytes, and what each byte value at each of those positions flips in
+    it: (width, 256) uint32 (CRC-32 is affine in the message bits)."""
+    zero = bytes(len(prefix) + width)
+    z = zlib.crc32(zero)
+    table = np.empty((width, 256), dtype=np.uint32)
+    for j in range(width):
+        at = len(prefix) + j
+        table[j] = [zlib.crc32(zero[:at] + bytes((b,)) + zero[at + 1 :]) ^ z for b in range(256)]
+    return zlib.crc32(prefix + bytes(width)), table
+
+
+def _int_crcs(levels: list[bytes], counts: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """CRC-32 (thrift i32) of each page of a fixed-width column: levels, then the group's rows (``rows``:
+    (rows, width) bytes); one-row groups by table lookups, all at once."""
+    out = np.empty(len(counts), dtype=np.uint32)
+    one = np.flatnonzero(counts == 1)
+    if len(one):
+        base, table = _crc_table(levels[int(one[0])], rows.shape[1])
+        crc = np.full(len(one), base, dtype=np.uint32)
+        vals = rows[first[one]]
+        for j in range(rows.shape[1]):
+            crc ^= table[j, vals[:, j]]
+        out[one] = crc
+    for i in np.flatnonzero(counts != 1).tolist():
+        a, n = int(first[i]), int(counts[i])
+        out[i] = zlib.crc32(rows[a : a + n].tobytes(), zlib.crc32(levels[i]))
+    return _signed(out)
 
 
 #: Segments of :func:`_page_header`.
 _HEADER_SEGMENTS = 9
 
 
-def _page_header(size: np.ndarray, crc: np.ndarray, counts: np.ndarray) -> list[Segment]:
-    return [
-        head(1, 5) + b"\x00" + head(1, 5),
-        varints(size),
-        head(1, 5),
-        varints(size),
-        head(1, 5),
-        varints(crc),
-        _DPH,
-        varints(counts),
-        _DPH_END,
-    ]
+def _page_header(size: Var, crc: Var, counts: Var) -> list[Segment]:
+    return [head(1, 5) + b"\x00" + head(1, 5), size, head(1, 5), size, head(1, 5), crc, _DPH, counts, _DPH_END]
 
 
 class DirectChunkWriter:
@@ -272,7 +308,7 @@ class DirectChunkWriter:
     def _groups(self, batch: _Batch) -> None:
         g = batch.groups
         levels = _levels(batch.counts)
-        level_bytes = _rows_bytes(levels)
+        level_bytes = [_ONE_ROW] * g if bool((batch.counts == 1).all()) else _rows_bytes(levels)
         data: list[Segment] = []
         marks: list[int] = []  # per column: index of its first segment in ``data``
         stats: list[list[Segment]] = []
@@ -280,25 +316,25 @@ class DirectChunkWriter:
         after_lens = np.zeros(g, dtype=np.int64)
         for k, (_, _, width) in enumerate(_COLUMNS):
             if width > 0:
-                values, lo, hi = batch.int_column(k, width)
+                values, lo, hi, rows = batch.int_column(k, width)
                 w = uvarint(width)
                 leg: list[Segment] = [head(1, 8) + w, fixed(hi), head(1, 8) + w, fixed(lo)]  # max, min (legacy: signed)
                 stats.append([*leg, head(1, 6) + b"\x00" + head(2, 8) + w, fixed(hi), head(1, 8) + w, fixed(lo), STOP])
-                crc = _crcs(level_bytes, _rows_bytes(values))
+                crc = _int_crcs(level_bytes, batch.counts, batch.first, rows)
             elif width == 0:
-                values, los, his = batch.string_column(k)
+                values, pages, los, his = batch.string_column(k)
                 hi_len, lo_len = (varints(np.array([len(b) for b in v]), zigzag=False) for v in (his, los))
                 # null_count 0, max_value, min_value (strings sort unsigned: no legacy min/max)
                 stats.append([head(3, 6) + b"\x00" + head(2, 8), hi_len, byte_strings(his), head(1, 8), lo_len])
                 stats[-1] += [byte_strings(los), STOP]
-                crc = _crcs(level_bytes, _rows_bytes(values))
+                crc = _crcs(level_bytes, pages)
             else:
-                values, after, after_lens = batch.pixels(k)
+                values, inline, after, after_lens = batch.pixels(k)
                 stats.append([])
-                crc = _crcs(level_bytes, _rows_bytes(values), after)
+                crc = _crcs(level_bytes, inline, after)
             size = levels.lens + values.lens + (after_lens if width < 0 else 0)
             marks.append(len(data))
-            data += [*_page_header(size, crc, batch.counts), levels, values]
+            data += [*_page_header(varints(size), varints(crc), batch.count_var), levels, values]
         marks.append(len(data))
         buf, starts = assemble(data, g)
         # where each group's bytes lie in the file: its inline bytes, then its pixel bytes (one-row groups)
@@ -328,15 +364,15 @@ class DirectChunkWriter:
         """The footer's RowGroup entries of a batch."""
         segs: list[Segment] = [head(1, 9) + _list_header(len(_COLUMNS), 12)]
         for k, (name, physical, _) in enumerate(_COLUMNS):
-            segs += [head(2, 6), varints(start[:, k]), head(1, 12) + _meta_head(name, physical)]
-            segs += [varints(batch.counts), head(1, 6), varints(size[:, k]), head(1, 6), varints(size[:, k])]
-            segs += [head(2, 6), varints(start[:, k])]
+            at, n = varints(start[:, k]), varints(size[:, k])
+            segs += [head(2, 6), at, head(1, 12) + _meta_head(name, physical), batch.count_var]
+            segs += [head(1, 6), n, head(1, 6), n, head(2, 6), at]
             if stats[k]:
                 segs += [head(3, 12), *stats[k]]
             segs.append(STOP + STOP)
         total = size.sum(axis=1)
-        segs += [head(1, 6), varints(total), head(1, 6), varints(batch.counts), head(2, 6), varints(start[:, 0])]
-        segs += [head(1, 6), varints(total), STOP]
+        n = varints(total)
+        segs += [head(1, 6), n, head(1, 6), batch.count_var, head(2, 6), varints(start[:, 0]), head(1, 6), n, STOP]
         buf, _ = assemble(segs, batch.groups)
         self.footer.append(buf.tobytes())
 

@@ -84,14 +84,17 @@ def varints(values: np.ndarray, zigzag: bool = True) -> Var:
     """Each value (int64) as a thrift integer: zigzag (``zigzag``, for i16/i32/i64) then varint; vectorized."""
     v = np.asarray(values, dtype=np.int64)
     u = ((v << 1) ^ (v >> 63)).view(np.uint64) if zigzag else v.view(np.uint64)
-    shifts = np.arange(_WIDE, dtype=np.uint64) * np.uint64(7)
-    groups = (u[:, None] >> shifts[None, :]) & np.uint64(0x7F)
-    # bytes needed: 1 + the index of the last non-zero 7-bit group
-    nonzero = groups != 0
-    lens = np.where(nonzero.any(axis=1), _WIDE - np.argmax(nonzero[:, ::-1], axis=1), 1).astype(np.int64)
-    more = np.arange(_WIDE)[None, :] < (lens[:, None] - 1)
-    data = (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8)
+    groups = (u[:, None] >> _SHIFTS[None, :]) & np.uint64(0x7F)
+    lens = (u[:, None] >= _LIMITS[None, :]).sum(axis=1, dtype=np.int64) + 1  # bytes: 7 bits each
+    more = _POSITIONS[None, :] < (lens[:, None] - 1)
+    data = groups.astype(np.uint8) | (more.view(np.uint8) << 7)
     return Var(data, lens)
+
+
+_SHIFTS: Final = np.arange(_WIDE, dtype=np.uint64) * np.uint64(7)
+#: A varint takes more than k + 1 bytes from 2 ** (7 (k + 1)) on.
+_LIMITS: Final = np.array([1 << (7 * k) for k in range(1, _WIDE)], dtype=np.uint64)
+_POSITIONS: Final = np.arange(_WIDE)
 
 
 def byte_strings(items: Sequence[bytes]) -> Var:
@@ -115,23 +118,31 @@ def assemble(segments: Sequence[Segment], rows: int) -> tuple[np.ndarray, np.nda
     """The segments of each row, concatenated, rows one after another.
 
     Returns the bytes (uint8) and the start of each segment of each row in them, ``(rows, len(segments) + 1)``
-    (the last column: where the row ends; the next row starts there).
+    (the last column: where the row ends; the next row starts there). All rows side by side, each segment
+    padded to its widest, then the padding dropped: one pass over the bytes.
     """
     lens = np.empty((rows, len(segments)), dtype=np.int64)
+    widths = np.empty(len(segments), dtype=np.int64)
+    blocks = []
     for s, seg in enumerate(segments):
-        lens[:, s] = len(seg) if isinstance(seg, bytes) else seg.lens
+        if isinstance(seg, bytes):
+            lens[:, s] = widths[s] = len(seg)
+            blocks.append(np.broadcast_to(np.frombuffer(seg, dtype=np.uint8), (rows, len(seg))))
+        else:
+            lens[:, s] = seg.lens
+            widths[s] = seg.data.shape[1]
+            blocks.append(seg.data)
     starts = np.zeros((rows, len(segments) + 1), dtype=np.int64)
     np.cumsum(lens, axis=1, out=starts[:, 1:])
     row_start = np.zeros(rows, dtype=np.int64)
     if rows > 1:
         np.cumsum(starts[:-1, -1], out=row_start[1:])
     starts += row_start[:, None]
-    out = np.empty(int(starts[-1, -1]) if rows else 0, dtype=np.uint8)
-    for s, seg in enumerate(segments):
-        if isinstance(seg, bytes):
-            if seg:
-                out[starts[:, s, None] + np.arange(len(seg))[None, :]] = np.frombuffer(seg, dtype=np.uint8)
-        else:
-            mask = np.arange(seg.data.shape[1])[None, :] < seg.lens[:, None]
-            out[(starts[:, s, None] + np.arange(seg.data.shape[1])[None, :])[mask]] = seg.data[mask]
-    return out, starts
+    if not blocks or rows == 0:
+        return np.empty(0, dtype=np.uint8), starts
+    # each padded column's position inside its segment, against that segment's length in each row
+    first = np.zeros(len(segments), dtype=np.int64)
+    np.cumsum(widths[:-1], out=first[1:])
+    within = np.arange(int(widths.sum())) - np.repeat(first, widths)
+    keep = within[None, :] < np.repeat(lens, widths, axis=1)
+    return np.concatenate(blocks, axis=1)[keep], starts
