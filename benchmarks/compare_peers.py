@@ -3,6 +3,7 @@
     python benchmarks/compare_peers.py [--repeats 5] [--plates 1000,10000] [--huge-plate] [--json-out out.json]
     python benchmarks/compare_peers.py --quick        # CI canary: small image, N=200, checks pixels, < 60 s
     python benchmarks/compare_peers.py --quick --repeats 9 --heavy-repeats 5   # the small image, more repeats
+    python benchmarks/compare_peers.py --write-only --write-repeats 5         # only the writing case
 
 Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
 TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
@@ -171,6 +172,8 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     # always one untimed write first (also in --quick): the first write of a process imports and sets up each
     # library's writer (pyarrow's Parquet writer: over a second here), which is not what writing an image costs
     bench.case("writing the image", wr, None, repeats=args.write_repeats, warmup=True)
+    if args.write_only:
+        return bench
 
     img = OMEArrow.scan(ours_p)
     raw = L.RawParquet(ours_p)
@@ -321,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=7, help="repeats of each read (median reported)")
     p.add_argument("--heavy-repeats", type=int, default=3, help="repeats of the tile stream and the whole image")
     p.add_argument("--write-repeats", type=int, default=3, help="timed writes of each library (after one untimed)")
+    p.add_argument("--write-only", action="store_true", help="only the writing case (A/B of a writer change)")
     p.add_argument("--process-repeats", type=int, default=3, help="fresh processes per plate/import case")
     p.add_argument("--plates", default="1000,10000", help="comma-separated plate sizes N")
     p.add_argument("--huge-plate", action="store_true", help="add N=100000 (zarr writes 100000 arrays: slow)")
