@@ -34,7 +34,7 @@ def chunk_tables(draw: st.DrawFn) -> tuple[list[pa.Table], bool]:
     """Chunk tables: one-row tables, or (``table_groups``) tables of several rows, with extreme values."""
     grouped = draw(st.booleans())
     tables = []
-    for _ in range(draw(st.integers(1, 6))):
+    for _ in range(draw(st.integers(1, 12))):
         n = draw(st.integers(1, 4)) if grouped else 1
         text = st.text(max_size=12)
         cols: dict[str, object] = {
@@ -65,13 +65,18 @@ def _pyarrow_file(tables: list[pa.Table], out: Path, grouped: bool, monkeypatch:
 
 
 @HYPO
-@given(case=chunk_tables())
+@given(case=chunk_tables(), groups=st.integers(1, 8), nbytes=st.sampled_from([1, 200, 1 << 30]))
 def test_same_file_as_pyarrow(
-    case: tuple[list[pa.Table], bool], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: tuple[list[pa.Table], bool], groups: int, nbytes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Also when the writer builds the file in several batches (of ``groups`` row groups or ``nbytes`` pixel
+    bytes: each batch's offsets continue the last's)."""
     tables, grouped = case
     ours, theirs = tmp_path / "direct.parquet", tmp_path / "pyarrow.parquet"
-    ranges = direct_chunks.write_chunks_direct(iter(tables), ours, grouped)
+    with monkeypatch.context() as m:
+        m.setattr(direct_chunks, "_BATCH_GROUPS", groups)
+        m.setattr(direct_chunks, "_BATCH_BYTES", nbytes)
+        ranges = direct_chunks.write_chunks_direct(iter(tables), ours, grouped)
     _pyarrow_file(tables, theirs, grouped, monkeypatch)
     got, want = pq.read_table(ours), pq.read_table(theirs)
     assert got.equals(want)

@@ -16,6 +16,7 @@ through pyarrow (see :func:`~.fragments.write_fragment`).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import zlib
 from collections.abc import Iterable
@@ -35,8 +36,10 @@ __all__ = ["write_chunks_direct", "CREATED_BY"]
 #: The footer's ``created_by``.
 CREATED_BY = "ome-arrow-core direct chunk writer (parquet-format 2.6)"
 _MAGIC = b"PAR1"
-#: Row groups built and written per batch (bounds the memory of the small columns' bytes).
+#: Row groups built and written per batch (bounds the memory of the small columns' bytes)...
 _BATCH_GROUPS = 1024
+#: ...and pixel bytes: tables wait (referenced, not copied) until this many are pending.
+_BATCH_BYTES = 32 << 20
 #: iovecs per ``os.writev`` call (IOV_MAX on Linux).
 _IOV = 1024
 #: Parquet physical types.
@@ -82,6 +85,9 @@ def _kinds() -> list[tuple[str, int, int]]:
 
 
 _COLUMNS = _kinds()
+#: Where ``pixel_bytes`` is (last: readers of page ranges expect it there).
+_PIXELS = CHUNKS_SCHEMA.get_field_index("pixel_bytes")
+assert _PIXELS == len(_COLUMNS) - 1
 
 
 def _schema_elements() -> bytes:
@@ -130,6 +136,7 @@ class _Batch:
     """Row groups of one batch: each column's PLAIN values per group, and the pixel bytes."""
 
     def __init__(self, table: pa.Table, counts: np.ndarray) -> None:
+        """``table``: the rows of the batch; ``counts``: the rows of each of its row groups, in order."""
         self.groups = len(counts)
         self.counts = counts
         self.first = np.zeros(len(counts), dtype=np.int64)
@@ -162,17 +169,9 @@ class _Batch:
         spans = [items[a : a + n] for a, n in zip(self.first.tolist(), self.counts.tolist())]
         return byte_strings(pages), pages, [min(s) for s in spans], [max(s) for s in spans]
 
-    def pixels(self, k: int) -> tuple[Var, list[bytes], list[memoryview | None], np.ndarray]:
+    def pixels(self, views: list[memoryview]) -> tuple[Var, list[bytes], list[memoryview | None], np.ndarray]:
         """Per group: the page's inline PLAIN bytes (a one-row group: the length; else all values), the pixel
-        bytes written after them (one-row groups), and their lengths."""
-        views: list[memoryview] = []
-        for chunk in self.table.column(k).chunks:
-            if chunk.null_count:
-                raise SchemaError("chunk column 'pixel_bytes' holds nulls; chunk rows have none")
-            _, offs, data = chunk.buffers()
-            o = np.frombuffer(offs, dtype=np.int64, count=len(chunk) + 1, offset=8 * chunk.offset)
-            mv = memoryview(data) if data is not None else memoryview(b"")
-            views.extend(mv[a:b] for a, b in zip(o[:-1].tolist(), o[1:].tolist()))
+        bytes written after them (one-row groups), and their lengths; ``views``: each row's pixel bytes."""
         inline: list[bytes] = []
         after: list[memoryview | None] = []
         for a, n in zip(self.first.tolist(), self.counts.tolist()):
@@ -267,6 +266,8 @@ class DirectChunkWriter:
         self.ranges: list[np.ndarray] = []  # per batch: (groups, 4) page offset, size, size, group offset
         self.pending: list[pa.Table] = []
         self.pending_groups = 0
+        self.pending_views: list[memoryview] = []  # each pending row's pixel bytes
+        self.pending_bytes = 0
         self._write([_MAGIC])
 
     def write(self, table: pa.Table) -> None:
@@ -276,7 +277,15 @@ class DirectChunkWriter:
             return
         self.pending.append(table)
         self.pending_groups += 1 if self.table_groups else table.num_rows
-        if self.pending_groups >= _BATCH_GROUPS:
+        for chunk in table.column(_PIXELS).chunks:
+            if chunk.null_count:
+                raise SchemaError("chunk column 'pixel_bytes' holds nulls; chunk rows have none")
+            _, offs, data = chunk.buffers()
+            o = np.frombuffer(offs, dtype=np.int64, count=len(chunk) + 1, offset=8 * chunk.offset).tolist()
+            mv = memoryview(data) if data is not None else memoryview(b"")
+            self.pending_views.extend(mv[a:b] for a, b in itertools.pairwise(o))
+            self.pending_bytes += o[-1] - o[0]
+        if self.pending_groups >= _BATCH_GROUPS or self.pending_bytes >= _BATCH_BYTES:
             self._flush()
 
     def _write(self, bufs: list[bytes | memoryview]) -> None:
@@ -301,11 +310,12 @@ class DirectChunkWriter:
         counts = np.array(
             [t.num_rows for t in self.pending] if self.table_groups else [1] * table.num_rows, dtype=np.int64
         )
-        self.pending, self.pending_groups = [], 0
-        self._groups(_Batch(table, counts))
+        views = self.pending_views
+        self.pending, self.pending_groups, self.pending_views, self.pending_bytes = [], 0, [], 0
+        self._groups(_Batch(table, counts), views)
         self.rows += table.num_rows
 
-    def _groups(self, batch: _Batch) -> None:
+    def _groups(self, batch: _Batch, views: list[memoryview]) -> None:
         g = batch.groups
         levels = _levels(batch.counts)
         level_bytes = [_ONE_ROW] * g if bool((batch.counts == 1).all()) else _rows_bytes(levels)
@@ -329,7 +339,7 @@ class DirectChunkWriter:
                 stats[-1] += [byte_strings(los), STOP]
                 crc = _crcs(level_bytes, pages)
             else:
-                values, inline, after, after_lens = batch.pixels(k)
+                values, inline, after, after_lens = batch.pixels(views)
                 stats.append([])
                 crc = _crcs(level_bytes, inline, after)
             size = levels.lens + values.lens + (after_lens if width < 0 else 0)
