@@ -169,19 +169,23 @@ class _Batch:
         spans = [items[a : a + n] for a, n in zip(self.first.tolist(), self.counts.tolist())]
         return byte_strings(pages), pages, [min(s) for s in spans], [max(s) for s in spans]
 
-    def pixels(self, views: list[memoryview]) -> tuple[Var, list[bytes], list[memoryview | None], np.ndarray]:
-        """Per group: the page's inline PLAIN bytes (a one-row group: the length; else all values), the pixel
-        bytes written after them (one-row groups), and their lengths; ``views``: each row's pixel bytes."""
+    def pixels(self, views: list[memoryview]) -> tuple[Var, list[bytes], list[list[memoryview]], np.ndarray]:
+        """Per group: the page's PLAIN values as the first value's length (built in the page's bytes) and the
+        buffers written after it (the first value, not copied; then the others, each after its length), their
+        total length; ``views``: each row's pixel bytes."""
         inline: list[bytes] = []
-        after: list[memoryview | None] = []
-        for a, n in zip(self.first.tolist(), self.counts.tolist()):
+        after: list[list[memoryview]] = []
+        lens = np.empty(self.groups, dtype=np.int64)
+        for g, (a, n) in enumerate(zip(self.first.tolist(), self.counts.tolist())):
+            inline.append(len(views[a]).to_bytes(4, "little"))
             if n == 1:
-                inline.append(len(views[a]).to_bytes(4, "little"))
-                after.append(views[a])
-            else:
-                inline.append(b"".join(len(v).to_bytes(4, "little") + bytes(v) for v in views[a : a + n]))
-                after.append(None)
-        lens = np.array([0 if v is None else len(v) for v in after], dtype=np.int64)
+                after.append([views[a]])
+                lens[g] = len(views[a])
+                continue
+            # packed small images: one buffer (a few hundred KiB at most) rather than an iovec per image
+            rest = b"".join(b for v in views[a + 1 : a + n] for b in (len(v).to_bytes(4, "little"), v))
+            after.append([views[a], memoryview(rest)])
+            lens[g] = len(views[a]) + len(rest)
         return byte_strings(inline), inline, after, lens
 
 
@@ -198,7 +202,7 @@ def _signed(crc: np.ndarray) -> np.ndarray:
     return crc.astype(np.uint32).view(np.int32).astype(np.int64)
 
 
-def _crcs(levels: list[bytes], values: list[bytes], after: list[memoryview | None] | None = None) -> np.ndarray:
+def _crcs(levels: list[bytes], values: list[bytes], after: list[list[memoryview]] | None = None) -> np.ndarray:
     """CRC-32 of each page's data (levels, values, then the bytes written after them), as thrift i32. Small
     pages repeat (the same dtype, image id...): each distinct one is computed once."""
     out = np.empty(len(levels), dtype=np.uint32)
@@ -207,8 +211,8 @@ def _crcs(levels: list[bytes], values: list[bytes], after: list[memoryview | Non
         crc = seen.get((lv, v))
         if crc is None:
             crc = seen[lv, v] = zlib.crc32(v, zlib.crc32(lv))
-        if after is not None and after[i] is not None:
-            crc = zlib.crc32(after[i], crc)  # type: ignore[arg-type]
+        for b in after[i] if after is not None else ():
+            crc = zlib.crc32(b, crc)
         out[i] = crc
     return _signed(out)
 
@@ -322,7 +326,7 @@ class DirectChunkWriter:
         data: list[Segment] = []
         marks: list[int] = []  # per column: index of its first segment in ``data``
         stats: list[list[Segment]] = []
-        after: list[memoryview | None] = []
+        after: list[list[memoryview]] = []
         after_lens = np.zeros(g, dtype=np.int64)
         for k, (_, _, width) in enumerate(_COLUMNS):
             if width > 0:
@@ -365,8 +369,7 @@ class DirectChunkWriter:
         view = memoryview(buf.data)
         for i in range(g):
             bufs.append(view[starts[i, 0] : starts[i, -1]])
-            if after[i] is not None:
-                bufs.append(after[i])  # type: ignore[arg-type]
+            bufs += after[i]
         self._write(bufs)
         self.groups += g
 
