@@ -3,6 +3,7 @@
     python benchmarks/compare_peers.py [--repeats 5] [--plates 1000,10000] [--huge-plate] [--json-out out.json]
     python benchmarks/compare_peers.py --quick        # CI canary: small image, N=200, checks pixels, < 60 s
     python benchmarks/compare_peers.py --quick --repeats 9 --heavy-repeats 5   # the small image, more repeats
+    python benchmarks/compare_peers.py --write-only --write-repeats 5         # only the writing case
 
 Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
 TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
@@ -23,7 +24,9 @@ Cases: one full SxS plane; one 256x256 crop aligned to both chunk grids (at 512,
 straddles chunk borders (at S/2-24); a Zx256x256 column through every z; open + 256x256 crop (the handle opened
 inside the timing); 256x256 tiles streamed over every plane (ours: ``iter_dlpack(tile_size=(256, 256),
 prefetch=2)`` per plane, each tile taken with ``numpy.from_dlpack``; peers: one read per tile); the whole image;
-writing the image. Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
+writing the image (each library once untimed first, then ``--write-repeats`` timed writes over its own previous
+copy, each replacing it as that library does; no library fsyncs: ours neither, its rename-into-place keeps the old
+or the new copy whole if the process dies, not if the machine loses power). Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
 RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process
 (each library's child runs once untimed first, also with --quick: it writes bytecode, which an editable install
 of ours lacks until then, and warms the page cache).
@@ -166,7 +169,11 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     }
     for lib, write in writers.items():
         wr[lib] = [(cfg(c), partial(write, arr, stores[lib, c], c[0], c[1])) for c in L.CONFIGS]
-    bench.case("writing the image", wr, None, repeats=args.write_repeats)
+    # always one untimed write first (also in --quick): the first write of a process imports and sets up each
+    # library's writer (pyarrow's Parquet writer: over a second here), which is not what writing an image costs
+    bench.case("writing the image", wr, None, repeats=args.write_repeats, warmup=True)
+    if args.write_only:
+        return bench
 
     img = OMEArrow.scan(ours_p)
     raw = L.RawParquet(ours_p)
@@ -316,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--c", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7, help="repeats of each read (median reported)")
     p.add_argument("--heavy-repeats", type=int, default=3, help="repeats of the tile stream and the whole image")
-    p.add_argument("--write-repeats", type=int, default=2)
+    p.add_argument("--write-repeats", type=int, default=3, help="timed writes of each library (after one untimed)")
+    p.add_argument("--write-only", action="store_true", help="only the writing case (A/B of a writer change)")
     p.add_argument("--process-repeats", type=int, default=3, help="fresh processes per plate/import case")
     p.add_argument("--plates", default="1000,10000", help="comma-separated plate sizes N")
     p.add_argument("--huge-plate", action="store_true", help="add N=100000 (zarr writes 100000 arrays: slow)")
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:  # smaller defaults; options given on the command line still win
         given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
-        quick = {"size": 1024, "z": 4, "repeats": 2, "heavy_repeats": 1, "write_repeats": 1, "process_repeats": 1}
+        quick = {"size": 1024, "z": 4, "repeats": 2, "heavy_repeats": 1, "write_repeats": 3, "process_repeats": 1}
         for name, value in quick.items():
             if "--" + name.replace("_", "-") not in given:
                 setattr(args, name, value)

@@ -23,6 +23,7 @@ from ..handlers import ChunkFile, ChunkStore
 from ..parquet_files import PARQUET_CODECS
 from ..remote import refuse_placeholder, remote_chunk
 from .checks import check_member
+from .direct_chunks import write_chunks_direct
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
@@ -45,6 +46,9 @@ __all__ = [
 
 #: The built-in chunk format.
 PARQUET: Final[str] = "parquet"
+#: Whether uncompressed chunks files with a row group per chunk (the default) are written page by page
+#: (:mod:`.direct_chunks`) rather than by pyarrow's writer; tests set False to compare the two.
+DIRECT = True
 #: ``compression`` value meaning "this chunk format's default" (none for Parquet: see docs/format.md, Chunking).
 DEFAULT_COMPRESSION: Final[str] = "default"
 
@@ -248,8 +252,11 @@ def write_fragment(
     the tables as one stream of record batches. An exception raised
     while producing the tables reaches the caller as itself, not wrapped by the store.
     Returns where each row group's ``pixel_bytes`` page lies (Parquet with one chunk per
-    row group, each in one page; else None), read from the file's footer once.
+    row group, each in one page; else None), read from the file's footer once (or known to the writer:
+    uncompressed files with ``rows_per_group=1`` are written by :mod:`.direct_chunks`).
     """
+    if chunk_format == PARQUET and DIRECT and compression is None and rows_per_group == 1:
+        return write_chunks_direct(tables, file, table_groups)
     if chunk_format == PARQUET:
         writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(FILE_METADATA), compression, compression_level)
         try:
