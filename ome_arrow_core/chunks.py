@@ -163,6 +163,47 @@ class ChunkTable:
             return box_projections(self.origin[rows], self.shape[rows], start, stop, rows)
         return [self._projection(int(r), axes) for r in self.intersecting(sel)]
 
+    def whole_chunks(self, sels: Sequence[Selection]) -> tuple[list[int], list[tuple[int, ...]]] | None:
+        """(row, TCZYX shape) of the chunk each of ``sels`` is, whole and in order (what :meth:`projections` says
+        with one complete projection), worked out on the grid's numbers alone (and remembered by box); None when
+        the chunks are not an ordered grid or a selection is not one whole chunk."""
+        known = self._whole_boxes
+        rows: list[int] = []
+        shapes: list[tuple[int, ...]] = []
+        for sel in sels:
+            box = (sel.t, sel.c, sel.z, sel.y, sel.x)
+            hit = known.get(box)
+            if hit is None:
+                hit = self._whole_box(box)
+                if hit is None:
+                    return None
+                if len(known) >= WHOLE_BOXES:
+                    known.clear()
+                known[box] = hit
+            rows.append(hit[0])
+            shapes.append(hit[1])
+        return rows, shapes
+
+    @cached_property
+    def _whole_boxes(self) -> dict[tuple[AxisIndex, ...], tuple[int, tuple[int, ...]]]:
+        """The boxes (TCZYX ranges) :meth:`whole_chunks` found to be whole chunks lately, with (row, shape)."""
+        return {}
+
+    def _whole_box(self, box: tuple[AxisIndex, ...]) -> tuple[int, tuple[int, ...]] | None:
+        """(row, TCZYX shape) of the chunk that TCZYX indices ``box`` select whole and in order, else None."""
+        ordered = self._ordered_grid
+        if ordered is None:
+            return None
+        edge, full, cells = ordered
+        at = []
+        for a, e, n in zip(box, edge, full):
+            if type(a) is not range or a.step != 1 or not 0 <= a.start < n or a.start % e:
+                return None
+            if a.stop != min(a.start + e, n):
+                return None
+            at.append(a.start // e)
+        return int(cells[tuple(at)]), tuple(len(a) for a in box)
+
     def _projection(self, row: int, axes: list[AxisIndex]) -> ChunkProjection:
         """The projection of chunk ``row`` on a selection with index lists (``axes``, TCZYX)."""
         src: list[slice | np.ndarray] = []
@@ -292,6 +333,8 @@ def grid_box_projections(
     ]
 
 
+#: Boxes each table remembers being whole chunks (or not: those are worked out again), ~0.5 KiB each.
+WHOLE_BOXES: Final[int] = 4096
 #: Box plans kept (each at most PLAN_CHUNKS projections, ~450 bytes each: at most ~7 MiB), shared by every image
 #: of the same grid.
 PLANS: Final[int] = 1024

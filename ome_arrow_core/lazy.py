@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LazyTensorView", "materialize", "layout_shape"]
 
+#: The position of each axis letter among Selection's fields.
+_FIELD = {"T": 0, "Z": 1, "C": 2, "Y": 3, "X": 4}
 #: The one byte every zero-stride shape probe views.
 _ONE_BYTE = bytes(1)
 
@@ -186,18 +188,22 @@ class LazyTensorView(Streamable, Thumbnailed):
 
     def _window_selections(self, items: list[Window]) -> list[Selection]:
         """The selections ``channels_read`` reads for windows ``items`` (each axis index worked out once: the
-        windows of a stream repeat them)."""
+        windows of a stream repeat them; the channels read worked out once unless a window picks channels)."""
         base, layout, policy = self._sel, self.layout, self._policy
+        read = channels_read(base, layout, policy)
+        fields: list[AxisIndex] = [read.t, read.z, read.c, read.y, read.x]
         subs: dict[tuple[str, AxisIndex], AxisIndex] = {}
         out = []
         for w in items:
-            got = {"t": base.t, "z": base.z, "c": base.c, "y": base.y, "x": base.x}
+            got = fields.copy()
             for ax, i in w.items():
+                k = _FIELD[ax]
                 sub = subs.get((ax, i))
                 if sub is None:
-                    sub = subs[ax, i] = base.select(**{ax.lower(): i}).axis(ax)  # type: ignore[arg-type]
-                got[ax.lower()] = sub
-            out.append(channels_read(Selection(**got), layout, policy))  # type: ignore[arg-type]
+                    sub = subs[ax, i] = _sub_index(base, ax, k, i)
+                got[k] = sub
+            sel = Selection(*got)  # type: ignore[arg-type]
+            out.append(channels_read(sel, layout, policy) if "C" in w else sel)
         return out
 
     # Conveniences that execute the plan.
@@ -220,3 +226,12 @@ class LazyTensorView(Streamable, Thumbnailed):
     def to_cupy(self, *args: Any, **kwargs: Any) -> Any:
         """Execute and return a cupy array on the GPU."""
         return self.collect().to_cupy(*args, **kwargs)
+
+
+def _sub_index(base: Selection, ax: str, k: int, i: AxisIndex) -> AxisIndex:
+    """Axis ``ax`` (field ``k``) of ``base.select(ax=i)``: a slice of a range when ``i`` is a step-1 range inside
+    it (what stream windows are), else worked out by :meth:`Selection.select` (which checks ``i``)."""
+    cur = (base.t, base.z, base.c, base.y, base.x)[k]
+    if type(cur) is range and type(i) is range and i.step == 1 and 0 <= i.start < i.stop <= len(cur):
+        return cur[i.start : i.stop]
+    return base.select(**{ax.lower(): i}).axis(ax)  # type: ignore[arg-type]

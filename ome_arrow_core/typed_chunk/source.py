@@ -196,6 +196,9 @@ class DatasetSource:
         are fetched in one batched read, each checked (length, checksum) once however many selections share it; a
         selection that is one whole chunk is a view of the buffer that chunk was read into (as :meth:`read`)."""
         with reading(self.path, None, "reading pixels"), blaming(self.path):
+            together = self._whole_together(sels)
+            if together is not None:
+                return together
             dtype = self.meta.dtype
             outs: list[np.ndarray] = []
             placements: list[Placement] = []
@@ -207,7 +210,7 @@ class DatasetSource:
                 if _whole(projections) and projections[0].row not in placed:
                     block = whole.get(projections[0].row)
                     if block is not None:
-                        outs.append(block.transpose(0, 2, 1, 3, 4))  # a view of its own (TZCYX)
+                        outs.append(block.view())  # a view of its own (a chunk asked for twice: two views)
                         continue
                     if audited_pages(self._opened, int(self._index_rows[projections[0].row])):
                         outs.append(self._whole_chunk(projections[0], singles))
@@ -218,8 +221,26 @@ class DatasetSource:
             self._fetch(placements)
             return outs
 
+    def _whole_together(self, sels: Sequence[Selection]) -> list[np.ndarray] | None:
+        """The pixels of ``sels`` when each is a whole chunk and no two the same (a stream of tiles that are its
+        chunks), read together (:func:`~.whole_chunks.whole_blocks`) with no per-selection projection; None when
+        they are not, or cannot be read so (then :meth:`read_many` reads them its usual way)."""
+        found = self._chunks.whole_chunks(sels) if len(sels) > 1 else None
+        if found is None:
+            return None
+        rows, shapes = found
+        if len(set(rows)) != len(rows):
+            return None
+        blocks = whole_blocks(
+            self._opened, self._index_rows[rows].tolist(), shapes, self.meta.dtype, verify_enabled(self.verify)
+        )
+        if blocks is None:
+            return None
+        self._count(len(rows))
+        return blocks
+
     def _whole_chunks(self, each: list[list[ChunkProjection]], placed: set[int]) -> dict[int, np.ndarray]:
-        """The pixels (TCZYX) of the whole chunks that selections with projections ``each`` are, by chunk table
+        """The pixels (TZCYX) of the whole chunks that selections with projections ``each`` are, by chunk table
         row (those in ``placed`` excepted), read together (:func:`~.whole_chunks.whole_blocks`); empty when they
         cannot be (then each is read on its own)."""
         todo = {ps[0].row: ps[0].chunk_shape for ps in each if _whole(ps) and ps[0].row not in placed}
@@ -235,8 +256,7 @@ class DatasetSource:
         )
         if blocks is None:
             return {}
-        self.row_groups_read += len(rows)
-        self.chunks_read += len(rows)
+        self._count(len(rows))
         return dict(zip(rows, blocks))
 
     def _whole_chunk(self, projection: ChunkProjection, read: dict[int, np.ndarray] | None = None) -> np.ndarray:

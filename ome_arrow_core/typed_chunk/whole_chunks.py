@@ -10,10 +10,12 @@ by its consumer holds only its own chunk and no later read writes into it. Every
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 
+from ..checksums import mismatch
 from ..errors import DamagedFileError
 from .chunk_reads import checked_block
 from .grouped_reads import one_file_groups, ranged_pieces
@@ -21,6 +23,10 @@ from .opened import OpenedDataset
 from .page_values import page_values_apart
 
 __all__ = ["whole_blocks"]
+
+#: TCZYX axes in TZCYX order (a chunk as a selection's pixels).
+_TZCYX = (0, 2, 1, 3, 4)
+_LITTLE = sys.byteorder == "little"
 
 
 def whole_blocks(
@@ -30,9 +36,9 @@ def whole_blocks(
     dtype: np.dtype,
     verify: bool,
 ) -> list[np.ndarray] | None:
-    """The chunks of index rows ``rows`` (distinct; chunk ``i`` of ``shapes[i]``, TCZYX) as read-only arrays,
-    each in its own buffer, read together; None when they are not all in one page-ranged chunks file audited
-    already (read them one by one then: a read through the footer audits them)."""
+    """The chunks of index rows ``rows`` (distinct; chunk ``i`` of ``shapes[i]``, TCZYX) as read-only TZCYX
+    arrays, each a view of a buffer of its own, read together; None when they are not all in one page-ranged
+    chunks file audited already (read them one by one then: a read through the footer audits them)."""
     if not rows:
         return []
     found = one_file_groups(opened, rows)
@@ -45,17 +51,47 @@ def whole_blocks(
     if pieces is None:
         return None
     sums = opened.sums if verify else None
+    hasher = sums.hasher if sums is not None else None
+    stored: list[int] = []
+    present: list[bool] = []
+    if hasher is not None:  # (each row's stored checksum, read now: rows filled in later are checked too)
+        assert sums is not None and sums.values is not None and sums.present is not None
+        at = np.asarray(rows, dtype=np.int64)
+        stored, present = sums.values[at].tolist(), sums.present[at].tolist()
+    swap = dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE)  # stored little-endian
+    views = {shape: _view_of(shape, dtype) for shape in set(shapes)}
     out: list[np.ndarray] = [np.empty(0)] * len(rows)
-    needs = {shape: math.prod(shape) * dtype.itemsize for shape in set(shapes)}
     for frag, lo, a, b in pieces:
         values = page_values_apart(frag, ascending[a:b] - lo)
+        buffers, starts, lengths = values
         for k, i in enumerate(order[a:b].tolist()):
-            row, shape = int(rows[i]), shapes[i]
-            need = needs[shape]
-            if values.length[k] != need:
+            row, shape = rows[i], shapes[i]
+            tzcyx, strides, need = views[shape]
+            data, begin = buffers[k], starts[k]
+            if lengths[k] != need:
                 raise DamagedFileError(
-                    f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds {values.length[k]} "
+                    f"chunk {int(opened.columns['chunk_id'][row])} of {opened.path} holds {lengths[k]} "
                     f"bytes; its shape {tuple(shape)} needs {need}"
                 )
-            out[i] = checked_block(opened, row, values.buffers[k], values.start[k], need, dtype, shape, sums, None)
+            if swap:  # (in this machine's order on the way out, as one_block gives it)
+                block = checked_block(opened, row, data, begin, need, dtype, shape, sums, None)
+                out[i] = block.transpose(_TZCYX)
+                continue
+            if hasher is not None and present[i]:
+                got = hasher(memoryview(data)[begin : begin + need])
+                if got != stored[i]:
+                    raise mismatch(*opened.where(int(row)), stored[i], got)
+            arr = np.ndarray(tzcyx, dtype, data, begin, strides)
+            arr.flags.writeable = False
+            out[i] = arr
     return out
+
+
+def _view_of(shape: tuple[int, ...], dtype: np.dtype) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """(TZCYX shape, its strides, bytes) of the C-order TCZYX block of ``shape`` viewed as a selection's pixels."""
+    c_strides = [dtype.itemsize * math.prod(shape[k + 1 :]) for k in range(len(shape))]
+    return (
+        tuple(shape[k] for k in _TZCYX),
+        tuple(c_strides[k] for k in _TZCYX),
+        math.prod(shape) * dtype.itemsize,
+    )
