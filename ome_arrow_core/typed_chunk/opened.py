@@ -197,10 +197,11 @@ class OpenedDataset:
             self._image_keys = np.where(found, own, -1)
             self._groups = {"keys": keys, "starts": np.r_[starts, len(order)], "order": order}
 
-    def verify(self, pos: int, rows: np.ndarray) -> None:
+    def verify(self, pos: int, rows: np.ndarray, table: ChunkTable | None = None) -> None:
         """Raise DamagedFileError unless chunk ``rows`` write every pixel of image row ``pos`` exactly once
         (checked once per image; chunk ids are checked unique across the index on the first call).
 
+        ``table`` is ``chunk_table(rows)`` when the caller has it (a batch's, sliced): not gathered again.
         A chunk missing, repeated, overlapping or outside the image would otherwise read as
         whatever memory held before.
         """
@@ -210,28 +211,22 @@ class OpenedDataset:
             self._verified.add(pos)
             return
         row = self.row(pos)
+        if table is None:
+            table = self.chunk_table(rows)
+        first: int | np.ndarray = rows  # subtracted from rows: their numbers in their own index tables
         if self.aligned is not None:  # chunk ids were checked unique in the row group the rows were loaded with
-            part = int(self.image_part[pos])
-            check_image_chunks(
-                f"{self.path} [{self.index_names[part]}]",
-                str(row["image_id"]),
-                [int(row[f"size_{a}"]) for a in "tczyx"],
-                self.columns,
-                rows,
-                rows - int(self.aligned.part_first[part]),
-            )
-            self._verified.add(pos)
-            return
-        first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
+            first = int(self.aligned.part_first[int(self.image_part[pos])])
+        elif len(rows):
+            first = np.searchsorted(self.index_part, self.index_part[rows], side="left")
         check_image_chunks(
             f"{self.path} [{self.index_names[int(self.image_part[pos])]}]",
             str(row["image_id"]),
             [int(row[f"size_{a}"]) for a in "tczyx"],
-            self.columns,
-            rows,
+            table.origin,
+            table.shape,
             rows - first,
         )
-        if not self._verified:
+        if self.aligned is None and not self._verified:
             owned = self.columns["chunk_id"][self.row_images() >= 0]
             check_unique(owned, f"{self.path} [{', '.join(self.index_names)}]", "chunk_id")
         self._verified.add(pos)
