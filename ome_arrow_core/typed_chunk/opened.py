@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ..meta import ImageMeta
 from ..registry import Registry
 from ..uniques import unique, unique_first
 from .aligned_index import AlignedIndex
-from .bounds import dictionary_codes
+from .bounds import dictionary_codes, held_bytes
 from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
 from .grouped_reads import GroupedChecks
@@ -232,31 +233,33 @@ class OpenedDataset:
         self._verified.add(pos)
 
     def bound(self, pos: int, rows: np.ndarray) -> None:
-        """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold.
+        """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold."""
+        self.bound_many([pos], [rows])
 
-        Checked once per image, from the chunk files' footers, before any output is allocated.
+    def bound_many(self, positions: Sequence[int], picked: Sequence[np.ndarray]) -> None:
+        """Raise DamagedFileError when an image row of ``positions`` declares more pixel bytes than the row groups of
+        its chunk rows (``picked``) hold.
+
+        Checked once per image, a batch at once, from the chunk files' footers, before any output is allocated.
         """
-        if pos in self._bounded or self.fragment_code is None:
+        todo = [k for k, pos in enumerate(positions) if pos not in self._bounded]
+        if not todo or self.fragment_code is None:
             return
-        row = self.row(pos)
-        declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
-        held = 0
-        codes = self.fragment_code[rows]
+        rows = np.concatenate([picked[k] for k in todo])
+        owner = np.repeat(np.arange(len(todo)), [len(picked[k]) for k in todo])
         groups = self.columns["row_group_id"][rows].astype(np.int64)
-        one = bool(len(codes)) and bool((codes == codes[0]).all())  # most images: all chunks in one file
-        for code in [int(codes[0])] if one else unique(codes).tolist():
-            sizes = self.fragment(code).group_bytes
-            mine = _distinct(groups if one else groups[codes == code])
-            if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
-                self._bounded.add(pos)  # unknown (or out of range: reading says so), and stays so for these files
-                return
-            held += int(sizes[mine].sum())
-        if declared > held:
-            raise DamagedFileError(
-                f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups of "
-                f"its chunks hold at most {held}; images.parquet or index.parquet is damaged or lying"
-            )
-        self._bounded.add(pos)
+        held, known = held_bytes(
+            owner, self.fragment_code[rows], groups, len(todo), lambda code: self.fragment(code).group_bytes
+        )
+        for k, has, sure in zip(todo, held, known):
+            row = self.row(positions[k])
+            declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
+            if sure and declared > has:  # unknown sizes stay so for these files: not checked again
+                raise DamagedFileError(
+                    f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups "
+                    f"of its chunks hold at most {has}; images.parquet or index.parquet is damaged or lying"
+                )
+            self._bounded.add(positions[k])
 
     def read_check(self, code: int) -> ReadCheck | GroupedChecks:
         """What the index says about the rows of chunk file ``code`` (built on first use)."""
@@ -385,10 +388,3 @@ class OpenedDataset:
         first = np.cumsum(np.r_[0, frag.group_rows[groups][:-1]]).astype(np.int64)
         check.check(groups, frag.group_rows, first, table)
         return table.column("pixel_bytes")
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of integer array ``values`` (a few, as an image's chunk rows: in plain Python)."""
-    if len(values) > 64:
-        return unique(values)
-    return np.array(sorted(set(values.tolist())), dtype=values.dtype)

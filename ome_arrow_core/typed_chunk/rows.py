@@ -50,7 +50,7 @@ def read_rows(
     for pos, mine, stop in zip(positions, picked, ends.tolist()):
         start = stop - len(mine)
         opened.verify(pos, mine, ChunkTable(table.origin[start:stop], table.shape[start:stop]))
-        opened.bound(pos, mine)
+    opened.bound_many(positions, picked)
     dtypes = [np.dtype(opened.row(pos)["dtype"]) for pos in positions]
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
     placements: list[Placement] = []
