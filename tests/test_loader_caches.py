@@ -98,10 +98,8 @@ def test_every_damaged_byte_of_a_row_decodes_as_it_would_afresh(row_group: bytes
             assert warm == _fresh(row_columns, memoryview(damaged), None), at
 
 
-def _layout(origins: list[tuple[int, ...]], shapes: list[tuple[int, ...]]) -> dict[str, np.ndarray]:
-    cols = {a: np.array([o[k] for o in origins], dtype=np.int64) for k, a in enumerate("tczyx")}
-    cols.update({f"shape_{a}": np.array([s[k] for s in shapes], dtype=np.int64) for k, a in enumerate("tczyx")})
-    return cols
+def _layout(origins: list[tuple[int, ...]], shapes: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array(origins, dtype=np.int64).reshape(-1, 5), np.array(shapes, dtype=np.int64).reshape(-1, 5)
 
 
 def test_a_layout_remembered_as_covering_does_not_excuse_another() -> None:
@@ -110,15 +108,15 @@ def test_a_layout_remembered_as_covering_does_not_excuse_another() -> None:
     good = _layout([(0, 0, 0, 0, 0), (0, 1, 0, 0, 0)], [(1, 1, 1, 8, 6)] * 2)
     rows = np.arange(2)
     for _ in range(2):
-        check_image_chunks("here", "img", sizes, good, rows, rows)
+        check_image_chunks("here", "img", sizes, *good, rows)
     assert len(checks._covered) == 1
     overlapping = _layout([(0, 0, 0, 0, 0), (0, 0, 0, 0, 0)], [(1, 1, 1, 8, 6)] * 2)  # same pixel count
     with pytest.raises(DamagedFileError):
-        check_image_chunks("here", "img", sizes, overlapping, rows, rows)
+        check_image_chunks("here", "img", sizes, *overlapping, rows)
     with pytest.raises(DamagedFileError):  # the good layout, for an image of other sizes
-        check_image_chunks("here", "img", [1, 2, 1, 8, 7], good, rows, rows)
+        check_image_chunks("here", "img", [1, 2, 1, 8, 7], *good, rows)
     with pytest.raises(DamagedFileError):  # a chunk missing
-        check_image_chunks("here", "img", sizes, good, rows[:1], rows[:1])
+        check_image_chunks("here", "img", sizes, good[0][:1], good[1][:1], rows[:1])
     assert len(checks._covered) == 1
 
 
@@ -126,7 +124,7 @@ def test_what_is_remembered_stays_bounded(tmp_path: Path) -> None:
     checks._covered.clear()
     rows = np.arange(1)
     for n in range(1, checks.COVERED + 10):
-        check_image_chunks("here", "img", [1, 1, 1, 1, n], _layout([(0,) * 5], [(1, 1, 1, 1, n)]), rows, rows)
+        check_image_chunks("here", "img", [1, 1, 1, 1, n], *_layout([(0,) * 5], [(1, 1, 1, 1, n)]), rows)
     assert 0 < len(checks._covered) <= checks.COVERED
     for k in range(parquet_pages.PARSED_HEADERS + 10):
         page_header(encode_struct([(1, I32, 0), (2, I32, k), (3, I32, k)]))

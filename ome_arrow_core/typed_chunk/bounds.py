@@ -5,7 +5,8 @@ nothing: a few hundred KB can declare millions of rows, which would take gigabyt
 Every index row names one row of a chunks file and every image has at least one chunk, so,
 from footers and the index's ``fragment_path`` column alone (read in batches): the index rows
 are at most the rows of the chunk files they name (once per part, as a part's index names
-only its own chunks), and the images are at most the index rows.
+only its own chunks), and the images are at most the index rows. Likewise an image's pixel
+bytes are at most what the row groups of its chunks hold (:func:`held_bytes`, from footers).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..errors import DamagedFileError
 from .footers import footer_rows as table_rows
 from .tables import BASE, Part
 
-__all__ = ["check_table_rows", "check_image_rows", "dictionary_codes"]
+__all__ = ["check_table_rows", "check_image_rows", "dictionary_codes", "held_bytes"]
 
 #: Rows of ``fragment_path`` read at a time when counting the chunk rows an index names.
 _BATCH = 1 << 16
@@ -115,3 +116,31 @@ def check_image_rows(root: Path, parts: Sequence[Part], fragment_rows: Callable[
             f"{files}: the images table lists {images} images, but the index has {index_rows} chunk rows and "
             "every image has at least one; the images table is damaged or lying"
         )
+
+
+def held_bytes(
+    owner: np.ndarray,
+    codes: np.ndarray,
+    groups: np.ndarray,
+    images: int,
+    group_bytes: Callable[[int], np.ndarray | None],
+) -> tuple[list[int], list[bool]]:
+    """(held, known) of ``images`` images: the bytes that the distinct row groups of each image's chunks hold.
+
+    Chunk k is image ``owner[k]``'s, in row group ``groups[k]`` of chunk file ``codes[k]``, whose
+    row groups hold ``group_bytes(code)`` bytes each (None, or -1 for a group: unknown). An image
+    with a chunk in a group of unknown size, or beyond its file's groups, is not ``known``.
+    Plain Python: a batch's few chunks per image cost less so than numpy's calls.
+    """
+    held, known = [0] * images, [True] * images
+    files: dict[int, np.ndarray | None] = {}
+    for who, code, at in set(zip(owner.tolist(), codes.tolist(), groups.tolist())):  # chunks may share a group
+        if code not in files:
+            files[code] = group_bytes(code)
+        sizes = files[code]
+        size = int(sizes[at]) if sizes is not None and 0 <= at < len(sizes) else -1
+        if size < 0:
+            known[who] = False
+        else:
+            held[who] += size
+    return held, known

@@ -90,17 +90,18 @@ def check_image_chunks(
     where: str,
     image_id: str,
     sizes: Sequence[int],
-    columns: Mapping[str, np.ndarray],
-    rows: np.ndarray,
+    origin: np.ndarray,
+    shape: np.ndarray,
     numbers: np.ndarray,
 ) -> None:
-    """Raise DamagedFileError unless index ``rows`` (of ``columns``; ``numbers`` in ``where``) cover the image once.
+    """Raise DamagedFileError unless chunks at ``origin`` of ``shape`` (int64, one TCZYX row per chunk; index rows
+    ``numbers`` in ``where``) cover the image of ``sizes`` once.
 
     A layout that passed (the same sizes, origins and shapes: every image of a plate) passes again without
     the coverage proof (:data:`COVERED` layouts are remembered, the check being a function of them alone).
     """
-    shape = np.stack([columns[f"shape_{a}"][rows] for a in "tczyx"], axis=1).astype(np.int64)
-    origin = np.stack([columns[a][rows] for a in "tczyx"], axis=1).astype(np.int64)
+    origin = np.ascontiguousarray(origin, dtype=np.int64)
+    shape = np.ascontiguousarray(shape, dtype=np.int64)
     key = (tuple(int(n) for n in sizes), origin.tobytes(), shape.tobytes())
     if key in _covered:
         return

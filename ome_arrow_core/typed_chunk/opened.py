@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ..meta import ImageMeta
 from ..registry import Registry
 from ..uniques import unique, unique_first
 from .aligned_index import AlignedIndex
-from .bounds import dictionary_codes
+from .bounds import dictionary_codes, held_bytes
 from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
 from .grouped_reads import GroupedChecks
@@ -197,10 +198,11 @@ class OpenedDataset:
             self._image_keys = np.where(found, own, -1)
             self._groups = {"keys": keys, "starts": np.r_[starts, len(order)], "order": order}
 
-    def verify(self, pos: int, rows: np.ndarray) -> None:
+    def verify(self, pos: int, rows: np.ndarray, table: ChunkTable | None = None) -> None:
         """Raise DamagedFileError unless chunk ``rows`` write every pixel of image row ``pos`` exactly once
         (checked once per image; chunk ids are checked unique across the index on the first call).
 
+        ``table`` is ``chunk_table(rows)`` when the caller has it (a batch's, sliced): not gathered again.
         A chunk missing, repeated, overlapping or outside the image would otherwise read as
         whatever memory held before.
         """
@@ -210,58 +212,54 @@ class OpenedDataset:
             self._verified.add(pos)
             return
         row = self.row(pos)
+        if table is None:
+            table = self.chunk_table(rows)
+        first: int | np.ndarray = rows  # subtracted from rows: their numbers in their own index tables
         if self.aligned is not None:  # chunk ids were checked unique in the row group the rows were loaded with
-            part = int(self.image_part[pos])
-            check_image_chunks(
-                f"{self.path} [{self.index_names[part]}]",
-                str(row["image_id"]),
-                [int(row[f"size_{a}"]) for a in "tczyx"],
-                self.columns,
-                rows,
-                rows - int(self.aligned.part_first[part]),
-            )
-            self._verified.add(pos)
-            return
-        first = np.searchsorted(self.index_part, self.index_part[rows], side="left") if len(rows) else rows
+            first = int(self.aligned.part_first[int(self.image_part[pos])])
+        elif len(rows):
+            first = np.searchsorted(self.index_part, self.index_part[rows], side="left")
         check_image_chunks(
             f"{self.path} [{self.index_names[int(self.image_part[pos])]}]",
             str(row["image_id"]),
             [int(row[f"size_{a}"]) for a in "tczyx"],
-            self.columns,
-            rows,
+            table.origin,
+            table.shape,
             rows - first,
         )
-        if not self._verified:
+        if self.aligned is None and not self._verified:
             owned = self.columns["chunk_id"][self.row_images() >= 0]
             check_unique(owned, f"{self.path} [{', '.join(self.index_names)}]", "chunk_id")
         self._verified.add(pos)
 
     def bound(self, pos: int, rows: np.ndarray) -> None:
-        """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold.
+        """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold."""
+        self.bound_many([pos], [rows])
 
-        Checked once per image, from the chunk files' footers, before any output is allocated.
+    def bound_many(self, positions: Sequence[int], picked: Sequence[np.ndarray]) -> None:
+        """Raise DamagedFileError when an image row of ``positions`` declares more pixel bytes than the row groups of
+        its chunk rows (``picked``) hold.
+
+        Checked once per image, a batch at once, from the chunk files' footers, before any output is allocated.
         """
-        if pos in self._bounded or self.fragment_code is None:
+        todo = [k for k, pos in enumerate(positions) if pos not in self._bounded]
+        if not todo or self.fragment_code is None:
             return
-        row = self.row(pos)
-        declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
-        held = 0
-        codes = self.fragment_code[rows]
+        rows = np.concatenate([picked[k] for k in todo])
+        owner = np.repeat(np.arange(len(todo)), [len(picked[k]) for k in todo])
         groups = self.columns["row_group_id"][rows].astype(np.int64)
-        one = bool(len(codes)) and bool((codes == codes[0]).all())  # most images: all chunks in one file
-        for code in [int(codes[0])] if one else unique(codes).tolist():
-            sizes = self.fragment(code).group_bytes
-            mine = _distinct(groups if one else groups[codes == code])
-            if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
-                self._bounded.add(pos)  # unknown (or out of range: reading says so), and stays so for these files
-                return
-            held += int(sizes[mine].sum())
-        if declared > held:
-            raise DamagedFileError(
-                f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups of "
-                f"its chunks hold at most {held}; images.parquet or index.parquet is damaged or lying"
-            )
-        self._bounded.add(pos)
+        held, known = held_bytes(
+            owner, self.fragment_code[rows], groups, len(todo), lambda code: self.fragment(code).group_bytes
+        )
+        for k, has, sure in zip(todo, held, known):
+            row = self.row(positions[k])
+            declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
+            if sure and declared > has:  # unknown sizes stay so for these files: not checked again
+                raise DamagedFileError(
+                    f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups "
+                    f"of its chunks hold at most {has}; images.parquet or index.parquet is damaged or lying"
+                )
+            self._bounded.add(positions[k])
 
     def read_check(self, code: int) -> ReadCheck | GroupedChecks:
         """What the index says about the rows of chunk file ``code`` (built on first use)."""
@@ -390,10 +388,3 @@ class OpenedDataset:
         first = np.cumsum(np.r_[0, frag.group_rows[groups][:-1]]).astype(np.int64)
         check.check(groups, frag.group_rows, first, table)
         return table.column("pixel_bytes")
-
-
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of integer array ``values`` (a few, as an image's chunk rows: in plain Python)."""
-    if len(values) > 64:
-        return unique(values)
-    return np.array(sorted(set(values.tolist())), dtype=values.dtype)

@@ -44,12 +44,15 @@ def read_rows(
         if out.shape != sel.shape:
             raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
         picked.append(opened.chunk_rows(pos))
-        opened.verify(pos, picked[-1])
-        opened.bound(pos, picked[-1])
-    dtypes = [np.dtype(opened.row(pos)["dtype"]) for pos in positions]
     rows = np.concatenate(picked)
+    table = opened.chunk_table(rows)  # the batch's origins and shapes, gathered once: each image checks its slice
+    ends = np.cumsum([len(r) for r in picked])
+    for pos, mine, stop in zip(positions, picked, ends.tolist()):
+        start = stop - len(mine)
+        opened.verify(pos, mine, ChunkTable(table.origin[start:stop], table.shape[start:stop]))
+    opened.bound_many(positions, picked)
+    dtypes = [np.dtype(opened.row(pos)["dtype"]) for pos in positions]
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
-    table = opened.chunk_table(rows)
     placements: list[Placement] = []
     boxes = [_box(sel) for sel in sels]
     boxed = np.nonzero(np.array([b is not None for b in boxes])[owner])[0]

@@ -79,7 +79,7 @@ class DatasetSource:
         if len(mine) == 0:
             raise SchemaError(f"image {self.meta.id!r} of {path} has no chunks in the index; the dataset is damaged")
         self._chunks = _chunk_table(opened, pos, mine)
-        opened.verify(pos, mine)
+        opened.verify(pos, mine, self._chunks)
         opened.bound(pos, mine)
         #: The index row of each of this image's chunks (rows of ``_chunks``).
         self._index_rows = mine
