@@ -179,12 +179,14 @@ class Reader(Handler):
     #: :meth:`OMEArrowDataset.scan <ome_arrow_core.OMEArrowDataset.scan>` uses it.
     collection: Callable[[Path], pa.Table | None] | None = None
 
+    def claims_suffix(self, path: Path) -> bool:
+        """True when ``path`` ends in one of ``suffixes`` (any case)."""
+        name = path.name.lower()
+        return any(name.endswith(s) for s in self.suffixes)
+
     def accepts(self, path: Path) -> bool:
         """True when this reader claims ``path`` by suffix or by sniffing."""
-        name = path.name.lower()
-        if any(name.endswith(s) for s in self.suffixes):
-            return True
-        return bool(self.sniff and self.sniff(path))
+        return self.claims_suffix(path) or bool(self.sniff and self.sniff(path))
 
 
 @dataclass(frozen=True)
