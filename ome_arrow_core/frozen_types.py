@@ -1,10 +1,11 @@
-"""``@frozen``: a frozen dataclass whose ``__init__``, ``__repr__``, ``__eq__`` and ``__hash__`` compile nothing.
+"""``@frozen``: a frozen dataclass whose methods compile nothing.
 
 On Python 3.11 ``@dataclass(frozen=True)`` writes each generated method as source and compiles it
 (``exec``): ~4 M instructions, ~1.3 ms, per class, paid by every process that imports it (the seven
 handler classes alone were ~10 ms of a fresh process's import + first plane). ``@frozen`` lets
-:func:`dataclasses.dataclass` collect the fields and make the frozen ``__setattr__``/``__delattr__``, and
-gives the class shared functions for the other four, driven by the class's field list. The result is
+:func:`dataclasses.dataclass` collect the fields (~0.1 M instructions) and gives the class shared
+functions for ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__`` and ``__delattr__``,
+driven by its field list. The result is
 a frozen dataclass (``dataclasses.fields``, ``replace``, ``asdict``, pickling, frozen subclasses by
 either decorator) with the same behaviour; only its ``__init__`` is a generic one (no per-class
 signature, a few microseconds slower a call): use it for classes made a few times per process, not
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform
 
@@ -29,7 +31,7 @@ def frozen(cls: type[T]) -> type[T]:
     for f in inspect.get_annotations(cls).values():
         if "InitVar" in str(f) or "KW_ONLY" in str(f):
             raise TypeError(f"@frozen does not support InitVar or KW_ONLY fields ({cls.__qualname__})")
-    made = dataclasses.dataclass(cls, frozen=True, init=False, repr=False, eq=False)
+    made = _fields_only(cls)
     dc: Any = made  # its methods are set below
     fields = dataclasses.fields(dc)
     if any(f.kw_only for f in fields):
@@ -46,9 +48,62 @@ def frozen(cls: type[T]) -> type[T]:
     if "__hash__" not in own or (own["__hash__"] is None and "__eq__" in own):
         hashed = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
         dc.__hash__ = _hash(hashed)
+    if not dc.__dataclass_params__.frozen:  # made without dataclass's own frozen methods (see _fields_only)
+        names = frozenset(f.name for f in fields)
+        dc.__setattr__ = _frozen_set(made, names)
+        dc.__delattr__ = _frozen_del(made, names)
     params = dc.__dataclass_params__
-    params.init = params.repr = params.eq = True  # what it behaves as (dataclasses.replace reads these)
+    params.init = params.repr = params.eq = params.frozen = True  # what it behaves as (subclasses read these)
+    setattr(made, _MARK, True)
     return made
+
+
+#: Set on each class @frozen made: its params say frozen, and it may be thawed while a subclass is made.
+_MARK = "__ome_arrow_frozen__"
+_lock = threading.Lock()
+
+
+def _fields_only(cls: type[T]) -> type[T]:
+    """``cls`` made a dataclass with no generated method (no code compiled), frozen or not as its bases allow.
+
+    ``dataclass(frozen=True)`` compiles ``__setattr__`` and ``__delattr__`` (~1.4 M instructions a class), so
+    the fields are collected with ``frozen=False`` and :func:`frozen` adds shared ones. A base made by
+    ``@frozen`` says frozen (so ``@dataclass(frozen=True)`` subclasses work), which ``dataclass`` refuses
+    under a non-frozen class: it is marked not frozen while its subclass is made (both are defined by the
+    module being imported, which no other thread can subclass yet). Under a frozen base that ``@dataclass``
+    made, the class is made frozen by ``dataclass`` itself.
+    """
+    params = [b.__dict__["__dataclass_params__"] for b in cls.__mro__[1:] if "__dataclass_params__" in b.__dict__]
+    marked = [b.__dict__.get(_MARK, False) for b in cls.__mro__[1:] if "__dataclass_params__" in b.__dict__]
+    if any(p.frozen and not m for p, m in zip(params, marked)):
+        return dataclasses.dataclass(cls, frozen=True, init=False, repr=False, eq=False)
+    ours = [p for p, m in zip(params, marked) if m]
+    with _lock:
+        for p in ours:
+            p.frozen = False
+        try:
+            return dataclasses.dataclass(cls, init=False, repr=False, eq=False)
+        finally:
+            for p in ours:
+                p.frozen = True
+
+
+def _frozen_set(cls: Any, names: frozenset[str]) -> Callable[[Any, str, Any], None]:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    return __setattr__
+
+
+def _frozen_del(cls: Any, names: frozenset[str]) -> Callable[[Any, str], None]:
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    return __delattr__
 
 
 def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
