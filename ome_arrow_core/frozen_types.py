@@ -5,11 +5,10 @@ On Python 3.11 ``@dataclass(frozen=True)`` writes each generated method as sourc
 handler classes alone were ~10 ms of a fresh process's import + first plane). ``@frozen`` lets
 :func:`dataclasses.dataclass` collect the fields (~0.1 M instructions) and gives the class shared
 functions for ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__`` and ``__delattr__``,
-driven by its field list. The result is
-a frozen dataclass (``dataclasses.fields``, ``replace``, ``asdict``, pickling, frozen subclasses by
-either decorator) with the same behaviour; only its ``__init__`` is a generic one (no per-class
-signature, a few microseconds slower a call): use it for classes made a few times per process, not
-for ones made in a hot loop. ``kw_only``, ``InitVar`` and ``slots`` are not supported (refused).
+driven by its field list. The result is a frozen dataclass (``dataclasses.fields``, ``replace``,
+``asdict``, pickling, frozen subclasses by either decorator) that behaves the same; only its
+``__init__`` is a generic one (no per-class signature, a few microseconds slower a call): use it for
+classes made a few times per process, not in a hot loop. ``kw_only`` and ``InitVar`` fields are refused.
 """
 
 from __future__ import annotations
