@@ -27,13 +27,14 @@ from .hookspecs import hookimpl
 from .image import OMEArrow
 from .lazy import LazyTensorView
 from .meta import Channel, ImageMeta
-from .registry import PluginInfo, Registry, default_registry, plugins
+from .registry import Registry, default_registry, plugins
 from .selection import Selection
 from .view import TensorView
 from .view_spec import ViewSpec
 
 if TYPE_CHECKING:
     from .dataset import OMEArrowDataset, write_dataset
+    from .plugin_listing import PluginInfo
     from .typed_chunk import cleanup_dataset, compact_dataset
     from .verification import VerifyReport, verify
 
@@ -79,7 +80,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """OMEArrowDataset, write_dataset, compact_dataset, cleanup_dataset and verify load on first use."""
+    """OMEArrowDataset, write_dataset, compact_dataset, cleanup_dataset, verify and PluginInfo load on first use."""
     if name in ("OMEArrowDataset", "write_dataset"):
         from . import dataset
 
@@ -92,6 +93,10 @@ def __getattr__(name: str) -> Any:
         from .typed_chunk import cleanup_dataset
 
         return cleanup_dataset
+    if name == "PluginInfo":
+        from .plugin_listing import PluginInfo
+
+        return PluginInfo
     if name in ("verify", "VerifyReport"):
         from . import verification
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, NamedTuple
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from .arguments import whole_numbers
 from .errors import SelectionError
+from .frozen_types import frozen
 from .selection import AxisIndex, Selection
 
 __all__ = [
@@ -58,7 +58,7 @@ def _overlap(sel: AxisIndex, start: int, size: int) -> tuple[np.ndarray, np.ndar
     return hit, idx[hit] - start
 
 
-@dataclass(frozen=True)
+@frozen
 class ChunkTable:
     """Origins and shapes of an image's chunks, TCZYX, one row per chunk (int64 arrays)."""
 

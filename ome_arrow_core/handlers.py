@@ -1,14 +1,15 @@
 """Handler descriptors that plugins return from their hooks.
 
 A handler names what it handles and how to check its libraries are importable, without
-importing them. The callables it carries import their framework on first call.
+importing them. The callables it carries import their framework on first call. The classes are
+frozen dataclasses made by :func:`~.frozen_types.frozen` (a fresh process compiles no methods for them).
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, Protocol, TypeAlias, TypeVar
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, Protocol, TypeAlias, TypeVar
 import numpy as np
 
 from .errors import BackendUnavailableError, PluginError
+from .frozen_types import frozen
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -60,7 +62,7 @@ def install_hint(extra: str | None, requires: Sequence[str]) -> str:
     return "pip install " + " ".join(requires)
 
 
-@dataclass(frozen=True)
+@frozen
 class Handler:
     """Common fields: a name, a priority (higher wins) and the modules it needs."""
 
@@ -136,7 +138,7 @@ def require(handler: Handler, value: T | None, what: str) -> T:
     return value
 
 
-@dataclass(frozen=True)
+@frozen
 class Ingested:
     """What an ingester returns when its object knows more than its pixels.
 
@@ -153,7 +155,7 @@ class Ingested:
     name: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Ingester(Handler):
     """Turns an in-memory object into a numpy array (host memory), or an :class:`Ingested`.
 
@@ -164,7 +166,7 @@ class Ingester(Handler):
     to_numpy: Callable[[object], np.ndarray | Ingested] = np.asarray
 
 
-@dataclass(frozen=True)
+@frozen
 class Reader(Handler):
     """Opens paths with one of ``suffixes`` (or accepted by ``sniff``) as a PixelSource."""
 
@@ -179,15 +181,17 @@ class Reader(Handler):
     #: :meth:`OMEArrowDataset.scan <ome_arrow_core.OMEArrowDataset.scan>` uses it.
     collection: Callable[[Path], pa.Table | None] | None = None
 
+    def claims_suffix(self, path: Path) -> bool:
+        """True when ``path`` ends in one of ``suffixes`` (any case)."""
+        name = path.name.lower()
+        return any(name.endswith(s) for s in self.suffixes)
+
     def accepts(self, path: Path) -> bool:
         """True when this reader claims ``path`` by suffix or by sniffing."""
-        name = path.name.lower()
-        if any(name.endswith(s) for s in self.suffixes):
-            return True
-        return bool(self.sniff and self.sniff(path))
+        return self.claims_suffix(path) or bool(self.sniff and self.sniff(path))
 
 
-@dataclass(frozen=True)
+@frozen
 class Writer(Handler):
     """Writes an image for ``export(how=...)`` with one of ``formats``."""
 
@@ -198,7 +202,7 @@ class Writer(Handler):
     remote: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Exporter(Handler):
     """Hands a TensorView to ``devices`` in ``modes`` for ``dtypes`` (None: every dtype)."""
 
@@ -226,7 +230,7 @@ class ChunkFile(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@frozen
 class ChunkStore(Handler):
     """Stores a dataset's chunk rows in files ending in ``suffix`` (Parquet is built in).
 

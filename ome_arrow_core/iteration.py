@@ -7,14 +7,16 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
 from .arguments import whole_number
 from .errors import SelectionError
 from .selection import AxisIndex
+
+if TYPE_CHECKING:  # concurrent.futures loads with the first prefetch: a first plane has none
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = [
     "Window",
@@ -94,6 +96,8 @@ _in_pool = threading.local()
 
 def prefetch_pool() -> ThreadPoolExecutor:
     """The process's prefetch threads, started once (starting two threads per stream cost ~0.2 ms a plane)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     pid = os.getpid()
     with _pool_lock:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import ArgumentError, BackendUnavailableError
+from .frozen_types import frozen
 from .uris import is_uri
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class URIPath(PurePosixPath):
         return self.uri or super().__str__()
 
 
-@dataclass(frozen=True)
+@frozen
 class Location:
     """A file or directory on some filesystem.
 

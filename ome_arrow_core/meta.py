@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Final
 
 import numpy as np
 
 from .dtypes import check_dtype
 from .errors import SchemaError
+from .frozen_types import frozen
 from .layout import ARRAY_AXES, AXES
 
 __all__ = [
@@ -34,7 +35,7 @@ SAMPLES_NOTE: Final[str] = "samples per pixel decoded as channels"
 _SAMPLE_NAMES: Final[str] = "RGBA"
 
 
-@dataclass(frozen=True)
+@frozen
 class Channel:
     """One channel of an image, as OME describes it."""
 
@@ -118,7 +119,7 @@ def sample_channels(samples: int, base: Sequence[Channel] = ()) -> tuple[Channel
     return tuple(Channel(id=f"{ident}:{n}", name=n) for n in names)
 
 
-@dataclass(frozen=True)
+@frozen
 class ImageMeta:
     """Everything about an image but its pixels.
 

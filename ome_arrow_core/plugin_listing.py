@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from .first_party import FIRST_PARTY
 from .handlers import ChunkStore, Exporter, Handler, Reader, Writer
+from .plugin_manager import BLOCK_ENV
 
 __all__ = ["BLOCK_ENV", "PluginInfo", "plugin_rows", "first_party_rows", "handles_text", "installed_version"]
-
-#: Comma-separated plugin names in this variable are never loaded.
-BLOCK_ENV: Final[str] = "OME_ARROW_CORE_BLOCK_PLUGINS"
 
 
 @dataclass(frozen=True)

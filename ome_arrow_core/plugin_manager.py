@@ -12,11 +12,14 @@ found are the same.
 from __future__ import annotations
 
 import types
-from typing import Any
+from typing import Any, Final
 
 import pluggy
 
-__all__ = ["PluginManager"]
+__all__ = ["BLOCK_ENV", "PluginManager"]
+
+#: Comma-separated plugin names in this variable are never loaded.
+BLOCK_ENV: Final[str] = "OME_ARROW_CORE_BLOCK_PLUGINS"
 
 _ABSENT = object()
 

@@ -14,23 +14,26 @@ import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
 from . import hookspecs
 from .entry_points import entry_points
 from .errors import BackendUnavailableError, DeviceError, PluginError
-from .first_party import FIRST_PARTY, FirstParty, for_format, for_path
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
-from .plugin_listing import BLOCK_ENV, PluginInfo, installed_version, plugin_rows
-from .plugin_manager import PluginManager
+from .plugin_manager import BLOCK_ENV, PluginManager
 
+if TYPE_CHECKING:
+    from .first_party import FirstParty
+    from .plugin_listing import PluginInfo
+
+# first_party and plugin_listing (two dataclasses, ~2 ms of a fresh process) load when a listing or an
+# error message needs them, not to read an image.
 __all__ = [
     "ENTRY_POINT_GROUP",
     "BLOCK_ENV",
     "BUILTINS",
-    "PluginInfo",
     "Registry",
     "default_registry",
     "plugins",
@@ -135,6 +138,10 @@ class Registry:
 
     def _warn_unknown_blocked(self) -> None:
         """Warn about blocked names that match no plugin (a typo would otherwise block nothing, silently)."""
+        if not self._blocked:
+            return
+        from .first_party import FIRST_PARTY
+
         known = self._found | set(BUILTINS) | set(FIRST_PARTY)
         unknown = sorted(self._blocked - known)
         if unknown:
@@ -231,15 +238,24 @@ class Registry:
         if format is not None:
             matching = [h for h in self.readers() if h.name == format or format in h.suffixes]
             if not matching:
+                from .first_party import for_format
+
                 self._raise_missing(for_format(format), f"format {format!r}")
             return self._first_available(matching, f"format {format!r}")
         matching = []
-        for h in self.readers():  # by priority: readers below the first available one are never asked to sniff
-            if h.accepts(p):
-                if h.available:
-                    return h
-                matching.append(h)
+        for level in _by_priority(self.readers()):
+            # by priority: readers below the first available one are never asked to sniff; within a priority a
+            # suffix claim comes first, so a reader that sniffs is asked only when no reader of its rank claims
+            # the suffix (a Parquet file never loads the Vortex reader's sniffer)
+            claims = [h.claims_suffix(p) for h in level]
+            for h in [h for h, c in zip(level, claims) if c] + [h for h, c in zip(level, claims) if not c]:
+                if h.accepts(p):
+                    if h.available:
+                        return h
+                    matching.append(h)
         if not matching:
+            from .first_party import for_path
+
             self._raise_missing(for_path(p), f"path {str(p)!r}")
         return self._first_available(matching, f"path {str(p)!r} (unknown suffix)")
 
@@ -247,6 +263,8 @@ class Registry:
         """The writer for ``export(how=...)``."""
         matching = [h for h in self.writers() if how in h.formats]
         if not matching:
+            from .first_party import for_format
+
             self._raise_missing(for_format(how), f"export(how={how!r})")
             known = sorted({f for h in self.writers() for f in h.formats})
             raise PluginError(f"no writer for how={how!r}; known formats: {', '.join(known)}")
@@ -309,6 +327,8 @@ class Registry:
                 f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is blocked by "
                 f"{BLOCK_ENV}; remove {backend.name!r} from it"
             )
+        from .plugin_listing import installed_version
+
         if installed_version(backend.distribution):
             raise PluginError(
                 f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is installed "
@@ -322,6 +342,8 @@ class Registry:
     # -- listing --------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
         """Every handler with its plugin, version, what it handles and availability."""
+        from .plugin_listing import plugin_rows
+
         groups: list[tuple[str, Sequence[Handler]]] = [
             ("ingest", self.ingesters()),
             ("reader", self.readers()),
@@ -331,6 +353,17 @@ class Registry:
         ]
         # a host that loads plugins itself (autoload=False) lists only what it registered
         return plugin_rows(groups, self._versions, self._failures, self._blocked if self._autoload else None)
+
+
+def _by_priority(readers: Sequence[Reader]) -> list[list[Reader]]:
+    """``readers`` (sorted highest priority first) in runs of equal priority, in order."""
+    levels: list[list[Reader]] = []
+    for h in readers:
+        if levels and levels[-1][0].priority == h.priority:
+            levels[-1].append(h)
+        else:
+            levels.append([h])
+    return levels
 
 
 _default: Registry | None = None

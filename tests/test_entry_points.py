@@ -122,3 +122,17 @@ def test_a_zip_on_the_path_is_left_to_importlib(tmp_path: Path, monkeypatch: pyt
     assert _ours("oac.zip.group") == _stdlib("oac.zip.group") == [("z", "json", "1.0")]
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(archive)])
     assert not _standard_library_only()
+
+
+def test_unreadable_and_long_files_match_importlib_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    g = "oac.test.long"
+    _dist(tmp_path, "dir_ep-1.0.dist-info", None)
+    (tmp_path / "dir_ep-1.0.dist-info" / "entry_points.txt").mkdir()  # not a file: no entry points
+    filler = "".join(f"x{i} = json\n" for i in range(9000))  # > 64 KiB: read in several parts
+    _dist(tmp_path, "long-2.0.dist-info", f"[other]\n{filler}[{g}]\nlast = json:loads\n", "2.0")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert len((tmp_path / "long-2.0.dist-info" / "entry_points.txt").read_bytes()) > 1 << 16
+    assert _ours(g) == _stdlib(g) == [("last", "json:loads", "2.0")]
+    _dist(tmp_path, "latin-1.0.dist-info", None)
+    (tmp_path / "latin-1.0.dist-info" / "entry_points.txt").write_bytes(b"[other]\nname = caf\xe9\n")
+    assert _ours(g) == [("last", "json:loads", "2.0")]  # not UTF-8 but not our group: skipped (importlib raises)

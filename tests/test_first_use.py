@@ -43,6 +43,12 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.ome_xml",
     "xml.etree.ElementTree",
     "ome_arrow_vortex.format",
+    # no prefetch threads for one plane; a listing's and an error message's modules; the Vortex reader's sniffer
+    # (a Parquet path is claimed by its suffix first)
+    "concurrent.futures",
+    "ome_arrow_core.first_party",
+    "ome_arrow_core.plugin_listing",
+    "ome_arrow_vortex.seal",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
 #: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),

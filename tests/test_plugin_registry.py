@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
 import json
 import os
@@ -31,7 +32,7 @@ from ome_arrow_core import (
     hookimpl,
 )
 from ome_arrow_core.dlpack import DLPackTensor
-from ome_arrow_core.registry import BLOCK_ENV, ENTRY_POINT_GROUP
+from ome_arrow_core.registry import BLOCK_ENV, BUILTINS, ENTRY_POINT_GROUP
 
 
 class Tagged(np.ndarray):
@@ -236,6 +237,37 @@ def test_resolution_by_suffix_format_sniff_and_device(tmp_path: Path) -> None:
         PluginError, match="no exporter for device='cpu', dtype=uint8, mode='nope'; modes for cpu: arrow, numpy"
     ):
         reg.resolve_exporter("cpu", np.dtype("uint8"), "nope")
+
+
+class SniffingReaders:
+    """Readers of one priority registered before the built-ins: one claims ``.snf`` files by sniffing everything."""
+
+    def __init__(self, priority: int, sniffed: list[str]) -> None:
+        self.priority, self.sniffed = priority, sniffed
+
+    def sniff(self, path: Path) -> bool:
+        self.sniffed.append(path.name)
+        return True
+
+    @hookimpl
+    def ome_arrow_readers(self) -> Sequence[Reader]:
+        return [Reader(name="sniffer", priority=self.priority, suffixes=(".snf",), sniff=self.sniff)]
+
+
+def test_a_suffix_claim_is_asked_before_a_sniff_of_the_same_priority() -> None:
+    sniffed: list[str] = []
+    reg = Registry(autoload=False, builtins=False)
+    reg.register(SniffingReaders(0, sniffed), name="sniffing")  # registered first: listed before parquet
+    reg.register(importlib.import_module(BUILTINS["parquet"]), name="parquet")
+    assert [h.name for h in reg.readers()] == ["sniffer", "parquet"]
+    assert reg.resolve_reader("x.ome.parquet").name == "parquet"  # parquet's suffix: the sniffer is never asked
+    assert sniffed == []
+    assert reg.resolve_reader("x.snf").name == "sniffer"  # its own suffix
+    assert reg.resolve_reader("x.unknown").name == "sniffer" and sniffed == ["x.unknown"]  # no claim: it sniffs
+    higher = Registry(autoload=False)
+    higher.register(SniffingReaders(10, sniffed), name="sniffing")
+    assert higher.resolve_reader("x.ome.parquet").name == "sniffer"  # a higher priority still sniffs first
+    assert sniffed == ["x.unknown", "x.ome.parquet"]
 
 
 def test_exporters_may_be_limited_to_dtypes() -> None:

@@ -19,7 +19,6 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -37,7 +36,9 @@ from .page_reads import PageFragment
 from .page_stream import streams
 from .page_values import USUAL_VALUE_AT, value_in_page
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # concurrent.futures loads with the first helper thread
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..chunks import ChunkProjection
     from .opened import OpenedDataset
 
@@ -325,6 +326,8 @@ _pool_lock = threading.Lock()
 
 def _pool() -> ThreadPoolExecutor:
     """The one worker thread that helps read a large box (made on first use, per process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool_of
     pid = os.getpid()
     if _pool_of is None or _pool_of[0] != pid:

@@ -22,7 +22,6 @@ import itertools
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -31,6 +30,7 @@ import numpy as np
 from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
+from ..frozen_types import frozen
 from .file_version import member_version
 from .spec import MANIFEST
 from .table_sums import check_tables, recorded
@@ -64,7 +64,7 @@ _WHOLE: Final[int] = -1
 _FOOTER: Final[int] = -2
 
 
-@dataclass(frozen=True)
+@frozen
 class Segments:
     """One table's recorded segments: ``bounds`` (G + 1 offsets), ``sums`` (G + 1 digests), its size and digest."""
 

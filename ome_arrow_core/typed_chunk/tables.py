@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 
 from ..boundary import blaming, reading, require_member
 from ..errors import DamagedFileError, SchemaError
+from ..frozen_types import frozen
 from .checks import check_member, check_unlisted_appends
 from .footers import footer
 from .group_sums import check_footers, check_whole
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Part:
     """One images table and the index table of its images' chunks (file names in the dataset)."""
 
