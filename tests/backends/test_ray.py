@@ -250,3 +250,40 @@ def test_every_image_equals_the_source_on_the_cluster(
     for r in rows:
         assert r["image"].dtype == arrs.dtype
         np.testing.assert_array_equal(r["image"], arrs[r["label"]])
+
+
+def test_unshuffled_read_tasks_claim_ranges_and_read_each_image_once(plate: tuple[Path, np.ndarray]) -> None:
+    from ome_arrow_ray.affinity import ClaimedRead
+    from ome_arrow_ray.read_task import ReadImages
+
+    path, arrs = plate
+    rows = read_dataset(path, images_per_block=2)  # 5 read tasks on 2 workers: ranges move unless claimed
+    for _ in range(3):  # each execution a round of claims
+        got = rows.take_all()
+        assert sorted(r["label"] for r in got) == list(range(N))
+        for r in got:
+            np.testing.assert_array_equal(r["image"], arrs[r["label"]])
+
+    def source(**kw: object) -> OMEArrowDatasource:
+        return OMEArrowDatasource(
+            OMEArrowDataset.scan(path), columns=["label"], image_column="image", view={}, images_per_block=2, **kw
+        )
+
+    tasks = source(affinity=True).get_read_tasks(100)
+    assert all(isinstance(t.read_fn, ClaimedRead) for t in tasks)
+    # Run here, in the driver, each task twice (as Ray retries a task): the same range again, every range once.
+    labels = []
+    for t in tasks:
+        once, again = (pa.concat_tables(list(t())).column("label").to_pylist() for _ in range(2))
+        assert once == again and len(once) == t.metadata.num_rows
+        labels += once
+    assert sorted(labels) == list(range(N))
+    # No claims where they cannot help or are not wanted: shuffled orders, Ray keeping the tasks' order, affinity off.
+    ordered = ray.data.DataContext.get_current().copy()
+    ordered.execution_options.preserve_order = True
+    for plain in (
+        source(affinity=True, shuffle=True).get_read_tasks(100),
+        source(affinity=True).get_read_tasks(100, data_context=ordered),
+        source(affinity=False).get_read_tasks(100),
+    ):
+        assert all(isinstance(t.read_fn, ReadImages) for t in plain)
