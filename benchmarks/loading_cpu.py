@@ -9,7 +9,9 @@ every process under it: DataLoader workers) is summed. Cases: ``raw`` (pyarrow's
 ``read_row_groups`` of each batch, as in benchmark_loading.py), ``core`` (``OMEArrowDataset.read``
 of each batch in this process), ``map-wN`` / ``mapb-wN`` / ``iter-wN`` (the DataLoaders of
 benchmark_loading.py with N persistent workers; with N=1 the worker reads while the main
-process waits, so the two hardly compete for a core). ``CASE@DIR`` runs with checkout ``DIR``'s
+process waits, so the two hardly compete for a core), ``mapnp-wN`` (``map-wN`` with DataLoader's default
+``persistent_workers=False``: each epoch's new workers open and audit what they read, a first read every
+epoch). ``CASE@DIR`` runs with checkout ``DIR``'s
 library. Rounds interleave the cases; the table gives each case's median CPU microseconds per
 image and its median ratio to raw's of the same round.
 """
@@ -57,9 +59,11 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
         if kind == "iter":
             data = OMEArrowIterableDataset(ds, batch_size=batch)
             loader = DataLoader(data, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
-        elif kind == "map":
+        elif kind in ("map", "mapnp"):  # mapnp: DataLoader's default, new workers (cold reads) every epoch
             data = OMEArrowTorchDataset(ds)
-            loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
+            loader = DataLoader(
+                data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0 and kind == "map"
+            )
         elif kind == "mapb":
             data = OMEArrowTorchDataset(ds)
             sampler = BatchSampler(SequentialSampler(data), batch, drop_last=False)

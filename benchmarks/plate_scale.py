@@ -108,7 +108,7 @@ def plates(
     runs, with the write's time and peak RSS in ``<plate>.done``). With ``baseline`` and ``"before"`` in ``libs``
     (not ``synthetic``), ``write_dataset`` of that source tree writes a plate of its own ("before")."""
     root.mkdir(parents=True, exist_ok=True)
-    tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic" if synthetic else "")
+    tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic-packed" if synthetic else "")
     ours, peer = root / f"plate{n}{tag}.ome.parquet", root / f"plate{n}{tag}.zarr"
     before = root / f"plate{n}{tag}.before.ome.parquet"
     writes: dict[str, dict[str, float]] = {}

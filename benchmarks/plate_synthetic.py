@@ -4,8 +4,9 @@
 much longer on a shared one). This builds the same dataset directly
 (column by column, vectorized): images.parquet and the aligned index.parquet in groups of 1,024 images
 (``write_aligned_index``, the writer's own function; images statistics on the columns ``write_dataset`` writes them
-for), chunks.parquet with 1,024 chunks to a row group by the writer's ``chunk_writer`` (read through its footer: no
-page ranges), the XXH3 checksum of every chunk, the table digests and the manifest.
+for), chunks.parquet by the writer's ``chunk_writer`` with as many chunks to a row group as its packer shares (up
+to 1,024 images and 256 KiB of pixels: 1,024 images of 1x8x8, 32 of 1x64x64; read through its footer: no page
+ranges), the XXH3 checksum of every chunk, the table digests and the manifest.
 The images are those of ``plate_scale.py`` (image i is ``(arange(P) + 7 i) % 4096``), with its ``well`` and
 ``site`` columns, so its children check what they read.
 
@@ -14,6 +15,7 @@ Usage: ``python benchmarks/plate_scale.py --synthetic --sizes 1000 100000 100000
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from pathlib import Path
@@ -33,6 +35,31 @@ def _template(shape: tuple[int, ...]) -> dict[str, object]:
         out = write_dataset([np.zeros(shape, np.uint16)], Path(tmp) / "one", dim_order="ZYX", progress=False)
         row: dict[str, object] = pq.read_table(out / "images.parquet").to_pylist()[0]
     return row
+
+
+def _per_chunk_group(image_bytes: int) -> int:
+    """Images a shared chunks row group holds, as ``write_dataset``'s packer shares them: up to 1,024 images and
+    256 KiB of pixels (``packing.GROUP_IMAGES``, ``GROUP_BYTES``), never across an images-table row group."""
+    from ome_arrow_core.typed_chunk.packing import GROUP_BYTES, GROUP_IMAGES, SMALL_IMAGE_BYTES
+
+    if image_bytes > SMALL_IMAGE_BYTES:
+        raise ValueError(f"images of {image_bytes} bytes are not packed many to a row group: use write_dataset")
+    return max(1, min(GROUP_IMAGES, GROUP_BYTES // image_bytes))
+
+
+def _chunk_rows(n: int, image_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chunks row group, row in it) of each of ``n`` images of ``image_bytes`` each, as the packer writes them."""
+    k = _per_chunk_group(image_bytes)
+    i = np.arange(n, dtype=np.int64)
+    block, j = i // PER_GROUP, i % PER_GROUP
+    return block * -(-PER_GROUP // k) + j // k, j % k
+
+
+def _chunk_groups(n: int, image_bytes: int) -> list[tuple[int, int]]:
+    """(first image, end) of each chunks row group."""
+    group_of = _chunk_rows(n, image_bytes)[0]
+    cuts = [0, *(np.nonzero(np.diff(group_of))[0] + 1).tolist(), n]
+    return list(itertools.pairwise(cuts))
 
 
 def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
@@ -71,15 +98,16 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         [ids, pa.array(i), *coords, *shapes, same("uint16", pa.string()), blobs], schema=CHUNKS_SCHEMA
     )
     with chunk_writer(path / "chunks.parquet", CHUNKS_SCHEMA.with_metadata(FILE_METADATA), None) as writer:
-        for start in range(0, n, PER_GROUP):  # the writer's own settings (no statistics on the pixels)
-            writer.write_table(chunks.slice(start, PER_GROUP), row_group_size=PER_GROUP)
+        for start, stop in _chunk_groups(n, size * 2):  # the writer's own settings (no statistics on the pixels)
+            writer.write_table(chunks.slice(start, stop - start), row_group_size=stop - start)
     del chunks
+    group_of, row_in = _chunk_rows(n, size * 2)
     index = pa.Table.from_arrays(
         [
             ids,
             pa.array(i),
-            pa.array((i // PER_GROUP).astype(np.int32)),
-            pa.array((i % PER_GROUP).astype(np.int32)),
+            pa.array(group_of.astype(np.int32)),
+            pa.array(row_in.astype(np.int32)),
             same("chunks.parquet", pa.string()),
             *coords,
             *shapes,

@@ -268,3 +268,33 @@ def test_verify_reports_a_record_that_does_not_fit_its_file(plate: Path) -> None
     report = verify(plate)
     assert not report.ok
     assert any(CHUNK_FOOTERS_KEY in line for line in report.lines())
+
+
+_json_values = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.one_of(st.lists(st.integers(-(2**62), 2**62), max_size=40), st.lists(_json_values, max_size=6)))
+def test_manifest_integer_lists_are_read_as_int_reads_each_value_or_refused(values: list[Any]) -> None:
+    """group_sums.int_list (numpy) gives what ``int()`` of each value gives, or refuses what it cannot hold."""
+    try:
+        want: list[int] | None = [int(v) for v in values]
+        if any(not -(2**63) <= w < 2**63 for w in want or []):
+            want = None  # beyond int64: refused
+    except (TypeError, ValueError):
+        want = None
+    try:
+        got: list[int] | None = group_sums.int_list(values).tolist()
+    except (TypeError, ValueError):
+        got = None
+    assert got == want, (values, got)
+    with pytest.raises(TypeError):
+        group_sums.int_list("123")

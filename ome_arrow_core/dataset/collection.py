@@ -238,7 +238,7 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         marked = self.table.append_column(ROW_COLUMN, pa.array(np.arange(len(self), dtype=np.int64)))
         try:
             kept = marked.filter(expr).column(ROW_COLUMN).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             raise SchemaError(f"filter {expr} cannot be applied (columns: {self.column_names}): {exc}") from exc
         return self.select(kept)
 

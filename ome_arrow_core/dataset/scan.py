@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..arrow_numpy import int_array, int_values
 from ..boundary import blaming, reading, require_member, require_regular_file
 from ..checksums import verify_enabled
-from ..errors import SchemaError
+from ..errors import DamagedFileError, SchemaError
 from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry, default_registry
 from ..safe_write import recover
@@ -34,6 +34,7 @@ from ..typed_chunk import (
     table_footer,
     table_rows,
 )
+from .column_filter import arrow_values, mapping_rows
 from .reader_members import collection_table, reader_member
 
 if TYPE_CHECKING:
@@ -80,25 +81,11 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
         if isinstance(value, (list, tuple, set, frozenset)) and not value:  # one of nothing: keeps nothing
             term = pc.scalar(pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])[0])
         elif isinstance(value, (list, tuple, set, frozenset)):
-            term = field.isin(_values(list(value)))
+            term = field.isin(arrow_values(list(value)))
         else:
-            term = field == _values([value])[0]
+            term = field == arrow_values([value])[0]
         expr = term if expr is None else expr & term
     return expr
-
-
-def _values(values: list[Any]) -> pa.Array:
-    """``values`` as an Arrow array; strings, ints and floats without ``pa.array`` (it imports pandas: ~0.4 s)."""
-    if values and all(isinstance(v, str) for v in values):
-        data = [v.encode() for v in values]
-        offsets = np.concatenate([[0], np.cumsum([len(d) for d in data])]).astype(np.int32)
-        return pa.Array.from_buffers(
-            pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
-        )
-    for kind, numpy_type, arrow_type in ((int, np.int64, pa.int64()), (float, np.float64, pa.float64())):
-        if values and all(type(v) is kind for v in values):
-            return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(np.asarray(values, numpy_type))])
-    return pa.array(values)
 
 
 @dataclass(frozen=True)
@@ -215,25 +202,17 @@ def kept_rows(part: Member, spec: FilterLike, verify: bool | None = None) -> np.
     if part.kind != "chunks" or expr is None:
         return None
     path = Path(part.path)
-    have = images_schema(path, parts_of(path, read_manifest(path), False, lazy=True)).names
-    named = [str(k) for k in spec] if isinstance(spec, Mapping) else [n for n in have if n in str(expr)]
-    if not named or not set(named) <= set(have):
-        return None
-    import pyarrow.compute as pc
-
     try:
-        if not isinstance(spec, Mapping):
-            return int_values(_scan_images(path, expr, verify, named)[0].column(ROW_COLUMN))
-        table = _scan_images(path, None, verify, named)[0]
-        keep: pa.Array | pa.ChunkedArray | None = None
-        for name, value in spec.items():
-            column = table.column(str(name))
-            if isinstance(value, (list, tuple, set, frozenset)):
-                term = pc.is_in(column, value_set=_values(list(value)).cast(column.type))
-            else:
-                term = pc.equal(column, _values([value]).cast(column.type)[0])
-            keep = term if keep is None else pc.and_(keep, term)
-        return int_values(pc.filter(table.column(ROW_COLUMN), keep))  # null: not kept
+        if isinstance(spec, Mapping):  # streamed: the named columns a batch of row groups at a time
+            manifest = read_manifest(path)
+            return mapping_rows(path, manifest, parts_of(path, manifest, verify, lazy=True), spec, verify)
+        have = images_schema(path, parts_of(path, read_manifest(path), False, lazy=True)).names
+        named = [n for n in have if n in str(expr)]
+        if not named:
+            return None
+        return int_values(_scan_images(path, expr, verify, named)[0].column(ROW_COLUMN))
+    except DamagedFileError:
+        raise  # damage is refused here, not left to the whole table
     except (SchemaError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None  # the whole table decides (and says what is wrong)
 

@@ -37,7 +37,7 @@ from ..remote import remote_chunk
 from .footers import group_footers
 from .fragments import ParquetFragment
 from .group_footers import GroupFooters
-from .group_sums import Segments, check_footer, digest_of, footer_spans_of, group_entries
+from .group_sums import Segments, check_footer, digest_of, footer_spans_of, group_entries, int_list
 from .readcheck import AUDITED
 from .spec import MANIFEST
 
@@ -119,9 +119,8 @@ def _segments(root: Path, name: str, entry: Any) -> tuple[Segments, np.ndarray] 
     rows disagree (the footer decides); DamagedFileError when malformed."""
     try:
         size, digest, rows = int(entry["size"]), str(entry["footer"]).lower(), int(entry["rows"])
-        spans = [int(v) for v in entry["footer_spans"]]
-        group_bytes = np.asarray([int(v) for v in entry["group_bytes"]], dtype=np.int64)
-        groups = len(spans) - 4
+        group_bytes = int_list(entry["group_bytes"])
+        groups = len(int_list(entry["footer_spans"])) - 4
         ok = (
             len(digest) == 16
             and all(c in "0123456789abcdef" for c in digest)

@@ -23,7 +23,7 @@ from ..errors import DamagedFileError
 from ..uniques import unique
 from .grouped_reads import ranged_piece, ranged_pieces
 from .opened import OpenedDataset
-from .page_direct import place_direct
+from .page_direct import audit_heads, place_direct
 from .page_reads import PageFragment
 from .page_stream import place_pages, streams
 from .page_values import PageValues, page_value, page_values
@@ -165,8 +165,10 @@ def _read_batch(
 ) -> None:
     """Read placements ``todo`` (of chunk file ``code``, in row groups ``groups``, ascending) into their outputs."""
     batch = list(dict.fromkeys(groups))
+    at = np.asarray(batch, dtype=np.int64)
     pieces = None
-    if not opened.read_check(code).unaudited(np.asarray(batch, dtype=np.int64)):  # read by page ranges, piece by piece
+    # read by page ranges, piece by piece, once audited (a first read of large pages audits their heads alone)
+    if not opened.read_check(code).unaudited(at) or audit_heads(opened, code, at):
         pieces = ranged_pieces(opened.fragment(code), np.asarray(groups, dtype=np.int64))
     dtypes = {p.dtype for p in todo}
     if pieces is not None and all(streams(f, [g - lo for g in groups[a:b]], dtypes) for f, lo, a, b in pieces):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..arrow_numpy import int_values, plain_values
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
@@ -32,6 +33,11 @@ __all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT", "footers_of"]
 ROWS_KEPT = 4096
 #: Images row groups kept decoded (the most recently used; a plate's holds 1,024 rows, ~0.1-0.3 MiB).
 GROUPS_KEPT = 64
+#: Images row groups kept as Python lists too (the most recently used; ~1-2 MiB each): a group is converted
+#: whole once it has served one in :data:`_CONVERT_AFTER` of its rows (a scan of a plate), so that each further
+#: row costs a dict, not a scalar per column.
+LISTS_KEPT = 4
+_CONVERT_AFTER = 8
 
 
 def group_starts(path: Path, name: str) -> np.ndarray:
@@ -72,6 +78,8 @@ class ImageRows:
         self._files: dict[int, Any] = {}
         self._groups: OrderedDict[tuple[int, int], pa.RecordBatch] = OrderedDict()
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._lists: OrderedDict[tuple[int, int], list[list[Any]]] = OrderedDict()
+        self._served: dict[tuple[int, int], int] = {}
         self._metas: OrderedDict[int, ImageMeta] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -118,12 +126,29 @@ class ImageRows:
                 return hit
             part, g, k = self.locate(pos)
             group = self._group(part, g)
-            # one row's scalars: a sliced table's to_pylist converts slowly
-            row: dict[str, Any] = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
+            lists = self._group_lists((part, g), group)
+            if lists is not None:
+                row = dict(zip(group.schema.names, [values[k] for values in lists]))
+            else:  # one row's scalars: a sliced table's to_pylist converts slowly
+                row = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
             self._rows[pos] = row
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
             return row
+
+    def _group_lists(self, key: tuple[int, int], group: pa.RecordBatch) -> list[list[Any]] | None:
+        """The columns of row group ``key`` as Python lists, once it has served enough rows (else None)."""
+        lists = self._lists.get(key)
+        if lists is not None:
+            self._lists.move_to_end(key)
+            return lists
+        served = self._served[key] = self._served.get(key, 0) + 1
+        if served * _CONVERT_AFTER < group.num_rows:
+            return None
+        lists = self._lists[key] = [_as_list(column) for column in group.columns]
+        while len(self._lists) > LISTS_KEPT:
+            self._lists.popitem(last=False)
+        return lists
 
     def meta(self, pos: int) -> ImageMeta:
         """The metadata of image row ``pos`` (made once from its row: the most recent :data:`ROWS_KEPT` are kept)."""
@@ -156,7 +181,9 @@ class ImageRows:
         if group is None:
             group = self._groups[(part, g)] = self._read_group(part, g)
             while len(self._groups) > GROUPS_KEPT:
-                self._groups.popitem(last=False)
+                gone = self._groups.popitem(last=False)[0]
+                self._lists.pop(gone, None)
+                self._served.pop(gone, None)
         else:
             self._groups.move_to_end((part, g))
         return group
@@ -193,3 +220,20 @@ class ImageRows:
                 f"{want}; the images table is damaged"
             )
         return group.to_batches()[0] if group.num_rows else pa.RecordBatch.from_pylist([], schema=group.schema)
+
+
+def _as_list(column: pa.Array) -> list[Any]:
+    """``column.to_pylist()``, the same Python values made in C for dictionary-encoded strings (each distinct value
+    once) and integers, floats and bools without nulls (from their buffers: ``to_numpy`` loads pandas)."""
+    kind = column.type
+    if pa.types.is_dictionary(kind) and (
+        pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)
+    ):
+        distinct = np.empty(len(column.dictionary) + 1, dtype=object)  # the last: None, for nulls (code -1)
+        distinct[:-1] = column.dictionary.to_pylist()
+        picked: list[Any] = distinct[int_values(column.indices, -1)].tolist()
+        return picked
+    plain = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+    if (plain or (pa.types.is_floating(kind) and not pa.types.is_float16(kind))) and not column.null_count:
+        return plain_values(column).tolist()  # type: ignore[no-any-return]
+    return column.to_pylist()  # type: ignore[no-any-return]

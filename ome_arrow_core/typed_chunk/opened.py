@@ -248,9 +248,10 @@ class OpenedDataset:
         held = 0
         codes = self.fragment_code[rows]
         groups = self.columns["row_group_id"][rows].astype(np.int64)
-        for code in unique(codes).tolist():
+        one = bool(len(codes)) and bool((codes == codes[0]).all())  # most images: all chunks in one file
+        for code in [int(codes[0])] if one else unique(codes).tolist():
             sizes = self.fragment(code).group_bytes
-            mine = unique(groups[codes == code])
+            mine = _distinct(groups if one else groups[codes == code])
             if sizes is None or mine.min(initial=0) < 0 or mine.max(initial=0) >= len(sizes) or (sizes[mine] < 0).any():
                 self._bounded.add(pos)  # unknown (or out of range: reading says so), and stays so for these files
                 return
@@ -389,3 +390,10 @@ class OpenedDataset:
         first = np.cumsum(np.r_[0, frag.group_rows[groups][:-1]]).astype(np.int64)
         check.check(groups, frag.group_rows, first, table)
         return table.column("pixel_bytes")
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of integer array ``values`` (a few, as an image's chunk rows: in plain Python)."""
+    if len(values) > 64:
+        return unique(values)
+    return np.array(sorted(set(values.tolist())), dtype=values.dtype)

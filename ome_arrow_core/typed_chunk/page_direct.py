@@ -23,6 +23,7 @@ import numpy as np
 from ..boundary import reading
 from ..buffers import SCRATCH_BYTES
 from ..checksums import mismatch
+from .grouped_reads import ranged_pieces
 from .page_reads import GAP_BYTES, PageFragment
 from .page_values import MAX_IOVECS, USUAL_VALUE_AT, one_value_head
 
@@ -30,10 +31,41 @@ if TYPE_CHECKING:
     from .chunk_reads import Placement
     from .opened import OpenedDataset
 
-__all__ = ["place_direct", "direct_target"]
+__all__ = ["place_direct", "direct_target", "audit_heads", "HEADS_ALONE_BYTES"]
 
 #: Pixel bytes one ``preadv`` reads at most: each value is still in cache when its checksum is computed.
 RUN_BYTES: Final[int] = SCRATCH_BYTES
+#: A first read of pages this large (or larger) audits their row groups from the bytes before the pages, then
+#: reads the pixels straight into the outputs; smaller pages are read and audited in one pass.
+HEADS_ALONE_BYTES: Final[int] = 16 << 10
+
+
+def audit_heads(opened: OpenedDataset, code: int, groups: np.ndarray) -> bool:
+    """Compare the rows of row groups ``groups`` (ascending, distinct) of chunks file ``code`` with the index from
+    the bytes before their pages alone (:meth:`~.page_reads.PageFragment.heads`), when it is a local, uncompressed
+    file read by page ranges whose pages are at least :data:`HEADS_ALONE_BYTES`: True when done (its pixels are then
+    read as any audited rows', straight into the outputs); False when not such a file (a read audits its rows as
+    it reads them)."""
+    frag = opened.fragment(code)
+    pieces = ranged_pieces(frag, groups)
+    if pieces is None or not all(_heads_alone(f, groups[a:b] - lo) for f, lo, a, b in pieces):
+        return False
+    check = opened.read_check(code)
+    for f, lo, a, b in pieces:
+        mine = groups[a:b]
+        with opened.lock:
+            table = f.heads(mine - lo)
+        check.check(mine, frag.group_rows, np.arange(len(mine), dtype=np.int64), table)
+    return True
+
+
+def _heads_alone(frag: PageFragment, groups: np.ndarray) -> bool:
+    """Whether row groups ``groups`` of ``frag`` are audited from their heads alone (see :func:`audit_heads`)."""
+    if frag.codec is not None or frag.remote is not None or not len(groups):
+        return False
+    if int(groups[0]) < 0 or int(groups[-1]) >= len(frag.compressed):  # out of range: a read says so
+        return False
+    return int(frag.compressed[groups].min()) >= HEADS_ALONE_BYTES
 
 
 def direct_target(p: Placement) -> memoryview | None:

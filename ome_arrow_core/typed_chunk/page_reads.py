@@ -24,9 +24,9 @@ from ..arrow_numpy import int_array, int_values
 from ..boundary import reading, require_regular_file
 from ..errors import DamagedFileError
 from ..remote import remote_chunk
-from .page_columns import COLUMNS, defined_value_at, row_columns
+from .page_columns import COLUMNS, defined_value_at
 from .page_index import RANGE_COLUMNS, listed_codec
-from .parquet_pages import page_header
+from .row_heads import row_head
 
 __all__ = [
     "PageFragment",
@@ -197,14 +197,15 @@ class PageFragment:
             os.close(fd)
             self._fd = None
 
-    def _spans(self, groups: np.ndarray, starts: np.ndarray) -> list[tuple[int, int, list[int]]]:
-        """(start, stop, groups) of the reads fetching ``groups`` from ``starts[g]`` to the end of their page:
-        ranges less than GAP_BYTES apart share one read."""
+    def _spans(
+        self, groups: np.ndarray, starts: np.ndarray, stops: np.ndarray | None = None
+    ) -> list[tuple[int, int, list[int]]]:
+        """(start, stop, groups) of the reads fetching ``groups`` from ``starts[g]`` to ``stops[g]`` (default: the
+        end of their page): ranges less than GAP_BYTES apart share one read."""
         order = groups[np.argsort(starts[groups], kind="stable")]
+        ends = self.offset + self.compressed if stops is None else stops
         spans: list[tuple[int, int, list[int]]] = []
-        for g, start, stop in zip(
-            order.tolist(), starts[order].tolist(), (self.offset + self.compressed)[order].tolist()
-        ):
+        for g, start, stop in zip(order.tolist(), starts[order].tolist(), ends[order].tolist()):
             if spans and start - spans[-1][1] <= GAP_BYTES:
                 spans[-1] = (spans[-1][0], max(spans[-1][1], stop), [*spans[-1][2], g])
             else:
@@ -247,22 +248,40 @@ class PageFragment:
                     rows[g] = self._columns(g, memoryview(raw)[int(self.group_offset[g]) - start : at])
             del raw, span
         table = {"pixel_bytes": pa.chunked_array([out[int(g)] for g in groups], pa.large_binary())}
-        if audit:  # built from buffers: pa.array imports pandas (~40 MiB resident)
-            for name, kind in COLUMNS:
-                values = [rows[int(g)][name] for g in groups]
-                table[name] = pa.chunked_array([_strings(values) if kind == "str" else int_array(np.array(values))])
+        if audit:
+            table.update(_audit_columns(groups, rows))
         return pa.table(table)
+
+    def heads(self, groups: np.ndarray) -> pa.Table:
+        """The other columns (COLUMNS) of row groups ``groups`` (ascending), as ``read(groups, audit=True)`` gives
+        them, from the bytes before each group's page data alone: its pixels are not read (heads less than
+        GAP_BYTES apart still share one read)."""
+        groups = np.asarray(groups, dtype=np.int64)
+        if (self.offset[groups] < 0).any():
+            g = int(groups[self.offset[groups] < 0][0])
+            raise DamagedFileError(
+                f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged"
+            )
+        rows: dict[int, dict[str, Any]] = {}
+        for start, stop, members in self._spans(groups, self.group_offset, self.offset):
+            with reading(self.path, None, "reading chunk row groups"):
+                raw = self.pread(stop - start, start)
+            if len(raw) != stop - start:
+                raise DamagedFileError(
+                    f"{self.path}: bytes {start}..{stop} hold {self.what(members[0])}, but the file ends at "
+                    f"{start + len(raw)}; the file is truncated"
+                )
+            for g in members:
+                rows[g] = self._columns(
+                    g, memoryview(raw)[int(self.group_offset[g]) - start : int(self.offset[g]) - start]
+                )
+        return pa.table(_audit_columns(groups, rows))
 
     def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
         """The other columns of row group ``g`` from ``head``, its bytes up to its page's data, checked to end there."""
         try:
-            row, end = row_columns(head, self._codec)
-            page = page_header(head[end:])
-            if (
-                end + page.size != len(head)
-                or page.compressed_size != int(self.compressed[g])
-                or (page.uncompressed_size != int(self.uncompressed[g]))
-            ):
+            row, compressed, uncompressed = row_head(head, self._codec)
+            if compressed != int(self.compressed[g]) or uncompressed != int(self.uncompressed[g]):
                 raise ValueError("the pixel page is not where and what the index says")
         except (ValueError, OSError, pa.ArrowException) as exc:
             raise DamagedFileError(
@@ -315,6 +334,17 @@ class PageFragment:
             )
         offsets = pa.py_buffer(np.array([0, length], dtype=np.int64))
         return pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, page.slice(start, length)])
+
+
+def _audit_columns(groups: np.ndarray, rows: dict[int, dict[str, Any]]) -> dict[str, pa.ChunkedArray]:
+    """The COLUMNS of row groups ``groups`` from their decoded ``rows``, built from buffers (pa.array imports
+    pandas, ~40 MiB resident)."""
+    table = {}
+    ordered = [rows[g] for g in groups.tolist()]
+    for name, kind in COLUMNS:
+        values = [row[name] for row in ordered]
+        table[name] = pa.chunked_array([_strings(values) if kind == "str" else int_array(np.array(values))])
+    return table
 
 
 def _strings(values: list[str]) -> pa.Array:

@@ -20,9 +20,11 @@ from ..errors import DamagedFileError
 
 __all__ = [
     "PageHeader",
+    "Marks",
     "ShortHeader",
     "PageRanges",
     "page_header",
+    "marked_header",
     "page_ranges",
     "PARSED_HEADERS",
     "CODECS",
@@ -75,6 +77,16 @@ class PageHeader:
     size: int = 0
 
 
+@dataclass(frozen=True)
+class Marks:
+    """Spans (start, stop) of a header's bytes whose values do not change how it parses: the payloads of its
+    binary fields (statistics; skipped by their lengths), and the varint of the PageHeader's crc (a value kept,
+    never used to find the next field)."""
+
+    payloads: list[tuple[int, int]]
+    crcs: list[tuple[int, int]]
+
+
 class ShortHeader(ValueError):
     """The header runs past the bytes given."""
 
@@ -99,8 +111,9 @@ def _varint(data: bytes | memoryview, at: int) -> tuple[int, int]:
             raise ValueError("varint longer than 10 bytes")
 
 
-def _skip(data: bytes | memoryview, at: int, kind: int, depth: int) -> int:
-    """Where the value of compact type ``kind`` starting at ``at`` ends (IndexError past the end)."""
+def _skip(data: bytes | memoryview, at: int, kind: int, depth: int, marks: Marks | None = None) -> int:
+    """Where the value of compact type ``kind`` starting at ``at`` ends (IndexError past the end); the spans of
+    binary payloads in it go into ``marks``."""
     if kind == _TRUE or kind == _FALSE:  # a bool field's value is in its type
         return at
     if kind == _I32 or kind == _I64 or kind == _I16:
@@ -109,6 +122,8 @@ def _skip(data: bytes | memoryview, at: int, kind: int, depth: int) -> int:
         n, at = _varint(data, at)
         if at + n > len(data):
             raise ShortHeader("page header runs past the bytes read")
+        if marks is not None:
+            marks.payloads.append((at, at + n))
         return at + n
     if kind == _BYTE or kind == _DOUBLE:
         end = at + (1 if kind == _BYTE else 8)
@@ -125,7 +140,7 @@ def _skip(data: bytes | memoryview, at: int, kind: int, depth: int) -> int:
                 return at
             if not head >> 4:  # a long-form field id (zigzag varint) follows
                 _, at = _varint(data, at)
-            at = _skip(data, at, head & 0x0F, depth + 1)
+            at = _skip(data, at, head & 0x0F, depth + 1, marks)
     if kind == _LIST or kind == _SET:
         head = data[at]
         at += 1
@@ -135,7 +150,7 @@ def _skip(data: bytes | memoryview, at: int, kind: int, depth: int) -> int:
         if elem == _TRUE or elem == _FALSE:  # bools in a container take a byte each
             elem = _BYTE
         for _ in range(n):
-            at = _skip(data, at, elem, depth + 1)
+            at = _skip(data, at, elem, depth + 1, marks)
         return at
     if kind == _MAP:
         n, at = _varint(data, at)
@@ -145,15 +160,16 @@ def _skip(data: bytes | memoryview, at: int, kind: int, depth: int) -> int:
         at += 1
         key, value = (_BYTE if k in (_TRUE, _FALSE) else k for k in (types >> 4, types & 0x0F))
         for _ in range(n):
-            at = _skip(data, _skip(data, at, key, depth + 1), value, depth + 1)
+            at = _skip(data, _skip(data, at, key, depth + 1, marks), value, depth + 1, marks)
         return at
     raise ValueError(f"unknown Thrift compact type {kind}")
 
 
-def _fields(data: bytes | memoryview, at: int, out: dict[int, int], depth: int) -> int:
+def _fields(data: bytes | memoryview, at: int, out: dict[int, int], depth: int, marks: Marks | None = None) -> int:
     """Read the struct at ``at`` (a PageHeader at depth 0, one of its page headers at depth 1) and return where it
     ends: its i32 fields 1-7 go into ``out`` under ``id + 100 * depth``, its bool fields under the negated key,
-    the id of the page header read under 0 (the last one wins, as a Thrift reader's would); the rest is skipped."""
+    the id of the page header read under 0 (the last one wins, as a Thrift reader's would); the rest is skipped.
+    With ``marks``, the spans of binary payloads and of the crc's varint are noted there."""
     last = 0
     while True:
         head = data[at]
@@ -168,20 +184,23 @@ def _fields(data: bytes | memoryview, at: int, out: dict[int, int], depth: int) 
             last = (v >> 1) ^ -(v & 1)
         if kind == _I32 and 0 < last < 8:
             b = data[at]
+            start = at
             if b < 0x80:  # one byte: most small values
                 v, at = b, at + 1
             else:
                 v, at = _varint(data, at)
             out[last + depth * 100] = (v >> 1) ^ -(v & 1)
+            if marks is not None and last == 4 and not depth:
+                marks.crcs.append((start, at))
         elif kind == _STRUCT and not depth and last in _SUB_STRUCTS:
             for key in [k for k in out if abs(k) > 100]:
                 del out[key]
             out[0] = last
-            at = _fields(data, at, out, 1)
+            at = _fields(data, at, out, 1, marks)
         elif (kind == _TRUE or kind == _FALSE) and 0 < last < 8:
             out[-(last + depth * 100)] = int(kind == _TRUE)
         else:
-            at = _skip(data, at, kind, depth + 1)
+            at = _skip(data, at, kind, depth + 1, marks)
 
 
 #: Page headers parsed lately, by their first :data:`_KEY_BYTES` bytes: (all their bytes, the header). A chunks
@@ -214,11 +233,18 @@ def page_header(data: bytes | memoryview) -> PageHeader:
     return head
 
 
-def _parse(data: bytes | memoryview) -> PageHeader:
+def marked_header(data: bytes | memoryview) -> tuple[PageHeader, Marks]:
+    """:func:`page_header` (never remembered), and where its bytes hold binary payloads and the crc: the bytes
+    whose values do not change how the header parses (see :mod:`.row_heads`)."""
+    marks = Marks([], [])
+    return _parse(data, marks), marks
+
+
+def _parse(data: bytes | memoryview, marks: Marks | None = None) -> PageHeader:
     """:func:`page_header`, parsed."""
     got: dict[int, int] = {}
     try:
-        size = _fields(data, 0, got, 0)
+        size = _fields(data, 0, got, 0, marks)
     except IndexError:
         raise ShortHeader("page header runs past the bytes read") from None
     if not (1 in got and 2 in got and 3 in got):

@@ -1,0 +1,123 @@
+"""A mapping filter (``{"well": "A01", "site": [1, 2]}``) on a chunk dataset: the columns it names, streamed.
+
+The images tables are checked against the manifest's digests first (each row group's, through one open file),
+then read a batch of row groups at a time, only the named columns, strings dictionary-encoded: each term is
+compared on a batch's dictionary (a plate's 96 wells, not its million rows) and picked by the batch's codes. What
+is held at once is one batch and the kept row numbers, whatever the number of images; the footer is parsed for
+the read and not kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..arrow_numpy import int_values, valid_mask
+from ..boundary import reading, require_member
+from ..errors import DamagedFileError
+from ..typed_chunk import Part, check_image_rows, check_whole_tables, table_footer
+
+__all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
+
+#: Rows decoded at once (at most: a batch never spans row groups).
+BATCH_ROWS: Final[int] = 1 << 16
+
+
+def mapping_rows(
+    path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
+) -> np.ndarray | None:
+    """Rows (numbered across ``parts``' images tables, ascending) of the dataset at ``path`` whose named columns
+    match ``spec`` (a value: equal; a list, tuple or set: one of); a null or a column a table lacks matches
+    nothing; None when a named column is in no table (the caller's whole table then says what is wrong). pyarrow
+    errors (a value that cannot be cast to its column) propagate: the caller decides."""
+    check_whole_tables(path, manifest, [p.images for p in parts], verify)  # its bytes, before they are decoded
+    count = manifest.get("image_count")
+    if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
+        check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)
+    kept, first, seen = [], 0, set()
+    for part in parts:
+        file = require_member(path, part.images)
+        with reading(path, part.images, "reading the images table's footer"):
+            md = pq.read_metadata(file)  # parsed for this read only (a million images: ~30 MiB, not kept)
+            schema = md.schema.to_arrow_schema()
+        seen.update(schema.names)
+        if not all(str(n) in schema.names for n in spec):  # a column the table lacks is null: nothing matches
+            first += md.num_rows
+            continue
+        for name, value in spec.items():  # a value its column cannot hold raises here, before any read
+            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            arrow_values(values).cast(_plain(schema.field(str(name)).type))
+        columns = [str(n) for n in spec]
+        strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
+        with reading(path, part.images, "filtering the images table"):
+            pf = pq.ParquetFile(file, metadata=md, read_dictionary=strings or None)
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
+                kept.append(first + np.nonzero(_matches(batch, spec))[0])
+                first += batch.num_rows
+    if not all(str(n) in seen for n in spec):
+        return None
+    if isinstance(count, int) and first != count:
+        raise DamagedFileError(
+            f"{path}: its images tables hold {first} images, the manifest records {count}; the dataset is damaged "
+            "(or the manifest lies): restore it from a backup or rewrite it"
+        )
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def _matches(batch: pa.RecordBatch, spec: Mapping[str, Any]) -> np.ndarray:
+    """The rows of ``batch`` that every term of ``spec`` keeps (a boolean array; null: not kept)."""
+    keep = np.ones(batch.num_rows, dtype=bool)
+    for name, value in spec.items():
+        keep &= _term(batch.column(str(name)), value)
+    return keep
+
+
+def _term(column: pa.Array, value: Any) -> np.ndarray:
+    """Where ``column`` equals ``value`` (is one of it, for a list, tuple or set); a dictionary array compared on
+    its dictionary and picked by its codes."""
+    if pa.types.is_dictionary(column.type):
+        hits = _term(column.dictionary, value)
+        out: np.ndarray = np.zeros(len(column), dtype=bool)
+        if len(column):  # (to_numpy of the codes would import pandas)
+            codes = int_values(column.indices)
+            valid = valid_mask(column)
+            out[valid] = hits[codes[valid]]
+        return out
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    if not values:
+        return np.zeros(len(column), dtype=bool)
+    if pa.types.is_string(column.type) and len(column) <= 4096 and all(isinstance(v, str) for v in values):
+        wanted = set(values)  # a dictionary: a few Python strings (a plate's row groups repeat them)
+        return np.array([v in wanted for v in column.to_pylist()], dtype=bool)
+    target = arrow_values(values).cast(column.type)  # a value the column cannot hold raises (pyarrow's error)
+    if pa.types.is_integer(column.type):
+        found: np.ndarray = np.isin(int_values(column), int_values(target)) & valid_mask(column)
+        return found
+    import pyarrow.compute as pc
+
+    mask = pc.is_in(column, value_set=target)
+    return np.asarray(mask.fill_null(False).to_pylist(), dtype=bool)
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    """The value type of a dictionary type, else ``kind``."""
+    return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+
+def arrow_values(values: list[Any]) -> pa.Array:
+    """``values`` as an Arrow array; strings, ints and floats without ``pa.array`` (it imports pandas: ~0.4 s)."""
+    if values and all(isinstance(v, str) for v in values):
+        data = [v.encode() for v in values]
+        offsets = np.concatenate([[0], np.cumsum([len(d) for d in data])]).astype(np.int32)
+        return pa.Array.from_buffers(
+            pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+        )
+    for kind, numpy_type, arrow_type in ((int, np.int64, pa.int64()), (float, np.float64, pa.float64())):
+        if values and all(type(v) is kind for v in values):
+            return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(np.asarray(values, numpy_type))])
+    return pa.array(values)

@@ -1,0 +1,194 @@
+"""Mapping filters on a chunk dataset, streamed over the named columns: against a plain-numpy model, bounded, and
+refusing damaged tables (dataset.column_filter)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ome_arrow_core import OMEArrowDataset, write_dataset
+from ome_arrow_core.dataset import column_filter
+from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError
+from ome_arrow_core.typed_chunk import footers, group_sums
+from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY
+from ome_arrow_core.typed_chunk.opening import clear_cache
+
+MANIFEST = "_ome_arrow_dataset.json"
+WELLS = ["A01", "A02", "B01", "B02", "C03"]
+N = 41
+PER_GROUP = 4
+
+
+def _image(i: int) -> np.ndarray:
+    return ((np.arange(2 * 3, dtype=np.int64) + 11 * i) % 4096).astype(np.uint16).reshape(1, 2, 3)
+
+
+def _meta(i: int) -> dict[str, Any]:
+    return {"well": WELLS[(i * 7) % len(WELLS)] if i % 9 else None, "site": i % 6, "plate": "P1"}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(
+        (_image(i) for i in range(N)),
+        tmp_path_factory.mktemp("filters") / "plate",
+        dim_order="ZYX",
+        metadata=[_meta(i) for i in range(N)],
+        images_per_group=PER_GROUP,
+        progress=False,
+    )
+
+
+@pytest.fixture
+def plate(base: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "plate"
+    shutil.copytree(base, out)
+    return out
+
+
+def _fresh() -> None:
+    clear_cache()
+    group_sums._passed.clear()
+
+
+def _model(spec: dict[str, Any]) -> list[int]:
+    """The rows a filter keeps, by plain Python over the metadata written."""
+    out = []
+    for i in range(N):
+        row = _meta(i)
+        ok = True
+        for name, value in spec.items():
+            values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+            ok &= row[name] is not None and row[name] in values
+        if ok:
+            out.append(i)
+    return out
+
+
+_terms = st.fixed_dictionaries(
+    {},
+    optional={
+        "well": st.one_of(st.sampled_from([*WELLS, "Z99"]), st.lists(st.sampled_from([*WELLS, "Z99"]), max_size=3)),
+        "site": st.one_of(st.integers(-1, 7), st.lists(st.integers(-1, 7), max_size=3)),
+        "plate": st.sampled_from(["P1", "P2"]),
+    },
+).filter(bool)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_terms, batch=st.sampled_from([1, 3, 4, 1 << 16]), order=st.permutations(range(N)))
+def test_a_mapping_filter_keeps_what_the_numpy_model_keeps(
+    base: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any], batch: int, order: list[int]
+) -> None:
+    monkeypatch.setattr(column_filter, "BATCH_ROWS", batch)
+    ds = OMEArrowDataset.scan(base)
+    kept = ds.filter(spec)
+    expected = _model(spec)
+    assert len(kept) == len(expected)
+    for k, i in enumerate(expected[:3]):
+        np.testing.assert_array_equal(kept[k].to_numpy(layout="ZYX"), _image(i))
+    assert [m["site"] for m in (kept.metadata(k) for k in range(len(kept)))] == [_meta(i)["site"] for i in expected]
+    picked = ds.select(order)  # a selection first: the filter keeps its order
+    again = picked.filter(spec)
+    assert [order[k] for k in range(N) if order[k] in set(expected)] == [
+        int(np.asarray(again._positions.many(np.arange(len(again)))[1])[k]) for k in range(len(again))
+    ]
+
+
+def test_the_filter_reads_only_the_named_columns_and_keeps_no_whole_footer(
+    plate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[list[str] | None] = []
+    original = pq.ParquetFile.iter_batches
+
+    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
+        read.append(kwargs.get("columns"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    _fresh()
+    footers._kept.clear()
+    ds = OMEArrowDataset.scan(plate)
+    assert len(ds.filter({"well": "A01", "site": [0, 1]})) == len(_model({"well": "A01", "site": [0, 1]}))
+    assert read == [["well", "site"]]
+    assert not any(k[0].endswith("images.parquet") for k in footers._kept)  # parsed for the read, not kept
+
+
+def test_a_column_no_table_has_is_refused_by_the_whole_table(plate: Path) -> None:
+    ds = OMEArrowDataset.scan(plate)
+    with pytest.raises(SchemaError, match="nope"):
+        ds.filter({"nope": 1})
+
+
+def test_a_value_the_column_cannot_hold_is_refused_clearly(plate: Path) -> None:
+    ds = OMEArrowDataset.scan(plate)
+    with pytest.raises(SchemaError, match="site"):
+        ds.filter({"site": "not a number"})
+
+
+@pytest.mark.parametrize("group", [0, 3, 10])
+def test_a_flipped_byte_in_any_images_row_group_refuses_the_filter(plate: Path, group: int) -> None:
+    entry = json.loads((plate / MANIFEST).read_text())["ome_arrow_core"][GROUPS_KEY]["images.parquet"]
+    file = plate / "images.parquet"
+    data = bytearray(file.read_bytes())
+    data[entry["bounds"][group] + 7] ^= 0x01
+    file.write_bytes(bytes(data))
+    _fresh()
+    ds = OMEArrowDataset.scan(plate)  # footers only: the group is checked when it is read
+    with pytest.raises(ChecksumError, match=f"row group {group}"):
+        ds.filter({"well": "A01"})
+    with pytest.raises(ChecksumError):  # still refused when asked again
+        ds.filter({"well": "A01"})
+
+
+def test_a_truncated_images_table_refuses_the_filter(plate: Path) -> None:
+    ds = OMEArrowDataset.scan(plate)
+    file = plate / "images.parquet"
+    file.write_bytes(file.read_bytes()[:-50])
+    _fresh()
+    with pytest.raises((ChecksumError, DamagedFileError)):
+        ds.filter({"well": "A01"})
+
+
+def test_a_manifest_lying_about_the_image_count_refuses_the_filter(plate: Path) -> None:
+    ds = OMEArrowDataset.scan(plate)
+    manifest = json.loads((plate / MANIFEST).read_text())
+    manifest["image_count"] = N + 5
+    (plate / MANIFEST).write_text(json.dumps(manifest))
+    _fresh()
+    with pytest.raises(DamagedFileError, match="image"):
+        ds.filter({"well": "A01"})
+
+
+def test_appended_tables_are_filtered_across_parts(tmp_path: Path) -> None:
+    root = write_dataset(
+        (_image(i) for i in range(5)),
+        tmp_path / "plate",
+        dim_order="ZYX",
+        metadata=[_meta(i) for i in range(5)],
+        images_per_group=2,
+        progress=False,
+    )
+    write_dataset(
+        (_image(i) for i in range(5, 12)),
+        root,
+        dim_order="ZYX",
+        metadata=[_meta(i) for i in range(5, 12)],
+        mode="append",
+        progress=False,
+    )
+    ds = OMEArrowDataset.scan(root)
+    spec = {"well": ["A01", "B02"]}
+    expected = [i for i in range(12) if _meta(i)["well"] in spec["well"]]
+    kept = ds.filter(spec)
+    assert len(kept) == len(expected)
+    for k, i in enumerate(expected):
+        np.testing.assert_array_equal(kept[k].to_numpy(layout="ZYX"), _image(i))

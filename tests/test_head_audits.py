@@ -1,0 +1,145 @@
+"""A first read of large uncompressed pages audits each chunk's row group from the bytes before its page alone
+(:func:`~ome_arrow_core.typed_chunk.page_direct.audit_heads`), then reads the pixels straight into the outputs: the pixels are the file's
+(in this process and in a forked worker), and a damaged head, a lying index or a truncated file is refused as the
+one-pass audit refuses it."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from table_digests import without_table_digests
+
+from ome_arrow_core import OMEArrowDataset, write_dataset
+from ome_arrow_core.errors import ChecksumError, DamagedFileError
+from ome_arrow_core.typed_chunk.opening import clear_cache
+from ome_arrow_core.typed_chunk.page_direct import HEADS_ALONE_BYTES
+from ome_arrow_core.typed_chunk.page_reads import PageFragment
+
+SHAPE = (2, 96, 96)  # 18 KiB pages of uint16: read by their heads first
+
+
+def _plate(root: Path, n: int = 12, seed: int = 0) -> tuple[Path, np.ndarray]:
+    arrs = np.random.default_rng(seed).integers(0, 65535, (n, *SHAPE), dtype=np.uint16)
+    return write_dataset(list(arrs), root, dim_order="CYX", progress=False), arrs
+
+
+def _read_all(path: Path, batch: int = 5) -> np.ndarray:
+    clear_cache()
+    ds = OMEArrowDataset.scan(path)
+    return np.concatenate([np.asarray(ds.read(range(i, min(len(ds), i + batch)))) for i in range(0, len(ds), batch)])
+
+
+def test_pages_are_large_enough() -> None:
+    assert SHAPE[1] * SHAPE[2] * 2 >= HEADS_ALONE_BYTES
+
+
+def test_a_first_read_audits_heads_and_reads_pixels_direct(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, arrs = _plate(tmp_path / "p")
+    calls: list[tuple[str, bool]] = []
+    read, heads = PageFragment.read, PageFragment.heads
+
+    def counted_read(self: PageFragment, groups: Any, audit: bool = False) -> pa.Table:
+        calls.append(("read", audit))
+        return read(self, groups, audit)
+
+    def counted_heads(self: PageFragment, groups: Any) -> pa.Table:
+        calls.append(("heads", True))
+        return heads(self, groups)
+
+    monkeypatch.setattr(PageFragment, "read", counted_read)
+    monkeypatch.setattr(PageFragment, "heads", counted_heads)
+    got = _read_all(path).reshape(arrs.shape)
+    assert np.array_equal(got, arrs)
+    assert ("heads", True) in calls and ("read", True) not in calls  # no one-pass audit: heads, then direct
+
+
+def _forked_read(path: str, queue: Any) -> None:
+    try:
+        queue.put(np.asarray(OMEArrowDataset.scan(path).read(range(12))).tobytes())
+    except Exception as exc:  # the parent reports it
+        queue.put(repr(exc))
+
+
+def test_a_forked_worker_reads_what_this_process_reads(tmp_path: Path) -> None:
+    path, arrs = _plate(tmp_path / "p")
+    ds = OMEArrowDataset.scan(path)
+    np.asarray(ds.read([0, 1]))  # the parent audited some row groups before forking
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_forked_read, args=(str(path), queue))
+    proc.start()
+    got = queue.get(timeout=120)
+    proc.join(timeout=60)
+    assert got == np.asarray(ds.read(range(12))).tobytes() == arrs.tobytes()
+
+
+def _head_span(path: Path, g: int) -> tuple[int, int]:
+    index = pq.read_table(path / "index.parquet").to_pydict()
+    k = index["row_group_id"].index(g)
+    return int(index["row_group_offset"][k]), int(index["page_offset"][k])
+
+
+def _flip(file: Path, at: int, mask: int) -> None:
+    with open(file, "r+b") as f:
+        f.seek(at)
+        b = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([b ^ mask]))
+
+
+def test_every_damaged_head_byte_is_refused_or_reads_the_pixels(tmp_path: Path) -> None:
+    """Each byte of a row group's head flipped: the first read raises, or returns the file's pixels."""
+    path, arrs = _plate(tmp_path / "p", n=4)
+    start, stop = _head_span(path, 3)
+    file = path / "chunks.parquet"
+    outcomes = set()
+    for at in range(start, stop):
+        for mask in (0x01 if at % 2 else 0x80,):
+            _flip(file, at, mask)
+            try:
+                got = _read_all(path, batch=4).reshape(arrs.shape)
+                assert np.array_equal(got, arrs), f"byte {at} ^ {mask:#x} read as other pixels"
+                outcomes.add("read")
+            except (DamagedFileError, ChecksumError):
+                outcomes.add("refused")
+            finally:
+                _flip(file, at, mask)
+    assert "refused" in outcomes  # ids, coordinates and sizes are compared with the index
+
+
+@pytest.mark.parametrize(
+    ("column", "match"), [("chunk_id", "holds chunk"), ("image_id", "someone-else|cover"), ("c", "lies at")]
+)
+def test_a_lying_index_is_refused_by_the_heads_audit(tmp_path: Path, column: str, match: str) -> None:
+    path, _ = _plate(tmp_path / "p", n=4)
+    table = pq.read_table(path / "index.parquet")
+    values = table.column(column).to_pylist()
+    if column == "c":  # the two channels of image 1 swapped: they still cover it, each row group says otherwise
+        values[2], values[3] = values[3], values[2]
+    else:
+        values[3] = {"chunk_id": 99, "image_id": "someone-else"}[column]
+    at = table.schema.get_field_index(column)
+    table = table.set_column(at, column, pa.array(values, table.schema.field(column).type))
+    pq.write_table(table, path / "index.parquet")
+    without_table_digests(path)  # a lie the table checksums would refuse first
+    with pytest.raises(DamagedFileError, match=match):
+        _read_all(path, batch=4)
+
+
+def test_a_truncated_chunks_file_is_refused(tmp_path: Path) -> None:
+    path, _ = _plate(tmp_path / "p", n=4)
+    start, _stop = _head_span(path, 3)
+    file = path / "chunks.parquet"
+    data = file.read_bytes()
+    os.truncate(file, start + 40)  # inside the last row group's head
+    with pytest.raises(DamagedFileError):
+        _read_all(path, batch=4)
+    file.write_bytes(data)
+    assert _read_all(path, batch=4).size
