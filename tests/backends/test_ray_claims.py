@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 pytest.importorskip("ome_arrow_ray")
 
 from ome_arrow_core import OMEArrowError
-from ome_arrow_ray import ClaimError
-from ome_arrow_ray.claims import ClaimBook
+from ome_arrow_ray.claims import ClaimBook, ClaimError
 
 
 @st.composite

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .claims import ClaimError
 from .data import iter_torch_batches, read_dataset
 
 __version__ = "0.1.0"
 
-__all__ = ["read_dataset", "iter_torch_batches", "OMEArrowDatasource", "ClaimError", "__version__"]
+__all__ = ["read_dataset", "iter_torch_batches", "OMEArrowDatasource", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -86,8 +86,7 @@ def read_dataset(
     ``ds.select_columns(...)``. Read tasks each take a range of images and read their
     pixels in the worker, ``images_per_block`` per block (default: about 128 MiB of pixels, at
     least one block per CPU, a multiple of ``batch_size`` images, default 32: pass the batch size you iterate with, so
-    that no batch straddles two blocks and costs a copy more; with ``affinity``, unshuffled: even blocks instead, as
-    many as the smallest multiple of the CPUs allows). ``crop=(h, w)`` takes a centre crop
+    that no batch straddles two blocks and costs a copy more). ``crop=(h, w)`` takes a centre crop
     (``random_crop=True``: one drawn from ``(seed, epoch, image)``); ``shuffle=True`` orders
     the images by a permutation of ``(seed, epoch)``; pass a new ``epoch`` each epoch.
     ``read_options`` go to ``ray.data.read_datasource`` (``override_num_blocks``,
