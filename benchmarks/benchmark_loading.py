@@ -25,7 +25,7 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
   size that its tasks make (``np.full``) instead of reading them;
 - ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
-- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same sizes
+- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size
   (with Ray Data's resource reservation off, as ``read_dataset`` turns it off for its datasets);
 - ``s3-raw``, ``s3-map-w0``, ``s3-map-w2``: a plate of ``--s3-images`` images (default 256; else as
   above) on a local S3-compatible server (moto's, on 127.0.0.1, started and stopped by this script,
@@ -97,8 +97,8 @@ def _filled(shape: tuple[int, ...], value: int) -> np.ndarray:
     return np.full(shape, value, dtype=np.uint16)
 
 
-def _Filled(sizes: list[int], shape: tuple[int, ...]) -> Any:
-    """A Ray datasource of uint16 images of ``shape``, blocks of ``sizes`` images (one per read task), made, not read."""
+def _Filled(n: int, shape: tuple[int, ...], per: int) -> Any:
+    """A Ray datasource of ``n`` uint16 images of ``shape``, ``per`` a block, made, not read."""
     import pyarrow as pa
     from ray.data import Datasource
     from ray.data.block import BlockMetadata
@@ -110,9 +110,10 @@ def _Filled(sizes: list[int], shape: tuple[int, ...]) -> Any:
 
     class Filled(Datasource):  # type: ignore[misc]
         def estimate_inmemory_data_size(self) -> int:
-            return sum(sizes) * int(np.prod(shape)) * 2
+            return n * int(np.prod(shape)) * 2
 
         def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:
+            sizes = [min(per, n - a) for a in range(0, n, per)]
             meta = [BlockMetadata(num_rows=k, size_bytes=None, input_files=None, exec_stats=None) for k in sizes]
             return [ReadTask(lambda k=k: read(k), m) for k, m in zip(sizes, meta)]
 
@@ -223,9 +224,9 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
             from ome_arrow_ray.datasource import OMEArrowDatasource
 
             shape = tuple(ds.tensor_views()[0].shape)  # the ceiling: blocks of the same size made, not read
-            plan = OMEArrowDatasource(ds, columns=[], image_column="image", view=ViewSpec().keywords(), affinity=True)
-            sizes = plan.planned_task_rows()  # the tasks read_dataset makes
-            made = ray.data.read_datasource(_Filled(sizes, shape), override_num_blocks=len(sizes))
+            plan = OMEArrowDatasource(ds, columns=[], image_column="image", view=ViewSpec().keywords())
+            per = plan.planned_images_per_block()
+            made = ray.data.read_datasource(_Filled(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
             made.context.op_resource_reservation_enabled = False  # as read_dataset does for its datasets
             return made
 

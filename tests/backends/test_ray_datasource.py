@@ -79,32 +79,6 @@ def test_default_blocks_hold_whole_batches(plate: tuple[Path, np.ndarray], monke
     assert [len(p) for p in datasource.block_ranges(np.arange(2000), 128, 4)] == [500] * 4
 
 
-def test_affinity_spreads_default_tasks_evenly_over_the_cpus(
-    plate: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Tasks of one size can take each other's ranges (test_ray_claims), so with affinity the default
-    # tasks are even, as many as the smallest multiple of the CPUs that keeps each within a block.
-    assert [len(p) for p in datasource.block_ranges(np.arange(2000), 512, -1, 2)] == [500] * 4
-    assert [len(p) for p in datasource.block_ranges(np.arange(2001), 512, -1, 3)] == [334] * 3 + [333] * 3
-    assert [len(p) for p in datasource.block_ranges(np.arange(5), 512, -1, 8)] == [1] * 5  # never an empty task
-    cut = datasource.block_ranges(np.arange(2000)[::-1], 100, -1, 3)
-    assert [len(p) for p in cut] == [96] * 5 + [95] * 16 and np.array_equal(np.concatenate(cut), np.arange(2000)[::-1])
-    path, arrs = plate
-    per_image = 2 * 18 * 20 * 2
-    monkeypatch.setattr(datasource, "BLOCK_BYTES", 5 * per_image)
-    monkeypatch.setattr(datasource, "cluster_cpus", lambda: 2)
-    spread = _source(path, batch_size=2, affinity=True)
-    assert spread.planned_task_rows() == [3, 3, 3, 2] and spread.planned_blocks() == 4
-    assert [t.metadata.num_rows for t in spread.get_read_tasks(4)] == [3, 3, 3, 2]
-    rows = _run(spread)
-    assert [r["label"] for r in rows] == list(range(N))
-    np.testing.assert_array_equal(np.stack([r["image"] for r in rows]), arrs)
-    # Told a block size, shuffled, or without affinity: blocks of whole batches, as before.
-    assert _source(path, batch_size=2, affinity=True, images_per_block=4).planned_task_rows() == [4, 4, 3]
-    assert _source(path, batch_size=2, affinity=True, shuffle=True).planned_task_rows() == [4, 4, 3]
-    assert _source(path, batch_size=2).planned_task_rows() == [4, 4, 3]
-
-
 def test_filters_and_column_selections_are_pushed_into_the_read(plate: tuple[Path, np.ndarray]) -> None:
     path, _arrs = plate
     source = _source(path, images_per_block=2)

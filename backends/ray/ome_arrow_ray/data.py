@@ -36,7 +36,6 @@ _OWN = (
     "seed",
     "epoch",
     "reserve_resources",
-    "affinity",
 )
 
 
@@ -74,7 +73,6 @@ def read_dataset(
     seed: int = 0,
     epoch: int = 0,
     reserve_resources: bool = False,
-    affinity: bool = True,
     **read_options: Any,
 ) -> ray.data.Dataset:
     """A ``ray.data.Dataset`` of an OME-Arrow dataset: one row per image, read by Ray's read tasks.
@@ -100,12 +98,6 @@ def read_dataset(
     budget until its first resource refresh, about a second later, and runs one read task
     at a time until then, which doubled a short epoch's time. Output backpressure (Ray's
     downstream-capacity policy) still bounds the blocks waiting for a slow consumer.
-
-    ``affinity=True`` (the default): without ``shuffle`` and Ray's ``preserve_order``, each read
-    task asks the job's claim book (a small actor that takes no CPU) for a range its worker
-    process read before, so that a worker's kept opened files and checked pages serve it again
-    instead of a first read on another worker (Ray hands tasks to whichever worker is free).
-    Every range is still read exactly once per execution, in blocks of the same sizes.
     """
     import ray.data
 
@@ -141,7 +133,6 @@ def read_dataset(
         epoch=epoch,
         images_per_block=images_per_block,
         batch_size=BATCH_SIZE if batch_size is None else batch_size,
-        affinity=affinity,
     )
     if read_options.get("override_num_blocks") is None and read_options.get("parallelism", -1) == -1:
         read_options["override_num_blocks"] = source_.planned_blocks()  # whole blocks, not Ray's splits

@@ -26,7 +26,6 @@ from ray.data.datasource import ReadTask
 
 from ome_arrow_core import OMEArrowDataset
 
-from .affinity import ClaimedRead, claim_book, open_round, range_key
 from .read_task import ReadImages
 from .sampling import check_crop, crop_boxes, epoch_order, image_sizes
 
@@ -52,8 +51,6 @@ class OMEArrowDatasource(Datasource):
     more than leave one block for each CPU of the cluster, rounded down to a multiple of
     ``batch_size`` when that is more than one batch, so that batches of that size do not
     straddle blocks), so there are fewer tasks than Ray asks for when there are few images.
-    ``affinity=True`` lets each task of an unshuffled execution read a range of its size that
-    its worker process read before, where one is left (see :mod:`.affinity`).
     """
 
     def __init__(
@@ -70,7 +67,6 @@ class OMEArrowDatasource(Datasource):
         epoch: int = 0,
         images_per_block: int | None = None,
         batch_size: int = BATCH_SIZE,
-        affinity: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._projection_map: dict[str, str] | None = None
@@ -85,7 +81,6 @@ class OMEArrowDatasource(Datasource):
         self.seed, self.epoch = int(seed), int(epoch)
         self.images_per_block = None if images_per_block is None else max(1, int(images_per_block))
         self.batch_size = max(1, int(batch_size))
-        self.affinity = bool(affinity)
 
     def get_name(self) -> str:
         return "OMEArrow"
@@ -160,22 +155,6 @@ class OMEArrowDatasource(Datasource):
         """Images each block of the whole dataset holds (the last may hold fewer)."""
         return self._step(self.dataset, None, self._outputs()[1])[0]
 
-    def _spread(self) -> int:
-        """Over how many CPUs default read tasks are spread evenly (0: cut in blocks of whole batches instead).
-
-        With ``affinity`` and no shuffle the tasks are made of equal sizes, as many as the smallest
-        multiple of the cluster's CPUs that keeps each within one block: tasks of one size can
-        take each other's ranges (see :mod:`.affinity`), which is worth more than whole batches
-        per block (a batch cut by a block boundary costs one batch's copy on the driver; a task
-        that lands on a worker new to its images, their first read again, 5-10x a warm read).
-        """
-        return cluster_cpus() if self.affinity and not self.shuffle and self.images_per_block is None else 0
-
-    def planned_task_rows(self) -> list[int]:
-        """Images of each read task (one block each) of the whole dataset."""
-        parts = block_ranges(np.arange(len(self.dataset)), self.planned_images_per_block(), -1, self._spread())
-        return [len(p) for p in parts]
-
     def planned_blocks(self) -> int:
         """Blocks of the whole dataset: ``read_dataset`` asks Ray for this many, so Ray does not cut them up.
 
@@ -183,7 +162,7 @@ class OMEArrowDatasource(Datasource):
         pieces: measured, that took Ray's CPU time per epoch on the loading benchmark's plate
         from about 1.9 to 4.5 s.)
         """
-        return max(1, len(self.planned_task_rows()))
+        return max(1, math.ceil(len(self.dataset) / self.planned_images_per_block()))
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
@@ -201,56 +180,23 @@ class OMEArrowDatasource(Datasource):
                 range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed, epoch=self.epoch
             )
         step, per_image, image = self._step(ds, key, image_column)
-        parts = block_ranges(order, step, parallelism, self._spread())
-        reads = []
-        for part in parts:
+        tasks = []
+        for part in block_ranges(order, step, parallelism):
             sub = ds.select(part)
-            reads.append(
-                ReadImages(
-                    sub,
-                    sub.table.select(columns),
-                    image_column,
-                    self._view_without_roi() if rois else self.view,
-                    None if rois is None else [rois[int(k)] for k in part],
-                    step,
-                    image,
-                )
+            read = ReadImages(
+                sub,
+                sub.table.select(columns),
+                image_column,
+                self._view_without_roi() if rois else self.view,
+                None if rois is None else [rois[int(k)] for k in part],
+                step,
+                image,
             )
-        calls: list[Any] = list(reads)
-        if self._sticky(parts, data_context):
-            calls = self._claimed(ds, parts, reads, f"{key}|{image_column}|{self.view}|{self.crop}")
-        return [
-            ReadTask(
-                call,
-                BlockMetadata(num_rows=len(part), size_bytes=len(part) * per_image, input_files=None, exec_stats=None),
-                per_task_row_limit=per_task_row_limit,
+            meta = BlockMetadata(
+                num_rows=len(part), size_bytes=len(part) * per_image, input_files=None, exec_stats=None
             )
-            for call, part in zip(calls, parts)
-        ]
-
-    def _sticky(self, parts: list[np.ndarray], data_context: Any) -> bool:
-        """Whether this execution's tasks claim their ranges (see :mod:`.affinity`): ``affinity`` is on,
-        the order is not shuffled (a shuffled epoch's ranges hold other images), Ray is not asked to
-        keep the tasks' order (``preserve_order``), and two ranges at least have the same size."""
-        import ray
-        from ray.data import DataContext
-
-        if not self.affinity or self.shuffle or not ray.is_initialized():
-            return False
-        context = data_context if data_context is not None else DataContext.get_current()
-        if context.execution_options.preserve_order:
-            return False
-        sizes = [len(p) for p in parts]
-        return len(set(sizes)) < len(sizes)
-
-    def _claimed(
-        self, ds: OMEArrowDataset, parts: list[np.ndarray], reads: list[ReadImages], plan: str
-    ) -> list[ClaimedRead]:
-        """Each task's read as a claim on the job's claim book, every range's read in the object store once."""
-
-        book = claim_book()
-        round_id, every = open_round(book, [range_key(ds, p, plan) for p in parts], reads)
-        return [ClaimedRead(book, round_id, k, read, every) for k, read in enumerate(reads)]
+            tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
+        return tasks
 
     def _view_without_roi(self) -> dict[str, Any]:
         return {k: v for k, v in self.view.items() if k != "roi"}
@@ -266,14 +212,11 @@ def cluster_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def block_ranges(order: np.ndarray, step: int, parallelism: int, spread: int = 0) -> list[np.ndarray]:
+def block_ranges(order: np.ndarray, step: int, parallelism: int) -> list[np.ndarray]:
     """``order`` cut into read tasks: ``step`` images each, the rest last; fewer, even ones when
-    ``parallelism`` (> 0) asks for fewer tasks than that; with ``spread`` (> 0), even ones of at
-    most ``step`` images, as many as the smallest multiple of ``spread`` that allows."""
+    ``parallelism`` (> 0) asks for fewer tasks than that."""
     n = len(order)
     blocks = math.ceil(n / step)
     if 0 < parallelism < blocks:
         return list(np.array_split(order, max(1, int(parallelism))))
-    if spread > 0:
-        return list(np.array_split(order, min(n, spread * math.ceil(blocks / spread))))
     return [order[a : a + step] for a in range(0, n, step)]
