@@ -25,8 +25,10 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
   size that its tasks make (``np.full``) instead of reading them;
 - ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
-- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size
-  (with Ray Data's resource reservation off, as ``read_dataset`` turns it off for its datasets);
+- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size,
+  filled in the same kept per-worker buffers that ``ray``'s read tasks read into (fresh ``np.full`` arrays
+  cost a page fault per 4 KiB, which ``ray`` does not pay), with Ray Data's resource reservation off, as
+  ``read_dataset`` turns it off for its datasets;
 - ``s3-raw``, ``s3-map-w0``, ``s3-map-w2``: a plate of ``--s3-images`` images (default 256; else as
   above) on a local S3-compatible server (moto's, on 127.0.0.1, started and stopped by this script,
   in a process of its own; it serves about 50 MB/s here, so the plate is smaller): pyarrow reading
@@ -106,7 +108,11 @@ def _Filled(n: int, shape: tuple[int, ...], per: int) -> Any:
     from ray.data.extensions import ArrowTensorArray
 
     def read(k: int) -> list[Any]:
-        return [pa.table({"image": ArrowTensorArray.from_numpy(_filled((k, *shape), 7))})]
+        from ome_arrow_ray.buffers import block_buffers
+
+        block = block_buffers().empty((k, *shape), np.dtype(np.uint16))  # the kept buffers read tasks fill
+        block.fill(7)
+        return [pa.table({"image": ArrowTensorArray.from_numpy(block)})]
 
     class Filled(Datasource):  # type: ignore[misc]
         def estimate_inmemory_data_size(self) -> int:
