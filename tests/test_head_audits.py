@@ -67,6 +67,7 @@ def _forked_read(path: str, queue: Any) -> None:
         queue.put(repr(exc))
 
 
+@pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported, warns
 def test_a_forked_worker_reads_what_this_process_reads(tmp_path: Path) -> None:
     path, arrs = _plate(tmp_path / "p")
     ds = OMEArrowDataset.scan(path)
