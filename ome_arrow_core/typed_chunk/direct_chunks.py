@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SchemaError
+from .page_crcs import fixed_width_crcs, page_crcs
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
 from .thrift_rows import STOP, Segment, Var, assemble, binary, byte_strings, fixed, head, uvarint, varints
@@ -197,57 +197,6 @@ def _levels(counts: np.ndarray) -> Var:
     return _slices(buf, starts[:, 0], starts[:, -1] - starts[:, 0])
 
 
-def _signed(crc: np.ndarray) -> np.ndarray:
-    """CRC-32 values (uint32) as thrift i32."""
-    return crc.astype(np.uint32).view(np.int32).astype(np.int64)
-
-
-def _crcs(levels: list[bytes], values: list[bytes], after: list[list[memoryview]] | None = None) -> np.ndarray:
-    """CRC-32 of each page's data (levels, values, then the bytes written after them), as thrift i32. Small
-    pages repeat (the same dtype, image id...): each distinct one is computed once."""
-    out = np.empty(len(levels), dtype=np.uint32)
-    seen: dict[tuple[bytes, bytes], int] = {}
-    for i, (lv, v) in enumerate(zip(levels, values)):
-        crc = seen.get((lv, v))
-        if crc is None:
-            crc = seen[lv, v] = zlib.crc32(v, zlib.crc32(lv))
-        for b in after[i] if after is not None else ():
-            crc = zlib.crc32(b, crc)
-        out[i] = crc
-    return _signed(out)
-
-
-@functools.lru_cache(maxsize=8)
-def _crc_table(prefix: bytes, width: int) -> tuple[int, np.ndarray]:
-    """CRC-32 of ``prefix`` + ``width`` zero bytes, and what each byte value at each of those positions flips in
-    it: (width, 256) uint32 (CRC-32 is affine in the message bits)."""
-    zero = bytes(len(prefix) + width)
-    z = zlib.crc32(zero)
-    table = np.empty((width, 256), dtype=np.uint32)
-    for j in range(width):
-        at = len(prefix) + j
-        table[j] = [zlib.crc32(zero[:at] + bytes((b,)) + zero[at + 1 :]) ^ z for b in range(256)]
-    return zlib.crc32(prefix + bytes(width)), table
-
-
-def _int_crcs(levels: list[bytes], counts: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """CRC-32 (thrift i32) of each page of a fixed-width column: levels, then the group's rows (``rows``:
-    (rows, width) bytes); one-row groups by table lookups, all at once."""
-    out = np.empty(len(counts), dtype=np.uint32)
-    one = np.flatnonzero(counts == 1)
-    if len(one):
-        base, table = _crc_table(levels[int(one[0])], rows.shape[1])
-        crc = np.full(len(one), base, dtype=np.uint32)
-        vals = rows[first[one]]
-        for j in range(rows.shape[1]):
-            crc ^= table[j, vals[:, j]]
-        out[one] = crc
-    for i in np.flatnonzero(counts != 1).tolist():
-        a, n = int(first[i]), int(counts[i])
-        out[i] = zlib.crc32(rows[a : a + n].tobytes(), zlib.crc32(levels[i]))
-    return _signed(out)
-
-
 #: Segments of :func:`_page_header`.
 _HEADER_SEGMENTS = 9
 
@@ -334,18 +283,18 @@ class DirectChunkWriter:
                 w = uvarint(width)
                 leg: list[Segment] = [head(1, 8) + w, fixed(hi), head(1, 8) + w, fixed(lo)]  # max, min (legacy: signed)
                 stats.append([*leg, head(1, 6) + b"\x00" + head(2, 8) + w, fixed(hi), head(1, 8) + w, fixed(lo), STOP])
-                crc = _int_crcs(level_bytes, batch.counts, batch.first, rows)
+                crc = fixed_width_crcs(level_bytes, batch.counts, batch.first, rows)
             elif width == 0:
                 values, pages, los, his = batch.string_column(k)
                 hi_len, lo_len = (varints(np.array([len(b) for b in v]), zigzag=False) for v in (his, los))
                 # null_count 0, max_value, min_value (strings sort unsigned: no legacy min/max)
                 stats.append([head(3, 6) + b"\x00" + head(2, 8), hi_len, byte_strings(his), head(1, 8), lo_len])
                 stats[-1] += [byte_strings(los), STOP]
-                crc = _crcs(level_bytes, pages)
+                crc = page_crcs(level_bytes, pages)
             else:
                 values, inline, after, after_lens = batch.pixels(views)
                 stats.append([])
-                crc = _crcs(level_bytes, inline, after)
+                crc = page_crcs(level_bytes, inline, after)
             size = levels.lens + values.lens + (after_lens if width < 0 else 0)
             marks.append(len(data))
             data += [*_page_header(varints(size), varints(crc), batch.count_var), levels, values]
