@@ -227,19 +227,9 @@ class PageFragment:
             return self._footer.read(groups, audit=True)
         out: dict[int, pa.Array] = {}
         rows: dict[int, dict[str, Any]] = {}
-        if (self.offset[groups] < 0).any():
-            g = int(groups[self.offset[groups] < 0][0])
-            raise DamagedFileError(
-                f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged"
-            )
+        self._check_ranged(groups)
         for start, stop, members in self._spans(groups, self.group_offset if audit else self.offset):
-            with reading(self.path, None, "reading chunk pages"):
-                raw = self.pread(stop - start, start)
-            if len(raw) != stop - start:
-                raise DamagedFileError(
-                    f"{self.path}: bytes {start}..{stop} hold {self.what(members[0])}, but the file ends at "
-                    f"{start + len(raw)}; the file is truncated"
-                )
+            raw = self._read_span(start, stop, members[0], "reading chunk pages")
             span = pa.py_buffer(raw)
             for g in members:
                 at = int(self.offset[g]) - start
@@ -257,25 +247,34 @@ class PageFragment:
         them, from the bytes before each group's page data alone: its pixels are not read (heads less than
         GAP_BYTES apart still share one read)."""
         groups = np.asarray(groups, dtype=np.int64)
-        if (self.offset[groups] < 0).any():
-            g = int(groups[self.offset[groups] < 0][0])
-            raise DamagedFileError(
-                f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged"
-            )
+        self._check_ranged(groups)
         rows: dict[int, dict[str, Any]] = {}
         for start, stop, members in self._spans(groups, self.group_offset, self.offset):
-            with reading(self.path, None, "reading chunk row groups"):
-                raw = self.pread(stop - start, start)
-            if len(raw) != stop - start:
-                raise DamagedFileError(
-                    f"{self.path}: bytes {start}..{stop} hold {self.what(members[0])}, but the file ends at "
-                    f"{start + len(raw)}; the file is truncated"
-                )
+            raw = self._read_span(start, stop, members[0], "reading chunk row groups")
             for g in members:
                 rows[g] = self._columns(
                     g, memoryview(raw)[int(self.group_offset[g]) - start : int(self.offset[g]) - start]
                 )
         return pa.table(_audit_columns(groups, rows))
+
+    def _check_ranged(self, groups: np.ndarray) -> None:
+        """Raise if any of ``groups`` has no page range in the index."""
+        if (self.offset[groups] < 0).any():
+            g = int(groups[self.offset[groups] < 0][0])
+            raise DamagedFileError(
+                f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged"
+            )
+
+    def _read_span(self, start: int, stop: int, first: int, doing: str) -> bytes:
+        """Bytes ``start..stop`` (holding row group ``first`` onwards), or raise naming the truncation."""
+        with reading(self.path, None, doing):
+            raw = self.pread(stop - start, start)
+        if len(raw) != stop - start:
+            raise DamagedFileError(
+                f"{self.path}: bytes {start}..{stop} hold {self.what(first)}, but the file ends at "
+                f"{start + len(raw)}; the file is truncated"
+            )
+        return raw
 
     def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
         """The other columns of row group ``g`` from ``head``, its bytes up to its page's data, checked to end there."""
