@@ -68,9 +68,10 @@ def _fields_only(cls: type[T]) -> type[T]:
     ``dataclass(frozen=True)`` compiles ``__setattr__`` and ``__delattr__`` (~1.4 M instructions a class), so
     the fields are collected with ``frozen=False`` and :func:`frozen` adds shared ones. A base made by
     ``@frozen`` says frozen (so ``@dataclass(frozen=True)`` subclasses work), which ``dataclass`` refuses
-    under a non-frozen class: it is marked not frozen while its subclass is made (both are defined by the
-    module being imported, which no other thread can subclass yet). Under a frozen base that ``@dataclass``
-    made, the class is made frozen by ``dataclass`` itself.
+    under a non-frozen class: it is marked not frozen while its subclass is made, under a lock that every
+    ``@frozen`` takes. A ``@dataclass(frozen=True)`` subclass of the same base made by another thread in that
+    instant (microseconds, at import time) would be refused; nothing in this package does that. Under a frozen
+    base that ``@dataclass`` made, the class is made frozen by ``dataclass`` itself.
     """
     params = [b.__dict__["__dataclass_params__"] for b in cls.__mro__[1:] if "__dataclass_params__" in b.__dict__]
     marked = [b.__dict__.get(_MARK, False) for b in cls.__mro__[1:] if "__dataclass_params__" in b.__dict__]
