@@ -20,6 +20,14 @@ def flip_byte(file: Path, at: int, mask: int = 0x01) -> None:
         f.write(bytes([byte[0] ^ mask]))
 
 
+def lie_in_length(file: Path, page: int, length: int = 77) -> None:
+    """Overwrite the 4-byte length prefix of the one PLAIN value of the page at ``page`` of ``file`` (after its
+    4 + 2 level bytes) with ``length``, in place."""
+    with open(file, "r+b") as f:
+        f.seek(page + 6)
+        f.write(length.to_bytes(4, "little"))
+
+
 def chunk_page(src: DatasetSource, group: int) -> tuple[int, int]:
     """(offset, compressed size) of row group ``group``'s page in ``src``'s one page-ranged chunks file."""
     frag = src._opened.fragment(0)

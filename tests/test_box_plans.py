@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from damage import chunk_page, flip_byte
+from damage import chunk_page, flip_byte, lie_in_length
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,9 +181,7 @@ def test_a_whole_chunk_box_is_read_again_and_checked_on_every_read(tmp_path: Pat
 def test_a_lying_page_head_is_refused_on_the_planned_path(tmp_path: Path) -> None:
     out, src, sel, _ = damaged_setup(tmp_path)
     off, _ = chunk_page(src, 3)
-    with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix lies
-        f.seek(off + 6)
-        f.write((77).to_bytes(4, "little"))
+    lie_in_length(out / "chunks.parquet", off)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(sel)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from damage import flip_byte
+from damage import flip_byte, lie_in_length
 from test_box_plans import box, pixels, planned, written
 
 import ome_arrow_core.typed_chunk.box_plans as box_plans
@@ -135,9 +135,7 @@ def test_an_unusual_head_in_a_unit_is_read_through_the_page_and_still_checked(tm
 def test_a_lying_length_prefix_in_a_unit_is_refused(tmp_path: Path) -> None:
     out, src, sel, _ = unit_setup(tmp_path)
     o, _ = page(src, sel, 6)
-    with open(out / "chunks.parquet", "r+b") as f:
-        f.seek(o + 6)
-        f.write((77).to_bytes(4, "little"))
+    lie_in_length(out / "chunks.parquet", o)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(sel)
 
@@ -234,9 +232,7 @@ def test_an_unusual_head_read_straight_is_read_as_usual_and_still_checked(tmp_pa
     flip_byte(out / "chunks.parquet", o + 20)
     with pytest.raises(ChecksumError, match="do not match their checksum"):
         src.read(sel)
-    with open(out / "chunks.parquet", "r+b") as f:  # its length prefix lies
-        f.seek(o + 6)
-        f.write((77).to_bytes(4, "little"))
+    lie_in_length(out / "chunks.parquet", o)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(sel)
 

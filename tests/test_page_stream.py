@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from damage import audited, chunk_page, flip_byte
+from damage import audited, chunk_page, flip_byte, lie_in_length
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,9 +190,7 @@ def test_damage_in_the_middle_of_a_streamed_selection_is_refused(
     )
     flip_byte(out / "chunks.parquet", off + size // 2)  # repaired
     np.testing.assert_array_equal(src.read(sel), sel.apply(a[None]))
-    with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix lies
-        f.seek(off + 6)
-        f.write((77).to_bytes(4, "little"))
+    lie_in_length(out / "chunks.parquet", off)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(sel)
 

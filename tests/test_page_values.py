@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from damage import lie_in_length
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -148,9 +149,7 @@ def test_a_page_not_holding_one_value_is_refused(tmp_path: Path) -> None:
     out = written(tmp_path, image(), chunk_shape=(1, 35, 45), compression=None)
     src = audited_source(out)
     off, _ = page_of(src, 3)
-    with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix, after 4 + 2 level bytes
-        f.seek(off + 6)
-        f.write((12345).to_bytes(4, "little"))
+    lie_in_length(out / "chunks.parquet", off, 12345)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(src_selection(src))
 

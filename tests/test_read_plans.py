@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from damage import audited, chunk_page, flip_byte
+from damage import audited, chunk_page, flip_byte, lie_in_length
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -210,9 +210,7 @@ def test_a_lying_length_in_a_whole_chunk_page_is_refused(tmp_path: Path) -> None
     full = Selection.full(src.meta.sizes)
     whole = full.select(z=0, c=0, y=range(0, 32), x=range(0, 40))
     off, _ = chunk_page(src, 0)
-    with open(out / "chunks.parquet", "r+b") as f:  # the value's length prefix lies
-        f.seek(off + 6)
-        f.write((77).to_bytes(4, "little"))
+    lie_in_length(out / "chunks.parquet", off)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read_many([whole, whole])
 
