@@ -49,6 +49,7 @@ from ..typed_chunk import (
     IMAGES_SCHEMA,
     dataset_path,
     image_meta,
+    open_files,
     read_rows,
 )
 from ..uniques import unique
@@ -208,6 +209,15 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
         member, row = self._positions.one(self._index(i))
         part = self._parts[member]
         return ImageLocation(part.kind, part.path, row, part.column, self._verify)
+
+    def open_files(self) -> None:
+        """Open the files of every chunk dataset of this one in this process now (footers parsed, nothing read):
+        processes forked afterwards (a DataLoader's workers, new each epoch) share the checks their first reads
+        pass, instead of each paying them again. The torch datasets call this when made."""
+        for part in self._parts:
+            if part.kind == "chunks":
+                with reading(part.path, None, "opening a dataset"), blaming(part.path):
+                    open_files(Path(part.path), self._registry)
 
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .footers import footer_rows as table_rows
     from .group_sums import check_whole as check_whole_tables
     from .group_sums import recorded_rows
+    from .opening import open_files
     from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
     from .remote_writes import remote_target, write_remote_dataset
     from .rows import read_rows
@@ -80,6 +81,7 @@ __all__ = [
     "DatasetSource",
     "image_meta",
     "read_rows",
+    "open_files",
     "write_images",
     "stream_dataset",
     "compact_dataset",
@@ -103,6 +105,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "remote_target": (".remote_writes", "remote_target"),
     "write_remote_dataset": (".remote_writes", "write_remote_dataset"),
     "read_rows": (".rows", "read_rows"),
+    "open_files": (".opening", "open_files"),
     "DatasetSource": (".source", "DatasetSource"),
     "image_meta": (".source", "image_meta"),
     "BASE_CHUNKS": (".spec", "BASE_CHUNKS"),

@@ -229,6 +229,11 @@ class GroupedChecks:
         """True when a row of ``groups`` has not been compared with the index in full yet."""
         return any(check.unaudited(groups[sel]) for check, sel in self._split(groups))
 
+    def trust(self, groups: np.ndarray) -> None:
+        """Count the rows of ``groups`` as audited (as :meth:`ReadCheck.trust`)."""
+        for check, sel in self._split(groups):
+            check.trust(groups[sel])
+
     def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
         """Compare the rows read (as :meth:`ReadCheck.check`), each group by the check of its index row group."""
         for check, sel in self._split(groups):

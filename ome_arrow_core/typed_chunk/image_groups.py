@@ -79,6 +79,7 @@ class ImageRows:
         self._groups: OrderedDict[tuple[int, int], pa.RecordBatch] = OrderedDict()
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lists: OrderedDict[tuple[int, int], list[list[Any]]] = OrderedDict()
+        self._values: OrderedDict[tuple[int, int, str], list[Any]] = OrderedDict()
         self._served: dict[tuple[int, int], int] = {}
         self._metas: OrderedDict[int, ImageMeta] = OrderedDict()
         self._lock = threading.Lock()
@@ -135,6 +136,26 @@ class ImageRows:
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
             return row
+
+    def value(self, pos: int, name: str) -> Any:
+        """Column ``name`` of image row ``pos``: of its row as :meth:`row` has it, or from its row group's column,
+        converted to Python values once (a batch's dtypes need not convert every column of every row)."""
+        with self._lock:
+            hit = self._rows.get(pos)
+            if hit is not None:
+                return hit[name]
+            part, g, k = self.locate(pos)
+            values = self._values.get((part, g, name))
+            if values is None:
+                group = self._group(part, g)
+                if name not in group.schema.names:
+                    raise KeyError(name)
+                values = self._values[(part, g, name)] = _as_list(group.column(name))
+                while len(self._values) > GROUPS_KEPT:
+                    self._values.popitem(last=False)
+            else:
+                self._values.move_to_end((part, g, name))
+            return values[k]
 
     def _group_lists(self, key: tuple[int, int], group: pa.RecordBatch) -> list[list[Any]] | None:
         """The columns of row group ``key`` as Python lists, once it has served enough rows (else None)."""

@@ -30,6 +30,7 @@ from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
 from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
+from .ledger import Ledger
 from .packed_groups import PackedGroups
 from .page_index import listed_codec
 from .page_reads import paged_fragment
@@ -77,6 +78,8 @@ class OpenedDataset:
     aligned: AlignedIndex | None = None
     #: Packed chunk row groups read recently, decoded and checked (see :mod:`.packed_groups`).
     packed: PackedGroups = field(default_factory=PackedGroups)
+    #: Checks passed by any process that opened the same files (see :mod:`.ledger`); None: none shared.
+    ledger: Ledger | None = None
 
     @property
     def table(self) -> pa.Table:

@@ -28,6 +28,7 @@ from .file_version import file_version
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
 from .image_groups import ImageRows, footers_of
+from .ledger import forget_ledgers, ledger_for
 from .opened import OpenedDataset
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import listed_codec
@@ -35,7 +36,7 @@ from .page_reads import ranged_rows_bound
 from .spec import FORMAT_VERSION, MANIFEST, read_manifest
 from .tables import Part, images_schema, parts_of, read_indexes
 
-__all__ = ["open_dataset", "clear_cache", "CACHE_SIZE"]
+__all__ = ["open_dataset", "open_files", "clear_cache", "CACHE_SIZE"]
 
 #: The files whose versions key an opened dataset (the manifest commits every write; the base tables and chunks
 #: file are replaced by a compaction).
@@ -71,9 +72,11 @@ CACHE_SIZE = 32
 
 
 def clear_cache() -> None:
-    """Forget every opened dataset of this process (the next open parses the files again)."""
+    """Forget every opened dataset of this process and the checks its reads passed (the next open parses the files
+    again, its reads check them again)."""
     with _cache_lock:
         _cache.clear()
+    forget_ledgers()
 
 
 def open_dataset(path: Path, registry: Registry | None = None, verify: bool | None = None) -> OpenedDataset:
@@ -115,11 +118,22 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
     else:
         guard.whole([p.index for p in parts])  # read whole
         opened = _whole(path, manifest, parts, images, registry)
+    rows = (
+        sum(int(s[-1]) for s in starts) if opened.aligned is not None and starts is not None else opened.index.num_rows
+    )
+    # checks another process of the same files (this one's parent) passed: not paid again here
+    opened.ledger = ledger_for((key[0], *key[2:-2], checked), key[0], opened.fragment_names, opened.image_count, rows)
     with _cache_lock:
         _cache[key] = opened
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return opened
+
+
+def open_files(path: Path, registry: Registry | None = None) -> None:
+    """Open the dataset at ``path`` in this process now, as its reads will (see :func:`open_dataset`): processes
+    forked later (a DataLoader's workers) share the checks their reads pass (see :mod:`.ledger`)."""
+    open_dataset(path, registry)
 
 
 def _aligned(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,8 +12,13 @@ from ..chunks import ChunkTable, box_projections
 from ..errors import SchemaError
 from ..registry import Registry
 from ..selection import Selection
+from ..uniques import unique
 from .chunk_reads import Placement, read_placements
 from .opening import open_dataset
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .opened import OpenedDataset
 
 __all__ = ["read_rows"]
 
@@ -47,11 +53,14 @@ def read_rows(
     rows = np.concatenate(picked)
     table = opened.chunk_table(rows)  # the batch's origins and shapes, gathered once: each image checks its slice
     ends = np.cumsum([len(r) for r in picked])
-    for pos, mine, stop in zip(positions, picked, ends.tolist()):
-        start = stop - len(mine)
-        opened.verify(pos, mine, ChunkTable(table.origin[start:stop], table.shape[start:stop]))
-    opened.bound_many(positions, picked)
-    dtypes = [np.dtype(opened.row(pos)["dtype"]) for pos in positions]
+    ledger = opened.ledger
+    fresh = [True] * len(positions) if ledger is None else (~ledger.checked(positions)).tolist()
+    for pos, mine, stop, todo in zip(positions, picked, ends.tolist(), fresh):
+        if todo:  # else checked by a process of the same files (see ledger)
+            start = stop - len(mine)
+            opened.verify(pos, mine, ChunkTable(table.origin[start:stop], table.shape[start:stop]))
+    opened.bound_many([p for p, f in zip(positions, fresh) if f], [m for m, f in zip(picked, fresh) if f])
+    dtypes = [np.dtype(opened.images.value(pos, "dtype")) for pos in positions]
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
     placements: list[Placement] = []
     boxes = [_box(sel) for sel in sels]
@@ -70,7 +79,44 @@ def read_rows(
                 Placement(int(rows[mine[p.row]]), p, outs[k], dtypes[k])
                 for p in ChunkTable(table.origin[mine], table.shape[mine]).projections(sels[k])
             ]
+    read = np.fromiter((p.row for p in placements), dtype=np.int64, count=len(placements))
+    if ledger is not None:
+        _trust(opened, ledger, read)
     read_placements(opened, placements, verify)
+    if ledger is not None:
+        ledger.mark_checked(positions)
+        _mark(opened, ledger, read)
+
+
+def _by_file(opened: OpenedDataset, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(chunk file code, its index rows of ``rows``, their row groups, ascending and distinct) per chunk file."""
+    assert opened.fragment_code is not None
+    codes = opened.fragment_code[rows]
+    groups = opened.columns["row_group_id"]
+    if bool((codes == codes[0]).all()):  # one chunk file (most datasets): no per-file masks
+        yield int(codes[0]), rows, unique(groups[rows].astype(np.int64))
+        return
+    for code in unique(codes).tolist():
+        mine = rows[codes == code]
+        yield int(code), mine, unique(groups[mine].astype(np.int64))
+
+
+def _trust(opened: OpenedDataset, ledger: Ledger, rows: np.ndarray) -> None:
+    """Count the row groups of index rows ``rows`` that the ledger says were audited as audited in this process."""
+    if not len(rows):
+        return
+    for code, mine, groups in _by_file(opened, rows):
+        if ledger.audited(mine):
+            opened.read_check(code).trust(groups)
+
+
+def _mark(opened: OpenedDataset, ledger: Ledger, rows: np.ndarray) -> None:
+    """Record in the ledger the index rows of ``rows`` whose row groups this process has audited."""
+    if not len(rows):
+        return
+    for code, mine, groups in _by_file(opened, rows):
+        if not opened.read_check(code).unaudited(groups):
+            ledger.mark_audited(mine)
 
 
 def _box(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:

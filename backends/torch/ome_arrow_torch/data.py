@@ -82,6 +82,7 @@ class _Samples:
         target: str | Sequence[str] | None = None,
     ) -> None:
         self.dataset = _as_dataset(source, filter)
+        self.dataset.open_files()  # before any DataLoader forks workers: they share what their reads check
         given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
         if len(given) > 1:
             raise SelectionError(f"pass only one of roi, tile and crop; got {', '.join(given)}")
