@@ -46,8 +46,9 @@ table reports medians over the rounds (rate, ratio to the same round's raw, the 
 and the 1-minute load average while the case ran: on a shared machine compare ratios, not rates.
 ``CPU x raw`` is the CPU time (the case's process and every process under it: DataLoader
 workers, Ray and Dask workers) per byte delivered in the best epoch, over raw's: it does not
-depend on how busy the machine is. With 2 workers on 2 free cores the rate ratio can reach
-about 2 / ``CPU x raw``.
+depend on how busy the machine is (``CPU us/image``: the same CPU time per image). With 2 workers
+on 2 free cores the rate ratio can reach about 2 / ``CPU x raw``. Any worker count works in a case
+name (``map-w1``: the worker reads while the main process waits, so the two hardly compete for a core).
 
 Rates are bytes of pixels delivered per second; ``first`` is epoch 1 (workers starting and
 opening files), ``best`` the fastest later epoch (persistent workers). The targets (issue 14):
@@ -262,6 +263,7 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
         "MB_per_s": best[2] / best[0] / 1e6,
         "first_MB_per_s": first[2] / first[0] / 1e6,
         "cpu_s": best[3],
+        "cpu_us_per_image": best[3] / best[1] * 1e6,
         "cpu_s_per_GB": best[3] / (best[2] / 1e9),
         "peak_rss_mib": rss(),
         "peak_rss_workers_mib": rss(resource.RUSAGE_CHILDREN),
@@ -357,6 +359,7 @@ def main() -> None:
             "x raw",
             "x raw range",
             "CPU x raw",
+            "CPU us/image",
             "x s3-raw",
             "load",
             "RSS MiB",
@@ -373,6 +376,7 @@ def main() -> None:
                 f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
                 f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if r["ratio"] is not None else "-",
                 f"{r['cpu_ratio']:.2f}" if r["cpu_ratio"] is not None else "-",
+                f"{r['cpu_us_per_image']:.0f}",
                 f"{r['s3_ratio']:.2f}" if r["s3_ratio"] is not None else "-",
                 f"{r['load']:.1f}",
                 f"{r['peak_rss_mib']:.0f}",
