@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import multiprocessing
 import os
 import subprocess
@@ -280,3 +281,51 @@ def test_a_live_worker_is_kept_and_a_reused_pid_is_not() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # reaped: gone from /proc
     assert not running(child.pid)
+
+
+# -- new workers every epoch (DataLoader's default persistent_workers=False) ------------------------------------
+def _epoch_batches(loader: DataLoader) -> list[tuple[torch.Tensor, torch.Tensor]]:  # type: ignore[type-arg]
+    return [(xb, yb) for xb, yb in loader]
+
+
+def _check(batches: list[tuple[torch.Tensor, torch.Tensor]], arrs: np.ndarray) -> None:
+    for xb, yb in batches:
+        np.testing.assert_array_equal(xb.numpy(), arrs[yb.numpy()])
+    assert sorted(i for _, yb in batches for i in yb.tolist()) == list(range(N))
+
+
+def test_new_workers_adopt_the_pools_their_predecessors_left(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    loader = _loader(OMEArrowTorchDataset(path, target="label"), batch_size=2)
+    _check(_epoch_batches(loader), arrs)
+    sent, tokens = received["segments"], set(_mapped)
+    for _ in range(2):
+        _check(_epoch_batches(loader), arrs)  # each batch freed before the next epoch's workers start
+    assert received["segments"] == sent  # no segment made or sent again: the same pools, refilled
+    assert tokens <= set(_mapped)
+
+
+def test_batches_held_across_epochs_are_never_overwritten(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    loader = _loader(OMEArrowTorchDataset(path, target="label"), batch_size=2)
+    kept = _epoch_batches(loader)  # every slot of the first workers still held here
+    for _ in range(2):
+        _check(_epoch_batches(loader), arrs)  # the adopters fill only freed slots (or fresh segments)
+    _check(kept, arrs)
+
+
+def test_two_loaders_of_one_dataset_never_fill_one_pool_together(plate: tuple[Path, np.ndarray]) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, target="label")
+    first, second = _loader(ds, batch_size=2), _loader(ds, batch_size=3)
+    _check(_epoch_batches(first), arrs)  # pools of worker 0 and 1 of this dataset, left for adoption
+    for _ in range(2):
+        a: list[tuple[torch.Tensor, torch.Tensor]] = []
+        b: list[tuple[torch.Tensor, torch.Tensor]] = []
+        its = [iter(first), iter(second)]  # both loaders' workers live at once, each wanting the same pools
+        for got in itertools.zip_longest(*its):
+            for into, item in zip((a, b), got):
+                if item is not None:
+                    into.append(item)
+        _check(a, arrs)  # held to the end: a slot filled by two workers would show here
+        _check(b, arrs)

@@ -83,6 +83,8 @@ class _Samples:
     ) -> None:
         self.dataset = _as_dataset(source, filter)
         self.dataset.open_files()  # before any DataLoader forks workers: they share what their reads check
+        #: Names this dataset's workers' buffer pools: each epoch's new worker adopts its predecessor's (see pool).
+        self._pool_key = os.urandom(8).hex()
         given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
         if len(given) > 1:
             raise SelectionError(f"pass only one of roi, tile and crop; got {', '.join(given)}")
@@ -241,7 +243,9 @@ class _Samples:
         """This worker process's shared-memory buffers (made on first use in each process)."""
         pool = self.__dict__.get("_pool")
         if pool is None or pool[0] != os.getpid():
-            pool = self.__dict__["_pool"] = (os.getpid(), BatchPool())
+            info = get_worker_info()
+            owner = (self._pool_key, info.id) if info is not None else None
+            pool = self.__dict__["_pool"] = (os.getpid(), BatchPool(owner=owner))
         return pool[1]
 
     def __getstate__(self) -> dict[str, Any]:

@@ -22,12 +22,22 @@ mapping, keyed by the pool's random token and the slot, and later batches of the
 travel as ``(token, slot, shape, dtype)``. Each arrival gets a storage object of its own
 over the kept mapping, so its weak reference still tells when that batch is freed. The
 main process drops the mappings of pools whose worker process has exited.
+
+DataLoader's default ``persistent_workers=False`` forks new workers every epoch, which would fill
+and send fresh segments every epoch. A new worker inherits the main process's mappings, so it
+adopts the pool that the previous worker of the same dataset and worker id left: it refills the
+slots the main process has freed, and its batches travel as ``(token, slot, ...)`` from the start.
+Only one live worker may fill a pool: the main process makes a lock for each pool it receives,
+and a worker adopts a pool only when its last filler has exited and it takes that lock (released
+when the worker exits); the main process drops a pool only once it takes the lock itself.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
+from multiprocessing import util
 from typing import Any
 
 import numpy as np
@@ -57,18 +67,44 @@ _FREE, _BUSY = 0, 1
 class BatchPool:
     """Shared-memory buffers of one worker process, refilled once the main process frees them."""
 
-    def __init__(self, max_slots: int = MAX_SLOTS, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self, max_slots: int = MAX_SLOTS, max_bytes: int = MAX_BYTES, owner: tuple[str, int] | None = None
+    ) -> None:
+        """``owner``: (dataset key, worker id) of a DataLoader worker: it adopts the pool its predecessor left."""
         self.max_slots = int(max_slots)
         self.max_bytes = int(max_bytes)
-        self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
-        self._slots: list[torch.UntypedStorage] = []
-        #: Names this pool in the main process, which keeps the mappings of the slots sent once.
-        self.token = os.urandom(8).hex()
+        self.owner = owner
         self.pid = os.getpid()
-        self.sent: set[int] = set()
         #: Batches served from a kept buffer / from a fresh segment (for tests and benchmarks).
         self.reused = 0
         self.fresh = 0
+        self.adopted = owner is not None and self._adopt(owner)
+        if not self.adopted:
+            self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
+            self._slots: list[torch.UntypedStorage] = []
+            #: Names this pool in the main process, which keeps the mappings of the slots sent once.
+            self.token = os.urandom(8).hex()
+            self.sent: set[int] = set()
+
+    def _adopt(self, owner: tuple[str, int]) -> bool:
+        """Take over the pool of ``owner``'s exited predecessor, as this (forked) process inherited the main
+        process's mappings of it; False when there is none to take."""
+        for token, (pid, flags, slots, start) in list(_mapped.items()):
+            claim = _claims.get(token)
+            if claim is None or claim.owner != owner or len(flags) != self.max_slots or running(pid, start):
+                continue
+            if claim.adopter_running() or not claim.lock.acquire(block=False):
+                continue
+            claim.cell[0], claim.cell[1] = self.pid, process_start(self.pid) or -1
+            util.Finalize(None, claim.lock.release, exitpriority=0)  # at this worker's exit: the next may adopt
+            n = 0
+            while n in slots and n < self.max_slots:
+                n += 1
+            self.flags, self.token = flags, token
+            self._slots = [torch.from_numpy(slots[k]).untyped_storage() for k in range(n)]
+            self.sent = set(range(n))  # mapped in the main process already
+            return True
+        return False
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, int | None]:
         """An uninitialised tensor in shared memory and its slot (None: a fresh, unpooled segment)."""
@@ -121,9 +157,23 @@ class PooledTensor(torch.Tensor):
         if get_worker_info() is None:  # not on its way to the DataLoader's main process
             return (_received, (plain, pool.flags, slot))
         if slot in pool.sent:
-            return (_received_again, (pool.token, slot, tuple(plain.shape), plain.dtype))
+            return (_received_again, (pool.token, slot, tuple(plain.shape), plain.dtype, pool.pid))
         pool.sent.add(slot)
-        return (_received, (plain, pool.flags, slot, pool.token, pool.pid))
+        return (_received, (plain, pool.flags, slot, pool.token, pool.pid, pool.owner))
+
+
+class _Claim:
+    """Who may fill a pool whose filler exited: the worker of the same ``owner`` that takes ``lock`` (made in the
+    main process, inherited by the workers forked after it); ``cell`` holds its pid and start time."""
+
+    def __init__(self, owner: tuple[str, int]) -> None:
+        self.owner = owner
+        self.lock = multiprocessing.Lock()
+        self.cell: Any = multiprocessing.RawArray("q", 2)
+
+    def adopter_running(self) -> bool:
+        pid, start = int(self.cell[0]), int(self.cell[1])
+        return pid > 0 and running(pid, start if start >= 0 else None)
 
 
 _held: list[tuple[StorageWeakRef, torch.Tensor, int]] = []
@@ -133,14 +183,22 @@ received = {"segments": 0, "on_kept": 0}
 #: Main process: token -> (worker pid, flags, {slot: the slot's segment as a uint8 array}, the worker's start time
 #: (see :func:`process_start`)).
 _mapped: dict[str, tuple[int, torch.Tensor, dict[int, np.ndarray], int | None]] = {}
+#: Main process: token -> who may adopt the pool once its worker has exited (pools of DataLoader workers only).
+_claims: dict[str, _Claim] = {}
 
 
 def _received(
-    tensor: torch.Tensor, flags: torch.Tensor, slot: int, token: str | None = None, pid: int = 0
+    tensor: torch.Tensor,
+    flags: torch.Tensor,
+    slot: int,
+    token: str | None = None,
+    pid: int = 0,
+    owner: tuple[str, int] | None = None,
 ) -> torch.Tensor:
     """Unpickling a PooledTensor (main process): free the slots nobody holds any more, watch this one.
 
-    With a ``token`` (sent by a DataLoader worker) the slot's segment is kept for its later batches.
+    With a ``token`` (sent by a DataLoader worker) the slot's segment is kept for its later batches; with an
+    ``owner`` the pool may be adopted by that owner's next worker.
     """
     if token is not None:
         whole = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
@@ -148,18 +206,23 @@ def _received(
             _forget_exited()
             if token not in _mapped:
                 _mapped[token] = (pid, flags, {}, process_start(pid))
+                if owner is not None:
+                    _claims[token] = _Claim(owner)
             _mapped[token][2][slot] = whole.numpy()
             received["segments"] += 1
-        return _received_again(token, slot, tuple(tensor.shape), tensor.dtype)
+        return _received_again(token, slot, tuple(tensor.shape), tensor.dtype, pid)
     release()
     return _watch(tensor, flags, slot)
 
 
-def _received_again(token: str, slot: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Unpickling a batch of a slot whose segment the main process already maps: a tensor on it."""
+def _received_again(token: str, slot: int, shape: tuple[int, ...], dtype: torch.dtype, pid: int = 0) -> torch.Tensor:
+    """Unpickling a batch of a slot whose segment the main process already maps: a tensor on it (``pid``: the
+    worker that filled it, which may have adopted the pool)."""
     release()
     with _held_lock:
         entry = _mapped.get(token)
+        if entry is not None and pid and entry[0] != pid:
+            entry = _mapped[token] = (pid, entry[1], entry[2], process_start(pid))
     if entry is None or slot not in entry[2]:
         raise RuntimeError(
             "a pooled batch arrived for a shared-memory slot this process never received; pooled batches "
@@ -179,10 +242,16 @@ def _watch(tensor: torch.Tensor, flags: torch.Tensor, slot: int) -> torch.Tensor
 
 
 def _forget_exited() -> None:
-    """Drop the kept segments of pools whose worker process has exited (call with the lock held)."""
+    """Drop the kept segments of pools whose worker process has exited and that no live worker adopted (call with
+    the lock held). A dropped pool's claim stays taken: a worker forked before cannot adopt it any more."""
     for token, (pid, _, _, start) in list(_mapped.items()):
-        if not running(pid, start):
-            del _mapped[token]
+        if running(pid, start):
+            continue
+        claim = _claims.get(token)
+        if claim is not None and (claim.adopter_running() or not claim.lock.acquire(block=False)):
+            continue  # adopted: its new worker's first batch is on its way
+        del _mapped[token]
+        _claims.pop(token, None)
 
 
 def process_start(pid: int) -> int | None:
@@ -237,3 +306,8 @@ def release() -> int:
                 kept.append((ref, flags, slot))
         _held[:] = kept
         return len(kept)
+
+
+# Before a fork (a DataLoader starting workers) the slots of batches freed since the last arrival are marked free,
+# so that the new workers, adopting their predecessors' pools, find them free.
+os.register_at_fork(before=release)
