@@ -17,7 +17,6 @@ from .chunk_reads import Placement, read_placements
 from .opening import open_dataset
 
 if TYPE_CHECKING:
-    from .ledger import Ledger
     from .opened import OpenedDataset
 
 __all__ = ["read_rows"]
@@ -80,12 +79,17 @@ def read_rows(
                 for p in ChunkTable(table.origin[mine], table.shape[mine]).projections(sels[k])
             ]
     read = np.fromiter((p.row for p in placements), dtype=np.int64, count=len(placements))
-    if ledger is not None:
-        _trust(opened, ledger, read)
+    files = list(_by_file(opened, read)) if ledger is not None and len(read) else []
+    for code, mine, groups in files:  # row groups another process of the same files audited: not again here
+        check = opened.read_check(code)
+        if check.unaudited(groups) and ledger is not None and ledger.audited(mine):
+            check.trust(groups)
     read_placements(opened, placements, verify)
     if ledger is not None:
         ledger.mark_checked(positions)
-        _mark(opened, ledger, read)
+        for code, mine, groups in files:  # what this process audited, for the processes forked after it
+            if not ledger.audited(mine) and not opened.read_check(code).unaudited(groups):
+                ledger.mark_audited(mine)
 
 
 def _by_file(opened: OpenedDataset, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -99,24 +103,6 @@ def _by_file(opened: OpenedDataset, rows: np.ndarray) -> Iterator[tuple[int, np.
     for code in unique(codes).tolist():
         mine = rows[codes == code]
         yield int(code), mine, unique(groups[mine].astype(np.int64))
-
-
-def _trust(opened: OpenedDataset, ledger: Ledger, rows: np.ndarray) -> None:
-    """Count the row groups of index rows ``rows`` that the ledger says were audited as audited in this process."""
-    if not len(rows):
-        return
-    for code, mine, groups in _by_file(opened, rows):
-        if ledger.audited(mine):
-            opened.read_check(code).trust(groups)
-
-
-def _mark(opened: OpenedDataset, ledger: Ledger, rows: np.ndarray) -> None:
-    """Record in the ledger the index rows of ``rows`` whose row groups this process has audited."""
-    if not len(rows):
-        return
-    for code, mine, groups in _by_file(opened, rows):
-        if not opened.read_check(code).unaudited(groups):
-            ledger.mark_audited(mine)
 
 
 def _box(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:
