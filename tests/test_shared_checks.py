@@ -139,3 +139,22 @@ def test_a_ledger_marks_only_what_it_holds() -> None:
     assert ledger.audited(np.array([0, 1])) and ledger.audited(np.array([3]))
     assert not ledger.audited(np.array([2])) and not ledger.audited(np.array([4]))
     assert not ledger.audited(np.array([], dtype=np.int64))
+
+
+def test_a_touched_chunk_file_of_an_append_is_audited_again(tmp_path: Path, audits: list[int]) -> None:
+    clear_cache()
+    path, arrs = _plate(tmp_path / "p", n=6)
+    more = np.random.default_rng(1).integers(0, 65535, (6, *SHAPE), dtype=np.uint16)
+    write_dataset(list(more), path, dim_order="CYX", progress=False, mode="append")
+    ds = OMEArrowDataset.scan(path).select(range(6, 12))  # the appended images only
+    ds.open_files()
+    got, audited = _forked(lambda: _read(ds, audits))
+    assert got == more.tobytes() and audited > 0
+    assert _forked(lambda: _read(ds, audits)) == (more.tobytes(), 0)
+    names = open_dataset(path).fragment_names
+    appended = [n for n in names if n != "chunks.parquet"]
+    assert appended  # the append wrote a chunk file of its own, which no table's version stamps
+    st = os.stat(path / appended[0])
+    os.utime(path / appended[0], ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    got, audited = _forked(lambda: _read(ds, audits))
+    assert got == more.tobytes() and audited > 0
