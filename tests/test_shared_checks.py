@@ -143,7 +143,7 @@ def test_a_ledger_marks_only_what_it_holds() -> None:
 
 def test_a_touched_chunk_file_of_an_append_is_audited_again(tmp_path: Path, audits: list[int]) -> None:
     clear_cache()
-    path, arrs = _plate(tmp_path / "p", n=6)
+    path, _ = _plate(tmp_path / "p", n=6)
     more = np.random.default_rng(1).integers(0, 65535, (6, *SHAPE), dtype=np.uint16)
     write_dataset(list(more), path, dim_order="CYX", progress=False, mode="append")
     ds = OMEArrowDataset.scan(path).select(range(6, 12))  # the appended images only
