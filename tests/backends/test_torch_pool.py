@@ -329,3 +329,46 @@ def test_two_loaders_of_one_dataset_never_fill_one_pool_together(plate: tuple[Pa
                     into.append(item)
         _check(a, arrs)  # held to the end: a slot filled by two workers would show here
         _check(b, arrs)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_a_pool_whose_adopter_died_holding_its_lock_is_dropped_at_the_second_look() -> None:
+    from ome_arrow_torch.pool import _Claim, _claims
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # an exited process: the pool's first filler, then its adopter
+    token, claim = "dead-adopter-test", _Claim(("key", 0))
+    assert claim.lock.acquire(block=False)  # taken by the adopter, never released (it was killed)
+    claim.cell[0], claim.cell[1] = child.pid, -1
+    with _held_lock:
+        _mapped[token] = (child.pid, torch.zeros(1, dtype=torch.uint8), {0: np.zeros(8, dtype=np.uint8)}, None)
+        _claims[token] = claim
+        try:
+            _forget_exited()
+            assert token in _mapped  # maybe a live adopter that has not said so yet
+            _forget_exited()
+            assert token not in _mapped and token not in _claims
+        finally:
+            _mapped.pop(token, None)
+            _claims.pop(token, None)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_a_pool_adopted_by_a_live_worker_is_kept() -> None:
+    from ome_arrow_torch.pool import _Claim, _claims
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # the pool's first filler, exited
+    token, claim = "live-adopter-test", _Claim(("key", 0))
+    assert claim.lock.acquire(block=False)
+    claim.cell[0], claim.cell[1] = os.getpid(), process_start(os.getpid()) or -1  # the adopter: this process
+    with _held_lock:
+        _mapped[token] = (child.pid, torch.zeros(1, dtype=torch.uint8), {0: np.zeros(8, dtype=np.uint8)}, None)
+        _claims[token] = claim
+        try:
+            for _ in range(3):
+                _forget_exited()
+                assert token in _mapped
+        finally:
+            _mapped.pop(token, None)
+            _claims.pop(token, None)

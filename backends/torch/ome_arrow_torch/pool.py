@@ -170,6 +170,8 @@ class _Claim:
         self.owner = owner
         self.lock = multiprocessing.Lock()
         self.cell: Any = multiprocessing.RawArray("q", 2)
+        #: The exited adopter seen holding the lock by the last look of the main process (see _forget_exited).
+        self.suspect = 0
 
     def adopter_running(self) -> bool:
         pid, start = int(self.cell[0]), int(self.cell[1])
@@ -249,7 +251,13 @@ def _forget_exited() -> None:
             continue
         claim = _claims.get(token)
         if claim is not None and (claim.adopter_running() or not claim.lock.acquire(block=False)):
-            continue  # adopted: its new worker's first batch is on its way
+            holder = int(claim.cell[0])
+            if claim.adopter_running() or holder <= 0 or claim.suspect != holder:
+                # adopted: its new worker's first batch is on its way (or it has taken the lock and not yet said
+                # so: looked at again next time)
+                claim.suspect = holder
+                continue
+            # the same exited adopter holds the lock at two looks: it died before releasing it
         del _mapped[token]
         _claims.pop(token, None)
 
