@@ -126,7 +126,11 @@ class BoxPlan:
         return view_buffer(buf, self.dtype, self.shape)
 
     def read_into(self, out: np.ndarray, verify: bool) -> None:
-        """Read every chunk into ``out`` (TZCYX, the box's shape), each checked (with ``verify``, its checksum)."""
+        """Read every chunk into ``out`` (TZCYX, the box's shape), each checked (with ``verify``, its checksum).
+
+        When a read or check fails (the error is raised), ``out`` holds no byte that failed or missed its check:
+        each region is either a chunk's checked pixels, zeros (a page read straight into it, then refused) or what
+        ``out`` held before."""
         sums = self.opened.sums if verify else None
         want: list[Any] = [None] * len(self.items)
         fn = None
@@ -235,22 +239,27 @@ class BoxPlan:
     ) -> bool:
         """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head at
         ``check``'s place in the scratch buffer ``view``) and check it; False, nothing checked, when its head is
-        not the usual one (the caller then reads the page as usual)."""
+        not the usual one (the caller then reads the page as usual). The pixels are zeroed again unless they were
+        checked (a refused page leaves no unchecked byte in the caller's output)."""
         k, n, row, g, end, at = check
-        got = os.preadv(
-            self.frag.fileno(), [view[at : at + USUAL_VALUE_AT], flat[into : into + n - USUAL_VALUE_AT]], first
-        )
-        if got < end:
-            raise DamagedFileError(
-                f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
-                f"{first + got}; the file is truncated"
-            )
-        if view[at : at + USUAL_VALUE_AT].tobytes() not in self.heads[n]:
-            return False
-        if want[k] is not None:
-            actual = fn(flat[into : into + n - USUAL_VALUE_AT])
-            if actual != want[k]:
-                raise mismatch(*self.opened.where(row), want[k], actual)
+        pixels = flat[into : into + n - USUAL_VALUE_AT]
+        try:
+            got = os.preadv(self.frag.fileno(), [view[at : at + USUAL_VALUE_AT], pixels], first)
+            if got < end:
+                raise DamagedFileError(
+                    f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
+                    f"{first + got}; the file is truncated"
+                )
+            if view[at : at + USUAL_VALUE_AT].tobytes() not in self.heads[n]:
+                pixels[:] = bytes(len(pixels))  # the usual read copies them again once checked
+                return False
+            if want[k] is not None:
+                actual = fn(pixels)
+                if actual != want[k]:
+                    raise mismatch(*self.opened.where(row), want[k], actual)
+        except BaseException:
+            pixels[:] = bytes(len(pixels))  # never leave bytes that failed (or missed) their check in the output
+            raise
         return True
 
     def _unusual(self, view: memoryview, k: int, at: int, want: list[Any], fn: Any) -> None:
