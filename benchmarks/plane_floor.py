@@ -1,6 +1,6 @@
 """Where a planned box read's time goes: kernel copy, checksum, placement copy and Python, against memcpy.
 
-    python benchmarks/plane_floor.py [--rounds 200] [--size 1024] [--chunks 256]
+    python benchmarks/plane_floor.py [--rounds 200] [--size 1024] [--chunks 256]   # --chunks 256x1024: y by x
 
 Image: 1x2x4xSxS uint16 of camera-like noise written with our defaults but the chunk edge, audited. For one full
 plane and the whole image, interleaved round by round in one process, process CPU time (median, ms) of:
@@ -92,7 +92,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--size", type=int, default=1024)
-    p.add_argument("--chunks", type=int, default=256)
+    p.add_argument("--chunks", default="256", help="chunk edge, or YxX")
     args = p.parse_args()
     import ome_arrow_core.typed_chunk.box_plans as bp
 
@@ -101,7 +101,8 @@ def main() -> None:
         s = args.size
         arr = L.camera_image((1, 2, 4, s, s))
         path = Path(tmp) / "ours.ome.parquet"
-        OMEArrow(arr).export("parquet", path, chunk_shape=(args.chunks, args.chunks))
+        cy, _, cx = args.chunks.partition("x")
+        OMEArrow(arr).export("parquet", path, chunk_shape=(int(cy), int(cx or cy)))
         img = OMEArrow.scan(path)
         img.to_numpy()  # audited
         full = Selection.full(img._source.meta.sizes)
