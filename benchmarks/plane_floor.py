@@ -11,7 +11,8 @@ plane and the whole image, interleaved round by round in one process, process CP
   page cache: no check, no placement); ``+hash``: each page's XXH3 over the scratch buffer too; ``+place``: the
   units' slice assignments into a fresh output too (the same steps as ``read`` with the least Python: its floor);
 - ``flat``: the box's bytes as one contiguous ``preadv`` into a fresh buffer plus one XXH3 of it: the floor of a
-  layout whose chunks are runs of the output (read straight into it, hashed there);
+  layout whose chunks are runs of the output (read straight into it, hashed there; for such a plan, e.g.
+  ``--chunks 256x1024``, ``flat`` is the floor and ``+place`` the scratch route its straight reads avoid);
 - ``memcpy``: numpy's copy of the same pixels into fresh memory (compare_peers.py's memcpy).
 
 Prints each, its share of ``read`` and its ratio to memcpy.
