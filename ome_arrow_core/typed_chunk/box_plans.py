@@ -214,8 +214,9 @@ class BoxPlan:
         with reading(frag.path, None, "reading chunk pages"):
             for u in range(ua, ub):
                 first, _, checks, dst, shape, group, source, into = self.units[u]
-                if into >= 0 and flat is not None and self._straight(view, flat, first, checks[0], into, want, fn):
-                    continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
+                if into >= 0 and flat is not None:
+                    if self._straight(pages_of[layout[u]][0][0], flat, first, checks[0], into, want, fn):
+                        continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
                 got = preadv(fd, iovs_of[layout[u]], first)
                 if got < checks[-1][4]:
                     for _, n, _, g, end, _ in checks:
@@ -239,7 +240,7 @@ class BoxPlan:
 
     def _straight(
         self,
-        view: memoryview,
+        head: memoryview,
         flat: memoryview,
         first: int,
         check: tuple[int, int, int, int, int, int],
@@ -247,20 +248,20 @@ class BoxPlan:
         want: list[Any],
         fn: Any,
     ) -> bool:
-        """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head at
-        ``check``'s place in the scratch buffer ``view``) and check it; False, nothing checked, when its head is
+        """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head into
+        ``head``, its place in this thread's scratch buffer) and check it; False, nothing checked, when its head is
         not the usual one (the caller then reads the page as usual). The pixels are zeroed again unless they were
         checked (a refused page leaves no unchecked byte in the caller's output)."""
-        k, n, row, g, end, at = check
+        k, n, row, g, end, _ = check
         pixels = flat[into : into + n - USUAL_VALUE_AT]
         try:
-            got = os.preadv(self.frag.fileno(), [view[at : at + USUAL_VALUE_AT], pixels], first)
+            got = os.preadv(self.frag.fileno(), [head, pixels], first)
             if got < end:
                 raise DamagedFileError(
                     f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
                     f"{first + got}; the file is truncated"
                 )
-            if view[at : at + USUAL_VALUE_AT].tobytes() not in self.heads[n]:
+            if head not in self.heads[n]:
                 pixels[:] = bytes(len(pixels))  # the usual read copies them again once checked
                 return False
             if want[k] is not None:
