@@ -255,3 +255,37 @@ def test_a_helper_thread_is_wanted_only_with_two_cores_and_one_idle(monkeypatch:
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg here")
 def test_running_counts_the_calling_thread() -> None:
     assert all((n := box_plans.running()) is not None and n >= 1 for _ in range(3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), data=st.data())
+def test_a_plan_of_chunks_listed_in_any_order_reads_them_in_file_order_and_right(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[tuple[int, ...], str, tuple[int, int, int], list[tuple[range, ...]]],
+    data: st.DataObject,
+) -> None:
+    """plan_box sorts the chunks it is given by row group (``groups[order] = ordered``): given them in any order
+    (a file whose row groups are not in chunk-table order), its items follow the file and every pixel lands where
+    its projection says; a flipped byte in any of its pages is still refused."""
+    shape, dtype, chunk, boxes = case
+    a = pixels(shape, dtype)
+    out = written(tmp_path_factory.mktemp("p"), a, chunk)
+    src = DatasetSource(out)
+    tzcyx = a.transpose(0, 2, 1, 3, 4)
+    src.read(Selection.full(src.meta.sizes))  # audited
+    t, c, z, y, x = boxes[0]
+    sel = box(src, t, c, z, y, x)
+    projections = src._chunks.projections(sel)
+    perm = data.draw(st.permutations(range(len(projections))))
+    listed = [projections[k] for k in perm]
+    rows = [int(src._index_rows[p.row]) for p in listed]
+    plan = box_plans.plan_box(src._opened, rows, listed, sel.shape, src.meta.dtype)
+    assert plan is not None
+    offsets = [it[0] for it in plan.items]
+    assert offsets == sorted(offsets) and sorted(it[2] for it in plan.items) == sorted(rows)
+    np.testing.assert_array_equal(plan.read(True), sel.apply(tzcyx))
+    k = data.draw(st.integers(0, len(plan.items) - 1))
+    o, n = plan.items[k][:2]
+    flip_byte(out / "chunks.parquet", o + n - 1)  # the last pixel byte of one page
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        plan.read(True)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from damage import flip_byte, lie_in_length
+from damage import audited, flip_byte, lie_in_length
 from test_box_plans import box, pixels, planned, written
 
 import ome_arrow_core.typed_chunk.box_plans as box_plans
@@ -243,3 +244,57 @@ def test_read_into_an_output_of_another_dtype_casts_as_numpy_does(tmp_path: Path
     into = np.zeros(sel.shape, dtype)
     src.read_into(sel, into)
     np.testing.assert_array_equal(into, want.astype(dtype))
+
+
+def regions_are_checked_or_untouched(into: np.ndarray, want: np.ndarray, edge: int, before: int) -> None:
+    """Each ``edge``-sided chunk region (of the last two axes, per leading index) of ``into`` holds the checked
+    pixels ``want``, zeros, or ``before`` (what ``into`` held): never bytes that failed their check."""
+    for lead in np.ndindex(*into.shape[:-2]):
+        for y in range(0, into.shape[-2], edge):
+            for x in range(0, into.shape[-1], edge):
+                got, right = into[lead][y : y + edge, x : x + edge], want[lead][y : y + edge, x : x + edge]
+                assert (got == right).all() or (got == 0).all() or (got == before).all(), (lead, y, x)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+@pytest.mark.parametrize("damage", ["flipped", "unusual head and flipped", "truncated"])
+@pytest.mark.parametrize("setup", [straight_setup, unit_setup])
+@pytest.mark.parametrize("planned_box", [True, False])
+def test_a_failed_read_into_leaves_no_unchecked_byte_in_the_callers_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: bool, damage: str, setup: Any, planned_box: bool
+) -> None:
+    """Planned (box_plans) or not (a source that never read the box: page_direct, page_stream), a read into the
+    caller's array that is refused leaves each chunk's region checked, zeroed or as it was."""
+    if threads:
+        monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
+        monkeypatch.setattr(box_plans, "STEP", 1)
+        monkeypatch.setattr(box_plans, "spare_core", lambda: True)
+    out, planning, sel, want = setup(tmp_path)
+    file = out / "chunks.parquet"
+    pages = [page(planning, sel, k) for k in range(len(plan_of(planning, sel).items))]
+    src = planning if planned_box else audited(out)
+    for o, n in pages:
+        if damage == "truncated":
+            saved = file.read_bytes()
+            os.truncate(file, o + n // 2)
+        else:
+            if damage == "unusual head and flipped":  # levels: one RLE run of 2 (read straight, then as usual)
+                with open(file, "r+b") as f:
+                    f.seek(o + 4)
+                    f.write(b"\x04")
+            flip_byte(file, o + n // 2)
+        into = np.full(sel.shape, 7, "<u2")
+        with pytest.raises(DamagedFileError):  # ChecksumError is one
+            src.read_into(sel, into)
+        regions_are_checked_or_untouched(into, want, 32, 7)
+        if damage == "truncated":
+            file.write_bytes(saved)
+        else:
+            flip_byte(file, o + n // 2)
+            if damage == "unusual head and flipped":
+                with open(file, "r+b") as f:
+                    f.seek(o + 4)
+                    f.write(b"\x02")
+        into = np.full(sel.shape, 7, "<u2")
+        src.read_into(sel, into)
+        np.testing.assert_array_equal(into, want)

@@ -104,6 +104,10 @@ class BoxPlan:
         self.groups: list[tuple[int, int, int]] = []
         into = [output_offset(it[4], *sources[it[5]], shape, dtype.itemsize) for it in items]
         self.units = plan_units(items, self.groups, into)
+        #: Distinct read layouts (a unit's iovecs) and each unit's: a thread makes the buffers of each layout once.
+        layouts: dict[tuple[tuple[int, int], ...], int] = {}
+        self.layout = [layouts.setdefault(u.iovs, len(layouts)) for u in self.units]
+        self.layouts = list(layouts)
         #: Whether a unit may be read straight into a C-contiguous output (see box_units.Unit.into).
         self.straight = any(u.into >= 0 for u in self.units)
         #: Units ``blocks[k]:blocks[k + 1]`` are block ``k`` of a read by two threads (at least STEP chunks each).
@@ -126,15 +130,20 @@ class BoxPlan:
         return view_buffer(buf, self.dtype, self.shape)
 
     def read_into(self, out: np.ndarray, verify: bool) -> None:
-        """Read every chunk into ``out`` (TZCYX, the box's shape), each checked (with ``verify``, its checksum)."""
+        """Read every chunk into ``out`` (TZCYX, the box's shape), each checked (with ``verify``, its checksum).
+
+        When a read or check fails (the error is raised), ``out`` holds no byte that failed or missed its check:
+        each region is either a chunk's checked pixels, zeros (a page read straight into it, then refused) or what
+        ``out`` held before."""
         sums = self.opened.sums if verify else None
         want: list[Any] = [None] * len(self.items)
         fn = None
         if sums is not None and sums.values is not None and sums.present is not None:
             fn = sums.hasher
             present = sums.present[self.rows]
-            stored = sums.values[self.rows].tolist()
-            want = [s if p else None for s, p in zip(stored, present.tolist())]
+            want = sums.values[self.rows].tolist()
+            if not present.all():
+                want = [s if p else None for s, p in zip(want, present.tolist())]
         blocks = len(self.blocks) - 1
         if self.nbytes < THREADED_BYTES or blocks < 2 or not spare_core():
             self._run(out, 0, len(self.units), want, fn)
@@ -169,10 +178,17 @@ class BoxPlan:
     def _views(self) -> tuple[memoryview, list[np.ndarray], list[np.ndarray]]:
         """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads (a page at
         ``PAGE_AT``) and the view each of :attr:`groups` reads (its pages at ``PAGE_AT`` plus multiples of its
-        slot)."""
+        slot); also (``self._local``) per layout its iovecs and per page its (head, value) bytes."""
         local = self._local
         scratch = scratch_buffer()
         if getattr(local, "scratch", None) is not scratch:
+            mv = memoryview(scratch).cast("B")
+            junk = mv[SCRATCH_BYTES - GAP_BYTES :]
+            local.iovs = [[mv[at : at + n] if at >= 0 else junk[:n] for at, n in iovs] for iovs in self.layouts]
+            local.pages = [
+                [(mv[at : at + USUAL_VALUE_AT], mv[at + USUAL_VALUE_AT : at + n]) for at, n in iovs if at >= 0]
+                for iovs in self.layouts
+            ]
             start = PAGE_AT + USUAL_VALUE_AT
             views = []
             for shape, sel in self.sources:
@@ -189,33 +205,32 @@ class BoxPlan:
     def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any) -> None:
         """Read, check and place units ``ua:ub`` (this thread's scratch buffer)."""
         view, views, groups = self._views()
-        frag, heads = self.frag, self.heads
-        junk = view[SCRATCH_BYTES - GAP_BYTES :]
+        iovs_of, pages_of = self._local.iovs, self._local.pages
+        frag, heads, layout = self.frag, self.heads, self.layout
         fd = frag.fileno()
         preadv = os.preadv
         straight = self.straight and out.dtype == self.dtype and out.flags.c_contiguous  # else numpy casts
         flat = out.reshape(-1).view(np.uint8).data if straight else None
         with reading(frag.path, None, "reading chunk pages"):
-            for first, iovs, checks, dst, shape, group, source, into in self.units[ua:ub]:
-                if into >= 0 and flat is not None and self._straight(view, flat, first, checks[0], into, want, fn):
-                    continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
-                if group < 0:  # one item
-                    at, n = iovs[0]
-                    iov = [view[at : at + n]]
-                else:
-                    iov = [view[at : at + n] if at >= 0 else junk[:n] for at, n in iovs]
-                got = preadv(fd, iov, first)
-                for k, n, row, g, end, at in checks:
-                    if got < end:
-                        o = first + end - n
-                        raise DamagedFileError(
-                            f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at "
-                            f"{first + got}; the file is truncated"
-                        )
-                    if view[at : at + USUAL_VALUE_AT].tobytes() not in heads[n]:  # find the value, or refuse
+            for u in range(ua, ub):
+                first, _, checks, dst, shape, group, source, into = self.units[u]
+                if into >= 0 and flat is not None:
+                    if self._straight(pages_of[layout[u]][0][0], flat, first, checks[0], into, want, fn):
+                        continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
+                got = preadv(fd, iovs_of[layout[u]], first)
+                if got < checks[-1][4]:
+                    for _, n, _, g, end, _ in checks:
+                        if got < end:
+                            o = first + end - n
+                            raise DamagedFileError(
+                                f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at "
+                                f"{first + got}; the file is truncated"
+                            )
+                for (k, n, row, _, _, at), (head, value) in zip(checks, pages_of[layout[u]]):
+                    if head not in heads[n]:  # find the value, or refuse
                         self._unusual(view, k, at, want, fn)
                     elif want[k] is not None:
-                        actual = fn(view[at + USUAL_VALUE_AT : at + n])
+                        actual = fn(value)
                         if actual != want[k]:
                             raise mismatch(*self.opened.where(row), want[k], actual)
                 if group < 0:
@@ -225,7 +240,7 @@ class BoxPlan:
 
     def _straight(
         self,
-        view: memoryview,
+        head: memoryview,
         flat: memoryview,
         first: int,
         check: tuple[int, int, int, int, int, int],
@@ -233,24 +248,29 @@ class BoxPlan:
         want: list[Any],
         fn: Any,
     ) -> bool:
-        """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head at
-        ``check``'s place in the scratch buffer ``view``) and check it; False, nothing checked, when its head is
-        not the usual one (the caller then reads the page as usual)."""
-        k, n, row, g, end, at = check
-        got = os.preadv(
-            self.frag.fileno(), [view[at : at + USUAL_VALUE_AT], flat[into : into + n - USUAL_VALUE_AT]], first
-        )
-        if got < end:
-            raise DamagedFileError(
-                f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
-                f"{first + got}; the file is truncated"
-            )
-        if view[at : at + USUAL_VALUE_AT].tobytes() not in self.heads[n]:
-            return False
-        if want[k] is not None:
-            actual = fn(flat[into : into + n - USUAL_VALUE_AT])
-            if actual != want[k]:
-                raise mismatch(*self.opened.where(row), want[k], actual)
+        """Read one item's page straight into the output (``flat``, its bytes: the value at ``into``; the head into
+        ``head``, its place in this thread's scratch buffer) and check it; False, nothing checked, when its head is
+        not the usual one (the caller then reads the page as usual). The pixels are zeroed again unless they were
+        checked (a refused page leaves no unchecked byte in the caller's output)."""
+        k, n, row, g, end, _ = check
+        pixels = flat[into : into + n - USUAL_VALUE_AT]
+        try:
+            got = os.preadv(self.frag.fileno(), [head, pixels], first)
+            if got < end:
+                raise DamagedFileError(
+                    f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
+                    f"{first + got}; the file is truncated"
+                )
+            if head not in self.heads[n]:
+                pixels[:] = bytes(len(pixels))  # the usual read copies them again once checked
+                return False
+            if want[k] is not None:
+                actual = fn(pixels)
+                if actual != want[k]:
+                    raise mismatch(*self.opened.where(row), want[k], actual)
+        except BaseException:
+            pixels[:] = bytes(len(pixels))  # never leave bytes that failed (or missed) their check in the output
+            raise
         return True
 
     def _unusual(self, view: memoryview, k: int, at: int, want: list[Any], fn: Any) -> None:

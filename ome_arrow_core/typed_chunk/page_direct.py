@@ -143,17 +143,30 @@ def _read_run(
         iov.append(entry[4])
         lo = heads[k] + USUAL_VALUE_AT
     start, stop = run[0][2], run[-1][2] + run[-1][3]
-    if os.preadv(fd, iov, start) != stop - start:  # the file ends early: place_pages reads again and says where
-        return [i for i, *_ in run]
-    again: list[int] = []
-    for k, (i, row, _, n, target) in enumerate(run):
-        if not one_value_head(view, heads[k], n):  # an unusual (or damaged) page: read and judged by place_pages
-            again.append(i)
-            continue
-        if sums is not None:
-            pair = sums.compare(row, target, 0, len(target))
-            if pair is not None and pair[0] != pair[1]:
-                raise mismatch(*opened.where(row), *pair)
-            if checked is not None:
-                checked.add(row)
+    k = 0
+    try:
+        if os.preadv(fd, iov, start) != stop - start:  # the file ends early: place_pages reads again and says where
+            _wipe([entry[4] for entry in run])
+            return [i for i, *_ in run]
+        again: list[int] = []
+        for k, (i, row, _, n, target) in enumerate(run):
+            if not one_value_head(view, heads[k], n):  # an unusual (or damaged) page: read and judged by place_pages
+                _wipe([target])
+                again.append(i)
+                continue
+            if sums is not None:
+                pair = sums.compare(row, target, 0, len(target))
+                if pair is not None and pair[0] != pair[1]:
+                    raise mismatch(*opened.where(row), *pair)
+                if checked is not None:
+                    checked.add(row)
+    except BaseException:
+        _wipe([entry[4] for entry in run[k:]])  # no byte that failed or missed its check is left in an output
+        raise
     return again
+
+
+def _wipe(targets: list[memoryview]) -> None:
+    """Zero ``targets`` (outputs read into but not checked: the caller's buffers keep no unchecked byte)."""
+    for target in targets:
+        np.frombuffer(target, np.uint8)[:] = 0

@@ -1,0 +1,142 @@
+"""Where a planned box read's time goes: kernel copy, checksum, placement copy and Python, against memcpy.
+
+    python benchmarks/plane_floor.py [--rounds 200] [--size 1024] [--chunks 256]   # --chunks 256x1024: y by x
+
+Image: 1x2x4xSxS uint16 of camera-like noise written with our defaults but the chunk edge, audited. For one full
+plane and the whole image, interleaved round by round in one process, process CPU time (median, ms) of:
+
+- ``read``: ``BoxPlan.read(verify=True)`` (what a planned ``to_numpy`` runs; one thread), and ``no sums``: the same
+  with ``verify=False`` (heads and lengths still checked);
+- ``kernel``: the plan's ``os.preadv`` calls alone, into this thread's scratch buffer (the kernel's copy from the
+  page cache: no check, no placement); ``+hash``: each page's XXH3 over the scratch buffer too; ``+place``: the
+  units' slice assignments into a fresh output too (the same steps as ``read`` with the least Python: its floor);
+- ``flat``: the box's bytes as one contiguous ``preadv`` into a fresh buffer plus one XXH3 of it: the floor of a
+  layout whose chunks are runs of the output (read straight into it, hashed there; for such a plan, e.g.
+  ``--chunks 256x1024``, ``flat`` is the floor and ``+place`` the scratch route its straight reads avoid);
+- ``memcpy``: numpy's copy of the same pixels into fresh memory (compare_peers.py's memcpy).
+
+Prints each, its share of ``read`` and its ratio to memcpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers_libs as L
+from box_plans_ab import plans
+
+from ome_arrow_core import OMEArrow
+from ome_arrow_core.buffers import SCRATCH_BYTES, arrow_empty
+from ome_arrow_core.selection import Selection
+
+
+def steps(plan: Any, hash_: bool, place: bool) -> Callable[[], Any]:
+    """The plan's reads (and its checksums, its placement) with the least Python: one thread, no head checks."""
+    import ome_arrow_core.typed_chunk.box_plans as bp
+
+    view, views, groups = plan._views()
+    junk = view[SCRATCH_BYTES - bp.GAP_BYTES :]
+    fd = plan.frag.fileno()
+    fn = plan.opened.sums.hasher
+    units = [
+        (
+            first,
+            [view[at : at + n] if at >= 0 else junk[:n] for at, n in iovs],
+            [view[at + 10 : at + n] for _, n, _, _, _, at in checks],
+            dst,
+            shape,
+            views[source] if group < 0 else groups[group],
+        )
+        for first, iovs, checks, dst, shape, group, source, _ in plan.units
+    ]
+    preadv = os.preadv
+
+    def run() -> None:
+        out = arrow_empty(plan.shape, plan.dtype)[0] if place else None
+        for first, iov, pages, dst, shape, src in units:
+            preadv(fd, iov, first)
+            if hash_:
+                for p in pages:
+                    fn(p)
+            if out is not None:
+                if shape:
+                    out[dst].reshape(shape)[...] = src
+                else:
+                    out[dst] = src
+
+    return run
+
+
+def flat(plan: Any) -> Callable[[], Any]:
+    """One preadv of the box's bytes (from its first page) into a fresh buffer, and one XXH3 of them."""
+    fd, first, fn = plan.frag.fileno(), plan.items[0][0], plan.opened.sums.hasher
+
+    def run() -> None:
+        out = arrow_empty((plan.nbytes,), np.dtype(np.uint8))[0]
+        os.preadv(fd, [out.data], first)
+        fn(out.data)
+
+    return run
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int, default=200)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--chunks", default="256", help="chunk edge, or YxX")
+    args = p.parse_args()
+    import ome_arrow_core.typed_chunk.box_plans as bp
+
+    bp.spare_core = lambda: False  # one thread: CPU time is the work
+    with tempfile.TemporaryDirectory(prefix="plane_floor_") as tmp:
+        s = args.size
+        arr = L.camera_image((1, 2, 4, s, s))
+        path = Path(tmp) / "ours.ome.parquet"
+        cy, _, cx = args.chunks.partition("x")
+        OMEArrow(arr).export("parquet", path, chunk_shape=(int(cy), int(cx or cy)))
+        img = OMEArrow.scan(path)
+        img.to_numpy()  # audited
+        full = Selection.full(img._source.meta.sizes)
+        cases = {
+            f"one full {s}x{s} plane": ((0, 1, 2, slice(None), slice(None)), full.select(c=range(1, 2), z=range(2, 3))),
+            "the whole image": ((slice(None),) * 5, full),
+        }
+        print(f"{args.rounds} rounds, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, load {os.getloadavg()}")
+        print("case | step | CPU ms | share of read | / memcpy")
+        for name, (idx, sel) in cases.items():
+            plan = plans(img, sel, bp)
+            np.testing.assert_array_equal(plan.read(True), sel.apply(arr.transpose(0, 2, 1, 3, 4)))
+            fns: dict[str, Callable[[], Any]] = {
+                "read": lambda: plan.read(True),
+                "no sums": lambda: plan.read(False),
+                "kernel": steps(plan, False, False),
+                "+hash": steps(plan, True, False),
+                "+place": steps(plan, True, True),
+                "flat": flat(plan),
+                "memcpy": lambda: arr[idx].copy(),
+            }
+            times: dict[str, list[float]] = {k: [] for k in fns}
+            order = list(fns.items())
+            for r in range(args.rounds):
+                for k, fn in order if r % 2 else order[::-1]:
+                    c0 = time.process_time()
+                    fn()
+                    times[k].append((time.process_time() - c0) * 1e3)
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            for k, v in med.items():
+                print(f"{name} | {k} | {v:.3f} | {v / med['read']:.2f} | {v / med['memcpy']:.2f}", flush=True)
+        print(f"load {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
