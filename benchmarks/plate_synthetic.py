@@ -70,7 +70,7 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     from ome_arrow_core.checksums import ALGORITHM, checksums_of
     from ome_arrow_core.safe_write import SENTINEL, SENTINEL_TEXT
     from ome_arrow_core.typed_chunk.aligned_index import write_aligned_index
-    from ome_arrow_core.typed_chunk.chunk_footers import CHUNK_FOOTERS_KEY, record_chunk_footers
+    from ome_arrow_core.typed_chunk.chunk_footers import record_chunk_footers, set_footer_records
     from ome_arrow_core.typed_chunk.fragments import chunk_writer
     from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
     from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST
@@ -157,5 +157,5 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         },
     }
     manifest["ome_arrow_core"][GROUPS_KEY] = record_groups(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
-    manifest["ome_arrow_core"][CHUNK_FOOTERS_KEY] = record_chunk_footers(path, ["chunks.parquet"])  # type: ignore[index]
+    set_footer_records(manifest["ome_arrow_core"], record_chunk_footers(path, ["chunks.parquet"]))  # type: ignore[arg-type]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -155,7 +155,10 @@ def group_entries(
 
 def int_list(values: Any) -> np.ndarray:
     """JSON list ``values`` as int64 (each value as ``int()`` takes it); TypeError or ValueError when it is not a list
-    of such values (a manifest's thousands of row groups checked at numpy's speed, not one Python int at a time)."""
+    of such values (a manifest's thousands of row groups checked at numpy's speed, not one Python int at a time). A
+    flat int64 array (integers unpacked from the manifest, see :mod:`.packed_ints`) is taken as it is."""
+    if isinstance(values, np.ndarray) and values.dtype == np.int64 and values.ndim == 1:
+        return values
     if not isinstance(values, list):
         raise TypeError(f"expected a list, got {type(values).__name__}")
     try:
