@@ -2,11 +2,12 @@
 
 ``write_dataset`` costs about a millisecond of Python per image (a million images: minutes on a quiet machine,
 much longer on a shared one). This builds the same dataset directly
-(column by column, vectorized): images.parquet and the aligned index.parquet in groups of 1,024 images
+(vectorized, streamed a row group at a time: ~230 MiB peak RSS at 100,000 images of 64x64): images.parquet and the aligned index.parquet in groups of 1,024 images
 (``write_aligned_index``, the writer's own function; images statistics on the columns ``write_dataset`` writes them
 for), chunks.parquet by the writer's ``chunk_writer`` with as many chunks to a row group as its packer shares (up
 to 1,024 images and 256 KiB of pixels: 1,024 images of 1x8x8, 32 of 1x64x64; read through its footer: no page
-ranges), the XXH3 checksum of every chunk, the table digests and the manifest.
+ranges), the XXH3 checksum of every chunk, the table digests and the manifest (its chunk footer records packed, as
+writes record them now).
 The images are those of ``plate_scale.py`` (image i is ``(arange(P) + 7 i) % 4096``), with its ``well`` and
 ``site`` columns, so its children check what they read.
 
