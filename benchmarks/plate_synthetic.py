@@ -2,11 +2,12 @@
 
 ``write_dataset`` costs about a millisecond of Python per image (a million images: minutes on a quiet machine,
 much longer on a shared one). This builds the same dataset directly
-(column by column, vectorized): images.parquet and the aligned index.parquet in groups of 1,024 images
+(vectorized, streamed a row group at a time: ~230 MiB peak RSS at 100,000 images of 64x64): images.parquet and the aligned index.parquet in groups of 1,024 images
 (``write_aligned_index``, the writer's own function; images statistics on the columns ``write_dataset`` writes them
 for), chunks.parquet by the writer's ``chunk_writer`` with as many chunks to a row group as its packer shares (up
 to 1,024 images and 256 KiB of pixels: 1,024 images of 1x8x8, 32 of 1x64x64; read through its footer: no page
-ranges), the XXH3 checksum of every chunk, the table digests and the manifest.
+ranges), the XXH3 checksum of every chunk, the table digests and the manifest (its chunk footer records packed, as
+writes record them now).
 The images are those of ``plate_scale.py`` (image i is ``(arange(P) + 7 i) % 4096``), with its ``well`` and
 ``site`` columns, so its children check what they read.
 
@@ -70,7 +71,7 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     from ome_arrow_core.checksums import ALGORITHM, checksums_of
     from ome_arrow_core.safe_write import SENTINEL, SENTINEL_TEXT
     from ome_arrow_core.typed_chunk.aligned_index import write_aligned_index
-    from ome_arrow_core.typed_chunk.chunk_footers import CHUNK_FOOTERS_KEY, record_chunk_footers
+    from ome_arrow_core.typed_chunk.chunk_footers import record_chunk_footers, set_footer_records
     from ome_arrow_core.typed_chunk.fragments import chunk_writer
     from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
     from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST
@@ -81,26 +82,34 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     path.mkdir(parents=True)
     size = int(np.prod(shape))
     i = np.arange(n, dtype=np.int64)
-    pixels = ((np.arange(size, dtype=np.int64)[None, :] + 7 * i[:, None]) % 4096).astype("<u2")
-    data = pixels.view(np.uint8).reshape(-1)
-    offsets = np.arange(n + 1, dtype=np.int64) * size * 2
     ids = pa.array([f"image-{k:07d}" for k in range(n)], pa.string())
     i32 = pa.int32()
 
-    def same(value: object, type_: pa.DataType) -> pa.Array:
-        return pa.array([value], type_).take(pa.array(np.zeros(n, np.int64)))
+    def same(value: object, type_: pa.DataType, count: int = n) -> pa.Array:
+        return pa.array([value], type_).take(pa.array(np.zeros(count, np.int64)))
 
     zyx = dict(zip("zyx", shape))
-    coords = [same(0, i32) for _ in "tczyx"]
-    shapes = [same(int({"t": 1, "c": 1, **zyx}[a]), i32) for a in "tczyx"]
-    blobs = pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    chunks = pa.Table.from_arrays(
-        [ids, pa.array(i), *coords, *shapes, same("uint16", pa.string()), blobs], schema=CHUNKS_SCHEMA
-    )
+    sizes = {"t": 1, "c": 1, **zyx}
+    base = np.arange(size, dtype=np.int64)[None, :]
+    sums = np.empty(n, dtype=np.uint64)
+    # chunks row group by chunks row group: only one group's pixels in memory (the whole plate's, as int64, took
+    # 6.3 GiB at N = 100,000)
     with chunk_writer(path / "chunks.parquet", CHUNKS_SCHEMA.with_metadata(FILE_METADATA), None) as writer:
         for start, stop in _chunk_groups(n, size * 2):  # the writer's own settings (no statistics on the pixels)
-            writer.write_table(chunks.slice(start, stop - start), row_group_size=stop - start)
-    del chunks
+            k = stop - start
+            pixels = ((base + 7 * i[start:stop, None]) % 4096).astype("<u2")
+            data = pixels.view(np.uint8).reshape(-1)
+            offsets = np.arange(k + 1, dtype=np.int64) * size * 2
+            sums[start:stop] = checksums_of(data, offsets)
+            blobs = pa.LargeBinaryArray.from_buffers(
+                pa.large_binary(), k, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            )
+            cols = [ids.slice(start, k), pa.array(i[start:stop])]
+            cols += [same(0, i32, k) for _ in "tczyx"] + [same(int(sizes[a]), i32, k) for a in "tczyx"]
+            chunks = pa.Table.from_arrays([*cols, same("uint16", pa.string(), k), blobs], schema=CHUNKS_SCHEMA)
+            writer.write_table(chunks, row_group_size=k)
+    coords = [same(0, i32) for _ in "tczyx"]
+    shapes = [same(int(sizes[a]), i32) for a in "tczyx"]
     group_of, row_in = _chunk_rows(n, size * 2)
     index = pa.Table.from_arrays(
         [
@@ -111,24 +120,27 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
             same("chunks.parquet", pa.string()),
             *coords,
             *shapes,
-            pa.array(checksums_of(data, offsets)),
+            pa.array(sums),
         ],
         schema=INDEX_SCHEMA,
     )
-    write_aligned_index(index, ids.to_pylist(), PER_GROUP, path / "index.parquet")
+    write_aligned_index(index, ids.to_pylist(), PER_GROUP, path / "index.parquet")  # metadata only: ~100 B an image
+    del index
     row = _template(shape)
-    cols = [ids, ids]
-    cols += [same(row[f.name], f.type) for f in IMAGES_SCHEMA if f.name not in ("image_id", "name")]
-    images = pa.Table.from_arrays(cols, schema=IMAGES_SCHEMA)
-    images = images.append_column("well", pa.array([wells[k % 96] for k in range(n)], pa.string()))
-    images = images.append_column("site", pa.array(i // 96))
-    pq.write_table(
-        images.replace_schema_metadata(FILE_METADATA),
+    fixed = [f for f in IMAGES_SCHEMA if f.name not in ("image_id", "name")]
+    schema = IMAGES_SCHEMA.append(pa.field("well", pa.string())).append(pa.field("site", pa.int64()))
+    with pq.ParquetWriter(
         path / "images.parquet",
-        row_group_size=PER_GROUP,
+        schema.with_metadata(FILE_METADATA),
         write_page_checksum=True,
-        write_statistics=statistics_columns(images.schema),  # as write_dataset: where filters and readers use them
-    )
+        write_statistics=statistics_columns(schema),  # as write_dataset: where filters and readers use them
+    ) as images:
+        for start in range(0, n, PER_GROUP):  # a row group at a time
+            k = min(PER_GROUP, n - start)
+            cols = [ids.slice(start, k), ids.slice(start, k), *(same(row[f.name], f.type, k) for f in fixed)]
+            cols.append(pa.array([wells[j % 96] for j in range(start, start + k)], pa.string()))
+            cols.append(pa.array(i[start : start + k] // 96))
+            images.write_table(pa.Table.from_arrays(cols, schema=schema.with_metadata(FILE_METADATA)), k)
     (path / SENTINEL).write_text(SENTINEL_TEXT)
     manifest = {
         "type": "ome.arrow",
@@ -146,5 +158,5 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         },
     }
     manifest["ome_arrow_core"][GROUPS_KEY] = record_groups(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
-    manifest["ome_arrow_core"][CHUNK_FOOTERS_KEY] = record_chunk_footers(path, ["chunks.parquet"])  # type: ignore[index]
+    set_footer_records(manifest["ome_arrow_core"], record_chunk_footers(path, ["chunks.parquet"]))  # type: ignore[arg-type]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

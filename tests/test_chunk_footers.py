@@ -20,9 +20,16 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import fragments, group_sums
-from ome_arrow_core.typed_chunk.chunk_footers import CHUNK_FOOTERS_KEY, SplicedFragment, spliced_fragment
+from ome_arrow_core.typed_chunk.chunk_footers import (
+    CHUNK_FOOTERS_KEY,
+    PACKED_FOOTERS_KEY,
+    SplicedFragment,
+    footer_records,
+    spliced_fragment,
+)
 from ome_arrow_core.typed_chunk.fragments import ParquetFragment
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
+from ome_arrow_core.typed_chunk.packed_ints import pack_ints, unpack_ints
 
 MANIFEST = "_ome_arrow_dataset.json"
 N = 23
@@ -35,10 +42,19 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-@pytest.fixture
-def plate(base: Path, tmp_path: Path) -> Path:
+_LISTS = ("group_rows", "group_bytes", "footer_spans")
+
+
+@pytest.fixture(params=["packed", "lists"])
+def plate(base: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The plate as written now (records packed), or as written before (records as JSON lists)."""
     out = tmp_path / "plate"
     shutil.copytree(base, out)
+    if request.param == "lists":
+        manifest = _manifest(out)
+        ours = manifest["ome_arrow_core"]
+        ours[CHUNK_FOOTERS_KEY] = {n: _as_lists(e) for n, e in ours.pop(PACKED_FOOTERS_KEY).items()}
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return out
 
 
@@ -47,14 +63,36 @@ def _manifest(root: Path) -> dict[str, Any]:
     return out
 
 
+def _as_lists(entry: dict[str, Any]) -> dict[str, Any]:
+    """A packed record as the older key records it (its integers as JSON lists)."""
+    if "ints" not in entry:
+        return dict(entry)
+    g = entry["groups"]
+    ints = unpack_ints(entry["ints"], 3 * g + 4).tolist()
+    lists = {"group_rows": ints[:g], "group_bytes": ints[g : 2 * g], "footer_spans": ints[2 * g :]}
+    return {**{k: v for k, v in entry.items() if k not in ("groups", "ints")}, **lists}
+
+
 def _entry(root: Path) -> dict[str, Any]:
-    out: dict[str, Any] = _manifest(root)["ome_arrow_core"][CHUNK_FOOTERS_KEY]["chunks.parquet"]
-    return out
+    """The plate's record of chunks.parquet, its integers as lists (whichever key holds it)."""
+    return _as_lists(footer_records(_manifest(root)["ome_arrow_core"])["chunks.parquet"])
 
 
 def _edit(root: Path, edit: Any) -> None:
+    """Apply ``edit`` to the record as lists, and write it back in the form the plate has (packed: a list made
+    something else, or dropped, is packed as its own text, so it does not fit)."""
     manifest = _manifest(root)
-    edit(manifest["ome_arrow_core"][CHUNK_FOOTERS_KEY]["chunks.parquet"])
+    ours = manifest["ome_arrow_core"]
+    key = PACKED_FOOTERS_KEY if PACKED_FOOTERS_KEY in ours else CHUNK_FOOTERS_KEY
+    entry = _as_lists(ours[key]["chunks.parquet"])
+    groups = len(entry["group_rows"])
+    edit(entry)
+    if key == PACKED_FOOTERS_KEY:
+        fields = [entry.pop(k, []) for k in _LISTS]
+        ok = all(isinstance(f, list) and all(isinstance(v, int) for v in f) for f in fields)
+        entry["groups"] = groups
+        entry["ints"] = pack_ints([v for f in fields for v in f]) if ok else str(fields)
+    ours[key]["chunks.parquet"] = entry
     (root / MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -120,7 +158,7 @@ def test_a_packed_write_records_its_chunks_footer(plate: Path) -> None:
 
 def test_big_images_read_by_page_ranges_get_no_record(tmp_path: Path) -> None:
     root = write_dataset(ws.images(3, 2, (2, 300, 300)), tmp_path / "big", dim_order="CYX", progress=False)
-    assert CHUNK_FOOTERS_KEY not in _manifest(root)["ome_arrow_core"]
+    assert footer_records(_manifest(root)["ome_arrow_core"]) == {}
 
 
 def test_images_are_read_without_parsing_the_chunks_footer_whole(plate: Path, whole_parses: list[str]) -> None:
@@ -151,7 +189,8 @@ def test_older_manifests_unchecked_reads_and_disagreeing_rows_parse_the_footer_a
 ) -> None:
     if how == "old-manifest":
         manifest = _manifest(plate)
-        del manifest["ome_arrow_core"][CHUNK_FOOTERS_KEY]
+        for key in (CHUNK_FOOTERS_KEY, PACKED_FOOTERS_KEY):
+            manifest["ome_arrow_core"].pop(key, None)
         (plate / MANIFEST).write_text(json.dumps(manifest))
     elif how == "rows-disagree":
         _edit(plate, lambda e: e.update(rows=e["rows"] + 1))
@@ -220,14 +259,15 @@ def test_appends_and_compaction_record_each_chunks_file(plate: Path, whole_parse
     before = _entry(plate)
     ws.write_packed(plate, ws.plate(2, 5), mode="append")
     listed = _manifest(plate)["ome_arrow_core"]
-    assert listed[CHUNK_FOOTERS_KEY]["chunks.parquet"] == before  # unchanged: kept
-    assert set(listed[CHUNK_FOOTERS_KEY]) == set(listed["fragments"])
+    assert CHUNK_FOOTERS_KEY not in listed  # the records are rewritten packed
+    assert _as_lists(listed[PACKED_FOOTERS_KEY]["chunks.parquet"]) == before  # unchanged: kept
+    assert set(listed[PACKED_FOOTERS_KEY]) == set(listed["fragments"])
     want = ws.plate(1, N) + ws.plate(2, 5)
     _fresh()
     _check_all(plate, want)
     compact_dataset(plate)
     listed = _manifest(plate)["ome_arrow_core"]
-    assert list(listed[CHUNK_FOOTERS_KEY]) == ["chunks.parquet"] == listed["fragments"]
+    assert list(listed[PACKED_FOOTERS_KEY]) == ["chunks.parquet"] == listed["fragments"]
     assert _entry(plate) != before and _entry(plate)["size"] == (plate / "chunks.parquet").stat().st_size
     _fresh()
     _check_all(plate, want)
@@ -298,3 +338,50 @@ def test_manifest_integer_lists_are_read_as_int_reads_each_value_or_refused(valu
     assert got == want, (values, got)
     with pytest.raises(TypeError):
         group_sums.int_list("123")
+
+
+def test_records_are_written_packed(base: Path) -> None:
+    ours = _manifest(base)["ome_arrow_core"]
+    assert CHUNK_FOOTERS_KEY not in ours  # older readers, which know only that key, parse the footer whole
+    entry = ours[PACKED_FOOTERS_KEY]["chunks.parquet"]
+    assert set(entry) == {"size", "footer", "rows", "groups", "ints"}
+    md = pq.read_metadata(base / "chunks.parquet")
+    assert entry["groups"] == md.num_row_groups > 1
+    assert _as_lists(entry)["group_rows"] == [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda e: e.update(ints=e["ints"][:-4]),  # short
+        lambda e: e.update(ints=e["ints"] + "AAAA"),  # long
+        lambda e: e.update(ints="!" + e["ints"][1:]),  # not base64
+        lambda e: e.update(ints=[1, 2, 3]),
+        lambda e: e.update(groups=e["groups"] + 1),
+        lambda e: e.update(groups=-1),
+        lambda e: e.update(groups=True),
+        lambda e: e.update(groups="8"),
+        lambda e: e.pop("groups"),
+    ],
+)
+def test_packed_records_that_do_not_decode_are_a_damaged_manifest(tmp_path: Path, base: Path, edit: Any) -> None:
+    plate = tmp_path / "plate"
+    shutil.copytree(base, plate)
+    manifest = _manifest(plate)
+    edit(manifest["ome_arrow_core"][PACKED_FOOTERS_KEY]["chunks.parquet"])
+    (plate / MANIFEST).write_text(json.dumps(manifest))
+    _fresh()
+    with pytest.raises(DamagedFileError, match="manifest is damaged"):
+        OMEArrowDataset.scan(plate)[0].to_numpy()
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50), cut=st.integers(0, 3))
+def test_packed_integers_round_trip_and_refuse_other_lengths(values: list[int], cut: int) -> None:
+    text = pack_ints(values)
+    assert unpack_ints(text, len(values)).tolist() == values
+    with pytest.raises(ValueError):
+        unpack_ints(text, len(values) + 1)
+    if cut and values:
+        with pytest.raises(ValueError):
+            unpack_ints(text[:-cut], len(values))

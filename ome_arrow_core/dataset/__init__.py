@@ -2,7 +2,9 @@
 :class:`DatasetViews` (one selection of every image) and :func:`write_dataset`.
 
 - :mod:`.scan`: a path's members (typed-chunk directories, record files, image files) and their tables;
-- :mod:`.collection`: OMEArrowDataset and ImageLocation (where one image lives, picklable);
+- :mod:`.collection`: OMEArrowDataset (scan, table, random access, select, filter);
+- :mod:`.reads`: its views and batched reads (one selection for every image, many images as one array);
+- :mod:`.image_location`: ImageLocation (where one image lives, picklable);
 - :mod:`.views`: DatasetViews, and a selection's shape in a layout;
 - :mod:`.write`: write_dataset, streaming any images into a typed-chunk dataset.
 """

@@ -25,46 +25,32 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-# Reading a plate whose index is not aligned groups it by image with the compute kernels (typed_chunk.opened imports
-# them there, lazily, so that reading one image needs none): loaded with the dataset class, as before, so that opening
-# a plate and reading its first image pays no import.
-import pyarrow.compute as pc
-
-# Opening a plate hashes its tables' footers (XXH3-64):
-# loaded with the dataset class too, for the same reason (~1-2 ms of imports a first image would pay).
+# Opening a plate hashes its tables' footers (XXH3-64): loaded with the dataset class, so that opening a plate and
+# reading its first image pays no import (~1-2 ms). (.reads loads the compute kernels so, for the same reason.)
 import xxhash  # noqa: F401
 
 from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
-from ..casting import Casting, cast_pixels, copy_cast
 from ..display import DatasetThumbnails
 from ..errors import SchemaError, SelectionTypeError
 from ..image import OMEArrow
-from ..layout import ChannelPolicy
-from ..meta import ImageMeta
 from ..registry import Registry
-from ..selection import IndexSpec, RoiType
 from ..typed_chunk import (
     IMAGES_SCHEMA,
     dataset_path,
-    image_meta,
     open_files,
-    read_rows,
 )
-from ..uniques import unique
-from ..view_spec import ViewSpec
-from .batch import OutArray, checked_out, plan_batch
 from .image_location import ImageLocation
 from .positions import Positions, checked_indices
-from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_count, members_of, uniform_member
+from .reads import DatasetReads
+from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_count, members_of
 from .tables import MemberTables, joined_tables
-from .views import DatasetViews, canonical_view
 
 __all__ = ["OMEArrowDataset"]
 
 
-class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
+class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
     """Many images, one per row of a metadata table; each opened lazily on access.
 
     ``ds[i]`` is a lazy :class:`OMEArrow` (only that image's rows are read, found through
@@ -255,179 +241,6 @@ class OMEArrowDataset(DatasetThumbnails, Sequence[OMEArrow]):
     def shuffled(self, seed: int) -> OMEArrowDataset:
         """The images in a random order drawn from ``seed`` (the same order for the same seed)."""
         return self.select(np.random.default_rng(seed).permutation(len(self)))
-
-    # -- views and batched reads ---------------------------------------------------------------
-    def tensor_views(
-        self,
-        t: IndexSpec = None,
-        z: IndexSpec = None,
-        c: IndexSpec = None,
-        *,
-        roi: Sequence[int] | None = None,
-        roi3d: Sequence[int] | None = None,
-        roi_nd: Sequence[int] | None = None,
-        roi_type: RoiType | None = None,
-        tile: Sequence[int] | None = None,
-        layout: str | None = None,
-        dtype: Any = None,
-        channel_policy: ChannelPolicy = "error",
-        casting: Casting = "checked",
-        spec: ViewSpec | None = None,
-    ) -> DatasetViews:
-        """One selection (the arguments of :meth:`OMEArrow.tensor_view`, or ``spec=``) for every image.
-
-        Nothing is read: items are :class:`LazyTensorView` objects, and
-        :meth:`DatasetViews.read` reads many of them as one stacked array. ``dtype`` casts
-        as :meth:`OMEArrow.tensor_view` does (``casting="checked"`` refuses values it
-        cannot hold; ``"unsafe"`` converts as numpy does).
-        """
-        view = ViewSpec.of(
-            spec,
-            t=t,
-            z=z,
-            c=c,
-            roi=roi,
-            roi3d=roi3d,
-            roi_nd=roi_nd,
-            roi_type=roi_type,
-            tile=tile,
-            layout=layout,
-            dtype=dtype,
-            channel_policy=channel_policy,
-            casting=casting,
-        )
-        return DatasetViews(self, view)
-
-    def read(
-        self,
-        indices: Sequence[int] | np.ndarray | range | None = None,
-        *,
-        t: IndexSpec = None,
-        z: IndexSpec = None,
-        c: IndexSpec = None,
-        roi: Sequence[int] | None = None,
-        roi3d: Sequence[int] | None = None,
-        roi_nd: Sequence[int] | None = None,
-        roi_type: RoiType | None = None,
-        tile: Sequence[int] | None = None,
-        rois: Sequence[Sequence[int] | None] | None = None,
-        layout: str | None = None,
-        dtype: Any = None,
-        channel_policy: ChannelPolicy = "error",
-        casting: Casting = "checked",
-        spec: ViewSpec | None = None,
-        out: OutArray = None,
-    ) -> np.ndarray:
-        """Pixels of images ``indices`` (default: all) stacked on a new first axis.
-
-        Every image gets the same view (the arguments of :meth:`OMEArrow.tensor_view`, or
-        ``spec=``); ``rois`` gives one crop ``(x, y, w, h)`` per index instead, within it.
-        The selected shapes must agree. The dtype is kept unless ``dtype`` casts. Images
-        of a chunk dataset are read together: one Parquet read per chunk file for the
-        whole batch, then one copy per chunk into the result (or ``out``, a writable
-        C-contiguous array of the right shape and dtype, e.g. a pinned buffer, or a function
-        ``(shape, dtype) -> array`` called once, before any pixel is read, to give one).
-        """
-        view = ViewSpec.of(
-            spec,
-            t=t,
-            z=z,
-            c=c,
-            roi=roi,
-            roi3d=roi3d,
-            roi_nd=roi_nd,
-            roi_type=roi_type,
-            tile=tile,
-            layout=layout,
-            dtype=dtype,
-            channel_policy=channel_policy,
-            casting=casting,
-        )
-        cast = view.cast
-        arr = self._read(indices, view, rois, out if cast is None else None)
-        if cast is None:
-            return arr
-        if out is None:
-            return arr if arr.dtype == cast else cast_pixels(arr, cast, view.casting)
-        target = checked_out(out, arr.shape, cast)
-        copy_cast(target, arr, view.casting)
-        return target
-
-    def _read(
-        self,
-        indices: Sequence[int] | np.ndarray | range | None,
-        view: ViewSpec,
-        rois: Sequence[Sequence[int] | None] | None,
-        out: OutArray,
-    ) -> np.ndarray:
-        picked = checked_indices(range(len(self)) if indices is None else indices, len(self))
-        idx = picked.tolist()
-        member_of, row_of = (a.tolist() for a in self._positions.many(picked))
-        if not idx:
-            raise SchemaError("read() got no indices; pass at least one image")
-        uniform = self._uniform_parts()
-        images: dict[int, OMEArrow] = {}  # images of other storages, opened once
-
-        def meta_of(n: int) -> ImageMeta:
-            part, k = member_of[n], idx[n]
-            if self._parts[part].kind == "chunks":
-                return self._meta(part, row_of[n])
-            images[k] = self[k]
-            return images[k].meta
-
-        keys = [(p, -1) if p in uniform else (p, r) for p, r in zip(member_of, row_of)]
-        plan = plan_batch(view, keys, meta_of, rois, lambda: sorted({self._parts[p].path for p in member_of}))
-        sels, lay = plan.selections, plan.layout
-        out = checked_out(out, plan.shape, plan.dtype)
-        canon = canonical_view(out, lay, batch=True)
-        by_part: dict[int, list[int]] = {}
-        for n, part in enumerate(member_of):
-            by_part.setdefault(part, []).append(n)
-        for part_i, members in by_part.items():
-            where = self._parts[part_i]
-            if where.kind == "chunks":
-                with reading(where.path, None, "reading pixels"), blaming(where.path):
-                    read_rows(
-                        Path(where.path),
-                        [row_of[n] for n in members],
-                        [sels[n] for n in members],
-                        [canon[n] for n in members],
-                        verify=self._verify,
-                        registry=self._registry,
-                    )
-            else:
-                for n in members:
-                    image = images.pop(idx[n], None) or self[idx[n]]
-                    canon[n][...] = image.source.read(sels[n])
-        return out
-
-    def _meta(self, member: int, row: int) -> ImageMeta:
-        """Metadata of image row ``row`` of chunk dataset ``member``, from its (cached) images table row."""
-        path = Path(self._parts[member].path)
-        with reading(path, None, "reading image metadata"), blaming(path):
-            return image_meta(path, row, self._registry)
-
-    def _uniform_parts(self) -> set[int]:
-        """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""
-        if self._uniform is None:
-            self._uniform = self._find_uniform()
-        return self._uniform
-
-    def _find_uniform(self) -> set[int]:
-        if self._table is None:  # from the footers' statistics, without reading the table
-            return {k for k, p in enumerate(self._parts) if p.kind == "chunks" and uniform_member(p)}
-        cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
-        if not set(cols) <= set(self._table.column_names):
-            return set()
-        out = set()
-        for part in unique(self._part_of).tolist():
-            if self._parts[part].kind != "chunks":
-                continue
-            mask = pa.array(self._part_of == part)
-            sub = self._table.select(cols).filter(mask)
-            if all(pc.count_distinct(sub.column(c)).as_py() == 1 for c in cols):
-                out.add(part)
-        return out
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

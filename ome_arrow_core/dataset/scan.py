@@ -29,8 +29,8 @@ from ..typed_chunk import (
     images_schema,
     is_dataset_dir,
     parts_of,
-    read_manifest,
     recorded_rows,
+    shared_manifest,
     table_footer,
     table_rows,
 )
@@ -176,7 +176,7 @@ def _scan_images(
     """:func:`_scan_parquet` over the images tables of a chunk dataset (the base, then each append's), rows numbered
     across them (the tables checked against the manifest's digests first unless ``verify`` is False; ``columns``
     only, when given): the index tables' footers only, their row groups are checked when an image reads them."""
-    manifest = read_manifest(path)
+    manifest = shared_manifest(path)
     parts = parts_of(path, manifest, verify, lazy=True)
     check_whole_tables(path, manifest, [p.images for p in parts], verify)  # read whole (the columns asked for)
     check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)  # footers: a lie fails small
@@ -204,9 +204,9 @@ def kept_rows(part: Member, spec: FilterLike, verify: bool | None = None) -> np.
     path = Path(part.path)
     try:
         if isinstance(spec, Mapping):  # streamed: the named columns a batch of row groups at a time
-            manifest = read_manifest(path)
+            manifest = shared_manifest(path)
             return mapping_rows(path, manifest, parts_of(path, manifest, verify, lazy=True), spec, verify)
-        have = images_schema(path, parts_of(path, read_manifest(path), False, lazy=True)).names
+        have = images_schema(path, parts_of(path, shared_manifest(path), False, lazy=True)).names
         named = [n for n in have if n in str(expr)]
         if not named:
             return None
@@ -223,7 +223,7 @@ def member_count(part: Member, verify: bool | None = None) -> tuple[int, int] | 
     if part.kind != "chunks":
         return None
     path = Path(part.path)
-    manifest = read_manifest(path)
+    manifest = shared_manifest(path)
     parts = parts_of(path, manifest, verify, lazy=True)  # footers: rows are checked as they are read
     if verify_enabled(verify):  # the footers matched their digests: the counts recorded with them hold
         shapes = [recorded_rows(path, manifest, n) for p in parts for n in (p.images, p.index)]
@@ -246,7 +246,7 @@ def uniform_member(part: Member) -> bool:
     path = Path(part.path)
     cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
     seen: dict[str, object] = {}
-    for p in parts_of(path, read_manifest(path), False):  # the digests were checked when the dataset was opened
+    for p in parts_of(path, shared_manifest(path), False):  # the digests were checked when the dataset was opened
         md = table_footer(path, p.images)  # parsed once per file version (the scan parsed it)
         names = md.schema.to_arrow_schema().names
         if not set(cols) <= set(names):

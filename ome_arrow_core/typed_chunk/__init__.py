@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .footers import footer_rows as table_rows
     from .group_sums import check_whole as check_whole_tables
     from .group_sums import recorded_rows
+    from .manifest_cache import shared_manifest
     from .opening import open_files
     from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
     from .remote_writes import remote_target, write_remote_dataset
@@ -68,6 +69,7 @@ __all__ = [
     "BASE_CHUNKS",
     "is_dataset_dir",
     "read_manifest",
+    "shared_manifest",
     "Part",
     "BASE",
     "parts_of",
@@ -106,6 +108,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "write_remote_dataset": (".remote_writes", "write_remote_dataset"),
     "read_rows": (".rows", "read_rows"),
     "open_files": (".opening", "open_files"),
+    "shared_manifest": (".manifest_cache", "shared_manifest"),
     "DatasetSource": (".source", "DatasetSource"),
     "image_meta": (".source", "image_meta"),
     "BASE_CHUNKS": (".spec", "BASE_CHUNKS"),

@@ -23,7 +23,7 @@ from ..errors import DamagedFileError, SchemaError
 from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
 from . import packing
 from .aligned_index import write_aligned_index
-from .chunk_footers import CHUNK_FOOTERS_KEY, record_chunk_footers
+from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
 from .group_sums import GROUPS_KEY, swapped_groups
 from .page_index import MANIFEST_KEY as PAGES_KEY
@@ -128,9 +128,8 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                     BASE.index: swapped_digest(root, tmp, BASE.index),
                 }
                 ours[GROUPS_KEY] = swapped_groups(root, tmp, ours[TABLES_KEY])
-                ours.pop(CHUNK_FOOTERS_KEY, None)  # the merged file's own (the old record no longer matches)
-                if footers := record_chunk_footers(tmp, [BASE_CHUNKS]):
-                    ours[CHUNK_FOOTERS_KEY] = footers
+                # the merged file's own (the old record no longer matches)
+                set_footer_records(ours, record_chunk_footers(tmp, [BASE_CHUNKS]))
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))

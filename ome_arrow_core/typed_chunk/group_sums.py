@@ -18,22 +18,20 @@ ctime).
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
-from ..errors import ChecksumError, DamagedFileError
-from ..frozen_types import frozen
+from ..errors import ChecksumError
 from .file_version import member_version
-from .spec import MANIFEST
-from .table_sums import check_tables, recorded
+from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
+from .group_records import GROUPS_KEY, Segments, group_entries, int_list, recorded_rows
+from .group_records import segments_of as _segments
+from .table_sums import check_tables
 
 __all__ = [
     "GROUPS_KEY",
@@ -54,288 +52,35 @@ __all__ = [
     "int_list",
 ]
 
-#: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
-GROUPS_KEY: Final[str] = "table_groups"
-#: (path, device, inode, size, mtime, ctime, segment) whose digest matched in this process; segment -1: the whole file.
+#: (path, device, inode, size, mtime, ctime, segment, recorded digest) whose digest matched in this process; segment
+#: -1: the whole file (its recorded digests, all of them); -2: the footer (also kept without a digest: some digest the
+#: manifest recorded matched). Keyed by the recorded digest too: a manifest replaced by one recording another digest
+#: for the same bytes (a lie) is checked again, not trusted because the old one passed.
 _passed: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
+#: How a segment is hashed (a name of this module's own: tests count the hashing a read does).
+_digest = digest_of
 _WHOLE: Final[int] = -1
 #: Segment number recording that a table's footer matched (whatever its number of row groups).
 _FOOTER: Final[int] = -2
 
 
-@frozen
-class Segments:
-    """One table's recorded segments: ``bounds`` (G + 1 offsets), ``sums`` (G + 1 digests), its size and digest."""
-
-    digest: str
-    size: int
-    bounds: tuple[int, ...]
-    sums: tuple[str, ...]
-    #: Rows of the table (None in entries written without it): a scan counts images without parsing footers.
-    rows: int | None = None
-    #: Rows of each row group (None in entries written without it).
-    group_rows: tuple[int, ...] | None = None
-    #: Where the footer's row group entries lie (None in entries written without it): the serialized
-    #: FileMetaData's first byte in the file, its length, its row group list's header and end, and each row
-    #: group entry's first byte (offsets in the FileMetaData; see :mod:`.group_footers`).
-    footer_spans: tuple[int, ...] | None = None
-
-    def span(self, k: int) -> tuple[int, int]:
-        """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
-        return self.bounds[k], self.bounds[k + 1] if k + 1 < len(self.bounds) else self.size
-
-    def to_json(self) -> dict[str, Any]:
-        """The manifest entry."""
-        out: dict[str, Any] = {
-            "digest": self.digest,
-            "size": self.size,
-            "bounds": list(self.bounds),
-            "sums": "".join(self.sums),
-        }
-        if self.rows is not None:
-            out["rows"] = self.rows
-        if self.group_rows is not None and self.footer_spans is not None:
-            out["group_rows"], out["footer_spans"] = list(self.group_rows), list(self.footer_spans)
-        return out
+def _key(version: tuple[Any, ...], seg: Segments, k: int) -> tuple[Any, ...]:
+    """The :data:`_passed` entry of segment ``k`` (or :data:`_WHOLE`, :data:`_FOOTER`) of ``seg``'s table."""
+    if k == _WHOLE:
+        return (*version, k, seg.sums)
+    return (*version, k, seg.sums[-1 if k == _FOOTER else k])
 
 
-#: Bytes hashed at a time, read into one buffer reused for the whole range (a fresh 4 MiB ``bytes`` per read cost
-#: a first open of a plate ~3 ms of page faults for a 3.7 MB footer; hashing it costs 0.1 ms).
-_BLOCK: Final[int] = 256 << 10
-
-
-def _digest(fd: int, start: int, stop: int) -> str:
-    import xxhash
-
-    h = xxhash.xxh3_64()
-    view = memoryview(bytearray(max(0, min(stop - start, _BLOCK))))
-    at = start
-    while at < stop:
-        got = os.preadv(fd, [view[: min(stop - at, len(view))]], at)
-        if got <= 0:
-            break  # short: the digest cannot match
-        h.update(view[:got])
-        at += got
-    return f"{h.intdigest():016x}"
-
-
-def measure(file: Path, digest: str) -> Segments | None:
-    """The segments of Parquet table ``file`` (just written by us; its whole-file ``digest`` given), or None when
-    its row groups do not lie one after another (the table is then checked whole)."""
-    import pyarrow.parquet as pq
-
-    md = pq.read_metadata(file)
-    size = file.stat().st_size
-    bounds = [0]
-    end = 4
-    for g in range(md.num_row_groups):
-        group = md.row_group(g)
-        spans = []
-        for c in range(group.num_columns):
-            col = group.column(c)
-            first = col.data_page_offset
-            if col.has_dictionary_page and col.dictionary_page_offset:
-                first = min(first, col.dictionary_page_offset)
-            spans.append((first, first + col.total_compressed_size))
-        if not spans:
-            continue
-        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
-        if lo < end or hi > size:
-            return None
-        if g:
-            bounds.append(lo)
-        end = hi
-    if md.num_row_groups:
-        bounds.append(end)
-    if len(bounds) != md.num_row_groups + 1 or any(b >= a for a, b in zip(bounds[1:], bounds)):
-        return None
-    fd = os.open(file, os.O_RDONLY)
-    try:
-        sums = [_digest(fd, a, b) for a, b in zip(bounds, [*bounds[1:], size])]
-        listed = _footer_spans(fd, size, md.num_row_groups)
-    finally:
-        os.close(fd)
-    rows = tuple(int(md.row_group(g).num_rows) for g in range(md.num_row_groups))
-    return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows), rows, listed)
-
-
-def digest_of(fd: int, start: int, stop: int) -> str:
-    """XXH3-64 (16 hex digits) of bytes ``start..stop`` of the file open as ``fd``."""
-    return _digest(fd, start, stop)
-
-
-def footer_spans_of(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
-    """The ``footer_spans`` of the Parquet file open as ``fd`` (``size`` bytes, ``groups`` row groups), or None when
-    its footer cannot be walked (then readers parse it whole)."""
-    return _footer_spans(fd, size, groups)
-
-
-def _footer_spans(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
-    """The ``footer_spans`` of the Parquet file open as ``fd`` (``size`` bytes, ``groups`` row groups), or None when
-    its footer cannot be walked (then readers parse it whole)."""
-    from .thrift_walk import ThriftError, row_group_spans
-
-    tail = os.pread(fd, 8, size - 8)
-    length = int.from_bytes(tail[:4], "little")
-    if tail[4:] != b"PAR1" or not 0 < length <= size - 12:
-        return None
-    at = size - 8 - length
-    try:
-        found = row_group_spans(os.pread(fd, length, at))
-    except ThriftError:
-        return None
-    if len(found.starts) != groups:
-        return None
-    return (at, length, found.header, found.end, *found.starts)
-
-
-def record_groups(
-    root: Path, tables: Mapping[str, list[str]], keep: Mapping[str, Any] | None = None
-) -> dict[str, dict[str, Any]]:
-    """The ``table_groups`` entries of the tables ``tables`` records (the manifest's ``tables``, just computed):
-    kept from ``keep`` (the previous manifest's entries) where the table is unchanged, measured otherwise."""
-    out: dict[str, dict[str, Any]] = {}
-    kept = keep if isinstance(keep, Mapping) else {}
-    for name, digests in tables.items():
-        if len(digests) != 1:
-            continue
-        old = kept.get(name)
-        if isinstance(old, Mapping) and old.get("digest") == digests[0]:
-            out[name] = dict(old)
-            continue
-        found = measure(root / name, digests[0]) if (root / name).is_file() else None
-        if found is not None:
-            out[name] = found.to_json()
-    return out
-
-
-def swapped_groups(root: Path, new: Path, tables: Mapping[str, list[str]]) -> dict[str, dict[str, Any]]:
-    """The ``table_groups`` entries once a swap is done: of ``new / name`` when the swap writes it, else of
-    ``root / name`` (``tables``: their digests, as :func:`~.table_sums.swapped_digest` gives them)."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, digests in tables.items():
-        file = new / name if (new / name).exists() else root / name
-        found = measure(file, digests[0]) if len(digests) == 1 else None
-        if found is not None:
-            out[name] = found.to_json()
-    return out
-
-
-def _segments(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | None:
-    """The usable segments of table ``name`` (None: none recorded, or its records disagree: hash it whole)."""
-    ours = manifest.get("ome_arrow_core") or {}
-    listed = ours.get(GROUPS_KEY) if isinstance(ours, Mapping) else None
-    if not isinstance(listed, Mapping) or name not in listed:
-        return None
-    seg = _parsed(root, name, listed[name])  # a malformed entry is refused
-    return seg if recorded(root, manifest).get(name) == [seg.digest] else None
-
-
-#: Parsed entries by their content (a plate's entry lists a segment per 1,024 images: parsed once per process).
-_PARSED: dict[tuple[Any, ...], Segments] = {}
-_PARSED_KEPT: Final[int] = 64
-
-
-def _parsed(root: Path, name: str, entry: Any) -> Segments:
-    """The segments ``entry`` (the manifest's entry of table ``name``) records; DamagedFileError when malformed."""
-    try:
-        key = (
-            entry["digest"],
-            entry["size"],
-            entry["sums"],
-            tuple(entry["bounds"]),
-            entry.get("rows"),
-            tuple(entry.get("group_rows") or ()),
-            tuple(entry.get("footer_spans") or ()),
-        )
-        hit = _PARSED.get(key)
-    except (TypeError, KeyError, AttributeError):
-        key, hit = None, None
-    if hit is not None:
-        return hit
-    try:
-        bounds = tuple(map(int, entry["bounds"]))
-        text, size, digest = str(entry["sums"]).lower(), int(entry["size"]), str(entry["digest"]).lower()
-        rows = None if entry.get("rows") is None else int(entry["rows"])
-        ok = (
-            (rows is None or rows >= 0)
-            and len(text) == 16 * len(bounds)
-            and bounds[:1] == (0,)
-            and all(b > a for a, b in itertools.pairwise(bounds))
-            and bounds[-1] <= size
-        )
-        group_rows, spans = group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        ok = False
-    if not ok:
-        raise DamagedFileError(
-            f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {str(entry)[:300]!r}; expected {{digest, "
-            "size, bounds (increasing from 0), sums (16 hex digits a segment), rows, group_rows (rows of each row "
-            f"group), footer_spans (where its footer lists them)}}: the manifest is damaged. Fix: {FIX}"
-        )
-    sums = tuple([text[i : i + 16] for i in range(0, len(text), 16)])
-    found = Segments(digest, size, bounds, sums, rows, group_rows, spans)
-    if key is not None:
-        with _lock:
-            if len(_PARSED) >= _PARSED_KEPT:
-                _PARSED.clear()
-            _PARSED[key] = found
-    return found
-
-
-def group_entries(
-    entry: Any, groups: int, rows: int | None, footer_at: int, size: int
-) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
-    """The entry's ``group_rows`` and ``footer_spans`` (None, None when it has neither, or when its rows disagree
-    with ``rows``: the footer is then parsed whole); ValueError when they do not fit the table (``groups`` row
-    groups, its footer segment from ``footer_at`` to ``size``)."""
-    if entry.get("group_rows") is None and entry.get("footer_spans") is None:
-        return None, None
-    counts, listed = int_list(entry["group_rows"]), int_list(entry["footer_spans"])
-    if len(listed) < 4:
-        raise ValueError("footer_spans lists fewer than 4 values")
-    at, length, header, end = listed[:4].tolist()
-    if rows is not None and int(counts.sum()) != rows:  # the records disagree: the footer decides, parsed whole
-        return None, None
-    fits = (
-        len(counts) == groups
-        and bool((counts >= 0).all())
-        and len(listed) - 4 == groups
-        and footer_at <= at
-        and 0 < length
-        and at + length + 8 == size
-        and 0 < header < end <= length
-        and bool((np.diff(np.concatenate([[header], listed[4:], [end]])) > 0).all())
-    )
-    if not fits:
-        raise ValueError("group_rows or footer_spans do not fit the table")
-    return tuple(counts.tolist()), tuple(listed.tolist())
-
-
-def int_list(values: Any) -> np.ndarray:
-    """JSON list ``values`` as int64 (each value as ``int()`` takes it); TypeError or ValueError when it is not a list
-    of such values (a manifest's thousands of row groups checked at numpy's speed, not one Python int at a time)."""
-    if not isinstance(values, list):
-        raise TypeError(f"expected a list, got {type(values).__name__}")
-    try:
-        out = np.asarray(values, dtype=np.int64)
-    except OverflowError as exc:
-        raise ValueError(str(exc)) from None
-    if out.ndim != 1:
-        raise ValueError("expected a flat list of integers")
-    return out
-
-
-def _seen(version: tuple[Any, ...], *segments: int) -> bool:
+def _seen(version: tuple[Any, ...], seg: Segments, *segments: int) -> bool:
     with _lock:
-        return any((*version, k) in _passed for k in segments)
+        return any(_key(version, seg, k) in _passed for k in segments)
 
 
 def _check(root: Path, name: str, seg: Segments, k: int, what: str) -> None:
     """Hash segment ``k`` of table ``name`` and raise ChecksumError unless it has its recorded digest."""
     version = member_version(root, name)
-    if version is None or _seen(version, _WHOLE, k):
+    if version is None or _seen(version, seg, _WHOLE, k):
         return
     _check_segments(root, name, seg, version, [k], what)
 
@@ -372,25 +117,23 @@ def _check_segments(
                     f"set {ENV}=0"
                 )
             with _lock:
-                _passed.add((*version, k))
+                _passed.add(_key(version, seg, k))
                 if k == len(seg.bounds) - 1:
-                    _passed.add((*version, _FOOTER))
+                    _passed.update((_key(version, seg, _FOOTER), (*version, _FOOTER)))
     finally:
         os.close(fd)
 
 
-def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[int, int] | None:
-    """(rows, row groups) of table ``name`` as its row-group entry records them (None: not recorded, or the entry
-    is not used). Trusted as the manifest is, once :func:`check_footers` passed: the footer they were measured
-    from is the one on disk."""
-    seg = _segments(root, manifest, name)
-    return None if seg is None or seg.rows is None else (seg.rows, len(seg.bounds) - 1)
-
-
-def footer_verified(root: Path, name: str) -> bool:
-    """True when the footer of table ``name``, as it is on disk now, matched its recorded digest in this process."""
+def footer_verified(root: Path, name: str, seg: Segments | None = None) -> bool:
+    """True when the footer of table ``name``, as it is on disk now, matched a digest a manifest recorded in this
+    process (``seg``: the one ``seg`` records)."""
     version = member_version(root, name)
-    return version is not None and _seen(version, _FOOTER)
+    if version is None:
+        return False
+    if seg is not None:
+        return _seen(version, seg, _FOOTER)
+    with _lock:
+        return (*version, _FOOTER) in _passed
 
 
 def check_footer(root: Path, name: str, seg: Segments) -> None:
@@ -469,8 +212,8 @@ def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], v
             check_tables(root, manifest, [name], verify)
             continue
         version = member_version(root, name)
-        if version is None or _seen(version, _WHOLE):
+        if version is None or _seen(version, seg, _WHOLE):
             continue
-        _check_segments(root, name, seg, version, [k for k in range(len(seg.bounds)) if not _seen(version, k)])
+        _check_segments(root, name, seg, version, [k for k in range(len(seg.bounds)) if not _seen(version, seg, k)])
         with _lock:
-            _passed.add((*version, _WHOLE))
+            _passed.add(_key(version, seg, _WHOLE))

@@ -29,11 +29,12 @@ from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
 from .image_groups import ImageRows, footers_of
 from .ledger import forget_ledgers, ledger_for
+from .manifest_cache import shared_manifest
 from .opened import OpenedDataset
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import listed_codec
 from .page_reads import ranged_rows_bound
-from .spec import FORMAT_VERSION, MANIFEST, read_manifest
+from .spec import FORMAT_VERSION, MANIFEST
 from .tables import Part, images_schema, parts_of, read_indexes
 
 __all__ = ["open_dataset", "open_files", "clear_cache", "CACHE_SIZE"]
@@ -92,7 +93,7 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
             return hit
         for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
             del _cache[old]
-    manifest = read_manifest(path)
+    manifest = shared_manifest(path)  # parsed once per version: the scan that found the dataset parsed it
     check_manifest_members(path, manifest, MANIFEST)
     ours = manifest.get("ome_arrow_core") or {}
     version = int(ours.get("format_version", FORMAT_VERSION))

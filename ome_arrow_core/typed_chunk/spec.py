@@ -27,7 +27,8 @@ FORMAT_VERSION: Final[int] = 2
 # docs/format.md): ``ome_arrow_core.tables`` (whole-table digests), ``ome_arrow_core.page_ranges``, and
 # ``ome_arrow_core.table_groups`` (row-group digests: a footer is checked at open, each row group when first read),
 # and in its entries ``group_rows`` and ``footer_spans`` (row groups read through one-group footers), and
-# ``ome_arrow_core.chunk_footers`` (packed Parquet chunks files read so too; see typed_chunk/chunk_footers.py).
+# ``ome_arrow_core.chunk_footers`` (packed Parquet chunks files read so too; see typed_chunk/chunk_footers.py), written
+# now as ``ome_arrow_core.chunk_footers_packed`` (its integer lists as base64 int64; typed_chunk/packed_ints.py).
 #: The ``layout`` the manifest and every file's metadata name.
 LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
 #: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).

@@ -15,7 +15,7 @@ from ..registry import Registry, default_registry
 from ..uniques import unique
 from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
-from .chunk_footers import CHUNK_FOOTERS_KEY, spliced_fragment
+from .chunk_footers import footer_records, spliced_fragment
 from .fragments import open_fragment
 from .page_index import range_mismatches
 from .spec import MANIFEST, is_dataset_dir, read_manifest
@@ -87,12 +87,9 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
 
 
 def _verify_chunk_footers(root: Path, manifest: Mapping[str, Any], report: VerifyReport) -> None:
-    """Each chunks file's footer against the manifest's record of it (``chunk_footers``), as a checked read
+    """Each chunks file's footer against the manifest's record of it (``chunk_footers_packed``, or ``chunk_footers`` as written before), as a checked read
     checks it: a footer that differs from its digest, or a record that does not fit its file, is damage."""
-    ours = manifest.get("ome_arrow_core") or {}
-    listed = ours.get(CHUNK_FOOTERS_KEY) if isinstance(ours, Mapping) else None
-    if not isinstance(listed, Mapping):
-        return
+    listed = footer_records(manifest.get("ome_arrow_core"))
     for name in sorted(str(n) for n in listed):
         if (root / name).is_file():
             try:

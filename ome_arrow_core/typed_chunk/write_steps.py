@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from ..checksums import ALGORITHM as CHECKSUM
 from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
-from .chunk_footers import CHUNK_FOOTERS_KEY, record_chunk_footers
+from .chunk_footers import footer_records, record_chunk_footers, set_footer_records
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .group_sums import GROUPS_KEY, record_groups
 from .image_batches import ImageRowBatches
@@ -172,11 +172,9 @@ def write_manifest(
     ours[GROUPS_KEY] = record_groups(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(GROUPS_KEY))
     # the chunks files read through their footers (packed small images): a row group's footer at a time
     footers = record_chunk_footers(
-        root, [n for n in fragments if n not in pages], (previous.get("ome_arrow_core") or {}).get(CHUNK_FOOTERS_KEY)
+        root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
     )
-    ours.pop(CHUNK_FOOTERS_KEY, None)
-    if footers:
-        ours[CHUNK_FOOTERS_KEY] = footers
+    set_footer_records(ours, footers)
     manifest["ome_arrow_core"] = ours
     with atomic_path(root / MANIFEST) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -1,0 +1,178 @@
+"""The manifest's records of a table's row-group segments (``ome_arrow_core.table_groups``; see :mod:`.group_sums`):
+:class:`Segments`, and each entry parsed and checked once per process, refused when malformed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from ..checksums import FIX
+from ..errors import DamagedFileError
+from ..frozen_types import frozen
+from .spec import MANIFEST
+from .table_sums import recorded
+
+__all__ = ["GROUPS_KEY", "Segments", "segments_of", "recorded_rows", "group_entries", "int_list"]
+
+#: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
+GROUPS_KEY: Final[str] = "table_groups"
+_lock = threading.Lock()
+
+
+@frozen
+@frozen
+class Segments:
+    """One table's recorded segments: ``bounds`` (G + 1 offsets), ``sums`` (G + 1 digests), its size and digest."""
+
+    digest: str
+    size: int
+    bounds: tuple[int, ...]
+    sums: tuple[str, ...]
+    #: Rows of the table (None in entries written without it): a scan counts images without parsing footers.
+    rows: int | None = None
+    #: Rows of each row group (None in entries written without it).
+    group_rows: tuple[int, ...] | None = None
+    #: Where the footer's row group entries lie (None in entries written without it): the serialized
+    #: FileMetaData's first byte in the file, its length, its row group list's header and end, and each row
+    #: group entry's first byte (offsets in the FileMetaData; see :mod:`.group_footers`).
+    footer_spans: tuple[int, ...] | None = None
+
+    def span(self, k: int) -> tuple[int, int]:
+        """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
+        return self.bounds[k], self.bounds[k + 1] if k + 1 < len(self.bounds) else self.size
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry."""
+        out: dict[str, Any] = {
+            "digest": self.digest,
+            "size": self.size,
+            "bounds": list(self.bounds),
+            "sums": "".join(self.sums),
+        }
+        if self.rows is not None:
+            out["rows"] = self.rows
+        if self.group_rows is not None and self.footer_spans is not None:
+            out["group_rows"], out["footer_spans"] = list(self.group_rows), list(self.footer_spans)
+        return out
+
+
+def segments_of(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | None:
+    """The usable segments of table ``name`` (None: none recorded, or its records disagree: hash it whole)."""
+    ours = manifest.get("ome_arrow_core") or {}
+    listed = ours.get(GROUPS_KEY) if isinstance(ours, Mapping) else None
+    if not isinstance(listed, Mapping) or name not in listed:
+        return None
+    seg = _parsed(root, name, listed[name])  # a malformed entry is refused
+    return seg if recorded(root, manifest).get(name) == [seg.digest] else None
+
+
+#: Parsed entries by their content (a plate's entry lists a segment per 1,024 images: parsed once per process).
+_PARSED: dict[tuple[Any, ...], Segments] = {}
+_PARSED_KEPT: Final[int] = 64
+
+
+def _parsed(root: Path, name: str, entry: Any) -> Segments:
+    """The segments ``entry`` (the manifest's entry of table ``name``) records; DamagedFileError when malformed."""
+    try:
+        key = (
+            entry["digest"],
+            entry["size"],
+            entry["sums"],
+            tuple(entry["bounds"]),
+            entry.get("rows"),
+            tuple(entry.get("group_rows") or ()),
+            tuple(entry.get("footer_spans") or ()),
+        )
+        hit = _PARSED.get(key)
+    except (TypeError, KeyError, AttributeError):
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    try:
+        bounds = tuple(map(int, entry["bounds"]))
+        text, size, digest = str(entry["sums"]).lower(), int(entry["size"]), str(entry["digest"]).lower()
+        rows = None if entry.get("rows") is None else int(entry["rows"])
+        ok = (
+            (rows is None or rows >= 0)
+            and len(text) == 16 * len(bounds)
+            and bounds[:1] == (0,)
+            and all(b > a for a, b in itertools.pairwise(bounds))
+            and bounds[-1] <= size
+        )
+        group_rows, spans = group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        ok = False
+    if not ok:
+        raise DamagedFileError(
+            f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {str(entry)[:300]!r}; expected {{digest, "
+            "size, bounds (increasing from 0), sums (16 hex digits a segment), rows, group_rows (rows of each row "
+            f"group), footer_spans (where its footer lists them)}}: the manifest is damaged. Fix: {FIX}"
+        )
+    sums = tuple([text[i : i + 16] for i in range(0, len(text), 16)])
+    found = Segments(digest, size, bounds, sums, rows, group_rows, spans)
+    if key is not None:
+        with _lock:
+            if len(_PARSED) >= _PARSED_KEPT:
+                _PARSED.clear()
+            _PARSED[key] = found
+    return found
+
+
+def group_entries(
+    entry: Any, groups: int, rows: int | None, footer_at: int, size: int
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """The entry's ``group_rows`` and ``footer_spans`` (None, None when it has neither, or when its rows disagree
+    with ``rows``: the footer is then parsed whole); ValueError when they do not fit the table (``groups`` row
+    groups, its footer segment from ``footer_at`` to ``size``)."""
+    if entry.get("group_rows") is None and entry.get("footer_spans") is None:
+        return None, None
+    counts, listed = int_list(entry["group_rows"]), int_list(entry["footer_spans"])
+    if len(listed) < 4:
+        raise ValueError("footer_spans lists fewer than 4 values")
+    at, length, header, end = listed[:4].tolist()
+    if rows is not None and int(counts.sum()) != rows:  # the records disagree: the footer decides, parsed whole
+        return None, None
+    fits = (
+        len(counts) == groups
+        and bool((counts >= 0).all())
+        and len(listed) - 4 == groups
+        and footer_at <= at
+        and 0 < length
+        and at + length + 8 == size
+        and 0 < header < end <= length
+        and bool((np.diff(np.concatenate([[header], listed[4:], [end]])) > 0).all())
+    )
+    if not fits:
+        raise ValueError("group_rows or footer_spans do not fit the table")
+    return tuple(counts.tolist()), tuple(listed.tolist())
+
+
+def int_list(values: Any) -> np.ndarray:
+    """JSON list ``values`` as int64 (each value as ``int()`` takes it); TypeError or ValueError when it is not a list
+    of such values (a manifest's thousands of row groups checked at numpy's speed, not one Python int at a time). A
+    flat int64 array (integers unpacked from the manifest, see :mod:`.packed_ints`) is taken as it is."""
+    if isinstance(values, np.ndarray) and values.dtype == np.int64 and values.ndim == 1:
+        return values
+    if not isinstance(values, list):
+        raise TypeError(f"expected a list, got {type(values).__name__}")
+    try:
+        out = np.asarray(values, dtype=np.int64)
+    except OverflowError as exc:
+        raise ValueError(str(exc)) from None
+    if out.ndim != 1:
+        raise ValueError("expected a flat list of integers")
+    return out
+
+
+def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[int, int] | None:
+    """(rows, row groups) of table ``name`` as its row-group entry records them (None: not recorded, or the entry
+    is not used). Trusted as the manifest is, once :func:`~.group_sums.check_footers` passed: the footer they were
+    measured from is the one on disk."""
+    seg = segments_of(root, manifest, name)
+    return None if seg is None or seg.rows is None else (seg.rows, len(seg.bounds) - 1)
