@@ -269,7 +269,7 @@ def test_keyboard_interrupt_at_every_step(
             except KeyboardInterrupt:
                 assert hook.fired
         if not hook.fired:
-            assert k > 3
+            assert k > 1  # every writer has at least its commit (a rename); a create, nothing else
             STEPS[f"{op}/{swap}/interrupt-{'after' if after else 'before'}"] = k - 1
             print(f"KeyboardInterrupt sweep {op}/{swap}/{'after' if after else 'before'}: {k - 1} steps")
             break
