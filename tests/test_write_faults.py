@@ -300,3 +300,12 @@ def test_a_signal_during_the_swap_arrives_after_it(tmp_path: Path, sig: str, swa
     assert ws.same(ws.read(target), new), "the signal arrived before the swap completed"
     cleanup_dataset(target)
     assert ws.litter(parent, target, allowed) == []
+
+
+@pytest.mark.parametrize("op", ["overwrite", "append"])
+def test_durable_writes_interrupted_at_every_step(tmp_path: Path, op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same sweep with fsync on (``OME_ARROW_CORE_FSYNC=1``): the fsyncs move no step out of order."""
+    from ome_arrow_core.safe_write import durable
+
+    monkeypatch.setenv(durable.ENV, "1")
+    test_keyboard_interrupt_at_every_step(tmp_path, op, "exchange", False, monkeypatch)
