@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrow, OMEArrowError, write_dataset
 from ome_arrow_core.errors import SchemaError
 from ome_arrow_core.registry import default_registry
-from ome_arrow_core.typed_chunk import direct_chunks, fragments
+from ome_arrow_core.typed_chunk import direct_chunks, fragments, write_threads
 from ome_arrow_core.typed_chunk.parquet_pages import page_ranges
 from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA
 
@@ -65,17 +65,29 @@ def _pyarrow_file(tables: list[pa.Table], out: Path, grouped: bool, monkeypatch:
 
 
 @HYPO
-@given(case=chunk_tables(), groups=st.integers(1, 8), nbytes=st.sampled_from([1, 200, 1 << 30]))
+@given(
+    case=chunk_tables(),
+    groups=st.integers(1, 8),
+    nbytes=st.sampled_from([1, 200, 1 << 30]),
+    threads=st.booleans(),
+)
 def test_same_file_as_pyarrow(
-    case: tuple[list[pa.Table], bool], groups: int, nbytes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: tuple[list[pa.Table], bool],
+    groups: int,
+    nbytes: int,
+    threads: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Also when the writer builds the file in several batches (of ``groups`` row groups or ``nbytes`` pixel
-    bytes: each batch's offsets continue the last's)."""
+    bytes: each batch's offsets continue the last's), and with the page CRCs computed in parts by the write
+    threads (``threads``: whatever the batch's size)."""
     tables, grouped = case
     ours, theirs = tmp_path / "direct.parquet", tmp_path / "pyarrow.parquet"
     with monkeypatch.context() as m:
         m.setattr(direct_chunks, "_BATCH_GROUPS", groups)
         m.setattr(direct_chunks, "_BATCH_BYTES", nbytes)
+        m.setattr(write_threads, "MIN_BYTES", 0 if threads else 1 << 62)
         ranges = direct_chunks.write_chunks_direct(iter(tables), ours, grouped)
     _pyarrow_file(tables, theirs, grouped, monkeypatch)
     got, want = pq.read_table(ours), pq.read_table(theirs)
@@ -105,13 +117,25 @@ def test_same_file_as_pyarrow(
     dtype=st.sampled_from(["uint8", "uint16", "int32", "float32", "float64"]),
     shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 40), st.integers(1, 40)),
     chunk=st.tuples(st.integers(1, 3), st.integers(1, 32), st.integers(1, 32)),
+    threads=st.booleans(),
 )
-def test_images_round_trip(dtype: str, shape: tuple[int, ...], chunk: tuple[int, ...], tmp_path: Path) -> None:
-    """TCZYX images of any dtype, shape and chunk shape read back exactly (written directly by default)."""
+def test_images_round_trip(
+    dtype: str,
+    shape: tuple[int, ...],
+    chunk: tuple[int, ...],
+    threads: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TCZYX images of any dtype, shape and chunk shape read back exactly (written directly by default), their
+    chunks checked against the checksums the packer computed (``threads``: in parts, by the write threads)."""
     rng = np.random.default_rng(sum(shape))
     arr = (rng.random(shape) * 200).astype(dtype)
     out = tmp_path / "img.ome.parquet"
-    OMEArrow(arr, dim_order="TCZYX").export("parquet", out, chunk_shape=chunk)
+    with monkeypatch.context() as m:
+        m.setattr(write_threads, "MIN_BYTES", 0 if threads else 1 << 62)
+        OMEArrow(arr, dim_order="TCZYX").export("parquet", out, chunk_shape=chunk)
+    pq.ParquetFile(out / "chunks.parquet", page_checksum_verification=True).read()
     assert pq.read_metadata(out / "chunks.parquet").created_by == direct_chunks.CREATED_BY
     got = OMEArrow.scan(out).to_numpy(layout="TCZYX")
     assert got.dtype == arr.dtype and np.array_equal(got, arr)

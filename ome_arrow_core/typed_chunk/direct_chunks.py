@@ -30,6 +30,7 @@ from .page_crcs import fixed_width_crcs, page_crcs
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
 from .thrift_rows import STOP, Segment, Var, assemble, binary, byte_strings, fixed, head, uvarint, varints
+from .write_threads import start_parts
 
 __all__ = ["write_chunks_direct", "CREATED_BY"]
 
@@ -275,8 +276,13 @@ class DirectChunkWriter:
         data: list[Segment] = []
         marks: list[int] = []  # per column: index of its first segment in ``data``
         stats: list[list[Segment]] = []
-        after: list[list[memoryview]] = []
-        after_lens = np.zeros(g, dtype=np.int64)
+        # the pixel pages' CRC-32s start first (in the write threads for a large batch), the other columns meanwhile
+        pix_values, inline, after, after_lens = batch.pixels(views)
+        pix_crcs = start_parts(
+            g,
+            int(after_lens.sum()),
+            lambda a, b: page_crcs(level_bytes[a:b], inline[a:b], after[a:b]),
+        )
         for k, (_, _, width) in enumerate(_COLUMNS):
             if width > 0:
                 values, lo, hi, rows = batch.int_column(k, width)
@@ -292,9 +298,9 @@ class DirectChunkWriter:
                 stats[-1] += [byte_strings(los), STOP]
                 crc = page_crcs(level_bytes, pages)
             else:
-                values, inline, after, after_lens = batch.pixels(views)
+                values = pix_values
                 stats.append([])
-                crc = page_crcs(level_bytes, inline, after)
+                crc = np.concatenate(pix_crcs())
             size = levels.lens + values.lens + (after_lens if width < 0 else 0)
             marks.append(len(data))
             data += [*_page_header(varints(size), varints(crc), batch.count_var), levels, values]

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ..arrow_numpy import int_values
 from ..buffers import arrow_empty
-from ..checksums import checksums_of
+from ..checksums import ALGORITHM, checker, checksums_of
 from ..chunks import ChunkTable, normalize_chunk_shape
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
@@ -26,6 +26,7 @@ from .image_rows import image_row
 from .page_index import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
+from .write_threads import start_parts
 
 __all__ = [
     "ChunkPacker",
@@ -75,12 +76,26 @@ def _chunk_payload(pixels: np.ndarray, table: ChunkTable) -> tuple[pa.LargeBinar
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     data, buf = arrow_empty((int(offsets[-1]),), np.dtype(np.uint8))
-    for i in range(len(table)):
-        (t, c, z, y, x), (st, sc, sz, sy, sx) = table.origin[i], table.shape[i]
-        dst = data[offsets[i] : offsets[i + 1]].view(pixels.dtype).reshape(st, sc, sz, sy, sx)
-        np.copyto(dst, tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx])
+    origin, shape = table.origin.tolist(), table.shape.tolist()
+
+    checksum = checker(ALGORITHM, "")
+    bounds = offsets.tolist()
+
+    def part(a: int, b: int) -> np.ndarray:  # chunks a..b, each copied, then checksummed while still in cache
+        sums = np.empty(b - a, dtype=np.uint64)
+        for i in range(a, b):
+            (t, c, z, y, x), (st, sc, sz, sy, sx) = origin[i], shape[i]
+            chunk = data[bounds[i] : bounds[i + 1]]
+            np.copyto(
+                chunk.view(pixels.dtype).reshape(st, sc, sz, sy, sx),
+                tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx],
+            )
+            sums[i - a] = checksum(chunk)
+        return sums
+
+    sums = np.concatenate(start_parts(len(table), int(offsets[-1]), part)())
     arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(table), [None, pa.py_buffer(offsets), buf])
-    return arr, int(offsets[-1]), checksums_of(data, offsets)
+    return arr, int(offsets[-1]), sums
 
 
 @dataclass(frozen=True)
