@@ -6,7 +6,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ome_arrow_core.typed_chunk.thrift_rows import Var, assemble, byte_strings, fixed, uvarint, varints, zigzag_bytes
+from ome_arrow_core.typed_chunk.thrift_rows import (
+    Var,
+    assemble,
+    byte_strings,
+    fixed,
+    uvarint,
+    varint_columns,
+    varints,
+    zigzag_bytes,
+)
 
 _I64 = st.integers(-(1 << 63), (1 << 63) - 1)
 
@@ -23,6 +32,16 @@ def test_varints_are_each_values_zigzag_varint(values: list[int]) -> None:
 @given(st.lists(st.one_of(st.integers(0, (1 << 63) - 1), st.integers(0, 200)), max_size=40))
 def test_unsigned_varints_are_each_values_varint(values: list[int]) -> None:
     assert _rows(varints(np.array(values, dtype=np.int64), zigzag=False)) == [uvarint(v) for v in values]
+
+
+@given(st.integers(0, 5), st.integers(1, 4), st.data())
+def test_varint_columns_are_each_columns_varints(rows: int, cols: int, data: st.DataObject) -> None:
+    values = np.array(data.draw(st.lists(_I64, min_size=rows * cols, max_size=rows * cols)), dtype=np.int64)
+    table = values.reshape(rows, cols)
+    got = varint_columns(table)
+    assert len(got) == cols
+    for k, var in enumerate(got):
+        assert _rows(var) == [zigzag_bytes(int(v)) for v in table[:, k]]
 
 
 @st.composite

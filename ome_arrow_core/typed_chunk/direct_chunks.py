@@ -29,7 +29,19 @@ from ..errors import SchemaError
 from .page_crcs import fixed_width_crcs, page_crcs
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
-from .thrift_rows import STOP, Segment, Var, assemble, binary, byte_strings, fixed, head, uvarint, varints
+from .thrift_rows import (
+    STOP,
+    Segment,
+    Var,
+    assemble,
+    binary,
+    byte_strings,
+    fixed,
+    head,
+    uvarint,
+    varint_columns,
+    varints,
+)
 from .write_threads import start_parts
 
 __all__ = ["write_chunks_direct", "CREATED_BY"]
@@ -283,6 +295,8 @@ class DirectChunkWriter:
             int(after_lens.sum()),
             lambda a, b: page_crcs(level_bytes[a:b], inline[a:b], after[a:b]),
         )
+        column_values: list[Var] = []
+        crcs: list[np.ndarray] = []
         for k, (_, _, width) in enumerate(_COLUMNS):
             if width > 0:
                 values, lo, hi, rows = batch.int_column(k, width)
@@ -301,9 +315,15 @@ class DirectChunkWriter:
                 values = pix_values
                 stats.append([])
                 crc = np.concatenate(pix_crcs())
-            size = levels.lens + values.lens + (after_lens if width < 0 else 0)
+            column_values.append(values)
+            crcs.append(crc)
+        sizes = np.stack([levels.lens + v.lens for v in column_values], axis=1)
+        sizes[:, -1] += after_lens  # the pixel page's bytes written after its first value's length
+        for values, size_var, crc_var in zip(
+            column_values, varint_columns(sizes), varint_columns(np.stack(crcs, axis=1)), strict=True
+        ):
             marks.append(len(data))
-            data += [*_page_header(varints(size), varints(crc), batch.count_var), levels, values]
+            data += [*_page_header(size_var, crc_var, batch.count_var), levels, values]
         marks.append(len(data))
         buf, starts = assemble(data, g)
         # where each group's bytes lie in the file: its inline bytes, then its pixel bytes (one-row groups)
@@ -331,8 +351,9 @@ class DirectChunkWriter:
     def _footer_rows(self, batch: _Batch, start: np.ndarray, size: np.ndarray, stats: list[list[Segment]]) -> None:
         """The footer's RowGroup entries of a batch."""
         segs: list[Segment] = [head(1, 9) + _list_header(len(_COLUMNS), 12)]
+        starts, sizes = varint_columns(start), varint_columns(size)
         for k, (name, physical, _) in enumerate(_COLUMNS):
-            at, n = varints(start[:, k]), varints(size[:, k])
+            at, n = starts[k], sizes[k]
             segs += [head(2, 6), at, head(1, 12) + _meta_head(name, physical), batch.count_var]
             segs += [head(1, 6), n, head(1, 6), n, head(2, 6), at]
             if stats[k]:

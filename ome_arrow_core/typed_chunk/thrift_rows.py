@@ -32,6 +32,7 @@ __all__ = [
     "zigzag_bytes",
     "binary",
     "varints",
+    "varint_columns",
     "byte_strings",
     "fixed",
     "assemble",
@@ -93,6 +94,16 @@ def varints(values: np.ndarray, zigzag: bool = True) -> Var:
     lens = (u[:, None] >= _LIMITS[None, : width - 1]).sum(axis=1, dtype=np.int64) + 1  # bytes: 7 bits each
     data |= (_POSITIONS[None, :width] < (lens[:, None] - 1)).view(np.uint8) << np.uint8(7)
     return Var(data, lens)
+
+
+def varint_columns(values: np.ndarray, zigzag: bool = True) -> list[Var]:
+    """:func:`varints` of each column of a (rows, columns) array, encoded in one pass (views of one array)."""
+    v = np.asarray(values, dtype=np.int64)
+    rows, cols = v.shape
+    flat = varints(v.reshape(-1), zigzag)
+    data = flat.data.reshape(rows, cols, flat.data.shape[1])
+    lens = flat.lens.reshape(rows, cols)
+    return [Var(data[:, k, :], lens[:, k]) for k in range(cols)]
 
 
 _SHIFTS: Final = np.arange(_WIDE, dtype=np.uint64) * np.uint64(7)
