@@ -183,7 +183,7 @@ def test_sigkill_at_every_step(tmp_path: Path, op: str, swap: str) -> None:
     _needs_exchange(tmp_path, swap)
     steps = _steps(tmp_path, op, swap)
     n = len(steps)
-    assert n >= 3
+    assert n >= 1  # at least the commit (a rename); a create makes no other step
     STEPS[f"{op}/{swap}"] = n
     # Each rename, and the first cleanup of each kind on either side of the commit: the cleanups repeat once per
     # file, and a kill at a repeat leaves the same kind of state (the in-process sweep below stops at every step;
