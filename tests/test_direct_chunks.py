@@ -22,6 +22,7 @@ from ome_arrow_core import OMEArrow, OMEArrowError, write_dataset
 from ome_arrow_core.errors import SchemaError
 from ome_arrow_core.registry import default_registry
 from ome_arrow_core.typed_chunk import direct_chunks, fragments, write_threads
+from ome_arrow_core.typed_chunk.chunk_groups import one_group_per_row, rows_are_groups
 from ome_arrow_core.typed_chunk.parquet_pages import page_ranges
 from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA
 
@@ -35,6 +36,7 @@ def chunk_tables(draw: st.DrawFn) -> tuple[list[pa.Table], bool]:
     grouped = draw(st.booleans())
     tables = []
     for _ in range(draw(st.integers(1, 12))):
+        marked = grouped and draw(st.booleans())  # a run of one-row groups in one table (as the packer sends them)
         n = draw(st.integers(1, 4)) if grouped else 1
         text = st.text(max_size=12)
         cols: dict[str, object] = {
@@ -45,8 +47,17 @@ def chunk_tables(draw: st.DrawFn) -> tuple[list[pa.Table], bool]:
         }
         for name in INTS:
             cols[name] = draw(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=n, max_size=n))
-        tables.append(pa.table({f.name: pa.array(cols[f.name], f.type) for f in CHUNKS_SCHEMA}))
+        table = pa.table({f.name: pa.array(cols[f.name], f.type) for f in CHUNKS_SCHEMA})
+        tables.append(one_group_per_row(table) if marked else table)
     return tables, grouped
+
+
+def _unmarked(tables: list[pa.Table]) -> list[pa.Table]:
+    """The same row groups, a table each: a marked table cut into its rows."""
+    out = []
+    for t in tables:
+        out += [t.slice(i, 1).replace_schema_metadata(None) for i in range(t.num_rows)] if rows_are_groups(t) else [t]
+    return out
 
 
 def _pyarrow_file(tables: list[pa.Table], out: Path, grouped: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,7 +100,10 @@ def test_same_file_as_pyarrow(
         m.setattr(direct_chunks, "_BATCH_BYTES", nbytes)
         m.setattr(write_threads, "MIN_BYTES", 0 if threads else 1 << 62)
         ranges = direct_chunks.write_chunks_direct(iter(tables), ours, grouped)
-    _pyarrow_file(tables, theirs, grouped, monkeypatch)
+    _pyarrow_file(_unmarked(tables), theirs, grouped, monkeypatch)
+    marked = tmp_path / "marked.parquet"  # pyarrow's writer reads the marks as the direct one does
+    _pyarrow_file(tables, marked, grouped, monkeypatch)
+    assert marked.read_bytes() == theirs.read_bytes()
     got, want = pq.read_table(ours), pq.read_table(theirs)
     assert got.equals(want)
     assert got.schema.metadata == want.schema.metadata  # ARROW:schema (large_binary) and ours

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import SchemaError
+from .chunk_groups import rows_are_groups
 from .page_crcs import fixed_width_crcs, page_crcs
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
@@ -231,6 +232,7 @@ class DirectChunkWriter:
         self.groups = 0
         self.ranges: list[np.ndarray] = []  # per batch: (groups, 4) page offset, size, size, group offset
         self.pending: list[pa.Table] = []
+        self.pending_counts: list[int] = []  # rows of each pending row group
         self.pending_groups = 0
         self.pending_views: list[memoryview] = []  # each pending row's pixel bytes
         self.pending_bytes = 0
@@ -242,7 +244,9 @@ class DirectChunkWriter:
         if table.num_rows == 0:
             return
         self.pending.append(table)
-        self.pending_groups += 1 if self.table_groups else table.num_rows
+        per_row = not self.table_groups or rows_are_groups(table)
+        self.pending_counts += [1] * table.num_rows if per_row else [table.num_rows]
+        self.pending_groups += table.num_rows if per_row else 1
         for chunk in table.column(_PIXELS).chunks:
             if chunk.null_count:
                 raise SchemaError("chunk column 'pixel_bytes' holds nulls; chunk rows have none")
@@ -272,12 +276,11 @@ class DirectChunkWriter:
     def _flush(self) -> None:
         if not self.pending:
             return
-        table = pa.concat_tables(self.pending)
-        counts = np.array(
-            [t.num_rows for t in self.pending] if self.table_groups else [1] * table.num_rows, dtype=np.int64
-        )
+        table = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
+        counts = np.array(self.pending_counts, dtype=np.int64)
         views = self.pending_views
-        self.pending, self.pending_groups, self.pending_views, self.pending_bytes = [], 0, [], 0
+        self.pending, self.pending_counts, self.pending_groups, self.pending_views = [], [], 0, []
+        self.pending_bytes = 0
         self._groups(_Batch(table, counts), views)
         self.rows += table.num_rows
 

@@ -21,6 +21,7 @@ from ..chunks import ChunkTable, normalize_chunk_shape
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
+from .chunk_groups import one_group_per_row
 from .image_batches import ImageRowBatches
 from .image_rows import image_row
 from .page_index import RANGE_FIELDS, range_columns
@@ -332,9 +333,15 @@ class ChunkPacker:
         if not self.share:
             yield chunks
             return
-        cuts = np.flatnonzero(np.diff(group)) + 1
-        for a, b in itertools.pairwise([0, *cuts.tolist(), total]):
+        edges = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), total]
+        run = 0  # the first of the one-row groups not yet yielded: a run of them goes out as one marked table
+        for a, b in itertools.pairwise(edges):
+            if b - a == 1:
+                continue
+            yield from _one_row_groups(chunks, run, a)
             yield chunks.slice(a, b - a)
+            run = b
+        yield from _one_row_groups(chunks, run, total)
 
     def index(self) -> pa.Table:
         """The index rows of everything packed so far, with the page range of each chunk where known."""
@@ -345,6 +352,14 @@ class ChunkPacker:
                 table = table.append_column(f, col)
             tables.append(table)
         return pa.concat_tables(tables) if tables else pa.schema([*INDEX_SCHEMA, *RANGE_FIELDS]).empty_table()
+
+
+def _one_row_groups(chunks: pa.Table, a: int, b: int) -> Iterator[pa.Table]:
+    """Rows ``a..b`` of ``chunks``, each its own row group: one table (marked where it holds several), or none."""
+    if b - a > 1:
+        yield one_group_per_row(chunks.slice(a, b - a))
+    elif b - a == 1:
+        yield chunks.slice(a, 1)
 
 
 def packed_tables(
