@@ -228,3 +228,29 @@ def test_refuses_other_schemas_and_nulls(tmp_path: Path) -> None:
         direct_chunks.write_chunks_direct(iter([pa.table(row)]), tmp_path / "a.parquet", False)
     with pytest.raises(SchemaError, match="schema"):
         direct_chunks.write_chunks_direct(iter([pa.table({"x": [1]})]), tmp_path / "b.parquet", False)
+
+
+def test_a_marked_table_is_cut_into_bounded_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of one-row groups in one table is built at most ``_BATCH_GROUPS`` groups at a time (the headers'
+    memory), and reads back as those rows, a group each."""
+    n = 7
+    cols: dict[str, object] = {name: list(range(n)) for name in [*INTS, "chunk_id"]}
+    cols.update(
+        image_id=[f"i{k}" for k in range(n)], dtype=["uint8"] * n, pixel_bytes=[bytes([k]) * 40 for k in range(n)]
+    )
+    table = one_group_per_row(pa.table({f.name: pa.array(cols[f.name], f.type) for f in CHUNKS_SCHEMA}))
+    sizes: list[int] = []
+    real = direct_chunks.DirectChunkWriter._groups
+
+    def spy(self: direct_chunks.DirectChunkWriter, batch: direct_chunks._Batch, views: list[memoryview]) -> None:
+        sizes.append(batch.groups)
+        real(self, batch, views)
+
+    monkeypatch.setattr(direct_chunks, "_BATCH_GROUPS", 3)
+    monkeypatch.setattr(direct_chunks.DirectChunkWriter, "_groups", spy)
+    out = tmp_path / "chunks.parquet"
+    direct_chunks.write_chunks_direct(iter([table]), out, True)
+    assert sizes == [3, 3, 1]
+    md = pq.read_metadata(out)
+    assert [md.row_group(g).num_rows for g in range(md.num_row_groups)] == [1] * n
+    assert pq.read_table(out).column("pixel_bytes").to_pylist() == cols["pixel_bytes"]

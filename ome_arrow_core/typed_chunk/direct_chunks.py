@@ -241,10 +241,14 @@ class DirectChunkWriter:
     def write(self, table: pa.Table) -> None:
         if not table.schema.equals(CHUNKS_SCHEMA, check_metadata=False):
             raise SchemaError(f"chunk tables have the schema {CHUNKS_SCHEMA}, got {table.schema}")
+        per_row = not self.table_groups or rows_are_groups(table)
+        if per_row and table.num_rows > _BATCH_GROUPS:  # a batch's groups stay bounded (their headers' memory)
+            for a in range(0, table.num_rows, _BATCH_GROUPS):
+                self.write(table.slice(a, _BATCH_GROUPS))
+            return
         if table.num_rows == 0:
             return
         self.pending.append(table)
-        per_row = not self.table_groups or rows_are_groups(table)
         self.pending_counts += [1] * table.num_rows if per_row else [table.num_rows]
         self.pending_groups += table.num_rows if per_row else 1
         for chunk in table.column(_PIXELS).chunks:
