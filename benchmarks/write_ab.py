@@ -9,7 +9,7 @@ writes the same image (``OMEArrow(arr).export("parquet", path)``, over its own p
 parent asks and reports its own wall and CPU time (process time: all its threads). The rounds are interleaved:
 each writes every case once, after one untimed round. Medians; the ratio columns divide by the first tree's.
 ``--pyarrow`` adds each tree with ``typed_chunk.fragments.DIRECT = False`` (pyarrow's writer for the chunks
-file). Peers (in the parent): zarr v3 arrays, raw, chunks 256 and 512 (their fastest configurations for writing
+file), ``--fsync`` each tree with ``OME_ARROW_CORE_FSYNC=1``. Peers (in the parent): zarr v3 arrays, raw, chunks 256 and 512 (their fastest configurations for writing
 in compare_peers). tensorstore fsyncs each file it writes (its default; ``strace -f -c`` counts them), zarr
 and ours do not.
 """
@@ -52,9 +52,9 @@ for line in sys.stdin:
 class Child:
     """A writer process of one tree: :meth:`write` asks it for one write and returns its (wall, cpu) in ms."""
 
-    def __init__(self, tree: Path, direct: bool, shape: tuple[int, ...], out: Path) -> None:
+    def __init__(self, tree: Path, direct: bool, shape: tuple[int, ...], out: Path, fsync: bool = False) -> None:
         code = _CHILD.format(tree=str(tree), bench=str(HERE), direct=direct, shape=shape, out=str(out))
-        env = {**os.environ, "PYTHONPATH": str(tree)}
+        env = {**os.environ, "PYTHONPATH": str(tree), "OME_ARROW_CORE_FSYNC": "1" if fsync else "0"}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
@@ -91,6 +91,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--trees", nargs="+", type=Path, default=[HERE.parent], help="source trees of ome_arrow_core")
     p.add_argument("--pyarrow", action="store_true", help="also each tree with pyarrow's chunks writer")
+    p.add_argument("--fsync", action="store_true", help="also each tree with OME_ARROW_CORE_FSYNC=1")
     p.add_argument("--no-peers", action="store_true", help="only ours")
     args = p.parse_args()
     shape = (1, 2, args.z, args.size, args.size)
@@ -103,6 +104,10 @@ def main() -> int:
                 child = Child(tree.resolve(), direct, shape, tmp / f"ours{k}{direct:d}.ome.parquet")
                 children.append(child)
                 cases[f"{tree} ({'direct' if direct else 'pyarrow'})"] = child.write
+            if args.fsync:
+                child = Child(tree.resolve(), True, shape, tmp / f"ours{k}sync.ome.parquet", fsync=True)
+                children.append(child)
+                cases[f"{tree} (direct, fsync)"] = child.write
         if not args.no_peers:
             arr = L.camera_image(shape)
             for lib, write in (("tensorstore", L.ts_write), ("zarr", L.zarr_write)):
