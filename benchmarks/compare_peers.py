@@ -25,8 +25,8 @@ straddles chunk borders (at S/2-24); a Zx256x256 column through every z; open + 
 inside the timing); 256x256 tiles streamed over every plane (ours: ``iter_dlpack(tile_size=(256, 256),
 prefetch=2)`` per plane, each tile taken with ``numpy.from_dlpack``; peers: one read per tile); the whole image;
 writing the image (each library once untimed first, then ``--write-repeats`` timed writes over its own previous
-copy, each replacing it as that library does; no library fsyncs: ours neither, its rename-into-place keeps the old
-or the new copy whole if the process dies, not if the machine loses power). Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
+copy, each replacing it as that library does; tensorstore fsyncs each chunk file (its default), zarr and ours do not:
+our rename-into-place keeps the old or the new copy whole if the process dies; OME_ARROW_CORE_FSYNC=1 adds power loss). Plates (peers_plates.py): N images of 1x64x64 in a fresh process: open + first image (ms and
 RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process
 (each library's child runs once untimed first, also with --quick: it writes bytecode, which an editable install
 of ours lacks until then, and warms the page cache).

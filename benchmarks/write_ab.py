@@ -1,12 +1,17 @@
-"""Writing one image: ours with the direct chunks writer against ours with pyarrow's writer, tensorstore and zarr.
+"""Writing one image: ours from one or more source trees (A/B of a writer change), tensorstore and zarr, in one run.
 
-    python benchmarks/write_ab.py                     # 1x2x4x1024x1024 uint16 (compare_peers --quick's image)
-    python benchmarks/write_ab.py --size 2048 --z 16  # the full image (256 MiB)
+    python benchmarks/write_ab.py                                  # this tree, 1x2x4x1024x1024 uint16
+    python benchmarks/write_ab.py --trees /work/main .             # old checkout against this one
+    python benchmarks/write_ab.py --size 2048 --z 16 --pyarrow     # the full image (256 MiB); + pyarrow's writer
 
-All in one process, interleaved (each round writes every case once, after one untimed round), each over its own
-previous copy; medians of wall and CPU time (process time: all threads). ``typed_chunk.fragments.DIRECT``
-switches our chunks writer; the rest of our write is the same code in both rows. Peers: zarr v3 arrays, raw,
-chunks 256 and 512 (their fastest configurations for writing in compare_peers). Nothing is fsynced by anyone.
+Each tree's writer runs in a child process of its own (its ``ome_arrow_core`` first on ``sys.path``), which
+writes the same image (``OMEArrow(arr).export("parquet", path)``, over its own previous copy) each time the
+parent asks and reports its own wall and CPU time (process time: all its threads). The rounds are interleaved:
+each writes every case once, after one untimed round. Medians; the ratio columns divide by the first tree's.
+``--pyarrow`` adds each tree with ``typed_chunk.fragments.DIRECT = False`` (pyarrow's writer for the chunks
+file), ``--fsync`` each tree with ``OME_ARROW_CORE_FSYNC=1``. Peers (in the parent): zarr v3 arrays, raw, chunks 256 and 512 (their fastest configurations for writing
+in compare_peers). tensorstore fsyncs each file it writes (its default; ``strace -f -c`` counts them), zarr
+and ours do not.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,8 +30,58 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers_libs as L
 
+HERE = Path(__file__).resolve().parent
+
+_CHILD = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, {tree!r}); sys.path.insert(1, {bench!r})
+import peers_libs as L
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.typed_chunk import fragments
+fragments.DIRECT = {direct!r}
+arr = L.camera_image({shape!r})
+out = Path({out!r})
+for line in sys.stdin:
+    c0, t0 = time.process_time(), time.perf_counter()
+    OMEArrow(arr).export("parquet", out)
+    print((time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3, flush=True)
+"""
+
+
+class Child:
+    """A writer process of one tree: :meth:`write` asks it for one write and returns its (wall, cpu) in ms."""
+
+    def __init__(self, tree: Path, direct: bool, shape: tuple[int, ...], out: Path, fsync: bool = False) -> None:
+        code = _CHILD.format(tree=str(tree), bench=str(HERE), direct=direct, shape=shape, out=str(out))
+        env = {**os.environ, "PYTHONPATH": str(tree), "OME_ARROW_CORE_FSYNC": "1" if fsync else "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    def write(self) -> tuple[float, float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the writer child died (exit {self.proc.wait()})")
+        wall, cpu = line.split()
+        return float(wall), float(cpu)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _timed(fn: Callable[[], None]) -> Callable[[], tuple[float, float]]:
+    def run() -> tuple[float, float]:
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
+
+    return run
 
 
 def main() -> int:
@@ -33,38 +89,50 @@ def main() -> int:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--z", type=int, default=4)
     p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--trees", nargs="+", type=Path, default=[HERE.parent], help="source trees of ome_arrow_core")
+    p.add_argument("--pyarrow", action="store_true", help="also each tree with pyarrow's chunks writer")
+    p.add_argument("--fsync", action="store_true", help="also each tree with OME_ARROW_CORE_FSYNC=1")
+    p.add_argument("--no-peers", action="store_true", help="only ours")
     args = p.parse_args()
-    arr = L.camera_image((1, 2, args.z, args.size, args.size))
+    shape = (1, 2, args.z, args.size, args.size)
     tmp = Path(tempfile.mkdtemp(prefix="write_ab_"))
-
-    def ours(direct: bool) -> Callable[[], None]:
-        def write() -> None:
-            fragments.DIRECT = direct
-            OMEArrow(arr).export("parquet", tmp / "ours.ome.parquet")
-
-        return write
-
-    cases: dict[str, Callable[[], None]] = {"ours (direct writer)": ours(True), "ours (pyarrow writer)": ours(False)}
-    for lib, write in (("tensorstore", L.ts_write), ("zarr", L.zarr_write)):
-        if L.available(lib):
-            for c in (256, 512):
-                cases[f"{lib} {c} raw"] = lambda w=write, c=c, lib=lib: w(arr, tmp / f"{lib}{c}.zarr", c, "raw")
-    times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cases}
+    children: list[Child] = []
+    cases: dict[str, Callable[[], tuple[float, float]]] = {}
     try:
+        for k, tree in enumerate(args.trees):
+            for direct in (True, False) if args.pyarrow else (True,):
+                child = Child(tree.resolve(), direct, shape, tmp / f"ours{k}{direct:d}.ome.parquet")
+                children.append(child)
+                cases[f"{tree} ({'direct' if direct else 'pyarrow'})"] = child.write
+            if args.fsync:
+                child = Child(tree.resolve(), True, shape, tmp / f"ours{k}sync.ome.parquet", fsync=True)
+                children.append(child)
+                cases[f"{tree} (direct, fsync)"] = child.write
+        if not args.no_peers:
+            arr = L.camera_image(shape)
+            for lib, write in (("tensorstore", L.ts_write), ("zarr", L.zarr_write)):
+                if L.available(lib):
+                    for c in (256, 512):
+                        out = tmp / f"{lib}{c}.zarr"
+                        cases[f"{lib} {c} raw"] = _timed(lambda w=write, c=c, out=out: w(arr, out, c, "raw"))
+        times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cases}
         for fn in cases.values():
             fn()
         for _ in range(args.repeats):
             for name, fn in cases.items():
-                c0, t0 = time.process_time(), time.perf_counter()
-                fn()
-                times[name][0].append((time.perf_counter() - t0) * 1e3)
-                times[name][1].append((time.process_time() - c0) * 1e3)
+                wall, cpu = fn()
+                times[name][0].append(wall)
+                times[name][1].append(cpu)
     finally:
-        fragments.DIRECT = True
+        for child in children:
+            child.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"1x2x{args.z}x{args.size}x{args.size} uint16, {args.repeats} interleaved rounds, load {os.getloadavg()}")
+    first = next(iter(times.values()))
+    w0, c0 = statistics.median(first[0]), statistics.median(first[1])
     for name, (wall, cpu) in times.items():
-        print(f"  {name:24s} wall {statistics.median(wall):8.1f} ms   cpu {statistics.median(cpu):8.1f} ms")
+        w, c = statistics.median(wall), statistics.median(cpu)
+        print(f"  {name:40s} wall {w:8.1f} ms ({w / w0:5.2f}x)   cpu {c:8.1f} ms ({c / c0:5.2f}x)")
     return 0
 
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrow, OMEArrowError, write_dataset
 from ome_arrow_core.errors import SchemaError
 from ome_arrow_core.registry import default_registry
-from ome_arrow_core.typed_chunk import direct_chunks, fragments
+from ome_arrow_core.typed_chunk import direct_chunks, fragments, write_threads
+from ome_arrow_core.typed_chunk.chunk_groups import one_group_per_row, rows_are_groups
 from ome_arrow_core.typed_chunk.parquet_pages import page_ranges
 from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA
 
@@ -35,6 +36,7 @@ def chunk_tables(draw: st.DrawFn) -> tuple[list[pa.Table], bool]:
     grouped = draw(st.booleans())
     tables = []
     for _ in range(draw(st.integers(1, 12))):
+        marked = grouped and draw(st.booleans())  # a run of one-row groups in one table (as the packer sends them)
         n = draw(st.integers(1, 4)) if grouped else 1
         text = st.text(max_size=12)
         cols: dict[str, object] = {
@@ -45,8 +47,17 @@ def chunk_tables(draw: st.DrawFn) -> tuple[list[pa.Table], bool]:
         }
         for name in INTS:
             cols[name] = draw(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=n, max_size=n))
-        tables.append(pa.table({f.name: pa.array(cols[f.name], f.type) for f in CHUNKS_SCHEMA}))
+        table = pa.table({f.name: pa.array(cols[f.name], f.type) for f in CHUNKS_SCHEMA})
+        tables.append(one_group_per_row(table) if marked else table)
     return tables, grouped
+
+
+def _unmarked(tables: list[pa.Table]) -> list[pa.Table]:
+    """The same row groups, a table each: a marked table cut into its rows."""
+    out = []
+    for t in tables:
+        out += [t.slice(i, 1).replace_schema_metadata(None) for i in range(t.num_rows)] if rows_are_groups(t) else [t]
+    return out
 
 
 def _pyarrow_file(tables: list[pa.Table], out: Path, grouped: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,19 +76,34 @@ def _pyarrow_file(tables: list[pa.Table], out: Path, grouped: bool, monkeypatch:
 
 
 @HYPO
-@given(case=chunk_tables(), groups=st.integers(1, 8), nbytes=st.sampled_from([1, 200, 1 << 30]))
+@given(
+    case=chunk_tables(),
+    groups=st.integers(1, 8),
+    nbytes=st.sampled_from([1, 200, 1 << 30]),
+    threads=st.booleans(),
+)
 def test_same_file_as_pyarrow(
-    case: tuple[list[pa.Table], bool], groups: int, nbytes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: tuple[list[pa.Table], bool],
+    groups: int,
+    nbytes: int,
+    threads: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Also when the writer builds the file in several batches (of ``groups`` row groups or ``nbytes`` pixel
-    bytes: each batch's offsets continue the last's)."""
+    bytes: each batch's offsets continue the last's), and with the page CRCs computed in parts by the write
+    threads (``threads``: whatever the batch's size)."""
     tables, grouped = case
     ours, theirs = tmp_path / "direct.parquet", tmp_path / "pyarrow.parquet"
     with monkeypatch.context() as m:
         m.setattr(direct_chunks, "_BATCH_GROUPS", groups)
         m.setattr(direct_chunks, "_BATCH_BYTES", nbytes)
+        m.setattr(write_threads, "MIN_BYTES", 0 if threads else 1 << 62)
         ranges = direct_chunks.write_chunks_direct(iter(tables), ours, grouped)
-    _pyarrow_file(tables, theirs, grouped, monkeypatch)
+    _pyarrow_file(_unmarked(tables), theirs, grouped, monkeypatch)
+    marked = tmp_path / "marked.parquet"  # pyarrow's writer reads the marks as the direct one does
+    _pyarrow_file(tables, marked, grouped, monkeypatch)
+    assert marked.read_bytes() == theirs.read_bytes()
     got, want = pq.read_table(ours), pq.read_table(theirs)
     assert got.equals(want)
     assert got.schema.metadata == want.schema.metadata  # ARROW:schema (large_binary) and ours
@@ -105,13 +131,25 @@ def test_same_file_as_pyarrow(
     dtype=st.sampled_from(["uint8", "uint16", "int32", "float32", "float64"]),
     shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 40), st.integers(1, 40)),
     chunk=st.tuples(st.integers(1, 3), st.integers(1, 32), st.integers(1, 32)),
+    threads=st.booleans(),
 )
-def test_images_round_trip(dtype: str, shape: tuple[int, ...], chunk: tuple[int, ...], tmp_path: Path) -> None:
-    """TCZYX images of any dtype, shape and chunk shape read back exactly (written directly by default)."""
+def test_images_round_trip(
+    dtype: str,
+    shape: tuple[int, ...],
+    chunk: tuple[int, ...],
+    threads: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TCZYX images of any dtype, shape and chunk shape read back exactly (written directly by default), their
+    chunks checked against the checksums the packer computed (``threads``: in parts, by the write threads)."""
     rng = np.random.default_rng(sum(shape))
     arr = (rng.random(shape) * 200).astype(dtype)
     out = tmp_path / "img.ome.parquet"
-    OMEArrow(arr, dim_order="TCZYX").export("parquet", out, chunk_shape=chunk)
+    with monkeypatch.context() as m:
+        m.setattr(write_threads, "MIN_BYTES", 0 if threads else 1 << 62)
+        OMEArrow(arr, dim_order="TCZYX").export("parquet", out, chunk_shape=chunk)
+    pq.ParquetFile(out / "chunks.parquet", page_checksum_verification=True).read()
     assert pq.read_metadata(out / "chunks.parquet").created_by == direct_chunks.CREATED_BY
     got = OMEArrow.scan(out).to_numpy(layout="TCZYX")
     assert got.dtype == arr.dtype and np.array_equal(got, arr)
@@ -190,3 +228,29 @@ def test_refuses_other_schemas_and_nulls(tmp_path: Path) -> None:
         direct_chunks.write_chunks_direct(iter([pa.table(row)]), tmp_path / "a.parquet", False)
     with pytest.raises(SchemaError, match="schema"):
         direct_chunks.write_chunks_direct(iter([pa.table({"x": [1]})]), tmp_path / "b.parquet", False)
+
+
+def test_a_marked_table_is_cut_into_bounded_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of one-row groups in one table is built at most ``_BATCH_GROUPS`` groups at a time (the headers'
+    memory), and reads back as those rows, a group each."""
+    n = 7
+    cols: dict[str, object] = {name: list(range(n)) for name in [*INTS, "chunk_id"]}
+    cols.update(
+        image_id=[f"i{k}" for k in range(n)], dtype=["uint8"] * n, pixel_bytes=[bytes([k]) * 40 for k in range(n)]
+    )
+    table = one_group_per_row(pa.table({f.name: pa.array(cols[f.name], f.type) for f in CHUNKS_SCHEMA}))
+    sizes: list[int] = []
+    real = direct_chunks.DirectChunkWriter._groups
+
+    def spy(self: direct_chunks.DirectChunkWriter, batch: direct_chunks._Batch, views: list[memoryview]) -> None:
+        sizes.append(batch.groups)
+        real(self, batch, views)
+
+    monkeypatch.setattr(direct_chunks, "_BATCH_GROUPS", 3)
+    monkeypatch.setattr(direct_chunks.DirectChunkWriter, "_groups", spy)
+    out = tmp_path / "chunks.parquet"
+    direct_chunks.write_chunks_direct(iter([table]), out, True)
+    assert sizes == [3, 3, 1]
+    md = pq.read_metadata(out)
+    assert [md.row_group(g).num_rows for g in range(md.num_row_groups)] == [1] * n
+    assert pq.read_table(out).column("pixel_bytes").to_pylist() == cols["pixel_bytes"]

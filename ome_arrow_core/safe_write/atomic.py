@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..boundary import writing
 from ..errors import OMEArrowError, StorageError, UnsafeOverwriteError
-from . import fsops
+from . import durable, fsops
 from .cleanup import recover, remove_stale
 from .ownership import OLD, check_replaceable, temp_name
 
@@ -129,28 +129,38 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False, repl
             err.errno = getattr(exc, "errno", None)
             raise err from exc
         with writing(target, what="moving the new copy into place"):
+            sync = durable.enabled()  # fsync, opted in: the new bytes, the rename, then the old copy's removal
+            if sync:
+                durable.sync_tree(tmp) if directory else durable.sync_path(tmp / target.name)
             if directory:
-                _replace_dir(tmp, target, replace)
+                _replace_dir(tmp, target, replace, sync)
             else:
                 with fsops.deferred_signals():
                     os.replace(tmp / target.name, target)
+                if sync:
+                    durable.sync_path(target.parent)
     finally:
         os.close(fd)
         fsops.remove_tree(tmp)
 
 
-def _replace_dir(tmp: Path, target: Path, replace: bool) -> None:
-    """Put directory ``tmp`` at ``target``; an old ``target`` ends at ``tmp`` (or is removed)."""
+def _replace_dir(tmp: Path, target: Path, replace: bool, sync: bool = False) -> None:
+    """Put directory ``tmp`` at ``target``; an old ``target`` ends at ``tmp`` (or is removed). ``sync``: fsync
+    the parent once the new copy is in place, before anything is removed (see :mod:`.durable`)."""
     if not replace or not os.path.lexists(target):
         with fsops.deferred_signals():
             try:
                 if fsops.rename_noreplace(tmp, target):
+                    if sync:
+                        durable.sync_path(target.parent)
                     return
             except FileExistsError:
                 pass
             else:
                 if not os.path.lexists(target):
                     os.rename(tmp, target)
+                    if sync:
+                        durable.sync_path(target.parent)
                     return
         raise UnsafeOverwriteError(
             f"refusing to replace {target}: it appeared while the new copy was written "
@@ -162,6 +172,8 @@ def _replace_dir(tmp: Path, target: Path, replace: bool) -> None:
         try:
             with fsops.deferred_signals():
                 if EXCHANGE and fsops.exchange(tmp, target):
+                    if sync:
+                        durable.sync_path(target.parent)
                     return  # the old copy is at tmp now: the caller removes it
                 old = target.parent / temp_name(target.name, OLD)
                 os.rename(target, old)
@@ -174,6 +186,8 @@ def _replace_dir(tmp: Path, target: Path, replace: bool) -> None:
                     raise
         finally:
             if old is not None and os.path.lexists(target):  # only once something is back in place
+                if sync:
+                    durable.sync_path(target.parent)
                 fsops.remove_tree(old)
 
 
@@ -190,6 +204,10 @@ def replace_all(moves: Sequence[tuple[Path, Path]], backups: Path) -> None:
     SIGTERM are held back until every move is done (or undone).
     """
     done: list[tuple[Path, Path | None]] = []
+    sync = durable.enabled()
+    if sync:  # opted in (see :mod:`.durable`): the new bytes on disk before any name reaches them
+        for new, _ in moves:
+            durable.sync_tree(new) if new.is_dir() else durable.sync_path(new)
     with fsops.deferred_signals():
         try:
             for k, (new, target) in enumerate(moves):
@@ -202,6 +220,8 @@ def replace_all(moves: Sequence[tuple[Path, Path]], backups: Path) -> None:
                         shutil.copy2(target, kept)
                 done.append((target, kept))  # before the move: an interrupt may come just after it
                 _move(new, target)
+            for parent in dict.fromkeys(t.parent for _, t in moves) if sync else ():
+                durable.sync_path(parent)
         except BaseException:
             for target, kept in reversed(done):
                 if kept is None:

@@ -13,6 +13,7 @@ chunk ids must be unique within a group, and reads check each chunk row against 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import threading
@@ -70,13 +71,16 @@ def lazy_zeros(n: int, dtype: Any) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, max(1, n * dt.itemsize)), dtype=dt, count=n)
 
 
-def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: int | Sequence[int], out: Path) -> None:
+def write_aligned_index(
+    index: pa.Table, image_ids: Sequence[str], per_group: int | Sequence[int], out: Path, *, atomic: bool = True
+) -> None:
     """Write ``index`` to ``out`` with row group g holding the chunk rows of the images of images row group g
     (``image_ids`` in images-table order; ``index`` rows in that order, as the packer writes them). ``per_group``
     is the images table's row-group size, or the image count of each of its row groups.
 
     An index whose rows are not in image order, an image without chunks, or a chunk row group holding chunks of
     images of two groups (readers load each group's chunk row groups apart), is written as one table, unmarked.
+    ``atomic=False`` writes ``out`` in place (a file in a directory no reader sees yet).
     """
     at = {v: i for i, v in enumerate(image_ids)}
     owner = np.fromiter(
@@ -101,7 +105,7 @@ def write_aligned_index(index: pa.Table, image_ids: Sequence[str], per_group: in
         aligned = bool((owner_group[first] == owner_group[len(owner) - 1 - last]).all())
     from ..safe_write import atomic_path  # writers only: a read never loads it
 
-    with atomic_path(out) as tmp:
+    with atomic_path(out) if atomic else contextlib.nullcontext(out) as tmp:
         if not aligned:
             pq.write_table(index.replace_schema_metadata(FILE_METADATA), tmp, write_page_checksum=True)
             return

@@ -15,7 +15,6 @@ through pyarrow (see :func:`~.fragments.write_fragment`).
 
 from __future__ import annotations
 
-import functools
 import itertools
 import os
 from collections.abc import Iterable
@@ -23,13 +22,27 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import SchemaError
+from .chunk_groups import rows_are_groups
+from .chunk_schema_bytes import COLUMNS, PIXELS, key_values, list_header, meta_head, schema_elements
 from .page_crcs import fixed_width_crcs, page_crcs
 from .parquet_pages import PageRanges
-from .spec import CHUNKS_SCHEMA, FILE_METADATA
-from .thrift_rows import STOP, Segment, Var, assemble, binary, byte_strings, fixed, head, uvarint, varints
+from .spec import CHUNKS_SCHEMA
+from .thrift_rows import (
+    STOP,
+    Segment,
+    Var,
+    assemble,
+    binary,
+    byte_strings,
+    fixed,
+    head,
+    uvarint,
+    varint_columns,
+    varints,
+)
+from .write_threads import start_parts
 
 __all__ = ["write_chunks_direct", "CREATED_BY"]
 
@@ -42,80 +55,12 @@ _BATCH_GROUPS = 1024
 _BATCH_BYTES = 32 << 20
 #: iovecs per ``os.writev`` call (IOV_MAX on Linux).
 _IOV = 1024
-#: Parquet physical types.
-_INT32, _INT64, _BYTE_ARRAY = 1, 2, 6
 #: The definition levels of a page of one value: RLE, 2 bytes (a run of 1 one).
 _ONE_ROW = b"\x02\x00\x00\x00\x02\x01"
 #: Page header after the sizes and CRC: data_page_header {num_values=...}.
 _DPH = head(1, 12) + head(1, 5)
 #: ...encoding PLAIN, definition and repetition levels RLE; end of both structs.
 _DPH_END = head(1, 5) + b"\x00" + head(1, 5) + b"\x06" + head(1, 5) + b"\x06" + STOP + STOP
-
-
-@functools.lru_cache(maxsize=1)
-def _key_values() -> bytes:
-    """The footer's key_value_metadata list: ours and ``ARROW:schema``, as pyarrow writes them."""
-    schema = CHUNKS_SCHEMA.with_metadata(FILE_METADATA)
-    sink = pa.BufferOutputStream()
-    pq.write_table(schema.empty_table(), sink)
-    meta = pq.read_metadata(pa.BufferReader(sink.getvalue())).metadata or {}
-    items = [head(1, 8) + binary(k) + head(1, 8) + binary(v) + STOP for k, v in meta.items()]
-    return _list_header(len(items), 12) + b"".join(items)
-
-
-def _list_header(n: int, kind: int) -> bytes:
-    return bytes(((n << 4) | kind,)) if n < 15 else bytes((0xF0 | kind,)) + uvarint(n)
-
-
-def _kinds() -> list[tuple[str, int, int]]:
-    """(name, physical type, value width: 4/8 for ints, 0 for strings, -1 for pixel_bytes) of each column."""
-    out = []
-    for f in CHUNKS_SCHEMA:
-        if f.type == pa.int32():
-            out.append((f.name, _INT32, 4))
-        elif f.type == pa.int64():
-            out.append((f.name, _INT64, 8))
-        elif f.type == pa.string():
-            out.append((f.name, _BYTE_ARRAY, 0))
-        elif f.type == pa.large_binary():
-            out.append((f.name, _BYTE_ARRAY, -1))
-        else:  # pragma: no cover - CHUNKS_SCHEMA has only these
-            raise AssertionError(f"no direct encoding for {f}")
-    return out
-
-
-_COLUMNS = _kinds()
-#: Where ``pixel_bytes`` is (last: readers of page ranges expect it there).
-_PIXELS = CHUNKS_SCHEMA.get_field_index("pixel_bytes")
-assert _PIXELS == len(_COLUMNS) - 1
-
-
-def _schema_elements() -> bytes:
-    root = head(3, 5) + b"\x00" + head(1, 8) + binary(b"schema") + head(1, 5) + uvarint(2 * len(_COLUMNS)) + STOP
-    leaves = []
-    for name, physical, width in _COLUMNS:
-        leaf = head(1, 5) + uvarint(2 * physical) + head(2, 5) + b"\x02" + head(1, 8) + binary(name.encode())
-        if width == 0:  # a string: converted type UTF8, logical type STRING
-            leaf += head(2, 5) + b"\x00" + head(4, 12) + head(1, 12) + STOP + STOP
-        leaves.append(leaf + STOP)
-    return _list_header(len(leaves) + 1, 12) + root + b"".join(leaves)
-
-
-def _meta_head(name: str, physical: int) -> bytes:
-    """ColumnMetaData up to num_values: type, encodings [PLAIN, RLE], path, codec UNCOMPRESSED."""
-    return (
-        head(1, 5)
-        + uvarint(2 * physical)
-        + head(1, 9)
-        + _list_header(2, 5)
-        + b"\x00\x06"
-        + head(1, 9)
-        + _list_header(1, 8)
-        + binary(name.encode())
-        + head(1, 5)
-        + b"\x00"
-        + head(1, 6)
-    )
 
 
 def _slices(flat: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> Var:
@@ -218,6 +163,7 @@ class DirectChunkWriter:
         self.groups = 0
         self.ranges: list[np.ndarray] = []  # per batch: (groups, 4) page offset, size, size, group offset
         self.pending: list[pa.Table] = []
+        self.pending_counts: list[int] = []  # rows of each pending row group
         self.pending_groups = 0
         self.pending_views: list[memoryview] = []  # each pending row's pixel bytes
         self.pending_bytes = 0
@@ -226,11 +172,17 @@ class DirectChunkWriter:
     def write(self, table: pa.Table) -> None:
         if not table.schema.equals(CHUNKS_SCHEMA, check_metadata=False):
             raise SchemaError(f"chunk tables have the schema {CHUNKS_SCHEMA}, got {table.schema}")
+        per_row = not self.table_groups or rows_are_groups(table)
+        if per_row and table.num_rows > _BATCH_GROUPS:  # a batch's groups stay bounded (their headers' memory)
+            for a in range(0, table.num_rows, _BATCH_GROUPS):
+                self.write(table.slice(a, _BATCH_GROUPS))
+            return
         if table.num_rows == 0:
             return
         self.pending.append(table)
-        self.pending_groups += 1 if self.table_groups else table.num_rows
-        for chunk in table.column(_PIXELS).chunks:
+        self.pending_counts += [1] * table.num_rows if per_row else [table.num_rows]
+        self.pending_groups += table.num_rows if per_row else 1
+        for chunk in table.column(PIXELS).chunks:
             if chunk.null_count:
                 raise SchemaError("chunk column 'pixel_bytes' holds nulls; chunk rows have none")
             _, offs, data = chunk.buffers()
@@ -259,12 +211,11 @@ class DirectChunkWriter:
     def _flush(self) -> None:
         if not self.pending:
             return
-        table = pa.concat_tables(self.pending)
-        counts = np.array(
-            [t.num_rows for t in self.pending] if self.table_groups else [1] * table.num_rows, dtype=np.int64
-        )
+        table = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
+        counts = np.array(self.pending_counts, dtype=np.int64)
         views = self.pending_views
-        self.pending, self.pending_groups, self.pending_views, self.pending_bytes = [], 0, [], 0
+        self.pending, self.pending_counts, self.pending_groups, self.pending_views = [], [], 0, []
+        self.pending_bytes = 0
         self._groups(_Batch(table, counts), views)
         self.rows += table.num_rows
 
@@ -275,9 +226,16 @@ class DirectChunkWriter:
         data: list[Segment] = []
         marks: list[int] = []  # per column: index of its first segment in ``data``
         stats: list[list[Segment]] = []
-        after: list[list[memoryview]] = []
-        after_lens = np.zeros(g, dtype=np.int64)
-        for k, (_, _, width) in enumerate(_COLUMNS):
+        # the pixel pages' CRC-32s start first (in the write threads for a large batch), the other columns meanwhile
+        pix_values, inline, after, after_lens = batch.pixels(views)
+        pix_crcs = start_parts(
+            g,
+            int(after_lens.sum()),
+            lambda a, b: page_crcs(level_bytes[a:b], inline[a:b], after[a:b]),
+        )
+        column_values: list[Var] = []
+        crcs: list[np.ndarray] = []
+        for k, (_, _, width) in enumerate(COLUMNS):
             if width > 0:
                 values, lo, hi, rows = batch.int_column(k, width)
                 w = uvarint(width)
@@ -292,12 +250,18 @@ class DirectChunkWriter:
                 stats[-1] += [byte_strings(los), STOP]
                 crc = page_crcs(level_bytes, pages)
             else:
-                values, inline, after, after_lens = batch.pixels(views)
+                values = pix_values
                 stats.append([])
-                crc = page_crcs(level_bytes, inline, after)
-            size = levels.lens + values.lens + (after_lens if width < 0 else 0)
+                crc = np.concatenate(pix_crcs())
+            column_values.append(values)
+            crcs.append(crc)
+        sizes = np.stack([levels.lens + v.lens for v in column_values], axis=1)
+        sizes[:, -1] += after_lens  # the pixel page's bytes written after its first value's length
+        for values, size_var, crc_var in zip(
+            column_values, varint_columns(sizes), varint_columns(np.stack(crcs, axis=1)), strict=True
+        ):
             marks.append(len(data))
-            data += [*_page_header(varints(size), varints(crc), batch.count_var), levels, values]
+            data += [*_page_header(size_var, crc_var, batch.count_var), levels, values]
         marks.append(len(data))
         buf, starts = assemble(data, g)
         # where each group's bytes lie in the file: its inline bytes, then its pixel bytes (one-row groups)
@@ -324,10 +288,11 @@ class DirectChunkWriter:
 
     def _footer_rows(self, batch: _Batch, start: np.ndarray, size: np.ndarray, stats: list[list[Segment]]) -> None:
         """The footer's RowGroup entries of a batch."""
-        segs: list[Segment] = [head(1, 9) + _list_header(len(_COLUMNS), 12)]
-        for k, (name, physical, _) in enumerate(_COLUMNS):
-            at, n = varints(start[:, k]), varints(size[:, k])
-            segs += [head(2, 6), at, head(1, 12) + _meta_head(name, physical), batch.count_var]
+        segs: list[Segment] = [head(1, 9) + list_header(len(COLUMNS), 12)]
+        starts, sizes = varint_columns(start), varint_columns(size)
+        for k, (name, physical, _) in enumerate(COLUMNS):
+            at, n = starts[k], sizes[k]
+            segs += [head(2, 6), at, head(1, 12) + meta_head(name, physical), batch.count_var]
             segs += [head(1, 6), n, head(1, 6), n, head(2, 6), at]
             if stats[k]:
                 segs += [head(3, 12), *stats[k]]
@@ -346,19 +311,19 @@ class DirectChunkWriter:
                 head(1, 5)
                 + uvarint(2 * 2)  # version 2
                 + head(1, 9)
-                + _schema_elements()
+                + schema_elements()
                 + head(1, 6)
                 + uvarint(2 * self.rows)
                 + head(1, 9)
-                + _list_header(self.groups, 12)
+                + list_header(self.groups, 12)
                 + b"".join(self.footer)
                 + head(1, 9)
-                + _key_values()
+                + key_values()
                 + head(1, 8)
                 + binary(CREATED_BY.encode())
                 + head(1, 9)
-                + _list_header(len(_COLUMNS), 12)
-                + (head(1, 12) + STOP + STOP) * len(_COLUMNS)
+                + list_header(len(COLUMNS), 12)
+                + (head(1, 12) + STOP + STOP) * len(COLUMNS)
                 + STOP
             )
             self._write([meta, len(meta).to_bytes(4, "little"), _MAGIC])

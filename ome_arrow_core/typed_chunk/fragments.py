@@ -23,6 +23,7 @@ from ..handlers import ChunkFile, ChunkStore
 from ..parquet_files import PARQUET_CODECS
 from ..remote import refuse_placeholder, remote_chunk
 from .checks import check_member
+from .chunk_groups import rows_are_groups
 from .direct_chunks import write_chunks_direct
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED
@@ -261,7 +262,11 @@ def write_fragment(
         writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(FILE_METADATA), compression, compression_level)
         try:
             for table in tables:
-                writer.write_table(table, row_group_size=max(1, table.num_rows) if table_groups else rows_per_group)
+                if rows_are_groups(table):
+                    size = 1
+                else:  # with table_groups, the table is one row group
+                    size = max(1, table.num_rows) if table_groups else rows_per_group
+                writer.write_table(table, row_group_size=size)
         finally:
             writer.close()
         return page_ranges(file) if rows_per_group == 1 else None

@@ -16,16 +16,18 @@ import pyarrow as pa
 
 from ..arrow_numpy import int_values
 from ..buffers import arrow_empty
-from ..checksums import checksums_of
+from ..checksums import ALGORITHM, checker, checksums_of
 from ..chunks import ChunkTable, normalize_chunk_shape
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
+from .chunk_groups import one_group_per_row
 from .image_batches import ImageRowBatches
 from .image_rows import image_row
 from .page_index import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
+from .write_threads import start_parts
 
 __all__ = [
     "ChunkPacker",
@@ -75,12 +77,26 @@ def _chunk_payload(pixels: np.ndarray, table: ChunkTable) -> tuple[pa.LargeBinar
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     data, buf = arrow_empty((int(offsets[-1]),), np.dtype(np.uint8))
-    for i in range(len(table)):
-        (t, c, z, y, x), (st, sc, sz, sy, sx) = table.origin[i], table.shape[i]
-        dst = data[offsets[i] : offsets[i + 1]].view(pixels.dtype).reshape(st, sc, sz, sy, sx)
-        np.copyto(dst, tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx])
+    origin, shape = table.origin.tolist(), table.shape.tolist()
+
+    checksum = checker(ALGORITHM, "")
+    bounds = offsets.tolist()
+
+    def part(a: int, b: int) -> np.ndarray:  # chunks a..b, each copied, then checksummed while still in cache
+        sums = np.empty(b - a, dtype=np.uint64)
+        for i in range(a, b):
+            (t, c, z, y, x), (st, sc, sz, sy, sx) = origin[i], shape[i]
+            chunk = data[bounds[i] : bounds[i + 1]]
+            np.copyto(
+                chunk.view(pixels.dtype).reshape(st, sc, sz, sy, sx),
+                tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx],
+            )
+            sums[i - a] = checksum(chunk)
+        return sums
+
+    sums = np.concatenate(start_parts(len(table), int(offsets[-1]), part)())
     arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(table), [None, pa.py_buffer(offsets), buf])
-    return arr, int(offsets[-1]), checksums_of(data, offsets)
+    return arr, int(offsets[-1]), sums
 
 
 @dataclass(frozen=True)
@@ -317,9 +333,15 @@ class ChunkPacker:
         if not self.share:
             yield chunks
             return
-        cuts = np.flatnonzero(np.diff(group)) + 1
-        for a, b in itertools.pairwise([0, *cuts.tolist(), total]):
+        edges = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), total]
+        run = 0  # the first of the one-row groups not yet yielded: a run of them goes out as one marked table
+        for a, b in itertools.pairwise(edges):
+            if b - a == 1:
+                continue
+            yield from _one_row_groups(chunks, run, a)
             yield chunks.slice(a, b - a)
+            run = b
+        yield from _one_row_groups(chunks, run, total)
 
     def index(self) -> pa.Table:
         """The index rows of everything packed so far, with the page range of each chunk where known."""
@@ -330,6 +352,14 @@ class ChunkPacker:
                 table = table.append_column(f, col)
             tables.append(table)
         return pa.concat_tables(tables) if tables else pa.schema([*INDEX_SCHEMA, *RANGE_FIELDS]).empty_table()
+
+
+def _one_row_groups(chunks: pa.Table, a: int, b: int) -> Iterator[pa.Table]:
+    """Rows ``a..b`` of ``chunks``, each its own row group: one table (marked where it holds several), or none."""
+    if b - a > 1:
+        yield one_group_per_row(chunks.slice(a, b - a))
+    elif b - a == 1:
+        yield chunks.slice(a, 1)
 
 
 def packed_tables(

@@ -1,18 +1,39 @@
 """CRC-32 page checksums of a directly written chunks file (:mod:`.direct_chunks`), for a batch of pages at once.
 
 Parquet's page ``crc`` is the CRC-32 of the page's bytes after its header (definition levels, then values),
-stored as a thrift i32. Small pages repeat (the same dtype, image id...), so each distinct one is computed
-once; one-row pages of a fixed-width column come from table lookups (CRC-32 is affine in the message bits).
+stored as a thrift i32. Small pages repeat (the same dtype, image id...), so each distinct one is computed once;
+one-row pages of a fixed-width column come from table lookups (CRC-32 is affine in the message bits). The pixel
+pages' CRC-32 is the largest single cost of writing an uncompressed image (about a sixth of its CPU time with
+``zlib.crc32``): where ``isal`` is installed (the ``fast`` extra), :func:`crc32` is ISA-L's, the same function,
+3x faster.
 """
 
 from __future__ import annotations
 
 import functools
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["page_crcs", "fixed_width_crcs"]
+__all__ = ["crc32", "page_crcs", "fixed_width_crcs"]
+
+
+@functools.cache
+def _crc32() -> Callable[[Any, int], int]:
+    import importlib
+
+    try:
+        fast: Callable[[Any, int], int] = importlib.import_module("isal.isal_zlib").crc32
+    except ImportError:
+        return zlib.crc32
+    return fast
+
+
+def crc32(data: Any, value: int = 0) -> int:
+    """CRC-32 of ``data`` continuing ``value``: ``zlib.crc32``'s, computed by ISA-L where ``isal`` is installed."""
+    return _crc32()(data, value)
 
 
 def _signed(crc: np.ndarray) -> np.ndarray:
@@ -25,12 +46,13 @@ def page_crcs(levels: list[bytes], values: list[bytes], after: list[list[memoryv
     pages repeat (the same dtype, image id...): each distinct one is computed once."""
     out = np.empty(len(levels), dtype=np.uint32)
     seen: dict[tuple[bytes, bytes], int] = {}
+    fn = _crc32()
     for i, (lv, v) in enumerate(zip(levels, values)):
         crc = seen.get((lv, v))
         if crc is None:
-            crc = seen[lv, v] = zlib.crc32(v, zlib.crc32(lv))
+            crc = seen[lv, v] = fn(v, fn(lv, 0))
         for b in after[i] if after is not None else ():
-            crc = zlib.crc32(b, crc)
+            crc = fn(b, crc)
         out[i] = crc
     return _signed(out)
 
@@ -62,5 +84,5 @@ def fixed_width_crcs(levels: list[bytes], counts: np.ndarray, first: np.ndarray,
         out[one] = crc
     for i in np.flatnonzero(counts != 1).tolist():
         a, n = int(first[i]), int(counts[i])
-        out[i] = zlib.crc32(rows[a : a + n].tobytes(), zlib.crc32(levels[i]))
+        out[i] = crc32(rows[a : a + n].tobytes(), crc32(levels[i]))
     return _signed(out)

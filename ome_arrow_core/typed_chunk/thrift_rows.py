@@ -32,6 +32,7 @@ __all__ = [
     "zigzag_bytes",
     "binary",
     "varints",
+    "varint_columns",
     "byte_strings",
     "fixed",
     "assemble",
@@ -81,14 +82,28 @@ Segment = bytes | Var
 
 
 def varints(values: np.ndarray, zigzag: bool = True) -> Var:
-    """Each value (int64) as a thrift integer: zigzag (``zigzag``, for i16/i32/i64) then varint; vectorized."""
+    """Each value (int64) as a thrift integer: zigzag (``zigzag``, for i16/i32/i64) then varint; vectorized,
+    over as many bytes a row as the largest value takes (one when all are under 128)."""
     v = np.asarray(values, dtype=np.int64)
     u = ((v << 1) ^ (v >> 63)).view(np.uint64) if zigzag else v.view(np.uint64)
-    groups = (u[:, None] >> _SHIFTS[None, :]) & np.uint64(0x7F)
-    lens = (u[:, None] >= _LIMITS[None, :]).sum(axis=1, dtype=np.int64) + 1  # bytes: 7 bits each
-    more = _POSITIONS[None, :] < (lens[:, None] - 1)
-    data = groups.astype(np.uint8) | (more.view(np.uint8) << 7)
+    top = int(u.max()) if len(u) else 0
+    if top < 0x80:
+        return Var(u.astype(np.uint8).reshape(-1, 1), np.ones(len(u), dtype=np.int64))
+    width = (top.bit_length() + 6) // 7
+    data = (u[:, None] >> _SHIFTS[None, :width]).astype(np.uint8) & np.uint8(0x7F)
+    lens = (u[:, None] >= _LIMITS[None, : width - 1]).sum(axis=1, dtype=np.int64) + 1  # bytes: 7 bits each
+    data |= (_POSITIONS[None, :width] < (lens[:, None] - 1)).view(np.uint8) << np.uint8(7)
     return Var(data, lens)
+
+
+def varint_columns(values: np.ndarray, zigzag: bool = True) -> list[Var]:
+    """:func:`varints` of each column of a (rows, columns) array, encoded in one pass (views of one array)."""
+    v = np.asarray(values, dtype=np.int64)
+    rows, cols = v.shape
+    flat = varints(v.reshape(-1), zigzag)
+    data = flat.data.reshape(rows, cols, flat.data.shape[1])
+    lens = flat.lens.reshape(rows, cols)
+    return [Var(data[:, k, :], lens[:, k]) for k in range(cols)]
 
 
 _SHIFTS: Final = np.arange(_WIDE, dtype=np.uint64) * np.uint64(7)
@@ -119,30 +134,51 @@ def assemble(segments: Sequence[Segment], rows: int) -> tuple[np.ndarray, np.nda
 
     Returns the bytes (uint8) and the start of each segment of each row in them, ``(rows, len(segments) + 1)``
     (the last column: where the row ends; the next row starts there). All rows side by side, each segment
-    padded to its widest, then the padding dropped: one pass over the bytes.
+    padded to its widest (the constants laid out once, as one template row; the per-row segments copied into
+    their columns at once), then the padding of the per-row segments dropped: one pass over the bytes.
     """
-    lens = np.empty((rows, len(segments)), dtype=np.int64)
-    widths = np.empty(len(segments), dtype=np.int64)
-    blocks = []
+    n = len(segments)
+    widths = np.empty(n, dtype=np.int64)
+    parts: list[bytes] = []
+    var_at: list[int] = []
+    var_data: list[np.ndarray] = []
+    var_lens: list[np.ndarray] = []
     for s, seg in enumerate(segments):
         if isinstance(seg, bytes):
-            lens[:, s] = widths[s] = len(seg)
-            blocks.append(np.broadcast_to(np.frombuffer(seg, dtype=np.uint8), (rows, len(seg))))
+            widths[s] = len(seg)
+            parts.append(seg)
         else:
-            lens[:, s] = seg.lens
-            widths[s] = seg.data.shape[1]
-            blocks.append(seg.data)
-    starts = np.zeros((rows, len(segments) + 1), dtype=np.int64)
+            w = seg.data.shape[1]
+            widths[s] = w
+            parts.append(bytes(w))
+            var_at.append(s)
+            var_data.append(seg.data)
+            var_lens.append(seg.lens)
+    lens = np.empty((rows, n), dtype=np.int64)
+    lens[:] = widths
+    if var_at:
+        vlens = np.stack(var_lens, axis=1)
+        lens[:, var_at] = vlens
+    starts = np.zeros((rows, n + 1), dtype=np.int64)
     np.cumsum(lens, axis=1, out=starts[:, 1:])
     row_start = np.zeros(rows, dtype=np.int64)
     if rows > 1:
         np.cumsum(starts[:-1, -1], out=row_start[1:])
     starts += row_start[:, None]
-    if not blocks or rows == 0:
+    template = np.frombuffer(b"".join(parts), dtype=np.uint8)
+    if rows == 0 or len(template) == 0:
         return np.empty(0, dtype=np.uint8), starts
-    # each padded column's position inside its segment, against that segment's length in each row
-    first = np.zeros(len(segments), dtype=np.int64)
+    out = np.empty((rows, len(template)), dtype=np.uint8)
+    out[:] = template
+    if not var_at:
+        return out.reshape(-1), starts
+    first = np.zeros(n, dtype=np.int64)
     np.cumsum(widths[:-1], out=first[1:])
-    within = np.arange(int(widths.sum())) - np.repeat(first, widths)
-    keep = within[None, :] < np.repeat(lens, widths, axis=1)
-    return np.concatenate(blocks, axis=1)[keep], starts
+    at = np.asarray(var_at)
+    vw = widths[at]
+    within = np.arange(int(vw.sum())) - np.repeat(np.cumsum(vw) - vw, vw)  # each column's place in its segment
+    cols = np.repeat(first[at], vw) + within
+    out[:, cols] = np.concatenate(var_data, axis=1)
+    keep = np.ones(out.shape, dtype=bool)
+    keep[:, cols] = within[None, :] < np.repeat(vlens, vw, axis=1)
+    return out[keep], starts

@@ -29,7 +29,7 @@ from .tables import BASE, Part, statistics_columns
 if TYPE_CHECKING:
     from ..registry import Registry
 
-__all__ = ["fragment_names", "write_fragments", "write_tables", "write_manifest"]
+__all__ = ["fragment_names", "placed", "write_fragments", "write_tables", "write_manifest"]
 
 
 def fragment_names(used: set[str], suffix: str, first: str | None = None) -> Iterator[str]:
@@ -93,8 +93,14 @@ def write_fragments(
     return written
 
 
-def _write_parquet(table: pa.Table, out: Path, **options: Any) -> None:
-    with atomic_path(out) as tmp:
+def placed(out: Path, fresh: bool) -> contextlib.AbstractContextManager[Path]:
+    """Where to write file ``out``: itself in a ``fresh`` directory (a temporary no reader sees: renaming the
+    directory into place commits every file in it at once), else a temporary that replaces it atomically."""
+    return contextlib.nullcontext(out) if fresh else atomic_path(out)
+
+
+def _write_parquet(table: pa.Table, out: Path, fresh: bool, **options: Any) -> None:
+    with placed(out, fresh) as tmp:
         pq.write_table(table, tmp, write_page_checksum=True, **options)
 
 
@@ -105,18 +111,24 @@ def write_tables(
     images_per_group: int,
     part: Part = BASE,
     existing: pa.Schema | None = None,
+    fresh: bool = False,
 ) -> None:
-    """Write the images and index tables of ``part`` (index first: no image is listed without its chunks).
+    """Write the images and index tables of ``part`` (index first: no image is listed without its chunks);
+    ``fresh``: into a directory no reader sees yet (see :func:`placed`).
 
     The index is written aligned (see :mod:`.aligned_index`): its row group g holds the chunk rows of the
     images of images row group g, so opening one image reads one row group of each table.
     """
     images = rows.table(existing)
     per_group = max(1, images_per_group)
-    write_aligned_index(index, images.column("image_id").to_pylist(), per_group, root / part.index)
+    write_aligned_index(index, images.column("image_id").to_pylist(), per_group, root / part.index, atomic=not fresh)
     # statistics only where filters and readers use them: a plate's footer stays small
     _write_parquet(
-        images, root / part.images, row_group_size=per_group, write_statistics=statistics_columns(images.schema)
+        images,
+        root / part.images,
+        fresh,
+        row_group_size=per_group,
+        write_statistics=statistics_columns(images.schema),
     )
 
 
@@ -130,14 +142,16 @@ def write_manifest(
     chunk_format: str,
     image_count: int,
     appends: Sequence[Part] = (),
+    fresh: bool = False,
 ) -> None:
     """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables
-    (``first``: the first new image's images-table row, None without new images).
+    (``first``: the first new image's images-table row, None without new images). ``fresh``: ``root`` is a
+    directory no reader sees yet, whose rename into place commits the write (see :func:`placed`).
 
     The ``SENTINEL`` text file goes in first, if missing (datasets written before it get it on append).
     """
     if not (root / SENTINEL).is_file():
-        with atomic_path(root / SENTINEL) as tmp:
+        with placed(root / SENTINEL, fresh) as tmp:
             tmp.write_text(SENTINEL_TEXT)
     manifest = dict(previous) or {"type": "ome.arrow", "version": "0.1.0", "layout": LAYOUT_NAME}
     manifest["image_count"] = image_count
@@ -176,5 +190,5 @@ def write_manifest(
     )
     set_footer_records(ours, footers)
     manifest["ome_arrow_core"] = ours
-    with atomic_path(root / MANIFEST) as tmp:
+    with placed(root / MANIFEST, fresh) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))

@@ -151,6 +151,7 @@ def stream_dataset(
                 rows_per_group=rows_per_group,
                 registry=reg,
             )
-        write_tables(tmp, rows, fw.index(), images_per_group)
-        write_manifest(tmp, {}, rows.first, fw, written or [name], rows_per_group, fmt, len(rows))
+        # tmp is a fresh directory no reader sees: its files are written in place, the rename commits them all
+        write_tables(tmp, rows, fw.index(), images_per_group, fresh=True)
+        write_manifest(tmp, {}, rows.first, fw, written or [name], rows_per_group, fmt, len(rows), fresh=True)
     return out
