@@ -84,11 +84,17 @@ _terms = st.fixed_dictionaries(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spec=_terms, batch=st.sampled_from([1, 3, 4, 1 << 16]), order=st.permutations(range(N)))
+@given(
+    spec=_terms,
+    batch=st.sampled_from([1, 3, 4, 1 << 16]),
+    block=st.sampled_from([1, 2, 256]),
+    order=st.permutations(range(N)),
+)
 def test_a_mapping_filter_keeps_what_the_numpy_model_keeps(
-    base: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any], batch: int, order: list[int]
+    base: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any], batch: int, block: int, order: list[int]
 ) -> None:
     monkeypatch.setattr(column_filter, "BATCH_ROWS", batch)
+    monkeypatch.setattr(column_filter, "BLOCK_BATCHES", block)  # row groups compared at once
     ds = OMEArrowDataset.scan(base)
     kept = ds.filter(spec)
     expected = _model(spec)

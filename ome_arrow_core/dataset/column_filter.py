@@ -1,9 +1,10 @@
 """A mapping filter (``{"well": "A01", "site": [1, 2]}``) on a chunk dataset: the columns it names, streamed.
 
 The images tables are checked against the manifest's digests first (each row group's, through one open file),
-then read a batch of row groups at a time, only the named columns, strings dictionary-encoded: each term is
-compared on a batch's dictionary (a plate's 96 wells, not its million rows) and picked by the batch's codes. What
-is held at once is one batch and the kept row numbers, whatever the number of images; the footer is parsed for
+then read a block of row groups at a time (up to :data:`BATCH_ROWS` rows), only the named columns, strings
+dictionary-encoded: the block's dictionaries are unified, each term is compared on that dictionary (a plate's 96
+wells, not its million rows) and picked by the block's codes, one numpy pass a block (not one a row group). What
+is held at once is one block and the kept row numbers, whatever the number of images; the footer is parsed for
 the read and not kept.
 """
 
@@ -24,8 +25,10 @@ from ..typed_chunk import Part, check_image_rows, check_whole_tables, table_foot
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
-#: Rows decoded at once (at most: a batch never spans row groups).
+#: Rows decoded at once (at most: a batch never spans row groups), and compared at once.
 BATCH_ROWS: Final[int] = 1 << 16
+#: Batches (row groups) compared at once, at most.
+BLOCK_BATCHES: Final[int] = 256
 
 
 def mapping_rows(
@@ -39,7 +42,8 @@ def mapping_rows(
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
         check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)
-    kept, first, seen = [], 0, set()
+    kept: list[np.ndarray] = []
+    first, seen = 0, set()
     for part in parts:
         file = require_member(path, part.images)
         with reading(path, part.images, "reading the images table's footer"):
@@ -56,9 +60,12 @@ def mapping_rows(
         strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
         with reading(path, part.images, "filtering the images table"):
             pf = pq.ParquetFile(file, metadata=md, read_dictionary=strings or None)
+            block: list[pa.RecordBatch] = []
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
-                kept.append(first + np.nonzero(_matches(batch, spec))[0])
-                first += batch.num_rows
+                block.append(batch)
+                if sum(b.num_rows for b in block) >= BATCH_ROWS or len(block) >= BLOCK_BATCHES:
+                    first = _keep(block, spec, first, kept)
+            first = _keep(block, spec, first, kept)
     if not all(str(n) in seen for n in spec):
         return None
     if isinstance(count, int) and first != count:
@@ -69,12 +76,29 @@ def mapping_rows(
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-def _matches(batch: pa.RecordBatch, spec: Mapping[str, Any]) -> np.ndarray:
-    """The rows of ``batch`` that every term of ``spec`` keeps (a boolean array; null: not kept)."""
-    keep = np.ones(batch.num_rows, dtype=bool)
+def _keep(block: list[pa.RecordBatch], spec: Mapping[str, Any], first: int, kept: list[np.ndarray]) -> int:
+    """Append to ``kept`` the rows (numbered from ``first``) of the batches of ``block`` that ``spec`` keeps, compared
+    at once; empty ``block``; the row after them."""
+    if not block:
+        return first
+    rows = sum(b.num_rows for b in block)
+    keep = np.ones(rows, dtype=bool)
     for name, value in spec.items():
-        keep &= _term(batch.column(str(name)), value)
-    return keep
+        keep &= _term(_one_array([b.column(str(name)) for b in block]), value)
+    kept.append(first + np.nonzero(keep)[0])
+    block.clear()
+    return int(first + rows)
+
+
+def _one_array(pieces: list[pa.Array]) -> pa.Array:
+    """``pieces`` (of one type) as one array; dictionary arrays on one dictionary (unified: a plate's row groups
+    repeat their 96 wells), so that a term is compared on that dictionary once."""
+    if len(pieces) == 1:
+        return pieces[0]
+    column = pa.chunked_array(pieces, type=pieces[0].type)
+    if pa.types.is_dictionary(column.type):
+        column = column.unify_dictionaries()
+    return column.combine_chunks()
 
 
 def _term(column: pa.Array, value: Any) -> np.ndarray:
