@@ -5,7 +5,8 @@ then read a block of row groups at a time (up to :data:`BATCH_ROWS` rows), only 
 dictionary-encoded: the block's dictionaries are unified, each term is compared on that dictionary (a plate's 96
 wells, not its million rows) and picked by the block's codes, one numpy pass a block (not one a row group). What
 is held at once is one block and the kept row numbers, whatever the number of images; the footer is parsed for
-the read and not kept.
+the read and not kept. Row groups whose statistics (min, max, null count) rule out a term are not read (a column
+sorted as written, ``site`` of a plate written well by well).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 BATCH_ROWS: Final[int] = 1 << 16
 #: Batches (row groups) compared at once, at most.
 BLOCK_BATCHES: Final[int] = 256
+#: Row groups in a row whose statistics rule nothing out, after which the rest are read without asking.
+UNPRUNED: Final[int] = 64
 
 
 def mapping_rows(
@@ -60,12 +63,19 @@ def mapping_rows(
         strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
         with reading(path, part.images, "filtering the images table"):
             pf = pq.ParquetFile(file, metadata=md, read_dictionary=strings or None)
-            block: list[pa.RecordBatch] = []
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
-                block.append(batch)
-                if sum(b.num_rows for b in block) >= BATCH_ROWS or len(block) >= BLOCK_BATCHES:
-                    first = _keep(block, spec, first, kept)
-            first = _keep(block, spec, first, kept)
+            pruned = _runs(md, spec)  # None: every row group may hold a match: all of them, in one stream
+            runs: Sequence[tuple[int, list[int] | None]] = [(0, None)] if pruned is None else pruned
+            for start, groups in runs:
+                at = first + start
+                block: list[pa.RecordBatch] = []
+                for batch in pf.iter_batches(
+                    batch_size=BATCH_ROWS, row_groups=groups, columns=columns, use_threads=False
+                ):
+                    block.append(batch)
+                    if sum(b.num_rows for b in block) >= BATCH_ROWS or len(block) >= BLOCK_BATCHES:
+                        at = _keep(block, spec, at, kept)
+                _keep(block, spec, at, kept)
+            first += md.num_rows
     if not all(str(n) in seen for n in spec):
         return None
     if isinstance(count, int) and first != count:
@@ -74,6 +84,56 @@ def mapping_rows(
             "(or the manifest lies): restore it from a backup or rewrite it"
         )
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
+def _runs(md: pq.FileMetaData, spec: Mapping[str, Any]) -> list[tuple[int, list[int]]] | None:
+    """(first row, row groups) of each run of consecutive row groups whose statistics do not rule out a match of
+    every term of ``spec``; None when none is ruled out. Asking stops after :data:`UNPRUNED` row groups in a row are
+    not ruled out (a column not sorted: its statistics rule nothing out, and each costs a little to ask)."""
+    at = {md.schema.column(k).path: k for k in range(md.num_columns)}
+    keep: list[int] = []
+    pruned, streak, g = False, 0, 0
+    while g < md.num_row_groups and streak < UNPRUNED:
+        group = md.row_group(g)
+        if all(_may_hold(group.column(at[str(n)]).statistics, group.num_rows, v) for n, v in spec.items()):
+            keep.append(g)
+            streak += 1
+        else:
+            pruned, streak = True, 0
+        g += 1
+    if not pruned:
+        return None
+    keep += range(g, md.num_row_groups)
+    rows = np.cumsum([0, *(md.row_group(k).num_rows for k in range(md.num_row_groups))]).tolist()
+    runs: list[tuple[int, list[int]]] = []
+    for k in keep:
+        if runs and runs[-1][1][-1] == k - 1:
+            runs[-1][1].append(k)
+        else:
+            runs.append((int(rows[k]), [k]))
+    return runs
+
+
+def _may_hold(stats: Any, rows: int, value: Any) -> bool:
+    """False when statistics ``stats`` of a row group of ``rows`` rows rule out ``value`` (one of a list) there: the
+    column is all null, or every value, an int or a string, lies outside its [min, max]; True otherwise."""
+    if stats is None:
+        return True
+    if rows and stats.has_null_count and stats.null_count == rows:  # all null: a null matches nothing
+        return False
+    if not stats.has_min_max:
+        return True
+    lo, hi = stats.min, stats.max
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    for v in values:
+        if v is None:  # matches nothing
+            continue
+        if type(v) is type(lo) is type(hi) and type(v) in (int, str):  # (never a bool, a float or a date)
+            if lo <= v <= hi:
+                return True
+            continue
+        return True
+    return False
 
 
 def _keep(block: list[pa.RecordBatch], spec: Mapping[str, Any], first: int, kept: list[np.ndarray]) -> int:
