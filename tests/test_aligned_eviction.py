@@ -171,3 +171,21 @@ def test_a_batch_over_groups_of_whole_pages_reads_right_while_others_are_release
         np.testing.assert_array_equal(ds[i].to_numpy().reshape(1, 2, 2), tiny[i])
     for i, img in zip((7, 1500), held):
         np.testing.assert_array_equal(img.to_numpy().reshape(1, 2, 2), tiny[i])
+
+
+def test_threads_dropping_and_loading_groups_while_others_read_get_every_image(tmp_path: Path, kept_one: None) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = 60
+    path = plate(tmp_path / "p.ome.parquet", n, per_group=3)
+    clear_cache()
+    ds = OMEArrowDataset.scan(path)
+    order = [int(i) for i in np.random.default_rng(7).permutation(np.repeat(np.arange(n), 3))]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: ds[i].to_numpy().reshape(1, 6, 5), order))
+        batches = list(pool.map(lambda a: ds.read(order[a : a + 5]), range(0, len(order), 5)))
+    for i, a in zip(order, got):
+        np.testing.assert_array_equal(a, image(i))
+    for a, b in zip(range(0, len(order), 5), batches):
+        idx = order[a : a + 5]
+        np.testing.assert_array_equal(b.reshape(len(idx), 1, 6, 5), np.stack([image(i) for i in idx]))
