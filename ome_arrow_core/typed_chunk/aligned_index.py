@@ -53,8 +53,8 @@ __all__ = [
 ]
 
 #: Index row groups kept loaded (the most recently used, and any a read still holds rows of; ~0.2 MiB each for a
-#: plate's 1,024 images).
-GROUPS_KEPT: Final[int] = 64
+#: plate's 1,024 images: a plate of up to 131,072 images keeps its whole index, ~26 MiB at most beyond).
+GROUPS_KEPT: Final[int] = 128
 #: Integer index columns kept as arrays (by index row), and their types.
 _INTS: Final[dict[str, Any]] = {
     "chunk_id": np.int64,
