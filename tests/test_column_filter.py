@@ -268,3 +268,20 @@ def test_a_term_on_a_sorted_column_reads_only_the_row_groups_that_may_hold_it(
     assert groups == [[0], [9, 10]]
     groups.clear()
     assert len(ds.filter({"row": 99})) == 0 and groups == []
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_footer_lying_about_its_statistics_refuses_the_filter_before_they_prune(
+    sorted_plate: Path, tmp_path: Path, where: float
+) -> None:
+    plate = tmp_path / "plate"
+    shutil.copytree(sorted_plate, plate)
+    ds = OMEArrowDataset.scan(plate)
+    file = plate / "images.parquet"
+    data = bytearray(file.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    data[len(data) - 8 - length + int(length * where)] ^= 0x01  # somewhere in the footer (its statistics among it)
+    file.write_bytes(bytes(data))
+    _fresh()
+    with pytest.raises((ChecksumError, DamagedFileError)):
+        ds.filter({"row": 5})
