@@ -92,10 +92,35 @@ def same_text(
     """True where value ``at_a[k]`` of ``a`` equals value ``at_b[k]`` of ``b`` (two nulls are equal; a null and
     a value are not), compared byte for byte, :data:`BLOCK` positions at a time."""
     at_a, at_b = np.asarray(at_a, dtype=np.int64), np.asarray(at_b, dtype=np.int64)
+    if _same_runs(a, at_a, b, at_b):  # one run each, equal in Arrow (a read's rows against their index rows)
+        return np.ones(len(at_a), dtype=bool)
     if len(at_a) <= BLOCK:
         return _same_block(a, at_a, b, at_b)
     blocks = [_same_block(a, at_a[k : k + BLOCK], b, at_b[k : k + BLOCK]) for k in range(0, len(at_a), BLOCK)]
     return np.concatenate(blocks)
+
+
+def _run(column: pa.ChunkedArray | pa.Array, at: np.ndarray) -> pa.Array | None:
+    """Values ``at`` of ``column`` as one slice when ``at`` is one ascending run within one chunk, else None."""
+    n = len(at)
+    if not n or int(at[-1]) - int(at[0]) != n - 1 or not bool((np.diff(at) == 1).all()):
+        return None
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks != 1:
+            return None
+        column = column.chunk(0)
+    if int(at[0]) < 0 or int(at[-1]) >= len(column):
+        return None
+    return column.slice(int(at[0]), n)
+
+
+def _same_runs(
+    a: pa.ChunkedArray | pa.Array, at_a: np.ndarray, b: pa.ChunkedArray | pa.Array, at_b: np.ndarray
+) -> bool:
+    """True when ``at_a`` and ``at_b`` are runs of one chunk each whose values are equal (nulls at the same places,
+    and of one type); False when not known so (:func:`_same_block` then compares value by value)."""
+    ra, rb = _run(a, at_a), _run(b, at_b)
+    return ra is not None and rb is not None and ra.type == rb.type and ra.equals(rb)
 
 
 def _same_block(

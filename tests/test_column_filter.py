@@ -84,11 +84,17 @@ _terms = st.fixed_dictionaries(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spec=_terms, batch=st.sampled_from([1, 3, 4, 1 << 16]), order=st.permutations(range(N)))
+@given(
+    spec=_terms,
+    batch=st.sampled_from([1, 3, 4, 1 << 16]),
+    block=st.sampled_from([1, 2, 256]),
+    order=st.permutations(range(N)),
+)
 def test_a_mapping_filter_keeps_what_the_numpy_model_keeps(
-    base: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any], batch: int, order: list[int]
+    base: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any], batch: int, block: int, order: list[int]
 ) -> None:
     monkeypatch.setattr(column_filter, "BATCH_ROWS", batch)
+    monkeypatch.setattr(column_filter, "BLOCK_BATCHES", block)  # row groups compared at once
     ds = OMEArrowDataset.scan(base)
     kept = ds.filter(spec)
     expected = _model(spec)
@@ -118,7 +124,7 @@ def test_the_filter_reads_only_the_named_columns_and_keeps_no_whole_footer(
     footers._kept.clear()
     ds = OMEArrowDataset.scan(plate)
     assert len(ds.filter({"well": "A01", "site": [0, 1]})) == len(_model({"well": "A01", "site": [0, 1]}))
-    assert read == [["well", "site"]]
+    assert read and all(r == ["well", "site"] for r in read)  # (a run of row groups a read: some are pruned)
     assert not any(k[0].endswith("images.parquet") for k in footers._kept)  # parsed for the read, not kept
 
 
@@ -192,3 +198,90 @@ def test_appended_tables_are_filtered_across_parts(tmp_path: Path) -> None:
     assert len(kept) == len(expected)
     for k, i in enumerate(expected):
         np.testing.assert_array_equal(kept[k].to_numpy(layout="ZYX"), _image(i))
+
+
+def _sorted_meta(i: int) -> dict[str, Any]:
+    """A plate written row by row: ``row`` sorted (one or two a row group), ``well`` not; some rows null."""
+    return {"row": i // 3 if i % 11 else None, "well": WELLS[(i * 7) % len(WELLS)], "label": f"r{i // 6:02d}"}
+
+
+@pytest.fixture(scope="module")
+def sorted_plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(
+        (_image(i) for i in range(N)),
+        tmp_path_factory.mktemp("sorted") / "plate",
+        dim_order="ZYX",
+        metadata=[_sorted_meta(i) for i in range(N)],
+        images_per_group=PER_GROUP,
+        progress=False,
+    )
+
+
+def _sorted_model(spec: dict[str, Any]) -> list[int]:
+    def one(v: Any, want: Any) -> bool:
+        wanted = list(want) if isinstance(want, (list, tuple, set)) else [want]
+        return v is not None and v in wanted
+
+    return [i for i in range(N) if all(one(_sorted_meta(i)[k], w) for k, w in spec.items())]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    spec=st.fixed_dictionaries(
+        {},
+        optional={
+            "row": st.one_of(st.none(), st.integers(-1, 15), st.lists(st.integers(-1, 15), max_size=3)),
+            "well": st.one_of(st.sampled_from(WELLS), st.lists(st.sampled_from([*WELLS, "Z9"]), max_size=2)),
+            "label": st.one_of(st.sampled_from(["r00", "r03", "r06", "r9"]), st.lists(st.text(max_size=3), max_size=2)),
+        },
+    ).filter(bool),
+    unpruned=st.sampled_from([1, 2, 64]),
+)
+def test_row_groups_ruled_out_by_their_statistics_are_skipped_and_the_rest_kept_as_the_model_keeps(
+    sorted_plate: Path, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any], unpruned: int
+) -> None:
+    monkeypatch.setattr(column_filter, "UNPRUNED", unpruned)  # statistics asked of a few row groups, or all
+    ds = OMEArrowDataset.scan(sorted_plate)
+    kept = ds.filter(spec)
+    expected = _sorted_model(spec)
+    assert [int(r) for r in kept._positions.many(np.arange(len(kept)))[1]] == expected
+    for k, i in enumerate(expected[:2]):
+        np.testing.assert_array_equal(kept[k].to_numpy(layout="ZYX"), _image(i))
+
+
+def test_a_term_on_a_sorted_column_reads_only_the_row_groups_that_may_hold_it(
+    sorted_plate: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups: list[Any] = []
+    original = pq.ParquetFile.iter_batches
+
+    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
+        groups.append(kwargs.get("row_groups"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    ds = OMEArrowDataset.scan(sorted_plate)
+    assert [int(r) for r in ds.filter({"row": 5})._positions.many(np.arange(3))[1]] == [15, 16, 17]
+    assert groups == [[3, 4]]  # rows 15, 16, 17 lie in row groups 3 (12..15) and 4 (16..19)
+    groups.clear()
+    assert len(ds.filter({"row": [0, 13]})) == 4  # 1, 2 (0 is null) and 39, 40
+    assert groups == [[0], [9, 10]]
+    groups.clear()
+    assert len(ds.filter({"row": 99})) == 0 and groups == []
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_footer_lying_about_its_statistics_refuses_the_filter_before_they_prune(
+    sorted_plate: Path, tmp_path: Path, where: float
+) -> None:
+    plate = tmp_path / "plate"
+    shutil.copytree(sorted_plate, plate)
+    ds = OMEArrowDataset.scan(plate)
+    file = plate / "images.parquet"
+    data = bytearray(file.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    data[len(data) - 8 - length + int(length * where)] ^= 0x01  # somewhere in the footer (its statistics among it)
+    file.write_bytes(bytes(data))
+    _fresh()
+    with pytest.raises((ChecksumError, DamagedFileError)):
+        ds.filter({"row": 5})

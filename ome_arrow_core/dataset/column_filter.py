@@ -1,10 +1,12 @@
 """A mapping filter (``{"well": "A01", "site": [1, 2]}``) on a chunk dataset: the columns it names, streamed.
 
 The images tables are checked against the manifest's digests first (each row group's, through one open file),
-then read a batch of row groups at a time, only the named columns, strings dictionary-encoded: each term is
-compared on a batch's dictionary (a plate's 96 wells, not its million rows) and picked by the batch's codes. What
-is held at once is one batch and the kept row numbers, whatever the number of images; the footer is parsed for
-the read and not kept.
+then read a block of row groups at a time (up to :data:`BATCH_ROWS` rows), only the named columns, strings
+dictionary-encoded: the block's dictionaries are unified, each term is compared on that dictionary (a plate's 96
+wells, not its million rows) and picked by the block's codes, one numpy pass a block (not one a row group). What
+is held at once is one block and the kept row numbers, whatever the number of images; the footer is parsed for
+the read and not kept. Row groups whose statistics (min, max, null count) rule out a term are not read (a column
+sorted as written, ``site`` of a plate written well by well).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ from ..typed_chunk import Part, check_image_rows, check_whole_tables, table_foot
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
-#: Rows decoded at once (at most: a batch never spans row groups).
+#: Rows decoded at once (at most: a batch never spans row groups), and compared at once.
 BATCH_ROWS: Final[int] = 1 << 16
+#: Batches (row groups) compared at once, at most.
+BLOCK_BATCHES: Final[int] = 256
+#: Row groups in a row whose statistics rule nothing out, after which the rest are read without asking.
+UNPRUNED: Final[int] = 64
 
 
 def mapping_rows(
@@ -39,7 +45,8 @@ def mapping_rows(
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
         check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)
-    kept, first, seen = [], 0, set()
+    kept: list[np.ndarray] = []
+    first, seen = 0, set()
     for part in parts:
         file = require_member(path, part.images)
         with reading(path, part.images, "reading the images table's footer"):
@@ -56,9 +63,19 @@ def mapping_rows(
         strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
         with reading(path, part.images, "filtering the images table"):
             pf = pq.ParquetFile(file, metadata=md, read_dictionary=strings or None)
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
-                kept.append(first + np.nonzero(_matches(batch, spec))[0])
-                first += batch.num_rows
+            pruned = _runs(md, spec)  # None: every row group may hold a match: all of them, in one stream
+            runs: Sequence[tuple[int, list[int] | None]] = [(0, None)] if pruned is None else pruned
+            for start, groups in runs:
+                at = first + start
+                block: list[pa.RecordBatch] = []
+                for batch in pf.iter_batches(
+                    batch_size=BATCH_ROWS, row_groups=groups, columns=columns, use_threads=False
+                ):
+                    block.append(batch)
+                    if sum(b.num_rows for b in block) >= BATCH_ROWS or len(block) >= BLOCK_BATCHES:
+                        at = _keep(block, spec, at, kept)
+                _keep(block, spec, at, kept)
+            first += md.num_rows
     if not all(str(n) in seen for n in spec):
         return None
     if isinstance(count, int) and first != count:
@@ -69,12 +86,79 @@ def mapping_rows(
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-def _matches(batch: pa.RecordBatch, spec: Mapping[str, Any]) -> np.ndarray:
-    """The rows of ``batch`` that every term of ``spec`` keeps (a boolean array; null: not kept)."""
-    keep = np.ones(batch.num_rows, dtype=bool)
+def _runs(md: pq.FileMetaData, spec: Mapping[str, Any]) -> list[tuple[int, list[int]]] | None:
+    """(first row, row groups) of each run of consecutive row groups whose statistics do not rule out a match of
+    every term of ``spec``; None when none is ruled out. Asking stops after :data:`UNPRUNED` row groups in a row are
+    not ruled out (a column not sorted: its statistics rule nothing out, and each costs a little to ask)."""
+    at = {md.schema.column(k).path: k for k in range(md.num_columns)}
+    keep: list[int] = []
+    pruned, streak, g = False, 0, 0
+    while g < md.num_row_groups and streak < UNPRUNED:
+        group = md.row_group(g)
+        if all(_may_hold(group.column(at[str(n)]).statistics, group.num_rows, v) for n, v in spec.items()):
+            keep.append(g)
+            streak += 1
+        else:
+            pruned, streak = True, 0
+        g += 1
+    if not pruned:
+        return None
+    keep += range(g, md.num_row_groups)
+    rows = np.cumsum([0, *(md.row_group(k).num_rows for k in range(md.num_row_groups))]).tolist()
+    runs: list[tuple[int, list[int]]] = []
+    for k in keep:
+        if runs and runs[-1][1][-1] == k - 1:
+            runs[-1][1].append(k)
+        else:
+            runs.append((int(rows[k]), [k]))
+    return runs
+
+
+def _may_hold(stats: Any, rows: int, value: Any) -> bool:
+    """False when statistics ``stats`` of a row group of ``rows`` rows rule out ``value`` (one of a list) there: the
+    column is all null, or every value, an int or a string, lies outside its [min, max]; True otherwise."""
+    if stats is None:
+        return True
+    if rows and stats.has_null_count and stats.null_count == rows:  # all null: a null matches nothing
+        return False
+    if not stats.has_min_max:
+        return True
+    lo, hi = stats.min, stats.max
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    for v in values:
+        if v is None:  # matches nothing
+            continue
+        if type(v) is type(lo) is type(hi) and type(v) in (int, str):  # (never a bool, a float or a date)
+            if lo <= v <= hi:
+                return True
+            continue
+        return True
+    return False
+
+
+def _keep(block: list[pa.RecordBatch], spec: Mapping[str, Any], first: int, kept: list[np.ndarray]) -> int:
+    """Append to ``kept`` the rows (numbered from ``first``) of the batches of ``block`` that ``spec`` keeps, compared
+    at once; empty ``block``; the row after them."""
+    if not block:
+        return first
+    rows = sum(b.num_rows for b in block)
+    keep = np.ones(rows, dtype=bool)
     for name, value in spec.items():
-        keep &= _term(batch.column(str(name)), value)
-    return keep
+        keep &= _term(_one_array([b.column(str(name)) for b in block]), value)
+    kept.append(first + np.nonzero(keep)[0])
+    block.clear()
+    return int(first + rows)
+
+
+def _one_array(pieces: list[pa.Array]) -> pa.Array:
+    """``pieces`` (of one type) as one array; dictionary arrays on one dictionary (unified: a plate's row groups
+    repeat their 96 wells), so that a term is compared on that dictionary once."""
+    if len(pieces) == 1:
+        return pieces[0]
+    column = pa.chunked_array(pieces, type=pieces[0].type)
+    if pa.types.is_dictionary(column.type):
+        column = column.unify_dictionaries()
+    return column.combine_chunks()
 
 
 def _term(column: pa.Array, value: Any) -> np.ndarray:

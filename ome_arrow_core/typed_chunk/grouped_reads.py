@@ -191,38 +191,48 @@ def ranged_piece(frag: object, groups: np.ndarray) -> tuple[PageFragment, int] |
 
 
 class GroupedChecks:
-    """The read checks of one chunks file, one per loaded index row group (see :class:`~.readcheck.ReadCheck`)."""
+    """The read checks of one chunks file, one per loaded index row group (see :class:`~.readcheck.ReadCheck`).
+
+    Checks are added and removed as index row groups are loaded and dropped; each change replaces the lists
+    whole, so a read in another thread sees the lists before or after it, never half changed."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self._subs: list[ReadCheck] = []
-        self._lo: list[int] = []
-        self._hi: list[int] = []
+        self._state: tuple[list[ReadCheck], list[int], list[int]] = ([], [], [])
 
     def add(self, check: ReadCheck) -> None:
         """Add the check of a loaded group's rows; DamagedFileError when its row groups overlap another's."""
         if not len(check.groups):
             return
+        subs, los, his = self._state
         lo, hi = int(check.groups[0]), int(check.groups[-1])  # sorted
-        k = bisect.bisect_left(self._lo, lo)
+        k = bisect.bisect_left(los, lo)
         for j in (k - 1, k):
-            if 0 <= j < len(self._subs) and lo <= self._hi[j] and self._lo[j] <= hi:
+            if 0 <= j < len(subs) and lo <= his[j] and los[j] <= hi:
                 raise DamagedFileError(
-                    f"{self.file}: two index row groups name chunks of its row groups {max(lo, self._lo[j])}.."
-                    f"{min(hi, self._hi[j])}; the index is damaged"
+                    f"{self.file}: two index row groups name chunks of its row groups {max(lo, los[j])}.."
+                    f"{min(hi, his[j])}; the index is damaged"
                 )
-        self._subs.insert(k, check)
-        self._lo.insert(k, lo)
-        self._hi.insert(k, hi)
+        self._state = ([*subs[:k], check, *subs[k:]], [*los[:k], lo, *los[k:]], [*his[:k], hi, *his[k:]])
+
+    def remove(self, check: ReadCheck) -> None:
+        """Withdraw ``check`` (its index row group was dropped); nothing when it is not here."""
+        subs, los, his = self._state
+        keep = [j for j, c in enumerate(subs) if c is not check]
+        self._state = ([subs[j] for j in keep], [los[j] for j in keep], [his[j] for j in keep])
+
+    def __len__(self) -> int:
+        return len(self._state[0])
 
     def _split(self, groups: np.ndarray) -> list[tuple[ReadCheck, np.ndarray]]:
-        which = np.searchsorted(np.asarray(self._lo, dtype=np.int64), groups, side="right") - 1
+        subs, los, his = self._state
+        which = np.searchsorted(np.asarray(los, dtype=np.int64), groups, side="right") - 1
         out = []
         for k in unique(which).tolist():
             if k >= 0:
-                sel = (which == k) & (groups <= self._hi[k])
+                sel = (which == k) & (groups <= his[k])
                 if sel.any():
-                    out.append((self._subs[k], sel))
+                    out.append((subs[k], sel))
         return out
 
     def unaudited(self, groups: np.ndarray) -> bool:
