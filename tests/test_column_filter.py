@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parquet_spies import PARQUET_FILES, spy_on
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.dataset import column_filter
@@ -107,13 +107,15 @@ def test_the_filter_reads_only_the_named_columns_and_keeps_no_whole_footer(
     plate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read: list[list[str] | None] = []
-    original = pq.ParquetFile.iter_batches
 
-    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
-        read.append(kwargs.get("columns"))
-        return original(self, *args, **kwargs)
+    def spy(original: Any) -> Any:
+        def iter_batches(self: Any, *args: Any, **kwargs: Any) -> Any:
+            read.append(kwargs.get("columns"))
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+        return iter_batches
+
+    spy_on(monkeypatch, PARQUET_FILES, "iter_batches", spy)
     _fresh()
     footers._kept.clear()
     ds = OMEArrowDataset.scan(plate)

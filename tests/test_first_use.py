@@ -49,6 +49,11 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.first_party",
     "ome_arrow_core.plugin_listing",
     "ome_arrow_vortex.seal",
+    # the tables are read with pyarrow's Parquet reader itself (see ome_arrow_core.parquet_lite): pyarrow.parquet
+    # would load pyarrow.fs, its cloud filesystems and TLS
+    "pyarrow.parquet",
+    "pyarrow.fs",
+    "ssl",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
 #: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),
@@ -65,6 +70,9 @@ NOT_FOR_A_PLATE = tuple(
         "ome_arrow_core.display.html",
         "ome_arrow_core.ome_xml",
         "xml.etree.ElementTree",
+        "pyarrow.parquet",
+        "pyarrow.fs",
+        "ssl",
     )
 )
 

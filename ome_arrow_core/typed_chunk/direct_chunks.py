@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..errors import SchemaError
 from .page_crcs import fixed_width_crcs, page_crcs
 from .parquet_pages import PageRanges

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..boundary import reading, require_member
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..handlers import ChunkFile, ChunkStore
