@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from ome_arrow_core.errors import OMEArrowError
 from ome_arrow_core.selection import Selection
+from ome_arrow_core.typed_chunk.parquet_pages import PageHeader
 from ome_arrow_core.view_spec import ViewSpec
 
-WRITTEN = (Selection, ViewSpec)
+WRITTEN = (Selection, ViewSpec, PageHeader)
 
 
 def _reference(cls: type) -> Any:
@@ -107,3 +108,16 @@ def test_view_specs_validate_compare_and_hash_as_dataclass_ones(x: dict[str, Any
         assert got_a[1].replace(layout="YX").layout == "YX"
         with pytest.raises(dataclasses.FrozenInstanceError):
             got_a[1].t = 1
+
+
+@given(st.lists(st.integers(-2, 2**31), min_size=11, max_size=11), st.integers(7, 11), st.booleans())
+def test_page_headers_are_made_as_dataclass_ones(values: list[int], given_: int, keywords: bool) -> None:
+    ref = _reference(PageHeader)
+    args = values[:given_]
+    names = [f.name for f in dataclasses.fields(PageHeader)][:given_]
+    ours = PageHeader(**dict(zip(names, args, strict=True))) if keywords else PageHeader(*args)
+    theirs = ref(*args)
+    _same(ours, PageHeader(*args), theirs, ref(*args))
+    assert repr(ours) == repr(theirs)
+    with pytest.raises(TypeError):
+        PageHeader(*args[:6])  # a required field missing
