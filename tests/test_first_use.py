@@ -63,6 +63,8 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.display.colors",
     "ome_arrow_core.display.contrast",
     "ome_arrow_core.display.png",
+    # what turns arrays and tensors into images
+    "ome_arrow_core.ingesting",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
 #: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),
