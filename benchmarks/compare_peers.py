@@ -4,6 +4,7 @@
     python benchmarks/compare_peers.py --quick        # CI canary: small image, N=200, checks pixels, < 60 s
     python benchmarks/compare_peers.py --quick --repeats 9 --heavy-repeats 5   # the small image, more repeats
     python benchmarks/compare_peers.py --write-only --write-repeats 5         # only the writing case
+    python benchmarks/compare_peers.py --quick --first-plane-only --process-repeats 9  # import + first plane
 
 Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
 TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
@@ -174,6 +175,9 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     bench.case("writing the image", wr, None, repeats=args.write_repeats, warmup=True)
     if args.write_only:
         return bench
+    if args.first_plane_only:
+        first_plane_case(bench, args, installed, stores, shape, ours_p, tiff_p, int(arr[0, 0, 0].sum(dtype=np.int64)))
+        return bench
 
     img = OMEArrow.scan(ours_p)
     raw = L.RawParquet(ours_p)
@@ -263,17 +267,7 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
     del arr
 
     # -- fresh processes: import + first plane, then plates
-    first_paths = {"ours": ours_p, "raw pyarrow": ours_p}
-    if installed["tifffile"]:
-        first_paths["tifffile"] = tiff_p
-    for lib in ("tensorstore", "zarr"):
-        if installed[lib]:
-            first_paths[lib] = stores[lib, (512, "raw")]
-    firsts = first_plane_cases(first_paths, shape, expected, args.process_repeats)
-    bench.add(
-        "import + first plane, fresh process (peers: 512 raw)",
-        {lib: ({"ms": firsts[lib]} if lib in firsts else None) for lib in LIBS},
-    )
+    first_plane_case(bench, args, installed, stores, shape, ours_p, tiff_p, expected)
     for n in args.plates:
         t0 = time.perf_counter()
         paths = write_plates(tmp, n, installed)
@@ -291,6 +285,30 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
         for p in paths.values():
             shutil.rmtree(p, ignore_errors=True)
     return bench
+
+
+def first_plane_case(
+    bench: Bench,
+    args: argparse.Namespace,
+    installed: dict[str, bool],
+    stores: dict[tuple[str, tuple[int, str]], Path],
+    shape: tuple[int, ...],
+    ours_p: Path,
+    tiff_p: Path,
+    expected: int,
+) -> None:
+    """Import + first plane (t=0, c=0, z=0) in fresh processes, each library's files as written above."""
+    first_paths = {"ours": ours_p, "raw pyarrow": ours_p}
+    if installed["tifffile"]:
+        first_paths["tifffile"] = tiff_p
+    for lib in ("tensorstore", "zarr"):
+        if installed[lib]:
+            first_paths[lib] = stores[lib, (512, "raw")]
+    firsts = first_plane_cases(first_paths, shape, expected, args.process_repeats)
+    bench.add(
+        "import + first plane, fresh process (peers: 512 raw)",
+        {lib: ({"ms": firsts[lib]} if lib in firsts else None) for lib in LIBS},
+    )
 
 
 def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
@@ -325,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--heavy-repeats", type=int, default=3, help="repeats of the tile stream and the whole image")
     p.add_argument("--write-repeats", type=int, default=3, help="timed writes of each library (after one untimed)")
     p.add_argument("--write-only", action="store_true", help="only the writing case (A/B of a writer change)")
+    p.add_argument("--first-plane-only", action="store_true", help="only the writing and import + first plane cases")
     p.add_argument("--process-repeats", type=int, default=3, help="fresh processes per plate/import case")
     p.add_argument("--plates", default="1000,10000", help="comma-separated plate sizes N")
     p.add_argument("--huge-plate", action="store_true", help="add N=100000 (zarr writes 100000 arrays: slow)")

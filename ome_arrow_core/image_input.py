@@ -9,7 +9,6 @@ from typing import Any
 import pyarrow as pa
 
 from .handlers import PixelSource
-from .ingesting import ingest
 from .opening import open_path
 from .registry import Registry
 from .sources import ArraySource
@@ -73,6 +72,8 @@ def open_source(
         meta, pixels = record_to_pixels(records, row)
         meta = attach_carried(meta, carried_entry(source, records, row), records, row, pixels)
         return ArraySource(meta, pixels, "arrow record")
+    from .ingesting import ingest  # arrays and tensors only: a file's read never loads it
+
     return ingest(source, dim_order, registry, name, copy)
 
 

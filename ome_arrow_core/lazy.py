@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .casting import Casting, cast_pixels, check_casting
-from .display import Thumbnailed
+from .display.mixins import Thumbnailed
 from .handlers import PixelSource
 from .iteration import Window, windows_one_by_one
 from .layout import ChannelPolicy, apply_layout, normalize_axes

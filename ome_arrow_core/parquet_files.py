@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-import pyarrow.parquet as pq
-
+from . import parquet_lite as pq
 from .boundary import reading, require_member
 from .errors import DamagedFileError
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .arguments import whole_numbers
 from .errors import SelectionError
+from .frozen_types import frozen
 from .layout import AXES
 
 if TYPE_CHECKING:
@@ -92,15 +93,35 @@ def _span(start: int, length: int, n: int, axis: str) -> range:
     return range(start, start + length)
 
 
-@dataclass(frozen=True)
+@frozen
 class Selection:
-    """Indices into storage along each of T, Z, C, Y, X (Y and X contiguous)."""
+    """Indices into storage along each of T, Z, C, Y, X (Y and X contiguous).
+
+    A frozen dataclass whose ``__init__``, ``__eq__`` and ``__hash__`` are written here, as ``dataclass`` would
+    generate them (it compiles them in every process: ~1 ms of a fresh process's first read; tests compare them).
+    """
 
     t: AxisIndex
     z: AxisIndex
     c: AxisIndex
     y: range
     x: range
+
+    def __init__(self, t: AxisIndex, z: AxisIndex, c: AxisIndex, y: range, x: range) -> None:
+        put = object.__setattr__
+        put(self, "t", t)
+        put(self, "z", z)
+        put(self, "c", c)
+        put(self, "y", y)
+        put(self, "x", x)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.t, self.z, self.c, self.y, self.x) == (other.t, other.z, other.c, other.y, other.x)
+
+    def __hash__(self) -> int:
+        return hash((self.t, self.z, self.c, self.y, self.x))
 
     @classmethod
     def full(cls, sizes: Mapping[str, int]) -> Selection:

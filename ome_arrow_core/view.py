@@ -12,7 +12,7 @@ import numpy as np
 from .arguments import whole_numbers
 from .buffers import arrow_base
 from .devices import parse_device
-from .display import Thumbnailed
+from .display.mixins import Thumbnailed
 from .display.subjects import array_source
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError

@@ -9,7 +9,7 @@ everywhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from .casting import Casting, check_casting
 from .dtypes import check_dtype
 from .errors import ArgumentError, LayoutError, SelectionError
+from .frozen_types import frozen
 from .layout import ChannelPolicy, default_layout, normalize_axes
 from .selection import IndexSpec, RoiType, Selection, resolve_selection
 
@@ -39,7 +40,7 @@ def _given(name: str, value: Any) -> bool:
     return default is None or not (isinstance(value, str) and value == default)
 
 
-@dataclass(frozen=True)
+@frozen
 class ViewSpec:
     """The arguments of a view, validated on construction (image-independent checks only).
 
@@ -63,6 +64,62 @@ class ViewSpec:
     dtype: Any = None
     channel_policy: ChannelPolicy = "error"
     casting: Casting = "checked"
+
+    # __init__, __eq__ and __hash__ written as ``dataclass`` would generate them (it compiles them in every
+    # process: ~1 ms of a fresh process's first read; tests compare them with dataclass's).
+    def __init__(
+        self,
+        t: IndexSpec = None,
+        z: IndexSpec = None,
+        c: IndexSpec = None,
+        roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: RoiType | None = None,
+        tile: Sequence[int] | None = None,
+        layout: str | None = None,
+        dtype: Any = None,
+        channel_policy: ChannelPolicy = "error",
+        casting: Casting = "checked",
+    ) -> None:
+        put = object.__setattr__
+        put(self, "t", t)
+        put(self, "z", z)
+        put(self, "c", c)
+        put(self, "roi", roi)
+        put(self, "roi3d", roi3d)
+        put(self, "roi_nd", roi_nd)
+        put(self, "roi_type", roi_type)
+        put(self, "tile", tile)
+        put(self, "layout", layout)
+        put(self, "dtype", dtype)
+        put(self, "channel_policy", channel_policy)
+        put(self, "casting", casting)
+        self.__post_init__()
+
+    def _values(self) -> tuple[Any, ...]:
+        return (
+            self.t,
+            self.z,
+            self.c,
+            self.roi,
+            self.roi3d,
+            self.roi_nd,
+            self.roi_type,
+            self.tile,
+            self.layout,
+            self.dtype,
+            self.channel_policy,
+            self.casting,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
 
     def __post_init__(self) -> None:
         crops = (("roi", self.roi), ("roi3d", self.roi3d), ("roi_nd", self.roi_nd), ("tile", self.tile))

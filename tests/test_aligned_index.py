@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parquet_spies import PARQUET_FILES, spy_on
 from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
@@ -236,27 +238,32 @@ class Reads:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.groups: Counter[str] = Counter()
         self.whole: Counter[str] = Counter()
-        cls = pq.ParquetFile
-        read_group, read = cls.read_row_group, cls.read
-
-        def counted_group(pf: pq.ParquetFile, i: int, *a: object, **k: object) -> pa.Table:
-            self.groups[self._names.get(id(pf), "?")] += 1
-            return read_group(pf, i, *a, **k)
-
-        def counted_read(pf: pq.ParquetFile, *a: object, **k: object) -> pa.Table:
-            self.whole[self._names.get(id(pf), "?")] += 1
-            return read(pf, *a, **k)
-
-        init = cls.__init__
         self._names: dict[int, str] = {}
 
-        def named_init(pf: pq.ParquetFile, source: object, *a: object, **k: object) -> None:
-            init(pf, source, *a, **k)
-            self._names[id(pf)] = Path(str(source)).name
+        def counted_group(read_group: Any) -> Any:
+            def read_row_group(pf: Any, i: int, *a: object, **k: object) -> pa.Table:
+                self.groups[self._names.get(id(pf), "?")] += 1
+                return read_group(pf, i, *a, **k)
 
-        monkeypatch.setattr(cls, "__init__", named_init)
-        monkeypatch.setattr(cls, "read_row_group", counted_group)
-        monkeypatch.setattr(cls, "read", counted_read)
+            return read_row_group
+
+        def counted_read(read: Any) -> Any:
+            def read_(pf: Any, *a: object, **k: object) -> pa.Table:
+                self.whole[self._names.get(id(pf), "?")] += 1
+                return read(pf, *a, **k)
+
+            return read_
+
+        def named_init(init: Any) -> Any:
+            def __init__(pf: Any, source: object, *a: object, **k: object) -> None:
+                init(pf, source, *a, **k)
+                self._names[id(pf)] = Path(str(source)).name
+
+            return __init__
+
+        spy_on(monkeypatch, PARQUET_FILES, "__init__", named_init)
+        spy_on(monkeypatch, PARQUET_FILES, "read_row_group", counted_group)
+        spy_on(monkeypatch, PARQUET_FILES, "read", counted_read)
 
 
 @pytest.mark.parametrize("n", [40, 400])

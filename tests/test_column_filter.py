@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parquet_spies import PARQUET_FILES, spy_on
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.dataset import column_filter
@@ -113,13 +113,15 @@ def test_the_filter_reads_only_the_named_columns_and_keeps_no_whole_footer(
     plate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read: list[list[str] | None] = []
-    original = pq.ParquetFile.iter_batches
 
-    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
-        read.append(kwargs.get("columns"))
-        return original(self, *args, **kwargs)
+    def spy(original: Any) -> Any:
+        def iter_batches(self: Any, *args: Any, **kwargs: Any) -> Any:
+            read.append(kwargs.get("columns"))
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+        return iter_batches
+
+    spy_on(monkeypatch, PARQUET_FILES, "iter_batches", spy)
     _fresh()
     footers._kept.clear()
     ds = OMEArrowDataset.scan(plate)
@@ -253,13 +255,15 @@ def test_a_term_on_a_sorted_column_reads_only_the_row_groups_that_may_hold_it(
     sorted_plate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     groups: list[Any] = []
-    original = pq.ParquetFile.iter_batches
 
-    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Any:
-        groups.append(kwargs.get("row_groups"))
-        return original(self, *args, **kwargs)
+    def spy(original: Any) -> Any:
+        def iter_batches(self: Any, *args: Any, **kwargs: Any) -> Any:
+            groups.append(kwargs.get("row_groups"))
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+        return iter_batches
+
+    spy_on(monkeypatch, PARQUET_FILES, "iter_batches", spy)
     ds = OMEArrowDataset.scan(sorted_plate)
     assert [int(r) for r in ds.filter({"row": 5})._positions.many(np.arange(3))[1]] == [15, 16, 17]
     assert groups == [[3, 4]]  # rows 15, 16, 17 lie in row groups 3 (12..15) and 4 (16..19)

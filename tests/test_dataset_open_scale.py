@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from parquet_spies import PARQUET_FILES, spy_on
 from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
@@ -51,37 +52,48 @@ class Reads:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: Counter[tuple[str, str, str]] = Counter()
-        orig_read, orig_group = pq.ParquetFile.read, pq.ParquetFile.read_row_group
-        orig_batches, orig_table = pq.ParquetFile.iter_batches, pq.read_table
         calls = self.calls
 
-        def read(pf: pq.ParquetFile, columns: list[str] | None = None, *a: Any, **k: Any) -> pa.Table:
-            calls[(pf.__dict__.get("_name", "?"), "read", "all" if columns is None else ",".join(columns))] += 1
-            return orig_read(pf, columns, *a, **k)
+        def read(real: Any) -> Any:
+            def spy(pf: Any, columns: list[str] | None = None, *a: Any, **k: Any) -> pa.Table:
+                calls[(pf.__dict__.get("_name", "?"), "read", "all" if columns is None else ",".join(columns))] += 1
+                return real(pf, columns, *a, **k)
 
-        def group(pf: pq.ParquetFile, i: int, *a: Any, **k: Any) -> pa.Table:
-            calls[(pf.__dict__.get("_name", "?"), "row_group", str(i))] += 1
-            return orig_group(pf, i, *a, **k)
+            return spy
 
-        def batches(pf: pq.ParquetFile, *a: Any, **k: Any) -> Iterator[pa.RecordBatch]:
-            calls[(pf.__dict__.get("_name", "?"), "batches", ",".join(k.get("columns") or []))] += 1
-            return orig_batches(pf, *a, **k)  # type: ignore[no-any-return]
+        def group(real: Any) -> Any:
+            def spy(pf: Any, i: int, *a: Any, **k: Any) -> pa.Table:
+                calls[(pf.__dict__.get("_name", "?"), "row_group", str(i))] += 1
+                return real(pf, i, *a, **k)
 
-        def table(source: Any, *a: Any, **k: Any) -> pa.Table:
-            calls[(Path(str(source)).name, "read_table", "")] += 1
-            return orig_table(source, *a, **k)
+            return spy
 
-        orig_init = pq.ParquetFile.__init__
+        def batches(real: Any) -> Any:
+            def spy(pf: Any, *a: Any, **k: Any) -> Iterator[pa.RecordBatch]:
+                calls[(pf.__dict__.get("_name", "?"), "batches", ",".join(k.get("columns") or []))] += 1
+                return real(pf, *a, **k)  # type: ignore[no-any-return]
 
-        def init(pf: pq.ParquetFile, source: Any, *a: Any, **k: Any) -> None:
-            orig_init(pf, source, *a, **k)
-            pf.__dict__["_name"] = Path(str(source)).name
+            return spy
 
-        monkeypatch.setattr(pq.ParquetFile, "__init__", init)
-        monkeypatch.setattr(pq.ParquetFile, "read", read)
-        monkeypatch.setattr(pq.ParquetFile, "read_row_group", group)
-        monkeypatch.setattr(pq.ParquetFile, "iter_batches", batches)
-        monkeypatch.setattr(pq, "read_table", table)
+        def table(real: Any) -> Any:
+            def spy(source: Any, *a: Any, **k: Any) -> pa.Table:
+                calls[(Path(str(source)).name, "read_table", "")] += 1
+                return real(source, *a, **k)
+
+            return spy
+
+        def init(real: Any) -> Any:
+            def spy(pf: Any, source: Any, *a: Any, **k: Any) -> None:
+                real(pf, source, *a, **k)
+                pf.__dict__["_name"] = Path(str(source)).name
+
+            return spy
+
+        spy_on(monkeypatch, PARQUET_FILES, "__init__", init)
+        spy_on(monkeypatch, PARQUET_FILES, "read", read)
+        spy_on(monkeypatch, PARQUET_FILES, "read_row_group", group)
+        spy_on(monkeypatch, PARQUET_FILES, "iter_batches", batches)
+        monkeypatch.setattr(pq, "read_table", table(pq.read_table))  # parquet_lite's read_table is this one
 
     def of(self, file: str) -> dict[tuple[str, str], int]:
         return {(how, what): n for (f, how, what), n in self.calls.items() if f == file}

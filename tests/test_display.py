@@ -15,7 +15,7 @@ from png_support import decode_png
 from ome_arrow_core import OMEArrow, write_dataset
 from ome_arrow_core.display import PERCENTILES, channel_colors, default_colors, encode_png, render, thumbnail_png
 from ome_arrow_core.display.contrast import scale
-from ome_arrow_core.display.render import fit
+from ome_arrow_core.display.rendering import fit
 from ome_arrow_core.display.subjects import canonical
 from ome_arrow_core.errors import ArgumentError, DamagedFileError, OMEArrowError, SelectionError
 from ome_arrow_core.meta import Channel
@@ -23,7 +23,7 @@ from ome_arrow_core.selection import Selection
 from ome_arrow_core.sources import ArraySource
 
 RED, GREEN, BLUE, MAGENTA = 0xFF0000FF, 0x00FF00FF, 0x0000FFFF, 0xFF00FFFF
-render_module = importlib.import_module("ome_arrow_core.display.render")  # the package's ``render`` is the function
+render_module = importlib.import_module("ome_arrow_core.display.rendering")
 
 
 def colored(arr: np.ndarray, dim_order: str, colors: list[int | None]) -> OMEArrow:

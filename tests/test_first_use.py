@@ -49,6 +49,22 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.first_party",
     "ome_arrow_core.plugin_listing",
     "ome_arrow_vortex.seal",
+    # the tables are read with pyarrow's Parquet reader itself (see ome_arrow_core.parquet_lite): pyarrow.parquet
+    # would load pyarrow.fs, its cloud filesystems and TLS
+    "pyarrow.parquet",
+    "pyarrow.fs",
+    "ssl",
+    # the chunk writer's Thrift encoder and page checksums; the thumbnail renderer, its colours and the PNG encoder
+    # (an image's class carries the display methods; they load when it draws)
+    "ome_arrow_core.typed_chunk.direct_chunks",
+    "ome_arrow_core.typed_chunk.thrift_rows",
+    "ome_arrow_core.typed_chunk.page_crcs",
+    "ome_arrow_core.display.rendering",
+    "ome_arrow_core.display.colors",
+    "ome_arrow_core.display.contrast",
+    "ome_arrow_core.display.png",
+    # what turns arrays and tensors into images
+    "ome_arrow_core.ingesting",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
 #: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),
@@ -65,6 +81,13 @@ NOT_FOR_A_PLATE = tuple(
         "ome_arrow_core.display.html",
         "ome_arrow_core.ome_xml",
         "xml.etree.ElementTree",
+        "pyarrow.parquet",
+        "pyarrow.fs",
+        "ssl",
+        "ome_arrow_core.display.rendering",
+        "ome_arrow_core.display.colors",
+        "ome_arrow_core.display.contrast",
+        "ome_arrow_core.display.png",
     )
 )
 
@@ -126,7 +149,13 @@ def test_the_first_read_of_a_record_file_loads_no_kernels(tmp_path: Path) -> Non
     assert not {"pyarrow.compute", "pyarrow.dataset", "pandas", "numpy.ma"} & set(got["loaded"])  # type: ignore[arg-type]
 
 
-DOORS = ("ome_arrow_core.typed_chunk", "ome_arrow_core.remote", "ome_arrow_core.dataset", "ome_arrow_core.plugin_api")
+DOORS = (
+    "ome_arrow_core.typed_chunk",
+    "ome_arrow_core.remote",
+    "ome_arrow_core.dataset",
+    "ome_arrow_core.plugin_api",
+    "ome_arrow_core.display",
+)
 
 
 @pytest.mark.parametrize("door", DOORS)
@@ -152,3 +181,14 @@ def test_submodules_still_import_through_a_lazy_door() -> None:
     from ome_arrow_core.typed_chunk import packing, write_steps
 
     assert packing.__name__.endswith(".packing") and write_steps.__name__.endswith(".write_steps")
+
+
+def test_the_display_doors_render_stays_the_function_once_its_module_loads() -> None:
+    """``display.render`` is the renderer, whichever loads first: the name or its module (``display.rendering``)."""
+    _fresh("""
+        import importlib
+        module = importlib.import_module("ome_arrow_core.display.rendering")
+        from ome_arrow_core import display
+        assert display.render is module.render and callable(display.render)
+        assert display.DEFAULT_SIZE == module.DEFAULT_SIZE == 256
+    """)

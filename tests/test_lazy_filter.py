@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parquet_spies import PARQUET_FILES, spy_on
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 
@@ -78,20 +78,23 @@ def test_expressions_and_floats_keep_what_the_whole_table_keeps(plate: Path, spe
 
 def test_only_the_named_columns_are_read(plate: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     read: list[Any] = []
-    real = pq.ParquetFile.read
 
-    def spy(pf: pq.ParquetFile, columns: list[str] | None = None, *a: Any, **k: Any) -> pa.Table:
-        read.append(columns)
-        return real(pf, columns, *a, **k)
+    def spy(real: Any) -> Any:
+        def read_(pf: Any, columns: list[str] | None = None, *a: Any, **k: Any) -> pa.Table:
+            read.append(columns)
+            return real(pf, columns, *a, **k)
 
-    streamed = pq.ParquetFile.iter_batches
+        return read_
 
-    def stream_spy(pf: pq.ParquetFile, *a: Any, **k: Any) -> Any:
-        read.append(k.get("columns"))
-        return streamed(pf, *a, **k)
+    def stream_spy(streamed: Any) -> Any:
+        def iter_batches(pf: Any, *a: Any, **k: Any) -> Any:
+            read.append(k.get("columns"))
+            return streamed(pf, *a, **k)
 
-    monkeypatch.setattr(pq.ParquetFile, "read", spy)
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", stream_spy)  # a mapping streams the named columns
+        return iter_batches
+
+    spy_on(monkeypatch, PARQUET_FILES, "read", spy)
+    spy_on(monkeypatch, PARQUET_FILES, "iter_batches", stream_spy)  # a mapping streams the named columns
     kept = OMEArrowDataset.scan(plate).filter({"well": "B02"})
     seen = list(read)
     assert len(kept) == len(range(3, N, 4)) and seen == [["well"]]

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parquet_spies import PARQUET_FILES, PARQUET_MODULES, spy_on
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
@@ -79,20 +80,23 @@ def plate(base: Path, tmp_path: Path) -> Path:
 def group_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, int]]:
     """(file name, row group) of every ParquetFile.read_row_group call (the real method still runs)."""
     seen: Counter[tuple[str, int]] = Counter()
-    real = pq.ParquetFile.read_row_group
 
-    def spy(pf: pq.ParquetFile, i: int, *a: Any, **k: Any) -> pa.Table:
-        seen[(Path(pf.__dict__.get("_source", "?")).name, i)] += 1
-        return real(pf, i, *a, **k)
+    def spy(real: Any) -> Any:
+        def read_row_group(pf: Any, i: int, *a: Any, **k: Any) -> pa.Table:
+            seen[(Path(pf.__dict__.get("_source", "?")).name, i)] += 1
+            return real(pf, i, *a, **k)
 
-    real_init = pq.ParquetFile.__init__
+        return read_row_group
 
-    def init(pf: pq.ParquetFile, source: Any, *a: Any, **k: Any) -> None:
-        real_init(pf, source, *a, **k)
-        pf.__dict__["_source"] = str(source)
+    def init(real_init: Any) -> Any:
+        def __init__(pf: Any, source: Any, *a: Any, **k: Any) -> None:
+            real_init(pf, source, *a, **k)
+            pf.__dict__["_source"] = str(source)
 
-    monkeypatch.setattr(pq.ParquetFile, "__init__", init)
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+        return __init__
+
+    spy_on(monkeypatch, PARQUET_FILES, "__init__", init)
+    spy_on(monkeypatch, PARQUET_FILES, "read_row_group", spy)
     return seen
 
 
@@ -315,18 +319,23 @@ def test_a_scan_counts_images_from_the_manifest_without_parsing_a_footer(
 ) -> None:
     assert _groups(plate, "images.parquet")["rows"] == 23 and _groups(plate, "index.parquet")["rows"] == 46
     parsed: list[str] = []
-    real_init, real_md = pq.ParquetFile.__init__, pq.read_metadata
 
-    def init(pf: pq.ParquetFile, source: Any, *a: Any, **k: Any) -> None:
-        parsed.append(Path(str(source)).name)
-        real_init(pf, source, *a, **k)
+    def init(real_init: Any) -> Any:
+        def __init__(pf: Any, source: Any, *a: Any, **k: Any) -> None:
+            parsed.append(Path(str(source)).name)
+            real_init(pf, source, *a, **k)
 
-    def md(source: Any, *a: Any, **k: Any) -> pq.FileMetaData:
-        parsed.append(Path(str(source)).name)
-        return real_md(source, *a, **k)
+        return __init__
 
-    monkeypatch.setattr(pq.ParquetFile, "__init__", init)
-    monkeypatch.setattr(pq, "read_metadata", md)
+    def md(real_md: Any) -> Any:
+        def read_metadata(source: Any, *a: Any, **k: Any) -> pq.FileMetaData:
+            parsed.append(Path(str(source)).name)
+            return real_md(source, *a, **k)
+
+        return read_metadata
+
+    spy_on(monkeypatch, PARQUET_FILES, "__init__", init)
+    spy_on(monkeypatch, PARQUET_MODULES, "read_metadata", md)
     monkeypatch.setattr(group_sums, "_passed", set())
     clear_cache()
     ds = OMEArrowDataset.scan(plate)

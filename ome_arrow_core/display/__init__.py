@@ -1,24 +1,26 @@
 """Seeing an image: thumbnails rendered in the core (numpy only), PNG encoded with the standard library.
 
-:mod:`.render` draws an image's selection as RGB (max over Z, channel composite in the stored
+:mod:`.rendering` draws an image's selection as RGB (max over Z, channel composite in the stored
 colours, robust auto-contrast, strided downsampling that reads only what it shows);
 :mod:`.png` encodes it; :mod:`.mixins` gives images and views their notebook representations,
 :mod:`.grid` datasets theirs; :mod:`.plots` draws with matplotlib or PyVista when they are installed.
-The grid and the HTML code load on first use (a read never loads them).
+This door's names load on first use (see :mod:`..doors`): importing the package, as an image's class does for
+its mixins, loads no renderer, encoder or HTML code (a read never draws).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-from .colors import channel_colors, default_colors
-from .contrast import PERCENTILES
-from .mixins import Thumbnailed, thumbnail, thumbnail_png
-from .png import PNG_SIGNATURE, encode_png
-from .render import DEFAULT_SIZE, render
+from ..doors import lazy_names
 
 if TYPE_CHECKING:
+    from .colors import channel_colors, default_colors
+    from .contrast import PERCENTILES
     from .grid import DatasetThumbnails
+    from .mixins import Thumbnailed, thumbnail, thumbnail_png
+    from .png import PNG_SIGNATURE, encode_png
+    from .rendering import DEFAULT_SIZE, render
 
 __all__ = [
     "thumbnail",
@@ -34,11 +36,19 @@ __all__ = [
     "DatasetThumbnails",
 ]
 
+#: Each name of the door: (module, name in it), imported on first use.
+_WHERE: Final[dict[str, tuple[str, str]]] = {
+    "thumbnail": (".mixins", "thumbnail"),
+    "thumbnail_png": (".mixins", "thumbnail_png"),
+    "Thumbnailed": (".mixins", "Thumbnailed"),
+    "render": (".rendering", "render"),
+    "DEFAULT_SIZE": (".rendering", "DEFAULT_SIZE"),
+    "encode_png": (".png", "encode_png"),
+    "PNG_SIGNATURE": (".png", "PNG_SIGNATURE"),
+    "channel_colors": (".colors", "channel_colors"),
+    "default_colors": (".colors", "default_colors"),
+    "PERCENTILES": (".contrast", "PERCENTILES"),
+    "DatasetThumbnails": (".grid", "DatasetThumbnails"),
+}
 
-def __getattr__(name: str) -> Any:
-    """DatasetThumbnails loads :mod:`.grid` (and the HTML code) on first use."""
-    if name == "DatasetThumbnails":
-        from .grid import DatasetThumbnails
-
-        return DatasetThumbnails
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _WHERE)

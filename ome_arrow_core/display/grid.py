@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import OMEArrowError
 from .html import figure
 from .png import encode_png
-from .render import render
+from .rendering import render
 
 __all__ = ["GRID_IMAGES", "GRID_SIZE", "Cell", "cells", "mosaic", "grid_html", "DatasetThumbnails"]
 

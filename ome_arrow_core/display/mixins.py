@@ -15,23 +15,28 @@ import numpy as np
 from ..errors import ArgumentError, OMEArrowError
 from ..handlers import PixelSource
 from ..selection import Selection
-from .png import encode_png
-from .render import DEFAULT_SIZE, render
-from .subjects import view_facts
+from .subjects import DEFAULT_SIZE, view_facts
 
 __all__ = ["Thumbnailed", "thumbnail", "thumbnail_png"]
 
+# The renderer (.rendering) and the PNG encoder (.png) load when a thumbnail is drawn: an image's class carries these
+# methods, and a read never draws.
+
 
 def thumbnail(obj: Any, size: int = DEFAULT_SIZE, *, t: int = 0) -> np.ndarray:
-    """An ``(h, w, 3)`` uint8 RGB thumbnail of an image or view (see :mod:`.render`)."""
+    """An ``(h, w, 3)`` uint8 RGB thumbnail of an image or view (see :mod:`.rendering`)."""
     if not isinstance(obj, Thumbnailed):
         raise ArgumentError(f"a thumbnail is drawn from an OMEArrow image or a tensor view, not {type(obj).__name__}")
+    from .rendering import render
+
     source, sel = obj._shown()
     return render(source, sel, size=size, t=t)
 
 
 def thumbnail_png(obj: Any, size: int = DEFAULT_SIZE, *, t: int = 0) -> bytes:
     """:func:`thumbnail` as PNG bytes."""
+    from .png import encode_png
+
     return encode_png(thumbnail(obj, size, t=t))
 
 

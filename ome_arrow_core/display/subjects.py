@@ -1,4 +1,4 @@
-"""What a thumbnail is drawn from: the pixel source and selection an image or a view shows."""
+"""What a thumbnail is drawn from: the pixel source and selection an image or a view shows, and its default size."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from ..meta import ImageMeta
 from ..selection import Selection
 from ..sources import ArraySource
 
-__all__ = ["canonical", "array_source", "view_facts"]
+__all__ = ["canonical", "array_source", "view_facts", "DEFAULT_SIZE"]
+
+#: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
+DEFAULT_SIZE = 256
 
 
 def canonical(array: np.ndarray, layout: str) -> np.ndarray:

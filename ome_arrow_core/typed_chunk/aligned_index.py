@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..arrow_numpy import int_values
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError

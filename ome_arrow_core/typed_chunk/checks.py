@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..arrow_numpy import int_values
 from ..boundary import is_within, reading
 from ..coverage import check_coverage

@@ -33,8 +33,8 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..remote import remote_chunk

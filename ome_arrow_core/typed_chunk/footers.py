@@ -14,8 +14,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Final
 
-import pyarrow.parquet as pq
-
+from .. import parquet_lite as pq
 from ..boundary import reading, require_member
 from ..parquet_files import checked_footer
 from .file_version import FileVersion, member_version

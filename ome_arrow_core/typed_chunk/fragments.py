@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..boundary import reading, require_member
 from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..handlers import ChunkFile, ChunkStore
@@ -24,7 +24,6 @@ from ..parquet_files import PARQUET_CODECS
 from ..remote import refuse_placeholder, remote_chunk
 from .checks import check_member
 from .chunk_groups import rows_are_groups
-from .direct_chunks import write_chunks_direct
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
@@ -257,6 +256,8 @@ def write_fragment(
     uncompressed files with ``rows_per_group=1`` are written by :mod:`.direct_chunks`).
     """
     if chunk_format == PARQUET and DIRECT and compression is None and rows_per_group == 1:
+        from .direct_chunks import write_chunks_direct  # a writer's module (and its Thrift encoder): not for reads
+
         return write_chunks_direct(tables, file, table_groups)
     if chunk_format == PARQUET:
         writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(FILE_METADATA), compression, compression_level)

@@ -20,8 +20,8 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..boundary import reading
 from ..errors import DamagedFileError
 from .group_sums import Segments

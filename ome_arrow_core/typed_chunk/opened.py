@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,14 @@ from .readcheck import ReadCheck, dtype_name
 __all__ = ["OpenedDataset"]
 
 
-@dataclass
 class OpenedDataset:
     """What opening a dataset parses once per process: manifest, images, index, chunk files (on first use).
 
     ``table`` and ``index`` are the images and index tables of every part (the base, then each
     append's), with the part of each row in ``image_part`` and ``index_part``. Per-image
     lookups (an image's row, its chunk rows) are built on first use, so finding one image
-    among many costs a dictionary lookup, not a scan.
+    among many costs a dictionary lookup, not a scan. A plain class (a dataclass compiles its
+    generated ``__init__`` in every process: ~1 ms of a fresh process's first read).
     """
 
     manifest: dict[str, Any]
@@ -57,29 +56,61 @@ class OpenedDataset:
     #: Where chunk files in a chunk store's format (``.vortex``) find their store (None: the shared registry,
     #: loaded only then).
     registry: Registry | None
-    path: Path = Path(".")
-    image_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    index_part: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    fragment_names: list[str] = field(default_factory=lambda: ["chunks.parquet"])
-    fragment_code: np.ndarray | None = None
-    _columns: dict[str, np.ndarray] | None = None
-    _positions: dict[str, int] | None = None
-    _groups: dict[str, np.ndarray] | None = None
-    _ids: list[str] | None = None
-    _image_keys: np.ndarray | None = None
-    files: dict[int, Fragment] = field(default_factory=dict)
-    _verified: set[int] = field(default_factory=set)
-    _bounded: set[int] = field(default_factory=set)
-    index_names: list[str] = field(default_factory=lambda: ["index.parquet"])
-    _checks: dict[int, ReadCheck] = field(default_factory=dict)
-    _row_images: np.ndarray | None = None
-    _sums: ChunkChecksums | None = None
+    path: Path
+    image_part: np.ndarray
+    index_part: np.ndarray
+    fragment_names: list[str]
+    fragment_code: np.ndarray | None
+    files: dict[int, Fragment]
+    index_names: list[str]
     #: The index loaded a row group at a time (an aligned index, see :mod:`.aligned_index`); None: read whole.
-    aligned: AlignedIndex | None = None
+    aligned: AlignedIndex | None
     #: Packed chunk row groups read recently, decoded and checked (see :mod:`.packed_groups`).
-    packed: PackedGroups = field(default_factory=PackedGroups)
+    packed: PackedGroups
     #: Checks passed by any process that opened the same files (see :mod:`.ledger`); None: none shared.
-    ledger: Ledger | None = None
+    ledger: Ledger | None
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        images: ImageRows,
+        index: pa.Table,
+        lock: threading.Lock,
+        registry: Registry | None,
+        path: Path = Path("."),
+        image_part: np.ndarray | None = None,
+        index_part: np.ndarray | None = None,
+        fragment_names: list[str] | None = None,
+        fragment_code: np.ndarray | None = None,
+        *,
+        index_names: list[str] | None = None,
+        aligned: AlignedIndex | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.images = images
+        self.index = index
+        self.lock = lock
+        self.registry = registry
+        self.path = path
+        self.image_part = np.zeros(0, dtype=np.int32) if image_part is None else image_part
+        self.index_part = np.zeros(0, dtype=np.int32) if index_part is None else index_part
+        self.fragment_names = ["chunks.parquet"] if fragment_names is None else fragment_names
+        self.fragment_code = fragment_code
+        self.index_names = ["index.parquet"] if index_names is None else index_names
+        self.aligned = aligned
+        self.files = {}
+        self.packed = PackedGroups()
+        self.ledger = None
+        self._columns: dict[str, np.ndarray] | None = None
+        self._positions: dict[str, int] | None = None
+        self._groups: dict[str, np.ndarray] | None = None
+        self._ids: list[str] | None = None
+        self._image_keys: np.ndarray | None = None
+        self._verified: set[int] = set()
+        self._bounded: set[int] = set()
+        self._checks: dict[int, ReadCheck] = {}
+        self._row_images: np.ndarray | None = None
+        self._sums: ChunkChecksums | None = None
 
     @property
     def table(self) -> pa.Table:

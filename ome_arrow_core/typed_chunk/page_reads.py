@@ -77,7 +77,7 @@ def paged_fragment(
     listed, codec = listed_codec(root, manifest, name)
     if not listed:
         return None
-    import pyarrow.parquet as pq
+    from .. import parquet_lite as pq
 
     with reading(root, index_file.name, "reading the page ranges"):
         pf = pq.ParquetFile(index_file)

@@ -10,13 +10,13 @@ are, so that readers can fetch a chunk with one positioned read (see ``page_read
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 
 from ..errors import DamagedFileError
+from ..frozen_types import frozen
 
 __all__ = [
     "PageHeader",
@@ -57,9 +57,13 @@ _HEADER_BYTES = 256
 _STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(13)
 
 
-@dataclass(frozen=True)
+@frozen
 class PageHeader:
-    """A Parquet page header: the fields a reader of one page needs (-1: absent)."""
+    """A Parquet page header: the fields a reader of one page needs (-1: absent).
+
+    Made by ``@frozen`` (:mod:`ome_arrow_core.frozen_types`) with its ``__init__`` written as ``dataclass`` would
+    generate it (one is made per page parsed): a fresh process compiles no methods for it.
+    """
 
     type: int
     uncompressed_size: int
@@ -76,8 +80,35 @@ class PageHeader:
     #: Bytes the header itself takes.
     size: int = 0
 
+    def __init__(
+        self,
+        type: int,
+        uncompressed_size: int,
+        compressed_size: int,
+        crc: int | None,
+        num_values: int,
+        encoding: int,
+        definition_level_encoding: int,
+        definition_levels_bytes: int = -1,
+        repetition_levels_bytes: int = -1,
+        is_compressed: bool = True,
+        size: int = 0,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "type", type)
+        put(self, "uncompressed_size", uncompressed_size)
+        put(self, "compressed_size", compressed_size)
+        put(self, "crc", crc)
+        put(self, "num_values", num_values)
+        put(self, "encoding", encoding)
+        put(self, "definition_level_encoding", definition_level_encoding)
+        put(self, "definition_levels_bytes", definition_levels_bytes)
+        put(self, "repetition_levels_bytes", repetition_levels_bytes)
+        put(self, "is_compressed", is_compressed)
+        put(self, "size", size)
 
-@dataclass(frozen=True)
+
+@frozen
 class Marks:
     """Spans (start, stop) of a header's bytes whose values do not change how it parses: the payloads of its
     binary fields (statistics; skipped by their lengths), and the varint of the PageHeader's crc (a value kept,
@@ -268,7 +299,7 @@ def _parse(data: bytes | memoryview, marks: Marks | None = None) -> PageHeader:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class PageRanges:
     """Where each row group's ``pixel_bytes`` page data lies in a chunks file, and its codec."""
 

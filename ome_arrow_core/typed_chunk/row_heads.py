@@ -16,11 +16,11 @@ compressed file) is decoded by the general path, which says what is wrong.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 import pyarrow as pa
 
+from ..frozen_types import frozen
 from .page_columns import COLUMNS, defined_value_at, row_columns
 from .parquet_pages import DICTIONARY_PAGE, Marks, marked_header, page_header
 
@@ -32,7 +32,7 @@ SHAPES: Final[int] = 8
 _CRC_BYTES: Final[int] = 5
 
 
-@dataclass(frozen=True)
+@frozen
 class _Shape:
     """A head's shape as a pattern: its fixed bytes literally, its free bytes as any bytes of the same count, each
     crc as a varint of at most :data:`_CRC_BYTES` bytes; a group for each value (in ``values``: column name and

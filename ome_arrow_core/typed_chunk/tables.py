@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..boundary import blaming, reading, require_member
 from ..errors import DamagedFileError, SchemaError
 from ..frozen_types import frozen

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
+from ome_arrow_core import OMEArrowDataset, compact_dataset, parquet_lite, write_dataset
 from ome_arrow_core.checksums import ENV
 from ome_arrow_core.cli import main
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
@@ -29,7 +29,7 @@ from ome_arrow_core.typed_chunk.table_sums import check_tables, file_digest
 
 MANIFEST = "_ome_arrow_dataset.json"
 OPTS: dict[str, Any] = {"dim_order": "ZCYX", "chunk_shape": (8, 8), "progress": False}
-#: pyarrow.parquet's entry points that parse a file's bytes.
+#: pyarrow.parquet's (and parquet_lite's) entry points that parse a file's bytes.
 ENTRY_POINTS = ("ParquetFile", "read_table", "read_metadata", "read_schema")
 
 
@@ -54,15 +54,20 @@ def _tables(root: Path) -> dict[str, list[str]]:
 def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
     """The files handed to pyarrow.parquet's parsing entry points (the real functions still run)."""
     seen: list[Path] = []
-    for name in ENTRY_POINTS:
-        real = getattr(pq, name)
+    # the typed-chunk tables are opened through parquet_lite (pyarrow's reader without pyarrow.parquet); its other
+    # names are pyarrow.parquet's, looked up there at each call
+    for module in (pq, parquet_lite):
+        for name in ENTRY_POINTS:
+            if module is parquet_lite and name not in vars(parquet_lite):
+                continue
+            real = getattr(module, name)
 
-        def spy(source: Any, *args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:
-            if isinstance(source, (str, Path)):
-                seen.append(Path(source).resolve())
-            return _real(source, *args, **kwargs)
+            def spy(source: Any, *args: Any, _real: Callable[..., Any] = real, **kwargs: Any) -> Any:
+                if isinstance(source, (str, Path)):
+                    seen.append(Path(source).resolve())
+                return _real(source, *args, **kwargs)
 
-        monkeypatch.setattr(pq, name, spy)
+            monkeypatch.setattr(module, name, spy)
     yield seen
 
 

@@ -27,6 +27,7 @@ from ..handlers import PixelSource
 from ..selection import Selection, normalize_index
 from .colors import channel_colors
 from .contrast import PERCENTILES, scale
+from .subjects import DEFAULT_SIZE
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -40,8 +41,6 @@ __all__ = [
     "render",
 ]
 
-#: Longest side of a thumbnail, in pixels, unless ``size=`` says otherwise.
-DEFAULT_SIZE = 256
 #: Bytes one batch of Z planes may hold as read (fewer, larger reads; bounded memory).
 BATCH_BYTES = 32 << 20
 
