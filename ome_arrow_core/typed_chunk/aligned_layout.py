@@ -16,8 +16,8 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .. import parquet_lite as pq
 from ..arrow_numpy import int_values
 from ..uniques import unique_first
 from .bounds import dictionary_codes
