@@ -25,6 +25,9 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
   size that its tasks make (``np.full``) instead of reading them;
 - ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
+- ``ray-fastfree``: ``ray`` with Ray's ``free_objects_period_milliseconds`` at 20 (default 1000): freed
+  blocks leave the object store within 20 ms, so each epoch's blocks reuse the last epoch's memory instead
+  of new pages that each worker faults in anew;
 - ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size,
   filled in the same kept per-worker buffers that ``ray``'s read tasks read into (fresh ``np.full`` arrays
   cost a page fault per 4 KiB, which ``ray`` does not pay), with Ray Data's resource reservation off, as
@@ -88,6 +91,7 @@ CASES = (
     "dask-dist",
     "dask-dist-send",
     "ray",
+    "ray-fastfree",
     "ray-send",
     "s3-raw",
     "s3-map-w0",
@@ -219,13 +223,13 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
                     x = torch.from_numpy(block[i : i + batch])
                     n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
             return n, nbytes
-    elif case in ("ray", "ray-send"):
+    elif case in ("ray", "ray-fastfree", "ray-send"):
         import ray
 
         from ome_arrow_ray import read_dataset
 
         def rows() -> Any:
-            if case == "ray":
+            if case in ("ray", "ray-fastfree"):
                 return read_dataset(ds, columns=[])
             from ome_arrow_core import ViewSpec
             from ome_arrow_ray.datasource import OMEArrowDatasource
@@ -239,7 +243,8 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
 
         def run(_: int) -> tuple[int, int]:
             if not ray.is_initialized():
-                ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+                fast = {"free_objects_period_milliseconds": 20} if case == "ray-fastfree" else {}
+                ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=fast)
                 ray.data.DataContext.get_current().enable_progress_bars = False
             n = nbytes = 0
             for b in rows().iter_torch_batches(batch_size=batch):

@@ -17,6 +17,7 @@ from ome_arrow_core import OMEArrowDataset, SchemaError
 from ome_arrow_core.plugin_api import DamagedFileError
 
 from .buffers import block_buffers
+from .gc_hold import gc_held
 
 __all__ = ["ReadImages", "tensor_column"]
 
@@ -60,7 +61,12 @@ class ReadImages:
             yield block
 
     def pixels(self, a: int, b: int) -> np.ndarray:
-        """Images ``a:b`` of the task, stacked (in a kept buffer when the planned shape holds)."""
+        """Images ``a:b`` of the task, stacked (in a kept buffer when the planned shape holds), read with the
+        garbage collector held off (:mod:`.gc_hold`)."""
+        with gc_held():
+            return self._pixels(a, b)
+
+    def _pixels(self, a: int, b: int) -> np.ndarray:
         rois = self.rois[a:b] if self.rois is not None else None
         if self.image is None:
             return self.dataset.read(range(a, b), rois=rois, **self.view)

@@ -1,0 +1,127 @@
+"""Read tasks hold Python's garbage collector off while they read pixels, and give it back as it was.
+
+Run in this process (no Ray cluster): a read task is a plain callable.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray.data")
+pytest.importorskip("ome_arrow_ray")
+
+from pixels import random_pixels
+
+from ome_arrow_core import OMEArrowDataset, write_dataset
+from ome_arrow_ray import OMEArrowDatasource
+from ome_arrow_ray.gc_hold import gc_held
+
+VIEW = {"t": None, "z": None, "c": None, "roi": None, "layout": None, "channel_policy": "error"}
+N = 96
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+
+
+@pytest.fixture
+def gc_on() -> Iterator[None]:
+    """The collector on for the test (as Python starts), back as it was after it."""
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+@pytest.fixture
+def collections() -> Iterator[list[int]]:
+    """Generations of the automatic collections while the test runs."""
+    seen: list[int] = []
+
+    def note(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            seen.append(int(info["generation"]))
+
+    gc.callbacks.append(note)
+    yield seen
+    gc.callbacks.remove(note)
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    arrs = np.stack([random_pixels((2, 8, 8), seed=i) for i in range(N)])
+    out = write_dataset(
+        list(arrs),
+        tmp_path_factory.mktemp("raygc") / "plate",
+        dim_order="CYX",
+        metadata={"label": list(range(N))},
+        progress=False,
+    )
+    return out, arrs
+
+
+def test_held_and_given_back_as_it_was(gc_on: None) -> None:
+    with gc_held():
+        assert not gc.isenabled()
+        with gc_held():  # nested: still off, and still off after the inner one leaves
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_held():  # an error in the read gives it back too
+        raise RuntimeError("read failed")
+    assert gc.isenabled()
+    gc.disable()  # off before: stays off
+    with gc_held():
+        assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+def test_two_threads_hold_it_until_the_last_leaves(gc_on: None) -> None:
+    entered, release = threading.Barrier(2), threading.Event()
+    seen: list[bool] = []
+
+    def other() -> None:
+        with gc_held():
+            entered.wait()
+            release.wait()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with gc_held():
+        entered.wait()
+    seen.append(gc.isenabled())  # this thread left, the other still reads
+    release.set()
+    t.join()
+    assert seen == [False] and gc.isenabled()
+
+
+def test_a_read_task_reads_without_automatic_collections(
+    gc_on: None, collections: list[int], plate: tuple[Path, np.ndarray]
+) -> None:
+    path, arrs = plate
+    ds = OMEArrowDataset.scan(path)
+    (task,) = OMEArrowDatasource(ds, columns=["label"], image_column="image", view=VIEW).get_read_tasks(1)
+    read = task.read_fn
+    for _ in range(5):  # the control: the same read without the hold is interrupted by collections
+        gc.collect()
+        collections.clear()
+        ds.read(range(N))
+        if len(collections) > 1:
+            break
+    assert len(collections) > 1, f"the control read started {collections} collections; use a larger plate"
+    for _ in range(3):
+        gc.collect()
+        collections.clear()
+        pixels = read.pixels(0, N)
+        assert collections in ([], [0]) and gc.isenabled()  # at most the young one as the hold ends
+        np.testing.assert_array_equal(pixels, arrs)
+    blocks = list(task())  # the whole task: the same pixels, the collector on again after it
+    np.testing.assert_array_equal(
+        np.concatenate([c.to_numpy() for b in blocks for c in b.column("image").chunks]), arrs
+    )
+    assert gc.isenabled()
