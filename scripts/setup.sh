@@ -22,7 +22,7 @@ if [ "${1:-}" = "minimal" ]; then
   exit 0
 fi
 # pyvista and vtk: view(how="pyvista") (the [pyvista] extra), its tests and the reference suite's volume views.
-pip_install "torch==2.13.0" "pyvista==0.49.2" "vtk==9.7.2" -e ".[test,docs,bench,matplotlib]" -e backends/tiff \
+pip_install "torch==2.13.0" "pyvista==0.49.2" "vtk==9.7.2" -e ".[test,docs,bench,matplotlib,fast]" -e backends/tiff \
   -e backends/torch -e backends/jax -e backends/vortex -e backends/zarr \
   -e tests/plugins/example_plugin
 # The editable installs below without dependencies build with the venv's setuptools (installed once here)
