@@ -13,6 +13,8 @@ imported on first use.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 try:  # the names pyarrow.parquet re-exports from its extension module (the same classes)
@@ -39,6 +41,7 @@ __all__ = [
     "FileMetaData",
     "ParquetFile",
     "ParquetReader",
+    "LOCAL_READS",
     "ParquetSchema",
     "RowGroupMetaData",
     "Statistics",
@@ -50,6 +53,10 @@ __all__ = [
 OWN_OPTIONS: Final[frozenset[str]] = frozenset(
     {"metadata", "read_dictionary", "memory_map", "buffer_size", "pre_buffer"}
 )
+#: Options for a local file read one row group of a few columns at a time (the tables' own footers, images, index
+#: and chunks row groups): no pre-buffering. Pre-buffering coalesces the column chunks' reads through pyarrow's IO
+#: thread pool, whose start cost a fresh process's first image ~1 ms of CPU; a local file gains nothing from it.
+LOCAL_READS: Final[Mapping[str, Any]] = MappingProxyType({"pre_buffer": False})
 #: Whether the reader takes ``arrow_extensions_enabled`` (pyarrow >= 19, whose ParquetFile passes True): None
 #: until the first open finds out.
 _extensions: bool | None = None

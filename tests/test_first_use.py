@@ -136,6 +136,25 @@ def test_the_first_image_of_a_plate_loads_only_the_reader(tmp_path: Path) -> Non
     assert not set(got["loaded"]) & set(NOT_FOR_A_PLATE)  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
+def test_the_first_image_of_a_plate_starts_no_thread(tmp_path: Path) -> None:
+    """A plate of several row groups: its images, index and chunks row groups are read without pre-buffering, so
+    pyarrow's IO thread pool is not started."""
+    path = tmp_path / "plate.ome-arrow"
+    images = [np.full((2, 8, 8), i, dtype=np.uint16) for i in range(19)]
+    write_dataset(images, path, dim_order="CYX", images_per_group=4, progress=False)
+    got = _fresh(f"""
+        import os
+        import numpy as np
+        from ome_arrow_core import OMEArrowDataset
+        before = len(os.listdir("/proc/self/task"))
+        ds = OMEArrowDataset.scan({str(path)!r})
+        assert np.array_equal(ds[9].to_numpy(), np.full((1, 2, 1, 8, 8), 9, np.uint16))
+        assert len(os.listdir("/proc/self/task")) == before, (before, os.listdir("/proc/self/task"))
+    """)
+    assert not set(got["loaded"]) & set(NOT_FOR_A_PLATE)  # type: ignore[arg-type]
+
+
 def test_the_first_read_of_a_record_file_loads_no_kernels(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
     a = np.arange(3 * 16 * 16, dtype=np.int16).reshape(3, 16, 16)

@@ -96,6 +96,9 @@ def test_reads_what_pyarrow_parquet_reads(
     got = list(ours.iter_batches(batch, columns=columns))
     want = list(theirs.iter_batches(batch, columns=columns))
     assert len(got) == len(want) and all(a.equals(b) for a, b in zip(got, want, strict=True))
+    local = parquet_lite.ParquetFile(path, read_dictionary=dictionary, **parquet_lite.LOCAL_READS)  # no pre-buffer
+    for g in groups:
+        assert local.read_row_group(g, columns, use_threads=False).equals(theirs.read_row_group(g, columns))
     again = parquet_lite.ParquetFile(path, metadata=ours.metadata, read_dictionary=dictionary)  # footer parsed once
     assert again.metadata.equals(theirs.metadata) and again.read(columns).equals(theirs.read(columns))
     assert parquet_lite.read_metadata(path).equals(pq.read_metadata(path))

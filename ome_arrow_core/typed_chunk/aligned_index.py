@@ -212,6 +212,7 @@ class AlignedIndex:
                 require_member(self.root, name),
                 metadata=footer(self.root, name),  # parsed once (and checked) at open
                 read_dictionary=["image_id", "fragment_path"],
+                **pq.LOCAL_READS,
             )
         return pf
 

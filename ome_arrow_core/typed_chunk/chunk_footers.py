@@ -281,7 +281,7 @@ class SplicedFragment(ParquetFragment):
                     f"{int(self._bytes[g])}; the chunks file or the manifest is damaged"
                 )
             with reading(self.path.parent, self.path.name, "reading chunk pixels"):
-                pf = pq.ParquetFile(self.path, metadata=md)
+                pf = pq.ParquetFile(self.path, metadata=md, **pq.LOCAL_READS)
                 tables.append(pf.read_row_group(0, columns=columns, use_threads=False))
         if not tables:
             return pa.table({c: pa.array([], self._footers.schema.field(c).type) for c in columns})

@@ -144,7 +144,7 @@ class GroupFooters:
         """Row group ``g`` (``columns`` only; ``dictionary``: string columns read dictionary-encoded)."""
         md = self.group_metadata(g)
         with reading(self.root, self.name, f"reading row group {g}"):
-            pf = pq.ParquetFile(self.file, metadata=md, read_dictionary=dictionary or None)
+            pf = pq.ParquetFile(self.file, metadata=md, read_dictionary=dictionary or None, **pq.LOCAL_READS)
             return pf.read_row_group(0, columns=columns, use_threads=False)
 
 
