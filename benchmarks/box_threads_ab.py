@@ -1,13 +1,15 @@
 """Planned box reads by one thread against two (typed_chunk/box_plans.py), interleaved: is THREADED_BYTES right?
 
-    python benchmarks/box_threads_ab.py [--rounds 300] [--size 1024] [--chunks 256] [--step 8]
+    python benchmarks/box_threads_ab.py [--rounds 300] [--size 1024] [--chunks 256] [--step 2] [--gated]
 
 Image: 1x2x4xSxS uint16 of camera-like noise written with our defaults but the chunk edge, audited. Per case (one
 full plane, half a plane, the whole image) the same plan is read (checksums checked) by one thread and by two
-(the caller and the helper, blocks of at least ``--step`` chunks; a core is taken to be spare whatever the load),
+(the caller and the helper, blocks of at least ``--step`` chunks and at most BLOCKS of them; a core is taken to be
+spare whatever the load, or with ``--gated`` only when ``box_threads.spare_core()`` says so, as a default read does),
 taking turns round by round. Prints wall (median, 25th percentile, best) and process CPU (median) per read, ms,
-and the two-thread/one-thread ratios. Two threads only pay off on a machine with an idle core: run it on a quiet
-one (``os.getloadavg()`` is printed before and after) and read the wall ratio; the CPU ratio is the price.
+and the two-thread/one-thread ratios (with ``--gated``: default/one thread, ~1 on a busy machine). Two threads only
+pay off on a machine with an idle core: run it on a quiet one (``os.getloadavg()`` is printed before and after) and
+read the wall ratio; the CPU ratio is the price.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--chunks", type=int, default=256)
-    p.add_argument("--step", type=int, default=8)
+    p.add_argument("--step", type=int, default=2)
+    p.add_argument("--gated", action="store_true", help="two threads only when spare_core() says a core is free")
     args = p.parse_args()
     import ome_arrow_core.typed_chunk.box_plans as bp
 
-    bp.spare_core = lambda: True
+    if not args.gated:
+        bp.spare_core = lambda: True
     bp.STEP = args.step
     with tempfile.TemporaryDirectory(prefix="box_threads_ab_") as tmp:
         s = args.size
@@ -53,7 +57,8 @@ def main() -> None:
             f"one full {s}x{s} plane": full.select(c=range(1, 2), z=range(2, 3)),
             "the whole image": full,
         }
-        print(f"{args.rounds} rounds, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, step {args.step}")
+        gated = ", gated by spare_core()" if args.gated else ""
+        print(f"{args.rounds} rounds, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, step {args.step}{gated}")
         print(f"load before {os.getloadavg()}")
         print("case | one: wall med / p25 / best, CPU | two: wall med / p25 / best, CPU | two/one wall med, CPU")
         for name, sel in cases.items():

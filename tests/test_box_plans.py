@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ome_arrow_core.typed_chunk.box_plans as box_plans
+import ome_arrow_core.typed_chunk.box_threads as box_threads
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
@@ -231,30 +232,62 @@ def test_a_file_replaced_between_two_reads_gives_the_indexed_pixels_or_is_refuse
 
 def test_a_helper_thread_is_wanted_only_with_two_cores_and_one_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     # the machine's load cannot be set for a test: the counts are given
-    monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
-    monkeypatch.setattr(box_plans, "running", lambda: 1)  # only the caller runs: the load average may say 1.9
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(box_threads, "running", lambda: 1)  # only the caller runs: the load average may say 1.9
     monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.5))
-    assert box_plans.spare_core()
-    monkeypatch.setattr(box_plans, "running", lambda: 2)  # the caller and one other thread
+    assert box_threads.spare_core()
+    monkeypatch.setattr(box_threads, "running", lambda: 2)  # the caller and one other thread
     monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
-    assert not box_plans.spare_core()
-    monkeypatch.setattr(box_plans, "usable_cores", lambda: 4)
-    monkeypatch.setattr(box_plans, "running", lambda: 3)
-    assert box_plans.spare_core()
-    monkeypatch.setattr(box_plans, "usable_cores", lambda: 2)
-    monkeypatch.setattr(box_plans, "running", lambda: None)  # no /proc/loadavg: the load average, the caller in it
-    assert box_plans.spare_core()
+    assert not box_threads.spare_core()
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 4)
+    monkeypatch.setattr(box_threads, "running", lambda: 3)
+    assert box_threads.spare_core()
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(box_threads, "running", lambda: None)  # no /proc/loadavg: the load average, the caller in it
+    assert box_threads.spare_core()
     monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 0.5, 0.5))
-    assert not box_plans.spare_core()
-    monkeypatch.setattr(box_plans, "usable_cores", lambda: 1)
-    monkeypatch.setattr(box_plans, "running", lambda: 1)
+    assert not box_threads.spare_core()
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 1)
+    monkeypatch.setattr(box_threads, "running", lambda: 1)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert not box_plans.spare_core()
+    assert not box_threads.spare_core()
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg here")
 def test_running_counts_the_calling_thread() -> None:
-    assert all((n := box_plans.running()) is not None and n >= 1 for _ in range(3))
+    assert all((n := box_threads.running()) is not None and n >= 1 for _ in range(3))
+
+
+class _SpareCoreInWorker:
+    """A map-style dataset of one item: whether its DataLoader worker would start a helper thread."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> bool:
+        return box_threads.spare_core()
+
+
+@pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported, warns
+def test_a_dataloader_worker_stays_on_one_thread_on_an_idle_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = pytest.importorskip("torch.utils.data")
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 8)  # an idle 8-core machine, in the forked worker too
+    monkeypatch.setattr(box_threads, "running", lambda: 1)
+    assert box_threads.spare_core() and not box_threads.loader_worker()
+    loader = data.DataLoader(_SpareCoreInWorker(), batch_size=None, num_workers=1, multiprocessing_context="fork")
+    assert list(loader) == [False]
+    assert list(data.DataLoader(_SpareCoreInWorker(), batch_size=None)) == [True]  # no worker: the main process
+
+
+def test_a_read_by_two_threads_is_cut_into_at_most_blocks_of_at_least_step_chunks(tmp_path: Path) -> None:
+    a = pixels((1, 1, 2, 256, 320), "<u2")
+    src = DatasetSource(written(tmp_path, a, (1, 32, 32)))  # 8x10 chunks a plane
+    for sel in (box(src, range(1), range(1), range(1), range(64), range(320)), Selection.full(src.meta.sizes)):
+        planned(src, sel)
+        plan = src._plans[box_plans.box_key(sel)]
+        chunks = [sum(len(u.checks) for u in plan.units[a:b]) for a, b in zip(plan.blocks, plan.blocks[1:])]
+        assert sum(chunks) == len(plan.items) and len(chunks) <= box_plans.BLOCKS
+        assert min(chunks[:-1], default=box_plans.STEP) >= max(box_plans.STEP, -(-len(plan.items) // box_plans.BLOCKS))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

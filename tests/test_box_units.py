@@ -298,3 +298,41 @@ def test_a_failed_read_into_leaves_no_unchecked_byte_in_the_callers_output(
         into = np.full(sel.shape, 7, "<u2")
         src.read_into(sel, into)
         np.testing.assert_array_equal(into, want)
+
+
+@pytest.mark.parametrize("damage", ["flipped", "lying length", "truncated"])
+def test_a_damaged_page_in_any_block_of_a_read_by_two_threads_is_refused_and_leaves_no_unchecked_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """Blocks of more than STEP chunks (BLOCKS caps their count): a damaged page in the first, a middle or the last
+    block is refused; the caller's array holds each chunk's checked pixels, zeros or what it held."""
+    monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
+    monkeypatch.setattr(box_plans, "spare_core", lambda: True)
+    a = pixels((1, 1, 2, 256, 320), "<u2")
+    out = written(tmp_path, a, (1, 32, 32))
+    src = DatasetSource(out)
+    sel = Selection.full(src.meta.sizes)
+    want = sel.apply(a.transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(planned(src, sel), want)
+    plan = plan_of(src, sel)
+    assert len(plan.items) == 160 and len(plan.blocks) - 1 == box_plans.BLOCKS  # blocks of 10 chunks
+    file = out / "chunks.parquet"
+    for k in (3, 77, 159):
+        o, n = page(src, sel, k)
+        saved = file.read_bytes()
+        if damage == "flipped":
+            flip_byte(file, o + n // 2)
+        elif damage == "lying length":
+            with open(file, "r+b") as f:  # the value's length prefix (after the 6 level bytes) says 77 bytes
+                f.seek(o + 6)
+                f.write((77).to_bytes(4, "little"))
+        else:
+            os.truncate(file, o + n // 2)
+        into = np.full(sel.shape, 7, "<u2")
+        with pytest.raises(DamagedFileError):  # ChecksumError is one
+            src.read_into(sel, into)
+        regions_are_checked_or_untouched(into, want, 32, 7)
+        file.write_bytes(saved)
+        into = np.full(sel.shape, 7, "<u2")
+        src.read_into(sel, into)
+        np.testing.assert_array_equal(into, want)

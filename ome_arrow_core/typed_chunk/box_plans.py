@@ -10,7 +10,8 @@ chunk's size) and its XXH3 with the index's (read from the index on each read, n
 assignment of the unit into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with
 the same errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
 two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of units in turn, so a helper
-that a busy machine starts late only takes what is left and the caller never waits for it to start.
+that a busy machine starts late only takes what is left and the caller never waits for it to start; whether a core
+is free for the helper is :func:`~.box_threads.spare_core`'s call.
 """
 
 from __future__ import annotations
@@ -30,27 +31,30 @@ from ..checksums import mismatch
 from ..errors import DamagedFileError
 from ..selection import Selection
 from ..uniques import unique
+from .box_threads import helper_pool, spare_core
 from .box_units import GAP_BYTES, PAGE_AT, output_offset, plan_units
 from .grouped_reads import one_file_groups, ranged_piece
 from .page_reads import PageFragment
 from .page_stream import streams
 from .page_values import USUAL_VALUE_AT, value_in_page
 
-if TYPE_CHECKING:  # concurrent.futures loads with the first helper thread
-    from concurrent.futures import ThreadPoolExecutor
-
+if TYPE_CHECKING:
     from ..chunks import ChunkProjection
     from .opened import OpenedDataset
 
-__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "running", "spare_core", "usable_cores"]
+__all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "spare_core"]
 
 #: The first 6 bytes of a page of one defined value: level bytes 2, then one RLE run of one 1 (or one bit-packed
 #: group of it); the value's 4-byte length follows.
 _LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01")
-#: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`).
-THREADED_BYTES: Final[int] = 4 << 20
+#: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`): a
+#: full 1024x1024 uint16 plane is (two threads: ~0.9x the wall time of one on a quiet machine, for ~1.5x the CPU;
+#: benchmarks/box_threads_ab.py), a 512x1024 half plane is not.
+THREADED_BYTES: Final[int] = 2 << 20
 #: Chunks two threads claim at a time at least, in whole units (a thread that starts late only takes what is left).
-STEP: Final[int] = 8
+STEP: Final[int] = 2
+#: Blocks a read by two threads is cut into at most (larger boxes claim more chunks at a time: fewer lock rounds).
+BLOCKS: Final[int] = 16
 #: Chunks a plan holds at most (~0.7 KiB each with its units, tracemalloc); larger boxes are read without one.
 PLAN_CHUNKS: Final[int] = 8192
 
@@ -112,10 +116,10 @@ class BoxPlan:
         self.straight = any(u.into >= 0 for u in self.units)
         #: Units ``blocks[k]:blocks[k + 1]`` are block ``k`` of a read by two threads (at least STEP chunks each).
         self.blocks = [0]
-        count = 0
+        count, step = 0, max(STEP, -(-len(items) // BLOCKS))
         for k, u in enumerate(self.units):
             count += len(u.checks)
-            if count >= STEP:
+            if count >= step:
                 self.blocks.append(k + 1)
                 count = 0
         if self.blocks[-1] != len(self.units):
@@ -149,7 +153,9 @@ class BoxPlan:
             self._run(out, 0, len(self.units), want, fn)
             return
         shared = _Shared(blocks)
-        _pool().submit(self._take, shared, out, want, fn)  # helps if it starts in time; never waited for otherwise
+        helper_pool().submit(
+            self._take, shared, out, want, fn
+        )  # helps if it starts in time; never waited for otherwise
         self._take(shared, out, want, fn)
         with shared.cond:
             shared.cond.wait_for(lambda: shared.active == 0)  # no block still being written into ``out``
@@ -338,64 +344,3 @@ def plan_box(
         dst = tuple(c for c in p.out_selection if isinstance(c, slice))
         items.append((o, n, int(rows[k]), local[k], dst, s))
     return BoxPlan(opened, frag, shape, dtype, items, distinct)
-
-
-_pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
-_pool_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The one worker thread that helps read a large box (made on first use, per process)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    global _pool_of
-    pid = os.getpid()
-    if _pool_of is None or _pool_of[0] != pid:
-        with _pool_lock:
-            if _pool_of is None or _pool_of[0] != pid:
-                _pool_of = (pid, ThreadPoolExecutor(1, "ome-arrow-box-read"))
-    return _pool_of[1]
-
-
-def spare_core() -> bool:
-    """Whether a second thread would find a core: the process may run on two or more and, besides this thread,
-    fewer threads are running on the machine right now than it has cores less one (:func:`running`). (The load
-    average, where /proc/loadavg is not, counts this thread too: at most the cores less one.)"""
-    cores = usable_cores()
-    if cores < 2:
-        return False
-    now = running()
-    if now is not None:
-        return now - 1 <= cores - 2
-    return not hasattr(os, "getloadavg") or os.getloadavg()[0] <= cores - 1
-
-
-def running() -> int | None:
-    """Threads running or ready to run on the machine now, this one included (/proc/loadavg's fourth field, read
-    through a descriptor opened once per process: ~5 us), or None where that is not known."""
-    global _LOADAVG
-    if _LOADAVG is None:
-        with _pool_lock:
-            if _LOADAVG is None:
-                try:
-                    _LOADAVG = os.open("/proc/loadavg", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                except OSError:
-                    _LOADAVG = -1
-    if _LOADAVG < 0:
-        return None
-    try:
-        return int(os.pread(_LOADAVG, 128, 0).split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (counted once)."""
-    global _CORES
-    if _CORES is None:
-        _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return _CORES
-
-
-_CORES: int | None = None
-_LOADAVG: int | None = None  # the descriptor of /proc/loadavg, -1 where it cannot be opened
