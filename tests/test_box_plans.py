@@ -232,6 +232,7 @@ def test_a_file_replaced_between_two_reads_gives_the_indexed_pixels_or_is_refuse
 
 def test_a_helper_thread_is_wanted_only_with_two_cores_and_one_idle(monkeypatch: pytest.MonkeyPatch) -> None:
     # the machine's load cannot be set for a test: the counts are given
+    monkeypatch.setattr(box_threads, "RECHECK_NS", 0)  # every call looks at the machine again
     monkeypatch.setattr(box_threads, "usable_cores", lambda: 2)
     monkeypatch.setattr(box_threads, "running", lambda: 1)  # only the caller runs: the load average may say 1.9
     monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.5, 1.5))
@@ -258,6 +259,21 @@ def test_running_counts_the_calling_thread() -> None:
     assert all((n := box_threads.running()) is not None and n >= 1 for _ in range(3))
 
 
+def test_the_machines_answer_is_reused_for_recheck_ns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 4)
+    monkeypatch.setattr(box_threads, "RECHECK_NS", 0)
+    monkeypatch.setattr(box_threads, "running", lambda: 1)
+    assert box_threads.spare_core()  # looked: idle
+    monkeypatch.setattr(box_threads, "RECHECK_NS", 1 << 62)
+    monkeypatch.setattr(box_threads, "running", lambda: 9)
+    assert box_threads.spare_core()  # the idle answer, reused
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 1)
+    assert not box_threads.spare_core()  # one usable core is never reused past
+    monkeypatch.setattr(box_threads, "usable_cores", lambda: 4)
+    monkeypatch.setattr(box_threads, "RECHECK_NS", 0)
+    assert not box_threads.spare_core()  # looked again: busy
+
+
 class _SpareCoreInWorker:
     """A map-style dataset of one item: whether its DataLoader worker would start a helper thread."""
 
@@ -272,6 +288,7 @@ class _SpareCoreInWorker:
 def test_a_dataloader_worker_stays_on_one_thread_on_an_idle_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     data = pytest.importorskip("torch.utils.data")
     monkeypatch.setattr(box_threads, "usable_cores", lambda: 8)  # an idle 8-core machine, in the forked worker too
+    monkeypatch.setattr(box_threads, "RECHECK_NS", 0)
     monkeypatch.setattr(box_threads, "running", lambda: 1)
     assert box_threads.spare_core() and not box_threads.loader_worker()
     loader = data.DataLoader(_SpareCoreInWorker(), batch_size=None, num_workers=1, multiprocessing_context="fork")
