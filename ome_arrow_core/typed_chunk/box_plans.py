@@ -153,9 +153,8 @@ class BoxPlan:
             self._run(out, 0, len(self.units), want, fn)
             return
         shared = _Shared(blocks)
-        helper_pool().submit(
-            self._take, shared, out, want, fn
-        )  # helps if it starts in time; never waited for otherwise
+        # the helper helps if it starts in time; it is never waited for otherwise
+        helper_pool().submit(self._take, shared, out, want, fn)
         self._take(shared, out, want, fn)
         with shared.cond:
             shared.cond.wait_for(lambda: shared.active == 0)  # no block still being written into ``out``
