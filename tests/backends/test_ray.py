@@ -103,6 +103,24 @@ def test_blocks_stay_whole_unless_told_otherwise(plate: tuple[Path, np.ndarray])
     assert told.num_blocks() > 5 and sorted(r["label"] for r in told.take_all()) == list(range(N))
 
 
+def test_batches_of_a_block_are_views_of_its_pixels(plate: tuple[Path, np.ndarray]) -> None:
+    """The driver cuts batches out of a block without copying: the two batches of a 6-image block are
+    adjacent slices of that block's one buffer (a per-batch copy would add ~0.1 s of driver CPU per 524 MB
+    epoch, about what the driver spends now)."""
+    path, arrs = plate
+    rows = read_dataset(path, columns=["label"], images_per_block=6, batch_size=3)  # blocks of 6 and 3 images
+    batches = list(rows.iter_batches(batch_size=3, batch_format="numpy"))
+    assert sorted(len(b["label"]) for b in batches) == [3, 3, 3]
+    for batch in batches:
+        np.testing.assert_array_equal(batch["image"], arrs[batch["label"]])
+    images = [b["image"] for b in batches]
+    of_block = [x for x in images if isinstance(x.base, pa.Buffer) and x.base.size == 2 * x.nbytes]
+    assert len(of_block) == 2, [None if x.base is None else type(x.base) for x in images]
+    base = of_block[0].base.address
+    assert of_block[1].base.address == base
+    assert sorted(x.ctypes.data - base for x in of_block) == [0, of_block[0].nbytes]
+
+
 def _node_stamped(path: Path) -> ray.data.Datasource:
     """Our datasource with a ``node`` column naming the node each read task ran on.
 
