@@ -15,6 +15,7 @@ from multiprocessing.context import get_spawning_popen
 from typing import Any
 
 import numpy as np
+import numpy.random  # imported once here: every DataLoader worker seeds it, and would import it anew
 import torch
 from torch.utils.data import Dataset, IterableDataset, default_collate, get_worker_info
 
@@ -82,7 +83,8 @@ class _Samples:
         target: str | Sequence[str] | None = None,
     ) -> None:
         self.dataset = _as_dataset(source, filter)
-        self.dataset.open_files()  # before any DataLoader forks workers: they share what their reads check
+        # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
+        self.dataset.open_files(load=True)
         #: Names this dataset's workers' buffer pools: each epoch's new worker adopts its predecessor's (see pool).
         self._pool_key = os.urandom(8).hex()
         given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
