@@ -489,7 +489,8 @@ _PARENT: dict[str, object] = {}
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method")
 @pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported, warns
-def test_each_process_opens_its_own_files(tmp_path: Path) -> None:
+def test_a_forked_process_takes_over_its_parents_opened_files(tmp_path: Path) -> None:
+    """Unchanged files: the child reads through what its parent opened (and loaded), kept under its own pid."""
     out, _ = _plate(tmp_path, n=2)
     _PARENT["opened"] = open_dataset(out, default_registry())
     ctx = multiprocessing.get_context("fork")
@@ -498,4 +499,4 @@ def test_each_process_opens_its_own_files(tmp_path: Path) -> None:
     proc.start()
     shared, pid, cached = queue.get(timeout=30)
     proc.join(30)
-    assert not shared and pid != os.getpid() and cached
+    assert shared and pid != os.getpid() and cached

@@ -44,7 +44,7 @@ from ..typed_chunk import (
 from .image_location import ImageLocation
 from .positions import Positions, checked_indices
 from .reads import DatasetReads
-from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_count, members_of
+from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_count, members_of, uniform_member
 from .tables import MemberTables, joined_tables
 
 __all__ = ["OMEArrowDataset"]
@@ -196,14 +196,20 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         part = self._parts[member]
         return ImageLocation(part.kind, part.path, row, part.column, self._verify)
 
-    def open_files(self) -> None:
+    def open_files(self, load: bool = False) -> None:
         """Open the files of every chunk dataset of this one in this process now (footers parsed, nothing read):
         processes forked afterwards (a DataLoader's workers, new each epoch) share the checks their first reads
-        pass, instead of each paying them again. The torch datasets call this when made."""
-        for part in self._parts:
+        pass, the footers their first batch parses, and (with ``load``) the images and index row groups of this
+        dataset's images loaded now (up to what a process keeps; see :func:`~.typed_chunk.opening.open_files`),
+        instead of each paying them again. They still open the files again where these changed. The torch
+        datasets call this when made."""
+        for m, part in enumerate(self._parts):
             if part.kind == "chunks":
+                rows = self._positions.of_member(m) if load else None  # None: all of them
                 with reading(part.path, None, "opening a dataset"), blaming(part.path):
-                    open_files(Path(part.path), self._registry)
+                    open_files(Path(part.path), self._registry, load=load and (True if rows is None else rows))
+                    if self._table is None:  # batch reads ask the images tables' footers whether all images agree
+                        uniform_member(part)
 
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""

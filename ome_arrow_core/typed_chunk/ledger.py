@@ -26,7 +26,7 @@ import numpy as np
 
 from .file_version import file_version
 
-__all__ = ["Ledger", "ledger_for", "forget_ledgers", "LEDGERS"]
+__all__ = ["Ledger", "ledger_for", "chunk_versions", "forget_ledgers", "LEDGERS"]
 
 #: How many ledgers a process keeps (the least recently opened is dropped first; a dropped one is made again,
 #: empty, by the next open).
@@ -36,9 +36,11 @@ LEDGERS: Final[int] = 32
 class Ledger:
     """One byte per image and per index row of one version of a dataset, in memory that forked processes share."""
 
-    def __init__(self, images: int, rows: int) -> None:
+    def __init__(self, images: int, rows: int, versions: tuple[tuple[int, ...] | None, ...] = ()) -> None:
         self.images = int(images)
         self.rows = int(rows)
+        #: The versions of the chunk files it was made for (see :func:`chunk_versions`).
+        self.versions = versions
         self._memory = mmap.mmap(-1, max(1, self.images + self.rows))  # anonymous, shared with forked children
         self._bytes = np.frombuffer(self._memory, dtype=np.uint8)
 
@@ -83,20 +85,27 @@ def _fresh_lock() -> None:
 os.register_at_fork(after_in_child=_fresh_lock)
 
 
-def ledger_for(key: tuple[Hashable, ...], root: str, files: Sequence[str], images: int, rows: int) -> Ledger:
-    """The ledger of ``key`` (the version of a dataset's tables, without the process) and the versions of its chunk
-    ``files`` (names under ``root``), made now when no process before this one (or its parent) made it."""
+def chunk_versions(root: str, files: Sequence[str]) -> tuple[tuple[int, ...] | None, ...]:
+    """The version (device, inode, size, mtime, ctime) of each chunk file ``files`` (names under ``root``) now; None
+    for one that cannot be read."""
     versions: list[tuple[int, ...] | None] = []
     for name in files:
         try:
             versions.append(file_version(f"{root}{os.sep}{name}")[1:])
         except OSError:
             versions.append(None)
-    full = (*key, tuple(versions), images, rows)
+    return tuple(versions)
+
+
+def ledger_for(key: tuple[Hashable, ...], root: str, files: Sequence[str], images: int, rows: int) -> Ledger:
+    """The ledger of ``key`` (the version of a dataset's tables, without the process) and the versions of its chunk
+    ``files`` (names under ``root``), made now when no process before this one (or its parent) made it."""
+    versions = chunk_versions(root, files)
+    full = (*key, versions, images, rows)
     with _lock:
         hit = _ledgers.get(full)
         if hit is None:
-            hit = _ledgers[full] = Ledger(images, rows)
+            hit = _ledgers[full] = Ledger(images, rows, versions)
             while len(_ledgers) > LEDGERS:
                 _ledgers.popitem(last=False)
         _ledgers.move_to_end(full)

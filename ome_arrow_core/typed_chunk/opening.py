@@ -3,7 +3,8 @@ or (aligned, see :mod:`.aligned_index`) a row group at a time as images need it.
 
 :func:`open_dataset` keeps a small cache keyed by the files' identity (path, inodes, sizes,
 mtimes, process), so repeated scans of the same files parse them once. Chunk files open on
-first use.
+first use. A forked process (a DataLoader worker) takes over its parent's entries, with the
+row groups loaded there (:func:`open_files` loads them for it), for files still unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow as pa
 from ..checksums import verify_enabled
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
 from ..registry import Registry
+from ..uniques import unique_first
 from .aligned_index import AlignedIndex, aligned_starts
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
@@ -27,8 +29,8 @@ from .chunk_footers import spliced_fragment
 from .file_version import file_version
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
-from .image_groups import ImageRows, footers_of
-from .ledger import forget_ledgers, ledger_for
+from .image_groups import GROUPS_KEPT, ImageRows, footers_of
+from .ledger import chunk_versions, forget_ledgers, ledger_for
 from .manifest_cache import shared_manifest
 from .opened import OpenedDataset
 from .page_index import MANIFEST_KEY as PAGES_KEY
@@ -49,9 +51,10 @@ def _stamp(path: Path) -> tuple[Any, ...]:
     :func:`~.file_version.file_version` has them) in this process.
 
     A changed file misses the cache (an append replaces the manifest; listed append tables
-    never change); so does a new process (a forked DataLoader worker opens its own file
-    handles instead of sharing its parent's). Four ``stat`` calls and no path resolution: ``ds[i]``
-    pays this on every call.
+    never change). A forked process (a DataLoader worker) takes over its parent's entries under
+    its own process id (see :func:`_adopt_inherited`): their files are read by position
+    (``pread``), which processes sharing a file descriptor may do. Four ``stat`` calls and no path
+    resolution: ``ds[i]`` pays this on every call.
     """
     root = os.fspath(path)
     if not os.path.isabs(root):
@@ -87,12 +90,12 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
     checked = verify_enabled(verify)
     key = (*_stamp(path), registry, checked)
     with _cache_lock:
+        if any(k[1] != key[1] for k in _cache):
+            _adopt_inherited(key[1])
         hit = _cache.get(key)
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-        for old in [k for k in _cache if k[1] != key[1]]:  # entries inherited from a parent process
-            del _cache[old]
     manifest = shared_manifest(path)  # parsed once per version: the scan that found the dataset parsed it
     check_manifest_members(path, manifest, MANIFEST)
     ours = manifest.get("ome_arrow_core") or {}
@@ -131,10 +134,62 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
     return opened
 
 
-def open_files(path: Path, registry: Registry | None = None) -> None:
+def _adopt_inherited(pid: int) -> None:
+    """In a forked process (a DataLoader worker): take over the opened datasets inherited from the parent, whose
+    row groups loaded there (copy-on-write) serve this process's reads; each is found only under the same stamp
+    (the same versions of the tables). Dropped instead: one whose chunk files changed since it was opened (an
+    append's, which no stamp covers; the checks its reads passed were on the old ones), one whose lock a thread of
+    the parent held at the fork (it would never be released here) and a remote dataset's (its clients are the
+    parent's). Call with the lock held."""
+    for old in [k for k in _cache if k[1] != pid]:
+        opened = _cache.pop(old)
+        locks = [opened.lock, getattr(opened.images, "_lock", None), getattr(opened.packed, "_lock", None)]
+        if any(lock is not None and lock.locked() for lock in locks) or _remote(opened.path):
+            continue
+        if opened.ledger is None or opened.ledger.versions != chunk_versions(old[0], opened.fragment_names):
+            continue
+        _cache[(old[0], pid, *old[2:])] = opened
+
+
+def _remote(path: Path) -> bool:
+    """Whether ``path`` is the local mirror of a remote dataset."""
+    from ..remote import mirror_source
+
+    return mirror_source(path) is not None
+
+
+def open_files(path: Path, registry: Registry | None = None, load: np.ndarray | bool = False) -> None:
     """Open the dataset at ``path`` in this process now, as its reads will (see :func:`open_dataset`): processes
-    forked later (a DataLoader's workers) share the checks their reads pass (see :mod:`.ledger`)."""
-    open_dataset(path, registry)
+    forked later (a DataLoader's workers) share the checks their reads pass (see :mod:`.ledger`) and take over
+    the opened dataset (see :func:`_adopt_inherited`). ``load``: image rows (True: all) whose images and index row
+    groups are loaded now, the first :data:`~.image_groups.GROUPS_KEPT` groups at most, for those processes to
+    inherit instead of each loading them again; a group that fails to load is left to the reads that need it, which
+    raise (a damaged group stays damaged: see :meth:`~.aligned_index.AlignedIndex.rows_of`)."""
+    opened = open_dataset(path, registry)
+    if load is False:
+        return
+    images = opened.images
+    for part, g in _groups_of(images, None if load is True else np.asarray(load, dtype=np.int64))[:GROUPS_KEPT]:
+        try:
+            images.group(part, g)
+            if opened.aligned is not None:  # rows_of loads the index row group of images row group g
+                opened.aligned.rows_of(int(images.first[part] + images.starts[part][g]))
+        except Exception:  # damaged, missing, unreadable: the read that needs it raises, naming it
+            continue
+
+
+def _groups_of(images: ImageRows, rows: np.ndarray | None) -> list[tuple[int, int]]:
+    """(part, images row group) of image rows ``rows`` (None: every row): parts in order, each one's groups in the
+    order its rows meet them."""
+    if rows is None:
+        return [(p, g) for p, s in enumerate(images.starts) for g in range(len(s) - 1)]
+    rows = rows[(rows >= 0) & (rows < len(images))]
+    part = np.searchsorted(images.first, rows, side="right") - 1
+    out: list[tuple[int, int]] = []
+    for p in np.unique(part).tolist():
+        groups = np.searchsorted(images.starts[p], rows[part == p] - int(images.first[p]), side="right") - 1
+        out += [(int(p), int(g)) for g in groups[np.sort(unique_first(groups)[1])].tolist()]
+    return out
 
 
 def _aligned(

@@ -204,8 +204,10 @@ def test_rank_from_torch_distributed(plate: tuple[Path, np.ndarray], tmp_path: P
         OMEArrowIterableDataset(path, rank=0)
 
 
-def test_workers_open_their_own_files(plate: tuple[Path, np.ndarray]) -> None:
-    path, _ = plate
+def test_workers_take_over_the_parents_opened_files(plate: tuple[Path, np.ndarray]) -> None:
+    """A forked worker reads through the dataset its parent opened (the same files, unchanged), in a process of its
+    own, and reads the right pixels."""
+    path, arrs = plate
     from ome_arrow_core import default_registry
     from ome_arrow_core.typed_chunk import opening
 
@@ -213,11 +215,12 @@ def test_workers_open_their_own_files(plate: tuple[Path, np.ndarray]) -> None:
 
     class Probe(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
         def __iter__(self):  # type: ignore[no-untyped-def]
-            OMEArrowDataset.scan(path).read([0])
-            yield (os.getpid(), opening.open_dataset(path, default_registry()) is parent)
+            got = OMEArrowDataset.scan(path).read([0])
+            yield (os.getpid(), opening.open_dataset(path, default_registry()) is parent, got)
 
     got = list(_loader(Probe(), batch_size=None, num_workers=2))
-    assert len({pid for pid, _ in got}) == 2 and not any(shared for _, shared in got)
+    assert len({pid for pid, _, _ in got} | {os.getpid()}) == 3 and all(shared for _, shared, _ in got)
+    assert all(np.array_equal(x[0], arrs[0]) for _, _, x in got)
 
 
 @pytest.mark.filterwarnings("ignore:.*pin_memory.*:UserWarning")

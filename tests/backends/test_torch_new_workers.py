@@ -15,9 +15,11 @@ pytest.importorskip("ome_arrow_torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from ome_arrow_core import OMEArrowDataset, write_dataset  # noqa: E402
+from ome_arrow_core import parquet_lite as pq  # noqa: E402
 from ome_arrow_core.errors import OMEArrowError  # noqa: E402
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset  # noqa: E402
 from ome_arrow_torch import OMEArrowTorchDataset  # noqa: E402
+from tests.damage import flip_byte  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported
 
@@ -61,3 +63,108 @@ def test_a_dataset_replaced_between_epochs_reads_its_new_pixels(tmp_path: Path, 
         assert str(path) in str(exc) or "dataset" in str(exc)
         return
     assert np.array_equal(got, new)
+
+
+def _groups_loaded(path: Path) -> int:
+    opened = open_dataset(path)
+    assert opened.aligned is not None  # write_dataset writes an aligned index
+    return opened.aligned.loaded
+
+
+def test_row_groups_loaded_before_the_fork_serve_every_epochs_workers(tmp_path: Path) -> None:
+    """The dataset loads its images' row groups in the parent when made; each epoch's new workers read through
+    them (no group loaded again) and read the right pixels."""
+    clear_cache()
+    arrs = _pixels(3)
+    path = write_dataset(list(arrs), tmp_path / "p", dim_order="CYX", images_per_group=4, progress=False)
+    ds = OMEArrowDataset.scan(path)
+    assert _groups_loaded(path) == 0
+    data = OMEArrowTorchDataset(ds)
+    parent = open_dataset(path)
+    assert _groups_loaded(path) == 3  # and the images row groups, which those of the index are loaded with
+
+    def probe(_: int) -> None:  # in each worker, before its first read: the parent's opened dataset, loaded
+        assert open_dataset(path) is parent and _groups_loaded(path) == 3
+
+    loader = DataLoader(data, batch_size=5, num_workers=2, multiprocessing_context="fork", worker_init_fn=probe)
+    for epoch in range(2):
+        data.set_epoch(epoch)
+        assert np.array_equal(_epoch(loader), arrs)
+
+
+def test_a_selection_loads_the_row_groups_of_its_images_only(tmp_path: Path) -> None:
+    clear_cache()
+    arrs = _pixels(7)
+    path = write_dataset(list(arrs), tmp_path / "p", dim_order="CYX", images_per_group=4, progress=False)
+    data = OMEArrowTorchDataset(OMEArrowDataset.scan(path).select([9, 10]))
+    assert _groups_loaded(path) == 1
+    loader = DataLoader(data, batch_size=1, num_workers=2, multiprocessing_context="fork")
+    assert np.array_equal(_epoch(loader), arrs[[9, 10]])
+
+
+def test_workers_forked_while_the_parent_holds_the_datasets_lock_open_the_files_again(tmp_path: Path) -> None:
+    """A lock held in the parent at the fork is never released in the worker: it does not take that opened dataset
+    over (it would wait forever) but opens the files itself."""
+    clear_cache()
+    arrs = _pixels(4)
+    path = write_dataset(list(arrs), tmp_path / "p", dim_order="CYX", progress=False)
+    data = OMEArrowTorchDataset(OMEArrowDataset.scan(path))
+    parent = open_dataset(path)
+
+    def probe(_: int) -> None:
+        assert open_dataset(path) is not parent
+
+    loader = DataLoader(data, batch_size=5, num_workers=2, multiprocessing_context="fork", worker_init_fn=probe)
+    with parent.lock:
+        it = iter(loader)  # the workers fork now
+    assert np.array_equal(torch.cat([b.clone() for b in it]).numpy(), arrs)
+
+
+def test_rows_loaded_before_a_replacement_are_not_read_after_it(tmp_path: Path) -> None:
+    """Row groups the parent loaded from the old files serve no worker of the new ones, whose pixels, ids and
+    sizes they read (or raise), even where the old and new tables have the same sizes."""
+    clear_cache()
+    old, new = _pixels(5), _pixels(6)
+    path = write_dataset(list(old), tmp_path / "p", dim_order="CYX", progress=False)
+    data = OMEArrowTorchDataset(OMEArrowDataset.scan(path))
+    parent = open_dataset(path)
+    write_dataset(list(new), path, dim_order="CYX", progress=False, mode="overwrite")
+
+    def probe(_: int) -> None:
+        assert open_dataset(path) is not parent
+
+    loader = DataLoader(data, batch_size=5, num_workers=2, multiprocessing_context="fork", worker_init_fn=probe)
+    try:
+        got = _epoch(loader)
+    except OMEArrowError as exc:
+        assert str(path) in str(exc) or "dataset" in str(exc)
+        return
+    assert np.array_equal(got, new)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_damaged_index_row_group_fails_every_epochs_reads_of_it(tmp_path: Path, when: str) -> None:
+    """Damaged before the dataset is made, the group fails to load in the parent (left to the reads, the others
+    loaded); damaged after, the files changed and the workers open them again: either way every epoch's reads of
+    its images raise, and those of the other groups read their pixels."""
+    clear_cache()
+    arrs = _pixels(8)
+    path = write_dataset(list(arrs), tmp_path / "p", dim_order="CYX", images_per_group=4, progress=False)
+    rg = pq.read_metadata(path / "index.parquet").row_group(1)
+    at = min(rg.column(c).dictionary_page_offset or rg.column(c).data_page_offset for c in range(rg.num_columns))
+    middle = at + sum(rg.column(c).total_compressed_size for c in range(rg.num_columns)) // 2
+    if when == "before":
+        flip_byte(path / "index.parquet", middle, 0xFF)
+    ds = OMEArrowDataset.scan(path)
+    data = OMEArrowTorchDataset(ds)
+    assert _groups_loaded(path) == (2 if when == "before" else 3)
+    if when == "after":
+        flip_byte(path / "index.parquet", middle, 0xFF)
+    loader = DataLoader(data, batch_size=4, num_workers=2, multiprocessing_context="fork")
+    for _ in range(2):
+        with pytest.raises(OMEArrowError):
+            _epoch(loader)
+    others = OMEArrowTorchDataset(ds.select([0, 1, 2, 3, 8, 9, 10, 11]))
+    loader = DataLoader(others, batch_size=3, num_workers=2, multiprocessing_context="fork")
+    for _ in range(2):
+        assert np.array_equal(_epoch(loader), arrs[[0, 1, 2, 3, 8, 9, 10, 11]])
