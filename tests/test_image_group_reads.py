@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import DamagedFileError
-from ome_arrow_core.typed_chunk import group_footers
+from ome_arrow_core.typed_chunk import group_footers, image_groups
 from ome_arrow_core.typed_chunk.opening import open_dataset
 
 
@@ -46,6 +46,19 @@ def test_group_rows_are_the_table_rows(tmp_path: Path, monkeypatch: pytest.Monke
     assert not pa.types.is_dictionary(group.schema.field("image_id").type)
     assert not pa.types.is_dictionary(group.schema.field("name").type)  # read plain, though it repeats here
     assert pa.types.is_dictionary(group.schema.field("well").type)
+
+
+def test_row_groups_over_plain_rows_keep_names_dictionary_encoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table of row groups larger than PLAIN_ROWS (a foreign table may be one huge group of images named alike)
+    reads names dictionary-encoded; the rows are the table's still."""
+    monkeypatch.setattr(image_groups, "PLAIN_ROWS", 3)
+    path = _plate(tmp_path / "p", 10, 4, names=["same"] * 10)
+    images = open_dataset(path).images
+    assert pa.types.is_dictionary(images.group(0, 0).schema.field("name").type)
+    assert not pa.types.is_dictionary(images.group(0, 0).schema.field("image_id").type)
+    assert [images.row(pos) for pos in range(10)] == pq.read_table(path / "images.parquet").to_pylist()
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

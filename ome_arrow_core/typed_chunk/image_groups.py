@@ -34,9 +34,13 @@ __all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT", "footers_of"]
 ROWS_KEPT = 4096
 #: Images row groups kept decoded (the most recently used; a plate's holds 1,024 rows, ~0.1-0.3 MiB).
 GROUPS_KEPT = 64
-#: String columns of one value per image (each row's differs): a row group reads them plain, not dictionary-encoded
-#: (a dictionary of 1,024 distinct names costs ~50 us a row group more to read and holds each value once anyway).
+#: String columns of one value per image (each row's differs): a row group of at most :data:`PLAIN_ROWS` rows reads
+#: them plain, not dictionary-encoded (a dictionary of 1,024 distinct names costs ~50 us a row group more to read
+#: and holds each value once anyway).
 PER_IMAGE: Final[frozenset[str]] = frozenset({"image_id", "name"})
+#: Row groups larger than this read every repeated string dictionary-encoded, names too (a foreign table may be
+#: one huge row group of images all named alike: as Python lists, a plain column would be a string per row).
+PLAIN_ROWS: Final[int] = 65536
 #: Images row groups kept as Python lists too (the most recently used; ~1-2 MiB each): a group is converted
 #: whole once it has served one in :data:`_CONVERT_AFTER` of its rows (a scan of a plate), so that each further
 #: row costs a dict, not a scalar per column.
@@ -68,8 +72,6 @@ class ImageRows:
         """``dictionary``: string columns read dictionary-encoded (a plate repeats its channels and units);
         ``guard``: checks each row group before it is read (and the tables whole before they are read whole)."""
         self.path, self.parts, self.dictionary = path, list(parts), list(dictionary)
-        #: What a row group reads dictionary-encoded (per-image strings read plain: see :data:`PER_IMAGE`).
-        self.group_dictionary = [n for n in self.dictionary if n not in PER_IMAGE]
         self.guard = guard
         #: Each part's images table read a row group at a time without parsing its footer whole (None: parsed).
         self.footers = footers_of(path, [p.images for p in self.parts], guard)
@@ -78,6 +80,11 @@ class ImageRows:
             for p, f in zip(self.parts, self.footers)
         ]
         counts = [int(s[-1]) for s in self.starts]
+        #: What each part's row groups read dictionary-encoded (see :data:`PER_IMAGE`).
+        self.group_dictionary = [
+            [n for n in self.dictionary if n not in PER_IMAGE or (len(s) > 1 and int(np.diff(s).max()) > PLAIN_ROWS)]
+            for s in self.starts
+        ]
         self.first = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
         self._table: pa.Table | None = None
         self._columns: dict[str, pa.ChunkedArray] = {}
@@ -225,7 +232,7 @@ class ImageRows:
             pf = self._files[part] = pq.ParquetFile(
                 self.path / name,
                 metadata=md,
-                read_dictionary=[n for n in self.group_dictionary if n in have] or None,
+                read_dictionary=[n for n in self.group_dictionary[part] if n in have] or None,
                 **pq.LOCAL_READS,
             )
         return pf
@@ -239,7 +246,8 @@ class ImageRows:
         with reading(self.path, name, "reading an images row group"):
             if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
                 have = set(by_group.schema.names)
-                group = by_group.read(g, dictionary=[n for n in self.group_dictionary if n in have]).combine_chunks()
+                group = by_group.read(g, dictionary=[n for n in self.group_dictionary[part] if n in have])
+                group = group.combine_chunks()
             else:
                 group = self._file(part).read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:
