@@ -201,8 +201,15 @@ class AlignedIndex:
             del self._loaded[key]
             for code, check in found.checks:
                 self.checks[code].remove(check)
-            held = np.array([(f.start, f.stop) for f in self._loaded.values()], dtype=np.int64).reshape(-1, 2)
-            self._arrays.release(found.start, found.stop, held)
+            self._arrays.release(found.start, found.stop, self._held_rows())
+
+    def _held_rows(self) -> np.ndarray:
+        """The [start, stop) index rows of each loaded group, an (k, 2) array (lock held)."""
+        loaded = self._loaded.values()
+        held = np.empty((len(loaded), 2), dtype=np.int64)
+        held[:, 0] = np.fromiter((f.start for f in loaded), dtype=np.int64, count=len(loaded))
+        held[:, 1] = np.fromiter((f.stop for f in loaded), dtype=np.int64, count=len(loaded))
+        return held
 
     def _file(self, part: int) -> pq.ParquetFile:
         pf = self._files.get(part)

@@ -12,11 +12,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 
+from .. import parquet_lite as pq
 from ..arrow_numpy import int_values, plain_values
 from ..boundary import reading
 from ..errors import DamagedFileError
@@ -33,6 +34,13 @@ __all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT", "footers_of"]
 ROWS_KEPT = 4096
 #: Images row groups kept decoded (the most recently used; a plate's holds 1,024 rows, ~0.1-0.3 MiB).
 GROUPS_KEPT = 64
+#: String columns of one value per image (each row's differs): a row group of at most :data:`PLAIN_ROWS` rows reads
+#: them plain, not dictionary-encoded (a dictionary of 1,024 distinct names costs ~50 us a row group more to read
+#: and holds each value once anyway).
+PER_IMAGE: Final[frozenset[str]] = frozenset({"image_id", "name"})
+#: Row groups larger than this read every repeated string dictionary-encoded, names too (a foreign table may be
+#: one huge row group of images all named alike: as Python lists, a plain column would be a string per row).
+PLAIN_ROWS: Final[int] = 65536
 #: Images row groups kept as Python lists too (the most recently used; ~1-2 MiB each): a group is converted
 #: whole once it has served one in :data:`_CONVERT_AFTER` of its rows (a scan of a plate), so that each further
 #: row costs a dict, not a scalar per column.
@@ -72,10 +80,15 @@ class ImageRows:
             for p, f in zip(self.parts, self.footers)
         ]
         counts = [int(s[-1]) for s in self.starts]
+        #: What each part's row groups read dictionary-encoded (see :data:`PER_IMAGE`).
+        self.group_dictionary = [
+            [n for n in self.dictionary if n not in PER_IMAGE or (len(s) > 1 and int(np.diff(s).max()) > PLAIN_ROWS)]
+            for s in self.starts
+        ]
         self.first = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
         self._table: pa.Table | None = None
         self._columns: dict[str, pa.ChunkedArray] = {}
-        self._files: dict[int, Any] = {}
+        self._files: dict[int, pq.ParquetFile] = {}
         self._groups: OrderedDict[tuple[int, int], pa.RecordBatch] = OrderedDict()
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lists: OrderedDict[tuple[int, int], list[list[Any]]] = OrderedDict()
@@ -209,17 +222,18 @@ class ImageRows:
             self._groups.move_to_end((part, g))
         return group
 
-    def _file(self, part: int) -> Any:
+    def _file(self, part: int) -> pq.ParquetFile:
         """The images table of ``part`` opened with its whole footer (parsed once, and checked, at open)."""
-        import pyarrow.parquet as pq
-
         pf = self._files.get(part)
         if pf is None:  # repeated strings stay dictionary-encoded: a foreign table may be one huge row group
             name = self.parts[part].images
             md = footer(self.path, name)
             have = set(md.schema.to_arrow_schema().names)
             pf = self._files[part] = pq.ParquetFile(
-                self.path / name, metadata=md, read_dictionary=[n for n in self.dictionary if n in have] or None
+                self.path / name,
+                metadata=md,
+                read_dictionary=[n for n in self.group_dictionary[part] if n in have] or None,
+                **pq.LOCAL_READS,
             )
         return pf
 
@@ -232,7 +246,8 @@ class ImageRows:
         with reading(self.path, name, "reading an images row group"):
             if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
                 have = set(by_group.schema.names)
-                group = by_group.read(g, dictionary=[n for n in self.dictionary if n in have]).combine_chunks()
+                group = by_group.read(g, dictionary=[n for n in self.group_dictionary[part] if n in have])
+                group = group.combine_chunks()
             else:
                 group = self._file(part).read_row_group(g, use_threads=False).combine_chunks()
         if group.num_rows != want:
