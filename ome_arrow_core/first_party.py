@@ -7,13 +7,16 @@ an error naming the extra to install instead of "unknown suffix".
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from .errors import BackendUnavailableError, PluginError
 from .handlers import install_hint
+from .plugin_manager import BLOCK_ENV
 
-__all__ = ["FirstParty", "FIRST_PARTY", "for_path", "for_format"]
+__all__ = ["FirstParty", "FIRST_PARTY", "for_path", "for_format", "installed_version", "raise_missing"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,34 @@ def for_format(fmt: str) -> FirstParty | None:
         if fmt in p.formats:
             return p
     return None
+
+
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution`` ("" when it is not installed)."""
+    import importlib.metadata as md
+
+    try:
+        return md.version(distribution)
+    except md.PackageNotFoundError:
+        return ""
+
+
+def raise_missing(backend: FirstParty | None, what: str, blocked: Collection[str]) -> None:
+    """Raise naming ``backend`` (blocked, or its install command) when it would handle ``what`` (a registry that
+    found no handler for it; ``blocked``: the registry's blocked names)."""
+    if backend is None:
+        return
+    if backend.name in blocked:
+        raise PluginError(
+            f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is blocked by "
+            f"{BLOCK_ENV}; remove {backend.name!r} from it"
+        )
+    if installed_version(backend.distribution):
+        raise PluginError(
+            f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is installed "
+            "but not registered in this registry (autoload=False?): register it or use the default registry"
+        )
+    raise BackendUnavailableError(
+        f"{what} needs the {backend.name!r} backend ({backend.distribution}), which is not installed; "
+        f"install it with: {backend.install}"
+    )

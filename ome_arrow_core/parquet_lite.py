@@ -217,25 +217,23 @@ class ParquetFile:
 
 def read_metadata(where: Any, memory_map: bool = False, **options: Any) -> FileMetaData:
     """``pyarrow.parquet.read_metadata``: the parsed footer of ``where``."""
-    if options or not _own(where, {}):
-        import pyarrow.parquet
-
-        return pyarrow.parquet.read_metadata(where, memory_map=memory_map, **options)
-    pf = ParquetFile(where, memory_map=memory_map)
-    try:
-        return pf.metadata
-    finally:
-        pf.close()
+    return _read_footer("read_metadata", "metadata", where, memory_map, options)
 
 
 def read_schema(where: Any, memory_map: bool = False, **options: Any) -> Any:
     """``pyarrow.parquet.read_schema``: the Arrow schema of ``where``."""
+    return _read_footer("read_schema", "schema_arrow", where, memory_map, options)
+
+
+def _read_footer(function: str, attribute: str, where: Any, memory_map: bool, options: dict[str, Any]) -> Any:
+    """``ParquetFile(where).<attribute>`` of a file this module opens itself (closed after), else what
+    ``pyarrow.parquet.<function>`` returns."""
     if options or not _own(where, {}):
         import pyarrow.parquet
 
-        return pyarrow.parquet.read_schema(where, memory_map=memory_map, **options)
+        return getattr(pyarrow.parquet, function)(where, memory_map=memory_map, **options)
     pf = ParquetFile(where, memory_map=memory_map)
     try:
-        return pf.schema_arrow
+        return getattr(pf, attribute)
     finally:
         pf.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .first_party import FIRST_PARTY
+from .first_party import FIRST_PARTY, installed_version
 from .handlers import ChunkStore, Exporter, Handler, Reader, Writer
 from .plugin_manager import BLOCK_ENV
 
@@ -91,16 +91,6 @@ def first_party_rows(listed: set[str], blocked: frozenset[str]) -> list[PluginIn
             )
         )
     return rows
-
-
-def installed_version(distribution: str) -> str:
-    """The installed version of ``distribution`` ("" when it is not installed)."""
-    import importlib.metadata as md
-
-    try:
-        return md.version(distribution)
-    except md.PackageNotFoundError:
-        return ""
 
 
 def handles_text(h: Handler) -> str:

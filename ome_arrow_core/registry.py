@@ -2,12 +2,12 @@
 
 A :class:`Registry` owns one pluggy PluginManager. Hosts may build their own (no hidden
 global state is needed), register plugins in code and turn entry-point loading off;
-:func:`default_registry` is simply the shared instance the user API uses by default.
+:func:`default_registry` is simply the shared instance the user API uses by default. A third
+party's plugin is imported when it is built, ours when a hook of theirs is first asked for.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 import warnings
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import numpy as np
 
 from . import hookspecs
-from .entry_points import entry_points
+from .deferred_plugins import FIRST_PARTY_HOOKS, DeferredPlugins, hooks_of
+from .entry_points import EntryPoint, entry_points
 from .errors import BackendUnavailableError, DeviceError, PluginError
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
 from .plugin_manager import BLOCK_ENV, PluginManager
 
 if TYPE_CHECKING:
-    from .first_party import FirstParty
     from .plugin_listing import PluginInfo
 
 # first_party and plugin_listing (two dataclasses, ~2 ms of a fresh process) load when a listing or an
@@ -87,14 +87,15 @@ class Registry:
         self._generation = 0  # bumped by every (un)registration: answers worked out before it are not cached
         self._lock = threading.RLock()
         self._found: set[str] = set()
+        self._deferred = DeferredPlugins()  # our plugins, imported when a hook of theirs is first asked for
         self._autoload = autoload
         if autoload:
             self.load_entry_points()
             self._warn_unknown_blocked()
         if builtins:
             for name, module in BUILTINS.items():
-                if name not in self._blocked and not self._pm.has_plugin(name):
-                    self.register(importlib.import_module(module), name=name)
+                if name not in self._blocked and not self._known(name):  # FIRST_PARTY_HOOKS lists each built-in
+                    self._deferred.defer(name, FIRST_PARTY_HOOKS[name][1], EntryPoint(name, module, "", _version=""))
 
     # -- registration -------------------------------------------------------------------
     def register(self, plugin: ModuleType | object, name: str | None = None, version: str = "") -> str:
@@ -103,30 +104,62 @@ class Registry:
         if name in self._blocked:
             return name
         with self._lock:
-            if self._pm.has_plugin(name):
+            if self._known(name):
                 raise PluginError(f"a plugin named {name!r} is already registered")
-            self._pm.register(plugin, name=name)
-            self._versions[name] = version or str(getattr(plugin, "__version__", ""))
-            self._cache.clear()
-            self._resolved.clear()
-            self._exporters.clear()
-            self._generation += 1
+            self._add(plugin, name, version)
+            self._changed()
         return name
 
     def unregister(self, name: str) -> None:
         """Remove a registered plugin by name."""
         with self._lock:
-            self._pm.unregister(name=name)
-            self._cache.clear()
-            self._resolved.clear()
-            self._exporters.clear()
-            self._generation += 1
+            if not self._deferred.forget(name):
+                self._pm.unregister(name=name)
+            self._changed()
+
+    def _known(self, name: str) -> bool:
+        return self._pm.has_plugin(name) or name in self._deferred
+
+    def _add(self, plugin: object, name: str, version: str) -> None:
+        """Register ``plugin`` with pluggy (the lock held), keeping the rank it was deferred with."""
+        self._deferred.rank(name)
+        self._pm.register(plugin, name=name)
+        self._versions[name] = version or str(getattr(plugin, "__version__", ""))
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self._resolved.clear()
+        self._exporters.clear()
+        self._generation += 1
+
+    def _load_pending(self, hook: str | None = None) -> None:
+        """Import the deferred plugins that implement ``hook`` (None: all of them); failures are recorded.
+
+        No cached answer changes: one exists only for a hook already collected, which imported every deferred
+        plugin implementing it.
+        """
+        with self._lock:
+            for name, entry in self._deferred.take(hook):
+                try:
+                    plugin = entry.load()
+                except Exception as exc:  # a broken plugin must not take the host down
+                    self._failures[name] = f"{type(exc).__name__}: {exc}"
+                    self._deferred.forget(name)
+                    continue
+                self._add(plugin, name, entry.version)
 
     def load_entry_points(self) -> None:
-        """Load every plugin of the entry-point group; failures are recorded, not raised."""
+        """Register every plugin of the entry-point group: a third party's imported now, ours when a hook of theirs
+        is first asked for (see :mod:`.deferred_plugins`); failures are recorded, not raised."""
         for ep in entry_points(self._group):  # read from the files: importlib.metadata costs ~35 ms a process
             self._found.add(ep.name)
-            if ep.name in self._blocked or self._pm.has_plugin(ep.name):
+            if ep.name in self._blocked or self._known(ep.name):
+                continue
+            hooks = hooks_of(ep.name, ep.value)
+            if hooks is not None:  # ours: imported when one of its hooks is asked for; a third party's: now
+                with self._lock:
+                    self._deferred.defer(ep.name, hooks, ep)
+                    self._changed()  # a hook collected before now has one more plugin
                 continue
             version = ep.version
             try:
@@ -155,6 +188,7 @@ class Registry:
     @property
     def failures(self) -> dict[str, str]:
         """Plugins that failed to load: name -> error."""
+        self._load_pending()
         return dict(self._failures)
 
     @property
@@ -166,9 +200,11 @@ class Registry:
     def _collect(self, hook: str, kind: type[H]) -> tuple[H, ...]:
         with self._lock:
             if hook not in self._cache:
+                if self._deferred:
+                    self._load_pending(hook)
                 found: list[Handler] = []
                 caller = getattr(self._pm.hook, hook)
-                for impl in caller.get_hookimpls():
+                for impl in self._deferred.ordered(caller.get_hookimpls()):
                     try:
                         items = impl.function()
                     except Exception as exc:
@@ -238,9 +274,9 @@ class Registry:
         if format is not None:
             matching = [h for h in self.readers() if h.name == format or format in h.suffixes]
             if not matching:
-                from .first_party import for_format
+                from .first_party import for_format, raise_missing
 
-                self._raise_missing(for_format(format), f"format {format!r}")
+                raise_missing(for_format(format), f"format {format!r}", self._blocked)
             return self._first_available(matching, f"format {format!r}")
         matching = []
         for level in _by_priority(self.readers()):
@@ -254,18 +290,18 @@ class Registry:
                         return h
                     matching.append(h)
         if not matching:
-            from .first_party import for_path
+            from .first_party import for_path, raise_missing
 
-            self._raise_missing(for_path(p), f"path {str(p)!r}")
+            raise_missing(for_path(p), f"path {str(p)!r}", self._blocked)
         return self._first_available(matching, f"path {str(p)!r} (unknown suffix)")
 
     def resolve_writer(self, how: str) -> Writer:
         """The writer for ``export(how=...)``."""
         matching = [h for h in self.writers() if how in h.formats]
         if not matching:
-            from .first_party import for_format
+            from .first_party import for_format, raise_missing
 
-            self._raise_missing(for_format(how), f"export(how={how!r})")
+            raise_missing(for_format(how), f"export(how={how!r})", self._blocked)
             known = sorted({f for h in self.writers() for f in h.formats})
             raise PluginError(f"no writer for how={how!r}; known formats: {', '.join(known)}")
         return self._first_available(matching, f"export(how={how!r})")
@@ -318,32 +354,12 @@ class Registry:
         known = ", ".join(["parquet (built in)", *sorted({h.name for h in stores})])
         raise PluginError(f"no chunk store handles {name!r}; known chunk formats: {known}")
 
-    def _raise_missing(self, backend: FirstParty | None, what: str) -> None:
-        """Raise naming ``backend`` (blocked, or its install command) when it would handle ``what``."""
-        if backend is None:
-            return
-        if backend.name in self._blocked:
-            raise PluginError(
-                f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is blocked by "
-                f"{BLOCK_ENV}; remove {backend.name!r} from it"
-            )
-        from .plugin_listing import installed_version
-
-        if installed_version(backend.distribution):
-            raise PluginError(
-                f"{what} is handled by the {backend.name!r} plugin ({backend.distribution}), which is installed "
-                "but not registered in this registry (autoload=False?): register it or use the default registry"
-            )
-        raise BackendUnavailableError(
-            f"{what} needs the {backend.name!r} backend ({backend.distribution}), which is not installed; "
-            f"install it with: {backend.install}"
-        )
-
     # -- listing --------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
         """Every handler with its plugin, version, what it handles and availability."""
         from .plugin_listing import plugin_rows
 
+        self._load_pending()
         groups: list[tuple[str, Sequence[Handler]]] = [
             ("ingest", self.ingesters()),
             ("reader", self.readers()),

@@ -147,48 +147,48 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False, repl
 def _replace_dir(tmp: Path, target: Path, replace: bool, sync: bool = False) -> None:
     """Put directory ``tmp`` at ``target``; an old ``target`` ends at ``tmp`` (or is removed). ``sync``: fsync
     the parent once the new copy is in place, before anything is removed (see :mod:`.durable`)."""
-    if not replace or not os.path.lexists(target):
-        with fsops.deferred_signals():
-            try:
-                if fsops.rename_noreplace(tmp, target):
-                    if sync:
-                        durable.sync_path(target.parent)
-                    return
-            except FileExistsError:
-                pass
-            else:
-                if not os.path.lexists(target):
-                    os.rename(tmp, target)
-                    if sync:
-                        durable.sync_path(target.parent)
-                    return
-        raise UnsafeOverwriteError(
-            f"refusing to replace {target}: it appeared while the new copy was written "
-            "(another writer?); nothing was changed. Write again to replace it."
-        )
-    with fsops.lock(target):  # appends and compactions of the old copy finish first
-        check_replaceable(target, directory=True)  # again: files may have been added meanwhile
-        old: Path | None = None
+    fresh = not replace or not os.path.lexists(target)
+    # replacing: appends and compactions of the old copy finish first
+    with contextlib.nullcontext() if fresh else fsops.lock(target):
+        if not fresh:
+            check_replaceable(target, directory=True)  # again: files may have been added meanwhile
+        old: Path | None = None  # the old copy moved aside, removed once something is back in place
         try:
             with fsops.deferred_signals():
-                if EXCHANGE and fsops.exchange(tmp, target):
-                    if sync:
-                        durable.sync_path(target.parent)
-                    return  # the old copy is at tmp now: the caller removes it
-                old = target.parent / temp_name(target.name, OLD)
-                os.rename(target, old)
-                try:
-                    os.rename(tmp, target)
-                except BaseException:
-                    if not os.path.lexists(target):  # the new copy is not in place: the old one goes back
-                        os.rename(old, target)
-                        old = None
-                    raise
-        finally:
-            if old is not None and os.path.lexists(target):  # only once something is back in place
-                if sync:
+                if fresh:
+                    _move_in(tmp, target)
+                elif not (EXCHANGE and fsops.exchange(tmp, target)):  # exchanged: the old copy is at tmp now
+                    old = target.parent / temp_name(target.name, OLD)
+                    os.rename(target, old)
+                    try:
+                        os.rename(tmp, target)
+                    except BaseException:
+                        if not os.path.lexists(target):  # the new copy is not in place: the old one goes back
+                            os.rename(old, target)
+                            old = None
+                        raise
+                if sync:  # committed: the new copy's name is on disk before anything is removed
                     durable.sync_path(target.parent)
+        finally:
+            if old is not None and os.path.lexists(target):
                 fsops.remove_tree(old)
+
+
+def _move_in(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``, which must stay absent until then (else UnsafeOverwriteError)."""
+    try:
+        if fsops.rename_noreplace(tmp, target):
+            return
+    except FileExistsError:
+        pass
+    else:
+        if not os.path.lexists(target):
+            os.rename(tmp, target)
+            return
+    raise UnsafeOverwriteError(
+        f"refusing to replace {target}: it appeared while the new copy was written "
+        "(another writer?); nothing was changed. Write again to replace it."
+    )
 
 
 def _move(src: Path, dst: Path) -> None:

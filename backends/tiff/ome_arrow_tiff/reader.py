@@ -6,7 +6,8 @@ intersect the crop (read from ``dataoffsets``/``databytecounts`` and decoded wit
 tifffile's own ``page.decode``). Reads are thread-safe: file access is serialized on the
 file handle's lock, decoding runs outside it.
 
-``level=`` picks a pyramid level (see :mod:`.levels`). When the file stores checksums (see
+Opening picks and checks the series and its ``level=`` (a pyramid level, see :mod:`.levels`)
+before any pixel is read (see :mod:`.series`). When the file stores checksums (see
 :mod:`.integrity`: every OME-TIFF ome-arrow-core writes) and verification is on (default;
 ``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it), every strip or tile read is checked
 against its checksum; a crop then reads whole strips (tiles are read whole anyway).
@@ -21,15 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ome_arrow_core import (
-    DTypeError,
-    ImageMeta,
-    OMEArrowError,
-    Selection,
-    SelectionError,
-)
+from ome_arrow_core import ImageMeta, OMEArrowError, Selection
 from ome_arrow_core.plugin_api import (
-    SUPPORTED,
     DamagedFileError,
     Location,
     checksums_of,
@@ -37,14 +31,14 @@ from ome_arrow_core.plugin_api import (
     require_regular_file,
 )
 
-from .axes import series_axes
-from .damage import check_declared, check_extent, strict_tifffile
+from .damage import check_extent, strict_tifffile
 from .integrity import LevelChecksums, TiffChecksums, le_bytes
-from .levels import check_level, check_level_shape, describe_levels, level_meta
-from .metadata import image_meta, print_resolution
+from .levels import describe_levels
+from .metadata import print_resolution
 from .raw_rows import read_raw_rows
 from .remote import RangeFile
 from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
+from .series import open_series
 from .verification import load_checksums, segment_name
 
 if TYPE_CHECKING:
@@ -114,61 +108,12 @@ class TiffSource:
             raise
 
     def _setup(self) -> None:
-        tif = self._tif
-        tif.filehandle.set_lock(True)
-        n = len(tif.series)
-        if not 0 <= self.series_index < n:
-            raise SelectionError(
-                f"row={self.series_index} is out of range: {self.path.name} holds {n} image "
-                f"series; valid rows are 0..{n - 1}"
-            )
-        base = tif.series[self.series_index]
-        self.level = check_level(self.level_requested, len(base.levels), self.path.name)
-        s = base.levels[self.level]
-        if s.transform is not None:
-            raise OMEArrowError(
-                f"{self.path.name}: tifffile transforms the values of this {s.kind} series; "
-                "it cannot be read plane by plane. Read it with tifffile.imread instead."
-            )
-        self._series = s
-        self._keyframe = kf = s.keyframe
-        self._axes = series_axes(s, self.path)
-        # An uncompressed series stored contiguously is read by offset, as tifffile does,
-        # without parsing an IFD per page (some such files have one IFD for the stack).
-        self._virtual = s.dataoffset is not None
-        if not self._virtual and len(s) != self._axes.n_pages:
-            raise OMEArrowError(
-                f"{self.path.name}: series {self.series_index} has {len(s)} pages but its "
-                f"shape {s.shape} needs {self._axes.n_pages}, and its data is not contiguous"
-            )
-        if kf.dtype is None:
-            raise DTypeError(
-                f"{self.path.name}: tifffile cannot decode its pixel type (SampleFormat "
-                f"{kf.sampleformat}, {kf.bitspersample} bits per sample); supported dtypes "
-                f"are {', '.join(SUPPORTED)}"
-            )
-        self._file_dtype = np.dtype(tif.byteorder + kf.dtype.char)
-        self._dataoffset = int(s.dataoffset or 0)
-        base_axes = self._axes if s is base else series_axes(base, self.path)
-        self._level_sizes = [self._axes.sizes if lv is s else series_axes(lv, self.path).sizes for lv in base.levels]
-        try:
-            base_meta = image_meta(tif, base, self.series_index, base_axes, self.path.name)
-        except DTypeError as exc:
-            raise DTypeError(f"{self.path.name}: {exc}") from exc
-        self._base_meta = base_meta
-        self.meta = (
-            base_meta
-            if s is base
-            else level_meta(base_meta, self._axes.sizes, (1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None)
-        )
-        check_declared(tif, base, self.series_index, base_meta.sizes, base_meta.dtype, self.path)
-        check_level_shape(self.path, self.level, self._axes.sizes, self._series.dtype, base_meta)
-        end = self._dataoffset + self._axes.n_pages * kf.nbytes
-        if self._virtual and end > self._size:
-            raise DamagedFileError(
-                f"{self.path}: its {self._axes.n_pages} pages need bytes up to {end} but the file has "
-                f"{self._size}; the file is truncated"
-            )
+        self._tif.filehandle.set_lock(True)
+        opened = open_series(self._tif, self.series_index, self.level_requested, self.path, self._size)
+        self.level, self.meta = opened.level, opened.meta
+        self._series, self._keyframe, self._axes = opened.series, opened.keyframe, opened.axes
+        self._virtual, self._dataoffset, self._file_dtype = opened.virtual, opened.dataoffset, opened.file_dtype
+        self._level_sizes, self._base_meta = opened.level_sizes, opened.base_meta
 
     def _load_checksums(self) -> None:
         """Find the file's checksums; set up their checks when verification is on."""
