@@ -365,3 +365,41 @@ def test_manifest_of_a_dataset_stays_json_after_overwrites(tmp_path: Path) -> No
     write_dataset([IMG], tmp_path / "ds", mode="overwrite", dim_order="CYX", progress=False)
     manifest = json.loads((tmp_path / "ds" / "_ome_arrow_dataset.json").read_text())
     assert manifest["image_count"] == 1
+
+
+@pytest.mark.parametrize("kind", ["directory", "file"])
+def test_a_target_made_by_another_writer_mid_swap_loses_no_copy(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename-aside swap: another writer (ignoring our lock) puts something at the target between our two
+    renames. Nothing is removed: theirs stays, the previous dataset is kept at a name no cleanup removes, and the
+    error says where."""
+    from ome_arrow_core.safe_write import atomic
+
+    monkeypatch.setattr(atomic, "EXCHANGE", False)
+    target = tmp_path / "plate.ome.parquet"
+    ws.write(target, 1)
+    before = ws.read(target)
+    real = os.rename
+
+    def rename(src: object, dst: object, *a: object, **k: object) -> None:
+        if Path(str(dst)) == target and Path(str(src)).name.startswith("."):  # our new copy going in
+            if kind == "directory":
+                (target / "sub").mkdir(parents=True)
+                (target / "sub" / "theirs.txt").write_text("theirs")
+            else:
+                target.write_text("theirs")
+        real(src, dst, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(UnsafeOverwriteError, match="previous copy is kept") as err:
+        ws.write(target, 2, mode="overwrite")
+    monkeypatch.setattr(os, "rename", real)
+    kept = tmp_path / "plate.ome.parquet.previous"
+    assert str(kept) in str(err.value)
+    assert ws.same(ws.read(kept), before)
+    theirs = target / "sub" / "theirs.txt" if kind == "directory" else target
+    assert theirs.read_text() == "theirs"
+    cleanup_dataset(kept)  # a cleanup of either finds nothing of ours to remove there
+    assert ws.same(ws.read(kept), before)
+    assert sorted(os.listdir(tmp_path)) == ["plate.ome.parquet", "plate.ome.parquet.previous"]

@@ -162,16 +162,45 @@ def _replace_dir(tmp: Path, target: Path, replace: bool, sync: bool = False) -> 
                     os.rename(target, old)
                     try:
                         os.rename(tmp, target)
-                    except BaseException:
-                        if not os.path.lexists(target):  # the new copy is not in place: the old one goes back
-                            os.rename(old, target)
-                            old = None
-                        raise
+                    except BaseException as exc:
+                        if not os.path.lexists(tmp):  # it went in (interrupted just after): the old one goes
+                            raise
+                        kept, old = old, None  # the new copy is not in place: the old one is never removed
+                        if not os.path.lexists(target):  # it goes back
+                            os.rename(kept, target)
+                            raise
+                        kept = _keep_aside(kept, target)
+                        raise UnsafeOverwriteError(
+                            f"refusing to replace {target}: another writer put something there while the new "
+                            f"copy was being swapped in; nothing of it was removed, and the previous copy is kept "
+                            f"at {kept}. Move the one you want back to {target.name}."
+                        ) from exc
                 if sync:  # committed: the new copy's name is on disk before anything is removed
                     durable.sync_path(target.parent)
         finally:
             if old is not None and os.path.lexists(target):
                 fsops.remove_tree(old)
+
+
+def _keep_aside(old: Path, target: Path) -> Path:
+    """Rename ``old`` (the previous copy of ``target``, at one of our temporary names, which cleanups remove)
+    to the first free name ``<target>.previous[-N]``, which nothing of ours removes; ``old`` where none works."""
+    for n in range(1, 100):
+        kept = target.parent / (f"{target.name}.previous" + (f"-{n}" if n > 1 else ""))
+        try:
+            if fsops.rename_noreplace(old, kept):
+                return kept
+        except FileExistsError:
+            continue
+        except OSError:
+            return old
+        if not os.path.lexists(kept):  # no renameat2 here: the check and the rename are two steps
+            try:
+                os.rename(old, kept)
+            except OSError:
+                return old
+            return kept
+    return old
 
 
 def _move_in(tmp: Path, target: Path) -> None:
