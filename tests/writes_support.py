@@ -92,6 +92,9 @@ import numpy as np
 from ome_arrow_core.safe_write import atomic, fsops
 op, target, kill_at, swap = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 how = getattr(signal, sys.argv[6]) if len(sys.argv) > 6 else signal.SIGKILL
+# SIGINT as in a terminal's process: a test run started in the background (`pytest ... &` from a script) hands its
+# children SIGINT ignored, which would drop the signal the writer holds back and make it exit 0
+signal.signal(signal.SIGINT, signal.default_int_handler)
 atomic.EXCHANGE = swap == "exchange"
 count = 0
 def wrap(mod, name):
