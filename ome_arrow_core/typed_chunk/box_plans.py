@@ -47,10 +47,10 @@ __all__ = ["BoxPlan", "box_key", "plan_box", "THREADED_BYTES", "PLAN_CHUNKS", "s
 #: The first 6 bytes of a page of one defined value: level bytes 2, then one RLE run of one 1 (or one bit-packed
 #: group of it); the value's 4-byte length follows.
 _LEVELS: Final[tuple[bytes, ...]] = (b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01")
-#: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`): a
-#: full 1024x1024 uint16 plane is (two threads: ~0.9x the wall time of one on a quiet machine, for ~1.5x the CPU;
-#: benchmarks/box_threads_ab.py), a 512x1024 half plane is not.
-THREADED_BYTES: Final[int] = 2 << 20
+#: Boxes of at least this many bytes are read by two threads (when a core is spare: see :func:`spare_core`). A
+#: 1024x1024 uint16 plane (2 MiB) is not: on a quiet 2-core machine two threads read it in more wall time than one
+#: (0.34-0.38 against 0.24-0.28 ms, session 13, docs/benchmarks.md), the helper's wake-up costing more than it saves.
+THREADED_BYTES: Final[int] = 4 << 20
 #: Chunks two threads claim at a time at least, in whole units (a thread that starts late only takes what is left).
 STEP: Final[int] = 2
 #: Blocks a read by two threads is cut into at most (larger boxes claim more chunks at a time: fewer lock rounds).
