@@ -71,6 +71,8 @@ def _stamp(path: Path) -> tuple[Any, ...]:
 #: Opened datasets by :func:`_stamp`, most recently used last.
 _cache: OrderedDict[tuple[Any, ...], OpenedDataset] = OrderedDict()
 _cache_lock = threading.Lock()
+#: The process whose entries :data:`_cache` holds (a forked child's differs until it takes them over).
+_cache_owner = os.getpid()
 #: How many opened datasets are kept (footer and index parsed) for repeated scans of the same files.
 CACHE_SIZE = 32
 
@@ -90,7 +92,7 @@ def open_dataset(path: Path, registry: Registry | None = None, verify: bool | No
     checked = verify_enabled(verify)
     key = (*_stamp(path), registry, checked)
     with _cache_lock:
-        if any(k[1] != key[1] for k in _cache):
+        if _cache_owner != key[1]:
             _adopt_inherited(key[1])
         hit = _cache.get(key)
         if hit is not None:
@@ -141,6 +143,8 @@ def _adopt_inherited(pid: int) -> None:
     append's, which no stamp covers; the checks its reads passed were on the old ones), one whose lock a thread of
     the parent held at the fork (it would never be released here) and a remote dataset's (its clients are the
     parent's). Call with the lock held."""
+    global _cache_owner
+    _cache_owner = pid
     for old in [k for k in _cache if k[1] != pid]:
         opened = _cache.pop(old)
         locks = [opened.lock, getattr(opened.images, "_lock", None), getattr(opened.packed, "_lock", None)]
