@@ -188,36 +188,34 @@ def _keep_aside(old: Path, target: Path) -> Path:
     for n in range(1, 100):
         kept = target.parent / (f"{target.name}.previous" + (f"-{n}" if n > 1 else ""))
         try:
-            if fsops.rename_noreplace(old, kept):
+            if _rename_if_absent(old, kept):
                 return kept
-        except FileExistsError:
-            continue
         except OSError:
             return old
-        if not os.path.lexists(kept):  # no renameat2 here: the check and the rename are two steps
-            try:
-                os.rename(old, kept)
-            except OSError:
-                return old
-            return kept
     return old
 
 
 def _move_in(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``, which must stay absent until then (else UnsafeOverwriteError)."""
+    if not _rename_if_absent(tmp, target):
+        raise UnsafeOverwriteError(
+            f"refusing to replace {target}: it appeared while the new copy was written "
+            "(another writer?); nothing was changed. Write again to replace it."
+        )
+
+
+def _rename_if_absent(src: Path, dst: Path) -> bool:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists (False then): one step where ``renameat2`` is supported,
+    else a check and a rename."""
     try:
-        if fsops.rename_noreplace(tmp, target):
-            return
+        if fsops.rename_noreplace(src, dst):
+            return True
     except FileExistsError:
-        pass
-    else:
-        if not os.path.lexists(target):
-            os.rename(tmp, target)
-            return
-    raise UnsafeOverwriteError(
-        f"refusing to replace {target}: it appeared while the new copy was written "
-        "(another writer?); nothing was changed. Write again to replace it."
-    )
+        return False
+    if os.path.lexists(dst):
+        return False
+    os.rename(src, dst)
+    return True
 
 
 def _move(src: Path, dst: Path) -> None:
