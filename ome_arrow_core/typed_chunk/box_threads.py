@@ -40,7 +40,7 @@ def spare_core() -> bool:
     (:func:`loader_worker`) and, besides this thread, fewer threads are running on the machine right now than it
     has cores less one (:func:`running`). (The load average, where /proc/loadavg is not, counts this thread too: at
     most the cores less one.) The machine's answer is reused for :data:`RECHECK_NS` (reading /proc/loadavg costs
-    ~5-10 us, 5-8% of a warm 1024x1024 plane read)."""
+    ~5-10 us a look; only boxes of THREADED_BYTES or more ask, ~1% of reading one of 4 MiB)."""
     global _answer
     cores = usable_cores()
     if cores < 2 or loader_worker():
