@@ -53,25 +53,21 @@ def steps(plan: Any, hash_: bool, place: bool) -> Callable[[], Any]:
             first,
             [view[at : at + n] if at >= 0 else junk[:n] for at, n in iovs],
             [view[at + 10 : at + n] for _, n, _, _, _, at in checks],
-            dst,
-            shape,
-            views[source] if group < 0 else groups[group],
+            [(dst, views[source])] if group < 0 else list(zip(plan.dsts[u], groups[group])),
         )
-        for first, iovs, checks, dst, shape, group, source, _ in plan.units
+        for u, (first, iovs, checks, dst, _, group, source, _) in enumerate(plan.units)
     ]
     preadv = os.preadv
 
     def run() -> None:
         out = arrow_empty(plan.shape, plan.dtype)[0] if place else None
-        for first, iov, pages, dst, shape, src in units:
+        for first, iov, pages, copies in units:
             preadv(fd, iov, first)
             if hash_:
                 for p in pages:
                     fn(p)
             if out is not None:
-                if shape:
-                    out[dst].reshape(shape)[...] = src
-                else:
+                for dst, src in copies:
                     out[dst] = src
 
     return run

@@ -7,7 +7,7 @@ its index row, where its pixels land). Chunks side by side along x in the output
 in the file, form units (:mod:`.box_units`). Executing a plan is, per unit, one ``os.preadv`` of its pages into
 this thread's scratch buffer, each page's head compared with the expected one (one defined PLAIN value of the
 chunk's size) and its XXH3 with the index's (read from the index on each read, never remembered), then one slice
-assignment of the unit into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with
+assignment per chunk into the output: the checks of :func:`~.page_stream.place_pages`, in the same order, with
 the same errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
 two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of units in turn, so a helper
 that a busy machine starts late only takes what is left and the caller never waits for it to start; whether a core
@@ -108,6 +108,8 @@ class BoxPlan:
         self.groups: list[tuple[int, int, int]] = []
         into = [output_offset(it[4], *sources[it[5]], shape, dtype.itemsize) for it in items]
         self.units = plan_units(items, self.groups, into)
+        #: Per unit of several items, each item's output region (TZCYX slices), in the order of its slots.
+        self.dsts = [tuple(items[c[0]][4] for c in u.checks) if u.group >= 0 else () for u in self.units]
         #: Distinct read layouts (a unit's iovecs) and each unit's: a thread makes the buffers of each layout once.
         layouts: dict[tuple[tuple[int, int], ...], int] = {}
         self.layout = [layouts.setdefault(u.iovs, len(layouts)) for u in self.units]
@@ -180,10 +182,10 @@ class BoxPlan:
                     shared.active -= 1
                     shared.cond.notify_all()
 
-    def _views(self) -> tuple[memoryview, list[np.ndarray], list[np.ndarray]]:
+    def _views(self) -> tuple[memoryview, list[np.ndarray], list[list[np.ndarray]]]:
         """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads (a page at
-        ``PAGE_AT``) and the view each of :attr:`groups` reads (its pages at ``PAGE_AT`` plus multiples of its
-        slot); also (``self._local``) per layout its iovecs and per page its (head, value) bytes."""
+        ``PAGE_AT``) and per each of :attr:`groups` the view of each of its slots (its pages at ``PAGE_AT`` plus
+        multiples of its slot); also (``self._local``) per layout its iovecs and per page its (head, value) bytes."""
         local = self._local
         scratch = scratch_buffer()
         if getattr(local, "scratch", None) is not scratch:
@@ -203,7 +205,8 @@ class BoxPlan:
             for s, m, slot in self.groups:
                 v = views[s]  # items side by side: a slot axis before x
                 strides = (*v.strides[:4], slot, v.strides[4])
-                groups.append(as_strided(v, (*v.shape[:4], m, v.shape[4]), strides, writeable=False))
+                g = as_strided(v, (*v.shape[:4], m, v.shape[4]), strides, writeable=False)
+                groups.append([g[:, :, :, :, j] for j in range(m)])
             local.view, local.views, local.groups, local.scratch = memoryview(scratch).cast("B"), views, groups, scratch
         return local.view, local.views, local.groups
 
@@ -211,14 +214,14 @@ class BoxPlan:
         """Read, check and place units ``ua:ub`` (this thread's scratch buffer)."""
         view, views, groups = self._views()
         iovs_of, pages_of = self._local.iovs, self._local.pages
-        frag, heads, layout = self.frag, self.heads, self.layout
+        frag, heads, layout, dsts = self.frag, self.heads, self.layout, self.dsts
         fd = frag.fileno()
         preadv = os.preadv
         straight = self.straight and out.dtype == self.dtype and out.flags.c_contiguous  # else numpy casts
         flat = out.reshape(-1).view(np.uint8).data if straight else None
         with reading(frag.path, None, "reading chunk pages"):
             for u in range(ua, ub):
-                first, _, checks, dst, shape, group, source, into = self.units[u]
+                first, _, checks, dst, _, group, source, into = self.units[u]
                 if into >= 0 and flat is not None:
                     if self._straight(pages_of[layout[u]][0][0], flat, first, checks[0], into, want, fn):
                         continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
@@ -240,8 +243,9 @@ class BoxPlan:
                             raise mismatch(*self.opened.where(row), want[k], actual)
                 if group < 0:
                     out[dst] = views[source]
-                else:
-                    out[dst].reshape(shape)[...] = groups[group]  # splitting x is always a view
+                else:  # chunk by chunk: each slot's pixels are copied while they are still cached
+                    for d, v in zip(dsts[u], groups[group]):
+                        out[d] = v
 
     def _straight(
         self,

@@ -1,12 +1,13 @@
-"""The units of a box plan: chunks read by one ``os.preadv`` and copied into the output by one assignment.
+"""The units of a box plan: chunks read by one ``os.preadv``, then checked and copied into the output one by one.
 
 A :class:`~.box_plans.BoxPlan` lists its chunks (items) by file offset. Items of one source (chunk shape and
 selection) and page size, neighbours in the file (at most :data:`GAP_BYTES` apart) and side by side along x in
 the output form a run; a run is split evenly into units that fit a thread's scratch buffer. A unit's pages are
 read into slots of the scratch buffer (a multiple of 64 bytes apart, each value 64-byte aligned), the bytes
-between pages into its last GAP_BYTES; the unit's source is one view of the slots (a slot axis before x) and its
-output one region (x split into slots), so one copy writes the output row after row: twice as fast as a copy per
-chunk into a fresh 16 MiB image (measured: benchmarks/box_plans_ab.py).
+between pages into its last GAP_BYTES; each slot is one view of the scratch buffer (BoxPlan.groups), copied into
+its chunk's output region on its own while it is cached: one copy of the unit's whole region (a slot axis before
+x, the output written row after row) took 1.25-1.28x the CPU of that (a 2048x2048 uint16 plane, the whole 256 MiB
+image; benchmarks/big_image_reads.py).
 """
 
 from __future__ import annotations
