@@ -16,6 +16,12 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
 - ``map-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(batch_size=B, num_workers=N)``;
 - ``mapnp-wN``: the same with DataLoader's default ``persistent_workers=False`` (every case but
   this one keeps its workers): each epoch starts new workers, which open the dataset again;
+- ``mapnp-send-wN``: the ceiling of ``mapnp-wN`` that issue 14 names: a trivial map-style dataset of the
+  same length whose items are one ready tensor of an image's size, in the same DataLoader (``default_collate``
+  stacks each batch into a fresh shared-memory segment, as torch does for any dataset of tensors);
+- ``mapnp-fill-wN``: the floor of ``mapnp-wN`` itself: ``OMEArrowTorchDataset`` whose batches are filled
+  (``np.full`` into the same pooled shared buffers) instead of read, so what is left is DataLoader's
+  (new workers forked and exiting every epoch) and the hand-over of the batches;
 - ``mapb-wN``: ``OMEArrowTorchDataset`` in ``DataLoader(sampler=BatchSampler(..., B), batch_size=None,
   num_workers=N)``: whole batches per worker, read into reused shared memory;
 - ``dask``: ``to_dask(ds, chunks="32MiB")`` computed two blocks at a time (threaded scheduler), each
@@ -85,6 +91,8 @@ CASES = (
     "map-w0",
     "map-w2",
     "mapnp-w2",
+    "mapnp-send-w2",
+    "mapnp-fill-w2",
     "mapb-w0",
     "mapb-w2",
     "dask",
@@ -131,6 +139,42 @@ def _Filled(n: int, shape: tuple[int, ...], per: int) -> Any:
     return Filled()
 
 
+def _Ready(n: int, shape: tuple[int, ...]) -> Any:
+    """A map-style dataset of ``n`` items, each the same ready uint16 tensor of ``shape`` (``mapnp-send-*``)."""
+    import torch
+    from torch.utils.data import Dataset
+
+    ready = torch.from_numpy(np.full(shape, 7, dtype=np.uint16))
+
+    class Ready(Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return n
+
+        def __getitem__(self, i: int) -> Any:
+            return ready
+
+        def set_epoch(self, epoch: int) -> None:
+            pass
+
+    return Ready()
+
+
+def _Filling(ds: Any) -> Any:
+    """``OMEArrowTorchDataset(ds)`` whose batches are filled, not read (``mapnp-fill-*``)."""
+    from ome_arrow_torch import OMEArrowTorchDataset
+
+    shape = tuple(ds.tensor_views()[0].shape)
+
+    class Filling(OMEArrowTorchDataset):
+        def _read(self, samples: Any, out: Any = None) -> np.ndarray:
+            want = (len(samples), *shape)
+            arr = out(want, np.dtype(np.uint16)) if callable(out) else np.empty(want, np.uint16)
+            arr.fill(7)
+            return arr  # type: ignore[no-any-return]
+
+    return Filling(ds)
+
+
 def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
     """One case in this process: time per epoch, images and bytes delivered.
 
@@ -172,8 +216,11 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
         elif case.startswith(("map-", "s3-map-")):
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
+        elif case.startswith("mapnp-send-"):  # the ceiling: ready tensors, DataLoader's defaults
+            data = _Ready(len(ds), tuple(ds.tensor_views()[0].shape))
+            loader = DataLoader(data, batch_size=batch, num_workers=workers)
         elif case.startswith("mapnp-"):  # DataLoader's defaults: new workers every epoch
-            data = OMEArrowTorchDataset(ds)
+            data = _Filling(ds) if case.startswith("mapnp-fill-") else OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers)
         else:
             data = OMEArrowTorchDataset(ds)

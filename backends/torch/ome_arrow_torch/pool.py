@@ -29,7 +29,9 @@ adopts the pool that the previous worker of the same dataset and worker id left:
 slots the main process has freed, and its batches travel as ``(token, slot, ...)`` from the start.
 Only one live worker may fill a pool: the main process makes a lock for each pool it receives,
 and a worker adopts a pool only when its last filler has exited and it takes that lock (released
-when the worker exits); the main process drops a pool only once it takes the lock itself.
+when the worker exits); the main process drops a pool only once it takes the lock itself. A new worker has
+none of an inherited slot's pages mapped in (a fork copies no page table entries of shared memory): each slot's
+first batch in a process maps them in with one call (:mod:`.prefault`) instead of a page fault per 4 KiB.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
+
+from .prefault import populate
 
 __all__ = [
     "BatchPool",
@@ -78,6 +82,8 @@ class BatchPool:
         #: Batches served from a kept buffer / from a fresh segment (for tests and benchmarks).
         self.reused = 0
         self.fresh = 0
+        #: Slots this process has mapped in (see :mod:`.prefault`): a slot inherited or made is not, until used.
+        self.mapped_in: set[int] = set()
         self.adopted = owner is not None and self._adopt(owner)
         if not self.adopted:
             self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
@@ -113,15 +119,27 @@ class BatchPool:
         for slot, storage in enumerate(self._slots):
             if flags[slot] == _FREE and storage.nbytes() >= nbytes:
                 self.reused += 1
-                return _on(storage, shape, dtype), slot
+                return self._mapped(storage, nbytes, shape, dtype, slot), slot
         held = sum(s.nbytes() for s in self._slots)
         if len(self._slots) < self.max_slots and held + nbytes <= self.max_bytes:
             storage = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
             self._slots.append(storage)
             self.fresh += 1
-            return _on(storage, shape, dtype), len(self._slots) - 1
+            return self._mapped(storage, nbytes, shape, dtype, len(self._slots) - 1), len(self._slots) - 1
         self.fresh += 1
-        return _on(torch.UntypedStorage._new_shared(nbytes), shape, dtype), None  # type: ignore[no-untyped-call]
+        fresh = torch.UntypedStorage._new_shared(nbytes)  # type: ignore[no-untyped-call]
+        return self._mapped(fresh, nbytes, shape, dtype, None), None
+
+    def _mapped(
+        self, storage: torch.UntypedStorage, nbytes: int, shape: tuple[int, ...], dtype: torch.dtype, slot: int | None
+    ) -> torch.Tensor:
+        """A tensor on ``storage``, whose first ``nbytes`` this process has mapped in (one call, not a fault per page,
+        the first time: the slot's, or the unpooled segment's, first batch in this process)."""
+        if slot is None or slot not in self.mapped_in:
+            populate(storage.data_ptr(), nbytes)
+            if slot is not None and nbytes == storage.nbytes():
+                self.mapped_in.add(slot)
+        return _on(storage, shape, dtype)
 
     def lease(self, tensor: torch.Tensor, slot: int | None) -> torch.Tensor:
         """What the worker yields for ``tensor``: a PooledTensor on a pooled slot, else the tensor itself.
