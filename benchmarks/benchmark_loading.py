@@ -30,11 +30,14 @@ batches of ``--batch-size`` for ``--epochs`` epochs:
   streamed back as they finish (the cluster's start is in epoch 1);
 - ``dask-dist-send``: the ceiling of ``dask-dist``: the same cluster sends blocks of the same
   size that its tasks make (``np.full``) instead of reading them;
-- ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs (its start is in epoch 1);
-- ``ray-fastfree``: ``ray`` with Ray's ``free_objects_period_milliseconds`` at 20 (default 1000): freed
-  blocks leave the object store within 20 ms, so each epoch's blocks reuse the last epoch's memory instead
-  of new pages that each worker faults in anew;
-- ``ray-send``: the ceiling of ``ray``: a datasource whose read tasks make blocks of the same size,
+- ``ray``: ``read_dataset(ds).iter_torch_batches`` on a local Ray of 2 CPUs started as ``read_dataset``
+  starts one when none runs (``ome_arrow_ray.init_ray``: freed blocks leave the object store within 20 ms;
+  a checkout without it gets ``ray-ownray``'s Ray) (its start is in epoch 1);
+- ``ray-ownray``: ``ray`` on a local Ray the user started with Ray's defaults (``ray.init``): freed blocks
+  leave the object store once a second, so short epochs write into new pages that each worker faults in;
+- ``ray-fastfree``: ``ray-ownray`` with Ray's ``free_objects_period_milliseconds`` at 20 (default 1000),
+  set by the user: what ``init_ray`` sets;
+- ``ray-send``: the ceiling of ``ray``: on the same Ray, a datasource whose read tasks make blocks of the same size,
   filled in the same kept per-worker buffers that ``ray``'s read tasks read into (fresh ``np.full`` arrays
   cost a page fault per 4 KiB, which ``ray`` does not pay), with Ray Data's resource reservation off, as
   ``read_dataset`` turns it off for its datasets;
@@ -99,6 +102,7 @@ CASES = (
     "dask-dist",
     "dask-dist-send",
     "ray",
+    "ray-ownray",
     "ray-fastfree",
     "ray-send",
     "s3-raw",
@@ -270,13 +274,14 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
                     x = torch.from_numpy(block[i : i + batch])
                     n, nbytes = n + x.shape[0], nbytes + x.numel() * x.element_size()
             return n, nbytes
-    elif case in ("ray", "ray-fastfree", "ray-send"):
+    elif case in ("ray", "ray-ownray", "ray-fastfree", "ray-send"):
         import ray
 
+        import ome_arrow_ray
         from ome_arrow_ray import read_dataset
 
         def rows() -> Any:
-            if case in ("ray", "ray-fastfree"):
+            if case != "ray-send":
                 return read_dataset(ds, columns=[])
             from ome_arrow_core import ViewSpec
             from ome_arrow_ray.datasource import OMEArrowDatasource
@@ -290,8 +295,12 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
 
         def run(_: int) -> tuple[int, int]:
             if not ray.is_initialized():
-                fast = {"free_objects_period_milliseconds": 20} if case == "ray-fastfree" else {}
-                ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _system_config=fast)
+                local = {"address": "local", "num_cpus": 2, "include_dashboard": False, "log_to_driver": False}
+                if case in ("ray", "ray-send") and hasattr(ome_arrow_ray, "init_ray"):
+                    ome_arrow_ray.init_ray(**local)  # as read_dataset starts Ray when none runs
+                else:
+                    fast = {"free_objects_period_milliseconds": 20} if case == "ray-fastfree" else {}
+                    ray.init(**local, _system_config=fast)
                 ray.data.DataContext.get_current().enable_progress_bars = False
             n = nbytes = 0
             for b in rows().iter_torch_batches(batch_size=batch):

@@ -6,7 +6,9 @@ Ray worker that runs them (one Parquet pass per block); filters on metadata colu
 column selections are pushed down into the read. Rows carry the image as a tensor column
 plus the metadata columns you ask for; feed training with ``iter_torch_batches``, which
 passes Ray's own options (``prefetch_batches``, ``local_shuffle_buffer_size``...) through.
-Importing this package does not import ray.
+Without a running Ray, ``read_dataset`` starts a local one with :func:`init_ray` (``ray.init``
+with the object store's freed blocks reused sooner; see :mod:`.local_ray`). Importing this
+package does not import ray.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from .data import iter_torch_batches, read_dataset
+from .local_ray import init_ray
 
 __version__ = "0.1.0"
 
-__all__ = ["read_dataset", "iter_torch_batches", "OMEArrowDatasource", "__version__"]
+__all__ = ["read_dataset", "iter_torch_batches", "init_ray", "OMEArrowDatasource", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
