@@ -9,6 +9,7 @@ digest the manifest records (see :mod:`.group_sums`): it is the one the writer w
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -28,6 +29,18 @@ KEPT: Final[int] = 16
 _kept: OrderedDict[FileVersion, pq.FileMetaData] = OrderedDict()
 _lock = threading.Lock()
 _by_group: OrderedDict[tuple[FileVersion, tuple[int, ...]], GroupFooters] = OrderedDict()
+
+
+def _fresh_locks() -> None:
+    """A forked child's own locks, this module's and each kept table's (a thread of the parent may have held one as
+    it forked: no thread of the child would ever release it)."""
+    global _lock
+    _lock = threading.Lock()
+    for found in _by_group.values():
+        found.fresh_lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks)
 
 
 def group_footers(root: Path, name: str, seg: Segments | None) -> GroupFooters | None:

@@ -88,6 +88,10 @@ class GroupFooters:
         with reading(self.root, self.name, "reading the table's footer"):
             return _parse(one_group_footer(self._head, None, self._tail))
 
+    def fresh_lock(self) -> None:
+        """A lock of this process's own (in a forked child: the parent's may have been held as it forked)."""
+        self._lock = threading.Lock()
+
     def serves(self, g: int) -> bool:
         """True while row group ``g`` is to be read here: it was, or fewer than :data:`ALONE` groups were (False:
         parse the whole footer and read it from there)."""

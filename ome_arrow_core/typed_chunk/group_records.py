@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,15 @@ __all__ = ["GROUPS_KEY", "Segments", "segments_of", "recorded_rows", "group_entr
 #: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
 GROUPS_KEY: Final[str] = "table_groups"
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 
 
 @frozen

@@ -58,6 +58,15 @@ __all__ = [
 #: for the same bytes (a lie) is checked again, not trusted because the old one passed.
 _passed: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 #: How a segment is hashed (a name of this module's own: tests count the hashing a read does).
 _digest = digest_of
 _WHOLE: Final[int] = -1
