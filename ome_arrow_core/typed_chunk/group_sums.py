@@ -29,7 +29,7 @@ from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError
 from .file_version import member_version
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
-from .group_records import GROUPS_KEY, Segments, group_entries, int_list, recorded_rows
+from .group_records import GROUPS_KEY, HexSums, Segments, group_entries, int_list, recorded_rows
 from .group_records import segments_of as _segments
 from .table_sums import check_tables
 
@@ -76,8 +76,8 @@ _FOOTER: Final[int] = -2
 
 def _key(version: tuple[Any, ...], seg: Segments, k: int) -> tuple[Any, ...]:
     """The :data:`_passed` entry of segment ``k`` (or :data:`_WHOLE`, :data:`_FOOTER`) of ``seg``'s table."""
-    if k == _WHOLE:
-        return (*version, k, seg.sums)
+    if k == _WHOLE:  # every digest, as the one text the manifest records them in
+        return (*version, k, seg.sums.text if isinstance(seg.sums, HexSums) else "".join(seg.sums))
     return (*version, k, seg.sums[-1 if k == _FOOTER else k])
 
 
