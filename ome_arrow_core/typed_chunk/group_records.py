@@ -15,6 +15,7 @@ import numpy as np
 from ..checksums import FIX
 from ..errors import DamagedFileError
 from ..frozen_types import frozen
+from .footer_pieces import parse_pieces
 from .spec import MANIFEST
 from .table_sums import recorded
 
@@ -93,6 +94,10 @@ class Segments:
     #: FileMetaData's first byte in the file, its length, its row group list's header and end, and each row
     #: group entry's first byte (offsets in the FileMetaData; see :mod:`.group_footers`).
     footer_spans: tuple[int, ...] | None = None
+    #: The digests of the footer's pieces (head and tail, then each block of ``footer_block`` row group entries;
+    #: None in entries written without them: the footer is checked whole; see :mod:`.footer_pieces`).
+    footer_sums: HexSums | None = None
+    footer_block: int | None = None
 
     def span(self, k: int) -> tuple[int, int]:
         """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
@@ -110,6 +115,8 @@ class Segments:
             out["rows"] = self.rows
         if self.group_rows is not None and self.footer_spans is not None:
             out["group_rows"], out["footer_spans"] = list(self.group_rows), list(self.footer_spans)
+        if self.footer_sums is not None and self.footer_block is not None:
+            out["footer_block"], out["footer_sums"] = self.footer_block, self.footer_sums.text
         return out
 
 
@@ -149,15 +156,18 @@ def _parsed(root: Path, name: str, entry: Any) -> Segments:
         )
         bounds = tuple(listed.tolist())
         group_rows, spans = group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
+        pieces = parse_pieces(entry, len(bounds) - 1) if spans is not None else None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError):
         ok = False
     if not ok:
         raise DamagedFileError(
             f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {str(entry)[:300]!r}; expected {{digest, "
             "size, bounds (increasing from 0), sums (16 hex digits a segment), rows, group_rows (rows of each row "
-            f"group), footer_spans (where its footer lists them)}}: the manifest is damaged. Fix: {FIX}"
+            f"group), footer_spans (where its footer lists them), footer_block and footer_sums (its pieces' digests)}}: "
+            f"the manifest is damaged. Fix: {FIX}"
         )
-    found = Segments(digest, size, bounds, HexSums(text), rows, group_rows, spans)
+    sums, block = (None, None) if pieces is None else (HexSums(pieces[0]), pieces[1])
+    found = Segments(digest, size, bounds, HexSums(text), rows, group_rows, spans, sums, block)
     with _lock:
         if len(_PARSED) >= _PARSED_KEPT:
             _PARSED.clear()
