@@ -344,7 +344,7 @@ def test_records_are_written_packed(base: Path) -> None:
     ours = _manifest(base)["ome_arrow_core"]
     assert CHUNK_FOOTERS_KEY not in ours  # older readers, which know only that key, parse the footer whole
     entry = ours[PACKED_FOOTERS_KEY]["chunks.parquet"]
-    assert set(entry) == {"size", "footer", "rows", "groups", "ints"}
+    assert set(entry) == {"size", "footer", "rows", "groups", "ints", "footer_block", "footer_sums"}
     md = pq.read_metadata(base / "chunks.parquet")
     assert entry["groups"] == md.num_row_groups > 1
     assert _as_lists(entry)["group_rows"] == [md.row_group(g).num_rows for g in range(md.num_row_groups)]

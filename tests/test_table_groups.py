@@ -187,6 +187,13 @@ def test_a_lie_in_a_row_group_digest_is_refused(plate: Path) -> None:
         {"digest": "x", "size": 1, "bounds": [5, 3], "sums": ""},
         {"digest": "x", "size": 1, "bounds": [0], "sums": "short"},
         {"digest": "x", "size": "many", "bounds": [0], "sums": "0" * 16},
+        {"digest": "x", "size": 100, "bounds": [0, 5, 5], "sums": "0" * 48},  # a repeated bound
+        {"digest": "x", "size": 100, "bounds": [1, 5], "sums": "0" * 32},  # not from 0
+        {"digest": "x", "size": 4, "bounds": [0, 5], "sums": "0" * 32},  # past the table's end
+        {"digest": "x", "size": 100, "bounds": [], "sums": ""},
+        {"digest": "x", "size": 100, "bounds": [[0]], "sums": "0" * 16},
+        {"digest": "x", "size": 100, "bounds": "05", "sums": "0" * 32},
+        {"digest": "x", "size": 100, "bounds": [0, 2**70], "sums": "0" * 32},
     ],
 )
 def test_a_malformed_entry_is_a_damaged_manifest(plate: Path, entry: Any) -> None:
@@ -348,3 +355,16 @@ def test_a_scan_counts_images_from_the_manifest_without_parsing_a_footer(
 def test_recorded_rows_that_disagree_with_the_manifest_leave_the_count_to_the_footers(plate: Path, rows: int) -> None:
     _edit_manifest(plate, lambda ours: ours[GROUPS_KEY]["images.parquet"].update({"rows": rows}))
     assert len(OMEArrowDataset.scan(plate)) == 23  # image_count says 23: the footers count
+
+
+def test_recorded_digests_read_as_the_tuple_of_their_digests() -> None:
+    from ome_arrow_core.typed_chunk.group_records import HexSums
+
+    digests = tuple(f"{i:016x}" for i in (7, 0xABC, 2**63))
+    sums = HexSums("".join(digests))
+    assert len(sums) == 3 and tuple(sums) == digests and sums == digests and sums[-1] == digests[2]
+    assert sums[1:] == digests[1:] and hash(sums) == hash(digests) and sums == HexSums("".join(digests))
+    assert sums != HexSums("".join(digests[:2])) and sums != list(digests)
+    for k in (3, -4):
+        with pytest.raises(IndexError):
+            sums[k]

@@ -38,10 +38,13 @@ from .. import parquet_lite as pq
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..remote import remote_chunk
+from .footer_pieces import FOOTER_BLOCK, parse_pieces
 from .footers import group_footers
 from .fragments import ParquetFragment
 from .group_footers import GroupFooters
-from .group_sums import Segments, check_footer, digest_of, footer_spans_of, group_entries, int_list
+from .group_measure import footer_piece_sums
+from .group_records import HexSums
+from .group_sums import Segments, check_footer, digest_of, footer_spans_of, group_entries, int_list, settle_footer
 from .packed_ints import pack_ints, unpack_ints
 from .readcheck import AUDITED
 from .spec import MANIFEST
@@ -78,6 +81,7 @@ def measure_chunk_footer(file: Path) -> dict[str, Any] | None:
     try:
         spans = footer_spans_of(fd, size, md.num_row_groups)
         digest = None if spans is None else digest_of(fd, spans[0], size)
+        pieces = None if spans is None else footer_piece_sums(fd, spans)
     finally:
         os.close(fd)
     if spans is None or digest is None or at < 0:
@@ -91,6 +95,8 @@ def measure_chunk_footer(file: Path) -> dict[str, Any] | None:
             "group_rows": [int(g.num_rows) for g in groups],
             "group_bytes": [_pixel_bytes(g, at) for g in groups],
             "footer_spans": list(spans),
+            "footer_block": FOOTER_BLOCK,
+            "footer_sums": pieces,
         }
     )
 
@@ -203,19 +209,23 @@ def _segments(root: Path, name: str, entry: Any) -> tuple[Segments, np.ndarray] 
             and bool((group_bytes >= -1).all())
         )
         found = group_entries(entry, groups, rows, 4, size) if ok else (None, None)
+        pieces = parse_pieces(entry, groups) if found[1] is not None else None
     except (TypeError, ValueError, KeyError, AttributeError):
         ok = False
     if not ok:
         raise DamagedFileError(
             f"{root} [{MANIFEST}]: ome_arrow_core.{PACKED_FOOTERS_KEY} (or {CHUNK_FOOTERS_KEY})[{name!r}] is "
             f"{str(entry)[:300]!r}; expected {{size, footer (16 hex digits), rows, group_rows, group_bytes, "
-            "footer_spans (packed: groups, ints: their 3 groups + 4 int64 as base64)} that fit the file: the "
+            "footer_spans (packed: groups, ints: their 3 groups + 4 int64 as base64), footer_block and footer_sums} "
+            "that fit the file: the "
             "manifest is damaged. Rewrite the dataset, or read it with verify=False (its footer then parsed whole)"
         )
     group_rows, listed = found
     if group_rows is None or listed is None:
         return None
-    return Segments("", size, (0, listed[0]), (_UNCHECKED, digest), rows, group_rows, listed), group_bytes
+    sums, block = (None, None) if pieces is None else (HexSums(pieces[0]), pieces[1])
+    found_seg = Segments("", size, (0, listed[0]), (_UNCHECKED, digest), rows, group_rows, listed, sums, block)
+    return found_seg, group_bytes
 
 
 def spliced_fragment(root: Path, manifest: Mapping[str, Any], name: str, verify: bool) -> SplicedFragment | None:
@@ -259,6 +269,7 @@ class SplicedFragment(ParquetFragment):
     def file(self) -> pq.ParquetFile:
         """The file opened with its whole footer (parsed on first use: ``info()`` only)."""
         if self._whole is None:
+            settle_footer(self.path.parent, self.path.name)  # its head and tail only checked: the rest first
             with reading(self.path.parent, self.path.name, "reading the chunks file's footer"):
                 self._whole = pq.ParquetFile(self.path)
         return self._whole

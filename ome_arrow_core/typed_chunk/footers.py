@@ -9,6 +9,7 @@ digest the manifest records (see :mod:`.group_sums`): it is the one the writer w
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..boundary import reading, require_member
 from ..parquet_files import checked_footer
 from .file_version import FileVersion, member_version
 from .group_footers import GroupFooters
-from .group_sums import Segments, footer_verified
+from .group_sums import Segments, footer_verified, head_verified, settle_footer
 
 __all__ = ["KEPT", "footer", "footer_rows", "group_footers"]
 
@@ -30,11 +31,25 @@ _lock = threading.Lock()
 _by_group: OrderedDict[tuple[FileVersion, tuple[int, ...]], GroupFooters] = OrderedDict()
 
 
+def _fresh_locks() -> None:
+    """A forked child's own locks, this module's and each kept table's (a thread of the parent may have held one as
+    it forked: no thread of the child would ever release it)."""
+    global _lock
+    _lock = threading.Lock()
+    for found in _by_group.values():
+        found.fresh_lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks)
+
+
 def group_footers(root: Path, name: str, seg: Segments | None) -> GroupFooters | None:
     """Table ``name`` read a row group at a time through one-group footers (see :mod:`.group_footers`; once per
     file version in this process), or None when it cannot be: ``seg`` (its recorded segments) records no footer
     spans, or its footer has not matched its recorded digest in this process (checks off: parse it whole)."""
-    if seg is None or seg.footer_spans is None or seg.group_rows is None or not footer_verified(root, name):
+    if seg is None or seg.footer_spans is None or seg.group_rows is None:
+        return None
+    if not footer_verified(root, name) and not head_verified(root, name, seg):
         return None
     version = member_version(root, name)
     if version is None:
@@ -65,6 +80,7 @@ def footer(root: Path, name: str) -> pq.FileMetaData:
         if hit is not None:
             _kept.move_to_end(key)
             return hit
+    settle_footer(root, name)  # only its head and tail checked (see footer_pieces): the rest before it is parsed
     with reading(root, name, "reading the table's footer"):
         md = pq.read_metadata(file)
     with _lock:

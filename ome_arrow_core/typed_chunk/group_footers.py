@@ -23,8 +23,10 @@ import pyarrow as pa
 
 from .. import parquet_lite as pq
 from ..boundary import reading
-from ..errors import DamagedFileError
-from .group_sums import Segments
+from ..checksums import ALGORITHM, FIX
+from ..errors import ChecksumError, DamagedFileError
+from .footer_pieces import block_span, bytes_digest
+from .group_sums import Segments, footer_verified
 
 # imported with the module, not on a plate's first image (its classes cost ~0.4 ms to build)
 from .thrift_walk import one_group_footer
@@ -54,6 +56,11 @@ class GroupFooters:
         at, length, header, end, *starts = seg.footer_spans
         self.root, self.name, self.file = root, name, root / name
         self._at, self._starts = at, [*starts, end]
+        #: The digests of the footer's pieces (None: the footer matched its whole digest, see :mod:`.footer_pieces`)
+        #: and the entry blocks that matched theirs in this process.
+        self._pieces = None if footer_verified(root, name) else seg.footer_sums
+        self._block = seg.footer_block or 1
+        self._checked: set[int] = set()
         self.group_rows = np.asarray(seg.group_rows, dtype=np.int64)
         with reading(root, name, "reading the table's footer"):
             fd = os.open(self.file, os.O_RDONLY)
@@ -68,6 +75,12 @@ class GroupFooters:
                     f"{self.file}: its footer is not where the manifest records it ({length} bytes at {at}); the "
                     "table or the manifest is damaged"
                 )
+        if self._pieces is not None and bytes_digest(self._head, self._tail, last) != self._pieces[0]:
+            raise ChecksumError(
+                f"{self.file}: its footer's head and tail do not match the checksum the manifest records for them "
+                f"({self._pieces[0]}); the table is damaged (or the manifest lies) and its footer was not parsed. "
+                f"Fix: {FIX}"
+            )
         self._kept: OrderedDict[int, pq.FileMetaData] = OrderedDict()
         self._lock = threading.Lock()
         self._served: set[int] = set()
@@ -87,6 +100,10 @@ class GroupFooters:
                 pass  # row group 0 is refused when it is read; the others still read
         with reading(self.root, self.name, "reading the table's footer"):
             return _parse(one_group_footer(self._head, None, self._tail))
+
+    def fresh_lock(self) -> None:
+        """A lock of this process's own (in a forked child: the parent's may have been held as it forked)."""
+        self._lock = threading.Lock()
 
     def serves(self, g: int) -> bool:
         """True while row group ``g`` is to be read here: it was, or fewer than :data:`ALONE` groups were (False:
@@ -117,11 +134,7 @@ class GroupFooters:
             raise DamagedFileError(f"{self.file}: row group {g} asked for; it has {len(self.group_rows)}")
         start, stop = self._starts[g], self._starts[g + 1]
         with reading(self.root, self.name, f"reading row group {g}'s footer entry"):
-            fd = os.open(self.file, os.O_RDONLY)
-            try:
-                entry = os.pread(fd, stop - start, self._at + start)
-            finally:
-                os.close(fd)
+            entry = self._entry(g, start, stop)
             md = _parse(one_group_footer(self._head, entry, self._tail))
             ok = (
                 len(entry) == stop - start
@@ -139,6 +152,33 @@ class GroupFooters:
             while len(self._kept) > KEPT_GROUPS:
                 self._kept.popitem(last=False)
         return md
+
+    def _entry(self, g: int, start: int, stop: int) -> bytes:
+        """The bytes of row group ``g``'s entry (``start..stop`` of the footer); recorded in pieces: its block's
+        checked first (ChecksumError when they do not match)."""
+        fd = os.open(self.file, os.O_RDONLY)
+        try:
+            if self._pieces is None:
+                return os.pread(fd, stop - start, self._at + start)
+            b = g // self._block
+            lo, hi = block_span(self._starts, self._starts[-1], self._block, b)
+            data = os.pread(fd, hi - lo, self._at + lo)
+        finally:
+            os.close(fd)
+        with self._lock:
+            checked = b in self._checked
+        if not checked:
+            actual = bytes_digest(data)
+            if len(data) != hi - lo or actual != self._pieces[1 + b]:
+                raise ChecksumError(
+                    f"{self.file}: its footer's entries of row groups {b * self._block}.. (bytes {lo}..{hi} of its "
+                    f"footer) do not match the checksum the manifest records for them (recorded {self._pieces[1 + b]}, "
+                    f"computed {actual}, {ALGORITHM}); the table is damaged (or the manifest lies) and row group {g} "
+                    f"was not read. Fix: {FIX}"
+                )
+            with self._lock:
+                self._checked.add(b)
+        return data[start - lo : stop - lo]
 
     def read(self, g: int, columns: list[str] | None = None, dictionary: list[str] | None = None) -> pa.Table:
         """Row group ``g`` (``columns`` only; ``dictionary``: string columns read dictionary-encoded)."""

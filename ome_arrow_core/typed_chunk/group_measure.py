@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from .footer_pieces import piece_sums
 from .group_records import Segments
 
-__all__ = ["measure", "record_groups", "swapped_groups", "footer_spans_of", "digest_of"]
+__all__ = ["measure", "record_groups", "swapped_groups", "footer_spans_of", "footer_piece_sums", "digest_of"]
 
 #: Bytes hashed at a time, read into one buffer reused for the whole range (a fresh 4 MiB ``bytes`` per read cost
 #: a first open of a plate ~3 ms of page faults for a 3.7 MB footer; hashing it costs 0.1 ms).
@@ -79,6 +80,12 @@ def measure(file: Path, digest: str) -> Segments | None:
         os.close(fd)
     rows = tuple(int(md.row_group(g).num_rows) for g in range(md.num_row_groups))
     return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows), rows, listed)
+
+
+def footer_piece_sums(fd: int, spans: tuple[int, ...]) -> str:
+    """The ``footer_sums`` (see :mod:`.footer_pieces`) of the Parquet file open as ``fd``, its ``footer_spans``
+    given."""
+    return piece_sums(os.pread(fd, spans[1], spans[0]), spans)
 
 
 def digest_of(fd: int, start: int, stop: int) -> str:

@@ -4,28 +4,80 @@
 
 from __future__ import annotations
 
-import itertools
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import numpy as np
 
 from ..checksums import FIX
 from ..errors import DamagedFileError
 from ..frozen_types import frozen
+from .footer_pieces import parse_pieces
 from .spec import MANIFEST
 from .table_sums import recorded
 
-__all__ = ["GROUPS_KEY", "Segments", "segments_of", "recorded_rows", "group_entries", "int_list"]
+__all__ = ["GROUPS_KEY", "HexSums", "Segments", "segments_of", "recorded_rows", "group_entries", "int_list"]
 
 #: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
 GROUPS_KEY: Final[str] = "table_groups"
 _lock = threading.Lock()
 
 
-@frozen
+def _fresh_lock() -> None:
+    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
+
+
+class HexSums(Sequence[str]):
+    """Digests of 16 hex digits each, kept as the one text the manifest records them in and sliced as each is asked
+    for (a million images' ~1,000 row groups are not made into ~1,000 strings by every process that opens them)."""
+
+    __slots__ = ("_hash", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._hash: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.text) // 16
+
+    @overload
+    def __getitem__(self, k: int) -> str: ...
+    @overload
+    def __getitem__(self, k: slice) -> tuple[str, ...]: ...
+    def __getitem__(self, k: int | slice) -> str | tuple[str, ...]:
+        if isinstance(k, slice):
+            return tuple(self)[k]
+        n = len(self)
+        at = k + n if k < 0 else k
+        if not 0 <= at < n:
+            raise IndexError(f"digest {k} of {n}")
+        return self.text[16 * at : 16 * at + 16]
+
+    def __iter__(self) -> Iterator[str]:
+        return (self.text[i : i + 16] for i in range(0, 16 * len(self), 16))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HexSums):
+            return self.text == other.text
+        return isinstance(other, tuple) and tuple(self) == other  # as the tuple of its digests
+
+    def __hash__(self) -> int:
+        if self._hash is None:  # as the tuple of its digests (equal to it), once
+            self._hash = hash(tuple(self))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"HexSums({self.text!r})"
+
+
 @frozen
 class Segments:
     """One table's recorded segments: ``bounds`` (G + 1 offsets), ``sums`` (G + 1 digests), its size and digest."""
@@ -33,7 +85,7 @@ class Segments:
     digest: str
     size: int
     bounds: tuple[int, ...]
-    sums: tuple[str, ...]
+    sums: Sequence[str]
     #: Rows of the table (None in entries written without it): a scan counts images without parsing footers.
     rows: int | None = None
     #: Rows of each row group (None in entries written without it).
@@ -42,6 +94,10 @@ class Segments:
     #: FileMetaData's first byte in the file, its length, its row group list's header and end, and each row
     #: group entry's first byte (offsets in the FileMetaData; see :mod:`.group_footers`).
     footer_spans: tuple[int, ...] | None = None
+    #: The digests of the footer's pieces (head and tail, then each block of ``footer_block`` row group entries;
+    #: None in entries written without them: the footer is checked whole; see :mod:`.footer_pieces`).
+    footer_sums: HexSums | None = None
+    footer_block: int | None = None
 
     def span(self, k: int) -> tuple[int, int]:
         """Byte range of segment ``k`` (``len(bounds) - 1``: the footer)."""
@@ -59,6 +115,8 @@ class Segments:
             out["rows"] = self.rows
         if self.group_rows is not None and self.footer_spans is not None:
             out["group_rows"], out["footer_spans"] = list(self.group_rows), list(self.footer_spans)
+        if self.footer_sums is not None and self.footer_block is not None:
+            out["footer_block"], out["footer_sums"] = self.footer_block, self.footer_sums.text
         return out
 
 
@@ -72,55 +130,48 @@ def segments_of(root: Path, manifest: Mapping[str, Any], name: str) -> Segments 
     return seg if recorded(root, manifest).get(name) == [seg.digest] else None
 
 
-#: Parsed entries by their content (a plate's entry lists a segment per 1,024 images: parsed once per process).
-_PARSED: dict[tuple[Any, ...], Segments] = {}
+#: Parsed entries by the entry object (a plate's entry lists a segment per 1,024 images: parsed once per process; the
+#: manifest a reader is handed is shared and never changed, see :mod:`.manifest_cache`): id -> (the entry, held so
+#: that its id is not reused, its segments).
+_PARSED: dict[int, tuple[Any, Segments]] = {}
 _PARSED_KEPT: Final[int] = 64
 
 
 def _parsed(root: Path, name: str, entry: Any) -> Segments:
     """The segments ``entry`` (the manifest's entry of table ``name``) records; DamagedFileError when malformed."""
+    hit = _PARSED.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
     try:
-        key = (
-            entry["digest"],
-            entry["size"],
-            entry["sums"],
-            tuple(entry["bounds"]),
-            entry.get("rows"),
-            tuple(entry.get("group_rows") or ()),
-            tuple(entry.get("footer_spans") or ()),
-        )
-        hit = _PARSED.get(key)
-    except (TypeError, KeyError, AttributeError):
-        key, hit = None, None
-    if hit is not None:
-        return hit
-    try:
-        bounds = tuple(map(int, entry["bounds"]))
+        listed = int_list(entry["bounds"])  # checked at numpy's speed: a million images list ~1,000 groups
         text, size, digest = str(entry["sums"]).lower(), int(entry["size"]), str(entry["digest"]).lower()
         rows = None if entry.get("rows") is None else int(entry["rows"])
         ok = (
             (rows is None or rows >= 0)
-            and len(text) == 16 * len(bounds)
-            and bounds[:1] == (0,)
-            and all(b > a for a, b in itertools.pairwise(bounds))
-            and bounds[-1] <= size
+            and len(listed) > 0
+            and len(text) == 16 * len(listed)
+            and int(listed[0]) == 0
+            and bool((np.diff(listed) > 0).all())
+            and int(listed[-1]) <= size
         )
+        bounds = tuple(listed.tolist())
         group_rows, spans = group_entries(entry, len(bounds) - 1, rows, bounds[-1], size)
-    except (TypeError, ValueError, KeyError, AttributeError):
+        pieces = parse_pieces(entry, len(bounds) - 1) if spans is not None else None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
         ok = False
     if not ok:
         raise DamagedFileError(
             f"{root} [{MANIFEST}]: ome_arrow_core.{GROUPS_KEY}[{name!r}] is {str(entry)[:300]!r}; expected {{digest, "
             "size, bounds (increasing from 0), sums (16 hex digits a segment), rows, group_rows (rows of each row "
-            f"group), footer_spans (where its footer lists them)}}: the manifest is damaged. Fix: {FIX}"
+            f"group), footer_spans (where its footer lists them), footer_block and footer_sums (its pieces' digests)}}: "
+            f"the manifest is damaged. Fix: {FIX}"
         )
-    sums = tuple([text[i : i + 16] for i in range(0, len(text), 16)])
-    found = Segments(digest, size, bounds, sums, rows, group_rows, spans)
-    if key is not None:
-        with _lock:
-            if len(_PARSED) >= _PARSED_KEPT:
-                _PARSED.clear()
-            _PARSED[key] = found
+    sums, block = (None, None) if pieces is None else (HexSums(pieces[0]), pieces[1])
+    found = Segments(digest, size, bounds, HexSums(text), rows, group_rows, spans, sums, block)
+    with _lock:
+        if len(_PARSED) >= _PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[id(entry)] = (entry, found)
     return found
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -28,8 +29,9 @@ from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError
 from .file_version import member_version
+from .footer_pieces import bytes_digest
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
-from .group_records import GROUPS_KEY, Segments, group_entries, int_list, recorded_rows
+from .group_records import GROUPS_KEY, HexSums, Segments, group_entries, int_list, recorded_rows
 from .group_records import segments_of as _segments
 from .table_sums import check_tables
 
@@ -46,6 +48,8 @@ __all__ = [
     "check_group",
     "check_whole",
     "check_footer",
+    "head_verified",
+    "settle_footer",
     "footer_spans_of",
     "group_entries",
     "digest_of",
@@ -58,17 +62,35 @@ __all__ = [
 #: for the same bytes (a lie) is checked again, not trusted because the old one passed.
 _passed: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 #: How a segment is hashed (a name of this module's own: tests count the hashing a read does).
 _digest = digest_of
 _WHOLE: Final[int] = -1
 #: Segment number recording that a table's footer matched (whatever its number of row groups).
 _FOOTER: Final[int] = -2
+#: Segment number recording that a footer's head and tail matched their piece's digest (see :mod:`.footer_pieces`).
+_HEAD: Final[int] = -3
+#: The recorded segments of each table (by file version) whose footer's head and tail only were checked, the most
+#: recent :data:`HEADS_KEPT`.
+_heads: OrderedDict[tuple[Any, ...], Segments] = OrderedDict()
+HEADS_KEPT: Final[int] = 4096
 
 
 def _key(version: tuple[Any, ...], seg: Segments, k: int) -> tuple[Any, ...]:
-    """The :data:`_passed` entry of segment ``k`` (or :data:`_WHOLE`, :data:`_FOOTER`) of ``seg``'s table."""
-    if k == _WHOLE:
-        return (*version, k, seg.sums)
+    """The :data:`_passed` entry of segment ``k`` (or :data:`_WHOLE`, :data:`_FOOTER`, :data:`_HEAD`) of ``seg``'s
+    table."""
+    if k == _HEAD:
+        return (*version, k, None if seg.footer_sums is None else seg.footer_sums[0])
+    if k == _WHOLE:  # every digest, as the one text the manifest records them in
+        return (*version, k, seg.sums.text if isinstance(seg.sums, HexSums) else "".join(seg.sums))
     return (*version, k, seg.sums[-1 if k == _FOOTER else k])
 
 
@@ -138,8 +160,55 @@ def footer_verified(root: Path, name: str, seg: Segments | None = None) -> bool:
 
 def check_footer(root: Path, name: str, seg: Segments) -> None:
     """Raise ChecksumError unless the footer segment of file ``name`` (``seg``'s last) has its recorded digest
-    (checked once per process and file version; then :func:`footer_verified` holds)."""
-    _check(root, name, seg, len(seg.bounds) - 1, "footer")
+    (checked once per process and file version; then :func:`footer_verified` holds); a footer recorded in pieces
+    (see :mod:`.footer_pieces`): its head and tail (then :func:`head_verified` holds: a read checks each block of
+    entries it parses, and :func:`settle_footer` the rest before the footer is parsed whole)."""
+    if seg.footer_sums is None or seg.footer_spans is None:
+        _check(root, name, seg, len(seg.bounds) - 1, "footer")
+        return
+    version = member_version(root, name)
+    if version is None or _seen(version, seg, _WHOLE, len(seg.bounds) - 1, _HEAD):
+        return
+    if version[3] != seg.size:
+        _check_segments(root, name, seg, version, [len(seg.bounds) - 1], "footer")  # raises, naming the sizes
+    at, length, header, end = seg.footer_spans[:4]
+    with reading(root, name, "checking the checksum of its footer's head and tail"):
+        fd = os.open(root / name, os.O_RDONLY)
+        try:
+            head, tail = os.pread(fd, header, at), os.pread(fd, length - end + 8, at + end)
+        finally:
+            os.close(fd)
+    actual = bytes_digest(head, tail)
+    if actual != seg.footer_sums[0]:
+        raise ChecksumError(
+            f"{root} [{name}]: the table's bytes do not match the checksum the manifest records for its footer's head "
+            f"and tail (bytes {at}..{at + header} and {at + end}..{seg.size}: recorded {seg.footer_sums[0]}, "
+            f"computed {actual}, {ALGORITHM}); the table is damaged (or the manifest lies) and its footer was not "
+            f"parsed. Fix: {FIX}. To read it anyway pass verify=False or set {ENV}=0"
+        )
+    with _lock:
+        _passed.add(_key(version, seg, _HEAD))
+        _heads[version] = seg
+        while len(_heads) > HEADS_KEPT:  # forgotten whole: its head is checked again when it is next opened
+            old, was = _heads.popitem(last=False)
+            _passed.discard(_key(old, was, _HEAD))
+
+
+def head_verified(root: Path, name: str, seg: Segments) -> bool:
+    """True when the head and tail of the footer of table ``name``, as it is on disk now, matched the digest ``seg``
+    records in this process (:func:`check_footer`)."""
+    version = member_version(root, name)
+    return version is not None and seg.footer_sums is not None and _seen(version, seg, _HEAD)
+
+
+def settle_footer(root: Path, name: str) -> None:
+    """Before table ``name``'s footer is parsed whole: when only its head and tail were checked (see
+    :func:`check_footer`), check it whole now (ChecksumError when it does not match)."""
+    version = member_version(root, name)
+    with _lock:
+        seg = None if version is None else _heads.get(version)
+    if seg is not None and version is not None:
+        _check(root, name, seg, len(seg.bounds) - 1, "footer")
 
 
 def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:
@@ -151,7 +220,7 @@ def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str],
         seg = _segments(root, manifest, name)
         if seg is None:
             check_whole(root, manifest, [name], verify)
-        else:
+        else:  # whole, pieces or not: its footer may then be parsed whole (and is, in many places) unchecked
             _check(root, name, seg, len(seg.bounds) - 1, "footer")
 
 

@@ -8,6 +8,7 @@ dict, which readers must not change: writers read their own copy with :func:`~.s
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -22,6 +23,15 @@ __all__ = ["KEPT_MANIFESTS", "shared_manifest"]
 KEPT_MANIFESTS: Final[int] = 16
 _kept: OrderedDict[FileVersion, dict[str, Any]] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _fresh_lock() -> None:
+    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 
 
 def shared_manifest(path: Path) -> dict[str, Any]:

@@ -77,6 +77,16 @@ _cache_owner = os.getpid()
 CACHE_SIZE = 32
 
 
+def _fresh_lock() -> None:
+    """A forked child's own cache lock: another thread of the parent may have held the parent's as it forked (a
+    DataLoader started while a thread opened a dataset), and no thread of the child would ever release it."""
+    global _cache_lock
+    _cache_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
+
+
 def clear_cache() -> None:
     """Forget every opened dataset of this process and the checks its reads passed (the next open parses the files
     again, its reads check them again)."""

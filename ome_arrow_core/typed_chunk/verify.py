@@ -17,6 +17,7 @@ from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
 from .chunk_footers import footer_records, spliced_fragment
 from .fragments import open_fragment
+from .group_sums import settle_footer
 from .page_index import range_mismatches
 from .spec import MANIFEST, is_dataset_dir, read_manifest
 from .tables import BASE, parts_of, read_images, read_indexes
@@ -94,6 +95,7 @@ def _verify_chunk_footers(root: Path, manifest: Mapping[str, Any], report: Verif
         if (root / name).is_file():
             try:
                 spliced_fragment(root, manifest, name, True)
+                settle_footer(root, name)  # recorded in pieces: a read checks its head and tail, verify all of it
             except Exception as exc:
                 report.add(root / name, describe_error(exc))
 
