@@ -29,6 +29,7 @@ import pyarrow as pa
 from .. import parquet_lite as pq
 from ..checksums import ALGORITHM, checker, mismatch
 from ..errors import DamagedFileError
+from ..remote import remote_chunk
 from .parquet_pages import DATA_PAGE, PLAIN, RLE, ShortHeader, page_header
 from .spec import IMAGES_SCHEMA, LOCATOR_COLUMNS
 
@@ -232,7 +233,10 @@ def image_locator(opened: OpenedDataset, pos: int) -> Located | None:
 
 
 def usable(root: Path, manifest: Mapping[str, Any], name: str) -> bool:
-    """Whether chunks file ``name`` is the size its locators were written for (else they are not used)."""
+    """Whether chunks file ``name`` is the size its locators were written for, and local (else they are not used: a
+    remote dataset's chunks are fetched by the index's ranges)."""
+    if remote_chunk(root / name) is not None:
+        return False
     entry = ((manifest.get("ome_arrow_core") or {}).get(LOCATORS_KEY) or {}).get(name)
     try:
         return isinstance(entry, Mapping) and int(entry.get("size", -1)) == os.stat(root / name).st_size
