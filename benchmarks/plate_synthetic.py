@@ -6,7 +6,7 @@ much longer on a shared one). This builds the same dataset directly
 (``write_aligned_index``, the writer's own function; images statistics on the columns ``write_dataset`` writes them
 for), chunks.parquet by the writer's ``chunk_writer`` with as many chunks to a row group as its packer shares (up
 to 1,024 images and 256 KiB of pixels: 1,024 images of 1x8x8, 32 of 1x64x64; read through its footer: no page
-ranges), the XXH3 checksum of every chunk, the table digests and the manifest (its chunk footer records packed, as
+ranges), the XXH3 checksum of every chunk, each image's pixel locator, the table digests and the manifest (its chunk footer records packed, as
 writes record them now).
 The images are those of ``plate_scale.py`` (image i is ``(arange(P) + 7 i) % 4096``), with its ``well`` and
 ``site`` columns, so its children check what they read.
@@ -74,6 +74,7 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     from ome_arrow_core.typed_chunk.chunk_footers import record_chunk_footers, set_footer_records
     from ome_arrow_core.typed_chunk.fragments import chunk_writer
     from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
+    from ome_arrow_core.typed_chunk.locators import LOCATOR_FIELDS, LOCATORS_KEY, value_offsets
     from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST
     from ome_arrow_core.typed_chunk.table_sums import TABLES_KEY, record
     from ome_arrow_core.typed_chunk.tables import statistics_columns
@@ -128,7 +129,13 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     del index
     row = _template(shape)
     fixed = [f for f in IMAGES_SCHEMA if f.name not in ("image_id", "name")]
-    schema = IMAGES_SCHEMA.append(pa.field("well", pa.string())).append(pa.field("site", pa.int64()))
+    # each image's pixel locator (where its pixel bytes lie in chunks.parquet), as write_dataset writes it
+    offsets = value_offsets(path / "chunks.parquet", group_of, row_in, np.full(n, size * 2, dtype=np.int64))
+    if (offsets < 0).any():
+        raise RuntimeError("chunks.parquet's pixel pages could not be located")
+    schema = IMAGES_SCHEMA
+    for f in (*LOCATOR_FIELDS, pa.field("well", pa.string()), pa.field("site", pa.int64())):
+        schema = schema.append(f)
     with pq.ParquetWriter(
         path / "images.parquet",
         schema.with_metadata(FILE_METADATA),
@@ -138,6 +145,8 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         for start in range(0, n, PER_GROUP):  # a row group at a time
             k = min(PER_GROUP, n - start)
             cols = [ids.slice(start, k), ids.slice(start, k), *(same(row[f.name], f.type, k) for f in fixed)]
+            cols += [same("chunks.parquet", pa.string(), k), pa.array(offsets[start : start + k])]
+            cols += [same(size * 2, pa.int64(), k), pa.array(sums[start : start + k])]
             cols.append(pa.array([wells[j % 96] for j in range(start, start + k)], pa.string()))
             cols.append(pa.array(i[start : start + k] // 96))
             images.write_table(pa.Table.from_arrays(cols, schema=schema.with_metadata(FILE_METADATA)), k)
@@ -159,4 +168,5 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     }
     manifest["ome_arrow_core"][GROUPS_KEY] = record_groups(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
     set_footer_records(manifest["ome_arrow_core"], record_chunk_footers(path, ["chunks.parquet"]))  # type: ignore[arg-type]
+    manifest["ome_arrow_core"][LOCATORS_KEY] = {"chunks.parquet": {"size": (path / "chunks.parquet").stat().st_size}}  # type: ignore[index]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

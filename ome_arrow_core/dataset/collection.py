@@ -38,6 +38,7 @@ from ..image import OMEArrow
 from ..registry import Registry
 from ..typed_chunk import (
     IMAGES_SCHEMA,
+    LOCATOR_COLUMNS,
     dataset_path,
     open_files,
 )
@@ -170,7 +171,8 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
     @property
     def extra_columns(self) -> list[str]:
         """Columns other than the dataset's own (for a chunk dataset: those beyond IMAGES_SCHEMA)."""
-        own = set(IMAGES_SCHEMA.names) if all(p.kind == "chunks" for p in self._parts) else {"image_id", "path"}
+        chunks = all(p.kind == "chunks" for p in self._parts)
+        own = {*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS} if chunks else {"image_id", "path"}
         if any(p.kind == "records" for p in self._parts):
             own = {"image_id", "path"} if all(p.named for p in self._parts if p.kind == "records") else set()
         return [n for n in self.table.column_names if n not in own]

@@ -89,7 +89,9 @@ def append_images(
         if not len(rows):
             return out
         new += [part.index, part.images]
-        write_tables(out, rows, fw.index(), images_per_group, part, images_schema(out, parts))
+        located = write_tables(
+            out, rows, fw.index(), images_per_group, part, images_schema(out, parts), located=written
+        )
         write_manifest(
             out,
             previous,
@@ -100,6 +102,7 @@ def append_images(
             fmt,
             len(ids) + len(rows),
             [*parts[1:], part],
+            located=located,
         )
     except BaseException:
         if not _committed(out, part):  # once the manifest lists them, the append has happened

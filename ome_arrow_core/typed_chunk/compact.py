@@ -26,6 +26,7 @@ from .aligned_index import write_aligned_index
 from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
 from .group_sums import GROUPS_KEY, swapped_groups
+from .locators import LOCATORS_KEY, with_locators
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .table_sums import TABLES_KEY, accept_both, restore_manifest, swapped_digest
@@ -114,14 +115,20 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             sizes = _group_sizes(root, parts)
             write_aligned_index(new_index, ids, sizes, tmp / BASE.index)
             moves = [(tmp / BASE_CHUNKS, root / BASE_CHUNKS), (tmp / BASE.index, root / BASE.index)]
+            located: dict[str, dict[str, int]] = {}  # pixel locators into the merged file (its offsets are new)
             if len(parts) > 1:
-                _write_images(_merged_images(images), sizes, tmp / BASE.images)
+                merged, located = with_locators(tmp, _merged_images(images), new_index, [BASE_CHUNKS])
+                _write_images(merged, sizes, tmp / BASE.images)
                 moves.append((tmp / BASE.images, root / BASE.images))
             if (root / MANIFEST).exists():
                 # row groups move: the merged file is read through its footer (the index keeps no page ranges)
                 ours = {
-                    k: v for k, v in (manifest.get("ome_arrow_core") or {}).items() if k not in ("appends", PAGES_KEY)
+                    k: v
+                    for k, v in (manifest.get("ome_arrow_core") or {}).items()
+                    if k not in ("appends", PAGES_KEY, LOCATORS_KEY)
                 }
+                if located:  # else images.parquet's locators (if any) point into the old file: not listed
+                    ours[LOCATORS_KEY] = located
                 ours.update({"fragments": [BASE_CHUNKS], "format_version": format_version_for([BASE_CHUNKS])})
                 ours[TABLES_KEY] = {
                     BASE.images: swapped_digest(root, tmp, BASE.images),

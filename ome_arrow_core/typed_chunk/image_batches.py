@@ -13,7 +13,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from ..errors import SchemaError
-from .spec import FILE_METADATA, IMAGES_SCHEMA
+from .spec import FILE_METADATA, IMAGES_SCHEMA, LOCATOR_COLUMNS
 
 __all__ = ["ImageRowBatches", "ROWS_PER_BATCH"]
 
@@ -77,11 +77,11 @@ class ImageRowBatches:
         names: list[str] = []
         for e in extras:
             names += [k for k in e.column_names if k not in names]
-        clash = sorted(set(names) & set(IMAGES_SCHEMA.names))
+        clash = sorted(set(names) & {*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS})
         if clash:
             raise SchemaError(
                 f"metadata columns {clash} collide with the dataset's own columns; rename them "
-                f"(reserved: {', '.join(IMAGES_SCHEMA.names)})"
+                f"(reserved: {', '.join([*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS])})"
             )
         if names:
             try:

@@ -150,6 +150,18 @@ class ImageRows:
                 self._rows.popitem(last=False)
             return row
 
+    def scalars(self, pos: int, names: Sequence[str]) -> list[Any]:
+        """Columns ``names`` of image row ``pos`` (None for a column its table lacks): from its row when kept, else
+        one scalar per column of its row group (no row made)."""
+        with self._lock:
+            hit = self._rows.get(pos)
+            if hit is not None:
+                return [hit.get(n) for n in names]
+            part, g, k = self.locate(pos)
+            group = self._group(part, g)
+            have = group.schema.names
+            return [group.column(have.index(n))[k].as_py() if n in have else None for n in names]
+
     def value(self, pos: int, name: str) -> Any:
         """Column ``name`` of image row ``pos``: of its row as :meth:`row` has it, or from its row group's column,
         converted to Python values once (a batch's dtypes need not convert every column of every row)."""

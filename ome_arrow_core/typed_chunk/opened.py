@@ -111,6 +111,8 @@ class OpenedDataset:
         self._checks: dict[int, ReadCheck] = {}
         self._row_images: np.ndarray | None = None
         self._sums: ChunkChecksums | None = None
+        #: Chunks files whose pixel locators may be used (their size is the one recorded; see :mod:`.locators`).
+        self.located_files: dict[str, bool] = {}
 
     @property
     def table(self) -> pa.Table:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..checksums import verify_enabled
 from ..chunks import ChunkTable, box_projections
 from ..errors import SchemaError
 from ..registry import Registry
 from ..selection import Selection
 from ..uniques import unique
 from .chunk_reads import Placement, read_placements
+from .locators import LOCATORS_KEY, image_locator, read_located
 from .opening import open_dataset
 
 if TYPE_CHECKING:
@@ -42,13 +45,17 @@ def read_rows(
         return
     opened = open_dataset(path, registry)
     n_images = opened.image_count
-    picked: list[np.ndarray] = []
     for pos, sel, out in zip(positions, sels, outs):
         if not 0 <= pos < n_images:
             raise SchemaError(f"row {pos} out of range; {path} holds images 0..{n_images - 1}")
         if out.shape != sel.shape:
             raise ValueError(f"out has shape {out.shape}; the selection of row {pos} needs {sel.shape}")
-        picked.append(opened.chunk_rows(pos))
+    rest = _read_located(opened, positions, sels, outs, verify_enabled(verify))
+    if len(rest) < len(positions):  # the others through the index
+        positions, sels, outs = [positions[k] for k in rest], [sels[k] for k in rest], [outs[k] for k in rest]
+        if not positions:
+            return
+    picked = [opened.chunk_rows(pos) for pos in positions]
     rows = np.concatenate(picked)
     table = opened.chunk_table(rows)  # the batch's origins and shapes, gathered once: each image checks its slice
     ends = np.cumsum([len(r) for r in picked])
@@ -90,6 +97,36 @@ def read_rows(
         for code, mine, groups in files:  # what this process audited, for the processes forked after it
             if not ledger.audited(mine) and not opened.read_check(code).unaudited(groups):
                 ledger.mark_audited(mine)
+
+
+def _read_located(
+    opened: OpenedDataset, positions: Sequence[int], sels: Sequence[Selection], outs: Sequence[np.ndarray], verify: bool
+) -> list[int]:
+    """Read the images of ``positions`` that have pixel locators (see :mod:`.locators`) into their ``outs``, each
+    with one positioned read, checked; the indices (into ``positions``) of the others."""
+    if not (opened.manifest.get("ome_arrow_core") or {}).get(LOCATORS_KEY):
+        return list(range(len(positions)))
+    algorithm = (opened.manifest.get("ome_arrow_core") or {}).get("checksum")
+    rest: list[int] = []
+    fds: dict[str, int] = {}
+    try:
+        for k, pos in enumerate(positions):
+            loc = image_locator(opened, pos)
+            if loc is None:
+                rest.append(k)
+                continue
+            fd = fds.get(loc.file)
+            if fd is None:
+                fd = fds[loc.file] = os.open(opened.path / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            meta = opened.meta(pos)
+            sizes = meta.sizes
+            shape = [sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]]
+            pixels = read_located(opened.path, loc, shape, meta.dtype, verify, algorithm, f"image {meta.id!r}", fd)
+            outs[k][...] = sels[k].apply(pixels.transpose(0, 2, 1, 3, 4))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    return rest
 
 
 def _by_file(opened: OpenedDataset, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

@@ -21,6 +21,7 @@ from ..selection import Selection
 from .box_plans import PLAN_CHUNKS, BoxPlan, box_key, plan_box
 from .chunk_reads import Placement, audited_pages, audited_piece, one_block, piece_block, read_placements
 from .fragments import ParquetFragment
+from .locators import image_locator, read_located
 from .opened import OpenedDataset
 from .opening import open_dataset
 from .page_reads import PageFragment
@@ -75,19 +76,64 @@ class DatasetSource:
         self.position = pos
         self.meta = opened.meta(pos)
         self._lock = opened.lock
-        mine = opened.chunk_rows(pos)
-        if len(mine) == 0:
-            raise SchemaError(f"image {self.meta.id!r} of {path} has no chunks in the index; the dataset is damaged")
-        self._chunks = _chunk_table(opened, pos, mine)
-        opened.verify(pos, mine, self._chunks)
-        opened.bound(pos, mine)
-        #: The index row of each of this image's chunks (rows of ``_chunks``).
-        self._index_rows = mine
+        self._chunk_table: ChunkTable | None = None
+        self._rows_of: np.ndarray | None = None
+        #: Where the pixels of a one-chunk image with a pixel locator lie (read with one positioned read, without
+        #: its index rows; see :mod:`.locators`); None: read through the index.
+        self._located = image_locator(opened, pos)
+        if self._located is None:
+            self._load_chunks()
         self.chunks_read = 0
         self.row_groups_read = 0
         #: Read plans of the boxes read lately (see box_plans), by their TZCYX ranges.
         self._plans: dict[tuple[range, ...], BoxPlan | WholeChunk] = {}
         self._seen: set[tuple[range, ...]] = set()
+
+    def _load_chunks(self) -> None:
+        """This image's index rows and chunk table (its index row group loaded), checked to cover it exactly."""
+        opened, pos = self._opened, self.position
+        mine = opened.chunk_rows(pos)
+        if len(mine) == 0:
+            raise SchemaError(
+                f"image {self.meta.id!r} of {self.path} has no chunks in the index; the dataset is damaged"
+            )
+        table = _chunk_table(opened, pos, mine)
+        opened.verify(pos, mine, table)
+        opened.bound(pos, mine)
+        self._chunk_table, self._rows_of = table, mine
+
+    @property
+    def _chunks(self) -> ChunkTable:
+        """This image's chunk table (loaded on first use for an image read by its pixel locator)."""
+        if self._chunk_table is None:
+            self._load_chunks()
+        assert self._chunk_table is not None
+        return self._chunk_table
+
+    @property
+    def _index_rows(self) -> np.ndarray:
+        """The index row of each of this image's chunks (rows of ``_chunks``)."""
+        if self._rows_of is None:
+            self._load_chunks()
+        assert self._rows_of is not None
+        return self._rows_of
+
+    def _pixels(self) -> np.ndarray:
+        """All pixels (TZCYX, read-only) of an image with a pixel locator: one positioned read, checked."""
+        assert self._located is not None
+        m = self.meta
+        algorithm = (self.manifest.get("ome_arrow_core") or {}).get("checksum")
+        block = read_located(
+            self.path,
+            self._located,
+            [m.sizes[a] for a in "TCZYX"],
+            m.dtype,
+            verify_enabled(self.verify),
+            algorithm,
+            f"image {m.id!r}",
+        )
+        self._count(1)
+        return block.transpose(0, 2, 1, 3, 4)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickles as its location; unpickling reopens it (through the per-process cache, with the shared registry
@@ -126,6 +172,8 @@ class DatasetSource:
             return self._read(sel)
 
     def _read(self, sel: Selection) -> np.ndarray:
+        if self._located is not None:
+            return _selected(self._pixels(), sel)
         key = box_key(sel)
         plan = self._plans.get(key) if key is not None else None
         if plan is not None:  # this box was read before: its plan reads (and checks) it again
@@ -196,6 +244,9 @@ class DatasetSource:
         are fetched in one batched read, each checked (length, checksum) once however many selections share it; a
         selection that is one whole chunk is a view of the buffer that chunk was read into (as :meth:`read`)."""
         with reading(self.path, None, "reading pixels"), blaming(self.path):
+            if self._located is not None and sels:
+                pixels = self._pixels()
+                return [_selected(pixels, sel) for sel in sels]
             together = self._whole_together(sels)
             if together is not None:
                 return together
@@ -278,6 +329,9 @@ class DatasetSource:
         with reading(self.path, None, "reading pixels"), blaming(self.path):
             if out.shape != sel.shape:
                 raise ValueError(f"out has shape {out.shape}; the selection needs {sel.shape}")
+            if self._located is not None:
+                out[...] = sel.apply(self._pixels())
+                return
             key = box_key(sel)
             plan = self._plans.get(key) if key is not None else None
             if isinstance(plan, BoxPlan):
@@ -319,6 +373,16 @@ PLANS_KEPT = 16
 #: Boxes read once that a source remembers (a box read again is planned).
 SEEN_KEPT = 64
 _PLANS_LOCK = threading.Lock()
+
+
+def _selected(pixels: np.ndarray, sel: Selection) -> np.ndarray:
+    """Selection ``sel`` of an image's whole ``pixels`` (TZCYX, read-only): themselves when it is all of them,
+    else a copy of its own."""
+    if sel.shape == pixels.shape and all(
+        isinstance(r, range) and r.start == 0 and r.step == 1 for r in (sel.axis(a) for a in "TZCYX")
+    ):
+        return pixels
+    return np.array(sel.apply(pixels), copy=True, order="C")
 
 
 def _whole(projections: list[ChunkProjection]) -> bool:

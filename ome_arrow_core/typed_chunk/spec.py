@@ -28,7 +28,8 @@ FORMAT_VERSION: Final[int] = 2
 # ``ome_arrow_core.table_groups`` (row-group digests: a footer is checked at open, each row group when first read),
 # and in its entries ``group_rows`` and ``footer_spans`` (row groups read through one-group footers), and
 # ``ome_arrow_core.chunk_footers`` (packed Parquet chunks files read so too; see typed_chunk/chunk_footers.py), written
-# now as ``ome_arrow_core.chunk_footers_packed`` (its integer lists as base64 int64; typed_chunk/packed_ints.py).
+# now as ``ome_arrow_core.chunk_footers_packed`` (its integer lists as base64 int64; typed_chunk/packed_ints.py), and
+# ``ome_arrow_core.pixel_locators`` (the chunks files the images tables' pixel locators point into; locators.py).
 #: The ``layout`` the manifest and every file's metadata name.
 LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
 #: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).
@@ -61,6 +62,9 @@ IMAGES_SCHEMA: Final = pa.schema(
         ("ome_xml", pa.string()),  # the image's source OME-XML (see ome_arrow_core.ome_xml), null without
     ]
 )
+#: Images-table columns ome-arrow-core adds after IMAGES_SCHEMA's: a one-chunk image's pixel locator (see
+#: typed_chunk/locators.py; null where an image has none). Reserved: not metadata columns of yours.
+LOCATOR_COLUMNS: Final[tuple[str, ...]] = ("pixels_file", "pixels_offset", "pixels_length", "pixels_checksum")
 CHUNKS_SCHEMA: Final = pa.schema(
     [
         ("image_id", pa.string()),

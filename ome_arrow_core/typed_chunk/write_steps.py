@@ -19,6 +19,7 @@ from .chunk_footers import footer_records, record_chunk_footers, set_footer_reco
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .group_sums import GROUPS_KEY, record_groups
 from .image_batches import ImageRowBatches
+from .locators import LOCATORS_KEY, with_locators
 from .packing import ChunkPacker
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import manifest_entry
@@ -112,14 +113,17 @@ def write_tables(
     part: Part = BASE,
     existing: pa.Schema | None = None,
     fresh: bool = False,
-) -> None:
+    located: Sequence[str] = (),
+) -> dict[str, dict[str, int]]:
     """Write the images and index tables of ``part`` (index first: no image is listed without its chunks);
-    ``fresh``: into a directory no reader sees yet (see :func:`placed`).
+    ``fresh``: into a directory no reader sees yet (see :func:`placed`). The one-chunk images whose chunk lies
+    in one of the chunks files ``located`` (just written, uncompressed Parquet) get pixel locators in their
+    images rows (see :mod:`.locators`); returns the manifest entries of the files located.
 
     The index is written aligned (see :mod:`.aligned_index`): its row group g holds the chunk rows of the
     images of images row group g, so opening one image reads one row group of each table.
     """
-    images = rows.table(existing)
+    images, entries = with_locators(root, rows.table(existing), index, located)
     per_group = max(1, images_per_group)
     write_aligned_index(index, images.column("image_id").to_pylist(), per_group, root / part.index, atomic=not fresh)
     # statistics only where filters and readers use them: a plate's footer stays small
@@ -130,6 +134,7 @@ def write_tables(
         row_group_size=per_group,
         write_statistics=statistics_columns(images.schema),
     )
+    return entries
 
 
 def write_manifest(
@@ -143,12 +148,15 @@ def write_manifest(
     image_count: int,
     appends: Sequence[Part] = (),
     fresh: bool = False,
+    located: Mapping[str, Any] | None = None,
 ) -> None:
     """Replace the manifest (atomically: this commits a write): counts, chunk files and append tables
     (``first``: the first new image's images-table row, None without new images). ``fresh``: ``root`` is a
     directory no reader sees yet, whose rename into place commits the write (see :func:`placed`).
 
     The ``SENTINEL`` text file goes in first, if missing (datasets written before it get it on append).
+    ``located``: the chunks files whose pixel locators this write wrote (:func:`write_tables`), added to those
+    the manifest lists.
     """
     if not (root / SENTINEL).is_file():
         with placed(root / SENTINEL, fresh) as tmp:
@@ -176,6 +184,10 @@ def write_manifest(
     pages = {**(ours.get(PAGES_KEY) or {}), **{n: e for n, e in fw.page_files.items() if n in fragments}}
     if pages:
         ours[PAGES_KEY] = pages
+    locators = {n: e for n, e in {**(ours.get(LOCATORS_KEY) or {}), **(located or {})}.items() if n in fragments}
+    ours.pop(LOCATORS_KEY, None)
+    if locators:
+        ours[LOCATORS_KEY] = locators
     ours.pop("appends", None)
     if appends:
         ours["appends"] = [p.to_json() for p in appends]

@@ -152,6 +152,8 @@ def stream_dataset(
                 registry=reg,
             )
         # tmp is a fresh directory no reader sees: its files are written in place, the rename commits them all
-        write_tables(tmp, rows, fw.index(), images_per_group, fresh=True)
-        write_manifest(tmp, {}, rows.first, fw, written or [name], rows_per_group, fmt, len(rows), fresh=True)
+        located = write_tables(tmp, rows, fw.index(), images_per_group, fresh=True, located=written)
+        write_manifest(
+            tmp, {}, rows.first, fw, written or [name], rows_per_group, fmt, len(rows), fresh=True, located=located
+        )
     return out
