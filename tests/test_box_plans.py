@@ -23,7 +23,7 @@ from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource, locators
-from ome_arrow_core.typed_chunk.source import WholeChunk
+from ome_arrow_core.typed_chunk.whole_chunks import WholeChunk
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -22,7 +22,7 @@ from ..chunks import ChunkTable
 from ..errors import DamagedFileError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
-from ..uniques import unique, unique_first
+from ..uniques import unique_first
 from .aligned_index import AlignedIndex
 from .bounds import dictionary_codes, held_bytes
 from .checks import check_image_chunks, check_unique
@@ -31,8 +31,7 @@ from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
 from .ledger import Ledger
 from .packed_groups import PackedGroups
-from .page_index import listed_codec
-from .page_reads import paged_fragment
+from .page_reads import index_paged_fragment
 from .readcheck import ReadCheck, dtype_name
 
 __all__ = ["OpenedDataset"]
@@ -354,40 +353,10 @@ class OpenedDataset:
             return self.aligned.pages[code]
         hit = self.files.get(code)
         if hit is None:
-            hit = self.files[code] = self._paged(code) or open_fragment(
+            hit = self.files[code] = index_paged_fragment(self, code) or open_fragment(
                 self.path, self.fragment_names[code], self.registry
             )
         return hit
-
-    def _paged(self, code: int) -> Fragment | None:
-        """Chunks file ``code`` read by the page ranges its index rows give (None: it has none; read its footer)."""
-        assert self.fragment_code is not None
-        name = self.fragment_names[code]
-        if self.aligned is not None:  # its page ranges come with its loaded row groups (see aligned.pages)
-            return None
-        if not listed_codec(self.path, self.manifest, name)[0]:
-            return None
-        rows = np.nonzero(self.fragment_code == code)[0]
-        parts = unique(self.index_part[rows])
-        if len(parts) != 1:  # a chunks file is written by one part
-            return None
-        part = int(parts[0])
-        local = rows - int(np.searchsorted(self.index_part, part))
-        pixels = np.ones(len(rows), dtype=np.int64)
-        for a in "tczyx":
-            pixels *= self.columns[f"shape_{a}"][rows].astype(np.int64)
-        return paged_fragment(
-            self.path,
-            name,
-            self.manifest,
-            self.path / self.index_names[part],
-            local,
-            self.columns["row_group_id"][rows].astype(np.int64),
-            self.columns["row_index_in_group"][rows].astype(np.int64),
-            rows,
-            pixels,
-            lambda row: self.where(row)[1],
-        )
 
     def read_groups(self, code: int, groups: np.ndarray) -> tuple[pa.ChunkedArray, dict[int, int], np.ndarray]:
         """``pixel_bytes`` of row groups ``groups`` (ascending) of one fragment (one read), the first

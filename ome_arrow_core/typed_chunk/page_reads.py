@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -24,14 +24,19 @@ from ..arrow_numpy import int_array, int_values
 from ..boundary import reading, require_regular_file
 from ..errors import DamagedFileError
 from ..remote import remote_chunk
+from ..uniques import unique
 from .page_columns import COLUMNS, defined_value_at
 from .page_index import RANGE_COLUMNS, listed_codec
 from .row_heads import row_head
+
+if TYPE_CHECKING:
+    from .opened import OpenedDataset
 
 __all__ = [
     "PageFragment",
     "ranged_rows_bound",
     "paged_fragment",
+    "index_paged_fragment",
 ]
 
 #: Pages closer than this are fetched in one read (the gap, other columns' pages, is read and dropped).
@@ -110,6 +115,38 @@ def paged_fragment(
     label = (lambda g: where(int(owner[g]))) if where is not None else None
     offset, compressed, uncompressed, first = (np.where(at >= 0, c[np.maximum(at, 0)], -1) for c in cols)
     return PageFragment(file, codec, offset, compressed, uncompressed, first, limit=limit, label=label)
+
+
+def index_paged_fragment(opened: OpenedDataset, code: int) -> PageFragment | None:
+    """Chunks file ``code`` of ``opened`` read by the page ranges its index rows give (None: it has none, or the
+    index is aligned, whose row groups bring their ranges; then its footer is read)."""
+    assert opened.fragment_code is not None
+    name = opened.fragment_names[code]
+    if opened.aligned is not None:  # its page ranges come with its loaded row groups (see aligned.pages)
+        return None
+    if not listed_codec(opened.path, opened.manifest, name)[0]:
+        return None
+    rows = np.nonzero(opened.fragment_code == code)[0]
+    parts = unique(opened.index_part[rows])
+    if len(parts) != 1:  # a chunks file is written by one part
+        return None
+    part = int(parts[0])
+    local = rows - int(np.searchsorted(opened.index_part, part))
+    pixels = np.ones(len(rows), dtype=np.int64)
+    for a in "tczyx":
+        pixels *= opened.columns[f"shape_{a}"][rows].astype(np.int64)
+    return paged_fragment(
+        opened.path,
+        name,
+        opened.manifest,
+        opened.path / opened.index_names[part],
+        local,
+        opened.columns["row_group_id"][rows].astype(np.int64),
+        opened.columns["row_index_in_group"][rows].astype(np.int64),
+        rows,
+        pixels,
+        lambda row: opened.where(row)[1],
+    )
 
 
 class PageFragment:

@@ -6,7 +6,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +24,7 @@ from .fragments import ParquetFragment
 from .locators import image_locator, read_located
 from .opened import OpenedDataset
 from .opening import open_dataset
-from .page_reads import PageFragment
-from .whole_chunks import whole_blocks
+from .whole_chunks import WholeChunk, chunks_of, whole_blocks, whole_chunk
 
 __all__ = ["DatasetSource", "image_meta"]
 
@@ -187,7 +186,7 @@ class DatasetSource:
             self._count(len(plan.items))
             return out
         projections = self._chunks.projections(sel)
-        if _whole(projections):  # the buffer read is the answer
+        if whole_chunk(projections):  # the buffer read is the answer
             got = self._whole_chunk(projections[0])
             if key is not None and self._again(key):
                 self._whole_plan(key, projections[0])
@@ -225,11 +224,11 @@ class DatasetSource:
 
     def _keep(self, key: tuple[range, ...], plan: BoxPlan | WholeChunk) -> None:
         """Keep ``plan`` for box ``key``, dropping the oldest plans beyond PLANS_KEPT or PLAN_CHUNKS chunks."""
-        size = _chunks_of(plan)
+        size = chunks_of(plan)
         with _PLANS_LOCK:
             plans = self._plans
             while plans and (
-                len(plans) >= PLANS_KEPT or sum(_chunks_of(p) for p in plans.values()) + size > PLAN_CHUNKS
+                len(plans) >= PLANS_KEPT or sum(chunks_of(p) for p in plans.values()) + size > PLAN_CHUNKS
             ):
                 plans.pop(next(iter(plans)))  # the oldest
             plans[key] = plan
@@ -254,11 +253,11 @@ class DatasetSource:
             outs: list[np.ndarray] = []
             placements: list[Placement] = []
             each = [self._chunks.projections(sel) for sel in sels]
-            placed = {p.row for ps in each if not _whole(ps) for p in ps}
+            placed = {p.row for ps in each if not whole_chunk(ps) for p in ps}
             whole = self._whole_chunks(each, placed)  # selections that are one whole chunk no other reads
             singles: dict[int, np.ndarray] = {}  # such chunks read one by one (when they could not be together)
             for sel, projections in zip(sels, each):
-                if _whole(projections) and projections[0].row not in placed:
+                if whole_chunk(projections) and projections[0].row not in placed:
                     block = whole.get(projections[0].row)
                     if block is not None:
                         outs.append(block.view())  # a view of its own (a chunk asked for twice: two views)
@@ -294,7 +293,7 @@ class DatasetSource:
         """The pixels (TZCYX) of the whole chunks that selections with projections ``each`` are, by chunk table
         row (those in ``placed`` excepted), read together (:func:`~.whole_chunks.whole_blocks`); empty when they
         cannot be (then each is read on its own)."""
-        todo = {ps[0].row: ps[0].chunk_shape for ps in each if _whole(ps) and ps[0].row not in placed}
+        todo = {ps[0].row: ps[0].chunk_shape for ps in each if whole_chunk(ps) and ps[0].row not in placed}
         if len(todo) < 2:
             return {}
         rows = list(todo)
@@ -354,20 +353,6 @@ class DatasetSource:
         self.chunks_read += len(placements)
 
 
-class WholeChunk(NamedTuple):
-    """The plan of a box that is one whole audited chunk: its page-ranged file and row group there, its index row
-    and shape (read with one positioned read, every check made, into a buffer the result is a view of)."""
-
-    piece: tuple[PageFragment, int]
-    row: int
-    shape: tuple[int, ...]
-
-
-def _chunks_of(plan: BoxPlan | WholeChunk) -> int:
-    """Chunks a kept plan lists."""
-    return len(plan.items) if isinstance(plan, BoxPlan) else 1
-
-
 #: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
 PLANS_KEPT = 16
 #: Boxes read once that a source remembers (a box read again is planned).
@@ -383,11 +368,6 @@ def _selected(pixels: np.ndarray, sel: Selection) -> np.ndarray:
     ):
         return pixels
     return np.array(sel.apply(pixels), copy=True, order="C")
-
-
-def _whole(projections: list[ChunkProjection]) -> bool:
-    """Whether a selection with ``projections`` is one whole chunk (read into its own buffer, no copy)."""
-    return len(projections) == 1 and projections[0].is_complete_chunk
 
 
 def _chunk_table(opened: OpenedDataset, pos: int, rows: np.ndarray) -> ChunkTable:

@@ -12,17 +12,21 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from ..checksums import mismatch
+from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
+from .box_plans import BoxPlan
 from .chunk_reads import checked_block
 from .grouped_reads import one_file_groups, ranged_pieces
 from .opened import OpenedDataset
+from .page_reads import PageFragment
 from .page_values import page_values_apart
 
-__all__ = ["whole_blocks"]
+__all__ = ["WholeChunk", "chunks_of", "whole_blocks", "whole_chunk"]
 
 #: TCZYX axes in TZCYX order (a chunk as a selection's pixels).
 _TZCYX = (0, 2, 1, 3, 4)
@@ -95,3 +99,22 @@ def _view_of(shape: tuple[int, ...], dtype: np.dtype) -> tuple[tuple[int, ...], 
         tuple(c_strides[k] for k in _TZCYX),
         math.prod(shape) * dtype.itemsize,
     )
+
+
+class WholeChunk(NamedTuple):
+    """The plan of a box that is one whole audited chunk: its page-ranged file and row group there, its index row
+    and shape (read with one positioned read, every check made, into a buffer the result is a view of)."""
+
+    piece: tuple[PageFragment, int]
+    row: int
+    shape: tuple[int, ...]
+
+
+def chunks_of(plan: BoxPlan | WholeChunk) -> int:
+    """Chunks a kept plan lists."""
+    return len(plan.items) if isinstance(plan, BoxPlan) else 1
+
+
+def whole_chunk(projections: list[ChunkProjection]) -> bool:
+    """Whether a selection with ``projections`` is one whole chunk (read into its own buffer, no copy)."""
+    return len(projections) == 1 and projections[0].is_complete_chunk
