@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -37,3 +37,17 @@ def pixels(shape: tuple[int, ...], dtype: str = "uint16", seed: int = 0) -> np.n
 def make_pixels() -> MakePixels:
     """``make_pixels(shape, dtype="uint16", seed=0)``: see :func:`pixels`."""
     return pixels
+
+
+@pytest.fixture(scope="module")
+def written_without_locators() -> Iterator[None]:
+    """Datasets of the module written without pixel locators, as before them: their one-chunk images are read through
+    the index (packed chunk row groups, the aligned index, chunks files' footer records), which such modules test;
+    tests/test_pixel_locators.py tests the locators. Use: ``pytestmark = pytest.mark.usefixtures(...)``."""
+    from ome_arrow_core.typed_chunk import locators
+
+    locators.WRITE = False
+    try:
+        yield
+    finally:
+        locators.WRITE = True

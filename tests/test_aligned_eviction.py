@@ -12,7 +12,6 @@ import gc
 import itertools
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +23,12 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import OMEArrowError
-from ome_arrow_core.typed_chunk import aligned_index, locators
+from ome_arrow_core.typed_chunk import aligned_index
 from ome_arrow_core.typed_chunk.lazy_rows import LazyColumns
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _read_through_the_index() -> Iterator[None]:
-    """Datasets written without pixel locators (as before them): their reads go through the aligned index, tested here
-    (tests/test_pixel_locators.py tests the locators)."""
-    locators.WRITE = False
-    yield
-    locators.WRITE = True
+#: Datasets written without pixel locators (as before them): reads here go through the index (see conftest).
+pytestmark = pytest.mark.usefixtures("written_without_locators")
 
 
 def image(i: int) -> np.ndarray:

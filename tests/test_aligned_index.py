@@ -8,7 +8,6 @@ chunk ids) are refused; opening image k reads one row group of each table, howev
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,12 @@ from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import DamagedFileError, OMEArrowError
-from ome_arrow_core.typed_chunk import locators
 from ome_arrow_core.typed_chunk.aligned_index import ALIGNED, INDEX_GROUPS_KEY
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
 from ome_arrow_core.typed_chunk.spec import FILE_METADATA
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _read_through_the_index() -> Iterator[None]:
-    """Datasets written without pixel locators (as before them): their reads go through the aligned index, tested here
-    (tests/test_pixel_locators.py tests the locators)."""
-    locators.WRITE = False
-    yield
-    locators.WRITE = True
+#: Datasets written without pixel locators (as before them): reads here go through the index (see conftest).
+pytestmark = pytest.mark.usefixtures("written_without_locators")
 
 
 def image(i: int, shape: tuple[int, ...] = (1, 6, 5)) -> np.ndarray:

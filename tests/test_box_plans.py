@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,11 @@ import ome_arrow_core.typed_chunk.box_threads as box_threads
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
-from ome_arrow_core.typed_chunk import DatasetSource, locators
+from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.whole_chunks import WholeChunk
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _read_through_the_index() -> Iterator[None]:
-    """Datasets written without pixel locators: a one-chunk image is read (and planned) through the index here
-    (tests/test_pixel_locators.py tests the locators)."""
-    locators.WRITE = False
-    yield
-    locators.WRITE = True
+#: Datasets written without pixel locators (as before them): reads here go through the index (see conftest).
+pytestmark = pytest.mark.usefixtures("written_without_locators")
 
 
 DTYPES = ["<f4", "<f8", "|i1", "<u2"]

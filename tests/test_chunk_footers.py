@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
-from ome_arrow_core.typed_chunk import fragments, group_sums, locators
+from ome_arrow_core.typed_chunk import fragments, group_sums
 from ome_arrow_core.typed_chunk.chunk_footers import (
     CHUNK_FOOTERS_KEY,
     PACKED_FOOTERS_KEY,
@@ -32,14 +31,8 @@ from ome_arrow_core.typed_chunk.fragments import ParquetFragment
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
 from ome_arrow_core.typed_chunk.packed_ints import pack_ints, unpack_ints
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _read_through_the_index() -> Iterator[None]:
-    """Datasets written without pixel locators (as before them): their reads go through chunks files' footer records, tested here
-    (tests/test_pixel_locators.py tests the locators)."""
-    locators.WRITE = False
-    yield
-    locators.WRITE = True
+#: Datasets written without pixel locators (as before them): reads here go through the index (see conftest).
+pytestmark = pytest.mark.usefixtures("written_without_locators")
 
 
 MANIFEST = "_ome_arrow_dataset.json"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, OMEArrowError, StorageError
-from ome_arrow_core.typed_chunk import locators
 from ome_arrow_core.typed_chunk.aligned_index import image_owners
 from ome_arrow_core.typed_chunk.file_version import file_version, member_version
 from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
@@ -27,14 +25,8 @@ from ome_arrow_core.typed_chunk.spec import MANIFEST
 from ome_arrow_core.typed_chunk.table_sums import TABLES_KEY, record
 from ome_arrow_core.typed_chunk.tables import UNFILTERED
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _read_through_the_index() -> Iterator[None]:
-    """Datasets written without pixel locators (as before them): their reads go through packed chunk row groups, tested here
-    (tests/test_pixel_locators.py tests the locators)."""
-    locators.WRITE = False
-    yield
-    locators.WRITE = True
+#: Datasets written without pixel locators (as before them): reads here go through the index (see conftest).
+pytestmark = pytest.mark.usefixtures("written_without_locators")
 
 
 WELLS = ["A01", "A02", "B01"]
