@@ -25,6 +25,9 @@ from ome_arrow_core.verification import verify
 MANIFEST = "_ome_arrow_dataset.json"
 PER = 2  # images a row group of each table
 N = 80  # 40 row groups: three blocks of entries
+#: Datasets written without pixel locators: their one-chunk images are read through chunks.parquet's footer
+#: records, whose pieces are tested here (see conftest).
+pytestmark = pytest.mark.usefixtures("written_without_locators")
 
 
 def _image(i: int) -> np.ndarray:
