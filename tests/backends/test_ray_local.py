@@ -24,7 +24,12 @@ from ome_arrow_core import write_dataset
 from ome_arrow_ray.local_ray import FREE_OBJECTS_PERIOD_MS
 
 N = 7
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),
+    # The cluster's nodes are forked from this process; JAX, when an earlier test imported it, warns at every fork.
+    pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning"),
+]
 
 #: Reads the plate with read_dataset (after the set-up in argv[3]) and prints what Ray it ran on.
 SCRIPT = """
