@@ -10,13 +10,13 @@ digest the manifest records (see :mod:`.group_sums`): it is the one the writer w
 from __future__ import annotations
 
 import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Final
 
 from .. import parquet_lite as pq
 from ..boundary import reading, require_member
+from ..fork_locks import fork_safe_lock
 from ..parquet_files import checked_footer
 from .file_version import FileVersion, member_version
 from .group_footers import GroupFooters
@@ -27,20 +27,17 @@ __all__ = ["KEPT", "footer", "footer_rows", "group_footers"]
 #: Footers kept parsed (the most recently used).
 KEPT: Final[int] = 16
 _kept: OrderedDict[FileVersion, pq.FileMetaData] = OrderedDict()
-_lock = threading.Lock()
+_lock = fork_safe_lock(globals(), "_lock")
 _by_group: OrderedDict[tuple[FileVersion, tuple[int, ...]], GroupFooters] = OrderedDict()
 
 
-def _fresh_locks() -> None:
-    """A forked child's own locks, this module's and each kept table's (a thread of the parent may have held one as
-    it forked: no thread of the child would ever release it)."""
-    global _lock
-    _lock = threading.Lock()
+def _fresh_table_locks() -> None:
+    """A forked child's own lock of each kept table (a thread of the parent may have held one as it forked)."""
     for found in _by_group.values():
         found.fresh_lock()
 
 
-os.register_at_fork(after_in_child=_fresh_locks)
+os.register_at_fork(after_in_child=_fresh_table_locks)
 
 
 def group_footers(root: Path, name: str, seg: Segments | None) -> GroupFooters | None:

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, overload
@@ -14,6 +12,7 @@ import numpy as np
 
 from ..checksums import FIX
 from ..errors import DamagedFileError
+from ..fork_locks import fork_safe_lock
 from ..frozen_types import frozen
 from .footer_pieces import parse_pieces
 from .spec import MANIFEST
@@ -23,16 +22,7 @@ __all__ = ["GROUPS_KEY", "HexSums", "Segments", "segments_of", "recorded_rows", 
 
 #: Key of the recorded row-group digests in the manifest's ``ome_arrow_core`` section.
 GROUPS_KEY: Final[str] = "table_groups"
-_lock = threading.Lock()
-
-
-def _fresh_lock() -> None:
-    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
+_lock = fork_safe_lock(globals(), "_lock")
 
 
 class HexSums(Sequence[str]):

@@ -19,7 +19,6 @@ ctime).
 from __future__ import annotations
 
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Final
 from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError
+from ..fork_locks import fork_safe_lock
 from .file_version import member_version
 from .footer_pieces import bytes_digest
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
@@ -61,16 +61,8 @@ __all__ = [
 #: manifest recorded matched). Keyed by the recorded digest too: a manifest replaced by one recording another digest
 #: for the same bytes (a lie) is checked again, not trusted because the old one passed.
 _passed: set[tuple[Any, ...]] = set()
-_lock = threading.Lock()
+_lock = fork_safe_lock(globals(), "_lock")
 
-
-def _fresh_lock() -> None:
-    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
 #: How a segment is hashed (a name of this module's own: tests count the hashing a read does).
 _digest = digest_of
 _WHOLE: Final[int] = -1

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import mmap
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Final
 
 import numpy as np
 
+from ..fork_locks import fork_safe_lock
 from .file_version import file_version
 
 __all__ = ["Ledger", "ledger_for", "chunk_versions", "forget_ledgers", "LEDGERS"]
@@ -73,16 +73,7 @@ class Ledger:
 
 
 _ledgers: OrderedDict[Hashable, Ledger] = OrderedDict()
-_lock = threading.Lock()
-
-
-def _fresh_lock() -> None:
-    """A forked child's own lock (another thread of the parent may have held the parent's as it forked)."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
+_lock = fork_safe_lock(globals(), "_lock")
 
 
 def chunk_versions(root: str, files: Sequence[str]) -> tuple[tuple[int, ...] | None, ...]:

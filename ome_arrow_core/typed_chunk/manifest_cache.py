@@ -8,12 +8,11 @@ dict, which readers must not change: writers read their own copy with :func:`~.s
 
 from __future__ import annotations
 
-import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Final
 
+from ..fork_locks import fork_safe_lock
 from .file_version import FileVersion, member_version
 from .spec import MANIFEST, read_manifest
 
@@ -22,16 +21,7 @@ __all__ = ["KEPT_MANIFESTS", "shared_manifest"]
 #: Manifests kept parsed (the most recently used).
 KEPT_MANIFESTS: Final[int] = 16
 _kept: OrderedDict[FileVersion, dict[str, Any]] = OrderedDict()
-_lock = threading.Lock()
-
-
-def _fresh_lock() -> None:
-    """A forked child's own lock (a thread of the parent may have held the parent's as it forked)."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
+_lock = fork_safe_lock(globals(), "_lock")
 
 
 def shared_manifest(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from ..checksums import verify_enabled
 from ..errors import DamagedFileError, FormatVersionError, SchemaError
+from ..fork_locks import fork_safe_lock
 from ..registry import Registry
 from ..uniques import unique_first
 from .aligned_index import AlignedIndex, aligned_starts
@@ -70,21 +71,11 @@ def _stamp(path: Path) -> tuple[Any, ...]:
 
 #: Opened datasets by :func:`_stamp`, most recently used last.
 _cache: OrderedDict[tuple[Any, ...], OpenedDataset] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache_lock = fork_safe_lock(globals(), "_cache_lock")
 #: The process whose entries :data:`_cache` holds (a forked child's differs until it takes them over).
 _cache_owner = os.getpid()
 #: How many opened datasets are kept (footer and index parsed) for repeated scans of the same files.
 CACHE_SIZE = 32
-
-
-def _fresh_lock() -> None:
-    """A forked child's own cache lock: another thread of the parent may have held the parent's as it forked (a
-    DataLoader started while a thread opened a dataset), and no thread of the child would ever release it."""
-    global _cache_lock
-    _cache_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_fresh_lock)
 
 
 def clear_cache() -> None:
