@@ -304,7 +304,9 @@ def locator_damage(root: Path, manifest: Mapping[str, Any], images: pa.Table) ->
         values = [cols[n][k] for n in LOCATOR_NAMES]
         try:
             loc = locator_of(manifest, files, values, f"{root}, image {image!r}")
-            if loc is None or not ok.setdefault(loc.file, usable(root, manifest, loc.file)):
+            if loc is not None and loc.file not in ok:  # each file's size compared once
+                ok[loc.file] = usable(root, manifest, loc.file)
+            if loc is None or not ok[loc.file]:
                 continue
             shape = [int(s[k]) for s in sizes]
             read_located(root, loc, shape, np.dtype(cols["dtype"][k]), True, algorithm, f"image {image!r}")
