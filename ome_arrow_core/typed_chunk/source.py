@@ -363,9 +363,7 @@ _PLANS_LOCK = threading.Lock()
 def _selected(pixels: np.ndarray, sel: Selection) -> np.ndarray:
     """Selection ``sel`` of an image's whole ``pixels`` (TZCYX, read-only): themselves when it is all of them,
     else a copy of its own."""
-    if sel.shape == pixels.shape and all(
-        isinstance(r, range) and r.start == 0 and r.step == 1 for r in (sel.axis(a) for a in "TZCYX")
-    ):
+    if sel == Selection.full(dict(zip("TZCYX", pixels.shape))):
         return pixels
     return np.array(sel.apply(pixels), copy=True, order="C")
 
