@@ -7,10 +7,21 @@ read the data and validity buffers directly (primitive integer types only).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["int_values", "valid_mask", "int_array", "binary_lengths", "string_values", "plain_values", "int_column"]
+__all__ = [
+    "as_list",
+    "int_values",
+    "valid_mask",
+    "int_array",
+    "binary_lengths",
+    "string_values",
+    "plain_values",
+    "int_column",
+]
 
 
 def _chunks(column: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
@@ -143,3 +154,20 @@ def int_column(column: pa.ChunkedArray | pa.Array, null: int = 0) -> np.ndarray:
     if all(pa.types.is_integer(c.type) or c.type == pa.null() for c in _chunks(column)):
         return int_values(column, null).astype(np.int64)
     return np.asarray(column.fill_null(null).to_numpy(zero_copy_only=False)).astype(np.int64)
+
+
+def as_list(column: pa.Array) -> list[Any]:
+    """``column.to_pylist()``, the same Python values made in C for dictionary-encoded strings (each distinct value
+    once) and integers, floats and bools without nulls (from their buffers: ``to_numpy`` loads pandas)."""
+    kind = column.type
+    if pa.types.is_dictionary(kind) and (
+        pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)
+    ):
+        distinct = np.empty(len(column.dictionary) + 1, dtype=object)  # the last: None, for nulls (code -1)
+        distinct[:-1] = column.dictionary.to_pylist()
+        picked: list[Any] = distinct[int_values(column.indices, -1)].tolist()
+        return picked
+    plain = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+    if (plain or (pa.types.is_floating(kind) and not pa.types.is_float16(kind))) and not column.null_count:
+        return plain_values(column).tolist()  # type: ignore[no-any-return]
+    return column.to_pylist()  # type: ignore[no-any-return]

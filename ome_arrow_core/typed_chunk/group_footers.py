@@ -182,10 +182,16 @@ class GroupFooters:
 
     def read(self, g: int, columns: list[str] | None = None, dictionary: list[str] | None = None) -> pa.Table:
         """Row group ``g`` (``columns`` only; ``dictionary``: string columns read dictionary-encoded)."""
+        pf = self.reader(g, dictionary)
+        with reading(self.root, self.name, f"reading row group {g}"):
+            return pf.read_row_group(0, columns=columns, use_threads=False)
+
+    def reader(self, g: int, dictionary: list[str] | None = None) -> pq.ParquetFile:
+        """A reader of the file whose footer holds row group ``g`` alone, as its row group 0 (``dictionary``:
+        string columns read dictionary-encoded)."""
         md = self.group_metadata(g)
         with reading(self.root, self.name, f"reading row group {g}"):
-            pf = pq.ParquetFile(self.file, metadata=md, read_dictionary=dictionary or None, **pq.LOCAL_READS)
-            return pf.read_row_group(0, columns=columns, use_threads=False)
+            return pq.ParquetFile(self.file, metadata=md, read_dictionary=dictionary or None, **pq.LOCAL_READS)
 
 
 def _trailer(length: int) -> bytes:

@@ -18,11 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from .. import parquet_lite as pq
-from ..arrow_numpy import int_values, plain_values
+from ..arrow_numpy import as_list
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
 from .footers import footer, group_footers
+from .group_chunks import ChunkReuse
 from .group_footers import GroupFooters
 from .group_sums import TableGuard
 from .image_rows import meta_from_row
@@ -89,6 +90,8 @@ class ImageRows:
         self._table: pa.Table | None = None
         self._columns: dict[str, pa.ChunkedArray] = {}
         self._files: dict[int, pq.ParquetFile] = {}
+        #: Each part's images row groups decoded a column chunk at a time (see :mod:`.group_chunks`).
+        self._chunks = [ChunkReuse(path / p.images) for p in self.parts]
         self._groups: OrderedDict[tuple[int, int], pa.RecordBatch] = OrderedDict()
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lists: OrderedDict[tuple[int, int], list[list[Any]]] = OrderedDict()
@@ -143,8 +146,12 @@ class ImageRows:
             lists = self._group_lists((part, g), group)
             if lists is not None:
                 row = dict(zip(group.schema.names, [values[k] for values in lists]))
-            else:  # one row's scalars: a sliced table's to_pylist converts slowly
-                row = {name: group.column(i)[k].as_py() for i, name in enumerate(group.schema.names)}
+            else:  # one row's scalars (a sliced table's to_pylist converts slowly), or of a kept chunk's values
+                reuse = self._chunks[part]
+                row = {}
+                for name, column in zip(group.schema.names, group.columns):
+                    values = reuse.values(column)
+                    row[name] = column[k].as_py() if values is None else values[k]
             self._rows[pos] = row
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
@@ -175,7 +182,7 @@ class ImageRows:
                 group = self._group(part, g)
                 if name not in group.schema.names:
                     raise KeyError(name)
-                values = self._values[(part, g, name)] = _as_list(group.column(name))
+                values = self._values[(part, g, name)] = as_list(group.column(name))
                 while len(self._values) > GROUPS_KEPT:
                     self._values.popitem(last=False)
             else:
@@ -191,7 +198,7 @@ class ImageRows:
         served = self._served[key] = self._served.get(key, 0) + 1
         if served * _CONVERT_AFTER < group.num_rows:
             return None
-        lists = self._lists[key] = [_as_list(column) for column in group.columns]
+        lists = self._lists[key] = [as_list(column) for column in group.columns]
         while len(self._lists) > LISTS_KEPT:
             self._lists.popitem(last=False)
         return lists
@@ -257,31 +264,16 @@ class ImageRows:
         by_group = self.footers[part]
         with reading(self.path, name, "reading an images row group"):
             if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
-                have = set(by_group.schema.names)
-                group = by_group.read(g, dictionary=[n for n in self.group_dictionary[part] if n in have])
-                group = group.combine_chunks()
+                pf, at = by_group.reader(g, [n for n in self.group_dictionary[part] if n in by_group.schema.names]), 0
             else:
-                group = self._file(part).read_row_group(g, use_threads=False).combine_chunks()
-        if group.num_rows != want:
+                pf, at = self._file(part), g
+            batch = self._chunks[part].read(pf, at, frozenset(self.group_dictionary[part]))
+            if batch is None:  # whole (see ChunkReuse.read)
+                table = pf.read_row_group(at, use_threads=False).combine_chunks()
+                batch = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
+        if batch.num_rows != want:
             raise DamagedFileError(
-                f"{self.path / name}: row group {g} holds {group.num_rows} rows, its footer says "
+                f"{self.path / name}: row group {g} holds {batch.num_rows} rows, its footer says "
                 f"{want}; the images table is damaged"
             )
-        return group.to_batches()[0] if group.num_rows else pa.RecordBatch.from_pylist([], schema=group.schema)
-
-
-def _as_list(column: pa.Array) -> list[Any]:
-    """``column.to_pylist()``, the same Python values made in C for dictionary-encoded strings (each distinct value
-    once) and integers, floats and bools without nulls (from their buffers: ``to_numpy`` loads pandas)."""
-    kind = column.type
-    if pa.types.is_dictionary(kind) and (
-        pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type)
-    ):
-        distinct = np.empty(len(column.dictionary) + 1, dtype=object)  # the last: None, for nulls (code -1)
-        distinct[:-1] = column.dictionary.to_pylist()
-        picked: list[Any] = distinct[int_values(column.indices, -1)].tolist()
-        return picked
-    plain = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
-    if (plain or (pa.types.is_floating(kind) and not pa.types.is_float16(kind))) and not column.null_count:
-        return plain_values(column).tolist()  # type: ignore[no-any-return]
-    return column.to_pylist()  # type: ignore[no-any-return]
+        return batch

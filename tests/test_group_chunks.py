@@ -1,0 +1,165 @@
+"""Images row groups decoded a column chunk at a time (:mod:`ome_arrow_core.typed_chunk.group_chunks`): a chunk whose
+bytes, codec, value count and string reading match one decoded before is not decoded again; every row is still the
+table's, and a damaged chunk is never answered with an intact one's values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ome_arrow_core import OMEArrowDataset, parquet_lite, write_dataset
+from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.typed_chunk import group_chunks, group_footers
+from ome_arrow_core.typed_chunk.opening import open_dataset
+
+
+def _plate(root: Path, n: int, per_group: int, wells: int = 3) -> Path:
+    meta = [{"well": f"W{i % wells}", "site": i} for i in range(n)]
+    arrs = [np.full((2, 4, 4), i, dtype=np.uint16) for i in range(n)]
+    return write_dataset(arrs, root, dim_order="CYX", metadata=meta, images_per_group=per_group, progress=False)
+
+
+def _decoded(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The ``columns`` of every row-group read through parquet_lite from now on (None: all of them)."""
+    calls: list[Any] = []
+    real = parquet_lite.ParquetFile.read_row_group
+
+    def counting(self: Any, i: int, columns: Any = None, use_threads: bool = True) -> Any:
+        calls.append(None if columns is None else list(columns))
+        return real(self, i, columns=columns, use_threads=use_threads)
+
+    monkeypatch.setattr(parquet_lite.ParquetFile, "read_row_group", counting)
+    return calls
+
+
+@pytest.mark.parametrize("alone", [0, 64])  # every group through the whole footer / through one-group footers
+def test_columns_alike_in_every_group_are_decoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: int
+) -> None:
+    monkeypatch.setattr(group_footers, "ALONE", alone)
+    path = _plate(tmp_path / "p", 16, 4, wells=4)  # each group: wells W0..W3, the same bytes
+    want = pq.read_table(path / "images.parquet").to_pylist()
+    images = open_dataset(path).images
+    calls = _decoded(monkeypatch)
+    assert [images.row(pos) for pos in range(0, 16, 4)] == want[::4]
+    decoded = [set(c) for c in calls if c is not None]
+    assert len(decoded) == 4 and None not in calls
+    names = set(want[0])
+    assert decoded[0] == names  # the first group: every column
+    for later in decoded[1:]:  # then only the columns that differ: per-image ids, names, locators, sites
+        assert "size_y" not in later and "dtype" not in later and "channels_json" not in later and "well" not in later
+        assert {"image_id", "site"} <= later < names
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 30),
+    per_group=st.integers(1, 7),
+    wells=st.integers(1, 5),
+    picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=25),
+    kept=st.sampled_from([0, 1, 3, 256]),
+    keyed=st.sampled_from([0, 64, 4096]),
+    alone=st.sampled_from([0, 2, 16]),
+)
+def test_any_reads_give_the_table_rows_and_groups(
+    tmp_path_factory: pytest.TempPathFactory,
+    n: int,
+    per_group: int,
+    wells: int,
+    picks: list[int],
+    kept: int,
+    keyed: int,
+    alone: int,
+) -> None:
+    """Any plate, any order, any number of kept chunks and size of keyed ones: each row and each row group is the
+    table's (its types too), each image's pixels its own."""
+    saved = group_footers.ALONE, group_chunks.KEPT_CHUNKS, group_chunks.KEYED_BYTES
+    group_footers.ALONE, group_chunks.KEPT_CHUNKS, group_chunks.KEYED_BYTES = alone, kept, keyed
+    try:
+        path = _plate(tmp_path_factory.mktemp("any") / "p", n, per_group, wells)
+        table = pq.read_table(path / "images.parquet")
+        want = table.to_pylist()
+        images = open_dataset(path).images
+        ds = OMEArrowDataset.scan(path)
+        for pick in picks:
+            pos = pick % n
+            assert images.row(pos) == want[pos]
+            part, g, k = images.locate(pos)
+            group = images.group(part, g)
+            assert group.to_pylist() == want[pos - k : pos - k + group.num_rows]
+            assert group.schema.names == table.schema.names
+            assert np.array_equal(ds[pos].to_numpy(), np.full((1, 2, 1, 4, 4), pos, np.uint16))
+    finally:
+        group_footers.ALONE, group_chunks.KEPT_CHUNKS, group_chunks.KEYED_BYTES = saved
+
+
+def _flip(path: Path, g: int, column: str) -> None:
+    """Flip a byte in the last page of ``column`` in images row group ``g``."""
+    file = path / "images.parquet"
+    md = pq.read_metadata(file)
+    col = md.row_group(g).column(md.schema.names.index(column))
+    data = bytearray(file.read_bytes())
+    data[col.data_page_offset + col.total_compressed_size - 3] ^= 0x5A
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("column", ["size_y", "dtype", "well", "channels_json"])
+def test_a_flipped_byte_in_a_chunk_decoded_before_is_refused(tmp_path: Path, column: str) -> None:
+    """Group 0's chunk of ``column`` is decoded and kept; group 1's, the same bytes but one, is damaged: checked, it
+    is refused (the group's digest), never answered with group 0's values."""
+    path = _plate(tmp_path / "p", 8, 4, wells=4)
+    ds = OMEArrowDataset.scan(path)
+    assert np.array_equal(ds[1].to_numpy(), np.full((1, 2, 1, 4, 4), 1, np.uint16))
+    _flip(path, 1, column)
+    ds = OMEArrowDataset.scan(path)
+    assert np.array_equal(ds[1].to_numpy(), np.full((1, 2, 1, 4, 4), 1, np.uint16))  # group 0 intact
+    with pytest.raises(DamagedFileError):
+        ds[5].to_numpy()
+
+
+def _pyarrow_group(path: Path, g: int) -> list[dict[str, Any]] | type[Exception]:
+    """Row group ``g`` of the images table as pyarrow reads it alone, or the kind of error it raises."""
+    try:
+        return pq.ParquetFile(path / "images.parquet").read_row_group(g).to_pylist()  # type: ignore[no-any-return]
+    except Exception as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("column", ["size_y", "dtype", "well", "physical_size_x_unit"])
+def test_unchecked_a_damaged_chunk_is_decoded_from_its_own_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str
+) -> None:
+    """With checks off, group 1's damaged chunk (group 0's bytes but one) is not group 0's: its rows are what
+    pyarrow reads from the damaged file itself, or the read is refused."""
+    monkeypatch.setenv("OME_ARROW_CORE_VERIFY", "0")
+    path = _plate(tmp_path / "p", 8, 4, wells=4)
+    _flip(path, 1, column)
+    images = open_dataset(path, verify=False).images
+    want = pq.read_table(path / "images.parquet", columns=["image_id"]).to_pylist()
+    assert images.row(0)["image_id"] == want[0]["image_id"]  # group 0: decoded and kept
+    expect = _pyarrow_group(path, 1)
+    if isinstance(expect, list):
+        assert [images.row(pos) for pos in range(4, 8)] == expect
+    else:
+        with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises for it, refused, not answered
+            images.row(5)
+
+
+def test_a_truncated_images_table_is_refused_unchecked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With checks off, a table cut inside row group 2 after its footer was parsed: that group's rows are refused,
+    not made up from chunks decoded before (the read of its chunks is short)."""
+    monkeypatch.setattr(group_footers, "ALONE", 0)  # the whole footer, parsed by the first read
+    path = _plate(tmp_path / "p", 12, 4, wells=4)
+    file = path / "images.parquet"
+    md = pq.read_metadata(file)
+    images = open_dataset(path, verify=False).images
+    assert images.row(0)["site"] == 0 and images.row(4)["site"] == 4
+    file.write_bytes(file.read_bytes()[: md.row_group(2).column(0).data_page_offset + 2])
+    with pytest.raises(DamagedFileError):
+        images.row(9)
