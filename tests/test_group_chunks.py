@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, parquet_lite, write_dataset
 from ome_arrow_core.errors import DamagedFileError
-from ome_arrow_core.typed_chunk import group_chunks, group_footers
+from ome_arrow_core.typed_chunk import group_chunks, group_footers, image_groups
+from ome_arrow_core.typed_chunk.image_rows import META_COLUMNS, meta_from_row
 from ome_arrow_core.typed_chunk.opening import open_dataset
 
 
 def _plate(root: Path, n: int, per_group: int, wells: int = 3) -> Path:
     meta = [{"well": f"W{i % wells}", "site": i} for i in range(n)]
-    arrs = [np.full((2, 4, 4), i, dtype=np.uint16) for i in range(n)]
+    arrs = [np.full((1, 4, 4), i, dtype=np.uint16) for i in range(n)]
     return write_dataset(arrs, root, dim_order="CYX", metadata=meta, images_per_group=per_group, progress=False)
 
 
@@ -51,10 +52,53 @@ def test_columns_alike_in_every_group_are_decoded_once(
     decoded = [set(c) for c in calls if c is not None]
     assert len(decoded) == 4 and None not in calls
     names = set(want[0])
-    assert decoded[0] == names  # the first group: every column
+    assert {"image_id", "size_y", "well"} <= decoded[0] <= names  # the first group: each distinct chunk once
+    assert len(decoded[0]) < len(names)  # the null physical sizes x, y, z: one chunk's bytes, decoded once
     for later in decoded[1:]:  # then only the columns that differ: per-image ids, names, locators, sites
-        assert "size_y" not in later and "dtype" not in later and "channels_json" not in later and "well" not in later
+        assert not {"size_y", "dtype", "channels_json", "well"} & later
         assert {"image_id", "site"} <= later < names
+
+
+@pytest.mark.parametrize("alone", [0, 64])
+def test_an_image_read_decodes_only_its_metadata_and_locator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alone: int
+) -> None:
+    """``ds[i].to_numpy()`` decodes the columns of its metadata and pixel locator, no other (a plate's per-image
+    metadata columns, here ``well`` and ``site``, are decoded when a row or group is asked for)."""
+    monkeypatch.setattr(group_footers, "ALONE", alone)
+    path = _plate(tmp_path / "p", 16, 4, wells=4)
+    want = pq.read_table(path / "images.parquet").to_pylist()
+    ds = OMEArrowDataset.scan(path)
+    calls = _decoded(monkeypatch)
+    for pos in (1, 6, 11, 12):
+        img = ds[pos]
+        assert np.array_equal(img.to_numpy(), np.full((1, 1, 1, 4, 4), pos, np.uint16))
+        assert img.meta == meta_from_row(want[pos])
+    decoded = set().union(*(set(c) for c in calls if c is not None))
+    assert None not in calls and decoded <= set(image_groups.IMAGE_COLUMNS)
+    assert {"image_id", "pixels_offset"} <= decoded
+    images = open_dataset(path).images
+    assert [images.row(pos) for pos in range(16)] == want  # the rest still read, on demand
+
+
+def test_meta_from_row_reads_only_meta_columns() -> None:
+    """meta_from_row reads META_COLUMNS and nothing else (a row of those alone makes the same metadata)."""
+    read: set[str] = set()
+
+    class Recording(dict[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            read.add(key)
+            return super().__getitem__(key)
+
+        def get(self, key: str, default: Any = None) -> Any:
+            read.add(key)
+            return super().get(key, default)
+
+    full = {n: None for n in META_COLUMNS} | {"image_id": "a", "dtype": "uint8", "well": "B03", "site": 2}
+    full |= {f"size_{a}": 1 for a in "tczyx"}
+    meta_from_row(Recording(full))
+    assert read <= set(META_COLUMNS)
+    assert meta_from_row({n: full[n] for n in META_COLUMNS}) == meta_from_row(full)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -94,7 +138,7 @@ def test_any_reads_give_the_table_rows_and_groups(
             group = images.group(part, g)
             assert group.to_pylist() == want[pos - k : pos - k + group.num_rows]
             assert group.schema.names == table.schema.names
-            assert np.array_equal(ds[pos].to_numpy(), np.full((1, 2, 1, 4, 4), pos, np.uint16))
+            assert np.array_equal(ds[pos].to_numpy(), np.full((1, 1, 1, 4, 4), pos, np.uint16))
     finally:
         group_footers.ALONE, group_chunks.KEPT_CHUNKS, group_chunks.KEYED_BYTES = saved
 
@@ -115,10 +159,10 @@ def test_a_flipped_byte_in_a_chunk_decoded_before_is_refused(tmp_path: Path, col
     is refused (the group's digest), never answered with group 0's values."""
     path = _plate(tmp_path / "p", 8, 4, wells=4)
     ds = OMEArrowDataset.scan(path)
-    assert np.array_equal(ds[1].to_numpy(), np.full((1, 2, 1, 4, 4), 1, np.uint16))
+    assert np.array_equal(ds[1].to_numpy(), np.full((1, 1, 1, 4, 4), 1, np.uint16))
     _flip(path, 1, column)
     ds = OMEArrowDataset.scan(path)
-    assert np.array_equal(ds[1].to_numpy(), np.full((1, 2, 1, 4, 4), 1, np.uint16))  # group 0 intact
+    assert np.array_equal(ds[1].to_numpy(), np.full((1, 1, 1, 4, 4), 1, np.uint16))  # group 0 intact
     with pytest.raises(DamagedFileError):
         ds[5].to_numpy()
 

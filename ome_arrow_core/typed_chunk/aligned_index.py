@@ -257,7 +257,7 @@ class AlignedIndex:
             self.has_checksum[at] = valid_mask(table.column("checksum"))
         self.fragment_code[at] = chunk_codes(self.root, name, self.names, table, have)
         ids = table.column("image_id").combine_chunks()
-        batch = self.images.group(part, g)
+        batch = self.images.image_batch(part, g)  # its ids, dtypes and sizes: no other column decoded
         names = batch.schema.names
         owner = image_owners(
             ids, batch.column(names.index("image_id")), f"{self.root} [{self.parts[part].images}, row group {g}]"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,15 +27,15 @@ import pyarrow as pa
 from .. import parquet_lite as pq
 from ..arrow_numpy import as_list
 
-__all__ = ["ChunkReuse", "KEPT_CHUNKS", "KEYED_BYTES"]
+__all__ = ["ChunkReuse", "Decoded", "KEPT_CHUNKS", "KEYED_BYTES"]
 
 #: Decoded column chunks kept (the most recently used), per table.
 KEPT_CHUNKS: Final[int] = 256
 #: Column chunks of at most this many bytes are looked up and kept; larger ones are decoded each time.
 KEYED_BYTES: Final[int] = 4096
 
-#: (column, codec, values, dictionary-encoded, the chunk's bytes).
-_Key = tuple[int, str, int, bool, bytes]
+#: (Arrow type read, nullable, codec, values, the chunk's bytes).
+_Key = tuple[str, bool, str, int, bytes]
 
 
 def chunk_spans(md: pq.FileMetaData, g: int) -> list[tuple[int, int, str, int]] | None:
@@ -53,13 +54,14 @@ def chunk_spans(md: pq.FileMetaData, g: int) -> list[tuple[int, int, str, int]] 
     return spans
 
 
-class _Kept:
-    """One decoded column chunk: its field, its values, and them as Python values (made on first use)."""
+class Decoded:
+    """One decoded column chunk: its values, and them as Python values (made on first use); the columns of any
+    name whose chunks hold the same bytes (and type) share it."""
 
-    __slots__ = ("array", "field", "values")
+    __slots__ = ("array", "values")
 
-    def __init__(self, field: pa.Field, array: pa.Array) -> None:
-        self.field, self.array = field, array
+    def __init__(self, array: pa.Array) -> None:
+        self.array = array
         self.values: list[Any] | None = None
 
 
@@ -68,9 +70,9 @@ class ChunkReuse:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._kept: OrderedDict[_Key, _Kept] = OrderedDict()
+        self._kept: OrderedDict[_Key, Decoded] = OrderedDict()
         #: The kept chunks by ``id`` of their array (each checked to be that array: an id is reused once freed).
-        self._by_array: dict[int, _Kept] = {}
+        self._by_array: dict[int, Decoded] = {}
         self._schemas: dict[frozenset[str], pa.Schema] = {}
 
     def values(self, array: pa.Array) -> list[Any] | None:
@@ -82,18 +84,34 @@ class ChunkReuse:
             kept.values = as_list(array)
         return kept.values
 
-    def read(self, pf: pq.ParquetFile, g: int, dictionary: frozenset[str]) -> pa.RecordBatch | None:
-        """Row group ``g`` of ``pf`` (a reader of :attr:`path`; ``dictionary``: the string columns ``pf`` reads
-        dictionary-encoded) as one record batch, or None when it cannot be read by chunks (nested columns, a
-        column chunk without a plain span, no rows): read it whole then."""
-        md = pf.metadata
+    def value(self, column: Decoded, k: int) -> Any:
+        """Row ``k`` of ``column`` as a Python value (from its Python values when it is kept)."""
+        values = column.values if column.values is not None else self.values(column.array)
+        return column.array[k].as_py() if values is None else values[k]
+
+    def schema(self, pf: pq.ParquetFile, dictionary: frozenset[str]) -> pa.Schema:
+        """The Arrow schema ``pf`` reads (``dictionary``: the string columns it reads dictionary-encoded; made once)."""
         schema = self._schemas.get(dictionary)
         if schema is None:
             schema = self._schemas[dictionary] = pf.schema_arrow
+        return schema
+
+    def read(
+        self, pf: pq.ParquetFile, g: int, dictionary: frozenset[str], names: Sequence[str]
+    ) -> list[Decoded] | None:
+        """Columns ``names`` (of the schema, each once) of row group ``g`` of ``pf`` (a reader of :attr:`path`;
+        ``dictionary``: the string columns ``pf`` reads dictionary-encoded), or None when they cannot be read by
+        chunks (nested columns, a column chunk without a plain span, no rows, a short read): read the group whole
+        then."""
+        md = pf.metadata
+        schema = self.schema(pf, dictionary)
         spans = chunk_spans(md, g)
-        if spans is None or not spans or len(spans) != len(schema) or md.row_group(g).num_rows == 0:
+        if spans is None or len(spans) != len(schema) or md.row_group(g).num_rows == 0:
             return None
-        lo, hi = min(s[0] for s in spans), max(s[0] + s[1] for s in spans)
+        where = [schema.get_field_index(n) for n in names]
+        if not where or min(where) < 0:
+            return None
+        lo, hi = min(spans[c][0] for c in where), max(spans[c][0] + spans[c][1] for c in where)
         fd = os.open(self.path, os.O_RDONLY)
         try:
             data = os.pread(fd, hi - lo, lo)
@@ -101,40 +119,36 @@ class ChunkReuse:
             os.close(fd)
         if len(data) != hi - lo:
             return None  # short: pyarrow's own read of the group names the damage
-        keys: list[_Key | None] = []
-        found: list[_Kept | None] = []
-        for c, (start, length, codec, count) in enumerate(spans):
-            if length > KEYED_BYTES:
-                keys.append(None)
-                found.append(None)
-                continue
-            key = (c, codec, count, schema[c].name in dictionary, data[start - lo : start - lo + length])
-            hit = self._kept.get(key)
+        keys: list[_Key] = []
+        found: list[Decoded | None] = []
+        for c in where:
+            start, length, codec, count = spans[c]
+            field = schema[c]
+            key = (str(field.type), field.nullable, codec, count, data[start - lo : start - lo + length])
+            hit = self._kept.get(key) if length <= KEYED_BYTES else None
             if hit is not None:
                 self._kept.move_to_end(key)
             keys.append(key)
             found.append(hit)
-        missing = [c for c, hit in enumerate(found) if hit is None]
-        if missing:
-            fresh = pf.read_row_group(g, columns=[schema[c].name for c in missing], use_threads=False)
-            if fresh.num_columns != len(missing):
+        first: dict[_Key, int] = {}  # a column chunk the same as another of this read is decoded once
+        for at, hit in enumerate(found):
+            if hit is None:
+                first.setdefault(keys[at], at)
+        if first:
+            fresh = pf.read_row_group(g, columns=[names[at] for at in first.values()], use_threads=False)
+            if fresh.num_columns != len(first):
                 return None
-            for at, c in enumerate(missing):
-                column = fresh.column(at)
-                one = _Kept(
-                    fresh.schema.field(at), column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-                )
-                found[c] = one
-                kept_as = keys[c]
-                if kept_as is not None:
-                    self._kept[kept_as] = one
+            decoded: dict[_Key, Decoded] = {}
+            for j, (key, at) in enumerate(first.items()):
+                column, field = fresh.column(j), schema[where[at]]
+                if column.type != field.type:
+                    return None
+                one = decoded[key] = Decoded(column.chunk(0) if column.num_chunks == 1 else column.combine_chunks())
+                if len(key[-1]) <= KEYED_BYTES:
+                    self._kept[key] = one
                     self._by_array[id(one.array)] = one
+            found = [decoded[keys[at]] if hit is None else hit for at, hit in enumerate(found)]
             while len(self._kept) > KEPT_CHUNKS:
                 gone = self._kept.popitem(last=False)[1]
                 self._by_array.pop(id(gone.array), None)
-        chunks = [hit for hit in found if hit is not None]
-        if len({len(hit.array) for hit in chunks}) != 1:
-            return None  # columns of unequal lengths: the whole read names the damage
-        return pa.RecordBatch.from_arrays(
-            [hit.array for hit in chunks], schema=pa.schema([hit.field for hit in chunks], metadata=schema.metadata)
-        )
+        return [hit for hit in found if hit is not None]

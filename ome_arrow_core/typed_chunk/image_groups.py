@@ -23,10 +23,11 @@ from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
 from .footers import footer, group_footers
-from .group_chunks import ChunkReuse
+from .group_chunks import ChunkReuse, Decoded
 from .group_footers import GroupFooters
 from .group_sums import TableGuard
-from .image_rows import meta_from_row
+from .image_rows import META_COLUMNS, meta_from_row
+from .spec import LOCATOR_COLUMNS
 from .tables import Part, read_images
 
 __all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT", "footers_of"]
@@ -46,6 +47,10 @@ PLAIN_ROWS: Final[int] = 65536
 #: whole once it has served one in :data:`_CONVERT_AFTER` of its rows (a scan of a plate), so that each further
 #: row costs a dict, not a scalar per column.
 LISTS_KEPT = 4
+#: The columns reading an image needs (its metadata, its pixel locator): a row group's are decoded together when
+#: some of them are asked for.
+IMAGE_COLUMNS: Final[tuple[str, ...]] = (*META_COLUMNS, *LOCATOR_COLUMNS)
+_IMAGE_SET: Final[frozenset[str]] = frozenset(IMAGE_COLUMNS)
 _CONVERT_AFTER = 8
 
 
@@ -93,6 +98,11 @@ class ImageRows:
         #: Each part's images row groups decoded a column chunk at a time (see :mod:`.group_chunks`).
         self._chunks = [ChunkReuse(path / p.images) for p in self.parts]
         self._groups: OrderedDict[tuple[int, int], pa.RecordBatch] = OrderedDict()
+        #: The columns of each row group decoded so far (the most recent :data:`GROUPS_KEPT` groups).
+        self._decoded: OrderedDict[tuple[int, int], dict[str, Decoded]] = OrderedDict()
+        #: Each part's schema as its row groups are read (known once one was).
+        self._schemas: dict[int, pa.Schema] = {}
+        self._names: dict[int, frozenset[str]] = {}
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._lists: OrderedDict[tuple[int, int], list[list[Any]]] = OrderedDict()
         self._values: OrderedDict[tuple[int, int, str], list[Any]] = OrderedDict()
@@ -141,30 +151,37 @@ class ImageRows:
             if hit is not None:
                 self._rows.move_to_end(pos)
                 return hit
-            part, g, k = self.locate(pos)
-            group = self._group(part, g)
-            lists = self._group_lists((part, g), group)
-            if lists is not None:
-                row = dict(zip(group.schema.names, [values[k] for values in lists]))
-            else:  # one row's scalars (a sliced table's to_pylist converts slowly), or of a kept chunk's values
-                reuse = self._chunks[part]
-                row = {}
-                for name, column in zip(group.schema.names, group.columns):
-                    values = reuse.values(column)
-                    row[name] = column[k].as_py() if values is None else values[k]
-            self._rows[pos] = row
+            row = self._rows[pos] = self._row(pos)
             while len(self._rows) > ROWS_KEPT:
                 self._rows.popitem(last=False)
             return row
 
+    def _row(self, pos: int) -> dict[str, Any]:
+        """Image row ``pos`` as a dict, made now (lock held)."""
+        part, g, k = self.locate(pos)
+        group = self._group(part, g)
+        lists = self._group_lists((part, g), group)
+        if lists is not None:
+            return dict(zip(group.schema.names, [values[k] for values in lists]))
+        reuse = self._chunks[part]  # one row's scalars (a sliced table's to_pylist converts slowly), or kept values
+        row = {}
+        for name, column in zip(group.schema.names, group.columns):
+            values = reuse.values(column)
+            row[name] = column[k].as_py() if values is None else values[k]
+        return row
+
     def scalars(self, pos: int, names: Sequence[str]) -> list[Any]:
         """Columns ``names`` of image row ``pos`` (None for a column its table lacks): from its row when kept, else
-        one scalar per column of its row group (no row made)."""
+        from those columns of its row group alone (no row made, no other column decoded)."""
         with self._lock:
             hit = self._rows.get(pos)
             if hit is not None:
                 return [hit.get(n) for n in names]
             part, g, k = self.locate(pos)
+            columns = self._group_columns(part, g, names)
+            if columns is not None:
+                reuse = self._chunks[part]
+                return [reuse.value(columns[n], k) if n in columns else None for n in names]
             group = self._group(part, g)
             have = group.schema.names
             return [group.column(have.index(n))[k].as_py() if n in have else None for n in names]
@@ -210,7 +227,13 @@ class ImageRows:
             if hit is not None:
                 self._metas.move_to_end(pos)
                 return hit
-        meta = meta_from_row(self.row(pos))  # ImageMeta is frozen: one object serves every source of the image
+            row = self._rows.get(pos)
+            if row is None:  # its metadata's columns alone (see META_COLUMNS)
+                part, g, k = self.locate(pos)
+                columns = self._group_columns(part, g, META_COLUMNS)
+                reuse = self._chunks[part]
+                row = self._row(pos) if columns is None else {n: reuse.value(c, k) for n, c in columns.items()}
+        meta = meta_from_row(row)  # ImageMeta is frozen: one object serves every source of the image
         with self._lock:
             self._metas[pos] = meta
             while len(self._metas) > ROWS_KEPT:
@@ -228,6 +251,23 @@ class ImageRows:
         """Row group ``g`` of the images table of ``part`` (read once)."""
         with self._lock:
             return self._group(part, g)
+
+    def image_batch(self, part: int, g: int) -> pa.RecordBatch:
+        """The columns of :data:`IMAGE_COLUMNS` (those the table has) of row group ``g`` of ``part``: what reading its
+        images needs, the other columns not decoded."""
+        with self._lock:
+            columns = self._group_columns(part, g, IMAGE_COLUMNS)
+            if columns is None:
+                return self._group(part, g)
+            return self._batch(part, columns)
+
+    def _batch(self, part: int, columns: dict[str, Decoded]) -> pa.RecordBatch:
+        """``columns`` of ``part``'s images table as a record batch (its schema's fields and metadata)."""
+        schema = self._schemas[part]
+        return pa.RecordBatch.from_arrays(
+            [c.array for c in columns.values()],
+            schema=pa.schema([schema.field(n) for n in columns], metadata=schema.metadata),
+        )
 
     def _group(self, part: int, g: int) -> pa.RecordBatch:
         group = self._groups.get((part, g))
@@ -256,21 +296,63 @@ class ImageRows:
             )
         return pf
 
-    def _read_group(self, part: int, g: int) -> pa.RecordBatch:
+    def _reader(self, part: int, g: int) -> tuple[pq.ParquetFile, int]:
+        """A reader of row group ``g`` of the images table of ``part``, and that group's number in it (its bytes
+        checked first)."""
         name = self.parts[part].images
-        want = int(self.starts[part][g + 1] - self.starts[part][g])
         if self.guard is not None:
             self.guard.group(name, g)  # its bytes, before pyarrow decodes them
         by_group = self.footers[part]
-        with reading(self.path, name, "reading an images row group"):
-            if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
-                pf, at = by_group.reader(g, [n for n in self.group_dictionary[part] if n in by_group.schema.names]), 0
-            else:
-                pf, at = self._file(part), g
-            batch = self._chunks[part].read(pf, at, frozenset(self.group_dictionary[part]))
-            if batch is None:  # whole (see ChunkReuse.read)
-                table = pf.read_row_group(at, use_threads=False).combine_chunks()
-                batch = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
+        if by_group is not None and by_group.serves(g):  # its footer is not parsed whole
+            return by_group.reader(g, [n for n in self.group_dictionary[part] if n in by_group.schema.names]), 0
+        return self._file(part), g
+
+    def _group_columns(self, part: int, g: int, names: Sequence[str] | None) -> dict[str, Decoded] | None:
+        """Columns ``names`` (None: all; those the table lacks left out) of row group ``g`` of ``part``, each
+        decoded once (see :mod:`.group_chunks`), or None when the group is to be read whole (lock held)."""
+        key = (part, g)
+        have = self._decoded.get(key)
+        if have is None:
+            have = self._decoded[key] = {}
+            while len(self._decoded) > GROUPS_KEPT:
+                self._decoded.popitem(last=False)
+        else:
+            self._decoded.move_to_end(key)
+        schema = self._schemas.get(part)
+        if schema is None or [n for n in (schema.names if names is None else names) if n not in have]:
+            name = self.parts[part].images
+            with reading(self.path, name, "reading an images row group"):
+                pf, at = self._reader(part, g)
+                dictionary = frozenset(self.group_dictionary[part])
+                schema = self._schemas[part] = self._chunks[part].schema(pf, dictionary)
+                table = self._names.setdefault(part, frozenset(schema.names))
+                ask = IMAGE_COLUMNS if names is not None and _IMAGE_SET.issuperset(names) else names
+                wanted = [
+                    n for n in dict.fromkeys(schema.names if ask is None else ask) if n in table and n not in have
+                ]
+                got = self._chunks[part].read(pf, at, dictionary, wanted) if wanted else []
+            if got is None:
+                return None
+            rows = int(self.starts[part][g + 1] - self.starts[part][g])
+            for column in got:
+                if len(column.array) != rows:
+                    raise DamagedFileError(
+                        f"{self.path / name}: row group {g} holds {len(column.array)} rows, its footer says "
+                        f"{rows}; the images table is damaged"
+                    )
+            have.update(zip(wanted, got))
+        return {n: have[n] for n in (schema.names if names is None else names) if n in have}
+
+    def _read_group(self, part: int, g: int) -> pa.RecordBatch:
+        name = self.parts[part].images
+        want = int(self.starts[part][g + 1] - self.starts[part][g])
+        columns = self._group_columns(part, g, None)
+        if columns:
+            return self._batch(part, columns)
+        with reading(self.path, name, "reading an images row group"):  # whole (see ChunkReuse.read)
+            pf, at = self._reader(part, g)
+            table = pf.read_row_group(at, use_threads=False).combine_chunks()
+        batch = table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)
         if batch.num_rows != want:
             raise DamagedFileError(
                 f"{self.path / name}: row group {g} holds {batch.num_rows} rows, its footer says "

@@ -11,7 +11,22 @@ import numpy as np
 from ..errors import SchemaError
 from ..meta import ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
 
-__all__ = ["image_row", "meta_from_row"]
+__all__ = ["META_COLUMNS", "image_row", "meta_from_row"]
+
+#: The images-table columns :func:`meta_from_row` reads (a row of these alone makes the same metadata).
+META_COLUMNS: tuple[str, ...] = (
+    "image_id",
+    "name",
+    "image_type",
+    "dtype",
+    "channels_json",
+    "acquisition_datetime",
+    "ome_xml",
+    *(f"size_{a}" for a in "tczyx"),
+    *(f"chunk_{a}" for a in "zyx"),
+    *(f"physical_size_{a}" for a in "xyz"),
+    *(f"physical_size_{a}_unit" for a in "xyz"),
+)
 
 
 def image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression: str | None) -> dict[str, Any]:

@@ -36,6 +36,9 @@ from .readcheck import ReadCheck, dtype_name
 
 __all__ = ["OpenedDataset"]
 
+#: An image row's id and sizes (TCZYX), read alone (see :meth:`~.image_groups.ImageRows.scalars`).
+_ID_SIZES: tuple[str, ...] = ("image_id", *(f"size_{a}" for a in "tczyx"))
+
 
 class OpenedDataset:
     """What opening a dataset parses once per process: manifest, images, index, chunk files (on first use).
@@ -246,7 +249,7 @@ class OpenedDataset:
         if self.aligned is not None and self.aligned.covered(pos):  # checked with its row group, vectorized
             self._verified.add(pos)
             return
-        row = self.row(pos)
+        image_id, *sizes = self.images.scalars(pos, _ID_SIZES)  # not its whole row: no other column decoded
         if table is None:
             table = self.chunk_table(rows)
         first: int | np.ndarray = rows  # subtracted from rows: their numbers in their own index tables
@@ -256,8 +259,8 @@ class OpenedDataset:
             first = np.searchsorted(self.index_part, self.index_part[rows], side="left")
         check_image_chunks(
             f"{self.path} [{self.index_names[int(self.image_part[pos])]}]",
-            str(row["image_id"]),
-            [int(row[f"size_{a}"]) for a in "tczyx"],
+            str(image_id),
+            [int(v) for v in sizes],
             table.origin,
             table.shape,
             rows - first,
@@ -287,11 +290,11 @@ class OpenedDataset:
             owner, self.fragment_code[rows], groups, len(todo), lambda code: self.fragment(code).group_bytes
         )
         for k, has, sure in zip(todo, held, known):
-            row = self.row(positions[k])
-            declared = math.prod(int(row[f"size_{a}"]) for a in "tczyx") * np.dtype(row["dtype"]).itemsize
+            image_id, dtype, *sizes = self.images.scalars(positions[k], ("image_id", "dtype", *_ID_SIZES[1:]))
+            declared = math.prod(int(v) for v in sizes) * np.dtype(dtype).itemsize
             if sure and declared > has:  # unknown sizes stay so for these files: not checked again
                 raise DamagedFileError(
-                    f"image {row['image_id']!r} of {self.path} declares {declared} bytes of pixels, but the row groups "
+                    f"image {image_id!r} of {self.path} declares {declared} bytes of pixels, but the row groups "
                     f"of its chunks hold at most {has}; images.parquet or index.parquet is damaged or lying"
                 )
             self._bounded.add(positions[k])
