@@ -110,7 +110,7 @@ def test_scan_reads_no_table_and_an_image_reads_one_images_row_group(
     assert ("read", "all") not in images and ("read_table", "") not in images  # never the whole images table
     # rows 15..19: its own group only (row group 3, read through a footer of that group alone: row group 0 there)
     assert [(k, n) for k, n in images.items() if k[0] == "row_group"] == [(("row_group", "0"), 1)]
-    assert sorted(open_dataset(plate).images._groups) == [(0, 3)]  # (part, row group) decoded
+    assert sorted(open_dataset(plate).images._decoded) == [(0, 3)]  # (part, row group) decoded (its columns)
     np.testing.assert_array_equal(ds.read([3, 22, 17]), np.stack([_image(i) for i in (3, 22, 17)]))
     assert ("read", "all") not in reads.of("images.parquet")
     assert ds._table is None  # the metadata table was never needed

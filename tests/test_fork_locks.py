@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
-from ome_arrow_core.typed_chunk import footers, group_records, group_sums, manifest_cache, opening
+from ome_arrow_core.typed_chunk import footers, group_records, group_sums, image_rows, manifest_cache, opening
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="fork"),
@@ -96,8 +96,9 @@ def _last_image(plate: Path) -> Callable[[], None]:
         lambda: group_sums._lock,
         lambda: group_records._lock,
         lambda: manifest_cache._lock,
+        lambda: image_rows._lock,
     ],
-    ids=["opening", "footers", "group_sums", "group_records", "manifest_cache"],
+    ids=["opening", "footers", "group_sums", "group_records", "manifest_cache", "image_rows"],
 )
 @pytest.mark.parametrize("opened_before", [False, True], ids=["fresh", "inherited"])
 def test_a_child_forked_while_a_lock_is_held_opens_the_dataset(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, parquet_lite, write_dataset
-from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.errors import DamagedFileError, SchemaError
 from ome_arrow_core.typed_chunk import group_chunks, group_footers, image_groups
 from ome_arrow_core.typed_chunk.image_rows import META_COLUMNS, meta_from_row
 from ome_arrow_core.typed_chunk.opening import open_dataset
@@ -207,3 +207,19 @@ def test_a_truncated_images_table_is_refused_unchecked(tmp_path: Path, monkeypat
     file.write_bytes(file.read_bytes()[: md.row_group(2).column(0).data_page_offset + 2])
     with pytest.raises(DamagedFileError):
         images.row(9)
+
+
+def test_channels_are_parsed_once_per_text_and_bad_ones_still_refused() -> None:
+    """meta_from_row keeps the channels of each channels_json text it parsed (shared, frozen); a text that is not
+    a list of channels is refused each time, never kept."""
+    row = {"image_id": "a", "dtype": "uint8", **{f"size_{a}": 1 for a in "tczyx"}}
+    text = '[{"id": "c0", "name": "DAPI", "color_rgba": 255}]'
+    one, two = (
+        meta_from_row(row | {"channels_json": text}),
+        meta_from_row(row | {"image_id": "b", "channels_json": text}),
+    )
+    assert one.channels == two.channels and one.channels[0].name == "DAPI" and one.channels[0].color_rgba == 255
+    for bad in ("[{", '{"id": 1}', '[{"color_rgba": -1}]'):
+        for _ in range(2):
+            with pytest.raises(SchemaError):
+                meta_from_row(row | {"channels_json": bad})

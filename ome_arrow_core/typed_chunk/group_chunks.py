@@ -38,12 +38,11 @@ KEYED_BYTES: Final[int] = 4096
 _Key = tuple[str, bool, str, int, bytes]
 
 
-def chunk_spans(md: pq.FileMetaData, g: int) -> list[tuple[int, int, str, int]] | None:
-    """(first byte, length, codec, values) of each column chunk of row group ``g`` of ``md``, or None when one has
-    no plain span."""
-    rg = md.row_group(g)
+def chunk_spans(rg: pq.RowGroupMetaData, columns: Sequence[int]) -> list[tuple[int, int, str, int]] | None:
+    """(first byte, length, codec, values) of column chunks ``columns`` of row group ``rg``, or None when one has no
+    plain span."""
     spans = []
-    for c in range(rg.num_columns):
+    for c in columns:
         cc = rg.column(c)
         start, length = cc.data_page_offset, cc.total_compressed_size
         if cc.has_dictionary_page and 0 < cc.dictionary_page_offset < start:
@@ -74,6 +73,8 @@ class ChunkReuse:
         #: The kept chunks by ``id`` of their array (each checked to be that array: an id is reused once freed).
         self._by_array: dict[int, Decoded] = {}
         self._schemas: dict[frozenset[str], pa.Schema] = {}
+        #: Each schema's (type, nullable) of each column, as keys hold them.
+        self._kinds: dict[frozenset[str], list[tuple[str, bool]]] = {}
 
     def values(self, array: pa.Array) -> list[Any] | None:
         """``array`` as Python values (its ``to_pylist()``) when it is a kept chunk's (made once), else None."""
@@ -94,6 +95,7 @@ class ChunkReuse:
         schema = self._schemas.get(dictionary)
         if schema is None:
             schema = self._schemas[dictionary] = pf.schema_arrow
+            self._kinds[dictionary] = [(str(f.type), f.nullable) for f in schema]
         return schema
 
     def read(
@@ -103,15 +105,15 @@ class ChunkReuse:
         ``dictionary``: the string columns ``pf`` reads dictionary-encoded), or None when they cannot be read by
         chunks (nested columns, a column chunk without a plain span, no rows, a short read): read the group whole
         then."""
-        md = pf.metadata
         schema = self.schema(pf, dictionary)
-        spans = chunk_spans(md, g)
-        if spans is None or len(spans) != len(schema) or md.row_group(g).num_rows == 0:
-            return None
+        rg = pf.metadata.row_group(g)
         where = [schema.get_field_index(n) for n in names]
-        if not where or min(where) < 0:
+        if rg.num_columns != len(schema) or rg.num_rows == 0 or not where or min(where) < 0:
             return None
-        lo, hi = min(spans[c][0] for c in where), max(spans[c][0] + spans[c][1] for c in where)
+        spans = chunk_spans(rg, where)
+        if spans is None:
+            return None
+        lo, hi = min(s[0] for s in spans), max(s[0] + s[1] for s in spans)
         fd = os.open(self.path, os.O_RDONLY)
         try:
             data = os.pread(fd, hi - lo, lo)
@@ -119,12 +121,11 @@ class ChunkReuse:
             os.close(fd)
         if len(data) != hi - lo:
             return None  # short: pyarrow's own read of the group names the damage
+        kinds = self._kinds[dictionary]
         keys: list[_Key] = []
         found: list[Decoded | None] = []
-        for c in where:
-            start, length, codec, count = spans[c]
-            field = schema[c]
-            key = (str(field.type), field.nullable, codec, count, data[start - lo : start - lo + length])
+        for c, (start, length, codec, count) in zip(where, spans):
+            key = (*kinds[c], codec, count, data[start - lo : start - lo + length])
             hit = self._kept.get(key) if length <= KEYED_BYTES else None
             if hit is not None:
                 self._kept.move_to_end(key)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from ..errors import SchemaError
-from ..meta import ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
+from ..fork_locks import fork_safe_lock
+from ..meta import Channel, ImageMeta, channel_from_dict, channel_to_dict, physical_size_value
 
 __all__ = ["META_COLUMNS", "image_row", "meta_from_row"]
 
@@ -50,16 +51,37 @@ def image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression:
     return row
 
 
-def meta_from_row(row: dict[str, Any]) -> ImageMeta:
-    """The ImageMeta of one images-table row (the inverse of :func:`image_row`)."""
-    at = f"images table, image {row.get('image_id')!r}:"
+#: Parsed ``channels_json`` texts (a plate's images share a few): text -> its channels (frozen, shared), the oldest
+#: dropped past :data:`_CHANNELS_KEPT`; texts longer than :data:`_CHANNELS_TEXT` are parsed each time.
+_channels: dict[str, tuple[Channel, ...]] = {}
+_CHANNELS_KEPT: Final[int] = 64
+_CHANNELS_TEXT: Final[int] = 16384
+_lock = fork_safe_lock(globals(), "_lock")
+
+
+def _parse_channels(text: Any, at: str) -> tuple[Channel, ...]:
+    """The channels of ``channels_json`` text ``text`` (SchemaError naming ``at`` when it is not a list of them)."""
     try:
-        chans_raw = json.loads(row.get("channels_json") or "[]")
+        chans_raw = json.loads(text)
     except ValueError as exc:
         raise SchemaError(f"{at} channels_json is not JSON ({exc})") from None
     if not isinstance(chans_raw, list):
         raise SchemaError(f"{at} channels_json holds {type(chans_raw).__name__}; expected a list of channels")
-    chans = tuple(channel_from_dict(c, i, f"{at} channels_json") for i, c in enumerate(chans_raw))
+    return tuple(channel_from_dict(c, i, f"{at} channels_json") for i, c in enumerate(chans_raw))
+
+
+def meta_from_row(row: dict[str, Any]) -> ImageMeta:
+    """The ImageMeta of one images-table row (the inverse of :func:`image_row`)."""
+    at = f"images table, image {row.get('image_id')!r}:"
+    text = row.get("channels_json") or "[]"
+    chans = _channels.get(text) if isinstance(text, str) else None
+    if chans is None:
+        chans = _parse_channels(text, at)
+        if isinstance(text, str) and len(text) <= _CHANNELS_TEXT:
+            with _lock:
+                _channels[text] = chans
+                while len(_channels) > _CHANNELS_KEPT:
+                    del _channels[next(iter(_channels))]
     sizes = {a: int(row[f"size_{a.lower()}"]) for a in "TCZYX"}
     meta = ImageMeta(
         sizes=sizes,
