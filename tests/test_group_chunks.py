@@ -223,3 +223,49 @@ def test_channels_are_parsed_once_per_text_and_bad_ones_still_refused() -> None:
         for _ in range(2):
             with pytest.raises(SchemaError):
                 meta_from_row(row | {"channels_json": bad})
+
+
+def test_chunks_alike_in_bytes_but_not_in_type_are_decoded_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Columns whose chunks hold the same bytes decode once only when they are stored and read alike: int32 and
+    uint32 (one physical type, two logical ones), a non-null column and a nullable one are decoded apart."""
+    import pyarrow as pa
+
+    values = [1, 2, 3, 2**20]
+    table = pa.table(
+        {
+            "a": pa.array(values, pa.int32()),
+            "b": pa.array(values, pa.uint32()),
+            "c": pa.array(values, pa.int32()),
+            "d": pa.array(values, pa.int32()),
+        },
+        schema=pa.schema(
+            [
+                pa.field("a", pa.int32()),
+                pa.field("b", pa.uint32()),
+                pa.field("c", pa.int32()),
+                pa.field("d", pa.int32(), nullable=False),
+            ]
+        ),
+    )
+    file = tmp_path / "t.parquet"
+    pq.write_table(table, file, row_group_size=2, write_statistics=False)
+    md, data = pq.read_metadata(file), file.read_bytes()
+    spans = group_chunks.chunk_spans(md.row_group(0), range(4))
+    assert spans is not None
+    chunks = [data[start : start + length] for start, length, _, _ in spans]
+    assert chunks[0] == chunks[1] == chunks[2]  # int32 and uint32: the same bytes
+    calls = _decoded(monkeypatch)
+    reuse = group_chunks.ChunkReuse(file)
+    pf = parquet_lite.ParquetFile(file)
+    names = ["a", "b", "c", "d"]
+    for g in range(2):
+        got = reuse.read(pf, g, frozenset(), names)
+        assert got is not None
+        want = pq.ParquetFile(file).read_row_group(g)
+        for name, column in zip(names, got):
+            assert column.array.type == want.schema.field(name).type
+            assert column.array.to_pylist() == want.column(name).to_pylist()
+        assert got[0] is got[2] and got[1] is not got[0] and got[3] is not got[0]
+    assert calls == [["a", "b", "d"], ["a", "b", "d"]]

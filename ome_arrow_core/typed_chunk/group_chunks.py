@@ -6,12 +6,15 @@ hold the same values in every row group, byte for byte. :class:`ChunkReuse` read
 bytes (one read), looks each up among the chunks it decoded before, and has pyarrow decode only those it has not
 seen: a random image of a million then costs the few columns that differ per image (ids, names, locators).
 
-A column chunk's decoded values are a function of its bytes (its pages, their headers included), its column's type,
-its codec and value count (recorded in the footer, not in the pages) and how strings are read (dictionary-encoded
-or not): the key is all of them, the bytes compared whole (no hash stands in for them). Chunks larger than
-:data:`KEYED_BYTES` are decoded every time and not kept (a column of distinct values rarely repeats). The bytes are
-those of the row group as the file holds them now, read after the row group's digest was checked, as pyarrow's own
-read of them is.
+A column chunk's decoded values are a function of its bytes (its pages, their headers included), how its column is
+stored (physical, logical and converted type, length, definition and repetition levels: the schema), how it is read
+(its Arrow type, dictionary-encoded or not, and nullability), its codec and value count (recorded in the footer, not
+in the pages): the key is all of them, the bytes compared whole (no hash stands in for them), so that the columns of
+a group whose chunks are alike (``name`` and ``image_id``, null physical sizes) are decoded once too. Chunks larger
+than :data:`KEYED_BYTES` are decoded every time and not kept (a column of distinct values rarely repeats). The bytes
+are those of the row group as the file holds them now, read after the row group's digest was checked, as pyarrow's
+own read of them is: a damaged chunk differs from the intact one it was copied from, and is decoded (or refused) on
+its own.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ KEPT_CHUNKS: Final[int] = 256
 #: Column chunks of at most this many bytes are looked up and kept; larger ones are decoded each time.
 KEYED_BYTES: Final[int] = 4096
 
-#: (Arrow type read, nullable, codec, values, the chunk's bytes).
-_Key = tuple[str, bool, str, int, bytes]
+#: (Arrow type read, nullable, Parquet type and levels, codec, values, the chunk's bytes).
+_Key = tuple[str, bool, str, str, int, bytes]
 
 
 def chunk_spans(rg: pq.RowGroupMetaData, columns: Sequence[int]) -> list[tuple[int, int, str, int]] | None:
@@ -51,6 +54,18 @@ def chunk_spans(rg: pq.RowGroupMetaData, columns: Sequence[int]) -> list[tuple[i
             return None
         spans.append((int(start), int(length), str(cc.compression), int(cc.num_values)))
     return spans
+
+
+def _stored(schema: pq.ParquetSchema, c: int) -> str:
+    """How leaf column ``c`` of ``schema`` is stored: its physical, logical and converted types, its length and its
+    levels ("" past the last leaf)."""
+    if c >= len(schema):
+        return ""
+    col = schema.column(c)
+    return (
+        f"{col.physical_type}/{col.logical_type}/{col.converted_type}/{col.length}/"
+        f"{col.max_definition_level}/{col.max_repetition_level}"
+    )
 
 
 class Decoded:
@@ -74,7 +89,7 @@ class ChunkReuse:
         self._by_array: dict[int, Decoded] = {}
         self._schemas: dict[frozenset[str], pa.Schema] = {}
         #: Each schema's (type, nullable) of each column, as keys hold them.
-        self._kinds: dict[frozenset[str], list[tuple[str, bool]]] = {}
+        self._kinds: dict[frozenset[str], list[tuple[str, bool, str]]] = {}
 
     def values(self, array: pa.Array) -> list[Any] | None:
         """``array`` as Python values (its ``to_pylist()``) when it is a kept chunk's (made once), else None."""
@@ -95,7 +110,7 @@ class ChunkReuse:
         schema = self._schemas.get(dictionary)
         if schema is None:
             schema = self._schemas[dictionary] = pf.schema_arrow
-            self._kinds[dictionary] = [(str(f.type), f.nullable) for f in schema]
+            self._kinds[dictionary] = [(str(f.type), f.nullable, _stored(pf.schema, c)) for c, f in enumerate(schema)]
         return schema
 
     def read(
