@@ -69,13 +69,15 @@ def _stored(schema: pq.ParquetSchema, c: int) -> str:
 
 
 class Decoded:
-    """One decoded column chunk: its values, and them as Python values (made on first use); the columns of any
-    name whose chunks hold the same bytes (and type) share it."""
+    """One decoded column chunk: its values, and them as Python values (made when it serves a second row: one row's
+    scalar costs less than a list of them all); the columns of any name whose chunks hold the same bytes (and are
+    stored and read alike) share it."""
 
-    __slots__ = ("array", "values")
+    __slots__ = ("array", "served", "values")
 
     def __init__(self, array: pa.Array) -> None:
         self.array = array
+        self.served = 0
         self.values: list[Any] | None = None
 
 
@@ -89,7 +91,7 @@ class ChunkReuse:
         self._by_array: dict[int, Decoded] = {}
         self._schemas: dict[frozenset[str], pa.Schema] = {}
         #: Each schema's (type, nullable) of each column, as keys hold them.
-        self._kinds: dict[frozenset[str], list[tuple[str, bool, str]]] = {}
+        self._kinds: dict[frozenset[str], dict[int, tuple[str, bool, str]]] = {}
 
     def values(self, array: pa.Array) -> list[Any] | None:
         """``array`` as Python values (its ``to_pylist()``) when it is a kept chunk's (made once), else None."""
@@ -97,6 +99,9 @@ class ChunkReuse:
         if kept is None or kept.array is not array:
             return None
         if kept.values is None:
+            kept.served += 1
+            if kept.served < 2:
+                return None
             kept.values = as_list(array)
         return kept.values
 
@@ -110,7 +115,7 @@ class ChunkReuse:
         schema = self._schemas.get(dictionary)
         if schema is None:
             schema = self._schemas[dictionary] = pf.schema_arrow
-            self._kinds[dictionary] = [(str(f.type), f.nullable, _stored(pf.schema, c)) for c, f in enumerate(schema)]
+            self._kinds[dictionary] = {}
         return schema
 
     def read(
@@ -137,10 +142,15 @@ class ChunkReuse:
         if len(data) != hi - lo:
             return None  # short: pyarrow's own read of the group names the damage
         kinds = self._kinds[dictionary]
+        stored: pq.ParquetSchema | None = None
         keys: list[_Key] = []
         found: list[Decoded | None] = []
         for c, (start, length, codec, count) in zip(where, spans):
-            key = (*kinds[c], codec, count, data[start - lo : start - lo + length])
+            kind = kinds.get(c)
+            if kind is None:
+                stored = stored or pf.schema  # parsed anew by each ``pf.schema``: once a read
+                kind = kinds[c] = (str(schema[c].type), schema[c].nullable, _stored(stored, c))
+            key = (*kind, codec, count, data[start - lo : start - lo + length])
             hit = self._kept.get(key) if length <= KEYED_BYTES else None
             if hit is not None:
                 self._kept.move_to_end(key)
