@@ -2,8 +2,9 @@
 
 Opening reads the footers only (each part's row counts per row group); a row is read with
 the rest of its row group (the most recent :data:`GROUPS_KEPT` groups kept in Arrow memory: random access over a
-million images stays bounded) and only that row becomes a dict; a column is read alone, once; the whole table
-only when asked for.
+million images stays bounded) and only that row becomes a dict; an image's metadata and pixel locator read only
+their columns of its row group (:data:`IMAGE_COLUMNS`), each column chunk decoded once per distinct content (see
+:mod:`.group_chunks`); a column is read alone, once; the whole table only when asked for.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ class ImageRows:
         return lists
 
     def meta(self, pos: int) -> ImageMeta:
-        """The metadata of image row ``pos`` (made once from its row: the most recent :data:`ROWS_KEPT` are kept)."""
+        """The metadata of image row ``pos`` (made once from its row, or from its :data:`META_COLUMNS` alone: the most
+        recent :data:`ROWS_KEPT` are kept)."""
         with self._lock:
             hit = self._metas.get(pos)
             if hit is not None:
