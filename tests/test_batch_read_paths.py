@@ -36,6 +36,12 @@ def test_values_of_many_rows_are_each_rows_value_across_parts_and_groups(tmp_pat
         images = open_dataset(path).images  # nothing kept from the single lookups
         assert images.values(order, name) == want
     assert images.values([], "dtype") == []
+    located = images.locate_many(order)
+    assert list(zip(*located)) == [images.locate(p) for p in order]
+    aligned = open_dataset(path).aligned
+    assert aligned is not None
+    each = [aligned.rows_of(p) for p in order]
+    assert [r.tolist() for r in aligned.rows_many(order)] == [r.tolist() for r in each]
     assert set(images.values(range(16), "dtype")) == {"uint16", "uint8", "float32"}
 
 

@@ -176,21 +176,28 @@ class ImageRows:
     def values(self, positions: Sequence[int], name: str) -> list[Any]:
         """:meth:`value` of many image rows, located together (a batch's rows: one search per part, not two per
         row; no row dict needed)."""
+        parts, groups, within = self.locate_many(positions)
+        with self._lock:
+            return [self._group_values(p, g, name)[k] for p, g, k in zip(parts, groups, within)]
+
+    def locate_many(self, positions: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
+        """:meth:`locate` of many image rows at once: (parts, row groups, rows in them), one entry per position."""
         pos = np.asarray(positions, dtype=np.int64)
         if not len(pos):
-            return []
-        parts = np.searchsorted(self.first, pos, side="right") - 1
-        out: list[Any] = [None] * len(pos)
-        with self._lock:
-            for part in (unique(parts) if len(self.parts) > 1 else parts[:1]).tolist():
-                mine = np.flatnonzero(parts == part) if len(self.parts) > 1 else np.arange(len(pos))
-                local = pos[mine] - int(self.first[part])
-                starts = self.starts[part]
-                groups = np.searchsorted(starts, local, side="right") - 1
-                within = (local - starts[groups]).tolist()
-                for n, g, k in zip(mine.tolist(), groups.tolist(), within):
-                    out[n] = self._group_values(part, g, name)[k]
-        return out
+            return [], [], []
+        if len(self.parts) == 1:
+            parts = np.zeros(len(pos), dtype=np.int64)
+        else:
+            parts = np.searchsorted(self.first, pos, side="right") - 1
+        groups = np.empty(len(pos), dtype=np.int64)
+        within = np.empty(len(pos), dtype=np.int64)
+        for part in (unique(parts) if len(self.parts) > 1 else parts[:1]).tolist():
+            mine = np.flatnonzero(parts == part) if len(self.parts) > 1 else slice(None)
+            local = pos[mine] - int(self.first[part])
+            starts = self.starts[part]
+            g = np.searchsorted(starts, local, side="right") - 1
+            groups[mine], within[mine] = g, local - starts[g]
+        return parts.tolist(), groups.tolist(), within.tolist()
 
     def _group_values(self, part: int, g: int, name: str) -> list[Any]:
         """Column ``name`` of row group ``g`` of ``part`` as Python values (converted once; call with the lock)."""

@@ -55,7 +55,7 @@ def read_rows(
         positions, sels, outs = [positions[k] for k in rest], [sels[k] for k in rest], [outs[k] for k in rest]
         if not positions:
             return
-    picked = [opened.chunk_rows(pos) for pos in positions]
+    picked = opened.chunk_rows_many(positions)
     rows = np.concatenate(picked)
     table = opened.chunk_table(rows)  # the batch's origins and shapes, gathered once: each image checks its slice
     ends = np.cumsum([len(r) for r in picked])
