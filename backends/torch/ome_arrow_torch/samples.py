@@ -21,10 +21,10 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
-from ome_arrow_core.gc_hold import gc_held
 from ome_arrow_core.plugin_api import ChannelPolicy
 
 from .collate import rows_of
+from .gc_hold import gc_held
 from .pool import BatchPool
 from .prefault import prepare
 

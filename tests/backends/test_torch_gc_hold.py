@@ -10,8 +10,11 @@ import threading
 
 import pytest
 
-from ome_arrow_core import gc_hold
-from ome_arrow_core.gc_hold import gc_held
+pytest.importorskip("torch")
+pytest.importorskip("ome_arrow_torch")
+
+from ome_arrow_torch import gc_hold
+from ome_arrow_torch.gc_hold import gc_held
 
 
 def test_collection_is_off_inside_and_back_after() -> None:
