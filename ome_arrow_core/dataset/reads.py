@@ -28,8 +28,7 @@ from ..layout import ChannelPolicy
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import IndexSpec, RoiType
-from ..typed_chunk import read_rows
-from ..typed_chunk.opening import open_dataset
+from ..typed_chunk import open_dataset, read_rows
 from ..uniques import unique
 from ..view_spec import ViewSpec
 from .batch import OutArray, checked_out, plan_batch
