@@ -75,7 +75,7 @@ def plan_batch(
         )
     if len(layouts) > 1:
         raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
-    shapes = {s.shape for s in sels}
+    shapes = {s.shape for s in {id(s): s for s in sels}.values()}  # images of one base share its selection
     if len(shapes) > 1:
         raise SchemaError(
             f"the selected images have different shapes {sorted(shapes)} (TZCYX); crop them to a common "

@@ -91,6 +91,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         self._base: MemberTables | None = None
         self._registry = registry
         self._uniform: set[int] | None = None
+        self._shared_metas = {}
         #: (row groups read, row groups in the files) when the table was scanned with a filter.
         self.row_groups_scanned = row_groups
 
@@ -99,6 +100,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         out = OMEArrowDataset.__new__(OMEArrowDataset)
         out.__dict__.update(self.__dict__)
         out._positions, out._table, out._uniform = positions, table, self._uniform
+        out._shared_metas = {}  # its own: it may find a member uniform that this dataset does not
         out.row_groups_scanned = self.row_groups_scanned
         return out
 
@@ -212,6 +214,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
                     open_files(Path(part.path), self._registry, load=load and (True if rows is None else rows))
                     if self._table is None:  # batch reads ask the images tables' footers whether all images agree
                         uniform_member(part)
+        self._uniform_parts()  # which members' images share one batch plan: decided once, here, for them too
 
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""
@@ -253,6 +256,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_registry"] = None  # plugins are found again in the receiving process
+        state["_shared_metas"] = {}  # of this process's opened files
         if self._base is not None:
             state["_table"] = None  # read again there, only if needed: workers get a small pickle
         return state

@@ -24,6 +24,11 @@ def checked_indices(indices: Sequence[int] | np.ndarray | range, n: int) -> np.n
         idx = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
     elif isinstance(indices, np.ndarray) and indices.ndim == 1 and np.issubdtype(indices.dtype, np.integer):
         idx = indices.astype(np.int64)
+    elif isinstance(indices, list) and all(type(i) is int for i in indices):  # a sampler's batch: checked at once
+        try:
+            idx = np.array(indices, dtype=np.int64)
+        except OverflowError:
+            return np.array([check_index(i, n) for i in indices], dtype=np.int64)
     else:
         return np.array([check_index(i, n) for i in indices], dtype=np.int64)
     bad = (idx < -n) | (idx >= n)

@@ -7,6 +7,7 @@ chunk file for the whole batch; the images of one member that share sizes and dt
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -27,7 +28,7 @@ from ..layout import ChannelPolicy
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import IndexSpec, RoiType
-from ..typed_chunk import image_meta, read_rows
+from ..typed_chunk import open_dataset, read_rows
 from ..uniques import unique
 from ..view_spec import ViewSpec
 from .batch import OutArray, checked_out, plan_batch
@@ -50,6 +51,8 @@ class DatasetReads:
     _verify: bool | None
     _table: pa.Table | None
     _uniform: set[int] | None
+    #: member -> (the opened files it came from, metadata of one of its images) for :meth:`_meta`'s ``shared``.
+    _shared_metas: dict[int, tuple[weakref.ref[Any], ImageMeta]]
 
     if TYPE_CHECKING:  # given by OMEArrowDataset
 
@@ -171,7 +174,8 @@ class DatasetReads:
         def meta_of(n: int) -> ImageMeta:
             part, k = member_of[n], idx[n]
             if self._parts[part].kind == "chunks":
-                return self._meta(part, row_of[n])
+                # images of a uniform part share the plan's inputs (sizes, dtype; the chunk shape only for tiles)
+                return self._meta(part, row_of[n], shared=part in uniform and view.tile is None)
             images[k] = self[k]
             return images[k].meta
 
@@ -201,11 +205,24 @@ class DatasetReads:
                     canon[n][...] = image.source.read(sels[n])
         return out
 
-    def _meta(self, member: int, row: int) -> ImageMeta:
-        """Metadata of image row ``row`` of chunk dataset ``member``, from its (cached) images table row."""
+    def _meta(self, member: int, row: int, shared: bool = False) -> ImageMeta:
+        """Metadata of image row ``row`` of chunk dataset ``member``, from its (cached) images table row.
+
+        ``shared``: the member's images share sizes and dtype, and the caller needs only those: the metadata this
+        dataset made last for another image of the member serves, while the member's files are those it came from
+        (a new process, a DataLoader worker of each epoch, makes one per member instead of one per batch).
+        """
         path = Path(self._parts[member].path)
         with reading(path, None, "reading image metadata"), blaming(path):
-            return image_meta(path, row, self._registry)
+            opened = open_dataset(path, self._registry)
+            if not shared:
+                return opened.meta(row)
+            kept = self._shared_metas.get(member)
+            if kept is not None and kept[0]() is opened:
+                return kept[1]
+            meta = opened.meta(row)
+            self._shared_metas[member] = (weakref.ref(opened), meta)
+            return meta
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""

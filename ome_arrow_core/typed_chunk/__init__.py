@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .group_sums import check_whole as check_whole_tables
     from .group_sums import recorded_rows
     from .manifest_cache import shared_manifest
-    from .opening import open_files
+    from .opening import open_dataset, open_files
     from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
     from .remote_writes import remote_target, write_remote_dataset
     from .rows import read_rows
@@ -86,6 +86,7 @@ __all__ = [
     "image_meta",
     "read_rows",
     "open_files",
+    "open_dataset",
     "write_images",
     "stream_dataset",
     "compact_dataset",
@@ -110,6 +111,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "write_remote_dataset": (".remote_writes", "write_remote_dataset"),
     "read_rows": (".rows", "read_rows"),
     "open_files": (".opening", "open_files"),
+    "open_dataset": (".opening", "open_dataset"),
     "shared_manifest": (".manifest_cache", "shared_manifest"),
     "DatasetSource": (".source", "DatasetSource"),
     "image_meta": (".source", "image_meta"),

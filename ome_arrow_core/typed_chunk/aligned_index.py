@@ -158,31 +158,41 @@ class AlignedIndex:
 
         The array returned holds the group loaded: its rows' values stay in :attr:`columns` while it (or a view
         of it) lives."""
-        part, g, k = self.images.locate(pos)
+        return self.rows_many([pos])[0]
+
+    def rows_many(self, positions: Sequence[int]) -> list[np.ndarray]:
+        """:meth:`rows_of` of each of ``positions`` (a batch's images: located together, under one lock)."""
+        out: list[np.ndarray] = []
         with self._lock:
-            found = self._loaded.get((part, g))
-            if found is None:
-                failed = self._failed.get((part, g))
-                if failed is not None:  # a damaged group stays damaged (its checks may be half added)
-                    raise failed
-                try:
-                    found = self._loaded[(part, g)] = self._load(part, g)
-                except DamagedFileError as exc:
-                    self._failed[(part, g)] = exc
-                    raise
+            for pos, part, g, k in zip(positions, *self.images.locate_many(positions)):
+                found = self._loaded.get((part, g))
+                if found is None:
+                    failed = self._failed.get((part, g))
+                    if failed is not None:  # a damaged group stays damaged (its checks may be half added)
+                        raise failed
+                    try:
+                        found = self._loaded[(part, g)] = self._load(part, g)
+                    except DamagedFileError as exc:
+                        self._failed[(part, g)] = exc
+                        raise
+                else:
+                    self._loaded.move_to_end((part, g))
+                rows = found.rows.rows(k).copy()  # its own array: every view of it holds it, and so the group
+                found.hold(rows)
+                if len(self._loaded) > GROUPS_KEPT:
+                    self._drop_unheld()
+                if not len(rows):
+                    empty = (pos, part, g)
+                    break
+                out.append(rows)
             else:
-                self._loaded.move_to_end((part, g))
-            rows = found.rows.rows(k).copy()  # its own array: every view of it holds it, and so the group
-            found.hold(rows)
-            if len(self._loaded) > GROUPS_KEPT:
-                self._drop_unheld()
-        if not len(rows):
-            image = str(self.images.row(pos)["image_id"])
-            raise DamagedFileError(
-                f"image {image!r} of {self.root} has no chunks in its index row group ({self.parts[part].index}, "
-                f"row group {g}, as images row group {g} of {self.parts[part].images}); the index is damaged"
-            )
-        return rows
+                return out
+        pos, part, g = empty  # named outside the lock: the row is read with its group
+        image = str(self.images.row(pos)["image_id"])
+        raise DamagedFileError(
+            f"image {image!r} of {self.root} has no chunks in its index row group ({self.parts[part].index}, "
+            f"row group {g}, as images row group {g} of {self.parts[part].images}); the index is damaged"
+        )
 
     def covered(self, pos: int) -> bool:
         """True when image row ``pos`` (its group loaded) is one chunk covering the whole image."""

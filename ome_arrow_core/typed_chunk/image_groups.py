@@ -23,6 +23,7 @@ from ..arrow_numpy import as_list
 from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
+from ..uniques import unique
 from .footers import footer, group_footers
 from .group_chunks import ChunkReuse, Decoded
 from .group_footers import GroupFooters
@@ -195,17 +196,47 @@ class ImageRows:
             if hit is not None:
                 return hit[name]
             part, g, k = self.locate(pos)
-            values = self._values.get((part, g, name))
-            if values is None:
-                group = self._group(part, g)
-                if name not in group.schema.names:
-                    raise KeyError(name)
-                values = self._values[(part, g, name)] = as_list(group.column(name))
-                while len(self._values) > GROUPS_KEPT:
-                    self._values.popitem(last=False)
-            else:
-                self._values.move_to_end((part, g, name))
-            return values[k]
+            return self._group_values(part, g, name)[k]
+
+    def values(self, positions: Sequence[int], name: str) -> list[Any]:
+        """:meth:`value` of many image rows, located together (a batch's rows: one search per part, not two per
+        row; no row dict needed)."""
+        parts, groups, within = self.locate_many(positions)
+        with self._lock:
+            return [self._group_values(p, g, name)[k] for p, g, k in zip(parts, groups, within)]
+
+    def locate_many(self, positions: Sequence[int]) -> tuple[list[int], list[int], list[int]]:
+        """:meth:`locate` of many image rows at once: (parts, row groups, rows in them), one entry per position."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if not len(pos):
+            return [], [], []
+        if len(self.parts) == 1:
+            parts = np.zeros(len(pos), dtype=np.int64)
+        else:
+            parts = np.searchsorted(self.first, pos, side="right") - 1
+        groups = np.empty(len(pos), dtype=np.int64)
+        within = np.empty(len(pos), dtype=np.int64)
+        for part in (unique(parts) if len(self.parts) > 1 else parts[:1]).tolist():
+            mine = np.flatnonzero(parts == part) if len(self.parts) > 1 else slice(None)
+            local = pos[mine] - int(self.first[part])
+            starts = self.starts[part]
+            g = np.searchsorted(starts, local, side="right") - 1
+            groups[mine], within[mine] = g, local - starts[g]
+        return parts.tolist(), groups.tolist(), within.tolist()
+
+    def _group_values(self, part: int, g: int, name: str) -> list[Any]:
+        """Column ``name`` of row group ``g`` of ``part`` as Python values (converted once; call with the lock)."""
+        values = self._values.get((part, g, name))
+        if values is None:
+            group = self._group(part, g)
+            if name not in group.schema.names:
+                raise KeyError(name)
+            values = self._values[(part, g, name)] = as_list(group.column(name))
+            while len(self._values) > GROUPS_KEPT:
+                self._values.popitem(last=False)
+        else:
+            self._values.move_to_end((part, g, name))
+        return values
 
     def _group_lists(self, key: tuple[int, int], group: pa.RecordBatch) -> list[list[Any]] | None:
         """The columns of row group ``key`` as Python lists, once it has served enough rows (else None)."""

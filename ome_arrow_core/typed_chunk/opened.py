@@ -204,6 +204,12 @@ class OpenedDataset:
         starts = self._groups["starts"]
         return self._groups["order"][int(starts[at]) : int(starts[at + 1])]
 
+    def chunk_rows_many(self, positions: Sequence[int]) -> list[np.ndarray]:
+        """:meth:`chunk_rows` of each of ``positions`` (an aligned index locates a batch's images together)."""
+        if self.aligned is not None:
+            return self.aligned.rows_many(positions)
+        return [self.chunk_rows(pos) for pos in positions]
+
     def chunk_table(self, rows: np.ndarray) -> ChunkTable:
         """The origins and shapes (TCZYX) of index rows ``rows``, as a chunk table (its row k is ``rows[k]``)."""
         return ChunkTable(

@@ -55,7 +55,7 @@ def read_rows(
         positions, sels, outs = [positions[k] for k in rest], [sels[k] for k in rest], [outs[k] for k in rest]
         if not positions:
             return
-    picked = [opened.chunk_rows(pos) for pos in positions]
+    picked = opened.chunk_rows_many(positions)
     rows = np.concatenate(picked)
     table = opened.chunk_table(rows)  # the batch's origins and shapes, gathered once: each image checks its slice
     ends = np.cumsum([len(r) for r in picked])
@@ -66,10 +66,13 @@ def read_rows(
             start = stop - len(mine)
             opened.verify(pos, mine, ChunkTable(table.origin[start:stop], table.shape[start:stop]))
     opened.bound_many([p for p, f in zip(positions, fresh) if f], [m for m, f in zip(picked, fresh) if f])
-    dtypes = [np.dtype(opened.images.value(pos, "dtype")) for pos in positions]
+    stored = opened.images.values(positions, "dtype")
+    named = {v: np.dtype(v) for v in set(stored)}
+    dtypes = [named[v] for v in stored]
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
     placements: list[Placement] = []
-    boxes = [_box(sel) for sel in sels]
+    made: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}  # a batch's images mostly share one selection
+    boxes = [made[id(sel)] if id(sel) in made else made.setdefault(id(sel), _box(sel)) for sel in sels]
     boxed = np.nonzero(np.array([b is not None for b in boxes])[owner])[0]
     if len(boxed):  # every image's chunks projected onto its box at once
         start = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes])[owner[boxed]]

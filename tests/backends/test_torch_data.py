@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -248,3 +249,18 @@ def test_a_map_style_dataset_sends_workers_nothing_per_image(tmp_path: Path) -> 
         np.testing.assert_array_equal(back[n - 1].numpy(), arrs[n - 1])
         np.testing.assert_array_equal(back[[2, 0]].numpy(), arrs[[2, 0]])
     assert extra[400] == extra[4]
+
+
+@pytest.mark.parametrize("roi", [None, (3, 2, 8, 9)])
+def test_batches_of_samples_are_checked_and_read_together(plate: tuple[Path, np.ndarray], roi: Any) -> None:
+    """One sample per image: a batch's indices are checked at once (an out-of-range one raises IndexError naming
+    it, negative ones count from the end) and read with the one view (``roi``) of every image."""
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, roi=roi)
+    want = arrs if roi is None else arrs[:, :, roi[1] : roi[1] + roi[3], roi[0] : roi[0] + roi[2]]
+    got = ds.__getitems__([3, -1, 0, -N])
+    assert np.array_equal(torch.stack(got).numpy(), want[[3, N - 1, 0, 0]])
+    assert np.array_equal(ds[[5, 2]].numpy(), want[[5, 2]])
+    for bad in ([0, N], [-N - 1, 1]):
+        with pytest.raises(IndexError, match=f"sample {bad[0] if bad[0] < 0 else bad[1]} is out of range"):
+            ds.__getitems__(bad)

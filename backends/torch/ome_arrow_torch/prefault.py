@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["populate"]
+__all__ = ["populate", "prepare"]
 
 #: ``madvise`` advice: fault the range in, writable (Linux ``MADV_POPULATE_WRITE``).
 MADV_POPULATE_WRITE = 23
@@ -22,10 +22,15 @@ _PAGE = 4096
 _madvise: list[Any] = []  # [libc's madvise], or [None] where it is not to be used
 
 
-def populate(address: int, nbytes: int) -> bool:
-    """Map ``nbytes`` of this process's memory from ``address`` writable now; False where that was not done."""
+def prepare() -> None:
+    """Look ``madvise`` up now (in the main process: the DataLoader workers forked later inherit it)."""
     if not _madvise:
         _madvise.append(_load())
+
+
+def populate(address: int, nbytes: int) -> bool:
+    """Map ``nbytes`` of this process's memory from ``address`` writable now; False where that was not done."""
+    prepare()
     call = _madvise[0]
     if call is None or nbytes <= 0:
         return False

@@ -8,6 +8,7 @@ and loads its images' row groups there, for every worker forked later to inherit
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -23,7 +24,9 @@ from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpe
 from ome_arrow_core.plugin_api import ChannelPolicy
 
 from .collate import rows_of
+from .gc_hold import gc_held
 from .pool import BatchPool
+from .prefault import prepare
 
 __all__ = ["Samples", "Transform", "torch_dtype"]
 
@@ -83,6 +86,7 @@ class Samples:
         self.dataset = _as_dataset(source, filter)
         # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
         self.dataset.open_files(load=True)
+        prepare()  # the workers' first batches look up nothing (see prefault)
         #: Names this dataset's workers' buffer pools: each epoch's new worker adopts its predecessor's (see pool).
         self._pool_key = os.urandom(8).hex()
         given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
@@ -179,6 +183,13 @@ class Samples:
 
     def _read(self, samples: Sequence[int], out: Any = None) -> np.ndarray:
         """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read)."""
+        if self._starts is None and self.crop is None:  # sample i is image i, all with one view: checked at once
+            images = [int(s) for s in samples]
+            n = self.num_samples
+            for s in images if images and not (-n <= min(images) and max(images) < n) else ():
+                self._locate(s)  # raises IndexError for the first out of range
+            same = None if self.roi is None else [self.roi] * len(images)
+            return self.dataset.read(images, rois=same, out=out, spec=self.view)
         where = [self._locate(int(s)) for s in samples]
         rois = [r for _, r in where]
         return self.dataset.read(
@@ -224,7 +235,8 @@ class Samples:
             got.append(pool.empty(shape, torch_dtype(dtype)))
             return got[-1][0].numpy()
 
-        self._read(samples, out=pooled)
+        with gc_held():  # the read's temporaries are freed before the collector would look (see gc_hold)
+            self._read(samples, out=pooled)
         return pool.lease(*got[-1])
 
     def _rows(self, samples: list[int]) -> list[Any]:
@@ -245,6 +257,10 @@ class Samples:
         if pool is None or pool[0] != os.getpid():
             info = get_worker_info()
             owner = (self._pool_key, info.id) if info is not None else None
+            if info is not None:
+                # a DataLoader worker, forked (new every epoch by default): its collections leave the objects it
+                # inherited alone instead of writing to each one's header, a copy-on-write fault per page
+                gc.freeze()
             pool = self.__dict__["_pool"] = (os.getpid(), BatchPool(owner=owner))
         return pool[1]
 
