@@ -192,3 +192,41 @@ def test_threads_dropping_and_loading_groups_while_others_read_get_every_image(t
     for a, b in zip(range(0, len(order), 5), batches):
         idx = order[a : a + 5]
         np.testing.assert_array_equal(b.reshape(len(idx), 1, 6, 5), np.stack([image(i) for i in idx]))
+
+
+def _group() -> aligned_index._Loaded:
+    return aligned_index._Loaded(0, 1, None, None)  # type: ignore[arg-type]
+
+
+def test_a_batch_holding_many_rows_prunes_its_holders_a_few_times_not_once_per_image() -> None:
+    found = _group()
+    alive, last, prunes = [], found.holders, 0
+    for _ in range(1024):  # a batch read holds each image's rows until it has read them all
+        rows = np.zeros(2, dtype=np.int64)
+        found.hold(rows)
+        alive.append(rows)
+        if found.holders is not last:  # each pruning makes a new list (``last`` keeps the old one alive)
+            last, prunes = found.holders, prunes + 1
+    assert len(found.holders) == 1024 and found.held  # none forgotten while alive
+    assert prunes <= 6  # pruned when the holders doubled (32, 64, ... 512), not 992 times
+    del alive, rows, last
+    gc.collect()
+    assert not found.held
+
+
+def test_dead_holders_are_still_forgotten_as_rows_die() -> None:
+    found = _group()
+    kept = []
+    for k in range(2000):
+        rows = np.zeros(2, dtype=np.int64)
+        found.hold(rows)
+        if k % 100 == 0:
+            kept.append(rows)
+        del rows
+        assert len(found.holders) <= max(aligned_index._PRUNE_AT, 2 * len(kept)) + 1
+    assert found.held
+    del kept
+    gc.collect()
+    assert not found.held
+    found.hold(np.zeros(2, dtype=np.int64))
+    assert not found.held

@@ -77,10 +77,14 @@ class _Loaded:
     ids: pa.Array
     checks: list[tuple[int, Any]] = field(default_factory=list)
     holders: list[weakref.ref[np.ndarray]] = field(default_factory=list)
+    #: Holders kept before the dead ones are forgotten: twice those alive at the last pruning (at least
+    #: :data:`_PRUNE_AT`), so a batch that holds many rows at once prunes a few times, not once per image.
+    prune_at: int = _PRUNE_AT
 
     def hold(self, rows: np.ndarray) -> None:
-        if len(self.holders) >= _PRUNE_AT:
+        if len(self.holders) >= self.prune_at:
             self.holders = [r for r in self.holders if r() is not None]
+            self.prune_at = max(_PRUNE_AT, 2 * len(self.holders))
         self.holders.append(weakref.ref(rows))
 
     @property
