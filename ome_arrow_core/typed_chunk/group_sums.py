@@ -46,6 +46,7 @@ __all__ = [
     "recorded_rows",
     "check_footers",
     "check_group",
+    "check_groups",
     "check_whole",
     "check_footer",
     "head_verified",
@@ -221,6 +222,31 @@ def check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, 
     process and file version; a table without usable segments is checked whole)."""
     if verify_enabled(verify):
         _check_group(root, manifest, name, group, _segments(root, manifest, name))
+
+
+def check_groups(
+    root: Path, manifest: Mapping[str, Any], name: str, groups: Iterable[int], verify: bool | None = None
+) -> None:
+    """Raise ChecksumError unless each row group of ``groups`` of table ``name`` has its recorded digest, through one
+    open file (each checked once per process and file version), before a read of those groups alone; a table
+    without usable segments is checked whole."""
+    if not verify_enabled(verify):
+        return
+    seg = _segments(root, manifest, name)
+    if seg is None:
+        check_whole(root, manifest, [name], True)
+        return
+    version = member_version(root, name)
+    if version is None or _seen(version, seg, _WHOLE):
+        return
+    todo = []
+    for group in groups:
+        if not 0 <= group < len(seg.bounds) - 1:
+            _check_group(root, manifest, name, group, seg)  # raises, naming the row group
+        if not _seen(version, seg, group):
+            todo.append(group)
+    if todo:
+        _check_segments(root, name, seg, version, todo)
 
 
 def _check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, seg: Segments | None) -> None:
