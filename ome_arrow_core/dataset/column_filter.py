@@ -1,12 +1,14 @@
 """A mapping filter (``{"well": "A01", "site": [1, 2]}``) on a chunk dataset: the columns it names, streamed.
 
-The images tables are checked against the manifest's digests first (each row group's, through one open file),
-then read a block of row groups at a time (up to :data:`BATCH_ROWS` rows), only the named columns, strings
-dictionary-encoded: the block's dictionaries are unified, each term is compared on that dictionary (a plate's 96
-wells, not its million rows) and picked by the block's codes, one numpy pass a block (not one a row group). What
-is held at once is one block and the kept row numbers, whatever the number of images; the footer is parsed for
-the read and not kept. Row groups whose statistics (min, max, null count) rule out a term are not read (a column
-sorted as written, ``site`` of a plate written well by well).
+The images tables' footers are checked against the manifest's digests first. Row groups whose statistics (min,
+max, null count) rule out a term are skipped, and those whose statistics say every row matches (min == max among
+the wanted values, no null: a plate written well by well, ``{"well": "B03"}``) are kept by their row count; both
+without being read. The statistics decide only where the footer was checked (or checks are off). The rest are
+checked against their digests (through one open file), then read a block of row groups at a time (up to
+:data:`BATCH_ROWS` rows), only the named columns, strings dictionary-encoded: the block's dictionaries are unified,
+each term is compared on that dictionary (a plate's 96 wells, not its million rows) and picked by the block's
+codes, one numpy pass a block (not one a row group). What is held at once is one block and the kept row numbers,
+whatever the number of images; the footer is parsed for the read and not kept.
 """
 
 from __future__ import annotations
