@@ -65,8 +65,13 @@ def _chunk_groups(n: int, image_bytes: int) -> list[tuple[int, int]]:
 
 def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     """Write the plate of ``n`` images of ``shape`` (ZYX uint16) at ``path`` (a new directory)."""
+    import sys
+
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    if str(Path(__file__).parent) not in sys.path:  # plate_scale.py, beside this file, says which well an image is in
+        sys.path.insert(0, str(Path(__file__).parent))
     from plate_scale import by_well, well_site
 
     from ome_arrow_core.checksums import ALGORITHM, checksums_of
