@@ -23,11 +23,16 @@ import pyarrow.parquet as pq
 
 from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
-from ..checksums import verify_enabled
 from ..errors import DamagedFileError
-from ..typed_chunk import Part, check_image_rows, check_whole_tables, table_footer
-from ..typed_chunk.group_sums import check_footers, check_groups, footer_verified
-from ..typed_chunk.table_sums import recorded
+from ..typed_chunk import (
+    Part,
+    check_image_rows,
+    check_table_footers,
+    check_table_groups,
+    check_whole_tables,
+    footer_statistics_trusted,
+    table_footer,
+)
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
@@ -46,7 +51,7 @@ def mapping_rows(
     match ``spec`` (a value: equal; a list, tuple or set: one of); a null or a column a table lacks matches
     nothing; None when a named column is in no table (the caller's whole table then says what is wrong). pyarrow
     errors (a value that cannot be cast to its column) propagate: the caller decides."""
-    check_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
+    check_table_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
         check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)
@@ -66,12 +71,12 @@ def mapping_rows(
             arrow_values(values).cast(_plain(schema.field(str(name)).type))
         columns = [str(n) for n in spec]
         strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
-        plan = _plan(md, spec) if _trusted(path, manifest, part.images, verify) else None
+        plan = _plan(md, spec) if footer_statistics_trusted(path, manifest, part.images, verify) else None
         if plan is None:  # every row group decoded: every one checked first
             check_whole_tables(path, manifest, [part.images], verify)
             plan = [_Run(0, md.num_rows, None, False)]
         else:  # those decoded (the others are decided by the statistics of the footer checked above)
-            check_groups(path, manifest, part.images, [g for r in plan if r.groups for g in r.groups], verify)
+            check_table_groups(path, manifest, part.images, [g for r in plan if r.groups for g in r.groups], verify)
         with reading(path, part.images, "filtering the images table"):
             pf = pq.ParquetFile(file, metadata=md, read_dictionary=strings or None)
             for run in plan:
@@ -106,13 +111,6 @@ class _Run(NamedTuple):
     stop: int
     groups: list[int] | None
     whole: bool
-
-
-def _trusted(path: Path, manifest: Mapping[str, Any], name: str, verify: bool | None) -> bool:
-    """Whether the statistics in table ``name``'s footer may decide which rows match: its footer matched a digest
-    the manifest records (checked by :func:`mapping_rows` before it was parsed), or checks are off (its bytes are
-    trusted, as every other byte). A table without a recorded digest (ome-arrow 0.1.0's) is read whole."""
-    return not verify_enabled(verify) or footer_verified(path, name) or name in recorded(path, manifest)
 
 
 def _plan(md: pq.FileMetaData, spec: Mapping[str, Any]) -> list[_Run] | None:

@@ -33,7 +33,7 @@ from .footer_pieces import bytes_digest
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
 from .group_records import GROUPS_KEY, HexSums, Segments, group_entries, int_list, recorded_rows
 from .group_records import segments_of as _segments
-from .table_sums import check_tables
+from .table_sums import check_tables, recorded
 
 __all__ = [
     "GROUPS_KEY",
@@ -47,6 +47,7 @@ __all__ = [
     "check_footers",
     "check_group",
     "check_groups",
+    "statistics_trusted",
     "check_whole",
     "check_footer",
     "head_verified",
@@ -215,6 +216,13 @@ def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str],
             check_whole(root, manifest, [name], verify)
         else:  # whole, pieces or not: its footer may then be parsed whole (and is, in many places) unchecked
             _check(root, name, seg, len(seg.bounds) - 1, "footer")
+
+
+def statistics_trusted(root: Path, manifest: Mapping[str, Any], name: str, verify: bool | None = None) -> bool:
+    """Whether what table ``name``'s footer says (its statistics) is as trusted as the bytes a read decodes, once
+    :func:`check_footers` passed for it: checks are off, or its footer as it is on disk now matched a digest the
+    manifest records (its own, or the whole table's). False for a table with no recorded digest (ome-arrow 0.1.0's)."""
+    return not verify_enabled(verify) or footer_verified(root, name) or name in recorded(root, manifest)
 
 
 def check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, verify: bool | None = None) -> None:
