@@ -7,7 +7,10 @@ Usage (not run in CI)::
     python benchmarks/plate_scale.py --sizes 1000 100000 1000000 --shape 1 8 8   # the million-image plate (tiny)
 
 A plate is N images of 1x64x64 uint16 (``--shape``; image i is ``(arange(P) + 7 i) % 4096`` for P pixels, so every
-child checks what it read) with two metadata columns, ``well`` (a string, 96 wells) and ``site`` (an int). Ours is written by
+child checks what it read) with two metadata columns, ``well`` (a string, 96 wells) and ``site`` (an int). Image i
+is in well ``i % 96`` (site ``i // 96``: the wells interleaved, every row group holding all 96); with ``--by-well``,
+in well ``i * 96 // N`` (site: its number in the well), written well by well as a plate is acquired (a well's
+images in consecutive row groups). Ours is written by
 ``write_dataset`` with its defaults. The zarr-python peer is the representation a zarr user picks for a plate of
 equal images: ONE array of shape (N, 1, 64, 64), one image per chunk, chunks grouped 1,024 to a shard file (the
 sharding codec, so a million images are not a million files), with ``well`` and ``site`` as sibling arrays of the
@@ -23,7 +26,7 @@ Every case runs in a fresh ``python`` process (library imported first, not timed
 - ``len``: ``len(ds)`` after opening;
 - ``get``: steady ``ds[i].to_numpy()`` on random images (after a warm-up; per image);
 - ``read32``: a batch of 32 random images (``ds.read(idx)`` / orthogonal selection), steady;
-- ``filter``: keep one well (``ds.filter({"well": w})``) and read the first kept image;
+- ``filter``: keep one well (``ds.filter({"well": w})``), its ``len`` and the first kept image's pixels;
 - ``shard``: the images of rank 1 of 8 (``ds.select(range(1, N, 8))``) and the first one's pixels.
 
 Every case also reports the growth of resident memory (RSS) from before the open to the end of the case.
@@ -63,6 +66,19 @@ def plate_image(i: int, shape: tuple[int, ...] = SHAPE) -> np.ndarray:
     return ((np.arange(size, dtype=np.int64) + 7 * i) % 4096).astype(np.uint16).reshape(shape)
 
 
+def well_site(i: np.ndarray, n: int, by_well: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The well number (of 96) and site of images ``i`` of a plate of ``n`` (see the module's docstring)."""
+    if not by_well:
+        return i % 96, i // 96
+    well = i * 96 // n
+    return well, i - (well * n + 95) // 96  # (well * n + 95) // 96: the well's first image
+
+
+def by_well() -> bool:
+    """Whether this process's plates are written well by well (``--by-well``, passed to children by environment)."""
+    return os.environ.get("PLATE_SCALE_BY_WELL") == "1"
+
+
 def _batches(n: int, shape: tuple[int, ...], size: int = 1024):  # type: ignore[no-untyped-def]
     base = np.arange(int(np.prod(shape)), dtype=np.int64)[None, :]
     for start in range(0, n, size):
@@ -77,7 +93,8 @@ def write_ours(path: Path, n: int, shape: tuple[int, ...]) -> None:
         for _, block in _batches(n, shape):
             yield from block
 
-    meta = ({"well": WELLS[i % 96], "site": i // 96} for i in range(n))  # streamed, as the images
+    well, site = well_site(np.arange(n), n, by_well())
+    meta = ({"well": WELLS[int(well[i])], "site": int(site[i])} for i in range(n))  # streamed, as the images
     write_dataset(images(), path, metadata=meta, progress=False)
 
 
@@ -90,10 +107,11 @@ def write_zarr(path: Path, n: int, shape: tuple[int, ...]) -> None:
         arr[start : start + len(block)] = block
     import warnings
 
+    well, site = well_site(np.arange(n), n, by_well())
     with warnings.catch_warnings():  # zarr warns that fixed-length strings have no v3 spec yet
         warnings.simplefilter("ignore")
-        group.create_array("well", data=np.array([WELLS[i % 96] for i in range(n)], dtype=str))
-    group.create_array("site", data=np.array([i // 96 for i in range(n)], dtype=np.int64))
+        group.create_array("well", data=np.array(WELLS)[well])
+    group.create_array("site", data=site.astype(np.int64))
 
 
 def plates(
@@ -109,6 +127,7 @@ def plates(
     (not ``synthetic``), ``write_dataset`` of that source tree writes a plate of its own ("before")."""
     root.mkdir(parents=True, exist_ok=True)
     tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic-packed" if synthetic else "")
+    tag += "_by-well" if by_well() else ""
     ours, peer = root / f"plate{n}{tag}.ome.parquet", root / f"plate{n}{tag}.zarr"
     before = root / f"plate{n}{tag}.before.ome.parquet"
     writes: dict[str, dict[str, float]] = {}
@@ -198,8 +217,12 @@ elif case == "read32":
     out["ms"] = statistics.median(times)
 elif case == "filter":
     t = clock(); kept, img = {filter}(ds, "B03"); out["ms"] = (clock() - t) * 1e3
-    assert kept == len(range(14, n, 96)), kept
-    assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(14))
+    if os.environ.get("PLATE_SCALE_BY_WELL") == "1":  # well 14 (B03): images ceil(14 n / 96) to ceil(15 n / 96)
+        first, end = (14 * n + 95) // 96, (15 * n + 95) // 96
+    else:
+        first, end = 14, 14 + len(range(14, n, 96))
+    assert kept == end - first, kept
+    assert np.array_equal(np.asarray(img).reshape(SHAPE), expect(first))
 elif case == "shard":
     t = clock(); kept, img = {shard}(ds, 1, 8); out["ms"] = (clock() - t) * 1e3
     assert kept == len(range(1, n, 8)), kept
@@ -338,6 +361,11 @@ def main() -> None:
     parser.add_argument(
         "--synthetic", action="store_true", help="build ours with plate_synthetic.py (a million images in seconds)"
     )
+    parser.add_argument(
+        "--by-well",
+        action="store_true",
+        help="write each well's images together (as a plate is acquired), not the wells interleaved",
+    )
     parser.add_argument("--shape", type=int, nargs=3, default=list(SHAPE), help="ZYX of every image (1 64 64)")
     parser.add_argument(
         "--clock",
@@ -355,6 +383,8 @@ def main() -> None:
         _write_child(lib, Path(path), int(n), tuple(int(v) for v in shape))
         return
     args = parser.parse_args()
+    if args.by_well:  # the writers and every case's child read it
+        os.environ["PLATE_SCALE_BY_WELL"] = "1"
     libs = [*args.libs, *(["before"] if args.baseline and "before" not in args.libs else [])]
     shape = tuple(args.shape)
     results = measure(

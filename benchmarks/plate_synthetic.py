@@ -9,7 +9,7 @@ to 1,024 images and 256 KiB of pixels: 1,024 images of 1x8x8, 32 of 1x64x64; rea
 ranges), the XXH3 checksum of every chunk, each image's pixel locator, the table digests and the manifest (its chunk footer records packed, as
 writes record them now).
 The images are those of ``plate_scale.py`` (image i is ``(arange(P) + 7 i) % 4096``), with its ``well`` and
-``site`` columns, so its children check what they read.
+``site`` columns (interleaved, or well by well with its ``--by-well``), so its children check what they read.
 
 Usage: ``python benchmarks/plate_scale.py --synthetic --sizes 1000 100000 1000000 --shape 1 8 8``.
 """
@@ -65,8 +65,14 @@ def _chunk_groups(n: int, image_bytes: int) -> list[tuple[int, int]]:
 
 def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     """Write the plate of ``n`` images of ``shape`` (ZYX uint16) at ``path`` (a new directory)."""
+    import sys
+
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    if str(Path(__file__).parent) not in sys.path:  # plate_scale.py, beside this file, says which well an image is in
+        sys.path.insert(0, str(Path(__file__).parent))
+    from plate_scale import by_well, well_site
 
     from ome_arrow_core.checksums import ALGORITHM, checksums_of
     from ome_arrow_core.safe_write import SENTINEL, SENTINEL_TEXT
@@ -147,8 +153,9 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
             cols = [ids.slice(start, k), ids.slice(start, k), *(same(row[f.name], f.type, k) for f in fixed)]
             cols += [same("chunks.parquet", pa.string(), k), pa.array(offsets[start : start + k])]
             cols += [same(size * 2, pa.int64(), k), pa.array(sums[start : start + k])]
-            cols.append(pa.array([wells[j % 96] for j in range(start, start + k)], pa.string()))
-            cols.append(pa.array(i[start : start + k] // 96))
+            well, site = well_site(i[start : start + k], n, by_well())
+            cols.append(pa.array(np.array(wells)[well].tolist(), pa.string()))
+            cols.append(pa.array(site))
             images.write_table(pa.Table.from_arrays(cols, schema=schema.with_metadata(FILE_METADATA)), k)
     (path / SENTINEL).write_text(SENTINEL_TEXT)
     manifest = {

@@ -42,3 +42,23 @@ def test_the_synthetic_plate_packs_chunks_as_write_dataset_does(tmp_path: Path, 
     ds = OMEArrowDataset.scan(tmp_path / "synthetic")
     for i in (0, 31, 32, 1023, 1024, n - 1):
         np.testing.assert_array_equal(ds[i].to_numpy(layout="ZYX"), scale.plate_image(i, shape))
+
+
+@pytest.mark.parametrize("by_well", [False, True])
+def test_the_synthetic_plate_has_write_datasets_wells_and_sites(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_well: bool
+) -> None:
+    if by_well:  # (plate_scale.py --by-well passes it to its writers so)
+        monkeypatch.setenv("PLATE_SCALE_BY_WELL", "1")
+    else:
+        monkeypatch.delenv("PLATE_SCALE_BY_WELL", raising=False)
+    synthetic, scale = _module("plate_synthetic"), _module("plate_scale")
+    n, shape = 1100, (1, 4, 4)
+    synthetic.synthetic_plate(tmp_path / "synthetic", n, shape)
+    scale.write_ours(tmp_path / "written", n, shape)
+    cols = ["well", "site"]
+    ours = pq.read_table(tmp_path / "synthetic" / "images.parquet", columns=cols)
+    assert ours.equals(pq.read_table(tmp_path / "written" / "images.parquet", columns=cols))
+    wells = ours.column("well").to_pylist()
+    assert (wells == sorted(wells)) == by_well  # well by well, or interleaved
+    assert wells.count("B03") == len(range((14 * n + 95) // 96, (15 * n + 95) // 96) if by_well else range(14, n, 96))

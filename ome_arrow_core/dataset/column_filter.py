@@ -1,19 +1,21 @@
 """A mapping filter (``{"well": "A01", "site": [1, 2]}``) on a chunk dataset: the columns it names, streamed.
 
-The images tables are checked against the manifest's digests first (each row group's, through one open file),
-then read a block of row groups at a time (up to :data:`BATCH_ROWS` rows), only the named columns, strings
-dictionary-encoded: the block's dictionaries are unified, each term is compared on that dictionary (a plate's 96
-wells, not its million rows) and picked by the block's codes, one numpy pass a block (not one a row group). What
-is held at once is one block and the kept row numbers, whatever the number of images; the footer is parsed for
-the read and not kept. Row groups whose statistics (min, max, null count) rule out a term are not read (a column
-sorted as written, ``site`` of a plate written well by well).
+The images tables' footers are checked against the manifest's digests first. Row groups whose statistics (min,
+max, null count) rule out a term are skipped, and those whose statistics say every row matches (min == max among
+the wanted values, no null: a plate written well by well, ``{"well": "B03"}``) are kept by their row count; both
+without being read. The statistics decide only where the footer was checked (or checks are off). The rest are
+checked against their digests (through one open file), then read a block of row groups at a time (up to
+:data:`BATCH_ROWS` rows), only the named columns, strings dictionary-encoded: the block's dictionaries are unified,
+each term is compared on that dictionary (a plate's 96 wells, not its million rows) and picked by the block's
+codes, one numpy pass a block (not one a row group). What is held at once is one block and the kept row numbers,
+whatever the number of images; the footer is parsed for the read and not kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +24,15 @@ import pyarrow.parquet as pq
 from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError
-from ..typed_chunk import Part, check_image_rows, check_whole_tables, table_footer
+from ..typed_chunk import (
+    Part,
+    check_image_rows,
+    check_table_footers,
+    check_table_groups,
+    check_whole_tables,
+    footer_statistics_trusted,
+    table_footer,
+)
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
@@ -41,7 +51,7 @@ def mapping_rows(
     match ``spec`` (a value: equal; a list, tuple or set: one of); a null or a column a table lacks matches
     nothing; None when a named column is in no table (the caller's whole table then says what is wrong). pyarrow
     errors (a value that cannot be cast to its column) propagate: the caller decides."""
-    check_whole_tables(path, manifest, [p.images for p in parts], verify)  # its bytes, before they are decoded
+    check_table_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
         check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)
@@ -61,15 +71,22 @@ def mapping_rows(
             arrow_values(values).cast(_plain(schema.field(str(name)).type))
         columns = [str(n) for n in spec]
         strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
+        plan = _plan(md, spec) if footer_statistics_trusted(path, manifest, part.images, verify) else None
+        if plan is None:  # every row group decoded: every one checked first
+            check_whole_tables(path, manifest, [part.images], verify)
+            plan = [_Run(0, md.num_rows, None, False)]
+        else:  # those decoded (the others are decided by the statistics of the footer checked above)
+            check_table_groups(path, manifest, part.images, [g for r in plan if r.groups for g in r.groups], verify)
         with reading(path, part.images, "filtering the images table"):
             pf = pq.ParquetFile(file, metadata=md, read_dictionary=strings or None)
-            pruned = _runs(md, spec)  # None: every row group may hold a match: all of them, in one stream
-            runs: Sequence[tuple[int, list[int] | None]] = [(0, None)] if pruned is None else pruned
-            for start, groups in runs:
-                at = first + start
+            for run in plan:
+                if run.whole:  # every row of these groups matches: kept by count, not decoded
+                    kept.append(np.arange(first + run.start, first + run.stop, dtype=np.int64))
+                    continue
+                at = first + run.start
                 block: list[pa.RecordBatch] = []
                 for batch in pf.iter_batches(
-                    batch_size=BATCH_ROWS, row_groups=groups, columns=columns, use_threads=False
+                    batch_size=BATCH_ROWS, row_groups=run.groups, columns=columns, use_threads=False
                 ):
                     block.append(batch)
                     if sum(b.num_rows for b in block) >= BATCH_ROWS or len(block) >= BLOCK_BATCHES:
@@ -86,32 +103,77 @@ def mapping_rows(
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-def _runs(md: pq.FileMetaData, spec: Mapping[str, Any]) -> list[tuple[int, list[int]]] | None:
-    """(first row, row groups) of each run of consecutive row groups whose statistics do not rule out a match of
-    every term of ``spec``; None when none is ruled out. Asking stops after :data:`UNPRUNED` row groups in a row are
-    not ruled out (a column not sorted: its statistics rule nothing out, and each costs a little to ask)."""
+class _Run(NamedTuple):
+    """Consecutive row groups of one table, rows ``start`` to ``stop``: to read (``groups``; None: all of the
+    table), or kept whole (``whole``: their statistics say every row matches)."""
+
+    start: int
+    stop: int
+    groups: list[int] | None
+    whole: bool
+
+
+def _plan(md: pq.FileMetaData, spec: Mapping[str, Any]) -> list[_Run] | None:
+    """The runs of row groups to read or to keep whole, in order, leaving out those whose statistics rule out a
+    match of some term of ``spec``; None when the statistics decide nothing (every group read). Asking stops after
+    :data:`UNPRUNED` row groups in a row must be read (a column not sorted: its statistics decide nothing, and each
+    costs a little to ask)."""
     at = {md.schema.column(k).path: k for k in range(md.num_columns)}
-    keep: list[int] = []
-    pruned, streak, g = False, 0, 0
+    states: list[int] = []
+    bounds = [0]  # the first row of each row group asked, and the row after it
+    streak, g = 0, 0
     while g < md.num_row_groups and streak < UNPRUNED:
         group = md.row_group(g)
-        if all(_may_hold(group.column(at[str(n)]).statistics, group.num_rows, v) for n, v in spec.items()):
-            keep.append(g)
-            streak += 1
-        else:
-            pruned, streak = True, 0
+        rows = group.num_rows
+        state = _state([(group.column(at[str(n)]).statistics, v) for n, v in spec.items()], rows)
+        states.append(state)
+        bounds.append(bounds[-1] + rows)
+        streak = streak + 1 if state == _READ else 0
         g += 1
-    if not pruned:
+    if all(s == _READ for s in states):
         return None
-    keep += range(g, md.num_row_groups)
-    rows = np.cumsum([0, *(md.row_group(k).num_rows for k in range(md.num_row_groups))]).tolist()
-    runs: list[tuple[int, list[int]]] = []
-    for k in keep:
-        if runs and runs[-1][1][-1] == k - 1:
-            runs[-1][1].append(k)
+    runs: list[_Run] = []
+    for k, state in enumerate(states):
+        if state == _SKIP:
+            continue
+        whole = state == _WHOLE
+        last = runs[-1] if runs else None
+        if last is not None and last.stop == bounds[k] and last.whole == whole:
+            runs[-1] = _Run(last.start, bounds[k + 1], None if whole else [*(last.groups or []), k], whole)
         else:
-            runs.append((int(rows[k]), [k]))
+            runs.append(_Run(bounds[k], bounds[k + 1], None if whole else [k], whole))
+    if g < md.num_row_groups:  # not asked: read
+        runs.append(_Run(bounds[g], md.num_rows, list(range(g, md.num_row_groups)), False))
     return runs
+
+
+#: What the statistics of a row group say: no row matches, every row does, or it must be read.
+_SKIP, _WHOLE, _READ = 0, 1, 2
+
+
+def _state(terms: list[tuple[Any, Any]], rows: int) -> int:
+    """:data:`_SKIP`, :data:`_WHOLE` or :data:`_READ` for a row group of ``rows`` rows whose named columns have
+    statistics ``terms[k][0]``, each term wanting ``terms[k][1]``."""
+    whole = True
+    for stats, value in terms:
+        if not _may_hold(stats, rows, value):
+            return _SKIP
+        whole = whole and _all_match(stats, rows, value)
+    return _WHOLE if whole else _READ
+
+
+def _all_match(stats: Any, rows: int, value: Any) -> bool:
+    """True when statistics ``stats`` of a row group of ``rows`` rows say every row equals ``value`` (one of a
+    list): no null, ``rows`` values, min == max (an int or a string) among the wanted values."""
+    if stats is None or not (stats.has_min_max and stats.has_null_count):
+        return False
+    if stats.null_count != 0 or stats.num_values != rows:
+        return False
+    lo, hi = stats.min, stats.max
+    if type(lo) is not type(hi) or type(lo) not in (int, str) or lo != hi:
+        return False
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    return any(type(v) is type(lo) and v == lo for v in values)
 
 
 def _may_hold(stats: Any, rows: int, value: Any) -> bool:

@@ -33,8 +33,11 @@ if TYPE_CHECKING:
     from .compact import compact_dataset
     from .footers import footer as table_footer
     from .footers import footer_rows as table_rows
+    from .group_sums import check_footers as check_table_footers
+    from .group_sums import check_groups as check_table_groups
     from .group_sums import check_whole as check_whole_tables
     from .group_sums import recorded_rows
+    from .group_sums import statistics_trusted as footer_statistics_trusted
     from .manifest_cache import shared_manifest
     from .opening import open_dataset, open_files
     from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
@@ -81,6 +84,9 @@ __all__ = [
     "table_footer",
     "recorded_rows",
     "check_whole_tables",
+    "check_table_footers",
+    "check_table_groups",
+    "footer_statistics_trusted",
     "table_rows",
     "DatasetSource",
     "image_meta",
@@ -103,6 +109,9 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "table_footer": (".footers", "footer"),
     "table_rows": (".footers", "footer_rows"),
     "check_whole_tables": (".group_sums", "check_whole"),
+    "check_table_footers": (".group_sums", "check_footers"),
+    "check_table_groups": (".group_sums", "check_groups"),
+    "footer_statistics_trusted": (".group_sums", "statistics_trusted"),
     "recorded_rows": (".group_sums", "recorded_rows"),
     "dataset_path": (".remote_mirror", "dataset_path"),
     "is_dataset_name": (".remote_mirror", "is_dataset_name"),

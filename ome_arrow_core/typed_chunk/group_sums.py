@@ -33,7 +33,7 @@ from .footer_pieces import bytes_digest
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
 from .group_records import GROUPS_KEY, HexSums, Segments, group_entries, int_list, recorded_rows
 from .group_records import segments_of as _segments
-from .table_sums import check_tables
+from .table_sums import check_tables, recorded
 
 __all__ = [
     "GROUPS_KEY",
@@ -46,6 +46,8 @@ __all__ = [
     "recorded_rows",
     "check_footers",
     "check_group",
+    "check_groups",
+    "statistics_trusted",
     "check_whole",
     "check_footer",
     "head_verified",
@@ -216,11 +218,43 @@ def check_footers(root: Path, manifest: Mapping[str, Any], names: Iterable[str],
             _check(root, name, seg, len(seg.bounds) - 1, "footer")
 
 
+def statistics_trusted(root: Path, manifest: Mapping[str, Any], name: str, verify: bool | None = None) -> bool:
+    """Whether what table ``name``'s footer says (its statistics) is as trusted as the bytes a read decodes, once
+    :func:`check_footers` passed for it: checks are off, or its footer as it is on disk now matched a digest the
+    manifest records (its own, or the whole table's). False for a table with no recorded digest (ome-arrow 0.1.0's)."""
+    return not verify_enabled(verify) or footer_verified(root, name) or name in recorded(root, manifest)
+
+
 def check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, verify: bool | None = None) -> None:
     """Raise ChecksumError unless row group ``group`` of table ``name`` has its recorded digest (checked once per
     process and file version; a table without usable segments is checked whole)."""
     if verify_enabled(verify):
         _check_group(root, manifest, name, group, _segments(root, manifest, name))
+
+
+def check_groups(
+    root: Path, manifest: Mapping[str, Any], name: str, groups: Iterable[int], verify: bool | None = None
+) -> None:
+    """Raise ChecksumError unless each row group of ``groups`` of table ``name`` has its recorded digest, through one
+    open file (each checked once per process and file version), before a read of those groups alone; a table
+    without usable segments is checked whole."""
+    if not verify_enabled(verify):
+        return
+    seg = _segments(root, manifest, name)
+    if seg is None:
+        check_whole(root, manifest, [name], True)
+        return
+    version = member_version(root, name)
+    if version is None or _seen(version, seg, _WHOLE):
+        return
+    todo = []
+    for group in groups:
+        if not 0 <= group < len(seg.bounds) - 1:
+            _check_group(root, manifest, name, group, seg)  # raises, naming the row group
+        if not _seen(version, seg, group):
+            todo.append(group)
+    if todo:
+        _check_segments(root, name, seg, version, todo)
 
 
 def _check_group(root: Path, manifest: Mapping[str, Any], name: str, group: int, seg: Segments | None) -> None:
