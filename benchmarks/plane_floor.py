@@ -1,10 +1,13 @@
 """Where a planned box read's time goes: kernel copy, checksum, placement copy and Python, against memcpy.
 
     python benchmarks/plane_floor.py [--rounds 200] [--size 1024] [--chunks 256]   # --chunks 256x1024: y by x
+    python benchmarks/plane_floor.py --size 2048 --hot 20     # each step 20 times in a row per round: hot caches
 
 Image: 1x2x4xSxS uint16 of camera-like noise written with our defaults but the chunk edge, audited. For one full
 plane and the whole image, interleaved round by round in one process, process CPU time (median, ms) of:
 
+- ``api``: the public call, ``tensor_view(...).to_numpy()`` of the plane, ``to_numpy()`` of the whole image (a
+  planned read after the first two; one thread, as every step);
 - ``read``: ``BoxPlan.read(verify=True)`` (what a planned ``to_numpy`` runs; one thread), and ``no sums``: the same
   with ``verify=False`` (heads and lengths still checked);
 - ``kernel``: the plan's ``os.preadv`` calls alone, into this thread's scratch buffer (the kernel's copy from the
@@ -13,9 +16,12 @@ plane and the whole image, interleaved round by round in one process, process CP
 - ``flat``: the box's bytes as one contiguous ``preadv`` into a fresh buffer plus one XXH3 of it: the floor of a
   layout whose chunks are runs of the output (read straight into it, hashed there; for such a plan, e.g.
   ``--chunks 256x1024``, ``flat`` is the floor and ``+place`` the scratch route its straight reads avoid);
-- ``memcpy``: numpy's copy of the same pixels into fresh memory (compare_peers.py's memcpy).
+- ``memcpy``: numpy's copy of the same pixels into fresh memory (compare_peers.py's memcpy); ``memcpy reused``: the
+  same copy into an array made once (no page faults: the copy's floor).
 
-Prints each, its share of ``read`` and its ratio to memcpy.
+Each round times every step once, in turn (caches as a mixed workload leaves them), or with ``--hot N`` N times in a
+row (the median of those blocks: caches as a loop over one read leaves them). Prints each step, its share of ``read``
+and its ratios to memcpy and to memcpy reused.
 """
 
 from __future__ import annotations
@@ -90,6 +96,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--chunks", default="256", help="chunk edge, or YxX")
+    p.add_argument("--hot", type=int, default=1, help="calls of each step in a row per round (timed together)")
     args = p.parse_args()
     import ome_arrow_core.typed_chunk.box_plans as bp
 
@@ -107,12 +114,20 @@ def main() -> None:
             f"one full {s}x{s} plane": ((0, 1, 2, slice(None), slice(None)), full.select(c=range(1, 2), z=range(2, 3))),
             "the whole image": ((slice(None),) * 5, full),
         }
-        print(f"{args.rounds} rounds, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, load {os.getloadavg()}")
-        print("case | step | CPU ms | share of read | / memcpy")
+        apis: dict[str, Callable[[], Any]] = {
+            f"one full {s}x{s} plane": lambda: img.tensor_view(t=0, c=1, z=2, layout="YX").to_numpy(),
+            "the whole image": lambda: img.to_numpy(layout="TCZYX"),
+        }
+        print(f"{args.rounds} rounds of {args.hot}, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, load {os.getloadavg()}")
+        print("case | step | CPU ms | share of read | / memcpy | / memcpy reused")
         for name, (idx, sel) in cases.items():
             plan = plans(img, sel, bp)
             np.testing.assert_array_equal(plan.read(True), sel.apply(arr.transpose(0, 2, 1, 3, 4)))
+            for _ in range(2):  # its second read plans it
+                np.testing.assert_array_equal(apis[name](), arr[idx])
+            kept = np.empty_like(arr[idx])
             fns: dict[str, Callable[[], Any]] = {
+                "api": apis[name],
                 "read": lambda: plan.read(True),
                 "no sums": lambda: plan.read(False),
                 "kernel": steps(plan, False, False),
@@ -120,17 +135,23 @@ def main() -> None:
                 "+place": steps(plan, True, True),
                 "flat": flat(plan),
                 "memcpy": lambda: arr[idx].copy(),
+                "memcpy reused": lambda: np.copyto(kept, arr[idx]),
             }
             times: dict[str, list[float]] = {k: [] for k in fns}
             order = list(fns.items())
             for r in range(args.rounds):
                 for k, fn in order if r % 2 else order[::-1]:
                     c0 = time.process_time()
-                    fn()
-                    times[k].append((time.process_time() - c0) * 1e3)
+                    for _ in range(args.hot):
+                        fn()
+                    times[k].append((time.process_time() - c0) * 1e3 / args.hot)
             med = {k: float(np.median(v)) for k, v in times.items()}
             for k, v in med.items():
-                print(f"{name} | {k} | {v:.3f} | {v / med['read']:.2f} | {v / med['memcpy']:.2f}", flush=True)
+                print(
+                    f"{name} | {k} | {v:.3f} | {v / med['read']:.2f} | {v / med['memcpy']:.2f} | "
+                    f"{v / med['memcpy reused']:.2f}",
+                    flush=True,
+                )
         print(f"load {os.getloadavg()}")
 
 
