@@ -42,6 +42,7 @@ from ..typed_chunk import (
     dataset_path,
     open_files,
 )
+from .filter_nulls import FILTER_ERRORS, filtered
 from .image_location import ImageLocation
 from .positions import Positions, checked_indices
 from .reads import DatasetReads
@@ -244,8 +245,8 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
                 return self.select(self._positions.keep([k for k in kept if k is not None]))
         marked = self.table.append_column(ROW_COLUMN, pa.array(np.arange(len(self), dtype=np.int64)))
         try:
-            kept = marked.filter(expr).column(ROW_COLUMN).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            kept = filtered(marked, expr).column(ROW_COLUMN).to_numpy()
+        except FILTER_ERRORS as exc:
             raise SchemaError(f"filter {expr} cannot be applied (columns: {self.column_names}): {exc}") from exc
         return self.select(kept)
 

@@ -33,6 +33,7 @@ from ..typed_chunk import (
     footer_statistics_trusted,
     table_footer,
 )
+from .filter_nulls import term_values
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
@@ -48,10 +49,11 @@ def mapping_rows(
     path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
 ) -> np.ndarray | None:
     """Rows (numbered across ``parts``' images tables, ascending) of the dataset at ``path`` whose named columns
-    match ``spec`` (a value: equal; a list, tuple or set: one of); a null or a column a table lacks matches
-    nothing; None when a named column is in no table (the caller's whole table then says what is wrong). pyarrow
-    errors (a value that cannot be cast to its column) propagate: the caller decides."""
+    match ``spec`` (a value: equal; a list, tuple or set: one of); a null, None or a column a table lacks (or holds
+    as type null) matches nothing; None when a named column is in no table (the caller's whole table then says what
+    is wrong). pyarrow errors (a value that cannot be cast to its column) propagate: the caller decides."""
     check_table_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
+    spec = {n: term_values(v) for n, v in spec.items()}  # None equals nothing (filter_nulls)
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
         check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)
@@ -63,12 +65,14 @@ def mapping_rows(
             md = pq.read_metadata(file)  # parsed for this read only (a million images: ~30 MiB, not kept)
             schema = md.schema.to_arrow_schema()
         seen.update(schema.names)
-        if not all(str(n) in schema.names for n in spec):  # a column the table lacks is null: nothing matches
+        if not all(str(n) in schema.names for n in spec) or any(  # a column the table lacks, or of type null
+            pa.types.is_null(schema.field(str(n)).type) for n in spec
+        ):  # (all null): nothing matches
             first += md.num_rows
             continue
-        for name, value in spec.items():  # a value its column cannot hold raises here, before any read
-            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-            arrow_values(values).cast(_plain(schema.field(str(name)).type))
+        for name, values in spec.items():  # a value its column cannot hold raises here, before any read
+            if values:
+                arrow_values(values).cast(_plain(schema.field(str(name)).type))
         columns = [str(n) for n in spec]
         strings = [n for n in columns if pa.types.is_string(schema.field(n).type)]
         plan = _plan(md, spec) if footer_statistics_trusted(path, manifest, part.images, verify) else None

@@ -19,6 +19,7 @@ from ..boundary import reading
 from ..errors import PluginError, SchemaError
 from ..handlers import require
 from ..registry import Registry, default_registry
+from .filter_nulls import FILTER_ERRORS, filtered
 
 if TYPE_CHECKING:
     import pyarrow.compute as pc
@@ -71,8 +72,8 @@ def collection_table(
     table = table.append_column(row_column, pa.array(np.arange(table.num_rows, dtype=np.int64)))
     if expr is not None:
         try:
-            table = table.filter(expr)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            table = filtered(table, expr)
+        except FILTER_ERRORS as exc:
             raise SchemaError(
                 f"filter {expr} cannot be applied to {path} (columns: {table.column_names[:-1]}): {exc}"
             ) from exc

@@ -35,6 +35,7 @@ from ..typed_chunk import (
     table_rows,
 )
 from .column_filter import arrow_values, mapping_rows
+from .filter_nulls import FILTER_ERRORS, filtered, term_values
 from .reader_members import collection_table, reader_member
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
     """A pyarrow expression from ``spec``: an expression as is, or a mapping of column to value.
 
     A mapping's values are compared for equality; a list, tuple or set means "one of".
-    ``{"well": "A01", "site": [1, 2]}`` is ``(well == "A01") & site.isin([1, 2])``.
+    ``{"well": "A01", "site": [1, 2]}`` is ``(well == "A01") & is_in(site, [1, 2], skip_nulls=True)``: a null
+    row matches no value and None matches no row (see :mod:`.filter_nulls`).
     """
     if spec is None:
         return None
@@ -78,12 +80,13 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
     expr: pc.Expression | None = None
     for name, value in spec.items():
         field = pc.field(str(name))
-        if isinstance(value, (list, tuple, set, frozenset)) and not value:  # one of nothing: keeps nothing
+        values = term_values(value)
+        if not values:  # one of nothing (or None, which equals nothing): keeps nothing
             term = pc.scalar(pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])[0])
         elif isinstance(value, (list, tuple, set, frozenset)):
-            term = field.isin(arrow_values(list(value)))
+            term = pc.is_in(field, value_set=arrow_values(values), skip_nulls=True)
         else:
-            term = field == arrow_values([value])[0]
+            term = field == arrow_values(values)[0]
         expr = term if expr is None else expr & term
     return expr
 
@@ -159,9 +162,18 @@ def _scan_parquet_file(
             t = piece.to_table(schema=schema, columns=columns)
             t = t.append_column(ROW_COLUMN, int_array(np.arange(starts[rg], starts[rg] + t.num_rows, dtype=np.int64)))
             parts.append(t.filter(expr))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        names = (schema or pq.read_schema(file)).names
-        raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {names}): {exc}") from exc
+    except FILTER_ERRORS as exc:
+        full = schema or md.schema.to_arrow_schema()
+        if not any(pa.types.is_null(f.type) for f in full):
+            raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {full.names}): {exc}") from exc
+        whole = fragment.to_table(schema=schema, columns=columns)  # a column of type null: read whole, then
+        whole = whole.append_column(
+            ROW_COLUMN, int_array(np.arange(first_row, first_row + whole.num_rows, dtype=np.int64))
+        )
+        try:  # ... filtered as an all-null column of the type the filter wants (filter_nulls)
+            return filtered(whole, expr), md.num_row_groups, md.num_row_groups
+        except FILTER_ERRORS as again:
+            raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {full.names}): {exc}") from again
     if not parts:
         schema = schema or pq.read_schema(file)
         if columns is not None:

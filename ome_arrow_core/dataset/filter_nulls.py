@@ -1,0 +1,56 @@
+"""What a null means to a dataset filter: a None value, a null row, and a column of Arrow type null.
+
+A mapping filter follows SQL (``pc.equal`` and ``pc.is_in(..., skip_nulls=True)``): a null row equals no value and
+a None value equals no row, so ``{"well": None}`` keeps nothing and ``{"well": ["A01", None]}`` is
+``{"well": ["A01"]}``; ``pc.field("well").is_null()`` keeps the rows without a well. A metadata column whose every
+value was None when written has Arrow type null; a filter on it is evaluated as on an all-null column of the type
+its values have (a string filter on it matches nothing, it does not raise).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+
+__all__ = ["FILTER_ERRORS", "WIDENED", "filtered", "term_values"]
+
+#: What pyarrow raises for a filter it cannot apply to a table (a type its kernels do not compare).
+FILTER_ERRORS: Final = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+#: The types a column of type null is tried as, in turn, when pyarrow cannot apply a filter to it as it is.
+WIDENED: Final = (pa.string(), pa.int64(), pa.float64(), pa.bool_())
+
+
+def term_values(value: Any) -> list[Any]:
+    """The values a mapping filter's term asks for: ``value``, or the members of a list, tuple or set, without None
+    (a null equals nothing)."""
+    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    return [v for v in values if v is not None]
+
+
+def filtered(table: pa.Table, expr: pc.Expression) -> pa.Table:
+    """``table.filter(expr)``; where pyarrow refuses ``expr`` and ``table`` has columns of type null, those columns
+    are taken as all-null columns of each :data:`WIDENED` type in turn (the values are the same nulls whatever the
+    type) and the first that ``expr`` applies to decides; the rows come back with their null columns as they were.
+    pyarrow's first error propagates when no type fits."""
+    try:
+        return table.filter(expr)
+    except FILTER_ERRORS:
+        nulls = [i for i, f in enumerate(table.schema) if pa.types.is_null(f.type)]
+        if not nulls:
+            raise
+        for kind in WIDENED:
+            wide = table
+            for i in nulls:
+                wide = wide.set_column(i, pa.field(table.schema.field(i).name, kind), pa.nulls(len(table), kind))
+            try:
+                kept = wide.filter(expr)
+            except FILTER_ERRORS:
+                continue
+            for i in nulls:
+                kept = kept.set_column(i, table.schema.field(i), pa.nulls(len(kept)))
+            return kept
+        raise
