@@ -31,6 +31,8 @@ Groups:
 - display: ``channel_colors`` (each channel's stored colour, else the thumbnails' default);
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
+- reads: ``gc_held`` (Python's cyclic collector held off while a batch is read: one count per process, reset in
+  a forked child; see :mod:`.gc_hold`);
 - every error class.
 
 Testing: ``ome_arrow_core.testing`` (a module of its own, so importing this one loads no
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
         StorageError,
         UnsafeOverwriteError,
     )
+    from .gc_hold import gc_held
     from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
     from .hookspecs import hookimpl
     from .layout import ChannelPolicy
@@ -131,6 +134,7 @@ __all__ = [
     "DatasetViews",
     "ChannelPolicy",
     "view_meta",
+    "gc_held",
     "OMEArrowError",
     "SchemaError",
     "FormatVersionError",
@@ -184,6 +188,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "DeviceError": (".errors", "DeviceError"),
     "DTypeError": (".errors", "DTypeError"),
     "FormatVersionError": (".errors", "FormatVersionError"),
+    "gc_held": (".gc_hold", "gc_held"),
     "LayoutError": (".errors", "LayoutError"),
     "OMEArrowError": (".errors", "OMEArrowError"),
     "PluginError": (".errors", "PluginError"),

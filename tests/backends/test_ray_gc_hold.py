@@ -22,7 +22,7 @@ from pixels import random_pixels
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_ray import OMEArrowDatasource
-from ome_arrow_ray.gc_hold import gc_held
+from ome_arrow_ray.read_task import gc_held
 
 VIEW = {"t": None, "z": None, "c": None, "roi": None, "layout": None, "channel_policy": "error"}
 N = 96

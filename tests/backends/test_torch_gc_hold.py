@@ -1,5 +1,6 @@
-"""``gc_held``: automatic collection off while any holder is inside, back as it was when the last leaves, and a
-forked child (a DataLoader worker) never inherits a hold of its parent's threads."""
+"""``gc_held`` as the torch backend holds it (the core's, ``ome_arrow_core.gc_hold``): automatic collection off
+while any holder is inside, back as it was when the last leaves, and a forked child (a DataLoader worker) never
+inherits a hold of its parent's threads."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("ome_arrow_torch")
 
-from ome_arrow_torch import gc_hold
-from ome_arrow_torch.gc_hold import gc_held
+from ome_arrow_core import gc_hold
+from ome_arrow_torch import samples
+
+gc_held = samples.gc_held  # what a worker's batch read holds
 
 
 def test_collection_is_off_inside_and_back_after() -> None:

@@ -14,10 +14,9 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import OMEArrowDataset, SchemaError
-from ome_arrow_core.plugin_api import DamagedFileError
+from ome_arrow_core.plugin_api import DamagedFileError, gc_held
 
 from .buffers import block_buffers
-from .gc_hold import gc_held
 
 __all__ = ["ReadImages", "tensor_column"]
 
@@ -62,7 +61,7 @@ class ReadImages:
 
     def pixels(self, a: int, b: int) -> np.ndarray:
         """Images ``a:b`` of the task, stacked (in a kept buffer when the planned shape holds), read with the
-        garbage collector held off (:mod:`.gc_hold`)."""
+        garbage collector held off (``plugin_api.gc_held``)."""
         with gc_held():
             return self._pixels(a, b)
 

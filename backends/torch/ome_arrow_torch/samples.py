@@ -21,10 +21,9 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
-from ome_arrow_core.plugin_api import ChannelPolicy
+from ome_arrow_core.plugin_api import ChannelPolicy, gc_held
 
 from .collate import rows_of
-from .gc_hold import gc_held
 from .pool import BatchPool
 from .prefault import prepare
 
@@ -235,7 +234,7 @@ class Samples:
             got.append(pool.empty(shape, torch_dtype(dtype)))
             return got[-1][0].numpy()
 
-        with gc_held():  # the read's temporaries are freed before the collector would look (see gc_hold)
+        with gc_held():  # the read's temporaries are freed before the collector would look (see ome_arrow_core.gc_hold)
             self._read(samples, out=pooled)
         return pool.lease(*got[-1])
 
