@@ -137,30 +137,16 @@ def _create(
     import numcodecs
     from zarr.codecs import ZstdCodec
 
+    common: dict[str, Any] = {"shape": shape, "chunks": chunks, "dtype": dtype, "fill_value": 0}  # v2 and v3 alike
+    common.update(config={"write_empty_chunks": True})
     if version == "0.4":
         # No checksum in Zarr v2: numcodecs writes it as a "checksum" member other v2 readers refuse (tensorstore).
         compressor = numcodecs.Zstd(level=level) if comp == "zstd" else None
         return group.create_array(
-            str(k),
-            shape=shape,
-            chunks=chunks,
-            dtype=dtype,
-            fill_value=0,
-            compressors=compressor,
-            chunk_key_encoding={"name": "v2", "separator": "/"},
-            config={"write_empty_chunks": True},
+            str(k), compressors=compressor, chunk_key_encoding={"name": "v2", "separator": "/"}, **common
         )
     compressors = [ZstdCodec(level=level, checksum=True)] if comp == "zstd" else None
-    return group.create_array(
-        str(k),
-        shape=shape,
-        chunks=chunks,
-        dtype=dtype,
-        fill_value=0,
-        compressors=compressors,
-        dimension_names=list("tczyx"),
-        config={"write_empty_chunks": True},
-    )
+    return group.create_array(str(k), compressors=compressors, dimension_names=list("tczyx"), **common)
 
 
 def write_ome_zarr(
