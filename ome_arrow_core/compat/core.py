@@ -27,6 +27,7 @@ from .export import (
     to_ome_vortex,
     to_ome_zarr,
 )
+from .image_records import record_from_image
 from .ingest import (
     from_jax_array,
     from_numpy,
@@ -35,7 +36,6 @@ from .ingest import (
     from_stack_pattern_path,
     from_tiff,
     from_torch_array,
-    record_from_image,
     record_of,
 )
 from .patterns import is_pattern

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,9 @@ from ..record import FIELD, carry, ome_arrow_struct
 from .meta import OME_ARROW_BYTE_STRUCT, OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 
 __all__ = [
+    "Encoding",
     "RecordSpec",
+    "record_spec",
     "build_record",
     "decode_record",
     "encode_chunk",
@@ -30,6 +32,9 @@ __all__ = [
     "normalize_compression",
     "record_array",
 ]
+
+#: How a record's chunks hold their pixels: a typed list, or bytes tagged with their dtype.
+Encoding = Literal["list", "bytes"]
 
 _PRESETS = {"auto": ("zstd", 1), "balanced": ("zstd", 1), "small": ("zstd", 1), "fast": ("lz4", None)}
 
@@ -52,6 +57,43 @@ class RecordSpec:
     compression_level: int | None = None
     build_chunks: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def record_spec(
+    pixels: np.ndarray,
+    *,
+    image_id: str | None,
+    name: str | None,
+    image_type: str | None,
+    channel_names: Sequence[str] | None,
+    acquisition_datetime: dt.datetime | None,
+    chunk_shape: Sequence[int] | None = (1, 512, 512),
+    chunk_encoding: Encoding = "list",
+    chunk_compression: str | None = None,
+    chunk_compression_level: int | None = None,
+    build_chunks: bool = True,
+    physical_size: tuple[float | None, float | None, float | None] = (1.0, 1.0, 1.0),
+    physical_size_unit: str = "µm",
+) -> RecordSpec:
+    """The spec of a record of TCZYX ``pixels`` from the reference's ingest keywords (channels named
+    ``channel_names`` when there is one a channel, else C0, C1...; unset names: the reference's defaults)."""
+    size_c = pixels.shape[1]
+    names = list(channel_names) if channel_names is not None and len(channel_names) == size_c else None
+    channels = [{"id": f"ch-{i}", "name": names[i] if names else f"C{i}"} for i in range(size_c)]
+    return RecordSpec(
+        image_id=image_id or "unnamed",
+        name=name or "unknown",
+        image_type=image_type or "image",
+        acquisition_datetime=acquisition_datetime,
+        physical_size=physical_size,
+        physical_unit=physical_size_unit,
+        channels=channels,
+        chunk_shape=None if chunk_shape is None else tuple(int(v) for v in chunk_shape),  # type: ignore[arg-type]
+        chunk_encoding=chunk_encoding,
+        compression=normalize_compression(chunk_compression),
+        compression_level=chunk_compression_level,
+        build_chunks=build_chunks,
+    )
 
 
 def normalize_compression(value: str | None) -> str | None:
