@@ -1,5 +1,6 @@
-"""The plugin registry: discovery, listing and resolution of handlers.
+"""The plugin registry: discovery and listing of plugins, their handlers collected and the answers cached.
 
+Which handler serves a request (a path, a format, a device) is decided by the rules of :mod:`.resolution`.
 A :class:`Registry` owns one pluggy PluginManager. Hosts may build their own (no hidden
 global state is needed), register plugins in code and turn entry-point loading off;
 :func:`default_registry` is simply the shared instance the user API uses by default. A third
@@ -21,9 +22,10 @@ import numpy as np
 from . import hookspecs
 from .deferred_plugins import FIRST_PARTY_HOOKS, DeferredPlugins, hooks_of
 from .entry_points import EntryPoint, entry_points
-from .errors import BackendUnavailableError, DeviceError, PluginError
-from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer, install_hint
+from .errors import PluginError
+from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer
 from .plugin_manager import BLOCK_ENV, PluginManager
+from .resolution import choose_chunk_store, choose_exporter, choose_reader, choose_writer, first_available
 
 if TYPE_CHECKING:
     from .plugin_listing import PluginInfo
@@ -49,9 +51,6 @@ BUILTINS: Final[dict[str, str]] = {
     "npy": "ome_arrow_core.builtins.npy_io",
     "cpu": "ome_arrow_core.builtins.cpu_export",
 }
-
-#: Chunk formats with a plugin of their own: format -> the ome-arrow-core extra that installs it.
-KNOWN_CHUNK_STORES: Final[dict[str, str]] = {"vortex": "vortex"}
 
 H = TypeVar("H", bound=Handler)
 
@@ -242,19 +241,7 @@ class Registry:
         """All chunk stores, highest priority first."""
         return self._collect("ome_arrow_chunk_stores", ChunkStore)
 
-    # -- resolution -----------------------------------------------------------------------
-    @staticmethod
-    def _first_available(matching: Sequence[H], what: str) -> H:
-        for h in matching:
-            if h.available:
-                return h
-        if matching:
-            hints = sorted({h.install for h in matching})
-            raise BackendUnavailableError(
-                f"{what} needs a backend that is not installed; install one with: {' or '.join(hints)}"
-            )
-        raise PluginError(f"no plugin handles {what}; run `ome-arrow-core plugins` to list them")
-
+    # -- resolution (the rules: :mod:`.resolution`) ---------------------------------------
     def resolve_ingester(self, obj: object) -> Ingester:
         """The highest-priority available ingester whose ``matches(obj)`` is true."""
         key = ("ingest", type(obj))
@@ -263,48 +250,18 @@ class Registry:
         if hit is not None and isinstance(hit, Ingester):
             return hit
         matching = [h for h in self.ingesters() if h.matches(obj)]
-        found = self._first_available(matching, f"input of type {type(obj).__module__}.{type(obj).__qualname__}")
+        found = first_available(matching, f"input of type {type(obj).__module__}.{type(obj).__qualname__}")
         with self._lock:
             self._resolved[key] = found
         return found
 
     def resolve_reader(self, path: str | os.PathLike[str], format: str | None = None) -> Reader:
         """The reader for ``path``: by ``format`` name when given, else by suffix or sniffing."""
-        p = Path(path)
-        if format is not None:
-            matching = [h for h in self.readers() if h.name == format or format in h.suffixes]
-            if not matching:
-                from .first_party import for_format, raise_missing
-
-                raise_missing(for_format(format), f"format {format!r}", self._blocked)
-            return self._first_available(matching, f"format {format!r}")
-        matching = []
-        for level in _by_priority(self.readers()):
-            # by priority: readers below the first available one are never asked to sniff; within a priority a
-            # suffix claim comes first, so a reader that sniffs is asked only when no reader of its rank claims
-            # the suffix (a Parquet file never loads the Vortex reader's sniffer)
-            claims = [h.claims_suffix(p) for h in level]
-            for h in [h for h, c in zip(level, claims) if c] + [h for h, c in zip(level, claims) if not c]:
-                if h.accepts(p):
-                    if h.available:
-                        return h
-                    matching.append(h)
-        if not matching:
-            from .first_party import for_path, raise_missing
-
-            raise_missing(for_path(p), f"path {str(p)!r}", self._blocked)
-        return self._first_available(matching, f"path {str(p)!r} (unknown suffix)")
+        return choose_reader(self.readers(), Path(path), format, self._blocked)
 
     def resolve_writer(self, how: str) -> Writer:
         """The writer for ``export(how=...)``."""
-        matching = [h for h in self.writers() if how in h.formats]
-        if not matching:
-            from .first_party import for_format, raise_missing
-
-            raise_missing(for_format(how), f"export(how={how!r})", self._blocked)
-            known = sorted({f for h in self.writers() for f in h.formats})
-            raise PluginError(f"no writer for how={how!r}; known formats: {', '.join(known)}")
-        return self._first_available(matching, f"export(how={how!r})")
+        return choose_writer(self.writers(), how, self._blocked)
 
     def resolve_exporter(self, device: str, dtype: np.dtype, mode: str | None = None) -> Exporter:
         """The available exporter for ``device`` ('cpu', 'cuda'), ``dtype`` and ``mode`` (None: any).
@@ -317,23 +274,7 @@ class Registry:
         if hit is not None:
             return hit
         generation = self._generation
-        exporters = self.exporters()
-        matching = [h for h in exporters if h.handles(device, dtype, mode)]
-        if not exporters:
-            raise PluginError(
-                f"no exporter plugin is loaded, so nothing can export to {device!r}; is the built-in "
-                f"'cpu' plugin blocked by {BLOCK_ENV}? Run `ome-arrow-core plugins` to list them"
-            )
-        if not matching:
-            devices = sorted({d for h in exporters for d in h.devices})
-            if device not in devices:
-                raise DeviceError(f"Unsupported device {device!r}; known devices: {', '.join(devices)}")
-            modes = sorted({m for h in exporters if device in h.devices for m in h.modes})
-            raise PluginError(
-                f"no exporter for device={device!r}, dtype={dtype.name}, mode={mode!r}; "
-                f"modes for {device}: {', '.join(modes)}"
-            )
-        found = self._first_available(matching, f"device {device!r}")
+        found = choose_exporter(self.exporters(), device, dtype, mode)
         with self._lock:
             if generation == self._generation:
                 self._exporters[key] = found
@@ -341,18 +282,7 @@ class Registry:
 
     def resolve_chunk_store(self, name: str) -> ChunkStore:
         """The chunk store for ``name``: a format (``"vortex"``) or a fragment file name (``chunks.vortex``)."""
-        stores = self.chunk_stores()
-        matching = [h for h in stores if h.name == name or h.accepts(name)]
-        if matching:
-            return self._first_available(matching, f"chunk format {matching[0].name!r}")
-        fmt = next((f for f, extra in KNOWN_CHUNK_STORES.items() if name == f or name.lower().endswith("." + f)), None)
-        if fmt is not None:
-            raise BackendUnavailableError(
-                f"chunk format {fmt!r} ({name!r}) needs the {fmt} plugin, which is not installed (or is blocked "
-                f"by {BLOCK_ENV}); install it with: {install_hint(KNOWN_CHUNK_STORES[fmt], ())}"
-            )
-        known = ", ".join(["parquet (built in)", *sorted({h.name for h in stores})])
-        raise PluginError(f"no chunk store handles {name!r}; known chunk formats: {known}")
+        return choose_chunk_store(self.chunk_stores(), name)
 
     # -- listing --------------------------------------------------------------------------
     def plugins(self) -> list[PluginInfo]:
@@ -369,17 +299,6 @@ class Registry:
         ]
         # a host that loads plugins itself (autoload=False) lists only what it registered
         return plugin_rows(groups, self._versions, self._failures, self._blocked if self._autoload else None)
-
-
-def _by_priority(readers: Sequence[Reader]) -> list[list[Reader]]:
-    """``readers`` (sorted highest priority first) in runs of equal priority, in order."""
-    levels: list[list[Reader]] = []
-    for h in readers:
-        if levels and levels[-1][0].priority == h.priority:
-            levels[-1].append(h)
-        else:
-            levels.append([h])
-    return levels
 
 
 _default: Registry | None = None
