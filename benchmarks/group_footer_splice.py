@@ -7,7 +7,8 @@ A synthetic plate of ``--images`` 1x8x8 images (``plate_synthetic.py``: images.p
 built in ``--dir`` (kept there). Each round, in turn: ``splice`` builds a fresh ``GroupFooters`` of images.parquet
 and reads ``--groups`` distinct random row groups through it (each: its footer entry read, checked against its
 block digest where the footer is recorded in pieces, spliced, parsed and checked, then the row group read);
-``whole`` reads the same row groups through the footer parsed whole once (its parse timed apart). Prints the
+``whole`` reads the same row groups through the footer parsed whole once (its parse timed apart); the two take
+turns at reading the round's groups first. Prints the
 medians over rounds, per row group: the splice alone (``group_metadata``), a read through it, a read through the
 whole footer, and their difference (what ``ALONE``'s comment in group_footers.py states).
 """
@@ -53,26 +54,29 @@ def main() -> None:
     n_groups = len(seg.group_rows or [])
     clock = time.process_time_ns
     got: dict[str, list[float]] = {"splice alone": [], "read via splice": [], "read via whole": [], "whole parse": []}
-    for _ in range(args.rounds):
+    for r in range(args.rounds):
         groups = [int(g) for g in rng.choice(n_groups, size=min(args.groups, n_groups), replace=False)]
         gf = GroupFooters(root, NAME, seg)  # its head and tail read (and row group 0 spliced) now, not timed
         t0 = clock()
         for g in groups:
             gf.group_metadata(g)
         got["splice alone"].append((clock() - t0) / len(groups) / 1e6)
-        gf = GroupFooters(root, NAME, seg)
-        t0 = clock()
-        for g in groups:
-            gf.read(g)
-        got["read via splice"].append((clock() - t0) / len(groups) / 1e6)
-        t0 = clock()
-        md = pq.read_metadata(file)
-        got["whole parse"].append((clock() - t0) / 1e6)
-        pf = pq.ParquetFile(file, metadata=md, **pq.LOCAL_READS)
-        t0 = clock()
-        for g in groups:
-            pf.read_row_group(g, use_threads=False)
-        got["read via whole"].append((clock() - t0) / len(groups) / 1e6)
+        for path in ("splice", "whole") if r % 2 else ("whole", "splice"):  # which reads the groups first: in turn
+            if path == "splice":
+                gf = GroupFooters(root, NAME, seg)
+                t0 = clock()
+                for g in groups:
+                    gf.read(g)
+                got["read via splice"].append((clock() - t0) / len(groups) / 1e6)
+                continue
+            t0 = clock()
+            md = pq.read_metadata(file)
+            got["whole parse"].append((clock() - t0) / 1e6)
+            pf = pq.ParquetFile(file, metadata=md, **pq.LOCAL_READS)
+            t0 = clock()
+            for g in groups:
+                pf.read_row_group(g, use_threads=False)
+            got["read via whole"].append((clock() - t0) / len(groups) / 1e6)
     med = {k: statistics.median(v) for k, v in got.items()}
     print(
         f"{args.images} images, {n_groups} row groups, {args.groups} groups a round, {args.rounds} rounds, "

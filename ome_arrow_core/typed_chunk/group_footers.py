@@ -36,7 +36,7 @@ __all__ = ["GroupFooters", "KEPT_GROUPS", "ALONE"]
 #: One-group footers kept parsed per table (the most recently used).
 KEPT_GROUPS: Final[int] = 8
 #: Distinct row groups a table serves through one-group footers; past them the whole footer is parsed once and
-#: serves the rest (a read through a splice costs ~0.35 ms of CPU a group more than one through the parsed footer,
+#: serves the rest (a read through a splice costs ~0.25 ms of CPU a group more than one through the parsed footer,
 #: the splice itself ~0.1 ms: benchmarks/group_footer_splice.py; random access over many groups amortizes the
 #: whole parse, one image never pays it).
 ALONE: Final[int] = 16
