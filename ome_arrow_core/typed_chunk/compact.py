@@ -25,7 +25,8 @@ from . import packing
 from .aligned_index import write_aligned_index
 from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
-from .group_sums import GROUPS_KEY, swapped_groups
+from .group_records import set_group_records
+from .group_sums import swapped_groups
 from .locators import LOCATORS_KEY, with_locators
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
@@ -134,7 +135,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                     BASE.images: swapped_digest(root, tmp, BASE.images),
                     BASE.index: swapped_digest(root, tmp, BASE.index),
                 }
-                ours[GROUPS_KEY] = swapped_groups(root, tmp, ours[TABLES_KEY])
+                set_group_records(ours, swapped_groups(root, tmp, ours[TABLES_KEY]))
                 # the merged file's own (the old record no longer matches)
                 set_footer_records(ours, record_chunk_footers(tmp, [BASE_CHUNKS]))
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}

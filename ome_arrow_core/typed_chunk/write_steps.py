@@ -17,7 +17,8 @@ from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
 from .chunk_footers import footer_records, record_chunk_footers, set_footer_records
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
-from .group_sums import GROUPS_KEY, record_groups
+from .group_records import group_records, set_group_records
+from .group_sums import record_groups
 from .image_batches import ImageRowBatches
 from .locators import LOCATORS_KEY, with_locators
 from .packing import ChunkPacker
@@ -195,7 +196,8 @@ def write_manifest(
     ours[TABLES_KEY] = record(
         root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
     )
-    ours[GROUPS_KEY] = record_groups(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(GROUPS_KEY))
+    groups = record_groups(root, ours[TABLES_KEY], group_records(previous.get("ome_arrow_core")))
+    set_group_records(ours, groups)  # packed (see group_records)
     # the chunks files read through their footers (packed small images): a row group's footer at a time
     footers = record_chunk_footers(
         root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
