@@ -183,6 +183,14 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         manifest["ome_arrow_core"][GROUPS_KEY] = groups  # type: ignore[index]
     else:
         set_group_records(manifest["ome_arrow_core"], groups)  # type: ignore[arg-type]
+    try:  # the images table's value index (a tree without it, run as "before", records none)
+        from ome_arrow_core.typed_chunk.value_index import VALUES_KEY, record_values
+    except ImportError:
+        pass
+    else:
+        values = record_values(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
+        if values:
+            manifest["ome_arrow_core"][VALUES_KEY] = values  # type: ignore[index]
     set_footer_records(manifest["ome_arrow_core"], record_chunk_footers(path, ["chunks.parquet"]))  # type: ignore[arg-type]
     manifest["ome_arrow_core"][LOCATORS_KEY] = {"chunks.parquet": {"size": (path / "chunks.parquet").stat().st_size}}  # type: ignore[index]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

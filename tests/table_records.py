@@ -27,3 +27,16 @@ def edit_groups(ours: dict[str, Any], edit: Callable[[dict[str, dict[str, Any]]]
     entries = groups_of(ours)
     edit(entries)
     set_group_records(ours, entries)
+
+
+def without_value_index(root: Any) -> None:
+    """Drop the value index from the manifest of the dataset at ``root`` (as written before it): a mapping filter
+    then reads the images tables' footers and row groups."""
+    import json
+
+    from ome_arrow_core.typed_chunk.spec import MANIFEST
+    from ome_arrow_core.typed_chunk.value_index import VALUES_KEY
+
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["ome_arrow_core"].pop(VALUES_KEY, None)
+    (root / MANIFEST).write_text(json.dumps(manifest))

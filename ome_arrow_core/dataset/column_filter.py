@@ -33,6 +33,7 @@ from ..typed_chunk import (
     footer_statistics_trusted,
     table_footer,
 )
+from ..typed_chunk.value_index import value_rows
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
@@ -44,6 +45,23 @@ BLOCK_BATCHES: Final[int] = 256
 UNPRUNED: Final[int] = 64
 
 
+def _indexed(
+    path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
+) -> np.ndarray | None:
+    """The rows ``spec`` keeps, from the value index of every part's images table (see
+    :mod:`~ome_arrow_core.typed_chunk.value_index`); None when one cannot answer (the footers then decide)."""
+    kept, first = [], 0
+    for part in parts:
+        found = value_rows(path, manifest, part.images, spec, verify)
+        if found is None:
+            return None
+        kept.append(found[0] + first)
+        first += found[1]
+    if first != manifest.get("image_count"):  # the tables (read as before) say what is wrong
+        return None
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
 def mapping_rows(
     path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
 ) -> np.ndarray | None:
@@ -51,6 +69,9 @@ def mapping_rows(
     match ``spec`` (a value: equal; a list, tuple or set: one of); a null or a column a table lacks matches
     nothing; None when a named column is in no table (the caller's whole table then says what is wrong). pyarrow
     errors (a value that cannot be cast to its column) propagate: the caller decides."""
+    indexed = _indexed(path, manifest, parts, spec, verify)
+    if indexed is not None:  # the rows of the values named, from each table's value index: no footer parsed
+        return indexed
     check_table_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)

@@ -27,6 +27,7 @@ from .page_index import manifest_entry
 from .spec import LAYOUT_NAME, MANIFEST
 from .table_sums import TABLES_KEY, record, recorded
 from .tables import BASE, Part, statistics_columns
+from .value_index import VALUES_KEY, record_values
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -198,6 +199,11 @@ def write_manifest(
     )
     groups = record_groups(root, ours[TABLES_KEY], group_records(previous.get("ome_arrow_core")))
     set_group_records(ours, groups)  # packed (see group_records)
+    # the value index of each images table (a mapping filter reads the rows of the values it names)
+    values = record_values(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(VALUES_KEY))
+    ours.pop(VALUES_KEY, None)
+    if values:
+        ours[VALUES_KEY] = values
     # the chunks files read through their footers (packed small images): a row group's footer at a time
     footers = record_chunk_footers(
         root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
