@@ -113,6 +113,10 @@ def test_filters_read_from_the_index_match_pyarrow_compute(
 def test_a_filter_on_an_indexed_column_parses_no_footer(plate: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ome_arrow_core.dataset import column_filter
 
+    entry = _entry(plate)
+    header = json.loads((plate / entry["file"]).read_bytes()[8 : 8 + entry["header"]])
+    assert set(header["columns"]) == {"well", "plate"}  # the plate's own: no dataset column, no pixel locator
+
     def refuse(*a: Any, **k: Any) -> None:
         raise AssertionError("the images table's footer was read")
 

@@ -3,8 +3,8 @@ values it names, not the images table's footer and every row group.
 
 At a million images with the wells interleaved, no row group's statistics rule a well out: a filter parsed the
 images table's footer whole (2.7 MB, ~25 ms) and decoded every row group's ``well``. Writers now record, per images
-table, the rows of each value of its string columns beyond the dataset's own (a plate's ``well``, ``plate``,
-``treatment``; at most :data:`MAX_VALUES` distinct values a column), in a file beside it,
+table, the rows of each value of its string columns beyond the dataset's own and its pixel locators (a plate's
+``well``, ``plate``, ``treatment``; at most :data:`MAX_VALUES` distinct values a column), in a file beside it,
 ``values.<table stem>.<table digest>.bin``::
 
     b"OAVI" | header length (uint32 LE) | header (JSON) | row numbers (int32 LE, ascending within each value)
@@ -37,7 +37,7 @@ import numpy as np
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
 from .footer_pieces import bytes_digest
-from .spec import IMAGES_SCHEMA, MANIFEST
+from .spec import IMAGES_SCHEMA, LOCATOR_COLUMNS, MANIFEST
 from .table_sums import recorded
 
 __all__ = ["VALUES_KEY", "MAX_VALUES", "build_values", "record_values", "value_rows", "check_values"]
@@ -64,7 +64,7 @@ def build_values(table_file: Path, digest: str, out_dir: Path) -> dict[str, Any]
 
     pf = pq.ParquetFile(table_file)
     rows = int(pf.metadata.num_rows)
-    own = set(IMAGES_SCHEMA.names)
+    own = {*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS}  # the dataset's own columns (and its pixel locators)
     names = [f.name for f in pf.schema_arrow if f.name not in own and pa.types.is_string(f.type)]
     if not names or rows >= 2**31:
         return None
