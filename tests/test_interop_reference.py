@@ -161,7 +161,7 @@ def test_reference_reads_a_plate_with_a_value_index(tmp_path: Path, make_pixels:
     meta = [{"well": f"A0{i % 3 + 1}"} for i in range(8)]
     opts: dict[str, Any] = {"dim_order": "CYX", "rows_per_group": 3, "progress": False}
     path = write_dataset(arrays[:5], tmp_path / "plate.ome-arrow", metadata=meta[:5], **opts)
-    assert any(p.name.startswith("values.images.") for p in path.iterdir())
+    assert any(p.name.startswith("_ome_arrow_values.images.") for p in path.iterdir())
     for i in range(5):
         same_bits(arrays[i][None, :, None], RefDataset(path).read_image(f"image-{i:05d}"))
     write_dataset(arrays[5:], path, mode="append", metadata=meta[5:], **opts)

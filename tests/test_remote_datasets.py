@@ -270,7 +270,7 @@ def test_a_remote_filter_reads_the_footers_not_a_placeholder_of_the_value_index(
     local = tmp_path / "wells.ome.parquet"
     wells = [f"A0{i % 3}" for i in range(len(IMAGES))]
     write_dataset(IMAGES, local, dim_order="CZYX", metadata=[{"well": w} for w in wells], progress=False)
-    assert any(p.name.startswith("values.") for p in local.iterdir())
+    assert any(p.name.startswith("_ome_arrow_values.") for p in local.iterdir())
     uri, _ = _upload(local, where, s3_server, http_server, "ds-values", monkeypatch)
     for well in ("A01", "A02"):
         got = OMEArrowDataset.scan(uri).filter({"well": well})

@@ -244,7 +244,7 @@ def test_datasets_without_an_index_filter_as_before(plate: Path, how: str) -> No
     )
 
 
-@pytest.mark.parametrize("entry", ["x", {"file": "../x.bin"}, {"file": 3, "table": "t"}])
+@pytest.mark.parametrize("entry", ["x", {"file": "../x.bin"}, {"file": "values.images.bin"}, {"file": 3, "table": "t"}])
 def test_a_malformed_entry_is_a_damaged_manifest(plate: Path, entry: Any) -> None:
     manifest = _manifest(plate)
     good = manifest["ome_arrow_core"][VALUES_KEY]["images.parquet"]

@@ -38,7 +38,7 @@ MANIFEST = "_ome_arrow_dataset.json"
 #: The text file our writers put first (ome-arrow 0.1.0 writes none): without a manifest, an unfinished write.
 SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
 #: A value index file (not mirrored).
-_VALUES = re.compile(r"values\..+\.bin")
+_VALUES = re.compile(r"_ome_arrow_values\..+\.bin")
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 

@@ -5,7 +5,7 @@ At a million images with the wells interleaved, no row group's statistics rule a
 images table's footer whole (2.7 MB, ~25 ms) and decoded every row group's ``well``. Writers now record, per images
 table, the rows of each value of its string columns beyond the dataset's own and its pixel locators (a plate's
 ``well``, ``plate``, ``treatment``; at most :data:`MAX_VALUES` distinct values a column), in a file beside it,
-``values.<table stem>.<table digest>.bin``::
+``_ome_arrow_values.<table stem>.<table digest>.bin``::
 
     b"OAVI" | header length (uint32 LE) | header (JSON) | row numbers (int32 LE, ascending within each value)
 
@@ -13,7 +13,7 @@ The header: ``{"rows": R, "columns": {name: {"values": [...], "at": [...], "coun
 digits a value>"}}}``; value ``k``'s rows are ``counts[k]`` int32 from byte ``at[k]`` of the row numbers, their
 XXH3-64 ``sums[k]``. The manifest records, under ``ome_arrow_core.value_index``::
 
-    "value_index": {"images.parquet": {"file": "values.images.<digest>.bin", "table": "<the table's digest>",
+    "value_index": {"images.parquet": {"file": "_ome_arrow_values.images.<digest>.bin", "table": "<the table's digest>",
                                        "rows": R, "size": S, "header": H, "head": "<XXH3-64 of the header>"}}
 
 A filter uses an entry only while ``table`` is the one digest ``tables`` records for that table (a rewritten
@@ -47,10 +47,12 @@ VALUES_KEY: Final[str] = "value_index"
 #: Columns with more distinct values than this (ids, names) are not indexed.
 MAX_VALUES: Final[int] = 4096
 _MAGIC: Final[bytes] = b"OAVI"
+#: The files' names begin so (``_ome_arrow*``: a dataset's own files, replaced with it by an overwrite).
+_PREFIX: Final[str] = "_ome_arrow_values."
 
 
 def _file_name(table: str, digest: str) -> str:
-    return f"values.{table.removesuffix('.parquet')}.{digest}.bin"
+    return f"{_PREFIX}{table.removesuffix('.parquet')}.{digest}.bin"
 
 
 def build_values(table_file: Path, digest: str, out_dir: Path) -> dict[str, Any] | None:
@@ -148,7 +150,7 @@ def _entry(root: Path, manifest: Mapping[str, Any], name: str) -> dict[str, Any]
             f"{{file, table, rows, size, header, head}}: the manifest is damaged. Fix: {FIX}"
         )
     file = str(entry["file"])
-    if "/" in file or os.sep in file or not file.startswith("values.") or file != os.path.basename(file):
+    if "/" in file or os.sep in file or not file.startswith(_PREFIX) or file != os.path.basename(file):
         raise DamagedFileError(f"{root} [{MANIFEST}]: ome_arrow_core.{VALUES_KEY}[{name!r}] names {file!r}")
     return dict(entry) if recorded(root, manifest).get(name) == [entry["table"]] else None
 
