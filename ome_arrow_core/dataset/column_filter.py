@@ -32,8 +32,8 @@ from ..typed_chunk import (
     check_whole_tables,
     footer_statistics_trusted,
     table_footer,
+    value_index_rows,
 )
-from ..typed_chunk.value_index import value_rows
 
 __all__ = ["BATCH_ROWS", "mapping_rows", "arrow_values"]
 
@@ -52,7 +52,7 @@ def _indexed(
     :mod:`~ome_arrow_core.typed_chunk.value_index`); None when one cannot answer (the footers then decide)."""
     kept, first = [], 0
     for part in parts:
-        found = value_rows(path, manifest, part.images, spec, verify)
+        found = value_index_rows(path, manifest, part.images, spec, verify)
         if found is None:
             return None
         kept.append(found[0] + first)
