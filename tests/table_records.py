@@ -40,3 +40,15 @@ def without_value_index(root: Any) -> None:
     manifest = json.loads((root / MANIFEST).read_text())
     manifest["ome_arrow_core"].pop(VALUES_KEY, None)
     (root / MANIFEST).write_text(json.dumps(manifest))
+
+
+def value_files(root: Any) -> list[str]:
+    """The value index files the manifest of the dataset at ``root`` names (see
+    ome_arrow_core.typed_chunk.value_index), one per images table with text metadata columns."""
+    import json
+
+    from ome_arrow_core.typed_chunk.spec import MANIFEST
+    from ome_arrow_core.typed_chunk.value_index import VALUES_KEY
+
+    listed = json.loads((root / MANIFEST).read_text())["ome_arrow_core"].get(VALUES_KEY) or {}
+    return [str(e["file"]) for e in listed.values()]
