@@ -124,7 +124,8 @@ def plates(
 ) -> tuple[dict[str, Path], dict[str, dict[str, float]]]:
     """The plates of ``n`` images under ``root`` (written once, each in a child process, timed; kept for later
     runs, with the write's time and peak RSS in ``<plate>.done``). With ``baseline`` and ``"before"`` in ``libs``
-    (not ``synthetic``), ``write_dataset`` of that source tree writes a plate of its own ("before")."""
+    ``write_dataset`` (or, ``synthetic``, plate_synthetic.py) of that source tree writes a plate of its own ("before"):
+    each tree reads the manifest its own writer records."""
     root.mkdir(parents=True, exist_ok=True)
     tag = ("" if shape == (1, 64, 64) else "_" + "x".join(map(str, shape))) + ("_synthetic-packed" if synthetic else "")
     tag += "_by-well" if by_well() else ""
@@ -132,7 +133,7 @@ def plates(
     before = root / f"plate{n}{tag}.before.ome.parquet"
     writes: dict[str, dict[str, float]] = {}
     todo = [(k, p) for k, p in (("ours", ours), ("zarr", peer)) if k in libs]
-    if "before" in libs and baseline is not None and not synthetic:
+    if "before" in libs and baseline is not None:  # written by that tree (synthetic: its own manifest's records)
         todo.append(("before", before))
     for lib, path in todo:
         done = path.with_name(path.name + ".done")
@@ -140,10 +141,10 @@ def plates(
             import shutil
 
             shutil.rmtree(path, ignore_errors=True)
-            how = "synthetic" if synthetic and lib == "ours" else lib
+            how = "synthetic" if synthetic and lib in ("ours", "before") else lib
             argv = [sys.executable, __file__, "--write", how, str(path), str(n), *map(str, shape)]
             if lib == "before":
-                argv = [*argv[:3], "ours", *argv[4:], "--baseline", str(baseline)]
+                argv = [*argv[:3], "synthetic" if synthetic else "ours", *argv[4:], "--baseline", str(baseline)]
             ran = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
             if ran.returncode != 0:
                 raise RuntimeError(f"writing {path} failed:\n{ran.stderr[-3000:]}")

@@ -80,6 +80,11 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     from ome_arrow_core.typed_chunk.chunk_footers import record_chunk_footers, set_footer_records
     from ome_arrow_core.typed_chunk.fragments import chunk_writer
     from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
+
+    try:  # packed records (a tree without them, run as "before", records them as lists)
+        from ome_arrow_core.typed_chunk.group_records import set_group_records
+    except ImportError:
+        set_group_records = None
     from ome_arrow_core.typed_chunk.locators import LOCATOR_FIELDS, LOCATORS_KEY, value_offsets
     from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST
     from ome_arrow_core.typed_chunk.table_sums import TABLES_KEY, record
@@ -173,7 +178,19 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
             TABLES_KEY: record(path, ["images.parquet", "index.parquet"]),
         },
     }
-    manifest["ome_arrow_core"][GROUPS_KEY] = record_groups(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
+    groups = record_groups(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
+    if set_group_records is None:
+        manifest["ome_arrow_core"][GROUPS_KEY] = groups  # type: ignore[index]
+    else:
+        set_group_records(manifest["ome_arrow_core"], groups)  # type: ignore[arg-type]
+    try:  # the images table's value index (a tree without it, run as "before", records none)
+        from ome_arrow_core.typed_chunk.value_index import VALUES_KEY, record_values
+    except ImportError:
+        pass
+    else:
+        values = record_values(path, manifest["ome_arrow_core"][TABLES_KEY])  # type: ignore[index]
+        if values:
+            manifest["ome_arrow_core"][VALUES_KEY] = values  # type: ignore[index]
     set_footer_records(manifest["ome_arrow_core"], record_chunk_footers(path, ["chunks.parquet"]))  # type: ignore[arg-type]
     manifest["ome_arrow_core"][LOCATORS_KEY] = {"chunks.parquet": {"size": (path / "chunks.parquet").stat().st_size}}  # type: ignore[index]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

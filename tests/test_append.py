@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from table_records import value_files
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
 from ome_arrow_core.cli import main
@@ -79,8 +80,10 @@ def test_appends_read_exactly_like_one_write(tmp_path: Path, chunk_format: str) 
                 for k in (1, 2)
                 for kind, ext in (("images", "parquet"), ("index", "parquet"), ("chunks", suffix[1:]))
             ),
+            *value_files(out),  # one per images table (each append indexes its own)
         ]
     )
+    assert len(value_files(out)) == 3
     ours = json.loads((out / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
     assert ours["format_version"] == 2 and ours["appends"] == [
         {"images": f"images-0000{k}.parquet", "index": f"index-0000{k}.parquet"} for k in (1, 2)
@@ -130,7 +133,12 @@ def test_an_append_reads_and_rewrites_none_of_the_old_tables(tmp_path: Path, mon
     assert {k: v for k, v in after.items() if k in before and k != "_ome_arrow_dataset.json"} == {
         k: v for k, v in before.items() if k != "_ome_arrow_dataset.json"
     }
-    assert sorted(set(after) - set(before)) == ["chunks-00002.parquet", "images-00002.parquet", "index-00002.parquet"]
+    new = [n for n in value_files(out) if n.startswith("_ome_arrow_values.images-00002.")]  # the append's own index
+    assert (
+        sorted(set(after) - set(before))
+        == sorted(["chunks-00002.parquet", "images-00002.parquet", "index-00002.parquet", *new])
+        and len(new) == 1
+    )
     assert pq.read_table(out / "images-00002.parquet").column("image_id").to_pylist() == ["image-00007", "image-00008"]
     assert pq.read_table(out / "index-00002.parquet").column("chunk_id").to_pylist() == list(
         range(7 * 8, 9 * 8)
@@ -235,6 +243,7 @@ def test_cli_info_and_compact_on_an_appended_dataset(tmp_path: Path, capsys: pyt
     assert sorted(p.name for p in out.iterdir()) == [
         "THIS-IS-AN-OME-ARROW-DATASET.txt",
         "_ome_arrow_dataset.json",
+        *value_files(out),
         "chunks.parquet",
         "images.parquet",
         "index.parquet",

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, spy_on
+from table_records import groups_of, without_value_index
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.dataset import column_filter
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError
 from ome_arrow_core.typed_chunk import footers, group_sums
-from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY
 from ome_arrow_core.typed_chunk.opening import clear_cache
 
 MANIFEST = "_ome_arrow_dataset.json"
@@ -51,6 +51,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def plate(base: Path, tmp_path: Path) -> Path:
     out = tmp_path / "plate"
     shutil.copytree(base, out)
+    without_value_index(out)  # the footers' path (the value index's: tests/test_value_index.py)
     return out
 
 
@@ -144,7 +145,7 @@ def test_a_value_the_column_cannot_hold_is_refused_clearly(plate: Path) -> None:
 
 @pytest.mark.parametrize("group", [0, 3, 9])  # (10, one image, is decided by its statistics: never decoded)
 def test_a_flipped_byte_in_any_images_row_group_refuses_the_filter(plate: Path, group: int) -> None:
-    entry = json.loads((plate / MANIFEST).read_text())["ome_arrow_core"][GROUPS_KEY]["images.parquet"]
+    entry = groups_of(json.loads((plate / MANIFEST).read_text())["ome_arrow_core"])["images.parquet"]
     file = plate / "images.parquet"
     data = bytearray(file.read_bytes())
     data[entry["bounds"][group] + 7] ^= 0x01
@@ -158,7 +159,7 @@ def test_a_flipped_byte_in_any_images_row_group_refuses_the_filter(plate: Path, 
 
 
 def test_a_damaged_row_group_the_statistics_rule_out_is_neither_read_nor_needed(plate: Path) -> None:
-    entry = json.loads((plate / MANIFEST).read_text())["ome_arrow_core"][GROUPS_KEY]["images.parquet"]
+    entry = groups_of(json.loads((plate / MANIFEST).read_text())["ome_arrow_core"])["images.parquet"]
     file = plate / "images.parquet"
     data = bytearray(file.read_bytes())
     data[entry["bounds"][0] + 7] ^= 0x01  # row group 0 (images 0..3) holds no A01: its min is A02

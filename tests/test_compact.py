@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from table_records import value_files
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, cleanup_dataset, compact_dataset, write_dataset
 from ome_arrow_core.safe_write import atomic
@@ -78,9 +79,11 @@ def test_compact_merges_fragments_keeping_pixels_metadata_and_row_groups(
     monkeypatch.setattr(packing, "BATCH_BYTES", 3000)  # several batches of row groups per file
 
     assert compact_dataset(out) == names
+    assert len(value_files(out)) == 1  # the merged table's value index (the old ones removed)
     assert sorted(p.name for p in out.iterdir()) == [
         "THIS-IS-AN-OME-ARROW-DATASET.txt",
         "_ome_arrow_dataset.json",
+        *value_files(out),
         "chunks.parquet",
         "images.parquet",
         "index.parquet",

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, spy_on
 from table_digests import without_table_digests
+from table_records import groups_of
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, OMEArrowError, SchemaError
@@ -214,9 +215,9 @@ def test_a_damaged_images_row_group_is_refused_by_its_digest_after_the_scan(tmp_
     root = _plate(tmp_path / "p")
     ds = OMEArrowDataset.scan(root)
     file = root / "images.parquet"
-    bounds = json.loads((root / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]["table_groups"][
-        "images.parquet"
-    ]["bounds"]
+    bounds = groups_of(json.loads((root / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"])["images.parquet"][
+        "bounds"
+    ]
     data = bytearray(file.read_bytes())
     data[(bounds[2] + bounds[3]) // 2] ^= 0xFF  # in row group 2's pages (images 10..14): the footer still parses
     file.write_bytes(bytes(data))

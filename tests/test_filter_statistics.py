@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, spy_on
 from table_digests import without_table_digests
+from table_records import groups_of, without_value_index
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError
 from ome_arrow_core.typed_chunk import group_sums
-from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY
 from ome_arrow_core.typed_chunk.opening import clear_cache
 
 MANIFEST = "_ome_arrow_dataset.json"
@@ -76,6 +76,7 @@ def sorted_plate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def plate(sorted_plate: Path, tmp_path: Path) -> Path:
     out = tmp_path / "plate"
     shutil.copytree(sorted_plate, out)
+    without_value_index(out)  # the footers' path (the value index's: tests/test_value_index.py)
     return out
 
 
@@ -134,13 +135,16 @@ def test_groups_the_statistics_decide_are_neither_hashed_nor_decoded(
     spy_on(monkeypatch, PARQUET_FILES, "iter_batches", spy)
     _fresh()
     ds = OMEArrowDataset.scan(plate)
-    entry = json.loads((plate / MANIFEST).read_text())["ome_arrow_core"][GROUPS_KEY]["images.parquet"]
+    entry = groups_of(json.loads((plate / MANIFEST).read_text())["ome_arrow_core"])["images.parquet"]
     bounds = entry["bounds"]
     monkeypatch.setattr(group_sums, "_digest", digest)
     kept = ds.filter({"well": "A02"})
     assert _rows(kept) == list(range(5, 13))
     assert read == [[1], [3]]  # group 2 (A02 x4) kept by its count; 0, 4, 5 ruled out
-    assert sorted(hashed) == [(bounds[1], bounds[2]), (bounds[3], bounds[4])]  # (the footer: checked by scan)
+    footer = (bounds[-1], (plate / "images.parquet").stat().st_size)  # checked by the filter: the scan counts
+    groups = [h for h in hashed if h != footer and h[1] <= bounds[-1]]
+    assert sorted(groups) == [(bounds[1], bounds[2]), (bounds[3], bounds[4])]
+    assert footer in hashed
     read.clear()
     assert _rows(ds.filter({"well": "B01"})) == list(range(15, 21))
     assert read == [[3]]  # only the group that also holds nulls and an A02
@@ -148,7 +152,7 @@ def test_groups_the_statistics_decide_are_neither_hashed_nor_decoded(
 
 def _lie_min_equals_max(plate: Path) -> None:
     """Make row group 1's footer entry (A01, A02 x3) claim min == max == A01 for ``well``: the same length."""
-    entry = json.loads((plate / MANIFEST).read_text())["ome_arrow_core"][GROUPS_KEY]["images.parquet"]
+    entry = groups_of(json.loads((plate / MANIFEST).read_text())["ome_arrow_core"])["images.parquet"]
     at, _, _, _, *starts = entry["footer_spans"]
     file = plate / "images.parquet"
     data = bytearray(file.read_bytes())
@@ -176,7 +180,7 @@ def test_statistics_of_a_table_without_digests_are_not_trusted(plate: Path) -> N
 
 
 def test_an_image_of_a_damaged_group_kept_whole_is_refused_when_it_is_opened(plate: Path) -> None:
-    entry = json.loads((plate / MANIFEST).read_text())["ome_arrow_core"][GROUPS_KEY]["images.parquet"]
+    entry = groups_of(json.loads((plate / MANIFEST).read_text())["ome_arrow_core"])["images.parquet"]
     file = plate / "images.parquet"
     data = bytearray(file.read_bytes())
     data[entry["bounds"][2] + 7] ^= 0x01  # row group 2: A02 x4, kept by its statistics

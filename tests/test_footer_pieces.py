@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from table_records import edit_groups, groups_of
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import group_sums
 from ome_arrow_core.typed_chunk.chunk_footers import PACKED_FOOTERS_KEY
 from ome_arrow_core.typed_chunk.footer_pieces import FOOTER_BLOCK, piece_sums
-from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY
 from ome_arrow_core.typed_chunk.opening import clear_cache
 from ome_arrow_core.typed_chunk.packed_ints import unpack_ints
 from ome_arrow_core.verification import verify
@@ -71,7 +71,7 @@ def _fresh() -> None:
 
 def _entries(root: Path) -> dict[str, Any]:
     ours = json.loads((root / MANIFEST).read_text())["ome_arrow_core"]
-    return {**ours[GROUPS_KEY], **ours[PACKED_FOOTERS_KEY]}
+    return {**groups_of(ours), **ours[PACKED_FOOTERS_KEY]}
 
 
 def _spans(entry: dict[str, Any]) -> list[int]:
@@ -84,7 +84,10 @@ def _spans(entry: dict[str, Any]) -> list[int]:
 def _edit(root: Path, name: str, edit: Any) -> None:
     manifest = json.loads((root / MANIFEST).read_text())
     ours = manifest["ome_arrow_core"]
-    edit(ours[GROUPS_KEY][name] if name in ours[GROUPS_KEY] else ours[PACKED_FOOTERS_KEY][name])
+    if name in groups_of(ours):
+        edit_groups(ours, lambda entries: edit(entries[name]))
+    else:
+        edit(ours[PACKED_FOOTERS_KEY][name])
     (root / MANIFEST).write_text(json.dumps(manifest))
 
 

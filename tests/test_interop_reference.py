@@ -152,3 +152,21 @@ def test_round_trip_through_the_reference_writer(tmp_path: Path, make_pixels: Ca
     to_ome_parquet(from_ome_parquet(ours, column_name="ome_arrow", strict_schema=True), theirs, column_name="img")
     again = OMEArrow(theirs, column="img")
     np.testing.assert_array_equal(again.to_numpy(), a)
+
+
+def test_reference_reads_a_plate_with_a_value_index(tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:
+    """A plate's well column gets a value index file beside the tables (and packed row-group records in the
+    manifest): ome-arrow 0.1.0 ignores both, before and after a compaction."""
+    arrays = [make_pixels((1, 6, 7), "uint16", seed=s) for s in range(8)]  # CYX
+    meta = [{"well": f"A0{i % 3 + 1}"} for i in range(8)]
+    opts: dict[str, Any] = {"dim_order": "CYX", "rows_per_group": 3, "progress": False}
+    path = write_dataset(arrays[:5], tmp_path / "plate.ome-arrow", metadata=meta[:5], **opts)
+    assert any(p.name.startswith("_ome_arrow_values.images.") for p in path.iterdir())
+    for i in range(5):
+        same_bits(arrays[i][None, :, None], RefDataset(path).read_image(f"image-{i:05d}"))
+    write_dataset(arrays[5:], path, mode="append", metadata=meta[5:], **opts)
+    compact_dataset(path)
+    ref = RefDataset(path)
+    for i, a in enumerate(arrays):
+        same_bits(a[None, :, None], ref.read_image(f"image-{i:05d}"))
+    assert len(OMEArrowDataset.scan(path).filter({"well": "A02"})) == 3

@@ -58,7 +58,7 @@ def test_a_lying_manifest_written_after_a_read_is_refused(tmp_path: Path, table:
     ds = OMEArrowDataset.scan(root)
     assert ds[6].to_numpy().max() == 6  # every check passed, remembered in this process
     lying = read_manifest(root)
-    entry = lying["ome_arrow_core"]["table_groups"][table]
+    entry = lying["ome_arrow_core"]["table_groups_packed"][table]
     entry["sums"] = entry["sums"][:-16] + "0123456789abcdef"  # the footer's recorded digest: a lie
     _replace(root, lying)
     with pytest.raises(ChecksumError, match="footer"):
@@ -71,7 +71,7 @@ def test_a_lying_row_group_digest_written_after_a_read_is_refused(tmp_path: Path
     root = _plate(tmp_path / "p")
     assert OMEArrowDataset.scan(root)[0].to_numpy().max() == 0  # row group 0 of each table checked
     lying = read_manifest(root)
-    entry = lying["ome_arrow_core"]["table_groups"]["images.parquet"]
+    entry = lying["ome_arrow_core"]["table_groups_packed"]["images.parquet"]
     entry["sums"] = "0123456789abcdef" + entry["sums"][16:]  # row group 0's recorded digest: a lie
     _replace(root, lying)
     with pytest.raises(ChecksumError, match="row group 0"):

@@ -58,7 +58,7 @@ def _rewrite_images(out: Path, change: dict[str, list[object]]) -> None:
         table = table.set_column(at, table.schema.field(at), pa.array(values, table.schema.field(at).type))
     pq.write_table(table, out / "images.parquet", row_group_size=1024)
     manifest = json.loads((out / MANIFEST).read_text())
-    for key in ("table_groups",):
+    for key in ("table_groups", "table_groups_packed"):
         manifest["ome_arrow_core"].pop(key, None)
     (out / MANIFEST).write_text(json.dumps(manifest))
     without_table_digests(out)

@@ -206,8 +206,8 @@ def test_damaged_manifest_missing_dataset_and_refused_requests(
     with pytest.raises(StorageError, match="index.parquet"):
         OMEArrowDataset.scan(uri)
     s3_server.put("ds-bad", f"{local.name}/images.parquet", b"PAR1 not a table PAR1")  # a table the digest refuses
-    with pytest.raises(DamagedFileError):
-        OMEArrowDataset.scan(uri)
+    with pytest.raises(DamagedFileError):  # (a scan counts by the manifest: the first read checks the footer)
+        OMEArrowDataset.scan(uri)[0].to_numpy()
     s3_server.put("ds-bad", f"{local.name}/_ome_arrow_dataset.json", b"{not json")
     with pytest.raises(DamagedFileError, match="JSON"):
         OMEArrowDataset.scan(uri)
@@ -259,3 +259,22 @@ def test_any_crop_over_http_equals_the_local_read(
     w, h = min(w, 64 - x0), min(h, 64 - y0)
     got = ds[i].tensor_view(c=c, z=z, roi=(x0, y0, w, h), layout="YX").to_numpy()
     np.testing.assert_array_equal(got, IMAGES[i][c, z, y0 : y0 + h, x0 : x0 + w])
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_a_remote_filter_reads_the_footers_not_a_placeholder_of_the_value_index(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The value index file is not mirrored (nor stood in for by a placeholder of zeros): a remote mapping filter
+    reads the tables' footers, as before, and keeps what the local one keeps."""
+    local = tmp_path / "wells.ome.parquet"
+    wells = [f"A0{i % 3}" for i in range(len(IMAGES))]
+    write_dataset(IMAGES, local, dim_order="CZYX", metadata=[{"well": w} for w in wells], progress=False)
+    assert any(p.name.startswith("_ome_arrow_values.") for p in local.iterdir())
+    uri, _ = _upload(local, where, s3_server, http_server, "ds-values", monkeypatch)
+    for well in ("A01", "A02"):
+        got = OMEArrowDataset.scan(uri).filter({"well": well})
+        want = [i for i, w in enumerate(wells) if w == well]
+        assert len(got) == len(want) == len(OMEArrowDataset.scan(local).filter({"well": well}))
+        for k, i in enumerate(want):
+            np.testing.assert_array_equal(got[k].tensor_view(layout="CZYX").to_numpy(), IMAGES[i])

@@ -17,10 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, PARQUET_MODULES, spy_on
+from table_records import edit_groups, groups_of
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import group_sums
+from ome_arrow_core.typed_chunk.group_records import PACKED_GROUPS_KEY, packed_entry
 from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, measure
 from ome_arrow_core.typed_chunk.opening import clear_cache
 from ome_arrow_core.typed_chunk.table_sums import file_digest
@@ -50,8 +52,7 @@ def _manifest(root: Path) -> dict[str, Any]:
 
 
 def _groups(root: Path, name: str) -> dict[str, Any]:
-    entry: dict[str, Any] = _manifest(root)["ome_arrow_core"][GROUPS_KEY][name]
-    return entry
+    return groups_of(_manifest(root)["ome_arrow_core"])[name]
 
 
 def _edit_manifest(root: Path, edit: Any) -> None:
@@ -108,6 +109,7 @@ def test_writes_record_each_row_group_and_the_footer(plate: Path) -> None:
         assert entry["size"] == (plate / name).stat().st_size
         found = measure(plate / name, entry["digest"])
         assert found is not None and found.to_json() == entry
+        assert GROUPS_KEY not in _manifest(plate)["ome_arrow_core"]  # packed: no list of JSON numbers
 
 
 @pytest.mark.parametrize("name", ["images.parquet", "index.parquet"])
@@ -170,8 +172,8 @@ def test_a_whole_table_from_another_dataset_is_refused(tmp_path: Path, plate: Pa
 
 def test_a_lie_in_a_row_group_digest_is_refused(plate: Path) -> None:
     def lie(ours: dict[str, Any]) -> None:
-        sums = ours[GROUPS_KEY]["images.parquet"]["sums"]
-        ours[GROUPS_KEY]["images.parquet"]["sums"] = sums[:16] + "0123456789abcdef" + sums[32:]  # group 1
+        sums = ours[PACKED_GROUPS_KEY]["images.parquet"]["sums"]
+        ours[PACKED_GROUPS_KEY]["images.parquet"]["sums"] = sums[:16] + "0123456789abcdef" + sums[32:]  # group 1
 
     _edit_manifest(plate, lie)
     ds = OMEArrowDataset.scan(plate)
@@ -196,10 +198,53 @@ def test_a_lie_in_a_row_group_digest_is_refused(plate: Path) -> None:
         {"digest": "x", "size": 100, "bounds": [0, 2**70], "sums": "0" * 32},
     ],
 )
-def test_a_malformed_entry_is_a_damaged_manifest(plate: Path, entry: Any) -> None:
-    _edit_manifest(plate, lambda ours: ours[GROUPS_KEY].update({"images.parquet": entry}))
-    with pytest.raises(DamagedFileError, match=r"\[_ome_arrow_dataset.json\]: ome_arrow_core.table_groups"):
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_malformed_entry_is_a_damaged_manifest(plate: Path, entry: Any, packed: bool) -> None:
+    if packed and isinstance(entry, dict) and isinstance(entry["bounds"], list) and entry["bounds"] != [[0]]:
+        entry = packed_entry({**entry, "bounds": [min(b, 2**63 - 1) for b in entry["bounds"]]})
+    key = PACKED_GROUPS_KEY if packed else GROUPS_KEY
+
+    def edit(ours: dict[str, Any]) -> None:
+        ours.pop(PACKED_GROUPS_KEY if not packed else GROUPS_KEY, None)
+        ours.setdefault(key, {})["images.parquet"] = entry
+
+    _edit_manifest(plate, edit)
+    with pytest.raises(DamagedFileError, match=rf"\[_ome_arrow_dataset.json\]: ome_arrow_core.{key}\["):
         _read(OMEArrowDataset.scan(plate), 0)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda e: e.update({"groups": e["groups"] + 1}),  # the lists hold fewer integers than it says
+        lambda e: e.update({"groups": -1}),
+        lambda e: e.update({"groups": True}),
+        lambda e: e.update({"bounds": e["bounds"][:-4]}),  # truncated text
+        lambda e: e.update({"bounds": "!" + e["bounds"][1:]}),  # not base64
+        lambda e: e.update({"group_rows": e["footer_spans"]}),  # another list's length
+        lambda e: e.update({"footer_spans": 7}),
+    ],
+)
+def test_malformed_packed_lists_are_a_damaged_manifest(plate: Path, edit: Any) -> None:
+    _edit_manifest(plate, lambda ours: edit(ours[PACKED_GROUPS_KEY]["images.parquet"]))
+    with pytest.raises(DamagedFileError, match=rf"ome_arrow_core.{PACKED_GROUPS_KEY}\['images.parquet'\]"):
+        _read(OMEArrowDataset.scan(plate), 0)
+
+
+def test_packed_lists_that_lie_consistently_are_refused(plate: Path) -> None:
+    """Bounds moved by one byte, repacked (well-formed, increasing): the row groups' digests no longer cover what
+    they were measured on."""
+
+    def lie(entries: dict[str, dict[str, Any]]) -> None:
+        bounds = entries["images.parquet"]["bounds"]
+        bounds[2] += 1
+
+    _edit_manifest(plate, lambda ours: edit_groups(ours, lie))
+    ds = OMEArrowDataset.scan(plate)
+    np.testing.assert_array_equal(_read(ds, 0), _image(0))
+    for i in (5, 10):  # row groups 1 and 2 lost or gained a byte
+        with pytest.raises(ChecksumError, match=r"row group [12] "):
+            _read(ds, i)
 
 
 def test_records_that_disagree_fall_back_to_the_whole_table(plate: Path) -> None:
@@ -210,7 +255,7 @@ def test_records_that_disagree_fall_back_to_the_whole_table(plate: Path) -> None
 
 
 def test_datasets_without_row_group_digests_check_whole_tables(plate: Path) -> None:
-    _edit_manifest(plate, lambda ours: ours.pop(GROUPS_KEY))  # as written before them
+    _edit_manifest(plate, lambda ours: ours.pop(PACKED_GROUPS_KEY))  # as written before them
     ds = OMEArrowDataset.scan(plate)
     np.testing.assert_array_equal(ds.read([22, 0], layout="CYX"), np.stack([_image(22), _image(0)]))
     data = bytearray((plate / "images.parquet").read_bytes())
@@ -230,14 +275,15 @@ def test_appends_and_compaction_record_row_group_digests(plate: Path) -> None:
         images_per_group=PER_GROUP,
         progress=False,
     )
-    recorded = _manifest(plate)["ome_arrow_core"][GROUPS_KEY]
+    recorded = groups_of(_manifest(plate)["ome_arrow_core"])
     assert set(recorded) == {"images.parquet", "index.parquet", "images-00001.parquet", "index-00001.parquet"}
     for name, entry in recorded.items():
         assert measure(plate / name, file_digest(plate / name)).to_json() == entry  # type: ignore[union-attr]
     ds = OMEArrowDataset.scan(plate)
     np.testing.assert_array_equal(ds.read([29, 3], layout="CYX"), np.stack([_image(29), _image(3)]))
     compact_dataset(plate)
-    recorded = _manifest(plate)["ome_arrow_core"][GROUPS_KEY]
+    assert GROUPS_KEY not in _manifest(plate)["ome_arrow_core"]
+    recorded = groups_of(_manifest(plate)["ome_arrow_core"])
     assert set(recorded) == {"images.parquet", "index.parquet"}
     for name, entry in recorded.items():
         assert measure(plate / name, file_digest(plate / name)).to_json() == entry  # type: ignore[union-attr]
@@ -285,8 +331,8 @@ def test_what_each_operation_hashes_and_reads_is_flat_in_the_number_of_images(
     small = _costs(_plate(tmp_path / "s", n=40, per_group=10), monkeypatch, group_reads)
     large = _costs(_plate(tmp_path / "l", n=400, per_group=10), monkeypatch, group_reads)
     assert small == large
-    assert small["scan"][0] == 2 and small["scan"][2] == 0  # two footers hashed, no row group read
-    assert small["first"][0] == 2  # one images and one index row group hashed
+    assert small["scan"] == (0, [], 0)  # no footer hashed (the manifest counts), no row group read
+    assert small["first"][0] == 4  # the two footers, then one images and one index row group hashed
     assert small["len"] == (0, [], 0)
 
 
@@ -307,14 +353,10 @@ def test_a_flipped_bit_anywhere_is_refused_or_the_right_pixels_are_served(
     (root / name).write_bytes(bytes(data))
     bounds = _groups(root, name)["bounds"]
     damaged = next((g for g in range(len(bounds) - 1) if bounds[g] <= at < bounds[g + 1]), None)  # None: footer
-    try:
-        ds = OMEArrowDataset.scan(root)
-    except ChecksumError:
-        assert damaged is None  # only a damaged footer fails the scan
-        return
-    assert damaged is not None
+    ds = OMEArrowDataset.scan(root)  # the manifest counts: no footer hashed yet
+    assert len(ds) == 23
     for i in range(23):
-        if i // PER_GROUP == damaged:
+        if damaged is None or i // PER_GROUP == damaged:  # a damaged footer: refused at the first read
             with pytest.raises(ChecksumError):
                 _read(ds, i)
         else:
@@ -353,7 +395,7 @@ def test_a_scan_counts_images_from_the_manifest_without_parsing_a_footer(
 
 @pytest.mark.parametrize("rows", [10, 99])
 def test_recorded_rows_that_disagree_with_the_manifest_leave_the_count_to_the_footers(plate: Path, rows: int) -> None:
-    _edit_manifest(plate, lambda ours: ours[GROUPS_KEY]["images.parquet"].update({"rows": rows}))
+    _edit_manifest(plate, lambda ours: edit_groups(ours, lambda e: e["images.parquet"].update({"rows": rows})))
     assert len(OMEArrowDataset.scan(plate)) == 23  # image_count says 23: the footers count
 
 
@@ -368,3 +410,22 @@ def test_recorded_digests_read_as_the_tuple_of_their_digests() -> None:
     for k in (3, -4):
         with pytest.raises(IndexError):
             sums[k]
+
+
+def test_records_written_as_lists_still_read_and_are_checked(plate: Path) -> None:
+    """A manifest of a write before the lists were packed (``table_groups``, JSON numbers): read, checked."""
+
+    def unpack(ours: dict[str, Any]) -> None:
+        ours[GROUPS_KEY] = groups_of(ours)
+        ours.pop(PACKED_GROUPS_KEY)
+
+    _edit_manifest(plate, unpack)
+    bounds = _groups(plate, "images.parquet")["bounds"]
+    data = bytearray((plate / "images.parquet").read_bytes())
+    data[(bounds[1] + bounds[2]) // 2] ^= 0x10  # row group 1: images 5..9
+    (plate / "images.parquet").write_bytes(bytes(data))
+    ds = OMEArrowDataset.scan(plate)
+    assert len(ds) == 23
+    np.testing.assert_array_equal(_read(ds, 11), _image(11))
+    with pytest.raises(ChecksumError, match=r"row group 1 "):
+        _read(ds, 6)

@@ -32,6 +32,7 @@ from ..typed_chunk import (
     check_whole_tables,
     footer_statistics_trusted,
     table_footer,
+    value_index_rows,
 )
 from .filter_nulls import term_values
 
@@ -45,6 +46,23 @@ BLOCK_BATCHES: Final[int] = 256
 UNPRUNED: Final[int] = 64
 
 
+def _indexed(
+    path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
+) -> np.ndarray | None:
+    """The rows ``spec`` keeps, from the value index of every part's images table (see
+    :mod:`~ome_arrow_core.typed_chunk.value_index`); None when one cannot answer (the footers then decide)."""
+    kept, first = [], 0
+    for part in parts:
+        found = value_index_rows(path, manifest, part.images, spec, verify)
+        if found is None:
+            return None
+        kept.append(found[0] + first)
+        first += found[1]
+    if first != manifest.get("image_count"):  # the tables (read as before) say what is wrong
+        return None
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+
+
 def mapping_rows(
     path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
 ) -> np.ndarray | None:
@@ -52,8 +70,11 @@ def mapping_rows(
     match ``spec`` (a value: equal; a list, tuple or set: one of); a null, None or a column a table lacks (or holds
     as type null) matches nothing; None when a named column is in no table (the caller's whole table then says what
     is wrong). pyarrow errors (a value that cannot be cast to its column) propagate: the caller decides."""
-    check_table_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
     spec = {n: term_values(v) for n, v in spec.items()}  # None equals nothing (filter_nulls)
+    indexed = _indexed(path, manifest, parts, spec, verify)
+    if indexed is not None:  # the rows of the values named, from each table's value index: no footer parsed
+        return indexed
+    check_table_footers(path, manifest, [p.images for p in parts], verify)  # before pyarrow parses any (statistics too)
     count = manifest.get("image_count")
     if not isinstance(count, int):  # no count to hold the tables to: the footers of the index decide (parsed)
         check_image_rows(path, parts, lambda name: table_footer(path, name).num_rows)

@@ -56,10 +56,12 @@ if TYPE_CHECKING:
         read_manifest,
     )
     from .tables import BASE, Part, appends_of, images_schema, parts_of
+    from .value_index import value_rows as value_index_rows
     from .verify import verify_dataset
     from .writer import stream_dataset, write_images
 
 __all__ = [
+    "value_index_rows",
     "dataset_path",
     "is_dataset_name",
     "mirror_dataset",
@@ -138,6 +140,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "appends_of": (".tables", "appends_of"),
     "images_schema": (".tables", "images_schema"),
     "parts_of": (".tables", "parts_of"),
+    "value_index_rows": (".value_index", "value_rows"),
     "verify_dataset": (".verify", "verify_dataset"),
     "stream_dataset": (".writer", "stream_dataset"),
     "write_images": (".writer", "write_images"),

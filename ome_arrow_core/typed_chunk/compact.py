@@ -25,12 +25,14 @@ from . import packing
 from .aligned_index import write_aligned_index
 from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
-from .group_sums import GROUPS_KEY, swapped_groups
+from .group_records import set_group_records
+from .group_sums import swapped_groups
 from .locators import LOCATORS_KEY, with_locators
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
 from .table_sums import TABLES_KEY, accept_both, restore_manifest, swapped_digest
 from .tables import BASE, Part, appends_of, own_rows, parts_of, read_images, read_indexes, statistics_columns
+from .value_index import VALUES_KEY, record_values
 
 __all__ = ["compact_dataset"]
 
@@ -134,9 +136,14 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                     BASE.images: swapped_digest(root, tmp, BASE.images),
                     BASE.index: swapped_digest(root, tmp, BASE.index),
                 }
-                ours[GROUPS_KEY] = swapped_groups(root, tmp, ours[TABLES_KEY])
+                set_group_records(ours, swapped_groups(root, tmp, ours[TABLES_KEY]))
                 # the merged file's own (the old record no longer matches)
                 set_footer_records(ours, record_chunk_footers(tmp, [BASE_CHUNKS]))
+                # the merged images table's value index, written beside the merged tables and moved in before them
+                values = record_values(root, ours[TABLES_KEY], ours.pop(VALUES_KEY, None), out_dir=tmp)
+                if values:
+                    ours[VALUES_KEY] = values
+                moves += [(tmp / e["file"], root / e["file"]) for e in values.values() if (tmp / e["file"]).exists()]
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
@@ -162,6 +169,13 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             remove_tree(tmp)
         # the dataset is compacted; a file that cannot be removed is only dead weight
         old_fragments = [str(f) for f in (manifest.get("ome_arrow_core") or {}).get("fragments") or []]
+        old_values = (manifest.get("ome_arrow_core") or {}).get(VALUES_KEY)
+        now = read_manifest(root).get("ome_arrow_core") or {}
+        for entry in old_values.values() if isinstance(old_values, dict) else []:
+            used = {e.get("file") for e in (now.get(VALUES_KEY) or {}).values() if isinstance(e, dict)}
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str) and entry["file"] not in used:
+                with contextlib.suppress(OSError):
+                    (root / os.path.basename(entry["file"])).unlink(missing_ok=True)
         for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index))]:
             if name not in (BASE_CHUNKS, BASE.images, BASE.index):
                 with contextlib.suppress(OSError):

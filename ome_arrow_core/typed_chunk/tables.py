@@ -100,13 +100,16 @@ def appends_of(manifest: Mapping[str, Any], root: Path = Path(".")) -> list[Part
     return out
 
 
-def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None, *, lazy: bool = False) -> list[Part]:
+def parts_of(
+    root: Path, manifest: Mapping[str, Any], verify: bool | None = None, *, lazy: bool = False, footers: bool = True
+) -> list[Part]:
     """The parts of the dataset at ``root``, in order: the base tables, then each listed append's.
 
     Before any table is parsed, every table the manifest lists is checked against the digest it
     records (see :mod:`.table_sums`; ``verify=False`` or ``OME_ARROW_CORE_VERIFY=0`` skips it);
     ``lazy``: only their footers where the manifest records row-group digests (see :mod:`.group_sums`),
-    the caller checking each row group before it reads it.
+    the caller checking each row group before it reads it. ``footers=False`` (with ``lazy``): not even those when the
+    manifest lists no appends (nothing here parses a table then): the caller checks them before it parses one.
 
     When images.parquet alone holds the manifest's ``image_count`` images, a compaction merged
     the appends into the base tables and was stopped before it replaced the manifest: the
@@ -117,7 +120,8 @@ def parts_of(root: Path, manifest: Mapping[str, Any], verify: bool | None = None
         listed = appends_of(manifest, root)
     parts = [BASE, *listed]
     names = [n for p in parts for n in (p.images, p.index)]
-    (check_footers if lazy else check_whole)(root, manifest, names, verify)
+    if footers or listed or not lazy:
+        (check_footers if lazy else check_whole)(root, manifest, names, verify)
     if listed:
         file = _file(root, BASE.images, "images table")
         with reading(root, BASE.images, "reading the images table's footer"):

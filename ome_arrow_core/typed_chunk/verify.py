@@ -22,6 +22,7 @@ from .locators import locator_damage
 from .page_index import range_mismatches
 from .spec import MANIFEST, is_dataset_dir, read_manifest
 from .tables import BASE, parts_of, read_images, read_indexes
+from .value_index import check_values
 
 __all__ = ["verify_dataset"]
 
@@ -80,6 +81,8 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
             root, str(name), np.nonzero(frags == name)[0], index, index_part, [p.index for p in parts], manifest, report
         )
     _verify_chunk_footers(root, manifest, report)
+    for problem in check_values(root, manifest):  # the value index a filter reads (see value_index)
+        report.add(root, problem)
     for file, problem, image in locator_damage(root, manifest, images):  # what a read by its locator would refuse
         report.add(file, f"the pixel locator of image {image!r} is damaged: {problem}", image_id=image)
     if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype

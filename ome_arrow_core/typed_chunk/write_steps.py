@@ -17,7 +17,8 @@ from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
 from .chunk_footers import footer_records, record_chunk_footers, set_footer_records
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
-from .group_sums import GROUPS_KEY, record_groups
+from .group_records import group_records, set_group_records
+from .group_sums import record_groups
 from .image_batches import ImageRowBatches
 from .locators import LOCATORS_KEY, with_locators
 from .packing import ChunkPacker
@@ -26,6 +27,7 @@ from .page_index import manifest_entry
 from .spec import LAYOUT_NAME, MANIFEST
 from .table_sums import TABLES_KEY, record, recorded
 from .tables import BASE, Part, statistics_columns
+from .value_index import VALUES_KEY, record_values
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -195,7 +197,13 @@ def write_manifest(
     ours[TABLES_KEY] = record(
         root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
     )
-    ours[GROUPS_KEY] = record_groups(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(GROUPS_KEY))
+    groups = record_groups(root, ours[TABLES_KEY], group_records(previous.get("ome_arrow_core")))
+    set_group_records(ours, groups)  # packed (see group_records)
+    # the value index of each images table (a mapping filter reads the rows of the values it names)
+    values = record_values(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(VALUES_KEY))
+    ours.pop(VALUES_KEY, None)
+    if values:
+        ours[VALUES_KEY] = values
     # the chunks files read through their footers (packed small images): a row group's footer at a time
     footers = record_chunk_footers(
         root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
