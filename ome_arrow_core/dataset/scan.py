@@ -246,7 +246,14 @@ def uniform_member(part: Member) -> bool:
     path = Path(part.path)
     cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
     seen: dict[str, object] = {}
-    for p in parts_of(path, shared_manifest(path), False):  # the digests were checked when the dataset was opened
+    manifest = shared_manifest(path)
+    parts = parts_of(path, manifest, False)
+    from ..typed_chunk.record_reads import records_uniform
+
+    by_records = records_uniform(manifest, [p.images for p in parts], cols)  # the variants: no footer parsed
+    if by_records is not None:
+        return by_records
+    for p in parts:  # the digests were checked when the dataset was opened
         md = table_footer(path, p.images)  # parsed once per file version (the scan parsed it)
         names = md.schema.to_arrow_schema().names
         if not set(cols) <= set(names):

@@ -19,6 +19,7 @@ from .chunk_footers import footer_records, record_chunk_footers, set_footer_reco
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .group_sums import GROUPS_KEY, record_groups
 from .image_batches import ImageRowBatches
+from .image_records import RECORDS_KEY, record_images
 from .locators import LOCATORS_KEY, with_locators
 from .packing import ChunkPacker
 from .page_index import MANIFEST_KEY as PAGES_KEY
@@ -196,6 +197,16 @@ def write_manifest(
         root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
     )
     ours[GROUPS_KEY] = record_groups(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(GROUPS_KEY))
+    # a fixed-width record per image (its metadata and pixel locator in a checked 4 KiB page: image_records)
+    records = record_images(
+        root,
+        [p.images for p in (BASE, *appends)],
+        ours[TABLES_KEY],
+        ours.pop(RECORDS_KEY, None),
+        lambda out: placed(out, fresh),
+    )
+    if records:
+        ours[RECORDS_KEY] = records
     # the chunks files read through their footers (packed small images): a row group's footer at a time
     footers = record_chunk_footers(
         root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
