@@ -276,3 +276,20 @@ def test_a_damaged_images_table_does_not_change_what_records_serve_and_is_still_
     from ome_arrow_core import verify
 
     assert not verify(out).ok
+
+
+def test_a_batch_of_a_plate_with_records_parses_no_images_footer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's shared plan (one size and dtype) is decided by the records' variants, not the footer statistics."""
+    from ome_arrow_core.dataset import scan
+
+    out = _plate(tmp_path, 100)
+
+    def refused(*args: object) -> None:
+        raise AssertionError("the images footer was parsed")
+
+    monkeypatch.setattr(scan, "table_footer", refused)
+    ds = OMEArrowDataset.scan(out)
+    np.testing.assert_array_equal(ds.read([3, 99, 40]), np.stack([_image(3), _image(99), _image(40)]))
+    assert scan.uniform_member(ds._parts[0])
