@@ -208,7 +208,8 @@ def test_a_lying_but_self_consistent_records_file_is_refused(tmp_path: Path) -> 
 def test_an_impossible_record_is_refused_even_with_checks_off(tmp_path: Path) -> None:
     out = _plate(tmp_path, 40)
     data = bytearray((out / "images.records").read_bytes())
-    data[2 * WIDTH + 36 : 2 * WIDTH + 40] = (999).to_bytes(4, "little")  # variant 999 of 1
+    at = 2 * WIDTH + RECORD.fields["variant"][1]
+    data[at : at + 4] = (999).to_bytes(4, "little")  # variant 999 of 1
     (out / "images.records").write_bytes(bytes(data))
     with pytest.raises(DamagedFileError):
         OMEArrowDataset.scan(out, verify=False)[2].to_numpy()
@@ -253,11 +254,22 @@ def test_records_of_another_version_of_the_table_are_not_used(tmp_path: Path) ->
 def test_a_malformed_records_entry_is_a_damaged_manifest(tmp_path: Path) -> None:
     out = _plate(tmp_path, 10)
     manifest = _manifest(out)
-    manifest["ome_arrow_core"][RECORDS_KEY]["images.parquet"]["width"] = 41
+    manifest["ome_arrow_core"][RECORDS_KEY]["images.parquet"]["count"] = "many"
     (out / MANIFEST).write_text(json.dumps(manifest))
     clear_cache()
     with pytest.raises(DamagedFileError):
         OMEArrowDataset.scan(out)[0].to_numpy()
+
+
+def test_records_of_another_layout_are_not_used(tmp_path: Path) -> None:
+    """A later version's records (another record width): this one reads the table, as without records."""
+    out = _plate(tmp_path, 40)
+    manifest = _manifest(out)
+    manifest["ome_arrow_core"][RECORDS_KEY]["images.parquet"]["width"] = 48
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    clear_cache()
+    _check_all(out, 40)
+    assert open_dataset(out).images._decoded
 
 
 def test_a_damaged_images_table_does_not_change_what_records_serve_and_is_still_found(tmp_path: Path) -> None:

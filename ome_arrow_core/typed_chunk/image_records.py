@@ -8,8 +8,8 @@ pixel locators, what reading it needs: its locator (offset, length, checksum), w
 columns (:data:`VARIANT_COLUMNS`), listed once in the manifest. Layout (little-endian, pages of :data:`PAGE`
 bytes)::
 
-    record pages:  ceil(N / R) pages of R = PAGE // WIDTH records of WIDTH bytes (zero padded)
-                   u64 pixels_offset, u64 pixels_length, u64 pixels_checksum, u64 heap offset of image_id
+    record pages:  ceil(N / R) pages of R = PAGE // WIDTH records of WIDTH bytes (the last zero padded)
+                   u64 pixels_offset, u64 pixels_checksum, u64 heap offset of image_id
                    (name follows it), u16 image_id bytes, u16 name bytes (0xFFFF: null), u32 variant
     heap pages:    the ids and names, one after another (zero padded to a page)
     page sums:     the XXH3-64 of each page above, u64 each
@@ -46,6 +46,7 @@ __all__ = [
     "build_records",
     "table_records",
     "entry_ok",
+    "entry_known",
     "record_images",
 ]
 
@@ -54,20 +55,23 @@ RECORDS_KEY: Final[str] = "image_records"
 #: Bytes of a page (the unit read and checked).
 PAGE: Final[int] = 4096
 #: Bytes of a record.
-WIDTH: Final[int] = 40
+WIDTH: Final[int] = 32
 #: Name length meaning a null name.
 NULL_NAME: Final[int] = 0xFFFF
 #: Tables with more distinct variants than this get no records (the manifest lists each).
 MAX_VARIANTS: Final[int] = 64
 #: The metadata columns a variant holds (an image's row is its variant's values, its id and name).
-VARIANT_COLUMNS: Final[tuple[str, ...]] = (*(c for c in META_COLUMNS if c not in ("image_id", "name")), "pixels_file")
+VARIANT_COLUMNS: Final[tuple[str, ...]] = (
+    *(c for c in META_COLUMNS if c not in ("image_id", "name")),
+    "pixels_file",
+    "pixels_length",
+)
 #: Rows of an images table read at a time to make its records.
 BATCH_ROWS: Final[int] = 65536
 #: One record, as numpy reads it.
 RECORD: Final = np.dtype(
     [
         ("offset", "<u8"),
-        ("length", "<u8"),
         ("checksum", "<u8"),
         ("heap", "<u8"),
         ("id_len", "<u2"),
@@ -75,7 +79,7 @@ RECORD: Final = np.dtype(
         ("variant", "<u4"),
     ]
 )
-assert RECORD.itemsize == WIDTH
+assert RECORD.itemsize == WIDTH and PAGE % WIDTH == 0  # records never straddle pages
 
 
 def records_name(images: str) -> str:
@@ -135,7 +139,7 @@ def _batch_records(batch: pa.RecordBatch, variants: dict[tuple[Any, ...], int]) 
     offsets = np.frombuffer(joined.buffers()[1], np.int64, batch.num_rows + 1, joined.offset * 8)
     data = joined.buffers()[2]
     recs = np.zeros(batch.num_rows, RECORD)
-    for f, column in zip(("offset", "length", "checksum"), loc[1:]):
+    for f, column in (("offset", loc[1]), ("checksum", loc[3])):
         arr = column.to_numpy(zero_copy_only=False)
         recs[f] = arr.view(np.uint64) if arr.dtype == np.int64 else arr.astype(np.uint64)
     recs["heap"] = offsets[:-1] - offsets[0]
@@ -145,16 +149,20 @@ def _batch_records(batch: pa.RecordBatch, variants: dict[tuple[Any, ...], int]) 
     return recs, data.to_pybytes()[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
 
 
-def build_records(batches: Iterable[pa.RecordBatch]) -> tuple[list[bytes], dict[str, Any]] | None:
-    """The records file of the images table whose rows are ``batches`` (in order), as pieces to write one after
-    another, and the fields of its manifest entry that depend on it alone; or None when it gets none (an image
-    without a locator, more than :data:`MAX_VARIANTS` variants, an id or name of 64 KiB or more, a metadata column
-    of another type than text or numbers, no rows)."""
+def build_records(batches: Iterable[pa.RecordBatch], rows: int) -> tuple[list[Any], dict[str, Any]] | None:
+    """The records file of the images table of ``rows`` rows that ``batches`` hold (in order), as pieces to write one
+    after another, and the fields of its manifest entry that depend on it alone; or None when it gets none (an image
+    without a locator, more than :data:`MAX_VARIANTS` variants, an id or name of 64 KiB or more, a metadata column of
+    another type than text or numbers, no rows)."""
     import xxhash
 
     plain = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_floating)
+    per_page = PAGE // WIDTH
+    record_pages = -(-rows // per_page)
+    recs = np.zeros(record_pages * per_page, RECORD)  # the record pages, filled batch by batch
     variants: dict[tuple[Any, ...], int] = {}
-    recs, heap, at = [], [], 0
+    heap: list[bytes] = []
+    at = n = 0
     for batch in batches:
         have = set(batch.schema.names)
         if not have.issuperset(("image_id", "name", *LOCATOR_COLUMNS)) or not all(
@@ -162,24 +170,18 @@ def build_records(batches: Iterable[pa.RecordBatch]) -> tuple[list[bytes], dict[
         ):
             return None  # values the manifest's JSON would not give back as the table's reader does
         got = _batch_records(batch, variants)
-        if got is None:
+        if got is None or n + len(got[0]) > rows:
             return None
         got[0]["heap"] += np.uint64(at)
-        recs.append(got[0])
+        recs[n : n + len(got[0])] = got[0]
         heap.append(got[1])
         at += len(got[1])
-    n = sum(len(r) for r in recs)
-    if n == 0:
+        n += len(got[0])
+    if n == 0 or n != rows:
         return None
-    per_page = PAGE // WIDTH
-    record_pages = -(-n // per_page)
-    flat = np.zeros(record_pages * per_page, RECORD)
-    flat[:n] = np.concatenate(recs)
-    grid = np.zeros((record_pages, PAGE), np.uint8)
-    grid[:, : per_page * WIDTH] = flat.view(np.uint8).reshape(record_pages, -1)
-    del flat, recs
-    heap_bytes = b"".join(heap)
-    body = [grid.tobytes(), heap_bytes + bytes(-len(heap_bytes) % PAGE)]
+    heap_pages = b"".join(heap)
+    heap_pages += bytes(-len(heap_pages) % PAGE)
+    body = [recs.view(np.uint8).data, memoryview(heap_pages)]
     sums = [xxhash.xxh3_64_intdigest(part[p : p + PAGE]) for part in body for p in range(0, len(part), PAGE)]
     tail = np.array(sums, np.uint64).astype("<u8").tobytes()
     fields = {
@@ -187,8 +189,8 @@ def build_records(batches: Iterable[pa.RecordBatch]) -> tuple[list[bytes], dict[
         "width": WIDTH,
         "page": PAGE,
         "record_pages": record_pages,
-        "heap_bytes": len(heap_bytes),
-        "size": len(body[0]) + len(body[1]) + len(tail),
+        "heap_bytes": at,
+        "size": recs.nbytes + len(heap_pages) + len(tail),
         "sums": bytes_digest(tail),
         "columns": list(VARIANT_COLUMNS),
         "variants": [list(key) for key in variants],
@@ -196,7 +198,7 @@ def build_records(batches: Iterable[pa.RecordBatch]) -> tuple[list[bytes], dict[
     return [*body, tail], fields
 
 
-def table_records(root: Path, images: str) -> tuple[list[bytes], dict[str, Any]] | None:
+def table_records(root: Path, images: str) -> tuple[list[Any], dict[str, Any]] | None:
     """:func:`build_records` of images table ``root / images``, read :data:`BATCH_ROWS` rows at a time (only the
     columns records hold)."""
     import pyarrow.parquet as pq
@@ -204,7 +206,8 @@ def table_records(root: Path, images: str) -> tuple[list[bytes], dict[str, Any]]
     pf = pq.ParquetFile(root / images)
     names = set(pf.schema_arrow.names)
     wanted = [c for c in dict.fromkeys(("image_id", "name", *LOCATOR_COLUMNS, *VARIANT_COLUMNS)) if c in names]
-    return build_records(pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False))
+    rows = pf.metadata.num_rows
+    return build_records(pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False), rows)
 
 
 def record_images(
@@ -225,7 +228,13 @@ def record_images(
         if digests is None:
             continue
         kept = old.get(name)
-        if kept is not None and entry_ok(kept) and kept["images"] == digests and _sized(root, kept):
+        if (
+            kept is not None
+            and entry_ok(kept)
+            and entry_known(kept)
+            and kept["images"] == digests
+            and _sized(root, kept)
+        ):
             out[name] = kept
             continue
         built = table_records(root, name)
@@ -253,15 +262,20 @@ def entry_ok(entry: Any) -> bool:
     ints = ("count", "width", "page", "record_pages", "heap_bytes", "size")
     return (
         all(isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool) for k in ints)
-        and entry.get("width") == WIDTH
-        and entry.get("page") == PAGE
         and isinstance(entry.get("file"), str)
+        and "/" not in entry["file"]
         and isinstance(entry.get("sums"), str)
-        and entry.get("columns") == list(VARIANT_COLUMNS)
+        and isinstance(entry.get("columns"), list)
         and isinstance(entry.get("variants"), list)
-        and all(isinstance(v, list) and len(v) == len(VARIANT_COLUMNS) for v in entry["variants"])
+        and all(isinstance(v, list) and len(v) == len(entry["columns"]) for v in entry["variants"])
         and isinstance(entry.get("images"), list)
     )
+
+
+def entry_known(entry: Mapping[str, Any]) -> bool:
+    """Whether records entry ``entry`` (:func:`entry_ok`) has this version's layout (record width, page size,
+    variant columns): records of another layout are not used, as a table without records."""
+    return bool(entry["width"] == WIDTH and entry["page"] == PAGE and entry["columns"] == list(VARIANT_COLUMNS))
 
 
 def records_damage(root: Path, manifest: Mapping[str, Any], images: Sequence[str]) -> list[tuple[Path, str]]:
@@ -282,8 +296,8 @@ def records_damage(root: Path, manifest: Mapping[str, Any], images: Sequence[str
         if not entry_ok(entry):
             out.append((root, f"ome_arrow_core.{RECORDS_KEY}[{name!r}] is not a records entry"))
             continue
-        if not isinstance(tables, Mapping) or tables.get(name) != entry["images"]:
-            continue  # made from another version of the table: not used by readers
+        if not entry_known(entry) or not isinstance(tables, Mapping) or tables.get(name) != entry["images"]:
+            continue  # of another layout, or made from another version of the table: not used by readers
         file = root / str(entry["file"])
         if not file.is_file():
             out.append((file, "is listed in the manifest but missing"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..checksums import ENV, FIX
 from ..errors import ChecksumError, DamagedFileError
-from .image_records import NULL_NAME, PAGE, RECORD, RECORDS_KEY, VARIANT_COLUMNS, WIDTH, entry_ok
+from .image_records import NULL_NAME, PAGE, RECORD, RECORDS_KEY, VARIANT_COLUMNS, WIDTH, entry_known, entry_ok
 from .spec import LOCATOR_COLUMNS, MANIFEST
 from .table_sums import TABLES_KEY
 
@@ -31,7 +31,7 @@ __all__ = ["RecordReader", "PartRecords", "records_of", "records_uniform", "RECO
 #: The columns a record serves: its metadata's and its pixel locator's.
 RECORD_COLUMNS: Final[frozenset[str]] = frozenset(("image_id", "name", *VARIANT_COLUMNS, *LOCATOR_COLUMNS))
 #: One record (see :data:`~.image_records.RECORD`).
-_RECORD: Final = struct.Struct("<QQQQHHI")
+_RECORD: Final = struct.Struct("<QQQHHI")
 assert _RECORD.size == RECORD.itemsize == WIDTH
 #: Checked pages kept (the most recently used).
 PAGES_KEPT: Final[int] = 16
@@ -62,7 +62,7 @@ def records_of(
                 f"{root} [{MANIFEST}]: ome_arrow_core.{RECORDS_KEY}[{name!r}] is {str(entry)[:300]!r}: not a records "
                 "entry; the manifest is damaged"
             )
-        fresh = isinstance(tables, Mapping) and tables.get(name) == entry["images"]
+        fresh = entry_known(entry) and isinstance(tables, Mapping) and tables.get(name) == entry["images"]
         out.append(RecordReader(root, entry, verify) if fresh else None)
     return out
 
@@ -79,7 +79,7 @@ def records_uniform(manifest: Mapping[str, Any], images: Sequence[str], columns:
     seen: set[tuple[Any, ...]] = set()
     for name in images:
         entry = listed.get(name)
-        if entry is None or not entry_ok(entry) or tables.get(name) != entry["images"]:
+        if entry is None or not entry_ok(entry) or not entry_known(entry) or tables.get(name) != entry["images"]:
             return None
         seen.update(tuple(v[k] for k in at) for v in entry["variants"])
     return len(seen) == 1
@@ -129,9 +129,7 @@ class RecordReader:
             if not 0 <= i < self.count:
                 raise IndexError(i)
             p, k = divmod(i, self.per_page)
-            offset, length, checksum, heap, id_len, name_len, variant = _RECORD.unpack_from(
-                self._page(fd, p), k * WIDTH
-            )
+            offset, checksum, heap, id_len, name_len, variant = _RECORD.unpack_from(self._page(fd, p), k * WIDTH)
             end = heap + id_len + (0 if name_len == NULL_NAME else name_len)
             if variant >= len(self.variants) or end > self.heap_bytes:
                 raise DamagedFileError(
@@ -151,7 +149,6 @@ class RecordReader:
             "image_id": image_id,
             "name": name,
             "pixels_offset": offset,
-            "pixels_length": length,
             "pixels_checksum": checksum,
         }
 
