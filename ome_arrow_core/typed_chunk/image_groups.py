@@ -272,8 +272,12 @@ class ImageRows:
                 self._metas.move_to_end(pos)
                 return hit
             row = self._rows.get(pos)
-            if row is None and self.records is not None:
-                row = self.records.row(pos)
+            made = self.records.meta(pos) if row is None and self.records is not None else None
+            if made is not None:  # from its image record
+                self._metas[pos] = made
+                while len(self._metas) > ROWS_KEPT:
+                    self._metas.popitem(last=False)
+                return made
             if row is None:  # its metadata's columns alone (see META_COLUMNS)
                 part, g, k = self.locate(pos)
                 columns = self._group_columns(part, g, META_COLUMNS)

@@ -11,6 +11,7 @@ serves, checked by its row groups as before.
 
 from __future__ import annotations
 
+import copy
 import os
 import struct
 from collections import OrderedDict
@@ -22,7 +23,9 @@ import numpy as np
 
 from ..checksums import ENV, FIX
 from ..errors import ChecksumError, DamagedFileError
+from ..meta import ImageMeta
 from .image_records import NULL_NAME, PAGE, RECORD, RECORDS_KEY, VARIANT_COLUMNS, WIDTH, entry_known, entry_ok
+from .image_rows import meta_from_row
 from .spec import LOCATOR_COLUMNS, MANIFEST
 from .table_sums import TABLES_KEY
 
@@ -111,9 +114,9 @@ class RecordReader:
         self._sums: np.ndarray | None = None
         self._pages: OrderedDict[int, bytes] = OrderedDict()
 
-    def row(self, i: int) -> dict[str, Any] | None:
-        """Record ``i`` as an images row (the columns of :data:`RECORD_COLUMNS`), or None when the file is not
-        usable."""
+    def row(self, i: int) -> tuple[dict[str, Any], int] | None:
+        """Record ``i`` as an images row (the columns of :data:`RECORD_COLUMNS`) and its variant number, or None when
+        the file is not usable."""
         if self._usable is False:
             return None
         try:
@@ -144,13 +147,9 @@ class RecordReader:
             name = None if name_len == NULL_NAME else text[id_len:].decode()
         except UnicodeDecodeError:
             raise DamagedFileError(f"{self.path}: record {i}'s id or name is not UTF-8; the file is damaged") from None
-        return {
-            **self.variants[variant],
-            "image_id": image_id,
-            "name": name,
-            "pixels_offset": offset,
-            "pixels_checksum": checksum,
-        }
+        row = {**self.variants[variant], "image_id": image_id, "name": name}
+        row.update(pixels_offset=offset, pixels_checksum=checksum)
+        return row, variant
 
     def _heap(self, fd: int, start: int, end: int) -> bytes:
         """Heap bytes ``start..end`` (from their pages, each checked)."""
@@ -217,11 +216,37 @@ class PartRecords:
                     f"{reader.path}: holds {reader.count} records for an images table of {n} rows; the manifest is "
                     "damaged"
                 )
-        self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._rows: OrderedDict[int, tuple[dict[str, Any], int, int]] = OrderedDict()
+        #: The metadata of the first image of each (part, variant) read, without OME-XML (None: with it).
+        self._templates: dict[tuple[int, int], ImageMeta | None] = {}
 
     def row(self, pos: int) -> dict[str, Any] | None:
         """Image row ``pos``'s columns of :data:`RECORD_COLUMNS` from its record (None: its table has none usable;
         the most recent :data:`ROWS_KEPT` kept). Not thread-safe: callers hold their lock."""
+        got = self._entry(pos)
+        return None if got is None else got[0]
+
+    def meta(self, pos: int) -> ImageMeta | None:
+        """The metadata of image row ``pos`` from its record (None: its table has none usable): ``meta_from_row`` of
+        its row, made once per variant and given each image's id and name (a variant without OME-XML: the rest of
+        the metadata is the variant's alone)."""
+        got = self._entry(pos)
+        if got is None:
+            return None
+        row, part, variant = got
+        key = (part, variant)
+        if key not in self._templates:
+            self._templates[key] = meta_from_row(row) if row.get("ome_xml") is None else None
+        template = self._templates[key]
+        if template is None:
+            return meta_from_row(row)
+        meta = copy.copy(template)
+        object.__setattr__(meta, "id", str(row["image_id"]))
+        object.__setattr__(meta, "name", str(row.get("name") or row["image_id"]))
+        return meta
+
+    def _entry(self, pos: int) -> tuple[dict[str, Any], int, int] | None:
+        """(row, part, variant) of image row ``pos`` from its record (see :meth:`row`)."""
         hit = self._rows.get(pos)
         if hit is not None:
             self._rows.move_to_end(pos)
@@ -230,11 +255,11 @@ class PartRecords:
         reader = self.readers[part]
         if reader is None:
             return None
-        row = reader.row(pos - int(self.first[part]))
-        if row is None:
+        got = reader.row(pos - int(self.first[part]))
+        if got is None:
             self.readers[part] = None  # not usable (another size than recorded): the images table serves
             return None
-        self._rows[pos] = row
+        entry = self._rows[pos] = (got[0], part, got[1])
         while len(self._rows) > ROWS_KEPT:
             self._rows.popitem(last=False)
-        return row
+        return entry
