@@ -305,3 +305,20 @@ def test_a_batch_of_a_plate_with_records_parses_no_images_footer(
     ds = OMEArrowDataset.scan(out)
     np.testing.assert_array_equal(ds.read([3, 99, 40]), np.stack([_image(3), _image(99), _image(40)]))
     assert scan.uniform_member(ds._parts[0])
+
+
+def test_a_compaction_that_keeps_images_parquet_keeps_its_records(tmp_path: Path) -> None:
+    """One part: compaction rewrites chunks.parquet and keeps images.parquet (and its records, whose locators then
+    name a file the manifest no longer lists as located: the index serves the pixels)."""
+    out = _plate(tmp_path, 50)
+    before = (out / "images.records").read_bytes()
+    compact_dataset(out)
+    clear_cache()
+    assert set(_manifest(out)["ome_arrow_core"][RECORDS_KEY]) == {"images.parquet"}
+    assert (out / "images.records").read_bytes() == before
+    _check_all(out, 50)
+    ds = OMEArrowDataset.scan(out)
+    assert ds[7].meta.id == "image-00007"
+    from ome_arrow_core import verify
+
+    assert verify(out).ok

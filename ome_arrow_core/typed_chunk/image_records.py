@@ -3,9 +3,9 @@
 At a million images a random ``ds[i]`` read a new images row group every time: its digest, pyarrow decoding the
 per-image column chunks (~10-30 us each whatever their size), keys for the others (see :mod:`.group_chunks`). A
 records file (``images.parquet`` -> ``images.records``) holds, for each image of a table whose images all have
-pixel locators, what reading it needs: its locator (offset, length, checksum), where its ``image_id`` and
-``name`` lie in a heap of their UTF-8 bytes, and the number of its *variant*: the values of its other metadata
-columns (:data:`VARIANT_COLUMNS`), listed once in the manifest. Layout (little-endian, pages of :data:`PAGE`
+pixel locators, what reading it needs: its locator's offset and checksum, where its ``image_id`` and ``name`` lie
+in a heap of their UTF-8 bytes, and the number of its *variant*: the values of its other metadata columns, its
+chunks file and its pixel bytes' length (:data:`VARIANT_COLUMNS`), listed once in the manifest. Layout (little-endian, pages of :data:`PAGE`
 bytes)::
 
     record pages:  ceil(N / R) pages of R = PAGE // WIDTH records of WIDTH bytes (the last zero padded)
