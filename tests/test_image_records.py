@@ -322,3 +322,15 @@ def test_a_compaction_that_keeps_images_parquet_keeps_its_records(tmp_path: Path
     from ome_arrow_core import verify
 
     assert verify(out).ok
+
+
+def test_a_lying_records_digest_written_after_a_read_is_refused(tmp_path: Path) -> None:
+    """The manifest replaced after a read (a new file) with another digest of the page sums: a fresh open sees it."""
+    out = _plate(tmp_path, 40)
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out)[0].to_numpy(layout="CYX"), _image(0))
+    manifest = _manifest(out)
+    manifest["ome_arrow_core"][RECORDS_KEY]["images.parquet"]["sums"] = "0123456789abcdef"
+    (out / (MANIFEST + ".tmp")).write_text(json.dumps(manifest))
+    (out / (MANIFEST + ".tmp")).replace(out / MANIFEST)
+    with pytest.raises(ChecksumError, match="page sums"):
+        OMEArrowDataset.scan(out)[1].to_numpy()

@@ -30,6 +30,7 @@ from ..typed_chunk import (
     is_dataset_dir,
     parts_of,
     recorded_rows,
+    records_uniform,
     shared_manifest,
     table_footer,
     table_rows,
@@ -248,8 +249,6 @@ def uniform_member(part: Member) -> bool:
     seen: dict[str, object] = {}
     manifest = shared_manifest(path)
     parts = parts_of(path, manifest, False)
-    from ..typed_chunk.record_reads import records_uniform
-
     by_records = records_uniform(manifest, [p.images for p in parts], cols)  # the variants: no footer parsed
     if by_records is not None:
         return by_records
