@@ -16,6 +16,7 @@ Usage: ``python benchmarks/plate_scale.py --synthetic --sizes 1000 100000 100000
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import tempfile
@@ -85,6 +86,7 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         from ome_arrow_core.typed_chunk.group_records import set_group_records
     except ImportError:
         set_group_records = None
+    from ome_arrow_core.typed_chunk.image_records import RECORDS_KEY, record_images
     from ome_arrow_core.typed_chunk.locators import LOCATOR_FIELDS, LOCATORS_KEY, value_offsets
     from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST
     from ome_arrow_core.typed_chunk.table_sums import TABLES_KEY, record
@@ -192,5 +194,9 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
         if values:
             manifest["ome_arrow_core"][VALUES_KEY] = values  # type: ignore[index]
     set_footer_records(manifest["ome_arrow_core"], record_chunk_footers(path, ["chunks.parquet"]))  # type: ignore[arg-type]
+    tables = manifest["ome_arrow_core"][TABLES_KEY]  # type: ignore[index]
+    records = record_images(path, ["images.parquet"], tables, None, contextlib.nullcontext)  # as write_dataset
+    if records:
+        manifest["ome_arrow_core"][RECORDS_KEY] = records  # type: ignore[index]
     manifest["ome_arrow_core"][LOCATORS_KEY] = {"chunks.parquet": {"size": (path / "chunks.parquet").stat().st_size}}  # type: ignore[index]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -20,3 +20,13 @@ def without_table_digests(root: Path) -> Path:
         (manifest.get("ome_arrow_core") or {}).pop("tables", None)
         file.write_text(json.dumps(manifest, indent=2))
     return Path(root)
+
+
+def without_image_records(root: Path) -> Path:
+    """Drop ``ome_arrow_core.image_records`` from the manifest of the dataset at ``root`` (its images are then read
+    from their images row groups, as before records: tests of that path); returns ``root``."""
+    file = Path(root) / MANIFEST
+    manifest = json.loads(file.read_text())
+    (manifest.get("ome_arrow_core") or {}).pop("image_records", None)
+    file.write_text(json.dumps(manifest, indent=2))
+    return Path(root)

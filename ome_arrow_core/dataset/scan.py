@@ -31,6 +31,7 @@ from ..typed_chunk import (
     is_dataset_dir,
     parts_of,
     recorded_rows,
+    records_uniform,
     shared_manifest,
     table_footer,
     table_rows,
@@ -262,7 +263,12 @@ def uniform_member(part: Member) -> bool:
     path = Path(part.path)
     cols = [f"size_{a}" for a in "tczyx"] + ["dtype"]
     seen: dict[str, object] = {}
-    for p in parts_of(path, shared_manifest(path), None, lazy=True):  # footers checked (once per process)
+    manifest = shared_manifest(path)
+    parts = parts_of(path, manifest, None, lazy=True, footers=False)  # no footer parsed where no append is listed
+    by_records = records_uniform(manifest, [p.images for p in parts], cols)  # the variants: no footer parsed
+    if by_records is not None:
+        return by_records
+    for p in parts_of(path, manifest, None, lazy=True):  # footers checked (once per process)
         md = table_footer(path, p.images)  # parsed once per file version (the scan parsed it)
         names = md.schema.to_arrow_schema().names
         if not set(cols) <= set(names):

@@ -2,7 +2,8 @@
 
 A directory is replaced only if it is one of our datasets (it has ``_ome_arrow_dataset.json``,
 or images.parquet and chunks.parquet as ome-arrow 0.1.0 writes) and holds nothing else than
-names our format uses: the manifest, the ``SENTINEL`` text file, ``images*.parquet``, ``index*.parquet``,
+names our format uses: the manifest, the ``SENTINEL`` text file, ``images*.parquet``, ``images*.records``,
+``index*.parquet``,
 ``chunks*.parquet`` / ``chunks*.<store suffix>``, ``_ome_arrow*`` files, an append's
 ``.append-NNNNN.pending`` marker and our temporaries.
 Temporaries are named ``.NAME.ome-arrow-tmp.PID.RANDOM`` (a write in progress, or the old
@@ -52,7 +53,7 @@ _LEGACY = re.compile(
 )
 #: The marker an append in progress keeps in the dataset (removed after its manifest commit).
 PENDING = re.compile(r"^\.append-(?P<k>\d{5,})\.pending$")
-_TABLES = re.compile(r"^(?:images|index)(?:-\d{5})?\.parquet$")
+_TABLES = re.compile(r"^(?:(?:images|index)(?:-\d{5})?\.parquet|images(?:-\d{5})?\.records)$")
 _CHUNKS = re.compile(r"^chunks(?:-\d{5})?(?P<suffix>\.[A-Za-z0-9]+)$")
 
 

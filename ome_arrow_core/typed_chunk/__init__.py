@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .group_sums import statistics_trusted as footer_statistics_trusted
     from .manifest_cache import shared_manifest
     from .opening import open_dataset, open_files
+    from .record_reads import records_uniform
     from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
     from .remote_writes import remote_target, write_remote_dataset
     from .rows import read_rows
@@ -85,6 +86,7 @@ __all__ = [
     "check_image_rows",
     "table_footer",
     "recorded_rows",
+    "records_uniform",
     "check_whole_tables",
     "check_table_footers",
     "check_table_groups",
@@ -121,6 +123,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "remote_target": (".remote_writes", "remote_target"),
     "write_remote_dataset": (".remote_writes", "write_remote_dataset"),
     "read_rows": (".rows", "read_rows"),
+    "records_uniform": (".record_reads", "records_uniform"),
     "open_files": (".opening", "open_files"),
     "open_dataset": (".opening", "open_dataset"),
     "shared_manifest": (".manifest_cache", "shared_manifest"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..safe_write import PENDING, Cleanup, clean_up, list_entries, remove_entry
+from .image_records import records_name
 from .spec import MANIFEST, read_manifest
 from .tables import BASE, appends_of
 
@@ -45,7 +46,7 @@ def _unlisted(root: Path, report: Cleanup) -> None:
     try:
         manifest: dict[str, Any] = read_manifest(root)
         parts = [BASE, *appends_of(manifest)]
-        listed = {MANIFEST, *(n for p in parts for n in (p.images, p.index))}
+        listed = {MANIFEST, *(n for p in parts for n in (p.images, p.index, records_name(p.images)))}
         listed |= {str(f) for f in (manifest.get("ome_arrow_core") or {}).get("fragments") or []}
         for p in parts:
             if (root / p.index).is_file():

@@ -27,6 +27,7 @@ from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
 from .group_records import set_group_records
 from .group_sums import swapped_groups
+from .image_records import RECORDS_KEY
 from .locators import LOCATORS_KEY, with_locators
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
@@ -127,8 +128,11 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 ours = {
                     k: v
                     for k, v in (manifest.get("ome_arrow_core") or {}).items()
-                    if k not in ("appends", PAGES_KEY, LOCATORS_KEY)
+                    if k not in ("appends", PAGES_KEY, LOCATORS_KEY, RECORDS_KEY)
                 }
+                records = (manifest.get("ome_arrow_core") or {}).get(RECORDS_KEY)
+                if len(parts) == 1 and isinstance(records, dict) and BASE.images in records:
+                    ours[RECORDS_KEY] = {BASE.images: records[BASE.images]}  # images.parquet is kept as it is
                 if located:  # else images.parquet's locators (if any) point into the old file: not listed
                     ours[LOCATORS_KEY] = located
                 ours.update({"fragments": [BASE_CHUNKS], "format_version": format_version_for([BASE_CHUNKS])})

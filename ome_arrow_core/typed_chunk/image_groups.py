@@ -29,6 +29,7 @@ from .group_chunks import ChunkReuse, Decoded
 from .group_footers import GroupFooters
 from .group_sums import TableGuard
 from .image_rows import META_COLUMNS, meta_from_row
+from .record_reads import RECORD_COLUMNS, PartRecords
 from .spec import LOCATOR_COLUMNS
 from .tables import Part, read_images
 
@@ -110,6 +111,12 @@ class ImageRows:
         self._values: OrderedDict[tuple[int, int, str], list[Any]] = OrderedDict()
         self._served: dict[tuple[int, int], int] = {}
         self._metas: OrderedDict[int, ImageMeta] = OrderedDict()
+        #: Each part's image records (see :mod:`.image_records`), where it has usable ones.
+        self.records = (
+            None
+            if guard is None
+            else PartRecords(path, guard.manifest, [p.images for p in self.parts], self.first, guard.enabled)
+        )
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -179,6 +186,10 @@ class ImageRows:
             hit = self._rows.get(pos)
             if hit is not None:
                 return [hit.get(n) for n in names]
+            if self.records is not None and RECORD_COLUMNS.issuperset(names):
+                rec = self.records.row(pos)
+                if rec is not None:
+                    return [rec[n] for n in names]
             part, g, k = self.locate(pos)
             columns = self._group_columns(part, g, names)
             if columns is not None:
@@ -261,6 +272,12 @@ class ImageRows:
                 self._metas.move_to_end(pos)
                 return hit
             row = self._rows.get(pos)
+            made = self.records.meta(pos) if row is None and self.records is not None else None
+            if made is not None:  # from its image record
+                self._metas[pos] = made
+                while len(self._metas) > ROWS_KEPT:
+                    self._metas.popitem(last=False)
+                return made
             if row is None:  # its metadata's columns alone (see META_COLUMNS)
                 part, g, k = self.locate(pos)
                 columns = self._group_columns(part, g, META_COLUMNS)

@@ -18,6 +18,7 @@ from .audit import audit_chunk_files
 from .chunk_footers import footer_records, spliced_fragment
 from .fragments import open_fragment
 from .group_sums import settle_footer
+from .image_records import records_damage
 from .locators import locator_damage
 from .page_index import range_mismatches
 from .spec import MANIFEST, is_dataset_dir, read_manifest
@@ -83,6 +84,8 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
     _verify_chunk_footers(root, manifest, report)
     for problem in check_values(root, manifest):  # the value index a filter reads (see value_index)
         report.add(root, problem)
+    for file, problem in records_damage(root, manifest, [p.images for p in parts]):  # image records, made anew
+        report.add(file, problem)
     for file, problem, image in locator_damage(root, manifest, images):  # what a read by its locator would refuse
         report.add(file, f"the pixel locator of image {image!r} is damaged: {problem}", image_id=image)
     if report.ok:  # every index row against its chunk row in full: image id, coordinates, shape, dtype

@@ -20,6 +20,7 @@ from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
 from .group_records import group_records, set_group_records
 from .group_sums import record_groups
 from .image_batches import ImageRowBatches
+from .image_records import RECORDS_KEY, record_images
 from .locators import LOCATORS_KEY, with_locators
 from .packing import ChunkPacker
 from .page_index import MANIFEST_KEY as PAGES_KEY
@@ -204,6 +205,16 @@ def write_manifest(
     ours.pop(VALUES_KEY, None)
     if values:
         ours[VALUES_KEY] = values
+    # a fixed-width record per image (its metadata and pixel locator in a checked 4 KiB page: image_records)
+    records = record_images(
+        root,
+        [p.images for p in (BASE, *appends)],
+        ours[TABLES_KEY],
+        ours.pop(RECORDS_KEY, None),
+        lambda out: placed(out, fresh),
+    )
+    if records:
+        ours[RECORDS_KEY] = records
     # the chunks files read through their footers (packed small images): a row group's footer at a time
     footers = record_chunk_footers(
         root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
