@@ -244,7 +244,8 @@ def test_records_of_another_version_of_the_table_are_not_used(tmp_path: Path) ->
     table = table.set_column(table.schema.get_field_index("name"), "name", pa.array(names, pa.string()))
     pq.write_table(table, out / "images.parquet", row_group_size=32)
     manifest = _manifest(out)
-    manifest["ome_arrow_core"].pop("table_groups")
+    manifest["ome_arrow_core"].pop("table_groups", None)  # its row-group records, listed or packed
+    manifest["ome_arrow_core"].pop("table_groups_packed", None)
     (out / MANIFEST).write_text(json.dumps(manifest))
     without_table_digests(out)
     clear_cache()
