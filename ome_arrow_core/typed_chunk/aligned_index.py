@@ -32,11 +32,11 @@ from ..errors import DamagedFileError
 from .aligned_checks import GroupChecks, chunk_codes, row_dtypes
 from .aligned_layout import ALIGNED, INDEX_GROUPS_KEY, aligned_starts, write_aligned_index
 from .checks import check_unique
-from .footers import footer
+from .footers import footer, footers_of
 from .group_rows import GroupRows, image_owners
 from .group_sums import TableGuard
 from .grouped_reads import GroupedChecks, GroupedPages
-from .image_groups import ImageRows, footers_of
+from .image_groups import ImageRows
 from .lazy_rows import LazyColumns, lazy_zeros
 from .page_index import RANGE_COLUMNS
 from .tables import Part

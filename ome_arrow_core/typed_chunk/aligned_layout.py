@@ -21,8 +21,8 @@ from .. import parquet_lite as pq
 from ..arrow_numpy import int_values
 from ..uniques import unique_first
 from .bounds import dictionary_codes
-from .footers import footer
-from .image_groups import ImageRows, footers_of
+from .footers import footer, footers_of
+from .image_groups import ImageRows
 from .spec import FILE_METADATA
 from .tables import Part
 

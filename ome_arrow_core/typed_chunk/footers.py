@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
+
+import numpy as np
 
 from .. import parquet_lite as pq
 from ..boundary import reading, require_member
@@ -20,9 +23,9 @@ from ..fork_locks import fork_safe_lock
 from ..parquet_files import checked_footer
 from .file_version import FileVersion, member_version
 from .group_footers import GroupFooters
-from .group_sums import Segments, footer_verified, head_verified, settle_footer
+from .group_sums import Segments, TableGuard, footer_verified, head_verified, settle_footer
 
-__all__ = ["KEPT", "footer", "footer_rows", "group_footers"]
+__all__ = ["KEPT", "footer", "footer_rows", "footers_of", "group_footers", "group_starts"]
 
 #: Footers kept parsed (the most recently used).
 KEPT: Final[int] = 16
@@ -96,3 +99,18 @@ def footer_rows(root: Path, name: str) -> int:
         return int(md.num_rows)
     with reading(root, name, "reading the table's footer"):
         return checked_footer(md, file.stat().st_size, str(file))
+
+
+def group_starts(path: Path, name: str) -> np.ndarray:
+    """The first row of each row group of images table ``name``, then its row count (from its footer)."""
+    md = footer(path, name)
+    counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+
+
+def footers_of(path: Path, names: Sequence[str], guard: TableGuard | None) -> list[GroupFooters | None]:
+    """Tables ``names`` read a row group at a time without parsing their footers whole, where they can be (see
+    :func:`~.footers.group_footers`): only tables ``guard`` checks (their footers matched their digests)."""
+    if guard is None or not guard.enabled:
+        return [None] * len(names)
+    return [group_footers(path, n, guard.segments(n)) for n in names]

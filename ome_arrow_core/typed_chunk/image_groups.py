@@ -24,16 +24,15 @@ from ..boundary import reading
 from ..errors import DamagedFileError
 from ..meta import ImageMeta
 from ..uniques import unique
-from .footers import footer, group_footers
+from .footers import footer, footers_of, group_starts
 from .group_chunks import ChunkReuse, Decoded
-from .group_footers import GroupFooters
 from .group_sums import TableGuard
 from .image_rows import META_COLUMNS, meta_from_row
 from .record_reads import RECORD_COLUMNS, PartRecords
 from .spec import LOCATOR_COLUMNS
 from .tables import Part, read_images
 
-__all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT", "footers_of"]
+__all__ = ["ImageRows", "ROWS_KEPT", "GROUPS_KEPT"]
 
 #: Image rows kept as dicts (the most recently used; ~2 KiB each).
 ROWS_KEPT = 4096
@@ -55,21 +54,6 @@ LISTS_KEPT = 4
 IMAGE_COLUMNS: Final[tuple[str, ...]] = (*META_COLUMNS, *LOCATOR_COLUMNS)
 _IMAGE_SET: Final[frozenset[str]] = frozenset(IMAGE_COLUMNS)
 _CONVERT_AFTER = 8
-
-
-def group_starts(path: Path, name: str) -> np.ndarray:
-    """The first row of each row group of images table ``name``, then its row count (from its footer)."""
-    md = footer(path, name)
-    counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
-    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
-
-
-def footers_of(path: Path, names: Sequence[str], guard: TableGuard | None) -> list[GroupFooters | None]:
-    """Tables ``names`` read a row group at a time without parsing their footers whole, where they can be (see
-    :func:`~.footers.group_footers`): only tables ``guard`` checks (their footers matched their digests)."""
-    if guard is None or not guard.enabled:
-        return [None] * len(names)
-    return [group_footers(path, n, guard.segments(n)) for n in names]
 
 
 class ImageRows:

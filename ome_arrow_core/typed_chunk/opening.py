@@ -28,9 +28,10 @@ from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
 from .chunk_footers import spliced_fragment
 from .file_version import file_version
+from .footers import footers_of
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
-from .image_groups import GROUPS_KEPT, ImageRows, footers_of
+from .image_groups import GROUPS_KEPT, ImageRows
 from .ledger import chunk_versions, forget_ledgers, ledger_for
 from .manifest_cache import shared_manifest
 from .opened import OpenedDataset
