@@ -9,7 +9,7 @@ from ..arrow_numpy import int_values
 from .bounds import dictionary_codes
 from .checks import check_unique
 
-__all__ = ["image_owners", "GroupRows"]
+__all__ = ["image_owners", "keyed_owners", "GroupRows"]
 
 
 def image_owners(ids: pa.Array, images: pa.Array, where: str) -> np.ndarray:
@@ -37,6 +37,23 @@ def image_owners(ids: pa.Array, images: pa.Array, where: str) -> np.ndarray:
     distinct, codes = dictionary_codes(ids, "")
     owner_of = np.array([at.get(v, -1) for v in distinct], dtype=np.int64)
     return owner_of[codes] if len(codes) else np.zeros(0, np.int64)
+
+
+def keyed_owners(
+    keys: np.ndarray, starts: np.ndarray, order: np.ndarray, image_keys: np.ndarray, rows: int
+) -> np.ndarray:
+    """The image of each of ``rows`` index rows, -1 for rows of no image, from the index rows grouped by key
+    (``keys`` ascending; group k's rows are ``order[starts[k]:starts[k + 1]]``) and each image's key
+    (``image_keys``, -1: none; unique, checked at open)."""
+    at = np.minimum(np.searchsorted(keys, image_keys), max(len(keys) - 1, 0))
+    has = (image_keys >= 0) & (len(keys) > 0)
+    if len(keys):
+        has &= keys[at] == image_keys
+    image_of_group = np.full(len(keys), -1, dtype=np.int64)
+    image_of_group[at[has]] = np.nonzero(has)[0]
+    out = np.full(rows, -1, dtype=np.int64)
+    out[order] = np.repeat(image_of_group, np.diff(starts))
+    return out
 
 
 class GroupRows:

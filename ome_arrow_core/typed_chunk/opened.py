@@ -27,6 +27,7 @@ from .aligned_index import AlignedIndex
 from .bounds import dictionary_codes, held_bytes
 from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
+from .group_rows import keyed_owners
 from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
 from .ledger import Ledger
@@ -336,16 +337,10 @@ class OpenedDataset:
                 return self._row_images
             self._build_groups()
             assert self._groups is not None and self._image_keys is not None
-            keys, starts, order = self._groups["keys"], self._groups["starts"], self._groups["order"]
-            at = np.minimum(np.searchsorted(keys, self._image_keys), max(len(keys) - 1, 0))
-            has = (self._image_keys >= 0) & (len(keys) > 0)
-            if len(keys):
-                has &= keys[at] == self._image_keys
-            image_of_group = np.full(len(keys), -1, dtype=np.int64)
-            image_of_group[at[has]] = np.nonzero(has)[0]  # ids are unique per part (checked at open)
-            out = np.full(self.index.num_rows, -1, dtype=np.int64)
-            out[order] = np.repeat(image_of_group, np.diff(starts))
-            self._row_images = out
+            groups = self._groups
+            self._row_images = keyed_owners(
+                groups["keys"], groups["starts"], groups["order"], self._image_keys, self.index.num_rows
+            )
         return self._row_images
 
     def row_dtypes(self) -> np.ndarray:
