@@ -196,3 +196,33 @@ def test_a_damaged_chunk_read_by_a_cropped_batch_raises(tmp_path: Path) -> None:
             ds.read(order, rois=rois)
         with pytest.raises(OMEArrowError):
             ds.read(order)
+
+
+@pytest.mark.parametrize("shape", [(2, 12, 10), (2, 16, 20)], ids=["same-shape", "larger"])
+def test_plans_made_ahead_serve_batches_and_are_made_anew_for_replaced_files(
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
+    """``open_files(load=True)`` (what the torch datasets call before any DataLoader forks) makes the metadata a
+    uniform member's batches are planned from; a batch then plans from it without asking the files for any image's
+    metadata, and a dataset overwritten afterwards is planned from its new files."""
+    clear_cache()
+    old, new = _images(9, 6, (2, 12, 10)), _images(10, 6, shape)
+    path = write_dataset(old, tmp_path / "p", dim_order="CYX", progress=False)
+    ds = OMEArrowDataset.scan(path)
+    assert not ds._shared_metas
+    ds.open_files(load=True)
+    assert set(ds._shared_metas) == {0}
+    opened = open_dataset(path)
+    asked: list[int] = []
+    meta = opened.meta
+    opened.meta = lambda row: asked.append(row) or meta(row)  # type: ignore[method-assign]
+    try:
+        assert np.array_equal(ds.read([3, 1, 5]), np.stack([old[3], old[1], old[5]]))
+    finally:
+        del opened.meta
+    assert asked == []
+    write_dataset(new, path, dim_order="CYX", progress=False, mode="overwrite")
+    assert np.array_equal(ds.read(range(6)), np.stack(new))
+    picked = OMEArrowDataset.scan(path).select([4, 2])
+    picked.open_files(load=True)
+    assert np.array_equal(picked.read([1, 0]), np.stack([new[2], new[4]]))
