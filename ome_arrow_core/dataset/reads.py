@@ -227,7 +227,7 @@ class DatasetReads:
     def _plan_ahead(self) -> None:
         """Make now, for every uniform chunk member, the metadata its batch plans are made from (see :meth:`_meta`):
         processes forked afterwards (DataLoader workers, new each epoch) plan their first batch from it instead of
-        each making it again (measured: ~3 ms of a new worker's first batch). It holds while the files are those it
+        each making it again (~3 ms of a new worker's first batch, under cProfile). It holds while the files are those it
         came from; damage it meets here is left for the reads that need it to report."""
         for m in sorted(self._uniform_parts()):
             rows = self._positions.of_member(m)  # None: all of the member's images
