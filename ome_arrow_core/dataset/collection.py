@@ -216,6 +216,8 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
                     if self._table is None:  # batch reads ask the images tables' footers whether all images agree
                         uniform_member(part)
         self._uniform_parts()  # which members' images share one batch plan: decided once, here, for them too
+        if load:
+            self._plan_ahead()  # and the metadata those plans are made from
 
     def __getitem__(self, i: int) -> OMEArrow:  # type: ignore[override]
         """Image ``i``, lazily: metadata now, only its own pixels when a view runs."""

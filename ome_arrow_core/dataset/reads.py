@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..boundary import blaming, reading
 from ..casting import Casting, cast_pixels, copy_cast
-from ..errors import SchemaError
+from ..errors import OMEArrowError, SchemaError
 from ..image import OMEArrow
 from ..layout import ChannelPolicy
 from ..meta import ImageMeta
@@ -223,6 +223,23 @@ class DatasetReads:
             meta = opened.meta(row)
             self._shared_metas[member] = (weakref.ref(opened), meta)
             return meta
+
+    def _plan_ahead(self) -> None:
+        """Make now, for every uniform chunk member, the metadata its batch plans are made from (see :meth:`_meta`):
+        processes forked afterwards (DataLoader workers, new each epoch) plan their first batch from it instead of
+        each making it again (~3 ms of a new worker's first batch, under cProfile). It holds while the files are those it
+        came from; damage it meets here is left for the reads that need it to report."""
+        for m in sorted(self._uniform_parts()):
+            rows = self._positions.of_member(m)  # None: all of the member's images
+            path = Path(self._parts[m].path)
+            try:
+                with reading(path, None, "reading image metadata"), blaming(path):
+                    if rows is None and not open_dataset(path, self._registry).image_count:
+                        continue
+                    if rows is None or len(rows):
+                        self._meta(m, 0 if rows is None else int(rows[0]), shared=True)
+            except OMEArrowError:
+                continue
 
     def _uniform_parts(self) -> set[int]:
         """Chunk parts whose images all share sizes and dtype (one selection serves them all)."""

@@ -77,10 +77,9 @@ def read_rows(
     if len(boxed):  # every image's chunks projected onto its box at once
         start = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes])[owner[boxed]]
         stop = np.array([b[1] if b is not None else np.zeros(5, np.int64) for b in boxes])[owner[boxed]]
-        for p in box_projections(table.origin[boxed], table.shape[boxed], start, stop):
-            i = int(boxed[p.row])
-            k = int(owner[i])
-            placements.append(Placement(int(rows[i]), p, outs[k], dtypes[k]))
+        placements += _boxed_placements(
+            table.origin[boxed], table.shape[boxed], start, stop, boxed, rows, owner, outs, dtypes
+        )
     for k, box in enumerate(boxes):
         if box is None:
             mine = np.nonzero(owner == k)[0]
@@ -143,6 +142,45 @@ def _by_file(opened: OpenedDataset, rows: np.ndarray) -> Iterator[tuple[int, np.
     for code in unique(codes).tolist():
         mine = rows[codes == code]
         yield int(code), mine, unique(groups[mine].astype(np.int64))
+
+
+def _boxed_placements(
+    origin: np.ndarray,
+    shape: np.ndarray,
+    start: np.ndarray,
+    stop: np.ndarray,
+    boxed: np.ndarray,
+    rows: np.ndarray,
+    owner: np.ndarray,
+    outs: Sequence[np.ndarray],
+    dtypes: Sequence[np.dtype],
+) -> list[Placement]:
+    """The placements of chunks ``boxed`` (positions in ``rows``; ``origin``, ``shape``, box ``start``/``stop``: one
+    TCZYX row each) onto their images' boxes, in that order; chunks outside their box are left out.
+
+    A batch of like images holds few distinct (origin, shape, box) rows (one per chunk of an image): each is
+    projected once and its projection shared by the chunks that have it (a projection names no index row of its
+    own here: its ``row`` is that of the first such chunk among ``boxed``)."""
+    keys = np.concatenate([origin, shape, start, stop], axis=1)
+    first: dict[bytes, int] = {}
+    kinds = [first.setdefault(key, n) for n, key in enumerate(_row_bytes(keys))]
+    lead = sorted(set(kinds))
+    projected = {lead[p.row]: p for p in box_projections(origin[lead], shape[lead], start[lead], stop[lead])}
+    whose = owner[boxed].tolist()
+    index_rows = rows[boxed].tolist()
+    return [
+        Placement(index_rows[n], projected[kind], outs[whose[n]], dtypes[whose[n]])
+        for n, kind in enumerate(kinds)
+        if kind in projected
+    ]
+
+
+def _row_bytes(keys: np.ndarray) -> list[bytes]:
+    """Each row of the 2-D int64 array ``keys`` as bytes (a dictionary key)."""
+    flat = np.ascontiguousarray(keys, dtype=np.int64)
+    width = flat.shape[1] * 8
+    raw = flat.tobytes()
+    return [raw[i : i + width] for i in range(0, len(raw), width)]
 
 
 def _box(sel: Selection) -> tuple[np.ndarray, np.ndarray] | None:

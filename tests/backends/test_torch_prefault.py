@@ -3,6 +3,7 @@ DataLoader workers deliver with it: every image once per epoch, its own pixels, 
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 from pathlib import Path
@@ -33,9 +34,9 @@ def _faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def _fresh_segment() -> np.ndarray:
-    """A new shared-memory segment of PAGES pages, none of them mapped in this process yet."""
-    storage = torch.UntypedStorage._new_shared(PAGES * 4096)
+def _fresh_segment(pages: int = PAGES) -> np.ndarray:
+    """A new shared-memory segment of ``pages`` pages, none of them mapped in this process yet."""
+    storage = torch.UntypedStorage._new_shared(pages * 4096)
     return torch.empty(0, dtype=torch.uint8).set_(storage).numpy()
 
 
@@ -55,10 +56,52 @@ def test_populated_memory_is_written_without_a_fault_per_page() -> None:
     assert (seg == 2).all() and (plain == 1).all()
 
 
+def _in_child(seg: np.ndarray, present: bool | None) -> tuple[bool, int, int]:
+    """In a forked child (which inherits ``seg`` unmapped): populate it (``present``; None: not at all), then write
+    every page; (populated, faults while populating, faults while writing)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            before = _faults()
+            ok = present is not None and populate(seg.ctypes.data, seg.nbytes, present=present)
+            mid = _faults()
+            seg[:] = 4
+            os.write(w, f"{int(ok)} {mid - before} {_faults() - mid}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    ok, populating, writing = (int(v) for v in os.read(r, 64).split())
+    os.close(r)
+    return bool(ok), populating, writing
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_POPULATE_READ is Linux's")
+def test_inherited_pages_are_mapped_in_by_read_faults_and_then_written_without_a_fault_per_page() -> None:
+    """A new worker's inherited slot: its pages exist, so read faults map them in (with their neighbours, far fewer
+    faults than pages), writable (shared memory tracks no dirty pages): the batch written next faults no more, and
+    lands in the shared pages."""
+    pages = 2048  # a batch's slot (8 MiB): the child's own faults elsewhere (~70) are few beside it
+    control = _fresh_segment(pages)
+    control[:] = 3
+    assert _in_child(control, None)[2] >= pages // 2  # the control: a fault per page (or close)
+    assert (control == 4).all()
+    seg = _fresh_segment(pages)
+    seg[:] = 3  # the pages exist, as a slot filled by the worker before
+    ok, populating, writing = _in_child(seg, True)
+    if not ok:
+        pytest.skip("this kernel has no MADV_POPULATE_READ (Linux < 5.14)")
+    assert populating < pages // 4  # fault-around (64 KiB by default): a fault per 16 pages present
+    assert writing < pages // 8
+    assert (seg == 4).all()  # the child's writes are in the shared pages
+
+
 def test_populate_changes_no_byte_and_refuses_nothing_it_cannot_do() -> None:
     seg = _fresh_segment()
     seg[:] = np.arange(seg.size, dtype=np.uint8)
     populate(seg.ctypes.data + 100, 5000)  # unaligned start and length
+    populate(seg.ctypes.data + 7000, 9000, present=True)
     assert np.array_equal(seg, np.arange(seg.size, dtype=np.uint8))
     assert populate(seg.ctypes.data, 0) is False
 

@@ -84,6 +84,8 @@ class BatchPool:
         self.fresh = 0
         #: Slots this process has mapped in (see :mod:`.prefault`): a slot inherited or made is not, until used.
         self.mapped_in: set[int] = set()
+        #: Slots adopted from an exited predecessor: their pages exist (mapped in by read faults, see prefault).
+        self.inherited: set[int] = set()
         self.adopted = owner is not None and self._adopt(owner)
         if not self.adopted:
             self.flags = torch.zeros(self.max_slots, dtype=torch.uint8).share_memory_()  # type: ignore[no-untyped-call]
@@ -109,6 +111,7 @@ class BatchPool:
             self.flags, self.token = flags, token
             self._slots = [torch.from_numpy(slots[k]).untyped_storage() for k in range(n)]
             self.sent = set(range(n))  # mapped in the main process already
+            self.inherited = set(range(n))
             return True
         return False
 
@@ -136,7 +139,7 @@ class BatchPool:
         """A tensor on ``storage``, whose first ``nbytes`` this process has mapped in (one call, not a fault per page,
         the first time: the slot's, or the unpooled segment's, first batch in this process)."""
         if slot is None or slot not in self.mapped_in:
-            populate(storage.data_ptr(), nbytes)
+            populate(storage.data_ptr(), nbytes, present=slot in self.inherited)
             if slot is not None and nbytes == storage.nbytes():
                 self.mapped_in.add(slot)
         return _on(storage, shape, dtype)

@@ -6,6 +6,13 @@ of 32 images of 2x256x256 uint16, about 1.5 us each on the 2-core dev VM. ``madv
 (Linux 5.14+) maps the same pages writable in one call, about a third cheaper (measured in a forked worker:
 4.1-4.6 -> 3.3-3.5 ms of CPU for each of its first batches, which each fill a buffer it inherited). It changes
 no byte; where it is missing (older kernels, other systems) or fails, the write faults the pages in as before.
+
+Memory that holds pages already (a slot a new DataLoader worker inherits, filled by its predecessor) is mapped in
+with ``MADV_POPULATE_READ`` instead: a read fault maps the 16 neighbouring pages present with it (the kernel's fault
+around), and in shared memory, which tracks no dirty pages, those mappings are writable, so the batch written next
+faults no more (measured in a forked child, 8 MiB inherited: 2.5 -> 1.3 ms of CPU, 2,135 -> 219 faults, the write
+after it 15 faults either way). For fresh memory (no pages yet) the write advice stays the cheaper (2.6-2.9 vs
+3.6-3.8 ms).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ __all__ = ["populate", "prepare"]
 
 #: ``madvise`` advice: fault the range in, writable (Linux ``MADV_POPULATE_WRITE``).
 MADV_POPULATE_WRITE = 23
+#: ``madvise`` advice: fault the range in, readable (Linux ``MADV_POPULATE_READ``).
+MADV_POPULATE_READ = 22
 _PAGE = 4096
 
 _madvise: list[Any] = []  # [libc's madvise], or [None] where it is not to be used
@@ -28,14 +37,17 @@ def prepare() -> None:
         _madvise.append(_load())
 
 
-def populate(address: int, nbytes: int) -> bool:
-    """Map ``nbytes`` of this process's memory from ``address`` writable now; False where that was not done."""
+def populate(address: int, nbytes: int, present: bool = False) -> bool:
+    """Map ``nbytes`` of this process's memory from ``address`` in now; False where that was not done.
+
+    ``present``: the memory is shared and its pages exist (written before, by any process): mapped in by read
+    faults, which map their present neighbours too; else by write faults, a page each."""
     prepare()
     call = _madvise[0]
     if call is None or nbytes <= 0:
         return False
     start = address - address % _PAGE
-    if call(start, nbytes + address - start, MADV_POPULATE_WRITE) == 0:
+    if call(start, nbytes + address - start, MADV_POPULATE_READ if present else MADV_POPULATE_WRITE) == 0:
         return True
     import ctypes
 
