@@ -19,7 +19,16 @@ from pathlib import Path
 from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
 from .remote_errors import storage_failure
 
-__all__ = ["reading", "writing", "blaming", "where", "require_regular_file", "require_member", "is_within"]
+__all__ = [
+    "reading",
+    "writing",
+    "blaming",
+    "where",
+    "require_regular_file",
+    "require_member",
+    "open_regular",
+    "is_within",
+]
 
 #: Exceptions that decoding damaged bytes raises in the libraries we call (pyarrow's derive
 #: from these builtins; tifffile and vortex raise these or RuntimeError).
@@ -152,6 +161,19 @@ def require_member(root: str | os.PathLike[str], name: str) -> Path:
             f"{where(root, name)} is {kind}; expected a regular file. Replace it with the dataset's own file"
         )
     return file
+
+
+def open_regular(root: str | os.PathLike[str], name: str) -> int:
+    """A read-only descriptor of ``root / name``, refusing anything but a regular file: opened without blocking (the
+    open of a FIFO would wait for a writer forever), then its ``fstat`` decides. OSError (a missing file) propagates."""
+    fd = os.open(Path(root) / name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StorageError(
+            f"{where(root, name)} is not a regular file (a FIFO, socket, device or directory); expected a regular "
+            "file. Replace it with the dataset's own file"
+        )
+    return fd
 
 
 def is_within(root: Path, name: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..boundary import open_regular
 from ..checksums import ENV, FIX
 from ..errors import ChecksumError, DamagedFileError
 from ..meta import ImageMeta
@@ -120,7 +121,7 @@ class RecordReader:
         if self._usable is False:
             return None
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = open_regular(self.path.parent, self.path.name)  # a FIFO refused, not waited on
         except FileNotFoundError:
             self._usable = False
             return None

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..boundary import open_regular
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
 from .footer_pieces import bytes_digest
@@ -179,9 +180,8 @@ def value_rows(
     if entry is None or not wanted:
         return None
     checked = verify_enabled(verify)
-    file = root / entry["file"]
     try:
-        fd = os.open(file, os.O_RDONLY)
+        fd = open_regular(root, entry["file"])  # a FIFO refused, not waited on
     except FileNotFoundError:
         return None
     try:

@@ -22,8 +22,25 @@ import numpy as np
 SEED = 20260101
 
 #: Storage kinds and their members (file names relative to the sample; "" is the file itself).
+#: The value index of images.parquet (its name holds a digest of its content: a pattern, see :func:`member_path`).
+VALUES_MEMBER = "_ome_arrow_values.images.*.bin"
 KINDS: dict[str, tuple[str, ...]] = {
-    "ds_lz4": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
+    "ds_lz4": (
+        "_ome_arrow_dataset.json",
+        "images.parquet",
+        "index.parquet",
+        "chunks.parquet",
+        VALUES_MEMBER,
+    ),
+    # one-chunk images, uncompressed: pixel locators, image records and a value index
+    "ds_records": (
+        "_ome_arrow_dataset.json",
+        "images.parquet",
+        "index.parquet",
+        "chunks.parquet",
+        "images.records",
+        VALUES_MEMBER,
+    ),
     "ds_none": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
     "ds_vortex": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.vortex"),
     "ds_append": (
@@ -59,6 +76,7 @@ NO_RANDOM_BYTES = frozenset({("zarr_foreign", "0/c/0/0/0/0")})
 SUFFIX = {
     "ds_lz4": ".ome.parquet",
     "ds_none": ".ome.parquet",
+    "ds_records": ".ome.parquet",
     "ds_vortex": ".ome.parquet",
     "ds_append": ".ome.parquet",
     "record": ".parquet",
@@ -85,6 +103,10 @@ def role(member: str) -> str:
         return "zmeta"
     if member.endswith(".json"):
         return "manifest"
+    if member == VALUES_MEMBER:
+        return "values"
+    if member.endswith(".records"):
+        return "records"
     return member.split(".")[0].split("-")[0]
 
 
@@ -151,6 +173,8 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
             "appends=[]",
         )
         out = {"images.parquet": images, "index.parquet": index, "_ome_arrow_dataset.json": manifest}
+        if kind == "ds_records":  # every image one chunk at the origin: no chunk to move to x = 0
+            out["index.parquet"] = tuple(lie for lie in index if lie != "x=0")
         if kind == "ds_append":
             out["images-00001.parquet"] = ("size_x+1", "dtype=int16", "image_id=dup")
             out["index-00001.parquet"] = ("x=0", "drop_row", "fragment_path=../x")
@@ -255,13 +279,18 @@ def _rng(case: Case) -> np.random.Generator:
     return np.random.default_rng([SEED, zlib.crc32(case.id.encode())])
 
 
-def _target(root: Path, member: str) -> Path:
+def member_path(root: Path, member: str) -> Path:
+    """Member ``member`` of the sample at ``root`` (a pattern names its one match; none: the plain name)."""
+    if "*" in member:
+        found = sorted(root.glob(member))
+        assert len(found) <= 1, f"{member} names {len(found)} files of {root}"
+        return found[0] if found else root / member
     return root / member if member else root
 
 
 def mutate(case: Case, root: Path, partners: dict[str, Path]) -> None:
     """Apply ``case`` to the sample at ``root`` (``partners``: "twin"/"other" samples of the same kind)."""
-    file = _target(root, case.member)
+    file = member_path(root, case.member)
     rng = _rng(case)
     if case.cls in BYTE_CLASSES:
         data = bytearray(file.read_bytes())
@@ -284,7 +313,7 @@ def mutate(case: Case, root: Path, partners: dict[str, Path]) -> None:
     elif case.cls == "delete":
         file.unlink()
     elif case.cls in ("swap_twin", "swap_other"):
-        src = _target(partners["twin" if case.cls == "swap_twin" else "other"], case.member)
+        src = member_path(partners["twin" if case.cls == "swap_twin" else "other"], case.member)
         shutil.copyfile(src, file)
     elif case.cls == "lie":
         lie(case, root, file)

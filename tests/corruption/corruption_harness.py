@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script too
 
-from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, mutate
+from corruption_cases import KINDS, SUFFIX, Case, cases, fifo_cases, member_path, mutate
 
 from ome_arrow_core.safe_write import SENTINEL
 
@@ -82,6 +82,10 @@ def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
         write_dataset(arrs, out, rows_per_group=2, metadata={"well": ["A01", "B02", "C03"]}, **opts)
     elif kind == "ds_none":
         write_dataset(arrs, out, compression=None, **opts)
+    elif kind == "ds_records":  # images of one chunk each (default chunks): read by their records and locators
+        arrs = _arrays(seed, 3, dtype, (1, 1, *shape[2:]))
+        meta = {"well": ["A01", "B02", "C03"]}
+        write_dataset(arrs, out, compression=None, metadata=meta, dim_order="ZCYX", progress=False)
     elif kind == "ds_vortex":
         write_dataset(arrs, out, chunk_format="vortex", **opts)
     elif kind == "ds_append":
@@ -157,6 +161,10 @@ def read_everything(kind: str, root: Path) -> list[np.ndarray]:
         for i, img in enumerate(each):
             if not (np.array_equal(batch[i].reshape(img.shape), img) and np.array_equal(rows[i], img)):
                 raise WrongPixels(f"image {i}: ds.read(), ds[i] and OMEArrow.scan(row=i) disagree")
+        if kind in ("ds_lz4", "ds_records") and len(ds) == 3:  # a filter (its value index) keeps image 1 alone
+            kept = ds.filter({"well": "B02"})
+            if len(kept) != 1 or not np.array_equal(kept[0].to_numpy(layout="TZCYX"), each[1]):
+                raise WrongPixels(f"the filter well == 'B02' kept {len(kept)} images, not image 1")
     else:
         each.append(OMEArrow(root).to_numpy(layout="TZCYX"))
     return each
@@ -341,7 +349,8 @@ def build_samples(where: Path) -> dict[tuple[str, str], tuple[Path, list[np.ndar
         elif members != ("",):
             # the dataset's note for plain Parquet readers holds no data of ours: not a member we damage
             have = tuple(sorted(p.name for p in root.iterdir() if p.name != SENTINEL))
-            assert have == tuple(sorted(members)), f"{kind} has members {have}, the harness expects {members}"
+            named = tuple(sorted(member_path(root, m).name for m in members))
+            assert have == named, f"{kind} has members {have}, the harness expects {members}"
     return out
 
 
