@@ -125,6 +125,20 @@ def test_a_read_task_reads_without_automatic_collections(
     ds = OMEArrowDataset.scan(path)
     (task,) = OMEArrowDatasource(ds, columns=["label"], image_column="image", view=VIEW).get_read_tasks(1)
     read = task.read_fn
+    threshold = gc.get_threshold()
+    gc.set_threshold(50, 5, 5)  # a young collection every 50 net allocations: a read of N images starts several
+    try:
+        _read_without_collections(ds, read, collections, arrs)
+    finally:
+        gc.set_threshold(*threshold)
+    blocks = list(task())  # the whole task: the same pixels, the collector on again after it
+    np.testing.assert_array_equal(
+        np.concatenate([c.to_numpy() for b in blocks for c in b.column("image").chunks]), arrs
+    )
+    assert gc.isenabled()
+
+
+def _read_without_collections(ds: Any, read: Any, collections: Collections, arrs: np.ndarray) -> None:
     for _ in range(5):  # the control: the same read without the hold is interrupted by collections
         gc.collect()
         with collections.watching() as seen:
@@ -147,8 +161,3 @@ def test_a_read_task_reads_without_automatic_collections(
         assert watched[-1] == [] and gc.isenabled()  # none during the read; the collector on again after it
         np.testing.assert_array_equal(pixels, arrs)
     read._pixels = inner
-    blocks = list(task())  # the whole task: the same pixels, the collector on again after it
-    np.testing.assert_array_equal(
-        np.concatenate([c.to_numpy() for b in blocks for c in b.column("image").chunks]), arrs
-    )
-    assert gc.isenabled()
