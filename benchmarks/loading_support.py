@@ -6,12 +6,13 @@ import os
 import resource
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["make_plate", "rss", "tree_cpu", "epochs", "raw_reader", "summary"]
+__all__ = ["make_plate", "rss", "process_tree", "tree_cpu", "epochs", "raw_reader", "summary"]
 
 
 def make_plate(out: Path, images: int, channels: int, size: int) -> dict[str, Any]:
@@ -37,10 +38,10 @@ def rss(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def tree_cpu() -> float:
-    """CPU seconds of this process and every process under it, live or exited and reaped (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, todo, seen = 0.0, [os.getpid()], set()
+def process_tree() -> Iterator[tuple[int, list[str], bytes]]:
+    """(pid, its /proc stat fields after the command name, its command line) of this process and every live process
+    under it."""
+    todo, seen = [os.getpid()], set()
     while todo:
         pid = todo.pop()
         if pid in seen:
@@ -48,12 +49,22 @@ def tree_cpu() -> float:
         seen.add(pid)
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(v) for v in fields[11:15]) / tick  # its own and its reaped children's
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        yield pid, fields, cmd
+        try:
             for task in Path(f"/proc/{pid}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError):
             continue
-    return total
+
+
+def tree_cpu() -> float:
+    """CPU seconds of this process and every process under it, live or exited and reaped (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    # its own and its reaped children's
+    return sum(sum(int(v) for v in fields[11:15]) / tick for _, fields, _ in process_tree())
 
 
 def epochs(run: Any, count: int) -> list[tuple[float, int, int, float]]:

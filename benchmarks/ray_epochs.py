@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_loading import _Filled
-from loading_support import make_plate
+from loading_support import make_plate, process_tree
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -36,23 +36,10 @@ _TICK = os.sysconf("SC_CLK_TCK")
 def _processes() -> dict[int, tuple[str, float, float, int]]:
     """(kind, user s, sys s, minor faults) of this process and every live process under it."""
     out: dict[int, tuple[str, float, float, int]] = {}
-    todo, seen = [os.getpid()], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            f = stat.rsplit(")", 1)[1].split()
-            worker = cmd.startswith(b"ray::") or b"default_worker" in cmd  # Ray renames its workers ray::<task>
-            kind = "driver" if pid == os.getpid() else "workers" if worker else "ray"
-            out[pid] = (kind, int(f[11]) / _TICK, int(f[12]) / _TICK, int(f[7]))
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError, IndexError):
-            continue
+    for pid, f, cmd in process_tree():
+        worker = cmd.startswith(b"ray::") or b"default_worker" in cmd  # Ray renames its workers ray::<task>
+        kind = "driver" if pid == os.getpid() else "workers" if worker else "ray"
+        out[pid] = (kind, int(f[11]) / _TICK, int(f[12]) / _TICK, int(f[7]))
     return out
 
 
