@@ -204,4 +204,10 @@ def synthetic_plate(path: Path, n: int, shape: tuple[int, ...]) -> None:
     if records:
         manifest["ome_arrow_core"][RECORDS_KEY] = records  # type: ignore[index]
     manifest["ome_arrow_core"][LOCATORS_KEY] = {"chunks.parquet": {"size": (path / "chunks.parquet").stat().st_size}}  # type: ignore[index]
+    try:  # the row-group lists in a sidecar (a tree without it, run as "before", keeps them in the manifest)
+        from ome_arrow_core.typed_chunk.group_lists import split_lists
+    except ImportError:
+        pass
+    else:
+        split_lists(manifest["ome_arrow_core"], lambda name, blob: (path / name).write_bytes(blob))  # type: ignore[arg-type]
     (path / MANIFEST).write_text(json.dumps(manifest, indent=2))

@@ -42,6 +42,7 @@ from .footer_pieces import FOOTER_BLOCK, parse_pieces
 from .footers import group_footers
 from .fragments import ParquetFragment
 from .group_footers import GroupFooters
+from .group_lists import lists_of
 from .group_measure import footer_piece_sums
 from .group_records import HexSums
 from .group_sums import Segments, check_footer, digest_of, footer_spans_of, group_entries, int_list, settle_footer
@@ -233,8 +234,10 @@ def spliced_fragment(root: Path, manifest: Mapping[str, Any], name: str, verify:
     the manifest's record first (ChecksumError when it does not match); None when it cannot be (checks off, no
     record, a remote file, records that disagree, a file of another size than recorded): then it opens as before,
     its footer parsed whole."""
-    listed = footer_records(manifest.get("ome_arrow_core"))
-    if not verify or name not in listed or remote_chunk(root / name) is not None:
+    if not verify or remote_chunk(root / name) is not None:
+        return None
+    listed = footer_records(lists_of(root, manifest))  # in the manifest, or its sidecar (see group_lists)
+    if name not in listed:
         return None
     found = _segments(root, name, listed[name])
     if found is None:

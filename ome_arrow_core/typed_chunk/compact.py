@@ -25,6 +25,7 @@ from . import packing
 from .aligned_index import write_aligned_index
 from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
+from .group_lists import drop_replaced, split_lists
 from .group_records import set_group_records
 from .group_sums import swapped_groups
 from .image_records import RECORDS_KEY
@@ -148,6 +149,10 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 if values:
                     ours[VALUES_KEY] = values
                 moves += [(tmp / e["file"], root / e["file"]) for e in values.values() if (tmp / e["file"]).exists()]
+                # the merged tables' row-group lists: a sidecar when large (see group_lists), moved in before the manifest
+                side = split_lists(ours, lambda name, blob: (tmp / name).write_bytes(blob))
+                if side is not None:
+                    moves.append((tmp / side, root / side))
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
@@ -175,6 +180,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         old_fragments = [str(f) for f in (manifest.get("ome_arrow_core") or {}).get("fragments") or []]
         old_values = (manifest.get("ome_arrow_core") or {}).get(VALUES_KEY)
         now = read_manifest(root).get("ome_arrow_core") or {}
+        drop_replaced(root, manifest.get("ome_arrow_core"), now)
         for entry in old_values.values() if isinstance(old_values, dict) else []:
             used = {e.get("file") for e in (now.get(VALUES_KEY) or {}).values() if isinstance(e, dict)}
             if isinstance(entry, dict) and isinstance(entry.get("file"), str) and entry["file"] not in used:

@@ -22,6 +22,7 @@ from ..errors import DamagedFileError
 from ..fork_locks import fork_safe_lock
 from ..frozen_types import frozen
 from .footer_pieces import parse_pieces
+from .group_lists import LISTS_KEY, lists_of
 from .packed_ints import pack_ints, unpack_ints
 from .spec import MANIFEST
 from .table_sums import recorded
@@ -135,8 +136,9 @@ class Segments:
 
 
 def segments_of(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | None:
-    """The usable segments of table ``name`` (None: none recorded, or its records disagree: hash it whole)."""
-    ours = manifest.get("ome_arrow_core") or {}
+    """The usable segments of table ``name`` (None: none recorded, or its records disagree: hash it whole). Records
+    in a sidecar (:mod:`.group_lists`) are read from it."""
+    ours = lists_of(root, manifest)
     for key in (PACKED_GROUPS_KEY, GROUPS_KEY):
         listed = ours.get(key) if isinstance(ours, Mapping) else None
         if isinstance(listed, Mapping) and name in listed:
@@ -144,7 +146,25 @@ def segments_of(root: Path, manifest: Mapping[str, Any], name: str) -> Segments 
     else:
         return None
     seg = _parsed(root, name, listed[name], key)  # a malformed entry is refused
+    if ours is not manifest.get("ome_arrow_core"):  # from a sidecar: what scan counted by must be what it holds
+        _agrees(root, manifest, name, seg)
     return seg if recorded(root, manifest).get(name) == [seg.digest] else None
+
+
+def _agrees(root: Path, manifest: Mapping[str, Any], name: str, seg: Segments) -> None:
+    """DamagedFileError unless the manifest's ``group_lists.tables`` entry of ``name`` (what a scan counts images by)
+    records the rows, row groups and digest of ``seg``, the sidecar's segments of that table."""
+    side = (manifest.get("ome_arrow_core") or {}).get(LISTS_KEY)
+    tables = side.get("tables") if isinstance(side, Mapping) else None
+    said = tables.get(name) if isinstance(tables, Mapping) else None
+    if said is None:
+        return  # not counted by it: a scan hashed the footers
+    want = {"digest": seg.digest, "rows": seg.rows, "groups": len(seg.bounds) - 1}
+    if not isinstance(said, Mapping) or {k: said.get(k) for k in want} != want:
+        raise DamagedFileError(
+            f"{root} [{MANIFEST}]: ome_arrow_core.{LISTS_KEY}.tables[{name!r}] is {str(said)[:200]!r}, its row-group "
+            f"lists record {want}: the manifest is damaged. Fix: {FIX}"
+        )
 
 
 #: Parsed entries by the entry object (a plate's entry lists a segment per 1,024 images: parsed once per process; the
@@ -292,9 +312,15 @@ def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[i
     """(rows, row groups) of table ``name`` as its row-group entry records them (None: not recorded, or the entry
     is not used). Trusted as the manifest is: a scan counts images by them without hashing a footer; the first read
     checks the footer (and parses the whole entry, refusing it when malformed) before it parses anything. A packed
-    entry's lists are not unpacked for this (its ``groups`` and ``rows``, when integers, say it)."""
+    entry's lists are not unpacked for this (its ``groups`` and ``rows``, when integers, say it); lists in a sidecar
+    are not read for it (the manifest's ``group_lists.tables`` says it, see :mod:`.group_lists`)."""
     ours = manifest.get("ome_arrow_core") or {}
-    listed = ours.get(PACKED_GROUPS_KEY) if isinstance(ours, Mapping) else None
+    side = ours.get(LISTS_KEY) if isinstance(ours, Mapping) else None
+    if isinstance(side, Mapping):
+        tables = side.get("tables")
+        listed = tables if isinstance(tables, Mapping) else None
+    else:
+        listed = ours.get(PACKED_GROUPS_KEY) if isinstance(ours, Mapping) else None
     entry = listed.get(name) if isinstance(listed, Mapping) else None
     if isinstance(entry, Mapping):
         rows, groups, digest = entry.get("rows"), entry.get("groups"), entry.get("digest")

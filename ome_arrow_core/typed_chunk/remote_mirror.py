@@ -37,8 +37,8 @@ MANIFEST = "_ome_arrow_dataset.json"
 
 #: The text file our writers put first (ome-arrow 0.1.0 writes none): without a manifest, an unfinished write.
 SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
-#: A value index file (not mirrored).
-_VALUES = re.compile(r"_ome_arrow_values\..+\.bin")
+#: A value index file, the row-group lists' sidecar, or an images table's records (not mirrored: see :func:`_plan`).
+_VALUES = re.compile(r"_ome_arrow_values\..+\.bin|_ome_arrow_groups\..+\.json|images(?:-\d{5,})?\.records")
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 
@@ -173,8 +173,9 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
         if hit is not None and name not in copied and pending_name(int(hit.group(1))) not in listing:
             copied.append(name)
     copied = [n for n in copied if n in listing]  # a missing table: the reader names it
-    # value index files (see value_index) are not stood in for: a placeholder of zeros would fail their digests,
-    # while a missing one leaves a filter to the footers
+    # value index files (see value_index), the row-group lists' sidecar (see group_lists) and image records are not
+    # stood in for: a placeholder of zeros would fail their digests, while a missing one leaves a filter to the
+    # footers, the tables (copied whole) to be hashed whole and an image's row to its images table
     return copied, {n: s for n, s in listing.items() if n != MANIFEST and n not in copied and not _VALUES.fullmatch(n)}
 
 

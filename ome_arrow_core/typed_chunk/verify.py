@@ -17,6 +17,7 @@ from ..verify_report import VerifyReport, describe_error, regular
 from .audit import audit_chunk_files
 from .chunk_footers import footer_records, spliced_fragment
 from .fragments import open_fragment
+from .group_lists import lists_damage, lists_of
 from .group_sums import settle_footer
 from .image_records import records_damage
 from .locators import locator_damage
@@ -99,7 +100,12 @@ def verify_dataset(root: Path, registry: Registry | None = None) -> VerifyReport
 def _verify_chunk_footers(root: Path, manifest: Mapping[str, Any], report: VerifyReport) -> None:
     """Each chunks file's footer against the manifest's record of it (``chunk_footers_packed``, or ``chunk_footers`` as written before), as a checked read
     checks it: a footer that differs from its digest, or a record that does not fit its file, is damage."""
-    listed = footer_records(manifest.get("ome_arrow_core"))
+    for file, problem in lists_damage(root, manifest):  # the row-group lists' sidecar (see group_lists)
+        report.add(file, problem)
+    try:
+        listed = footer_records(lists_of(root, manifest))  # in the manifest, or its sidecar
+    except Exception:
+        return  # reported above
     for name in sorted(str(n) for n in listed):
         if (root / name).is_file():
             try:

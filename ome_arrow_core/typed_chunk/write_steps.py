@@ -17,6 +17,7 @@ from ..safe_write import SENTINEL, SENTINEL_TEXT, atomic_path
 from .aligned_index import write_aligned_index
 from .chunk_footers import footer_records, record_chunk_footers, set_footer_records
 from .fragments import PARQUET, chunk_store, format_version_for, write_fragment
+from .group_lists import drop_replaced, lists_of, split_lists
 from .group_records import group_records, set_group_records
 from .group_sums import record_groups
 from .image_batches import ImageRowBatches
@@ -198,7 +199,8 @@ def write_manifest(
     ours[TABLES_KEY] = record(
         root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
     )
-    groups = record_groups(root, ours[TABLES_KEY], group_records(previous.get("ome_arrow_core")))
+    kept = kept_lists(root, previous)  # the previous records (in its manifest or sidecar): kept where unchanged
+    groups = record_groups(root, ours[TABLES_KEY], group_records(kept))
     set_group_records(ours, groups)  # packed (see group_records)
     # the value index of each images table (a mapping filter reads the rows of the values it names)
     values = record_values(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(VALUES_KEY))
@@ -216,10 +218,26 @@ def write_manifest(
     if records:
         ours[RECORDS_KEY] = records
     # the chunks files read through their footers (packed small images): a row group's footer at a time
-    footers = record_chunk_footers(
-        root, [n for n in fragments if n not in pages], footer_records(previous.get("ome_arrow_core"))
-    )
+    footers = record_chunk_footers(root, [n for n in fragments if n not in pages], footer_records(kept))
     set_footer_records(ours, footers)
+    split_lists(ours, lambda name, blob: _write_bytes(root / name, blob, fresh))  # a plate's lists: a sidecar
     manifest["ome_arrow_core"] = ours
     with placed(root / MANIFEST, fresh) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
+    drop_replaced(root, previous.get("ome_arrow_core"), ours)
+
+
+def _write_bytes(out: Path, blob: bytes, fresh: bool) -> None:
+    with placed(out, fresh) as tmp:
+        tmp.write_bytes(blob)
+
+
+def kept_lists(root: Path, previous: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Where the row-group records of manifest ``previous`` lie (see group_lists.lists_of); {} when its sidecar
+    cannot be read (the tables and chunks files are then measured anew)."""
+    from ..errors import DamagedFileError, StorageError
+
+    try:
+        return lists_of(root, previous)
+    except (DamagedFileError, StorageError, OSError):
+        return {}
