@@ -22,6 +22,8 @@ def checked_indices(indices: Sequence[int] | np.ndarray | range, n: int) -> np.n
     :func:`~ome_arrow_core.arguments.check_index` checks one: a range or an integer array at once."""
     if isinstance(indices, range):
         idx = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
+        if not len(indices) or (0 <= min(indices[0], indices[-1]) and max(indices[0], indices[-1]) < n):
+            return idx  # its ends in [0, n): so is every position (a shard of a million: no mask, no copy)
     elif isinstance(indices, np.ndarray) and indices.ndim == 1 and np.issubdtype(indices.dtype, np.integer):
         idx = indices.astype(np.int64)
     elif isinstance(indices, list) and all(type(i) is int for i in indices):  # a sampler's batch: checked at once
