@@ -24,6 +24,8 @@ SEED = 20260101
 #: Storage kinds and their members (file names relative to the sample; "" is the file itself).
 #: The value index of images.parquet (its name holds a digest of its content: a pattern, see :func:`member_path`).
 VALUES_MEMBER = "_ome_arrow_values.images.*.bin"
+#: The row-group lists' sidecar of a plate of many row groups (ome_arrow_core.typed_chunk.group_lists; a pattern too).
+GROUPS_MEMBER = "_ome_arrow_groups.*.json"
 KINDS: dict[str, tuple[str, ...]] = {
     "ds_lz4": (
         "_ome_arrow_dataset.json",
@@ -40,6 +42,15 @@ KINDS: dict[str, tuple[str, ...]] = {
         "chunks.parquet",
         "images.records",
         VALUES_MEMBER,
+    ),
+    # one-chunk images, one an images row group: their row-group lists in a sidecar (and image records)
+    "ds_groups": (
+        "_ome_arrow_dataset.json",
+        "images.parquet",
+        "index.parquet",
+        "chunks.parquet",
+        "images.records",
+        GROUPS_MEMBER,
     ),
     "ds_none": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
     "ds_vortex": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.vortex"),
@@ -77,6 +88,7 @@ SUFFIX = {
     "ds_lz4": ".ome.parquet",
     "ds_none": ".ome.parquet",
     "ds_records": ".ome.parquet",
+    "ds_groups": ".ome.parquet",
     "ds_vortex": ".ome.parquet",
     "ds_append": ".ome.parquet",
     "record": ".parquet",
@@ -101,6 +113,8 @@ def role(member: str) -> str:
         return "zmeta" if member.rsplit("/", 1)[-1] in ("zarr.json", ".zarray", ".zattrs", ".zgroup") else "zchunk"
     if member == "zarr.json":
         return "zmeta"
+    if member == GROUPS_MEMBER:  # (a .json file, not the manifest)
+        return "groups"
     if member.endswith(".json"):
         return "manifest"
     if member == VALUES_MEMBER:
@@ -175,6 +189,10 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
         out = {"images.parquet": images, "index.parquet": index, "_ome_arrow_dataset.json": manifest}
         if kind == "ds_records":  # every image one chunk at the origin: no chunk to move to x = 0
             out["index.parquet"] = tuple(lie for lie in index if lie != "x=0")
+        if kind == "ds_groups":  # a plate of 40 images: fewer lies on its tables, and lies its sidecar vouches for
+            out["images.parquet"] = ("size_x+1", "dtype=int16", "image_id=dup")
+            out["index.parquet"] = ("drop_row", "swap_rig", "row_group_id+1000")
+            out[GROUPS_MEMBER] = ("groups=rows+1", "groups=bounds", "groups=drop_table", "groups=tables_rows+1")
         if kind == "ds_append":
             out["images-00001.parquet"] = ("size_x+1", "dtype=int16", "image_id=dup")
             out["index-00001.parquet"] = ("x=0", "drop_row", "fragment_path=../x")
@@ -354,9 +372,42 @@ def _rerecord(file: Path) -> None:
         manifest_file.write_text(json.dumps(manifest, indent=2))
 
 
+def _lie_groups(root: Path, file: Path, arg: str) -> None:
+    """Edit the row-group lists' sidecar ``file`` (or what the manifest says of it), then record its new size and
+    digest in the manifest: a lie the manifest vouches for."""
+    import xxhash
+
+    from ome_arrow_core.typed_chunk.packed_ints import pack_ints, unpack_ints
+
+    manifest_file = root / "_ome_arrow_dataset.json"
+    doc = json.loads(manifest_file.read_text())
+    side = doc["ome_arrow_core"]["group_lists"]
+    lists = json.loads(file.read_text())
+    images = lists["table_groups_packed"]["images.parquet"]
+    if arg == "groups=rows+1":
+        images["rows"] += 1
+    elif arg == "groups=bounds":  # row group 1 begins a byte later
+        bounds = unpack_ints(images["bounds"], images["groups"] + 1)
+        bounds[1] += 1
+        images["bounds"] = pack_ints(bounds)
+    elif arg == "groups=drop_table":
+        del lists["table_groups_packed"]["index.parquet"]
+    elif arg == "groups=tables_rows+1":  # what scan counts by, and the sidecar, agree on one more image
+        images["rows"] += 1
+        side["tables"]["images.parquet"]["rows"] += 1
+        doc["image_count"] += 1
+    blob = json.dumps(lists).encode()
+    file.write_bytes(blob)
+    side.update(size=len(blob), digest=xxhash.xxh3_64_hexdigest(blob))
+    manifest_file.write_text(json.dumps(doc))
+
+
 def lie(case: Case, root: Path, file: Path) -> None:
     """Edit the metadata of ``file`` so that it claims what case.arg says."""
     arg = case.arg
+    if case.role == "groups":
+        _lie_groups(root, file, arg)
+        return
     if case.kind.startswith("ds_") and case.role == "manifest":
         doc = json.loads(file.read_text())
         ours = doc.setdefault("ome_arrow_core", {})

@@ -86,6 +86,10 @@ def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
         arrs = _arrays(seed, 3, dtype, (1, 1, *shape[2:]))
         meta = {"well": ["A01", "B02", "C03"]}
         write_dataset(arrs, out, compression=None, metadata=meta, dim_order="ZCYX", progress=False)
+    elif kind == "ds_groups":  # one images row group an image: the row-group lists in a sidecar
+        arrs = _arrays(seed, 40, dtype, (1, 1, *shape[2:]))
+        opts = {"images_per_group": 1, "rows_per_group": 2, "dim_order": "ZCYX", "progress": False}
+        write_dataset(arrs, out, compression=None, **opts)
     elif kind == "ds_vortex":
         write_dataset(arrs, out, chunk_format="vortex", **opts)
     elif kind == "ds_append":
