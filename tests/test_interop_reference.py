@@ -170,3 +170,25 @@ def test_reference_reads_a_plate_with_a_value_index(tmp_path: Path, make_pixels:
     for i, a in enumerate(arrays):
         same_bits(a[None, :, None], ref.read_image(f"image-{i:05d}"))
     assert len(OMEArrowDataset.scan(path).filter({"well": "A02"})) == 3
+
+
+def test_reference_reads_a_plate_with_its_row_group_lists_in_a_sidecar(
+    tmp_path: Path, make_pixels: Callable[..., np.ndarray]
+) -> None:
+    """A plate of many row groups keeps its row-group lists in ``_ome_arrow_groups.<digest>.json``: ome-arrow 0.1.0
+    ignores the file and the manifest's entry, before and after an append and a compaction."""
+    arrays = [make_pixels((1, 6, 7), "uint16", seed=s) for s in range(44)]  # CYX
+    opts: dict[str, Any] = {"dim_order": "CYX", "images_per_group": 1, "rows_per_group": 2, "progress": False}
+    path = write_dataset(arrays[:40], tmp_path / "plate.ome-arrow", **opts)
+    assert any(p.name.startswith("_ome_arrow_groups.") for p in path.iterdir())
+    assert "group_lists" in json.loads((path / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
+    ref = RefDataset(path)
+    for i in (0, 21, 39):
+        same_bits(arrays[i][None, :, None], ref.read_image(f"image-{i:05d}"))
+    write_dataset(arrays[40:], path, mode="append", **opts)
+    compact_dataset(path)
+    assert any(p.name.startswith("_ome_arrow_groups.") for p in path.iterdir())
+    ref = RefDataset(path)
+    for i in (0, 17, 40, 43):
+        same_bits(arrays[i][None, :, None], ref.read_image(f"image-{i:05d}"))
+    assert len(OMEArrowDataset.scan(path)) == 44
