@@ -42,7 +42,6 @@ from .footer_pieces import FOOTER_BLOCK, parse_pieces
 from .footers import group_footers
 from .fragments import ParquetFragment
 from .group_footers import GroupFooters
-from .group_lists import lists_of
 from .group_measure import footer_piece_sums
 from .group_records import HexSums
 from .group_sums import Segments, check_footer, digest_of, footer_spans_of, group_entries, int_list, settle_footer
@@ -236,6 +235,8 @@ def spliced_fragment(root: Path, manifest: Mapping[str, Any], name: str, verify:
     its footer parsed whole."""
     if not verify or remote_chunk(root / name) is not None:
         return None
+    from .group_lists import lists_of
+
     listed = footer_records(lists_of(root, manifest))  # in the manifest, or its sidecar (see group_lists)
     if name not in listed:
         return None

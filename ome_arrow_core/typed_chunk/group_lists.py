@@ -34,7 +34,7 @@ from ..checksums import ALGORITHM, ENV, FIX
 from ..errors import ChecksumError, DamagedFileError
 from ..fork_locks import fork_safe_lock
 from .footer_pieces import bytes_digest
-from .spec import MANIFEST
+from .spec import GROUP_LISTS_KEY, MANIFEST
 
 __all__ = [
     "LISTS_KEY",
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Key of the sidecar's record in the manifest's ``ome_arrow_core`` section.
-LISTS_KEY: Final[str] = "group_lists"
+LISTS_KEY: Final[str] = GROUP_LISTS_KEY
 #: The manifest keys whose records the sidecar holds.
 LISTED_KEYS: Final[tuple[str, ...]] = ("table_groups_packed", "chunk_footers_packed")
 #: Lists whose JSON is longer than this go to the sidecar (~130 bytes a row group of a plate's images, index and

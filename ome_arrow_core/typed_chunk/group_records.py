@@ -22,8 +22,8 @@ from ..errors import DamagedFileError
 from ..fork_locks import fork_safe_lock
 from ..frozen_types import frozen
 from .footer_pieces import parse_pieces
-from .group_lists import LISTS_KEY, lists_of
 from .packed_ints import pack_ints, unpack_ints
+from .spec import GROUP_LISTS_KEY as LISTS_KEY
 from .spec import MANIFEST
 from .table_sums import recorded
 
@@ -138,7 +138,11 @@ class Segments:
 def segments_of(root: Path, manifest: Mapping[str, Any], name: str) -> Segments | None:
     """The usable segments of table ``name`` (None: none recorded, or its records disagree: hash it whole). Records
     in a sidecar (:mod:`.group_lists`) are read from it."""
-    ours = lists_of(root, manifest)
+    ours = manifest.get("ome_arrow_core") or {}
+    if isinstance(ours, Mapping) and LISTS_KEY in ours:  # (not imported by a scan, which never reads them)
+        from .group_lists import lists_of
+
+        ours = lists_of(root, manifest)
     for key in (PACKED_GROUPS_KEY, GROUPS_KEY):
         listed = ours.get(key) if isinstance(ours, Mapping) else None
         if isinstance(listed, Mapping) and name in listed:

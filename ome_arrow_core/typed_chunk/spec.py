@@ -31,7 +31,10 @@ FORMAT_VERSION: Final[int] = 2
 # now as ``ome_arrow_core.chunk_footers_packed`` (its integer lists as base64 int64; typed_chunk/packed_ints.py), and
 # ``ome_arrow_core.pixel_locators`` (the chunks files the images tables' pixel locators point into; locators.py),
 # ``ome_arrow_core.table_groups_packed`` (``table_groups`` with its lists as base64 int64; group_records.py) and
-# ``ome_arrow_core.value_index`` (each images table's values and their rows, for filters; value_index.py).
+# ``ome_arrow_core.value_index`` (each images table's values and their rows, for filters; value_index.py), and
+# ``ome_arrow_core.group_lists`` (a large dataset's two packed keys above moved to a sidecar file; group_lists.py).
+#: Key of the row-group lists' sidecar record in the manifest's ``ome_arrow_core`` section (see group_lists.py).
+GROUP_LISTS_KEY: Final[str] = "group_lists"
 #: The ``layout`` the manifest and every file's metadata name.
 LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
 #: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).
