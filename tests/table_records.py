@@ -52,3 +52,36 @@ def value_files(root: Any) -> list[str]:
 
     listed = json.loads((root / MANIFEST).read_text())["ome_arrow_core"].get(VALUES_KEY) or {}
     return [str(e["file"]) for e in listed.values()]
+
+
+def read_lists(root: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the manifest of the dataset at ``root``, the object holding its row-group lists: the manifest's
+    ``ome_arrow_core`` section, or the sidecar's object when the manifest names one; see
+    ome_arrow_core.typed_chunk.group_lists)."""
+    import json
+
+    from ome_arrow_core.typed_chunk.group_lists import LISTS_KEY
+    from ome_arrow_core.typed_chunk.spec import MANIFEST
+
+    manifest = json.loads((root / MANIFEST).read_text())
+    side = manifest["ome_arrow_core"].get(LISTS_KEY)
+    lists = json.loads((root / side["file"]).read_text()) if side else manifest["ome_arrow_core"]
+    return manifest, lists
+
+
+def save_lists(root: Any, manifest: dict[str, Any], lists: dict[str, Any]) -> None:
+    """Write back what :func:`read_lists` gave (edited): a sidecar with its new size and digest recorded in the
+    manifest (a lie the manifest vouches for), then the manifest."""
+    import json
+
+    import xxhash
+
+    from ome_arrow_core.typed_chunk.group_lists import LISTS_KEY
+    from ome_arrow_core.typed_chunk.spec import MANIFEST
+
+    side = manifest["ome_arrow_core"].get(LISTS_KEY)
+    if side:
+        blob = json.dumps(lists).encode()
+        (root / side["file"]).write_bytes(blob)
+        side.update(size=len(blob), digest=xxhash.xxh3_64_hexdigest(blob))
+    (root / MANIFEST).write_text(json.dumps(manifest))
