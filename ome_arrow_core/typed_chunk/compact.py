@@ -27,7 +27,7 @@ from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
 from .group_records import set_group_records
 from .group_sums import swapped_groups
-from .image_records import RECORDS_KEY
+from .image_records import RECORDS_KEY, record_images, records_name
 from .locators import LOCATORS_KEY, with_locators
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
@@ -148,6 +148,11 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 if values:
                     ours[VALUES_KEY] = values
                 moves += [(tmp / e["file"], root / e["file"]) for e in values.values() if (tmp / e["file"]).exists()]
+                if len(parts) > 1:  # the merged table's records, made from it beside it and moved in after it
+                    rebuilt = record_images(tmp, [BASE.images], ours[TABLES_KEY], None, contextlib.nullcontext)
+                    if rebuilt:
+                        ours[RECORDS_KEY] = rebuilt
+                        moves.append((tmp / records_name(BASE.images), root / records_name(BASE.images)))
                 new_manifest = {**manifest, "image_count": images.num_rows, "ome_arrow_core": ours}
                 (tmp / MANIFEST).write_text(json.dumps(new_manifest, indent=2))
                 moves.append((tmp / MANIFEST, root / MANIFEST))
@@ -180,7 +185,9 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             if isinstance(entry, dict) and isinstance(entry.get("file"), str) and entry["file"] not in used:
                 with contextlib.suppress(OSError):
                     (root / os.path.basename(entry["file"])).unlink(missing_ok=True)
-        for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index))]:
+        named = {e.get("file") for e in (now.get(RECORDS_KEY) or {}).values() if isinstance(e, dict)}
+        stale_records = [records_name(p.images) for p in parts if records_name(p.images) not in named]
+        for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index)), *stale_records]:
             if name not in (BASE_CHUNKS, BASE.images, BASE.index):
                 with contextlib.suppress(OSError):
                     (root / name).unlink(missing_ok=True)
