@@ -278,3 +278,32 @@ def test_a_remote_filter_reads_the_footers_not_a_placeholder_of_the_value_index(
         assert len(got) == len(want) == len(OMEArrowDataset.scan(local).filter({"well": well}))
         for k, i in enumerate(want):
             np.testing.assert_array_equal(got[k].tensor_view(layout="CZYX").to_numpy(), IMAGES[i])
+
+
+@pytest.mark.parametrize("where", ["s3", "http"])
+def test_a_remote_plate_with_image_records_reads_through_its_images_tables(
+    tmp_path: Path, where: str, s3_server: S3Server, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plate of one-chunk images has image records (images.records, images-00001.records): they are not mirrored
+    (a placeholder of zeros stood in for them on object stores, and ds[i] was refused for its page sums); ds[i]
+    then reads the images tables, as a plate without records does, and keeps what the local plate keeps."""
+    from ome_arrow_core.typed_chunk.opening import open_dataset
+
+    images = [random_pixels((1, 6, 5), seed=i) for i in range(12)]
+    wells = [f"A0{i % 3}" for i in range(12)]
+    local = tmp_path / "records.ome.parquet"
+    write_dataset(images[:8], local, dim_order="CYX", metadata={"well": wells[:8]}, progress=False)
+    write_dataset(images[8:], local, mode="append", dim_order="CYX", metadata={"well": wells[8:]}, progress=False)
+    assert {"images.records", "images-00001.records"} <= {p.name for p in local.iterdir()}
+    uri, _ = _upload(local, where, s3_server, http_server, "ds-records", monkeypatch)
+    ds = OMEArrowDataset.scan(uri)
+    mirror = Path(ds.locate(0).path)
+    assert not list(mirror.glob("*.records"))
+    for i in (11, 0, 5, 8):
+        np.testing.assert_array_equal(ds[i].to_numpy(layout="CYX"), images[i])
+        assert ds[i].meta == OMEArrowDataset.scan(local)[i].meta
+    np.testing.assert_array_equal(ds.read([3, 9]), np.stack([images[3], images[9]]))
+    records = open_dataset(mirror).images.records
+    assert records is None or records.readers == [None, None]  # the tables served
+    got = OMEArrowDataset.scan(uri, filter={"well": "A01"})
+    assert [got.locate(k).row for k in range(len(got))] == [i for i, w in enumerate(wells) if w == "A01"]

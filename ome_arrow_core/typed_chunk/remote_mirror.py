@@ -4,7 +4,8 @@
 names exists), lists the directory (object stores; a web server cannot list: the names come from
 the manifest and the index tables), downloads the manifest and the images and index tables (one
 GET each) into a directory of this process's temporary mirror, and puts an empty placeholder of
-the right size in place of each chunk file (:mod:`.chunks`): pixels are then fetched by
+the right size in place of each chunk file (:mod:`.chunks`; value indexes and image records are left out, so
+filters use the footers and ``ds[i]`` the images table): pixels are then fetched by
 ranged GETs of exactly the pages a selection needs. Every local check (digests of the tables,
 row counts, page ranges against the object sizes, chunk checksums) runs unchanged.
 
@@ -39,6 +40,8 @@ MANIFEST = "_ome_arrow_dataset.json"
 SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
 #: A value index file (not mirrored).
 _VALUES = re.compile(r"_ome_arrow_values\..+\.bin")
+#: An images table's records file (not mirrored: see image_records).
+_RECORDS = re.compile(r"images(?:-\d{5,})?\.records")
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 
@@ -173,9 +176,15 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
         if hit is not None and name not in copied and pending_name(int(hit.group(1))) not in listing:
             copied.append(name)
     copied = [n for n in copied if n in listing]  # a missing table: the reader names it
-    # value index files (see value_index) are not stood in for: a placeholder of zeros would fail their digests,
-    # while a missing one leaves a filter to the footers
-    return copied, {n: s for n, s in listing.items() if n != MANIFEST and n not in copied and not _VALUES.fullmatch(n)}
+    # value index and image records files (see value_index, image_records) are not stood in for: a placeholder of
+    # zeros would fail their digests (ds[i] refused), while a missing one leaves filters to the footers and ds[i]
+    # to the images table
+    derived = (_VALUES, _RECORDS)
+    return copied, {
+        n: s
+        for n, s in listing.items()
+        if n != MANIFEST and n not in copied and not any(p.fullmatch(n) for p in derived)
+    }
 
 
 def _indexed_chunks(loc: Location, work: Path, manifest: bytes | None) -> dict[str, int]:
