@@ -134,7 +134,56 @@ def test_a_compaction_interrupted_at_each_rename_reads_right_and_a_rerun_makes_t
         _reads_right(root)
         compact_dataset(root)  # run again to finish
         clear_cache()
-        assert set(_ours(root)[RECORDS_KEY]) == {"images.parquet"}, k
+        ours = _ours(root)
+        assert set(ours[RECORDS_KEY]) == {"images.parquet"}, k
+        assert ours[RECORDS_KEY]["images.parquet"]["images"] == ours["tables"]["images.parquet"], k  # of this table
         assert sorted(p.name for p in root.glob("*.records")) == ["images.records"], k
         assert verify(root).ok, k
         _reads_right(root)
+        records = open_dataset(root).images.records
+        assert records is not None and records.readers[0] is not None and records.readers[0]._pages, k  # used
+
+
+#: compact_dataset of the plate at argv[1], SIGKILLed as it renames its final manifest into place (every table and
+#: the records already swapped in, the manifest accepting both versions of the tables still in place).
+CHILD = """
+import os, signal, sys
+from ome_arrow_core import compact_dataset
+
+real, seen = os.replace, []
+def replace(src, dst, *a, **k):
+    if os.path.basename(os.fspath(dst)) == "_ome_arrow_dataset.json":
+        seen.append(dst)
+        if len(seen) == 2:  # the first is the manifest accepting both versions of the tables
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *a, **k)
+os.replace = replace
+compact_dataset(sys.argv[1])
+"""
+
+
+def test_a_compaction_killed_before_its_manifest_reads_right_and_a_rerun_makes_fresh_records(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = _plate(tmp_path / "plate")
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    clear_cache()
+    ours = _ours(root)
+    assert "appends" in ours and len(ours["tables"]["images.parquet"]) == 2  # killed between the swaps
+    _reads_right(root)
+    compact_dataset(root)  # run again to finish: images.parquet already holds every image
+    clear_cache()
+    ours = _ours(root)
+    assert "appends" not in ours and set(ours[RECORDS_KEY]) == {"images.parquet"}
+    assert ours[RECORDS_KEY]["images.parquet"]["images"] == ours["tables"]["images.parquet"]  # of this table
+    assert verify(root).ok
+    _reads_right(root)
+    records = open_dataset(root).images.records
+    assert records is not None and records.readers[0] is not None and records.readers[0]._pages  # used
+    assert sorted(p.name for p in root.glob("*.records")) == ["images.records"]
+    report = cleanup_dataset(root)  # the killed compaction's directory only
+    assert [Path(n).name.split(".ome-arrow-tmp.")[0] for n in report.removed] == [".compact"] and report.kept == []
+    assert cleanup_dataset(root).removed == []
