@@ -157,7 +157,7 @@ def test_appends_refuse_an_image_id_already_in_any_part(tmp_path: Path) -> None:
     assert _files(out) == files
     write_dataset(arrs[2:], out, mode="append", image_ids=["c"], metadata={"n": [1]}, **OPTS)
     files = _files(out)
-    with pytest.raises(SchemaError, match="do not match the dataset's"):
+    with pytest.raises(SchemaError, match="metadata column 'n': the dataset's column is int64"):
         write_dataset(arrs[:1], out, mode="append", image_ids=["d"], metadata={"n": ["one"]}, **OPTS)
     assert _files(out) == files
 

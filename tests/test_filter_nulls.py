@@ -161,7 +161,10 @@ def test_appending_another_type_to_a_widened_column_is_refused_saying_what_to_pa
     root = tmp_path / "plate"
     _write(root, [{"well": None, "site": None}] * 2)
     _write(root, [{"well": None, "site": 1}], mode="append")  # site: null, then int64
-    with pytest.raises(SchemaError, match="pass values of the dataset's column types"):
+    with pytest.raises(
+        SchemaError,
+        match=r"metadata column 'site': the dataset's column is int64, the appended images' values are string",
+    ):
         write_dataset([_image(9)], root, dim_order="ZYX", metadata={"site": ["x"]}, mode="append", progress=False)
     assert len(OMEArrowDataset.scan(root)) == 3  # the refused append left nothing
 

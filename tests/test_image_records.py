@@ -140,11 +140,17 @@ def test_appends_get_their_own_records_and_compaction_keeps_reads_right(tmp_path
     assert (out / "images-00001.records").is_file()  # listed: not an unlisted append's file
     compact_dataset(out)
     clear_cache()
-    assert RECORDS_KEY not in _manifest(out)["ome_arrow_core"]  # the merged table has none (yet)
+    listed = _manifest(out)["ome_arrow_core"][RECORDS_KEY]  # the merged table's, made anew
+    assert set(listed) == {"images.parquet"} and listed["images.parquet"]["count"] == 70
+    assert sorted(p.name for p in out.glob("*.records")) == ["images.records"]  # the parts' are gone
     _check_all(out, 70)
-    from ome_arrow_core import verify
+    opened = open_dataset(out)
+    assert opened.images.records is not None and opened.images.records.readers[0] is not None
+    assert not opened.images._decoded and not opened.images._groups  # ds[i] read records, no images row group
+    from ome_arrow_core import cleanup_dataset, verify
 
     assert verify(out).ok
+    assert cleanup_dataset(out).removed == [] and cleanup_dataset(out).kept == []
 
 
 def test_a_dataset_without_records_still_reads(tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def test_round_trip_through_the_reference_writer(tmp_path: Path, make_pixels: Ca
 
 def test_reference_reads_a_plate_with_a_value_index(tmp_path: Path, make_pixels: Callable[..., np.ndarray]) -> None:
     """A plate's well column gets a value index file beside the tables (and packed row-group records in the
-    manifest): ome-arrow 0.1.0 ignores both, before and after a compaction."""
+    manifest, image records beside the images tables): ome-arrow 0.1.0 ignores them, before and after a compaction."""
     arrays = [make_pixels((1, 6, 7), "uint16", seed=s) for s in range(8)]  # CYX
     meta = [{"well": f"A0{i % 3 + 1}"} for i in range(8)]
     opts: dict[str, Any] = {"dim_order": "CYX", "rows_per_group": 3, "progress": False}
@@ -166,6 +166,9 @@ def test_reference_reads_a_plate_with_a_value_index(tmp_path: Path, make_pixels:
         same_bits(arrays[i][None, :, None], RefDataset(path).read_image(f"image-{i:05d}"))
     write_dataset(arrays[5:], path, mode="append", metadata=meta[5:], **opts)
     compact_dataset(path)
+    ours = json.loads((path / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"]
+    assert list(ours["image_records"]) == ["images.parquet"]  # the merged table's records, made by compaction
+    assert sorted(p.name for p in path.glob("*.records")) == ["images.records"]
     ref = RefDataset(path)
     for i, a in enumerate(arrays):
         same_bits(a[None, :, None], ref.read_image(f"image-{i:05d}"))

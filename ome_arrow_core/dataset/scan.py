@@ -268,7 +268,9 @@ def uniform_member(part: Member) -> bool:
     by_records = records_uniform(manifest, [p.images for p in parts], cols)  # the variants: no footer parsed
     if by_records is not None:
         return by_records
-    for p in parts_of(path, manifest, None, lazy=True):  # footers checked (once per process)
+    # the footers parts_of left unchecked (it checks them with appends listed; once per process either way)
+    check_table_footers(path, manifest, [n for p in parts for n in (p.images, p.index)])
+    for p in parts:
         md = table_footer(path, p.images)  # parsed once per file version (the scan parsed it)
         names = md.schema.to_arrow_schema().names
         if not set(cols) <= set(names):

@@ -28,7 +28,7 @@ from .fragments import chunk_writer, format_version_for
 from .group_lists import drop_replaced, split_lists
 from .group_records import set_group_records
 from .group_sums import swapped_groups
-from .image_records import RECORDS_KEY
+from .image_records import RECORDS_KEY, record_images, records_name
 from .locators import LOCATORS_KEY, with_locators
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .spec import BASE_CHUNKS, FILE_METADATA, IMAGES_SCHEMA, INDEX_SCHEMA, MANIFEST, is_dataset_dir, read_manifest
@@ -131,9 +131,6 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                     for k, v in (manifest.get("ome_arrow_core") or {}).items()
                     if k not in ("appends", PAGES_KEY, LOCATORS_KEY, RECORDS_KEY)
                 }
-                records = (manifest.get("ome_arrow_core") or {}).get(RECORDS_KEY)
-                if len(parts) == 1 and isinstance(records, dict) and BASE.images in records:
-                    ours[RECORDS_KEY] = {BASE.images: records[BASE.images]}  # images.parquet is kept as it is
                 if located:  # else images.parquet's locators (if any) point into the old file: not listed
                     ours[LOCATORS_KEY] = located
                 ours.update({"fragments": [BASE_CHUNKS], "format_version": format_version_for([BASE_CHUNKS])})
@@ -149,6 +146,16 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
                 if values:
                     ours[VALUES_KEY] = values
                 moves += [(tmp / e["file"], root / e["file"]) for e in values.values() if (tmp / e["file"]).exists()]
+                # images.parquet's records: kept where made from it as it stays, else made beside it (from the merged
+                # table, or the one a killed compaction swapped in) and moved in after it
+                old = (manifest.get("ome_arrow_core") or {}).get(RECORDS_KEY)
+                kept = {BASE.images: old[BASE.images]} if len(parts) == 1 and isinstance(old, dict) else None
+                where = tmp if (tmp / BASE.images).exists() else root
+                made = record_images(where, [BASE.images], ours[TABLES_KEY], kept, lambda p: _beside(tmp, p))
+                if made:
+                    ours[RECORDS_KEY] = made
+                    if (tmp / records_name(BASE.images)).exists():
+                        moves.append((tmp / records_name(BASE.images), root / records_name(BASE.images)))
                 # the merged tables' row-group lists: a sidecar when large (see group_lists), moved in before the manifest
                 side = split_lists(ours, lambda name, blob: (tmp / name).write_bytes(blob))
                 if side is not None:
@@ -186,7 +193,9 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             if isinstance(entry, dict) and isinstance(entry.get("file"), str) and entry["file"] not in used:
                 with contextlib.suppress(OSError):
                     (root / os.path.basename(entry["file"])).unlink(missing_ok=True)
-        for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index))]:
+        named = {e.get("file") for e in (now.get(RECORDS_KEY) or {}).values() if isinstance(e, dict)}
+        stale_records = [records_name(p.images) for p in (BASE, *appended) if records_name(p.images) not in named]
+        for name in [*listed, *old_fragments, *(n for p in appended for n in (p.images, p.index)), *stale_records]:
             if name not in (BASE_CHUNKS, BASE.images, BASE.index):
                 with contextlib.suppress(OSError):
                     (root / name).unlink(missing_ok=True)
@@ -194,6 +203,11 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
             with contextlib.suppress(OSError):
                 marker.unlink(missing_ok=True)
     return order
+
+
+def _beside(tmp: Path, path: Path) -> contextlib.nullcontext[Path]:
+    """Where a records file for ``path`` is written: in the compaction's directory ``tmp``, moved in by the swap."""
+    return contextlib.nullcontext(tmp / path.name)
 
 
 def _merged_images(images: pa.Table) -> pa.Table:

@@ -1,8 +1,8 @@
 """A table's row groups read one at a time through a footer of that row group alone: no whole footer parsed.
 
 pyarrow parses a Parquet footer whole before it reads any row group: for the images table of a million images
-(977 row groups of 27 columns) that is 2 MiB of Thrift, ~70 ms and ~20 MiB resident, for each of the tables an
-image needs. Where the manifest records where the footer lists each row group (``footer_spans`` of the table's
+(977 row groups of 27 columns) that is 2 MiB of Thrift, 13-20 ms of CPU (``benchmarks/group_footer_splice.py
+--images 1000000``: "whole parse") and ~20 MiB resident, for each of the tables an image needs. Where the manifest records where the footer lists each row group (``footer_spans`` of the table's
 ``table_groups`` entry, see :mod:`.group_sums`) and the footer's bytes matched their recorded digest in this
 process, :class:`GroupFooters` reads the footer's head (schema, metadata) and tail once, and for row group ``g``
 the bytes of its own entry: spliced together (:func:`~.thrift_walk.one_group_footer`) they are the footer of a

@@ -6,13 +6,13 @@ dict per image (about 2 KiB each): each :data:`ROWS_PER_BATCH` rows become Arrow
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from typing import Any, Final
 
 import pyarrow as pa
 
 from ..errors import SchemaError
+from .column_types import conform
 from .spec import FILE_METADATA, IMAGES_SCHEMA, LOCATOR_COLUMNS
 
 __all__ = ["ImageRowBatches", "ROWS_PER_BATCH"]
@@ -65,8 +65,8 @@ class ImageRowBatches:
     def table(self, existing: pa.Schema | None) -> pa.Table:
         """The images table: the IMAGES_SCHEMA columns first (the reference reader's), then extra columns.
 
-        ``existing`` (the dataset's columns, for an append) must agree with the new columns: a
-        column takes the dataset's type where its values allow, and one of another type is refused.
+        ``existing`` (the dataset's columns, for an append): a column it has is stored in its type where
+        the values are of its kind and it holds them exactly, else refused (see :mod:`.column_types`).
         """
         self._flush()
         batches = self._batches
@@ -98,7 +98,7 @@ class ImageRowBatches:
             for name in names:
                 table = table.append_column(name, columns[name])
         if existing is not None:
-            table = _conform(table, existing)
+            table = conform(table, existing)
         order = [n for n in IMAGES_SCHEMA.names if n in table.column_names]
         order += [n for n in table.column_names if n not in order]
         return table.select(order).replace_schema_metadata(FILE_METADATA)
@@ -109,22 +109,3 @@ def _column(extra: pa.Table | None, rows: int, name: str, type_: pa.DataType) ->
     if extra is None or name not in extra.column_names:
         return pa.nulls(rows, type_)
     return extra.column(name).combine_chunks().cast(type_)
-
-
-def _conform(table: pa.Table, existing: pa.Schema) -> pa.Table:
-    """``table`` with each column the dataset already has cast to its type where the values allow (else refused)."""
-    for i, name in enumerate(table.column_names):
-        if name not in existing.names:
-            continue
-        want = existing.field(name).type
-        if table.schema.field(name).type != want and want != pa.null():
-            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                table = table.set_column(i, pa.field(name, want), table.column(name).cast(want))
-    try:
-        pa.unify_schemas([existing.remove_metadata(), table.schema.remove_metadata()], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(
-            f"the new images' metadata columns do not match the dataset's ({existing.remove_metadata()}): {exc}; "
-            "pass values of the dataset's column types (or new column names)"
-        ) from exc
-    return table

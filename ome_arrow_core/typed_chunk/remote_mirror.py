@@ -4,7 +4,8 @@
 names exists), lists the directory (object stores; a web server cannot list: the names come from
 the manifest and the index tables), downloads the manifest and the images and index tables (one
 GET each) into a directory of this process's temporary mirror, and puts an empty placeholder of
-the right size in place of each chunk file (:mod:`.chunks`): pixels are then fetched by
+the right size in place of each chunk file (:mod:`.chunks`), and copies the value indexes the manifest names
+(image records are left out: ``ds[i]`` reads the images table): pixels are then fetched by
 ranged GETs of exactly the pages a selection needs. Every local check (digests of the tables,
 row counts, page ranges against the object sizes, chunk checksums) runs unchanged.
 
@@ -30,6 +31,7 @@ from ..boundary import reading
 from ..errors import DamagedFileError, SchemaError
 from ..location import Location
 from ..remote import MirrorSource, get_range, mirror_source, write_sidecar
+from .value_index import VALUES_FILE, VALUES_KEY
 
 __all__ = ["mirror_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
 
@@ -37,8 +39,12 @@ MANIFEST = "_ome_arrow_dataset.json"
 
 #: The text file our writers put first (ome-arrow 0.1.0 writes none): without a manifest, an unfinished write.
 SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
-#: A value index file, the row-group lists' sidecar, or an images table's records (not mirrored: see :func:`_plan`).
-_VALUES = re.compile(r"_ome_arrow_values\..+\.bin|_ome_arrow_groups\..+\.json|images(?:-\d{5,})?\.records")
+#: A value index file (not mirrored).
+_VALUES = re.compile(r"_ome_arrow_values\..+\.bin")
+#: An images table's records file (not mirrored: see image_records).
+_RECORDS = re.compile(r"images(?:-\d{5,})?\.records")
+#: The row-group lists' sidecar (not mirrored: see group_lists).
+_GROUPS = re.compile(r"_ome_arrow_groups\..+\.json")
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 
@@ -129,7 +135,12 @@ def _build(loc: Location, manifest: bytes | None, listing: dict[str, int] | None
             (work / MANIFEST).write_bytes(manifest)
         copied, chunks = _plan(loc, manifest, listing)
         for name in copied:
-            (work / name).write_bytes(_get(loc.join(name), f"downloading {name}"))
+            try:
+                (work / name).write_bytes(_get(loc.join(name), f"downloading {name}"))
+            except OSError:
+                if not VALUES_FILE.fullmatch(name):
+                    raise
+                # a value index that cannot be fetched is left out: filters read the footers (checked) instead
         if listing is None:  # a web server: the chunk files the index tables name, sized by the manifest or a lookup
             chunks = _indexed_chunks(loc, work, manifest)
         for name, size in chunks.items():
@@ -166,6 +177,13 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
         raise DamagedFileError(f"{loc.uri}/{MANIFEST} holds a {type(parsed).__name__}, expected a JSON object")
     parts = [BASE, *appends_of(parsed, Path(loc.path))]
     copied = [n for p in parts for n in (p.images, p.index)]
+    # the value indexes the manifest names (our exact names only: plain file names), a GET each: a few bytes an image
+    ours = parsed.get("ome_arrow_core")
+    section = ours.get(VALUES_KEY) if isinstance(ours, dict) else None
+    for entry in section.values() if isinstance(section, dict) else ():
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if isinstance(name, str) and VALUES_FILE.fullmatch(name) and name not in copied:
+            copied.append(name)
     if listing is None:
         return copied, {}
     for name in listing:
@@ -173,10 +191,16 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
         if hit is not None and name not in copied and pending_name(int(hit.group(1))) not in listing:
             copied.append(name)
     copied = [n for n in copied if n in listing]  # a missing table: the reader names it
-    # value index files (see value_index), the row-group lists' sidecar (see group_lists) and image records are not
-    # stood in for: a placeholder of zeros would fail their digests, while a missing one leaves a filter to the
-    # footers, the tables (copied whole) to be hashed whole and an image's row to its images table
-    return copied, {n: s for n, s in listing.items() if n != MANIFEST and n not in copied and not _VALUES.fullmatch(n)}
+    # value index, row-group lists and image records files (see value_index, group_lists, image_records) are never
+    # stood in for: a placeholder of zeros would fail their digests (ds[i] refused), while a missing one leaves filters
+    # to the footers, the tables (copied whole) to be hashed whole and ds[i] to the images table (records are not
+    # copied: a GET of 55 MiB at a million images)
+    derived = (_VALUES, _RECORDS, _GROUPS)
+    return copied, {
+        n: s
+        for n, s in listing.items()
+        if n != MANIFEST and n not in copied and not any(p.fullmatch(n) for p in derived)
+    }
 
 
 def _indexed_chunks(loc: Location, work: Path, manifest: bytes | None) -> dict[str, int]:

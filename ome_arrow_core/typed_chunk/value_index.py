@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +42,7 @@ from .footer_pieces import bytes_digest
 from .spec import IMAGES_SCHEMA, LOCATOR_COLUMNS, MANIFEST
 from .table_sums import recorded
 
-__all__ = ["VALUES_KEY", "MAX_VALUES", "build_values", "record_values", "value_rows", "check_values"]
+__all__ = ["VALUES_KEY", "VALUES_FILE", "MAX_VALUES", "build_values", "record_values", "value_rows", "check_values"]
 
 #: Key of the value index records in the manifest's ``ome_arrow_core`` section.
 VALUES_KEY: Final[str] = "value_index"
@@ -50,6 +51,9 @@ MAX_VALUES: Final[int] = 4096
 _MAGIC: Final[bytes] = b"OAVI"
 #: The files' names begin so (``_ome_arrow*``: a dataset's own files, replaced with it by an overwrite).
 _PREFIX: Final[str] = "_ome_arrow_values."
+#: Exactly the names :func:`_file_name` gives (an images table's stem, its 16-hex-digit digest): what cleanup may
+#: remove when the manifest names it no longer.
+VALUES_FILE: Final[re.Pattern[str]] = re.compile(r"^_ome_arrow_values\.images(?:-\d{5})?\.[0-9a-f]{16}\.bin$")
 
 
 def _file_name(table: str, digest: str) -> str:
