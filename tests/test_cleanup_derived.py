@@ -1,4 +1,4 @@
-"""``cleanup_dataset`` removes the records and value index files no manifest entry names, and nothing else.
+"""``cleanup_dataset`` removes the records, value index and row-group lists files no manifest entry names, and nothing else.
 
 They are made from the tables (no data of their own): a killed append leaves its new ones, a replaced table
 its old ones. Names are matched exactly: files that only look like ours stay.
@@ -18,6 +18,7 @@ import numpy as np
 from table_records import value_files
 
 from ome_arrow_core import OMEArrowDataset, cleanup_dataset, write_dataset
+from ome_arrow_core.typed_chunk.group_lists import LISTS_FILE
 from ome_arrow_core.typed_chunk.value_index import VALUES_FILE
 
 OPTS: dict[str, Any] = {"dim_order": "YX", "progress": False}
@@ -155,3 +156,43 @@ def test_what_an_append_killed_before_its_manifest_left_is_cleaned_and_the_datas
         "image-00004",
     ]
     assert cleanup_dataset(root).removed == [] and len(value_files(root)) == 2
+
+
+def _listed_plate(root: Path) -> Path:
+    """A plate whose row-group lists are in their sidecar (one image a row group: over the split size)."""
+    arrs = [np.full((6, 8), k, np.uint16) for k in range(48)]
+    wells = [WELLS[k % len(WELLS)] for k in range(48)]
+    return write_dataset(arrs, root, metadata={"well": wells}, images_per_group=1, rows_per_group=2, **OPTS)
+
+
+def test_a_row_group_lists_sidecar_no_manifest_names_is_removed_and_lookalikes_stay(tmp_path: Path) -> None:
+    root = _listed_plate(tmp_path / "p")
+    (named,) = [p.name for p in root.iterdir() if LISTS_FILE.match(p.name)]
+    assert _ours(root)["group_lists"]["file"] == named
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    want = _reads(root)
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(root)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = sorted(set(p.name for p in root.iterdir()) - set(before))
+    assert [n for n in left if LISTS_FILE.match(n)] != []  # the killed append's sidecar
+    lookalikes = ["_ome_arrow_groups.0123456789ABCDEF.json", "_ome_arrow_groups.notes.json", named + ".bak"]
+    for name in lookalikes:
+        (root / name).write_text("the user's\n")
+    report = cleanup_dataset(root)
+    assert sorted(report.removed) == sorted(str(root / n) for n in left) and report.kept == []
+    assert {p.name: p.read_bytes() for p in root.iterdir() if p.name not in lookalikes} == before
+    assert all((root / n).read_text() == "the user's\n" for n in lookalikes)
+    got = _reads(root)
+    assert got[1] == want[1] and all(np.array_equal(a, b) for a, b in zip(got[0], want[0], strict=True))
+
+
+def test_a_malformed_lists_entry_leaves_every_file(tmp_path: Path) -> None:
+    root = _listed_plate(tmp_path / "p")
+    (root / "_ome_arrow_groups.0123456789abcdef.json").write_bytes(b"{}")
+    manifest = json.loads((root / "_ome_arrow_dataset.json").read_text())
+    manifest["ome_arrow_core"]["group_lists"]["file"] = 7
+    (root / "_ome_arrow_dataset.json").write_text(json.dumps(manifest))
+    before = sorted(p.name for p in root.iterdir())
+    report = cleanup_dataset(root)
+    assert report.removed == [] and "could not be read" in report.kept[0]
+    assert sorted(p.name for p in root.iterdir()) == before

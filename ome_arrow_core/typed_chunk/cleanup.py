@@ -3,8 +3,8 @@
 The generic part (stale temporaries, an old copy moved aside, the dataset's lock) is
 :func:`ome_arrow_core.safe_write.clean_up`'s; this module adds the format's rule for
 numbered files (``chunks-``/``images-``/``index-NNNNN``) that no manifest entry lists, and for the files made
-from the tables (image records ``images*.records``, value indexes ``_ome_arrow_values.images*.<digest>.bin``)
-that no manifest entry names: a killed write's, or those of tables an append or compaction replaced. Names are
+from the tables (image records ``images*.records``, value indexes ``_ome_arrow_values.images*.<digest>.bin``,
+the row-group lists' sidecar ``_ome_arrow_groups.<digest>.json``) that no manifest entry names: a killed write's, or those of tables an append or compaction replaced. Names are
 matched exactly: a file that only looks like ours stays.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..safe_write import PENDING, Cleanup, clean_up, list_entries, remove_entry
+from .group_lists import LISTS_FILE, LISTS_KEY, lists_file
 from .image_records import RECORDS_KEY
 from .spec import MANIFEST, read_manifest
 from .tables import BASE, appends_of
@@ -66,8 +67,8 @@ def _named(ours: Any, key: str) -> set[str]:
 
 
 def _unlisted(root: Path, report: Cleanup) -> None:
-    """Remove numbered files no manifest entry lists and that cannot hold images the dataset lacks, and records
-    and value index files no manifest entry names."""
+    """Remove numbered files no manifest entry lists and that cannot hold images the dataset lacks, and records,
+    value index and row-group lists files no manifest entry names."""
     if not (root / MANIFEST).is_file():
         return  # ome-arrow 0.1.0's layout has no appends: nothing to judge by
     try:
@@ -77,6 +78,9 @@ def _unlisted(root: Path, report: Cleanup) -> None:
         listed = {MANIFEST, *(n for p in parts for n in (p.images, p.index))}
         listed |= {str(f) for f in ours.get("fragments") or []}
         derived = _named(ours, RECORDS_KEY) | _named(ours, VALUES_KEY)  # made from the tables: no data of their own
+        if ours.get(LISTS_KEY) is not None and lists_file(ours) is None:
+            raise ValueError(f"ome_arrow_core.{LISTS_KEY} is malformed")
+        derived |= {n for n in [lists_file(ours)] if n is not None}
         for p in parts:
             if (root / p.index).is_file():
                 listed |= _fragments_of(root / p.index)
@@ -85,7 +89,9 @@ def _unlisted(root: Path, report: Cleanup) -> None:
         return
     entries = [e.name for e in list_entries(root)]
     numbered = {n for n in entries if _numbered(n) and n not in listed and n not in derived}
-    unnamed = {n for n in entries if (_RECORDS.match(n) or VALUES_FILE.match(n)) and n not in derived}
+    unnamed = {
+        n for n in entries if (_RECORDS.match(n) or VALUES_FILE.match(n) or LISTS_FILE.match(n)) and n not in derived
+    }
     pending = {n: int(m["k"]) for n in entries if (m := PENDING.match(n))}  # appends that never finished
     killed = set(pending.values())
     keep: set[str] = set()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +57,8 @@ LISTED_KEYS: Final[tuple[str, ...]] = ("table_groups_packed", "chunk_footers_pac
 #: datasets keep them in the manifest, as before).
 SPLIT_BYTES: Final[int] = 4096
 _PREFIX: Final[str] = "_ome_arrow_groups."
+#: A sidecar's name, exactly (what ``cleanup_dataset`` may remove when no manifest names it).
+LISTS_FILE: Final[re.Pattern[str]] = re.compile(r"^_ome_arrow_groups\.[0-9a-f]{16}\.json$")
 _lock = fork_safe_lock(globals(), "_lock")
 #: Loaded sidecars by the manifest entry naming them: id -> (the entry, held so its id is not reused, the root,
 #: the lists).
