@@ -39,7 +39,8 @@ def read_rows(
 
     ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
     ``outs[k]`` has its shape. The batch costs one Parquet read per chunk file and batch of
-    row groups, and one copy per chunk from the read buffer into ``outs``. Each chunk's
+    row groups, and one copy per chunk from the read buffer into ``outs`` (a batch whose chunks each
+    fill one stretch of their output is read straight into it, see :mod:`.whole_batches`). Each chunk's
     checksum is checked once unless ``verify=False`` (None: unless ``OME_ARROW_CORE_VERIFY=0``).
     """
     if not positions:
