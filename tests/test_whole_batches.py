@@ -270,3 +270,13 @@ def test_the_fast_and_general_paths_give_the_same_pixels(
     np.testing.assert_array_equal(fast, general)
     np.testing.assert_array_equal(fast, src[picked])
     assert fast.dtype == general.dtype == np.dtype(dtype)
+
+
+def test_compressed_chunks_are_left_to_the_general_path_before_any_plan(
+    tmp_path: Path, probe: dict[str, list[Any]]
+) -> None:
+    opts: dict[str, Any] = {"dim_order": "CYX", "progress": False, "compression": "lz4"}
+    ds = OMEArrowDataset.scan(write_dataset(list(SRC), tmp_path / "lz4", chunk_shape=SRC.shape[-2:], **opts))
+    for _ in range(2):
+        np.testing.assert_array_equal(ds.read(range(N)), SRC)
+    assert probe["whole"] == [] and len(probe["general"]) == 2  # (pages to decode: no plan is made for them)

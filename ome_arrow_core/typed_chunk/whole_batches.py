@@ -29,9 +29,9 @@ import numpy as np
 from ..boundary import reading
 from ..checksums import mismatch
 from ..uniques import unique
-from .grouped_reads import ranged_pieces
+from .grouped_reads import GroupedPages, ranged_pieces
 from .page_direct import RUN_BYTES, audit_heads
-from .page_reads import GAP_BYTES
+from .page_reads import GAP_BYTES, PageFragment
 from .page_values import MAX_IOVECS, USUAL_VALUE_AT
 
 if TYPE_CHECKING:
@@ -75,8 +75,12 @@ def whole_plan(
     None unless every chunk lies wholly inside its box (kept) or wholly outside it (left out), and each kept one
     fills one contiguous stretch of its output in its own byte order, outputs C-contiguous arrays of the image's
     dtype (stored little-endian, so this machine's order)."""
-    if opened.fragment_code is None or not len(rows):
-        return None
+    if (
+        opened.fragment_code is None
+        or not len(rows)
+        or not _raw_pages(opened.fragment(int(opened.fragment_code[rows[0]])))
+    ):
+        return None  # (a compressed or remote file, or another format: known before any plan is made)
     for out, dt in zip(outs, dtypes):
         if out.dtype != dt or not dt.isnative or not (_LITTLE or dt.itemsize == 1) or not out.size:
             return None
@@ -205,6 +209,13 @@ def read_whole(opened: OpenedDataset, plan: WholePlan, verify: bool) -> bool:
             for t in targets:
                 np.frombuffer(t, np.uint8)[:] = 0
     return True
+
+
+def _raw_pages(frag: object) -> bool:
+    """Whether ``frag`` is a local chunks file read by page ranges whose pages are stored uncompressed."""
+    if isinstance(frag, PageFragment):
+        return frag.codec is None and frag.remote is None
+    return isinstance(frag, GroupedPages) and frag.raw
 
 
 def _runs(hard: list[bool], ends: list[int], offs: list[int]) -> list[int]:
