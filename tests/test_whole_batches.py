@@ -146,14 +146,27 @@ def _damage(path: Path, how: str, twin: Path) -> None:
         data[oa + 10 : oa + na], data[ob + 10 : ob + na] = data[ob + 10 : ob + na], data[oa + 10 : oa + na]
         with open(name, "r+b") as f:
             f.write(data)
-    elif how in ("offset+2", "offset-16", "size+1", "size-2"):
+    elif how in ("offset+0", "offset+2", "offset-16", "size+1", "size-2"):
         column = "page_offset" if how.startswith("offset") else "page_compressed_size"
         _lie_in_index(path, column, 5, int(how.removeprefix("offset").removeprefix("size")))
     else:
         raise ValueError(how)
 
 
-DAMAGE = ["value", "level", "length", "truncated", "replaced", "rewritten", "offset+2", "offset-16", "size+1", "size-2"]
+#: ("offset+0": the index rewritten and vouched for, telling the truth: the control of the lies after it)
+DAMAGE = [
+    "value",
+    "level",
+    "length",
+    "truncated",
+    "replaced",
+    "rewritten",
+    "offset+0",
+    "offset+2",
+    "offset-16",
+    "size+1",
+    "size-2",
+]
 
 
 #: read_whole's calls during the damaged read (see test_damage_is_refused_as_the_general_path_refuses_it).
@@ -201,10 +214,7 @@ def test_damage_is_refused_as_the_general_path_refuses_it(
     monkeypatch.setattr(rows_module, "whole_plan", lambda *args: None)
     general = _outcome(_plate(tmp_path, src, "general"), how, twin, src)
     assert fast == general
-    if how in ("value", "level", "length", "truncated", "replaced", "rewritten"):
-        assert (
-            fast[0] != "pixels"
-        )  # (a lie in the index may be refused, or read around: then the pixels are the file's)
+    assert (fast[0] == "pixels") == (how == "offset+0")  # every damage and lie refused, the control read
     assert all(fast[1])
 
 
