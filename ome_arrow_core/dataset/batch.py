@@ -47,7 +47,7 @@ def plan_batch(
     """The selections of ``view`` for images ``0..len(keys)-1`` (``rois``: one crop each, within the view).
 
     Images with equal ``keys`` share their metadata (``meta_of(n)`` is asked for the first of each);
-    ``paths()`` names the files when their dtypes differ. SchemaError when layouts, dtypes or shapes differ.
+    ``paths()`` names the files when their dtypes or shapes differ. SchemaError when layouts, dtypes or shapes differ.
     """
     if rois is not None and len(rois) != len(keys):
         raise SchemaError(f"rois has {len(rois)} entries for {len(keys)} images; give one per image")
@@ -78,8 +78,8 @@ def plan_batch(
     shapes = {s.shape for s in {id(s): s for s in sels}.values()}  # images of one base share its selection
     if len(shapes) > 1:
         raise SchemaError(
-            f"the selected images have different shapes {sorted(shapes)} (TZCYX); crop them to a common "
-            "shape with roi= (or rois=), or read them one by one"
+            f"the selected images have different shapes {sorted(shapes)} (TZCYX; in {', '.join(paths())}); crop "
+            "them to a common shape with roi= (or rois=), or read them one by one"
         )
     return BatchPlan(sels, layouts.pop(), dtypes.pop())
 

@@ -95,6 +95,11 @@ class GroupedPages:
         self._codec: str | None = None
         self._label: Callable[[int], str] | None = None
 
+    @property
+    def raw(self) -> bool:
+        """Whether the pages are stored uncompressed (their pieces are local files)."""
+        return self._codec is None
+
     def add(self, sub: SubPages, codec: str | None, label: Callable[[int], str]) -> None:
         """Add a piece (its ranges checked against the file now); DamagedFileError when it overlaps another."""
         hi = sub.lo + len(sub.offset) - 1

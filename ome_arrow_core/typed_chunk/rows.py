@@ -18,6 +18,7 @@ from ..uniques import unique
 from .chunk_reads import Placement, read_placements
 from .locators import LOCATORS_KEY, image_locator, read_located
 from .opening import open_dataset
+from .whole_batches import read_whole, whole_plan
 
 if TYPE_CHECKING:
     from .opened import OpenedDataset
@@ -38,7 +39,8 @@ def read_rows(
 
     ``sels[k]`` is the selection of image ``positions[k]`` (absolute storage indices) and
     ``outs[k]`` has its shape. The batch costs one Parquet read per chunk file and batch of
-    row groups, and one copy per chunk from the read buffer into ``outs``. Each chunk's
+    row groups, and one copy per chunk from the read buffer into ``outs`` (a batch whose chunks each
+    fill one stretch of their output is read straight into it, see :mod:`.whole_batches`). Each chunk's
     checksum is checked once unless ``verify=False`` (None: unless ``OME_ARROW_CORE_VERIFY=0``).
     """
     if not positions:
@@ -70,9 +72,46 @@ def read_rows(
     named = {v: np.dtype(v) for v in set(stored)}
     dtypes = [named[v] for v in stored]
     owner = np.repeat(np.arange(len(picked)), [len(r) for r in picked])
-    placements: list[Placement] = []
     made: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}  # a batch's images mostly share one selection
     boxes = [made[id(sel)] if id(sel) in made else made.setdefault(id(sel), _box(sel)) for sel in sels]
+    plan = None
+    if all(b is not None for b in boxes):  # whole chunks into contiguous stretches: no per-chunk objects
+        starts = np.array([b[0] for b in boxes if b is not None])
+        stops = np.array([b[1] for b in boxes if b is not None])
+        plan = whole_plan(opened, rows, owner, table.origin, table.shape, starts, stops, outs, dtypes)
+    placements: list[Placement] = []
+    if plan is None:
+        placements = _placements(table, rows, owner, sels, outs, dtypes, boxes)
+        read = np.fromiter((p.row for p in placements), dtype=np.int64, count=len(placements))
+    else:
+        read = plan.rows
+    files = list(_by_file(opened, read)) if ledger is not None and len(read) else []
+    for code, mine, groups in files:  # row groups another process of the same files audited: not again here
+        check = opened.read_check(code)
+        if check.unaudited(groups) and ledger is not None and ledger.audited(mine):
+            check.trust(groups)
+    if plan is None or not read_whole(opened, plan, verify_enabled(verify)):
+        if plan is not None:
+            placements = _placements(table, rows, owner, sels, outs, dtypes, boxes)
+        read_placements(opened, placements, verify)
+    if ledger is not None:
+        ledger.mark_checked(positions)
+        for code, mine, groups in files:  # what this process audited, for the processes forked after it
+            if not ledger.audited(mine) and not opened.read_check(code).unaudited(groups):
+                ledger.mark_audited(mine)
+
+
+def _placements(
+    table: ChunkTable,
+    rows: np.ndarray,
+    owner: np.ndarray,
+    sels: Sequence[Selection],
+    outs: Sequence[np.ndarray],
+    dtypes: Sequence[np.dtype],
+    boxes: Sequence[tuple[np.ndarray, np.ndarray] | None],
+) -> list[Placement]:
+    """The placements of chunks ``rows`` (of images ``owner``; ``table``: their origins and shapes) into ``outs``."""
+    placements: list[Placement] = []
     boxed = np.nonzero(np.array([b is not None for b in boxes])[owner])[0]
     if len(boxed):  # every image's chunks projected onto its box at once
         start = np.array([b[0] if b is not None else np.zeros(5, np.int64) for b in boxes])[owner[boxed]]
@@ -87,18 +126,7 @@ def read_rows(
                 Placement(int(rows[mine[p.row]]), p, outs[k], dtypes[k])
                 for p in ChunkTable(table.origin[mine], table.shape[mine]).projections(sels[k])
             ]
-    read = np.fromiter((p.row for p in placements), dtype=np.int64, count=len(placements))
-    files = list(_by_file(opened, read)) if ledger is not None and len(read) else []
-    for code, mine, groups in files:  # row groups another process of the same files audited: not again here
-        check = opened.read_check(code)
-        if check.unaudited(groups) and ledger is not None and ledger.audited(mine):
-            check.trust(groups)
-    read_placements(opened, placements, verify)
-    if ledger is not None:
-        ledger.mark_checked(positions)
-        for code, mine, groups in files:  # what this process audited, for the processes forked after it
-            if not ledger.audited(mine) and not opened.read_check(code).unaudited(groups):
-                ledger.mark_audited(mine)
+    return placements
 
 
 def _read_located(

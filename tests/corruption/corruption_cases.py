@@ -53,6 +53,8 @@ KINDS: dict[str, tuple[str, ...]] = {
         GROUPS_MEMBER,
     ),
     "ds_none": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
+    # a chunk per image plane, uncompressed, pages of 18 KiB: batches read whole chunks straight (whole_batches)
+    "ds_planes": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.parquet"),
     "ds_vortex": ("_ome_arrow_dataset.json", "images.parquet", "index.parquet", "chunks.vortex"),
     "ds_append": (
         "_ome_arrow_dataset.json",
@@ -87,6 +89,7 @@ NO_RANDOM_BYTES = frozenset({("zarr_foreign", "0/c/0/0/0/0")})
 SUFFIX = {
     "ds_lz4": ".ome.parquet",
     "ds_none": ".ome.parquet",
+    "ds_planes": ".ome.parquet",
     "ds_records": ".ome.parquet",
     "ds_groups": ".ome.parquet",
     "ds_vortex": ".ome.parquet",
@@ -193,6 +196,9 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
             out["images.parquet"] = ("size_x+1", "dtype=int16", "image_id=dup")
             out["index.parquet"] = ("drop_row", "swap_rig", "row_group_id+1000")
             out[GROUPS_MEMBER] = ("groups=rows+1", "groups=bounds", "groups=drop_table", "groups=tables_rows+1")
+        if kind == "ds_planes":  # every chunk a whole plane (x = 0); the pages' places in the index lie too
+            pages = ("page_offset+2", "page_offset-8", "page_size+1", "page_size-2")
+            out["index.parquet"] = (*(lie for lie in index if lie != "x=0"), *pages)
         if kind == "ds_append":
             out["images-00001.parquet"] = ("size_x+1", "dtype=int16", "image_id=dup")
             out["index-00001.parquet"] = ("x=0", "drop_row", "fragment_path=../x")
@@ -497,6 +503,9 @@ def lie(case: Case, root: Path, file: Path) -> None:
                 rows = rows * (1000000 // len(rows))
             elif arg == "row_index_in_group=-1":
                 rows[0]["row_index_in_group"] = -1
+            elif arg.startswith(("page_offset", "page_size")):  # the second chunk's page, inside a batch's run
+                key = "page_offset" if arg.startswith("page_offset") else "page_compressed_size"
+                rows[1][key] += int(arg.removeprefix("page_offset").removeprefix("page_size"))
             return rows
 
         _rewrite_parquet(file, edit_index)

@@ -82,6 +82,10 @@ def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
         write_dataset(arrs, out, rows_per_group=2, metadata={"well": ["A01", "B02", "C03"]}, **opts)
     elif kind == "ds_none":
         write_dataset(arrs, out, compression=None, **opts)
+    elif kind == "ds_planes":  # ZCYX images of 1 plane x 2 channels of 96x96: a chunk (18 KiB page) per plane
+        if variant != "other":
+            arrs = _arrays(seed, 3, dtype, (1, 2, 96, 96))
+        write_dataset(arrs, out, compression=None, dim_order="ZCYX", chunk_shape=arrs[0].shape[-2:], progress=False)
     elif kind == "ds_records":  # images of one chunk each (default chunks): read by their records and locators
         arrs = _arrays(seed, 3, dtype, (1, 1, *shape[2:]))
         meta = {"well": ["A01", "B02", "C03"]}
@@ -158,6 +162,8 @@ def read_everything(kind: str, root: Path) -> list[np.ndarray]:
     if kind == "record":  # one struct record (scan of one-row record files is issue 10's; read it directly)
         return [OMEArrow.scan(root).to_numpy(layout="TZCYX"), OMEArrow(root).to_numpy(layout="TZCYX")][:1]
     ds = OMEArrowDataset.scan(root)
+    # a batch first (ds_planes: a fresh open audits the pages from their heads and reads whole chunks straight)
+    first = ds.read(layout="TZCYX") if kind == "ds_planes" and len(ds) else None
     each = [ds[i].to_numpy(layout="TZCYX") for i in range(len(ds))]
     if kind.startswith("ds_"):
         batch = ds.read(layout="TZCYX") if len(ds) else np.zeros((0,))
@@ -165,6 +171,8 @@ def read_everything(kind: str, root: Path) -> list[np.ndarray]:
         for i, img in enumerate(each):
             if not (np.array_equal(batch[i].reshape(img.shape), img) and np.array_equal(rows[i], img)):
                 raise WrongPixels(f"image {i}: ds.read(), ds[i] and OMEArrow.scan(row=i) disagree")
+            if first is not None and not np.array_equal(first[i].reshape(img.shape), img):
+                raise WrongPixels(f"image {i}: the first ds.read() and ds[i] disagree")
         if kind in ("ds_lz4", "ds_records") and len(ds) == 3:  # a filter (its value index) keeps image 1 alone
             kept = ds.filter({"well": "B02"})
             if len(kept) != 1 or not np.array_equal(kept[0].to_numpy(layout="TZCYX"), each[1]):
