@@ -290,3 +290,22 @@ def test_compressed_chunks_are_left_to_the_general_path_before_any_plan(
     for _ in range(2):
         np.testing.assert_array_equal(ds.read(range(N)), SRC)
     assert probe["whole"] == [] and len(probe["general"]) == 2  # (pages to decode: no plan is made for them)
+
+
+def test_a_remote_datasets_chunks_are_left_to_the_general_path_before_any_plan(
+    tmp_path: Path, probe: dict[str, list[Any]], http_server: Any
+) -> None:
+    """A remote dataset's uncompressed chunks file (a placeholder in its mirror, read by ranged GETs) is never
+    planned for a straight read (the plan would be made and then dropped)."""
+    pytest.importorskip("fsspec")
+    opts: dict[str, Any] = {"dim_order": "CYX", "progress": False, "compression": None, "images_per_group": 3}
+    local = Path(write_dataset(list(SRC), tmp_path / "remote.ome.parquet", chunk_shape=SRC.shape[-2:], **opts))
+    for _ in range(2):
+        np.testing.assert_array_equal(OMEArrowDataset.scan(local).read(range(N)), SRC)
+    assert probe["whole"][-1] is True  # locally: grouped pages (an aligned index), read straight once audited
+    probe["whole"].clear(), probe["general"].clear()
+    shutil.copytree(local, http_server.root / local.name)
+    ds = OMEArrowDataset.scan(f"{http_server.url}/{local.name}")
+    for _ in range(2):
+        np.testing.assert_array_equal(ds.read(range(N)), SRC)
+    assert probe["whole"] == [] and len(probe["general"]) == 2

@@ -94,11 +94,19 @@ class GroupedPages:
         self._open: OrderedDict[int, PageFragment] = OrderedDict()
         self._codec: str | None = None
         self._label: Callable[[int], str] | None = None
+        self._local: bool | None = None
 
     @property
     def raw(self) -> bool:
-        """Whether the pages are stored uncompressed (their pieces are local files)."""
-        return self._codec is None
+        """Whether pieces were added, their pages are stored uncompressed, and the file is local (not a remote
+        dataset's chunk placeholder): what a read straight into outputs needs."""
+        if not self._subs or self._codec is not None:
+            return False
+        if self._local is None:
+            from ..remote import remote_chunk
+
+            self._local = remote_chunk(self.path) is None
+        return self._local
 
     def add(self, sub: SubPages, codec: str | None, label: Callable[[int], str]) -> None:
         """Add a piece (its ranges checked against the file now); DamagedFileError when it overlaps another."""
