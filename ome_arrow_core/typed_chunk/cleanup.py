@@ -17,16 +17,14 @@ from typing import Any
 
 from ..safe_write import PENDING, Cleanup, clean_up, list_entries, remove_entry
 from .group_lists import LISTS_FILE, LISTS_KEY, lists_file
-from .image_records import RECORDS_KEY
+from .image_records import RECORDS_FILE, RECORDS_KEY
 from .spec import MANIFEST, read_manifest
 from .tables import BASE, appends_of
 from .value_index import VALUES_FILE, VALUES_KEY
 
 __all__ = ["cleanup_dataset"]
 
-_NUMBERED = re.compile(r"^(?P<kind>chunks|images|index)-(?P<k>\d{5})(?P<ext>\.[A-Za-z0-9]+)$")
-#: The records files of images tables (``images.records``, ``images-NNNNN.records``).
-_RECORDS = re.compile(r"^images(?:-\d{5})?\.records$")
+_NUMBERED = re.compile(r"^(?P<kind>chunks|images|index)-(?P<k>\d{5,})(?P<ext>\.[A-Za-z0-9]+)$")
 
 
 def cleanup_dataset(path: str | os.PathLike[str]) -> Cleanup:
@@ -49,7 +47,7 @@ def _fragments_of(file: Path) -> set[str]:
 def _numbered(name: str) -> re.Match[str] | None:
     """``name`` as a numbered table or chunks file of ours (chunks: any one suffix, a chunk store's), else None."""
     m = _NUMBERED.match(name)
-    if m is None or m["kind"] == "chunks" or m["ext"] == ".parquet" or _RECORDS.match(name):
+    if m is None or m["kind"] == "chunks" or m["ext"] == ".parquet" or RECORDS_FILE.match(name):
         return m
     return None
 
@@ -90,7 +88,9 @@ def _unlisted(root: Path, report: Cleanup) -> None:
     entries = [e.name for e in list_entries(root)]
     numbered = {n for n in entries if _numbered(n) and n not in listed and n not in derived}
     unnamed = {
-        n for n in entries if (_RECORDS.match(n) or VALUES_FILE.match(n) or LISTS_FILE.match(n)) and n not in derived
+        n
+        for n in entries
+        if (RECORDS_FILE.match(n) or VALUES_FILE.match(n) or LISTS_FILE.match(n)) and n not in derived
     }
     pending = {n: int(m["k"]) for n in entries if (m := PENDING.match(n))}  # appends that never finished
     killed = set(pending.values())

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -35,7 +34,7 @@ from ..checksums import ALGORITHM, ENV, FIX
 from ..errors import ChecksumError, DamagedFileError
 from ..fork_locks import fork_safe_lock
 from .footer_pieces import bytes_digest
-from .spec import GROUP_LISTS_KEY, MANIFEST
+from .spec import GROUP_LISTS_FILE, GROUP_LISTS_KEY, MANIFEST
 
 __all__ = [
     "LISTS_KEY",
@@ -58,7 +57,7 @@ LISTED_KEYS: Final[tuple[str, ...]] = ("table_groups_packed", "chunk_footers_pac
 SPLIT_BYTES: Final[int] = 4096
 _PREFIX: Final[str] = "_ome_arrow_groups."
 #: A sidecar's name, exactly (what ``cleanup_dataset`` may remove when no manifest names it).
-LISTS_FILE: Final[re.Pattern[str]] = re.compile(r"^_ome_arrow_groups\.[0-9a-f]{16}\.json$")
+LISTS_FILE: Final = GROUP_LISTS_FILE
 _lock = fork_safe_lock(globals(), "_lock")
 #: Loaded sidecars by the manifest entry naming them: id -> (the entry, held so its id is not reused, the root,
 #: the lists).

@@ -22,6 +22,7 @@ once, then each page it reads against its sum: manifest -> page sums -> page. Se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -80,6 +81,11 @@ RECORD: Final = np.dtype(
     ]
 )
 assert RECORD.itemsize == WIDTH and PAGE % WIDTH == 0  # records never straddle pages
+
+
+#: A records file's name, exactly (``images.records``, ``images-NNNNN.records``): what cleanup may remove and
+#: remote mirrors never stand in for.
+RECORDS_FILE: Final[re.Pattern[str]] = re.compile(r"^images(?:-\d{5,})?\.records$")
 
 
 def records_name(images: str) -> str:

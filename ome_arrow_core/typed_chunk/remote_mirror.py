@@ -31,6 +31,8 @@ from ..boundary import reading
 from ..errors import DamagedFileError, SchemaError
 from ..location import Location
 from ..remote import MirrorSource, get_range, mirror_source, write_sidecar
+from .image_records import RECORDS_FILE
+from .spec import GROUP_LISTS_FILE
 from .value_index import VALUES_FILE, VALUES_KEY
 
 __all__ = ["mirror_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
@@ -39,12 +41,6 @@ MANIFEST = "_ome_arrow_dataset.json"
 
 #: The text file our writers put first (ome-arrow 0.1.0 writes none): without a manifest, an unfinished write.
 SENTINEL = "THIS-IS-AN-OME-ARROW-DATASET.txt"
-#: A value index file (not mirrored).
-_VALUES = re.compile(r"_ome_arrow_values\..+\.bin")
-#: An images table's records file (not mirrored: see image_records).
-_RECORDS = re.compile(r"images(?:-\d{5,})?\.records")
-#: The row-group lists' sidecar (not mirrored: see group_lists).
-_GROUPS = re.compile(r"_ome_arrow_groups\..+\.json")
 #: An append's images table.
 _APPENDED = re.compile(r"images-(\d{5,})\.parquet")
 
@@ -195,7 +191,7 @@ def _plan(loc: Location, manifest: bytes | None, listing: dict[str, int] | None)
     # stood in for: a placeholder of zeros would fail their digests (ds[i] refused), while a missing one leaves filters
     # to the footers, the tables (copied whole) to be hashed whole and ds[i] to the images table (records are not
     # copied: a GET of 55 MiB at a million images)
-    derived = (_VALUES, _RECORDS, _GROUPS)
+    derived = (VALUES_FILE, RECORDS_FILE, GROUP_LISTS_FILE)
     return copied, {
         n: s
         for n, s in listing.items()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,6 +36,8 @@ FORMAT_VERSION: Final[int] = 2
 # ``ome_arrow_core.group_lists`` (a large dataset's two packed keys above moved to a sidecar file; group_lists.py).
 #: Key of the row-group lists' sidecar record in the manifest's ``ome_arrow_core`` section (see group_lists.py).
 GROUP_LISTS_KEY: Final[str] = "group_lists"
+#: The sidecar's name, exactly (what cleanup may remove and remote mirrors never stand in for).
+GROUP_LISTS_FILE: Final[re.Pattern[str]] = re.compile(r"^_ome_arrow_groups\.[0-9a-f]{16}\.json$")
 #: The ``layout`` the manifest and every file's metadata name.
 LAYOUT_NAME: Final[str] = "typed-chunk-dataset"
 #: Key-value metadata of every Parquet file of a dataset (as ome-arrow 0.1.0 writes it).

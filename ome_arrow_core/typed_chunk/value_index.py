@@ -53,7 +53,7 @@ _MAGIC: Final[bytes] = b"OAVI"
 _PREFIX: Final[str] = "_ome_arrow_values."
 #: Exactly the names :func:`_file_name` gives (an images table's stem, its 16-hex-digit digest): what cleanup may
 #: remove when the manifest names it no longer.
-VALUES_FILE: Final[re.Pattern[str]] = re.compile(r"^_ome_arrow_values\.images(?:-\d{5})?\.[0-9a-f]{16}\.bin$")
+VALUES_FILE: Final[re.Pattern[str]] = re.compile(r"^_ome_arrow_values\.images(?:-\d{5,})?\.[0-9a-f]{16}\.bin$")
 
 
 def _file_name(table: str, digest: str) -> str:
