@@ -32,6 +32,7 @@ __all__ = [
     "page_value",
     "MAX_IOVECS",
     "USUAL_VALUE_AT",
+    "ONE_VALUE_HEADS",
     "one_value_head",
     "value_in_page",
 ]
@@ -42,7 +43,7 @@ MAX_IOVECS: Final[int] = 512
 #: (one RLE run of one defined value), the value's 4-byte length. Pages are placed so this byte is aligned.
 USUAL_VALUE_AT: Final[int] = 10
 #: The first 6 bytes of such a page: level bytes 2, then one RLE run of one 1 (or one bit-packed group of it).
-_ONE_VALUE: Final[frozenset[bytes]] = frozenset({b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01"})
+ONE_VALUE_HEADS: Final[frozenset[bytes]] = frozenset({b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01"})
 
 
 class PageValues(NamedTuple):
@@ -197,7 +198,7 @@ def one_value_head(view: memoryview, at: int, n: int) -> bool:
     """Whether the ``n``-byte uncompressed page at ``view[at:]`` starts as the usual page of one defined value
     filling it (its value then starts at ``at + USUAL_VALUE_AT``)."""
     head = view[at : at + USUAL_VALUE_AT].tobytes()
-    return head[:6] in _ONE_VALUE and int.from_bytes(head[6:], "little") == n - USUAL_VALUE_AT
+    return head[:6] in ONE_VALUE_HEADS and int.from_bytes(head[6:], "little") == n - USUAL_VALUE_AT
 
 
 def value_in_page(frag: PageFragment, g: int, view: memoryview, at: int, n: int) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from ..uniques import unique
 from .grouped_reads import GroupedPages, ranged_pieces
 from .page_direct import RUN_BYTES, audit_heads
 from .page_reads import GAP_BYTES, PageFragment
-from .page_values import MAX_IOVECS, USUAL_VALUE_AT
+from .page_values import MAX_IOVECS, ONE_VALUE_HEADS, USUAL_VALUE_AT
 
 if TYPE_CHECKING:
     from .opened import OpenedDataset
@@ -43,7 +43,7 @@ _LITTLE = sys.byteorder == "little"
 #: TCZYX columns in TZCYX order (the outputs' axes).
 _TZCYX = [0, 2, 1, 3, 4]
 #: The first six bytes of the usual page of one defined value (definition levels: one run of one 1).
-_HEADS: Final = np.frombuffer(b"\x02\x00\x00\x00\x02\x01\x02\x00\x00\x00\x03\x01", np.uint8).reshape(2, 6)
+_HEADS: Final = np.frombuffer(b"".join(sorted(ONE_VALUE_HEADS)), np.uint8).reshape(len(ONE_VALUE_HEADS), 6)
 
 
 class WholePlan(NamedTuple):
@@ -195,10 +195,7 @@ def read_whole(opened: OpenedDataset, plan: WholePlan, verify: bool) -> bool:
         # every head (once for the batch; an unusual page is not a checksum's to judge)
         heads = scratch[head_at]
         first = heads[:, :6]
-        if not (
-            ((first == _HEADS[0]).all(axis=1) | (first == _HEADS[1]).all(axis=1)).all()
-            and (heads[:, 6:] == expect).all()
-        ):
+        if not ((first[:, None, :] == _HEADS[None]).all(axis=2).any(axis=1).all() and (heads[:, 6:] == expect).all()):
             return False  # an unusual (or damaged) page: read and judged by the general path
         if bad >= 0:
             assert hasher is not None
