@@ -17,6 +17,7 @@ import pytest
 from ome_arrow_core import OMEArrowDataset, cleanup_dataset, compact_dataset, verify, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, StorageError
 from ome_arrow_core.typed_chunk.group_lists import LISTED_KEYS, LISTS_KEY
+from ome_arrow_core.typed_chunk.group_records import recorded_rows
 from ome_arrow_core.typed_chunk.spec import MANIFEST
 
 
@@ -80,6 +81,30 @@ def test_scan_and_len_never_open_the_sidecar(tmp_path: Path) -> None:
     assert len(ds) == 48
     with pytest.raises(StorageError, match=side.name):
         ds[3].to_numpy()
+
+
+@pytest.mark.parametrize("table", ["index.parquet", "missing"])
+def test_a_count_the_manifest_lacks_is_never_taken_from_the_sidecar(tmp_path: Path, table: str) -> None:
+    """``group_lists.tables`` without a table's counts (one dropped, or all): ``recorded_rows`` says None without
+    opening the sidecar (a FIFO here); the scan then counts by the footers, which it checks against the digests the
+    sidecar holds: a FIFO there is refused naming it (never waited on), the real sidecar counts the same."""
+    root = _plate(tmp_path / "p.ome.parquet")
+    manifest = json.loads((root / MANIFEST).read_text())
+    tables = manifest["ome_arrow_core"][LISTS_KEY]["tables"]
+    for name in list(tables) if table == "missing" else [table]:
+        del tables[name]
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    side = _side(root)
+    blob = side.read_bytes()
+    side.unlink()
+    os.mkfifo(side)
+    assert recorded_rows(root, manifest, "index.parquet") is None
+    with pytest.raises(StorageError, match=side.name):
+        OMEArrowDataset.scan(root)
+    side.unlink()
+    side.write_bytes(blob)
+    ds = OMEArrowDataset.scan(root)
+    assert len(ds) == 48 and len(ds.filter({"well": "A02"})) == 12
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "grown"])
