@@ -155,6 +155,25 @@ def test_a_manifest_count_that_disagrees_with_its_sidecar_is_refused(tmp_path: P
         OMEArrowDataset.scan(root)[0].to_numpy()
 
 
+@pytest.mark.parametrize("lie", [True, False])
+def test_a_manifest_count_is_checked_against_the_footer_when_the_sidecar_is_missing(tmp_path: Path, lie: bool) -> None:
+    """Sidecar gone (the tables hashed whole): the rows ``group_lists.tables`` says (what scan counted by) are
+    compared with the table's footer at the first read; a lie (the image count told to match) is refused."""
+    root = _plate(tmp_path / "p.ome.parquet")
+    manifest = json.loads((root / MANIFEST).read_text())
+    if lie:
+        for name in ("images.parquet", "index.parquet"):  # consistent: the scan counts 49 by them
+            manifest["ome_arrow_core"][LISTS_KEY]["tables"][name]["rows"] += 1
+        manifest["image_count"] += 1
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    _side(root).unlink()
+    if not lie:
+        assert len(OMEArrowDataset.scan(root)) == 48 and _same(_read_all(root), [a[0] for a in _pixels(1, 48)])
+        return
+    with pytest.raises(DamagedFileError, match=r"records 49 rows .*'images.parquet'.*its footer 48"):
+        OMEArrowDataset.scan(root)[0].to_numpy()
+
+
 def test_a_malformed_sidecar_the_manifest_vouches_for_is_refused(tmp_path: Path) -> None:
     root = _plate(tmp_path / "p.ome.parquet")
     side = _side(root)
