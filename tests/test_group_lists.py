@@ -188,6 +188,31 @@ def test_a_malformed_sidecar_the_manifest_vouches_for_is_refused(tmp_path: Path)
         OMEArrowDataset.scan(root)[0].to_numpy()
 
 
+def test_verify_reads_the_sidecar_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify checks the sidecar's bytes once per manifest it reads (each verify anew: damage after an earlier
+    verify is found)."""
+    from ome_arrow_core.typed_chunk import group_lists
+
+    root = _plate(tmp_path / "p.ome.parquet")
+    side = _side(root)
+    opened: list[str] = []
+    real = group_lists.open_regular
+
+    def counted(at: Path, name: str) -> int:
+        opened.append(name)
+        return real(at, name)
+
+    monkeypatch.setattr(group_lists, "open_regular", counted)
+    assert verify(root).ok
+    # once for verify's manifest (its tables' check, the damage check, the footer records), once for the audit's
+    assert opened == [side.name, side.name]
+    data = bytearray(side.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    side.write_bytes(bytes(data))
+    report = verify(root)
+    assert not report.ok and side.name in str(report)
+
+
 def test_lists_moved_back_into_the_manifest_read_as_before(tmp_path: Path) -> None:
     """A manifest holding the lists itself (every write before the sidecar) reads the same."""
     root = _plate(tmp_path / "p.ome.parquet")
