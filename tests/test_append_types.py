@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrowDataset, SchemaError, write_dataset
 
 OPTS: dict[str, Any] = {"dim_order": "YX", "progress": False}
+STRUCT = pa.struct([("a", pa.int64()), ("b", pa.string())])
 
 
 def _arrs(n: int) -> list[np.ndarray]:
@@ -52,6 +53,13 @@ def test_ints_appended_to_a_text_column_are_refused_and_the_dataset_is_untouched
         (["a"], [None], pa.string(), ["a", None]),
         ([None, None], ["x"], pa.string(), [None, None, "x"]),  # a column written all null takes the new type
         ([float("nan")], [float("nan"), 1], pa.float64(), [math.nan, math.nan, 1.0]),
+        # null fits any type at every depth: empty lists (list<null>), a struct field of None
+        ([[1], [2]], [[], []], pa.list_(pa.int64()), [[1], [2], [], []]),
+        ([{"a": 1, "b": "x"}], [{"a": 2, "b": None}], STRUCT, [{"a": 1, "b": "x"}, {"a": 2, "b": None}]),
+        ([{"a": 1, "b": "x"}], [{"a": 2.0, "b": None}], STRUCT, [{"a": 1, "b": "x"}, {"a": 2, "b": None}]),
+        # a dataset column null inside (only empty lists, a field always None) takes the values' type there
+        ([[], []], [[3]], pa.list_(pa.int64()), [[], [], [3]]),
+        ([{"a": 1, "b": None}], [{"a": 2.0, "b": "y"}], STRUCT, [{"a": 1, "b": None}, {"a": 2, "b": "y"}]),
     ],
 )
 def test_values_the_column_holds_exactly_are_stored_in_its_type(
@@ -80,6 +88,10 @@ def test_values_the_column_holds_exactly_are_stored_in_its_type(
         ([0.5], [2**53 + 1], r"do not fit the dataset's column of double exactly"),
         ([np.int32(1)], [2**40], r"do not fit the dataset's column of int32 exactly"),
         ([np.float32(0.5)], [0.1], r"value 0.1 is not exactly representable in the dataset's column of float"),
+        ([[1]], [["a"]], r"column is list<\w+: int64>, the appended images' values are list<item: string>"),
+        ([{"a": 1, "b": "x"}], [{"a": 1.5, "b": None}], r"do not fit the dataset's column of struct<.*> exactly"),
+        ([{"a": 1, "b": None}], [{"a": 1.5, "b": "y"}], r"do not fit the dataset's column of struct<.*> exactly"),
+        ([{"a": 1, "b": None}], [{"a": 1, "c": "y"}], r"column is struct<a: int64, b: null>, the appended"),
     ],
 )
 def test_values_of_another_kind_or_not_exactly_representable_are_refused(
@@ -132,16 +144,21 @@ def _expected(first: str, value: Any) -> Any:
     data=st.data(),
     first=st.sampled_from(sorted(VALUES)),
     then=st.sampled_from(sorted(VALUES)),
+    nest=st.booleans(),
 )
 def test_an_append_stores_exactly_what_the_rule_says_or_refuses(
-    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, first: str, then: str
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, first: str, then: str, nest: bool
 ) -> None:
-    old = data.draw(st.lists(VALUES[first], min_size=1, max_size=3))
-    new = data.draw(st.lists(st.one_of(st.none(), VALUES[then]), min_size=1, max_size=3))
+    old: list[Any] = data.draw(st.lists(VALUES[first], min_size=1, max_size=3))
+    new: list[Any] = data.draw(st.lists(st.one_of(st.none(), VALUES[then]), min_size=1, max_size=3))
+    expected: list[Any] = [_expected(first, v) for v in new]
+    if nest:  # each value in a one-item list, None as an empty list (all empty: list<null>)
+        old = [[v] for v in old]
+        new = [[] if v is None else [v] for v in new]
+        expected = [SchemaError if e is SchemaError else [] if e is None else [e] for e in expected]
     root = tmp_path_factory.mktemp("append")
     out = write_dataset(_arrs(len(old)), root / "d", metadata={"c": old}, **OPTS)
     before = _files(out)
-    expected = [_expected(first, v) for v in new]
     if SchemaError in expected:
         with pytest.raises(SchemaError, match=r"metadata column 'c'"):
             write_dataset(_arrs(len(new)), out, mode="append", metadata={"c": new}, **OPTS)
@@ -149,7 +166,8 @@ def test_an_append_stores_exactly_what_the_rule_says_or_refuses(
         return
     write_dataset(_arrs(len(new)), out, mode="append", metadata={"c": new}, **OPTS)
     column = OMEArrowDataset.scan(out).table.column("c")
-    assert str(column.type) == first
+    assert str(column.type.value_type if nest else column.type) == first
     got = column.to_pylist()
     assert got == [*old, *expected]
-    assert [type(v) for v in got[len(old) :]] == [type(v) for v in expected]
+    flat = [v for g in got[len(old) :] for v in (g if nest else [g])]
+    assert [type(v) for v in flat] == [type(v) for e in expected for v in (e if nest else [e])]

@@ -17,6 +17,7 @@ import pytest
 from ome_arrow_core import OMEArrowDataset, cleanup_dataset, compact_dataset, verify, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, StorageError
 from ome_arrow_core.typed_chunk.group_lists import LISTED_KEYS, LISTS_KEY
+from ome_arrow_core.typed_chunk.group_records import recorded_rows
 from ome_arrow_core.typed_chunk.spec import MANIFEST
 
 
@@ -82,6 +83,30 @@ def test_scan_and_len_never_open_the_sidecar(tmp_path: Path) -> None:
         ds[3].to_numpy()
 
 
+@pytest.mark.parametrize("table", ["index.parquet", "missing"])
+def test_a_count_the_manifest_lacks_is_never_taken_from_the_sidecar(tmp_path: Path, table: str) -> None:
+    """``group_lists.tables`` without a table's counts (one dropped, or all): ``recorded_rows`` says None without
+    opening the sidecar (a FIFO here); the scan then counts by the footers, which it checks against the digests the
+    sidecar holds: a FIFO there is refused naming it (never waited on), the real sidecar counts the same."""
+    root = _plate(tmp_path / "p.ome.parquet")
+    manifest = json.loads((root / MANIFEST).read_text())
+    tables = manifest["ome_arrow_core"][LISTS_KEY]["tables"]
+    for name in list(tables) if table == "missing" else [table]:
+        del tables[name]
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    side = _side(root)
+    blob = side.read_bytes()
+    side.unlink()
+    os.mkfifo(side)
+    assert recorded_rows(root, manifest, "index.parquet") is None
+    with pytest.raises(StorageError, match=side.name):
+        OMEArrowDataset.scan(root)
+    side.unlink()
+    side.write_bytes(blob)
+    ds = OMEArrowDataset.scan(root)
+    assert len(ds) == 48 and len(ds.filter({"well": "A02"})) == 12
+
+
 @pytest.mark.parametrize("damage", ["missing", "truncated", "grown"])
 def test_a_sidecar_of_another_size_is_not_used(tmp_path: Path, damage: str) -> None:
     """Missing, cut or grown (a write's kill, a copy cut short): the tables are hashed whole, as for a dataset written
@@ -130,6 +155,25 @@ def test_a_manifest_count_that_disagrees_with_its_sidecar_is_refused(tmp_path: P
         OMEArrowDataset.scan(root)[0].to_numpy()
 
 
+@pytest.mark.parametrize("lie", [True, False])
+def test_a_manifest_count_is_checked_against_the_footer_when_the_sidecar_is_missing(tmp_path: Path, lie: bool) -> None:
+    """Sidecar gone (the tables hashed whole): the rows ``group_lists.tables`` says (what scan counted by) are
+    compared with the table's footer at the first read; a lie (the image count told to match) is refused."""
+    root = _plate(tmp_path / "p.ome.parquet")
+    manifest = json.loads((root / MANIFEST).read_text())
+    if lie:
+        for name in ("images.parquet", "index.parquet"):  # consistent: the scan counts 49 by them
+            manifest["ome_arrow_core"][LISTS_KEY]["tables"][name]["rows"] += 1
+        manifest["image_count"] += 1
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    _side(root).unlink()
+    if not lie:
+        assert len(OMEArrowDataset.scan(root)) == 48 and _same(_read_all(root), [a[0] for a in _pixels(1, 48)])
+        return
+    with pytest.raises(DamagedFileError, match=r"records 49 rows .*'images.parquet'.*its footer 48"):
+        OMEArrowDataset.scan(root)[0].to_numpy()
+
+
 def test_a_malformed_sidecar_the_manifest_vouches_for_is_refused(tmp_path: Path) -> None:
     root = _plate(tmp_path / "p.ome.parquet")
     side = _side(root)
@@ -142,6 +186,31 @@ def test_a_malformed_sidecar_the_manifest_vouches_for_is_refused(tmp_path: Path)
     (root / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(DamagedFileError, match=side.name):
         OMEArrowDataset.scan(root)[0].to_numpy()
+
+
+def test_verify_reads_the_sidecar_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify checks the sidecar's bytes once per manifest it reads (each verify anew: damage after an earlier
+    verify is found)."""
+    from ome_arrow_core.typed_chunk import group_lists
+
+    root = _plate(tmp_path / "p.ome.parquet")
+    side = _side(root)
+    opened: list[str] = []
+    real = group_lists.open_regular
+
+    def counted(at: Path, name: str) -> int:
+        opened.append(name)
+        return real(at, name)
+
+    monkeypatch.setattr(group_lists, "open_regular", counted)
+    assert verify(root).ok
+    # once for verify's manifest (its tables' check, the damage check, the footer records), once for the audit's
+    assert opened == [side.name, side.name]
+    data = bytearray(side.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    side.write_bytes(bytes(data))
+    report = verify(root)
+    assert not report.ok and side.name in str(report)
 
 
 def test_lists_moved_back_into_the_manifest_read_as_before(tmp_path: Path) -> None:

@@ -189,7 +189,7 @@ def lists_damage(root: Path, manifest: Mapping[str, Any]) -> list[tuple[Path, st
             return [(file, "is listed in the manifest but missing")]
         if file.stat().st_size != entry["size"]:
             return [(file, f"holds {file.stat().st_size} bytes, the manifest records {entry['size']}")]
-        _load(root, entry)
+        lists_of(root, manifest)  # once per manifest read: what verify's reads of ``manifest`` use too
     except (DamagedFileError, OSError) as exc:
         return [(root, str(exc))]
     return []

@@ -330,5 +330,7 @@ def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str) -> tuple[i
         rows, groups, digest = entry.get("rows"), entry.get("groups"), entry.get("digest")
         if type(rows) is int and type(groups) is int and rows >= 0 and groups >= 0 and isinstance(digest, str):
             return (rows, groups) if recorded(root, manifest).get(name) == [digest.lower()] else None
+    if isinstance(side, Mapping):
+        return None  # never the sidecar for a count: the caller counts otherwise
     seg = segments_of(root, manifest, name)
     return None if seg is None or seg.rows is None else (seg.rows, len(seg.bounds) - 1)

@@ -26,13 +26,14 @@ from typing import Any, Final
 
 from ..boundary import reading
 from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
-from ..errors import ChecksumError
+from ..errors import ChecksumError, DamagedFileError
 from ..fork_locks import fork_safe_lock
 from .file_version import member_version
 from .footer_pieces import bytes_digest
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
 from .group_records import GROUPS_KEY, HexSums, Segments, group_entries, int_list, recorded_rows
 from .group_records import segments_of as _segments
+from .spec import GROUP_LISTS_KEY, MANIFEST
 from .table_sums import check_tables, recorded
 
 __all__ = [
@@ -305,6 +306,7 @@ def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], v
         seg = _segments(root, manifest, name)
         if seg is None:
             check_tables(root, manifest, [name], verify)
+            _counted_right(root, manifest, name)
             continue
         version = member_version(root, name)
         if version is None or _seen(version, seg, _WHOLE):
@@ -312,3 +314,20 @@ def check_whole(root: Path, manifest: Mapping[str, Any], names: Iterable[str], v
         _check_segments(root, name, seg, version, [k for k in range(len(seg.bounds)) if not _seen(version, seg, k)])
         with _lock:
             _passed.add(_key(version, seg, _WHOLE))
+
+
+def _counted_right(root: Path, manifest: Mapping[str, Any], name: str) -> None:
+    """Once table ``name`` passed its whole-table digest (its lists missing or unused): DamagedFileError unless the
+    rows and row groups a scan counted it by (:func:`recorded_rows`) are its footer's."""
+    said = recorded_rows(root, manifest, name)
+    if said is None or member_version(root, name) is None:
+        return
+    from .footers import footer  # (it imports this module)
+
+    md = footer(root, name)
+    if said != (md.num_rows, md.num_row_groups):
+        raise DamagedFileError(
+            f"{root} [{MANIFEST}]: records {said[0]} rows in {said[1]} row groups for table {name!r} (what a scan "
+            f"counts images by, e.g. ome_arrow_core.{GROUP_LISTS_KEY}.tables), its footer {md.num_rows} in "
+            f"{md.num_row_groups}: the manifest is damaged. Fix: {FIX}"
+        )
