@@ -97,11 +97,12 @@ def test_every_streamed_tile_is_numpys_slice_and_stays_so(
 
 @pytest.mark.parametrize("prefetch", [0, 1, 2])
 def test_tiles_kept_while_the_stream_goes_on_never_change(tmp_path: Path, prefetch: int) -> None:
-    a = pixels((2, 1, 96, 96), "uint16", seed=1)
+    a = pixels((2, 1, 160, 160), "uint16", seed=1)
     img = OMEArrow.scan(written(tmp_path, a, (16, 16)))
     img.to_numpy()
     view = img.tensor_view(z=0, c=0, layout="YX")
-    stream = view.iter_dlpack(tile_size=(16, 16), prefetch=prefetch)  # 36 tiles: more than one group
+    stream = view.iter_dlpack(tile_size=(16, 16), prefetch=prefetch)  # 100 tiles: more than one group
+    assert GROUP_ITEMS + 3 < 100
     first = [np.from_dlpack(next(stream)) for _ in range(GROUP_ITEMS + 3)]
     copies = [t.copy() for t in first]
     rest = [np.from_dlpack(t) for t in stream]
@@ -109,45 +110,47 @@ def test_tiles_kept_while_the_stream_goes_on_never_change(tmp_path: Path, prefet
     for t, copy, want in zip(first, copies, tiles_of(a[0, 0], 16, 16)):
         np.testing.assert_array_equal(t, copy)
         np.testing.assert_array_equal(t, want)
-    assert len(first) + len(rest) == 36 and len(other) == 36
+    assert len(first) + len(rest) == 100 and len(other) == 100
     addresses = {t.__array_interface__["data"][0] for t in first + rest + other}
-    assert len(addresses) == 72  # no two tiles share memory
+    assert len(addresses) == 200  # no two tiles share memory
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 2])
 @pytest.mark.parametrize("dtype", ["uint16", "float32"])
 def test_a_flipped_byte_raises_at_its_tile_after_the_tiles_before_it(tmp_path: Path, prefetch: int, dtype: str) -> None:
-    a = pixels((1, 1, 96, 96), dtype, seed=2)
+    a = pixels((1, 1, 160, 160), dtype, seed=2)
     out = written(tmp_path, a, (16, 16))
     img = OMEArrow.scan(out)
     img.to_numpy()  # audited: the stream reads the whole chunks together
-    off, size = page_of_tile(out, 0, 0, 48, 32)  # tile 3 * 6 + 2 = 20: in the second group
+    off, size = page_of_tile(out, 0, 0, 112, 32)  # tile 7 * 10 + 2 = 72: in the second group
+    assert GROUP_ITEMS <= 72 < 2 * GROUP_ITEMS
     flip_byte(out / "chunks.parquet", off + size - 3)
     got = []
     with pytest.raises(ChecksumError, match="do not match their checksum"):
         for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), prefetch=prefetch):
             got.append(np.from_dlpack(t))
-    assert len(got) == 20
+    assert len(got) == 72
     for g, e in zip(got, tiles_of(a[0, 0], 16, 16)):
         np.testing.assert_array_equal(g, e)
     unchecked = OMEArrow.scan(out, verify=False).tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16))
     served = [np.from_dlpack(t) for t in unchecked]
-    assert not np.array_equal(served[20], tiles_of(a[0, 0], 16, 16)[20])  # the flip is in the pixels
+    assert not np.array_equal(served[72], tiles_of(a[0, 0], 16, 16)[72])  # the flip is in the pixels
 
 
 @pytest.mark.parametrize("verify", [True, False])
 def test_a_truncated_file_raises_at_the_first_tile_it_cuts(tmp_path: Path, verify: bool) -> None:
-    a = pixels((1, 1, 96, 96), "int8", seed=3)
+    a = pixels((1, 1, 160, 160), "int8", seed=3)
     out = written(tmp_path, a, (16, 16))
     img = OMEArrow.scan(out, verify=verify)
     img.to_numpy()
-    off, _ = page_of_tile(out, 0, 0, 80, 16)  # tile 31: the last of the second group
+    off, _ = page_of_tile(out, 0, 0, 144, 144)  # tile 99: the last of the second group
+    assert GROUP_ITEMS <= 99 < 2 * GROUP_ITEMS
     os.truncate(out / "chunks.parquet", off + 40)
     got = []
     with pytest.raises(DamagedFileError, match="the file is truncated"):
         for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), prefetch=2):
             got.append(np.from_dlpack(t))
-    assert len(got) == 31  # every tile before the cut
+    assert len(got) == 99  # every tile before the cut
     for g, e in zip(got, tiles_of(a[0, 0], 16, 16)):
         np.testing.assert_array_equal(g, e)
 
