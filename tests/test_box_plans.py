@@ -51,8 +51,8 @@ def box(src: DatasetSource, t: range, c: range, z: range, y: range, x: range) ->
 
 
 def planned(src: DatasetSource, sel: Selection) -> np.ndarray:
-    """``sel`` read four times (the first audits its chunks, the second plans the box, the third and fourth use the
-    plan), every result the same; the last."""
+    """``sel`` read four times (the first audits its chunks, the second plans the box and reads by the plan, the
+    third and fourth use it again), every result the same; the last."""
     first = src.read(sel)
     for _ in range(2):
         np.testing.assert_array_equal(src.read(sel), first)
@@ -165,6 +165,38 @@ def test_a_flipped_pixel_byte_is_refused_on_the_planned_path_and_reads_again_onc
             src.read(sel)
         flip_byte(out / "chunks.parquet", off + size // 2)  # repaired: nothing stale is served, not even an error
         np.testing.assert_array_equal(src.read(sel), want)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_the_second_read_of_a_box_is_read_by_the_plan_it_makes_and_checked_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: bool
+) -> None:
+    if threads:
+        monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
+        monkeypatch.setattr(box_plans, "spare_core", lambda: True)
+    a = pixels((1, 2, 2, 70, 90), "<u2")
+    out = written(tmp_path, a, (1, 32, 32))
+    src = DatasetSource(out)
+    sel = box(src, range(1), range(2), range(2), range(3, 66), range(5, 88))
+    want = sel.apply(a.transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(src.read(sel), want)  # the first read: the general path, which audits
+    assert src._plans == {}
+    runs = []
+    real = box_plans.BoxPlan._run
+    monkeypatch.setattr(box_plans.BoxPlan, "_run", lambda self, *args: runs.append(1) or real(self, *args))
+    off, size = chunk_page(src, 5)
+    flip_byte(out / "chunks.parquet", off + size // 2)
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        src.read(sel)  # the second: planned, and refused by the plan's own read
+    assert runs and box_plans.box_key(sel) in src._plans
+    flip_byte(out / "chunks.parquet", off + size // 2)
+    runs.clear()
+    np.testing.assert_array_equal(src.read(sel), want)
+    assert runs
+    fresh = DatasetSource(out)
+    np.testing.assert_array_equal(fresh.read(sel), want)
+    np.testing.assert_array_equal(fresh.read(sel), want)  # a fresh source's second read, by its new plan
+    assert box_plans.box_key(sel) in fresh._plans
 
 
 def test_a_whole_chunk_box_is_read_again_and_checked_on_every_read(tmp_path: Path) -> None:

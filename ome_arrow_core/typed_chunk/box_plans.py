@@ -32,7 +32,7 @@ from ..errors import DamagedFileError
 from ..selection import Selection
 from ..uniques import unique
 from .box_threads import helper_pool, spare_core
-from .box_units import GAP_BYTES, PAGE_AT, output_offset, plan_units
+from .box_units import GAP_BYTES, PAGE_AT, output_offsets, plan_units
 from .grouped_reads import one_file_groups, ranged_piece
 from .page_reads import PageFragment
 from .page_stream import streams
@@ -106,7 +106,7 @@ class BoxPlan:
         self.sources = sources
         #: Distinct (source, items, slot) of the units of several items: each is one view of the scratch buffer.
         self.groups: list[tuple[int, int, int]] = []
-        into = [output_offset(it[4], *sources[it[5]], shape, dtype.itemsize) for it in items]
+        into = output_offsets(items, sources, shape, dtype.itemsize)
         self.units = plan_units(items, self.groups, into)
         #: Per unit of several items, each item's output region (TZCYX slices), in the order of its slots.
         self.dsts = [tuple(items[c[0]][4] for c in u.checks) if u.group >= 0 else () for u in self.units]
@@ -333,17 +333,21 @@ def plan_box(
     offsets, sizes = frag.offset[local].tolist(), frag.compressed[local].tolist()
     sources: dict[tuple[Any, ...], int] = {}
     distinct: list[tuple[tuple[int, ...], tuple[slice, ...]]] = []
+    values: dict[tuple[int, ...], int] = {}  # each chunk shape's value bytes
     items = []
-    for k in order.tolist():
+    for k in order.tolist():  # (no projection is fancy: every selection is 5 slices)
         p, o, n = projections[k], offsets[k], sizes[k]
-        if o < 0 or n + PAGE_AT > SCRATCH_BYTES or n - USUAL_VALUE_AT != math.prod(p.chunk_shape) * dtype.itemsize:
+        chunk, cut = p.chunk_shape, p.chunk_selection
+        need = values.get(chunk)
+        if need is None:
+            need = values[chunk] = math.prod(chunk) * dtype.itemsize
+        if o < 0 or n + PAGE_AT > SCRATCH_BYTES or n - USUAL_VALUE_AT != need:
             return None
-        cut = tuple(c for c in p.chunk_selection if isinstance(c, slice))
-        key = (p.chunk_shape, tuple((c.start, c.stop) for c in cut))  # slices are unhashable before Python 3.12
+        t, c, z, y, x = cut  # slices are unhashable before Python 3.12: their bounds make the key
+        key = (chunk, t.start, t.stop, c.start, c.stop, z.start, z.stop, y.start, y.stop, x.start, x.stop)
         s = sources.get(key)
         if s is None:
             s = sources[key] = len(distinct)
-            distinct.append((p.chunk_shape, cut))
-        dst = tuple(c for c in p.out_selection if isinstance(c, slice))
-        items.append((o, n, int(rows[k]), local[k], dst, s))
+            distinct.append((chunk, cut))
+        items.append((o, n, int(rows[k]), local[k], p.out_selection, s))
     return BoxPlan(opened, frag, shape, dtype, items, distinct)

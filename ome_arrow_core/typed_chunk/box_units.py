@@ -17,7 +17,7 @@ from typing import Final, NamedTuple
 from ..buffers import ALIGNMENT, SCRATCH_BYTES
 from .page_values import USUAL_VALUE_AT
 
-__all__ = ["GAP_BYTES", "PAGE_AT", "Unit", "output_offset", "plan_units"]
+__all__ = ["GAP_BYTES", "PAGE_AT", "Unit", "output_offset", "output_offsets", "plan_units"]
 
 #: Where a unit's first page is read to in the scratch buffer: its usual value start lands 64-byte aligned (as
 #: page_stream); the unit's other pages follow at multiples of its slot size (a multiple of 64).
@@ -116,16 +116,41 @@ def output_offset(
     of ``shape`` at ``dst`` when its bytes lie there in a row in the order of its page, else -1: the chunk holds one
     channel or one plane (so TCZYX and TZCYX order its pixels alike) and ``dst`` spans every axis after its first
     one longer than 1."""
-    if len(cut) != 5 or len(dst) != 5 or (chunk[1] != 1 and chunk[2] != 1):
-        return -1
-    if any(c.start != 0 or c.stop != n or c.step not in (None, 1) for c, n in zip(cut, chunk)):
-        return -1
-    lengths = [d.stop - d.start for d in dst]
-    first = next((i for i, n in enumerate(lengths) if n > 1), 4)
-    if any(dst[i].start != 0 or dst[i].stop != shape[i] for i in range(first + 1, 5)):
-        return -1
+    return _in_a_row(dst, shape, itemsize) if _read_whole(chunk, cut) and len(dst) == 5 else -1
+
+
+def output_offsets(
+    items: list[tuple[int, int, int, int, tuple[slice, ...], int]],
+    sources: list[tuple[tuple[int, ...], tuple[slice, ...]]],
+    shape: tuple[int, ...],
+    itemsize: int,
+) -> list[int]:
+    """:func:`output_offset` of each of ``items`` (output slices ``items[k][4]``, source ``sources[items[k][5]]``),
+    what depends on the source alone worked out once per source."""
+    whole = [_read_whole(chunk, cut) for chunk, cut in sources]
+    return [_in_a_row(it[4], shape, itemsize) if whole[it[5]] and len(it[4]) == 5 else -1 for it in items]
+
+
+def _read_whole(chunk: tuple[int, ...], cut: tuple[slice, ...]) -> bool:
+    """Whether ``cut`` reads all of a chunk of TCZYX shape ``chunk`` that holds one channel or one plane."""
+    if len(cut) != 5 or (chunk[1] != 1 and chunk[2] != 1):
+        return False
+    return all(c.start == 0 and c.stop == n and c.step in (None, 1) for c, n in zip(cut, chunk))
+
+
+def _in_a_row(dst: tuple[slice, ...], shape: tuple[int, ...], itemsize: int) -> int:
+    """Where (bytes) region ``dst`` (TZCYX slices) of a C-contiguous output of ``shape`` starts when its bytes lie
+    in a row (it spans every axis after its first one longer than 1), else -1."""
+    first = 4
+    for i in range(4):
+        if dst[i].stop - dst[i].start > 1:
+            first = i
+            break
+    for i in range(first + 1, 5):
+        if dst[i].start != 0 or dst[i].stop != shape[i]:
+            return -1
     at, stride = 0, itemsize
-    for d, n in zip(reversed(dst), reversed(shape)):
-        at += d.start * stride
-        stride *= n
+    for i in range(4, -1, -1):
+        at += dst[i].start * stride
+        stride *= shape[i]
     return at

@@ -191,10 +191,14 @@ class DatasetSource:
             if key is not None and self._again(key):
                 self._whole_plan(key, projections[0])
             return got
+        if key is not None and self._again(key):  # a box read again: planned, and read by its plan already
+            plan = self._plan(key, projections, sel.shape)
+            if plan is not None:
+                out = plan.read(verify_enabled(self.verify))
+                self._count(len(plan.items))
+                return out
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
-        if key is not None and self._again(key):
-            self._plan(key, projections, sel.shape)
         return view_buffer(buf, self.meta.dtype, sel.shape)
 
     def _again(self, key: tuple[range, ...]) -> bool:
@@ -208,12 +212,15 @@ class DatasetSource:
         seen.add(key)
         return False
 
-    def _plan(self, key: tuple[range, ...], projections: list[ChunkProjection], shape: tuple[int, ...]) -> None:
-        """Remember the plan of box ``key`` just read (every chunk audited by now), when it can have one."""
-        rows = [int(self._index_rows[p.row]) for p in projections]
+    def _plan(
+        self, key: tuple[range, ...], projections: list[ChunkProjection], shape: tuple[int, ...]
+    ) -> BoxPlan | None:
+        """The plan of box ``key``, remembered, when it can have one (every chunk audited by now: see plan_box)."""
+        rows = self._index_rows[[p.row for p in projections]].tolist()
         plan = plan_box(self._opened, rows, projections, shape, self.meta.dtype)
         if plan is not None:
             self._keep(key, plan)
+        return plan
 
     def _whole_plan(self, key: tuple[range, ...], projection: ChunkProjection) -> None:
         """Remember where box ``key``, one whole chunk just read (and so audited), lies, when it is read by page range."""

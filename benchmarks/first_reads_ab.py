@@ -1,0 +1,118 @@
+"""A box's first reads (what a short benchmark times), this tree against another checkout, in alternating fresh processes.
+
+    python benchmarks/first_reads_ab.py --baseline /work/wt/base18 [--rounds 6] [--size 1024] [--z 4] [--repeats 5]
+
+compare_peers.py times a read case after one untimed check read, and ``--quick`` times two reads: the second and
+third reads of a box, on a general path or a plan made on the way (typed_chunk/source.py), not the steady state of
+read_paths_ab.py. Here each case (one plane, a 300x300 crop straddling chunks, a Z column, the whole image, each
+on an image of camera-like noise 1xCx4xSxS uint16 written with our defaults, every chunk read once (audited) first)
+is read three times by a fresh source (``OMEArrow.scan``: the file's parse is cached, the source's box plans are
+not), ``--repeats`` times per process; each round runs one process per tree, in alternating order. Prints per case
+and read the median over rounds of each process's median process CPU time (all threads) and wall time, ms, and
+this tree's CPU over the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import tree_path  # noqa: E402
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from ome_arrow_core import OMEArrow
+import ome_arrow_core
+assert Path(ome_arrow_core.__file__).is_relative_to(Path.cwd()), ome_arrow_core.__file__
+path, repeats, s, nz = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+want = np.load(str(path) + ".npy")
+OMEArrow.scan(path).to_numpy()  # every chunk audited
+o, m = s // 2 - 24, s // 2
+cases = {
+    "plane": (lambda img: img.tensor_view(t=0, c=1, z=nz // 2, layout="YX").to_numpy(), want[0, 1, nz // 2]),
+    "crop300": (
+        lambda img: img.tensor_view(t=0, c=1, z=nz // 2, roi=(o, o, 300, 300), layout="YX").to_numpy(),
+        want[0, 1, nz // 2, o : o + 300, o : o + 300],
+    ),
+    "zcolumn": (
+        lambda img: img.tensor_view(t=0, c=1, roi=(m, m, 256, 256), layout="ZYX").to_numpy(),
+        want[0, 1, :, m : m + 256, m : m + 256],
+    ),
+    "whole": (lambda img: img.to_numpy(), want),
+}
+out = {}
+for name, (read, expected) in cases.items():
+    times = []
+    for _ in range(repeats):
+        img = OMEArrow.scan(path)
+        row = []
+        for _ in range(3):
+            w, u = time.perf_counter(), time.process_time()
+            got = read(img)
+            row += [(time.process_time() - u) * 1e3, (time.perf_counter() - w) * 1e3]
+            assert np.array_equal(got, expected), name
+            del got
+        times.append(row)
+    out[name] = np.median(np.array(times), axis=0).tolist()
+print(json.dumps(out))
+"""
+
+
+def run_child(tree: Path, path: Path, args: argparse.Namespace) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
+    argv = [sys.executable, "-c", CHILD, str(path), str(args.repeats), str(args.size), str(args.z)]
+    out = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--baseline", type=Path, required=True, help="another checkout of this repository")
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--z", type=int, default=4)
+    args = p.parse_args()
+    import numpy as np
+    import peers_libs as L
+
+    from ome_arrow_core import OMEArrow
+
+    tmp = Path(tempfile.mkdtemp())
+    path = tmp / "ours.ome.parquet"
+    arr = L.camera_image((1, 2, args.z, args.size, args.size))
+    OMEArrow(arr).export("parquet", path)
+    np.save(str(path) + ".npy", arr)
+    trees = {"new": ROOT, "old": args.baseline.resolve()}
+    got: dict[str, list[dict[str, list[float]]]] = {v: [] for v in trees}
+    loads = []
+    for r in range(args.rounds):
+        for v in trees if r % 2 else list(trees)[::-1]:
+            got[v].append(run_child(trees[v], path, args))
+        loads.append(os.getloadavg()[0])
+    print(
+        f"1x2x{args.z}x{args.size}x{args.size} uint16; baseline {args.baseline}; {args.rounds} rounds x "
+        f"{args.repeats} fresh sources; load {min(loads):.1f}-{max(loads):.1f}; CPU ms (wall ms)"
+    )
+    for case in got["new"][0]:
+        cells = {v: np.median(np.array([g[case] for g in got[v]]), axis=0) for v in trees}
+        parts = []
+        for k in range(3):
+            new, old = cells["new"][2 * k : 2 * k + 2], cells["old"][2 * k : 2 * k + 2]
+            parts.append(
+                f"read {k + 1}: new {new[0]:.3f} ({new[1]:.3f}) old {old[0]:.3f} ({old[1]:.3f}) {new[0] / old[0]:.2f}"
+            )
+        print(f"{case}: " + " | ".join(parts), flush=True)
+
+
+if __name__ == "__main__":
+    main()
