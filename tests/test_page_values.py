@@ -20,7 +20,7 @@ from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.page_reads import GAP_BYTES, PageFragment
-from ome_arrow_core.typed_chunk.page_values import MAX_IOVECS, page_values
+from ome_arrow_core.typed_chunk.page_values import MAX_IOVECS, page_values, page_values_apart
 
 ZCYX = (3, 2, 70, 90)
 
@@ -122,6 +122,37 @@ def test_page_values_are_the_parquet_values_across_gaps_and_iovec_limits(tmp_pat
             value = memoryview(got.buffers[k])[got.start[k] : got.start[k] + got.length[k]]
             assert bytes(value) == want[g]
             assert got.buffers[k].address % 64 == 0
+
+
+@pytest.mark.parametrize("lie", ["length", "levels", "truncated"])
+def test_page_values_apart_are_page_values_each_in_a_buffer_of_its_own_and_refuse_the_same_pages(
+    tmp_path: Path, lie: str
+) -> None:
+    """Values read apart (the whole-chunk tiles' path: the usual page head checked inline) are page_values' values,
+    each in a buffer of its own; a lying length prefix, level bytes or a truncated file is refused alike."""
+    out = written(tmp_path, image((2, 1, 400, 400)), chunk_shape=(1, 100, 100), compression=None)
+    frag = DatasetSource(out)._opened.fragment(0)
+    assert isinstance(frag, PageFragment)
+    groups = np.arange(len(frag.offset), dtype=np.int64)
+    want = page_values(frag, groups)
+    got = page_values_apart(frag, groups)
+    assert len({id(b) for b in got.buffers}) == len(groups)
+    for k in range(len(groups)):
+        assert bytes(memoryview(got.buffers[k])[got.start[k] : got.start[k] + got.length[k]]) == bytes(
+            memoryview(want.buffers[k])[want.start[k] : want.start[k] + want.length[k]]
+        )
+    off, size = int(frag.offset[7]), int(frag.compressed[7])
+    if lie == "length":
+        lie_in_length(out / "chunks.parquet", off, size - 11)  # one byte short of filling the page
+    elif lie == "levels":
+        with open(out / "chunks.parquet", "r+b") as f:  # the level run says two values
+            f.seek(off + 5)
+            f.write(b"\x02")
+    else:
+        os.truncate(out / "chunks.parquet", off + size - 1)
+    for read in (page_values, page_values_apart):
+        with pytest.raises(DamagedFileError, match="truncated" if lie == "truncated" else "one defined PLAIN value"):
+            read(frag, groups)
 
 
 @pytest.mark.parametrize("codec", ["none", "lz4"])

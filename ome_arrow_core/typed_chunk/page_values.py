@@ -73,8 +73,20 @@ def page_slots(frag: PageFragment, groups: np.ndarray) -> tuple[list[int], int]:
     recorded page or the pages overlap."""
     group_l = groups.tolist()
     offset, size = frag.offset[groups].tolist(), frag.compressed[groups].tolist()
+    _page_ends(frag, group_l, offset, size)
     dest: list[int] = []
-    slot = end = 0
+    slot = 0
+    for n in size:
+        dest.append(slot + (-(slot + USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
+        slot = dest[-1] + n
+    return dest, max(slot, 1)
+
+
+def _page_ends(frag: PageFragment, group_l: list[int], offset: list[int], size: list[int]) -> list[int]:
+    """Where the pages of row groups ``group_l`` (at ``offset``, ``size`` bytes) end; raises DamagedFileError when
+    a group has no recorded page or the pages overlap."""
+    ends: list[int] = []
+    end = 0
     for k, o in enumerate(offset):
         if o < 0:
             raise DamagedFileError(
@@ -86,9 +98,8 @@ def page_slots(frag: PageFragment, groups: np.ndarray) -> tuple[list[int], int]:
                 f"{group_l[k]} out of order or overlapping; it is damaged"
             )
         end = o + size[k]
-        dest.append(slot + (-(slot + USUAL_VALUE_AT)) % ALIGNMENT)  # the usual value start aligned
-        slot = dest[-1] + size[k]
-    return dest, max(slot, 1)
+        ends.append(end)
+    return ends
 
 
 def page_values(frag: PageFragment, groups: np.ndarray, into: pa.Buffer | None = None) -> PageValues:
@@ -130,9 +141,8 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
     """:func:`page_values` with each value in a fresh buffer of its own (a value kept holds only its own page),
     read with one ``os.preadv`` per run of neighbouring pages all the same (the same checks)."""
     group_l = groups.tolist()
-    page_slots(frag, groups)  # raises unless every group has a page and the pages are in order
     offset, size = frag.offset[groups].tolist(), frag.compressed[groups].tolist()
-    end = [o + c for o, c in zip(offset, size)]
+    end = _page_ends(frag, group_l, offset, size)
     dest = -USUAL_VALUE_AT % ALIGNMENT
     bufs = [pa.allocate_buffer(dest + n) for n in size]
     views = [memoryview(b).cast("B") for b in bufs]
@@ -153,8 +163,24 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
                     f"{frag.path}: bytes {offset[a]}..{end[b - 1]} hold {frag.what(group_l[a])}, but the file "
                     f"ends at {offset[a] + got}; the file is truncated"
                 )
-    values = [_page_value(frag, g, bufs[k], views[k], dest, size[k]) for k, g in enumerate(group_l)]
-    return PageValues([v[0] for v in values], [v[1] for v in values], [v[2] for v in values])
+    out = PageValues([], [], [])
+    heads: dict[int, frozenset[bytes]] = {}  # per page size, the heads of its usual page (see one_value_head)
+    for k, g in enumerate(group_l):
+        n = size[k]
+        if frag.codec is None and USUAL_VALUE_AT <= n < 1 << 32:
+            usual = heads.get(n)
+            if usual is None:
+                usual = heads[n] = frozenset(h + (n - USUAL_VALUE_AT).to_bytes(4, "little") for h in ONE_VALUE_HEADS)
+            if views[k][dest : dest + USUAL_VALUE_AT].tobytes() in usual:
+                value = (bufs[k], dest + USUAL_VALUE_AT, n - USUAL_VALUE_AT)
+            else:
+                value = _page_value(frag, g, bufs[k], views[k], dest, n)
+        else:
+            value = _page_value(frag, g, bufs[k], views[k], dest, n)
+        out.buffers.append(value[0])
+        out.start.append(value[1])
+        out.length.append(value[2])
+    return out
 
 
 def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:
