@@ -37,8 +37,8 @@ Window = dict[str, AxisIndex]
 T = TypeVar("T")
 V = TypeVar("V")
 #: Items a stream reads together at most (one batched read of their chunks; see :func:`grouped`) ... (64: a
-#: 2048x2048 uint16 plane of 256x256 tiles is one group, read with no hand-off to a prefetch thread; with 16 its
-#: four groups cost 21-30% more CPU, most of it the threads contending for the GIL, docs/benchmarks.md)
+#: 2048x2048 uint16 plane of 256x256 tiles is one group, read with no hand-off to a prefetch thread; in groups of 16
+#: its stream with prefetch=2 took 11-28% more CPU, about what prefetch=0 saves there: docs/benchmarks.md)
 GROUP_ITEMS = 64
 #: ... and bytes of pixels: a group is at most this large (or one item).
 GROUP_BYTES = 8 << 20
