@@ -145,7 +145,7 @@ def test_page_values_apart_are_page_values_each_in_a_buffer_of_its_own_and_refus
     if lie == "length":
         lie_in_length(out / "chunks.parquet", off, size - 11)  # one byte short of filling the page
     elif lie == "levels":
-        with open(out / "chunks.parquet", "r+b") as f:  # the level run says two values
+        with open(out / "chunks.parquet", "r+b") as f:  # the level run holds 2, not the defined level 1
             f.seek(off + 5)
             f.write(b"\x02")
     else:
