@@ -43,7 +43,7 @@ _LITTLE = sys.byteorder == "little"
 #: TCZYX columns in TZCYX order (the outputs' axes).
 _TZCYX = [0, 2, 1, 3, 4]
 #: Batch geometries kept (see :func:`_geometry`); all are dropped when there are more.
-GEOMETRIES_KEPT: Final = 16
+GEOMETRIES_KEPT: Final = 8
 _GEOMETRIES: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = {}
 #: The first six bytes of the usual page of one defined value (definition levels: one run of one 1).
 _HEADS: Final = np.frombuffer(b"".join(sorted(ONE_VALUE_HEADS)), np.uint8).reshape(len(ONE_VALUE_HEADS), 6)
