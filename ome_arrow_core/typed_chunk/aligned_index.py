@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -165,33 +165,53 @@ class AlignedIndex:
         return self.rows_many([pos])[0]
 
     def rows_many(self, positions: Sequence[int]) -> list[np.ndarray]:
-        """:meth:`rows_of` of each of ``positions`` (a batch's images: located together, under one lock)."""
+        """:meth:`rows_of` of each of ``positions`` (a batch's images: located together, under one lock).
+
+        Neighbouring positions of one row group (a batch's usual run) share one lookup and one array of their rows,
+        which each image's rows are a view of (so each holds the group)."""
         out: list[np.ndarray] = []
         with self._lock:
-            for pos, part, g, k in zip(positions, *self.images.locate_many(positions)):
-                found = self._loaded.get((part, g))
-                if found is None:
-                    failed = self._failed.get((part, g))
-                    if failed is not None:  # a damaged group stays damaged (its checks may be half added)
-                        raise failed
-                    try:
-                        found = self._loaded[(part, g)] = self._load(part, g)
-                    except DamagedFileError as exc:
-                        self._failed[(part, g)] = exc
-                        raise
-                else:
-                    self._loaded.move_to_end((part, g))
-                rows = found.rows.rows(k).copy()  # its own array: every view of it holds it, and so the group
+            parts, groups, within = self.images.locate_many(positions)
+            n = len(parts)
+            i = 0
+            while i < n:
+                part, g = parts[i], groups[i]
+                j = i + 1
+                while j < n and groups[j] == g and parts[j] == part:
+                    j += 1
+                found = self._group_loaded(part, g)
+                # its own array: each image's rows are views of it, so each holds it, and so the group
+                rows, counts = found.rows.rows_of_many(within[i:j])
                 found.hold(rows)
                 if len(self._loaded) > GROUPS_KEPT:
                     self._drop_unheld()
-                if not len(rows):
-                    empty = (pos, part, g)
-                    break
-                out.append(rows)
-            else:
-                return out
-        pos, part, g = empty  # named outside the lock: the row is read with its group
+                at = 0
+                for k, count in enumerate(counts):
+                    if not count:
+                        self._no_chunks(positions[i + k], part, g)
+                    out.append(rows[at : at + count])
+                    at += count
+                i = j
+            return out
+
+    def _group_loaded(self, part: int, g: int) -> _Loaded:
+        """Row group ``g`` of ``part``, loaded now if it is not (call with the lock held)."""
+        found = self._loaded.get((part, g))
+        if found is None:
+            failed = self._failed.get((part, g))
+            if failed is not None:  # a damaged group stays damaged (its checks may be half added)
+                raise failed
+            try:
+                found = self._loaded[(part, g)] = self._load(part, g)
+            except DamagedFileError as exc:
+                self._failed[(part, g)] = exc
+                raise
+        else:
+            self._loaded.move_to_end((part, g))
+        return found
+
+    def _no_chunks(self, pos: int, part: int, g: int) -> NoReturn:
+        """Raise DamagedFileError: image row ``pos`` has no chunks in its index row group ``g`` of ``part``."""
         image = str(self.images.row(pos)["image_id"])
         raise DamagedFileError(
             f"image {image!r} of {self.root} has no chunks in its index row group ({self.parts[part].index}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
@@ -80,3 +82,13 @@ class GroupRows:
         """Index rows of image ``k`` of the group, in index order."""
         rows: np.ndarray = self.order[int(self.cut[k]) : int(self.cut[k + 1])]
         return rows
+
+    def rows_of_many(self, ks: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+        """The index rows of images ``ks`` of the group, one after another in a new array, and how many each has."""
+        k = np.asarray(ks, dtype=np.int64)
+        starts, counts = self.cut[k], self.cut[k + 1] - self.cut[k]
+        if len(k) > 1 and bool((k[1:] == k[:-1] + 1).all()):  # consecutive images: one stretch of ``order``
+            return self.order[int(starts[0]) : int(starts[0] + counts.sum())].copy(), counts.tolist()
+        ends = np.cumsum(counts)
+        picks = np.repeat(starts - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0)
+        return self.order[picks], counts.tolist()

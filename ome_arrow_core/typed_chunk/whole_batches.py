@@ -42,6 +42,9 @@ __all__ = ["WholePlan", "whole_plan", "read_whole"]
 _LITTLE = sys.byteorder == "little"
 #: TCZYX columns in TZCYX order (the outputs' axes).
 _TZCYX = [0, 2, 1, 3, 4]
+#: Batch geometries kept (see :func:`_geometry`); all are dropped when there are more.
+GEOMETRIES_KEPT: Final = 8
+_GEOMETRIES: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = {}
 #: The first six bytes of the usual page of one defined value (definition levels: one run of one 1).
 _HEADS: Final = np.frombuffer(b"".join(sorted(ONE_VALUE_HEADS)), np.uint8).reshape(len(ONE_VALUE_HEADS), 6)
 
@@ -86,6 +89,44 @@ def whole_plan(
             return None
         if not (out.flags.c_contiguous and out.flags.writeable):
             return None
+    items = np.array([dt.itemsize for dt in dtypes], dtype=np.int64)
+    geometry = _geometry(owner, origin, shape, starts, stops, items)
+    if geometry is None:
+        return None
+    keep, image, at, nbytes = geometry
+    chunk_rows = rows[keep]
+    codes = opened.fragment_code[chunk_rows].astype(np.int64)
+    groups = opened.columns["row_group_id"][chunk_rows].astype(np.int64)
+    order = np.lexsort((groups, codes))  # file order
+    return WholePlan(chunk_rows[order], codes[order], groups[order], image[order], at[order], nbytes[order], outs)
+
+
+def _geometry(
+    owner: np.ndarray, origin: np.ndarray, shape: np.ndarray, starts: np.ndarray, stops: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Which chunks a plan keeps, their images, and where and how many bytes each fills in its image's output (``items``:
+    each image's item size); None as for :func:`whole_plan`. A batch of like images has the geometry of the last
+    one: it is kept (read-only) for the next, keyed by every input's bytes."""
+    arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (owner, origin, shape, starts, stops, items)]
+    key = (origin.shape, starts.shape, b"".join(a.tobytes() for a in arrays))
+    try:
+        return _GEOMETRIES[key]
+    except KeyError:
+        pass
+    found = _new_geometry(owner, origin, shape, starts, stops, items)
+    if found is not None:
+        for a in found:
+            a.setflags(write=False)
+    if len(_GEOMETRIES) >= GEOMETRIES_KEPT:
+        _GEOMETRIES.clear()
+    _GEOMETRIES[key] = found
+    return found
+
+
+def _new_geometry(
+    owner: np.ndarray, origin: np.ndarray, shape: np.ndarray, starts: np.ndarray, stops: np.ndarray, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`_geometry`, computed."""
     start, stop = starts[owner], stops[owner]
     end = origin + shape
     inside = (origin >= start).all(axis=1) & (end <= stop).all(axis=1)
@@ -106,14 +147,10 @@ def whole_plan(
         return None
     strides = np.concatenate([np.cumprod(box[:, :0:-1], axis=1)[:, ::-1], np.ones((len(keep), 1), np.int64)], 1)
     image = owner[keep]
-    items = np.array([dt.itemsize for dt in dtypes], dtype=np.int64)[image]
-    at = ((origin[keep] - start[keep])[:, _TZCYX] * strides).sum(axis=1) * items
-    nbytes = size.prod(axis=1) * items
-    chunk_rows = rows[keep]
-    codes = opened.fragment_code[chunk_rows].astype(np.int64)
-    groups = opened.columns["row_group_id"][chunk_rows].astype(np.int64)
-    order = np.lexsort((groups, codes))  # file order
-    return WholePlan(chunk_rows[order], codes[order], groups[order], image[order], at[order], nbytes[order], outs)
+    per = items[image]
+    at = ((origin[keep] - start[keep])[:, _TZCYX] * strides).sum(axis=1) * per
+    nbytes = size.prod(axis=1) * per
+    return keep, image, at, nbytes
 
 
 def read_whole(opened: OpenedDataset, plan: WholePlan, verify: bool) -> bool:

@@ -36,6 +36,7 @@ first batch in a process maps them in with one call (:mod:`.prefault`) instead o
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import threading
@@ -117,7 +118,7 @@ class BatchPool:
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, int | None]:
         """An uninitialised tensor in shared memory and its slot (None: a fresh, unpooled segment)."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dtype).element_size()
+        nbytes = math.prod(shape) * dtype.itemsize
         flags = self.flags.numpy()
         for slot, storage in enumerate(self._slots):
             if flags[slot] == _FREE and storage.nbytes() >= nbytes:
@@ -151,7 +152,7 @@ class BatchPool:
         """
         if slot is None:
             return tensor
-        self.flags[slot] = _BUSY
+        self.flags.numpy()[slot] = _BUSY  # (numpy's item assignment: a tenth of torch's)
         lent = tensor.as_subclass(PooledTensor)
         lent._pool = (self, slot)
         return lent
@@ -251,7 +252,7 @@ def _received_again(token: str, slot: int, shape: tuple[int, ...], dtype: torch.
             "a pooled batch arrived for a shared-memory slot this process never received; pooled batches "
             "from ome_arrow_torch DataLoader workers can only be unpickled by the DataLoader's own process"
         )
-    nbytes = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dtype).element_size()
+    nbytes = math.prod(shape) * dtype.itemsize
     # from_numpy: a storage object of this batch's own (its weak reference dies with the batch)
     tensor = torch.from_numpy(entry[2][slot][:nbytes]).view(dtype).view(shape)
     received["on_kept"] += 1
@@ -330,7 +331,7 @@ def release() -> int:
         kept = []
         for ref, flags, slot in _held:
             if ref.expired():  # type: ignore[no-untyped-call]
-                flags[slot] = _FREE
+                flags.numpy()[slot] = _FREE
             else:
                 kept.append((ref, flags, slot))
         _held[:] = kept
