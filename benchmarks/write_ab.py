@@ -7,7 +7,9 @@
 Each tree's writer runs in a child process of its own (its ``ome_arrow_core`` first on ``sys.path``), which
 writes the same image (``OMEArrow(arr).export("parquet", path)``, over its own previous copy) each time the
 parent asks and reports its own wall and CPU time (process time: all its threads). The rounds are interleaved:
-each writes every case once, after one untimed round. Medians; the ratio columns divide by the first tree's.
+each writes every case once, after one untimed round, every other round in reverse order (a write into the page
+cache costs several times more on fresh pages than on pages just freed, such as those of the copy the write
+before replaced). Medians; the ratio columns divide by the first tree's.
 ``--pyarrow`` adds each tree with ``typed_chunk.fragments.DIRECT = False`` (pyarrow's writer for the chunks
 file), ``--fsync`` each tree with ``OME_ARROW_CORE_FSYNC=1``. Peers (in the parent): zarr v3 arrays, raw, chunks 256 and 512 (their fastest configurations for writing
 in compare_peers). tensorstore fsyncs each file it writes (its default; ``strace -f -c`` counts them), zarr
@@ -118,8 +120,9 @@ def main() -> int:
         times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cases}
         for fn in cases.values():
             fn()
-        for _ in range(args.repeats):
-            for name, fn in cases.items():
+        order = list(cases.items())
+        for r in range(args.repeats):  # ABBA: no case always follows the same one (whose freed pages it would reuse)
+            for name, fn in order if r % 2 == 0 else order[::-1]:
                 wall, cpu = fn()
                 times[name][0].append(wall)
                 times[name][1].append(cpu)

@@ -94,6 +94,27 @@ def test_images_of_several_chunks_and_compressed_chunks_get_no_locator(tmp_path:
     np.testing.assert_array_equal(ds[3].to_numpy(layout="CYX"), _image(3))
 
 
+def test_one_chunk_images_beside_tiled_ones_keep_their_locators(tmp_path: Path) -> None:
+    """Only row groups holding a one-chunk image are located; the one-chunk images around an image of several chunks
+    (small ones sharing row groups, a large one in a row group of its own) still get their exact offsets."""
+    big = (np.arange(250 * 250) % 4093).astype(np.uint16).reshape(1, 250, 250)  # 122 KiB: a row group of its own
+    two = (np.arange(2 * 20 * 30) % 4091).astype(np.uint16).reshape(2, 20, 30)  # a chunk per channel
+    images = [_image(0), _image(1), two, big, _image(2), two[:1] + 1]
+    out = write_dataset(iter(images), tmp_path / "mixed", dim_order="CYX", progress=False)
+    clear_cache()
+    rows = _rows(out)
+    data = (out / "chunks.parquet").read_bytes()
+    for row, image in zip(rows, images, strict=True):
+        if image is two:
+            assert row["pixels_offset"] is None and row["pixels_file"] is None
+            continue
+        raw = data[row["pixels_offset"] : row["pixels_offset"] + row["pixels_length"]]  # type: ignore[misc]
+        np.testing.assert_array_equal(np.frombuffer(raw, "<u2").reshape(image.shape), image)
+    ds = OMEArrowDataset.scan(out)
+    for k, image in enumerate(images):
+        np.testing.assert_array_equal(ds[k].to_numpy(layout="CYX"), image)
+
+
 def test_a_metadata_column_named_like_a_locator_column_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="pixels_offset"):
         write_dataset([_image(0)], tmp_path / "x", metadata=[{"pixels_offset": 3}], dim_order="CYX", progress=False)
