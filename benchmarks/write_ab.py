@@ -9,7 +9,9 @@ writes the same image (``OMEArrow(arr).export("parquet", path)``, over its own p
 parent asks and reports its own wall and CPU time (process time: all its threads). The rounds are interleaved:
 each writes every case once, after one untimed round, every other round in reverse order (a write into the page
 cache costs several times more on fresh pages than on pages just freed, such as those of the copy the write
-before replaced). Medians; the ratio columns divide by the first tree's.
+before replaced). Medians; the ratio columns divide by the first tree's. ``--gap S`` sleeps S seconds before each
+timed write: pages freed that long before are cold again (see docs/benchmarks.md, "fresh pages"), as for a single
+write after a pause.
 ``--pyarrow`` adds each tree with ``typed_chunk.fragments.DIRECT = False`` (pyarrow's writer for the chunks
 file), ``--fsync`` each tree with ``OME_ARROW_CORE_FSYNC=1``. Peers (in the parent): zarr v3 arrays, raw, chunks 256 and 512 (their fastest configurations for writing
 in compare_peers). tensorstore fsyncs each file it writes (its default; ``strace -f -c`` counts them), zarr
@@ -95,6 +97,9 @@ def main() -> int:
     p.add_argument("--pyarrow", action="store_true", help="also each tree with pyarrow's chunks writer")
     p.add_argument("--fsync", action="store_true", help="also each tree with OME_ARROW_CORE_FSYNC=1")
     p.add_argument("--no-peers", action="store_true", help="only ours")
+    p.add_argument(
+        "--gap", type=float, default=0.0, help="seconds of sleep before each timed write (pages freed go cold)"
+    )
     args = p.parse_args()
     shape = (1, 2, args.z, args.size, args.size)
     tmp = Path(tempfile.mkdtemp(prefix="write_ab_"))
@@ -123,6 +128,7 @@ def main() -> int:
         order = list(cases.items())
         for r in range(args.repeats):  # ABBA: no case always follows the same one (whose freed pages it would reuse)
             for name, fn in order if r % 2 == 0 else order[::-1]:
+                time.sleep(args.gap)
                 wall, cpu = fn()
                 times[name][0].append(wall)
                 times[name][1].append(cpu)
@@ -130,7 +136,10 @@ def main() -> int:
         for child in children:
             child.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1x2x{args.z}x{args.size}x{args.size} uint16, {args.repeats} interleaved rounds, load {os.getloadavg()}")
+    gap = f", {args.gap:g} s before each write" if args.gap else ""
+    print(
+        f"1x2x{args.z}x{args.size}x{args.size} uint16, {args.repeats} interleaved rounds{gap}, load {os.getloadavg()}"
+    )
     first = next(iter(times.values()))
     w0, c0 = statistics.median(first[0]), statistics.median(first[1])
     for name, (wall, cpu) in times.items():
