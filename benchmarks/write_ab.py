@@ -6,8 +6,14 @@
 
 Each tree's writer runs in a child process of its own (its ``ome_arrow_core`` first on ``sys.path``), which
 writes the same image (``OMEArrow(arr).export("parquet", path)``, over its own previous copy) each time the
-parent asks and reports its own wall and CPU time (process time: all its threads). The rounds are interleaved:
-each writes every case once, after one untimed round. Medians; the ratio columns divide by the first tree's.
+parent asks and reports its own wall, CPU (process time: all its threads) and user CPU time (without the kernel's:
+the copy into the page cache, whose cost varies most; see ``--gap``). The rounds are interleaved:
+each writes every case once, after one untimed round, in an order shuffled each round (seeded), never a case twice
+in a row: a write into the page cache costs several times more on fresh pages than on pages just freed, such as
+those of the copy the write before it replaced, so a fixed order (or ABBA, whose end cases write twice in a row)
+favours some cases. Medians; the ratio columns divide by the first tree's. ``--gap S`` sleeps S seconds before each
+timed write: pages freed that long before are cold again (see docs/benchmarks.md, "fresh pages"), as for a single
+write after a pause.
 ``--pyarrow`` adds each tree with ``typed_chunk.fragments.DIRECT = False`` (pyarrow's writer for the chunks
 file), ``--fsync`` each tree with ``OME_ARROW_CORE_FSYNC=1``. Peers (in the parent): zarr v3 arrays, raw, chunks 256 and 512 (their fastest configurations for writing
 in compare_peers). tensorstore fsyncs each file it writes (its default; ``strace -f -c`` counts them), zarr
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -43,14 +50,15 @@ fragments.DIRECT = {direct!r}
 arr = L.camera_image({shape!r})
 out = Path({out!r})
 for line in sys.stdin:
-    c0, t0 = time.process_time(), time.perf_counter()
+    u0, c0, t0 = os.times().user, time.process_time(), time.perf_counter()
     OMEArrow(arr).export("parquet", out)
-    print((time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3, flush=True)
+    wall, cpu, user = time.perf_counter() - t0, time.process_time() - c0, os.times().user - u0
+    print(wall * 1e3, cpu * 1e3, user * 1e3, flush=True)
 """
 
 
 class Child:
-    """A writer process of one tree: :meth:`write` asks it for one write and returns its (wall, cpu) in ms."""
+    """A writer process of one tree: :meth:`write` asks it for one write and returns its (wall, cpu, user) in ms."""
 
     def __init__(self, tree: Path, direct: bool, shape: tuple[int, ...], out: Path, fsync: bool = False) -> None:
         code = _CHILD.format(tree=str(tree), bench=str(HERE), direct=direct, shape=shape, out=str(out))
@@ -59,15 +67,15 @@ class Child:
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
 
-    def write(self) -> tuple[float, float]:
+    def write(self) -> tuple[float, float, float]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the writer child died (exit {self.proc.wait()})")
-        wall, cpu = line.split()
-        return float(wall), float(cpu)
+        wall, cpu, user = line.split()
+        return float(wall), float(cpu), float(user)
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -75,11 +83,11 @@ class Child:
         self.proc.wait()
 
 
-def _timed(fn: Callable[[], None]) -> Callable[[], tuple[float, float]]:
-    def run() -> tuple[float, float]:
-        c0, t0 = time.process_time(), time.perf_counter()
+def _timed(fn: Callable[[], None]) -> Callable[[], tuple[float, float, float]]:
+    def run() -> tuple[float, float, float]:
+        u0, c0, t0 = os.times().user, time.process_time(), time.perf_counter()
         fn()
-        return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
+        return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3, (os.times().user - u0) * 1e3
 
     return run
 
@@ -93,11 +101,14 @@ def main() -> int:
     p.add_argument("--pyarrow", action="store_true", help="also each tree with pyarrow's chunks writer")
     p.add_argument("--fsync", action="store_true", help="also each tree with OME_ARROW_CORE_FSYNC=1")
     p.add_argument("--no-peers", action="store_true", help="only ours")
+    p.add_argument(
+        "--gap", type=float, default=0.0, help="seconds of sleep before each timed write (pages freed go cold)"
+    )
     args = p.parse_args()
     shape = (1, 2, args.z, args.size, args.size)
     tmp = Path(tempfile.mkdtemp(prefix="write_ab_"))
     children: list[Child] = []
-    cases: dict[str, Callable[[], tuple[float, float]]] = {}
+    cases: dict[str, Callable[[], tuple[float, float, float]]] = {}
     try:
         for k, tree in enumerate(args.trees):
             for direct in (True, False) if args.pyarrow else (True,):
@@ -115,24 +126,35 @@ def main() -> int:
                     for c in (256, 512):
                         out = tmp / f"{lib}{c}.zarr"
                         cases[f"{lib} {c} raw"] = _timed(lambda w=write, c=c, out=out: w(arr, out, c, "raw"))
-        times: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cases}
+        times: dict[str, tuple[list[float], list[float], list[float]]] = {k: ([], [], []) for k in cases}
         for fn in cases.values():
             fn()
-        for _ in range(args.repeats):
-            for name, fn in cases.items():
-                wall, cpu = fn()
-                times[name][0].append(wall)
-                times[name][1].append(cpu)
+        order, last, rng = list(cases.items()), None, random.Random(0)
+        for _ in range(args.repeats):  # shuffled, never a case twice in a row (see the module's docstring)
+            rng.shuffle(order)
+            while len(order) > 1 and order[0][0] == last:
+                rng.shuffle(order)
+            last = order[-1][0]
+            for name, fn in order:
+                time.sleep(args.gap)
+                for k, v in enumerate(fn()):
+                    times[name][k].append(v)
     finally:
         for child in children:
             child.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"1x2x{args.z}x{args.size}x{args.size} uint16, {args.repeats} interleaved rounds, load {os.getloadavg()}")
+    gap = f", {args.gap:g} s before each write" if args.gap else ""
+    print(
+        f"1x2x{args.z}x{args.size}x{args.size} uint16, {args.repeats} interleaved rounds{gap}, load {os.getloadavg()}"
+    )
     first = next(iter(times.values()))
-    w0, c0 = statistics.median(first[0]), statistics.median(first[1])
-    for name, (wall, cpu) in times.items():
-        w, c = statistics.median(wall), statistics.median(cpu)
-        print(f"  {name:40s} wall {w:8.1f} ms ({w / w0:5.2f}x)   cpu {c:8.1f} ms ({c / c0:5.2f}x)")
+    w0, c0, u0 = (statistics.median(v) for v in first)
+    for name, (wall, cpu, user) in times.items():
+        mw, mc, mu = statistics.median(wall), statistics.median(cpu), statistics.median(user)
+        print(
+            f"  {name:40s} wall {mw:8.1f} ms ({mw / w0:5.2f}x)   cpu {mc:8.1f} ms ({mc / c0:5.2f}x)"
+            f"   user {mu:8.1f} ms ({mu / u0:5.2f}x)"
+        )
     return 0
 
 

@@ -22,7 +22,7 @@ from table_digests import without_image_records, without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError
-from ome_arrow_core.typed_chunk import LOCATOR_COLUMNS
+from ome_arrow_core.typed_chunk import LOCATOR_COLUMNS, locators
 from ome_arrow_core.typed_chunk.locators import LOCATORS_KEY, value_offsets
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
 from ome_arrow_core.typed_chunk.spec import MANIFEST
@@ -92,6 +92,49 @@ def test_images_of_several_chunks_and_compressed_chunks_get_no_locator(tmp_path:
     assert LOCATORS_KEY not in _manifest(lz4)["ome_arrow_core"]  # type: ignore[operator]
     ds = OMEArrowDataset.scan(lz4)
     np.testing.assert_array_equal(ds[3].to_numpy(layout="CYX"), _image(3))
+
+
+def test_one_chunk_images_beside_tiled_ones_keep_their_locators(tmp_path: Path) -> None:
+    """Only row groups holding a one-chunk image are located; the one-chunk images around an image of several chunks
+    (small ones sharing row groups, a large one in a row group of its own) still get their exact offsets."""
+    big = (np.arange(250 * 250) % 4093).astype(np.uint16).reshape(1, 250, 250)  # 122 KiB: a row group of its own
+    two = (np.arange(2 * 20 * 30) % 4091).astype(np.uint16).reshape(2, 20, 30)  # a chunk per channel
+    images = [_image(0), _image(1), two, big, _image(2), two[:1] + 1]
+    out = write_dataset(iter(images), tmp_path / "mixed", dim_order="CYX", progress=False)
+    clear_cache()
+    rows = _rows(out)
+    data = (out / "chunks.parquet").read_bytes()
+    for row, image in zip(rows, images, strict=True):
+        if image is two:
+            assert row["pixels_offset"] is None and row["pixels_file"] is None
+            continue
+        raw = data[row["pixels_offset"] : row["pixels_offset"] + row["pixels_length"]]  # type: ignore[misc]
+        np.testing.assert_array_equal(np.frombuffer(raw, "<u2").reshape(image.shape), image)
+    ds = OMEArrowDataset.scan(out)
+    for k, image in enumerate(images):
+        np.testing.assert_array_equal(ds[k].to_numpy(layout="CYX"), image)
+
+
+def test_only_row_groups_with_a_one_chunk_image_are_located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page headers of an image of several chunks are not read (writing a 2048-chunk image read all 2048 of them
+    for no locator): a tiled image alone asks for none, beside one-chunk images for theirs only."""
+    asked: list[list[int]] = []
+    real = locators.value_offsets
+
+    def spy(file: Path, groups: np.ndarray, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        asked.append(sorted(set(groups.tolist())))
+        return real(file, groups, rows, lengths)
+
+    monkeypatch.setattr(locators, "value_offsets", spy)
+    tiled = (np.arange(3 * 40 * 30) % 4091).astype(np.uint16).reshape(3, 40, 30)  # a chunk per channel
+    out = write_dataset([tiled], tmp_path / "tiled", dim_order="CYX", progress=False)
+    assert asked == [] and "pixels_offset" not in pq.read_schema(out / "images.parquet").names
+    write_dataset([_image(0), tiled, _image(1)], tmp_path / "mixed", dim_order="CYX", progress=False)
+    index = pq.read_table(tmp_path / "mixed" / "index.parquet").to_pylist()
+    groups = {r["image_id"]: r["row_group_id"] for r in index}
+    tiled_groups = {r["row_group_id"] for r in index if r["image_id"] == "image-00001"}
+    assert asked == [sorted({groups["image-00000"], groups["image-00002"]})]
+    assert not tiled_groups & set(asked[0])
 
 
 def test_a_metadata_column_named_like_a_locator_column_is_refused(tmp_path: Path) -> None:

@@ -174,9 +174,14 @@ def with_locators(
     lengths = shapes.astype(np.int64).prod(axis=1) * itemsize
     cols: dict[str, list[Any]] = {name: [None] * n for name in LOCATOR_NAMES}
     entries: dict[str, dict[str, int]] = {}
+    # only one-chunk images get locators: the pages of row groups holding none of them are not read
+    single = np.array([count[v] == 1 and v in image_row for v in ids], dtype=bool)
     for name in files:
         mine = np.array([k for k, f in enumerate(frag) if f == name], dtype=np.int64)
         if not len(mine) or not (root / name).suffix == ".parquet":
+            continue
+        mine = mine[np.isin(groups[mine], groups[mine][single[mine]])]  # every row of each group with one
+        if not len(mine):
             continue
         offsets = value_offsets(root / name, groups[mine], rows[mine], lengths[mine])
         hit = 0
