@@ -69,6 +69,17 @@ MAX_BYTES = 512 << 20
 _FREE, _BUSY = 0, 1
 
 
+_ITEMSIZES: dict[torch.dtype, int] = {}
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    """Bytes per element of ``dtype`` (``torch.dtype.itemsize`` exists only from torch 2.1 on)."""
+    size = _ITEMSIZES.get(dtype)
+    if size is None:
+        size = _ITEMSIZES[dtype] = torch.empty(0, dtype=dtype).element_size()
+    return size
+
+
 class BatchPool:
     """Shared-memory buffers of one worker process, refilled once the main process frees them."""
 
@@ -118,7 +129,7 @@ class BatchPool:
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, int | None]:
         """An uninitialised tensor in shared memory and its slot (None: a fresh, unpooled segment)."""
-        nbytes = math.prod(shape) * dtype.itemsize
+        nbytes = math.prod(shape) * _itemsize(dtype)
         flags = self.flags.numpy()
         for slot, storage in enumerate(self._slots):
             if flags[slot] == _FREE and storage.nbytes() >= nbytes:
@@ -252,7 +263,7 @@ def _received_again(token: str, slot: int, shape: tuple[int, ...], dtype: torch.
             "a pooled batch arrived for a shared-memory slot this process never received; pooled batches "
             "from ome_arrow_torch DataLoader workers can only be unpickled by the DataLoader's own process"
         )
-    nbytes = math.prod(shape) * dtype.itemsize
+    nbytes = math.prod(shape) * _itemsize(dtype)
     # from_numpy: a storage object of this batch's own (its weak reference dies with the batch)
     tensor = torch.from_numpy(entry[2][slot][:nbytes]).view(dtype).view(shape)
     received["on_kept"] += 1
