@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.typed_chunk import whole_batches
 from ome_arrow_core.typed_chunk.opening import clear_cache
-from ome_arrow_core.typed_chunk.whole_batches import GEOMETRIES_KEPT, _geometry, _new_geometry
+from ome_arrow_core.typed_chunk.whole_batches import GEOMETRIES_KEPT, GEOMETRY_CHUNKS, _geometry, _new_geometry
 
 
 @st.composite
@@ -92,8 +92,21 @@ def test_a_bounded_number_of_geometries_is_kept() -> None:
         assert len(whole_batches._GEOMETRIES) <= GEOMETRIES_KEPT
 
 
+def test_a_batch_of_too_many_chunks_is_not_kept() -> None:
+    whole_batches._GEOMETRIES.clear()
+    n = GEOMETRY_CHUNKS + 1
+    owner = np.zeros(n, np.int64)
+    origin = np.zeros((n, 5), np.int64)
+    origin[:, 4] = np.arange(n)
+    shape = np.tile(np.array([1, 1, 1, 1, 1], np.int64), (n, 1))
+    starts, stops = np.zeros((1, 5), np.int64), np.array([[1, 1, 1, 1, n]], np.int64)
+    got = _geometry(owner, origin, shape, starts, stops, np.array([1], np.int64))
+    assert got is not None and got[3].tolist() == [1] * n
+    assert not whole_batches._GEOMETRIES
+
+
 @pytest.mark.usefixtures("written_without_locators")
-def test_batches_of_like_and_unlike_images_read_their_pixels(tmp_path: Path) -> None:
+def test_batches_of_like_and_unlike_images_read_their_pixels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(3)
     small = [rng.integers(0, 60000, (2, 3, 8, 6)).astype("uint16") for _ in range(9)]
     path = write_dataset(small, tmp_path / "p", dim_order="CZYX", progress=False)
@@ -102,10 +115,17 @@ def test_batches_of_like_and_unlike_images_read_their_pixels(tmp_path: Path) -> 
     clear_cache()
     whole_batches._GEOMETRIES.clear()
     ds = OMEArrowDataset.scan(path)
+    made = []
+    monkeypatch.setattr(
+        whole_batches,
+        "_new_geometry",
+        lambda *a: made.append(1) or _new_geometry(*a),  # type: ignore[func-returns-value]
+    )
     want = np.stack(small + more)
     for batch in ([0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11], [2, 9, 4], [0, 1, 2]):
         got = ds.read(batch)
         np.testing.assert_array_equal(got.reshape(want[batch].shape), want[batch])
         plane = ds.read(batch, z=1)  # another geometry: one Z plane of each channel
         np.testing.assert_array_equal(plane.reshape(want[batch][:, :, 1].shape), want[batch][:, :, 1])
-    assert whole_batches._GEOMETRIES  # the batches went through kept geometries
+    assert whole_batches._GEOMETRIES  # the batches went through kept geometries ...
+    assert 0 < len(made) < 12  # ... made fewer times than the 12 reads asked for one

@@ -44,6 +44,8 @@ _LITTLE = sys.byteorder == "little"
 _TZCYX = [0, 2, 1, 3, 4]
 #: Batch geometries kept (see :func:`_geometry`); all are dropped when there are more.
 GEOMETRIES_KEPT: Final = 8
+#: ... each of at most this many chunks (a key is ~90 bytes a chunk; a larger batch is planned anew each time).
+GEOMETRY_CHUNKS: Final = 4096
 _GEOMETRIES: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = {}
 #: The first six bytes of the usual page of one defined value (definition levels: one run of one 1).
 _HEADS: Final = np.frombuffer(b"".join(sorted(ONE_VALUE_HEADS)), np.uint8).reshape(len(ONE_VALUE_HEADS), 6)
@@ -107,6 +109,8 @@ def _geometry(
     """Which chunks a plan keeps, their images, and where and how many bytes each fills in its image's output (``items``:
     each image's item size); None as for :func:`whole_plan`. A batch of like images has the geometry of the last
     one: it is kept (read-only) for the next, keyed by every input's bytes."""
+    if len(owner) > GEOMETRY_CHUNKS:
+        return _new_geometry(owner, origin, shape, starts, stops, items)
     arrays = [np.ascontiguousarray(a, dtype=np.int64) for a in (owner, origin, shape, starts, stops, items)]
     key = (origin.shape, starts.shape, b"".join(a.tobytes() for a in arrays))
     try:
