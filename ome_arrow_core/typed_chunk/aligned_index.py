@@ -170,6 +170,7 @@ class AlignedIndex:
         Neighbouring positions of one row group (a batch's usual run) share one lookup and one array of their rows,
         which each image's rows are a view of (so each holds the group)."""
         out: list[np.ndarray] = []
+        missing: tuple[int, int, int] | None = None  # an image without chunks: named outside the lock
         with self._lock:
             parts, groups, within = self.images.locate_many(positions)
             n = len(parts)
@@ -187,12 +188,14 @@ class AlignedIndex:
                     self._drop_unheld()
                 at = 0
                 for k, count in enumerate(counts):
-                    if not count:
-                        self._no_chunks(positions[i + k], part, g)
+                    if not count and missing is None:
+                        missing = (positions[i + k], part, g)
                     out.append(rows[at : at + count])
                     at += count
                 i = j
-            return out
+        if missing is not None:
+            self._no_chunks(*missing)
+        return out
 
     def _group_loaded(self, part: int, g: int) -> _Loaded:
         """Row group ``g`` of ``part``, loaded now if it is not (call with the lock held)."""
