@@ -12,6 +12,7 @@ columns take :meth:`PageFragment.read <.page_reads.PageFragment.read>` instead.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Final, NamedTuple
 
@@ -164,14 +165,10 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
                     f"ends at {offset[a] + got}; the file is truncated"
                 )
     out = PageValues([], [], [])
-    heads: dict[int, frozenset[bytes]] = {}  # per page size, the heads of its usual page (see one_value_head)
     for k, g in enumerate(group_l):
         n = size[k]
         if frag.codec is None and USUAL_VALUE_AT <= n < 1 << 32:
-            usual = heads.get(n)
-            if usual is None:
-                usual = heads[n] = frozenset(h + (n - USUAL_VALUE_AT).to_bytes(4, "little") for h in ONE_VALUE_HEADS)
-            if views[k][dest : dest + USUAL_VALUE_AT].tobytes() in usual:
+            if views[k][dest : dest + USUAL_VALUE_AT].tobytes() in usual_heads(n):  # one_value_head, inline
                 value = (bufs[k], dest + USUAL_VALUE_AT, n - USUAL_VALUE_AT)
             else:
                 value = _page_value(frag, g, bufs[k], views[k], dest, n)
@@ -220,11 +217,17 @@ def _page_value(
     return page, start, length
 
 
+@functools.lru_cache(maxsize=64)
+def usual_heads(n: int) -> frozenset[bytes]:
+    """The first USUAL_VALUE_AT bytes the usual ``n``-byte page of one defined value can start with (``n`` from
+    USUAL_VALUE_AT up to 2**32)."""
+    return frozenset(h + (n - USUAL_VALUE_AT).to_bytes(4, "little") for h in ONE_VALUE_HEADS)
+
+
 def one_value_head(view: memoryview, at: int, n: int) -> bool:
     """Whether the ``n``-byte uncompressed page at ``view[at:]`` starts as the usual page of one defined value
     filling it (its value then starts at ``at + USUAL_VALUE_AT``)."""
-    head = view[at : at + USUAL_VALUE_AT].tobytes()
-    return head[:6] in ONE_VALUE_HEADS and int.from_bytes(head[6:], "little") == n - USUAL_VALUE_AT
+    return USUAL_VALUE_AT <= n < 1 << 32 and view[at : at + USUAL_VALUE_AT].tobytes() in usual_heads(n)
 
 
 def value_in_page(frag: PageFragment, g: int, view: memoryview, at: int, n: int) -> tuple[int, int]:

@@ -182,9 +182,7 @@ class DatasetSource:
                 )
                 self._count(1)
                 return block.transpose(0, 2, 1, 3, 4)
-            out = plan.read(verify_enabled(self.verify))
-            self._count(len(plan.items))
-            return out
+            return self._by_plan(plan)
         projections = self._chunks.projections(sel)
         if whole_chunk(projections):  # the buffer read is the answer
             got = self._whole_chunk(projections[0])
@@ -194,12 +192,16 @@ class DatasetSource:
         if key is not None and self._again(key):  # a box read again: planned, and read by its plan already
             plan = self._plan(key, projections, sel.shape)
             if plan is not None:
-                out = plan.read(verify_enabled(self.verify))
-                self._count(len(plan.items))
-                return out
+                return self._by_plan(plan)
         out, buf = arrow_empty(sel.shape, self.meta.dtype)
         self._place(projections, out)
         return view_buffer(buf, self.meta.dtype, sel.shape)
+
+    def _by_plan(self, plan: BoxPlan) -> np.ndarray:
+        """The box ``plan`` reads, read (and checked) by it."""
+        out = plan.read(verify_enabled(self.verify))
+        self._count(len(plan.items))
+        return out
 
     def _again(self, key: tuple[range, ...]) -> bool:
         """Whether box ``key`` was read before (the last SEEN_KEPT boxes read once are remembered): a box is planned
