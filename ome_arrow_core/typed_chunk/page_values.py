@@ -165,15 +165,8 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
                     f"ends at {offset[a] + got}; the file is truncated"
                 )
     out = PageValues([], [], [])
-    for k, g in enumerate(group_l):
-        n = size[k]
-        if frag.codec is None and USUAL_VALUE_AT <= n < 1 << 32:
-            if views[k][dest : dest + USUAL_VALUE_AT].tobytes() in usual_heads(n):  # one_value_head, inline
-                value = (bufs[k], dest + USUAL_VALUE_AT, n - USUAL_VALUE_AT)
-            else:
-                value = _page_value(frag, g, bufs[k], views[k], dest, n)
-        else:
-            value = _page_value(frag, g, bufs[k], views[k], dest, n)
+    for k, g in enumerate(group_l):  # the usual page's head is checked first (one_value_head: a cached set lookup)
+        value = _page_value(frag, g, bufs[k], views[k], dest, size[k])
         out.buffers.append(value[0])
         out.start.append(value[1])
         out.length.append(value[2])
