@@ -10,11 +10,13 @@ what was being done in the message. Our own errors pass through unchanged.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
 from .remote_errors import storage_failure
@@ -24,6 +26,7 @@ __all__ = [
     "writing",
     "blaming",
     "where",
+    "path_mode",
     "require_regular_file",
     "require_member",
     "open_regular",
@@ -59,17 +62,30 @@ def _foreign_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-@contextlib.contextmanager
-def reading(path: str | os.PathLike[str], member: str | None = None, what: str = "reading") -> Iterator[None]:
-    """Re-raise foreign exceptions from reading ``path`` (``member`` inside it) as ours."""
-    try:
-        yield
-    except OMEArrowError:
-        raise
-    except Exception as exc:  # a store's refusal or an unreachable server is not damage (see remote_errors)
+def reading(path: str | os.PathLike[str], member: str | None = None, what: str = "reading") -> _Reading:
+    """Re-raise foreign exceptions from reading ``path`` (``member`` inside it) as ours (a context manager)."""
+    return _Reading(path, member, what)
+
+
+class _Reading:
+    """:func:`reading`'s context manager: a class, not a generator (every scan and read enters a few)."""
+
+    __slots__ = ("member", "path", "what")
+
+    def __init__(self, path: str | os.PathLike[str], member: str | None, what: str) -> None:
+        self.path, self.member, self.what = path, member, what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if not isinstance(exc, Exception) or isinstance(exc, OMEArrowError):
+            return  # none, ours, or not an Exception (KeyboardInterrupt...): it goes on as it is
+        # a store's refusal or an unreachable server is not damage (see remote_errors)
+        path, member, what = self.path, self.member, self.what
         ours = storage_failure(exc, where(path, member), what) or _ours(exc, path, member, what)
         if ours is None:
-            raise  # not foreign (pyarrow.ArrowException itself derives from Exception alone)
+            return  # not foreign (pyarrow.ArrowException itself derives from Exception alone)
         raise ours from exc
 
 
@@ -95,22 +111,35 @@ def _damaged(exc: BaseException, path: str | os.PathLike[str], member: str | Non
     )
 
 
-@contextlib.contextmanager
-def blaming(path: str | os.PathLike[str], member: str | None = None) -> Iterator[None]:
-    """Name ``path`` in our own errors raised while decoding what was read from it.
+def blaming(path: str | os.PathLike[str], member: str | None = None) -> _Blaming:
+    """Name ``path`` in our own errors raised while decoding what was read from it (a context manager).
 
     A :class:`~.errors.SchemaError` there means the file's contents are wrong: it becomes a
     :class:`~.errors.DamagedFileError`; a :class:`~.errors.DTypeError` keeps its type. Both get
     the file and member in front of their message, unless the message names the file already.
     """
-    try:
-        yield
-    except (SchemaError, DTypeError) as exc:
+    return _Blaming(path, member)
+
+
+class _Blaming:
+    """:func:`blaming`'s context manager: a class, not a generator (every scan and read enters one)."""
+
+    __slots__ = ("member", "path")
+
+    def __init__(self, path: str | os.PathLike[str], member: str | None) -> None:
+        self.path, self.member = path, member
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if not isinstance(exc, (SchemaError, DTypeError)):
+            return
         text = str(exc)
-        if os.fspath(path) in text:
-            raise
-        kind: type[OMEArrowError] = DamagedFileError if type(exc) is SchemaError else type(exc)
-        raise kind(f"{where(path, member)}: {text}") from exc
+        if os.fspath(self.path) in text:
+            return
+        new: type[OMEArrowError] = DamagedFileError if type(exc) is SchemaError else type(exc)
+        raise new(f"{where(self.path, self.member)}: {text}") from exc
 
 
 @contextlib.contextmanager
@@ -134,6 +163,25 @@ def _storage_error(exc: OSError, path: str | os.PathLike[str], member: str | Non
     err = StorageError(f"{where(path, member)}: {what} failed: {reason}")
     err.errno = exc.errno
     return err
+
+
+def path_mode(path: str | os.PathLike[str]) -> int | None:
+    """``st_mode`` of ``path`` (links followed), None where :meth:`pathlib.Path.exists` answers False (it raises
+    where that raises): one ``stat`` answers both ``exists`` and ``is_dir``, without a ``Path``."""
+    try:
+        return os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno in _MISSING or getattr(exc, "winerror", None) in _MISSING_WINDOWS:
+            return None
+        raise
+    except ValueError:  # an embedded NUL
+        return None
+
+
+#: The errnos for which ``Path.exists`` and ``Path.is_dir`` answer False instead of raising (pathlib's own list).
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+#: And its Windows errors: not ready, invalid name, cannot resolve the file name.
+_MISSING_WINDOWS = frozenset({21, 123, 1921})
 
 
 def require_regular_file(path: str | os.PathLike[str], member: str | None = None) -> os.stat_result:

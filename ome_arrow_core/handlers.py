@@ -183,8 +183,8 @@ class Reader(Handler):
 
     def claims_suffix(self, path: Path) -> bool:
         """True when ``path`` ends in one of ``suffixes`` (any case)."""
-        name = path.name.lower()
-        return any(name.endswith(s) for s in self.suffixes)
+        suffixes = self.suffixes
+        return path.name.lower().endswith(suffixes if isinstance(suffixes, tuple) else tuple(suffixes))
 
     def accepts(self, path: Path) -> bool:
         """True when this reader claims ``path`` by suffix or by sniffing."""

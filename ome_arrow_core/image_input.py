@@ -85,4 +85,8 @@ def may_be_stack_input(source: Any) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return False
     text = os.fspath(source)
-    return not isinstance(text, str) or any(c in text for c in "<*?[")
+    return not isinstance(text, str) or not _PATTERN_CHARS.isdisjoint(text)
+
+
+#: The characters of a file pattern (``<``) or a glob (``*``, ``?``, ``[``).
+_PATTERN_CHARS = frozenset("<*?[")

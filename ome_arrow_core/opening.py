@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
-from .boundary import require_regular_file
+from .boundary import path_mode, require_regular_file
 from .errors import ArgumentError
 from .handlers import OpenRemoteSource, PixelSource, require
 from .location import Location, is_uri, resolve
@@ -42,13 +43,15 @@ def open_path(
 
 
 def _open_local(path: Path, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
-    if not path.exists():
+    mode = path_mode(path)
+    if mode is None:
         from .safe_write import recover
 
         recover(path)  # a killed overwrite may have left the old copy aside: it goes back
-    if not path.exists():
+        mode = path_mode(path)
+    if mode is None:
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
-    if not path.is_dir():
+    if not stat.S_ISDIR(mode):
         require_regular_file(path)
     reader = registry.resolve_reader(path, format)
     reader.ensure_available()

@@ -257,7 +257,7 @@ class Registry:
 
     def resolve_reader(self, path: str | os.PathLike[str], format: str | None = None) -> Reader:
         """The reader for ``path``: by ``format`` name when given, else by suffix or sniffing."""
-        return choose_reader(self.readers(), Path(path), format, self._blocked)
+        return choose_reader(self.readers(), path if isinstance(path, Path) else Path(path), format, self._blocked)
 
     def resolve_writer(self, how: str) -> Writer:
         """The writer for ``export(how=...)``."""

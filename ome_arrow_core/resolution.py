@@ -58,13 +58,16 @@ def choose_reader(readers: Sequence[Reader], path: Path, format: str | None, blo
             raise_missing(for_format(format), f"format {format!r}", blocked)
         return first_available(matching, f"format {format!r}")
     matching = []
+    name = path.name.lower()
     for level in _by_priority(readers):
         # by priority: readers below the first available one are never asked to sniff; within a priority a
         # suffix claim comes first, so a reader that sniffs is asked only when no reader of its rank claims
         # the suffix (a Parquet file never loads the Vortex reader's sniffer)
-        claims = [h.claims_suffix(path) for h in level]
-        for h in [h for h, c in zip(level, claims) if c] + [h for h, c in zip(level, claims) if not c]:
-            if h.accepts(path):
+        claims = [name.endswith(plain) if plain is not None else h.claims_suffix(path) for h, plain in level]
+        ordered = [(x, c) for x, c in zip(level, claims) if c] + [(x, c) for x, c in zip(level, claims) if not c]
+        for (h, plain), claimed in ordered:
+            # a plain reader accepts what it claims or sniffs (Reader.accepts, without claiming twice)
+            if (claimed or bool(h.sniff and h.sniff(path))) if plain is not None else h.accepts(path):
                 if h.available:
                     return h
                 matching.append(h)
@@ -123,12 +126,29 @@ def choose_chunk_store(stores: Sequence[ChunkStore], name: str) -> ChunkStore:
     raise PluginError(f"no chunk store handles {name!r}; known chunk formats: {known}")
 
 
-def _by_priority(readers: Sequence[Reader]) -> list[list[Reader]]:
-    """``readers`` (sorted highest priority first) in runs of equal priority, in order."""
-    levels: list[list[Reader]] = []
+#: A reader beside its suffixes when it claims and accepts paths as :class:`~.handlers.Reader` does (its suffix
+#: claim is then ``name.endswith(suffixes)`` and implies acceptance), None when it answers with its own methods.
+_Ranked = tuple[Reader, tuple[str, ...] | None]
+#: The last ``readers`` ranked by :func:`_by_priority` and its answer (a registry's readers are one tuple until a
+#: plugin is registered or removed: every scan asks again with the same one).
+_ranked: tuple[Sequence[Reader], list[list[_Ranked]]] | None = None
+
+
+def _by_priority(readers: Sequence[Reader]) -> list[list[_Ranked]]:
+    """``readers`` (sorted highest priority first) in runs of equal priority, in order (remembered for the last
+    ``readers`` object asked, by identity)."""
+    global _ranked
+    last = _ranked
+    if last is not None and last[0] is readers:
+        return last[1]
+    levels: list[list[_Ranked]] = []
     for h in readers:
-        if levels and levels[-1][0].priority == h.priority:
-            levels[-1].append(h)
+        plain = type(h).claims_suffix is Reader.claims_suffix and type(h).accepts is Reader.accepts
+        ranked = (h, tuple(h.suffixes) if plain else None)
+        if levels and levels[-1][0][0].priority == h.priority:
+            levels[-1].append(ranked)
         else:
-            levels.append([h])
+            levels.append([ranked])
+    if isinstance(readers, tuple):  # immutable: the answer stands while it is the same object
+        _ranked = (readers, levels)
     return levels

@@ -44,16 +44,17 @@ def open_parquet(
         return _open_remote(path, column, row, verify)
 
     if path.is_dir():
-        from ..typed_chunk import DatasetSource, is_dataset_dir
+        # from the modules, not the package: a package's ``from`` import runs importlib's Python on every scan
+        from ..typed_chunk.source import DatasetSource
+        from ..typed_chunk.spec import has_dataset_files
 
-        if not is_dataset_dir(path):
+        if not has_dataset_files(path):
             raise SchemaError(
                 f"{path} is a directory but not an OME-Arrow dataset: expected "
                 "_ome_arrow_dataset.json, images.parquet and chunks.parquet inside"
             )
         row = check_row(row)
-        with reading(path, None, "opening the dataset"):
-            return DatasetSource(path, row=row, image_id=image_id, verify=verify, registry=registry)
+        return DatasetSource(path, row=row, image_id=image_id, verify=verify, registry=registry)  # reads in reading()
     import pyarrow.parquet as pq
 
     from ..record import RecordSource

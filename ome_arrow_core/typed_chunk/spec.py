@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
 
-from ..boundary import reading, require_member
+from ..boundary import path_mode, reading, require_member
 from ..errors import DamagedFileError
 
 MANIFEST: Final[str] = "_ome_arrow_dataset.json"
@@ -101,11 +102,19 @@ INDEX_SCHEMA: Final = pa.schema(
 
 def is_dataset_dir(path: Path) -> bool:
     """True for a directory holding a typed-chunk dataset."""
-    return path.is_dir() and (
-        (path / MANIFEST).exists()
-        or (path / "chunks.parquet").exists()
-        or ((path / "images.parquet").exists() and (path / "index.parquet").exists())
-    )
+    mode = path_mode(path)
+    return mode is not None and stat.S_ISDIR(mode) and has_dataset_files(path)
+
+
+def has_dataset_files(path: Path) -> bool:
+    """True when directory ``path`` holds the files of a typed-chunk dataset (``exists`` asked of strings, without
+    a ``Path`` each: every scan of a dataset asks)."""
+    root = os.fspath(path)
+
+    def exists(name: str) -> bool:
+        return path_mode(f"{root}{os.sep}{name}") is not None
+
+    return exists(MANIFEST) or exists("chunks.parquet") or (exists("images.parquet") and exists("index.parquet"))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -34,29 +34,28 @@ _SNIFF_BYTES: Final[int] = 4 << 20
 _NGFF_KEYS: Final[frozenset[str]] = frozenset({"multiscales", "plate", "well", "labels", "bioformats2raw.layout"})
 
 
-def _json(path: Path) -> Any:
+def _json(path: str | os.PathLike[str]) -> Any:
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode) or st.st_size > _SNIFF_BYTES:
             return None
-        return json.loads(path.read_bytes())
+        with open(path, "rb") as fh:
+            return json.loads(fh.read())
     except (OSError, ValueError):
         return None
 
 
 def ngff_keys(path: Path) -> frozenset[str]:
     """The OME-NGFF keys (multiscales, plate, well, labels, bioformats2raw.layout) of the Zarr group at directory ``path`` (any version)."""
-    try:
-        if not path.is_dir():
-            return frozenset()
-    except OSError:
+    root = os.fspath(path)  # plain strings: a Parquet dataset directory is sniffed on every scan
+    if not os.path.isdir(root):
         return frozenset()
-    doc = _json(path / "zarr.json")
+    doc = _json(f"{root}{os.sep}zarr.json")
     if isinstance(doc, dict):
         attrs = doc.get("attributes")
         ome = attrs.get("ome") if isinstance(attrs, dict) else None
         return _NGFF_KEYS & set(ome) if isinstance(ome, dict) else frozenset()
-    doc = _json(path / ".zattrs")
+    doc = _json(f"{root}{os.sep}.zattrs")
     return _NGFF_KEYS & set(doc) if isinstance(doc, dict) else frozenset()
 
 
