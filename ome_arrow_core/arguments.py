@@ -28,6 +28,11 @@ class IntegerArgumentError(ArgumentError, SelectionError):
 def whole_numbers(values: Iterable[Any], what: str) -> list[int]:
     """``values`` as ints; IntegerArgumentError naming ``what`` when one is not an integer (bools neither)."""
     vals = list(values)
+    for v in vals:  # plain ints (the usual case) are the answer as they are
+        if type(v) is not int:
+            break
+    else:
+        return vals
     bad = [v for v in vals if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))]
     if bad:
         raise IntegerArgumentError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}; round them first")

@@ -8,7 +8,7 @@ match, the error names their ``pip install``; when none matches, it names the fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -64,7 +64,9 @@ def choose_reader(readers: Sequence[Reader], path: Path, format: str | None, blo
         # suffix claim comes first, so a reader that sniffs is asked only when no reader of its rank claims
         # the suffix (a Parquet file never loads the Vortex reader's sniffer)
         claims = [name.endswith(plain) if plain is not None else h.claims_suffix(path) for h, plain in level]
-        ordered = [(x, c) for x, c in zip(level, claims) if c] + [(x, c) for x, c in zip(level, claims) if not c]
+        ordered: Iterable[tuple[_Ranked, bool]] = zip(level, claims)
+        if any(claims):  # claims first (a stable sort keeps each group's order)
+            ordered = sorted(ordered, key=lambda ranked: not ranked[1])
         for (h, plain), claimed in ordered:
             # a plain reader accepts what it claims or sniffs (Reader.accepts, without claiming twice)
             if (claimed or bool(h.sniff and h.sniff(path))) if plain is not None else h.accepts(path):

@@ -53,6 +53,8 @@ def _axis_text(idx: AxisIndex) -> str:
 
 def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
     """Resolve ``spec`` against an axis of length ``n``; raise SelectionError if out of range."""
+    if type(spec) is int and -n <= spec < n:  # the usual case (t=0, z=5), answered first
+        return range(spec % n, spec % n + 1)
     name = axis.lower()
     if spec is None:
         return range(n)
