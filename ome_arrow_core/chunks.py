@@ -140,9 +140,15 @@ class ChunkTable:
     def projections(self, sel: Selection) -> list[ChunkProjection]:
         """Where each chunk holding selected pixels meets ``sel``, in row order (zarr's chunk projections)."""
         axes = [sel.t, sel.c, sel.z, sel.y, sel.x]
-        if all(type(a) is range and a.step == 1 for a in axes):  # a box: slices, for all rows at once
+        box, empty = True, False
+        for a in axes:  # a loop, not all(...): every read of a box asks
+            if type(a) is not range or a.step != 1:
+                box = False
+                break
+            empty = empty or a.stop <= a.start
+        if box:  # a box: slices, for all rows at once
             ordered = self._ordered_grid
-            if ordered is not None and all(a.stop > a.start for a in axes):  # type: ignore[union-attr]
+            if ordered is not None and not empty:
                 dense = self._dense_grid
                 if dense is not None:
                     return cached_plan(dense, axes, ordered)  # type: ignore[arg-type]

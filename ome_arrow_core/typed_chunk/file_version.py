@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 from ..boundary import require_member
 
-__all__ = ["FileVersion", "file_version", "member_version"]
+__all__ = ["FileVersion", "file_version", "member_stamps", "member_version"]
 
 #: (path, device, inode, size, mtime in ns, ctime in ns).
 FileVersion: TypeAlias = tuple[str, int, int, int, int, int]
@@ -24,6 +24,20 @@ def file_version(file: str | os.PathLike[str]) -> FileVersion:
     """The version of ``file`` (OSError when it cannot be stat'ed)."""
     st = os.stat(file)
     return (os.fspath(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def member_stamps(root: str, names: tuple[str, ...]) -> list[tuple[int, int, int, int, int] | None]:
+    """:func:`file_version` of each of ``names`` in directory ``root``, without the path (None: missing); one loop
+    for the stale-file stamp every scan takes (see ``opening._stamp``)."""
+    out: list[tuple[int, int, int, int, int] | None] = []
+    for name in names:
+        try:
+            st = os.stat(f"{root}{os.sep}{name}")
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return out
 
 
 def member_version(root: Path, name: str) -> FileVersion | None:

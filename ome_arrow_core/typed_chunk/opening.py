@@ -27,7 +27,7 @@ from .aligned_index import AlignedIndex, aligned_starts
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
 from .chunk_footers import spliced_fragment
-from .file_version import file_version
+from .file_version import member_stamps
 from .footers import footers_of
 from .fragments import Fragment, open_fragment
 from .group_sums import TableGuard
@@ -61,13 +61,7 @@ def _stamp(path: Path) -> tuple[Any, ...]:
     root = os.fspath(path)
     if not os.path.isabs(root):
         root = os.path.abspath(root)
-    out: list[Any] = [root, os.getpid()]
-    for name in _STAMPED:
-        try:
-            out.append(file_version(f"{root}{os.sep}{name}")[1:])
-        except FileNotFoundError:
-            out.append(None)
-    return tuple(out)
+    return (root, os.getpid(), *member_stamps(root, _STAMPED))
 
 
 #: Opened datasets by :func:`_stamp`, most recently used last.
