@@ -17,7 +17,7 @@ from damage import flip_byte
 from ome_arrow_core import DTypeError, OMEArrow, OMEArrowError, Reader, Registry, SchemaError, hookimpl
 from ome_arrow_core.boundary import blaming, path_mode, reading
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, StorageError
-from ome_arrow_core.typed_chunk.spec import MANIFEST, is_dataset_dir
+from ome_arrow_core.typed_chunk import MANIFEST, is_dataset_dir
 
 CROP = {"t": 0, "c": 1, "z": 1, "roi": (64, 64, 64, 64), "layout": "YX"}
 

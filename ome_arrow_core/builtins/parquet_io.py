@@ -44,9 +44,7 @@ def open_parquet(
         return _open_remote(path, column, row, verify)
 
     if path.is_dir():
-        # from the modules, not the package: a package's ``from`` import runs importlib's Python on every scan
-        from ..typed_chunk.source import DatasetSource
-        from ..typed_chunk.spec import has_dataset_files
+        from ..typed_chunk import DatasetSource, has_dataset_files
 
         if not has_dataset_files(path):
             raise SchemaError(

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         INDEX_SCHEMA,
         LOCATOR_COLUMNS,
         MANIFEST,
+        has_dataset_files,
         is_dataset_dir,
         read_manifest,
     )
@@ -76,6 +77,7 @@ __all__ = [
     "LOCATOR_COLUMNS",
     "BASE_CHUNKS",
     "is_dataset_dir",
+    "has_dataset_files",
     "read_manifest",
     "shared_manifest",
     "Part",
@@ -137,6 +139,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "LOCATOR_COLUMNS": (".spec", "LOCATOR_COLUMNS"),
     "MANIFEST": (".spec", "MANIFEST"),
     "is_dataset_dir": (".spec", "is_dataset_dir"),
+    "has_dataset_files": (".spec", "has_dataset_files"),
     "read_manifest": (".spec", "read_manifest"),
     "BASE": (".tables", "BASE"),
     "Part": (".tables", "Part"),
