@@ -282,8 +282,8 @@ def read_located(
             f"{root / loc.file}: {what} lies at bytes {loc.offset}..{loc.offset + want} by its pixel locator, but "
             f"the file ends before ({got} of {want} bytes read); the file is truncated or the images table is damaged"
         )
-    if verify:
-        actual = checker(algorithm or ALGORITHM, str(root / loc.file))(buf)
+    if verify:  # the file's name (for an unknown algorithm's error) as a string: no Path per image of a batch
+        actual = checker(algorithm or ALGORITHM, f"{os.fspath(root)}{os.sep}{loc.file}")(buf)
         if actual != loc.checksum:
             raise mismatch(
                 str(root / loc.file), f"{what} (bytes {loc.offset}..{loc.offset + want})", loc.checksum, actual
