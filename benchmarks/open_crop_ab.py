@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -98,7 +99,7 @@ print(json.dumps(out))
 """
 
 
-def run_child(tree: Path, path: Path, z: int, repeats: int, lib: str, stores: list[Path]) -> dict[str, object]:
+def run_child(tree: Path, path: Path, z: int, repeats: int, lib: str, stores: list[Path]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": tree_path(tree)}
     argv = [sys.executable, "-c", CHILD, str(path), str(repeats), str(z), lib, str(ROOT / "benchmarks")]
     argv += [str(s) for s in stores]
@@ -115,65 +116,64 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--shapes", default="1024:4,2048:16", help="comma-separated SIZE:Z")
     args = p.parse_args()
+    trees = {"new": ROOT, "old": args.baseline.resolve()}
+    for shape in args.shapes.split(","):
+        size, nz = (int(v) for v in shape.split(":"))
+        with tempfile.TemporaryDirectory(prefix="open_crop_ab-") as d:
+            path, stores = write_files(Path(d), size, nz)
+            got: dict[str, list[dict[str, Any]]] = {v: [] for v in [*trees, "ts"]}
+            loads = []
+            for r in range(args.rounds):
+                for v in [*trees, "ts"] if r % 2 else ["ts", *list(trees)[::-1]]:
+                    tree, lib = (trees[v], "ours") if v != "ts" else (ROOT, "ts")
+                    got[v].append(run_child(tree, path, nz // 2, args.repeats, lib, stores if lib == "ts" else []))
+                loads.append(os.getloadavg()[0])
+        print(
+            f"1x2x{nz}x{size}x{size} uint16; baseline {args.baseline}; {args.rounds} rounds x {args.repeats} calls; "
+            f"load {min(loads):.1f}-{max(loads):.1f}; medians over rounds, ms CPU (wall)"
+        )
+        report(got)
+
+
+def write_files(tmp: Path, size: int, nz: int) -> tuple[Path, list[Path]]:
+    """Our dataset (beside its expected crop, .npy) and tensorstore's two copies of one 1x2xZxSxS image."""
     import numpy as np
     import peers_libs as L
 
     from ome_arrow_core import OMEArrow
 
-    trees = {"new": ROOT, "old": args.baseline.resolve()}
-    for shape in args.shapes.split(","):
-        size, nz = (int(v) for v in shape.split(":"))
-        tmp = Path(tempfile.mkdtemp(prefix="open_crop_ab-"))
-        path = tmp / "ours.ome.parquet"
-        arr = L.camera_image((1, 2, nz, size, size))
-        OMEArrow(arr).export("parquet", path)
-        np.save(str(path) + ".npy", arr[0, 1, nz // 2, 512:768, 512:768])
-        stores = [tmp / f"ts-{c}.zarr" for c in (256, 512)]
-        for c, store in zip((256, 512), stores):
-            L.ts_write(arr, store, c, "raw")
-        del arr
-        got: dict[str, list[dict[str, object]]] = {v: [] for v in [*trees, "ts"]}
-        loads = []
-        for r in range(args.rounds):
-            for v in [*trees, "ts"] if r % 2 else ["ts", *list(trees)[::-1]]:
-                tree, lib = (trees[v], "ours") if v != "ts" else (ROOT, "ts")
-                got[v].append(run_child(tree, path, nz // 2, args.repeats, lib, stores if lib == "ts" else []))
-            loads.append(os.getloadavg()[0])
+    path = tmp / "ours.ome.parquet"
+    arr = L.camera_image((1, 2, nz, size, size))
+    OMEArrow(arr).export("parquet", path)
+    np.save(str(path) + ".npy", arr[0, 1, nz // 2, 512:768, 512:768])
+    stores = [tmp / f"ts-{c}.zarr" for c in (256, 512)]
+    for c, store in zip((256, 512), stores):
+        L.ts_write(arr, store, c, "raw")
+    return path, stores
 
-        def med(v: str, case: str) -> np.ndarray:
-            return np.median(np.array([g[case] for g in got[v]]), axis=0)  # type: ignore[no-any-return]
 
-        new, old, ts = med("new", "open + crop"), med("old", "open + crop"), med("ts", "open + crop")
-        configs = sorted({str(g["config"]) for g in got["ts"]})
+def report(got: dict[str, list[dict[str, Any]]]) -> None:
+    """Print each case's medians over rounds, and the ratios."""
+    import numpy as np
+
+    def med(v: str, case: str) -> list[float]:
+        return np.median(np.array([g[case] for g in got[v]]), axis=0).tolist()  # type: ignore[no-any-return]
+
+    configs = ", ".join(sorted({str(g["config"]) for g in got["ts"]}))
+    for label, case in (
+        ("open + crop, steady", "open + crop"),
+        ("calls 2-3 of a process (what --quick times)", "open + crop 2-3"),
+        ("each call after 64 MiB touched", "open + crop evicted"),
+    ):
+        new, old, ts = (med(v, case) for v in ("new", "old", "ts"))
         print(
-            f"1x2x{nz}x{size}x{size} uint16; baseline {args.baseline}; {args.rounds} rounds x {args.repeats} calls; "
-            f"load {min(loads):.1f}-{max(loads):.1f}; medians over rounds, ms CPU (wall)"
-        )
-        print(
-            f"  open + crop: new {new[0]:.3f} ({new[1]:.3f}) old {old[0]:.3f} ({old[1]:.3f}) "
-            f"tensorstore [{', '.join(configs)}] {ts[0]:.3f} ({ts[1]:.3f})"
-        )
-        print(
-            f"  new/old CPU {new[0] / old[0]:.2f} wall {new[1] / old[1]:.2f}; "
-            f"new/tensorstore CPU {new[0] / ts[0]:.2f} wall {new[1] / ts[1]:.2f}; "
-            f"old/tensorstore CPU {old[0] / ts[0]:.2f} wall {old[1] / ts[1]:.2f}"
-        )
-        new, old, ts = med("new", "open + crop 2-3"), med("old", "open + crop 2-3"), med("ts", "open + crop 2-3")
-        print(
-            f"  calls 2-3 of a process (what --quick times): new {new[0]:.3f} ({new[1]:.3f}) old {old[0]:.3f} "
-            f"({old[1]:.3f}) tensorstore {ts[0]:.3f} ({ts[1]:.3f}); new/old CPU {new[0] / old[0]:.2f}; "
+            f"  {label}: new {new[0]:.3f} ({new[1]:.3f}) old {old[0]:.3f} ({old[1]:.3f}) tensorstore [{configs}] "
+            f"{ts[0]:.3f} ({ts[1]:.3f}); new/old CPU {new[0] / old[0]:.2f} wall {new[1] / old[1]:.2f}; "
             f"new/tensorstore CPU {new[0] / ts[0]:.2f} wall {new[1] / ts[1]:.2f}; old/tensorstore CPU "
             f"{old[0] / ts[0]:.2f} wall {old[1] / ts[1]:.2f}"
         )
-        new, old, ts = (med(v, "open + crop evicted") for v in ("new", "old", "ts"))
-        print(
-            f"  each call after 64 MiB touched: new {new[0]:.3f} ({new[1]:.3f}) old {old[0]:.3f} ({old[1]:.3f}) "
-            f"tensorstore {ts[0]:.3f} ({ts[1]:.3f}); new/old CPU {new[0] / old[0]:.2f}; new/tensorstore CPU "
-            f"{new[0] / ts[0]:.2f} wall {new[1] / ts[1]:.2f}; old/tensorstore CPU {old[0] / ts[0]:.2f} wall "
-            f"{old[1] / ts[1]:.2f}"
-        )
-        on, oo = med("new", "open"), med("old", "open")
-        print(f"  open alone: new {on[0]:.3f} ({on[1]:.3f}) old {oo[0]:.3f} ({oo[1]:.3f})", flush=True)
+    on, oo = med("new", "open"), med("old", "open")
+    print(f"  open alone: new {on[0]:.3f} ({on[1]:.3f}) old {oo[0]:.3f} ({oo[1]:.3f})", flush=True)
 
 
 if __name__ == "__main__":
