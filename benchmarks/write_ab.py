@@ -7,11 +7,15 @@
 Each tree's writer runs in a child process of its own (its ``ome_arrow_core`` first on ``sys.path``), which
 writes the same image (``OMEArrow(arr).export("parquet", path)``, over its own previous copy) each time the
 parent asks and reports its own wall, CPU (process time: all its threads) and user CPU time (without the kernel's:
-the copy into the page cache, whose cost varies most; see ``--gap``). The rounds are interleaved:
-each writes every case once, after one untimed round, in an order shuffled each round (seeded), never a case twice
-in a row: a write into the page cache costs several times more on fresh pages than on pages just freed, such as
-those of the copy the write before it replaced, so a fixed order (or ABBA, whose end cases write twice in a row)
-favours some cases. Medians; the ratio columns divide by the first tree's. ``--gap S`` sleeps S seconds before each
+the copy into the page cache, whose cost varies most; see ``--gap``). After one untimed write of each case, the
+writes are interleaved so that each case follows every other case equally often (``--repeats`` rounded up to a
+multiple of cases - 1): a write into the page cache costs several times more on fresh pages than on pages just
+freed, such as those of the copy the write before it replaced, so the case written before decides much of a
+write's cost. A fixed order, ABBA (whose end cases write twice in a row), or rounds shuffled with a fixed seed
+(session 18: with the peers, the first tree followed the second in 4 of its 8 writes, and came out 1.4-1.7x
+cheaper whichever tree it was) favour some cases. The order is a random walk over every ordered pair of cases
+(an Eulerian circuit of the complete directed graph, seeded), repeated. Medians; the ratio columns divide by the
+first tree's. ``--gap S`` sleeps S seconds before each
 timed write: pages freed that long before are cold again (see docs/benchmarks.md, "fresh pages"), as for a single
 write after a pause.
 ``--pyarrow`` adds each tree with ``typed_chunk.fragments.DIRECT = False`` (pyarrow's writer for the chunks
@@ -92,6 +96,25 @@ def _timed(fn: Callable[[], None]) -> Callable[[], tuple[float, float, float]]:
     return run
 
 
+def balanced_order(names: list[str], circuits: int, rng: random.Random) -> list[str]:
+    """An order of writes in which each of ``names`` follows each other one ``circuits`` times and itself never:
+    ``circuits`` Eulerian circuits of the complete directed graph on ``names`` (Hierholzer's, the next edge drawn
+    at random), each starting where the last ended; one write more than ``circuits * n * (n - 1)``."""
+    if len(names) < 2:
+        return names * (circuits + 1)
+    order: list[str] = [rng.choice(names)]
+    for _ in range(circuits):
+        left = {a: rng.sample([b for b in names if b != a], len(names) - 1) for a in names}
+        stack, path = [order[-1]], []
+        while stack:
+            if left[stack[-1]]:
+                stack.append(left[stack[-1]].pop())
+            else:
+                path.append(stack.pop())
+        order += path[::-1][1:]  # path[-1] is where this circuit starts: the last write so far
+    return order
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=1024)
@@ -129,23 +152,23 @@ def main() -> int:
         times: dict[str, tuple[list[float], list[float], list[float]]] = {k: ([], [], []) for k in cases}
         for fn in cases.values():
             fn()
-        order, last, rng = list(cases.items()), None, random.Random(0)
-        for _ in range(args.repeats):  # shuffled, never a case twice in a row (see the module's docstring)
-            rng.shuffle(order)
-            while len(order) > 1 and order[0][0] == last:
-                rng.shuffle(order)
-            last = order[-1][0]
-            for name, fn in order:
-                time.sleep(args.gap)
-                for k, v in enumerate(fn()):
+        # each case after every other case equally often, never twice in a row (see the module's docstring)
+        order = balanced_order(list(cases), -(-args.repeats // max(1, len(cases) - 1)), random.Random(0))
+        for at, name in enumerate(order):
+            time.sleep(args.gap)
+            got = cases[name]()
+            if at:  # the first write's predecessor is the untimed round's last case: not counted
+                for k, v in enumerate(got):
                     times[name][k].append(v)
     finally:
         for child in children:
             child.close()
         shutil.rmtree(tmp, ignore_errors=True)
     gap = f", {args.gap:g} s before each write" if args.gap else ""
+    writes = len(next(iter(times.values()))[0])
     print(
-        f"1x2x{args.z}x{args.size}x{args.size} uint16, {args.repeats} interleaved rounds{gap}, load {os.getloadavg()}"
+        f"1x2x{args.z}x{args.size}x{args.size} uint16, {writes} interleaved writes of each case, each after every "
+        f"other case alike{gap}, load {os.getloadavg()}"
     )
     first = next(iter(times.values()))
     w0, c0, u0 = (statistics.median(v) for v in first)

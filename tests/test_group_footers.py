@@ -132,6 +132,48 @@ def test_truncated_or_flipped_footer_bytes_raise_thrift_errors_or_still_walk(
         pass
 
 
+def _struct_of_every_kind() -> bytes:
+    """A Thrift compact struct holding a value of every type: each nested in lists, a set, a map and structs."""
+    list_of_structs = b"\x2c" + b"\x15\x04\x00" + b"\x18\x02hi\x00"  # list<struct>: {i32 2}, {binary "hi"}
+    fields = [
+        b"\x11",  # field 1: true (in the header)
+        b"\x13\x7f",  # field 2: byte
+        b"\x14\xac\x02",  # field 3: i16, a 2-byte varint
+        b"\x15\x80\x80\x04",  # field 4: i32, a 3-byte varint
+        b"\x16\x01",  # field 5: i64
+        b"\x17" + bytes(8),  # field 6: double
+        b"\x18\x83\x01" + bytes(131),  # field 7: binary of 131 bytes (a 2-byte length)
+        b"\x19\x31\x01\x02\x01",  # field 8: list of 3 booleans, a byte each
+        b"\x1a\x26\x02\x04",  # field 9: set of 2 i64
+        b"\x1b\x02\x58\x02\x01a\x04\x01b",  # field 10: map<i32, binary> of 2
+        b"\x1b\x00",  # field 11: an empty map
+        b"\x19" + list_of_structs,  # field 12: list of 2 structs
+        b"\x1c\x19\xfc\x12" + bytes(18) + b"\x00",  # field 13: struct {list of 18 empty structs}
+        b"\x09\x20\x0c",  # field 16 (long form): an empty list of structs
+    ]
+    return b"".join(fields) + b"\x00"
+
+
+def test_every_thrift_type_is_skipped_whole_and_each_cut_raises() -> None:
+    meta = _struct_of_every_kind()
+    assert skip_struct(meta) == len(meta)
+    assert skip_struct(meta + b"tail") == len(meta)
+    for cut in range(len(meta)):
+        with pytest.raises(ThriftError):
+            skip_struct(meta[:cut])
+
+
+def test_nesting_deeper_than_a_footer_raises_a_thrift_error() -> None:
+    deep = b"\x1c" * 40 + b"\x00" * 41  # 40 structs, each the first field of the one around it
+    with pytest.raises(ThriftError, match="deeper"):
+        skip_struct(deep)
+    lists = b"\x19\x19" + b"\x19" * 40  # lists of lists...: refused, not a RecursionError
+    with pytest.raises(ThriftError):
+        skip_struct(lists)
+    shallow = b"\x1c" * 8 + b"\x00" * 9
+    assert skip_struct(shallow) == len(shallow)
+
+
 # -- datasets -------------------------------------------------------------------------------------------------------
 def test_writes_record_where_each_footer_lists_its_row_groups(plate: Path) -> None:
     for name in ("images.parquet", "index.parquet"):

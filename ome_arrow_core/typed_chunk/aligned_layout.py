@@ -24,6 +24,7 @@ from .bounds import dictionary_codes
 from .footers import footer, footers_of
 from .image_groups import ImageRows
 from .spec import FILE_METADATA
+from .table_files import table_sink
 from .tables import Part
 
 __all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "write_aligned_index", "aligned_starts"]
@@ -67,13 +68,13 @@ def write_aligned_index(
         aligned = bool((owner_group[first] == owner_group[len(owner) - 1 - last]).all())
     from ..safe_write import atomic_path  # writers only: a read never loads it
 
-    with atomic_path(out) if atomic else contextlib.nullcontext(out) as tmp:
+    with atomic_path(out) if atomic else contextlib.nullcontext(out) as tmp, table_sink(tmp) as sink:
         if not aligned:
-            pq.write_table(index.replace_schema_metadata(FILE_METADATA), tmp, write_page_checksum=True)
+            pq.write_table(index.replace_schema_metadata(FILE_METADATA), sink, write_page_checksum=True)
             return
         table = index.replace_schema_metadata({**FILE_METADATA, INDEX_GROUPS_KEY: ALIGNED})
         # statistics of chunk_id only (max_chunk_id reads them): a footer of N/per_group groups stays small
-        with pq.ParquetWriter(tmp, table.schema, write_page_checksum=True, write_statistics=["chunk_id"]) as w:
+        with pq.ParquetWriter(sink, table.schema, write_page_checksum=True, write_statistics=["chunk_id"]) as w:
             for a, b in itertools.pairwise(bounds.tolist()):
                 w.write_table(table.slice(a, b - a), row_group_size=b - a)
 

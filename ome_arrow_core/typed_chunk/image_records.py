@@ -211,6 +211,8 @@ def table_records(root: Path, images: str) -> tuple[list[Any], dict[str, Any]] |
 
     pf = pq.ParquetFile(root / images)
     names = set(pf.schema_arrow.names)
+    if not names.issuperset(("image_id", "name", *LOCATOR_COLUMNS)):
+        return None  # no locators (images of several chunks): build_records' first check, no row read
     wanted = [c for c in dict.fromkeys(("image_id", "name", *LOCATOR_COLUMNS, *VARIANT_COLUMNS)) if c in names]
     rows = pf.metadata.num_rows
     return build_records(pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False), rows)

@@ -27,6 +27,7 @@ from .packing import ChunkPacker
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import manifest_entry
 from .spec import LAYOUT_NAME, MANIFEST
+from .table_files import table_sink
 from .table_sums import TABLES_KEY, record, recorded
 from .tables import BASE, Part, statistics_columns
 from .value_index import VALUES_KEY, record_values
@@ -105,8 +106,8 @@ def placed(out: Path, fresh: bool) -> contextlib.AbstractContextManager[Path]:
 
 
 def _write_parquet(table: pa.Table, out: Path, fresh: bool, **options: Any) -> None:
-    with placed(out, fresh) as tmp:
-        pq.write_table(table, tmp, write_page_checksum=True, **options)
+    with placed(out, fresh) as tmp, table_sink(tmp) as sink:
+        pq.write_table(table, sink, write_page_checksum=True, **options)
 
 
 def write_tables(
