@@ -91,7 +91,13 @@ class Streamable(ABC):
                     export_mode = "arrow" if mode is None and kind == "cpu" else mode
                     handler = views[0]._export_handler(kind, export_mode) if views else None
                     if handler is not None and handler.export_many is not None and kind != "cpu":
-                        out = handler.export_many(views, contiguous=contiguous, device_index=index)  # one transfer
+                        got = list(handler.export_many(views, contiguous=contiguous, device_index=index))  # one copy
+                        if len(got) != len(views):  # a tile dropped or made up would shift every later one
+                            raise PluginError(
+                                f"the {handler.name!r} exporter's export_many returned {len(got)} tensors for "
+                                f"{len(views)} views; its plugin ({handler.plugin!r}) is broken"
+                            )
+                        out = got
                     elif handler is not None:
                         export = views[0]._exporter(kind, export_mode)
                         for v in views:

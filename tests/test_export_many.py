@@ -17,17 +17,19 @@ from test_tile_streams import page_of_tile, pixels, tiles_of, written
 
 import ome_arrow_core
 from ome_arrow_core import OMEArrow, Registry, TensorView
-from ome_arrow_core.errors import ChecksumError
+from ome_arrow_core.errors import ChecksumError, PluginError
 from ome_arrow_core.iteration import GROUP_ITEMS
 
 
 class Probe:
     """A plugin whose exporter records its calls: ``many`` holds each export_many group's length."""
 
-    def __init__(self, many: bool, devices: tuple[str, ...] = ("cuda",), fail_at: int | None = None) -> None:
+    def __init__(
+        self, many: bool, devices: tuple[str, ...] = ("cuda",), fail_at: int | None = None, drop: bool = False
+    ) -> None:
         self.many_calls: list[int] = []
         self.one_calls = 0
-        self.with_many, self.devices, self.fail_at = many, devices, fail_at
+        self.with_many, self.devices, self.fail_at, self.drop = many, devices, fail_at, drop
 
     def export(self, view: TensorView, **_: Any) -> np.ndarray:
         self.one_calls += 1
@@ -37,7 +39,7 @@ class Probe:
         self.many_calls.append(len(views))
         if self.fail_at is not None and len(self.many_calls) == self.fail_at:
             raise RuntimeError("the device refused the group")
-        return [np.array(v.to_numpy(), copy=True) for v in views]
+        return [np.array(v.to_numpy(), copy=True) for v in views[: len(views) - self.drop]]
 
     @ome_arrow_core.hookimpl
     def ome_arrow_exporters(self) -> list[ome_arrow_core.Exporter]:
@@ -134,3 +136,11 @@ def test_a_failing_export_many_raises_at_its_groups_first_item(tmp_path: Path) -
         for t in view.iter_dlpack(tile_size=(16, 16), device="cuda"):
             got.append(np.asarray(t))
     assert len(got) == GROUP_ITEMS
+
+
+def test_an_export_many_that_returns_too_few_tensors_is_a_plugin_error(tmp_path: Path) -> None:
+    a = pixels((1, 1, 48, 48), "uint16", seed=7)
+    probe = Probe(many=True, drop=True)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    with pytest.raises(PluginError, match="export_many returned 8 tensors for 9 views"):
+        next(iter(view.iter_dlpack(tile_size=(16, 16), device="cuda")))
