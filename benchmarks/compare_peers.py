@@ -5,6 +5,7 @@
     python benchmarks/compare_peers.py --quick --repeats 9 --heavy-repeats 5   # the small image, more repeats
     python benchmarks/compare_peers.py --write-only --write-repeats 5         # only the writing case
     python benchmarks/compare_peers.py --quick --first-plane-only --process-repeats 9  # import + first plane
+    python benchmarks/compare_peers.py --cuda     # require the CUDA cases (peers_cuda.py; auto when a GPU is seen)
 
 Image: 1xCxZxSxS uint16 (default 1x2x16x2048x2048, 256 MiB) of 12-bit camera-like noise (peers_libs.camera_image),
 TCZYX. Each library writes it its own way, then reads it back from a warm page cache; every figure is the median of
@@ -31,6 +32,9 @@ our rename-into-place keeps the old or the new copy whole if the process dies; O
 RSS growth), ``ds[i]`` steady state, a read of 32 random images. Import + first plane in a fresh process
 (each library's child runs once untimed first, also with --quick: it writes bytecode, which an editable install
 of ours lacks until then, and warms the page cache).
+CUDA cases (peers_cuda.py, on our file's c=0 planes), when a CUDA device is seen or ``--cuda`` requires one: one plane
+and a 256x256 tile stream to the device, ours against cupy.asarray and pinned torch copies, as GB/s and x pinned
+bandwidth; without a device one line says they were skipped (``--no-cuda``: not even looked for).
 Three ratio columns: ours / the fastest of tensorstore, zarr and tifffile, ours / the faster of tensorstore and
 zarr (the goal's yardstick), and the same by process CPU time (all threads) instead of wall time; each names the
 library. Times are ms; plate open rows add the RSS growth.
@@ -56,6 +60,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers_cuda
 import peers_libs as L
 from _common import measure, table
 from peers_plates import first_plane_cases, plate_cases, write_plates
@@ -72,6 +77,7 @@ class Bench:
     def __init__(self, repeats: int, installed: dict[str, bool], warmup: bool) -> None:
         self.repeats, self.installed, self.warmup = repeats, installed, warmup
         self.rows: list[dict[str, Any]] = []
+        self.cuda_rows: list[dict[str, Any]] = []  # peers_cuda.run_cases
 
     def case(
         self,
@@ -263,6 +269,8 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
         warmup=False,
     )  # the check above was the warm-up
     read_case("the whole image", (slice(None),) * 5, args.heavy_repeats)
+    if args.cuda != "off":
+        bench.cuda_rows = cuda_cases(args, ours_p, arr)
     expected = int(arr[0, 0, 0].sum(dtype=np.int64))
     del arr
 
@@ -285,6 +293,18 @@ def run(args: argparse.Namespace, tmp: Path) -> Bench:
         for p in paths.values():
             shutil.rmtree(p, ignore_errors=True)
     return bench
+
+
+def cuda_cases(args: argparse.Namespace, ours_p: Path, arr: np.ndarray) -> list[dict[str, Any]]:
+    """peers_cuda's cases on our file (c=0) when a CUDA device is seen (``--cuda``: checked in main), else none."""
+    seen = any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
+    device, why = peers_cuda.find_device() if seen or args.cuda == "on" else (None, "no /dev/nvidia*")
+    if device is None:
+        print(f"{peers_cuda.SKIP} ({why})", flush=True)
+        return []
+    rows = peers_cuda.run_cases(ours_p, arr, args.repeats)
+    print(peers_cuda.report(rows, device), flush=True)
+    return rows
 
 
 def first_plane_case(
@@ -331,7 +351,8 @@ def publish(bench: Bench, args: argparse.Namespace, started: float) -> None:
             "versions": _versions(),
             "shape": [1, args.c, args.z, args.size, args.size],
         }
-        args.json_out.write_text(json.dumps({"meta": meta, "rows": bench.rows}, indent=2, default=str))
+        out = {"meta": meta, "rows": bench.rows, "cuda": bench.cuda_rows}
+        args.json_out.write_text(json.dumps(out, indent=2, default=str))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plates", default="1000,10000", help="comma-separated plate sizes N")
     p.add_argument("--huge-plate", action="store_true", help="add N=100000 (zarr writes 100000 arrays: slow)")
     p.add_argument("--quick", action="store_true", help="CI canary: 1x2x4x1024x1024, N=200, few repeats")
+    p.add_argument("--cuda", action="store_const", const="on", default="auto", help="require the CUDA cases")
+    p.add_argument("--no-cuda", dest="cuda", action="store_const", const="off", help="skip the CUDA cases")
     p.add_argument("--json-out", type=Path)
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
@@ -362,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     args.plates = [int(n) for n in str(args.plates).split(",") if n] + ([100_000] if args.huge_plate else [])
     if args.size % 512 or args.size < 1024 or args.c < 2:
         p.error("--size must be a multiple of 512 and at least 1024; --c at least 2")
+    if args.cuda == "on" and peers_cuda.find_device()[0] is None:
+        p.error(f"--cuda: no CUDA device ({peers_cuda.find_device()[1]})")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compare_peers_") as d:
         publish(run(args, Path(d)), args, started)  # before the (slow) removal of the files

@@ -45,6 +45,7 @@ __all__ = [
     "WriteImage",
     "WriteRemoteImage",
     "ExportView",
+    "ExportViews",
     "WriteChunks",
     "OpenChunks",
     "install_hint",
@@ -123,6 +124,8 @@ WriteImage: TypeAlias = Callable[Concatenate["OMEArrow", Path, ...], Any]
 WriteRemoteImage: TypeAlias = Callable[Concatenate["OMEArrow", "Path | Location", ...], Any]
 #: ``Exporter.export``: a view to a tensor (keywords: ``contiguous``, ``device_index``, ...).
 ExportView: TypeAlias = Callable[Concatenate["TensorView", ...], Any]
+#: ``Exporter.export_many``: the views of one stream group to their tensors, in order (same keywords).
+ExportViews: TypeAlias = Callable[Concatenate["Sequence[TensorView]", ...], "list[Any]"]
 #: ``ChunkStore.write``: chunk record batches of a schema to a path, in order (keyword: ``compression``).
 WriteChunks: TypeAlias = Callable[Concatenate["Iterable[pa.RecordBatch]", "pa.Schema", Path, ...], None]
 #: ``ChunkStore.open``: a chunk file to its reader.
@@ -204,12 +207,18 @@ class Writer(Handler):
 
 @frozen
 class Exporter(Handler):
-    """Hands a TensorView to ``devices`` in ``modes`` for ``dtypes`` (None: every dtype)."""
+    """Hands a TensorView to ``devices`` in ``modes`` for ``dtypes`` (None: every dtype).
+
+    ``export_many`` (optional) exports the views of one group of a stream (``iter_dlpack`` to a
+    device other than the CPU) in one call, e.g. one host-to-device transfer for all of them;
+    it returns one tensor per view, in order, each as ``export`` would.
+    """
 
     devices: tuple[str, ...] = ("cpu",)
     modes: tuple[str, ...] = ()
     dtypes: tuple[str, ...] | None = None
     export: ExportView | None = None
+    export_many: ExportViews | None = None
 
     def handles(self, device: str, dtype: np.dtype, mode: str | None) -> bool:
         """True when this exporter serves ``device``, ``dtype`` and ``mode`` (None: any)."""

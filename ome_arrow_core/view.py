@@ -22,7 +22,7 @@ from .registry import default_registry
 from .selection import AxisIndex
 
 if TYPE_CHECKING:
-    from .handlers import ExportView, PixelSource
+    from .handlers import Exporter, ExportView, PixelSource
     from .registry import Registry
     from .selection import Selection
 
@@ -68,7 +68,8 @@ class Streamable(ABC):
         contiguous: bool,
     ) -> Iterator[Any]:
         items = windows(self._sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
-        if not items or not self._reads_windows:
+        on_cpu = device is None or str(device).partition(":")[0] == "cpu"  # (parsed in the tasks: errors in turn)
+        if not items or (not self._reads_windows and on_cpu):
 
             def task(w: Window) -> Callable[[], Any]:
                 return lambda: self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
@@ -77,21 +78,33 @@ class Streamable(ABC):
 
         def group_task(group: list[Window]) -> Callable[[], list[Any]]:
             def run() -> list[Any]:
-                out: list[Any] = []
-                export: ExportView | None = None  # to_dlpack's exporter, looked up once a group (one dtype)
-                index = 0
+                views: list[TensorView] = []
+                failed: Exception | None = None
                 for v in self._windows(group):  # an item that fails ends its group: it raises in its turn
-                    try:
-                        if isinstance(v, Exception):
-                            raise v
-                        if export is None:
-                            kind, index = _device(device)
-                            export = v._exporter(kind, "arrow" if mode is None and kind == "cpu" else mode)
-                        out.append(export(v, contiguous=contiguous, device_index=index))
-                    except Exception as exc:
-                        out.append(Failed(exc))
+                    if isinstance(v, Exception):
+                        failed = v
                         break
-                return out
+                    views.append(v)
+                out: list[Any] = []
+                try:  # the exporter is looked up once a group (one dtype)
+                    kind, index = _device(device)
+                    export_mode = "arrow" if mode is None and kind == "cpu" else mode
+                    handler = views[0]._export_handler(kind, export_mode) if views else None
+                    if handler is not None and handler.export_many is not None and kind != "cpu":
+                        got = list(handler.export_many(views, contiguous=contiguous, device_index=index))  # one copy
+                        if len(got) != len(views):  # a tile dropped or made up would shift every later one
+                            raise PluginError(
+                                f"the {handler.name!r} exporter's export_many returned {len(got)} tensors for "
+                                f"{len(views)} views; its plugin ({handler.plugin!r}) is broken"
+                            )
+                        out = got
+                    elif handler is not None:
+                        export = views[0]._exporter(kind, export_mode)
+                        for v in views:
+                            out.append(export(v, contiguous=contiguous, device_index=index))
+                except Exception as exc:
+                    return [*out, Failed(exc)]
+                return out if failed is None else [*out, Failed(failed)]
 
             return run
 
@@ -267,10 +280,13 @@ class TensorView(Streamable, Thumbnailed):
             mode = "arrow"
         return self._exporter(kind, mode)(self, contiguous=contiguous, device_index=index, **options)
 
+    def _export_handler(self, kind: str, mode: str | None) -> Exporter:
+        """The exporter for ``kind``, this view's dtype and ``mode`` (a cached lookup; always available)."""
+        return (self._registry or default_registry()).resolve_exporter(kind, self._array.dtype, mode)
+
     def _exporter(self, kind: str, mode: str | None) -> ExportView:
         """The export function of the exporter for ``kind`` and ``mode`` (a cached lookup)."""
-        registry = self._registry or default_registry()
-        export = registry.resolve_exporter(kind, self._array.dtype, mode).export  # always available
+        export = self._export_handler(kind, mode).export
         if export is None:
             raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
         return export

@@ -27,7 +27,8 @@ from ome_arrow_core import (
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_cupy import plugin
 from ome_arrow_cupy.devices import device_count
-from ome_arrow_cupy.export import blocks
+from ome_arrow_cupy.export import BLOCK_BYTES, SPLIT_BYTES, block_bytes, blocks
+from ome_arrow_cupy.groups import ALIGN, gather, group_offsets, runs
 from ome_arrow_cupy.ingest import is_cupy_array
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
@@ -158,6 +159,45 @@ def test_blocks_tile_the_array_in_contiguous_runs(shape: tuple[int, ...], itemsi
     np.testing.assert_array_equal(np.concatenate([arr[idx].ravel() for idx in parts]), arr.ravel())
 
 
+def test_block_bytes_split_a_plane_for_every_gather_thread() -> None:
+    from ome_arrow_cupy import export
+
+    assert block_bytes(SPLIT_BYTES) == BLOCK_BYTES  # small views: one block
+    plane = 2048 * 2048 * 2
+    parts = list(blocks((2048, 2048), 2, block_bytes(plane)))
+    assert len(parts) >= export.GATHER_THREADS and all(plane // len(parts) >= SPLIT_BYTES for _ in parts)
+    assert block_bytes(512 * 2**20) == BLOCK_BYTES  # large views: blocks of at most BLOCK_BYTES
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 3000), max_size=20), parts=st.integers(0, 6))
+def test_runs_cut_the_items_in_order(sizes: list[int], parts: int) -> None:
+    got = runs(sizes, parts)
+    assert [i for r in got for i in r] == list(range(len(sizes)))
+    assert all(len(r) for r in got) and len(got) <= max(parts, 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_gather_packs_strided_views_at_aligned_offsets(data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from(["bool", "uint8", "uint16", "int32", "float64"]))
+    base = (np.arange(9 * 11 * 3) % 251).astype(dtype).reshape(9, 11, 3)
+    hosts = []
+    for _ in range(data.draw(st.integers(1, 6))):
+        y0, x0 = data.draw(st.integers(0, 8)), data.draw(st.integers(0, 10))
+        y1, x1 = data.draw(st.integers(y0, 9)), data.draw(st.integers(x0, 11))
+        hosts.append(base[y0:y1, x0:x1].transpose(2, 0, 1) if data.draw(st.booleans()) else base[y0:y1, x0:x1])
+    offsets, total = group_offsets([h.nbytes for h in hosts])
+    assert all(off % ALIGN == 0 for off in offsets)
+    staging = np.full(total, 0xEE, np.uint8)
+    gather(staging, hosts, offsets)
+    for h, off in zip(hosts, offsets):
+        got = staging[off : off + h.nbytes].view(h.dtype).reshape(h.shape)
+        np.testing.assert_array_equal(got, h)
+    ends = [off + h.nbytes for h, off in zip(hosts, offsets)]
+    assert all(end <= nxt for end, nxt in zip(ends, offsets[1:]))  # no two views share a byte
+
+
 @pytest.mark.skipif(HAS_CUPY, reason="cupy is installed")
 @pytest.mark.parametrize("call", ["to_cupy", "to_dlpack", "iter_dlpack"])
 def test_without_cupy_exports_name_the_extra(image: OMEArrow, call: str) -> None:
@@ -197,6 +237,15 @@ def test_cupy_without_gpu_raises_device_error(image: OMEArrow) -> None:
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(DeviceError, match="no CUDA device"):
         image.tensor_view(t=0, z=0).to_cupy()
+
+
+def test_cupy_without_gpu_streams_raise_device_error(image: OMEArrow) -> None:
+    cupy = pytest.importorskip("cupy")
+    if device_count(cupy)[0]:
+        pytest.skip("a CUDA GPU is present")
+    tiles = image.tensor_view(t=0, z=0).iter_dlpack(device="cuda", tile_size=(16, 16))  # a group: export_many
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        next(iter(tiles))
 
 
 VIEWS: dict[str, dict[str, Any]] = {
@@ -264,6 +313,44 @@ def test_iter_dlpack_tiles_reassemble(cp: Any, image: OMEArrow, prefetch: int) -
     np.testing.assert_array_equal(out, view.to_numpy())
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one run", "gather threads"])
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_iter_dlpack_groups_match_numpy_and_are_independent(
+    cp: Any, tmp_path: Any, prefetch: int, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ome_arrow_cupy import export
+
+    if split:
+        monkeypatch.setattr(export, "SPLIT_BYTES", 1024)  # several runs a group, gathered by the threads
+    rng = np.random.default_rng(3)
+    host = rng.integers(0, 60000, size=(3, 1, 100, 90), dtype=np.uint16)  # ZCYX
+    OMEArrow(host, "ZCYX").export("parquet", tmp_path / "i.ome.parquet", chunk_shape=(1, 32, 32))
+    img = OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_registry())
+    corners = list(itertools.product(range(0, 100, 16), range(0, 90, 20)))
+    for z in range(3):
+        view = img.tensor_view(z=z, layout="YX")
+        tiles = list(view.iter_dlpack(tile_size=(16, 20), device="cuda", prefetch=prefetch))
+        assert len(tiles) == len(corners)
+        want = [host[z, 0, y : y + 16, x : x + 20] for y, x in corners]
+        for t, w in zip(tiles, want):
+            assert isinstance(t, cp.ndarray) and t.flags.c_contiguous and t.dtype == np.uint16
+            np.testing.assert_array_equal(cp.asnumpy(t), w)
+        for t, w in zip(tiles, want):  # each tile its own bytes: writing one never reaches another
+            t.set(np.ascontiguousarray(w ^ np.uint16(0x5A5A)))
+        for t, w in zip(tiles, want):
+            np.testing.assert_array_equal(cp.asnumpy(t), w ^ np.uint16(0x5A5A))
+
+
+@pytest.mark.parametrize("dtype", SUPPORTED)
+def test_iter_dlpack_groups_keep_every_dtype(cp: Any, registry: Registry, dtype: str) -> None:
+    arr = (np.arange(2 * 21 * 13) % 2 if dtype == "bool" else np.arange(2 * 21 * 13) - 50).astype(dtype)
+    view = OMEArrow(arr.reshape(2, 21, 13), registry=registry).tensor_view(layout="ZYX")
+    tiles = list(view.iter_dlpack(tile_size=(8, 5), device="cuda"))
+    corners = list(itertools.product(range(0, 21, 8), range(0, 13, 5)))
+    for (y, x), t in zip(corners, tiles, strict=True):
+        np.testing.assert_array_equal(cp.asnumpy(t), view.to_numpy()[:, y : y + 8, x : x + 5])
+
+
 def test_export_on_a_non_default_current_stream(cp: Any, image: OMEArrow) -> None:
     view = image.tensor_view(layout="TZCYX")
     with cp.cuda.Stream(non_blocking=True) as s:
@@ -274,7 +361,7 @@ def test_export_on_a_non_default_current_stream(cp: Any, image: OMEArrow) -> Non
 
 
 def test_missing_device_index_raises(cp: Any, image: OMEArrow) -> None:
-    with pytest.raises(DeviceError, match="cuda:99 does not exist"):
+    with pytest.raises(DeviceError, match="'cuda:99' does not exist"):
         image.tensor_view(t=0, z=0).to_cupy(device="cuda:99")
 
 

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Run the GPU backend tests on a CUDA machine without internet access.
+# Run the GPU backend tests, then issue 12's CUDA benchmark cases, on a CUDA machine without internet access.
 #
 # Needs Python >= 3.11 with pip, and a wheel folder (default .whl/ in the repo root) holding
 # whatever that Python lacks; packages already importable at a good version are used as they
 # are (torch and CuPy are never replaced). Everything installed goes to a --target folder put
-# first on PYTHONPATH, so the machine's environment is not modified.
+# first on PYTHONPATH, so the machine's environment is not modified. On the lent H200 (its image
+# has torch, CuPy, pyarrow, pytest...; not array-api-compat) the wheels come from
+# tests/gpu/fetch_wheels.sh, run first where pip reaches an index; the device tool carries .whl:
+#
+#   bash tests/gpu/fetch_wheels.sh                  # here: .whl/ (about 1 MB)
+#   run(command="bash tests/gpu/run_gpu_tests.sh", carry=[".whl"], timeout_s=540)
+#
+# Time-bounded (about 5 minutes on an H200 with 16 cores): tests (TEST_TIMEOUT s), then
+# benchmarks/peers_cuda.py --cuda (BENCH_TIMEOUT s; BENCH_ARGS, BENCH=0 skips it). Logs and the
+# benchmark's table and JSON go to $OUT when set (the device tool brings $OUT back).
 #
 #   tests/gpu/run_gpu_tests.sh [extra pytest args]
 #   PYTHON=python3.12 WHEELS=/path/to/wheels SITE=/tmp/site tests/gpu/run_gpu_tests.sh -x
@@ -32,7 +41,7 @@ def version(text):
 NEEDED = {  # distribution: minimum version (the core's and the tests' requirements)
     "numpy": "1.26", "pyarrow": "16", "pluggy": "1.5", "array-api-compat": "1.8",
     "pytest": "8", "iniconfig": "2", "packaging": "24", "pygments": "2.15",
-    "hypothesis": "6.100", "sortedcontainers": "2.1",
+    "hypothesis": "6.100", "sortedcontainers": "2.1", "xxhash": "3",
 }
 out = []
 for dist, least in NEEDED.items():
@@ -43,20 +52,32 @@ for dist, least in NEEDED.items():
         pass
     out.append(dist)
 if importlib.util.find_spec("cupy") is None:  # any cupy-cudaXXx build will do
-    out += ["cupy-cuda12x", "fastrlock"]
+    out += ["cupy-cuda12x", "cuda-pathfinder"]  # CuPy 14 (13 needed fastrlock instead)
 print(" ".join(out))
 EOF
 )
-if [[ -n "$missing" ]]; then
+# setuptools >= 77 builds the projects below: the machine's own (no build isolation), else a wheel from $WHEELS
+if ! "$PY" -c 'import re, setuptools as s; assert tuple(int(p) for p in re.findall(r"\d+", s.__version__)[:1]) >= (77,)' 2>/dev/null; then
+    missing="$missing setuptools"
+    BUILD=()
+else
+    BUILD=(--no-build-isolation)
+fi
+if [[ -n "${missing// /}" ]]; then
     echo "installing from $WHEELS: $missing"
-    "${PIP[@]}" $missing
+    if ! "${PIP[@]}" $missing; then
+        echo "run_gpu_tests.sh: '$WHEELS' lacks wheels for: $missing (this machine cannot reach an index)." >&2
+        echo "  Where pip reaches one, run: bash tests/gpu/fetch_wheels.sh $missing" >&2
+        echo "  (it downloads them for CPython 3.12 on manylinux x86-64 into .whl/), then carry .whl to this machine." >&2
+        exit 3
+    fi
 fi
 
-# 2. The core and the GPU backends (built from source, offline: setuptools comes from $WHEELS).
+# 2. The core and the GPU backends (built from source, offline).
 projects=(.)
 for b in backends/cupy backends/torch backends/jax; do [[ -f "$b/pyproject.toml" ]] && projects+=("$b"); done
 echo "installing: ${projects[*]}"
-"${PIP[@]}" "${projects[@]}"
+"${PIP[@]}" "${BUILD[@]}" "${projects[@]}"
 
 # 3. What this machine offers, then the tests.
 "$PY" - <<'EOF'
@@ -80,6 +101,25 @@ for row in ome_arrow_core.plugins():
         print(f"exporter {row.plugin}/{row.name}: {row.handles} available={row.available}")
 EOF
 
+OUT_DIR=${OUT:-}
+log() { if [[ -n "$OUT_DIR" ]]; then tee "$OUT_DIR/$1"; else cat; fi; }
+
 tests=()
-for t in tests/backends/test_cupy.py tests/backends/test_torch.py tests/backends/test_jax.py tests/test_dlpack_zero_copy.py; do [[ -e "$t" ]] && tests+=("$t"); done
-exec "$PY" -m pytest "${tests[@]}" -q -rs "$@"
+for t in tests/backends/test_cupy.py tests/backends/test_torch.py tests/backends/test_jax.py tests/test_dlpack_zero_copy.py \
+    tests/test_export_many.py tests/test_peers_cuda.py; do [[ -e "$t" ]] && tests+=("$t"); done
+set +e
+timeout "${TEST_TIMEOUT:-200}" "$PY" -m pytest "${tests[@]}" -q -rs -p no:cacheprovider "$@" 2>&1 | log gpu_tests.txt
+rc=${PIPESTATUS[0]}
+[[ $rc == 124 ]] && echo "run_gpu_tests.sh: the tests ran past ${TEST_TIMEOUT:-200} s and were stopped" >&2
+
+# 3. Issue 12's CUDA cases (one plane and a tile stream to the device; docs/benchmarks.md).
+if [[ "${BENCH:-1}" != 0 ]]; then
+    json=()
+    [[ -n "$OUT_DIR" ]] && json=(--json-out "$OUT_DIR/peers_cuda.json")
+    # shellcheck disable=SC2086  # BENCH_ARGS: words
+    timeout "${BENCH_TIMEOUT:-200}" "$PY" benchmarks/peers_cuda.py --cuda ${BENCH_ARGS:-} "${json[@]}" 2>&1 | log peers_cuda.txt
+    brc=${PIPESTATUS[0]}
+    [[ $brc == 124 ]] && echo "run_gpu_tests.sh: the benchmark ran past ${BENCH_TIMEOUT:-200} s and was stopped" >&2
+    [[ $rc == 0 ]] && rc=$brc
+fi
+exit "$rc"

@@ -20,12 +20,16 @@ from ome_arrow_core import TensorView
 
 from .devices import check_device, import_cupy
 
-__all__ = ["export_cupy", "blocks", "BLOCK_BYTES", "BUFFERS", "GATHER_THREADS"]
+__all__ = ["export_cupy", "blocks", "block_bytes", "BLOCK_BYTES", "SPLIT_BYTES", "BUFFERS", "GATHER_THREADS"]
 
-#: Bytes staged per block, how many pinned blocks rotate, and threads gathering them.
+#: Bytes staged per block at most, how many pinned blocks rotate, and threads gathering them.
 BLOCK_BYTES = 8 * 2**20
 GATHER_THREADS = min(4, os.cpu_count() or 1)
 BUFFERS = GATHER_THREADS + 2
+#: A view of at least twice this many bytes is cut into blocks of at least this size, about two per gather
+#: thread: its gathering runs on every gather thread and overlaps its copies (an 8 MiB plane was one block,
+#: gathered by one thread before its one copy started).
+SPLIT_BYTES = 2**20
 
 Index = tuple[int | slice, ...]
 _local = threading.local()
@@ -63,6 +67,14 @@ def blocks(shape: tuple[int, ...], itemsize: int, block_bytes: int = BLOCK_BYTES
             yield (i, *sub)
 
 
+def block_bytes(nbytes: int) -> int:
+    """Bytes per block for a view of ``nbytes``: :data:`BLOCK_BYTES`, or less to give the gather threads
+    about two blocks each when the view has at least 2 x :data:`SPLIT_BYTES`."""
+    if nbytes < 2 * SPLIT_BYTES:
+        return BLOCK_BYTES
+    return min(BLOCK_BYTES, max(SPLIT_BYTES, -(-nbytes // (2 * GATHER_THREADS))))
+
+
 def _stream(cp: Any, index: int) -> Any:
     """This thread's non-blocking copy stream on device ``index`` (created on first use)."""
     streams: dict[int, Any] | None = getattr(_local, "streams", None)
@@ -87,7 +99,7 @@ def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any) -> None:
     Block ``k`` is gathered into buffer ``k % n`` by the thread pool once the copy that last
     read that buffer has finished; copies are queued in order as their blocks are ready.
     """
-    parts = list(blocks(host.shape, host.itemsize, BLOCK_BYTES))
+    parts = list(blocks(host.shape, host.itemsize, block_bytes(host.nbytes)))
     size = max(host[idx].nbytes for idx in parts)
     n = min(max(BUFFERS, 2), len(parts))
     pinned = [cp.cuda.alloc_pinned_memory(size) for _ in range(n)]

@@ -1,7 +1,7 @@
 """The ome-arrow-core plugin: a CUDA exporter and an ingester, both built on CuPy.
 
 Loading this module never imports CuPy; ``requires=("cupy",)`` is checked with find_spec. The export
-module (pinned staging, copy threads) loads on the first export: discovering plugins costs every
+modules (pinned staging, copy threads) load on the first export: discovering plugins costs every
 process, exporting to CUDA only the ones that do.
 """
 
@@ -31,6 +31,13 @@ def export_cupy(view: TensorView, **options: Any) -> Any:
     return export(view, **options)
 
 
+def export_cupy_many(views: Sequence[TensorView], **options: Any) -> list[Any]:
+    """:func:`ome_arrow_cupy.groups.export_cupy_many` (a stream group in one transfer), imported on first use."""
+    from .groups import export_cupy_many as export
+
+    return export(views, **options)
+
+
 @hookimpl
 def ome_arrow_exporters() -> Sequence[Exporter]:
     return [
@@ -42,7 +49,8 @@ def ome_arrow_exporters() -> Sequence[Exporter]:
             requires=("cupy",),
             extra="cupy",
             export=export_cupy,
-            description="cupy.ndarray on the GPU (pinned staging, async copy)",
+            export_many=export_cupy_many,
+            description="cupy.ndarray on the GPU (pinned staging, async copy; a stream group in one transfer)",
         )
     ]
 

@@ -1,0 +1,146 @@
+"""``Exporter.export_many``: a stream to a device hands each group of items to it in one call.
+
+The exporter here is a real plugin on a registry (``device="cuda"`` needs no GPU to resolve: its export
+functions copy to numpy), so the core's grouping, order, failures and fallbacks run without a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from damage import flip_byte
+from test_tile_streams import page_of_tile, pixels, tiles_of, written
+
+import ome_arrow_core
+from ome_arrow_core import OMEArrow, Registry, TensorView
+from ome_arrow_core.errors import ChecksumError, PluginError
+from ome_arrow_core.iteration import GROUP_ITEMS
+
+
+class Probe:
+    """A plugin whose exporter records its calls: ``many`` holds each export_many group's length."""
+
+    def __init__(
+        self, many: bool, devices: tuple[str, ...] = ("cuda",), fail_at: int | None = None, drop: bool = False
+    ) -> None:
+        self.many_calls: list[int] = []
+        self.one_calls = 0
+        self.with_many, self.devices, self.fail_at, self.drop = many, devices, fail_at, drop
+
+    def export(self, view: TensorView, **_: Any) -> np.ndarray:
+        self.one_calls += 1
+        return np.array(view.to_numpy(), copy=True)
+
+    def export_many(self, views: Sequence[TensorView], **_: Any) -> list[np.ndarray]:
+        self.many_calls.append(len(views))
+        if self.fail_at is not None and len(self.many_calls) == self.fail_at:
+            raise RuntimeError("the device refused the group")
+        return [np.array(v.to_numpy(), copy=True) for v in views[: len(views) - self.drop]]
+
+    @ome_arrow_core.hookimpl
+    def ome_arrow_exporters(self) -> list[ome_arrow_core.Exporter]:
+        return [
+            ome_arrow_core.Exporter(
+                name="probe",
+                devices=self.devices,
+                modes=("probe",),
+                priority=100,
+                export=self.export,
+                export_many=self.export_many if self.with_many else None,
+            )
+        ]
+
+
+def registry_with(probe: Probe) -> Registry:
+    reg = Registry()
+    reg.register(probe, name="probe")
+    return reg
+
+
+@pytest.mark.parametrize("lazy", [True, False], ids=["file", "in memory"])
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_device_stream_exports_each_group_in_one_call(tmp_path: Path, lazy: bool, prefetch: int) -> None:
+    a = pixels((2, 1, 96, 80), "uint16", seed=1)  # ZCYX: 2 planes of 6 x 5 tiles of 16x16
+    probe = Probe(many=True)
+    reg = registry_with(probe)
+    img = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=reg) if lazy else OMEArrow(a, "ZCYX", registry=reg)
+    got = [
+        np.asarray(t)
+        for z in range(2)
+        for t in img.tensor_view(z=z, layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda", prefetch=prefetch)
+    ]
+    expected = tiles_of(a[0, 0], 16, 16) + tiles_of(a[1, 0], 16, 16)
+    assert len(got) == len(expected) == 60
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    assert probe.many_calls == [30, 30] and probe.one_calls == 0  # one call a plane (a group of <= 64)
+
+
+def test_groups_are_at_most_group_items(tmp_path: Path) -> None:
+    a = pixels((1, 1, 160, 160), "uint8", seed=3)  # 100 tiles of 16x16: two groups
+    probe = Probe(many=True)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    got = [np.asarray(t) for t in view.iter_dlpack(tile_size=(16, 16), device="cuda:0")]
+    for g, e in zip(got, tiles_of(a[0, 0], 16, 16), strict=True):
+        np.testing.assert_array_equal(g, e)
+    assert probe.many_calls == [GROUP_ITEMS, 100 - GROUP_ITEMS]
+
+
+def test_without_export_many_items_go_one_by_one(tmp_path: Path) -> None:
+    a = pixels((1, 1, 48, 48), "int16", seed=4)
+    probe = Probe(many=False)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    got = [np.asarray(t) for t in view.iter_dlpack(tile_size=(16, 16), device="cuda")]
+    for g, e in zip(got, tiles_of(a[0, 0], 16, 16), strict=True):
+        np.testing.assert_array_equal(g, e)
+    assert probe.one_calls == 9 and probe.many_calls == []
+
+
+def test_cpu_streams_never_call_export_many(tmp_path: Path) -> None:
+    a = pixels((1, 1, 48, 48), "uint16", seed=5)
+    probe = Probe(many=True, devices=("cpu", "cuda"))
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    got = [np.asarray(t) for t in view.iter_dlpack(tile_size=(16, 16), mode="probe")]
+    assert len(got) == 9 and probe.one_calls == 9 and probe.many_calls == []
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_flipped_byte_raises_at_its_tile_after_the_tiles_before_it(tmp_path: Path, prefetch: int) -> None:
+    a = pixels((1, 1, 160, 160), "uint16", seed=2)
+    out = written(tmp_path, a, (16, 16))
+    probe = Probe(many=True)
+    img = OMEArrow.scan(out, registry=registry_with(probe))
+    img.to_numpy()  # audited: the stream reads the whole chunks together
+    off, size = page_of_tile(out, 0, 0, 112, 32)  # tile 72: in the second group
+    flip_byte(out / "chunks.parquet", off + size - 3)
+    got = []
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda", prefetch=prefetch):
+            got.append(np.asarray(t))
+    assert len(got) == 72  # the 64 of the first group, the 8 read before the damaged one, and no more
+    for g, e in zip(got, tiles_of(a[0, 0], 16, 16)):
+        np.testing.assert_array_equal(g, e)
+    assert sorted(probe.many_calls) == [72 - GROUP_ITEMS, GROUP_ITEMS] and probe.one_calls == 0  # (threads: any order)
+
+
+def test_a_failing_export_many_raises_at_its_groups_first_item(tmp_path: Path) -> None:
+    a = pixels((1, 1, 160, 160), "uint16", seed=6)
+    probe = Probe(many=True, fail_at=2)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    got = []
+    with pytest.raises(RuntimeError, match="refused the group"):
+        for t in view.iter_dlpack(tile_size=(16, 16), device="cuda"):
+            got.append(np.asarray(t))
+    assert len(got) == GROUP_ITEMS
+
+
+def test_an_export_many_that_returns_too_few_tensors_is_a_plugin_error(tmp_path: Path) -> None:
+    a = pixels((1, 1, 48, 48), "uint16", seed=7)
+    probe = Probe(many=True, drop=True)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    with pytest.raises(PluginError, match="export_many returned 8 tensors for 9 views"):
+        next(iter(view.iter_dlpack(tile_size=(16, 16), device="cuda")))

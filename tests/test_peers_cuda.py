@@ -1,0 +1,60 @@
+"""benchmarks/peers_cuda.py (issue 12's CUDA cases) where no CUDA device is visible: one skip line and exit 0;
+``--cuda`` (it and compare_peers.py's) fails at once, naming why. ``CUDA_VISIBLE_DEVICES=""`` hides any GPU,
+so these run alike on a machine with one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SKIP = "no CUDA device: CUDA cases skipped"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=BENCH, timeout=120)
+
+
+def test_without_a_device_one_line_says_the_cases_were_skipped() -> None:
+    out = run("peers_cuda.py")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    assert line.startswith(SKIP + " (") and line.endswith(")")  # and why: "cupy is not installed; torch ..."
+    assert "CUDA cases on" not in out.stdout
+
+
+def test_cuda_required_without_a_device_fails_naming_why() -> None:
+    out = run("peers_cuda.py", "--cuda", "--repeats", "2")
+    assert out.returncode == 2
+    assert out.stdout == "" and out.stderr.startswith("--cuda: no CUDA device (")
+
+
+@pytest.mark.parametrize(
+    "args", [["--size", "300"], ["--z", "0"], ["--repeats", "0"], ["--tile", "512", "--size", "256"]]
+)
+def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
+    out = run("peers_cuda.py", *args)
+    assert out.returncode == 2 and "must be a multiple of --tile" in out.stderr
+
+
+def test_compare_peers_cuda_required_without_a_device_fails_before_any_case() -> None:
+    out = run("compare_peers.py", "--quick", "--cuda")
+    assert out.returncode == 2 and "--cuda: no CUDA device (" in out.stderr
+    assert "image 1x2x" not in out.stdout  # nothing was made or written
+
+
+def test_compare_peers_auto_skips_the_cuda_cases_in_one_line() -> None:
+    code = (
+        "import argparse, sys; from pathlib import Path; import compare_peers as c\n"
+        "for mode in ('auto', 'on'):\n"
+        "    assert c.cuda_cases(argparse.Namespace(cuda=mode), Path('unused'), None) == []\n"
+    )
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith(SKIP + " (") for line in lines)
