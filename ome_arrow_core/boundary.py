@@ -166,14 +166,15 @@ def _storage_error(exc: OSError, path: str | os.PathLike[str], member: str | Non
 
 
 def path_mode(path: str | os.PathLike[str]) -> int | None:
-    """``st_mode`` of ``path`` (links followed), None where :meth:`pathlib.Path.exists` answers False (it raises
-    where that raises): one ``stat`` answers both ``exists`` and ``is_dir``, without a ``Path``."""
+    """``st_mode`` of ``path`` (links followed), None where :meth:`pathlib.Path.exists` answers False on Python
+    3.11-3.12, :class:`~.errors.StorageError` where it raises (a name too long, a folder without permission): one
+    ``stat`` answers both ``exists`` and ``is_dir``, without a ``Path``."""
     try:
         return os.stat(path).st_mode
     except OSError as exc:
         if exc.errno in _MISSING or getattr(exc, "winerror", None) in _MISSING_WINDOWS:
             return None
-        raise
+        raise _storage_error(exc, path, None, "looking the path up") from exc
     except ValueError:  # an embedded NUL
         return None
 

@@ -132,7 +132,9 @@ def choose_chunk_store(stores: Sequence[ChunkStore], name: str) -> ChunkStore:
 #: claim is then ``name.endswith(suffixes)`` and implies acceptance), None when it answers with its own methods.
 _Ranked = tuple[Reader, tuple[str, ...] | None]
 #: The last ``readers`` ranked by :func:`_by_priority` and its answer (a registry's readers are one tuple until a
-#: plugin is registered or removed: every scan asks again with the same one).
+#: plugin is registered or removed: every scan asks again with the same one). It holds that tuple, so its id cannot
+#: be reused meanwhile, and it keeps those readers alive; a reader class whose ``accepts`` or ``claims_suffix`` is
+#: replaced after its first ranking is not seen until the registry changes.
 _ranked: tuple[Sequence[Reader], list[list[_Ranked]]] | None = None
 
 

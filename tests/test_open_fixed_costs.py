@@ -59,6 +59,17 @@ def test_path_mode_answers_exists_and_is_dir_as_pathlib(tmp_path: Path) -> None:
         assert (mode is not None and os.path.isdir(p)) == Path(p).is_dir(), name
 
 
+def test_a_path_that_cannot_be_looked_up_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrow
+    from ome_arrow_core.errors import StorageError
+
+    long = str(tmp_path / ("a" * 5000 + ".ome.parquet"))  # ENAMETOOLONG: pathlib raises it, it is not "missing"
+    with pytest.raises(StorageError, match="File name too long") as err:
+        OMEArrow.scan(long)
+    assert err.value.errno == errno.ENAMETOOLONG and str(tmp_path) in str(err.value)
+    assert isinstance(err.value.__cause__, OSError)
+
+
 def _is_dataset_dir_before(path: Path) -> bool:
     """638d327's definition."""
     return path.is_dir() and (

@@ -187,3 +187,32 @@ def test_a_reader_during_overwrites_gets_old_or_new_pixels(tmp_path: Path) -> No
         for i, image in enumerate(got):
             assert any(np.array_equal(image, v[i]) for v in versions), f"read {reads}: image {i} is neither"
     assert writer.wait() == 0 and reads > 0
+
+
+def _free(mnt: Path) -> int:
+    st = os.statvfs(mnt)
+    return st.f_bavail * st.f_frsize
+
+
+@pytest.mark.parametrize("mode", ["overwrite", "append"])
+def test_a_disk_that_fills_while_the_tables_are_written_leaves_the_old_data(tmpfs: Path, mode: str) -> None:
+    """The chunks fit, the index table (written through one buffered stream, flushed at its end) does not."""
+    import traceback
+
+    from ome_arrow_core import write_dataset
+
+    tiny = ws.images(3, 2000, (1, 4, 4))  # 2,000 one-chunk images: the tables are large beside the chunks
+    probe = tmpfs.parent / "probe.ome.parquet"
+    write_dataset(tiny, probe, dim_order="CYX", progress=False)
+    page = os.statvfs(tmpfs).f_frsize
+    need = -(-(probe / "chunks.parquet").stat().st_size // page) * page + 4 * page  # chunks and small files
+    assert (probe / "index.parquet").stat().st_size > 8 * page  # so the index cannot fit in what is left
+    ds, _, _ = _filled(tmpfs)
+    (tmpfs / "filler").write_bytes(b"\0" * (_free(tmpfs) - need))
+    before = ws.tree(tmpfs)
+    with pytest.raises(StorageError, match="No space left on device") as err:
+        write_dataset(tiny, ds, mode=mode, dim_order="CYX", progress=False)
+    steps = [f.name for e in (err.value, err.value.__cause__) if e for f in traceback.extract_tb(e.__traceback__)]
+    assert "write_tables" in steps, " ".join(steps)  # it failed writing a table, after the chunks
+    assert ws.tree(tmpfs) == before
+    assert ws.same(ws.read(ds), ws.images(1))

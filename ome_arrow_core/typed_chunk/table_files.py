@@ -23,7 +23,10 @@ BUFFER: Final[int] = 1 << 20
 
 @contextlib.contextmanager
 def table_sink(out: Path) -> Iterator[pa.NativeFile]:
-    """A buffered stream writing file ``out`` (made, or emptied first), flushed and closed on leaving."""
+    """A buffered stream writing file ``out`` (made, or emptied first), flushed and closed on leaving.
+
+    A failed write leaves ``out`` partly written (``pq.write_table`` given a path would remove it): ``out`` must be a
+    temporary of :func:`~..safe_write.atomic_path` or lie in a directory no reader sees yet."""
     import pyarrow as pa
 
     with pa.output_stream(str(out), compression=None, buffer_size=BUFFER) as sink:
