@@ -163,9 +163,15 @@ def test_block_bytes_split_a_plane_for_every_gather_thread() -> None:
     from ome_arrow_cupy import export
 
     assert block_bytes(SPLIT_BYTES) == BLOCK_BYTES  # small views: one block
-    plane = 2048 * 2048 * 2
-    parts = list(blocks((2048, 2048), 2, block_bytes(plane)))
-    assert len(parts) >= export.GATHER_THREADS and all(plane // len(parts) >= SPLIT_BYTES for _ in parts)
+    plane = np.empty((2048, 2048), np.uint16)
+    parts = list(blocks(plane.shape, plane.itemsize, block_bytes(plane.nbytes)))
+    sizes = [plane[idx].nbytes for idx in parts]
+    assert len(parts) >= export.GATHER_THREADS
+    assert min(sizes) >= SPLIT_BYTES and max(sizes) <= BLOCK_BYTES
+    covered = np.zeros(plane.shape, np.uint8)
+    for idx in parts:
+        covered[idx] += 1
+    assert (covered == 1).all()  # every pixel in exactly one block
     assert block_bytes(512 * 2**20) == BLOCK_BYTES  # large views: blocks of at most BLOCK_BYTES
 
 
