@@ -168,6 +168,20 @@ def test_the_fallback_is_per_group(tmp_path: Path, lazy: bool) -> None:
     assert probe.one_calls == GROUP_ITEMS  # the first group tile by tile
 
 
+def test_an_interrupt_in_export_many_is_not_retried_tile_by_tile(tmp_path: Path) -> None:
+    class Interrupted(Probe):
+        def export_many(self, views: Sequence[TensorView], **_: Any) -> list[np.ndarray]:
+            self.many_calls.append(len(views))
+            raise KeyboardInterrupt
+
+    a = pixels((1, 1, 48, 48), "uint16", seed=10)
+    probe = Interrupted(many=True)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    with pytest.raises(KeyboardInterrupt):
+        next(iter(view.iter_dlpack(tile_size=(16, 16), device="cuda")))
+    assert probe.many_calls == [9] and probe.one_calls == 0
+
+
 def test_a_failing_export_many_after_a_read_failure_keeps_the_read_tiles(tmp_path: Path) -> None:
     a = pixels((1, 1, 160, 160), "uint16", seed=9)
     out = written(tmp_path, a, (16, 16))
