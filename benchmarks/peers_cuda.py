@@ -7,7 +7,8 @@ Without a CUDA device it prints ``no CUDA device: CUDA cases skipped`` (and why)
 
 Image: 1x1xZxSxS uint16 camera-like noise (peers_libs.camera_image) written by ours with its defaults, read back
 through ``OMEArrow.scan`` from a warm page cache. Each case runs once untimed and its pixels are copied back and
-compared with numpy's; then ``--repeats`` timed runs, each ending with a device synchronisation (median reported).
+compared with numpy's; then ``--repeats`` rounds, each timing one run of every case (each run ends with a device
+synchronisation) in a new seeded shuffled order: interleaved, medians reported, with the CPU time of the process.
 
 - plane (one SxS plane at z=Z/2): "read+copy" cases start from the file (the read is timed), "copy" cases from
   the plane already in host memory (ours: an in-memory image's view). ours ``to_dlpack(device="cuda")`` taken
@@ -30,17 +31,20 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import measure, table
+from _common import table
 
 from ome_arrow_core import OMEArrow, Registry
 from ome_arrow_core.registry import default_registry
@@ -328,23 +332,43 @@ def _planes(tiles: Iterator[np.ndarray], per_plane: int) -> Iterator[list[np.nda
             cut = []
 
 
+def interleaved(fns: list[Fn], repeats: int, seed: int = 0) -> list[dict[str, float]]:
+    """``repeats`` rounds, each timing one run of every one of ``fns`` in a new seeded shuffled order (no case
+    always first or after the same neighbour: a noisy machine's drift lands on all alike); per fn as
+    ``_common.measure``: wall ms (median, min, max) and the median CPU ms of this process (all its threads)."""
+    rng = random.Random(seed)
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for i in order:
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[i]()
+            wall[i].append((time.perf_counter() - t0) * 1e3)
+            cpu[i].append((time.process_time() - c0) * 1e3)
+    return [
+        {"median_ms": median(w), "min_ms": min(w), "max_ms": max(w), "cpu_ms": median(c), "repeats": repeats}
+        for w, c in zip(wall, cpu)
+    ]
+
+
 def run_cases(path: Path, arr: np.ndarray, repeats: int, tile: int = 256) -> list[dict[str, Any]]:
-    """Check, then time every CUDA case on ``path`` (our file of ``arr``, TCZYX); one row per case."""
+    """Check every CUDA case on ``path`` (our file of ``arr``, TCZYX), then time them interleaved; a row a case."""
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     gpu = Gpu()
     nbytes = {"plane": arr.shape[3] * arr.shape[4] * arr.itemsize, "stream": arr[0, 0].nbytes}
+    cases = plane_cases(gpu, path, arr, arr.shape[2] // 2) + stream_cases(gpu, path, arr, tile)
+    for case in cases:
+        _checked(gpu, case)  # (also each case's warm-up run)
     rows: list[dict[str, Any]] = []
-    for cases in (plane_cases(gpu, path, arr, arr.shape[2] // 2), stream_cases(gpu, path, arr, tile)):
-        ceiling = None
-        for case in cases:
-            _checked(gpu, case)
-            m = measure(case.run, repeats, 0)
-            gbps = nbytes[case.group] / m["median_ms"] / 1e6
-            if case.name.startswith("ceiling"):
-                ceiling = gbps
-            rows.append({"group": case.group, "case": case.name, "bytes": nbytes[case.group], **m, "gbps": gbps})
+    for c, m in zip(cases, interleaved([c.run for c in cases], repeats)):
+        n = nbytes[c.group]
+        rows.append({"group": c.group, "case": c.name, "bytes": n, **m, "gbps": n / m["median_ms"] / 1e6})
+    for group in nbytes:
+        ceiling = next((r["gbps"] for r in rows if r["group"] == group and r["case"].startswith("ceiling")), None)
         for r in rows:
-            if r["group"] == cases[0].group:
+            if r["group"] == group:
                 r["x_pinned"] = r["gbps"] / ceiling if ceiling else None
     return rows
 
@@ -368,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=2048, help="Y and X of each plane (a multiple of --tile)")
     p.add_argument("--z", type=int, default=16, help="planes (the stream runs over all of them)")
     p.add_argument("--tile", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5, help="timed runs of each case (median reported)")
+    p.add_argument("--repeats", type=int, default=5, help="rounds, each timing every case once (medians reported)")
     p.add_argument("--cuda", action="store_true", help="require a CUDA device (exit 2 without one)")
     p.add_argument("--json-out", type=Path)
     args = p.parse_args(argv)

@@ -124,7 +124,7 @@ WriteImage: TypeAlias = Callable[Concatenate["OMEArrow", Path, ...], Any]
 WriteRemoteImage: TypeAlias = Callable[Concatenate["OMEArrow", "Path | Location", ...], Any]
 #: ``Exporter.export``: a view to a tensor (keywords: ``contiguous``, ``device_index``, ...).
 ExportView: TypeAlias = Callable[Concatenate["TensorView", ...], Any]
-#: ``Exporter.export_many``: the views of one stream group to their tensors, in order (same keywords).
+#: ``Exporter.export_many``: the views of one stream group to their tensors, in order (keywords as ``export``).
 ExportViews: TypeAlias = Callable[Concatenate["Sequence[TensorView]", ...], "list[Any]"]
 #: ``ChunkStore.write``: chunk record batches of a schema to a path, in order (keyword: ``compression``).
 WriteChunks: TypeAlias = Callable[Concatenate["Iterable[pa.RecordBatch]", "pa.Schema", Path, ...], None]
@@ -209,9 +209,14 @@ class Writer(Handler):
 class Exporter(Handler):
     """Hands a TensorView to ``devices`` in ``modes`` for ``dtypes`` (None: every dtype).
 
-    ``export_many`` (optional) exports the views of one group of a stream (``iter_dlpack`` to a
-    device other than the CPU) in one call, e.g. one host-to-device transfer for all of them;
-    it returns one tensor per view, in order, each as ``export`` would.
+    ``export_many`` (optional) exports the views of one group of a stream in one call, e.g. one
+    host-to-device transfer for all of them. It is used only for devices other than the CPU
+    (``iter_dlpack(device="cuda")``...), called with the keywords the stream passes ``export``
+    (``contiguous=`` and ``device_index=``), and must return one tensor per view, in order, each
+    as ``export`` would (another count raises PluginError). Its results may share one device
+    buffer: keeping one tile keeps the group's buffer. When it raises an Exception, that group
+    is exported tile by tile with ``export``: its good tiles are yielded and an error raises at
+    the tile that fails.
     """
 
     devices: tuple[str, ...] = ("cpu",)

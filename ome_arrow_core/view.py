@@ -90,13 +90,18 @@ class Streamable(ABC):
                     kind, index = _device(device)
                     export_mode = "arrow" if mode is None and kind == "cpu" else mode
                     handler = views[0]._export_handler(kind, export_mode) if views else None
+                    got: list[Any] | None = None
                     if handler is not None and handler.export_many is not None and kind != "cpu":
-                        got = list(handler.export_many(views, contiguous=contiguous, device_index=index))  # one copy
-                        if len(got) != len(views):  # a tile dropped or made up would shift every later one
+                        try:  # one copy for the group
+                            got = list(handler.export_many(views, contiguous=contiguous, device_index=index))
+                        except Exception:  # tile by tile below: the good tiles are kept, an error lands on its tile
+                            got = None
+                        if got is not None and len(got) != len(views):  # a tile dropped or made up: a shift
                             raise PluginError(
                                 f"the {handler.name!r} exporter's export_many returned {len(got)} tensors for "
                                 f"{len(views)} views; its plugin ({handler.plugin!r}) is broken"
                             )
+                    if got is not None:
                         out = got
                     elif handler is not None:
                         export = views[0]._exporter(kind, export_mode)

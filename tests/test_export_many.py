@@ -22,22 +22,34 @@ from ome_arrow_core.iteration import GROUP_ITEMS
 
 
 class Probe:
-    """A plugin whose exporter records its calls: ``many`` holds each export_many group's length."""
+    """A plugin whose exporter records its calls: ``many`` holds each export_many group's length.
+
+    ``fail_many``: export_many raises for a group of that many views; ``bad``: export raises for the view of
+    those pixels (tiles of random pixels: each is one tile, whichever thread exports it).
+    """
 
     def __init__(
-        self, many: bool, devices: tuple[str, ...] = ("cuda",), fail_at: int | None = None, drop: bool = False
+        self,
+        many: bool,
+        devices: tuple[str, ...] = ("cuda",),
+        fail_many: int | None = None,
+        bad: np.ndarray | None = None,
+        drop: bool = False,
     ) -> None:
         self.many_calls: list[int] = []
         self.one_calls = 0
-        self.with_many, self.devices, self.fail_at, self.drop = many, devices, fail_at, drop
+        self.with_many, self.devices, self.fail_many, self.bad, self.drop = many, devices, fail_many, bad, drop
 
     def export(self, view: TensorView, **_: Any) -> np.ndarray:
         self.one_calls += 1
-        return np.array(view.to_numpy(), copy=True)
+        host = view.to_numpy()
+        if self.bad is not None and np.array_equal(host, self.bad):
+            raise RuntimeError("the device refused this tile")
+        return np.array(host, copy=True)
 
     def export_many(self, views: Sequence[TensorView], **_: Any) -> list[np.ndarray]:
         self.many_calls.append(len(views))
-        if self.fail_at is not None and len(self.many_calls) == self.fail_at:
+        if len(views) == self.fail_many:
             raise RuntimeError("the device refused the group")
         return [np.array(v.to_numpy(), copy=True) for v in views[: len(views) - self.drop]]
 
@@ -127,15 +139,64 @@ def test_a_flipped_byte_raises_at_its_tile_after_the_tiles_before_it(tmp_path: P
     assert sorted(probe.many_calls) == [72 - GROUP_ITEMS, GROUP_ITEMS] and probe.one_calls == 0  # (threads: any order)
 
 
-def test_a_failing_export_many_raises_at_its_groups_first_item(tmp_path: Path) -> None:
-    a = pixels((1, 1, 160, 160), "uint16", seed=6)
-    probe = Probe(many=True, fail_at=2)
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_failing_export_many_goes_tile_by_tile_and_raises_at_the_failing_tile(tmp_path: Path, prefetch: int) -> None:
+    a = pixels((1, 1, 160, 160), "uint16", seed=6)  # 100 tiles: groups of 64 and 36
+    expected = tiles_of(a[0, 0], 16, 16)
+    probe = Probe(many=True, fail_many=100 - GROUP_ITEMS, bad=expected[73])  # the second group, its 10th tile
     view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
     got = []
-    with pytest.raises(RuntimeError, match="refused the group"):
-        for t in view.iter_dlpack(tile_size=(16, 16), device="cuda"):
+    with pytest.raises(RuntimeError, match="refused this tile"):
+        for t in view.iter_dlpack(tile_size=(16, 16), device="cuda", prefetch=prefetch):
             got.append(np.asarray(t))
-    assert len(got) == GROUP_ITEMS
+    assert len(got) == 73  # the first group's 64 and the 9 good tiles of the second before the failing one
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+    assert sorted(probe.many_calls) == [100 - GROUP_ITEMS, GROUP_ITEMS] and probe.one_calls == 10
+
+
+@pytest.mark.parametrize("lazy", [True, False], ids=["file", "in memory"])
+def test_the_fallback_is_per_group(tmp_path: Path, lazy: bool) -> None:
+    a = pixels((1, 1, 160, 160), "uint16", seed=8)
+    probe = Probe(many=True, fail_many=GROUP_ITEMS)  # the first group's export_many fails, once; export succeeds
+    reg = registry_with(probe)
+    img = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=reg) if lazy else OMEArrow(a, "ZCYX", registry=reg)
+    got = [np.asarray(t) for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda")]
+    for g, e in zip(got, tiles_of(a[0, 0], 16, 16), strict=True):  # every tile, in order
+        np.testing.assert_array_equal(g, e)
+    assert probe.many_calls == [GROUP_ITEMS, 100 - GROUP_ITEMS]  # the second group still in one call
+    assert probe.one_calls == GROUP_ITEMS  # the first group tile by tile
+
+
+def test_an_interrupt_in_export_many_is_not_retried_tile_by_tile(tmp_path: Path) -> None:
+    class Interrupted(Probe):
+        def export_many(self, views: Sequence[TensorView], **_: Any) -> list[np.ndarray]:
+            self.many_calls.append(len(views))
+            raise KeyboardInterrupt
+
+    a = pixels((1, 1, 48, 48), "uint16", seed=10)
+    probe = Interrupted(many=True)
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
+    with pytest.raises(KeyboardInterrupt):
+        next(iter(view.iter_dlpack(tile_size=(16, 16), device="cuda")))
+    assert probe.many_calls == [9] and probe.one_calls == 0
+
+
+def test_a_failing_export_many_after_a_read_failure_keeps_the_read_tiles(tmp_path: Path) -> None:
+    a = pixels((1, 1, 160, 160), "uint16", seed=9)
+    out = written(tmp_path, a, (16, 16))
+    probe = Probe(many=True, fail_many=8)  # the second group ends at the damaged tile: 8 views read
+    img = OMEArrow.scan(out, registry=registry_with(probe))
+    img.to_numpy()  # audited: the stream reads the whole chunks together
+    off, size = page_of_tile(out, 0, 0, 112, 32)  # tile 72
+    flip_byte(out / "chunks.parquet", off + size - 3)
+    got = []
+    with pytest.raises(ChecksumError, match="do not match their checksum"):
+        for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda"):
+            got.append(np.asarray(t))
+    assert len(got) == 72 and probe.many_calls == [GROUP_ITEMS, 8] and probe.one_calls == 8
+    for g, e in zip(got, tiles_of(a[0, 0], 16, 16)):
+        np.testing.assert_array_equal(g, e)
 
 
 def test_an_export_many_that_returns_too_few_tensors_is_a_plugin_error(tmp_path: Path) -> None:

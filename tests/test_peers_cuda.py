@@ -4,6 +4,7 @@ so these run alike on a machine with one."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,20 @@ def test_compare_peers_auto_skips_the_cuda_cases_in_one_line() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith(SKIP + " (") for line in lines)
+
+
+def test_the_cases_are_timed_interleaved_in_shuffled_rounds() -> None:
+    code = (
+        "import json, peers_cuda\n"
+        "log = []\n"
+        "rows = peers_cuda.interleaved([lambda i=i: log.append(i) for i in range(5)], 4, seed=1)\n"
+        "print(json.dumps({'log': log, 'rows': rows}))\n"
+    )
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    rounds = [tuple(got["log"][k : k + 5]) for k in range(0, 20, 5)]
+    assert len(got["log"]) == 20 and all(sorted(r) == list(range(5)) for r in rounds)  # each round: every case once
+    assert len(set(rounds)) > 1  # in an order that changes
+    for r in got["rows"]:
+        assert r["repeats"] == 4 and r["min_ms"] <= r["median_ms"] <= r["max_ms"] and r["cpu_ms"] >= 0
