@@ -10,7 +10,7 @@ import math
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -20,7 +20,7 @@ from ome_arrow_core import TensorView
 
 from .devices import check_device, import_cupy
 
-__all__ = ["export_cupy", "blocks", "block_bytes", "BLOCK_BYTES", "SPLIT_BYTES", "BUFFERS", "GATHER_THREADS"]
+__all__ = ["export_cupy", "blocks", "block_bytes", "settle", "BLOCK_BYTES", "SPLIT_BYTES", "BUFFERS", "GATHER_THREADS"]
 
 #: Bytes staged per block at most, how many pinned blocks rotate, and threads gathering them.
 BLOCK_BYTES = 8 * 2**20
@@ -115,13 +115,26 @@ def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any) -> None:
             if k + n < len(parts):
                 stream.synchronize()  # buffer k % n is free again
                 pending.append(pool.submit(_stage, pinned[k % n], host[parts[k + n]]))
-    finally:
-        for fut in pending:  # on error: no thread may still write into buffers we drop
-            fut.cancel()
-        for fut in pending:
-            if not fut.cancelled():
-                fut.exception()
+    except BaseException as exc:
+        settle(pending, stream, exc)
+        raise
+    stream.synchronize()
+
+
+def settle(pending: Iterable[Future[Any]], stream: Any, error: BaseException) -> None:
+    """After ``error``: cancel or wait for the gathers still pending (no thread may still write into the buffer
+    we drop) and wait for the copies queued (none may still read it). A synchronisation that fails too (CUDA's
+    errors are sticky) is added to ``error`` as a note, never raised in its place."""
+    pending = list(pending)
+    for fut in pending:
+        fut.cancel()
+    for fut in pending:
+        if not fut.cancelled():
+            fut.exception()
+    try:
         stream.synchronize()
+    except Exception as sync_error:
+        error.add_note(f"then synchronising the copy stream failed too: {type(sync_error).__name__}: {sync_error}")
 
 
 def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int = 0, **_: Any) -> Any:

@@ -114,21 +114,6 @@ def _copy_runs(
             fut.result()
             flat[span(r)].set(staging[span(r)], stream=stream)
     except BaseException as exc:
-        _settle(pending, stream, exc)
+        export.settle(pending, stream, exc)
         raise
     stream.synchronize()  # (every gather is done) a failure here propagates as CuPy raised it, as in export.py
-
-
-def _settle(pending: list[Future[None]], stream: Any, error: BaseException) -> None:
-    """After ``error``: cancel or wait for the gathers still pending (no thread may still write into the buffer
-    we drop) and wait for the copies queued (none may still read it). A synchronisation that fails too (CUDA's
-    errors are sticky) is added to ``error`` as a note, never raised in its place."""
-    for fut in pending:
-        fut.cancel()
-    for fut in pending:
-        if not fut.cancelled():
-            fut.exception()
-    try:
-        stream.synchronize()
-    except Exception as sync_error:
-        error.add_note(f"then synchronising the copy stream failed too: {type(sync_error).__name__}: {sync_error}")
