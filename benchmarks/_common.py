@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import resource
 import statistics
 import time
@@ -69,3 +70,30 @@ def fresh_env(**extra: str) -> dict[str, str]:
 def tree_path(tree: Path) -> str:
     """PYTHONPATH putting checkout ``tree``'s core and backends first (the ``CASE@DIR`` cases of the A/B scripts)."""
     return os.pathsep.join([str(tree), *(str(b) for b in sorted((tree / "backends").glob("*")) if b.is_dir())])
+
+
+def interleaved(fns: list[Callable[[], Any]], repeats: int, seed: int = 0) -> list[dict[str, float]]:
+    """``repeats`` rounds, each timing one run of every one of ``fns`` in a new seeded shuffled order (no case
+    always first or after the same neighbour: a noisy machine's drift lands on all alike); per fn as
+    ``measure``: wall ms (median, min, max) and the median CPU ms of this process (all its threads)."""
+    rng = random.Random(seed)
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for i in order:
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[i]()
+            wall[i].append((time.perf_counter() - t0) * 1e3)
+            cpu[i].append((time.process_time() - c0) * 1e3)
+    return [
+        {
+            "median_ms": statistics.median(w),
+            "min_ms": min(w),
+            "max_ms": max(w),
+            "cpu_ms": statistics.median(c),
+            "repeats": repeats,
+        }
+        for w, c in zip(wall, cpu)
+    ]

@@ -31,20 +31,17 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table
+from _common import interleaved, table
 
 from ome_arrow_core import OMEArrow, Registry
 from ome_arrow_core.registry import default_registry
@@ -330,27 +327,6 @@ def _planes(tiles: Iterator[np.ndarray], per_plane: int) -> Iterator[list[np.nda
         if len(cut) == per_plane:
             yield cut
             cut = []
-
-
-def interleaved(fns: list[Fn], repeats: int, seed: int = 0) -> list[dict[str, float]]:
-    """``repeats`` rounds, each timing one run of every one of ``fns`` in a new seeded shuffled order (no case
-    always first or after the same neighbour: a noisy machine's drift lands on all alike); per fn as
-    ``_common.measure``: wall ms (median, min, max) and the median CPU ms of this process (all its threads)."""
-    rng = random.Random(seed)
-    wall: list[list[float]] = [[] for _ in fns]
-    cpu: list[list[float]] = [[] for _ in fns]
-    order = list(range(len(fns)))
-    for _ in range(repeats):
-        rng.shuffle(order)
-        for i in order:
-            c0, t0 = time.process_time(), time.perf_counter()
-            fns[i]()
-            wall[i].append((time.perf_counter() - t0) * 1e3)
-            cpu[i].append((time.process_time() - c0) * 1e3)
-    return [
-        {"median_ms": median(w), "min_ms": min(w), "max_ms": max(w), "cpu_ms": median(c), "repeats": repeats}
-        for w, c in zip(wall, cpu)
-    ]
 
 
 def run_cases(path: Path, arr: np.ndarray, repeats: int, tile: int = 256) -> list[dict[str, Any]]:
