@@ -2,6 +2,7 @@
 
     python benchmarks/first_reads_ab.py --baseline /work/wt/base18 [--rounds 6] [--size 1024] [--z 4] [--repeats 5]
     python benchmarks/first_reads_ab.py --baseline /work/wt/base18 --tensorstore 512   # and tensorstore's reads
+    python benchmarks/first_reads_ab.py --baseline /work/wt/base18 --unaudited --size 2048 --z 16 --repeats 9
 
 compare_peers.py times a read case after one untimed check read, and ``--quick`` times two reads: the second and
 third reads of a box, on a general path or a plan made on the way (typed_chunk/source.py), not the steady state of
@@ -12,7 +13,9 @@ box plans are not), ``--repeats`` times per process; each round runs one process
 Prints per case and read the median over rounds of each process's median process CPU time (all threads) and wall
 time, ms, and this tree's CPU over the baseline's. ``--tensorstore CHUNK`` also times tensorstore (zarr v3,
 CHUNKxCHUNK raw chunks, compare_peers' reader, a fresh handle per repeat) in a process of its own each round and
-prints ours / tensorstore for the mean of reads 2 and 3 (what ``--quick`` times), CPU and wall.
+prints ours / tensorstore for the mean of reads 2 and 3 (what ``--quick`` times), CPU and wall. ``--unaudited`` reads
+nothing first: each repeat reads another plane three times (at most 2 x Z repeats), its first read auditing its rows
+(what a process reading each plane once pays on every plane).
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def main() -> None:
         "--unaudited", action="store_true", help="no read first: each repeat reads another plane, unaudited at read 1"
     )
     args = p.parse_args()
+    if args.unaudited and args.repeats > 2 * args.z:
+        p.error("--unaudited reads another plane each repeat: at most 2 x Z repeats")
     import numpy as np
     import peers_libs as L
 
