@@ -2,6 +2,7 @@
 
     python benchmarks/first_reads_ab.py --baseline /work/wt/base18 [--rounds 6] [--size 1024] [--z 4] [--repeats 5]
     python benchmarks/first_reads_ab.py --baseline /work/wt/base18 --tensorstore 512   # and tensorstore's reads
+    python benchmarks/first_reads_ab.py --baseline /work/wt/base18 --unaudited --size 2048 --z 16 --repeats 9
 
 compare_peers.py times a read case after one untimed check read, and ``--quick`` times two reads: the second and
 third reads of a box, on a general path or a plan made on the way (typed_chunk/source.py), not the steady state of
@@ -12,7 +13,9 @@ box plans are not), ``--repeats`` times per process; each round runs one process
 Prints per case and read the median over rounds of each process's median process CPU time (all threads) and wall
 time, ms, and this tree's CPU over the baseline's. ``--tensorstore CHUNK`` also times tensorstore (zarr v3,
 CHUNKxCHUNK raw chunks, compare_peers' reader, a fresh handle per repeat) in a process of its own each round and
-prints ours / tensorstore for the mean of reads 2 and 3 (what ``--quick`` times), CPU and wall.
+prints ours / tensorstore for the mean of reads 2 and 3 (what ``--quick`` times), CPU and wall. ``--unaudited`` reads
+nothing first: each repeat reads another plane three times (at most 2 x Z repeats), its first read auditing its rows
+(what a process reading each plane once pays on every plane).
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ import json, sys, time
 from pathlib import Path
 import numpy as np
 path, repeats, s, nz, lib = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+unaudited = sys.argv[8] == "1"
 want = np.load(str(path) + ".npy")
 if lib == "ours":
     from ome_arrow_core import OMEArrow
     import ome_arrow_core
     assert Path(ome_arrow_core.__file__).is_relative_to(Path.cwd()), ome_arrow_core.__file__
-    OMEArrow.scan(path).to_numpy()  # every chunk audited
+    if not unaudited:
+        OMEArrow.scan(path).to_numpy()  # every chunk audited
     opened = OMEArrow.scan
 else:
     sys.path.insert(0, sys.argv[6])
@@ -74,6 +79,13 @@ cases = {
     ),
     "whole": (lambda img: img.to_numpy(), want),
 }
+if unaudited:  # each repeat reads another plane, its rows audited by its first read
+    planes, calls = [(c, z) for z in range(nz) for c in range(2)], [0]
+    def next_plane(img):  # reads 1-3 of a repeat: one plane
+        c, z = planes[calls[0] // 3]
+        calls[0] += 1
+        return img.tensor_view(t=0, c=c, z=z, layout="YX").to_numpy(), want[0, c, z]
+    cases = {"unaudited plane": (next_plane, None)}
 out = {}
 for name, (read, expected) in cases.items():
     times = []
@@ -84,6 +96,8 @@ for name, (read, expected) in cases.items():
             w, u = time.perf_counter(), time.process_time()
             got = read(img)
             row += [(time.process_time() - u) * 1e3, (time.perf_counter() - w) * 1e3]
+            if unaudited:
+                got, expected = got
             assert np.array_equal(got, expected), name
             del got
         times.append(row)
@@ -95,7 +109,7 @@ print(json.dumps(out))
 def run_child(tree: Path, path: Path, args: argparse.Namespace, lib: str = "ours") -> dict[str, list[float]]:
     env = {**os.environ, "PYTHONPATH": tree_path(tree)}
     argv = [sys.executable, "-c", CHILD, str(path), str(args.repeats), str(args.size), str(args.z), lib]
-    argv += [str(ROOT / "benchmarks"), str(path.parent / "ts.zarr")]
+    argv += [str(ROOT / "benchmarks"), str(path.parent / "ts.zarr"), "1" if args.unaudited else "0"]
     out = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -108,7 +122,12 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--z", type=int, default=4)
     p.add_argument("--tensorstore", type=int, default=0, help="also tensorstore, CHUNKxCHUNK raw chunks")
+    p.add_argument(
+        "--unaudited", action="store_true", help="no read first: each repeat reads another plane, unaudited at read 1"
+    )
     args = p.parse_args()
+    if args.unaudited and args.repeats > 2 * args.z:
+        p.error("--unaudited reads another plane each repeat: at most 2 x Z repeats")
     import numpy as np
     import peers_libs as L
 

@@ -134,6 +134,22 @@ def test_a_lying_index_is_refused_by_the_heads_audit(tmp_path: Path, column: str
         _read_all(path, batch=4)
 
 
+@pytest.mark.parametrize("column", ["page_compressed_size", "page_uncompressed_size"])
+def test_a_lying_page_size_is_refused_by_the_heads_audit(tmp_path: Path, column: str) -> None:
+    """One row's page size in the index differs from its pixel page's header (the other heads all of one shape, read
+    at once): the first read refuses it (the page ranges' check against the file says so before the heads do)."""
+    path, _ = _plate(tmp_path / "p", n=4)
+    table = pq.read_table(path / "index.parquet")
+    values = table.column(column).to_pylist()
+    values[5] += 2
+    at = table.schema.get_field_index(column)
+    table = table.set_column(at, column, pa.array(values, table.schema.field(column).type))
+    pq.write_table(table, path / "index.parquet")
+    without_table_digests(path)
+    with pytest.raises(DamagedFileError, match="index.parquet places the page of row group 5"):
+        _read_all(path, batch=4)
+
+
 def test_a_truncated_chunks_file_is_refused(tmp_path: Path) -> None:
     path, _ = _plate(tmp_path / "p", n=4)
     start, _stop = _head_span(path, 3)

@@ -18,7 +18,7 @@ from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.typed_chunk import page_columns, parquet_pages, row_heads
 from ome_arrow_core.typed_chunk.fragments import chunk_writer
 from ome_arrow_core.typed_chunk.parquet_pages import page_ranges
-from ome_arrow_core.typed_chunk.row_heads import general_head, row_head
+from ome_arrow_core.typed_chunk.row_heads import general_head, row_head, shaped_heads
 from ome_arrow_core.typed_chunk.spec import CHUNKS_SCHEMA, FILE_METADATA
 
 I32 = st.integers(-(2**31), 2**31 - 1)
@@ -141,6 +141,48 @@ def test_a_lying_pixel_page_size_is_not_read_by_the_shape(head: bytes) -> None:
     got = _said(row_head, lying)
     assert got == _said(general_head, lying, fresh=True)
     assert not isinstance(got, tuple) or got[1] != compressed
+
+
+def _by_rows(heads: list[bytes]) -> tuple[dict[str, list[Any]], tuple[int, int]] | None:
+    """What the general decoder says of each of ``heads``, column by column, when all decode to one pixel page size."""
+    said = [_said(general_head, h) for h in heads]
+    if not all(isinstance(s, tuple) for s in said) or len({s[1:] for s in said}) != 1:
+        return None
+    return {name: [s[0][name] for s in said] for name, _ in page_columns.COLUMNS}, said[0][1:]
+
+
+def _listed(shaped: tuple[dict[str, Any], tuple[int, int]] | None) -> Any:
+    return None if shaped is None else ({k: list(v) for k, v in shaped[0].items()}, shaped[1])
+
+
+def test_heads_read_at_once_are_what_each_reads_as(tmp_path: Path) -> None:
+    """shaped_heads (a first read's heads audit, column by column) says of heads of one shape what the general decoder
+    says of each one; of heads of no shape remembered, nothing."""
+    rng = np.random.default_rng(5)
+    rows = [
+        {**{a: int(v) for a, v in zip("tczyx", rng.integers(-(2**31), 2**31, 5))}, "image_id": "im", "chunk_id": k}
+        | {**{f"shape_{a}": 1 for a in "tczyx"}, "dtype": "uint16", "pixel_bytes": rng.bytes(16)}
+        for k in range(-40, 40)
+    ]
+    heads = _heads(rows, tmp_path / "chunks.parquet")
+    _forget()
+    assert shaped_heads(heads) is None  # nothing remembered yet
+    row_head(memoryview(heads[0]), None)
+    got = shaped_heads(heads)
+    assert got is not None and _listed(got) == _by_rows(heads)
+    assert all(isinstance(v, list) or v.dtype == np.int64 for v in got[0].values())
+
+
+def test_damaged_heads_among_good_ones_are_never_read_otherwise(head: bytes) -> None:
+    """A damaged head among good ones: shaped_heads gives nothing (each is then read by itself, saying what is wrong)
+    or exactly what the general decoder says of each."""
+    _forget()
+    row_head(memoryview(head), None)
+    shape = row_heads._shapes[0]
+    for what, bad in _damaged(head):
+        row_heads._shapes[:] = [shape]
+        got = _listed(shaped_heads([head, bad, head]))
+        assert got is None or got == _by_rows([head, bad, head]), what
 
 
 def _size_varint(n: int) -> bytes:

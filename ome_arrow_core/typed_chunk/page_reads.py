@@ -27,7 +27,7 @@ from ..remote import remote_chunk
 from ..uniques import unique
 from .page_columns import COLUMNS, defined_value_at
 from .page_index import RANGE_COLUMNS, listed_codec
-from .row_heads import row_head
+from .row_heads import row_head, shaped_heads
 
 if TYPE_CHECKING:
     from .opened import OpenedDataset
@@ -285,13 +285,19 @@ class PageFragment:
         GAP_BYTES apart still share one read)."""
         groups = np.asarray(groups, dtype=np.int64)
         self._check_ranged(groups)
-        rows: dict[int, dict[str, Any]] = {}
+        heads: dict[int, bytes] = {}
+        order = groups.tolist()
+        head_at = dict(zip(order, self.group_offset[groups].tolist()))
+        page_at = dict(zip(order, self.offset[groups].tolist()))
         for start, stop, members in self._spans(groups, self.group_offset, self.offset):
             raw = self._read_span(start, stop, members[0], "reading chunk row groups")
             for g in members:
-                rows[g] = self._columns(
-                    g, memoryview(raw)[int(self.group_offset[g]) - start : int(self.offset[g]) - start]
-                )
+                heads[g] = raw[head_at[g] - start : page_at[g] - start]
+        shaped = shaped_heads([heads[g] for g in order]) if self._codec is None and len(order) == len(heads) else None
+        if shaped is not None and (self.compressed[groups] == shaped[1][0]).all():
+            if (self.uncompressed[groups] == shaped[1][1]).all():  # all of one shape, as the index says: at once
+                return pa.table({n: _strings(v) if isinstance(v, list) else int_array(v) for n, v in shaped[0].items()})
+        rows = {g: self._columns(g, memoryview(head)) for g, head in heads.items()}  # one by one, saying what is wrong
         return pa.table(_audit_columns(groups, rows))
 
     def _check_ranged(self, groups: np.ndarray) -> None:
