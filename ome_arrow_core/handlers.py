@@ -191,7 +191,11 @@ class Reader(Handler):
 
     def accepts(self, path: Path) -> bool:
         """True when this reader claims ``path`` by suffix or by sniffing."""
-        return self.claims_suffix(path) or bool(self.sniff and self.sniff(path))
+        return self.claims_suffix(path) or self.sniffs(path)
+
+    def sniffs(self, path: Path) -> bool:
+        """True when this reader's ``sniff`` (if any) recognises ``path``."""
+        return bool(self.sniff and self.sniff(path))
 
 
 @frozen

@@ -69,7 +69,7 @@ def choose_reader(readers: Sequence[Reader], path: Path, format: str | None, blo
             ordered = sorted(ordered, key=lambda ranked: not ranked[1])
         for (h, plain), claimed in ordered:
             # a plain reader accepts what it claims or sniffs (Reader.accepts, without claiming twice)
-            if (claimed or bool(h.sniff and h.sniff(path))) if plain is not None else h.accepts(path):
+            if (claimed or h.sniffs(path)) if plain is not None else h.accepts(path):
                 if h.available:
                     return h
                 matching.append(h)
