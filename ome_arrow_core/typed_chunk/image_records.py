@@ -155,6 +155,10 @@ def _batch_records(batch: pa.RecordBatch, variants: dict[tuple[Any, ...], int]) 
     return recs, data.to_pybytes()[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
 
 
+#: The columns an images table needs for records (without them its images have no locators: no records).
+_NEEDED: Final = ("image_id", "name", *LOCATOR_COLUMNS)
+
+
 def build_records(batches: Iterable[pa.RecordBatch], rows: int) -> tuple[list[Any], dict[str, Any]] | None:
     """The records file of the images table of ``rows`` rows that ``batches`` hold (in order), as pieces to write one
     after another, and the fields of its manifest entry that depend on it alone; or None when it gets none (an image
@@ -171,7 +175,7 @@ def build_records(batches: Iterable[pa.RecordBatch], rows: int) -> tuple[list[An
     at = n = 0
     for batch in batches:
         have = set(batch.schema.names)
-        if not have.issuperset(("image_id", "name", *LOCATOR_COLUMNS)) or not all(
+        if not have.issuperset(_NEEDED) or not all(
             any(ok(batch.schema.field(c).type) for ok in plain) for c in VARIANT_COLUMNS if c in have
         ):
             return None  # values the manifest's JSON would not give back as the table's reader does
@@ -211,9 +215,9 @@ def table_records(root: Path, images: str) -> tuple[list[Any], dict[str, Any]] |
 
     pf = pq.ParquetFile(root / images)
     names = set(pf.schema_arrow.names)
-    if not names.issuperset(("image_id", "name", *LOCATOR_COLUMNS)):
+    if not names.issuperset(_NEEDED):
         return None  # no locators (images of several chunks): build_records' first check, no row read
-    wanted = [c for c in dict.fromkeys(("image_id", "name", *LOCATOR_COLUMNS, *VARIANT_COLUMNS)) if c in names]
+    wanted = [c for c in dict.fromkeys((*_NEEDED, *VARIANT_COLUMNS)) if c in names]
     rows = pf.metadata.num_rows
     return build_records(pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=False), rows)
 
