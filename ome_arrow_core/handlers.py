@@ -220,7 +220,7 @@ class Exporter(Handler):
     as ``export`` would (another count raises PluginError). Its results may share one device
     buffer: keeping one tile keeps the group's buffer. When it raises an Exception, that group
     is exported tile by tile with ``export``: its good tiles are yielded and an error raises at
-    the tile that fails.
+    the tile that fails; a PluginWarning says so, once per exporter, when ``export`` works.
     """
 
     devices: tuple[str, ...] = ("cpu",)

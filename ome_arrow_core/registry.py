@@ -56,7 +56,8 @@ H = TypeVar("H", bound=Handler)
 
 
 class PluginWarning(UserWarning):
-    """A plugin setting is suspicious (for example a blocked name that matches no plugin)."""
+    """A plugin setting is suspicious (a blocked name that matches no plugin), or a plugin failed and its work
+    was done another way (an exporter's ``export_many`` raised: its groups went tile by tile)."""
 
 
 def _blocked_from_env() -> frozenset[str]:

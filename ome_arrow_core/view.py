@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
+import warnings
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,7 +21,7 @@ from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
 from .iteration import Failed, Window, flattened, grouped, prefetched, windows, windows_one_by_one
 from .layout import normalize_axes
-from .registry import default_registry
+from .registry import PluginWarning, default_registry
 from .selection import AxisIndex
 
 if TYPE_CHECKING:
@@ -34,6 +37,27 @@ _CPU: tuple[str, int] = ("cpu", 0)
 def _device(device: str | None) -> tuple[str, int]:
     """``parse_device`` with the CPU (the common case) answered without parsing."""
     return _CPU if device is None or device == "cpu" else parse_device(device)
+
+
+# Exporters whose export_many has raised (by id, with a weak reference to tell a reused id): warned once each.
+_fell_back: dict[int, weakref.ref[Exporter]] = {}
+_fell_back_lock = threading.Lock()
+
+
+def _warn_fallback(handler: Exporter, exc: Exception) -> None:
+    """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works."""
+    with _fell_back_lock:
+        seen = _fell_back.get(id(handler))
+        if seen is not None and seen() is handler:
+            return
+        _fell_back[id(handler)] = weakref.ref(handler)
+    warnings.warn(
+        f"the {handler.name!r} exporter's export_many (plugin {handler.plugin!r}) raised "
+        f"{type(exc).__name__}: {exc}; each group it fails is exported tile by tile with its export instead "
+        "(slower; errors raise at their tile). Warned once per exporter",
+        PluginWarning,
+        stacklevel=2,
+    )
 
 
 class Streamable(ABC):
@@ -91,11 +115,12 @@ class Streamable(ABC):
                     export_mode = "arrow" if mode is None and kind == "cpu" else mode
                     handler = views[0]._export_handler(kind, export_mode) if views else None
                     got: list[Any] | None = None
+                    many_failed: Exception | None = None
                     if handler is not None and handler.export_many is not None and kind != "cpu":
                         try:  # one copy for the group
                             got = list(handler.export_many(views, contiguous=contiguous, device_index=index))
-                        except Exception:  # tile by tile below: the good tiles are kept, an error lands on its tile
-                            got = None
+                        except Exception as exc:  # tile by tile below: good tiles kept, an error lands on its tile
+                            many_failed = exc
                         if got is not None and len(got) != len(views):  # a tile dropped or made up: a shift
                             raise PluginError(
                                 f"the {handler.name!r} exporter's export_many returned {len(got)} tensors for "
@@ -107,6 +132,9 @@ class Streamable(ABC):
                         export = views[0]._exporter(kind, export_mode)
                         for v in views:
                             out.append(export(v, contiguous=contiguous, device_index=index))
+                            if many_failed is not None:  # export works where export_many failed: said once
+                                _warn_fallback(handler, many_failed)
+                                many_failed = None
                 except Exception as exc:
                     return [*out, Failed(exc)]
                 return out if failed is None else [*out, Failed(failed)]

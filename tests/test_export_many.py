@@ -19,6 +19,10 @@ import ome_arrow_core
 from ome_arrow_core import OMEArrow, Registry, TensorView
 from ome_arrow_core.errors import ChecksumError, PluginError
 from ome_arrow_core.iteration import GROUP_ITEMS
+from ome_arrow_core.registry import PluginWarning
+
+#: What the fallback warns (once per exporter) when the Probe's export_many raises.
+FELL_BACK = "'probe' exporter's export_many .plugin 'probe'. raised RuntimeError: the device refused the group"
 
 
 class Probe:
@@ -146,7 +150,7 @@ def test_a_failing_export_many_goes_tile_by_tile_and_raises_at_the_failing_tile(
     probe = Probe(many=True, fail_many=100 - GROUP_ITEMS, bad=expected[73])  # the second group, its 10th tile
     view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=registry_with(probe)).tensor_view(layout="YX")
     got = []
-    with pytest.raises(RuntimeError, match="refused this tile"):
+    with pytest.warns(PluginWarning, match=FELL_BACK), pytest.raises(RuntimeError, match="refused this tile"):
         for t in view.iter_dlpack(tile_size=(16, 16), device="cuda", prefetch=prefetch):
             got.append(np.asarray(t))
     assert len(got) == 73  # the first group's 64 and the 9 good tiles of the second before the failing one
@@ -161,11 +165,73 @@ def test_the_fallback_is_per_group(tmp_path: Path, lazy: bool) -> None:
     probe = Probe(many=True, fail_many=GROUP_ITEMS)  # the first group's export_many fails, once; export succeeds
     reg = registry_with(probe)
     img = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=reg) if lazy else OMEArrow(a, "ZCYX", registry=reg)
-    got = [np.asarray(t) for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda")]
+    with pytest.warns(PluginWarning, match=FELL_BACK):
+        got = [np.asarray(t) for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda")]
     for g, e in zip(got, tiles_of(a[0, 0], 16, 16), strict=True):  # every tile, in order
         np.testing.assert_array_equal(g, e)
     assert probe.many_calls == [GROUP_ITEMS, 100 - GROUP_ITEMS]  # the second group still in one call
     assert probe.one_calls == GROUP_ITEMS  # the first group tile by tile
+
+
+class BrokenGPU:
+    """A third party's plugin whose export_many always raises (a broken batched copy); export works."""
+
+    def __init__(self) -> None:
+        self.many_calls = self.one_calls = 0
+
+    def export(self, view: TensorView, **_: Any) -> np.ndarray:
+        self.one_calls += 1
+        return np.array(view.to_numpy(), copy=True)
+
+    def export_many(self, views: Sequence[TensorView], **_: Any) -> list[np.ndarray]:
+        self.many_calls += 1
+        raise ValueError("batched copy is broken")
+
+    @ome_arrow_core.hookimpl
+    def ome_arrow_exporters(self) -> list[ome_arrow_core.Exporter]:
+        return [
+            ome_arrow_core.Exporter(
+                name="acme-gpu", devices=("cuda",), modes=("acme",), export=self.export, export_many=self.export_many
+            )
+        ]
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_failing_export_many_warns_once_per_exporter(tmp_path: Path, prefetch: int) -> None:
+    a = pixels((1, 1, 160, 160), "uint16", seed=11)  # 100 tiles: two groups, both fail
+    out = written(tmp_path, a, (16, 16))
+
+    def stream(plugin: BrokenGPU) -> list[np.ndarray]:
+        reg = Registry()
+        reg.register(plugin, name="acme_gpu")
+        view = OMEArrow.scan(out, registry=reg).tensor_view(layout="YX")
+        tiles = view.iter_dlpack(tile_size=(16, 16), device="cuda", mode="acme", prefetch=prefetch)
+        return [np.asarray(t) for t in tiles]
+
+    plugin = BrokenGPU()
+    with pytest.warns(PluginWarning) as caught:
+        got = stream(plugin)
+        got += stream(plugin)  # the same plugin on another registry: another exporter, warned again
+    for g, e in zip(got, 2 * tiles_of(a[0, 0], 16, 16), strict=True):  # every tile, in order
+        np.testing.assert_array_equal(g, e)
+    assert plugin.many_calls == 4 and plugin.one_calls == 200  # the fallback kept: each group tile by tile
+    assert len(caught) == 2  # once per exporter, not once per group
+    message = str(caught[0].message)
+    assert "'acme-gpu' exporter's export_many (plugin 'acme_gpu') raised ValueError: batched copy is broken" in message
+    assert "exported tile by tile with its export instead" in message
+
+
+def test_no_warning_when_export_fails_too(tmp_path: Path) -> None:
+    class AllBroken(BrokenGPU):
+        def export(self, view: TensorView, **_: Any) -> np.ndarray:
+            raise RuntimeError("no device")
+
+    a = pixels((1, 1, 48, 48), "uint16", seed=12)
+    reg = Registry()
+    reg.register(AllBroken(), name="acme_gpu")
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=reg).tensor_view(layout="YX")
+    with pytest.raises(RuntimeError, match="no device"):  # (filterwarnings=error: a warning would raise instead)
+        next(iter(view.iter_dlpack(tile_size=(16, 16), device="cuda", mode="acme")))
 
 
 def test_an_interrupt_in_export_many_is_not_retried_tile_by_tile(tmp_path: Path) -> None:
@@ -191,7 +257,7 @@ def test_a_failing_export_many_after_a_read_failure_keeps_the_read_tiles(tmp_pat
     off, size = page_of_tile(out, 0, 0, 112, 32)  # tile 72
     flip_byte(out / "chunks.parquet", off + size - 3)
     got = []
-    with pytest.raises(ChecksumError, match="do not match their checksum"):
+    with pytest.warns(PluginWarning, match=FELL_BACK), pytest.raises(ChecksumError, match="do not match their"):
         for t in img.tensor_view(layout="YX").iter_dlpack(tile_size=(16, 16), device="cuda"):
             got.append(np.asarray(t))
     assert len(got) == 72 and probe.many_calls == [GROUP_ITEMS, 8] and probe.one_calls == 8
