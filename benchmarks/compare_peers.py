@@ -63,79 +63,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers_cuda
 import peers_libs as L
-from _common import measure, table
+from _common import table
+from peers_bench import Bench, Fn, equal_to
 from peers_plates import first_plane_cases, plate_cases, write_plates
-from peers_table import LIBS, PEERS, RATIOS, cell_text, cpu_text, markdown, rows_of
+from peers_table import LIBS, RATIOS, markdown, rows_of
 
 from ome_arrow_core import OMEArrow
-
-Fn = Callable[[], Any]
-
-
-class Bench:
-    """Collects one row per case: per library its best median (and configuration)."""
-
-    def __init__(self, repeats: int, installed: dict[str, bool], warmup: bool) -> None:
-        self.repeats, self.installed, self.warmup = repeats, installed, warmup
-        self.rows: list[dict[str, Any]] = []
-        self.cuda_rows: list[dict[str, Any]] = []  # peers_cuda.run_cases
-
-    def case(
-        self,
-        name: str,
-        variants: dict[str, list[tuple[str, Fn]]],
-        check: Callable[[Any], None] | None,
-        repeats: int | None = None,
-        warmup: bool | None = None,
-    ) -> None:
-        """Time every (library, configuration) variant; keep each library's fastest.
-
-        The first call of each variant is untimed (a warm-up; skipped for unchecked cases in --quick) and its
-        result goes to ``check``.
-        """
-        results: dict[str, Any] = {}
-        t0 = time.perf_counter()
-        for lib in LIBS:
-            if lib in self.installed and not self.installed[lib]:
-                results[lib] = "not installed"
-                continue
-            best: dict[str, Any] | None = None
-            for config, fn in variants.get(lib, []):
-                warm = self.warmup if warmup is None else warmup
-                got = fn() if check is not None or warm else None
-                if check is not None and lib != "memcpy":
-                    try:
-                        check(got)
-                    except AssertionError as exc:
-                        raise AssertionError(f"{name}: {lib} [{config}] returned wrong pixels: {exc}") from exc
-                del got
-                m = measure(fn, repeats or self.repeats, 0)
-                if best is None or m["median_ms"] < best["ms"]:
-                    best = {"ms": m["median_ms"], "cpu_ms": m["cpu_ms"], "config": config}
-            results[lib] = best
-        self.rows.append({"case": name, "results": results, "loadavg": os.getloadavg()[0]})
-        print(
-            f"  {name}: "
-            + ", ".join(f"{k} {cell_text(v)}{cpu_text(v)}" for k, v in results.items() if v)
-            + f" ({time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.1f})",
-            flush=True,
-        )
-
-    def add(self, name: str, results: dict[str, Any]) -> None:
-        for lib in PEERS:
-            if not self.installed[lib] and lib in results:
-                results[lib] = "not installed"
-        self.rows.append({"case": name, "results": results})
-        print(f"  {name}: " + ", ".join(f"{k} {cell_text(v)}" for k, v in results.items() if v), flush=True)
-
-
-def equal_to(expected: np.ndarray) -> Callable[[Any], None]:
-    def check(got: Any) -> None:
-        got = np.asarray(got)
-        assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
-        assert np.array_equal(got, expected), "pixels differ from numpy's slice of the source"
-
-    return check
 
 
 def open_and_read(open_: Callable[[Path], Any], reader: Callable[[Any], L.Reader], path: Path, idx: L.Index) -> Any:
