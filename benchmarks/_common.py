@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +72,16 @@ def fresh_env(**extra: str) -> dict[str, str]:
 def tree_path(tree: Path) -> str:
     """PYTHONPATH putting checkout ``tree``'s core and backends first (the ``CASE@DIR`` cases of the A/B scripts)."""
     return os.pathsep.join([str(tree), *(str(b) for b in sorted((tree / "backends").glob("*")) if b.is_dir())])
+
+
+def tree_child_json(tree: Path, argv: list[str], what: str = "") -> Any:
+    """Run ``argv`` in checkout ``tree`` (working directory, and :func:`tree_path` as PYTHONPATH); the JSON of
+    the last line it printed. A child that fails raises RuntimeError with ``what`` and its stderr."""
+    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
+    out = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{tree} {what}: {out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def interleaved(fns: list[Callable[[], Any]], repeats: int, seed: int = 0) -> list[dict[str, float]]:

@@ -21,16 +21,14 @@ nothing first: each repeat reads another plane three times (at most 2 x Z repeat
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import tree_path  # noqa: E402
+from _common import tree_child_json  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -107,11 +105,9 @@ print(json.dumps(out))
 
 
 def run_child(tree: Path, path: Path, args: argparse.Namespace, lib: str = "ours") -> dict[str, list[float]]:
-    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
     argv = [sys.executable, "-c", CHILD, str(path), str(args.repeats), str(args.size), str(args.z), lib]
     argv += [str(ROOT / "benchmarks"), str(path.parent / "ts.zarr"), "1" if args.unaudited else "0"]
-    out = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return tree_child_json(tree, argv, lib)  # type: ignore[no-any-return]
 
 
 def main() -> None:

@@ -19,9 +19,7 @@ tree / the baseline and this tree / tensorstore, and the load average.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import tree_path  # noqa: E402
+from _common import tree_child_json  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -100,13 +98,9 @@ print(json.dumps(out))
 
 
 def run_child(tree: Path, path: Path, z: int, repeats: int, lib: str, stores: list[Path]) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
     argv = [sys.executable, "-c", CHILD, str(path), str(repeats), str(z), lib, str(ROOT / "benchmarks")]
     argv += [str(s) for s in stores]
-    out = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True)
-    if out.returncode:
-        raise RuntimeError(f"{tree} {lib}: {out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return tree_child_json(tree, argv, lib)  # type: ignore[no-any-return]
 
 
 def main() -> None:

@@ -15,8 +15,6 @@ to trust on a shared machine: a stream of tens of ms is preempted there (wall fa
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -25,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import tree_path  # noqa: E402
+from _common import tree_child_json  # noqa: E402
 
 CHILD = r"""
 import collections, json, sys, time
@@ -68,11 +66,9 @@ def unpack(ref: str, into: Path) -> Path:
 
 
 def run_child(tree: Path, path: Path, args: argparse.Namespace, prefetch: int) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": tree_path(tree)}
     argv = [sys.executable, "-c", CHILD, str(ROOT / "benchmarks"), str(path), str(args.repeats), str(prefetch)]
     argv += [str(args.size), str(args.z)]  # run in the tree: ``-c`` puts the working directory first on the path
-    out = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return tree_child_json(tree, argv, f"prefetch={prefetch}")  # type: ignore[no-any-return]
 
 
 def main() -> None:
