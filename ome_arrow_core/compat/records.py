@@ -18,7 +18,7 @@ import pyarrow as pa
 from ..dtypes import from_ome_type, to_ome_type
 from ..errors import ArgumentError
 from ..plugin_api import check_dtype
-from ..record import FIELD, carry, ome_arrow_struct
+from ..record import FIELD, carry, chunk_grid, ome_arrow_struct, plane_list
 from .meta import OME_ARROW_BYTE_STRUCT, OME_ARROW_TAG_TYPE, OME_ARROW_TAG_VERSION
 
 __all__ = [
@@ -155,17 +155,6 @@ def _header(spec: RecordSpec, pixels: np.ndarray, chunk: tuple[int, int, int] | 
     T, C, Z, Y, X = pixels.shape
     px, py, pz = spec.physical_size
     acq = spec.acquisition_datetime or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    grid = None
-    if chunk is not None:
-        grid = {
-            "order": "TCZYX",
-            "chunk_t": 1,
-            "chunk_c": 1,
-            "chunk_z": chunk[0],
-            "chunk_y": chunk[1],
-            "chunk_x": chunk[2],
-            "chunk_order": "ZYX",
-        }
     return {
         "type": OME_ARROW_TAG_TYPE,
         "version": OME_ARROW_TAG_VERSION,
@@ -189,27 +178,8 @@ def _header(spec: RecordSpec, pixels: np.ndarray, chunk: tuple[int, int, int] | 
             "physical_size_z_unit": spec.physical_unit,
             "channels": _channels(spec, C),
         },
-        "chunk_grid": grid,
+        "chunk_grid": None if chunk is None else chunk_grid(chunk),
     }
-
-
-def _planes(pixels: np.ndarray, ptype: pa.DataType, item_type: pa.DataType) -> pa.Array:
-    T, C, Z, Y, X = pixels.shape
-    n = T * C * Z
-    order = np.ascontiguousarray(pixels.transpose(0, 2, 1, 3, 4))  # planes listed t, then z, then c
-    values = pa.array(order.reshape(-1), type=ptype)
-    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * (Y * X))
-    tt, zz, cc = np.meshgrid(np.arange(T), np.arange(Z), np.arange(C), indexing="ij")
-    items = pa.StructArray.from_arrays(
-        [
-            pa.array(zz.reshape(-1).astype(np.int32)),
-            pa.array(tt.reshape(-1).astype(np.int32)),
-            pa.array(cc.reshape(-1).astype(np.int16)),
-            pa.ListArray.from_arrays(offsets, values),
-        ],
-        fields=list(item_type),
-    )
-    return pa.ListArray.from_arrays(pa.array([0, n], type=pa.int32()), items)
 
 
 def _chunk_blocks(pixels: np.ndarray, chunk: tuple[int, int, int]) -> list[tuple[tuple[int, ...], np.ndarray]]:
@@ -283,7 +253,7 @@ def build_record(pixels: np.ndarray, spec: RecordSpec) -> pa.StructScalar:
             if byte_mode:
                 arrays.append(pa.array([[]], type=f.type))
             else:
-                arrays.append(_planes(pixels, ptype, f.type.value_type))
+                arrays.append(plane_list(pixels.transpose(0, 2, 1, 3, 4), ptype, f.type))  # planes: t, z, c
         elif f.name == "chunks":
             if chunk is None:
                 arrays.append(pa.array([[]], type=f.type))

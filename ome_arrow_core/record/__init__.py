@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .codec import as_struct_array, pixels_to_record, record_to_pixels
+from .codec import as_struct_array, pixels_to_record, plane_list, record_to_pixels
 from .memory_xml import (
     FIELD,
     attach_carried,
@@ -30,7 +30,14 @@ from .memory_xml import (
     without_carried,
 )
 from .ome_xml_key import ome_xml_metadata, stored_ome_xml
-from .schema import OME_ARROW_TYPE, OME_ARROW_VERSION, find_ome_column, is_ome_arrow_type, ome_arrow_struct
+from .schema import (
+    OME_ARROW_TYPE,
+    OME_ARROW_VERSION,
+    chunk_grid,
+    find_ome_column,
+    is_ome_arrow_type,
+    ome_arrow_struct,
+)
 
 if TYPE_CHECKING:
     from .checksums import stored_checksums, verify_record
@@ -40,6 +47,8 @@ __all__ = [
     "as_struct_array",
     "pixels_to_record",
     "record_to_pixels",
+    "plane_list",
+    "chunk_grid",
     "find_ome_column",
     "is_ome_arrow_type",
     "ome_arrow_struct",

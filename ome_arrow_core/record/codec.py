@@ -22,7 +22,7 @@ from .bounds import check_record_sizes
 from .samples import as_sample_channels, interleaved_samples
 from .schema import find_ome_column, meta_from_record, ome_arrow_struct, record_header
 
-__all__ = ["record_to_pixels", "pixels_to_record", "as_struct_array", "record_meta"]
+__all__ = ["record_to_pixels", "pixels_to_record", "plane_list", "as_struct_array", "record_meta"]
 
 _PAYLOAD = ("planes", "chunks", "masks")
 
@@ -225,29 +225,35 @@ def _decode(
     return view_buffer(buf, meta.dtype, meta.shape)
 
 
-def pixels_to_record(meta: ImageMeta, pixels: np.ndarray, *, pixel_type: pa.DataType | None = None) -> pa.StructArray:
-    """A one-row OME-Arrow StructArray holding ``pixels`` (``TZCYX``) as planes.
-
-    ``pixel_type`` defaults to the pixels' own type; pass ``pa.uint16()`` for the public
-    format's exact schema (only when the values are uint16).
-    """
+def plane_list(pixels: np.ndarray, ptype: pa.DataType, list_type: pa.ListType) -> pa.ListArray:
+    """A record's ``planes`` (of ``list_type``): one list of an item (z, t, c, pixels as ``ptype``) per plane of
+    ``pixels`` (TZCYX), listed t, then z, then c."""
     T, Z, C, Y, X = pixels.shape
-    ptype = pixel_type or pa.from_numpy_dtype(pixels.dtype)
-    values = pa.array(np.ascontiguousarray(pixels).reshape(-1), type=ptype)
     n = T * Z * C
+    values = pa.array(np.ascontiguousarray(pixels).reshape(-1), type=ptype)
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * (Y * X))
     tt, zz, cc = np.meshgrid(np.arange(T), np.arange(Z), np.arange(C), indexing="ij")
-    plane_items = pa.StructArray.from_arrays(
+    items = pa.StructArray.from_arrays(
         [
             pa.array(zz.reshape(-1).astype(np.int32)),
             pa.array(tt.reshape(-1).astype(np.int32)),
             pa.array(cc.reshape(-1).astype(np.int16)),
             pa.ListArray.from_arrays(offsets, values),
         ],
-        names=["z", "t", "c", "pixels"],
+        fields=list(list_type.value_type),
     )
+    return pa.ListArray.from_arrays(pa.array([0, n], type=pa.int32()), items, type=list_type)
+
+
+def pixels_to_record(meta: ImageMeta, pixels: np.ndarray, *, pixel_type: pa.DataType | None = None) -> pa.StructArray:
+    """A one-row OME-Arrow StructArray holding ``pixels`` (``TZCYX``) as planes.
+
+    ``pixel_type`` defaults to the pixels' own type; pass ``pa.uint16()`` for the public
+    format's exact schema (only when the values are uint16).
+    """
+    ptype = pixel_type or pa.from_numpy_dtype(pixels.dtype)
     stype = ome_arrow_struct(ptype)
-    planes = pa.ListArray.from_arrays(pa.array([0, n], type=pa.int32()), plane_items, type=stype.field("planes").type)
+    planes = plane_list(pixels, ptype, stype.field("planes").type)
     header = record_header(meta)
     fields: list[pa.Array] = []
     for i in range(stype.num_fields):

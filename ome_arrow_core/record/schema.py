@@ -8,7 +8,7 @@ by field name, so field order and int64/double widths do not matter.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
@@ -29,6 +29,7 @@ __all__ = [
     "find_ome_column",
     "meta_from_record",
     "record_header",
+    "chunk_grid",
 ]
 
 #: Value of the ``type`` field.
@@ -200,13 +201,18 @@ def record_header(meta: ImageMeta, *, dimension_order: str = "XYCZT") -> dict[st
             **{f"physical_size_{ax.lower()}_unit": meta.physical_unit.get(ax, "µm") for ax in "XYZ"},
             "channels": [channel_to_dict(c) for c in meta.channels],
         },
-        "chunk_grid": {
-            "order": "TCZYX",
-            "chunk_t": 1,
-            "chunk_c": 1,
-            "chunk_z": chunk[0],
-            "chunk_y": chunk[1],
-            "chunk_x": chunk[2],
-            "chunk_order": "ZYX",
-        },
+        "chunk_grid": chunk_grid(chunk),
+    }
+
+
+def chunk_grid(chunk: Sequence[int]) -> dict[str, Any]:
+    """The ``chunk_grid`` field of a record chunked in ``chunk`` = (z, y, x) blocks, one T and one C each."""
+    return {
+        "order": "TCZYX",
+        "chunk_t": 1,
+        "chunk_c": 1,
+        "chunk_z": chunk[0],
+        "chunk_y": chunk[1],
+        "chunk_x": chunk[2],
+        "chunk_order": "ZYX",
     }
