@@ -375,3 +375,53 @@ def test_a_plan_of_chunks_listed_in_any_order_reads_them_in_file_order_and_right
     flip_byte(out / "chunks.parquet", o + n - 1)  # the last pixel byte of one page
     with pytest.raises(ChecksumError, match="do not match their checksum"):
         plan.read(True)
+
+
+def unit_setup(tmp_path: Path) -> tuple[Path, DatasetSource, Selection, np.ndarray, Any]:
+    """A whole plane of whole 32x32 chunks, 8 to a tile row: its plan reads units of several chunks each."""
+    a = pixels((1, 1, 2, 64, 256), "<u2")
+    out = written(tmp_path, a, (1, 32, 32))
+    src = DatasetSource(out)
+    sel = box(src, range(1), range(1), range(1, 2), range(64), range(256))
+    want = sel.apply(a.transpose(0, 2, 1, 3, 4))
+    np.testing.assert_array_equal(planned(src, sel), want)
+    plan = src._plans[box_plans.box_key(sel)]
+    assert all(len(u.checks) > 1 for u in plan.units)
+    return out, src, sel, want, plan
+
+
+def unit_places(plan: Any) -> list[tuple[int, int, int]]:
+    """(item, page offset, index row) of the first, a middle and the last item of each unit of ``plan``."""
+    places = []
+    for u in plan.units:
+        for k, *_ in (u.checks[0], u.checks[len(u.checks) // 2], u.checks[-1]):
+            places.append((k, plan.items[k][0], plan.items[k][2]))
+    return places
+
+
+def test_each_page_of_a_unit_is_checked_and_named_by_its_own_chunk(tmp_path: Path) -> None:
+    out, src, sel, want, plan = unit_setup(tmp_path)
+    file = out / "chunks.parquet"
+    for k, off, row in unit_places(plan):
+        n = plan.items[k][1]
+        flip_byte(file, off + n - 3)  # a pixel byte of this page
+        with pytest.raises(ChecksumError, match=rf"index row {row}\)"):
+            src.read(sel)
+        flip_byte(file, off + n - 3)
+        lie_in_length(file, off)  # this page's value length lies
+        with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
+            src.read(sel)
+        lie_in_length(file, off, n - 10)  # the true length again: the usual head
+        np.testing.assert_array_equal(src.read(sel), want)
+
+
+def test_a_unit_cut_short_inside_any_of_its_pages_is_refused_naming_that_page(tmp_path: Path) -> None:
+    out, src, sel, _, plan = unit_setup(tmp_path)
+    file = out / "chunks.parquet"
+    whole = file.read_bytes()
+    for k, off, _ in reversed(unit_places(plan)):  # from the end: each cut leaves the pages before it whole
+        n = plan.items[k][1]
+        os.truncate(file, off + n // 2)
+        with pytest.raises(DamagedFileError, match=rf"bytes {off}\.\.{off + n} hold .* the file is truncated"):
+            src.read(sel)
+        file.write_bytes(whole)
