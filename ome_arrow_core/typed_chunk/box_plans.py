@@ -225,13 +225,14 @@ class BoxPlan:
         region, source view), where its one item may be read straight into the output, its checks)."""
         heads = self.heads
         steps = []
-        for u, unit in enumerate(self.units):
-            first, _, checks, dst, _, group, source, into = unit
-            k = self.layout[u]
-            read = tuple(
-                (head, heads[n], value, item, at) for (item, n, _, _, _, at), (head, value) in zip(checks, pages[k])
-            )
-            copies = ((dst, views[source]),) if group < 0 else tuple(zip(self.dsts[u], groups[group]))
+        for (first, _, checks, dst, _, group, source, into), k, mine in zip(self.units, self.layout, self.dsts):
+            if group < 0:  # one item
+                (item, n, _, _, _, at), (head, value) = checks[0], pages[k][0]
+                read = [(head, heads[n], value, item, at)]
+                copies = [(dst, views[source])]
+            else:
+                read = [(hv[0], heads[c[1]], hv[1], c[0], c[5]) for c, hv in zip(checks, pages[k])]
+                copies = list(zip(mine, groups[group]))
             steps.append((first, iovs[k], checks[-1][4], read, copies, into, checks))
         return steps
 
