@@ -1,6 +1,7 @@
 """Planned box reads (typed_chunk/box_plans.py): this tree's plans against an older commit's, interleaved.
 
-    python benchmarks/box_plans_ab.py [--ref main] [--rounds 200] [--size 1024] [--chunks 256]
+    python benchmarks/box_plans_ab.py [--ref main] [--rounds 200] [--size 1024] [--chunks 256] [--one-thread]
+    python benchmarks/box_plans_ab.py --build --one-thread    # a box's second read: its plan made, then read
 
 Image: 1x2x4xSxS uint16 of camera-like noise written with our defaults but the chunk edge, every chunk read once
 (audited). Per case (one full plane, the whole image, a 300x300 crop straddling chunks, a 4x256x256 Z column) the
@@ -10,7 +11,9 @@ memcpys of the round before, so neither always follows a read of the same pages)
 is timed (no selection, no view). For scale: numpy's copy of the same pixels into fresh memory
 (``arr[idx].copy()``, what compare_peers.py calls memcpy) and into a destination reused every round
 (``np.copyto``). Prints wall and process CPU time per read (median of the rounds, ms), CPU new/old, and new's CPU
-over the fresh memcpy's; checks every plan's result against numpy's slice of the source first.
+over the fresh memcpy's; checks every plan's result against numpy's slice of the source first. ``--one-thread``
+keeps both sides on one thread (CPU time is then the work, whatever the machine's load); ``--build`` times a plan
+made and read once (``plan_box``, the thread's views of it, the read: a box's second read less its projections).
 """
 
 from __future__ import annotations
@@ -53,14 +56,20 @@ def run(tmp: Path) -> None:
     p.add_argument("--rounds", type=int, default=200)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--chunks", type=int, default=256)
+    p.add_argument("--one-thread", action="store_true", help="never a helper thread, either side")
+    p.add_argument("--build", action="store_true", help="time plan_box and the new plan's first read")
     args = p.parse_args()
     import ome_arrow_core.typed_chunk.box_plans as new
 
     old = older("ome_arrow_core.typed_chunk.box_plans", args.ref)
     units = older("ome_arrow_core.typed_chunk.box_units", args.ref)
-    for name in ("GAP_BYTES", "PAGE_AT", "output_offset", "plan_units") if old and units else ():
+    for name in ("GAP_BYTES", "PAGE_AT", "output_offset", "output_offsets", "plan_units") if old and units else ():
         if hasattr(units, name):  # the older plans with the older units
             setattr(old, name, getattr(units, name))
+    if args.one_thread:
+        for module in (new, old):
+            if module is not None:
+                module.spare_core = lambda: False
     s = args.size
     arr = L.camera_image((1, 2, 4, s, s))
     path = tmp / "ours.ome.parquet"
@@ -81,7 +90,11 @@ def run(tmp: Path) -> None:
             full.select(c=range(1, 2), y=range(512, 768), x=range(512, 768)),
         ),
     }
-    print(f"ref {args.ref}, {args.rounds} rounds, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, load {os.getloadavg()}")
+    print(
+        f"ref {args.ref}, {args.rounds} rounds, 1x2x4x{s}x{s} uint16, chunks {args.chunks}, "
+        f"{'plan + first read' if args.build else 'read'}, {'one thread' if args.one_thread else 'threads as gated'}, "
+        f"load {os.getloadavg()}"
+    )
     print(
         "case | new wall / CPU | old wall / CPU | memcpy fresh wall / CPU | copyto reused wall / CPU | new/old CPU"
         " | new/memcpy CPU"
@@ -91,6 +104,9 @@ def run(tmp: Path) -> None:
         dest = np.empty_like(want)
         made = {"new": plans(img, sel, new), "old": plans(img, sel, old) if old is not None else None}
         fns: dict[str, Callable[[], Any]] = {k: (lambda p=p: p.read(True)) for k, p in made.items() if p is not None}
+        if args.build:
+            mods = {"new": new, "old": old}
+            fns = {k: (lambda m=mods[k]: plans(img, sel, m).read(True)) for k in fns}
         for k, fn in fns.items():
             np.testing.assert_array_equal(fn(), want, err_msg=f"{k}: {name}")
         fns["memcpy"] = lambda: arr[idx].copy()

@@ -98,9 +98,10 @@ def test_a_flipped_byte_in_any_page_of_a_unit_is_refused(
         monkeypatch.setattr(box_plans, "spare_core", lambda: True)
     out, src, sel, want = unit_setup(tmp_path)
     o, n = page(src, sel, k)
+    row = plan_of(src, sel).items[k][2]
     for at in (o + 10, o + n - 1):  # the first and the last pixel byte
         flip_byte(out / "chunks.parquet", at)
-        with pytest.raises(ChecksumError, match="do not match their checksum"):
+        with pytest.raises(ChecksumError, match=rf"\(index row {row}\) do not match their checksum"):
             src.read(sel)
         flip_byte(out / "chunks.parquet", at)
         np.testing.assert_array_equal(src.read(sel), want)
@@ -133,12 +134,15 @@ def test_an_unusual_head_in_a_unit_is_read_through_the_page_and_still_checked(tm
         src.read(sel)
 
 
-def test_a_lying_length_prefix_in_a_unit_is_refused(tmp_path: Path) -> None:
-    out, src, sel, _ = unit_setup(tmp_path)
-    o, _ = page(src, sel, 6)
+@pytest.mark.parametrize("k", [0, 5, 6, 7])
+def test_a_lying_length_prefix_in_a_unit_is_refused(tmp_path: Path, k: int) -> None:
+    out, src, sel, want = unit_setup(tmp_path)
+    o, n = page(src, sel, k)
     lie_in_length(out / "chunks.parquet", o)  # the value's length prefix lies
     with pytest.raises(DamagedFileError, match="one defined PLAIN value"):
         src.read(sel)
+    lie_in_length(out / "chunks.parquet", o, n - 10)  # the true length again
+    np.testing.assert_array_equal(src.read(sel), want)
 
 
 def test_two_pages_of_a_unit_swapped_in_place_are_refused_or_read_as_they_are(tmp_path: Path) -> None:
@@ -181,6 +185,8 @@ def straight_setup(tmp_path: Path) -> tuple[Path, DatasetSource, Selection, np.n
         ((1, 2, 4, 40, 56), (2, 40, 56), 0),  # two planes, the output's channels between them
         ((1, 2, 3, 40, 56), (1, 20, 56), 12),  # half planes, full rows
         ((1, 2, 3, 40, 56), (1, 40, 28), 0),  # half rows
+        ((1, 1, 2, 3, 56), (1, 1, 28), 12),  # chunks of one half row: each a run of the output
+        ((1, 1, 2, 3, 56), (2, 1, 28), 0),  # two planes of one half row each: not runs
     ],
 )
 def test_chunks_that_are_runs_of_the_output_are_read_straight_into_it(

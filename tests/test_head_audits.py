@@ -118,8 +118,13 @@ def test_every_damaged_head_byte_is_refused_or_reads_the_pixels(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("column", "match"), [("chunk_id", "holds chunk"), ("image_id", "someone-else|cover"), ("c", "lies at")]
 )
-def test_a_lying_index_is_refused_by_the_heads_audit(tmp_path: Path, column: str, match: str) -> None:
+@pytest.mark.parametrize("shaped", [False, True])
+def test_a_lying_index_is_refused_by_the_heads_audit(tmp_path: Path, column: str, match: str, shaped: bool) -> None:
+    """With ``shaped``, the heads' shape is remembered first (a good read): the heads are then read at once,
+    column by column, as a process's later first reads read them."""
     path, _ = _plate(tmp_path / "p", n=4)
+    if shaped:
+        _read_all(path, batch=4)
     table = pq.read_table(path / "index.parquet")
     values = table.column(column).to_pylist()
     if column == "c":  # the two channels of image 1 swapped: they still cover it, each row group says otherwise
@@ -160,3 +165,66 @@ def test_a_truncated_chunks_file_is_refused(tmp_path: Path) -> None:
         _read_all(path, batch=4)
     file.write_bytes(data)
     assert _read_all(path, batch=4).size
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (b"uint16", r"holds None pixels, but the images table says its image is uint16"),  # "uint17"
+        (b"image-00001", r"chunk of image 'image-00001' is row 0 of row group 3 .* holds chunk of image 'image-00000'"),
+    ],
+)
+def test_a_damaged_value_in_a_head_is_refused(tmp_path: Path, value: bytes, match: str) -> None:
+    """Row group 3's dtype says uint17, or its image id another image's (its head still of the others' shape, read at
+    once with them, the shape remembered by a good read): refused by that value's comparison with the images table
+    or the index, on the first read."""
+    path, arrs = _plate(tmp_path / "p", n=4)
+    assert np.array_equal(_read_all(path, batch=4).reshape(arrs.shape), arrs)  # the heads' shape remembered
+    start, stop = _head_span(path, 3)
+    file = path / "chunks.parquet"
+    at = start + file.read_bytes()[start:stop].rindex(value)
+    _flip(file, at + len(value) - 1, 0x01)  # the last digit, one up or down
+    with pytest.raises(DamagedFileError, match=match):
+        _read_all(path, batch=4)
+
+
+@pytest.mark.parametrize(("side", "named"), [(96, 0), (256, 3)])
+def test_a_file_cut_after_opening_is_refused_at_the_heads(tmp_path: Path, side: int, named: int) -> None:
+    """The chunks file cut inside row group 3's head after its page ranges were checked against it (opened): reading
+    the heads refuses it naming the bytes and the first row group of the read cut short (18 KiB pages: all heads in
+    one read; 128 KiB pages: each head its own read), and reads them all once the file is whole again."""
+    arrs = np.random.default_rng(1).integers(0, 65535, (4, 2, side, side), dtype=np.uint16)
+    path = write_dataset(list(arrs), tmp_path / "p", dim_order="CYX", progress=False)
+    index = pq.read_table(path / "index.parquet").sort_by("row_group_id").to_pydict()
+    cols = [np.asarray(index[c], dtype=np.int64) for c in (*(f"page_{k}" for k in _SIZES), "row_group_offset")]
+    file = path / "chunks.parquet"
+    frag = PageFragment(file, None, *cols)
+    groups = np.arange(8, dtype=np.int64)
+    assert np.array_equal(frag.heads(groups)["chunk_id"], index["chunk_id"])  # ids as the index says
+    data = file.read_bytes()
+    cut = int(cols[3][3]) + 40
+    os.truncate(file, cut)
+    begin = int(cols[3][named])
+    with pytest.raises(DamagedFileError, match=rf"bytes {begin}\.\.\d+ hold row group {named}, but .* ends at {cut};"):
+        frag.heads(groups)
+    file.write_bytes(data)
+    assert np.array_equal(frag.heads(groups)["chunk_id"], index["chunk_id"])
+
+
+_SIZES = ("offset", "compressed_size", "uncompressed_size")
+
+
+def test_a_lying_value_length_is_refused_on_a_first_read(tmp_path: Path) -> None:
+    """Row group 3's pixel page says its value is 2 bytes shorter (the page's head, not the index): its first read
+    (heads audited at once, then the pages) refuses it."""
+    path, _ = _plate(tmp_path / "p", n=4)
+    _start, page = _head_span(path, 3)
+    file = path / "chunks.parquet"
+    raw = file.read_bytes()
+    size = SHAPE[1] * SHAPE[2] * 2
+    at = raw.index(size.to_bytes(4, "little"), page)  # the value's length, after the page's header
+    with open(file, "r+b") as f:
+        f.seek(at)
+        f.write((size - 2).to_bytes(4, "little"))
+    with pytest.raises(DamagedFileError, match=r"the page of row group 3 \(chunk 3 .* is not one defined PLAIN value"):
+        _read_all(path, batch=4)

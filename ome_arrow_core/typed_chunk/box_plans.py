@@ -185,7 +185,8 @@ class BoxPlan:
     def _views(self) -> tuple[memoryview, list[np.ndarray], list[list[np.ndarray]]]:
         """This thread's scratch buffer (as bytes), the view of it each of :attr:`sources` reads (a page at
         ``PAGE_AT``) and per each of :attr:`groups` the view of each of its slots (its pages at ``PAGE_AT`` plus
-        multiples of its slot); also (``self._local``) per layout its iovecs and per page its (head, value) bytes."""
+        multiples of its slot); also (``self._local``) per layout its iovecs and per page its (head, value) bytes,
+        and per unit its steps (:meth:`_steps`)."""
         local = self._local
         scratch = scratch_buffer()
         if getattr(local, "scratch", None) is not scratch:
@@ -207,45 +208,68 @@ class BoxPlan:
                 strides = (*v.strides[:4], slot, v.strides[4])
                 g = as_strided(v, (*v.shape[:4], m, v.shape[4]), strides, writeable=False)
                 groups.append([g[:, :, :, :, j] for j in range(m)])
-            local.view, local.views, local.groups, local.scratch = memoryview(scratch).cast("B"), views, groups, scratch
+            local.view, local.views, local.groups = memoryview(scratch).cast("B"), views, groups
+            local.steps = self._steps(local.iovs, local.pages, views, groups)
+            local.scratch = scratch
         return local.view, local.views, local.groups
+
+    def _steps(
+        self,
+        iovs: list[list[memoryview]],
+        pages: list[list[tuple[memoryview, memoryview]]],
+        views: list[np.ndarray],
+        groups: list[list[np.ndarray]],
+    ) -> list[tuple[Any, ...]]:
+        """Per unit, what :meth:`_run` does with this thread's views, looked up once: (file offset, iovecs, bytes
+        the read needs, per page (head, the usual heads of its size, value, item, place), per chunk (output
+        region, source view), where its one item may be read straight into the output, its checks)."""
+        heads = self.heads
+        steps = []
+        for (first, _, checks, dst, _, group, source, into), k, mine in zip(self.units, self.layout, self.dsts):
+            if group < 0:  # one item
+                (item, n, _, _, _, at), (head, value) = checks[0], pages[k][0]
+                read = [(head, heads[n], value, item, at)]
+                copies = [(dst, views[source])]
+            else:
+                read = [(hv[0], heads[c[1]], hv[1], c[0], c[5]) for c, hv in zip(checks, pages[k])]
+                copies = list(zip(mine, groups[group]))
+            steps.append((first, iovs[k], checks[-1][4], read, copies, into, checks))
+        return steps
 
     def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any) -> None:
         """Read, check and place units ``ua:ub`` (this thread's scratch buffer)."""
-        view, views, groups = self._views()
-        iovs_of, pages_of = self._local.iovs, self._local.pages
-        frag, heads, layout, dsts = self.frag, self.heads, self.layout, self.dsts
-        fd = frag.fileno()
+        view = self._views()[0]
+        fd = self.frag.fileno()
         preadv = os.preadv
         straight = self.straight and out.dtype == self.dtype and out.flags.c_contiguous  # else numpy casts
         flat = out.reshape(-1).view(np.uint8).data if straight else None
-        with reading(frag.path, None, "reading chunk pages"):
-            for u in range(ua, ub):
-                first, _, checks, dst, _, group, source, into = self.units[u]
+        with reading(self.frag.path, None, "reading chunk pages"):
+            for first, iovs, need, pages, copies, into, checks in self._local.steps[ua:ub]:
                 if into >= 0 and flat is not None:
-                    if self._straight(pages_of[layout[u]][0][0], flat, first, checks[0], into, want, fn):
+                    if self._straight(pages[0][0], flat, first, checks[0], into, want, fn):
                         continue  # read, checked and placed (else: the page's head is unusual, read it as usual)
-                got = preadv(fd, iovs_of[layout[u]], first)
-                if got < checks[-1][4]:
-                    for _, n, _, g, end, _ in checks:
-                        if got < end:
-                            o = first + end - n
-                            raise DamagedFileError(
-                                f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at "
-                                f"{first + got}; the file is truncated"
-                            )
-                for (k, n, row, _, _, at), (head, value) in zip(checks, pages_of[layout[u]]):
-                    if head not in heads[n]:  # find the value, or refuse
+                got = preadv(fd, iovs, first)
+                if got < need:
+                    self._truncated(first, got, checks)
+                for head, usual, value, k, at in pages:
+                    if head not in usual:  # find the value, or refuse
                         self._unusual(view, k, at, want, fn)
                     elif want[k] is not None:
                         actual = fn(value)
                         if actual != want[k]:
-                            raise mismatch(*self.opened.where(row), want[k], actual)
-                if group < 0:
-                    out[dst] = views[source]
-                else:  # chunk by chunk: each slot's pixels are copied while they are still cached
-                    for d, v in zip(dsts[u], groups[group]):
-                        out[d] = v
+                            raise mismatch(*self.opened.where(self.items[k][2]), want[k], actual)
+                for d, v in copies:  # chunk by chunk: each slot's pixels are copied while they are still cached
+                    out[d] = v
+
+    def _truncated(self, first: int, got: int, checks: tuple[tuple[int, int, int, int, int, int], ...]) -> None:
+        """Raise for the first of ``checks`` that a read of ``got`` bytes from ``first`` did not reach."""
+        for _, n, _, g, end, _ in checks:
+            if got < end:
+                o = first + end - n
+                raise DamagedFileError(
+                    f"{self.frag.path}: bytes {o}..{o + n} hold {self.frag.what(g)}, but the file ends at "
+                    f"{first + got}; the file is truncated"
+                )
 
     def _straight(
         self,

@@ -126,9 +126,21 @@ def output_offsets(
     itemsize: int,
 ) -> list[int]:
     """:func:`output_offset` of each of ``items`` (output slices ``items[k][4]``, source ``sources[items[k][5]]``),
-    what depends on the source alone worked out once per source."""
-    whole = [_read_whole(chunk, cut) for chunk, cut in sources]
+    what depends on the source alone worked out once per source: a source read whole may lie in a row only when
+    its chunks span the output's x or are one pixel long on every other axis (an item's region is its source's
+    cut, placed)."""
+    whole = [_read_whole(chunk, cut) and _may_lie_in_a_row(cut, shape) for chunk, cut in sources]
+    if not any(whole):
+        return [-1] * len(items)
     return [_in_a_row(it[4], shape, itemsize) if whole[it[5]] and len(it[4]) == 5 else -1 for it in items]
+
+
+def _may_lie_in_a_row(cut: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
+    """False when no region of TCZYX cut ``cut`` in a TZCYX output of ``shape`` can lie in a row (see
+    :func:`_in_a_row`): narrower than the output along x and longer than 1 along another axis."""
+    if cut[4].stop - cut[4].start == shape[4]:
+        return True
+    return all(c.stop - c.start == 1 for c in cut[:4])
 
 
 def _read_whole(chunk: tuple[int, ...], cut: tuple[slice, ...]) -> bool:

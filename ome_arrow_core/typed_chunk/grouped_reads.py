@@ -21,7 +21,7 @@ import pyarrow as pa
 from ..errors import DamagedFileError
 from ..uniques import unique
 from .page_reads import AUDIT_BY_FOOTER, PageFragment
-from .readcheck import ReadCheck
+from .readcheck import Columns, ReadCheck
 
 if TYPE_CHECKING:
     from .opened import OpenedDataset
@@ -257,10 +257,12 @@ class GroupedChecks:
         for check, sel in self._split(groups):
             check.trust(groups[sel])
 
-    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
+    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: Columns) -> None:
         """Compare the rows read (as :meth:`ReadCheck.check`), each group by the check of its index row group."""
         parts = self._split(groups)
-        if len(parts) > 1:  # the columns compared, each made one array once (not once per check), pixels left out
+        # the columns compared, each made one array once (not once per check), pixels left out; heads read at once
+        # (no table) are single arrays already
+        if len(parts) > 1 and isinstance(table, pa.Table):
             table = pa.table({c: table.column(c).combine_chunks() for c in table.column_names if c != "pixel_bytes"})
         for check, sel in parts:
             check.check(groups[sel], group_rows, first[sel], table)

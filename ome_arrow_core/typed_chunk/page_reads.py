@@ -31,6 +31,7 @@ from .row_heads import row_head, shaped_heads
 
 if TYPE_CHECKING:
     from .opened import OpenedDataset
+    from .readcheck import Columns
 
 __all__ = [
     "PageFragment",
@@ -279,24 +280,34 @@ class PageFragment:
             table.update(_audit_columns(groups, rows))
         return pa.table(table)
 
-    def heads(self, groups: np.ndarray) -> pa.Table:
+    def heads(self, groups: np.ndarray) -> Columns:
         """The other columns (COLUMNS) of row groups ``groups`` (ascending), as ``read(groups, audit=True)`` gives
         them, from the bytes before each group's page data alone: its pixels are not read (heads less than
-        GAP_BYTES apart still share one read)."""
+        GAP_BYTES apart still share one read). Heads all of one shape come column by column (integers as numpy
+        arrays, ``dtype`` as strings: :meth:`~.readcheck.ReadCheck.check` takes them as they are)."""
         groups = np.asarray(groups, dtype=np.int64)
         self._check_ranged(groups)
-        heads: dict[int, bytes] = {}
         order = groups.tolist()
-        head_at = dict(zip(order, self.group_offset[groups].tolist()))
-        page_at = dict(zip(order, self.offset[groups].tolist()))
-        for start, stop, members in self._spans(groups, self.group_offset, self.offset):
-            raw = self._read_span(start, stop, members[0], "reading chunk row groups")
-            for g in members:
-                heads[g] = raw[head_at[g] - start : page_at[g] - start]
+        starts, stops = self.group_offset[groups], self.offset[groups]
+        if bool((starts[1:] - stops[:-1] > GAP_BYTES).all()):  # each head alone (groups lie in order): a read each
+            spans = list(zip(starts.tolist(), stops.tolist(), ([g] for g in order)))
+        else:
+            spans = self._spans(groups, self.group_offset, self.offset)
+        heads: dict[int, bytes] = {}
+        with reading(self.path, None, "reading chunk row groups"):  # entered once: a plane's heads are 64 reads
+            for start, stop, members in spans:
+                raw = self.pread(stop - start, start)
+                if len(raw) != stop - start:
+                    raise self._truncated(start, stop, len(raw), members[0])
+                if len(members) == 1:  # a span of one head: exactly its bytes
+                    heads[members[0]] = raw
+                    continue
+                for g in members:
+                    heads[g] = raw[int(self.group_offset[g]) - start : int(self.offset[g]) - start]
         shaped = shaped_heads([heads[g] for g in order]) if self._codec is None and len(order) == len(heads) else None
         if shaped is not None and (self.compressed[groups] == shaped[1][0]).all():
             if (self.uncompressed[groups] == shaped[1][1]).all():  # all of one shape, as the index says: at once
-                return pa.table({n: _strings(v) if isinstance(v, list) else int_array(v) for n, v in shaped[0].items()})
+                return {n: _strings(v) if isinstance(v, list) and n == "image_id" else v for n, v in shaped[0].items()}
         rows = {g: self._columns(g, memoryview(head)) for g, head in heads.items()}  # one by one, saying what is wrong
         return pa.table(_audit_columns(groups, rows))
 
@@ -313,11 +324,15 @@ class PageFragment:
         with reading(self.path, None, doing):
             raw = self.pread(stop - start, start)
         if len(raw) != stop - start:
-            raise DamagedFileError(
-                f"{self.path}: bytes {start}..{stop} hold {self.what(first)}, but the file ends at "
-                f"{start + len(raw)}; the file is truncated"
-            )
+            raise self._truncated(start, stop, len(raw), first)
         return raw
+
+    def _truncated(self, start: int, stop: int, got: int, first: int) -> DamagedFileError:
+        """The error of a read of bytes ``start..stop`` (holding row group ``first`` onwards) that got ``got``."""
+        return DamagedFileError(
+            f"{self.path}: bytes {start}..{stop} hold {self.what(first)}, but the file ends at {start + got}; "
+            "the file is truncated"
+        )
 
     def _columns(self, g: int, head: memoryview) -> dict[str, Any]:
         """The other columns of row group ``g`` from ``head``, its bytes up to its page's data, checked to end there."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,11 @@ from ..arrow_numpy import int_values, string_values
 from ..arrow_text import distinct_text, same_text
 from ..errors import DamagedFileError
 
-__all__ = ["ReadCheck", "AUDITED", "dtype_name"]
+__all__ = ["ReadCheck", "AUDITED", "dtype_name", "Columns"]
+
+#: Rows read, by column: an Arrow table, or (heads read at once) each column alone: integers as numpy arrays,
+#: ``dtype`` as Python strings or Arrow, ``image_id`` as Arrow (compared byte for byte with the index's).
+Columns: TypeAlias = pa.Table | Mapping[str, np.ndarray | pa.Array | list[str]]
 
 #: Columns a first read of a chunk row also takes, to compare with the index (beyond chunk_id).
 AUDITED: Final[tuple[str, ...]] = ("dtype", "image_id", "t", "c", "z", "y", "x", *(f"shape_{a}" for a in "tczyx"))
@@ -87,7 +91,7 @@ class ReadCheck:
         self._audited_groups.update(groups.tolist())
         self.complete = bool(self.audited.all())
 
-    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: pa.Table) -> None:
+    def check(self, groups: np.ndarray, group_rows: np.ndarray, first: np.ndarray, table: Columns) -> None:
         """Compare rows read from row groups ``groups`` (ascending; ``first[k]``: row of group k in ``table``)."""
         mine, which = self._rows(groups)
         within = self.within[mine]
@@ -100,16 +104,16 @@ class ReadCheck:
                 "rows; the "
                 "dataset is damaged"
             )
-        names = set(table.column_names)
+        names = set(table.column_names if isinstance(table, pa.Table) else table)
         # only the rows this check owns, and the columns it compares: a read of many row groups serves many checks.
         # Taken from the columns' buffers with numpy: a take kernel would load pyarrow's compute functions.
         at = first[which] + within
         if "chunk_id" in names:
-            found_ids = int_values(table.column("chunk_id"))[at]
+            found_ids = _ints(table, "chunk_id")[at]
             self._same(mine, groups[which], within, "chunk", self.chunk_ids[mine], found_ids)
         if set(_GEOMETRY) <= names:
             if "dtype" in names:
-                distinct, codes = distinct_text(table.column("dtype"), at)  # a Python string per distinct value
+                distinct, codes = _distinct(table, "dtype", at)  # a Python string per distinct value
                 found_dt = np.array([_dtype_of(v) for v in distinct] + [None], dtype=object)[codes]
                 want = self.dtypes[mine]
                 bad = np.nonzero((want != None) & (found_dt != want))[0]  # noqa: E711 (element-wise)
@@ -122,11 +126,11 @@ class ReadCheck:
             rows = self.index_rows[mine]
             differ = np.zeros(len(at), dtype=bool)
             for c in _GEOMETRY:  # column by column: a row group of 500,000 chunks holds no (rows x 10) copies
-                differ |= int_values(table.column(c))[at] != self._columns[c][rows]
+                differ |= _ints(table, c)[at] != self._columns[c][rows]
             wrong = np.nonzero(differ)[0]
             if len(wrong):
                 j = int(wrong[0])
-                found = np.array([int(int_values(table.column(c))[at[j]]) for c in _GEOMETRY])
+                found = np.array([int(_ints(table, c)[at[j]]) for c in _GEOMETRY])
                 geometry = np.array([int(self._columns[c][rows[j]]) for c in _GEOMETRY])
                 raise DamagedFileError(
                     f"{self._source(int(mine[j]))} says chunk {int(self.chunk_ids[mine[j]])} lies at (t, c, z, y, x, "
@@ -137,7 +141,7 @@ class ReadCheck:
             if "image_id" in names:
                 if isinstance(self._id_column, pa.ChunkedArray) and self._id_column.num_chunks > 1:
                     self._id_column = self._id_column.combine_chunks()  # once: each lookup then finds its chunk in O(1)
-                found_col, want_at = table.column("image_id"), self.index_rows[mine]
+                found_col, want_at = _column(table, "image_id"), self.index_rows[mine]
                 wrong = np.nonzero(~same_text(self._id_column, want_at, found_col, at))[0]  # bytes, not strings
                 if len(wrong):
                     j = int(wrong[0])
@@ -164,6 +168,32 @@ class ReadCheck:
             f"{int(groups[j])} of {self.file}, but that row holds {what} {_plain(found)!r}; the index and the "
             "chunk file disagree, the dataset is damaged"
         )
+
+
+def _column(table: Columns, name: str) -> pa.Array | pa.ChunkedArray:
+    """Text column ``name`` of ``table``, in Arrow."""
+    column = table.column(name) if isinstance(table, pa.Table) else table[name]
+    if isinstance(column, np.ndarray | list):
+        raise TypeError(f"column {name} is not an Arrow column")
+    return column
+
+
+def _distinct(table: Columns, name: str, at: np.ndarray) -> tuple[list[str | None], np.ndarray]:
+    """:func:`~..arrow_text.distinct_text` of text column ``name`` of ``table`` at ``at`` (Python strings at once)."""
+    column = None if isinstance(table, pa.Table) else table[name]
+    if not isinstance(column, list):
+        return distinct_text(_column(table, name), at)
+    index: dict[str | None, int] = {}
+    codes = [index.setdefault(column[k], len(index)) for k in at.tolist()]
+    return list(index), np.array(codes, dtype=np.int64)
+
+
+def _ints(table: Columns, name: str) -> np.ndarray:
+    """Integer column ``name`` of ``table`` as a numpy array."""
+    column = table.column(name) if isinstance(table, pa.Table) else table[name]
+    if isinstance(column, list):
+        raise TypeError(f"column {name} holds text, not integers")
+    return column if isinstance(column, np.ndarray) else int_values(column)
 
 
 def _plain(value: object) -> object:
