@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
-from .remote_errors import storage_failure
 
 __all__ = [
     "reading",
@@ -81,7 +80,9 @@ class _Reading:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if not isinstance(exc, Exception) or isinstance(exc, OMEArrowError):
             return  # none, ours, or not an Exception (KeyboardInterrupt...): it goes on as it is
-        # a store's refusal or an unreachable server is not damage (see remote_errors)
+        # a store's refusal or an unreachable server is not damage (see remote_errors: loaded by a failure only)
+        from .remote_errors import storage_failure
+
         path, member, what = self.path, self.member, self.what
         ours = storage_failure(exc, where(path, member), what) or _ours(exc, path, member, what)
         if ours is None:
@@ -150,6 +151,8 @@ def writing(path: str | os.PathLike[str], member: str | None = None, what: str =
     except OMEArrowError:
         raise
     except Exception as exc:
+        from .remote_errors import storage_failure
+
         failure = storage_failure(exc, where(path, member), what)
         if failure is not None:
             raise failure from exc

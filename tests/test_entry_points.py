@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import re
 import subprocess
 import sys
 import zipfile
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ome_arrow_core.entry_points import EntryPoint, _standard_library_only, entry_points
+from ome_arrow_core.entry_points import EntryPoint, _normalized, _standard_library_only, entry_points
 from ome_arrow_core.registry import ENTRY_POINT_GROUP
 
 
@@ -136,3 +137,25 @@ def test_unreadable_and_long_files_match_importlib_metadata(tmp_path: Path, monk
     _dist(tmp_path, "latin-1.0.dist-info", None)
     (tmp_path / "latin-1.0.dist-info" / "entry_points.txt").write_bytes(b"[other]\nname = caf\xe9\n")
     assert _ours(g) == [("last", "json:loads", "2.0")]  # not UTF-8 but not our group: skipped (importlib raises)
+
+
+@pytest.mark.parametrize(
+    "stem",
+    [
+        "ome_arrow_core-0.1.0",
+        "Foo.Bar-1",
+        "a__b-2",
+        "a_._b",
+        "x",
+        "X_Y",
+        "_lead-1",
+        "trail_",
+        "a..b",
+        "a-b-c",
+        "Ωmega_X",
+        "",
+    ],
+)
+def test_distribution_names_fold_as_the_pattern_does(stem: str) -> None:
+    """The fast path for names with nothing to fold gives what the pattern gives (runs of -_. to _, lower case)."""
+    assert _normalized(stem) == re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()

@@ -65,10 +65,24 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.display.png",
     # what turns arrays and tensors into images
     "ome_arrow_core.ingesting",
+    # a plate's aligned index (and its row-group checks, lazy columns and spliced chunk footers), an unaligned
+    # plate's image owners, the writers' table sink and row-group cuts, remote GETs, and the remote error
+    # classifier (loaded when a read fails)
+    "ome_arrow_core.typed_chunk.aligned_index",
+    "ome_arrow_core.typed_chunk.aligned_checks",
+    "ome_arrow_core.typed_chunk.lazy_rows",
+    "ome_arrow_core.typed_chunk.chunk_footers",
+    "ome_arrow_core.typed_chunk.group_rows",
+    "ome_arrow_core.typed_chunk.table_files",
+    "ome_arrow_core.typed_chunk.chunk_groups",
+    "ome_arrow_core.remote.ranges",
+    "ome_arrow_core.remote_errors",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
 #: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),
-#: a dataset's class carries its notebook grid, and its modules load the OME-XML code.
+#: a dataset's class carries its notebook grid, and its modules load the OME-XML code; its index is aligned (the
+#: aligned index, its checks, lazy columns and image owners, the chunk files' recorded footers); a dataset's scan
+#: loads the remote mirror's naming rules, whose module imports the ranged GETs.
 NOT_FOR_A_PLATE = tuple(
     m
     for m in NOT_FOR_A_READ
@@ -88,6 +102,12 @@ NOT_FOR_A_PLATE = tuple(
         "ome_arrow_core.display.colors",
         "ome_arrow_core.display.contrast",
         "ome_arrow_core.display.png",
+        "ome_arrow_core.typed_chunk.aligned_index",
+        "ome_arrow_core.typed_chunk.aligned_checks",
+        "ome_arrow_core.typed_chunk.lazy_rows",
+        "ome_arrow_core.typed_chunk.chunk_footers",
+        "ome_arrow_core.typed_chunk.group_rows",
+        "ome_arrow_core.remote.ranges",
     )
 )
 

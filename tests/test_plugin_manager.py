@@ -1,6 +1,7 @@
 """The registry's PluginManager finds exactly the hook implementations pluggy's own finds, in every plugin shape:
 modules (with imported names, unmarked functions, a ``specname`` alias, marked static and class methods in a
-class), module subclasses, class and instance plugins, and every installed plugin module."""
+class), module subclasses, class and instance plugins, and every installed plugin module; and exactly the hook
+specifications pluggy finds, in our specification module and in specification modules and classes of other shapes."""
 
 from __future__ import annotations
 
@@ -108,3 +109,68 @@ def test_a_module_value_is_never_asked_for_attributes() -> None:
         "ome_arrow_writers",
         "ome_arrow_exporters",
     ]
+
+
+def _specs(manager: type[pluggy.PluginManager], namespace: object) -> dict[str, tuple[Any, dict[str, Any]]]:
+    pm = manager(specs.PROJECT)
+    pm.add_hookspecs(namespace)
+    out = {}
+    for name, caller in vars(pm.hook).items():
+        spec = getattr(caller, "spec", None)
+        if spec is not None:
+            out[name] = (spec.function, dict(spec.opts))
+    return out
+
+
+def _spec_module(cls: type[types.ModuleType] = types.ModuleType) -> types.ModuleType:
+    m = cls("made_up_specs")
+    m.ome_arrow_things = specs.hookspec(lambda: [])  # type: ignore[attr-defined]
+    m.ome_arrow_first = specs.hookspec(firstresult=True)(lambda: None)  # type: ignore[attr-defined]
+    m.unmarked = lambda: None  # type: ignore[attr-defined]
+    m.impl_not_spec = hookimpl(lambda: [])  # type: ignore[attr-defined]
+    m.imported_name = Sequence  # type: ignore[attr-defined]
+    m.a_module = sys  # type: ignore[attr-defined]
+    m.static = staticmethod(specs.hookspec(lambda: []))  # type: ignore[attr-defined]
+    return m
+
+
+class _SpecClass:
+    @specs.hookspec
+    def ome_arrow_things(self) -> list[Any]:
+        return []
+
+    @staticmethod
+    @specs.hookspec(historic=True)
+    def ome_arrow_later() -> None:
+        return None
+
+    def unmarked(self) -> None:
+        return None
+
+
+SPECS = {
+    "our hookspecs": lambda: specs,
+    "module": _spec_module,
+    "module subclass": lambda: _spec_module(_SubModule),
+    "class": lambda: _SpecClass,
+}
+
+
+@pytest.mark.parametrize("shape", list(SPECS))
+def test_same_specifications_as_pluggy(shape: str) -> None:
+    namespace = SPECS[shape]()
+    want = _specs(pluggy.PluginManager, namespace)
+    assert want  # the case has specifications to find
+    assert _specs(PluginManager, namespace) == want
+
+
+def test_a_spec_module_value_is_never_asked_for_attributes() -> None:
+    """Looking for specifications reads no attribute of a module's other values (that could run their code)."""
+
+    class Trap:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"asked for {name}")
+
+    m = _spec_module()
+    m.trap = Trap()  # type: ignore[attr-defined]
+    assert sorted(_specs(PluginManager, m)) == sorted(_specs(pluggy.PluginManager, _spec_module()))

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from ..boundary import reading
 from ..errors import ArgumentError, DamagedFileError
-from .ranges import get_range, open_known
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -148,6 +147,8 @@ class RemoteChunk:
         """Bytes ``start..start + length`` (fewer when the object is shorter), in one ranged GET."""
         if length <= 0:
             return b""
+        from .ranges import get_range  # a remote dataset's: a local read asks remote_chunk only
+
         self.requests += 1
         with reading(self.location.uri, None, "reading chunk pages"):
             try:
@@ -166,6 +167,8 @@ class RemoteChunk:
             return self._native
 
     def _open(self) -> pa.NativeFile:
+        from .ranges import open_known
+
         got = open_known(self.location, self.size)
         if got.size() != self.size:
             raise DamagedFileError(

@@ -24,7 +24,6 @@ from .bounds import dictionary_codes
 from .footers import footer, footers_of
 from .image_groups import ImageRows
 from .spec import FILE_METADATA
-from .table_files import table_sink
 from .tables import Part
 
 __all__ = ["INDEX_GROUPS_KEY", "ALIGNED", "write_aligned_index", "aligned_starts"]
@@ -66,7 +65,8 @@ def write_aligned_index(
         first = unique_first(chunk_group)[1]
         last = unique_first(chunk_group[::-1])[1]
         aligned = bool((owner_group[first] == owner_group[len(owner) - 1 - last]).all())
-    from ..safe_write import atomic_path  # writers only: a read never loads it
+    from ..safe_write import atomic_path  # writers only: a read never loads them
+    from .table_files import table_sink
 
     with atomic_path(out) if atomic else contextlib.nullcontext(out) as tmp, table_sink(tmp) as sink:
         if not aligned:

@@ -23,7 +23,6 @@ from ..handlers import ChunkFile, ChunkStore
 from ..parquet_files import PARQUET_CODECS
 from ..remote import refuse_placeholder, remote_chunk
 from .checks import check_member
-from .chunk_groups import rows_are_groups
 from .parquet_pages import PageRanges, page_ranges
 from .readcheck import AUDITED
 from .spec import CHUNKS_SCHEMA, FILE_METADATA
@@ -260,6 +259,8 @@ def write_fragment(
 
         return write_chunks_direct(tables, file, table_groups)
     if chunk_format == PARQUET:
+        from .chunk_groups import rows_are_groups  # a writer's: a read never loads it
+
         writer = chunk_writer(file, CHUNKS_SCHEMA.with_metadata(FILE_METADATA), compression, compression_level)
         try:
             for table in tables:

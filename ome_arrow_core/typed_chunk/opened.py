@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,17 +23,18 @@ from ..errors import DamagedFileError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..uniques import unique_first
-from .aligned_index import AlignedIndex
 from .bounds import dictionary_codes, held_bytes
 from .checks import check_image_chunks, check_unique
 from .fragments import Fragment, ParquetFragment, open_fragment
-from .group_rows import keyed_owners
 from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
 from .ledger import Ledger
 from .packed_groups import PackedGroups
 from .page_reads import index_paged_fragment
 from .readcheck import ReadCheck, dtype_name
+
+if TYPE_CHECKING:  # a plate's (opening._aligned imports it): a single image's read spares its modules
+    from .aligned_index import AlignedIndex
 
 __all__ = ["OpenedDataset"]
 
@@ -335,6 +336,8 @@ class OpenedDataset:
             if self.image_count == 1:
                 self._row_images = np.zeros(self.index.num_rows, dtype=np.int64)
                 return self._row_images
+            from .group_rows import keyed_owners  # an unaligned plate's
+
             self._build_groups()
             assert self._groups is not None and self._image_keys is not None
             groups = self._groups

@@ -23,10 +23,9 @@ from ..errors import DamagedFileError, FormatVersionError, SchemaError
 from ..fork_locks import fork_safe_lock
 from ..registry import Registry
 from ..uniques import unique_first
-from .aligned_index import AlignedIndex, aligned_starts
+from .aligned_layout import aligned_starts
 from .bounds import check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
-from .chunk_footers import spliced_fragment
 from .file_version import member_stamps
 from .footers import footers_of
 from .fragments import Fragment, open_fragment
@@ -202,6 +201,9 @@ def _aligned(
     guard: TableGuard,
 ) -> OpenedDataset:
     """A dataset whose index tables are aligned: footers now, index row groups as images need them."""
+    from .aligned_index import AlignedIndex  # a plate's: a single image's open spares its modules
+    from .chunk_footers import spliced_fragment
+
     listed = [
         check_member(path, n, str(path / MANIFEST), "chunk file") for n in manifest["ome_arrow_core"]["fragments"]
     ]

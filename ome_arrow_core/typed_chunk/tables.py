@@ -191,7 +191,10 @@ def read_images(
                 continue
             pf = pq.ParquetFile(file)  # not read_table: that imports pyarrow.dataset (54 MiB resident)
             have = set(pf.schema_arrow.names)
-            pf = pq.ParquetFile(file, read_dictionary=[n for n in dictionary if n in have] or None)
+            # opened again for its dictionary columns, with the footer just parsed (not read and parsed twice)
+            pf = pq.ParquetFile(
+                file, metadata=pf.metadata, read_dictionary=[n for n in dictionary if n in have] or None
+            )
             tables.append(pf.read(columns=columns, use_threads=False))
     return _concat(tables, root, "images")
 
@@ -214,12 +217,12 @@ def read_index(
     if os.path.lexists(index_path):
         require_member(path, name)
         with reading(path, name, "reading the index table"):
-            have = pq.read_schema(index_path).names
-            cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
-            optional = [c for c in ("fragment_path", "checksum") if c in have]
-            index = pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None).read(
-                columns=[*cols, *optional], use_threads=False
-            )
+            # one open: its schema names the optional columns (dictionary decoding changes types, not names)
+            with pq.ParquetFile(index_path, read_dictionary=["fragment_path"] if dictionary else None) as file:
+                have = file.schema_arrow.names
+                cols = [*_INDEX_COLS, "row_group_id", "row_index_in_group"]
+                optional = [c for c in ("fragment_path", "checksum") if c in have]
+                index = file.read(columns=[*cols, *optional], use_threads=False)
     else:  # no index: derive row positions from the chunk file's own order (coordinates only)
         with reading(path, "chunks.parquet", "deriving the index from the chunks file"):
             pf = pf or pq.ParquetFile(_file(path, "chunks.parquet", "chunks file"))
