@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -25,6 +26,7 @@ __all__ = [
     "grouped",
     "flattened",
     "Failed",
+    "Warned",
     "windows_one_by_one",
     "GROUP_ITEMS",
     "GROUP_BYTES",
@@ -157,6 +159,14 @@ class Failed(NamedTuple):
     error: Exception
 
 
+class Warned(NamedTuple):
+    """A note at the head of a group: :func:`flattened` issues it as a ``category`` warning in its turn, from the
+    consuming thread (not the prefetch thread that made the group)."""
+
+    message: str
+    category: type[Warning]
+
+
 def windows_one_by_one(make: Callable[[Window], V], items: Sequence[Window]) -> list[V | Exception]:
     """``make(w)`` for each of ``items``, ending with the exception of the first that raises (if any)."""
     out: list[V | Exception] = []
@@ -170,13 +180,16 @@ def windows_one_by_one(make: Callable[[Window], V], items: Sequence[Window]) -> 
 
 
 def flattened(groups: Iterator[list[Any]]) -> Iterator[Any]:
-    """The items of ``groups`` one by one (a :class:`Failed` one raises its error, in its turn); closing this
-    closes ``groups`` (stopping its reads in flight)."""
+    """The items of ``groups`` one by one (a :class:`Failed` one raises its error, a :class:`Warned` one warns, in
+    their turn); closing this closes ``groups`` (stopping its reads in flight)."""
     try:
         for group in groups:
             for item in group:
                 if isinstance(item, Failed):
                     raise item.error
+                if isinstance(item, Warned):
+                    warnings.warn(item.message, item.category, stacklevel=2)
+                    continue
                 yield item
     finally:
         close = getattr(groups, "close", None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import warnings
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -19,8 +18,9 @@ from .display.mixins import Thumbnailed
 from .display.subjects import array_source
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
-from .iteration import Failed, Window, flattened, grouped, prefetched, windows, windows_one_by_one
+from .iteration import Failed, Warned, Window, flattened, grouped, prefetched, windows, windows_one_by_one
 from .layout import normalize_axes
+from .plugin_manager import BLOCK_ENV
 from .registry import PluginWarning, default_registry
 from .selection import AxisIndex
 
@@ -44,19 +44,27 @@ _fell_back: dict[int, weakref.ref[Exporter]] = {}
 _fell_back_lock = threading.Lock()
 
 
-def _warn_fallback(handler: Exporter, exc: Exception) -> None:
-    """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works."""
+def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
+    """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works
+    (None after the first); its stream issues it from the consuming thread."""
+    key = id(handler)
+
+    def forget(ref: weakref.ref[Exporter]) -> None:  # the exporter is gone: drop its entry unless reused
+        with _fell_back_lock:
+            if _fell_back.get(key) is ref:
+                del _fell_back[key]
+
     with _fell_back_lock:
-        seen = _fell_back.get(id(handler))
+        seen = _fell_back.get(key)
         if seen is not None and seen() is handler:
-            return
-        _fell_back[id(handler)] = weakref.ref(handler)
-    warnings.warn(
+            return None
+        _fell_back[key] = weakref.ref(handler, forget)
+    return Warned(
         f"the {handler.name!r} exporter's export_many (plugin {handler.plugin!r}) raised "
         f"{type(exc).__name__}: {exc}; each group it fails is exported tile by tile with its export instead "
-        "(slower; errors raise at their tile). Warned once per exporter",
+        "(slower; errors raise at their tile). Report it to the plugin's authors, or block the plugin with "
+        f"{BLOCK_ENV}={handler.plugin}. Warned once per exporter",
         PluginWarning,
-        stacklevel=2,
     )
 
 
@@ -133,7 +141,8 @@ class Streamable(ABC):
                         for v in views:
                             out.append(export(v, contiguous=contiguous, device_index=index))
                             if many_failed is not None:  # export works where export_many failed: said once
-                                _warn_fallback(handler, many_failed)
+                                note = _fallback_note(handler, many_failed)
+                                out[:0] = [] if note is None else [note]
                                 many_failed = None
                 except Exception as exc:
                     return [*out, Failed(exc)]
