@@ -80,14 +80,21 @@ class _Reading:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if not isinstance(exc, Exception) or isinstance(exc, OMEArrowError):
             return  # none, ours, or not an Exception (KeyboardInterrupt...): it goes on as it is
-        # a store's refusal or an unreachable server is not damage (see remote_errors: loaded by a failure only)
-        from .remote_errors import storage_failure
-
         path, member, what = self.path, self.member, self.what
-        ours = storage_failure(exc, where(path, member), what) or _ours(exc, path, member, what)
+        ours = _storage_failure(exc, where(path, member), what) or _ours(exc, path, member, what)
         if ours is None:
             return  # not foreign (pyarrow.ArrowException itself derives from Exception alone)
         raise ours from exc
+
+
+def _storage_failure(exc: Exception, place: str, what: str) -> OMEArrowError | None:
+    """A store's refusal or an unreachable server (not damage) as one of ours, else None. Its classifier loads with
+    the first failure; should that import fail (interpreter shutdown, no memory), ``exc`` is judged without it."""
+    try:
+        from .remote_errors import storage_failure
+    except Exception:
+        return None
+    return storage_failure(exc, place, what)
 
 
 def _ours(exc: Exception, path: str | os.PathLike[str], member: str | None, what: str) -> OMEArrowError | None:
@@ -151,9 +158,7 @@ def writing(path: str | os.PathLike[str], member: str | None = None, what: str =
     except OMEArrowError:
         raise
     except Exception as exc:
-        from .remote_errors import storage_failure
-
-        failure = storage_failure(exc, where(path, member), what)
+        failure = _storage_failure(exc, where(path, member), what)
         if failure is not None:
             raise failure from exc
         if isinstance(exc, OSError):

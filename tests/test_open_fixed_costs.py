@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,21 @@ def _raise(exc: BaseException) -> None:
 )
 def test_reading_makes_foreign_errors_ours(exc: Exception, kind: type[Exception], text: str) -> None:
     with pytest.raises(kind, match=text) as info:
+        with reading("f.bin", "m", "testing"):
+            _raise(exc)
+    assert info.value.__cause__ is exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"), [(OSError(errno.EIO, "I/O error"), StorageError), (MemoryError(), DamagedFileError)]
+)
+def test_a_failure_is_still_ours_when_its_classifier_cannot_load(
+    exc: Exception, kind: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the store/network classifier loads with the first failure; an import that fails then (shutdown, no
+    # memory, a broken install) must not replace the failure being reported
+    monkeypatch.setitem(sys.modules, "ome_arrow_core.remote_errors", None)  # its import now raises ImportError
+    with pytest.raises(kind, match="f.bin") as info:
         with reading("f.bin", "m", "testing"):
             _raise(exc)
     assert info.value.__cause__ is exc
