@@ -20,7 +20,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -261,7 +261,7 @@ class BoxPlan:
                 for d, v in copies:  # chunk by chunk: each slot's pixels are copied while they are still cached
                     out[d] = v
 
-    def _truncated(self, first: int, got: int, checks: tuple[tuple[int, int, int, int, int, int], ...]) -> None:
+    def _truncated(self, first: int, got: int, checks: tuple[tuple[int, int, int, int, int, int], ...]) -> NoReturn:
         """Raise for the first of ``checks`` that a read of ``got`` bytes from ``first`` did not reach."""
         for _, n, _, g, end, _ in checks:
             if got < end:
@@ -270,6 +270,7 @@ class BoxPlan:
                     f"{self.frag.path}: bytes {o}..{o + n} hold {self.frag.what(g)}, but the file ends at "
                     f"{first + got}; the file is truncated"
                 )
+        raise AssertionError(f"{self.frag.path}: a read of {got} bytes from {first} was short of no page")
 
     def _straight(
         self,
