@@ -16,7 +16,7 @@ from .bounds import dictionary_codes
 from .checks import check_member
 from .grouped_reads import GroupedChecks, GroupedPages, sub_pages
 from .page_index import RANGE_COLUMNS
-from .page_reads import ranged_rows_bound
+from .paged_fragments import ranged_rows_bound
 from .readcheck import ReadCheck, dtype_name
 
 if TYPE_CHECKING:

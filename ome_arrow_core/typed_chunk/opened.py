@@ -30,7 +30,7 @@ from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
 from .ledger import Ledger
 from .packed_groups import PackedGroups
-from .page_reads import index_paged_fragment
+from .paged_fragments import index_paged_fragment
 from .readcheck import ReadCheck, dtype_name
 
 if TYPE_CHECKING:  # a plate's (opening._aligned imports it): a single image's read spares its modules

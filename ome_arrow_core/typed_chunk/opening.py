@@ -36,7 +36,7 @@ from .manifest_cache import shared_manifest
 from .opened import OpenedDataset
 from .page_index import MANIFEST_KEY as PAGES_KEY
 from .page_index import listed_codec
-from .page_reads import ranged_rows_bound
+from .paged_fragments import ranged_rows_bound
 from .spec import FORMAT_VERSION, MANIFEST
 from .tables import Part, images_schema, parts_of, read_indexes
 
