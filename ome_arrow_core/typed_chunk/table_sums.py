@@ -32,6 +32,10 @@ __all__ = ["TABLES_KEY", "accept_both", "check_tables", "file_digest", "record",
 
 #: Key of the recorded table digests in the manifest's ``ome_arrow_core`` section.
 TABLES_KEY: Final[str] = "tables"
+#: Bytes read at a time. A buffer of this size, even for a table of a few KiB, is measured: glibc's malloc raises
+#: its mmap threshold to the size of an mmap'd block freed (up to 32 MiB), so after the first table check or write
+#: a process's later allocations of up to 4 MiB come from its heap, not fresh zeroed pages (a fresh process's
+#: 16 MiB writes cost 6-12% more without it: docs/benchmarks.md, session 20, write20).
 _BLOCK: Final[int] = 4 << 20
 #: Largest table :func:`record` holds in memory for the manifest's other steps (larger ones are read again).
 HOLD: Final[int] = 64 << 20
@@ -47,10 +51,9 @@ def file_digest(file: Path, algorithm: str | None = None) -> str:
     if (algorithm or ALGORITHM) != ALGORITHM:
         checker(algorithm, str(file))  # raises SchemaError naming the unknown algorithm
     h = xxhash.xxh3_64()
+    buf = bytearray(_BLOCK)
+    view = memoryview(buf)
     with open(file, "rb") as fh:
-        # sized to the file (a fresh 4 MiB buffer cost a few-KiB table ~0.05 ms of zero-filling); read to EOF all the same
-        buf = bytearray(min(_BLOCK, max(os.fstat(fh.fileno()).st_size + 1, 64 << 10)))
-        view = memoryview(buf)
         while n := fh.readinto(buf):
             h.update(view[:n])
     return f"{h.intdigest():016x}"
@@ -85,11 +88,12 @@ def record(
     without reading it again (:func:`~.group_measure.measure`)."""
     keep = keep or {}
     out: dict[str, list[str]] = {}
+    buf = bytearray(_BLOCK) if held is not None else None  # one for every table read (see _BLOCK)
     for n in dict.fromkeys(names):
         if n in keep:
             out[n] = list(keep[n])
         elif (root / n).is_file():
-            data = _read_small(root / n) if held is not None else None
+            data = _read_small(root / n, buf) if buf is not None else None
             if data is None:
                 out[n] = [file_digest(root / n)]
             else:
@@ -101,12 +105,16 @@ def record(
     return out
 
 
-def _read_small(file: Path) -> bytes | None:
-    """Every byte of ``file`` (read to its end), or None when it is larger than :data:`HOLD` bytes."""
+def _read_small(file: Path, buf: bytearray) -> bytes | None:
+    """Every byte of ``file`` (read to its end, through ``buf``), or None when it is larger than :data:`HOLD`
+    bytes."""
     with open(file, "rb") as fh:
         if os.fstat(fh.fileno()).st_size > HOLD:
             return None
-        return fh.read()
+        parts = []
+        while n := fh.readinto(buf):
+            parts.append(bytes(memoryview(buf)[:n]))
+        return b"".join(parts)
 
 
 def check_tables(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:
