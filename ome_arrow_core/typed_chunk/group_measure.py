@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,13 +42,15 @@ def _digest(fd: int, start: int, stop: int) -> str:
     return f"{h.intdigest():016x}"
 
 
-def measure(file: Path, digest: str) -> Segments | None:
+def measure(file: Path, digest: str, data: bytes | None = None) -> Segments | None:
     """The segments of Parquet table ``file`` (just written by us; its whole-file ``digest`` given), or None when
-    its row groups do not lie one after another (the table is then checked whole)."""
+    its row groups do not lie one after another (the table is then checked whole). ``data``: the table's bytes, as
+    read back from ``file`` for ``digest`` (:func:`~.table_sums.record`): measured without reading it again."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    md = pq.read_metadata(file)
-    size = file.stat().st_size
+    md = pq.read_metadata(file if data is None else pa.BufferReader(data))
+    size = file.stat().st_size if data is None else len(data)
     bounds = [0]
     end = 4
     for g in range(md.num_row_groups):
@@ -72,12 +74,19 @@ def measure(file: Path, digest: str) -> Segments | None:
         bounds.append(end)
     if len(bounds) != md.num_row_groups + 1 or any(b >= a for a, b in zip(bounds[1:], bounds)):
         return None
-    fd = os.open(file, os.O_RDONLY)
-    try:
-        sums = [_digest(fd, a, b) for a, b in zip(bounds, [*bounds[1:], size])]
-        listed = _footer_spans(fd, size, md.num_row_groups)
-    finally:
-        os.close(fd)
+    if data is not None:
+        import xxhash
+
+        view = memoryview(data)
+        sums = [f"{xxhash.xxh3_64_intdigest(view[a:b]):016x}" for a, b in zip(bounds, [*bounds[1:], size])]
+        listed = _spans(lambda n, at: data[at : at + n], size, md.num_row_groups)
+    else:
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            sums = [_digest(fd, a, b) for a, b in zip(bounds, [*bounds[1:], size])]
+            listed = _footer_spans(fd, size, md.num_row_groups)
+        finally:
+            os.close(fd)
     rows = tuple(int(md.row_group(g).num_rows) for g in range(md.num_row_groups))
     return Segments(digest, size, tuple(bounds), tuple(sums), int(md.num_rows), rows, listed)
 
@@ -102,15 +111,20 @@ def footer_spans_of(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
 def _footer_spans(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
     """The ``footer_spans`` of the Parquet file open as ``fd`` (``size`` bytes, ``groups`` row groups), or None when
     its footer cannot be walked (then readers parse it whole)."""
+    return _spans(lambda n, at: os.pread(fd, n, at), size, groups)
+
+
+def _spans(pread: Callable[[int, int], bytes], size: int, groups: int) -> tuple[int, ...] | None:
+    """:func:`_footer_spans` of the file whose bytes ``pread(n, at)`` reads."""
     from .thrift_walk import ThriftError, row_group_spans
 
-    tail = os.pread(fd, 8, size - 8)
+    tail = pread(8, size - 8)
     length = int.from_bytes(tail[:4], "little")
     if tail[4:] != b"PAR1" or not 0 < length <= size - 12:
         return None
     at = size - 8 - length
     try:
-        found = row_group_spans(os.pread(fd, length, at))
+        found = row_group_spans(pread(length, at))
     except ThriftError:
         return None
     if len(found.starts) != groups:
@@ -119,10 +133,14 @@ def _footer_spans(fd: int, size: int, groups: int) -> tuple[int, ...] | None:
 
 
 def record_groups(
-    root: Path, tables: Mapping[str, list[str]], keep: Mapping[str, Any] | None = None
+    root: Path,
+    tables: Mapping[str, list[str]],
+    keep: Mapping[str, Any] | None = None,
+    held: Mapping[str, bytes] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The ``table_groups`` entries of the tables ``tables`` records (the manifest's ``tables``, just computed):
-    kept from ``keep`` (the previous manifest's entries) where the table is unchanged, measured otherwise."""
+    kept from ``keep`` (the previous manifest's entries) where the table is unchanged, measured otherwise (from
+    ``held``'s bytes of it, those its digest is of, when it has them: see :func:`~.table_sums.record`)."""
     out: dict[str, dict[str, Any]] = {}
     kept = keep if isinstance(keep, Mapping) else {}
     for name, digests in tables.items():
@@ -132,7 +150,8 @@ def record_groups(
         if isinstance(old, Mapping) and old.get("digest") == digests[0]:
             out[name] = dict(old)
             continue
-        found = measure(root / name, digests[0]) if (root / name).is_file() else None
+        data = (held or {}).get(name)
+        found = measure(root / name, digests[0], data) if data is not None or (root / name).is_file() else None
         if found is not None:
             out[name] = found.to_json()
     return out

@@ -16,6 +16,7 @@ A table is hashed once per process per file version (device, inode, size, mtime,
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,7 +32,13 @@ __all__ = ["TABLES_KEY", "accept_both", "check_tables", "file_digest", "record",
 
 #: Key of the recorded table digests in the manifest's ``ome_arrow_core`` section.
 TABLES_KEY: Final[str] = "tables"
+#: Bytes read at a time. A buffer of this size, even for a table of a few KiB, is measured: glibc's malloc raises
+#: its mmap threshold to the size of an mmap'd block freed (up to 32 MiB), so after the first table check or write
+#: a process's later allocations of up to 4 MiB come from its heap, not fresh zeroed pages (a fresh process's
+#: 16 MiB writes cost 6-12% more without it: docs/benchmarks.md, session 20, write20).
 _BLOCK: Final[int] = 4 << 20
+#: Largest table :func:`record` holds in memory for the manifest's other steps (larger ones are read again).
+HOLD: Final[int] = 64 << 20
 #: File versions (path, device, inode, size, mtime, ctime) whose digest matched, in this process.
 _passed: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
@@ -70,15 +77,44 @@ def recorded(root: Path, manifest: Mapping[str, Any]) -> dict[str, list[str]]:
     return {str(k): [str(d).lower() for d in v] for k, v in listed.items()}
 
 
-def record(root: Path, names: Iterable[str], keep: Mapping[str, list[str]] | None = None) -> dict[str, list[str]]:
+def record(
+    root: Path, names: Iterable[str], keep: Mapping[str, list[str]] | None = None, held: dict[str, bytes] | None = None
+) -> dict[str, list[str]]:
     """Digests of tables ``names`` of the dataset at ``root`` for the manifest (those in ``keep`` are taken from it;
-    a table that does not exist, as an ome-arrow 0.1.0 dataset's absent index.parquet, is left out)."""
+    a table that does not exist, as an ome-arrow 0.1.0 dataset's absent index.parquet, is left out).
+
+    ``held`` (when given) gets the bytes of each table hashed here of at most :data:`HOLD` bytes: read back from
+    the file in one read, the very bytes its digest is of, so that the manifest's next steps measure the table
+    without reading it again (:func:`~.group_measure.measure`)."""
     keep = keep or {}
-    return {
-        n: list(keep[n]) if n in keep else [file_digest(root / n)]
-        for n in dict.fromkeys(names)
-        if n in keep or (root / n).is_file()
-    }
+    out: dict[str, list[str]] = {}
+    buf = bytearray(_BLOCK) if held is not None else None  # one for every table read (see _BLOCK)
+    for n in dict.fromkeys(names):
+        if n in keep:
+            out[n] = list(keep[n])
+        elif (root / n).is_file():
+            data = _read_small(root / n, buf) if buf is not None else None
+            if data is None:
+                out[n] = [file_digest(root / n)]
+            else:
+                import xxhash
+
+                out[n] = [f"{xxhash.xxh3_64_intdigest(data):016x}"]
+                assert held is not None
+                held[n] = data
+    return out
+
+
+def _read_small(file: Path, buf: bytearray) -> bytes | None:
+    """Every byte of ``file`` (read to its end, through ``buf``), or None when it is larger than :data:`HOLD`
+    bytes."""
+    with open(file, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size > HOLD:
+            return None
+        parts = []
+        while n := fh.readinto(buf):
+            parts.append(bytes(memoryview(buf)[:n]))
+        return b"".join(parts)
 
 
 def check_tables(root: Path, manifest: Mapping[str, Any], names: Iterable[str], verify: bool | None = None) -> None:

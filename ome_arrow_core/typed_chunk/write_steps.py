@@ -197,11 +197,13 @@ def write_manifest(
     if appends:
         ours["appends"] = [p.to_json() for p in appends]
     # the tables' digests: checked before pyarrow parses them (tables listed before keep theirs)
+    held: dict[str, bytes] = {}  # the bytes of the tables hashed, read back once: their segments are measured on them
     ours[TABLES_KEY] = record(
-        root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous)
+        root, [n for p in (BASE, *appends) for n in (p.images, p.index)], recorded(root, previous), held
     )
     kept = kept_lists(root, previous)  # the previous records (in its manifest or sidecar): kept where unchanged
-    groups = record_groups(root, ours[TABLES_KEY], group_records(kept))
+    groups = record_groups(root, ours[TABLES_KEY], group_records(kept), held)
+    held.clear()
     set_group_records(ours, groups)  # packed (see group_records)
     # the value index of each images table (a mapping filter reads the rows of the values it names)
     values = record_values(root, ours[TABLES_KEY], (previous.get("ome_arrow_core") or {}).get(VALUES_KEY))
