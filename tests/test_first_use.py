@@ -77,12 +77,14 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.typed_chunk.chunk_groups",
     "ome_arrow_core.remote.ranges",
     "ome_arrow_core.remote_errors",
+    # a remote dataset's local mirror (its temporary directories): a local path or plate is opened where it lies
+    "ome_arrow_core.typed_chunk.remote_mirror",
+    "tempfile",
 )
 #: A plate written by write_dataset groups its index by image (pyarrow's kernels do that, for now); a dataset's
 #: image locations know record files too; opening a dataset puts back a copy a killed overwrite left aside (safe_write),
 #: a dataset's class carries its notebook grid, and its modules load the OME-XML code; its index is aligned (the
-#: aligned index, its checks, lazy columns and image owners, the chunk files' recorded footers); a dataset's scan
-#: loads the remote mirror's naming rules, whose module imports the ranged GETs.
+#: aligned index, its checks, lazy columns and image owners, the chunk files' recorded footers).
 NOT_FOR_A_PLATE = tuple(
     m
     for m in NOT_FOR_A_READ
@@ -107,7 +109,6 @@ NOT_FOR_A_PLATE = tuple(
         "ome_arrow_core.typed_chunk.lazy_rows",
         "ome_arrow_core.typed_chunk.chunk_footers",
         "ome_arrow_core.typed_chunk.group_rows",
-        "ome_arrow_core.remote.ranges",
     )
 )
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.chunks import box_projections
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
-from ome_arrow_core.typed_chunk import chunk_reads
+from ome_arrow_core.typed_chunk import chunk_reads, page_direct
 from ome_arrow_core.typed_chunk.chunk_reads import Placement
 from ome_arrow_core.typed_chunk.page_direct import direct_target
 
@@ -102,6 +102,43 @@ def test_batches_of_any_chunking_are_the_pixels(tmp_path_factory: pytest.TempPat
         np.testing.assert_array_equal(ds.read(picked, out=out), ARRS[picked])
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("chunk", "straight"),
+    [
+        ((1, 1, 4, 12), True),  # full-width rows of a plane
+        ((1, 1, 1, 6), True),  # half a row
+        ((1, 2, 1, 12), False),  # a full-width row of two planes: two stretches of the output, examined
+        ((1, 1, 4, 6), None),  # tiles of a plane: never one stretch, not examined
+        ((1, 2, 1, 6), None),
+    ],
+)
+def test_chunks_narrower_than_the_output_are_not_examined_for_a_straight_read(
+    tmp_path: Path, staged: list[int], monkeypatch: pytest.MonkeyPatch, chunk: tuple[int, ...], straight: bool | None
+) -> None:
+    """Full-width chunks and chunks of one row are read straight into their outputs where they fill one stretch of
+    it; a batch of chunks narrower than the output and longer than one row (tiles of a plane) is handed to
+    place_pages before any output view is made for them (no direct_target call)."""
+    path = _plate(tmp_path, (1, *chunk))
+    ds = OMEArrowDataset.scan(path)
+    np.testing.assert_array_equal(ds.read(range(N)), ARRS)  # first read: audited (not by page ranges)
+    staged.clear()
+    examined: list[bool] = []
+    real = page_direct.direct_target
+
+    def counted(p: Placement) -> memoryview | None:
+        target = real(p)
+        examined.append(target is not None)
+        return target
+
+    monkeypatch.setattr(page_direct, "direct_target", counted)
+    np.testing.assert_array_equal(ds.read([4, 0, 2]), ARRS[[4, 0, 2]])
+    chunks = 3 * (2 * 2 * 8 * 12) // int(np.prod(chunk))
+    if straight:
+        assert staged == [] and examined == [True] * chunks
+    else:
+        assert sum(staged) == chunks and examined == ([] if straight is None else [False] * chunks)
 
 
 def _read_twice(path: Path) -> OMEArrowDataset:
@@ -212,3 +249,26 @@ def test_only_chunks_that_fill_one_stretch_in_their_own_order_are_read_straight(
         assert len(target) == out.nbytes
         target[:2] = b"\x01\x02"
         assert out.reshape(-1)[0] == 0x0201  # the output's own memory
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    image=st.tuples(*[st.integers(1, 3)] * 3, st.integers(1, 6), st.integers(1, 6)),
+    data=st.data(),
+)
+def test_the_up_front_test_never_passes_over_a_chunk_that_fills_one_stretch(
+    image: tuple[int, ...], data: st.DataObject
+) -> None:
+    """Every whole chunk (any shape, anywhere in a box of any size) whose output region is one contiguous stretch
+    passes page_direct's up-front test: it only skips chunks that could never be read straight."""
+    chunk = tuple(data.draw(st.integers(1, n)) for n in image)
+    at = tuple(data.draw(st.integers(0, n - c)) for n, c in zip(image, chunk))
+    (proj,) = box_projections(
+        np.array([at], np.int64), np.array([chunk], np.int64), np.zeros((1, 5), np.int64), np.array([image], np.int64)
+    )
+    t, c, z, y, x = image
+    p = Placement(0, proj, np.zeros((t, z, c, y, x), np.uint16), np.dtype(np.uint16))
+    if p.out[proj.out_selection].flags.c_contiguous:
+        assert page_direct._may_fill(p)
+    if not page_direct._may_fill(p):
+        assert direct_target(p) is None

@@ -334,6 +334,29 @@ def test_unchecked_reads_still_refuse_impossible_locators(tmp_path: Path) -> Non
     assert os.environ.get("OME_ARROW_CORE_VERIFY", "1") != "0"
 
 
+def test_an_unknown_checksum_algorithm_is_refused_naming_the_chunks_file(tmp_path: Path) -> None:
+    """A dataset whose manifest records a checksum algorithm this version does not know (a newer or foreign
+    writer's) is refused by a checked located read, naming the chunks file and the algorithm; never served."""
+    out = _plate(tmp_path, 6)
+    manifest = _manifest(out)
+    ours = manifest["ome_arrow_core"]
+    assert isinstance(ours, dict) and ours["checksum"] == "xxh3_64"
+    ours["checksum"] = "blake9_512"
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    without_table_digests(out)  # its table digests would be refused (by the same algorithm) before any pixel
+    clear_cache()
+    ds = OMEArrowDataset.scan(out)
+    file = f"{out}{os.sep}chunks.parquet"
+    with pytest.raises(SchemaError, match="checksum algorithm 'blake9_512'") as one:
+        ds[2].to_numpy()
+    assert str(one.value).startswith(f"{file} was written with")
+    with pytest.raises(SchemaError, match="checksum algorithm 'blake9_512'") as batch:
+        ds.read([1, 4])
+    assert str(batch.value).startswith(f"{file} was written with")
+    assert ds[2].source._located is not None  # the located path refused it, not the index's checks
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out, verify=False)[2].to_numpy(layout="CYX"), _image(2))
+
+
 def test_verify_reports_a_locator_a_read_would_refuse(tmp_path: Path) -> None:
     from ome_arrow_core import verify
 

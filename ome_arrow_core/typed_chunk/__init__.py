@@ -13,7 +13,8 @@ is the package's one door; the modules inside are its implementation:
   (:mod:`.row_heads`: a first read's audit of each chunk's row group, by the shape of heads seen before);
 - :mod:`.table_sums`, :mod:`.group_sums`, :mod:`.footers`: the tables' digests (whole, per row group) and footers;
 - :mod:`.remote_mirror`, :mod:`.remote_writes`: a dataset on object storage (tables mirrored on open; data
-  written first, the manifest last), over :mod:`ome_arrow_core.remote`;
+  written first, the manifest last), over :mod:`ome_arrow_core.remote`; :mod:`.dataset_paths`: a path or URI's
+  local directory (loads the mirror only for a remote one);
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .bounds import check_image_rows
     from .cleanup import cleanup_dataset
     from .compact import compact_dataset
+    from .dataset_paths import dataset_path
     from .footers import footer as table_footer
     from .footers import footer_rows as table_rows
     from .group_sums import check_footers as check_table_footers
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from .manifest_cache import shared_manifest
     from .opening import open_dataset, open_files
     from .record_reads import records_uniform
-    from .remote_mirror import dataset_path, is_dataset_name, mirror_dataset
+    from .remote_mirror import is_dataset_name, mirror_dataset
     from .remote_writes import remote_target, write_remote_dataset
     from .rows import read_rows
     from .source import DatasetSource, image_meta
@@ -119,7 +121,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "check_table_groups": (".group_sums", "check_groups"),
     "footer_statistics_trusted": (".group_sums", "statistics_trusted"),
     "recorded_rows": (".group_sums", "recorded_rows"),
-    "dataset_path": (".remote_mirror", "dataset_path"),
+    "dataset_path": (".dataset_paths", "dataset_path"),
     "is_dataset_name": (".remote_mirror", "is_dataset_name"),
     "mirror_dataset": (".remote_mirror", "mirror_dataset"),
     "remote_target": (".remote_writes", "remote_target"),

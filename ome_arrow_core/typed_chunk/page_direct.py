@@ -72,7 +72,7 @@ def direct_target(p: Placement) -> memoryview | None:
     """The bytes of ``p``'s output that its whole chunk fills, in the chunk's own order, or None when the chunk
     is not selected whole or its pixels do not fill one contiguous stretch of the output."""
     proj = p.projection
-    if not proj.is_complete_chunk or proj.fancy:
+    if not proj.is_complete_chunk or proj.fancy or not _may_fill(p):
         return None
     shape = proj.chunk_shape
     if shape[1] > 1 and shape[2] > 1:  # TCZYX -> TZCYX reorders the chunk's pixels
@@ -81,6 +81,13 @@ def direct_target(p: Placement) -> memoryview | None:
     if not dest.flags.c_contiguous or not dest.flags.writeable or dest.dtype != p.dtype or not dest.size:
         return None
     return dest.reshape(-1).view(np.uint8).data
+
+
+def _may_fill(p: Placement) -> bool:
+    """False when ``p``'s chunk cannot fill one contiguous stretch of its output wherever it lies: narrower than
+    the output along x and longer than 1 along another axis (checked before any view of the output is made)."""
+    shape = p.projection.chunk_shape
+    return shape[4] == p.out.shape[4] or shape[0] == shape[1] == shape[2] == shape[3] == 1
 
 
 def place_direct(
@@ -96,7 +103,7 @@ def place_direct(
     (ascending), which the caller reads as :func:`~.page_stream.place_pages` does.
 
     With ``sums`` every chunk read here has its checksum compared (``checked`` collects its row)."""
-    if frag.codec is not None or frag.remote is not None:
+    if frag.codec is not None or frag.remote is not None or not any(map(_may_fill, todo)):  # e.g. tiles of a plane
         return list(range(len(todo)))
     offsets, sizes = frag.offset, frag.compressed
     rest: list[int] = []

@@ -35,7 +35,7 @@ from .image_records import RECORDS_FILE
 from .spec import GROUP_LISTS_FILE
 from .value_index import VALUES_FILE, VALUES_KEY
 
-__all__ = ["mirror_dataset", "is_dataset_name", "dataset_path", "listing_of", "MANIFEST"]
+__all__ = ["mirror_dataset", "is_dataset_name", "listing_of", "MANIFEST"]
 
 MANIFEST = "_ome_arrow_dataset.json"
 
@@ -230,25 +230,6 @@ def _indexed_chunks(loc: Location, work: Path, manifest: bytes | None) -> dict[s
             raise DamagedFileError(f"{loc.uri} lists chunk file {name!r} in its index, but it is missing")
         sizes[name] = int(info.size)
     return sizes
-
-
-def dataset_path(target: str | os.PathLike[str], filesystem: Any = None) -> str | os.PathLike[str]:
-    """``target`` when it is a local path; the local path of a ``file://`` URI; the mirror of a remote dataset
-    directory (FileNotFoundError when ``target`` names none)."""
-    from ..location import is_uri, resolve
-
-    if filesystem is None and not is_uri(target):
-        return target
-    loc = resolve(target, filesystem)
-    if loc.local:
-        return loc.path
-    mirror = mirror_dataset(loc)
-    if mirror is None:
-        raise FileNotFoundError(
-            f"{loc.uri} holds no OME-Arrow dataset directory (no {MANIFEST} and no images/index tables); "
-            "remote datasets are dataset directories; open one remote image file with OMEArrow(uri)"
-        )
-    return mirror
 
 
 def is_dataset_name(loc: Location) -> bool:
