@@ -39,26 +39,18 @@ def _device(device: str | None) -> tuple[str, int]:
     return _CPU if device is None or device == "cpu" else parse_device(device)
 
 
-# Exporters whose export_many has raised (by id, with a weak reference to tell a reused id): warned once each.
-_fell_back: dict[int, weakref.ref[Exporter]] = {}
+# Exporters whose export_many has raised, by id (an entry goes with its exporter): warned once each.
+_fell_back: weakref.WeakValueDictionary[int, Exporter] = weakref.WeakValueDictionary()
 _fell_back_lock = threading.Lock()
 
 
 def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
     """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works
     (None after the first); its stream issues it from the consuming thread."""
-    key = id(handler)
-
-    def forget(ref: weakref.ref[Exporter]) -> None:  # the exporter is gone: drop its entry unless reused
-        with _fell_back_lock:
-            if _fell_back.get(key) is ref:
-                del _fell_back[key]
-
     with _fell_back_lock:
-        seen = _fell_back.get(key)
-        if seen is not None and seen() is handler:
+        if _fell_back.get(id(handler)) is handler:
             return None
-        _fell_back[key] = weakref.ref(handler, forget)
+        _fell_back[id(handler)] = handler
     return Warned(
         f"the {handler.name!r} exporter's export_many (plugin {handler.plugin!r}) raised "
         f"{type(exc).__name__}: {exc}; each group it fails is exported tile by tile with its export instead "
@@ -142,7 +134,8 @@ class Streamable(ABC):
                             out.append(export(v, contiguous=contiguous, device_index=index))
                             if many_failed is not None:  # export works where export_many failed: said once
                                 note = _fallback_note(handler, many_failed)
-                                out[:0] = [] if note is None else [note]
+                                if note is not None:  # ahead of the group's tiles
+                                    out.insert(0, note)
                                 many_failed = None
                 except Exception as exc:
                     return [*out, Failed(exc)]
