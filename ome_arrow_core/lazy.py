@@ -10,13 +10,13 @@ import numpy as np
 from .casting import Casting, cast_pixels, check_casting
 from .display.mixins import Thumbnailed
 from .handlers import PixelSource
-from .iteration import Window, windows_one_by_one
 from .layout import ChannelPolicy, apply_layout, normalize_axes
 from .selection import AxisIndex, Selection, resolve_selection
 from .view import Streamable, TensorView
 from .view_spec import channels_read
 
 if TYPE_CHECKING:
+    from .iteration import Window
     from .registry import Registry
 
 __all__ = ["LazyTensorView", "materialize", "layout_shape"]
@@ -172,6 +172,8 @@ class LazyTensorView(Streamable, Thumbnailed):
     def _windows(self, items: list[Window]) -> list[TensorView | Exception]:
         """The windows ``items``, their chunks read together when the source can (``read_many``); when that
         fails, one by one up to the first that fails (so the items before it still arrive)."""
+        from .iteration import windows_one_by_one  # (a first plane streams nothing)
+
         read_many = getattr(self._source, "read_many", None)
         if read_many is None or len(items) < 2:
             return windows_one_by_one(self._window, items)

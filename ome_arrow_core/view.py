@@ -18,7 +18,6 @@ from .display.mixins import Thumbnailed
 from .display.subjects import array_source
 from .dlpack import DLPackTensor, caller_module
 from .errors import PluginError, SelectionError
-from .iteration import Failed, Warned, Window, flattened, grouped, prefetched, windows, windows_one_by_one
 from .layout import normalize_axes
 from .plugin_manager import BLOCK_ENV
 from .registry import PluginWarning, default_registry
@@ -26,6 +25,7 @@ from .selection import AxisIndex
 
 if TYPE_CHECKING:
     from .handlers import Exporter, ExportView, PixelSource
+    from .iteration import Warned, Window
     from .registry import Registry
     from .selection import Selection
 
@@ -47,6 +47,8 @@ _fell_back_lock = threading.Lock()
 def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
     """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works
     (None after the first); its stream issues it from the consuming thread."""
+    from .iteration import Warned
+
     with _fell_back_lock:
         if _fell_back.get(id(handler)) is handler:
             return None
@@ -91,6 +93,8 @@ class Streamable(ABC):
         device: str | None,
         contiguous: bool,
     ) -> Iterator[Any]:
+        from .iteration import Failed, flattened, grouped, prefetched, windows  # (a first plane streams nothing)
+
         items = windows(self._sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
         on_cpu = device is None or str(device).partition(":")[0] == "cpu"  # (parsed in the tasks: errors in turn)
         if not items or (not self._reads_windows and on_cpu):
@@ -154,6 +158,8 @@ class Streamable(ABC):
     def _windows(self, items: list[Window]) -> list[TensorView | Exception]:
         """The parts of this view inside each of ``items`` (as :meth:`_window`; subclasses read them together);
         the list ends early with the exception of the first item that cannot be read."""
+        from .iteration import windows_one_by_one
+
         return windows_one_by_one(self._window, items)
 
     def iter_dlpack(

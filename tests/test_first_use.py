@@ -77,6 +77,8 @@ NOT_FOR_A_READ = (
     "ome_arrow_core.typed_chunk.chunk_groups",
     "ome_arrow_core.remote.ranges",
     "ome_arrow_core.remote_errors",
+    # the streams' windows, batches and prefetch (iter_dlpack and friends): a first plane streams nothing
+    "ome_arrow_core.iteration",
     # a remote dataset's local mirror (its temporary directories): a local path or plate is opened where it lies
     "ome_arrow_core.typed_chunk.remote_mirror",
     "tempfile",
