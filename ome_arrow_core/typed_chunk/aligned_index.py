@@ -71,7 +71,7 @@ class _Loaded:
 
     A plain class (a dataclass compiles its generated methods when its module loads, in every process)."""
 
-    __slots__ = ("start", "stop", "rows", "ids", "checks", "holders", "prune_at")
+    __slots__ = ("checks", "holders", "ids", "prune_at", "rows", "start", "stop")
 
     def __init__(self, start: int, stop: int, rows: GroupRows, ids: pa.Array) -> None:
         self.start, self.stop, self.rows, self.ids = start, stop, rows, ids
