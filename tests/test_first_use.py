@@ -177,13 +177,12 @@ def test_the_first_image_of_a_plate_starts_no_thread(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
-def test_a_one_group_plate_reads_its_first_image_without_its_index(tmp_path: Path) -> None:
-    """A plate of one row group (1,000 small images are one) opens its index lazily, as a larger plate does: an
-    image read by its pixel locator reads no index row group (no pyarrow table read, so no IO thread, and not the
-    modules that load a group). A single image still reads its index whole (the same read)."""
+def test_a_plates_located_first_image_reads_no_index_group(tmp_path: Path) -> None:
+    """A plate's index is loaded a row group at a time: an image read by its pixel locator reads none of it (no
+    pyarrow table read, so no IO thread, and not the modules that load a group)."""
     path = tmp_path / "plate.ome-arrow"
     images = [np.full((1, 64, 64), i, dtype=np.uint16) for i in range(7)]  # small images: packed, with locators
-    write_dataset(images, path, dim_order="CYX", progress=False)
+    write_dataset(images, path, dim_order="CYX", images_per_group=4, progress=False)
     got = _fresh(f"""
         import os
         import numpy as np
