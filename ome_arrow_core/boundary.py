@@ -234,11 +234,18 @@ def open_regular(root: str | os.PathLike[str], name: str) -> int:
 
 
 def is_within(root: Path, name: str) -> bool:
-    """True when ``name`` is a plain relative path that stays inside directory ``root``."""
+    """True when ``name`` is a plain relative path that stays inside directory ``root``.
+
+    A single plain component that is not a symbolic link (every member a dataset's open checks) stays inside
+    ``root`` whatever ``root`` resolves to: one ``lstat``, not three path resolutions (each an ``lstat`` per
+    component of the path, in Python)."""
     if not name or os.path.isabs(name) or "\\" in name:
         return False
     parts = Path(name).parts
     if any(p in ("..", "") for p in parts):
         return False
+    if parts == (name,) and not os.path.islink(os.path.join(root, name)):
+        return True
     resolved = (root / name).resolve()
-    return resolved == root.resolve() or root.resolve() in resolved.parents
+    inside = root.resolve()
+    return resolved == inside or inside in resolved.parents

@@ -178,6 +178,36 @@ def test_the_first_image_of_a_plate_starts_no_thread(tmp_path: Path) -> None:
     assert not set(got["loaded"]) & set(NOT_FOR_A_PLATE)  # type: ignore[arg-type]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
+def test_a_plates_located_first_image_reads_no_index_group(tmp_path: Path) -> None:
+    """A plate's index is loaded a row group at a time: an image read by its pixel locator reads none of it (no
+    pyarrow table read, so no IO thread, and not the modules that load a group)."""
+    path = tmp_path / "plate.ome-arrow"
+    images = [np.full((1, 64, 64), i, dtype=np.uint16) for i in range(7)]  # small images: packed, with locators
+    write_dataset(images, path, dim_order="CYX", images_per_group=4, progress=False)
+    got = _fresh(f"""
+        import os
+        import numpy as np
+        from ome_arrow_core import OMEArrowDataset
+        from ome_arrow_core.typed_chunk.opening import open_dataset
+        from pathlib import Path
+        before = len(os.listdir("/proc/self/task"))
+        ds = OMEArrowDataset.scan({str(path)!r})
+        assert np.array_equal(ds[5].to_numpy(), np.full((1, 1, 1, 64, 64), 5, np.uint16))
+        assert len(os.listdir("/proc/self/task")) == before, (before, os.listdir("/proc/self/task"))
+        opened = open_dataset(Path({str(path)!r}))
+        assert opened.aligned is not None and opened.aligned.loaded == 0, opened.aligned
+        assert opened.index.num_rows == 0
+    """)
+    assert not set(got["loaded"]) & set(NOT_FOR_A_PLATE)  # type: ignore[arg-type]
+    assert {"ome_arrow_core.typed_chunk.aligned_index", "ome_arrow_core.typed_chunk.chunk_footers"} <= set(
+        got["loaded"]  # type: ignore[arg-type]
+    )
+    assert not {"ome_arrow_core.typed_chunk.aligned_checks", "ome_arrow_core.typed_chunk.group_rows"} & set(
+        got["loaded"]  # type: ignore[arg-type]
+    )
+
+
 def test_the_first_read_of_a_record_file_loads_no_kernels(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
     a = np.arange(3 * 16 * 16, dtype=np.int16).reshape(3, 16, 16)

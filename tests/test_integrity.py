@@ -24,6 +24,7 @@ import pytest
 from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
+from ome_arrow_core.boundary import is_within
 from ome_arrow_core.errors import DamagedFileError
 from ome_arrow_core.typed_chunk.audit import audit_chunk_files
 
@@ -287,6 +288,26 @@ def test_manifest_append_tables_must_stay_inside_the_dataset(tmp_path: Path, key
     with pytest.raises(DamagedFileError, match="not a plain file name inside") as err:
         OMEArrowDataset.scan(root)
     assert MANIFEST in str(err.value) and "../other/" in str(err.value)
+
+
+@pytest.mark.parametrize("where", ["outside", "inside", "dangling"])
+def test_a_member_that_is_a_symlink_counts_where_it_points(tmp_path: Path, where: str) -> None:
+    """A chunks file that is a symbolic link is the file it points at: another dataset's is refused, one inside the
+    dataset (and a link to nothing, which names no file) is a member like any other."""
+    other, _ = _write(tmp_path / "other", seed=1)
+    root, _ = _write(tmp_path / "d")
+    target = {"outside": other / "chunks.parquet", "inside": root / "kept.parquet", "dangling": root / "nowhere"}[where]
+    if where == "inside":
+        shutil.copy(root / "chunks.parquet", target)
+    (root / "chunks.parquet").unlink()
+    os.symlink(target, root / "chunks.parquet")
+    assert is_within(root, "chunks.parquet") is (where != "outside")
+    assert is_within(root, "kept.parquet") and is_within(root, "no-such-file")  # plain names, present or not
+    if where == "outside":
+        with pytest.raises(DamagedFileError, match="'chunks.parquet', which is not a plain file name inside"):
+            OMEArrowDataset.scan(root)[0].to_numpy()
+    elif where == "inside":
+        OMEArrowDataset.scan(root)[0].to_numpy()
 
 
 def test_manifest_fragments_must_stay_inside_the_dataset(tmp_path: Path) -> None:

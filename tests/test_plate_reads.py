@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, OMEArrowError, StorageError
-from ome_arrow_core.typed_chunk.aligned_index import image_owners
 from ome_arrow_core.typed_chunk.file_version import file_version, member_version
+from ome_arrow_core.typed_chunk.group_rows import image_owners
 from ome_arrow_core.typed_chunk.group_sums import GROUPS_KEY, record_groups
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
 from ome_arrow_core.typed_chunk.packed_groups import PackedGroups

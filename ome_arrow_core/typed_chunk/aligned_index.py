@@ -18,9 +18,8 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -29,17 +28,18 @@ from .. import parquet_lite as pq
 from ..arrow_numpy import int_values, valid_mask
 from ..boundary import reading, require_member
 from ..errors import DamagedFileError
-from .aligned_checks import GroupChecks, chunk_codes, row_dtypes
 from .aligned_layout import ALIGNED, INDEX_GROUPS_KEY, aligned_starts, write_aligned_index
 from .checks import check_unique
 from .footers import footer, footers_of
-from .group_rows import GroupRows, image_owners
 from .group_sums import TableGuard
 from .grouped_reads import GroupedChecks, GroupedPages
 from .image_groups import ImageRows
 from .lazy_rows import LazyColumns, lazy_zeros
 from .page_index import RANGE_COLUMNS
 from .tables import Part
+
+if TYPE_CHECKING:  # imported by the first group loaded (_load): an image read by its pixel locator loads none
+    from .group_rows import GroupRows
 
 __all__ = [
     "INDEX_GROUPS_KEY",
@@ -48,7 +48,6 @@ __all__ = [
     "lazy_zeros",
     "write_aligned_index",
     "aligned_starts",
-    "image_owners",
     "AlignedIndex",
 ]
 
@@ -67,19 +66,20 @@ _INTS: Final[dict[str, Any]] = {
 _PRUNE_AT: Final[int] = 32
 
 
-@dataclass
 class _Loaded:
-    """One loaded index row group: its index rows ``start..stop-1``, what it added, and who still holds its rows."""
+    """One loaded index row group: its index rows ``start..stop-1``, what it added, and who still holds its rows.
 
-    start: int
-    stop: int
-    rows: GroupRows
-    ids: pa.Array
-    checks: list[tuple[int, Any]] = field(default_factory=list)
-    holders: list[weakref.ref[np.ndarray]] = field(default_factory=list)
-    #: Holders kept before the dead ones are forgotten: twice those alive at the last pruning (at least
-    #: :data:`_PRUNE_AT`), so a batch that holds many rows at once prunes a few times, not once per image.
-    prune_at: int = _PRUNE_AT
+    A plain class (a dataclass compiles its generated methods when its module loads, in every process)."""
+
+    __slots__ = ("checks", "holders", "ids", "prune_at", "rows", "start", "stop")
+
+    def __init__(self, start: int, stop: int, rows: GroupRows, ids: pa.Array) -> None:
+        self.start, self.stop, self.rows, self.ids = start, stop, rows, ids
+        self.checks: list[tuple[int, Any]] = []
+        self.holders: list[weakref.ref[np.ndarray]] = []
+        #: Holders kept before the dead ones are forgotten: twice those alive at the last pruning (at least
+        #: :data:`_PRUNE_AT`), so a batch that holds many rows at once prunes a few times, not once per image.
+        self.prune_at = _PRUNE_AT
 
     def hold(self, rows: np.ndarray) -> None:
         if len(self.holders) >= self.prune_at:
@@ -277,6 +277,9 @@ class AlignedIndex:
 
     def _load(self, part: int, g: int) -> _Loaded:
         """Read index row group ``g`` of ``part`` into the arrays; the rows of each image of images row group ``g``."""
+        from .aligned_checks import GroupChecks, chunk_codes, row_dtypes  # a group's: see the imports above
+        from .group_rows import GroupRows, image_owners
+
         name = self.parts[part].index
         start, stop = int(self.starts[part][g]), int(self.starts[part][g + 1])
         table, have = self._read(part, g)

@@ -14,6 +14,7 @@ What a read returns is checked against the index in :mod:`.readcheck`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -160,10 +161,10 @@ def check_unlisted_appends(
     """
     names = set(listed)
     candidates = []
-    for file in sorted(root.iterdir()):
-        hit = _APPENDED.fullmatch(file.name)
-        if hit is not None and file.name not in names and not (root / pending_marker(int(hit.group(1)))).exists():
-            candidates.append(file)
+    for name in sorted(os.listdir(root)):  # names, not Paths (sorted in the same order, without a Path per entry)
+        hit = _APPENDED.fullmatch(name)
+        if hit is not None and name not in names and not (root / pending_marker(int(hit.group(1)))).exists():
+            candidates.append(root / name)
     if not candidates:
         return
     import pyarrow.compute as pc  # only with unlisted append tables: reads load no compute kernels
