@@ -19,7 +19,7 @@ Groups:
   store uploaded with its root metadata last), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
-  ``CHECKSUM_ALGORITHM``;
+  ``CHECKSUM_ALGORITHM``, ``hex_digest``/``to_hex`` (a checksum as the 16 hex digits files store);
 - metadata: ``channel_to_dict``/``channel_from_dict`` (the one stored form of a channel),
   ``physical_size_value`` (a stored physical size checked: a positive number or None, unknown),
   ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels), ``image_document`` /
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from .builtins.cpu_export import zero_copy_array
     from .casting import cast_pixels
     from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
-    from .checksums import ChunkChecksums, checksums_of, verify_enabled
+    from .checksums import ChunkChecksums, checksums_of, hex_digest, to_hex, verify_enabled
     from .dataset import DatasetViews
     from .devices import check_cuda_device
     from .display.colors import channel_colors
@@ -117,6 +117,8 @@ __all__ = [
     "checksums_of",
     "verify_enabled",
     "CHECKSUM_ALGORITHM",
+    "hex_digest",
+    "to_hex",
     "channel_to_dict",
     "channel_from_dict",
     "physical_size_value",
@@ -175,6 +177,8 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "CHECKSUM_ALGORITHM": (".checksums", "ALGORITHM"),
     "ChunkChecksums": (".checksums", "ChunkChecksums"),
     "checksums_of": (".checksums", "checksums_of"),
+    "hex_digest": (".checksums", "hex_digest"),
+    "to_hex": (".checksums", "to_hex"),
     "verify_enabled": (".checksums", "verify_enabled"),
     "check_cuda_device": (".devices", "check_cuda_device"),
     "channel_colors": (".display.colors", "channel_colors"),
