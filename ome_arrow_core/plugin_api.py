@@ -25,7 +25,8 @@ Groups:
   ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels), ``image_document`` /
   ``attach_ome_xml`` / ``ome_xml_text`` (a source's OME-XML trimmed to one image; a stored one checked
   against its image; an OME element tree written as OME-XML text);
-- arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
+- arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU), ``group_offsets`` /
+  ``gather_group`` / ``GROUP_ALIGN`` (a stream group packed into one host buffer for ``Exporter.export_many``);
 - array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
   checks; they never import a framework);
 - display: ``channel_colors`` (each channel's stored colour, else the thumbnails' default);
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
         UnsafeOverwriteError,
     )
     from .gc_hold import gc_held
+    from .group_staging import GROUP_ALIGN, gather_group, group_offsets
     from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
     from .hookspecs import hookimpl
     from .layout import ChannelPolicy
@@ -129,6 +131,9 @@ __all__ = [
     "ome_xml_text",
     "check_row",
     "check_cuda_device",
+    "GROUP_ALIGN",
+    "group_offsets",
+    "gather_group",
     "is_torch_array",
     "is_jax_array",
     "is_cupy_array",
@@ -193,6 +198,9 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "DTypeError": (".errors", "DTypeError"),
     "FormatVersionError": (".errors", "FormatVersionError"),
     "gc_held": (".gc_hold", "gc_held"),
+    "GROUP_ALIGN": (".group_staging", "GROUP_ALIGN"),
+    "gather_group": (".group_staging", "gather_group"),
+    "group_offsets": (".group_staging", "group_offsets"),
     "LayoutError": (".errors", "LayoutError"),
     "OMEArrowError": (".errors", "OMEArrowError"),
     "PluginError": (".errors", "PluginError"),
