@@ -84,6 +84,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, tree_path
+from loading_ceilings import filled_datasource, filling_dataset, ready_dataset
 from loading_support import epochs, make_plate, raw_reader, rss, summary
 
 CASES = (
@@ -112,71 +113,9 @@ CASES = (
 
 
 def _filled(shape: tuple[int, ...], value: int) -> np.ndarray:
-    """A block of pixels made, not read (the ``*-send`` ceilings)."""
+    """A block of pixels made, not read (``dask-dist-send``; defined in the script, so dask's workers get it by
+    value)."""
     return np.full(shape, value, dtype=np.uint16)
-
-
-def _Filled(n: int, shape: tuple[int, ...], per: int) -> Any:
-    """A Ray datasource of ``n`` uint16 images of ``shape``, ``per`` a block, made, not read."""
-    import pyarrow as pa
-    from ray.data import Datasource
-    from ray.data.block import BlockMetadata
-    from ray.data.datasource import ReadTask
-    from ray.data.extensions import ArrowTensorArray
-
-    def read(k: int) -> list[Any]:
-        from ome_arrow_ray.buffers import block_buffers
-
-        block = block_buffers().empty((k, *shape), np.dtype(np.uint16))  # the kept buffers read tasks fill
-        block.fill(7)
-        return [pa.table({"image": ArrowTensorArray.from_numpy(block)})]
-
-    class Filled(Datasource):  # type: ignore[misc]
-        def estimate_inmemory_data_size(self) -> int:
-            return n * int(np.prod(shape)) * 2
-
-        def get_read_tasks(self, parallelism: int, **_: Any) -> list[Any]:
-            sizes = [min(per, n - a) for a in range(0, n, per)]
-            meta = [BlockMetadata(num_rows=k, size_bytes=None, input_files=None, exec_stats=None) for k in sizes]
-            return [ReadTask(lambda k=k: read(k), m) for k, m in zip(sizes, meta)]
-
-    return Filled()
-
-
-def _Ready(n: int, shape: tuple[int, ...]) -> Any:
-    """A map-style dataset of ``n`` items, each the same ready uint16 tensor of ``shape`` (``mapnp-send-*``)."""
-    import torch
-    from torch.utils.data import Dataset
-
-    ready = torch.from_numpy(np.full(shape, 7, dtype=np.uint16))
-
-    class Ready(Dataset):  # type: ignore[type-arg]
-        def __len__(self) -> int:
-            return n
-
-        def __getitem__(self, i: int) -> Any:
-            return ready
-
-        def set_epoch(self, epoch: int) -> None:
-            pass
-
-    return Ready()
-
-
-def _Filling(ds: Any) -> Any:
-    """``OMEArrowTorchDataset(ds)`` whose batches are filled, not read (``mapnp-fill-*``)."""
-    from ome_arrow_torch import OMEArrowTorchDataset
-
-    shape = tuple(ds.tensor_views()[0].shape)
-
-    class Filling(OMEArrowTorchDataset):
-        def _read(self, samples: Any, out: Any = None) -> np.ndarray:
-            want = (len(samples), *shape)
-            arr = out(want, np.dtype(np.uint16)) if callable(out) else np.empty(want, np.uint16)
-            arr.fill(7)
-            return arr  # type: ignore[no-any-return]
-
-    return Filling(ds)
 
 
 def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
@@ -221,10 +160,10 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
             data = OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers, persistent_workers=workers > 0)
         elif case.startswith("mapnp-send-"):  # the ceiling: ready tensors, DataLoader's defaults
-            data = _Ready(len(ds), tuple(ds.tensor_views()[0].shape))
+            data = ready_dataset(len(ds), tuple(ds.tensor_views()[0].shape))
             loader = DataLoader(data, batch_size=batch, num_workers=workers)
         elif case.startswith("mapnp-"):  # DataLoader's defaults: new workers every epoch
-            data = _Filling(ds) if case.startswith("mapnp-fill-") else OMEArrowTorchDataset(ds)
+            data = filling_dataset(ds) if case.startswith("mapnp-fill-") else OMEArrowTorchDataset(ds)
             loader = DataLoader(data, batch_size=batch, num_workers=workers)
         else:
             data = OMEArrowTorchDataset(ds)
@@ -289,7 +228,9 @@ def run_case(case: str, path: str, batch: int, n_epochs: int) -> dict[str, Any]:
             shape = tuple(ds.tensor_views()[0].shape)  # the ceiling: blocks of the same size made, not read
             plan = OMEArrowDatasource(ds, columns=[], image_column="image", view=ViewSpec().keywords())
             per = plan.planned_images_per_block()
-            made = ray.data.read_datasource(_Filled(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
+            made = ray.data.read_datasource(
+                filled_datasource(len(ds), shape, per), override_num_blocks=-(-len(ds) // per)
+            )
             made.context.op_resource_reservation_enabled = False  # as read_dataset does for its datasets
             return made
 

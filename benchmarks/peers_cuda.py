@@ -335,8 +335,14 @@ def run_cases(path: Path, arr: np.ndarray, repeats: int, tile: int = 256) -> lis
     gpu = Gpu()
     nbytes = {"plane": arr.shape[3] * arr.shape[4] * arr.itemsize, "stream": arr[0, 0].nbytes}
     cases = plane_cases(gpu, path, arr, arr.shape[2] // 2) + stream_cases(gpu, path, arr, tile)
+    return time_cases(gpu, cases, nbytes, repeats)
+
+
+def time_cases(gpu: Gpu, cases: list[Case], nbytes: dict[str, int], repeats: int) -> list[dict[str, Any]]:
+    """Check each of ``cases`` (its warm-up run), then time them interleaved; a row a case, its GB/s counting the
+    ``nbytes`` of its group and "x pinned" dividing by the group's ceiling case."""
     for case in cases:
-        _checked(gpu, case)  # (also each case's warm-up run)
+        _checked(gpu, case)
     rows: list[dict[str, Any]] = []
     for c, m in zip(cases, interleaved([c.run for c in cases], repeats)):
         n = nbytes[c.group]

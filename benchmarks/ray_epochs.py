@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_loading import _Filled
+from loading_ceilings import filled_datasource
 from loading_support import make_plate, process_tree
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -97,7 +97,7 @@ def run(path: Path, epochs: int, batch: int) -> None:
     per = plan.planned_images_per_block()
 
     def send() -> Any:
-        made = ray.data.read_datasource(_Filled(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
+        made = ray.data.read_datasource(filled_datasource(len(ds), shape, per), override_num_blocks=-(-len(ds) // per))
         made.context.op_resource_reservation_enabled = False  # as read_dataset does for its datasets
         return made
 

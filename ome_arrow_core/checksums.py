@@ -11,7 +11,7 @@ variable ``OME_ARROW_CORE_VERIFY=0``, skips the check (the file's bytes are then
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import numpy as np
@@ -27,7 +27,10 @@ __all__ = [
     "checksum",
     "checksums_of",
     "checker",
+    "hex_digest",
+    "hex_digest_of",
     "mismatch",
+    "to_hex",
     "verify_enabled",
 ]
 
@@ -72,6 +75,29 @@ def checksum(data: Any) -> int:
     return checker(ALGORITHM, "")(data)
 
 
+def to_hex(value: int) -> str:
+    """Checksum ``value`` as files and manifests store it: 16 lower-case hex digits."""
+    return f"{value:016x}"
+
+
+def hex_digest(*parts: Any) -> str:
+    """The :data:`ALGORITHM` checksum of buffers ``parts`` one after another, as :func:`to_hex` writes it."""
+    if len(parts) == 1:
+        return to_hex(checksum(parts[0]))
+    return hex_digest_of(parts)
+
+
+def hex_digest_of(parts: Iterable[Any]) -> str:
+    """:func:`hex_digest` of the buffers ``parts`` yields, each hashed before the next is asked for (so one reused
+    buffer may hold them in turn)."""
+    import xxhash
+
+    h = xxhash.xxh3_64()
+    for part in parts:
+        h.update(part)
+    return to_hex(h.intdigest())
+
+
 def checksums_of(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Checksums (uint64) of the byte ranges ``offsets[i]:offsets[i + 1]`` of the uint8 array ``data``."""
     fn = checker(ALGORITHM, "")
@@ -89,8 +115,8 @@ def verify_enabled(verify: bool | None = None) -> bool:
 def mismatch(where: str, what: str, stored: int, actual: int) -> ChecksumError:
     """The error for bytes whose checksum differs from the stored one."""
     return ChecksumError(
-        f"{where}: the bytes of {what} do not match their checksum (stored {stored:016x}, computed "
-        f"{actual:016x}); the file is damaged and its pixels are not served. Fix: {FIX}. To read it "
+        f"{where}: the bytes of {what} do not match their checksum (stored {to_hex(stored)}, computed "
+        f"{to_hex(actual)}); the file is damaged and its pixels are not served. Fix: {FIX}. To read it "
         f"anyway, pass verify=False or set {ENV}=0"
     )
 

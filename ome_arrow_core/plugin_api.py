@@ -19,13 +19,14 @@ Groups:
   store uploaded with its root metadata last), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
-  ``CHECKSUM_ALGORITHM``;
+  ``CHECKSUM_ALGORITHM``, ``hex_digest``/``to_hex`` (a checksum as the 16 hex digits files store);
 - metadata: ``channel_to_dict``/``channel_from_dict`` (the one stored form of a channel),
   ``physical_size_value`` (a stored physical size checked: a positive number or None, unknown),
   ``sample_channels`` and ``SAMPLES_NOTE`` (samples per pixel shown as channels), ``image_document`` /
   ``attach_ome_xml`` / ``ome_xml_text`` (a source's OME-XML trimmed to one image; a stored one checked
   against its image; an OME element tree written as OME-XML text);
-- arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU);
+- arguments and devices: ``check_row``, ``check_cuda_device`` (one message for a missing GPU), ``group_offsets`` /
+  ``gather_group`` / ``GROUP_ALIGN`` (a stream group packed into one host buffer for ``Exporter.export_many``);
 - array types: ``is_torch_array``, ``is_jax_array``, ``is_cupy_array`` (array-api-compat's
   checks; they never import a framework);
 - display: ``channel_colors`` (each channel's stored colour, else the thumbnails' default);
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from .builtins.cpu_export import zero_copy_array
     from .casting import cast_pixels
     from .checksums import ALGORITHM as CHECKSUM_ALGORITHM
-    from .checksums import ChunkChecksums, checksums_of, verify_enabled
+    from .checksums import ChunkChecksums, checksums_of, hex_digest, to_hex, verify_enabled
     from .dataset import DatasetViews
     from .devices import check_cuda_device
     from .display.colors import channel_colors
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
         UnsafeOverwriteError,
     )
     from .gc_hold import gc_held
+    from .group_staging import GROUP_ALIGN, gather_group, group_offsets
     from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
     from .hookspecs import hookimpl
     from .layout import ChannelPolicy
@@ -117,6 +119,8 @@ __all__ = [
     "checksums_of",
     "verify_enabled",
     "CHECKSUM_ALGORITHM",
+    "hex_digest",
+    "to_hex",
     "channel_to_dict",
     "channel_from_dict",
     "physical_size_value",
@@ -127,6 +131,9 @@ __all__ = [
     "ome_xml_text",
     "check_row",
     "check_cuda_device",
+    "GROUP_ALIGN",
+    "group_offsets",
+    "gather_group",
     "is_torch_array",
     "is_jax_array",
     "is_cupy_array",
@@ -175,6 +182,8 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "CHECKSUM_ALGORITHM": (".checksums", "ALGORITHM"),
     "ChunkChecksums": (".checksums", "ChunkChecksums"),
     "checksums_of": (".checksums", "checksums_of"),
+    "hex_digest": (".checksums", "hex_digest"),
+    "to_hex": (".checksums", "to_hex"),
     "verify_enabled": (".checksums", "verify_enabled"),
     "check_cuda_device": (".devices", "check_cuda_device"),
     "channel_colors": (".display.colors", "channel_colors"),
@@ -189,6 +198,9 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "DTypeError": (".errors", "DTypeError"),
     "FormatVersionError": (".errors", "FormatVersionError"),
     "gc_held": (".gc_hold", "gc_held"),
+    "GROUP_ALIGN": (".group_staging", "GROUP_ALIGN"),
+    "gather_group": (".group_staging", "gather_group"),
+    "group_offsets": (".group_staging", "group_offsets"),
     "LayoutError": (".errors", "LayoutError"),
     "OMEArrowError": (".errors", "OMEArrowError"),
     "PluginError": (".errors", "PluginError"),

@@ -62,6 +62,14 @@ def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
     )
 
 
+def _export_function(handler: Exporter, kind: str, mode: str | None) -> ExportView:
+    """The export function of ``handler``, the exporter found for ``kind`` and ``mode`` (PluginError when it has
+    none)."""
+    if handler.export is None:
+        raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
+    return handler.export
+
+
 class Streamable(ABC):
     """Batch and tile iteration shared by eager and lazy views."""
 
@@ -133,7 +141,7 @@ class Streamable(ABC):
                     if got is not None:
                         out = got
                     elif handler is not None:
-                        export = views[0]._exporter(kind, export_mode)
+                        export = _export_function(handler, kind, export_mode)
                         for v in views:
                             out.append(export(v, contiguous=contiguous, device_index=index))
                             if many_failed is not None:  # export works where export_many failed: said once
@@ -327,10 +335,7 @@ class TensorView(Streamable, Thumbnailed):
 
     def _exporter(self, kind: str, mode: str | None) -> ExportView:
         """The export function of the exporter for ``kind`` and ``mode`` (a cached lookup)."""
-        export = self._export_handler(kind, mode).export
-        if export is None:
-            raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
-        return export
+        return _export_function(self._export_handler(kind, mode), kind, mode)
 
     def to_torch(self, device: str | None = "cpu", contiguous: bool = False, mode: str | None = None) -> Any:
         """A torch.Tensor shaped like this view (needs ``ome-arrow-core[torch]``).

@@ -116,6 +116,33 @@ def test_without_export_many_items_go_one_by_one(tmp_path: Path) -> None:
     assert probe.one_calls == 9 and probe.many_calls == []
 
 
+class CountingRegistry(Registry):
+    """A registry that counts the exporter lookups it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def resolve_exporter(self, device: str, dtype: np.dtype, mode: str | None = None) -> ome_arrow_core.Exporter:
+        self.lookups += 1
+        return super().resolve_exporter(device, dtype, mode)
+
+
+@pytest.mark.parametrize("many", [True, False], ids=["export_many", "export"])
+def test_a_group_looks_its_exporter_up_once(tmp_path: Path, many: bool) -> None:
+    a = pixels((1, 1, 48, 48), "uint16", seed=6)  # 9 tiles: one group
+    probe = Probe(many=many)
+    reg = CountingRegistry()
+    reg.register(probe, name="probe")
+    view = OMEArrow.scan(written(tmp_path, a, (16, 16)), registry=reg).tensor_view(layout="YX")
+    reg.lookups = 0
+    got = [np.asarray(t) for t in view.iter_dlpack(tile_size=(16, 16), device="cuda")]
+    for g, e in zip(got, tiles_of(a[0, 0], 16, 16), strict=True):
+        np.testing.assert_array_equal(g, e)
+    assert (probe.many_calls, probe.one_calls) == (([9], 0) if many else ([], 9))
+    assert reg.lookups == 1
+
+
 def test_cpu_streams_never_call_export_many(tmp_path: Path) -> None:
     a = pixels((1, 1, 48, 48), "uint16", seed=5)
     probe = Probe(many=True, devices=("cpu", "cuda"))

@@ -137,3 +137,15 @@ def test_first_read_does_not_import_importlib_metadata(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert proc.stdout.strip() == "False"
+
+
+def test_a_local_write_loads_no_remote_writer(tmp_path: Path) -> None:
+    """Writing a local dataset never imports the remote writer, the remote mirror or object uploads."""
+    code = (
+        "import sys\nimport numpy as np\nfrom ome_arrow_core import write_dataset\n"
+        f"write_dataset([np.zeros((3, 5, 5), np.uint8)] * 2, {str(tmp_path / 'ds')!r}, dim_order='CYX', progress=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ome_arrow_core.') and "
+        "m.rpartition('.')[2] in ('remote_writes', 'remote_mirror', 'puts', 'ranges')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert proc.stdout.strip() == "[]"

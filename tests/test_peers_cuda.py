@@ -1,4 +1,4 @@
-"""benchmarks/peers_cuda.py (issue 12's CUDA cases) where no CUDA device is visible: one skip line and exit 0;
+"""benchmarks/peers_cuda.py (issue 12's CUDA cases) and cuda_views.py where no CUDA device is visible: one skip line and exit 0;
 ``--cuda`` (it and compare_peers.py's) fails at once, naming why. ``CUDA_VISIBLE_DEVICES=""`` hides any GPU,
 so these run alike on a machine with one."""
 
@@ -41,6 +41,18 @@ def test_cuda_required_without_a_device_fails_naming_why() -> None:
 def test_bad_arguments_are_usage_errors(args: list[str]) -> None:
     out = run("peers_cuda.py", *args)
     assert out.returncode == 2 and "must be a multiple of --tile" in out.stderr
+
+
+def test_cuda_views_without_a_device_skips_in_one_line_and_fails_when_required() -> None:
+    out = run("cuda_views.py")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    assert line.startswith(SKIP + " (") and line.endswith(")")
+    out = run("cuda_views.py", "--cuda", "--repeats", "2")
+    assert out.returncode == 2
+    assert out.stdout == "" and out.stderr.startswith("--cuda: no CUDA device (")
+    out = run("cuda_views.py", "--z", "0")
+    assert out.returncode == 2 and "must be at least 1" in out.stderr
 
 
 def test_compare_peers_cuda_required_without_a_device_fails_before_any_case() -> None:

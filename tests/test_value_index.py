@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, verify, write_dataset
+from ome_arrow_core.checksums import hex_digest
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import group_sums
-from ome_arrow_core.typed_chunk.footer_pieces import bytes_digest
 from ome_arrow_core.typed_chunk.opening import clear_cache
 from ome_arrow_core.typed_chunk.spec import MANIFEST
 from ome_arrow_core.typed_chunk.value_index import VALUES_KEY, value_rows
@@ -174,13 +174,13 @@ def _rewrite(root: Path, edit: Any) -> None:
     edit(header, rows)
     listed = header["columns"]["well"]
     listed["sums"] = "".join(
-        bytes_digest(bytes(rows[a : a + 4 * c])) for a, c in zip(listed["at"], listed["counts"], strict=True)
+        hex_digest(bytes(rows[a : a + 4 * c])) for a, c in zip(listed["at"], listed["counts"], strict=True)
     )
     text = json.dumps(header, separators=(",", ":")).encode()
     file.write_bytes(b"OAVI" + len(text).to_bytes(4, "little") + text + bytes(rows))
     manifest = _manifest(root)
     manifest["ome_arrow_core"][VALUES_KEY]["images.parquet"].update(
-        {"size": file.stat().st_size, "header": len(text), "head": bytes_digest(text)}
+        {"size": file.stat().st_size, "header": len(text), "head": hex_digest(text)}
     )
     (root / MANIFEST).write_text(json.dumps(manifest))
 

@@ -20,7 +20,7 @@ from ..progress import Progress
 from ..registry import Registry, default_registry
 from ..selection import Selection
 from ..sources import ArraySource, in_memory
-from ..typed_chunk import remote_target, stream_dataset, write_remote_dataset
+from ..typed_chunk import remote_target, stream_dataset
 from .collection import OMEArrowDataset
 
 __all__ = ["write_dataset", "ImageLike"]
@@ -180,6 +180,8 @@ def write_dataset(
             assert local is not None
             write(local, mode)
         else:
+            from ..typed_chunk import write_remote_dataset  # its uploads and mirrors: remote writes only
+
             write_remote_dataset(remote, mode, write)
     finally:
         bar.close()

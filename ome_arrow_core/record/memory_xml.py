@@ -24,7 +24,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from ..checksums import checksum
+from ..checksums import hex_digest
 from ..errors import SchemaError
 from ..meta import ImageMeta
 from ..ome_xml import attach_ome_xml
@@ -55,7 +55,7 @@ _HOLDER: Final[str] = "pixels_meta"
 def pixels_digest(pixels: np.ndarray) -> str:
     """The XXH3-64 (hex) of ``pixels``' bytes in C order."""
     data = np.ascontiguousarray(pixels)
-    return f"{checksum(data.reshape(-1).view(np.uint8)):016x}"
+    return hex_digest(data.reshape(-1).view(np.uint8))
 
 
 def _header(records: pa.StructArray, row: int, name: str) -> Any:

@@ -14,7 +14,7 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.table_sums`, :mod:`.group_sums`, :mod:`.footers`: the tables' digests (whole, per row group) and footers;
 - :mod:`.remote_mirror`, :mod:`.remote_writes`: a dataset on object storage (tables mirrored on open; data
   written first, the manifest last), over :mod:`ome_arrow_core.remote`; :mod:`.dataset_paths`: a path or URI's
-  local directory (loads the mirror only for a remote one);
+  local directory and whether a write target is remote (loads the mirror or the uploads only for a remote one);
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .bounds import check_image_rows
     from .cleanup import cleanup_dataset
     from .compact import compact_dataset
-    from .dataset_paths import dataset_path
+    from .dataset_paths import dataset_path, remote_target
     from .footers import footer as table_footer
     from .footers import footer_rows as table_rows
     from .group_sums import check_footers as check_table_footers
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .opening import open_dataset, open_files
     from .record_reads import records_uniform
     from .remote_mirror import is_dataset_name, mirror_dataset
-    from .remote_writes import remote_target, write_remote_dataset
+    from .remote_writes import write_remote_dataset
     from .rows import read_rows
     from .source import DatasetSource, image_meta
     from .spec import (
@@ -124,7 +124,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "dataset_path": (".dataset_paths", "dataset_path"),
     "is_dataset_name": (".remote_mirror", "is_dataset_name"),
     "mirror_dataset": (".remote_mirror", "mirror_dataset"),
-    "remote_target": (".remote_writes", "remote_target"),
+    "remote_target": (".dataset_paths", "remote_target"),
     "write_remote_dataset": (".remote_writes", "write_remote_dataset"),
     "read_rows": (".rows", "read_rows"),
     "records_uniform": (".record_reads", "records_uniform"),

@@ -23,26 +23,18 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-__all__ = ["FOOTER_BLOCK", "block_span", "head_digest", "bytes_digest", "piece_sums", "parse_pieces"]
+from ..checksums import hex_digest
+
+__all__ = ["FOOTER_BLOCK", "block_span", "head_digest", "piece_sums", "parse_pieces"]
 
 #: Row group entries hashed together (an images entry of 27 columns is ~2.3 KB: a block is ~37 KB, ~10 us).
 FOOTER_BLOCK: Final[int] = 16
 _HEX = re.compile(r"[0-9a-f]*")
 
 
-def bytes_digest(*parts: bytes) -> str:
-    """XXH3-64 (16 hex digits) of ``parts`` one after another."""
-    import xxhash
-
-    h = xxhash.xxh3_64()
-    for part in parts:
-        h.update(part)
-    return f"{h.intdigest():016x}"
-
-
 def head_digest(footer: bytes, header: int, end: int) -> str:
     """The digest of piece 0 of serialized FileMetaData ``footer`` (its bytes, then the file's 8 last)."""
-    return bytes_digest(footer[:header], footer[end:], len(footer).to_bytes(4, "little") + b"PAR1")
+    return hex_digest(footer[:header], footer[end:], len(footer).to_bytes(4, "little") + b"PAR1")
 
 
 def block_span(starts: Sequence[int], end: int, block: int, b: int) -> tuple[int, int]:
@@ -58,7 +50,7 @@ def piece_sums(footer: bytes, spans: Sequence[int], block: int = FOOTER_BLOCK) -
     out = [head_digest(footer, header, end)]
     for b in range(-(-len(starts) // block)):
         lo, hi = block_span(starts, end, block, b)
-        out.append(bytes_digest(footer[lo:hi]))
+        out.append(hex_digest(footer[lo:hi]))
     return "".join(out)
 
 

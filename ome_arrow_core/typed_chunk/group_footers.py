@@ -23,9 +23,9 @@ import pyarrow as pa
 
 from .. import parquet_lite as pq
 from ..boundary import reading
-from ..checksums import ALGORITHM, FIX
+from ..checksums import ALGORITHM, FIX, hex_digest
 from ..errors import ChecksumError, DamagedFileError
-from .footer_pieces import block_span, bytes_digest
+from .footer_pieces import block_span
 from .group_sums import Segments, footer_verified
 
 # imported with the module, not on a plate's first image (its classes cost ~0.4 ms to build)
@@ -76,7 +76,7 @@ class GroupFooters:
                     f"{self.file}: its footer is not where the manifest records it ({length} bytes at {at}); the "
                     "table or the manifest is damaged"
                 )
-        if self._pieces is not None and bytes_digest(self._head, self._tail, last) != self._pieces[0]:
+        if self._pieces is not None and hex_digest(self._head, self._tail, last) != self._pieces[0]:
             raise ChecksumError(
                 f"{self.file}: its footer's head and tail do not match the checksum the manifest records for them "
                 f"({self._pieces[0]}); the table is damaged (or the manifest lies) and its footer was not parsed. "
@@ -169,7 +169,7 @@ class GroupFooters:
         with self._lock:
             checked = b in self._checked
         if not checked:
-            actual = bytes_digest(data)
+            actual = hex_digest(data)
             if len(data) != hi - lo or actual != self._pieces[1 + b]:
                 raise ChecksumError(
                     f"{self.file}: its footer's entries of row groups {b * self._block}.. (bytes {lo}..{hi} of its "

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..boundary import open_regular
-from ..checksums import ALGORITHM, ENV, FIX
+from ..checksums import ALGORITHM, ENV, FIX, hex_digest
 from ..errors import ChecksumError, DamagedFileError
 from ..fork_locks import fork_safe_lock
-from .footer_pieces import bytes_digest
 from .spec import GROUP_LISTS_FILE, GROUP_LISTS_KEY, MANIFEST
 
 __all__ = [
@@ -124,7 +123,7 @@ def _load(root: Path, entry: Mapping[str, Any]) -> Mapping[str, Any]:
         data = os.pread(fd, size, 0) if size else b""
     finally:
         os.close(fd)
-    got = bytes_digest(data) if len(data) == size else "short"
+    got = hex_digest(data) if len(data) == size else "short"
     if got != str(entry["digest"]).lower():
         raise ChecksumError(
             f"{root} [{name}]: its {size} bytes do not match the checksum the manifest records ({ALGORITHM}: recorded "
@@ -151,7 +150,7 @@ def split_lists(ours: dict[str, Any], write: Callable[[str, bytes], object]) -> 
     blob = json.dumps(lists, separators=(",", ":"), sort_keys=True).encode()
     if len(blob) <= SPLIT_BYTES:
         return None
-    digest = bytes_digest(blob)
+    digest = hex_digest(blob)
     name = f"{_PREFIX}{digest}.json"
     write(name, blob)
     tables: dict[str, Any] = {}

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from ..checksums import hex_digest, hex_digest_of
 from .footer_pieces import piece_sums
 from .group_records import Segments
 
@@ -26,9 +27,11 @@ _buffers = threading.local()
 
 
 def _digest(fd: int, start: int, stop: int) -> str:
-    import xxhash
+    return hex_digest_of(_blocks(fd, start, stop))
 
-    h = xxhash.xxh3_64()
+
+def _blocks(fd: int, start: int, stop: int) -> Iterator[memoryview]:
+    """Bytes ``start..stop`` of the file open as ``fd``, block by block in this thread's one buffer."""
     view: memoryview | None = getattr(_buffers, "view", None)
     if view is None:
         view = _buffers.view = memoryview(bytearray(_BLOCK))
@@ -37,9 +40,8 @@ def _digest(fd: int, start: int, stop: int) -> str:
         got = os.preadv(fd, [view[: min(stop - at, len(view))]], at)
         if got <= 0:
             break  # short: the digest cannot match
-        h.update(view[:got])
+        yield view[:got]
         at += got
-    return f"{h.intdigest():016x}"
 
 
 def measure(file: Path, digest: str, data: bytes | None = None) -> Segments | None:
@@ -75,10 +77,8 @@ def measure(file: Path, digest: str, data: bytes | None = None) -> Segments | No
     if len(bounds) != md.num_row_groups + 1 or any(b >= a for a, b in zip(bounds[1:], bounds)):
         return None
     if data is not None:
-        import xxhash
-
         view = memoryview(data)
-        sums = [f"{xxhash.xxh3_64_intdigest(view[a:b]):016x}" for a, b in zip(bounds, [*bounds[1:], size])]
+        sums = [hex_digest(view[a:b]) for a, b in zip(bounds, [*bounds[1:], size])]
         listed = _spans(lambda n, at: data[at : at + n], size, md.num_row_groups)
     else:
         fd = os.open(file, os.O_RDONLY)

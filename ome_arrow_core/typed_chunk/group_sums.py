@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..boundary import reading
-from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
+from ..checksums import ALGORITHM, ENV, FIX, hex_digest, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
 from ..fork_locks import fork_safe_lock
 from .file_version import member_version
-from .footer_pieces import bytes_digest
 from .group_measure import digest_of, footer_spans_of, measure, record_groups, swapped_groups
 from .group_records import GROUPS_KEY, HexSums, Segments, group_entries, int_list, recorded_rows
 from .group_records import segments_of as _segments
@@ -173,7 +172,7 @@ def check_footer(root: Path, name: str, seg: Segments) -> None:
             head, tail = os.pread(fd, header, at), os.pread(fd, length - end + 8, at + end)
         finally:
             os.close(fd)
-    actual = bytes_digest(head, tail)
+    actual = hex_digest(head, tail)
     if actual != seg.footer_sums[0]:
         raise ChecksumError(
             f"{root} [{name}]: the table's bytes do not match the checksum the manifest records for its footer's head "

@@ -31,7 +31,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from .footer_pieces import bytes_digest
+from ..checksums import hex_digest
 from .image_rows import META_COLUMNS
 from .spec import LOCATOR_COLUMNS
 
@@ -201,7 +201,7 @@ def build_records(batches: Iterable[pa.RecordBatch], rows: int) -> tuple[list[An
         "record_pages": record_pages,
         "heap_bytes": at,
         "size": recs.nbytes + len(heap_pages) + len(tail),
-        "sums": bytes_digest(tail),
+        "sums": hex_digest(tail),
         "columns": list(VARIANT_COLUMNS),
         "variants": [list(key) for key in variants],
     }

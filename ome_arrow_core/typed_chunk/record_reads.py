@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 
 from ..boundary import open_regular
-from ..checksums import ENV, FIX
+from ..checksums import ENV, FIX, hex_digest, to_hex
 from ..errors import ChecksumError, DamagedFileError
 from ..meta import ImageMeta
 from .image_records import NULL_NAME, PAGE, RECORD, RECORDS_KEY, VARIANT_COLUMNS, WIDTH, entry_known, entry_ok
@@ -178,7 +178,7 @@ class RecordReader:
             if got != int(sums[p]):
                 raise ChecksumError(
                     f"{self.path}: page {p} (bytes {p * PAGE}..{(p + 1) * PAGE}) does not match its recorded "
-                    f"checksum (recorded {int(sums[p]):016x}, computed {got:016x}); the records file is damaged and "
+                    f"checksum (recorded {to_hex(int(sums[p]))}, computed {to_hex(got)}); the records file is damaged and "
                     f"was not used. Fix: {FIX}. To read it anyway pass verify=False or set {ENV}=0"
                 )
         self._pages[p] = data
@@ -188,10 +188,8 @@ class RecordReader:
 
     def _load_sums(self, fd: int) -> np.ndarray:
         """The page sums, checked against the manifest's digest of them (once)."""
-        from .footer_pieces import bytes_digest
-
         tail = os.pread(fd, self.pages * 8, self.pages * PAGE)
-        got = bytes_digest(tail) if len(tail) == self.pages * 8 else "short"
+        got = hex_digest(tail) if len(tail) == self.pages * 8 else "short"
         if got != self.sums_digest:
             raise ChecksumError(
                 f"{self.path}: its page sums (bytes {self.pages * PAGE}..{self.size}) do not match the manifest's "

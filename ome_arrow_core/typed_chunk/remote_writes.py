@@ -32,7 +32,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ..errors import ArgumentError, UnsafeOverwriteError
 from ..location import Location
@@ -40,21 +39,10 @@ from ..remote import SIDECAR, LostRace, ObjectPuts
 from ..safe_write import SENTINEL, is_member_name
 from .remote_mirror import MANIFEST, listing_of, mirror_dataset
 
-__all__ = ["write_remote_dataset", "remote_target"]
+__all__ = ["write_remote_dataset"]
 
 #: Writes a dataset at a local path in a local mode ("create" or "append").
 LocalWrite = Callable[[Path, str], object]
-
-
-def remote_target(out: str | os.PathLike[str], filesystem: Any = None) -> tuple[Path | None, Location | None]:
-    """(the local path, None) of a local write target ``out`` (a path or ``file://`` URI), or (None, its remote
-    location) for a URI or a path in ``filesystem``."""
-    from ..location import is_uri, resolve
-
-    if filesystem is None and not is_uri(out):
-        return Path(out), None
-    loc = resolve(out, filesystem)
-    return (Path(loc.path), None) if loc.local else (None, loc)
 
 
 def _order(name: str) -> tuple[int, str]:

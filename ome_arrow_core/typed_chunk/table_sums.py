@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from io import BufferedReader
 from pathlib import Path
 from typing import Any, Final
 
 from ..boundary import reading
-from ..checksums import ALGORITHM, ENV, FIX, checker, verify_enabled
+from ..checksums import ALGORITHM, ENV, FIX, checker, hex_digest, hex_digest_of, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
 from .file_version import member_version
 from .spec import MANIFEST
@@ -46,17 +47,18 @@ _lock = threading.Lock()
 
 def file_digest(file: Path, algorithm: str | None = None) -> str:
     """The checksum (``algorithm``, default XXH3-64) of every byte of ``file``, as 16 hex digits."""
-    import xxhash
-
     if (algorithm or ALGORITHM) != ALGORITHM:
         checker(algorithm, str(file))  # raises SchemaError naming the unknown algorithm
-    h = xxhash.xxh3_64()
+    with open(file, "rb") as fh:
+        return hex_digest_of(_blocks(fh))
+
+
+def _blocks(fh: BufferedReader) -> Iterator[memoryview]:
+    """The bytes of open file ``fh`` to its end, block by block in one buffer of :data:`_BLOCK` bytes."""
     buf = bytearray(_BLOCK)
     view = memoryview(buf)
-    with open(file, "rb") as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return f"{h.intdigest():016x}"
+    while n := fh.readinto(buf):
+        yield view[:n]
 
 
 def recorded(root: Path, manifest: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -97,9 +99,7 @@ def record(
             if data is None:
                 out[n] = [file_digest(root / n)]
             else:
-                import xxhash
-
-                out[n] = [f"{xxhash.xxh3_64_intdigest(data):016x}"]
+                out[n] = [hex_digest(data)]
                 assert held is not None
                 held[n] = data
     return out

@@ -36,9 +36,8 @@ from typing import Any, Final
 import numpy as np
 
 from ..boundary import open_regular
-from ..checksums import ALGORITHM, ENV, FIX, verify_enabled
+from ..checksums import ALGORITHM, ENV, FIX, hex_digest, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
-from .footer_pieces import bytes_digest
 from .spec import IMAGES_SCHEMA, LOCATOR_COLUMNS, MANIFEST
 from .table_sums import recorded
 
@@ -91,7 +90,7 @@ def build_values(table_file: Path, digest: str, out_dir: Path) -> dict[str, Any]
         for count in counts.tolist():
             blob = order[start : start + count].tobytes()
             entry["at"].append(at)
-            entry["sums"] += bytes_digest(blob)
+            entry["sums"] += hex_digest(blob)
             blobs.append(blob)
             at += len(blob)
             start += count
@@ -112,7 +111,7 @@ def build_values(table_file: Path, digest: str, out_dir: Path) -> dict[str, Any]
         "rows": rows,
         "size": size,
         "header": len(header),
-        "head": bytes_digest(header),
+        "head": hex_digest(header),
     }
 
 
@@ -193,7 +192,7 @@ def value_rows(
             raise _refuse(root, entry["file"], f"its {os.fstat(fd).st_size} bytes (recorded {entry['size']})")
         head = os.pread(fd, 8 + entry["header"], 0)
         header = head[8:]
-        if checked and (head[:4] != _MAGIC or bytes_digest(header) != entry["head"]):
+        if checked and (head[:4] != _MAGIC or hex_digest(header) != entry["head"]):
             raise _refuse(root, entry["file"], "its header's bytes")
         columns = _header(root, entry, header)
         if not all(c in columns for c in wanted):
@@ -235,7 +234,7 @@ def _rows_of(root: Path, fd: int, entry: Mapping[str, Any], listed: Mapping[str,
     """The rows of value ``k`` of a column's header entry ``listed``, checked (digest, ascending, in the table)."""
     count = int(listed["counts"][k])
     raw = os.pread(fd, 4 * count, 8 + int(entry["header"]) + int(listed["at"][k]))
-    if checked and bytes_digest(raw) != listed["sums"][16 * k : 16 * k + 16]:
+    if checked and hex_digest(raw) != listed["sums"][16 * k : 16 * k + 16]:
         raise _refuse(root, entry["file"], f"the rows of value {listed['values'][k]!r}")
     rows = np.frombuffer(raw, dtype="<i4").astype(np.int64)
     if len(rows) != count or (count and (rows[0] < 0 or rows[-1] >= int(entry["rows"]) or (np.diff(rows) <= 0).any())):

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..checksums import ChunkChecksums
+from ..checksums import ChunkChecksums, to_hex
 from ..registry import Registry, default_registry
 from ..uniques import unique
 from ..verify_report import VerifyReport, describe_error, regular
@@ -306,7 +306,7 @@ def _check_batch(
         if pair[0] != pair[1]:
             report.add(
                 file,
-                f"the chunk's bytes do not match their checksum (stored {pair[0]:016x}, computed {pair[1]:016x})",
+                f"the chunk's bytes do not match their checksum (stored {to_hex(pair[0])}, computed {to_hex(pair[1])})",
                 **where(r),
             )
             continue

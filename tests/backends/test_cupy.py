@@ -25,10 +25,11 @@ from ome_arrow_core import (
     TensorView,
 )
 from ome_arrow_core.dtypes import SUPPORTED
+from ome_arrow_core.plugin_api import group_offsets
 from ome_arrow_cupy import plugin
 from ome_arrow_cupy.devices import device_count
 from ome_arrow_cupy.export import BLOCK_BYTES, SPLIT_BYTES, block_bytes, blocks
-from ome_arrow_cupy.groups import ALIGN, gather, group_offsets, runs
+from ome_arrow_cupy.groups import runs
 from ome_arrow_cupy.ingest import is_cupy_array
 
 HAS_CUPY = importlib.util.find_spec("cupy") is not None
@@ -181,27 +182,6 @@ def test_runs_cut_the_items_in_order(sizes: list[int], parts: int) -> None:
     got = runs(sizes, parts)
     assert [i for r in got for i in r] == list(range(len(sizes)))
     assert all(len(r) for r in got) and len(got) <= max(parts, 1)
-
-
-@settings(max_examples=100, deadline=None)
-@given(data=st.data())
-def test_gather_packs_strided_views_at_aligned_offsets(data: st.DataObject) -> None:
-    dtype = data.draw(st.sampled_from(["bool", "uint8", "uint16", "int32", "float64"]))
-    base = (np.arange(9 * 11 * 3) % 251).astype(dtype).reshape(9, 11, 3)
-    hosts = []
-    for _ in range(data.draw(st.integers(1, 6))):
-        y0, x0 = data.draw(st.integers(0, 8)), data.draw(st.integers(0, 10))
-        y1, x1 = data.draw(st.integers(y0, 9)), data.draw(st.integers(x0, 11))
-        hosts.append(base[y0:y1, x0:x1].transpose(2, 0, 1) if data.draw(st.booleans()) else base[y0:y1, x0:x1])
-    offsets, total = group_offsets([h.nbytes for h in hosts])
-    assert all(off % ALIGN == 0 for off in offsets)
-    staging = np.full(total, 0xEE, np.uint8)
-    gather(staging, hosts, offsets)
-    for h, off in zip(hosts, offsets):
-        got = staging[off : off + h.nbytes].view(h.dtype).reshape(h.shape)
-        np.testing.assert_array_equal(got, h)
-    ends = [off + h.nbytes for h, off in zip(hosts, offsets)]
-    assert all(end <= nxt for end, nxt in zip(ends, offsets[1:]))  # no two views share a byte
 
 
 class _Device(np.ndarray):

@@ -1,4 +1,5 @@
-"""TIFFs whose axes tifffile does not know (generic ``IYX`` page stacks, shaped ``Q...YX`` series).
+"""How a TIFF's axes map onto TCZYX: tifffile's axes to canonical targets, planes located by AxisMap, RGB samples
+as channels; and TIFFs whose axes tifffile does not know (generic ``IYX`` page stacks, shaped ``Q...YX`` series).
 
 They map like a numpy array of the same rank (ome-arrow-core's ingest rule: YX, ZYX, TCYX,
 TCZYX), so a plain stack of 64 pages is 64 Z planes of one time point, as ``OMEArrow(array)``
@@ -15,7 +16,10 @@ import pytest
 tifffile = pytest.importorskip("tifffile", reason="needs tifffile (pip install -e backends/tiff)")
 pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install -e backends/tiff)")
 
-from ome_arrow_core import OMEArrow, OMEArrowError  # noqa: E402
+from tiff_support import lazy, open_source, random_pixels  # noqa: E402
+
+from ome_arrow_core import OMEArrow, OMEArrowError, SchemaError  # noqa: E402
+from ome_arrow_tiff.axes import AxisMap, canonical_targets  # noqa: E402
 
 MB = {"photometric": "minisblack"}
 
@@ -112,3 +116,59 @@ def test_a_damaged_plain_stack_reads_its_pixels_or_fails_clearly(tmp_path: Path)
             continue
         # fewer pages is another image, not this one: tifffile's generic series would show 5 pages
         pytest.fail(f"cut at {at} of {len(data)} bytes read as {got.shape}")
+
+
+# -- axes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("axes", "targets"),
+    [
+        ("YX", "YX"),
+        ("CZYX", "CZYX"),
+        ("TYX", "TYX"),
+        ("YXS", "YXC"),
+        ("QYX", "ZYX"),
+        ("IYX", "ZYX"),
+        ("QQYX", "TCYX"),
+        ("TIYX", "TCYX"),
+        ("TZIYX", "TZCYX"),
+        ("TZCQYX", "TZCTYX"),
+        ("CYXS", "CYXC"),
+        ("CQYX", "CTYX"),
+        ("QQQYX", "TCZYX"),
+        ("QQQQYX", "TTCZYX"),
+        ("QYXS", "ZYXC"),
+    ],
+)
+def test_canonical_targets(axes: str, targets: str) -> None:
+    assert canonical_targets(axes) == targets
+
+
+def test_axis_map_locates_planes() -> None:
+    amap = AxisMap.from_series("CYXS", (2, 10, 12, 3), page_size=10 * 12 * 3)
+    assert amap.sizes == {"T": 1, "Z": 1, "C": 6, "Y": 10, "X": 12}
+    assert (amap.n_pages, amap.page_axes) == (2, "YXS")
+    assert amap.locate(0, 0, 4) == (1, (slice(None), slice(None), 1))
+    with pytest.raises(SchemaError, match="cannot split"):
+        AxisMap.from_series("ZYX", (3, 10, 12), page_size=7)
+
+
+@pytest.mark.parametrize(
+    ("kw", "shape", "expected_axes"),
+    [
+        ({"photometric": "rgb"}, (5, 16, 24, 3), "QYXS"),
+        ({"photometric": "rgb", "planarconfig": "separate", "tile": (16, 16)}, (2, 3, 32, 48), "QSYX"),
+    ],
+)
+def test_rgb_samples_become_channels(tmp_path: Path, kw: dict, shape: tuple, expected_axes: str) -> None:
+    arr = random_pixels(shape, "uint8", seed=4)
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, arr, **kw)
+    img = OMEArrow(path)
+    assert img.info()["series_axes"] == expected_axes
+    moved = arr if expected_axes == "QSYX" else np.moveaxis(arr, -1, 1)
+    np.testing.assert_array_equal(
+        img.to_numpy(layout="TZCYX")[0], moved
+    )  # the unknown Q is Z, as a 3-D array's first axis
+    src = open_source(path)
+    crop = lazy(src, "YX", z=1, c=2, roi=(3, 4, 9, 5)).to_numpy()
+    np.testing.assert_array_equal(crop, moved[1, 2, 4:9, 3:12])

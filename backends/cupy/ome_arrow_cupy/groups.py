@@ -2,9 +2,9 @@
 
 ``iter_dlpack(device="cuda")`` hands its items over in groups (up to 64 tiles, 8 MiB). Exported one
 by one, each 128 KiB tile paid its own pinned staging, copy and stream synchronisation. Here a group's
-views are gathered into one pinned buffer (by the gather threads when it is large), copied to one
-device buffer in a few copies queued on one stream, synchronised once, and handed out as views of
-that buffer: each result is a C-contiguous ``cupy.ndarray`` of its own bytes, and the device buffer
+views are gathered into one pinned buffer (laid out by ``plugin_api.group_offsets``; by the gather threads
+when it is large), copied to one device buffer in a few copies queued on one stream, synchronised once, and
+handed out as views of that buffer: each result is a C-contiguous ``cupy.ndarray`` of its own bytes, and the device buffer
 lives until the group's last result is dropped.
 """
 
@@ -16,33 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ome_arrow_core.plugin_api import gather_group, group_offsets
+
 from . import export
 from .devices import check_device, import_cupy
 
 if TYPE_CHECKING:
     from ome_arrow_core import TensorView
 
-__all__ = ["export_cupy_many", "group_offsets", "gather", "runs", "ALIGN"]
-
-#: Each view starts at a multiple of this many bytes in the group's buffers (CuPy's allocation alignment).
-ALIGN = 256
-
-
-def group_offsets(sizes: Sequence[int]) -> tuple[list[int], int]:
-    """Byte offset of each of ``sizes`` in one buffer, each aligned to :data:`ALIGN`; and the buffer's size."""
-    offsets, end = [], 0
-    for n in sizes:
-        start = -(-end // ALIGN) * ALIGN
-        offsets.append(start)
-        end = start + n
-    return offsets, end
-
-
-def gather(staging: np.ndarray, hosts: Sequence[np.ndarray], offsets: Sequence[int]) -> None:
-    """Copy each of ``hosts`` (any strides) in C order into the bytes ``staging`` (uint8) holds at its offset."""
-    for host, off in zip(hosts, offsets, strict=True):
-        dst = staging[off : off + host.nbytes].view(host.dtype).reshape(host.shape)
-        np.copyto(dst, host, casting="no")
+__all__ = ["export_cupy_many", "runs"]
 
 
 def runs(sizes: Sequence[int], parts: int) -> list[range]:
@@ -100,7 +82,7 @@ def _copy_runs(
         return slice(offsets[r.start], offsets[r.stop - 1] + hosts[r.stop - 1].nbytes)
 
     def gather_run(r: range) -> None:
-        gather(staging, hosts[r.start : r.stop], offsets[r.start : r.stop])
+        gather_group(staging, hosts[r.start : r.stop], offsets[r.start : r.stop])
 
     if len(parts) == 1:
         gather_run(parts[0])

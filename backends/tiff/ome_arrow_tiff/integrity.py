@@ -36,6 +36,7 @@ from ome_arrow_core.plugin_api import (
     ChunkChecksums,
     DamagedFileError,
     checksums_of,
+    to_hex,
 )
 
 __all__ = [
@@ -259,7 +260,7 @@ def annotate(
     for level, (sizes, planes) in enumerate(levels):
         entries[f"level {level}"] = _sizes_text(sizes)
         for plane, values in enumerate(planes):
-            entries[f"level {level} plane {plane}"] = " ".join(f"{v:016x}" for v in values)
+            entries[f"level {level} plane {plane}"] = " ".join(to_hex(v) for v in values)
     ann = ET.Element("MapAnnotation", {"ID": f"{_ANNOTATION_ID}{image}", "Namespace": NAMESPACE})
     value = ET.SubElement(ann, "Value")
     for key, text in entries.items():

@@ -1,20 +1,21 @@
-"""Exports of a TensorView to torch: a private copy on the CPU (zero-copy on request), pinned-memory copy to CUDA."""
+"""Exports of a TensorView to torch: a private copy on the CPU (zero-copy on request), pinned-memory copy to CUDA
+(a stream group in one copy)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import check_cuda_device, zero_copy_array
+from ome_arrow_core.plugin_api import check_cuda_device, gather_group, group_offsets, zero_copy_array
 
 if TYPE_CHECKING:
     import torch
 
     from ome_arrow_core import TensorView
 
-__all__ = ["export_cpu", "export_cuda", "ZERO_COPY"]
+__all__ = ["export_cpu", "export_cuda", "export_cuda_many", "split_group", "ZERO_COPY"]
 
 #: ``to_torch(mode=...)`` that asks for a tensor aliasing the image's Arrow memory.
 ZERO_COPY = "arrow"
@@ -104,6 +105,43 @@ def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.T
     staging = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
     staging.copy_(src)
     return staging.to(f"cuda:{device_index}", non_blocking=True)
+
+
+def export_cuda_many(views: Sequence[TensorView], *, device_index: int = 0, **_: Any) -> list[torch.Tensor]:
+    """``views`` on ``cuda:<device_index>`` in one copy: one C-contiguous tensor per view, in order.
+
+    The views are gathered into one pinned buffer (each at an offset ``group_offsets`` aligns), copied to the
+    device with one asynchronous copy on the current stream (as :func:`export_cuda`), and handed out as views of
+    that device buffer, each of its own bytes; the buffer lives until the group's last tensor is dropped. Raises
+    DeviceError when torch cannot reach that GPU.
+    """
+    import torch
+
+    check_cuda(device_index)
+    hosts = [v.to_numpy() for v in views]
+    offsets, total = group_offsets([h.nbytes for h in hosts])
+    if total:
+        staging = torch.empty(total, dtype=torch.uint8, pin_memory=True)
+        gather_group(staging.numpy(), hosts, offsets)
+        flat = staging.to(f"cuda:{device_index}", non_blocking=True)
+    else:
+        flat = torch.empty(0, dtype=torch.uint8, device=f"cuda:{device_index}")
+    return split_group(flat, hosts, offsets)
+
+
+def split_group(flat: torch.Tensor, hosts: Sequence[np.ndarray], offsets: Sequence[int]) -> list[torch.Tensor]:
+    """The tensor of each of ``hosts`` in ``flat`` (uint8, on any device), whose bytes ``group_offsets`` laid out
+    as ``offsets``: a C-contiguous view of its own bytes (a new empty tensor for an empty one)."""
+    import torch
+
+    out = []
+    for h, off in zip(hosts, offsets, strict=True):
+        dtype = getattr(torch, h.dtype.name)  # our dtypes (dtypes.SUPPORTED) have torch's names
+        if h.nbytes:
+            out.append(flat[off : off + h.nbytes].view(dtype).view(h.shape))
+        else:
+            out.append(torch.empty(h.shape, dtype=dtype, device=flat.device))
+    return out
 
 
 def check_cuda(device_index: int) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ome_arrow_core import Exporter, Ingester, hookimpl
 
-from .export import export_cpu, export_cuda
+from .export import export_cpu, export_cuda, export_cuda_many
 from .ingest import is_torch_tensor, tensor_to_numpy
 
 REQUIRES = ("torch",)
@@ -48,6 +48,7 @@ def ome_arrow_exporters() -> Sequence[Exporter]:
             extra="torch",
             priority=0,
             export=export_cuda,
-            description="torch.Tensor on a GPU, copied through pinned memory",
+            export_many=export_cuda_many,
+            description="torch.Tensor on a GPU, copied through pinned memory (a stream group in one copy)",
         ),
     ]

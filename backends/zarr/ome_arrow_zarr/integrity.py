@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ChecksumError, DamagedFileError, checksums_of
+from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ChecksumError, DamagedFileError, checksums_of, to_hex
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer
@@ -145,6 +145,6 @@ class ChunkManifest:
         if got != want:
             raise ChecksumError(
                 f"{self.root} [{key}]: the chunk's bytes do not match their checksum (stored "
-                f"{want:016x}, computed {got:016x}); the store is damaged and its pixels are "
+                f"{to_hex(want)}, computed {to_hex(got)}); the store is damaged and its pixels are "
                 "not served. Read with verify=False (or OME_ARROW_CORE_VERIFY=0) to skip the check"
             )

@@ -24,12 +24,12 @@ from ome_arrow_core.plugin_api import (
     ChecksumError,
     DamagedFileError,
     attach_ome_xml,
+    hex_digest,
     image_document,
     reading,
     where,
 )
 
-from .integrity import digest
 from .ngff import ome_attrs
 
 __all__ = [
@@ -115,7 +115,7 @@ def write_layout(root: Any, directory: Path, xml: str, image: str, version: str)
         root.create_group("OME", attributes={"ome": {"version": "0.5", "series": [image]}})
     data = xml.encode("utf-8")
     (directory / XML_KEY).write_bytes(data)
-    return {"path": XML_KEY, "algorithm": CHECKSUM_ALGORITHM, "digest": f"{digest(data):016x}", "bytes": len(data)}
+    return {"path": XML_KEY, "algorithm": CHECKSUM_ALGORITHM, "digest": hex_digest(data), "bytes": len(data)}
 
 
 def _read(store: Any, path: PurePath) -> bytes | None:
@@ -147,7 +147,7 @@ def _checked(data: bytes | None, entry: Any, path: PurePath, verify: bool) -> by
             f"{here}: the OME-XML's checksum uses {entry.get('algorithm')!r}; this version checks "
             f"{CHECKSUM_ALGORITHM!r}. Read with verify=False to skip the check"
         )
-    got = f"{digest(data):016x}"
+    got = hex_digest(data)
     if got != entry["digest"]:
         raise ChecksumError(
             f"{here}: the OME-XML's bytes do not match their checksum (stored {entry['digest']}, computed {got}); "
