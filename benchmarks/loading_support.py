@@ -61,10 +61,18 @@ def process_tree() -> Iterator[tuple[int, list[str], bytes]]:
 
 
 def tree_cpu() -> float:
-    """CPU seconds of this process and every process under it, live or exited and reaped (from /proc)."""
+    """CPU seconds of this process and every process under it, live or exited and reaped.
+
+    This process's and its reaped children's come from ``getrusage`` (microseconds); only live descendants'
+    come from /proc, in clock ticks (10 ms): an epoch shorter than a tick must not read as no CPU at all.
+    """
     tick = os.sysconf("SC_CLK_TCK")
-    # its own and its reaped children's
-    return sum(sum(int(v) for v in fields[11:15]) / tick for _, fields, _ in process_tree())
+    me = os.getpid()
+    own = sum(
+        u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+    # each live descendant's own and its reaped children's
+    return own + sum(sum(int(v) for v in fields[11:15]) / tick for pid, fields, _ in process_tree() if pid != me)
 
 
 def epochs(run: Any, count: int) -> list[tuple[float, int, int, float]]:
@@ -97,7 +105,8 @@ def raw_reader(pf: Any, images: int, batch: int) -> Any:
 def _ratios(got: list[dict[str, Any]], base: list[dict[str, Any]], key: str) -> list[float]:
     """``key`` of each run of ``got`` over that of the run of ``base`` in the same round."""
     by_round = {r["round"]: r[key] for r in base}
-    return [r[key] / by_round[r["round"]] for r in got if r["round"] in by_round]
+    # a base of 0 (no CPU measured, no bytes) has no ratio: that round is left out, not divided by
+    return [r[key] / by_round[r["round"]] for r in got if by_round.get(r["round"])]
 
 
 def summary(runs: dict[str, list[dict[str, Any]]], cases: list[str]) -> list[dict[str, Any]]:
