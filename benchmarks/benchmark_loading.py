@@ -85,7 +85,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, tree_path
 from loading_ceilings import filled_datasource, filling_dataset, ready_dataset
-from loading_support import epochs, make_plate, raw_reader, rss, summary
+from loading_support import epochs, make_plate, raw_reader, rss, summary, table_rows, verdicts
 
 CASES = (
     "raw",
@@ -352,47 +352,13 @@ def main() -> None:
                 if got is not None:
                     runs.setdefault(case, []).append({**got, "round": r})
     results = summary(runs, [c for c in dict.fromkeys(["raw", *args.cases]) if c in runs])
-    rows = [
-        (
-            "case",
-            "images/s",
-            "MB/s",
-            "first epoch MB/s",
-            "x raw",
-            "x raw range",
-            "CPU x raw",
-            "CPU us/image",
-            "x s3-raw",
-            "load",
-            "RSS MiB",
-            "workers MiB",
-        )
-    ]
-    for r in results:
-        rows.append(
-            (
-                r["case"],
-                f"{r['images_per_s']:.0f}",
-                f"{r['MB_per_s']:.0f}",
-                f"{r['first_MB_per_s']:.0f}",
-                f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
-                f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if r["ratio"] is not None else "-",
-                f"{r['cpu_ratio']:.2f}" if r["cpu_ratio"] is not None else "-",
-                f"{r['cpu_us_per_image']:.0f}",
-                f"{r['s3_ratio']:.2f}" if r["s3_ratio"] is not None else "-",
-                f"{r['load']:.1f}",
-                f"{r['peak_rss_mib']:.0f}",
-                f"{r['peak_rss_workers_mib']:.0f}",
-            )
-        )
     print(
         f"{os.cpu_count()} CPUs, {args.images} images of {args.channels}x{args.size}x{args.size} uint16, "
         f"batch {args.batch_size}, best of epochs 2..{args.epochs} per run, medians of {max(1, args.rounds)} "
         "round(s) (x raw: against the same round's raw; load: 1-minute load average during the case)"
     )
-    print(table(rows))
-    targets = {"map-w2": 0.8, "mapb-w2": 0.8, "ray": 0.5}
-    verdict = {r["case"]: {"ratio": r["ratio"], "target": targets[r["case"]]} for r in results if r["case"] in targets}
+    print(table(table_rows(results)))
+    verdict = verdicts(results)
     for case, v in verdict.items():
         if v["ratio"] is not None:
             print(f"{case} / raw pyarrow = {v['ratio']:.2f} (target >= {v['target']})")

@@ -1,4 +1,5 @@
-"""Helpers of benchmark_loading.py: the synthetic plate, CPU time of a process tree, raw pyarrow reads, summaries."""
+"""Helpers of benchmark_loading.py: the synthetic plate, CPU time of a process tree, raw pyarrow reads, and the
+summaries, table and verdicts of the report."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["make_plate", "rss", "process_tree", "tree_cpu", "epochs", "raw_reader", "summary"]
+__all__ = [
+    "make_plate",
+    "rss",
+    "process_tree",
+    "tree_cpu",
+    "epochs",
+    "raw_reader",
+    "summary",
+    "table_rows",
+    "verdicts",
+]
 
 
 def make_plate(out: Path, images: int, channels: int, size: int) -> dict[str, Any]:
@@ -132,3 +143,50 @@ def summary(runs: dict[str, list[dict[str, Any]]], cases: list[str]) -> list[dic
             }
         )
     return out
+
+
+TARGETS = {"map-w2": 0.8, "mapb-w2": 0.8, "ray": 0.5}
+"""Issue 14's targets: the least rate over raw's of these cases."""
+
+
+def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The report's table of ``summary``'s results: a header, then a row per case ("-" where it has no ratio)."""
+    rows = [
+        (
+            "case",
+            "images/s",
+            "MB/s",
+            "first epoch MB/s",
+            "x raw",
+            "x raw range",
+            "CPU x raw",
+            "CPU us/image",
+            "x s3-raw",
+            "load",
+            "RSS MiB",
+            "workers MiB",
+        )
+    ]
+    for r in results:
+        rows.append(
+            (
+                r["case"],
+                f"{r['images_per_s']:.0f}",
+                f"{r['MB_per_s']:.0f}",
+                f"{r['first_MB_per_s']:.0f}",
+                f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
+                f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}" if r["ratio"] is not None else "-",
+                f"{r['cpu_ratio']:.2f}" if r["cpu_ratio"] is not None else "-",
+                f"{r['cpu_us_per_image']:.0f}",
+                f"{r['s3_ratio']:.2f}" if r["s3_ratio"] is not None else "-",
+                f"{r['load']:.1f}",
+                f"{r['peak_rss_mib']:.0f}",
+                f"{r['peak_rss_workers_mib']:.0f}",
+            )
+        )
+    return rows
+
+
+def verdicts(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per case with a target in ``TARGETS``: its ratio to raw (None if none) and that target."""
+    return {r["case"]: {"ratio": r["ratio"], "target": TARGETS[r["case"]]} for r in results if r["case"] in TARGETS}
