@@ -2,10 +2,11 @@
 
     python benchmarks/cuda_views.py [--t 4] [--c 16] [--z 4] [--size 1024] [--block-mib 8] [--repeats 5] [--cuda]
 
-The companion of :mod:`peers_cuda` (one plane and tile streams), with its machinery (cases checked against numpy,
-timed interleaved, "x pinned" against a pinned copy of the same bytes): here the views are large (by default a
-512 MiB TCZYX uint16 image), contiguous, strided or cut, so the backend's blocked staging through rotating pinned
-buffers is what is measured; ``--block-mib`` sets its block size (``ome_arrow_cupy.export.BLOCK_BYTES``) to compare.
+The companion of :mod:`peers_cuda` (one plane and tile streams), with their machinery (:mod:`cuda_cases`: cases
+checked against numpy, timed interleaved, "x pinned" against a pinned copy of the same bytes): here the views are
+large (by default a 512 MiB TCZYX uint16 image), contiguous, strided or cut, so the backend's blocked staging
+through rotating pinned buffers is what is measured; ``--block-mib`` sets its block size
+(``ome_arrow_cupy.export.BLOCK_BYTES``) to compare.
 A host memcpy (one thread) of the largest view is printed for reference. Needs CuPy and a device: without them it
 prints ``no CUDA device: CUDA cases skipped`` (and why) and exits 0; ``--cuda`` requires one (exit 2 without).
 """
@@ -22,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved
-from peers_cuda import SKIP, Case, Gpu, find_device, report, time_cases
+from cuda_cases import SKIP, Case, Gpu, find_device, report, time_cases
 
 from ome_arrow_core import OMEArrow, TensorView
 

@@ -75,9 +75,9 @@ def test_compare_peers_auto_skips_the_cuda_cases_in_one_line() -> None:
 
 def test_the_cases_are_timed_interleaved_in_shuffled_rounds() -> None:
     code = (
-        "import json, peers_cuda\n"
+        "import json, cuda_cases\n"
         "log = []\n"
-        "rows = peers_cuda.interleaved([lambda i=i: log.append(i) for i in range(5)], 4, seed=1)\n"
+        "rows = cuda_cases.interleaved([lambda i=i: log.append(i) for i in range(5)], 4, seed=1)\n"
         "print(json.dumps({'log': log, 'rows': rows}))\n"
     )
     out = run("-c", code)
