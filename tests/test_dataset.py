@@ -1,13 +1,13 @@
-"""OMEArrowDataset and write_dataset: scans, filters, random access, batched reads, streaming appends."""
+"""OMEArrowDataset and write_dataset: scans, filters, random access, batched reads, other storages, processes.
+
+What write_dataset writes on appends, failures, streams and large images: test_dataset_writes.py.
+"""
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import pickle
-import weakref
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from dataset_plates import REF, plate_pixels, write_plate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,32 +31,12 @@ from ome_arrow_core import (
 )
 from ome_arrow_core import typed_chunk as pqd
 from ome_arrow_core.record import pixels_to_record
-from ome_arrow_core.typed_chunk import packing
 from ome_arrow_core.typed_chunk.opening import open_dataset
-
-REF = Path(__file__).parent / "data" / "reference"
-
-
-def _pixels(n: int, shape: tuple[int, ...] = (2, 24, 32), dtype: str = "uint16", seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return [rng.integers(0, 2, shape).astype(bool) for _ in range(n)]
-    if np.dtype(dtype).kind == "f":
-        return [rng.standard_normal(shape).astype(dtype) for _ in range(n)]
-    info = np.iinfo(dtype)
-    return [rng.integers(info.min, info.max, shape, endpoint=True, dtype=dtype) for _ in range(n)]
-
-
-def _plate(tmp: Path, n: int = 12, **kw: object) -> tuple[Path, list[np.ndarray]]:
-    arrs = _pixels(n)
-    meta = [{"well": f"{'AB'[i // 6]}{i % 3:02d}", "site": i % 2, "label": i} for i in range(n)]
-    out = write_dataset((a for a in arrs), tmp / "plate", dim_order="CYX", metadata=iter(meta), progress=False, **kw)
-    return out, arrs
 
 
 # -- writing and scanning ------------------------------------------------------------------------
 def test_write_scan_roundtrip_with_metadata(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path)
+    out, arrs = write_plate(tmp_path)
     ds = OMEArrowDataset.scan(out)
     assert len(ds) == 12
     assert {"well", "site", "label"} <= set(ds.column_names)
@@ -73,14 +54,14 @@ def test_write_scan_roundtrip_with_metadata(tmp_path: Path) -> None:
 
 def test_reference_reader_reads_what_we_write(tmp_path: Path) -> None:
     ref = pytest.importorskip("ome_arrow.dataset")
-    out, arrs = _plate(tmp_path, n=4)
+    out, arrs = write_plate(tmp_path, n=4)
     r = ref.OMEArrowDataset(out)
     assert r.image_ids == [f"image-{i:05d}" for i in range(4)]
     np.testing.assert_array_equal(r.read_image("image-00003")[0, :, 0], arrs[3])  # TCZYX
 
 
 def test_inputs_paths_tuples_omearrow_and_datasets(tmp_path: Path) -> None:
-    arrs = _pixels(3, (1, 2, 16, 16))
+    arrs = plate_pixels(3, (1, 2, 16, 16))
     files = []
     for i, a in enumerate(arrs):
         f = tmp_path / f"in{i}.ome.parquet"
@@ -93,7 +74,7 @@ def test_inputs_paths_tuples_omearrow_and_datasets(tmp_path: Path) -> None:
     assert ds.table.column("image_id").to_pylist() == ["a", "b", "c"]
     for i in range(3):
         np.testing.assert_array_equal(ds[i].to_numpy()[0, 0], arrs[i][0])
-    copy = write_dataset(OMEArrowDataset.scan(_plate(tmp_path)[0]), tmp_path / "copy", progress=False)
+    copy = write_dataset(OMEArrowDataset.scan(write_plate(tmp_path)[0]), tmp_path / "copy", progress=False)
     assert (
         OMEArrowDataset.scan(copy).table.column("well").to_pylist()
         == OMEArrowDataset.scan(tmp_path / "plate").table.column("well").to_pylist()
@@ -102,7 +83,7 @@ def test_inputs_paths_tuples_omearrow_and_datasets(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dtype", ["uint16", "float32", "int8", "uint32", "bool"])
 def test_dtype_kept(tmp_path: Path, dtype: str) -> None:
-    arrs = _pixels(3, (2, 8, 8), dtype)
+    arrs = plate_pixels(3, (2, 8, 8), dtype)
     out = write_dataset(arrs, tmp_path / "d", dim_order="CYX", progress=False)
     got = OMEArrowDataset.scan(out).read()
     assert got.dtype == np.dtype(dtype)
@@ -110,14 +91,14 @@ def test_dtype_kept(tmp_path: Path, dtype: str) -> None:
 
 
 def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_dataset(_pixels(3), tmp_path / "d", dim_order="CYX", progress=True)
+    write_dataset(plate_pixels(3), tmp_path / "d", dim_order="CYX", progress=True)
     err = capsys.readouterr().err
     assert "write_dataset" in err and "3" in err
 
 
 # -- filters ---------------------------------------------------------------------------------------
 def test_filter_mapping_and_expression_push_down_to_row_groups(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path, images_per_group=3)
+    out, arrs = write_plate(tmp_path, images_per_group=3)
     everything = OMEArrowDataset.scan(out)
     assert everything.row_groups_scanned == (4, 4)
     ds = OMEArrowDataset.scan(out, filter={"well": "B01"})
@@ -133,7 +114,7 @@ def test_filter_mapping_and_expression_push_down_to_row_groups(tmp_path: Path) -
 
 
 def test_filter_errors_name_the_columns(tmp_path: Path) -> None:
-    out, _ = _plate(tmp_path)
+    out, _ = write_plate(tmp_path)
     with pytest.raises(SchemaError, match="well"):
         OMEArrowDataset.scan(out, filter={"nope": 1})
     with pytest.raises(SchemaError, match="mapping"):
@@ -142,7 +123,7 @@ def test_filter_errors_name_the_columns(tmp_path: Path) -> None:
 
 # -- random access ----------------------------------------------------------------------------------
 def test_random_access_reads_only_that_images_row_groups(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path, chunk_shape=(12, 16))  # 2 channels x 2 x 2 tiles = 8 chunks per image
+    out, arrs = write_plate(tmp_path, chunk_shape=(12, 16))  # 2 channels x 2 x 2 tiles = 8 chunks per image
     ds = OMEArrowDataset.scan(out)
     img = ds[9]
     np.testing.assert_array_equal(img.to_numpy()[0, :, 0], arrs[9])
@@ -156,7 +137,7 @@ def test_random_access_reads_only_that_images_row_groups(tmp_path: Path) -> None
 
 
 def test_index_errors(tmp_path: Path) -> None:
-    out, _ = _plate(tmp_path, n=3)
+    out, _ = write_plate(tmp_path, n=3)
     ds = OMEArrowDataset.scan(out)
     with pytest.raises(IndexError, match="0..2"):
         ds[3]
@@ -167,7 +148,7 @@ def test_index_errors(tmp_path: Path) -> None:
 
 # -- views and batched reads ---------------------------------------------------------------------------
 def test_tensor_views_one_selection_for_every_image(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path)
+    out, arrs = write_plate(tmp_path)
     views = OMEArrowDataset.scan(out).tensor_views(c=1, roi=(4, 2, 10, 8), layout="YX")
     assert len(views) == 12 and views.shape == (8, 10) and views.dtype == np.uint16 and views.layout == "YX"
     assert all(isinstance(v, LazyTensorView) for v in views)
@@ -181,7 +162,7 @@ def test_tensor_views_one_selection_for_every_image(tmp_path: Path) -> None:
 
 
 def test_read_rois_out_and_layout_errors(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path, chunk_shape=(8, 8))
+    out, arrs = write_plate(tmp_path, chunk_shape=(8, 8))
     ds = OMEArrowDataset.scan(out)
     buf = np.zeros((2, 2, 6, 5), np.uint16)
     got = ds.read([1, 2], rois=[(0, 0, 5, 6), (20, 10, 5, 6)], out=buf)
@@ -221,196 +202,13 @@ def test_batched_reads_match_numpy(
     idx: list[int],
 ) -> None:
     tmp = tmp_path_factory.mktemp("prop")
-    arrs = _pixels(4, (1, 3, 2, 15, 19), seed=sum(chunk))  # TZCYX
+    arrs = plate_pixels(4, (1, 3, 2, 15, 19), seed=sum(chunk))  # TZCYX
     out = write_dataset(arrs, tmp / "d", dim_order="TZCYX", chunk_shape=chunk, rows_per_group=3, progress=False)
     x, y, w, h = roi
     got = OMEArrowDataset.scan(out).read(idx, z=z, roi=roi, layout="TZCYX")
     zz = [z] if isinstance(z, int) else (list(range(3)) if z is None else z)
     want = np.stack([arrs[i][:, zz][..., y : y + h, x : x + w] for i in idx])
     np.testing.assert_array_equal(got, want)
-
-
-# -- appends and atomicity ----------------------------------------------------------------------------
-def test_append_writes_a_new_fragment_and_keeps_old_bytes(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path, n=4)
-    before = (out / "chunks.parquet").stat()
-    more = _pixels(3, seed=9)
-    write_dataset(
-        more,
-        out,
-        dim_order="CYX",
-        mode="append",
-        progress=False,
-        metadata={"well": ["C01"] * 3, "label": [40, 41, 42], "treatment": ["x", "y", "z"]},
-    )
-    after = (out / "chunks.parquet").stat()
-    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
-    assert sorted(p.name for p in out.glob("chunks*.parquet")) == ["chunks-00001.parquet", "chunks.parquet"]
-    ds = OMEArrowDataset.scan(out)
-    assert len(ds) == 7 and ds.table.column("image_id").to_pylist()[-1] == "image-00006"
-    assert ds.table.column("treatment").to_pylist() == [None] * 4 + ["x", "y", "z"]
-    assert ds.table.column("site").to_pylist()[-1] is None
-    np.testing.assert_array_equal(ds.read(), np.stack(arrs + more))
-    index = pa.concat_tables([pq.read_table(out / "index.parquet"), pq.read_table(out / "index-00001.parquet")])
-    assert index.column("fragment_path").to_pylist() == ["chunks.parquet"] * 8 + ["chunks-00001.parquet"] * 6
-    assert index.column("chunk_id").to_pylist() == list(range(14))  # unique across fragments
-    write_dataset(_pixels(1, seed=5), out, dim_order="CYX", mode="append", progress=False)
-    assert (out / "chunks-00002.parquet").exists() and len(OMEArrowDataset.scan(out)) == 8
-
-
-def test_append_to_reference_dataset_without_index(tmp_path: Path) -> None:
-    import shutil
-
-    src = tmp_path / "ref"
-    shutil.copytree(REF / "oa010_dataset_noindex_float32.ome-arrow", src)
-    first = OMEArrow(src).to_numpy()
-    new = np.ones(first.shape, first.dtype)
-    write_dataset([OMEArrow(new)], src, mode="append", progress=False)
-    ds = OMEArrowDataset.scan(src)
-    assert len(ds) == 2
-    np.testing.assert_array_equal(ds[0].to_numpy(), first)
-    np.testing.assert_array_equal(ds[1].to_numpy(), new)
-
-
-def test_create_refuses_existing_and_failures_leave_nothing(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path, n=3)
-    with pytest.raises(FileExistsError, match="mode='append'"):
-        write_dataset(arrs, out, dim_order="CYX", progress=False)
-
-    def broken() -> Iterator[np.ndarray]:
-        yield arrs[0]
-        raise RuntimeError("source failed")
-
-    with pytest.raises(RuntimeError):
-        write_dataset(broken(), tmp_path / "new", dim_order="CYX", progress=False)
-    assert not (tmp_path / "new").exists()
-    files = sorted(p.name for p in out.iterdir())
-    table = pq.read_table(out / "images.parquet")
-    with pytest.raises(RuntimeError):
-        write_dataset(broken(), out, dim_order="CYX", mode="append", progress=False)
-    assert sorted(p.name for p in out.iterdir()) == files
-    assert pq.read_table(out / "images.parquet").equals(table)
-    write_dataset(arrs[:1], out, dim_order="CYX", mode="overwrite", progress=False)
-    assert len(OMEArrowDataset.scan(out)) == 1
-
-
-def test_metadata_errors(tmp_path: Path) -> None:
-    arrs = _pixels(2)
-    with pytest.raises(SchemaError, match="one value per image"):
-        write_dataset(arrs, tmp_path / "a", dim_order="CYX", metadata={"x": [1]}, progress=False)
-    with pytest.raises(SchemaError, match="collide"):
-        write_dataset(arrs, tmp_path / "b", dim_order="CYX", metadata={"name": ["a", "b"]}, progress=False)
-    with pytest.raises(SchemaError, match="ran out"):
-        write_dataset(iter(arrs), tmp_path / "c", dim_order="CYX", metadata=iter([{"x": 1}]), progress=False)
-    with pytest.raises(SchemaError, match="unique"):
-        write_dataset(arrs, tmp_path / "d", dim_order="CYX", image_ids=["a", "a"], progress=False)
-    out = write_dataset(arrs, tmp_path / "e", dim_order="CYX", metadata={"x": [1, 2]}, progress=False)
-    with pytest.raises(SchemaError, match="metadata column .x.: the dataset.s column is int64"):
-        write_dataset(arrs, out, dim_order="CYX", mode="append", metadata={"x": ["a", "b"]}, progress=False)
-    assert len(OMEArrowDataset.scan(out)) == 2
-
-
-def test_streaming_holds_one_image_at_a_time(tmp_path: Path) -> None:
-    alive: list[weakref.ref[np.ndarray]] = []
-
-    def images() -> Iterator[np.ndarray]:
-        for i in range(6):
-            gc.collect()
-            # the writer may still hold the image before the last one; never older ones
-            assert all(r() is None for r in alive[:-1]), f"image {len(alive) - 2} still alive at {i}"
-            a = np.full((2, 64, 64), i, np.uint16)
-            alive.append(weakref.ref(a))
-            yield a
-
-    write_dataset(images(), tmp_path / "s", dim_order="CYX", progress=False)
-    assert len(OMEArrowDataset.scan(tmp_path / "s")) == 6
-
-
-def test_large_images_are_written_band_by_band(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(packing, "BAND_BYTES", 1000)
-    shapes: list[tuple[int, ...]] = []
-    img = OMEArrow(_pixels(1, (2, 3, 2, 20, 20))[0], "TZCYX")
-    real = img.tensor_view
-
-    def spy(*args: object, **kw: object) -> object:
-        view = real(*args, **kw)  # type: ignore[arg-type]
-        shapes.append(view.shape)
-        return view
-
-    monkeypatch.setattr(img, "tensor_view", spy)
-    out = write_dataset([img], tmp_path / "b", progress=False)
-    assert shapes and all(s[:3] == (1, 1, 1) for s in shapes) and len(shapes) == 12
-    np.testing.assert_array_equal(OMEArrowDataset.scan(out)[0].to_numpy(), img.to_numpy())
-
-
-def _row_groups(path: Path) -> list[list[tuple[str, int]]]:
-    """(image_id, chunk_id) of each row of each row group of a chunks file."""
-    pf = pq.ParquetFile(path)
-    return [
-        list(
-            zip(
-                *(
-                    pf.read_row_group(g, columns=["image_id", "chunk_id"]).column(c).to_pylist()
-                    for c in ("image_id", "chunk_id")
-                )
-            )
-        )
-        for g in range(pf.num_row_groups)
-    ]
-
-
-@pytest.mark.parametrize("rows_per_group", [1, 2, 3])
-def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_group: int
-) -> None:
-    """Chunk rows of several images go out in one write; each image (or band) still starts its own row groups."""
-    monkeypatch.setattr(packing, "BAND_BYTES", 4000)  # the 6 KiB image goes band by band
-    arrs = [
-        *_pixels(3, (1, 1, 2, 24, 32)),
-        *_pixels(1, (2, 1, 2, 24, 32), seed=1),
-        *_pixels(3, (1, 1, 2, 24, 32), seed=2),
-    ]
-    images = [OMEArrow(a, "TZCYX") for a in arrs]  # 3 KiB each but the 4th: 8 chunks of 16x16 per plane pair
-    outs = {}
-    for name, batch in {
-        "one-by-one": {"BATCH_BYTES": 0},
-        "straddling": {"BATCH_BYTES": 5000},
-        "few-pieces": {"BATCH_PIECES": 2},
-        "default": {},
-    }.items():
-        with monkeypatch.context() as m:
-            for k, v in batch.items():
-                m.setattr(packing, k, v)
-            outs[name] = write_dataset(
-                images[:5], tmp_path / name, chunk_shape=(16, 16), rows_per_group=rows_per_group, progress=False
-            )
-            write_dataset(
-                images[5:],
-                outs[name],
-                mode="append",
-                chunk_shape=(16, 16),
-                rows_per_group=rows_per_group,
-                progress=False,
-            )
-    ref = outs.pop("one-by-one")
-    for name in ("chunks.parquet", "chunks-00001.parquet"):
-        groups = _row_groups(ref / name)
-        assert all(len(g) <= rows_per_group and len({i for i, _ in g}) == 1 for g in groups)
-        index = [
-            *pq.read_table(ref / "index.parquet").to_pylist(),
-            *pq.read_table(ref / "index-00001.parquet").to_pylist(),
-        ]
-        at = {(r["fragment_path"], r["row_group_id"], r["row_index_in_group"]): r["chunk_id"] for r in index}
-        assert all(at[(name, g, r)] == c for g, rows in enumerate(groups) for r, (_, c) in enumerate(rows))
-        for out in outs.values():
-            assert _row_groups(out / name) == groups
-            assert pq.read_table(out / name).equals(pq.read_table(ref / name))
-    for out in [ref, *outs.values()]:
-        for name in ("index.parquet", "index-00001.parquet"):
-            assert pq.read_table(out / name).equals(pq.read_table(ref / name))
-        ds = OMEArrowDataset.scan(out)
-        for i, a in enumerate(arrs):
-            np.testing.assert_array_equal(ds[i].to_numpy(layout="TZCYX"), a)
 
 
 # -- other storages -----------------------------------------------------------------------------------
@@ -425,7 +223,7 @@ def _record_table(arrs: list[np.ndarray], wells: list[str]) -> pa.Table:
 
 
 def test_struct_column_parquet_one_image_per_row(tmp_path: Path) -> None:
-    arrs = _pixels(6, (2, 10, 12))
+    arrs = plate_pixels(6, (2, 10, 12))
     pq.write_table(
         _record_table(arrs, ["A01", "A01", "A02", "A02", "B01", "B01"]), tmp_path / "cells.parquet", row_group_size=2
     )
@@ -442,7 +240,7 @@ def test_struct_column_parquet_one_image_per_row(tmp_path: Path) -> None:
 
 def test_directory_of_image_files(tmp_path: Path) -> None:
     pytest.importorskip("vortex")
-    arrs = _pixels(3, (2, 8, 8))
+    arrs = plate_pixels(3, (2, 8, 8))
     for i, a in enumerate(arrs):
         OMEArrow(a, "CYX").export("vortex", tmp_path / f"img{i}.vortex")
     (tmp_path / "notes.txt").write_text("not an image")
@@ -471,7 +269,7 @@ def test_empty_directory_is_an_error(tmp_path: Path) -> None:
 
 # -- processes ------------------------------------------------------------------------------------------
 def test_dataset_pickles_and_locations_open_anywhere(tmp_path: Path) -> None:
-    out, arrs = _plate(tmp_path, n=3)
+    out, arrs = write_plate(tmp_path, n=3)
     ds = pickle.loads(pickle.dumps(OMEArrowDataset.scan(out, filter={"site": 1})))
     assert len(ds) == 1
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds.locate(0))).open().to_numpy()[0, :, 0], arrs[1])
@@ -491,7 +289,7 @@ _PARENT: dict[str, object] = {}
 @pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")  # JAX, if imported, warns
 def test_a_forked_process_takes_over_its_parents_opened_files(tmp_path: Path) -> None:
     """Unchanged files: the child reads through what its parent opened (and loaded), kept under its own pid."""
-    out, _ = _plate(tmp_path, n=2)
+    out, _ = write_plate(tmp_path, n=2)
     _PARENT["opened"] = open_dataset(out, default_registry())
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()

@@ -1,0 +1,201 @@
+"""write_dataset: appends keep old bytes, failures leave nothing, streams hold one image, large images go band by
+band, and batched writes keep each image's row groups."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dataset_plates import REF, plate_pixels, write_plate
+
+from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset
+from ome_arrow_core.typed_chunk import packing
+
+
+# -- appends and atomicity ----------------------------------------------------------------------------
+def test_append_writes_a_new_fragment_and_keeps_old_bytes(tmp_path: Path) -> None:
+    out, arrs = write_plate(tmp_path, n=4)
+    before = (out / "chunks.parquet").stat()
+    more = plate_pixels(3, seed=9)
+    write_dataset(
+        more,
+        out,
+        dim_order="CYX",
+        mode="append",
+        progress=False,
+        metadata={"well": ["C01"] * 3, "label": [40, 41, 42], "treatment": ["x", "y", "z"]},
+    )
+    after = (out / "chunks.parquet").stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert sorted(p.name for p in out.glob("chunks*.parquet")) == ["chunks-00001.parquet", "chunks.parquet"]
+    ds = OMEArrowDataset.scan(out)
+    assert len(ds) == 7 and ds.table.column("image_id").to_pylist()[-1] == "image-00006"
+    assert ds.table.column("treatment").to_pylist() == [None] * 4 + ["x", "y", "z"]
+    assert ds.table.column("site").to_pylist()[-1] is None
+    np.testing.assert_array_equal(ds.read(), np.stack(arrs + more))
+    index = pa.concat_tables([pq.read_table(out / "index.parquet"), pq.read_table(out / "index-00001.parquet")])
+    assert index.column("fragment_path").to_pylist() == ["chunks.parquet"] * 8 + ["chunks-00001.parquet"] * 6
+    assert index.column("chunk_id").to_pylist() == list(range(14))  # unique across fragments
+    write_dataset(plate_pixels(1, seed=5), out, dim_order="CYX", mode="append", progress=False)
+    assert (out / "chunks-00002.parquet").exists() and len(OMEArrowDataset.scan(out)) == 8
+
+
+def test_append_to_reference_dataset_without_index(tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "ref"
+    shutil.copytree(REF / "oa010_dataset_noindex_float32.ome-arrow", src)
+    first = OMEArrow(src).to_numpy()
+    new = np.ones(first.shape, first.dtype)
+    write_dataset([OMEArrow(new)], src, mode="append", progress=False)
+    ds = OMEArrowDataset.scan(src)
+    assert len(ds) == 2
+    np.testing.assert_array_equal(ds[0].to_numpy(), first)
+    np.testing.assert_array_equal(ds[1].to_numpy(), new)
+
+
+def test_create_refuses_existing_and_failures_leave_nothing(tmp_path: Path) -> None:
+    out, arrs = write_plate(tmp_path, n=3)
+    with pytest.raises(FileExistsError, match="mode='append'"):
+        write_dataset(arrs, out, dim_order="CYX", progress=False)
+
+    def broken() -> Iterator[np.ndarray]:
+        yield arrs[0]
+        raise RuntimeError("source failed")
+
+    with pytest.raises(RuntimeError):
+        write_dataset(broken(), tmp_path / "new", dim_order="CYX", progress=False)
+    assert not (tmp_path / "new").exists()
+    files = sorted(p.name for p in out.iterdir())
+    table = pq.read_table(out / "images.parquet")
+    with pytest.raises(RuntimeError):
+        write_dataset(broken(), out, dim_order="CYX", mode="append", progress=False)
+    assert sorted(p.name for p in out.iterdir()) == files
+    assert pq.read_table(out / "images.parquet").equals(table)
+    write_dataset(arrs[:1], out, dim_order="CYX", mode="overwrite", progress=False)
+    assert len(OMEArrowDataset.scan(out)) == 1
+
+
+def test_metadata_errors(tmp_path: Path) -> None:
+    arrs = plate_pixels(2)
+    with pytest.raises(SchemaError, match="one value per image"):
+        write_dataset(arrs, tmp_path / "a", dim_order="CYX", metadata={"x": [1]}, progress=False)
+    with pytest.raises(SchemaError, match="collide"):
+        write_dataset(arrs, tmp_path / "b", dim_order="CYX", metadata={"name": ["a", "b"]}, progress=False)
+    with pytest.raises(SchemaError, match="ran out"):
+        write_dataset(iter(arrs), tmp_path / "c", dim_order="CYX", metadata=iter([{"x": 1}]), progress=False)
+    with pytest.raises(SchemaError, match="unique"):
+        write_dataset(arrs, tmp_path / "d", dim_order="CYX", image_ids=["a", "a"], progress=False)
+    out = write_dataset(arrs, tmp_path / "e", dim_order="CYX", metadata={"x": [1, 2]}, progress=False)
+    with pytest.raises(SchemaError, match="metadata column .x.: the dataset.s column is int64"):
+        write_dataset(arrs, out, dim_order="CYX", mode="append", metadata={"x": ["a", "b"]}, progress=False)
+    assert len(OMEArrowDataset.scan(out)) == 2
+
+
+def test_streaming_holds_one_image_at_a_time(tmp_path: Path) -> None:
+    alive: list[weakref.ref[np.ndarray]] = []
+
+    def images() -> Iterator[np.ndarray]:
+        for i in range(6):
+            gc.collect()
+            # the writer may still hold the image before the last one; never older ones
+            assert all(r() is None for r in alive[:-1]), f"image {len(alive) - 2} still alive at {i}"
+            a = np.full((2, 64, 64), i, np.uint16)
+            alive.append(weakref.ref(a))
+            yield a
+
+    write_dataset(images(), tmp_path / "s", dim_order="CYX", progress=False)
+    assert len(OMEArrowDataset.scan(tmp_path / "s")) == 6
+
+
+def test_large_images_are_written_band_by_band(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(packing, "BAND_BYTES", 1000)
+    shapes: list[tuple[int, ...]] = []
+    img = OMEArrow(plate_pixels(1, (2, 3, 2, 20, 20))[0], "TZCYX")
+    real = img.tensor_view
+
+    def spy(*args: object, **kw: object) -> object:
+        view = real(*args, **kw)  # type: ignore[arg-type]
+        shapes.append(view.shape)
+        return view
+
+    monkeypatch.setattr(img, "tensor_view", spy)
+    out = write_dataset([img], tmp_path / "b", progress=False)
+    assert shapes and all(s[:3] == (1, 1, 1) for s in shapes) and len(shapes) == 12
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out)[0].to_numpy(), img.to_numpy())
+
+
+def _row_groups(path: Path) -> list[list[tuple[str, int]]]:
+    """(image_id, chunk_id) of each row of each row group of a chunks file."""
+    pf = pq.ParquetFile(path)
+    return [
+        list(
+            zip(
+                *(
+                    pf.read_row_group(g, columns=["image_id", "chunk_id"]).column(c).to_pylist()
+                    for c in ("image_id", "chunk_id")
+                )
+            )
+        )
+        for g in range(pf.num_row_groups)
+    ]
+
+
+@pytest.mark.parametrize("rows_per_group", [1, 2, 3])
+def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows_per_group: int
+) -> None:
+    """Chunk rows of several images go out in one write; each image (or band) still starts its own row groups."""
+    monkeypatch.setattr(packing, "BAND_BYTES", 4000)  # the 6 KiB image goes band by band
+    arrs = [
+        *plate_pixels(3, (1, 1, 2, 24, 32)),
+        *plate_pixels(1, (2, 1, 2, 24, 32), seed=1),
+        *plate_pixels(3, (1, 1, 2, 24, 32), seed=2),
+    ]
+    images = [OMEArrow(a, "TZCYX") for a in arrs]  # 3 KiB each but the 4th: 8 chunks of 16x16 per plane pair
+    outs = {}
+    for name, batch in {
+        "one-by-one": {"BATCH_BYTES": 0},
+        "straddling": {"BATCH_BYTES": 5000},
+        "few-pieces": {"BATCH_PIECES": 2},
+        "default": {},
+    }.items():
+        with monkeypatch.context() as m:
+            for k, v in batch.items():
+                m.setattr(packing, k, v)
+            outs[name] = write_dataset(
+                images[:5], tmp_path / name, chunk_shape=(16, 16), rows_per_group=rows_per_group, progress=False
+            )
+            write_dataset(
+                images[5:],
+                outs[name],
+                mode="append",
+                chunk_shape=(16, 16),
+                rows_per_group=rows_per_group,
+                progress=False,
+            )
+    ref = outs.pop("one-by-one")
+    for name in ("chunks.parquet", "chunks-00001.parquet"):
+        groups = _row_groups(ref / name)
+        assert all(len(g) <= rows_per_group and len({i for i, _ in g}) == 1 for g in groups)
+        index = [
+            *pq.read_table(ref / "index.parquet").to_pylist(),
+            *pq.read_table(ref / "index-00001.parquet").to_pylist(),
+        ]
+        at = {(r["fragment_path"], r["row_group_id"], r["row_index_in_group"]): r["chunk_id"] for r in index}
+        assert all(at[(name, g, r)] == c for g, rows in enumerate(groups) for r, (_, c) in enumerate(rows))
+        for out in outs.values():
+            assert _row_groups(out / name) == groups
+            assert pq.read_table(out / name).equals(pq.read_table(ref / name))
+    for out in [ref, *outs.values()]:
+        for name in ("index.parquet", "index-00001.parquet"):
+            assert pq.read_table(out / name).equals(pq.read_table(ref / name))
+        ds = OMEArrowDataset.scan(out)
+        for i, a in enumerate(arrs):
+            np.testing.assert_array_equal(ds[i].to_numpy(layout="TZCYX"), a)
