@@ -105,7 +105,7 @@ OUT_DIR=${OUT:-}
 log() { if [[ -n "$OUT_DIR" ]]; then tee "$OUT_DIR/$1"; else cat; fi; }
 
 tests=()
-for t in tests/backends/test_cupy.py tests/backends/test_torch.py tests/backends/test_torch_groups.py \
+for t in tests/backends/test_cupy.py tests/backends/test_cupy_staging.py tests/backends/test_torch.py tests/backends/test_torch_groups.py \
     tests/backends/test_jax.py tests/test_dlpack_zero_copy.py tests/test_export_many.py tests/test_group_staging.py \
     tests/test_peers_cuda.py; do [[ -e "$t" ]] && tests+=("$t"); done
 set +e
