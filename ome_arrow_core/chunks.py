@@ -6,13 +6,13 @@ import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import numpy as np
 
 from .arguments import whole_numbers
 from .errors import SelectionError
-from .frozen_types import frozen
+from .frozen_types import FrozenTuple, frozen
 from .selection import AxisIndex, Selection
 
 __all__ = [
@@ -231,7 +231,7 @@ class ChunkTable:
         )
 
 
-class ChunkProjection(NamedTuple):
+class ChunkProjection(FrozenTuple):
     """Where one chunk meets a selection (zarr's ``ChunkProjection``, with our axis orders).
 
     ``chunk_selection`` picks the selected pixels of the chunk's TCZYX block and

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import writes_support as ws
 from damage import flip_byte
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from table_digests import without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
@@ -248,6 +250,37 @@ def test_a_flipped_footer_byte_is_refused_before_the_footer_is_parsed(plate: Pat
     _fresh()
     with pytest.raises(ChecksumError, match="chunks.parquet"):
         OMEArrowDataset.scan(plate)[0].to_numpy()
+
+
+def _lie_in_index(root: Path) -> None:
+    """Make the index list its last row group's chunks 20 times over (still aligned; its checksums dropped)."""
+    file = root / "index.parquet"
+    md = pq.read_metadata(file)
+    table = pq.read_table(file)
+    counts = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+    with pq.ParquetWriter(file, table.schema) as writer:
+        for g, n in enumerate(counts):
+            group = table.slice(sum(counts[:g]), n)
+            group = pa.concat_tables([group] * 20) if g == len(counts) - 1 else group
+            writer.write_table(group, row_group_size=group.num_rows)
+    without_table_digests(root)
+
+
+@pytest.mark.parametrize("recorded", ["its rows", "more rows"])
+def test_an_index_listing_more_chunks_than_the_file_holds_is_refused_before_any_pixel(
+    plate: Path, recorded: str
+) -> None:
+    """The open bounds the index by the rows the chunks file's record gives (the file opens on first use): a lying
+    index is refused there, or, past a record that lies too, by the first read through the file, once its footer
+    says how many rows it holds."""
+    _lie_in_index(plate)
+    if recorded == "more rows":
+        _edit(plate, lambda e: e.update(rows=e["rows"] * 100))
+    _fresh()
+    ds = OMEArrowDataset.scan(plate)
+    for i in range(4):  # the images of the index's first row group, which is intact
+        with pytest.raises(DamagedFileError, match=rf"the index lists {N + 19 * (N % 4)} chunks, .* hold {N} rows"):
+            ds[i].to_numpy()
 
 
 def test_a_truncated_chunks_file_is_opened_as_before_and_refused(plate: Path, whole_parses: list[str]) -> None:

@@ -208,6 +208,28 @@ def test_a_plates_located_first_image_reads_no_index_group(tmp_path: Path) -> No
     )
 
 
+def test_a_plates_located_first_image_opens_its_chunks_file_once(tmp_path: Path) -> None:
+    """An image read by its pixel locator takes one positioned read of its chunks file: the file's footer is neither
+    read nor checked (the manifest's record of it bounds the index; a read through the index checks it first)."""
+    path = tmp_path / "plate.ome-arrow"
+    images = [np.full((1, 64, 64), i, dtype=np.uint16) for i in range(7)]  # small images: packed, with locators
+    write_dataset(images, path, dim_order="CYX", images_per_group=4, progress=False)
+    _fresh(f"""
+        import os
+        import numpy as np
+        from ome_arrow_core import OMEArrowDataset
+        real, seen = os.open, []
+        def spy(file, *args, **kwargs):
+            seen.append(os.path.basename(os.fspath(file)))
+            return real(file, *args, **kwargs)
+        os.open = spy
+        ds = OMEArrowDataset.scan({str(path)!r})
+        assert np.array_equal(ds[5].to_numpy(), np.full((1, 1, 1, 64, 64), 5, np.uint16))
+        os.open = real
+        assert seen.count("chunks.parquet") == 1, seen
+    """)
+
+
 def test_the_first_read_of_a_record_file_loads_no_kernels(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
     a = np.arange(3 * 16 * 16, dtype=np.int16).reshape(3, 16, 16)

@@ -1,5 +1,6 @@
 """``@frozen`` classes behave as ``@dataclass(frozen=True)`` ones: construction (and its errors), repr, equality,
-hashing, frozen fields, ``dataclasses`` functions, pickling and subclassing by either decorator."""
+hashing, frozen fields, ``dataclasses`` functions, pickling and subclassing by either decorator; ``FrozenTuple``
+classes as ``typing.NamedTuple`` ones, their annotations left as text."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import dataclasses
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ForwardRef, NamedTuple, get_type_hints
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ome_arrow_core import ImageMeta, Reader
-from ome_arrow_core.frozen_types import frozen
+from ome_arrow_core.frozen_types import FrozenTuple, frozen
 
 
 def _made(decorate: Any) -> tuple[type, type]:
@@ -123,3 +124,110 @@ def test_the_classes_made_with_it_keep_their_checks() -> None:
         Reader("r", colour="red")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="multiple values for argument 'name'"):
         Reader("r", name="s")  # type: ignore[misc]
+
+
+# -- FrozenTuple: a NamedTuple whose annotations compile nothing ------------------------------------------------------
+class Typed(NamedTuple):
+    """A NamedTuple."""
+
+    a: int
+    b: tuple[int, ...]
+    c: str | None = None
+    d: float = 0.5
+
+    def total(self) -> int:
+        return self.a + sum(self.b)
+
+
+class Fast(FrozenTuple):
+    """A NamedTuple."""
+
+    a: int
+    b: tuple[int, ...]
+    c: str | None = None
+    d: float = 0.5
+
+    def total(self) -> int:
+        return self.a + sum(self.b)
+
+
+def _said(make: Any) -> Any:
+    """What ``make()`` gives (its repr with the class's name taken out), or the type and message of its error."""
+    try:
+        return make()
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc).replace("Typed", "X").replace("Fast", "X")
+
+
+@given(
+    args=st.lists(st.one_of(st.integers(), st.tuples(st.integers()), st.text(max_size=3)), max_size=5),
+    kwargs=st.dictionaries(st.sampled_from(["a", "b", "c", "d", "e"]), st.integers(), max_size=3),
+)
+def test_a_frozen_tuple_behaves_as_a_named_tuple(args: list[Any], kwargs: dict[str, Any]) -> None:
+    typed, fast = _said(lambda: Typed(*args, **kwargs)), _said(lambda: Fast(*args, **kwargs))
+    if not isinstance(typed, Typed):
+        assert fast == typed
+        return
+    assert isinstance(fast, Fast) and isinstance(fast, tuple)
+    assert fast == typed and tuple(fast) == tuple(typed) and hash(fast) == hash(typed)
+    assert repr(fast).replace("Fast", "X") == repr(typed).replace("Typed", "X")
+    assert fast._asdict() == typed._asdict() and fast._replace(a=9) == typed._replace(a=9)
+    assert pickle.loads(pickle.dumps(fast)) == fast and type(pickle.loads(pickle.dumps(fast))) is Fast
+    assert _said(lambda: fast.total()) == _said(lambda: typed.total())
+
+
+def test_a_frozen_tuple_class_is_the_named_tuple_class_less_its_forward_refs() -> None:
+    assert Fast._fields == Typed._fields and Fast._field_defaults == Typed._field_defaults
+    assert Fast.__doc__ == Typed.__doc__ == "A NamedTuple." and Fast.__module__ == Typed.__module__
+    assert Fast.__qualname__ == "Fast" and Fast.__mro__ == (Fast, tuple, object)
+    assert Fast._make([1, (2,), "c", 0.25]) == Typed._make([1, (2,), "c", 0.25]) == (1, (2,), "c", 0.25)
+    assert Fast.__annotations__ == {"a": "int", "b": "tuple[int, ...]", "c": "str | None", "d": "float"}
+    assert all(isinstance(v, ForwardRef) for v in Typed.__annotations__.values())  # what it spares
+    assert get_type_hints(Fast) == get_type_hints(Typed)
+
+
+def test_a_frozen_tuple_refuses_what_a_named_tuple_refuses() -> None:
+    with pytest.raises(TypeError):
+
+        class _Late(FrozenTuple):
+            a: int = 0
+            b: int
+
+    with pytest.raises(AttributeError):
+
+        class _Own(FrozenTuple):
+            a: int
+
+            def _replace(self) -> None: ...
+
+    with pytest.raises(TypeError):
+
+        class _Mixed(FrozenTuple, int):  # type: ignore[misc]
+            a: int
+
+
+def test_the_named_tuples_of_a_first_plane_compile_no_forward_ref() -> None:
+    """The NamedTuples a first plane and a plate's first image make (their annotations stay text)."""
+    from ome_arrow_core.chunks import ChunkProjection
+    from ome_arrow_core.typed_chunk import (
+        box_units,
+        chunk_reads,
+        grouped_reads,
+        locators,
+        page_values,
+        thrift_walk,
+        whole_chunks,
+    )
+
+    for cls in (
+        ChunkProjection,
+        box_units.Unit,
+        chunk_reads.Placement,
+        grouped_reads.SubPages,
+        locators.Located,
+        page_values.PageValues,
+        thrift_walk.RowGroupSpans,
+        whole_chunks.WholeChunk,
+    ):
+        assert issubclass(cls, tuple) and cls._fields, cls
+        assert all(isinstance(v, str) for v in cls.__annotations__.values()), cls

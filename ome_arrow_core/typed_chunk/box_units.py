@@ -12,9 +12,10 @@ image; benchmarks/big_image_reads.py).
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
 
 from ..buffers import ALIGNMENT, SCRATCH_BYTES
+from ..frozen_types import FrozenTuple
 from .page_values import USUAL_VALUE_AT
 
 __all__ = ["GAP_BYTES", "PAGE_AT", "Unit", "output_offset", "output_offsets", "plan_units"]
@@ -27,7 +28,7 @@ PAGE_AT: Final[int] = -USUAL_VALUE_AT % ALIGNMENT
 GAP_BYTES: Final[int] = 8 << 10
 
 
-class Unit(NamedTuple):
+class Unit(FrozenTuple):
     """Chunks (items) of a plan read by one ``os.preadv`` from ``first`` and copied into the output at once."""
 
     #: The file offset the read starts at (the first item's page).

@@ -57,6 +57,7 @@ __all__ = [
     "set_footer_records",
     "measure_chunk_footer",
     "record_chunk_footers",
+    "recorded_rows",
     "spliced_fragment",
 ]
 
@@ -226,6 +227,27 @@ def _segments(root: Path, name: str, entry: Any) -> tuple[Segments, np.ndarray] 
     sums, block = (None, None) if pieces is None else (HexSums(pieces[0]), pieces[1])
     found_seg = Segments("", size, (0, listed[0]), (_UNCHECKED, digest), rows, group_rows, listed, sums, block)
     return found_seg, group_bytes
+
+
+def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str, verify: bool) -> int | None:
+    """The rows chunks file ``name`` of the dataset at ``root`` holds by the manifest's record, when it is to be read
+    through that record (checks on, a local file of the recorded size: :func:`spliced_fragment` tries it); None
+    otherwise, or when the record gives no count. Nothing of the file is read: its footer is checked and its rows
+    compared with the record when it opens (a plate's first image, read by its pixel locator, never opens it)."""
+    if not verify or remote_chunk(root / name) is not None:
+        return None
+    from .group_lists import lists_of
+
+    entry = footer_records(lists_of(root, manifest)).get(name)
+    if not isinstance(entry, Mapping):
+        return None
+    rows, size = entry.get("rows"), entry.get("size")
+    if type(rows) is not int or type(size) is not int or rows < 0:
+        return None  # opened now: spliced_fragment says what is wrong with the record
+    try:
+        return rows if (root / name).stat().st_size == size else None
+    except OSError:
+        return None
 
 
 def spliced_fragment(root: Path, manifest: Mapping[str, Any], name: str, verify: bool) -> SplicedFragment | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,7 @@ from ..buffers import ALIGNMENT, scratch_buffer, view_buffer
 from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
+from ..frozen_types import FrozenTuple
 from ..uniques import unique
 from .grouped_reads import ranged_piece, ranged_pieces
 from .opened import OpenedDataset
@@ -46,7 +47,7 @@ _LITTLE = sys.byteorder == "little"
 READ_BATCH_BYTES = 16 << 20
 
 
-class Placement(NamedTuple):
+class Placement(FrozenTuple):
     """One chunk to read: index row ``row`` of an opened dataset, copied into ``out`` (TZCYX) by ``projection``.
 
     ``dtype`` is the image's (its chunks are stored little-endian).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TypeAlias
 
 from ..boundary import require_member
@@ -42,15 +42,35 @@ def member_stamps(root: str, names: tuple[str, ...]) -> list[tuple[int, int, int
 
 def member_version(root: Path, name: str) -> FileVersion | None:
     """The version of table ``name`` of the dataset at ``root``, None when it is missing (the caller names it);
-    a member that is not a regular file is refused (never stat a FIFO's target as a table)."""
-    file = root / name
-    if not os.path.lexists(file):
-        return None
+    a member that is not a regular file is refused (never stat a FIFO's target as a table). One ``lstat`` for a
+    regular file (a scan and a first read ask for about twenty)."""
+    file = _joined(root, name)
     try:
-        st = os.stat(file)
-    except OSError:
-        st = None
-    if st is None or not stat.S_ISREG(st.st_mode):
-        require_member(root, name)  # raises, saying what the member is
-        st = os.stat(file)
-    return (os.fspath(file), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        st = os.lstat(file)
+    except (OSError, ValueError):  # as os.path.lexists has it: missing
+        return None
+    if not stat.S_ISREG(st.st_mode):  # a link (its target decides), or not a file at all
+        try:
+            target: os.stat_result | None = os.stat(file)
+        except OSError:
+            target = None
+        if target is None or not stat.S_ISREG(target.st_mode):
+            require_member(root, name)  # raises, saying what the member is
+            target = os.stat(file)
+        st = target
+    return (file, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _joined(root: Path, name: str) -> str:
+    """``os.fspath(root / name)``, without making a Path where joining the text is the same (a plain name)."""
+    base = os.fspath(root)
+    if (
+        isinstance(root, PurePath)
+        and name not in ("", ".", "..")
+        and os.sep not in name
+        and (os.altsep is None or os.altsep not in name)
+        and base != "."
+        and not base.endswith(os.sep)
+    ):
+        return f"{base}{os.sep}{name}"
+    return os.fspath(Path(root) / name)

@@ -13,12 +13,13 @@ import mmap
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import DamagedFileError
+from ..frozen_types import FrozenTuple
 from ..uniques import unique
 from .page_reads import AUDIT_BY_FOOTER, PageFragment
 from .readcheck import Columns, ReadCheck
@@ -43,7 +44,7 @@ OPEN_PIECES: Final[int] = 16
 _ITEMSIZE, _OVERHEAD = 16, 64
 
 
-class SubPages(NamedTuple):
+class SubPages(FrozenTuple):
     """Page ranges of chunk row groups ``lo`` .. ``lo + len(offset) - 1`` (-1: not named); ``owner``: index rows."""
 
     lo: int

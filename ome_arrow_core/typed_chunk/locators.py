@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,7 @@ import pyarrow as pa
 from .. import parquet_lite as pq
 from ..checksums import ALGORITHM, checker, mismatch
 from ..errors import DamagedFileError
+from ..frozen_types import FrozenTuple
 from ..remote import remote_chunk
 from .parquet_pages import DATA_PAGE, PLAIN, RLE, ShortHeader, page_header
 from .spec import IMAGES_SCHEMA, LOCATOR_COLUMNS
@@ -67,7 +68,7 @@ WRITE: bool = True
 _HEADER_BYTES: Final[int] = 256
 
 
-class Located(NamedTuple):
+class Located(FrozenTuple):
     """Where an image's pixels lie: its chunks file (a name the manifest lists), offset, length, checksum."""
 
     file: str

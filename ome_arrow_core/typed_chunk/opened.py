@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,9 @@ class OpenedDataset:
     fragment_names: list[str]
     fragment_code: np.ndarray | None
     files: dict[int, Fragment]
+    #: How chunk files not opened yet open on first use when not as :meth:`fragment` would (a plate's, through the
+    #: manifest's record of their footer; see ``opening._aligned``), by code.
+    open_later: dict[int, Callable[[], Fragment]]
     index_names: list[str]
     #: The index loaded a row group at a time (an aligned index, see :mod:`.aligned_index`); None: read whole.
     aligned: AlignedIndex | None
@@ -103,6 +106,7 @@ class OpenedDataset:
         self.index_names = ["index.parquet"] if index_names is None else index_names
         self.aligned = aligned
         self.files = {}
+        self.open_later = {}
         self.packed = PackedGroups()
         self.ledger = None
         self._columns: dict[str, np.ndarray] | None = None
@@ -360,8 +364,12 @@ class OpenedDataset:
             return self.aligned.pages[code]
         hit = self.files.get(code)
         if hit is None:
-            hit = self.files[code] = index_paged_fragment(self, code) or open_fragment(
-                self.path, self.fragment_names[code], self.registry
+            later = self.open_later.get(code)
+            hit = self.files[code] = (
+                later()
+                if later is not None
+                else index_paged_fragment(self, code)
+                or open_fragment(self.path, self.fragment_names[code], self.registry)
             )
         return hit
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -202,27 +203,35 @@ def _aligned(
 ) -> OpenedDataset:
     """A dataset whose index tables are aligned: footers now, index row groups as images need them."""
     from .aligned_index import AlignedIndex  # a plate's: a single image's open spares its modules
-    from .chunk_footers import spliced_fragment
+    from .chunk_footers import recorded_rows, spliced_fragment
 
     listed = [
         check_member(path, n, str(path / MANIFEST), "chunk file") for n in manifest["ome_arrow_core"]["fragments"]
     ]
     rows = sum(int(s[-1]) for s in starts)
     opened: dict[str, Fragment] = {}
+    later: dict[int, Callable[[], Fragment]] = {}
 
     def fragment_rows(name: str) -> int:
         if listed_codec(path, manifest, name)[0]:  # read by page ranges: bounded by its size, no footer parsed
             return ranged_rows_bound(path / name)
+        recorded = recorded_rows(path, manifest, name, guard.enabled)
+        if recorded is not None:  # opened on first use, through its record (a located image never opens it)
+            later[listed.index(name)] = lambda: open_later(name)
+            return recorded
         # kept: its footer is parsed once (or, recorded and checks on, a row group's at a time)
         opened[name] = spliced_fragment(path, manifest, name, guard.enabled) or open_fragment(path, name, registry)
         return int(opened[name].group_rows.sum())
 
-    held = sum(fragment_rows(n) for n in listed)  # footers (or sizes) only: a lying row count fails small
-    if rows > held * len(parts):
-        raise DamagedFileError(
-            f"{path}: the index lists {rows} chunks, but the chunk files it may name ({', '.join(listed)}) hold "
-            f"{held} rows; the index is damaged or lying. Restore it from a backup or rewrite the dataset"
-        )
+    def open_later(name: str) -> Fragment:
+        """Chunks file ``name`` opened as the open would have, the index's rows checked again with its own count."""
+        frag = spliced_fragment(path, manifest, name, guard.enabled) or open_fragment(path, name, registry)
+        held[name] = int(frag.group_rows.sum())
+        _check_held(path, rows, held, len(parts))
+        return frag
+
+    held = {n: fragment_rows(n) for n in listed}  # footers, records or sizes only: a lying row count fails small
+    _check_held(path, rows, held, len(parts))
     lock = threading.Lock()
     aligned = AlignedIndex(path, parts, images, starts, listed, manifest, lock, guard)
     result = OpenedDataset(
@@ -240,7 +249,18 @@ def _aligned(
         aligned=aligned,
     )
     result.files.update({listed.index(n): f for n, f in opened.items()})
+    result.open_later.update(later)
     return result
+
+
+def _check_held(path: Path, rows: int, held: dict[str, int], parts: int) -> None:
+    """Raise DamagedFileError when the index's ``rows`` are more than the chunk files can hold (``held``: each one's
+    rows, from its footer, its record or its size; every part's index names only its own chunks)."""
+    if rows > sum(held.values()) * parts:
+        raise DamagedFileError(
+            f"{path}: the index lists {rows} chunks, but the chunk files it may name ({', '.join(held)}) hold "
+            f"{sum(held.values())} rows; the index is damaged or lying. Restore it from a backup or rewrite the dataset"
+        )
 
 
 def _whole(

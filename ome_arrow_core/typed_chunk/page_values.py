@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Final, NamedTuple
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..boundary import reading
 from ..buffers import ALIGNMENT
 from ..errors import DamagedFileError
+from ..frozen_types import FrozenTuple
 from .page_columns import defined_value_at
 from .page_reads import GAP_BYTES, PageFragment
 
@@ -47,7 +48,7 @@ USUAL_VALUE_AT: Final[int] = 10
 ONE_VALUE_HEADS: Final[frozenset[bytes]] = frozenset({b"\x02\x00\x00\x00\x02\x01", b"\x02\x00\x00\x00\x03\x01"})
 
 
-class PageValues(NamedTuple):
+class PageValues(FrozenTuple):
     """The values of some row groups: value ``k`` is bytes ``start[k]:start[k] + length[k]`` of ``buffers[k]``."""
 
     buffers: list[pa.Buffer]

@@ -10,7 +10,9 @@ a byte string that is not such a struct raises :class:`ThriftError`.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
+
+from ..frozen_types import FrozenTuple
 
 __all__ = ["ThriftError", "RowGroupSpans", "row_group_spans", "skip_struct", "one_group_footer"]
 
@@ -25,7 +27,7 @@ class ThriftError(ValueError):
     """Bytes that are not the Thrift struct they were taken for."""
 
 
-class RowGroupSpans(NamedTuple):
+class RowGroupSpans(FrozenTuple):
     """Where FileMetaData's row group list lies in its bytes: the list header's first byte, the first byte after
     the list, and the first byte of each row group's entry (each ends where the next starts; the last at ``end``)."""
 

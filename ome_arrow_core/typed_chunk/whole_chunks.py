@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from ..checksums import mismatch
 from ..chunks import ChunkProjection
 from ..errors import DamagedFileError
+from ..frozen_types import FrozenTuple
 from .box_plans import BoxPlan
 from .chunk_reads import checked_block
 from .grouped_reads import one_file_groups, ranged_pieces
@@ -101,7 +101,7 @@ def _view_of(shape: tuple[int, ...], dtype: np.dtype) -> tuple[tuple[int, ...], 
     )
 
 
-class WholeChunk(NamedTuple):
+class WholeChunk(FrozenTuple):
     """The plan of a box that is one whole audited chunk: its page-ranged file and row group there, its index row
     and shape (read with one positioned read, every check made, into a buffer the result is a view of)."""
 
