@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, spy_on
-from table_digests import without_table_digests
+from table_digests import with_unaligned_index, without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import DamagedFileError, OMEArrowError
@@ -101,15 +101,9 @@ def test_appends_are_aligned_and_read_with_the_base(tmp_path: Path) -> None:
         np.testing.assert_array_equal(ds[i].to_numpy().reshape(1, 6, 5), image(i))
 
 
-def unaligned(path: Path) -> Path:
-    """Rewrite the index as writers before the aligned layout did (one table, no marker)."""
-    table = pq.read_table(path / "index.parquet")
-    pq.write_table(table.replace_schema_metadata(FILE_METADATA), path / "index.parquet")
-    return without_table_digests(path)
-
-
-def test_an_unaligned_index_is_read_whole_as_before(tmp_path: Path) -> None:
-    path = unaligned(plate(tmp_path / "p.ome.parquet", 9, images_per_group=2))
+@pytest.mark.parametrize("per_group", [2, 1024])  # several row groups, one
+def test_an_unaligned_index_is_read_whole_as_before(tmp_path: Path, per_group: int) -> None:
+    path = with_unaligned_index(plate(tmp_path / "p.ome.parquet", 9, images_per_group=per_group))
     assert not index_marked(path)
     ds = fresh(path)
     assert open_dataset(path).aligned is None
