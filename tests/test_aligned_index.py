@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, spy_on
 from table_digests import with_unaligned_index, without_table_digests
 
-from ome_arrow_core import OMEArrowDataset, write_dataset
+from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import DamagedFileError, OMEArrowError
 from ome_arrow_core.typed_chunk.aligned_index import ALIGNED, INDEX_GROUPS_KEY
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
@@ -157,6 +157,16 @@ def test_a_marked_index_with_other_row_groups_is_read_whole(six: Path) -> None:
     ds = fresh(six)
     np.testing.assert_array_equal(np.asarray(ds.read()).reshape(6, 1, 6, 5), [image(i) for i in range(6)])
     assert open_dataset(six).aligned is None
+
+
+def test_an_index_of_fewer_chunks_than_images_is_refused_at_open(six: Path) -> None:
+    """Each group keeps its first image's chunk only (3 chunk rows, 6 images): refused from the footers, before any
+    group loads, as a whole index is, by a dataset's scan and by one image's open (image 0 alone would read)."""
+    rewrite_index(six, [g.slice(0, 1) for g in index_groups(six)])
+    for read in (lambda: fresh(six)[0].to_numpy(), lambda: OMEArrow.scan(six, row=0).to_numpy()):
+        clear_cache()
+        with pytest.raises(DamagedFileError, match="lists 6 images, but the index has 3 chunk rows"):
+            read()
 
 
 def test_a_truncated_index_is_refused(six: Path) -> None:
