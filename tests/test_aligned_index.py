@@ -83,7 +83,7 @@ def test_round_trip_over_counts_and_group_sizes(
         ids = set(index.read_row_group(g, columns=["image_id"]).column(0).to_pylist())
         assert ids == {f"image-{i:05d}" for i in range(g * per_group, min(n, (g + 1) * per_group))}
     ds = fresh(path)
-    assert (open_dataset(path).aligned is not None) == (images_groups > 1) and len(ds) == n  # one group: read whole
+    assert (open_dataset(path).aligned is not None) == (n > 1) and len(ds) == n  # a single image: read whole
     for p in picks:
         i = p % n
         np.testing.assert_array_equal(ds[i].to_numpy().reshape(1, 6, 5), image(i))
@@ -166,6 +166,23 @@ def test_an_index_of_fewer_chunks_than_images_is_refused_at_open(six: Path) -> N
     for read in (lambda: fresh(six)[0].to_numpy(), lambda: OMEArrow.scan(six, row=0).to_numpy()):
         clear_cache()
         with pytest.raises(DamagedFileError, match="lists 6 images, but the index has 3 chunk rows"):
+            read()
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_a_chunk_listed_twice_in_a_one_group_plate_is_refused(tmp_path: Path, aligned: bool) -> None:
+    """A plate whose index is one row group lists a chunk twice: loaded lazily (aligned), the group's chunk ids
+    refuse it as it loads; read whole (as older writers wrote it), the index's coverage check does."""
+    path = plate(tmp_path / "p.ome.parquet", 3, chunk_shape=(1, 3, 5))
+    if not aligned:
+        with_unaligned_index(path)
+    table = pq.read_table(path / "index.parquet")
+    pq.write_table(pa.concat_tables([table, table.slice(1, 1)]), path / "index.parquet")  # its key kept
+    without_table_digests(path)
+    assert (open_dataset(path).aligned is not None) == aligned
+    want = "chunk_id 1 appears more than once" if aligned else "cover"
+    for read in (lambda: fresh(path).read(), lambda: [fresh(path)[i].to_numpy() for i in range(3)]):
+        with pytest.raises(DamagedFileError, match=want):
             read()
 
 
