@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
-from ome_arrow_core.typed_chunk.page_reads import PageFragment
+from ome_arrow_core.typed_chunk.grouped_reads import ranged_piece
 
 
 def flip_byte(file: Path, at: int, mask: int = 0x01) -> None:
@@ -29,10 +31,12 @@ def lie_in_length(file: Path, page: int, length: int = 77) -> None:
 
 
 def chunk_page(src: DatasetSource, group: int) -> tuple[int, int]:
-    """(offset, compressed size) of row group ``group``'s page in ``src``'s one page-ranged chunks file."""
-    frag = src._opened.fragment(0)
-    assert isinstance(frag, PageFragment)
-    return int(frag.offset[group]), int(frag.compressed[group])
+    """(offset, compressed size) of row group ``group``'s page in ``src``'s one page-ranged chunks file (a plate's
+    aligned index reads it by pieces, each a PageFragment: the one holding ``group``)."""
+    found = ranged_piece(src._opened.fragment(0), np.array([group], dtype=np.int64))
+    assert found is not None
+    frag, first = found
+    return int(frag.offset[group - first]), int(frag.compressed[group - first])
 
 
 def audited(out: Path, **options: Any) -> DatasetSource:

@@ -30,3 +30,16 @@ def without_image_records(root: Path) -> Path:
     (manifest.get("ome_arrow_core") or {}).pop("image_records", None)
     file.write_text(json.dumps(manifest, indent=2))
     return Path(root)
+
+
+def with_unaligned_index(root: Path) -> Path:
+    """Rewrite the base index of the dataset at ``root`` as writers before the aligned layout did (one table, no
+    ``ome_arrow_core.index_groups`` key: read whole, with the whole index's checks) and drop the table checksums
+    (they would refuse it first); returns ``root``."""
+    import pyarrow.parquet as pq
+
+    from ome_arrow_core.typed_chunk.spec import FILE_METADATA
+
+    file = Path(root) / "index.parquet"
+    pq.write_table(pq.read_table(file).replace_schema_metadata(FILE_METADATA), file)
+    return without_table_digests(root)

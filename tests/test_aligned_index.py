@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parquet_spies import PARQUET_FILES, spy_on
-from table_digests import without_table_digests
+from table_digests import with_unaligned_index, without_table_digests
 
-from ome_arrow_core import OMEArrowDataset, write_dataset
+from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import DamagedFileError, OMEArrowError
 from ome_arrow_core.typed_chunk.aligned_index import ALIGNED, INDEX_GROUPS_KEY
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
@@ -83,7 +83,7 @@ def test_round_trip_over_counts_and_group_sizes(
         ids = set(index.read_row_group(g, columns=["image_id"]).column(0).to_pylist())
         assert ids == {f"image-{i:05d}" for i in range(g * per_group, min(n, (g + 1) * per_group))}
     ds = fresh(path)
-    assert (open_dataset(path).aligned is not None) == (images_groups > 1) and len(ds) == n  # one group: read whole
+    assert (open_dataset(path).aligned is not None) == (n > 1) and len(ds) == n  # a single image: read whole
     for p in picks:
         i = p % n
         np.testing.assert_array_equal(ds[i].to_numpy().reshape(1, 6, 5), image(i))
@@ -101,15 +101,9 @@ def test_appends_are_aligned_and_read_with_the_base(tmp_path: Path) -> None:
         np.testing.assert_array_equal(ds[i].to_numpy().reshape(1, 6, 5), image(i))
 
 
-def unaligned(path: Path) -> Path:
-    """Rewrite the index as writers before the aligned layout did (one table, no marker)."""
-    table = pq.read_table(path / "index.parquet")
-    pq.write_table(table.replace_schema_metadata(FILE_METADATA), path / "index.parquet")
-    return without_table_digests(path)
-
-
-def test_an_unaligned_index_is_read_whole_as_before(tmp_path: Path) -> None:
-    path = unaligned(plate(tmp_path / "p.ome.parquet", 9, images_per_group=2))
+@pytest.mark.parametrize("per_group", [2, 1024])  # several row groups, one
+def test_an_unaligned_index_is_read_whole_as_before(tmp_path: Path, per_group: int) -> None:
+    path = with_unaligned_index(plate(tmp_path / "p.ome.parquet", 9, images_per_group=per_group))
     assert not index_marked(path)
     ds = fresh(path)
     assert open_dataset(path).aligned is None
@@ -163,6 +157,33 @@ def test_a_marked_index_with_other_row_groups_is_read_whole(six: Path) -> None:
     ds = fresh(six)
     np.testing.assert_array_equal(np.asarray(ds.read()).reshape(6, 1, 6, 5), [image(i) for i in range(6)])
     assert open_dataset(six).aligned is None
+
+
+def test_an_index_of_fewer_chunks_than_images_is_refused_at_open(six: Path) -> None:
+    """Each group keeps its first image's chunk only (3 chunk rows, 6 images): refused from the footers, before any
+    group loads, as a whole index is, by a dataset's scan and by one image's open (image 0 alone would read)."""
+    rewrite_index(six, [g.slice(0, 1) for g in index_groups(six)])
+    for read in (lambda: fresh(six)[0].to_numpy(), lambda: OMEArrow.scan(six, row=0).to_numpy()):
+        clear_cache()
+        with pytest.raises(DamagedFileError, match="lists 6 images, but the index has 3 chunk rows"):
+            read()
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_a_chunk_listed_twice_in_a_one_group_plate_is_refused(tmp_path: Path, aligned: bool) -> None:
+    """A plate whose index is one row group lists a chunk twice: loaded lazily (aligned), the group's chunk ids
+    refuse it as it loads; read whole (as older writers wrote it), the index's coverage check does."""
+    path = plate(tmp_path / "p.ome.parquet", 3, chunk_shape=(1, 3, 5))
+    if not aligned:
+        with_unaligned_index(path)
+    table = pq.read_table(path / "index.parquet")
+    pq.write_table(pa.concat_tables([table, table.slice(1, 1)]), path / "index.parquet")  # its key kept
+    without_table_digests(path)
+    assert (open_dataset(path).aligned is not None) == aligned
+    want = "chunk_id 1 appears more than once" if aligned else "cover"
+    for read in (lambda: fresh(path).read(), lambda: [fresh(path)[i].to_numpy() for i in range(3)]):
+        with pytest.raises(DamagedFileError, match=want):
+            read()
 
 
 def test_a_truncated_index_is_refused(six: Path) -> None:

@@ -20,10 +20,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lying_files
-from table_digests import without_table_digests
+from table_digests import with_unaligned_index, without_table_digests
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.typed_chunk.aligned_layout import INDEX_GROUPS_KEY
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc")
 
@@ -70,8 +71,17 @@ def test_an_index_of_8_million_rows_over_one_chunk_fails_fast_and_small(tmp_path
     assert float(got["added_mib"]) < 200, got  # 2.4 GiB before
 
 
-def test_an_images_table_of_500000_rows_over_one_chunk_fails_fast_and_small(tmp_path: Path) -> None:
-    path = lying_files.images_table(tmp_path / "d.ome.parquet", rows=500_000, chunks=1)
+def _index_layout(path: Path, aligned: bool) -> Path:
+    """``path`` with its index marked aligned (as written: loaded a row group at a time) or not (read whole)."""
+    if not aligned:
+        with_unaligned_index(path)
+    assert (INDEX_GROUPS_KEY in (pq.read_metadata(path / "index.parquet").metadata or {})) == aligned
+    return path
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_an_images_table_of_500000_rows_over_one_chunk_fails_fast_and_small(tmp_path: Path, aligned: bool) -> None:
+    path = _index_layout(lying_files.images_table(tmp_path / "d.ome.parquet", rows=500_000, chunks=1), aligned)
     for how in ("OMEArrow.scan(path, row=7).to_numpy().sum()", "len(OMEArrowDataset.scan(path))"):
         got = probe(path, how)
         assert got["error"] == "DamagedFileError", got
@@ -79,8 +89,9 @@ def test_an_images_table_of_500000_rows_over_one_chunk_fails_fast_and_small(tmp_
         assert float(got["added_mib"]) < 100, got  # 0.8 GiB before
 
 
-def test_an_honest_images_table_of_500000_rows_opens_in_bounded_memory(tmp_path: Path) -> None:
-    path = lying_files.images_table(tmp_path / "d.ome.parquet", rows=500_000, chunks=500_000)
+@pytest.mark.parametrize("aligned", [True, False])
+def test_an_honest_images_table_of_500000_rows_opens_in_bounded_memory(tmp_path: Path, aligned: bool) -> None:
+    path = _index_layout(lying_files.images_table(tmp_path / "d.ome.parquet", rows=500_000, chunks=500_000), aligned)
     got = probe(path, "[int(OMEArrow.scan(path, row=r).to_numpy().sum()) for r in (0, 123_456, 499_999)]")
     assert got.get("ok") == [7, 7, 7], got
     # 1.2 GiB before (whole columns converted to Python lists); ~490 with the take-kernel read check, ~535-555 when

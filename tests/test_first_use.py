@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from ome_arrow_core import OMEArrow, write_dataset
@@ -179,12 +180,15 @@ def test_the_first_image_of_a_plate_starts_no_thread(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts the process's threads in /proc")
-def test_a_plates_located_first_image_reads_no_index_group(tmp_path: Path) -> None:
-    """A plate's index is loaded a row group at a time: an image read by its pixel locator reads none of it (no
-    pyarrow table read, so no IO thread, and not the modules that load a group)."""
+@pytest.mark.parametrize(("n", "per_group", "groups"), [(7, 4, 2), (1000, 1024, 1)])  # several row groups, one
+def test_a_plates_located_first_image_reads_no_index_group(tmp_path: Path, n: int, per_group: int, groups: int) -> None:
+    """A plate's index is loaded a row group at a time, even when it is one (1,000 small images): an image read by
+    its pixel locator reads none of it (no pyarrow table read, so no IO thread, and not the modules that load a
+    group), whatever the plate's size."""
     path = tmp_path / "plate.ome-arrow"
-    images = [np.full((1, 64, 64), i, dtype=np.uint16) for i in range(7)]  # small images: packed, with locators
-    write_dataset(images, path, dim_order="CYX", images_per_group=4, progress=False)
+    images = [np.full((1, 64, 64), i, dtype=np.uint16) for i in range(n)]  # small images: packed, with locators
+    write_dataset(images, path, dim_order="CYX", images_per_group=per_group, progress=False)
+    assert pq.read_metadata(path / "index.parquet").num_row_groups == groups
     got = _fresh(f"""
         import os
         import numpy as np

@@ -15,12 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pixels import random_pixels
-from table_digests import without_table_digests
+from table_digests import with_unaligned_index, without_table_digests
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, compact_dataset, verify, write_dataset
 from ome_arrow_core.dtypes import SUPPORTED
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import DatasetSource
+from ome_arrow_core.typed_chunk.grouped_reads import ranged_piece
+from ome_arrow_core.typed_chunk.opening import open_dataset
 from ome_arrow_core.typed_chunk.page_index import MANIFEST_KEY, RANGE_COLUMNS
 from ome_arrow_core.typed_chunk.page_reads import AUDIT_BY_FOOTER
 from ome_arrow_core.typed_chunk.parquet_pages import (
@@ -295,16 +297,23 @@ def test_a_rewritten_chunks_file_is_read_through_its_footer(tmp_path: Path) -> N
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), img.to_numpy())
 
 
-def test_appends_record_each_file_and_compaction_drops_the_ranges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("aligned", [True, False])
+def test_appends_record_each_file_and_compaction_drops_the_ranges(tmp_path: Path, aligned: bool) -> None:
     out = tmp_path / "d"
     arrs = [pixels("uint16", (1, 2, 30, 30), seed=s) for s in range(3)]
     write_dataset([arrs[0]], out, chunk_shape=(1, 16, 16))
     write_dataset([arrs[1]], out, mode="append", compression="zstd", chunk_shape=(1, 16, 16))
     listed = json.loads((out / "_ome_arrow_dataset.json").read_text())["ome_arrow_core"][MANIFEST_KEY]
     assert {k: v["codec"] for k, v in listed.items()} == {"chunks.parquet": "none", "chunks-00001.parquet": "zstd"}
-    assert {fragment_kind(out, k) for k in (0, 1)} == {"PageFragment"}
+    if not aligned:
+        with_unaligned_index(out)  # the base's index as older writers wrote it: the plate's indexes read whole
     got = OMEArrowDataset.scan(out).read()
     assert [np.array_equal(np.sort(got[k], axis=None), np.sort(arrs[k], axis=None)) for k in (0, 1)] == [True, True]
+    opened = open_dataset(out)  # as the read left it: every index row group loaded
+    assert (opened.aligned is not None) == aligned
+    for k in (0, 1):  # each file read by its page ranges (an aligned index's: a piece per index row group)
+        groups = np.unique(opened.columns["row_group_id"][opened.fragment_code == k]).astype(np.int64)
+        assert len(groups) and ranged_piece(opened.fragment(k), groups) is not None
     out = tmp_path / "e"  # compaction merges files of one codec
     write_dataset([arrs[0]], out, chunk_shape=(1, 16, 16))
     write_dataset([arrs[2]], out, mode="append", chunk_shape=(1, 16, 16))

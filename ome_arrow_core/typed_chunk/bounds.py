@@ -25,7 +25,7 @@ from ..errors import DamagedFileError
 from .footers import footer_rows as table_rows
 from .tables import BASE, Part
 
-__all__ = ["check_table_rows", "check_image_rows", "dictionary_codes", "held_bytes"]
+__all__ = ["check_table_rows", "check_image_rows", "check_image_count", "dictionary_codes", "held_bytes"]
 
 #: Rows of ``fragment_path`` read at a time when counting the chunk rows an index names.
 _BATCH = 1 << 16
@@ -110,6 +110,12 @@ def check_image_rows(root: Path, parts: Sequence[Part], fragment_rows: Callable[
                 )
             index_rows += fragment_rows("chunks.parquet")
     images = sum(table_rows(root, p.images) for p in parts if (root / p.images).exists())
+    check_image_count(root, parts, images, index_rows)
+
+
+def check_image_count(root: Path, parts: Sequence[Part], images: int, index_rows: int) -> None:
+    """Raise DamagedFileError when the images tables of ``parts`` list more ``images`` than their indexes have chunk
+    rows (``index_rows``): every image has at least one."""
     if images > index_rows:
         files = ", ".join(str(root / p.images) for p in parts)
         raise DamagedFileError(

@@ -25,7 +25,7 @@ from ..fork_locks import fork_safe_lock
 from ..registry import Registry
 from ..uniques import unique_first
 from .aligned_layout import aligned_starts
-from .bounds import check_table_rows, dictionary_codes
+from .bounds import check_image_count, check_table_rows, dictionary_codes
 from .checks import check_manifest_members, check_member
 from .file_version import member_stamps
 from .footers import footers_of
@@ -209,6 +209,7 @@ def _aligned(
         check_member(path, n, str(path / MANIFEST), "chunk file") for n in manifest["ome_arrow_core"]["fragments"]
     ]
     rows = sum(int(s[-1]) for s in starts)
+    check_image_count(path, parts, len(images), rows)  # footers only, as a whole index's: before any group loads
     opened: dict[str, Fragment] = {}
     later: dict[int, Callable[[], Fragment]] = {}
 
