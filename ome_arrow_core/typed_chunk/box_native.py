@@ -52,11 +52,14 @@ def kernels() -> ModuleType | None:
 
 class NativeItems:
     """The kernel's view of a plan whose chunks are all read whole: per item its fields (int64, see
-    ``ome_arrow_kernels``), per page size the usual heads, per unit its first item; :attr:`calls` counts the kernel
-    calls made (so tests can tell the path was taken)."""
+    ``ome_arrow_kernels``), per page size the usual heads, per unit its first item, per item the file offset its
+    unit's read starts at; :attr:`calls` counts the kernel calls made (so tests can tell the path was taken)."""
 
-    def __init__(self, fields: np.ndarray, heads: np.ndarray, variants: int, unit_first: list[int]) -> None:
+    def __init__(
+        self, fields: np.ndarray, heads: np.ndarray, variants: int, unit_first: list[int], starts: list[int]
+    ) -> None:
         self.fields = fields
+        self.starts = starts
         self.heads = heads
         self.variants = variants
         self.unit_first = unit_first
@@ -85,7 +88,8 @@ class NativeItems:
             return None
         heads = np.frombuffer(b"".join(h for n in sizes for h in plan.heads[n]), np.uint8)
         first = [u.checks[0][0] for u in plan.units] + [len(plan.items)]
-        return cls(fields, heads, variants.pop(), first)
+        starts = [u.first for u in plan.units for _ in u.checks]
+        return cls(fields, heads, variants.pop(), first, starts)
 
 
 def read_native(
@@ -123,10 +127,11 @@ def read_native(
             if status == kern.OK:
                 return
             o, n, row, g, _, _ = plan.items[ia]
-            if status == kern.SHORT:
+            if status == kern.SHORT:  # where the file ends, as the Python steps (a read from the unit's start) say
+                end = o + value if value else max(native.starts[ia], os.fstat(fd).st_size)
                 raise DamagedFileError(
                     f"{plan.frag.path}: bytes {o}..{o + n} hold {plan.frag.what(g)}, but the file ends at "
-                    f"{o + value}; the file is truncated"
+                    f"{end}; the file is truncated"
                 )
             if status == kern.MISMATCH:
                 raise mismatch(*plan.opened.where(row), want[ia], value)
