@@ -85,7 +85,9 @@ def test_read_chunks_places_and_checks_as_numpy_and_xxhash(tmp_path: Path, case:
             fd, it, HEAD, 2, heads([len(value)]), bad, np.ones(1, np.uint8), out, bytearray(len(value))
         )
         assert (done, status, value_) == (0, K.MISMATCH, int(want[0]))
-        np.testing.assert_array_equal(out, before)
+        region = place(np.zeros_like(out), at, b, np.ones_like(chunk)).astype(bool)
+        np.testing.assert_array_equal(out[~region], before[~region])  # outside the chunk: untouched
+        assert (out[region] == before[region]).all() or not out[region].any()  # as it was, or zeroed (read straight)
         # not checked: read and placed whatever its digest
         assert (
             K.read_chunks(fd, it, HEAD, 2, heads([len(value)]), bad, np.zeros(1, np.uint8), out, bytearray(len(value)))[
@@ -122,6 +124,37 @@ def test_a_short_file_is_reported_with_the_bytes_read_and_leaves_the_output(tmp_
             keep,
         )
     assert not out.any()
+
+
+def test_a_value_that_is_one_run_of_the_output_is_read_straight_and_zeroed_when_refused(tmp_path: Path) -> None:
+    path, out, it, want = one_chunk_file(tmp_path)
+    it[:] = item(0, 5, (1, 1, 1, 4), (0, 0, 0, 6), 6)  # rows 6 bytes apart: one run of 24 bytes
+    out[:] = 9
+    with open(path, "rb") as f:
+        args = (
+            HEAD,
+            2,
+            heads([24]),
+            want,
+            np.ones(1, np.uint8),
+            out,
+            bytearray(0),
+        )  # scratch must hold a value, used or not
+        with pytest.raises(ValueError, match="scratch"):
+            K.read_chunks(f.fileno(), it, *args)
+        assert K.read_chunks(f.fileno(), it, HEAD, 2, heads([24]), want, np.ones(1, np.uint8), out, bytearray(24)) == (
+            1,
+            K.OK,
+            0,
+        )
+        assert bytes(out.reshape(-1)[5:29]) == bytes(range(24)) and (out.reshape(-1)[29:] == 9).all()
+        assert (
+            K.read_chunks(
+                f.fileno(), it, HEAD, 2, heads([24]), want ^ np.uint64(1), np.ones(1, np.uint8), out, bytearray(24)
+            )[1]
+            == K.MISMATCH
+        )
+        assert not out.reshape(-1)[5:29].any() and (out.reshape(-1)[:5] == 9).all()
 
 
 def test_an_unusual_head_is_reported_and_leaves_the_output(tmp_path: Path) -> None:

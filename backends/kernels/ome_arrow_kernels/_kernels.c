@@ -7,8 +7,9 @@
  * it is released: each item's rows must lie in ``out``, cover exactly its value, and the value fit ``scratch``. It
  * stops at the first item that fails and returns (done, status, value): items ``done`` were read, checked and
  * placed; status OK (done == len(items)), SHORT (item ``done``'s read reached the end of the file after ``value``
- * bytes), HEAD (its head is not a usual one) or MISMATCH (``value`` is its digest). A failed item leaves ``out``
- * untouched; a read error raises OSError. hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer``.
+ * bytes), HEAD (its head is not a usual one) or MISMATCH (``value`` is its digest). A value that is one run of
+ * ``out`` (its rows follow each other there) is read straight into it, no scratch copy, and zeroed again when it
+ * fails; any other failed item leaves ``out`` untouched. A read error raises OSError. hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer``.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -211,16 +212,21 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
         int64_t m = segments(it, (char *)ob.buf, seg);
         iov[0].iov_base = head;
         iov[0].iov_len = (size_t)head_len;
-        iov[1].iov_base = sb.buf;
+        /* a value that is one run of the output is read straight into it (zeroed again unless it passes) */
+        int direct = m == 1;
+        char *value_at = direct ? seg[0].iov_base : sb.buf;
+        iov[1].iov_base = value_at;
         iov[1].iov_len = (size_t)it->f[F_VALUE];
         int64_t got = read_all(fd, iov, 2, it->f[F_OFFSET]);
         if (got < 0) {
             err = errno;
+            if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
             break;
         }
         if (got < head_len + it->f[F_VALUE]) {
             status = SHORT;
             value = (uint64_t)got;
+            if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
             break;
         }
         const unsigned char *usual = heads + it->f[F_KIND] * head_len * variants;
@@ -228,16 +234,19 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
         for (Py_ssize_t v = 0; v < variants && !found; v++) found = !memcmp(head, usual + v * head_len, (size_t)head_len);
         if (!found) {
             status = HEAD;
+            if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
             break;
         }
         if (check[i]) {
-            uint64_t h = HASH(sb.buf, (size_t)it->f[F_VALUE]);
+            uint64_t h = HASH(value_at, (size_t)it->f[F_VALUE]);
             if (h != want[i]) {
                 status = MISMATCH;
                 value = h;
-                    break;
+                if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
+                break;
             }
         }
+        if (direct) continue;
         const char *src = sb.buf;  /* checked: its rows into their places */
         for (int64_t j = 0; j < m; j++) {
             memmove(seg[j].iov_base, src, seg[j].iov_len);
