@@ -14,13 +14,14 @@ from test_box_plans import box, pixels, planned, written
 
 import ome_arrow_core.typed_chunk.box_plans as box_plans
 from ome_arrow_core.errors import DamagedFileError
+from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.box_native import ENV
 
 pytest.importorskip("ome_arrow_kernels")
 
 
-def setup(tmp_path: Path) -> tuple[Path, DatasetSource, object, np.ndarray, box_plans.BoxPlan]:
+def setup(tmp_path: Path) -> tuple[Path, DatasetSource, Selection, np.ndarray, box_plans.BoxPlan]:
     a = pixels((1, 2, 2, 64, 96), "<u2")
     out = written(tmp_path, a, (1, 32, 32))
     src = DatasetSource(out)
@@ -54,7 +55,7 @@ def test_a_crop_is_not_read_by_the_kernel(tmp_path: Path) -> None:
     assert src._plans[box_plans.box_key(sel)].native is None
 
 
-def error_both_ways(src: DatasetSource, sel: object, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+def error_both_ways(src: DatasetSource, sel: Selection, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     """The error of reading ``sel`` with the kernel, and without it (type name and message)."""
     got = []
     for value in ("1", "0"):
@@ -75,7 +76,7 @@ def test_damage_is_refused_with_the_python_steps_error(
         monkeypatch.setattr(box_plans, "THREADED_BYTES", 0)
         monkeypatch.setattr(box_plans, "STEP", 1)
         monkeypatch.setattr(box_plans, "spare_core", lambda: True)
-    out, src, sel, want, plan = setup(tmp_path)
+    out, src, sel, _, plan = setup(tmp_path)
     file = out / "chunks.parquet"
     o, n = plan.items[k][:2]
     if damage == "flipped":
