@@ -11,7 +11,8 @@ assignment per chunk into the output: the checks of :func:`~.page_stream.place_p
 the same errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
 two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of units in turn, so a helper
 that a busy machine starts late only takes what is left and the caller never waits for it to start; whether a core
-is free for the helper is :func:`~.box_threads.spare_core`'s call.
+is free for the helper is :func:`~.box_threads.spare_core`'s call. Plans of whole chunks are executed by the optional
+C kernel where it is installed (:mod:`.box_native`).
 """
 
 from __future__ import annotations
