@@ -9,7 +9,8 @@
  * placed; status OK (done == len(items)), SHORT (item ``done``'s read reached the end of the file after ``value``
  * bytes), HEAD (its head is not a usual one) or MISMATCH (``value`` is its digest). A value that is one run of
  * ``out`` (its rows follow each other there) is read straight into it, no scratch copy, and zeroed again when it
- * fails; any other failed item leaves ``out`` untouched. A read error raises OSError. hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer``.
+ * fails; any other failed item leaves ``out`` untouched. A read error raises OSError (the item's value zeroed when
+ * read straight). hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer`` (page order).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -231,7 +232,8 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
         }
         const unsigned char *usual = heads + it->f[F_KIND] * head_len * variants;
         int found = 0;
-        for (Py_ssize_t v = 0; v < variants && !found; v++) found = !memcmp(head, usual + v * head_len, (size_t)head_len);
+        for (Py_ssize_t v = 0; v < variants && !found; v++)
+            found = !memcmp(head, usual + v * head_len, (size_t)head_len);
         if (!found) {
             status = HEAD;
             if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
