@@ -63,8 +63,11 @@ def fields(out: np.ndarray, at: tuple[int, ...], b: int, chunk: np.ndarray, offs
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=layouts(), junk=st.integers(0, 100))
-def test_read_chunks_places_and_checks_as_numpy_and_xxhash(tmp_path: Path, case: tuple, junk: int) -> None:
+@given(case=layouts(), junk=st.integers(0, 100), stream=st.booleans())
+def test_read_chunks_places_and_checks_as_numpy_and_xxhash(
+    tmp_path: Path, case: tuple, junk: int, stream: bool
+) -> None:
+    """With ``stream``, aligned rows are placed by non-temporal stores (rows of 16, 32 or 64 bytes here)."""
     chunk, out, at, b = case
     value = chunk.tobytes()
     path = tmp_path / "f"
@@ -74,7 +77,7 @@ def test_read_chunks_places_and_checks_as_numpy_and_xxhash(tmp_path: Path, case:
     fd = os.open(path, os.O_RDONLY)
     try:
         got = K.read_chunks(
-            fd, it, HEAD, 2, heads([len(value)]), want, np.ones(1, np.uint8), out, bytearray(len(value))
+            fd, it, HEAD, 2, heads([len(value)]), want, np.ones(1, np.uint8), out, bytearray(len(value)), stream
         )
         assert got == (1, K.OK, 0)
         np.testing.assert_array_equal(out, place(np.zeros_like(out), at, b, chunk))
@@ -97,6 +100,38 @@ def test_read_chunks_places_and_checks_as_numpy_and_xxhash(tmp_path: Path, case:
         )
     finally:
         os.close(fd)
+
+
+def aligned(n: int) -> np.ndarray:
+    """``n`` zero bytes at a 64-byte aligned address."""
+    raw = np.zeros(n + 64, np.uint8)
+    at = -raw.ctypes.data % 64
+    return raw[at : at + n]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_aligned_rows_placed_by_streaming_stores_equal_numpys(tmp_path: Path, stream: bool) -> None:
+    chunk = np.arange(2 * 8 * 32, dtype=np.uint16).reshape(1, 1, 2, 8, 32)  # rows of 64 bytes
+    value = chunk.tobytes()
+    path = tmp_path / "f"
+    path.write_bytes(LEVELS[1] + len(value).to_bytes(4, "little") + value)
+    out = aligned(1 * 3 * 1 * 16 * 128 * 2).view(np.uint16).reshape(1, 3, 1, 16, 128)  # TZCYX
+    it = fields(
+        out.view(np.uint8).reshape(1, 3, 1, 16, 256),
+        (0, 1, 0, 8, 32),
+        2,
+        chunk.view(np.uint8).reshape(1, 1, 2, 8, 64),
+        0,
+    )
+    want = np.array([xxhash.xxh3_64_intdigest(value)], np.uint64)
+    with open(path, "rb") as f:
+        got = K.read_chunks(
+            f.fileno(), it, HEAD, 2, heads([len(value)]), want, np.ones(1, np.uint8), out, aligned(len(value)), stream
+        )
+    assert got == (1, K.OK, 0)
+    expected = np.zeros_like(out)
+    expected[0, 1:3, 0, 8:16, 32:64] = chunk[0, 0]
+    np.testing.assert_array_equal(out, expected)
 
 
 def one_chunk_file(tmp_path: Path, head: bytes | None = None) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:

@@ -1,16 +1,17 @@
 /* ome_arrow_kernels._kernels: whole chunks read from a file, checked, and their rows placed in an output.
  *
- * read_chunks(fd, items, head_len, variants, heads, want, check, out, scratch) reads item after item: one preadv
- * of its page (head into a stack buffer, value into ``scratch``), the head compared with the usual ones of the
- * item's kind, XXH3-64 of the value with the item's stored digest (when ``check[i]``), then the value's rows copied
- * into their places in ``out``. The GIL is released for the whole loop. Every argument is copied or checked before
- * it is released: each item's rows must lie in ``out``, cover exactly its value, and the value fit ``scratch``. It
- * stops at the first item that fails and returns (done, status, value): items ``done`` were read, checked and
- * placed; status OK (done == len(items)), SHORT (item ``done``'s read reached the end of the file after ``value``
- * bytes), HEAD (its head is not a usual one) or MISMATCH (``value`` is its digest). A value that is one run of
- * ``out`` (its rows follow each other there) is read straight into it, no scratch copy, and zeroed again when it
- * fails; any other failed item leaves ``out`` untouched. A read error raises OSError (the item's value zeroed when
- * read straight). hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer`` (page order).
+ * read_chunks(fd, items, head_len, variants, heads, want, check, out, scratch, stream=False) reads item after
+ * item: one preadv of its page (head into a stack buffer, value into ``scratch``), the head compared with the usual
+ * ones of the item's kind, XXH3-64 of the value with the item's stored digest (when ``check[i]``), then the value's
+ * rows copied into their places in ``out`` (with ``stream``, by non-temporal stores where aligned: large reads).
+ * The GIL is released for the whole loop. Every argument is copied or checked before it is released: each item's
+ * rows must lie in ``out``, cover exactly its value, and the value fit ``scratch``. It stops at the first item that
+ * fails and returns (done, status, value): items ``done`` were read, checked and placed; status OK (done ==
+ * len(items)), SHORT (item ``done``'s read reached the end of the file after ``value`` bytes), HEAD (its head is not
+ * a usual one) or MISMATCH (``value`` is its digest). A value that is one run of ``out`` (its rows follow each other
+ * there) is read straight into it, no scratch copy, and zeroed again when it fails; any other failed item leaves
+ * ``out`` untouched. A read error raises OSError (the item's value zeroed when read straight).
+ * hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer`` (page order).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -20,6 +21,13 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+#define STREAMS 1
+#else
+#define STREAMS 0
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 /* xxHash's own run-time dispatch to its AVX2/AVX-512 code where the CPU has it (as python-xxhash builds it) */
@@ -128,6 +136,21 @@ static int64_t read_all(int fd, struct iovec *iov, int64_t cnt, int64_t at) {
     return total;
 }
 
+/* One row into the output: with ``stream`` (a large read) and 16-byte aligned, by non-temporal stores that do not
+ * read the output's cache lines first nor keep them (a 2048x2048 uint16 plane: 0.85x the CPU time of memmove's
+ * copies, 0.90x counting a sum of the output right after; docs/benchmarks.md, session 23); else memmove. */
+static void place(void *dst, const void *src, size_t n, int stream) {
+#if STREAMS
+    if (stream && !(((uintptr_t)dst | (uintptr_t)src | n) & 15)) {
+        __m128i *d = dst;
+        const __m128i *s = src;
+        for (size_t q = 0; q < n / 16; q++) _mm_stream_si128(d + q, _mm_load_si128(s + q));
+        return;
+    }
+#endif
+    memmove(dst, src, n);
+}
+
 static uint64_t digest(const struct iovec *seg, int64_t m) {
     if (m == 1) return HASH(seg[0].iov_base, seg[0].iov_len);
     XXH3_state_t state;
@@ -146,7 +169,9 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
     uint64_t *want = NULL;
     struct iovec *seg = NULL, *iov = NULL;
     Py_ssize_t head_len, variants;
-    if (!PyArg_ParseTuple(args, "iy*nny*y*y*w*w*", &fd, &ib, &head_len, &variants, &hb, &wb, &cb, &ob, &sb))
+    int stream = 0;
+    if (!PyArg_ParseTuple(args, "iy*nny*y*y*w*w*|p", &fd, &ib, &head_len, &variants, &hb, &wb, &cb, &ob, &sb,
+                          &stream))
         return NULL;
     Py_ssize_t k = ib.len / (Py_ssize_t)sizeof(item_t), kinds = 0;
     if (ib.len % (Py_ssize_t)sizeof(item_t)) {
@@ -251,10 +276,13 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
         if (direct) continue;
         const char *src = sb.buf;  /* checked: its rows into their places */
         for (int64_t j = 0; j < m; j++) {
-            memmove(seg[j].iov_base, src, seg[j].iov_len);
+            place(seg[j].iov_base, src, seg[j].iov_len, stream);
             src += seg[j].iov_len;
         }
     }
+#if STREAMS
+    if (stream) _mm_sfence();  /* the streamed rows are visible before the GIL (and the output) is handed back */
+#endif
     Py_END_ALLOW_THREADS
     if (err) {
         errno = err;
@@ -314,7 +342,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"read_chunks", read_chunks, METH_VARARGS,
-     "read_chunks(fd, items, head_len, variants, heads, want, check, out, scratch) -> (done, status, value)"},
+     "read_chunks(fd, items, head_len, variants, heads, want, check, out, scratch, stream=False) -> (done, status, "
+     "value)"},
     {"hash_rows", hash_rows, METH_VARARGS, "hash_rows(item, buffer) -> XXH3-64 of the item's rows of buffer"},
     {NULL, NULL, 0, NULL},
 };

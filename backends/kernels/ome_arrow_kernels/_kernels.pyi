@@ -17,6 +17,7 @@ def read_chunks(
     check: Buffer,
     out: Buffer,
     scratch: Buffer,
+    stream: bool = ...,
     /,
 ) -> tuple[int, int, int]: ...
 def hash_rows(item: Buffer, buffer: Buffer, /) -> int: ...
