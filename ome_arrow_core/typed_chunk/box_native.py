@@ -5,7 +5,7 @@ off) and every chunk of a :class:`~.box_plans.BoxPlan` is read whole, a read int
 plan's dtype is one call of its ``read_chunks`` per block of chunks, the GIL released throughout: per chunk one
 ``preadv`` of its page (the value into this thread's scratch buffer), the head compared with the usual ones of its
 size, XXH3-64 of the value with the index's, then its rows copied into their places in the output (no Python per
-chunk). The same checks as the Python steps, chunk by chunk, and the same errors: a short read raises the
+chunk; reads of :data:`STREAM_BYTES` or more by non-temporal stores). The same checks as the Python steps, chunk by chunk, and the same errors: a short read raises the
 truncation error naming the chunk's bytes, a mismatch the usual :class:`~ome_arrow_core.errors.ChecksumError`, and
 a page whose head is not the usual one is read by the Python steps (its value found, or refused). A chunk refused
 leaves the output as it was. Reading each chunk's rows straight into the output and hashing them there was
@@ -29,7 +29,7 @@ from .page_values import USUAL_VALUE_AT
 if TYPE_CHECKING:
     from .box_plans import BoxPlan
 
-__all__ = ["ENV", "NativeItems", "digests", "kernels", "read_native"]
+__all__ = ["ENV", "STREAM_BYTES", "NativeItems", "digests", "kernels", "read_native"]
 
 #: Set to ``0`` to read without the C kernel even where it is installed (tests, A/B).
 ENV: Final[str] = "OME_ARROW_KERNELS"
