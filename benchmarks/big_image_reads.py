@@ -2,6 +2,7 @@
 
     python benchmarks/big_image_reads.py [--data DIR] [--shape 1x2x16x2048x2048] [--rounds 6] [--libs ours,memcpy,...]
     python benchmarks/big_image_reads.py --libs ours,memcpy,memcpy-reused,tensorstore512,zarr512   # + a reused buffer
+    python benchmarks/big_image_reads.py --libs ours,ours-py,memcpy,memcpy-reused   # the C kernel on and off
 
 The image (peers_libs.camera_image, TCZYX uint16) and each library's copy of it (ours: our defaults; tensorstore
 and zarr: zarr v3, raw 1x1x1x256x256 and 512x512 chunks) are written into ``--data`` once and reused by later
@@ -12,6 +13,8 @@ Prints per library wall/CPU medians (ms), ours over memcpy (``arr[idx].copy()``:
 a 256 MiB copy gets a fresh mapping each time and pays its page faults, our output reuses freed Arrow memory:
 ``getrusage`` minor faults 129 against 0 per whole-image read), ours over ``memcpy-reused`` when listed (``np.copyto``
 into an array of the selection's shape made once: no page faults, the copy's floor) and ours over the fastest peer.
+``ours-py`` is ours with ``OME_ARROW_KERNELS=0`` set around each call (without the optional C kernel,
+backends/kernels; ``ours`` uses it when installed): ours over ours-py is then the kernel's A/B.
 """
 
 from __future__ import annotations
@@ -63,6 +66,15 @@ def main() -> None:
         return dst
 
     libs["memcpy-reused"] = reused
+
+    def python_steps(idx: Any) -> np.ndarray:
+        os.environ["OME_ARROW_KERNELS"] = "0"
+        try:
+            return L.ours_read(img, idx)
+        finally:
+            del os.environ["OME_ARROW_KERNELS"]
+
+    libs["ours-py"] = python_steps
     for lib in ("tensorstore", "zarr"):
         for edge in (256, 512):
             name = f"{lib}{edge}"
@@ -97,6 +109,9 @@ def main() -> None:
             line += (
                 f"; ours/memcpy {med['ours'][0] / med['memcpy'][0]:.2f} (CPU {med['ours'][1] / med['memcpy'][1]:.2f})"
             )
+        if "ours" in med and "ours-py" in med:
+            o, m = med["ours"], med["ours-py"]
+            line += f"; ours/ours-py {o[0] / m[0]:.2f} (CPU {o[1] / m[1]:.2f})"
         if "ours" in med and "memcpy-reused" in med:
             o, m = med["ours"], med["memcpy-reused"]
             line += f"; ours/memcpy-reused {o[0] / m[0]:.2f} (CPU {o[1] / m[1]:.2f})"

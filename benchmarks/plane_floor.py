@@ -9,7 +9,10 @@ plane and the whole image, interleaved round by round in one process, process CP
 - ``api``: the public call, ``tensor_view(...).to_numpy()`` of the plane, ``to_numpy()`` of the whole image (a
   planned read after the first two; one thread, as every step);
 - ``read``: ``BoxPlan.read(verify=True)`` (what a planned ``to_numpy`` runs; one thread), and ``no sums``: the same
-  with ``verify=False`` (heads and lengths still checked);
+  with ``verify=False`` (heads and lengths still checked); with ``ome-arrow-kernels`` installed these run its C
+  kernel (per chunk a ``preadv``, its checks and its rows' copies in C), and ``read py`` / ``no sums py`` / ``api
+  py`` are the same without it (a second plan of the box without the kernel's items; ``api py`` sets
+  ``OME_ARROW_KERNELS=0`` around its call);
 - ``kernel``: the plan's ``os.preadv`` calls alone, into this thread's scratch buffer (the kernel's copy from the
   page cache: no check, no placement); ``+hash``: each page's XXH3 over the scratch buffer too; ``+place``: the
   units' slice assignments into a fresh output too (the same steps as ``read`` with the least Python: its floor);
@@ -44,6 +47,7 @@ from box_plans_ab import plans
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.buffers import SCRATCH_BYTES, arrow_empty
 from ome_arrow_core.selection import Selection
+from ome_arrow_core.typed_chunk.box_native import ENV, kernels
 
 
 def steps(plan: Any, hash_: bool, place: bool) -> Callable[[], Any]:
@@ -91,6 +95,15 @@ def flat(plan: Any) -> Callable[[], Any]:
     return run
 
 
+def python_only(fn: Callable[[], Any]) -> Any:
+    """``fn()`` with the C kernel turned off."""
+    os.environ[ENV] = "0"
+    try:
+        return fn()
+    finally:
+        del os.environ[ENV]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=200)
@@ -126,10 +139,22 @@ def main() -> None:
             for _ in range(2):  # its second read plans it
                 np.testing.assert_array_equal(apis[name](), arr[idx])
             kept = np.empty_like(arr[idx])
+            py = plans(img, sel, bp)
+            py.native = None  # the Python steps
+            api = apis[name]
             fns: dict[str, Callable[[], Any]] = {
-                "api": apis[name],
+                "api": api,
                 "read": lambda: plan.read(True),
                 "no sums": lambda: plan.read(False),
+            }
+            if plan.native is not None and kernels() is not None:
+                fns["api py"] = lambda: python_only(api)
+                fns["read py"] = lambda: py.read(True)
+                fns["no sums py"] = lambda: py.read(False)
+                calls = plan.native.calls
+                np.testing.assert_array_equal(plan.read(True), py.read(True))
+                assert plan.native.calls > calls, "the kernel was not called"
+            fns |= {
                 "kernel": steps(plan, False, False),
                 "+hash": steps(plan, True, False),
                 "+place": steps(plan, True, True),

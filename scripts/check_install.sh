@@ -110,6 +110,8 @@ npe2.PluginManager.instance().discover()
 [(layer, _, _)] = npe2.read([sys.argv[1]], stack=False, plugin_name="ome-arrow-napari")  # axes Z, C, Y, X
 assert layer.axes == "ZCYX" and np.array_equal(np.asarray(layer[1, 0]), ref)
 assert np.array_equal(view.to_torch().numpy(), ref) and np.array_equal(np.asarray(view.to_jax()), ref)
+from ome_arrow_core.typed_chunk.box_native import kernels
+assert kernels() is not None, "[all] (its [fast]) installed without the C kernel ome-arrow-kernels"
 assert float(to_dask(img, t=0, c=0, layout="ZYX").sum().compute()) == float(img.tensor_view(t=0, c=0, layout="ZYX").to_numpy().sum())
 print("[all] minus CuPy: ok")
 PY

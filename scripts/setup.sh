@@ -23,7 +23,7 @@ if [ "${1:-}" = "minimal" ]; then
 fi
 # pyvista and vtk: view(how="pyvista") (the [pyvista] extra), its tests and the reference suite's volume views.
 pip_install "torch==2.13.0" "pyvista==0.49.2" "vtk==9.7.2" -e ".[test,docs,bench,matplotlib,fast]" -e backends/tiff \
-  -e backends/torch -e backends/jax -e backends/vortex -e backends/zarr \
+  -e backends/kernels -e backends/torch -e backends/jax -e backends/vortex -e backends/zarr \
   -e tests/plugins/example_plugin
 # The editable installs below without dependencies build with the venv's setuptools (installed once here)
 # instead of each in a fresh isolated build environment that downloads setuptools again.

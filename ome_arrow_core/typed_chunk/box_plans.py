@@ -11,7 +11,8 @@ assignment per chunk into the output: the checks of :func:`~.page_stream.place_p
 the same errors. Nothing read is kept: every read reads and checks the file's bytes again. Large boxes are read by
 two threads (``os.preadv``, XXH3 and numpy's copy release the GIL) claiming blocks of units in turn, so a helper
 that a busy machine starts late only takes what is left and the caller never waits for it to start; whether a core
-is free for the helper is :func:`~.box_threads.spare_core`'s call.
+is free for the helper is :func:`~.box_threads.spare_core`'s call. Plans of whole chunks are executed by the optional
+C kernel where it is installed (:mod:`.box_native`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..checksums import mismatch
 from ..errors import DamagedFileError
 from ..selection import Selection
 from ..uniques import unique
+from .box_native import NativeItems, digests, kernels, read_native
 from .box_threads import helper_pool, spare_core
 from .box_units import GAP_BYTES, PAGE_AT, output_offsets, plan_units
 from .grouped_reads import one_file_groups, ranged_piece
@@ -128,6 +130,8 @@ class BoxPlan:
             self.blocks.append(len(self.units))
         self.nbytes = math.prod(shape) * dtype.itemsize
         self._local = threading.local()
+        #: The items for the C kernel (every chunk read whole), else None (:mod:`.box_native`).
+        self.native = NativeItems.build(self)
 
     def read(self, verify: bool) -> np.ndarray:
         """The box's pixels (TZCYX) in a fresh read-only array, each chunk read and checked now."""
@@ -143,27 +147,30 @@ class BoxPlan:
         ``out`` held before."""
         sums = self.opened.sums if verify else None
         want: list[Any] = [None] * len(self.items)
-        fn = None
+        fn = check = None
         if sums is not None and sums.values is not None and sums.present is not None:
             fn = sums.hasher
-            present = sums.present[self.rows]
+            check = sums.present[self.rows]
             want = sums.values[self.rows].tolist()
-            if not present.all():
-                want = [s if p else None for s, p in zip(want, present.tolist())]
+            if not check.all():
+                want = [s if p else None for s, p in zip(want, check.tolist())]
+        kern, nat = kernels() if self.native is not None else None, None
+        if kern is not None and out.dtype == self.dtype and out.flags.c_contiguous:
+            nat = (kern, digests(sums, self.rows, check))
         blocks = len(self.blocks) - 1
         if self.nbytes < THREADED_BYTES or blocks < 2 or not spare_core():
-            self._run(out, 0, len(self.units), want, fn)
+            self._run(out, 0, len(self.units), want, fn, nat)
             return
         shared = _Shared(blocks)
         # the helper helps if it starts in time; it is never waited for otherwise
-        helper_pool().submit(self._take, shared, out, want, fn)
-        self._take(shared, out, want, fn)
+        helper_pool().submit(self._take, shared, out, want, fn, nat)
+        self._take(shared, out, want, fn, nat)
         with shared.cond:
             shared.cond.wait_for(lambda: shared.active == 0)  # no block still being written into ``out``
         if shared.error is not None:
             raise shared.error
 
-    def _take(self, shared: _Shared, out: np.ndarray, want: list[Any], fn: Any) -> None:
+    def _take(self, shared: _Shared, out: np.ndarray, want: list[Any], fn: Any, nat: Any) -> None:
         """Read blocks of units of ``shared`` until none is left (or one failed)."""
         while True:
             with shared.cond:
@@ -173,7 +180,7 @@ class BoxPlan:
                 shared.next += 1
                 shared.active += 1
             try:
-                self._run(out, self.blocks[k], self.blocks[k + 1], want, fn)
+                self._run(out, self.blocks[k], self.blocks[k + 1], want, fn, nat)
             except BaseException as exc:
                 with shared.cond:
                     shared.error = shared.error or exc
@@ -236,8 +243,13 @@ class BoxPlan:
             steps.append((first, iovs[k], checks[-1][4], read, copies, into, checks))
         return steps
 
-    def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any) -> None:
-        """Read, check and place units ``ua:ub`` (this thread's scratch buffer)."""
+    def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any, nat: Any = None) -> None:
+        """Read, check and place units ``ua:ub`` (this thread's scratch buffer; with ``nat``, (the kernel module,
+        its digests), the kernel: :func:`~.box_native.read_native`)."""
+        if nat is not None:
+            assert self.native is not None
+            read_native(nat[0], self, self.native, out, ua, ub, want, fn, nat[1])
+            return
         view = self._views()[0]
         fd = self.frag.fileno()
         preadv = os.preadv
@@ -306,6 +318,17 @@ class BoxPlan:
             pixels[:] = bytes(len(pixels))  # never leave bytes that failed (or missed) their check in the output
             raise
         return True
+
+    def read_item(self, out: np.ndarray, k: int, want: list[Any], fn: Any) -> None:
+        """Read item ``k``'s page into this thread's scratch buffer, check it as a page of any head
+        (:meth:`_unusual`) and place it in ``out``."""
+        view, views, _ = self._views()
+        o, n, _, g, dst, s = self.items[k]
+        got = os.preadv(self.frag.fileno(), [view[PAGE_AT : PAGE_AT + n]], o)
+        if got < n:
+            self._truncated(o, got, ((k, n, 0, g, n, PAGE_AT),))
+        self._unusual(view, k, PAGE_AT, want, fn)
+        out[dst] = views[s]
 
     def _unusual(self, view: memoryview, k: int, at: int, want: list[Any], fn: Any) -> None:
         """Check item ``k`` whose page (read into ``view`` at ``at``) does not start with the usual head: its one
