@@ -17,6 +17,7 @@ is the package's one door; the modules inside are its implementation:
   written first, the manifest last), over :mod:`ome_arrow_core.remote`; :mod:`.dataset_paths`: a path or URI's
   local directory and whether a write target is remote (loads the mirror or the uploads only for a remote one);
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
+  :mod:`.kept_plans`: the box plans a source keeps (:mod:`.box_plans`);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
 - :mod:`.cleanup`: removing what killed writes left (``cleanup_dataset``);
