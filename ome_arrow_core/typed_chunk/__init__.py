@@ -19,6 +19,7 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
   :mod:`.kept_plans`: the box plans a source keeps (:mod:`.box_plans`);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
+  :mod:`.packed_pieces`: an image's chunks cut into one buffer, checksummed;
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
 - :mod:`.cleanup`: removing what killed writes left (``cleanup_dataset``);
 - :mod:`.verify`: ``verify()`` of a whole dataset.
