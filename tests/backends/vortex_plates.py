@@ -1,5 +1,5 @@
 """The Vortex-chunked plate of the Vortex dataset tests (test_vortex_dataset.py, test_vortex_blocked.py), and its
-pixels' helpers."""
+pixels' helpers (``same_bits``: test_vortex.py's too)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def random_pixels(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarr
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a`` and ``b`` hold the same bits (NaN payloads and -0.0 compared as stored)."""
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
     if a.dtype.kind == "f":
