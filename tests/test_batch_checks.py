@@ -61,7 +61,9 @@ def _cold_lookups(path: Path, n: int) -> dict[str, int]:
     else:  # columns its row groups are loaded into (one group here: loaded once by either batch)
         opened.aligned.columns = counting
     np.testing.assert_array_equal(OMEArrowDataset.scan(path).read(range(n), layout="CYX"), ARRS[:n])
-    assert len(opened._verified) == n and len(opened._bounded) == n  # every image's coverage and bytes checked
+    assert (
+        len(opened.checks.verified) == n and len(opened.checks.bounded) == n
+    )  # every image's coverage and bytes checked
     return counting.lookups
 
 

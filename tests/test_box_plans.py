@@ -95,7 +95,7 @@ def test_planned_boxes_equal_numpys_slice(
         assert box_plans.box_key(sel) in src._plans
         once = DatasetSource(src.path)
         np.testing.assert_array_equal(once.read(sel), sel.apply(tzcyx))
-        assert once._plans == {}  # a box read once is not planned
+        assert not once._plans  # a box read once is not planned
         out = np.full(sel.shape, 7, dtype=a.dtype)
         src.read_into(sel, out)
         np.testing.assert_array_equal(out, sel.apply(tzcyx))
@@ -180,7 +180,7 @@ def test_the_second_read_of_a_box_is_read_by_the_plan_it_makes_and_checked_there
     sel = box(src, range(1), range(2), range(2), range(3, 66), range(5, 88))
     want = sel.apply(a.transpose(0, 2, 1, 3, 4))
     np.testing.assert_array_equal(src.read(sel), want)  # the first read: the general path, which audits
-    assert src._plans == {}
+    assert not src._plans
     runs = []
     real = box_plans.BoxPlan._run
     monkeypatch.setattr(box_plans.BoxPlan, "_run", lambda self, *args: runs.append(1) or real(self, *args))

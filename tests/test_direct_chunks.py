@@ -197,7 +197,7 @@ def test_failed_write_leaves_the_old_dataset(tmp_path: Path, after: int, monkeyp
 
     from ome_arrow_core.typed_chunk import packing
 
-    real = packing._chunk_payload  # the step that packs each band
+    real = packing.chunk_payload  # the step that packs each band
 
     def failing(pixels: np.ndarray, table: object) -> object:
         nonlocal calls
@@ -208,7 +208,7 @@ def test_failed_write_leaves_the_old_dataset(tmp_path: Path, after: int, monkeyp
 
     with monkeypatch.context() as m:
         m.setattr(packing, "BAND_BYTES", 1)
-        m.setattr(packing, "_chunk_payload", failing)
+        m.setattr(packing, "chunk_payload", failing)
         with pytest.raises(_Stop):
             write_dataset([big], root, mode="overwrite", dim_order="CZYX", progress=False)
     assert calls == after + 1

@@ -10,13 +10,16 @@ is the package's one door; the modules inside are its implementation:
 - :mod:`.fragments`: chunk files (Parquet, or a chunk store's format such as ``.vortex``);
 - :mod:`.parquet_pages`, :mod:`.page_index`, :mod:`.page_columns`, :mod:`.page_reads`: reading chunk rows by page ranges;
 - :mod:`.checks`, :mod:`.bounds`, :mod:`.readcheck`, :mod:`.audit`: what is checked before and while reading
-  (:mod:`.row_heads`: a first read's audit of each chunk's row group, by the shape of heads seen before);
+  (:mod:`.dataset_checks`: an opened dataset's checks, run once each;
+  :mod:`.row_heads`: a first read's audit of each chunk's row group, by the shape of heads seen before);
 - :mod:`.table_sums`, :mod:`.group_sums`, :mod:`.footers`: the tables' digests (whole, per row group) and footers;
 - :mod:`.remote_mirror`, :mod:`.remote_writes`: a dataset on object storage (tables mirrored on open; data
   written first, the manifest last), over :mod:`ome_arrow_core.remote`; :mod:`.dataset_paths`: a path or URI's
   local directory and whether a write target is remote (loads the mirror or the uploads only for a remote one);
 - :mod:`.opened`, :mod:`.source`, :mod:`.rows`: reading (one image as a pixel source; many image rows at once);
+  :mod:`.kept_plans`: the box plans a source keeps (:mod:`.box_plans`);
 - :mod:`.packing`, :mod:`.write_steps`, :mod:`.writer`, :mod:`.append`: writing (atomic; appends);
+  :mod:`.packed_pieces`: an image's chunks cut into one buffer, checksummed;
 - :mod:`.compact`: merging appended files into chunks.parquet, images.parquet, index.parquet;
 - :mod:`.cleanup`: removing what killed writes left (``cleanup_dataset``);
 - :mod:`.verify`: ``verify()`` of a whole dataset.

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ..checksums import hex_digest, hex_digest_of
+from ..checksums import hex_digest, range_digest
 from .footer_pieces import piece_sums
 from .group_records import Segments
 
@@ -27,21 +27,11 @@ _buffers = threading.local()
 
 
 def _digest(fd: int, start: int, stop: int) -> str:
-    return hex_digest_of(_blocks(fd, start, stop))
-
-
-def _blocks(fd: int, start: int, stop: int) -> Iterator[memoryview]:
-    """Bytes ``start..stop`` of the file open as ``fd``, block by block in this thread's one buffer."""
+    """XXH3-64 of bytes ``start..stop`` of the file open as ``fd``, read through this thread's buffer."""
     view: memoryview | None = getattr(_buffers, "view", None)
     if view is None:
         view = _buffers.view = memoryview(bytearray(_BLOCK))
-    at = start
-    while at < stop:
-        got = os.preadv(fd, [view[: min(stop - at, len(view))]], at)
-        if got <= 0:
-            break  # short: the digest cannot match
-        yield view[:got]
-        at += got
+    return range_digest(fd, start, stop, view)
 
 
 def measure(file: Path, digest: str, data: bytes | None = None) -> Segments | None:

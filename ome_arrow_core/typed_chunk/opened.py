@@ -7,7 +7,6 @@ first use.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,23 +22,20 @@ from ..errors import DamagedFileError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..uniques import unique_first
-from .bounds import dictionary_codes, held_bytes
-from .checks import check_image_chunks, check_unique
+from .checks import check_unique
+from .dataset_checks import DatasetChecks
 from .fragments import Fragment, ParquetFragment, open_fragment
 from .grouped_reads import GroupedChecks
 from .image_groups import ImageRows
 from .ledger import Ledger
 from .packed_groups import PackedGroups
 from .paged_fragments import index_paged_fragment
-from .readcheck import ReadCheck, dtype_name
+from .readcheck import ReadCheck
 
 if TYPE_CHECKING:  # a plate's (opening._aligned imports it): a single image's read spares its modules
     from .aligned_index import AlignedIndex
 
 __all__ = ["OpenedDataset"]
-
-#: An image row's id and sizes (TCZYX), read alone (see :meth:`~.image_groups.ImageRows.scalars`).
-_ID_SIZES: tuple[str, ...] = ("image_id", *(f"size_{a}" for a in "tczyx"))
 
 
 class OpenedDataset:
@@ -114,9 +110,8 @@ class OpenedDataset:
         self._groups: dict[str, np.ndarray] | None = None
         self._ids: list[str] | None = None
         self._image_keys: np.ndarray | None = None
-        self._verified: set[int] = set()
-        self._bounded: set[int] = set()
-        self._checks: dict[int, ReadCheck] = {}
+        #: The checks that passed (each image's chunks and bytes), and each chunk file's read check.
+        self.checks = DatasetChecks()
         self._row_images: np.ndarray | None = None
         self._sums: ChunkChecksums | None = None
         #: Chunks files whose pixel locators may be used (their size is the one recorded; see :mod:`.locators`).
@@ -250,89 +245,20 @@ class OpenedDataset:
 
     def verify(self, pos: int, rows: np.ndarray, table: ChunkTable | None = None) -> None:
         """Raise DamagedFileError unless chunk ``rows`` write every pixel of image row ``pos`` exactly once
-        (checked once per image; chunk ids are checked unique across the index on the first call).
-
-        ``table`` is ``chunk_table(rows)`` when the caller has it (a batch's, sliced): not gathered again.
-        A chunk missing, repeated, overlapping or outside the image would otherwise read as
-        whatever memory held before.
-        """
-        if pos in self._verified:
-            return
-        if self.aligned is not None and self.aligned.covered(pos):  # checked with its row group, vectorized
-            self._verified.add(pos)
-            return
-        image_id, *sizes = self.images.scalars(pos, _ID_SIZES)  # not its whole row: no other column decoded
-        if table is None:
-            table = self.chunk_table(rows)
-        first: int | np.ndarray = rows  # subtracted from rows: their numbers in their own index tables
-        if self.aligned is not None:  # chunk ids were checked unique in the row group the rows were loaded with
-            first = int(self.aligned.part_first[int(self.image_part[pos])])
-        elif len(rows):
-            first = np.searchsorted(self.index_part, self.index_part[rows], side="left")
-        check_image_chunks(
-            f"{self.path} [{self.index_names[int(self.image_part[pos])]}]",
-            str(image_id),
-            [int(v) for v in sizes],
-            table.origin,
-            table.shape,
-            rows - first,
-        )
-        if self.aligned is None and not self._verified:
-            owned = self.columns["chunk_id"][self.row_images() >= 0]
-            check_unique(owned, f"{self.path} [{', '.join(self.index_names)}]", "chunk_id")
-        self._verified.add(pos)
+        (checked once per image; see :meth:`.DatasetChecks.verify`)."""
+        self.checks.verify(self, pos, rows, table)
 
     def bound(self, pos: int, rows: np.ndarray) -> None:
         """Raise DamagedFileError when image row ``pos`` declares more pixel bytes than its chunk ``rows``' row groups hold."""
-        self.bound_many([pos], [rows])
+        self.checks.bound_many(self, [pos], [rows])
 
     def bound_many(self, positions: Sequence[int], picked: Sequence[np.ndarray]) -> None:
-        """Raise DamagedFileError when an image row of ``positions`` declares more pixel bytes than the row groups of
-        its chunk rows (``picked``) hold.
-
-        Checked once per image, a batch at once, from the chunk files' footers, before any output is allocated.
-        """
-        todo = [k for k, pos in enumerate(positions) if pos not in self._bounded]
-        if not todo or self.fragment_code is None:
-            return
-        rows = np.concatenate([picked[k] for k in todo])
-        owner = np.repeat(np.arange(len(todo)), [len(picked[k]) for k in todo])
-        groups = self.columns["row_group_id"][rows].astype(np.int64)
-        held, known = held_bytes(
-            owner, self.fragment_code[rows], groups, len(todo), lambda code: self.fragment(code).group_bytes
-        )
-        for k, has, sure in zip(todo, held, known):
-            image_id, dtype, *sizes = self.images.scalars(positions[k], ("image_id", "dtype", *_ID_SIZES[1:]))
-            declared = math.prod(int(v) for v in sizes) * np.dtype(dtype).itemsize
-            if sure and declared > has:  # unknown sizes stay so for these files: not checked again
-                raise DamagedFileError(
-                    f"image {image_id!r} of {self.path} declares {declared} bytes of pixels, but the row groups "
-                    f"of its chunks hold at most {has}; images.parquet or index.parquet is damaged or lying"
-                )
-            self._bounded.add(positions[k])
+        """:meth:`bound` of each of ``positions``, a batch at once (see :meth:`.DatasetChecks.bound_many`)."""
+        self.checks.bound_many(self, positions, picked)
 
     def read_check(self, code: int) -> ReadCheck | GroupedChecks:
         """What the index says about the rows of chunk file ``code`` (built on first use)."""
-        if self.aligned is not None:
-            return self.aligned.checks.setdefault(code, GroupedChecks(str(self.path / self.fragment_names[code])))
-        hit = self._checks.get(code)
-        if hit is None:
-            assert self.fragment_code is not None
-            mine = np.nonzero((self.fragment_code == code) & (self.row_images() >= 0))[0]  # rows some image reads
-            hit = self._checks[code] = ReadCheck(
-                self.path,
-                str(self.path / self.fragment_names[code]),
-                self.columns["row_group_id"][mine].astype(np.int64),
-                self.columns["row_index_in_group"][mine].astype(np.int64),
-                self.columns["chunk_id"][mine].astype(np.int64),
-                self.row_dtypes()[mine],
-                self.index_part[mine],
-                self.index_names,
-                self.columns,
-                self.index.column("image_id"),
-                mine,
-            )
-        return hit
+        return self.checks.read_check(self, code)
 
     def row_images(self) -> np.ndarray:
         """The image row of each index row (-1 for rows of no image of their part: left by an interrupted write)."""
@@ -349,14 +275,6 @@ class OpenedDataset:
                 groups["keys"], groups["starts"], groups["order"], self._image_keys, self.index.num_rows
             )
         return self._row_images
-
-    def row_dtypes(self) -> np.ndarray:
-        """The dtype name of the image of each index row (None for rows of no image)."""
-        distinct, codes = dictionary_codes(self.images.column("dtype"), "")
-        known = np.array([dtype_name(v) for v in distinct] + [None], dtype=object)
-        per_image = np.concatenate([known[codes], np.array([None], dtype=object)])
-        picked: np.ndarray = per_image[self.row_images()]  # -1 picks the trailing None
-        return picked
 
     def fragment(self, code: int) -> Fragment:
         """The chunks file ``fragment_names[code]``, opened once (Parquet, or a chunk store's format)."""

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..arrow_numpy import int_values
-from ..buffers import arrow_empty
-from ..checksums import ALGORITHM, checker, checksums_of
 from ..chunks import ChunkTable, normalize_chunk_shape
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
@@ -24,10 +21,10 @@ from ..selection import Selection
 from .chunk_groups import one_group_per_row
 from .image_batches import ImageRowBatches
 from .image_rows import image_row
+from .packed_pieces import Piece, chunk_payload
 from .page_index import RANGE_FIELDS, range_columns
 from .parquet_pages import PageRanges
 from .spec import CHUNKS_SCHEMA, FILE_METADATA, INDEX_SCHEMA
-from .write_threads import start_parts
 
 __all__ = [
     "ChunkPacker",
@@ -62,56 +59,6 @@ SMALL_IMAGE_BYTES = 64 << 10
 GROUP_BYTES = 256 << 10
 #: ...and up to this many images.
 GROUP_IMAGES = 1024
-
-
-def _chunk_payload(pixels: np.ndarray, table: ChunkTable) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
-    """All chunks' bytes in one Arrow buffer (one memcpy pass), as a large_binary array, and each chunk's checksum."""
-    tczyx = pixels.transpose(0, 2, 1, 3, 4)
-    if len(table) == 1 and tczyx.shape == tuple(table.shape[0]):  # one chunk, the whole image (small images)
-        data, buf = arrow_empty((tczyx.nbytes,), np.dtype(np.uint8))
-        np.copyto(data.view(pixels.dtype).reshape(tczyx.shape), tczyx)
-        offsets = np.array([0, tczyx.nbytes], dtype=np.int64)
-        arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(offsets), buf])
-        return arr, tczyx.nbytes, checksums_of(data, offsets)
-    sizes = np.prod(table.shape, axis=1) * pixels.dtype.itemsize
-    offsets = np.zeros(len(table) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    data, buf = arrow_empty((int(offsets[-1]),), np.dtype(np.uint8))
-    origin, shape = table.origin.tolist(), table.shape.tolist()
-
-    checksum = checker(ALGORITHM, "")
-    bounds = offsets.tolist()
-
-    def part(a: int, b: int) -> np.ndarray:  # chunks a..b, each copied, then checksummed while still in cache
-        sums = np.empty(b - a, dtype=np.uint64)
-        for i in range(a, b):
-            (t, c, z, y, x), (st, sc, sz, sy, sx) = origin[i], shape[i]
-            chunk = data[bounds[i] : bounds[i + 1]]
-            np.copyto(
-                chunk.view(pixels.dtype).reshape(st, sc, sz, sy, sx),
-                tczyx[t : t + st, c : c + sc, z : z + sz, y : y + sy, x : x + sx],
-            )
-            sums[i - a] = checksum(chunk)
-        return sums
-
-    sums = np.concatenate(start_parts(len(table), int(offsets[-1]), part)())
-    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(table), [None, pa.py_buffer(offsets), buf])
-    return arr, int(offsets[-1]), sums
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """Packed chunk rows of one image (or one band of it), waiting to be written."""
-
-    image_id: str
-    dtype: str
-    origin: np.ndarray  # (n, 5) TCZYX
-    shape: np.ndarray  # (n, 5)
-    payload: pa.LargeBinaryArray
-    nbytes: int
-    checksum: np.ndarray  # (n,) uint64, of each chunk's bytes
-    #: A whole image small enough to share a row group with its neighbours (see :data:`SMALL_IMAGE_BYTES`).
-    small: bool = False
 
 
 class ChunkPacker:
@@ -188,12 +135,12 @@ class ChunkPacker:
             self._grid = (key, ChunkTable.regular(meta.sizes, chunk))
         return chunk, self._grid[1]
 
-    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[_Piece]]:
+    def add(self, image_id: str, meta: ImageMeta, read: BandReader) -> tuple[dict[str, Any], Iterator[Piece]]:
         """One image: its images.parquet row (core columns) and its packed pieces, made as they are pulled."""
         chunk, table = self._chunks(meta)
         return image_row(meta, image_id, chunk, self.codec), self._pieces(image_id, meta, read, table)
 
-    def _pieces(self, image_id: str, meta: ImageMeta, read: BandReader, table: ChunkTable) -> Iterator[_Piece]:
+    def _pieces(self, image_id: str, meta: ImageMeta, read: BandReader, table: ChunkTable) -> Iterator[Piece]:
         if meta.nbytes <= BAND_BYTES:
             bands = [(0, len(table))]
         else:  # runs of chunks sharing their (t, c, z) origin: one band of planes each
@@ -216,13 +163,13 @@ class ChunkPacker:
                     f"{sel.shape} {meta.dtype}; the image's metadata and pixels disagree"
                 )
             local = ChunkTable(table.origin[a:b] - base, table.shape[a:b])
-            payload, nbytes, sums = _chunk_payload(pixels, local)
+            payload, nbytes, sums = chunk_payload(pixels, local)
             del pixels
             self.bytes += nbytes
             small = self.share and len(table) == 1 and nbytes <= SMALL_IMAGE_BYTES
-            yield _Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes, sums, small)
+            yield Piece(image_id, meta.dtype.name, table.origin[a:b], table.shape[a:b], payload, nbytes, sums, small)
 
-    def tables(self, pieces: Iterable[_Piece]) -> Iterator[pa.Table]:
+    def tables(self, pieces: Iterable[Piece]) -> Iterator[pa.Table]:
         """Chunk tables of ``pieces``, packed a batch (:data:`BATCH_BYTES`, :data:`BATCH_PIECES`) at a time.
 
         A batch ends before a piece that would take it past :data:`BATCH_BYTES`, once it holds
@@ -230,7 +177,7 @@ class ChunkPacker:
         ``max_file_bytes``; but never inside a shared row group: a batch holding an open one
         ends before the next piece that does not join it (memory: one batch, one group more).
         """
-        batch: list[tuple[_Piece, bool]] = []
+        batch: list[tuple[Piece, bool]] = []
         size = 0
         due = False  # the batch is full, but ends only where its open shared row group does
         for piece in pieces:
@@ -252,7 +199,7 @@ class ChunkPacker:
         """Whether the last shared row group may still take another small image."""
         return self._open is not None and self._open[0] < GROUP_IMAGES and self._open[1] < GROUP_BYTES
 
-    def _opens_group(self, piece: _Piece) -> bool:
+    def _opens_group(self, piece: Piece) -> bool:
         """Whether ``piece`` starts a fresh row group (else it joins the open shared one); tracks the open group.
 
         A small image joins the open group unless that holds :data:`GROUP_IMAGES` images or would
@@ -273,7 +220,7 @@ class ChunkPacker:
         self._open = (1, piece.nbytes)
         return True
 
-    def _pack(self, batch: list[tuple[_Piece, bool]]) -> Iterator[pa.Table]:
+    def _pack(self, batch: list[tuple[Piece, bool]]) -> Iterator[pa.Table]:
         """One batch as chunk tables, its index rows recorded: one table per row group when sharing (see
         :meth:`tables`), else the batch (chunk stores, with ``rows_per_group=1``: one group per row)."""
         pieces = [p for p, _ in batch]
@@ -381,7 +328,7 @@ def _image_pieces(
     start: int,
     on_image: Callable[[str, int], None] | None,
     rows: ImageRowBatches,
-) -> Iterator[_Piece]:
+) -> Iterator[Piece]:
     n = start
     for image_id, meta, read, more in items:
         if image_id is None:

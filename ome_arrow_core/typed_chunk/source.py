@@ -18,13 +18,14 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
 from ..selection import Selection
-from .box_plans import PLAN_CHUNKS, BoxPlan, box_key, plan_box
+from .box_plans import BoxPlan, box_key, plan_box
 from .chunk_reads import Placement, audited_pages, audited_piece, one_block, piece_block, read_placements
 from .fragments import ParquetFragment
+from .kept_plans import KeptPlans
 from .locators import image_locator, read_located
 from .opened import OpenedDataset
 from .opening import open_dataset
-from .whole_chunks import WholeChunk, chunks_of, whole_blocks, whole_chunk
+from .whole_chunks import WholeChunk, whole_blocks, whole_chunk
 
 __all__ = ["DatasetSource", "image_meta"]
 
@@ -84,9 +85,8 @@ class DatasetSource:
             self._load_chunks()
         self.chunks_read = 0
         self.row_groups_read = 0
-        #: Read plans of the boxes read lately (see box_plans), by their TZCYX ranges.
-        self._plans: dict[tuple[range, ...], BoxPlan | WholeChunk] = {}
-        self._seen: set[tuple[range, ...]] = set()
+        #: Read plans of the boxes read lately (see :mod:`.kept_plans`), by their TZCYX ranges.
+        self._plans = KeptPlans()
 
     def _load_chunks(self) -> None:
         """This image's index rows and chunk table (its index row group loaded), checked to cover it exactly."""
@@ -174,7 +174,7 @@ class DatasetSource:
         if self._located is not None:
             return _selected(self._pixels(), sel)
         key = box_key(sel)
-        plan = self._plans.get(key) if key is not None else None
+        plan = self._plans.get(key)
         if plan is not None:  # this box was read before: its plan reads (and checks) it again
             if isinstance(plan, WholeChunk):
                 block = piece_block(
@@ -186,10 +186,10 @@ class DatasetSource:
         projections = self._chunks.projections(sel)
         if whole_chunk(projections):  # the buffer read is the answer
             got = self._whole_chunk(projections[0])
-            if key is not None and self._again(key):
+            if key is not None and self._plans.again(key):
                 self._whole_plan(key, projections[0])
             return got
-        if key is not None and self._again(key):  # a box read again: planned, and read by its plan already
+        if key is not None and self._plans.again(key):  # a box read again: planned, and read by its plan already
             plan = self._plan(key, projections, sel.shape)
             if plan is not None:
                 return self._by_plan(plan)
@@ -203,17 +203,6 @@ class DatasetSource:
         self._count(len(plan.items))
         return out
 
-    def _again(self, key: tuple[range, ...]) -> bool:
-        """Whether box ``key`` was read before (the last SEEN_KEPT boxes read once are remembered): a box is planned
-        when it is read a second time, so a box read once costs no plan."""
-        seen = self._seen
-        if key in seen:
-            return True
-        if len(seen) >= SEEN_KEPT:
-            seen.clear()
-        seen.add(key)
-        return False
-
     def _plan(
         self, key: tuple[range, ...], projections: list[ChunkProjection], shape: tuple[int, ...]
     ) -> BoxPlan | None:
@@ -221,7 +210,7 @@ class DatasetSource:
         rows = self._index_rows[[p.row for p in projections]].tolist()
         plan = plan_box(self._opened, rows, projections, shape, self.meta.dtype)
         if plan is not None:
-            self._keep(key, plan)
+            self._plans.keep(key, plan)
         return plan
 
     def _whole_plan(self, key: tuple[range, ...], projection: ChunkProjection) -> None:
@@ -229,18 +218,7 @@ class DatasetSource:
         row = int(self._index_rows[projection.row])
         piece = audited_piece(self._opened, row)
         if piece is not None:
-            self._keep(key, WholeChunk(piece, row, projection.chunk_shape))
-
-    def _keep(self, key: tuple[range, ...], plan: BoxPlan | WholeChunk) -> None:
-        """Keep ``plan`` for box ``key``, dropping the oldest plans beyond PLANS_KEPT or PLAN_CHUNKS chunks."""
-        size = chunks_of(plan)
-        with _PLANS_LOCK:
-            plans = self._plans
-            while plans and (
-                len(plans) >= PLANS_KEPT or sum(chunks_of(p) for p in plans.values()) + size > PLAN_CHUNKS
-            ):
-                plans.pop(next(iter(plans)))  # the oldest
-            plans[key] = plan
+            self._plans.keep(key, WholeChunk(piece, row, projection.chunk_shape))
 
     def _count(self, chunks: int) -> None:
         """Count ``chunks`` chunks read, each its own row group."""
@@ -341,7 +319,7 @@ class DatasetSource:
                 out[...] = sel.apply(self._pixels())
                 return
             key = box_key(sel)
-            plan = self._plans.get(key) if key is not None else None
+            plan = self._plans.get(key)
             if isinstance(plan, BoxPlan):
                 plan.read_into(out, verify_enabled(self.verify))
                 self._count(len(plan.items))
@@ -360,13 +338,6 @@ class DatasetSource:
         """Read and place ``placements`` in one batch, counting row groups and chunks read."""
         self.row_groups_read += read_placements(self._opened, placements, self.verify)
         self.chunks_read += len(placements)
-
-
-#: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
-PLANS_KEPT = 16
-#: Boxes read once that a source remembers (a box read again is planned).
-SEEN_KEPT = 64
-_PLANS_LOCK = threading.Lock()
 
 
 def _selected(pixels: np.ndarray, sel: Selection) -> np.ndarray:

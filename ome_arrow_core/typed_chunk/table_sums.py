@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from io import BufferedReader
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from ..boundary import reading
-from ..checksums import ALGORITHM, ENV, FIX, checker, hex_digest, hex_digest_of, verify_enabled
+from ..checksums import ALGORITHM, ENV, FIX, checker, hex_digest, range_digest, verify_enabled
 from ..errors import ChecksumError, DamagedFileError
 from .file_version import member_version
 from .spec import MANIFEST
@@ -49,16 +48,9 @@ def file_digest(file: Path, algorithm: str | None = None) -> str:
     """The checksum (``algorithm``, default XXH3-64) of every byte of ``file``, as 16 hex digits."""
     if (algorithm or ALGORITHM) != ALGORITHM:
         checker(algorithm, str(file))  # raises SchemaError naming the unknown algorithm
-    with open(file, "rb") as fh:
-        return hex_digest_of(_blocks(fh))
-
-
-def _blocks(fh: BufferedReader) -> Iterator[memoryview]:
-    """The bytes of open file ``fh`` to its end, block by block in one buffer of :data:`_BLOCK` bytes."""
-    buf = bytearray(_BLOCK)
-    view = memoryview(buf)
-    while n := fh.readinto(buf):
-        yield view[:n]
+    with open(file, "rb", buffering=0) as fh:
+        fd = fh.fileno()
+        return range_digest(fd, 0, os.fstat(fd).st_size, memoryview(bytearray(_BLOCK)))
 
 
 def recorded(root: Path, manifest: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
-"""Shared fixtures of the backend tests: the rich OME-TIFF (tests/backends/ome_rich.py)."""
+"""Shared fixtures of the backend tests: the rich OME-TIFF (tests/backends/ome_rich.py); Ray's usage statistics off."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,17 @@ import pytest
 from tests.backends.ome_rich import write_rich_tiff
 
 Rich = tuple[Path, Any, np.ndarray]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_ray_usage_stats() -> Iterator[None]:
+    """Ray's usage statistics off (``RAY_USAGE_STATS_ENABLED=0``, what ``ray disable-usage-stats`` sets), also in the
+    Ray processes and scripts the tests start: else Ray Data's first run starts a thread that queries Prometheus on
+    localhost:9090 every 10 s for the rest of the process (``usage.poller``, ``query_prometheus_counter``), logging
+    each failure, which showed as "--- Logging error ---" once a test's logging stream had closed."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        yield
 
 
 @pytest.fixture(scope="session")

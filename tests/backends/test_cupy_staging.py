@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ome_arrow_core.plugin_api import group_offsets
 from ome_arrow_cupy.export import BLOCK_BYTES, SPLIT_BYTES, block_bytes, blocks
-from ome_arrow_cupy.groups import runs
+from ome_arrow_cupy.groups import copy_runs, runs
 
 
 @settings(max_examples=200, deadline=None)
@@ -80,9 +80,7 @@ class _Stream:
 
 
 def _group_copy(fail_at: int, stream: _Stream) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
-    """Copy a group of 6 strided views in 3 runs with ``groups._copy_runs``; the device buffer and views."""
-    from ome_arrow_cupy.groups import _copy_runs
-
+    """Copy a group of 6 strided views in 3 runs with ``groups.copy_runs``; the device buffer and views."""
     base = np.arange(6 * 40 * 30, dtype=np.uint16).reshape(6, 40, 30)
     hosts = [base[i, ::2, 1::3] for i in range(6)]
     offsets, total = group_offsets([h.nbytes for h in hosts])
@@ -90,7 +88,7 @@ def _group_copy(fail_at: int, stream: _Stream) -> tuple[np.ndarray, list[np.ndar
     flat = np.zeros(total, np.uint8).view(_Device)
     parts = runs([h.nbytes for h in hosts], 3)
     assert len(parts) == 3  # the gather threads' path
-    _copy_runs(np.zeros(total, np.uint8), flat, hosts, offsets, parts, stream)
+    copy_runs(np.zeros(total, np.uint8), flat, hosts, offsets, parts, stream)
     return flat.view(np.ndarray), hosts, offsets
 
 

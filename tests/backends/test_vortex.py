@@ -18,6 +18,7 @@ import pyarrow as pa  # noqa: E402
 import xxhash  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from vortex_plates import same_bits  # noqa: E402
 
 from ome_arrow_core import (  # noqa: E402
     FormatVersionError,
@@ -57,14 +58,6 @@ def random_pixels(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarr
         }[dt.itemsize]
         u[: len(specials)] = specials
     return arr
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    if a.dtype.kind == "f":
-        return np.array_equal(a.view(f"u{a.dtype.itemsize}"), b.view(f"u{b.dtype.itemsize}"))
-    return np.array_equal(a, b)
 
 
 # -- round trips ------------------------------------------------------------------------------

@@ -1,13 +1,9 @@
-"""Multi-image datasets whose chunk files are Vortex (write_dataset(chunk_format="vortex")), real vortex-data."""
+"""Multi-image datasets whose chunk files are Vortex (write_dataset(chunk_format="vortex")), real vortex-data (a
+missing or blocked vortex: test_vortex_blocked.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,62 +16,25 @@ pytest.importorskip("vortex", reason="needs vortex-data (pip install -e backends
 pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
 
 from table_digests import without_table_digests
+from vortex_plates import N, random_pixels, same_bits, write_vortex_plate
 
 from ome_arrow_core import (
-    BackendUnavailableError,
     OMEArrow,
     OMEArrowDataset,
-    Registry,
     SchemaError,
     write_dataset,
 )
 from ome_arrow_core.errors import ArgumentError, ChecksumError
-from ome_arrow_core.registry import BLOCK_ENV
 from ome_arrow_core.testing import ChunkStoreTests, check_reader
 from ome_arrow_vortex import chunk_store
 
-N = 12
-HINT = 'pip install "ome-arrow-core[vortex]"'
 DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool"]
-
-
-def random_pixels(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
-    """Random bit patterns of ``dtype`` (NaN payloads, -0.0 and inf included for floats)."""
-    dt = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    if dt == np.bool_:
-        return rng.integers(0, 2, shape).astype(bool)
-    arr = np.frombuffer(rng.bytes(int(np.prod(shape)) * dt.itemsize), dtype=dt).reshape(shape).copy()
-    if dt.kind == "f":
-        flat = arr.reshape(-1)
-        flat[:4] = [np.nan, -0.0, np.inf, -np.inf]
-    return arr
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    if a.dtype.kind == "f":
-        return np.array_equal(a.view(f"u{a.dtype.itemsize}"), b.view(f"u{b.dtype.itemsize}"))
-    return np.array_equal(a, b)
 
 
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
-    """A 12-image plate (CYX uint16, 16x16 tiles) with well/site/label columns, chunks in Vortex."""
-    arrs = random_pixels((N, 2, 40, 48), "uint16")
-    meta = {"well": [f"W{i // 3}" for i in range(N)], "site": [i % 3 for i in range(N)], "label": list(range(N))}
-    out = write_dataset(
-        list(arrs),
-        tmp_path_factory.mktemp("vx") / "plate",
-        dim_order="CYX",
-        metadata=meta,
-        chunk_format="vortex",
-        chunk_shape=(16, 16),
-        images_per_group=4,
-        progress=False,
-    )
-    return out, arrs
+    """The Vortex-chunked plate (see vortex_plates.py) and its pixels."""
+    return write_vortex_plate(tmp_path_factory.mktemp("vx") / "plate")
 
 
 class TakeSpy:
@@ -273,71 +232,6 @@ def test_torch_loaders_read_the_vortex_plate(plate: tuple[Path, np.ndarray]) -> 
     assert y == 11 and np.array_equal(x.numpy(), arrs[11])
 
 
-# -- a missing or blocked vortex -------------------------------------------------------------------
-def test_registry_lists_the_chunk_store_as_unavailable_without_vortex(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ome_arrow_vortex.plugin
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vortex" else real(name, *a))
-    reg = Registry(autoload=False)
-    reg.register(ome_arrow_vortex.plugin, name="vortex")
-    rows = [r for r in reg.plugins() if r.kind == "chunk store"]
-    assert [(r.name, r.handles, r.available, r.install) for r in rows] == [
-        ("vortex", "dataset chunks .vortex", False, HINT)
-    ]
-    with pytest.raises(
-        BackendUnavailableError,
-        match=r"chunk format 'vortex' needs a backend that is not installed; "
-        r'install one with: pip install "ome-arrow-core\[vortex\]"',
-    ):
-        reg.resolve_chunk_store("chunks.vortex")
-
-
-def test_blocked_vortex_plugin_says_what_to_install(plate: tuple[Path, np.ndarray], tmp_path: Path) -> None:
-    path, _ = plate
-    code = textwrap.dedent(f"""
-        import numpy as np, ome_arrow_core as o
-        for job in (lambda: o.write_dataset([np.zeros((2, 2), np.uint8)], {str(tmp_path / "w")!r}, dim_order="YX",
-                                            chunk_format="vortex"),
-                    lambda: o.OMEArrowDataset.scan({str(path)!r})[0].to_numpy()):
-            try:
-                job()
-            except o.BackendUnavailableError as e:
-                print("refused:", e)
-    """)
-    env = {**os.environ, BLOCK_ENV: "vortex"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    lines = out.splitlines()
-    assert len(lines) == 2 and all(line.startswith("refused: chunk format 'vortex'") for line in lines)
-    assert all(line.endswith(f"install it with: {HINT}") for line in lines)
-    assert not (tmp_path / "w").exists()
-
-
-def test_a_registry_blocking_vortex_neither_writes_nor_reads_vortex_chunks(
-    plate: tuple[Path, np.ndarray], tmp_path: Path
-) -> None:
-    """The caller's registry decides the chunk store (not the shared one, which has Vortex here)."""
-    path, arrs = plate
-    blocked = Registry(blocked={"vortex"})
-    refused = r"chunk format 'vortex'.*blocked"
-    with pytest.raises(BackendUnavailableError, match=refused):
-        write_dataset(
-            [arrs[0]], tmp_path / "w", dim_order="CYX", chunk_format="vortex", registry=blocked, progress=False
-        )
-    assert not (tmp_path / "w").exists()
-    with pytest.raises(BackendUnavailableError, match=refused):
-        write_dataset([arrs[0]], path, dim_order="CYX", mode="append", registry=blocked, progress=False)
-    ds = OMEArrowDataset.scan(path, registry=blocked)  # the tables are Parquet: scanning needs no store
-    assert len(ds) == N
-    with pytest.raises(BackendUnavailableError, match=refused):
-        ds.read([0])
-    with pytest.raises(BackendUnavailableError, match=refused):
-        ds[1].tensor_view(layout="CYX").to_numpy()
-    # the shared registry (and so a dataset scanned without one) still reads it, after the refusals above
-    np.testing.assert_array_equal(OMEArrowDataset.scan(path).read([0, 1]), arrs[:2])
-    assert len(OMEArrowDataset.scan(path)) == N  # the refused append added nothing
-
-
 def test_chunks_roll_over_to_new_vortex_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
@@ -382,7 +276,6 @@ def test_compaction_refuses_vortex_chunks_and_names_the_rewrite(tmp_path: Path) 
 
 def test_cli_converts_tiffs_into_a_vortex_chunked_dataset(tmp_path: Path) -> None:
     pytest.importorskip("ome_arrow_tiff", reason="TIFF backend not installed")
-    from ome_arrow_core import OMEArrow
     from ome_arrow_core.cli import main
 
     inputs = sorted((Path(__file__).parents[1] / "data" / "ome-artificial").glob("*.ome.tif*"))
@@ -393,11 +286,3 @@ def test_cli_converts_tiffs_into_a_vortex_chunked_dataset(tmp_path: Path) -> Non
     assert ds.table.column("name").to_pylist() == [p.stem for p in inputs]
     for i, path in enumerate(inputs):
         np.testing.assert_array_equal(ds[i].to_numpy(), OMEArrow(path).to_numpy())
-
-
-def test_an_image_opened_with_a_blocking_registry_reads_no_vortex_chunks(plate: tuple[Path, np.ndarray]) -> None:
-    """OMEArrow(path, registry=...) hands its registry to the dataset reader, as OMEArrowDataset does."""
-    path, arrs = plate
-    with pytest.raises(BackendUnavailableError, match=r"chunk format 'vortex'.*blocked"):
-        OMEArrow(path, row=1, registry=Registry(blocked={"vortex"})).to_numpy()
-    np.testing.assert_array_equal(OMEArrow(path, row=1).to_numpy()[0, :, 0], arrs[1])

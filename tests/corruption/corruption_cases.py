@@ -2,7 +2,7 @@
 
 A case is (kind, mutation class, member, variant); everything random is seeded by the case's id,
 so a run is reproducible. The metadata lies ("lie" cases) are listed here and made by corruption_lies.py.
-See corruption_harness.py for how cases are read back and judged.
+See corruption_harness.py for how cases are read back and judged (corruption_samples.py: the files mutated).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from .devices import check_device, import_cupy
 if TYPE_CHECKING:
     from ome_arrow_core import TensorView
 
-__all__ = ["export_cupy_many", "runs"]
+__all__ = ["export_cupy_many", "runs", "copy_runs"]
 
 
 def runs(sizes: Sequence[int], parts: int) -> list[range]:
@@ -65,18 +65,21 @@ def export_cupy_many(views: Sequence[TensorView], *, device_index: int = 0, **_:
         pinned = cp.cuda.alloc_pinned_memory(total)
         staging = np.frombuffer(pinned, np.uint8, total)
         parts = runs(sizes, min(export.GATHER_THREADS, total // export.SPLIT_BYTES))
-        _copy_runs(staging, flat, hosts, offsets, parts, stream)
+        copy_runs(staging, flat, hosts, offsets, parts, stream)
         return [
             flat[off : off + n].view(h.dtype).reshape(h.shape) if n else cp.empty(h.shape, dtype=h.dtype)
             for h, off, n in zip(hosts, offsets, sizes, strict=True)
         ]
 
 
-def _copy_runs(
+def copy_runs(
     staging: np.ndarray, flat: Any, hosts: list[np.ndarray], offsets: list[int], parts: list[range], stream: Any
 ) -> None:
-    """Gather each run of ``hosts`` into ``staging`` (in the gather threads when there are several runs) and
-    queue its copy to ``flat`` as soon as it is gathered; wait for every copy."""
+    """Gather each run (``parts``, see :func:`runs`) of ``hosts`` into ``staging`` at ``offsets`` (in the gather
+    threads when there are several runs) and queue its copy to ``flat`` on ``stream`` as soon as it is gathered; wait
+    for every copy. ``flat`` is anything whose slices take ``.set(host, stream=)`` (a ``cupy.ndarray``), ``stream``
+    anything with ``.synchronize()`` (so the staging is tested without a GPU). With several runs, a failed gather or
+    copy is raised once the work still pending is settled (:func:`~.export.settle`)."""
 
     def span(r: range) -> slice:
         return slice(offsets[r.start], offsets[r.stop - 1] + hosts[r.stop - 1].nbytes)

@@ -1,0 +1,68 @@
+"""The read plans one image's source keeps: a box read a second time is planned, the last few plans kept.
+
+A :class:`~.source.DatasetSource` remembers the last :data:`SEEN_KEPT` boxes read once (by their TZCYX
+ranges, :func:`~.box_plans.box_key`); a box read again gets a plan (:mod:`.box_plans`, or a
+:class:`~.whole_chunks.WholeChunk`), and the last :data:`PLANS_KEPT` plans are kept, of at most
+:data:`~.box_plans.PLAN_CHUNKS` chunks together. A box read once costs no plan.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .box_plans import PLAN_CHUNKS, BoxPlan
+from .whole_chunks import WholeChunk, chunks_of
+
+__all__ = ["KeptPlans", "PLANS_KEPT", "SEEN_KEPT"]
+
+#: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
+PLANS_KEPT = 16
+#: Boxes read once that a source remembers (a box read again is planned).
+SEEN_KEPT = 64
+_PLANS_LOCK = threading.Lock()
+
+#: A box, by its TZCYX ranges (see :func:`~.box_plans.box_key`).
+Box = tuple[range, ...]
+
+
+class KeptPlans:
+    """The plans of the boxes one source read lately, and the boxes it read once."""
+
+    def __init__(self) -> None:
+        self._plans: dict[Box, BoxPlan | WholeChunk] = {}
+        self._seen: set[Box] = set()
+
+    def get(self, key: Box | None) -> BoxPlan | WholeChunk | None:
+        """The plan kept for box ``key`` (None: none, or no key)."""
+        return self._plans.get(key) if key is not None else None
+
+    def __getitem__(self, key: Box) -> BoxPlan | WholeChunk:
+        return self._plans[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._plans
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def again(self, key: Box) -> bool:
+        """Whether box ``key`` was read before (the last SEEN_KEPT boxes read once are remembered): a box is planned
+        when it is read a second time, so a box read once costs no plan."""
+        seen = self._seen
+        if key in seen:
+            return True
+        if len(seen) >= SEEN_KEPT:
+            seen.clear()
+        seen.add(key)
+        return False
+
+    def keep(self, key: Box, plan: BoxPlan | WholeChunk) -> None:
+        """Keep ``plan`` for box ``key``, dropping the oldest plans beyond PLANS_KEPT or PLAN_CHUNKS chunks."""
+        size = chunks_of(plan)
+        with _PLANS_LOCK:
+            plans = self._plans
+            while plans and (
+                len(plans) >= PLANS_KEPT or sum(chunks_of(p) for p in plans.values()) + size > PLAN_CHUNKS
+            ):
+                plans.pop(next(iter(plans)))  # the oldest
+            plans[key] = plan
