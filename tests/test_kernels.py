@@ -248,6 +248,9 @@ def test_the_other_arguments_are_checked(tmp_path: Path) -> None:
             K.read_chunks(fd, it[:5], HEAD, 2, heads([24]), want, ok, out, bytearray(64))
         with pytest.raises(ValueError, match="heads"):
             K.read_chunks(fd, it, 65, 2, heads([24]), want, ok, out, bytearray(64))
+        for variants in (0, 3, 1 << 58, (1 << 63) - 1):  # 1 << 58 heads of 64 bytes: their size overflows to 0
+            with pytest.raises(ValueError, match="heads"):
+                K.read_chunks(fd, it, 64, variants, heads([24]), want, ok, out, bytearray(64))
         with pytest.raises((TypeError, BufferError, ValueError)):  # a read-only output
             K.read_chunks(fd, it, HEAD, 2, heads([24]), want, ok, bytes(64), bytearray(64))
         with pytest.raises((TypeError, BufferError, ValueError)):  # a strided output

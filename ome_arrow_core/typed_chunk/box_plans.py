@@ -244,8 +244,7 @@ class BoxPlan:
         return steps
 
     def _run(self, out: np.ndarray, ua: int, ub: int, want: list[Any], fn: Any, nat: Any = None) -> None:
-        """Read, check and place units ``ua:ub`` (this thread's scratch buffer; with ``nat``, (the kernel module,
-        its digests), the kernel: :func:`~.box_native.read_native`)."""
+        """Read, check and place units ``ua:ub`` (this thread's scratch buffer, or ``nat``'s C kernel: read_native)."""
         if nat is not None:
             assert self.native is not None
             read_native(nat[0], self, self.native, out, ua, ub, want, fn, nat[1])

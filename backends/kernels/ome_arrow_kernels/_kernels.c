@@ -178,7 +178,8 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "items: not a whole number of items (13 int64 each)");
         goto done;
     }
-    if (head_len <= 0 || head_len > MAX_HEAD || variants <= 0 || hb.len % (head_len * variants)) {
+    if (head_len <= 0 || head_len > MAX_HEAD || variants <= 0 || variants > hb.len / head_len ||
+        hb.len % (head_len * variants)) {
         PyErr_SetString(PyExc_ValueError, "heads: not kinds of `variants` heads of `head_len` (1..64) bytes");
         goto done;
     }
