@@ -5,6 +5,7 @@ with the very error (type and message) the Python steps raise."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from damage import flip_byte
 from test_box_plans import box, pixels, planned, written
 
+import ome_arrow_core.typed_chunk.box_native as box_native
 import ome_arrow_core.typed_chunk.box_plans as box_plans
 from ome_arrow_core.errors import DamagedFileError
 from ome_arrow_core.selection import Selection
@@ -45,6 +47,20 @@ def test_a_box_of_whole_chunks_is_read_by_the_kernel_unless_it_is_turned_off(
     calls = plan.native.calls
     np.testing.assert_array_equal(src.read(sel), want)
     assert plan.native.calls == calls
+
+
+def test_without_the_kernel_installed_a_plan_builds_no_items_and_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = pixels((1, 2, 2, 64, 96), "<u2")
+    src = DatasetSource(written(tmp_path, a, (1, 32, 32)))
+    sel = box(src, range(1), range(2), range(2), range(64), range(96))
+    monkeypatch.setitem(sys.modules, "ome_arrow_kernels", None)  # its import raises ImportError, as uninstalled
+    monkeypatch.setattr(box_native, "_LOADED", [])
+    np.testing.assert_array_equal(planned(src, sel), sel.apply(a.transpose(0, 2, 1, 3, 4)))
+    plan = src._plans[box_plans.box_key(sel)]
+    assert isinstance(plan, box_plans.BoxPlan) and plan.native is None
+    assert box_native.kernels() is None
 
 
 def test_a_crop_is_not_read_by_the_kernel(tmp_path: Path) -> None:

@@ -44,6 +44,11 @@ def kernels() -> ModuleType | None:
     """The ``ome_arrow_kernels`` module when it is installed and not turned off (:data:`ENV`), else None."""
     if os.environ.get(ENV) == "0":
         return None
+    return _installed()
+
+
+def _installed() -> ModuleType | None:
+    """The ``ome_arrow_kernels`` module when it is installed (imported once), else None."""
     if not _LOADED:
         try:
             import ome_arrow_kernels
@@ -72,8 +77,9 @@ class NativeItems:
     @classmethod
     def build(cls, plan: BoxPlan) -> NativeItems | None:
         """The items of ``plan`` for the kernel, or None when one is not read whole (a crop's edge chunks) or each
-        is read straight into the output by the Python steps already (a Z column: the kernel measured no faster)."""
-        if all(u.into >= 0 for u in plan.units):
+        is read straight into the output by the Python steps already (a Z column: the kernel measured no faster), or
+        the kernel is not installed (no plan pays for items no read can use)."""
+        if _installed() is None or all(u.into >= 0 for u in plan.units):
             return None
         for chunk, cut in plan.sources:
             if any(c.start != 0 or c.stop != n or c.step not in (None, 1) for c, n in zip(cut, chunk)):
