@@ -20,7 +20,18 @@ from ome_arrow_core import TensorView
 
 from .devices import check_device, import_cupy
 
-__all__ = ["export_cupy", "blocks", "block_bytes", "settle", "BLOCK_BYTES", "SPLIT_BYTES", "BUFFERS", "GATHER_THREADS"]
+__all__ = [
+    "export_cupy",
+    "blocks",
+    "block_bytes",
+    "settle",
+    "copy_stream",
+    "gather_pool",
+    "BLOCK_BYTES",
+    "SPLIT_BYTES",
+    "BUFFERS",
+    "GATHER_THREADS",
+]
 
 #: Bytes staged per block at most, how many pinned blocks rotate, and threads gathering them.
 BLOCK_BYTES = 8 * 2**20
@@ -37,7 +48,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _gather_pool() -> ThreadPoolExecutor:
+def gather_pool() -> ThreadPoolExecutor:
     """The shared threads that gather host blocks into pinned memory (numpy drops the GIL)."""
     global _pool
     with _pool_lock:
@@ -75,7 +86,7 @@ def block_bytes(nbytes: int) -> int:
     return min(BLOCK_BYTES, max(SPLIT_BYTES, -(-nbytes // (2 * GATHER_THREADS))))
 
 
-def _stream(cp: Any, index: int) -> Any:
+def copy_stream(cp: Any, index: int) -> Any:
     """This thread's non-blocking copy stream on device ``index`` (created on first use)."""
     streams: dict[int, Any] | None = getattr(_local, "streams", None)
     if streams is None:
@@ -107,7 +118,7 @@ def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any) -> None:
         out.set(_stage(pinned[0], host), stream=stream)
         stream.synchronize()
         return
-    pool = _gather_pool()
+    pool = gather_pool()
     pending: deque[Future[np.ndarray]] = deque(pool.submit(_stage, pinned[k], host[parts[k]]) for k in range(n))
     try:
         for k, idx in enumerate(parts):
@@ -154,7 +165,7 @@ def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int
         out = cp.empty(host.shape, dtype=host.dtype)  # from the current stream's pool arena
         if out.size == 0:
             return out
-        stream = _stream(cp, device_index)
+        stream = copy_stream(cp, device_index)
         stream.wait_event(cp.cuda.get_current_stream().record())
         _copy(cp, host, out, stream)
     return out

@@ -60,7 +60,7 @@ def export_cupy_many(views: Sequence[TensorView], *, device_index: int = 0, **_:
         if total == 0:
             return [cp.empty(h.shape, dtype=h.dtype) for h in hosts]
         flat = cp.empty(total, dtype=np.uint8)
-        stream = export._stream(cp, device_index)
+        stream = export.copy_stream(cp, device_index)
         stream.wait_event(cp.cuda.get_current_stream().record())
         pinned = cp.cuda.alloc_pinned_memory(total)
         staging = np.frombuffer(pinned, np.uint8, total)
@@ -92,7 +92,7 @@ def copy_runs(
         flat[span(parts[0])].set(staging[span(parts[0])], stream=stream)
         stream.synchronize()
         return
-    pool = export._gather_pool()
+    pool = export.gather_pool()
     pending: list[Future[None]] = [pool.submit(gather_run, r) for r in parts]
     try:
         for r, fut in zip(parts, pending, strict=True):
