@@ -295,7 +295,7 @@ def test_ingest_gpu_array(dtype: str) -> None:
     arr = _pixels((2, 3, 16, 20), dtype)
     img = OMEArrow(jax.device_put(arr, gpu_devices()[0]), "TCYX")
     assert img.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(img.to_numpy()[:, 0], arr)
+    np.testing.assert_array_equal(img.to_numpy()[:, :, 0], arr)  # TCZYX, Z=1
 
 
 @needs_gpu

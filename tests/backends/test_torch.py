@@ -322,7 +322,7 @@ def test_ingest_cuda_tensor(dtype: str) -> None:
     arr = _pixels((2, 3, 16, 20), dtype)
     img = OMEArrow(torch.from_numpy(arr).cuda(), "TCYX")
     assert img.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(img.to_numpy()[:, 0], arr)
+    np.testing.assert_array_equal(img.to_numpy()[:, :, 0], arr)  # TCZYX, Z=1
 
 
 @needs_cuda
