@@ -230,6 +230,27 @@ def test_to_cupy_in_many_blocks(
     _assert_same(cp, view.to_cupy(), view)
 
 
+def test_reused_staging_serves_each_thread_its_own_pixels(cp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each calling thread reuses its pinned buffers and events from call to call: views of growing and shrinking
+    sizes, exported by several threads at once, each arrive whole and unmixed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ome_arrow_cupy import export
+
+    monkeypatch.setattr(export, "BLOCK_BYTES", 4096)  # many blocks per view: every buffer rotates
+    monkeypatch.setattr(export, "SPLIT_BYTES", 1024)
+    rng = np.random.default_rng(7)
+    planes = [rng.integers(0, 60000, size=(1, 1, 1, side, side), dtype=np.uint16) for side in (40, 200, 8, 130)]
+    views = [OMEArrow(p).tensor_view(t=0, z=0, c=0) for p in planes]
+
+    def run(seed: int) -> None:
+        for k in np.random.default_rng(seed).integers(0, len(views), 12):
+            _assert_same(cp, views[k].to_cupy(), views[k])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, range(8)))
+
+
 @pytest.mark.parametrize("dtype", SUPPORTED)
 def test_to_cupy_keeps_every_dtype(cp: Any, registry: Registry, dtype: str) -> None:
     arr = (np.arange(3 * 5 * 7) % 2 if dtype == "bool" else np.arange(3 * 5 * 7) - 50).astype(dtype)

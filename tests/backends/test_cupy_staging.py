@@ -37,7 +37,7 @@ def test_block_bytes_split_a_plane_for_every_gather_thread() -> None:
     plane = np.empty((2048, 2048), np.uint16)
     parts = list(blocks(plane.shape, plane.itemsize, block_bytes(plane.nbytes)))
     sizes = [plane[idx].nbytes for idx in parts]
-    assert len(parts) >= export.GATHER_THREADS
+    assert len(parts) == export.GATHER_THREADS  # one block per gather thread (each hand-off costs)
     assert min(sizes) >= SPLIT_BYTES and max(sizes) <= BLOCK_BYTES
     covered = np.zeros(plane.shape, np.uint8)
     for idx in parts:

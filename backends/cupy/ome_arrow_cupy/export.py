@@ -37,9 +37,11 @@ __all__ = [
 BLOCK_BYTES = 8 * 2**20
 GATHER_THREADS = min(4, os.cpu_count() or 1)
 BUFFERS = GATHER_THREADS + 2
-#: A view of at least twice this many bytes is cut into blocks of at least this size, about two per gather
-#: thread: its gathering runs on every gather thread and overlaps its copies (an 8 MiB plane was one block,
-#: gathered by one thread before its one copy started).
+#: A view of at least twice this many bytes is cut into blocks of at least this size, one per gather thread:
+#: its gathering runs on every gather thread and overlaps its copies (an 8 MiB plane was one block, gathered
+#: by one thread before its one copy started). On a lent H200 (benchmarks/cuda_staging.py) an 8 MiB plane
+#: took 0.84 ms in 4 blocks of 2 MiB, 1.10 ms in 8 of 1 MiB and 1.93 ms in 16 of 512 KiB: each block costs
+#: a thread hand-off, and the host copy's bandwidth is reached with 2-4 threads.
 SPLIT_BYTES = 2**20
 
 Index = tuple[int | slice, ...]
@@ -79,11 +81,11 @@ def blocks(shape: tuple[int, ...], itemsize: int, block_bytes: int = BLOCK_BYTES
 
 
 def block_bytes(nbytes: int) -> int:
-    """Bytes per block for a view of ``nbytes``: :data:`BLOCK_BYTES`, or less to give the gather threads
-    about two blocks each when the view has at least 2 x :data:`SPLIT_BYTES`."""
+    """Bytes per block for a view of ``nbytes``: :data:`BLOCK_BYTES`, or less to give each gather thread one
+    block (of at least :data:`SPLIT_BYTES`) when the view has at least 2 x :data:`SPLIT_BYTES`."""
     if nbytes < 2 * SPLIT_BYTES:
         return BLOCK_BYTES
-    return min(BLOCK_BYTES, max(SPLIT_BYTES, -(-nbytes // (2 * GATHER_THREADS))))
+    return min(BLOCK_BYTES, max(SPLIT_BYTES, -(-nbytes // GATHER_THREADS)))
 
 
 def copy_stream(cp: Any, index: int) -> Any:
@@ -97,6 +99,26 @@ def copy_stream(cp: Any, index: int) -> Any:
     return stream
 
 
+def _pinned(cp: Any, size: int, n: int) -> list[Any]:
+    """``n`` pinned host buffers of at least ``size`` bytes, this thread's, reused from call to call (each
+    allocation and each event creation is a driver call: per plane they cost more than a third of its copy)."""
+    bufs: list[Any] = getattr(_local, "pinned", [])
+    if len(bufs) < n or any(b.size() < size for b in bufs[:n]):
+        bufs = _local.pinned = [cp.cuda.alloc_pinned_memory(size) for _ in range(max(n, len(bufs)))]
+    return bufs[:n]
+
+
+def _events(cp: Any, index: int, n: int, use: str = "copied") -> list[Any]:
+    """``n`` events on device ``index`` for ``use``, this thread's, reused from call to call (recorded anew)."""
+    cache: dict[tuple[str, int], list[Any]] | None = getattr(_local, "events", None)
+    if cache is None:
+        cache = _local.events = {}
+    events = cache.setdefault((use, index), [])
+    while len(events) < n:
+        events.append(cp.cuda.Event(block=False, disable_timing=True))
+    return events[:n]
+
+
 def _stage(buf: Any, src: np.ndarray) -> np.ndarray:
     """Copy ``src`` into the pinned buffer ``buf``; return the staged C-contiguous array."""
     staging = np.frombuffer(buf, dtype=src.dtype, count=src.size).reshape(src.shape)
@@ -104,28 +126,34 @@ def _stage(buf: Any, src: np.ndarray) -> np.ndarray:
     return staging
 
 
-def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any) -> None:
-    """Copy ``host`` into ``out`` on ``stream`` through rotating pinned buffers; wait for it.
+def _copy(cp: Any, host: np.ndarray, out: Any, stream: Any, index: int) -> None:
+    """Copy ``host`` into ``out`` (on device ``index``) on ``stream`` through rotating pinned buffers; wait for it.
 
-    Block ``k`` is gathered into buffer ``k % n`` by the thread pool once the copy that last
-    read that buffer has finished; copies are queued in order as their blocks are ready.
+    Block ``k`` is gathered into buffer ``k % n`` by the thread pool, once the copy that last read that
+    buffer has finished (its event); copies are queued in order as their blocks are ready.
     """
     parts = list(blocks(host.shape, host.itemsize, block_bytes(host.nbytes)))
     size = max(host[idx].nbytes for idx in parts)
     n = min(max(BUFFERS, 2), len(parts))
-    pinned = [cp.cuda.alloc_pinned_memory(size) for _ in range(n)]
+    pinned = _pinned(cp, size, n)
     if n == 1:
         out.set(_stage(pinned[0], host), stream=stream)
         stream.synchronize()
         return
     pool = gather_pool()
+    copied = _events(cp, index, n)
+
+    def refill(k: int) -> np.ndarray:
+        copied[k % n].synchronize()  # the copy of block k - n, the last to read this buffer, is done
+        return _stage(pinned[k % n], host[parts[k]])
+
     pending: deque[Future[np.ndarray]] = deque(pool.submit(_stage, pinned[k], host[parts[k]]) for k in range(n))
     try:
         for k, idx in enumerate(parts):
             out[idx].set(pending.popleft().result(), stream=stream)
             if k + n < len(parts):
-                stream.synchronize()  # buffer k % n is free again
-                pending.append(pool.submit(_stage, pinned[k % n], host[parts[k + n]]))
+                copied[k % n].record(stream)
+                pending.append(pool.submit(refill, k + n))
     except BaseException as exc:
         settle(pending, stream, exc)
         raise
@@ -166,6 +194,8 @@ def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int
         if out.size == 0:
             return out
         stream = copy_stream(cp, device_index)
-        stream.wait_event(cp.cuda.get_current_stream().record())
-        _copy(cp, host, out, stream)
+        (queued,) = _events(cp, device_index, 1, "queued")
+        queued.record(cp.cuda.get_current_stream())
+        stream.wait_event(queued)
+        _copy(cp, host, out, stream, device_index)
     return out

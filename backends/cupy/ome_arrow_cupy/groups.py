@@ -66,8 +66,9 @@ def export_cupy_many(views: Sequence[TensorView], *, device_index: int = 0, **_:
         staging = np.frombuffer(pinned, np.uint8, total)
         parts = runs(sizes, min(export.GATHER_THREADS, total // export.SPLIT_BYTES))
         copy_runs(staging, flat, hosts, offsets, parts, stream)
+        base = flat.data  # each view holds the memory: one array made per item (slice, view, reshape made three)
         return [
-            flat[off : off + n].view(h.dtype).reshape(h.shape) if n else cp.empty(h.shape, dtype=h.dtype)
+            cp.ndarray(h.shape, dtype=h.dtype, memptr=base + off) if n else cp.empty(h.shape, dtype=h.dtype)
             for h, off, n in zip(hosts, offsets, sizes, strict=True)
         ]
 
