@@ -78,6 +78,13 @@ projects=(.)
 for b in backends/cupy backends/torch backends/jax; do [[ -f "$b/pyproject.toml" ]] && projects+=("$b"); done
 echo "installing: ${projects[*]}"
 "${PIP[@]}" "${BUILD[@]}" "${projects[@]}"
+# The optional C kernel (the [fast] extra's read path) where this machine compiles it (a C compiler and Python's
+# headers); without it the reads take the pure-Python path and the tests still run.
+if "${PIP[@]}" "${BUILD[@]}" backends/kernels >/tmp/ome-arrow-kernels-build.log 2>&1; then
+    echo "installed: backends/kernels (the C read kernel)"
+else
+    echo "backends/kernels did not build here (reads use the Python path): $(tail -n 3 /tmp/ome-arrow-kernels-build.log)"
+fi
 
 # 3. What this machine offers, then the tests.
 "$PY" - <<'EOF'
@@ -96,6 +103,7 @@ if importlib.util.find_spec("torch"):
     import torch
     print("torch", torch.__version__, "cuda", torch.cuda.is_available())
 import ome_arrow_core
+print("C read kernel (ome_arrow_kernels):", importlib.util.find_spec("ome_arrow_kernels") is not None)
 for row in ome_arrow_core.plugins():
     if row.kind == "exporter":
         print(f"exporter {row.plugin}/{row.name}: {row.handles} available={row.available}")
