@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from .host_memory import host_buffer
+
 __all__ = [
     "ALIGNMENT",
     "SCRATCH_BYTES",
@@ -28,9 +30,12 @@ _SCRATCH = threading.local()
 
 
 def arrow_empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, pa.Buffer]:
-    """A writable C-contiguous array living in a fresh 64-byte aligned Arrow buffer."""
+    """A writable C-contiguous array living in a fresh 64-byte aligned Arrow buffer (from the allocator of
+    :func:`~.host_memory.host_memory` when one is active and the array is large)."""
     nbytes = math.prod(shape) * dtype.itemsize
-    buf = pa.allocate_buffer(max(nbytes, 1))
+    buf = host_buffer(nbytes, ALIGNMENT)  # an exporter's memory, while it asks for the read (host_memory.py)
+    if buf is None:
+        buf = pa.allocate_buffer(max(nbytes, 1))
     arr = np.frombuffer(buf, dtype=np.uint8, count=nbytes).view(dtype).reshape(shape)
     return arr, buf
 

@@ -221,6 +221,11 @@ class Exporter(Handler):
     buffer: keeping one tile keeps the group's buffer. When it raises an Exception, that group
     is exported tile by tile with ``export``: its good tiles are yielded and an error raises at
     the tile that fails; a PluginWarning says so, once per exporter, when ``export`` works.
+
+    ``host_memory`` (optional) allocates host memory this exporter copies from fastest (a GPU's pinned memory):
+    ``host_memory(nbytes)`` returns a writable buffer of at least ``nbytes``, 64-byte aligned. A lazy view
+    exported to this exporter reads its pixels into it (each output of 1 MiB or more; see
+    ``ome_arrow_core/host_memory.py``), so ``export`` may find the view's array there and copy it as is.
     """
 
     devices: tuple[str, ...] = ("cpu",)
@@ -228,6 +233,7 @@ class Exporter(Handler):
     dtypes: tuple[str, ...] | None = None
     export: ExportView | None = None
     export_many: ExportViews | None = None
+    host_memory: Callable[[int], Any] | None = None
 
     def handles(self, device: str, dtype: np.dtype, mode: str | None) -> bool:
         """True when this exporter serves ``device``, ``dtype`` and ``mode`` (None: any)."""

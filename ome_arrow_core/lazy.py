@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .casting import Casting, cast_pixels, check_casting
+from .devices import parse_device
 from .display.mixins import Thumbnailed
 from .handlers import PixelSource
+from .host_memory import host_memory
 from .layout import ChannelPolicy, apply_layout, normalize_axes
+from .registry import default_registry
 from .selection import AxisIndex, Selection, resolve_selection
 from .view import Streamable, TensorView
 from .view_spec import channels_read
@@ -208,6 +211,18 @@ class LazyTensorView(Streamable, Thumbnailed):
             out.append(channels_read(sel, layout, policy) if "C" in w else sel)
         return out
 
+    def _collect_for(self, device: str | None, mode: str | None) -> TensorView:
+        """:meth:`collect`, reading into the host memory of the exporter for ``device`` and ``mode`` when it offers
+        some (``Exporter.host_memory``: a GPU's pinned memory, which it copies from without staging)."""
+        if self._result is None and device is not None and device != "cpu":
+            kind, _ = parse_device(device)
+            if kind != "cpu":
+                handler = (self._registry or default_registry()).resolve_exporter(kind, self.dtype, mode)
+                if handler.host_memory is not None:
+                    with host_memory(handler.host_memory):
+                        return self.collect()
+        return self.collect()
+
     # Conveniences that execute the plan.
     def to_numpy(self, contiguous: bool = False) -> np.ndarray:
         """Execute and return the pixels as numpy."""
@@ -215,19 +230,21 @@ class LazyTensorView(Streamable, Thumbnailed):
 
     def to_dlpack(self, *args: Any, **kwargs: Any) -> Any:
         """Execute and export through DLPack (see :meth:`TensorView.to_dlpack`)."""
-        return self.collect().to_dlpack(*args, **kwargs)
+        mode = args[0] if args else kwargs.get("mode")
+        device = args[1] if len(args) > 1 else kwargs.get("device", "cpu")
+        return self._collect_for(device, mode).to_dlpack(*args, **kwargs)
 
     def to_torch(self, *args: Any, **kwargs: Any) -> Any:
         """Execute and return a torch tensor."""
-        return self.collect().to_torch(*args, **kwargs)
+        return self._collect_for(args[0] if args else kwargs.get("device", "cpu"), "torch").to_torch(*args, **kwargs)
 
     def to_jax(self, *args: Any, **kwargs: Any) -> Any:
         """Execute and return a jax array."""
-        return self.collect().to_jax(*args, **kwargs)
+        return self._collect_for(args[0] if args else kwargs.get("device"), "jax").to_jax(*args, **kwargs)
 
     def to_cupy(self, *args: Any, **kwargs: Any) -> Any:
         """Execute and return a cupy array on the GPU."""
-        return self.collect().to_cupy(*args, **kwargs)
+        return self._collect_for(args[0] if args else kwargs.get("device", "cuda"), "cupy").to_cupy(*args, **kwargs)
 
 
 def _sub_index(base: Selection, ax: str, k: int, i: AxisIndex) -> AxisIndex:

@@ -1,0 +1,63 @@
+"""Where a read places its pixels: Arrow's memory pool, or host memory an exporter copies from fastest.
+
+A GPU exporter may offer host memory it copies to its device from without staging (page-locked, "pinned"
+memory: ``Exporter.host_memory``). While :func:`host_memory` is active (a lazy view exported to such an exporter's
+device activates it around its read), each read output of at least :data:`HOST_MIN_BYTES` is allocated there, so
+the copy to the device reads the pixels where the read left them. Outside it, and for smaller outputs, reads use
+Arrow's pool as always. Pixels and checks are the same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any, Final
+
+import pyarrow as pa
+
+from .errors import PluginError
+
+__all__ = ["HOST_MIN_BYTES", "HostAllocator", "host_memory", "host_buffer"]
+
+#: ``allocate(nbytes)``: a writable buffer of at least ``nbytes`` bytes (any object with the buffer protocol),
+#: aligned to 64 bytes; it stays allocated while the object lives.
+HostAllocator = Callable[[int], Any]
+#: Outputs smaller than this come from Arrow's pool even while an allocator is active (a small copy gains
+#: nothing from it, and pinned memory is scarce).
+HOST_MIN_BYTES: Final[int] = 1 << 20
+
+_ALLOCATOR: ContextVar[HostAllocator | None] = ContextVar("ome_arrow_core.host_memory", default=None)
+
+
+@contextlib.contextmanager
+def host_memory(allocate: HostAllocator | None) -> Iterator[None]:
+    """Within this block (this thread or task), reads allocate their outputs with ``allocate`` (None: Arrow's)."""
+    token = _ALLOCATOR.set(allocate)
+    try:
+        yield
+    finally:
+        _ALLOCATOR.reset(token)
+
+
+def host_buffer(nbytes: int, alignment: int) -> pa.Buffer | None:
+    """A writable Arrow buffer of at least ``nbytes`` from the active allocator; None when none is active or
+    ``nbytes`` is under :data:`HOST_MIN_BYTES`. PluginError when the allocator's memory does not fit."""
+    allocate = _ALLOCATOR.get()
+    if allocate is None or nbytes < HOST_MIN_BYTES:
+        return None
+    mem = allocate(nbytes)
+    try:
+        buf = pa.py_buffer(mem)
+    except TypeError as exc:
+        raise PluginError(
+            f"the host memory allocator {allocate!r} returned a {type(mem).__name__}, which is not a buffer ({exc}); "
+            "it must return a writable buffer (bytearray, numpy array, pinned memory...) of the bytes asked"
+        ) from exc
+    if not buf.is_mutable or buf.size < nbytes or buf.address % alignment:
+        raise PluginError(
+            f"the host memory allocator {allocate!r} returned {buf.size} bytes at address {buf.address:#x} "
+            f"({'writable' if buf.is_mutable else 'read-only'}) for {nbytes} bytes; it must return a writable "
+            f"buffer of at least the bytes asked, aligned to {alignment} bytes"
+        )
+    return buf
