@@ -230,6 +230,38 @@ def test_to_cupy_in_many_blocks(
     _assert_same(cp, view.to_cupy(), view)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "pinned", "as_is"),
+    [
+        ({"t": 0, "z": 1, "layout": "CYX"}, True, True),  # a C-contiguous view of the read: copied from there
+        ({"t": 1, "layout": "ZYXC"}, True, False),  # a transposed view of it: gathered through the staging
+        ({"t": 0, "z": 0, "layout": "CYX", "roi": (0, 0, 40, 30)}, False, False),  # under 1 MiB: Arrow's memory
+    ],
+    ids=["plane", "transposed", "small"],
+)
+@pytest.mark.parametrize("how", ["to_dlpack", "to_cupy"])
+def test_a_lazy_view_is_read_into_pinned_memory_and_copied_from_there(
+    cp: Any, tmp_path: Any, kwargs: dict[str, Any], pinned: bool, as_is: bool, how: str
+) -> None:
+    import gc
+
+    from ome_arrow_cupy import export
+
+    rng = np.random.default_rng(11)
+    host = rng.integers(0, 60000, size=(2, 2, 3, 512, 640), dtype=np.uint16)  # TCZYX; a CYX plane is 1.25 MiB
+    OMEArrow(host).export("parquet", tmp_path / "i.ome.parquet", chunk_shape=(1, 256, 256))
+    view = OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_registry()).tensor_view(**kwargs)
+    got = cp.from_dlpack(view.to_dlpack(device="cuda")) if how == "to_dlpack" else view.to_cupy()
+    read = view.to_numpy()  # the read the export made (collected once)
+    assert export.is_pinned_host(read) is pinned and (pinned and read.flags.c_contiguous) is as_is
+    np.testing.assert_array_equal(cp.asnumpy(got), read)
+    np.testing.assert_array_equal(read, OMEArrow(host).tensor_view(**kwargs).to_numpy())
+    start = read.ctypes.data
+    del view, read
+    gc.collect()
+    assert start not in export._blocks  # the pinned block went back with the view
+
+
 def test_reused_staging_serves_each_thread_its_own_pixels(cp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each calling thread reuses its pinned buffers and events from call to call: views of growing and shrinking
     sizes, exported by several threads at once, each arrive whole and unmixed."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,8 @@ from .devices import check_device, import_cupy
 
 __all__ = [
     "export_cupy",
+    "pinned_host",
+    "is_pinned_host",
     "blocks",
     "block_bytes",
     "settle",
@@ -46,6 +49,9 @@ SPLIT_BYTES = 2**20
 
 Index = tuple[int | slice, ...]
 _local = threading.local()
+#: The live blocks of :func:`pinned_host`: start address -> end address.
+_blocks: dict[int, int] = {}
+_blocks_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -97,6 +103,31 @@ def copy_stream(cp: Any, index: int) -> Any:
     if stream is None:
         stream = streams[index] = cp.cuda.Stream(non_blocking=True)
     return stream
+
+
+def pinned_host(nbytes: int) -> np.ndarray:
+    """``nbytes`` of pinned host memory (CuPy's pinned pool) as a writable uint8 array, remembered while it lives:
+    the exporter's ``host_memory``, where a lazy view exported to CUDA is read (ome_arrow_core/host_memory.py)."""
+    cp = import_cupy()
+    block = np.frombuffer(cp.cuda.alloc_pinned_memory(nbytes), np.uint8, nbytes)
+    start = block.ctypes.data
+    with _blocks_lock:
+        _blocks[start] = start + nbytes
+    weakref.finalize(block, _forget, start)
+    return block
+
+
+def _forget(start: int) -> None:
+    with _blocks_lock:
+        _blocks.pop(start, None)
+
+
+def is_pinned_host(host: np.ndarray) -> bool:
+    """True when ``host`` lies in a live block of :func:`pinned_host` (it can be copied to the device as is)."""
+    start = host.ctypes.data
+    end = start + host.nbytes
+    with _blocks_lock:
+        return any(s <= start and end <= e for s, e in _blocks.items())
 
 
 def _pinned(cp: Any, size: int, n: int) -> list[Any]:
@@ -179,7 +210,8 @@ def settle(pending: Iterable[Future[Any]], stream: Any, error: BaseException) ->
 def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int = 0, **_: Any) -> Any:
     """Copy ``view`` to ``cuda:{device_index}`` and return a C-contiguous ``cupy.ndarray``.
 
-    Host pixels are gathered straight from the (possibly strided) view into pinned memory
+    A view read into pinned memory (:func:`pinned_host`: a lazy view's read) is copied from there; other
+    host pixels are gathered straight from the (possibly strided) view into pinned memory
     and copied asynchronously on a non-blocking stream that first waits for the current
     stream's queued work (the memory pool may hand back memory that work still uses). The
     copy stream is synchronised before returning, so the array is complete on any stream.
@@ -197,5 +229,9 @@ def export_cupy(view: TensorView, *, contiguous: bool = False, device_index: int
         (queued,) = _events(cp, device_index, 1, "queued")
         queued.record(cp.cuda.get_current_stream())
         stream.wait_event(queued)
-        _copy(cp, host, out, stream, device_index)
+        if host.flags.c_contiguous and is_pinned_host(host):  # read into pinned memory: copied as it is
+            out.set(host, stream=stream)
+            stream.synchronize()
+        else:
+            _copy(cp, host, out, stream, device_index)
     return out

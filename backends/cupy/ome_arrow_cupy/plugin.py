@@ -38,6 +38,13 @@ def export_cupy_many(views: Sequence[TensorView], **options: Any) -> list[Any]:
     return export(views, **options)
 
 
+def pinned_host(nbytes: int) -> Any:
+    """:func:`ome_arrow_cupy.export.pinned_host` (pinned memory a lazy view is read into), imported on first use."""
+    from .export import pinned_host as allocate
+
+    return allocate(nbytes)
+
+
 @hookimpl
 def ome_arrow_exporters() -> Sequence[Exporter]:
     return [
@@ -50,7 +57,9 @@ def ome_arrow_exporters() -> Sequence[Exporter]:
             extra="cupy",
             export=export_cupy,
             export_many=export_cupy_many,
-            description="cupy.ndarray on the GPU (pinned staging, async copy; a stream group in one transfer)",
+            host_memory=pinned_host,
+            description="cupy.ndarray on the GPU (reads into pinned memory or pinned staging, async copy; a stream "
+            "group in one transfer)",
         )
     ]
 
