@@ -4,21 +4,33 @@ A :class:`~.source.DatasetSource` remembers the last :data:`SEEN_KEPT` boxes rea
 ranges, :func:`~.box_plans.box_key`); a box read again gets a plan (:mod:`.box_plans`, or a
 :class:`~.whole_chunks.WholeChunk`), and the last :data:`PLANS_KEPT` plans are kept, of at most
 :data:`~.box_plans.PLAN_CHUNKS` chunks together. A box read once costs no plan.
+
+The sources of one image of one opened dataset share these (:func:`plans_of`): an opened dataset stands for one
+version of the files (its stamp is taken on every open, see ``opening``), a plan holds where chunks lie in them and
+every read by it reads and checks the bytes again, so an image opened anew (``OMEArrow.scan(path)`` and one crop,
+again and again) reads a box seen before by its plan. The last :data:`IMAGES_KEPT` images read keep theirs.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from .box_plans import PLAN_CHUNKS, BoxPlan
 from .whole_chunks import WholeChunk, chunks_of
 
-__all__ = ["KeptPlans", "PLANS_KEPT", "SEEN_KEPT"]
+if TYPE_CHECKING:
+    from .opened import OpenedDataset
+
+__all__ = ["IMAGES_KEPT", "KeptPlans", "PLANS_KEPT", "SEEN_KEPT", "plans_of"]
 
 #: Box plans each source keeps (the last boxes read), of at most PLAN_CHUNKS chunks together (~0.5 KiB each).
 PLANS_KEPT = 16
 #: Boxes read once that a source remembers (a box read again is planned).
 SEEN_KEPT = 64
+#: Images of one opened dataset whose plans are kept for the sources opened on them later (a plate read image by
+#: image keeps no more than these).
+IMAGES_KEPT = 8
 _PLANS_LOCK = threading.Lock()
 
 #: A box, by its TZCYX ranges (see :func:`~.box_plans.box_key`).
@@ -66,3 +78,19 @@ class KeptPlans:
             ):
                 plans.pop(next(iter(plans)))  # the oldest
             plans[key] = plan
+
+
+def plans_of(opened: OpenedDataset, pos: int) -> KeptPlans:
+    """The plans the sources of image row ``pos`` of ``opened`` share (made on first use; the last
+    :data:`IMAGES_KEPT` images' are kept)."""
+    kept = opened.plans
+    plans = kept.get(pos)
+    if plans is not None:
+        return plans
+    with _PLANS_LOCK:
+        plans = kept.get(pos)
+        if plans is None:
+            while len(kept) >= IMAGES_KEPT:
+                kept.pop(next(iter(kept)))  # the image first kept
+            plans = kept[pos] = KeptPlans()
+        return plans

@@ -34,6 +34,7 @@ from .readcheck import ReadCheck
 
 if TYPE_CHECKING:  # a plate's (opening._aligned imports it): a single image's read spares its modules
     from .aligned_index import AlignedIndex
+    from .kept_plans import KeptPlans
 
 __all__ = ["OpenedDataset"]
 
@@ -116,6 +117,8 @@ class OpenedDataset:
         self._sums: ChunkChecksums | None = None
         #: Chunks files whose pixel locators may be used (their size is the one recorded; see :mod:`.locators`).
         self.located_files: dict[str, bool] = {}
+        #: The box plans each image's sources share, by image row (see :func:`.kept_plans.plans_of`).
+        self.plans: dict[int, KeptPlans] = {}
 
     @property
     def table(self) -> pa.Table:

@@ -21,7 +21,7 @@ from ..selection import Selection
 from .box_plans import BoxPlan, box_key, plan_box
 from .chunk_reads import Placement, audited_pages, audited_piece, one_block, piece_block, read_placements
 from .fragments import ParquetFragment
-from .kept_plans import KeptPlans
+from .kept_plans import plans_of
 from .locators import image_locator, read_located
 from .opened import OpenedDataset
 from .opening import open_dataset
@@ -85,8 +85,8 @@ class DatasetSource:
             self._load_chunks()
         self.chunks_read = 0
         self.row_groups_read = 0
-        #: Read plans of the boxes read lately (see :mod:`.kept_plans`), by their TZCYX ranges.
-        self._plans = KeptPlans()
+        #: Read plans of the boxes this image's sources read lately (see :mod:`.kept_plans`), by their TZCYX ranges.
+        self._plans = plans_of(opened, pos)
 
     def _load_chunks(self) -> None:
         """This image's index rows and chunk table (its index row group loaded), checked to cover it exactly."""
