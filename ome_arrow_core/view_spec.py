@@ -28,6 +28,9 @@ __all__ = ["ViewSpec", "ROI_TYPES", "CHANNEL_POLICIES", "channels_read"]
 
 ROI_TYPES: tuple[str, ...] = get_args(RoiType)
 CHANNEL_POLICIES: tuple[str, ...] = get_args(ChannelPolicy)
+#: :meth:`ViewSpec.selection`'s answers by what they depend on (plain arguments only), cleared when full.
+_SELECTIONS: dict[tuple[Any, ...], Selection] = {}
+_SELECTIONS_KEPT = 4096
 #: Each field's value when the caller does not give it.
 _DEFAULTS: dict[str, str] = {"channel_policy": "error", "casting": "checked"}
 
@@ -165,8 +168,16 @@ class ViewSpec:
         return {f.name: getattr(self, f.name) for f in fields(self) if _given(f.name, getattr(self, f.name))}
 
     def selection(self, base: Selection, meta: ImageMeta) -> Selection:
-        """Narrow ``base`` (indices relative to it) by t, z, c and the crop; SelectionError if out of range."""
-        return resolve_selection(
+        """Narrow ``base`` (indices relative to it) by t, z, c and the crop; SelectionError if out of range.
+
+        Answers for plain arguments (ints, tuples of ints) are remembered (:data:`_SELECTIONS`): a crop asked
+        again and again (an image opened anew and cropped, the same tile of every image) is a dict lookup."""
+        key = self._plain_key(base, meta)
+        if key is not None:
+            hit = _SELECTIONS.get(key)
+            if hit is not None:
+                return hit
+        sel = resolve_selection(
             base,
             meta,
             t=self.t,
@@ -178,6 +189,23 @@ class ViewSpec:
             roi_type=self.roi_type,
             tile=self.tile,
         )
+        if key is not None:
+            if len(_SELECTIONS) >= _SELECTIONS_KEPT:
+                _SELECTIONS.clear()
+            _SELECTIONS[key] = sel
+        return sel
+
+    def _plain_key(self, base: Selection, meta: ImageMeta) -> tuple[Any, ...] | None:
+        """What :meth:`selection`'s answer depends on (``base``, the index and crop arguments, the chunk shape that
+        sizes tiles), when every argument is None, an ``int`` or a tuple of ``int`` (exact types: ``True`` and
+        ``0.0`` equal ``1`` and ``0`` but are checked apart), else None (not remembered)."""
+        args = (self.t, self.z, self.c, self.roi, self.roi3d, self.roi_nd, self.tile)
+        for v in args:
+            if v is not None and type(v) is not int and not (type(v) is tuple and all(type(i) is int for i in v)):
+                return None
+        if self.roi_type is not None and type(self.roi_type) is not str:
+            return None
+        return (base, *args, self.roi_type, meta.chunk_shape if self.tile is not None else None)
 
     def layout_for(self, sel: Selection) -> str:
         """The layout of a view of ``sel``: :attr:`layout` as given, or the default for its T and Z."""
