@@ -114,16 +114,23 @@ def test_a_replaced_dataset_is_read_anew(dataset: tuple[Path, np.ndarray], crop:
 
 
 def test_only_the_last_images_keep_their_plans(tmp_path: Path) -> None:
-    arr = np.random.default_rng(1).integers(0, 255, (1, 1, 1, 32, 32), dtype=np.uint8)
-    path = tmp_path / "plate.ome.parquet"
-    OMEArrow(arr).export("parquet", path)
-    opened = DatasetSource(path)._opened
-    first = plans_of(opened, 0)
-    assert plans_of(opened, 0) is first
-    for pos in range(1, IMAGES_KEPT + 1):
-        plans_of(opened, pos)
-    assert len(opened.plans) == IMAGES_KEPT and 0 not in opened.plans
-    assert plans_of(opened, 0) is not first
+    opened = []
+    for name in ("a", "b"):
+        arr = np.random.default_rng(1).integers(0, 255, (1, 1, 1, 32, 32), dtype=np.uint8)
+        path = tmp_path / f"{name}.ome.parquet"
+        OMEArrow(arr).export("parquet", path)
+        opened.append(DatasetSource(path)._opened)
+    a, b = opened  # image 0 of each planned: the last two images (older ones, other tests', go first)
+    first = plans_of(a, 0)
+    assert plans_of(a, 0) is first and 0 in b.plans
+    for pos in range(1, IMAGES_KEPT - 1):
+        plans_of(a, pos)
+    assert len(a.plans) == IMAGES_KEPT - 1 and 0 in b.plans  # eight images in all
+    plans_of(a, IMAGES_KEPT - 1)  # a ninth: the first planned drops its plans
+    assert 0 not in a.plans and 0 in b.plans
+    plans_of(a, IMAGES_KEPT)  # a tenth: then the other dataset's image
+    assert 0 not in b.plans and sorted(a.plans) == list(range(1, IMAGES_KEPT + 1))
+    assert plans_of(a, 0) is not first
 
 
 # -- the selection remembered ----------------------------------------------------------------------------------------

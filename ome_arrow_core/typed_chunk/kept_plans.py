@@ -8,12 +8,14 @@ ranges, :func:`~.box_plans.box_key`); a box read again gets a plan (:mod:`.box_p
 The sources of one image of one opened dataset share these (:func:`plans_of`): an opened dataset stands for one
 version of the files (its stamp is taken on every open, see ``opening``), a plan holds where chunks lie in them and
 every read by it reads and checks the bytes again, so an image opened anew (``OMEArrow.scan(path)`` and one crop,
-again and again) reads a box seen before by its plan. The last :data:`IMAGES_KEPT` images read keep theirs.
+again and again) reads a box seen before by its plan. The last :data:`IMAGES_KEPT` images planned keep theirs.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from .box_plans import PLAN_CHUNKS, BoxPlan
@@ -28,10 +30,13 @@ __all__ = ["IMAGES_KEPT", "KeptPlans", "PLANS_KEPT", "SEEN_KEPT", "plans_of"]
 PLANS_KEPT = 16
 #: Boxes read once that a source remembers (a box read again is planned).
 SEEN_KEPT = 64
-#: Images of one opened dataset whose plans are kept for the sources opened on them later (a plate read image by
-#: image keeps no more than these).
+#: Images whose plans are kept for the sources opened on them later, in all (a plate read image by image, or many
+#: datasets, keep no more than these: at most IMAGES_KEPT x PLAN_CHUNKS chunks' plans).
 IMAGES_KEPT = 8
 _PLANS_LOCK = threading.Lock()
+#: The images whose plans are shared, in the order they were made: (id of the opened dataset, image row) ->
+#: (a weak reference to it, the row). Its oldest beyond IMAGES_KEPT drop their plans.
+_MADE: OrderedDict[tuple[int, int], tuple[weakref.ref[OpenedDataset], int]] = OrderedDict()
 
 #: A box, by its TZCYX ranges (see :func:`~.box_plans.box_key`).
 Box = tuple[range, ...]
@@ -81,16 +86,19 @@ class KeptPlans:
 
 
 def plans_of(opened: OpenedDataset, pos: int) -> KeptPlans:
-    """The plans the sources of image row ``pos`` of ``opened`` share (made on first use; the last
-    :data:`IMAGES_KEPT` images' are kept)."""
-    kept = opened.plans
-    plans = kept.get(pos)
+    """The plans the sources of image row ``pos`` of ``opened`` share (made on first use; those of the last
+    :data:`IMAGES_KEPT` images made in this process are kept, whichever datasets they are of)."""
+    plans = opened.plans.get(pos)
     if plans is not None:
         return plans
     with _PLANS_LOCK:
-        plans = kept.get(pos)
+        plans = opened.plans.get(pos)
         if plans is None:
-            while len(kept) >= IMAGES_KEPT:
-                kept.pop(next(iter(kept)))  # the image first kept
-            plans = kept[pos] = KeptPlans()
+            plans = opened.plans[pos] = KeptPlans()
+            _MADE[id(opened), pos] = (weakref.ref(opened), pos)
+            while len(_MADE) > IMAGES_KEPT:
+                ref, old = _MADE.popitem(last=False)[1]
+                gone = ref()
+                if gone is not None:
+                    gone.plans.pop(old, None)
         return plans
