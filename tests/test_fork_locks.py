@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
-from ome_arrow_core.typed_chunk import footers, group_records, group_sums, image_rows, manifest_cache, opening
+from ome_arrow_core.typed_chunk import (
+    footers,
+    group_records,
+    group_sums,
+    image_rows,
+    kept_plans,
+    manifest_cache,
+    opening,
+)
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="fork"),
@@ -97,8 +105,9 @@ def _last_image(plate: Path) -> Callable[[], None]:
         lambda: group_records._lock,
         lambda: manifest_cache._lock,
         lambda: image_rows._lock,
+        lambda: kept_plans._PLANS_LOCK,
     ],
-    ids=["opening", "footers", "group_sums", "group_records", "manifest_cache", "image_rows"],
+    ids=["opening", "footers", "group_sums", "group_records", "manifest_cache", "image_rows", "kept_plans"],
 )
 @pytest.mark.parametrize("opened_before", [False, True], ids=["fresh", "inherited"])
 def test_a_child_forked_while_a_lock_is_held_opens_the_dataset(

@@ -13,11 +13,11 @@ again and again) reads a box seen before by its plan. The last :data:`IMAGES_KEP
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from ..fork_locks import fork_safe_lock
 from .box_plans import PLAN_CHUNKS, BoxPlan
 from .whole_chunks import WholeChunk, chunks_of
 
@@ -33,7 +33,8 @@ SEEN_KEPT = 64
 #: Images whose plans are kept for the sources opened on them later, in all (a plate read image by image, or many
 #: datasets, keep no more than these: at most IMAGES_KEPT x PLAN_CHUNKS chunks' plans).
 IMAGES_KEPT = 8
-_PLANS_LOCK = threading.Lock()
+#: Guards every KeptPlans and _MADE; a forked child makes its own (every new source of an image takes it).
+_PLANS_LOCK = fork_safe_lock(globals(), "_PLANS_LOCK")
 #: The images whose plans are shared, in the order they were made: (id of the opened dataset, image row) ->
 #: (a weak reference to it, the row). Its oldest beyond IMAGES_KEPT drop their plans.
 _MADE: OrderedDict[tuple[int, int], tuple[weakref.ref[OpenedDataset], int]] = OrderedDict()
@@ -95,6 +96,7 @@ def plans_of(opened: OpenedDataset, pos: int) -> KeptPlans:
         plans = opened.plans.get(pos)
         if plans is None:
             plans = opened.plans[pos] = KeptPlans()
+            _MADE.pop((id(opened), pos), None)  # a dead dataset's, whose id this one reuses: made anew, so last
             _MADE[id(opened), pos] = (weakref.ref(opened), pos)
             while len(_MADE) > IMAGES_KEPT:
                 ref, old = _MADE.popitem(last=False)[1]
