@@ -24,6 +24,7 @@ from ome_arrow_core.typed_chunk import (
     kept_plans,
     manifest_cache,
     opening,
+    write_threads,
 )
 
 pytestmark = [
@@ -130,3 +131,21 @@ def test_a_child_forked_while_a_kept_table_is_locked_reads_it(plate: Path) -> No
     with _held(lambda: kept[0]._lock):
         status = _child_status(_last_image(plate))
     assert status == 0, f"the child exited with {status}"
+
+
+def test_a_child_forked_while_the_write_threads_lock_is_held_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DataLoader-style child forked while another thread held the write pool's lock makes its own and writes."""
+    monkeypatch.setattr(write_threads, "MIN_BYTES", 0)  # the child's write takes the pool, and so its lock
+    images = [_image(i) for i in range(N)]
+
+    def work() -> None:
+        write_dataset(images, tmp_path / "child", dim_order="ZYX", progress=False)
+
+    with _held(lambda: write_threads._lock):
+        status = _child_status(work)
+    assert status == 0, f"the child exited with {status} (-{int(signal.SIGALRM)}: it waited on the parent's lock)"
+    ds = OMEArrowDataset.scan(tmp_path / "child")
+    for i in range(N):
+        np.testing.assert_array_equal(ds[i].to_numpy()[0, 0], images[i])

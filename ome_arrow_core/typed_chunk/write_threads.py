@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, TypeVar
+
+from ..fork_locks import fork_safe_lock
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ THREADS: Final[int] = max(1, min(4, os.cpu_count() or 1))
 MIN_BYTES: Final[int] = 2 << 20
 
 _pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
-_lock = threading.Lock()
+_lock = fork_safe_lock(globals(), "_lock")  # a child forked while another thread held it makes its own
 
 
 def _pool() -> ThreadPoolExecutor:
