@@ -24,13 +24,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import tree_child_json  # noqa: E402
 
 CHILD = r"""
-import json, sys, time
+import json, sys
 from pathlib import Path
 import numpy as np
 from ome_arrow_core import OMEArrow
 import ome_arrow_core
 assert Path(ome_arrow_core.__file__).is_relative_to(Path.cwd()), ome_arrow_core.__file__
 path, repeats = Path(sys.argv[1]), int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])  # this tree's benchmarks/ (its timing loop, whichever tree runs the child)
+from _common import measure
 arr = np.load(str(path) + ".npy", mmap_mode="r")
 s, zm = arr.shape[-1], arr.shape[2] // 2
 o = s // 2 - 24
@@ -55,13 +57,8 @@ out = {}
 for name, (fn, want) in cases.items():
     assert np.array_equal(fn(), want), name
     for label, n in (("calls 2-8", 7), ("steady", repeats)):
-        cpu, wall = [], []
-        for _ in range(n):
-            w, u = time.perf_counter(), time.process_time()
-            fn()
-            cpu.append((time.process_time() - u) * 1e3)
-            wall.append((time.perf_counter() - w) * 1e3)
-        out[f"{name}, {label}"] = [float(np.median(cpu)), float(np.median(wall))]
+        st = measure(fn, n, 0)
+        out[f"{name}, {label}"] = [st["cpu_ms"], st["median_ms"]]
 print(json.dumps(out))
 """
 
@@ -90,7 +87,7 @@ def main() -> None:
         loads = []
         for r in range(args.rounds):
             for v in list(trees) if r % 2 else list(trees)[::-1]:
-                argv = [sys.executable, "-c", CHILD, str(path), str(args.repeats)]
+                argv = [sys.executable, "-c", CHILD, str(path), str(args.repeats), str(ROOT / "benchmarks")]
                 got[v].append(tree_child_json(trees[v], argv, v))
             loads.append(os.getloadavg()[0])
     print(
