@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from .errors import PluginError
+from .errors import OMEArrowError, PluginError
 
 __all__ = ["HOST_MIN_BYTES", "HostAllocator", "host_memory", "host_buffer"]
 
@@ -42,11 +42,20 @@ def host_memory(allocate: HostAllocator | None) -> Iterator[None]:
 
 def host_buffer(nbytes: int, alignment: int) -> pa.Buffer | None:
     """A writable Arrow buffer of at least ``nbytes`` from the active allocator; None when none is active or
-    ``nbytes`` is under :data:`HOST_MIN_BYTES`. PluginError when the allocator's memory does not fit."""
+    ``nbytes`` is under :data:`HOST_MIN_BYTES`. PluginError when the allocator fails with a foreign error (our own
+    errors pass) or its memory does not fit."""
     allocate = _ALLOCATOR.get()
     if allocate is None or nbytes < HOST_MIN_BYTES:
         return None
-    mem = allocate(nbytes)
+    try:
+        mem = allocate(nbytes)
+    except OMEArrowError:  # the plugin's own (a DeviceError: no GPU to pin memory for)
+        raise
+    except Exception as exc:  # its failure, not the file's: the read's boundary would call the file damaged
+        raise PluginError(
+            f"the host memory allocator {allocate!r} failed to allocate {nbytes} bytes "
+            f"({type(exc).__name__}: {exc}); the read needs it to place its pixels where the exporter copies from"
+        ) from exc
     try:
         buf = pa.py_buffer(mem)
     except TypeError as exc:

@@ -18,7 +18,7 @@ from test_tile_streams import page_of_tile, pixels, written
 import ome_arrow_core
 from ome_arrow_core import OMEArrow, Registry, TensorView
 from ome_arrow_core.buffers import arrow_empty
-from ome_arrow_core.errors import ChecksumError, PluginError
+from ome_arrow_core.errors import ChecksumError, DamagedFileError, DeviceError, PluginError
 from ome_arrow_core.host_memory import HOST_MIN_BYTES, host_buffer, host_memory
 
 
@@ -133,6 +133,33 @@ def test_an_allocator_that_breaks_its_contract_is_named(tmp_path: Path, allocate
     img, _ = scanned(tmp_path, Probe(allocate=allocate))
     with pytest.raises(PluginError, match=match):
         img.tensor_view(z=0, layout="YX").to_dlpack(device="cuda")
+
+
+def _raises(exc: BaseException) -> Any:
+    def allocate(n: int) -> np.ndarray:
+        raise exc
+
+    return allocate
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "match"),
+    [
+        (RuntimeError("no pinned memory allocator"), PluginError, "failed to allocate .*RuntimeError: no pinned"),
+        (MemoryError(), PluginError, "failed to allocate .*MemoryError"),
+        (DeviceError("CUDA is not available"), DeviceError, "CUDA is not available"),
+    ],
+    ids=["foreign", "out of memory", "ours"],
+)
+def test_an_allocator_that_fails_is_blamed_not_the_file(
+    tmp_path: Path, exc: BaseException, kind: type[Exception], match: str
+) -> None:
+    img, a = scanned(tmp_path, Probe(allocate=_raises(exc)))
+    view = img.tensor_view(z=0, layout="YX")
+    with pytest.raises(kind, match=match) as info:
+        view.to_dlpack(device="cuda")
+    assert not isinstance(info.value, DamagedFileError)
+    np.testing.assert_array_equal(view.to_numpy(), a[0, 0])  # read on the CPU it is whole
 
 
 def test_host_memory_is_active_only_within_its_block() -> None:
