@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,3 +331,83 @@ def test_cuda_device_index_out_of_range() -> None:
     view = _image().tensor_view(t=0, z=0)
     with pytest.raises(DeviceError, match="does not exist"):
         view.to_torch(device=f"cuda:{torch.cuda.device_count()}")
+
+
+# -- reads into torch's pinned memory (Exporter.host_memory) -----------------------------------------------------------
+def _scanned(tmp_path: Path, dtype: str = "uint16") -> tuple[OMEArrow, np.ndarray]:
+    """A scanned image (its views are lazy reads) whose CYX plane is 1.25 MiB, and its pixels (TCZYX)."""
+    host = _pixels((2, 2, 3, 512, 640), dtype, seed=11)
+    OMEArrow(host).export("parquet", tmp_path / "i.ome.parquet", chunk_shape=(1, 256, 256))
+    return OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_torch_registry()), host
+
+
+def test_the_cuda_exporter_offers_torch_pinned_memory() -> None:
+    from ome_arrow_torch.export import pinned_host
+
+    exporter = _torch_registry().resolve_exporter("cuda", np.dtype("uint16"), "torch")
+    assert exporter.host_memory is pinned_host
+    assert _torch_registry().resolve_exporter("cpu", np.dtype("uint16"), "torch").host_memory is None
+
+
+def test_memory_that_pinned_host_did_not_give_is_not_pinned() -> None:
+    from ome_arrow_torch.export import pinned_tensor
+
+    arr = np.zeros((4, 256, 256), np.uint16)
+    assert pinned_tensor(arr) is None and pinned_tensor(arr[:, ::2]) is None and pinned_tensor(arr[:0]) is None
+
+
+@no_cuda
+@pytest.mark.parametrize("call", ["to_torch", "to_dlpack"])
+def test_a_lazy_read_for_cuda_without_a_gpu_is_a_device_error(tmp_path: Path, call: str) -> None:
+    """The read asks the exporter for pinned memory before the export checks the device: that ask says it too."""
+    img, _ = _scanned(tmp_path)
+    view = img.tensor_view(t=0, z=1, layout="CYX")
+    with pytest.raises(DeviceError, match="CUDA is not available"):
+        getattr(view, call)(device="cuda")
+    np.testing.assert_array_equal(view.to_numpy(), img.to_numpy()[0, :, 1])  # the view still reads on the CPU
+
+
+@needs_cuda
+@pytest.mark.parametrize(
+    ("kwargs", "pinned", "as_is"),
+    [
+        ({"t": 0, "z": 1, "layout": "CYX"}, True, True),  # a C-contiguous view of the read: copied from there
+        ({"t": 1, "layout": "ZYXC"}, True, False),  # a transposed view of it: through a staging copy
+        ({"t": 0, "z": 0, "layout": "CYX", "roi": (0, 0, 40, 30)}, False, False),  # under 1 MiB: Arrow's memory
+    ],
+    ids=["plane", "transposed", "small"],
+)
+@pytest.mark.parametrize("how", ["to_torch", "to_dlpack"])
+def test_a_lazy_view_is_read_into_pinned_memory_and_copied_from_there(
+    tmp_path: Path, kwargs: dict, pinned: bool, as_is: bool, how: str
+) -> None:
+    from ome_arrow_torch import export
+
+    img, host = _scanned(tmp_path)
+    view = img.tensor_view(**kwargs)
+    got = getattr(view, how)(device="cuda")
+    read = view.to_numpy()  # the read the export made (collected once)
+    in_block = any(s <= read.ctypes.data < e for s, (e, _) in export._blocks.items())
+    assert in_block is pinned and (export.pinned_tensor(read) is not None) is as_is
+    assert isinstance(got, torch.Tensor) and got.is_cuda and got.is_contiguous()
+    np.testing.assert_array_equal(got.cpu().numpy(), read)
+    np.testing.assert_array_equal(read, OMEArrow(host).tensor_view(**kwargs).to_numpy())
+    start = read.ctypes.data
+    del view, read
+    gc.collect()
+    assert start not in export._blocks  # the pinned block went back with the view
+
+
+@needs_cuda
+def test_pinned_reads_dropped_before_their_copies_finish_are_not_reused_early(tmp_path: Path) -> None:
+    """Each plane's read is dropped right after its asynchronous copy is queued; torch's host allocator must keep
+    its block until that copy is done, so every device tensor holds its own plane."""
+    img, host = _scanned(tmp_path)
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(50_000_000)  # keep the stream busy: the copies queue behind it
+        got = [img.tensor_view(t=t, z=z, layout="CYX").to_torch(device="cuda") for t in range(2) for z in range(3)]
+        gc.collect()
+    torch.cuda.synchronize()
+    for (t, z), tensor in zip([(t, z) for t in range(2) for z in range(3)], got, strict=True):
+        np.testing.assert_array_equal(tensor.cpu().numpy(), host[t, :, z])

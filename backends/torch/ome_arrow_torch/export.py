@@ -1,8 +1,10 @@
 """Exports of a TensorView to torch: a private copy on the CPU (zero-copy on request), pinned-memory copy to CUDA
-(a stream group in one copy)."""
+(a stream group in one copy; a view read into torch's pinned memory copied from there)."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +17,14 @@ if TYPE_CHECKING:
 
     from ome_arrow_core import TensorView
 
-__all__ = ["export_cpu", "export_cuda", "export_cuda_many", "split_group", "ZERO_COPY"]
+__all__ = ["export_cpu", "export_cuda", "export_cuda_many", "pinned_host", "pinned_tensor", "split_group", "ZERO_COPY"]
 
 #: ``to_torch(mode=...)`` that asks for a tensor aliasing the image's Arrow memory.
 ZERO_COPY = "arrow"
+
+# Live blocks of pinned_host: start address -> (end address, the pinned tensor, weakly).
+_blocks: dict[int, tuple[int, weakref.ref[torch.Tensor]]] = {}
+_blocks_lock = threading.Lock()
 
 
 def export_cpu(
@@ -101,10 +107,54 @@ def export_cuda(view: TensorView, *, device_index: int = 0, **_: Any) -> torch.T
     from torch.utils.dlpack import from_dlpack
 
     check_cuda(device_index)
-    src = from_dlpack(zero_copy_array(view).__dlpack__(max_version=(1, 0)))  # only read, below
+    host = zero_copy_array(view)
+    pinned = pinned_tensor(host)
+    if pinned is not None:  # read into pinned_host's memory (a lazy view's read): copied from there as it is
+        return pinned.to(f"cuda:{device_index}", non_blocking=True)
+    src = from_dlpack(host.__dlpack__(max_version=(1, 0)))  # only read, below
     staging = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
     staging.copy_(src)
     return staging.to(f"cuda:{device_index}", non_blocking=True)
+
+
+def pinned_host(nbytes: int) -> np.ndarray:
+    """``nbytes`` of pinned host memory from torch's caching host allocator, as a writable uint8 array that keeps
+    its tensor alive, remembered while it lives: the exporter's ``host_memory``, where a lazy view exported to CUDA
+    is read (ome_arrow_core/host_memory.py). DeviceError where torch has no CUDA (pinned memory needs it)."""
+    import torch
+
+    check_cuda(0)
+    block = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    arr = block.numpy()  # its base is the tensor: the memory lives while the array does
+    start = arr.ctypes.data
+    with _blocks_lock:
+        _blocks[start] = (start + nbytes, weakref.ref(block))
+    weakref.finalize(arr, _forget, start)
+    return arr
+
+
+def _forget(start: int) -> None:
+    with _blocks_lock:
+        _blocks.pop(start, None)
+
+
+def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
+    """``host`` as a view of the :func:`pinned_host` tensor it lies in, when it is C-contiguous and lies in a live
+    one; else None. A copy of that view with ``non_blocking=True`` is a plain DMA from pinned memory, and torch's
+    host allocator keeps the block from reuse until the copy is done, whenever the block is freed."""
+    if not host.flags.c_contiguous or host.nbytes == 0:
+        return None
+    start = host.ctypes.data
+    end = start + host.nbytes
+    with _blocks_lock:
+        found = next(((s, ref) for s, (e, ref) in _blocks.items() if s <= start and end <= e), None)
+    block = found[1]() if found is not None else None
+    if found is None or block is None:
+        return None
+    import torch
+
+    at = start - found[0]
+    return block[at : at + host.nbytes].view(getattr(torch, host.dtype.name)).view(host.shape)
 
 
 def export_cuda_many(views: Sequence[TensorView], *, device_index: int = 0, **_: Any) -> list[torch.Tensor]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ome_arrow_core import Exporter, Ingester, hookimpl
 
-from .export import export_cpu, export_cuda, export_cuda_many
+from .export import export_cpu, export_cuda, export_cuda_many, pinned_host
 from .ingest import is_torch_tensor, tensor_to_numpy
 
 REQUIRES = ("torch",)
@@ -49,6 +49,8 @@ def ome_arrow_exporters() -> Sequence[Exporter]:
             priority=0,
             export=export_cuda,
             export_many=export_cuda_many,
-            description="torch.Tensor on a GPU, copied through pinned memory (a stream group in one copy)",
+            host_memory=pinned_host,
+            description="torch.Tensor on a GPU, copied through pinned memory (reads into it; a stream group in one "
+            "copy)",
         ),
     ]
