@@ -183,6 +183,19 @@ def test_cupy_without_gpu_raises_device_error(image: OMEArrow) -> None:
         image.tensor_view(t=0, z=0).to_cupy()
 
 
+@pytest.mark.parametrize("how", ["to_cupy", "to_dlpack"])
+def test_cupy_without_gpu_a_lazy_read_raises_device_error(tmp_path: Any, how: str) -> None:
+    """The read asks CuPy for pinned memory before the export checks the device: that ask says it too."""
+    cupy = pytest.importorskip("cupy")
+    if device_count(cupy)[0]:
+        pytest.skip("a CUDA GPU is present")
+    host = np.random.default_rng(3).integers(0, 60000, size=(1, 2, 1, 512, 640), dtype=np.uint16)
+    OMEArrow(host).export("parquet", tmp_path / "i.ome.parquet")
+    view = OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_registry()).tensor_view(t=0, z=0)  # 1.25 MiB
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        view.to_cupy() if how == "to_cupy" else view.to_dlpack(device="cuda")
+
+
 def test_cupy_without_gpu_streams_raise_device_error(image: OMEArrow) -> None:
     cupy = pytest.importorskip("cupy")
     if device_count(cupy)[0]:

@@ -107,8 +107,10 @@ def copy_stream(cp: Any, index: int) -> Any:
 
 def pinned_host(nbytes: int) -> np.ndarray:
     """``nbytes`` of pinned host memory (CuPy's pinned pool) as a writable uint8 array, remembered while it lives:
-    the exporter's ``host_memory``, where a lazy view exported to CUDA is read (ome_arrow_core/host_memory.py)."""
+    the exporter's ``host_memory``, where a lazy view exported to CUDA is read (ome_arrow_core/host_memory.py).
+    DeviceError where CuPy sees no CUDA device (pinned memory needs one)."""
     cp = import_cupy()
+    check_device(cp, 0)
     block = np.frombuffer(cp.cuda.alloc_pinned_memory(nbytes), np.uint8, nbytes)
     start = block.ctypes.data
     with _blocks_lock:
