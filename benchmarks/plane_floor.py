@@ -16,6 +16,9 @@ plane and the whole image, interleaved round by round in one process, process CP
 - ``kernel``: the plan's ``os.preadv`` calls alone, into this thread's scratch buffer (the kernel's copy from the
   page cache: no check, no placement); ``+hash``: each page's XXH3 over the scratch buffer too; ``+place``: the
   units' slice assignments into a fresh output too (the same steps as ``read`` with the least Python: its floor);
+- ``rows hash`` (with the kernel): each chunk's XXH3 taken of its rows where they lie in the output (``hash_rows``,
+  one streaming update per row), what checking chunks in place costs after copying them there unchecked (from a
+  mapping, say): against ``+hash``'s one XXH3 per contiguous page it says why chunks are checked before placing;
 - ``flat``: the box's bytes as one contiguous ``preadv`` into a fresh buffer plus one XXH3 of it: the floor of a
   layout whose chunks are runs of the output (read straight into it, hashed there; for such a plan, e.g.
   ``--chunks 256x1024``, ``flat`` is the floor and ``+place`` the scratch route its straight reads avoid);
@@ -95,6 +98,20 @@ def flat(plan: Any) -> Callable[[], Any]:
     return run
 
 
+def rows_hash(plan: Any, out: np.ndarray) -> Callable[[], Any]:
+    """XXH3 of each chunk's rows where they lie in the output (the kernel's ``hash_rows``: a streaming XXH3 per
+    chunk, one update per row): the cost of checking chunks in place, after copying them there unchecked."""
+    kern = kernels()
+    items = [plan.native.fields[i] for i in range(len(plan.native.fields))]
+    buf = out.reshape(-1).view(np.uint8)
+
+    def run() -> None:
+        for it in items:
+            kern.hash_rows(it, buf)
+
+    return run
+
+
 def python_only(fn: Callable[[], Any]) -> Any:
     """``fn()`` with the C kernel turned off."""
     os.environ[ENV] = "0"
@@ -154,6 +171,8 @@ def main() -> None:
                 calls = plan.native.calls
                 np.testing.assert_array_equal(plan.read(True), py.read(True))
                 assert plan.native.calls > calls, "the kernel was not called"
+            if plan.native is not None and kernels() is not None:
+                fns["rows hash"] = rows_hash(plan, kept)
             fns |= {
                 "kernel": steps(plan, False, False),
                 "+hash": steps(plan, True, False),
