@@ -135,6 +135,11 @@ def plane_cases(gpu: Gpu, path: Path, arr: np.ndarray, z: int) -> list[Case]:
             return dev.copy_(pinned, non_blocking=True)
 
         cases += [
+            # ours through torch's exporter: read into torch's pinned memory, copied from there (session 26)
+            Case(
+                "plane", "read+copy: ours to_torch(device='cuda')", synced(lambda: view().to_torch(device="cuda")), want
+            ),
+            Case("plane", "copy: ours to_torch(device='cuda')", synced(lambda: mem.to_torch(device="cuda")), want),
             Case("plane", "read+copy: torch pinned", synced(lambda: pin(view().to_numpy())), want),
             Case("plane", "read+copy: torch pre-pinned", synced(lambda: prepinned(view().to_numpy())), want),
             Case("plane", "copy: torch pinned", synced(lambda: pin(plane)), want),
