@@ -154,6 +154,8 @@ def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
     import torch
 
     at = start - found[0]
+    if at % host.itemsize:  # torch views a dtype only at a multiple of its size (numpy's arrays here always are)
+        return None
     return block[at : at + host.nbytes].view(getattr(torch, host.dtype.name)).view(host.shape)
 
 
