@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pinned_reads import PINNED_VIEWS, scanned
 
 import ome_arrow_core
 from ome_arrow_core import BackendUnavailableError, DeviceError, DTypeError, OMEArrow, Registry, TensorView
@@ -243,15 +244,7 @@ def test_to_cupy_in_many_blocks(
     _assert_same(cp, view.to_cupy(), view)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "pinned", "as_is"),
-    [
-        ({"t": 0, "z": 1, "layout": "CYX"}, True, True),  # a C-contiguous view of the read: copied from there
-        ({"t": 1, "layout": "ZYXC"}, True, False),  # a transposed view of it: gathered through the staging
-        ({"t": 0, "z": 0, "layout": "CYX", "roi": (0, 0, 40, 30)}, False, False),  # under 1 MiB: Arrow's memory
-    ],
-    ids=["plane", "transposed", "small"],
-)
+@PINNED_VIEWS
 @pytest.mark.parametrize("how", ["to_dlpack", "to_cupy"])
 def test_a_lazy_view_is_read_into_pinned_memory_and_copied_from_there(
     cp: Any, tmp_path: Any, kwargs: dict[str, Any], pinned: bool, as_is: bool, how: str
@@ -260,10 +253,8 @@ def test_a_lazy_view_is_read_into_pinned_memory_and_copied_from_there(
 
     from ome_arrow_cupy import export
 
-    rng = np.random.default_rng(11)
-    host = rng.integers(0, 60000, size=(2, 2, 3, 512, 640), dtype=np.uint16)  # TCZYX; a CYX plane is 1.25 MiB
-    OMEArrow(host).export("parquet", tmp_path / "i.ome.parquet", chunk_shape=(1, 256, 256))
-    view = OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_registry()).tensor_view(**kwargs)
+    img, host = scanned(tmp_path, _registry())
+    view = img.tensor_view(**kwargs)
     got = cp.from_dlpack(view.to_dlpack(device="cuda")) if how == "to_dlpack" else view.to_cupy()
     read = view.to_numpy()  # the read the export made (collected once)
     assert export.is_pinned_host(read) is pinned and (pinned and read.flags.c_contiguous) is as_is

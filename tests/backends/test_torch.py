@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pinned_reads import PINNED_VIEWS, scanned
 from pixels import random_pixels as _pixels
 
 torch = pytest.importorskip("torch")
@@ -334,13 +335,6 @@ def test_cuda_device_index_out_of_range() -> None:
 
 
 # -- reads into torch's pinned memory (Exporter.host_memory) -----------------------------------------------------------
-def _scanned(tmp_path: Path, dtype: str = "uint16") -> tuple[OMEArrow, np.ndarray]:
-    """A scanned image (its views are lazy reads) whose CYX plane is 1.25 MiB, and its pixels (TCZYX)."""
-    host = _pixels((2, 2, 3, 512, 640), dtype, seed=11)
-    OMEArrow(host).export("parquet", tmp_path / "i.ome.parquet", chunk_shape=(1, 256, 256))
-    return OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_torch_registry()), host
-
-
 def test_the_cuda_exporter_offers_torch_pinned_memory() -> None:
     from ome_arrow_torch.export import pinned_host
 
@@ -360,7 +354,7 @@ def test_memory_that_pinned_host_did_not_give_is_not_pinned() -> None:
 @pytest.mark.parametrize("call", ["to_torch", "to_dlpack"])
 def test_a_lazy_read_for_cuda_without_a_gpu_is_a_device_error(tmp_path: Path, call: str) -> None:
     """The read asks the exporter for pinned memory before the export checks the device: that ask says it too."""
-    img, _ = _scanned(tmp_path)
+    img, _ = scanned(tmp_path, _torch_registry())
     view = img.tensor_view(t=0, z=1, layout="CYX")
     with pytest.raises(DeviceError, match="CUDA is not available"):
         getattr(view, call)(device="cuda")
@@ -368,22 +362,14 @@ def test_a_lazy_read_for_cuda_without_a_gpu_is_a_device_error(tmp_path: Path, ca
 
 
 @needs_cuda
-@pytest.mark.parametrize(
-    ("kwargs", "pinned", "as_is"),
-    [
-        ({"t": 0, "z": 1, "layout": "CYX"}, True, True),  # a C-contiguous view of the read: copied from there
-        ({"t": 1, "layout": "ZYXC"}, True, False),  # a transposed view of it: through a staging copy
-        ({"t": 0, "z": 0, "layout": "CYX", "roi": (0, 0, 40, 30)}, False, False),  # under 1 MiB: Arrow's memory
-    ],
-    ids=["plane", "transposed", "small"],
-)
+@PINNED_VIEWS
 @pytest.mark.parametrize("how", ["to_torch", "to_dlpack"])
 def test_a_lazy_view_is_read_into_pinned_memory_and_copied_from_there(
     tmp_path: Path, kwargs: dict, pinned: bool, as_is: bool, how: str
 ) -> None:
     from ome_arrow_torch import export
 
-    img, host = _scanned(tmp_path)
+    img, host = scanned(tmp_path, _torch_registry())
     view = img.tensor_view(**kwargs)
     got = getattr(view, how)(device="cuda")
     read = view.to_numpy()  # the read the export made (collected once)
@@ -402,7 +388,7 @@ def test_a_lazy_view_is_read_into_pinned_memory_and_copied_from_there(
 def test_pinned_reads_dropped_before_their_copies_finish_are_not_reused_early(tmp_path: Path) -> None:
     """Each plane's read is dropped right after its asynchronous copy is queued; torch's host allocator must keep
     its block until that copy is done, so every device tensor holds its own plane."""
-    img, host = _scanned(tmp_path)
+    img, host = scanned(tmp_path, _torch_registry())
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
         torch.cuda._sleep(50_000_000)  # keep the stream busy: the copies queue behind it
