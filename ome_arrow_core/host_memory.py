@@ -4,21 +4,26 @@ A GPU exporter may offer host memory it copies to its device from without stagin
 memory: ``Exporter.host_memory``). While :func:`host_memory` is active (a lazy view exported to such an exporter's
 device activates it around its read), each read output of at least :data:`HOST_MIN_BYTES` is allocated there, so
 the copy to the device reads the pixels where the read left them. Outside it, and for smaller outputs, reads use
-Arrow's pool as always. Pixels and checks are the same either way.
+Arrow's pool as always. Pixels and checks are the same either way. :class:`HostBlocks` remembers the blocks an
+allocator handed out, so the exporter can tell a view that lies in one (and copy it as it is) from any other.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 
 from .errors import OMEArrowError, PluginError
 
-__all__ = ["HOST_MIN_BYTES", "HostAllocator", "host_memory", "host_buffer"]
+__all__ = ["HOST_MIN_BYTES", "HostAllocator", "HostBlocks", "host_memory", "host_buffer"]
 
 #: ``allocate(nbytes)``: a writable buffer of at least ``nbytes`` bytes (any object with the buffer protocol),
 #: aligned to 64 bytes; it stays allocated while the object lives.
@@ -70,3 +75,56 @@ def host_buffer(nbytes: int, alignment: int) -> pa.Buffer | None:
             f"buffer of at least the bytes asked, aligned to {alignment} bytes"
         )
     return buf
+
+
+class HostBlocks:
+    """The live blocks a host-memory allocator handed out, by address (thread-safe).
+
+    :meth:`add` remembers a block (the uint8 array an allocator returns, which keeps its memory alive) until that
+    array is freed, with an optional owner held weakly (a framework's tensor the array keeps alive); :meth:`find`
+    says which block an array's bytes lie in. A read's output holds the array it was allocated as (through the
+    Arrow buffer wrapping it); a numpy view made of the array directly refers to the array's own base instead, so
+    it does not keep the block remembered (an array then found in no block is copied the usual way). A block is
+    forgotten before its memory can be freed, and live blocks never overlap: a lookup is a binary search.
+    """
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []  # sorted
+        self._blocks: dict[int, tuple[int, weakref.ref[Any] | None]] = {}  # start -> (end, owner)
+        self._lock = threading.Lock()
+
+    def add(self, block: np.ndarray, owner: object | None = None) -> np.ndarray:
+        """Remember ``block`` (and ``owner``, weakly) while ``block`` lives; return ``block``."""
+        start = block.ctypes.data
+        with self._lock:
+            if start not in self._blocks:
+                bisect.insort(self._starts, start)
+            self._blocks[start] = (start + block.nbytes, None if owner is None else weakref.ref(owner))
+        weakref.finalize(block, self._forget, start)
+        return block
+
+    def find(self, arr: np.ndarray) -> tuple[int, object | None] | None:
+        """``(offset, owner)`` of the live block ``arr``'s bytes lie in (``owner`` None when none was given or it
+        is gone), or None when they lie in none (or ``arr`` is empty)."""
+        return self.lookup(arr.ctypes.data, arr.nbytes) if arr.nbytes else None
+
+    def lookup(self, address: int, nbytes: int) -> tuple[int, object | None] | None:
+        """:meth:`find` for the ``nbytes`` bytes at ``address``."""
+        with self._lock:
+            i = bisect.bisect_right(self._starts, address) - 1
+            if i < 0:
+                return None
+            start = self._starts[i]
+            end, owner = self._blocks[start]
+        if address + nbytes > end:
+            return None
+        return address - start, None if owner is None else owner()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._blocks)
+
+    def _forget(self, start: int) -> None:
+        with self._lock:
+            if self._blocks.pop(start, None) is not None:
+                del self._starts[bisect.bisect_left(self._starts, start)]

@@ -13,7 +13,8 @@ Groups:
 - dtypes and buffers: ``SUPPORTED`` dtypes, ``check_dtype``, ``cast_pixels``,
   ``arrow_empty``/``view_buffer``/``to_arrow_memory`` (64-byte aligned, Arrow-owned
   memory that exports zero-copy), ``DLPackTensor``, ``zero_copy_array`` (what
-  ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying);
+  ``to_dlpack(mode="arrow")`` exports, for exporters that hand it on without copying), ``HostBlocks`` (the live
+  blocks an ``Exporter.host_memory`` allocator handed out: which one a view lies in);
 - files: ``atomic_path`` (all-or-nothing writes), ``Location`` (a resolved local or remote
   target, see :mod:`.location`) ``remote_file`` (an all-or-nothing upload of one file) and ``upload_directory`` (a
   store uploaded with its root metadata last), ``reading``/``where``/
@@ -81,6 +82,7 @@ if TYPE_CHECKING:
     from .group_staging import GROUP_ALIGN, gather_group, group_offsets
     from .handlers import ChunkFile, ChunkStore, Exporter, Ingested, Ingester, PixelSource, Reader, Writer
     from .hookspecs import hookimpl
+    from .host_memory import HostBlocks
     from .layout import ChannelPolicy
     from .lazy import LazyTensorView
     from .location import Location
@@ -109,6 +111,7 @@ __all__ = [
     "arrow_empty",
     "view_buffer",
     "to_arrow_memory",
+    "HostBlocks",
     "DLPackTensor",
     "zero_copy_array",
     "atomic_path",
@@ -177,6 +180,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "arrow_empty": (".buffers", "arrow_empty"),
     "to_arrow_memory": (".buffers", "to_arrow_memory"),
     "view_buffer": (".buffers", "view_buffer"),
+    "HostBlocks": (".host_memory", "HostBlocks"),
     "zero_copy_array": (".builtins.cpu_export", "zero_copy_array"),
     "cast_pixels": (".casting", "cast_pixels"),
     "CHECKSUM_ALGORITHM": (".checksums", "ALGORITHM"),

@@ -19,7 +19,7 @@ import ome_arrow_core
 from ome_arrow_core import OMEArrow, Registry, TensorView
 from ome_arrow_core.buffers import arrow_empty
 from ome_arrow_core.errors import ChecksumError, DamagedFileError, DeviceError, PluginError
-from ome_arrow_core.host_memory import HOST_MIN_BYTES, host_buffer, host_memory
+from ome_arrow_core.host_memory import HOST_MIN_BYTES, HostBlocks, host_buffer, host_memory
 
 
 def aligned(nbytes: int) -> np.ndarray:
@@ -178,3 +178,66 @@ def test_host_memory_is_active_only_within_its_block() -> None:
     assert calls == [2 << 20] and out.flags.writeable and buf.size >= out.nbytes
     _, plain = arrow_empty((1024, 1024), np.dtype(np.uint16))
     assert calls == [2 << 20] and plain.address % 64 == 0
+
+
+# -- HostBlocks: which block an exporter's allocator handed out a view lies in ----------------------------------------
+class Owner:
+    """What a framework's tensor is to its block: an object the block's array keeps alive."""
+
+
+def test_host_blocks_find_the_block_an_array_lies_in() -> None:
+    blocks = HostBlocks()
+    owners = [Owner(), Owner()]
+    raw = [aligned(4096), aligned(8192)]
+    kept = [blocks.add(r, o) for r, o in zip(raw, owners)]
+    assert kept[0] is raw[0] and len(blocks) == 2
+    plane = raw[1][1024:].view(np.uint16).reshape(32, 112)
+    assert blocks.find(plane) == (1024, owners[1])
+    assert blocks.find(raw[0][::2]) == (0, owners[0])  # strided: its span lies in the block
+    assert blocks.find(raw[0][4000:]) == (4000, owners[0])  # its last bytes
+    assert blocks.find(aligned(64)) is None  # memory it never handed out
+    assert blocks.find(raw[0][:0]) is None  # no bytes
+    assert blocks.lookup(raw[0].ctypes.data + 4000, 97) is None  # runs past its block's end
+    assert blocks.lookup(raw[0].ctypes.data - 1, 2) is None  # starts before it
+
+
+def test_host_blocks_forget_a_block_when_its_array_goes_and_hold_owners_weakly() -> None:
+    import gc
+
+    import pyarrow as pa
+
+    blocks = HostBlocks()
+    owner = Owner()
+    block = blocks.add(aligned(4096), owner)
+    start = block.ctypes.data
+    view = np.frombuffer(pa.py_buffer(block), np.uint8)[100:200]  # as a read's output holds its block
+    del owner
+    gc.collect()
+    assert blocks.find(view) == (100, None)  # the block lives; its owner did not outlive its last reference
+    del block
+    assert blocks.find(view) == (100, None)  # the Arrow buffer keeps the block's array alive
+    del view
+    gc.collect()
+    assert blocks.lookup(start, 1) is None and len(blocks) == 0
+    again = blocks.add(aligned(4096))  # a new block, maybe at the same address, is found afresh
+    assert blocks.find(again) == (0, None) and len(blocks) == 1
+
+
+def test_host_blocks_from_many_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    blocks = HostBlocks()
+
+    def churn(seed: int) -> int:
+        found = 0
+        for n in range(200):
+            block = blocks.add(aligned(64 * (1 + (seed + n) % 7)))
+            found += blocks.find(block[64:]) == (64, None) if block.nbytes > 64 else blocks.find(block) == (0, None)
+        return found
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(churn, range(8))) == [200] * 8
+    import gc
+
+    gc.collect()
+    assert len(blocks) == 0

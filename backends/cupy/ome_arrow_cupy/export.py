@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ome_arrow_core import TensorView
+from ome_arrow_core.plugin_api import HostBlocks
 
 from .devices import check_device, import_cupy
 
@@ -25,6 +25,7 @@ __all__ = [
     "export_cupy",
     "pinned_host",
     "is_pinned_host",
+    "PINNED",
     "blocks",
     "block_bytes",
     "settle",
@@ -49,9 +50,8 @@ SPLIT_BYTES = 2**20
 
 Index = tuple[int | slice, ...]
 _local = threading.local()
-#: The live blocks of :func:`pinned_host`: start address -> end address.
-_blocks: dict[int, int] = {}
-_blocks_lock = threading.Lock()
+#: The live blocks of :func:`pinned_host`.
+PINNED = HostBlocks()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -106,30 +106,17 @@ def copy_stream(cp: Any, index: int) -> Any:
 
 
 def pinned_host(nbytes: int) -> np.ndarray:
-    """``nbytes`` of pinned host memory (CuPy's pinned pool) as a writable uint8 array, remembered while it lives:
-    the exporter's ``host_memory``, where a lazy view exported to CUDA is read (ome_arrow_core/host_memory.py).
-    DeviceError where CuPy sees no CUDA device (pinned memory needs one)."""
+    """``nbytes`` of pinned host memory (CuPy's pinned pool) as a writable uint8 array, remembered while it lives
+    (:data:`PINNED`): the exporter's ``host_memory``, where a lazy view exported to CUDA is read
+    (ome_arrow_core/host_memory.py). DeviceError where CuPy sees no CUDA device (pinned memory needs one)."""
     cp = import_cupy()
     check_device(cp, 0)
-    block = np.frombuffer(cp.cuda.alloc_pinned_memory(nbytes), np.uint8, nbytes)
-    start = block.ctypes.data
-    with _blocks_lock:
-        _blocks[start] = start + nbytes
-    weakref.finalize(block, _forget, start)
-    return block
-
-
-def _forget(start: int) -> None:
-    with _blocks_lock:
-        _blocks.pop(start, None)
+    return PINNED.add(np.frombuffer(cp.cuda.alloc_pinned_memory(nbytes), np.uint8, nbytes))
 
 
 def is_pinned_host(host: np.ndarray) -> bool:
     """True when ``host`` lies in a live block of :func:`pinned_host` (it can be copied to the device as is)."""
-    start = host.ctypes.data
-    end = start + host.nbytes
-    with _blocks_lock:
-        return any(s <= start and end <= e for s, e in _blocks.items())
+    return PINNED.find(host) is not None
 
 
 def _pinned(cp: Any, size: int, n: int) -> list[Any]:

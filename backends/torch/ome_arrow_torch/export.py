@@ -3,28 +3,34 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import check_cuda_device, gather_group, group_offsets, zero_copy_array
+from ome_arrow_core.plugin_api import HostBlocks, check_cuda_device, gather_group, group_offsets, zero_copy_array
 
 if TYPE_CHECKING:
     import torch
 
     from ome_arrow_core import TensorView
 
-__all__ = ["export_cpu", "export_cuda", "export_cuda_many", "pinned_host", "pinned_tensor", "split_group", "ZERO_COPY"]
+__all__ = [
+    "export_cpu",
+    "export_cuda",
+    "export_cuda_many",
+    "pinned_host",
+    "pinned_tensor",
+    "split_group",
+    "PINNED",
+    "ZERO_COPY",
+]
 
 #: ``to_torch(mode=...)`` that asks for a tensor aliasing the image's Arrow memory.
 ZERO_COPY = "arrow"
 
-# Live blocks of pinned_host: start address -> (end address, the pinned tensor, weakly).
-_blocks: dict[int, tuple[int, weakref.ref[torch.Tensor]]] = {}
-_blocks_lock = threading.Lock()
+#: The live blocks of :func:`pinned_host`, each with its pinned tensor (weakly).
+PINNED = HostBlocks()
 
 
 def export_cpu(
@@ -125,38 +131,23 @@ def pinned_host(nbytes: int) -> np.ndarray:
 
     check_cuda(0)
     block = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-    arr = block.numpy()  # its base is the tensor: the memory lives while the array does
-    start = arr.ctypes.data
-    with _blocks_lock:
-        _blocks[start] = (start + nbytes, weakref.ref(block))
-    weakref.finalize(arr, _forget, start)
-    return arr
-
-
-def _forget(start: int) -> None:
-    with _blocks_lock:
-        _blocks.pop(start, None)
+    return PINNED.add(block.numpy(), block)  # the array's base is the tensor: the memory lives while it does
 
 
 def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
     """``host`` as a view of the :func:`pinned_host` tensor it lies in, when it is C-contiguous and lies in a live
     one; else None. A copy of that view with ``non_blocking=True`` is a plain DMA from pinned memory, and torch's
     host allocator keeps the block from reuse until the copy is done, whenever the block is freed."""
-    if not host.flags.c_contiguous or host.nbytes == 0:
+    if not host.flags.c_contiguous:
         return None
-    start = host.ctypes.data
-    end = start + host.nbytes
-    with _blocks_lock:
-        found = next(((s, ref) for s, (e, ref) in _blocks.items() if s <= start and end <= e), None)
-    block = found[1]() if found is not None else None
-    if found is None or block is None:
+    found = PINNED.find(host)
+    block = found[1] if found is not None else None
+    if found is None or block is None or found[0] % host.itemsize:  # torch views a dtype at a multiple of its size
         return None
     import torch
 
-    at = start - found[0]
-    if at % host.itemsize:  # torch views a dtype only at a multiple of its size (numpy's arrays here always are)
-        return None
-    return block[at : at + host.nbytes].view(getattr(torch, host.dtype.name)).view(host.shape)
+    at, tensor = found[0], cast("torch.Tensor", block)
+    return tensor[at : at + host.nbytes].view(getattr(torch, host.dtype.name)).view(host.shape)
 
 
 def export_cuda_many(views: Sequence[TensorView], *, device_index: int = 0, **_: Any) -> list[torch.Tensor]:
