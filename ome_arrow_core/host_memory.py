@@ -104,9 +104,16 @@ class HostBlocks:
         return block
 
     def find(self, arr: np.ndarray) -> tuple[int, object | None] | None:
-        """``(offset, owner)`` of the live block ``arr``'s bytes lie in (``owner`` None when none was given or it
-        is gone), or None when they lie in none (or ``arr`` is empty)."""
-        return self.lookup(arr.ctypes.data, arr.nbytes) if arr.nbytes else None
+        """``(offset, owner)`` of the live block all of ``arr``'s bytes lie in (whatever its strides; the offset is
+        its first element's), or None when they lie in none (or ``arr`` is empty); ``owner`` is None when none was
+        given or it is gone."""
+        if not arr.nbytes:
+            return None
+        first = arr.ctypes.data
+        spans = [(n - 1) * s for n, s in zip(arr.shape, arr.strides)]
+        low = first + sum(d for d in spans if d < 0)
+        found = self.lookup(low, first + sum(d for d in spans if d > 0) + arr.itemsize - low)
+        return None if found is None else (found[0] + first - low, found[1])
 
     def lookup(self, address: int, nbytes: int) -> tuple[int, object | None] | None:
         """:meth:`find` for the ``nbytes`` bytes at ``address``."""

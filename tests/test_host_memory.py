@@ -194,6 +194,10 @@ def test_host_blocks_find_the_block_an_array_lies_in() -> None:
     plane = raw[1][1024:].view(np.uint16).reshape(32, 112)
     assert blocks.find(plane) == (1024, owners[1])
     assert blocks.find(raw[0][::2]) == (0, owners[0])  # strided: its span lies in the block
+    assert blocks.find(raw[0][::-1]) == (4095, owners[0])  # reversed: its first element is the block's last byte
+    assert blocks.find(raw[0][2048::2048]) == (2048, owners[0])
+    wide = np.lib.stride_tricks.as_strided(raw[0], shape=(2,), strides=(4096,))  # its second element lies past it
+    assert blocks.find(wide) is None and wide.nbytes == 2
     assert blocks.find(raw[0][4000:]) == (4000, owners[0])  # its last bytes
     assert blocks.find(aligned(64)) is None  # memory it never handed out
     assert blocks.find(raw[0][:0]) is None  # no bytes
