@@ -397,3 +397,35 @@ def test_pinned_reads_dropped_before_their_copies_finish_are_not_reused_early(tm
     torch.cuda.synchronize()
     for (t, z), tensor in zip([(t, z) for t in range(2) for z in range(3)], got, strict=True):
         np.testing.assert_array_equal(tensor.cpu().numpy(), host[t, :, z])
+
+
+def test_pinned_host_arrays_are_aligned_and_map_back_to_their_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pinned_host's bookkeeping on the CPU: torch's pinned allocation stood in for by CPU tensors, the first one
+    8 bytes off alignment (no GPU here; the GPU tests above run the real allocator)."""
+    from ome_arrow_torch import export
+
+    real_empty = torch.empty
+    made: list[torch.Tensor] = []
+
+    def empty(n: int, *, dtype: torch.dtype, pin_memory: bool) -> torch.Tensor:
+        assert pin_memory
+        base = real_empty(n + 128, dtype=dtype)
+        at = -base.data_ptr() % 64 + (8 if not made else 0)  # the first block misaligned
+        made.append(base[at : at + n])
+        return made[-1]
+
+    monkeypatch.setattr(export, "check_cuda", lambda index: None)
+    monkeypatch.setattr(torch, "empty", empty)
+    block = export.pinned_host(4096)
+    assert len(made) == 2 and block.ctypes.data % 64 == 0 and block.nbytes == 4096  # padded on its second try
+    block[:] = np.arange(4096) % 251
+    plane = block[64:].view(np.uint16).reshape(8, 252)
+    t = export.pinned_tensor(plane)
+    assert t is not None and t.dtype == torch.uint16 and tuple(t.shape) == (8, 252)
+    assert t.data_ptr() == plane.ctypes.data and made[-1].untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+    np.testing.assert_array_equal(t.numpy(), plane)
+    odd = export.pinned_tensor(block[1:3])  # bytes at any offset
+    assert odd is not None and odd.tolist() == block[1:3].tolist()
+    assert export.pinned_tensor(block[65:].view(np.uint8)[:8].view(np.uint16)) is None  # odd offset for uint16
+    assert export.pinned_tensor(plane[:, ::2]) is None  # strided: staged
+    assert export.pinned_tensor(np.zeros(8, np.uint16)) is None  # memory it never gave

@@ -31,6 +31,8 @@ ZERO_COPY = "arrow"
 
 #: The live blocks of :func:`pinned_host`, each with its pinned tensor (weakly).
 PINNED = HostBlocks()
+#: The alignment of :func:`pinned_host`'s arrays (``Exporter.host_memory``'s contract).
+ALIGN = 64
 
 
 def export_cpu(
@@ -131,7 +133,11 @@ def pinned_host(nbytes: int) -> np.ndarray:
 
     check_cuda(0)
     block = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-    return PINNED.add(block.numpy(), block)  # the array's base is the tensor: the memory lives while it does
+    if block.data_ptr() % ALIGN:  # torch's blocks are page-aligned (cudaHostAlloc); padded where one is not
+        block = torch.empty(nbytes + ALIGN, dtype=torch.uint8, pin_memory=True)
+    raw = block.numpy()  # its base is the tensor: the memory lives while the array does
+    at = -raw.ctypes.data % ALIGN
+    return PINNED.add(raw[at : at + nbytes], block)
 
 
 def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
@@ -142,11 +148,14 @@ def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
         return None
     found = PINNED.find(host)
     block = found[1] if found is not None else None
-    if found is None or block is None or found[0] % host.itemsize:  # torch views a dtype at a multiple of its size
+    if found is None or block is None:
         return None
     import torch
 
-    at, tensor = found[0], cast("torch.Tensor", block)
+    tensor = cast("torch.Tensor", block)
+    at = host.ctypes.data - tensor.data_ptr()
+    if at % host.itemsize:  # torch views a dtype only at a multiple of its size
+        return None
     return tensor[at : at + host.nbytes].view(getattr(torch, host.dtype.name)).view(host.shape)
 
 
