@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from .locators import image_locator, read_located
 from .opened import OpenedDataset
 from .opening import open_dataset
 from .whole_chunks import WholeChunk, whole_blocks, whole_chunk
+from .whole_native import read_whole, whole_item
 
 __all__ = ["DatasetSource", "image_meta"]
 
@@ -177,9 +179,10 @@ class DatasetSource:
         plan = self._plans.get(key)
         if plan is not None:  # this box was read before: its plan reads (and checks) it again
             if isinstance(plan, WholeChunk):
-                block = piece_block(
-                    self._opened, plan.piece, plan.row, plan.shape, self.meta.dtype, verify_enabled(self.verify)
-                )
+                verify = verify_enabled(self.verify)
+                block = read_whole(self._opened, plan, self.meta.dtype, verify)  # by the C kernel, where it can
+                if block is None:
+                    block = piece_block(self._opened, plan.piece, plan.row, plan.shape, self.meta.dtype, verify)
                 self._count(1)
                 return block.transpose(0, 2, 1, 3, 4)
             return self._by_plan(plan)
@@ -218,7 +221,9 @@ class DatasetSource:
         row = int(self._index_rows[projection.row])
         piece = audited_piece(self._opened, row)
         if piece is not None:
-            self._plans.keep(key, WholeChunk(piece, row, projection.chunk_shape))
+            dtype, shape = self.meta.dtype, projection.chunk_shape
+            item = whole_item(piece[0], piece[1], math.prod(shape) * dtype.itemsize, dtype)
+            self._plans.keep(key, WholeChunk(piece, row, shape, item))
 
     def _count(self, chunks: int) -> None:
         """Count ``chunks`` chunks read, each its own row group."""

@@ -25,6 +25,7 @@ from .grouped_reads import one_file_groups, ranged_pieces
 from .opened import OpenedDataset
 from .page_reads import PageFragment
 from .page_values import page_values_apart
+from .whole_native import WholeItem
 
 __all__ = ["WholeChunk", "chunks_of", "whole_blocks", "whole_chunk"]
 
@@ -103,11 +104,13 @@ def _view_of(shape: tuple[int, ...], dtype: np.dtype) -> tuple[tuple[int, ...], 
 
 class WholeChunk(FrozenTuple):
     """The plan of a box that is one whole audited chunk: its page-ranged file and row group there, its index row
-    and shape (read with one positioned read, every check made, into a buffer the result is a view of)."""
+    and shape (read with one positioned read, every check made, into a buffer the result is a view of), and its
+    item for the C kernel (:mod:`.whole_native`; None where it cannot read it)."""
 
     piece: tuple[PageFragment, int]
     row: int
     shape: tuple[int, ...]
+    native: WholeItem | None = None
 
 
 def chunks_of(plan: BoxPlan | WholeChunk) -> int:
