@@ -56,7 +56,7 @@ def setup(
         np.testing.assert_array_equal(src.read(sel), want)
     plan = src._plans.get(box_key(sel))
     assert isinstance(plan, WholeChunk) and plan.native is not None
-    kern = box_native._installed()
+    kern = box_native.installed()
     assert kern is not None
     spy = Spy(kern)
     monkeypatch.setattr(whole_native, "kernels", lambda: None if os.environ.get(ENV) == "0" else spy)

@@ -29,7 +29,7 @@ from .page_values import USUAL_VALUE_AT
 if TYPE_CHECKING:
     from .box_plans import BoxPlan
 
-__all__ = ["ENV", "STREAM_BYTES", "NativeItems", "digests", "kernels", "read_native"]
+__all__ = ["ENV", "STREAM_BYTES", "NativeItems", "digests", "installed", "kernels", "read_native"]
 
 #: Set to ``0`` to read without the C kernel even where it is installed (tests, A/B).
 ENV: Final[str] = "OME_ARROW_KERNELS"
@@ -44,10 +44,10 @@ def kernels() -> ModuleType | None:
     """The ``ome_arrow_kernels`` module when it is installed and not turned off (:data:`ENV`), else None."""
     if os.environ.get(ENV) == "0":
         return None
-    return _installed()
+    return installed()
 
 
-def _installed() -> ModuleType | None:
+def installed() -> ModuleType | None:
     """The ``ome_arrow_kernels`` module when it is installed (imported once), else None."""
     if not _LOADED:
         try:
@@ -79,7 +79,7 @@ class NativeItems:
         """The items of ``plan`` for the kernel, or None when one is not read whole (a crop's edge chunks) or each
         is read straight into the output by the Python steps already (a Z column: the kernel measured no faster), or
         the kernel is not installed (no plan pays for items no read can use)."""
-        if _installed() is None or all(u.into >= 0 for u in plan.units):
+        if installed() is None or all(u.into >= 0 for u in plan.units):
             return None
         for chunk, cut in plan.sources:
             if any(c.start != 0 or c.stop != n or c.step not in (None, 1) for c, n in zip(cut, chunk)):

@@ -23,7 +23,7 @@ from ..buffers import view_buffer
 from ..checksums import mismatch
 from ..errors import DamagedFileError
 from ..frozen_types import FrozenTuple
-from .box_native import _installed, kernels
+from .box_native import installed, kernels
 from .page_values import USUAL_VALUE_AT, usual_heads
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def whole_item(frag: PageFragment, g: int, nbytes: int, dtype: np.dtype) -> Whol
     not installed or cannot read it (a remote or compressed file, a dtype not in this machine's order, a page
     whose size does not fit the value)."""
     order = dtype.byteorder
-    if _installed() is None or frag.remote is not None or frag.codec is not None:
+    if installed() is None or frag.remote is not None or frag.codec is not None:
         return None
     if order == ">" or (order == "=" and sys.byteorder != "little"):
         return None
