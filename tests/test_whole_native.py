@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 from damage import flip_byte
+from test_box_native import error_both_ways
 from test_box_plans import box, pixels, written
 
 import ome_arrow_core.typed_chunk.box_native as box_native
 import ome_arrow_core.typed_chunk.whole_native as whole_native
-from ome_arrow_core.errors import ChecksumError, DamagedFileError
+from ome_arrow_core.errors import ChecksumError
 from ome_arrow_core.selection import Selection
 from ome_arrow_core.typed_chunk import DatasetSource
 from ome_arrow_core.typed_chunk.box_native import ENV
@@ -74,17 +75,6 @@ def test_a_whole_chunk_read_again_is_read_by_the_kernel_unless_it_is_turned_off(
     monkeypatch.setenv(ENV, "0")
     np.testing.assert_array_equal(src.read(sel), want)
     assert spy.calls == 2
-
-
-def error_both_ways(src: DatasetSource, sel: Selection, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """The error of reading ``sel`` with the kernel, and without it (type name and message)."""
-    got = []
-    for value in ("1", "0"):
-        monkeypatch.setenv(ENV, value)
-        with pytest.raises(DamagedFileError) as err:
-            src.read(sel)
-        got.append(f"{type(err.value).__name__}: {err.value}")
-    return got[0], got[1]
 
 
 @pytest.mark.parametrize("damage", ["flipped", "truncated in its page", "truncated before its page", "lying length"])
