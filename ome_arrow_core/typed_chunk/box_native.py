@@ -23,7 +23,6 @@ import numpy as np
 from ..boundary import reading
 from ..buffers import scratch_buffer
 from ..checksums import mismatch
-from ..errors import DamagedFileError
 from .page_values import USUAL_VALUE_AT
 
 if TYPE_CHECKING:
@@ -143,10 +142,7 @@ def read_native(
             o, n, row, g, _, _ = plan.items[ia]
             if status == kern.SHORT:  # where the file ends, as the Python steps (a read from the unit's start) say
                 end = o + value if value else max(native.starts[ia], os.fstat(fd).st_size)
-                raise DamagedFileError(
-                    f"{plan.frag.path}: bytes {o}..{o + n} hold {plan.frag.what(g)}, but the file ends at "
-                    f"{end}; the file is truncated"
-                )
+                raise plan.frag.truncated(o, o + n, end, g)
             if status == kern.MISMATCH:
                 raise mismatch(*plan.opened.where(row), want[ia], value)
             plan.read_item(out, ia, want, fn)  # an unusual head: its value found as usual, or refused

@@ -277,10 +277,7 @@ class BoxPlan:
         for _, n, _, g, end, _ in checks:
             if got < end:
                 o = first + end - n
-                raise DamagedFileError(
-                    f"{self.frag.path}: bytes {o}..{o + n} hold {self.frag.what(g)}, but the file ends at "
-                    f"{first + got}; the file is truncated"
-                )
+                raise self.frag.truncated(o, o + n, first + got, g)
         raise AssertionError(f"{self.frag.path}: a read of {got} bytes from {first} was short of no page")
 
     def _straight(
@@ -302,10 +299,7 @@ class BoxPlan:
         try:
             got = os.preadv(self.frag.fileno(), [head, pixels], first)
             if got < end:
-                raise DamagedFileError(
-                    f"{self.frag.path}: bytes {first}..{first + n} hold {self.frag.what(g)}, but the file ends at "
-                    f"{first + got}; the file is truncated"
-                )
+                raise self.frag.truncated(first, first + n, first + got, g)
             if head not in self.heads[n]:
                 pixels[:] = bytes(len(pixels))  # the usual read copies them again once checked
                 return False

@@ -189,7 +189,7 @@ class PageFragment:
             for start, stop, members in spans:
                 raw = self.pread(stop - start, start)
                 if len(raw) != stop - start:
-                    raise self._truncated(start, stop, len(raw), members[0])
+                    raise self.truncated(start, stop, start + len(raw), members[0])
                 if len(members) == 1:  # a span of one head: exactly its bytes
                     heads[members[0]] = raw
                     continue
@@ -215,14 +215,14 @@ class PageFragment:
         with reading(self.path, None, doing):
             raw = self.pread(stop - start, start)
         if len(raw) != stop - start:
-            raise self._truncated(start, stop, len(raw), first)
+            raise self.truncated(start, stop, start + len(raw), first)
         return raw
 
-    def _truncated(self, start: int, stop: int, got: int, first: int) -> DamagedFileError:
-        """The error of a read of bytes ``start..stop`` (holding row group ``first`` onwards) that got ``got``."""
+    def truncated(self, start: int, stop: int, ends: int, g: int) -> DamagedFileError:
+        """The error of a read of bytes ``start..stop`` (row group ``g``'s, or from it on) that ended at byte ``ends``:
+        every reader of pages (Python or the kernel's) says a short read this one way."""
         return DamagedFileError(
-            f"{self.path}: bytes {start}..{stop} hold {self.what(first)}, but the file ends at {start + got}; "
-            "the file is truncated"
+            f"{self.path}: bytes {start}..{stop} hold {self.what(g)}, but the file ends at {ends}; the file is truncated"
         )
 
     def _columns(self, g: int, head: memoryview) -> dict[str, Any]:

@@ -78,10 +78,7 @@ def place_pages(
                     )
                 got = os.preadv(fd, [view[_AT : _AT + n]], o)
                 if got != n:
-                    raise DamagedFileError(
-                        f"{frag.path}: bytes {o}..{o + n} hold {frag.what(g)}, but the file ends at {o + got}; "
-                        "the file is truncated"
-                    )
+                    raise frag.truncated(o, o + n, o + got, g)
                 start, length = (
                     (_AT + USUAL_VALUE_AT, n - USUAL_VALUE_AT)
                     if one_value_head(view, _AT, n)

@@ -124,10 +124,7 @@ def page_values(frag: PageFragment, groups: np.ndarray, into: pa.Buffer | None =
             iov = _iovecs(view, offset, end, dest, size, a, b)
             got = os.preadv(fd, iov, offset[a]) if fd >= 0 else _scatter(frag, iov, offset[a], end[b - 1])
             if got != end[b - 1] - offset[a]:
-                raise DamagedFileError(
-                    f"{frag.path}: bytes {offset[a]}..{end[b - 1]} hold {frag.what(group_l[a])}, but the file "
-                    f"ends at {offset[a] + got}; the file is truncated"
-                )
+                raise frag.truncated(offset[a], end[b - 1], offset[a] + got, group_l[a])
     starts: list[int] = []
     lengths: list[int] = []
     buffers: list[pa.Buffer] = []
@@ -161,10 +158,7 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
                 iov.append(views[k][dest:])
             got = os.preadv(fd, iov, offset[a]) if fd >= 0 else _scatter(frag, iov, offset[a], end[b - 1])
             if got != end[b - 1] - offset[a]:
-                raise DamagedFileError(
-                    f"{frag.path}: bytes {offset[a]}..{end[b - 1]} hold {frag.what(group_l[a])}, but the file "
-                    f"ends at {offset[a] + got}; the file is truncated"
-                )
+                raise frag.truncated(offset[a], end[b - 1], offset[a] + got, group_l[a])
     out = PageValues([], [], [])
     for k, g in enumerate(group_l):  # the usual page's head is checked first (one_value_head: a cached set lookup)
         value = _page_value(frag, g, bufs[k], views[k], dest, size[k])
@@ -189,10 +183,7 @@ def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:
         else:
             got = _scatter(frag, [view[dest:]], offset, offset + size)
     if got != size:
-        raise DamagedFileError(
-            f"{frag.path}: bytes {offset}..{offset + size} hold {frag.what(g)}, but the file ends at "
-            f"{offset + got}; the file is truncated"
-        )
+        raise frag.truncated(offset, offset + size, offset + got, g)
     return _page_value(frag, g, buf, view, dest, size)
 
 

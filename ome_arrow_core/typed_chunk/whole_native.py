@@ -21,7 +21,6 @@ import pyarrow as pa
 from ..boundary import reading
 from ..buffers import view_buffer
 from ..checksums import mismatch
-from ..errors import DamagedFileError
 from ..frozen_types import FrozenTuple
 from .box_native import installed, kernels
 from .page_values import USUAL_VALUE_AT, usual_heads
@@ -87,10 +86,7 @@ def read_whole(opened: OpenedDataset, plan: WholeChunk, dtype: np.dtype, verify:
         return view_buffer(buf, dtype, plan.shape)
     if status == kern.SHORT:  # as page_value says it: where the page's read ended
         offset, size = int(item.fields[0, 0]), item.nbytes + USUAL_VALUE_AT
-        raise DamagedFileError(
-            f"{frag.path}: bytes {offset}..{offset + size} hold {frag.what(g)}, but the file ends at "
-            f"{offset + value}; the file is truncated"
-        )
+        raise frag.truncated(offset, offset + size, offset + value, g)
     if status == kern.MISMATCH:
         raise mismatch(*opened.where(row), int(want[0]), value)
     return None  # a head that is not a usual one: the Python steps find its value, or refuse it
