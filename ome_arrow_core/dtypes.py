@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Final
 
 import numpy as np
 
 from .errors import DTypeError
 
-__all__ = ["OME_TYPES", "SUPPORTED", "to_ome_type", "from_ome_type", "check_dtype"]
+__all__ = ["OME_TYPES", "SUPPORTED", "to_ome_type", "from_ome_type", "check_dtype", "in_stored_order"]
+
+_LITTLE: Final[bool] = sys.byteorder == "little"
 
 #: OME ``PixelType`` name for each supported numpy dtype (little-endian storage).
 OME_TYPES: Final[dict[str, str]] = {
@@ -56,3 +59,9 @@ def from_ome_type(name: str) -> np.dtype:
     if key is None:
         raise DTypeError(f"unknown OME pixel type {name!r}; expected one of {', '.join(sorted(set(_FROM_OME)))}")
     return np.dtype(key)
+
+
+def in_stored_order(dtype: np.dtype) -> bool:
+    """Whether values of ``dtype`` are in the byte order files store pixels in (little-endian), so that stored
+    bytes read as they are; False where each must be swapped (big-endian, or native on a big-endian machine)."""
+    return not (dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ome_arrow_core import DTypeError, ImageMeta, OMEArrow
-from ome_arrow_core.dtypes import SUPPORTED, check_dtype, from_ome_type, to_ome_type
+from ome_arrow_core.dtypes import SUPPORTED, check_dtype, from_ome_type, in_stored_order, to_ome_type
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "bool")
 OME_NAMES = {"float32": "float", "float64": "double", "bool": "bit"}
@@ -129,6 +129,15 @@ def test_byte_order_is_normalised_values_kept(dtype: str) -> None:
     img = OMEArrow(a)
     assert img.dtype.isnative and img.dtype == np.dtype(dtype).newbyteorder("=")
     np.testing.assert_array_equal(img.tensor_view(layout="YX").to_numpy(), a)
+
+
+@pytest.mark.parametrize("order", ["<", ">", "=", "|"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_stored_order_means_the_stored_little_endian_bytes_read_as_they_are(dtype: str, order: str) -> None:
+    dt = np.dtype(dtype).newbyteorder(order) if order != "|" else np.dtype(dtype)
+    values = np.array([1, 2, 3, 120], dtype=np.dtype(dtype).newbyteorder("<"))
+    as_is = np.frombuffer(values.tobytes(), dt)  # the stored bytes taken as ``dt`` with no swap
+    assert in_stored_order(dt) == bool((as_is == values).all())
 
 
 @pytest.mark.parametrize("dtype", ["int64", "uint64", "float16", "complex64", "complex128", "datetime64[s]", "U3", "O"])

@@ -28,7 +28,7 @@ from .page_values import USUAL_VALUE_AT
 if TYPE_CHECKING:
     from .box_plans import BoxPlan
 
-__all__ = ["ENV", "STREAM_BYTES", "NativeItems", "digests", "installed", "kernels", "read_native"]
+__all__ = ["ENV", "STREAM_BYTES", "NativeItems", "digests", "installed", "item_fields", "kernels", "read_native"]
 
 #: Set to ``0`` to read without the C kernel even where it is installed (tests, A/B).
 ENV: Final[str] = "OME_ARROW_KERNELS"
@@ -56,6 +56,15 @@ def installed() -> ModuleType | None:
         else:
             _LOADED.append(ome_arrow_kernels)
     return _LOADED[0]
+
+
+def item_fields(
+    offset: int, value: int, base: int, row: int, counts: tuple[int, ...], strides: tuple[int, ...], kind: int
+) -> tuple[int, ...]:
+    """One item as ``read_chunks`` takes it (13 int64 fields): its page's file ``offset`` and ``value`` bytes, the
+    output byte its first row goes to (``base``), a row's bytes, the counts of its four outer axes in the order
+    the page stores them and the output's byte strides for each, and ``kind`` (which usual head size)."""
+    return (offset, value, base, row, *counts, *strides, kind)
 
 
 class NativeItems:
@@ -94,7 +103,7 @@ class NativeItems:
         for k, (o, n, _, _, dst, s) in enumerate(plan.items):
             t, c, z, y, x = plan.sources[s][0]
             base = dst[0].start * st + dst[1].start * sz + dst[2].start * sc + dst[3].start * sy + dst[4].start * b
-            fields[k] = (o, n - USUAL_VALUE_AT, base, x * b, t, c, z, y, st, sc, sz, sy, kind[n])
+            fields[k] = item_fields(o, n - USUAL_VALUE_AT, base, x * b, (t, c, z, y), (st, sc, sz, sy), kind[n])
         variants = {len(plan.heads[n]) for n in sizes}
         if len(variants) != 1:
             return None

@@ -9,7 +9,6 @@ selection by :meth:`ChunkTable.projections <ome_arrow_core.chunks.ChunkTable.pro
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
@@ -19,6 +18,7 @@ import pyarrow as pa
 from ..buffers import ALIGNMENT, scratch_buffer, view_buffer
 from ..checksums import mismatch, verify_enabled
 from ..chunks import ChunkProjection
+from ..dtypes import in_stored_order
 from ..errors import DamagedFileError
 from ..frozen_types import FrozenTuple
 from ..uniques import unique
@@ -42,7 +42,6 @@ __all__ = [
     "staged_cuts",
 ]
 
-_LITTLE = sys.byteorder == "little"
 #: Pixel bytes of row groups read at a time into a selection's output (a batch is at least one group).
 READ_BATCH_BYTES = 16 << 20
 
@@ -370,6 +369,6 @@ def checked_block(
             raise mismatch(*opened.where(row), *pair)
         if checked is not None:
             checked.add(row)
-    if dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE):
+    if not in_stored_order(dtype):
         return view_buffer(data, dtype.newbyteorder("<"), shape, offset=begin).astype(dtype.newbyteorder("="))
     return view_buffer(data, dtype, shape, offset=begin)  # stored little-endian: this machine's order

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,6 +21,7 @@ import numpy as np
 from ..boundary import reading
 from ..buffers import ALIGNMENT, SCRATCH_BYTES, scratch_buffer
 from ..checksums import mismatch
+from ..dtypes import in_stored_order
 from ..errors import DamagedFileError
 from .page_reads import PageFragment
 from .page_values import USUAL_VALUE_AT, one_value_head, value_in_page
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["streams", "place_pages"]
 
-_LITTLE: Final[bool] = sys.byteorder == "little"
 #: Where a page is read to in the scratch buffer: its usual value start lands 64-byte aligned.
 _AT: Final[int] = -USUAL_VALUE_AT % ALIGNMENT
 
@@ -43,7 +42,7 @@ def streams(frag: PageFragment, groups: Sequence[int], dtypes: Iterable[np.dtype
     scratch buffer."""
     if frag.codec is not None or frag.remote is not None:
         return False
-    if any(d.byteorder == ">" or (d.byteorder == "=" and not _LITTLE) for d in dtypes):
+    if not all(in_stored_order(d) for d in dtypes):
         return False
     return (
         frag.largest_page + _AT <= SCRATCH_BYTES or max(int(frag.compressed[g]) for g in groups) + _AT <= SCRATCH_BYTES

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..boundary import reading
 from ..checksums import mismatch
+from ..dtypes import in_stored_order
 from ..uniques import unique
 from .grouped_reads import GroupedPages, ranged_pieces
 from .page_direct import RUN_BYTES, audit_heads
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["WholePlan", "whole_plan", "read_whole"]
 
-_LITTLE = sys.byteorder == "little"
 #: TCZYX columns in TZCYX order (the outputs' axes).
 _TZCYX = [0, 2, 1, 3, 4]
 #: Batch geometries kept (see :func:`_geometry`); all are dropped when there are more.
@@ -87,7 +86,7 @@ def whole_plan(
     ):
         return None  # (a compressed or remote file, or another format: known before any plan is made)
     for out, dt in zip(outs, dtypes):
-        if out.dtype != dt or not dt.isnative or not (_LITTLE or dt.itemsize == 1) or not out.size:
+        if out.dtype != dt or not dt.isnative or not in_stored_order(dt) or not out.size:
             return None
         if not (out.flags.c_contiguous and out.flags.writeable):
             return None

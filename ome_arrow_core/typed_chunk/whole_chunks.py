@@ -10,13 +10,13 @@ by its consumer holds only its own chunk and no later read writes into it. Every
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..checksums import mismatch
 from ..chunks import ChunkProjection
+from ..dtypes import in_stored_order
 from ..errors import DamagedFileError
 from ..frozen_types import FrozenTuple
 from .box_plans import BoxPlan
@@ -31,7 +31,6 @@ __all__ = ["WholeChunk", "chunks_of", "whole_blocks", "whole_chunk"]
 
 #: TCZYX axes in TZCYX order (a chunk as a selection's pixels).
 _TZCYX = (0, 2, 1, 3, 4)
-_LITTLE = sys.byteorder == "little"
 
 
 def whole_blocks(
@@ -63,7 +62,7 @@ def whole_blocks(
         assert sums is not None and sums.values is not None and sums.present is not None
         at = np.asarray(rows, dtype=np.int64)
         stored, present = sums.values[at].tolist(), sums.present[at].tolist()
-    swap = dtype.byteorder == ">" or (dtype.byteorder == "=" and not _LITTLE)  # stored little-endian
+    swap = not in_stored_order(dtype)
     views = {shape: _view_of(shape, dtype) for shape in set(shapes)}
     out: list[np.ndarray] = [np.empty(0)] * len(rows)
     for frag, lo, a, b in pieces:

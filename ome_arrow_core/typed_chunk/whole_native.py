@@ -12,7 +12,6 @@ the page's head is not a usual one (its value found, or refused, as always). A 2
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -21,8 +20,9 @@ import pyarrow as pa
 from ..boundary import reading
 from ..buffers import view_buffer
 from ..checksums import mismatch
+from ..dtypes import in_stored_order
 from ..frozen_types import FrozenTuple
-from .box_native import installed, kernels
+from .box_native import installed, item_fields, kernels
 from .page_values import USUAL_VALUE_AT, usual_heads
 
 if TYPE_CHECKING:
@@ -51,16 +51,13 @@ def whole_item(frag: PageFragment, g: int, nbytes: int, dtype: np.dtype) -> Whol
     """The item of row group ``g`` of ``frag`` (a value of ``nbytes`` of ``dtype``), or None where the kernel is
     not installed or cannot read it (a remote or compressed file, a dtype not in this machine's order, a page
     whose size does not fit the value)."""
-    order = dtype.byteorder
-    if installed() is None or frag.remote is not None or frag.codec is not None:
-        return None
-    if order == ">" or (order == "=" and sys.byteorder != "little"):
+    if installed() is None or frag.remote is not None or frag.codec is not None or not in_stored_order(dtype):
         return None
     offset, size = int(frag.offset[g]), int(frag.compressed[g])
     if offset < 0 or size - USUAL_VALUE_AT != nbytes or nbytes <= 0:
         return None
     heads = sorted(usual_heads(size))
-    fields = np.array([[offset, nbytes, 0, nbytes, 1, 1, 1, 1, 0, 0, 0, 0, 0]], np.int64)
+    fields = np.array([item_fields(offset, nbytes, 0, nbytes, (1, 1, 1, 1), (0, 0, 0, 0), 0)], np.int64)
     return WholeItem(fields, np.frombuffer(b"".join(heads), np.uint8), len(heads), nbytes)
 
 
