@@ -9,6 +9,7 @@ import numpy as np
 
 from .casting import Casting, cast_pixels, check_casting
 from .devices import parse_device
+from .dlpack import DLPackTensor, caller_module
 from .display.mixins import Thumbnailed
 from .handlers import PixelSource
 from .host_memory import host_memory
@@ -222,6 +223,20 @@ class LazyTensorView(Streamable, Thumbnailed):
                     with host_memory(handler.host_memory):
                         return self.collect()
         return self.collect()
+
+    # The array protocols execute the plan, as to_numpy does: np.asarray(view), np.from_dlpack(view),
+    # torch.from_dlpack(view) take the pixels (not a 0-d object array, not a TypeError).
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.collect().__array__(dtype, copy)
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        out = self.collect().to_dlpack()
+        if isinstance(out, DLPackTensor):  # the consumer is our caller
+            return out.capsule(caller_module(), **kwargs)
+        return out.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # read into host memory, as TensorView's
 
     # Conveniences that execute the plan.
     def to_numpy(self, contiguous: bool = False) -> np.ndarray:

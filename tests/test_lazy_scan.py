@@ -51,6 +51,25 @@ def test_scan_reads_no_pixels_until_collect(stack: tuple[np.ndarray, Path]) -> N
     assert counters(img) == (4, 4)
 
 
+def test_array_protocols_execute_the_plan(stack: tuple[np.ndarray, Path]) -> None:
+    a, path = stack
+    img = OMEArrow.scan(path)
+    want = a[1][np.ix_([2, 0], [3], range(30, 42), range(10, 30))]  # c, z, y, x
+    views = [img.tensor_view(t=1, z=3, c=[2, 0], roi=(10, 30, 20, 12), layout="CYX") for _ in range(4)]
+    assert counters(img) == (0, 0) and views[0].__dlpack_device__() == (1, 0)  # asking where reads nothing
+    got = np.asarray(views[0])
+    assert got.dtype == np.uint16 and views[0].is_collected
+    np.testing.assert_array_equal(got, want[:, 0])
+    np.testing.assert_array_equal(np.asarray(views[1], dtype=np.float32), want[:, 0].astype(np.float32))
+    np.testing.assert_array_equal(np.from_dlpack(views[2]), want[:, 0])
+    copied = np.array(views[3], copy=True)
+    copied[0, 0, 0] += 1
+    np.testing.assert_array_equal(views[3].to_numpy(), want[:, 0])  # the copy was one
+    torch = pytest.importorskip("torch")
+    tensor = torch.from_dlpack(img.tensor_view(t=1, z=3, c=[2, 0], roi=(10, 30, 20, 12), layout="CYX"))
+    np.testing.assert_array_equal(tensor.numpy(), want[:, 0])
+
+
 def test_layout_errors_come_before_any_read(stack: tuple[np.ndarray, Path]) -> None:
     _, path = stack
     img = OMEArrow.scan(path)
