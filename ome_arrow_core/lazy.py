@@ -9,8 +9,8 @@ import numpy as np
 
 from .casting import Casting, cast_pixels, check_casting
 from .devices import parse_device
-from .dlpack import DLPackTensor, caller_module
 from .display.mixins import Thumbnailed
+from .dlpack import DLPackTensor, caller_module
 from .handlers import PixelSource
 from .host_memory import host_memory
 from .layout import ChannelPolicy, apply_layout, normalize_axes
