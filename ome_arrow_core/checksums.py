@@ -17,6 +17,7 @@ from typing import Any, Final
 import numpy as np
 
 from .arrow_numpy import int_values, valid_mask
+from .env_switches import env_value
 from .errors import ChecksumError, SchemaError
 
 __all__ = [
@@ -129,7 +130,8 @@ def verify_enabled(verify: bool | None = None) -> bool:
     """Whether reads check checksums: ``verify`` when given, else unless ``OME_ARROW_CORE_VERIFY`` is 0/false/no/off."""
     if verify is not None:
         return bool(verify)
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    value = env_value(ENV)
+    return value is None or value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def mismatch(where: str, what: str, stored: int, actual: int) -> ChecksumError:

@@ -85,19 +85,20 @@ class ViewSpec:
         channel_policy: ChannelPolicy = "error",
         casting: Casting = "checked",
     ) -> None:
-        put = object.__setattr__
-        put(self, "t", t)
-        put(self, "z", z)
-        put(self, "c", c)
-        put(self, "roi", roi)
-        put(self, "roi3d", roi3d)
-        put(self, "roi_nd", roi_nd)
-        put(self, "roi_type", roi_type)
-        put(self, "tile", tile)
-        put(self, "layout", layout)
-        put(self, "dtype", dtype)
-        put(self, "channel_policy", channel_policy)
-        put(self, "casting", casting)
+        self.__dict__.update(  # one store, not twelve object.__setattr__ calls (built on every view)
+            t=t,
+            z=z,
+            c=c,
+            roi=roi,
+            roi3d=roi3d,
+            roi_nd=roi_nd,
+            roi_type=roi_type,
+            tile=tile,
+            layout=layout,
+            dtype=dtype,
+            channel_policy=channel_policy,
+            casting=casting,
+        )
         self.__post_init__()
 
     def _values(self) -> tuple[Any, ...]:

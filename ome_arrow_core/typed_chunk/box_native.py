@@ -23,6 +23,7 @@ import numpy as np
 from ..boundary import reading
 from ..buffers import scratch_buffer
 from ..checksums import mismatch
+from ..env_switches import env_value
 from .page_values import USUAL_VALUE_AT
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ _LOADED: list[ModuleType | None] = []  # the kernel module (or None: not install
 
 def kernels() -> ModuleType | None:
     """The ``ome_arrow_kernels`` module when it is installed and not turned off (:data:`ENV`), else None."""
-    if os.environ.get(ENV) == "0":
+    if env_value(ENV) == "0":
         return None
     return installed()
 
