@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ArgumentError, SelectionError, SelectionTypeError
 
-__all__ = ["IntegerArgumentError", "whole_numbers", "whole_number", "check_index", "check_row"]
+__all__ = ["IntegerArgumentError", "whole_numbers", "whole_number", "tile_shape", "check_index", "check_row"]
 
 
 class IntegerArgumentError(ArgumentError, SelectionError):
@@ -37,6 +37,19 @@ def whole_numbers(values: Iterable[Any], what: str) -> list[int]:
     if bad:
         raise IntegerArgumentError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}; round them first")
     return [int(v) for v in vals]
+
+
+def tile_shape(value: Any, n: int, what: str) -> list[int]:
+    """``value``, ``n`` integers (an int stands for ``n`` equal ones: ``tile_size=256``); ArgumentError naming
+    ``what`` otherwise (sizes below 1 are refused where the tiles are made, naming the axis)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = [value] * n
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ArgumentError(f"{what} takes {n} integers or one int, got {value!r}")
+    sizes = whole_numbers(value, what)
+    if len(sizes) != n:
+        raise ArgumentError(f"{what} takes {n} integers (or one), got {tuple(sizes)!r}")
+    return sizes
 
 
 def whole_number(value: Any, what: str) -> int:

@@ -59,10 +59,17 @@ def normalize_index(spec: IndexSpec, n: int, axis: str) -> AxisIndex:
     if spec is None:
         return range(n)
     if isinstance(spec, slice):
-        out = range(n)[spec]
+        try:
+            out = range(n)[spec]
+        except (TypeError, ValueError) as exc:  # a float bound, a zero step
+            raise SelectionError(f"{name}={spec}: {exc}; a slice takes ints or None, and a non-zero step") from exc
         if len(out) == 0:
             raise SelectionError(f"{name}={spec} selects nothing; valid {name} indices are 0..{n - 1}")
         return out
+    if isinstance(spec, np.ndarray) and spec.ndim != 1:  # a 0-d array is one index, as numpy takes it
+        if spec.ndim != 0:
+            raise SelectionError(f"{name} indices must be one-dimensional, got an array of shape {spec.shape}")
+        spec = spec.item()
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         i = int(spec)
         if not -n <= i < n:

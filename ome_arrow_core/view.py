@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .arguments import whole_numbers
+from .arguments import tile_shape
 from .buffers import arrow_base
 from .devices import parse_device
 from .display.mixins import Thumbnailed
@@ -173,7 +173,7 @@ class Streamable(ABC):
     def iter_dlpack(
         self,
         batch_size: int | None = 1,
-        tile_size: tuple[int, int] | None = None,
+        tile_size: int | tuple[int, int] | None = None,
         *,
         shuffle: bool = False,
         seed: int | None = None,
@@ -185,14 +185,14 @@ class Streamable(ABC):
         """Yield DLPack-capable tensors: batches over T, and tiles over Y and X.
 
         ``batch_size`` T indices go in each item (layouts without T: one item per tile).
-        ``tile_size=(h, w)`` also splits Y and X; edge tiles are smaller (not padded), so
+        ``tile_size=(h, w)`` (or one int: square tiles) also splits Y and X; edge tiles are smaller (not padded), so
         every pixel is yielded exactly once. ``shuffle`` with ``seed`` permutes T indices
         (gathered) and tile order reproducibly. ``prefetch=N`` prepares the next N items
         in background threads while the current one is consumed.
         """
         tiles = None
         if tile_size is not None:
-            h, w = whole_numbers(tile_size, "tile_size=(h, w)")
+            h, w = tile_shape(tile_size, 2, "tile_size=(h, w)")
             tiles = {"Y": h, "X": w}
         return self._stream(
             batch_size=batch_size,
@@ -207,7 +207,7 @@ class Streamable(ABC):
 
     def iter_tiles_3d(
         self,
-        tile_size: tuple[int, int, int],
+        tile_size: int | tuple[int, int, int],
         *,
         batch_size: int | None = None,
         shuffle: bool = False,
@@ -218,7 +218,7 @@ class Streamable(ABC):
         contiguous: bool = False,
     ) -> Iterator[Any]:
         """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X."""
-        d, h, w = whole_numbers(tile_size, "tile_size=(d, h, w)")
+        d, h, w = tile_shape(tile_size, 3, "tile_size=(d, h, w)")
         return self._stream(
             batch_size=batch_size,
             tiles={"Z": d, "Y": h, "X": w},
