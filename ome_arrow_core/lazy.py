@@ -128,6 +128,16 @@ class LazyTensorView(Streamable, Thumbnailed):
     def _sizes(self) -> dict[str, int]:
         return dict(zip(normalize_axes(self.layout), self._shape))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle keeps (a DataLoader worker started by spawn or forkserver gets the view): all but the lock."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"LazyTensorView(layout={self.layout!r}, shape={self.shape}, dtype={self.dtype})"
 
