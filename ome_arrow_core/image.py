@@ -6,13 +6,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import numpy as np
 
 from .casting import Casting
 from .display.mixins import Thumbnailed
 from .display.plots import Viewable
+from .dlpack import DLPackTensor, caller_module
 from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource, WriteRemoteImage, require
 from .image_input import open_source
@@ -27,6 +28,9 @@ from .view import TensorView
 from .view_spec import ViewSpec
 
 __all__ = ["OMEArrow"]
+
+#: export() formats that return the image in memory (no file).
+_IN_MEMORY: Final = frozenset({"numpy", "dict", "scalar", "arrow"})
 
 
 def _sub_meta(meta: ImageMeta, sel: Selection) -> ImageMeta:
@@ -248,6 +252,22 @@ class OMEArrow(Thumbnailed, Viewable):
         pixels = eager._source.read(eager._sel)
         return apply_layout(pixels, ARRAY_AXES if layout is None else layout)
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """All pixels, TCZYX, as :meth:`to_numpy` gives them: ``np.asarray(img)``, ``torch.as_tensor(img)``."""
+        pixels = self.to_numpy()
+        if dtype is not None and np.dtype(dtype) != pixels.dtype:
+            if copy is False:
+                raise ValueError(f"np.asarray(img, dtype={np.dtype(dtype)}, copy=False): the pixels are {pixels.dtype}")
+            return pixels.astype(dtype)
+        return pixels.copy() if copy else pixels
+
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        """All pixels, TCZYX, through DLPack (``np.from_dlpack(img)``, ``torch.as_tensor(img)``)."""
+        return DLPackTensor(self.to_numpy()).capsule(caller_module(), **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # host memory
+
     # -- views ----------------------------------------------------------------------------
     def tensor_view(
         self,
@@ -313,15 +333,33 @@ class OMEArrow(Thumbnailed, Viewable):
         return materialize(self._source, sel, out_layout, spec.cast, spec.channel_policy, self._registry, spec.casting)
 
     # -- export ---------------------------------------------------------------------------
-    def export(self, how: str = "numpy", out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
+    def export(self, how: str | None = None, out: str | os.PathLike[str] | None = None, **options: Any) -> Any:
         """Export as ``"numpy"`` (TCZYX array; ``layout=`` names another order), ``"dict"``, ``"scalar"``, ``"arrow"`` or to a file.
 
         File formats (``"parquet"``, ``"vortex"``, ``"ome-tiff"``...) are written by writer
-        plugins to ``out`` atomically. Every dtype is kept.
+        plugins to ``out`` atomically. Every dtype is kept. Without ``how``: ``"numpy"``, or with ``out`` the format
+        its suffix names (``export(out="cells.ome.tiff")``).
         """
+        registry = self._registry or default_registry()
+        if how is None and out is None:
+            how = "numpy"
+        elif how is None and out is not None:
+            how = registry.output_format(out)
+            if how is None:
+                suffixes = sorted({s for w in registry.writers() for s in w.suffixes})
+                raise ArgumentError(
+                    f"export(out={os.fspath(out)!r}): its name does not say which format to write; pass how= "
+                    f"('parquet', 'ome-tiff', 'ome-zarr', 'vortex'...) or end it in one of {', '.join(suffixes)}"
+                )
         if not isinstance(how, str):
             raise ArgumentError(f"export(how=...) takes a format name such as 'numpy' or 'parquet', got {how!r}")
         how = how.lower()
+        if how in _IN_MEMORY and out is not None:
+            raise ArgumentError(
+                f"export(how={how!r}) returns the image and writes no file, so out={os.fspath(out)!r} would be "
+                "ignored; to write a file pass its format (how='ome-tiff', 'parquet'...) or leave how out: the "
+                "format then follows out's suffix"
+            )
         if how == "numpy":
             return self.to_numpy(**options)
         if how in ("dict", "scalar", "arrow"):
@@ -331,7 +369,7 @@ class OMEArrow(Thumbnailed, Viewable):
             return export_record(self.meta, pixels, how, **options)
         if out is None:
             raise OMEArrowError(f"export(how={how!r}) writes a file: pass out='path'")
-        writer = (self._registry or default_registry()).resolve_writer(how)
+        writer = registry.resolve_writer(how)
         writer.ensure_available()
         write = require(writer, writer.write, "write")
         filesystem = options.pop("filesystem", None)

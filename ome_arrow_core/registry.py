@@ -25,7 +25,14 @@ from .entry_points import EntryPoint, entry_points
 from .errors import PluginError
 from .handlers import ChunkStore, Exporter, Handler, Ingester, Reader, Writer
 from .plugin_manager import BLOCK_ENV, PluginManager
-from .resolution import choose_chunk_store, choose_exporter, choose_reader, choose_writer, first_available
+from .resolution import (
+    choose_chunk_store,
+    choose_exporter,
+    choose_reader,
+    choose_writer,
+    first_available,
+    format_for_output,
+)
 
 if TYPE_CHECKING:
     from .plugin_listing import PluginInfo
@@ -263,6 +270,11 @@ class Registry:
     def resolve_writer(self, how: str) -> Writer:
         """The writer for ``export(how=...)``."""
         return choose_writer(self.writers(), how, self._blocked)
+
+    def output_format(self, out: str | os.PathLike[str]) -> str | None:
+        """The format ``export(out=...)`` writes to ``out`` when ``how`` is not given: its writer's suffix
+        (``.ome.parquet``, ``.ome.tiff``, ``.ome.zarr``, ``.vortex``...), or None when no writer's suffix ends it."""
+        return format_for_output(self.writers(), out)
 
     def resolve_exporter(self, device: str, dtype: np.dtype, mode: str | None = None) -> Exporter:
         """The available exporter for ``device`` ('cpu', 'cuda'), ``dtype`` and ``mode`` (None: any).

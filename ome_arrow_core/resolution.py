@@ -8,6 +8,7 @@ match, the error names their ``pip install``; when none matches, it names the fi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
@@ -25,6 +26,7 @@ __all__ = [
     "choose_reader",
     "choose_writer",
     "first_available",
+    "format_for_output",
 ]
 
 #: Chunk formats with a plugin of their own: format -> the ome-arrow-core extra that installs it.
@@ -90,6 +92,18 @@ def choose_writer(writers: Sequence[Writer], how: str, blocked: frozenset[str]) 
         known = sorted({f for h in writers for f in h.formats})
         raise PluginError(f"no writer for how={how!r}; known formats: {', '.join(known)}")
     return first_available(matching, f"export(how={how!r})")
+
+
+def format_for_output(writers: Sequence[Writer], out: str | os.PathLike[str]) -> str | None:
+    """The format whose writer's suffix ends ``out``'s name (the longest one: ``.ome.tiff`` before ``.tiff``), or
+    None when none does."""
+    name = os.fspath(out).rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1].lower()
+    best: tuple[int, str] | None = None
+    for w in writers:
+        for s in w.suffixes if w.formats else ():
+            if name.endswith(s.lower()) and (best is None or len(s) > best[0]):
+                best = (len(s), w.formats[0])
+    return None if best is None else best[1]
 
 
 def choose_exporter(exporters: Sequence[Exporter], device: str, dtype: np.dtype, mode: str | None) -> Exporter:

@@ -30,10 +30,9 @@ def _load(path: Path) -> OMEArrow:
 def _out_format(out: Path, how: str | None) -> str:
     if how:
         return how
-    name = out.name.lower()
-    for writer in default_registry().writers():
-        if any(name.endswith(s) for s in writer.suffixes) and writer.formats:
-            return writer.formats[0]
+    found = default_registry().output_format(out)
+    if found is not None:
+        return found
     raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff")
 
 
@@ -78,6 +77,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     out = Path(args.output)
     how = _out_format(out, args.to)
     mode = "overwrite" if args.force else args.mode
+    if how in ("ome-zarr", "zarr") and os.path.lexists(out):  # its writer never replaces a store (see ome-zarr.md)
+        print(
+            f"error: {out} exists; an OME-Zarr output is never replaced, --force or not (a store may hold arrays "
+            "that are not ours): remove it yourself, or choose another output path",
+            file=sys.stderr,
+        )
+        return 1
     if mode == "create" and os.path.lexists(out):
         print(
             f"error: {out} exists; pass --force to replace it (only an OME-Arrow dataset holding nothing "
@@ -163,7 +169,12 @@ def add_parser(sub: Any) -> None:
         "OME-Arrow dataset directory holding nothing else; anything else is refused); "
         "append: add the images to the dataset directory",
     )
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing output (same as --mode overwrite)")
+    p.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="replace an existing output file or OME-Arrow dataset (same as --mode overwrite; never an OME-Zarr store)",
+    )
     p.add_argument(
         "-q",
         "--quiet",

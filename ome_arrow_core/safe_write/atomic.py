@@ -109,7 +109,10 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False, repl
     recover(target)
     remove_stale(target)
     if not replace and os.path.lexists(target):
-        raise UnsafeOverwriteError(f"{target} exists; nothing was changed")
+        raise UnsafeOverwriteError(
+            f"{target} exists and this writer never replaces an output; nothing was changed. Remove it yourself if "
+            "you mean to replace it, or choose another output path"
+        )
     check_replaceable(target, directory=directory)
     with writing(target, what="creating a temporary beside the output"):
         tmp, fd = make_temp(target.parent, target.name)

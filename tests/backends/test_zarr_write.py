@@ -130,7 +130,9 @@ def test_ome_zarr_py_reads_what_we_write(tmp_path: Path, version: str) -> None:
 def test_existing_directories_are_never_replaced(tmp_path: Path) -> None:
     out = image().export("ome-zarr", tmp_path / "x.ome.zarr")
     before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
-    with pytest.raises(UnsafeOverwriteError, match="exists; nothing was changed"):
+    with pytest.raises(
+        UnsafeOverwriteError, match="exists and this writer never replaces an output; nothing was changed"
+    ):
         image((1, 1, 1, 8, 8)).export("ome-zarr", out)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
     foreign = tmp_path / "mine.zarr"

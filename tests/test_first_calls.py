@@ -1,0 +1,132 @@
+"""What a new user writes first behaves as it reads: ``np.asarray(img)`` and ``torch.as_tensor(img)`` are the
+pixels, ``export(out="x.ome.tiff")`` writes that file (and a format that returns memory refuses an ``out`` it would
+ignore), lazy views pickle (spawned DataLoader workers), numpy indices and one-int tile sizes are taken, bad ones
+get our errors, ``python -m ome_arrow_core`` is the CLI, and an OME-Zarr output is never replaced by ``--force``."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ome_arrow_core import OMEArrow, SelectionError
+from ome_arrow_core.cli import main
+from ome_arrow_core.errors import ArgumentError
+
+A = np.arange(2 * 3 * 16 * 20, dtype=np.uint16).reshape(2, 3, 16, 20)  # ZCYX
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("first") / "a.ome.parquet"
+    OMEArrow(A, dim_order="ZCYX").export("parquet", out, chunk_shape=(8, 8))
+    return out
+
+
+def images(path: Path) -> list[OMEArrow]:
+    return [OMEArrow(A, dim_order="ZCYX"), OMEArrow.scan(path)]
+
+
+def test_an_image_is_its_pixels_to_numpy_and_dlpack_consumers(scanned: Path) -> None:
+    want = A.transpose(1, 0, 2, 3)[None]  # TCZYX
+    for img in images(scanned):
+        got = np.asarray(img)
+        assert got.dtype == np.uint16 and got.shape == (1, 3, 2, 16, 20)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.asarray(img, dtype=np.float32), want.astype(np.float32))
+        copied = np.array(img, copy=True)
+        copied[0, 0, 0, 0, 0] = 9
+        np.testing.assert_array_equal(img.to_numpy(), want)
+        with pytest.raises(ValueError, match="copy=False"):
+            np.asarray(img, dtype=np.float32, copy=False)
+        np.testing.assert_array_equal(np.from_dlpack(img), want)
+        assert img.__dlpack_device__() == (1, 0)
+        np.testing.assert_array_equal(OMEArrow(img).to_numpy(), want)  # an image still opens as itself
+    torch = pytest.importorskip("torch")
+    for img in images(scanned):
+        np.testing.assert_array_equal(torch.as_tensor(img).numpy(), want)
+
+
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [("a.ome.tiff", "ome-tiff"), ("b.ome.parquet", "parquet"), ("c.ome.zarr", "ome-zarr"), ("d.vortex", "vortex")],
+)
+def test_export_to_a_path_writes_the_format_its_suffix_names(tmp_path: Path, name: str, how: str) -> None:
+    if how == "vortex":
+        pytest.importorskip("vortex")
+    if how == "ome-zarr":
+        pytest.importorskip("zarr")
+    img = OMEArrow(A, dim_order="ZCYX")
+    assert Path(img.export(out=tmp_path / name)) == tmp_path / name
+    np.testing.assert_array_equal(OMEArrow(tmp_path / name).to_numpy(), img.to_numpy())
+
+
+def test_export_refuses_an_out_it_would_ignore_or_cannot_name(tmp_path: Path) -> None:
+    img = OMEArrow(A, dim_order="ZCYX")
+    for how in ("numpy", "dict", "arrow"):
+        with pytest.raises(ArgumentError, match=rf"export\(how='{how}'\) returns the image and writes no file"):
+            img.export(how, tmp_path / "x.ome.tiff")
+    with pytest.raises(ArgumentError, match=r"its name does not say which format to write; pass how="):
+        img.export(out=tmp_path / "x.tif")
+    assert os.listdir(tmp_path) == []
+    np.testing.assert_array_equal(img.export(), img.to_numpy())  # no arguments: numpy, as before
+
+
+def test_a_lazy_view_pickles_and_copies_collected_or_not(scanned: Path) -> None:
+    view = OMEArrow.scan(scanned).tensor_view(c=[2, 0], roi=(3, 5, 10, 6), layout="CZYX")
+    want = A[:, [2, 0], 5:11, 3:13].transpose(1, 0, 2, 3)
+    for v in (view, pickle.loads(pickle.dumps(view)), copy.deepcopy(view)):
+        np.testing.assert_array_equal(v.to_numpy(), want)
+    again = pickle.loads(pickle.dumps(view))  # collected now: its pixels travel with it
+    assert again.is_collected
+    np.testing.assert_array_equal(again.to_numpy(), want)
+
+
+def test_numpy_indices_and_bad_slices(scanned: Path) -> None:
+    for img in images(scanned):
+        got = img.tensor_view(z=np.array(1), c=np.int64(2), layout="YX").to_numpy()
+        np.testing.assert_array_equal(got, A[1, 2])
+        with pytest.raises(SelectionError, match=r"z indices must be one-dimensional, got an array of shape \(1, 1\)"):
+            img.tensor_view(z=np.zeros((1, 1), int))
+        with pytest.raises(SelectionError, match=r"c=slice\(0, 3, 0\): slice step cannot be zero"):
+            img.tensor_view(c=slice(0, 3, 0))
+        with pytest.raises(SelectionError, match=r"z=slice\(0.5, 1, None\): slice indices must be integers"):
+            img.tensor_view(z=slice(0.5, 1))
+
+
+def test_one_int_is_a_square_tile_and_bad_tile_sizes_say_what_they_take(scanned: Path) -> None:
+    for img in images(scanned):
+        view = img.tensor_view(z=0, layout="CYX")
+        square = [np.from_dlpack(t) for t in view.iter_dlpack(tile_size=8)]
+        pairs = [np.from_dlpack(t) for t in view.iter_dlpack(tile_size=(8, 8))]
+        assert len(square) == len(pairs) == 6
+        for a, b in zip(square, pairs, strict=True):
+            np.testing.assert_array_equal(a, b)
+        for bad, match in [((8, 8, 8), r"takes 2 integers \(or one\), got \(8, 8, 8\)"), ("8", "got '8'")]:
+            with pytest.raises(ArgumentError, match=match):
+                list(view.iter_dlpack(tile_size=bad))
+        with pytest.raises(SelectionError, match="tile size along Y must be >= 1, got 0"):
+            list(view.iter_dlpack(tile_size=0))
+
+
+def test_python_m_ome_arrow_core_is_the_cli() -> None:
+    done = subprocess.run([sys.executable, "-m", "ome_arrow_core", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "ome-arrow-core" in done.stdout or done.stdout.strip()[0].isdigit()
+
+
+def test_convert_force_never_replaces_an_ome_zarr_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("zarr")
+    src, out = tmp_path / "in.ome.parquet", tmp_path / "out.ome.zarr"
+    OMEArrow(A, dim_order="ZCYX").export(out=src)
+    assert main(["convert", str(src), "-o", str(out), "-q"]) == 0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert main(["convert", str(src), "-o", str(out), "--force", "-q"]) == 1
+    assert "an OME-Zarr output is never replaced, --force or not" in capsys.readouterr().err
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
