@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 
 from .buffers import arrow_base
 
-__all__ = ["DLPackTensor", "CPU_DEVICE", "IGNORES_READ_ONLY", "export_capsule", "caller_module"]
+__all__ = [
+    "DLPackTensor",
+    "CPU_DEVICE",
+    "IGNORES_READ_ONLY",
+    "NEEDS_COMPACT",
+    "export_capsule",
+    "caller_module",
+    "is_compact",
+]
 
 #: ``__dlpack_device__`` of host memory: (kDLCPU, 0).
 CPU_DEVICE: tuple[int, int] = (1, 0)
@@ -26,6 +35,22 @@ CPU_DEVICE: tuple[int, int] = (1, 0)
 #: Modules whose ``from_dlpack`` drops DLPack's read-only flag and hands out a writable tensor.
 #: A read-only capsule requested from one of them (``copy=None``) is a copy; ``copy=False`` aliases.
 IGNORES_READ_ONLY: Final[frozenset[str]] = frozenset({"torch.utils.dlpack"})
+#: Modules whose ``from_dlpack`` takes only compact tensors (:func:`is_compact`): JAX refuses a strided crop
+#: ("UNIMPLEMENTED: Only DLPack tensors with trivial (compact) striding"). One asked for another gets a
+#: C-contiguous copy (``copy=None``); ``copy=False`` raises BufferError saying so.
+NEEDS_COMPACT: Final[frozenset[str]] = frozenset({"jax._src.dlpack"})
+
+
+def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:
+    """True when element ``strides`` are a transposition of a dense buffer's (no gaps, no broadcasting; axes of
+    length 1 may have any stride): what JAX (XLA's ``StridesToLayout``) imports without a copy."""
+    order = sorted(range(len(shape)), key=lambda i: (strides[i], -i))
+    expected = 1
+    for i in order:
+        if shape[i] > 1 and strides[i] != expected:
+            return False
+        expected *= shape[i]
+    return True
 
 
 def caller_module(depth: int = 1) -> str:
@@ -61,12 +86,18 @@ def export_capsule(
     """The DLPack capsule of host array ``arr`` for ``consumer`` (the calling module's name).
 
     ``copy=True`` copies; ``copy=False`` never does; ``copy=None`` copies only read-only
-    memory asked for by a consumer in :data:`IGNORES_READ_ONLY`.
+    memory asked for by a consumer in :data:`IGNORES_READ_ONLY` and strided memory asked for by one in
+    :data:`NEEDS_COMPACT`.
     """
     if dl_device is not None and tuple(dl_device) != CPU_DEVICE:
         raise BufferError(f"DLPackTensor lives on the CPU and cannot export to device {dl_device}")
     if copy is None and consumer in IGNORES_READ_ONLY and not arr.flags.writeable:
         copy = True
+    b = arr.itemsize
+    if consumer in NEEDS_COMPACT and not is_compact(arr.shape, [s // b if s % b == 0 else -1 for s in arr.strides]):
+        if copy is False:
+            raise BufferError(f"{consumer} takes only C-contiguous tensors and this one is strided; copy=False refused")
+        arr, copy = np.ascontiguousarray(arr), False  # the copy is the consumer's own
     if max_version is None or max_version[0] < 1:
         out = np.array(arr) if copy else _writable_alias(arr)
         return out.__dlpack__(stream=stream)

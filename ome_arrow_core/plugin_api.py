@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from .dataset import DatasetViews
     from .devices import check_cuda_device
     from .display.colors import channel_colors
-    from .dlpack import DLPackTensor
+    from .dlpack import DLPackTensor, is_compact
     from .dtypes import SUPPORTED, check_dtype
     from .errors import (
         ArgumentError,
@@ -113,6 +113,7 @@ __all__ = [
     "to_arrow_memory",
     "HostBlocks",
     "DLPackTensor",
+    "is_compact",
     "zero_copy_array",
     "atomic_path",
     "reading",
@@ -192,6 +193,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "check_cuda_device": (".devices", "check_cuda_device"),
     "channel_colors": (".display.colors", "channel_colors"),
     "DLPackTensor": (".dlpack", "DLPackTensor"),
+    "is_compact": (".dlpack", "is_compact"),
     "SUPPORTED": (".dtypes", "SUPPORTED"),
     "check_dtype": (".dtypes", "check_dtype"),
     "ArgumentError": (".errors", "ArgumentError"),

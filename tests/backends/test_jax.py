@@ -202,9 +202,15 @@ def test_is_compact_agrees_with_jax(data: st.DataObject, layout: str) -> None:
         # JAX imports aligned memory as is and copies unaligned memory itself.
         direct = jnp.from_dlpack(view.to_dlpack())
         assert (_pointer(arr) == address) == (_pointer(direct) == address) == (address % ALIGNMENT == 0)
-    else:
+    else:  # JAX refuses these strides itself; through us it gets a compact copy
+        shown = view.to_numpy()  # its strides over writable memory (JAX takes no read-only numpy array)
+        span = sum((n - 1) * st for n, st in zip(shown.shape, shown.strides, strict=True)) + shown.itemsize
+        same = np.lib.stride_tricks.as_strided(np.zeros(span, np.uint8).view(shown.dtype), shown.shape, shown.strides)
         with pytest.raises(jax.errors.JaxRuntimeError, match="compact"):
-            jnp.from_dlpack(view.to_dlpack())
+            jnp.from_dlpack(same)
+        copied = jnp.from_dlpack(view.to_dlpack())
+        assert _pointer(copied) != address
+        _assert_values(copied, view)
 
 
 def test_float64_needs_64_bit_mode() -> None:
@@ -302,3 +308,15 @@ def test_ingest_gpu_array(dtype: str) -> None:
 def test_gpu_device_index_out_of_range() -> None:
     with pytest.raises(DeviceError, match="does not exist"):
         _image().tensor_view(t=0, z=0).to_jax(device=f"cuda:{len(gpu_devices())}")
+
+
+def test_jnp_from_dlpack_takes_a_strided_view_as_a_compact_copy() -> None:
+    a = np.arange(2 * 64 * 80, dtype=np.uint16).reshape(2, 64, 80)
+    view = OMEArrow(a, dim_order="CYX").tensor_view(roi=(3, 5, 20, 10))
+    assert not view.to_numpy().flags.c_contiguous  # JAX alone refuses it ("trivial (compact) striding")
+    for producer in (view, view.to_dlpack()):
+        got = jnp.from_dlpack(producer)
+        np.testing.assert_array_equal(np.asarray(got), a[:, 5:15, 3:23])
+    whole = OMEArrow(a, dim_order="CYX").tensor_view()  # compact already: no copy made for it
+    assert whole.to_numpy().flags.c_contiguous
+    np.testing.assert_array_equal(np.asarray(jnp.from_dlpack(whole)), a)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ome_arrow_core import DTypeError
-from ome_arrow_core.plugin_api import DLPackTensor, arrow_empty, check_cuda_device
+from ome_arrow_core.plugin_api import DLPackTensor, arrow_empty, check_cuda_device, is_compact
 
 if TYPE_CHECKING:
     import jax
@@ -22,21 +22,6 @@ ALIGNMENT = 64
 #: Views up to this many bytes that need a copy are copied by JAX (``jnp.asarray``: least per-call work); larger
 #: ones by numpy into aligned memory that JAX imports (JAX's strided copy is 2x slower there; export_speed.py).
 SMALL_COPY = 256 * 1024
-
-
-def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:
-    """True when JAX can import these element strides without a copy.
-
-    JAX accepts a transposition of a dense buffer (no gaps, no broadcasting); axes of
-    length 1 may have any stride. This mirrors XLA's ``StridesToLayout`` check.
-    """
-    order = sorted(range(len(shape)), key=lambda i: (strides[i], -i))
-    expected = 1
-    for i in order:
-        if shape[i] > 1 and strides[i] != expected:
-            return False
-        expected *= shape[i]
-    return True
 
 
 def export_cpu(view: TensorView, *, contiguous: bool = False, **_: Any) -> jax.Array:
