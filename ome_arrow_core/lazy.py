@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,21 @@ class LazyTensorView(Streamable, Thumbnailed):
     def shape(self) -> tuple[int, ...]:
         """Shape in layout order (known without reading)."""
         return self._shape
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes (known without reading)."""
+        return len(self._shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the selected pixels will occupy (known without reading)."""
+        return math.prod(self._shape) * self.dtype.itemsize
+
+    @property
+    def device(self) -> str:
+        """Where the pixels will live: ``"cpu"`` (reads go to host memory)."""
+        return "cpu"
 
     @property
     def dtype(self) -> np.dtype:

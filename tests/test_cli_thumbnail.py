@@ -79,7 +79,11 @@ def test_dataset_grid_row_and_image(tmp_path: Path) -> None:
 def test_an_existing_non_png_is_refused_unless_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "a.npy.ome.parquet"
     OMEArrow(np.eye(8, dtype=np.uint8)).export("parquet", src)
-    out = tmp_path / "notes.txt"
+    for name in ("th.jpg", "th.tiff", "th"):  # PNG bytes under another name: refused, forced or not
+        assert main(["thumbnail", str(src), "-o", str(tmp_path / name), "--force"]) == 1
+        assert "the thumbnail is a PNG image; name the output .png" in capsys.readouterr().err
+        assert not (tmp_path / name).exists()
+    out = tmp_path / "notes.png"
     out.write_text("keep me")
     assert main(["thumbnail", str(src), "-o", str(out)]) == 1
     assert "not a PNG" in capsys.readouterr().err and out.read_text() == "keep me"

@@ -130,3 +130,12 @@ def test_convert_force_never_replaces_an_ome_zarr_store(tmp_path: Path, capsys: 
     assert main(["convert", str(src), "-o", str(out), "--force", "-q"]) == 1
     assert "an OME-Zarr output is never replaced, --force or not" in capsys.readouterr().err
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_a_lazy_view_knows_ndim_nbytes_and_device_before_reading(scanned: Path) -> None:
+    img = OMEArrow.scan(scanned)
+    for layout, kw in (("CYX", {"z": 1}), ("ZCYX", {}), ("YX", {"z": 0, "c": 2})):
+        lazy = img.tensor_view(layout=layout, roi=(3, 5, 10, 6), **kw)
+        eager = OMEArrow(A, dim_order="ZCYX").tensor_view(layout=layout, roi=(3, 5, 10, 6), **kw)
+        assert (lazy.ndim, lazy.nbytes, lazy.device) == (eager.ndim, eager.nbytes, eager.device)
+        assert not lazy.is_collected

@@ -25,7 +25,12 @@ __all__ = ["cmd_thumbnail", "add_parser", "check_output", "smallest_level"]
 
 
 def check_output(out: Path, force: bool) -> None:
-    """Refuse an ``-o`` that is a directory, or (without ``force``) an existing file that is not a PNG."""
+    """Refuse an ``-o`` that is a directory or not named ``.png`` (PNG bytes in a ``.jpg`` mislead every viewer),
+    or (without ``force``) an existing file that is not a PNG."""
+    if out.suffix.lower() != ".png":
+        raise ArgumentError(
+            f"{out}: the thumbnail is a PNG image; name the output .png (e.g. {out.with_suffix('.png').name})"
+        )
     if out.is_dir():
         raise UnsafeOverwriteError(f"{out} is a directory; the thumbnail is one PNG file: pass a file name")
     if force or not os.path.lexists(out):
