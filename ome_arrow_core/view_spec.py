@@ -31,6 +31,21 @@ CHANNEL_POLICIES: tuple[str, ...] = get_args(ChannelPolicy)
 #: :meth:`ViewSpec.selection`'s answers by what they depend on (plain arguments only), cleared when full.
 _SELECTIONS: dict[tuple[Any, ...], Selection] = {}
 _SELECTIONS_KEPT = 4096
+#: The fields, in order.
+_FIELDS: tuple[str, ...] = (
+    "t",
+    "z",
+    "c",
+    "roi",
+    "roi3d",
+    "roi_nd",
+    "roi_type",
+    "tile",
+    "layout",
+    "dtype",
+    "channel_policy",
+    "casting",
+)
 #: Each field's value when the caller does not give it.
 _DEFAULTS: dict[str, str] = {"channel_policy": "error", "casting": "checked"}
 
@@ -85,20 +100,8 @@ class ViewSpec:
         channel_policy: ChannelPolicy = "error",
         casting: Casting = "checked",
     ) -> None:
-        self.__dict__.update(  # one store, not twelve object.__setattr__ calls (built on every view)
-            t=t,
-            z=z,
-            c=c,
-            roi=roi,
-            roi3d=roi3d,
-            roi_nd=roi_nd,
-            roi_type=roi_type,
-            tile=tile,
-            layout=layout,
-            dtype=dtype,
-            channel_policy=channel_policy,
-            casting=casting,
-        )
+        values = (t, z, c, roi, roi3d, roi_nd, roi_type, tile, layout, dtype, channel_policy, casting)
+        self.__dict__.update(zip(_FIELDS, values))  # one store, not twelve object.__setattr__ calls (every view)
         self.__post_init__()
 
     def _values(self) -> tuple[Any, ...]:
