@@ -172,3 +172,39 @@ def test_rgb_samples_become_channels(tmp_path: Path, kw: dict, shape: tuple, exp
     src = open_source(path)
     crop = lazy(src, "YX", z=1, c=2, roi=(3, 4, 9, 5)).to_numpy()
     np.testing.assert_array_equal(crop, moved[1, 2, 4:9, 3:12])
+
+
+# -- channels last: tifffile stores a named YXC array one image row per page (pages of X by C) ------------
+@pytest.mark.parametrize(
+    ("axes", "shape"),
+    [("YXC", (30, 20, 2)), ("YXC", (30, 20, 3)), ("ZYXC", (3, 30, 20, 2)), ("TYXC", (2, 30, 20, 4))],
+)
+def test_channels_last_axes_read_as_channels(tmp_path: Path, axes: str, shape: tuple[int, ...]) -> None:
+    arr = pixels(shape, seed=len(shape))
+    path = tmp_path / "last.tif"
+    tifffile.imwrite(path, arr, metadata={"axes": axes}, **MB)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == axes and tif.series[0].keyframe.shape == shape[-2:]  # a row per page
+    stored = tifffile.imread(path)
+    full = stored.reshape(shape if len(shape) == 4 else (1, *shape))  # (T or Z), Y, X, C
+    expected = np.moveaxis(full, -1, 1)  # (T or Z), C, Y, X
+    img = OMEArrow(path)
+    assert img.info()["axes_mapping"] == f"{axes}->{axes}"
+    assert img.sizes["C"] == shape[-1] and (img.sizes["Y"], img.sizes["X"]) == shape[-3:-1]
+    tczyx = img.to_numpy(layout="TZCYX").reshape(-1, shape[-1], *shape[-3:-1])
+    np.testing.assert_array_equal(tczyx, expected)
+    scanned = OMEArrow.scan(path)
+    np.testing.assert_array_equal(scanned.to_numpy(), img.to_numpy())
+    src = open_source(path)
+    last = {"t": -1, "z": 0} if axes[0] == "T" else {"t": 0, "z": -1}
+    crop = lazy(src, "YXC", c=[1, 0], roi=(3, 4, 9, 5), **last).to_numpy()
+    np.testing.assert_array_equal(crop, full[-1, 4:9, 3:12][..., [1, 0]])
+    assert src.pages_read == 5  # the crop's rows, one page each
+
+
+def test_unnamed_axes_are_read_as_an_array_and_say_so(tmp_path: Path) -> None:
+    path = tmp_path / "two_ch.tif"
+    tifffile.imwrite(path, pixels((30, 20, 2)), **MB)  # channels last, but nothing names the axes
+    info = OMEArrow.scan(path).info()
+    assert info["axes_mapping"] == "QYX->ZYX"
+    assert any("'QYX'" in n and "metadata={'axes': 'YXC'}" in n for n in info["notes"]), info.get("notes")

@@ -13,7 +13,10 @@ squeezed). They map to TZCYX as follows:
 
 Several series axes mapped to one canonical axis are flattened in C order, e.g. ``CYXS``
 with 2 channels of 3 samples gives C = 6 with index ``c * 3 + s``. The series is a stack
-of pages: the leading axes index pages (row-major), the trailing axes are one page.
+of pages: the leading axes index pages (row-major), the trailing axes are one page. A page
+usually holds whole YX planes; a channels-last array written by tifffile as ``YXC`` (not as
+samples) is stored one image row per page (pages of X by C): Y is then a stack axis
+(:attr:`AxisMap.rows_paged`) and :meth:`AxisMap.locate` takes the row too.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Final
 from ome_arrow_core import SchemaError
 from ome_arrow_core.plugin_api import DamagedFileError
 
-__all__ = ["AxisMap", "canonical_targets", "series_axes"]
+__all__ = ["AxisMap", "canonical_targets", "guess_note", "series_axes"]
 
 _KNOWN: Final[dict[str, str]] = {"T": "T", "Z": "Z", "C": "C", "S": "C", "Y": "Y", "X": "X"}
 #: The axes in front of YX of a numpy array of 0, 1, 2, 3 more dimensions (YX, ZYX, TCYX, TCZYX).
@@ -84,7 +87,7 @@ class AxisMap:
         while k > 0 and size < page_size:
             k -= 1
             size *= shape[k]
-        if size != page_size or axes.index("Y") < k:
+        if size != page_size or axes.index("X") < k:
             raise SchemaError(
                 f"cannot split series axes {axes!r} (shape {shape}) into pages of "
                 f"{page_size} elements; the file's series metadata looks inconsistent"
@@ -97,8 +100,13 @@ class AxisMap:
         return canonical_targets(self.axes)
 
     @property
+    def rows_paged(self) -> bool:
+        """True when Y is a stack axis: each page holds (part of) one row of the planes."""
+        return self.axes.index("Y") < self.n_stack
+
+    @property
     def page_axes(self) -> str:
-        """Axes of one page (always ending in Y, X or Y, X, S)."""
+        """Axes of one page (holding X; Y too unless :attr:`rows_paged`)."""
         return self.axes[self.n_stack :]
 
     @property
@@ -119,9 +127,14 @@ class AxisMap:
             out[target] *= n
         return out
 
-    def locate(self, t: int, z: int, c: int) -> tuple[int, tuple[int | slice, ...]]:
-        """Page number of canonical ``(t, z, c)`` and the index of its YX plane in that page."""
+    def locate(self, t: int, z: int, c: int, y: int = 0) -> tuple[int, tuple[int | slice, ...]]:
+        """Page number of canonical ``(t, z, c)`` and the index of its YX plane in that page.
+
+        When :attr:`rows_paged`, the page of row ``y`` of that plane and the index of the row (X) in it.
+        """
         index = [0] * len(self.axes)
+        if self.rows_paged:
+            index[self.axes.index("Y")] = y
         for ax, value in zip("TZC", (t, z, c), strict=True):
             positions = [i for i, tg in enumerate(self.targets) if tg == ax]
             for i in reversed(positions):
@@ -131,6 +144,18 @@ class AxisMap:
             page = page * self.shape[i] + index[i]
         plane = tuple(slice(None) if self.axes[i] in "YX" else index[i] for i in range(self.n_stack, len(self.axes)))
         return page, plane
+
+
+def guess_note(axes: AxisMap) -> tuple[str, ...]:
+    """The ``info()["notes"]`` entry of a series whose file leaves axes unnamed (none when it names them all)."""
+    unnamed = [a for a in axes.axes if a not in _KNOWN]
+    if not unnamed:
+        return ()
+    return (
+        f"the file does not name its axes {axes.axes!r} (tifffile calls them {''.join(dict.fromkeys(unnamed))!r}): "
+        f"read as {axes.targets!r}, as an array of the same rank; to read them otherwise, name them when writing, "
+        "e.g. tifffile.imwrite(path, data, metadata={'axes': 'YXC'})",
+    )
 
 
 def series_axes(series: Any, path: PurePath) -> AxisMap:

@@ -36,7 +36,7 @@ from ome_arrow_core.plugin_api import (
     sample_channels,
 )
 
-from .axes import AxisMap
+from .axes import AxisMap, guess_note
 from .omexml import LENGTH_UNITS_UM, OmeImage, parse_ome_xml
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def image_meta(tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, f
         physical_unit={"X": "µm", "Y": "µm", "Z": "µm", **units},
         channels=channels,
         chunk_shape=(1, kf.tilelength, kf.tilewidth) if kf.is_tiled else None,
-        notes=notes,
+        notes=notes + guess_note(axes),
     )
     return _with_document(meta, str(tif.ome_metadata), index) if ome is not None else meta
 

@@ -160,6 +160,8 @@ class TiffSource:
         """Pixels of ``sel`` as a ``TZCYX`` array, reading only the pages and tiles it needs."""
         if self.closed:
             raise OMEArrowError(f"{self.path.name} is closed; open it again to read pixels")
+        if self._axes.rows_paged:
+            return self._read_rows_paged(sel)
         out = np.empty(sel.shape, self.meta.dtype)
         y0, y1, ysl = span(sel.y)
         x0, x1, xsl = span(sel.x)
@@ -195,6 +197,25 @@ class TiffSource:
                 data = self._read_shaped(page, y0, y1, x0, x1, checked).reshape(crop_shape)
                 for pos, plane in jobs[page]:
                     out[pos] = data[plane][ysl, xsl]
+        return out
+
+    def _read_rows_paged(self, sel: Selection) -> np.ndarray:
+        """Pixels of ``sel`` from a series stored one image row per page (see ``AxisMap.rows_paged``)."""
+        out = np.empty(sel.shape, self.meta.dtype)
+        x0, x1, xsl = span(sel.x)
+        jobs: dict[int, list[tuple[tuple[int, int, int, int], tuple[int | slice, ...]]]] = {}
+        for ti, t in enumerate(sel.t):
+            for zi, z in enumerate(sel.z):
+                for ci, c in enumerate(sel.c):
+                    for yi, y in enumerate(sel.y):
+                        page, row = self._axes.locate(t, z, c, y)
+                        jobs.setdefault(page, []).append(((ti, zi, ci, yi), row))
+        kf = self._keyframe
+        with strict_tifffile(self.path, "reading pixels"), codec_hint():
+            for page in sorted(jobs):
+                data = self._read_shaped(page, 0, kf.imagelength, 0, kf.imagewidth).reshape(self._axes.page_shape)
+                for pos, row in jobs[page]:
+                    out[pos] = data[row][x0:x1][xsl]
         return out
 
     # -- checksums ------------------------------------------------------------------------
