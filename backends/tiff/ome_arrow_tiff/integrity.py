@@ -277,8 +277,9 @@ def annotate(
     return f"{xml[:at]}<StructuredAnnotations>{element}</StructuredAnnotations>{xml[at:]}"
 
 
-def page_checksums(page: Any) -> list[int]:
-    """The checksums of every decoded strip or tile of a tifffile page (used when writing)."""
+def page_checksums(page: Any) -> tuple[list[int], np.ndarray]:
+    """The checksums of every decoded strip or tile of a tifffile page (used when writing), and the page decoded
+    (shaped ``(S, D, Y, X, S)``)."""
     from .segments import read_segments, segment_geometry
 
     kf = page.keyframe
@@ -289,5 +290,5 @@ def page_checksums(page: Any) -> list[int]:
             raise ValueError(f"segment {i} of a page just written is empty")
         out[i] = segment_checksum(seg)
 
-    read_segments(page, segment_geometry(kf), (0, kf.imagelength, 0, kf.imagewidth), kf.dtype, record)
-    return out
+    decoded, _, _ = read_segments(page, segment_geometry(kf), (0, kf.imagelength, 0, kf.imagewidth), kf.dtype, record)
+    return out, decoded

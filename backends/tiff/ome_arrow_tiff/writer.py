@@ -7,17 +7,19 @@ adds ``N - 1`` reduced levels in SubIFDs (see :mod:`.levels` for the downsamplin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ome_arrow_core import BackendUnavailableError
+from ome_arrow_core import BackendUnavailableError, OMEArrowError
 from ome_arrow_core.plugin_api import ArgumentError, atomic_path
 
 from .integrity import SOFTWARE
 from .levels import check_levels, pyramid
+from .options import TiffOptions, check_options
 
 if TYPE_CHECKING:
     from ome_arrow_core import Channel, ImageMeta, OMEArrow
@@ -103,64 +105,81 @@ def _resolution(meta: ImageMeta) -> dict[str, Any]:
     return {"resolution": (1e4 / px, 1e4 / py), "resolutionunit": "CENTIMETER"}
 
 
-def write_tiff(
-    image: OMEArrow,
-    out: Path,
-    *,
-    ome: bool = True,
-    tile: Sequence[int] | None = None,
-    compression: str | None = None,
-    levels: int = 1,
-    **options: Any,
-) -> Path:
+def write_tiff(image: OMEArrow, out: Path, **options: Any) -> Path:
     """Write ``image`` to ``out`` as a TZCYX OME-TIFF (``ome=False``: plain TIFF), atomically.
 
-    ``tile=(h, w)`` (multiples of 16) writes tiles instead of strips; ``compression``
-    (e.g. ``"zlib"``; others may need imagecodecs) and other ``options`` go to
-    ``tifffile.imwrite``. ``levels=N`` (OME-TIFF only) writes a pyramid of N levels, each
-    half the previous one in Y and X, in SubIFDs. An OME-TIFF stores the checksums of its
-    strips and tiles. A plain TIFF keeps the axes and the known physical sizes in tifffile's
-    shaped metadata (µm sizes also in its resolution tags, for other readers), and no checksums. On failure nothing is left at ``out``.
-    An image read from an OME-TIFF (through any of our formats) keeps its stored OME-XML: planes,
-    instrument, objective settings, channel settings and annotations come along (whole images only).
+    Options (see :data:`.options.ACCEPTED`; any other raises ArgumentError): ``tile=(h, w)`` (or
+    ``chunk_shape=``, multiples of 16) writes tiles instead of strips; ``compression`` (e.g. ``"zlib"``;
+    others may need imagecodecs) with ``compressionargs``/``predictor``, and ``bigtiff``, ``byteorder``,
+    ``rowsperstrip``, ``datetime``, ``maxworkers`` go to tifffile. ``levels=N`` (OME-TIFF only) writes a
+    pyramid of N levels, each half the previous one in Y and X, in SubIFDs. Every page written is read
+    back and compared with the image before the file replaces ``out``: a codec that changed pixels
+    (JPEG...) raises ArgumentError and leaves ``out`` as it was, unless ``lossy=True``. An OME-TIFF stores
+    the checksums of its strips and tiles. A plain TIFF keeps the axes and the known physical sizes in
+    tifffile's shaped metadata (µm sizes also in its resolution tags, for other readers), and no checksums.
+    On failure nothing is left at ``out``. An image read from an OME-TIFF (through any of our formats) keeps
+    its stored OME-XML: planes, instrument, objective settings, channel settings and annotations come
+    along (whole images only).
     """
+    opts = check_options(options)
     meta = image.meta
-    n_levels = check_levels(levels, meta.sizes)
-    if n_levels > 1 and not ome:
-        raise ArgumentError(f"levels={levels} needs ome=True: pyramids are written as OME-TIFF SubIFDs")
+    n_levels = check_levels(opts.levels, meta.sizes)
+    if n_levels > 1 and not opts.ome:
+        raise ArgumentError(f"levels={opts.levels} needs ome=True: pyramids are written as OME-TIFF SubIFDs")
     data = image.to_numpy(layout="TZCYX")
-    if ome:
+    if opts.ome:
         kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:
         kwargs = {"ome": False, "metadata": {"axes": "TZCYX", **_physical(meta)}, **_resolution(meta)}
-    if tile is not None:
-        kwargs["tile"] = tuple(int(v) for v in tile)
-    elif ome and "rowsperstrip" not in options:  # strips of ~256 KiB: a checked crop reads whole strips
+    if opts.tile is not None:
+        kwargs["tile"] = opts.tile
+    elif opts.ome and "rowsperstrip" not in opts.passed:  # strips of ~256 KiB: a checked crop reads whole strips
         row = meta.sizes["X"] * np.dtype(meta.dtype).itemsize
         kwargs["rowsperstrip"] = max(1, min(meta.sizes["Y"], STRIP_BYTES // max(1, row)))
-    if compression is not None:
-        kwargs["compression"] = compression
+    if opts.compression is not None:
+        kwargs["compression"] = opts.compression
     out = Path(out)
-    try:
-        with atomic_path(out) as tmp:
-            _write_levels(tmp, pyramid(data, n_levels), kwargs, options)
-            if ome:
-                from .stamp import add_checksums
+    levels = pyramid(data, n_levels)
+    with atomic_path(out) as tmp:
+        with _foreign_errors(out, opts):
+            _write_levels(tmp, levels, kwargs, opts.passed)
+        expected = None if opts.lossy else levels
+        if opts.ome:
+            from .stamp import add_checksums
 
-                add_checksums(tmp, lambda xml: _described(xml, meta))
-    except (KeyError, ImportError, ValueError) as exc:
+            change = add_checksums(tmp, lambda xml: _described(xml, meta), expected)
+        else:
+            from .readback import plain_change
+
+            change = None if expected is None else plain_change(tmp, expected)
+        if change is not None:
+            raise ArgumentError(
+                f"{out}: writing with {opts.describe()} changed pixel values ({change}): that compression is "
+                f"lossy, so {out} was not written (an existing file is left as it was). Use a lossless "
+                "compression ('zlib', 'zstd', 'lzw', 'lzma', 'deflate', or None), or pass lossy=True to "
+                "write the changed pixels on purpose"
+            )
+    return out
+
+
+@contextmanager
+def _foreign_errors(out: Path, opts: TiffOptions) -> Iterator[None]:
+    """tifffile's and imagecodecs' exceptions while writing ``out`` as ArgumentError (or BackendUnavailableError)."""
+    try:
+        yield
+    except (OMEArrowError, OSError, MemoryError):
+        raise
+    except Exception as exc:
         if "imagecodecs" in str(exc) or isinstance(exc, ImportError):
             raise BackendUnavailableError(
-                f"writing TIFF with compression={compression!r} needs the imagecodecs package "
+                f"writing {out} with compression={opts.compression!r} needs the imagecodecs package "
                 f"({exc}); install it with: pip install imagecodecs, or use compression='zlib'"
             ) from exc
-        if "COMPRESSION" in str(exc):
-            raise ArgumentError(
-                f"compression={compression!r} is not a TIFF compression tifffile knows ({exc}); "
-                "use e.g. 'zlib', 'lzw', 'zstd' or None"
-            ) from exc
-        raise
-    return out
+        raise ArgumentError(
+            f"{out}: tifffile could not write this {'OME-TIFF' if opts.ome else 'plain TIFF'} with {opts.describe()} "
+            f"({type(exc).__name__}: {exc}); the codec or option does not fit the image (its dtype or "
+            "shape): use another value, e.g. compression='zlib', or leave the option out"
+        ) from exc
 
 
 def _write_levels(path: Path, levels: list[Any], kwargs: dict[str, Any], options: dict[str, Any]) -> None:
