@@ -91,9 +91,11 @@ def test_odd_row_values_of_a_record_file_and_a_tiff(tmp_path: Path) -> None:
 
 def test_export_needs_a_format_name(tmp_path: Path) -> None:
     img = OMEArrow(np.zeros((4, 4), np.uint8))
-    for bad in (None, 3, b"parquet"):
+    for bad in (3, b"parquet"):
         with pytest.raises(ArgumentError, match="export\\(how=...\\) takes a format name"):
             img.export(bad, tmp_path / "x")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match="its name does not say which format to write; pass how="):
+        img.export(None, tmp_path / "x")  # no format given, none in the name
     assert list(tmp_path.iterdir()) == []
 
 
