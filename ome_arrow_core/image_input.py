@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .errors import ArgumentError
 from .handlers import PixelSource
 from .opening import open_path
 from .registry import Registry
@@ -59,6 +60,13 @@ def open_source(
                 source, registry, dim_order=dim_order, format=format, name=name, column=column, row=row, **options
             )
     if isinstance(source, (str, os.PathLike)) or filesystem is not None:
+        if dim_order is not None:  # (it was ignored: a file's reader takes its axes from the file)
+            raise ArgumentError(
+                f"dim_order={dim_order!r} names the axes of an array, or the stacking axes of several files; "
+                f"{os.fspath(source) if filesystem is None else source} is one file, whose axes come from the file "
+                "itself (OME metadata, tifffile's axes). Leave dim_order out; to give a file's array your own axes, "
+                "read it first: OMEArrow(tifffile.imread(path), dim_order=...)"
+            )
         return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
     if isinstance(source, (Mapping, *_RECORD_TYPES)):
         from .record import (  # loads pyarrow.compute: only for records

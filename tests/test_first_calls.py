@@ -139,3 +139,10 @@ def test_a_lazy_view_knows_ndim_nbytes_and_device_before_reading(scanned: Path) 
         eager = OMEArrow(A, dim_order="ZCYX").tensor_view(layout=layout, roi=(3, 5, 10, 6), **kw)
         assert (lazy.ndim, lazy.nbytes, lazy.device) == (eager.ndim, eager.nbytes, eager.device)
         assert not lazy.is_collected
+
+
+def test_dim_order_with_one_file_is_refused_not_ignored(scanned: Path) -> None:
+    for open_ in (OMEArrow, OMEArrow.scan):
+        with pytest.raises(ArgumentError, match=r"dim_order='YXC' names the axes of an array.*is one file"):
+            open_(scanned, dim_order="YXC")
+    assert OMEArrow.scan(scanned).sizes == {"T": 1, "Z": 2, "C": 3, "Y": 16, "X": 20}
