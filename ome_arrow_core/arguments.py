@@ -11,14 +11,23 @@ out-of-range values raise :class:`~.errors.SelectionError` (an IndexError) and
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from .errors import ArgumentError, SelectionError, SelectionTypeError
 
-__all__ = ["IntegerArgumentError", "whole_numbers", "whole_number", "tile_shape", "check_index", "check_row"]
+__all__ = [
+    "IntegerArgumentError",
+    "whole_numbers",
+    "whole_number",
+    "tile_shape",
+    "unexpected_keyword",
+    "check_index",
+    "check_row",
+]
 
 
 class IntegerArgumentError(ArgumentError, SelectionError):
@@ -50,6 +59,13 @@ def tile_shape(value: Any, n: int, what: str) -> list[int]:
     if len(sizes) != n:
         raise ArgumentError(f"{what} takes {n} integers (or one), got {tuple(sizes)!r}")
     return sizes
+
+
+def unexpected_keyword(exc: TypeError, given: Mapping[str, Any]) -> str | None:
+    """The keyword of ``given`` that ``exc`` (Python's "got an unexpected keyword argument 'x'") names, or None
+    when it names none of them (a TypeError of something else)."""
+    found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+    return found.group(1) if found is not None and found.group(1) in given else None
 
 
 def whole_number(value: Any, what: str) -> int:

@@ -10,6 +10,7 @@ from typing import Any, Final, cast
 
 import numpy as np
 
+from .arguments import unexpected_keyword
 from .casting import Casting
 from .display.mixins import Thumbnailed
 from .display.plots import Viewable
@@ -373,14 +374,23 @@ class OMEArrow(Thumbnailed, Viewable):
         writer.ensure_available()
         write = require(writer, writer.write, "write")
         filesystem = options.pop("filesystem", None)
-        if filesystem is None and not is_uri(out):
-            return write(self, Path(out), **options)
-        loc = resolve(out, filesystem)
-        if loc.local:
-            return write(self, Path(loc.path), **options)
-        if not writer.remote:
+        try:
+            if filesystem is None and not is_uri(out):
+                return write(self, Path(out), **options)
+            loc = resolve(out, filesystem)
+            if loc.local:
+                return write(self, Path(loc.path), **options)
+            if not writer.remote:
+                raise ArgumentError(
+                    f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy"
+                )
+            write_remote = cast(WriteRemoteImage, write)  # remote=True: write takes a Location too
+            return write_remote(self, loc, **options)
+        except TypeError as exc:  # an option the writer has no parameter for: the caller's, said as such
+            bad = unexpected_keyword(exc, options)
+            if bad is None:
+                raise
             raise ArgumentError(
-                f"{loc.uri}: the {writer.name!r} writer writes local files only; write locally, then copy"
-            )
-        write_remote = cast(WriteRemoteImage, write)  # remote=True: write takes a Location too
-        return write_remote(self, loc, **options)
+                f"export(how={how!r}): the {writer.name!r} writer has no option {bad!r} ({exc}); check its name "
+                "(docs/formats.md, Writing, lists each writer's options) or leave it out"
+            ) from exc

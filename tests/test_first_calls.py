@@ -146,3 +146,11 @@ def test_dim_order_with_one_file_is_refused_not_ignored(scanned: Path) -> None:
         with pytest.raises(ArgumentError, match=r"dim_order='YXC' names the axes of an array.*is one file"):
             open_(scanned, dim_order="YXC")
     assert OMEArrow.scan(scanned).sizes == {"T": 1, "Z": 2, "C": 3, "Y": 16, "X": 20}
+
+
+@pytest.mark.parametrize("how", ["parquet", "ome-zarr", "vortex", "ome-tiff"])
+def test_an_option_no_writer_has_is_ours_to_refuse(tmp_path: Path, how: str) -> None:
+    pytest.importorskip({"ome-zarr": "zarr", "vortex": "vortex", "ome-tiff": "tifffile"}.get(how, "pyarrow"))
+    with pytest.raises(ArgumentError, match=r"no option 'overwrite'"):
+        OMEArrow(A, dim_order="ZCYX").export(how, tmp_path / "x", overwrite=True)
+    assert list(tmp_path.iterdir()) == []
