@@ -154,3 +154,13 @@ def test_an_option_no_writer_has_is_ours_to_refuse(tmp_path: Path, how: str) -> 
     with pytest.raises(ArgumentError, match=r"no option 'overwrite'"):
         OMEArrow(A, dim_order="ZCYX").export(how, tmp_path / "x", overwrite=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_says_how_to_write_a_chunk_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.ome.parquet"
+    OMEArrow(A, dim_order="ZCYX").export(out=src)
+    for bad in ("32x32", "32;32", "a,b"):
+        assert main(["convert", str(src), "-o", str(tmp_path / "o.ome.parquet"), "--chunk-shape", bad]) == 1
+        assert f"--chunk-shape {bad!r}: give integers separated by commas" in capsys.readouterr().err
+    assert not (tmp_path / "o.ome.parquet").exists()
+    assert main(["convert", str(src), "-o", str(tmp_path / "o.ome.parquet"), "--chunk-shape", "8,8", "-q"]) == 0

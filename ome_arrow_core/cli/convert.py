@@ -121,7 +121,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return 1
     opts: dict[str, Any] = {}
     if args.chunk_shape:
-        opts["chunk_shape"] = tuple(int(v) for v in args.chunk_shape.split(","))
+        try:
+            opts["chunk_shape"] = tuple(int(v) for v in args.chunk_shape.split(","))
+        except ValueError:
+            print(
+                f"error: --chunk-shape {args.chunk_shape!r}: give integers separated by commas, y,x or z,y,x "
+                "(e.g. --chunk-shape 256,256); nothing written",
+                file=sys.stderr,
+            )
+            return 1
     if args.compression:
         opts["compression"] = None if args.compression == "none" else args.compression
     total = sum(pixel_bytes(im) for im in images)
