@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -152,6 +153,25 @@ def test_a_manifest_that_is_not_utf8(dataset: Path, tmp_path: Path) -> None:
     (copy / "_ome_arrow_dataset.json").write_bytes(b'{"name": "\xff"}')
     with pytest.raises(DamagedFileError, match="_ome_arrow_dataset.json is not valid UTF-8 JSON"):
         OMEArrowDataset.scan(copy)
+
+
+def test_a_dataset_scan_names_a_parquet_file_that_is_not_parquet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"PAR1garbagePAR1")  # raised pyarrow's ArrowInvalid, naming no file, before
+    for target in (garbage, tmp_path):
+        with pytest.raises(
+            DamagedFileError, match=r"garbage.parquet: reading the Parquet schema failed \(ArrowInvalid"
+        ):
+            OMEArrowDataset.scan(target)
+    assert main(["info", str(garbage)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {garbage}: reading the Parquet schema failed") and "damaged" in err, err
+    garbage.unlink()
+    pq.write_table(pa.table({"a": [1, 2]}), tmp_path / "plain.parquet")
+    with pytest.raises(SchemaError, match=r"plain.parquet: no OME-Arrow column found"):  # in a directory: which file
+        OMEArrowDataset.scan(tmp_path)
 
 
 def test_fifos_are_refused_before_any_open(tmp_path: Path) -> None:

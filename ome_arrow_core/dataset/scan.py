@@ -105,12 +105,20 @@ class Member:
 
 
 def _records_member(path: Path, column: str | None) -> Member:
-    """A Parquet file of records; one record alone, without metadata columns, is an image file like any."""
-    schema = pq.read_schema(path)
-    find_ome_column(schema, column)  # a clear error when there is none, or several
+    """A Parquet file of records; one record alone, without metadata columns, is an image file like any.
+
+    Bytes that are not Parquet are a :class:`DamagedFileError` naming ``path``, as ``OMEArrow.scan`` says."""
+    with reading(path, None, "reading the Parquet schema"):
+        schema = pq.read_schema(path)
+    try:
+        find_ome_column(schema, column)  # a clear error when there is none, or several
+    except SchemaError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
     if any(not is_ome_arrow_type(f.type) for f in schema):
         return Member("records", str(path), column)
-    if pq.read_metadata(path).num_rows == 1:
+    with reading(path, None, "reading the Parquet footer"):
+        rows = pq.read_metadata(path).num_rows
+    if rows == 1:
         return Member("file", str(path))
     return Member("records", str(path), column, named=True)
 
@@ -335,7 +343,8 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
 
 def _named_records(path: Path, expr: pc.Expression | None) -> tuple[pa.Table, int, int]:
     """The table of a Parquet file of records without metadata columns: ``image_id`` (``name#row``) and ``path``."""
-    md = pq.read_metadata(path)
+    with reading(path, None, "reading the Parquet footer"):
+        md = pq.read_metadata(path)
     table = pa.table(
         {
             "image_id": [f"{path.name}#{i}" for i in range(md.num_rows)],
