@@ -174,6 +174,14 @@ def test_a_dataset_scan_names_a_parquet_file_that_is_not_parquet(
         OMEArrowDataset.scan(tmp_path)
 
 
+@pytest.mark.parametrize("bad", [None, 123, b"d.ome.parquet", ["d.ome.parquet"]])
+def test_a_dataset_scan_takes_a_path(bad: Any) -> None:
+    with pytest.raises(ArgumentError, match=r"OMEArrowDataset.scan takes a path \(str or os.PathLike\) or a URI"):
+        OMEArrowDataset.scan(bad)
+    with pytest.raises(ValueError):  # not the TypeError it raised before
+        OMEArrowDataset.scan(bad)
+
+
 def test_fifos_are_refused_before_any_open(tmp_path: Path) -> None:
     for name in ("x.parquet", "x.ome.tiff", "x.vortex", "x.unknown"):
         os.mkfifo(tmp_path / name)

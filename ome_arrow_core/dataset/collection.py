@@ -33,7 +33,7 @@ from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..display import DatasetThumbnails
-from ..errors import SchemaError, SelectionTypeError
+from ..errors import ArgumentError, SchemaError, SelectionTypeError
 from ..image import OMEArrow
 from ..registry import Registry
 from ..typed_chunk import (
@@ -132,6 +132,11 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         directory, or a path inside ``filesystem`` (pyarrow or fsspec): its tables are fetched once, its pixels
         by ranged reads (see docs/clusters.md).
         """
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise ArgumentError(
+                f"OMEArrowDataset.scan takes a path (str or os.PathLike) or a URI of a dataset, got "
+                f"{type(path).__name__} {path!r:.80}; pass e.g. 'plate.ome.parquet' or pathlib.Path('images/')"
+            )
         path = dataset_path(path, filesystem)
         expr = as_filter(filter)
         parts = members_of(Path(path), column, registry)  # plugins are loaded only if a member needs them
