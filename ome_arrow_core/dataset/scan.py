@@ -110,10 +110,7 @@ def _records_member(path: Path, column: str | None) -> Member:
     Bytes that are not Parquet are a :class:`DamagedFileError` naming ``path``, as ``OMEArrow.scan`` says."""
     with reading(path, None, "reading the Parquet schema"):
         schema = pq.read_schema(path)
-    try:
-        find_ome_column(schema, column)  # a clear error when there is none, or several
-    except SchemaError as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
+    find_ome_column(schema, column)  # a clear error when there is none, or several
     if any(not is_ome_arrow_type(f.type) for f in schema):
         return Member("records", str(path), column)
     with reading(path, None, "reading the Parquet footer"):
@@ -319,7 +316,12 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
         if child.is_dir() and is_dataset_dir(child):
             parts.append(Member("chunks", str(child)))
         elif child.is_file() and child.suffix in (".parquet", ".pq"):
-            parts.append(_records_member(child, column))
+            try:
+                parts.append(_records_member(child, column))
+            except SchemaError as exc:  # one file of many: which one
+                if str(child) in str(exc):
+                    raise
+                raise type(exc)(f"{child}: {exc}") from exc
         elif child.is_file():
             try:
                 (registry or default_registry()).resolve_reader(child)
