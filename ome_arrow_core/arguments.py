@@ -21,6 +21,7 @@ from .errors import ArgumentError, SelectionError, SelectionTypeError
 
 __all__ = [
     "IntegerArgumentError",
+    "IndicesTypeError",
     "whole_numbers",
     "whole_number",
     "tile_shape",
@@ -32,6 +33,10 @@ __all__ = [
 
 class IntegerArgumentError(ArgumentError, SelectionError):
     """A size, shape, crop or index argument is not an integer (an ArgumentError, and a SelectionError as before)."""
+
+
+class IndicesTypeError(ArgumentError, TypeError):
+    """Image indices are not a sequence (``ds.read(0)``): an ArgumentError, and a TypeError as before."""
 
 
 def whole_numbers(values: Iterable[Any], what: str) -> list[int]:

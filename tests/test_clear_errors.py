@@ -62,6 +62,17 @@ def test_dataset_indices(dataset: Path) -> None:
     assert np.array_equal(ds[np.int64(-1)].to_numpy(), ds[2].to_numpy())
 
 
+@pytest.mark.parametrize("bad", [0, np.int64(2), np.array(1), "01", 1.5])
+def test_dataset_reads_take_a_sequence_of_indices(dataset: Path, bad: Any) -> None:
+    ds = OMEArrowDataset.scan(dataset)
+    for call, name in ((ds.read, "read"), (ds.select, "select"), (ds.tensor_views(c=0).read, "read")):
+        with pytest.raises(ArgumentError, match=rf"{name}\(\) takes a sequence of image indices .* pass \[i\]"):
+            call(bad)  # ds.read(0) raised "'int' object is not iterable" before
+        with pytest.raises(TypeError):  # what it raised before
+            call(bad)
+    assert ds.read([0]).shape == (1, 2, 8, 8) and len(ds.select(x for x in (2, 0))) == 2
+
+
 @pytest.mark.parametrize(
     ("row", "error", "match"),
     [

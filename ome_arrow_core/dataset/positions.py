@@ -8,18 +8,19 @@ positions it picks (one integer each); a filtered scan keeps explicit arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from ..arguments import check_index
+from ..arguments import IndicesTypeError, check_index
 
 __all__ = ["Positions", "checked_indices"]
 
 
-def checked_indices(indices: Sequence[int] | np.ndarray | range, n: int) -> np.ndarray:
+def checked_indices(indices: Sequence[int] | np.ndarray | range, n: int, what: str = "select()") -> np.ndarray:
     """``indices`` as int64 positions into ``n`` images (negative ones count from the end), as
-    :func:`~ome_arrow_core.arguments.check_index` checks one: a range or an integer array at once."""
+    :func:`~ome_arrow_core.arguments.check_index` checks one: a range or an integer array at once. One integer,
+    a string or anything not iterable is an :class:`~ome_arrow_core.arguments.IndicesTypeError` naming ``what``."""
     if isinstance(indices, range):
         idx = np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
         if not len(indices) or (0 <= min(indices[0], indices[-1]) and max(indices[0], indices[-1]) < n):
@@ -32,6 +33,16 @@ def checked_indices(indices: Sequence[int] | np.ndarray | range, n: int) -> np.n
         except OverflowError:
             return np.array([check_index(i, n) for i in indices], dtype=np.int64)
     else:
+        if (
+            not isinstance(indices, Iterable)
+            or isinstance(indices, (str, bytes))
+            or (isinstance(indices, np.ndarray) and indices.ndim == 0)
+        ):
+            raise IndicesTypeError(
+                f"{what} takes a sequence of image indices (a list, a range or a 1-d integer array), got "
+                f"{type(indices).__name__} {indices!r:.60}; pass [i] for image i alone, range(k) for the first "
+                "k images"
+            )
         return np.array([check_index(i, n) for i in indices], dtype=np.int64)
     bad = (idx < -n) | (idx >= n)
     if bad.any():

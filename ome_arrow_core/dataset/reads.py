@@ -163,7 +163,7 @@ class DatasetReads:
         rois: Sequence[Sequence[int] | None] | None,
         out: OutArray,
     ) -> np.ndarray:
-        picked = checked_indices(range(len(self)) if indices is None else indices, len(self))
+        picked = checked_indices(range(len(self)) if indices is None else indices, len(self), "read()")
         idx = picked.tolist()
         member_of, row_of = (a.tolist() for a in self._positions.many(picked))
         if not idx:
