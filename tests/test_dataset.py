@@ -30,6 +30,7 @@ from ome_arrow_core import (
     write_dataset,
 )
 from ome_arrow_core import typed_chunk as pqd
+from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.record import pixels_to_record
 from ome_arrow_core.typed_chunk.opening import open_dataset
 
@@ -111,6 +112,29 @@ def test_filter_mapping_and_expression_push_down_to_row_groups(tmp_path: Path) -
     assert some.table.column("label").to_pylist() == [1, 3]
     assert len(OMEArrowDataset.scan(out, filter={"well": "Z99"})) == 0
     assert everything.filter({"site": 0}).table.column("label").to_pylist() == [0, 2, 4, 6, 8, 10]
+
+
+def test_filter_ranges_and_numpy_arrays_mean_one_of(tmp_path: Path) -> None:
+    out, _ = write_plate(tmp_path)
+    for spec, labels in (
+        ({"label": range(2, 5)}, [2, 3, 4]),  # raised pyarrow's ArrowInvalid before
+        ({"label": np.array([1, 9])}, [1, 9]),  # a SchemaError (compared to a list value) before
+        ({"well": np.array(["B01", "A02"]), "site": np.array([0])}, [2, 10]),
+        ({"label": np.array(3)}, [3]),
+        ({"label": range(0)}, []),
+    ):
+        assert OMEArrowDataset.scan(out, filter=spec).table.column("label").to_pylist() == labels
+        assert OMEArrowDataset.scan(out).filter(spec).table.column("label").to_pylist() == labels  # columns alone
+        assert OMEArrowDataset.scan(out).select(range(12)).filter(spec).table.column("label").to_pylist() == labels
+    for spec, match in (
+        ({"label": np.zeros((2, 2), int)}, r"filter \{'label': array of shape \(2, 2\)\}: .* must be 1-d"),
+        ({"label": object()}, r"filter \{'label': <object .*a term is one value"),
+        ({"label": [1, "a"]}, r"filter \{'label': \[1, 'a'\]\}: .*values of one type"),
+    ):
+        with pytest.raises(ArgumentError, match=match):
+            OMEArrowDataset.scan(out, filter=spec)
+        with pytest.raises(ArgumentError, match=match):
+            OMEArrowDataset.scan(out).filter(spec)
 
 
 def test_filter_errors_name_the_columns(tmp_path: Path) -> None:

@@ -67,10 +67,10 @@ def mapping_rows(
     path: Path, manifest: Mapping[str, Any], parts: Sequence[Part], spec: Mapping[str, Any], verify: bool | None
 ) -> np.ndarray | None:
     """Rows (numbered across ``parts``' images tables, ascending) of the dataset at ``path`` whose named columns
-    match ``spec`` (a value: equal; a list, tuple or set: one of); a null, None or a column a table lacks (or holds
+    match ``spec`` (a value: equal; a list, tuple, set, range or 1-d array: one of); a null, None or a column a table lacks (or holds
     as type null) matches nothing; None when a named column is in no table (the caller's whole table then says what
     is wrong). pyarrow errors (a value that cannot be cast to its column) propagate: the caller decides."""
-    spec = {n: term_values(v) for n, v in spec.items()}  # None equals nothing (filter_nulls)
+    spec = {n: term_values(v, n) for n, v in spec.items()}  # None equals nothing (filter_nulls)
     indexed = _indexed(path, manifest, parts, spec, verify)
     if indexed is not None:  # the rows of the values named, from each table's value index: no footer parsed
         return indexed

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
 import pyarrow as pa
+
+from ..errors import ArgumentError
 
 if TYPE_CHECKING:
     import pyarrow.compute as pc
 
-__all__ = ["FILTER_ERRORS", "WIDENED", "filtered", "term_values"]
+__all__ = ["FILTER_ERRORS", "WIDENED", "MANY", "is_many", "filtered", "term_values"]
 
 #: What pyarrow raises for a filter it cannot apply to a table (a type its kernels do not compare).
 FILTER_ERRORS: Final = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
@@ -24,10 +27,26 @@ FILTER_ERRORS: Final = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplement
 WIDENED: Final = (pa.string(), pa.int64(), pa.float64(), pa.bool_())
 
 
-def term_values(value: Any) -> list[Any]:
-    """The values a mapping filter's term asks for: ``value``, or the members of a list, tuple or set, without None
-    (a null equals nothing)."""
-    values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+#: The values of a mapping filter's term that mean "one of" them (and a 1-d numpy array, see :func:`is_many`).
+MANY: Final = (list, tuple, set, frozenset, range)
+
+
+def is_many(value: Any) -> bool:
+    """True when a mapping filter's term ``value`` means "one of": a list, tuple, set, range or 1-d numpy array."""
+    return isinstance(value, MANY) or (isinstance(value, np.ndarray) and value.ndim == 1)
+
+
+def term_values(value: Any, column: object = None) -> list[Any]:
+    """The values a mapping filter's term (on ``column``) asks for: ``value``, or the members of a list, tuple, set,
+    range or 1-d numpy array (as Python values), without None (a null equals nothing)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim > 1:
+            raise ArgumentError(
+                f"filter {{{column!r}: array of shape {value.shape}}}: a numpy array of values must be 1-d; "
+                "pass array.ravel() to match any of its values"
+            )
+        value = value.tolist()  # numpy scalars as Python's (a 0-d array: one value)
+    values = list(value) if isinstance(value, MANY) else [value]
     return [v for v in values if v is not None]
 
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..arrow_numpy import int_array, int_values
 from ..boundary import blaming, reading, require_member, require_regular_file
 from ..checksums import verify_enabled
-from ..errors import DamagedFileError, SchemaError
+from ..errors import ArgumentError, DamagedFileError, SchemaError
 from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry, default_registry
 from ..safe_write import recover
@@ -37,7 +37,7 @@ from ..typed_chunk import (
     table_rows,
 )
 from .column_filter import arrow_values, mapping_rows
-from .filter_nulls import FILTER_ERRORS, filtered, term_values
+from .filter_nulls import FILTER_ERRORS, filtered, is_many, term_values
 from .reader_members import collection_table, reader_member
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ ROW_COLUMN = "__ome_arrow_row"
 def as_filter(spec: FilterLike) -> pc.Expression | None:
     """A pyarrow expression from ``spec``: an expression as is, or a mapping of column to value.
 
-    A mapping's values are compared for equality; a list, tuple or set means "one of".
+    A mapping's values are compared for equality; a list, tuple, set, range or 1-d numpy array means "one of".
     ``{"well": "A01", "site": [1, 2]}`` is ``(well == "A01") & is_in(site, [1, 2], skip_nulls=True)``: a null
     row matches no value and None matches no row (see :mod:`.filter_nulls`).
     """
@@ -82,13 +82,18 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
     expr: pc.Expression | None = None
     for name, value in spec.items():
         field = pc.field(str(name))
-        values = term_values(value)
+        values = term_values(value, name)
         if not values:  # one of nothing (or None, which equals nothing): keeps nothing
             term = pc.scalar(pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])[0])
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            term = pc.is_in(field, value_set=arrow_values(values), skip_nulls=True)
         else:
-            term = field == arrow_values(values)[0]
+            try:
+                wanted = arrow_values(values)
+            except FILTER_ERRORS as exc:
+                raise ArgumentError(
+                    f"filter {{{name!r}: {value!r:.60}}}: {exc}; a term is one value (str, int, float, bool, date) "
+                    "or a list, tuple, set, range or 1-d numpy array of values of one type"
+                ) from exc
+            term = pc.is_in(field, value_set=wanted, skip_nulls=True) if is_many(value) else field == wanted[0]
         expr = term if expr is None else expr & term
     return expr
 
