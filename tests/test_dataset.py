@@ -211,6 +211,18 @@ def test_read_refuses_mixed_shapes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.read([1], roi=(0, 0, 8, 8))[0, 0], np.ones((8, 8), np.uint8))
 
 
+def test_views_dtype_is_the_first_images_or_the_casts(tmp_path: Path) -> None:
+    arrs = [np.zeros((8, 8), np.uint16), np.ones((8, 8), np.uint16), np.full((8, 8), 2.5, np.float32)]
+    out = write_dataset(arrs, tmp_path / "d", metadata={"label": [0, 1, 2]}, progress=False)
+    views = OMEArrowDataset.scan(out).tensor_views()
+    assert (views.dtype, views.shape) == (np.uint16, (1, 8, 8))  # the first image's, as documented
+    with pytest.raises(SchemaError, match=r"different dtypes \['float32', 'uint16'\]"):
+        views.read()
+    assert OMEArrowDataset.scan(out).tensor_views(dtype="float32").dtype == np.float32
+    none = OMEArrowDataset.scan(out, filter={"label": 7})
+    assert none.tensor_views(dtype="float32").dtype == np.float32  # every view's: no image opened (was an error)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     chunk=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 11)),

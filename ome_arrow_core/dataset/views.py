@@ -70,8 +70,10 @@ class DatasetViews(Sequence[LazyTensorView]):
 
     @property
     def dtype(self) -> np.dtype:
-        """Dtype of the views."""
-        return self[0].dtype
+        """Dtype of the first image's view, as :attr:`shape` (of every view when the images share a dtype, as
+        :meth:`read` needs); with ``dtype=``, that cast's, which every view has (no image opened)."""
+        cast = self.spec.cast
+        return cast if cast is not None else self[0].dtype
 
     @property
     def layout(self) -> str:
