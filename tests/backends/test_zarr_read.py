@@ -17,7 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr_stores import chunks_touched, shard_reads, tzcyx, write_ome_zarr_py, write_zarr_python
 
-from ome_arrow_core import DTypeError, OMEArrow, SchemaError, Selection, SelectionError, default_registry
+from ome_arrow_core import (
+    DTypeError,
+    OMEArrow,
+    OMEArrowDataset,
+    SchemaError,
+    Selection,
+    SelectionError,
+    default_registry,
+)
 from ome_arrow_core.plugin_api import DamagedFileError
 from ome_arrow_core.testing import check_reader
 
@@ -42,6 +50,12 @@ def test_zarr_directory_without_ngff_is_refused_clearly(tmp_path: Path) -> None:
     zarr.create_array(tmp_path / "a.zarr", shape=(4, 4), dtype="u1")
     with pytest.raises(SchemaError, match="single Zarr array"):
         OMEArrow.scan(tmp_path / "a.zarr")
+    zarr.create_array(tmp_path / "v2.zarr", shape=(4, 4), dtype="u1", zarr_format=2)
+    for name, match in (("g.zarr", "Zarr group without OME-NGFF"), ("a.zarr", "single Zarr"), ("v2.zarr", "single")):
+        with pytest.raises(SchemaError, match=rf"{name} is a {match}"):  # up front (a dataset of 1, failing at ds[0])
+            OMEArrowDataset.scan(tmp_path / name)
+    write_zarr_python(tmp_path / "x.ome.zarr", [sample((2, 8, 8))], "cyx")
+    assert OMEArrowDataset.scan(tmp_path).table.column("image_id").to_pylist() == ["x.ome.zarr"]  # no image: left out
 
 
 @pytest.mark.parametrize(("version", "shards"), [("0.4", None), ("0.5", None), ("0.5", (1, 1, 2, 32, 32))])

@@ -64,11 +64,39 @@ def is_ngff(path: Path) -> bool:
     return bool(ngff_keys(path))
 
 
+def _zarr_node(path: Path) -> str | None:
+    """``"array"`` or ``"group"``: what the Zarr metadata at directory ``path`` says its root is (any version);
+    None when it has none."""
+    root = os.fspath(path)
+    doc = _json(f"{root}{os.sep}zarr.json")
+    if isinstance(doc, dict) and doc.get("node_type") in ("array", "group"):
+        return str(doc["node_type"])
+    for name, kind in ((".zarray", "array"), (".zgroup", "group")):
+        if os.path.isfile(f"{root}{os.sep}{name}"):
+            return kind
+    return None
+
+
 def plate_collection(path: Path) -> pa.Table | None:
     """The images of ``path`` as a metadata table when it holds several: the fields of an HCS plate (see
     :func:`ome_arrow_zarr.plate.plate_table`), or the images of a bioformats2raw store of more than one
-    (``image_id`` their group path, ``series`` their number, the ``row=`` that opens them); None otherwise."""
+    (``image_id`` their group path, ``series`` their number, the ``row=`` that opens them); None otherwise.
+
+    A Zarr array or group without OME-NGFF metadata holds no image: a :class:`SchemaError` (as opening it says), so
+    that a dataset scan refuses it up front (and a directory scan leaves it out) instead of failing at ``ds[0]``."""
     keys = ngff_keys(Path(path))
+    if not keys:
+        node = _zarr_node(Path(path))
+        if node == "array":
+            raise SchemaError(
+                f"{path} is a single Zarr array, not an OME-Zarr image (no multiscales metadata); open it with "
+                "zarr and pass the array: OMEArrow(zarr.open_array(path)[...], dim_order=...)"
+            )
+        if node == "group":
+            raise SchemaError(
+                f"{path} is a Zarr group without OME-NGFF multiscales metadata; it is not an OME-Zarr image"
+            )
+        return None
     if "plate" in keys:
         from .plate import plate_table
 
