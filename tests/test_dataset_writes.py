@@ -3,6 +3,7 @@ band, and batched writes keep each image's row groups."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import weakref
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 from dataset_plates import REF, plate_pixels, write_plate
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset
+from ome_arrow_core.errors import StorageError
 from ome_arrow_core.typed_chunk import packing
 
 
@@ -79,6 +81,24 @@ def test_create_refuses_existing_and_failures_leave_nothing(tmp_path: Path) -> N
     assert sorted(p.name for p in out.iterdir()) == files
     assert pq.read_table(out / "images.parquet").equals(table)
     write_dataset(arrs[:1], out, dim_order="CYX", mode="overwrite", progress=False)
+    assert len(OMEArrowDataset.scan(out)) == 1
+
+
+def test_a_handle_opened_before_an_overwrite_with_fewer_images_says_to_scan_again(tmp_path: Path) -> None:
+    arrs = plate_pixels(3)
+    out = write_dataset(arrs, tmp_path / "d", dim_order="CYX", metadata={"k": [0, 1, 2]}, progress=False)
+    lazy, filtered = OMEArrowDataset.scan(out), OMEArrowDataset.scan(out, filter={"k": [0, 2]})
+    write_dataset(arrs[:1], out, dim_order="CYX", metadata={"k": [5]}, mode="overwrite", progress=False)
+    stale = r"d changed since this dataset was scanned \(overwritten\): .* scan it again"
+    for ds in (lazy, filtered):  # ds[1] raised ArgumentError, read() SchemaError, metadata() IndexError before
+        assert len(ds) in (2, 3)
+        np.testing.assert_array_equal(ds[0].to_numpy()[0, :, 0], arrs[0])  # the copy in place, as docs/datasets.md says
+        for call in (lambda d: d[1], lambda d: d.read(), lambda d: d.tensor_views(c=0).read([1])):
+            with pytest.raises(StorageError, match=stale) as info:
+                call(ds)
+            assert info.value.errno == errno.ESTALE
+    with pytest.raises(StorageError, match=stale):
+        lazy.metadata(1)
     assert len(OMEArrowDataset.scan(out)) == 1
 
 

@@ -17,6 +17,7 @@ dataset, in file-name order.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..display import DatasetThumbnails
-from ..errors import ArgumentError, SchemaError, SelectionTypeError
+from ..errors import ArgumentError, SchemaError, SelectionTypeError, StorageError
 from ..image import OMEArrow
 from ..registry import Registry
 from ..typed_chunk import (
@@ -158,6 +159,13 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
             assert self._base is not None
             full = self._base.table()
             pick = self._positions.pick
+            if (len(self._positions) if pick is None else int(pick.max(initial=-1)) + 1) > full.num_rows:
+                err = StorageError(
+                    f"{self._parts[0].path} changed since this dataset was scanned (overwritten): its table holds "
+                    f"{full.num_rows} image(s) now, fewer than the scan found; scan it again (OMEArrowDataset.scan)"
+                )
+                err.errno = errno.ESTALE
+                raise err
             self._table = full if pick is None else full.take(int_array(pick))
         return self._table
 

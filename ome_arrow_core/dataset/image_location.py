@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..boundary import blaming, reading
+from ..errors import ArgumentError, OMEArrowError, SchemaError, StorageError
 from ..image import OMEArrow
 from ..record import RecordSource
 from ..registry import Registry
-from ..typed_chunk import DatasetSource
+from ..typed_chunk import DatasetSource, open_dataset
 from .scan import Kind
 
-__all__ = ["ImageLocation"]
+__all__ = ["ImageLocation", "changed_since_scan"]
+
+
+def changed_since_scan(path: Path, rows: Sequence[int], registry: Registry | None) -> StorageError | None:
+    """A :class:`StorageError` (errno ESTALE) saying that chunk dataset ``path`` changed since it was scanned when
+    one of image ``rows`` (from the scan) is past the images it holds now (an overwrite with fewer); else None."""
+    try:
+        with reading(path, None, "counting images"), blaming(path):
+            count = open_dataset(path, registry).image_count
+    except OMEArrowError:
+        return None
+    past = [r for r in rows if r >= count]
+    if not past:
+        return None
+    err = StorageError(
+        f"{path} changed since this dataset was scanned (overwritten): it holds {count} image(s) now, image row "
+        f"{past[0]} of the scan is gone; scan it again (OMEArrowDataset.scan) to read what it holds"
+    )
+    err.errno = errno.ESTALE
+    return err
 
 
 @dataclass(frozen=True)
@@ -31,8 +53,14 @@ class ImageLocation:
         """The image, lazily (metadata read; pixels when a view is executed)."""
         path = Path(self.path)
         if self.kind == "chunks":
-            with reading(path, None, f"opening image {self.row}"), blaming(path):
-                src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
+            try:
+                with reading(path, None, f"opening image {self.row}"), blaming(path):
+                    src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
+            except (ArgumentError, SchemaError) as exc:
+                stale = changed_since_scan(path, [self.row], registry)
+                if stale is None:
+                    raise
+                raise stale from exc
         elif self.kind == "records":
             src = RecordSource(path, column=self.column, row=self.row, verify=self.verify)
         else:

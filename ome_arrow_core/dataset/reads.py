@@ -32,6 +32,7 @@ from ..typed_chunk import open_dataset, read_rows
 from ..uniques import unique
 from ..view_spec import ViewSpec
 from .batch import OutArray, checked_out, plan_batch
+from .image_location import changed_since_scan
 from .positions import Positions, checked_indices
 from .scan import Member, uniform_member
 from .views import DatasetViews, canonical_view
@@ -190,15 +191,21 @@ class DatasetReads:
         for part_i, members in by_part.items():
             where = self._parts[part_i]
             if where.kind == "chunks":
-                with reading(where.path, None, "reading pixels"), blaming(where.path):
-                    read_rows(
-                        Path(where.path),
-                        [row_of[n] for n in members],
-                        [sels[n] for n in members],
-                        [canon[n] for n in members],
-                        verify=self._verify,
-                        registry=self._registry,
-                    )
+                try:
+                    with reading(where.path, None, "reading pixels"), blaming(where.path):
+                        read_rows(
+                            Path(where.path),
+                            [row_of[n] for n in members],
+                            [sels[n] for n in members],
+                            [canon[n] for n in members],
+                            verify=self._verify,
+                            registry=self._registry,
+                        )
+                except SchemaError as exc:
+                    stale = changed_since_scan(Path(where.path), [row_of[n] for n in members], self._registry)
+                    if stale is None:
+                        raise
+                    raise stale from exc
             else:
                 for n in members:
                     image = images.pop(idx[n], None) or self[idx[n]]
