@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..boundary import blaming, reading
-from ..errors import ArgumentError, OMEArrowError, SchemaError, StorageError
+from ..errors import ArgumentError, OMEArrowError, StorageError
 from ..image import OMEArrow
 from ..record import RecordSource
 from ..registry import Registry
@@ -56,7 +56,7 @@ class ImageLocation:
             try:
                 with reading(path, None, f"opening image {self.row}"), blaming(path):
                     src: Any = DatasetSource(path, row=self.row, verify=self.verify, registry=registry)
-            except (ArgumentError, SchemaError) as exc:
+            except ArgumentError as exc:  # its row past the images (damage is a DamagedFileError: not asked again)
                 stale = changed_since_scan(path, [self.row], registry)
                 if stale is None:
                     raise

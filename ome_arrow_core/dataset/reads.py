@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..boundary import blaming, reading
 from ..casting import Casting, cast_pixels, copy_cast
-from ..errors import OMEArrowError, SchemaError
+from ..errors import DamagedFileError, OMEArrowError, SchemaError
 from ..image import OMEArrow
 from ..layout import ChannelPolicy
 from ..meta import ImageMeta
@@ -202,6 +202,8 @@ class DatasetReads:
                             registry=self._registry,
                         )
                 except SchemaError as exc:
+                    if isinstance(exc, DamagedFileError):
+                        raise
                     stale = changed_since_scan(Path(where.path), [row_of[n] for n in members], self._registry)
                     if stale is None:
                         raise
