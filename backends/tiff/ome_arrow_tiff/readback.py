@@ -32,7 +32,8 @@ def plane_change(got: np.ndarray | None, want: np.ndarray) -> str | None:
     native = want.dtype.newbyteorder("=")
     a = np.ascontiguousarray(got.reshape(want.shape), native)
     b = np.ascontiguousarray(want, native)
-    if np.array_equal(a.view(np.uint8), b.view(np.uint8)):
+    same = np.dtype(f"u{want.dtype.itemsize}")  # bits compared (NaN payloads, -0.0), a word at a time
+    if np.array_equal(a.view(same), b.view(same)):
         return None
     changed = (a.view(np.uint8).reshape(*a.shape, -1) != b.view(np.uint8).reshape(*b.shape, -1)).any(axis=-1)
     text = f"{int(changed.sum())} of {want.size} pixels changed"
