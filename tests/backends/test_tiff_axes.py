@@ -19,6 +19,7 @@ pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install 
 from tiff_support import lazy, open_source, random_pixels  # noqa: E402
 
 from ome_arrow_core import OMEArrow, OMEArrowError, SchemaError  # noqa: E402
+from ome_arrow_core.errors import DamagedFileError  # noqa: E402
 from ome_arrow_tiff.axes import AxisMap, canonical_targets  # noqa: E402
 
 MB = {"photometric": "minisblack"}
@@ -208,3 +209,35 @@ def test_unnamed_axes_are_read_as_an_array_and_say_so(tmp_path: Path) -> None:
     info = OMEArrow.scan(path).info()
     assert info["axes_mapping"] == "QYX->ZYX"
     assert any("'QYX'" in n and "metadata={'axes': 'YXC'}" in n for n in info["notes"]), info.get("notes")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (None, 0.5),  # cut in half
+        (None, 0.02),  # cut inside the first pages
+        (b'"shape": [64, 80, 2]', b'"shape": [64, 80, 3]'),  # more samples than the pages hold
+        (b'"shape": [64, 80, 2]', b'"shape": [32, 80, 2]'),  # fewer rows than pages
+        (b'"axes": "YXC"', b'"axes": "XYC"'),  # axes that do not split into its pages
+    ],
+)
+def test_a_damaged_or_lying_channels_last_file_is_refused(tmp_path: Path, old: bytes | None, new: object) -> None:
+    import tifffile
+
+    a = random_pixels((64, 80, 2), "uint16")
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, a, metadata={"axes": "YXC"})
+    data = good.read_bytes()
+    bad = tmp_path / "bad.tif"
+    if old is None:
+        assert isinstance(new, float)
+        bad.write_bytes(data[: int(len(data) * new)])
+    else:
+        assert isinstance(new, bytes) and data.count(old) == 1
+        bad.write_bytes(data.replace(old, new))
+    for read in (
+        lambda: OMEArrow(bad).to_numpy(),
+        lambda: OMEArrow.scan(bad).tensor_view(roi=(0, 40, 80, 24)).to_numpy(),
+    ):
+        with pytest.raises(DamagedFileError, match=str(bad)):
+            read()
