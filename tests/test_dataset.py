@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import (
+    DTypeError,
     ImageMeta,
     LayoutError,
     LazyTensorView,
@@ -221,6 +222,31 @@ def test_views_dtype_is_the_first_images_or_the_casts(tmp_path: Path) -> None:
     assert OMEArrowDataset.scan(out).tensor_views(dtype="float32").dtype == np.float32
     none = OMEArrowDataset.scan(out, filter={"label": 7})
     assert none.tensor_views(dtype="float32").dtype == np.float32  # every view's: no image opened (was an error)
+
+
+def test_images_of_different_dtypes_read_as_one_with_a_cast(tmp_path: Path) -> None:
+    arrs = [np.full((2, 8, 8), 3, np.uint16), np.full((2, 8, 8), 2.5, np.float32), np.arange(128, dtype=np.uint16)]
+    arrs[2] = arrs[2].reshape(2, 8, 8)
+    ds = OMEArrowDataset.scan(write_dataset(arrs, tmp_path / "d", dim_order="CYX", progress=False))
+    with pytest.raises(SchemaError, match=r"different dtypes \['float32', 'uint16'\].*pass dtype= to read them"):
+        ds.read()
+    got = ds.read(dtype=np.float32)
+    assert got.dtype == np.float32 and got.shape == (3, 2, 8, 8)
+    for k, a in enumerate(arrs):
+        np.testing.assert_array_equal(got[k], a.astype(np.float32))
+    crops = ds.read([2, 1], dtype="float64", rois=[(1, 2, 4, 3), (0, 0, 4, 3)], c=1, layout="YX")
+    np.testing.assert_array_equal(crops[0], arrs[2][1, 2:5, 1:5].astype(np.float64))
+    np.testing.assert_array_equal(crops[1], arrs[1][1, 0:3, 0:4].astype(np.float64))
+    out = np.empty((3, 2, 8, 8), np.float32)
+    assert ds.read(dtype=np.float32, out=out) is out
+    np.testing.assert_array_equal(out, got)
+    np.testing.assert_array_equal(ds.tensor_views(dtype="float32").read(), got)
+    with pytest.raises(DTypeError, match="would change values"):
+        OMEArrowDataset.scan(
+            write_dataset(
+                [np.full((8, 8), 300, np.uint16), np.zeros((8, 8), np.float32)], tmp_path / "e", progress=False
+            )
+        ).read(dtype=np.uint8)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -16,11 +16,20 @@ from ..selection import Selection
 from ..view_spec import ViewSpec, channels_read
 from .views import layout_shape
 
-__all__ = ["BatchPlan", "plan_batch", "checked_out", "OutArray"]
+__all__ = ["BatchPlan", "MixedDtypes", "plan_batch", "checked_out", "OutArray"]
 
 #: Where a batched read puts its result: an array, a function ``(shape, dtype) -> array`` that
 #: gives one once the shape is known (a pooled or pinned buffer), or None for a new array.
 OutArray: TypeAlias = np.ndarray | Callable[[tuple[int, ...], np.dtype], np.ndarray] | None
+
+
+class MixedDtypes(SchemaError):
+    """The images of a batch are stored in different dtypes: ``dtypes`` has each one's (in batch order), so a read
+    that casts them all to one can read each dtype's images together."""
+
+    def __init__(self, message: str, dtypes: list[np.dtype]) -> None:
+        super().__init__(message)
+        self.dtypes = dtypes
 
 
 @dataclass(frozen=True)
@@ -69,9 +78,10 @@ def plan_batch(
     layouts = {b[1] for b in bases.values()}
     dtypes = {b[2] for b in bases.values()}
     if len(dtypes) > 1:
-        raise SchemaError(
+        raise MixedDtypes(
             f"the images have different dtypes {sorted(d.name for d in dtypes)} (in {', '.join(paths())}); "
-            "read them one by one"
+            "pass dtype= to read them as one, or read them one by one",
+            [bases[key][2] for key in keys],
         )
     if len(layouts) > 1:
         raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")

@@ -31,7 +31,7 @@ from ..selection import IndexSpec, RoiType
 from ..typed_chunk import open_dataset, read_rows
 from ..uniques import unique
 from ..view_spec import ViewSpec
-from .batch import OutArray, checked_out, plan_batch
+from .batch import MixedDtypes, OutArray, checked_out, plan_batch
 from .image_location import changed_since_scan
 from .positions import Positions, checked_indices
 from .scan import Member, uniform_member
@@ -148,13 +148,46 @@ class DatasetReads:
             casting=casting,
         )
         cast = view.cast
-        arr = self._read(indices, view, rois, out if cast is None else None)
+        try:
+            arr = self._read(indices, view, rois, out if cast is None else None)
+        except MixedDtypes as exc:
+            if cast is None:
+                raise
+            return self._read_cast(indices, view, rois, out, cast, exc.dtypes)
         if cast is None:
             return arr
         if out is None:
             return arr if arr.dtype == cast else cast_pixels(arr, cast, view.casting)
         target = checked_out(out, arr.shape, cast)
         copy_cast(target, arr, view.casting)
+        return target
+
+    def _read_cast(
+        self,
+        indices: Sequence[int] | np.ndarray | range | None,
+        view: ViewSpec,
+        rois: Sequence[Sequence[int] | None] | None,
+        out: OutArray,
+        cast: np.dtype,
+        dtypes: list[np.dtype],
+    ) -> np.ndarray:
+        """:meth:`read` of images stored in different ``dtypes`` (each one's, in batch order), all cast to
+        ``cast``: each dtype's images read together, then cast into their places."""
+        picked = checked_indices(range(len(self)) if indices is None else indices, len(self), "read()")
+        target: np.ndarray | None = None
+        for dt in sorted(set(dtypes), key=str):
+            at = [n for n, d in enumerate(dtypes) if d == dt]
+            part = self._read(picked[at], view, None if rois is None else [rois[n] for n in at], None)
+            if target is None:
+                target = checked_out(out, (len(dtypes), *part.shape[1:]), cast)
+            elif part.shape[1:] != target.shape[1:]:
+                raise SchemaError(
+                    f"the selected images have different shapes {sorted({part.shape[1:], target.shape[1:]})}; crop "
+                    "them to a common shape with roi= (or rois=), or read them one by one"
+                )
+            for k, n in enumerate(at):
+                copy_cast(target[n], part[k], view.casting)
+        assert target is not None
         return target
 
     def _read(
