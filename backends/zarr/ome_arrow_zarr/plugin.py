@@ -86,6 +86,10 @@ def plate_collection(path: Path) -> pa.Table | None:
     that a dataset scan refuses it up front (and a directory scan leaves it out) instead of failing at ``ds[0]``."""
     keys = ngff_keys(Path(path))
     if not keys:
+        root = os.fspath(path)
+        members = (f"{root}{os.sep}{name}" for name in (".zattrs", "zarr.json", ".zgroup", ".zarray"))
+        if any(os.path.lexists(m) and not os.path.isfile(m) for m in members):
+            return None  # a FIFO or a directory where metadata belongs: opening it refuses it, naming the member
         node = _zarr_node(Path(path))
         if node == "array":
             raise SchemaError(
