@@ -68,6 +68,13 @@ def open_source(
                 "read it first: OMEArrow(tifffile.imread(path), dim_order=...)"
             )
         return open_path(source, registry, format=format, filesystem=filesystem, column=column, row=row, **options)
+    if options:  # (a reader's options: an array or a record has no reader, and they were dropped silently)
+        kind = "a record" if isinstance(source, (Mapping, *_RECORD_TYPES)) else f"an array ({type(source).__name__})"
+        raise ArgumentError(
+            f"OMEArrow({kind}) takes no option {', '.join(map(repr, sorted(options)))}: options such as level= "
+            "or image_id= go to a file's reader. An array's axes are dim_order=, its id name=; channel names and "
+            "physical sizes come with an ImageMeta (write_dataset([(meta, array)]), docs/datasets.md)"
+        )
     if isinstance(source, (Mapping, *_RECORD_TYPES)):
         from .record import (  # loads pyarrow.compute: only for records
             as_struct_array,

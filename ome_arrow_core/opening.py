@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from .boundary import path_mode, require_regular_file
 from .errors import ArgumentError
@@ -56,7 +56,7 @@ def _open_local(path: Path, registry: Registry, format: str | None, options: dic
     reader = registry.resolve_reader(path, format)
     reader.ensure_available()
     open_ = require(reader, reader.open, "open")
-    return open_(path, **_with_registry(open_, registry, options))
+    return open_(path, **_with_registry(open_, registry, options, reader.name, path))
 
 
 def _open_remote(loc: Location, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
@@ -81,25 +81,45 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
             "first, or use a format whose reader reads remote storage (Parquet record files, OME-TIFF, OME-Zarr)"
         )
     open_remote = cast(OpenRemoteSource, reader.open)  # remote=True: open takes a Location too
-    return open_remote(loc.with_info(info), **_with_registry(open_remote, registry, options))
+    return open_remote(loc.with_info(info), **_with_registry(open_remote, registry, options, reader.name, loc.uri))
 
 
-def _with_registry(open_: Callable[..., PixelSource], registry: Registry, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` plus ``registry=`` when the reader's ``open`` takes it (datasets pick chunk stores with it)."""
+#: Options every reader may be given and may ignore (a dataset passes ``verify=`` to whichever reader its images
+#: have; ``registry=`` is added below for readers that take it).
+_ANY_READER: Final[frozenset[str]] = frozenset({"verify", "registry"})
+
+
+def _with_registry(
+    open_: Callable[..., PixelSource], registry: Registry, options: dict[str, Any], reader: str, where: object
+) -> dict[str, Any]:
+    """``options`` plus ``registry=`` when the reader's ``open`` takes it (datasets pick chunk stores with it);
+    ArgumentError for an option it has no parameter for, where its ``open`` names its options (its catch-all, if
+    any, is ``**_``: options it ignores; a misspelt ``levle=2`` read the full resolution silently before)."""
     try:
-        takes = _known_to_take_registry(open_)
+        named, takes = _known_params(open_)
     except TypeError:  # an unhashable callable: not cached
-        takes = _takes_registry(open_)
+        named, takes = _params(open_)
+    if named is not None:
+        unknown = sorted(set(options) - named - _ANY_READER)
+        if unknown:
+            raise ArgumentError(
+                f"{where}: the {reader!r} reader has no option {', '.join(map(repr, unknown))}; it takes "
+                f"{', '.join(sorted(named - {'path', 'registry'})) or 'none'}. Check the spelling, or leave it out"
+            )
     return {**options, "registry": registry} if takes else options
 
 
-#: :func:`_takes_registry` remembered per reader (reading a signature costs ~0.1 ms a scan).
-_known_to_take_registry = functools.lru_cache(maxsize=256)(lambda open_: _takes_registry(open_))
+#: :func:`_params` remembered per reader (reading a signature costs ~0.1 ms a scan).
+_known_params = functools.lru_cache(maxsize=256)(lambda open_: _params(open_))
 
 
-def _takes_registry(open_: Callable[..., PixelSource]) -> bool:
-    """Whether ``open_`` takes ``registry=``."""
+def _params(open_: Callable[..., PixelSource]) -> tuple[frozenset[str] | None, bool]:
+    """The keyword options ``open_`` names (None when it forwards others: a ``**kwargs`` not named ``_``, or no
+    signature), and whether it takes ``registry=``."""
     try:
-        return "registry" in inspect.signature(open_).parameters
+        params = inspect.signature(open_).parameters
     except (TypeError, ValueError):  # builtins and C callables without a signature
-        return False
+        return None, False
+    forwards = any(p.kind is p.VAR_KEYWORD and name != "_" for name, p in params.items())
+    named = frozenset(n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return (None if forwards else named), "registry" in params

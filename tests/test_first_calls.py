@@ -164,3 +164,19 @@ def test_convert_says_how_to_write_a_chunk_shape(tmp_path: Path, capsys: pytest.
         assert f"--chunk-shape {bad!r}: give integers separated by commas" in capsys.readouterr().err
     assert not (tmp_path / "o.ome.parquet").exists()
     assert main(["convert", str(src), "-o", str(tmp_path / "o.ome.parquet"), "--chunk-shape", "8,8", "-q"]) == 0
+
+
+def test_an_option_no_reader_has_is_refused_not_ignored(tmp_path: Path, scanned: Path) -> None:
+    pytest.importorskip("zarr")
+    a = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    store = tmp_path / "lv.ome.zarr"
+    OMEArrow(a).export("ome-zarr", store, levels=3)
+    assert OMEArrow.scan(store, level=2).shape == (1, 1, 1, 16, 16)
+    with pytest.raises(ArgumentError, match=r"the 'ome-zarr' reader has no option 'levle'; it takes .*level"):
+        OMEArrow.scan(store, levle=2)  # read the full resolution silently before
+    for open_ in (OMEArrow, OMEArrow.scan):
+        with pytest.raises(ArgumentError, match=r"the 'parquet' reader has no option 'bogus'"):
+            open_(scanned, bogus=1)
+        assert open_(scanned, verify=False).shape == (1, 3, 2, 16, 20)  # an option any reader may ignore
+    with pytest.raises(ArgumentError, match=r"OMEArrow\(an array \(ndarray\)\) takes no option 'channel_names'"):
+        OMEArrow(A, dim_order="ZCYX", channel_names=["a", "b", "c"])
