@@ -142,6 +142,32 @@ def http_server(tmp_path: Path) -> Iterator[HTTPServer]:
         thread.join(5)
 
 
+@pytest.fixture
+def plain_http_server(tmp_path: Path) -> Iterator[HTTPServer]:
+    """``python -m http.server``'s own handler over ``tmp_path / "plain-www"`` on 127.0.0.1: it ignores ``Range``
+    (a 200 with the whole file), as many static servers do. The log stays empty (the stdlib handler logs nothing
+    of ours)."""
+    root = tmp_path / "plain-www"
+    root.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    def make(*args: Any) -> SimpleHTTPRequestHandler:
+        return Quiet(*args, directory=str(root))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HTTPServer(root, f"http://127.0.0.1:{server.server_port}", RequestLog())
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 class _Faults:
     """Requests the S3 server answers with an error instead of passing them to moto (fault injection)."""
 

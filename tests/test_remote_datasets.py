@@ -359,3 +359,18 @@ def test_a_remote_plate_with_image_records_reads_through_its_images_tables(
     assert records is None or records.readers == [None, None]  # the tables served
     got = OMEArrowDataset.scan(uri, filter={"well": "A01"})
     assert [got.locate(k).row for k in range(len(got))] == [i for i, w in enumerate(wells) if w == "A01"]
+
+
+def test_a_server_that_ignores_range_still_serves_the_right_pixels(
+    tmp_path: Path, plain_http_server: HTTPServer
+) -> None:
+    pytest.importorskip("fsspec")
+    a = np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64)
+    local = write_dataset([a, a + 1], tmp_path / "x.ome.parquet", dim_order="CYX", progress=False)
+    shutil.copytree(local, plain_http_server.root / local.name)
+    uri = f"{plain_http_server.url}/{local.name}"
+    ds = OMEArrowDataset.scan(uri)  # each ranged GET answered with the whole file (it was called truncated)
+    np.testing.assert_array_equal(ds[1].to_numpy()[0, :, 0], a + 1)
+    np.testing.assert_array_equal(ds.read([0, 1])[:, 1], np.stack([a[1], a[1] + 1]))
+    crop = OMEArrow.scan(uri).tensor_view(c=1, roi=(3, 4, 20, 10), layout="YX").to_numpy()
+    np.testing.assert_array_equal(crop, a[1, 4:14, 3:23])

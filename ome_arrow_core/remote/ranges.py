@@ -93,7 +93,7 @@ def get_range(loc: Location, start: int | None = None, stop: int | None = None) 
     """The object at ``loc`` (or its bytes ``start..stop``) in one GET where the store allows it."""
     fs = fsspec_of(loc)
     if fs is not None:
-        return bytes(fs.cat_file(loc.path, start=start, end=stop))
+        return _ranged(loc, bytes(fs.cat_file(loc.path, start=start, end=stop)), start, stop)
     client = _client_of(loc)
     if client is not None:
         return _boto_get(client, loc.path, start, stop)
@@ -102,6 +102,23 @@ def get_range(loc: Location, start: int | None = None, stop: int | None = None) 
             return bytes(f.read())
     with loc.fs.open_input_file(loc.path) as f:
         return bytes(f.read_at((stop or f.size()) - start, start))
+
+
+def _ranged(loc: Location, data: bytes, start: int | None, stop: int | None) -> bytes:
+    """Bytes ``start..stop`` of what a ranged GET of ``loc`` answered: a server that ignores ``Range`` (``python -m
+    http.server``, many static servers) answers with the whole object, whose bytes ``start..stop`` are the answer
+    (they were taken for the range itself, and a sound file was called truncated); StorageError when it answered
+    with more than the range yet not the whole of it."""
+    if start is None or stop is None or len(data) <= stop - start:
+        return data
+    if len(data) < stop:
+        from ..errors import StorageError
+
+        raise StorageError(
+            f"{loc.uri}: a GET of bytes {start}..{stop} answered {len(data)} bytes, neither that range nor the whole "
+            "object; the server mishandles Range requests: serve the dataset from one that supports them"
+        )
+    return data[start:stop]  # the whole object (200 OK): this read fetched it all
 
 
 class _Ranged(io.RawIOBase):
