@@ -22,6 +22,7 @@ __all__ = [
     "DamagedFileError",
     "ChecksumError",
     "StorageError",
+    "NotFoundError",
     "UnsafeOverwriteError",
     "SelectionTypeError",
 ]
@@ -77,6 +78,10 @@ class ChecksumError(DamagedFileError):
 
 class StorageError(OMEArrowError, OSError):
     """The operating system refused a read or write (missing, not a regular file, no permission, disk full)."""
+
+
+class NotFoundError(StorageError, FileNotFoundError):
+    """What was opened is not there: a missing file, or an object, bucket or URL a store does not have."""
 
 
 class UnsafeOverwriteError(OMEArrowError, FileExistsError):

@@ -8,6 +8,7 @@ readers that declare ``remote=True``; the others say so instead of failing on a 
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -17,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final, cast
 
 from .boundary import path_mode, require_regular_file
-from .errors import ArgumentError
+from .errors import ArgumentError, NotFoundError
 from .handlers import OpenRemoteSource, PixelSource, require
 from .location import Location, is_uri, resolve
 from .registry import Registry
@@ -50,7 +51,7 @@ def _open_local(path: Path, registry: Registry, format: str | None, options: dic
         recover(path)  # a killed overwrite may have left the old copy aside: it goes back
         mode = path_mode(path)
     if mode is None:
-        raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+        raise NotFoundError(errno.ENOENT, "no such file or directory (check the path)", str(path))
     if not stat.S_ISDIR(mode):
         require_regular_file(path)
     reader = registry.resolve_reader(path, format)
@@ -72,7 +73,11 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
             if mirror is not None:
                 return _open_local(mirror, registry, format, options)
     if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"no such object or directory: {loc.uri!r}")
+        raise NotFoundError(
+            errno.ENOENT,
+            "no such object or directory: check the bucket (or host), the key and AWS_ENDPOINT_URL",
+            loc.uri,
+        )
     reader = registry.resolve_reader(PurePosixPath(loc.path), format)
     reader.ensure_available()
     if not reader.remote or reader.open is None:
@@ -84,9 +89,10 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
     return open_remote(loc.with_info(info), **_with_registry(open_remote, registry, options, reader.name, loc.uri))
 
 
-#: Options every reader may be given and may ignore (a dataset passes ``verify=`` to whichever reader its images
-#: have; ``registry=`` is added below for readers that take it).
-_ANY_READER: Final[frozenset[str]] = frozenset({"verify", "registry"})
+#: Options every reader is given and may ignore: ``column=`` and ``row=`` (OMEArrow's own parameters, passed on
+#: always), ``verify=`` (a dataset passes it to whichever reader its images have), ``registry=`` (added below for
+#: readers that take it).
+_ANY_READER: Final[frozenset[str]] = frozenset({"column", "row", "verify", "registry"})
 
 
 def _with_registry(

@@ -30,7 +30,7 @@ from ome_arrow_core import (
     Writer,
     hookimpl,
 )
-from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.errors import ArgumentError, NotFoundError
 from ome_arrow_core.safe_write import atomic_path
 
 
@@ -82,7 +82,7 @@ def test_not_parquet_at_all(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(PluginError, match=r"no plugin handles path .*notes.txt.* \(unknown suffix\)"):
         OMEArrow(tmp_path / "notes.txt")
-    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+    with pytest.raises(NotFoundError, match="no such file or directory"):  # a FileNotFoundError too
         OMEArrow(tmp_path / "missing.ome.parquet")
 
 

@@ -12,7 +12,7 @@ import pytest
 from servers import HTTPServer, S3Server
 
 from ome_arrow_core import OMEArrow
-from ome_arrow_core.errors import DamagedFileError, StorageError
+from ome_arrow_core.errors import DamagedFileError, NotFoundError, StorageError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -105,5 +105,7 @@ def test_missing_key_is_file_not_found(
         if where == "s3"
         else f"{http_server.url}/nope.ome.parquet"
     )
-    with pytest.raises(FileNotFoundError, match=uri):
+    with pytest.raises(NotFoundError, match=uri) as err:  # ours (an OMEArrowError) and a FileNotFoundError
         OMEArrow(uri)
+    assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, StorageError)
+    assert "check the bucket (or host), the key" in str(err.value)

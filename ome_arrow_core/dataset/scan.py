@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..arrow_numpy import int_array, int_values
 from ..boundary import blaming, reading, require_member, require_regular_file
 from ..checksums import verify_enabled
-from ..errors import ArgumentError, DamagedFileError, SchemaError
+from ..errors import ArgumentError, DamagedFileError, NotFoundError, SchemaError
 from ..record import find_ome_column, is_ome_arrow_type
 from ..registry import Registry, default_registry
 from ..safe_write import recover
@@ -313,7 +313,7 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
     if os.path.lexists(path) and not path.is_dir():
         require_regular_file(path)  # a FIFO or device: refused, never opened
     if not path.is_dir():
-        raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+        raise NotFoundError(f"no such file or directory: {str(path)!r}")
     parts: list[Member] = []
     for child in sorted(path.iterdir()):
         if child.name.startswith((".", "_")):

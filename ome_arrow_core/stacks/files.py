@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, NotFoundError
 from .patterns import group_axes, is_pattern, parse_pattern
 
 __all__ = ["FileGrid", "is_stack_input", "is_glob", "natural_key", "resolve_files"]
@@ -82,11 +82,11 @@ def _missing(files: Sequence[Path]) -> list[Path]:
     return [f for f in files if not os.path.exists(f)]
 
 
-def _missing_error(what: str, missing: Sequence[Path], grid_of: FileGrid, hint: str = "") -> FileNotFoundError:
+def _missing_error(what: str, missing: Sequence[Path], grid_of: FileGrid, hint: str = "") -> NotFoundError:
     first = grid_of.files.index(missing[0])
     where = ", ".join(f"{a}={i}" for a, i in grid_of.position(first).items())
     more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-    return FileNotFoundError(
+    return NotFoundError(
         f"{what} names {str(missing[0])!r} ({where}){more}, which does not exist; "
         f"every position of the stack needs its file{hint}"
     )
@@ -174,7 +174,7 @@ def resolve_files(
         return _from_pattern(text, dim_order)
     matches = sorted(glob.glob(text, recursive=True), key=natural_key)
     if not matches:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"no file matches {text!r} (a glob: *, ? and [...] are wildcards); check the directory and the pattern"
         )
     return _from_list([Path(m).absolute() for m in matches], text, dim_order, stack_shape)

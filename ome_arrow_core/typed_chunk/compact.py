@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..boundary import is_within, reading, require_member
-from ..errors import DamagedFileError, SchemaError
+from ..errors import DamagedFileError, NotFoundError, SchemaError
 from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
 from . import packing
 from .aligned_index import write_aligned_index
@@ -66,7 +66,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
     """
     root = Path(path)
     if not root.exists():
-        raise FileNotFoundError(f"no such dataset directory: {str(root)!r}")
+        raise NotFoundError(f"no such dataset directory: {str(root)!r}")
     if not is_dataset_dir(root):
         raise SchemaError(
             f"cannot compact {root}: it is not an OME-Arrow dataset directory (it has neither {MANIFEST} "

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import NotFoundError
+
 if TYPE_CHECKING:
     from ..location import Location
 
@@ -32,7 +34,7 @@ def dataset_path(target: str | os.PathLike[str], filesystem: Any = None) -> str 
 
     mirror = mirror_dataset(loc)
     if mirror is None:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{loc.uri} holds no OME-Arrow dataset directory (no {MANIFEST} and no images/index tables); "
             "remote datasets are dataset directories; open one remote image file with OMEArrow(uri)"
         )

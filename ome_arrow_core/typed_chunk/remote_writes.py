@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ArgumentError, UnsafeOverwriteError
+from ..errors import ArgumentError, NotFoundError, UnsafeOverwriteError
 from ..location import Location
 from ..remote import SIDECAR, LostRace, ObjectPuts
 from ..safe_write import SENTINEL, is_member_name
@@ -111,11 +111,11 @@ def _check_ours(target: Location, listing: dict[str, int]) -> None:
 
 def _append(target: Location, puts: ObjectPuts, listing: dict[str, int], work: Path, write: LocalWrite) -> None:
     if MANIFEST not in listing:
-        raise FileNotFoundError(f"{target.uri} holds no OME-Arrow dataset with a manifest to append to")
+        raise NotFoundError(f"{target.uri} holds no OME-Arrow dataset with a manifest to append to")
     expect = puts.version(MANIFEST)  # read before the mirror: a newer manifest makes our commit lose, never win
     mirror = mirror_dataset(target)
     if mirror is None or expect is None:
-        raise FileNotFoundError(f"{target.uri} holds no OME-Arrow dataset to append to")
+        raise NotFoundError(f"{target.uri} holds no OME-Arrow dataset to append to")
     _copy_mirror(mirror, work)
     before = {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in work.iterdir()}
     write(work, "append")
