@@ -180,3 +180,18 @@ def test_an_option_no_reader_has_is_refused_not_ignored(tmp_path: Path, scanned:
         assert open_(scanned, verify=False).shape == (1, 3, 2, 16, 20)  # an option any reader may ignore
     with pytest.raises(ArgumentError, match=r"OMEArrow\(an array \(ndarray\)\) takes no option 'channel_names'"):
         OMEArrow(A, dim_order="ZCYX", channel_names=["a", "b", "c"])
+
+
+def test_an_export_does_not_replace_a_plate_with_one_image(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrowDataset, write_dataset
+    from ome_arrow_core.errors import UnsafeOverwriteError
+
+    z = np.zeros((2, 8, 8), np.uint16)
+    out = write_dataset([z, z + 1, z + 2], tmp_path / "plate.ome.parquet", dim_order="CYX", progress=False)
+    with pytest.raises(UnsafeOverwriteError, match="holds a dataset of 3 images and this export writes 1"):
+        OMEArrow(z, dim_order="CYX").export(out=out)
+    assert len(OMEArrowDataset.scan(out)) == 3
+    one = tmp_path / "one.ome.parquet"
+    OMEArrow(z, dim_order="CYX").export(out=one)
+    OMEArrow(z + 5, dim_order="CYX").export(out=one)  # one image over one image: replaced, as a file is
+    np.testing.assert_array_equal(OMEArrow(one).to_numpy()[0, :, 0], z + 5)

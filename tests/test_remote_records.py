@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from servers import HTTPServer, S3Server
 
-from ome_arrow_core import OMEArrow
-from ome_arrow_core.errors import ArgumentError, DamagedFileError
+from ome_arrow_core import OMEArrow, OMEArrowDataset, write_dataset
+from ome_arrow_core.errors import ArgumentError, DamagedFileError, UnsafeOverwriteError
 from ome_arrow_core.meta import ImageMeta
 from ome_arrow_core.record import pixels_to_record
 
@@ -178,13 +178,19 @@ def test_s3_write_round_trips_and_replaces(tmp_path: Path, s3: tuple[pafs.S3File
     assert keys == [f"{bucket}/written/img.ome.parquet"]  # no temporary key left behind
 
 
-def test_remote_dataset_write_and_http_write_are_refused(
+def test_a_remote_dataset_export_is_written_and_http_write_refused(
     http_server: HTTPServer, s3: tuple[pafs.S3FileSystem, str]
 ) -> None:
     _, bucket = s3
-    img = OMEArrow(_pixels("uint8"))
-    with pytest.raises(ArgumentError, match="remote storage takes one image as a struct-record file"):
-        img.export("parquet", f"s3://{bucket}/ds.ome.parquet")
+    pixels = _pixels("uint8")
+    img = OMEArrow(pixels)
+    uri = f"s3://{bucket}/ds.ome.parquet"
+    img.export(out=uri)  # a dataset directory, as write_dataset writes one there (refused before)
+    np.testing.assert_array_equal(OMEArrow.scan(uri).to_numpy(), img.to_numpy())
+    write_dataset([pixels, pixels, pixels], uri, mode="overwrite", progress=False)
+    with pytest.raises(UnsafeOverwriteError, match="holds a dataset of 3 images and this export writes 1"):
+        img.export("parquet", uri)  # a plate is not replaced by one image unasked
+    assert len(OMEArrowDataset.scan(uri)) == 3
     with pytest.raises(ArgumentError, match="HTTP\\(S\\) locations are read-only"):
         img.export("parquet", f"{http_server.url}/x.ome.parquet", layout="record")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..arguments import check_row
 from ..boundary import reading, require_regular_file
-from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
+from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError, UnsafeOverwriteError
 from ..handlers import PixelSource, Reader, Writer
 from ..hookspecs import hookimpl
 from ..location import Location
@@ -119,8 +119,10 @@ def write_parquet(
     images = list(image) if isinstance(image, (list, tuple)) else [image]
     if compression == "default" and layout == "record":
         compression = "lz4"
+    if layout == "dataset":
+        _refuse_fewer(images, out)
     if isinstance(out, Location):
-        return _write_remote(images, out, layout, column, compression)
+        return _write_remote(images, out, layout, column, compression, chunk_shape, compression_level, rows_per_group)
     if layout == "record":
         if len(images) != 1:
             raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
@@ -130,12 +132,11 @@ def write_parquet(
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
     # streamed as write_dataset streams: a lazy image (a file stack, a large scan) is read band by band, never whole
-    ids = [im.meta.id if len(images) == 1 else f"image-{i:05d}" for i, im in enumerate(images)]
     written = write_dataset(
         images,
         out,
         mode="overwrite",
-        image_ids=ids,
+        image_ids=_ids(images),
         chunk_shape=chunk_shape,
         compression=compression,
         compression_level=compression_level,
@@ -145,16 +146,65 @@ def write_parquet(
     return Path(written)
 
 
-def _write_remote(images: list[Any], out: Location, layout: str, column: str, compression: str | None) -> Location:
-    """One struct-record file to remote storage, replacing ``out`` in one step (see :mod:`..remote`)."""
+def _ids(images: list[Any]) -> list[str]:
+    """The image ids an export writes: one image keeps its own, several are numbered."""
+    return [im.meta.id if len(images) == 1 else f"image-{i:05d}" for i, im in enumerate(images)]
+
+
+def _refuse_fewer(images: list[Any], out: Path | Location) -> None:
+    """UnsafeOverwriteError when ``out`` holds a dataset of more images than ``images``: an export replaces what it
+    names, and a plate replaced by one image is a plate lost (``write_dataset(..., mode="overwrite")`` says so)."""
+    from ..typed_chunk import is_dataset_dir, open_dataset
+    from ..typed_chunk.remote_mirror import mirror_dataset
+
+    if isinstance(out, Location):
+        local = mirror_dataset(out)
+        where = out.uri
+    else:
+        local, where = (out if is_dataset_dir(out) else None), str(out)
+    if local is None:
+        return
+    held = open_dataset(local).image_count
+    if held > len(images):
+        raise UnsafeOverwriteError(
+            f"{where} holds a dataset of {held} images and this export writes {len(images)}; nothing was changed. "
+            "To replace it, say so: write_dataset(images, path, mode='overwrite'); to add to it, mode='append'"
+        )
+
+
+def _write_remote(
+    images: list[Any],
+    out: Location,
+    layout: str,
+    column: str,
+    compression: str | None,
+    chunk_shape: Sequence[int] | None,
+    compression_level: int | None,
+    rows_per_group: int,
+) -> Location:
+    """A dataset directory (as ``write_dataset`` writes one to remote storage), or one struct-record file replacing
+    ``out`` in one step (see :mod:`..remote`)."""
     from ..record import write_record_file
     from ..remote import remote_file
 
-    if layout != "record" or len(images) != 1:
-        raise ArgumentError(
-            f"{out.uri}: remote storage takes one image as a struct-record file (layout='record') in this "
-            "release; dataset directories are written to a local disk, then copied"
+    if layout == "dataset":
+        from ..dataset import write_dataset
+
+        write_dataset(
+            images,
+            out.path,
+            filesystem=out.fs,
+            mode="overwrite",
+            image_ids=_ids(images),
+            chunk_shape=chunk_shape,
+            compression=compression,
+            compression_level=compression_level,
+            rows_per_group=rows_per_group,
+            progress=False,
         )
+        return out
+    if len(images) != 1:
+        raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
     with remote_file(out, ".parquet") as local:
         write_record_file(
             images[0].meta, images[0].to_numpy(layout="TZCYX"), local, column=column, compression=compression or "none"
