@@ -195,3 +195,21 @@ def test_an_export_does_not_replace_a_plate_with_one_image(tmp_path: Path) -> No
     OMEArrow(z, dim_order="CYX").export(out=one)
     OMEArrow(z + 5, dim_order="CYX").export(out=one)  # one image over one image: replaced, as a file is
     np.testing.assert_array_equal(OMEArrow(one).to_numpy()[0, :, 0], z + 5)
+
+
+def test_write_dataset_checks_image_ids_and_rows_against_the_images(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrowDataset, write_dataset
+    from ome_arrow_core.errors import SchemaError
+
+    z = np.zeros((2, 8, 8), np.uint16)
+    with pytest.raises(ArgumentError, match="image_ids takes one id per image .* got the string 'ab'"):
+        write_dataset([z, z], tmp_path / "a.ome.parquet", dim_order="CYX", image_ids="ab", progress=False)
+    with pytest.raises(SchemaError, match="image_ids holds more ids than the 2 images"):
+        write_dataset([z, z], tmp_path / "b.ome.parquet", dim_order="CYX", image_ids=["x", "y", "w"], progress=False)
+    with pytest.raises(SchemaError, match="metadata holds more rows than the 2 images"):
+        write_dataset(
+            iter([z, z]), tmp_path / "c.ome.parquet", dim_order="CYX", metadata=[{"k": 1}] * 3, progress=False
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was written
+    out = write_dataset([z, z], tmp_path / "d.ome.parquet", dim_order="CYX", image_ids=["x", "y"], progress=False)
+    assert [im.meta.id for im in OMEArrowDataset.scan(out)] == ["x", "y"]

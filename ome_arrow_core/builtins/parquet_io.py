@@ -161,6 +161,9 @@ def _refuse_fewer(images: list[Any], out: Path | Location) -> None:
         local = mirror_dataset(out)
         where = out.uri
     else:
+        from ..safe_write.ownership import check_replaceable
+
+        check_replaceable(out, directory=True)  # the current directory, a folder of yours: refused as they are
         local, where = (out if is_dataset_dir(out) else None), str(out)
     if local is None:
         return

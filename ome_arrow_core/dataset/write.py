@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..buffers import read_only
-from ..errors import SchemaError
+from ..errors import ArgumentError, SchemaError
 from ..image import OMEArrow
 from ..image_input import open_source
 from ..ingesting import pair_pixels
@@ -143,6 +143,8 @@ def write_dataset(
             metadata = images.table.select(images.extra_columns)
         images = iter(images)
     rows = _metadata_rows(metadata, count)
+    if isinstance(image_ids, (str, bytes)):  # iterated, it would be one id a character
+        raise ArgumentError(f"image_ids takes one id per image (a list of str), got the string {image_ids!r:.40}")
     ids = iter(image_ids) if image_ids is not None else None
     bar = Progress(count, "write_dataset", unit="img", enabled=progress)
     done = [0]
@@ -159,6 +161,10 @@ def write_dataset(
                 raise SchemaError(f"image_ids ran out after {done[0]} ids; give one id per image")
             done[0] += 1
             yield (None if image_id is None else str(image_id)), meta, reader, extra
+        if ids is not None and next(ids, None) is not None:  # before the commit: a list off by one says so
+            raise SchemaError(f"image_ids holds more ids than the {done[0]} images; give one id per image")
+        if metadata is not None and next(rows, None) is not None:
+            raise SchemaError(f"metadata holds more rows than the {done[0]} images; give one row per image")
 
     def write(path: Path, how: str) -> Path:
         return stream_dataset(
