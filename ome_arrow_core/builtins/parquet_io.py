@@ -154,14 +154,13 @@ def _ids(images: list[Any]) -> list[str]:
 def _refuse_fewer(images: list[Any], out: Path | Location) -> None:
     """UnsafeOverwriteError when ``out`` holds a dataset of more images than ``images``: an export replaces what it
     names, and a plate replaced by one image is a plate lost (``write_dataset(..., mode="overwrite")`` says so)."""
-    from ..typed_chunk import is_dataset_dir, open_dataset
-    from ..typed_chunk.remote_mirror import mirror_dataset
+    from ..typed_chunk import is_dataset_dir, mirror_dataset, open_dataset
 
     if isinstance(out, Location):
         local = mirror_dataset(out)
         where = out.uri
     else:
-        from ..safe_write.ownership import check_replaceable
+        from ..safe_write import check_replaceable
 
         check_replaceable(out, directory=True)  # the current directory, a folder of yours: refused as they are
         local, where = (out if is_dataset_dir(out) else None), str(out)

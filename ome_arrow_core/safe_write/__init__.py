@@ -14,13 +14,14 @@ from __future__ import annotations
 from .atomic import atomic_path, make_temp, replace_all, storage_errors
 from .cleanup import Cleanup, clean_up, list_entries, recover, remove_entry, remove_stale
 from .fsops import lock, remove_tree
-from .ownership import PENDING, SENTINEL, SENTINEL_TEXT, is_member_name, pending_name
+from .ownership import PENDING, SENTINEL, SENTINEL_TEXT, check_replaceable, is_member_name, pending_name
 
 __all__ = [
     "is_member_name",
     "SENTINEL",
     "SENTINEL_TEXT",
     "atomic_path",
+    "check_replaceable",
     "make_temp",
     "replace_all",
     "storage_errors",
