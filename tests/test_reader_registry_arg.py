@@ -27,7 +27,7 @@ class Unhashable:
 def test_registry_is_passed_only_to_readers_that_take_it() -> None:
     reg = default_registry()
     for _ in range(2):  # the second answer comes from the cache
-        assert _with_registry(takes, reg, {"row": 1}) == {"row": 1, "registry": reg}
-        assert _with_registry(refuses, reg, {"row": 1}) == {"row": 1}
-        assert _with_registry(Unhashable(), reg, {}) == {"registry": reg}
-    assert _with_registry(len, reg, {}) == {}  # a builtin: no readable signature
+        assert _with_registry(takes, reg, {"row": 1}, "t", "x") == {"row": 1, "registry": reg}
+        assert _with_registry(refuses, reg, {"row": 1}, "r", "x") == {"row": 1}
+        assert _with_registry(Unhashable(), reg, {}, "u", "x") == {"registry": reg}
+    assert _with_registry(len, reg, {}, "len", "x") == {}  # a builtin: no readable signature
