@@ -120,15 +120,11 @@ class HTTPServer:
     log: RequestLog
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[HTTPServer]:
-    """Serve ``tmp_path / "www"`` on 127.0.0.1 (random port) for one test."""
-    root = tmp_path / "www"
-    root.mkdir()
-    log = RequestLog()
-    handler = type("Handler", (_RangeHandler,), {"log": log})
+@contextmanager
+def _serving(root: Path, handler: type[SimpleHTTPRequestHandler], log: RequestLog) -> Iterator[HTTPServer]:
+    """``handler`` serving ``root`` on 127.0.0.1 (a random port) in a thread, until the block ends."""
 
-    def make(*args: Any) -> _RangeHandler:
+    def make(*args: Any) -> SimpleHTTPRequestHandler:
         return handler(*args, directory=str(root))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), make)
@@ -143,29 +139,31 @@ def http_server(tmp_path: Path) -> Iterator[HTTPServer]:
 
 
 @pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HTTPServer]:
+    """Serve ``tmp_path / "www"`` on 127.0.0.1 (random port) for one test."""
+    root = tmp_path / "www"
+    root.mkdir()
+    log = RequestLog()
+    with _serving(root, type("Handler", (_RangeHandler,), {"log": log}), log) as served:
+        yield served
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    """The standard library's handler, as ``python -m http.server`` runs it, without its log lines."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
 def plain_http_server(tmp_path: Path) -> Iterator[HTTPServer]:
     """``python -m http.server``'s own handler over ``tmp_path / "plain-www"`` on 127.0.0.1: it ignores ``Range``
     (a 200 with the whole file), as many static servers do. The log stays empty (the stdlib handler logs nothing
     of ours)."""
     root = tmp_path / "plain-www"
     root.mkdir()
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    def make(*args: Any) -> SimpleHTTPRequestHandler:
-        return Quiet(*args, directory=str(root))
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield HTTPServer(root, f"http://127.0.0.1:{server.server_port}", RequestLog())
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with _serving(root, _Quiet, RequestLog()) as served:
+        yield served
 
 
 class _Faults:

@@ -117,38 +117,34 @@ def write_parquet(
     from ..record import write_record_file
 
     images = list(image) if isinstance(image, (list, tuple)) else [image]
-    if compression == "default" and layout == "record":
-        compression = "lz4"
-    if layout == "dataset":
-        _refuse_fewer(images, out)
-    if isinstance(out, Location):
-        return _write_remote(images, out, layout, column, compression, chunk_shape, compression_level, rows_per_group)
     if layout == "record":
         if len(images) != 1:
             raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
+        if compression == "default":
+            compression = "lz4"
+        if isinstance(out, Location):
+            return _write_remote_record(images[0], out, column, compression)
         return write_record_file(
             images[0].meta, images[0].to_numpy(layout="TZCYX"), out, column=column, compression=compression or "none"
         )
     if layout != "dataset":
         raise ArgumentError(f"layout must be 'dataset' or 'record', got {layout!r}")
-    # streamed as write_dataset streams: a lazy image (a file stack, a large scan) is read band by band, never whole
+    _refuse_fewer(images, out)
+    # streamed as write_dataset streams: a lazy image (a file stack, a large scan) is read band by band, never whole;
+    # to remote storage as write_dataset writes a dataset there
     written = write_dataset(
         images,
-        out,
+        out.path if isinstance(out, Location) else out,
+        filesystem=out.fs if isinstance(out, Location) else None,
         mode="overwrite",
-        image_ids=_ids(images),
+        image_ids=[im.meta.id if len(images) == 1 else f"image-{i:05d}" for i, im in enumerate(images)],
         chunk_shape=chunk_shape,
         compression=compression,
         compression_level=compression_level,
         rows_per_group=rows_per_group,
         progress=False,
     )
-    return Path(written)
-
-
-def _ids(images: list[Any]) -> list[str]:
-    """The image ids an export writes: one image keeps its own, several are numbered."""
-    return [im.meta.id if len(images) == 1 else f"image-{i:05d}" for i, im in enumerate(images)]
+    return out if isinstance(out, Location) else Path(written)
 
 
 def _refuse_fewer(images: list[Any], out: Path | Location) -> None:
@@ -174,42 +170,14 @@ def _refuse_fewer(images: list[Any], out: Path | Location) -> None:
         )
 
 
-def _write_remote(
-    images: list[Any],
-    out: Location,
-    layout: str,
-    column: str,
-    compression: str | None,
-    chunk_shape: Sequence[int] | None,
-    compression_level: int | None,
-    rows_per_group: int,
-) -> Location:
-    """A dataset directory (as ``write_dataset`` writes one to remote storage), or one struct-record file replacing
-    ``out`` in one step (see :mod:`..remote`)."""
+def _write_remote_record(image: Any, out: Location, column: str, compression: str | None) -> Location:
+    """One struct-record file to remote storage, replacing ``out`` in one step (see :mod:`..remote`)."""
     from ..record import write_record_file
     from ..remote import remote_file
 
-    if layout == "dataset":
-        from ..dataset import write_dataset
-
-        write_dataset(
-            images,
-            out.path,
-            filesystem=out.fs,
-            mode="overwrite",
-            image_ids=_ids(images),
-            chunk_shape=chunk_shape,
-            compression=compression,
-            compression_level=compression_level,
-            rows_per_group=rows_per_group,
-            progress=False,
-        )
-        return out
-    if len(images) != 1:
-        raise ArgumentError("layout='record' writes one image; use layout='dataset' for several")
     with remote_file(out, ".parquet") as local:
         write_record_file(
-            images[0].meta, images[0].to_numpy(layout="TZCYX"), local, column=column, compression=compression or "none"
+            image.meta, image.to_numpy(layout="TZCYX"), local, column=column, compression=compression or "none"
         )
     return out
 
