@@ -56,8 +56,10 @@ def where(path: str | os.PathLike[str], member: str | None = None) -> str:
 
 
 def _foreign_message(exc: BaseException) -> str:
+    """``Type: first line`` of a foreign exception, its control characters escaped (pyarrow's thrift errors quote
+    the byte they choked on: ``don't know what type: \\x0f``, which a terminal would act on)."""
     text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
+    first = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[0]) if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 

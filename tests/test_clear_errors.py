@@ -303,3 +303,11 @@ def test_a_truncated_or_lying_ome_tiff_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DamagedFileError, match=r"liar.ome.tiff.*(tifffile reports|declares sizes)"):
         OMEArrow(liar).to_numpy()
     np.testing.assert_array_equal(OMEArrow(path).tensor_view(layout="ZCYX").to_numpy(), pixels)
+
+
+def test_a_foreign_message_s_control_characters_are_escaped(tmp_path: Path) -> None:
+    with pytest.raises(DamagedFileError) as err:
+        with reading(tmp_path / "x.parquet", None, "reading"):
+            raise OSError("Couldn't deserialize thrift: don't know what type: \x0f\x1b[2J")
+    text = str(err.value)
+    assert text.isprintable() and "don't know what type: \\x0f\\x1b[2J" in text

@@ -27,6 +27,7 @@ from ome_arrow_core import (
     OMEArrow,
     OMEArrowDataset,
     SchemaError,
+    SelectionError,
     default_registry,
     write_dataset,
 )
@@ -360,3 +361,11 @@ def test_a_forked_process_takes_over_its_parents_opened_files(tmp_path: Path) ->
     shared, pid, cached = queue.get(timeout=30)
     proc.join(30)
     assert shared and pid != os.getpid() and cached
+
+
+def test_a_batch_crop_that_does_not_fit_names_the_image(tmp_path: Path) -> None:
+    arrs = [np.zeros((2, 64, 64), np.uint16), np.zeros((2, 64, 64), np.uint16), np.zeros((2, 20, 20), np.uint16)]
+    ds = OMEArrowDataset.scan(write_dataset(arrs, tmp_path / "d", dim_order="CYX", progress=False))
+    with pytest.raises(SelectionError, match=r"^image 2: y range \[10, 26\) does not fit in \[0, 20\)"):
+        ds.read([0, 2], c=0, roi=(10, 10, 16, 16))
+    assert ds.read([0, 1], c=0, roi=(10, 10, 16, 16)).shape == (2, 1, 16, 16)  # CYX, C kept

@@ -9,7 +9,7 @@ from typing import TypeAlias
 import numpy as np
 
 from ..arguments import whole_numbers
-from ..errors import SchemaError
+from ..errors import SchemaError, SelectionError
 from ..layout import normalize_axes
 from ..meta import ImageMeta
 from ..selection import Selection
@@ -52,29 +52,34 @@ def plan_batch(
     meta_of: Callable[[int], ImageMeta],
     rois: Sequence[Sequence[int] | None] | None,
     paths: Callable[[], list[str]],
+    indices: Sequence[int] | None = None,
 ) -> BatchPlan:
     """The selections of ``view`` for images ``0..len(keys)-1`` (``rois``: one crop each, within the view).
 
     Images with equal ``keys`` share their metadata (``meta_of(n)`` is asked for the first of each);
-    ``paths()`` names the files when their dtypes or shapes differ. SchemaError when layouts, dtypes or shapes differ.
+    ``paths()`` names the files when their dtypes or shapes differ, ``indices`` the images in a SelectionError (their
+    dataset indices; default: their places in the batch). SchemaError when layouts, dtypes or shapes differ.
     """
     if rois is not None and len(rois) != len(keys):
         raise SchemaError(f"rois has {len(rois)} entries for {len(keys)} images; give one per image")
     bases: dict[Hashable, tuple[Selection, str, np.dtype]] = {}
     sels: list[Selection] = []
     for n, key in enumerate(keys):
-        base = bases.get(key)
-        if base is None:
-            meta = meta_of(n)
-            sel0 = view.selection(Selection.full(meta.sizes), meta)
-            lay = normalize_axes(view.layout_for(sel0))
-            base = bases[key] = (channels_read(sel0, lay, view.channel_policy), lay, meta.dtype)
-        crop = rois[n] if rois is not None else None
-        if crop is None:
-            sels.append(base[0])
-        else:
-            x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
-            sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
+        try:
+            base = bases.get(key)
+            if base is None:
+                meta = meta_of(n)
+                sel0 = view.selection(Selection.full(meta.sizes), meta)
+                lay = normalize_axes(view.layout_for(sel0))
+                base = bases[key] = (channels_read(sel0, lay, view.channel_policy), lay, meta.dtype)
+            crop = rois[n] if rois is not None else None
+            if crop is None:
+                sels.append(base[0])
+            else:
+                x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
+                sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
+        except SelectionError as exc:  # which of the batch's images it does not fit
+            raise type(exc)(f"image {n if indices is None else indices[n]}: {exc}") from exc
     layouts = {b[1] for b in bases.values()}
     dtypes = {b[2] for b in bases.values()}
     if len(dtypes) > 1:

@@ -214,7 +214,7 @@ class DatasetReads:
             return images[k].meta
 
         keys = [(p, -1) if p in uniform else (p, r) for p, r in zip(member_of, row_of)]
-        plan = plan_batch(view, keys, meta_of, rois, lambda: sorted({self._parts[p].path for p in member_of}))
+        plan = plan_batch(view, keys, meta_of, rois, lambda: sorted({self._parts[p].path for p in member_of}), idx)
         sels, lay = plan.selections, plan.layout
         out = checked_out(out, plan.shape, plan.dtype)
         canon = canonical_view(out, lay, batch=True)
