@@ -247,3 +247,22 @@ def test_write_dataset_reads_ome_zarr_inputs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds[0].to_numpy(), OMEArrow(a).to_numpy())
     np.testing.assert_array_equal(ds[1].to_numpy(), OMEArrow(b).to_numpy())
     assert ds[0].meta.physical_size == image().meta.physical_size
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_channel_without_a_name_reads_back_without_one(tmp_path: Path, version: str) -> None:
+    img = image((1, 1, 2, 8, 8))
+    meta = img.source.meta
+    img.source.meta = ImageMeta(
+        sizes=meta.sizes,
+        dtype=meta.dtype,
+        id=meta.id,
+        name=meta.name,
+        channels=[Channel(id="Channel:0:0", name=""), Channel(id="Channel:0:1", name="GFP")],
+    )
+    out = tmp_path / "c.ome.zarr"
+    img.export("ome-zarr", out, version=version)
+    attrs = json.dumps(json.loads((out / ("zarr.json" if version == "0.5" else ".zattrs")).read_text()))
+    assert '"label": "Channel:0:0"' in attrs  # viewers get a label: the channel's id
+    got = OMEArrow(out).meta.channels
+    assert [(c.id, c.name) for c in got] == [("Channel:0:0", ""), ("Channel:0:1", "GFP")]  # the name stays empty

@@ -49,7 +49,9 @@ def _channels(ngff: Mapping[str, Any], n: int) -> tuple[Channel, ...]:
         out = []
         for i, (c, (label, rgba)) in enumerate(zip(ours, info, strict=True)):
             ch = channel_from_dict(c, i, f"{OURS}.channels")
-            out.append(replace(ch, name=label or ch.name, color_rgba=rgba))
+            # the writer labels a channel without a name by its id (viewers want a label): that label is not a name
+            kept = label == (ch.name or ch.id)
+            out.append(replace(ch, name=ch.name if kept else (label or ch.name), color_rgba=rgba))
         return tuple(out)
     return tuple(Channel(id=f"ch-{i}", name=label or f"C{i}", color_rgba=rgba) for i, (label, rgba) in enumerate(info))
 
