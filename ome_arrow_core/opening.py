@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Final, cast
 
+from .arguments import unexpected_keyword
 from .boundary import path_mode, require_regular_file
 from .errors import ArgumentError, NotFoundError
 from .handlers import OpenRemoteSource, PixelSource, require
@@ -57,7 +58,7 @@ def _open_local(path: Path, registry: Registry, format: str | None, options: dic
     reader = registry.resolve_reader(path, format)
     reader.ensure_available()
     open_ = require(reader, reader.open, "open")
-    return open_(path, **_with_registry(open_, registry, options, reader.name, path))
+    return _opened(open_, path, _with_registry(open_, registry, options, reader.name, path), reader.name, path)
 
 
 def _open_remote(loc: Location, registry: Registry, format: str | None, options: dict[str, Any]) -> PixelSource:
@@ -86,7 +87,24 @@ def _open_remote(loc: Location, registry: Registry, format: str | None, options:
             "first, or use a format whose reader reads remote storage (Parquet record files, OME-TIFF, OME-Zarr)"
         )
     open_remote = cast(OpenRemoteSource, reader.open)  # remote=True: open takes a Location too
-    return open_remote(loc.with_info(info), **_with_registry(open_remote, registry, options, reader.name, loc.uri))
+    kw = _with_registry(open_remote, registry, options, reader.name, loc.uri)
+    return _opened(open_remote, loc.with_info(info), kw, reader.name, loc.uri)
+
+
+def _opened(
+    open_: Callable[..., PixelSource], target: Any, kw: dict[str, Any], reader: str, where: object
+) -> PixelSource:
+    """``open_(target, **kw)``; an option it has no parameter for (a reader that forwards its options to a function
+    that names them) is an ArgumentError naming it, not Python's TypeError."""
+    try:
+        return open_(target, **kw)
+    except TypeError as exc:
+        bad = unexpected_keyword(exc, kw)
+        if bad is None:
+            raise
+        raise ArgumentError(
+            f"{where}: the {reader!r} reader has no option {bad!r} ({exc}); check the spelling, or leave it out"
+        ) from exc
 
 
 #: Options every reader is given and may ignore: ``column=`` and ``row=`` (OMEArrow's own parameters, passed on

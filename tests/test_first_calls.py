@@ -6,6 +6,7 @@ get our errors, ``python -m ome_arrow_core`` is the CLI, and an OME-Zarr output 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import pickle
 import subprocess
@@ -178,6 +179,10 @@ def test_an_option_no_reader_has_is_refused_not_ignored(tmp_path: Path, scanned:
         with pytest.raises(ArgumentError, match=r"the 'parquet' reader has no option 'bogus'"):
             open_(scanned, bogus=1)
         assert open_(scanned, verify=False).shape == (1, 3, 2, 16, 20)  # an option any reader may ignore
+    if importlib.util.find_spec("vortex") is not None:  # a reader forwarding **kw: refused where it lands
+        OMEArrow(a).export(out=tmp_path / "x.vortex")
+        with pytest.raises(ArgumentError, match=r"the 'vortex' reader has no option 'bogus'"):
+            OMEArrow.scan(tmp_path / "x.vortex", bogus=1)
     with pytest.raises(ArgumentError, match=r"OMEArrow\(an array \(ndarray\)\) takes no option 'channel_names'"):
         OMEArrow(A, dim_order="ZCYX", channel_names=["a", "b", "c"])
 
