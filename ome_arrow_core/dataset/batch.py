@@ -9,7 +9,7 @@ from typing import TypeAlias
 import numpy as np
 
 from ..arguments import whole_numbers
-from ..errors import SchemaError, SelectionError
+from ..errors import ArgumentError, SchemaError, SelectionError
 from ..layout import normalize_axes
 from ..meta import ImageMeta
 from ..selection import Selection
@@ -78,7 +78,9 @@ def plan_batch(
             else:
                 x0, y0, w, h = whole_numbers(crop, f"rois[{n}]=(x, y, w, h)")
                 sels.append(base[0].select(y=range(y0, y0 + h), x=range(x0, x0 + w)))
-        except SelectionError as exc:  # which of the batch's images it does not fit
+        except SelectionError as exc:  # which of the batch's images it does not fit (a bad argument is no image's)
+            if isinstance(exc, (ArgumentError, TypeError)):
+                raise
             raise type(exc)(f"image {n if indices is None else indices[n]}: {exc}") from exc
     layouts = {b[1] for b in bases.values()}
     dtypes = {b[2] for b in bases.values()}
