@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -16,7 +16,7 @@ from ..selection import Selection
 from ..view_spec import ViewSpec, channels_read
 from .views import layout_shape
 
-__all__ = ["BatchPlan", "MixedDtypes", "plan_batch", "checked_out", "OutArray"]
+__all__ = ["BatchPlan", "MixedDtypes", "plan_batch", "checked_out", "different_shapes", "OutArray"]
 
 #: Where a batched read puts its result: an array, a function ``(shape, dtype) -> array`` that
 #: gives one once the shape is known (a pooled or pinned buffer), or None for a new array.
@@ -94,11 +94,16 @@ def plan_batch(
         raise SchemaError(f"the images' default layouts differ ({sorted(layouts)}); pass layout=")
     shapes = {s.shape for s in {id(s): s for s in sels}.values()}  # images of one base share its selection
     if len(shapes) > 1:
-        raise SchemaError(
-            f"the selected images have different shapes {sorted(shapes)} (TZCYX; in {', '.join(paths())}); crop "
-            "them to a common shape with roi= (or rois=), or read them one by one"
-        )
+        raise different_shapes(shapes, f" (TZCYX; in {', '.join(paths())})")
     return BatchPlan(sels, layouts.pop(), dtypes.pop())
+
+
+def different_shapes(shapes: Iterable[tuple[int, ...]], where: str = "") -> SchemaError:
+    """The error of a batch whose images' selections have different ``shapes`` (``where``: their axes and files)."""
+    return SchemaError(
+        f"the selected images have different shapes {sorted(shapes)}{where}; crop them to a common shape with roi= "
+        "(or rois=), or read them one by one"
+    )
 
 
 def checked_out(out: OutArray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -31,7 +31,7 @@ from ..selection import IndexSpec, RoiType
 from ..typed_chunk import open_dataset, read_rows
 from ..uniques import unique
 from ..view_spec import ViewSpec
-from .batch import MixedDtypes, OutArray, checked_out, plan_batch
+from .batch import MixedDtypes, OutArray, checked_out, different_shapes, plan_batch
 from .image_location import changed_since_scan
 from .positions import Positions, checked_indices
 from .scan import Member, uniform_member
@@ -181,10 +181,7 @@ class DatasetReads:
             if target is None:
                 target = checked_out(out, (len(dtypes), *part.shape[1:]), cast)
             elif part.shape[1:] != target.shape[1:]:
-                raise SchemaError(
-                    f"the selected images have different shapes {sorted({part.shape[1:], target.shape[1:]})}; crop "
-                    "them to a common shape with roi= (or rois=), or read them one by one"
-                )
+                raise different_shapes({part.shape[1:], target.shape[1:]})
             for k, n in enumerate(at):
                 copy_cast(target[n], part[k], view.casting)
         assert target is not None
