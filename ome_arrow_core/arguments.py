@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ __all__ = [
     "whole_numbers",
     "whole_number",
     "tile_shape",
-    "unexpected_keyword",
+    "named_options",
     "check_index",
     "check_row",
 ]
@@ -66,11 +67,18 @@ def tile_shape(value: Any, n: int, what: str) -> list[int]:
     return sizes
 
 
-def unexpected_keyword(exc: TypeError, given: Mapping[str, Any]) -> str | None:
-    """The keyword of ``given`` that ``exc`` (Python's "got an unexpected keyword argument 'x'") names, or None
-    when it names none of them (a TypeError of something else)."""
-    found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
-    return found.group(1) if found is not None and found.group(1) in given else None
+@contextmanager
+def named_options(given: Mapping[str, Any], who: str, hint: str) -> Iterator[None]:
+    """Python's TypeError for a keyword of ``given`` that the function called inside has no parameter for ("got an
+    unexpected keyword argument 'x'"), as an ArgumentError: ``{who} has no option 'x' (...); {hint}``. Any other
+    TypeError passes as it is."""
+    try:
+        yield
+    except TypeError as exc:
+        found = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        if found is None or found.group(1) not in given:
+            raise
+        raise ArgumentError(f"{who} has no option {found.group(1)!r} ({exc}); {hint}") from exc
 
 
 def whole_number(value: Any, what: str) -> int:

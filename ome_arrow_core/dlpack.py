@@ -26,6 +26,7 @@ __all__ = [
     "NEEDS_COMPACT",
     "export_capsule",
     "caller_module",
+    "handed_over",
     "is_compact",
 ]
 
@@ -39,6 +40,14 @@ IGNORES_READ_ONLY: Final[frozenset[str]] = frozenset({"torch.utils.dlpack"})
 #: ("UNIMPLEMENTED: Only DLPack tensors with trivial (compact) striding"). One asked for another gets a
 #: C-contiguous copy (``copy=None``); ``copy=False`` raises BufferError saying so.
 NEEDS_COMPACT: Final[frozenset[str]] = frozenset({"jax._src.dlpack"})
+
+
+def handed_over(exported: Any, consumer: str, **kwargs: Any) -> Any:
+    """``exported.__dlpack__(**kwargs)`` for a producer wrapping an export (a view's ``to_dlpack()``): a host
+    :class:`DLPackTensor` is asked on behalf of ``consumer``, the module that called the producer."""
+    if isinstance(exported, DLPackTensor):
+        return exported.capsule(consumer, **kwargs)
+    return exported.__dlpack__(**kwargs)
 
 
 def is_compact(shape: Sequence[int], strides: Sequence[int]) -> bool:

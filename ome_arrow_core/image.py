@@ -10,11 +10,11 @@ from typing import Any, Final, cast
 
 import numpy as np
 
-from .arguments import unexpected_keyword
+from .arguments import named_options
 from .casting import Casting
 from .display.mixins import Thumbnailed
 from .display.plots import Viewable
-from .dlpack import DLPackTensor, caller_module
+from .dlpack import CPU_DEVICE, DLPackTensor, caller_module
 from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource, WriteRemoteImage, require
 from .image_input import open_source
@@ -267,7 +267,7 @@ class OMEArrow(Thumbnailed, Viewable):
         return DLPackTensor(self.to_numpy()).capsule(caller_module(), **kwargs)
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        return (1, 0)  # host memory
+        return CPU_DEVICE
 
     # -- views ----------------------------------------------------------------------------
     def tensor_view(
@@ -374,7 +374,8 @@ class OMEArrow(Thumbnailed, Viewable):
         writer.ensure_available()
         write = require(writer, writer.write, "write")
         filesystem = options.pop("filesystem", None)
-        try:
+        hint = "check its name (docs/formats.md, Writing, lists each writer's options) or leave it out"
+        with named_options(options, f"export(how={how!r}): the {writer.name!r} writer", hint):
             if filesystem is None and not is_uri(out):
                 return write(self, Path(out), **options)
             loc = resolve(out, filesystem)
@@ -386,11 +387,3 @@ class OMEArrow(Thumbnailed, Viewable):
                 )
             write_remote = cast(WriteRemoteImage, write)  # remote=True: write takes a Location too
             return write_remote(self, loc, **options)
-        except TypeError as exc:  # an option the writer has no parameter for: the caller's, said as such
-            bad = unexpected_keyword(exc, options)
-            if bad is None:
-                raise
-            raise ArgumentError(
-                f"export(how={how!r}): the {writer.name!r} writer has no option {bad!r} ({exc}); check its name "
-                "(docs/formats.md, Writing, lists each writer's options) or leave it out"
-            ) from exc

@@ -11,7 +11,7 @@ import numpy as np
 from .casting import Casting, cast_pixels, check_casting
 from .devices import parse_device
 from .display.mixins import Thumbnailed
-from .dlpack import DLPackTensor, caller_module
+from .dlpack import CPU_DEVICE, caller_module, handed_over
 from .handlers import PixelSource
 from .host_memory import host_memory
 from .layout import ChannelPolicy, apply_layout, normalize_axes
@@ -256,13 +256,10 @@ class LazyTensorView(Streamable, Thumbnailed):
         return self.collect().__array__(dtype, copy)
 
     def __dlpack__(self, **kwargs: Any) -> Any:
-        out = self.collect().to_dlpack()
-        if isinstance(out, DLPackTensor):  # the consumer is our caller
-            return out.capsule(caller_module(), **kwargs)
-        return out.__dlpack__(**kwargs)
+        return handed_over(self.collect().to_dlpack(), caller_module(), **kwargs)  # the consumer is our caller
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        return (1, 0)  # read into host memory, as TensorView's
+        return CPU_DEVICE  # read into host memory, as TensorView's
 
     # Conveniences that execute the plan.
     def to_numpy(self, contiguous: bool = False) -> np.ndarray:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Final, cast
 
-from .arguments import unexpected_keyword
+from .arguments import named_options
 from .boundary import path_mode, require_regular_file
 from .errors import ArgumentError, NotFoundError
 from .handlers import OpenRemoteSource, PixelSource, require
@@ -96,15 +96,8 @@ def _opened(
 ) -> PixelSource:
     """``open_(target, **kw)``; an option it has no parameter for (a reader that forwards its options to a function
     that names them) is an ArgumentError naming it, not Python's TypeError."""
-    try:
+    with named_options(kw, f"{where}: the {reader!r} reader", "check the spelling, or leave it out"):
         return open_(target, **kw)
-    except TypeError as exc:
-        bad = unexpected_keyword(exc, kw)
-        if bad is None:
-            raise
-        raise ArgumentError(
-            f"{where}: the {reader!r} reader has no option {bad!r} ({exc}); check the spelling, or leave it out"
-        ) from exc
 
 
 #: Options every reader is given and may ignore: ``column=`` and ``row=`` (OMEArrow's own parameters, passed on

@@ -16,7 +16,7 @@ from .buffers import arrow_base
 from .devices import parse_device
 from .display.mixins import Thumbnailed
 from .display.subjects import array_source
-from .dlpack import DLPackTensor, caller_module
+from .dlpack import CPU_DEVICE, caller_module, handed_over
 from .errors import PluginError, SelectionError
 from .layout import normalize_axes
 from .plugin_manager import BLOCK_ENV
@@ -362,13 +362,10 @@ class TensorView(Streamable, Thumbnailed):
         return self._exporter(kind, "cupy")(self, contiguous=contiguous, device_index=index)
 
     def __dlpack__(self, **kwargs: Any) -> Any:
-        out = self.to_dlpack()
-        if isinstance(out, DLPackTensor):  # the consumer is our caller, not this method
-            return out.capsule(caller_module(), **kwargs)
-        return out.__dlpack__(**kwargs)
+        return handed_over(self.to_dlpack(), caller_module(), **kwargs)  # the consumer is our caller
 
     def __dlpack_device__(self) -> tuple[int, int]:
-        return (1, 0)
+        return CPU_DEVICE
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy or dtype is not None:
