@@ -343,6 +343,27 @@ def test_the_cuda_exporter_offers_torch_pinned_memory() -> None:
     assert _torch_registry().resolve_exporter("cpu", np.dtype("uint16"), "torch").host_memory is None
 
 
+def test_a_remembered_block_keeps_the_tensor_its_array_holds() -> None:
+    """pinned_host's bookkeeping without pinning (no GPU needed): after the caller drops its tensor, the block is
+    still found with a live tensor of its memory, so pinned_tensor views it instead of staging a copy."""
+    from ome_arrow_torch.export import PINNED, pinned_tensor, remembered
+
+    block = torch.arange(4096 + 64, dtype=torch.uint8)
+    arr = remembered(block, 4096)
+    del block
+    gc.collect()
+    found = PINNED.find(arr)
+    assert found is not None and isinstance(found[1], torch.Tensor) and found[1].data_ptr() <= arr.ctypes.data
+    host = arr[:2048].view(np.uint16).reshape(32, 32)
+    tensor = pinned_tensor(host)
+    assert tensor is not None and tensor.data_ptr() == host.ctypes.data
+    np.testing.assert_array_equal(tensor.numpy(), host)
+    start = arr.ctypes.data
+    del arr, host, found, tensor
+    gc.collect()
+    assert PINNED.lookup(start, 1) is None
+
+
 def test_memory_that_pinned_host_did_not_give_is_not_pinned() -> None:
     from ome_arrow_torch.export import pinned_tensor
 

@@ -21,6 +21,7 @@ __all__ = [
     "export_cuda_many",
     "pinned_host",
     "pinned_tensor",
+    "remembered",
     "split_group",
     "PINNED",
     "ZERO_COPY",
@@ -135,9 +136,22 @@ def pinned_host(nbytes: int) -> np.ndarray:
     block = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
     if block.data_ptr() % ALIGN:  # torch's blocks are page-aligned (cudaHostAlloc); padded where one is not
         block = torch.empty(nbytes + ALIGN, dtype=torch.uint8, pin_memory=True)
-    raw = block.numpy()  # its base is the tensor: the memory lives while the array does
+    return remembered(block, nbytes)
+
+
+def remembered(block: torch.Tensor, nbytes: int) -> np.ndarray:
+    """``nbytes`` of the uint8 tensor ``block`` from its first :data:`ALIGN`-aligned byte, as an array that keeps
+    the tensor's memory alive, in :data:`PINNED` with the tensor the array holds as its owner.
+
+    ``Tensor.numpy()`` keeps a tensor alive, but not always ``block`` itself (torch 2.11 and 2.13 hand the array a
+    new tensor object of the same memory): the owner is the one the array holds, or :func:`pinned_tensor` would
+    find it gone and stage a copy of what already lies in pinned memory."""
+    import torch
+
+    raw = block.numpy()
+    owner = raw.base if isinstance(raw.base, torch.Tensor) and raw.base.data_ptr() == block.data_ptr() else block
     at = -raw.ctypes.data % ALIGN
-    return PINNED.add(raw[at : at + nbytes], block)
+    return PINNED.add(raw[at : at + nbytes], owner)
 
 
 def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
