@@ -64,7 +64,31 @@ def cupy_steps(gpu: Gpu, img: OMEArrow, z: int) -> list[Step]:
         cp.from_dlpack(view().to_dlpack(device="cuda"))
         cp.cuda.Device(0).synchronize()
 
+    current = cp.cuda.get_current_stream()
+    (queued,) = cx._events(cp, 0, 1, "queued")
+
+    def ordered() -> None:
+        queued.record(current)
+        stream.wait_event(queued)
+
+    def on_current() -> None:  # the copy on the current stream, then that stream synchronised: no events
+        out.set(held, stream=current)
+        current.synchronize()
+
+    def in_device() -> None:
+        with cp.cuda.Device(0):
+            pass
+
+    parts: list[Step] = [
+        ("cupy part: check_device", lambda: cx.check_device(cp, 0)),
+        ("cupy part: with cp.cuda.Device(0)", in_device),
+        ("cupy part: event record + wait_event", ordered),
+        ("cupy part: is_pinned_host", lambda: cx.is_pinned_host(held)),
+        ("cupy part: cp.from_dlpack(device array)", lambda: cp.from_dlpack(out)),
+        ("cupy alt: set on the current stream + sync", on_current),
+    ]
     return [
+        *parts,
         ("cupy: read into pinned memory", pinned_read),
         ("cupy: pinned allocation alone", lambda: cx.pinned_host(held.nbytes)),
         ("cupy: cp.empty alone", lambda: cp.empty(held.shape, held.dtype)),
@@ -104,7 +128,15 @@ def torch_steps(gpu: Gpu, img: OMEArrow, z: int) -> list[Step]:
         view().to_torch(device="cuda")
         torch.cuda.synchronize()
 
+    from ome_arrow_core.plugin_api import zero_copy_array
+
+    parts: list[Step] = [
+        ("torch part: check_cuda", lambda: tx.check_cuda(0)),
+        ("torch part: zero_copy_array", lambda: zero_copy_array(_Held(held))),  # type: ignore[arg-type]
+        ("torch part: pinned_tensor", lambda: tx.pinned_tensor(held)),
+    ]
     return [
+        *parts,
         ("torch: read into pinned memory", pinned_read),
         ("torch: pinned allocation alone", lambda: tx.pinned_host(held.nbytes)),
         ("torch: pinned view .to(cuda) + sync", to_only),
@@ -147,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         OMEArrow(arr).export("parquet", path)
         img = OMEArrow.scan(path)
         steps: list[Step] = [
-            ("read into Arrow's memory", lambda: img.tensor_view(t=0, c=0, z=z, layout="YX").to_numpy())
+            ("read into Arrow's memory", lambda: img.tensor_view(t=0, c=0, z=z, layout="YX").to_numpy()),
+            ("a lazy view made alone", lambda: img.tensor_view(t=0, c=0, z=z, layout="YX")),
         ]
         for make in (cupy_steps if gpu.cp is not None else None, torch_steps if gpu.torch is not None else None):
             if make is not None:

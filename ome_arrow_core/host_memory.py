@@ -110,6 +110,8 @@ class HostBlocks:
         if not arr.nbytes:
             return None
         first = arr.ctypes.data
+        if arr.flags.c_contiguous:  # (what exporters ask about) its bytes are one run from the first
+            return self.lookup(first, arr.nbytes)
         spans = [(n - 1) * s for n, s in zip(arr.shape, arr.strides)]
         low = first + sum(d for d in spans if d < 0)
         found = self.lookup(low, first + sum(d for d in spans if d > 0) + arr.itemsize - low)
