@@ -154,6 +154,10 @@ def remembered(block: torch.Tensor, nbytes: int) -> np.ndarray:
     return PINNED.add(raw[at : at + nbytes], owner)
 
 
+#: torch's dtype of each numpy dtype :func:`pinned_tensor` met.
+_TORCH_DTYPES: dict[np.dtype[Any], torch.dtype] = {}
+
+
 def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
     """``host`` as a view of the :func:`pinned_host` tensor it lies in, when it is C-contiguous and lies in a live
     one; else None. A copy of that view with ``non_blocking=True`` is a plain DMA from pinned memory, and torch's
@@ -173,7 +177,12 @@ def pinned_tensor(host: np.ndarray) -> torch.Tensor | None:
         return None
     # One set_ onto the block's own storage (a slice and two views took twice as long): the same allocation, so
     # the host allocator still sees the copy that reads it.
-    return tensor.new_empty(0, dtype=getattr(torch, host.dtype.name)).set_(storage, at // host.itemsize, host.shape)
+    strides = [s // host.itemsize for s in host.strides]
+    dtype = _TORCH_DTYPES.get(host.dtype)
+    if dtype is None:  # (numpy's dtype.name is built anew on each call: 4 us)
+        dtype = _TORCH_DTYPES[host.dtype] = getattr(torch, host.dtype.name)
+    view: torch.Tensor = tensor.new_empty(0, dtype=dtype)
+    return view.set_(storage, at // host.itemsize, host.shape, strides)
 
 
 def export_cuda_many(views: Sequence[TensorView], *, device_index: int = 0, **_: Any) -> list[torch.Tensor]:
