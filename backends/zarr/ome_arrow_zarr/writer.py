@@ -163,9 +163,10 @@ def write_ome_zarr(
     """Write ``image`` to directory ``out`` as OME-Zarr (NGFF ``version`` "0.5" or "0.4").
 
     ``levels`` resolution levels (1: full resolution only); ``chunk_shape=(z, y, x)``;
-    ``compression`` "zstd" (with checksums in 0.5) or None. Time points are read and written one at
-    a time. On failure nothing is left at ``out``; an existing ``out`` raises
-    UnsafeOverwriteError before anything is written. An image with a stored OME-XML (read from an
+    ``compression`` "zstd" (with checksums in 0.5) or None. The image is read and written a slab of
+    whole chunks at a time (one time point's ``z`` planes of ``chunk_shape``): the memory of a slab, not
+    of the image. On failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError
+    before anything is written. An image with a stored OME-XML (read from an
     OME-TIFF, or any of our formats that kept it) is written in the bioformats2raw layout: the image
     at ``"0"`` and the document in ``OME/METADATA.ome.xml`` (see :mod:`.omexml`); ``ome_xml=False``
     writes the image at the root without it.
@@ -191,13 +192,14 @@ def write_ome_zarr(
             arrays.append(_create(group, k, shape, chunks, meta.dtype, version, comp, compression_level))
         lo = np.full(meta.sizes["C"], np.inf)
         hi = np.full(meta.sizes["C"], -np.inf)
-        sx, sy = meta.sizes["X"], meta.sizes["Y"]
-        for t in range(meta.sizes["T"]):
-            plane = image.slice_lazy(0, sx, 0, sy, t_indices=[t]).to_numpy(layout="TZCYX")[0]  # ZCYX
-            tczyx = plane.transpose(1, 0, 2, 3)
+        sx, sy, sz = meta.sizes["X"], meta.sizes["Y"], meta.sizes["Z"]
+        for t, z0 in ((t, z0) for t in range(meta.sizes["T"]) for z0 in range(0, sz, cz)):
+            zs = range(z0, min(sz, z0 + cz))  # one slab of whole chunks: memory of cz planes, not of the image
+            plane = image.slice_lazy(0, sx, 0, sy, t_indices=[t], z_indices=zs).to_numpy(layout="TZCYX")[0]  # ZCYX
+            czyx = plane.transpose(1, 0, 2, 3)
             for k, arr in enumerate(arrays):
                 f = 2**k
-                arr[t] = tczyx[..., ::f, ::f]
+                arr[t, :, zs.start : zs.stop] = czyx[..., ::f, ::f]
             if plane.size and meta.dtype != np.bool_:
                 lo = np.fmin(lo, np.fmin.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
                 hi = np.fmax(hi, np.fmax.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
