@@ -164,3 +164,41 @@ def test_imagecodecs_compressions_crop(tmp_path: Path, compression: str) -> None
     np.testing.assert_array_equal(crop, expected[0, 1, 2, 40:70, 30:70])
     assert src.segments_read == 2 * 3  # tile rows 1-2 by tile columns 0-2
     np.testing.assert_array_equal(OMEArrow(path).to_numpy(layout="TZCYX"), expected)
+
+
+@pytest.mark.parametrize(
+    ("out", "options"),
+    [
+        ("out.ome.tif", {}),
+        ("out.ome.tif", {"tile": (64, 64), "compression": "zlib"}),
+        ("out.ome.tif", {"levels": 3, "tile": (32, 32)}),
+        ("out.ome.tif", {"byteorder": ">", "compression": "zlib"}),
+        ("out.tif", {"compression": "zlib"}),
+    ],
+    ids=["strips", "tiles", "pyramid", "big-endian", "plain"],
+)
+def test_a_scanned_image_is_written_a_plane_at_a_time(tmp_path: Path, out: str, options: dict) -> None:
+    """Converting an image larger than memory must not read it whole: each page is read from the image when it
+    is written and again when it is read back (2 x 16 planes of 256x256 here), then the file reads as the image."""
+    from conversion_memory import peak_read_bytes, scanned_source
+
+    src, arr = scanned_source(tmp_path)
+    peak = peak_read_bytes(src, "tiff", tmp_path / out, **options)
+    assert peak < arr.nbytes // 8, (peak, arr.nbytes)
+    got = OMEArrow.scan(tmp_path / out)
+    np.testing.assert_array_equal(got.to_numpy(), arr)
+    levels = options.get("levels", 1)
+    with tifffile.TiffFile(tmp_path / out) as tif:
+        stored = [level.asarray() for level in tif.series[0].levels]
+    assert len(stored) == levels
+    pages = arr.transpose(0, 2, 1, 3, 4).reshape(-1, 256, 256)  # TCZYX -> the file's TZC page order
+    for k in range(1, levels):  # each level is its plane halved k times, as a whole-image pyramid gives
+        np.testing.assert_array_equal(stored[k].reshape(-1, *stored[k].shape[-2:])[5], _halved(pages[5], k))
+
+
+def _halved(plane: np.ndarray, times: int) -> np.ndarray:
+    from ome_arrow_tiff.levels import downsample
+
+    for _ in range(times):
+        plane = downsample(plane)
+    return plane

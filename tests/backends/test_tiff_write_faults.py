@@ -92,3 +92,25 @@ def test_an_interrupt_while_stamping_leaves_the_old_file_and_nothing_else(
         OMEArrow(np.zeros((2, 40, 36), np.uint16)).export("ome-tiff", target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.ome.tiff"]
+
+
+@pytest.mark.parametrize("out", ["out.ome.tif", "out.tif"])
+def test_a_source_damaged_mid_write_raises_and_leaves_the_old_file(tmp_path: Path, out: str) -> None:
+    """The writer reads the image a page at a time while tifffile writes: a plane of the source that fails its
+    checksum half-way through raises the read's error, the old file stays as it was, and nothing is left beside."""
+    from conversion_memory import scanned_source
+
+    from ome_arrow_core.errors import OMEArrowError
+
+    src, arr = scanned_source(tmp_path)
+    chunks = src / "chunks.parquet"
+    data = bytearray(chunks.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a plane in the middle of the pixel column
+    chunks.write_bytes(bytes(data))
+    target = tmp_path / "out" / out
+    target.parent.mkdir()
+    OMEArrow(old_pixels()).export("tiff", target)
+    before = target.read_bytes()
+    with pytest.raises(OMEArrowError, match="chunks.parquet"):
+        OMEArrow.scan(src).export("tiff", target)
+    assert target.read_bytes() == before and sorted(p.name for p in target.parent.iterdir()) == [out]

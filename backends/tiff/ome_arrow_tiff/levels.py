@@ -24,7 +24,7 @@ import numpy as np
 from ome_arrow_core import ImageMeta, SelectionError
 from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError
 
-__all__ = ["check_level", "check_level_shape", "check_levels", "describe_levels", "downsample", "level_meta", "pyramid"]
+__all__ = ["check_level", "check_level_shape", "check_levels", "describe_levels", "downsample", "level_meta"]
 
 
 def check_level(level: object, count: int, name: str) -> int:
@@ -109,14 +109,6 @@ def downsample(arr: np.ndarray) -> np.ndarray:
     rest = (a & 3) + (b & 3) + (c & 3) + (d & 3)
     mean: np.ndarray = quarters + ((rest + 2) >> 2)
     return mean.astype(arr.dtype)
-
-
-def pyramid(data: np.ndarray, levels: int) -> list[np.ndarray]:
-    """``data`` and ``levels - 1`` successive :func:`downsample` s of it."""
-    out = [data]
-    for _ in range(levels - 1):
-        out.append(downsample(out[-1]))
-    return out
 
 
 def describe_levels(sizes: Sequence[Mapping[str, int]], base: ImageMeta) -> list[dict[str, Any]]:

@@ -8,17 +8,12 @@ replaces the target. An OME-TIFF is compared while its checksums are computed (t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plane_change", "plain_change", "planes"]
-
-
-def planes(level: np.ndarray) -> np.ndarray:
-    """The YX planes of a TZCYX ``level``, in the order the writer writes them as pages."""
-    return level.reshape(-1, *level.shape[-2:])
+__all__ = ["plane_change", "plain_change"]
 
 
 def plane_change(got: np.ndarray | None, want: np.ndarray) -> str | None:
@@ -45,16 +40,16 @@ def plane_change(got: np.ndarray | None, want: np.ndarray) -> str | None:
     return text
 
 
-def plain_change(path: Path, levels: Sequence[np.ndarray]) -> str | None:
-    """None when the plain TIFF at ``path`` (one TZCYX series, one plane a page) holds ``levels[0]``, else how
-    its first changed page differs."""
+def plain_change(path: Path, expected: Callable[[int, int], np.ndarray], pages: int) -> str | None:
+    """None when the plain TIFF at ``path`` (one TZCYX series, one plane a page) holds its ``pages`` planes
+    (``expected(0, page)``), else how its first changed page differs."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        for p, plane in enumerate(planes(levels[0])):
+        for p in range(pages):
             page = series[p]
-            change = plane_change(None if page is None else page.asarray(), plane)
+            change = plane_change(None if page is None else page.asarray(), expected(0, p))
             if change is not None:
                 return f"page {p}: {change}"
     return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +11,20 @@ import numpy as np
 from .axes import AxisMap
 from .damage import ome_root
 from .integrity import annotate, page_checksums
-from .readback import plane_change, planes
+from .readback import plane_change
 
 __all__ = ["add_checksums"]
 
 
 def add_checksums(
-    path: Path, edit: Callable[[str], str] | None = None, expected: Sequence[np.ndarray] | None = None
+    path: Path, edit: Callable[[str], str] | None = None, expected: Callable[[int, int], np.ndarray] | None = None
 ) -> str | None:
     """Read back the OME-TIFF at ``path`` (one TZCYX image, one plane a page) and store its checksums.
 
     ``edit`` changes the OME-XML tifffile wrote (before the annotation is added), in the same rewrite.
-    ``expected``, when given, holds each level's TZCYX pixels: the first page that does not read back as
-    its plane bit for bit is returned, in words, and nothing is stored (None: all did, checksums stored).
+    ``expected``, when given, gives each page's plane (``expected(level, page)``): the first page that does not
+    read back as its plane bit for bit is returned, in words, and nothing is stored (None: all did, checksums
+    stored).
 
     Every level's pages are decoded segment by segment, as the reader decodes them; the
     annotation goes into the first page's ImageDescription (tifffile moves it to the end of
@@ -44,7 +45,7 @@ def add_checksums(
             sums = []
             for p in range(axes.n_pages):
                 page_sums, decoded = page_checksums(series[p])
-                change = None if expected is None else plane_change(decoded, planes(expected[len(levels)])[p])
+                change = None if expected is None else plane_change(decoded, expected(len(levels), p))
                 if change is not None:
                     where = f" of pyramid level {len(levels)}" if levels else ""
                     return f"page {p}{where}: {change}"

@@ -18,8 +18,9 @@ from ome_arrow_core import BackendUnavailableError, OMEArrowError
 from ome_arrow_core.plugin_api import ArgumentError, atomic_path
 
 from .integrity import SOFTWARE
-from .levels import check_levels, pyramid
+from .levels import check_levels
 from .options import TiffOptions, check_options
+from .pages import Pages
 
 if TYPE_CHECKING:
     from ome_arrow_core import Channel, ImageMeta, OMEArrow
@@ -129,7 +130,7 @@ def write_tiff(image: OMEArrow, out: Path, **options: Any) -> Path:
     n_levels = check_levels(opts.levels, meta.sizes)
     if n_levels > 1 and not opts.ome:
         raise ArgumentError(f"levels={opts.levels} needs ome=True: pyramids are written as OME-TIFF SubIFDs")
-    data = image.to_numpy(layout="TZCYX")
+    pages = Pages(image, n_levels, opts.passed.get("byteorder", "="))  # read a plane at a time, not whole
     if opts.ome:
         kwargs: dict[str, Any] = {"ome": True, "metadata": ome_metadata(meta), "software": SOFTWARE}
     else:
@@ -142,11 +143,10 @@ def write_tiff(image: OMEArrow, out: Path, **options: Any) -> Path:
     if opts.compression is not None:
         kwargs["compression"] = opts.compression
     out = Path(out)
-    levels = pyramid(data, n_levels)
     with atomic_path(out) as tmp:
         with _foreign_errors(out, opts):
-            _write_levels(tmp, levels, kwargs, opts.passed)
-        expected = None if opts.lossy else levels
+            _write_levels(tmp, pages, kwargs, opts.passed)
+        expected = None if opts.lossy else pages.plane
         if opts.ome:
             from .stamp import add_checksums
 
@@ -155,7 +155,7 @@ def write_tiff(image: OMEArrow, out: Path, **options: Any) -> Path:
             from .readback import plain_change
 
             lossless = opts.compression is None or opts.compression in LOSSLESS  # nothing to read back
-            change = None if expected is None or lossless else plain_change(tmp, expected)
+            change = None if expected is None or lossless else plain_change(tmp, expected, len(pages))
         if change is not None:
             raise ArgumentError(
                 f"{out}: writing with {opts.describe()} changed pixel values ({change}): that compression is "
@@ -186,19 +186,31 @@ def _foreign_errors(out: Path, opts: TiffOptions) -> Iterator[None]:
         ) from exc
 
 
-def _write_levels(path: Path, levels: list[Any], kwargs: dict[str, Any], options: dict[str, Any]) -> None:
-    """Write ``levels[0]`` with ``kwargs`` and the reduced levels in its pages' SubIFDs."""
+def _write_levels(path: Path, pages: Pages, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
+    """Write level 0 of ``pages`` with ``kwargs`` and the reduced levels in its pages' SubIFDs, a page (or tile)
+    at a time."""
     import tifffile
 
-    if len(levels) == 1:
-        tifffile.imwrite(path, levels[0], photometric="minisblack", **kwargs, **options)
-        return
     options = dict(options)
     init = {k: options.pop(k) for k in ("bigtiff", "byteorder") if k in options}
-    init.setdefault("bigtiff", sum(a.nbytes for a in levels) > 2**32 - 2**25)
+    init.setdefault("bigtiff", pages.nbytes > 2**32 - 2**25)  # (tifffile's own rule, which needs the array)
+    tile = kwargs.get("tile")
     common = {k: v for k, v in kwargs.items() if k in ("tile", "compression", "rowsperstrip")}
     first = {k: v for k, v in kwargs.items() if k != "ome"}
-    with tifffile.TiffWriter(path, ome=True, **init) as tw:
-        tw.write(levels[0], photometric="minisblack", subifds=len(levels) - 1, **first, **options)
-        for level in levels[1:]:
-            tw.write(level, photometric="minisblack", subfiletype=1, **common, **options)
+    levels = len(pages.shapes)
+    if levels > 1:
+        first["subifds"] = levels - 1
+    with tifffile.TiffWriter(path, ome=kwargs["ome"], **init) as tw:
+        tw.write(
+            pages.items(0, tile), shape=pages.shapes[0], dtype=pages.dtype, photometric="minisblack", **first, **options
+        )
+        for k in range(1, levels):
+            tw.write(
+                pages.items(k, tile),
+                shape=pages.shapes[k],
+                dtype=pages.dtype,
+                photometric="minisblack",
+                subfiletype=1,
+                **common,
+                **options,
+            )
