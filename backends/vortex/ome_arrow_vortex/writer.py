@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,9 +33,14 @@ SCHEMA = pa.schema(
 BATCH_BYTES = 64 << 20
 
 
-def record_batches(pixels: np.ndarray, meta: ImageMeta, chunk: tuple[int, int]) -> Iterator[pa.RecordBatch]:
-    """The file's rows for TZCYX ``pixels``, in (t, z, c, y, x) order, as record batches."""
-    le = pixels.dtype.newbyteorder("<")
+#: ``plane(t, z, c)``: one YX plane of the image written.
+PlaneReader = Callable[[int, int, int], np.ndarray]
+
+
+def record_batches(plane: PlaneReader, meta: ImageMeta, chunk: tuple[int, int]) -> Iterator[pa.RecordBatch]:
+    """The file's rows, in (t, z, c, y, x) order, as record batches, from the planes ``plane`` reads (each once:
+    a plane's rows are consecutive)."""
+    le = np.dtype(meta.dtype).newbyteorder("<")
     grid = Grid(meta.sizes, chunk)
     n_rows = grid.n_rows
     row_bytes = chunk[0] * chunk[1] * le.itemsize
@@ -50,7 +55,7 @@ def record_batches(pixels: np.ndarray, meta: ImageMeta, chunk: tuple[int, int]) 
         data = np.empty(int(offsets[-1]), dtype=np.uint8)
         for k, (t, z, c, y, x, h, w) in enumerate(idx.tolist()):
             dst = data[offsets[k] : offsets[k + 1]].view(le).reshape(h, w)
-            dst[...] = pixels[t, z, c, y : y + h, x : x + w]
+            dst[...] = plane(t, z, c)[y : y + h, x : x + w]
         blob = pa.Array.from_buffers(pa.large_binary(), len(idx), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
         meta_col = pa.array([meta_json if start + k == 0 else None for k in range(len(idx))], pa.string())
         cols = [pa.array(idx[:, j]) for j in range(7)]
@@ -70,7 +75,9 @@ def write_vortex(
     ``chunk_shape=(h, w)`` sets the 2-D chunk (default: the plane up to 512x512, else 512x512
     tiles). ``compression=None`` (or ``"none"``) keeps Vortex's default lightweight encodings:
     a lazy read touches only the rows it needs. ``"zstd"`` uses Vortex's compact options (zstd
-    on the pixel column): smaller files, but any read decompresses the whole pixel block.
+    on the pixel column): smaller files, but any read decompresses the whole pixel block. The image is
+    read a plane at a time, but the vortex library (0.93) holds about twice the file's bytes until it is
+    written: for an image larger than memory, write Parquet or OME-Zarr.
     """
     import vortex as vx
 
@@ -82,11 +89,24 @@ def write_vortex(
         )
     meta = image.meta
     chunk = chunk_shape_for(meta.sizes["Y"], meta.sizes["X"], chunk_shape)
-    pixels = image.to_numpy(layout="TZCYX")
     opts = vx.io.VortexWriteOptions.compact() if codec == "zstd" else vx.io.VortexWriteOptions.default()
     out = Path(out)
     with atomic_path(out) as tmp:
-        stream = pa.RecordBatchReader.from_batches(SCHEMA, record_batches(pixels, meta, chunk))
+        stream = pa.RecordBatchReader.from_batches(SCHEMA, record_batches(plane_reader(image), meta, chunk))
         opts.write(stream, str(tmp))
         seal(Path(tmp))
     return out
+
+
+def plane_reader(image: OMEArrow) -> PlaneReader:
+    """``plane(t, z, c)`` of ``image``, read when first asked and kept until another plane is asked for."""
+    held: dict[tuple[int, int, int], np.ndarray] = {}
+
+    def plane(t: int, z: int, c: int) -> np.ndarray:
+        got = held.get((t, z, c))
+        if got is None:
+            held.clear()
+            got = held[t, z, c] = image.tensor_view(t=t, z=z, c=c, layout="YX").to_numpy()
+        return got
+
+    return plane
