@@ -121,10 +121,10 @@ def write_tiff(image: OMEArrow, out: Path, **options: Any) -> Path:
     (JPEG...) raises ArgumentError and leaves ``out`` as it was, unless ``lossy=True``. An OME-TIFF stores
     the checksums of its strips and tiles. A plain TIFF keeps the axes and the known physical sizes in
     tifffile's shaped metadata (µm sizes also in its resolution tags, for other readers), and no checksums.
-    The image is read a page at a time (:mod:`.pages`), for the write and again for the read-back: an image
-    larger than memory converts. On failure nothing is left at ``out``. An image read from an OME-TIFF (through any of our formats) keeps
-    its stored OME-XML: planes, instrument, objective settings, channel settings and annotations come
-    along (whole images only).
+    The image is read a page at a time (:mod:`.pages`; each pyramid level reduces its page again), for the
+    write and again for the read-back: an image larger than memory converts. On failure nothing is left at
+    ``out``. An image read from an OME-TIFF (through any of our formats) keeps its stored OME-XML: planes,
+    instrument, objective settings, channel settings and annotations come along (whole images only).
     """
     opts = check_options(options)
     meta = image.meta
