@@ -4,7 +4,7 @@
 
 The companion of :mod:`peers_cuda` (whose "read+copy" row is the sum of these steps): the same 1x1xZxSxS uint16
 camera image written by ours, one plane at z=Z/2 read from a warm page cache by a new lazy view each time. Steps,
-for each of CuPy's and torch's exporters where present: the read into Arrow's memory (no exporter), the read into
+for each of CuPy's and torch's exporters where present (and JAX's whole call): the read into Arrow's memory (no exporter), the read into
 the exporter's pinned memory (``Exporter.host_memory``, what a CUDA export of a lazy view does), the allocation of
 that pinned memory alone, the copy of a pinned read to the device alone (the exporter's own call, and the
 library's bare copy), and the whole ``to_dlpack(device="cuda")``; then a pinned buffer's copy (the ceiling).
@@ -145,6 +145,22 @@ def torch_steps(gpu: Gpu, img: OMEArrow, z: int) -> list[Step]:
     ]
 
 
+def jax_steps(gpu: Gpu, img: OMEArrow, z: int) -> list[Step]:
+    """The JAX exporter's whole call for one plane, against ``jax.device_put`` of the numpy read (pageable)."""
+    import jax
+
+    dev = jax.devices("gpu")[0]
+    held = img.tensor_view(t=0, c=0, z=z, layout="YX").to_numpy()
+
+    def whole() -> None:
+        img.tensor_view(t=0, c=0, z=z, layout="YX").to_jax(device="cuda").block_until_ready()
+
+    return [
+        ("jax: device_put(numpy plane) + ready", lambda: jax.device_put(held, dev).block_until_ready()),
+        ("jax: whole to_jax(device='cuda') + ready", whole),
+    ]
+
+
 class _Held:
     """A stand-in view whose ``to_numpy`` is an array already read (the exporters' only call on a view here)."""
 
@@ -182,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             ("read into Arrow's memory", lambda: img.tensor_view(t=0, c=0, z=z, layout="YX").to_numpy()),
             ("a lazy view made alone", lambda: img.tensor_view(t=0, c=0, z=z, layout="YX")),
         ]
-        for make in (cupy_steps if gpu.cp is not None else None, torch_steps if gpu.torch is not None else None):
+        makers = [cupy_steps if gpu.cp is not None else None, torch_steps if gpu.torch is not None else None, jax_steps]
+        for make in makers:
             if make is not None:
                 try:
                     steps += make(gpu, img, z)
