@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--json-out", type=Path)
     args = p.parse_args(argv)
+    for name in ("size", "z", "repeats"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
     device, why = find_device()
     if device is None:
         print(f"no CUDA device: steps skipped ({why})")

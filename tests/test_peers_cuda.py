@@ -55,6 +55,15 @@ def test_cuda_views_without_a_device_skips_in_one_line_and_fails_when_required()
     assert out.returncode == 2 and "must be at least 1" in out.stderr
 
 
+def test_cuda_plane_steps_without_a_device_skips_in_one_line() -> None:
+    out = run("cuda_plane_steps.py")
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    assert line.startswith("no CUDA device: steps skipped (") and line.endswith(")")
+    out = run("cuda_plane_steps.py", "--repeats", "0")
+    assert out.returncode == 2 and "--repeats must be at least 1" in out.stderr
+
+
 def test_compare_peers_cuda_required_without_a_device_fails_before_any_case() -> None:
     out = run("compare_peers.py", "--quick", "--cuda")
     assert out.returncode == 2 and "--cuda: no CUDA device (" in out.stderr

@@ -11,9 +11,10 @@
 #   bash tests/gpu/fetch_wheels.sh                  # here: .whl/ (about 1 MB)
 #   run(command="bash tests/gpu/run_gpu_tests.sh", carry=[".whl"], timeout_s=540)
 #
-# Time-bounded (about 5 minutes on an H200 with 16 cores): tests (TEST_TIMEOUT s), then
-# benchmarks/peers_cuda.py --cuda (BENCH_TIMEOUT s; BENCH_ARGS, BENCH=0 skips it). Logs and the
-# benchmark's table and JSON go to $OUT when set (the device tool brings $OUT back).
+# Time-bounded (about 2-5 minutes on an H200 with 16 cores): tests (TEST_TIMEOUT s), then
+# benchmarks/peers_cuda.py --cuda (BENCH_TIMEOUT s; BENCH_ARGS) and benchmarks/cuda_plane_steps.py
+# (STEPS_TIMEOUT s); BENCH=0 skips both. Logs and the benchmarks' tables and JSON go to $OUT when set
+# (the device tool brings $OUT back).
 #
 #   tests/gpu/run_gpu_tests.sh [extra pytest args]
 #   PYTHON=python3.12 WHEELS=/path/to/wheels SITE=/tmp/site tests/gpu/run_gpu_tests.sh -x
@@ -129,6 +130,13 @@ if [[ "${BENCH:-1}" != 0 ]]; then
     timeout "${BENCH_TIMEOUT:-200}" "$PY" benchmarks/peers_cuda.py --cuda ${BENCH_ARGS:-} "${json[@]}" 2>&1 | log peers_cuda.txt
     brc=${PIPESTATUS[0]}
     [[ $brc == 124 ]] && echo "run_gpu_tests.sh: the benchmark ran past ${BENCH_TIMEOUT:-200} s and was stopped" >&2
+    # Where one plane's time goes, step by step (benchmarks/cuda_plane_steps.py; about 20 s).
+    steps=()
+    [[ -n "$OUT_DIR" ]] && steps=(--json-out "$OUT_DIR/cuda_plane_steps.json")
+    timeout "${STEPS_TIMEOUT:-90}" "$PY" benchmarks/cuda_plane_steps.py "${steps[@]}" 2>&1 | log cuda_plane_steps.txt
+    src=${PIPESTATUS[0]}
+    [[ $src == 124 ]] && echo "run_gpu_tests.sh: the plane steps ran past ${STEPS_TIMEOUT:-90} s and were stopped" >&2
+    [[ $brc == 0 ]] && brc=$src
     [[ $rc == 0 ]] && rc=$brc
 fi
 exit "$rc"
