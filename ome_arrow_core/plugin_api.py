@@ -34,7 +34,8 @@ Groups:
 - datasets: ``DatasetViews`` (loaded on first use);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - reads: ``gc_held`` (Python's cyclic collector held off while a batch is read: one count per process, reset in
-  a forked child; see :mod:`.gc_hold`);
+  a forked child; see :mod:`.gc_hold`), ``PlaneBlocks`` (an image's planes read a block of Z at a time, for
+  writers that take it plane by plane; see :mod:`.plane_blocks`);
 - every error class.
 
 Testing: ``ome_arrow_core.testing`` (a module of its own, so importing this one loads no
@@ -88,6 +89,7 @@ if TYPE_CHECKING:
     from .location import Location
     from .meta import SAMPLES_NOTE, ImageMeta, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
     from .ome_xml import attach_ome_xml, image_document, ome_xml_text
+    from .plane_blocks import PlaneBlocks
     from .remote import get_range, remote_file, upload_directory
     from .safe_write import atomic_path
 
@@ -146,6 +148,7 @@ __all__ = [
     "ChannelPolicy",
     "view_meta",
     "gc_held",
+    "PlaneBlocks",
     "OMEArrowError",
     "SchemaError",
     "FormatVersionError",
@@ -204,6 +207,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "DTypeError": (".errors", "DTypeError"),
     "FormatVersionError": (".errors", "FormatVersionError"),
     "gc_held": (".gc_hold", "gc_held"),
+    "PlaneBlocks": (".plane_blocks", "PlaneBlocks"),
     "GROUP_ALIGN": (".group_staging", "GROUP_ALIGN"),
     "gather_group": (".group_staging", "gather_group"),
     "group_offsets": (".group_staging", "group_offsets"),

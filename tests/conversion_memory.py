@@ -17,7 +17,8 @@ _SCRIPT = """
 import json, sys
 import pyarrow as pa
 from ome_arrow_core import OMEArrow
-src, fmt, out, options = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+src, fmt, out, options, setup = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5]
+exec(setup)
 img = OMEArrow.scan(src)
 before = pa.default_memory_pool().max_memory()
 img.export(fmt, out, **options)
@@ -33,11 +34,12 @@ def scanned_source(tmp: Path, shape: tuple[int, ...] = (2, 2, 16, 256, 256)) -> 
     return path, arr
 
 
-def peak_read_bytes(src: Path, fmt: str, out: Path, **options: object) -> int:
+def peak_read_bytes(src: Path, fmt: str, out: Path, setup: str = "", **options: object) -> int:
     """The peak bytes of Arrow's pool while ``OMEArrow.scan(src).export(fmt, out, **options)`` runs in a fresh
-    process (the pool's peak before the export is at most that)."""
+    process (the pool's peak before the export is at most that), after the statements ``setup`` (a writer's
+    read size made small, so a small image tells)."""
     done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(src), fmt, str(out), json.dumps(options)],
+        [sys.executable, "-c", _SCRIPT, str(src), fmt, str(out), json.dumps(options), setup],
         capture_output=True,
         text=True,
         check=False,

@@ -102,7 +102,7 @@ def test_a_source_damaged_mid_write_raises_and_leaves_the_old_file(tmp_path: Pat
 
     from ome_arrow_core.errors import OMEArrowError
 
-    src, arr = scanned_source(tmp_path)
+    src, _ = scanned_source(tmp_path)
     chunks = src / "chunks.parquet"
     data = bytearray(chunks.read_bytes())
     data[len(data) // 2] ^= 0xFF  # a plane in the middle of the pixel column

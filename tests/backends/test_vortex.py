@@ -390,11 +390,12 @@ def test_info_describes_storage(tiled: tuple[Path, np.ndarray]) -> None:
 
 
 def test_a_scanned_image_is_read_a_plane_at_a_time_while_written(tmp_path: Path) -> None:
-    """The writer reads the image one plane at a time as Vortex takes its rows (Vortex itself then buffers the
-    file: see write_vortex), not whole first: 2 x 16 planes of 256x256 here."""
+    """The writer reads the image a block of planes at a time as Vortex takes its rows (Vortex itself then
+    buffers the file: see write_vortex), not whole first: 2 x 16 planes of 256x256 here, blocks of one Z."""
     from conversion_memory import peak_read_bytes, scanned_source
 
     src, arr = scanned_source(tmp_path)
-    peak = peak_read_bytes(src, "vortex", tmp_path / "out.vortex")
+    small = "import ome_arrow_core.plane_blocks as p; p.BLOCK_BYTES = 1 << 18"  # blocks of one Z, not 32 MiB
+    peak = peak_read_bytes(src, "vortex", tmp_path / "out.vortex", setup=small)
     assert peak < arr.nbytes // 8, (peak, arr.nbytes)
     assert np.array_equal(OMEArrow.scan(tmp_path / "out.vortex").to_numpy(), arr)

@@ -1,10 +1,11 @@
-"""The pages a TIFF writer writes, read from the image one plane at a time.
+"""The pages a TIFF writer writes, read from the image a block at a time.
 
 A TZCYX image is written one YX plane a page, in T, Z, C order (each pyramid level likewise, in SubIFDs).
-:class:`Pages` reads a plane from the image when tifffile asks for its page, and again when the file is read
-back to compare, so a write holds one plane and its reductions in memory, not the image: an image larger than
-memory converts. Level ``k``'s plane is level 0's halved ``k`` times (:func:`.levels.downsample`, which works
-plane by plane, so the levels are those a whole-image pyramid gives).
+:class:`Pages` takes each page from a block of the image (``plugin_api.PlaneBlocks``: one time point's planes of
+a few Z) when tifffile asks for it, and again when the file is read back to compare, so a write holds one block
+and a page's reductions in memory, not the image: an image larger than memory converts. Level ``k``'s plane is
+level 0's halved ``k`` times (:func:`.levels.downsample`, which works plane by plane, so the levels are those a
+whole-image pyramid gives).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from ome_arrow_core.plugin_api import PlaneBlocks
 
 from .levels import downsample
 
@@ -27,11 +30,11 @@ class Pages:
 
     def __init__(self, image: OMEArrow, levels: int, byteorder: Literal["<", ">", "="] = "=") -> None:
         sizes = image.meta.sizes
-        self._image = image
         self._index = [(t, z, c) for t in range(sizes["T"]) for z in range(sizes["Z"]) for c in range(sizes["C"])]
         #: The pixels' dtype in the file's byte order (what tifffile takes from an iterator).
         self.dtype = np.dtype(image.meta.dtype).newbyteorder(byteorder)
         y, x = sizes["Y"], sizes["X"]
+        self._blocks = PlaneBlocks(image)
         #: Each level's TZCYX shape.
         self.shapes: list[tuple[int, ...]] = []
         for _ in range(levels):
@@ -48,9 +51,8 @@ class Pages:
         return sum(int(np.prod(s)) for s in self.shapes) * self.dtype.itemsize
 
     def plane(self, level: int, page: int) -> np.ndarray:
-        """Page ``page`` of level ``level``: a YX plane read from the image (and reduced ``level`` times)."""
-        t, z, c = self._index[page]
-        arr = self._image.tensor_view(t=t, z=z, c=c, layout="YX").to_numpy()
+        """Page ``page`` of level ``level``: a YX plane of the image (reduced ``level`` times)."""
+        arr = self._blocks.plane(*self._index[page])
         for _ in range(level):
             arr = downsample(arr)
         return arr

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core.plugin_api import ArgumentError, atomic_path, checksums_of
+from ome_arrow_core.plugin_api import ArgumentError, PlaneBlocks, atomic_path, checksums_of
 
 from .format import CHECKSUM, INDEX_COLUMNS, META, PIXELS, Grid, chunk_shape_for, meta_to_json
 from .seal import seal
@@ -76,8 +76,8 @@ def write_vortex(
     tiles). ``compression=None`` (or ``"none"``) keeps Vortex's default lightweight encodings:
     a lazy read touches only the rows it needs. ``"zstd"`` uses Vortex's compact options (zstd
     on the pixel column): smaller files, but any read decompresses the whole pixel block. The image is
-    read a plane at a time, but the vortex library (0.93) holds about twice the file's bytes until it is
-    written: for an image larger than memory, write Parquet or OME-Zarr.
+    read a block of planes at a time (``PlaneBlocks``), but the vortex library (0.93) holds about twice the
+    file's bytes until it is written: for an image larger than memory, write Parquet or OME-Zarr.
     """
     import vortex as vx
 
@@ -92,21 +92,7 @@ def write_vortex(
     opts = vx.io.VortexWriteOptions.compact() if codec == "zstd" else vx.io.VortexWriteOptions.default()
     out = Path(out)
     with atomic_path(out) as tmp:
-        stream = pa.RecordBatchReader.from_batches(SCHEMA, record_batches(plane_reader(image), meta, chunk))
+        stream = pa.RecordBatchReader.from_batches(SCHEMA, record_batches(PlaneBlocks(image).plane, meta, chunk))
         opts.write(stream, str(tmp))
         seal(Path(tmp))
     return out
-
-
-def plane_reader(image: OMEArrow) -> PlaneReader:
-    """``plane(t, z, c)`` of ``image``, read when first asked and kept until another plane is asked for."""
-    held: dict[tuple[int, int, int], np.ndarray] = {}
-
-    def plane(t: int, z: int, c: int) -> np.ndarray:
-        got = held.get((t, z, c))
-        if got is None:
-            held.clear()
-            got = held[t, z, c] = image.tensor_view(t=t, z=z, c=c, layout="YX").to_numpy()
-        return got
-
-    return plane

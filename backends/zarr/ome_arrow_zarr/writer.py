@@ -31,10 +31,12 @@ from .ngff import unit_name
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow
 
-__all__ = ["write_ome_zarr", "ngff_attrs", "level_shape", "COMPRESSIONS"]
+__all__ = ["write_ome_zarr", "ngff_attrs", "level_shape", "COMPRESSIONS", "SLAB_BYTES"]
 
 #: Accepted ``compression=`` values (None is "none").
 COMPRESSIONS: Final[tuple[str, ...]] = ("zstd", "none")
+#: Bytes of the image read and written at once (a slab of whole chunks; at least one chunk depth).
+SLAB_BYTES = 32 << 20
 _TILE: Final[int] = 512
 _TYPES: Final[dict[str, str]] = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
@@ -164,8 +166,8 @@ def write_ome_zarr(
 
     ``levels`` resolution levels (1: full resolution only); ``chunk_shape=(z, y, x)``;
     ``compression`` "zstd" (with checksums in 0.5) or None. The image is read and written a slab of
-    whole chunks at a time (one time point's ``z`` planes of ``chunk_shape``): the memory of a slab, not
-    of the image. On failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError
+    whole chunks at a time (one time point's planes of a multiple of ``chunk_shape``'s ``z``, about
+    :data:`SLAB_BYTES`, or one chunk depth when that is larger): the memory of a slab, not of the image. On failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError
     before anything is written. An image with a stored OME-XML (read from an
     OME-TIFF, or any of our formats that kept it) is written in the bioformats2raw layout: the image
     at ``"0"`` and the document in ``OME/METADATA.ome.xml`` (see :mod:`.omexml`); ``ome_xml=False``
@@ -193,8 +195,9 @@ def write_ome_zarr(
         lo = np.full(meta.sizes["C"], np.inf)
         hi = np.full(meta.sizes["C"], -np.inf)
         sx, sy, sz = meta.sizes["X"], meta.sizes["Y"], meta.sizes["Z"]
-        for t, z0 in ((t, z0) for t in range(meta.sizes["T"]) for z0 in range(0, sz, cz)):
-            zs = range(z0, min(sz, z0 + cz))  # one slab of whole chunks: memory of cz planes, not of the image
+        slab = cz * max(1, SLAB_BYTES // max(1, cz * meta.sizes["C"] * sy * sx * np.dtype(meta.dtype).itemsize))
+        for t, z0 in ((t, z0) for t in range(meta.sizes["T"]) for z0 in range(0, sz, slab)):
+            zs = range(z0, min(sz, z0 + slab))  # whole chunks of about SLAB_BYTES: not the image, not a plane
             plane = image.slice_lazy(0, sx, 0, sy, t_indices=[t], z_indices=zs).to_numpy(layout="TZCYX")[0]  # ZCYX
             czyx = plane.transpose(1, 0, 2, 3)
             for k, arr in enumerate(arrays):
