@@ -9,7 +9,8 @@ must not hand those out as the file's pixels, so:
   tifffile's and imagecodecs' own exceptions the same way;
 - :func:`check_declared` compares the shape and pixel type an OME-TIFF's OME-XML declares
   with the series tifffile built from the pages it could read;
-- :func:`check_extent` refuses pages whose data lie past the end of the file.
+- :func:`check_extent` refuses pages whose data lie past the end of the file, or at an offset that is
+  not a byte position of data (0, negative, fractional: tifffile reads those segments as zeros).
 """
 
 from __future__ import annotations
@@ -142,8 +143,21 @@ def check_declared(
 
 
 def check_extent(page: Any, size: int, path: PurePath, index: int) -> None:
-    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes, or has an
-    offset but no bytes (a sparse file's missing segment has neither)."""
+    """Refuse page ``index`` when any of its strips or tiles ends past the file's ``size`` bytes, has an
+    offset but no bytes or bytes at offset 0 (a sparse file's missing segment has neither), or an offset or
+    byte count that is not a whole number of bytes (tifffile reads such a segment as zeros)."""
+    odd = [
+        i
+        for i, (o, n) in enumerate(zip(page.dataoffsets, page.databytecounts))
+        if o != int(o) or n != int(n) or o < 0 or n < 0 or (n and not o)
+    ]
+    if odd:
+        i = odd[0]
+        raise DamagedFileError(
+            f"{path}: page {index} stores strip or tile {i} at offset {page.dataoffsets[i]!r} with "
+            f"{page.databytecounts[i]!r} bytes, expected a positive whole byte offset (0 only for an empty "
+            "segment of 0 bytes); its strip or tile offsets are damaged"
+        )
     ends = [int(o) + int(n) for o, n in zip(page.dataoffsets, page.databytecounts) if n]
     if ends and max(ends) > size:
         raise DamagedFileError(
