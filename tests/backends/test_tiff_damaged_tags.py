@@ -42,3 +42,34 @@ def test_segment_offset_that_is_not_a_byte_position_is_refused(tmp_path: Path, d
     assert np.array_equal(img.tensor_view(c=0, layout="YX").to_numpy(), planes()[0])  # undamaged pages read
     with pytest.raises(DamagedFileError, match=r"cells\.ome\.tif: page 2 .*offsets are damaged"):
         img.tensor_view(c=2, layout="YX").to_numpy()
+
+
+@pytest.mark.parametrize(("compression", "to"), [("zlib", 1), ("lzw", 4)])  # -> none, -> CCITT T.6
+def test_damaged_compression_of_the_first_page_is_refused(tmp_path: Path, compression: str, to: int) -> None:
+    """tifffile decodes every page of a series with the first page's tags: all planes would be misdecoded."""
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, planes(), compression=compression, photometric="minisblack")
+    with tifffile.TiffFile(path) as tif:
+        value = tif.pages[0].tags["Compression"].valueoffset
+    patch(path, value, struct.pack("<H", to))
+    with pytest.raises(DamagedFileError, match=r"cells\.tif: page 2 does not decode like the first page .*compression"):
+        OMEArrow.scan(path).to_numpy()
+
+
+def test_shifted_offset_of_the_first_page_of_a_contiguous_stack_is_refused(tmp_path: Path) -> None:
+    """An uncompressed stack is read by offset from its first page: one byte off shifts every plane."""
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, planes(), photometric="minisblack")
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["StripOffsets"]
+        value, offset = tag.valueoffset, tag.value[0]
+    patch(path, value, struct.pack("<I", offset + 1))
+    with pytest.raises(DamagedFileError, match=r"cells\.tif: its 3 pages .* page 2 at byte \d+, but its IFD says"):
+        OMEArrow.scan(path)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"compression": "zlib"}, {"imagej": True}, {"ome": True, "tile": (32, 32)}])
+def test_undamaged_stacks_still_read_bit_exact(tmp_path: Path, kwargs: dict[str, object]) -> None:
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, planes(), photometric="minisblack", **kwargs)
+    assert np.array_equal(OMEArrow.scan(path).to_numpy().reshape(planes().shape), planes())

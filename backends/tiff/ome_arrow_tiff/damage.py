@@ -9,6 +9,9 @@ must not hand those out as the file's pixels, so:
   tifffile's and imagecodecs' own exceptions the same way;
 - :func:`check_declared` compares the shape and pixel type an OME-TIFF's OME-XML declares
   with the series tifffile built from the pages it could read;
+- :func:`check_last_page` refuses a series whose last page would decode otherwise than its first page,
+  whose tags tifffile uses to decode every page (a damaged first IFD misdecodes them all), and a series
+  read by offset from its first page whose last page does not lie where that offset puts it;
 - :func:`check_extent` refuses pages whose data lie past the end of the file, or at an offset that is
   not a byte position of data (0, negative, fractional: tifffile reads those segments as zeros).
 """
@@ -28,7 +31,23 @@ import numpy as np
 
 from ome_arrow_core.plugin_api import DamagedFileError, reading
 
-__all__ = ["strict_tifffile", "check_declared", "check_extent", "ome_root"]
+__all__ = ["strict_tifffile", "check_declared", "check_extent", "check_last_page", "ome_root"]
+
+#: The page properties that decide how a page decodes (those of tifffile's ``TiffPage.hash``).
+_DECODING = (
+    "shaped",
+    "rowsperstrip",
+    "tilewidth",
+    "tilelength",
+    "tiledepth",
+    "sampleformat",
+    "bitspersample",
+    "fillorder",
+    "predictor",
+    "compression",
+    "extrasamples",
+    "photometric",
+)
 
 #: OME ``Pixels/@Type`` -> numpy dtype name.
 _OME_TYPES = {
@@ -169,4 +188,46 @@ def check_extent(page: Any, size: int, path: PurePath, index: int) -> None:
         raise DamagedFileError(
             f"{path}: page {index} has strips or tiles {empty[:5]} with an offset but 0 bytes; "
             "its byte counts are damaged"
+        )
+
+
+def _check_like_keyframe(page: Any, keyframe: Any, path: PurePath, index: int) -> None:
+    """Refuse page ``index`` (a full page, not a frame) when a property that decides its decoding differs from
+    the series' ``keyframe``: tifffile decodes the series' other pages with the keyframe's tags."""
+    if page is keyframe or page.hash == keyframe.hash:
+        return
+    differ = {
+        a: (getattr(keyframe, a), getattr(page, a)) for a in _DECODING if getattr(page, a) != getattr(keyframe, a)
+    }
+    what = ", ".join(f"{a} {_shown(k)} on the first page but {_shown(v)} here" for a, (k, v) in differ.items())
+    raise DamagedFileError(
+        f"{path}: page {index} does not decode like the first page of its series ({what or 'tifffile hash differs'}); "
+        "the pages of a series share their encoding, so the tags of one of them are damaged"
+    )
+
+
+def _shown(value: Any) -> str:
+    """A tag value as a message shows it: an enum by its name (``ADOBE_DEFLATE``), anything else by repr."""
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) else repr(value)
+
+
+def check_last_page(series: Any, path: PurePath, virtual_offset: int | None) -> None:
+    """Refuse ``series`` when its last page (its IFD read in full) decodes otherwise than its first, or, when
+    the series is read by offset from its first page (``virtual_offset``: its data offset), when the last
+    page's data is not where that offset puts it (a damaged offset of the first page shifts every plane)."""
+    n = len(series)
+    last = series[n - 1] if n > 1 else None
+    if last is None or last.is_virtual:
+        return
+    page, kf = last.aspage(), series.keyframe
+    _check_like_keyframe(page, kf, path, n - 1)
+    if virtual_offset is None or not page.dataoffsets:
+        return
+    want = virtual_offset + (n - 1) * int(kf.nbytes)
+    if int(page.dataoffsets[0]) != want:
+        raise DamagedFileError(
+            f"{path}: its {n} pages are stored one after another from byte {virtual_offset} (the first page's "
+            f"offset), which puts page {n - 1} at byte {want}, but its IFD says {int(page.dataoffsets[0])}; "
+            "the strip offsets of the first page are damaged"
         )

@@ -17,7 +17,7 @@ from ome_arrow_core import DTypeError, ImageMeta, OMEArrowError, SelectionError
 from ome_arrow_core.plugin_api import SUPPORTED, DamagedFileError
 
 from .axes import AxisMap, series_axes
-from .damage import check_declared
+from .damage import check_declared, check_last_page
 from .levels import check_level, check_level_shape, level_meta
 from .metadata import image_meta
 
@@ -93,6 +93,7 @@ def open_series(tif: Any, index: int, level: object, path: PurePath, size: int) 
     )
     check_declared(tif, base, index, base_meta.sizes, base_meta.dtype, path)
     check_level_shape(path, k, axes.sizes, s.dtype, base_meta)
+    check_last_page(s, path, dataoffset if virtual else None)  # the first page's tags decode them all
     end = dataoffset + axes.n_pages * kf.nbytes
     if virtual and end > size:
         raise DamagedFileError(
