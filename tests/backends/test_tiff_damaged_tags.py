@@ -73,3 +73,16 @@ def test_undamaged_stacks_still_read_bit_exact(tmp_path: Path, kwargs: dict[str,
     path = tmp_path / "cells.tif"
     tifffile.imwrite(path, planes(), photometric="minisblack", **kwargs)
     assert np.array_equal(OMEArrow.scan(path).to_numpy().reshape(planes().shape), planes())
+
+
+@pytest.mark.parametrize("word", [b"channels=3", b"slices=2"])
+def test_imagej_description_that_loses_an_axis_is_refused(tmp_path: Path, word: bytes) -> None:
+    """tifffile builds an ImageJ series from channels=/slices=/frames=: a damaged one silently dropped planes."""
+    path = tmp_path / "stack.tif"
+    data = np.random.default_rng(1).integers(0, 60000, (2, 3, 16, 16), dtype=np.uint16)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "ZCYX"})
+    raw = path.read_bytes()
+    assert raw.count(word) == 1
+    path.write_bytes(raw.replace(word, b"x" + word[1:]))
+    with pytest.raises(DamagedFileError, match=r"stack\.tif: its ImageJ description says images=6 but .* planes"):
+        OMEArrow.scan(path)

@@ -115,9 +115,12 @@ def check_declared(
 ) -> None:
     """Refuse a series whose pages disagree with the shape and type its OME-XML declares.
 
-    Only OME-TIFFs are checked: their OME-XML is the declaration. tifffile falls back to
-    another series kind when it cannot use the OME-XML; that is refused too.
+    OME-TIFFs are checked against their OME-XML (tifffile falls back to another series kind
+    when it cannot use the OME-XML; that is refused too), ImageJ hyperstacks against the
+    ``images=`` count of their description (see :func:`_check_imagej`).
     """
+    if series.kind == "imagej":
+        _check_imagej(tif, series, path)
     if not tif.is_ome:
         description = str(tif.pages.first.description or "")
         if description.lstrip().startswith("<?xml") and "<OME" in description[:4096]:
@@ -210,6 +213,18 @@ def _shown(value: Any) -> str:
     """A tag value as a message shows it: an enum by its name (``ADOBE_DEFLATE``), anything else by repr."""
     name = getattr(value, "name", None)
     return name if isinstance(name, str) else repr(value)
+
+
+def _check_imagej(tif: Any, series: Any, path: PurePath) -> None:
+    """Refuse an ImageJ series holding another number of planes than its description's ``images=``: tifffile
+    builds the series from ``channels=``, ``slices=`` and ``frames=``, so a damaged one drops planes silently."""
+    images = (tif.imagej_metadata or {}).get("images")
+    planes = math.prod(n for a, n in zip(series.axes, series.shape, strict=True) if a not in "YXS")
+    if isinstance(images, int) and images != planes:
+        raise DamagedFileError(
+            f"{path}: its ImageJ description says images={images} but its channels, slices and frames "
+            f"give a {series.axes} series of {planes} planes {tuple(series.shape)}; the description is damaged"
+        )
 
 
 def check_last_page(series: Any, path: PurePath, virtual_offset: int | None) -> None:
