@@ -32,6 +32,7 @@ from ome_arrow_core.plugin_api import (
 )
 
 from .damage import check_extent, strict_tifffile
+from .handles import open_for_read
 from .integrity import LevelChecksums, TiffChecksums, le_bytes
 from .levels import describe_levels
 from .metadata import print_resolution
@@ -296,7 +297,8 @@ class TiffSource:
         if whole or len(page.dataoffsets) == 1:
             if self._remote is not None:  # tifffile reads segment by segment: fetch them merged first
                 self._remote.prefetch([(o, o + n) for o, n in zip(page.dataoffsets, page.databytecounts)])
-            arr = page.asarray(squeeze=False, lock=page.parent.filehandle.lock)
+            with open_for_read(page.parent.filehandle):
+                arr = page.asarray(squeeze=False, lock=page.parent.filehandle.lock)
             self._count(1, len(page.dataoffsets), sum(page.databytecounts))
             return arr[:, :, y0:y1, x0:x1, :]  # type: ignore[no-any-return]
         return self._read_segments(page, y0, y1, x0, x1)
@@ -315,7 +317,8 @@ class TiffSource:
 
         ``into``, when given, is a C-contiguous array of the rows' size that receives them.
         """
-        out = read_raw_rows(tif, offset, self._keyframe.shaped, self._file_dtype, y0, y1, into)
+        with open_for_read(tif.filehandle):
+            out = read_raw_rows(tif, offset, self._keyframe.shaped, self._file_dtype, y0, y1, into)
         self._count(1, 1, out.nbytes)
         return out[:, :, :, x0:x1, :]
 
@@ -334,7 +337,8 @@ class TiffSource:
         if geo is None:
             geo = self._geometry[kf.hash] = segment_geometry(kf)
         prefetch = None if self._remote is None else self._remote.prefetch
-        out, segments, nbytes = read_segments(page, geo, (y0, y1, x0, x1), self.meta.dtype, check, prefetch)
+        with open_for_read(page.parent.filehandle):
+            out, segments, nbytes = read_segments(page, geo, (y0, y1, x0, x1), self.meta.dtype, check, prefetch)
         self._count(1, segments, nbytes)
         return out
 
