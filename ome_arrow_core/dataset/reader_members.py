@@ -1,10 +1,12 @@
-"""Dataset members that reader plugins open: image directories (an OME-Zarr store) and collections (an HCS plate).
+"""Dataset members that reader plugins open: image directories (an OME-Zarr store), image files, and collections
+(an HCS plate, a multi-series OME-TIFF).
 
 A directory a reader accepts (by suffix or sniffing) is one member of a dataset. When that
 reader has a :attr:`~ome_arrow_core.handlers.Reader.collection` hook and the hook returns a
 table, the directory holds many images (kind ``"collection"``): the table is their metadata
 (one row per image; the plugin reads metadata only), and image ``i`` is the reader's
-``open(path, row=i)``. Otherwise the directory is one image (kind ``"file"``).
+``open(path, row=i)``. Otherwise the directory is one image (kind ``"file"``). An image file is asked the
+same (:func:`file_member`): a multi-series OME-TIFF is a collection of its series.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..boundary import reading
-from ..errors import PluginError, SchemaError
+from ..errors import OMEArrowError, PluginError, SchemaError
 from ..handlers import require
 from ..registry import Registry, default_registry
 from .filter_nulls import FILTER_ERRORS, filtered
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..handlers import Reader
 
-__all__ = ["reader_member", "collection_table"]
+__all__ = ["reader_member", "file_member", "collection_table"]
 
 
 def _reader(path: Path, registry: Registry) -> Reader | None:
@@ -47,6 +49,16 @@ def reader_member(path: Path, registry: Registry) -> Literal["collection", "file
     if reader.collection is not None and _table(reader, path) is not None:
         return "collection"
     return "file"
+
+
+def file_member(path: Path, registry: Registry) -> Literal["collection", "file"]:
+    """The member kind of image file ``path``: "collection" when its reader finds several images in it (the
+    series of a multi-series OME-TIFF), else "file"; a reader that cannot tell (its library missing, the file
+    damaged) leaves it one image, whose opening says what is wrong."""
+    try:
+        return reader_member(path, registry) or "file"
+    except OMEArrowError:
+        return "file"
 
 
 def _table(reader: Reader, path: Path) -> pa.Table | None:

@@ -38,7 +38,7 @@ from ..typed_chunk import (
 )
 from .column_filter import arrow_values, mapping_rows
 from .filter_nulls import FILTER_ERRORS, filtered, is_many, term_values
-from .reader_members import collection_table, reader_member
+from .reader_members import collection_table, file_member, reader_member
 
 if TYPE_CHECKING:
     import pyarrow.compute as pc
@@ -309,7 +309,7 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
         if path.suffix in (".parquet", ".pq"):
             return [_records_member(path, column)]
         (registry or default_registry()).resolve_reader(path)  # raises naming the formats that are known
-        return [Member("file", str(path))]
+        return [Member(file_member(path, registry or default_registry()), str(path))]
     if os.path.lexists(path) and not path.is_dir():
         require_regular_file(path)  # a FIFO or device: refused, never opened
     if not path.is_dir():
@@ -332,7 +332,7 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
                 (registry or default_registry()).resolve_reader(child)
             except Exception:  # not an image file: skip it
                 continue
-            parts.append(Member("file", str(child)))
+            parts.append(Member(file_member(child, registry or default_registry()), str(child)))
         elif child.is_dir():
             try:
                 found = reader_member(child, registry or default_registry())

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ome_arrow_core import Reader, SchemaError, Writer, hookimpl
+from ome_arrow_core import OMEArrowError, Reader, SchemaError, Writer, hookimpl
 from ome_arrow_core.plugin_api import Location, check_row
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from ome_arrow_core import OMEArrow
 
     from .reader import TiffSource
@@ -66,6 +68,31 @@ def open_tiff(
     return TiffSource(path, series=check_row(row), level=level, verify=verify)
 
 
+def series_collection(path: Path) -> pa.Table | None:
+    """The series of a TIFF file holding several (a multi-series OME-TIFF, tifffile's several arrays) as a
+    metadata table: ``image_id`` ``name#i``, ``path``, ``series`` i (the ``row=`` that opens it);
+    None for one series, or when the file does not open (opening it then says why)."""
+    import pyarrow as pa
+    import tifffile
+
+    from .damage import strict_tifffile
+
+    try:
+        with strict_tifffile(path, "listing its series"), tifffile.TiffFile(path) as tif:
+            count = len(tif.series)
+    except OMEArrowError:
+        return None
+    if count < 2:
+        return None
+    return pa.table(
+        {
+            "image_id": [f"{path.name}#{i}" for i in range(count)],
+            "path": [str(path)] * count,
+            "series": pa.array(range(count), pa.int64()),
+        }
+    )
+
+
 def write(image: OMEArrow, out: Path | Location, **options: Any) -> Path | Location:
     """Write ``image`` as OME-TIFF (see :func:`ome_arrow_tiff.writer.write_tiff`).
 
@@ -94,6 +121,7 @@ def ome_arrow_readers() -> Sequence[Reader]:
             suffixes=SUFFIXES,
             open=open_tiff,
             sniff=is_tiff,
+            collection=series_collection,
             remote=True,
             description="TIFF and OME-TIFF (tifffile)",
         ),
