@@ -133,6 +133,17 @@ def test_rgb_tiffs_decode_as_channels_bit_exact(tmp_path: Path, planar: str, sam
     np.testing.assert_array_equal(crop, got[:, [2, 0], :, 2:6, 1:6])
 
 
+def test_jpeg_ycbcr_tiff_decodes_as_rgb_channels(tmp_path: Path) -> None:
+    """tifffile stores RGB JPEG as YCbCr (Photometric 6) and decodes it back to RGB: the channels are R, G, B."""
+    tifffile.imwrite(tmp_path / "he.tif", pixels((32, 48, 3)), photometric="rgb", compression="jpeg")
+    with tifffile.TiffFile(tmp_path / "he.tif") as tif:
+        assert int(tif.pages[0].photometric) == 6
+        want = tif.asarray()
+    img = OMEArrow.scan(tmp_path / "he.tif")
+    assert [c.name for c in img.meta.channels] == ["R", "G", "B"]
+    assert np.array_equal(img.to_numpy()[0, :, 0], np.moveaxis(want, -1, 0))
+
+
 def test_grey_tiff_has_no_samples_note(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "g.tif", pixels((2, 8, 8)), photometric="minisblack")
     assert SAMPLES_NOTE not in OMEArrow(tmp_path / "g.tif").info().get("notes", [])

@@ -38,6 +38,7 @@ from ome_arrow_core.plugin_api import (
 
 from .axes import AxisMap, guess_note
 from .omexml import LENGTH_UNITS_UM, OmeImage, parse_ome_xml
+from .segments import JPEG
 
 if TYPE_CHECKING:
     import tifffile
@@ -50,6 +51,7 @@ _RESUNIT_INCH: Final[dict[int, float]] = {2: 1.0, 3: 1 / 2.54, 4: 1 / 25.4, 5: 1
 _IMAGEJ_UNITS: Final[dict[str, str]] = {"micron": "µm", "um": "µm", "\\u00B5m": "µm", "µm": "µm"}
 
 _PHOTOMETRIC_RGB: Final[int] = 2
+_PHOTOMETRIC_YCBCR: Final[int] = 6
 
 Physical = tuple[dict[str, float | None], dict[str, str]]
 
@@ -132,6 +134,12 @@ def _sample_names(
     return channels, (SAMPLES_NOTE,)
 
 
+def _decodes_rgb(page: Any) -> bool:
+    """True when tifffile decodes ``page``'s samples as R, G, B[, A]: RGB, or JPEG-compressed YCbCr."""
+    photometric = int(page.photometric)
+    return photometric == _PHOTOMETRIC_RGB or (photometric == _PHOTOMETRIC_YCBCR and int(page.compression) in JPEG)
+
+
 def image_meta(tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, filename: str) -> ImageMeta:
     """Metadata of ``series`` (the ``index``-th of ``tif``) with canonical sizes from ``axes``."""
     kf = series.keyframe
@@ -149,9 +157,7 @@ def image_meta(tif: tifffile.TiffFile, series: Any, index: int, axes: AxisMap, f
             phys, units = {}, {}
     except SchemaError as exc:
         raise DamagedFileError(f"{Path(tif.filehandle.path)}: series {index}: {exc}") from None
-    channels, notes = _sample_names(
-        axes, _channels(ome, sizes["C"]) if ome else (), sizes["C"], int(kf.photometric) == _PHOTOMETRIC_RGB
-    )
+    channels, notes = _sample_names(axes, _channels(ome, sizes["C"]) if ome else (), sizes["C"], _decodes_rgb(kf))
     meta = ImageMeta(
         sizes=sizes,
         dtype=series.dtype,
