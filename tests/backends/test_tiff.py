@@ -165,6 +165,19 @@ def test_unsupported_dtype_names_file(tmp_path: Path) -> None:
         OMEArrow(path)
 
 
+def test_unsupported_dtype_says_how_to_read_the_file_converted(tmp_path: Path) -> None:
+    """A float16 TIFF (common for network outputs): the message gives the call that reads it as float32."""
+    data = np.random.default_rng(3).standard_normal((3, 8, 10)).astype(np.float16)
+    path = tmp_path / "pred.tif"
+    tifffile.imwrite(path, data, **MB)
+    with pytest.raises(DTypeError, match=r"float16") as info:
+        OMEArrow.scan(path)
+    call = str(info.value).split("in memory): ", 1)[1]
+    assert call == "OMEArrow(tifffile.imread('pred.tif', series=0).astype('float32'), dim_order='ZYX')"
+    img = OMEArrow(tifffile.imread(path, series=0).astype("float32"), dim_order="ZYX")  # that call, here
+    assert np.array_equal(img.to_numpy()[0, 0], data.astype(np.float32))
+
+
 def test_concurrent_reads_and_prefetch(tmp_path: Path) -> None:
     arr = random_pixels((16, 1, 1, 96, 96), "uint16", seed=7)
     path = tmp_path / "tiled.ome.tiff"

@@ -85,7 +85,7 @@ def open_series(tif: Any, index: int, level: object, path: PurePath, size: int) 
     try:
         base_meta = image_meta(tif, base, index, base_axes, path.name)
     except DTypeError as exc:
-        raise DTypeError(f"{path.name}: {exc}") from exc
+        raise DTypeError(f"{path.name}: {exc}{_convert_hint(path, index, base.dtype, base_axes.targets)}") from exc
     meta = (
         base_meta
         if s is base
@@ -110,4 +110,16 @@ def open_series(tif: Any, index: int, level: object, path: PurePath, size: int) 
         level_sizes=level_sizes,
         base_meta=base_meta,
         meta=meta,
+    )
+
+
+def _convert_hint(path: PurePath, index: int, dtype: Any, targets: str) -> str:
+    """How to read series ``index`` of ``path``, of unsupported ``dtype``, converted by hand (none when its axes
+    map to one canonical axis twice, which ``dim_order`` cannot say)."""
+    if len(set(targets)) != len(targets):
+        return ""
+    want = "float32" if np.dtype(dtype).itemsize <= 2 else "float64"
+    return (
+        f" To read this file, convert its pixels yourself (whole, in memory): OMEArrow(tifffile.imread("
+        f"{path.name!r}, series={index}).astype({want!r}), dim_order={targets!r})"
     )
