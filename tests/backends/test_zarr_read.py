@@ -131,6 +131,20 @@ def test_unsupported_dtypes_raise_dtype_error_naming_the_level(tmp_path: Path, d
         OMEArrow.scan(path)
 
 
+def test_float16_store_says_how_to_read_it_converted(tmp_path: Path) -> None:
+    """A float16 OME-Zarr (common for network outputs): the message gives the call that reads it as float32."""
+    import zarr
+
+    data = np.random.default_rng(2).standard_normal((3, 8, 10)).astype(np.float16)
+    path = write_zarr_python(tmp_path / "x.ome.zarr", [data], "zyx")
+    with pytest.raises(DTypeError, match=r"float16") as info:
+        OMEArrow.scan(path)
+    call = str(info.value).split("in memory): ", 1)[1]
+    assert call == f"OMEArrow(zarr.open_array({str(path)!r}, path='0')[...].astype('float32'), dim_order='ZYX')"
+    img = OMEArrow(zarr.open_array(str(path), path="0")[...].astype("float32"), dim_order="ZYX")  # that call
+    assert np.array_equal(img.to_numpy()[0, 0], data.astype(np.float32))
+
+
 def test_scan_reads_no_chunk_and_a_plane_reads_only_its_chunks(tmp_path: Path) -> None:
     data = sample((2, 3, 4, 64, 64))
     path = write_zarr_python(tmp_path / "x.ome.zarr", [data], "tczyx", chunks=(1, 1, 1, 16, 16))

@@ -146,12 +146,25 @@ class ZarrSource:
         try:
             dtype = check_dtype(file_dtype.newbyteorder("="))
         except DTypeError as exc:
-            raise DTypeError(f"{where(self.path, self._prefix + self._ms.levels[level].path)}: {exc}") from exc
+            member = self._prefix + self._ms.levels[level].path
+            raise DTypeError(f"{where(self.path, member)}: {exc}{self._convert_hint(member, file_dtype)}") from exc
         self._dtype = dtype
         self.meta = image_meta(self._ms, ngff, self._axes, self._array, level, dtype, self.path, label)
         if self._series is not None and level == 0 and label is None:  # the document describes level 0
             entry = root_ours.get(OURS_KEY) if isinstance(root_ours, Mapping) else None
             self.meta = with_document(self.meta, self._group.store, row, entry, self.path, verify_enabled(verify))
+
+    def _convert_hint(self, member: str, dtype: np.dtype) -> str:
+        """How to read array ``member`` (of unsupported ``dtype``) converted by hand; none when its axes are not
+        named by the letters ``dim_order`` takes."""
+        dims = "".join(self._ms.axes).upper()
+        if len(dims) != len(self._ms.axes) or len(set(dims)) != len(dims) or not set(dims) <= set("TCZYX"):
+            return ""
+        want = "float32" if dtype.itemsize <= 2 else "float64"
+        return (
+            f" To read this array, convert its pixels yourself (whole, in memory): OMEArrow(zarr.open_array("
+            f"{str(self.path)!r}, path={member!r})[...].astype({want!r}), dim_order={dims!r})"
+        )
 
     def _bf2raw_root(self, group: Any, row: int) -> tuple[Any, str | None]:
         """(the root's ``ome_arrow`` attributes, the path of image ``row``) of a bioformats2raw root; (None, None)
