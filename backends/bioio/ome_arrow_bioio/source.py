@@ -23,6 +23,7 @@ from ome_arrow_core.plugin_api import ArgumentError, DTypeError, SelectionError,
 
 from .choose import open_reader
 from .dims import DimMap
+from .units import stated_units
 
 __all__ = ["BioioSource", "pick_scene"]
 
@@ -92,10 +93,15 @@ class BioioSource:
         except DTypeError as exc:
             raise DTypeError(f"{where(self.path, self._member)}: {exc}") from exc
         self._pps = {ax: _number(getattr(pps, ax, None)) for ax in "ZYX"}
+        self._print_resolution = self.plugin == "bioio-tifffile" and not _is_imagej(self.path)
+        with reading(self.path, self._member, f"reading the physical size units ({self.plugin})"):
+            self._units = stated_units(self._reader)
         self.meta = self._meta(names)
 
     def _meta(self, names: Sequence[Any] | None) -> ImageMeta:
         size = {ax: v or None for ax, v in self._pps.items()}  # None: the file gives none
+        if self._print_resolution:  # bioio-tifffile's X/Y of a TIFF not ImageJ's: a print resolution, 1 by default
+            size.update(X=None, Y=None)
         chunks = {role: int(c[0]) for role, c in zip(self._dims.roles, self._data.chunks, strict=True) if role}
         single = len(self.scenes) == 1
         return ImageMeta(
@@ -104,6 +110,7 @@ class BioioSource:
             id=f"img-{self.scene}",
             name=self.path.name if single else f"{self.path.name} [{self.scenes[self.scene]}]",
             physical_size=size,
+            physical_unit={"X": "µm", "Y": "µm", "Z": "µm", **self._units},
             channels=self._channels(names),
             chunk_shape=(chunks.get("Z", 1), chunks["Y"], chunks["X"]),
         )
@@ -157,6 +164,20 @@ class BioioSource:
             "file_dtype": str(np.dtype(self._reader.dtype)),
             "reader_warnings": list(self.reader_warnings),
         }
+
+
+def _is_imagej(path: Path) -> bool:
+    """True when ``path`` is an ImageJ TIFF, whose resolution tags are a calibration (in its ``unit``).
+
+    Any other TIFF's XResolution/YResolution are a print resolution (1 pixel per unit unless set), which
+    bioio-tifffile reports as a pixel size in µm; a file that does not open is left to the reader's errors."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return bool(tif.is_imagej)
+    except Exception:  # its reader opened it; a damaged one fails later, naming the file
+        return False
 
 
 def _number(v: Any) -> float | None:
