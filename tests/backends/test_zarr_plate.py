@@ -71,7 +71,7 @@ def test_a_plate_or_well_opened_as_one_image(tmp_path: Path) -> None:
         open_plate(image)
 
 
-@pytest.mark.parametrize("lie", ["well_path", "row_index", "images"])
+@pytest.mark.parametrize("lie", ["well_path", "row_index", "images", "well_twice", "field_twice"])
 def test_lying_plate_metadata_is_damaged(tmp_path: Path, lie: str) -> None:
     path = write_plate_ome_zarr_py(tmp_path / "p.ome.zarr", fields())
     doc_file = path / "zarr.json"
@@ -81,10 +81,13 @@ def test_lying_plate_metadata_is_damaged(tmp_path: Path, lie: str) -> None:
         plate["wells"][0]["path"] = "../../etc"
     elif lie == "row_index":
         plate["wells"][0]["rowIndex"] = 1
+    elif lie == "well_twice":  # the same well's fields would be listed twice as images of the dataset
+        plate["wells"].append(dict(plate["wells"][0]))
     else:
         well_file = path / "A" / "1" / "zarr.json"
         well = json.loads(well_file.read_text())
-        well["attributes"]["ome"]["well"]["images"] = [{"path": "../x"}]
+        images = well["attributes"]["ome"]["well"]["images"]
+        well["attributes"]["ome"]["well"]["images"] = [{"path": "../x"}] if lie == "images" else images + images[:1]
         well_file.write_text(json.dumps(well))
     doc_file.write_text(json.dumps(doc))
     with pytest.raises(DamagedFileError, match="p.ome.zarr"):

@@ -47,11 +47,14 @@ def _wells(plate: Mapping[str, Any], here: str) -> list[tuple[str, str, str]]:
     wells = plate.get("wells")
     if not isinstance(wells, list):
         raise DamagedFileError(f"{here}: plate.wells is {wells!r}, expected a list")
-    out = []
+    out, seen = [], set()
     for w in wells:
         wp = w.get("path") if isinstance(w, Mapping) else None
         if not isinstance(wp, str) or wp.count("/") != 1 or ".." in wp.split("/"):
             raise DamagedFileError(f"{here}: a well's path is {wp!r}, expected 'ROW/COLUMN'")
+        if wp in seen:
+            raise DamagedFileError(f"{here}: plate.wells lists well {wp!r} twice; each well is listed once")
+        seen.add(wp)
         r, c = wp.split("/")
         ri, ci = w.get("rowIndex"), w.get("columnIndex")  # 0.4+: indices; 0.3: names in the path only
         if isinstance(ri, int) and isinstance(ci, int):
@@ -130,10 +133,16 @@ def _read_plate(root: Path) -> pa.Table:
         images = well.get("images") if isinstance(well, Mapping) else None
         if not isinstance(images, list):
             raise DamagedFileError(f"{where(root, wp)}: well.images is missing or not a list")
+        fields: set[str] = set()
         for k, im in enumerate(images):
             fp = im.get("path") if isinstance(im, Mapping) else None
             if not isinstance(fp, str) or not fp or "/" in fp or fp in (".", ".."):
                 raise DamagedFileError(f"{where(root, wp)}: images[{k}].path is {fp!r}, expected a field name")
+            if fp in fields:
+                raise DamagedFileError(
+                    f"{where(root, wp)}: images[{k}].path {fp!r} repeats a field; each is listed once"
+                )
+            fields.add(fp)
             acq = im.get("acquisition")
             rows.append(
                 {
