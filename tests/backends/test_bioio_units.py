@@ -63,3 +63,13 @@ def test_imagej_calibration_through_bioio_tifffile_is_kept(tmp_path: Path) -> No
     path = tmp_path / "stack.tif"
     tifffile.imwrite(path, PLANES, imagej=True, resolution=(4.0, 4.0), metadata={"axes": "ZYX", "unit": "um"})
     assert same_sizes(path)[0] == {"X": 0.25, "Y": 0.25, "Z": None}
+
+
+def test_ome_zarr_axes_without_unit_at_scale_1_have_no_size(tmp_path: Path) -> None:
+    """ome-zarr-py's default (axes "zyx", no units, scale 1): bioio reports 1.0 µm, the store states nothing."""
+    pytest.importorskip("bioio_ome_zarr", reason="needs bioio-ome-zarr")
+    zarr = pytest.importorskip("zarr")
+    writer = pytest.importorskip("ome_zarr.writer")
+    path = tmp_path / "plain.ome.zarr"
+    writer.write_image(PLANES, zarr.open_group(path, mode="w"), axes="zyx", scale_factors=[])
+    assert same_sizes(path)[0] == {"X": None, "Y": None, "Z": None}

@@ -102,6 +102,9 @@ class BioioSource:
         size = {ax: v or None for ax, v in self._pps.items()}  # None: the file gives none
         if self._print_resolution:  # bioio-tifffile's X/Y of a TIFF not ImageJ's: a print resolution, 1 by default
             size.update(X=None, Y=None)
+        for ax, unit in self._units.items():
+            if unit is None and size.get(ax) == 1.0:  # an NGFF axis without a unit, at scale 1: no size stated
+                size[ax] = None
         chunks = {role: int(c[0]) for role, c in zip(self._dims.roles, self._data.chunks, strict=True) if role}
         single = len(self.scenes) == 1
         return ImageMeta(
@@ -110,7 +113,7 @@ class BioioSource:
             id=f"img-{self.scene}",
             name=self.path.name if single else f"{self.path.name} [{self.scenes[self.scene]}]",
             physical_size=size,
-            physical_unit={"X": "µm", "Y": "µm", "Z": "µm", **self._units},
+            physical_unit={"X": "µm", "Y": "µm", "Z": "µm", **{ax: u for ax, u in self._units.items() if u}},
             channels=self._channels(names),
             chunk_shape=(chunks.get("Z", 1), chunks["Y"], chunks["X"]),
         )

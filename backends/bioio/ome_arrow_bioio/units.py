@@ -25,9 +25,10 @@ _NGFF: Final[dict[str, str]] = {
 }
 
 
-def stated_units(reader: Any) -> dict[str, str]:
-    """Unit symbol of X, Y and Z (those the file states) of the sizes ``reader`` (a bioio reader set to its
-    scene) reports; empty when they are µm, or the reader's metadata does not say."""
+def stated_units(reader: Any) -> dict[str, str | None]:
+    """Unit symbol of X, Y and Z of the sizes ``reader`` (a bioio reader set to its scene) reports, for those
+    not in µm; None for an NGFF axis that states no unit (its scale 1 is no size: the store gives none). Empty
+    when the sizes are µm, or the reader's metadata does not say."""
     kind = type(reader).__module__.split(".")[0]
     try:
         if kind == "bioio_ome_tiff":
@@ -38,8 +39,12 @@ def stated_units(reader: Any) -> dict[str, str]:
             attrs = reader.metadata.attributes
             ngff: Any = attrs.get("ome", attrs) if isinstance(attrs, Mapping) else {}
             axes = ngff["multiscales"][0]["axes"]
-            units = {str(a["name"]).upper(): a.get("unit") for a in axes if isinstance(a, Mapping)}
-            return {ax: _NGFF.get(str(u), str(u)) for ax, u in units.items() if ax in "XYZ" and u and u != "micrometer"}
+            named = {str(a["name"]).upper(): a.get("unit") for a in axes if isinstance(a, Mapping)}
+            return {
+                ax: _NGFF.get(str(u), str(u)) if u else None
+                for ax, u in named.items()
+                if ax in "XYZ" and u != "micrometer"
+            }
     except (AttributeError, IndexError, KeyError, TypeError):  # the reader's metadata does not say: bioio's µm
         return {}
     return {}
