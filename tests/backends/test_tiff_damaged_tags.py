@@ -86,3 +86,17 @@ def test_imagej_description_that_loses_an_axis_is_refused(tmp_path: Path, word: 
     path.write_bytes(raw.replace(word, b"x" + word[1:]))
     with pytest.raises(DamagedFileError, match=r"stack\.tif: its ImageJ description says images=6 but .* planes"):
         OMEArrow.scan(path)
+
+
+def test_a_series_tifffile_dropped_as_damaged_is_damage_not_out_of_range(tmp_path: Path) -> None:
+    """The OME-XML's second image points past the file's IFDs: tifffile drops it (logging why); row=1 must say
+    the file is damaged, not that it "holds 1 image series"."""
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as w:
+        w.write(planes(), metadata={"axes": "ZYX"})
+        w.write(planes(1)[:2], metadata={"axes": "ZYX"})
+    raw = path.read_bytes()
+    assert raw.count(b'IFD="3"') == 1
+    path.write_bytes(raw.replace(b'IFD="3"', b'IFD="9"'))
+    with pytest.raises(DamagedFileError, match=r"two\.ome\.tif: .*tifffile reports .*out of range"):
+        OMEArrow.scan(path, row=1)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ome_arrow_core import SelectionError
 from ome_arrow_core.plugin_api import DamagedFileError, reading
 
 __all__ = ["strict_tifffile", "check_declared", "check_extent", "check_last_page", "ome_root"]
@@ -78,21 +79,33 @@ class _Collect(logging.Handler):
 
 @contextmanager
 def strict_tifffile(path: PurePath, what: str) -> Iterator[None]:
-    """Run tifffile calls on ``path``; its exceptions and logged warnings become DamagedFileError."""
+    """Run tifffile calls on ``path``; its exceptions and logged warnings become DamagedFileError.
+
+    A SelectionError raised after tifffile reported damage (``row=1`` of a file whose second series
+    tifffile dropped) is that damage: the DamagedFileError, not "the file holds 1 series"."""
     log = logging.getLogger("tifffile")
     handler = _Collect(threading.get_ident())
     log.addHandler(handler)
     try:
         with reading(path, None, what):
             yield
+    except SelectionError as exc:
+        if handler.records:
+            raise _reported(path, what, handler.records) from exc
+        raise
     finally:
         log.removeHandler(handler)
     if handler.records:
-        first = handler.records[0].getMessage().replace(f"<tifffile.TiffFile {path.name!r}> ", "")
-        more = f" (and {len(handler.records) - 1} more)" if len(handler.records) > 1 else ""
-        raise DamagedFileError(
-            f"{path}: {what} failed: tifffile reports {first!r}{more}; the file is truncated or damaged"
-        )
+        raise _reported(path, what, handler.records)
+
+
+def _reported(path: PurePath, what: str, records: list[logging.LogRecord]) -> DamagedFileError:
+    """The DamagedFileError of what tifffile logged (``records``) while it did ``what`` on ``path``."""
+    first = records[0].getMessage().replace(f"<tifffile.TiffFile {path.name!r}> ", "")
+    more = f" (and {len(records) - 1} more)" if len(records) > 1 else ""
+    return DamagedFileError(
+        f"{path}: {what} failed: tifffile reports {first!r}{more}; the file is truncated or damaged"
+    )
 
 
 def _local(tag: str) -> str:
