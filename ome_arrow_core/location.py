@@ -186,6 +186,20 @@ def _wrap(filesystem: Any) -> pafs.FileSystem:
     )
 
 
+def _checked(path: str, uri: str) -> str:
+    """``path`` inside a store, refused when a component is empty, ``.`` or ``..``: object keys are not resolved
+    as OS paths are (``s3://b/x/..`` names a key ``x/..``, not ``b``)."""
+    if not path:
+        raise ArgumentError(f"{uri}: names no bucket; write s3://bucket/folder/name")
+    bad = [c for c in path.split("/") if c in ("", ".", "..")]
+    if bad:
+        raise ArgumentError(
+            f"{uri}: a path in an object store cannot have an empty, '.' or '..' component ({bad[0]!r}); "
+            "write the key in full (s3://bucket/folder/name)"
+        )
+    return path
+
+
 def resolve(target: str | os.PathLike[str] | Location, filesystem: Any = None) -> Location:
     """The :class:`Location` of ``target`` (path or URI), inside ``filesystem`` when one is given."""
     import pyarrow.fs as pafs
@@ -212,8 +226,10 @@ def resolve(target: str | os.PathLike[str] | Location, filesystem: Any = None) -
         return _local(unquote(parts.path))
     if scheme == "s3":
         fs, path = _s3(text)
+        path = _checked(path.rstrip("/"), _printable(parts))
     elif scheme in _PYARROW_SCHEMES:
         fs, path = pafs.FileSystem.from_uri(text)
+        path = _checked(path.rstrip("/"), _printable(parts))
     elif scheme in _HTTP_SCHEMES:
         fs, path = _http(text)
     else:

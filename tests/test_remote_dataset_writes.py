@@ -192,3 +192,11 @@ def test_http_is_read_only_and_fsspec_filesystems_write(
     write_dataset(IMAGES, f"{s3}/fsspec.ome.parquet", dim_order="CYX", progress=False, filesystem=fs)
     _same(_images(f"s3://{s3}/fsspec.ome.parquet"), IMAGES)
     assert os.environ["AWS_ENDPOINT_URL"] == s3_server.endpoint
+
+
+def test_a_key_with_an_empty_dot_or_dot_dot_component_is_an_argument_error(s3: str) -> None:
+    for uri in (f"s3://{s3}//plate.ome.parquet", f"s3://{s3}/plate.ome.parquet/..", f"s3://{s3}/./plate", "s3://"):
+        with pytest.raises(ArgumentError, match="s3://"):
+            _write(IMAGES, uri)
+        with pytest.raises(ArgumentError, match="s3://"):
+            OMEArrowDataset.scan(uri)
