@@ -194,6 +194,24 @@ def test_http_is_read_only_and_fsspec_filesystems_write(
     assert os.environ["AWS_ENDPOINT_URL"] == s3_server.endpoint
 
 
+def test_create_and_overwrite_refuse_folders_and_an_object_at_the_target(s3: str, s3_server: S3Server) -> None:
+    s3_server.put(s3, "project/raw/cells.tif", b"mine")  # nothing directly under project/: only a folder
+    s3_server.put(s3, "plate.ome.parquet", b"an object")  # an object where the dataset's directory would go
+    for mode in ("create", "overwrite"):
+        with pytest.raises(UnsafeOverwriteError, match=r"raw/|not an OME-Arrow dataset"):
+            _write(IMAGES, f"s3://{s3}/project", mode)
+        with pytest.raises(UnsafeOverwriteError, match="is an object"):
+            _write(IMAGES, f"s3://{s3}/plate.ome.parquet", mode)
+    _write(IMAGES, f"s3://{s3}/plate2.ome.parquet")
+    s3_server.put(s3, "plate2.ome.parquet/keep/notes.txt", b"mine")  # a folder inside one of our datasets
+    with pytest.raises(UnsafeOverwriteError, match=r"keep/"):
+        _write(OTHER, f"s3://{s3}/plate2.ome.parquet", "overwrite")
+    assert _objects(s3_server, f"{s3}/project") == {"cells.tif": 4}
+    assert s3_server.filesystem().get_file_info(f"{s3}/plate.ome.parquet").size == 9
+    assert _objects(s3_server, f"{s3}/plate.ome.parquet") == {}  # nothing was written beside it
+    _same(_images(f"s3://{s3}/plate2.ome.parquet"), IMAGES)
+
+
 def test_a_key_with_an_empty_dot_or_dot_dot_component_is_an_argument_error(s3: str) -> None:
     for uri in (f"s3://{s3}//plate.ome.parquet", f"s3://{s3}/plate.ome.parquet/..", f"s3://{s3}/./plate", "s3://"):
         with pytest.raises(ArgumentError, match="s3://"):

@@ -80,14 +80,17 @@ def _manifest(loc: Location) -> bytes | None:
         raise
 
 
-def listing_of(loc: Location) -> dict[str, int] | None:
-    """Name -> size of the objects directly under ``loc`` (None: a web server, which cannot list)."""
+def listing_of(loc: Location, folders: list[str] | None = None) -> dict[str, int] | None:
+    """Name -> size of the objects directly under ``loc`` (None: a web server, which cannot list); the names of the
+    folders (key prefixes) directly under it are added to ``folders`` when one is given."""
     import pyarrow.fs as pafs
 
     if _is_http(loc):
         return None
     with reading(loc.uri, None, "listing the dataset"):
         infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, allow_not_found=True, recursive=False))
+    if folders is not None:
+        folders.extend(sorted(posix_name(i.path) for i in infos if i.type == pafs.FileType.Directory))
     return {posix_name(i.path): int(i.size) for i in infos if i.type == pafs.FileType.File and i.size is not None}
 
 

@@ -61,18 +61,22 @@ def write_remote_dataset(target: Location, mode: str, write: LocalWrite) -> None
     if mode not in ("create", "append", "overwrite"):
         raise ArgumentError(f"mode must be 'create', 'append' or 'overwrite', got {mode!r}")
     puts = ObjectPuts(target)
-    listing = listing_of(target) or {}
+    folders: list[str] = []
+    listing = listing_of(target, folders) or {}
     with tempfile.TemporaryDirectory(prefix="ome-arrow-upload-") as tmp:
         if mode == "append":
             _append(target, puts, listing, Path(tmp) / target.name, write)
             return
-        if mode == "create" and listing:
+        if not listing and not folders:
+            _refuse_object(target)
+        if mode == "create" and (listing or folders):
+            under = f"{len(listing)} objects" + "".join(f", {f}/" for f in folders[:5])
             raise UnsafeOverwriteError(
-                f"{target.uri} exists ({len(listing)} objects); pass mode='append' to add images or "
-                "mode='overwrite' to replace it"
+                f"{target.uri} exists ({under}); pass mode='append' to add images or "
+                "mode='overwrite' to replace it (only an OME-Arrow dataset holding nothing else is replaced)"
             )
         if mode == "overwrite":
-            _check_ours(target, listing)
+            _check_ours(target, listing, folders)
         out = Path(tmp) / target.name
         write(out, "create")
         names = sorted((p.name for p in out.iterdir() if p.is_file() and p.name != MANIFEST), key=_order)
@@ -92,16 +96,28 @@ def write_remote_dataset(target: Location, mode: str, write: LocalWrite) -> None
                 puts.delete(name)
 
 
-def _check_ours(target: Location, listing: dict[str, int]) -> None:
-    """UnsafeOverwriteError unless the objects at ``target`` are one of our datasets and nothing else."""
-    if not listing:
+def _refuse_object(target: Location) -> None:
+    """UnsafeOverwriteError when ``target``, under which nothing is listed, is itself an object (a file)."""
+    import pyarrow.fs as pafs
+
+    if target.looked_up().type == pafs.FileType.File:
+        raise UnsafeOverwriteError(
+            f"{target.uri} is an object (a file), where the dataset's directory would go; refusing to write a "
+            "dataset beside it: write elsewhere, or remove the object yourself"
+        )
+
+
+def _check_ours(target: Location, listing: dict[str, int], folders: list[str]) -> None:
+    """UnsafeOverwriteError unless the objects at ``target`` are one of our datasets and nothing else (no folder:
+    a dataset has none)."""
+    if not listing and not folders:
         return
     if MANIFEST not in listing and SENTINEL not in listing and not {"images.parquet", "chunks.parquet"} <= set(listing):
         raise UnsafeOverwriteError(
             f"{target.uri} is not an OME-Arrow dataset (no {MANIFEST}); refusing to overwrite it: remove it yourself "
             "or write elsewhere"
         )
-    foreign = sorted(n for n in listing if not is_member_name(n))
+    foreign = [f"{n}/" for n in folders] + sorted(n for n in listing if not is_member_name(n))
     if foreign:
         raise UnsafeOverwriteError(
             f"{target.uri} holds objects our format does not write ({', '.join(foreign[:5])}); refusing to "
