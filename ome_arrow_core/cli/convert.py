@@ -163,7 +163,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--chunk-shape", help="chunk shape as y,x or z,y,x (default: planes up to 256x256, else 256x256 tiles)"
     )
-    p.add_argument("--compression", help="Parquet chunks: lz4 (default), zstd, snappy or none; Vortex: none or zstd")
+    p.add_argument(
+        "--compression",
+        help="Parquet chunks: none (default; on append: the dataset's), lz4, zstd or snappy; Vortex: none or zstd",
+    )
     p.add_argument(
         "--chunk-format",
         choices=("parquet", "vortex"),

@@ -132,8 +132,8 @@ def write_dataset(
     ome-arrow 0.1.0) or a chunk store's, such as ``"vortex"`` (``pip install
     "ome-arrow-core[vortex]"``); the images table and index stay Parquet either way, so
     filters are still pushed down. None (default) is Parquet for a new dataset and the
-    dataset's own format on append. ``compression="default"`` is lz4 for Parquet and the
-    store's default for others (Vortex: ``None`` or ``"zstd"``). ``registry`` (default: the shared one)
+    dataset's own format on append. ``compression="default"`` is none (uncompressed) for Parquet, on append the
+    codec of the dataset's Parquet chunks, and the store's default for others (Vortex: ``None`` or ``"zstd"``). ``registry`` (default: the shared one)
     opens image files and gives the chunk store: a registry that blocks it cannot write its format.
     """
     local, remote = remote_target(out, filesystem)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
+from ..parquet_files import PARQUET_CODECS
 from ..safe_write import atomic_path
 from .checks import pending_marker
-from .fragments import PARQUET, fragment_codec, suffix_of
+from .fragments import DEFAULT_COMPRESSION, PARQUET, fragment_codec, suffix_of
 from .image_batches import ImageRowBatches
 from .packing import ChunkPacker, StreamItem, packed_tables
 from .spec import read_manifest
@@ -43,8 +44,12 @@ def append_images(
     """
     previous = read_manifest(out)
     ours = previous.get("ome_arrow_core") or {}
-    fmt = chunk_format or str(ours.get("chunk_format") or PARQUET)
-    codec = fragment_codec(fmt, opts["compression"], opts["compression_level"], opts["rows_per_group"], registry)
+    own = str(ours.get("chunk_format") or PARQUET)
+    fmt = chunk_format or own
+    compression = opts["compression"]
+    if compression == DEFAULT_COMPRESSION and fmt == own == PARQUET:
+        compression = _own_codec(previous)
+    codec = fragment_codec(fmt, compression, opts["compression_level"], opts["rows_per_group"], registry)
     parts = parts_of(out, previous)
     ids = read_images(out, parts, ["image_id"])[0].column("image_id").to_pylist()
     fragments = [str(f) for f in ours["fragments"]] if "fragments" in ours else _indexed_fragments(out)
@@ -122,6 +127,15 @@ def _committed(root: Path, part: Part) -> bool:
         return part in appends_of(read_manifest(root))
     except Exception:
         return True
+
+
+def _own_codec(manifest: dict[str, Any]) -> str | None:
+    """The codec the dataset's Parquet chunks were written with (its manifest's ``choice``, which ome-arrow 0.1.0
+    writes too: zstd by default), so that an append keeps one codec and the dataset stays compactable; the
+    default (none) when the manifest does not say."""
+    choice = manifest.get("choice")
+    codec = choice.get("compression") if isinstance(choice, dict) else None
+    return codec.lower() if isinstance(codec, str) and codec.lower() in PARQUET_CODECS else DEFAULT_COMPRESSION
 
 
 def _indexed_fragments(root: Path) -> list[str]:

@@ -93,7 +93,8 @@ def stream_dataset(
 
     ``chunk_format`` is ``"parquet"`` (built in) or a chunk store's format (``"vortex"``);
     None means Parquet for a new dataset and the dataset's own format for an append.
-    ``compression="default"`` is none (uncompressed) for Parquet and the store's first listed codec otherwise.
+    ``compression="default"`` is none (uncompressed) for Parquet (an append's: the dataset's codec) and the store's
+    first listed codec otherwise.
     Chunk stores come from ``registry`` (default: the shared one).
     """
     reg = registry or default_registry()

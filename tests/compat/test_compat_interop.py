@@ -148,3 +148,17 @@ def test_a_view_without_a_layout_is_shaped_as_the_reference_s(select: dict[str, 
     ours = compat.OMEArrow(arr).tensor_view(**select)
     assert ours.layout == theirs.layout
     same_bits(np.asarray(theirs.to_numpy()), ours.to_numpy())
+
+
+def test_an_append_to_a_reference_dataset_keeps_its_codec_so_it_compacts_for_the_reference(tmp_path: Path) -> None:
+    from ome_arrow_core import compact_dataset, write_dataset
+
+    old = [pixels("float32", (1, 2, 1, 8, 8)), pixels("float32", (1, 2, 1, 8, 8)) + 1]
+    more = pixels("int8", (1, 2, 1, 8, 8))
+    out = tmp_path / "ref.ome-arrow"
+    ref.write_ome_arrow_dataset(old, str(out), pixel_dtype=np.float32)  # zstd chunks, its default
+    write_dataset([more], out, mode="append", progress=False)  # compression left at its default
+    assert compact_dataset(out) == ["chunks.parquet", "chunks-00001.parquet"]  # refused: zstd and none, before
+    reader = ref.OMEArrowDataset(str(out))
+    for image_id, want in zip(reader.image_ids, [*old, more]):
+        same_bits(want, reader.read_image(image_id))
