@@ -114,6 +114,8 @@ def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
         OMEArrowTorchDataset(path, tile=(4, 4), crop=(4, 4))
     with pytest.raises(SelectionError, match="larger than image"):
         OMEArrowTorchDataset(path, crop=(40, 4))
+    with pytest.raises(SelectionError, match=r"tile \(40, 4\) \(h, w\) is larger than image 0 \(20x24\)"):
+        OMEArrowTorchDataset(path, tile=(40, 4))  # no tile fits: no sample, an empty loader, before
     for bad in ({"tile": (4.5, 4)}, {"crop": (4, 4.0)}, {"roi": (0, 0, 4.9, 4)}, {"roi": (0, 0, 4)}):
         with pytest.raises(SelectionError, match="ints"):  # refused, not truncated
             OMEArrowTorchDataset(path, **bad)  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ class OMEArrowTorchDataset(Samples, Dataset):  # type: ignore[type-arg]
 
     ``t``, ``z``, ``c``, ``roi=(x, y, w, h)`` and ``layout`` select the same part of every
     image; ``tile=(h, w)`` makes each full tile of each image a sample (edge remainders are
-    left out); ``crop=(h, w)`` takes a centre crop, or with ``random_crop=True`` one at a
+    left out; an image smaller than a tile is refused, as for ``crop``); ``crop=(h, w)`` takes a centre crop, or with ``random_crop=True`` one at a
     position drawn from ``(seed, epoch, sample)``. ``transform`` is applied to each sample
     tensor; ``target`` names metadata column(s) returned next to it: ``(tensor, target)``.
     Batches from a DataLoader are read together (``__getitems__``), in a worker straight

@@ -117,14 +117,15 @@ class Samples:
             self._starts: np.ndarray | None = np.concatenate([[0], np.cumsum(per)])
         else:
             self._starts = None  # sample i is image i (nothing per image to pickle to every worker)
-        if self.crop is not None:
-            assert self._yx is not None
-            small = np.nonzero((self._yx[:, 0] < self.crop[0]) | (self._yx[:, 1] < self.crop[1]))[0]
-            if len(small):
-                raise SelectionError(
-                    f"crop {self.crop} (h, w) is larger than image {int(small[0])} "
-                    f"({int(self._yx[small[0], 0])}x{int(self._yx[small[0], 1])}); use a smaller crop"
-                )
+        for name, size in (("crop", self.crop), ("tile", self.tile)):  # a tile too: the image would make no sample
+            if size is not None:
+                assert self._yx is not None
+                small = np.nonzero((self._yx[:, 0] < size[0]) | (self._yx[:, 1] < size[1]))[0]
+                if len(small):
+                    raise SelectionError(
+                        f"{name} {size} (h, w) is larger than image {int(small[0])} "
+                        f"({int(self._yx[small[0], 0])}x{int(self._yx[small[0], 1])}); use a smaller {name}"
+                    )
 
     # -- epochs and sizes ---------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
