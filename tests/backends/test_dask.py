@@ -110,6 +110,17 @@ def test_errors(plate: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     assert to_dask(OMEArrowDataset.scan(mixed), roi=(0, 0, 4, 4)).shape == (2, 1, 4, 4)
 
 
+def test_images_of_several_dtypes_need_dtype_and_read_with_it(tmp_path: Path) -> None:
+    arrs = [np.arange(32, dtype=np.int8).reshape(2, 4, 4), np.full((2, 4, 4), 2.5, np.float32)]
+    ds = OMEArrowDataset.scan(write_dataset(arrs, tmp_path / "m", dim_order="CYX", progress=False))
+    with pytest.raises(SchemaError, match=r"one dtype.*\['float32', 'int8'\].*dtype="):
+        to_dask(ds)  # refused here: it made an int8 array whose compute failed, saying to pass dtype=
+    for chunks in ("auto", "storage"):
+        arr = to_dask(ds, dtype="float32", chunks=chunks)  # computing this raised MixedDtypes: dtype= was not read
+        assert arr.dtype == np.float32
+        np.testing.assert_array_equal(arr.compute(), np.stack([a.astype(np.float32) for a in arrs]))
+
+
 def test_auto_chunks_fill_the_limit_with_whole_storage_chunks(plate: tuple[Path, np.ndarray]) -> None:
     path, arrs = plate
     ds = OMEArrowDataset.scan(path)

@@ -72,10 +72,15 @@ def _read_dataset_block(
     dtype: Any = None,
     casting: str = "checked",
 ) -> np.ndarray:
-    from ome_arrow_core.plugin_api import cast_pixels
-
-    block = ds.read(range(first, last), layout=layout, channel_policy=policy, **window)  # type: ignore[arg-type]
-    return cast_pixels(block, None if dtype is None else np.dtype(dtype), casting)  # type: ignore[arg-type]
+    # ds.read casts (images of several dtypes are read a dtype at a time, then cast into the block)
+    return ds.read(
+        range(first, last),
+        layout=layout,
+        channel_policy=policy,  # type: ignore[arg-type]
+        dtype=dtype,
+        casting=casting,  # type: ignore[arg-type]
+        **window,
+    )
 
 
 def _read_view_block(view: LazyTensorView | TensorView, window: dict[str, int | tuple[int, int]]) -> np.ndarray:
@@ -124,6 +129,12 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
                 f"to_dask needs one shape for every image; this selection gives {sorted(shapes)} (TZCYX). "
                 "Filter to images of one size, or crop all to a common one with roi="
             )
+    dtype, casting = views.selection["dtype"], views.selection["casting"]
+    if dtype is None and "dtype" in cols and len(stored := set(ds.table.column("dtype").to_pylist())) > 1:
+        raise SchemaError(  # found here, not when a block is computed
+            f"to_dask needs one dtype for every image; the images are stored as {sorted(map(str, stored))}. "
+            "Pass dtype= (to_dask(ds, dtype='float32')) to read them as one, or filter to images of one dtype"
+        )
     sel, layout = first.selection, first.layout
     image = ds[0]
     t_c = (1, 1)
@@ -135,7 +146,6 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
     name = f"ome-arrow-dataset-{uuid.uuid4().hex}"
     ds_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     policy = views.selection["channel_policy"]
-    dtype, casting = views.selection["dtype"], views.selection["casting"]
     graph: dict[Any, Any] = {ds_key: ds}
     for bi, (a, b) in enumerate(_edges(outer)):
         for cell in itertools.product(*(list(enumerate(_edges(c))) for c in inner)):
