@@ -15,7 +15,7 @@ pytest.importorskip("ome_arrow_torch")
 
 from torch.utils.data import DataLoader  # noqa: E402
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
+from ome_arrow_core import DTypeError, OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
 from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -266,3 +266,20 @@ def test_batches_of_samples_are_checked_and_read_together(plate: tuple[Path, np.
     for bad in ([0, N], [-N - 1, 1]):
         with pytest.raises(IndexError, match=f"sample {bad[0] if bad[0] < 0 else bad[1]} is out of range"):
             ds.__getitems__(bad)
+
+
+def test_images_of_several_dtypes_read_as_one_batch_with_dtype(tmp_path: Path) -> None:
+    arrs = [np.arange(-16, 16, dtype=np.int8).reshape(2, 4, 4), np.full((2, 4, 4), 2.5, np.float32)]
+    path = write_dataset(arrs, tmp_path / "m", dim_order="CYX", progress=False)
+    with pytest.raises(SchemaError, match="pass dtype="):  # what the message says to do: the datasets took no dtype
+        next(iter(DataLoader(OMEArrowTorchDataset(path), batch_size=2)))
+    want = torch.from_numpy(np.stack([a.astype(np.float32) for a in arrs]))
+    for workers in (0, 2):
+        mapped = DataLoader(OMEArrowTorchDataset(path, dtype="float32"), batch_size=2, num_workers=workers)
+        assert torch.equal(next(iter(mapped)), want)
+        stream = OMEArrowIterableDataset(path, batch_size=2, dtype="float32")
+        assert torch.equal(next(iter(DataLoader(stream, batch_size=None, num_workers=workers))), want)
+    with pytest.raises(
+        DTypeError, match="uint8"
+    ):  # -16 does not fit  # checked as tensor_view(dtype=) is, unless casting="unsafe"
+        OMEArrowTorchDataset(path, dtype="uint8")[[0, 1]]

@@ -32,8 +32,10 @@ class OMEArrowTorchDataset(Samples, Dataset):  # type: ignore[type-arg]
 
     ``t``, ``z``, ``c``, ``roi=(x, y, w, h)`` and ``layout`` select the same part of every
     image; ``tile=(h, w)`` makes each full tile of each image a sample (edge remainders are
-    left out; an image smaller than a tile is refused, as for ``crop``); ``crop=(h, w)`` takes a centre crop, or with ``random_crop=True`` one at a
-    position drawn from ``(seed, epoch, sample)``. ``transform`` is applied to each sample
+    left out; an image smaller than a tile is refused, as for ``crop``); ``crop=(h, w)``
+    takes a centre crop, or with ``random_crop=True`` one at a position drawn from
+    ``(seed, epoch, sample)``. ``dtype`` (with ``casting``) casts as ``tensor_view(dtype=)``
+    does: images stored in several dtypes read as one batch only with it. ``transform`` is applied to each sample
     tensor; ``target`` names metadata column(s) returned next to it: ``(tensor, target)``.
     Batches from a DataLoader are read together (``__getitems__``), in a worker straight
     into reused shared memory, and ``default_collate`` hands that batch on without copying

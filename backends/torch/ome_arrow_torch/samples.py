@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from multiprocessing.context import get_spawning_popen
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.random  # imported once here: every DataLoader worker seeds it, and would import it anew
@@ -81,6 +81,8 @@ class Samples:
         seed: int = 0,
         transform: Transform | None = None,
         target: str | Sequence[str] | None = None,
+        dtype: Any = None,
+        casting: Literal["checked", "unsafe"] = "checked",
     ) -> None:
         self.dataset = _as_dataset(source, filter)
         # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
@@ -91,7 +93,7 @@ class Samples:
         given = [k for k, v in (("roi", roi), ("tile", tile), ("crop", crop)) if v is not None]
         if len(given) > 1:
             raise SelectionError(f"pass only one of roi, tile and crop; got {', '.join(given)}")
-        self.view = ViewSpec(t=t, z=z, c=c, layout=layout, channel_policy=channel_policy)
+        self.view = ViewSpec(t=t, z=z, c=c, layout=layout, channel_policy=channel_policy, dtype=dtype, casting=casting)
         self.roi: tuple[int, int, int, int] | None = None
         if roi is not None:
             x, y, w, h = _ints(roi, 4, "roi", "(x, y, w, h)")
