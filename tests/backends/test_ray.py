@@ -268,3 +268,17 @@ def test_every_image_equals_the_source_on_the_cluster(
     for r in rows:
         assert r["image"].dtype == arrs.dtype
         np.testing.assert_array_equal(r["image"], arrs[r["label"]])
+
+
+def test_images_of_several_dtypes_read_with_dtype(tmp_path: Path) -> None:
+    from ome_arrow_core import SchemaError
+
+    arrs = [np.arange(-16, 16, dtype=np.int8).reshape(2, 4, 4), np.full((2, 4, 4), 2.5, np.float32)]
+    path = write_dataset(arrs, tmp_path / "m", dim_order="CYX", metadata={"label": [0, 1]}, progress=False)
+    with pytest.raises(SchemaError, match=r"\['float32', 'int8'\].*pass dtype="):
+        read_dataset(path)  # refused here: it failed in a read task, saying to pass a dtype= it did not take
+    rows = read_dataset(path, dtype="float32").take_all()
+    got = np.stack([r["image"] for r in sorted(rows, key=lambda r: r["label"])])
+    np.testing.assert_array_equal(got, np.stack([a.astype(np.float32) for a in arrs]))
+    batches = list(iter_torch_batches(path, batch_size=2, dtype="float64"))
+    assert str(batches[0]["image"].dtype) == "torch.float64"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
@@ -30,6 +30,8 @@ _OWN = (
     "roi",
     "layout",
     "channel_policy",
+    "dtype",
+    "casting",
     "crop",
     "random_crop",
     "shuffle",
@@ -67,6 +69,8 @@ def read_dataset(
     roi: Sequence[int] | None = None,
     layout: str | None = None,
     channel_policy: ChannelPolicy = "error",
+    dtype: Any = None,
+    casting: Literal["checked", "unsafe"] = "checked",
     crop: Sequence[int] | None = None,
     random_crop: bool = False,
     shuffle: bool = False,
@@ -77,7 +81,8 @@ def read_dataset(
 ) -> ray.data.Dataset:
     """A ``ray.data.Dataset`` of an OME-Arrow dataset: one row per image, read by Ray's read tasks.
 
-    Each row has ``image_column`` (the selected pixels in ``layout``, dtype kept) and the
+    Each row has ``image_column`` (the selected pixels in ``layout``, dtype kept unless ``dtype`` casts, with
+    ``casting``, as ``tensor_view(dtype=)`` does: images stored in several dtypes need it) and the
     metadata ``columns`` (default: the dataset's extra columns, e.g. plate, well, label).
     ``filter`` (a pyarrow expression or ``{"well": "A01"}``) is pushed down when the
     metadata is scanned, as are later ``ds.filter(expr=...)`` on metadata columns and
@@ -123,7 +128,14 @@ def read_dataset(
         raise SchemaError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
     if image_column in keep:
         raise SchemaError(f"image_column {image_column!r} collides with a metadata column; pick another name")
-    view = ViewSpec(t=t, z=z, c=c, roi=roi, layout=layout, channel_policy=channel_policy).keywords()  # checked here
+    view = ViewSpec(
+        t=t, z=z, c=c, roi=roi, layout=layout, channel_policy=channel_policy, dtype=dtype, casting=casting
+    ).keywords()  # checked here
+    if dtype is None and "dtype" in ds.column_names and len(stored := set(ds.table.column("dtype").to_pylist())) > 1:
+        raise SchemaError(  # found here, not in a read task: a tensor column holds one dtype
+            f"the images are stored as {sorted(map(str, stored))}; a tensor column holds one dtype: pass dtype= "
+            "(read_dataset(..., dtype='float32')) to read them as one, or filter to images of one dtype"
+        )
     ensure_ray()  # before the blocks are planned: they are cut by the cluster's CPUs
     source_ = OMEArrowDatasource(
         ds,
