@@ -374,3 +374,20 @@ def test_a_server_that_ignores_range_still_serves_the_right_pixels(
     np.testing.assert_array_equal(ds.read([0, 1])[:, 1], np.stack([a[1], a[1] + 1]))
     crop = OMEArrow.scan(uri).tensor_view(c=1, roi=(3, 4, 20, 10), layout="YX").to_numpy()
     np.testing.assert_array_equal(crop, a[1, 4:14, 3:23])
+
+
+def test_a_reference_dataset_reads_from_a_server_that_ignores_range(
+    tmp_path: Path, plain_http_server: HTTPServer
+) -> None:
+    pytest.importorskip("fsspec")
+    local = Path(__file__).parent / "data" / "reference" / "oa010_dataset_default.ome-arrow"  # zstd, no page ranges
+    shutil.copytree(local, plain_http_server.root / local.name)
+    uri = f"{plain_http_server.url}/{local.name}"
+    # read through the chunks file's footer: fsspec's file refused the whole-object answer, DamagedFileError
+    np.testing.assert_array_equal(OMEArrowDataset.scan(uri).read(), OMEArrowDataset.scan(local).read())
+    damaged = shutil.copytree(local, plain_http_server.root / "damaged.ome-arrow")
+    raw = bytearray((damaged / "chunks.parquet").read_bytes())
+    raw[200:2000] = bytes(b ^ 0xFF for b in raw[200:2000])
+    (damaged / "chunks.parquet").write_bytes(bytes(raw))
+    with pytest.raises(DamagedFileError, match=f"{plain_http_server.url}/damaged.ome-arrow/chunks.parquet"):
+        OMEArrowDataset.scan(f"{plain_http_server.url}/damaged.ome-arrow").read()  # named its local mirror only

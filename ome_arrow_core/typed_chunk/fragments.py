@@ -77,7 +77,10 @@ class ParquetFragment:
     def __init__(self, file: Path) -> None:
         self.path = file
         remote = remote_chunk(file)
-        with reading(file.parent, file.name, "reading the chunks file's footer"):
+        #: Where messages say the file is: the object's URI for a remote dataset's placeholder, not the mirror's.
+        named: tuple[Path | str, str | None] = (file.parent, file.name)
+        self._named = named if remote is None else (remote.location.uri, None)
+        with reading(*self._named, "reading the chunks file's footer"):
             self.file = pq.ParquetFile(file if remote is None else remote.native())
             md = self.file.metadata
             groups = [md.row_group(i) for i in range(md.num_row_groups)]
@@ -100,7 +103,7 @@ class ParquetFragment:
     def read(self, groups: np.ndarray, audit: bool = False) -> pa.Table:
         """``pixel_bytes`` and ``chunk_id`` of row groups ``groups`` (one Parquet read; with ``audit``
         also ``dtype``, ``image_id``, the coordinates and the shapes)."""
-        with reading(self.path.parent, self.path.name, "reading chunk pixels"):
+        with reading(*self._named, "reading chunk pixels"):
             table = self.file.read_row_groups(
                 [int(g) for g in groups], columns=self._audited if audit else self._columns, use_threads=False
             )
