@@ -167,7 +167,12 @@ def _http(target: str) -> tuple[pafs.FileSystem, str]:
         def open_input_file(self, path: str) -> Any:
             from pyarrow import PythonFile
 
-            return PythonFile(self.fs.open(path, mode="rb"), mode="r")
+            size = self.fs.info(path).get("size")
+            if size is None:  # no Content-Length: fsspec's own file, which streams
+                return PythonFile(self.fs.open(path, mode="rb"), mode="r")
+            from .remote import open_known  # its reads take a range out of a server's whole-object answer
+
+            return open_known(Location(pafs.PyFileSystem(self), path, path, False), int(size))
 
     # cache_type="none": every read is one exact ranged GET; our readers coalesce neighbours themselves.
     return pafs.PyFileSystem(RangedHTTP(HTTPFileSystem(cache_type="none"))), target.rstrip("/")
