@@ -218,3 +218,19 @@ def test_write_dataset_checks_image_ids_and_rows_against_the_images(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was written
     out = write_dataset([z, z], tmp_path / "d.ome.parquet", dim_order="CYX", image_ids=["x", "y"], progress=False)
     assert [im.meta.id for im in OMEArrowDataset.scan(out)] == ["x", "y"]
+
+
+def test_rewriting_a_dataset_keeps_its_image_ids(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrowDataset, write_dataset
+
+    arrs = [np.full((2, 4, 4), i, np.uint16) for i in range(3)]
+    src = write_dataset(arrs, tmp_path / "src", dim_order="CYX", image_ids=["A01-1", "A01-2", "B02-1"], progress=False)
+    copy_ = OMEArrowDataset.scan(write_dataset(OMEArrowDataset.scan(src), tmp_path / "copy", progress=False))
+    assert copy_.table.column("image_id").to_pylist() == ["A01-1", "A01-2", "B02-1"]  # were image-00000...
+    kept = OMEArrowDataset.scan(src, filter={"image_id": ["B02-1"]})
+    write_dataset(kept, src, mode="overwrite", progress=False)
+    assert OMEArrowDataset.scan(src).table.column("image_id").to_pylist() == ["B02-1"]
+    both = OMEArrowDataset.scan(
+        write_dataset(OMEArrowDataset.scan(src), tmp_path / "copy", mode="append", progress=False)
+    )
+    assert both.table.column("image_id").to_pylist() == ["A01-1", "A01-2", "B02-1", "image-00003"]  # an append numbers

@@ -115,7 +115,8 @@ def write_dataset(
     from ``dim_order``, 5-D by default TCZYX), paths of image files (read lazily, one at a
     time), ``(ImageMeta, array)`` pairs (the array TCZYX unless ``dim_order`` names its axes;
     see :func:`~ome_arrow_core.ingesting.pair_pixels`), or an :class:`OMEArrowDataset` (whose
-    extra columns come along).
+    extra columns come along, and its image ids when they are unique, unless ``mode="append"``, where ids could
+    clash: pass ``image_ids=``).
     ``metadata`` adds columns to the images table: a mapping of column to values, a
     pyarrow Table or DataFrame, or an iterable of dicts, one per image, in order.
 
@@ -141,6 +142,10 @@ def write_dataset(
     if isinstance(images, OMEArrowDataset):
         if metadata is None and images.extra_columns:
             metadata = images.table.select(images.extra_columns)
+        if image_ids is None and mode != "append" and "image_id" in images.column_names:
+            kept = images.table.column("image_id").to_pylist()  # a rewrite keeps them; an append numbers anew
+            if None not in kept and len(set(kept)) == len(kept):  # (files of one id each, say "img-0": numbered)
+                image_ids = kept
         images = iter(images)
     rows = _metadata_rows(metadata, count)
     if isinstance(image_ids, (str, bytes)):  # iterated, it would be one id a character
