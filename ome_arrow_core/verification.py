@@ -26,13 +26,9 @@ def verify(path: str | Path) -> VerifyReport:
     """Check everything stored at ``path`` and report what is damaged (never raises for a damaged file).
 
     ``path`` is local: verifying reads every byte, so copy a remote dataset or file to a local disk first."""
-    from .uris import is_uri
+    from .uris import local_path
 
-    if is_uri(path) and not str(path).lower().startswith("file://"):
-        from .errors import ArgumentError
-
-        raise ArgumentError(f"verify reads local paths only ({path} is remote): copy it to a local disk first")
-    p = Path(str(path)[len("file://") :] if str(path).lower().startswith("file://") else path)
+    p = local_path(path, "verify")
     if p.is_dir():
         from .typed_chunk import verify_dataset
 

@@ -103,3 +103,30 @@ def test_cli_names_each_input_image_for_its_file(tmp_path: Path) -> None:
     assert ds.table.column("image_id").to_pylist() == ["plane0.parquet", "plane1.parquet"]
     assert [img.meta.name for img in ds] == ["plane0", "plane1"]
     assert [int(img.to_numpy().max()) for img in ds] == [0, 1]
+
+
+def test_a_uri_is_refused_in_one_line_not_read_as_a_local_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ome_arrow_core import cleanup_dataset, compact_dataset
+    from ome_arrow_core.errors import ArgumentError
+
+    monkeypatch.chdir(tmp_path)  # Path("s3://b/p") is the local s3:/b/p: cleanup looked there, found nothing
+    local = write_dataset([np.zeros((4, 4), np.uint8)], tmp_path / "p.ome.parquet", progress=False)
+    uri = "s3://bucket/plate.ome.parquet"
+    for argv in (
+        ["info", uri],
+        ["thumbnail", uri, "-o", "t.png"],
+        ["convert", uri, "-o", "x.ome.parquet"],
+        ["convert", str(local), "-o", uri],
+        ["compact", uri],
+        ["cleanup", uri],
+        ["verify", uri],
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "takes local paths only (s3://bucket/plate.ome.parquet is remote)" in err[0], argv
+    for call in (cleanup_dataset, compact_dataset):
+        with pytest.raises(ArgumentError, match="local paths only"):
+            call(uri)
+    assert not list(tmp_path.glob("s3*")) and main(["info", f"file://{local}"]) == 0

@@ -16,7 +16,8 @@ from ..image import OMEArrow
 from ..progress import Progress
 from ..registry import default_registry
 from ..sources import WrappedSource
-from .errors import error_line
+from ..uris import local_path
+from .errors import REMOTE_ADVICE, error_line
 
 __all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
 
@@ -74,7 +75,7 @@ def counted(images: list[OMEArrow], bar: Progress) -> Iterator[OMEArrow]:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert inputs to one OME-Arrow output; a failed input is reported and skipped."""
-    out = Path(args.output)
+    out = local_path(args.output, "the command line", REMOTE_ADVICE)
     how = _out_format(out, args.to)
     mode = "overwrite" if args.force else args.mode
     if how in ("ome-zarr", "zarr") and os.path.lexists(out):  # its writer never replaces a store (see ome-zarr.md)
@@ -94,7 +95,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if mode == "append" and how != "parquet":
         print(f"error: --mode append adds images to a dataset directory; {how} holds one image", file=sys.stderr)
         return 1
-    inputs = [Path(p) for p in args.inputs]
+    inputs = [local_path(p, "the command line", REMOTE_ADVICE) for p in args.inputs]
     failed: list[str] = []
     groups: list[tuple[Path, list[OMEArrow]]] = []
     for p in inputs:  # metadata only: errors come out here, before any progress line

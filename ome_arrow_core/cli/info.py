@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, SchemaError
 from ..image import OMEArrow
+from ..uris import local_path
+from .errors import REMOTE_ADVICE
 
 if TYPE_CHECKING:
     from ..dataset import OMEArrowDataset
@@ -129,7 +131,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+    path = local_path(args.path, "the command line", REMOTE_ADVICE)
     picked = args.row is not None or args.image is not None
     if may_hold_many(path):
         from ..dataset import OMEArrowDataset

@@ -19,6 +19,8 @@ from ..display.grid import GRID_IMAGES, cells, mosaic
 from ..errors import ArgumentError, UnsafeOverwriteError
 from ..image import OMEArrow
 from ..safe_write import atomic_path
+from ..uris import local_path
+from .errors import REMOTE_ADVICE
 from .info import may_hold_many, pick_image
 
 __all__ = ["cmd_thumbnail", "add_parser", "check_output", "smallest_level"]
@@ -56,7 +58,7 @@ def smallest_level(img: OMEArrow, size: int) -> int:
 
 
 def _picture(args: argparse.Namespace) -> np.ndarray:
-    path = Path(args.path)
+    path = local_path(args.path, "the command line", REMOTE_ADVICE)
     picked = args.row is not None or args.image is not None
     if may_hold_many(path):
         from ..dataset import OMEArrowDataset
@@ -81,7 +83,7 @@ def _picture(args: argparse.Namespace) -> np.ndarray:
 
 def cmd_thumbnail(args: argparse.Namespace) -> int:
     """Render the input and write it to ``-o`` as a PNG, atomically."""
-    out = Path(args.output)
+    out = local_path(args.output, "the command line", REMOTE_ADVICE)
     check_output(out, args.force)
     png = encode_png(_picture(args))
     with atomic_path(out) as tmp:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..safe_write import PENDING, Cleanup, clean_up, list_entries, remove_entry
+from ..uris import local_path
 from .group_lists import LISTS_FILE, LISTS_KEY, lists_file
 from .image_records import RECORDS_FILE, RECORDS_KEY
 from .spec import MANIFEST, read_manifest
@@ -31,8 +32,8 @@ def cleanup_dataset(path: str | os.PathLike[str]) -> Cleanup:
     """Remove what killed writes left at ``path`` (a dataset directory or an output file): put back an old
     copy a killed overwrite moved aside, remove stale temporaries beside and inside it, and files an
     interrupted append left inside a dataset (while no writer holds it). Never touches a live writer's
-    files or a name that is not ours."""
-    return clean_up(path, _unlisted)
+    files or a name that is not ours. ``path`` is local (a URI is refused: nothing is looked at there)."""
+    return clean_up(local_path(path, "cleanup"), _unlisted)
 
 
 def _fragments_of(file: Path) -> set[str]:

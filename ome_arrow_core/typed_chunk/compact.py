@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ..boundary import is_within, reading, require_member
 from ..errors import DamagedFileError, NotFoundError, SchemaError
 from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
+from ..uris import local_path
 from . import packing
 from .aligned_index import write_aligned_index
 from .chunk_footers import record_chunk_footers, set_footer_records
@@ -64,7 +65,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
     failure leaves the dataset as it was. Returns the chunk files merged, in order; a dataset
     held in chunks.parquet alone, without appended tables, is left untouched (returns ``[]``).
     """
-    root = Path(path)
+    root = local_path(path, "compact")
     if not root.exists():
         raise NotFoundError(f"no such dataset directory: {str(root)!r}")
     if not is_dataset_dir(root):
