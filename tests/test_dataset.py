@@ -199,9 +199,9 @@ def test_read_rois_out_and_layout_errors(tmp_path: Path) -> None:
     np.testing.assert_array_equal(first[0], arrs[4][0])
     with pytest.raises(LayoutError, match="drops non-singleton axis C"):
         ds.read([0], layout="YX")
-    with pytest.raises(SchemaError, match="writable"):
+    with pytest.raises(ArgumentError, match="writable"):  # arguments, not files: never SchemaError
         ds.read([0, 1], out=np.zeros((1, 2, 24, 32), np.uint16))
-    with pytest.raises(SchemaError, match="one per image"):
+    with pytest.raises(ArgumentError, match="one per image"):
         ds.read([0, 1], rois=[(0, 0, 4, 4)])
 
 

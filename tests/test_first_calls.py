@@ -234,3 +234,21 @@ def test_rewriting_a_dataset_keeps_its_image_ids(tmp_path: Path) -> None:
         write_dataset(OMEArrowDataset.scan(src), tmp_path / "copy", mode="append", progress=False)
     )
     assert both.table.column("image_id").to_pylist() == ["A01-1", "A01-2", "B02-1", "image-00003"]  # an append numbers
+
+
+def test_a_bad_out_or_rois_of_a_batch_read_is_an_argument_error(tmp_path: Path) -> None:
+    from ome_arrow_core import OMEArrowDataset, write_dataset
+    from ome_arrow_core.errors import SchemaError
+
+    ds = OMEArrowDataset.scan(write_dataset([np.zeros((4, 4), np.uint8)] * 2, tmp_path / "p", progress=False))
+    bad: list[dict[str, object]] = [
+        {"out": [0, 0]},  # was TypeError: 'list' object is not callable
+        {"out": np.empty((2, 4, 4), np.int16)},  # these were SchemaErrors, which blame a file
+        {"out": np.frombuffer(bytes(32), np.uint8).reshape(2, 4, 4)},
+        {"out": lambda shape, dtype: [0]},
+        {"rois": [(0, 0, 2, 2)]},
+    ]
+    for kwargs in bad:
+        with pytest.raises(ArgumentError) as caught:
+            ds.read([0, 1], **kwargs)  # type: ignore[arg-type]
+        assert not isinstance(caught.value, SchemaError), kwargs

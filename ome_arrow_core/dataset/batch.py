@@ -61,7 +61,7 @@ def plan_batch(
     dataset indices; default: their places in the batch). SchemaError when layouts, dtypes or shapes differ.
     """
     if rois is not None and len(rois) != len(keys):
-        raise SchemaError(f"rois has {len(rois)} entries for {len(keys)} images; give one per image")
+        raise ArgumentError(f"rois has {len(rois)} entries for {len(keys)} images; give one per image")
     bases: dict[Hashable, tuple[Selection, str, np.dtype]] = {}
     sels: list[Selection] = []
     for n, key in enumerate(keys):
@@ -108,13 +108,21 @@ def different_shapes(shapes: Iterable[tuple[int, ...]], where: str = "") -> Sche
 
 def checked_out(out: OutArray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """``out`` (or what ``out(shape, dtype)`` gives) if it is a writable ``shape`` array of ``dtype``
-    (SchemaError if not); a new one when None."""
+    (ArgumentError if not: an argument, not a file, is wrong); a new one when None."""
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
+        if not callable(out):
+            raise ArgumentError(
+                f"out must be a writable {shape} {dtype} numpy array or a function (shape, dtype) -> array, "
+                f"got {type(out).__name__}"
+            )
         out = out(shape, np.dtype(dtype))
         if not isinstance(out, np.ndarray):
-            raise SchemaError(f"out({shape}, {dtype}) must give a numpy array, got {type(out).__name__}")
+            raise ArgumentError(f"out({shape}, {dtype}) must give a numpy array, got {type(out).__name__}")
     if out.shape != shape or out.dtype != dtype or not out.flags.writeable:
-        raise SchemaError(f"out must be a writable {shape} {dtype} array, got {out.shape} {out.dtype}")
+        writable = "" if out.flags.writeable else " read-only"
+        raise ArgumentError(
+            f"out must be a writable {shape} {dtype} array, got a{writable} {out.shape} {out.dtype} one"
+        )
     return out

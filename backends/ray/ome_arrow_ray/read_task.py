@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ome_arrow_core import OMEArrowDataset, SchemaError
+from ome_arrow_core import OMEArrowDataset
 from ome_arrow_core.plugin_api import DamagedFileError, gc_held
 
 from .buffers import block_buffers
@@ -75,6 +75,6 @@ class ReadImages:
             return self.dataset.read(range(a, b), rois=rois, out=out, **self.view)
         except DamagedFileError:  # the files are damaged: no second read, the error goes to the caller
             raise
-        except SchemaError:  # another shape than planned (or a real error, which the plain read raises again)
+        except ValueError:  # out= of another shape than planned (ArgumentError), or a real error the plain read raises
             del out
             return self.dataset.read(range(a, b), rois=rois, **self.view)
