@@ -130,3 +130,15 @@ def test_a_uri_is_refused_in_one_line_not_read_as_a_local_path(
         with pytest.raises(ArgumentError, match="local paths only"):
             call(uri)
     assert not list(tmp_path.glob("s3*")) and main(["info", f"file://{local}"]) == 0
+
+
+def test_force_with_mode_append_is_refused_not_an_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plate = write_dataset([np.zeros((4, 4), np.uint8)] * 2, tmp_path / "p.ome.parquet", progress=False)
+    one = tmp_path / "one.npy"
+    np.save(one, np.ones((4, 4), np.uint8))
+    assert main(["convert", str(one), "-o", str(plate), "--mode", "append", "--force", "-q"]) == 1
+    assert "--force replaces" in capsys.readouterr().err
+    assert len(OMEArrowDataset.scan(plate)) == 2  # the plate was replaced by the one image before
+    assert main(["convert", str(one), "-o", str(plate), "--mode", "append", "-q"]) == 0
+    assert main(["convert", str(one), "-o", str(plate), "--mode", "overwrite", "--force", "-q"]) == 0
+    assert len(OMEArrowDataset.scan(plate)) == 1

@@ -77,7 +77,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     """Convert inputs to one OME-Arrow output; a failed input is reported and skipped."""
     out = local_path(args.output, "the command line", REMOTE_ADVICE)
     how = _out_format(out, args.to)
-    mode = "overwrite" if args.force else args.mode
+    if args.force and args.mode not in (None, "overwrite"):  # --force would replace what --mode append adds to
+        print(
+            f"error: --force replaces {out}, which --mode {args.mode} does not: pass one of them; nothing written",
+            file=sys.stderr,
+        )
+        return 1
+    mode = "overwrite" if args.force else args.mode or "create"
     if how in ("ome-zarr", "zarr") and os.path.lexists(out):  # its writer never replaces a store (see ome-zarr.md)
         print(
             f"error: {out} exists; an OME-Zarr output is never replaced, --force or not (a store may hold arrays "
@@ -176,7 +182,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--mode",
         choices=("create", "overwrite", "append"),
-        default="create",
+        default=None,
         help="create (default): refuse an existing output; overwrite: replace it (a file, or an "
         "OME-Arrow dataset directory holding nothing else; anything else is refused); "
         "append: add the images to the dataset directory",
