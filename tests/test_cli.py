@@ -89,6 +89,29 @@ def test_cli_converts_the_sample_tiffs_into_one_dataset(tmp_path: Path) -> None:
         np.testing.assert_array_equal(OMEArrow(out, row=row).to_numpy(), OMEArrow(path).to_numpy())
 
 
+def test_cli_converts_every_series_of_a_multi_image_tiff(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An OME-TIFF of two images converts to a dataset of both (only the first was written, without a word); to a
+    one-image format it is refused, saying how to convert one image."""
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("ome_arrow_tiff", reason="TIFF backend not installed")
+    first = np.random.default_rng(0).integers(0, 60000, (2, 16, 24), dtype=np.uint16)
+    second = np.random.default_rng(1).integers(0, 255, (3, 8, 8), dtype=np.uint8)
+    src = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(src, ome=True) as tw:
+        tw.write(first, metadata={"axes": "CYX"})
+        tw.write(second, metadata={"axes": "ZYX"})
+    out = tmp_path / "two.ome.parquet"
+    assert main(["convert", str(src), "-o", str(out), "-q"]) == 0
+    ds = OMEArrowDataset.scan(out)
+    assert len(ds) == 2
+    np.testing.assert_array_equal(ds[0].to_numpy()[0, :, 0], first)
+    np.testing.assert_array_equal(ds[1].to_numpy()[0, 0], second)
+    capsys.readouterr()
+    assert main(["convert", str(src), "-o", str(tmp_path / "one.ome.tiff"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "hold 2 images" in err and "row=" in err and not (tmp_path / "one.ome.tiff").exists()
+
+
 def test_cli_names_each_input_image_for_its_file(tmp_path: Path) -> None:
     """Several inputs: each image is named for its file (the CLI wraps the source; the reader's meta is untouched)."""
     paths = []

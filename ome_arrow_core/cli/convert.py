@@ -34,17 +34,19 @@ def _out_format(out: Path, how: str | None) -> str:
     found = default_registry().output_format(out)
     if found is not None:
         return found
-    raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff")
+    raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff|ome-zarr")
 
 
 def _expand(path: Path, img: OMEArrow) -> list[OMEArrow]:
-    """Every image of ``path``: a multi-image dataset directory or a multi-row table gives each of its images."""
+    """Every image of ``path``: a multi-image dataset directory, a multi-row table or a file of several image
+    series (an OME-TIFF of several images) gives each of its images."""
     if path.is_dir() and default_registry().resolve_reader(path).name == "parquet":  # an OME-Zarr store: one image
         from ..dataset import OMEArrowDataset
 
         ds = OMEArrowDataset.scan(path)
         return list(ds) if len(ds) > 1 else [img]
-    rows = int(img.info().get("rows_in_file") or 1)  # a table of struct records: one image a row
+    info = img.info()
+    rows = int(info.get("rows_in_file") or info.get("series_count") or 1)  # one image a row or a series
     return [img] + [OMEArrow.scan(path, row=i) for i in range(1, rows)]
 
 
@@ -122,7 +124,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if how != "parquet" and len(images) > 1:
         print(
             f"error: the inputs hold {len(images)} images, which make one multi-image dataset directory; "
-            f"{how} holds one image: convert to .ome.parquet, or one image at a time",
+            f"{how} holds one image: convert to .ome.parquet, or one image at a time (in Python, image i of a "
+            "file: OMEArrow.scan(path, row=i).export(out=...))",
             file=sys.stderr,
         )
         return 1
@@ -163,9 +166,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """The ``convert`` subcommand."""
-    p = sub.add_parser("convert", help="convert TIFF / OME-TIFF / .npy / OME-Arrow to OME-Arrow Parquet or Vortex")
+    p = sub.add_parser(
+        "convert",
+        help="convert images (OME-TIFF, TIFF, OME-Zarr, OME-Arrow, .npy, what bioio opens) to OME-Arrow Parquet, "
+        "Vortex, OME-TIFF or OME-Zarr",
+    )
     p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
-    p.add_argument("-o", "--output", required=True, help="output path (.ome.parquet directory or .vortex)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output path: .ome.parquet (a dataset directory: one or more images), .vortex, .ome.tiff or .ome.zarr "
+        "(one image each)",
+    )
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
     p.add_argument(
         "--chunk-shape", help="chunk shape as y,x or z,y,x (default: planes up to 256x256, else 256x256 tiles)"
