@@ -36,6 +36,13 @@ def _pixels_of(item: Any, dim_order: str | None, registry: Registry | None) -> t
         return item.meta, _band_reader(item)
     if isinstance(item, (str, os.PathLike)):
         img = OMEArrow.scan(item, registry=registry)
+        series = int(img.info().get("series_count") or 1)
+        if series > 1:  # one item is one image: the others would be dropped without a word
+            raise ArgumentError(
+                f"{os.fspath(item)} holds {series} images (image series) and write_dataset takes one image per item; "
+                f"pass OMEArrowDataset.scan({os.fspath(item)!r}) for all of them (each series an image), or "
+                f"OMEArrow.scan(path, row=i) for image i"
+            )
         return img.meta, _band_reader(img)
     # arrays are not copied into Arrow memory: the writer reads each one at once, copying it chunk by chunk
     if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ImageMeta):

@@ -48,3 +48,19 @@ def test_directory_of_tiffs_lists_every_series_and_keeps_a_damaged_file_for_its_
     assert np.array_equal(ds[2].to_numpy()[0, 0, 0], FIRST[0])
     with pytest.raises(DamagedFileError, match=r"c\.tif"):
         ds[3].to_numpy()
+
+
+def test_write_dataset_of_a_multi_series_path_is_refused_not_cut_to_its_first(tmp_path: Path) -> None:
+    """write_dataset takes one image per item: a path of two series was written as its first alone; it is refused,
+    naming the dataset scan that writes both, and nothing is written. The scan's images write as two."""
+    from ome_arrow_core import write_dataset
+    from ome_arrow_core.errors import ArgumentError
+
+    path = two_series(tmp_path / "two.ome.tif", True)
+    out = tmp_path / "out.ome.parquet"
+    with pytest.raises(ArgumentError, match=r"holds 2 images .*OMEArrowDataset\.scan"):
+        write_dataset([path], out)
+    assert not out.exists()
+    write_dataset(OMEArrowDataset.scan(path), out)
+    written = OMEArrowDataset.scan(out)
+    assert len(written) == 2 and np.array_equal(written[1].to_numpy().reshape(SECOND.shape), SECOND)
