@@ -16,6 +16,7 @@ from table_records import value_files
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, compact_dataset, write_dataset
 from ome_arrow_core.cli import main
+from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.typed_chunk import append, opening
 
 N = 9
@@ -152,7 +153,7 @@ def test_appends_refuse_an_image_id_already_in_any_part(tmp_path: Path) -> None:
     write_dataset(arrs[1:2], out, mode="append", image_ids=["b"], **OPTS)
     files = _files(out)
     for taken in ("a", "b"):
-        with pytest.raises(SchemaError, match=f"image id '{taken}' is already in the dataset"):
+        with pytest.raises(ArgumentError, match=f"image id '{taken}' is already in the dataset"):
             write_dataset(arrs[2:], out, mode="append", image_ids=[taken], **OPTS)
     assert _files(out) == files
     write_dataset(arrs[2:], out, mode="append", image_ids=["c"], metadata={"n": [1]}, **OPTS)

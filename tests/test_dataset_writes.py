@@ -16,7 +16,7 @@ import pytest
 from dataset_plates import REF, plate_pixels, write_plate
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset
-from ome_arrow_core.errors import StorageError
+from ome_arrow_core.errors import ArgumentError, StorageError
 from ome_arrow_core.typed_chunk import packing
 
 
@@ -104,13 +104,13 @@ def test_a_handle_opened_before_an_overwrite_with_fewer_images_says_to_scan_agai
 
 def test_metadata_errors(tmp_path: Path) -> None:
     arrs = plate_pixels(2)
-    with pytest.raises(SchemaError, match="one value per image"):
+    with pytest.raises(ArgumentError, match="one value per image"):
         write_dataset(arrs, tmp_path / "a", dim_order="CYX", metadata={"x": [1]}, progress=False)
-    with pytest.raises(SchemaError, match="collide"):
+    with pytest.raises(ArgumentError, match="collide"):
         write_dataset(arrs, tmp_path / "b", dim_order="CYX", metadata={"name": ["a", "b"]}, progress=False)
-    with pytest.raises(SchemaError, match="ran out"):
+    with pytest.raises(ArgumentError, match="ran out"):
         write_dataset(iter(arrs), tmp_path / "c", dim_order="CYX", metadata=iter([{"x": 1}]), progress=False)
-    with pytest.raises(SchemaError, match="unique"):
+    with pytest.raises(ArgumentError, match="unique"):
         write_dataset(arrs, tmp_path / "d", dim_order="CYX", image_ids=["a", "a"], progress=False)
     out = write_dataset(arrs, tmp_path / "e", dim_order="CYX", metadata={"x": [1, 2]}, progress=False)
     with pytest.raises(SchemaError, match="metadata column .x.: the dataset.s column is int64"):

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ..boundary import blaming, reading
 from ..casting import Casting, cast_pixels, copy_cast
-from ..errors import DamagedFileError, OMEArrowError, SchemaError
+from ..errors import ArgumentError, DamagedFileError, OMEArrowError, SchemaError
 from ..image import OMEArrow
 from ..layout import ChannelPolicy
 from ..meta import ImageMeta
@@ -198,7 +198,7 @@ class DatasetReads:
         idx = picked.tolist()
         member_of, row_of = (a.tolist() for a in self._positions.many(picked))
         if not idx:
-            raise SchemaError("read() got no indices; pass at least one image")
+            raise ArgumentError("read() got no indices; pass at least one image")
         uniform = self._uniform_parts()
         images: dict[int, OMEArrow] = {}  # images of other storages, opened once
 

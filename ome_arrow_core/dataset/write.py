@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..buffers import read_only
-from ..errors import ArgumentError, SchemaError
+from ..errors import ArgumentError
 from ..image import OMEArrow
 from ..image_input import open_source
 from ..ingesting import pair_pixels
@@ -81,7 +81,7 @@ def _metadata_rows(metadata: Any, count: int | None) -> Iterator[Mapping[str, An
         cols = {str(k): list(v) for k, v in metadata.items()}
         lengths = {len(v) for v in cols.values()}
         if len(lengths) > 1 or (count is not None and lengths and lengths != {count}):
-            raise SchemaError(
+            raise ArgumentError(
                 f"metadata columns must each have one value per image ({count} images); "
                 f"got lengths {{{', '.join(f'{k}: {len(v)}' for k, v in cols.items())}}}"
             )
@@ -90,10 +90,10 @@ def _metadata_rows(metadata: Any, count: int | None) -> Iterator[Mapping[str, An
             yield {k: v[i] for k, v in cols.items()}
         return
     if isinstance(metadata, Sequence) and count is not None and len(metadata) != count:
-        raise SchemaError(f"metadata has {len(metadata)} rows for {count} images; give one row per image")
+        raise ArgumentError(f"metadata has {len(metadata)} rows for {count} images; give one row per image")
     for row in metadata:
         if not isinstance(row, Mapping):
-            raise SchemaError(f"metadata rows must be mappings of column to value, got {type(row).__name__}")
+            raise ArgumentError(f"metadata rows must be mappings of column to value, got {type(row).__name__}")
         yield row
 
 
@@ -167,16 +167,16 @@ def write_dataset(
             try:
                 extra = next(rows)
             except StopIteration:
-                raise SchemaError(f"metadata ran out after {done[0]} rows; give one row per image") from None
+                raise ArgumentError(f"metadata ran out after {done[0]} rows; give one row per image") from None
             image_id = next(ids, None) if ids is not None else None
             if ids is not None and image_id is None:
-                raise SchemaError(f"image_ids ran out after {done[0]} ids; give one id per image")
+                raise ArgumentError(f"image_ids ran out after {done[0]} ids; give one id per image")
             done[0] += 1
             yield (None if image_id is None else str(image_id)), meta, reader, extra
         if ids is not None and next(ids, None) is not None:  # before the commit: a list off by one says so
-            raise SchemaError(f"image_ids holds more ids than the {done[0]} images; give one id per image")
+            raise ArgumentError(f"image_ids holds more ids than the {done[0]} images; give one id per image")
         if metadata is not None and next(rows, None) is not None:
-            raise SchemaError(f"metadata holds more rows than the {done[0]} images; give one row per image")
+            raise ArgumentError(f"metadata holds more rows than the {done[0]} images; give one row per image")
 
     def write(path: Path, how: str) -> Path:
         return stream_dataset(

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from ..errors import SchemaError
+from ..errors import ArgumentError, SchemaError
 from .column_types import conform
 from .spec import FILE_METADATA, IMAGES_SCHEMA, LOCATOR_COLUMNS
 
@@ -79,7 +79,7 @@ class ImageRowBatches:
             names += [k for k in e.column_names if k not in names]
         clash = sorted(set(names) & {*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS})
         if clash:
-            raise SchemaError(
+            raise ArgumentError(
                 f"metadata columns {clash} collide with the dataset's own columns; rename them "
                 f"(reserved: {', '.join([*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS])})"
             )

@@ -336,7 +336,7 @@ def _image_pieces(
                 n += 1
             image_id = f"image-{n:05d}"
         if image_id in taken:
-            raise SchemaError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
+            raise ArgumentError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
         taken.add(image_id)
         n += 1
         before = fw.bytes

@@ -50,7 +50,7 @@ def write_images(
         else [m.id if len(images) == 1 else f"image-{i:05d}" for i, (m, _) in enumerate(images)]
     )
     if len(set(ids)) != len(ids):
-        raise SchemaError(f"image ids must be unique, got {ids}")
+        raise ArgumentError(f"image ids must be unique, got {ids}")
     items: list[StreamItem] = [
         (image_id, meta, _array_reader(np.asarray(pixels)), {}) for (meta, pixels), image_id in zip(images, ids)
     ]
