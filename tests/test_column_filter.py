@@ -17,7 +17,7 @@ from table_records import groups_of, without_value_index
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.dataset import column_filter
-from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError
+from ome_arrow_core.errors import ArgumentError, ChecksumError, DamagedFileError
 from ome_arrow_core.typed_chunk import footers, group_sums
 from ome_arrow_core.typed_chunk.opening import clear_cache
 
@@ -133,13 +133,13 @@ def test_the_filter_reads_only_the_named_columns_and_keeps_no_whole_footer(
 
 def test_a_column_no_table_has_is_refused_by_the_whole_table(plate: Path) -> None:
     ds = OMEArrowDataset.scan(plate)
-    with pytest.raises(SchemaError, match="nope"):
+    with pytest.raises(ArgumentError, match="nope"):
         ds.filter({"nope": 1})
 
 
 def test_a_value_the_column_cannot_hold_is_refused_clearly(plate: Path) -> None:
     ds = OMEArrowDataset.scan(plate)
-    with pytest.raises(SchemaError, match="site"):
+    with pytest.raises(ArgumentError, match="site"):
         ds.filter({"site": "not a number"})
 
 

@@ -141,9 +141,9 @@ def test_filter_ranges_and_numpy_arrays_mean_one_of(tmp_path: Path) -> None:
 
 def test_filter_errors_name_the_columns(tmp_path: Path) -> None:
     out, _ = write_plate(tmp_path)
-    with pytest.raises(SchemaError, match="well"):
+    with pytest.raises(ArgumentError, match="well"):
         OMEArrowDataset.scan(out, filter={"nope": 1})
-    with pytest.raises(SchemaError, match="mapping"):
+    with pytest.raises(ArgumentError, match="mapping"):
         OMEArrowDataset.scan(out, filter="well == 'A01'")  # type: ignore[arg-type]
 
 

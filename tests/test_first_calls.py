@@ -204,7 +204,6 @@ def test_an_export_does_not_replace_a_plate_with_one_image(tmp_path: Path) -> No
 
 def test_write_dataset_checks_image_ids_and_rows_against_the_images(tmp_path: Path) -> None:
     from ome_arrow_core import OMEArrowDataset, write_dataset
-    from ome_arrow_core.errors import SchemaError
 
     z = np.zeros((2, 8, 8), np.uint16)
     with pytest.raises(ArgumentError, match="image_ids takes one id per image .* got the string 'ab'"):

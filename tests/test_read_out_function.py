@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, write_dataset
+from ome_arrow_core.errors import ArgumentError
 from tests.pixels import random_pixels
 
 N = 9
@@ -90,8 +91,9 @@ def test_per_image_rois_size_the_buffer(plate: tuple[Path, list[np.ndarray]]) ->
     ],
 )
 def test_a_buffer_that_does_not_fit_is_refused(plate: tuple[Path, list[np.ndarray]], bad: Any) -> None:
+    """The caller's out= does not fit: the argument's mistake (ArgumentError), not the file's."""
     out, _ = plate
-    with pytest.raises(SchemaError, match="out"):
+    with pytest.raises(ArgumentError, match="out"):
         OMEArrowDataset.scan(out).read([0, 3], out=bad)
 
 

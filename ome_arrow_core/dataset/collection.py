@@ -34,7 +34,7 @@ from ..arguments import check_index
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..display import DatasetThumbnails
-from ..errors import ArgumentError, SchemaError, SelectionTypeError, StorageError
+from ..errors import ArgumentError, SelectionTypeError, StorageError
 from ..image import OMEArrow
 from ..registry import Registry
 from ..typed_chunk import (
@@ -43,7 +43,7 @@ from ..typed_chunk import (
     dataset_path,
     open_files,
 )
-from .filter_nulls import FILTER_ERRORS, filtered
+from .filter_nulls import FILTER_ERRORS, filtered, refused_filter
 from .image_location import ImageLocation
 from .positions import Positions, checked_indices
 from .reads import DatasetReads
@@ -262,7 +262,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         try:
             kept = filtered(marked, expr).column(ROW_COLUMN).to_numpy()
         except FILTER_ERRORS as exc:
-            raise SchemaError(f"filter {expr} cannot be applied (columns: {self.column_names}): {exc}") from exc
+            raise refused_filter(expr, "", self.column_names, exc) from exc
         return self.select(kept)
 
     def shuffled(self, seed: int) -> OMEArrowDataset:

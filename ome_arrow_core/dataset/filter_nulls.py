@@ -9,6 +9,7 @@ its values have (a string filter on it matches nothing, it does not raise).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..errors import ArgumentError
 if TYPE_CHECKING:
     import pyarrow.compute as pc
 
-__all__ = ["FILTER_ERRORS", "WIDENED", "MANY", "is_many", "filtered", "term_values"]
+__all__ = ["FILTER_ERRORS", "WIDENED", "MANY", "is_many", "filtered", "refused_filter", "term_values"]
 
 #: What pyarrow raises for a filter it cannot apply to a table (a type its kernels do not compare).
 FILTER_ERRORS: Final = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
@@ -73,3 +74,15 @@ def filtered(table: pa.Table, expr: pc.Expression) -> pa.Table:
                 kept = kept.set_column(i, table.schema.field(i), pa.nulls(len(kept)))
             return kept
         raise
+
+
+def refused_filter(expr: object, where: str, columns: Sequence[str], exc: BaseException) -> ArgumentError:
+    """The ArgumentError of a filter pyarrow cannot apply (``exc``, one of :data:`FILTER_ERRORS`) to the table of
+    ``columns`` in ``where`` ("" or " to FILE"): a column it does not have, or a value of another type. pyarrow's
+    reason is cut to its first line (it appends the whole schema)."""
+    lines = str(exc).strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    return ArgumentError(
+        f"filter {expr} cannot be applied{where} (columns: {list(columns)}): {reason}; filter on these columns, "
+        "with values of their types"
+    )

@@ -21,7 +21,7 @@ from ..boundary import reading
 from ..errors import OMEArrowError, PluginError, SchemaError
 from ..handlers import require
 from ..registry import Registry, default_registry
-from .filter_nulls import FILTER_ERRORS, filtered
+from .filter_nulls import FILTER_ERRORS, filtered, refused_filter
 
 if TYPE_CHECKING:
     import pyarrow.compute as pc
@@ -86,7 +86,5 @@ def collection_table(
         try:
             table = filtered(table, expr)
         except FILTER_ERRORS as exc:
-            raise SchemaError(
-                f"filter {expr} cannot be applied to {path} (columns: {table.column_names[:-1]}): {exc}"
-            ) from exc
+            raise refused_filter(expr, f" to {path}", table.column_names[:-1], exc) from exc
     return table, 1, 1

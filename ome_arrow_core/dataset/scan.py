@@ -37,7 +37,7 @@ from ..typed_chunk import (
     table_rows,
 )
 from .column_filter import arrow_values, mapping_rows
-from .filter_nulls import FILTER_ERRORS, filtered, is_many, term_values
+from .filter_nulls import FILTER_ERRORS, filtered, is_many, refused_filter, term_values
 from .reader_members import collection_table, file_member, reader_member
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def as_filter(spec: FilterLike) -> pc.Expression | None:
     if isinstance(spec, pc.Expression):
         return spec
     if not isinstance(spec, Mapping) or not spec:
-        raise SchemaError(
+        raise ArgumentError(
             f"filter must be a pyarrow expression or a non-empty mapping of column to value, got {spec!r}"
         )
     expr: pc.Expression | None = None
@@ -177,7 +177,7 @@ def _scan_parquet_file(
     except FILTER_ERRORS as exc:
         full = schema or md.schema.to_arrow_schema()
         if not any(pa.types.is_null(f.type) for f in full):
-            raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {full.names}): {exc}") from exc
+            raise refused_filter(expr, f" to {file}", full.names, exc) from exc
         whole = fragment.to_table(schema=schema, columns=columns)  # a column of type null: read whole, then
         whole = whole.append_column(
             ROW_COLUMN, int_array(np.arange(first_row, first_row + whole.num_rows, dtype=np.int64))
@@ -185,7 +185,7 @@ def _scan_parquet_file(
         try:  # ... filtered as an all-null column of the type the filter wants (filter_nulls)
             return filtered(whole, expr), md.num_row_groups, md.num_row_groups
         except FILTER_ERRORS as again:
-            raise SchemaError(f"filter {expr} cannot be applied to {file} (columns: {full.names}): {exc}") from again
+            raise refused_filter(expr, f" to {file}", full.names, exc) from again
     if not parts:
         schema = schema or pq.read_schema(file)
         if columns is not None:
@@ -368,7 +368,7 @@ def _filtered(table: pa.Table, expr: pc.Expression | None, what: str) -> pa.Tabl
     try:
         return table.filter(expr)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SchemaError(f"filter {expr} cannot be applied to {what} (columns: image_id, path): {exc}") from exc
+        raise refused_filter(expr, f" to {what}", ["image_id", "path"], exc) from exc
 
 
 def member_table(
