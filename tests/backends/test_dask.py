@@ -14,6 +14,7 @@ da = pytest.importorskip("dask.array")
 pytest.importorskip("ome_arrow_dask")
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset  # noqa: E402
+from ome_arrow_core.errors import ArgumentError  # noqa: E402
 from ome_arrow_dask import storage_chunks, to_dask  # noqa: E402
 
 N = 7
@@ -161,7 +162,7 @@ def test_auto_chunks_of_a_large_plate_make_few_tasks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("chunks", ["lots", -1, 0, 1.5, True])
 def test_bad_chunks_are_refused(plate: tuple[Path, np.ndarray], chunks: Any) -> None:
-    with pytest.raises(SchemaError, match="chunks"):
+    with pytest.raises(ArgumentError, match="chunks"):
         to_dask(OMEArrowDataset.scan(plate[0]), chunks=chunks)
 
 

@@ -10,7 +10,8 @@ import pytest
 xr = pytest.importorskip("xarray")
 pytest.importorskip("dask.array")
 
-from ome_arrow_core import Channel, ImageMeta, OMEArrow, OMEArrowDataset, SchemaError, write_dataset  # noqa: E402
+from ome_arrow_core import Channel, ImageMeta, OMEArrow, OMEArrowDataset, write_dataset  # noqa: E402
+from ome_arrow_core.errors import ArgumentError  # noqa: E402
 from ome_arrow_dask import to_xarray  # noqa: E402
 
 N = 4
@@ -95,7 +96,7 @@ def test_images_and_lazy_views(plate: tuple[Path, np.ndarray]) -> None:
 def test_errors(plate: tuple[Path, np.ndarray]) -> None:
     path, _ = plate
     ds = OMEArrowDataset.scan(path)
-    with pytest.raises(SchemaError, match="not in the dataset"):
+    with pytest.raises(ArgumentError, match="not in the dataset"):
         to_xarray(ds, columns=["nope"])
     with pytest.raises(TypeError, match="to_xarray takes"):
         to_xarray(np.zeros(3))

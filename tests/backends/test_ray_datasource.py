@@ -13,7 +13,8 @@ pytest.importorskip("ome_arrow_ray")
 
 from ray.data.expressions import col
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, write_dataset
+from ome_arrow_core import OMEArrowDataset, SelectionError, write_dataset
+from ome_arrow_core.errors import ArgumentError
 from ome_arrow_ray import OMEArrowDatasource, datasource, read_dataset
 from ome_arrow_ray.sampling import epoch_order
 
@@ -129,9 +130,9 @@ def test_errors(plate: tuple[Path, np.ndarray]) -> None:
         read_dataset(path, crop=(4, 4), roi=(0, 0, 4, 4))
     with pytest.raises(TypeError, match="prefetch_batches"):  # a loader option, not a read option
         read_dataset(path, prefetch_batches=2)
-    with pytest.raises(SchemaError, match="not in the dataset"):
+    with pytest.raises(ArgumentError, match="not in the dataset"):
         read_dataset(path, columns=["nope"])
-    with pytest.raises(SchemaError, match="no images match"):
+    with pytest.raises(ArgumentError, match="no images match"):
         read_dataset(OMEArrowDataset.scan(path), filter={"well": "Z"})
-    with pytest.raises(SchemaError, match="collides"):
+    with pytest.raises(ArgumentError, match="collides"):
         read_dataset(path, image_column="well")

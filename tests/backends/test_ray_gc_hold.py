@@ -35,8 +35,7 @@ def gc_on() -> Iterator[None]:
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
-        gc.disable()
+    (gc.enable if was else gc.disable)()  # a test that switched it off leaves it as it found it
 
 
 class Collections:

@@ -16,6 +16,7 @@ pytest.importorskip("ome_arrow_torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from ome_arrow_core import DTypeError, OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
+from ome_arrow_core.errors import ArgumentError  # noqa: E402
 from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -119,7 +120,7 @@ def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
     for bad in ({"tile": (4.5, 4)}, {"crop": (4, 4.0)}, {"roi": (0, 0, 4.9, 4)}, {"roi": (0, 0, 4)}):
         with pytest.raises(SelectionError, match="ints"):  # refused, not truncated
             OMEArrowTorchDataset(path, **bad)  # type: ignore[arg-type]
-    with pytest.raises(SchemaError, match="target"):
+    with pytest.raises(ArgumentError, match="target"):
         OMEArrowTorchDataset(path, target="nope")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ome_arrow_core import SchemaError
+from ome_arrow_core.plugin_api import ArgumentError
 
 __all__ = ["Chunking", "block_limit", "merge_chunks", "plan"]
 
@@ -32,16 +32,16 @@ def block_limit(chunks: Chunking) -> int | None:
 
         chunks = dask.config.get("array.chunk-size")
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer, str)):
-        raise SchemaError(f"chunks must be 'auto', 'storage' or a byte limit such as '64MiB'; got {chunks!r}")
+        raise ArgumentError(f"chunks must be 'auto', 'storage' or a byte limit such as '64MiB'; got {chunks!r}")
     if isinstance(chunks, str):
         from dask.utils import parse_bytes
 
         try:
             chunks = parse_bytes(chunks)
         except ValueError as exc:
-            raise SchemaError(f"chunks={chunks!r} is not a byte size such as '64MiB': {exc}") from exc
+            raise ArgumentError(f"chunks={chunks!r} is not a byte size such as '64MiB': {exc}") from exc
     if int(chunks) < 1:
-        raise SchemaError(f"chunks must be a positive byte limit, got {chunks!r}")
+        raise ArgumentError(f"chunks must be a positive byte limit, got {chunks!r}")
     return int(chunks)
 
 

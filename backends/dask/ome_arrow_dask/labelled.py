@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError
+from ome_arrow_core.plugin_api import ArgumentError
 
 from .array import to_dask
 from .chunking import Chunking
@@ -50,7 +51,7 @@ def _column_coords(ds: OMEArrowDataset, dim: str, columns: Sequence[str] | None)
     )
     missing = [n for n in names if n not in ds.column_names]
     if missing:
-        raise SchemaError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
+        raise ArgumentError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
     out: dict[str, Any] = {}
     for name in names:
         col = ds.table.column(name)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
-from ome_arrow_core.plugin_api import ChannelPolicy
+from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy
 
 if TYPE_CHECKING:
     import ray.data
@@ -121,13 +121,13 @@ def read_dataset(
         raise SelectionError("pass only one of roi and crop")
     ds = _as_dataset(source, filter)
     if len(ds) == 0:
-        raise SchemaError(f"no images match filter {filter!r}; nothing to read")
+        raise ArgumentError(f"no images match filter {filter!r}; nothing to read")
     keep = list(columns) if columns is not None else ds.extra_columns
     missing = [n for n in keep if n not in ds.column_names]
     if missing:
-        raise SchemaError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
+        raise ArgumentError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
     if image_column in keep:
-        raise SchemaError(f"image_column {image_column!r} collides with a metadata column; pick another name")
+        raise ArgumentError(f"image_column {image_column!r} collides with a metadata column; pick another name")
     view = ViewSpec(
         t=t, z=z, c=c, roi=roi, layout=layout, channel_policy=channel_policy, dtype=dtype, casting=casting
     ).keywords()  # checked here

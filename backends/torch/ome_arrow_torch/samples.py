@@ -20,8 +20,8 @@ import numpy.random  # imported once here: every DataLoader worker seeds it, and
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
-from ome_arrow_core.plugin_api import ChannelPolicy, gc_held
+from ome_arrow_core import OMEArrowDataset, SelectionError, ViewSpec
+from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, gc_held
 
 from .collate import rows_of
 from .pool import BatchPool
@@ -107,7 +107,9 @@ class Samples:
         self._target_names = [target] if isinstance(target, str) else list(target or [])
         missing = [n for n in self._target_names if n not in self.dataset.column_names]
         if missing:
-            raise SchemaError(f"target columns {missing} are not in the dataset; columns: {self.dataset.column_names}")
+            raise ArgumentError(
+                f"target columns {missing} are not in the dataset; columns: {self.dataset.column_names}"
+            )
         self._targets = {n: self.dataset.table.column(n).to_pylist() for n in self._target_names}
         self._target: str | Sequence[str] | None = target
         self._yx = self._image_sizes() if (self.tile or self.crop) else None
