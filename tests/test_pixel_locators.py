@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from table_digests import without_image_records, without_table_digests
 
 from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset
-from ome_arrow_core.errors import ChecksumError, DamagedFileError, SchemaError
+from ome_arrow_core.errors import ArgumentError, ChecksumError, DamagedFileError, SchemaError
 from ome_arrow_core.typed_chunk import LOCATOR_COLUMNS, locators
 from ome_arrow_core.typed_chunk.locators import LOCATORS_KEY, value_offsets
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset
@@ -138,7 +138,7 @@ def test_only_row_groups_with_a_one_chunk_image_are_located(tmp_path: Path, monk
 
 
 def test_a_metadata_column_named_like_a_locator_column_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SchemaError, match="pixels_offset"):
+    with pytest.raises(ArgumentError, match="pixels_offset"):
         write_dataset([_image(0)], tmp_path / "x", metadata=[{"pixels_offset": 3}], dim_order="CYX", progress=False)
 
 
