@@ -186,3 +186,16 @@ def test_a_damaged_images_table_is_refused_by_a_filter_on_an_all_null_column(tmp
     clear_cache()
     with pytest.raises(ChecksumError, match="footer"):
         OMEArrowDataset.scan(root).filter({"well": ["A01"]})
+
+
+def test_two_all_null_columns_wanted_as_different_types(tmp_path: Path) -> None:
+    """{'well': [...], 'site': 0} on a plate whose well and site were never set: one column is compared with text
+    and the other with a number, so each null column takes its own type (a shared one fit neither: the filter was
+    refused); nothing matches a null, and is_null keeps every row (hypothesis found this)."""
+    root = tmp_path / "plate"
+    _write(root, [{"well": None, "site": None} for _ in range(3)])
+    for spec in ({"well": ["A01"], "site": 0}, pc.field("site") == 0):
+        assert _ids(OMEArrowDataset.scan(root, filter=spec)) == []
+        assert _ids(OMEArrowDataset.scan(root).filter(spec)) == []
+    both = pc.field("well").is_null() & (pc.field("site").is_null() | (pc.field("site") == 1))
+    assert len(OMEArrowDataset.scan(root, filter=both)) == 3

@@ -9,6 +9,7 @@ its values have (a string filter on it matches nothing, it does not raise).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -53,19 +54,24 @@ def term_values(value: Any, column: object = None) -> list[Any]:
 
 def filtered(table: pa.Table, expr: pc.Expression) -> pa.Table:
     """``table.filter(expr)``; where pyarrow refuses ``expr`` and ``table`` has columns of type null, those columns
-    are taken as all-null columns of each :data:`WIDENED` type in turn (the values are the same nulls whatever the
-    type) and the first that ``expr`` applies to decides; the rows come back with their null columns as they were.
-    pyarrow's first error propagates when no type fits."""
+    are taken as all-null columns of :data:`WIDENED` types (each column its own: ``{"well": "A01", "site": 0}`` on
+    two all-null columns wants a string and an integer), and the first assignment ``expr`` applies to decides (the
+    values are the same nulls whatever the types); the rows come back with their null columns as they were.
+    pyarrow's first error propagates when no assignment fits."""
     try:
         return table.filter(expr)
     except FILTER_ERRORS:
         nulls = [i for i, f in enumerate(table.schema) if pa.types.is_null(f.type)]
         if not nulls:
             raise
-        for kind in WIDENED:
+        names = [table.schema.field(i).name for i in nulls]
+        used = [n for n in names if n in str(expr)] if len(nulls) > 3 else names  # (4^k assignments: only named)
+        for kinds in itertools.product(WIDENED, repeat=len(used)):
+            typed = dict(zip(used, kinds))
             wide = table
-            for i in nulls:
-                wide = wide.set_column(i, pa.field(table.schema.field(i).name, kind), pa.nulls(len(table), kind))
+            for i, name in zip(nulls, names):
+                kind = typed.get(name, WIDENED[0])
+                wide = wide.set_column(i, pa.field(name, kind), pa.nulls(len(table), kind))
             try:
                 kept = wide.filter(expr)
             except FILTER_ERRORS:
