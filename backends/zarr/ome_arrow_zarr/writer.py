@@ -167,8 +167,9 @@ def write_ome_zarr(
     ``levels`` resolution levels (1: full resolution only); ``chunk_shape=(z, y, x)``;
     ``compression`` "zstd" (with checksums in 0.5) or None. The image is read and written a slab of
     whole chunks at a time (one time point's planes of a multiple of ``chunk_shape``'s ``z``, about
-    :data:`SLAB_BYTES`, or one chunk depth when that is larger): the memory of a slab, not of the image. On failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError
-    before anything is written. An image with a stored OME-XML (read from an
+    :data:`SLAB_BYTES`, or one chunk depth when that is larger): the memory of a slab, not of the image. On
+    failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError before anything is
+    written. An image with a stored OME-XML (read from an
     OME-TIFF, or any of our formats that kept it) is written in the bioformats2raw layout: the image
     at ``"0"`` and the document in ``OME/METADATA.ome.xml`` (see :mod:`.omexml`); ``ome_xml=False``
     writes the image at the root without it.
@@ -198,14 +199,14 @@ def write_ome_zarr(
         slab = cz * max(1, SLAB_BYTES // max(1, cz * meta.sizes["C"] * sy * sx * np.dtype(meta.dtype).itemsize))
         for t, z0 in ((t, z0) for t in range(meta.sizes["T"]) for z0 in range(0, sz, slab)):
             zs = range(z0, min(sz, z0 + slab))  # whole chunks of about SLAB_BYTES: not the image, not a plane
-            plane = image.slice_lazy(0, sx, 0, sy, t_indices=[t], z_indices=zs).to_numpy(layout="TZCYX")[0]  # ZCYX
-            czyx = plane.transpose(1, 0, 2, 3)
+            slab_zcyx = image.slice_lazy(0, sx, 0, sy, t_indices=[t], z_indices=zs).to_numpy(layout="TZCYX")[0]
+            czyx = slab_zcyx.transpose(1, 0, 2, 3)
             for k, arr in enumerate(arrays):
                 f = 2**k
                 arr[t, :, zs.start : zs.stop] = czyx[..., ::f, ::f]
-            if plane.size and meta.dtype != np.bool_:
-                lo = np.fmin(lo, np.fmin.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
-                hi = np.fmax(hi, np.fmax.reduce(plane, axis=(0, 2, 3)).astype(np.float64))
+            if slab_zcyx.size and meta.dtype != np.bool_:
+                lo = np.fmin(lo, np.fmin.reduce(slab_zcyx, axis=(0, 2, 3)).astype(np.float64))
+                hi = np.fmax(hi, np.fmax.reduce(slab_zcyx, axis=(0, 2, 3)).astype(np.float64))
         windows = [
             (float(a), float(b)) if np.isfinite(a) and np.isfinite(b) else (0.0, 1.0)
             for a, b in zip(lo, hi, strict=True)
