@@ -256,3 +256,107 @@ def test_the_other_arguments_are_checked(tmp_path: Path) -> None:
         with pytest.raises((TypeError, BufferError, ValueError)):  # a strided output
             K.read_chunks(fd, it, HEAD, 2, heads([24]), want, ok, np.zeros(128, np.uint8)[::2], bytearray(64))
     assert not out.any()
+
+
+def apart_file(tmp_path: Path, sizes: list[int]) -> tuple[Path, np.ndarray, list[bytes], np.ndarray]:
+    """A file of pages of ``sizes`` bytes of values (each head then value, a junk byte between pages), their items
+    (one row each, at 0 of their own outputs), the values and their digests."""
+    rng = np.random.default_rng(len(sizes))
+    values = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    data, items = b"", []
+    for v in values:
+        items.append(item(len(data), 0, (1, 1, 1, 1), (0, 0, 0, 0), len(v), kind=sorted(set(sizes)).index(len(v))))
+        data += LEVELS[len(v) % 2] + len(v).to_bytes(4, "little") + v + b"\xee"
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    want = np.array([xxhash.xxh3_64_intdigest(v) for v in values], np.uint64)
+    return path, np.stack(items), values, want
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(1, 300), min_size=1, max_size=12), spare=st.integers(0, 9))
+def test_read_each_reads_each_value_into_its_own_output_as_numpy_and_xxhash(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], spare: int
+) -> None:
+    path, items, values, want = apart_file(tmp_path_factory.mktemp("k"), sizes)
+    outs = [bytearray(b"\x07" * (len(v) + spare)) for v in values]  # larger than the value: the rest untouched
+    with open(path, "rb") as f:
+        got = K.read_each(
+            f.fileno(), items, HEAD, 2, heads(sorted(set(sizes))), want, np.ones(len(sizes), np.uint8), outs
+        )
+    assert got == (len(sizes), K.OK, 0)
+    for out, v in zip(outs, values):
+        assert bytes(out[: len(v)]) == v and out[len(v) :] == b"\x07" * spare
+
+
+@pytest.mark.parametrize("k", [0, 2])
+@pytest.mark.parametrize("damage", ["flipped", "short", "head"])
+def test_read_each_stops_at_a_bad_item_zeroing_it_the_items_before_it_complete(
+    tmp_path: Path, damage: str, k: int
+) -> None:
+    sizes = [40, 40, 40, 40]
+    path, items, values, want = apart_file(tmp_path, sizes)
+    at = int(items[k, 0])
+    if damage == "flipped":
+        data = bytearray(path.read_bytes())
+        data[at + HEAD + 3] ^= 1
+        path.write_bytes(bytes(data))
+    elif damage == "short":
+        os.truncate(path, at + HEAD + 17)
+    else:
+        data = bytearray(path.read_bytes())
+        data[at + 4] = 9  # a head that is not a usual one
+        path.write_bytes(bytes(data))
+    outs = [bytearray(b"\x07" * 40) for _ in sizes]
+    check = np.ones(len(sizes), np.uint8)
+    with open(path, "rb") as f:
+        done, status, value = K.read_each(f.fileno(), items, HEAD, 2, heads([40]), want, check, outs)
+    assert done == k
+    assert all(bytes(outs[i]) == values[i] for i in range(k))
+    assert outs[k] == bytearray(40)  # zeroed again: no unchecked byte is left in an output
+    assert all(outs[i] == b"\x07" * 40 for i in range(k + 1, len(sizes)))  # never read
+    if damage == "flipped":
+        corrupt = bytearray(values[k])
+        corrupt[3] ^= 1
+        assert (status, value) == (K.MISMATCH, xxhash.xxh3_64_intdigest(bytes(corrupt)))
+        with open(path, "rb") as f:  # unchecked: read as it is
+            check[k] = 0
+            assert K.read_each(f.fileno(), items, HEAD, 2, heads([40]), want, check, outs)[:2] == (4, K.OK)
+        assert bytes(outs[k]) == bytes(corrupt)
+    elif damage == "short":
+        assert (status, value) == (K.SHORT, 17 + HEAD)
+    else:
+        assert (status, value) == (K.HEAD, 0)
+
+
+def test_read_each_checks_its_outputs(tmp_path: Path) -> None:
+    path, items, _, want = apart_file(tmp_path, [24, 24])
+    ok, hs = np.ones(2, np.uint8), heads([24])
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        with pytest.raises(ValueError, match="one writable buffer per item"):
+            K.read_each(fd, items, HEAD, 2, hs, want, ok, [bytearray(24)])
+        with pytest.raises(TypeError, match="list or tuple"):
+            K.read_each(fd, items, HEAD, 2, hs, want, ok, 5)
+        with pytest.raises((TypeError, BufferError, ValueError)):  # a read-only output
+            K.read_each(fd, items, HEAD, 2, hs, want, ok, [bytearray(24), bytes(24)])
+        with pytest.raises((TypeError, BufferError, ValueError)):  # a strided output
+            K.read_each(fd, items, HEAD, 2, hs, want, ok, [bytearray(24), np.zeros(48, np.uint8)[::2]])
+        with pytest.raises(ValueError, match="item 1: a row lies outside the output"):
+            K.read_each(fd, items, HEAD, 2, hs, want, ok, [bytearray(24), bytearray(23)])
+        rows = items.copy()
+        rows[1, 3], rows[1, 7] = 12, 2  # two rows of 12: not read straight
+        with pytest.raises(ValueError, match="item 1: not one row"):
+            K.read_each(fd, rows, HEAD, 2, hs, want, ok, [bytearray(24), bytearray(24)])
+        with pytest.raises(ValueError, match="one entry per item"):
+            K.read_each(fd, items, HEAD, 2, hs, want[:1], ok, [bytearray(24), bytearray(24)])
+        kinds = items.copy()
+        kinds[0, 12] = 1
+        with pytest.raises(ValueError, match="head kind"):
+            K.read_each(fd, kinds, HEAD, 2, hs, want, ok, [bytearray(24), bytearray(24)])
+    fd = os.open(path, os.O_RDONLY)
+    os.close(fd)
+    outs = [bytearray(b"\x07" * 24), bytearray(b"\x07" * 24)]
+    with pytest.raises(OSError) as err:
+        K.read_each(fd, items, HEAD, 2, hs, want, ok, outs)
+    assert err.value.errno == errno.EBADF and outs[0] == bytearray(24) and outs[1] == b"\x07" * 24

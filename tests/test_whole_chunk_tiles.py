@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 import ome_arrow_core.typed_chunk.whole_chunks as whole_chunks
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.chunks import ChunkTable
+from ome_arrow_core.dtypes import in_stored_order
 from ome_arrow_core.iteration import grouped, windows
 from ome_arrow_core.selection import Selection
+from ome_arrow_core.typed_chunk.box_native import installed
 from ome_arrow_core.view_spec import channels_read
 
 
@@ -126,6 +128,7 @@ def written(tmp: Path, a: np.ndarray, chunk: tuple[int, int], codec: str | None)
     chunk=st.tuples(st.integers(3, 30), st.integers(3, 30)),
     prefetch=st.integers(0, 2),
     codec=st.sampled_from([None, "zstd"]),
+    kernel=st.booleans(),
 )
 def test_tiles_that_are_whole_chunks_are_read_together_each_the_files_pixels_in_its_own_buffer(
     tmp_path_factory: pytest.TempPathFactory,
@@ -135,21 +138,34 @@ def test_tiles_that_are_whole_chunks_are_read_together_each_the_files_pixels_in_
     chunk: tuple[int, int],
     prefetch: int,
     codec: str | None,
+    kernel: bool,
 ) -> None:
+    """Read together by the Python steps (one ``preadv`` per run of pages) or, where the C kernel is installed and
+    on, by its ``read_each`` (uncompressed pages of this machine's byte order; the others by the Python steps)."""
     rng = np.random.default_rng(sum(yx) + chunk[0])
     a = (rng.standard_normal((2, 1, *yx)) * 100).astype(dtype)
     img = OMEArrow.scan(written(tmp_path_factory.mktemp("t"), a, chunk, codec))
     img.to_numpy()  # audited: whole chunks are read by page ranges from now on
-    together = 0
-    real = whole_chunks.page_values_apart
+    together = native = 0
+    real, real_native = whole_chunks.page_values_apart, whole_chunks.read_apart
 
     def counted(frag: Any, groups: np.ndarray) -> Any:
         nonlocal together
         together += len(groups)
         return real(frag, groups)
 
+    def counted_native(opened: Any, frag: Any, groups: np.ndarray, *args: Any) -> Any:
+        nonlocal together, native
+        got = real_native(opened, frag, groups, *args)
+        if got is not None:
+            together += len(groups)
+            native += len(groups)
+        return got
+
     with monkeypatch.context() as m:
         m.setattr(whole_chunks, "page_values_apart", counted)
+        m.setattr(whole_chunks, "read_apart", counted_native)
+        m.setenv("OME_ARROW_KERNELS", "1" if kernel else "0")
         kept = []
         for z in range(2):
             stream = img.tensor_view(z=z, c=0, layout="YX").iter_dlpack(tile_size=chunk, prefetch=prefetch)
@@ -164,6 +180,8 @@ def test_tiles_that_are_whole_chunks_are_read_together_each_the_files_pixels_in_
     tiles = len(kept)
     per_plane = grouped(range(tiles // 2), 1)  # a group of one tile is read on its own, the others together
     assert together == 2 * sum(len(g) for g in per_plane if len(g) > 1)
+    by_kernel = kernel and installed() is not None and codec is None and in_stored_order(np.dtype(img.meta.dtype))
+    assert native == (together if by_kernel else 0)
     assert len({g.__array_interface__["data"][0] for g, _ in kept}) == tiles  # no two tiles share memory
     for _ in range(2):  # streams again: fresh buffers, never the kept tiles'
         for z in range(2):

@@ -2,9 +2,10 @@
 
 :func:`~.chunk_reads.one_block` reads one whole chunk with one positioned read; a stream of tiles that are
 whole chunks reads a group of them at a time. :func:`whole_blocks` fetches them with one ``os.preadv`` per run
-of neighbouring pages (:func:`~.page_values.page_values_apart`), each page into its own buffer, so a tile kept
-by its consumer holds only its own chunk and no later read writes into it. Every chunk is checked as
-``one_block`` checks it: one defined PLAIN value filling its page, its length, its checksum.
+of neighbouring pages (:func:`~.page_values.page_values_apart`), or where the C kernel can with one call of its
+``read_each`` (:func:`~.whole_native.read_apart`), each page into its own buffer, so a tile kept by its consumer
+holds only its own chunk and no later read writes into it. Every chunk is checked as ``one_block`` checks it: one
+defined PLAIN value filling its page, its length, its checksum.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .grouped_reads import one_file_groups, ranged_pieces
 from .opened import OpenedDataset
 from .page_reads import PageFragment
 from .page_values import page_values_apart
-from .whole_native import WholeItem
+from .whole_native import WholeItem, read_apart
 
 __all__ = ["WholeChunk", "chunks_of", "whole_blocks", "whole_chunk"]
 
@@ -64,11 +65,24 @@ def whole_blocks(
         stored, present = sums.values[at].tolist(), sums.present[at].tolist()
     swap = not in_stored_order(dtype)
     views = {shape: _view_of(shape, dtype) for shape in set(shapes)}
+    need_of = [views[shape][2] for shape in shapes]
     out: list[np.ndarray] = [np.empty(0)] * len(rows)
     for frag, lo, a, b in pieces:
+        idx = order[a:b].tolist()
+        if not swap:  # the kernel reads and checks each where it can (whole_native.read_apart)
+            read = read_apart(
+                opened, frag, ascending[a:b] - lo, [rows[i] for i in idx], [need_of[i] for i in idx], verify
+            )
+            if read is not None:
+                for buf, i in zip(read, idx):
+                    tzcyx, strides, _ = views[shapes[i]]
+                    arr = np.ndarray(tzcyx, dtype, buf, 0, strides)
+                    arr.flags.writeable = False
+                    out[i] = arr
+                continue
         values = page_values_apart(frag, ascending[a:b] - lo)
         buffers, starts, lengths = values
-        for k, i in enumerate(order[a:b].tolist()):
+        for k, i in enumerate(idx):
             row, shape = rows[i], shapes[i]
             tzcyx, strides, need = views[shape]
             data, begin = buffers[k], starts[k]

@@ -1,4 +1,4 @@
-"""One whole chunk read again by the optional C kernel (``ome_arrow_kernels``, :mod:`.box_native`).
+"""Whole chunks read by the optional C kernel (``ome_arrow_kernels``, :mod:`.box_native`): one again, or a stream's.
 
 A box that is one whole audited chunk is read again by its :class:`~.whole_chunks.WholeChunk` plan. Where the
 kernel is installed (and not turned off), that read is one ``read_chunks`` call of one item, the GIL released:
@@ -7,7 +7,8 @@ Arrow buffer that the result views), the head compared with the usual ones of it
 the index's. The checks and errors are those of :func:`~.chunk_reads.piece_block`, which reads the chunk instead
 where the kernel is absent, the file is remote or compressed, the dtype is not stored in this machine's order, or
 the page's head is not a usual one (its value found, or refused, as always). A 256x256 uint16 chunk: 19.8 against
-25.7 us for the Python steps (docs/benchmarks.md, session 26).
+25.7 us for the Python steps (docs/benchmarks.md, session 26). The tiles of a stream that are whole chunks are read
+by :func:`read_apart` the same way, each into a buffer of its own, one ``read_each`` call for a group.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from .box_native import installed, item_fields, kernels
 from .page_values import USUAL_VALUE_AT, usual_heads
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .opened import OpenedDataset
     from .page_reads import PageFragment
     from .whole_chunks import WholeChunk
 
-__all__ = ["WholeItem", "read_whole", "whole_item"]
+__all__ = ["WholeItem", "read_apart", "read_whole", "whole_item"]
 
 _ONE: Final = np.ones(1, np.uint8)
 _NONE: Final = np.zeros(1, np.uint8)
@@ -86,4 +89,55 @@ def read_whole(opened: OpenedDataset, plan: WholeChunk, dtype: np.dtype, verify:
         raise frag.truncated(offset, offset + size, offset + value, g)
     if status == kern.MISMATCH:
         raise mismatch(*opened.where(row), int(want[0]), value)
+    return None  # a head that is not a usual one: the Python steps find its value, or refuse it
+
+
+def read_apart(
+    opened: OpenedDataset,
+    frag: PageFragment,
+    groups: np.ndarray,
+    rows: Sequence[int],
+    nbytes: Sequence[int],
+    verify: bool,
+) -> list[pa.Buffer] | None:
+    """The values of row groups ``groups`` of ``frag`` (index rows ``rows``, values of ``nbytes``), each read by the
+    kernel's ``read_each`` straight into a fresh Arrow buffer of its own, one call, the GIL released: each page read
+    and its head and XXH3-64 checked while its bytes are in cache (a 256x256 uint16 tile of a stream: 14-17 against
+    21-25 us for the Python steps' one ``preadv`` then hashes). None where the Python steps must read them (no
+    kernel, or turned off; a remote or compressed file; a page whose size does not fit its value; an unusual head)."""
+    kern = kernels()
+    if kern is None or not hasattr(kern, "read_each") or frag.remote is not None or frag.codec is not None:
+        return None  # (an ome-arrow-kernels older than read_each: the Python steps)
+    offset, size = frag.offset[groups], frag.compressed[groups]
+    if not len(groups):
+        return []
+    need = np.asarray(nbytes, np.int64)
+    if (offset < 0).any() or (need <= 0).any() or (size - USUAL_VALUE_AT != need).any():
+        return None
+    sizes = np.unique(size)
+    usual = [sorted(usual_heads(int(n))) for n in sizes.tolist()]
+    if len({len(kind) for kind in usual}) != 1:
+        return None
+    fields = np.zeros((len(groups), kern.FIELDS), np.int64)  # item_fields(offset, n, 0, n, (1,) * 4, (0,) * 4, kind)
+    fields[:, 0], fields[:, 1], fields[:, 3], fields[:, 4:8] = offset, need, need, 1
+    fields[:, 12] = np.searchsorted(sizes, size)
+    sums = opened.sums
+    if verify and sums.values is not None and sums.present is not None:
+        at = np.asarray(rows, np.int64)
+        want, check = sums.values[at], sums.present[at].astype(np.uint8)
+    else:
+        want, check = np.zeros(len(groups), np.uint64), np.zeros(len(groups), np.uint8)
+    heads = np.frombuffer(b"".join(h for kind in usual for h in kind), np.uint8)
+    bufs = [pa.allocate_buffer(n) for n in need.tolist()]
+    with reading(frag.path, None, "reading chunk pages"):
+        done, status, value = kern.read_each(
+            frag.fileno(), fields, USUAL_VALUE_AT, len(usual[0]), heads, want, check, bufs
+        )
+    if status == kern.OK:
+        return bufs
+    if status == kern.SHORT:  # as page_values_apart says it: where the page's read ended
+        start = int(offset[done])
+        raise frag.truncated(start, start + int(size[done]), start + value, int(groups[done]))
+    if status == kern.MISMATCH:
+        raise mismatch(*opened.where(int(rows[done])), int(want[done]), value)
     return None  # a head that is not a usual one: the Python steps find its value, or refuse it

@@ -11,6 +11,9 @@
  * a usual one) or MISMATCH (``value`` is its digest). A value that is one run of ``out`` (its rows follow each other
  * there) is read straight into it, no scratch copy, and zeroed again when it fails; any other failed item leaves
  * ``out`` untouched. A read error raises OSError (the item's value zeroed when read straight).
+ * read_each(fd, items, head_len, variants, heads, want, check, outs) reads item i's value straight into ``outs[i]``
+ * (a writable buffer each; the item one row at its F_BASE there), checked as read_chunks checks it, and returns as
+ * it does; a failed item's value is zeroed again, the items before it are complete.
  * hash_rows(item, buffer) is XXH3-64 of one item's rows of ``buffer`` (page order).
  */
 #define PY_SSIZE_T_CLEAN
@@ -160,61 +163,113 @@ static uint64_t digest(const struct iovec *seg, int64_t m) {
     return XXH3_64bits_digest(&state);
 }
 
+/* The arguments both readers take, copied: nothing another thread changes while the GIL is released can move a
+ * row out of bounds. */
+typedef struct {
+    item_t *items;
+    unsigned char *heads, *check;
+    uint64_t *want;
+    Py_ssize_t k, head_len, variants, kinds;
+} args_t;
+
+static void free_args(args_t *a) {
+    PyMem_Free(a->items);
+    PyMem_Free(a->heads);
+    PyMem_Free(a->want);
+    PyMem_Free(a->check);
+}
+
+/* ``a`` filled from the buffers of items, heads, want and check (checked: whole items, heads of `variants` of
+ * `head_len` bytes per kind, one want and check per item, kinds in range); -1 with an exception set. */
+static int take_args(args_t *a, const Py_buffer *ib, Py_ssize_t head_len, Py_ssize_t variants, const Py_buffer *hb,
+                     const Py_buffer *wb, const Py_buffer *cb) {
+    a->k = ib->len / (Py_ssize_t)sizeof(item_t);
+    a->head_len = head_len;
+    a->variants = variants;
+    if (ib->len % (Py_ssize_t)sizeof(item_t)) {
+        PyErr_SetString(PyExc_ValueError, "items: not a whole number of items (13 int64 each)");
+        return -1;
+    }
+    if (head_len <= 0 || head_len > MAX_HEAD || variants <= 0 || variants > hb->len / head_len ||
+        hb->len % (head_len * variants)) {
+        PyErr_SetString(PyExc_ValueError, "heads: not kinds of `variants` heads of `head_len` (1..64) bytes");
+        return -1;
+    }
+    a->kinds = hb->len / (head_len * variants);
+    if (wb->len != a->k * 8 || cb->len != a->k) {
+        PyErr_SetString(PyExc_ValueError, "want (uint64) and check (uint8) must have one entry per item");
+        return -1;
+    }
+    a->items = PyMem_Malloc(ib->len ? (size_t)ib->len : 1);
+    a->heads = PyMem_Malloc(hb->len ? (size_t)hb->len : 1);
+    a->want = PyMem_Malloc(a->k ? (size_t)a->k * 8 : 1);
+    a->check = PyMem_Malloc(a->k ? (size_t)a->k : 1);
+    if (!a->items || !a->heads || !a->want || !a->check) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(a->items, ib->buf, (size_t)ib->len);
+    memcpy(a->heads, hb->buf, (size_t)hb->len);
+    memcpy(a->want, wb->buf, (size_t)a->k * 8);
+    memcpy(a->check, cb->buf, (size_t)a->k);
+    for (Py_ssize_t i = 0; i < a->k; i++)
+        if (a->items[i].f[F_KIND] < 0 || a->items[i].f[F_KIND] >= a->kinds) {
+            PyErr_Format(PyExc_ValueError, "item %zd: head kind out of range", i);
+            return -1;
+        }
+    return 0;
+}
+
+/* Item ``i`` of ``a``: its page read (head into a stack buffer, value to ``value_at``), the head compared with the
+ * usual ones of its kind, XXH3-64 of the value with its digest when checked. OK, SHORT (``*value``: the bytes
+ * read), HEAD or MISMATCH (``*value``: the value's digest); -1 with errno set when the read failed. */
+static int read_one(int fd, const args_t *a, Py_ssize_t i, char *value_at, uint64_t *value) {
+    const item_t *it = &a->items[i];
+    unsigned char head[MAX_HEAD];
+    struct iovec iov[2] = {{head, (size_t)a->head_len}, {value_at, (size_t)it->f[F_VALUE]}};
+    int64_t got = read_all(fd, iov, 2, it->f[F_OFFSET]);
+    if (got < 0) return -1;
+    if (got < a->head_len + it->f[F_VALUE]) {
+        *value = (uint64_t)got;
+        return SHORT;
+    }
+    const unsigned char *usual = a->heads + it->f[F_KIND] * a->head_len * a->variants;
+    int found = 0;
+    for (Py_ssize_t v = 0; v < a->variants && !found; v++)
+        found = !memcmp(head, usual + v * a->head_len, (size_t)a->head_len);
+    if (!found) return HEAD;
+    if (a->check[i]) {
+        uint64_t h = HASH(value_at, (size_t)it->f[F_VALUE]);
+        if (h != a->want[i]) {
+            *value = h;
+            return MISMATCH;
+        }
+    }
+    return OK;
+}
+
 static PyObject *read_chunks(PyObject *self, PyObject *args) {
     int fd;
     Py_buffer ib = {0}, hb = {0}, wb = {0}, cb = {0}, ob = {0}, sb = {0};
     PyObject *result = NULL;
-    item_t *items = NULL;
-    unsigned char *heads = NULL, *check = NULL;
-    uint64_t *want = NULL;
-    struct iovec *seg = NULL, *iov = NULL;
+    args_t a = {0};
+    struct iovec *seg = NULL;
     Py_ssize_t head_len, variants;
     int stream = 0;
     if (!PyArg_ParseTuple(args, "iy*nny*y*y*w*w*|p", &fd, &ib, &head_len, &variants, &hb, &wb, &cb, &ob, &sb,
                           &stream))
         return NULL;
-    Py_ssize_t k = ib.len / (Py_ssize_t)sizeof(item_t), kinds = 0;
-    if (ib.len % (Py_ssize_t)sizeof(item_t)) {
-        PyErr_SetString(PyExc_ValueError, "items: not a whole number of items (13 int64 each)");
-        goto done;
-    }
-    if (head_len <= 0 || head_len > MAX_HEAD || variants <= 0 || variants > hb.len / head_len ||
-        hb.len % (head_len * variants)) {
-        PyErr_SetString(PyExc_ValueError, "heads: not kinds of `variants` heads of `head_len` (1..64) bytes");
-        goto done;
-    }
-    kinds = hb.len / (head_len * variants);
-    if (wb.len != k * 8 || cb.len != k) {
-        PyErr_SetString(PyExc_ValueError, "want (uint64) and check (uint8) must have one entry per item");
-        goto done;
-    }
-    /* copies: nothing another thread changes while the GIL is released can move a row out of bounds */
-    items = PyMem_Malloc(ib.len ? (size_t)ib.len : 1);
-    heads = PyMem_Malloc(hb.len ? (size_t)hb.len : 1);
-    want = PyMem_Malloc(k ? (size_t)k * 8 : 1);
-    check = PyMem_Malloc(k ? (size_t)k : 1);
-    if (!items || !heads || !want || !check) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    memcpy(items, ib.buf, (size_t)ib.len);
-    memcpy(heads, hb.buf, (size_t)hb.len);
-    memcpy(want, wb.buf, (size_t)k * 8);
-    memcpy(check, cb.buf, (size_t)k);
+    if (take_args(&a, &ib, head_len, variants, &hb, &wb, &cb) < 0) goto done;
     int64_t most = 1;
-    for (Py_ssize_t i = 0; i < k; i++) {
+    for (Py_ssize_t i = 0; i < a.k; i++) {
         int64_t rows;
         const char *why;
-        if (bounds(&items[i], ob.len, &rows, &why) < 0) {
+        if (bounds(&a.items[i], ob.len, &rows, &why) < 0) {
             PyErr_Format(PyExc_ValueError, "item %zd: %s", i, why);
             goto done;
         }
-        if (items[i].f[F_KIND] < 0 || items[i].f[F_KIND] >= kinds) {
-            PyErr_Format(PyExc_ValueError, "item %zd: head kind out of range", i);
-            goto done;
-        }
         if (rows > most) most = rows;
-        if (items[i].f[F_VALUE] > sb.len) {
+        if (a.items[i].f[F_VALUE] > sb.len) {
             PyErr_Format(PyExc_ValueError, "item %zd: its value does not fit the scratch buffer", i);
             goto done;
         }
@@ -224,8 +279,7 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
         goto done;
     }
     seg = PyMem_Malloc((size_t)most * sizeof(struct iovec));
-    iov = PyMem_Malloc(2 * sizeof(struct iovec));
-    if (!seg || !iov) {
+    if (!seg) {
         PyErr_NoMemory();
         goto done;
     }
@@ -233,46 +287,18 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
     int status = OK, err = 0;
     uint64_t value = 0;
     Py_BEGIN_ALLOW_THREADS
-    unsigned char head[MAX_HEAD];
-    for (; i < k; i++) {
-        const item_t *it = &items[i];
+    for (; i < a.k; i++) {
+        const item_t *it = &a.items[i];
         int64_t m = segments(it, (char *)ob.buf, seg);
-        iov[0].iov_base = head;
-        iov[0].iov_len = (size_t)head_len;
         /* a value that is one run of the output is read straight into it (zeroed again unless it passes) */
         int direct = m == 1;
         char *value_at = direct ? seg[0].iov_base : sb.buf;
-        iov[1].iov_base = value_at;
-        iov[1].iov_len = (size_t)it->f[F_VALUE];
-        int64_t got = read_all(fd, iov, 2, it->f[F_OFFSET]);
-        if (got < 0) {
-            err = errno;
+        int got = read_one(fd, &a, i, value_at, &value);
+        if (got < 0) err = errno;
+        if (got != OK) {
             if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
+            if (got > 0) status = got;
             break;
-        }
-        if (got < head_len + it->f[F_VALUE]) {
-            status = SHORT;
-            value = (uint64_t)got;
-            if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
-            break;
-        }
-        const unsigned char *usual = heads + it->f[F_KIND] * head_len * variants;
-        int found = 0;
-        for (Py_ssize_t v = 0; v < variants && !found; v++)
-            found = !memcmp(head, usual + v * head_len, (size_t)head_len);
-        if (!found) {
-            status = HEAD;
-            if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
-            break;
-        }
-        if (check[i]) {
-            uint64_t h = HASH(value_at, (size_t)it->f[F_VALUE]);
-            if (h != want[i]) {
-                status = MISMATCH;
-                value = h;
-                if (direct) memset(value_at, 0, (size_t)it->f[F_VALUE]);
-                break;
-            }
         }
         if (direct) continue;
         const char *src = sb.buf;  /* checked: its rows into their places */
@@ -292,18 +318,81 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
     }
     result = Py_BuildValue("niK", i, status, (unsigned long long)value);
 done:
-    PyMem_Free(items);
-    PyMem_Free(heads);
-    PyMem_Free(want);
-    PyMem_Free(check);
+    free_args(&a);
     PyMem_Free(seg);
-    PyMem_Free(iov);
     PyBuffer_Release(&ib);
     PyBuffer_Release(&hb);
     PyBuffer_Release(&wb);
     PyBuffer_Release(&cb);
     PyBuffer_Release(&ob);
     PyBuffer_Release(&sb);
+    return result;
+}
+
+static PyObject *read_each(PyObject *self, PyObject *args) {
+    int fd;
+    Py_buffer ib = {0}, hb = {0}, wb = {0}, cb = {0};
+    PyObject *result = NULL, *outs = NULL, *fast = NULL;
+    Py_buffer *ob = NULL;
+    Py_ssize_t taken = 0, head_len, variants;
+    args_t a = {0};
+    if (!PyArg_ParseTuple(args, "iy*nny*y*y*O", &fd, &ib, &head_len, &variants, &hb, &wb, &cb, &outs)) return NULL;
+    if (take_args(&a, &ib, head_len, variants, &hb, &wb, &cb) < 0) goto done;
+    if (!(fast = PySequence_Fast(outs, "outs: a list or tuple of writable buffers, one per item"))) goto done;
+    if (PySequence_Fast_GET_SIZE(fast) != a.k) {
+        PyErr_SetString(PyExc_ValueError, "outs: one writable buffer per item");
+        goto done;
+    }
+    if (!(ob = PyMem_Calloc(a.k ? (size_t)a.k : 1, sizeof(Py_buffer)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; taken < a.k; taken++) {
+        PyObject *out = PySequence_Fast_GET_ITEM(fast, taken);
+        if (PyObject_GetBuffer(out, &ob[taken], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) goto done;
+    }
+    for (Py_ssize_t i = 0; i < a.k; i++) {
+        int64_t rows;
+        const char *why;
+        if (bounds(&a.items[i], ob[i].len, &rows, &why) < 0) {
+            PyErr_Format(PyExc_ValueError, "item %zd: %s", i, why);
+            goto done;
+        }
+        if (rows != 1) {
+            PyErr_Format(PyExc_ValueError, "item %zd: not one row (read_each reads each value straight)", i);
+            goto done;
+        }
+    }
+    Py_ssize_t i = 0;
+    int status = OK, err = 0;
+    uint64_t value = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (; i < a.k; i++) {
+        char *value_at = (char *)ob[i].buf + a.items[i].f[F_BASE];
+        int got = read_one(fd, &a, i, value_at, &value);
+        if (got != OK) {
+            if (got < 0) err = errno;
+            else status = got;
+            memset(value_at, 0, (size_t)a.items[i].f[F_VALUE]);
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    result = Py_BuildValue("niK", i, status, (unsigned long long)value);
+done:
+    free_args(&a);
+    for (Py_ssize_t j = 0; j < taken; j++) PyBuffer_Release(&ob[j]);
+    PyMem_Free(ob);
+    Py_XDECREF(fast);
+    PyBuffer_Release(&ib);
+    PyBuffer_Release(&hb);
+    PyBuffer_Release(&wb);
+    PyBuffer_Release(&cb);
     return result;
 }
 
@@ -345,6 +434,8 @@ static PyMethodDef methods[] = {
     {"read_chunks", read_chunks, METH_VARARGS,
      "read_chunks(fd, items, head_len, variants, heads, want, check, out, scratch, stream=False) -> (done, status, "
      "value)"},
+    {"read_each", read_each, METH_VARARGS,
+     "read_each(fd, items, head_len, variants, heads, want, check, outs) -> (done, status, value)"},
     {"hash_rows", hash_rows, METH_VARARGS, "hash_rows(item, buffer) -> XXH3-64 of the item's rows of buffer"},
     {NULL, NULL, 0, NULL},
 };

@@ -20,4 +20,15 @@ def read_chunks(
     stream: bool = ...,
     /,
 ) -> tuple[int, int, int]: ...
+def read_each(
+    fd: int,
+    items: Buffer,
+    head_len: int,
+    variants: int,
+    heads: Buffer,
+    want: Buffer,
+    check: Buffer,
+    outs: list[Buffer] | tuple[Buffer, ...],
+    /,
+) -> tuple[int, int, int]: ...
 def hash_rows(item: Buffer, buffer: Buffer, /) -> int: ...
