@@ -245,3 +245,30 @@ def test_outputs_the_library_cannot_write_are_refused_before_reading(
         assert says in _err(capsys), argv
     assert not s3.log.requests() and not http_server.log.requests()
     assert not list(http_server.root.iterdir())
+
+
+@pytest.mark.parametrize("what", ["denied", "unreachable", "http-forbidden"])
+def test_a_refused_or_unreachable_store_is_the_librarys_one_line(
+    what: str,
+    s3: S3Server,
+    bucket: str,
+    http_server: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uri = _plate("s3", bucket, None)
+    if what == "denied":
+        with s3.denying():
+            assert main(["info", uri]) == 1
+        assert "check the credentials" in _err(capsys)
+        return
+    if what == "http-forbidden":
+        pytest.importorskip("fsspec")
+        (http_server.root / "denied").mkdir()
+        assert main(["info", f"{http_server.url}/denied/plate.ome.parquet"]) == 1
+        assert "check the credentials" in _err(capsys)
+        return
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert main(["info", uri]) == 1
+    line = _err(capsys)
+    assert line.startswith(f"error: {uri}") and "the store did not answer; check the endpoint" in line, line
