@@ -130,8 +130,31 @@ def _s3(target: str) -> tuple[pafs.FileSystem, str]:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         fs = pafs.S3FileSystem(endpoint_override=ep.netloc, scheme=ep.scheme or "https", region=region)
         return fs, f"{parts.netloc}{unquote(parts.path)}".rstrip("/")
-    fs, path = pafs.FileSystem.from_uri(target)
+    fs, path = _from_uri(target)
     return fs, path.rstrip("/")
+
+
+def _from_uri(target: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem for ``target``; ArgumentError (not pyarrow's ArrowInvalid) for a URI it cannot parse, and
+    StorageError when the store cannot be reached (pyarrow asks S3 for a bucket's region when the URI names none)."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    parts = urlsplit(target)
+    try:
+        fs, path = pafs.FileSystem.from_uri(target)
+        return fs, str(path)
+    except pa.ArrowInvalid as exc:
+        raise ArgumentError(
+            f"{_printable(parts)}: {str(exc).strip()}; write {parts.scheme}://bucket/folder/name"
+        ) from exc
+    except OSError as exc:  # the region lookup: unreachable, denied
+        from .remote_errors import storage_failure
+
+        err = storage_failure(exc, _printable(parts), "connecting to the store")
+        if err is None:
+            raise
+        raise err from exc
 
 
 def _http(target: str) -> tuple[pafs.FileSystem, str]:
@@ -229,11 +252,15 @@ def resolve(target: str | os.PathLike[str] | Location, filesystem: Any = None) -
         if parts.netloc not in ("", "localhost"):
             raise ArgumentError(f"{text}: file:// URIs must name a local path (file:///abs/path), not a host")
         return _local(unquote(parts.path))
+    if scheme in ("s3", "gs", "gcs"):  # the key is checked before pyarrow asks the store for the bucket's region
+        if not parts.netloc:  # s3:///key: pyarrow raised ArrowInvalid
+            raise ArgumentError(f"{_printable(parts)}: names no bucket; write {scheme}://bucket/folder/name")
+        _checked(f"{parts.netloc}{unquote(parts.path)}".rstrip("/"), _printable(parts))
     if scheme == "s3":
         fs, path = _s3(text)
         path = _checked(path.rstrip("/"), _printable(parts))
     elif scheme in _PYARROW_SCHEMES:
-        fs, path = pafs.FileSystem.from_uri(text)
+        fs, path = _from_uri(text)
         path = _checked(path.rstrip("/"), _printable(parts))
     elif scheme in _HTTP_SCHEMES:
         fs, path = _http(text)

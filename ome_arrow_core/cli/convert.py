@@ -9,54 +9,67 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OMEArrowError
 from ..image import OMEArrow
 from ..progress import Progress
 from ..registry import default_registry
 from ..sources import WrappedSource
-from ..uris import local_path
-from .errors import REMOTE_ADVICE, error_line
+from .errors import error_line
+from .targets import Target, exists, remote_dataset, remote_output, target
+
+if TYPE_CHECKING:
+    from ..dataset import OMEArrowDataset
 
 __all__ = ["cmd_convert", "add_parser", "counted", "pixel_bytes"]
 
 
-def _load(path: Path) -> OMEArrow:
-    """``path`` opened lazily (metadata now, pixels when written), so many inputs stream; a quoted glob or
+def _load(t: Target) -> OMEArrow:
+    """``t`` opened lazily (metadata now, pixels when written), so many inputs stream; a quoted glob or
     file pattern is one image stacked from its files."""
-    return OMEArrow.scan(path)
+    return OMEArrow.scan(t.arg)
 
 
-def _out_format(out: Path, how: str | None) -> str:
+def _out_format(out: Target, how: str | None) -> str:
     if how:
         return how
-    found = default_registry().output_format(out)
+    found = default_registry().output_format(out.path)
     if found is not None:
         return found
     raise OMEArrowError(f"cannot tell the output format of {out}; pass --to parquet|vortex|ome-tiff|ome-zarr")
 
 
-def _expand(path: Path, img: OMEArrow) -> list[OMEArrow]:
-    """Every image of ``path``: a multi-image dataset directory, a multi-row table or a file of several image
-    series (an OME-TIFF of several images) gives each of its images."""
-    if path.is_dir() and default_registry().resolve_reader(path).name == "parquet":  # an OME-Zarr store: one image
+def _dataset(t: Target) -> OMEArrowDataset | None:
+    """The dataset directory ``t`` names (local or remote); None for anything else (an OME-Zarr store: one image)."""
+    if t.remote:
+        return remote_dataset(t, None)
+    assert isinstance(t.arg, Path)
+    if t.arg.is_dir() and default_registry().resolve_reader(t.arg).name == "parquet":
         from ..dataset import OMEArrowDataset
 
-        ds = OMEArrowDataset.scan(path)
+        return OMEArrowDataset.scan(t.arg)
+    return None
+
+
+def _expand(t: Target, img: OMEArrow) -> list[OMEArrow]:
+    """Every image of ``t``: a multi-image dataset directory, a multi-row table or a file of several image
+    series (an OME-TIFF of several images) gives each of its images."""
+    ds = _dataset(t)
+    if ds is not None:
         return list(ds) if len(ds) > 1 else [img]
     info = img.info()
     rows = int(info.get("rows_in_file") or info.get("series_count") or 1)  # one image a row or a series
-    return [img] + [OMEArrow.scan(path, row=i) for i in range(1, rows)]
+    return [img] + [OMEArrow.scan(t.arg, row=i) for i in range(1, rows)]
 
 
-def _ids(groups: list[tuple[Path, list[OMEArrow]]]) -> list[str] | None:
+def _ids(groups: list[tuple[Target, list[OMEArrow]]]) -> list[str] | None:
     """Image ids for the output: each image keeps its own id (prefixed by its file's name where several
     inputs are converted); None (image-NNNNN) where those would not be unique."""
     several = len(groups) > 1
     ids = [
-        (f"{p.name}:{im.meta.id}" if several and len(ims) > 1 else p.name if several else im.meta.id)
-        for p, ims in groups
+        (f"{t.path.name}:{im.meta.id}" if several and len(ims) > 1 else t.path.name if several else im.meta.id)
+        for t, ims in groups
         for im in ims
     ]
     return ids if len(set(ids)) == len(ids) and all(ids) else None
@@ -77,7 +90,7 @@ def counted(images: list[OMEArrow], bar: Progress) -> Iterator[OMEArrow]:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert inputs to one OME-Arrow output; a failed input is reported and skipped."""
-    out = local_path(args.output, "the command line", REMOTE_ADVICE)
+    out = target(args.output)
     how = _out_format(out, args.to)
     if args.force and args.mode not in (None, "overwrite"):  # --force would replace what --mode append adds to
         print(
@@ -86,14 +99,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
         )
         return 1
     mode = "overwrite" if args.force else args.mode or "create"
-    if how in ("ome-zarr", "zarr") and os.path.lexists(out):  # its writer never replaces a store (see ome-zarr.md)
+    # a remote output: only a writer that writes object storage (never HTTP); refused before any input is read
+    present = exists(remote_output(args.output, how)) if out.remote else os.path.lexists(out.arg)
+    if how in ("ome-zarr", "zarr") and present:  # its writer never replaces a store (see ome-zarr.md)
         print(
             f"error: {out} exists; an OME-Zarr output is never replaced, --force or not (a store may hold arrays "
             "that are not ours): remove it yourself, or choose another output path",
             file=sys.stderr,
         )
         return 1
-    if mode == "create" and os.path.lexists(out):
+    if mode == "create" and present:
         print(
             f"error: {out} exists; pass --force to replace it (only an OME-Arrow dataset holding nothing "
             "else, or a file, is replaced) or --mode append to add the images to the dataset",
@@ -103,19 +118,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if mode == "append" and how != "parquet":
         print(f"error: --mode append adds images to a dataset directory; {how} holds one image", file=sys.stderr)
         return 1
-    inputs = [local_path(p, "the command line", REMOTE_ADVICE) for p in args.inputs]
+    inputs = [target(p) for p in args.inputs]
     failed: list[str] = []
-    groups: list[tuple[Path, list[OMEArrow]]] = []
-    for p in inputs:  # metadata only: errors come out here, before any progress line
+    groups: list[tuple[Target, list[OMEArrow]]] = []
+    for t in inputs:  # metadata only: errors come out here, before any progress line
         try:
-            img = _load(p)
+            img = _load(t)
             if len(inputs) > 1:  # each input's image is named for its file
-                meta = replace(img.source.meta, id=p.name, name=p.stem)
+                meta = replace(img.source.meta, id=t.path.name, name=t.path.stem)
                 img = OMEArrow.from_source(WrappedSource(img.source, meta), img.selection)
-            groups.append((p, _expand(p, img)))
+            groups.append((t, _expand(t, img)))
         except (OMEArrowError, OSError, ValueError) as exc:
-            failed.append(f"{p}: {exc}")
-            print(f"error: {p}: {error_line(exc)}", file=sys.stderr)
+            failed.append(f"{t}: {exc}")
+            print(f"error: {t}: {error_line(exc)}", file=sys.stderr)
     images = [im for _, ims in groups for im in ims]
     if not images:
         if len(inputs) > 1:  # one input has had its one line already
@@ -149,7 +164,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
             write_dataset(
                 counted(images, bar),
-                out,
+                out.arg,
                 mode=mode,  # type: ignore[arg-type]
                 chunk_format=args.chunk_format,
                 image_ids=None if mode == "append" else _ids(groups),
@@ -157,7 +172,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 **opts,
             )
         else:
-            images[0].export(how, out, **opts)
+            images[0].export(how, out.arg, **opts)
             bar.update(total, str(images[0].meta.id))
     if not args.quiet:
         print(f"wrote {out} ({len(images)} image(s), {how}{', appended' if mode == 'append' else ''})")
@@ -168,16 +183,22 @@ def add_parser(sub: Any) -> None:
     """The ``convert`` subcommand."""
     p = sub.add_parser(
         "convert",
-        help="convert images (OME-TIFF, TIFF, OME-Zarr, OME-Arrow, .npy, what bioio opens) to OME-Arrow Parquet, "
-        "Vortex, OME-TIFF or OME-Zarr",
+        help="convert images (OME-TIFF, TIFF, OME-Zarr, OME-Arrow, .npy, what bioio opens; local or remote) to "
+        "OME-Arrow Parquet, Vortex, OME-TIFF or OME-Zarr",
     )
-    p.add_argument("inputs", nargs="+", help="input files (several make one multi-image dataset)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="input files or dataset directories (several make one multi-image dataset): local paths, file://, or "
+        "URIs the library reads (s3://, gs://, az://, http(s)://; S3-compatible servers: AWS_ENDPOINT_URL)",
+    )
     p.add_argument(
         "-o",
         "--output",
         required=True,
         help="output path: .ome.parquet (a dataset directory: one or more images), .vortex, .ome.tiff or .ome.zarr "
-        "(one image each)",
+        "(one image each); .ome.parquet, .ome.tiff and .ome.zarr may also be object storage (s3://, gs://, az://), "
+        "never http(s)://",
     )
     p.add_argument("--to", choices=None, help="output format (default: from the output suffix)")
     p.add_argument(

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from ..errors import OMEArrowError
 
-__all__ = ["error_line", "REMOTE_ADVICE"]
-
-#: What the command line says of a URI (it takes local paths; the library reads and writes remote storage).
-REMOTE_ADVICE = (
-    "copy it to a local disk, or use Python: OMEArrowDataset.scan, OMEArrow.scan and write_dataset read and write "
-    "object storage and HTTP"
-)
+__all__ = ["error_line"]
 
 
 def error_line(exc: BaseException) -> str:

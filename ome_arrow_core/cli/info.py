@@ -6,21 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, SchemaError
 from ..image import OMEArrow
-from ..uris import local_path
-from .errors import REMOTE_ADVICE
+from .targets import open_many, target
 
 if TYPE_CHECKING:
     from ..dataset import OMEArrowDataset
 
-__all__ = ["cmd_info", "add_parser", "pick_image", "may_hold_many"]
+__all__ = ["cmd_info", "add_parser", "pick_image"]
 
-#: Files that may hold several images (one per row); anything else is one image.
-_TABLE_SUFFIXES = (".parquet", ".pq", ".ome-arrow")
 _AXES = "TZCYX"
 
 
@@ -42,11 +38,6 @@ def _print_image(path: str, info: dict[str, Any], as_json: bool) -> None:
     print(path)
     for line in _rows(info):
         print("  " + line)
-
-
-def may_hold_many(path: Path) -> bool:
-    """True for a directory or a table file: paths that may hold several images."""
-    return path.is_dir() or path.name.lower().endswith(_TABLE_SUFFIXES)
 
 
 def _summaries(ds: OMEArrowDataset) -> list[dict[str, Any]]:
@@ -131,25 +122,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    path = local_path(args.path, "the command line", REMOTE_ADVICE)
+    t = target(args.path)
     picked = args.row is not None or args.image is not None
-    if may_hold_many(path):
-        from ..dataset import OMEArrowDataset
-
-        ds = OMEArrowDataset.scan(path, column=args.column)
+    ds = open_many(t, args.column)
+    if ds is not None:
         if picked:
-            k = pick_image(ds, args.path, args.row, args.image)
+            k = pick_image(ds, str(t), args.row, args.image)
             info = ds[k].info()
             info.update({c: ds.metadata(k).get(c) for c in ds.extra_columns})
-            _print_image(args.path, info, args.json)
+            _print_image(str(t), info, args.json)
             return 0
         if len(ds) > 1:
-            _print_listing(args.path, ds, args.json)
+            _print_listing(str(t), ds, args.json)
             return 0
     elif picked and args.image is not None:
-        raise ArgumentError(f"--image picks an image of a dataset directory or table; {path} holds one image")
-    img = OMEArrow.scan(path, column=args.column, row=args.row or 0)
-    _print_image(args.path, img.info(), args.json)
+        raise ArgumentError(f"--image picks an image of a dataset directory or table; {t} holds one image")
+    img = OMEArrow.scan(t.arg, column=args.column, row=args.row or 0)
+    _print_image(str(t), img.info(), args.json)
     return 0
 
 
@@ -162,7 +151,11 @@ def add_parser(sub: Any) -> None:
         "directory or a table of several images: one line per image (row, id, shape, dtype and the "
         "metadata columns); --row or --image shows one of them in full.",
     )
-    p.add_argument("path", help="image file, table or dataset directory")
+    p.add_argument(
+        "path",
+        help="image file, table or dataset directory: a local path, file://, or a URI the library reads "
+        "(s3://, gs://, az://, http(s)://; S3-compatible servers: AWS_ENDPOINT_URL)",
+    )
     p.add_argument("--row", type=int, help="show the image in this row (0-based) of a dataset or table")
     p.add_argument("--image", metavar="ID", help="show the image with this id in a dataset or table")
     p.add_argument("--column", help="the OME-Arrow column to read, in a table that has several")

@@ -60,7 +60,7 @@ def add_parsers(sub: Any) -> None:
         "and remove the files an interrupted append left in a dataset. Only names of ours whose writer "
         "is gone are touched; a dataset a writer holds is left alone.",
     )
-    p.add_argument("path", help="dataset directory or output file")
+    p.add_argument("path", help="local dataset directory or output file")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing when there is nothing to do")
     p.set_defaults(func=cmd_cleanup)
 
@@ -70,7 +70,7 @@ def add_parsers(sub: Any) -> None:
         description="Merge the chunk files appends add (chunks-NNNNN.parquet) into one chunks.parquet, atomically, "
         "so ome-arrow 0.1.0 reads every image. A dataset already in one file is left untouched.",
     )
-    p.add_argument("path", help="dataset directory")
+    p.add_argument("path", help="local dataset directory")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=cmd_compact)
 
@@ -81,6 +81,8 @@ def add_parsers(sub: Any) -> None:
         "a struct-record Parquet file, a Vortex file or an OME-TIFF (every plane decodes). Prints each "
         "damaged file, member, image id and chunk id, or 'ok' with counts. Exit 0 clean, 1 damaged.",
     )
-    p.add_argument("path", help="dataset directory or image file")
+    p.add_argument(
+        "path", help="local dataset directory or image file (it reads every byte: copy a remote one to a local disk)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=cmd_verify)

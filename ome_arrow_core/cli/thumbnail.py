@@ -20,8 +20,8 @@ from ..errors import ArgumentError, UnsafeOverwriteError
 from ..image import OMEArrow
 from ..safe_write import atomic_path
 from ..uris import local_path
-from .errors import REMOTE_ADVICE
-from .info import may_hold_many, pick_image
+from .info import pick_image
+from .targets import open_many, target
 
 __all__ = ["cmd_thumbnail", "add_parser", "check_output", "smallest_level"]
 
@@ -58,14 +58,12 @@ def smallest_level(img: OMEArrow, size: int) -> int:
 
 
 def _picture(args: argparse.Namespace) -> np.ndarray:
-    path = local_path(args.path, "the command line", REMOTE_ADVICE)
+    t = target(args.path)
     picked = args.row is not None or args.image is not None
-    if may_hold_many(path):
-        from ..dataset import OMEArrowDataset
-
-        ds = OMEArrowDataset.scan(path, column=args.column)
+    ds = open_many(t, args.column)
+    if ds is not None:
         if picked:
-            return thumbnail(ds[pick_image(ds, args.path, args.row, args.image)], args.size, t=args.t)
+            return thumbnail(ds[pick_image(ds, str(t), args.row, args.image)], args.size, t=args.t)
         if len(ds) > 1:
             grid = cells(ds, args.grid, args.size)
             failed = [c.failure for c in grid if c.failure is not None]
@@ -73,17 +71,17 @@ def _picture(args: argparse.Namespace) -> np.ndarray:
                 raise failed[0]
             return mosaic(grid, args.size)
     elif args.image is not None:
-        raise ArgumentError(f"--image picks an image of a dataset directory or table; {path} holds one image")
-    img = OMEArrow.scan(path, column=args.column, row=args.row or 0)
+        raise ArgumentError(f"--image picks an image of a dataset directory or table; {t} holds one image")
+    img = OMEArrow.scan(t.arg, column=args.column, row=args.row or 0)
     level = smallest_level(img, args.size)
     if level:
-        img = OMEArrow.scan(path, level=level)
+        img = OMEArrow.scan(t.arg, level=level)
     return thumbnail(img, args.size, t=args.t)
 
 
 def cmd_thumbnail(args: argparse.Namespace) -> int:
     """Render the input and write it to ``-o`` as a PNG, atomically."""
-    out = local_path(args.output, "the command line", REMOTE_ADVICE)
+    out = local_path(args.output, "thumbnail -o", "write the PNG to a local path, then copy it")
     check_output(out, args.force)
     png = encode_png(_picture(args))
     with atomic_path(out) as tmp:
@@ -110,8 +108,12 @@ def add_parser(sub: Any) -> None:
         "and write it as a PNG. Reads only the planes and rows it shows (and the smallest pyramid "
         "level that is large enough).",
     )
-    p.add_argument("path", help="image file, table or dataset directory")
-    p.add_argument("-o", "--output", required=True, help="the PNG file to write (an existing PNG is replaced)")
+    p.add_argument(
+        "path",
+        help="image file, table or dataset directory: a local path, file://, or a URI the library reads "
+        "(s3://, gs://, az://, http(s)://; S3-compatible servers: AWS_ENDPOINT_URL)",
+    )
+    p.add_argument("-o", "--output", required=True, help="the local PNG file to write (an existing PNG is replaced)")
     p.add_argument("--row", type=int, help="the image in this row (0-based) of a dataset or table")
     p.add_argument("--image", metavar="ID", help="the image with this id in a dataset or table")
     p.add_argument("--column", help="the OME-Arrow column to read, in a table that has several")
