@@ -341,3 +341,68 @@ def test_a_lying_records_digest_written_after_a_read_is_refused(tmp_path: Path) 
     (out / (MANIFEST + ".tmp")).replace(out / MANIFEST)
     with pytest.raises(ChecksumError, match="page sums"):
         OMEArrowDataset.scan(out)[1].to_numpy()
+
+
+# -- a batch holds the records file open ------------------------------------------------------------------
+def _fds() -> set[str]:
+    """What this process's file descriptors name (the one listing them excepted)."""
+    import os
+
+    out = set()
+    for n in os.listdir("/proc/self/fd"):
+        try:
+            out.add(os.readlink(f"/proc/self/fd/{n}"))
+        except FileNotFoundError:  # the listing's own
+            continue
+    return out
+
+
+def test_a_batch_opens_the_records_file_once_and_closes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ds.read`` of 40 random images of a plate too large to keep its records' pages opens its records file once
+    (not once an image), and no descriptor of it is left open after the batch, nor after a batch that failed."""
+    from ome_arrow_core.typed_chunk import record_reads
+
+    out = _plate(tmp_path, 3000)
+    opened: list[str] = []
+    real = record_reads.open_regular
+
+    def counted(parent: Path, name: str) -> int:
+        opened.append(name)
+        return real(parent, name)
+
+    monkeypatch.setattr(record_reads, "open_regular", counted)
+    ds = OMEArrowDataset.scan(out)
+    first, picked = np.random.default_rng(5).choice(3000, (2, 40), replace=False)
+    before = _fds()
+    np.testing.assert_array_equal(ds.read(first), np.stack([_image(int(i)) for i in first]))  # (plans the batches)
+    opened.clear()
+    np.testing.assert_array_equal(ds.read(picked), np.stack([_image(int(i)) for i in picked]))
+    assert opened == ["images.records"]
+    assert _fds() == before
+    opened.clear()
+    one = next(i for i in range(3000) if i not in first and i not in picked)
+    np.testing.assert_array_equal(ds[one].to_numpy(layout="CYX"), _image(one))  # one image: opened for itself
+    assert opened == ["images.records"] and _fds() == before
+    entry = _entry(out)
+    flip_byte(out / "images.records", entry["record_pages"] * PAGE - 7)  # the last record page
+    last = list(range(3000 - 30, 3000))
+    with pytest.raises(ChecksumError):
+        ds.read(last)
+    assert _fds() == before
+
+
+def test_threads_reading_batches_at_once_each_get_their_images(tmp_path: Path) -> None:
+    """Batches read by four threads at once (a DataLoader's threads): the held file is shared and closed after the
+    last of them; every batch has its images."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = _plate(tmp_path, 3000)
+    ds = OMEArrowDataset.scan(out)
+    rng = np.random.default_rng(9)
+    batches = [rng.choice(3000, 32, replace=False) for _ in range(40)]
+    before = _fds()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(ds.read, batches))
+    for batch, arr in zip(batches, got):
+        np.testing.assert_array_equal(arr, np.stack([_image(int(i)) for i in batch]))
+    assert _fds() == before

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Final
 
@@ -105,6 +106,10 @@ class ImageRows:
 
     def __len__(self) -> int:
         return int(self.first[-1])
+
+    def records_held(self) -> AbstractContextManager[None]:
+        """A block during which the records files stay open (a batch's rows: see :meth:`PartRecords.held`)."""
+        return nullcontext() if self.records is None else self.records.held(self._lock)
 
     def part_of(self) -> np.ndarray:
         """The part of each image row (read-only; one part: a broadcast zero, no array of a million images)."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import os
 import struct
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -114,17 +116,38 @@ class RecordReader:
         self._usable: bool | None = None
         self._sums: np.ndarray | None = None
         self._pages: OrderedDict[int, bytes] = OrderedDict()
+        self._held: int | None = None  # the file, open while a batch holds it (see :meth:`hold`)
+        self._holds = 0
+
+    def hold(self) -> None:
+        """Keep the file open for :meth:`row` until as many :meth:`release` calls (a batch's rows: one open, not one
+        a row). Not thread-safe: callers hold the lock they hold for :meth:`row`."""
+        if self._holds == 0 and self._usable is not False:
+            try:
+                self._held = open_regular(self.path.parent, self.path.name)
+            except FileNotFoundError:
+                self._held = None  # (row() finds it gone and says so)
+        self._holds += 1
+
+    def release(self) -> None:
+        """The end of a :meth:`hold` (the file closed at the last)."""
+        self._holds -= 1
+        if self._holds == 0 and self._held is not None:
+            fd, self._held = self._held, None
+            os.close(fd)
 
     def row(self, i: int) -> tuple[dict[str, Any], int] | None:
         """Record ``i`` as an images row (the columns of :data:`RECORD_COLUMNS`) and its variant number, or None when
         the file is not usable."""
         if self._usable is False:
             return None
-        try:
-            fd = open_regular(self.path.parent, self.path.name)  # a FIFO refused, not waited on
-        except FileNotFoundError:
-            self._usable = False
-            return None
+        fd = self._held
+        if fd is None:
+            try:
+                fd = open_regular(self.path.parent, self.path.name)  # a FIFO refused, not waited on
+            except FileNotFoundError:
+                self._usable = False
+                return None
         try:
             if self._usable is None:
                 self._usable = os.fstat(fd).st_size == self.size
@@ -142,7 +165,8 @@ class RecordReader:
                 )
             text = self._heap(fd, heap, end)
         finally:
-            os.close(fd)
+            if fd != self._held:
+                os.close(fd)
         try:
             image_id = text[:id_len].decode()
             name = None if name_len == NULL_NAME else text[id_len:].decode()
@@ -218,6 +242,21 @@ class PartRecords:
         self._rows: OrderedDict[int, tuple[dict[str, Any], int, int]] = OrderedDict()
         #: The metadata of the first image of each (part, variant) read, without OME-XML (None: with it).
         self._templates: dict[tuple[int, int], ImageMeta | None] = {}
+
+    @contextmanager
+    def held(self, lock: threading.Lock) -> Iterator[None]:
+        """Every records file kept open while the block runs (:meth:`RecordReader.hold`), opened and closed under
+        ``lock``, the one callers of :meth:`row` and :meth:`meta` hold."""
+        with lock:
+            readers = [r for r in self.readers if r is not None]
+            for reader in readers:
+                reader.hold()
+        try:
+            yield
+        finally:
+            with lock:
+                for reader in readers:
+                    reader.release()
 
     def row(self, pos: int) -> dict[str, Any] | None:
         """Image row ``pos``'s columns of :data:`RECORD_COLUMNS` from its record (None: its table has none usable;

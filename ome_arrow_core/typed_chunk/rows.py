@@ -140,19 +140,20 @@ def _read_located(
     rest: list[int] = []
     fds: dict[str, int] = {}
     try:
-        for k, pos in enumerate(positions):
-            loc = image_locator(opened, pos)
-            if loc is None:
-                rest.append(k)
-                continue
-            fd = fds.get(loc.file)
-            if fd is None:
-                fd = fds[loc.file] = os.open(opened.path / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            meta = opened.meta(pos)
-            sizes = meta.sizes
-            shape = [sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]]
-            pixels = read_located(opened.path, loc, shape, meta.dtype, verify, algorithm, f"image {meta.id!r}", fd)
-            outs[k][...] = sels[k].apply(pixels.transpose(0, 2, 1, 3, 4))
+        with opened.images.records_held():  # image records: their files opened once a batch, not once an image
+            for k, pos in enumerate(positions):
+                loc = image_locator(opened, pos)
+                if loc is None:
+                    rest.append(k)
+                    continue
+                fd = fds.get(loc.file)
+                if fd is None:
+                    fd = fds[loc.file] = os.open(opened.path / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                meta = opened.meta(pos)
+                sizes = meta.sizes
+                shape = [sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]]
+                pixels = read_located(opened.path, loc, shape, meta.dtype, verify, algorithm, f"image {meta.id!r}", fd)
+                outs[k][...] = sels[k].apply(pixels.transpose(0, 2, 1, 3, 4))
     finally:
         for fd in fds.values():
             os.close(fd)
