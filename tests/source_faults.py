@@ -3,8 +3,8 @@ damaged further on, or the converting process killed by a signal (tests/backends
 tests/test_dataset_writes.py).
 
 The source is :func:`conversion_memory.scanned_source`'s 2 x 2 x 16 x 256 x 256 uint16 image (one-plane chunks) and
-each writer's read and write budgets are made small (:data:`SMALL`), so it is read and written in many slabs: a
-slab of one Z (two planes) at a time, written before the next is read.
+each writer's read and write budgets are made small (:data:`SMALL`), so it is read and written in many slabs (one Z,
+or one plane), each written before the next is read.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ SMALL: dict[str, list[tuple[str, str, int]]] = {
         ("ome_arrow_vortex.writer", "BATCH_BYTES", 1 << 17),  # ...handed to Vortex one plane's rows a batch
     ],
     "parquet": [
-        ("ome_arrow_core.typed_chunk.packing", "BAND_BYTES", 1 << 18),  # one Z a band...
-        ("ome_arrow_core.typed_chunk.packing", "BATCH_BYTES", 1 << 18),  # ...written before the next is read
+        ("ome_arrow_core.typed_chunk.packing", "BAND_BYTES", 1 << 18),  # a band of planes (here one plane)...
+        ("ome_arrow_core.typed_chunk.packing", "BATCH_BYTES", 1 << 17),  # ...written before the next is read
     ],
 }
 
