@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -37,9 +38,13 @@ SMALL: dict[str, list[tuple[str, str, int]]] = {
 }
 
 _CHILD = textwrap.dedent("""
-    import importlib, pathlib, sys, time
+    import importlib, pathlib, signal, sys, time
     from ome_arrow_core.cli import main
     from ome_arrow_core.typed_chunk import DatasetSource
+
+    # Ctrl-C as a terminal delivers it: a pytest started in the background (`... &` in a script) hands its
+    # children SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     marker, budgets, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
     for item in filter(None, budgets.split(",")):
@@ -49,9 +54,13 @@ _CHILD = textwrap.dedent("""
 
     def held(self, *args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # the first slab written, the second not read yet: wait here for the signal
+        if len(calls) == 2:  # the first slab written, the second not read yet: wait here until the signal is sent
             pathlib.Path(marker).touch()
-            time.sleep(120)
+            sent = pathlib.Path(marker + ".sent")
+            for _ in range(1200):  # short sleeps: the handler runs here even if another thread took the signal
+                if sent.exists():  # read on: this thread may not be the main one (Vortex's), where it is handled
+                    break
+                time.sleep(0.1)
         return read(self, *args, **kwargs)
 
     DatasetSource.read = held
@@ -98,27 +107,31 @@ def snapshot(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path.parent)): p.read_bytes() for p in files}
 
 
-def killed_convert(
-    fmt: str, sig: signal.Signals, argv: list[str], marker: Path
-) -> tuple[int, subprocess.CompletedProcess[str]]:
+def killed_convert(fmt: str, sig: signal.Signals, argv: list[str]) -> tuple[int, subprocess.CompletedProcess[str]]:
     """Run ``ome-arrow-core convert`` with ``argv`` in a child (``fmt``'s budgets small) and send it ``sig`` once it
-    has written its first slab (it waits there); the child's process id, and its exit status and output."""
+    has written its first slab (it waits there until the signal is sent, then reads on: Python runs a SIGINT
+    handler in the main thread only, which may be inside Vortex while another thread reads); the child's process
+    id, and its exit status and output."""
     budgets = ",".join(f"{m}:{n}:{v}" for m, n, v in SMALL[fmt])
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(marker), budgets, "convert", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if marker.exists():
-        os.kill(proc.pid, sig)
-    else:
-        proc.kill()
-    out, err = proc.communicate(timeout=120)
-    assert marker.exists(), f"the child never reached its second read: {err[-2000:]}"
+    with tempfile.TemporaryDirectory() as scratch:
+        marker = Path(scratch) / "marker"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(marker), budgets, "convert", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        reached = marker.exists()
+        if reached:
+            os.kill(proc.pid, sig)
+            Path(f"{marker}.sent").touch()
+        else:
+            proc.kill()
+        out, err = proc.communicate(timeout=120)
+    assert reached, f"the child never reached its second read: {err[-2000:]}"
     return proc.pid, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
