@@ -26,7 +26,7 @@ from ome_arrow_core.safe_write.ownership import parse_temp
 
 #: Per output format, the (module, name, value) budgets that make the scanned image go in many slabs.
 SMALL: dict[str, list[tuple[str, str, int]]] = {
-    "ome-zarr": [("ome_arrow_zarr.writer", "SLAB_BYTES", 1 << 18)],  # one Z (2 planes of 128 KiB) a slab
+    "ome-zarr": [("ome_arrow_core.plane_blocks", "BLOCK_BYTES", 1 << 18)],  # one Z (2 planes of 128 KiB) a slab
     "vortex": [
         ("ome_arrow_core.plane_blocks", "BLOCK_BYTES", 1 << 18),  # one Z a block...
         ("ome_arrow_vortex.writer", "BATCH_BYTES", 1 << 17),  # ...handed to Vortex one plane's rows a batch
