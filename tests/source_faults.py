@@ -38,7 +38,7 @@ SMALL: dict[str, list[tuple[str, str, int]]] = {
 }
 
 _CHILD = textwrap.dedent("""
-    import importlib, pathlib, signal, sys, time
+    import atexit, importlib, pathlib, signal, sys, time
     from ome_arrow_core.cli import main
     from ome_arrow_core.typed_chunk import DatasetSource
 
@@ -51,6 +51,7 @@ _CHILD = textwrap.dedent("""
         module, name, value = item.split(":")
         setattr(importlib.import_module(module), name, int(value))
     read, calls = DatasetSource.read, []
+    atexit.register(lambda: print(f"reads={len(calls)}", file=sys.stderr))  # not after SIGKILL
 
     def held(self, *args, **kwargs):
         calls.append(1)
@@ -133,6 +134,12 @@ def killed_convert(fmt: str, sig: signal.Signals, argv: list[str]) -> tuple[int,
         out, err = proc.communicate(timeout=120)
     assert reached, f"the child never reached its second read: {err[-2000:]}"
     return proc.pid, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def reads_of(done: subprocess.CompletedProcess[str]) -> int:
+    """How many reads of the source a :func:`killed_convert` child made before it exited (Ctrl-C handled in the
+    main thread: 2, the one it was stopped in; Vortex may read on in its own thread until it returns)."""
+    return int(done.stderr.rsplit("reads=", 1)[1].split()[0])
 
 
 def temporaries(parent: Path, target: Path) -> list[Path]:

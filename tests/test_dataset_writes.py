@@ -265,7 +265,7 @@ def test_an_export_killed_after_its_first_band_leaves_the_old_dataset(tmp_path: 
     """``convert --force`` to a dataset killed once its first band is written: the dataset it would replace stays
     byte for byte. SIGKILL leaves the dead writer's temporary (ours, named for the target, holding the bands
     written), which the next write removes; Ctrl-C exits 130 and leaves nothing."""
-    from source_faults import killed_convert, scanned_source, snapshot, temporaries
+    from source_faults import killed_convert, reads_of, scanned_source, snapshot, temporaries
 
     from ome_arrow_core.safe_write.ownership import parse_temp
 
@@ -282,6 +282,7 @@ def test_an_export_killed_after_its_first_band_leaves_the_old_dataset(tmp_path: 
         assert any(p.name.startswith("chunks") and p.stat().st_size for p in left[0].rglob("*"))
     else:
         assert done.returncode == 130 and "error: interrupted" in done.stderr, done.stderr[-2000:]
+        assert reads_of(done) == 2  # stopped in the read it was in, not once the whole image was read
         assert left == []
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name, *(p.name for p in left)])
     OMEArrow.scan(src).export("parquet", target)  # the next write removes what the killed one left

@@ -143,7 +143,7 @@ def test_a_source_damaged_mid_write_raises_and_leaves_no_store(
 def test_a_conversion_killed_after_its_first_slab_leaves_no_store(tmp_path: Path, sig: signal.Signals) -> None:
     """``convert`` killed once its first slab of chunks is stored: no store at the target; SIGKILL leaves the dead
     writer's temporary (ours, named for the target), which the next write removes; Ctrl-C leaves nothing."""
-    from source_faults import killed_convert, scanned_source, temporaries
+    from source_faults import killed_convert, reads_of, scanned_source, temporaries
 
     src, arr = scanned_source(tmp_path)
     target = tmp_path / "x.ome.zarr"
@@ -156,6 +156,7 @@ def test_a_conversion_killed_after_its_first_slab_leaves_no_store(tmp_path: Path
         assert any(p.is_file() for p in left[0].rglob("*"))  # chunks written before the kill
     else:
         assert done.returncode == 130 and "error: interrupted" in done.stderr, done.stderr[-2000:]
+        assert reads_of(done) == 2  # stopped in the read it was in, not once the whole image was read
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, *(p.name for p in left)])
     OMEArrow.scan(src).export("ome-zarr", target)  # the next write removes what the killed one left
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name])
