@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import signal
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +220,71 @@ def test_batched_writes_keep_the_row_groups_of_one_write_per_image(
         ds = OMEArrowDataset.scan(out)
         for i, a in enumerate(arrs):
             np.testing.assert_array_equal(ds[i].to_numpy(layout="TZCYX"), a)
+
+
+# -- a source that fails, a process killed, mid-export -------------------------------------------------
+OLD = np.arange(3 * 20 * 24, dtype=np.uint16).reshape(3, 20, 24)
+
+
+@pytest.mark.parametrize("chunk_format", ["parquet", "vortex"])
+def test_a_source_damaged_mid_export_raises_and_leaves_the_old_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], chunk_format: str
+) -> None:
+    """The export reads the source a band of planes at a time, writing each batch before the next: a chunk that
+    fails its checksum after 32 bands raises the read's DamagedFileError naming the source's file; the dataset it
+    would replace stays byte for byte and nothing is left beside it, from export() and ``convert --force``."""
+    from source_faults import counting_reads, damaged_source, small_budgets, snapshot
+
+    from ome_arrow_core.cli import main
+    from ome_arrow_core.errors import DamagedFileError
+
+    if chunk_format == "vortex":
+        pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
+    src, _ = damaged_source(tmp_path)
+    small_budgets(monkeypatch, "parquet")
+    target = tmp_path / "out.ome.parquet"
+    OMEArrow(OLD).export("parquet", target)
+    before = snapshot(target)
+    reads = counting_reads(monkeypatch)
+    if chunk_format == "parquet":
+        with pytest.raises(DamagedFileError, match="source.ome.parquet/chunks.parquet"):
+            OMEArrow.scan(src).export("parquet", target)
+        assert len(reads) == 33  # time point 0's 32 bands (one plane each) written, the 33rd refused
+        assert snapshot(target) == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name])
+    argv = ["convert", str(src), "-o", str(target), "--force", "--chunk-format", chunk_format, "-q"]
+    assert main(argv) == 1
+    line = capsys.readouterr().err
+    assert "source.ome.parquet/chunks.parquet" in line and "C Data interface" not in line, line
+    assert snapshot(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_an_export_killed_after_its_first_band_leaves_the_old_dataset(tmp_path: Path, sig: signal.Signals) -> None:
+    """``convert --force`` to a dataset killed once its first band is written: the dataset it would replace stays
+    byte for byte. SIGKILL leaves the dead writer's temporary (ours, named for the target, holding the bands
+    written), which the next write removes; Ctrl-C exits 130 and leaves nothing."""
+    from source_faults import killed_convert, reads_of, scanned_source, snapshot, temporaries
+
+    from ome_arrow_core.safe_write.ownership import parse_temp
+
+    src, arr = scanned_source(tmp_path)
+    target = tmp_path / "out.ome.parquet"
+    OMEArrow(OLD).export("parquet", target)
+    before = snapshot(target)
+    pid, done = killed_convert("parquet", sig, [str(src), "-o", str(target), "--force", "-q"])
+    assert snapshot(target) == before
+    left = temporaries(tmp_path, target)
+    if sig == signal.SIGKILL:
+        assert done.returncode == -9, done.stderr[-2000:]
+        assert [parse_temp(p.name).pid for p in left] == [pid]  # type: ignore[union-attr]
+        assert any(p.name.startswith("chunks") and p.stat().st_size for p in left[0].rglob("*"))
+    else:
+        assert done.returncode == 130 and "error: interrupted" in done.stderr, done.stderr[-2000:]
+        assert reads_of(done) == 2  # stopped in the read it was in, not once the whole image was read
+        assert left == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name, *(p.name for p in left)])
+    OMEArrow.scan(src).export("parquet", target)  # the next write removes what the killed one left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name])
+    np.testing.assert_array_equal(OMEArrow.scan(target).to_numpy(), arr)

@@ -270,12 +270,12 @@ def test_a_channel_without_a_name_reads_back_without_one(tmp_path: Path, version
 
 def test_a_scanned_image_is_written_a_slab_of_chunks_at_a_time(tmp_path: Path) -> None:
     """Converting an image larger than memory must not read it whole: the writer reads one time point's chunk
-    depth of planes at a time, as many as SLAB_BYTES holds (here made one: 2 x 16 planes of 256x256, so 1/16 of
-    a time point, 1/32 of the image)."""
+    depth of planes at a time, as many as plane_blocks.BLOCK_BYTES holds (here made one: 2 x 16 planes of 256x256,
+    so 1/16 of a time point, 1/32 of the image)."""
     from conversion_memory import peak_read_bytes, scanned_source
 
     src, arr = scanned_source(tmp_path)
-    small = "import ome_arrow_zarr.writer as w; w.SLAB_BYTES = 1 << 18"  # slabs of one chunk depth, not 32 MiB
+    small = "import ome_arrow_core.plane_blocks as p; p.BLOCK_BYTES = 1 << 18"  # slabs of one chunk depth, not 32 MiB
     peak = peak_read_bytes(src, "ome-zarr", tmp_path / "out.ome.zarr", setup=small, chunk_shape=[1, 128, 128])
     assert peak < arr.nbytes // 8, (peak, arr.nbytes)
     np.testing.assert_array_equal(OMEArrow.scan(tmp_path / "out.ome.zarr").to_numpy(), arr)

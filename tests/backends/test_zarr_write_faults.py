@@ -7,6 +7,7 @@ target, one after leaves the complete store, and the next write removes what the
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ pytest.importorskip("ome_arrow_zarr", reason="needs ome-arrow-zarr (pip install 
 
 from ome_arrow_core import OMEArrow
 from ome_arrow_core.plugin_api import UnsafeOverwriteError
+from ome_arrow_core.safe_write.ownership import parse_temp
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
@@ -111,3 +113,51 @@ def test_an_interrupt_after_the_chunks_leaves_nothing(tmp_path: Path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         OMEArrow(np.zeros((4, 32, 32), np.uint16)).export("ome-zarr", tmp_path / "x.ome.zarr", chunk_shape=(1, 16, 16))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_damaged_mid_write_raises_and_leaves_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The writer reads the source a slab at a time: a chunk of it that fails its checksum after 16 slabs were
+    written raises the read's DamagedFileError naming the source's file, and nothing is left at or beside the
+    target, from export() and from the command line."""
+    from source_faults import counting_reads, damaged_source, small_budgets
+
+    from ome_arrow_core.cli import main
+    from ome_arrow_core.errors import DamagedFileError
+
+    src, _ = damaged_source(tmp_path)
+    small_budgets(monkeypatch, "ome-zarr")
+    reads = counting_reads(monkeypatch)
+    target = tmp_path / "x.ome.zarr"
+    with pytest.raises(DamagedFileError, match="source.ome.parquet/chunks.parquet"):
+        OMEArrow.scan(src).export("ome-zarr", target, chunk_shape=(1, 128, 128))
+    assert len(reads) == 17  # time point 0's 16 slabs written, the 17th refused
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+    assert main(["convert", str(src), "-o", str(target), "-q"]) == 1
+    assert "source.ome.parquet/chunks.parquet" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_conversion_killed_after_its_first_slab_leaves_no_store(tmp_path: Path, sig: signal.Signals) -> None:
+    """``convert`` killed once its first slab of chunks is stored: no store at the target; SIGKILL leaves the dead
+    writer's temporary (ours, named for the target), which the next write removes; Ctrl-C leaves nothing."""
+    from source_faults import killed_convert, reads_of, scanned_source, temporaries
+
+    src, arr = scanned_source(tmp_path)
+    target = tmp_path / "x.ome.zarr"
+    pid, done = killed_convert("ome-zarr", sig, [str(src), "-o", str(target), "-q"])
+    assert not target.exists()
+    left = temporaries(tmp_path, target)
+    if sig == signal.SIGKILL:
+        assert done.returncode == -9, done.stderr[-2000:]
+        assert [parse_temp(p.name).pid for p in left] == [pid]  # type: ignore[union-attr]
+        assert any(p.is_file() for p in left[0].rglob("*"))  # chunks written before the kill
+    else:
+        assert done.returncode == 130 and "error: interrupted" in done.stderr, done.stderr[-2000:]
+        assert reads_of(done) == 2  # stopped in the read it was in, not once the whole image was read
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, *(p.name for p in left)])
+    OMEArrow.scan(src).export("ome-zarr", target)  # the next write removes what the killed one left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name])
+    np.testing.assert_array_equal(OMEArrow.scan(target).to_numpy(), arr)

@@ -77,7 +77,8 @@ def write_vortex(
     a lazy read touches only the rows it needs. ``"zstd"`` uses Vortex's compact options (zstd
     on the pixel column): smaller files, but any read decompresses the whole pixel block. The image is
     read a block of planes at a time (``PlaneBlocks``), but the vortex library (0.93) holds about twice the
-    file's bytes until it is written: for an image larger than memory, write Parquet or OME-Zarr.
+    file's bytes until it is written: for an image larger than memory, write Parquet or OME-Zarr. An error
+    raised while reading the image (a damaged source, Ctrl-C) reaches the caller as itself, not wrapped by Vortex.
     """
     import vortex as vx
 
@@ -91,8 +92,23 @@ def write_vortex(
     chunk = chunk_shape_for(meta.sizes["Y"], meta.sizes["X"], chunk_shape)
     opts = vx.io.VortexWriteOptions.compact() if codec == "zstd" else vx.io.VortexWriteOptions.default()
     out = Path(out)
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:  # Vortex turns what they raise into a RuntimeError: kept here
+        try:
+            yield from record_batches(PlaneBlocks(image).plane, meta, chunk)
+        except BaseException as exc:  # a damaged source, Ctrl-C (the rows are pulled in this thread)
+            failure.append(exc)
+            raise
+
     with atomic_path(out) as tmp:
-        stream = pa.RecordBatchReader.from_batches(SCHEMA, record_batches(PlaneBlocks(image).plane, meta, chunk))
-        opts.write(stream, str(tmp))
+        try:
+            opts.write(pa.RecordBatchReader.from_batches(SCHEMA, batches()), str(tmp))
+        except Exception:
+            if failure:
+                raise failure[0] from None
+            raise
+        if failure:  # Vortex swallowed it
+            raise failure[0]
         seal(Path(tmp))
     return out

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ArgumentError, atomic_path, channel_to_dict
+from ome_arrow_core.plugin_api import CHECKSUM_ALGORITHM, ArgumentError, PlaneBlocks, atomic_path, channel_to_dict
 
 from .meta import OURS
 from .ngff import unit_name
@@ -31,12 +31,10 @@ from .ngff import unit_name
 if TYPE_CHECKING:
     from ome_arrow_core import ImageMeta, OMEArrow
 
-__all__ = ["write_ome_zarr", "ngff_attrs", "level_shape", "COMPRESSIONS", "SLAB_BYTES"]
+__all__ = ["write_ome_zarr", "ngff_attrs", "level_shape", "COMPRESSIONS"]
 
 #: Accepted ``compression=`` values (None is "none").
 COMPRESSIONS: Final[tuple[str, ...]] = ("zstd", "none")
-#: Bytes of the image read and written at once (a slab of whole chunks; at least one chunk depth).
-SLAB_BYTES = 32 << 20
 _TILE: Final[int] = 512
 _TYPES: Final[dict[str, str]] = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
@@ -166,10 +164,10 @@ def write_ome_zarr(
 
     ``levels`` resolution levels (1: full resolution only); ``chunk_shape=(z, y, x)``;
     ``compression`` "zstd" (with checksums in 0.5) or None. The image is read and written a slab of
-    whole chunks at a time (one time point's planes of a multiple of ``chunk_shape``'s ``z``, about
-    :data:`SLAB_BYTES`, or one chunk depth when that is larger): the memory of a slab, not of the image. On
-    failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError before anything is
-    written. An image with a stored OME-XML (read from an
+    whole chunks at a time (``PlaneBlocks``: one time point's planes of a multiple of ``chunk_shape``'s ``z``,
+    about ``plane_blocks.BLOCK_BYTES``, or one chunk depth when that is larger): the memory of a slab, not of
+    the image. On failure nothing is left at ``out``; an existing ``out`` raises UnsafeOverwriteError before
+    anything is written. An image with a stored OME-XML (read from an
     OME-TIFF, or any of our formats that kept it) is written in the bioformats2raw layout: the image
     at ``"0"`` and the document in ``OME/METADATA.ome.xml`` (see :mod:`.omexml`); ``ome_xml=False``
     writes the image at the root without it.
@@ -195,11 +193,7 @@ def write_ome_zarr(
             arrays.append(_create(group, k, shape, chunks, meta.dtype, version, comp, compression_level))
         lo = np.full(meta.sizes["C"], np.inf)
         hi = np.full(meta.sizes["C"], -np.inf)
-        sx, sy, sz = meta.sizes["X"], meta.sizes["Y"], meta.sizes["Z"]
-        slab = cz * max(1, SLAB_BYTES // max(1, cz * meta.sizes["C"] * sy * sx * np.dtype(meta.dtype).itemsize))
-        for t, z0 in ((t, z0) for t in range(meta.sizes["T"]) for z0 in range(0, sz, slab)):
-            zs = range(z0, min(sz, z0 + slab))  # whole chunks of about SLAB_BYTES: not the image, not a plane
-            slab_zcyx = image.slice_lazy(0, sx, 0, sy, t_indices=[t], z_indices=zs).to_numpy(layout="TZCYX")[0]
+        for t, zs, slab_zcyx in PlaneBlocks(image, z_align=cz).blocks():  # whole chunks: not the image, not a plane
             czyx = slab_zcyx.transpose(1, 0, 2, 3)
             for k, arr in enumerate(arrays):
                 f = 2**k
