@@ -284,3 +284,41 @@ def test_images_of_several_dtypes_read_as_one_batch_with_dtype(tmp_path: Path) -
         DTypeError, match="uint8"
     ):  # -16 does not fit  # checked as tensor_view(dtype=) is, unless casting="unsafe"
         OMEArrowTorchDataset(path, dtype="uint8")[[0, 1]]
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float()
+
+
+def test_spawned_workers_read_the_samples_and_a_transform_they_cannot_get_is_named(
+    plate: tuple[Path, np.ndarray],
+) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, transform=_as_float, target="label")
+    loader = DataLoader(ds, batch_size=8, num_workers=1, multiprocessing_context="spawn")
+    xs, ys = zip(*loader)
+    assert torch.cat(ys).tolist() == list(range(N))
+    np.testing.assert_array_equal(torch.cat(xs).numpy(), arrs.astype(np.float32))
+    # a lambda: pickle's error ("attribute lookup <lambda> ... failed") named no argument
+    bad = OMEArrowTorchDataset(path, transform=lambda x: x.float())
+    with pytest.raises(ArgumentError, match=r"transform=<function .*<lambda>.* 'spawn' .* cannot be pickled"):
+        next(iter(DataLoader(bad, batch_size=8, num_workers=1, multiprocessing_context="spawn")))
+
+
+def test_a_transform_defined_in_an_interactive_session_is_named_before_a_spawned_worker_fails(
+    plate: tuple[Path, np.ndarray],
+) -> None:
+    # the worker could not import it from a notebook's __main__: "DataLoader worker exited unexpectedly" said only
+    import subprocess
+    import sys
+
+    code = (
+        "from torch.utils.data import DataLoader\n"
+        "from ome_arrow_torch import OMEArrowTorchDataset\n"
+        "def scale(t):\n    return t.float()\n"
+        f"ds = OMEArrowTorchDataset({str(plate[0])!r}, transform=scale)\n"
+        "try:\n    next(iter(DataLoader(ds, batch_size=4, num_workers=1, multiprocessing_context='spawn')))\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
+    assert got.startswith("ArgumentError transform=<function scale") and "interactive session" in got, got

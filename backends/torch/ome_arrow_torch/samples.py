@@ -269,9 +269,34 @@ class Samples:
         return pool[1]
 
     def __getstate__(self) -> dict[str, Any]:
+        if self.transform is not None and get_spawning_popen() is not None:
+            _check_sendable(self.transform)
         state = self.__dict__.copy()
         state.pop("_pool", None)  # buffers belong to the process that made them
         return state
+
+
+def _check_sendable(transform: Transform) -> None:
+    """Raise ArgumentError when ``transform`` cannot reach a worker process that is started afresh ("spawn",
+    "forkserver": the default on macOS and Windows), instead of pickle's error or the worker's failed import."""
+    import pickle
+    import sys
+
+    why = None
+    try:
+        pickle.dumps(transform)
+    except Exception as exc:  # PicklingError, AttributeError, TypeError: whatever the object raises
+        why = f"it cannot be pickled ({type(exc).__name__}: {exc})"
+    else:
+        main = sys.modules.get("__main__")
+        if getattr(transform, "__module__", None) == "__main__" and not getattr(main, "__file__", None):
+            why = "it is defined in an interactive session (a notebook), which a new process cannot import"
+    if why is not None:
+        raise ArgumentError(
+            f"transform={transform!r} cannot be sent to a DataLoader worker started with 'spawn' or 'forkserver': "
+            f"{why}. Define it in a module (a .py file) at top level (functools.partial of such a function works "
+            "too), or pass multiprocessing_context='fork' to the DataLoader"
+        )
 
 
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
