@@ -40,7 +40,9 @@ class OMEArrowTorchDataset(Samples, Dataset):  # type: ignore[type-arg]
     Batches from a DataLoader are read together (``__getitems__``), in a worker straight
     into reused shared memory, and ``default_collate`` hands that batch on without copying
     it (:mod:`ome_arrow_torch.collate`). ``ds[[i, j, ...]]`` reads samples as one batch
-    tensor too, for ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``.
+    tensor too, for ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``. Once the dataset on
+    disk is overwritten (a new copy swapped in; appends and compactions are not), every read raises
+    ``StorageError``: samples and targets are the old copy's.
     """
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ and loads its images' row groups there, for every worker forked later to inherit
 
 from __future__ import annotations
 
+import errno
 import gc
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset, SelectionError, ViewSpec
+from ome_arrow_core.errors import StorageError
 from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, gc_held
 
 from .collate import rows_of
@@ -85,6 +87,8 @@ class Samples:
         casting: Literal["checked", "unsafe"] = "checked",
     ) -> None:
         self.dataset = _as_dataset(source, filter)
+        #: The copies on disk the samples and targets are taken from (before they are): reads check them (see _read).
+        self._copies = self.dataset.copies()
         # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
         self.dataset.open_files(load=True)
         prepare()  # the workers' first batches look up nothing (see prefault)
@@ -186,7 +190,24 @@ class Samples:
         return {n: v[k] for n, v in self._targets.items()}
 
     def _read(self, samples: Sequence[int], out: Any = None) -> np.ndarray:
-        """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read)."""
+        """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read).
+
+        Raises StorageError (ESTALE) when a dataset directory was overwritten since this dataset was made: the
+        images read may be other images than those its samples, sizes and targets were taken from."""
+        got = self._read_samples(samples, out)
+        now = self.dataset.copies()  # after the read: a read that began before an overwrite may have met the new copy
+        if now != self._copies:
+            path = next((a[0] for a, b in zip(now, self._copies) if a != b), self._copies[0][0])
+            err = StorageError(
+                f"{path} was overwritten after this {type(self).__name__} was made: its images may not be those "
+                "its samples and targets were taken from, so none is returned; make the dataset (and its "
+                "DataLoader) again to read the new copy"
+            )
+            err.errno = errno.ESTALE
+            raise err
+        return got
+
+    def _read_samples(self, samples: Sequence[int], out: Any) -> np.ndarray:
         if self._starts is None and self.crop is None:  # sample i is image i, all with one view: checked at once
             images = [int(s) for s in samples]
             n = self.num_samples
