@@ -122,6 +122,16 @@ def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
             OMEArrowTorchDataset(path, **bad)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match="target"):
         OMEArrowTorchDataset(path, target="nope")
+    with pytest.raises(ArgumentError, match=r"random_crop=True needs crop=\(h, w\)"):  # whole images, silently
+        OMEArrowTorchDataset(path, random_crop=True)
+    for bad_seed in (-1, 1.5):  # -1 failed at the first read (numpy's error), 1.5 was truncated
+        with pytest.raises(ArgumentError, match="seed must be an int >= 0"):
+            OMEArrowTorchDataset(path, crop=(4, 4), random_crop=True, seed=bad_seed)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match="transform must be a function"):  # a TypeError at the first read
+        OMEArrowTorchDataset(path, transform="float")  # type: ignore[arg-type]
+    for bad_size in ({"batch_size": 0}, {"batch_size": 8.5}, {"read_size": 0}):  # read_size=0 was read as 1
+        with pytest.raises(ArgumentError, match="must be an int >= 1"):
+            OMEArrowIterableDataset(path, **bad_size)  # type: ignore[arg-type]
 
 
 # -- iterable, sharded --------------------------------------------------------------------------------

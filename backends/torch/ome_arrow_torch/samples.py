@@ -86,6 +86,7 @@ class Samples:
         dtype: Any = None,
         casting: Literal["checked", "unsafe"] = "checked",
     ) -> None:
+        _check_options(random_crop, crop, seed, transform)  # before the files are opened
         self.dataset = _as_dataset(source, filter)
         #: The copies on disk the samples and targets are taken from (before they are): reads check them (see _read).
         self._copies = self.dataset.copies()
@@ -295,6 +296,19 @@ class Samples:
         state = self.__dict__.copy()
         state.pop("_pool", None)  # buffers belong to the process that made them
         return state
+
+
+def _check_options(random_crop: bool, crop: Any, seed: Any, transform: Any) -> None:
+    """Raise ArgumentError for options that would otherwise be ignored, truncated or fail only at the first read."""
+    if random_crop and crop is None:
+        raise ArgumentError(
+            "random_crop=True needs crop=(h, w), the size of the crop it places at random: without it every sample "
+            "is the whole image (or its roi, or tile), the same every epoch; pass crop=(h, w)"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ArgumentError(f"seed must be an int >= 0 (it seeds shuffling and random crops), got {seed!r}")
+    if transform is not None and not callable(transform):
+        raise ArgumentError(f"transform must be a function of a sample tensor, got {transform!r}")
 
 
 def _check_sendable(transform: Transform) -> None:
