@@ -129,6 +129,9 @@ def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
             OMEArrowTorchDataset(path, crop=(4, 4), random_crop=True, seed=bad_seed)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match="transform must be a function"):  # a TypeError at the first read
         OMEArrowTorchDataset(path, transform="float")  # type: ignore[arg-type]
+    for bad_epoch in (-1, 1.5):  # -1 failed in the workers' reads (numpy's error), 1.5 was truncated
+        with pytest.raises(ArgumentError, match="set_epoch takes an int >= 0"):
+            rnd.set_epoch(bad_epoch)  # type: ignore[arg-type]
     for bad_size in ({"batch_size": 0}, {"batch_size": 8.5}, {"read_size": 0}):  # read_size=0 was read as 1
         with pytest.raises(ArgumentError, match="must be an int >= 1"):
             OMEArrowIterableDataset(path, **bad_size)  # type: ignore[arg-type]

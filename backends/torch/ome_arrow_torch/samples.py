@@ -139,6 +139,8 @@ class Samples:
     # -- epochs and sizes ---------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch: it seeds shuffling and random crops, in every worker (persistent ones too)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ArgumentError(f"set_epoch takes an int >= 0 (the epoch number), got {epoch!r}")
         self._epoch.value = epoch
 
     @property
