@@ -214,3 +214,18 @@ def test_a_damaged_index_row_group_fails_every_epochs_reads_of_it(tmp_path: Path
     loader = DataLoader(others, batch_size=3, num_workers=2, multiprocessing_context="fork")
     for _ in range(2):
         assert np.array_equal(_epoch(loader), arrs[[0, 1, 2, 3, 8, 9, 10, 11]])
+
+
+def test_an_overwrite_of_one_dataset_of_a_directory_stops_only_the_reads_of_its_images(tmp_path: Path) -> None:
+    """Each read stats the directories holding its images alone, so reads of the other datasets go on."""
+    a, b = _pixels(9), _pixels(10)
+    write_dataset(list(a), tmp_path / "d" / "a", dim_order="CYX", progress=False)
+    write_dataset(list(b), tmp_path / "d" / "b", dim_order="CYX", progress=False)
+    images, tiles = OMEArrowTorchDataset(tmp_path / "d"), OMEArrowTorchDataset(tmp_path / "d", tile=(20, 24))
+    assert len(images) == 2 * N and len(tiles) == 2 * N * 4
+    write_dataset(list(a), tmp_path / "d" / "b", dim_order="CYX", mode="overwrite", progress=False)
+    np.testing.assert_array_equal(images[list(range(N))].numpy(), a)
+    np.testing.assert_array_equal(tiles[[4 * N - 1]].numpy(), a[-1:, :, 20:, 24:])
+    for data, last in ((images, N), (tiles, 4 * N)):
+        with pytest.raises(StorageError, match=f"{tmp_path / 'd' / 'b'} was overwritten"):
+            data[[0, last]]

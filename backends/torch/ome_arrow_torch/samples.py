@@ -89,7 +89,7 @@ class Samples:
         _check_options(random_crop, crop, seed, transform)  # before the files are opened
         self.dataset = _as_dataset(source, filter)
         #: The copies on disk the samples and targets are taken from (before they are): reads check them (see _read).
-        self._copies = self.dataset.copies()
+        self._copies = {path: (dev, ino) for path, dev, ino in self.dataset.copies()}
         # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
         self.dataset.open_files(load=True)
         prepare()  # the workers' first batches look up nothing (see prefault)
@@ -198,9 +198,13 @@ class Samples:
         Raises StorageError (ESTALE) when a dataset directory was overwritten since this dataset was made: the
         images read may be other images than those its samples, sizes and targets were taken from."""
         got = self._read_samples(samples, out)
-        now = self.dataset.copies()  # after the read: a read that began before an overwrite may have met the new copy
-        if now != self._copies:
-            path = next((a[0] for a, b in zip(now, self._copies) if a != b), self._copies[0][0])
+        # after the read: a read that began before an overwrite may have met the new copy
+        images: Any = samples  # sample i is image i, but for tiles
+        if self._starts is not None:
+            images = np.searchsorted(self._starts, np.asarray(samples) % self.num_samples, side="right") - 1
+        changed = [p for p, dev, ino in self.dataset.copies(images) if self._copies.get(p) != (dev, ino)]
+        if changed:
+            path = changed[0]
             err = StorageError(
                 f"{path} was overwritten after this {type(self).__name__} was made: its images may not be those "
                 "its samples and targets were taken from, so none is returned; make the dataset (and its "
