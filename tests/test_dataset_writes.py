@@ -103,6 +103,33 @@ def test_a_handle_opened_before_an_overwrite_with_fewer_images_says_to_scan_agai
     assert len(OMEArrowDataset.scan(out)) == 1
 
 
+def test_a_first_read_of_only_rows_an_overwrite_removed_says_to_scan_again(tmp_path: Path) -> None:
+    # a DataLoader worker's batch after the plate was rewritten smaller: it said DamagedFileError ("damaged")
+    arrs = plate_pixels(4)
+    out = write_dataset(arrs, tmp_path / "d", dim_order="CYX", progress=False)
+    ds = OMEArrowDataset.scan(out)
+    write_dataset(arrs[:1], out, dim_order="CYX", mode="overwrite", progress=False)
+    with pytest.raises(
+        StorageError, match=r"changed since this dataset was scanned .* row 2 of the scan is gone"
+    ) as info:
+        ds.read([2, 3])
+    assert info.value.errno == errno.ESTALE
+
+
+def test_copies_change_with_an_overwrite_and_not_with_an_append_or_a_compaction(tmp_path: Path) -> None:
+    from ome_arrow_core import compact_dataset
+
+    arrs = plate_pixels(3)
+    out = write_dataset(arrs, tmp_path / "d", dim_order="CYX", progress=False)
+    ds = OMEArrowDataset.scan(out)
+    first = ds.copies()
+    assert [p for p, _, _ in first] == [str(out)] and ds.copies([2]) == first
+    write_dataset(arrs, out, dim_order="CYX", mode="append", progress=False)
+    assert compact_dataset(out) and ds.copies() == first
+    write_dataset(arrs, out, dim_order="CYX", mode="overwrite", progress=False)
+    assert ds.copies() != first and ds.copies()[0][0] == str(out)
+
+
 def test_metadata_errors(tmp_path: Path) -> None:
     arrs = plate_pixels(2)
     with pytest.raises(ArgumentError, match="one value per image"):

@@ -214,6 +214,25 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         part = self._parts[member]
         return ImageLocation(part.kind, part.path, row, part.column, self._verify)
 
+    def copies(self, indices: Sequence[int] | np.ndarray | None = None) -> list[tuple[str, int, int]]:
+        """``(path, device, inode)`` of each dataset directory this dataset reads pixels from (``indices``: those
+        holding these images), as they are now.
+
+        An overwrite swaps in a new copy (another inode); an append or a compaction changes files inside the
+        directory and keeps it. Compare two calls to tell whether images read now may be other images than
+        those the table came from (the torch datasets do, every batch). One ``stat`` per directory."""
+        members: Any = range(len(self._parts))
+        if indices is not None and len(self._parts) > 1:
+            picked = checked_indices(indices, len(self), "copies()")
+            members = np.unique(self._positions.many(picked)[0]).tolist()
+        out = []
+        for part in (self._parts[m] for m in members):
+            if part.kind == "chunks":
+                with reading(part.path, None, "checking the dataset"), blaming(part.path):
+                    st = os.stat(part.path)
+                out.append((part.path, st.st_dev, st.st_ino))
+        return out
+
     def open_files(self, load: bool = False) -> None:
         """Open the files of every chunk dataset of this one in this process now (footers parsed, nothing read):
         processes forked afterwards (a DataLoader's workers, new each epoch) share the checks their first reads

@@ -252,16 +252,22 @@ class DatasetReads:
         (a new process, a DataLoader worker of each epoch, makes one per member instead of one per batch).
         """
         path = Path(self._parts[member].path)
-        with reading(path, None, "reading image metadata"), blaming(path):
-            opened = open_dataset(path, self._registry)
-            if not shared:
-                return opened.meta(row)
-            kept = self._shared_metas.get(member)
-            if kept is not None and kept[0]() is opened:
-                return kept[1]
-            meta = opened.meta(row)
-            self._shared_metas[member] = (weakref.ref(opened), meta)
-            return meta
+        try:
+            with reading(path, None, "reading image metadata"), blaming(path):
+                opened = open_dataset(path, self._registry)
+                if not shared:
+                    return opened.meta(row)
+                kept = self._shared_metas.get(member)
+                if kept is not None and kept[0]() is opened:
+                    return kept[1]
+                meta = opened.meta(row)
+                self._shared_metas[member] = (weakref.ref(opened), meta)
+                return meta
+        except DamagedFileError as exc:  # the row past the images: an overwrite with fewer, not damage
+            stale = changed_since_scan(path, [row], self._registry)
+            if stale is None:
+                raise
+            raise stale from exc
 
     def _plan_ahead(self) -> None:
         """Make now, for every uniform chunk member, the metadata its batch plans are made from (see :meth:`_meta`):

@@ -136,3 +136,8 @@ def test_errors(plate: tuple[Path, np.ndarray]) -> None:
         read_dataset(OMEArrowDataset.scan(path), filter={"well": "Z"})
     with pytest.raises(ArgumentError, match="collides"):
         read_dataset(path, image_column="well")
+    with pytest.raises(ArgumentError, match=r"random_crop=True needs crop=\(h, w\)"):  # whole images, silently
+        _source(path, random_crop=True)
+    for bad in ({"seed": -1}, {"seed": 1.5}, {"epoch": 2.7}):  # -1 failed in the read tasks, floats were truncated
+        with pytest.raises(ArgumentError, match="must be an int >= 0"):
+            _source(path, **bad)

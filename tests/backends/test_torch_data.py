@@ -122,6 +122,19 @@ def test_tiles_crops_and_transforms(plate: tuple[Path, np.ndarray]) -> None:
             OMEArrowTorchDataset(path, **bad)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match="target"):
         OMEArrowTorchDataset(path, target="nope")
+    with pytest.raises(ArgumentError, match=r"random_crop=True needs crop=\(h, w\)"):  # whole images, silently
+        OMEArrowTorchDataset(path, random_crop=True)
+    for bad_seed in (-1, 1.5):  # -1 failed at the first read (numpy's error), 1.5 was truncated
+        with pytest.raises(ArgumentError, match="seed must be an int >= 0"):
+            OMEArrowTorchDataset(path, crop=(4, 4), random_crop=True, seed=bad_seed)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentError, match="transform must be a function"):  # a TypeError at the first read
+        OMEArrowTorchDataset(path, transform="float")  # type: ignore[arg-type]
+    for bad_epoch in (-1, 1.5):  # -1 failed in the workers' reads (numpy's error), 1.5 was truncated
+        with pytest.raises(ArgumentError, match="set_epoch takes an int >= 0"):
+            rnd.set_epoch(bad_epoch)  # type: ignore[arg-type]
+    for bad_size in ({"batch_size": 0}, {"batch_size": 8.5}, {"read_size": 0}):  # read_size=0 was read as 1
+        with pytest.raises(ArgumentError, match="must be an int >= 1"):
+            OMEArrowIterableDataset(path, **bad_size)  # type: ignore[arg-type]
 
 
 # -- iterable, sharded --------------------------------------------------------------------------------
@@ -284,3 +297,41 @@ def test_images_of_several_dtypes_read_as_one_batch_with_dtype(tmp_path: Path) -
         DTypeError, match="uint8"
     ):  # -16 does not fit  # checked as tensor_view(dtype=) is, unless casting="unsafe"
         OMEArrowTorchDataset(path, dtype="uint8")[[0, 1]]
+
+
+def _as_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float()
+
+
+def test_spawned_workers_read_the_samples_and_a_transform_they_cannot_get_is_named(
+    plate: tuple[Path, np.ndarray],
+) -> None:
+    path, arrs = plate
+    ds = OMEArrowTorchDataset(path, transform=_as_float, target="label")
+    loader = DataLoader(ds, batch_size=8, num_workers=1, multiprocessing_context="spawn")
+    xs, ys = zip(*loader)
+    assert torch.cat(ys).tolist() == list(range(N))
+    np.testing.assert_array_equal(torch.cat(xs).numpy(), arrs.astype(np.float32))
+    # a lambda: pickle's error ("attribute lookup <lambda> ... failed") named no argument
+    bad = OMEArrowTorchDataset(path, transform=lambda x: x.float())
+    with pytest.raises(ArgumentError, match=r"transform=<function .*<lambda>.* 'spawn' .* cannot be pickled"):
+        next(iter(DataLoader(bad, batch_size=8, num_workers=1, multiprocessing_context="spawn")))
+
+
+def test_a_transform_defined_in_an_interactive_session_is_named_before_a_spawned_worker_fails(
+    plate: tuple[Path, np.ndarray],
+) -> None:
+    # the worker could not import it from a notebook's __main__: "DataLoader worker exited unexpectedly" said only
+    import subprocess
+    import sys
+
+    code = (
+        "from torch.utils.data import DataLoader\n"
+        "from ome_arrow_torch import OMEArrowTorchDataset\n"
+        "def scale(t):\n    return t.float()\n"
+        f"ds = OMEArrowTorchDataset({str(plate[0])!r}, transform=scale)\n"
+        "try:\n    next(iter(DataLoader(ds, batch_size=4, num_workers=1, multiprocessing_context='spawn')))\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
+    assert got.startswith("ArgumentError transform=<function scale") and "interactive session" in got, got

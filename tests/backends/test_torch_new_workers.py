@@ -1,9 +1,11 @@
 """DataLoader's defaults (``persistent_workers=False``): new workers every epoch read the files' pixels, share the
-checks earlier workers passed, and read a dataset replaced between epochs as its new files (or raise), never as the
-old ones or a mix."""
+checks earlier workers passed; the core's reads take a dataset replaced between epochs as its new files (or raise),
+never as the old ones or a mix, and a torch dataset made from the old copy raises (its samples and targets are the old
+copy's)."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,9 @@ pytest.importorskip("ome_arrow_torch")
 
 from torch.utils.data import DataLoader  # noqa: E402
 
-from ome_arrow_core import OMEArrowDataset, write_dataset  # noqa: E402
+from ome_arrow_core import OMEArrowDataset, compact_dataset, write_dataset  # noqa: E402
 from ome_arrow_core import parquet_lite as pq  # noqa: E402
-from ome_arrow_core.errors import OMEArrowError  # noqa: E402
+from ome_arrow_core.errors import OMEArrowError, StorageError  # noqa: E402
 from ome_arrow_core.typed_chunk.opening import clear_cache, open_dataset  # noqa: E402
 from ome_arrow_torch import OMEArrowTorchDataset  # noqa: E402
 from tests.damage import flip_byte  # noqa: E402
@@ -49,7 +51,9 @@ def test_new_workers_every_epoch_read_the_pixels_and_share_checks(tmp_path: Path
 
 
 @pytest.mark.parametrize("shape", [(2, 40, 48), (1, 24, 16)], ids=["same-shape", "other-shape"])
-def test_a_dataset_replaced_between_epochs_reads_its_new_pixels(tmp_path: Path, shape: tuple[int, ...]) -> None:
+def test_a_dataset_replaced_between_epochs_raises_and_a_new_one_reads_its_new_pixels(
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
     clear_cache()
     old, new = _pixels(1), _pixels(2, shape)
     path = write_dataset(list(old), tmp_path / "p", dim_order="CYX", progress=False)
@@ -57,12 +61,54 @@ def test_a_dataset_replaced_between_epochs_reads_its_new_pixels(tmp_path: Path, 
     loader = DataLoader(data, batch_size=5, num_workers=2, multiprocessing_context="fork")
     assert np.array_equal(_epoch(loader), old)
     write_dataset(list(new), path, dim_order="CYX", progress=False, mode="overwrite")
-    try:
-        got = _epoch(loader)
-    except OMEArrowError as exc:  # a clear error is allowed; stale or mixed pixels are not
-        assert str(path) in str(exc) or "dataset" in str(exc)
-        return
-    assert np.array_equal(got, new)
+    # the new copy's pixels are not the images the samples (and targets, sizes) were taken from: they were served
+    with pytest.raises(StorageError, match=f"{path} was overwritten after this OMEArrowTorchDataset"):
+        _epoch(loader)  # from a worker: torch re-raises the type and message (not the errno)
+    with pytest.raises(StorageError, match="was overwritten") as info:
+        data[[0, 1]]
+    assert info.value.errno == errno.ESTALE
+    assert np.array_equal(_epoch(DataLoader(OMEArrowTorchDataset(path), batch_size=5, num_workers=2)), new)
+
+
+class _Images(torch.utils.data.Dataset):  # type: ignore[misc]
+    """Image ``i`` of a core dataset whose files are opened and loaded in the parent, as the torch datasets do."""
+
+    def __init__(self, ds: OMEArrowDataset) -> None:
+        self.ds = ds
+        ds.open_files(load=True)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.ds.read([i])[0])
+
+
+def test_appends_and_compactions_keep_persistent_workers_samples_and_an_overwrite_stops_them(tmp_path: Path) -> None:
+    """Targets were taken from the copy the dataset was made from while pixels came from an overwrite's new copy:
+    each image paired with another image's label, silently."""
+    old = _pixels(7)
+    path = write_dataset(list(old), tmp_path / "p", dim_order="CYX", metadata={"label": list(range(N))}, progress=False)
+    data = OMEArrowTorchDataset(path, target="label")
+    loader = DataLoader(data, batch_size=5, shuffle=False, num_workers=2, persistent_workers=True)
+
+    def epoch() -> tuple[np.ndarray, list[int]]:
+        xs, ys = zip(*[(x.clone(), y) for x, y in loader])
+        return torch.cat(xs).numpy(), torch.cat(ys).tolist()
+
+    for change in ("append", "compact"):
+        if change == "append":
+            write_dataset(list(_pixels(8)), path, dim_order="CYX", metadata={"label": [0] * N}, mode="append")
+        else:
+            assert compact_dataset(path)
+        got, labels = epoch()
+        assert np.array_equal(got, old) and labels == list(range(N))
+    write_dataset(list(old), path, dim_order="CYX", metadata={"label": [5] * N}, mode="overwrite", progress=False)
+    with pytest.raises(StorageError, match=f"{path} was overwritten after this OMEArrowTorchDataset"):
+        epoch()
+    with pytest.raises(StorageError, match="was overwritten") as info:
+        data[0]  # without workers too
+    assert info.value.errno == errno.ESTALE
 
 
 def _groups_loaded(path: Path) -> int:
@@ -126,7 +172,7 @@ def test_rows_loaded_before_a_replacement_are_not_read_after_it(tmp_path: Path) 
     clear_cache()
     old, new = _pixels(5), _pixels(6)
     path = write_dataset(list(old), tmp_path / "p", dim_order="CYX", progress=False)
-    data = OMEArrowTorchDataset(OMEArrowDataset.scan(path))
+    data = _Images(OMEArrowDataset.scan(path))  # the core's reads (a torch dataset refuses a replaced copy)
     parent = open_dataset(path)
     write_dataset(list(new), path, dim_order="CYX", progress=False, mode="overwrite")
 
@@ -168,3 +214,18 @@ def test_a_damaged_index_row_group_fails_every_epochs_reads_of_it(tmp_path: Path
     loader = DataLoader(others, batch_size=3, num_workers=2, multiprocessing_context="fork")
     for _ in range(2):
         assert np.array_equal(_epoch(loader), arrs[[0, 1, 2, 3, 8, 9, 10, 11]])
+
+
+def test_an_overwrite_of_one_dataset_of_a_directory_stops_only_the_reads_of_its_images(tmp_path: Path) -> None:
+    """Each read stats the directories holding its images alone, so reads of the other datasets go on."""
+    a, b = _pixels(9), _pixels(10)
+    write_dataset(list(a), tmp_path / "d" / "a", dim_order="CYX", progress=False)
+    write_dataset(list(b), tmp_path / "d" / "b", dim_order="CYX", progress=False)
+    images, tiles = OMEArrowTorchDataset(tmp_path / "d"), OMEArrowTorchDataset(tmp_path / "d", tile=(20, 24))
+    assert len(images) == 2 * N and len(tiles) == 2 * N * 4
+    write_dataset(list(a), tmp_path / "d" / "b", dim_order="CYX", mode="overwrite", progress=False)
+    np.testing.assert_array_equal(images[list(range(N))].numpy(), a)
+    np.testing.assert_array_equal(tiles[[4 * N - 1]].numpy(), a[-1:, :, 20:, 24:])
+    for data, last in ((images, N), (tiles, 4 * N)):
+        with pytest.raises(StorageError, match=f"{tmp_path / 'd' / 'b'} was overwritten"):
+            data[[0, last]]

@@ -25,6 +25,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import ReadTask
 
 from ome_arrow_core import OMEArrowDataset
+from ome_arrow_core.errors import ArgumentError
 
 from .read_task import ReadImages
 from .sampling import check_crop, crop_boxes, epoch_order, image_sizes
@@ -68,6 +69,14 @@ class OMEArrowDatasource(Datasource):
         images_per_block: int | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
+        if random_crop and crop is None:
+            raise ArgumentError(
+                "random_crop=True needs crop=(h, w), the size of the crop it places at random: without it every "
+                "image is read whole, the same every epoch; pass crop=(h, w)"
+            )
+        for name, value in (("seed", seed), ("epoch", epoch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ArgumentError(f"{name} must be an int >= 0 (it seeds shuffling and random crops), got {value!r}")
         super().__init__()  # type: ignore[no-untyped-call]
         self._projection_map: dict[str, str] | None = None
         #: (shape, dtype) of the first image, by the predicate that selected it (None: all images).

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset
+from ome_arrow_core.errors import ArgumentError
 
 from .collate import register
 from .samples import Samples, Transform, torch_dtype
@@ -40,7 +41,9 @@ class OMEArrowTorchDataset(Samples, Dataset):  # type: ignore[type-arg]
     Batches from a DataLoader are read together (``__getitems__``), in a worker straight
     into reused shared memory, and ``default_collate`` hands that batch on without copying
     it (:mod:`ome_arrow_torch.collate`). ``ds[[i, j, ...]]`` reads samples as one batch
-    tensor too, for ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``.
+    tensor too, for ``DataLoader(ds, sampler=BatchSampler(...), batch_size=None)``. Once the dataset on
+    disk is overwritten (a new copy swapped in; appends and compactions are not), every read raises
+    ``StorageError``: samples and targets are the old copy's.
     """
 
     def __len__(self) -> int:
@@ -72,7 +75,7 @@ def shard_indices(
     their counts differ by at most one unless ``drop_last`` trims all to the same count.
     """
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(
+        raise ArgumentError(
             f"rank must be in 0..world_size-1 and world_size >= 1, got rank={rank}, world_size={world_size}"
         )
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
@@ -105,16 +108,18 @@ class OMEArrowIterableDataset(Samples, IterableDataset):  # type: ignore[type-ar
         read_size: int = 32,
         **options: Any,
     ) -> None:
-        super().__init__(source, **options)
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {batch_size}")
+        for name, value in (("batch_size", batch_size), ("read_size", read_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                none = " or None" if name == "batch_size" else ""
+                raise ArgumentError(f"{name} must be an int >= 1{none}, got {value!r}")
         if (rank is None) != (world_size is None):
-            raise ValueError("pass both rank and world_size, or neither (then torch.distributed decides)")
+            raise ArgumentError("pass both rank and world_size, or neither (then torch.distributed decides)")
+        super().__init__(source, **options)
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.rank, self.world_size = rank, world_size
         self.drop_last = bool(drop_last)
-        self.read_size = max(1, int(read_size))
+        self.read_size = int(read_size)
 
     def _dist(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:

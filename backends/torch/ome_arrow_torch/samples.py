@@ -8,6 +8,7 @@ and loads its images' row groups there, for every worker forked later to inherit
 
 from __future__ import annotations
 
+import errno
 import gc
 import multiprocessing
 import os
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset, SelectionError, ViewSpec
+from ome_arrow_core.errors import StorageError
 from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, gc_held
 
 from .collate import rows_of
@@ -84,7 +86,10 @@ class Samples:
         dtype: Any = None,
         casting: Literal["checked", "unsafe"] = "checked",
     ) -> None:
+        _check_options(random_crop, crop, seed, transform)  # before the files are opened
         self.dataset = _as_dataset(source, filter)
+        #: The copies on disk the samples and targets are taken from (before they are): reads check them (see _read).
+        self._copies = {path: (dev, ino) for path, dev, ino in self.dataset.copies()}
         # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
         self.dataset.open_files(load=True)
         prepare()  # the workers' first batches look up nothing (see prefault)
@@ -134,6 +139,8 @@ class Samples:
     # -- epochs and sizes ---------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch: it seeds shuffling and random crops, in every worker (persistent ones too)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ArgumentError(f"set_epoch takes an int >= 0 (the epoch number), got {epoch!r}")
         self._epoch.value = epoch
 
     @property
@@ -186,7 +193,28 @@ class Samples:
         return {n: v[k] for n, v in self._targets.items()}
 
     def _read(self, samples: Sequence[int], out: Any = None) -> np.ndarray:
-        """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read)."""
+        """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read).
+
+        Raises StorageError (ESTALE) when a dataset directory was overwritten since this dataset was made: the
+        images read may be other images than those its samples, sizes and targets were taken from."""
+        got = self._read_samples(samples, out)
+        # after the read: a read that began before an overwrite may have met the new copy
+        images: Any = samples  # sample i is image i, but for tiles
+        if self._starts is not None:
+            images = np.searchsorted(self._starts, np.asarray(samples) % self.num_samples, side="right") - 1
+        changed = [p for p, dev, ino in self.dataset.copies(images) if self._copies.get(p) != (dev, ino)]
+        if changed:
+            path = changed[0]
+            err = StorageError(
+                f"{path} was overwritten after this {type(self).__name__} was made: its images may not be those "
+                "its samples and targets were taken from, so none is returned; make the dataset (and its "
+                "DataLoader) again to read the new copy"
+            )
+            err.errno = errno.ESTALE
+            raise err
+        return got
+
+    def _read_samples(self, samples: Sequence[int], out: Any) -> np.ndarray:
         if self._starts is None and self.crop is None:  # sample i is image i, all with one view: checked at once
             images = [int(s) for s in samples]
             n = self.num_samples
@@ -269,9 +297,47 @@ class Samples:
         return pool[1]
 
     def __getstate__(self) -> dict[str, Any]:
+        if self.transform is not None and get_spawning_popen() is not None:
+            _check_sendable(self.transform)
         state = self.__dict__.copy()
         state.pop("_pool", None)  # buffers belong to the process that made them
         return state
+
+
+def _check_options(random_crop: bool, crop: Any, seed: Any, transform: Any) -> None:
+    """Raise ArgumentError for options that would otherwise be ignored, truncated or fail only at the first read."""
+    if random_crop and crop is None:
+        raise ArgumentError(
+            "random_crop=True needs crop=(h, w), the size of the crop it places at random: without it every sample "
+            "is the whole image (or its roi, or tile), the same every epoch; pass crop=(h, w)"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ArgumentError(f"seed must be an int >= 0 (it seeds shuffling and random crops), got {seed!r}")
+    if transform is not None and not callable(transform):
+        raise ArgumentError(f"transform must be a function of a sample tensor, got {transform!r}")
+
+
+def _check_sendable(transform: Transform) -> None:
+    """Raise ArgumentError when ``transform`` cannot reach a worker process that is started afresh ("spawn",
+    "forkserver": the default on macOS and Windows), instead of pickle's error or the worker's failed import."""
+    import pickle
+    import sys
+
+    why = None
+    try:
+        pickle.dumps(transform)
+    except Exception as exc:  # PicklingError, AttributeError, TypeError: whatever the object raises
+        why = f"it cannot be pickled ({type(exc).__name__}: {exc})"
+    else:
+        main = sys.modules.get("__main__")
+        if getattr(transform, "__module__", None) == "__main__" and not getattr(main, "__file__", None):
+            why = "it is defined in an interactive session (a notebook), which a new process cannot import"
+    if why is not None:
+        raise ArgumentError(
+            f"transform={transform!r} cannot be sent to a DataLoader worker started with 'spawn' or 'forkserver': "
+            f"{why}. Define it in a module (a .py file) at top level (functools.partial of such a function works "
+            "too), or pass multiprocessing_context='fork' to the DataLoader"
+        )
 
 
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
