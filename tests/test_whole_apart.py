@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 import pytest
 from damage import chunk_page, flip_byte, lie_in_length
 from test_box_plans import pixels, written
+from test_whole_native import Spy
 
 import ome_arrow_core.typed_chunk.whole_native as whole_native
 from ome_arrow_core import OMEArrow
@@ -28,20 +27,6 @@ pytest.importorskip("ome_arrow_kernels")
 SHAPE, CHUNK, TILE = (1, 2, 1, 64, 96), (1, 32, 32), 32
 
 
-class Spy:
-    """The real kernel module, its ``read_each`` calls counted."""
-
-    def __init__(self, kern: ModuleType) -> None:
-        self.kern, self.calls = kern, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.kern, name)
-
-    def read_each(self, *args: Any) -> Any:
-        self.calls += 1
-        return self.kern.read_each(*args)
-
-
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, OMEArrow, np.ndarray, Spy]:
     """The dataset, opened and audited (a first whole read), the pixels, and a spy on the kernel ``read_apart``
     reads through."""
@@ -52,7 +37,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, OMEArr
     np.testing.assert_array_equal(img.to_numpy(layout="TCZYX"), a)
     kern = installed()
     assert kern is not None
-    spy = Spy(kern)
+    spy = Spy(kern, "read_each")
     monkeypatch.setattr(whole_native, "kernels", lambda: None if os.environ.get(ENV) == "0" else spy)
     return out, img, a, spy
 

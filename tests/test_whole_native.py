@@ -29,17 +29,21 @@ pytest.importorskip("ome_arrow_kernels")
 
 
 class Spy:
-    """The real kernel module, its ``read_chunks`` calls counted."""
+    """The real kernel module, the calls of its function ``counted`` counted."""
 
-    def __init__(self, kern: ModuleType) -> None:
-        self.kern, self.calls = kern, 0
+    def __init__(self, kern: ModuleType, counted: str = "read_chunks") -> None:
+        self.kern, self.counted, self.calls = kern, counted, 0
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.kern, name)
+        real = getattr(self.kern, name)
+        if name != self.counted:
+            return real
 
-    def read_chunks(self, *args: Any) -> Any:
-        self.calls += 1
-        return self.kern.read_chunks(*args)
+        def call(*args: Any) -> Any:
+            self.calls += 1
+            return real(*args)
+
+        return call
 
 
 def setup(
