@@ -127,3 +127,25 @@ def test_damaged_or_replaced_pixels_raise(
         ds[N - 1].to_numpy()
     with pytest.raises(DamagedFileError):
         ds.read([0, N - 2])
+
+
+def test_a_batch_s_runs_are_in_flight_at_once_and_come_back_in_order() -> None:
+    import threading
+
+    from ome_arrow_core.remote import fetch_spans
+
+    met = threading.Barrier(3, timeout=30)  # three runs: each waits for the other two (fetched in turn: broken)
+
+    def read_at(start: int, length: int) -> bytes:
+        met.wait()
+        return bytes([start]) * length
+
+    assert fetch_spans(read_at, [(7, 2), (3, 1), (5, 3)]) == [b"\x07\x07", b"\x03", b"\x05\x05\x05"]
+
+    def failing(start: int, length: int) -> bytes:
+        if start == 3:
+            raise DamagedFileError("the third")
+        return b"x" * length
+
+    with pytest.raises(DamagedFileError, match="the third"):
+        fetch_spans(failing, [(1, 1), (2, 1), (3, 1), (4, 1)])

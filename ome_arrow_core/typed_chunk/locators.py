@@ -303,25 +303,26 @@ def read_located(
 
 def fetch_located(read_at: Callable[[int, int], bytes], locs: Sequence[Located]) -> list[bytes]:
     """The bytes at each of ``locs`` (all in one remote chunks object, read by ``read_at(start, length)``, see
-    ``remote.chunks.RemoteChunk``): one ranged GET per run of locators
-    at most :data:`GAP_BYTES` apart (the gap is fetched and dropped), never a byte twice; short where the object
+    ``remote.chunks.RemoteChunk``): one ranged GET per run of locators at most :data:`GAP_BYTES` apart (the gap is
+    fetched and dropped), the runs side by side (``remote.fetch_spans``), never a byte twice; short where the object
     ends early (the reader calls that damage)."""
+    from ..remote import fetch_spans
+
     order = sorted(range(len(locs)), key=lambda k: locs[k].offset)
+    runs: list[tuple[list[int], int, int]] = []  # (locators, start, stop)
+    for k in order:
+        start, stop = locs[k].offset, locs[k].offset + locs[k].length
+        if runs and start - runs[-1][2] <= GAP_BYTES:
+            runs[-1][0].append(k)
+            runs[-1] = (runs[-1][0], runs[-1][1], max(runs[-1][2], stop))
+        else:
+            runs.append(([k], start, stop))
     out: list[bytes] = [b""] * len(locs)
-    k = 0
-    while k < len(order):
-        run = [order[k]]
-        stop = locs[order[k]].offset + locs[order[k]].length
-        k += 1
-        while k < len(order) and locs[order[k]].offset - stop <= GAP_BYTES:
-            run.append(order[k])
-            stop = max(stop, locs[order[k]].offset + locs[order[k]].length)
-            k += 1
-        start = locs[run[0]].offset
-        raw = memoryview(read_at(start, stop - start))
-        for j in run:
+    for (mine, start, _), raw in zip(runs, fetch_spans(read_at, [(a, b - a) for _, a, b in runs])):
+        view = memoryview(raw)
+        for j in mine:
             at = locs[j].offset - start
-            out[j] = bytes(raw[at : at + locs[j].length])
+            out[j] = bytes(view[at : at + locs[j].length])
     return out
 
 
