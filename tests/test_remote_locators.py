@@ -140,7 +140,7 @@ def test_a_batch_s_runs_are_in_flight_at_once_and_come_back_in_order() -> None:
         met.wait()
         return bytes([start]) * length
 
-    assert fetch_spans(read_at, [(7, 2), (3, 1), (5, 3)]) == [b"\x07\x07", b"\x03", b"\x05\x05\x05"]
+    assert list(fetch_spans(read_at, [(7, 2), (3, 1), (5, 3)])) == [b"\x07\x07", b"\x03", b"\x05\x05\x05"]
 
     def failing(start: int, length: int) -> bytes:
         if start == 3:
@@ -148,4 +148,27 @@ def test_a_batch_s_runs_are_in_flight_at_once_and_come_back_in_order() -> None:
         return b"x" * length
 
     with pytest.raises(DamagedFileError, match="the third"):
-        fetch_spans(failing, [(1, 1), (2, 1), (3, 1), (4, 1)])
+        list(fetch_spans(failing, [(1, 1), (2, 1), (3, 1), (4, 1)]))
+
+
+def test_runs_are_fetched_in_waves_of_bounded_bytes() -> None:
+    import threading
+
+    from ome_arrow_core.remote import fetch_spans
+
+    lock, live, most = threading.Lock(), [0], [0]
+    met = threading.Barrier(2, timeout=30)  # the first wave's two runs are in flight together
+
+    def read_at(start: int, length: int) -> bytes:
+        with lock:
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+        if start < 2:
+            met.wait()
+        with lock:
+            live[0] -= 1
+        return bytes([start]) * length
+
+    spans = [(0, 2), (1, 1), (2, 2), (3, 2), (4, 9)]  # waves of 3 bytes: runs 0-1, then 2, 3 and 4 each alone
+    assert list(fetch_spans(read_at, spans, wave_bytes=3)) == [bytes([a]) * n for a, n in spans]
+    assert most[0] == 2

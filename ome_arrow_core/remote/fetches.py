@@ -2,14 +2,15 @@
 
 An object store answers each GET after a round trip (tens of milliseconds on S3), so a batch of images that lie
 apart (``ds.read`` of random images) costs its number of runs times that round trip when they are fetched in turn.
-:func:`fetch_spans` keeps up to :data:`THREADS` of them in flight (the calling thread waits; one run stays in it).
+:func:`fetch_spans` keeps up to :data:`THREADS` of them in flight (the calling thread waits; one run stays in it),
+in waves of at most :data:`WAVE_BYTES` (a large read holds no more than that beyond its output).
 The pool is made on first use, once per process (a forked child makes its own).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from ..fork_locks import fork_safe_lock
@@ -17,10 +18,12 @@ from ..fork_locks import fork_safe_lock
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["THREADS", "fetch_spans"]
+__all__ = ["THREADS", "WAVE_BYTES", "fetch_spans"]
 
 #: Ranged GETs in flight at once (they wait on the network, not on a core).
 THREADS: Final[int] = 8
+#: The most bytes one wave of GETs fetches before its spans are consumed (a larger span is a wave of its own).
+WAVE_BYTES: Final[int] = 32 << 20
 
 _pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
 _lock = fork_safe_lock(globals(), "_lock")  # a child forked while another thread held it makes its own
@@ -37,13 +40,26 @@ def _pool() -> ThreadPoolExecutor:
         return _pool_of[1]
 
 
-def fetch_spans(read_at: Callable[[int, int], bytes], spans: Sequence[tuple[int, int]]) -> list[bytes]:
-    """``read_at(start, length)`` of each of ``spans`` (``(start, length)``), in order, up to :data:`THREADS` at once.
-    Every request has ended when this returns or raises (the first failure, in the order of ``spans``)."""
-    if len(spans) <= 1:
-        return [read_at(a, n) for a, n in spans]
-    from concurrent.futures import wait
+def fetch_spans(
+    read_at: Callable[[int, int], bytes], spans: Sequence[tuple[int, int]], wave_bytes: int = WAVE_BYTES
+) -> Iterator[bytes]:
+    """``read_at(start, length)`` of each of ``spans`` (``(start, length)``), yielded in order: fetched in waves of
+    neighbouring spans of at most ``wave_bytes`` in all (a larger span alone), up to :data:`THREADS` at once, so
+    at most one wave's bytes wait to be consumed. Every request of a wave has ended when its first span is yielded,
+    or its first failure (in the order of ``spans``) raised."""
+    k = 0
+    while k < len(spans):
+        j, total = k + 1, spans[k][1]
+        while j < len(spans) and total + spans[j][1] <= wave_bytes:
+            total += spans[j][1]
+            j += 1
+        if j - k == 1:
+            yield read_at(*spans[k])
+        else:
+            from concurrent.futures import wait
 
-    futures = [_pool().submit(read_at, a, n) for a, n in spans]
-    wait(futures)
-    return [f.result() for f in futures]
+            futures = [_pool().submit(read_at, a, n) for a, n in spans[k:j]]
+            wait(futures)
+            for f in futures:
+                yield f.result()
+        k = j

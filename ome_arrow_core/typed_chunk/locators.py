@@ -318,7 +318,7 @@ def fetch_located(read_at: Callable[[int, int], bytes], locs: Sequence[Located])
         else:
             runs.append(([k], start, stop))
     out: list[bytes] = [b""] * len(locs)
-    for (mine, start, _), raw in zip(runs, fetch_spans(read_at, [(a, b - a) for _, a, b in runs])):
+    for (mine, start, _), raw in zip(runs, fetch_spans(read_at, [(a, b - a) for _, a, b in runs]), strict=True):
         view = memoryview(raw)
         for j in mine:
             at = locs[j].offset - start
