@@ -17,7 +17,8 @@ Groups:
   blocks an ``Exporter.host_memory`` allocator handed out: which one a view lies in);
 - files: ``atomic_path`` (all-or-nothing writes), ``Location`` (a resolved local or remote
   target, see :mod:`.location`) ``remote_file`` (an all-or-nothing upload of one file) and ``upload_directory`` (a
-  store uploaded with its root metadata last), ``reading``/``where``/
+  store uploaded with its root metadata last), ``get_range``/``open_known`` (an object, or its bytes, read by ranged
+  GETs without a lookup where its size is known), ``reading``/``where``/
   ``require_regular_file`` (wrap foreign errors at the boundary with file and member);
 - integrity: ``ChunkChecksums``, ``checksums_of``, ``verify_enabled``,
   ``CHECKSUM_ALGORITHM``, ``hex_digest``/``to_hex`` (a checksum as the 16 hex digits files store);
@@ -90,7 +91,7 @@ if TYPE_CHECKING:
     from .meta import SAMPLES_NOTE, ImageMeta, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
     from .ome_xml import attach_ome_xml, image_document, ome_xml_text
     from .plane_blocks import PlaneBlocks
-    from .remote import get_range, remote_file, upload_directory
+    from .remote import get_range, open_known, remote_file, upload_directory
     from .safe_write import atomic_path
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "remote_file",
     "upload_directory",
     "get_range",
+    "open_known",
     "Ingester",
     "Reader",
     "Writer",
@@ -238,6 +240,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "image_document": (".ome_xml", "image_document"),
     "ome_xml_text": (".ome_xml", "ome_xml_text"),
     "get_range": (".remote", "get_range"),
+    "open_known": (".remote", "open_known"),
     "remote_file": (".remote", "remote_file"),
     "upload_directory": (".remote", "upload_directory"),
     "atomic_path": (".safe_write", "atomic_path"),

@@ -391,3 +391,30 @@ def test_a_reference_dataset_reads_from_a_server_that_ignores_range(
     (damaged / "chunks.parquet").write_bytes(bytes(raw))
     with pytest.raises(DamagedFileError, match=f"{plain_http_server.url}/damaged.ome-arrow/chunks.parquet"):
         OMEArrowDataset.scan(f"{plain_http_server.url}/damaged.ome-arrow").read()  # named its local mirror only
+
+
+def test_a_crop_s_pages_apart_are_fetched_side_by_side(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from ome_arrow_core.remote.chunks import RemoteChunk
+
+    image = random_pixels((2, 3, 256, 256), seed=3)  # C, Z, Y, X: a chunk a plane (128 KiB), stored c-major
+    local = tmp_path / "apart.ome.parquet"
+    write_dataset([image], local, dim_order="CZYX", chunk_shape=(1, 1, 1, 256, 256), progress=False)
+    uri, log = _upload(local, "s3", s3_server, None, "ds-apart", monkeypatch)  # type: ignore[arg-type]
+    ds = OMEArrowDataset.scan(uri)
+    ds[0].tensor_view(c=0, z=1, layout="YX").to_numpy()  # audited once (its row group's columns)
+    met = threading.Barrier(2, timeout=10)  # both channels' pages (256 KiB apart: two GETs) in flight together
+    read_at = RemoteChunk.read_at
+
+    def meeting(self: RemoteChunk, start: int, length: int) -> bytes:
+        met.wait()
+        return read_at(self, start, length)
+
+    monkeypatch.setattr(RemoteChunk, "read_at", meeting)
+    log.clear()
+    crop = ds[0].tensor_view(z=2, roi=(10, 20, 100, 50), layout="CYX").to_numpy()
+    np.testing.assert_array_equal(crop, image[:, 2, 20:70, 10:110])
+    assert [m for m, *_ in log.requests()] == ["GET", "GET"], log.requests()

@@ -3,6 +3,7 @@
 This module is the package's one door; the modules inside are its implementation:
 
 - :mod:`.ranges`: one ranged GET of an object (a size known up front saves the lookup);
+- :mod:`.fetches`: several ranged GETs of one object in flight at once (a batch's runs);
 - :mod:`.chunks`: a remote dataset's chunk files, read page by page through ranged GETs;
 - :mod:`.writes`: one file written locally, then uploaded and moved into place;
 - :mod:`.puts`: conditional puts (create-only, If-Match) that make commits atomic on S3.
@@ -21,6 +22,7 @@ from ..doors import lazy_names
 
 if TYPE_CHECKING:
     from .chunks import SIDECAR, MirrorSource, mirror_source, refuse_placeholder, remote_chunk, write_sidecar
+    from .fetches import fetch_spans
     from .puts import LostRace, ObjectPuts
     from .ranges import get_range, open_known
     from .writes import remote_file, upload_directory
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "get_range",
     "open_known",
+    "fetch_spans",
     "remote_chunk",
     "refuse_placeholder",
     "SIDECAR",
@@ -51,6 +54,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "write_sidecar": (".chunks", "write_sidecar"),
     "LostRace": (".puts", "LostRace"),
     "ObjectPuts": (".puts", "ObjectPuts"),
+    "fetch_spans": (".fetches", "fetch_spans"),
     "get_range": (".ranges", "get_range"),
     "open_known": (".ranges", "open_known"),
     "remote_file": (".writes", "remote_file"),

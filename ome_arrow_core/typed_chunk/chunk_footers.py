@@ -230,11 +230,12 @@ def _segments(root: Path, name: str, entry: Any) -> tuple[Segments, np.ndarray] 
 
 
 def recorded_rows(root: Path, manifest: Mapping[str, Any], name: str, verify: bool) -> int | None:
-    """The rows chunks file ``name`` of the dataset at ``root`` holds by the manifest's record, when it is to be read
-    through that record (checks on, a local file of the recorded size: :func:`spliced_fragment` tries it); None
-    otherwise, or when the record gives no count. Nothing of the file is read: its footer is checked and its rows
-    compared with the record when it opens (a plate's first image, read by its pixel locator, never opens it)."""
-    if not verify or remote_chunk(root / name) is not None:
+    """The rows chunks file ``name`` of the dataset at ``root`` holds by the manifest's record, when it is to be opened
+    on first use (checks on, a file of the recorded size: :func:`spliced_fragment` tries it; a remote one, which it
+    does not splice, opens with its footer parsed whole); None otherwise, or when the record gives no count. Nothing
+    of the file is read: its footer is checked and its rows compared with the record when it opens (a plate's
+    images read by their pixel locators never open it: a remote plate's ``ds[i]`` fetches no footer)."""
+    if not verify:
         return None
     from .group_lists import lists_of
 

@@ -7,7 +7,8 @@ row, the chunk's file (``pixels_file``), the file offset and length of its pixel
 page (``pixels_offset``, ``pixels_length``) and their XXH3-64 (``pixels_checksum``, the index's ``checksum`` of
 that chunk). A read of such an image needs its images row group only (kept decoded, checked against its row-group
 digest before it is decoded) and one positioned read of exactly its pixel bytes, checked against
-``pixels_checksum`` before any pixel is served.
+``pixels_checksum`` before any pixel is served. On a remote dataset (see ``remote_mirror``) that read is one ranged GET
+of exactly those bytes (a batch's neighbours under :data:`GAP_BYTES` apart share one), always checked.
 
 The manifest lists the chunks files whose locators were written with their sizes
 (``ome_arrow_core.pixel_locators: {"chunks.parquet": {"size": S}}``): a file of another size (rewritten, merged,
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,7 +31,6 @@ from .. import parquet_lite as pq
 from ..checksums import ALGORITHM, checker, mismatch
 from ..errors import DamagedFileError
 from ..frozen_types import FrozenTuple
-from ..remote import remote_chunk
 from .parquet_pages import DATA_PAGE, PLAIN, RLE, ShortHeader, page_header
 from .spec import IMAGES_SCHEMA, LOCATOR_COLUMNS
 
@@ -47,6 +47,7 @@ __all__ = [
     "locator_of",
     "image_locator",
     "read_located",
+    "fetch_located",
 ]
 
 #: The images-table columns of a locator (null where the image has none).
@@ -64,6 +65,8 @@ _OWN: Final[frozenset[str]] = frozenset(IMAGES_SCHEMA.names)
 #: Whether writes add pixel locators (tests set False to write datasets as earlier versions did, read through the
 #: index).
 WRITE: bool = True
+#: Remote locators closer than this are fetched in one ranged GET (the gap between them is fetched and dropped).
+GAP_BYTES: Final[int] = 64 << 10
 #: Bytes read to parse a page header (one without statistics takes about 30).
 _HEADER_BYTES: Final[int] = 256
 
@@ -239,10 +242,9 @@ def image_locator(opened: OpenedDataset, pos: int) -> Located | None:
 
 
 def usable(root: Path, manifest: Mapping[str, Any], name: str) -> bool:
-    """Whether chunks file ``name`` is the size its locators were written for, and local (else they are not used: a
-    remote dataset's chunks are fetched by the index's ranges)."""
-    if remote_chunk(root / name) is not None:
-        return False
+    """Whether chunks file ``name`` is the size its locators were written for (a remote dataset's placeholder has
+    its object's size when the dataset was opened: its locators are read by ranged GETs, see :func:`fetch_located`).
+    """
     entry = ((manifest.get("ome_arrow_core") or {}).get(LOCATORS_KEY) or {}).get(name)
     try:
         return isinstance(entry, Mapping) and int(entry.get("size", -1)) == os.stat(root / name).st_size
@@ -259,25 +261,30 @@ def read_located(
     algorithm: str | None,
     what: str,
     fd: int | None = None,
+    data: bytes | None = None,
 ) -> np.ndarray:
     """The pixels (C order over ``shape``, TCZYX) at ``loc`` in chunks file ``root / loc.file`` (``fd``: that file
     open already), read with one positioned read into a fresh buffer and, with ``verify``, checked against the
-    locator's checksum first."""
+    locator's checksum first. ``data``: the bytes at ``loc`` fetched already from a remote chunks object (see
+    :func:`fetch_located`; always checked: they are new bytes of an object that may have been replaced)."""
     want = math.prod(shape) * dtype.itemsize
     if loc.length != want:
         raise DamagedFileError(
             f"{root / loc.file}: the pixel locator of {what} gives {loc.length} bytes; its {tuple(shape)} {dtype} "
             f"pixels are {want}; the images table is damaged"
         )
-    buf = bytearray(want)
-    mine = fd is None
-    if fd is None:
-        fd = os.open(root / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        got = os.preadv(fd, [buf], loc.offset)
-    finally:
-        if mine:
-            os.close(fd)
+    if data is not None:
+        buf, got, verify = bytearray(data), len(data), True
+    else:
+        buf = bytearray(want)
+        mine = fd is None
+        if fd is None:
+            fd = os.open(root / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            got = os.preadv(fd, [buf], loc.offset)
+        finally:
+            if mine:
+                os.close(fd)
     if got != want:
         raise DamagedFileError(
             f"{root / loc.file}: {what} lies at bytes {loc.offset}..{loc.offset + want} by its pixel locator, but "
@@ -291,6 +298,31 @@ def read_located(
             )
     out = np.frombuffer(buf, dtype=dtype).reshape(tuple(shape))
     out.flags.writeable = False
+    return out
+
+
+def fetch_located(read_at: Callable[[int, int], bytes], locs: Sequence[Located]) -> list[bytes]:
+    """The bytes at each of ``locs`` (all in one remote chunks object, read by ``read_at(start, length)``, see
+    ``remote.chunks.RemoteChunk``): one ranged GET per run of locators at most :data:`GAP_BYTES` apart (the gap is
+    fetched and dropped), the runs side by side (``remote.fetch_spans``), never a byte twice; short where the object
+    ends early (the reader calls that damage)."""
+    from ..remote import fetch_spans
+
+    order = sorted(range(len(locs)), key=lambda k: locs[k].offset)
+    runs: list[tuple[list[int], int, int]] = []  # (locators, start, stop)
+    for k in order:
+        start, stop = locs[k].offset, locs[k].offset + locs[k].length
+        if runs and start - runs[-1][2] <= GAP_BYTES:
+            runs[-1][0].append(k)
+            runs[-1] = (runs[-1][0], runs[-1][1], max(runs[-1][2], stop))
+        else:
+            runs.append(([k], start, stop))
+    out: list[bytes] = [b""] * len(locs)
+    for (mine, start, _), raw in zip(runs, fetch_spans(read_at, [(a, b - a) for _, a, b in runs]), strict=True):
+        view = memoryview(raw)
+        for j in mine:
+            at = locs[j].offset - start
+            out[j] = bytes(view[at : at + locs[j].length])
     return out
 
 

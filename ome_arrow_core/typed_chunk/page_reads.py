@@ -13,7 +13,7 @@ files, other layouts) are read through the footer, as before.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -157,8 +157,8 @@ class PageFragment:
         out: dict[int, pa.Array] = {}
         rows: dict[int, dict[str, Any]] = {}
         self._check_ranged(groups)
-        for start, stop, members in self._spans(groups, self.group_offset if audit else self.offset):
-            raw = self._read_span(start, stop, members[0], "reading chunk pages")
+        spans = self._spans(groups, self.group_offset if audit else self.offset)
+        for (start, _, members), raw in zip(spans, self._span_bytes(spans, "reading chunk pages")):
             span = pa.py_buffer(raw)
             for g in members:
                 at = int(self.offset[g]) - start
@@ -186,10 +186,7 @@ class PageFragment:
             spans = self._spans(groups, self.group_offset, self.offset)
         heads: dict[int, bytes] = {}
         with reading(self.path, None, "reading chunk row groups"):  # entered once: a plane's heads are 64 reads
-            for start, stop, members in spans:
-                raw = self.pread(stop - start, start)
-                if len(raw) != stop - start:
-                    raise self.truncated(start, stop, start + len(raw), members[0])
+            for (start, _, members), raw in zip(spans, self._span_bytes(spans, "reading chunk row groups")):
                 if len(members) == 1:  # a span of one head: exactly its bytes
                     heads[members[0]] = raw
                     continue
@@ -209,6 +206,23 @@ class PageFragment:
             raise DamagedFileError(
                 f"{self.path}: row group {g} has no page range in index.parquet; the index is damaged"
             )
+
+    def _span_bytes(self, spans: list[tuple[int, int, list[int]]], doing: str) -> Iterator[bytes]:
+        """The bytes of each of ``spans`` (start, stop, row groups), in order, each checked to be whole: positioned
+        reads, or a remote file's ranged GETs side by side (``remote.fetch_spans``)."""
+        if self.remote is None or len(spans) < 2:
+            for start, stop, members in spans:
+                yield self._read_span(start, stop, members[0], doing)
+            return
+        from ..remote import fetch_spans
+
+        got = fetch_spans(self.remote.read_at, [(a, b - a) for a, b, _ in spans])
+        for start, stop, members in spans:
+            with reading(self.path, None, doing):
+                raw = next(got)
+            if len(raw) != stop - start:
+                raise self.truncated(start, stop, start + len(raw), members[0])
+            yield raw
 
     def _read_span(self, start: int, stop: int, first: int, doing: str) -> bytes:
         """Bytes ``start..stop`` (holding row group ``first`` onwards), or raise naming the truncation."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 from typing import Final
 
 import numpy as np
@@ -120,9 +121,11 @@ def page_values(frag: PageFragment, groups: np.ndarray, into: pa.Buffer | None =
     view = memoryview(buf).cast("B")
     fd = frag.fileno() if frag.remote is None else -1
     with reading(frag.path, None, "reading chunk pages"):
-        for a, b in _runs(offset, end) if group_l else []:
+        runs = _runs(offset, end) if group_l else []
+        fetched = _fetched(frag, runs, offset, end)
+        for (a, b), raw in zip(runs, fetched or [None] * len(runs)):
             iov = _iovecs(view, offset, end, dest, size, a, b)
-            got = os.preadv(fd, iov, offset[a]) if fd >= 0 else _scatter(frag, iov, offset[a], end[b - 1])
+            got = os.preadv(fd, iov, offset[a]) if raw is None else _scatter(raw, iov)
             if got != end[b - 1] - offset[a]:
                 raise frag.truncated(offset[a], end[b - 1], offset[a] + got, group_l[a])
     starts: list[int] = []
@@ -147,7 +150,9 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
     views = [memoryview(b).cast("B") for b in bufs]
     fd = frag.fileno() if frag.remote is None else -1
     with reading(frag.path, None, "reading chunk pages"):
-        for a, b in _runs(offset, end) if group_l else []:
+        runs = _runs(offset, end) if group_l else []
+        fetched = _fetched(frag, runs, offset, end)
+        for (a, b), raw in zip(runs, fetched or [None] * len(runs)):
             gap = max([offset[k] - end[k - 1] for k in range(a + 1, b)], default=0)
             scratch = memoryview(bytearray(gap)) if gap else None
             iov: list[memoryview] = []
@@ -156,7 +161,7 @@ def page_values_apart(frag: PageFragment, groups: np.ndarray) -> PageValues:
                     assert scratch is not None
                     iov.append(scratch[: offset[k] - end[k - 1]])
                 iov.append(views[k][dest:])
-            got = os.preadv(fd, iov, offset[a]) if fd >= 0 else _scatter(frag, iov, offset[a], end[b - 1])
+            got = os.preadv(fd, iov, offset[a]) if raw is None else _scatter(raw, iov)
             if got != end[b - 1] - offset[a]:
                 raise frag.truncated(offset[a], end[b - 1], offset[a] + got, group_l[a])
     out = PageValues([], [], [])
@@ -181,7 +186,7 @@ def page_value(frag: PageFragment, g: int) -> tuple[pa.Buffer, int, int]:
         if frag.remote is None:
             got = os.preadv(frag.fileno(), [view[dest:]], offset)
         else:
-            got = _scatter(frag, [view[dest:]], offset, offset + size)
+            got = _scatter(frag.remote.read_at(offset, size), [view[dest:]])
     if got != size:
         raise frag.truncated(offset, offset + size, offset + got, g)
     return _page_value(frag, g, buf, view, dest, size)
@@ -222,11 +227,21 @@ def value_in_page(frag: PageFragment, g: int, view: memoryview, at: int, n: int)
     return at + start, length
 
 
-def _scatter(frag: PageFragment, iov: list[memoryview], start: int, stop: int) -> int:
-    """What ``os.preadv`` does, from a remote chunks file: bytes ``start..stop`` in one ranged GET, scattered
-    into ``iov``; the bytes received."""
-    assert frag.remote is not None
-    raw = memoryview(frag.remote.read_at(start, stop - start))
+def _fetched(
+    frag: PageFragment, runs: list[tuple[int, int]], offset: list[int], end: list[int]
+) -> Iterator[bytes] | None:
+    """The bytes of each of ``runs`` of a remote chunks file, one ranged GET each, the GETs side by side (None: a
+    local file, read with ``os.preadv``)."""
+    if frag.remote is None:
+        return None
+    from ..remote import fetch_spans
+
+    return fetch_spans(frag.remote.read_at, [(offset[a], end[b - 1] - offset[a]) for a, b in runs])
+
+
+def _scatter(data: bytes, iov: list[memoryview]) -> int:
+    """What ``os.preadv`` does, from the bytes of a ranged GET: ``data`` scattered into ``iov``; the bytes placed."""
+    raw = memoryview(data)
     at = 0
     for buf in iov:
         n = min(len(buf), len(raw) - at)

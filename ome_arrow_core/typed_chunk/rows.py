@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,10 +13,11 @@ from ..checksums import verify_enabled
 from ..chunks import ChunkTable, box_projections
 from ..errors import SchemaError
 from ..registry import Registry
+from ..remote import remote_chunk
 from ..selection import Selection
 from ..uniques import unique
 from .chunk_reads import Placement, read_placements
-from .locators import LOCATORS_KEY, image_locator, read_located
+from .locators import LOCATORS_KEY, Located, fetch_located, image_locator, read_located
 from .opening import open_dataset
 from .whole_batches import read_whole, whole_plan
 
@@ -139,6 +140,7 @@ def _read_located(
     algorithm = (opened.manifest.get("ome_arrow_core") or {}).get("checksum")
     rest: list[int] = []
     fds: dict[str, int] = {}
+    remote: dict[str, Any] = {}  # a remote dataset's chunks objects: name -> (object, [(k, pos, locator)])
     try:
         with opened.images.records_held():  # image records: their files opened once a batch, not once an image
             for k, pos in enumerate(positions):
@@ -147,17 +149,43 @@ def _read_located(
                     rest.append(k)
                     continue
                 fd = fds.get(loc.file)
-                if fd is None:
-                    fd = fds[loc.file] = os.open(opened.path / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                meta = opened.meta(pos)
-                sizes = meta.sizes
-                shape = [sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]]
-                pixels = read_located(opened.path, loc, shape, meta.dtype, verify, algorithm, f"image {meta.id!r}", fd)
-                outs[k][...] = sels[k].apply(pixels.transpose(0, 2, 1, 3, 4))
+                if fd is None and loc.file not in remote:
+                    chunk = remote_chunk(opened.path / loc.file)
+                    if chunk is not None:
+                        remote[loc.file] = (chunk, [])
+                    else:
+                        fd = fds[loc.file] = os.open(opened.path / loc.file, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                if fd is None:  # fetched below, a ranged GET per run of neighbours
+                    remote[loc.file][1].append((k, pos, loc))
+                    continue
+                _place(opened, pos, loc, verify, algorithm, sels[k], outs[k], fd=fd)
+            for chunk, todo in remote.values():
+                fetched = fetch_located(chunk.read_at, [loc for *_, loc in todo])
+                for (k, pos, loc), data in zip(todo, fetched):
+                    _place(opened, pos, loc, verify, algorithm, sels[k], outs[k], data=data)
     finally:
         for fd in fds.values():
             os.close(fd)
     return rest
+
+
+def _place(
+    opened: OpenedDataset,
+    pos: int,
+    loc: Located,
+    verify: bool,
+    algorithm: str | None,
+    sel: Selection,
+    out: np.ndarray,
+    fd: int | None = None,
+    data: bytes | None = None,
+) -> None:
+    """Image row ``pos``'s pixels at ``loc`` (read from ``fd``, or ``data`` fetched already), checked, into ``out``."""
+    meta = opened.meta(pos)
+    sizes = meta.sizes
+    shape = [sizes["T"], sizes["C"], sizes["Z"], sizes["Y"], sizes["X"]]
+    pixels = read_located(opened.path, loc, shape, meta.dtype, verify, algorithm, f"image {meta.id!r}", fd, data)
+    out[...] = sel.apply(pixels.transpose(0, 2, 1, 3, 4))
 
 
 def _by_file(opened: OpenedDataset, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

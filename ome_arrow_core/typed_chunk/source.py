@@ -18,6 +18,7 @@ from ..chunks import ChunkProjection, ChunkTable
 from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..registry import Registry
+from ..remote import remote_chunk
 from ..selection import Selection
 from .box_plans import BoxPlan, box_key, plan_box
 from .chunk_reads import Placement, audited_pages, audited_piece, one_block, piece_block, read_placements
@@ -83,6 +84,8 @@ class DatasetSource:
         #: Where the pixels of a one-chunk image with a pixel locator lie (read with one positioned read, without
         #: its index rows; see :mod:`.locators`); None: read through the index.
         self._located = image_locator(opened, pos)
+        #: The remote chunks object its locator points into (its pixels then come in one ranged GET), else None.
+        self._remote = None if self._located is None else remote_chunk(path / self._located.file)
         if self._located is None:
             self._load_chunks()
         self.chunks_read = 0
@@ -132,6 +135,7 @@ class DatasetSource:
             verify_enabled(self.verify),
             algorithm,
             f"image {m.id!r}",
+            data=None if self._remote is None else self._remote.read_at(self._located.offset, self._located.length),
         )
         self._count(1)
         return block.transpose(0, 2, 1, 3, 4)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from dataclasses import replace
 from pathlib import Path, PurePath
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -27,6 +28,7 @@ from ome_arrow_core.plugin_api import (
     DamagedFileError,
     Location,
     checksums_of,
+    open_known,
     reading,
     require_regular_file,
 )
@@ -76,8 +78,9 @@ class TiffSource:
         self.segments_read = 0
         self.bytes_read = 0
         if isinstance(path, Location) and not path.local:
-            with reading(self.path, None, "opening"):
-                raw = path.fs.open_input_file(path.path)
+            with reading(self.path, None, "opening"):  # the lookup that found it gave its size: no second one
+                known = None if path.info is None else path.info.size
+                raw = path.fs.open_input_file(path.path) if known is None else open_known(path, int(known))
             self._remote = RangeFile(raw, raw.size(), path.name)
             self._size = raw.size()
         else:
@@ -147,7 +150,8 @@ class TiffSource:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as (path, series, level, verify): a worker process reopens the file."""
-        target = self._target if isinstance(self._target, Location) else str(self.path)
+        # a remote target without its lookup: the worker looks the object up again (it may have been replaced)
+        target = replace(self._target, info=None) if isinstance(self._target, Location) else str(self.path)
         return (_reopen, (target, self.series_index, self.level, self.verify))
 
     def __repr__(self) -> str:
