@@ -113,14 +113,14 @@ def test_a_table_not_numbered_in_grid_order_is_planned_afresh() -> None:
 
 
 class Counted:
-    """Counts whole chunks read by positioned reads (one_block's, and whole_blocks' read together) and
-    page_stream placements (the real functions run)."""
+    """Counts whole chunks read by positioned reads (one_block's, and whole_blocks' read together, by the Python steps
+    or the C kernel) and page_stream placements (the real functions run)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.whole = 0
         self.placed = 0
         whole, placed = chunk_reads._positioned_block, chunk_reads.place_pages
-        together = whole_chunks.page_values_apart
+        together, kernel = whole_chunks.page_values_apart, whole_chunks.read_apart
 
         def counting_whole(*args: Any) -> Any:
             self.whole += 1
@@ -130,12 +130,18 @@ class Counted:
             self.whole += len(groups)
             return together(frag, groups)
 
+        def counting_kernel(opened: Any, frag: Any, groups: np.ndarray, *args: Any) -> Any:
+            got = kernel(opened, frag, groups, *args)
+            self.whole += 0 if got is None else len(groups)  # (None: the Python steps read them, counted there)
+            return got
+
         def counting_placed(*args: Any) -> None:
             self.placed += 1
             placed(*args)
 
         monkeypatch.setattr(chunk_reads, "_positioned_block", counting_whole)
         monkeypatch.setattr(whole_chunks, "page_values_apart", counting_together)
+        monkeypatch.setattr(whole_chunks, "read_apart", counting_kernel)
         monkeypatch.setattr(chunk_reads, "place_pages", counting_placed)
 
 

@@ -25,7 +25,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import ReadTask
 
 from ome_arrow_core import OMEArrowDataset
-from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError
 
 from .read_task import ReadImages
 from .sampling import check_crop, crop_boxes, epoch_order, image_sizes

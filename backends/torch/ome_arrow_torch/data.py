@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset
-from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError
 
 from .collate import register
 from .samples import Samples, Transform, torch_dtype

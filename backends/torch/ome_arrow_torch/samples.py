@@ -22,8 +22,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset, SelectionError, ViewSpec
-from ome_arrow_core.errors import StorageError
-from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, gc_held
+from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, StorageError, gc_held
 
 from .collate import rows_of
 from .pool import BatchPool
