@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import warnings
 from collections import deque
@@ -15,6 +14,7 @@ import numpy as np
 from .arguments import whole_number
 from .errors import SelectionError
 from .selection import AxisIndex
+from .thread_pools import process_pool
 
 if TYPE_CHECKING:  # concurrent.futures loads with the first prefetch: a first plane has none
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,21 +93,12 @@ def windows(
 
 #: Threads the shared prefetch pool runs at most (each stream keeps ``prefetch`` of its items ahead in it).
 PREFETCH_THREADS = 4
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
-_pool_lock = threading.Lock()
 _in_pool = threading.local()
 
 
 def prefetch_pool() -> ThreadPoolExecutor:
     """The process's prefetch threads, started once (starting two threads per stream cost ~0.2 ms a plane)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    global _pool
-    pid = os.getpid()
-    with _pool_lock:
-        if _pool is None or _pool[0] != pid:  # threads do not survive a fork: the child's pool is its own
-            _pool = (pid, ThreadPoolExecutor(PREFETCH_THREADS, "ome-arrow-prefetch", _mark_prefetch_thread))
-        return _pool[1]
+    return process_pool("ome-arrow-prefetch", PREFETCH_THREADS, _mark_prefetch_thread)
 
 
 def _mark_prefetch_thread() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ome_arrow_core import OMEArrowDataset, write_dataset
+from ome_arrow_core import OMEArrowDataset, thread_pools, write_dataset
 from ome_arrow_core.typed_chunk import (
     footers,
     group_records,
@@ -136,14 +136,15 @@ def test_a_child_forked_while_a_kept_table_is_locked_reads_it(plate: Path) -> No
 def test_a_child_forked_while_the_write_threads_lock_is_held_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A DataLoader-style child forked while another thread held the write pool's lock makes its own and writes."""
+    """A DataLoader-style child forked while another thread held the thread pools' lock (the write pool's) makes its
+    own and writes."""
     monkeypatch.setattr(write_threads, "MIN_BYTES", 0)  # the child's write takes the pool, and so its lock
     images = [_image(i) for i in range(N)]
 
     def work() -> None:
         write_dataset(images, tmp_path / "child", dim_order="ZYX", progress=False)
 
-    with _held(lambda: write_threads._lock):
+    with _held(lambda: thread_pools._lock):
         status = _child_status(work)
     assert status == 0, f"the child exited with {status} (-{int(signal.SIGALRM)}: it waited on the parent's lock)"
     ds = OMEArrowDataset.scan(tmp_path / "child")

@@ -9,14 +9,10 @@ The pool is made on first use, once per process (a forked child makes its own).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from ..fork_locks import fork_safe_lock
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+from ..thread_pools import process_pool
 
 __all__ = ["THREADS", "WAVE_BYTES", "fetch_spans"]
 
@@ -24,20 +20,6 @@ __all__ = ["THREADS", "WAVE_BYTES", "fetch_spans"]
 THREADS: Final[int] = 8
 #: The most bytes one wave of GETs fetches before its spans are consumed (a larger span is a wave of its own).
 WAVE_BYTES: Final[int] = 32 << 20
-
-_pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
-_lock = fork_safe_lock(globals(), "_lock")  # a child forked while another thread held it makes its own
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _pool_of
-    from concurrent.futures import ThreadPoolExecutor
-
-    pid = os.getpid()
-    with _lock:
-        if _pool_of is None or _pool_of[0] != pid:
-            _pool_of = (pid, ThreadPoolExecutor(THREADS, "ome-arrow-fetch"))
-        return _pool_of[1]
 
 
 def fetch_spans(
@@ -58,7 +40,7 @@ def fetch_spans(
         else:
             from concurrent.futures import wait
 
-            futures = [_pool().submit(read_at, a, n) for a, n in spans[k:j]]
+            futures = [process_pool("ome-arrow-fetch", THREADS).submit(read_at, a, n) for a, n in spans[k:j]]
             wait(futures)
             for f in futures:
                 yield f.result()

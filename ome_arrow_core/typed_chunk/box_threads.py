@@ -8,6 +8,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Final
 
+from ..thread_pools import process_pool
+
 if TYPE_CHECKING:  # concurrent.futures loads with the first helper thread
     from concurrent.futures import ThreadPoolExecutor
 
@@ -18,21 +20,12 @@ __all__ = ["RECHECK_NS", "helper_pool", "loader_worker", "running", "spare_core"
 RECHECK_NS: Final[int] = 1_000_000
 
 _answer: tuple[int, bool] = (-(1 << 62), False)  # (time.monotonic_ns() of the last look, its answer)
-_pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked child makes its own
-_pool_lock = threading.Lock()
+_loadavg_lock = threading.Lock()  # (the /proc/loadavg descriptor opened once)
 
 
 def helper_pool() -> ThreadPoolExecutor:
     """The one worker thread that helps read a large box (made on first use, per process)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    global _pool_of
-    pid = os.getpid()
-    if _pool_of is None or _pool_of[0] != pid:
-        with _pool_lock:
-            if _pool_of is None or _pool_of[0] != pid:
-                _pool_of = (pid, ThreadPoolExecutor(1, "ome-arrow-box-read"))
-    return _pool_of[1]
+    return process_pool("ome-arrow-box-read", 1)
 
 
 def spare_core() -> bool:
@@ -74,7 +67,7 @@ def running() -> int | None:
     through a descriptor opened once per process: ~5 us), or None where that is not known."""
     global _LOADAVG
     if _LOADAVG is None:
-        with _pool_lock:
+        with _loadavg_lock:
             if _LOADAVG is None:
                 try:
                     _LOADAVG = os.open("/proc/loadavg", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

@@ -15,10 +15,10 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from ..fork_locks import fork_safe_lock
+from ..thread_pools import process_pool
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    pass
 
 __all__ = ["THREADS", "MIN_BYTES", "start_parts"]
 
@@ -28,20 +28,6 @@ T = TypeVar("T")
 THREADS: Final[int] = max(1, min(4, os.cpu_count() or 1))
 #: Work on fewer bytes than this stays in the calling thread.
 MIN_BYTES: Final[int] = 2 << 20
-
-_pool_of: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
-_lock = fork_safe_lock(globals(), "_lock")  # a child forked while another thread held it makes its own
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _pool_of
-    from concurrent.futures import ThreadPoolExecutor
-
-    pid = os.getpid()
-    with _lock:
-        if _pool_of is None or _pool_of[0] != pid:
-            _pool_of = (pid, ThreadPoolExecutor(THREADS, "ome-arrow-write"))
-        return _pool_of[1]
 
 
 def start_parts(n: int, nbytes: int, work: Callable[[int, int], T]) -> Callable[[], list[T]]:
@@ -54,6 +40,6 @@ def start_parts(n: int, nbytes: int, work: Callable[[int, int], T]) -> Callable[
     if parts <= 1:
         return lambda: [work(0, n)]
     bounds = [n * k // parts for k in range(parts + 1)]
-    pool = _pool()
+    pool = process_pool("ome-arrow-write", THREADS)
     futures = [pool.submit(work, a, b) for a, b in itertools.pairwise(bounds)]
     return lambda: [f.result() for f in futures]
