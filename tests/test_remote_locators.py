@@ -9,13 +9,13 @@ open handle, raises.
 
 from __future__ import annotations
 
-import shutil
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import HTTPServer, RequestLog, S3Server
+from servers import HTTPServer, S3Server
+from test_remote_datasets import _upload
 
 from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.errors import ChecksumError, DamagedFileError
@@ -32,19 +32,6 @@ def _plate(tmp_path: Path) -> Path:
     out = tmp_path / "plate.ome.parquet"
     write_dataset(IMAGES, out, progress=False)  # the defaults: images packed into row groups, with pixel locators
     return out
-
-
-def _upload(
-    local: Path, where: str, s3: S3Server, http: HTTPServer, bucket: str, mp: pytest.MonkeyPatch
-) -> tuple[str, RequestLog]:
-    if where == "http":
-        pytest.importorskip("fsspec")
-        shutil.copytree(local, http.root / local.name)
-        return f"{http.url}/{local.name}", http.log
-    mp.setenv("AWS_ENDPOINT_URL", s3.endpoint)
-    for f in sorted(local.iterdir()):
-        s3.put(bucket, f"{local.name}/{f.name}", f.read_bytes())
-    return f"s3://{bucket}/{local.name}", s3.log
 
 
 def _replace(where: str, local: Path, s3: S3Server, http: HTTPServer, bucket: str, data: bytes) -> None:
