@@ -19,7 +19,8 @@ synchronisation) in a new seeded shuffled order: interleaved, medians reported, 
 - stream (256x256 tiles over every plane): ours ``iter_dlpack(tile_size=(256, 256), device="cuda", prefetch=2)``
   per plane (each group of tiles in one transfer); ours [one by one] the same without ``export_many`` (before
   session 19); ``cupy.asarray`` of each tile of the CPU stream; torch pinned per tile; torch pre-pinned: each
-  plane's tiles packed into one of two pinned plane buffers, one copy a plane (what ours does, by hand).
+  plane's tiles packed into one of two pinned plane buffers, one copy a plane (what ours does, by hand); ours
+  ``stack=`` a plane's tiles: one (n, tile, tile) array a plane (when the tiles divide the plane).
 - ceiling: a pre-pinned buffer copied to the device (the plane's bytes; the whole stream's bytes in one copy).
 GB/s count the selection's bytes (1e9); "x pinned" divides by the ceiling of the same bytes (goal: >= 0.8).
 """
@@ -158,12 +159,13 @@ def stream_cases(gpu: Gpu, path: Path, arr: np.ndarray, tile: int) -> list[Case]
     corners = [(y, x) for y in range(0, ny, tile) for x in range(0, nx, tile)]
     want = [arr[0, 0, z, y : y + tile, x : x + tile] for z in range(nz) for y, x in corners]
 
-    def ours(image: OMEArrow) -> Fn:
+    def ours(image: OMEArrow, stack: int | None = None) -> Fn:
         def run() -> list[Any]:
             out = []
             for z in range(nz):
                 view = image.tensor_view(t=0, c=0, z=z, layout="YX")
-                out += [gpu.take(t) for t in view.iter_dlpack(tile_size=(tile, tile), device="cuda", prefetch=2)]
+                items = view.iter_dlpack(tile_size=(tile, tile), device="cuda", prefetch=2, stack=stack)
+                out += [gpu.take(t) for t in items]
             gpu.sync()
             return out
 
@@ -187,6 +189,13 @@ def stream_cases(gpu: Gpu, path: Path, arr: np.ndarray, tile: int) -> list[Case]
         Case("stream", "read only: ours iter_dlpack (host)", lambda: sum(1 for _ in cpu_tiles()), None),
         Case("stream", "copy: ours iter_dlpack(device='cuda')", ours(mem), want),
     ]
+    if ny % tile == 0 and nx % tile == 0:  # a plane's tiles, one shape: one stack a plane
+        n = len(corners)
+        stacks = [np.stack(want[i : i + n]) for i in range(0, len(want), n)]
+        cases += [
+            Case("stream", "read+copy: ours iter_dlpack(device='cuda', stack=a plane)", ours(img, n), stacks),
+            Case("stream", "copy: ours iter_dlpack(device='cuda', stack=a plane)", ours(mem, n), stacks),
+        ]
     if cp is not None and single_reg is not None:
         cases += [
             Case(

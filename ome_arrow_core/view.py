@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import threading
-import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,55 +17,17 @@ from .display.subjects import array_source
 from .dlpack import CPU_DEVICE, caller_module, handed_over
 from .errors import PluginError, SelectionError
 from .layout import normalize_axes
-from .plugin_manager import BLOCK_ENV
-from .registry import PluginWarning, default_registry
+from .registry import default_registry
 from .selection import AxisIndex
+from .streaming import device_key, export_function
 
 if TYPE_CHECKING:
     from .handlers import Exporter, ExportView, PixelSource
-    from .iteration import Warned, Window
+    from .iteration import Window
     from .registry import Registry
     from .selection import Selection
 
 __all__ = ["TensorView", "Streamable"]
-
-_CPU: tuple[str, int] = ("cpu", 0)
-
-
-def _device(device: str | None) -> tuple[str, int]:
-    """``parse_device`` with the CPU (the common case) answered without parsing."""
-    return _CPU if device is None or device == "cpu" else parse_device(device)
-
-
-# Exporters whose export_many has raised, by id (an entry goes with its exporter): warned once each.
-_fell_back: weakref.WeakValueDictionary[int, Exporter] = weakref.WeakValueDictionary()
-_fell_back_lock = threading.Lock()
-
-
-def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
-    """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works
-    (None after the first); its stream issues it from the consuming thread."""
-    from .iteration import Warned
-
-    with _fell_back_lock:
-        if _fell_back.get(id(handler)) is handler:
-            return None
-        _fell_back[id(handler)] = handler
-    return Warned(
-        f"the {handler.name!r} exporter's export_many (plugin {handler.plugin!r}) raised "
-        f"{type(exc).__name__}: {exc}; each group it fails is exported tile by tile with its export instead "
-        "(slower; errors raise at their tile). Report it to the plugin's authors, or block the plugin with "
-        f"{BLOCK_ENV}={handler.plugin}. Warned once per exporter",
-        PluginWarning,
-    )
-
-
-def _export_function(handler: Exporter, kind: str, mode: str | None) -> ExportView:
-    """The export function of ``handler``, the exporter found for ``kind`` and ``mode`` (PluginError when it has
-    none)."""
-    if handler.export is None:
-        raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
-    return handler.export
 
 
 class Streamable(ABC):
@@ -100,65 +60,30 @@ class Streamable(ABC):
         mode: str | None,
         device: str | None,
         contiguous: bool,
+        stack: int | None = None,
     ) -> Iterator[Any]:
-        from .iteration import Failed, flattened, grouped, prefetched, windows  # (a first plane streams nothing)
+        from .iteration import windows  # (a first plane streams nothing)
+        from .streaming import stream
 
-        items = windows(self._sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
+        sizes = self._sizes
+        items = windows(sizes, batch_size=batch_size, tiles=tiles, shuffle=shuffle, seed=seed)
         on_cpu = device is None or str(device).partition(":")[0] == "cpu"  # (parsed in the tasks: errors in turn)
-        if not items or (not self._reads_windows and on_cpu):
-
-            def task(w: Window) -> Callable[[], Any]:
-                return lambda: self._window(w).to_dlpack(mode=mode, device=device, contiguous=contiguous)
-
-            return prefetched([task(w) for w in items], prefetch)
-
-        def group_task(group: list[Window]) -> Callable[[], list[Any]]:
-            def run() -> list[Any]:
-                views: list[TensorView] = []
-                failed: Exception | None = None
-                for v in self._windows(group):  # an item that fails ends its group: it raises in its turn
-                    if isinstance(v, Exception):
-                        failed = v
-                        break
-                    views.append(v)
-                out: list[Any] = []
-                try:  # the exporter is looked up once a group (one dtype)
-                    kind, index = _device(device)
-                    export_mode = "arrow" if mode is None and kind == "cpu" else mode
-                    handler = views[0]._export_handler(kind, export_mode) if views else None
-                    got: list[Any] | None = None
-                    many_failed: Exception | None = None
-                    if handler is not None and handler.export_many is not None and kind != "cpu":
-                        try:  # one copy for the group
-                            got = list(handler.export_many(views, contiguous=contiguous, device_index=index))
-                        except Exception as exc:  # tile by tile below: good tiles kept, an error lands on its tile
-                            many_failed = exc
-                        if got is not None and len(got) != len(views):  # a tile dropped or made up: a shift
-                            raise PluginError(
-                                f"the {handler.name!r} exporter's export_many returned {len(got)} tensors for "
-                                f"{len(views)} views; its plugin ({handler.plugin!r}) is broken"
-                            )
-                    if got is not None:
-                        out = got
-                    elif handler is not None:
-                        export = _export_function(handler, kind, export_mode)
-                        for v in views:
-                            out.append(export(v, contiguous=contiguous, device_index=index))
-                            if many_failed is not None:  # export works where export_many failed: said once
-                                note = _fallback_note(handler, many_failed)
-                                if note is not None:  # ahead of the group's tiles
-                                    out.insert(0, note)
-                                many_failed = None
-                except Exception as exc:
-                    return [*out, Failed(exc)]
-                return out if failed is None else [*out, Failed(failed)]
-
-            return run
-
-        sizes = self._sizes  # windows that read: in groups, one batched read each (see iteration.grouped)
-        item_bytes = self.dtype.itemsize * math.prod(len(items[0].get(ax, range(n))) for ax, n in sizes.items())
-        groups = grouped(items, item_bytes)
-        return flattened(prefetched([group_task(g) for g in groups], prefetch))
+        item_bytes = 0  # windows that read: in groups, one batched read each (see iteration.grouped)
+        if items:
+            item_bytes = self.dtype.itemsize * math.prod(len(items[0].get(ax, range(n))) for ax, n in sizes.items())
+        return stream(
+            items,
+            self._windows,
+            sizes=sizes,
+            item_bytes=item_bytes,
+            in_groups=self._reads_windows or not on_cpu,
+            prefetch=prefetch,
+            mode=mode,
+            device=device,
+            contiguous=contiguous,
+            stack=stack,
+            stacked=_stacked_view,
+        )
 
     #: Whether windows are read from storage (then streamed in groups read together) rather than sliced.
     _reads_windows = False
@@ -181,6 +106,7 @@ class Streamable(ABC):
         mode: str | None = None,
         device: str | None = "cpu",
         contiguous: bool = False,
+        stack: int | None = None,
     ) -> Iterator[Any]:
         """Yield DLPack-capable tensors: batches over T, and tiles over Y and X.
 
@@ -188,7 +114,8 @@ class Streamable(ABC):
         ``tile_size=(h, w)`` (or one int: square tiles) also splits Y and X; edge tiles are smaller (not padded), so
         every pixel is yielded exactly once. ``shuffle`` with ``seed`` permutes T indices
         (gathered) and tile order reproducibly. ``prefetch=N`` prepares the next N items
-        in background threads while the current one is consumed.
+        in background threads while the current one is consumed. ``stack=N`` yields up to N items of one shape as
+        one tensor with a new leading axis (a copy; one hand-over instead of N, see docs/lazy.md).
         """
         tiles = None
         if tile_size is not None:
@@ -203,6 +130,7 @@ class Streamable(ABC):
             mode=mode,
             device=device,
             contiguous=contiguous,
+            stack=stack,
         )
 
     def iter_tiles_3d(
@@ -216,8 +144,10 @@ class Streamable(ABC):
         mode: str | None = None,
         device: str | None = "cpu",
         contiguous: bool = False,
+        stack: int | None = None,
     ) -> Iterator[Any]:
-        """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X."""
+        """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X (``stack``: as
+        :meth:`iter_dlpack`)."""
         d, h, w = tile_shape(tile_size, 3, "tile_size=(d, h, w)")
         return self._stream(
             batch_size=batch_size,
@@ -228,7 +158,13 @@ class Streamable(ABC):
             mode=mode,
             device=device,
             contiguous=contiguous,
+            stack=stack,
         )
+
+
+def _stacked_view(pixels: np.ndarray, like: TensorView) -> TensorView:
+    """A stack of items like ``like`` (its layout after a leading ``N``: the stack; exported, never windowed)."""
+    return TensorView(pixels, "N" + like.layout, like._registry)
 
 
 class TensorView(Streamable, Thumbnailed):
@@ -324,7 +260,7 @@ class TensorView(Streamable, Thumbnailed):
         with ``copy=False`` (see ``docs/zero-copy.md``).
         ``device="cuda"`` copies to the GPU through the best installed backend.
         """
-        kind, index = _device(device)
+        kind, index = device_key(device)
         if mode is None and kind == "cpu":
             mode = "arrow"
         return self._exporter(kind, mode)(self, contiguous=contiguous, device_index=index, **options)
@@ -335,7 +271,7 @@ class TensorView(Streamable, Thumbnailed):
 
     def _exporter(self, kind: str, mode: str | None) -> ExportView:
         """The export function of the exporter for ``kind`` and ``mode`` (a cached lookup)."""
-        return _export_function(self._export_handler(kind, mode), kind, mode)
+        return export_function(self._export_handler(kind, mode), kind, mode)
 
     def to_torch(self, device: str | None = "cpu", contiguous: bool = False, mode: str | None = None) -> Any:
         """A torch.Tensor shaped like this view (needs ``ome-arrow-core[torch]``).
@@ -345,7 +281,7 @@ class TensorView(Streamable, Thumbnailed):
         instead: the tensor aliases the image's Arrow memory and must not be written to
         (torch has no read-only tensors). ``device="cuda"`` always copies to the GPU.
         """
-        kind, index = _CPU if device == "cpu" or device is None else parse_device(device)
+        kind, index = ("cpu", 0) if device == "cpu" or device is None else parse_device(device)  # (inlined)
         export = (self._registry or default_registry()).resolve_exporter(kind, self._array.dtype, "torch").export
         if export is None:
             raise PluginError(f"the exporter for device={kind!r}, mode='torch' has no export function")
@@ -353,12 +289,12 @@ class TensorView(Streamable, Thumbnailed):
 
     def to_jax(self, device: str | None = None, contiguous: bool = False) -> Any:
         """A jax.Array shaped like this view (needs ``ome-arrow-core[jax]``)."""
-        kind, index = _device(device)
+        kind, index = device_key(device)
         return self._exporter(kind, "jax")(self, contiguous=contiguous, device_index=index)
 
     def to_cupy(self, device: str | None = "cuda", contiguous: bool = False) -> Any:
         """A cupy.ndarray on the GPU shaped like this view (needs ``ome-arrow-core[cupy]``)."""
-        kind, index = _device(device)
+        kind, index = device_key(device)
         return self._exporter(kind, "cupy")(self, contiguous=contiguous, device_index=index)
 
     def __dlpack__(self, **kwargs: Any) -> Any:

@@ -287,6 +287,20 @@ def test_reused_staging_serves_each_thread_its_own_pixels(cp: Any, monkeypatch: 
         list(pool.map(run, range(8)))
 
 
+@pytest.mark.parametrize("lazy", [True, False], ids=["file", "in memory"])
+def test_iter_dlpack_stacks_are_one_device_array_each(cp: Any, tmp_path: Any, lazy: bool) -> None:
+    host = np.random.default_rng(5).integers(0, 60000, size=(2, 1, 64, 48), dtype=np.uint16)  # ZCYX
+    OMEArrow(host, "ZCYX").export("parquet", tmp_path / "i.ome.parquet", chunk_shape=(1, 16, 16))
+    img = OMEArrow.scan(tmp_path / "i.ome.parquet", registry=_registry()) if lazy else OMEArrow(host, "ZCYX")
+    view = img.tensor_view(layout="ZYX")
+    stacks = list(view.iter_dlpack(tile_size=16, stack=5, device="cuda", prefetch=1))
+    assert [s.shape for s in stacks] == [(5, 2, 16, 16), (5, 2, 16, 16), (2, 2, 16, 16)]
+    tiles = [host[:, 0, y : y + 16, x : x + 16] for y in range(0, 64, 16) for x in range(0, 48, 16)]
+    for s in stacks:
+        assert isinstance(s, cp.ndarray) and s.flags.c_contiguous and s.dtype == np.uint16
+    np.testing.assert_array_equal(cp.asnumpy(cp.concatenate(stacks)), np.stack(tiles))
+
+
 @pytest.mark.parametrize("dtype", SUPPORTED)
 def test_to_cupy_keeps_every_dtype(cp: Any, registry: Registry, dtype: str) -> None:
     arr = (np.arange(3 * 5 * 7) % 2 if dtype == "bool" else np.arange(3 * 5 * 7) - 50).astype(dtype)

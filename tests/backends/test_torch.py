@@ -319,6 +319,17 @@ def test_iter_dlpack_cuda_tiles() -> None:
 
 
 @needs_cuda
+def test_iter_dlpack_cuda_stacks() -> None:
+    view = _image("int16", (1, 3, 1, 64, 40)).tensor_view(layout="ZYX", t=0, c=0)
+    stacks = [torch.from_dlpack(s) for s in view.iter_dlpack(tile_size=(32, 20), stack=3, device="cuda", mode="torch")]
+    assert [tuple(s.shape) for s in stacks] == [(3, 3, 32, 20), (1, 3, 32, 20)]
+    assert all(s.is_cuda for s in stacks)
+    host = view.to_numpy()
+    tiles = [host[:, y : y + 32, x : x + 20] for y in (0, 32) for x in (0, 20)]
+    np.testing.assert_array_equal(torch.cat(stacks).cpu().numpy(), np.stack(tiles))
+
+
+@needs_cuda
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ingest_cuda_tensor(dtype: str) -> None:
     arr = _pixels((2, 3, 16, 20), dtype)

@@ -1,0 +1,203 @@
+"""Streams: a view's batches and tiles handed over one by one, or stacked several to a tensor.
+
+A stream to a device reads its items in groups and exports each group with one call of the exporter's
+``export_many`` where it has one. ``stack=N`` hands over up to N items of one shape as one tensor with a new
+leading axis: one hand-over (one device copy, one consumer call) instead of N.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .arguments import whole_number
+from .devices import parse_device
+from .errors import PluginError, SelectionError
+from .plugin_manager import BLOCK_ENV
+from .registry import PluginWarning
+
+if TYPE_CHECKING:
+    from .handlers import Exporter, ExportView
+    from .iteration import Warned, Window
+    from .view import TensorView
+
+__all__ = ["device_key", "export_function", "stack_runs", "stream"]
+
+_CPU: tuple[str, int] = ("cpu", 0)
+
+
+def device_key(device: str | None) -> tuple[str, int]:
+    """``parse_device`` with the CPU (the common case) answered without parsing."""
+    return _CPU if device is None or device == "cpu" else parse_device(device)
+
+
+def export_function(handler: Exporter, kind: str, mode: str | None) -> ExportView:
+    """The export function of ``handler``, the exporter found for ``kind`` and ``mode`` (PluginError when it has
+    none)."""
+    if handler.export is None:
+        raise PluginError(f"the exporter for device={kind!r}, mode={mode!r} has no export function")
+    return handler.export
+
+
+# Exporters whose export_many has raised, by id (an entry goes with its exporter): warned once each.
+_fell_back: weakref.WeakValueDictionary[int, Exporter] = weakref.WeakValueDictionary()
+_fell_back_lock = threading.Lock()
+
+
+def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
+    """A PluginWarning, once per exporter, that ``handler.export_many`` raised ``exc`` where its ``export`` works
+    (None after the first); its stream issues it from the consuming thread."""
+    from .iteration import Warned
+
+    with _fell_back_lock:
+        if _fell_back.get(id(handler)) is handler:
+            return None
+        _fell_back[id(handler)] = handler
+    return Warned(
+        f"the {handler.name!r} exporter's export_many (plugin {handler.plugin!r}) raised "
+        f"{type(exc).__name__}: {exc}; each group it fails is exported tile by tile with its export instead "
+        "(slower; errors raise at their tile). Report it to the plugin's authors, or block the plugin with "
+        f"{BLOCK_ENV}={handler.plugin}. Warned once per exporter",
+        PluginWarning,
+    )
+
+
+def _shape(window: Window, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(len(window[ax]) if ax in window else n for ax, n in sizes.items())
+
+
+def stack_runs(items: Sequence[Window], sizes: Mapping[str, int], stack: int) -> list[list[Window]]:
+    """``items`` cut into stacks of up to ``stack`` items of one shape (axis ``sizes`` of the view): items keep
+    their stream order within a shape, and the stacks come in the order of their first items (with tiles that
+    divide the view, simply runs of ``stack``)."""
+    runs: list[list[Window]] = []
+    open_runs: dict[tuple[int, ...], list[Window]] = {}
+    for w in items:
+        shape = _shape(w, sizes)
+        run = open_runs.get(shape)
+        if run is None or len(run) == stack:
+            run = open_runs[shape] = []
+            runs.append(run)
+        run.append(w)
+    return runs
+
+
+def stream(
+    items: list[Window],
+    read: Callable[[list[Window]], Sequence[TensorView | Exception]],
+    *,
+    sizes: Mapping[str, int],
+    item_bytes: int,
+    in_groups: bool,
+    prefetch: int,
+    mode: str | None,
+    device: str | None,
+    contiguous: bool,
+    stack: int | None,
+    stacked: Callable[[np.ndarray, TensorView], TensorView],
+) -> Iterator[Any]:
+    """The exported items of a view, ``read(group)`` making the views of a group of windows (ending early with
+    the exception of the first that fails); ``in_groups=False`` exports each window alone, ``stacked(array,
+    like)`` makes a stacked item's view from its pixels and its first item's view."""
+    from .iteration import flattened, grouped, prefetched  # (a first plane streams nothing)
+
+    if stack is not None:
+        stack = whole_number(stack, "stack")
+        if stack < 1:
+            raise SelectionError(f"stack must be >= 1 (items per tensor), got {stack}")
+        runs = stack_runs(items, sizes, stack)
+        return prefetched([_stack_task(run, read, stacked, mode, device, contiguous) for run in runs], prefetch)
+    if not items or not in_groups:
+
+        def task(w: Window) -> Callable[[], Any]:
+            def run() -> Any:
+                got = read([w])[0]
+                if isinstance(got, Exception):
+                    raise got
+                return got.to_dlpack(mode=mode, device=device, contiguous=contiguous)
+
+            return run
+
+        return prefetched([task(w) for w in items], prefetch)
+    groups = grouped(items, item_bytes)
+    return flattened(prefetched([_group_task(g, read, mode, device, contiguous) for g in groups], prefetch))
+
+
+def _stack_task(
+    run: list[Window],
+    read: Callable[[list[Window]], Sequence[TensorView | Exception]],
+    stacked: Callable[[np.ndarray, TensorView], TensorView],
+    mode: str | None,
+    device: str | None,
+    contiguous: bool,
+) -> Callable[[], Any]:
+    def task() -> Any:
+        arrays: list[np.ndarray] = []
+        views = read(run)
+        for v in views:
+            if isinstance(v, Exception):  # the stack raises in its turn
+                raise v
+            arrays.append(v.to_numpy())
+        out = np.stack(arrays)  # one copy, into the stack's own buffer
+        out.flags.writeable = False
+        first = views[0]
+        assert not isinstance(first, Exception)
+        return stacked(out, first).to_dlpack(mode=mode, device=device, contiguous=contiguous)
+
+    return task
+
+
+def _group_task(
+    group: list[Window],
+    read: Callable[[list[Window]], Sequence[TensorView | Exception]],
+    mode: str | None,
+    device: str | None,
+    contiguous: bool,
+) -> Callable[[], list[Any]]:
+    from .iteration import Failed
+
+    def run() -> list[Any]:
+        views: list[TensorView] = []
+        failed: Exception | None = None
+        for v in read(group):  # an item that fails ends its group: it raises in its turn
+            if isinstance(v, Exception):
+                failed = v
+                break
+            views.append(v)
+        out: list[Any] = []
+        try:  # the exporter is looked up once a group (one dtype)
+            kind, index = device_key(device)
+            export_mode = "arrow" if mode is None and kind == "cpu" else mode
+            handler = views[0]._export_handler(kind, export_mode) if views else None
+            got: list[Any] | None = None
+            many_failed: Exception | None = None
+            if handler is not None and handler.export_many is not None and kind != "cpu":
+                try:  # one copy for the group
+                    got = list(handler.export_many(views, contiguous=contiguous, device_index=index))
+                except Exception as exc:  # tile by tile below: good tiles kept, an error lands on its tile
+                    many_failed = exc
+                if got is not None and len(got) != len(views):  # a tile dropped or made up: a shift
+                    raise PluginError(
+                        f"the {handler.name!r} exporter's export_many returned {len(got)} tensors for "
+                        f"{len(views)} views; its plugin ({handler.plugin!r}) is broken"
+                    )
+            if got is not None:
+                out = got
+            elif handler is not None:
+                export = export_function(handler, kind, export_mode)
+                for v in views:
+                    out.append(export(v, contiguous=contiguous, device_index=index))
+                    if many_failed is not None:  # export works where export_many failed: said once
+                        note = _fallback_note(handler, many_failed)
+                        if note is not None:  # ahead of the group's tiles
+                            out.insert(0, note)
+                        many_failed = None
+        except Exception as exc:
+            return [*out, Failed(exc)]
+        return out if failed is None else [*out, Failed(failed)]
+
+    return run
