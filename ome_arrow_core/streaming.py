@@ -99,18 +99,63 @@ def stream(
     contiguous: bool,
     stack: int | None,
     stacked: Callable[[np.ndarray, TensorView], TensorView],
+    with_index: bool = False,
 ) -> Iterator[Any]:
     """The exported items of a view, ``read(group)`` making the views of a group of windows (ending early with
     the exception of the first that fails); ``in_groups=False`` exports each window alone, ``stacked(array,
-    like)`` makes a stacked item's view from its pixels and its first item's view."""
-    from .iteration import flattened, grouped, prefetched  # (a first plane streams nothing)
+    like)`` makes a stacked item's view from its pixels and its first item's view; ``with_index``: each item
+    comes as ``(index, tensor)`` (see :func:`window_index`)."""
+    from .iteration import prefetched  # (a first plane streams nothing)
 
     if stack is not None:
         stack = whole_number(stack, "stack")
         if stack < 1:
             raise SelectionError(f"stack must be >= 1 (items per tensor), got {stack}")
         runs = stack_runs(items, sizes, stack)
-        return prefetched([_stack_task(run, read, stacked, mode, device, contiguous) for run in runs], prefetch)
+        out = prefetched([_stack_task(run, read, stacked, mode, device, contiguous) for run in runs], prefetch)
+        if with_index:
+            return _indexed(([window_index(w, sizes) for w in run] for run in runs), out)
+        return out
+    out = _items(items, read, item_bytes, in_groups, prefetch, mode, device, contiguous)
+    return _indexed((window_index(w, sizes) for w in items), out) if with_index else out
+
+
+def window_index(window: Window, sizes: Mapping[str, int]) -> tuple[slice | list[int], ...]:
+    """The numpy index of ``window`` in a view of axis ``sizes``: a slice per axis (all of an axis the window
+    leaves out), a list for gathered indices."""
+    return tuple(
+        slice(None)
+        if (sel := window.get(ax)) is None
+        else slice(sel.start, sel.stop)
+        if isinstance(sel, range) and sel.step == 1
+        else list(sel)
+        for ax in sizes
+    )
+
+
+def _indexed(indices: Iterator[Any], items: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
+    """``(index, item)`` pairs; closing this closes ``items`` (stopping its reads in flight)."""
+    try:
+        for item in items:
+            yield next(indices), item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _items(
+    items: list[Window],
+    read: Callable[[list[Window]], Sequence[TensorView | Exception]],
+    item_bytes: int,
+    in_groups: bool,
+    prefetch: int,
+    mode: str | None,
+    device: str | None,
+    contiguous: bool,
+) -> Iterator[Any]:
+    from .iteration import flattened, grouped, prefetched
+
     if not items or not in_groups:
 
         def task(w: Window) -> Callable[[], Any]:

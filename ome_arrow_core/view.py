@@ -61,6 +61,7 @@ class Streamable(ABC):
         device: str | None,
         contiguous: bool,
         stack: int | None = None,
+        with_index: bool = False,
     ) -> Iterator[Any]:
         from .iteration import windows  # (a first plane streams nothing)
         from .streaming import stream
@@ -83,6 +84,7 @@ class Streamable(ABC):
             contiguous=contiguous,
             stack=stack,
             stacked=_stacked_view,
+            with_index=with_index,
         )
 
     #: Whether windows are read from storage (then streamed in groups read together) rather than sliced.
@@ -107,6 +109,7 @@ class Streamable(ABC):
         device: str | None = "cpu",
         contiguous: bool = False,
         stack: int | None = None,
+        with_index: bool = False,
     ) -> Iterator[Any]:
         """Yield DLPack-capable tensors: batches over T, and tiles over Y and X.
 
@@ -116,6 +119,8 @@ class Streamable(ABC):
         (gathered) and tile order reproducibly. ``prefetch=N`` prepares the next N items
         in background threads while the current one is consumed. ``stack=N`` yields up to N items of one shape as
         one tensor with a new leading axis (a copy; one hand-over instead of N, see docs/lazy.md).
+        ``with_index=True`` yields ``(index, tensor)``: ``view.to_numpy()[index]`` are the item's pixels (a tuple of
+        a slice or a list of T indices per axis; for a stack, a list of its items' indices).
         """
         tiles = None
         if tile_size is not None:
@@ -131,6 +136,7 @@ class Streamable(ABC):
             device=device,
             contiguous=contiguous,
             stack=stack,
+            with_index=with_index,
         )
 
     def iter_tiles_3d(
@@ -145,8 +151,9 @@ class Streamable(ABC):
         device: str | None = "cpu",
         contiguous: bool = False,
         stack: int | None = None,
+        with_index: bool = False,
     ) -> Iterator[Any]:
-        """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X (``stack``: as
+        """Yield DLPack-capable 3-D tiles of ``tile_size=(d, h, w)`` over Z, Y and X (``stack``, ``with_index``: as
         :meth:`iter_dlpack`)."""
         d, h, w = tile_shape(tile_size, 3, "tile_size=(d, h, w)")
         return self._stream(
@@ -159,6 +166,7 @@ class Streamable(ABC):
             device=device,
             contiguous=contiguous,
             stack=stack,
+            with_index=with_index,
         )
 
 

@@ -180,3 +180,59 @@ def test_torch_takes_a_stack() -> None:
     (t,) = [torch.from_dlpack(x) for x in view.iter_dlpack(tile_size=16, stack=4, mode="numpy")]
     assert tuple(t.shape) == (4, 16, 16)
     np.testing.assert_array_equal(t.numpy()[3], a[0, 0, 16:, 16:])
+
+
+def stitched(view: Any, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The view's pixels rebuilt from ``iter_dlpack(with_index=True, **kw)``, and how often each was written."""
+    full = view.to_numpy()
+    out, seen = np.zeros_like(full), np.zeros(full.shape, np.int32)
+    for index, t in view.iter_dlpack(with_index=True, **kw):
+        got = np.from_dlpack(t)
+        for i, ix in enumerate(index) if kw.get("stack") else [(None, index)]:
+            part = got if i is None else got[i]
+            out[ix] = part
+            seen[ix] += 1
+    return out, seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 3), st.integers(1, 30), st.integers(1, 30)),
+    tile=st.one_of(st.none(), st.tuples(st.integers(1, 12), st.integers(1, 12))),
+    batch=st.sampled_from([None, 1, 2, 3]),
+    n=st.sampled_from([None, 1, 3, 8]),
+    shuffle=st.booleans(),
+    lazy=st.booleans(),
+    prefetch=st.integers(0, 2),
+)
+def test_each_item_says_where_it_goes(
+    tmp_path_factory: pytest.TempPathFactory,
+    shape: tuple[int, int, int, int],
+    tile: tuple[int, int] | None,
+    batch: int | None,
+    n: int | None,
+    shuffle: bool,
+    lazy: bool,
+    prefetch: int,
+) -> None:
+    a = pixels((shape[0], 1, *shape[1:]), "uint16", seed=sum(shape))  # TCZYX with C=1
+    img = OMEArrow(a[:, 0:1], "TCZYX")
+    if lazy:
+        path = tmp_path_factory.mktemp("where") / "w.ome.parquet"
+        img.export("parquet", path, chunk_shape=(1, 8, 8), compression=None)
+        img = OMEArrow.scan(path)
+    view = img.tensor_view(c=0, layout="TZYX")
+    kw: dict[str, Any] = {"tile_size": tile, "batch_size": batch, "shuffle": shuffle, "seed": 1, "prefetch": prefetch}
+    out, seen = stitched(view, stack=n, **kw)
+    np.testing.assert_array_equal(out, a[:, 0])
+    assert (seen == 1).all()  # every pixel exactly once
+
+
+def test_an_index_is_a_tuple_of_slices_and_gathered_t_a_list() -> None:
+    a = pixels((4, 1, 1, 8, 8), "uint8", seed=6)
+    view = OMEArrow(a, "TCZYX").tensor_view(layout="TYX")
+    (first, _), *_ = view.iter_dlpack(batch_size=2, tile_size=(8, 4), with_index=True)
+    assert first == (slice(0, 2), slice(0, 8), slice(0, 4))
+    (shuffled, t), *_ = view.iter_dlpack(batch_size=2, shuffle=True, seed=0, with_index=True)
+    assert isinstance(shuffled[0], list) and shuffled[1:] == (slice(None), slice(None))
+    np.testing.assert_array_equal(np.from_dlpack(t), a[shuffled[0], 0, 0])
