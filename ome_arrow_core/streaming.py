@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .arguments import whole_number
+from .buffers import arrow_empty
 from .devices import parse_device
 from .errors import PluginError, SelectionError
+from .host_memory import host_memory
 from .plugin_manager import BLOCK_ENV
 from .registry import PluginWarning
 
@@ -187,10 +189,14 @@ def _stack_task(
             if isinstance(v, Exception):  # the stack raises in its turn
                 raise v
             arrays.append(v.to_numpy())
-        out = np.stack(arrays)  # one copy, into the stack's own buffer
-        out.flags.writeable = False
         first = views[0]
         assert not isinstance(first, Exception)
+        kind, _ = device_key(device)
+        memory = None if kind == "cpu" else first._export_handler(kind, mode).host_memory
+        with host_memory(memory):  # a GPU exporter's pinned memory: copied from as it is, no staging
+            out, _ = arrow_empty((len(arrays), *arrays[0].shape), arrays[0].dtype)
+        np.stack(arrays, out=out)  # one copy, into the stack's own buffer
+        out.flags.writeable = False
         return stacked(out, first).to_dlpack(mode=mode, device=device, contiguous=contiguous)
 
     return task

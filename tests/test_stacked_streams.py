@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 from test_export_many import Probe, registry_with
 from test_tile_streams import page_of_tile, pixels, written
 
-from ome_arrow_core import OMEArrow
+import ome_arrow_core
+from ome_arrow_core import OMEArrow, Registry, TensorView
 from ome_arrow_core.errors import ArgumentError, ChecksumError, SelectionError
+from ome_arrow_core.plugin_api import HostBlocks
 
 
 def _by_shape(items: list[np.ndarray]) -> dict[tuple[int, ...], list[np.ndarray]]:
@@ -236,3 +238,45 @@ def test_an_index_is_a_tuple_of_slices_and_gathered_t_a_list() -> None:
     (shuffled, t), *_ = view.iter_dlpack(batch_size=2, shuffle=True, seed=0, with_index=True)
     assert isinstance(shuffled[0], list) and shuffled[1:] == (slice(None), slice(None))
     np.testing.assert_array_equal(np.from_dlpack(t), a[shuffled[0], 0, 0])
+
+
+class Pinned:
+    """A device exporter with host memory of its own (as a GPU's pinned memory): ``found`` says, for each view it
+    exported, whether the view lay in a block its allocator handed out (copied as it is, no staging)."""
+
+    def __init__(self) -> None:
+        self.blocks = HostBlocks()
+        self.found: list[bool] = []
+
+    def allocate(self, nbytes: int) -> np.ndarray:
+        raw = np.empty(nbytes + 64, np.uint8)
+        skip = -raw.ctypes.data % 64  # 64-byte aligned, as the contract asks
+        return self.blocks.add(raw[skip : skip + nbytes])
+
+    def export(self, view: TensorView, **_: Any) -> np.ndarray:
+        self.found.append(self.blocks.find(view.to_numpy()) is not None)
+        return np.array(view.to_numpy(), copy=True)
+
+    @ome_arrow_core.hookimpl
+    def ome_arrow_exporters(self) -> list[ome_arrow_core.Exporter]:
+        return [
+            ome_arrow_core.Exporter(
+                name="pinned", devices=("cuda",), priority=100, export=self.export, host_memory=self.allocate
+            )
+        ]
+
+
+@pytest.mark.parametrize("lazy", [True, False], ids=["file", "in memory"])
+def test_a_device_stack_is_built_in_the_exporters_host_memory(tmp_path: Path, lazy: bool) -> None:
+    a = pixels((1, 1, 1024, 1024), "uint16", seed=11)  # 16 tiles of 256x256: 2 MiB a stack of 16, 1 MiB of 8
+    pinned = Pinned()
+    reg = Registry()
+    reg.register(pinned, name="pinned")
+    img = OMEArrow.scan(written(tmp_path, a, (256, 256)), registry=reg) if lazy else OMEArrow(a, "ZCYX", registry=reg)
+    view = img.tensor_view(layout="YX")
+    got = [np.asarray(t) for t in view.iter_dlpack(tile_size=256, stack=16, device="cuda")]
+    assert pinned.found == [True]
+    np.testing.assert_array_equal(got[0][5], a[0, 0, 256:512, 256:512])
+    small = [np.asarray(t) for t in view.iter_dlpack(tile_size=64, stack=4, device="cuda")]  # 32 KiB stacks
+    assert len(small) == 64 and pinned.found[1:] == [False] * 64  # under HOST_MIN_BYTES: Arrow's pool
+    np.testing.assert_array_equal(small[-1][-1], a[0, 0, 960:, 960:])
