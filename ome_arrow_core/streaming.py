@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -68,6 +68,14 @@ def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
     )
 
 
+class Handover(NamedTuple):
+    """How each item is exported: ``to_dlpack``'s ``mode``, ``device`` and ``contiguous``."""
+
+    mode: str | None
+    device: str | None
+    contiguous: bool
+
+
 def _shape(window: Window, sizes: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(len(window[ax]) if ax in window else n for ax, n in sizes.items())
 
@@ -109,16 +117,17 @@ def stream(
     comes as ``(index, tensor)`` (see :func:`window_index`)."""
     from .iteration import prefetched  # (a first plane streams nothing)
 
+    how = Handover(mode, device, contiguous)
     if stack is not None:
         stack = whole_number(stack, "stack")
         if stack < 1:
             raise SelectionError(f"stack must be >= 1 (items per tensor), got {stack}")
         runs = stack_runs(items, sizes, stack)
-        out = prefetched([_stack_task(run, read, stacked, mode, device, contiguous) for run in runs], prefetch)
+        out = prefetched([_stack_task(run, read, stacked, how) for run in runs], prefetch)
         if with_index:
             return _indexed(([window_index(w, sizes) for w in run] for run in runs), out)
         return out
-    out = _items(items, read, item_bytes, in_groups, prefetch, mode, device, contiguous)
+    out = _items(items, read, item_bytes, in_groups, prefetch, how)
     return _indexed((window_index(w, sizes) for w in items), out) if with_index else out
 
 
@@ -152,9 +161,7 @@ def _items(
     item_bytes: int,
     in_groups: bool,
     prefetch: int,
-    mode: str | None,
-    device: str | None,
-    contiguous: bool,
+    how: Handover,
 ) -> Iterator[Any]:
     from .iteration import flattened, grouped, prefetched
 
@@ -165,22 +172,20 @@ def _items(
                 got = read([w])[0]
                 if isinstance(got, Exception):
                     raise got
-                return got.to_dlpack(mode=mode, device=device, contiguous=contiguous)
+                return got.to_dlpack(mode=how.mode, device=how.device, contiguous=how.contiguous)
 
             return run
 
         return prefetched([task(w) for w in items], prefetch)
     groups = grouped(items, item_bytes)
-    return flattened(prefetched([_group_task(g, read, mode, device, contiguous) for g in groups], prefetch))
+    return flattened(prefetched([_group_task(g, read, how) for g in groups], prefetch))
 
 
 def _stack_task(
     run: list[Window],
     read: Callable[[list[Window]], Sequence[TensorView | Exception]],
     stacked: Callable[[np.ndarray, TensorView], TensorView],
-    mode: str | None,
-    device: str | None,
-    contiguous: bool,
+    how: Handover,
 ) -> Callable[[], Any]:
     def task() -> Any:
         arrays: list[np.ndarray] = []
@@ -191,13 +196,13 @@ def _stack_task(
             arrays.append(v.to_numpy())
         first = views[0]
         assert not isinstance(first, Exception)
-        kind, _ = device_key(device)
-        memory = None if kind == "cpu" else first._export_handler(kind, mode).host_memory
+        kind, _ = device_key(how.device)
+        memory = None if kind == "cpu" else first._export_handler(kind, how.mode).host_memory
         with host_memory(memory):  # a GPU exporter's pinned memory: copied from as it is, no staging
             out, _ = arrow_empty((len(arrays), *arrays[0].shape), arrays[0].dtype)
         np.stack(arrays, out=out)  # one copy, into the stack's own buffer
         out.flags.writeable = False
-        return stacked(out, first).to_dlpack(mode=mode, device=device, contiguous=contiguous)
+        return stacked(out, first).to_dlpack(mode=how.mode, device=how.device, contiguous=how.contiguous)
 
     return task
 
@@ -205,9 +210,7 @@ def _stack_task(
 def _group_task(
     group: list[Window],
     read: Callable[[list[Window]], Sequence[TensorView | Exception]],
-    mode: str | None,
-    device: str | None,
-    contiguous: bool,
+    how: Handover,
 ) -> Callable[[], list[Any]]:
     from .iteration import Failed
 
@@ -221,14 +224,14 @@ def _group_task(
             views.append(v)
         out: list[Any] = []
         try:  # the exporter is looked up once a group (one dtype)
-            kind, index = device_key(device)
-            export_mode = "arrow" if mode is None and kind == "cpu" else mode
+            kind, index = device_key(how.device)
+            export_mode = "arrow" if how.mode is None and kind == "cpu" else how.mode
             handler = views[0]._export_handler(kind, export_mode) if views else None
             got: list[Any] | None = None
             many_failed: Exception | None = None
             if handler is not None and handler.export_many is not None and kind != "cpu":
                 try:  # one copy for the group
-                    got = list(handler.export_many(views, contiguous=contiguous, device_index=index))
+                    got = list(handler.export_many(views, contiguous=how.contiguous, device_index=index))
                 except Exception as exc:  # tile by tile below: good tiles kept, an error lands on its tile
                     many_failed = exc
                 if got is not None and len(got) != len(views):  # a tile dropped or made up: a shift
@@ -241,7 +244,7 @@ def _group_task(
             elif handler is not None:
                 export = export_function(handler, kind, export_mode)
                 for v in views:
-                    out.append(export(v, contiguous=contiguous, device_index=index))
+                    out.append(export(v, contiguous=how.contiguous, device_index=index))
                     if many_failed is not None:  # export works where export_many failed: said once
                         note = _fallback_note(handler, many_failed)
                         if note is not None:  # ahead of the group's tiles
