@@ -33,6 +33,9 @@ Groups:
   checks; they never import a framework);
 - display: ``channel_colors`` (each channel's stored colour, else the thumbnails' default);
 - datasets: ``DatasetViews`` (loaded on first use);
+- records: ``TableRecordSource`` (an image read from an OME-Arrow struct column of a table a plugin read whole, as
+  ome-arrow 0.1.0's Vortex files hold it), ``record_table`` (the one-row table of an image it reads),
+  ``ome_columns`` (a schema's OME-Arrow columns);
 - views: ``view_meta`` (the metadata of the image a lazy view reads);
 - reads: ``gc_held`` (Python's cyclic collector held off while a batch is read: one count per process, reset in
   a forked child; see :mod:`.gc_hold`), ``PlaneBlocks`` (an image's planes read a block of Z at a time, for
@@ -91,6 +94,7 @@ if TYPE_CHECKING:
     from .meta import SAMPLES_NOTE, ImageMeta, channel_from_dict, channel_to_dict, physical_size_value, sample_channels
     from .ome_xml import attach_ome_xml, image_document, ome_xml_text
     from .plane_blocks import PlaneBlocks
+    from .record import TableRecordSource, ome_columns, record_table
     from .remote import get_range, open_known, remote_file, upload_directory
     from .safe_write import atomic_path
 
@@ -147,6 +151,9 @@ __all__ = [
     "is_cupy_array",
     "channel_colors",
     "DatasetViews",
+    "TableRecordSource",
+    "record_table",
+    "ome_columns",
     "ChannelPolicy",
     "view_meta",
     "gc_held",
@@ -245,6 +252,9 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "upload_directory": (".remote", "upload_directory"),
     "atomic_path": (".safe_write", "atomic_path"),
     "DatasetViews": (".dataset", "DatasetViews"),
+    "TableRecordSource": (".record", "TableRecordSource"),
+    "record_table": (".record", "record_table"),
+    "ome_columns": (".record", "ome_columns"),
 }
 
 __getattr__ = lazy_names(__name__, _WHERE)

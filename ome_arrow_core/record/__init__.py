@@ -6,7 +6,8 @@ This module is the package's one door; the modules inside are its implementation
 - :mod:`.codec`: pixels <-> records (and record bounds, :mod:`.bounds`);
 - :mod:`.checksums`: per-plane checksums kept in a file's key-value metadata;
 - :mod:`.ome_xml_key` and :mod:`.memory_xml`: the stored OME-XML in a record file and in in-memory records;
-- :mod:`.parquet`: records in Parquet files (``RecordSource``, ``write_record_file``).
+- :mod:`.parquet`: records in Parquet files (``RecordSource``, ``write_record_file``);
+- :mod:`.tables`: records in Arrow tables read whole from other containers (``TableRecordSource``, ``record_table``).
 
 ``checksums`` and ``parquet`` names load on first use, so importing the core loads no
 ``pyarrow.parquet``.
@@ -38,6 +39,7 @@ from .schema import (
     is_ome_arrow_type,
     ome_arrow_struct,
 )
+from .tables import TableRecordSource, ome_columns, record_table
 
 if TYPE_CHECKING:
     from .checksums import stored_checksums, verify_record
@@ -58,6 +60,9 @@ __all__ = [
     "verify_record",
     "RecordSource",
     "write_record_file",
+    "TableRecordSource",
+    "ome_columns",
+    "record_table",
     "FIELD",
     "attach_carried",
     "carried_entry",

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +16,7 @@ from ome_arrow_core import ImageMeta, SchemaError, Selection, SelectionError
 from ome_arrow_core.plugin_api import (
     ChunkChecksums,
     DamagedFileError,
+    PixelSource,
     arrow_empty,
     reading,
     require_regular_file,
@@ -36,7 +37,7 @@ from .format import (
     checksum_dtype,
     meta_from_json,
 )
-from .seal import guard, sniff_vortex, unchanged
+from .seal import Sealed, guard, sniff_vortex, unchanged
 
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
@@ -108,6 +109,30 @@ def _as_slice(idx: np.ndarray) -> slice | np.ndarray:
     return idx
 
 
+class Opened(NamedTuple):
+    """A Vortex file checked (:func:`~.seal.guard`: what ``checked`` found) and opened by vortex (``file``)."""
+
+    file: Any
+    checked: Sealed | None
+
+
+def open_checked(path: Path, memory_map: bool, verify: bool | None) -> Opened:
+    """``path`` checked before vortex parses a byte (it may abort the process on a damaged file), then opened."""
+    import vortex as vx
+
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    require_regular_file(path)
+    with reading(path, None, "checking the whole-file checksum"):
+        checked = guard(path, None, verify)
+    with vortex_reading(path, None, "opening"):
+        try:
+            file = vx.open(str(path), memory_map=memory_map)
+        except Exception as exc:  # vortex raises RuntimeError for every failure
+            raise DamagedFileError(f"{path} is not a readable Vortex file ({first_line(exc)}); {_HINT}") from None
+    return Opened(file, checked)
+
+
 class VortexSource:
     """An opened Vortex image: ``meta`` from the metadata column, pixels read per selection.
 
@@ -116,30 +141,24 @@ class VortexSource:
     ``verify=False`` (None: unless the environment sets ``OME_ARROW_CORE_VERIFY=0``).
     """
 
-    def __init__(self, path: str | Path, *, memory_map: bool = True, verify: bool | None = None) -> None:
-        import vortex as vx
-
+    def __init__(
+        self, path: str | Path, *, memory_map: bool = True, verify: bool | None = None, opened: Opened | None = None
+    ) -> None:
         self.path = Path(path)
         self.verify = verify
         self.memory_map = memory_map
         where = str(self.path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"no such file: {where!r}")
-        require_regular_file(self.path)
-        with reading(self.path, None, "checking the whole-file checksum"):
-            checked = guard(self.path, None, verify)  # before vortex parses a byte: it may abort the process
+        if opened is None:  # (open_vortex opens it first, to see its layout)
+            opened = open_checked(self.path, memory_map, verify)
+        self._file = opened.file
         with vortex_reading(self.path, None, "opening"):
-            self._setup(where, vx)
-        unchanged(checked, self.path)
+            self._setup(where)
+        unchanged(opened.checked, self.path)
         #: False for a file written without a whole-file seal, None when the checks were off.
-        self.sealed = None if checked is None else checked.sealed
+        self.sealed = None if opened.checked is None else opened.checked.sealed
 
-    def _setup(self, where: str, vx: Any) -> None:
-        """Open the file, check its columns and read its metadata."""
-        try:
-            self._file = vx.open(where, memory_map=self.memory_map)
-        except Exception as exc:  # vortex raises RuntimeError for every failure
-            raise DamagedFileError(f"{where} is not a readable Vortex file ({first_line(exc)}); {_HINT}") from None
+    def _setup(self, where: str) -> None:
+        """Check the file's columns and read its metadata."""
         names = list(getattr(self._file.dtype, "names", lambda: [])())
         missing = [c for c in COLUMNS if c not in names]
         if missing:
@@ -314,10 +333,19 @@ class VortexSource:
 
 def open_vortex(
     path: str | Path, column: str | None = None, row: int = 0, *, memory_map: bool = True, verify: bool | None = None
-) -> VortexSource:
-    """Open a Vortex image file; ``column``/``row`` must be None/0 (one image per file)."""
+) -> PixelSource:
+    """Open a Vortex image file: ours (one image; ``column``/``row`` must be None/0), or a table of OME-Arrow
+    records as ome-arrow 0.1.0 writes them (``column``: None for the only one; ``row``: which record)."""
+    from .records import is_record_layout, open_records
+
+    path = Path(path)
+    opened = open_checked(path, memory_map, verify)
+    with vortex_reading(path, None, "reading the schema"):
+        records = is_record_layout(opened.file)
+    if records:
+        return open_records(path, opened, column, row)
     if column not in (None, PIXELS):
         raise SchemaError(f"a Vortex image file has one image; column={column!r} is not supported (pass column=None)")
     if row != 0:
         raise SelectionError(f"a Vortex image file holds one image; row={row} is out of range (use row=0)")
-    return VortexSource(path, memory_map=memory_map, verify=verify)
+    return VortexSource(path, memory_map=memory_map, verify=verify, opened=opened)

@@ -67,10 +67,16 @@ def write_vortex(
     image: OMEArrow,
     out: Path,
     *,
+    layout: str = "chunks",
     chunk_shape: Sequence[int] | None = None,
     compression: str | None = None,
+    column: str = "ome_arrow",
 ) -> Path:
     """Write ``image`` to ``out`` as a Vortex file, atomically; return ``out``.
+
+    ``layout="chunks"`` (default): our chunk rows, read lazily (``ome-arrow-core.vortex/1``);
+    ``layout="record"``: one row, its column ``column`` the image as an OME-Arrow record, as ome-arrow 0.1.0
+    writes and reads it (read whole; takes neither ``chunk_shape`` nor ``compression``).
 
     ``chunk_shape=(h, w)`` sets the 2-D chunk (default: the plane up to 512x512, else 512x512
     tiles). ``compression=None`` (or ``"none"``) keeps Vortex's default lightweight encodings:
@@ -82,6 +88,17 @@ def write_vortex(
     """
     import vortex as vx
 
+    if layout == "record":
+        if chunk_shape is not None or compression is not None:
+            raise ArgumentError(
+                "layout='record' writes the image as one OME-Arrow record, unchunked and with Vortex's own "
+                "encodings: drop chunk_shape= and compression=, or use layout='chunks'"
+            )
+        from .records import write_record_vortex
+
+        return write_record_vortex(image, out, column)
+    if layout != "chunks":
+        raise ArgumentError(f"layout must be 'chunks' or 'record', got {layout!r}")
     codec = (compression or "none").lower()
     if codec not in ("none", "zstd"):
         raise ArgumentError(

@@ -1,0 +1,176 @@
+"""Vortex files in ome-arrow 0.1.0's layout (a struct column, one OME-Arrow record a row): read by
+``OMEArrow.scan`` as any image, and written by ``export("vortex", layout="record")`` for the reference to read.
+
+The reference files here are written by the real ``ome-arrow`` 0.1.0 package, and what we write is read back by it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("vortex", reason="needs vortex-data (pip install -e backends/vortex)")
+pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
+
+from source_faults import damaged_source, temporaries
+
+from ome_arrow_core import OMEArrow
+from ome_arrow_core.dtypes import SUPPORTED
+from ome_arrow_core.errors import ArgumentError, ChecksumError, DamagedFileError, SchemaError
+from ome_arrow_core.record import pixels_to_record
+
+
+def reference() -> object:
+    return pytest.importorskip("ome_arrow", reason="needs the reference package ome-arrow 0.1.0")
+
+
+def camera(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 4096, shape, dtype=np.uint16)
+
+
+def written_by_the_reference(path: Path, a: np.ndarray, **options: object) -> Path:
+    ome_arrow = reference()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ome_arrow.OMEArrow(a, dim_order="TCZYX").export(how="vortex", out=str(path), **options)  # type: ignore[attr-defined]
+    return path
+
+
+def test_a_file_of_the_reference_opens_as_an_image(tmp_path: Path) -> None:
+    a = camera((2, 3, 4, 20, 30))
+    img = OMEArrow.scan(written_by_the_reference(tmp_path / "r.vortex", a))
+    np.testing.assert_array_equal(img.to_numpy(layout="TCZYX"), a)
+    info = img.info()
+    assert info["shape"] == {"T": 2, "Z": 4, "C": 3, "Y": 20, "X": 30} and "0.1.0" in info["storage"]
+    assert info["sealed"] is False  # the reference writes no seal: vortex read it in a child first (the probe)
+    crop = img.tensor_view(t=1, z=2, roi=(5, 3, 10, 7)).to_numpy()
+    np.testing.assert_array_equal(crop, a[1, :, 2, 3:10, 5:15])
+
+
+def test_the_reference_s_to_ome_vortex_column_is_found_by_itself(tmp_path: Path) -> None:
+    ome_arrow = reference()
+    a = camera((1, 1, 1, 8, 9), seed=2)
+    path = tmp_path / "image.vortex"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ome_arrow.to_ome_vortex(ome_arrow.from_numpy(a, dim_order="TCZYX"), str(path))  # type: ignore[attr-defined]
+    img = OMEArrow.scan(path)
+    assert img.info()["column"] == "image"
+    np.testing.assert_array_equal(img.to_numpy(layout="TCZYX"), a)
+    with pytest.raises(SchemaError, match="column 'pixels' not found; OME-Arrow columns here: \\['image'\\]"):
+        OMEArrow.scan(path, column="pixels")
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 16, 16), (2, 3, 4, 20, 30), (3, 1, 2, 1, 7)])
+def test_the_reference_reads_what_we_write_as_a_record(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    ome_arrow = reference()
+    a = camera(shape, seed=sum(shape))
+    out = tmp_path / "ours.vortex"
+    assert OMEArrow(a, "TCZYX").export("vortex", out, layout="record") == out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = np.asarray(ome_arrow.OMEArrow(str(out)).export(how="numpy"))  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(got, a)
+    assert OMEArrow.scan(out).info()["sealed"] is True
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    dtype=st.sampled_from(sorted(np.dtype(d).name for d in SUPPORTED)),
+    shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2), st.integers(1, 9), st.integers(1, 9)),
+)
+def test_every_dtype_survives_bit_for_bit(tmp_path_factory: pytest.TempPathFactory, dtype: str, shape: tuple) -> None:
+    top = 2 if dtype == "bool" else 256  # (a bool byte is 0 or 1)
+    raw = np.random.default_rng(sum(shape)).integers(0, top, (*shape, np.dtype(dtype).itemsize), dtype=np.uint8)
+    a = raw.view(dtype).reshape(shape)  # any bit pattern: NaN payloads, -0.0, int8 extremes
+    out = tmp_path_factory.mktemp("dt") / "x.vortex"
+    OMEArrow(a, "TCZYX").export("vortex", out, layout="record")
+    got = OMEArrow.scan(out).to_numpy(layout="TCZYX")
+    assert got.dtype == a.dtype
+    assert got.tobytes() == a.tobytes()
+
+
+def several(path: Path, records: dict[str, list[pa.StructArray]]) -> Path:
+    """A Vortex table of ``records`` columns, a record a row (as a CytoDataFrame table would hold them)."""
+    import vortex as vx
+
+    table = pa.table({name: pa.concat_arrays(rows) for name, rows in records.items()})
+    vx.io.write(table, str(path))
+    return path
+
+
+def _record(a: np.ndarray) -> pa.StructArray:
+    """The record of TCZYX pixels ``a`` (records hold TZCYX)."""
+    return pixels_to_record(OMEArrow(a, "TCZYX").meta, a.transpose(0, 2, 1, 3, 4))
+
+
+def test_rows_and_columns_of_a_table_of_records(tmp_path: Path) -> None:
+    a, b = camera((1, 1, 1, 6, 7), seed=3), camera((1, 2, 1, 4, 5), seed=4)
+    path = several(tmp_path / "t.vortex", {"left": [_record(a), _record(b)], "right": [_record(b), _record(a)]})
+    with pytest.raises(SchemaError, match=r"several OME-Arrow columns \['left', 'right'\]; pick one with column="):
+        OMEArrow.scan(path)
+    np.testing.assert_array_equal(OMEArrow.scan(path, column="left", row=1).to_numpy(layout="TCZYX"), b)
+    np.testing.assert_array_equal(OMEArrow.scan(path, column="right", row=1).to_numpy(layout="TCZYX"), a)
+    with pytest.raises(ArgumentError, match=r"row 2 is out of range; .*t.vortex has rows 0..1"):
+        OMEArrow.scan(path, column="left", row=2)
+
+
+def test_a_record_whose_metadata_lies_is_a_damaged_file(tmp_path: Path) -> None:
+    a = camera((1, 1, 1, 6, 7), seed=5)
+    rec = _record(a)
+    pm = rec.field("pixels_meta")
+    lying_pm = pa.StructArray.from_arrays(
+        [pa.array([8]).cast(pm.field(f.name).type) if f.name == "size_x" else pm.field(f.name) for f in pm.type],
+        fields=list(pm.type),
+    )
+    lying = pa.StructArray.from_arrays(
+        [lying_pm if f.name == "pixels_meta" else rec.field(f.name) for f in rec.type], fields=list(rec.type)
+    )
+    path = several(tmp_path / "lie.vortex", {"image": [lying]})
+    with pytest.raises(DamagedFileError, match="lie.vortex"):
+        OMEArrow.scan(path).to_numpy()
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 0.999])
+def test_a_truncated_file_of_the_reference_is_refused(tmp_path: Path, cut: float) -> None:
+    path = written_by_the_reference(tmp_path / "r.vortex", camera((1, 1, 2, 16, 16)))
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(DamagedFileError, match="r.vortex"):
+        OMEArrow.scan(path).to_numpy()
+
+
+def test_a_flipped_byte_in_a_record_we_wrote_fails_its_seal(tmp_path: Path) -> None:
+    out = tmp_path / "ours.vortex"
+    OMEArrow(camera((1, 1, 1, 32, 32)), "TCZYX").export("vortex", out, layout="record")
+    data = bytearray(out.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    out.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="ours.vortex"):
+        OMEArrow.scan(out).to_numpy()
+
+
+def test_record_options_are_checked(tmp_path: Path) -> None:
+    img = OMEArrow(camera((1, 1, 1, 4, 4)), "TCZYX")
+    with pytest.raises(ArgumentError, match="drop chunk_shape= and compression="):
+        img.export("vortex", tmp_path / "a.vortex", layout="record", chunk_shape=(2, 2))
+    with pytest.raises(ArgumentError, match="layout must be 'chunks' or 'record', got 'rows'"):
+        img.export("vortex", tmp_path / "a.vortex", layout="rows")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_source_that_fails_leaves_the_old_record_file(tmp_path: Path) -> None:
+    src, _ = damaged_source(tmp_path)
+    target = tmp_path / "out.vortex"
+    OMEArrow(camera((1, 1, 1, 4, 4)), "TCZYX").export("vortex", target, layout="record")
+    before = target.read_bytes()
+    with pytest.raises(DamagedFileError, match="source.ome.parquet"):
+        OMEArrow.scan(src).export("vortex", target, layout="record")
+    assert target.read_bytes() == before
+    assert temporaries(tmp_path, target) == []
