@@ -144,7 +144,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    opts: dict[str, Any] = {}
+    if args.record and how not in ("parquet", "vortex"):
+        print(
+            f"error: --record writes ome-arrow 0.1.0's one-record layout, a .parquet or .vortex file; not {how}",
+            file=sys.stderr,
+        )
+        return 1
+    if args.record and (mode == "append" or len(images) > 1):
+        print(
+            f"error: --record writes one image as one record file; the inputs hold {len(images)} image(s)"
+            f"{' and --mode append adds to a dataset' if mode == 'append' else ''}: convert one image at a time, or "
+            "drop --record to write a dataset directory (which ome-arrow 0.1.0 reads too)",
+            file=sys.stderr,
+        )
+        return 1
+    opts: dict[str, Any] = {"layout": "record"} if args.record else {}
     if args.chunk_shape:
         try:
             opts["chunk_shape"] = tuple(int(v) for v in args.chunk_shape.split(","))
@@ -159,7 +173,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         opts["compression"] = None if args.compression == "none" else args.compression
     total = sum(pixel_bytes(im) for im in images)
     with Progress(total, "convert", enabled=False if args.quiet else None) as bar:
-        if how == "parquet":
+        if how == "parquet" and not args.record:
             from ..dataset import write_dataset
 
             write_dataset(
@@ -212,6 +226,12 @@ def add_parser(sub: Any) -> None:
         "--chunk-format",
         choices=("parquet", "vortex"),
         help="file format of a dataset directory's chunk files (default: parquet; vortex needs [vortex])",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="write ome-arrow 0.1.0's layout, which it reads: one image as one OME-Arrow record in a .parquet or "
+        ".vortex file (read whole; not a dataset directory, not chunked)",
     )
     p.add_argument(
         "--mode",
