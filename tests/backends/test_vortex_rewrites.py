@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("vortex", reason="needs vortex-data (pip install -e backends/vortex)")
 pytest.importorskip("ome_arrow_vortex", reason="needs ome-arrow-vortex (pip install -e backends/vortex)")
 
-from ome_arrow_core import OMEArrow
+from ome_arrow_core import OMEArrow, write_dataset
 from ome_arrow_core.errors import StorageError
 
 SHAPE = (1, 1, 4, 256, 256)  # TCZYX: 256 tiles of 32x32, streamed in groups of 64 (iteration.GROUP_ITEMS)
@@ -79,3 +79,25 @@ def test_a_file_cut_short_mid_stream_raises_instead_of_crashing(tmp_path: Path) 
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "StorageError" in done.stdout and "bytes then" in done.stdout
+
+
+def test_a_datasets_chunk_file_cut_short_mid_stream_raises_instead_of_crashing(tmp_path: Path) -> None:
+    """``chunks.vortex`` of a dataset, as an image file (in a child process: before the check, a SIGBUS)."""
+    arrs = [np.random.default_rng(i).integers(0, 60000, SHAPE[2:]).astype(np.uint16) for i in range(3)]
+    out = write_dataset(arrs, tmp_path / "d", dim_order="ZYX", chunk_format="vortex", chunk_shape=(32, 32))
+    code = (
+        "import os, sys\n"
+        "from ome_arrow_core import OMEArrowDataset\n"
+        "from ome_arrow_core.errors import StorageError\n"
+        "chunks = os.path.join(sys.argv[1], 'chunks.vortex')\n"
+        "view = OMEArrowDataset.scan(sys.argv[1])[1].tensor_view(layout='ZYX')\n"
+        "try:\n"
+        "    for i, tile in enumerate(view.iter_tiles_3d((1, 32, 32))):\n"
+        "        if i == 0:\n"
+        "            os.truncate(chunks, os.path.getsize(chunks) // 3)\n"
+        "except StorageError as exc:\n"
+        "    print('StorageError', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "StorageError" in done.stdout and "[chunks.vortex] was written in place" in done.stdout
