@@ -80,6 +80,7 @@ if TYPE_CHECKING:
         PluginError,
         SchemaError,
         SelectionError,
+        SelectionTypeError,
         StorageError,
         UnsafeOverwriteError,
     )
@@ -166,6 +167,7 @@ __all__ = [
     "DTypeError",
     "LayoutError",
     "SelectionError",
+    "SelectionTypeError",
     "ArgumentError",
     "PluginError",
     "BackendUnavailableError",
@@ -225,6 +227,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "PluginError": (".errors", "PluginError"),
     "SchemaError": (".errors", "SchemaError"),
     "SelectionError": (".errors", "SelectionError"),
+    "SelectionTypeError": (".errors", "SelectionTypeError"),
     "StorageError": (".errors", "StorageError"),
     "UnsafeOverwriteError": (".errors", "UnsafeOverwriteError"),
     "ChunkFile": (".handlers", "ChunkFile"),

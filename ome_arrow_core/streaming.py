@@ -17,7 +17,7 @@ import numpy as np
 from .arguments import whole_number
 from .buffers import arrow_empty
 from .devices import parse_device
-from .errors import PluginError, SelectionError
+from .errors import ArgumentError, PluginError, SelectionError
 from .host_memory import host_memory
 from .plugin_manager import BLOCK_ENV
 from .registry import PluginWarning
@@ -117,6 +117,9 @@ def stream(
     comes as ``(index, tensor)`` (see :func:`window_index`)."""
     from .iteration import prefetched  # (a first plane streams nothing)
 
+    prefetch = whole_number(prefetch, "prefetch")
+    if prefetch < 0:
+        raise ArgumentError(f"prefetch must be >= 0 (items read ahead in background threads), got {prefetch}")
     how = Handover(mode, device, contiguous)
     if stack is not None:
         stack = whole_number(stack, "stack")

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import OMEArrow, SelectionError
+from ome_arrow_core.errors import ArgumentError
 from ome_arrow_core.iteration import windows
 
 
@@ -179,6 +180,35 @@ def test_tiling_errors() -> None:
         list(view.iter_tiles_3d((1, 2, 2)))
     with pytest.raises(SelectionError, match="tile size along Y must be >= 1, got 0"):
         list(view.iter_dlpack(tile_size=(0, 2)))
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["in memory", "file"])
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("prefetch", 1.5, "prefetch takes integers"),
+        ("prefetch", "2", "prefetch takes integers"),
+        ("prefetch", True, "prefetch takes integers"),
+        ("prefetch", -1, "prefetch must be >= 0"),
+        ("seed", "a", "seed takes an int >= 0"),
+        ("seed", 1.5, "seed takes an int >= 0"),
+        ("seed", -3, "seed takes an int >= 0"),
+    ],
+)
+def test_a_bad_prefetch_or_seed_is_an_argument_error_at_the_call(
+    tmp_path: Path, lazy: bool, option: str, value: Any, match: str
+) -> None:
+    """Not numpy's or itertools' TypeError/ValueError at the first item (nor a negative prefetch taken as 0)."""
+    img = OMEArrow(np.arange(2 * 6 * 6, dtype=np.uint8).reshape(2, 6, 6), "ZYX")
+    if lazy:
+        img.export("parquet", tmp_path / "a.ome.parquet")
+        img = OMEArrow.scan(tmp_path / "a.ome.parquet")
+    view = img.tensor_view()
+    for stack in (None, 2):
+        with pytest.raises(ArgumentError, match=match):
+            view.iter_dlpack(tile_size=3, shuffle=True, stack=stack, **{option: value})
+        with pytest.raises(ArgumentError, match=match):
+            view.iter_tiles_3d((1, 3, 3), shuffle=True, stack=stack, **{option: value})
 
 
 def test_items_can_be_contiguous_or_writable_copies() -> None:

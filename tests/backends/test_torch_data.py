@@ -16,7 +16,7 @@ pytest.importorskip("ome_arrow_torch")
 from torch.utils.data import DataLoader  # noqa: E402
 
 from ome_arrow_core import DTypeError, OMEArrowDataset, SchemaError, SelectionError, write_dataset  # noqa: E402
-from ome_arrow_core.errors import ArgumentError  # noqa: E402
+from ome_arrow_core.errors import ArgumentError, SelectionTypeError  # noqa: E402
 from ome_arrow_torch import OMEArrowIterableDataset, OMEArrowTorchDataset, shard_indices  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -280,6 +280,28 @@ def test_batches_of_samples_are_checked_and_read_together(plate: tuple[Path, np.
     for bad in ([0, N], [-N - 1, 1]):
         with pytest.raises(IndexError, match=f"sample {bad[0] if bad[0] < 0 else bad[1]} is out of range"):
             ds.__getitems__(bad)
+
+
+@pytest.mark.parametrize("options", [{}, {"tile": (10, 12)}, {"crop": (8, 8), "random_crop": True}])
+def test_sample_indices_are_integers_never_truncated(plate: tuple[Path, np.ndarray], options: dict[str, Any]) -> None:
+    """A 0-d tensor or array is one sample, a slice a batch; a float, a bool or a str is refused (``int()`` read
+    sample 1 for ``1.5``, ``True`` or ``"1"``, and a 0-d tensor raised "'int' object is not iterable")."""
+    path, _ = plate
+    ds = OMEArrowTorchDataset(path, **options)
+    assert torch.equal(ds[torch.tensor(3)], ds[3]) and torch.equal(ds[np.array(3)], ds[3])
+    assert torch.equal(ds[1:6:2], ds[[1, 3, 5]]) and torch.equal(ds[-2:], ds[[len(ds) - 2, len(ds) - 1]])
+    for bad in (1.0, True, "1", "12", np.float64(1), torch.tensor(1.0), None):
+        with pytest.raises(SelectionTypeError, match="a sample index must be an integer"):
+            ds[bad]  # type: ignore[index]
+    for bad_list in ([1.5], [0, True], torch.tensor([1.0, 2.0]), np.array([0.5])):
+        with pytest.raises(SelectionTypeError, match="a sample index must be an integer, got"):
+            ds[bad_list]  # type: ignore[index]
+        with pytest.raises(SelectionTypeError, match="a sample index must be an integer, got"):
+            ds.__getitems__(bad_list)  # type: ignore[arg-type]
+    with pytest.raises(SelectionError, match="one axis"):
+        ds[np.zeros((2, 2), np.int64)]  # type: ignore[index]
+    with pytest.raises(SelectionError, match=f"sample {len(ds)} is out of range"):
+        ds[len(ds)]
 
 
 def test_images_of_several_dtypes_read_as_one_batch_with_dtype(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset
-from ome_arrow_core.plugin_api import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError, SelectionError, SelectionTypeError
 
 from .collate import register
 from .samples import Samples, Transform, torch_dtype
@@ -49,13 +49,22 @@ class OMEArrowTorchDataset(Samples, Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return self.num_samples
 
-    def __getitem__(self, i: int | Sequence[int]) -> Any:
-        """Sample ``i``; or, for a sequence of indices, those samples as one batch (see the class docstring)."""
-        if isinstance(i, (int, np.integer)):
+    def __getitem__(self, i: int | Sequence[int] | slice) -> Any:
+        """Sample ``i`` (an int, or a 0-d tensor or array); or, for a sequence of indices (a 1-d tensor or array, a
+        slice), those samples as one batch (see the class docstring)."""
+        if isinstance(i, (torch.Tensor, np.ndarray)):
+            if i.ndim > 1:
+                raise SelectionError(f"sample indices take one axis, got an array of shape {tuple(i.shape)}")
+            i = i.tolist()  # a 0-d one: an int
+        if isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)):
             return self._items([int(i)])[0]
-        if isinstance(i, torch.Tensor):
-            i = i.tolist()
-        return self._batch([int(s) for s in i])
+        if isinstance(i, slice):
+            return self._batch(list(range(*i.indices(len(self)))))
+        if isinstance(i, (str, bytes)) or not isinstance(i, Sequence):
+            raise SelectionTypeError(
+                f"a sample index must be an integer or a sequence of integers, got {i!r} ({type(i).__name__})"
+            )
+        return self._batch(_sample_indices(i))
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
         """Many samples with one read (the DataLoader calls this for each batch).
@@ -63,7 +72,18 @@ class OMEArrowTorchDataset(Samples, Dataset):  # type: ignore[type-arg]
         Their tensors are rows of one batch tensor (in a worker, a pooled shared buffer);
         ``default_collate`` returns that tensor instead of copying the rows into a new one.
         """
-        return self._rows([int(i) for i in indices])
+        return self._rows(_sample_indices(indices))
+
+
+def _sample_indices(indices: Sequence[Any]) -> list[int]:
+    """``indices`` as ints; SelectionTypeError for one that is not an integer (a float, a bool, a str: ``int()``
+    would read another sample)."""
+    out = []
+    for i in indices:
+        if type(i) is not int and (isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer))):
+            raise SelectionTypeError(f"a sample index must be an integer, got {i!r} ({type(i).__name__})")
+        out.append(int(i))
+    return out
 
 
 def shard_indices(

@@ -167,7 +167,7 @@ class Samples:
         """(image index, roi (x, y, w, h) or None) of ``sample``."""
         n = self.num_samples
         if not -n <= sample < n:
-            raise IndexError(f"sample {sample} is out of range; there are {n} samples")
+            raise SelectionError(f"sample {sample} is out of range; there are {n} samples")  # an IndexError
         sample %= n
         if self._starts is not None:  # tiles
             assert self.tile is not None
@@ -218,7 +218,7 @@ class Samples:
             images = [int(s) for s in samples]
             n = self.num_samples
             for s in images if images and not (-n <= min(images) and max(images) < n) else ():
-                self._locate(s)  # raises IndexError for the first out of range
+                self._locate(s)  # raises SelectionError for the first out of range
             same = None if self.roi is None else [self.roi] * len(images)
             return self.dataset.read(images, rois=same, out=out, spec=self.view)
         where = [self._locate(int(s)) for s in samples]

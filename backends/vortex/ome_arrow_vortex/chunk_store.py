@@ -19,7 +19,7 @@ from ome_arrow_core import SchemaError
 from ome_arrow_core.plugin_api import ArgumentError, DamagedFileError, reading
 
 from .reader import first_line, vortex_reading
-from .seal import guard, seal, unchanged
+from .seal import guard, not_written_since, opened_version, seal, unchanged
 
 __all__ = ["VortexChunkFile", "write_chunks", "COMPRESSIONS"]
 
@@ -68,6 +68,7 @@ class VortexChunkFile:
             stored = self._file.dtype.to_arrow_schema()
             self.num_rows = len(self._file)
         unchanged(checked, root, name)
+        self._version = opened_version(checked, root, name)
         if _PIXELS not in stored.names or stored.field(_PIXELS).type not in (
             pa.binary(),
             pa.binary_view(),
@@ -86,8 +87,11 @@ class VortexChunkFile:
         if len(rows) == 0:
             return pa.chunked_array([], pa.large_binary())
         indices = None if len(rows) == self.num_rows else vx.array(pa.array(rows, pa.uint64()))
-        with vortex_reading(self.path.parent, self.path.name, "reading chunk pixels"):
+        root, name = self.path.parent, self.path.name
+        not_written_since(self._version, root, name)  # before vortex touches the mapped bytes, and after
+        with vortex_reading(root, name, "reading chunk pixels"):
             table = self._file.to_arrow([_PIXELS], indices=indices, schema=_TAKE_SCHEMA).read_all()
+        not_written_since(self._version, root, name)
         return table.column(0)
 
 

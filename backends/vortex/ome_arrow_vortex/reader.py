@@ -37,7 +37,7 @@ from .format import (
     checksum_dtype,
     meta_from_json,
 )
-from .seal import Sealed, guard, sniff_vortex, unchanged
+from .seal import Sealed, guard, not_written_since, opened_version, sniff_vortex, unchanged
 
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
@@ -154,6 +154,7 @@ class VortexSource:
         with vortex_reading(self.path, None, "opening"):
             self._setup(where)
         unchanged(opened.checked, self.path)
+        self._version = opened_version(opened.checked, self.path)
         #: False for a file written without a whole-file seal, None when the checks were off.
         self.sealed = None if opened.checked is None else opened.checked.sealed
 
@@ -235,8 +236,10 @@ class VortexSource:
         keys = [sorted(p) for p in planes] + [sorted(ys), sorted(xs)]
         rows = self.grid.rows(*keys)
         if len(rows):
+            not_written_since(self._version, self.path)  # before vortex touches the mapped bytes, and after
             with vortex_reading(self.path, None, "reading chunks"):
                 self._fill(out, rows, planes, ys, xs)
+            not_written_since(self._version, self.path)
         return view_buffer(buf, dtype, sel.shape)
 
     def _fill(

@@ -32,8 +32,10 @@ def is_record_layout(file: Any) -> bool:
 
 def open_records(path: Path, opened: Opened, column: str | None, row: int) -> PixelSource:
     """Record ``row`` of ``column`` (None: the only OME-Arrow column) of the opened file ``path``."""
-    with vortex_reading(path, column, "reading the records"):
-        table = opened.file.to_arrow().read_all()
+    import vortex as vx
+
+    with vortex_reading(path, column, "reading the records"):  # into memory of its own, not a map of the file:
+        table = vx.open(str(path), memory_map=False).to_arrow().read_all()  # a later write cannot reach it
     source = TableRecordSource(
         table,
         path,

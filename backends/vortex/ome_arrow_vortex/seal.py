@@ -19,6 +19,7 @@ those bytes are damaged, the last 64 KiB are searched for the seal's magic).
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from collections.abc import Callable
@@ -47,6 +48,8 @@ __all__ = [
     "identity",
     "guard",
     "unchanged",
+    "opened_version",
+    "not_written_since",
 ]
 
 MAGIC: Final[bytes] = b"OMEASEAL"
@@ -219,6 +222,32 @@ def guard(path: Path, member: str | None = None, verify: bool | None = None) -> 
 
     probe(path, member)
     return found
+
+
+def opened_version(found: Sealed | None, path: Path, member: str | None = None) -> tuple[int, ...]:
+    """The device, inode, size and modification time of the file opened: those :func:`guard` checked (``found``),
+    else (checks off) the file's now."""
+    st = found.identity if found is not None else identity(os.stat(path if member is None else path / member))
+    return st[:4]
+
+
+def not_written_since(version: tuple[int, ...], path: Path, member: str | None = None) -> None:
+    """Raise StorageError (ESTALE) when the file opened as ``version`` (:func:`opened_version`) was written in place
+    since: vortex maps it into memory, so its reads would take the new bytes unchecked (another image's pixels, or
+    a crash of the process, SIGBUS, where the file was cut short). A file replaced by another (a new inode) is
+    not: the one opened stays readable as it was."""
+    try:
+        st = os.stat(path if member is None else path / member)
+    except OSError:  # removed: the file opened stays readable as it was
+        return
+    if (st.st_dev, st.st_ino) == version[:2] and (st.st_size, st.st_mtime_ns) != version[2:]:
+        how = f"{version[2]} bytes then, {st.st_size} now" if st.st_size != version[2] else "modified since"
+        err = StorageError(
+            f"{where(path, member)} was written in place after it was opened ({how}): its bytes are no longer "
+            "those checked when it was opened, so nothing more is read from it; open it again once that write is done"
+        )
+        err.errno = errno.ESTALE
+        raise err
 
 
 def unchanged(found: Sealed | None, path: Path, member: str | None = None) -> None:
