@@ -98,7 +98,8 @@ def _physical(meta: ImageMeta) -> dict[str, Any]:
         size = meta.physical_size.get(ax)
         if size is not None:
             md[f"PhysicalSize{ax}"] = float(size)
-            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
+            unit = meta.physical_unit.get(ax, "µm")  # ome-arrow 0.1.0 records may spell µm so; OME-XML may not
+            md[f"PhysicalSize{ax}Unit"] = {"um": "µm", "micron": "µm"}.get(unit, unit)
     return md
 
 
