@@ -37,9 +37,9 @@ def _channel(ch: Channel, index: int, model: Any) -> Any:
     fields: dict[str, Any] = {"id": f"Channel:0:{index}", "name": ch.name or ch.id, "samples_per_pixel": 1}
     if ch.color_rgba is not None:
         fields["color"] = model.Color(ch.color_rgba - (1 << 32) if ch.color_rgba >= 1 << 31 else ch.color_rgba)
-    if ch.emission_um is not None:
+    if ch.emission_um is not None and ch.emission_um > 0:  # OME's are positive; ome-arrow 0.1.0 says 0.0 for unknown
         fields["emission_wavelength"] = ch.emission_um * 1000
-    if ch.excitation_um is not None:
+    if ch.excitation_um is not None and ch.excitation_um > 0:
         fields["excitation_wavelength"] = ch.excitation_um * 1000
     if ch.illumination in {v.value for v in model.Channel_IlluminationType}:
         fields["illumination_type"] = ch.illumination

@@ -196,3 +196,38 @@ def test_any_image_with_an_ome_xml_keeps_it_through_a_record_and_only_while_its_
         else:
             plane[at] = plane[at] + 1 if plane[at] < 100 else plane[at] - 1
         assert OMEArrow(record).meta.ome_xml is None  # another image now: the entry is not its
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_an_ome_tiff_of_a_reference_record_is_read_by_the_reference_and_ome_types(dtype: str, tmp_path: Path) -> None:
+    """ome-arrow 0.1.0's records say 0.0 for unknown wavelengths; written as EmissionWavelength="0.0" (OME's are
+    positive) the OME-TIFF was refused by ome-types, bioio-ome-tiff and so the reference, and ome_metadata raised."""
+    ome_arrow = pytest.importorskip("ome_arrow", reason="needs the reference package ome-arrow 0.1.0")
+    a = random_pixels((1, 2, 3, 8, 9), dtype, seed=7)  # TCZYX
+    record = tmp_path / "ref.parquet"
+    ome_arrow.to_ome_parquet(ome_arrow.from_numpy(a, clamp_to_uint16=False, chunk_encoding="bytes"), str(record))
+    img = OMEArrow.scan(record)
+    assert img.meta.channels[0].emission_um == 0.0  # as the reference stored it
+    assert img.ome_metadata.images[0].pixels.channels[0].emission_wavelength is None
+    out = img.export("ome-tiff", tmp_path / "ours.ome.tiff")
+    assert ome_types.from_tiff(out).images[0].pixels.channels[1].name == "C1"
+    theirs = ome_arrow.OMEArrow(str(out)).export(how="numpy", dtype=a.dtype)
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), a)
+    if dtype == "uint16":  # (the reference reads a TIFF as uint16, casting other dtypes)
+        np.testing.assert_array_equal(theirs, a)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("unit", ["um", "micron"])
+def test_a_reference_record_s_um_spelling_becomes_ome_s_unit_in_an_ome_tiff(unit: str, tmp_path: Path) -> None:
+    """A record spelling µm "um" or "micron" (ome-arrow 0.1.0 stores physical_size_unit as given) gave an OME-TIFF
+    with PhysicalSizeXUnit="um", which OME readers (and so the reference) refuse."""
+    ome_arrow = pytest.importorskip("ome_arrow", reason="needs the reference package ome-arrow 0.1.0")
+    a = random_pixels((1, 1, 2, 8, 9), "uint16", seed=8)
+    record = tmp_path / "ref.parquet"
+    ome_arrow.to_ome_parquet(ome_arrow.from_numpy(a, physical_size_x=0.5, physical_size_unit=unit), str(record))
+    out = OMEArrow.scan(record).export("ome-tiff", tmp_path / "ours.ome.tiff")
+    pixels = ome_types.from_tiff(out).images[0].pixels
+    assert (pixels.physical_size_x, pixels.physical_size_x_unit.value) == (0.5, "µm")
+    np.testing.assert_array_equal(ome_arrow.OMEArrow(str(out)).export(how="numpy"), a)

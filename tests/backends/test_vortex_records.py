@@ -121,6 +121,33 @@ def test_rows_and_columns_of_a_table_of_records(tmp_path: Path) -> None:
         OMEArrow.scan(path, column="left", row=2)
 
 
+def test_a_dataset_scan_of_a_table_of_reference_records_has_every_row(tmp_path: Path) -> None:
+    """OMEArrowDataset.scan of a Vortex table of the reference's records (one image a row) gave row 0 only."""
+    ome_arrow = reference()
+    arrays = [camera((1, 2, 1, 6, 7), seed=s) for s in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = [ome_arrow.from_numpy(a, dim_order="TCZYX") for a in arrays]  # type: ignore[attr-defined]
+    import vortex as vx
+
+    struct = pa.array([r.as_py() for r in rows], type=rows[0].type)
+    path = tmp_path / "plate.vortex"
+    vx.io.write(pa.table({"img": struct, "well": ["A1", "A2", "A3"]}), str(path))
+    OMEArrow(arrays[0], "TCZYX").export("vortex", tmp_path / "ours.vortex")  # ours (sealed): one image
+    from ome_arrow_core import OMEArrowDataset
+
+    ds = OMEArrowDataset.scan(path)
+    assert len(ds) == 3 and ds.table.column("well").to_pylist() == ["A1", "A2", "A3"]
+    for i in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = ome_arrow.OMEArrow(str(path), column_name="img", row_index=i).export(how="numpy")  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(ds[i].to_numpy(layout="TCZYX"), theirs)
+        np.testing.assert_array_equal(theirs, arrays[i])
+    np.testing.assert_array_equal(ds.filter({"well": "A2"})[0].to_numpy(layout="TCZYX"), arrays[1])
+    assert len(OMEArrowDataset.scan(tmp_path)) == 4  # the table's three rows, then our one image
+
+
 def test_a_record_whose_metadata_lies_is_a_damaged_file(tmp_path: Path) -> None:
     a = camera((1, 1, 1, 6, 7), seed=5)
     rec = _record(a)

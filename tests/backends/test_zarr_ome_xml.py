@@ -99,6 +99,24 @@ def test_other_tools_find_the_image_and_its_ome_xml(rich: tuple[Path, Any, np.nd
         assert document.instruments == model.instruments
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_ome_arrow_0_1_0_reads_the_image_at_0_or_a_store_written_without_the_document(
+    rich: tuple[Path, Any, np.ndarray], tmp_path: Path
+) -> None:
+    """ome-arrow 0.1.0 reads OME-Zarr through bioio-ome-zarr, which refuses the bioformats2raw layout at its root
+    (docs/ome-zarr.md says so): it reads the image at ``store/0``, and a store written with ``ome_xml=False``."""
+    ome_arrow = pytest.importorskip("ome_arrow", reason="needs the reference package ome-arrow 0.1.0")
+    pytest.importorskip("bioio_ome_zarr")
+    path, _model, pixels = rich
+    expected = pixels.transpose(0, 2, 1, 3, 4)  # TCZYX
+    store = OMEArrow(path).export("ome-zarr", tmp_path / "r.ome.zarr")
+    with pytest.raises(Exception, match="bioformats2raw"):
+        ome_arrow.OMEArrow(str(store))
+    np.testing.assert_array_equal(ome_arrow.OMEArrow(str(store / "0")).export(how="numpy"), expected)
+    plain = OMEArrow(path).export("ome-zarr", tmp_path / "plain.ome.zarr", ome_xml=False)
+    np.testing.assert_array_equal(ome_arrow.OMEArrow(str(plain)).export(how="numpy"), expected)
+
+
 def _second_image(m: Any) -> Any:
     return m.Image(
         id="Image:second",

@@ -58,9 +58,10 @@ def _channel_attributes(ch: Channel) -> str:
     attrs: dict[str, str] = {}
     if ch.color_rgba is not None:
         attrs["Color"] = str(_signed32(int(ch.color_rgba)))
-    if ch.emission_um is not None:
+    # OME wavelengths are positive: ome-arrow 0.1.0's records say 0.0 for unknown, which OME readers refuse
+    if ch.emission_um is not None and ch.emission_um > 0:
         attrs["EmissionWavelength"] = repr(round(ch.emission_um * 1000, 6))
-    if ch.excitation_um is not None:
+    if ch.excitation_um is not None and ch.excitation_um > 0:
         attrs["ExcitationWavelength"] = repr(round(ch.excitation_um * 1000, 6))
     return "".join(f' {k}="{v}"' for k, v in attrs.items())
 
@@ -97,7 +98,8 @@ def _physical(meta: ImageMeta) -> dict[str, Any]:
         size = meta.physical_size.get(ax)
         if size is not None:
             md[f"PhysicalSize{ax}"] = float(size)
-            md[f"PhysicalSize{ax}Unit"] = meta.physical_unit.get(ax, "µm")
+            unit = meta.physical_unit.get(ax, "µm")  # ome-arrow 0.1.0 records may spell µm so; OME-XML may not
+            md[f"PhysicalSize{ax}Unit"] = {"um": "µm", "micron": "µm"}.get(unit, unit)
     return md
 
 

@@ -27,6 +27,12 @@ def _sniff(path: Path) -> bool:
     return sniff_vortex(path)
 
 
+def _collection(path: Path) -> Any:
+    from .records import record_collection
+
+    return record_collection(path)
+
+
 def _write(image: Any, out: Path, **options: Any) -> Any:
     from .writer import write_vortex
 
@@ -55,6 +61,7 @@ def ome_arrow_readers() -> Sequence[Reader]:
             suffixes=(".vortex",),
             open=_open,
             sniff=_sniff,
+            collection=_collection,
             description="Vortex files (ome-arrow-core.vortex/1), lazy reads push row selection down",
         ),
     ]

@@ -42,7 +42,8 @@ from .seal import Sealed, guard, not_written_since, opened_version, sniff_vortex
 __all__ = ["VortexSource", "open_vortex", "sniff_vortex", "arrow_schema"]
 
 _HINT = "expected a file written by OMEArrow.export(how='vortex')"
-_VIEW_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+#: Vortex's view types and the plain Arrow types they are read as.
+VIEW_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
 def first_line(exc: BaseException) -> str:
@@ -79,7 +80,7 @@ def arrow_schema(dtype: Any, columns: Sequence[str]) -> pa.Schema:
     fields = []
     for name in columns:
         f = full.field(name)
-        typ = pa.large_binary() if name == PIXELS else _VIEW_TYPES.get(f.type, f.type)
+        typ = pa.large_binary() if name == PIXELS else VIEW_TYPES.get(f.type, f.type)
         fields.append(f.with_type(typ))
     return pa.schema(fields)
 

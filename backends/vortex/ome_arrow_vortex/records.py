@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ome_arrow_core.plugin_api import (
     PixelSource,
     TableRecordSource,
@@ -18,10 +20,13 @@ from ome_arrow_core.plugin_api import (
 )
 
 from .format import COLUMNS
-from .reader import Opened, vortex_reading
-from .seal import seal, unchanged
+from .reader import VIEW_TYPES, Opened, open_checked, vortex_reading
+from .seal import has_seal, seal, unchanged
 
-__all__ = ["is_record_layout", "open_records", "write_record_vortex"]
+__all__ = ["is_record_layout", "open_records", "record_collection", "write_record_vortex"]
+
+#: The columns a collection's table names its images by; a table's own columns of these names are left out.
+_NAMING = ("image_id", "path", "row")
 
 
 def is_record_layout(file: Any) -> bool:
@@ -46,6 +51,34 @@ def open_records(path: Path, opened: Opened, column: str | None, row: int) -> Pi
     )
     unchanged(opened.checked, path)
     return source
+
+
+def record_collection(path: Path) -> pa.Table | None:
+    """The records of a Vortex table of several (ome-arrow 0.1.0's layout, one image a row, as users build them) as
+    a metadata table: ``image_id`` ``name#i``, ``path``, ``row`` i (the ``row=`` that opens it) and the table's
+    other columns (a well, a label...). None for one image: our files (sealed: one image each), a table of one
+    record, or of several OME-Arrow columns (opening it asks for ``column=``)."""
+    if has_seal(path):
+        return None
+    opened = open_checked(path, True, None)
+    with vortex_reading(path, None, "listing its records"):
+        schema = opened.file.dtype.to_arrow_schema()
+        n = len(opened.file)
+        images = ome_columns(schema)
+        if n < 2 or len(images) != 1 or not is_record_layout(opened.file):
+            return None
+        others = [f for f in schema if f.name not in images and f.name not in _NAMING]
+        read = opened.file.to_arrow([f.name for f in others]).read_all() if others else None
+    unchanged(opened.checked, path)
+    columns: dict[str, Any] = {
+        "image_id": [f"{path.name}#{i}" for i in range(n)],
+        "path": [str(path)] * n,
+        "row": pa.array(range(n), pa.int64()),
+    }
+    for f in others:
+        assert read is not None
+        columns[f.name] = read.column(f.name).cast(VIEW_TYPES.get(f.type, f.type))
+    return pa.table(columns)
 
 
 def write_record_vortex(image: Any, out: Path, column: str = "ome_arrow") -> Path:

@@ -50,6 +50,7 @@ __all__ = [
     "unchanged",
     "opened_version",
     "not_written_since",
+    "has_seal",
 ]
 
 MAGIC: Final[bytes] = b"OMEASEAL"
@@ -137,6 +138,15 @@ def _locate(tail: bytes, size: int) -> int | None:
             return size - len(tail) + at
     found = tail.rfind(MAGIC)  # vortex's end is damaged: a seal may still be there
     return None if found < 0 else size - len(tail) + found
+
+
+def has_seal(path: Path) -> bool:
+    """True when the file ``path`` carries a seal, which only files we write do (not checked here: reads its last
+    bytes only; opening it checks the seal)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - _TAIL))
+        return _locate(fh.read(), size) is not None
 
 
 @dataclass(frozen=True)
