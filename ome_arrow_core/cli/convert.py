@@ -41,15 +41,25 @@ def _out_format(out: Target, how: str | None) -> str:
 
 
 def _dataset(t: Target) -> OMEArrowDataset | None:
-    """The dataset directory ``t`` names (local or remote); None for anything else (an OME-Zarr store: one image)."""
+    """The dataset directory ``t`` names (local or remote), or the folder of image files it names (each file's
+    images); None for anything else (an OME-Zarr store: one image)."""
     if t.remote:
         return remote_dataset(t, None)
     assert isinstance(t.arg, Path)
-    if t.arg.is_dir() and default_registry().resolve_reader(t.arg).name == "parquet":
+    if t.arg.is_dir() and (_folder(t.arg) or default_registry().resolve_reader(t.arg).name == "parquet"):
         from ..dataset import OMEArrowDataset
 
         return OMEArrowDataset.scan(t.arg)
     return None
+
+
+def _folder(path: Path) -> bool:
+    """True for a directory no reader opens as one image or dataset: a folder of image files."""
+    try:
+        default_registry().resolve_reader(path)
+    except OMEArrowError:
+        return True
+    return False
 
 
 def _expand(t: Target, img: OMEArrow) -> list[OMEArrow]:
@@ -123,6 +133,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     groups: list[tuple[Target, list[OMEArrow]]] = []
     for t in inputs:  # metadata only: errors come out here, before any progress line
         try:
+            if not t.remote and isinstance(t.arg, Path) and t.arg.is_dir() and _folder(t.arg):
+                folder = _dataset(
+                    t
+                )  # a folder of image files: each file's images, named as the dataset scan names them
+                assert folder is not None
+                groups.append((t, list(folder)))
+                continue
             img = _load(t)
             if len(inputs) > 1:  # each input's image is named for its file
                 meta = replace(img.source.meta, id=t.path.name, name=t.path.stem)

@@ -1,0 +1,40 @@
+"""``ome-arrow-core convert FOLDER -o OUT``: a folder of image files converts as the dataset scan of it reads it
+(every image of every file), as ``info FOLDER`` and ``OMEArrowDataset.scan(FOLDER)`` take it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ome_arrow_core import OMEArrow, OMEArrowDataset
+from ome_arrow_core.cli import main
+
+
+def test_a_folder_of_image_files_converts_to_a_dataset_of_them(tmp_path: Path) -> None:
+    pytest.importorskip("ome_arrow_tiff", reason="needs ome-arrow-tiff (pip install -e backends/tiff)")
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    arrays = {name: rng.integers(0, 4096, (1, 2, 3, 16, 20), dtype=np.uint16) for name in ("a", "b", "c")}
+    for name, a in arrays.items():
+        OMEArrow(a, "TCZYX").export("ome-tiff", folder / f"{name}.ome.tif")
+    out = tmp_path / "plate.ome.parquet"
+    assert main(["convert", str(folder), "-o", str(out), "-q"]) == 0
+    got = OMEArrowDataset.scan(out)
+    scanned = OMEArrowDataset.scan(folder)
+    assert len(got) == len(scanned) == 3
+    for i in range(3):
+        np.testing.assert_array_equal(got[i].to_numpy(layout="TCZYX"), scanned[i].to_numpy(layout="TCZYX"))
+    assert sorted(got[i].to_numpy(layout="TCZYX").tobytes() for i in range(3)) == sorted(
+        a.tobytes() for a in arrays.values()
+    )
+
+
+def test_an_empty_folder_is_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert main(["convert", str(tmp_path / "empty"), "-o", str(tmp_path / "x.ome.parquet"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "holds no images" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
