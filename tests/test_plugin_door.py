@@ -70,3 +70,14 @@ def test_plugin_api_loads_no_dataset_or_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", out
+
+
+def test_the_door_offers_every_error_class() -> None:
+    """plugin_api promises every error class: each exception class of ome_arrow_core.errors is behind it."""
+    import inspect
+
+    from ome_arrow_core import errors, plugin_api
+
+    classes = {n for n, c in vars(errors).items() if inspect.isclass(c) and issubclass(c, errors.OMEArrowError)}
+    assert classes - set(plugin_api.__all__) == set()
+    assert all(getattr(plugin_api, n) is getattr(errors, n) for n in classes)
