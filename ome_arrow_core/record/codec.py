@@ -65,7 +65,10 @@ def _exact_cast(values: np.ndarray, dtype: np.dtype, where: str) -> np.ndarray:
     if values.dtype == dtype:
         return values
     out = values.astype(dtype)
-    if not np.array_equal(out.astype(values.dtype), values, equal_nan=values.dtype.kind == "f"):
+    # a round trip keeps the bits of a sign change (uint16 50000 -> int16 -15536 -> 50000): integers by their range
+    ints = values.dtype.kind in "iu" and dtype.kind in "iu" and values.size
+    fits = not ints or (np.iinfo(dtype).min <= values.min() and values.max() <= np.iinfo(dtype).max)
+    if not fits or not np.array_equal(out.astype(values.dtype), values, equal_nan=values.dtype.kind == "f"):
         raise DamagedFileError(
             f"{where}: stored pixel values ({values.dtype}) do not fit the declared pixel type {dtype}; "
             "refusing to change them"

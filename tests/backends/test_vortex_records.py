@@ -164,6 +164,40 @@ def test_a_record_whose_metadata_lies_is_a_damaged_file(tmp_path: Path) -> None:
         OMEArrow.scan(path).to_numpy()
 
 
+def _retyped(path: Path, ptype: str) -> Path:
+    """The record Vortex file ``path`` rewritten with its record's ``pixels_meta.type`` set to ``ptype``."""
+    import vortex as vx
+
+    table = vx.open(str(path), memory_map=False).to_arrow().read_all()
+    rows = table.to_pylist()
+    rows[0][table.schema[0].name]["pixels_meta"]["type"] = ptype
+    path.unlink()
+    vx.io.write(pa.Table.from_pylist(rows, schema=table.schema), str(path))
+    return path
+
+
+@pytest.mark.parametrize(("stored", "declared"), [("uint16", "int16"), ("int16", "uint16"), ("int16", "uint32")])
+def test_a_record_whose_type_changes_the_values_sign_is_a_damaged_file(
+    tmp_path: Path, stored: str, declared: str
+) -> None:
+    """uint16 values over 32767 in a record declaring int16 read as negative numbers (and int16 ones below 0 as
+    uint16 / uint32 as huge ones): the exact cast checked a round trip, which keeps the bits of a sign change."""
+    a = np.array([0, 1, 40000, 65535] if stored == "uint16" else [0, -1, -32768, 5], dtype=stored).reshape(
+        1, 1, 1, 2, 2
+    )
+    if stored == "uint16":  # the reference's own file (it writes uint16 pixels)
+        path = written_by_the_reference(tmp_path / "r.vortex", a)
+    else:
+        path = several(tmp_path / "r.vortex", {"image": [_record(a)]})
+    with pytest.raises(DamagedFileError, match=f"r.vortex.*do not fit the declared pixel type {declared}"):
+        OMEArrow.scan(_retyped(path, declared)).to_numpy()
+    fits = np.array([0, 1, 2, 3], dtype=stored).reshape(a.shape)  # values the declared type holds: read, as that type
+    got = OMEArrow.scan(_retyped(several(tmp_path / "f.vortex", {"image": [_record(fits)]}), declared)).to_numpy(
+        layout="TCZYX"
+    )
+    assert got.dtype == np.dtype(declared) and np.array_equal(got, fits)
+
+
 @pytest.mark.parametrize("cut", [0.5, 0.9, 0.999])
 def test_a_truncated_file_of_the_reference_is_refused(tmp_path: Path, cut: float) -> None:
     path = written_by_the_reference(tmp_path / "r.vortex", camera((1, 1, 2, 16, 16)))
