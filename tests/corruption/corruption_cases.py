@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from corruption_lies import lie
+from corruption_vortex import CHUNK_LIES, RECORD_LIES, TABLE_LIES, UNSEALED, VORTEX_RECORD_KINDS, pixel_spans
 
 SEED = 20260101
 
@@ -65,6 +66,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     ),
     "record": ("",),
     "vortex": ("",),
+    # OME-Arrow records in Vortex (corruption_vortex.py): ours (sealed), the reference's, a table of its records
+    **{kind: ("",) for kind in VORTEX_RECORD_KINDS},
     "tiff_ours": ("",),
     "tiff_tifffile": ("",),
     # OME-Zarr: ours (v3 zstd with checksums; v2 uncompressed), and one zarr-python writes (no checksums)
@@ -94,6 +97,7 @@ SUFFIX = {
     "ds_append": ".ome.parquet",
     "record": ".parquet",
     "vortex": ".vortex",
+    **{kind: ".vortex" for kind in VORTEX_RECORD_KINDS},
     "tiff_ours": ".ome.tiff",
     "tiff_tifffile": ".ome.tif",
     "zarr_ours": ".ome.zarr",
@@ -215,6 +219,10 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
                 "size_c=0",
             )
         }
+    if kind in VORTEX_RECORD_KINDS:
+        if kind == "vortex_rectable":
+            return {"": TABLE_LIES}
+        return {"": RECORD_LIES if kind not in UNSEALED else (*RECORD_LIES, *CHUNK_LIES)}
     if kind == "vortex":
         return {"": ("size_x+1", "size_z*2", "size_yx=60000", "dtype=int16", "dtype=bogus", "chunk=0")}
     if kind == "zarr_omexml":
@@ -271,6 +279,8 @@ def cases(total: int | None = None) -> list[Case]:
         if (kind, member) not in NO_RANDOM_BYTES:
             for cls, n in per.items():
                 out += [Case(kind, cls, member, f"r{i}") for i in range(n)]
+        if kind in UNSEALED:  # one bit of each stored copy of the pixels (random bytes avoid them)
+            out += [Case(kind, "bitflip", member, "pix-chunks"), Case(kind, "bitflip", member, "pix-planes")]
         if kind.startswith("zarr_"):
             out.append(Case(kind, "delete", member, role(member)))
             if kind != "zarr_foreign":  # a chunk of the twin store: same shape, other pixels
@@ -310,26 +320,39 @@ def member_path(root: Path, member: str) -> Path:
     return root / member if member else root
 
 
+def _offset(rng: np.random.Generator, size: int, n: int, spans: list[tuple[int, int]]) -> int:
+    """A random offset below ``size`` whose ``n`` bytes miss every span (pixel values of a file without checksums)."""
+    for _ in range(1000):
+        at = int(rng.integers(0, size))
+        if not any(at < hi and lo < at + n for lo, hi in spans):
+            return at
+    raise AssertionError(f"no {n} bytes outside the pixel values {spans}")
+
+
 def mutate(case: Case, root: Path, partners: dict[str, Path]) -> None:
     """Apply ``case`` to the sample at ``root`` (``partners``: "twin"/"other" samples of the same kind)."""
     file = member_path(root, case.member)
     rng = _rng(case)
     if case.cls in BYTE_CLASSES:
+        spans = pixel_spans(file) if case.kind in UNSEALED else []
         data = bytearray(file.read_bytes())
         size = len(data)
-        if case.cls == "truncate":
+        if case.arg.startswith("pix-"):  # the middle of the first plane's values in the chunks (or the planes)
+            lo, hi = spans[0] if case.arg == "pix-chunks" else spans[len(spans) // 2]
+            data[(lo + hi) // 2] ^= 0x10
+        elif case.cls == "truncate":
             named = {"0": 0, "1": 1, "8": 8, "half": size // 2, "end-1": size - 1, "end-8": size - 8}
             at = named[case.arg] if case.arg in named else int(rng.integers(0, size))
             data = data[: max(0, min(at, size - 1))]
         elif case.cls == "bitflip":
-            at = int(rng.integers(0, size))
+            at = _offset(rng, size, 1, spans)
             data[at] ^= 1 << int(rng.integers(0, 8))
         elif case.cls == "byteset":
-            at = int(rng.integers(0, size))
+            at = _offset(rng, size, 1, spans)
             data[at] = (data[at] + int(rng.integers(1, 256))) % 256
         else:  # zero
             n = int(rng.integers(1, 257))
-            at = int(rng.integers(0, max(1, size - n)))
+            at = _offset(rng, max(1, size - n), n, spans)
             data[at : at + n] = bytes(len(data[at : at + n]))
         file.write_bytes(bytes(data))
     elif case.cls == "delete":

@@ -6,7 +6,10 @@ is a failure. Cases are deterministic (seeded by their id).
 
 Kinds: Parquet datasets (lz4 and uncompressed chunks, Vortex chunks, an appended dataset), a
 struct-record Parquet file, a single Vortex file, an OME-TIFF we write and one tifffile writes,
-OME-Zarr stores we write (NGFF 0.5 zstd; 0.4 uncompressed) and one zarr-python writes.
+OME-Zarr stores we write (NGFF 0.5 zstd; 0.4 uncompressed) and one zarr-python writes, and Vortex files of
+OME-Arrow records (ome-arrow 0.1.0's layout): ours (sealed), one the reference package writes (no checksum) and a
+table of its records read by ``OMEArrowDataset.scan`` (corruption_vortex.py; the reference's pixel values are left
+out of random byte mutations: a flip there is undetectable, one fixed case says so).
 Mutation classes: ``truncate``, ``bitflip``, ``byteset``, ``zero``, ``delete``, ``swap_twin``
 (the same member of a dataset with the same shapes, other pixels), ``swap_other`` (of a
 dataset with other shapes and dtype), ``lie`` (metadata edited to claim other sizes, dtypes,
@@ -77,7 +80,7 @@ def read_everything(kind: str, root: Path) -> list[np.ndarray]:
     # a batch first (ds_planes: a fresh open audits the pages from their heads and reads whole chunks straight)
     first = ds.read(layout="TZCYX") if kind == "ds_planes" and len(ds) else None
     each = [ds[i].to_numpy(layout="TZCYX") for i in range(len(ds))]
-    if kind.startswith("ds_"):
+    if kind.startswith("ds_") or kind == "vortex_rectable":
         batch = ds.read(layout="TZCYX") if len(ds) else np.zeros((0,))
         rows = [OMEArrow.scan(root, row=i).to_numpy(layout="TZCYX") for i in range(len(ds))]
         for i, img in enumerate(each):
@@ -85,7 +88,9 @@ def read_everything(kind: str, root: Path) -> list[np.ndarray]:
                 raise WrongPixels(f"image {i}: ds.read(), ds[i] and OMEArrow.scan(row=i) disagree")
             if first is not None and not np.array_equal(first[i].reshape(img.shape), img):
                 raise WrongPixels(f"image {i}: the first ds.read() and ds[i] disagree")
-        if kind in ("ds_lz4", "ds_records") and len(ds) == 3:  # a filter (its value index) keeps image 1 alone
+        if (
+            kind in ("ds_lz4", "ds_records", "vortex_rectable") and len(ds) == 3
+        ):  # a filter (its value index) keeps image 1 alone
             kept = ds.filter({"well": "B02"})
             if len(kept) != 1 or not np.array_equal(kept[0].to_numpy(layout="TZCYX"), each[1]):
                 raise WrongPixels(f"the filter well == 'B02' kept {len(kept)} images, not image 1")
@@ -187,7 +192,8 @@ def run_case(
     if cli:
         old = signal.signal(signal.SIGALRM, _alarm)
         try:
-            problem = run_cli(root, workdir, outcome.status)
+            one = None if case.kind.startswith("ds_") or case.kind == "vortex_rectable" else expected[0]
+            problem = run_cli(root, workdir, outcome.status, one)
         finally:
             signal.signal(signal.SIGALRM, old)
         if problem is not None:
@@ -195,24 +201,36 @@ def run_case(
     return outcome
 
 
-def run_cli(root: Path, workdir: Path, read_status: str) -> str | None:
+def run_cli(root: Path, workdir: Path, read_status: str, one: np.ndarray | None = None) -> str | None:
     """``ome-arrow-core info`` and ``convert`` on a mutant (in-process); a failure detail, or None.
 
     Each must exit 0, or exit 1 printing exactly one line on stderr that starts with
     ``error:`` and is no traceback; after a read error they must not exit 0 with nothing said.
+    A single image (``one``, its pixels TZCYX) is also converted with ``--record`` (ome-arrow 0.1.0's one-record
+    layout, a checksummed file): a record written must hold exactly the original pixels.
     """
     import contextlib
     import io
 
     from ome_arrow_core.cli import main
 
-    out = workdir / "converted.ome.parquet"
-    for argv in (["info", str(root)], ["convert", str(root), "-o", str(out), "-q"]):
+    out, record = workdir / "converted.ome.parquet", workdir / "converted.parquet"
+    runs = [["info", str(root)], ["convert", str(root), "-o", str(out), "-q"]]
+    if one is not None:
+        runs.append(["convert", str(root), "-o", str(record), "--record", "-q"])
+    for argv in runs:
+        target = record if "--record" in argv else out
         err, std = io.StringIO(), io.StringIO()
         signal.alarm(CASE_TIMEOUT)
         try:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
                 code = main(argv)
+            if code == 0 and one is not None and target == record:
+                from ome_arrow_core import OMEArrow
+
+                got = OMEArrow.scan(record).to_numpy(layout="TZCYX")
+                if got.dtype != one.dtype or not np.array_equal(got, one):
+                    return f"convert --record: wrote {got.shape} {got.dtype} pixels, not the file's (exit 0)"
         except Hang:
             return f"{argv[0]}: hang"
         except BaseException as exc:
@@ -221,8 +239,8 @@ def run_cli(root: Path, workdir: Path, read_status: str) -> str | None:
             return f"{argv[0]}: raised {type(exc).__name__}: {str(exc)[:200]}"
         finally:
             signal.alarm(0)
-            if out.exists():
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            if target.exists():
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
             _clear_caches()
         lines = err.getvalue().splitlines()
         if code == 0 and not lines:

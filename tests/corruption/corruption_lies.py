@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corruption_vortex import VORTEX_RECORD_KINDS, lie_vortex_record
+
 if TYPE_CHECKING:
     from corruption_cases import Case
 
@@ -204,6 +206,9 @@ def lie(case: Case, root: Path, file: Path) -> None:
             return rows
 
         _rewrite_parquet(file, edit_record)
+        return
+    if case.kind in VORTEX_RECORD_KINDS:
+        lie_vortex_record(case.kind, file, arg)
         return
     if case.kind == "vortex":
         _lie_vortex(file, arg)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from corruption_cases import KINDS, SUFFIX, member_path
+from corruption_vortex import VORTEX_RECORD_KINDS, build_vortex_record
 
 from ome_arrow_core.safe_write import SENTINEL
 
@@ -53,6 +54,8 @@ def build(kind: str, out: Path, variant: str = "main") -> list[np.ndarray]:
         write_dataset(arrs, out, compression=None, **opts)
     elif kind == "ds_vortex":
         write_dataset(arrs, out, chunk_format="vortex", **opts)
+    elif kind in VORTEX_RECORD_KINDS:
+        arrs = build_vortex_record(kind, out, arrs)
     elif kind == "ds_append":
         write_dataset(arrs[:2], out, **opts)
         write_dataset(arrs[2:], out, mode="append", **opts)
@@ -107,7 +110,8 @@ def build_samples(where: Path) -> dict[tuple[str, str], tuple[Path, list[np.ndar
     """Every kind's sample (and twin and other for datasets) under ``where``."""
     out = {}
     for kind in KINDS:
-        for variant in ("main", "twin", "other"):
+        # (the record Vortex kinds have no members to swap: their main sample alone)
+        for variant in ("main",) if kind in VORTEX_RECORD_KINDS else ("main", "twin", "other"):
             d = where / variant
             d.mkdir(parents=True, exist_ok=True)
             path = d / f"{kind}{SUFFIX[kind]}"
