@@ -153,13 +153,29 @@ def record_to_pixels(records: pa.StructArray, row: int = 0, *, where: str = "rec
     planes = _row_items(records, "planes", row)
     k = interleaved_samples(claimed, planes, chunks)
     if k == 1:
-        return claimed, _decode(claimed, planes, chunks, where)
+        return claimed, _both(claimed, planes, chunks, where)
     T, Z, _, Y, X = claimed.shape
-    wide = _decode(claimed.with_sizes(X=X * k), planes, chunks, where, samples=k)  # (T, Z, 1, Y, X * k)
+    wide = _both(claimed.with_sizes(X=X * k), planes, chunks, where, samples=k)  # (T, Z, 1, Y, X * k)
     meta = as_sample_channels(claimed, k)
     out, buf = arrow_empty(meta.shape, meta.dtype)
     out[...] = wide.reshape(T, Z, Y, X, k).transpose(0, 1, 4, 2, 3)
     return meta, view_buffer(buf, meta.dtype, meta.shape)
+
+
+def _both(
+    meta: ImageMeta, planes: pa.StructArray | None, chunks: pa.StructArray | None, where: str, samples: int = 1
+) -> np.ndarray:
+    """:func:`_decode` of the chunks (else the planes); a record holding its pixels twice, in chunks and in planes
+    (as ome-arrow 0.1.0 writes them, with no checksum), must hold the same pixels in both: DamagedFileError if not."""
+    out = _decode(meta, planes, chunks, where, samples)
+    if chunks is not None and planes is not None:
+        second = _decode(meta, planes, None, where, samples)
+        if not np.array_equal(second.view(np.uint8), out.view(np.uint8)):  # bit for bit (NaN payloads too)
+            raise DamagedFileError(
+                f"{where}: the record's chunks and planes, two copies of its pixels, hold different values: the "
+                "file is damaged (no checksum tells which copy is right)"
+            )
+    return out
 
 
 def _decode(

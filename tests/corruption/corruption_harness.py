@@ -8,8 +8,8 @@ Kinds: Parquet datasets (lz4 and uncompressed chunks, Vortex chunks, an appended
 struct-record Parquet file, a single Vortex file, an OME-TIFF we write and one tifffile writes,
 OME-Zarr stores we write (NGFF 0.5 zstd; 0.4 uncompressed) and one zarr-python writes, and Vortex files of
 OME-Arrow records (ome-arrow 0.1.0's layout): ours (sealed), one the reference package writes (no checksum) and a
-table of its records read by ``OMEArrowDataset.scan`` (corruption_vortex.py; the reference's pixel values are left
-out of random byte mutations: a flip there is undetectable, one fixed case says so).
+table of its records read by ``OMEArrowDataset.scan`` (corruption_vortex.py; the reference stores its pixels twice,
+in chunks and planes, and a read refuses copies that differ).
 Mutation classes: ``truncate``, ``bitflip``, ``byteset``, ``zero``, ``delete``, ``swap_twin``
 (the same member of a dataset with the same shapes, other pixels), ``swap_other`` (of a
 dataset with other shapes and dtype), ``lie`` (metadata edited to claim other sizes, dtypes,

@@ -6,11 +6,9 @@ our whole-file checksum); ``vortex_refrec``, one the real ``ome_arrow`` 0.1.0 pa
 vortex first reads it whole in a child process); ``vortex_rectable``, a table of three of the reference's records
 and a ``well`` column, as users build them (read through ``OMEArrowDataset.scan``, one image a row).
 
-The reference's files store no checksum: a changed byte inside the pixel values of the copy a read decodes (the
-record's ``chunks``, which the reference writes beside its ``planes``) reads as other pixels, and nothing in the
-file can tell. Random byte mutations of the unsealed kinds therefore avoid the pixel values (:func:`pixel_spans`),
-as the harness leaves zarr-python's chunks alone; fixed cases flip one bit in each copy (``pix-chunks``: accepted as
-undetectable, an expected failure; ``pix-planes``: the copy no read decodes, so the pixels).
+The reference's files store no checksum, but they hold the pixels twice: the record's ``chunks`` (the copy a read
+decodes) and its ``planes``. A read refuses a record whose two copies differ, so a changed byte inside either copy's
+values is caught; fixed cases flip one bit in each (``pix-chunks``, ``pix-planes``: :func:`pixel_spans` finds them).
 """
 
 from __future__ import annotations
