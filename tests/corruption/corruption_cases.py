@@ -206,19 +206,7 @@ def _lies(kind: str) -> dict[str, tuple[str, ...]]:
             out["index-00001.parquet"] = ("x=0", "drop_row", "fragment_path=../x")
         return out
     if kind == "record":
-        return {
-            "": (
-                "size_x+1",
-                "size_z*2",
-                "size_yx=60000",
-                "type=int16",
-                "type=bogus",
-                "dup_plane",
-                "plane_z=5",
-                "drop_plane",
-                "size_c=0",
-            )
-        }
+        return {"": RECORD_LIES}
     if kind in VORTEX_RECORD_KINDS:
         if kind == "vortex_rectable":
             return {"": TABLE_LIES}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corruption_vortex import VORTEX_RECORD_KINDS, lie_vortex_record
+from corruption_vortex import VORTEX_RECORD_KINDS, edit_record, lie_vortex_record
 
 if TYPE_CHECKING:
     from corruption_cases import Case
@@ -184,28 +184,11 @@ def lie(case: Case, root: Path, file: Path) -> None:
         return
     if case.kind == "record":
 
-        def edit_record(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            rec = rows[0]["ome_arrow"]
-            pm = rec["pixels_meta"]
-            if arg == "size_x+1":
-                pm["size_x"] += 1
-            elif arg == "size_z*2":
-                pm["size_z"] *= 2
-            elif arg == "size_yx=60000":
-                pm["size_x"] = pm["size_y"] = 60000
-            elif arg.startswith("type="):
-                pm["type"] = arg.split("=")[1]
-            elif arg == "dup_plane":
-                rec["planes"][1] = dict(rec["planes"][0])
-            elif arg == "plane_z=5":
-                rec["planes"][0]["z"] = 5
-            elif arg == "drop_plane":
-                rec["planes"] = rec["planes"][1:]
-            elif arg == "size_c=0":
-                pm["size_c"] = 0
+        def edited(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            edit_record(rows[0]["ome_arrow"], arg)
             return rows
 
-        _rewrite_parquet(file, edit_record)
+        _rewrite_parquet(file, edited)
         return
     if case.kind in VORTEX_RECORD_KINDS:
         lie_vortex_record(case.kind, file, arg)

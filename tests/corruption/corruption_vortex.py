@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "VORTEX_RECORD_KINDS",
     "UNSEALED",
+    "edit_record",
     "build_vortex_record",
     "lie_vortex_record",
     "pixel_spans",
@@ -99,7 +100,8 @@ def pixel_spans(file: Path) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def _edit_record(rec: dict[str, Any], arg: str) -> None:
+def edit_record(rec: dict[str, Any], arg: str) -> None:
+    """Make record ``rec`` (a dict) tell lie ``arg`` (one of :data:`RECORD_LIES` or :data:`CHUNK_LIES`)."""
     pm = rec["pixels_meta"]
     if arg == "size_x+1":
         pm["size_x"] += 1
@@ -142,7 +144,7 @@ def lie_vortex_record(kind: str, file: Path, arg: str) -> None:
     table = vx.open(str(file), memory_map=False).to_arrow().read_all()
     rows = table.to_pylist()
     column = next(f.name for f in table.schema if f.name != "well")
-    _edit_record(rows[1 if len(rows) > 1 else 0][column], arg)  # a table's second record: a row past the first
+    edit_record(rows[1 if len(rows) > 1 else 0][column], arg)  # a table's second record: a row past the first
     new = pa.Table.from_pylist(rows, schema=table.schema)
     file.unlink()
     vx.io.write(new, str(file))
