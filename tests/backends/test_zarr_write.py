@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,17 @@ def test_a_scanned_image_is_written_a_slab_of_chunks_at_a_time(tmp_path: Path) -
     peak = peak_read_bytes(src, "ome-zarr", tmp_path / "out.ome.zarr", setup=small, chunk_shape=[1, 128, 128])
     assert peak < arr.nbytes // 8, (peak, arr.nbytes)
     np.testing.assert_array_equal(OMEArrow.scan(tmp_path / "out.ome.zarr").to_numpy(), arr)
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_a_unit_ngff_cannot_name_reads_back_as_itself(tmp_path: Path, version: str) -> None:
+    """OME's ``pixel`` has no NGFF (UDUNITS-2) name: the axis is written without one, and the unit is kept in our
+    attributes (it read back as µm: 0.5 pixel became 0.5 µm); a named unit stays NGFF's."""
+    img = OMEArrow(np.zeros((1, 1, 1, 8, 8), np.uint16), "TZCYX")
+    img.source.meta = replace(
+        img.meta, physical_size={"X": 0.5, "Y": 0.25, "Z": None}, physical_unit={"X": "pixel", "Y": "nm", "Z": "µm"}
+    )
+    out = img.export("ome-zarr", tmp_path / "x.ome.zarr", version=version)
+    back = OMEArrow.scan(out).meta
+    assert back.physical_size == {"X": 0.5, "Y": 0.25, "Z": None}
+    assert back.physical_unit == {"X": "pixel", "Y": "nm", "Z": "µm"}

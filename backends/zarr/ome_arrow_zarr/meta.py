@@ -2,8 +2,9 @@
 
 Physical sizes are the chosen level's ``scale`` (times the multiscale's own scale) for the
 axes mapped to X, Y and Z, with their NGFF units as OME symbols (``micrometer`` -> ``µm``).
-An axis without a unit is taken as µm when its level-0 scale is not 1; with neither a unit nor
-a scale other than 1 (what writers that know no calibration store) its size is None (unknown). Channel names and colours come from ``omero``. The
+An axis without a unit is taken as µm when its level-0 scale is not 1 (unless our writer kept a unit NGFF has no
+name for, such as OME's ``pixel``, in its ``ome_arrow`` attributes); with neither a unit nor a scale other than 1
+(what writers that know no calibration store) its size is None (unknown). Channel names and colours come from ``omero``. The
 ``ome_arrow`` attributes our writer adds (image id, channel ids, wavelengths, acquisition
 date) are used when present and consistent; nothing else depends on them.
 """
@@ -29,12 +30,17 @@ __all__ = ["image_meta", "level_facts", "OURS"]
 OURS = "ome_arrow"
 
 
-def _physical(ms: Multiscale, level: Level, axes: AxisMap) -> tuple[dict[str, float | None], dict[str, str]]:
+def _physical(
+    ms: Multiscale, level: Level, axes: AxisMap, kept: Mapping[str, Any]
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Physical sizes and units of ``level``; ``kept``: the units our writer kept for axes NGFF has no unit name for
+    (used where the axis has no NGFF unit)."""
     size: dict[str, float | None] = {"X": None, "Y": None, "Z": None}
     unit: dict[str, str] = {"X": "µm", "Y": "µm", "Z": "µm"}
     for i, letter in enumerate(axes.targets):
         if letter in "XYZ":
-            symbol = unit_symbol(ms.units[i])
+            own = kept.get(letter)
+            symbol = unit_symbol(ms.units[i]) or (own if isinstance(own, str) and own else None)
             if symbol is None and ms.levels[0].scale[i] == 1.0:
                 continue  # no unit, no scale: uncalibrated
             size[letter] = level.scale[i]
@@ -68,9 +74,10 @@ def image_meta(
 ) -> ImageMeta:
     """Metadata of ``array`` (level ``level`` of ``ms``) as ome-arrow-core sees it."""
     sizes = axes.sizes(array.shape)
-    size, unit = _physical(ms, ms.levels[level], axes)
     found = ngff.get(OURS)
     ours: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    kept = ours.get("physical_unit")
+    size, unit = _physical(ms, ms.levels[level], axes, kept if isinstance(kept, Mapping) else {})
     stem = path.name.removesuffix(".zarr").removesuffix(".ome")
     name = str(ours.get("name") or ms.name or (label or stem))
     chunks = dict(zip(axes.targets, array.chunks, strict=True))

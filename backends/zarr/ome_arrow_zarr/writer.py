@@ -87,12 +87,19 @@ def ngff_attrs(meta: ImageMeta, levels: int, version: str, windows: Sequence[tup
     if levels > 1:
         ms["type"] = "nearest"
         ms["metadata"] = {"description": "every 2**k-th pixel along y and x", "method": "numpy strided slicing"}
-    ours = {
+    ours: dict[str, Any] = {
         "id": meta.id,
         "name": meta.name,
         "acquisition_datetime": meta.acquisition_datetime,
         "channels": [channel_to_dict(c) for c in meta.channels],
     }
+    unnamed = {  # units NGFF has no name for (OME's "pixel"...): kept here, or they would read back as µm
+        ax: meta.physical_unit[ax]
+        for ax in "XYZ"
+        if meta.physical_size.get(ax) is not None and unit_name(meta.physical_unit.get(ax)) is None
+    }
+    if unnamed:
+        ours["physical_unit"] = unnamed
     body = {"multiscales": [ms], "omero": _omero(meta, windows)}
     if version == "0.4":
         ms["version"] = "0.4"
