@@ -73,6 +73,12 @@ def _expand(t: Target, img: OMEArrow) -> list[OMEArrow]:
     return [img] + [OMEArrow.scan(t.arg, row=i) for i in range(1, rows)]
 
 
+def _with_id(img: OMEArrow, image_id: str, name: str | None = None) -> OMEArrow:
+    """``img`` under id ``image_id`` (and ``name``, when given): the id its output image gets."""
+    meta = replace(img.source.meta, id=image_id, name=img.source.meta.name if name is None else name)
+    return OMEArrow.from_source(WrappedSource(img.source, meta), img.selection)
+
+
 def _ids(groups: list[tuple[Target, list[OMEArrow]]]) -> list[str] | None:
     """Image ids for the output: each image keeps its own id (prefixed by its file's name where several
     inputs are converted); None (image-NNNNN) where those would not be unique."""
@@ -134,16 +140,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     for t in inputs:  # metadata only: errors come out here, before any progress line
         try:
             if not t.remote and isinstance(t.arg, Path) and t.arg.is_dir() and _folder(t.arg):
-                folder = _dataset(
-                    t
-                )  # a folder of image files: each file's images, named as the dataset scan names them
+                # a folder of image files: each file's images, under the ids the dataset scan gives them
+                folder = _dataset(t)
                 assert folder is not None
-                groups.append((t, list(folder)))
+                ids = [str(i) for i in folder.table.column("image_id").to_pylist()]
+                groups.append((t, [_with_id(im, i) for im, i in zip(folder, ids, strict=True)]))
                 continue
             img = _load(t)
             if len(inputs) > 1:  # each input's image is named for its file
-                meta = replace(img.source.meta, id=t.path.name, name=t.path.stem)
-                img = OMEArrow.from_source(WrappedSource(img.source, meta), img.selection)
+                img = _with_id(img, t.path.name, t.path.stem)
             groups.append((t, _expand(t, img)))
         except (OMEArrowError, OSError, ValueError) as exc:
             failed.append(f"{t}: {exc}")
