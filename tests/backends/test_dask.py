@@ -166,6 +166,13 @@ def test_bad_chunks_are_refused(plate: tuple[Path, np.ndarray], chunks: Any) -> 
         to_dask(OMEArrowDataset.scan(plate[0]), chunks=chunks)
 
 
+@pytest.mark.parametrize("images_per_chunk", [0, -2, "2", 2.5, True])
+def test_bad_images_per_chunk_is_refused(plate: tuple[Path, np.ndarray], images_per_chunk: Any) -> None:
+    # 0 and -2 were taken as 1, "2" and 2.5 as 2, True as 1: a typo gave another blocking, unasked
+    with pytest.raises(ArgumentError, match="images_per_chunk"):
+        to_dask(OMEArrowDataset.scan(plate[0]), images_per_chunk=images_per_chunk)
+
+
 def test_distributed_local_cluster_of_processes(plate: tuple[Path, np.ndarray]) -> None:
     distributed = pytest.importorskip("dask.distributed")
     path, arrs = plate

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError, Selection, TensorView
+from ome_arrow_core.plugin_api import ArgumentError
 
 from .chunking import Chunking, block_limit, plan
 
@@ -209,6 +210,12 @@ def to_dask(
     from ome_arrow_core.plugin_api import DatasetViews
 
     block_limit(chunks)  # a bad value fails here, before anything else
+    if images_per_chunk is not None and (
+        isinstance(images_per_chunk, bool)
+        or not isinstance(images_per_chunk, (int, np.integer))
+        or images_per_chunk < 1
+    ):
+        raise ArgumentError(f"images_per_chunk must be an int >= 1 (images per block), got {images_per_chunk!r}")
     if isinstance(obj, OMEArrowDataset):
         return _dataset_to_dask(obj.tensor_views(**view_options), chunks, images_per_chunk)
     if view_options and not isinstance(obj, OMEArrow):
