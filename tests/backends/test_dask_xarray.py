@@ -102,3 +102,11 @@ def test_errors(plate: tuple[Path, np.ndarray]) -> None:
         to_xarray(np.zeros(3))
     with pytest.raises(TypeError, match="columns"):
         to_xarray(ds[0], columns=["well"])
+
+
+@pytest.mark.parametrize("image_dim", ["C", "Y", "well", "image_id", 3])
+def test_image_dim_that_clashes_is_refused(plate: tuple[Path, np.ndarray], image_dim: object) -> None:
+    # "C" failed in xarray (conflicting sizes); "well" silently replaced the well coordinate by image numbers
+    with pytest.raises(ArgumentError, match="image_dim"):
+        to_xarray(OMEArrowDataset.scan(plate[0]), image_dim=image_dim)
+    assert to_xarray(OMEArrowDataset.scan(plate[0]), image_dim="cell").dims[0] == "cell"

@@ -96,7 +96,13 @@ def to_xarray(
         arr = to_dask(obj, chunks=chunks, images_per_chunk=images_per_chunk)
         first = obj[0]
         coords = axis_coords(view_meta(first), first.selection, first.layout)
-        coords.update(_column_coords(obj.dataset, image_dim, columns))
+        by_image = _column_coords(obj.dataset, image_dim, columns)
+        if not isinstance(image_dim, str) or image_dim in coords or image_dim in by_image:
+            raise ArgumentError(
+                f"image_dim={image_dim!r} must be a name of its own: not an axis of the layout {first.layout!r} "
+                f"nor a column made a coordinate {sorted(by_image)}"
+            )
+        coords.update(by_image)
         coords[image_dim] = np.arange(len(obj))
         return xr.DataArray(arr, dims=(image_dim, *first.layout), coords=coords, name="pixels")
     if columns is not None:
