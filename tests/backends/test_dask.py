@@ -14,7 +14,7 @@ da = pytest.importorskip("dask.array")
 pytest.importorskip("ome_arrow_dask")
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset  # noqa: E402
-from ome_arrow_core.errors import ArgumentError  # noqa: E402
+from ome_arrow_core.errors import ArgumentError, StorageError  # noqa: E402
 from ome_arrow_dask import storage_chunks, to_dask  # noqa: E402
 
 N = 7
@@ -208,3 +208,14 @@ def test_plan_keeps_storage_boundaries_and_the_limit(
     one_chunk = itemsize * int(np.prod([max(s) for s in inner]))
     block = itemsize * max(outer) * int(np.prod([max(b) for b in merged]))
     assert block <= max(limit, one_chunk)  # over the limit only when one storage chunk of one image is
+
+
+def test_a_dataset_rewritten_in_another_dtype_raises_when_computed(tmp_path: Path) -> None:
+    # the graph planned uint16 blocks; after the overwrite dask handed on float32 blocks under a uint16 array
+    path = write_dataset([np.full((2, 6, 8), i, np.uint16) for i in range(3)], tmp_path / "p", progress=False)
+    arr = to_dask(OMEArrowDataset.scan(path), chunks="storage")
+    ok = to_dask(OMEArrowDataset.scan(path), dtype="float32")  # cast: the plan holds
+    write_dataset([np.full((2, 6, 8), i + 0.5, np.float32) for i in range(3)], path, mode="overwrite", progress=False)
+    with pytest.raises(StorageError, match="changed since this dask array was built"):
+        arr.compute(scheduler="sync")
+    assert ok.compute().dtype == np.float32

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError, Selection, TensorView
-from ome_arrow_core.plugin_api import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError, StorageError
 
 from .chunking import Chunking, block_limit, plan
 
@@ -72,9 +72,10 @@ def _read_dataset_block(
     policy: str,
     dtype: Any = None,
     casting: str = "checked",
+    planned: tuple[tuple[int, ...], np.dtype] | None = None,
 ) -> np.ndarray:
     # ds.read casts (images of several dtypes are read a dtype at a time, then cast into the block)
-    return ds.read(
+    block = ds.read(
         range(first, last),
         layout=layout,
         channel_policy=policy,  # type: ignore[arg-type]
@@ -82,6 +83,12 @@ def _read_dataset_block(
         casting=casting,  # type: ignore[arg-type]
         **window,
     )
+    if planned is not None and (block.shape != planned[0] or block.dtype != planned[1]):
+        raise StorageError(  # rewritten since the array was built: dask would hand on a block unlike its plan
+            f"{ds.locate(first).path} changed since this dask array was built: images {first}..{last - 1} read as "
+            f"{block.dtype} {block.shape}, the array holds {planned[1]} {planned[0]}; build it again from a new scan"
+        )
+    return block
 
 
 def _read_view_block(view: LazyTensorView | TensorView, window: dict[str, int | tuple[int, int]]) -> np.ndarray:
@@ -163,6 +170,7 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
                 policy,
                 dtype,
                 casting,
+                ((b - a, *(hi - lo for hi, lo in zip(stops, starts))), np.dtype(first.dtype)),
             )
     return _array(graph, name, (outer, *inner), np.dtype(first.dtype))  # blocks cast as tensor_view(dtype=) does
 
