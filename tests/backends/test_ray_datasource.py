@@ -141,3 +141,20 @@ def test_errors(plate: tuple[Path, np.ndarray]) -> None:
     for bad in ({"seed": -1}, {"seed": 1.5}, {"epoch": 2.7}):  # -1 failed in the read tasks, floats were truncated
         with pytest.raises(ArgumentError, match="must be an int >= 0"):
             _source(path, **bad)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"images_per_block": 0}, "images_per_block must be an int >= 1"),
+        ({"images_per_block": "2"}, "images_per_block must be an int >= 1"),
+        ({"batch_size": 0}, "batch_size must be an int >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be an int >= 1"),
+        ({"columns": "well"}, r"pass \['well'\]"),  # was "columns ['w', 'e', 'l', 'l'] are not in the dataset"
+    ],
+)
+def test_bad_block_sizes_and_a_str_of_columns_are_refused(
+    plate: tuple[Path, np.ndarray], options: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ArgumentError, match=match):
+        read_dataset(plate[0], **options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -119,6 +120,11 @@ def read_dataset(
         )
     if crop is not None and roi is not None:
         raise SelectionError("pass only one of roi and crop")
+    for name, value in (("images_per_block", images_per_block), ("batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise ArgumentError(f"{name} must be an int >= 1, got {value!r}")  # 0, "2", 2.5 were taken as others
+    if isinstance(columns, str):  # else its letters were taken for column names
+        raise ArgumentError(f"columns must be a list of column names, got the str {columns!r}: pass [{columns!r}]")
     ds = _as_dataset(source, filter)
     if len(ds) == 0:
         raise ArgumentError(f"no images match filter {filter!r}; nothing to read")
