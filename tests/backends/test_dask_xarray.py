@@ -110,3 +110,10 @@ def test_image_dim_that_clashes_is_refused(plate: tuple[Path, np.ndarray], image
     with pytest.raises(ArgumentError, match="image_dim"):
         to_xarray(OMEArrowDataset.scan(plate[0]), image_dim=image_dim)
     assert to_xarray(OMEArrowDataset.scan(plate[0]), image_dim="cell").dims[0] == "cell"
+
+
+def test_a_str_of_columns_is_refused(plate: tuple[Path, np.ndarray]) -> None:
+    # was "columns ['w', 'e', 'l', 'l'] are not in the dataset"
+    with pytest.raises(ArgumentError, match=r"pass \['well'\]"):
+        to_xarray(OMEArrowDataset.scan(plate[0]), columns="well")
+    assert list(to_xarray(OMEArrowDataset.scan(plate[0]), columns=["well"]).coords["well"].values[:2]) == ["A0", "A1"]

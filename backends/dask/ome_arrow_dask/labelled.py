@@ -44,6 +44,8 @@ def axis_coords(meta: ImageMeta, sel: Selection, layout: str) -> dict[str, Any]:
 
 def _column_coords(ds: OMEArrowDataset, dim: str, columns: Sequence[str] | None) -> dict[str, Any]:
     """Metadata columns (default: ``image_id`` and the extra columns) as coordinates along ``dim``."""
+    if isinstance(columns, str):  # else its letters were taken for column names
+        raise ArgumentError(f"columns must be a list of column names, got the str {columns!r}: pass [{columns!r}]")
     names = (
         list(columns)
         if columns is not None
