@@ -219,3 +219,16 @@ def test_a_dataset_rewritten_in_another_dtype_raises_when_computed(tmp_path: Pat
     with pytest.raises(StorageError, match="changed since this dask array was built"):
         arr.compute(scheduler="sync")
     assert ok.compute().dtype == np.float32
+
+
+@pytest.mark.parametrize("sizes", [((10, 12), (14, 12)), ((14, 12), (10, 12))])
+def test_a_folder_of_images_of_several_shapes_is_refused(tmp_path: Path, sizes: tuple[tuple[int, int], ...]) -> None:
+    # A folder of TIFFs has no size columns: the larger second image was read cropped to the first's size,
+    # silently (or a smaller one failed with "y range does not fit")
+    pytest.importorskip("ome_arrow_tiff")
+    for i, yx in enumerate(sizes):
+        OMEArrow.from_numpy(np.ones((2, *yx), np.uint16), dim_order="CYX").export(None, tmp_path / f"im{i}.ome.tiff")
+    ds = OMEArrowDataset.scan(tmp_path)
+    with pytest.raises(SchemaError, match="one shape for every image; image 1 gives"):
+        to_dask(ds).compute()
+    assert to_dask(ds, roi=(0, 0, 12, 10)).compute().shape == (2, 2, 10, 12)  # a common crop is fine

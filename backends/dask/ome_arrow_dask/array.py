@@ -73,7 +73,16 @@ def _read_dataset_block(
     dtype: Any = None,
     casting: str = "checked",
     planned: tuple[tuple[int, ...], np.dtype] | None = None,
+    views: DatasetViews | None = None,
+    shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
+    if views is not None:  # no size columns to check the shapes by when the array was built: check here
+        for i in range(first, last):
+            if (got := views[i].selection.shape) != shape:
+                raise SchemaError(
+                    f"to_dask needs one shape for every image; image {i} gives {got} (TZCYX), image 0 {shape}. "
+                    "Filter to images of one size, or crop all to a common one with roi="
+                )
     # ds.read casts (images of several dtypes are read a dtype at a time, then cast into the block)
     block = ds.read(
         range(first, last),
@@ -126,7 +135,8 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
         raise SchemaError("the dataset has no images; nothing to make a dask array of")
     cols = ds.column_names
     first = views[0]
-    if all(f"size_{a}" in cols for a in "tczyx"):  # one image per distinct size: do their views agree?
+    sized = all(f"size_{a}" in cols for a in "tczyx")
+    if sized:  # one image per distinct size: do their views agree?
         sizes = ds.table.select([f"size_{a}" for a in "tczyx"]).to_pylist()
         seen: dict[tuple[Any, ...], int] = {}
         for i, row in enumerate(sizes):
@@ -155,6 +165,9 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
     ds_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     policy = views.selection["channel_policy"]
     graph: dict[Any, Any] = {ds_key: ds}
+    views_key = None if sized else f"ome-arrow-views-{uuid.uuid4().hex}"  # blocks check each image's shape
+    if views_key is not None:
+        graph[views_key] = views
     for bi, (a, b) in enumerate(_edges(outer)):
         for cell in itertools.product(*(list(enumerate(_edges(c))) for c in inner)):
             starts = [lo for _, (lo, _) in cell]
@@ -171,6 +184,8 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
                 dtype,
                 casting,
                 ((b - a, *(hi - lo for hi, lo in zip(stops, starts))), np.dtype(first.dtype)),
+                views_key,
+                sel.shape,
             )
     return _array(graph, name, (outer, *inner), np.dtype(first.dtype))  # blocks cast as tensor_view(dtype=) does
 
