@@ -158,3 +158,11 @@ def test_bad_block_sizes_and_a_str_of_columns_are_refused(
 ) -> None:
     with pytest.raises(ArgumentError, match=match):
         read_dataset(plate[0], **options)
+
+
+def test_torch_batches_of_a_string_column_without_a_collate_fn_are_refused(plate: tuple[Path, np.ndarray]) -> None:
+    # was torch's "can't convert np.ndarray of type numpy.str_" from Ray's collate, at the first batch
+    from ome_arrow_ray import iter_torch_batches
+
+    with pytest.raises(ArgumentError, match=r"columns \['well'\] do not hold numbers"):
+        iter_torch_batches(plate[0], columns=["label", "well"])

@@ -164,11 +164,11 @@ def read_dataset(
     return rows
 
 
-def _numeric(ds: OMEArrowDataset) -> list[str]:
+def _numeric(ds: OMEArrowDataset, names: list[str] | None = None) -> list[str]:
     types = ds.table.schema
     return [
         n
-        for n in ds.extra_columns
+        for n in (ds.extra_columns if names is None else names)
         if pa.types.is_integer(types.field(n).type)
         or pa.types.is_floating(types.field(n).type)
         or pa.types.is_boolean(types.field(n).type)
@@ -197,5 +197,12 @@ def iter_torch_batches(
     mine = {k: v for k, v in options.items() if k in reading}
     theirs = {k: v for k, v in options.items() if k not in reading}
     cols = _numeric(ds) if columns is None else columns
+    if columns is not None and "collate_fn" not in theirs and not isinstance(columns, str):
+        numeric = set(_numeric(ds, [n for n in columns if n in ds.column_names]))
+        if words := [n for n in columns if n in ds.column_names and n not in numeric]:
+            raise ArgumentError(  # else Ray's collate failed on them in the first batch, in torch's words
+                f"columns {words} do not hold numbers, and torch tensors hold numbers only: leave them out, "
+                "or pass a collate_fn of your own"
+            )
     rows = read_dataset(ds, columns=cols, batch_size=batch_size, **mine)
     return iter(rows.iter_torch_batches(batch_size=batch_size, **theirs))
