@@ -117,3 +117,15 @@ def test_a_str_of_columns_is_refused(plate: tuple[Path, np.ndarray]) -> None:
     with pytest.raises(ArgumentError, match=r"pass \['well'\]"):
         to_xarray(OMEArrowDataset.scan(plate[0]), columns="well")
     assert list(to_xarray(OMEArrowDataset.scan(plate[0]), columns=["well"]).coords["well"].values[:2]) == ["A0", "A1"]
+
+
+def test_columns_named_as_axes_do_not_replace_the_axes_coordinates(tmp_path: Path) -> None:
+    # a column "X" replaced the X positions by one value per image (a coordinate along "image"), "C" the channel names
+    arrs = np.zeros((3, 2, 4, 5), np.uint16)
+    meta = {"X": [1.0, 2.0, 3.0], "C": ["a", "b", "c"], "site": [1, 2, 3]}
+    ds = OMEArrowDataset.scan(write_dataset(list(arrs), tmp_path / "p", dim_order="CYX", metadata=meta, progress=False))
+    arr = to_xarray(ds)
+    assert arr.coords["X"].dims == ("X",) and list(arr.coords["X"].values) == [0, 1, 2, 3, 4]
+    assert arr.coords["C"].dims == ("C",) and arr.coords["site"].dims == ("image",)
+    with pytest.raises(ArgumentError, match=r"columns \['X'\] are named as axes"):
+        to_xarray(ds, columns=["X"])

@@ -42,15 +42,18 @@ def axis_coords(meta: ImageMeta, sel: Selection, layout: str) -> dict[str, Any]:
     return coords
 
 
-def _column_coords(ds: OMEArrowDataset, dim: str, columns: Sequence[str] | None) -> dict[str, Any]:
-    """Metadata columns (default: ``image_id`` and the extra columns) as coordinates along ``dim``."""
+def _column_coords(ds: OMEArrowDataset, dim: str, columns: Sequence[str] | None, axes: str = "") -> dict[str, Any]:
+    """Metadata columns (default: ``image_id`` and the extra columns, but those named as one of ``axes``) as
+    coordinates along ``dim``."""
     if isinstance(columns, str):  # else its letters were taken for column names
         raise ArgumentError(f"columns must be a list of column names, got the str {columns!r}: pass [{columns!r}]")
     names = (
         list(columns)
         if columns is not None
-        else ([n for n in ("image_id",) if n in ds.column_names] + ds.extra_columns)
+        else [n for n in ("image_id", *ds.extra_columns) if n in ds.column_names and n not in axes]
     )
+    if clash := [n for n in names if n in axes]:  # the axis's own coordinate would be replaced by the column
+        raise ArgumentError(f"columns {clash} are named as axes of the layout {axes!r}; they cannot be coordinates")
     missing = [n for n in names if n not in ds.column_names]
     if missing:
         raise ArgumentError(f"columns {missing} are not in the dataset; its columns: {ds.column_names}")
@@ -81,7 +84,8 @@ def to_xarray(
     Dimensions are named by the layout letters (``T``, ``C``, ``Z``, ``Y``, ``X``), after
     ``image_dim`` for a dataset. Z, Y and X carry physical positions (index x pixel size),
     C the channel names, T the time indices; a dataset's metadata ``columns`` (default:
-    ``image_id`` and its extra columns, e.g. well, site) are coordinates along ``image_dim``.
+    ``image_id`` and its extra columns, e.g. well, site, but
+    any named as an axis of the layout) are coordinates along ``image_dim``.
     A dataset's pixel sizes and channel names are those of its first image.
     """
     import xarray as xr
@@ -98,7 +102,7 @@ def to_xarray(
         arr = to_dask(obj, chunks=chunks, images_per_chunk=images_per_chunk)
         first = obj[0]
         coords = axis_coords(view_meta(first), first.selection, first.layout)
-        by_image = _column_coords(obj.dataset, image_dim, columns)
+        by_image = _column_coords(obj.dataset, image_dim, columns, first.layout)
         if not isinstance(image_dim, str) or image_dim in coords or image_dim in by_image:
             raise ArgumentError(
                 f"image_dim={image_dim!r} must be a name of its own: not an axis of the layout {first.layout!r} "
