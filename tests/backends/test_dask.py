@@ -232,3 +232,19 @@ def test_a_folder_of_images_of_several_shapes_is_refused(tmp_path: Path, sizes: 
     with pytest.raises(SchemaError, match="one shape for every image; image 1 gives"):
         to_dask(ds).compute()
     assert to_dask(ds, roi=(0, 0, 12, 10)).compute().shape == (2, 2, 10, 12)  # a common crop is fine
+
+
+def test_layouts_with_the_aliases_h_and_w(plate: tuple[Path, np.ndarray]) -> None:
+    # layout="HWC" (H and W: Y and X) failed with "'Selection' object has no attribute 'h'"
+    from ome_arrow_dask import to_xarray
+
+    path, _ = plate
+    ds = OMEArrowDataset.scan(path)
+    want = [OMEArrowDataset.scan(path)[i].tensor_view(layout="HWC", z=1).to_numpy() for i in range(N)]
+    for chunks in ("storage", 4000):
+        np.testing.assert_array_equal(to_dask(ds, chunks=chunks, layout="HWC", z=1).compute(), np.stack(want))
+        np.testing.assert_array_equal(to_dask(ds[2], chunks=chunks, layout="HWC", z=1).compute(), want[2])
+        np.testing.assert_array_equal(to_dask(ds[3].tensor_view(layout="HWC", z=1), chunks=chunks).compute(), want[3])
+    labelled = to_xarray(ds, layout="HWC", z=1)
+    assert labelled.dims == ("image", "H", "W", "C") and labelled.shape == (N, 40, 50, 2)
+    np.testing.assert_array_equal(labelled.values, np.stack(want))

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 __all__ = ["to_dask", "storage_chunks"]
 
 
+def axes_of(layout: str) -> str:
+    """``layout``'s axis letters with the aliases H and W as Y and X (views keep the letters they were given)."""
+    return layout.upper().replace("H", "Y").replace("W", "X")
+
+
 def storage_chunks(sel: Selection, layout: str, chunk_tczyx: Sequence[int]) -> tuple[tuple[int, ...], ...]:
     """Dask chunks of a selection in ``layout``: a block boundary wherever the storage chunk changes.
 
@@ -30,7 +35,7 @@ def storage_chunks(sel: Selection, layout: str, chunk_tczyx: Sequence[int]) -> t
     """
     size = dict(zip("TCZYX", (int(v) for v in chunk_tczyx)))
     out = []
-    for ax in layout:
+    for ax in axes_of(layout):
         idx = np.asarray(list(sel.axis(ax)), dtype=np.int64)
         ids = idx // max(1, size[ax])
         cuts = np.nonzero(np.diff(ids))[0] + 1
@@ -51,7 +56,7 @@ def _chunk_of(
 def _window(sel: Selection, layout: str, starts: Sequence[int], stops: Sequence[int]) -> dict[str, Any]:
     """tensor_view arguments (absolute, for a whole image) of the part of ``sel`` in one block."""
     part: dict[str, Any] = {}
-    for ax, a, b in zip(layout, starts, stops):
+    for ax, a, b in zip(axes_of(layout), starts, stops):
         part[ax] = list(sel.axis(ax))[a:b]
     y = part.get("Y", list(sel.y))
     x = part.get("X", list(sel.x))
@@ -109,7 +114,8 @@ def _read_view_block(view: LazyTensorView | TensorView, window: dict[str, int | 
             a, b = window[ax]  # type: ignore[misc]
             args[ax.lower()] = slice(a, b)
     if "Y" in window or "X" in window:
-        ny, nx = view.shape[view.layout.index("Y")], view.shape[view.layout.index("X")]
+        axes = axes_of(view.layout)
+        ny, nx = view.shape[axes.index("Y")], view.shape[axes.index("X")]
         y0, y1 = window.get("Y", (0, ny))  # type: ignore[misc]
         x0, x1 = window.get("X", (0, nx))  # type: ignore[misc]
         args["roi"] = (x0, y0, x1 - x0, y1 - y0)
@@ -205,7 +211,7 @@ def _view_to_dask(view: LazyTensorView | TensorView, chunk_tczyx: Sequence[int] 
     view_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     graph: dict[Any, Any] = {view_key: view}
     for cell in itertools.product(*(list(enumerate(_edges(c))) for c in inner)):
-        window = {ax: (lo, hi) for ax, (_, (lo, hi)) in zip(layout, cell)}
+        window = {ax: (lo, hi) for ax, (_, (lo, hi)) in zip(axes_of(layout), cell)}
         graph[(name, *(j for j, _ in cell))] = (_read_view_block, view_key, window)
     return _array(graph, name, inner, np.dtype(view.dtype))
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError
 from ome_arrow_core.plugin_api import ArgumentError
 
-from .array import to_dask
+from .array import axes_of, to_dask
 from .chunking import Chunking
 
 if TYPE_CHECKING:
@@ -29,16 +29,16 @@ def axis_coords(meta: ImageMeta, sel: Selection, layout: str) -> dict[str, Any]:
     import xarray as xr
 
     coords: dict[str, Any] = {}
-    for ax in layout:
+    for ax, dim in zip(axes_of(layout), layout):  # dims keep the layout's letters (H, W), sizes are Y's and X's
         idx = np.asarray(list(sel.axis(ax)), dtype=np.int64)
         size = meta.physical_size.get(ax)
         if ax == "C":
             names = [ch.name or ch.id for ch in meta.channels]
-            coords[ax] = [names[i] for i in idx]
+            coords[dim] = [names[i] for i in idx]
         elif size is not None:
-            coords[ax] = xr.Variable(ax, idx * size, attrs={"units": meta.physical_unit.get(ax, "")})
+            coords[dim] = xr.Variable(dim, idx * size, attrs={"units": meta.physical_unit.get(ax, "")})
         else:
-            coords[ax] = idx
+            coords[dim] = idx
     return coords
 
 
