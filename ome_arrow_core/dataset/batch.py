@@ -31,6 +31,10 @@ class MixedDtypes(SchemaError):
         super().__init__(message)
         self.dtypes = dtypes
 
+    def __reduce__(self) -> tuple[type[MixedDtypes], tuple[str, list[np.dtype]]]:
+        # pickled with both arguments: raised in a worker (Ray task, dask process) it reaches the caller as itself
+        return type(self), (str(self), self.dtypes)
+
 
 @dataclass(frozen=True)
 class BatchPlan:

@@ -248,3 +248,20 @@ def test_layouts_with_the_aliases_h_and_w(plate: tuple[Path, np.ndarray]) -> Non
     labelled = to_xarray(ds, layout="HWC", z=1)
     assert labelled.dims == ("image", "H", "W", "C") and labelled.shape == (N, 40, 50, 2)
     np.testing.assert_array_equal(labelled.values, np.stack(want))
+
+
+def test_a_folder_of_images_of_several_dtypes_raises_our_error_from_worker_processes(tmp_path: Path) -> None:
+    # MixedDtypes did not unpickle (its dtypes argument was lost): dask's processes scheduler (and Ray, whose
+    # read tasks raise it) gave a foreign error about deserialising the exception instead
+    import pickle
+
+    from ome_arrow_core.errors import SchemaError as Schema
+
+    pytest.importorskip("ome_arrow_tiff")
+    for i, dtype in enumerate((np.uint16, np.float32)):
+        OMEArrow.from_numpy(np.ones((2, 4, 5), dtype), dim_order="CYX").export(None, tmp_path / f"im{i}.ome.tiff")
+    arr = to_dask(OMEArrowDataset.scan(tmp_path), images_per_chunk=2)
+    with pytest.raises(Schema, match="different dtypes") as raised:
+        arr.compute(scheduler="processes", num_workers=1)
+    again = pickle.loads(pickle.dumps(raised.value))
+    assert str(again) == str(raised.value) and getattr(again, "dtypes", None) == raised.value.dtypes
