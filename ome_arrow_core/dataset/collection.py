@@ -233,6 +233,23 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
                 out.append((part.path, st.st_dev, st.st_ino))
         return out
 
+    def check_copies(
+        self, made: Sequence[tuple[str, int, int]], indices: Sequence[int] | np.ndarray | None = None, what: str = ""
+    ) -> None:
+        """Raise StorageError (errno ESTALE) when a dataset directory holding images ``indices`` is no longer the copy
+        ``made`` lists (:meth:`copies` when ``what``, a reader planned from this dataset's table, was made): an
+        overwrite swapped in another copy, whose images may not be those the plan and its metadata rows describe."""
+        then = {path: (dev, ino) for path, dev, ino in made}
+        for path, dev, ino in self.copies(indices):
+            if then.get(path) != (dev, ino):
+                err = StorageError(
+                    f"{path} was overwritten after {what or 'this reader'} was made from it: its images may not be "
+                    "those planned (their shapes, dtypes and metadata rows), so none is returned; scan it again and "
+                    "make it anew to read the new copy"
+                )
+                err.errno = errno.ESTALE
+                raise err
+
     def open_files(self, load: bool = False) -> None:
         """Open the files of every chunk dataset of this one in this process now (footers parsed, nothing read):
         processes forked afterwards (a DataLoader's workers, new each epoch) share the checks their first reads

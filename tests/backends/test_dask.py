@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -148,15 +149,15 @@ def test_auto_chunks_fill_the_limit_with_whole_storage_chunks(plate: tuple[Path,
 
 
 def test_auto_chunks_of_a_large_plate_make_few_tasks(tmp_path: Path) -> None:
-    # 1,000 images of 2x64x64 uint16 (16 KiB): 8 blocks of 128 images at a 2 MiB limit, 9 tasks in all
-    # (one image per block made 2,001).
+    # 1,000 images of 2x64x64 uint16 (16 KiB): 8 blocks of 128 images at a 2 MiB limit, 10 graph entries in all
+    # (the blocks, the dataset and the copies on disk it was planned from; one image per block made 2,001).
     n = 1000
     out = write_dataset(
         (np.full((2, 64, 64), i, np.uint16) for i in range(n)), tmp_path / "big", dim_order="CYX", progress=False
     )
     arr = to_dask(OMEArrowDataset.scan(out), chunks="2MiB")
     assert arr.chunks[0] == (128,) * 7 + (104,) and arr.numblocks == (8, 1, 1, 1)
-    assert len(dict(arr.__dask_graph__())) == 9
+    assert len(dict(arr.__dask_graph__())) == 10
     np.testing.assert_array_equal(arr[:, 0, 0, 0].compute(), np.arange(n))
 
 
@@ -214,11 +215,34 @@ def test_a_dataset_rewritten_in_another_dtype_raises_when_computed(tmp_path: Pat
     # the graph planned uint16 blocks; after the overwrite dask handed on float32 blocks under a uint16 array
     path = write_dataset([np.full((2, 6, 8), i, np.uint16) for i in range(3)], tmp_path / "p", progress=False)
     arr = to_dask(OMEArrowDataset.scan(path), chunks="storage")
-    ok = to_dask(OMEArrowDataset.scan(path), dtype="float32")  # cast: the plan holds
+    cast = to_dask(OMEArrowDataset.scan(path), dtype="float32")  # its plan's shape and dtype still hold
     write_dataset([np.full((2, 6, 8), i + 0.5, np.float32) for i in range(3)], path, mode="overwrite", progress=False)
-    with pytest.raises(StorageError, match="changed since this dask array was built"):
-        arr.compute(scheduler="sync")
-    assert ok.compute().dtype == np.float32
+    for built in (arr, cast):  # other images than planned, whatever they look like
+        with pytest.raises(StorageError, match="was overwritten after this dask array was made") as err:
+            built.compute(scheduler="sync")
+        assert err.value.errno == errno.ESTALE
+    again = to_dask(OMEArrowDataset.scan(path)).compute()  # a new scan reads the new copy
+    assert again.dtype == np.float32 and again[2].max() == 2.5
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "processes"])
+def test_a_dataset_overwritten_with_larger_images_raises_instead_of_serving_a_crop(
+    tmp_path: Path, scheduler: str
+) -> None:
+    # the blocks read the new, larger images cropped to the planned shape, silently
+    path = write_dataset([np.full((2, 6, 8), i, np.uint16) for i in range(3)], tmp_path / "p", progress=False)
+    arr = to_dask(OMEArrowDataset.scan(path))
+    write_dataset([np.full((2, 12, 16), 9, np.uint16) for _ in range(3)], path, mode="overwrite", progress=False)
+    with pytest.raises(StorageError, match="was overwritten after this dask array was made"):
+        arr.compute(scheduler=scheduler)
+
+
+def test_an_append_after_the_array_was_built_keeps_its_blocks(tmp_path: Path) -> None:
+    path = write_dataset([np.full((2, 6, 8), i, np.uint16) for i in range(3)], tmp_path / "p", progress=False)
+    arr = to_dask(OMEArrowDataset.scan(path))
+    write_dataset([np.full((2, 6, 8), 7, np.uint16)], path, mode="append", progress=False)
+    got = arr.compute(scheduler="sync")  # the images it planned are still those in the dataset
+    assert got.shape[0] == 3 and [int(got[i].max()) for i in range(3)] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("sizes", [((10, 12), (14, 12)), ((14, 12), (10, 12))])

@@ -75,6 +75,25 @@ def test_a_plate_replaced_by_rename_is_read_anew(tmp_path: Path) -> None:
     np.testing.assert_array_equal(_images(_as_worker(_source(path, images_per_block=3))), new)
 
 
+@pytest.mark.parametrize("shape", [(2, 14, 18), (3, 20, 24)], ids=["same shapes", "larger images"])
+def test_tasks_planned_before_an_overwrite_raise(tmp_path: Path, shape: tuple[int, int, int]) -> None:
+    """Tasks planned from the old copy (their metadata rows, their image shape) and run after an overwrite swapped
+    in a new one: their rows would pair the old labels with the new pixels (or a crop of larger ones)."""
+    import errno
+
+    from ome_arrow_core.errors import StorageError
+
+    path = _write(tmp_path / "plate", random_pixels((N, 2, 14, 18), seed=6))
+    tasks = _source(path, images_per_block=3).get_read_tasks(100)
+    staged = _write(tmp_path / "staged", random_pixels((N, *shape), seed=7))
+    shutil.rmtree(path)
+    os.replace(staged, path)
+    with pytest.raises(StorageError, match="was overwritten after this Ray dataset was made") as err:
+        for task in tasks:
+            list(cloudpickle.loads(cloudpickle.dumps(task))())
+    assert err.value.errno == errno.ESTALE
+
+
 def test_a_plate_rewritten_in_place_is_read_anew(tmp_path: Path) -> None:
     # Same shapes, same sizes of every file (uncompressed), copied over the old files' inodes:
     # only the files' times and contents tell the two plates apart.

@@ -80,6 +80,7 @@ def _read_dataset_block(
     planned: tuple[tuple[int, ...], np.dtype] | None = None,
     views: DatasetViews | None = None,
     shape: tuple[int, ...] | None = None,
+    made: list[tuple[str, int, int]] | None = None,
 ) -> np.ndarray:
     if views is not None:  # no size columns to check the shapes by when the array was built: check here
         for i in range(first, last):
@@ -97,6 +98,8 @@ def _read_dataset_block(
         casting=casting,  # type: ignore[arg-type]
         **window,
     )
+    if made is not None:  # overwritten since the array was built: its blocks could be other images than planned
+        ds.check_copies(made, range(first, last), "this dask array")
     if planned is not None and (block.shape != planned[0] or block.dtype != planned[1]):
         raise StorageError(  # rewritten since the array was built: dask would hand on a block unlike its plan
             f"{ds.locate(first).path} changed since this dask array was built: images {first}..{last - 1} read as "
@@ -171,6 +174,8 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
     ds_key = f"ome-arrow-source-{uuid.uuid4().hex}"
     policy = views.selection["channel_policy"]
     graph: dict[Any, Any] = {ds_key: ds}
+    made_key = f"ome-arrow-copies-{uuid.uuid4().hex}"
+    graph[made_key] = ds.copies()  # the copies on disk the plan comes from: each block checks its images' are
     views_key = None if sized else f"ome-arrow-views-{uuid.uuid4().hex}"  # blocks check each image's shape
     if views_key is not None:
         graph[views_key] = views
@@ -192,6 +197,7 @@ def _dataset_to_dask(views: DatasetViews, chunks: Chunking, images_per_chunk: in
                 ((b - a, *(hi - lo for hi, lo in zip(stops, starts))), np.dtype(first.dtype)),
                 views_key,
                 sel.shape,
+                made_key,
             )
     return _array(graph, name, (outer, *inner), np.dtype(first.dtype))  # blocks cast as tensor_view(dtype=) does
 

@@ -189,6 +189,7 @@ class OMEArrowDatasource(Datasource):
                 range(n), image_sizes(ds), self.crop, random=self.random_crop, seed=self.seed, epoch=self.epoch
             )
         step, per_image, image = self._step(ds, key, image_column)
+        made = ds.copies()  # the copies on disk the plan comes from: each task checks its images' still are
         tasks = []
         for part in block_ranges(order, step, parallelism):
             sub = ds.select(part)
@@ -200,6 +201,7 @@ class OMEArrowDatasource(Datasource):
                 None if rois is None else [rois[int(k)] for k in part],
                 step,
                 image,
+                made,
             )
             meta = BlockMetadata(
                 num_rows=len(part), size_bytes=len(part) * per_image, input_files=None, exec_stats=None

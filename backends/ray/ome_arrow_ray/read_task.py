@@ -46,9 +46,12 @@ class ReadImages:
         rois: list[tuple[int, int, int, int]] | None,
         step: int,
         image: tuple[tuple[int, ...], np.dtype] | None = None,
+        made: list[tuple[str, int, int]] | None = None,
     ) -> None:
         self.dataset, self.meta, self.image_column = dataset, meta, image_column
         self.view, self.rois, self.step, self.image = view, rois, step, image
+        #: The copies on disk the driver planned from (``OMEArrowDataset.copies``): each block checks its images'.
+        self.made = made
 
     def __call__(self) -> Iterator[pa.Table]:
         n, meta = len(self.dataset), self.meta
@@ -63,7 +66,10 @@ class ReadImages:
         """Images ``a:b`` of the task, stacked (in a kept buffer when the planned shape holds), read with the
         garbage collector held off (``plugin_api.gc_held``)."""
         with gc_held():
-            return self._pixels(a, b)
+            pixels = self._pixels(a, b)
+        if self.made is not None:  # overwritten since planned: other images than the task's metadata rows describe
+            self.dataset.check_copies(self.made, range(a, b), "this Ray dataset")
+        return pixels
 
     def _pixels(self, a: int, b: int) -> np.ndarray:
         rois = self.rois[a:b] if self.rois is not None else None

@@ -8,7 +8,6 @@ and loads its images' row groups there, for every worker forked later to inherit
 
 from __future__ import annotations
 
-import errno
 import gc
 import multiprocessing
 import os
@@ -22,7 +21,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from ome_arrow_core import OMEArrowDataset, SelectionError, ViewSpec
-from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, StorageError, gc_held
+from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy, gc_held
 
 from .collate import rows_of
 from .pool import BatchPool
@@ -88,7 +87,7 @@ class Samples:
         _check_options(random_crop, crop, seed, transform)  # before the files are opened
         self.dataset = _as_dataset(source, filter)
         #: The copies on disk the samples and targets are taken from (before they are): reads check them (see _read).
-        self._copies = {path: (dev, ino) for path, dev, ino in self.dataset.copies()}
+        self._copies = self.dataset.copies()
         # before any DataLoader forks workers: they share what their reads check, and inherit the row groups loaded
         self.dataset.open_files(load=True)
         prepare()  # the workers' first batches look up nothing (see prefault)
@@ -201,16 +200,7 @@ class Samples:
         images: Any = samples  # sample i is image i, but for tiles
         if self._starts is not None:
             images = np.searchsorted(self._starts, np.asarray(samples) % self.num_samples, side="right") - 1
-        changed = [p for p, dev, ino in self.dataset.copies(images) if self._copies.get(p) != (dev, ino)]
-        if changed:
-            path = changed[0]
-            err = StorageError(
-                f"{path} was overwritten after this {type(self).__name__} was made: its images may not be those "
-                "its samples and targets were taken from, so none is returned; make the dataset (and its "
-                "DataLoader) again to read the new copy"
-            )
-            err.errno = errno.ESTALE
-            raise err
+        self.dataset.check_copies(self._copies, images, f"this {type(self).__name__} (and its DataLoader)")
         return got
 
     def _read_samples(self, samples: Sequence[int], out: Any) -> np.ndarray:
