@@ -248,6 +248,15 @@ static int read_one(int fd, const args_t *a, Py_ssize_t i, char *value_at, uint6
     return OK;
 }
 
+/* What read_chunks and read_each return: OSError for ``err`` (an errno), else (items done, status, value). */
+static PyObject *outcome(int err, Py_ssize_t i, int status, uint64_t value) {
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return Py_BuildValue("niK", i, status, (unsigned long long)value);
+}
+
 static PyObject *read_chunks(PyObject *self, PyObject *args) {
     int fd;
     Py_buffer ib = {0}, hb = {0}, wb = {0}, cb = {0}, ob = {0}, sb = {0};
@@ -313,12 +322,7 @@ static PyObject *read_chunks(PyObject *self, PyObject *args) {
     if (stream) _mm_sfence();  /* the streamed rows are visible before the GIL (and the output) is handed back */
 #endif
     Py_END_ALLOW_THREADS
-    if (err) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto done;
-    }
-    result = Py_BuildValue("niK", i, status, (unsigned long long)value);
+    result = outcome(err, i, status, value);
 done:
     free_args(&a);
     PyMem_Free(seg);
@@ -380,12 +384,7 @@ static PyObject *read_each(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    if (err) {
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto done;
-    }
-    result = Py_BuildValue("niK", i, status, (unsigned long long)value);
+    result = outcome(err, i, status, value);
 done:
     free_args(&a);
     for (Py_ssize_t j = 0; j < taken; j++) PyBuffer_Release(&ob[j]);
