@@ -41,12 +41,11 @@ def _out_format(out: Target, how: str | None) -> str:
 
 
 def _dataset(t: Target) -> OMEArrowDataset | None:
-    """The dataset directory ``t`` names (local or remote), or the folder of image files it names (each file's
-    images); None for anything else (an OME-Zarr store: one image)."""
+    """The dataset directory ``t`` names (local or remote); None for anything else (an OME-Zarr store: one image)."""
     if t.remote:
         return remote_dataset(t, None)
     assert isinstance(t.arg, Path)
-    if t.arg.is_dir() and (_folder(t.arg) or default_registry().resolve_reader(t.arg).name == "parquet"):
+    if t.arg.is_dir() and default_registry().resolve_reader(t.arg).name == "parquet":
         from ..dataset import OMEArrowDataset
 
         return OMEArrowDataset.scan(t.arg)
@@ -140,9 +139,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     for t in inputs:  # metadata only: errors come out here, before any progress line
         try:
             if not t.remote and isinstance(t.arg, Path) and t.arg.is_dir() and _folder(t.arg):
-                # a folder of image files: each file's images, under the ids the dataset scan gives them
-                folder = _dataset(t)
-                assert folder is not None
+                from ..dataset import OMEArrowDataset
+
+                folder = OMEArrowDataset.scan(t.arg)  # each file's images, under the ids the scan gives them
                 ids = [str(i) for i in folder.table.column("image_id").to_pylist()]
                 groups.append((t, [_with_id(im, i) for im, i in zip(folder, ids, strict=True)]))
                 continue
