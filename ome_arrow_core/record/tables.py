@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..arguments import check_row
 from ..boundary import blaming, reading
 from ..errors import ArgumentError
 from ..meta import ImageMeta
@@ -51,9 +52,9 @@ class TableRecordSource:
         self.path = path
         self.column = find_ome_column(table.schema, column)
         n = table.num_rows
-        if isinstance(row, bool) or not isinstance(row, (int, np.integer)) or not 0 <= row < n:
+        self._row = check_row(row)
+        if self._row >= n:
             raise ArgumentError(f"row {row!r} is out of range; {path} has rows 0..{n - 1} (pass row=0..{n - 1})")
-        self._row = int(row)
         with reading(path, self.column, "reading the record"), blaming(path, self.column):
             self._records: pa.StructArray = table.column(self.column).combine_chunks().slice(self._row, 1)
             self.meta: ImageMeta = record_meta(self._records, 0)

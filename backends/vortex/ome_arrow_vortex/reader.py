@@ -345,7 +345,7 @@ def open_vortex(
     path = Path(path)
     opened = open_checked(path, memory_map, verify)
     with vortex_reading(path, None, "reading the schema"):
-        records = is_record_layout(opened.file)
+        records = is_record_layout(opened.file.dtype.to_arrow_schema())
     if records:
         return open_records(path, opened, column, row)
     if column not in (None, PIXELS):

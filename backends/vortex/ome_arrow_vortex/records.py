@@ -29,9 +29,8 @@ __all__ = ["is_record_layout", "open_records", "record_collection", "write_recor
 _NAMING = ("image_id", "path", "row")
 
 
-def is_record_layout(file: Any) -> bool:
-    """True for an opened Vortex file with OME-Arrow struct columns and not our chunk rows."""
-    schema = file.dtype.to_arrow_schema()
+def is_record_layout(schema: pa.Schema) -> bool:
+    """True for the schema of a Vortex file with OME-Arrow struct columns and not our chunk rows."""
     return not set(COLUMNS) <= set(schema.names) and bool(ome_columns(schema))
 
 
@@ -65,7 +64,7 @@ def record_collection(path: Path) -> pa.Table | None:
         schema = opened.file.dtype.to_arrow_schema()
         n = len(opened.file)
         images = ome_columns(schema)
-        if n < 2 or len(images) != 1 or not is_record_layout(opened.file):
+        if n < 2 or len(images) != 1 or not is_record_layout(schema):
             return None
         others = [f for f in schema if f.name not in images and f.name not in _NAMING]
         read = opened.file.to_arrow([f.name for f in others]).read_all() if others else None
