@@ -86,6 +86,16 @@ def whole_number(value: Any, what: str) -> int:
     return whole_numbers([value], what)[0]
 
 
+def seed_generator(seed: Any) -> np.random.Generator:
+    """numpy's generator of ``seed``; ArgumentError for a seed numpy refuses (a str, a float, a negative int)."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(
+            f"seed takes an int >= 0 (or None: a fresh shuffle each time), got {seed!r} ({exc})"
+        ) from exc
+
+
 def _integer(value: object, what: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise SelectionTypeError(f"{what} must be an integer, got {value!r} ({type(value).__name__})")

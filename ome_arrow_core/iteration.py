@@ -9,10 +9,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-import numpy as np
-
-from .arguments import whole_number
-from .errors import ArgumentError, SelectionError
+from .arguments import seed_generator, whole_number
+from .errors import SelectionError
 from .selection import AxisIndex
 from .thread_pools import process_pool
 
@@ -50,16 +48,6 @@ def _spans(n: int, step: int) -> list[range]:
     return [range(i, min(n, i + step)) for i in range(0, n, step)]
 
 
-def _generator(seed: int | None) -> np.random.Generator:
-    """numpy's generator of ``seed``; ArgumentError for a seed numpy refuses (a str, a float, a negative int)."""
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise ArgumentError(
-            f"seed takes an int >= 0 (or None: a fresh shuffle each time), got {seed!r} ({exc})"
-        ) from exc
-
-
 def windows(
     sizes: Mapping[str, int],
     *,
@@ -74,7 +62,7 @@ def windows(
     maps axes to tile lengths; edge tiles are smaller, never padded. With ``shuffle`` the
     T indices are permuted before batching (gathered batches) and tile order is permuted.
     """
-    rng = _generator(seed) if shuffle else None  # (making one costs more than the windows)
+    rng = seed_generator(seed) if shuffle else None  # (making one costs more than the windows)
     per_axis: list[list[tuple[str, AxisIndex]]] = []
     if "T" in sizes:
         n_t = sizes["T"]

@@ -369,3 +369,12 @@ def test_a_batch_crop_that_does_not_fit_names_the_image(tmp_path: Path) -> None:
     with pytest.raises(SelectionError, match=r"^image 2: y range \[10, 26\) does not fit in \[0, 20\)"):
         ds.read([0, 2], c=0, roi=(10, 10, 16, 16))
     assert ds.read([0, 1], c=0, roi=(10, 10, 16, 16)).shape == (2, 1, 16, 16)  # CYX, C kept
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, -3])
+def test_a_seed_numpy_refuses_is_an_argument_error(tmp_path: Path, seed: object) -> None:
+    """``ds.shuffled(seed)`` raised numpy's TypeError or ValueError (the streams' shuffle checked it already)."""
+    ds = OMEArrowDataset.scan(write_dataset([np.zeros((4, 4), np.uint8)] * 3, tmp_path / "d", progress=False))
+    with pytest.raises(ArgumentError, match="seed takes an int >= 0"):
+        ds.shuffled(seed)  # type: ignore[arg-type]
+    assert ds.shuffled(3).table.equals(ds.shuffled(3).table)

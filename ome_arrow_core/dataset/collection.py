@@ -30,7 +30,7 @@ import pyarrow as pa
 # reading its first image pays no import (~1-2 ms). (.reads loads the compute kernels so, for the same reason.)
 import xxhash  # noqa: F401
 
-from ..arguments import check_index
+from ..arguments import check_index, seed_generator
 from ..arrow_numpy import int_array
 from ..boundary import blaming, reading
 from ..display import DatasetThumbnails
@@ -303,7 +303,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
 
     def shuffled(self, seed: int) -> OMEArrowDataset:
         """The images in a random order drawn from ``seed`` (the same order for the same seed)."""
-        return self.select(np.random.default_rng(seed).permutation(len(self)))
+        return self.select(seed_generator(seed).permutation(len(self)))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
