@@ -134,8 +134,11 @@ class _Exports:
         device: str = "cpu",
         contiguous: bool = True,
         mode: str = "arrow",
+        stack: int | None = None,
+        with_index: bool = False,
     ) -> Iterator[Any]:
-        """Batches over T (``batch_size``) and YX tiles (``tile_size``, alias ``tiles``) as DLPack tensors."""
+        """Batches over T (``batch_size``) and YX tiles (``tile_size``, alias ``tiles``) as DLPack tensors;
+        ``stack`` and ``with_index`` (ours, not the reference's) as in ``ome_arrow_core.TensorView.iter_dlpack``."""
         _check_mode(mode)
         if tiles is not None and tile_size is not None and tuple(tiles) != tuple(tile_size):
             raise ArgumentError("pass tile_size= or tiles= (the same thing), not two different sizes")
@@ -148,6 +151,8 @@ class _Exports:
             device=device,
             contiguous=contiguous,
             mode=mode,
+            stack=stack,
+            with_index=with_index,
         )
 
     def iter_tiles_3d(
@@ -160,12 +165,22 @@ class _Exports:
         device: str = "cpu",
         contiguous: bool = True,
         mode: str = "numpy",
+        stack: int | None = None,
+        with_index: bool = False,
     ) -> Iterator[Any]:
-        """(z, y, x) tiles as DLPack tensors; only ``mode='numpy'``, as the reference."""
+        """(z, y, x) tiles as DLPack tensors; only ``mode='numpy'``, as the reference; ``stack`` and ``with_index``
+        (ours) as in ``ome_arrow_core.TensorView.iter_tiles_3d``."""
         if mode != "numpy":
             raise ArgumentError("iter_tiles_3d supports only mode='numpy'")
         return self.collect().core.iter_tiles_3d(
-            tile_size=tile_size, shuffle=shuffle, seed=seed, prefetch=prefetch, device=device, contiguous=contiguous
+            tile_size=tile_size,
+            shuffle=shuffle,
+            seed=seed,
+            prefetch=prefetch,
+            device=device,
+            contiguous=contiguous,
+            stack=stack,
+            with_index=with_index,
         )
 
 

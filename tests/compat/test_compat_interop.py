@@ -140,6 +140,35 @@ def test_iter_dlpack_tiles_alias_and_lazy_views_stay_lazy(tmp_path: Path) -> Non
     same_bits(arr[1, 1, 0, 2:4, 1:5], plane)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_compat_streams_take_stack_and_with_index(tmp_path: Path, lazy: bool) -> None:
+    """Our ``stack=`` and ``with_index=`` reach the core streams from the reference's signature, and each index
+    addresses the compat view's own pixels (the reference's default layouts: CYX, TZCYX)."""
+    arr = pixels("float32", (1, 2, 3, 5, 7))  # TCZYX
+    out = tmp_path / "s.ome.parquet"
+    compat.to_ome_parquet(compat.from_numpy(arr, dim_order="TCZYX"), str(out), column_name="ome_arrow")
+    img = compat.OMEArrow.scan(str(out)) if lazy else compat.OMEArrow(arr)
+    plane = img.tensor_view(t=0, z=1)
+    whole = plane.to_numpy()
+    assert whole.shape == (2, 5, 7)
+    seen = np.zeros(whole.shape, dtype=np.int64)
+    for index, tensor in plane.iter_dlpack(tile_size=(2, 4), mode="numpy", stack=3, with_index=True):
+        got = np.from_dlpack(tensor)
+        assert got.ndim == 4 and len(index) == got.shape[0] <= 3
+        for one, part in zip(index, got):
+            same_bits(whole[one], part)
+            seen[one] += 1
+    assert (seen == 1).all()
+    column = img.tensor_view(t=0, c=1)
+    volume = column.to_numpy()
+    assert volume.shape == (1, 3, 1, 5, 7)
+    cubes = list(column.iter_tiles_3d(tile_size=(2, 2, 4), stack=2, with_index=True))
+    assert sum(len(i) for i, _ in cubes) == 2 * 3 * 2  # Z tiles (3 by 2), Y tiles (5 by 2), X tiles (7 by 4)
+    for index, tensor in cubes:
+        for one, part in zip(index, np.from_dlpack(tensor)):
+            same_bits(volume[one], part)
+
+
 @pytest.mark.parametrize("select", [{}, {"t": 0}, {"z": [0, 1]}, {"t": 1, "z": 1}])
 def test_a_view_without_a_layout_is_shaped_as_the_reference_s(select: dict[str, object]) -> None:
     """The reference's default view layout is CYX for one T and one Z, else TZCYX (ome-arrow-core's is TCZYX)."""
