@@ -180,9 +180,10 @@ class Reader(Handler):
     remote: bool = False
     #: For paths that hold many images (an HCS plate): ``collection(path)`` returns their metadata table
     #: (metadata only: columns ``image_id``, ``path`` and any others, one row per image, no pixels read), or
-    #: None when ``path`` is one image. Image ``i`` of the table is ``open(path, row=i)``.
+    #: None when ``path`` is one image. Image ``i`` of the table is ``open(path, row=i)``. A hook that takes
+    #: ``column=`` is given the scan's ``column`` (the OME-Arrow column of a table of several) when one is named.
     #: :meth:`OMEArrowDataset.scan <ome_arrow_core.OMEArrowDataset.scan>` uses it.
-    collection: Callable[[Path], pa.Table | None] | None = None
+    collection: Callable[..., pa.Table | None] | None = None
 
     def claims_suffix(self, path: Path) -> bool:
         """True when ``path`` ends in one of ``suffixes`` (any case)."""

@@ -121,7 +121,7 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
 
         ``filter`` is a pyarrow expression (``pc.field("well") == "A01"``) or a mapping
         (``{"well": "A01"}``); it is pushed down to the row groups of the table's Parquet file.
-        ``column`` picks the OME-Arrow column of Parquet files that have several.
+        ``column`` picks the OME-Arrow column of Parquet and Vortex tables that have several.
         ``verify=False`` skips the checksum check of every pixel read (None: check unless the
         environment sets ``OME_ARROW_CORE_VERIFY=0``).
 

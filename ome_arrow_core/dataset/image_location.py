@@ -67,5 +67,7 @@ class ImageLocation:
             options: dict[str, Any] = {} if self.verify is None else {"verify": self.verify}
             if self.kind == "collection":  # image `row` of a plugin's collection (a field of an HCS plate)
                 options["row"] = self.row
+            if self.column is not None:  # the OME-Arrow column of a table of several (a reader may ignore it)
+                options["column"] = self.column
             return OMEArrow.scan(path, registry=registry, **options)
         return OMEArrow.from_source(src, lazy=True, registry=registry)

@@ -121,7 +121,7 @@ def _records_member(path: Path, column: str | None) -> Member:
     with reading(path, None, "reading the Parquet footer"):
         rows = pq.read_metadata(path).num_rows
     if rows == 1:
-        return Member("file", str(path))
+        return Member("file", str(path), column)
     return Member("records", str(path), column, named=True)
 
 
@@ -303,13 +303,13 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
         recover(path)  # a killed overwrite may have left the old copy aside: it goes back
     if path.is_dir() and is_dataset_dir(path):
         return [Member("chunks", str(path))]
-    if path.is_dir() and (found := reader_member(path, registry or default_registry())) is not None:  # OME-Zarr
-        return [Member(found, str(path))]
+    if path.is_dir() and (found := reader_member(path, registry or default_registry(), column)) is not None:
+        return [Member(found, str(path), column)]  # an OME-Zarr image or plate
     if path.is_file():
         if path.suffix in (".parquet", ".pq"):
             return [_records_member(path, column)]
         (registry or default_registry()).resolve_reader(path)  # raises naming the formats that are known
-        return [Member(file_member(path, registry or default_registry()), str(path))]
+        return [Member(file_member(path, registry or default_registry(), column), str(path), column)]
     if os.path.lexists(path) and not path.is_dir():
         require_regular_file(path)  # a FIFO or device: refused, never opened
     if not path.is_dir():
@@ -332,14 +332,14 @@ def members_of(path: Path, column: str | None, registry: Registry | None) -> lis
                 (registry or default_registry()).resolve_reader(child)
             except Exception:  # not an image file: skip it
                 continue
-            parts.append(Member(file_member(child, registry or default_registry()), str(child)))
+            parts.append(Member(file_member(child, registry or default_registry(), column), str(child), column))
         elif child.is_dir():
             try:
-                found = reader_member(child, registry or default_registry())
+                found = reader_member(child, registry or default_registry(), column)
             except Exception:  # not an image directory a reader opens: skip it
                 continue
             if found is not None:
-                parts.append(Member(found, str(child)))
+                parts.append(Member(found, str(child), column))
     if not parts:
         raise SchemaError(
             f"{path} holds no images: expected an OME-Arrow dataset directory, Parquet files with an "
@@ -378,7 +378,7 @@ def member_table(
     (``verify``: see :func:`_scan_images`)."""
     path = Path(part.path)
     if part.kind == "collection":
-        return collection_table(part.path, expr, ROW_COLUMN, registry)
+        return collection_table(part.path, expr, ROW_COLUMN, registry, part.column)
     if part.kind == "chunks":
         return _scan_images(path, expr, verify)
     if part.kind == "records":

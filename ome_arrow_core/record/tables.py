@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ..arguments import check_row
 from ..boundary import blaming, reading
-from ..errors import ArgumentError
+from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
 from .codec import pixels_to_record, record_meta, record_to_pixels
@@ -50,7 +50,10 @@ class TableRecordSource:
         facts: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
-        self.column = find_ome_column(table.schema, column)
+        try:
+            self.column = find_ome_column(table.schema, column)
+        except SchemaError as exc:  # a column=... that is not there (the user's): said with the file, not damage
+            raise SchemaError(f"{path}: {exc}") from exc
         n = table.num_rows
         self._row = check_row(row)
         if self._row >= n:

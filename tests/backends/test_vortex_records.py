@@ -148,6 +148,38 @@ def test_a_dataset_scan_of_a_table_of_reference_records_has_every_row(tmp_path: 
     assert len(OMEArrowDataset.scan(tmp_path)) == 4  # the table's three rows, then our one image
 
 
+def test_a_dataset_scan_picks_one_of_several_record_columns(tmp_path: Path) -> None:
+    """A Vortex table with an image and a mask column a row: ``column=`` lists the rows of the one asked for (the
+    collection hook had no ``column=``, so such a table was one unopenable image); the other record column is not
+    metadata; an unknown column is refused naming the file and the columns there are."""
+    from ome_arrow_core import OMEArrowDataset
+
+    images = [camera((1, 2, 1, 6, 7), seed=s) for s in range(3)]
+    masks = [(a > 2048).astype(np.uint8) for a in images]
+    path = several(
+        tmp_path / "cells.vortex",
+        {"image": [_record(a) for a in images], "mask": [_record(m) for m in masks]},
+    )
+    import vortex as vx
+
+    table = vx.open(str(path), memory_map=False).to_arrow().read_all()
+    vx.io.write(table.append_column("well", pa.array(["A1", "A2", "A3"])), str(tmp_path / "t.vortex"))
+    path.unlink()
+    path = tmp_path / "t.vortex"
+    for column, truth in (("image", images), ("mask", masks)):
+        ds = OMEArrowDataset.scan(path, column=column)
+        assert len(ds) == 3 and ds.column_names == ["image_id", "path", "row", "well"]
+        for i in range(3):
+            got = ds[i].to_numpy(layout="TCZYX")
+            assert got.dtype == truth[i].dtype and np.array_equal(got, truth[i])
+        np.testing.assert_array_equal(ds.filter({"well": "A3"})[0].to_numpy(layout="TCZYX"), truth[2])
+        np.testing.assert_array_equal(ds.read([2, 0])[1], truth[0][0, :, 0])  # CYX: one T, one Z
+    with pytest.raises(SchemaError, match=r"t.vortex.*column 'nucleus'.*\['image', 'mask'\]"):
+        OMEArrowDataset.scan(path, column="nucleus")[0].to_numpy()
+    with pytest.raises(SchemaError, match=r"several OME-Arrow columns \['image', 'mask'\]; pick one with column="):
+        OMEArrowDataset.scan(path)[0].to_numpy()
+
+
 def test_a_record_whose_metadata_lies_is_a_damaged_file(tmp_path: Path) -> None:
     a = camera((1, 1, 1, 6, 7), seed=5)
     rec = _record(a)

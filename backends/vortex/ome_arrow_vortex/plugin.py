@@ -27,10 +27,10 @@ def _sniff(path: Path) -> bool:
     return sniff_vortex(path)
 
 
-def _collection(path: Path) -> Any:
+def _collection(path: Path, column: str | None = None) -> Any:
     from .records import record_collection
 
-    return record_collection(path)
+    return record_collection(path, column)
 
 
 def _write(image: Any, out: Path, **options: Any) -> Any:

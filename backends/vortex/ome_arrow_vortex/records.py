@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from ome_arrow_core.plugin_api import (
     PixelSource,
+    SchemaError,
     TableRecordSource,
     atomic_path,
     ome_columns,
@@ -52,11 +53,12 @@ def open_records(path: Path, opened: Opened, column: str | None, row: int) -> Pi
     return source
 
 
-def record_collection(path: Path) -> pa.Table | None:
+def record_collection(path: Path, column: str | None = None) -> pa.Table | None:
     """The records of a Vortex table of several (ome-arrow 0.1.0's layout, one image a row, as users build them) as
     a metadata table: ``image_id`` ``name#i``, ``path``, ``row`` i (the ``row=`` that opens it) and the table's
-    other columns (a well, a label...). None for one image: our files (sealed: one image each), a table of one
-    record, or of several OME-Arrow columns (opening it asks for ``column=``)."""
+    other columns (a well, a label...; not its other OME-Arrow columns). ``column`` picks the OME-Arrow column of a
+    table of several. None for one image: our files (sealed: one image each), a table of one record, or of several
+    OME-Arrow columns without ``column`` (opening it asks for ``column=``)."""
     if has_seal(path):
         return None
     opened = open_checked(path, True, None)
@@ -64,7 +66,12 @@ def record_collection(path: Path) -> pa.Table | None:
         schema = opened.file.dtype.to_arrow_schema()
         n = len(opened.file)
         images = ome_columns(schema)
-        if n < 2 or len(images) != 1 or not is_record_layout(schema):
+        if column is not None and column not in images:
+            raise SchemaError(
+                f"{path}: column {column!r} is not an OME-Arrow column of this Vortex table; its OME-Arrow columns "
+                f"are {images or 'none'}: pass one of them as column="
+            )
+        if n < 2 or not is_record_layout(schema) or (column is None and len(images) != 1):
             return None
         others = [f for f in schema if f.name not in images and f.name not in _NAMING]
         read = opened.file.to_arrow([f.name for f in others]).read_all() if others else None
