@@ -107,7 +107,7 @@ def test_info_on_a_table_of_records_and_its_columns(tmp_path: Path, capsys: pyte
     pq.write_table(pa.table({"site": [0, 1], "raw": image, "mask": image}), two)
     proc = cli("info", str(two))
     assert proc.returncode == 1
-    assert proc.stderr == "error: several OME-Arrow columns ['raw', 'mask']; pick one with --column NAME\n"
+    assert proc.stderr == f"error: {two}: several OME-Arrow columns ['raw', 'mask']; pick one with --column NAME\n"
     assert main(["info", str(two), "--column", "mask", "--row", "1", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["id"] == "ref-image-1" and info["column"] == "mask" and info["site"] == 1

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ome_arrow_core import LazyTensorView, OMEArrow, SchemaError
+from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError
 from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.record import pixels_to_record
 
 REF = Path(__file__).resolve().parent / "data" / "reference"
 EXPECTED = json.loads((REF / "expected.json").read_text())
@@ -212,6 +213,25 @@ def test_legacy_table_needs_a_column(legacy_table: tuple[Path, dict[str, list[np
         OMEArrow(path, column="Nuclei")
     with pytest.raises(ArgumentError, match=r"row 2 is out of range; .* has rows 0..1"):
         OMEArrow(path, column="Image_OMEArrow_ORIG", row=2)
+
+
+def test_a_dataset_of_one_record_of_two_columns_opens_the_column_asked_for(tmp_path: Path) -> None:
+    """A Parquet file of one row and two record columns (an image and its mask, no metadata columns) is one image
+    file: ``OMEArrowDataset.scan(column=)`` lost the column on the way to it, and opening it asked for one."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 4096, (1, 2, 1, 5, 6), dtype=np.uint16)
+    mask = (image > 2000).astype(np.uint8)
+    records = {
+        n: pixels_to_record(OMEArrow(a, "TCZYX").meta, a.transpose(0, 2, 1, 3, 4))  # records hold TZCYX
+        for n, a in (("image", image), ("mask", mask))
+    }
+    pq.write_table(pa.table(records), tmp_path / "one.parquet")
+    for column, truth in (("image", image), ("mask", mask)):
+        ds = OMEArrowDataset.scan(tmp_path / "one.parquet", column=column)
+        got = ds[0].to_numpy(layout="TCZYX")
+        assert len(ds) == 1 and got.dtype == truth.dtype and np.array_equal(got, truth)
+    with pytest.raises(SchemaError, match=r"one.parquet.*several OME-Arrow columns \['image', 'mask'\]"):
+        OMEArrowDataset.scan(tmp_path / "one.parquet")
 
 
 def test_values_that_do_not_fit_the_declared_type_are_refused(tmp_path: Path) -> None:

@@ -115,7 +115,10 @@ def _records_member(path: Path, column: str | None) -> Member:
     Bytes that are not Parquet are a :class:`DamagedFileError` naming ``path``, as ``OMEArrow.scan`` says."""
     with reading(path, None, "reading the Parquet schema"):
         schema = pq.read_schema(path)
-    find_ome_column(schema, column)  # a clear error when there is none, or several
+    try:
+        find_ome_column(schema, column)  # a clear error when there is none, or several
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from exc
     if any(not is_ome_arrow_type(f.type) for f in schema):
         return Member("records", str(path), column)
     with reading(path, None, "reading the Parquet footer"):
