@@ -247,8 +247,8 @@ class TensorView(_Exports):
 
     @property
     def strides(self) -> tuple[int, ...]:
-        """Byte strides in the view's layout."""
-        return tuple(self.core.strides)
+        """Byte strides in the view's layout (numpy's, as the reference's; ome-arrow-core's are in elements)."""
+        return tuple(s * self.core.dtype.itemsize for s in self.core.strides)
 
     def with_layout(self, layout: str) -> TensorView:
         """The same selection in another layout."""

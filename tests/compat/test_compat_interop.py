@@ -150,6 +150,22 @@ def test_a_view_without_a_layout_is_shaped_as_the_reference_s(select: dict[str, 
     same_bits(np.asarray(theirs.to_numpy()), ours.to_numpy())
 
 
+@pytest.mark.parametrize(
+    "select", [{"t": 0}, {"t": 0, "z": 1, "layout": "YXC"}, {"c": [2, 0]}, {"t": 1, "z": 0, "c": 1}]
+)
+@pytest.mark.parametrize("dtype", ["uint16", "float64"])
+def test_view_strides_are_in_bytes_as_the_reference_s(select: dict[str, object], dtype: str) -> None:
+    """The reference's ``TensorView.strides`` are byte strides (numpy's); ome-arrow-core's own are in elements.
+
+    (The reference casts float64 to uint16, so its strides are those of uint16 pixels.)
+    """
+    arr = pixels(dtype, (2, 3, 2, 5, 6))
+    theirs = ref.OMEArrow(arr).tensor_view(**select).strides
+    ours = compat.OMEArrow(arr).tensor_view(**select)
+    assert ours.strides == ours.to_numpy().strides == tuple(s * arr.itemsize // 2 for s in theirs)
+    assert compat.OMEArrow(arr).slice_lazy(0, 6, 0, 5).tensor_view(**select).strides == ours.strides
+
+
 def test_an_append_to_a_reference_dataset_keeps_its_codec_so_it_compacts_for_the_reference(tmp_path: Path) -> None:
     from ome_arrow_core import compact_dataset, write_dataset
 
