@@ -16,6 +16,7 @@ import pyarrow as pa
 from .. import LazyTensorView as CoreLazyView
 from .. import OMEArrow as CoreImage
 from .. import TensorView as CoreView
+from ..arguments import tile_shape
 from ..errors import ArgumentError, LayoutError
 from .errors import selection_as_value_error
 from .records import record_array
@@ -161,11 +162,20 @@ class _Exports:
         contiguous: bool = True,
         mode: str = "numpy",
     ) -> Iterator[Any]:
-        """(z, y, x) tiles as DLPack tensors; only ``mode='numpy'``, as the reference."""
+        """(z, y, x) tiles of one time point each as DLPack tensors, as the reference's (a view without Z: (y, x)
+        tiles); only ``mode='numpy'``."""
         if mode != "numpy":
             raise ArgumentError("iter_tiles_3d supports only mode='numpy'")
-        return self.collect().core.iter_tiles_3d(
-            tile_size=tile_size, shuffle=shuffle, seed=seed, prefetch=prefetch, device=device, contiguous=contiguous
+        d, h, w = tile_shape(tile_size, 3, "tile_size=(d, h, w)")
+        if min(d, h, w) < 1:
+            raise ArgumentError(f"tile_size entries must be positive, got {(d, h, w)}")
+        core = self.collect().core
+        if "Z" not in core.layout:
+            return core.iter_dlpack(
+                1, (h, w), shuffle=shuffle, seed=seed, prefetch=prefetch, device=device, contiguous=contiguous
+            )
+        return core.iter_tiles_3d(
+            (d, h, w), batch_size=1, shuffle=shuffle, seed=seed, prefetch=prefetch, device=device, contiguous=contiguous
         )
 
 

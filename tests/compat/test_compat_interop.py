@@ -178,3 +178,16 @@ def test_an_append_to_a_reference_dataset_keeps_its_codec_so_it_compacts_for_the
     reader = ref.OMEArrowDataset(str(out))
     for image_id, want in zip(reader.image_ids, [*old, more]):
         same_bits(want, reader.read_image(image_id))
+
+
+@pytest.mark.parametrize("select", [{}, {"t": 1}, {"z": [0, 2, 4]}, {"t": 0, "z": 0}, {"c": 1, "layout": "TZYX"}])
+def test_tiles_3d_come_one_time_point_each_as_the_reference_s(select: dict[str, object]) -> None:
+    """The reference yields one T per 3-D tile (t, then z, y, x), and tiles a view without Z in Y and X."""
+    arr = pixels("uint16", (2, 3, 5, 5, 6))
+    theirs = [np.from_dlpack(x) for x in ref.OMEArrow(arr).tensor_view(**select).iter_tiles_3d(tile_size=(2, 4, 4))]
+    ours = [np.from_dlpack(x) for x in compat.OMEArrow(arr).tensor_view(**select).iter_tiles_3d(tile_size=(2, 4, 4))]
+    assert len(ours) == len(theirs)
+    for a, b in zip(theirs, ours, strict=True):
+        same_bits(a, b)
+    with pytest.raises(ValueError, match="tile_size"):
+        next(iter(compat.OMEArrow(arr).tensor_view(t=0, z=0).iter_tiles_3d(tile_size=(0, 4, 4))))
