@@ -50,8 +50,15 @@ def whole_numbers(values: Iterable[Any], what: str) -> list[int]:
         return vals
     bad = [v for v in vals if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer))]
     if bad:
-        raise IntegerArgumentError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}; round them first")
+        raise IntegerArgumentError(f"{what} takes integers, got {bad!r} in {tuple(vals)!r}{_advice(bad, 'them')}")
     return [int(v) for v in vals]
+
+
+def _advice(bad: list[Any], pronoun: str) -> str:
+    """How to mend ``bad`` values: round floats; name the type of anything else (a str, a bool)."""
+    if all(isinstance(v, (float, np.floating)) for v in bad):
+        return f"; round {pronoun} first"
+    return f" ({', '.join(dict.fromkeys(f'a {type(v).__name__}' for v in bad))})"
 
 
 def tile_shape(value: Any, n: int, what: str) -> list[int]:
@@ -83,7 +90,9 @@ def named_options(given: Mapping[str, Any], who: str, hint: str) -> Iterator[Non
 
 def whole_number(value: Any, what: str) -> int:
     """``value`` as an int; IntegerArgumentError naming ``what`` when it is not an integer."""
-    return whole_numbers([value], what)[0]
+    if type(value) is not int and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))):
+        raise IntegerArgumentError(f"{what} takes an integer, got {value!r}{_advice([value], 'it')}")
+    return int(value)
 
 
 def seed_generator(seed: Any) -> np.random.Generator:

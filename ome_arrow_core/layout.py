@@ -54,9 +54,12 @@ def _normalize(order: str, what: str) -> str:
     out = "".join(ALIASES.get(ch, ch) for ch in order.upper())
     bad = sorted(set(out) - set(AXES))
     if bad:
+        batch = ""
+        if len(bad) == 1 and bad[0] in "NB" and "T" not in out:  # NHWC, NCHW: the batch is T
+            batch = f"; a batch of images is T: {what}={order.upper().replace(bad[0], 'T')!r}"
         raise LayoutError(
             f"{what} {order!r} has unknown axes {''.join(bad)!r}; use letters from TZCYX "
-            "(H and W are aliases of Y and X)"
+            f"(H and W are aliases of Y and X){batch}"
         )
     if len(set(out)) != len(out):
         raise LayoutError(f"{what} {order!r} repeats an axis; each of TZCYX may appear once")

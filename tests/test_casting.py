@@ -163,7 +163,7 @@ def dataset(tmp_path: Path) -> OMEArrowDataset:
     ],
 )
 def test_non_integer_sizes_are_refused_not_truncated(dataset: OMEArrowDataset, call: Any, what: str) -> None:
-    with pytest.raises(ArgumentError, match="takes integers") as err:
+    with pytest.raises(ArgumentError, match="takes (integers|an integer)") as err:
         call(dataset)
     assert str(err.value).startswith(what)
     assert isinstance(err.value, SelectionError)  # what roi= raised before, for callers catching that

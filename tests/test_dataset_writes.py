@@ -146,6 +146,22 @@ def test_metadata_errors(tmp_path: Path) -> None:
     assert len(OMEArrowDataset.scan(out)) == 2
 
 
+def test_a_reserved_metadata_column_is_refused_before_any_pixel_is_read(tmp_path: Path) -> None:
+    """The clash used to surface only when the images table was written, after every image's pixels."""
+    read: list[int] = []
+
+    def images() -> Iterator[np.ndarray]:
+        for i in range(3):
+            read.append(i)
+            yield np.full((2, 8, 8), i, np.uint16)
+
+    for metadata in ({"name": ["a", "b", "c"]}, iter([{"well": "A01", "size_x": 3}] * 3)):
+        read.clear()
+        with pytest.raises(ArgumentError, match=r"collide with the dataset's own columns.*(name|size_x)"):
+            write_dataset(images(), tmp_path / "r", dim_order="CYX", metadata=metadata, progress=False)
+        assert read == [0] and not (tmp_path / "r").exists()
+
+
 def test_streaming_holds_one_image_at_a_time(tmp_path: Path) -> None:
     alive: list[weakref.ref[np.ndarray]] = []
 

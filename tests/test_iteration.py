@@ -186,9 +186,9 @@ def test_tiling_errors() -> None:
 @pytest.mark.parametrize(
     ("option", "value", "match"),
     [
-        ("prefetch", 1.5, "prefetch takes integers"),
-        ("prefetch", "2", "prefetch takes integers"),
-        ("prefetch", True, "prefetch takes integers"),
+        ("prefetch", 1.5, r"prefetch takes an integer, got 1.5; round it first"),
+        ("prefetch", "2", r"prefetch takes an integer, got '2' \(a str\)$"),
+        ("prefetch", True, r"prefetch takes an integer, got True \(a bool\)$"),
         ("prefetch", -1, "prefetch must be >= 0"),
         ("seed", "a", "seed takes an int >= 0"),
         ("seed", 1.5, "seed takes an int >= 0"),
@@ -209,6 +209,21 @@ def test_a_bad_prefetch_or_seed_is_an_argument_error_at_the_call(
             view.iter_dlpack(tile_size=3, shuffle=True, stack=stack, **{option: value})
         with pytest.raises(ArgumentError, match=match):
             view.iter_tiles_3d((1, 3, 3), shuffle=True, stack=stack, **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "match"),
+    [
+        ("stack", True, r"^stack takes an integer, got True \(a bool\)$"),
+        ("batch_size", 2.0, r"^batch_size takes an integer, got 2.0; round it first$"),
+        ("tile_size", (4, "4"), r"^tile_size=\(h, w\) takes integers, got \['4'\] in \(4, '4'\) \(a str\)$"),
+    ],
+)
+def test_a_count_that_is_not_an_integer_is_named_with_its_type(option: str, value: Any, match: str) -> None:
+    """No "got [True] in (True,); round them first" for one value that is not a number."""
+    view = OMEArrow(np.zeros((2, 6, 6), np.uint8), "ZYX").tensor_view()
+    with pytest.raises(ArgumentError, match=match):
+        view.iter_dlpack(**{option: value})
 
 
 def test_items_can_be_contiguous_or_writable_copies() -> None:

@@ -150,3 +150,15 @@ def test_drop_message_says_how_to_fix() -> None:
     img = OMEArrow(np.zeros((3, 2, 4, 5), np.uint8), "TZYX")
     with pytest.raises(LayoutError, match=r"drops non-singleton axis T \(size 3\); select one t \(e\.g\. t=0\)"):
         img.tensor_view(z=0, layout="YX")
+
+
+@pytest.mark.parametrize(("order", "suggested"), [("NHWC", "THWC"), ("NCHW", "TCHW"), ("bcyx", "TCYX")])
+def test_a_batch_axis_letter_is_pointed_to_t(order: str, suggested: str) -> None:
+    """docs/layouts.md: there is no batch axis; the error says to name it T, and how."""
+    arr = np.zeros((2, 4, 5, 3), np.uint8)
+    with pytest.raises(LayoutError, match=rf"a batch of images is T: dim_order='{suggested}'"):
+        OMEArrow(arr, dim_order=order)
+    with pytest.raises(
+        LayoutError, match="has unknown axes 'Q'; use letters from TZCYX .H and W are aliases of Y and X.$"
+    ):
+        normalize_axes("QYX")

@@ -16,6 +16,7 @@ import pyarrow as pa
 from .. import LazyTensorView as CoreLazyView
 from .. import OMEArrow as CoreImage
 from .. import TensorView as CoreView
+from ..arguments import tile_shape
 from ..errors import ArgumentError, LayoutError
 from .errors import selection_as_value_error
 from .records import record_array
@@ -168,12 +169,30 @@ class _Exports:
         stack: int | None = None,
         with_index: bool = False,
     ) -> Iterator[Any]:
-        """(z, y, x) tiles as DLPack tensors; only ``mode='numpy'``, as the reference; ``stack`` and ``with_index``
-        (ours) as in ``ome_arrow_core.TensorView.iter_tiles_3d``."""
+        """(z, y, x) tiles of one time point each as DLPack tensors, as the reference's (a view without Z: (y, x)
+        tiles); only ``mode='numpy'``. ``stack`` and ``with_index`` (ours) as in
+        ``ome_arrow_core.TensorView.iter_tiles_3d``."""
         if mode != "numpy":
             raise ArgumentError("iter_tiles_3d supports only mode='numpy'")
-        return self.collect().core.iter_tiles_3d(
-            tile_size=tile_size,
+        d, h, w = tile_shape(tile_size, 3, "tile_size=(d, h, w)")
+        if min(d, h, w) < 1:
+            raise ArgumentError(f"tile_size entries must be positive, got {(d, h, w)}")
+        core = self.collect().core
+        if "Z" not in core.layout:
+            return core.iter_dlpack(
+                1,
+                (h, w),
+                shuffle=shuffle,
+                seed=seed,
+                prefetch=prefetch,
+                device=device,
+                contiguous=contiguous,
+                stack=stack,
+                with_index=with_index,
+            )
+        return core.iter_tiles_3d(
+            (d, h, w),
+            batch_size=1,
             shuffle=shuffle,
             seed=seed,
             prefetch=prefetch,
@@ -262,8 +281,8 @@ class TensorView(_Exports):
 
     @property
     def strides(self) -> tuple[int, ...]:
-        """Byte strides in the view's layout."""
-        return tuple(self.core.strides)
+        """Byte strides in the view's layout (numpy's, as the reference's; ome-arrow-core's are in elements)."""
+        return tuple(s * self.core.dtype.itemsize for s in self.core.strides)
 
     def with_layout(self, layout: str) -> TensorView:
         """The same selection in another layout."""

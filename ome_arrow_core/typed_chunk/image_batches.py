@@ -6,7 +6,7 @@ dict per image (about 2 KiB each): each :data:`ROWS_PER_BATCH` rows become Arrow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import pyarrow as pa
@@ -15,10 +15,20 @@ from ..errors import ArgumentError, SchemaError
 from .column_types import conform
 from .spec import FILE_METADATA, IMAGES_SCHEMA, LOCATOR_COLUMNS
 
-__all__ = ["ImageRowBatches", "ROWS_PER_BATCH"]
+__all__ = ["ImageRowBatches", "ROWS_PER_BATCH", "check_metadata_names"]
 
 #: Rows kept as Python dicts before they become Arrow tables.
 ROWS_PER_BATCH: Final[int] = 1024
+
+
+def check_metadata_names(names: Iterable[str]) -> None:
+    """ArgumentError when metadata column ``names`` include one of the images table's own columns."""
+    clash = sorted(set(names) & {*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS})
+    if clash:
+        raise ArgumentError(
+            f"metadata columns {clash} collide with the dataset's own columns; rename them "
+            f"(reserved: {', '.join([*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS])})"
+        )
 
 
 class ImageRowBatches:
@@ -77,12 +87,7 @@ class ImageRowBatches:
         names: list[str] = []
         for e in extras:
             names += [k for k in e.column_names if k not in names]
-        clash = sorted(set(names) & {*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS})
-        if clash:
-            raise ArgumentError(
-                f"metadata columns {clash} collide with the dataset's own columns; rename them "
-                f"(reserved: {', '.join([*IMAGES_SCHEMA.names, *LOCATOR_COLUMNS])})"
-            )
+        check_metadata_names(names)
         if names:
             try:
                 schema = pa.unify_schemas([e.schema for e in extras], promote_options="permissive")

@@ -19,7 +19,7 @@ from ..errors import ArgumentError, SchemaError
 from ..meta import ImageMeta
 from ..selection import Selection
 from .chunk_groups import one_group_per_row
-from .image_batches import ImageRowBatches
+from .image_batches import ImageRowBatches, check_metadata_names
 from .image_rows import image_row
 from .packed_pieces import Piece, chunk_payload
 from .page_index import RANGE_FIELDS, range_columns
@@ -339,6 +339,7 @@ def _image_pieces(
             raise ArgumentError(f"image id {image_id!r} is already in the dataset; image ids must be unique")
         taken.add(image_id)
         n += 1
+        check_metadata_names(more)  # before the image's pixels are read, not once they all are written
         before = fw.bytes
         row, pieces = fw.add(image_id, meta, read)
         yield from pieces

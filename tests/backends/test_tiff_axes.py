@@ -241,3 +241,28 @@ def test_a_damaged_or_lying_channels_last_file_is_refused(tmp_path: Path, old: b
     ):
         with pytest.raises(DamagedFileError, match=str(bad)):
             read()
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes"),
+    [((1, 1), "YX"), ((5, 1, 1), "ZYX"), ((1, 7), "YX"), ((4, 1), "YX"), ((2, 3, 1, 1), "TCYX")],
+)
+@pytest.mark.parametrize("ome", [True, False])
+def test_images_one_pixel_high_or_wide_read_as_written(
+    tmp_path: Path, shape: tuple[int, ...], axes: str, ome: bool
+) -> None:
+    """tifffile's pages of a 1x1 image are (1, 1) planes, not single pixels of a stack of rows (DamagedFileError)."""
+    arr = pixels(shape)
+    path = tmp_path / ("one.ome.tif" if ome else "one.tif")
+    tifffile.imwrite(path, arr, ome=ome, metadata={"axes": axes}, **MB)
+    np.testing.assert_array_equal(OMEArrow(path).to_numpy(layout=axes), arr)
+    np.testing.assert_array_equal(OMEArrow.scan(path).tensor_view(layout=axes).to_numpy(), arr)
+    back = tmp_path / "back.ome.tiff"
+    OMEArrow(arr, dim_order=axes).export(out=back)
+    np.testing.assert_array_equal(OMEArrow(back).to_numpy(layout=axes), arr)
+
+
+def test_a_channels_last_image_one_pixel_high_reads_as_written(tmp_path: Path) -> None:
+    arr = pixels((1, 5, 3))
+    tifffile.imwrite(tmp_path / "row.tif", arr, metadata={"axes": "YXC"}, **MB)
+    np.testing.assert_array_equal(OMEArrow.scan(tmp_path / "row.tif").to_numpy(layout="YXC"), arr)

@@ -179,6 +179,22 @@ def test_a_view_without_a_layout_is_shaped_as_the_reference_s(select: dict[str, 
     same_bits(np.asarray(theirs.to_numpy()), ours.to_numpy())
 
 
+@pytest.mark.parametrize(
+    "select", [{"t": 0}, {"t": 0, "z": 1, "layout": "YXC"}, {"c": [2, 0]}, {"t": 1, "z": 0, "c": 1}]
+)
+@pytest.mark.parametrize("dtype", ["uint16", "float64"])
+def test_view_strides_are_in_bytes_as_the_reference_s(select: dict[str, object], dtype: str) -> None:
+    """The reference's ``TensorView.strides`` are byte strides (numpy's); ome-arrow-core's own are in elements.
+
+    (The reference casts float64 to uint16, so its strides are those of uint16 pixels.)
+    """
+    arr = pixels(dtype, (2, 3, 2, 5, 6))
+    theirs = ref.OMEArrow(arr).tensor_view(**select).strides
+    ours = compat.OMEArrow(arr).tensor_view(**select)
+    assert ours.strides == ours.to_numpy().strides == tuple(s * arr.itemsize // 2 for s in theirs)
+    assert compat.OMEArrow(arr).slice_lazy(0, 6, 0, 5).tensor_view(**select).strides == ours.strides
+
+
 def test_an_append_to_a_reference_dataset_keeps_its_codec_so_it_compacts_for_the_reference(tmp_path: Path) -> None:
     from ome_arrow_core import compact_dataset, write_dataset
 
@@ -191,3 +207,16 @@ def test_an_append_to_a_reference_dataset_keeps_its_codec_so_it_compacts_for_the
     reader = ref.OMEArrowDataset(str(out))
     for image_id, want in zip(reader.image_ids, [*old, more]):
         same_bits(want, reader.read_image(image_id))
+
+
+@pytest.mark.parametrize("select", [{}, {"t": 1}, {"z": [0, 2, 4]}, {"t": 0, "z": 0}, {"c": 1, "layout": "TZYX"}])
+def test_tiles_3d_come_one_time_point_each_as_the_reference_s(select: dict[str, object]) -> None:
+    """The reference yields one T per 3-D tile (t, then z, y, x), and tiles a view without Z in Y and X."""
+    arr = pixels("uint16", (2, 3, 5, 5, 6))
+    theirs = [np.from_dlpack(x) for x in ref.OMEArrow(arr).tensor_view(**select).iter_tiles_3d(tile_size=(2, 4, 4))]
+    ours = [np.from_dlpack(x) for x in compat.OMEArrow(arr).tensor_view(**select).iter_tiles_3d(tile_size=(2, 4, 4))]
+    assert len(ours) == len(theirs)
+    for a, b in zip(theirs, ours, strict=True):
+        same_bits(a, b)
+    with pytest.raises(ValueError, match="tile_size"):
+        next(iter(compat.OMEArrow(arr).tensor_view(t=0, z=0).iter_tiles_3d(tile_size=(0, 4, 4))))

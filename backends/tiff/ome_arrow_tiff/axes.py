@@ -87,6 +87,8 @@ class AxisMap:
         while k > 0 and size < page_size:
             k -= 1
             size *= shape[k]
+        while k > axes.index("Y") and shape[k - 1] == 1:  # a page holds the plane's length-1 axes (a 1x1 image)
+            k -= 1
         if size != page_size or axes.index("X") < k:
             raise SchemaError(
                 f"cannot split series axes {axes!r} (shape {shape}) into pages of "

@@ -40,7 +40,7 @@ from .levels import describe_levels
 from .metadata import print_resolution
 from .raw_rows import read_raw_rows
 from .remote import RangeFile
-from .segments import SegmentCheck, codec_hint, read_segments, segment_geometry, span
+from .segments import SegmentCheck, as_slice, codec_hint, read_segments, segment_geometry, span
 from .series import open_series
 from .verification import load_checksums, segment_name
 
@@ -170,6 +170,10 @@ class TiffSource:
         out = np.empty(sel.shape, self.meta.dtype)
         y0, y1, ysl = span(sel.y)
         x0, x1, xsl = span(sel.x)
+        kf = self._keyframe
+        squeezed = (kf.imagelength, kf.imagewidth) != (self.meta.sizes["Y"], self.meta.sizes["X"])
+        if squeezed:  # tifffile stored length-1 axes squeezed (5x1x1 ZYX as one 5x1 page): read whole pages
+            y0, y1, ysl, x0, x1, xsl = 0, kf.imagelength, as_slice(sel.y), 0, kf.imagewidth, as_slice(sel.x)
         jobs: dict[int, list[tuple[tuple[int, int, int], tuple[int | slice, ...]]]] = {}
         planes: dict[int, int] = {}  # page -> canonical plane (t * Z + z) * C + c, for checksums
         n_z, n_c = self.meta.sizes["Z"], self.meta.sizes["C"]
@@ -180,12 +184,12 @@ class TiffSource:
                     jobs.setdefault(page, []).append(((ti, zi, ci), plane))
                     planes[page] = (t * n_z + z) * n_c + c
         crop_shape = tuple(
-            y1 - y0 if a == "Y" else x1 - x0 if a == "X" else n
+            n if squeezed else y1 - y0 if a == "Y" else x1 - x0 if a == "X" else n
             for a, n in zip(self._axes.page_axes, self._axes.page_shape, strict=True)
         )
         # Single-plane raw pages read full-width rows straight into ``out`` (no extra copy);
         # with checksums, only whole planes (a checksum covers whole strips).
-        direct = self._axes.page_axes == "YX" and sel.x == range(self._keyframe.imagewidth) and sel.y.step == 1
+        direct = self._axes.page_axes == "YX" and sel.x == range(kf.imagewidth) and sel.y.step == 1 and not squeezed
         if self._sums is not None:
             direct = direct and sel.y == range(self._keyframe.imagelength) and not self._keyframe.is_tiled
         with strict_tifffile(self.path, "reading pixels"), codec_hint():

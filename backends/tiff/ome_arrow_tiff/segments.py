@@ -11,7 +11,7 @@ import numpy as np
 
 from ome_arrow_core import BackendUnavailableError
 
-__all__ = ["JPEG", "SegmentCheck", "codec_hint", "read_segments", "segment_geometry", "span"]
+__all__ = ["JPEG", "SegmentCheck", "as_slice", "codec_hint", "read_segments", "segment_geometry", "span"]
 
 #: TIFF compressions whose segments need the page's JPEG tables to decode.
 JPEG: Final[frozenset[int]] = frozenset({6, 7, 33007, 34892})
@@ -82,6 +82,11 @@ def codec_hint() -> Iterator[None]:
         raise BackendUnavailableError(
             f"decoding this TIFF needs the imagecodecs package ({exc}); install it with: pip install imagecodecs"
         ) from exc
+
+
+def as_slice(r: range) -> slice:
+    """The slice that picks ``r`` from its axis."""
+    return slice(r.start, r.stop if r.stop >= 0 else None, r.step)
 
 
 def span(r: range) -> tuple[int, int, slice]:
