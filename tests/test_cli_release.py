@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import ome_arrow_core
-from ome_arrow_core import write_dataset
+from ome_arrow_core import OMEArrowDataset, write_dataset
 from ome_arrow_core.cli import BROKEN_PIPE, main
 from ome_arrow_core.cuda_probe import cuda_devices
 
@@ -76,6 +76,24 @@ def test_info_lists_the_images_of_a_dataset(plate: Path, capsys: pytest.CaptureF
         "dtype": "float32",
         "well": "B02",
     }
+
+
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_info_names_the_compression_as_compression_takes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], compression: str | None
+) -> None:
+    """A dataset's info said Parquet's own codec name (compression=UNCOMPRESSED, ZSTD) where its JSON listing, an
+    image's info and the images table say "none" and "zstd", the names ``compression=`` takes."""
+    out = write_dataset([np.zeros((2, 8, 8), np.uint16)] * 2, tmp_path / "p.ome.parquet", dim_order="CYX",
+                        compression=compression, progress=False)  # fmt: skip
+    name = compression or "none"
+    assert main(["info", str(out)]) == 0
+    assert f"  compression={name}  " in capsys.readouterr().out.splitlines()[1]
+    assert main(["info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["compression"] == name
+    assert main(["info", str(out), "--row", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["compression"] == name
+    assert OMEArrowDataset.scan(out).table.column("compression").to_pylist() == [name, name]
 
 
 def test_info_row_and_image_pick_one(plate: Path, capsys: pytest.CaptureFixture[str]) -> None:

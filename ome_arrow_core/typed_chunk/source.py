@@ -163,9 +163,11 @@ class DatasetSource:
         if isinstance(frag, ParquetFragment):
             md = frag.file.metadata
             facts["row_groups"] = md.num_row_groups
-            facts["compression"] = (
+            codec = (
                 md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression if md.num_row_groups else None
             )
+            # named as compression= takes it and the other formats' info() says it: "none", "zstd", "lz4"
+            facts["compression"] = None if codec is None else "none" if codec == "UNCOMPRESSED" else codec.lower()
         else:
             facts["rows"] = len(frag.group_rows)
             facts["compression"] = self._opened.row(self.position).get("compression")
