@@ -25,6 +25,7 @@ __all__ = [
     "NotFoundError",
     "UnsafeOverwriteError",
     "SelectionTypeError",
+    "ArgumentTypeError",
 ]
 
 
@@ -90,3 +91,7 @@ class UnsafeOverwriteError(OMEArrowError, FileExistsError):
 
 class SelectionTypeError(SelectionError, TypeError):
     """An index or row number is not an integer (``ds[1.0]``, ``row="a"``)."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of a type the function does not take (``to_dask(np_array)``, an option it has no parameter for)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .errors import ArgumentError
+from .errors import ArgumentError, ArgumentTypeError
 from .handlers import PixelSource
 from .opening import open_path
 from .registry import Registry
@@ -48,7 +48,7 @@ def open_source(
     spelt = sorted(set(options) & set(_REFERENCE_SPELLINGS))
     if spelt:
         hints = ", ".join(f"{k} ({_REFERENCE_SPELLINGS[k]})" for k in spelt)
-        raise TypeError(
+        raise ArgumentTypeError(
             f"OMEArrow() got ome-arrow keyword(s) {hints}; for the ome-arrow API use "
             "'import ome_arrow_core.compat as ome_arrow' (docs/migration.md)"
         )

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from .dtypes import SUPPORTED, check_dtype
     from .errors import (
         ArgumentError,
+        ArgumentTypeError,
         BackendUnavailableError,
         ChecksumError,
         DamagedFileError,
@@ -169,6 +170,7 @@ __all__ = [
     "LayoutError",
     "SelectionError",
     "SelectionTypeError",
+    "ArgumentTypeError",
     "NotFoundError",
     "ArgumentError",
     "PluginError",
@@ -230,6 +232,7 @@ _WHERE: Final[dict[str, tuple[str, str]]] = {
     "SchemaError": (".errors", "SchemaError"),
     "SelectionError": (".errors", "SelectionError"),
     "SelectionTypeError": (".errors", "SelectionTypeError"),
+    "ArgumentTypeError": (".errors", "ArgumentTypeError"),
     "NotFoundError": (".errors", "NotFoundError"),
     "StorageError": (".errors", "StorageError"),
     "UnsafeOverwriteError": (".errors", "UnsafeOverwriteError"),

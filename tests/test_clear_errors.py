@@ -31,6 +31,7 @@ from ome_arrow_core.boundary import blaming, reading
 from ome_arrow_core.cli import main
 from ome_arrow_core.errors import (
     ArgumentError,
+    ArgumentTypeError,
     DamagedFileError,
     DTypeError,
     SelectionTypeError,
@@ -99,6 +100,14 @@ def test_odd_row_values_of_a_record_file_and_a_tiff(tmp_path: Path) -> None:
     tif = img.export("ome-tiff", tmp_path / "x.ome.tiff")
     with pytest.raises(SelectionTypeError, match="row= must be an integer, got 0.5"):  # was read as series 0
         OMEArrow(tif, row=0.5)
+
+
+def test_the_reference_s_keywords_say_where_its_api_is() -> None:
+    """OMEArrow(..., column_name=, row_index=) are the reference's spellings: a TypeError of the library's own
+    (ArgumentTypeError), naming ours and the compatibility module."""
+    with pytest.raises(ArgumentTypeError, match=r"column_name \(column=\), row_index \(row=\).*compat as ome_arrow"):
+        OMEArrow(np.zeros((2, 2), np.uint8), column_name="a", row_index=1)
+    assert issubclass(ArgumentTypeError, TypeError) and issubclass(ArgumentTypeError, ArgumentError)
 
 
 def test_export_needs_a_format_name(tmp_path: Path) -> None:

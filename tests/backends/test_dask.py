@@ -15,7 +15,7 @@ da = pytest.importorskip("dask.array")
 pytest.importorskip("ome_arrow_dask")
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset  # noqa: E402
-from ome_arrow_core.errors import ArgumentError, StorageError  # noqa: E402
+from ome_arrow_core.errors import ArgumentError, ArgumentTypeError, StorageError  # noqa: E402
 from ome_arrow_dask import storage_chunks, to_dask  # noqa: E402
 
 N = 7
@@ -104,7 +104,7 @@ def test_storage_chunks_of_strided_selections() -> None:
 
 def test_errors(plate: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     _path, _ = plate
-    with pytest.raises(TypeError, match="OMEArrowDataset"):
+    with pytest.raises(ArgumentTypeError, match="OMEArrowDataset"):
         to_dask(np.zeros(3))
     mixed = write_dataset([np.zeros((4, 4), np.uint8), np.zeros((4, 6), np.uint8)], tmp_path / "m", progress=False)
     with pytest.raises(SchemaError, match="one shape"):

@@ -11,7 +11,7 @@ xr = pytest.importorskip("xarray")
 pytest.importorskip("dask.array")
 
 from ome_arrow_core import Channel, ImageMeta, OMEArrow, OMEArrowDataset, write_dataset  # noqa: E402
-from ome_arrow_core.errors import ArgumentError  # noqa: E402
+from ome_arrow_core.errors import ArgumentError, ArgumentTypeError  # noqa: E402
 from ome_arrow_dask import to_xarray  # noqa: E402
 
 N = 4
@@ -98,9 +98,9 @@ def test_errors(plate: tuple[Path, np.ndarray]) -> None:
     ds = OMEArrowDataset.scan(path)
     with pytest.raises(ArgumentError, match="not in the dataset"):
         to_xarray(ds, columns=["nope"])
-    with pytest.raises(TypeError, match="to_xarray takes"):
+    with pytest.raises(ArgumentTypeError, match="to_xarray takes"):
         to_xarray(np.zeros(3))
-    with pytest.raises(TypeError, match="columns"):
+    with pytest.raises(ArgumentTypeError, match="columns"):
         to_xarray(ds[0], columns=["well"])
 
 

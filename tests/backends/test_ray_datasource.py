@@ -14,7 +14,7 @@ pytest.importorskip("ome_arrow_ray")
 from ray.data.expressions import col
 
 from ome_arrow_core import OMEArrowDataset, SelectionError, write_dataset
-from ome_arrow_core.errors import ArgumentError
+from ome_arrow_core.errors import ArgumentError, ArgumentTypeError
 from ome_arrow_ray import OMEArrowDatasource, datasource, read_dataset
 from ome_arrow_ray.sampling import epoch_order
 
@@ -128,7 +128,7 @@ def test_errors(plate: tuple[Path, np.ndarray]) -> None:
         _source(path, crop=(4.5, 4))
     with pytest.raises(SelectionError, match="only one of roi and crop"):
         read_dataset(path, crop=(4, 4), roi=(0, 0, 4, 4))
-    with pytest.raises(TypeError, match="prefetch_batches"):  # a loader option, not a read option
+    with pytest.raises(ArgumentTypeError, match="prefetch_batches"):  # a loader option, not a read option
         read_dataset(path, prefetch_batches=2)
     with pytest.raises(ArgumentError, match="not in the dataset"):
         read_dataset(path, columns=["nope"])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError, Selection, TensorView
-from ome_arrow_core.plugin_api import ArgumentError, StorageError
+from ome_arrow_core.plugin_api import ArgumentError, ArgumentTypeError, StorageError
 
 from .chunking import Chunking, block_limit, plan
 
@@ -254,7 +254,7 @@ def to_dask(
     if isinstance(obj, OMEArrowDataset):
         return _dataset_to_dask(obj.tensor_views(**view_options), chunks, images_per_chunk)
     if view_options and not isinstance(obj, OMEArrow):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}"
         )
     if isinstance(obj, DatasetViews):
@@ -265,6 +265,6 @@ def to_dask(
         return _view_to_dask(view, _chunk_of(meta.chunk_shape, meta.sizes) if meta.chunk_shape else None, chunks)
     if isinstance(obj, (LazyTensorView, TensorView)):
         return _view_to_dask(obj, None, chunks)
-    raise TypeError(
+    raise ArgumentTypeError(
         f"to_dask takes an OMEArrowDataset, ds.tensor_views(...), an OMEArrow or a tensor view; got {type(obj).__name__}"
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from ome_arrow_core import LazyTensorView, OMEArrow, OMEArrowDataset, SchemaError
-from ome_arrow_core.plugin_api import ArgumentError
+from ome_arrow_core.plugin_api import ArgumentError, ArgumentTypeError
 
 from .array import axes_of, to_dask
 from .chunking import Chunking
@@ -95,7 +95,7 @@ def to_xarray(
     if isinstance(obj, OMEArrowDataset):
         obj = obj.tensor_views(**view_options)
     elif view_options and not isinstance(obj, OMEArrow):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"view options {sorted(view_options)} apply to a dataset or an image, not a {type(obj).__name__}"
         )
     if isinstance(obj, DatasetViews):
@@ -112,7 +112,7 @@ def to_xarray(
         coords[image_dim] = np.arange(len(obj))
         return xr.DataArray(arr, dims=(image_dim, *first.layout), coords=coords, name="pixels")
     if columns is not None:
-        raise TypeError("columns= applies to a dataset, not to one image")
+        raise ArgumentTypeError("columns= applies to a dataset, not to one image")
     if isinstance(obj, OMEArrow):
         sizes = obj.sizes
         lazy = obj.slice_lazy(0, sizes["X"], 0, sizes["Y"])  # a lazy twin, so its view knows its selection
@@ -120,7 +120,7 @@ def to_xarray(
     else:
         view = obj
     if not isinstance(view, LazyTensorView):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"to_xarray takes an OMEArrowDataset, ds.tensor_views(...), an OMEArrow or a LazyTensorView; "
             f"got {type(obj).__name__}"
         )

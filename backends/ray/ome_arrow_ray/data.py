@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from ome_arrow_core import OMEArrowDataset, SchemaError, SelectionError, ViewSpec
-from ome_arrow_core.plugin_api import ArgumentError, ChannelPolicy
+from ome_arrow_core.plugin_api import ArgumentError, ArgumentTypeError, ChannelPolicy
 
 if TYPE_CHECKING:
     import ray.data
@@ -114,7 +114,7 @@ def read_dataset(
 
     unknown = sorted(set(read_options) - _read_options())
     if unknown:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"read_dataset got unexpected options {unknown}; it takes its own {list(_OWN)} and "
             f"ray.data.read_datasource's {sorted(_read_options())}"
         )
