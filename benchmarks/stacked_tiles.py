@@ -5,7 +5,9 @@
 Image: 1x1xZxSxS uint16 camera-like noise written by ours with its defaults, read warm through ``OMEArrow.scan``.
 Each case takes every 256x256 tile of every plane as a torch tensor (``torch.from_dlpack``; numpy's without torch),
 in interleaved rounds in a seeded shuffled order; medians of wall and process CPU time. The first run of each case
-is checked against the pixels. "memcpy" copies the image's bytes once (the floor of a stack's extra copy).
+is checked against the pixels. "memcpy" copies the image's bytes once (the floor of a stack's extra copy). A
+"copied" case is the same stack with its tiles read each into a buffer of its own, then copied into the stack's (the
+path before tiles that are whole chunks were read straight into the stack: ``_windows_into`` turned off), its A/B.
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_libs import camera_image
 
 from ome_arrow_core import OMEArrow
+from ome_arrow_core.lazy import LazyTensorView
+from ome_arrow_core.view import Streamable
+
+
+def copied(run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` with each stack read tile by tile, then copied (no read straight into a stack's buffer)."""
+
+    def without() -> Any:
+        direct = LazyTensorView.__dict__["_windows_into"]
+        setattr(LazyTensorView, "_windows_into", Streamable._windows_into)  # noqa: B010 (never reads into)
+        try:
+            return run()
+        finally:
+            setattr(LazyTensorView, "_windows_into", direct)  # noqa: B010
+
+    return without
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             "tile by tile, prefetch=2": stream(None, 2),
             f"stack={per_plane} (a plane), prefetch=0": stream(per_plane, 0),
             f"stack={per_plane} (a plane), prefetch=2": stream(per_plane, 2),
+            f"stack={per_plane}, prefetch=0, copied": copied(stream(per_plane, 0)),
+            f"stack={per_plane}, prefetch=2, copied": copied(stream(per_plane, 2)),
             "stack=16, prefetch=2": stream(16, 2),
+            "stack=16, prefetch=2, copied": copied(stream(16, 2)),
             "memcpy of the image": lambda: np.copyto(scratch, arr),
         }
         want = np.stack(

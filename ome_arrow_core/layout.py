@@ -8,6 +8,7 @@ of any subset of those axes (``"YXC"``, ``"ZCYX"``, ``"CYX"``); ``H`` and ``W`` 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Final, Literal
 
@@ -24,6 +25,7 @@ __all__ = [
     "to_canonical",
     "default_layout",
     "apply_layout",
+    "stored_view",
 ]
 
 #: Canonical storage order, slowest axis first (internal: selections, sources, chunk placement).
@@ -144,3 +146,24 @@ def _layout_plan(
         raise LayoutError(f"channel_policy must be 'error' or 'first', got {channel_policy!r}")
     kept = "".join(ax for ax in AXES if ax in order)
     return tuple(index), tuple(kept.index(ax) for ax in order)
+
+
+def stored_view(
+    out: np.ndarray, shape: tuple[int, ...], layout: str, channel_policy: ChannelPolicy
+) -> np.ndarray | None:
+    """A TZCYX array of ``shape`` over the memory of ``out`` (C-contiguous) in stored order (its TCZYX transpose
+    C-contiguous, as a chunk's bytes lie) that :func:`apply_layout` views in ``layout`` as ``out`` exactly (same
+    memory, shape and strides), so pixels read into it are ``out``'s; None when there is none."""
+    if not out.flags.c_contiguous or len(shape) != 5 or math.prod(shape) != out.size:
+        return None
+    t, z, c, y, x = shape
+    tczyx = out.reshape(-1).reshape(t, c, z, y, x)  # (a view: out is C-contiguous)
+    canonical = tczyx.transpose(0, 2, 1, 3, 4)
+    try:
+        seen = apply_layout(canonical, layout, channel_policy=channel_policy)
+    except LayoutError:
+        return None
+    if seen.shape != out.shape or seen.ctypes.data != out.ctypes.data:
+        return None
+    strides = zip(out.shape, seen.strides, out.strides)
+    return canonical if all(n == 1 or a == b for n, a, b in strides) else None

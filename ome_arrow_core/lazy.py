@@ -14,7 +14,7 @@ from .display.mixins import Thumbnailed
 from .dlpack import CPU_DEVICE, caller_module, handed_over
 from .handlers import PixelSource
 from .host_memory import host_memory
-from .layout import ChannelPolicy, apply_layout, normalize_axes
+from .layout import ChannelPolicy, apply_layout, normalize_axes, stored_view
 from .registry import default_registry
 from .selection import AxisIndex, Selection, resolve_selection
 from .view import Streamable, TensorView
@@ -217,6 +217,25 @@ class LazyTensorView(Streamable, Thumbnailed):
             TensorView(apply_layout(cast_pixels(px, dtype, casting), layout, channel_policy=policy), layout, registry)
             for px in read
         ]
+
+    def _windows_into(self, items: list[Window], out: np.ndarray) -> bool:
+        """Read windows ``items`` straight into ``out[i]`` (a stack's buffer) when the source can
+        (``read_many_into``) and its pixels, not cast, lie in ``out[i]`` as they are read; False, ``out`` partly
+        written or not, where not: a read that raises too (:meth:`_windows` reads them again, and says why)."""
+        read_into = getattr(self._source, "read_many_into", None)
+        if read_into is None or not items or self.dtype != self._source.meta.dtype:
+            return False
+        try:  # (a failure as read_many's: the usual reads raise it, or read the stack)
+            sels = self._window_selections(items)
+            first = stored_view(out[0], sels[0].shape, self.layout, self._policy)
+            if first is None:
+                return False
+            step = out[0].nbytes  # the items of a stack are of one shape: each a view like the first, a step on
+            base = out.reshape(-1).view(np.uint8)
+            into = [np.ndarray(first.shape, first.dtype, base, i * step, first.strides) for i in range(len(items))]
+            return bool(read_into(sels, into))
+        except Exception:
+            return False
 
     def _window_selections(self, items: list[Window]) -> list[Selection]:
         """The selections ``channels_read`` reads for windows ``items`` (each axis index worked out once: the

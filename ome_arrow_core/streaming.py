@@ -18,7 +18,7 @@ from .arguments import whole_number
 from .buffers import arrow_empty
 from .devices import parse_device
 from .errors import ArgumentError, PluginError, SelectionError
-from .host_memory import host_memory
+from .host_memory import HostAllocator, host_memory
 from .plugin_manager import BLOCK_ENV
 from .registry import PluginWarning
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .iteration import Warned, Window
     from .view import TensorView
 
-__all__ = ["device_key", "export_function", "stack_runs", "stream"]
+__all__ = ["Stacking", "copied_stack", "device_key", "export_function", "stack_runs", "stream"]
 
 _CPU: tuple[str, int] = ("cpu", 0)
 
@@ -66,6 +66,17 @@ def _fallback_note(handler: Exporter, exc: Exception) -> Warned | None:
         f"{BLOCK_ENV}={handler.plugin}. Warned once per exporter",
         PluginWarning,
     )
+
+
+class Stacking(NamedTuple):
+    """How a view makes its stacks: ``read_into(windows, out)`` reads windows straight into a stack's buffer where
+    it can (True), ``view(pixels)`` makes a stack's view, ``exporter(kind, mode)`` finds the exporter of its items
+    (a device stack is built in its host memory); ``dtype``: its items'."""
+
+    dtype: np.dtype
+    read_into: Callable[[list[Window], np.ndarray], bool]
+    view: Callable[[np.ndarray], TensorView]
+    exporter: Callable[[str, str | None], Exporter]
 
 
 class Handover(NamedTuple):
@@ -108,7 +119,7 @@ def stream(
     device: str | None,
     contiguous: bool,
     stack: int | None,
-    stacked: Callable[[np.ndarray, TensorView], TensorView],
+    stacking: Stacking,
     with_index: bool = False,
 ) -> Iterator[Any]:
     """The exported items of a view, ``read(group)`` making the views of a group of windows (ending early with
@@ -126,7 +137,7 @@ def stream(
         if stack < 1:
             raise SelectionError(f"stack must be >= 1 (items per tensor), got {stack}")
         runs = stack_runs(items, sizes, stack)
-        out = prefetched([_stack_task(run, read, stacked, how) for run in runs], prefetch)
+        out = prefetched([_stack_task(run, read, sizes, stacking, how) for run in runs], prefetch)
         if with_index:
             return _indexed(([window_index(w, sizes) for w in run] for run in runs), out)
         return out
@@ -187,27 +198,58 @@ def _items(
 def _stack_task(
     run: list[Window],
     read: Callable[[list[Window]], Sequence[TensorView | Exception]],
-    stacked: Callable[[np.ndarray, TensorView], TensorView],
+    sizes: Mapping[str, int],
+    stacking: Stacking,
     how: Handover,
 ) -> Callable[[], Any]:
     def task() -> Any:
-        arrays: list[np.ndarray] = []
-        views = read(run)
-        for v in views:
-            if isinstance(v, Exception):  # the stack raises in its turn
-                raise v
-            arrays.append(v.to_numpy())
-        first = views[0]
-        assert not isinstance(first, Exception)
-        kind, _ = device_key(how.device)
-        memory = None if kind == "cpu" else first._export_handler(kind, how.mode).host_memory
-        with host_memory(memory):  # a GPU exporter's pinned memory: copied from as it is, no staging
-            out, _ = arrow_empty((len(arrays), *arrays[0].shape), arrays[0].dtype)
-        np.stack(arrays, out=out)  # one copy, into the stack's own buffer
+        out = _stack_buffer(run, sizes, stacking, how)
+        if out is None or not stacking.read_into(run, out):  # straight into the stack's slices where it can
+            out = copied_stack(run, read, stacking, how, out)
         out.flags.writeable = False
-        return stacked(out, first).to_dlpack(mode=how.mode, device=how.device, contiguous=how.contiguous)
+        return stacking.view(out).to_dlpack(mode=how.mode, device=how.device, contiguous=how.contiguous)
 
     return task
+
+
+def _host_memory(stacking: Stacking, how: Handover) -> HostAllocator | None:
+    """The host memory of the exporter a stack goes to (a GPU's pinned memory, copied from as it is), or None."""
+    kind, _ = device_key(how.device)
+    return None if kind == "cpu" else stacking.exporter(kind, how.mode).host_memory
+
+
+def _stack_buffer(run: list[Window], sizes: Mapping[str, int], stacking: Stacking, how: Handover) -> np.ndarray | None:
+    """The buffer of the stack of ``run`` (in its exporter's host memory), or None where the device or exporter is
+    refused (the reads come first then, and raise in their order)."""
+    try:
+        memory = _host_memory(stacking, how)
+    except Exception:
+        return None
+    with host_memory(memory):
+        out, _ = arrow_empty((len(run), *_shape(run[0], sizes)), stacking.dtype)
+    return out
+
+
+def copied_stack(
+    run: list[Window],
+    read: Callable[[list[Window]], Sequence[TensorView | Exception]],
+    stacking: Stacking,
+    how: Handover,
+    out: np.ndarray | None,
+) -> np.ndarray:
+    """The items of ``run`` read (the first that fails raises) and copied into ``out`` (a stack's buffer; one made
+    where it is None or does not fit them)."""
+    arrays: list[np.ndarray] = []
+    for v in read(run):
+        if isinstance(v, Exception):  # the stack raises in its turn
+            raise v
+        arrays.append(v.to_numpy())
+    shape = (len(arrays), *arrays[0].shape)
+    if out is None or out.shape != shape or out.dtype != arrays[0].dtype:
+        with host_memory(_host_memory(stacking, how)):
+            out, _ = arrow_empty(shape, arrays[0].dtype)
+    np.stack(arrays, out=out)  # one copy, into the stack's own buffer
+    return out
 
 
 def _group_task(

@@ -19,7 +19,7 @@ from .errors import PluginError, SelectionError
 from .layout import normalize_axes
 from .registry import default_registry
 from .selection import AxisIndex
-from .streaming import device_key, export_function
+from .streaming import Stacking, device_key, export_function
 
 if TYPE_CHECKING:
     from .handlers import Exporter, ExportView, PixelSource
@@ -34,6 +34,7 @@ class Streamable(ABC):
     """Batch and tile iteration shared by eager and lazy views."""
 
     layout: str
+    _registry: Registry | None
 
     @property
     @abstractmethod
@@ -83,7 +84,7 @@ class Streamable(ABC):
             device=device,
             contiguous=contiguous,
             stack=stack,
-            stacked=_stacked_view,
+            stacking=Stacking(self.dtype, self._windows_into, self._stacked, self._export_handler),
             with_index=with_index,
         )
 
@@ -96,6 +97,19 @@ class Streamable(ABC):
         from .iteration import windows_one_by_one
 
         return windows_one_by_one(self._window, items)
+
+    def _windows_into(self, items: list[Window], out: np.ndarray) -> bool:
+        """Read windows ``items`` straight into ``out[i]`` (a stack's buffer) where a subclass can (True); here
+        never: the windows of pixels in memory are views, copied into a stack once."""
+        return False
+
+    def _export_handler(self, kind: str, mode: str | None) -> Exporter:
+        """The exporter for ``kind``, this view's dtype and ``mode`` (a cached lookup; always available)."""
+        return (self._registry or default_registry()).resolve_exporter(kind, self.dtype, mode)
+
+    def _stacked(self, pixels: np.ndarray) -> TensorView:
+        """A stack of this view's items (its layout after a leading ``N``: the stack; exported, never windowed)."""
+        return TensorView(pixels, "N" + self.layout, self._registry)
 
     def iter_dlpack(
         self,
@@ -118,7 +132,8 @@ class Streamable(ABC):
         every pixel is yielded exactly once. ``shuffle`` with ``seed`` permutes T indices
         (gathered) and tile order reproducibly. ``prefetch=N`` prepares the next N items
         in background threads while the current one is consumed. ``stack=N`` yields up to N items of one shape as
-        one tensor with a new leading axis (a copy; one hand-over instead of N, see docs/lazy.md).
+        one tensor with a new leading axis (tiles that are whole chunks read straight into it, others copied; one
+        hand-over instead of N, see docs/lazy.md).
         ``with_index=True`` yields ``(index, tensor)``: ``view.to_numpy()[index]`` are the item's pixels (a tuple of
         a slice or a list of T indices per axis; for a stack, a list of its items' indices).
         """
@@ -168,11 +183,6 @@ class Streamable(ABC):
             stack=stack,
             with_index=with_index,
         )
-
-
-def _stacked_view(pixels: np.ndarray, like: TensorView) -> TensorView:
-    """A stack of items like ``like`` (its layout after a leading ``N``: the stack; exported, never windowed)."""
-    return TensorView(pixels, "N" + like.layout, like._registry)
 
 
 class TensorView(Streamable, Thumbnailed):

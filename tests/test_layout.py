@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ome_arrow_core import LayoutError, OMEArrow
-from ome_arrow_core.layout import AXES, apply_layout, default_dim_order, default_layout, normalize_axes, to_canonical
+from ome_arrow_core.layout import (
+    AXES,
+    apply_layout,
+    default_dim_order,
+    default_layout,
+    normalize_axes,
+    stored_view,
+    to_canonical,
+)
 
 SETTINGS = settings(max_examples=80, deadline=None)
 
@@ -162,3 +170,32 @@ def test_a_batch_axis_letter_is_pointed_to_t(order: str, suggested: str) -> None
         LayoutError, match="has unknown axes 'Q'; use letters from TZCYX .H and W are aliases of Y and X.$"
     ):
         normalize_axes("QYX")
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout", "lies"),
+    [
+        ((1, 1, 1, 4, 6), "YX", True),  # a plane: its chunk's bytes as they lie
+        ((1, 3, 2, 4, 6), "CZYX", True),  # TCZYX order: the stored order
+        ((1, 3, 1, 4, 6), "ZYX", True),
+        ((1, 3, 2, 4, 6), "ZCYX", False),  # C and Z swapped: not as a chunk lies
+        ((1, 1, 1, 4, 6), "XY", False),
+        ((1, 1, 1, 4, 6), "YXC", True),  # a C of one anywhere
+        ((1, 1, 2, 4, 6), "YX", False),  # drops channels: refused
+    ],
+)
+def test_stored_view_is_the_layout_view_of_its_out(shape: tuple[int, ...], layout: str, lies: bool) -> None:
+    """A chunk (TCZYX bytes) read into ``stored_view(out, ...)`` is the chunk viewed in ``layout`` in ``out``."""
+    t, z, c, y, x = shape
+    chunk = np.arange(t * c * z * y * x, dtype=np.uint16).reshape(t, c, z, y, x)
+    canonical = chunk.transpose(0, 2, 1, 3, 4)
+    try:
+        want = apply_layout(canonical, layout)
+    except LayoutError:
+        want = None
+    out = np.zeros(want.shape if want is not None else (y, x), np.uint16)
+    into = stored_view(out, shape, layout, "error")
+    assert (into is not None) == lies
+    if into is not None:
+        into.transpose(0, 2, 1, 3, 4).reshape(-1)[:] = chunk.reshape(-1)  # as the kernel writes a chunk's bytes
+        np.testing.assert_array_equal(out, want)

@@ -27,7 +27,7 @@ from .kept_plans import plans_of
 from .locators import image_locator, read_located
 from .opened import OpenedDataset
 from .opening import open_dataset
-from .whole_chunks import WholeChunk, whole_blocks, whole_chunk
+from .whole_chunks import WholeChunk, whole_blocks, whole_blocks_into, whole_chunk
 from .whole_native import read_whole, whole_item
 
 __all__ = ["DatasetSource", "image_meta"]
@@ -166,7 +166,6 @@ class DatasetSource:
             codec = (
                 md.row_group(0).column(md.schema.names.index("pixel_bytes")).compression if md.num_row_groups else None
             )
-            # named as compression= takes it and the other formats' info() says it: "none", "zstd", "lz4"
             facts["compression"] = None if codec is None else "none" if codec == "UNCOMPRESSED" else codec.lower()
         else:
             facts["rows"] = len(frag.group_rows)
@@ -268,6 +267,24 @@ class DatasetSource:
                 placements += self._placements(projections, out)
             self._fetch(placements)
             return outs
+
+    def read_many_into(self, sels: Sequence[Selection], outs: Sequence[np.ndarray]) -> bool:
+        """Read each of ``sels`` straight into ``outs[i]`` (writable, TZCYX of its shape: a stack's slices), every
+        check made, where each is a whole chunk (no two the same) the C kernel reads into ``outs[i]`` as it lies;
+        False, ``outs`` partly written or not, where not (:meth:`read_many` reads them then)."""
+        with reading(self.path, None, "reading pixels"), blaming(self.path):
+            found = self._chunks.whole_chunks(sels) if self._located is None else None
+            if found is None or len(set(found[0])) != len(sels):
+                return False
+            rows, shapes = found
+            tczyx = [o.transpose(0, 2, 1, 3, 4) for o in outs]
+            index_rows = self._index_rows[rows].tolist()
+            if not whole_blocks_into(
+                self._opened, index_rows, shapes, self.meta.dtype, tczyx, verify_enabled(self.verify)
+            ):
+                return False
+            self._count(len(rows))
+            return True
 
     def _whole_together(self, sels: Sequence[Selection]) -> list[np.ndarray] | None:
         """The pixels of ``sels`` when each is a whole chunk and no two the same (a stream of tiles that are its

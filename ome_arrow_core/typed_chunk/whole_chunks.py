@@ -28,7 +28,7 @@ from .page_reads import PageFragment
 from .page_values import page_values_apart
 from .whole_native import WholeItem, read_apart
 
-__all__ = ["WholeChunk", "chunks_of", "whole_blocks", "whole_chunk"]
+__all__ = ["WholeChunk", "chunks_of", "whole_blocks", "whole_blocks_into", "whole_chunk"]
 
 #: TCZYX axes in TZCYX order (a chunk as a selection's pixels).
 _TZCYX = (0, 2, 1, 3, 4)
@@ -46,15 +46,10 @@ def whole_blocks(
     chunks file audited already (read them one by one then: a read through the footer audits them)."""
     if not rows:
         return []
-    found = one_file_groups(opened, rows)
+    found = _pieces(opened, rows)
     if found is None:
         return None
-    code, order, ascending = found
-    if (ascending[1:] <= ascending[:-1]).any() or opened.read_check(code).unaudited(ascending):
-        return None  # two chunks in one row group (not page-ranged), or not audited yet
-    pieces = ranged_pieces(opened.fragment(code), ascending)
-    if pieces is None:
-        return None
+    order, ascending, pieces = found
     sums = opened.sums if verify else None
     hasher = sums.hasher if sums is not None else None
     stored: list[int] = []
@@ -103,6 +98,54 @@ def whole_blocks(
             arr.flags.writeable = False
             out[i] = arr
     return out
+
+
+def whole_blocks_into(
+    opened: OpenedDataset,
+    rows: Sequence[int],
+    shapes: Sequence[tuple[int, ...]],
+    dtype: np.dtype,
+    outs: Sequence[np.ndarray],
+    verify: bool,
+) -> bool:
+    """Read the chunks of index rows ``rows`` (distinct; chunk ``i`` of ``shapes[i]``, TCZYX, of ``dtype``) straight
+    into ``outs`` (slices of a stack's buffer) with the kernel's ``read_each``, every check of :func:`whole_blocks`
+    made (a chunk that fails one raises); False, ``outs`` partly written or not, where an out is not writable,
+    C-contiguous, of its chunk's shape and ``dtype`` in stored order, or :func:`whole_blocks` would not read them
+    together, or the kernel cannot read them all."""
+    if not rows:
+        return True
+    for o, shape in zip(outs, shapes, strict=True):
+        if o.shape != shape or o.dtype != dtype or not (o.flags.c_contiguous and o.flags.writeable):
+            return False
+    if not in_stored_order(dtype):
+        return False
+    found = _pieces(opened, rows)
+    if found is None:
+        return False
+    order, ascending, pieces = found
+    for frag, lo, a, b in pieces:
+        idx = order[a:b].tolist()
+        into = [outs[i] for i in idx]
+        need = [o.nbytes for o in into]
+        if read_apart(opened, frag, ascending[a:b] - lo, [rows[i] for i in idx], need, verify, into) is None:
+            return False
+    return True
+
+
+def _pieces(
+    opened: OpenedDataset, rows: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[PageFragment, int, int, int]]] | None:
+    """(the order that sorts ``rows``'s row groups, those row groups ascending, their page-ranged pieces) when the
+    chunks of index rows ``rows`` lie in one page-ranged chunks file, audited already, one a row group; else None."""
+    found = one_file_groups(opened, rows)
+    if found is None:
+        return None
+    code, order, ascending = found
+    if (ascending[1:] <= ascending[:-1]).any() or opened.read_check(code).unaudited(ascending):
+        return None  # two chunks in one row group (not page-ranged), or not audited yet
+    pieces = ranged_pieces(opened.fragment(code), ascending)
+    return None if pieces is None else (order, ascending, pieces)
 
 
 def _view_of(shape: tuple[int, ...], dtype: np.dtype) -> tuple[tuple[int, ...], tuple[int, ...], int]:

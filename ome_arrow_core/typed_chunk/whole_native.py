@@ -8,7 +8,8 @@ the index's. The checks and errors are those of :func:`~.chunk_reads.piece_block
 where the kernel is absent, the file is remote or compressed, the dtype is not stored in this machine's order, or
 the page's head is not a usual one (its value found, or refused, as always). A 256x256 uint16 chunk: 19.8 against
 25.7 us for the Python steps (docs/benchmarks.md, session 26). The tiles of a stream that are whole chunks are read
-by :func:`read_apart` the same way, each into a buffer of its own, one ``read_each`` call for a group.
+by :func:`read_apart` the same way, each into a buffer of its own (or, for a stack, its slice of the stack's),
+one ``read_each`` call for a group.
 """
 
 from __future__ import annotations
@@ -99,9 +100,11 @@ def read_apart(
     rows: Sequence[int],
     nbytes: Sequence[int],
     verify: bool,
-) -> list[pa.Buffer] | None:
+    into: Sequence[np.ndarray] | None = None,
+) -> Sequence[pa.Buffer | np.ndarray] | None:
     """The values of row groups ``groups`` of ``frag`` (index rows ``rows``, values of ``nbytes``), each read by the
-    kernel's ``read_each`` straight into a fresh Arrow buffer of its own, one call, the GIL released: each page read
+    kernel's ``read_each`` straight into a fresh Arrow buffer of its own (or ``into[i]``, writable and C-contiguous
+    of ``nbytes[i]``: a stack's slices), one call, the GIL released: each page read
     and its head and XXH3-64 checked while its bytes are in cache (a 256x256 uint16 tile of a stream: 14-17 against
     21-25 us for the Python steps' one ``preadv`` then hashes). None where the Python steps must read them (no
     kernel, or turned off; a remote or compressed file; a page whose size does not fit its value; an unusual head)."""
@@ -128,7 +131,7 @@ def read_apart(
     else:
         want, check = np.zeros(len(groups), np.uint64), np.zeros(len(groups), np.uint8)
     heads = np.frombuffer(b"".join(h for kind in usual for h in kind), np.uint8)
-    bufs = [pa.allocate_buffer(n) for n in need.tolist()]
+    bufs: Sequence[pa.Buffer | np.ndarray] = [pa.allocate_buffer(n) for n in need.tolist()] if into is None else into
     with reading(frag.path, None, "reading chunk pages"):
         done, status, value = kern.read_each(
             frag.fileno(), fields, USUAL_VALUE_AT, len(usual[0]), heads, want, check, bufs
