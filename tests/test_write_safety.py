@@ -16,6 +16,7 @@ import writes_support as ws
 from ome_arrow_core import OMEArrow, OMEArrowDataset, cleanup_dataset, write_dataset
 from ome_arrow_core.cli import main
 from ome_arrow_core.errors import UnsafeOverwriteError
+from ome_arrow_core.safe_write import atomic_path
 from ome_arrow_core.safe_write.ownership import temp_name
 from ome_arrow_core.typed_chunk import append
 
@@ -263,3 +264,46 @@ def test_a_target_made_by_another_writer_mid_swap_loses_no_copy(
     cleanup_dataset(kept)  # a cleanup of either finds nothing of ours to remove there
     assert ws.same(ws.read(kept), before)
     assert sorted(os.listdir(tmp_path)) == ["plate.ome.parquet", "plate.ome.parquet.previous"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device", "symlink"])
+@pytest.mark.parametrize("fmt", ["vortex", "ome-tiff", "parquet-record", "atomic_path"])
+def test_files_replace_regular_files_only(tmp_path: Path, kind: str, fmt: str) -> None:
+    """An output file never replaces a FIFO, a socket, a device node or a symbolic link (as root an export to
+    /dev/null removed the device): UnsafeOverwriteError, and the path is as it was."""
+    import socket
+    import stat
+
+    target = tmp_path / ("out.vortex" if fmt == "vortex" else "out.ome.tiff")
+    held = None
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "socket":
+        held = socket.socket(socket.AF_UNIX)
+        held.bind(str(target))
+    elif kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("making a device node takes root")
+        os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    else:
+        (tmp_path / "mine.bin").write_bytes(b"years of work")
+        target.symlink_to(tmp_path / "mine.bin")
+    before = ws.tree(tmp_path) if kind == "symlink" else None
+    mode = os.lstat(target).st_mode
+    img = OMEArrow(IMG, dim_order="CYX")
+    try:
+        with pytest.raises(UnsafeOverwriteError, match="nothing was changed"):
+            if fmt == "atomic_path":  # what the thumbnail and compat writers use
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(b"new")
+            elif fmt == "parquet-record":
+                img.export("parquet", target, layout="record")
+            else:
+                img.export(fmt, target)
+    finally:
+        if held is not None:
+            held.close()
+    assert os.lstat(target).st_mode == mode
+    assert sorted(os.listdir(tmp_path)) == sorted(["mine.bin", target.name] if kind == "symlink" else [target.name])
+    if before is not None:
+        assert ws.tree(tmp_path) == before
