@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -216,8 +217,9 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
 
     def copies(self, indices: Sequence[int] | np.ndarray | None = None) -> list[tuple[str, int, int]]:
         """``(path, device, inode)`` of each dataset directory this dataset reads pixels from (``indices``: those
-        holding these images), as they are now; for a table file of records (one image a row), ``(path, device,
-        version)``, a number made of its inode, size and modification time.
+        holding these images), as they are now; for a table file of records (one image a row, Parquet or a
+        plugin's, such as Vortex), ``(path, device, version)``, a number made of its inode, size and modification
+        time (a plugin's collection that is a directory, such as an OME-Zarr plate: its inode).
 
         An overwrite swaps in a new copy (another inode); an append or a compaction changes files inside the
         directory and keeps it. A table of records written again, replaced or in place, gets another version.
@@ -229,11 +231,11 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
             members = np.unique(self._positions.many(picked)[0]).tolist()
         out = []
         for part in (self._parts[m] for m in members):
-            if part.kind in ("chunks", "records"):
+            if part.kind in ("chunks", "records", "collection"):
                 with reading(part.path, None, "checking the dataset"), blaming(part.path):
                     st = os.stat(part.path)
-                # a table of records is rewritten in place as often as replaced (pyarrow truncates it)
-                version = st.st_ino if part.kind == "chunks" else hash((st.st_ino, st.st_size, st.st_mtime_ns))
+                # a table file is rewritten in place as often as replaced (pyarrow truncates it)
+                version = st.st_ino if stat.S_ISDIR(st.st_mode) else hash((st.st_ino, st.st_size, st.st_mtime_ns))
                 out.append((part.path, st.st_dev, version))
         return out
 
