@@ -307,3 +307,27 @@ def test_files_replace_regular_files_only(tmp_path: Path, kind: str, fmt: str) -
     assert sorted(os.listdir(tmp_path)) == sorted(["mine.bin", target.name] if kind == "symlink" else [target.name])
     if before is not None:
         assert ws.tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("how", ["compact", "append"])
+@pytest.mark.parametrize("named", ["../victim.txt", "../victim.parquet", "absolute"])
+def test_a_manifest_naming_files_outside_the_dataset_deletes_nothing(tmp_path: Path, how: str, named: str) -> None:
+    """A damaged or crafted manifest listing a chunk file outside the dataset ('../thesis.docx', an absolute path):
+    a compaction deleted that file once it had merged the dataset (the names it lists are merged, then removed);
+    an append kept the name in the manifest it wrote. Both are DamagedFileError now, before anything is written."""
+    from ome_arrow_core import compact_dataset
+    from ome_arrow_core.errors import DamagedFileError
+
+    root = tmp_path / "plate"
+    ws.write(root, 1)
+    ws.write(root, 1, mode="append", n=2)
+    (tmp_path / "victim.txt").write_text("years of work")
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "victim.parquet")
+    name = str(tmp_path / "victim.parquet") if named == "absolute" else named
+    manifest = json.loads((root / "_ome_arrow_dataset.json").read_text())
+    manifest["ome_arrow_core"]["fragments"].append(name)
+    (root / "_ome_arrow_dataset.json").write_text(json.dumps(manifest))
+    before = ws.tree(tmp_path)
+    with pytest.raises(DamagedFileError, match="not a plain file name inside"):
+        compact_dataset(root) if how == "compact" else ws.write(root, 1, mode="append", n=1)
+    assert ws.tree(tmp_path) == before
