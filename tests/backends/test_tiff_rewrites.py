@@ -84,3 +84,32 @@ def test_another_file_of_a_multifile_ome_tiff_written_since_raises(tmp_path: Pat
         img.tensor_view(z=2, layout="YX").to_numpy()
     assert err.value.errno == errno.ESTALE and "p2.ome.tif" in str(err.value)
     assert np.array_equal(img.tensor_view(z=1, layout="YX").to_numpy(), OLD[1])  # its other files read on
+
+
+@pytest.mark.parametrize("what", ["view", "image"])
+@pytest.mark.parametrize("now", ["fewer rows, more planes", "another dtype"])
+def test_a_view_pickled_then_read_after_its_file_was_replaced_by_another_image_raises(
+    tmp_path: Path, what: str, now: str
+) -> None:
+    """A pickled view or image reopens its file where it is unpickled; its selection was planned on the image then.
+    A file replaced by 4 planes of 16 rows read plane 1 of 32 rows as rows of planes 1 and 2, stitched, silently."""
+    import pickle
+
+    path = tmp_path / "a.tif"
+    old = np.arange(2 * 32 * 48, dtype=np.float32).reshape(2, 32, 48)
+    tifffile.imwrite(path, old, photometric="minisblack", metadata={"axes": "ZYX"})
+    img = OMEArrow.scan(path)
+    shipped = pickle.dumps(img.tensor_view(z=1, layout="YX") if what == "view" else img)
+    new = (
+        np.stack([np.full((16, 48), k, np.float32) for k in range(4)])
+        if now.startswith("fewer")
+        else np.full((2, 32, 48), 9, np.uint8)
+    )
+    tifffile.imwrite(tmp_path / "b.tif", new, photometric="minisblack", metadata={"axes": "ZYX"})
+    os.replace(tmp_path / "b.tif", path)
+    got = pickle.loads(shipped)
+    with pytest.raises(StorageError, match=r"a\.tif changed after this image or view was made") as err:
+        got.to_numpy()
+    assert err.value.errno == errno.ESTALE
+    same = pickle.loads(pickle.dumps(OMEArrow.scan(path).tensor_view(z=1, layout="YX")))
+    np.testing.assert_array_equal(same.to_numpy(), new[1])  # unchanged since pickled: read
