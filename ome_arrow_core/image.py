@@ -19,7 +19,7 @@ from .errors import ArgumentError, OMEArrowError
 from .handlers import PixelSource, WriteRemoteImage, require
 from .image_input import open_source
 from .layout import ARRAY_AXES, AXES, ChannelPolicy, apply_layout
-from .lazy import LazyTensorView, materialize
+from .lazy import LazyTensorView, materialize, plan_checked, plan_kept
 from .location import is_uri, resolve
 from .meta import ImageMeta
 from .registry import Registry, default_registry
@@ -83,6 +83,13 @@ class OMEArrow(Thumbnailed, Viewable):
         self._source = described(source)
         self._sel = Selection.full(source.meta.sizes) if sel is None else sel
         self._lazy = lazy
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle keeps: all, and the metadata the selection was planned on (see :func:`~.lazy.plan_kept`)."""
+        return plan_kept(self.__dict__, self._source)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(plan_checked(state))
 
     @classmethod
     def from_source(

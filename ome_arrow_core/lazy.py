@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import threading
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from .casting import Casting, cast_pixels, check_casting
 from .devices import parse_device
 from .display.mixins import Thumbnailed
 from .dlpack import CPU_DEVICE, caller_module, handed_over
+from .errors import StorageError
 from .handlers import PixelSource
 from .host_memory import host_memory
 from .layout import ChannelPolicy, apply_layout, normalize_axes, stored_view
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from .iteration import Window
     from .registry import Registry
 
-__all__ = ["LazyTensorView", "materialize", "layout_shape"]
+__all__ = ["LazyTensorView", "materialize", "layout_shape", "ChangedSource", "plan_kept", "plan_checked"]
 
 #: The position of each axis letter among Selection's fields.
 _FIELD = {"T": 0, "Z": 1, "C": 2, "Y": 3, "X": 4}
@@ -52,6 +54,53 @@ def materialize(
 #: Shapes :func:`layout_shape` worked out (a view of the same shape and layout is made again and again).
 _SHAPES: dict[tuple[tuple[int, ...], str, str], tuple[int, ...]] = {}
 _SHAPES_KEPT = 4096
+
+
+def plan_kept(state: dict[str, Any], source: PixelSource) -> dict[str, Any]:
+    """A copy of ``state`` (what a pickle keeps of an image or a view reading ``source``) with the metadata its
+    selection was planned on: a source that reopens its file in the receiving process may find another image."""
+    return {**state, "_planned": source.meta}
+
+
+def plan_checked(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` from :func:`plan_kept`, unpickled: its ``_source`` a :class:`ChangedSource` when the file holds an
+    image of other sizes or dtype now than the selection was planned on."""
+    state = dict(state)
+    planned, now = state.pop("_planned", None), state["_source"]
+    if planned is not None and (dict(planned.sizes), planned.dtype) != (dict(now.meta.sizes), now.meta.dtype):
+        state["_source"] = ChangedSource(planned, now)
+    return state
+
+
+class ChangedSource:
+    """A view's source whose file holds another image than the view was planned on (it reopened the file after it
+    was replaced): its metadata is the planned one, and every read raises StorageError (errno ESTALE)."""
+
+    def __init__(self, planned: Any, now: PixelSource) -> None:
+        self.meta, self._now = planned, now
+
+    def _error(self) -> StorageError:
+        was, now = self.meta, self._now.meta
+        shape = lambda m: " ".join(f"{a}={n}" for a, n in m.sizes.items())
+        err = StorageError(
+            f"{getattr(self._now, 'path', 'the file')} changed after this image or view was made (then pickled): it "
+            f"holds {shape(now)} {now.dtype} now, it was planned on {shape(was)} {was.dtype}, so nothing is read "
+            "(another image's pixels in the old selection); open the file and make the view again"
+        )
+        err.errno = errno.ESTALE
+        return err
+
+    def read(self, sel: Selection) -> np.ndarray:
+        """Raise StorageError (ESTALE): the file holds another image now."""
+        raise self._error()
+
+    def read_many(self, sels: list[Selection]) -> list[np.ndarray]:
+        """Raise StorageError (ESTALE), as :meth:`read`."""
+        raise self._error()
+
+    def describe(self) -> dict[str, Any]:
+        """What the source now reading the file says."""
+        return dict(self._now.describe())
 
 
 def layout_shape(shape: tuple[int, ...], layout: str, channel_policy: ChannelPolicy) -> tuple[int, ...]:
@@ -145,13 +194,14 @@ class LazyTensorView(Streamable, Thumbnailed):
         return dict(zip(normalize_axes(self.layout), self._shape))
 
     def __getstate__(self) -> dict[str, Any]:
-        """What a pickle keeps (a DataLoader worker started by spawn or forkserver gets the view): all but the lock."""
-        state = self.__dict__.copy()
+        """What a pickle keeps (a DataLoader worker started by spawn or forkserver gets the view): all but the lock,
+        and the metadata the selection was planned on (a source that reopens its file may find another image)."""
+        state = plan_kept(self.__dict__, self._source)
         del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update(plan_checked(state))
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
-from ome_arrow_core import write_dataset
+from ome_arrow_core import ImageMeta, write_dataset
+from ome_arrow_core.record import pixels_to_record
 
 REF = Path(__file__).parent / "data" / "reference"
 """The reference package's sample files."""
@@ -32,3 +34,14 @@ def write_plate(tmp: Path, n: int = 12, **kw: object) -> tuple[Path, list[np.nda
     meta = [{"well": f"{'AB'[i // 6]}{i % 3:02d}", "site": i % 2, "label": i} for i in range(n)]
     out = write_dataset((a for a in arrs), tmp / "plate", dim_order="CYX", metadata=iter(meta), progress=False, **kw)
     return out, arrs
+
+
+def records_table(values: list[int]) -> pa.Table:
+    """A table of OME-Arrow records (ome-arrow 0.1.0's layout, one image a row), image k all ``values[k]``, its
+    ``label`` column the same value."""
+    sizes = {"T": 1, "Z": 1, "C": 1, "Y": 8, "X": 8}
+    recs = [
+        pixels_to_record(ImageMeta(sizes=sizes, dtype=np.dtype(np.uint16), id=f"r{k}"), np.full((1, 1, 1, 8, 8), v))
+        for k, v in enumerate(values)
+    ]
+    return pa.table({"label": values, "ome_arrow": pa.concat_arrays(recs)})

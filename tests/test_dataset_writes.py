@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dataset_plates import REF, plate_pixels, write_plate
+from dataset_plates import REF, plate_pixels, records_table, write_plate
 
 from ome_arrow_core import OMEArrow, OMEArrowDataset, SchemaError, write_dataset
 from ome_arrow_core.errors import ArgumentError, StorageError
@@ -331,3 +331,30 @@ def test_an_export_killed_after_its_first_band_leaves_the_old_dataset(tmp_path: 
     OMEArrow.scan(src).export("parquet", target)  # the next write removes what the killed one left
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, target.name])
     np.testing.assert_array_equal(OMEArrow.scan(target).to_numpy(), arr)
+
+
+@pytest.mark.parametrize("how", ["replaced", "in-place"])
+def test_copies_change_when_a_table_of_records_is_written_again(tmp_path: Path, how: str) -> None:
+    """copies() listed chunk datasets only: a torch dataset (or a dask array, a Ray dataset) over a table of records
+    written again read its new rows' pixels beside the targets of the rows planned (label 1 with image 30)."""
+    import os
+
+    path = tmp_path / "cells.parquet"
+    pq.write_table(records_table([1, 2, 3]), path, row_group_size=1)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))  # written earlier: a rewrite now gets another time
+    ds = OMEArrowDataset.scan(path)
+    made = ds.copies()
+    assert [p for p, _, _ in made] == [str(path)] and ds.copies([1]) == made
+    ds.check_copies(made, [0, 1, 2], "the test")  # unchanged: nothing raised
+    new = records_table([30, 10, 20])
+    if how == "replaced":
+        pq.write_table(new, tmp_path / "new.parquet", row_group_size=1)
+        os.replace(tmp_path / "new.parquet", path)
+    else:  # pyarrow truncates the file it writes: the same inode
+        pq.write_table(new, path, row_group_size=1)
+        assert os.stat(path).st_ino == st.st_ino
+    assert ds.copies() != made
+    with pytest.raises(StorageError, match=r"cells\.parquet was overwritten after the test was made from it") as e:
+        ds.check_copies(made, [0], "the test")
+    assert e.value.errno == errno.ESTALE

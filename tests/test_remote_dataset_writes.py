@@ -218,3 +218,24 @@ def test_a_key_with_an_empty_dot_or_dot_dot_component_is_an_argument_error(s3: s
             _write(IMAGES, uri)
         with pytest.raises(ArgumentError, match="s3://"):
             OMEArrowDataset.scan(uri)
+
+
+@pytest.mark.parametrize("failing", ["index.parquet", "images.parquet", "_ome_arrow_dataset.json"])
+def test_an_overwrite_failing_after_its_first_data_object_reads_as_damaged_never_as_pixels(
+    s3: str, s3_server: S3Server, failing: str
+) -> None:
+    """What docs/clusters.md says of a remote overwrite cut short: the store cannot swap many objects at once, so
+    the old manifest lists tables partly replaced; every read raises (never the old images' rows over the new
+    pixels) until an overwrite completes. The old images are lost: the documented limit."""
+    from ome_arrow_core.errors import OMEArrowError
+
+    uri = f"s3://{s3}/plate.ome.parquet"
+    _write(IMAGES, uri)
+    s3_server.fail("PUT", f"/plate.ome.parquet/{failing}", 403)
+    with pytest.raises(StorageError):
+        _write(OTHER, uri, "overwrite")
+    s3_server.clear_faults()
+    with pytest.raises(OMEArrowError, match="damaged|checksum|do not match"):
+        _images(uri)
+    _write(OTHER, uri, "overwrite")
+    _same(_images(uri), OTHER)

@@ -148,3 +148,35 @@ def test_npy_reader_refuses_what_is_not_an_image(tmp_path: Path) -> None:
         f.write(b"\0")
     with pytest.raises(DamagedFileError, match=r"long\.npy: .*longer than its header says"):
         OMEArrow.scan(tmp_path / "long.npy")
+
+
+def _aged(path: Path) -> Path:
+    """``path`` with its modification time a second back (a rewrite now gets a new one, whatever the clock)."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
+    return path
+
+
+@pytest.mark.parametrize("how", ["replaced", "in-place"])
+def test_an_npy_file_written_since_it_was_opened_raises(tmp_path: Path, how: str) -> None:
+    """The header is read when the file is opened and the file reopened for each read: one replaced since by an
+    array of the same byte count (int16 pixels, another shape) was read under the old header: -2 as 65534."""
+    import errno
+    import pickle
+
+    arr = np.arange(2 * 4 * 8, dtype=np.uint16).reshape(2, 4, 8)
+    np.save(tmp_path / "x.npy", arr)
+    path = _aged(tmp_path / "x.npy")
+    img = OMEArrow.scan(path)
+    np.testing.assert_array_equal(img.tensor_view(z=0, layout="YX").to_numpy(), arr[0])
+    shipped = pickle.dumps(img.tensor_view(z=1, layout="YX"))
+    np.save(tmp_path / "y.npy", np.full((2, 8, 4), -2, np.int16))  # same header length and byte count
+    if how == "replaced":
+        os.replace(tmp_path / "y.npy", path)
+    else:
+        path.write_bytes((tmp_path / "y.npy").read_bytes())
+    for read in (img.to_numpy, lambda: img.tensor_view(z=1).to_numpy(), lambda: pickle.loads(shipped).to_numpy()):
+        with pytest.raises(StorageError, match=rf"x\.npy was {'replaced' if how == 'replaced' else 'written'}") as e:
+            read()
+        assert e.value.errno == errno.ESTALE
+    np.testing.assert_array_equal(OMEArrow.scan(path).to_numpy()[0, 0, 0], np.full((8, 4), -2, np.int16))

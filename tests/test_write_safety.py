@@ -16,6 +16,7 @@ import writes_support as ws
 from ome_arrow_core import OMEArrow, OMEArrowDataset, cleanup_dataset, write_dataset
 from ome_arrow_core.cli import main
 from ome_arrow_core.errors import UnsafeOverwriteError
+from ome_arrow_core.safe_write import atomic_path
 from ome_arrow_core.safe_write.ownership import temp_name
 from ome_arrow_core.typed_chunk import append
 
@@ -263,3 +264,70 @@ def test_a_target_made_by_another_writer_mid_swap_loses_no_copy(
     cleanup_dataset(kept)  # a cleanup of either finds nothing of ours to remove there
     assert ws.same(ws.read(kept), before)
     assert sorted(os.listdir(tmp_path)) == ["plate.ome.parquet", "plate.ome.parquet.previous"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device", "symlink"])
+@pytest.mark.parametrize("fmt", ["vortex", "ome-tiff", "parquet-record", "atomic_path"])
+def test_files_replace_regular_files_only(tmp_path: Path, kind: str, fmt: str) -> None:
+    """An output file never replaces a FIFO, a socket, a device node or a symbolic link (as root an export to
+    /dev/null removed the device): UnsafeOverwriteError, and the path is as it was."""
+    import socket
+    import stat
+
+    target = tmp_path / ("out.vortex" if fmt == "vortex" else "out.ome.tiff")
+    held = None
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "socket":
+        held = socket.socket(socket.AF_UNIX)
+        held.bind(str(target))
+    elif kind == "device":
+        if os.geteuid() != 0:
+            pytest.skip("making a device node takes root")
+        os.mknod(target, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    else:
+        (tmp_path / "mine.bin").write_bytes(b"years of work")
+        target.symlink_to(tmp_path / "mine.bin")
+    before = ws.tree(tmp_path) if kind == "symlink" else None
+    mode = os.lstat(target).st_mode
+    img = OMEArrow(IMG, dim_order="CYX")
+    try:
+        with pytest.raises(UnsafeOverwriteError, match="nothing was changed"):
+            if fmt == "atomic_path":  # what the thumbnail and compat writers use
+                with atomic_path(target) as tmp:
+                    tmp.write_bytes(b"new")
+            elif fmt == "parquet-record":
+                img.export("parquet", target, layout="record")
+            else:
+                img.export(fmt, target)
+    finally:
+        if held is not None:
+            held.close()
+    assert os.lstat(target).st_mode == mode
+    assert sorted(os.listdir(tmp_path)) == sorted(["mine.bin", target.name] if kind == "symlink" else [target.name])
+    if before is not None:
+        assert ws.tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("how", ["compact", "append"])
+@pytest.mark.parametrize("named", ["../victim.txt", "../victim.parquet", "absolute"])
+def test_a_manifest_naming_files_outside_the_dataset_deletes_nothing(tmp_path: Path, how: str, named: str) -> None:
+    """A damaged or crafted manifest listing a chunk file outside the dataset ('../thesis.docx', an absolute path):
+    a compaction deleted that file once it had merged the dataset (the names it lists are merged, then removed);
+    an append kept the name in the manifest it wrote. Both are DamagedFileError now, before anything is written."""
+    from ome_arrow_core import compact_dataset
+    from ome_arrow_core.errors import DamagedFileError
+
+    root = tmp_path / "plate"
+    ws.write(root, 1)
+    ws.write(root, 1, mode="append", n=2)
+    (tmp_path / "victim.txt").write_text("years of work")
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "victim.parquet")
+    name = str(tmp_path / "victim.parquet") if named == "absolute" else named
+    manifest = json.loads((root / "_ome_arrow_dataset.json").read_text())
+    manifest["ome_arrow_core"]["fragments"].append(name)
+    (root / "_ome_arrow_dataset.json").write_text(json.dumps(manifest))
+    before = ws.tree(tmp_path)
+    with pytest.raises(DamagedFileError, match="not a plain file name inside"):
+        compact_dataset(root) if how == "compact" else ws.write(root, 1, mode="append", n=1)
+    assert ws.tree(tmp_path) == before

@@ -4,11 +4,14 @@ Axes follow the ingest rule by rank (YX, ZYX, TCYX, TCZYX). The header is checke
 file's size (``np.save`` writes exactly header plus pixels), so a truncated or padded file, or
 a header whose shape or dtype was changed, is refused as damaged. ``.npy`` stores no checksum:
 changed pixel bytes cannot be detected. Files are read with plain reads, not memory maps (a file
-truncated under a memory map would kill the process).
+truncated under a memory map would kill the process), reopened for each read: a file written or
+replaced since it was opened (its header read then) raises StorageError (errno ESTALE) instead of
+being read under the old header.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +21,7 @@ import numpy as np
 
 from ..boundary import reading, require_regular_file
 from ..dtypes import check_dtype
-from ..errors import DamagedFileError, SchemaError
+from ..errors import DamagedFileError, SchemaError, StorageError
 from ..handlers import Reader
 from ..hookspecs import hookimpl
 from ..layout import default_dim_order, to_canonical
@@ -49,7 +52,7 @@ class NpySource:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        require_regular_file(self.path)
+        self._version = _version(require_regular_file(self.path))  # before the header: a change since is seen
         with reading(self.path, None, "opening the .npy file"):
             shape, self._fortran, dtype, self._offset = _header(self.path)
         if not 2 <= len(shape) <= 5:
@@ -90,10 +93,12 @@ class NpySource:
         rows = (hi - lo, *self._shape[1:])
         count = int(np.prod(rows, dtype=np.int64))
         with reading(self.path, None, "reading the .npy file"), open(self.path, "rb") as f:
+            self._unchanged(os.fstat(f.fileno()))
             self._check_size(os.fstat(f.fileno()).st_size)
             step = int(np.prod(self._shape[1:], dtype=np.int64)) * self._file_dtype.itemsize
             f.seek(self._offset + lo * step)
             data = f.read(count * self._file_dtype.itemsize)
+            self._unchanged(os.fstat(f.fileno()))  # written while read: the bytes may be the new file's
         if len(data) != count * self._file_dtype.itemsize:
             raise DamagedFileError(
                 f"{self.path}: reading rows {lo}..{hi} returned {len(data)} bytes, not "
@@ -106,9 +111,28 @@ class NpySource:
         out = sel.with_axis(lead, shifted).apply(part)
         return np.ascontiguousarray(out, dtype=self.meta.dtype)
 
+    def _unchanged(self, st: os.stat_result) -> None:
+        """Raise StorageError (ESTALE) when the file read (``st``) is not the version opened."""
+        now = _version(st)
+        if now == self._version:
+            return
+        how = "replaced by another file" if now[0] != self._version[0] else "written in place"
+        err = StorageError(
+            f"{self.path} was {how} after it was opened: its header (shape {self._shape}, {self._file_dtype}) was "
+            "read then and may not describe its bytes now, so nothing more is read from it. Open it again"
+        )
+        err.errno = errno.ESTALE
+        raise err
+
     def describe(self) -> dict[str, Any]:
         """Storage facts for ``info()``."""
         return {"storage": f"npy file {self.path.name}", "rows_read": self.rows_read}
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int]:
+    """Inode, size and modification time: what tells one version of a file from another (not the device number,
+    which another host mounting the same file system may give otherwise: a pickled source is read there)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _shift(idx: range | tuple[int, ...], by: int) -> range | tuple[int, ...]:

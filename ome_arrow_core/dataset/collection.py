@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -216,21 +217,26 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
 
     def copies(self, indices: Sequence[int] | np.ndarray | None = None) -> list[tuple[str, int, int]]:
         """``(path, device, inode)`` of each dataset directory this dataset reads pixels from (``indices``: those
-        holding these images), as they are now.
+        holding these images), as they are now; for a table file of records (one image a row, Parquet or a
+        plugin's, such as Vortex), ``(path, device, version)``, a number made of its inode, size and modification
+        time (a plugin's collection that is a directory, such as an OME-Zarr plate: its inode).
 
         An overwrite swaps in a new copy (another inode); an append or a compaction changes files inside the
-        directory and keeps it. Compare two calls to tell whether images read now may be other images than
-        those the table came from (the torch datasets do, every batch). One ``stat`` per directory."""
+        directory and keeps it. A table of records written again, replaced or in place, gets another version.
+        Compare two calls to tell whether images read now may be other images than those the table came from
+        (the torch datasets do, every batch). One ``stat`` per directory or table file."""
         members: Any = range(len(self._parts))
         if indices is not None and len(self._parts) > 1:
             picked = checked_indices(indices, len(self), "copies()")
             members = np.unique(self._positions.many(picked)[0]).tolist()
         out = []
         for part in (self._parts[m] for m in members):
-            if part.kind == "chunks":
+            if part.kind in ("chunks", "records", "collection"):
                 with reading(part.path, None, "checking the dataset"), blaming(part.path):
                     st = os.stat(part.path)
-                out.append((part.path, st.st_dev, st.st_ino))
+                # a table file is rewritten in place as often as replaced (pyarrow truncates it)
+                version = st.st_ino if stat.S_ISDIR(st.st_mode) else hash((st.st_ino, st.st_size, st.st_mtime_ns))
+                out.append((part.path, st.st_dev, version))
         return out
 
     def check_copies(
@@ -243,9 +249,9 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         for path, dev, ino in self.copies(indices):
             if then.get(path) != (dev, ino):
                 err = StorageError(
-                    f"{path} was overwritten after {what or 'this reader'} was made from it: its images may not be "
-                    "those planned (their shapes, dtypes and metadata rows), so none is returned; scan it again and "
-                    "make it anew to read the new copy"
+                    f"{path} was overwritten after {what or 'this reader'} was made from it: its "
+                    "images may not be those planned (their shapes, dtypes and metadata rows), so none is returned; "
+                    "scan it again and make it anew to read the new copy"
                 )
                 err.errno = errno.ESTALE
                 raise err

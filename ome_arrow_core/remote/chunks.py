@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import stat
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,7 +103,25 @@ def mirror_source(directory: Path) -> MirrorSource | None:
 
 
 def _mirrors_possible(directory: Path) -> bool:
-    return os.path.exists(directory / SIDECAR)
+    return os.path.exists(directory / SIDECAR) and _ours(directory)
+
+
+def _ours(directory: Path) -> bool:
+    """True when ``directory`` is a mirror this user's processes made: in an ``ome-arrow-remote-*`` directory of
+    the system's temporary directory, that directory and the sidecar owned by this user and closed to others (as
+    ``tempfile.mkdtemp`` and :func:`write_sidecar` make them). A sidecar anywhere else (in a dataset someone handed
+    over: unpickling it would run any code it names) is never read: the directory is a local dataset."""
+    root = directory.parent
+    try:
+        if not root.name.startswith("ome-arrow-remote-") or not os.path.samefile(root.parent, tempfile.gettempdir()):
+            return False
+        for path in (root, directory / SIDECAR):
+            st = os.lstat(path)
+            if st.st_uid != os.geteuid() or st.st_mode & 0o077 or stat.S_ISLNK(st.st_mode):
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def remote_chunk(file: Path) -> RemoteChunk | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,27 +138,46 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+def _special_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is (a FIFO, a socket, a device), or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
 def check_replaceable(target: Path, *, directory: bool) -> None:
     """Refuse (UnsafeOverwriteError) to replace ``target`` unless it is absent or ours to replace.
 
     ``directory=True``: a new dataset directory would replace it; only one of our datasets
     holding nothing foreign may be replaced. ``directory=False``: a new file would replace
-    it; any file may be, a directory never.
+    it; a regular file may be, never a directory, a symbolic link, a FIFO, a socket or a device.
     """
     how = "Choose another output path, or remove it yourself if you mean to replace it."
     if not os.path.lexists(target):
-        return
-    if not directory:
-        if target.is_dir():
-            raise UnsafeOverwriteError(
-                f"refusing to replace {target}: it is a directory and the output is a file; nothing was changed. {how}"
-            )
         return
     if target.is_symlink():
         raise UnsafeOverwriteError(
             f"refusing to replace {target}: it is a symbolic link (to "
             f"{os.readlink(target)}); nothing was changed. {how}"
         )
+    if not directory:
+        if target.is_dir():
+            raise UnsafeOverwriteError(
+                f"refusing to replace {target}: it is a directory and the output is a file; nothing was changed. {how}"
+            )
+        kind = _special_kind(os.lstat(target).st_mode)
+        if kind is not None:
+            raise UnsafeOverwriteError(
+                f"refusing to replace {target}: it is {kind}, not a regular file, and only a regular file is "
+                f"replaced by an output file; nothing was changed. {how}"
+            )
+        return
     if not target.is_dir():
         raise UnsafeOverwriteError(
             f"refusing to replace {target}: it is a file and the output is a dataset "

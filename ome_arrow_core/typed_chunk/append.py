@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 
 from ..parquet_files import PARQUET_CODECS
 from ..safe_write import atomic_path
-from .checks import pending_marker
+from .checks import check_manifest_members, pending_marker
 from .fragments import DEFAULT_COMPRESSION, PARQUET, fragment_codec, suffix_of
 from .image_batches import ImageRowBatches
 from .packing import ChunkPacker, StreamItem, packed_tables
-from .spec import read_manifest
+from .spec import MANIFEST, read_manifest
 from .tables import BASE, Part, appends_of, images_schema, max_chunk_id, parts_of, read_images
 from .write_steps import fragment_names, write_fragments, write_manifest, write_tables
 
@@ -43,6 +43,7 @@ def append_images(
     Reads only the old tables' footers and image ids, never their rows: an append costs the new images.
     """
     previous = read_manifest(out)
+    check_manifest_members(out, previous, MANIFEST)  # the new manifest keeps its lists: none outside the dataset
     ours = previous.get("ome_arrow_core") or {}
     own = str(ours.get("chunk_format") or PARQUET)
     fmt = chunk_format or own

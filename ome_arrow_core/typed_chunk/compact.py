@@ -24,6 +24,7 @@ from ..safe_write import lock, make_temp, pending_name, remove_tree, replace_all
 from ..uris import local_path
 from . import packing
 from .aligned_index import write_aligned_index
+from .checks import check_manifest_members, check_member
 from .chunk_footers import record_chunk_footers, set_footer_records
 from .fragments import chunk_writer, format_version_for
 from .group_lists import drop_replaced, split_lists
@@ -75,6 +76,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         )
     with lock(root):  # appends wait; they would write into files being merged
         manifest = read_manifest(root)
+        check_manifest_members(root, manifest, MANIFEST)  # merged files are deleted: never one outside the dataset
         appended = appends_of(manifest)
         parts = parts_of(root, manifest)
         images, image_part = read_images(root, parts)
@@ -86,7 +88,7 @@ def compact_dataset(path: str | os.PathLike[str]) -> list[str]:
         # index rows of images not in their own part's images were left by an interrupted append
         index = own_rows(images, image_part, index, index_part)
         frag = index.column("fragment_path").dictionary_encode().combine_chunks()
-        names = [str(v) for v in frag.dictionary.to_pylist()]
+        names = [check_member(root, str(v), str(root / BASE.index), "chunk file") for v in frag.dictionary.to_pylist()]
         if names in ([], [BASE_CHUNKS]) and not appended:
             return []
         other = [n for n in names if not n.lower().endswith(".parquet")]

@@ -20,9 +20,11 @@ objects are uploaded in an order that keeps every reader safe:
   cannot replace many objects in one step: a reader opening the dataset during an overwrite gets a
   clear DamagedFileError (the tables' digests do not match the manifest it read) and opens it again.
 
-A writer killed mid-upload leaves the old state visible (an append's marker and objects stay as
+A create or append killed mid-upload leaves the old state visible (an append's marker and objects stay as
 garbage the next append steps over; ``create``: objects without a manifest); one that fails
-removes what it uploaded.
+removes what it uploaded. An overwrite that fails or is killed after its first data object does not:
+the old manifest then lists tables partly replaced (readers raise DamagedFileError until an overwrite
+completes), and the old images are lost (docs/clusters.md says to write a new prefix when they must survive).
 """
 
 from __future__ import annotations

@@ -159,3 +159,60 @@ def test_without_bioio_the_bridge_is_listed_unavailable_with_the_install_command
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["rows"] == [["reader", "bioio", False, 'unavailable: pip install "ome-arrow-core[bioio]"']]
     assert 'install one with: pip install "ome-arrow-core[bioio]"' in out["error"]
+
+
+def _aged(path: Path) -> Path:
+    """``path`` with its modification time a second back (a rewrite now gets a new one, whatever the clock)."""
+    import os
+
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
+    return path
+
+
+@pytest.mark.parametrize("how", ["replaced", "in-place"])
+def test_a_file_written_since_it_was_opened_raises_never_its_new_pixels_cast(tmp_path: Path, how: str) -> None:
+    """bioio-tifffile reads the file again by name for each read: one replaced since by another image of the same
+    shape (uint8 9s where float32 3.5s were opened) was read and its pixels cast to float32, silently."""
+    import errno
+    import os
+
+    import tifffile
+
+    from ome_arrow_core.plugin_api import StorageError
+
+    path, other = tmp_path / "c.tif", tmp_path / "d.tif"
+    tifffile.imwrite(path, np.full((2, 32, 48), 3.5, np.float32), photometric="minisblack", metadata={"axes": "ZYX"})
+    img = OMEArrow.scan(_aged(path), format="bioio")
+    assert img.source.plugin == "bioio-tifffile" and img.dtype == np.float32
+    tifffile.imwrite(other, np.full((2, 32, 48), 9, np.uint8), photometric="minisblack", metadata={"axes": "ZYX"})
+    if how == "replaced":
+        os.replace(other, path)
+    else:
+        path.write_bytes(other.read_bytes())
+    with pytest.raises(StorageError, match=r"c\.tif .*written or replaced after it was opened") as err:
+        img.to_numpy()
+    assert err.value.errno == errno.ESTALE
+    assert np.array_equal(OMEArrow.scan(path, format="bioio").to_numpy()[0, 0], np.full((2, 32, 48), 9, np.uint8))
+
+
+def test_pixels_of_another_dtype_than_declared_are_refused_never_cast(tmp_path: Path) -> None:
+    """A rewrite the file's version does not show (same size, its modification time put back) with another dtype:
+    what the reader returns is refused, not cast to the dtype declared when the file was opened."""
+    import os
+
+    import tifffile
+
+    from ome_arrow_core import OMEArrowError
+
+    path, other = tmp_path / "c.tif", tmp_path / "d.tif"
+    tifffile.imwrite(path, np.full((2, 32, 48), 3.5, np.float32), photometric="minisblack", metadata={"axes": "ZYX"})
+    img = OMEArrow.scan(path, format="bioio")
+    st = os.stat(path)
+    tifffile.imwrite(other, np.full((2, 32, 48), 9, np.uint8), photometric="minisblack", metadata={"axes": "ZYX"})
+    blob = other.read_bytes()
+    with open(path, "r+b") as f:  # same inode and size: the new file's bytes, zeros after them
+        f.write(blob + bytes(st.st_size - len(blob)))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(OMEArrowError, match=r"returned uint8 pixels, but declared float32"):
+        img.to_numpy()

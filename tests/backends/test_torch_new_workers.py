@@ -229,3 +229,28 @@ def test_an_overwrite_of_one_dataset_of_a_directory_stops_only_the_reads_of_its_
     for data, last in ((images, N), (tiles, 4 * N)):
         with pytest.raises(StorageError, match=f"{tmp_path / 'd' / 'b'} was overwritten"):
             data[[0, last]]
+
+
+def test_a_table_of_records_written_again_stops_the_samples_never_pairs_new_pixels_with_old_targets(
+    tmp_path: Path,
+) -> None:
+    """A table of OME-Arrow records (one image a row) rewritten under a DataLoader: sample 0 was image 30 with
+    target 1 (the row planned), silently."""
+    import os
+
+    import pyarrow.parquet as arrow_pq
+    from dataset_plates import records_table
+
+    path = tmp_path / "cells.parquet"
+    arrow_pq.write_table(records_table([1, 2, 3]), path, row_group_size=1)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))  # written earlier: a rewrite now gets another time
+    data = OMEArrowTorchDataset(OMEArrowDataset.scan(path), target="label")
+    pixels, target = data[0]
+    assert int(pixels.float().max()) == int(target) == 1
+    arrow_pq.write_table(records_table([30, 10, 20]), path, row_group_size=1)  # in place, as pyarrow writes
+    with pytest.raises(StorageError, match="cells.parquet was overwritten after this OMEArrowTorchDataset") as info:
+        data[0]
+    assert info.value.errno == errno.ESTALE
+    with pytest.raises(StorageError, match="was overwritten"):
+        data[[1, 2]]

@@ -399,3 +399,21 @@ def test_a_scanned_image_is_read_a_plane_at_a_time_while_written(tmp_path: Path)
     peak = peak_read_bytes(src, "vortex", tmp_path / "out.vortex", setup=small)
     assert peak < arr.nbytes // 8, (peak, arr.nbytes)
     assert np.array_equal(OMEArrow.scan(tmp_path / "out.vortex").to_numpy(), arr)
+
+
+@pytest.mark.parametrize("memory_map", [True, False])
+def test_a_vortex_image_and_its_views_pickle_and_read_in_another_process(tmp_path: Path, memory_map: bool) -> None:
+    """A Vortex image did not pickle (its lock and vortex's open file): dask's processes scheduler, a spawned
+    DataLoader worker or a Pool failed with "cannot pickle '_thread.lock' object". The worker opens the file again."""
+    import multiprocessing
+    import pickle
+
+    a = np.arange(2 * 3 * 32 * 32, dtype=np.uint16).reshape(2, 3, 32, 32)
+    path = OMEArrow(a, "CZYX").export("vortex", tmp_path / "x.vortex")
+    img = OMEArrow.scan(path, memory_map=memory_map)
+    view = img.tensor_view(c=1, z=2, roi=(3, 4, 20, 10), layout="YX")
+    again = pickle.loads(pickle.dumps(img.source))
+    assert again.memory_map is memory_map and again.meta == img.source.meta
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        got = pool.apply(np.asarray, (view,))
+    np.testing.assert_array_equal(got, a[1, 2, 4:14, 3:23])

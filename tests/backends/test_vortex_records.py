@@ -267,3 +267,44 @@ def test_a_source_that_fails_leaves_the_old_record_file(tmp_path: Path) -> None:
         OMEArrow.scan(src).export("vortex", target, layout="record")
     assert target.read_bytes() == before
     assert temporaries(tmp_path, target) == []
+
+
+@pytest.mark.parametrize("how", ["replaced", "in-place"])
+def test_a_vortex_table_of_records_written_again_is_a_changed_copy_for_planned_readers(
+    tmp_path: Path, how: str
+) -> None:
+    """copies() left out plugins' collections: a torch dataset, dask array or Ray dataset over a Vortex table of
+    records rewritten since it was made paired the new rows' pixels with the planned rows' metadata (image 30 with
+    label 1), silently."""
+    import errno
+    import os
+
+    import vortex as vx
+    from dataset_plates import records_table
+
+    from ome_arrow_core import OMEArrowDataset
+    from ome_arrow_core.errors import StorageError
+
+    path = tmp_path / "cells.vortex"
+    vx.io.write(records_table([1, 2, 3]), str(path))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))  # written earlier: a rewrite now gets another time
+    ds = OMEArrowDataset.scan(path)
+    made = ds.copies()
+    assert [p for p, _, _ in made] == [str(path)] and ds.table.column("label").to_pylist() == [1, 2, 3]
+    if how == "replaced":
+        vx.io.write(records_table([30, 10, 20]), str(tmp_path / "new.vortex"))
+        os.replace(tmp_path / "new.vortex", path)
+    else:
+        path.write_bytes(_vortex_bytes(tmp_path / "new.vortex", [30, 10, 20]))
+    with pytest.raises(StorageError, match=r"cells\.vortex was overwritten after this reader was made") as err:
+        ds.check_copies(made, [0])
+    assert err.value.errno == errno.ESTALE
+
+
+def _vortex_bytes(path: Path, values: list[int]) -> bytes:
+    import vortex as vx
+    from dataset_plates import records_table
+
+    vx.io.write(records_table(values), str(path))
+    return path.read_bytes()

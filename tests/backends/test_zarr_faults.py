@@ -228,3 +228,47 @@ def test_lying_shape_of_a_foreign_store(tmp_path: Path, lie: str) -> None:
     assert not got[..., 32:].any()
     with pytest.raises(DamagedFileError, match="the chunk is missing"):
         OMEArrow(store, missing="error")
+
+
+def _aged(store: Path) -> Path:
+    """Every file of ``store`` with its modification time a second back (a rewrite now gets a new one)."""
+    import os
+
+    for f in store.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
+    return store
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+@pytest.mark.parametrize("how", ["store-replaced", "metadata-rewritten"])
+def test_a_store_replaced_after_it_was_opened_raises_never_its_bytes_under_the_old_dtype(
+    tmp_path: Path, version: str, how: str
+) -> None:
+    """A store without our checksums (zarr-python's), replaced since it was opened by one of another dtype and the
+    same shape: zarr read its chunks under the array's old metadata (int16 -5 as uint16 65531), silently."""
+    import errno
+    import shutil
+
+    from ome_arrow_core.plugin_api import StorageError
+
+    old, new = DATA[0], np.full(DATA[0].shape, -5, np.int16)
+    store = _aged(write_zarr_python(tmp_path / "a.ome.zarr", [old], "zyx", version=version, chunks=(1, 16, 16)))
+    other = write_zarr_python(tmp_path / "b.ome.zarr", [new], "zyx", version=version, chunks=(1, 16, 16))
+    img = OMEArrow.scan(store)
+    np.testing.assert_array_equal(img.tensor_view(z=0, layout="YX").to_numpy(), old[0])
+    if how == "store-replaced":
+        shutil.rmtree(store)
+        shutil.copytree(other, store)
+    else:  # the same files, the array's metadata saying int16 now, its chunks int16's
+        meta = "zarr.json" if version == "0.5" else ".zarray"
+        for f in (other / "0").rglob("*"):
+            if f.is_file():
+                (store / "0" / f.relative_to(other / "0")).write_bytes(f.read_bytes())
+        assert (store / "0" / meta).read_bytes() == (other / "0" / meta).read_bytes()
+    for read in (img.to_numpy, lambda: img.tensor_view(z=1, layout="YX").to_numpy()):
+        with pytest.raises(StorageError, match=r"a\.ome\.zarr \[0\]: the array's metadata was rewritten") as err:
+            read()
+        assert err.value.errno == errno.ESTALE
+    np.testing.assert_array_equal(OMEArrow.scan(store).tensor_view(layout="ZYX").to_numpy(), new)

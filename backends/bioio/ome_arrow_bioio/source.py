@@ -6,10 +6,17 @@ computes just that, so only the chunks it intersects are read: readers that take
 ``chunk_dims`` are opened with one plane per chunk. Warnings the reader raises while opening
 are kept in ``info()["reader_warnings"]`` instead of escaping (opens take turns for that: the
 warning filters are process-wide).
+
+Readers may open the file again for a read (bioio-tifffile does): a local file written or replaced since
+it was opened raises StorageError (errno ESTALE) rather than giving its new pixels under the metadata read
+then, and pixels of another dtype than the reader declared are refused, never cast.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from ome_arrow_core import Channel, ImageMeta, OMEArrowError, Selection
-from ome_arrow_core.plugin_api import ArgumentError, DTypeError, SelectionError, check_dtype, reading, where
+from ome_arrow_core.plugin_api import (
+    ArgumentError,
+    DTypeError,
+    SelectionError,
+    StorageError,
+    check_dtype,
+    reading,
+    where,
+)
 
 from .choose import open_reader
 from .dims import DimMap
@@ -71,6 +86,7 @@ class BioioSource:
         reader_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
+        self._version = _version(self.path)  # before the reader opens it: a change since is seen
         with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             self.plugin, self._reader = open_reader(self.path, reader, chunk_dims, reader_options or {})
@@ -141,15 +157,38 @@ class BioioSource:
     def read(self, sel: Selection) -> np.ndarray:
         """Pixels of ``sel`` as TZCYX, computing only the reader's chunks the selection intersects."""
         lazy, finish = self._dims.read(self._data, sel)
-        with reading(self.path, self._member, f"reading pixels ({self.plugin})"):
-            data = np.asarray(lazy.compute(scheduler="synchronous"))
+        try:
+            with reading(self.path, self._member, f"reading pixels ({self.plugin})"):
+                data = np.asarray(lazy.compute(scheduler="synchronous"))
+        except Exception:  # a file written since: that is the error, not what reading it raised
+            self._unchanged()
+            raise
+        self._unchanged()
         out = finish(data)
+        if out.dtype.newbyteorder("=") != self._dtype:
+            raise OMEArrowError(
+                f"{where(self.path, self._member)}: {self.plugin} returned {out.dtype} pixels, but declared "
+                f"{self._dtype} when the file was opened; they are not cast. Open it again, or report it to the "
+                "reader's authors"
+            )
         if out.shape != sel.shape:
             raise OMEArrowError(
                 f"{where(self.path, self._member)}: {self.plugin} returned {out.shape} pixels for "
                 f"{sel}, expected {sel.shape}"
             )
         return np.ascontiguousarray(out, dtype=self._dtype)
+
+    def _unchanged(self) -> None:
+        """Raise StorageError (ESTALE) when the local file opened was written or replaced since."""
+        if self._version is None or _version(self.path) == self._version:
+            return
+        err = StorageError(
+            f"{where(self.path, self._member)} was written or replaced after it was opened: {self.plugin} may read "
+            "it again by name, so its pixels could be another file's, under the shape and dtype read then; nothing "
+            "more is read from it. Open it again"
+        )
+        err.errno = errno.ESTALE
+        raise err
 
     # -- description ------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -167,6 +206,16 @@ class BioioSource:
             "file_dtype": str(np.dtype(self._reader.dtype)),
             "reader_warnings": list(self.reader_warnings),
         }
+
+
+def _version(path: Path) -> tuple[int, int, int] | None:
+    """Inode, size and modification time of a regular local file (what tells one version from another); None for
+    anything else (a directory, such as an OME-Zarr store, or nothing there)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
 
 def _is_imagej(path: Path) -> bool:

@@ -34,7 +34,7 @@ from ome_arrow_core.plugin_api import (
 )
 
 from .damage import check_extent, strict_tifffile
-from .handles import open_for_read
+from .handles import FileVersions, open_for_read
 from .integrity import LevelChecksums, TiffChecksums, le_bytes
 from .levels import describe_levels
 from .metadata import print_resolution
@@ -69,6 +69,7 @@ class TiffSource:
 
         self._target = path  # what a pickled source reopens
         self._remote: RangeFile | None = None
+        self._versions = FileVersions(None, None)  # a remote file: not stat'ed
         self.path: PurePath = path.display_path() if isinstance(path, Location) else Path(path)
         self.series_index = int(series)
         self.level_requested: object = level
@@ -84,7 +85,8 @@ class TiffSource:
             self._remote = RangeFile(raw, raw.size(), path.name)
             self._size = raw.size()
         else:
-            self._size = require_regular_file(self.path).st_size
+            st = require_regular_file(self.path)
+            self._size, self._versions = st.st_size, FileVersions(Path(self.path), st)
         tif = None
         try:
             with strict_tifffile(self.path, "opening"):
@@ -163,6 +165,13 @@ class TiffSource:
     # -- reading --------------------------------------------------------------------------
     def read(self, sel: Selection) -> np.ndarray:
         """Pixels of ``sel`` as a ``TZCYX`` array, reading only the pages and tiles it needs."""
+        try:
+            return self._read(sel)
+        except Exception:  # a file written since: that is the error, not what reading it raised
+            self._versions.check(self._pages.values())
+            raise
+
+    def _read(self, sel: Selection) -> np.ndarray:
         if self.closed:
             raise OMEArrowError(f"{self.path.name} is closed; open it again to read pixels")
         if self._axes.rows_paged:
@@ -206,6 +215,7 @@ class TiffSource:
                 data = self._read_shaped(page, y0, y1, x0, x1, checked).reshape(crop_shape)
                 for pos, plane in jobs[page]:
                     out[pos] = data[plane][ysl, xsl]
+        self._versions.check(self._pages.get(p) for p in jobs)
         return out
 
     def _read_rows_paged(self, sel: Selection) -> np.ndarray:
@@ -225,6 +235,7 @@ class TiffSource:
                 data = self._read_shaped(page, 0, kf.imagelength, 0, kf.imagewidth).reshape(self._axes.page_shape)
                 for pos, row in jobs[page]:
                     out[pos] = data[row][x0:x1][xsl]
+        self._versions.check(self._pages.get(p) for p in jobs)
         return out
 
     # -- checksums ------------------------------------------------------------------------
@@ -271,6 +282,8 @@ class TiffSource:
                 if page is not None:
                     page.parent.filehandle.set_lock(True)  # pages may live in other files
                     size = self._size if page.parent is self._tif else page.parent.filehandle.size
+                    if page.parent is not self._tif:
+                        self._versions.note(page.parent.filehandle.path)
                     where = self.path if page.parent is self._tif else Path(page.parent.filehandle.path)
                     check_extent(page, size, where, index)
             self._pages[index] = page

@@ -334,6 +334,15 @@ class VortexSource:
     def __repr__(self) -> str:
         return f"VortexSource({str(self.path)!r}, shape={self.meta.shape}, dtype={self.meta.dtype})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as its path and options: a worker process (dask's processes scheduler, a spawned DataLoader
+        worker) opens and checks the file again (it held a lock and vortex's open file, which do not pickle)."""
+        return (_reopen, (str(self.path), self.memory_map, self.verify))
+
+
+def _reopen(path: str, memory_map: bool, verify: bool | None) -> VortexSource:
+    return VortexSource(path, memory_map=memory_map, verify=verify)
+
 
 def open_vortex(
     path: str | Path, column: str | None = None, row: int = 0, *, memory_map: bool = True, verify: bool | None = None

@@ -31,7 +31,7 @@ from .integrity import KEY, ChunkManifest
 from .meta import OURS, image_meta, level_facts
 from .ngff import Multiscale, ome_attrs, parse_multiscale
 from .omexml import OURS_KEY, XML_KEY, is_layout, series_path, with_document
-from .store import Counter, open_store
+from .store import ArrayVersion, Counter, open_store
 
 __all__ = ["ZarrSource", "open_group"]
 
@@ -136,6 +136,9 @@ class ZarrSource:
                 f"valid levels are 0..{len(self._arrays) - 1}"
             )
         self._array = self._arrays[level]
+        member = self._prefix + self._ms.levels[level].path
+        local = Path(self.path) / member if isinstance(self._target, Path) else None
+        self._version = ArrayVersion(local, where(self.path, member))  # a store replaced since is not read
         ours = ngff.get(OURS)
         if isinstance(ours, Mapping) and ours.get(KEY) is not None:  # our writer recorded chunk checksums
             member = self._prefix + self._ms.levels[level].path
@@ -235,7 +238,10 @@ class ZarrSource:
         try:
             with reading(self.path, member, "reading pixels"):
                 data = self._array[index] if basic else self._array.get_orthogonal_selection(index)
-        except DamagedFileError as exc:
+        except OMEArrowError as exc:
+            self._version.check()  # a store replaced since: that is the error, not what reading it raised
+            if not isinstance(exc, DamagedFileError):
+                raise
             if exc.__cause__ is None:  # ours (a missing chunk under missing="error"): it names the chunk
                 raise
             bad = self._find_damaged(index)
@@ -245,6 +251,7 @@ class ZarrSource:
                 f"{where(self.path, member + '/' + bad)}: reading the chunk failed "
                 f"({exc.__cause__ or exc}); the chunk is damaged"
             ) from exc
+        self._version.check()
         out = self._axes.repeat_absent(self._axes.to_canonical(np.asarray(data)), sel)
         if out.shape != sel.shape:  # pragma: no cover - zarr returned another shape than asked
             raise OMEArrowError(f"{self.path}: read {out.shape}, expected {sel.shape}")

@@ -14,6 +14,7 @@ so endpoints and credentials resolve exactly as for every other remote read.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from .integrity import ChunkManifest
 
-__all__ = ["MISSING", "Counter", "open_store", "fsspec_store"]
+__all__ = ["MISSING", "Counter", "open_store", "fsspec_store", "ArrayVersion"]
 
 _META: Final[frozenset[str]] = frozenset(
     {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata", "METADATA.ome.xml"}
@@ -144,3 +145,37 @@ def open_store(
     if isinstance(root, Location):
         return CountingStore(fsspec_store(root) if not root.local else LocalStore(root.path, read_only=True))
     return CountingStore(LocalStore(root, read_only=True))
+
+
+class ArrayVersion:
+    """The version of a local array's metadata file (``zarr.json``, or ``.zarray``: inode, size, modification
+    time), taken when the array is opened. Zarr reads the array's chunks by name under the metadata read then,
+    so a store replaced since (or the array's metadata rewritten) would be read under the old dtype and shape:
+    :meth:`check` raises StorageError (errno ESTALE) instead. Nothing is checked for a remote store (``directory``
+    None) or one without such a file."""
+
+    def __init__(self, directory: Path | None, shown: str) -> None:
+        self._dir, self._shown = directory, shown
+        self._version = None if directory is None else self._now()
+
+    def _now(self) -> tuple[int, int, int] | None:
+        assert self._dir is not None
+        for name in ("zarr.json", ".zarray"):
+            try:
+                st = os.stat(self._dir / name)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return None
+
+    def check(self) -> None:
+        """Raise StorageError (ESTALE) when the array's metadata file is not the version opened."""
+        if self._version is None or self._now() == self._version:
+            return
+        err = StorageError(
+            f"{self._shown}: the array's metadata was rewritten, or the store replaced, after it was opened; its "
+            "chunks would be read under the dtype and shape read then, so nothing more is read from it. Open it again"
+        )
+        err.errno = errno.ESTALE
+        raise err
