@@ -81,7 +81,10 @@ class ChangedSource:
 
     def _error(self) -> StorageError:
         was, now = self.meta, self._now.meta
-        shape = lambda m: " ".join(f"{a}={n}" for a, n in m.sizes.items())
+
+        def shape(m: Any) -> str:
+            return " ".join(f"{a}={n}" for a, n in m.sizes.items())
+
         err = StorageError(
             f"{getattr(self._now, 'path', 'the file')} changed after this image or view was made (then pickled): it "
             f"holds {shape(now)} {now.dtype} now, it was planned on {shape(was)} {was.dtype}, so nothing is read "
