@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pickle
 import stat
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,6 +110,8 @@ def _ours(directory: Path) -> bool:
     the system's temporary directory, that directory and the sidecar owned by this user and closed to others (as
     ``tempfile.mkdtemp`` and :func:`write_sidecar` make them). A sidecar anywhere else (in a dataset someone handed
     over: unpickling it would run any code it names) is never read: the directory is a local dataset."""
+    import tempfile  # only where a sidecar is found: a local read never loads it
+
     root = directory.parent
     try:
         if not root.name.startswith("ome-arrow-remote-") or not os.path.samefile(root.parent, tempfile.gettempdir()):
