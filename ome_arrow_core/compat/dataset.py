@@ -24,6 +24,7 @@ from .. import OMEArrow as CoreImage
 from .. import OMEArrowDataset as CoreDataset
 from ..errors import ArgumentError
 from ..plugin_api import atomic_path, reading
+from ..safe_write import lock
 from .choice import AccessPattern, ChunkChoice, Layout, choose_chunking
 from .export import convert_pixels
 from .ingest import to_tczyx
@@ -141,7 +142,9 @@ def write_ome_arrow_dataset(
 
 
 def _record_versions(manifest: Path) -> None:
-    """Add ``package_versions`` (as the reference's manifest has) to a freshly written manifest, atomically."""
+    """Add ``package_versions`` (as the reference's manifest has) to a freshly written manifest, atomically, under
+    the dataset's lock (a read-modify-write: unlocked, an append committing between its read and its rename lost
+    its images from the manifest)."""
     from importlib.metadata import PackageNotFoundError, version
 
     def known(name: str) -> str | None:
@@ -150,12 +153,14 @@ def _record_versions(manifest: Path) -> None:
         except PackageNotFoundError:
             return None
 
-    with reading(manifest, None, "reading the manifest"):
-        content = json.loads(manifest.read_text(encoding="utf-8"))
     names = ("ome-arrow-core", "pyarrow", "numpy")
-    content["package_versions"] = {n: v for n in names if (v := known(n)) is not None}
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps(content, indent=2), encoding="utf-8")
+    versions = {n: v for n in names if (v := known(n)) is not None}
+    with lock(manifest.parent):  # as writers hold it: an append committed meanwhile is read here, not lost
+        with reading(manifest, None, "reading the manifest"):
+            content = json.loads(manifest.read_text(encoding="utf-8"))
+        content["package_versions"] = versions
+        with atomic_path(manifest) as tmp:
+            tmp.write_text(json.dumps(content, indent=2), encoding="utf-8")
 
 
 def _slice(value: int | slice | None, size: int) -> slice:

@@ -14,6 +14,7 @@ import pytest
 
 import ome_arrow_core.compat as oa
 from ome_arrow_core import OMEArrow as CoreImage
+from ome_arrow_core import OMEArrowDataset as CoreDataset
 
 SAMPLES = [
     "ome-artificial-5d-datasets/multi-channel-4D-series.ome.tiff",
@@ -64,6 +65,35 @@ def test_dataset_manifest_records_package_versions(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "d" / "_ome_arrow_dataset.json").read_text())
     assert "pyarrow" in manifest["package_versions"]
     assert verify(tmp_path / "d").ok
+
+
+def test_the_manifest_s_package_versions_are_added_under_the_dataset_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding package_versions reads the manifest and renames a new one over it: without the dataset's lock, an
+    append committing in between lost its images from the manifest. The rename is made while the lock is held (an
+    flock another open of the directory cannot take)."""
+    import fcntl
+    import os
+
+    from ome_arrow_core.compat import dataset as compat_dataset
+
+    real, probed = compat_dataset.atomic_path, []
+
+    def probing(path: Path) -> object:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        probed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(compat_dataset, "atomic_path", probing)
+    oa.write_ome_arrow_dataset([np.zeros((2, 3), np.uint16)], tmp_path / "d", compression=None)
+    assert probed == ["_ome_arrow_dataset.json"]
+    assert len(CoreDataset.scan(tmp_path / "d")) == 1
 
 
 def test_core_omearrow_refuses_reference_spellings(tmp_path: Path) -> None:
