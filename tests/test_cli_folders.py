@@ -40,3 +40,30 @@ def test_an_empty_folder_is_one_line_and_writes_nothing(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert "holds no images" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_an_output_another_process_creates_meanwhile_is_kept_and_said_in_cli_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The output checked absent, then made by another writer while this one converts: the other copy is kept,
+    nothing of this run lands, and the message says --force / --mode append (it said "pass mode='append'")."""
+    from ome_arrow_core.cli import convert
+
+    src, out = tmp_path / "a.npy", tmp_path / "out.ome.parquet"
+    np.save(src, np.zeros((4, 5), np.uint16))
+    theirs = np.full((1, 1, 1, 3, 3), 7, np.uint16)
+    real = convert.counted
+
+    def another_writer_first(images: list[OMEArrow], bar: object) -> object:
+        OMEArrow(theirs).export("parquet", out)  # the other process's dataset, made while this one reads
+        yield from real(images, bar)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(convert, "counted", another_writer_first)
+    assert main(["convert", str(src), "-o", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {out} was created by another process while converting; nothing of this run was written: pass "
+        "--force to replace it or --mode append to add the images to it\n"
+    )
+    np.testing.assert_array_equal(OMEArrowDataset.scan(out)[0].to_numpy(layout="TCZYX"), theirs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "out.ome.parquet"]

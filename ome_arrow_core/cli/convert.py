@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OMEArrowError
+from ..errors import OMEArrowError, UnsafeOverwriteError
 from ..image import OMEArrow
 from ..progress import Progress
 from ..registry import default_registry
@@ -197,15 +197,25 @@ def cmd_convert(args: argparse.Namespace) -> int:
         if how == "parquet" and not args.record:
             from ..dataset import write_dataset
 
-            write_dataset(
-                counted(images, bar),
-                out.arg,
-                mode=mode,  # type: ignore[arg-type]
-                chunk_format=args.chunk_format,
-                image_ids=None if mode == "append" else _ids(groups),
-                progress=False,
-                **opts,
-            )
+            try:
+                write_dataset(
+                    counted(images, bar),
+                    out.arg,
+                    mode=mode,  # type: ignore[arg-type]
+                    chunk_format=args.chunk_format,
+                    image_ids=None if mode == "append" else _ids(groups),
+                    progress=False,
+                    **opts,
+                )
+            except UnsafeOverwriteError:
+                if mode != "create" or not os.path.lexists(out.arg):
+                    raise
+                print(  # made by another process since the check above: said in the CLI's words, not Python's
+                    f"error: {out} was created by another process while converting; nothing of this run was "
+                    "written: pass --force to replace it or --mode append to add the images to it",
+                    file=sys.stderr,
+                )
+                return 1
         else:
             images[0].export(how, out.arg, **opts)
             bar.update(total, str(images[0].meta.id))
