@@ -216,45 +216,52 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         return ImageLocation(part.kind, part.path, row, part.column, self._verify)
 
     def copies(self, indices: Sequence[int] | np.ndarray | None = None) -> list[tuple[str, int, int]]:
-        """``(path, device, inode)`` of each dataset directory this dataset reads pixels from (``indices``: those
-        holding these images), as they are now; for a table file of records (one image a row, Parquet or a
-        plugin's, such as Vortex), ``(path, device, version)``, a number made of its inode, size and modification
-        time (a plugin's collection that is a directory, such as an OME-Zarr plate: its inode).
+        """``(path, device, version)`` of each member this dataset reads pixels from (``indices``: those holding
+        these images), as they are now, in member order: a directory's version (a dataset directory, an OME-Zarr
+        image or plate) is its inode, a file's (a table of records, an image file) a number made of its inode,
+        size and modification time.
 
-        An overwrite swaps in a new copy (another inode); an append or a compaction changes files inside the
-        directory and keeps it. A table of records written again, replaced or in place, gets another version.
-        Compare two calls to tell whether images read now may be other images than those the table came from
-        (the torch datasets do, every batch). One ``stat`` per directory or table file."""
-        members: Any = range(len(self._parts))
-        if indices is not None and len(self._parts) > 1:
-            picked = checked_indices(indices, len(self), "copies()")
-            members = np.unique(self._positions.many(picked)[0]).tolist()
-        out = []
-        for part in (self._parts[m] for m in members):
-            if part.kind in ("chunks", "records", "collection"):
-                with reading(part.path, None, "checking the dataset"), blaming(part.path):
-                    st = os.stat(part.path)
-                # a table file is rewritten in place as often as replaced (pyarrow truncates it)
-                version = st.st_ino if stat.S_ISDIR(st.st_mode) else hash((st.st_ino, st.st_size, st.st_mtime_ns))
-                out.append((part.path, st.st_dev, version))
-        return out
+        An overwrite swaps in a new directory (another inode); an append or a compaction changes files inside a
+        dataset directory and keeps it. A file written again, replaced or in place, gets another version. Compare
+        two calls to tell whether images read now may be other images than those the table came from (the torch
+        datasets do, every batch). One ``stat`` per member, nothing read."""
+        return [_copy(self._parts[m].path) for m in self._members(indices)]
+
+    def _members(self, indices: Sequence[int] | np.ndarray | None) -> list[int]:
+        """The members holding images ``indices`` (all of them: None), in order."""
+        if indices is None or len(self._parts) == 1:
+            return list(range(len(self._parts)))
+        picked = checked_indices(indices, len(self), "copies()")
+        return np.unique(self._positions.many(picked)[0]).tolist()  # type: ignore[no-any-return]
 
     def check_copies(
-        self, made: Sequence[tuple[str, int, int]], indices: Sequence[int] | np.ndarray | None = None, what: str = ""
+        self,
+        made: Sequence[tuple[str, int, int]],
+        indices: Sequence[int] | np.ndarray | None = None,
+        what: str = "",
+        cause: BaseException | None = None,
     ) -> None:
-        """Raise StorageError (errno ESTALE) when a dataset directory holding images ``indices`` is no longer the copy
-        ``made`` lists (:meth:`copies` when ``what``, a reader planned from this dataset's table, was made): an
-        overwrite swapped in another copy, whose images may not be those the plan and its metadata rows describe."""
-        then = {path: (dev, ino) for path, dev, ino in made}
-        for path, dev, ino in self.copies(indices):
-            if then.get(path) != (dev, ino):
+        """Raise StorageError (errno ESTALE) when a member holding images ``indices`` is no longer the copy ``made``
+        lists (:meth:`copies` when ``what``, a reader planned from this dataset's table, was made): an overwrite
+        swapped in another copy, whose images may not be those the plan and its metadata rows describe (``cause``:
+        the error a read of them raised, which the StorageError is raised from). One ``stat`` per member of these
+        images."""
+        then: dict[str, tuple[int, int]] | None = None
+        for m in self._members(indices):
+            path, dev, version = _copy(self._parts[m].path)
+            if len(made) == len(self._parts) and made[m][0] == path:  # made by copies(): member m's entry
+                was: tuple[int, int] | None = made[m][1:]
+            else:
+                then = then if then is not None else {p: (d, v) for p, d, v in made}
+                was = then.get(path)
+            if was != (dev, version):
                 err = StorageError(
                     f"{path} was overwritten after {what or 'this reader'} was made from it: its "
                     "images may not be those planned (their shapes, dtypes and metadata rows), so none is returned; "
                     "scan it again and make it anew to read the new copy"
                 )
                 err.errno = errno.ESTALE
-                raise err
+                raise err from cause
 
     def open_files(self, load: bool = False) -> None:
         """Open the files of every chunk dataset of this one in this process now (footers parsed, nothing read):
@@ -318,3 +325,12 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
         if self._base is not None:
             state["_table"] = None  # read again there, only if needed: workers get a small pickle
         return state
+
+
+def _copy(path: str) -> tuple[str, int, int]:
+    """``(path, device, version)`` of a member as it is now (see :meth:`OMEArrowDataset.copies`)."""
+    with reading(path, None, "checking the dataset"), blaming(path):
+        st = os.stat(path)
+    # a file is rewritten in place as often as replaced (pyarrow truncates a table, a TIFF writer its file)
+    version = st.st_ino if stat.S_ISDIR(st.st_mode) else hash((st.st_ino, st.st_size, st.st_mtime_ns))
+    return path, st.st_dev, version

@@ -82,22 +82,12 @@ def _read_dataset_block(
     shape: tuple[int, ...] | None = None,
     made: list[tuple[str, int, int]] | None = None,
 ) -> np.ndarray:
-    if views is not None:  # no size columns to check the shapes by when the array was built: check here
-        for i in range(first, last):
-            if (got := views[i].selection.shape) != shape:
-                raise SchemaError(
-                    f"to_dask needs one shape for every image; image {i} gives {got} (TZCYX), image 0 {shape}. "
-                    "Filter to images of one size, or crop all to a common one with roi="
-                )
-    # ds.read casts (images of several dtypes are read a dtype at a time, then cast into the block)
-    block = ds.read(
-        range(first, last),
-        layout=layout,
-        channel_policy=policy,  # type: ignore[arg-type]
-        dtype=dtype,
-        casting=casting,  # type: ignore[arg-type]
-        **window,
-    )
+    try:
+        block = _dataset_block(ds, first, last, window, layout, policy, dtype, casting, views, shape)
+    except Exception as exc:  # an overwrite (a file of another shape) is what failed the read: said so
+        if made is not None:
+            ds.check_copies(made, range(first, last), "this dask array", exc)
+        raise
     if made is not None:  # overwritten since the array was built: its blocks could be other images than planned
         ds.check_copies(made, range(first, last), "this dask array")
     if planned is not None and (block.shape != planned[0] or block.dtype != planned[1]):
@@ -106,6 +96,37 @@ def _read_dataset_block(
             f"{block.dtype} {block.shape}, the array holds {planned[1]} {planned[0]}; build it again from a new scan"
         )
     return block
+
+
+def _dataset_block(
+    ds: OMEArrowDataset,
+    first: int,
+    last: int,
+    window: dict[str, Any],
+    layout: str,
+    policy: str,
+    dtype: Any,
+    casting: str,
+    views: DatasetViews | None,
+    shape: tuple[int, ...] | None,
+) -> np.ndarray:
+    """Images ``first:last`` of ``ds`` read as one block (their shapes checked first when ``views`` are given)."""
+    if views is not None:  # no size columns to check the shapes by when the array was built: check here
+        for i in range(first, last):
+            if (got := views[i].selection.shape) != shape:
+                raise SchemaError(
+                    f"to_dask needs one shape for every image; image {i} gives {got} (TZCYX), image 0 {shape}. "
+                    "Filter to images of one size, or crop all to a common one with roi="
+                )
+    # ds.read casts (images of several dtypes are read a dtype at a time, then cast into the block)
+    return ds.read(
+        range(first, last),
+        layout=layout,
+        channel_policy=policy,  # type: ignore[arg-type]
+        dtype=dtype,
+        casting=casting,  # type: ignore[arg-type]
+        **window,
+    )
 
 
 def _read_view_block(view: LazyTensorView | TensorView, window: dict[str, int | tuple[int, int]]) -> np.ndarray:

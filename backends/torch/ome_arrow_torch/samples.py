@@ -8,6 +8,7 @@ and loads its images' row groups there, for every worker forked later to inherit
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -193,15 +194,25 @@ class Samples:
     def _read(self, samples: Sequence[int], out: Any = None) -> np.ndarray:
         """Samples stacked; ``out``: an array, or ``(shape, dtype) -> array`` (see OMEArrowDataset.read).
 
-        Raises StorageError (ESTALE) when a dataset directory was overwritten since this dataset was made: the
-        images read may be other images than those its samples, sizes and targets were taken from."""
-        got = self._read_samples(samples, out)
+        Raises StorageError (ESTALE) when a member (a dataset directory, a table, an image file) was overwritten
+        since this dataset was made: the images read may be other images than those its samples, sizes and targets
+        were taken from (also when that made the read fail: a file of another shape)."""
+        what = f"this {type(self).__name__} (and its DataLoader)"
+        try:
+            got = self._read_samples(samples, out)
+        except Exception as exc:  # an overwrite (a file of another shape) is what failed the read: said so
+            with contextlib.suppress(IndexError, TypeError, ValueError):  # samples the read refused: its error says
+                self.dataset.check_copies(self._copies, self._images(samples), what, exc)
+            raise
         # after the read: a read that began before an overwrite may have met the new copy
-        images: Any = samples  # sample i is image i, but for tiles
-        if self._starts is not None:
-            images = np.searchsorted(self._starts, np.asarray(samples) % self.num_samples, side="right") - 1
-        self.dataset.check_copies(self._copies, images, f"this {type(self).__name__} (and its DataLoader)")
+        self.dataset.check_copies(self._copies, self._images(samples), what)
         return got
+
+    def _images(self, samples: Sequence[int]) -> Any:
+        """The images of ``samples`` (sample i is image i, but for tiles)."""
+        if self._starts is None:
+            return samples
+        return np.searchsorted(self._starts, np.asarray(samples) % self.num_samples, side="right") - 1
 
     def _read_samples(self, samples: Sequence[int], out: Any) -> np.ndarray:
         if self._starts is None and self.crop is None:  # sample i is image i, all with one view: checked at once
