@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError
+from .errors import DamagedFileError, DTypeError, OMEArrowError, SchemaError, StorageError, shown
 
 __all__ = [
     "reading",
@@ -146,7 +146,7 @@ class _Blaming:
         if not isinstance(exc, (SchemaError, DTypeError)):
             return
         text = str(exc)
-        if os.fspath(self.path) in text:
+        if os.fspath(self.path) in text or shown(os.fspath(self.path)) in text:  # (a mirror's: as its URI)
             return
         new: type[OMEArrowError] = DamagedFileError if type(exc) is SchemaError else type(exc)
         raise new(f"{where(self.path, self.member)}: {text}") from exc

@@ -29,8 +29,31 @@ __all__ = [
 ]
 
 
+#: Local paths messages show as what they stand for (a remote dataset's local mirror: its URI); see :func:`show_as`.
+_SHOWN: dict[str, str] = {}
+
+
+def show_as(local: str, shown: str) -> None:
+    """Show directory ``local`` as ``shown`` in the messages of the errors made from now on in this process (a
+    remote dataset's mirror as its URI: the user named the URI, never saw the mirror)."""
+    _SHOWN[local.rstrip("/")] = shown.rstrip("/")
+
+
+def shown(text: str) -> str:
+    """``text`` with each local path registered by :func:`show_as` replaced by what it stands for."""
+    for local, uri in _SHOWN.items():
+        if local in text:
+            text = text.replace(local, uri)
+    return text
+
+
 class OMEArrowError(Exception):
-    """Base class of every ome-arrow-core error."""
+    """Base class of every ome-arrow-core error (its message shows mirrors as their URIs: :func:`show_as`)."""
+
+    def __init__(self, *args: object) -> None:
+        if _SHOWN and args and isinstance(args[0], str):
+            args = (shown(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class SchemaError(OMEArrowError, ValueError):

@@ -174,8 +174,13 @@ def test_damaged_chunk_bytes_fail_the_checksum(
     uri, _ = _upload(local, where, s3_server, http_server, "ds-flip", monkeypatch)
     ds = OMEArrowDataset.scan(uri)
     np.testing.assert_array_equal(ds[0].tensor_view(layout="CZYX").to_numpy(), IMAGES[0])
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError) as caught:
         ds[1].to_numpy()
+    # named as the user named it: the dataset's object, never the local mirror they did not know of
+    assert str(caught.value).startswith(
+        f"{uri.rstrip('/')}/chunks.parquet: the bytes of chunk 7 of image 'image-00001'"
+    )
+    assert "ome-arrow-remote" not in str(caught.value)
 
 
 @pytest.mark.parametrize("where", ["s3", "http"])
@@ -190,8 +195,10 @@ def test_truncated_chunks_object_is_damage_not_zeros(
         (http_server.root / local.name / "chunks.parquet").write_bytes(data)
     else:
         s3_server.put("ds-trunc", f"{local.name}/chunks.parquet", data)
-    with pytest.raises(DamagedFileError):
+    with pytest.raises(DamagedFileError) as caught:
         ds[5].to_numpy()
+    assert str(caught.value).startswith(f"{uri.rstrip('/')}/chunks.parquet: ") and "truncated" in str(caught.value)
+    assert "ome-arrow-remote" not in str(caught.value)
 
 
 def test_damaged_manifest_missing_dataset_and_refused_requests(

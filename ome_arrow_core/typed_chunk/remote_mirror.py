@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..boundary import reading
-from ..errors import DamagedFileError, SchemaError
+from ..errors import DamagedFileError, SchemaError, show_as
 from ..location import Location
 from ..remote import MirrorSource, get_range, mirror_source, write_sidecar
 from .image_records import RECORDS_FILE
@@ -123,6 +123,7 @@ def mirror_dataset(loc: Location) -> Path | None:
         raise DamagedFileError(f"{loc.uri}: the local mirror {target} is incomplete; open the dataset again")
     if mirror_source(target) is None:
         raise DamagedFileError(f"{loc.uri}: the local mirror {target} lost its sidecar; open the dataset again")
+    show_as(str(target), loc.uri)  # errors naming its files name the dataset's objects
     return target
 
 
