@@ -8,6 +8,8 @@ Messages say what was wrong, what was expected and how to fix it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "OMEArrowError",
     "SchemaError",
@@ -102,6 +104,11 @@ class ChecksumError(DamagedFileError):
 
 class StorageError(OMEArrowError, OSError):
     """The operating system refused a read or write (missing, not a regular file, no permission, disk full)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its ``errno`` (OSError's pickling keeps the message only): an ESTALE raised in a worker
+        process is one in the parent."""
+        return (type(self), self.args, {**self.__dict__, "errno": self.errno})
 
 
 class NotFoundError(StorageError, FileNotFoundError):

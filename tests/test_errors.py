@@ -30,7 +30,7 @@ from ome_arrow_core import (
     Writer,
     hookimpl,
 )
-from ome_arrow_core.errors import ArgumentError, NotFoundError
+from ome_arrow_core.errors import ArgumentError, NotFoundError, StorageError
 from ome_arrow_core.safe_write import atomic_path
 
 
@@ -52,6 +52,21 @@ def test_error_classes_are_also_builtin_errors() -> None:
     assert issubclass(DeviceError, ValueError)
     for cls in (SchemaError, DTypeError, LayoutError, SelectionError, PluginError, DeviceError):
         assert issubclass(cls, OMEArrowError)
+
+
+def test_storage_errors_cross_processes_with_their_errno() -> None:
+    """A StorageError raised in a worker (a DataLoader's, a Ray task's) reaches the parent pickled: OSError's own
+    pickling kept the message and dropped ``errno``, so ESTALE (the data changed: scan again) arrived as None."""
+    import errno
+    import pickle
+
+    for cls in (StorageError, NotFoundError):
+        err = cls("plate.ome.parquet [chunks.parquet]: changed since this dataset was scanned")
+        err.errno = errno.ESTALE
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is cls and back.errno == errno.ESTALE and str(back) == str(err)
+    plain = pickle.loads(pickle.dumps(StorageError("no errno")))
+    assert plain.errno is None and str(plain) == "no errno"
 
 
 # -- files that are not OME-Arrow -------------------------------------------------------------
