@@ -17,12 +17,13 @@ dataset, in file-name order.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -52,6 +53,8 @@ from .scan import ROW_COLUMN, FilterLike, Member, as_filter, kept_rows, member_c
 from .tables import MemberTables, joined_tables
 
 __all__ = ["OMEArrowDataset"]
+
+_T = TypeVar("_T")
 
 
 class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
@@ -262,6 +265,27 @@ class OMEArrowDataset(DatasetReads, DatasetThumbnails, Sequence[OMEArrow]):
                 )
                 err.errno = errno.ESTALE
                 raise err from cause
+
+    def read_checked(
+        self,
+        made: Sequence[tuple[str, int, int]] | None,
+        images: Callable[[], Sequence[int] | np.ndarray],
+        what: str,
+        read: Callable[[], _T],
+    ) -> _T:
+        """``read()`` of images ``images()`` by ``what``, a reader planned from this dataset when :meth:`copies` was
+        ``made`` (None: read unchecked), then :meth:`check_copies` of them: a read that met an overwrite raises
+        StorageError (ESTALE), also where the overwrite made it fail (a file of another shape: its error the cause)."""
+        if made is None:
+            return read()
+        try:
+            got = read()
+        except Exception as exc:
+            with contextlib.suppress(IndexError, TypeError, ValueError):  # images the read refused: its error says
+                self.check_copies(made, images(), what, exc)
+            raise
+        self.check_copies(made, images(), what)  # after the read: one that began before an overwrite may have met it
+        return got
 
     def open_files(self, load: bool = False) -> None:
         """Open the files of every chunk dataset of this one in this process now (footers parsed, nothing read):

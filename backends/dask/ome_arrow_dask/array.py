@@ -82,14 +82,12 @@ def _read_dataset_block(
     shape: tuple[int, ...] | None = None,
     made: list[tuple[str, int, int]] | None = None,
 ) -> np.ndarray:
-    try:
-        block = _dataset_block(ds, first, last, window, layout, policy, dtype, casting, views, shape)
-    except Exception as exc:  # an overwrite (a file of another shape) is what failed the read: said so
-        if made is not None:
-            ds.check_copies(made, range(first, last), "this dask array", exc)
-        raise
-    if made is not None:  # overwritten since the array was built: its blocks could be other images than planned
-        ds.check_copies(made, range(first, last), "this dask array")
+    block = ds.read_checked(  # overwritten since the array was built: its blocks could be other images than planned
+        made,
+        lambda: range(first, last),
+        "this dask array",
+        lambda: _dataset_block(ds, first, last, window, layout, policy, dtype, casting, views, shape),
+    )
     if planned is not None and (block.shape != planned[0] or block.dtype != planned[1]):
         raise StorageError(  # rewritten since the array was built: dask would hand on a block unlike its plan
             f"{ds.locate(first).path} changed since this dask array was built: images {first}..{last - 1} read as "

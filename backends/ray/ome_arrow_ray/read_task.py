@@ -65,16 +65,10 @@ class ReadImages:
     def pixels(self, a: int, b: int) -> np.ndarray:
         """Images ``a:b`` of the task, stacked (in a kept buffer when the planned shape holds), read with the
         garbage collector held off (``plugin_api.gc_held``)."""
-        try:
-            with gc_held():
-                pixels = self._pixels(a, b)
-        except Exception as exc:  # an overwrite (a file of another shape) is what failed the read: said so
-            if self.made is not None:
-                self.dataset.check_copies(self.made, range(a, b), "this Ray dataset", exc)
-            raise
-        if self.made is not None:  # overwritten since planned: other images than the task's metadata rows describe
-            self.dataset.check_copies(self.made, range(a, b), "this Ray dataset")
-        return pixels
+        with gc_held():  # overwritten since planned: other images than the task's metadata rows describe, refused
+            return self.dataset.read_checked(
+                self.made, lambda: range(a, b), "this Ray dataset", lambda: self._pixels(a, b)
+            )
 
     def _pixels(self, a: int, b: int) -> np.ndarray:
         rois = self.rois[a:b] if self.rois is not None else None

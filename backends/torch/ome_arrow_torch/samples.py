@@ -8,7 +8,6 @@ and loads its images' row groups there, for every worker forked later to inherit
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import multiprocessing
 import os
@@ -197,16 +196,12 @@ class Samples:
         Raises StorageError (ESTALE) when a member (a dataset directory, a table, an image file) was overwritten
         since this dataset was made: the images read may be other images than those its samples, sizes and targets
         were taken from (also when that made the read fail: a file of another shape)."""
-        what = f"this {type(self).__name__} (and its DataLoader)"
-        try:
-            got = self._read_samples(samples, out)
-        except Exception as exc:  # an overwrite (a file of another shape) is what failed the read: said so
-            with contextlib.suppress(IndexError, TypeError, ValueError):  # samples the read refused: its error says
-                self.dataset.check_copies(self._copies, self._images(samples), what, exc)
-            raise
-        # after the read: a read that began before an overwrite may have met the new copy
-        self.dataset.check_copies(self._copies, self._images(samples), what)
-        return got
+        return self.dataset.read_checked(
+            self._copies,
+            lambda: self._images(samples),
+            f"this {type(self).__name__} (and its DataLoader)",
+            lambda: self._read_samples(samples, out),
+        )
 
     def _images(self, samples: Sequence[int]) -> Any:
         """The images of ``samples`` (sample i is image i, but for tiles)."""
